@@ -1,0 +1,19 @@
+// npm run db:migrate [-- --until <migration name>]
+// Applies pending migrations to DATABASE_URL (or the embedded PostgreSQL when it is not set).
+import { loadConfig } from '../src/platform/config/config.js';
+import { migrate, projectRoot } from '../src/platform/database/migrator.js';
+import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
+
+const untilIdx = process.argv.indexOf('--until');
+process.env.DATABASE_URL = await ensureDatabaseUrl(projectRoot());
+const config = loadConfig();
+try {
+  await migrate(config.databaseUrl, {
+    until: untilIdx > 0 ? process.argv[untilIdx + 1] : undefined,
+    apiPassword: new URL(config.apiDatabaseUrl).password,
+  });
+  process.exit(0);
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}

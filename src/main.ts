@@ -1,0 +1,28 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+import { bootstrap } from './bootstrap.js';
+import { ConfigError, loadConfig } from './platform/config/config.js';
+import { migrate, projectRoot } from './platform/database/migrator.js';
+import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
+
+async function main(): Promise<void> {
+  process.env.DATABASE_URL = await ensureDatabaseUrl(projectRoot());
+  const config = loadConfig();
+  if (config.migrateOnStart) {
+    await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
+  }
+  const app = await NestFactory.create(AppModule.forRoot(config), { bufferLogs: true, rawBody: true });
+  bootstrap(app);
+  await app.listen(config.port);
+  console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
+}
+
+main().catch((err) => {
+  if (err instanceof ConfigError) {
+    console.error(`configuration error: ${err.message}`);
+  } else {
+    console.error(err);
+  }
+  process.exit(1);
+});

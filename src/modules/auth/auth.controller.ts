@@ -1,0 +1,106 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Req, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Inject } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Public } from '../../platform/auth/public.decorator.js';
+import { Tx, UserRoute } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { AuthService, type ClientInfo } from './auth.service.js';
+import { LoginDto, RefreshDto, RegisterDto, SessionDto, TokensDto } from './auth.dto.js';
+import { ACCESS_COOKIE } from './jwt.strategy.js';
+
+export const REFRESH_COOKIE = 'omnizen_refresh';
+
+export function clientInfo(req: Request & { id?: unknown }): ClientInfo {
+  return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: String(req.id ?? '') };
+}
+
+/** Sets httpOnly, sameSite=lax cookies when AUTH_COOKIES is on (secure outside development). */
+export function setAuthCookies(config: AppConfig, res: Response, tokens: TokensDto): void {
+  if (!config.auth.cookies) return;
+  const base = { httpOnly: true, secure: config.auth.cookieSecure, sameSite: 'lax' as const };
+  res.cookie(ACCESS_COOKIE, tokens.accessToken, { ...base, path: '/', maxAge: tokens.expiresIn * 1000 });
+  res.cookie(REFRESH_COOKIE, tokens.refreshToken, { ...base, path: '/v1/auth', maxAge: config.auth.refreshTokenTtlDays * 86_400_000 });
+}
+
+@ApiTags('auth')
+@Controller('v1/auth')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Public()
+  @Post('register')
+  @ApiOperation({ summary: 'Create an account with email and password (also creates a personal organization)' })
+  @ApiCreatedResponse({ type: TokensDto })
+  @ApiErrors(400, 409)
+  async register(@Body() dto: RegisterDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+    const tokens = await this.auth.register(dto, clientInfo(req));
+    setAuthCookies(this.config, res, tokens);
+    return tokens;
+  }
+
+  @Public()
+  @Post('login')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
+  @ApiOkResponse({ type: TokensDto })
+  @ApiErrors(400, 401, 429)
+  async login(@Body() dto: LoginDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+    const tokens = await this.auth.login(dto.email, dto.password, clientInfo(req));
+    setAuthCookies(this.config, res, tokens);
+    return tokens;
+  }
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
+  @ApiOkResponse({ type: TokensDto })
+  @ApiErrors(400, 401)
+  async refresh(@Body() dto: RefreshDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+    const token = dto.refreshToken ?? req.cookies?.[REFRESH_COOKIE];
+    if (!token) throw AppError.badRequest('auth.refresh_token_missing', 'refreshToken is required');
+    const tokens = await this.auth.refresh(token, clientInfo(req));
+    setAuthCookies(this.config, res, tokens);
+    return tokens;
+  }
+}
+
+@ApiTags('auth')
+@UserRoute()
+@Controller('v1/auth')
+export class SessionsController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Post('logout')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Log out: revoke the session of this access token' })
+  @ApiNoContentResponse()
+  async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: Response): Promise<void> {
+    await this.auth.logout(tx);
+    res.clearCookie(ACCESS_COOKIE, { path: '/' });
+    res.clearCookie(REFRESH_COOKIE, { path: '/v1/auth' });
+  }
+
+  @Get('sessions')
+  @ApiOperation({ summary: 'The signed-in user\'s active sessions' })
+  @ApiOkResponse({ type: [SessionDto] })
+  sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
+    return this.auth.listSessions(tx);
+  }
+
+  @Delete('sessions/:sessionId')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke one of the signed-in user\'s sessions' })
+  @ApiNoContentResponse()
+  @ApiErrors(404)
+  revoke(@Tx() tx: TenantTx, @Param('sessionId', new ParseUUIDPipe()) sessionId: string): Promise<void> {
+    return this.auth.revokeSession(tx, sessionId);
+  }
+}

@@ -1,0 +1,48 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsEmail, IsOptional, IsString, Length, MaxLength } from 'class-validator';
+
+const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().toLowerCase() : value);
+
+export class RegisterDto {
+  @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
+  @ApiProperty({ minLength: 10, maxLength: 200 }) @IsString() @Length(10, 200) password: string;
+  @ApiPropertyOptional({ example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+}
+
+export class LoginDto {
+  @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
+  @ApiProperty() @IsString() @Length(1, 200) password: string;
+}
+
+export class RefreshDto {
+  @ApiPropertyOptional({ description: 'The refresh token; may come from the httpOnly cookie instead' })
+  @IsOptional() @IsString() @Length(20, 200) refreshToken?: string;
+}
+
+export class UserDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() email: string;
+  @ApiPropertyOptional() name: string | null;
+  @ApiPropertyOptional() image: string | null;
+  @ApiProperty({ enum: ['personal', 'business'] }) accountType: string | null;
+}
+
+export class TokensDto {
+  @ApiProperty({ description: 'Bearer access token (HS256, Supabase-compatible claims)' }) accessToken: string;
+  @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
+  @ApiProperty({ description: 'Seconds until the access token expires' }) expiresIn: number;
+  @ApiProperty({ description: 'Single-use refresh token; rotated on every refresh' }) refreshToken: string;
+  @ApiProperty({ type: UserDto }) user: UserDto;
+  @ApiProperty({ format: 'uuid', description: 'The user\'s personal organization' }) personalOrgId: string;
+}
+
+export class SessionDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiPropertyOptional() userAgent: string | null;
+  @ApiPropertyOptional() ip: string | null;
+  @ApiProperty() createdAt: Date;
+  @ApiProperty() lastUsedAt: Date;
+  @ApiProperty() expiresAt: Date;
+  @ApiProperty({ description: 'true for the session of the calling token' }) current: boolean;
+}

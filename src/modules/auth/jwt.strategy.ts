@@ -1,0 +1,44 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { ExtractJwt, Strategy } from 'passport-jwt';
+import type { Request } from 'express';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Principal } from '../../platform/auth/principal.js';
+
+export const ACCESS_COOKIE = 'omnizen_access';
+
+const fromCookie = (req: Request): string | null => (req?.cookies?.[ACCESS_COOKIE] as string | undefined) ?? null;
+
+/**
+ * One strategy for every bearer: our access tokens (role authenticated, aud authenticated) and
+ * the Supabase service-role key (role service_role), both HS256 with the Supabase JWT secret.
+ */
+@Injectable()
+export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    super({
+      jwtFromRequest: ExtractJwt.fromExtractors([ExtractJwt.fromAuthHeaderAsBearerToken(), fromCookie]),
+      secretOrKey: config.auth.supabaseJwtSecret,
+      algorithms: ['HS256'],
+      ignoreExpiration: false,
+    });
+  }
+
+  validate(payload: Record<string, any>): Principal | false {
+    if (payload.role === 'service_role') {
+      return { kind: 'service', name: typeof payload.service === 'string' ? payload.service : String(payload.iss ?? 'service') };
+    }
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (payload.role !== 'authenticated' || !aud.includes('authenticated') || !payload.sub || !payload.personal_org_id) {
+      return false; // e.g. a raw Supabase access token: exchange it at /v1/auth/exchange first
+    }
+    return {
+      kind: 'user',
+      userId: payload.sub,
+      email: payload.email,
+      personalOrgId: payload.personal_org_id,
+      sessionId: payload.session_id,
+      appCode: payload.appCode,
+    };
+  }
+}

@@ -1,0 +1,62 @@
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { OrganizationsService } from './organizations.service.js';
+import { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
+
+@ApiTags('organizations')
+@UserRoute()
+@Controller('v1/orgs')
+export class MyOrganizationsController {
+  constructor(private readonly orgs: OrganizationsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a business organization; you become its owner' })
+  @ApiCreatedResponse({ type: OrganizationDto })
+  @ApiErrors(400)
+  create(@Tx() tx: TenantTx, @Body() dto: CreateOrganizationDto): Promise<OrganizationDto> {
+    return this.orgs.create(tx, dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Organizations you belong to, your personal one first' })
+  @ApiOkResponse({ type: [OrganizationDto] })
+  list(@Tx() tx: TenantTx): Promise<OrganizationDto[]> {
+    return this.orgs.listMine(tx);
+  }
+}
+
+@ApiTags('organizations')
+@OrgRoute()
+@Controller('v1/orgs/:orgId')
+export class OrganizationController {
+  constructor(private readonly orgs: OrganizationsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Read an organization you belong to' })
+  @ApiOkResponse({ type: OrganizationDto })
+  get(@Tx() tx: TenantTx): Promise<OrganizationDto> {
+    return this.orgs.get(tx);
+  }
+
+  @Patch()
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Update an organization (admin or owner)' })
+  @ApiOkResponse({ type: OrganizationDto })
+  @ApiErrors(400)
+  update(@Tx() tx: TenantTx, @Body() dto: UpdateOrganizationDto): Promise<OrganizationDto> {
+    return this.orgs.update(tx, dto);
+  }
+
+  @Delete()
+  @HttpCode(204)
+  @RequireRole('owner')
+  @ApiOperation({ summary: 'Delete a business organization (owner)' })
+  @ApiNoContentResponse()
+  delete(@Tx() tx: TenantTx): Promise<void> {
+    return this.orgs.delete(tx);
+  }
+}

@@ -1,0 +1,46 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { AuditService } from '../audit/audit.service.js';
+import { organizationRepository as orgs } from './organization.repository.js';
+import type { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
+
+@Injectable()
+export class OrganizationsService {
+  constructor(private readonly audit: AuditService) {}
+
+  /** Creates a business organization; the creator becomes its owner. */
+  async create(tx: TenantTx, dto: CreateOrganizationDto): Promise<OrganizationDto> {
+    const org = await orgs.create(tx.db, dto.name);
+    await this.audit.record(tx, { orgId: org.id, action: 'organization.created', entityType: 'organization', entityId: org.id, after: org });
+    return org;
+  }
+
+  listMine(tx: TenantTx): Promise<OrganizationDto[]> {
+    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'only a user has organizations');
+    return orgs.listForUser(tx.db, tx.principal.userId);
+  }
+
+  async get(tx: TenantTx): Promise<OrganizationDto> {
+    const org = await orgs.get(tx.db, tx.orgId);
+    if (!org) throw AppError.notFound('organization', tx.orgId);
+    return org;
+  }
+
+  async update(tx: TenantTx, dto: UpdateOrganizationDto): Promise<OrganizationDto> {
+    const before = await this.get(tx);
+    const after = await orgs.update(tx.db, tx.orgId, dto);
+    if (!after) throw AppError.notFound('organization', tx.orgId);
+    await this.audit.record(tx, { action: 'organization.updated', entityType: 'organization', entityId: tx.orgId, before, after });
+    return after;
+  }
+
+  async delete(tx: TenantTx): Promise<void> {
+    const before = await this.get(tx);
+    if (before.accountType === 'personal') {
+      throw AppError.forbidden('organization.personal', 'a personal organization cannot be deleted');
+    }
+    await this.audit.record(tx, { action: 'organization.deleted', entityType: 'organization', entityId: tx.orgId, before });
+    if (!(await orgs.delete(tx.db, tx.orgId))) throw AppError.notFound('organization', tx.orgId);
+  }
+}

@@ -1,0 +1,49 @@
+// Who is calling. Resolved by the passport strategy from the bearer token (or cookie);
+// the database sees the same facts as JWT claims in request.jwt.claims.
+
+export type Principal =
+  | {
+      kind: 'user';
+      userId: string;
+      email: string;
+      /** the user's personal organization, used as the context of user-level (non-org) routes */
+      personalOrgId: string;
+      sessionId?: string;
+      appCode?: string;
+    }
+  | { kind: 'service'; name: string }
+  | { kind: 'anonymous' };
+
+export const ORG_ROLES = ['owner', 'admin', 'accountant', 'member', 'viewer'] as const;
+export type OrgRole = (typeof ORG_ROLES)[number];
+/** What auth_role() returns: a membership role, or 'service' for a service acting for the organization. */
+export type RequestRole = OrgRole | 'service' | 'analyst';
+
+export const ADMIN_ROLES: RequestRole[] = ['owner', 'admin', 'service'];
+export const BOOKKEEPER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'service'];
+export const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
+
+/** The claims the database reads through auth.jwt(), auth.uid() and auth_org_id(). */
+export function claimsFor(principal: Principal, orgId: string | null, workspaceId?: string): Record<string, unknown> {
+  const base: Record<string, unknown> = orgId ? { org_id: orgId } : {};
+  if (workspaceId) base.workspace_id = workspaceId;
+  switch (principal.kind) {
+    case 'user':
+      return { ...base, sub: principal.userId, email: principal.email, role: 'authenticated', session_id: principal.sessionId };
+    case 'service':
+      return { ...base, role: 'service_role', service: principal.name };
+    case 'anonymous':
+      return { ...base, role: 'anon' };
+  }
+}
+
+export function actorOf(principal: Principal): { actorId: string | null; principalType: 'user' | 'service' | 'anonymous' } {
+  switch (principal.kind) {
+    case 'user':
+      return { actorId: principal.userId, principalType: 'user' };
+    case 'service':
+      return { actorId: `service:${principal.name}`, principalType: 'service' };
+    case 'anonymous':
+      return { actorId: null, principalType: 'anonymous' };
+  }
+}

@@ -1,0 +1,186 @@
+// Configuration is read once, at boot, and validated: a bad or missing variable stops the process
+// with a message that names it. Everything else receives the typed AppConfig.
+
+export class ConfigError extends Error {}
+
+export interface AppConfig {
+  nodeEnv: 'development' | 'test' | 'production';
+  port: number;
+  /** Owner connection: migrations and the privileged paths listed in platform/database/privileged.ts. */
+  databaseUrl: string;
+  /** Runtime connection of the API: a login with no table rights of its own (omnizen_api). */
+  apiDatabaseUrl: string;
+  apiDatabasePoolSize: number;
+  redisUrl?: string;
+  /** key prefix of Bull queues and other Redis keys (tests give each database its own) */
+  redisPrefix: string;
+  migrateOnStart: boolean;
+  logLevel: string;
+  auth: {
+    supabaseJwtSecret: string;
+    nextAuthSecret?: string;
+    supabaseUrl: string;
+    supabaseAnonKey?: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
+    cookies: boolean;
+    cookieSecure: boolean;
+    loginMaxFailures: number;
+    loginLockoutSeconds: number;
+    bcryptRounds: number;
+  };
+  invitationTtlDays: number;
+  jobs: { relayIntervalMs: number; purgeCron: string };
+  billing: {
+    stripeSecretKey?: string;
+    stripeWebhookSecret?: string;
+    stripeApiHost?: string;
+    stripeApiPort?: number;
+    stripeApiProtocol?: 'http' | 'https';
+    /** "price_x=app:plan,price_y=app:plan" mapped to { price_x: { app, plan } } */
+    stripePrices: Record<string, { app: string; plan: string }>;
+    pastDueGraceDays: number;
+    appUrl: string;
+  };
+  secrets: {
+    /** key id -> 32-byte key, from SECRETS_KEYS="k1:base64,k2:base64" */
+    keys: Record<string, Buffer>;
+    activeKeyId?: string;
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback?: string): string {
+  const value = env[name] ?? fallback;
+  if (value === undefined || value === '') throw new ConfigError(`${name} is required`);
+  return value;
+}
+
+function int(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[], fallback?: string): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+  }
+  return value;
+}
+
+function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
+  const value = env[name] ?? (nodeEnv === 'production' ? undefined : dev);
+  if (!value) throw new ConfigError(`${name} is required in production`);
+  if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
+  return value;
+}
+
+/** The API's runtime URL: API_DATABASE_URL, or DATABASE_URL with the omnizen_api login. */
+export function deriveApiDatabaseUrl(databaseUrl: string, password: string): string {
+  const u = new URL(databaseUrl);
+  u.username = 'omnizen_api';
+  u.password = password;
+  return u.toString();
+}
+
+function parsePrices(env: Env): Record<string, { app: string; plan: string }> {
+  const raw = env.STRIPE_PRICES ?? '';
+  const prices: Record<string, { app: string; plan: string }> = {};
+  for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([A-Za-z0-9_]+)=([a-z0-9_]+):([a-z0-9_]+)$/.exec(pair);
+    if (!match) throw new ConfigError(`STRIPE_PRICES entry "${pair}" must look like price_id=app_code:plan_code`);
+    prices[match[1]] = { app: match[2], plan: match[3] };
+  }
+  return prices;
+}
+
+function parseSecretKeys(env: Env): AppConfig['secrets'] {
+  const keys: Record<string, Buffer> = {};
+  for (const pair of (env.SECRETS_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const idx = pair.indexOf(':');
+    const id = pair.slice(0, idx);
+    const key = Buffer.from(pair.slice(idx + 1), 'base64');
+    if (idx < 1 || !/^[A-Za-z0-9_-]+$/.test(id)) throw new ConfigError('SECRETS_KEYS entries must look like keyId:base64key');
+    if (key.length !== 32) throw new ConfigError(`SECRETS_KEYS key "${id}" must be 32 bytes (base64), got ${key.length}`);
+    keys[id] = key;
+  }
+  const activeKeyId = env.SECRETS_ACTIVE_KEY || Object.keys(keys)[0];
+  if (activeKeyId && !keys[activeKeyId]) throw new ConfigError(`SECRETS_ACTIVE_KEY "${activeKeyId}" is not in SECRETS_KEYS`);
+  return { keys, activeKeyId };
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = (env.NODE_ENV ?? 'development') as AppConfig['nodeEnv'];
+  if (!['development', 'test', 'production'].includes(nodeEnv)) {
+    throw new ConfigError(`NODE_ENV must be development, test or production, got "${nodeEnv}"`);
+  }
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const apiDatabaseUrl = env.API_DATABASE_URL
+    ? url(env, 'API_DATABASE_URL', ['postgres:', 'postgresql:'])
+    : deriveApiDatabaseUrl(databaseUrl, env.API_DATABASE_PASSWORD ?? 'omnizen_api_dev');
+  const secureDefault = nodeEnv === 'production';
+  const grace = int(env, 'BILLING_PAST_DUE_GRACE_DAYS', 7);
+  return {
+    nodeEnv,
+    port: int(env, 'PORT', 3000, 1),
+    databaseUrl,
+    apiDatabaseUrl,
+    apiDatabasePoolSize: int(env, 'API_DATABASE_POOL_SIZE', 20, 1),
+    redisUrl: env.REDIS_URL ? url(env, 'REDIS_URL', ['redis:', 'rediss:']) : undefined,
+    redisPrefix: env.REDIS_PREFIX || 'omnizen',
+    migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
+    logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
+    auth: {
+      supabaseJwtSecret: secret(env, 'SUPABASE_JWT_SECRET', 'dev-only-supabase-jwt-secret-change-me-0000', nodeEnv),
+      nextAuthSecret: env.NEXTAUTH_SECRET || (nodeEnv === 'production' ? undefined : 'dev-only-nextauth-secret-change-me-000000000'),
+      supabaseUrl: url(env, 'SUPABASE_URL', ['http:', 'https:'], 'http://localhost:54321'),
+      supabaseAnonKey: env.SUPABASE_ANON_KEY,
+      accessTokenTtlSeconds: int(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 30),
+      refreshTokenTtlDays: int(env, 'REFRESH_TOKEN_TTL_DAYS', 30, 1),
+      cookies: bool(env, 'AUTH_COOKIES', false),
+      cookieSecure: bool(env, 'AUTH_COOKIE_SECURE', secureDefault),
+      loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1),
+      loginLockoutSeconds: int(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1),
+      bcryptRounds: int(env, 'BCRYPT_ROUNDS', nodeEnv === 'test' ? 4 : 12, 4),
+    },
+    invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
+    jobs: {
+      relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
+      purgeCron: env.JOBS_PURGE_CRON ?? '0 */15 * * * *',
+    },
+    billing: {
+      stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
+      stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
+      stripeApiHost: env.STRIPE_API_HOST || undefined,
+      stripeApiPort: env.STRIPE_API_PORT ? int(env, 'STRIPE_API_PORT', 443, 1) : undefined,
+      stripeApiProtocol: (env.STRIPE_API_PROTOCOL as 'http' | 'https' | undefined) || undefined,
+      stripePrices: parsePrices(env),
+      pastDueGraceDays: grace,
+      appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
+    },
+    secrets: parseSecretKeys(env),
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

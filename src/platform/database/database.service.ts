@@ -1,0 +1,74 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient, Prisma } from '../../generated/prisma/client.js';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
+import { AppError } from '../errors/app-error.js';
+
+export type Db = Prisma.TransactionClient;
+
+export interface RequestMeta {
+  requestId: string;
+  ip?: string;
+}
+
+/**
+ * One request's database work: a transaction that has already set request.jwt.claims and
+ * SET LOCAL ROLE. Repositories take this object, never a client, so a tenant query outside
+ * the transaction cannot be written. `orgId` and `role` are what the database concluded
+ * (auth_org_id(), auth_role()), not what the caller claimed.
+ */
+export interface TenantTx {
+  readonly db: Db;
+  readonly principal: Principal;
+  readonly orgId: string;
+  readonly role: RequestRole | null;
+  readonly workspaceId: string | null;
+  readonly meta: RequestMeta;
+}
+
+const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
+
+@Injectable()
+export class DatabaseService implements OnApplicationShutdown {
+  private readonly logger = new Logger(DatabaseService.name);
+  /** Runtime login (omnizen_api): can only SET ROLE authenticated / anon. */
+  readonly client: PrismaClient;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.client = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: config.apiDatabaseUrl, max: config.apiDatabasePoolSize }),
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction as `principal` inside organization `orgId`.
+   * A caller who may not act in the organization gets a 404, decided by the database.
+   */
+  async tenant<T>(
+    principal: Principal,
+    orgId: string,
+    meta: RequestMeta,
+    work: (tx: TenantTx) => Promise<T>,
+    options: { workspaceId?: string; allowNonMember?: boolean } = {},
+  ): Promise<T> {
+    const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
+    const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
+    return this.client.$transaction(async (db) => {
+      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
+        SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
+      if (!ctx.org_id && !options.allowNonMember) {
+        throw AppError.notFound('organization', orgId);
+      }
+      if (options.workspaceId && !ctx.workspace_id) {
+        throw AppError.notFound('workspace', options.workspaceId);
+      }
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
+    }, TX_OPTIONS);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.$disconnect();
+    this.logger.log('database pool closed');
+  }
+}

@@ -1,0 +1,88 @@
+import {
+  applyDecorators, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
+  SetMetadata, UseInterceptors,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { ApiBearerAuth, ApiHeader, ApiParam } from '@nestjs/swagger';
+import { from, lastValueFrom, Observable } from 'rxjs';
+import { DatabaseService, type TenantTx } from '../database/database.service.js';
+import type { Principal, RequestRole } from '../auth/principal.js';
+import { AppError } from '../errors/app-error.js';
+import { ApiErrors } from './openapi.js';
+
+const SCOPE = 'omnizen:tenant-scope';
+const ROLES = 'omnizen:required-roles';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Scope = 'org' | 'user';
+
+/**
+ * Opens the request's one tenant transaction around the handler.
+ * Org routes act in :orgId; user routes act in the caller's personal organization.
+ * The database decides membership and role (begin_request); a role required with
+ * @RequireRole is checked here for a clear 403, and again by the policies.
+ */
+@Injectable()
+export class TenantTransactionInterceptor implements NestInterceptor {
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly reflector: Reflector,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const req = context.switchToHttp().getRequest();
+    const targets = [context.getHandler(), context.getClass()];
+    const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets);
+    const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
+    const principal = req.user as Principal;
+    let orgId: string;
+    if (scope === 'org') {
+      orgId = req.params.orgId;
+      if (!UUID.test(orgId ?? '')) throw AppError.notFound('organization', orgId);
+    } else {
+      if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+      orgId = principal.personalOrgId;
+    }
+    const header = req.headers['x-workspace-id'];
+    const workspaceId = typeof header === 'string' && header ? header : undefined;
+    if (workspaceId && !UUID.test(workspaceId)) throw AppError.badRequest('workspace.invalid', 'X-Workspace-Id must be a UUID');
+    const meta = { requestId: String(req.id), ip: req.ip };
+    return from(
+      this.db.tenant(principal, orgId, meta, async (tx) => {
+        if (roles && !roles.includes(tx.role as RequestRole)) {
+          throw AppError.forbidden('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
+        }
+        req.tenantTx = tx;
+        return lastValueFrom(next.handle(), { defaultValue: undefined });
+      }, { workspaceId }),
+    );
+  }
+}
+
+/** A controller under /v1/orgs/:orgId: every handler runs in that organization's tenant transaction. */
+export function OrgRoute(): ClassDecorator {
+  return applyDecorators(
+    SetMetadata(SCOPE, 'org'),
+    UseInterceptors(TenantTransactionInterceptor),
+    ApiBearerAuth(),
+    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
+    ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
+    ApiErrors(401, 403, 404),
+  );
+}
+
+/** A controller acting for the signed-in user (their own sessions, integrations, provider profile). */
+export function UserRoute(): ClassDecorator {
+  return applyDecorators(SetMetadata(SCOPE, 'user'), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(401, 403));
+}
+
+export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);
+
+/** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers). */
+export const Tx = createParamDecorator((_: unknown, ctx: ExecutionContext): TenantTx => {
+  const tx = ctx.switchToHttp().getRequest().tenantTx;
+  if (!tx) throw new Error('@Tx() used outside an @OrgRoute/@UserRoute controller');
+  return tx;
+});
+
+export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => ctx.switchToHttp().getRequest().user);

@@ -1,0 +1,21 @@
+import { DynamicModule, Global, Module } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from './config/config.js';
+import { DatabaseService } from './database/database.service.js';
+import { PrivilegedDatabase } from './database/privileged.service.js';
+import { RedisService } from './redis/redis.service.js';
+import { HealthController } from './health/health.controller.js';
+import { TenantTransactionInterceptor } from './http/tenant.js';
+
+/** Shared machinery: config, the database (tenant and privileged), Redis, health. */
+@Global()
+@Module({})
+export class PlatformModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: PlatformModule,
+      controllers: [HealthController],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
+    };
+  }
+}

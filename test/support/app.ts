@@ -1,0 +1,52 @@
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { AppModule } from '../../src/app.module.js';
+import { bootstrap } from '../../src/bootstrap.js';
+import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export interface TestApp {
+  app: INestApplication;
+  http: ReturnType<typeof request>;
+  config: AppConfig;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** Whether Redis-backed tests can run (CI sets REDIS_URL); use `itRedis` from ./redis.js. */
+export const hasRedis = Boolean(process.env.REDIS_URL);
+
+/**
+ * A real application over this test file's own database, driven through real HTTP (supertest).
+ * `env` overrides environment variables (config is validated exactly as at boot).
+ */
+export async function createTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+  const db = await createTestDatabase();
+  const config = loadConfig({
+    ...process.env,
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    API_DATABASE_URL: db.apiUrl,
+    API_DATABASE_POOL_SIZE: '8',
+    REDIS_PREFIX: `test:${db.name}`,
+    JOBS_RELAY_INTERVAL_MS: '0',
+    MIGRATE_ON_START: 'false',
+    ...env,
+  });
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const app = moduleRef.createNestApplication({ rawBody: true, bufferLogs: true });
+  bootstrap(app);
+  await app.init();
+  return {
+    app,
+    http: request(app.getHttpServer()),
+    config,
+    db,
+    async close() {
+      await app.close();
+      await db.drop();
+    },
+  };
+}

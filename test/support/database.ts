@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** A database of this test file's own, cloned from the migrated template. */
+export interface TestDatabase {
+  name: string;
+  /** owner connection URL (for migrations and setup through the owner) */
+  url: string;
+  /** runtime login URL (omnizen_api) */
+  apiUrl: string;
+  /** owner pool: test setup and assertions that look past RLS */
+  admin: pg.Pool;
+  /** runs `sql` in a transaction as `role` with `claims`, like the API does */
+  as<T extends pg.QueryResultRow = any>(claims: Record<string, unknown> | null, role: string, sql: string, params?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+}
+
+function withDb(serverUrl: string, name: string, user?: string, password?: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  if (user) {
+    u.username = user;
+    u.password = password ?? '';
+  }
+  return u.toString();
+}
+
+export async function createTestDatabase(options: { template?: string | null } = {}): Promise<TestDatabase> {
+  const server = process.env.OMNIZEN_TEST_SERVER_URL;
+  if (!server) throw new Error('run the tests through jest (globalSetup prepares the database server)');
+  const name = `omnizen_t_${process.env.OMNIZEN_TEST_RUN}_${randomBytes(4).toString('hex')}`;
+  const root = new pg.Client({ connectionString: server });
+  await root.connect();
+  const template = options.template === undefined ? process.env.OMNIZEN_TEST_TEMPLATE : options.template;
+  await root.query(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
+  await root.end();
+  const url = withDb(server, name);
+  const admin = new pg.Pool({ connectionString: url, max: 4 });
+  const runtime = new pg.Pool({ connectionString: withDb(server, name, 'omnizen_api', 'omnizen_api_test'), max: 4 });
+  return {
+    name,
+    url,
+    apiUrl: withDb(server, name, 'omnizen_api', 'omnizen_api_test'),
+    admin,
+    async as(claims, role, sql, params = []) {
+      const c = await runtime.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', $2, true)`, [claims ? JSON.stringify(claims) : '', role]);
+        const r = await c.query(sql, params as unknown[]);
+        await c.query('COMMIT');
+        return r.rows;
+      } catch (err) {
+        await c.query('ROLLBACK');
+        throw err;
+      } finally {
+        c.release();
+      }
+    },
+    async drop() {
+      await admin.end();
+      await runtime.end();
+      const r = new pg.Client({ connectionString: server });
+      await r.connect();
+      await r.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await r.end();
+    },
+  };
+}

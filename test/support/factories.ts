@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type { TestApp } from './app.js';
+
+export interface TestUser {
+  id: string;
+  email: string;
+  token: string;
+  refreshToken: string;
+  personalOrgId: string;
+  auth: { Authorization: string };
+}
+
+let seq = 0;
+export function uniqueEmail(prefix = 'user'): string {
+  return `${prefix}.${++seq}.${randomBytes(3).toString('hex')}@example.test`;
+}
+
+export async function registerUser(t: TestApp, prefix = 'user', password = 'correct horse battery'): Promise<TestUser> {
+  const email = uniqueEmail(prefix);
+  const res = await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(201);
+  return {
+    id: res.body.user.id,
+    email,
+    token: res.body.accessToken,
+    refreshToken: res.body.refreshToken,
+    personalOrgId: res.body.personalOrgId,
+    auth: { Authorization: `Bearer ${res.body.accessToken}` },
+  };
+}
+
+export async function createOrg(t: TestApp, owner: TestUser, name = 'Acme'): Promise<string> {
+  const res = await t.http.post('/v1/orgs').set(owner.auth).send({ name }).expect(201);
+  return res.body.id;
+}
+
+/** Adds a member directly through the owner connection (setup only; the API path is tested in its own file). */
+export async function addMember(t: TestApp, orgId: string, user: TestUser, role: string): Promise<void> {
+  await t.db.admin.query('INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, $3)', [orgId, user.id, role]);
+}
+
+/** An organization with one user of every role. */
+export async function orgWithRoles(t: TestApp, name = 'Acme') {
+  const owner = await registerUser(t, 'owner');
+  const orgId = await createOrg(t, owner, name);
+  const users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser> = { owner } as any;
+  for (const role of ['admin', 'accountant', 'member', 'viewer'] as const) {
+    users[role] = await registerUser(t, role);
+    await addMember(t, orgId, users[role], role);
+  }
+  return { orgId, users };
+}

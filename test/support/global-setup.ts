@@ -1,0 +1,29 @@
+import pg from 'pg';
+import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
+import { ensureDatabaseUrl } from '../../src/platform/database/local-postgres.js';
+
+/**
+ * Once per test run: make sure a PostgreSQL server is there (DATABASE_URL, or the embedded one),
+ * migrate a template database, and hand its name to the test files, which clone it.
+ */
+export default async function globalSetup(): Promise<void> {
+  const serverUrl = await ensureDatabaseUrl(projectRoot(), () => undefined);
+  const runId = `${process.pid}`;
+  const template = `omnizen_tpl_${runId}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  // databases left behind by runs that were killed
+  const stale = await admin.query(`SELECT datname FROM pg_database WHERE datname ~ '^omnizen_(tpl|t)_' AND datname !~ $1`, [`_${runId}(_|$)`]);
+  for (const { datname } of stale.rows) {
+    await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => undefined);
+  }
+  await admin.query(`DROP DATABASE IF EXISTS "${template}"`);
+  await admin.query(`CREATE DATABASE "${template}"`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${template}`;
+  await migrate(url.toString(), { apiPassword: 'omnizen_api_test', log: () => undefined });
+  process.env.OMNIZEN_TEST_SERVER_URL = serverUrl;
+  process.env.OMNIZEN_TEST_TEMPLATE = template;
+  process.env.OMNIZEN_TEST_RUN = runId;
+}
