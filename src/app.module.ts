@@ -8,6 +8,9 @@ import { QueueModule } from './platform/queue/queue.module.js';
 import { AuditModule } from './modules/audit/audit.module.js';
 import { AuthModule } from './modules/auth/auth.module.js';
 import { OrganizationsModule } from './modules/organizations/organizations.module.js';
+import { BillingModule } from './modules/billing/billing.module.js';
+import { LedgerModule } from './modules/ledger/ledger.module.js';
+import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -35,6 +38,9 @@ export class AppModule {
         AuditModule,
         AuthModule,
         OrganizationsModule,
+        BillingModule,
+        LedgerModule,
+        IntegrationsModule,
       ],
     };
   }
