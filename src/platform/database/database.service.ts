@@ -27,6 +27,12 @@ export interface TenantTx {
   readonly meta: RequestMeta;
 }
 
+/** The transaction of a public (unauthenticated) request: role anon, no identity. */
+export interface PublicTx {
+  readonly db: Db;
+  readonly meta: RequestMeta;
+}
+
 const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
 
 @Injectable()
@@ -64,6 +70,17 @@ export class DatabaseService implements OnApplicationShutdown {
         throw AppError.notFound('workspace', options.workspaceId);
       }
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
+    }, TX_OPTIONS);
+  }
+
+  /**
+   * Runs `work` in one transaction as the anonymous role (public pages). Only what policies or
+   * SECURITY DEFINER functions grant to `anon` is reachable.
+   */
+  async anonymous<T>(meta: RequestMeta, work: (tx: PublicTx) => Promise<T>): Promise<T> {
+    return this.client.$transaction(async (db) => {
+      await db.$queryRaw`SELECT org_id FROM public.begin_request(${JSON.stringify({ role: 'anon' })}, 'anon')`;
+      return work({ db, meta });
     }, TX_OPTIONS);
   }
 
