@@ -1,0 +1,13 @@
+-- Public provider pages: the anonymous role reads a public provider only through this function,
+-- never the tables (no anon policies on seed 004's tables). It returns the public columns of a
+-- provider whose is_public is true: slug, time zone, working hours and the WhatsApp contact.
+-- Calendar selections, ids and the owner stay private.
+CREATE FUNCTION public.public_provider_profile(p_slug text)
+RETURNS TABLE (public_slug text, timezone text, working_hours jsonb, whatsapp jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+  SELECT p.public_slug, p.timezone, p.settings -> 'workingHours', p.settings -> 'whatsapp'
+  FROM public.providers p
+  WHERE p.public_slug = p_slug AND p.is_public
+$$;
+REVOKE ALL ON FUNCTION public.public_provider_profile(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.public_provider_profile(text) TO anon, authenticated, service_role;
