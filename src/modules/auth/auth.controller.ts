@@ -9,7 +9,7 @@ import { ApiErrors } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuthService, type ClientInfo } from './auth.service.js';
-import { LoginDto, RefreshDto, RegisterDto, SessionDto, TokensDto } from './auth.dto.js';
+import { AppTokenDto, AppTokenRequestDto, ExchangeDto, LoginDto, RefreshDto, RegisterDto, SessionDto, TokensDto } from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
@@ -70,6 +70,18 @@ export class AuthController {
     setAuthCookies(this.config, res, tokens);
     return tokens;
   }
+
+  @Public()
+  @Post('exchange')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
+  @ApiOkResponse({ type: TokensDto })
+  @ApiErrors(400, 401, 409)
+  async exchange(@Body() dto: ExchangeDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+    const tokens = await this.auth.exchange(dto.token, dto.provider, clientInfo(req));
+    setAuthCookies(this.config, res, tokens);
+    return tokens;
+  }
 }
 
 @ApiTags('auth')
@@ -86,6 +98,15 @@ export class SessionsController {
     await this.auth.logout(tx);
     res.clearCookie(ACCESS_COOKIE, { path: '/' });
     res.clearCookie(REFRESH_COOKIE, { path: '/v1/auth' });
+  }
+
+  @Post('app-token')
+  @HttpCode(201)
+  @ApiOperation({ summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
+  @ApiCreatedResponse({ type: AppTokenDto })
+  @ApiErrors(400)
+  appToken(@Tx() tx: TenantTx, @Body() dto: AppTokenRequestDto): Promise<AppTokenDto> {
+    return this.auth.appToken(tx, dto.appCode);
   }
 
   @Get('sessions')

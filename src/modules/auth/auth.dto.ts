@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, MaxLength } from 'class-validator';
+import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
+import { EXCHANGE_PROVIDERS, type ExchangeProvider } from './external-token.js';
 
 const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().toLowerCase() : value);
 
@@ -45,4 +46,28 @@ export class SessionDto {
   @ApiProperty() lastUsedAt: Date;
   @ApiProperty() expiresAt: Date;
   @ApiProperty({ description: 'true for the session of the calling token' }) current: boolean;
+}
+
+export class ExchangeDto {
+  @ApiProperty({ description: 'A Hub / NextAuth session JWT or a Supabase access token (HS256)' })
+  @IsString() @Length(20, 8192) token: string;
+  @ApiPropertyOptional({ enum: EXCHANGE_PROVIDERS, description: 'Which issuer signed the token; detected from the signature when absent' })
+  @IsOptional() @IsIn(EXCHANGE_PROVIDERS) provider?: ExchangeProvider;
+}
+
+export const APP_CODE = /^[a-z][a-z0-9_]{1,62}$/;
+
+export class AppTokenRequestDto {
+  @ApiProperty({ example: 'app_securevault', pattern: APP_CODE.source })
+  @IsString() @Matches(APP_CODE, { message: 'appCode must be lowercase letters, digits and underscores, starting with a letter (2-63 characters)' })
+  appCode: string;
+}
+
+export class AppTokenDto {
+  @ApiProperty({ description: 'Short-lived access token whose appCode claim names the app' }) accessToken: string;
+  @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
+  @ApiProperty({ description: 'Seconds until the token expires', example: 120 }) expiresIn: number;
+  @ApiProperty({ example: 'app_securevault' }) appCode: string;
+  @ApiProperty({ description: 'Query string to append to the app\'s login URL (seed 000 handshake: /login?token=...)', example: 'token=eyJ...' })
+  redirectQuery: string;
 }

@@ -11,7 +11,11 @@ import { TokenService } from './token.service.js';
 import { hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
-import type { TokensDto } from './auth.dto.js';
+import type { AppTokenDto, TokensDto } from './auth.dto.js';
+import { verifyExternalToken, type ExchangeProvider } from './external-token.js';
+
+/** App tokens only carry the user into the app's login page (seed 000 handshake). */
+export const APP_TOKEN_TTL_SECONDS = 120;
 
 export interface ClientInfo {
   ip?: string;
@@ -63,6 +67,41 @@ export class AuthService {
       }, client);
       return this.startSession(db, user, personalOrgId, client);
     });
+  }
+
+  /**
+   * Exchanges a Hub / NextAuth session or a Supabase access token for our tokens, creating or
+   * updating the user like syncUserToDatabase (seed 000): matched by email; a new Supabase user
+   * keeps its auth.users id; name and image follow the token.
+   */
+  async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
+    const identity = verifyExternalToken(this.config, token, provider);
+    return this.privileged.run('auth.credentials', async (db) => {
+      const existing = await userRepository.findByEmail(db, identity.email);
+      const { user, personalOrgId, created } = await userRepository.upsert(db, {
+        id: identity.provider === 'supabase' ? identity.subject : undefined,
+        email: identity.email,
+        name: identity.name,
+        image: identity.image,
+      });
+      const before = existing && { id: existing.id, email: existing.email, name: existing.name, image: existing.image, accountType: existing.accountType };
+      await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
+        action: created ? 'user.registered' : 'auth.exchanged', entityType: 'user', entityId: user.id,
+        before: before ?? undefined, after: { ...user, provider: identity.provider },
+      }, client);
+      return this.startSession(db, user, personalOrgId, client);
+    });
+  }
+
+  /** A short-lived token for the Hub → app handshake: the app reads `appCode` and the user's claims. */
+  async appToken(tx: TenantTx, appCode: string): Promise<AppTokenDto> {
+    const p = tx.principal as Extract<Principal, { kind: 'user' }>;
+    const { token, expiresIn } = this.tokens.issueAccessToken(
+      { userId: p.userId, email: p.email, personalOrgId: p.personalOrgId, sessionId: p.sessionId, appCode },
+      APP_TOKEN_TTL_SECONDS,
+    );
+    await this.audit.record(tx, { action: 'auth.app_token_issued', entityType: 'app', entityId: appCode, after: { appCode, expiresIn } });
+    return { accessToken: token, tokenType: 'Bearer', expiresIn, appCode, redirectQuery: `token=${encodeURIComponent(token)}` };
   }
 
   /**

@@ -64,10 +64,25 @@ export const sessionRepository = {
     return rows.map(toSession);
   },
 
-  async purgeExpired(db: Db): Promise<{ tokens: number; sessions: number }> {
+  /**
+   * Deletes refresh tokens a day past expiry and sessions that ended (expired a day ago, or revoked
+   * 30 days ago; their tokens go with them), and says whose sessions went.
+   */
+  async purgeExpired(db: Db): Promise<{ tokens: number; sessions: number; byUser: { userId: string; personalOrgId: string; sessions: number }[] }> {
     const tokens = await db.$executeRaw`DELETE FROM core.refresh_tokens WHERE expires_at < now() - interval '1 day'`;
-    const sessions = await db.$executeRaw`
-      DELETE FROM core.sessions WHERE (expires_at < now() - interval '1 day') OR (revoked_at < now() - interval '30 days')`;
-    return { tokens, sessions };
+    const rows = await db.$queryRaw<{ user_id: string; personal_org_id: string | null; sessions: number }[]>`
+      WITH gone AS (
+        DELETE FROM core.sessions
+        WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '30 days'
+        RETURNING user_id)
+      SELECT g.user_id, o.id AS personal_org_id, count(*)::int AS sessions
+      FROM gone g
+      LEFT JOIN core.organizations o ON o.owner_user_id = g.user_id AND o.account_type = 'personal'
+      GROUP BY g.user_id, o.id`;
+    return {
+      tokens,
+      sessions: rows.reduce((n, r) => n + r.sessions, 0),
+      byUser: rows.filter((r) => r.personal_org_id).map((r) => ({ userId: r.user_id, personalOrgId: r.personal_org_id!, sessions: r.sessions })),
+    };
   },
 };
