@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { actorOf, type Principal } from '../../platform/auth/principal.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { auditRepository, type AuditFilter, type AuditLog } from './audit.repository.js';
 
 export interface AuditEntry {
   action: string;
@@ -24,12 +26,19 @@ export class AuditService {
     return this.write(db, orgId, actor, entry, meta);
   }
 
+  /** The organization's audit log, newest first; `afterId` is the (decoded) cursor: the last id of the previous page. */
+  list(tx: TenantTx, filter: Omit<AuditFilter, 'beforeId'>, afterId?: unknown): Promise<AuditLog[]> {
+    if (afterId !== undefined && !(typeof afterId === 'string' && /^[0-9]{1,19}$/.test(afterId))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    return auditRepository.list(tx.db, tx.orgId, { ...filter, beforeId: afterId });
+  }
+
   private async write(db: Db, orgId: string, actor: Principal | 'system', e: AuditEntry, meta?: { requestId?: string; ip?: string }): Promise<void> {
     const { actorId, principalType } = actor === 'system' ? { actorId: null, principalType: 'system' as const } : actorOf(actor);
-    await db.$executeRaw`
-      INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
-      VALUES (${orgId}::uuid, ${actorId}, ${principalType}, ${e.action}, ${e.entityType}, ${e.entityId ?? null},
-              ${e.before === undefined ? null : JSON.stringify(e.before)}::jsonb, ${e.after === undefined ? null : JSON.stringify(e.after)}::jsonb,
-              ${meta?.requestId ?? null}, ${meta?.ip ?? null})`;
+    await auditRepository.insert(db, {
+      orgId, actorId, principalType, action: e.action, entityType: e.entityType, entityId: e.entityId ?? null,
+      before: e.before, after: e.after, requestId: meta?.requestId ?? null, ip: meta?.ip ?? null,
+    });
   }
 }
