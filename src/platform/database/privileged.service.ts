@@ -24,6 +24,8 @@ export const PRIVILEGED_PATHS = {
   'billing.expiry': 'expire ended trials and canceled subscriptions',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
+  /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
+  'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
