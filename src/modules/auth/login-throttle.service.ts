@@ -1,4 +1,5 @@
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
@@ -6,10 +7,12 @@ import { AppError } from '../../platform/errors/app-error.js';
 /**
  * Failed-login limits per account and per IP. After LOGIN_MAX_FAILURES failures the key is
  * locked for LOGIN_LOCKOUT_SECONDS; the lock expires by itself. Counters live in Redis when
- * configured (shared by every API instance), in this process otherwise.
+ * configured (shared by every API instance), in this process otherwise, and in this process
+ * while Redis is unreachable (a Redis outage must not turn every login into a 500).
  */
 @Injectable()
 export class LoginThrottle {
+  private readonly logger = new Logger(LoginThrottle.name);
   private readonly memory = new Map<string, { count: number; until: number }>();
 
   constructor(
@@ -41,32 +44,59 @@ export class LoginThrottle {
   async recordFailure(email: string, ip: string | undefined): Promise<void> {
     const ttl = this.config.auth.loginLockoutSeconds;
     for (const key of this.keys(email, ip)) {
-      const redis = this.redis.client;
-      if (redis) {
-        await redis.multi().incr(key).expire(key, ttl).exec();
-      } else {
-        const now = Date.now();
-        const cur = this.memory.get(key);
-        const live = cur && cur.until > now ? cur : { count: 0, until: 0 };
-        this.memory.set(key, { count: live.count + 1, until: now + ttl * 1000 });
-      }
+      await this.withRedis(
+        async (redis) => { await redis.multi().incr(key).expire(key, ttl).exec(); },
+        () => {
+          const now = Date.now();
+          const cur = this.memory.get(key);
+          const live = cur && cur.until > now ? cur : { count: 0, until: 0 };
+          this.memory.set(key, { count: live.count + 1, until: now + ttl * 1000 });
+        },
+      );
     }
   }
 
   async recordSuccess(email: string): Promise<void> {
     const key = `${this.config.redisPrefix}:login:acct:${email}`;
-    if (this.redis.client) await this.redis.client.del(key);
-    else this.memory.delete(key);
+    await this.withRedis(async (redis) => { await redis.del(key); }, () => { this.memory.delete(key); });
   }
 
-  private async read(key: string): Promise<{ count: number; ttl: number }> {
-    const redis = this.redis.client;
-    if (redis) {
-      const [count, ttl] = await Promise.all([redis.get(key), redis.ttl(key)]);
-      return { count: Number(count ?? 0), ttl: Math.max(ttl, 1) };
-    }
-    const cur = this.memory.get(key);
-    if (!cur || cur.until <= Date.now()) return { count: 0, ttl: 0 };
-    return { count: cur.count, ttl: Math.ceil((cur.until - Date.now()) / 1000) };
+  private read(key: string): Promise<{ count: number; ttl: number }> {
+    return this.withRedis(
+      async (redis) => {
+        const [count, ttl] = await Promise.all([redis.get(key), redis.ttl(key)]);
+        return { count: Number(count ?? 0), ttl: Math.max(ttl, 1) };
+      },
+      () => {
+        const cur = this.memory.get(key);
+        if (!cur || cur.until <= Date.now()) return { count: 0, ttl: 0 };
+        return { count: cur.count, ttl: Math.ceil((cur.until - Date.now()) / 1000) };
+      },
+    );
   }
+
+  /**
+   * Runs `op` on Redis when configured. The shared client does not queue commands while
+   * (re)connecting, so wait briefly for it (just after boot); if Redis stays unreachable or
+   * fails, count in this process instead.
+   */
+  private async withRedis<T>(op: (redis: Redis) => Promise<T>, inMemory: () => T): Promise<T> {
+    const redis = this.redis.client;
+    if (!redis) return inMemory();
+    try {
+      if (redis.status !== 'ready') await waitUntilReady(redis, 2000);
+      return await op(redis);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'login throttle: Redis unavailable, counting in this process');
+      return inMemory();
+    }
+  }
+}
+
+function waitUntilReady(redis: Redis, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { redis.off('ready', onReady); reject(new Error(`Redis not ready after ${ms} ms (${redis.status})`)); }, ms);
+    const onReady = () => { clearTimeout(timer); resolve(); };
+    redis.once('ready', onReady);
+  });
 }

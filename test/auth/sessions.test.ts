@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { registerUser, uniqueEmail } from '../support/factories.js';
+
+const refresh = (t: TestApp, refreshToken: string) => t.http.post('/v1/auth/refresh').send({ refreshToken });
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+describe('refresh tokens and sessions', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp({ AUTH_COOKIES: 'false' });
+  });
+  afterAll(() => t.close());
+
+  it('rotates: a refresh gives a new pair whose access token works, and stores only hashes', async () => {
+    const u = await registerUser(t, 'rot');
+    const res = await refresh(t, u.refreshToken).expect(200);
+    expect(res.headers['set-cookie']).toBeUndefined(); // cookies are opt-in (AUTH_COOKIES)
+    expect(res.body.refreshToken).not.toBe(u.refreshToken);
+    expect(res.body.user.id).toBe(u.id);
+    await t.http.get('/v1/orgs').set(bearer(res.body.accessToken)).expect(200);
+    const { rows } = await t.db.admin.query('SELECT token_hash FROM core.refresh_tokens WHERE user_id = $1', [u.id]);
+    expect(rows).toHaveLength(2);
+    for (const r of rows) expect([u.refreshToken, res.body.refreshToken]).not.toContain(r.token_hash);
+  });
+
+  it('reuse of a rotated refresh token revokes the whole session: the newest token fails too, and it is audited', async () => {
+    const u = await registerUser(t, 'reuse');
+    const second = await refresh(t, u.refreshToken).expect(200);
+    const reused = await refresh(t, u.refreshToken).expect(401);
+    expect(reused.body.error.message).toMatch(/already used; the session has been revoked/);
+    const newest = await refresh(t, second.body.refreshToken).expect(401);
+    expect(newest.body.error.message).toMatch(/session has ended/);
+    const sessions = await t.http.get('/v1/auth/sessions').set(u.auth).expect(200);
+    expect(sessions.body).toEqual([]);
+    const { rows } = await t.db.admin.query(
+      `SELECT principal_type FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.refresh_token_reused'`, [u.personalOrgId]);
+    expect(rows).toEqual([{ principal_type: 'system' }]);
+  });
+
+  it('refuses an unknown refresh token and a missing one', async () => {
+    await refresh(t, 'x'.repeat(43)).expect(401);
+    const res = await t.http.post('/v1/auth/refresh').send({}).expect(400);
+    expect(res.body.error.message).toMatch(/refreshToken is required/);
+  });
+
+  it('logout revokes the session of the calling token: its refresh token no longer works', async () => {
+    const u = await registerUser(t, 'logout');
+    await t.http.post('/v1/auth/logout').set(u.auth).expect(204);
+    await refresh(t, u.refreshToken).expect(401);
+    const { rows } = await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.session_revoked'`, [u.personalOrgId]);
+    expect(rows[0].n).toBe(1);
+    await t.http.post('/v1/auth/logout').expect(401);
+  });
+
+  it('lists only my sessions, marks the current one, and lets me revoke one of mine', async () => {
+    const ada = await registerUser(t, 'ada');
+    const bob = await registerUser(t, 'bob');
+    const second = await t.http.post('/v1/auth/login').send({ email: ada.email, password: 'correct horse battery' }).expect(200);
+    const list = await t.http.get('/v1/auth/sessions').set(ada.auth).expect(200);
+    expect(list.body).toHaveLength(2);
+    expect(list.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+    const bobs = await t.http.get('/v1/auth/sessions').set(bob.auth).expect(200);
+    expect(bobs.body).toHaveLength(1);
+    expect(list.body.map((s: { id: string }) => s.id)).not.toContain(bobs.body[0].id);
+
+    const other = list.body.find((s: { current: boolean }) => !s.current);
+    await t.http.delete(`/v1/auth/sessions/${other.id}`).set(ada.auth).expect(204);
+    await refresh(t, second.body.refreshToken).expect(401);
+    expect((await t.http.get('/v1/auth/sessions').set(ada.auth).expect(200)).body).toHaveLength(1);
+  });
+
+  it("answers 404 to revoking another user's session, and leaves it alone", async () => {
+    const ada = await registerUser(t, 'ada2');
+    const bob = await registerUser(t, 'bob2');
+    const [bobSession] = (await t.http.get('/v1/auth/sessions').set(bob.auth).expect(200)).body;
+    const res = await t.http.delete(`/v1/auth/sessions/${bobSession.id}`).set(ada.auth).expect(404);
+    expect(res.body.error.code).toBe('session.not_found');
+    await refresh(t, bob.refreshToken).expect(200);
+    await t.http.delete('/v1/auth/sessions/not-a-uuid').set(ada.auth).expect(400);
+    await t.http.get('/v1/auth/sessions').expect(401);
+  });
+});
+
+describe.each([
+  { secure: 'true', expectSecure: true },
+  { secure: 'false', expectSecure: false },
+])('cookie mode (AUTH_COOKIE_SECURE=$secure)', ({ secure, expectSecure }) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp({ AUTH_COOKIES: 'true', AUTH_COOKIE_SECURE: secure });
+  });
+  afterAll(() => t.close());
+
+  const cookiesOf = (res: { headers: Record<string, unknown> }) => (res.headers['set-cookie'] as string[] | undefined) ?? [];
+  const find = (cookies: string[], name: string) => cookies.find((c) => c.startsWith(`${name}=`));
+  const pair = (cookie: string) => cookie.split(';')[0];
+
+  it('sets httpOnly, SameSite=Lax cookies with the configured secure flag; the cookie alone authenticates and refreshes', async () => {
+    const res = await t.http.post('/v1/auth/register').send({ email: uniqueEmail('cookie'), password: 'correct horse battery' }).expect(201);
+    const access = find(cookiesOf(res), 'omnizen_access')!;
+    const refreshCookie = find(cookiesOf(res), 'omnizen_refresh')!;
+    for (const c of [access, refreshCookie]) {
+      expect(c).toMatch(/; HttpOnly/);
+      expect(c).toMatch(/; SameSite=Lax/);
+      expect(/; Secure/.test(c)).toBe(expectSecure);
+    }
+    expect(refreshCookie).toMatch(/; Path=\/v1\/auth/);
+
+    const orgs = await t.http.get('/v1/orgs').set('Cookie', pair(access)).expect(200);
+    expect(orgs.body.map((o: { id: string }) => o.id)).toEqual([res.body.personalOrgId]);
+
+    const rotated = await t.http.post('/v1/auth/refresh').set('Cookie', pair(refreshCookie)).send({}).expect(200);
+    expect(rotated.body.refreshToken).not.toBe(res.body.refreshToken);
+    expect(find(cookiesOf(rotated), 'omnizen_refresh')).toContain(rotated.body.refreshToken);
+    // the old cookie is now a reused token
+    await t.http.post('/v1/auth/refresh').set('Cookie', pair(refreshCookie)).send({}).expect(401);
+  });
+
+  it('logout clears both cookies', async () => {
+    const res = await t.http.post('/v1/auth/register').send({ email: uniqueEmail('cookie'), password: 'correct horse battery' }).expect(201);
+    const access = pair(find(cookiesOf(res), 'omnizen_access')!);
+    const out = await t.http.post('/v1/auth/logout').set('Cookie', access).expect(204);
+    const cleared = cookiesOf(out);
+    expect(find(cleared, 'omnizen_access')).toMatch(/Expires=Thu, 01 Jan 1970/);
+    expect(find(cleared, 'omnizen_refresh')).toMatch(/Expires=Thu, 01 Jan 1970/);
+  });
+});
