@@ -1,0 +1,125 @@
+import { DateTime, Duration } from 'luxon';
+
+/** A busy interval, in UTC. */
+export interface BusyInterval {
+  start: Date;
+  end: Date;
+}
+
+/** Where busy times come from (a connected calendar). Availability only knows this interface. */
+export interface BusyTimeSource {
+  busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]>;
+}
+
+/** CalDAV credentials as stored (sealed) in integration_secrets. */
+export interface CalDavCredentials {
+  username: string;
+  password: string;
+  /** defaults to iCloud's server */
+  serverUrl?: string;
+}
+
+export const ICLOUD_CALDAV_URL = 'https://caldav.icloud.com';
+
+const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
+
+/**
+ * Busy times from CalDAV calendars (as iCloud serves them): one REPORT calendar-query with a
+ * time-range per selected calendar, asking the server to expand recurrences, then the VEVENTs'
+ * DTSTART/DTEND. Calendars on another origin than the credentials' server are never asked, so
+ * the credentials cannot be sent elsewhere.
+ */
+export class CalDavBusyTimeSource implements BusyTimeSource {
+  constructor(
+    private readonly credentials: CalDavCredentials,
+    private readonly calendarUrls: string[],
+    /** zone for floating times and all-day events (the provider's) */
+    private readonly zone: string,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  async busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
+    const origin = new URL(this.credentials.serverUrl ?? ICLOUD_CALDAV_URL).origin;
+    const auth = 'Basic ' + Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
+    const body = `<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><C:calendar-data><C:expand start="${icsUtc(range.start)}" end="${icsUtc(range.end)}"/></C:calendar-data></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+    <C:time-range start="${icsUtc(range.start)}" end="${icsUtc(range.end)}"/>
+  </C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>`;
+    const out: BusyInterval[] = [];
+    for (const calendar of this.calendarUrls) {
+      const url = new URL(calendar, origin);
+      if (url.origin !== origin) continue;
+      const res = await this.fetchImpl(url, {
+        method: 'REPORT',
+        headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      // the status only: a server's error page could echo what it was sent
+      if (res.status !== 207 && res.status !== 200) throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
+      for (const ics of calendarDataOf(await res.text())) out.push(...busyFromIcs(ics, this.zone));
+    }
+    return out.filter((b) => b.end > range.start && b.start < range.end);
+  }
+}
+
+const decodeXml = (s: string) =>
+  s.replace(/<!\[CDATA\[([\s\S]*?)\]\]>/g, '$1')
+    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    .replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+
+/** The calendar-data texts of a multistatus response, whatever namespace prefix the server uses. */
+export function calendarDataOf(multistatus: string): string[] {
+  const re = /<(?:[A-Za-z0-9_-]+:)?calendar-data\b[^>]*>([\s\S]*?)<\/(?:[A-Za-z0-9_-]+:)?calendar-data>/g;
+  return [...multistatus.matchAll(re)].map((m) => decodeXml(m[1]));
+}
+
+/** DTSTART/DTEND forms: UTC (...Z), TZID=zone, floating (the provider's zone), and all-day VALUE=DATE. */
+function parseIcsTime(params: string, value: string, zone: string): { at: DateTime; allDay: boolean } | undefined {
+  const tzid = /(?:^|;)TZID=("?)([^;:"]+)\1/i.exec(params)?.[2];
+  if (/^\d{8}$/.test(value)) {
+    return { at: DateTime.fromFormat(value, 'yyyyMMdd', { zone: tzid ?? zone }), allDay: true };
+  }
+  const m = /^(\d{8}T\d{6})(Z?)$/.exec(value);
+  if (!m) return undefined;
+  const at = DateTime.fromFormat(m[1], "yyyyMMdd'T'HHmmss", { zone: m[2] ? 'utc' : tzid ?? zone });
+  return at.isValid ? { at, allDay: false } : undefined;
+}
+
+export function busyFromIcs(ics: string, zone: string): BusyInterval[] {
+  const lines = ics.replace(/\r?\n[ \t]/g, '').split(/\r?\n/); // unfold continuation lines
+  const out: BusyInterval[] = [];
+  let ev: Record<string, { params: string; value: string }> | undefined;
+  for (const line of lines) {
+    if (line === 'BEGIN:VEVENT') { ev = {}; continue; }
+    if (line === 'END:VEVENT' && ev) {
+      const interval = toInterval(ev, zone);
+      if (interval) out.push(interval);
+      ev = undefined;
+      continue;
+    }
+    if (!ev) continue;
+    const m = /^([A-Z-]+)((?:;[^:]*)?):(.*)$/.exec(line);
+    if (m && !(m[1] in ev)) ev[m[1]] = { params: m[2], value: m[3].trim() };
+  }
+  return out;
+}
+
+function toInterval(ev: Record<string, { params: string; value: string }>, zone: string): BusyInterval | undefined {
+  if (ev.TRANSP?.value.toUpperCase() === 'TRANSPARENT' || ev.STATUS?.value.toUpperCase() === 'CANCELLED') return undefined;
+  if (!ev.DTSTART) return undefined;
+  const start = parseIcsTime(ev.DTSTART.params, ev.DTSTART.value, zone);
+  if (!start?.at.isValid) return undefined;
+  let end = ev.DTEND && parseIcsTime(ev.DTEND.params, ev.DTEND.value, zone)?.at;
+  if (!end && ev.DURATION) {
+    const d = Duration.fromISO(ev.DURATION.value.replace(/^\+/, ''));
+    if (d.isValid) end = start.at.plus(d);
+  }
+  end ??= start.allDay ? start.at.plus({ days: 1 }) : start.at;
+  if (!end.isValid || end <= start.at) return undefined;
+  return { start: start.at.toUTC().toJSDate(), end: end.toUTC().toJSDate() };
+}

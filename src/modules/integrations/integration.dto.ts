@@ -1,0 +1,39 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsEmail, IsIn, IsObject, IsOptional, IsString, Length, Matches, MaxLength, ValidateIf } from 'class-validator';
+
+export const INTEGRATION_STATUSES = ['active', 'disabled', 'error'] as const;
+
+export class CreateIntegrationDto {
+  @ApiProperty({ example: 'icloud', description: 'One integration per type and user' })
+  @IsString() @Matches(/^[a-z][a-z0-9_-]{1,39}$/, { message: 'integrationType must be 2-40 lowercase letters, digits, _ or -, starting with a letter' })
+  integrationType: string;
+  @ApiPropertyOptional({ example: 'Personal iCloud' }) @IsOptional() @IsString() @Length(1, 200) label?: string;
+  @ApiPropertyOptional({ example: 'trainer@example.com' }) @IsOptional() @IsString() @Length(1, 320) externalUsername?: string;
+  @ApiPropertyOptional({ example: 'trainer@example.com' }) @IsOptional() @IsEmail() @MaxLength(320) externalEmail?: string;
+}
+
+export class UpdateIntegrationDto {
+  @ApiPropertyOptional({ example: 'Work iCloud', nullable: true, description: 'null clears the label' })
+  @ValidateIf((o) => o.label !== null) @IsOptional() @IsString() @Length(1, 200) label?: string | null;
+  @ApiPropertyOptional({ enum: INTEGRATION_STATUSES }) @IsOptional() @IsIn(INTEGRATION_STATUSES) status?: (typeof INTEGRATION_STATUSES)[number];
+}
+
+export class SetIntegrationSecretDto {
+  @ApiProperty({
+    description: 'The credentials, write-only: never returned. CalDAV (icloud, caldav): { username, password, serverUrl? }',
+    example: { username: 'trainer@example.com', password: 'abcd-efgh-ijkl-mnop' },
+  })
+  @IsObject() credentials: Record<string, unknown>;
+}
+
+export class IntegrationDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ example: 'icloud' }) integrationType: string;
+  @ApiPropertyOptional() label: string | null;
+  @ApiProperty({ enum: INTEGRATION_STATUSES }) status: string;
+  @ApiPropertyOptional() externalUsername: string | null;
+  @ApiPropertyOptional() externalEmail: string | null;
+  @ApiProperty({ description: 'Whether a secret is stored; the secret itself is never returned' }) hasSecret: boolean;
+  @ApiProperty() createdAt: Date;
+  @ApiProperty() updatedAt: Date;
+}

@@ -1,0 +1,126 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Query, Req } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { Tx, UserRoute } from '../../platform/http/tenant.js';
+import { Public } from '../../platform/auth/public.decorator.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { IntegrationsService } from './integrations.service.js';
+import { ProvidersService } from './providers.service.js';
+import { PublicProvidersService } from './public-providers.service.js';
+import { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
+import { AvailabilityDto, AvailabilityQueryDto, ProviderDto, PublicProviderDto, UpdateProviderDto } from './provider.dto.js';
+
+const IntegrationId = () => Param('id', new ParseUUIDPipe({ exceptionFactory: () => AppError.notFound('integration') }));
+
+@ApiTags('integrations')
+@UserRoute()
+@Controller('v1/me/integrations')
+export class IntegrationsController {
+  constructor(private readonly integrations: IntegrationsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Your integrations; secrets are never returned, only whether one is set' })
+  @ApiOkResponse({ type: [IntegrationDto] })
+  list(@Tx() tx: TenantTx): Promise<IntegrationDto[]> {
+    return this.integrations.list(tx);
+  }
+
+  @Post()
+  @ApiOperation({ summary: 'Connect an integration (one per type)' })
+  @ApiCreatedResponse({ type: IntegrationDto })
+  @ApiErrors(400, 409)
+  create(@Tx() tx: TenantTx, @Body() dto: CreateIntegrationDto): Promise<IntegrationDto> {
+    return this.integrations.create(tx, dto);
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One of your integrations' })
+  @ApiOkResponse({ type: IntegrationDto })
+  @ApiErrors(404)
+  get(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<IntegrationDto> {
+    return this.integrations.get(tx, id);
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: 'Change the label or status of an integration' })
+  @ApiOkResponse({ type: IntegrationDto })
+  @ApiErrors(400, 404)
+  update(@Tx() tx: TenantTx, @IntegrationId() id: string, @Body() dto: UpdateIntegrationDto): Promise<IntegrationDto> {
+    return this.integrations.update(tx, id, dto);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Disconnect an integration; its secret is deleted with it' })
+  @ApiNoContentResponse()
+  @ApiErrors(404)
+  delete(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<void> {
+    return this.integrations.delete(tx, id);
+  }
+
+  @Put(':id/secret')
+  @ApiOperation({ summary: 'Set or replace the integration\'s secret (write-only, stored encrypted)' })
+  @ApiOkResponse({ type: IntegrationDto })
+  @ApiErrors(400, 404)
+  setSecret(@Tx() tx: TenantTx, @IntegrationId() id: string, @Body() dto: SetIntegrationSecretDto): Promise<IntegrationDto> {
+    return this.integrations.setSecret(tx, id, dto);
+  }
+
+  @Delete(':id/secret')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete the integration\'s secret' })
+  @ApiNoContentResponse()
+  @ApiErrors(404)
+  deleteSecret(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<void> {
+    return this.integrations.deleteSecret(tx, id);
+  }
+}
+
+@ApiTags('providers')
+@UserRoute()
+@Controller('v1/me/provider')
+export class MyProviderController {
+  constructor(private readonly providers: ProvidersService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Your provider profile (defaults until first saved)' })
+  @ApiOkResponse({ type: ProviderDto })
+  get(@Tx() tx: TenantTx): Promise<ProviderDto> {
+    return this.providers.get(tx);
+  }
+
+  @Patch()
+  @ApiOperation({ summary: 'Update your provider profile: public slug, visibility, time zone, settings' })
+  @ApiOkResponse({ type: ProviderDto })
+  @ApiErrors(400, 409)
+  update(@Tx() tx: TenantTx, @Body() dto: UpdateProviderDto): Promise<ProviderDto> {
+    return this.providers.update(tx, dto);
+  }
+}
+
+const metaOf = (req: Request & { id?: unknown }) => ({ requestId: String(req.id ?? ''), ip: req.ip });
+
+@ApiTags('public')
+@Public()
+@Controller('v1/public/providers')
+export class PublicProvidersController {
+  constructor(private readonly publicProviders: PublicProvidersService) {}
+
+  @Get(':slug')
+  @ApiOperation({ summary: 'A public provider profile (no authentication); unknown and private slugs are both 404' })
+  @ApiOkResponse({ type: PublicProviderDto })
+  @ApiErrors(404)
+  profile(@Param('slug') slug: string, @Req() req: Request): Promise<PublicProviderDto> {
+    return this.publicProviders.profile(slug, metaOf(req));
+  }
+
+  @Get(':slug/availability')
+  @ApiOperation({ summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
+  @ApiOkResponse({ type: AvailabilityDto })
+  @ApiErrors(400, 404)
+  availability(@Param('slug') slug: string, @Query() q: AvailabilityQueryDto, @Req() req: Request): Promise<AvailabilityDto> {
+    return this.publicProviders.availability(slug, q, metaOf(req));
+  }
+}

@@ -1,0 +1,122 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { AuditService } from '../audit/audit.service.js';
+import { integrationRepository as integrations } from './integration.repository.js';
+import { SECRET_BOX, SecretBox } from './secret-box.js';
+import { CALDAV_TYPES } from './calendar-integration.js';
+import type { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
+
+const MAX_FIELDS = 20;
+const MAX_VALUE = 4096;
+
+/** The signed-in user's integrations (policies: auth.uid() = user_id). Secrets are write-only. */
+@Injectable()
+export class IntegrationsService {
+  constructor(
+    private readonly audit: AuditService,
+    @Inject(SECRET_BOX) private readonly box: SecretBox,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  list(tx: TenantTx): Promise<IntegrationDto[]> {
+    return integrations.list(tx.db);
+  }
+
+  async get(tx: TenantTx, id: string): Promise<IntegrationDto> {
+    const found = await integrations.get(tx.db, id);
+    if (!found) throw AppError.notFound('integration', id);
+    return found;
+  }
+
+  async create(tx: TenantTx, dto: CreateIntegrationDto): Promise<IntegrationDto> {
+    let created: IntegrationDto;
+    try {
+      created = await integrations.create(tx.db, userIdOf(tx), dto);
+    } catch (err) {
+      if (sqlState(err).code === '23505') {
+        throw AppError.conflict('integration.exists', `you already have an integration of type ${dto.integrationType}`);
+      }
+      throw err;
+    }
+    await this.audit.record(tx, { action: 'integration.created', entityType: 'integration', entityId: created.id, after: created });
+    return created;
+  }
+
+  async update(tx: TenantTx, id: string, dto: UpdateIntegrationDto): Promise<IntegrationDto> {
+    const before = await this.get(tx, id);
+    const after = await integrations.update(tx.db, id, dto);
+    if (!after) throw AppError.notFound('integration', id);
+    await this.audit.record(tx, { action: 'integration.updated', entityType: 'integration', entityId: id, before, after });
+    return after;
+  }
+
+  async delete(tx: TenantTx, id: string): Promise<void> {
+    const before = await this.get(tx, id);
+    if (!(await integrations.delete(tx.db, id))) throw AppError.notFound('integration', id);
+    await this.audit.record(tx, { action: 'integration.deleted', entityType: 'integration', entityId: id, before });
+  }
+
+  /** Sets or replaces the secret. Only its sealed form reaches the database, the audit log or the response. */
+  async setSecret(tx: TenantTx, id: string, dto: SetIntegrationSecretDto): Promise<IntegrationDto> {
+    const integration = await this.get(tx, id);
+    const credentials = this.checkCredentials(integration.integrationType, dto.credentials);
+    const sealed = this.box.seal(credentials, { integrationId: id, userId: userIdOf(tx) });
+    const { replaced } = await integrations.putSecret(tx.db, id, sealed);
+    await this.audit.record(tx, {
+      action: replaced ? 'integration.secret_replaced' : 'integration.secret_set', entityType: 'integration', entityId: id,
+      before: { hasSecret: replaced }, after: { hasSecret: true, keyId: sealed.kid },
+    });
+    return { ...integration, hasSecret: true };
+  }
+
+  async deleteSecret(tx: TenantTx, id: string): Promise<void> {
+    await this.get(tx, id);
+    if (!(await integrations.deleteSecret(tx.db, id))) throw AppError.notFound('integration_secret', id);
+    await this.audit.record(tx, { action: 'integration.secret_deleted', entityType: 'integration', entityId: id, before: { hasSecret: true }, after: { hasSecret: false } });
+  }
+
+  /** Shape checks whose messages name fields, never values. */
+  private checkCredentials(type: string, raw: Record<string, unknown>): Record<string, string> {
+    const entries = Object.entries(raw);
+    if (entries.length === 0 || entries.length > MAX_FIELDS) {
+      throw AppError.badRequest('integration.secret_invalid', `credentials must have 1 to ${MAX_FIELDS} fields`);
+    }
+    for (const [key, value] of entries) {
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(key)) throw AppError.badRequest('integration.secret_invalid', 'credential field names must be letters, digits or _');
+      if (typeof value !== 'string' || value.length === 0 || value.length > MAX_VALUE) {
+        throw AppError.badRequest('integration.secret_invalid', `credentials.${key} must be a non-empty string of at most ${MAX_VALUE} characters`);
+      }
+    }
+    const creds = raw as Record<string, string>;
+    if (CALDAV_TYPES.includes(type)) {
+      const allowed = type === 'caldav' ? ['username', 'password', 'serverUrl'] : ['username', 'password'];
+      const unknown = Object.keys(creds).filter((k) => !allowed.includes(k));
+      if (unknown.length) throw AppError.badRequest('integration.secret_invalid', `credentials for ${type} take only ${allowed.join(', ')}; not ${unknown.join(', ')}`);
+      for (const k of ['username', 'password']) {
+        if (!creds[k]) throw AppError.badRequest('integration.secret_invalid', `credentials.${k} is required for ${type}`);
+      }
+      if (type === 'caldav') {
+        if (!creds.serverUrl) throw AppError.badRequest('integration.secret_invalid', 'credentials.serverUrl is required for caldav');
+        let url: URL | undefined;
+        try {
+          url = new URL(creds.serverUrl);
+        } catch {
+          url = undefined;
+        }
+        const protocols = this.config.nodeEnv === 'production' ? ['https:'] : ['https:', 'http:'];
+        if (!url || !protocols.includes(url.protocol) || url.username || url.password) {
+          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
+        }
+      }
+    }
+    return creds;
+  }
+}
+
+export function userIdOf(tx: TenantTx): string {
+  if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'only a signed-in user has integrations');
+  return tx.principal.userId;
+}

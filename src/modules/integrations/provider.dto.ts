@@ -1,0 +1,115 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize, ArrayMinSize, ArrayUnique, Contains, IsArray, IsBoolean, IsInt, IsOptional, IsString, IsUrl, Matches, Max,
+  MaxLength, Min, ValidateBy, ValidateIf, ValidateNested, type ValidationOptions,
+} from 'class-validator';
+import { IANAZone } from 'luxon';
+
+/** A time zone from the IANA database (luxon checks it against Intl). */
+export function IsIanaZone(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy({
+    name: 'isIanaZone',
+    validator: {
+      validate: (v) => typeof v === 'string' && (v === 'UTC' || (v.includes('/') && IANAZone.isValidZone(v))),
+      defaultMessage: (a) => `${a?.property} must be an IANA time zone such as Asia/Dubai`,
+    },
+  }, options);
+}
+
+const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+export class WorkingHoursDto {
+  @ApiProperty({ example: 'Asia/Dubai' }) @IsIanaZone() timezone: string;
+  @ApiProperty({ example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
+  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(7) @ArrayUnique() @IsInt({ each: true }) @Min(1, { each: true }) @Max(7, { each: true })
+  days: number[];
+  @ApiProperty({ example: '09:00' }) @Matches(HHMM, { message: 'start must be a time HH:MM' }) start: string;
+  @ApiProperty({ example: '17:00', description: 'After start' }) @Matches(HHMM, { message: 'end must be a time HH:MM' }) end: string;
+}
+
+export class WhatsappDto {
+  @ApiProperty() @IsBoolean() enabled: boolean;
+  @ApiPropertyOptional({ example: '+971500000000', description: 'Required when enabled' })
+  @ValidateIf((o) => o.enabled === true || o.phoneE164 !== undefined)
+  @Matches(/^\+[1-9]\d{6,14}$/, { message: 'phoneE164 must be a phone number in E.164 form, e.g. +971500000000' })
+  phoneE164?: string;
+  @ApiPropertyOptional({ example: 'Hi! Can I book {date} at {time}?', description: 'Required when enabled; must contain {date} and {time}' })
+  @ValidateIf((o) => o.enabled === true || o.messageTemplate !== undefined)
+  @IsString() @MaxLength(500) @Contains('{date}') @Contains('{time}')
+  messageTemplate?: string;
+}
+
+export class CalendarSettingsDto {
+  @ApiProperty({ example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
+  @IsArray() @ArrayMaxSize(50) @ArrayUnique()
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { each: true, message: 'each selectedCalendarIds entry must be a calendar URL' })
+  @MaxLength(2048, { each: true })
+  selectedCalendarIds: string[];
+}
+
+export class ProviderSettingsDto {
+  @ApiPropertyOptional({ type: WorkingHoursDto }) @IsOptional() @ValidateNested() @Type(() => WorkingHoursDto) workingHours?: WorkingHoursDto;
+  @ApiPropertyOptional({ type: WhatsappDto }) @IsOptional() @ValidateNested() @Type(() => WhatsappDto) whatsapp?: WhatsappDto;
+  @ApiPropertyOptional({ type: CalendarSettingsDto }) @IsOptional() @ValidateNested() @Type(() => CalendarSettingsDto) calendar?: CalendarSettingsDto;
+}
+
+export class UpdateProviderDto {
+  @ApiPropertyOptional({ example: 'kimlindberg', nullable: true, description: 'Lowercase letters, digits and single dashes; null clears it' })
+  @ValidateIf((o) => o.publicSlug !== null) @IsOptional() @IsString()
+  @Matches(/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'publicSlug must be 3-63 lowercase letters, digits and single dashes (not at the ends)' })
+  publicSlug?: string | null;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() isPublic?: boolean;
+  @ApiPropertyOptional({ example: 'Asia/Dubai' }) @IsOptional() @IsIanaZone() timezone?: string;
+  @ApiPropertyOptional({ type: ProviderSettingsDto, description: 'Each group given replaces that group; groups not given are kept' })
+  @IsOptional() @ValidateNested() @Type(() => ProviderSettingsDto) settings?: ProviderSettingsDto;
+}
+
+export class ProviderDto {
+  @ApiPropertyOptional({ format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
+  @ApiPropertyOptional() publicSlug: string | null;
+  @ApiProperty() isPublic: boolean;
+  @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
+  @ApiProperty({ type: ProviderSettingsDto }) settings: Record<string, unknown>;
+  @ApiPropertyOptional() createdAt: Date | null;
+  @ApiPropertyOptional() updatedAt: Date | null;
+}
+
+export class PublicWhatsappDto {
+  @ApiProperty() enabled: boolean;
+  @ApiPropertyOptional() phoneE164?: string;
+}
+
+export class PublicProviderDto {
+  @ApiProperty({ example: 'kimlindberg' }) slug: string;
+  @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
+  @ApiPropertyOptional({ type: WorkingHoursDto }) workingHours: WorkingHoursDto | null;
+  @ApiPropertyOptional({ type: PublicWhatsappDto }) whatsapp: PublicWhatsappDto | null;
+}
+
+export class AvailabilityQueryDto {
+  @ApiProperty({ example: '2030-03-09', description: 'First day (in the provider\'s time zone), YYYY-MM-DD' })
+  @IsString() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'from must be a date YYYY-MM-DD' }) from: string;
+  @ApiProperty({ example: '2030-03-11', description: 'Last day, inclusive; at most 31 days after from' })
+  @IsString() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'to must be a date YYYY-MM-DD' }) to: string;
+  @ApiPropertyOptional({ example: '60', description: 'Slot length in minutes, 15-240 (default 60)' })
+  @IsOptional() @Matches(/^\d{2,3}$/, { message: 'duration must be a number of minutes' }) duration?: string;
+}
+
+export class SlotDto {
+  @ApiProperty({ example: '2030-03-11T13:00:00.000Z' }) start: string;
+  @ApiProperty({ example: '2030-03-11T14:00:00.000Z' }) end: string;
+  @ApiProperty({ example: '2030-03-11', description: 'Local date in the provider\'s time zone' }) date: string;
+  @ApiProperty({ example: '09:00', description: 'Local start time' }) time: string;
+  @ApiPropertyOptional({ example: 'https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F' })
+  whatsappUrl?: string;
+}
+
+export class AvailabilityDto {
+  @ApiProperty() slug: string;
+  @ApiProperty() timezone: string;
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() durationMinutes: number;
+  @ApiProperty({ type: [SlotDto] }) slots: SlotDto[];
+}

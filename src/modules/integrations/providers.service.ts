@@ -1,0 +1,61 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { AuditService } from '../audit/audit.service.js';
+import { providerRepository as providers } from './provider.repository.js';
+import { userIdOf } from './integrations.service.js';
+import type { ProviderDto, UpdateProviderDto } from './provider.dto.js';
+
+/** Slugs that would collide with pages or words of the product. */
+export const RESERVED_SLUGS = new Set([
+  'about', 'account', 'admin', 'api', 'app', 'apps', 'assets', 'auth', 'billing', 'blog', 'book', 'booking', 'c', 'calendar',
+  'contact', 'dashboard', 'docs', 'edit', 'help', 'home', 'login', 'logout', 'me', 'new', 'null', 'omnizen', 'privacy',
+  'provider', 'providers', 'public', 'register', 'root', 'settings', 'signin', 'signup', 'static', 'status', 'support',
+  'system', 'terms', 'undefined', 'user', 'users', 'www',
+]);
+
+export const DEFAULT_TIMEZONE = 'Asia/Dubai';
+
+/** The signed-in user's provider profile (policies: auth.uid() = owner_user_id). */
+@Injectable()
+export class ProvidersService {
+  constructor(private readonly audit: AuditService) {}
+
+  /** The saved profile, or the defaults when none was saved yet. */
+  async get(tx: TenantTx): Promise<ProviderDto> {
+    return (await providers.mine(tx.db)) ?? {
+      id: null, publicSlug: null, isPublic: false, timezone: DEFAULT_TIMEZONE, settings: {}, createdAt: null, updatedAt: null,
+    };
+  }
+
+  async update(tx: TenantTx, dto: UpdateProviderDto): Promise<ProviderDto> {
+    if (dto.publicSlug && RESERVED_SLUGS.has(dto.publicSlug)) {
+      throw AppError.badRequest('provider.slug_reserved', `publicSlug "${dto.publicSlug}" is reserved; choose another`);
+    }
+    const hours = dto.settings?.workingHours;
+    if (hours && hours.start >= hours.end) {
+      throw AppError.badRequest('provider.working_hours_invalid', 'settings.workingHours.start must be before settings.workingHours.end');
+    }
+    const before = await providers.mine(tx.db);
+    const publicSlug = dto.publicSlug !== undefined ? dto.publicSlug : before?.publicSlug ?? null;
+    const isPublic = dto.isPublic ?? before?.isPublic ?? false;
+    if (isPublic && !publicSlug) {
+      throw AppError.badRequest('provider.slug_required', 'a public profile needs a publicSlug');
+    }
+    let after: ProviderDto;
+    try {
+      after = await providers.upsert(tx.db, userIdOf(tx), {
+        publicSlug: dto.publicSlug, isPublic: dto.isPublic, timezone: dto.timezone,
+        settings: dto.settings && JSON.parse(JSON.stringify(dto.settings)),
+      });
+    } catch (err) {
+      if (sqlState(err).code === '23505') throw AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`);
+      throw err;
+    }
+    await this.audit.record(tx, {
+      action: before ? 'provider.updated' : 'provider.created', entityType: 'provider', entityId: after.id, before: before ?? undefined, after,
+    });
+    return after;
+  }
+}

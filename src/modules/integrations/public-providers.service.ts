@@ -1,0 +1,84 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DateTime } from 'luxon';
+import { DatabaseService, type RequestMeta } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
+import { calendarIntegrationsOfPublicProvider } from './calendar-integration.js';
+import { CalDavBusyTimeSource, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
+import { MAX_RANGE_DAYS, openSlots, type WorkingHours } from './availability.js';
+import { SECRET_BOX, SecretBox } from './secret-box.js';
+import type { AvailabilityDto, AvailabilityQueryDto, PublicProviderDto } from './provider.dto.js';
+
+const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/** Public provider pages: anonymous reads through public_provider_profile(), and availability. */
+@Injectable()
+export class PublicProvidersService {
+  private readonly logger = new Logger(PublicProvidersService.name);
+
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly privileged: PrivilegedDatabase,
+    @Inject(SECRET_BOX) private readonly box: SecretBox,
+  ) {}
+
+  /** The same 404 for an unknown and a private slug. */
+  private async load(slug: string, meta: RequestMeta): Promise<PublicProviderRow> {
+    const row = SLUG.test(slug) && slug.length <= 63 ? await this.db.anonymous(meta, (tx) => providers.publicProfile(tx.db, slug)) : undefined;
+    if (!row) throw AppError.notFound('provider', slug);
+    return row;
+  }
+
+  async profile(slug: string, meta: RequestMeta): Promise<PublicProviderDto> {
+    const row = await this.load(slug, meta);
+    return {
+      slug: row.public_slug,
+      timezone: row.timezone,
+      workingHours: row.working_hours ?? null,
+      whatsapp: row.whatsapp ? { enabled: Boolean(row.whatsapp.enabled), phoneE164: row.whatsapp.enabled ? row.whatsapp.phoneE164 : undefined } : null,
+    };
+  }
+
+  async availability(slug: string, q: AvailabilityQueryDto, meta: RequestMeta, now = new Date()): Promise<AvailabilityDto> {
+    const durationMinutes = q.duration === undefined ? 60 : Number(q.duration);
+    if (!Number.isInteger(durationMinutes) || durationMinutes < 15 || durationMinutes > 240) {
+      throw AppError.badRequest('availability.duration_invalid', 'duration must be between 15 and 240 minutes');
+    }
+    const row = await this.load(slug, meta);
+    const hours = row.working_hours as WorkingHours | null;
+    const zone = hours?.timezone ?? row.timezone;
+    const from = DateTime.fromISO(q.from, { zone });
+    const to = DateTime.fromISO(q.to, { zone });
+    if (!from.isValid) throw AppError.badRequest('availability.from_invalid', `from "${q.from}" is not a calendar date`);
+    if (!to.isValid) throw AppError.badRequest('availability.to_invalid', `to "${q.to}" is not a calendar date`);
+    if (to < from) throw AppError.badRequest('availability.range_invalid', 'to must not be before from');
+    if (to.diff(from, 'days').days >= MAX_RANGE_DAYS) {
+      throw AppError.badRequest('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
+    }
+    const result: AvailabilityDto = { slug: row.public_slug, timezone: zone, from: q.from, to: q.to, durationMinutes, slots: [] };
+    if (!hours) return result;
+    const range = { start: from.toUTC().toJSDate(), end: to.plus({ days: 1 }).toUTC().toJSDate() };
+    const busy = await this.busyTimes(slug, zone, range);
+    result.slots = openSlots({ hours, from, to, durationMinutes, busy, now, whatsapp: row.whatsapp ?? undefined });
+    return result;
+  }
+
+  /** Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. */
+  private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
+    const rows = await this.privileged.run('integrations.busy_times', (db) => calendarIntegrationsOfPublicProvider(db, slug));
+    const busy: BusyInterval[] = [];
+    for (const row of rows) {
+      if (!row.calendar_ids?.length) continue;
+      try {
+        const credentials = this.box.open<CalDavCredentials>(row.secret, { integrationId: row.integration_id, userId: row.user_id });
+        busy.push(...(await new CalDavBusyTimeSource(credentials, row.calendar_ids, zone).busyTimes(range)));
+      } catch (err) {
+        // better no slots than double bookings; the log names the integration, never a credential
+        this.logger.warn({ integrationId: row.integration_id, reason: (err as Error).message }, 'calendar busy times unavailable');
+        throw new AppError(503, 'availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
+      }
+    }
+    return busy;
+  }
+}

@@ -1,0 +1,82 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AppError } from '../../platform/errors/app-error.js';
+
+/** What integration_secrets.secret holds: AES-256-GCM output (base64) and the id of the key that sealed it. */
+export interface SealedSecret {
+  ciphertext: string;
+  iv: string;
+  tag: string;
+  kid: string;
+}
+
+/** The row a secret belongs to; bound into the ciphertext as associated data. */
+export interface SecretOwner {
+  integrationId: string;
+  userId: string;
+}
+
+/** A secret could not be opened. The message never carries key material or plaintext. */
+export class SecretOpenError extends Error {
+  constructor(reason: string) {
+    super(`integration secret could not be opened: ${reason}`);
+  }
+}
+
+const aad = (o: SecretOwner) => Buffer.from(`omnizen.integration_secret.v1:${o.integrationId.toLowerCase()}:${o.userId.toLowerCase()}`, 'utf8');
+
+export function isSealedSecret(v: unknown): v is SealedSecret {
+  const s = v as SealedSecret;
+  return !!s && typeof s === 'object' && ['ciphertext', 'iv', 'tag', 'kid'].every((k) => typeof (s as any)[k] === 'string');
+}
+
+/**
+ * Seals and opens integration secrets with a key set from configuration (SECRETS_KEYS) and one
+ * active key (SECRETS_ACTIVE_KEY). New writes use the active key; older keys only open what they
+ * sealed until `npm run secrets:rotate` has re-sealed it, after which they can be retired.
+ * The integration id and user id are associated data: a ciphertext copied to another row fails to open.
+ */
+export class SecretBox {
+  constructor(
+    private readonly keys: Record<string, Buffer>,
+    readonly activeKeyId: string | undefined,
+  ) {}
+
+  get configured(): boolean {
+    return !!this.activeKeyId && !!this.keys[this.activeKeyId];
+  }
+
+  seal(value: unknown, owner: SecretOwner): SealedSecret {
+    if (!this.configured) {
+      throw new AppError(503, 'secrets.not_configured', 'no encryption key is configured for integration secrets (SECRETS_KEYS)');
+    }
+    const kid = this.activeKeyId!;
+    const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key
+    const cipher = createCipheriv('aes-256-gcm', this.keys[kid], iv);
+    cipher.setAAD(aad(owner));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+    return { ciphertext: ciphertext.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), kid };
+  }
+
+  open<T = unknown>(sealed: unknown, owner: SecretOwner): T {
+    if (!isSealedSecret(sealed)) throw new SecretOpenError('not a sealed secret');
+    const key = this.keys[sealed.kid];
+    if (!key) throw new SecretOpenError(`key "${sealed.kid}" is not configured`);
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
+      decipher.setAAD(aad(owner));
+      decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
+      const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
+      return JSON.parse(plain.toString('utf8')) as T;
+    } catch {
+      // authentication failed: wrong key, tampered data, or sealed for another row
+      throw new SecretOpenError('authentication failed');
+    }
+  }
+
+  /** Whether a stored secret should be re-sealed under the active key. */
+  isStale(sealed: unknown): boolean {
+    return !isSealedSecret(sealed) || sealed.kid !== this.activeKeyId;
+  }
+}
+
+export const SECRET_BOX = Symbol('SECRET_BOX');
