@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { listMigrations, migrate } from '../../src/platform/database/migrator.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+/** The migration runner, each case on a fresh empty database (not the template). */
+describe('migration runner', () => {
+  const all = listMigrations().map((m) => m.name);
+  const quiet = () => undefined;
+  let dbs: TestDatabase[] = [];
+  const emptyDb = async () => {
+    const db = await createTestDatabase({ template: null });
+    dbs.push(db);
+    return db;
+  };
+  afterEach(async () => {
+    await Promise.all(dbs.map((db) => db.drop()));
+    dbs = [];
+  });
+  const recorded = async (db: TestDatabase) =>
+    (await db.admin.query('SELECT name, checksum FROM omnizen_migrations.applied ORDER BY name')).rows;
+
+  it('lists the compatibility layer first, then the stream in timestamp order', () => {
+    expect(all[0]).toBe('supabase/0000_supabase_compat');
+    const stream = all.filter((n) => !n.startsWith('supabase/'));
+    expect(stream).toEqual([...stream].sort());
+    expect(stream).toContain('20260101000100_core');
+  });
+
+  it('applies every migration in order, records each with its checksum and logs what it did', async () => {
+    const db = await emptyDb();
+    const lines: string[] = [];
+    const applied = await migrate(db.url, { log: (l) => lines.push(l) });
+    expect(applied).toEqual(all);
+    const rows = await recorded(db);
+    const checksums = new Map(listMigrations().map((m) => [m.name, m.checksum]));
+    expect(rows.map((r) => r.name).sort()).toEqual([...all].sort());
+    for (const r of rows) expect(r.checksum).toBe(checksums.get(r.name));
+    expect(lines).toContain(`${all.length} migration(s) applied`);
+    expect(lines.filter((l) => l.startsWith('applied ')).map((l) => l.split(' ')[1])).toEqual(all);
+    // the result is a working schema
+    const { rows: [t] } = await db.admin.query(`SELECT to_regclass('core.organizations') IS NOT NULL AS ok`);
+    expect(t.ok).toBe(true);
+  });
+
+  it('applies nothing on a second run', async () => {
+    const db = await emptyDb();
+    await migrate(db.url, { log: quiet });
+    const lines: string[] = [];
+    expect(await migrate(db.url, { log: (l) => lines.push(l) })).toEqual([]);
+    expect(lines).toEqual(['database is up to date']);
+    expect((await recorded(db)).length).toBe(all.length);
+  });
+
+  it('lets two concurrent runs through the advisory lock with each migration applied once', async () => {
+    const db = await emptyDb();
+    const [a, b] = await Promise.all([migrate(db.url, { log: quiet }), migrate(db.url, { log: quiet })]);
+    expect([...a, ...b].sort()).toEqual([...all].sort());
+    expect(a.length === 0 || b.length === 0).toBe(true); // one did everything, the other found it done
+    const { rows } = await db.admin.query('SELECT name, count(*)::int AS n FROM omnizen_migrations.applied GROUP BY name HAVING count(*) > 1');
+    expect(rows).toEqual([]);
+  });
+
+  it('refuses to run when an applied migration was edited, and names it', async () => {
+    const db = await emptyDb();
+    await migrate(db.url, { log: quiet });
+    // as if the file had been edited after it was applied
+    await db.admin.query(`UPDATE omnizen_migrations.applied SET checksum = 'edited' WHERE name = '20260101000100_core'`);
+    await expect(migrate(db.url, { log: quiet })).rejects.toThrow(/migration 20260101000100_core was edited after it was applied/);
+  });
+
+  it('stops after the migration named by `until`, and the next run continues from there', async () => {
+    const db = await emptyDb();
+    const until = all[1];
+    expect(await migrate(db.url, { until, log: quiet })).toEqual(all.slice(0, 2));
+    expect((await recorded(db)).map((r) => r.name).sort()).toEqual(all.slice(0, 2).sort());
+    expect(await migrate(db.url, { log: quiet })).toEqual(all.slice(2));
+  });
+
+  it('rolls back a failing migration and names it', async () => {
+    const db = await emptyDb();
+    // a database where the core tables already exist in a conflicting shape: the core migration fails
+    await migrate(db.url, { until: all[0], log: quiet });
+    await db.admin.query('CREATE SCHEMA core; CREATE TABLE core."User" (id int)');
+    await expect(migrate(db.url, { log: quiet })).rejects.toThrow(/migration 20260101000100_core failed: .*"User" already exists/);
+    expect((await recorded(db)).map((r) => r.name)).toEqual([all[0]]);
+    const { rows: [t] } = await db.admin.query(`SELECT to_regclass('core.organizations') IS NULL AS rolled_back`);
+    expect(t.rolled_back).toBe(true);
+  });
+});
