@@ -1,10 +1,22 @@
 import { Module } from '@nestjs/common';
 import { MyOrganizationsController, OrganizationController } from './organizations.controller.js';
 import { OrganizationsService } from './organizations.service.js';
+import { MembershipsController } from './memberships.controller.js';
+import { MembershipsService } from './memberships.service.js';
+import { InvitationAcceptanceController, InvitationsController } from './invitations.controller.js';
+import { InvitationsService } from './invitations.service.js';
+import { InvitationPurge } from './invitation-purge.service.js';
+import { WorkspacesController } from './workspaces.controller.js';
+import { WorkspacesService } from './workspaces.service.js';
+import { FeatureFlagsController, SettingsController } from './settings.controller.js';
+import { SettingsService } from './settings.service.js';
 
 @Module({
-  controllers: [MyOrganizationsController, OrganizationController],
-  providers: [OrganizationsService],
-  exports: [OrganizationsService],
+  controllers: [
+    MyOrganizationsController, OrganizationController, MembershipsController, InvitationsController, InvitationAcceptanceController,
+    WorkspacesController, SettingsController, FeatureFlagsController,
+  ],
+  providers: [OrganizationsService, MembershipsService, InvitationsService, InvitationPurge, WorkspacesService, SettingsService],
+  exports: [OrganizationsService, SettingsService, InvitationPurge],
 })
 export class OrganizationsModule {}

@@ -1,0 +1,60 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { InvitationsService } from './invitations.service.js';
+import {
+  AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationQuery,
+} from './invitation.dto.js';
+
+@ApiTags('invitations')
+@OrgRoute()
+@RequireRole(...ADMIN_ROLES)
+@Controller('v1/orgs/:orgId/invitations')
+export class InvitationsController {
+  constructor(private readonly invitations: InvitationsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
+  @ApiCreatedResponse({ type: CreatedInvitationDto })
+  @ApiErrors(400, 409, 422)
+  create(@Tx() tx: TenantTx, @Body() dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
+    return this.invitations.create(tx, dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Invitations of the organization, newest first (admin)' })
+  @ApiOkResponse({ type: InvitationPage })
+  @ApiErrors(400)
+  list(@Tx() tx: TenantTx, @Query() q: InvitationQuery): Promise<InvitationPage> {
+    return this.invitations.list(tx, q.limit ?? 50, q.status, q.cursor);
+  }
+
+  @Delete(':invitationId')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke a pending invitation (admin)' })
+  @ApiParam({ name: 'invitationId', format: 'uuid' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 409)
+  revoke(@Tx() tx: TenantTx, @Param('invitationId', new ParseUUIDPipe()) id: string): Promise<void> {
+    return this.invitations.revoke(tx, id);
+  }
+}
+
+@ApiTags('invitations')
+@UserRoute()
+@Controller('v1/invitations')
+export class InvitationAcceptanceController {
+  constructor(private readonly invitations: InvitationsService) {}
+
+  @Post('accept')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Accept an invitation sent to your email address; you become a member' })
+  @ApiOkResponse({ type: AcceptedInvitationDto })
+  @ApiErrors(400, 404, 409)
+  accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
+    return this.invitations.accept(tx, dto);
+  }
+}

@@ -1,0 +1,100 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { AuditService } from '../audit/audit.service.js';
+import { invitationRepository as invitations } from './invitation.repository.js';
+import { membershipRepository as members } from './membership.repository.js';
+import { organizationRepository as orgs } from './organization.repository.js';
+import type {
+  AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationDto, InvitationPage, InvitationStatus,
+} from './invitation.dto.js';
+
+export const INVITATION_CREATED = 'invitation.created';
+
+/** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
+export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
+
+@Injectable()
+export class InvitationsService implements OnModuleInit {
+  private readonly logger = new Logger(InvitationsService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly audit: AuditService,
+    private readonly jobs: JobRegistry,
+  ) {}
+
+  onModuleInit(): void {
+    // Sending the email is out of scope for now: the handler records that an invitation is due.
+    // The job carries no token (the outbox is not a place for secrets).
+    this.jobs.register(INVITATION_CREATED, async (job) => {
+      this.logger.log(`invitation ${String(job.payload.invitationId)} to ${String(job.payload.email)} for organization ${job.orgId} is ready to be sent`);
+    });
+  }
+
+  async create(tx: TenantTx, dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
+    const org = await orgs.get(tx.db, tx.orgId);
+    if (!org) throw AppError.notFound('organization', tx.orgId);
+    if (org.accountType === 'personal') {
+      throw new AppError(HttpStatus.UNPROCESSABLE_ENTITY, 'invitation.personal_organization', 'a personal organization cannot have other members; create a business organization');
+    }
+    if (await members.findByEmail(tx.db, tx.orgId, dto.email)) {
+      throw AppError.conflict('invitation.already_member', `${dto.email} is already a member of this organization`);
+    }
+    await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email);
+    const token = randomBytes(32).toString('base64url');
+    let invitation: InvitationDto;
+    try {
+      invitation = await invitations.create(tx.db, {
+        orgId: tx.orgId, email: dto.email, role: dto.role, tokenHash: hashInvitationToken(token),
+        invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
+      });
+    } catch (err) {
+      if (sqlState(err).code === '23505') {
+        throw AppError.conflict('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`);
+      }
+      throw err;
+    }
+    await this.audit.record(tx, { action: 'invitation.created', entityType: 'invitation', entityId: invitation.id, after: invitation });
+    await enqueue(tx, INVITATION_CREATED, { invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
+    return { ...invitation, token };
+  }
+
+  async list(tx: TenantTx, limit: number, status?: InvitationStatus, cursor?: string): Promise<InvitationPage> {
+    const after = decodeCursor<unknown>(cursor);
+    if (after !== undefined && !(Array.isArray(after) && after.length === 2 && !Number.isNaN(Date.parse(after[0])) && /^[0-9a-f-]{36}$/i.test(after[1]))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await invitations.list(tx.db, tx.orgId, limit + 1, status, after as [string, string] | undefined);
+    return page(rows, limit, (i) => [i.createdAt.toISOString(), i.id]);
+  }
+
+  async revoke(tx: TenantTx, id: string): Promise<void> {
+    const before = await invitations.get(tx.db, tx.orgId, id);
+    if (!before) throw AppError.notFound('invitation', id);
+    const after = await invitations.revoke(tx.db, tx.orgId, id);
+    if (!after) throw AppError.conflict('invitation.not_pending', `invitation ${id} is already ${before.status}`);
+    await this.audit.record(tx, { action: 'invitation.revoked', entityType: 'invitation', entityId: id, before, after });
+  }
+
+  /** The signed-in invitee accepts: single use, unexpired, and only for the email it was sent to. */
+  async accept(tx: TenantTx, dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
+    let membership: AcceptedInvitationDto;
+    try {
+      membership = await invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token));
+    } catch (err) {
+      const { code } = sqlState(err);
+      if (code === 'P0002') throw new AppError(HttpStatus.NOT_FOUND, 'invitation.not_found', 'the invitation is unknown, already used, revoked or expired');
+      if (code === '42501') throw AppError.forbidden('invitation.email_mismatch', 'this invitation was sent to another email address');
+      if (code === '23505') throw AppError.conflict('invitation.already_member', 'you are already a member of this organization');
+      throw err;
+    }
+    await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
+    return membership;
+  }
+}

@@ -1,0 +1,55 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from '@nestjs/common';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { PageQuery } from '../../platform/http/pagination.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { MembershipsService } from './memberships.service.js';
+import { ChangeRoleDto, MemberDto, MemberPage } from './membership.dto.js';
+
+@ApiTags('members')
+@OrgRoute()
+@Controller('v1/orgs/:orgId/members')
+export class MembershipsController {
+  constructor(private readonly members: MembershipsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Members of the organization with their email, name and role' })
+  @ApiOkResponse({ type: MemberPage })
+  @ApiErrors(400)
+  list(@Tx() tx: TenantTx, @Query() q: PageQuery): Promise<MemberPage> {
+    return this.members.list(tx, q.limit ?? 50, q.cursor);
+  }
+
+  // Declared before /:userId so that "me" is not taken for a user id.
+  @Delete('me')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Leave the organization (the last owner cannot)' })
+  @ApiNoContentResponse()
+  @ApiErrors(409)
+  leave(@Tx() tx: TenantTx): Promise<void> {
+    return this.members.leave(tx);
+  }
+
+  @Patch(':userId')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: "Change a member's role (admin; only an owner grants or takes away 'owner')" })
+  @ApiParam({ name: 'userId' })
+  @ApiOkResponse({ type: MemberDto })
+  @ApiErrors(400, 409)
+  changeRole(@Tx() tx: TenantTx, @Param('userId') userId: string, @Body() dto: ChangeRoleDto): Promise<MemberDto> {
+    return this.members.changeRole(tx, userId, dto.role);
+  }
+
+  @Delete(':userId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)' })
+  @ApiParam({ name: 'userId' })
+  @ApiNoContentResponse()
+  @ApiErrors(409)
+  remove(@Tx() tx: TenantTx, @Param('userId') userId: string): Promise<void> {
+    return this.members.remove(tx, userId);
+  }
+}

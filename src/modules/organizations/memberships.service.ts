@@ -1,0 +1,74 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import type { OrgRole } from '../../platform/auth/principal.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { AuditService } from '../audit/audit.service.js';
+import { membershipRepository as members } from './membership.repository.js';
+import type { MemberDto, MemberPage } from './membership.dto.js';
+
+/** The memberships_keep_owner trigger (23514) as a clear conflict. */
+async function keepingAnOwner<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    const { code, message } = sqlState(err);
+    if (code === '23514' && message?.includes('at least one owner')) {
+      throw new AppError(HttpStatus.CONFLICT, 'membership.last_owner', 'an organization must keep at least one owner: make another member owner first');
+    }
+    throw err;
+  }
+}
+
+const isOwnerLevel = (tx: TenantTx) => tx.role === 'owner' || tx.role === 'service';
+
+@Injectable()
+export class MembershipsService {
+  constructor(private readonly audit: AuditService) {}
+
+  async list(tx: TenantTx, limit: number, cursor?: string): Promise<MemberPage> {
+    const after = decodeCursor<unknown>(cursor);
+    if (after !== undefined && !(Array.isArray(after) && after.length === 2 && after.every((v) => typeof v === 'string') && !Number.isNaN(Date.parse(after[0])))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await members.list(tx.db, tx.orgId, limit + 1, after as [string, string] | undefined);
+    return page(rows, limit, (m) => [m.createdAt.toISOString(), m.userId]);
+  }
+
+  private async get(tx: TenantTx, userId: string): Promise<MemberDto> {
+    const member = await members.get(tx.db, tx.orgId, userId);
+    if (!member) throw AppError.notFound('member', userId);
+    return member;
+  }
+
+  /** Admins change roles; only an owner may grant or take away 'owner'. */
+  async changeRole(tx: TenantTx, userId: string, role: OrgRole): Promise<MemberDto> {
+    const before = await this.get(tx, userId);
+    if (before.role === role) return before;
+    if ((before.role === 'owner' || role === 'owner') && !isOwnerLevel(tx)) {
+      throw AppError.forbidden('membership.owner_only', "only an owner can grant or take away the role 'owner'");
+    }
+    await keepingAnOwner(members.setRole(tx.db, tx.orgId, userId, role));
+    const after = await this.get(tx, userId);
+    await this.audit.record(tx, { action: 'membership.role_changed', entityType: 'membership', entityId: userId, before, after });
+    return after;
+  }
+
+  /** Admins remove members; only an owner removes an owner. */
+  async remove(tx: TenantTx, userId: string): Promise<void> {
+    const before = await this.get(tx, userId);
+    const self = tx.principal.kind === 'user' && tx.principal.userId === userId;
+    if (before.role === 'owner' && !self && !isOwnerLevel(tx)) {
+      throw AppError.forbidden('membership.owner_only', 'only an owner can remove an owner');
+    }
+    await keepingAnOwner(members.remove(tx.db, tx.orgId, userId));
+    await this.audit.record(tx, { action: self ? 'membership.left' : 'membership.removed', entityType: 'membership', entityId: userId, before });
+  }
+
+  /** Any member may leave, except the last owner. */
+  async leave(tx: TenantTx): Promise<void> {
+    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'only a user can leave an organization');
+    await this.remove(tx, tx.principal.userId);
+  }
+}

@@ -1,0 +1,35 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsBoolean, IsDefined, IsObject } from 'class-validator';
+
+export class SettingValueDto {
+  @ApiProperty({
+    description: "Any JSON value except null. Scope 'org' accepts only the known keys (locale, timezone, base_currency, " +
+      'fiscal_year_start_month, branding) in their shapes; app scopes accept up to 16 KB of JSON.',
+    example: 'Europe/Berlin',
+  })
+  @IsDefined()
+  value: unknown;
+}
+
+export class SettingValuesDto {
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'key → value; all are validated before any is written', example: { timezone: 'Europe/Berlin', base_currency: 'EUR' } })
+  @IsObject()
+  values: Record<string, unknown>;
+}
+
+export class SettingDto {
+  @ApiProperty({ example: 'org', description: "'org' or an app code" }) scope: string;
+  @ApiProperty({ example: 'timezone' }) key: string;
+  @ApiProperty({ description: 'JSON value' }) value: unknown;
+  @ApiProperty() updatedAt: Date;
+}
+
+export class FeatureFlagInputDto {
+  @ApiProperty() @IsBoolean() enabled: boolean;
+}
+
+export class FeatureFlagDto {
+  @ApiProperty({ example: 'ledger.multi_currency' }) flag: string;
+  @ApiProperty() enabled: boolean;
+  @ApiProperty() updatedAt: Date;
+}

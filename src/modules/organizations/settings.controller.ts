@@ -1,0 +1,106 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Put } from '@nestjs/common';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { SettingsService } from './settings.service.js';
+import { FeatureFlagDto, FeatureFlagInputDto, SettingDto, SettingValueDto, SettingValuesDto } from './setting.dto.js';
+
+const SCOPE = { name: 'scope', description: "'org' for organization-level settings, or an app code for app-level ones", example: 'org' };
+const KEY = { name: 'key', example: 'timezone' };
+
+@ApiTags('settings')
+@OrgRoute()
+@Controller('v1/orgs/:orgId/settings/:scope')
+export class SettingsController {
+  constructor(private readonly settings: SettingsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Settings of one scope' })
+  @ApiParam(SCOPE)
+  @ApiOkResponse({ type: [SettingDto] })
+  @ApiErrors(400)
+  list(@Tx() tx: TenantTx, @Param('scope') scope: string): Promise<SettingDto[]> {
+    return this.settings.list(tx, scope);
+  }
+
+  @Patch()
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid' })
+  @ApiParam(SCOPE)
+  @ApiOkResponse({ type: [SettingDto] })
+  @ApiErrors(400)
+  putMany(@Tx() tx: TenantTx, @Param('scope') scope: string, @Body() dto: SettingValuesDto): Promise<SettingDto[]> {
+    return this.settings.put(tx, scope, dto.values);
+  }
+
+  @Get(':key')
+  @ApiOperation({ summary: 'Read one setting' })
+  @ApiParam(SCOPE)
+  @ApiParam(KEY)
+  @ApiOkResponse({ type: SettingDto })
+  @ApiErrors(400)
+  get(@Tx() tx: TenantTx, @Param('scope') scope: string, @Param('key') key: string): Promise<SettingDto> {
+    return this.settings.get(tx, scope, key);
+  }
+
+  @Put(':key')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Set one setting (admin)' })
+  @ApiParam(SCOPE)
+  @ApiParam(KEY)
+  @ApiOkResponse({ type: SettingDto })
+  @ApiErrors(400)
+  async put(@Tx() tx: TenantTx, @Param('scope') scope: string, @Param('key') key: string, @Body() dto: SettingValueDto): Promise<SettingDto> {
+    const [saved] = await this.settings.put(tx, scope, { [key]: dto.value });
+    return saved;
+  }
+
+  @Delete(':key')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Remove one setting (admin)' })
+  @ApiParam(SCOPE)
+  @ApiParam(KEY)
+  @ApiNoContentResponse()
+  @ApiErrors(400)
+  delete(@Tx() tx: TenantTx, @Param('scope') scope: string, @Param('key') key: string): Promise<void> {
+    return this.settings.delete(tx, scope, key);
+  }
+}
+
+@ApiTags('feature flags')
+@OrgRoute()
+@Controller('v1/orgs/:orgId/feature-flags')
+export class FeatureFlagsController {
+  constructor(private readonly settings: SettingsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Feature flags of the organization (absent flags are off)' })
+  @ApiOkResponse({ type: [FeatureFlagDto] })
+  list(@Tx() tx: TenantTx): Promise<FeatureFlagDto[]> {
+    return this.settings.listFlags(tx);
+  }
+
+  @Put(':flag')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Turn a feature flag on or off (admin)' })
+  @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
+  @ApiOkResponse({ type: FeatureFlagDto })
+  @ApiErrors(400)
+  set(@Tx() tx: TenantTx, @Param('flag') flag: string, @Body() dto: FeatureFlagInputDto): Promise<FeatureFlagDto> {
+    return this.settings.setFlag(tx, flag, dto.enabled);
+  }
+
+  @Delete(':flag')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Remove a feature flag (admin); it reads as off' })
+  @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
+  @ApiNoContentResponse()
+  @ApiErrors(400)
+  delete(@Tx() tx: TenantTx, @Param('flag') flag: string): Promise<void> {
+    return this.settings.deleteFlag(tx, flag);
+  }
+}

@@ -1,0 +1,98 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { AuditService } from '../audit/audit.service.js';
+import { settingRepository as settings } from './setting.repository.js';
+import { checkSetting, KEY_PATTERN, SCOPE_PATTERN } from './settings.registry.js';
+import type { FeatureFlagDto, SettingDto } from './setting.dto.js';
+
+function checkScope(scope: string): void {
+  if (!SCOPE_PATTERN.test(scope)) {
+    throw AppError.badRequest('settings.invalid_scope', `scope "${scope}" must be 'org' or an app code (lowercase letters, digits, _)`);
+  }
+}
+
+function checkKeys(keys: string[]): void {
+  const badKeys = keys.filter((k) => !KEY_PATTERN.test(k));
+  if (badKeys.length) {
+    throw AppError.badRequest('settings.invalid_key', `invalid key(s) ${badKeys.join(', ')}: keys are lowercase letters, digits, _ and ., starting with a letter, at most 128`);
+  }
+}
+
+/** Organization-level (scope 'org') and app-level (scope = app code) settings, and feature flags. */
+@Injectable()
+export class SettingsService {
+  constructor(private readonly audit: AuditService) {}
+
+  list(tx: TenantTx, scope: string): Promise<SettingDto[]> {
+    checkScope(scope);
+    return settings.list(tx.db, tx.orgId, scope);
+  }
+
+  async get(tx: TenantTx, scope: string, key: string): Promise<SettingDto> {
+    checkScope(scope);
+    checkKeys([key]);
+    const s = await settings.get(tx.db, tx.orgId, scope, key);
+    if (!s) throw AppError.notFound('setting', `${scope}/${key}`);
+    return s;
+  }
+
+  /** Validates every value first (naming each bad key), then writes them all; one audit row per key. */
+  async put(tx: TenantTx, scope: string, values: Record<string, unknown>): Promise<SettingDto[]> {
+    checkScope(scope);
+    const keys = Object.keys(values);
+    if (!keys.length) throw AppError.badRequest('settings.empty', 'values must name at least one setting');
+    checkKeys(keys);
+    const checked = keys.map((key) => ({ key, r: checkSetting(scope, key, values[key]) }));
+    const problems = checked.flatMap(({ key, r }) => (r.ok ? [] : [{ field: key, problems: [r.problem] }]));
+    if (problems.length) {
+      throw AppError.badRequest('settings.invalid', problems.map((p) => `${p.field}: ${p.problems[0]}`).join('; '), problems);
+    }
+    const out: SettingDto[] = [];
+    for (const { key, r } of checked) {
+      if (!r.ok) continue;
+      const before = await settings.get(tx.db, tx.orgId, scope, key);
+      const after = await settings.put(tx.db, tx.orgId, scope, key, r.value);
+      await this.audit.record(tx, { action: 'setting.updated', entityType: 'setting', entityId: `${scope}/${key}`, before, after });
+      out.push(after);
+    }
+    return out;
+  }
+
+  async delete(tx: TenantTx, scope: string, key: string): Promise<void> {
+    const before = await this.get(tx, scope, key);
+    await settings.delete(tx.db, tx.orgId, scope, key);
+    await this.audit.record(tx, { action: 'setting.deleted', entityType: 'setting', entityId: `${scope}/${key}`, before });
+  }
+
+  listFlags(tx: TenantTx): Promise<FeatureFlagDto[]> {
+    return settings.listFlags(tx.db, tx.orgId);
+  }
+
+  /** For other modules: whether `flag` is on in the request's organization (absent = off). */
+  async isEnabled(tx: TenantTx, flag: string): Promise<boolean> {
+    return (await settings.getFlag(tx.db, tx.orgId, flag))?.enabled ?? false;
+  }
+
+  async setFlag(tx: TenantTx, flag: string, enabled: boolean): Promise<FeatureFlagDto> {
+    this.checkFlag(flag);
+    const before = await settings.getFlag(tx.db, tx.orgId, flag);
+    const after = await settings.putFlag(tx.db, tx.orgId, flag, enabled);
+    await this.audit.record(tx, { action: 'feature_flag.set', entityType: 'feature_flag', entityId: flag, before, after });
+    return after;
+  }
+
+  async deleteFlag(tx: TenantTx, flag: string): Promise<void> {
+    this.checkFlag(flag);
+    const before = await settings.getFlag(tx.db, tx.orgId, flag);
+    if (!before) throw AppError.notFound('feature_flag', flag);
+    await settings.deleteFlag(tx.db, tx.orgId, flag);
+    await this.audit.record(tx, { action: 'feature_flag.deleted', entityType: 'feature_flag', entityId: flag, before });
+  }
+
+  private checkFlag(flag: string): void {
+    if (!KEY_PATTERN.test(flag)) {
+      throw AppError.badRequest('feature_flag.invalid_name', `flag "${flag}" must be lowercase letters, digits, _ and ., starting with a letter, at most 128`);
+    }
+  }
+}

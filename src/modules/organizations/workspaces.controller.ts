@@ -1,0 +1,69 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { WorkspacesService } from './workspaces.service.js';
+import { WorkspaceDto, WorkspaceInputDto } from './workspace.dto.js';
+
+@ApiTags('workspaces')
+@OrgRoute()
+@Controller('v1/orgs/:orgId/workspaces')
+export class WorkspacesController {
+  constructor(private readonly workspaces: WorkspacesService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Workspaces of the organization' })
+  @ApiOkResponse({ type: [WorkspaceDto] })
+  list(@Tx() tx: TenantTx): Promise<WorkspaceDto[]> {
+    return this.workspaces.list(tx);
+  }
+
+  // Declared before /:workspaceId so that "current" is not taken for an id.
+  @Get('current')
+  @ApiOperation({ summary: 'The workspace this request acts in (the X-Workspace-Id header), as the database sees it' })
+  @ApiOkResponse({ type: WorkspaceDto })
+  current(@Tx() tx: TenantTx): Promise<WorkspaceDto> {
+    return this.workspaces.current(tx);
+  }
+
+  @Get(':workspaceId')
+  @ApiOperation({ summary: 'Read a workspace' })
+  @ApiParam({ name: 'workspaceId', format: 'uuid' })
+  @ApiOkResponse({ type: WorkspaceDto })
+  @ApiErrors(400)
+  get(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string): Promise<WorkspaceDto> {
+    return this.workspaces.get(tx, id);
+  }
+
+  @Post()
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Create a workspace (admin)' })
+  @ApiCreatedResponse({ type: WorkspaceDto })
+  @ApiErrors(400, 409)
+  create(@Tx() tx: TenantTx, @Body() dto: WorkspaceInputDto): Promise<WorkspaceDto> {
+    return this.workspaces.create(tx, dto.name);
+  }
+
+  @Put(':workspaceId')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Rename a workspace (admin)' })
+  @ApiParam({ name: 'workspaceId', format: 'uuid' })
+  @ApiOkResponse({ type: WorkspaceDto })
+  @ApiErrors(400, 409)
+  rename(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string, @Body() dto: WorkspaceInputDto): Promise<WorkspaceDto> {
+    return this.workspaces.rename(tx, id, dto.name);
+  }
+
+  @Delete(':workspaceId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Delete a workspace (admin)' })
+  @ApiParam({ name: 'workspaceId', format: 'uuid' })
+  @ApiNoContentResponse()
+  @ApiErrors(400)
+  delete(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string): Promise<void> {
+    return this.workspaces.delete(tx, id);
+  }
+}

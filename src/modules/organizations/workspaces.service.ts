@@ -1,0 +1,58 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { AuditService } from '../audit/audit.service.js';
+import { workspaceRepository as workspaces } from './workspace.repository.js';
+import type { WorkspaceDto } from './workspace.dto.js';
+
+/** A workspace name is unique in its organization. */
+async function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (sqlState(err).code === '23505') throw AppError.conflict('workspace.name_taken', `a workspace named "${name}" already exists`);
+    throw err;
+  }
+}
+
+@Injectable()
+export class WorkspacesService {
+  constructor(private readonly audit: AuditService) {}
+
+  list(tx: TenantTx): Promise<WorkspaceDto[]> {
+    return workspaces.list(tx.db, tx.orgId);
+  }
+
+  async get(tx: TenantTx, id: string): Promise<WorkspaceDto> {
+    const ws = await workspaces.get(tx.db, tx.orgId, id);
+    if (!ws) throw AppError.notFound('workspace', id);
+    return ws;
+  }
+
+  async current(tx: TenantTx): Promise<WorkspaceDto> {
+    const ws = await workspaces.current(tx.db);
+    if (!ws) throw AppError.notFound('workspace', undefined);
+    return ws;
+  }
+
+  async create(tx: TenantTx, name: string): Promise<WorkspaceDto> {
+    const ws = await uniqueName(name, workspaces.create(tx.db, tx.orgId, name));
+    await this.audit.record(tx, { action: 'workspace.created', entityType: 'workspace', entityId: ws.id, after: ws });
+    return ws;
+  }
+
+  async rename(tx: TenantTx, id: string, name: string): Promise<WorkspaceDto> {
+    const before = await this.get(tx, id);
+    const after = await uniqueName(name, workspaces.rename(tx.db, tx.orgId, id, name));
+    if (!after) throw AppError.notFound('workspace', id);
+    await this.audit.record(tx, { action: 'workspace.updated', entityType: 'workspace', entityId: id, before, after });
+    return after;
+  }
+
+  async delete(tx: TenantTx, id: string): Promise<void> {
+    const before = await this.get(tx, id);
+    if (!(await workspaces.delete(tx.db, tx.orgId, id))) throw AppError.notFound('workspace', id);
+    await this.audit.record(tx, { action: 'workspace.deleted', entityType: 'workspace', entityId: id, before });
+  }
+}
