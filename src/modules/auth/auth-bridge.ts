@@ -1,7 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { createClient, type SupabaseClient, type SupabaseClientOptions } from '@supabase/supabase-js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TokensDto } from './auth.dto.js';
+
+/**
+ * supabase-js builds a realtime client eagerly and throws on Node < 22, which has no global
+ * WebSocket. The bridge is for REST / RPC / storage calls; realtime fails only if someone uses it.
+ */
+class RealtimeUnavailable {
+  constructor() {
+    throw new Error('AuthBridge clients do not support realtime on this Node.js (no global WebSocket)');
+  }
+}
+const REALTIME = typeof globalThis.WebSocket === 'undefined'
+  ? { realtime: { transport: RealtimeUnavailable as unknown as NonNullable<NonNullable<SupabaseClientOptions<'public'>['realtime']>['transport']> } }
+  : {};
 
 /**
  * Talks to a Supabase project as the signed-in user. Our access token carries Supabase's claims
@@ -19,6 +32,7 @@ export class AuthBridge {
       global: { headers: { Authorization: `Bearer ${token}` } },
       // server side: one client per request, nothing stored, no refresh timer keeping the process alive
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      ...REALTIME,
     });
   }
 }
