@@ -32,12 +32,14 @@ export const integrationRepository = {
     return row && toIntegration(row);
   },
 
-  async create(db: Db, userId: string, v: { integrationType: string; label?: string; externalUsername?: string; externalEmail?: string }): Promise<IntegrationDto> {
+  /** undefined when the user already has an integration of this type (integrations_user_type_uq) */
+  async create(db: Db, userId: string, v: { integrationType: string; label?: string; externalUsername?: string; externalEmail?: string }): Promise<IntegrationDto | undefined> {
     const [row] = await db.$queryRaw<any[]>`
       INSERT INTO public.integrations (user_id, integration_type, label, external_username, external_email)
       VALUES (${userId}::uuid, ${v.integrationType}, ${v.label ?? null}, ${v.externalUsername ?? null}, ${v.externalEmail ?? null})
+      ON CONFLICT ON CONSTRAINT integrations_user_type_uq DO NOTHING
       RETURNING id, integration_type, label, status, external_username, external_email, created_at, updated_at, false AS has_secret`;
-    return toIntegration(row);
+    return row && toIntegration(row);
   },
 
   async update(db: Db, id: string, patch: { label?: string | null; status?: string }): Promise<IntegrationDto | undefined> {

@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
@@ -32,15 +31,8 @@ export class IntegrationsService {
   }
 
   async create(tx: TenantTx, dto: CreateIntegrationDto): Promise<IntegrationDto> {
-    let created: IntegrationDto;
-    try {
-      created = await integrations.create(tx.db, userIdOf(tx), dto);
-    } catch (err) {
-      if (sqlState(err).code === '23505') {
-        throw AppError.conflict('integration.exists', `you already have an integration of type ${dto.integrationType}`);
-      }
-      throw err;
-    }
+    const created = await integrations.create(tx.db, userIdOf(tx), dto);
+    if (!created) throw AppError.conflict('integration.exists', `you already have an integration of type ${dto.integrationType}`);
     await this.audit.record(tx, { action: 'integration.created', entityType: 'integration', entityId: created.id, after: created });
     return created;
   }

@@ -1,0 +1,79 @@
+import type { Db } from '../../platform/database/database.service.js';
+import type { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { AuditService } from '../audit/audit.service.js';
+import { SecretOpenError, type SecretBox } from './secret-box.js';
+
+export interface RotationProgress {
+  /** secrets not yet under the active key when the run started */
+  total: number;
+  resealed: number;
+  /** integration ids whose secret no configured key could open (left untouched) */
+  failed: string[];
+}
+
+const FIRST_ID = '00000000-0000-0000-0000-000000000000';
+
+async function countStale(db: Db, activeKeyId: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ n: bigint }[]>`
+    SELECT count(*) AS n FROM public.integration_secrets WHERE (secret ->> 'kid') IS DISTINCT FROM ${activeKeyId}`;
+  return Number(row.n);
+}
+
+/**
+ * Re-seals every integration secret that is not under the active key, in batches: each batch is
+ * one short transaction on the privileged path secrets.rotate that locks only its rows (SKIP
+ * LOCKED: a row being written by a request is left to that request, which seals under the active
+ * key itself). The API keeps serving meanwhile, because every configured key still opens what it
+ * sealed. Resumable: a new run starts from whatever is still not under the active key.
+ */
+export async function rotateSecrets(
+  privileged: PrivilegedDatabase,
+  box: SecretBox,
+  audit: AuditService,
+  options: { batchSize?: number; onStart?: (total: number) => void; onProgress?: (p: RotationProgress) => void } = {},
+): Promise<RotationProgress & { remaining: number }> {
+  const active = box.activeKeyId;
+  if (!active || !box.configured) throw new Error('no active key: set SECRETS_KEYS and SECRETS_ACTIVE_KEY');
+  const batchSize = options.batchSize ?? 100;
+  const progress: RotationProgress = { total: await privileged.run('secrets.rotate', (db) => countStale(db, active)), resealed: 0, failed: [] };
+  options.onStart?.(progress.total);
+  let cursor = FIRST_ID;
+  for (;;) {
+    const seen = await privileged.run('secrets.rotate', async (db) => {
+      const rows = await db.$queryRaw<{ integration_id: string; user_id: string; secret: unknown; org_id: string | null }[]>`
+        SELECT s.integration_id, s.user_id, s.secret, o.id AS org_id
+        FROM public.integration_secrets s
+        LEFT JOIN core.organizations o ON o.owner_user_id = s.user_id::text AND o.account_type = 'personal'
+        WHERE s.integration_id > ${cursor}::uuid AND (s.secret ->> 'kid') IS DISTINCT FROM ${active}
+        ORDER BY s.integration_id
+        LIMIT ${batchSize}
+        FOR UPDATE OF s SKIP LOCKED`;
+      for (const row of rows) {
+        const owner = { integrationId: row.integration_id, userId: row.user_id };
+        let plain: unknown;
+        try {
+          plain = box.open(row.secret, owner);
+        } catch (err) {
+          if (!(err instanceof SecretOpenError)) throw err;
+          progress.failed.push(row.integration_id);
+          continue;
+        }
+        const sealed = box.seal(plain, owner);
+        await db.$executeRaw`UPDATE public.integration_secrets SET secret = ${JSON.stringify(sealed)}::jsonb WHERE integration_id = ${row.integration_id}::uuid`;
+        if (row.org_id) {
+          await audit.recordPrivileged(db, row.org_id, 'system', {
+            action: 'integration.secret_resealed', entityType: 'integration', entityId: row.integration_id,
+            before: { keyId: (row.secret as { kid?: string }).kid ?? null }, after: { keyId: sealed.kid },
+          });
+        }
+        progress.resealed++;
+      }
+      return rows;
+    });
+    if (seen.length === 0) break;
+    cursor = seen[seen.length - 1].integration_id;
+    options.onProgress?.(progress);
+  }
+  const remaining = await privileged.run('secrets.rotate', (db) => countStale(db, active));
+  return { ...progress, remaining };
+}
