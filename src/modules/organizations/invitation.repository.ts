@@ -36,16 +36,17 @@ export const invitationRepository = {
     return row && toInvitation(row);
   },
 
-  /** Newest first, keyset on (created_at, id). */
-  async list(db: Db, orgId: string, limit: number, status?: InvitationStatus, after?: [string, string]): Promise<InvitationDto[]> {
+  /** Newest first, keyset on (created_at, id); `key` is each row's position at full (microsecond) precision. */
+  async list(db: Db, orgId: string, limit: number, status?: InvitationStatus, after?: [string, string]): Promise<{ invitation: InvitationDto; key: [string, string] }[]> {
     const rows = await db.$queryRawUnsafe<any[]>(
-      `SELECT * FROM (SELECT ${COLUMNS} FROM core.invitations WHERE org_id = $1::uuid) i
+      `SELECT * FROM (SELECT ${COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS position
+                      FROM core.invitations WHERE org_id = $1::uuid) i
        WHERE ($2::text IS NULL OR status = $2)
          AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid))
        ORDER BY created_at DESC, id DESC LIMIT $5`,
       orgId, status ?? null, after?.[0] ?? null, after?.[1] ?? null, limit,
     );
-    return rows.map(toInvitation);
+    return rows.map((r) => ({ invitation: toInvitation(r), key: [r.position, r.id] }));
   },
 
   async revoke(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {

@@ -8,15 +8,16 @@ const toMember = (r: any): MemberDto => ({
 
 /** core.memberships joined with core."User" (the user policy lets members see co-members). */
 export const membershipRepository = {
-  /** Keyset page ordered by (created_at, user_id). */
-  async list(db: Db, orgId: string, limit: number, after?: [string, string]): Promise<MemberDto[]> {
+  /** Keyset page ordered by (created_at, user_id); `key` is each row's position at full (microsecond) precision. */
+  async list(db: Db, orgId: string, limit: number, after?: [string, string]): Promise<{ member: MemberDto; key: [string, string] }[]> {
     const rows = await db.$queryRaw<any[]>`
-      SELECT m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at
+      SELECT m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at,
+             to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS position
       FROM core.memberships m JOIN core."User" u ON u.id = m.user_id
       WHERE m.org_id = ${orgId}::uuid
         AND (${after?.[0] ?? null}::timestamptz IS NULL OR (m.created_at, m.user_id) > (${after?.[0] ?? null}::timestamptz, ${after?.[1] ?? null}::text))
       ORDER BY m.created_at, m.user_id LIMIT ${limit}`;
-    return rows.map(toMember);
+    return rows.map((r) => ({ member: toMember(r), key: [r.position, r.user_id] }));
   },
 
   async get(db: Db, orgId: string, userId: string): Promise<MemberDto | undefined> {

@@ -2,7 +2,7 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { pgError } from './pg-error.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { membershipRepository as members } from './membership.repository.js';
@@ -13,7 +13,7 @@ async function keepingAnOwner<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    const { code, message } = sqlState(err);
+    const { code, message } = pgError(err);
     if (code === '23514' && message?.includes('at least one owner')) {
       throw new AppError(HttpStatus.CONFLICT, 'membership.last_owner', 'an organization must keep at least one owner: make another member owner first');
     }
@@ -33,7 +33,8 @@ export class MembershipsService {
       throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
     }
     const rows = await members.list(tx.db, tx.orgId, limit + 1, after as [string, string] | undefined);
-    return page(rows, limit, (m) => [m.createdAt.toISOString(), m.userId]);
+    const { items, nextCursor } = page(rows, limit, (r) => r.key);
+    return { items: items.map((r) => r.member), nextCursor };
   }
 
   private async get(tx: TenantTx, userId: string): Promise<MemberDto> {
@@ -62,8 +63,10 @@ export class MembershipsService {
     if (before.role === 'owner' && !self && !isOwnerLevel(tx)) {
       throw AppError.forbidden('membership.owner_only', 'only an owner can remove an owner');
     }
-    await keepingAnOwner(members.remove(tx.db, tx.orgId, userId));
+    // audited first: once your own membership is gone the audit policy no longer lets you write in this
+    // organization; the row still commits only with the removal (same transaction)
     await this.audit.record(tx, { action: self ? 'membership.left' : 'membership.removed', entityType: 'membership', entityId: userId, before });
+    if (!(await keepingAnOwner(members.remove(tx.db, tx.orgId, userId)))) throw AppError.notFound('member', userId);
   }
 
   /** Any member may leave, except the last owner. */

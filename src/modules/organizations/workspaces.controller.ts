@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { ConsumesLimit, OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
@@ -39,6 +39,7 @@ export class WorkspacesController {
 
   @Post()
   @RequireRole(...ADMIN_ROLES)
+  @ConsumesLimit('omnizen', 'workspaces')
   @ApiOperation({ summary: 'Create a workspace (admin)' })
   @ApiCreatedResponse({ type: WorkspaceDto })
   @ApiErrors(400, 409)
