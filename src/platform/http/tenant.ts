@@ -2,8 +2,8 @@ import {
   applyDecorators, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
   SetMetadata, UseInterceptors,
 } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
-import { ApiBearerAuth, ApiHeader, ApiParam } from '@nestjs/swagger';
+import { ModuleRef, Reflector } from '@nestjs/core';
+import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
 import { from, lastValueFrom, Observable } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
 import type { Principal, RequestRole } from '../auth/principal.js';
@@ -12,9 +12,30 @@ import { ApiErrors } from './openapi.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
+const ENTITLEMENTS = 'omnizen:entitlements';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scope = 'org' | 'user';
+
+/**
+ * What a route needs from the organization's plan in an app. `feature` absent: only a subscription
+ * that allows writing. `consumes`: the route adds one unit of the counted limit `feature`.
+ */
+export interface EntitlementRequirement {
+  app: string;
+  feature?: string;
+  consumes?: boolean;
+}
+
+/**
+ * Checks requirements inside the request transaction, before the handler; throws an AppError
+ * (402) naming the limit and the plan that lifts it. Provided by the billing module under
+ * ENTITLEMENT_GATE, so the platform needs no billing import.
+ */
+export interface EntitlementGate {
+  enforce(tx: TenantTx, requirement: EntitlementRequirement): Promise<void>;
+}
+export const ENTITLEMENT_GATE = 'omnizen:entitlement-gate';
 
 /**
  * Opens the request's one tenant transaction around the handler.
@@ -24,16 +45,26 @@ type Scope = 'org' | 'user';
  */
 @Injectable()
 export class TenantTransactionInterceptor implements NestInterceptor {
+  private gate?: EntitlementGate;
+
   constructor(
     private readonly db: DatabaseService,
     private readonly reflector: Reflector,
+    private readonly moduleRef: ModuleRef,
   ) {}
+
+  /** Resolved on first use: the billing module that provides it is not a platform dependency. */
+  private entitlementGate(): EntitlementGate {
+    this.gate ??= this.moduleRef.get<EntitlementGate>(ENTITLEMENT_GATE, { strict: false });
+    return this.gate;
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest();
     const targets = [context.getHandler(), context.getClass()];
     const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets);
     const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
+    const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const principal = req.user as Principal;
     let orgId: string;
     if (scope === 'org') {
@@ -52,6 +83,8 @@ export class TenantTransactionInterceptor implements NestInterceptor {
         if (roles && !roles.includes(tx.role as RequestRole)) {
           throw AppError.forbidden('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
         }
+        // in the request transaction, before the write: a counted limit locks and counts here
+        for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
         req.tenantTx = tx;
         return lastValueFrom(next.handle(), { defaultValue: undefined });
       }, { workspaceId }),
@@ -77,6 +110,25 @@ export function UserRoute(): ClassDecorator {
 }
 
 export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);
+
+function entitlement(requirement: EntitlementRequirement, summary: string): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    SetMetadata(ENTITLEMENTS, [requirement]),
+    ApiErrors(402),
+    ApiExtension('x-omnizen-billing', { ...requirement, summary }),
+  );
+}
+
+/** The route adds one unit of a counted plan limit (members, workspaces, AI agents...): 402 `billing.limit_reached` when none is left. */
+export const ConsumesLimit = (app: string, feature: string) =>
+  entitlement({ app, feature, consumes: true }, `consumes one ${feature} of the ${app} plan`);
+
+/** The route needs an on/off plan feature (and a subscription that allows writing). */
+export const RequiresFeature = (app: string, feature: string) =>
+  entitlement({ app, feature }, `requires the ${feature} feature of the ${app} plan`);
+
+/** The route writes: 402 when the organization's subscription to `app` is read-only (canceled, past_due after grace, trial ended). */
+export const RequiresActiveSubscription = (app: string) => entitlement({ app }, `requires a ${app} subscription that allows writing`);
 
 /** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers). */
 export const Tx = createParamDecorator((_: unknown, ctx: ExecutionContext): TenantTx => {

@@ -1,0 +1,164 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
+import { Public } from '../../platform/auth/public.decorator.js';
+import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { CurrentPrincipal, OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import {
+  AppCatalogDto, AppQueryDto, BillingEventDto, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
+} from './billing.dto.js';
+import { billingRepository as repo } from './billing.repository.js';
+import { CheckoutService } from './checkout.service.js';
+import { EntitlementsService } from './entitlements.service.js';
+import { StripeWebhookService } from './stripe-webhook.service.js';
+
+@ApiTags('billing')
+@OrgRoute()
+@Controller('v1/orgs/:orgId')
+export class OrgBillingController {
+  constructor(
+    private readonly entitlements: EntitlementsService,
+    private readonly checkouts: CheckoutService,
+  ) {}
+
+  @Get('entitlements')
+  @ApiOperation({ summary: 'The organization\'s plan, status and every feature with its limit and current usage in one app (members; a service key too)' })
+  @ApiOkResponse({ type: EntitlementsDto })
+  @ApiErrors(400)
+  get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
+    return this.entitlements.entitlements(tx, q.app);
+  }
+
+  @Post('billing/checkout')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
+  @ApiCreatedResponse({ type: CheckoutSessionDto })
+  @ApiErrors(400, 409, 422, 503)
+  checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    return this.checkouts.checkout(tx, dto);
+  }
+
+  @Post('billing/portal')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Open the Stripe customer portal (admin or owner)' })
+  @ApiCreatedResponse({ type: PortalSessionDto })
+  @ApiErrors(400, 409, 503)
+  portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
+    return this.checkouts.portal(tx, dto);
+  }
+
+  @Get('billing/events')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'The latest Stripe events about this organization (admin or owner)' })
+  @ApiOkResponse({ type: [BillingEventDto] })
+  events(@Tx() tx: TenantTx): Promise<BillingEventDto[]> {
+    return repo.billingEvents(tx.db, tx.orgId, 100);
+  }
+}
+
+@ApiTags('billing')
+@UserRoute()
+@Controller('v1/me')
+export class MyBillingController {
+  constructor(
+    private readonly entitlements: EntitlementsService,
+    private readonly checkouts: CheckoutService,
+  ) {}
+
+  @Get('entitlements')
+  @ApiOperation({ summary: 'Your personal plan, status and features in one app' })
+  @ApiOkResponse({ type: EntitlementsDto })
+  @ApiErrors(400, 404)
+  get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
+    return this.entitlements.entitlements(tx, q.app);
+  }
+
+  @Post('billing/checkout')
+  @ApiOperation({ summary: 'Start a Stripe Checkout for a personal plan' })
+  @ApiCreatedResponse({ type: CheckoutSessionDto })
+  @ApiErrors(400, 409, 422, 503)
+  checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    return this.checkouts.checkout(tx, dto);
+  }
+
+  @Post('billing/portal')
+  @ApiOperation({ summary: 'Open the Stripe customer portal for your personal plans' })
+  @ApiCreatedResponse({ type: PortalSessionDto })
+  @ApiErrors(400, 409, 503)
+  portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
+    return this.checkouts.portal(tx, dto);
+  }
+}
+
+@ApiTags('billing')
+@UserRoute()
+@Controller('v1/billing/apps')
+export class CatalogController {
+  @Get()
+  @ApiOperation({ summary: 'The catalog: apps, their plans, and each plan\'s features and limits' })
+  @ApiOkResponse({ type: [AppCatalogDto] })
+  async list(@Tx() tx: TenantTx): Promise<AppCatalogDto[]> {
+    const apps: AppCatalogDto[] = [];
+    for (const app of await repo.apps(tx.db)) {
+      const plans = [];
+      for (const p of await repo.plans(tx.db, app.id)) {
+        const features = (await repo.planFeatures(tx.db, app.id, p.code)).map((f) => ({
+          feature: f.feature, kind: f.kind, description: f.description, unit: f.unit,
+          enabled: f.kind === 'limit' ? f.limit !== 0 : f.enabled, limit: f.kind === 'limit' ? f.limit : null, usage: null,
+        }));
+        plans.push({ code: p.code, name: p.name, audience: p.audience, features });
+      }
+      apps.push({ ...app, plans });
+    }
+    return apps;
+  }
+}
+
+/**
+ * getUserSubscription for apps (seed 000): a service-role key asks what a person is entitled to.
+ * (For an organization, the same key calls GET /v1/orgs/:orgId/entitlements.)
+ */
+@ApiTags('billing')
+@Controller('v1/billing/users/:userId/entitlements')
+export class ServiceEntitlementsController {
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly entitlements: EntitlementsService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'A person\'s personal plan, status, features, limits and usage in one app (service-role key only)' })
+  @ApiParam({ name: 'userId', description: 'core."User".id' })
+  @ApiOkResponse({ type: EntitlementsDto })
+  @ApiErrors(400, 401, 403, 404)
+  async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: Request): Promise<EntitlementsDto> {
+    if (principal.kind !== 'service') throw AppError.forbidden('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
+    const meta = { requestId: String(req.id), ip: req.ip };
+    const orgId = await this.db.tenant(principal, '', meta, async (tx) => {
+      const [row] = await tx.db.$queryRaw<{ id: string | null }[]>`SELECT hub.personal_org_id(${userId})::text AS id`;
+      return row.id;
+    }, { allowNonMember: true });
+    if (!orgId) throw AppError.notFound('user', userId);
+    return this.db.tenant(principal, orgId, meta, (tx) => this.entitlements.entitlements(tx, q.app));
+  }
+}
+
+@ApiTags('billing')
+@Controller('v1/billing/stripe/webhook')
+export class StripeWebhookController {
+  constructor(private readonly webhooks: StripeWebhookService) {}
+
+  @Post()
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Stripe webhook: verified on the raw body, stored once per event id, processed through the job outbox' })
+  @ApiHeader({ name: 'Stripe-Signature', required: true })
+  @ApiOkResponse({ type: WebhookAckDto })
+  @ApiErrors(400, 503)
+  receive(@Req() req: Request & { rawBody?: Buffer }, @Headers('stripe-signature') signature?: string): Promise<WebhookAckDto> {
+    return this.webhooks.receive(req.rawBody, signature, String(req.id));
+  }
+}

@@ -1,0 +1,97 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, Matches } from 'class-validator';
+
+const CODE = /^[a-z][a-z0-9_]{0,62}$/;
+
+export class AppQueryDto {
+  @ApiProperty({ example: 'omnizen', description: 'App id from hub."App" (omnizen, app_securevault)' })
+  @IsString() @Matches(CODE, { message: 'app must be an app id such as omnizen or app_securevault' })
+  app: string;
+}
+
+export class CheckoutDto {
+  @ApiProperty({ example: 'omnizen' }) @IsString() @Matches(CODE, { message: 'app must be an app id' }) app: string;
+  @ApiProperty({ example: 'professional' }) @IsString() @Matches(CODE, { message: 'plan must be a plan code' }) plan: string;
+}
+
+export class PortalDto {
+  @ApiPropertyOptional({ description: 'Where Stripe sends the customer back (defaults to APP_URL/billing)' })
+  @IsOptional() @IsString() @Matches(/^\/[\w\-./?=&%]*$/, { message: 'returnPath must be a path on APP_URL, starting with /' })
+  returnPath?: string;
+}
+
+export class CheckoutSessionDto {
+  @ApiProperty({ example: 'cs_test_a1b2' }) id: string;
+  @ApiProperty({ example: 'https://checkout.stripe.com/c/pay/cs_test_a1b2' }) url: string;
+}
+
+export class PortalSessionDto {
+  @ApiProperty() id: string;
+  @ApiProperty() url: string;
+}
+
+export class FeatureEntitlementDto {
+  @ApiProperty({ example: 'users' }) feature: string;
+  @ApiProperty({ enum: ['boolean', 'limit'] }) kind: 'boolean' | 'limit';
+  @ApiProperty() description: string;
+  @ApiPropertyOptional({ type: String, nullable: true, example: 'users' }) unit: string | null;
+  @ApiProperty() enabled: boolean;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: 'limit features: the limit, null = unlimited' }) limit: number | null;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: 'current usage when the Hub counts it (null: counted by the app itself)' }) usage: number | null;
+}
+
+export class EntitlementSubjectDto {
+  @ApiProperty({ enum: ['organization', 'user'] }) type: 'organization' | 'user';
+  @ApiPropertyOptional({ type: String, nullable: true }) organizationId: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) userId: string | null;
+}
+
+export class EntitlementsDto {
+  @ApiProperty({ example: 'omnizen' }) app: string;
+  @ApiProperty({ type: EntitlementSubjectDto }) subject: EntitlementSubjectDto;
+  @ApiProperty({ example: 'starter' }) plan: string;
+  @ApiPropertyOptional({ type: String, nullable: true, example: 'Starter' }) planName: string | null;
+  @ApiProperty({ example: 'active', description: 'active, trialing, past_due, canceled, ...' }) status: string;
+  @ApiProperty({ enum: ['subscription', 'default'], description: 'default: no subscription row, the app\'s default plan as a trial' }) source: 'subscription' | 'default';
+  @ApiProperty({ enum: ['full', 'read_only'] }) access: 'full' | 'read_only';
+  @ApiPropertyOptional({ type: String, nullable: true }) readOnlyReason: string | null;
+  @ApiPropertyOptional({ type: Date, nullable: true }) trialEndsAt: Date | null;
+  @ApiPropertyOptional({ type: Date, nullable: true }) graceEndsAt: Date | null;
+  @ApiPropertyOptional({ type: Date, nullable: true }) currentPeriodEnd: Date | null;
+  @ApiProperty() cancelAtPeriodEnd: boolean;
+  @ApiPropertyOptional({ type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
+}
+
+export class PlanDto {
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: ['personal', 'business', 'any'] }) audience: string;
+  @ApiProperty({ type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
+}
+
+export class AppCatalogDto {
+  @ApiProperty() id: string;
+  @ApiProperty() name: string;
+  @ApiProperty() defaultPlan: string;
+  @ApiProperty() trialDays: number;
+  @ApiProperty({ type: [PlanDto] }) plans: PlanDto[];
+}
+
+export class BillingEventDto {
+  @ApiProperty() id: string;
+  @ApiProperty() stripeEventId: string;
+  @ApiProperty() type: string;
+  @ApiPropertyOptional({ type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
+  @ApiPropertyOptional({ type: String, nullable: true }) reason: string | null;
+  @ApiProperty() stripeCreatedAt: Date;
+  @ApiProperty() receivedAt: Date;
+  @ApiPropertyOptional({ type: Date, nullable: true }) processedAt: Date | null;
+}
+
+export class WebhookAckDto {
+  @ApiProperty() received: boolean;
+  @ApiProperty({ description: 'true when this event id was already stored (a Stripe retry): not processed again' }) duplicate: boolean;
+}
+

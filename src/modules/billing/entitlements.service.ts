@@ -1,0 +1,167 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import type { EntitlementGate, EntitlementRequirement } from '../../platform/http/tenant.js';
+import { billingRepository as repo, type PlanRow, type Subject, type SubscriptionRow } from './billing.repository.js';
+import type { EntitlementsDto, FeatureEntitlementDto } from './billing.dto.js';
+import { UsageCounters } from './usage-counters.js';
+
+const DAY_MS = 86_400_000;
+
+export interface Access {
+  access: 'full' | 'read_only';
+  /** why the subscription is read-only */
+  reason?: string;
+  graceEndsAt?: Date;
+}
+
+/**
+ * The status rules (docs/plans.md): active and trialing (before the trial's end) give full access;
+ * past_due gives full access for the grace period, then read-only; anything else is read-only.
+ */
+export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now = new Date()): Access {
+  switch (status) {
+    case 'active':
+      return { access: 'full' };
+    case 'trialing':
+      return trialEndsAt && trialEndsAt <= now
+        ? { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` }
+        : { access: 'full' };
+    case 'past_due': {
+      const graceEndsAt = new Date((pastDueSince ?? now).getTime() + graceDays * DAY_MS);
+      return graceEndsAt > now
+        ? { access: 'full', graceEndsAt }
+        : { access: 'read_only', reason: `the payment is past due since ${(pastDueSince ?? now).toISOString().slice(0, 10)}`, graceEndsAt };
+    }
+    default:
+      return { access: 'read_only', reason: `the subscription is ${status}` };
+  }
+}
+
+interface Resolved {
+  subject: Subject;
+  appId: string;
+  plan: string;
+  status: string;
+  source: 'subscription' | 'default';
+  subscription?: SubscriptionRow;
+  trialEndsAt: Date | null;
+  access: Access;
+}
+
+const quantity = (n: number, unit: string | null) => `${n} ${unit ? (n === 1 ? unit.replace(/s$/, '') : unit) : ''}`.trim();
+
+/**
+ * What an organization (or, in a personal organization, its owner) may use in an app. Reads the
+ * hub tables on every call: the Hub's provisioning SQL is visible to the very next request.
+ */
+@Injectable()
+export class EntitlementsService implements EntitlementGate {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly usage: UsageCounters,
+  ) {}
+
+  private async resolve(db: Db, orgId: string, appId: string): Promise<Resolved> {
+    const app = await repo.app(db, appId);
+    if (!app) throw AppError.notFound('app', appId);
+    const org = await repo.org(db, orgId);
+    if (!org) throw AppError.notFound('organization', orgId);
+    // a personal organization is billed through its owner's personal subscription ("organizationId" NULL)
+    const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
+    const subscription = await repo.subscription(db, subject, appId);
+    if (subscription) {
+      const status = subscription.status ?? 'active';
+      const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt;
+      return {
+        subject, appId, plan: subscription.plan, status, source: 'subscription', subscription, trialEndsAt: subscription.trialEndsAt,
+        access: accessFor(status, subscription.trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays),
+      };
+    }
+    // no subscription yet: the app's default plan as a trial counted from the organization's creation
+    const trialEndsAt = new Date(org.createdAt.getTime() + app.trialDays * DAY_MS);
+    return {
+      subject, appId, plan: app.defaultPlan, status: 'trialing', source: 'default', trialEndsAt,
+      access: accessFor('trialing', trialEndsAt, null, this.config.billing.pastDueGraceDays),
+    };
+  }
+
+  /** Plan, status, access, and every feature with its limit and current usage. */
+  async entitlements(tx: { db: Db; orgId: string }, appId: string): Promise<EntitlementsDto> {
+    const r = await this.resolve(tx.db, tx.orgId, appId);
+    const plans = await repo.plans(tx.db, appId);
+    const features: FeatureEntitlementDto[] = [];
+    for (const f of await repo.planFeatures(tx.db, appId, r.plan)) {
+      const counter = f.kind === 'limit' ? this.usage.get(appId, f.feature) : undefined;
+      features.push({
+        feature: f.feature, kind: f.kind, description: f.description, unit: f.unit,
+        enabled: f.kind === 'limit' ? f.limit !== 0 : f.enabled,
+        limit: f.kind === 'limit' ? f.limit : null,
+        usage: counter ? await counter(tx) : null,
+      });
+    }
+    const s = r.subscription;
+    return {
+      app: appId,
+      subject: r.subject.kind === 'organization'
+        ? { type: 'organization', organizationId: r.subject.orgId, userId: null }
+        : { type: 'user', organizationId: null, userId: r.subject.userId },
+      plan: r.plan,
+      planName: plans.find((p) => p.code === r.plan)?.name ?? null,
+      status: r.status,
+      source: r.source,
+      access: r.access.access,
+      readOnlyReason: r.access.reason ?? null,
+      trialEndsAt: r.trialEndsAt,
+      graceEndsAt: r.access.graceEndsAt ?? null,
+      currentPeriodEnd: s?.currentPeriodEnd ?? null,
+      cancelAtPeriodEnd: s?.cancelAtPeriodEnd ?? false,
+      subscriptionId: s?.id ?? null,
+      features,
+    };
+  }
+
+  /** The gate behind @ConsumesLimit / @RequiresFeature / @RequiresActiveSubscription (run in the request transaction). */
+  async enforce(tx: TenantTx, req: EntitlementRequirement): Promise<void> {
+    // lock first: the subscription, the plan and the count are then read by one writer at a time
+    if (req.consumes) await repo.lockLimits(tx.db, tx.orgId, req.app);
+    const r = await this.resolve(tx.db, tx.orgId, req.app);
+    if (r.access.access === 'read_only') {
+      throw new AppError(402, 'billing.subscription_inactive',
+        `the ${req.app} subscription of this ${r.subject.kind === 'user' ? 'account' : 'organization'} is read-only: ${r.access.reason}; renew or upgrade it to make changes`,
+        { app: req.app, plan: r.plan, status: r.status });
+    }
+    if (!req.feature) return;
+    const feature = (await repo.planFeatures(tx.db, req.app, r.plan)).find((f) => f.feature === req.feature);
+    if (!feature) throw new Error(`feature ${req.app}/${req.feature} is not in the catalog (hub.features)`);
+    if (feature.kind === 'boolean') {
+      if (!feature.enabled) {
+        const upgrade = await this.upgradeFor(tx.db, r, req.feature, 0);
+        throw new AppError(402, 'billing.feature_not_in_plan',
+          `the ${r.plan} plan does not include ${feature.description.toLowerCase()}; ${upgrade ? `upgrade to ${upgrade.code}` : 'no plan includes it'}`,
+          { app: req.app, feature: req.feature, plan: r.plan, upgradeTo: upgrade?.code ?? null });
+      }
+      return;
+    }
+    if (!req.consumes || feature.limit === null) return;
+    const counter = this.usage.get(req.app, req.feature);
+    if (!counter) throw new Error(`no usage counter is registered for ${req.app}/${req.feature}`);
+    const used = await counter(tx);
+    if (used + 1 > feature.limit) {
+      const upgrade = await this.upgradeFor(tx.db, r, req.feature, used + 1);
+      throw new AppError(402, 'billing.limit_reached',
+        `the ${r.plan} plan allows ${quantity(feature.limit, feature.unit ?? req.feature)}; ${upgrade ? `upgrade to ${upgrade.code}` : 'this is the highest plan'}`,
+        { app: req.app, feature: req.feature, plan: r.plan, limit: feature.limit, usage: used, upgradeTo: upgrade?.code ?? null });
+    }
+  }
+
+  /** The next plan up (same audience) that allows `needed` units (or has the feature on). */
+  private async upgradeFor(db: Db, r: Resolved, feature: string, needed: number): Promise<PlanRow | undefined> {
+    const plans = await repo.featureAcrossPlans(db, r.appId, feature);
+    const current = plans.find((p) => p.code === r.plan);
+    const audiences = r.subject.kind === 'user' ? ['personal', 'any'] : ['business', 'any'];
+    return plans.find((p) => p.rank > (current?.rank ?? -Infinity) && audiences.includes(p.audience)
+      && (needed === 0 ? p.enabled : p.limit === null || p.limit >= needed));
+  }
+}

@@ -1,0 +1,220 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type Stripe from 'stripe';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { AuditService } from '../audit/audit.service.js';
+import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
+import { StripeClient } from './stripe.client.js';
+
+export const STRIPE_EVENT_JOB = 'billing.stripe_event';
+const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string };
+
+/** What one Stripe event says about a subscription. Undefined fields are left as they are. */
+interface Change {
+  app?: string;
+  plan?: string;
+  status: string;
+  stripeSubscriptionId?: string;
+  customer?: string;
+  price?: string;
+  trialEndsAt?: Date | null;
+  currentPeriodEnd?: Date | null;
+  cancelAtPeriodEnd?: boolean;
+}
+
+const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
+const time = (s: number | null | undefined): Date | null => (s ? new Date(s * 1000) : null);
+
+/**
+ * Stripe webhooks: verify, store once (unique event id), enqueue in the same transaction; the job
+ * applies the event to hub."Subscription". Out of order: an event older than the last one applied
+ * to that subscription is recorded and ignored (the newest state wins).
+ */
+@Injectable()
+export class StripeWebhookService implements OnModuleInit {
+  private readonly logger = new Logger(StripeWebhookService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly stripe: StripeClient,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly jobs: JobRegistry,
+    private readonly audit: AuditService,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(STRIPE_EVENT_JOB, (job) => this.process(String(job.payload.billingEventId)));
+  }
+
+  /** The webhook endpoint's work: answers fast; processing happens in the job. */
+  async receive(rawBody: Buffer | undefined, signature: string | undefined, requestId: string): Promise<{ received: true; duplicate: boolean }> {
+    let event: Stripe.Event;
+    try {
+      if (!rawBody) throw new Error('no raw body (the app must be created with rawBody: true)');
+      event = this.stripe.verify(rawBody, signature);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      this.logger.warn(`stripe webhook rejected (request ${requestId}): ${(err as Error).message}`);
+      throw AppError.badRequest('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
+    }
+    return this.privileged.run('billing.webhook', async (db) => {
+      const orgId = await this.locate(db, event);
+      const [row] = await db.$queryRaw<{ id: string }[]>`
+        INSERT INTO hub."BillingEvent" ("stripeEventId", type, "orgId", "stripeCreatedAt", payload, status, reason)
+        VALUES (${event.id}, ${event.type}, ${orgId ?? null}::uuid, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb,
+                ${orgId ? 'received' : 'ignored'}, ${orgId ? null : 'cannot tell which organization or person this event concerns'})
+        ON CONFLICT ("stripeEventId") DO NOTHING RETURNING id`;
+      if (!row) {
+        this.logger.log(`stripe event ${event.id} (${event.type}) already received; not processed again`);
+        return { received: true as const, duplicate: true };
+      }
+      if (orgId) {
+        await enqueue({ db, orgId }, STRIPE_EVENT_JOB, { billingEventId: row.id });
+      } else {
+        this.logger.warn(`stripe event ${event.id} (${event.type}) ignored: no organization or person found for it`);
+      }
+      return { received: true as const, duplicate: false };
+    });
+  }
+
+  /** The organization an event concerns (a person's personal organization for personal plans). */
+  private async locate(db: Db, event: Stripe.Event): Promise<string | undefined> {
+    const obj = event.data.object as any;
+    const metadata = obj.metadata ?? obj.parent?.subscription_details?.metadata ?? obj.subscription_details?.metadata ?? {};
+    const claimed = metadata.org_id ?? obj.client_reference_id;
+    if (typeof claimed === 'string' && UUID.test(claimed) && (await repo.org(db, claimed))) return claimed;
+    const stripeSub = this.stripeSubscriptionId(event);
+    const sub = stripeSub ? await repo.subscriptionByStripeId(db, stripeSub) : undefined;
+    if (sub) return this.orgOf(db, sub);
+    return undefined;
+  }
+
+  private stripeSubscriptionId(event: Stripe.Event): string | undefined {
+    const obj = event.data.object as any;
+    if (event.type.startsWith('customer.subscription.')) return obj.id;
+    if (event.type.startsWith('checkout.session.')) return idOf(obj.subscription);
+    if (event.type.startsWith('invoice.')) return idOf(obj.parent?.subscription_details?.subscription ?? obj.subscription);
+    return undefined;
+  }
+
+  private async orgOf(db: Db, sub: SubscriptionRow): Promise<string | undefined> {
+    if (sub.organizationId) return sub.organizationId;
+    const [row] = await db.$queryRaw<{ id: string }[]>`
+      SELECT id FROM core.organizations WHERE owner_user_id = ${sub.userId} AND account_type = 'personal'`;
+    return row?.id;
+  }
+
+  /** The job: applies one stored event exactly once (status 'received' → processed / ignored). */
+  async process(billingEventId: string): Promise<void> {
+    await this.privileged.run('billing.webhook', async (db) => {
+      const [ev] = await db.$queryRaw<{ id: string; orgId: string; status: string; payload: Stripe.Event }[]>`
+        SELECT id, "orgId", status, payload FROM hub."BillingEvent" WHERE id = ${billingEventId} FOR UPDATE`;
+      if (!ev || ev.status !== 'received') return;
+      const outcome = await this.apply(db, ev.orgId, ev.payload);
+      if (outcome.status === 'ignored') this.logger.warn(`stripe event ${ev.payload.id} (${ev.payload.type}) ignored: ${outcome.reason}`);
+      await db.$executeRaw`UPDATE hub."BillingEvent" SET status = ${outcome.status}, reason = ${outcome.reason ?? null},
+        "subscriptionId" = ${outcome.subscriptionId ?? null}, "processedAt" = now() WHERE id = ${ev.id}`;
+    });
+  }
+
+  private async apply(db: Db, orgId: string, event: Stripe.Event): Promise<Outcome> {
+    const change = await this.changeFrom(db, event);
+    if ('ignored' in change) return { status: 'ignored', reason: change.ignored };
+    const org = await repo.org(db, orgId);
+    if (!org) return { status: 'ignored', reason: `organization ${orgId} no longer exists` };
+    const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
+    const found = (change.stripeSubscriptionId && (await repo.subscriptionByStripeId(db, change.stripeSubscriptionId)))
+      || (change.app ? await repo.subscription(db, subject, change.app) : undefined);
+    const existing = found ? await repo.subscriptionById(db, found.id) : undefined; // locked FOR UPDATE
+    const at = new Date(event.created * 1000);
+    if (existing?.lastEventAt && at < existing.lastEventAt) {
+      return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
+    }
+    if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
+    const id = existing?.id ?? (await this.insert(db, subject, change));
+    if (existing) {
+      await db.$executeRaw`UPDATE hub."Subscription" SET plan = ${change.plan ?? existing.plan}, status = ${change.status},
+        "stripeSubscriptionId" = coalesce(${change.stripeSubscriptionId ?? null}, "stripeSubscriptionId"),
+        "updatedAt" = (now() AT TIME ZONE 'utc') WHERE id = ${id}`;
+    }
+    await db.$executeRaw`
+      INSERT INTO hub.subscription_billing AS b (subscription_id, user_id, organization_id, stripe_customer_id, stripe_price_id,
+        trial_ends_at, current_period_end, cancel_at_period_end, past_due_since, last_event_at, last_event_id, updated_at)
+      VALUES (${id}, ${subject.kind === 'user' ? subject.userId : null}, ${subject.kind === 'organization' ? subject.orgId : null},
+        ${change.customer ?? null}, ${change.price ?? null}, ${change.trialEndsAt ?? null}, ${change.currentPeriodEnd ?? null},
+        ${change.cancelAtPeriodEnd ?? false}, ${change.status === 'past_due' ? at : null}, ${at}, ${event.id}, now())
+      ON CONFLICT (subscription_id) DO UPDATE SET
+        stripe_customer_id = coalesce(EXCLUDED.stripe_customer_id, b.stripe_customer_id),
+        stripe_price_id = coalesce(EXCLUDED.stripe_price_id, b.stripe_price_id),
+        trial_ends_at = CASE WHEN ${change.trialEndsAt === undefined} THEN b.trial_ends_at ELSE EXCLUDED.trial_ends_at END,
+        current_period_end = CASE WHEN ${change.currentPeriodEnd === undefined} THEN b.current_period_end ELSE EXCLUDED.current_period_end END,
+        cancel_at_period_end = CASE WHEN ${change.cancelAtPeriodEnd === undefined} THEN b.cancel_at_period_end ELSE EXCLUDED.cancel_at_period_end END,
+        past_due_since = CASE WHEN ${change.status} = 'past_due' THEN coalesce(b.past_due_since, EXCLUDED.past_due_since) ELSE NULL END,
+        last_event_at = EXCLUDED.last_event_at, last_event_id = EXCLUDED.last_event_id, updated_at = now()`;
+    const after = await repo.subscriptionById(db, id);
+    await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
+      action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
+      before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
+    }, { requestId: event.id });
+    return { status: 'processed', subscriptionId: id };
+  }
+
+  private async insert(db: Db, subject: Subject, change: Change): Promise<string> {
+    const [row] = await db.$queryRaw<{ id: string }[]>`
+      INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "stripeSubscriptionId", "createdAt", "updatedAt")
+      VALUES (gen_random_uuid()::text, ${subject.kind === 'user' ? subject.userId : null}, ${change.app}, ${change.plan}, ${change.status},
+              ${subject.kind === 'organization' ? subject.orgId : null}, ${change.stripeSubscriptionId ?? null},
+              now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc')
+      RETURNING id`;
+    return row.id;
+  }
+
+  /** Reads the event into a Change, or says why it changes nothing. */
+  private async changeFrom(db: Db, event: Stripe.Event): Promise<Change | { ignored: string }> {
+    const obj = event.data.object as any;
+    switch (event.type) {
+      case 'checkout.session.completed': {
+        if (obj.mode !== 'subscription') return { ignored: `checkout mode ${obj.mode} is not a subscription` };
+        const { app, plan } = obj.metadata ?? {};
+        if (!(await this.planExists(db, app, plan))) return { ignored: `checkout metadata names no known plan (${app}:${plan})` };
+        return { app, plan, status: 'active', stripeSubscriptionId: idOf(obj.subscription), customer: idOf(obj.customer) };
+      }
+      case 'customer.subscription.created':
+      case 'customer.subscription.updated':
+      case 'customer.subscription.deleted': {
+        const item = obj.items?.data?.[0];
+        const price = idOf(item?.price);
+        const mapped = price ? this.config.billing.stripePrices[price] : undefined;
+        if (!mapped) return { ignored: `price ${price ?? '(none)'} is not mapped to an app plan (STRIPE_PRICES)` };
+        if (!(await this.planExists(db, mapped.app, mapped.plan))) return { ignored: `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog` };
+        return {
+          app: mapped.app, plan: mapped.plan, price,
+          status: event.type === 'customer.subscription.deleted' ? 'canceled' : String(obj.status),
+          stripeSubscriptionId: obj.id, customer: idOf(obj.customer),
+          trialEndsAt: time(obj.trial_end), currentPeriodEnd: time(item?.current_period_end ?? obj.current_period_end),
+          cancelAtPeriodEnd: Boolean(obj.cancel_at_period_end),
+        };
+      }
+      case 'invoice.paid':
+      case 'invoice.payment_failed': {
+        const stripeSubscriptionId = this.stripeSubscriptionId(event);
+        if (!stripeSubscriptionId) return { ignored: 'the invoice belongs to no subscription' };
+        if (!(await repo.subscriptionByStripeId(db, stripeSubscriptionId))) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
+        return { status: event.type === 'invoice.paid' ? 'active' : 'past_due', stripeSubscriptionId, customer: idOf(obj.customer) };
+      }
+      default:
+        return { ignored: `event type ${event.type} is not handled` };
+    }
+  }
+
+  private async planExists(db: Db, app: unknown, plan: unknown): Promise<boolean> {
+    if (typeof app !== 'string' || typeof plan !== 'string') return false;
+    return (await repo.plans(db, app)).some((p) => p.code === plan);
+  }
+}

@@ -1,0 +1,40 @@
+import { Inject, Injectable } from '@nestjs/common';
+import Stripe from 'stripe';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
+
+/**
+ * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at
+ * another server (the tests' double, test/support/doubles/stripe-double.ts) through the SDK's own
+ * host/port/protocol options. Signature checks use the SDK's static webhooks helper.
+ */
+@Injectable()
+export class StripeClient {
+  private readonly client?: Stripe;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    const b = config.billing;
+    if (b.stripeSecretKey) {
+      this.client = new Stripe(b.stripeSecretKey, {
+        maxNetworkRetries: 1,
+        timeout: 20_000,
+        ...(b.stripeApiHost ? { host: b.stripeApiHost } : {}),
+        ...(b.stripeApiPort ? { port: b.stripeApiPort } : {}),
+        ...(b.stripeApiProtocol ? { protocol: b.stripeApiProtocol } : {}),
+      });
+    }
+  }
+
+  /** The API client; 503 when STRIPE_SECRET_KEY is not configured. */
+  api(): Stripe {
+    if (!this.client) throw new AppError(503, 'billing.stripe_not_configured', 'Stripe is not configured on this server (STRIPE_SECRET_KEY is missing)');
+    return this.client;
+  }
+
+  /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
+  verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+    const secret = this.config.billing.stripeWebhookSecret;
+    if (!secret) throw new AppError(503, 'billing.stripe_not_configured', 'Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is missing)');
+    return Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret);
+  }
+}

@@ -1,0 +1,37 @@
+import { Injectable } from '@nestjs/common';
+import type { Db } from '../../platform/database/database.service.js';
+
+/** Counts what an organization currently uses of one counted feature, inside the caller's transaction. */
+export type UsageCounter = (ctx: { db: Db; orgId: string }) => Promise<number>;
+
+/**
+ * (app, feature) → counter. Billing registers the core ones (users, workspaces); a module that owns
+ * a counted thing registers its own at init, e.g.
+ *   usage.register('omnizen', 'ai_agents', ({ db }) => agentRepository.count(db));
+ * and marks its create route with @ConsumesLimit('omnizen', 'ai_agents').
+ */
+@Injectable()
+export class UsageCounters {
+  private readonly counters = new Map<string, UsageCounter>();
+
+  register(app: string, feature: string, counter: UsageCounter): void {
+    const key = `${app}/${feature}`;
+    if (this.counters.has(key)) throw new Error(`a usage counter for ${key} is already registered`);
+    this.counters.set(key, counter);
+  }
+
+  get(app: string, feature: string): UsageCounter | undefined {
+    return this.counters.get(`${app}/${feature}`);
+  }
+}
+
+/** Members plus pending invitations (hub.seat_usage() sees invitations even for non-admin readers). */
+export const seatUsage: UsageCounter = async ({ db }) => {
+  const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT hub.seat_usage() AS n`;
+  return Number(row.n);
+};
+
+export const workspaceUsage: UsageCounter = async ({ db, orgId }) => {
+  const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM core.workspaces WHERE org_id = ${orgId}::uuid`;
+  return Number(row.n);
+};

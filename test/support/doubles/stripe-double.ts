@@ -1,0 +1,74 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A TEST DOUBLE of the Stripe API: a local HTTP server implementing only the endpoints the
+ * billing module calls (Checkout sessions, billing-portal sessions). The real SDK talks to it
+ * through its host/port/protocol options (STRIPE_API_HOST/PORT/PROTOCOL), so the production code
+ * path — stripe-node building and sending the request — is what the tests exercise.
+ */
+export interface StripeDoubleRequest {
+  method: string;
+  path: string;
+  authorization: string | undefined;
+  /** the form-encoded body, decoded into flat bracketed keys (e.g. "line_items[0][price]") */
+  form: Record<string, string>;
+}
+
+export interface StripeDouble {
+  port: number;
+  requests: StripeDoubleRequest[];
+  /** env for createTestApp: points the SDK at this double */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+const id = (prefix: string) => `${prefix}_test_${randomBytes(8).toString('hex')}`;
+
+async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+}
+
+export async function startStripeDouble(): Promise<StripeDouble> {
+  const requests: StripeDoubleRequest[] = [];
+  const server: Server = createServer(async (req, res) => {
+    const form = await readForm(req);
+    const path = (req.url ?? '').split('?')[0];
+    requests.push({ method: req.method ?? '', path, authorization: req.headers.authorization, form });
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
+      res.end(JSON.stringify(body));
+    };
+    if (!req.headers.authorization?.startsWith('Bearer sk_')) {
+      return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided' } });
+    }
+    if (req.method === 'POST' && path === '/v1/checkout/sessions') {
+      if (!form['line_items[0][price]'] || !form.success_url) {
+        return send(400, { error: { type: 'invalid_request_error', message: 'Missing required param: line_items or success_url' } });
+      }
+      const sid = id('cs');
+      return send(200, {
+        id: sid, object: 'checkout.session', mode: form.mode, status: 'open', url: `https://checkout.stripe.test/c/pay/${sid}`,
+        client_reference_id: form.client_reference_id ?? null, customer: form.customer ?? null,
+        metadata: Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v])),
+      });
+    }
+    if (req.method === 'POST' && path === '/v1/billing_portal/sessions') {
+      if (!form.customer) return send(400, { error: { type: 'invalid_request_error', message: 'Missing required param: customer' } });
+      const pid = id('bps');
+      return send(200, { id: pid, object: 'billing_portal.session', customer: form.customer, return_url: form.return_url, url: `https://billing.stripe.test/p/session/${pid}` });
+    }
+    return send(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${path})` } });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    requests,
+    env: { STRIPE_API_HOST: '127.0.0.1', STRIPE_API_PORT: String(port), STRIPE_API_PROTOCOL: 'http' },
+    close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),
+  };
+}
