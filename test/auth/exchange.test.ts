@@ -95,6 +95,15 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       await exchange({ token: serviceKey, provider: 'supabase' }).expect(401);
     });
 
+    it('refuses our own access tokens (an app token must not become a long-lived session)', async () => {
+      const u = await registerUser(t, 'own');
+      const app = await t.http.post('/v1/auth/app-token').set(u.auth).send({ appCode: 'app_securevault' }).expect(201);
+      for (const token of [u.token, app.body.accessToken]) {
+        const res = await exchange({ token }).expect(401);
+        expect(res.body.error.message).toMatch(/^this is an OmniZen access token/);
+      }
+    });
+
     it('refuses a token that never expires, a non-JWT, and an unknown provider; nothing is written', async () => {
       const email = uniqueEmail('noexp');
       const forever = await exchange({ token: nextAuthToken({ sub: 'hub-4', email }, {}) }).expect(401);

@@ -15,6 +15,7 @@ export interface ExternalIdentity {
   image?: string;
 }
 
+export const OUR_ISSUER = 'omnizen';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LABEL: Record<ExchangeProvider, string> = { nextauth: 'NextAuth', supabase: 'Supabase' };
 
@@ -55,6 +56,9 @@ function verifyAs(config: AppConfig, provider: ExchangeProvider, token: string):
   const email = text(claims.email)?.toLowerCase();
   if (!email || !email.includes('@')) throw AppError.unauthorized(`the ${LABEL[provider]} token carries no email claim`);
   if (provider === 'supabase') {
+    // our own access tokens share the Supabase secret; exchanging one (e.g. a 120 s app token)
+    // would turn it into a fresh long-lived session
+    if (claims.iss === OUR_ISSUER) throw AppError.unauthorized('this is an OmniZen access token, not a Supabase session; use /v1/auth/refresh to renew a session');
     if (claims.role !== 'authenticated') throw AppError.unauthorized(`the Supabase token's role must be "authenticated", got "${String(claims.role)}"`);
     if (!UUID.test(String(claims.sub ?? ''))) throw AppError.unauthorized('the Supabase token\'s sub must be the auth.users id (a UUID)');
     const meta = (claims.user_metadata ?? {}) as Record<string, unknown>;

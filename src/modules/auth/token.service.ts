@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { OUR_ISSUER } from './external-token.js';
 
 export interface AccessTokenSubject {
   userId: string;
@@ -35,7 +36,7 @@ export class TokenService {
         session_id: s.sessionId,
       },
       this.config.auth.supabaseJwtSecret,
-      { algorithm: 'HS256', audience: 'authenticated', issuer: 'omnizen', expiresIn: ttlSeconds },
+      { algorithm: 'HS256', audience: 'authenticated', issuer: OUR_ISSUER, expiresIn: ttlSeconds },
     );
     return { token, expiresIn: ttlSeconds };
   }
