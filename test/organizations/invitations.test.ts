@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { addMember, createOrg, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
+import { JobRegistry } from '../../src/platform/queue/jobs.js';
+import { InvitationPurge } from '../../src/modules/organizations/invitation-purge.service.js';
+import { onEnterprisePlan } from './plan.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('invitations', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let orgId: string;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+    orgId = await createOrg(t, owner, 'Inviting Co');
+    await onEnterprisePlan(t, orgId);
+  });
+  afterAll(() => t.close());
+
+  const invite = (email: string, role = 'member', who: TestUser = owner, org = orgId) =>
+    t.http.post(`/v1/orgs/${org}/invitations`).set(who.auth).send({ email, role });
+  const accept = (who: TestUser, token: string, org = orgId) => t.http.post('/v1/invitations/accept').set(who.auth).send({ orgId: org, token });
+
+  it('creates an invitation whose token is shown once and stored only as its SHA-256; audited; job without the token', async () => {
+    const grace = await registerUser(t, 'grace');
+    const res = await invite(grace.email.toUpperCase(), 'accountant').expect(201);
+    expect(res.body).toMatchObject({ orgId, email: grace.email, role: 'accountant', status: 'pending', invitedBy: owner.id, token: expect.any(String) });
+    const token: string = res.body.token;
+    expect(token.length).toBeGreaterThanOrEqual(40);
+    const ttlDays = (Date.parse(res.body.expiresAt) - Date.parse(res.body.createdAt)) / 86_400_000;
+    expect(ttlDays).toBeCloseTo(t.config.invitationTtlDays, 3);
+
+    const row = (await t.db.admin.query('SELECT * FROM core.invitations WHERE org_id = $1 AND id = $2', [orgId, res.body.id])).rows[0];
+    expect(row.token_hash).toBe(sha256(token));
+    expect(JSON.stringify(row)).not.toContain(token);
+
+    const list = await t.http.get(`/v1/orgs/${orgId}/invitations`).set(owner.auth).expect(200);
+    expect(JSON.stringify(list.body)).not.toContain(token);
+    expect(list.body.items[0]).not.toHaveProperty('token');
+
+    const audit = (await t.db.admin.query(`SELECT * FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.created'`, [orgId])).rows;
+    expect(audit).toHaveLength(1);
+    expect(JSON.stringify(audit)).not.toContain(token);
+    expect(JSON.stringify(audit)).not.toContain(row.token_hash);
+
+    const jobs = (await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'invitation.created'`, [orgId])).rows;
+    expect(jobs).toEqual([{ payload: expect.objectContaining({ invitationId: res.body.id, email: grace.email, role: 'accountant' }) }]);
+    expect(JSON.stringify(jobs)).not.toContain(token);
+    expect(JSON.stringify(jobs)).not.toContain(row.token_hash);
+
+    // the registered handler logs the invitation, never a token
+    const log = jest.spyOn(Logger.prototype, 'log');
+    try {
+      await t.app.get(JobRegistry).run({ id: '1', orgId, topic: 'invitation.created', payload: jobs[0].payload });
+      const lines = log.mock.calls.map((c) => String(c[0]));
+      expect(lines.some((l) => l.includes(res.body.id))).toBe(true);
+      expect(lines.join('\n')).not.toContain(token);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
+  it('lets the invitee with the matching email accept once; the membership has the invited role', async () => {
+    const ada = await registerUser(t, 'ada');
+    const { body } = await invite(ada.email, 'viewer').expect(201);
+    const res = await accept(ada, body.token).expect(200);
+    expect(res.body).toEqual({ orgId, userId: ada.id, role: 'viewer' });
+    await t.http.get(`/v1/orgs/${orgId}`).set(ada.auth).expect(200);
+    const again = await accept(ada, body.token).expect(404);
+    expect(again.body.error.code).toBe('invitation.not_found');
+    const audit = (await t.db.admin.query(`SELECT actor_id, entity_id FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.accepted'`, [orgId])).rows;
+    expect(audit).toEqual([{ actor_id: ada.id, entity_id: ada.id }]);
+    const status = await t.http.get(`/v1/orgs/${orgId}/invitations?status=accepted`).set(owner.auth).expect(200);
+    expect(status.body.items.map((i: any) => i.id)).toContain(body.id);
+  });
+
+  it('refuses another email (403), an unknown token (404), a member (409), an expired or revoked invitation (404)', async () => {
+    const bob = await registerUser(t, 'bob');
+    const eve = await registerUser(t, 'eve');
+    const { body } = await invite(bob.email).expect(201);
+    const wrong = await accept(eve, body.token).expect(403);
+    expect(wrong.body.error.code).toBe('invitation.email_mismatch');
+    await accept(bob, 'x'.repeat(43)).expect(404);
+    await accept(bob, body.token, bob.personalOrgId).expect(404);
+
+    await addMember(t, orgId, bob, 'member');
+    const member = await accept(bob, body.token).expect(409);
+    expect(member.body.error.code).toBe('invitation.already_member');
+    // nothing half-written: the invitation is still pending
+    expect((await t.db.admin.query('SELECT accepted_at FROM core.invitations WHERE id = $1', [body.id])).rows[0].accepted_at).toBeNull();
+
+    const carol = await registerUser(t, 'carol');
+    const expired = await invite(carol.email).expect(201);
+    await t.db.admin.query(`UPDATE core.invitations SET expires_at = now() - interval '1 minute' WHERE id = $1`, [expired.body.id]);
+    await accept(carol, expired.body.token).expect(404);
+    const list = await t.http.get(`/v1/orgs/${orgId}/invitations?status=expired`).set(owner.auth).expect(200);
+    expect(list.body.items.map((i: any) => i.id)).toEqual([expired.body.id]);
+
+    // an expired invitation does not block a new one to the same address
+    const renewed = await invite(carol.email).expect(201);
+    await t.http.delete(`/v1/orgs/${orgId}/invitations/${renewed.body.id}`).set(owner.auth).expect(204);
+    await accept(carol, renewed.body.token).expect(404);
+    const twice = await t.http.delete(`/v1/orgs/${orgId}/invitations/${renewed.body.id}`).set(owner.auth).expect(409);
+    expect(twice.body.error.code).toBe('invitation.not_pending');
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.revoked'`, [orgId])).rows[0].n).toBe(1);
+  });
+
+  it('rejects a second pending invitation, a member, bad input, and invitations to a personal organization', async () => {
+    const dan = await registerUser(t, 'dan');
+    await invite(dan.email).expect(201);
+    const dup = await invite(dan.email).expect(409);
+    expect(dup.body.error.code).toBe('invitation.pending_exists');
+    const member = await invite(owner.email).expect(409);
+    expect(member.body.error.code).toBe('invitation.already_member');
+    const bad = await invite('not-an-email', 'owner').expect(400);
+    expect(bad.body.error.details.map((d: any) => d.field).sort()).toEqual(['email', 'role']);
+    const personal = await invite(dan.email, 'member', owner, owner.personalOrgId).expect(422);
+    expect(personal.body.error.code).toBe('invitation.personal_organization');
+  });
+
+  it('lists newest first with a status filter and cursor pagination', async () => {
+    const org = await createOrg(t, owner, 'Paging Co');
+    await onEnterprisePlan(t, org);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await invite(`page${i}.${Date.now()}@example.test`, 'member', owner, org).expect(201)).body.id);
+    await t.http.delete(`/v1/orgs/${org}/invitations/${ids[0]}`).set(owner.auth).expect(204);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await t.http.get(`/v1/orgs/${org}/invitations`).query({ limit: 2, status: 'pending', ...(cursor ? { cursor } : {}) }).set(owner.auth).expect(200);
+      expect(res.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...res.body.items.map((i: any) => i.id));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(ids.slice(1).reverse());
+    await t.http.get(`/v1/orgs/${org}/invitations?status=maybe`).set(owner.auth).expect(400);
+  });
+
+  it('is for admins: other roles get 403; another organization 404; anonymous 401', async () => {
+    const { orgId: rolesOrg, users } = await orgWithRoles(t, 'Roles Co');
+    await onEnterprisePlan(t, rolesOrg);
+    const pending = await invite(`someone.${Date.now()}@example.test`, 'member', users.admin, rolesOrg).expect(201);
+    for (const who of [users.accountant, users.member, users.viewer]) {
+      await invite(`x.${Date.now()}@example.test`, 'member', who, rolesOrg).expect(403);
+      await t.http.get(`/v1/orgs/${rolesOrg}/invitations`).set(who.auth).expect(403);
+      await t.http.delete(`/v1/orgs/${rolesOrg}/invitations/${pending.body.id}`).set(who.auth).expect(403);
+    }
+    // owner of another organization
+    await invite(`y.${Date.now()}@example.test`, 'member', owner, rolesOrg).expect(404);
+    await t.http.get(`/v1/orgs/${rolesOrg}/invitations`).set(owner.auth).expect(404);
+    await t.http.delete(`/v1/orgs/${rolesOrg}/invitations/${pending.body.id}`).set(owner.auth).expect(404);
+    // an id of another organization through your own organization
+    await t.http.delete(`/v1/orgs/${orgId}/invitations/${pending.body.id}`).set(owner.auth).expect(404);
+    expect((await t.db.admin.query('SELECT revoked_at FROM core.invitations WHERE id = $1', [pending.body.id])).rows[0].revoked_at).toBeNull();
+    await t.http.get(`/v1/orgs/${rolesOrg}/invitations`).expect(401);
+    await t.http.post('/v1/invitations/accept').send({ orgId: rolesOrg, token: pending.body.token }).expect(401);
+  });
+
+  it('purges invitations expired beyond the retention (privileged jobs.purge), keeps recent ones, audits per organization', async () => {
+    const org = await createOrg(t, owner, 'Purge Co');
+    await onEnterprisePlan(t, org);
+    const old = (await invite(`old.${Date.now()}@example.test`, 'member', owner, org).expect(201)).body;
+    const recent = (await invite(`recent.${Date.now()}@example.test`, 'member', owner, org).expect(201)).body;
+    const live = (await invite(`live.${Date.now()}@example.test`, 'member', owner, org).expect(201)).body;
+    await t.db.admin.query(`UPDATE core.invitations SET expires_at = now() - interval '31 days' WHERE id = $1`, [old.id]);
+    await t.db.admin.query(`UPDATE core.invitations SET expires_at = now() - interval '1 day' WHERE id = $1`, [recent.id]);
+    const purged = await t.app.get(InvitationPurge).purgeExpired();
+    expect(purged).toBe(1);
+    const left = (await t.db.admin.query('SELECT id FROM core.invitations WHERE org_id = $1 ORDER BY created_at', [org])).rows.map((r) => r.id);
+    expect(left).toEqual([recent.id, live.id]);
+    const audit = (await t.db.admin.query(`SELECT principal_type, after FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.purged'`, [org])).rows;
+    expect(audit).toEqual([{ principal_type: 'system', after: { count: 1, retentionDays: 30 } }]);
+    expect(await t.app.get(InvitationPurge).purgeExpired()).toBe(0);
+  });
+});
