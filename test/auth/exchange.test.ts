@@ -145,6 +145,16 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
     });
   });
 
+  it('documents both routes in OpenAPI with their bodies and errors', async () => {
+    const doc = (await t.http.get('/docs-json').expect(200)).body;
+    const ex = doc.paths['/v1/auth/exchange'].post;
+    expect(ex.requestBody.content['application/json'].schema.$ref).toMatch(/ExchangeDto$/);
+    expect(Object.keys(ex.responses)).toEqual(expect.arrayContaining(['200', '400', '401']));
+    const app = doc.paths['/v1/auth/app-token'].post;
+    expect(app.responses['201'].content['application/json'].schema.$ref).toMatch(/AppTokenDto$/);
+    expect(app.security).toEqual([{ bearer: [] }]);
+  });
+
   describe('AuthBridge.createAuthenticatedClient', () => {
     it('sends our token to the Supabase REST API, and that token verifies with the Supabase secret with every claim', async () => {
       const u = await registerUser(t, 'bridge');

@@ -23,6 +23,9 @@ describe('refresh tokens and sessions', () => {
     const { rows } = await t.db.admin.query('SELECT token_hash FROM core.refresh_tokens WHERE user_id = $1', [u.id]);
     expect(rows).toHaveLength(2);
     for (const r of rows) expect([u.refreshToken, res.body.refreshToken]).not.toContain(r.token_hash);
+    const audit = await t.db.admin.query(
+      `SELECT actor_id, principal_type FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.refreshed'`, [u.personalOrgId]);
+    expect(audit.rows).toEqual([{ actor_id: u.id, principal_type: 'user' }]);
   });
 
   it('reuse of a rotated refresh token revokes the whole session: the newest token fails too, and it is audited', async () => {

@@ -129,6 +129,9 @@ export class AuthService {
       await sessionRepository.addToken(db, t.session_id, t.user_id, next.hash, this.config.auth.refreshTokenTtlDays);
       const [user] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${t.user_id}`;
       const personalOrgId = (await userRepository.personalOrgId(db, t.user_id))!;
+      await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
+        action: 'auth.refreshed', entityType: 'session', entityId: t.session_id,
+      }, client);
       return { tokens: this.tokensFor(user, personalOrgId, t.session_id, next.token) } as const;
     });
     if ('error' in outcome) throw AppError.unauthorized(outcome.error);
