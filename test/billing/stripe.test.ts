@@ -183,6 +183,23 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     expect(rows).toEqual([{ userId: ada.id, organizationId: null, stripeSubscriptionId: 'sub_personal_1' }]);
   });
 
+  it('keeps the trialing status Stripe reported when the checkout completion arrives after it', async () => {
+    const trialOrg = await createOrg(t, ada, 'Trialing');
+    const trialEnd = T0 + 14 * 86_400;
+    const created = stripeEvent('customer.subscription.created',
+      subscriptionObject('sub_trial_1', 'price_omz_pro', 'trialing', { org_id: trialOrg }, { trial_end: trialEnd }), T0 + 1000);
+    const completed = stripeEvent('checkout.session.completed', {
+      id: 'cs_test_trial', object: 'checkout.session', mode: 'subscription', subscription: 'sub_trial_1', customer: 'cus_test_trial',
+      client_reference_id: trialOrg, metadata: { org_id: trialOrg, app: 'omnizen', plan: 'professional' },
+    }, T0 + 1001);
+    await send(created).expect(200);
+    await send(completed).expect(200);
+    await drain();
+    const ent = await entitlements(trialOrg);
+    expect(ent).toMatchObject({ plan: 'professional', status: 'trialing', access: 'full' });
+    expect(new Date(ent.trialEndsAt).getTime()).toBe(trialEnd * 1000);
+  });
+
   it('ignores (and records) an event it cannot place', async () => {
     const event = stripeEvent('customer.subscription.updated', subscriptionObject('sub_nobody', 'price_omz_pro', 'active', {}), T0 + 900);
     await send(event).expect(200);

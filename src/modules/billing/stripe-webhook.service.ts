@@ -26,6 +26,8 @@ interface Change {
   trialEndsAt?: Date | null;
   currentPeriodEnd?: Date | null;
   cancelAtPeriodEnd?: boolean;
+  /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs */
+  keepKnownStatus?: boolean;
 }
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
@@ -137,6 +139,9 @@ export class StripeWebhookService implements OnModuleInit {
       return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
+    if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
+      change.status = existing.status;
+    }
     const id = existing?.id ?? (await this.insert(db, subject, change));
     if (existing) {
       await db.$executeRaw`UPDATE hub."Subscription" SET plan = ${change.plan ?? existing.plan}, status = ${change.status},
@@ -183,7 +188,7 @@ export class StripeWebhookService implements OnModuleInit {
         if (obj.mode !== 'subscription') return { ignored: `checkout mode ${obj.mode} is not a subscription` };
         const { app, plan } = obj.metadata ?? {};
         if (!(await this.planExists(db, app, plan))) return { ignored: `checkout metadata names no known plan (${app}:${plan})` };
-        return { app, plan, status: 'active', stripeSubscriptionId: idOf(obj.subscription), customer: idOf(obj.customer) };
+        return { app, plan, status: 'active', keepKnownStatus: true, stripeSubscriptionId: idOf(obj.subscription), customer: idOf(obj.customer) };
       }
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
