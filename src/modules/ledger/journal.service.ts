@@ -1,0 +1,225 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { postgresState } from './ledger-errors.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ledgerRepository as repo } from './ledger.repository.js';
+import { LedgerService } from './ledger.service.js';
+import { computeTax, D, fixed } from './money.js';
+import type {
+  CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, ReverseEntryDto,
+  RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto,
+} from './ledger.dto.js';
+
+/** What finance.post_journal_entry takes (amounts as decimal strings). */
+export interface PostingLine {
+  accountId: string;
+  debit?: string;
+  credit?: string;
+  currency?: string;
+  rate?: string;
+  baseDebit?: string;
+  baseCredit?: string;
+  description?: string;
+  workspaceId?: string;
+  counterpartyType?: string;
+  counterpartyId?: string;
+}
+export interface PostingPayload {
+  date: string;
+  memo?: string;
+  source?: string;
+  sourceRef?: string;
+  idempotencyKey?: string;
+  reversesEntryId?: string;
+  lines: PostingLine[];
+}
+
+/**
+ * Journal entries: the one posting path (receivables and payables post through `post`), reversals,
+ * FX revaluation and the year-end close.
+ */
+@Injectable()
+export class JournalService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly ledger: LedgerService,
+  ) {}
+
+  /** Posts through finance.post_journal_entry; `replayed` when the idempotency key was seen with the same payload. */
+  async post(tx: TenantTx, payload: PostingPayload, action = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    let result: { entryId: string; replayed: boolean };
+    try {
+      result = await repo.post(tx.db, payload);
+    } catch (err) {
+      const { code, message } = postgresState(err);
+      if (code === '23505' && message?.startsWith('idempotency key')) throw AppError.conflict('ledger.idempotency_conflict', message);
+      throw err;
+    }
+    const [entry] = await repo.getEntries(tx.db, tx.orgId, [result.entryId]);
+    if (!result.replayed) await this.audit.record(tx, { action, entityType: 'journal_entry', entityId: entry.id, after: entry });
+    return { entry, replayed: result.replayed };
+  }
+
+  async create(tx: TenantTx, dto: CreateJournalEntryDto, headerKey?: string): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    if (dto.idempotencyKey && headerKey && dto.idempotencyKey !== headerKey) {
+      throw AppError.badRequest('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
+    }
+    const s = await this.ledger.settings(tx);
+    const lines: PostingLine[] = [];
+    const taxCodes = new Map<string, TaxCodeDto>();
+    for (const [i, l] of dto.lines.entries()) {
+      if ((l.debit === undefined) === (l.credit === undefined)) {
+        throw AppError.badRequest('ledger.line_side', `lines[${i}] needs exactly one of debit or credit`);
+      }
+      const { taxCodeId, ...line } = l;
+      if (!taxCodeId) {
+        lines.push(line);
+        continue;
+      }
+      if (!taxCodes.has(taxCodeId)) taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
+      lines.push(...(await this.withTax(tx, line, taxCodes.get(taxCodeId)!, s.baseCurrency)));
+    }
+    return this.post(tx, {
+      date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
+      idempotencyKey: dto.idempotencyKey ?? headerKey, lines,
+    });
+  }
+
+  /** A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on debits). */
+  private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId'>, t: TaxCodeDto, base: string): Promise<PostingLine[]> {
+    if (t.archivedAt) throw new AppError(422, 'ledger.tax_code_archived', `tax code ${t.code} is archived`);
+    const mu = await this.ledger.currencyUnits(tx, line.currency ?? base);
+    const side = line.debit !== undefined ? 'debit' : 'credit';
+    const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
+    const out: PostingLine[] = [{ ...line, [side]: r.net }];
+    if (!D(r.tax).isZero()) {
+      out.push({
+        accountId: side === 'credit' ? t.salesAccountId : t.purchaseAccountId, [side]: r.tax, currency: line.currency, rate: line.rate,
+        description: `${t.code} ${t.rate}% on ${r.net}`, workspaceId: line.workspaceId, counterpartyType: line.counterpartyType, counterpartyId: line.counterpartyId,
+      });
+    }
+    return out;
+  }
+
+  async get(tx: TenantTx, id: string): Promise<JournalEntryDto> {
+    const [e] = await repo.getEntries(tx.db, tx.orgId, [id]);
+    if (!e) throw AppError.notFound('journal_entry', id);
+    return e;
+  }
+
+  async list(tx: TenantTx, q: JournalEntryQuery): Promise<JournalEntryPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ d: string; s: string }>(q.cursor);
+    const rows = await repo.listEntryIds(tx.db, tx.orgId, { from: q.from, to: q.to, after, limit });
+    const p = page(rows, limit, (r) => ({ d: r.entry_date, s: r.seq }));
+    return { items: await repo.getEntries(tx.db, tx.orgId, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
+  }
+
+  /** The correction of a posted entry: an entry with every line's sides swapped, base amounts kept exactly. */
+  async reverse(tx: TenantTx, id: string, dto: ReverseEntryDto): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    const original = await this.get(tx, id);
+    if (original.reversesEntryId) throw new AppError(422, 'ledger.reversal_of_reversal', 'a reversal cannot be reversed; post a new entry instead');
+    if (original.reversedByEntryId) throw AppError.conflict('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
+    const opt = (v: string) => (D(v).isZero() ? undefined : v);
+    return this.post(tx, {
+      date: dto.date ?? original.date, memo: dto.memo ?? `Reversal of ${original.memo || original.id}`, source: original.source,
+      sourceRef: original.sourceRef ?? undefined, reversesEntryId: id, idempotencyKey: `reversal:${id}`,
+      lines: original.lines.map((l) => ({
+        accountId: l.accountId, currency: l.currency, rate: l.rate, debit: opt(l.credit), credit: opt(l.debit),
+        baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description ?? undefined,
+        workspaceId: l.workspaceId ?? undefined, counterpartyType: l.counterpartyType ?? undefined, counterpartyId: l.counterpartyId ?? undefined,
+      })),
+    }, 'ledger.entry_reversed');
+  }
+
+  /**
+   * Unrealized FX gain/loss at `date`: every asset and liability balance held in a foreign currency is
+   * valued at the rate effective on `date`; the difference to its carried base value is posted
+   * (through the posting path) against the FX gain or loss account. Running it again finds nothing to do.
+   */
+  async revalue(tx: TenantTx, date: string): Promise<RevaluationResultDto> {
+    const s = await this.ledger.settings(tx);
+    if (!s.fxGainAccountId || !s.fxLossAccountId) throw new AppError(422, 'ledger.fx_accounts_missing', 'configure fxGainAccountId and fxLossAccountId in the ledger settings first');
+    // one revaluation at a time per organization: the second sees the first's result
+    await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}))`;
+    const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
+    const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
+    const totals = await repo.totals(tx.db, null, date);
+    const adjustments: RevaluationLineDto[] = [];
+    const lines: PostingLine[] = [];
+    for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
+      const a = accounts.get(t.account_id);
+      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability')) continue;
+      const balance = D(t.debit).minus(t.credit);
+      const baseBefore = D(t.base_debit).minus(t.base_credit);
+      const rate = await repo.effectiveRate(tx.db, t.currency, date);
+      if (!rate) throw new AppError(422, 'ledger.rate_missing', `no ${t.currency} rate on or before ${date}`);
+      const baseAfter = D(fixed(balance.times(rate), baseMu));
+      const diff = baseAfter.minus(baseBefore);
+      if (diff.isZero()) continue;
+      const amount = fixed(diff.abs(), baseMu);
+      adjustments.push({ accountId: a.id, currency: t.currency, balance: balance.toFixed(), rate: D(rate).toFixed(), baseBefore: fixed(baseBefore, baseMu), baseAfter: fixed(baseAfter, baseMu), difference: fixed(diff, baseMu) });
+      const description = `FX revaluation of ${t.currency} ${balance.toFixed()} at ${D(rate).toFixed()}`;
+      lines.push(
+        { accountId: a.id, currency: t.currency, rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
+        diff.gt(0) ? { accountId: s.fxGainAccountId, credit: amount, description } : { accountId: s.fxLossAccountId, debit: amount, description },
+      );
+    }
+    if (!lines.length) return { adjustments, entry: null };
+    const { entry } = await this.post(tx, { date, memo: `FX revaluation as of ${date}`, source: 'system', lines }, 'ledger.fx_revaluation_posted');
+    return { adjustments, entry };
+  }
+
+  /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
+  async closeYear(tx: TenantTx, yearId: string): Promise<YearEndResultDto> {
+    const s = await this.ledger.settings(tx);
+    const year = await repo.lockYear(tx.db, tx.orgId, yearId);
+    if (!year) {
+      await this.ledger.getYear(tx, yearId);
+      throw AppError.forbidden('forbidden.role', 'closing a fiscal year needs the role owner or admin');
+    }
+    if (year.status === 'closed') throw AppError.conflict('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
+    if (!s.retainedEarningsAccountId) throw new AppError(422, 'ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
+    const before = await this.ledger.getYear(tx, yearId);
+    const last = before.periods[before.periods.length - 1];
+    if (last.status !== 'open') throw new AppError(422, 'ledger.period_closed', `reopen the last period (${last.startDate} to ${last.endDate}) to post the closing entry`);
+    const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
+    const lines: PostingLine[] = [];
+    let result = D(0);
+    const totals = (await repo.totals(tx.db, year.start_date, year.end_date))
+      .filter((t) => ['revenue', 'expense'].includes(accounts.get(t.account_id)?.type ?? ''))
+      .sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency));
+    for (const t of totals) {
+      const net = D(t.debit).minus(t.credit);
+      const baseNet = D(t.base_debit).minus(t.base_credit);
+      result = result.plus(baseNet);
+      const txn = net.isZero() ? {} : net.gt(0) ? { credit: net.toFixed() } : { debit: net.neg().toFixed() };
+      const base = baseNet.isZero() ? {} : baseNet.gt(0) ? { baseCredit: baseNet.toFixed() } : { baseDebit: baseNet.neg().toFixed() };
+      const rate = net.isZero() || baseNet.isZero() ? '1' : baseNet.div(net).abs().toDecimalPlaces(10).toFixed();
+      const common = { accountId: t.account_id, currency: t.currency, description: 'year-end close' };
+      if (t.currency === s.baseCurrency || (net.isZero() ? baseNet.isZero() : net.gt(0) === baseNet.gt(0) && !baseNet.isZero())) {
+        if (!net.isZero() || !baseNet.isZero()) lines.push({ ...common, ...txn, ...(t.currency === s.baseCurrency ? {} : { rate, ...base }) });
+      } else {
+        // the transaction and base amounts point different ways (or one is zero): close them on separate lines
+        if (!net.isZero()) lines.push({ ...common, ...txn, rate, baseDebit: '0' });
+        if (!baseNet.isZero()) lines.push({ ...common, rate, ...base });
+      }
+    }
+    let closingEntry: JournalEntryDto | null = null;
+    if (lines.length) {
+      // a profit (credit balance overall) is credited to retained earnings
+      lines.push(result.lt(0) ? { accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' }
+        : { accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
+      if (result.isZero()) lines.pop();
+      closingEntry = (await this.post(tx, {
+        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'system', idempotencyKey: `year-end:${yearId}`, lines,
+      }, 'ledger.year_end_entry_posted')).entry;
+    }
+    await repo.closeYear(tx.db, tx.orgId, yearId, closingEntry?.id ?? null);
+    const fiscalYear = await this.ledger.getYear(tx, yearId);
+    await this.audit.record(tx, { action: 'ledger.fiscal_year_closed', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
+    return { fiscalYear, closingEntry };
+  }
+}

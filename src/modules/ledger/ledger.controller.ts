@@ -1,0 +1,370 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query, Req, Res, UseInterceptors } from '@nestjs/common';
+import { LedgerErrorInterceptor } from './ledger-errors.js';
+import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { sendCsv, toCsv, wantsCsv } from './csv.js';
+import { JournalService } from './journal.service.js';
+import { LedgerService } from './ledger.service.js';
+import { ReportsService } from './reports.service.js';
+import {
+  AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto,
+  CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, FxRateQuery, GeneralLedgerDto,
+  GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
+  ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
+  TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto,
+} from './ledger.dto.js';
+
+/** A path id that is not a UUID is simply not found. */
+const Id = (name: string) => Param(name, new ParseUUIDPipe({ exceptionFactory: () => new AppError(404, 'not_found', `${name} was not found`) }));
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger')
+export class LedgerBooksController {
+  constructor(private readonly ledger: LedgerService) {}
+
+  @Post('books')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Start the books: base currency, standard chart of accounts, first fiscal year (owner, admin)' })
+  @ApiCreatedResponse({ type: LedgerSettingsDto })
+  @ApiErrors(400, 409, 422)
+  startBooks(@Tx() tx: TenantTx, @Body() dto: StartBooksDto): Promise<LedgerSettingsDto> {
+    return this.ledger.startBooks(tx, dto);
+  }
+
+  @Get('settings')
+  @ApiOperation({ summary: 'Ledger settings: base currency and the rounding, retained earnings and FX accounts' })
+  @ApiOkResponse({ type: LedgerSettingsDto })
+  @ApiErrors(422)
+  settings(@Tx() tx: TenantTx): Promise<LedgerSettingsDto> {
+    return this.ledger.settings(tx);
+  }
+
+  @Patch('settings')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
+  @ApiOkResponse({ type: LedgerSettingsDto })
+  @ApiErrors(400, 422)
+  updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
+    return this.ledger.updateSettings(tx, dto);
+  }
+
+  @Get('currencies')
+  @ApiOperation({ summary: 'Currencies and their minor units' })
+  @ApiOkResponse({ type: [CurrencyDto] })
+  currencies(@Tx() tx: TenantTx): Promise<CurrencyDto[]> {
+    return this.ledger.currencies(tx);
+  }
+}
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger/accounts')
+export class AccountsController {
+  constructor(
+    private readonly ledger: LedgerService,
+    private readonly reports: ReportsService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Chart of accounts' })
+  @ApiOkResponse({ type: [AccountDto] })
+  list(@Tx() tx: TenantTx, @Query() q: AccountQuery): Promise<AccountDto[]> {
+    return this.ledger.listAccounts(tx, q.includeArchived === 'true');
+  }
+
+  @Post()
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Create an account (owner, admin, accountant)' })
+  @ApiCreatedResponse({ type: AccountDto })
+  @ApiErrors(400, 409, 422)
+  create(@Tx() tx: TenantTx, @Body() dto: CreateAccountDto): Promise<AccountDto> {
+    return this.ledger.createAccount(tx, dto);
+  }
+
+  @Get(':accountId')
+  @ApiOperation({ summary: 'One account' })
+  @ApiOkResponse({ type: AccountDto })
+  get(@Tx() tx: TenantTx, @Id('accountId') id: string): Promise<AccountDto> {
+    return this.ledger.getAccount(tx, id);
+  }
+
+  @Patch(':accountId')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Rename an account, move it in the hierarchy, or make it a group (owner, admin, accountant)' })
+  @ApiOkResponse({ type: AccountDto })
+  @ApiErrors(400, 422)
+  update(@Tx() tx: TenantTx, @Id('accountId') id: string, @Body() dto: UpdateAccountDto): Promise<AccountDto> {
+    return this.ledger.updateAccount(tx, id, dto);
+  }
+
+  @Post(':accountId/archive')
+  @HttpCode(200)
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Archive an account with a zero balance (accounts are never deleted)' })
+  @ApiOkResponse({ type: AccountDto })
+  @ApiErrors(422)
+  archive(@Tx() tx: TenantTx, @Id('accountId') id: string): Promise<AccountDto> {
+    return this.ledger.archiveAccount(tx, id);
+  }
+
+  @Get(':accountId/balance')
+  @ApiOperation({ summary: 'Balance of an account as of a date, per currency and in the base currency' })
+  @ApiOkResponse({ type: AccountBalanceDto })
+  @ApiErrors(400)
+  balance(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: AsOfQuery): Promise<AccountBalanceDto> {
+    return this.reports.accountBalance(tx, id, q.asOf);
+  }
+
+  @Get(':accountId/ledger')
+  @ApiOperation({ summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)' })
+  @ApiOkResponse({ type: GeneralLedgerDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400)
+  async generalLedger(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: GeneralLedgerQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<GeneralLedgerDto | string> {
+    const gl = await this.reports.generalLedger(tx, id, q);
+    if (!wantsCsv(req, q.format)) return gl;
+    if (gl.nextCursor) res.setHeader('X-Next-Cursor', gl.nextCursor);
+    return sendCsv(res, `general-ledger-${id}.csv`, toCsv(
+      ['date', 'entry_id', 'line_no', 'memo', 'description', 'currency', 'debit', 'credit', 'base_debit', 'base_credit', 'running_balance'],
+      [['', '', '', 'opening balance', '', gl.baseCurrency, '', '', '', '', gl.openingBalance],
+        ...gl.items.map((i) => [i.date, i.entryId, i.lineNo, i.memo, i.description, i.currency, i.debit, i.credit, i.baseDebit, i.baseCredit, i.runningBalance])],
+    ));
+  }
+}
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger')
+export class RatesAndTaxController {
+  constructor(private readonly ledger: LedgerService) {}
+
+  @Get('fx-rates')
+  @ApiOperation({ summary: 'FX rates (newest first per currency)' })
+  @ApiOkResponse({ type: [FxRateDto] })
+  rates(@Tx() tx: TenantTx, @Query() q: FxRateQuery): Promise<FxRateDto[]> {
+    return this.ledger.listRates(tx, q.currency);
+  }
+
+  @Post('fx-rates')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
+  @ApiCreatedResponse({ type: ImportResultDto })
+  @ApiErrors(400, 422)
+  async setRate(@Tx() tx: TenantTx, @Body() dto: SetFxRateDto): Promise<ImportResultDto> {
+    return { imported: await this.ledger.setRates(tx, [dto], 'manual') };
+  }
+
+  @Post('fx-rates/import')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
+  @ApiCreatedResponse({ type: ImportResultDto })
+  @ApiErrors(400, 422)
+  async importRates(@Tx() tx: TenantTx, @Body() dto: ImportFxRatesDto): Promise<ImportResultDto> {
+    return { imported: await this.ledger.setRates(tx, dto.rates, 'import') };
+  }
+
+  @Get('tax-codes')
+  @ApiOperation({ summary: 'Tax codes' })
+  @ApiOkResponse({ type: [TaxCodeDto] })
+  taxCodes(@Tx() tx: TenantTx): Promise<TaxCodeDto[]> {
+    return this.ledger.listTaxCodes(tx);
+  }
+
+  @Post('tax-codes')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
+  @ApiCreatedResponse({ type: TaxCodeDto })
+  @ApiErrors(400, 409, 422)
+  createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
+    return this.ledger.createTaxCode(tx, dto);
+  }
+
+  @Post('tax-codes/:taxCodeId/calculate')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
+  @ApiOkResponse({ type: TaxCalculationDto })
+  @ApiErrors(400)
+  calculate(@Tx() tx: TenantTx, @Id('taxCodeId') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
+    return this.ledger.calculateTax(tx, id, dto);
+  }
+}
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger')
+export class FiscalCalendarController {
+  constructor(
+    private readonly ledger: LedgerService,
+    private readonly journal: JournalService,
+  ) {}
+
+  @Get('fiscal-years')
+  @ApiOperation({ summary: 'Fiscal years with their periods' })
+  @ApiOkResponse({ type: [FiscalYearDto] })
+  years(@Tx() tx: TenantTx): Promise<FiscalYearDto[]> {
+    return this.ledger.listYears(tx);
+  }
+
+  @Post('fiscal-years')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Create a fiscal year of 12 monthly periods' })
+  @ApiCreatedResponse({ type: FiscalYearDto })
+  @ApiErrors(400, 422)
+  createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
+    return this.ledger.createYear(tx, dto);
+  }
+
+  @Post('fiscal-years/:yearId/close')
+  @HttpCode(200)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
+  @ApiOkResponse({ type: YearEndResultDto })
+  @ApiErrors(409, 422)
+  closeYear(@Tx() tx: TenantTx, @Id('yearId') id: string): Promise<YearEndResultDto> {
+    return this.journal.closeYear(tx, id);
+  }
+
+  @Get('periods')
+  @ApiOperation({ summary: 'Fiscal periods' })
+  @ApiOkResponse({ type: [FiscalPeriodDto] })
+  periods(@Tx() tx: TenantTx): Promise<FiscalPeriodDto[]> {
+    return this.ledger.listPeriods(tx);
+  }
+
+  @Post('periods/:periodId/close')
+  @HttpCode(200)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Close a period: nothing more posts into it (owner, admin; audited)' })
+  @ApiOkResponse({ type: FiscalPeriodDto })
+  @ApiErrors(409)
+  closePeriod(@Tx() tx: TenantTx, @Id('periodId') id: string): Promise<FiscalPeriodDto> {
+    return this.ledger.setPeriodStatus(tx, id, 'closed');
+  }
+
+  @Post('periods/:periodId/reopen')
+  @HttpCode(200)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
+  @ApiOkResponse({ type: FiscalPeriodDto })
+  @ApiErrors(409, 422)
+  reopenPeriod(@Tx() tx: TenantTx, @Id('periodId') id: string): Promise<FiscalPeriodDto> {
+    return this.ledger.setPeriodStatus(tx, id, 'open');
+  }
+}
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger')
+export class JournalController {
+  constructor(private readonly journal: JournalService) {}
+
+  @Get('journal-entries')
+  @ApiOperation({ summary: 'Journal entries, newest first (cursor pagination)' })
+  @ApiOkResponse({ type: JournalEntryPage })
+  list(@Tx() tx: TenantTx, @Query() q: JournalEntryQuery): Promise<JournalEntryPage> {
+    return this.journal.list(tx, q);
+  }
+
+  @Post('journal-entries')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiCreatedResponse({ type: JournalEntryDto })
+  @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
+  @ApiErrors(400, 409, 422)
+  async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: Response): Promise<JournalEntryDto> {
+    const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
+    res.status(replayed ? 200 : 201);
+    return entry;
+  }
+
+  @Get('journal-entries/:entryId')
+  @ApiOperation({ summary: 'One journal entry with its lines' })
+  @ApiOkResponse({ type: JournalEntryDto })
+  get(@Tx() tx: TenantTx, @Id('entryId') id: string): Promise<JournalEntryDto> {
+    return this.journal.get(tx, id);
+  }
+
+  @Post('journal-entries/:entryId/reverse')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
+  @ApiCreatedResponse({ type: JournalEntryDto })
+  @ApiErrors(409, 422)
+  async reverse(@Tx() tx: TenantTx, @Id('entryId') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: Response): Promise<JournalEntryDto> {
+    const { entry, replayed } = await this.journal.reverse(tx, id, dto);
+    res.status(replayed ? 200 : 201);
+    return entry;
+  }
+
+  @Post('fx-revaluations')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss)' })
+  @ApiCreatedResponse({ type: RevaluationResultDto })
+  @ApiErrors(400, 422)
+  revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
+    return this.journal.revalue(tx, dto.date);
+  }
+}
+
+@ApiTags('ledger')
+@OrgRoute()
+@UseInterceptors(LedgerErrorInterceptor)
+@Controller('v1/orgs/:orgId/ledger/reports')
+export class ReportsController {
+  constructor(private readonly reports: ReportsService) {}
+
+  @Get('trial-balance')
+  @ApiOperation({ summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
+  @ApiOkResponse({ type: TrialBalanceDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400, 422)
+  async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TrialBalanceDto | string> {
+    const tb = await this.reports.trialBalance(tx, q.asOf);
+    if (!wantsCsv(req, q.format)) return tb;
+    return sendCsv(res, `trial-balance-${q.asOf ?? 'current'}.csv`, toCsv(['code', 'name', 'type', 'debit', 'credit'],
+      [...tb.rows.map((r) => [r.code, r.name, r.type, r.debit, r.credit]), ['', 'Total', '', tb.totalDebit, tb.totalCredit]]));
+  }
+
+  @Get('profit-and-loss')
+  @ApiOperation({ summary: 'Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv)' })
+  @ApiOkResponse({ type: ProfitAndLossDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400, 422)
+  async profitAndLoss(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<ProfitAndLossDto | string> {
+    const pl = await this.reports.profitAndLoss(tx, q.from, q.to);
+    if (!wantsCsv(req, q.format)) return pl;
+    return sendCsv(res, `profit-and-loss-${q.from}-${q.to}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount'], [
+      ...pl.revenue.map((r) => ['revenue', r.code, r.name, r.depth, r.amount]), ['revenue', '', 'Total revenue', '', pl.totalRevenue],
+      ...pl.expenses.map((r) => ['expenses', r.code, r.name, r.depth, r.amount]), ['expenses', '', 'Total expenses', '', pl.totalExpenses],
+      ['result', '', 'Net income', '', pl.netIncome],
+    ]));
+  }
+
+  @Get('balance-sheet')
+  @ApiOperation({ summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv)' })
+  @ApiOkResponse({ type: BalanceSheetDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400, 422)
+  async balanceSheet(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BalanceSheetDto | string> {
+    const asOf = q.asOf ?? new Date().toISOString().slice(0, 10);
+    const bs = await this.reports.balanceSheet(tx, asOf);
+    if (!wantsCsv(req, q.format)) return bs;
+    return sendCsv(res, `balance-sheet-${asOf}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount'], [
+      ...bs.assets.map((r) => ['assets', r.code, r.name, r.depth, r.amount]), ['assets', '', 'Total assets', '', bs.totalAssets],
+      ...bs.liabilities.map((r) => ['liabilities', r.code, r.name, r.depth, r.amount]), ['liabilities', '', 'Total liabilities', '', bs.totalLiabilities],
+      ...bs.equity.map((r) => ['equity', r.code, r.name, r.depth, r.amount]), ['equity', '', 'Total equity', '', bs.totalEquity],
+      ['equity', '', 'Current earnings', '', bs.currentEarnings],
+    ]));
+  }
+}

@@ -1,0 +1,374 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
+} from 'class-validator';
+import { PageInfo } from '../../platform/http/openapi.js';
+import { PageQuery } from '../../platform/http/pagination.js';
+
+const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
+const RATE = /^\d{1,12}(\.\d{1,10})?$/;
+const CURRENCY = /^[A-Z]{3}$/;
+const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
+const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
+export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
+export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
+
+// ---------------------------------------------------------------- books and settings
+export class StartBooksDto {
+  @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Matches(CURRENCY, { message: 'baseCurrency must be an ISO 4217 code like EUR' }) baseCurrency: string;
+  @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
+  @Matches(DATE, dateMsg('fiscalYearStart')) fiscalYearStart: string;
+  @ApiPropertyOptional({ enum: ['standard', 'none'], default: 'standard', description: 'Chart of accounts template to install' })
+  @IsOptional() @IsIn(['standard', 'none']) template?: 'standard' | 'none';
+}
+
+export class LedgerSettingsDto {
+  @ApiProperty() baseCurrency: string;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) roundingAccountId: string | null;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) retainedEarningsAccountId: string | null;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxGainAccountId: string | null;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxLossAccountId: string | null;
+}
+
+export class UpdateLedgerSettingsDto {
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
+}
+
+export class CurrencyDto {
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty() minorUnits: number;
+}
+
+// ---------------------------------------------------------------- accounts
+export class AccountDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) parentId: string | null;
+  @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
+  @ApiPropertyOptional({ nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
+  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty() createdAt: Date;
+  @ApiProperty() updatedAt: Date;
+}
+
+export class CreateAccountDto {
+  @ApiProperty({ example: '1110' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots or dashes' }) code: string;
+  @ApiProperty({ example: 'Petty cash' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ enum: ACCOUNT_TYPES }) @IsIn(ACCOUNT_TYPES) type: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
+  @ApiPropertyOptional({ default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
+  @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+}
+
+export class UpdateAccountDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() isGroup?: boolean;
+}
+
+export class AccountQuery {
+  @ApiPropertyOptional({ description: 'Include archived accounts' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
+}
+
+export class CurrencyBalanceDto {
+  @ApiProperty() currency: string;
+  @ApiProperty({ example: '100.00', description: 'Debit minus credit in the currency' }) balance: string;
+  @ApiProperty({ example: '110.00', description: 'Debit minus credit in the base currency' }) baseBalance: string;
+}
+
+export class AccountBalanceDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Debit minus credit in the base currency' }) baseBalance: string;
+  @ApiProperty({ type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
+}
+
+export class AsOfQuery {
+  @ApiPropertyOptional({ example: '2026-01-31', description: 'Balance at the end of this day (default: everything posted)' })
+  @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+  @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
+}
+
+export class RangeQuery {
+  @ApiProperty({ example: '2026-01-01' }) @Matches(DATE, dateMsg('from')) from: string;
+  @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('to')) to: string;
+  @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
+}
+
+export class GeneralLedgerQuery extends PageQuery {
+  @ApiPropertyOptional({ example: '2026-01-01' }) @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
+  @ApiPropertyOptional({ example: '2026-01-31' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
+}
+
+export class GeneralLedgerLineDto {
+  @ApiProperty({ format: 'uuid' }) entryId: string;
+  @ApiProperty() lineNo: number;
+  @ApiProperty() date: string;
+  @ApiProperty() memo: string;
+  @ApiPropertyOptional({ nullable: true }) description: string | null;
+  @ApiProperty() currency: string;
+  @ApiProperty() debit: string;
+  @ApiProperty() credit: string;
+  @ApiProperty() baseDebit: string;
+  @ApiProperty() baseCredit: string;
+  @ApiProperty({ description: 'Base-currency balance (debit minus credit) after this line' }) runningBalance: string;
+}
+
+export class GeneralLedgerDto extends PageInfo {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Balance before the first line of this page' }) openingBalance: string;
+  @ApiProperty({ type: [GeneralLedgerLineDto] }) items: GeneralLedgerLineDto[];
+}
+
+// ---------------------------------------------------------------- FX rates
+export class FxRateDto {
+  @ApiProperty({ example: 'USD' }) currency: string;
+  @ApiProperty({ example: '2026-01-31' }) date: string;
+  @ApiProperty({ example: '0.9200000000', description: 'Units of the base currency for one unit of currency' }) rate: string;
+  @ApiProperty({ enum: ['manual', 'import'] }) source: string;
+}
+
+export class SetFxRateDto {
+  @ApiProperty({ example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
+  @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
+}
+
+export class ImportFxRatesDto {
+  @ApiProperty({ type: [SetFxRateDto] })
+  @ArrayMinSize(1) @ArrayMaxSize(5000) @ValidateNested({ each: true }) @Type(() => SetFxRateDto)
+  rates: SetFxRateDto[];
+}
+
+export class FxRateQuery {
+  @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+}
+
+export class ImportResultDto {
+  @ApiProperty() imported: number;
+}
+
+// ---------------------------------------------------------------- tax codes
+export class TaxCodeDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ example: '20.0000', description: 'Percent' }) rate: string;
+  @ApiProperty() inclusive: boolean;
+  @ApiProperty({ format: 'uuid', description: 'Output tax on sales (credit lines)' }) salesAccountId: string;
+  @ApiProperty({ format: 'uuid', description: 'Input tax on purchases (debit lines)' }) purchaseAccountId: string;
+  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+}
+
+export class CreateTaxCodeDto {
+  @ApiProperty({ example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
+  @ApiProperty({ example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ example: '20', description: 'Percent, 0 to 100' }) @Matches(/^\d{1,3}(\.\d{1,4})?$/, { message: 'rate must be a percent like "20" or "7.5"' }) rate: string;
+  @ApiPropertyOptional({ default: false, description: 'Amounts already include the tax' }) @IsOptional() @IsBoolean() inclusive?: boolean;
+  @ApiProperty({ format: 'uuid' }) @IsUUID() salesAccountId: string;
+  @ApiProperty({ format: 'uuid' }) @IsUUID() purchaseAccountId: string;
+}
+
+export class CalculateTaxDto {
+  @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+}
+
+export class TaxCalculationDto {
+  @ApiProperty() currency: string;
+  @ApiProperty() net: string;
+  @ApiProperty() tax: string;
+  @ApiProperty() gross: string;
+}
+
+// ---------------------------------------------------------------- fiscal calendar
+export class FiscalPeriodDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) fiscalYearId: string;
+  @ApiProperty() periodNo: number;
+  @ApiProperty() startDate: string;
+  @ApiProperty() endDate: string;
+  @ApiProperty({ enum: ['open', 'closed'] }) status: string;
+  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+}
+
+export class FiscalYearDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() name: string;
+  @ApiProperty() startDate: string;
+  @ApiProperty() endDate: string;
+  @ApiProperty({ enum: ['open', 'closed'] }) status: string;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) closingEntryId: string | null;
+  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
+}
+
+export class CreateFiscalYearDto {
+  @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @Matches(DATE, dateMsg('startDate')) startDate: string;
+  @ApiPropertyOptional({ example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
+}
+
+// ---------------------------------------------------------------- journal entries
+export class JournalLineInputDto {
+  @ApiProperty({ format: 'uuid' }) @IsUUID() accountId: string;
+  @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
+  @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('credit')) credit?: string;
+  @ApiPropertyOptional({ example: 'USD', description: 'Transaction currency; defaults to the base currency' })
+  @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
+  @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate?: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line' })
+  @IsOptional() @IsUUID() taxCodeId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 500) description?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() workspaceId?: string;
+  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'] }) @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
+}
+
+export class CreateJournalEntryDto {
+  @ApiProperty({ example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiPropertyOptional({ example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
+  @ApiPropertyOptional({ enum: ENTRY_SOURCES, default: 'manual' }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
+  @ApiPropertyOptional({ description: 'Id of the source document (invoice, bill, payment)' }) @IsOptional() @IsString() @Length(1, 200) sourceRef?: string;
+  @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too.' })
+  @IsOptional() @IsString() @Length(1, 200) idempotencyKey?: string;
+  @ApiProperty({ type: [JournalLineInputDto] })
+  @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @ValidateNested({ each: true }) @Type(() => JournalLineInputDto)
+  lines: JournalLineInputDto[];
+}
+
+export class ReverseEntryDto {
+  @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 1000) memo?: string;
+}
+
+export class JournalLineDto {
+  @ApiProperty() lineNo: number;
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() accountCode: string;
+  @ApiProperty() currency: string;
+  @ApiProperty() debit: string;
+  @ApiProperty() credit: string;
+  @ApiProperty() rate: string;
+  @ApiProperty() baseDebit: string;
+  @ApiProperty() baseCredit: string;
+  @ApiPropertyOptional({ nullable: true }) description: string | null;
+  @ApiPropertyOptional({ nullable: true }) workspaceId: string | null;
+  @ApiPropertyOptional({ nullable: true }) counterpartyType: string | null;
+  @ApiPropertyOptional({ nullable: true }) counterpartyId: string | null;
+  @ApiProperty({ description: 'Added by the database for a rounding difference' }) isRounding: boolean;
+}
+
+export class JournalEntryDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() date: string;
+  @ApiProperty() memo: string;
+  @ApiProperty({ enum: [...ENTRY_SOURCES, 'system'] }) source: string;
+  @ApiPropertyOptional({ nullable: true }) sourceRef: string | null;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversesEntryId: string | null;
+  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversedByEntryId: string | null;
+  @ApiPropertyOptional({ nullable: true }) idempotencyKey: string | null;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Sum of base debits (= base credits)' }) totalBase: string;
+  @ApiPropertyOptional({ nullable: true }) createdBy: string | null;
+  @ApiProperty() createdAt: Date;
+  @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
+}
+
+export class JournalEntryPage extends PageInfo {
+  @ApiProperty({ type: [JournalEntryDto] }) items: JournalEntryDto[];
+}
+
+export class JournalEntryQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
+  @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+}
+
+export class RevaluationDto {
+  @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
+  @Matches(DATE, dateMsg('date')) date: string;
+}
+
+export class RevaluationLineDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() currency: string;
+  @ApiProperty() balance: string;
+  @ApiProperty() rate: string;
+  @ApiProperty() baseBefore: string;
+  @ApiProperty() baseAfter: string;
+  @ApiProperty() difference: string;
+}
+
+export class RevaluationResultDto {
+  @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
+  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+}
+
+export class YearEndResultDto {
+  @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
+  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
+}
+
+// ---------------------------------------------------------------- statements
+export class TrialBalanceRowDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
+  @ApiProperty() debit: string;
+  @ApiProperty() credit: string;
+}
+
+export class TrialBalanceDto {
+  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
+  @ApiProperty() totalDebit: string;
+  @ApiProperty() totalCredit: string;
+  @ApiProperty() balanced: boolean;
+}
+
+export class StatementRowDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
+  @ApiProperty({ description: '0 for a top-level account' }) depth: number;
+  @ApiProperty() isGroup: boolean;
+  @ApiProperty({ description: 'Own amount plus all descendants, in the natural sign of the type' }) amount: string;
+}
+
+export class ProfitAndLossDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ type: [StatementRowDto] }) revenue: StatementRowDto[];
+  @ApiProperty({ type: [StatementRowDto] }) expenses: StatementRowDto[];
+  @ApiProperty() totalRevenue: string;
+  @ApiProperty() totalExpenses: string;
+  @ApiProperty() netIncome: string;
+}
+
+export class BalanceSheetDto {
+  @ApiProperty() asOf: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ type: [StatementRowDto] }) assets: StatementRowDto[];
+  @ApiProperty({ type: [StatementRowDto] }) liabilities: StatementRowDto[];
+  @ApiProperty({ type: [StatementRowDto] }) equity: StatementRowDto[];
+  @ApiProperty() totalAssets: string;
+  @ApiProperty() totalLiabilities: string;
+  @ApiProperty() totalEquity: string;
+  @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings' }) currentEarnings: string;
+  @ApiProperty({ description: 'assets = liabilities + equity + current earnings' }) balanced: boolean;
+}

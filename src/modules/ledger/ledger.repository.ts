@@ -1,0 +1,295 @@
+import type { Db } from '../../platform/database/database.service.js';
+import type {
+  AccountDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, JournalEntryDto, JournalLineDto, LedgerSettingsDto, TaxCodeDto,
+} from './ledger.dto.js';
+
+// The only place with ledger SQL. Numerics and dates are read as text: money never passes through a float.
+
+const toAccount = (r: any): AccountDto => ({
+  id: r.id, code: r.code, name: r.name, type: r.type, parentId: r.parent_id, isGroup: r.is_group, currency: r.currency,
+  archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
+});
+const toSettings = (r: any): LedgerSettingsDto => ({
+  baseCurrency: r.base_currency, roundingAccountId: r.rounding_account_id, retainedEarningsAccountId: r.retained_earnings_account_id,
+  fxGainAccountId: r.fx_gain_account_id, fxLossAccountId: r.fx_loss_account_id,
+});
+const toTaxCode = (r: any): TaxCodeDto => ({
+  id: r.id, code: r.code, name: r.name, rate: r.rate, inclusive: r.inclusive, salesAccountId: r.sales_account_id,
+  purchaseAccountId: r.purchase_account_id, archivedAt: r.archived_at,
+});
+const toPeriod = (r: any): FiscalPeriodDto => ({
+  id: r.id, fiscalYearId: r.fiscal_year_id, periodNo: r.period_no, startDate: r.start_date, endDate: r.end_date, status: r.status, closedAt: r.closed_at,
+});
+const toLine = (r: any): JournalLineDto => ({
+  lineNo: r.line_no, accountId: r.account_id, accountCode: r.account_code, currency: r.currency, debit: r.debit, credit: r.credit,
+  rate: r.rate, baseDebit: r.base_debit, baseCredit: r.base_credit, description: r.description, workspaceId: r.workspace_id,
+  counterpartyType: r.counterparty_type, counterpartyId: r.counterparty_id, isRounding: r.is_rounding,
+});
+
+const PERIOD_COLS = `id, fiscal_year_id, period_no, start_date::text AS start_date, end_date::text AS end_date, status, closed_at`;
+
+export interface Totals {
+  account_id: string;
+  currency: string;
+  debit: string;
+  credit: string;
+  base_debit: string;
+  base_credit: string;
+}
+
+export const ledgerRepository = {
+  // ---------------------------------------------------------------- settings and currencies
+  async currencies(db: Db): Promise<CurrencyDto[]> {
+    const rows = await db.$queryRaw<any[]>`SELECT code, name, minor_units FROM finance.currencies ORDER BY code`;
+    return rows.map((r) => ({ code: r.code, name: r.name, minorUnits: r.minor_units }));
+  },
+
+  async minorUnits(db: Db, currency: string): Promise<number | undefined> {
+    const [row] = await db.$queryRaw<any[]>`SELECT minor_units FROM finance.currencies WHERE code = ${currency}`;
+    return row?.minor_units;
+  },
+
+  async settings(db: Db, orgId: string): Promise<LedgerSettingsDto | undefined> {
+    const [row] = await db.$queryRaw<any[]>`SELECT * FROM finance.settings WHERE org_id = ${orgId}::uuid`;
+    return row && toSettings(row);
+  },
+
+  async createSettings(db: Db, orgId: string, baseCurrency: string): Promise<void> {
+    await db.$executeRaw`INSERT INTO finance.settings (org_id, base_currency) VALUES (${orgId}::uuid, ${baseCurrency})`;
+  },
+
+  async updateSettings(db: Db, orgId: string, p: Partial<LedgerSettingsDto>): Promise<LedgerSettingsDto> {
+    const [row] = await db.$queryRaw<any[]>`
+      UPDATE finance.settings SET
+        rounding_account_id = coalesce(${p.roundingAccountId ?? null}::uuid, rounding_account_id),
+        retained_earnings_account_id = coalesce(${p.retainedEarningsAccountId ?? null}::uuid, retained_earnings_account_id),
+        fx_gain_account_id = coalesce(${p.fxGainAccountId ?? null}::uuid, fx_gain_account_id),
+        fx_loss_account_id = coalesce(${p.fxLossAccountId ?? null}::uuid, fx_loss_account_id),
+        updated_at = now()
+      WHERE org_id = ${orgId}::uuid RETURNING *`;
+    return toSettings(row);
+  },
+
+  // ---------------------------------------------------------------- accounts
+  async listAccounts(db: Db, orgId: string, includeArchived: boolean): Promise<AccountDto[]> {
+    const rows = await db.$queryRaw<any[]>`
+      SELECT * FROM finance.accounts WHERE org_id = ${orgId}::uuid AND (${includeArchived} OR archived_at IS NULL) ORDER BY code`;
+    return rows.map(toAccount);
+  },
+
+  async getAccount(db: Db, orgId: string, id: string): Promise<AccountDto | undefined> {
+    const [row] = await db.$queryRaw<any[]>`SELECT * FROM finance.accounts WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    return row && toAccount(row);
+  },
+
+  async createAccount(db: Db, orgId: string, a: { code: string; name: string; type: string; parentId?: string | null; isGroup?: boolean; currency?: string | null }): Promise<AccountDto> {
+    const [row] = await db.$queryRaw<any[]>`
+      INSERT INTO finance.accounts (org_id, code, name, type, parent_id, is_group, currency)
+      VALUES (${orgId}::uuid, ${a.code}, ${a.name}, ${a.type}, ${a.parentId ?? null}::uuid, ${a.isGroup ?? false}, ${a.currency ?? null})
+      RETURNING *`;
+    return toAccount(row);
+  },
+
+  async updateAccount(db: Db, orgId: string, id: string, p: { name?: string; parentId?: string; isGroup?: boolean }): Promise<AccountDto | undefined> {
+    const [row] = await db.$queryRaw<any[]>`
+      UPDATE finance.accounts SET
+        name = coalesce(${p.name ?? null}, name),
+        parent_id = CASE WHEN ${p.parentId !== undefined} THEN ${p.parentId ?? null}::uuid ELSE parent_id END,
+        is_group = coalesce(${p.isGroup ?? null}::boolean, is_group)
+      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
+    return row && toAccount(row);
+  },
+
+  async archiveAccount(db: Db, orgId: string, id: string): Promise<AccountDto | undefined> {
+    const [row] = await db.$queryRaw<any[]>`
+      UPDATE finance.accounts SET archived_at = coalesce(archived_at, now())
+      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
+    return row && toAccount(row);
+  },
+
+  async hasChildren(db: Db, orgId: string, id: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<any[]>`
+      SELECT EXISTS (SELECT 1 FROM finance.accounts WHERE org_id = ${orgId}::uuid AND parent_id = ${id}::uuid AND archived_at IS NULL) AS x`;
+    return row.x;
+  },
+
+  // ---------------------------------------------------------------- balances and totals
+  /** Everything posted: running balances (sums of the slots), no journal line is read. */
+  async runningTotals(db: Db, orgId: string, accountId?: string): Promise<Totals[]> {
+    return db.$queryRaw<Totals[]>`
+      SELECT account_id, currency, sum(debit)::text AS debit, sum(credit)::text AS credit,
+             sum(base_debit)::text AS base_debit, sum(base_credit)::text AS base_credit
+      FROM finance.account_balances
+      WHERE org_id = ${orgId}::uuid AND (${accountId ?? null}::uuid IS NULL OR account_id = ${accountId ?? null}::uuid)
+      GROUP BY account_id, currency`;
+  },
+
+  /** Sums over a date range from per-period totals (plus the lines of the periods cut by the range ends). */
+  async totals(db: Db, from: string | null, to: string | null, accountId?: string): Promise<Totals[]> {
+    return db.$queryRaw<Totals[]>`
+      SELECT account_id, currency, debit::text, credit::text, base_debit::text, base_credit::text
+      FROM finance.account_totals(${from}::date, ${to}::date, ${accountId ?? null}::uuid)`;
+  },
+
+  async generalLedger(db: Db, orgId: string, accountId: string, from: string | null, to: string | null, after: { d: string; s: string } | undefined, limit: number) {
+    return db.$queryRaw<any[]>`
+      SELECT l.entry_id, l.line_no, l.entry_date::text AS entry_date, l.seq::text AS seq, e.memo, l.description, l.currency,
+             l.debit::text AS debit, l.credit::text AS credit, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit
+      FROM finance.journal_lines l
+      JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+      WHERE l.org_id = ${orgId}::uuid AND l.account_id = ${accountId}::uuid
+        AND (${from}::date IS NULL OR l.entry_date >= ${from}::date) AND (${to}::date IS NULL OR l.entry_date <= ${to}::date)
+        AND (${after?.d ?? null}::date IS NULL OR (l.entry_date, l.seq) > (${after?.d ?? null}::date, ${after?.s ?? null}::bigint))
+      ORDER BY l.entry_date, l.seq
+      LIMIT ${limit + 1}`;
+  },
+
+  // ---------------------------------------------------------------- FX rates
+  async setRates(db: Db, orgId: string, rates: { currency: string; date: string; rate: string }[], source: 'manual' | 'import'): Promise<number> {
+    return db.$executeRaw`
+      INSERT INTO finance.fx_rates (org_id, currency, rate_date, rate, source)
+      SELECT ${orgId}::uuid, x.currency, x.rate_date, x.rate, ${source}
+      FROM jsonb_to_recordset(${JSON.stringify(rates.map((r) => ({ currency: r.currency, rate_date: r.date, rate: r.rate })))}::jsonb)
+        AS x(currency text, rate_date date, rate numeric)
+      ON CONFLICT (org_id, currency, rate_date) DO UPDATE SET rate = excluded.rate, source = excluded.source, updated_at = now()`;
+  },
+
+  async listRates(db: Db, orgId: string, currency?: string): Promise<FxRateDto[]> {
+    const rows = await db.$queryRaw<any[]>`
+      SELECT currency, rate_date::text AS date, rate::text AS rate, source FROM finance.fx_rates
+      WHERE org_id = ${orgId}::uuid AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
+      ORDER BY currency, rate_date DESC LIMIT 1000`;
+    return rows;
+  },
+
+  async effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
+    const [row] = await db.$queryRaw<any[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
+    return row.rate;
+  },
+
+  // ---------------------------------------------------------------- tax codes
+  async listTaxCodes(db: Db, orgId: string): Promise<TaxCodeDto[]> {
+    const rows = await db.$queryRaw<any[]>`SELECT *, rate::text AS rate FROM finance.tax_codes WHERE org_id = ${orgId}::uuid ORDER BY code`;
+    return rows.map(toTaxCode);
+  },
+
+  async getTaxCode(db: Db, orgId: string, id: string): Promise<TaxCodeDto | undefined> {
+    const [row] = await db.$queryRaw<any[]>`SELECT *, rate::text AS rate FROM finance.tax_codes WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    return row && toTaxCode(row);
+  },
+
+  async createTaxCode(db: Db, orgId: string, t: { code: string; name: string; rate: string; inclusive?: boolean; salesAccountId: string; purchaseAccountId: string }): Promise<TaxCodeDto> {
+    const [row] = await db.$queryRaw<any[]>`
+      INSERT INTO finance.tax_codes (org_id, code, name, rate, inclusive, sales_account_id, purchase_account_id)
+      VALUES (${orgId}::uuid, ${t.code}, ${t.name}, ${t.rate}::numeric, ${t.inclusive ?? false}, ${t.salesAccountId}::uuid, ${t.purchaseAccountId}::uuid)
+      RETURNING *, rate::text AS rate`;
+    return toTaxCode(row);
+  },
+
+  // ---------------------------------------------------------------- fiscal calendar
+  async createYear(db: Db, orgId: string, name: string, start: string): Promise<string> {
+    const [row] = await db.$queryRaw<any[]>`
+      INSERT INTO finance.fiscal_years (org_id, name, start_date, end_date)
+      VALUES (${orgId}::uuid, ${name}, ${start}::date, (${start}::date + interval '12 months' - interval '1 day')::date) RETURNING id`;
+    await db.$executeRaw`
+      INSERT INTO finance.fiscal_periods (org_id, fiscal_year_id, period_no, start_date, end_date)
+      SELECT ${orgId}::uuid, ${row.id}::uuid, m + 1, (${start}::date + make_interval(months => m))::date,
+             (${start}::date + make_interval(months => m + 1) - interval '1 day')::date
+      FROM generate_series(0, 11) m`;
+    return row.id;
+  },
+
+  async listYears(db: Db, orgId: string): Promise<FiscalYearDto[]> {
+    const years = await db.$queryRaw<any[]>`
+      SELECT id, name, start_date::text AS start_date, end_date::text AS end_date, status, closing_entry_id, closed_at
+      FROM finance.fiscal_years WHERE org_id = ${orgId}::uuid ORDER BY start_date`;
+    const periods = await this.listPeriods(db, orgId);
+    return years.map((y) => ({
+      id: y.id, name: y.name, startDate: y.start_date, endDate: y.end_date, status: y.status, closingEntryId: y.closing_entry_id,
+      closedAt: y.closed_at, periods: periods.filter((p) => p.fiscalYearId === y.id),
+    }));
+  },
+
+  async listPeriods(db: Db, orgId: string): Promise<FiscalPeriodDto[]> {
+    const rows = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid ORDER BY start_date`, orgId);
+    return rows.map(toPeriod);
+  },
+
+  /** Locks the period against postings in flight (they hold FOR KEY SHARE on it) before its status changes. */
+  async lockPeriod(db: Db, orgId: string, id: string): Promise<FiscalPeriodDto | undefined> {
+    const [row] = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid AND id = $2::uuid FOR UPDATE`, orgId, id);
+    return row && toPeriod(row);
+  },
+
+  async getPeriod(db: Db, orgId: string, id: string): Promise<FiscalPeriodDto | undefined> {
+    const [row] = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid AND id = $2::uuid`, orgId, id);
+    return row && toPeriod(row);
+  },
+
+  async setPeriodStatus(db: Db, orgId: string, id: string, status: 'open' | 'closed'): Promise<FiscalPeriodDto> {
+    const [row] = await db.$queryRawUnsafe<any[]>(
+      `UPDATE finance.fiscal_periods SET status = $3, closed_at = CASE WHEN $3 = 'closed' THEN now() END, updated_at = now()
+       WHERE org_id = $1::uuid AND id = $2::uuid RETURNING ${PERIOD_COLS}`, orgId, id, status);
+    return toPeriod(row);
+  },
+
+  async lockYear(db: Db, orgId: string, id: string): Promise<any | undefined> {
+    const [row] = await db.$queryRaw<any[]>`
+      SELECT id, status, start_date::text AS start_date, end_date::text AS end_date FROM finance.fiscal_years
+      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR UPDATE`;
+    return row;
+  },
+
+  async closeYear(db: Db, orgId: string, id: string, closingEntryId: string | null): Promise<void> {
+    await db.$queryRaw`SELECT 1 FROM finance.fiscal_periods WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid ORDER BY start_date FOR UPDATE`;
+    await db.$executeRaw`
+      UPDATE finance.fiscal_periods SET status = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now()
+      WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid`;
+    await db.$executeRaw`
+      UPDATE finance.fiscal_years SET status = 'closed', closed_at = now(), closing_entry_id = ${closingEntryId}::uuid, updated_at = now()
+      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+  },
+
+  // ---------------------------------------------------------------- journal entries
+  /** The one posting path: finance.post_journal_entry validates, locks balances in order, writes and updates balances. */
+  async post(db: Db, payload: unknown): Promise<{ entryId: string; replayed: boolean }> {
+    const [row] = await db.$queryRaw<any[]>`SELECT entry_id, replayed FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb)`;
+    return { entryId: row.entry_id, replayed: row.replayed };
+  },
+
+  async getEntries(db: Db, orgId: string, ids: string[]): Promise<JournalEntryDto[]> {
+    if (!ids.length) return [];
+    const entries = await db.$queryRaw<any[]>`
+      SELECT e.id, e.seq::text AS seq, e.entry_date::text AS entry_date, e.memo, e.source, e.source_ref, e.reverses_entry_id,
+             r.id AS reversed_by, e.idempotency_key, e.base_currency, e.total_base::text AS total_base, e.created_by, e.created_at
+      FROM finance.journal_entries e
+      LEFT JOIN finance.journal_entries r ON r.org_id = e.org_id AND r.reverses_entry_id = e.id
+      WHERE e.org_id = ${orgId}::uuid AND e.id = ANY(${ids}::uuid[])`;
+    const lines = await db.$queryRaw<any[]>`
+      SELECT l.entry_id, l.line_no, l.account_id, a.code AS account_code, l.currency, l.debit::text AS debit, l.credit::text AS credit,
+             l.rate::text AS rate, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit, l.description,
+             l.workspace_id, l.counterparty_type, l.counterparty_id, l.is_rounding
+      FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
+      WHERE l.org_id = ${orgId}::uuid AND l.entry_id = ANY(${ids}::uuid[])
+      ORDER BY l.entry_id, l.line_no`;
+    const byId = new Map(entries.map((e) => [e.id, e]));
+    return ids.filter((id) => byId.has(id)).map((id) => {
+      const e = byId.get(id);
+      return {
+        id: e.id, date: e.entry_date, memo: e.memo, source: e.source, sourceRef: e.source_ref, reversesEntryId: e.reverses_entry_id,
+        reversedByEntryId: e.reversed_by, idempotencyKey: e.idempotency_key, baseCurrency: e.base_currency, totalBase: e.total_base,
+        createdBy: e.created_by, createdAt: e.created_at, lines: lines.filter((l) => l.entry_id === id).map(toLine),
+      };
+    });
+  },
+
+  async listEntryIds(db: Db, orgId: string, q: { from?: string; to?: string; after?: { d: string; s: string }; limit: number }) {
+    return db.$queryRaw<{ id: string; entry_date: string; seq: string }[]>`
+      SELECT id, entry_date::text AS entry_date, seq::text AS seq FROM finance.journal_entries
+      WHERE org_id = ${orgId}::uuid
+        AND (${q.from ?? null}::date IS NULL OR entry_date >= ${q.from ?? null}::date)
+        AND (${q.to ?? null}::date IS NULL OR entry_date <= ${q.to ?? null}::date)
+        AND (${q.after?.d ?? null}::date IS NULL OR (entry_date, seq) < (${q.after?.d ?? null}::date, ${q.after?.s ?? null}::bigint))
+      ORDER BY entry_date DESC, seq DESC LIMIT ${q.limit + 1}`;
+  },
+};

@@ -1,0 +1,203 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ledgerRepository as repo } from './ledger.repository.js';
+import { computeTax, D } from './money.js';
+import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
+import type {
+  AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
+  FxRateDto, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto,
+} from './ledger.dto.js';
+
+/** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
+@Injectable()
+export class LedgerService {
+  constructor(private readonly audit: AuditService) {}
+
+  // ---------------------------------------------------------------- books and settings
+  async settings(tx: TenantTx): Promise<LedgerSettingsDto> {
+    const s = await repo.settings(tx.db, tx.orgId);
+    if (!s) throw new AppError(422, 'ledger.books_not_started', 'the books of this organization are not started: POST /ledger/books first');
+    return s;
+  }
+
+  async currencyUnits(tx: TenantTx, currency: string): Promise<number> {
+    const mu = await repo.minorUnits(tx.db, currency);
+    if (mu === undefined) throw AppError.badRequest('ledger.unknown_currency', `currency ${currency} is not known`);
+    return mu;
+  }
+
+  currencies(tx: TenantTx): Promise<CurrencyDto[]> {
+    return repo.currencies(tx.db);
+  }
+
+  /** Starts the books: base currency, the standard chart (optional) and the first fiscal year. */
+  async startBooks(tx: TenantTx, dto: StartBooksDto): Promise<LedgerSettingsDto> {
+    if (await repo.settings(tx.db, tx.orgId)) throw AppError.conflict('ledger.books_started', 'the books of this organization are already started');
+    await this.currencyUnits(tx, dto.baseCurrency);
+    await repo.createSettings(tx.db, tx.orgId, dto.baseCurrency);
+    let settings = (await repo.settings(tx.db, tx.orgId))!;
+    if ((dto.template ?? 'standard') === 'standard') {
+      const ids = new Map<string, string>();
+      for (const a of STANDARD_CHART) {
+        const created = await repo.createAccount(tx.db, tx.orgId, { code: a.code, name: a.name, type: a.type, isGroup: a.group, parentId: a.parent ? ids.get(a.parent) : null });
+        ids.set(a.code, created.id);
+      }
+      settings = await repo.updateSettings(tx.db, tx.orgId, {
+        roundingAccountId: ids.get(STANDARD_ROLES.rounding), retainedEarningsAccountId: ids.get(STANDARD_ROLES.retainedEarnings),
+        fxGainAccountId: ids.get(STANDARD_ROLES.fxGain), fxLossAccountId: ids.get(STANDARD_ROLES.fxLoss),
+      });
+    }
+    const yearId = await repo.createYear(tx.db, tx.orgId, `FY ${dto.fiscalYearStart}`, dto.fiscalYearStart);
+    await this.audit.record(tx, { action: 'ledger.books_started', entityType: 'ledger', entityId: tx.orgId, after: { ...settings, template: dto.template ?? 'standard', fiscalYearId: yearId } });
+    return settings;
+  }
+
+  async updateSettings(tx: TenantTx, dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
+    const before = await this.settings(tx);
+    for (const id of Object.values(dto)) if (id) await this.postableAccount(tx, id);
+    const after = await repo.updateSettings(tx.db, tx.orgId, dto);
+    await this.audit.record(tx, { action: 'ledger.settings_updated', entityType: 'ledger', entityId: tx.orgId, before, after });
+    return after;
+  }
+
+  // ---------------------------------------------------------------- accounts
+  listAccounts(tx: TenantTx, includeArchived: boolean): Promise<AccountDto[]> {
+    return repo.listAccounts(tx.db, tx.orgId, includeArchived);
+  }
+
+  async getAccount(tx: TenantTx, id: string): Promise<AccountDto> {
+    const a = await repo.getAccount(tx.db, tx.orgId, id);
+    if (!a) throw AppError.notFound('account', id);
+    return a;
+  }
+
+  private async postableAccount(tx: TenantTx, id: string): Promise<AccountDto> {
+    const a = await this.getAccount(tx, id);
+    if (a.isGroup || a.archivedAt) throw new AppError(422, 'ledger.account_not_postable', `account ${a.code} is a group or archived account`);
+    return a;
+  }
+
+  async createAccount(tx: TenantTx, dto: CreateAccountDto): Promise<AccountDto> {
+    await this.settings(tx);
+    if (dto.currency) await this.currencyUnits(tx, dto.currency);
+    if (dto.parentId) await this.getAccount(tx, dto.parentId);
+    const a = await repo.createAccount(tx.db, tx.orgId, dto);
+    await this.audit.record(tx, { action: 'ledger.account_created', entityType: 'account', entityId: a.id, after: a });
+    return a;
+  }
+
+  async updateAccount(tx: TenantTx, id: string, dto: UpdateAccountDto): Promise<AccountDto> {
+    const before = await this.getAccount(tx, id);
+    if (dto.parentId) await this.getAccount(tx, dto.parentId);
+    const after = (await repo.updateAccount(tx.db, tx.orgId, id, dto))!;
+    await this.audit.record(tx, { action: 'ledger.account_updated', entityType: 'account', entityId: id, before, after });
+    return after;
+  }
+
+  /** Accounts are archived, never deleted; only with a zero balance and no active children. */
+  async archiveAccount(tx: TenantTx, id: string): Promise<AccountDto> {
+    const before = await this.getAccount(tx, id);
+    const totals = await repo.runningTotals(tx.db, tx.orgId, id);
+    if (totals.some((t) => !D(t.debit).eq(t.credit) || !D(t.base_debit).eq(t.base_credit))) {
+      throw new AppError(422, 'ledger.account_has_balance', `account ${before.code} has a balance; move it before archiving`);
+    }
+    if (await repo.hasChildren(tx.db, tx.orgId, id)) {
+      throw new AppError(422, 'ledger.account_has_children', `account ${before.code} has active child accounts`);
+    }
+    const after = (await repo.archiveAccount(tx.db, tx.orgId, id))!;
+    await this.audit.record(tx, { action: 'ledger.account_archived', entityType: 'account', entityId: id, before, after });
+    return after;
+  }
+
+  // ---------------------------------------------------------------- FX rates
+  async setRates(tx: TenantTx, rates: SetFxRateDto[], source: 'manual' | 'import'): Promise<number> {
+    const s = await this.settings(tx);
+    const seen = new Set<string>();
+    for (const r of rates) {
+      await this.currencyUnits(tx, r.currency);
+      if (r.currency === s.baseCurrency) throw AppError.badRequest('ledger.rate_base_currency', `${r.currency} is the base currency; its rate is always 1`);
+      if (D(r.rate).lte(0)) throw AppError.badRequest('ledger.rate_not_positive', `rate for ${r.currency} on ${r.date} must be positive`);
+      const k = `${r.currency}:${r.date}`;
+      if (seen.has(k)) throw AppError.badRequest('ledger.rate_duplicate', `rate for ${r.currency} on ${r.date} appears twice`);
+      seen.add(k);
+    }
+    const n = await repo.setRates(tx.db, tx.orgId, rates, source);
+    await this.audit.record(tx, {
+      action: source === 'import' ? 'ledger.fx_rates_imported' : 'ledger.fx_rate_set', entityType: 'fx_rate',
+      entityId: source === 'manual' ? `${rates[0].currency}:${rates[0].date}` : null, after: source === 'import' ? { count: n } : rates[0],
+    });
+    return n;
+  }
+
+  listRates(tx: TenantTx, currency?: string): Promise<FxRateDto[]> {
+    return repo.listRates(tx.db, tx.orgId, currency);
+  }
+
+  // ---------------------------------------------------------------- tax codes
+  listTaxCodes(tx: TenantTx): Promise<TaxCodeDto[]> {
+    return repo.listTaxCodes(tx.db, tx.orgId);
+  }
+
+  async getTaxCode(tx: TenantTx, id: string): Promise<TaxCodeDto> {
+    const t = await repo.getTaxCode(tx.db, tx.orgId, id);
+    if (!t) throw AppError.notFound('tax_code', id);
+    return t;
+  }
+
+  async createTaxCode(tx: TenantTx, dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
+    if (D(dto.rate).gt(100)) throw AppError.badRequest('ledger.tax_rate', 'rate is a percent between 0 and 100');
+    await this.postableAccount(tx, dto.salesAccountId);
+    await this.postableAccount(tx, dto.purchaseAccountId);
+    const t = await repo.createTaxCode(tx.db, tx.orgId, dto);
+    await this.audit.record(tx, { action: 'ledger.tax_code_created', entityType: 'tax_code', entityId: t.id, after: t });
+    return t;
+  }
+
+  async calculateTax(tx: TenantTx, id: string, dto: CalculateTaxDto): Promise<TaxCalculationDto> {
+    const t = await this.getTaxCode(tx, id);
+    const currency = dto.currency ?? (await this.settings(tx)).baseCurrency;
+    return { currency, ...computeTax(dto.amount, t.rate, t.inclusive, await this.currencyUnits(tx, currency)) };
+  }
+
+  // ---------------------------------------------------------------- fiscal calendar
+  listYears(tx: TenantTx): Promise<FiscalYearDto[]> {
+    return repo.listYears(tx.db, tx.orgId);
+  }
+
+  async getYear(tx: TenantTx, id: string): Promise<FiscalYearDto> {
+    const y = (await repo.listYears(tx.db, tx.orgId)).find((x) => x.id === id);
+    if (!y) throw AppError.notFound('fiscal_year', id);
+    return y;
+  }
+
+  async createYear(tx: TenantTx, dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
+    await this.settings(tx);
+    const id = await repo.createYear(tx.db, tx.orgId, dto.name ?? `FY ${dto.startDate}`, dto.startDate);
+    const y = await this.getYear(tx, id);
+    await this.audit.record(tx, { action: 'ledger.fiscal_year_created', entityType: 'fiscal_year', entityId: id, after: { ...y, periods: undefined } });
+    return y;
+  }
+
+  listPeriods(tx: TenantTx): Promise<FiscalPeriodDto[]> {
+    return repo.listPeriods(tx.db, tx.orgId);
+  }
+
+  /** Close or reopen a period (owner, admin). Closing waits for postings in flight into it. */
+  async setPeriodStatus(tx: TenantTx, id: string, status: 'open' | 'closed'): Promise<FiscalPeriodDto> {
+    const before = await repo.lockPeriod(tx.db, tx.orgId, id);
+    if (!before) {
+      if (await repo.getPeriod(tx.db, tx.orgId, id)) throw AppError.forbidden('forbidden.role', 'closing or reopening a period needs the role owner or admin');
+      throw AppError.notFound('fiscal_period', id);
+    }
+    if (before.status === status) throw AppError.conflict('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
+    if (status === 'open') {
+      const year = await repo.lockYear(tx.db, tx.orgId, before.fiscalYearId);
+      if (year?.status === 'closed') throw new AppError(422, 'ledger.year_closed', 'the fiscal year of this period is closed');
+    }
+    const after = await repo.setPeriodStatus(tx.db, tx.orgId, id, status);
+    await this.audit.record(tx, { action: status === 'closed' ? 'ledger.period_closed' : 'ledger.period_reopened', entityType: 'fiscal_period', entityId: id, before, after });
+    return after;
+  }
+}

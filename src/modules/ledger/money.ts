@@ -1,0 +1,34 @@
+import { Decimal } from 'decimal.js';
+
+/** Money is decimal.js in TypeScript and a decimal string in JSON; never a float. */
+export const D = (v: Decimal.Value): Decimal => new Decimal(v);
+
+/** A decimal string with exactly `minorUnits` decimals (half-up, like SQL round() on positive numerics). */
+export function fixed(v: Decimal.Value, minorUnits: number): string {
+  return new Decimal(v).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP).toFixed(minorUnits);
+}
+
+export interface TaxResult {
+  net: string;
+  tax: string;
+  gross: string;
+}
+
+/**
+ * THE tax calculation: every caller (journal lines with a tax code, the calculate endpoint,
+ * receivables and payables later) goes through this function. `amount` is net for an exclusive
+ * code and gross for an inclusive one; `ratePercent` is e.g. "20" for 20 %; the tax is rounded
+ * half-up to the currency's minor unit and net + tax = gross always holds.
+ */
+export function computeTax(amount: Decimal.Value, ratePercent: Decimal.Value, inclusive: boolean, minorUnits: number): TaxResult {
+  const a = new Decimal(amount);
+  const rate = new Decimal(ratePercent).div(100);
+  if (inclusive) {
+    const gross = a.toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP);
+    const net = gross.div(rate.plus(1)).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP);
+    return { net: net.toFixed(minorUnits), tax: gross.minus(net).toFixed(minorUnits), gross: gross.toFixed(minorUnits) };
+  }
+  const net = a.toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP);
+  const tax = net.times(rate).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP);
+  return { net: net.toFixed(minorUnits), tax: tax.toFixed(minorUnits), gross: net.plus(tax).toFixed(minorUnits) };
+}
