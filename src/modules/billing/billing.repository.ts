@@ -116,9 +116,11 @@ export const billingRepository = {
     return row;
   },
 
-  async subscriptionById(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+  /** Locks the subscription, then reads it with its bookkeeping in a new statement (so a waiter sees the winner's commit). */
+  async lockSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+    await db.$queryRaw`SELECT id FROM hub."Subscription" WHERE id = ${id} FOR UPDATE`;
     const [row] = await db.$queryRawUnsafe<SubscriptionRow[]>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM hub."Subscription" s
-      LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s.id = $1 FOR UPDATE OF s`, id);
+      LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s.id = $1`, id);
     return row;
   },
 

@@ -133,7 +133,7 @@ export class StripeWebhookService implements OnModuleInit {
     const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
     const found = (change.stripeSubscriptionId && (await repo.subscriptionByStripeId(db, change.stripeSubscriptionId)))
       || (change.app ? await repo.subscription(db, subject, change.app) : undefined);
-    const existing = found ? await repo.subscriptionById(db, found.id) : undefined; // locked FOR UPDATE
+    const existing = found ? await repo.lockSubscription(db, found.id) : undefined;
     const at = new Date(event.created * 1000);
     if (existing?.lastEventAt && at < existing.lastEventAt) {
       return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
@@ -162,7 +162,7 @@ export class StripeWebhookService implements OnModuleInit {
         cancel_at_period_end = CASE WHEN ${change.cancelAtPeriodEnd === undefined} THEN b.cancel_at_period_end ELSE EXCLUDED.cancel_at_period_end END,
         past_due_since = CASE WHEN ${change.status} = 'past_due' THEN coalesce(b.past_due_since, EXCLUDED.past_due_since) ELSE NULL END,
         last_event_at = EXCLUDED.last_event_at, last_event_id = EXCLUDED.last_event_id, updated_at = now()`;
-    const after = await repo.subscriptionById(db, id);
+    const after = await repo.lockSubscription(db, id);
     await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
