@@ -50,10 +50,13 @@ export const auditRepository = {
               ${json(r.before)}::jsonb, ${json(r.after)}::jsonb, ${r.requestId}, ${r.ip})`;
   },
 
-  /** Newest first; the policy limits rows to the request's organization and its admins. */
+  /**
+   * Newest first; the policy limits rows to the request's organization and its admins.
+   * id is selected as bigint: ORDER BY on a text alias would sort "2" after "18".
+   */
   async list(db: Db, orgId: string, f: AuditFilter): Promise<AuditLog[]> {
     const rows = await db.$queryRaw<any[]>`
-      SELECT id::text, occurred_at, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip
+      SELECT id, occurred_at, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip
       FROM core.audit_logs
       WHERE org_id = ${orgId}::uuid
         AND (${f.beforeId ?? null}::bigint IS NULL OR id < ${f.beforeId ?? null}::bigint)
@@ -65,7 +68,7 @@ export const auditRepository = {
         AND (${f.to ?? null}::timestamptz IS NULL OR occurred_at < ${f.to ?? null}::timestamptz)
       ORDER BY id DESC LIMIT ${f.limit}`;
     return rows.map((r) => ({
-      id: r.id, occurredAt: r.occurred_at, actorId: r.actor_id, principalType: r.principal_type, action: r.action,
+      id: String(r.id), occurredAt: r.occurred_at, actorId: r.actor_id, principalType: r.principal_type, action: r.action,
       entityType: r.entity_type, entityId: r.entity_id, before: r.before, after: r.after, requestId: r.request_id, ip: r.ip,
     }));
   },
