@@ -53,6 +53,16 @@ describe('register and password login (in-memory throttle)', () => {
     expect(res.body.error).toMatchObject({ code: 'auth.email_taken', message: expect.stringContaining(email) });
   });
 
+  it('lets only one of two concurrent registrations of an email win; the loser cannot set the password', async () => {
+    const email = uniqueEmail('race');
+    const bodies = [{ email, password: PASSWORD }, { email, password: 'another long password' }];
+    const results = await Promise.all(bodies.map((b) => t.http.post('/v1/auth/register').send(b)));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
+    const winner = results.findIndex((r) => r.status === 201);
+    await login(t, email, bodies[1 - winner].password, '198.51.100.50').expect(401);
+    await login(t, email, bodies[winner].password, '198.51.100.50').expect(200);
+  });
+
   it('answers 400 naming every bad field, and rejects unknown ones', async () => {
     const res = await t.http.post('/v1/auth/register').send({ email: 'not-an-email', password: 'short', admin: true }).expect(400);
     expect(res.body.error.code).toBe('validation_failed');

@@ -41,7 +41,9 @@ export class AuthService {
     return this.privileged.run('auth.credentials', async (db) => {
       const existing = await userRepository.findByEmail(db, input.email);
       if (existing) throw AppError.conflict('auth.email_taken', `an account with email ${input.email} already exists`);
-      const { user, personalOrgId } = await userRepository.upsert(db, { email: input.email, name: input.name });
+      const { user, personalOrgId, created } = await userRepository.upsert(db, { email: input.email, name: input.name });
+      // a concurrent registration of the same email won the race: never set a password on its account
+      if (!created) throw AppError.conflict('auth.email_taken', `an account with email ${input.email} already exists`);
       await userRepository.setPassword(db, user.id, hash);
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'user.registered', entityType: 'user', entityId: user.id, after: user,
