@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { orgWithRoles, type TestUser } from '../support/factories.js';
+import { computeTax } from '../../src/modules/ledger/money.js';
+import { ledgerUrl, startBooks } from './ledger-support.js';
+
+describe('ledger: posting rules the database enforces', () => {
+  let t: TestApp;
+  let orgId: string;
+  let users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser>;
+  let acc: Record<string, string>;
+  const post = (body: object, who: TestUser = users.accountant) => t.http.post(ledgerUrl(orgId, 'journal-entries')).set(who.auth).send(body);
+  const cashRent = (amount: string) => [{ accountId: acc['5200'], debit: amount }, { accountId: acc['1100'], credit: amount }];
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ({ orgId, users } = await orgWithRoles(t, 'Rules Ltd'));
+    acc = await startBooks(t, orgId, users.owner);
+  });
+  afterAll(() => t.close());
+
+  it('computes tax once, rounded to the currency minor unit, net + tax = gross', () => {
+    expect(computeTax('100.00', '20', false, 2)).toEqual({ net: '100.00', tax: '20.00', gross: '120.00' });
+    expect(computeTax('120.00', '20', true, 2)).toEqual({ net: '100.00', tax: '20.00', gross: '120.00' });
+    expect(computeTax('10.01', '7.5', false, 2)).toEqual({ net: '10.01', tax: '0.75', gross: '10.76' });
+    expect(computeTax('1000', '7.5', true, 0)).toEqual({ net: '930', tax: '70', gross: '1000' });
+    expect(computeTax('0.333', '19', false, 3)).toEqual({ net: '0.333', tax: '0.063', gross: '0.396' });
+  });
+
+  it('calculates through a tax code with the currency of the request', async () => {
+    const tax = await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.accountant.auth)
+      .send({ code: 'RED7', name: 'Reduced', rate: '7.5', inclusive: true, salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201);
+    const jpy = await t.http.post(ledgerUrl(orgId, `tax-codes/${tax.body.id}/calculate`)).set(users.viewer.auth).send({ amount: '1000', currency: 'JPY' }).expect(200);
+    expect(jpy.body).toEqual({ currency: 'JPY', net: '930', tax: '70', gross: '1000' });
+    const eur = await t.http.post(ledgerUrl(orgId, `tax-codes/${tax.body.id}/calculate`)).set(users.viewer.auth).send({ amount: '107.50' }).expect(200);
+    expect(eur.body).toEqual({ currency: 'EUR', net: '100.00', tax: '7.50', gross: '107.50' });
+  });
+
+  it('rejects unbalanced entries, group accounts, other organizations\' accounts, wrong currencies, and names the problem', async () => {
+    let r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10' }, { accountId: acc['1100'], credit: '9' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/does not balance in EUR: debits 10 and credits 9/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5000'], debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/line 1: account 5000 is a group account/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: '00000000-0000-4000-8000-000000000000', debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/line 1: account 00000000-0000-4000-8000-000000000000 does not exist in this organization/);
+    r = await post({ date: '2030-02-01', lines: cashRent('1') }).expect(422);
+    expect(r.body.error.message).toMatch(/no fiscal period covers 2030-02-01/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10', currency: 'CHF' }, { accountId: acc['1100'], credit: '10', currency: 'CHF' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/line 1: no CHF rate on or before 2026-02-01/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.001' }, { accountId: acc['1100'], credit: '10.001' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/EUR amounts have at most 2 decimals/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10', credit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
+    expect(r.body.error.message).toMatch(/lines\[0\] needs exactly one of debit or credit/);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '-10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
+    expect(r.body.error.message).toMatch(/debit must be a non-negative decimal string/);
+    r = await post({ date: '2026-02-30', lines: cashRent('1') }).expect(422);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '1' }] }).expect(400);
+    expect(r.body.error.message).toMatch(/at least 2 lines/);
+    const usdOnly = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)
+      .send({ code: '1110', name: 'USD bank', type: 'asset', parentId: acc['1000'], currency: 'USD' }).expect(201);
+    r = await post({ date: '2026-02-01', lines: [{ accountId: usdOnly.body.id, debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/line 1: account 1110 only takes USD, not EUR/);
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('sends a rounding difference of a multi-currency entry to the rounding account', async () => {
+    // two lines of USD 0.50 at 0.333 are 0.17 each in EUR; USD 1.00 is 0.33: 0.01 of rounding
+    const r = await post({ date: '2026-02-02', lines: [
+      { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' }, { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' },
+      { accountId: acc['4100'], credit: '1.00', currency: 'USD', rate: '0.333' }] }).expect(201);
+    expect(r.body.lines.map((l: any) => [l.accountCode, l.baseDebit, l.baseCredit, l.isRounding])).toEqual([
+      ['1200', '0.1700', '0.0000', false], ['1200', '0.1700', '0.0000', false], ['4100', '0.0000', '0.3300', false], ['5600', '0.0000', '0.0100', true]]);
+    expect(r.body.totalBase).toBe('0.3400');
+    const big = await post({ date: '2026-02-02', lines: [
+      { accountId: acc['1200'], debit: '10.00', currency: 'USD', rate: '0.9' }, { accountId: acc['4100'], credit: '8.00' }] }).expect(422);
+    expect(big.body.error.message).toMatch(/does not balance in the base currency EUR/);
+  });
+
+  it('idempotency: same key and payload returns the first entry (200); another payload is a 409', async () => {
+    const body = { date: '2026-02-03', memo: 'rent', idempotencyKey: 'rent-feb', lines: cashRent('700') };
+    const first = await post(body).expect(201);
+    const again = await post(body).expect(200);
+    expect(again.body.id).toBe(first.body.id);
+    const header = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).set('Idempotency-Key', 'rent-feb')
+      .send({ date: '2026-02-03', memo: 'rent', lines: cashRent('700') }).expect(200);
+    expect(header.body.id).toBe(first.body.id);
+    const other = await post({ ...body, lines: cashRent('701') }).expect(409);
+    expect(other.body.error).toMatchObject({ code: 'ledger.idempotency_conflict', message: expect.stringMatching(/rent-feb/) });
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = 'rent-feb'`, [orgId]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('lets owner, admin, accountant post; member and viewer are refused by the guard and by the database', async () => {
+    for (const role of ['owner', 'admin', 'accountant'] as const) await post({ date: '2026-02-04', lines: cashRent('1') }, users[role]).expect(201);
+    for (const role of ['member', 'viewer'] as const) {
+      const r = await post({ date: '2026-02-04', lines: cashRent('1') }, users[role]).expect(403);
+      expect(r.body.error.code).toBe('forbidden.role');
+      const claims = { sub: users[role].id, role: 'authenticated', org_id: orgId };
+      await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
+        .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
+      await expect(t.db.as(claims, 'authenticated', `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, 'X1', 'x', 'asset')`, [orgId]))
+        .rejects.toThrow(/row-level security/);
+    }
+    const service = { role: 'service_role', service: 'receivables', org_id: orgId };
+    const [row] = await t.db.as(service, 'authenticated', `SELECT replayed FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', source: 'invoice', lines: cashRent('2') })]);
+    expect(row.replayed).toBe(false);
+  });
+
+  it('keeps the chart a tree: parent in the same organization, a group of the same type, no cycles; archive instead of delete', async () => {
+    let r = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1190', name: 'x', type: 'asset', parentId: acc['1100'] }).expect(422);
+    expect(r.body.error.message).toMatch(/parent account 1100 is not a group account/);
+    r = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1191', name: 'x', type: 'expense', parentId: acc['1000'] }).expect(422);
+    expect(r.body.error.message).toMatch(/type expense but its parent 1000 is of type asset/);
+    const g1 = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1800', name: 'g1', type: 'asset', parentId: acc['1000'], isGroup: true }).expect(201);
+    const g2 = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1810', name: 'g2', type: 'asset', parentId: g1.body.id, isGroup: true }).expect(201);
+    r = await t.http.patch(ledgerUrl(orgId, `accounts/${g1.body.id}`)).set(users.accountant.auth).send({ parentId: g2.body.id }).expect(422);
+    expect(r.body.error.message).toMatch(/cannot be its own ancestor/);
+    await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1100', name: 'dup', type: 'asset' }).expect(409);
+    r = await t.http.post(ledgerUrl(orgId, `accounts/${acc['1100']}/archive`)).set(users.accountant.auth).expect(422);
+    expect(r.body.error.code).toBe('ledger.account_has_balance');
+    const leaf = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1820', name: 'leaf', type: 'asset', parentId: g2.body.id }).expect(201);
+    const archived = await t.http.post(ledgerUrl(orgId, `accounts/${leaf.body.id}/archive`)).set(users.accountant.auth).expect(200);
+    expect(archived.body.archivedAt).not.toBeNull();
+    r = await post({ date: '2026-02-05', lines: [{ accountId: leaf.body.id, debit: '1' }, { accountId: acc['1100'], credit: '1' }] }).expect(422);
+    expect(r.body.error.message).toMatch(/account 1820 is archived/);
+    await expect(t.db.admin.query('DELETE FROM finance.accounts WHERE org_id = $1 AND id = $2', [orgId, leaf.body.id])).rejects.toThrow(/append-only|not allowed/);
+  });
+
+  it('closes and reopens periods (owner, admin only, audited); nothing posts into a closed period', async () => {
+    const periods = await t.http.get(ledgerUrl(orgId, 'periods')).set(users.viewer.auth).expect(200);
+    const feb = periods.body.find((p: any) => p.startDate === '2026-02-01');
+    await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.accountant.auth).expect(403);
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const upd = await t.db.as(claims, 'authenticated', `UPDATE finance.fiscal_periods SET status = 'closed' WHERE org_id = $1 AND id = $2 RETURNING id`, [orgId, feb.id]);
+    expect(upd).toHaveLength(0); // the policy, not only the guard
+    await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(200);
+    await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(409);
+    const r = await post({ date: '2026-02-10', lines: cashRent('1') }).expect(422);
+    expect(r.body.error.message).toMatch(/fiscal period 2026-02-01 to 2026-02-28 is closed/);
+    await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/reopen`)).set(users.owner.auth).expect(200);
+    await post({ date: '2026-02-10', lines: cashRent('1') }).expect(201);
+    const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, feb.id]);
+    expect(audit.rows.map((a) => a.action)).toEqual(['ledger.period_closed', 'ledger.period_reopened']);
+  });
+
+  it('imports FX rates in bulk and uses the rate effective on the entry date', async () => {
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.accountant.auth).send({ rates: [
+      { currency: 'GBP', date: '2026-02-01', rate: '1.15' }, { currency: 'GBP', date: '2026-02-15', rate: '1.20' }] }).expect(201);
+    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'EUR', date: '2026-02-01', rate: '1' }).expect(400);
+    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.viewer.auth).send({ currency: 'GBP', date: '2026-02-01', rate: '1' }).expect(403);
+    const r = await post({ date: '2026-02-14', lines: [{ accountId: acc['1100'], debit: '100', currency: 'GBP' }, { accountId: acc['4200'], credit: '100', currency: 'GBP' }] }).expect(201);
+    expect(r.body.lines[0]).toMatchObject({ rate: '1.1500000000', baseDebit: '115.0000' });
+    const list = await t.http.get(ledgerUrl(orgId, 'fx-rates?currency=GBP')).set(users.viewer.auth).expect(200);
+    expect(list.body.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
+  });
+});
