@@ -70,17 +70,45 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return snapshot;
   }
 
-  /** A real id of B for `{fooBarId}`: a table foo_bars / foo_bar with org_id and id columns. */
+  /**
+   * A real id of B for `{fooBarId}`: a table with org_id and id columns named foo_bar(s|es), or
+   * ending in _foo_bar(s|es) (journal_entries for {entryId}, fiscal_years for {yearId}).
+   */
   async function idFromTableNamed(param: string): Promise<string | undefined> {
     const base = param.replace(/Id$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+    const names = [base, `${base}s`, `${base}es`, base.replace(/y$/, 'ies')];
     const { rows } = await t.db.admin.query(`
       SELECT t.table_schema, t.table_name FROM information_schema.tables t
-      WHERE t.table_name::text IN ($1::text, $1::text || 's', $1::text || 'es') AND t.table_type = 'BASE TABLE'
+      WHERE t.table_type = 'BASE TABLE' AND t.table_schema NOT IN ('pg_catalog', 'information_schema')
+        AND (t.table_name::text = ANY ($1::text[]) OR t.table_name::text LIKE ANY (SELECT '%\\_' || n FROM unnest($1::text[]) n))
         AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'org_id')
-        AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'id')`, [base]);
+        AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'id')
+      ORDER BY (t.table_name::text = ANY ($1::text[])) DESC, t.table_name`, [names]);
     for (const { table_schema: s, table_name: n } of rows) {
       const found = await t.db.admin.query(`SELECT id::text FROM "${s}"."${n}" WHERE org_id::text = $1 LIMIT 1`, [bOrg]);
       if (found.rows[0]) return found.rows[0].id;
+    }
+    return undefined;
+  }
+
+  /** A request body from the examples of an OpenAPI schema (properties without an example are left out). */
+  function exampleBody(schema: any, doc: any, depth = 0): unknown {
+    if (!schema || depth > 4) return undefined;
+    if (schema.$ref) return exampleBody(doc.components?.schemas?.[schema.$ref.split('/').pop()], doc, depth + 1);
+    if (schema.example !== undefined) return schema.example;
+    if (schema.default !== undefined) return schema.default;
+    if (schema.enum) return schema.enum[0];
+    if (schema.type === 'array') {
+      const item = exampleBody(schema.items, doc, depth + 1);
+      return item === undefined ? undefined : [item];
+    }
+    if (schema.properties) {
+      const out: Record<string, unknown> = {};
+      for (const [name, prop] of Object.entries<any>(schema.properties)) {
+        const value = exampleBody(prop, doc, depth + 1);
+        if (value !== undefined) out[name] = value;
+      }
+      return out;
     }
     return undefined;
   }
@@ -124,6 +152,16 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, { userId: bMember.id, workspaceId: ws.body.id, invitationId: inv.body.id, scope: 'org', key: 'locale', flag: 'b_flag' });
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;
+
+    // Give B some data of every module: B's owner calls each create route that needs no other id
+    // with the body of its OpenAPI examples (whatever the outcome). Billing is left out: it calls Stripe.
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      const op = item.post;
+      if (!op || !/^\/v1\/orgs\/\{orgId\}\/[^{}]+$/.test(path) || path.includes('/billing/')) continue;
+      const body = exampleBody(op.requestBody?.content?.['application/json']?.schema, doc) ?? {};
+      await t.http.post(path.replace('{orgId}', bOrg)).set(bOwner.auth).send(body as object);
+    }
+
     routes = [];
     for (const [path, item] of Object.entries<any>(doc.paths)) {
       if (!path.startsWith('/v1/orgs/{orgId}')) continue;
