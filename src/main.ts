@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { bootstrap } from './bootstrap.js';
@@ -7,7 +9,10 @@ import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
 
 async function main(): Promise<void> {
-  process.env.DATABASE_URL = await ensureDatabaseUrl(projectRoot());
+  const root = projectRoot();
+  // a local .env, if any; variables already in the environment win
+  if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+  process.env.DATABASE_URL = await ensureDatabaseUrl(root);
   const config = loadConfig();
   if (config.migrateOnStart) {
     await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
