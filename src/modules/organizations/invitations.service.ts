@@ -3,7 +3,7 @@ import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/co
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { pgError } from './pg-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -55,7 +55,7 @@ export class InvitationsService implements OnModuleInit {
         invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
       });
     } catch (err) {
-      if (pgError(err).code === '23505') {
+      if (sqlState(err).code === '23505') {
         throw AppError.conflict('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`);
       }
       throw err;
@@ -89,7 +89,7 @@ export class InvitationsService implements OnModuleInit {
     try {
       membership = await invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token));
     } catch (err) {
-      const { code } = pgError(err);
+      const { code } = sqlState(err);
       if (code === 'P0002') throw new AppError(HttpStatus.NOT_FOUND, 'invitation.not_found', 'the invitation is unknown, already used, revoked or expired');
       if (code === '42501') throw AppError.forbidden('invitation.email_mismatch', 'this invitation was sent to another email address');
       if (code === '23505') throw AppError.conflict('invitation.already_member', 'you are already a member of this organization');

@@ -2,7 +2,7 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { pgError } from './pg-error.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { membershipRepository as members } from './membership.repository.js';
@@ -13,7 +13,7 @@ async function keepingAnOwner<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    const { code, message } = pgError(err);
+    const { code, message } = sqlState(err);
     if (code === '23514' && message?.includes('at least one owner')) {
       throw new AppError(HttpStatus.CONFLICT, 'membership.last_owner', 'an organization must keep at least one owner: make another member owner first');
     }

@@ -7,7 +7,9 @@ export function sqlState(err: unknown): { code?: string; message?: string; const
   let cur: any = err;
   while (cur && typeof cur === 'object' && !seen.has(cur)) {
     seen.add(cur);
-    const isState = (c: unknown) => (typeof c === 'string' && /^[0-9A-Z]{5}$/.test(c) ? c : undefined);
+    // A SQLSTATE is five characters; Prisma's own codes (P1xxx–P6xxx, e.g. P2010 "raw query failed")
+    // look alike but wrap the PostgreSQL error in meta.driverAdapterError.cause, read next.
+    const isState = (c: unknown) => (typeof c === 'string' && /^[0-9A-Z]{5}$/.test(c) && !/^P[1-9]\d{3}$/.test(c) ? c : undefined);
     const code = isState(cur.originalCode) ?? isState(cur.code) ?? isState(cur.meta?.code);
     if (code) {
       return {
