@@ -51,7 +51,7 @@ describe('ledger: invariants under concurrent posting (property-based)', () => {
       const requests = batch.flatMap((e) => {
         const o = orgs[e.org];
         const key = `prop-${++keySeq}`;
-        const lines = e.pairs.flatMap((p) => [
+        const lines: { accountId: string; debit?: string; credit?: string; currency?: string }[] = e.pairs.flatMap((p) => [
           { accountId: o.acc[CODES[p.dr]], debit: cents(p.amount), ...(p.usd ? { currency: 'USD' } : {}) },
           { accountId: o.acc[CODES[p.cr]], credit: cents(p.amount), ...(p.usd ? { currency: 'USD' } : {}) },
         ]);

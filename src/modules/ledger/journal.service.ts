@@ -49,7 +49,7 @@ export class JournalService {
 
   /** Posts through finance.post_journal_entry; `replayed` when the idempotency key was seen with the same payload. */
   async post(tx: TenantTx, payload: PostingPayload, action = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
-    let result: { entryId: string; replayed: boolean };
+    let result: { entry: JournalEntryDto; replayed: boolean };
     try {
       result = await repo.post(tx.db, payload);
     } catch (err) {
@@ -57,16 +57,14 @@ export class JournalService {
       if (code === '23505' && message?.startsWith('idempotency key')) throw AppError.conflict('ledger.idempotency_conflict', message);
       throw err;
     }
-    const [entry] = await repo.getEntries(tx.db, tx.orgId, [result.entryId]);
-    if (!result.replayed) await this.audit.record(tx, { action, entityType: 'journal_entry', entityId: entry.id, after: entry });
-    return { entry, replayed: result.replayed };
+    if (!result.replayed) await this.audit.record(tx, { action, entityType: 'journal_entry', entityId: result.entry.id, after: result.entry });
+    return result;
   }
 
   async create(tx: TenantTx, dto: CreateJournalEntryDto, headerKey?: string): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     if (dto.idempotencyKey && headerKey && dto.idempotencyKey !== headerKey) {
       throw AppError.badRequest('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
     }
-    const s = await this.ledger.settings(tx);
     const lines: PostingLine[] = [];
     const taxCodes = new Map<string, TaxCodeDto>();
     for (const [i, l] of dto.lines.entries()) {
@@ -79,7 +77,7 @@ export class JournalService {
         continue;
       }
       if (!taxCodes.has(taxCodeId)) taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
-      lines.push(...(await this.withTax(tx, line, taxCodes.get(taxCodeId)!, s.baseCurrency)));
+      lines.push(...(await this.withTax(tx, line, taxCodes.get(taxCodeId)!, (await this.ledger.settings(tx)).baseCurrency)));
     }
     return this.post(tx, {
       date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,

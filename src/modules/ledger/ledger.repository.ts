@@ -252,9 +252,10 @@ export const ledgerRepository = {
 
   // ---------------------------------------------------------------- journal entries
   /** The one posting path: finance.post_journal_entry validates, locks balances in order, writes and updates balances. */
-  async post(db: Db, payload: unknown): Promise<{ entryId: string; replayed: boolean }> {
-    const [row] = await db.$queryRaw<any[]>`SELECT entry_id, replayed FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb)`;
-    return { entryId: row.entry_id, replayed: row.replayed };
+  async post(db: Db, payload: unknown): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    const [row] = await db.$queryRaw<any[]>`
+      SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb) p`;
+    return { entry: row.entry, replayed: row.replayed };
   },
 
   async getEntries(db: Db, orgId: string, ids: string[]): Promise<JournalEntryDto[]> {

@@ -1,0 +1,237 @@
+// npm run bench:ledger — posting throughput and latency through the API and through SQL directly,
+// and trial-balance latency at 1,000,000 journal lines. Prints one JSON document.
+//
+// It creates its own database (omnizen_bench_ledger_<pid>) on DATABASE_URL's server, migrates it,
+// starts the app on a free port, runs every scenario for BENCH_SECONDS (default 8) and drops the
+// database at the end. Scenarios, each at 32 connections:
+//   api_*   POST /v1/orgs/:orgId/ledger/journal-entries (autocannon)
+//   sql_*   the same finance.post_journal_entry(jsonb) called directly through pg as the API login,
+//           in the same tenant transaction shape (BEGIN; begin_request; post; COMMIT): the floor
+//   *_spread_2 / *_spread_6: 2- and 6-line entries over 1,000 postable accounts
+//   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
+// The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
+// (entries, lines, then running and per-period balances aggregated from those lines), not by
+// calling the function a million times; the trial balance is then read through the API.
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+// @ts-expect-error autocannon ships no type declarations
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { AppModule } from '../src/app.module.js';
+import { bootstrap } from '../src/bootstrap.js';
+import { loadConfig } from '../src/platform/config/config.js';
+import { migrate } from '../src/platform/database/migrator.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = 32;
+const ACCOUNTS = 1000;
+const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
+const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const dbName = `omnizen_bench_ledger_${process.pid}`;
+const API_PASSWORD = 'omnizen_api_bench';
+
+const withDb = (url: string, name: string, user?: string, password?: string) => {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  if (user) {
+    u.username = user;
+    u.password = password ?? '';
+  }
+  return u.toString();
+};
+const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
+const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
+const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
+
+async function main() {
+  const root = new pg.Client({ connectionString: server });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
+  await root.query(`CREATE DATABASE "${dbName}"`);
+  const ownerUrl = withDb(server, dbName);
+  const apiUrl = withDb(server, dbName, 'omnizen_api', API_PASSWORD);
+  let app: Awaited<ReturnType<typeof NestFactory.create>> | undefined;
+  const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
+  try {
+    log(`migrating ${dbName}`);
+    await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
+    const config = loadConfig({
+      ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
+      API_DATABASE_POOL_SIZE: String(CONNECTIONS), JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${dbName}`,
+    });
+    app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'], rawBody: true });
+    bootstrap(app);
+    await app.listen(0, '127.0.0.1');
+    const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    const http = async (method: string, path: string, token?: string, body?: unknown) => {
+      const res = await fetch(base + path, {
+        method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<any>;
+    };
+
+    // ---- an organization with its books started and 1,000 postable accounts
+    const setupOrg = async (name: string) => {
+      const user = await http('POST', '/v1/auth/register', undefined, { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery', name });
+      const token: string = user.accessToken;
+      const org = await http('POST', '/v1/orgs', token, { name });
+      await http('POST', `/v1/orgs/${org.id}/ledger/books`, token, { baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' });
+      const accounts = await http('GET', `/v1/orgs/${org.id}/ledger/accounts`, token);
+      const parent = accounts.find((a: any) => a.code === '1000').id;
+      // setup only: the chart is inserted through the owner connection in one statement
+      const { rows } = await admin.query(`
+        INSERT INTO finance.accounts (org_id, code, name, type, parent_id)
+        SELECT $1::uuid, 'B' || lpad(i::text, 4, '0'), 'Bench ' || i, 'asset', $2::uuid FROM generate_series(1, $3::int) i RETURNING id`, [org.id, parent, ACCOUNTS]);
+      const cash = accounts.find((a: any) => a.code === '1100').id;
+      return { orgId: org.id as string, userId: user.user.id as string, token, ids: rows.map((r) => r.id as string), cash };
+    };
+    const org = await setupOrg('bench');
+    const pick = () => org.ids[Math.floor(Math.random() * org.ids.length)];
+    const amount = () => `${1 + Math.floor(Math.random() * 9999)}.${String(Math.floor(Math.random() * 100)).padStart(2, '0')}`;
+    const entry = (lines: number, hot: boolean) => {
+      const out: { accountId: string; debit?: string; credit?: string }[] = [];
+      for (let i = 0; i < lines / 2; i++) {
+        const a = amount();
+        out.push({ accountId: hot && i === 0 ? org.cash : pick(), debit: a }, { accountId: pick(), credit: a });
+      }
+      return { date: '2026-01-15', memo: 'bench', lines: out };
+    };
+
+    const api = async (lines: number, hot: boolean) => {
+      const r = await autocannon({
+        url: base, connections: CONNECTIONS, duration: SECONDS,
+        requests: [{
+          method: 'POST', path: `/v1/orgs/${org.orgId}/ledger/journal-entries`,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${org.token}` },
+          setupRequest: (req: any) => ({ ...req, body: JSON.stringify(entry(lines, hot)) }),
+        }],
+      });
+      const ok = r.requests.total - r.non2xx;
+      return { entries_per_s: round(ok / (r.duration || SECONDS), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors };
+    };
+
+    const claims = JSON.stringify({ sub: org.userId, role: 'authenticated', org_id: org.orgId });
+    const sql = async (lines: number, hot: boolean) => {
+      const latencies: number[] = [];
+      let errors = 0;
+      const deadline = Date.now() + SECONDS * 1000;
+      const started = Date.now();
+      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+        const c = await runtime.connect();
+        try {
+          while (Date.now() < deadline) {
+            const t0 = process.hrtime.bigint();
+            try {
+              await c.query('BEGIN');
+              await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims]);
+              await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
+              await c.query('COMMIT');
+              latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            } catch {
+              errors++;
+              await c.query('ROLLBACK').catch(() => undefined);
+            }
+          }
+        } finally {
+          c.release();
+        }
+      }));
+      latencies.sort((a, b) => a - b);
+      return { entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors };
+    };
+
+    const results: Record<string, any> = {};
+    for (const [name, lines, hot] of [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const) {
+      log(`api ${name}`);
+      results[`api_${name}`] = await api(lines, hot);
+      log(`sql ${name}`);
+      results[`sql_${name}`] = await sql(lines, hot);
+    }
+
+    // ---- trial balance at 1,000,000 lines (separate organization)
+    log(`generating ${TB_LINES} lines`);
+    const big = await setupOrg('bench-1m');
+    const t0 = Date.now();
+    const genClient = await admin.connect();
+    try {
+      await genClient.query('BEGIN');
+      const entries = Math.ceil(TB_LINES / 4);
+      await genClient.query(`SET LOCAL work_mem = '256MB'`);
+      await genClient.query(`
+        CREATE TEMP TABLE gen ON COMMIT DROP AS
+        SELECT gen_random_uuid() AS id, i, DATE '2026-01-01' + (i % 365) AS d FROM generate_series(1, $1::int) i`, [entries]);
+      await genClient.query(`
+        INSERT INTO finance.journal_entries (org_id, id, entry_date, period_id, memo, source, request_hash, base_currency, total_base, created_by)
+        SELECT $1::uuid, g.id, g.d, p.id, 'generated', 'system', md5(g.i::text), 'EUR', 2 * (1 + g.i % 997), 'bench'
+        FROM gen g JOIN finance.fiscal_periods p ON p.org_id = $1::uuid AND g.d BETWEEN p.start_date AND p.end_date`, [big.orgId]);
+      // four lines per entry: two debits and two credits of the same amount, over the 1,000 accounts
+      await genClient.query(`
+        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
+        SELECT $1::uuid, e.id, n, e.entry_date, e.period_id, ($2::uuid[])[1 + ((g.i * 7 + n * 131) % $3::int)], 'EUR',
+               CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END, 1,
+               CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END
+        FROM gen g JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = g.id, generate_series(1, 4) n`, [big.orgId, big.ids, ACCOUNTS]);
+      await genClient.query(`
+        INSERT INTO finance.account_balances (org_id, account_id, currency, slot, debit, credit, base_debit, base_credit, line_count)
+        SELECT org_id, account_id, currency, 0, sum(debit), sum(credit), sum(base_debit), sum(base_credit), count(*)
+        FROM finance.journal_lines WHERE org_id = $1::uuid GROUP BY org_id, account_id, currency`, [big.orgId]);
+      await genClient.query(`
+        INSERT INTO finance.period_balances (org_id, period_id, account_id, currency, slot, debit, credit, base_debit, base_credit, line_count)
+        SELECT org_id, period_id, account_id, currency, 0, sum(debit), sum(credit), sum(base_debit), sum(base_credit), count(*)
+        FROM finance.journal_lines WHERE org_id = $1::uuid GROUP BY org_id, period_id, account_id, currency`, [big.orgId]);
+      await genClient.query('COMMIT');
+      await genClient.query('ANALYZE finance.journal_lines, finance.journal_entries, finance.account_balances, finance.period_balances');
+    } finally {
+      genClient.release();
+    }
+    const { rows: [{ n }] } = await admin.query('SELECT count(*)::int AS n FROM finance.journal_lines WHERE org_id = $1', [big.orgId]);
+    log(`generated ${n} lines in ${Date.now() - t0} ms`);
+    const tbLatency = async (query: string) => {
+      const times: number[] = [];
+      let balanced = true;
+      for (let i = 0; i < 25; i++) {
+        const s = process.hrtime.bigint();
+        const tb = await http('GET', `/v1/orgs/${big.orgId}/ledger/reports/trial-balance${query}`, big.token);
+        times.push(Number(process.hrtime.bigint() - s) / 1e6);
+        balanced &&= tb.balanced && tb.rows.length > 0;
+      }
+      times.sort((a, b) => a - b);
+      return { p50_ms: round(pct(times, 50)), p99_ms: round(pct(times, 99)), max_ms: round(times[times.length - 1]), balanced };
+    };
+    const trial = {
+      journal_lines: n,
+      generation: 'set-based SQL into journal_entries/journal_lines, balances aggregated from the lines (not through the posting function)',
+      current: await tbLatency(''),
+      as_of_period_end: await tbLatency('?asOf=2026-06-30'),
+      as_of_mid_period: await tbLatency('?asOf=2026-06-15'),
+    };
+
+    const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 3) : null);
+    const report = {
+      connections: CONNECTIONS, seconds_per_scenario: SECONDS, accounts: ACCOUNTS, ...results,
+      ratios: {
+        api_vs_sql_spread_2: ratio(results.api_spread_2.entries_per_s, results.sql_spread_2.entries_per_s),
+        api_vs_sql_spread_6: ratio(results.api_spread_6.entries_per_s, results.sql_spread_6.entries_per_s),
+        api_hot_vs_spread_2: ratio(results.api_hot_2.entries_per_s, results.api_spread_2.entries_per_s),
+        api_hot_vs_spread_6: ratio(results.api_hot_6.entries_per_s, results.api_spread_6.entries_per_s),
+        sql_hot_vs_spread_2: ratio(results.sql_hot_2.entries_per_s, results.sql_spread_2.entries_per_s),
+      },
+      trial_balance_1m: trial,
+    };
+    console.log(JSON.stringify(report, null, 2));
+  } finally {
+    await app?.close().catch(() => undefined);
+    await runtime.end().catch(() => undefined);
+    await admin.end().catch(() => undefined);
+    await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
+    await root.end();
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
