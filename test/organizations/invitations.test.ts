@@ -177,4 +177,15 @@ describe('invitations', () => {
     expect(audit).toEqual([{ principal_type: 'system', after: { count: 1, retentionDays: 30 } }]);
     expect(await t.app.get(InvitationPurge).purgeExpired()).toBe(0);
   });
+
+  it('cannot be accepted once the organization is deleted', async () => {
+    const doomedOrg = await createOrg(t, owner, 'Doomed Co');
+    await onEnterprisePlan(t, doomedOrg);
+    const guest = await registerUser(t, 'guest');
+    const res = await invite(guest.email, 'member', owner, doomedOrg).expect(201);
+    await t.http.delete(`/v1/orgs/${doomedOrg}`).set(owner.auth).expect(204);
+    await accept(guest, res.body.token, doomedOrg).expect(404);
+    const { rows } = await t.db.admin.query('SELECT 1 FROM core.memberships WHERE org_id = $1 AND user_id = $2', [doomedOrg, guest.id]);
+    expect(rows).toHaveLength(0);
+  });
 });
