@@ -5,7 +5,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Install scripts are skipped: the one we need (prisma generate) runs explicitly below, once the schema is
 # copied; the others would only download engines or binaries the image does not use.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# `npm install` stands in when `npm ci` refuses a lock file that lacks other platforms' optional packages
+# (see .ci/run); it keeps the locked versions.
+RUN npm ci --ignore-scripts --no-audit --no-fund || npm install --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY supabase ./supabase
@@ -18,7 +20,8 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN (npm ci --omit=dev --ignore-scripts --no-audit --no-fund || npm install --omit=dev --ignore-scripts --no-audit --no-fund) \
+    && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY prisma/migrations ./prisma/migrations
 COPY supabase/compat ./supabase/compat
