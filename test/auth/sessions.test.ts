@@ -35,8 +35,10 @@ describe('refresh tokens and sessions', () => {
     expect(reused.body.error.message).toMatch(/already used; the session has been revoked/);
     const newest = await refresh(t, second.body.refreshToken).expect(401);
     expect(newest.body.error.message).toMatch(/session has ended/);
-    const sessions = await t.http.get('/v1/auth/sessions').set(u.auth).expect(200);
-    expect(sessions.body).toEqual([]);
+    // the access token of the revoked session is refused at once
+    await t.http.get('/v1/auth/sessions').set(u.auth).expect(401);
+    const open = await t.db.admin.query('SELECT count(*)::int AS n FROM core.sessions WHERE user_id = $1 AND revoked_at IS NULL', [u.id]);
+    expect(open.rows[0].n).toBe(0);
     const { rows } = await t.db.admin.query(
       `SELECT principal_type FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.refresh_token_reused'`, [u.personalOrgId]);
     expect(rows).toEqual([{ principal_type: 'system' }]);
@@ -56,6 +58,10 @@ describe('refresh tokens and sessions', () => {
       `SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.session_revoked'`, [u.personalOrgId]);
     expect(rows[0].n).toBe(1);
     await t.http.post('/v1/auth/logout').expect(401);
+    // the access token of the ended session stops working at once, on user and org routes
+    const after = await t.http.get('/v1/orgs').set(u.auth).expect(401);
+    expect(after.body.error.message).toMatch(/session of this access token has ended/);
+    await t.http.get(`/v1/orgs/${u.personalOrgId}`).set(u.auth).expect(401);
   });
 
   it('lists only my sessions, marks the current one, and lets me revoke one of mine', async () => {

@@ -55,6 +55,8 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
     case '22008':
     case '22023':
       return new AppError(HttpStatus.UNPROCESSABLE_ENTITY, 'invalid', message ?? 'invalid value');
+    case '28000':
+      return AppError.unauthorized(message);
     case '42501':
       return AppError.forbidden('forbidden', message?.startsWith('new row violates row-level security')
         ? 'you are not allowed to make this change in this organization'
