@@ -1,0 +1,220 @@
+// npm run bench — one tenant-scoped read and one tenant-scoped write route through the API, and the same
+// work through raw `pg` (the floor), measured in the same run. Prints one JSON document on stdout.
+//
+// It creates its own database (omnizen_bench_api_<pid>) on DATABASE_URL's server (or the embedded
+// PostgreSQL), migrates it, starts the app in a child process (so the load generator does not share its
+// event loop) on a free port, registers one owner through the API and creates a business organization.
+// Then, each at BENCH_CONNECTIONS (32) for BENCH_SECONDS (10) after BENCH_WARMUP_SECONDS (2):
+//   read   GET   /v1/orgs/:orgId                 vs  BEGIN; begin_request; SELECT the organization; COMMIT
+//   write  PATCH /v1/orgs/:orgId {name: changing} vs  BEGIN; begin_request; SELECT before; UPDATE ... RETURNING;
+//                                                      INSERT the audit row; COMMIT
+// The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
+// one RLS transaction per operation. ratio = API requests/s ÷ floor operations/s.
+// Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections).
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+// @ts-expect-error autocannon ships no type declarations
+import autocannon from 'autocannon';
+import { fork } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { AppModule } from '../src/app.module.js';
+import { bootstrap } from '../src/bootstrap.js';
+import { loadConfig } from '../src/platform/config/config.js';
+import { migrate, projectRoot } from '../src/platform/database/migrator.js';
+import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
+
+const num = (name: string, fallback: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  return v;
+};
+const CONNECTIONS = num('BENCH_CONNECTIONS', 32);
+const SECONDS = num('BENCH_SECONDS', 10);
+const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
+const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
+const API_PASSWORD = 'omnizen_api_bench';
+// the app runs as in production; these secrets exist only for this benchmark's throwaway database
+const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+const withDb = (url: string, name: string, user?: string, password?: string) => {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  if (user) {
+    u.username = user;
+    u.password = password ?? '';
+  }
+  return u.toString();
+};
+
+interface Figures {
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  requests: number;
+  errors: number;
+}
+
+/** autocannon against the app: only 2xx answers count as done work. */
+async function http(url: string, request: Record<string, unknown>, seconds: number): Promise<Figures> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, requests: [request] });
+  const ok = r.requests.total - r.non2xx;
+  return { requests_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, requests: ok, errors: r.non2xx + r.errors + r.timeouts };
+}
+
+/** `op` on CONNECTIONS connections in parallel loops for `seconds`; latency of each whole transaction. */
+async function floor(pool: pg.Pool, op: (c: pg.PoolClient, i: number) => Promise<void>, seconds: number): Promise<Figures> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let seq = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    const c = await pool.connect();
+    try {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          await op(c, ++seq);
+          latencies.push(performance.now() - t0);
+        } catch (err) {
+          errors++;
+          await c.query('ROLLBACK').catch(() => undefined);
+          if (errors === 1) log(`floor error: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      c.release();
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]) : 0);
+  return { requests_per_s: round(latencies.length / elapsed, 1), p50_ms: pct(50), p99_ms: pct(99), requests: latencies.length, errors };
+}
+
+async function main() {
+  const server = await ensureDatabaseUrl(projectRoot(), log);
+  const dbName = `omnizen_bench_api_${process.pid}`;
+  const root = new pg.Client({ connectionString: server });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
+  await root.query(`CREATE DATABASE "${dbName}"`);
+  const ownerUrl = withDb(server, dbName);
+  const apiUrl = withDb(server, dbName, 'omnizen_api', API_PASSWORD);
+  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
+  runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
+  let child: ReturnType<typeof fork> | undefined;
+  try {
+    log(`migrating ${dbName}`);
+    await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
+
+    // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
+    child = fork(fileURLToPath(import.meta.url), ['--serve'], {
+      execArgv: ['--import', './scripts/register-ts.mjs'],
+      env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      child!.once('message', (m: { port: number }) => resolve(m.port));
+      child!.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const call = async (method: string, path: string, token?: string, body?: unknown) => {
+      const res = await fetch(base + path, {
+        method,
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<any>;
+    };
+
+    // one owner registered through the API, one business organization
+    const owner = await call('POST', '/v1/auth/register', undefined, { email: `owner.${process.pid}@bench.test`, password: 'correct horse battery', name: 'Bench Owner' });
+    const token: string = owner.accessToken;
+    const userId: string = owner.user.id;
+    const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
+    await call('GET', `/v1/orgs/${orgId}`, token); // the route answers 200 before it is measured
+    const claims = JSON.stringify({ org_id: orgId, sub: userId, email: owner.user.email, role: 'authenticated' });
+    const auth = { authorization: `Bearer ${token}` };
+    let n = 0;
+    const readReq = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: auth };
+    const writeReq = {
+      method: 'PATCH', path: `/v1/orgs/${orgId}`, headers: { ...auth, 'content-type': 'application/json' },
+      setupRequest: (req: Record<string, unknown>) => ({ ...req, body: JSON.stringify({ name: `Bench Org ${++n}` }) }),
+    };
+
+    // the floor: what the repositories and the audit service send, in the tenant transaction's shape
+    const begin = (c: pg.PoolClient) => c.query('BEGIN').then(() => c.query(`SELECT * FROM public.begin_request($1, 'authenticated')`, [claims]));
+    const readSql = async (c: pg.PoolClient) => {
+      await begin(c);
+      const { rows } = await c.query('SELECT o.*, public.auth_role() AS role FROM core.organizations o WHERE o.id = $1::uuid', [orgId]);
+      if (rows.length !== 1) throw new Error('floor read found no organization');
+      await c.query('COMMIT');
+    };
+    const writeSql = async (c: pg.PoolClient, i: number) => {
+      await begin(c);
+      const before = (await c.query('SELECT o.*, public.auth_role() AS role FROM core.organizations o WHERE o.id = $1::uuid', [orgId])).rows[0];
+      const after = (await c.query(
+        `UPDATE core.organizations SET name = coalesce($2, name), domain = coalesce($3, domain), updated_at = now()
+         WHERE id = $1::uuid RETURNING *, public.auth_role() AS role`, [orgId, `Bench Org floor ${i}`, null])).rows[0];
+      await c.query(
+        `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
+         VALUES ($1::uuid, $2, 'user', 'organization.updated', 'organization', $3, $4::jsonb, $5::jsonb, $6, $7)`,
+        [orgId, userId, orgId, JSON.stringify(before), JSON.stringify(after), `floor-${i}`, '127.0.0.1']);
+      await c.query('COMMIT');
+    };
+
+    const measure = async (name: string, route: string, request: Record<string, unknown>, sql: (c: pg.PoolClient, i: number) => Promise<void>) => {
+      if (WARMUP > 0) {
+        log(`${name}: warming up ${WARMUP}s`);
+        await http(base, request, WARMUP);
+        await floor(runtime, sql, WARMUP);
+      }
+      log(`${name}: API ${route} for ${SECONDS}s`);
+      const api = await http(base, request, SECONDS);
+      log(`${name}: raw pg floor for ${SECONDS}s`);
+      const raw = await floor(runtime, sql, SECONDS);
+      return { route, api, floor: raw, ratio: round(api.requests_per_s / raw.requests_per_s, 3) };
+    };
+    const read = await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql);
+    const write = await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql);
+
+    const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
+    console.log(JSON.stringify({
+      connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
+      machine: { cpus: cpus().length, node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
+      read, write,
+    }, null, 2));
+  } finally {
+    child?.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    await runtime.end().catch(() => undefined);
+    await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
+    await root.end();
+  }
+}
+
+/** `--serve`: the app alone, as the benchmark's child process; reports its port over IPC. */
+async function serve() {
+  const config = loadConfig({
+    ...process.env, NODE_ENV: 'production', LOG_LEVEL, SUPABASE_JWT_SECRET: SECRET, NEXTAUTH_SECRET: SECRET,
+    DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
+    BCRYPT_ROUNDS: '4', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
+  });
+  const app = await NestFactory.create(AppModule.forRoot(config), { bufferLogs: true, rawBody: true });
+  bootstrap(app);
+  await app.listen(0, '127.0.0.1');
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  process.send!({ port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+(process.argv.includes('--serve') ? serve() : main().then(() => process.exit(0))).catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
