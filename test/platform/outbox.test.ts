@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bull';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
+import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
+import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
+
+const service = { kind: 'service', name: 'outbox-test' } as const;
+const meta = { requestId: 'outbox-test' };
+
+/** An organization made through the owner connection (setup only). */
+async function makeOrg(t: TestApp): Promise<string> {
+  const userId = randomUUID();
+  await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
+  const { rows } = await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('Outbox Org', $1) RETURNING id`, [userId]);
+  await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [rows[0].id, userId]);
+  return rows[0].id;
+}
+
+/** Writes a job in a tenant transaction (as a service acting for the organization), like a module does. */
+function enqueueCommitted(t: TestApp, orgId: string, topic: string, payload: Record<string, unknown>) {
+  return t.app.get(DatabaseService).tenant(service, orgId, meta, (tx) => enqueue(tx, topic, payload));
+}
+
+const outboxRows = async (t: TestApp, topic: string) =>
+  (await t.db.admin.query('SELECT id, attempts, last_error, processed_at, available_at > now() AS later FROM core.outbox WHERE topic = $1', [topic])).rows;
+
+describe('job outbox, in-process (no REDIS_URL)', () => {
+  let t: TestApp;
+  let orgId: string;
+  let relay: OutboxRelay;
+  let registry: JobRegistry;
+
+  beforeAll(async () => {
+    t = await createTestApp({ REDIS_URL: undefined });
+    orgId = await makeOrg(t);
+    relay = t.app.get(OutboxRelay);
+    registry = t.app.get(JobRegistry);
+  });
+  afterAll(() => t.close());
+
+  it('never runs a job whose transaction rolled back', async () => {
+    const runs: Job[] = [];
+    registry.register('test.rolled_back', async (job) => void runs.push(job));
+    await expect(t.app.get(DatabaseService).tenant(service, orgId, meta, async (tx) => {
+      await enqueue(tx, 'test.rolled_back', { n: 1 });
+      throw new Error('the business write failed');
+    })).rejects.toThrow('the business write failed');
+    await relay.drain();
+    expect(runs).toEqual([]);
+    expect(await outboxRows(t, 'test.rolled_back')).toEqual([]);
+  });
+
+  it('runs a committed job once, with its organization and payload', async () => {
+    const runs: Job[] = [];
+    registry.register('test.committed', async (job) => void runs.push(job));
+    await enqueueCommitted(t, orgId, 'test.committed', { invoice: 'INV-1' });
+    expect(await relay.drain()).toBeGreaterThanOrEqual(1);
+    await relay.drain();
+    expect(runs).toEqual([expect.objectContaining({ orgId, topic: 'test.committed', payload: { invoice: 'INV-1' } })]);
+    const [row] = await outboxRows(t, 'test.committed');
+    expect(row).toMatchObject({ attempts: 1, last_error: null });
+    expect(row.processed_at).not.toBeNull();
+  });
+
+  it('retries a failing handler later (backoff), then completes it', async () => {
+    let calls = 0;
+    registry.register('test.flaky', async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('downstream unavailable');
+    });
+    await enqueueCommitted(t, orgId, 'test.flaky', {});
+    await relay.drain();
+    expect(calls).toBe(1);
+    let [row] = await outboxRows(t, 'test.flaky');
+    expect(row).toMatchObject({ attempts: 1, last_error: 'downstream unavailable', processed_at: null, later: true });
+    // backed off: not retried by an immediate drain
+    await relay.drain();
+    expect(calls).toBe(1);
+    // once the backoff has passed (moved here instead of waiting), the next drain retries it
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'test.flaky'`);
+    await relay.drain();
+    expect(calls).toBe(2);
+    [row] = await outboxRows(t, 'test.flaky');
+    expect(row).toMatchObject({ attempts: 2, last_error: null });
+    expect(row.processed_at).not.toBeNull();
+  });
+});
+
+(hasRedis ? describe : describe.skip)('job outbox through Bull (REDIS_URL set)', () => {
+  let t: TestApp;
+  let orgId: string;
+
+  beforeAll(async () => {
+    t = await createTestApp({ REDIS_URL: process.env.REDIS_URL });
+    orgId = await makeOrg(t);
+  });
+  afterAll(() => t?.close());
+
+  it('runs a relayed job exactly once even when it is relayed twice', async () => {
+    const relay = t.app.get(OutboxRelay);
+    const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    const runs: Job[] = [];
+    let ran!: () => void;
+    const firstRun = new Promise<void>((resolve) => (ran = resolve));
+    t.app.get(JobRegistry).register('test.bull', async (job) => {
+      runs.push(job);
+      ran();
+    });
+    await enqueueCommitted(t, orgId, 'test.bull', { n: 1 });
+    await relay.drain();
+    await firstRun;
+    // as if the relay had crashed after queueing but before marking the row: it is relayed again
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL WHERE topic = 'test.bull'`);
+    expect(await relay.drain()).toBe(1);
+    await queue.whenCurrentJobsFinished();
+    const counts = await queue.getJobCounts();
+    expect(counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 });
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ orgId, topic: 'test.bull', payload: { n: 1 } });
+  });
+});
