@@ -14,8 +14,9 @@
 // calling the function a million times; the trial balance is then read through the API.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-// @ts-expect-error autocannon ships no type declarations
 import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { bootstrap } from '../src/bootstrap.js';
@@ -50,20 +51,35 @@ async function main() {
   await root.query(`CREATE DATABASE "${dbName}"`);
   const ownerUrl = withDb(server, dbName);
   const apiUrl = withDb(server, dbName, 'omnizen_api', API_PASSWORD);
-  let app: Awaited<ReturnType<typeof NestFactory.create>> | undefined;
+  let stopApp: (() => Promise<void>) | undefined;
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
-    const config = loadConfig({
-      ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
-      API_DATABASE_POOL_SIZE: String(CONNECTIONS), JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${dbName}`,
-    });
-    app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'], rawBody: true });
-    bootstrap(app);
-    await app.listen(0, '127.0.0.1');
-    const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    // the app runs in its own process so that the load generator does not share its event loop;
+    // it is stopped while the SQL floor runs (the two pools of 32 would not fit next to other users)
+    const startApp = async () => {
+      const child = spawn(process.execPath, [...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise((r) => child.once('exit', r));
+      stopApp = async () => {
+        child.kill('SIGTERM');
+        await exited;
+        stopApp = undefined;
+      };
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          const m = /listening on (\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`app exited with ${code}`)));
+      });
+      base = `http://127.0.0.1:${port}`;
+    };
+    let base = '';
+    await startApp();
     const http = async (method: string, path: string, token?: string, body?: unknown) => {
       const res = await fetch(base + path, {
         method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -144,11 +160,24 @@ async function main() {
     };
 
     const results: Record<string, any> = {};
-    for (const [name, lines, hot] of [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const) {
+    const only = process.env.BENCH_ONLY?.split(',');
+    const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
+    for (const [name, lines, hot] of scenarios) {
+      if (only && !only.includes(`api_${name}`)) continue;
       log(`api ${name}`);
       results[`api_${name}`] = await api(lines, hot);
+    }
+    await stopApp?.();
+    for (const [name, lines, hot] of scenarios) {
+      if (only && !only.includes(`sql_${name}`)) continue;
       log(`sql ${name}`);
       results[`sql_${name}`] = await sql(lines, hot);
+    }
+    await runtime.end();
+    await startApp();
+    if (only && !only.includes('trial_balance')) {
+      console.log(JSON.stringify(results, null, 2));
+      return;
     }
 
     // ---- trial balance at 1,000,000 lines (separate organization)
@@ -223,15 +252,29 @@ async function main() {
     };
     console.log(JSON.stringify(report, null, 2));
   } finally {
-    await app?.close().catch(() => undefined);
-    await runtime.end().catch(() => undefined);
+    await stopApp?.();
+    await runtime.end().catch(() => undefined); // already ended after the floor
     await admin.end().catch(() => undefined);
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
   }
 }
 
-main().then(() => process.exit(0), (err) => {
+/** `--serve <ownerUrl> <apiUrl>`: the app alone, as the benchmark's child process. */
+async function serve(ownerUrl: string, apiUrl: string) {
+  const config = loadConfig({
+    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
+    API_DATABASE_POOL_SIZE: String(CONNECTIONS), JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${new URL(ownerUrl).pathname.slice(1)}`,
+  });
+  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'], rawBody: true });
+  bootstrap(app);
+  await app.listen(0, '127.0.0.1');
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  console.log(`listening on ${(app.getHttpServer().address() as { port: number }).port}`);
+}
+
+const serveAt = process.argv.indexOf('--serve');
+(serveAt > 0 ? serve(process.argv[serveAt + 1], process.argv[serveAt + 2]) : main().then(() => process.exit(0))).catch((err) => {
   console.error(err);
   process.exit(1);
 });

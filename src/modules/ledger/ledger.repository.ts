@@ -124,6 +124,20 @@ export const ledgerRepository = {
       GROUP BY account_id, currency`;
   },
 
+  /** Base-currency net per account (debit minus credit), non-zero only, with the account: one query. */
+  async trialBalance(db: Db, orgId: string, asOf: string | null): Promise<{ account_id: string; code: string; name: string; type: string; net: string }[]> {
+    return db.$queryRaw`
+      WITH t AS (
+        SELECT account_id, sum(base_debit) - sum(base_credit) AS net FROM finance.account_balances
+        WHERE ${asOf}::date IS NULL AND org_id = ${orgId}::uuid GROUP BY account_id
+        UNION ALL
+        SELECT account_id, sum(base_debit) - sum(base_credit) FROM finance.account_totals(NULL, ${asOf}::date)
+        WHERE ${asOf}::date IS NOT NULL GROUP BY account_id)
+      SELECT a.id AS account_id, a.code, a.name, a.type, t.net::text AS net
+      FROM t JOIN finance.accounts a ON a.org_id = ${orgId}::uuid AND a.id = t.account_id
+      WHERE t.net <> 0 ORDER BY a.code`;
+  },
+
   /** Sums over a date range from per-period totals (plus the lines of the periods cut by the range ends). */
   async totals(db: Db, from: string | null, to: string | null, accountId?: string): Promise<Totals[]> {
     return db.$queryRaw<Totals[]>`

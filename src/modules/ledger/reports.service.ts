@@ -74,18 +74,17 @@ export class ReportsService {
   }
 
   async trialBalance(tx: TenantTx, asOf?: string): Promise<TrialBalanceDto> {
-    const { base, mu, accounts } = await this.context(tx);
-    const totals = asOf ? await repo.totals(tx.db, null, asOf) : await repo.runningTotals(tx.db, tx.orgId);
-    const net = baseNetByAccount(totals);
+    const s = await this.ledger.settings(tx);
+    const mu = await this.ledger.currencyUnits(tx, s.baseCurrency);
     let dr = D(0);
     let cr = D(0);
-    const rows = accounts.filter((a) => net.has(a.id) && !net.get(a.id)!.isZero()).map((a) => {
-      const n = net.get(a.id)!;
+    const rows = (await repo.trialBalance(tx.db, tx.orgId, asOf ?? null)).map((r) => {
+      const n = D(r.net);
       if (n.gt(0)) dr = dr.plus(n);
       else cr = cr.minus(n);
-      return { accountId: a.id, code: a.code, name: a.name, type: a.type, debit: fixed(n.gt(0) ? n : 0, mu), credit: fixed(n.lt(0) ? n.neg() : 0, mu) };
+      return { accountId: r.account_id, code: r.code, name: r.name, type: r.type, debit: fixed(n.gt(0) ? n : 0, mu), credit: fixed(n.lt(0) ? n.neg() : 0, mu) };
     });
-    return { asOf: asOf ?? null, baseCurrency: base, rows, totalDebit: fixed(dr, mu), totalCredit: fixed(cr, mu), balanced: dr.eq(cr) };
+    return { asOf: asOf ?? null, baseCurrency: s.baseCurrency, rows, totalDebit: fixed(dr, mu), totalCredit: fixed(cr, mu), balanced: dr.eq(cr) };
   }
 
   async profitAndLoss(tx: TenantTx, from: string, to: string): Promise<ProfitAndLossDto> {
