@@ -13,8 +13,7 @@
 // Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-// @ts-expect-error autocannon ships no type declarations
-import autocannon from 'autocannon';
+import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +59,7 @@ interface Figures {
 }
 
 /** autocannon against the app: only 2xx answers count as done work. */
-async function http(url: string, request: Record<string, unknown>, seconds: number): Promise<Figures> {
+async function http(url: string, request: CannonRequest, seconds: number): Promise<Figures> {
   const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, requests: [request] });
   const ok = r.requests.total - r.non2xx;
   return { requests_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, requests: ok, errors: r.non2xx + r.errors + r.timeouts };
@@ -143,10 +142,10 @@ async function main() {
     const claims = JSON.stringify({ org_id: orgId, sub: userId, email: owner.user.email, role: 'authenticated' });
     const auth = { authorization: `Bearer ${token}` };
     let n = 0;
-    const readReq = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: auth };
-    const writeReq = {
+    const readReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: auth };
+    const writeReq: CannonRequest = {
       method: 'PATCH', path: `/v1/orgs/${orgId}`, headers: { ...auth, 'content-type': 'application/json' },
-      setupRequest: (req: Record<string, unknown>) => ({ ...req, body: JSON.stringify({ name: `Bench Org ${++n}` }) }),
+      setupRequest: (req) => ({ ...req, body: JSON.stringify({ name: `Bench Org ${++n}` }) }),
     };
 
     // the floor: what the repositories and the audit service send, in the tenant transaction's shape
@@ -170,7 +169,7 @@ async function main() {
       await c.query('COMMIT');
     };
 
-    const measure = async (name: string, route: string, request: Record<string, unknown>, sql: (c: pg.PoolClient, i: number) => Promise<void>) => {
+    const measure = async (name: string, route: string, request: CannonRequest, sql: (c: pg.PoolClient, i: number) => Promise<void>) => {
       if (WARMUP > 0) {
         log(`${name}: warming up ${WARMUP}s`);
         await http(base, request, WARMUP);
