@@ -6,7 +6,7 @@ import cliProgress from 'cli-progress';
 import { loadConfig } from '../src/platform/config/config.js';
 import { PrivilegedDatabase } from '../src/platform/database/privileged.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
-import { SecretBox } from '../src/modules/integrations/secret-box.js';
+import { secretBoxFromConfig } from '../src/modules/integrations/integrations.module.js';
 import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
@@ -17,10 +17,14 @@ if (!Number.isInteger(batchSize) || batchSize < 1) {
 }
 
 const config = loadConfig();
-const box = new SecretBox(config.secrets.keys, config.secrets.activeKeyId);
+const box = secretBoxFromConfig(config);
 const privileged = new PrivilegedDatabase(config);
 const bar = new cliProgress.SingleBar(
-  { format: 'secrets:rotate [{bar}] {value}/{total} re-sealed under key ' + (config.secrets.activeKeyId ?? '?'), hideCursor: true },
+  {
+    format: 'secrets:rotate [{bar}] {value}/{total} re-sealed under key ' + (config.secrets.activeKeyId ?? '?'),
+    hideCursor: true,
+    noTTYOutput: true, // also in CI logs, where stderr is not a terminal
+  },
   cliProgress.Presets.shades_classic,
 );
 let code = 0;

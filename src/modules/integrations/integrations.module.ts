@@ -6,6 +6,9 @@ import { ProvidersService } from './providers.service.js';
 import { PublicProvidersService } from './public-providers.service.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
 
+/** The app's key set, as configuration gives it (SECRETS_KEYS, SECRETS_ACTIVE_KEY). */
+export const secretBoxFromConfig = (c: AppConfig) => new SecretBox(c.secrets.keys, c.secrets.activeKeyId);
+
 /** Seed 004: user integrations with encrypted secrets, provider profiles and public pages (issue 5). */
 @Module({
   controllers: [IntegrationsController, MyProviderController, PublicProvidersController],
@@ -13,7 +16,7 @@ import { SECRET_BOX, SecretBox } from './secret-box.js';
     IntegrationsService,
     ProvidersService,
     PublicProvidersService,
-    { provide: SECRET_BOX, useFactory: (c: AppConfig) => new SecretBox(c.secrets.keys, c.secrets.activeKeyId), inject: [APP_CONFIG] },
+    { provide: SECRET_BOX, useFactory: secretBoxFromConfig, inject: [APP_CONFIG] },
   ],
 })
 export class IntegrationsModule {}
