@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { postgresState } from './ledger-errors.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
@@ -53,7 +53,7 @@ export class JournalService {
     try {
       result = await repo.post(tx.db, payload);
     } catch (err) {
-      const { code, message } = postgresState(err);
+      const { code, message } = sqlState(err);
       if (code === '23505' && message?.startsWith('idempotency key')) throw AppError.conflict('ledger.idempotency_conflict', message);
       throw err;
     }

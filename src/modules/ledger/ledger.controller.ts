@@ -1,5 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query, Req, Res, UseInterceptors } from '@nestjs/common';
-import { LedgerErrorInterceptor } from './ledger-errors.js';
+import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
@@ -24,7 +23,6 @@ const Id = (name: string) => Param(name, new ParseUUIDPipe({ exceptionFactory: (
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger')
 export class LedgerBooksController {
   constructor(private readonly ledger: LedgerService) {}
@@ -65,7 +63,6 @@ export class LedgerBooksController {
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger/accounts')
 export class AccountsController {
   constructor(
@@ -142,7 +139,6 @@ export class AccountsController {
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger')
 export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
@@ -200,7 +196,6 @@ export class RatesAndTaxController {
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger')
 export class FiscalCalendarController {
   constructor(
@@ -264,7 +259,6 @@ export class FiscalCalendarController {
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger')
 export class JournalController {
   constructor(private readonly journal: JournalService) {}
@@ -319,7 +313,6 @@ export class JournalController {
 
 @ApiTags('ledger')
 @OrgRoute()
-@UseInterceptors(LedgerErrorInterceptor)
 @Controller('v1/orgs/:orgId/ledger/reports')
 export class ReportsController {
   constructor(private readonly reports: ReportsService) {}
