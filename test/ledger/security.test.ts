@@ -134,6 +134,22 @@ describe('ledger: posted entries are immutable; organizations are apart', () => 
     }
   });
 
+  it('scopes semantic.v_gl_fact to the organization of an analyst login', async () => {
+    const c = await t.db.admin.connect();
+    try {
+      await c.query('BEGIN');
+      // this connection's login stands in for an analyst login mapped to the target organization
+      await c.query('INSERT INTO core.analyst_logins (login, org_id) VALUES (session_user, $1)', [orgId]);
+      await c.query('SET LOCAL ROLE omnizen_analyst');
+      const { rows } = await c.query('SELECT org_id, account_code, amount::text FROM semantic.v_gl_fact ORDER BY line_no');
+      expect(rows).toEqual([{ org_id: orgId, account_code: '1100', amount: '50.0000' }, { org_id: orgId, account_code: '3100', amount: '-50.0000' }]);
+      await expect(c.query('UPDATE finance.journal_lines SET debit = 0')).rejects.toThrow(/permission denied/);
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+  });
+
   it('lets member read the books too', async () => {
     const viewer2 = await registerUser(t, 'member2');
     await addMember(t, orgId, viewer2, 'member');

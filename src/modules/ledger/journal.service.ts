@@ -207,10 +207,9 @@ export class JournalService {
     }
     let closingEntry: JournalEntryDto | null = null;
     if (lines.length) {
-      // a profit (credit balance overall) is credited to retained earnings
-      lines.push(result.lt(0) ? { accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' }
-        : { accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
-      if (result.isZero()) lines.pop();
+      // a profit (credit balance overall) is credited to retained earnings, a loss debited
+      if (result.lt(0)) lines.push({ accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' });
+      if (result.gt(0)) lines.push({ accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
       closingEntry = (await this.post(tx, {
         date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'system', idempotencyKey: `year-end:${yearId}`, lines,
       }, 'ledger.year_end_entry_posted')).entry;
