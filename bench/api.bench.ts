@@ -114,7 +114,8 @@ async function main() {
 
     // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
     child = fork(fileURLToPath(import.meta.url), ['--serve'], {
-      execArgv: ['--import', './scripts/register-ts.mjs'],
+      // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+      execArgv: ['--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
       env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
@@ -139,7 +140,9 @@ async function main() {
     const userId: string = owner.user.id;
     const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
     await call('GET', `/v1/orgs/${orgId}`, token); // the route answers 200 before it is measured
-    const claims = JSON.stringify({ org_id: orgId, sub: userId, email: owner.user.email, role: 'authenticated' });
+    // the claims the API sets for this caller (claimsFor): begin_request also checks the token's session
+    const sessionId = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).session_id;
+    const claims = JSON.stringify({ org_id: orgId, sub: userId, email: owner.user.email, role: 'authenticated', session_id: sessionId });
     const auth = { authorization: `Bearer ${token}` };
     let n = 0;
     const readReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: auth };
@@ -191,8 +194,11 @@ async function main() {
       read, write,
     }, null, 2));
   } finally {
-    child?.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
     await runtime.end().catch(() => undefined);
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
