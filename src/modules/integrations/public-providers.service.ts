@@ -26,7 +26,7 @@ export class PublicProvidersService {
   /** The same 404 for an unknown and a private slug. */
   private async load(slug: string, meta: RequestMeta): Promise<PublicProviderRow> {
     const row = SLUG.test(slug) && slug.length <= 63 ? await this.db.anonymous(meta, (tx) => providers.publicProfile(tx.db, slug)) : undefined;
-    if (!row) throw AppError.notFound('provider', slug);
+    if (!row) throw AppError.notFound('provider'); // no echo of the slug: unknown and private answer byte for byte alike
     return row;
   }
 

@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
+import { testKeys } from './keys.js';
+
+const ALL_DAYS = [1, 2, 3, 4, 5, 6, 7];
+const WHATSAPP = { enabled: true, phoneE164: '+971500000000', messageTemplate: 'Hi! Can I book {date} at {time}?' };
+
+describe('provider profile', () => {
+  let t: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+
+  beforeAll(async () => {
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    ada = await registerUser(t, 'ada');
+    bob = await registerUser(t, 'bob');
+  });
+  afterAll(() => t.close());
+
+  const patch = (u: TestUser, body: object) => t.http.patch('/v1/me/provider').set(u.auth).send(body);
+
+  it('reads the defaults before the first save (Asia/Dubai, private)', async () => {
+    const res = await t.http.get('/v1/me/provider').set(ada.auth).expect(200);
+    expect(res.body).toMatchObject({ id: null, publicSlug: null, isPublic: false, timezone: 'Asia/Dubai', settings: {} });
+  });
+
+  it('saves slug, visibility, time zone and settings, merges setting groups, and audits', async () => {
+    const first = await patch(ada, {
+      publicSlug: 'ada-lovelace', isPublic: true, timezone: 'Europe/London',
+      settings: { workingHours: { timezone: 'Europe/London', days: [1, 2, 3], start: '08:30', end: '15:00' } },
+    }).expect(200);
+    expect(first.body).toMatchObject({ publicSlug: 'ada-lovelace', isPublic: true, timezone: 'Europe/London', id: expect.any(String) });
+    const second = await patch(ada, { settings: { whatsapp: WHATSAPP } }).expect(200);
+    expect(second.body.settings).toEqual({
+      workingHours: { timezone: 'Europe/London', days: [1, 2, 3], start: '08:30', end: '15:00' }, whatsapp: WHATSAPP,
+    });
+    expect(second.body.publicSlug).toBe('ada-lovelace');
+    const { rows } = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_type = 'provider' ORDER BY id`, [ada.personalOrgId]);
+    expect(rows.map((r) => r.action)).toEqual(['provider.created', 'provider.updated']);
+  });
+
+  it.each([
+    [{ publicSlug: 'Ada' }, 'publicSlug'],
+    [{ publicSlug: 'ada--x' }, 'publicSlug'],
+    [{ publicSlug: '-ada' }, 'publicSlug'],
+    [{ timezone: 'Mars/Olympus' }, 'timezone'],
+    [{ isPublic: 'yes' }, 'isPublic'],
+    [{ settings: { workingHours: { timezone: 'Asia/Dubai', days: [0, 8], start: '09:00', end: '17:00' } } }, 'settings.workingHours.days'],
+    [{ settings: { workingHours: { timezone: 'Nowhere/Land', days: [1], start: '09:00', end: '17:00' } } }, 'settings.workingHours.timezone'],
+    [{ settings: { workingHours: { timezone: 'Asia/Dubai', days: [1], start: '9:00', end: '25:00' } } }, 'settings.workingHours.start'],
+    [{ settings: { whatsapp: { ...WHATSAPP, phoneE164: '0501234567' } } }, 'settings.whatsapp.phoneE164'],
+    [{ settings: { whatsapp: { ...WHATSAPP, messageTemplate: 'Book {date}?' } } }, 'settings.whatsapp.messageTemplate'],
+    [{ settings: { whatsapp: { enabled: true } } }, 'settings.whatsapp.phoneE164'],
+    [{ settings: { calendar: { selectedCalendarIds: ['not a url'] } } }, 'settings.calendar.selectedCalendarIds'],
+    [{ settings: { colour: 'red' } }, 'settings.colour'],
+  ])('rejects %j naming %s', async (body, field) => {
+    const res = await patch(bob, body).expect(400);
+    expect(res.body.error.details.map((d: any) => d.field)).toContain(field);
+  });
+
+  it('refuses reserved slugs, hours that end before they start, a public profile without a slug, and a taken slug', async () => {
+    expect((await patch(bob, { publicSlug: 'admin' }).expect(400)).body.error.code).toBe('provider.slug_reserved');
+    const hours = await patch(bob, { settings: { workingHours: { timezone: 'Asia/Dubai', days: [1], start: '17:00', end: '09:00' } } }).expect(400);
+    expect(hours.body.error.message).toMatch(/start must be before/);
+    expect((await patch(bob, { isPublic: true }).expect(400)).body.error.code).toBe('provider.slug_required');
+    expect((await patch(bob, { publicSlug: 'ada-lovelace' }).expect(409)).body.error.code).toBe('provider.slug_taken');
+    // nothing half-written
+    expect((await t.http.get('/v1/me/provider').set(bob.auth).expect(200)).body.id).toBeNull();
+  });
+
+  it("keeps each user's provider to themselves", async () => {
+    await patch(bob, { publicSlug: 'bob-builder', timezone: 'Asia/Dubai' }).expect(200);
+    const mine = await t.http.get('/v1/me/provider').set(bob.auth).expect(200);
+    expect(mine.body.publicSlug).toBe('bob-builder');
+    const ada1 = await t.http.get('/v1/me/provider').set(ada.auth).expect(200);
+    expect(ada1.body.publicSlug).toBe('ada-lovelace');
+    expect(ada1.text).not.toContain(bob.id);
+  });
+});
+
+describe('public provider pages and availability', () => {
+  let t: TestApp;
+  let ny: TestUser;
+  let dubai: TestUser;
+  let hidden: TestUser;
+  let london: TestUser;
+  let caldav: CalDavDouble;
+  const calPassword = 'icloud-app-pw-x91k-never-shown';
+
+  beforeAll(async () => {
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    [ny, dubai, hidden, london] = [await registerUser(t, 'ny'), await registerUser(t, 'dubai'), await registerUser(t, 'hidden'), await registerUser(t, 'london')];
+    await t.http.patch('/v1/me/provider').set(ny.auth).send({
+      publicSlug: 'new-york-coach', isPublic: true, timezone: 'America/New_York',
+      settings: { workingHours: { timezone: 'America/New_York', days: ALL_DAYS, start: '09:00', end: '12:00' }, whatsapp: WHATSAPP },
+    }).expect(200);
+    await t.http.patch('/v1/me/provider').set(dubai.auth).send({
+      publicSlug: 'dubai-trainer', isPublic: true,
+      settings: { workingHours: { timezone: 'Asia/Dubai', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' } },
+    }).expect(200);
+    await t.http.patch('/v1/me/provider').set(hidden.auth).send({
+      publicSlug: 'private-person', isPublic: false,
+      settings: { workingHours: { timezone: 'Asia/Dubai', days: ALL_DAYS, start: '09:00', end: '17:00' } },
+    }).expect(200);
+    await t.http.patch('/v1/me/provider').set(london.auth).send({
+      publicSlug: 'london-tutor', isPublic: true, timezone: 'Europe/London',
+      settings: { workingHours: { timezone: 'Europe/London', days: ALL_DAYS, start: '09:00', end: '11:00' } },
+    }).expect(200);
+    caldav = await startCalDavDouble({ username: 'ny@example.com', password: calPassword });
+  });
+  afterAll(async () => {
+    await caldav.close();
+    await t.close();
+  });
+
+  const availability = (slug: string, query: string) => t.http.get(`/v1/public/providers/${slug}/availability?${query}`);
+
+  it('serves anonymous requests on pooled connections that have served signed-in ones', async () => {
+    // begin_request() runs for every request; on a connection whose cached plan reads core.sessions
+    // (signed-in callers with a session), an anon caller must still get through
+    for (let i = 0; i < 10; i++) await t.http.get('/v1/me/provider').set(ny.auth).expect(200);
+    for (let i = 0; i < 10; i++) await t.http.get('/v1/public/providers/dubai-trainer').expect(200);
+  });
+
+  it('shows only the public profile of a public provider, without authentication', async () => {
+    await t.http.patch('/v1/me/provider').set(ny.auth).send({ settings: { calendar: { selectedCalendarIds: [`${caldav.url}/calendars/home/`] } } }).expect(200);
+    const res = await t.http.get('/v1/public/providers/new-york-coach').expect(200);
+    expect(res.body).toEqual({
+      slug: 'new-york-coach', timezone: 'America/New_York',
+      workingHours: { timezone: 'America/New_York', days: ALL_DAYS, start: '09:00', end: '12:00' },
+      whatsapp: { enabled: true, phoneE164: '+971500000000' },
+    });
+    expect(res.text).not.toContain(ny.id);
+    expect(res.text).not.toContain('calendars/home');
+  });
+
+  it('answers the same 404 for an unknown and a private slug', async () => {
+    const unknown = await t.http.get('/v1/public/providers/no-such-slug').expect(404);
+    const hiddenRes = await t.http.get('/v1/public/providers/private-person').expect(404);
+    const strip = (b: any) => ({ ...b, requestId: undefined });
+    expect(strip(hiddenRes.body)).toEqual(strip(unknown.body));
+    expect(hiddenRes.body.error).toEqual({ code: 'provider.not_found', message: 'provider was not found' });
+    await availability('private-person', 'from=2030-01-07&to=2030-01-07').expect(404);
+    await t.http.get('/v1/public/providers/Not_A_Slug').expect(404);
+  });
+
+  it('computes slots in Asia/Dubai (UTC+4, no daylight saving) on working days only', async () => {
+    // 2030-01-05 is a Saturday, 2030-01-07 a Monday
+    const res = await availability('dubai-trainer', 'from=2030-01-05&to=2030-01-07').expect(200);
+    expect(res.body).toMatchObject({ timezone: 'Asia/Dubai', durationMinutes: 60 });
+    expect(res.body.slots).toHaveLength(8);
+    expect(res.body.slots[0]).toEqual({ start: '2030-01-07T05:00:00.000Z', end: '2030-01-07T06:00:00.000Z', date: '2030-01-07', time: '09:00' });
+    expect(res.body.slots[7]).toMatchObject({ start: '2030-01-07T12:00:00.000Z', time: '16:00' });
+    const half = await availability('dubai-trainer', 'from=2030-01-07&to=2030-01-07&duration=30').expect(200);
+    expect(half.body.slots).toHaveLength(16);
+  });
+
+  it('keeps local working hours across the New York daylight-saving change, with WhatsApp links', async () => {
+    await t.http.patch('/v1/me/provider').set(ny.auth).send({ settings: { calendar: { selectedCalendarIds: [] } } }).expect(200);
+    // 2030-03-10: clocks go from 02:00 EST (UTC-5) to 03:00 EDT (UTC-4)
+    const res = await availability('new-york-coach', 'from=2030-03-09&to=2030-03-11').expect(200);
+    const starts = res.body.slots.filter((s: any) => s.time === '09:00').map((s: any) => [s.date, s.start]);
+    expect(starts).toEqual([
+      ['2030-03-09', '2030-03-09T14:00:00.000Z'],
+      ['2030-03-10', '2030-03-10T13:00:00.000Z'],
+      ['2030-03-11', '2030-03-11T13:00:00.000Z'],
+    ]);
+    expect(res.body.slots).toHaveLength(9);
+    expect(res.body.slots[3].whatsappUrl).toBe('https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-10%20at%2009%3A00%3F');
+  });
+
+  it('keeps local working hours across the London change to summer time', async () => {
+    // 2030-03-31: 01:00 GMT becomes 02:00 BST
+    const res = await availability('london-tutor', 'from=2030-03-30&to=2030-03-31').expect(200);
+    expect(res.body.slots.map((s: any) => s.start)).toEqual([
+      '2030-03-30T09:00:00.000Z', '2030-03-30T10:00:00.000Z', '2030-03-31T08:00:00.000Z', '2030-03-31T09:00:00.000Z',
+    ]);
+    expect(res.body.slots[0].whatsappUrl).toBeUndefined();
+  });
+
+  it.each([
+    ['', 'from'],
+    ['from=2030-01-07', 'to'],
+    ['from=2030-02-30&to=2030-03-01', 'from'],
+    ['from=07-01-2030&to=2030-01-08', 'from'],
+    ['from=2030-01-08&to=2030-01-07', 'before'],
+    ['from=2030-01-01&to=2030-02-01', '31 days'],
+    ['from=2030-01-01&to=2030-01-02&duration=5', 'duration'],
+  ])('answers 400 to ?%s naming %s', async (query, word) => {
+    const res = await availability('dubai-trainer', query).expect(400);
+    expect(JSON.stringify(res.body.error)).toContain(word);
+  });
+
+  it('subtracts busy times read from the connected CalDAV calendar (UTC, TZID and all-day forms)', async () => {
+    caldav.calendars.set('/calendars/home/', [
+      // UTC form: 2030-03-11 14:30-15:10Z = 10:30-11:10 EDT, blocks the 10:00 and 11:00 slots
+      'BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20300311T143000Z\r\nDTEND:20300311T151000Z\r\nSUMMARY:Client\r\nEND:VEVENT',
+      // TZID form, folded line: 09:00-10:00 New York time on 2030-03-12
+      'BEGIN:VEVENT\r\nUID:b\r\nDTSTART;TZID=America/New_York:20300312T090000\r\nDTEND;TZID=America/New_\r\n York:20300312T100000\r\nEND:VEVENT',
+      // cancelled and transparent events do not block
+      'BEGIN:VEVENT\r\nUID:c\r\nDTSTART:20300312T150000Z\r\nDTEND:20300312T160000Z\r\nSTATUS:CANCELLED\r\nEND:VEVENT',
+      'BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20300312T160000Z\r\nDTEND:20300312T170000Z\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT',
+    ]);
+    caldav.calendars.set('/calendars/work/', [
+      // all day on 2030-03-13 (provider's zone)
+      'BEGIN:VEVENT\r\nUID:e\r\nDTSTART;VALUE=DATE:20300313\r\nDTEND;VALUE=DATE:20300314\r\nEND:VEVENT',
+    ]);
+    const { body: integration } = await t.http.post('/v1/me/integrations').set(ny.auth).send({ integrationType: 'caldav', label: 'iCloud' }).expect(201);
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(ny.auth)
+      .send({ credentials: { username: 'ny@example.com', password: calPassword, serverUrl: caldav.url } }).expect(200);
+    await t.http.patch('/v1/me/provider').set(ny.auth).send({
+      settings: { calendar: { selectedCalendarIds: [`${caldav.url}/calendars/home/`, `${caldav.url}/calendars/work/`, 'https://elsewhere.example/cal/'] } },
+    }).expect(200);
+    caldav.requests.length = 0;
+
+    const res = await availability('new-york-coach', 'from=2030-03-11&to=2030-03-13').expect(200);
+    expect(res.body.slots.map((s: any) => `${s.date} ${s.time}`)).toEqual([
+      '2030-03-11 09:00',
+      '2030-03-12 10:00', '2030-03-12 11:00',
+    ]);
+    // one REPORT per calendar on the credentials' server, none to another origin
+    expect(caldav.requests.map((r) => [r.method, r.path, r.depth])).toEqual([
+      ['REPORT', '/calendars/home/', '1'], ['REPORT', '/calendars/work/', '1'],
+    ]);
+    expect(caldav.requests[0].authorization).toBe('Basic ' + Buffer.from(`ny@example.com:${calPassword}`).toString('base64'));
+    expect(caldav.requests[0].body).toContain('<C:time-range start="20300311T040000Z" end="20300314T040000Z"/>');
+    expect(res.text).not.toContain(calPassword);
+  });
+
+  it('answers 503 without slots, and without the credentials, when the calendar refuses them', async () => {
+    const { body: [integration] } = await t.http.get('/v1/me/integrations').set(ny.auth).expect(200);
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(ny.auth)
+      .send({ credentials: { username: 'ny@example.com', password: `${calPassword}-wrong`, serverUrl: caldav.url } }).expect(200);
+    const res = await availability('new-york-coach', 'from=2030-03-11&to=2030-03-11').expect(503);
+    expect(res.body.error.code).toBe('availability.calendar_unavailable');
+    expect(res.text).not.toContain(calPassword);
+    // a disabled integration is not asked
+    await t.http.patch(`/v1/me/integrations/${integration.id}`).set(ny.auth).send({ status: 'disabled' }).expect(200);
+    const open = await availability('new-york-coach', 'from=2030-03-11&to=2030-03-11').expect(200);
+    expect(open.body.slots).toHaveLength(3);
+  });
+});
