@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { migrate } from '../../src/platform/database/migrator.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+const BEFORE_PROVIDERS = '20260401000100_integrations';
+
+describe('seed 004 data movement: providers backfilled, selected_calendar_ids moved into settings', () => {
+  let db: TestDatabase;
+  const [withCalendars, withoutCalendars, noIntegrations] = [randomUUID(), randomUUID(), randomUUID()];
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ template: null });
+    await migrate(db.url, { until: BEFORE_PROVIDERS, log: () => undefined });
+  });
+  afterAll(() => db.drop());
+
+  it('applies the rest over old-shaped rows and checks the result', async () => {
+    const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+    expect((await q(`SELECT to_regclass('public.providers') AS t`)).rows[0].t).toBeNull();
+    for (const id of [withCalendars, withoutCalendars, noIntegrations]) {
+      await q('INSERT INTO auth.users (id, email) VALUES ($1, $2)', [id, `${id}@example.test`]);
+    }
+    await q(`INSERT INTO public.integrations (user_id, integration_type, label, selected_calendar_ids) VALUES
+      ($1, 'icloud', 'Personal iCloud', ARRAY['https://caldav.icloud.com/1/calendars/work/', 'https://caldav.icloud.com/1/calendars/home/']),
+      ($1, 'google', NULL, ARRAY['https://caldav.icloud.com/1/calendars/home/', 'google:primary']),
+      ($2, 'icloud', NULL, NULL)`, [withCalendars, withoutCalendars]);
+    await q(`INSERT INTO public.integration_secrets (integration_id, secret)
+      SELECT id, '{"ciphertext":"c","iv":"i","tag":"t","kid":"k1"}' FROM public.integrations WHERE user_id = $1 AND integration_type = 'icloud'`, [withCalendars]);
+
+    const applied = await migrate(db.url, { log: () => undefined });
+    expect(applied[0]).toBe('20260401000200_providers');
+
+    const { rows: providers } = await q('SELECT owner_user_id, public_slug, is_public, timezone, settings FROM public.providers ORDER BY owner_user_id');
+    expect(providers).toHaveLength(2); // one per integrations.user_id, none for a user without integrations
+    const byOwner = Object.fromEntries(providers.map((p) => [p.owner_user_id, p]));
+    expect(byOwner[withCalendars]).toEqual({
+      owner_user_id: withCalendars, public_slug: null, is_public: false, timezone: 'Asia/Dubai',
+      settings: { calendar: { selectedCalendarIds: ['google:primary', 'https://caldav.icloud.com/1/calendars/home/', 'https://caldav.icloud.com/1/calendars/work/'] } },
+    });
+    expect(byOwner[withoutCalendars].settings).toEqual({});
+    expect(byOwner[noIntegrations]).toBeUndefined();
+    const { rows: columns } = await q(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'integrations' AND column_name = 'selected_calendar_ids'`);
+    expect(columns).toEqual([]);
+    // the rest of the rows is untouched
+    const { rows: kept } = await q(`SELECT i.integration_type, i.label, s.secret ->> 'kid' AS kid FROM public.integrations i LEFT JOIN public.integration_secrets s ON s.integration_id = i.id WHERE i.user_id = $1 ORDER BY 1`, [withCalendars]);
+    expect(kept).toEqual([{ integration_type: 'google', label: null, kid: null }, { integration_type: 'icloud', label: 'Personal iCloud', kid: 'k1' }]);
+  });
+});
