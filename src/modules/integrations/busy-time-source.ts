@@ -20,6 +20,7 @@ export interface CalDavCredentials {
 }
 
 export const ICLOUD_CALDAV_URL = 'https://caldav.icloud.com';
+const ICLOUD_HOST = /^(p\d+-)?caldav\.icloud\.com$/;
 
 const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
 
@@ -38,6 +39,12 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     private readonly fetchImpl: typeof fetch = fetch,
   ) {}
 
+  /** The credentials' server only; for iCloud also its partition hosts (pNN-caldav.icloud.com), over https. */
+  private mayAsk(url: URL, origin: string): boolean {
+    if (url.origin === origin) return true;
+    return !this.credentials.serverUrl && url.protocol === 'https:' && url.port === '' && ICLOUD_HOST.test(url.hostname);
+  }
+
   async busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     const origin = new URL(this.credentials.serverUrl ?? ICLOUD_CALDAV_URL).origin;
     const auth = 'Basic ' + Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
@@ -51,7 +58,7 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     const out: BusyInterval[] = [];
     for (const calendar of this.calendarUrls) {
       const url = new URL(calendar, origin);
-      if (url.origin !== origin) continue;
+      if (!this.mayAsk(url, origin)) continue;
       const res = await this.fetchImpl(url, {
         method: 'REPORT',
         headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
