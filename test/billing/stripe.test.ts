@@ -85,6 +85,15 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     await t.http.post('/v1/billing/stripe/webhook').send({}).expect(400);
   });
 
+  it('answers 502 naming what Stripe said when Stripe refuses, and writes nothing', async () => {
+    stripe.failNext(400, 'No such price: price_omz_pro');
+    const res = await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' }).expect(502);
+    expect(res.body.error).toMatchObject({ code: 'billing.stripe_failed', message: 'Stripe could not create a checkout session: No such price: price_omz_pro' });
+    expect(JSON.stringify(res.body)).not.toContain('sk_test_double');
+    const audit = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.checkout_started'`, [orgId]);
+    expect(audit.rows[0].n).toBe(1); // only the successful checkout of the first test
+  });
+
   it('rejects a bad signature with 400 and changes nothing', async () => {
     const event = stripeEvent('customer.subscription.created', subscriptionObject('sub_bad', 'price_omz_pro', 'active', { org_id: orgId }), T0);
     const forged = Stripe.webhooks.generateTestHeaderString({ payload: JSON.stringify(event), secret: 'whsec_someone_else' });

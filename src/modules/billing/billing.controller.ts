@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
-import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
@@ -122,6 +122,7 @@ export class CatalogController {
  * (For an organization, the same key calls GET /v1/orgs/:orgId/entitlements.)
  */
 @ApiTags('billing')
+@ApiBearerAuth()
 @Controller('v1/billing/users/:userId/entitlements')
 export class ServiceEntitlementsController {
   constructor(

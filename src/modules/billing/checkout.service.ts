@@ -37,7 +37,7 @@ export class CheckoutService {
     // the webhook finds the organization (or person) and the plan again from this metadata
     const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
     const base = this.config.billing.appUrl.replace(/\/$/, '');
-    const session = await this.stripe.api().checkout.sessions.create({
+    const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create({
       mode: 'subscription',
       line_items: [{ price, quantity: 1 }],
       client_reference_id: tx.orgId,
@@ -46,7 +46,7 @@ export class CheckoutService {
       subscription_data: { metadata },
       success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${base}/billing/canceled`,
-    });
+    }));
     if (!session.url) throw new AppError(502, 'billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     await this.audit.record(tx, {
       action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
@@ -59,7 +59,7 @@ export class CheckoutService {
     const customer = await repo.stripeCustomer(tx.db, await this.subject(tx));
     if (!customer) throw AppError.conflict('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
     const base = this.config.billing.appUrl.replace(/\/$/, '');
-    const session = await this.stripe.api().billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` });
+    const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
     await this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } });
     return { id: session.id, url: session.url };
   }

@@ -31,6 +31,17 @@ export class StripeClient {
     return this.client;
   }
 
+  /** Runs one API call; a Stripe failure becomes a 502 naming what Stripe said (never the key). */
+  async call<T>(what: string, request: (api: Stripe) => Promise<T>): Promise<T> {
+    const api = this.api();
+    try {
+      return await request(api);
+    } catch (err) {
+      const e = err as { type?: string; message?: string; statusCode?: number };
+      throw new AppError(502, 'billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null });
+    }
+  }
+
   /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
   verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
     const secret = this.config.billing.stripeWebhookSecret;

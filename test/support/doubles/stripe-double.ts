@@ -21,6 +21,8 @@ export interface StripeDouble {
   requests: StripeDoubleRequest[];
   /** env for createTestApp: points the SDK at this double */
   env: Record<string, string>;
+  /** the next request is answered with this Stripe error instead */
+  failNext(status: number, message: string): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
 
 export async function startStripeDouble(): Promise<StripeDouble> {
   const requests: StripeDoubleRequest[] = [];
+  let failure: { status: number; message: string } | undefined;
   const server: Server = createServer(async (req, res) => {
     const form = await readForm(req);
     const path = (req.url ?? '').split('?')[0];
@@ -42,6 +45,11 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
       res.end(JSON.stringify(body));
     };
+    if (failure) {
+      const { status, message } = failure;
+      failure = undefined;
+      return send(status, { error: { type: 'invalid_request_error', message } });
+    }
     if (!req.headers.authorization?.startsWith('Bearer sk_')) {
       return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided' } });
     }
@@ -68,6 +76,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   return {
     port,
     requests,
+    failNext: (status, message) => (failure = { status, message }),
     env: { STRIPE_API_HOST: '127.0.0.1', STRIPE_API_PORT: String(port), STRIPE_API_PROTOCOL: 'http' },
     close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),
   };
