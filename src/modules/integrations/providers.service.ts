@@ -17,9 +17,6 @@ export const RESERVED_SLUGS = new Set([
 
 export const DEFAULT_TIMEZONE = 'Asia/Dubai';
 
-/** sqlState() reads Prisma's P2010 before the SQLSTATE of a failed raw query, so look at both. */
-const isUniqueViolation = (err: unknown) => sqlState(err).code === '23505' || (err as { meta?: { code?: string } })?.meta?.code === '23505';
-
 /** The signed-in user's provider profile (policies: auth.uid() = owner_user_id). */
 @Injectable()
 export class ProvidersService {
@@ -53,7 +50,7 @@ export class ProvidersService {
         settings: dto.settings && JSON.parse(JSON.stringify(dto.settings)),
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`);
+      if (sqlState(err).code === '23505') throw AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`);
       throw err;
     }
     await this.audit.record(tx, {

@@ -45,17 +45,20 @@ export class PublicProvidersService {
     if (!Number.isInteger(durationMinutes) || durationMinutes < 15 || durationMinutes > 240) {
       throw AppError.badRequest('availability.duration_invalid', 'duration must be between 15 and 240 minutes');
     }
+    // calendar dates first, zone-free: bad input never reaches the database
+    const fromDay = DateTime.fromISO(q.from, { zone: 'utc' });
+    const toDay = DateTime.fromISO(q.to, { zone: 'utc' });
+    if (!fromDay.isValid) throw AppError.badRequest('availability.from_invalid', `from "${q.from}" is not a calendar date`);
+    if (!toDay.isValid) throw AppError.badRequest('availability.to_invalid', `to "${q.to}" is not a calendar date`);
+    if (toDay < fromDay) throw AppError.badRequest('availability.range_invalid', 'to must not be before from');
+    if (toDay.diff(fromDay, 'days').days >= MAX_RANGE_DAYS) {
+      throw AppError.badRequest('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
+    }
     const row = await this.load(slug, meta);
     const hours = row.working_hours as WorkingHours | null;
     const zone = hours?.timezone ?? row.timezone;
     const from = DateTime.fromISO(q.from, { zone });
     const to = DateTime.fromISO(q.to, { zone });
-    if (!from.isValid) throw AppError.badRequest('availability.from_invalid', `from "${q.from}" is not a calendar date`);
-    if (!to.isValid) throw AppError.badRequest('availability.to_invalid', `to "${q.to}" is not a calendar date`);
-    if (to < from) throw AppError.badRequest('availability.range_invalid', 'to must not be before from');
-    if (to.diff(from, 'days').days >= MAX_RANGE_DAYS) {
-      throw AppError.badRequest('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
-    }
     const result: AvailabilityDto = { slug: row.public_slug, timezone: zone, from: q.from, to: q.to, durationMinutes, slots: [] };
     if (!hours) return result;
     const range = { start: from.toUTC().toJSDate(), end: to.plus({ days: 1 }).toUTC().toJSDate() };
