@@ -124,6 +124,10 @@ async function main() {
       child!.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
     });
     const base = `http://127.0.0.1:${port}`;
+    const appCpu = () => new Promise<number>((resolve) => {
+      child!.once('message', (m: { cpuMs: number }) => resolve(m.cpuMs));
+      child!.send('cpu');
+    });
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
       const res = await fetch(base + path, {
         method,
@@ -179,9 +183,15 @@ async function main() {
         await floor(runtime, sql, WARMUP);
       }
       log(`${name}: API ${route} for ${SECONDS}s`);
-      const api = await http(base, request, SECONDS);
+      const cpu0 = await appCpu();
+      const api: Figures & { app_cpu_ms_per_request?: number } = await http(base, request, SECONDS);
+      // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
+      api.app_cpu_ms_per_request = round(((await appCpu()) - cpu0) / Math.max(1, api.requests), 3);
       log(`${name}: raw pg floor for ${SECONDS}s`);
-      const raw = await floor(runtime, sql, SECONDS);
+      const own0 = process.cpuUsage();
+      const raw: Figures & { client_cpu_ms_per_op?: number } = await floor(runtime, sql, SECONDS);
+      const own = process.cpuUsage(own0);
+      raw.client_cpu_ms_per_op = round((own.user + own.system) / 1000 / Math.max(1, raw.requests), 3); // the pg client's share
       return { route, api, floor: raw, ratio: round(api.requests_per_s / raw.requests_per_s, 3) };
     };
     const read = await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql);
@@ -216,6 +226,10 @@ async function serve() {
   bootstrap(app);
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  process.on('message', () => {
+    const { user, system } = process.cpuUsage();
+    process.send!({ cpuMs: (user + system) / 1000 });
+  });
   process.send!({ port: (app.getHttpServer().address() as { port: number }).port });
 }
 
