@@ -1,6 +1,9 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret under SECRETS_ACTIVE_KEY. Run it with the new key active and
-// the old keys still in SECRETS_KEYS; when it reports 0 remaining, the old keys can be removed.
+// Re-seals every integration secret under SECRETS_ACTIVE_KEY. Order of a key change:
+//  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
+//     so every secret still opens and new writes use the new key);
+//  2. run this command with the same configuration; it works row by row in short transactions;
+//  3. when it reports 0 remaining, remove the old keys from SECRETS_KEYS.
 // Safe to interrupt and run again: rows already under the active key are skipped.
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../src/platform/config/config.js';
