@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Queue } from 'bull';
+import type { Redis } from 'ioredis';
+import { JOBS_QUEUE_TOKEN } from '../../src/platform/queue/outbox-relay.service.js';
+import { RedisService } from '../../src/platform/redis/redis.service.js';
+import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
+
+const errorShape = {
+  error: { code: expect.any(String), message: expect.any(String) },
+  requestId: expect.any(String),
+};
+
+describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  describe('errors', () => {
+    it('answers malformed JSON with 400 in the error shape', async () => {
+      const res = await t.http.post('/v1/auth/login').set('content-type', 'application/json').send('{"email": ').expect(400);
+      expect(res.body).toEqual(errorShape);
+      expect(res.body.error.code).toMatch(/^bad_request/);
+      expect(res.body.error.message).toMatch(/JSON/);
+      expect(res.body.requestId).not.toBe('');
+      expect(res.headers['x-request-id']).toBe(res.body.requestId);
+    });
+
+    it('answers an unknown route with 404 in the error shape', async () => {
+      const res = await t.http.get('/v1/no-such-route').expect(404);
+      expect(res.body).toEqual(errorShape);
+      expect(res.body.error.code).toBe('not_found');
+      expect(res.headers['x-request-id']).toBe(res.body.requestId);
+    });
+
+    it('echoes a well-formed x-request-id and generates one otherwise', async () => {
+      const given = await t.http.get('/health').set('x-request-id', 'req-abc.123').expect(200);
+      expect(given.headers['x-request-id']).toBe('req-abc.123');
+      const generated = await t.http.get('/health').expect(200);
+      expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const rejected = await t.http.get('/health').set('x-request-id', 'bad id with spaces').expect(200);
+      expect(rejected.headers['x-request-id']).not.toBe('bad id with spaces');
+      const error = await t.http.get('/v1/no-such-route').set('x-request-id', 'req-xyz').expect(404);
+      expect(error.body.requestId).toBe('req-xyz');
+    });
+  });
+
+  describe('health', () => {
+    it('is live', async () => {
+      expect((await t.http.get('/health').expect(200)).body).toEqual({ status: 'ok' });
+    });
+
+    it('is ready when PostgreSQL (and Redis, when configured) answer', async () => {
+      const res = await t.http.get('/health/ready').expect(200);
+      expect(res.body).toEqual({ status: 'ok', checks: hasRedis ? { postgres: 'up', redis: 'up' } : { postgres: 'up' } });
+    });
+  });
+
+  describe('with Redis configured but unreachable', () => {
+    let down: TestApp;
+    let clients: [string, Redis][];
+    let closed = false;
+    // whatever the application leaves connecting is ended here, synchronously after close: once the
+    // queue is closed its clients have no 'error' listener and the next failed reconnect would throw
+    const endAll = () => clients.forEach(([, c]) => c.disconnect());
+
+    beforeAll(async () => {
+      down = await createTestApp({ REDIS_URL: 'redis://127.0.0.1:1' });
+      const queue = down.app.get<Queue>(JOBS_QUEUE_TOKEN) as unknown as { clients: Redis[] };
+      clients = [['RedisService', down.app.get(RedisService).client!], ...queue.clients.map((c, i) => [`jobs queue client ${i}`, c] as [string, Redis])];
+    });
+    afterAll(async () => {
+      if (!closed) await down.close().finally(endAll);
+    });
+
+    it('is not ready (503)', async () => {
+      const res = await down.http.get('/health/ready').expect(503);
+      expect(res.body).toEqual({ status: 'unavailable', checks: { postgres: 'up', redis: 'down' } });
+    });
+
+    it('releases every Redis connection on close (graceful shutdown with Redis down)', async () => {
+      closed = true;
+      await down.close().finally(() => {
+        const left = clients.filter(([, c]) => c.status !== 'end').map(([name, c]) => `${name} is still ${c.status}`);
+        endAll();
+        expect(left).toEqual([]);
+      });
+    });
+  });
+
+  describe('OpenAPI', () => {
+    let doc: any;
+    beforeAll(async () => {
+      doc = (await t.http.get('/docs-json').expect(200)).body;
+    });
+
+    const operations = () =>
+      Object.entries<Record<string, any>>(doc.paths).flatMap(([path, item]) =>
+        Object.entries(item)
+          .filter(([method]) => ['get', 'post', 'put', 'patch', 'delete'].includes(method))
+          .map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, path, op })));
+
+    it('serves the document with the bearer scheme', () => {
+      expect(doc.openapi).toMatch(/^3\./);
+      expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+      expect(operations().map((o) => o.name)).toEqual(expect.arrayContaining(['GET /health', 'GET /v1/orgs']));
+    });
+
+    it('gives every operation a summary and at least one 2xx response', () => {
+      const ops = operations();
+      expect(ops.filter((o) => !o.op.summary).map((o) => `${o.name}: no summary`)).toEqual([]);
+      expect(ops.filter((o) => !Object.keys(o.op.responses ?? {}).some((s) => /^2\d\d$/.test(s))).map((o) => `${o.name}: no 2xx response`)).toEqual([]);
+    });
+
+    it('declares bearer security on every route that needs a token', async () => {
+      // a route is public when the API answers it without a token with something other than 401
+      const missing: string[] = [];
+      for (const { name, path, op } of operations()) {
+        if ((op.security ?? doc.security ?? []).some((s: Record<string, unknown>) => 'bearer' in s)) continue;
+        const method = name.split(' ')[0].toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
+        const url = path.replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000');
+        const res = await t.http[method](url).send({});
+        if (res.status === 401) missing.push(`${name}: answers 401 without a token but declares no bearer security`);
+      }
+      expect(missing).toEqual([]);
+    });
+
+    it('serves the UI at /docs', async () => {
+      const res = await t.http.get('/docs').redirects(1).expect(200);
+      expect(res.headers['content-type']).toMatch(/text\/html/);
+      expect(res.text).toMatch(/swagger/i);
+    });
+  });
+});
