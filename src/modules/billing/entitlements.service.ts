@@ -151,7 +151,7 @@ export class EntitlementsService implements EntitlementGate {
     if (used + 1 > feature.limit) {
       const upgrade = await this.upgradeFor(tx.db, r, req.feature, used + 1);
       throw new AppError(402, 'billing.limit_reached',
-        `the ${r.plan} plan allows ${quantity(feature.limit, feature.unit ?? req.feature)}; ${upgrade ? `upgrade to ${upgrade.code}` : 'this is the highest plan'}`,
+        `the ${r.plan} plan allows ${quantity(feature.limit, feature.unit ?? req.feature)}; ${upgrade ? `upgrade to ${upgrade.code}` : 'no plan allows more; contact sales'}`,
         { app: req.app, feature: req.feature, plan: r.plan, limit: feature.limit, usage: used, upgradeTo: upgrade?.code ?? null });
     }
   }

@@ -111,9 +111,17 @@ export function UserRoute(): ClassDecorator {
 
 export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);
 
+/** Adds to the route's list (several billing decorators stack; they run top to bottom). */
+function addRequirement(requirement: EntitlementRequirement): MethodDecorator & ClassDecorator {
+  return (target: object, _key?: string | symbol, descriptor?: PropertyDescriptor): void => {
+    const holder = descriptor ? descriptor.value : target;
+    Reflect.defineMetadata(ENTITLEMENTS, [requirement, ...(Reflect.getMetadata(ENTITLEMENTS, holder) ?? [])], holder);
+  };
+}
+
 function entitlement(requirement: EntitlementRequirement, summary: string): MethodDecorator & ClassDecorator {
   return applyDecorators(
-    SetMetadata(ENTITLEMENTS, [requirement]),
+    addRequirement(requirement),
     ApiErrors(402),
     ApiExtension('x-omnizen-billing', { ...requirement, summary }),
   );
