@@ -66,6 +66,18 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
     const svc = await t.http.get(`/v1/billing/users/${ada.id}/entitlements?app=app_securevault`).set(serviceAuth).expect(200);
     expect(svc.body).toMatchObject({ plan: 'pro', status: 'active', subject: { type: 'user', userId: ada.id } });
 
+    // the Hub's writer may be service_role rather than the owner: the same SQL works under it
+    const hub = await t.db.admin.connect();
+    try {
+      await hub.query('BEGIN; SET LOCAL ROLE service_role');
+      await hub.query(SEED_000_PROVISIONING_SQL.replace('USER_UUID_FROM_CORE', bob.id));
+      await hub.query('COMMIT');
+    } finally {
+      hub.release();
+    }
+    const bobs = await t.http.get('/v1/me/entitlements?app=app_securevault').set(bob.auth).expect(200);
+    expect(bobs.body).toMatchObject({ plan: 'pro', status: 'active' });
+
     // running it again (ON CONFLICT path) keeps one row
     await t.db.admin.query(SEED_000_PROVISIONING_SQL.replace('USER_UUID_FROM_CORE', ada.id));
     const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM hub."Subscription" WHERE "userId" = $1`, [ada.id]);
@@ -131,8 +143,10 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
 
     // SQL: bob's claims, even naming org A, see only org B's rows and his own personal ones
     const asBob = (org: string, sql: string) => t.db.as({ sub: bob.id, role: 'authenticated', org_id: org }, 'authenticated', sql);
-    expect(await asBob(orgA, `SELECT id FROM hub."Subscription"`)).toEqual([]);
-    expect((await asBob(orgB, `SELECT id FROM hub."Subscription"`)).map((r) => r.id)).toEqual(['sub-b']);
+    const notBobs = `SELECT id FROM hub."Subscription" WHERE "userId" IS DISTINCT FROM '${bob.id}'`;
+    expect(await asBob(orgA, notBobs)).toEqual([]);
+    expect((await asBob(orgB, notBobs)).map((r) => r.id)).toEqual(['sub-b']);
+    expect((await asBob(orgA, `SELECT "userId", "organizationId" FROM hub."Subscription"`))).toEqual([{ userId: bob.id, organizationId: null }]);
     expect(await asBob(orgA, `SELECT id FROM hub."BillingEvent"`)).toEqual([]);
     expect(await asBob(orgB, `SELECT id FROM hub."BillingEvent"`)).toEqual([]);
     expect(await asBob(orgB, `SELECT 1 FROM hub."Subscription" WHERE "userId" = '${ada.id}'`)).toEqual([]);
