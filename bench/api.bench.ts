@@ -15,7 +15,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -49,6 +49,15 @@ const withDb = (url: string, name: string, user?: string, password?: string) => 
   }
   return u.toString();
 };
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 interface Figures {
   requests_per_s: number;
@@ -97,10 +106,15 @@ async function floor(pool: pg.Pool, op: (c: pg.PoolClient, i: number) => Promise
 }
 
 async function main() {
+  const loadBefore = loadavg()[0]; // what else the machine was doing before this run added its own load
   const server = await ensureDatabaseUrl(projectRoot(), log);
   const dbName = `omnizen_bench_api_${process.pid}`;
   const root = new pg.Client({ connectionString: server });
   await root.connect();
+  // databases of earlier runs that were killed before they could drop theirs
+  for (const { datname } of (await root.query(`SELECT datname FROM pg_database WHERE datname ~ '^omnizen_bench_api_[0-9]+$'`)).rows) {
+    if (!alive(Number(datname.slice('omnizen_bench_api_'.length)))) await root.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  }
   await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
   await root.query(`CREATE DATABASE "${dbName}"`);
   const ownerUrl = withDb(server, dbName);
@@ -200,7 +214,7 @@ async function main() {
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
-      machine: { cpus: cpus().length, node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
+      machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
       read, write,
     }, null, 2));
   } finally {
