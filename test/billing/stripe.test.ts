@@ -103,8 +103,12 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     // a body altered after signing
     const signed = Stripe.webhooks.generateTestHeaderString({ payload: JSON.stringify(event), secret: WEBHOOK_SECRET });
     await send({ ...event, type: 'customer.subscription.deleted' }, signed).expect(400);
+    // signed, but not an event
+    const notEvent = await send({ hello: 'world' }).expect(400);
+    expect(notEvent.body.error.code).toBe('billing.webhook_payload');
     await drain();
     expect(await eventRow(event.id)).toBeUndefined();
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM hub."BillingEvent"`)).rows[0].n).toBe(0);
     expect((await entitlements(orgId)).source).toBe('default');
   });
 

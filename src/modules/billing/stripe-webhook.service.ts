@@ -65,6 +65,10 @@ export class StripeWebhookService implements OnModuleInit {
       this.logger.warn(`stripe webhook rejected (request ${requestId}): ${(err as Error).message}`);
       throw AppError.badRequest('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
     }
+    if (typeof event.id !== 'string' || typeof event.type !== 'string' || !Number.isInteger(event.created)) {
+      this.logger.warn(`stripe webhook rejected (request ${requestId}): signed, but not an event (id, type, created)`);
+      throw AppError.badRequest('billing.webhook_payload', 'the payload is not a Stripe event: it needs id, type and created');
+    }
     return this.privileged.run('billing.webhook', async (db) => {
       const orgId = await this.locate(db, event);
       const [row] = await db.$queryRaw<{ id: string }[]>`
@@ -87,7 +91,7 @@ export class StripeWebhookService implements OnModuleInit {
 
   /** The organization an event concerns (a person's personal organization for personal plans). */
   private async locate(db: Db, event: Stripe.Event): Promise<string | undefined> {
-    const obj = event.data.object as any;
+    const obj = (event.data?.object ?? {}) as any; // signed by Stripe, yet never trusted to be complete
     const metadata = obj.metadata ?? obj.parent?.subscription_details?.metadata ?? obj.subscription_details?.metadata ?? {};
     const claimed = metadata.org_id ?? obj.client_reference_id;
     if (typeof claimed === 'string' && UUID.test(claimed) && (await repo.org(db, claimed))) return claimed;
@@ -98,7 +102,7 @@ export class StripeWebhookService implements OnModuleInit {
   }
 
   private stripeSubscriptionId(event: Stripe.Event): string | undefined {
-    const obj = event.data.object as any;
+    const obj = (event.data?.object ?? {}) as any;
     if (event.type.startsWith('customer.subscription.')) return obj.id;
     if (event.type.startsWith('checkout.session.')) return idOf(obj.subscription);
     if (event.type.startsWith('invoice.')) return idOf(obj.parent?.subscription_details?.subscription ?? obj.subscription);
@@ -182,7 +186,7 @@ export class StripeWebhookService implements OnModuleInit {
 
   /** Reads the event into a Change, or says why it changes nothing. */
   private async changeFrom(db: Db, event: Stripe.Event): Promise<Change | { ignored: string }> {
-    const obj = event.data.object as any;
+    const obj = (event.data?.object ?? {}) as any;
     switch (event.type) {
       case 'checkout.session.completed': {
         if (obj.mode !== 'subscription') return { ignored: `checkout mode ${obj.mode} is not a subscription` };
