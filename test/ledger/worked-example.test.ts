@@ -116,6 +116,23 @@ describe('ledger: a worked month', () => {
     await t.http.get(ledgerUrl(orgId, `accounts/${acc['1100']}/ledger?cursor=notacursor`)).set(owner.auth).expect(400);
   });
 
+  it('lists journal entries newest first with cursor pagination', async () => {
+    const seen: any[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await t.http.get(ledgerUrl(orgId, `journal-entries?limit=4${cursor ? `&cursor=${cursor}` : ''}`)).set(owner.auth).expect(200);
+      seen.push(...res.body.items);
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(11); // ten postings and the revaluation
+    expect(seen.map((e) => e.date)).toEqual([...seen.map((e) => e.date)].sort().reverse());
+    expect(new Set(seen.map((e) => e.id)).size).toBe(11);
+    const dup = seen.find((e) => e.memo === 'Rent (twice by mistake)');
+    expect(dup.reversedByEntryId).toEqual(seen.find((e) => e.reversesEntryId === dup.id).id);
+    const jan = await t.http.get(ledgerUrl(orgId, 'journal-entries?from=2026-01-20&to=2026-01-22')).set(owner.auth).expect(200);
+    expect(jan.body.items.map((e: any) => e.date)).toEqual(['2026-01-22', '2026-01-21', '2026-01-20']);
+  });
+
   it('closes the year: the result moves to retained earnings and the books stay balanced', async () => {
     const years = await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200);
     const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${years.body[0].id}/close`)).set(owner.auth).expect(200);
