@@ -4,9 +4,13 @@ import cookieParser from 'cookie-parser';
 import { Logger } from 'nestjs-pino';
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
+import { requestId } from './platform/http/request-id.js';
 
 /** Everything main.ts and the tests apply to an application, in one place. */
 export function bootstrap(app: INestApplication): INestApplication {
+  // First middleware (Nest adds its body parsers at init, after this): even a request whose
+  // body cannot be parsed gets an id, in the x-request-id header and in the error body.
+  app.use(requestId);
   app.useLogger(app.get(Logger));
   app.use(cookieParser());
   app.useGlobalPipes(validationPipe());

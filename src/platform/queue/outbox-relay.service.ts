@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { getQueueToken } from '@nestjs/bull';
 import type { Queue } from 'bull';
@@ -14,7 +14,7 @@ export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
  * row relayed twice is queued once) or runs them in-process. Failures back off and retry.
  */
 @Injectable()
-export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OutboxRelay.name);
   private running: Promise<number> | null = null;
 
@@ -24,7 +24,22 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     private readonly registry: JobRegistry,
     private readonly scheduler: SchedulerRegistry,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
-  ) {}
+  ) {
+    // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
+    this.queue?.on('error', (err) => this.logger.warn(`jobs queue: ${err.message}`));
+    // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and
+    // aborts the whole shutdown. Wrap it: log, end the clients still trying to connect, go on.
+    const bull = this.queue as (Queue & { onModuleDestroy?: () => Promise<void> }) | undefined;
+    if (bull?.onModuleDestroy) {
+      const closeQueue = bull.onModuleDestroy.bind(bull);
+      bull.onModuleDestroy = () =>
+        closeQueue()
+          .catch((err: Error) => this.logger.warn(`jobs queue did not close cleanly: ${err.message}`))
+          .finally(() => {
+            for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
+          });
+    }
+  }
 
   onApplicationBootstrap(): void {
     const every = this.config.jobs.relayIntervalMs;
@@ -33,7 +48,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     }
   }
 
-  onApplicationShutdown(): void {
+  onModuleDestroy(): void {
     if (this.scheduler.doesExist('interval', 'outbox-relay')) this.scheduler.deleteInterval('outbox-relay');
   }
 
