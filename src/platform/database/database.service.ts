@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient, Prisma } from '../../generated/prisma/client.js';
+import type { PrismaClient, Prisma } from '../../generated/prisma/client.js';
+import { prismaOverPool } from './pool.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
 import { AppError } from '../errors/app-error.js';
@@ -40,11 +40,10 @@ export class DatabaseService implements OnApplicationShutdown {
   private readonly logger = new Logger(DatabaseService.name);
   /** Runtime login (omnizen_api): can only SET ROLE authenticated / anon. */
   readonly client: PrismaClient;
+  private readonly close: () => Promise<void>;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.client = new PrismaClient({
-      adapter: new PrismaPg({ connectionString: config.apiDatabaseUrl, max: config.apiDatabasePoolSize }),
-    });
+    ({ client: this.client, close: this.close } = prismaOverPool(config.apiDatabaseUrl, config.apiDatabasePoolSize, 'Database'));
   }
 
   /**
@@ -85,7 +84,7 @@ export class DatabaseService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.client.$disconnect();
+    await this.close();
     this.logger.log('database pool closed');
   }
 }

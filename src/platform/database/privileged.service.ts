@@ -1,6 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient } from '../../generated/prisma/client.js';
+import type { PrismaClient } from '../../generated/prisma/client.js';
+import { prismaOverPool } from './pool.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import type { Db } from './database.service.js';
 
@@ -32,9 +32,10 @@ export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 @Injectable()
 export class PrivilegedDatabase implements OnApplicationShutdown {
   private readonly client: PrismaClient;
+  private readonly close: () => Promise<void>;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.client = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: 5 }) });
+    ({ client: this.client, close: this.close } = prismaOverPool(config.databaseUrl, 5, 'PrivilegedDatabase'));
   }
 
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {
@@ -45,6 +46,6 @@ export class PrivilegedDatabase implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.client.$disconnect();
+    await this.close();
   }
 }
