@@ -190,6 +190,13 @@ async function main() {
       await c.query('COMMIT');
     };
 
+    // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
+    const httpWithCpu = async (request: CannonRequest) => {
+      const cpu0 = await appCpu();
+      const figures: Figures & { app_cpu_ms_per_request?: number } = await http(base, request, SECONDS);
+      figures.app_cpu_ms_per_request = round(((await appCpu()) - cpu0) / Math.max(1, figures.requests), 3);
+      return figures;
+    };
     const measure = async (name: string, route: string, request: CannonRequest, sql: (c: pg.PoolClient, i: number) => Promise<void>) => {
       if (WARMUP > 0) {
         log(`${name}: warming up ${WARMUP}s`);
@@ -197,10 +204,7 @@ async function main() {
         await floor(runtime, sql, WARMUP);
       }
       log(`${name}: API ${route} for ${SECONDS}s`);
-      const cpu0 = await appCpu();
-      const api: Figures & { app_cpu_ms_per_request?: number } = await http(base, request, SECONDS);
-      // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
-      api.app_cpu_ms_per_request = round(((await appCpu()) - cpu0) / Math.max(1, api.requests), 3);
+      const api = await httpWithCpu(request);
       log(`${name}: raw pg floor for ${SECONDS}s`);
       const own0 = process.cpuUsage();
       const raw: Figures & { client_cpu_ms_per_op?: number } = await floor(runtime, sql, SECONDS);
@@ -210,12 +214,15 @@ async function main() {
     };
     const read = await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql);
     const write = await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql);
+    // the HTTP stack alone (no token, no database): what the app costs before any tenant work
+    log(`baseline: API GET /health for ${SECONDS}s`);
+    const baseline = { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) };
 
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
       machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
-      read, write,
+      read, write, http_baseline: baseline,
     }, null, 2));
   } finally {
     if (child && child.exitCode === null) {
