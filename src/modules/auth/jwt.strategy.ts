@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
@@ -18,7 +19,10 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     super({
       jwtFromRequest: ExtractJwt.fromExtractors([ExtractJwt.fromAuthHeaderAsBearerToken(), fromCookie]),
-      secretOrKey: config.auth.supabaseJwtSecret,
+      // A ready KeyObject (jsonwebtoken accepts one; passport-jwt's types predate that): given a
+      // string, jsonwebtoken first tries it as a public key and re-derives it on every request,
+      // ~0.7 ms of CPU each.
+      secretOrKey: createSecretKey(Buffer.from(config.auth.supabaseJwtSecret)) as unknown as Buffer,
       algorithms: ['HS256'],
       ignoreExpiration: false,
     });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
@@ -21,7 +21,11 @@ export interface AccessTokenSubject {
  */
 @Injectable()
 export class TokenService {
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  private readonly signingKey: KeyObject;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.signingKey = createSecretKey(Buffer.from(config.auth.supabaseJwtSecret));
+  }
 
   issueAccessToken(s: AccessTokenSubject, ttlSeconds = this.config.auth.accessTokenTtlSeconds): { token: string; expiresIn: number } {
     const token = jwt.sign(
@@ -35,7 +39,7 @@ export class TokenService {
         appCode: s.appCode,
         session_id: s.sessionId,
       },
-      this.config.auth.supabaseJwtSecret,
+      this.signingKey,
       { algorithm: 'HS256', audience: 'authenticated', issuer: OUR_ISSUER, expiresIn: ttlSeconds },
     );
     return { token, expiresIn: ttlSeconds };
