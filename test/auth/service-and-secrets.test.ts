@@ -4,8 +4,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { PURGE_JOB, SessionPurgeJob } from '../../src/modules/auth/purge.job.js';
-import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
-import { AuditService } from '../../src/modules/audit/audit.service.js';
+import { loadConfig } from '../../src/platform/config/config.js';
 
 describe('service-role key, secrets, and the session purge job', () => {
   let t: TestApp;
@@ -84,12 +83,9 @@ describe('service-role key, secrets, and the session purge job', () => {
       expect(job.isActive).toBe(true);
     });
 
-    it('refuses a bad JOBS_PURGE_CRON with a message naming it', () => {
-      const job = new SessionPurgeJob(
-        { ...t.config, jobs: { ...t.config.jobs, purgeCron: 'every now and then' } },
-        t.app.get(PrivilegedDatabase), t.app.get(AuditService), new SchedulerRegistry(),
-      );
-      expect(() => job.onModuleInit()).toThrow(/^JOBS_PURGE_CRON "every now and then" is not a valid cron expression/);
+    it('refuses a bad JOBS_PURGE_CRON at boot with a message naming it', () => {
+      expect(() => loadConfig({ DATABASE_URL: t.config.databaseUrl, JOBS_PURGE_CRON: 'every now and then' }))
+        .toThrow(/^JOBS_PURGE_CRON "every now and then" is not a valid cron expression/);
     });
 
     it('deletes expired refresh tokens and ended sessions, keeps live ones, and audits per user', async () => {

@@ -1,17 +1,14 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
-import { APP_CONFIG, ConfigError, type AppConfig } from '../../platform/config/config.js';
+import { scheduleFromConfig } from '../../platform/queue/schedule.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { sessionRepository } from './session.repository.js';
 
 export const PURGE_JOB = 'auth.purge-sessions';
 
-/**
- * Deletes expired refresh tokens and ended sessions on JOBS_PURGE_CRON. @Cron() takes its
- * expression at class-definition time, before config exists, so the job is registered here.
- */
+/** Deletes expired refresh tokens and ended sessions on JOBS_PURGE_CRON. */
 @Injectable()
 export class SessionPurgeJob implements OnModuleInit {
   private readonly logger = new Logger(SessionPurgeJob.name);
@@ -24,20 +21,7 @@ export class SessionPurgeJob implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    let job: CronJob;
-    try {
-      job = CronJob.from({
-        cronTime: this.config.jobs.purgeCron,
-        onTick: async () => {
-          await this.run().catch((err) => this.logger.error({ err }, 'session purge failed'));
-        },
-        waitForCompletion: true,
-      });
-    } catch (err) {
-      throw new ConfigError(`JOBS_PURGE_CRON "${this.config.jobs.purgeCron}" is not a valid cron expression: ${(err as Error).message}`);
-    }
-    this.scheduler.addCronJob(PURGE_JOB, job);
-    job.start();
+    scheduleFromConfig(this.scheduler, PURGE_JOB, this.config.jobs.purgeCron, () => this.run(), this.logger);
   }
 
   /** One purge; each affected user gets an audit row in their personal organization. */

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
+import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -22,12 +22,7 @@ export class InvitationPurge implements OnApplicationBootstrap {
   ) {}
 
   onApplicationBootstrap(): void {
-    // The schedule module stops registered cron jobs at shutdown.
-    this.scheduler.addCronJob('invitations-purge', CronJob.from({
-      cronTime: this.config.jobs.purgeCron,
-      onTick: () => void this.purgeExpired().catch((err) => this.logger.error(err)),
-      start: true,
-    }));
+    scheduleFromConfig(this.scheduler, 'invitations-purge', this.config.jobs.purgeCron, () => this.purgeExpired(), this.logger);
   }
 
   /** Deletes invitations expired more than the retention ago; one audit row per organization. */

@@ -1,3 +1,5 @@
+import { assertCronExpression } from '../queue/schedule.js';
+
 // Configuration is read once, at boot, and validated: a bad or missing variable stops the process
 // with a message that names it. Everything else receives the typed AppConfig.
 
@@ -96,6 +98,16 @@ function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
   return value;
 }
 
+function cron(env: Env, name: string, fallback: string): string {
+  const value = env[name] || fallback;
+  try {
+    assertCronExpression(value);
+  } catch (err) {
+    throw new ConfigError(`${name} "${value}" is not a valid cron expression: ${(err as Error).message}`);
+  }
+  return value;
+}
+
 /** The API's runtime URL: API_DATABASE_URL, or DATABASE_URL with the omnizen_api login. */
 export function deriveApiDatabaseUrl(databaseUrl: string, password: string): string {
   const u = new URL(databaseUrl);
@@ -167,7 +179,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
       relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
-      purgeCron: env.JOBS_PURGE_CRON ?? '0 */15 * * * *',
+      purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
     },
     billing: {
       stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
