@@ -37,6 +37,8 @@ export async function createTestDatabase(options: { template?: string | null } =
   const url = withDb(server, name);
   const admin = new pg.Pool({ connectionString: url, max: 4 });
   const runtime = new pg.Pool({ connectionString: withDb(server, name, 'omnizen_api', 'omnizen_api_test'), max: 4 });
+  // an idle connection cut by the server is replaced by the pool; without a listener it would crash the file
+  for (const pool of [admin, runtime]) pool.on('error', () => undefined);
   return {
     name,
     url,
