@@ -51,9 +51,12 @@ BEGIN
 EXCEPTION WHEN insufficient_privilege THEN NULL;
 END $$;
 
--- claims cannot move an analyst into another organization
+-- claims cannot move an analyst into another organization: they are ignored, the mapping decides
 SELECT set_config('request.jwt.claims', '{"org_id":"10000000-0000-4000-8000-00000000000b"}', true);
-SELECT pg_temp.check_text('analyst claiming Bolt: auth_org_id()', public.auth_org_id()::text, NULL);
+SELECT pg_temp.check_text('analyst claiming Bolt: auth_org_id()', public.auth_org_id()::text, '10000000-0000-4000-8000-00000000000a');
+SELECT set_config('request.jwt.claims', '{"org_id":"10000000-0000-4000-8000-00000000000b","role":"service_role"}', true);
+SELECT pg_temp.check_text('analyst claiming Bolt as a service: auth_org_id()', public.auth_org_id()::text, '10000000-0000-4000-8000-00000000000a');
+SELECT pg_temp.check_text('analyst claiming Bolt as a service: auth_role()', public.auth_role(), 'analyst');
 SELECT set_config('request.jwt.claims', '', true);
 
 -- a login granted omnizen_analyst but not mapped is in no organization

@@ -134,4 +134,14 @@ describe('audit log', () => {
       expect(await count()).toEqual(before);
     });
   });
+
+  it('cannot be forged: a member writes audit rows only as themselves, and never as a service', async () => {
+    const member = a.users.member;
+    const claims = { sub: member.id, role: 'authenticated', org_id: a.orgId };
+    const insert = (actor: string, type: string) => t.db.as(claims, 'authenticated',
+      `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type) VALUES ($1, $2, $3, 'forged', 'x')`, [a.orgId, actor, type]);
+    await expect(insert(a.users.owner.id, 'user')).rejects.toThrow(/row-level security/);
+    await expect(insert('service:billing', 'service')).rejects.toThrow(/row-level security/);
+    await expect(insert(member.id, 'user')).resolves.toEqual([]);
+  });
 });

@@ -60,6 +60,7 @@ describe('invitations', () => {
       const lines = log.mock.calls.map((c) => String(c[0]));
       expect(lines.some((l) => l.includes(res.body.id))).toBe(true);
       expect(lines.join('\n')).not.toContain(token);
+      expect(lines.join('\n')).not.toContain(grace.email);
     } finally {
       log.mockRestore();
     }

@@ -12,11 +12,12 @@ describe('analyst database login', () => {
   let db: TestDatabase;
   const login = `omnizen_t_analyst_${randomBytes(4).toString('hex')}`;
   const orgId = randomUUID();
+  let userId: string;
   let analyst: pg.Client;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const userId = randomUUID();
+    userId = randomUUID();
     await db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
     await db.admin.query(`INSERT INTO core.organizations (id, name, owner_user_id) VALUES ($1, 'Analysed', $2)`, [orgId, userId]);
     await db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [orgId, userId]);
@@ -42,14 +43,19 @@ describe('analyst database login', () => {
     expect(r).toEqual({ who: login, org: orgId, role: 'analyst' });
   });
 
-  it('cannot claim another organization through request.jwt.claims', async () => {
-    await analyst.query('BEGIN');
-    try {
-      await analyst.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ org_id: randomUUID(), role: 'service_role' })]);
-      const { rows: [r] } = await analyst.query('SELECT public.auth_org_id() AS org');
-      expect(r.org).toBeNull();
-    } finally {
-      await analyst.query('ROLLBACK');
+  it('cannot claim another, existing organization through request.jwt.claims', async () => {
+    const otherOrg = randomUUID();
+    await db.admin.query(`INSERT INTO core.organizations (id, name, owner_user_id) VALUES ($1, 'Other', $2)`, [otherOrg, userId]);
+    await db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [otherOrg, userId]);
+    for (const claims of [{ org_id: otherOrg, role: 'service_role' }, { org_id: otherOrg, sub: userId, role: 'authenticated' }]) {
+      await analyst.query('BEGIN');
+      try {
+        await analyst.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify(claims)]);
+        const { rows: [r] } = await analyst.query('SELECT public.auth_org_id()::text AS org, public.auth_role() AS role');
+        expect(r).toEqual({ org: orgId, role: 'analyst' });
+      } finally {
+        await analyst.query('ROLLBACK');
+      }
     }
   });
 

@@ -30,10 +30,10 @@ export class InvitationsService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    // Sending the email is out of scope for now: the handler records that an invitation is due.
-    // The job carries no token (the outbox is not a place for secrets).
+    // Not built yet: sending the invitation email (no mailer exists). The handler only records
+    // that one is due, without the address. The job carries no token (the outbox holds no secrets).
     this.jobs.register(INVITATION_CREATED, async (job) => {
-      this.logger.log(`invitation ${String(job.payload.invitationId)} to ${String(job.payload.email)} for organization ${job.orgId} is ready to be sent`);
+      this.logger.log(`invitation ${String(job.payload.invitationId)} for organization ${job.orgId} is due for sending (no mailer configured)`);
     });
   }
 

@@ -21,7 +21,6 @@ export type RequestRole = OrgRole | 'service' | 'analyst';
 
 export const ADMIN_ROLES: RequestRole[] = ['owner', 'admin', 'service'];
 export const BOOKKEEPER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'service'];
-export const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
 
 /** The claims the database reads through auth.jwt(), auth.uid() and auth_org_id(). */
 export function claimsFor(principal: Principal, orgId: string | null, workspaceId?: string): Record<string, unknown> {
