@@ -104,6 +104,8 @@ describe('invitations', () => {
 
     // an expired invitation does not block a new one to the same address
     const renewed = await invite(carol.email).expect(201);
+    const replaced = await t.db.admin.query(`SELECT entity_id FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.expired_replaced'`, [orgId]);
+    expect(replaced.rows).toEqual([{ entity_id: expired.body.id }]);
     await t.http.delete(`/v1/orgs/${orgId}/invitations/${renewed.body.id}`).set(owner.auth).expect(204);
     await accept(carol, renewed.body.token).expect(404);
     const twice = await t.http.delete(`/v1/orgs/${orgId}/invitations/${renewed.body.id}`).set(owner.auth).expect(409);

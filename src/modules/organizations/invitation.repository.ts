@@ -24,11 +24,14 @@ export const invitationRepository = {
   },
 
   /** An expired, never-answered invitation still holds the "one pending per email" index; a new one replaces it. */
-  async deleteExpiredFor(db: Db, orgId: string, email: string): Promise<number> {
-    return db.$executeRaw`
+  /** Deletes the expired, never-used invitations of `email`; returns their ids. */
+  async deleteExpiredFor(db: Db, orgId: string, email: string): Promise<string[]> {
+    const rows = await db.$queryRaw<{ id: string }[]>`
       DELETE FROM core.invitations
       WHERE org_id = ${orgId}::uuid AND lower(email) = lower(${email})
-        AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()`;
+        AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()
+      RETURNING id::text`;
+    return rows.map((r) => r.id);
   },
 
   async get(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {

@@ -46,7 +46,9 @@ export class InvitationsService implements OnModuleInit {
     if (await members.findByEmail(tx.db, tx.orgId, dto.email)) {
       throw AppError.conflict('invitation.already_member', `${dto.email} is already a member of this organization`);
     }
-    await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email);
+    for (const id of await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email)) {
+      await this.audit.record(tx, { action: 'invitation.expired_replaced', entityType: 'invitation', entityId: id });
+    }
     const token = randomBytes(32).toString('base64url');
     let invitation: InvitationDto;
     try {
