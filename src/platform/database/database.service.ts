@@ -39,7 +39,7 @@ const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
 export class DatabaseService implements OnApplicationShutdown {
   private readonly logger = new Logger(DatabaseService.name);
   /** Runtime login (omnizen_api): can only SET ROLE authenticated / anon. */
-  readonly client: PrismaClient;
+  private readonly client: PrismaClient;
   private readonly close: () => Promise<void>;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
@@ -81,6 +81,11 @@ export class DatabaseService implements OnApplicationShutdown {
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${JSON.stringify({ role: 'anon' })}, 'anon')`;
       return work({ db, meta });
     }, TX_OPTIONS);
+  }
+
+  /** Readiness probe: one round trip on the runtime pool (touches no table). */
+  async ping(): Promise<void> {
+    await this.client.$queryRaw`SELECT 1`;
   }
 
   async onApplicationShutdown(): Promise<void> {

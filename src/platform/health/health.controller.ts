@@ -36,7 +36,7 @@ export class HealthController {
   @ApiServiceUnavailableResponse({ description: 'A dependency is down' })
   async ready(@Res({ passthrough: true }) res: Response) {
     const checks: Record<string, 'up' | 'down'> = {
-      postgres: await check(() => this.db.client.$queryRaw`SELECT 1`),
+      postgres: await check(() => this.db.ping()),
     };
     const redis = this.redis.client;
     if (redis) checks.redis = await check(() => redis.ping());
