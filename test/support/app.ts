@@ -15,7 +15,7 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Whether Redis-backed tests can run (CI sets REDIS_URL); use `itRedis` from ./redis.js. */
+/** Whether Redis-backed tests can run (CI sets REDIS_URL): `(hasRedis ? it : it.skip)(...)` reports them skipped otherwise. */
 export const hasRedis = Boolean(process.env.REDIS_URL);
 
 /**
