@@ -153,6 +153,12 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     // the organization's admins see the event log
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
     expect(events.body.find((e: any) => e.stripeEventId === event.id)).toMatchObject({ status: 'ignored' });
+    const audited = await t.db.admin.query(
+      `SELECT action, principal_type FROM core.audit_logs WHERE org_id = $1 AND after->>'stripeEventId' = $2 ORDER BY id`, [orgId, event.id]);
+    expect(audited.rows).toEqual([
+      { action: 'billing.event_received', principal_type: 'service' },
+      { action: 'billing.event_ignored', principal_type: 'service' },
+    ]);
   });
 
   it('invoice.payment_failed → past_due (grace), invoice.paid → active, deleted → canceled (read-only)', async () => {

@@ -81,8 +81,12 @@ export class StripeWebhookService implements OnModuleInit {
         return { received: true as const, duplicate: true };
       }
       if (orgId) {
+        await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
+          action: 'billing.event_received', entityType: 'billing_event', entityId: row.id, after: { stripeEventId: event.id, type: event.type },
+        }, { requestId });
         await enqueue({ db, orgId }, STRIPE_EVENT_JOB, { billingEventId: row.id });
       } else {
+        // no organization to file an audit row under: the stored event (status 'ignored', with its reason) is the record
         this.logger.warn(`stripe event ${event.id} (${event.type}) ignored: no organization or person found for it`);
       }
       return { received: true as const, duplicate: false };
@@ -123,7 +127,12 @@ export class StripeWebhookService implements OnModuleInit {
         SELECT id, "orgId", status, payload FROM hub."BillingEvent" WHERE id = ${billingEventId} FOR UPDATE`;
       if (!ev || ev.status !== 'received') return;
       const outcome = await this.apply(db, ev.orgId, ev.payload);
-      if (outcome.status === 'ignored') this.logger.warn(`stripe event ${ev.payload.id} (${ev.payload.type}) ignored: ${outcome.reason}`);
+      if (outcome.status === 'ignored') {
+        this.logger.warn(`stripe event ${ev.payload.id} (${ev.payload.type}) ignored: ${outcome.reason}`);
+        await this.audit.recordPrivileged(db, ev.orgId, STRIPE_ACTOR, {
+          action: 'billing.event_ignored', entityType: 'billing_event', entityId: ev.id, after: { stripeEventId: ev.payload.id, type: ev.payload.type, reason: outcome.reason },
+        });
+      }
       await db.$executeRaw`UPDATE hub."BillingEvent" SET status = ${outcome.status}, reason = ${outcome.reason ?? null},
         "subscriptionId" = ${outcome.subscriptionId ?? null}, "processedAt" = now() WHERE id = ${ev.id}`;
     });
