@@ -75,10 +75,9 @@ export const sessionRepository = {
         DELETE FROM core.sessions
         WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '30 days'
         RETURNING user_id)
-      SELECT g.user_id, o.id AS personal_org_id, count(*)::int AS sessions
+      SELECT g.user_id, core.personal_org_id(g.user_id) AS personal_org_id, count(*)::int AS sessions
       FROM gone g
-      LEFT JOIN core.organizations o ON o.owner_user_id = g.user_id AND o.account_type = 'personal'
-      GROUP BY g.user_id, o.id`;
+      GROUP BY g.user_id`;
     return {
       tokens,
       sessions: rows.reduce((n, r) => n + r.sessions, 0),

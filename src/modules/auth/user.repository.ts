@@ -22,9 +22,8 @@ export const userRepository = {
   },
 
   async personalOrgId(db: Db, userId: string): Promise<string | undefined> {
-    const [row] = await db.$queryRaw<{ id: string }[]>`
-      SELECT id FROM core.organizations WHERE owner_user_id = ${userId} AND account_type = 'personal'`;
-    return row?.id;
+    const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT core.personal_org_id(${userId}) AS id`;
+    return row?.id ?? undefined;
   },
 
   /**

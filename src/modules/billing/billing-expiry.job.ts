@@ -28,12 +28,11 @@ export class BillingExpiryJob {
     return this.privileged.run('billing.expiry', async (db) => {
       const due = await db.$queryRaw<{ id: string; status: string; plan: string; org_id: string | null; reason: string }[]>`
         SELECT s.id, s.status, s.plan,
-               coalesce(o.id, p.id)::text AS org_id,
+               coalesce(o.id, core.personal_org_id(s."userId"))::text AS org_id,
                CASE WHEN s.status = 'trialing' AND b.trial_ends_at <= ${now} THEN 'trial_ended' ELSE 'canceled_at_period_end' END AS reason
         FROM hub."Subscription" s
         JOIN hub.subscription_billing b ON b.subscription_id = s.id
         LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
-        LEFT JOIN core.organizations p ON s."organizationId" IS NULL AND p.owner_user_id = s."userId" AND p.account_type = 'personal'
         WHERE (s.status = 'trialing' AND b.trial_ends_at <= ${now})
            OR (b.cancel_at_period_end AND b.current_period_end <= ${now} AND s.status IN ('active', 'trialing', 'past_due'))
         FOR UPDATE OF s SKIP LOCKED`;

@@ -115,9 +115,8 @@ export class StripeWebhookService implements OnModuleInit {
 
   private async orgOf(db: Db, sub: SubscriptionRow): Promise<string | undefined> {
     if (sub.organizationId) return sub.organizationId;
-    const [row] = await db.$queryRaw<{ id: string }[]>`
-      SELECT id FROM core.organizations WHERE owner_user_id = ${sub.userId} AND account_type = 'personal'`;
-    return row?.id;
+    const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT core.personal_org_id(${sub.userId}) AS id`;
+    return row?.id ?? undefined;
   }
 
   /** The job: applies one stored event exactly once (status 'received' → processed / ignored). */

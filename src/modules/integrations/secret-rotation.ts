@@ -41,9 +41,8 @@ export async function rotateSecrets(
   for (;;) {
     const seen = await privileged.run('secrets.rotate', async (db) => {
       const rows = await db.$queryRaw<{ integration_id: string; user_id: string; secret: unknown; org_id: string | null }[]>`
-        SELECT s.integration_id, s.user_id, s.secret, o.id AS org_id
+        SELECT s.integration_id, s.user_id, s.secret, core.personal_org_id(s.user_id::text) AS org_id
         FROM public.integration_secrets s
-        LEFT JOIN core.organizations o ON o.owner_user_id = s.user_id::text AND o.account_type = 'personal'
         WHERE s.integration_id > ${cursor}::uuid AND (s.secret ->> 'kid') IS DISTINCT FROM ${active}
         ORDER BY s.integration_id
         LIMIT ${batchSize}
