@@ -89,14 +89,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
     WHERE m.org_id = p_org AND m.user_id = auth.uid()::text)
 $$;
 
--- The organization of the request, only when the caller may act in it: a member (user claims),
--- the service role acting for it, or an analyst login mapped to it. Otherwise NULL.
+-- Whether this session's login is an analyst's (a direct member of omnizen_analyst).
+CREATE FUNCTION core.is_analyst_session() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_auth_members m
+    JOIN pg_catalog.pg_roles member ON member.oid = m.member
+    JOIN pg_catalog.pg_roles grp ON grp.oid = m.roleid
+    WHERE member.rolname = session_user AND grp.rolname = 'omnizen_analyst')
+$$;
+
+-- The organization of the request, only when the caller may act in it. An analyst login (a direct member of
+-- omnizen_analyst) gets the organization it is mapped to, whatever claims it sets: any login can set
+-- request.jwt.claims. Otherwise a member (user claims) or the service role acting for it. Else NULL.
 CREATE FUNCTION public.auth_org_id() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-  claims jsonb := auth.jwt();
-  claimed text := claims ->> 'org_id';
+  claims jsonb;
+  claimed text;
 BEGIN
+  IF core.is_analyst_session() THEN
+    RETURN (SELECT a.org_id FROM core.analyst_logins a
+            JOIN core.organizations o ON o.id = a.org_id AND o.deleted_at IS NULL
+            WHERE a.login = session_user);
+  END IF;
+  claims := auth.jwt();
+  claimed := claims ->> 'org_id';
   IF claimed IS NOT NULL AND claimed ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
     IF claims ->> 'role' = 'service_role' THEN
       IF EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = claimed::uuid AND o.deleted_at IS NULL) THEN
@@ -110,7 +128,10 @@ BEGIN
     RETURN NULL;
   END IF;
   IF claims IS NULL THEN
-    RETURN (SELECT a.org_id FROM core.analyst_logins a WHERE a.login = session_user);
+    -- a login mapped in core.analyst_logins without being granted omnizen_analyst directly
+    RETURN (SELECT a.org_id FROM core.analyst_logins a
+            JOIN core.organizations o ON o.id = a.org_id AND o.deleted_at IS NULL
+            WHERE a.login = session_user);
   END IF;
   RETURN NULL;
 END
@@ -126,8 +147,8 @@ DECLARE
   org uuid := public.auth_org_id();
 BEGIN
   IF org IS NULL THEN RETURN NULL; END IF;
+  IF core.is_analyst_session() OR auth.jwt() IS NULL THEN RETURN 'analyst'; END IF;
   IF auth.role() = 'service_role' THEN RETURN 'service'; END IF;
-  IF auth.jwt() IS NULL THEN RETURN 'analyst'; END IF;
   RETURN (SELECT m.role FROM core.memberships m WHERE m.org_id = org AND m.user_id = auth.uid()::text);
 END
 $$;
@@ -171,6 +192,18 @@ BEGIN
   END IF;
   PERFORM set_config('request.jwt.claims', p_claims, true);
   PERFORM set_config('role', p_role, true);
+  -- An access token of a revoked session (logout, revocation, refresh-token reuse) stops working
+  -- at once, not when it expires. Runs as the caller: RLS shows a user only their own sessions.
+  -- Two IFs, not one AND: the query must never run for anon, which has no rights on core.sessions
+  -- (a cached plan would check those rights even when the first operand is false).
+  IF p_claims::jsonb ? 'session_id' THEN
+    IF EXISTS (
+      SELECT 1 FROM core.sessions s
+      WHERE s.id = (p_claims::jsonb ->> 'session_id')::uuid AND (s.revoked_at IS NOT NULL OR s.expires_at <= now())
+    ) THEN
+      RAISE EXCEPTION 'the session of this access token has ended; log in again' USING ERRCODE = '28000';
+    END IF;
+  END IF;
   org_id := public.auth_org_id();
   role := public.auth_role();
   workspace_id := public.auth_workspace_id();
@@ -335,7 +368,7 @@ DECLARE
 BEGIN
   IF uid IS NULL THEN RAISE EXCEPTION 'no authenticated user' USING ERRCODE = '42501'; END IF;
   SELECT * INTO inv FROM core.invitations i WHERE i.org_id = p_org AND i.token_hash = p_token_hash FOR UPDATE;
-  IF NOT FOUND OR inv.revoked_at IS NOT NULL OR inv.accepted_at IS NOT NULL OR inv.expires_at <= now() THEN
+  IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = p_org AND o.deleted_at IS NULL) OR inv.revoked_at IS NOT NULL OR inv.accepted_at IS NOT NULL OR inv.expires_at <= now() THEN
     RAISE EXCEPTION 'invitation is invalid, used, revoked or expired' USING ERRCODE = 'P0002';
   END IF;
   SELECT u.email INTO caller_email FROM core."User" u WHERE u.id = uid;
@@ -457,8 +490,12 @@ CREATE POLICY refresh_service ON core.refresh_tokens FOR ALL TO service_role USI
 REVOKE ALL ON core.refresh_tokens FROM authenticated;
 
 -- audit: written by whoever acts in the organization, read by its admins, never changed
+-- rows name their true actor: a user only themself, a service only principal type 'service'
 CREATE POLICY audit_insert ON core.audit_logs FOR INSERT TO authenticated
-  WITH CHECK (org_id = public.auth_org_id() OR core.is_member(org_id));
+  WITH CHECK (
+    (org_id = public.auth_org_id() OR core.is_member(org_id))
+    AND ((principal_type = 'user' AND actor_id = public.auth_user_id())
+         OR (principal_type = 'service' AND auth.role() = 'service_role')));
 CREATE POLICY audit_select ON core.audit_logs FOR SELECT TO authenticated
   USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));
 CREATE POLICY audit_service ON core.audit_logs FOR ALL TO service_role USING (true) WITH CHECK (true);
