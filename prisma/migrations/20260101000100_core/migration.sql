@@ -108,10 +108,13 @@ DECLARE
   claims jsonb;
   claimed text;
 BEGIN
-  IF core.is_analyst_session() THEN
-    RETURN (SELECT a.org_id FROM core.analyst_logins a
-            JOIN core.organizations o ON o.id = a.org_id AND o.deleted_at IS NULL
-            WHERE a.login = session_user);
+  -- the API's own login is never an analyst: skip the catalog lookup on its hot path
+  IF session_user <> 'omnizen_api' THEN
+    IF core.is_analyst_session() THEN
+      RETURN (SELECT a.org_id FROM core.analyst_logins a
+              JOIN core.organizations o ON o.id = a.org_id AND o.deleted_at IS NULL
+              WHERE a.login = session_user);
+    END IF;
   END IF;
   claims := auth.jwt();
   claimed := claims ->> 'org_id';
@@ -147,7 +150,10 @@ DECLARE
   org uuid := public.auth_org_id();
 BEGIN
   IF org IS NULL THEN RETURN NULL; END IF;
-  IF core.is_analyst_session() OR auth.jwt() IS NULL THEN RETURN 'analyst'; END IF;
+  IF auth.jwt() IS NULL THEN RETURN 'analyst'; END IF;
+  IF session_user <> 'omnizen_api' THEN
+    IF core.is_analyst_session() THEN RETURN 'analyst'; END IF;
+  END IF;
   IF auth.role() = 'service_role' THEN RETURN 'service'; END IF;
   RETURN (SELECT m.role FROM core.memberships m WHERE m.org_id = org AND m.user_id = auth.uid()::text);
 END
