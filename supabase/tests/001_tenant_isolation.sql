@@ -2,19 +2,7 @@
 -- organization the caller does not belong to resolves to NULL; anon sees nothing.
 -- Runs as the owner, switches role and claims like the API does, and rolls everything back.
 BEGIN;
-
-CREATE FUNCTION pg_temp.check(label text, actual bigint, expected bigint) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF actual IS DISTINCT FROM expected THEN
-    RAISE EXCEPTION '%: expected %, got %', label, expected, actual;
-  END IF;
-END $$;
-CREATE FUNCTION pg_temp.check_text(label text, actual text, expected text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF actual IS DISTINCT FROM expected THEN
-    RAISE EXCEPTION '%: expected %, got %', label, coalesce(expected, 'NULL'), coalesce(actual, 'NULL');
-  END IF;
-END $$;
+-- assertions (pg_temp.check, check_text, refused): helpers/assertions.sql, run first by the runner
 
 -- fixtures: Ada owns Acme, Bob owns Bolt, Vic is a viewer of Acme
 INSERT INTO core."User" (id, email, name) VALUES

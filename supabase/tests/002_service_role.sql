@@ -2,17 +2,7 @@
 -- the organization it acts for. It is inside that organization's policies (role 'service'), and
 -- nowhere else. The database role service_role itself is reserved for the privileged paths.
 BEGIN;
-
-CREATE FUNCTION pg_temp.check(label text, actual bigint, expected bigint) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF actual IS DISTINCT FROM expected THEN RAISE EXCEPTION '%: expected %, got %', label, expected, actual; END IF;
-END $$;
-CREATE FUNCTION pg_temp.check_text(label text, actual text, expected text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF actual IS DISTINCT FROM expected THEN
-    RAISE EXCEPTION '%: expected %, got %', label, coalesce(expected, 'NULL'), coalesce(actual, 'NULL');
-  END IF;
-END $$;
+-- assertions (pg_temp.check, check_text, refused): helpers/assertions.sql, run first by the runner
 
 INSERT INTO core."User" (id, email) VALUES
   ('00000000-0000-4000-8000-00000000000a', 'ada@example.test'), ('00000000-0000-4000-8000-00000000000b', 'bob@example.test');

@@ -1,18 +1,8 @@
 -- The audit log is append-only for every role the API uses: members append rows for their
 -- organization; UPDATE, DELETE and TRUNCATE fail for authenticated, service_role and even the owner.
 BEGIN;
+-- assertions (pg_temp.check, check_text, refused): helpers/assertions.sql, run first by the runner
 
-CREATE FUNCTION pg_temp.check(label text, actual bigint, expected bigint) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF actual IS DISTINCT FROM expected THEN RAISE EXCEPTION '%: expected %, got %', label, expected, actual; END IF;
-END $$;
--- runs a statement that must fail with insufficient_privilege (42501)
-CREATE FUNCTION pg_temp.refused(label text, stmt text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE stmt;
-  RAISE EXCEPTION '% succeeded: %', label, stmt;
-EXCEPTION WHEN insufficient_privilege THEN NULL;
-END $$;
 
 INSERT INTO core."User" (id, email) VALUES
   ('00000000-0000-4000-8000-00000000000a', 'ada@example.test'), ('00000000-0000-4000-8000-00000000000b', 'bob@example.test');

@@ -12,12 +12,14 @@ import { createTestDatabase } from '../../test/support/database.js';
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const files = readdirSync(here).filter((f) => f.endsWith('.sql')).sort();
+const assertions = readFileSync(join(here, 'helpers', 'assertions.sql'), 'utf8');
 
 async function runSqlFile(name: string, sql: string): Promise<void> {
   const db = await createTestDatabase();
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
+    await client.query(assertions);
     await client.query(sql);
   } catch (err) {
     const e = err as pg.DatabaseError;
