@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type TestUser } from '../support/factories.js';
+import { orgWithRoles, type TestUser, type OrgWithRoles } from '../support/factories.js';
 
-type Org = { orgId: string; users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser> };
+type Org = OrgWithRoles;
 
 describe('audit log', () => {
   let t: TestApp;

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type TestUser } from '../support/factories.js';
+import { orgWithRoles, type TestUser, type RoleUsers } from '../support/factories.js';
 import { computeTax } from '../../src/modules/ledger/money.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
 describe('ledger: posting rules the database enforces', () => {
   let t: TestApp;
   let orgId: string;
-  let users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser>;
+  let users: RoleUsers;
   let acc: Record<string, string>;
   const post = (body: object, who: TestUser = users.accountant) => t.http.post(ledgerUrl(orgId, 'journal-entries')).set(who.auth).send(body);
   const cashRent = (amount: string) => [{ accountId: acc['5200'], debit: amount }, { accountId: acc['1100'], credit: amount }];

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, orgWithRoles, registerUser, type TestUser, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
 describe('ledger: posted entries are immutable; organizations are apart', () => {
   let t: TestApp;
   let orgId: string;
-  let users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser>;
+  let users: RoleUsers;
   let acc: Record<string, string>;
   let entryId: string;
   let alice: TestUser;

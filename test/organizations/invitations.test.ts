@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, orgWithRoles, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { InvitationPurge } from '../../src/modules/organizations/invitation-purge.service.js';
-import { onEnterprisePlan } from './plan.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 

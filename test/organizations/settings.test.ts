@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type TestUser } from '../support/factories.js';
+import { orgWithRoles, type OrgWithRoles } from '../support/factories.js';
 
 describe('settings and feature flags', () => {
   let t: TestApp;
-  let a: { orgId: string; users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser> };
+  let a: OrgWithRoles;
   let b: typeof a;
 
   beforeAll(async () => {

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type TestUser } from '../support/factories.js';
-import { onEnterprisePlan } from './plan.js';
+import { orgWithRoles, type OrgWithRoles, onEnterprisePlan } from '../support/factories.js';
 
 describe('workspaces', () => {
   let t: TestApp;
-  let a: { orgId: string; users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser> };
+  let a: OrgWithRoles;
   let b: typeof a;
 
   beforeAll(async () => {

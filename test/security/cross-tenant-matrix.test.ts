@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
-import { onEnterprisePlan } from '../organizations/plan.js';
+import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
 
 /**
  * The cross-tenant matrix, generic over the OpenAPI document: every operation under

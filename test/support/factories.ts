@@ -38,14 +38,30 @@ export async function addMember(t: TestApp, orgId: string, user: TestUser, role:
   await t.db.admin.query('INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, $3)', [orgId, user.id, role]);
 }
 
+export type RoleUsers = Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser>;
+export interface OrgWithRoles {
+  orgId: string;
+  users: RoleUsers;
+}
+
 /** An organization with one user of every role. */
-export async function orgWithRoles(t: TestApp, name = 'Acme') {
+export async function orgWithRoles(t: TestApp, name = 'Acme'): Promise<OrgWithRoles> {
   const owner = await registerUser(t, 'owner');
   const orgId = await createOrg(t, owner, name);
-  const users: Record<'owner' | 'admin' | 'accountant' | 'member' | 'viewer', TestUser> = { owner } as any;
+  const users = { owner } as RoleUsers;
   for (const role of ['admin', 'accountant', 'member', 'viewer'] as const) {
     users[role] = await registerUser(t, role);
     await addMember(t, orgId, users[role], role);
   }
   return { orgId, users };
+}
+
+/**
+ * Puts an organization on the omnizen enterprise plan (no user or workspace limits), so tests that are
+ * not about billing are not stopped by the starter trial's limits (5 users, 1 workspace).
+ */
+export async function onEnterprisePlan(t: TestApp, orgId: string): Promise<void> {
+  await t.db.admin.query(
+    `INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")
+     VALUES (gen_random_uuid()::text, NULL, 'omnizen', 'enterprise', 'active', $1, now(), now())`, [orgId]);
 }
