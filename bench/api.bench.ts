@@ -22,6 +22,7 @@ import { AppModule } from '../src/app.module.js';
 import { bootstrap } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
+import { withDatabase } from '../src/platform/database/database-url.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 
 const num = (name: string, fallback: number) => {
@@ -40,15 +41,6 @@ const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
-const withDb = (url: string, name: string, user?: string, password?: string) => {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  if (user) {
-    u.username = user;
-    u.password = password ?? '';
-  }
-  return u.toString();
-};
 
 function alive(pid: number): boolean {
   try {
@@ -117,8 +109,8 @@ async function main() {
   }
   await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
   await root.query(`CREATE DATABASE "${dbName}"`);
-  const ownerUrl = withDb(server, dbName);
-  const apiUrl = withDb(server, dbName, 'omnizen_api', API_PASSWORD);
+  const ownerUrl = withDatabase(server, dbName);
+  const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
   let child: ReturnType<typeof fork> | undefined;

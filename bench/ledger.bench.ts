@@ -22,6 +22,7 @@ import { AppModule } from '../src/app.module.js';
 import { bootstrap } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
+import { withDatabase } from '../src/platform/database/database-url.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = 32;
@@ -31,15 +32,6 @@ const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432
 const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
 
-const withDb = (url: string, name: string, user?: string, password?: string) => {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  if (user) {
-    u.username = user;
-    u.password = password ?? '';
-  }
-  return u.toString();
-};
 const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
 const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
 const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
@@ -49,8 +41,8 @@ async function main() {
   await root.connect();
   await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
   await root.query(`CREATE DATABASE "${dbName}"`);
-  const ownerUrl = withDb(server, dbName);
-  const apiUrl = withDb(server, dbName, 'omnizen_api', API_PASSWORD);
+  const ownerUrl = withDatabase(server, dbName);
+  const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   let stopApp: (() => Promise<void>) | undefined;
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });

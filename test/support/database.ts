@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { withDatabase } from '../../src/platform/database/database-url.js';
+
+const API_LOGIN = { user: 'omnizen_api', password: 'omnizen_api_test' };
 
 /** A database of this test file's own, cloned from the migrated template. */
 export interface TestDatabase {
@@ -15,16 +18,6 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-function withDb(serverUrl: string, name: string, user?: string, password?: string): string {
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  if (user) {
-    u.username = user;
-    u.password = password ?? '';
-  }
-  return u.toString();
-}
-
 export async function createTestDatabase(options: { template?: string | null } = {}): Promise<TestDatabase> {
   const server = process.env.OMNIZEN_TEST_SERVER_URL;
   if (!server) throw new Error('run the tests through jest (globalSetup prepares the database server)');
@@ -34,15 +27,15 @@ export async function createTestDatabase(options: { template?: string | null } =
   const template = options.template === undefined ? process.env.OMNIZEN_TEST_TEMPLATE : options.template;
   await root.query(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
   await root.end();
-  const url = withDb(server, name);
+  const url = withDatabase(server, name);
   const admin = new pg.Pool({ connectionString: url, max: 4 });
-  const runtime = new pg.Pool({ connectionString: withDb(server, name, 'omnizen_api', 'omnizen_api_test'), max: 4 });
+  const runtime = new pg.Pool({ connectionString: withDatabase(server, name, API_LOGIN), max: 4 });
   // an idle connection cut by the server is replaced by the pool; without a listener it would crash the file
   for (const pool of [admin, runtime]) pool.on('error', () => undefined);
   return {
     name,
     url,
-    apiUrl: withDb(server, name, 'omnizen_api', 'omnizen_api_test'),
+    apiUrl: withDatabase(server, name, API_LOGIN),
     admin,
     async as(claims, role, sql, params = []) {
       const c = await runtime.connect();

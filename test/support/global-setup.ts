@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
+import { withDatabase } from '../../src/platform/database/database-url.js';
 import { ensureDatabaseUrl } from '../../src/platform/database/local-postgres.js';
 
 /**
@@ -32,9 +33,7 @@ export default async function globalSetup(): Promise<void> {
   await admin.query(`DROP DATABASE IF EXISTS "${template}"`);
   await admin.query(`CREATE DATABASE "${template}"`);
   await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${template}`;
-  await migrate(url.toString(), { apiPassword: 'omnizen_api_test', log: () => undefined });
+  await migrate(withDatabase(serverUrl, template), { apiPassword: 'omnizen_api_test', log: () => undefined });
   process.env.OMNIZEN_TEST_SERVER_URL = serverUrl;
   process.env.OMNIZEN_TEST_TEMPLATE = template;
   process.env.OMNIZEN_TEST_RUN = runId;
