@@ -1,11 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import type { PrismaClient, Prisma } from '../../generated/prisma/client.js';
-import { prismaOverPool } from './pool.js';
+import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
 import { AppError } from '../errors/app-error.js';
 
-export type Db = Prisma.TransactionClient;
+export type { Db } from './sql.js';
 
 export interface RequestMeta {
   requestId: string;
@@ -33,17 +32,14 @@ export interface PublicTx {
   readonly meta: RequestMeta;
 }
 
-const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
-
 @Injectable()
 export class DatabaseService implements OnApplicationShutdown {
   private readonly logger = new Logger(DatabaseService.name);
   /** Runtime login (omnizen_api): can only SET ROLE authenticated / anon. */
-  private readonly client: PrismaClient;
-  private readonly close: () => Promise<void>;
+  private readonly pool: SqlPool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    ({ client: this.client, close: this.close } = prismaOverPool(config.apiDatabaseUrl, config.apiDatabasePoolSize, 'Database'));
+    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, connectionTimeoutMillis: 10_000, statementTimeoutMillis: 30_000 }, 'Database');
   }
 
   /**
@@ -59,7 +55,7 @@ export class DatabaseService implements OnApplicationShutdown {
   ): Promise<T> {
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
-    return this.client.$transaction(async (db) => {
+    return this.pool.transaction(async (db) => {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
         SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
       if (!ctx.org_id && !options.allowNonMember) {
@@ -69,7 +65,7 @@ export class DatabaseService implements OnApplicationShutdown {
         throw AppError.notFound('workspace', options.workspaceId);
       }
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
-    }, TX_OPTIONS);
+    });
   }
 
   /**
@@ -77,19 +73,19 @@ export class DatabaseService implements OnApplicationShutdown {
    * SECURITY DEFINER functions grant to `anon` is reachable.
    */
   async anonymous<T>(meta: RequestMeta, work: (tx: PublicTx) => Promise<T>): Promise<T> {
-    return this.client.$transaction(async (db) => {
+    return this.pool.transaction(async (db) => {
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${JSON.stringify({ role: 'anon' })}, 'anon')`;
       return work({ db, meta });
-    }, TX_OPTIONS);
+    });
   }
 
   /** Readiness probe: one round trip on the runtime pool (touches no table). */
   async ping(): Promise<void> {
-    await this.client.$queryRaw`SELECT 1`;
+    await this.pool.ping();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.close();
+    await this.pool.end();
     this.logger.log('database pool closed');
   }
 }

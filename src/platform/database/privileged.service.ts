@@ -1,8 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import type { PrismaClient } from '../../generated/prisma/client.js';
-import { prismaOverPool } from './pool.js';
+import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
-import type { Db } from './database.service.js';
 
 /**
  * The privileged paths: the only code that runs outside a tenant transaction. Each runs in a
@@ -31,21 +29,20 @@ export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
 @Injectable()
 export class PrivilegedDatabase implements OnApplicationShutdown {
-  private readonly client: PrismaClient;
-  private readonly close: () => Promise<void>;
+  private readonly pool: SqlPool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    ({ client: this.client, close: this.close } = prismaOverPool(config.databaseUrl, 5, 'PrivilegedDatabase'));
+    this.pool = new SqlPool(config.databaseUrl, { max: 5, connectionTimeoutMillis: 10_000, statementTimeoutMillis: 60_000 }, 'PrivilegedDatabase');
   }
 
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {
-    return this.client.$transaction(async (db) => {
+    return this.pool.transaction(async (db) => {
       await db.$executeRaw`SELECT set_config('role', 'service_role', true), set_config('omnizen.privileged_path', ${path}, true)`;
       return work(db);
-    }, { maxWait: 10_000, timeout: 60_000 });
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.close();
+    await this.pool.end();
   }
 }
