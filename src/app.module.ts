@@ -1,7 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { LoggerModule } from 'nestjs-pino';
-import { randomUUID } from 'node:crypto';
 import type { AppConfig } from './platform/config/config.js';
 import { PlatformModule } from './platform/platform.module.js';
 import { QueueModule } from './platform/queue/queue.module.js';
@@ -19,15 +17,6 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.logLevel,
-            // the id was assigned by requestId() in bootstrap, before the body parsers
-            genReqId: (req) => (req as { id?: string }).id ?? randomUUID(),
-            redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
-            transport: config.nodeEnv === 'development' && process.stdout.isTTY ? { target: 'pino-pretty' } : undefined,
-          },
-        }),
         ScheduleModule.forRoot(),
         PlatformModule.forRoot(config),
         QueueModule.forRoot(config),

@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
-import { Logger } from 'nestjs-pino';
+import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
+import { createLogger, PinoNestLogger, requestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
 import { requestId } from './platform/http/request-id.js';
@@ -11,7 +12,9 @@ export function bootstrap(app: INestApplication): INestApplication {
   // First middleware (Nest adds its body parsers at init, after this): even a request whose
   // body cannot be parsed gets an id, in the x-request-id header and in the error body.
   app.use(requestId);
-  app.useLogger(app.get(Logger));
+  const logger = createLogger(app.get<AppConfig>(APP_CONFIG));
+  app.useLogger(new PinoNestLogger(logger));
+  app.use(requestLogger(logger));
   app.use(cookieParser());
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());

@@ -7,7 +7,14 @@ const WELL_FORMED = /^[\w.-]{1,128}$/;
 export function requestId(req: Request, res: Response, next: NextFunction): void {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID();
-  (req as Request & { id: string }).id = id;
+  req.id = id;
   res.setHeader('x-request-id', id);
   next();
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    /** set by requestId(), the first middleware */
+    id: string;
+  }
 }

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Decimal } from 'decimal.js';
+import { SqlPool } from '../../src/platform/database/sql.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+/** The repositories' SQL client: bind parameters, the value types it returns, one transaction per call. */
+describe('SqlPool', () => {
+  let tdb: TestDatabase;
+  let pool: SqlPool;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase({ template: null });
+    pool = new SqlPool(tdb.url, { max: 2, connectionTimeoutMillis: 5_000, statementTimeoutMillis: 5_000 }, 'test');
+    await tdb.admin.query('CREATE TABLE t (id int PRIMARY KEY, note text)');
+  });
+  afterAll(async () => {
+    await pool.end();
+    await tdb.drop();
+  });
+
+  it('sends every interpolation as a bind parameter, never as SQL text', async () => {
+    const hostile = `x'); DROP TABLE t; --`;
+    const [row] = await pool.transaction((db) => db.$queryRaw<{ v: string; n: number }[]>`SELECT ${hostile}::text AS v, ${41}::int + 1 AS n`);
+    expect(row).toEqual({ v: hostile, n: 42 });
+    expect((await tdb.admin.query(`SELECT to_regclass('public.t') AS t`)).rows[0].t).toBe('t');
+  });
+
+  it('returns int8 as bigint, numeric as Decimal, date as UTC midnight, timestamp as Date, json parsed', async () => {
+    const [row] = await pool.transaction((db) => db.$queryRaw<Record<string, any>[]>`
+      SELECT 9007199254740993::int8 AS big, 12.345::numeric(12,3) AS amount, '2026-03-31'::date AS day,
+             '2026-03-31 23:30:00'::timestamp AS at, '{"a":[1,2]}'::jsonb AS doc,
+             ARRAY[1,2]::int8[] AS bigs, ARRAY[1.5]::numeric[] AS amounts, NULL::numeric AS nothing`);
+    expect(row.big).toBe(9007199254740993n);
+    expect(row.amount).toBeInstanceOf(Decimal);
+    expect(row.amount.toFixed()).toBe('12.345');
+    expect(row.day.toISOString()).toBe('2026-03-31T00:00:00.000Z');
+    expect(row.at.toISOString()).toBe('2026-03-31T23:30:00.000Z');
+    expect(row.doc).toEqual({ a: [1, 2] });
+    expect(row.bigs).toEqual([1n, 2n]);
+    expect(row.amounts.map((d: Decimal) => d.toFixed())).toEqual(['1.5']);
+    expect(row.nothing).toBeNull();
+  });
+
+  it('sends a Decimal parameter as its exact text', async () => {
+    const [row] = await pool.transaction((db) => db.$queryRaw<{ v: string }[]>`SELECT (${new Decimal('0.1')}::numeric + ${new Decimal('0.2')}::numeric)::text AS v`);
+    expect(row.v).toBe('0.3');
+  });
+
+  it('commits the work of a transaction that returns, and counts affected rows', async () => {
+    const n = await pool.transaction((db) => db.$executeRaw`INSERT INTO t (id, note) VALUES (${1}, ${'kept'}), (${2}, ${'kept'})`);
+    expect(n).toBe(2);
+    expect((await tdb.admin.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(2);
+  });
+
+  it('rolls back everything when the work throws, and the connection stays usable', async () => {
+    await expect(pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${3}, ${'lost'})`;
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
+    })).rejects.toMatchObject({ code: '23505' });
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE note <> 'kept'`)).rows[0].n).toBe(0);
+    // both connections of the pool still answer
+    const ids = await Promise.all([1, 2].map(() => pool.transaction((db) => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM t`)));
+    expect(ids.map(([r]) => r.n)).toEqual([2, 2]);
+  });
+
+  it('runs caller-built SQL text with positional parameters ($queryRawUnsafe)', async () => {
+    const rows = await pool.transaction((db) => db.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM t WHERE note = $1 ORDER BY id', 'kept'));
+    expect(rows.map((r) => r.id)).toEqual([1, 2]);
+  });
+
+  it('cancels a statement that runs past the statement timeout', async () => {
+    const slow = new SqlPool(tdb.url, { max: 1, connectionTimeoutMillis: 5_000, statementTimeoutMillis: 100 }, 'test');
+    try {
+      await expect(slow.transaction((db) => db.$queryRaw`SELECT pg_sleep(2)`)).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      await slow.end();
+    }
+  });
+});
