@@ -124,6 +124,15 @@ describe('ledger: posted entries are immutable; organizations are apart', () => 
     expect(tables).toEqual([{ l: 0, b: 0 }]);
   });
 
+  it('reads an entry through finance.entry_json (SECURITY DEFINER) only inside the caller\'s organization', async () => {
+    const json = (claims: Record<string, unknown>, role = 'authenticated') =>
+      t.db.as(claims, role, 'SELECT finance.entry_json($1::uuid) AS e', [ids.entry]).then(([r]) => r.e);
+    expect((await json({ sub: users.viewer.id, role: 'authenticated', org_id: orgId })).lines).toHaveLength(2);
+    expect(await json({ sub: alice.id, role: 'authenticated', org_id: aliceOrg })).toBeNull(); // her own organization
+    expect(await json({ sub: alice.id, role: 'authenticated', org_id: orgId })).toBeNull(); // claiming one she is not in
+    await expect(json({ role: 'anon' }, 'anon')).rejects.toThrow(/permission denied/);
+  });
+
   it('lets a viewer read but not mutate (403) and answers 401 to anonymous callers', async () => {
     for (const [method, path, body] of routes()) {
       const anon = await call(method, ledgerUrl(orgId, path), body);
