@@ -19,7 +19,12 @@ export function bootstrap(app: INestApplication): INestApplication {
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
   app.enableShutdownHooks();
-  (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', 'loopback');
+  const express = app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void };
+  express.set('trust proxy', 'loopback');
+  // no ETag on API answers: Express would hash every response body (tenant data changes under
+  // the caller's feet, so conditional GETs would seldom hit) and no X-Powered-By banner
+  express.set('etag', false);
+  express.set('x-powered-by', false);
 
   const doc = new DocumentBuilder()
     .setTitle('OmniZen API')
