@@ -10,7 +10,8 @@
 //                                                      INSERT the audit row; COMMIT
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
 // one RLS transaction per operation. ratio = API requests/s ÷ floor operations/s.
-// Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections).
+// Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections),
+// BENCH_ROUTES (default "read,write,health": the phases to run, e.g. "read" while profiling).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import autocannon, { type Request as CannonRequest } from 'autocannon';
@@ -35,6 +36,7 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
 const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
@@ -130,8 +132,8 @@ async function main() {
       child!.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
     });
     const base = `http://127.0.0.1:${port}`;
-    const appCpu = () => new Promise<number>((resolve) => {
-      child!.once('message', (m: { cpuMs: number }) => resolve(m.cpuMs));
+    const appCpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
+      child!.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
       child!.send('cpu');
     });
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
@@ -185,8 +187,11 @@ async function main() {
     // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
     const httpWithCpu = async (request: CannonRequest) => {
       const cpu0 = await appCpu();
-      const figures: Figures & { app_cpu_ms_per_request?: number } = await http(base, request, SECONDS);
-      figures.app_cpu_ms_per_request = round(((await appCpu()) - cpu0) / Math.max(1, figures.requests), 3);
+      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(base, request, SECONDS);
+      const cpu1 = await appCpu();
+      figures.app_cpu_ms_per_request = round((cpu1.cpuMs - cpu0.cpuMs) / Math.max(1, figures.requests), 3);
+      // the part of it spent in the kernel (socket writes and reads): syscalls, not JavaScript
+      figures.app_kernel_share = round((cpu1.systemMs - cpu0.systemMs) / Math.max(1, cpu1.cpuMs - cpu0.cpuMs), 2);
       return figures;
     };
     const measure = async (name: string, route: string, request: CannonRequest, sql: (c: pg.PoolClient, i: number) => Promise<void>) => {
@@ -204,11 +209,11 @@ async function main() {
       raw.client_cpu_ms_per_op = round((own.user + own.system) / 1000 / Math.max(1, raw.requests), 3); // the pg client's share
       return { route, api, floor: raw, ratio: round(api.requests_per_s / raw.requests_per_s, 3) };
     };
-    const read = await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql);
-    const write = await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql);
+    const read = ROUTES.has('read') ? await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql) : undefined;
+    const write = ROUTES.has('write') ? await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql) : undefined;
     // the HTTP stack alone (no token, no database): what the app costs before any tenant work
-    log(`baseline: API GET /health for ${SECONDS}s`);
-    const baseline = { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) };
+    if (ROUTES.has('health')) log(`baseline: API GET /health for ${SECONDS}s`);
+    const baseline = ROUTES.has('health') ? { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) } : undefined;
 
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
@@ -241,7 +246,7 @@ async function serve() {
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   process.on('message', () => {
     const { user, system } = process.cpuUsage();
-    process.send!({ cpuMs: (user + system) / 1000 });
+    process.send!({ cpuMs: (user + system) / 1000, systemMs: system / 1000 });
   });
   process.send!({ port: (app.getHttpServer().address() as { port: number }).port });
 }

@@ -9,6 +9,8 @@
 //           in the same tenant transaction shape (BEGIN; begin_request; post; COMMIT): the floor
 //   *_spread_2 / *_spread_6: 2- and 6-line entries over 1,000 postable accounts
 //   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
+//   sql_as_api_spread_2: the floor plus what the API sends besides posting, in the same transaction:
+//           the posted entry read back for the answer (finance.entry_json) and the audit row
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
 // calling the function a million times; the trial balance is then read through the API.
@@ -123,7 +125,15 @@ async function main() {
     };
 
     const claims = JSON.stringify({ sub: org.userId, role: 'authenticated', org_id: org.orgId });
-    const sql = async (lines: number, hot: boolean) => {
+    // the statements of POST /journal-entries after begin_request (journal.service post + audit.record)
+    const asApi = async (c: pg.PoolClient, body: string) => {
+      const { rows: [r] } = await c.query('SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry($1::jsonb) p', [body]);
+      await c.query(
+        `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
+         VALUES ($1::uuid, $2, 'user', 'ledger.entry_posted', 'journal_entry', $3, NULL, $4::jsonb, $5, '127.0.0.1')`,
+        [org.orgId, org.userId, r.entry.id, JSON.stringify(r.entry), `bench-${r.entry.id}`]);
+    };
+    const sql = async (lines: number, hot: boolean, shape: 'posting' | 'as_api' = 'posting') => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + SECONDS * 1000;
@@ -136,7 +146,8 @@ async function main() {
             try {
               await c.query('BEGIN');
               await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims]);
-              await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
+              if (shape === 'as_api') await asApi(c, JSON.stringify(entry(lines, hot)));
+              else await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
               await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
@@ -165,6 +176,10 @@ async function main() {
       if (only && !only.includes(`sql_${name}`)) continue;
       log(`sql ${name}`);
       results[`sql_${name}`] = await sql(lines, hot);
+    }
+    if (!only || only.includes('sql_as_api_spread_2')) {
+      log('sql as_api spread_2');
+      results.sql_as_api_spread_2 = await sql(2, false, 'as_api');
     }
     await runtime.end();
     await startApp();
@@ -272,6 +287,7 @@ async function main() {
       ratios: {
         api_vs_sql_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
         api_vs_sql_spread_6: ratio(results.api_spread_6?.entries_per_s, results.sql_spread_6?.entries_per_s),
+        api_vs_sql_as_api_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_as_api_spread_2?.entries_per_s),
         api_hot_vs_spread_2: ratio(results.api_hot_2?.entries_per_s, results.api_spread_2?.entries_per_s),
         api_hot_vs_spread_6: ratio(results.api_hot_6?.entries_per_s, results.api_spread_6?.entries_per_s),
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
