@@ -10,7 +10,7 @@ import pg from 'pg';
  *
  * It runs on node-postgres directly. The repositories use no Prisma model queries, and Prisma's
  * interactive-transaction engine cost about 0.6 ms of CPU per request on the hot path (four raw
- * statements); see docs/scaling.md. Prisma stays the schema's description (prisma/schema.prisma,
+ * statements); see bench/README.md. Prisma stays the schema's description (prisma/schema.prisma,
  * checked against the migrated database by the drift test).
  *
  * Values come back as Prisma's raw queries return them: int8 → bigint, numeric → Decimal,
