@@ -30,6 +30,17 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and
     // aborts the whole shutdown. Wrap it: log, end the clients still trying to connect, go on.
     const bull = this.queue as (Queue & { onModuleDestroy?: () => Promise<void> }) | undefined;
+    // @nestjs/bull starts the worker with queue.process() and drops its promise, which rejects when
+    // Redis cannot be reached: an unhandled rejection ends a Node process. Log it instead; Bull
+    // reconnects, and /health/ready says Redis is down.
+    if (bull) {
+      const startWorker = bull.process.bind(bull) as (...args: unknown[]) => Promise<void>;
+      bull.process = ((...args: unknown[]) => {
+        const started = startWorker(...args);
+        started.catch((err: Error) => this.logger.warn(`jobs worker stopped: ${err.message}`));
+        return started;
+      }) as Queue['process'];
+    }
     if (bull?.onModuleDestroy) {
       const closeQueue = bull.onModuleDestroy.bind(bull);
       bull.onModuleDestroy = () =>
