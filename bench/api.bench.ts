@@ -13,14 +13,13 @@
 // Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections),
 // BENCH_ROUTES (default "read,write,health": the phases to run, e.g. "read" while profiling).
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
 import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
-import { bootstrap } from '../src/bootstrap.js';
+import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -240,8 +239,7 @@ async function serve() {
     DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
     BCRYPT_ROUNDS: '4', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
   });
-  const app = await NestFactory.create(AppModule.forRoot(config), { bufferLogs: true, rawBody: true });
-  bootstrap(app);
+  const app = await createApp(AppModule.forRoot(config));
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   process.on('message', () => {

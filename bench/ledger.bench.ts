@@ -15,13 +15,12 @@
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
 // calling the function a million times; the trial balance is then read through the API.
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
-import { bootstrap } from '../src/bootstrap.js';
+import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -310,8 +309,7 @@ async function serve(ownerUrl: string, apiUrl: string) {
     ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
     API_DATABASE_POOL_SIZE: String(CONNECTIONS), JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${new URL(ownerUrl).pathname.slice(1)}`,
   });
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'], rawBody: true });
-  bootstrap(app);
+  const app = await createApp(AppModule.forRoot(config));
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   console.log(`listening on ${(app.getHttpServer().address() as { port: number }).port}`);

@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
-import { bootstrap } from './bootstrap.js';
+import { createApp } from './bootstrap.js';
 import { ConfigError, loadConfig } from './platform/config/config.js';
 import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
@@ -17,9 +16,8 @@ async function main(): Promise<void> {
   if (config.migrateOnStart) {
     await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
   }
-  const app = await NestFactory.create(AppModule.forRoot(config), { bufferLogs: true, rawBody: true });
-  bootstrap(app);
-  await app.listen(config.port);
+  const app = await createApp(AppModule.forRoot(config));
+  await app.listen(config.port, config.host);
   console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
 }
 

@@ -118,6 +118,9 @@ describe.each([
       expect(/; Secure/.test(c)).toBe(expectSecure);
     }
     expect(refreshCookie).toMatch(/; Path=\/v1\/auth/);
+    // lifetimes in seconds, as Set-Cookie's Max-Age counts them: the access token's and the refresh token's
+    expect(access).toMatch(new RegExp(`; Max-Age=${t.config.auth.accessTokenTtlSeconds}(;|$)`));
+    expect(refreshCookie).toMatch(new RegExp(`; Max-Age=${t.config.auth.refreshTokenTtlDays * 86_400}(;|$)`));
 
     const orgs = await t.http.get('/v1/orgs').set('Cookie', pair(access)).expect(200);
     expect(orgs.body.map((o: { id: string }) => o.id)).toEqual([res.body.personalOrgId]);

@@ -3,6 +3,7 @@ import type { Queue } from 'bull';
 import type { Redis } from 'ioredis';
 import { JOBS_QUEUE_TOKEN } from '../../src/platform/queue/outbox-relay.service.js';
 import { RedisService } from '../../src/platform/redis/redis.service.js';
+import { BODY_LIMIT_BYTES } from '../../src/bootstrap.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 
 const errorShape = {
@@ -25,6 +26,28 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
       expect(res.body.error.message).toMatch(/JSON/);
       expect(res.body.requestId).not.toBe('');
       expect(res.headers['x-request-id']).toBe(res.body.requestId);
+    });
+
+    it('answers an empty JSON body, a body too large and a body not JSON with 4xx in the error shape', async () => {
+      const empty = await t.http.post('/v1/auth/login').set('content-type', 'application/json').send('').expect(400);
+      expect(empty.body).toEqual(errorShape);
+      expect(empty.body.error.message).toMatch(/empty/);
+      const large = await t.http.post('/v1/auth/login').send({ email: 'a@b.test', password: 'x'.repeat(BODY_LIMIT_BYTES) }).expect(413);
+      expect(large.body).toEqual(errorShape);
+      expect(large.body.error.code).toBe('payload_too_large');
+      const xml = await t.http.post('/v1/auth/login').set('content-type', 'application/xml').send('<login/>').expect(415);
+      expect(xml.body).toEqual(errorShape);
+      expect(xml.body.error.message).toMatch(/application\/json/);
+    });
+
+    it('routes a path with a trailing slash like the path without it', async () => {
+      await t.http.get('/health/').expect(200);
+    });
+
+    it('takes the client address from X-Forwarded-For only from a proxy on this machine', async () => {
+      const res = await t.http.post('/v1/auth/register').set('x-forwarded-for', '203.0.113.7').send({ email: `fwd.${Date.now()}@example.test`, password: 'correct horse battery' }).expect(201);
+      const sessions = await t.http.get('/v1/auth/sessions').set('authorization', `Bearer ${res.body.accessToken}`).expect(200);
+      expect(sessions.body.map((s: { ip: string }) => s.ip)).toEqual(['203.0.113.7']);
     });
 
     it('answers an unknown route with 404 in the error shape', async () => {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { createServer } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
+import Fastify from 'fastify';
 import { pino } from 'pino';
 import request from 'supertest';
-import { PinoNestLogger, requestLogger } from '../../src/platform/logging/logger.js';
-import { requestId } from '../../src/platform/http/request-id.js';
+import { logRequests, PinoNestLogger } from '../../src/platform/logging/logger.js';
+import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
 
 /** A pino logger writing JSON lines into an array. */
 function capture() {
@@ -18,22 +19,23 @@ function capture() {
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
-const settle = () => new Promise((r) => setImmediate(r));
+const settle = () => new Promise((r) => setTimeout(r, 20));
 
 describe('request log', () => {
-  const serve = (status: number) => {
+  /** A Fastify server with the app's request id and request log hooks; `slow` answers after 300 ms. */
+  const serve = async (status: number) => {
     const { logger, lines } = capture();
-    const log = requestLogger(logger);
-    const server = createServer((req, res) =>
-      requestId(req as any, res as any, () => log(req as any, res, () => {
-        res.statusCode = status;
-        res.end('{}');
-      })));
-    return { server, lines };
+    const fastify = Fastify({ genReqId: requestIdOf });
+    echoRequestId(fastify);
+    logRequests(fastify, logger);
+    fastify.get('/*', async (_req, reply) => reply.status(status).send({}));
+    fastify.get('/slow', async () => new Promise((r) => setTimeout(() => r({}), 300)));
+    await fastify.ready();
+    return { fastify, server: fastify.server, lines };
   };
 
   it('writes one line per request with the request id, method, URL, status and duration, and no headers', async () => {
-    const { server, lines } = serve(200);
+    const { fastify, server, lines } = await serve(200);
     const res = await request(server).get('/v1/orgs?limit=5').set('authorization', 'Bearer secret-token').set('x-request-id', 'req-42');
     await settle();
     expect(res.headers['x-request-id']).toBe('req-42');
@@ -41,14 +43,30 @@ describe('request log', () => {
     expect(lines[0]).toMatchObject({ level: 30, reqId: 'req-42', method: 'GET', url: '/v1/orgs?limit=5', status: 200, msg: 'request completed' });
     expect(typeof lines[0].ms).toBe('number');
     expect(JSON.stringify(lines[0])).not.toContain('secret-token');
+    await fastify.close();
   });
 
   it('logs a 5xx answer at error level', async () => {
-    const { server, lines } = serve(503);
+    const { fastify, server, lines } = await serve(503);
     await request(server).get('/health/ready');
     await settle();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 50, status: 503, msg: 'request failed' });
+    await fastify.close();
+  });
+
+  it('logs a request the client abandoned once, as aborted', async () => {
+    const { fastify, server, lines } = await serve(200);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = server.address() as { port: number };
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/slow', headers: { 'x-request-id': 'gone-1' } });
+    req.on('error', () => undefined);
+    req.end();
+    await new Promise((r) => setTimeout(r, 50));
+    req.destroy();
+    await new Promise((r) => setTimeout(r, 400)); // past the handler's answer
+    expect(lines).toEqual([expect.objectContaining({ reqId: 'gone-1', url: '/slow', aborted: true, msg: 'request aborted' })]);
+    await fastify.close();
   });
 });
 

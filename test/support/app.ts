@@ -1,14 +1,14 @@
 import 'reflect-metadata';
-import type { INestApplication } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
-import { bootstrap } from '../../src/bootstrap.js';
+import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {
-  app: INestApplication;
+  app: NestFastifyApplication;
   http: ReturnType<typeof request>;
   config: AppConfig;
   db: TestDatabase;
@@ -36,9 +36,10 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     ...env,
   });
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
-  const app = moduleRef.createNestApplication({ rawBody: true, bufferLogs: true });
-  bootstrap(app);
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
+  await bootstrap(app);
   await app.init();
+  await app.getHttpAdapter().getInstance().ready();
   return {
     app,
     http: request(app.getHttpServer()),

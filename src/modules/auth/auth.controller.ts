@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Inject } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Public } from '../../platform/auth/public.decorator.js';
@@ -14,16 +14,17 @@ import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
-export function clientInfo(req: Request & { id?: unknown }): ClientInfo {
-  return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: String(req.id ?? '') };
+export function clientInfo(req: FastifyRequest): ClientInfo {
+  return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: req.id };
 }
 
 /** Sets httpOnly, sameSite=lax cookies when AUTH_COOKIES is on (secure outside development). */
-export function setAuthCookies(config: AppConfig, res: Response, tokens: TokensDto): void {
+export function setAuthCookies(config: AppConfig, res: FastifyReply, tokens: TokensDto): void {
   if (!config.auth.cookies) return;
   const base = { httpOnly: true, secure: config.auth.cookieSecure, sameSite: 'lax' as const };
-  res.cookie(ACCESS_COOKIE, tokens.accessToken, { ...base, path: '/', maxAge: tokens.expiresIn * 1000 });
-  res.cookie(REFRESH_COOKIE, tokens.refreshToken, { ...base, path: '/v1/auth', maxAge: config.auth.refreshTokenTtlDays * 86_400_000 });
+  // maxAge in seconds
+  res.setCookie(ACCESS_COOKIE, tokens.accessToken, { ...base, path: '/', maxAge: tokens.expiresIn });
+  res.setCookie(REFRESH_COOKIE, tokens.refreshToken, { ...base, path: '/v1/auth', maxAge: config.auth.refreshTokenTtlDays * 86_400 });
 }
 
 @ApiTags('auth')
@@ -39,7 +40,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Create an account with email and password (also creates a personal organization)' })
   @ApiCreatedResponse({ type: TokensDto })
   @ApiErrors(400, 409)
-  async register(@Body() dto: RegisterDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+  async register(@Body() dto: RegisterDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.register(dto, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
@@ -51,7 +52,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401, 429)
-  async login(@Body() dto: LoginDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+  async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.login(dto.email, dto.password, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
@@ -63,7 +64,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)
-  async refresh(@Body() dto: RefreshDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+  async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const token = dto.refreshToken ?? req.cookies?.[REFRESH_COOKIE];
     if (!token) throw AppError.badRequest('auth.refresh_token_missing', 'refreshToken is required');
     const tokens = await this.auth.refresh(token, clientInfo(req));
@@ -77,7 +78,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401, 409)
-  async exchange(@Body() dto: ExchangeDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TokensDto> {
+  async exchange(@Body() dto: ExchangeDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.exchange(dto.token, dto.provider, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
@@ -94,7 +95,7 @@ export class SessionsController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
-  async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: Response): Promise<void> {
+  async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
     await this.auth.logout(tx);
     res.clearCookie(ACCESS_COOKIE, { path: '/' });
     res.clearCookie(REFRESH_COOKIE, { path: '/v1/auth' });

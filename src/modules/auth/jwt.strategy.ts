@@ -2,13 +2,13 @@ import { createSecretKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Principal } from '../../platform/auth/principal.js';
 
 export const ACCESS_COOKIE = 'omnizen_access';
 
-const fromCookie = (req: Request): string | null => (req?.cookies?.[ACCESS_COOKIE] as string | undefined) ?? null;
+const fromCookie = (req: FastifyRequest): string | null => req?.cookies?.[ACCESS_COOKIE] ?? null;
 
 /**
  * One strategy for every bearer: our access tokens (role authenticated, aud authenticated) and

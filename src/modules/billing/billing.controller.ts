@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
@@ -135,9 +135,9 @@ export class ServiceEntitlementsController {
   @ApiParam({ name: 'userId', description: 'core."User".id' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400, 401, 403, 404)
-  async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: Request): Promise<EntitlementsDto> {
+  async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: FastifyRequest): Promise<EntitlementsDto> {
     if (principal.kind !== 'service') throw AppError.forbidden('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
-    const meta = { requestId: String(req.id), ip: req.ip };
+    const meta = { requestId: req.id, ip: req.ip };
     const orgId = await this.db.tenant(principal, '', meta, async (tx) => {
       const [row] = await tx.db.$queryRaw<{ id: string | null }[]>`SELECT hub.personal_org_id(${userId})::text AS id`;
       return row.id;
@@ -159,7 +159,7 @@ export class StripeWebhookController {
   @ApiHeader({ name: 'Stripe-Signature', required: true })
   @ApiOkResponse({ type: WebhookAckDto })
   @ApiErrors(400, 503)
-  receive(@Req() req: Request & { rawBody?: Buffer }, @Headers('stripe-signature') signature?: string): Promise<WebhookAckDto> {
-    return this.webhooks.receive(req.rawBody, signature, String(req.id));
+  receive(@Req() req: FastifyRequest & { rawBody?: Buffer }, @Headers('stripe-signature') signature?: string): Promise<WebhookAckDto> {
+    return this.webhooks.receive(req.rawBody, signature, req.id);
   }
 }

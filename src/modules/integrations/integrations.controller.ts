@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { Tx, UserRoute } from '../../platform/http/tenant.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
@@ -100,7 +100,7 @@ export class MyProviderController {
   }
 }
 
-const metaOf = (req: Request & { id?: unknown }) => ({ requestId: String(req.id ?? ''), ip: req.ip });
+const metaOf = (req: FastifyRequest) => ({ requestId: req.id, ip: req.ip });
 
 @ApiTags('public')
 @Public()
@@ -112,7 +112,7 @@ export class PublicProvidersController {
   @ApiOperation({ summary: 'A public provider profile (no authentication); unknown and private slugs are both 404' })
   @ApiOkResponse({ type: PublicProviderDto })
   @ApiErrors(404)
-  profile(@Param('slug') slug: string, @Req() req: Request): Promise<PublicProviderDto> {
+  profile(@Param('slug') slug: string, @Req() req: FastifyRequest): Promise<PublicProviderDto> {
     return this.publicProviders.profile(slug, metaOf(req));
   }
 
@@ -120,7 +120,7 @@ export class PublicProvidersController {
   @ApiOperation({ summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
   @ApiOkResponse({ type: AvailabilityDto })
   @ApiErrors(400, 404)
-  availability(@Param('slug') slug: string, @Query() q: AvailabilityQueryDto, @Req() req: Request): Promise<AvailabilityDto> {
+  availability(@Param('slug') slug: string, @Query() q: AvailabilityQueryDto, @Req() req: FastifyRequest): Promise<AvailabilityDto> {
     return this.publicProviders.availability(slug, q, metaOf(req));
   }
 }

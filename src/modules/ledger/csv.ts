@@ -1,7 +1,7 @@
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** Whether the caller asked for CSV: ?format=csv or Accept: text/csv. */
-export function wantsCsv(req: Request, format?: string): boolean {
+export function wantsCsv(req: FastifyRequest, format?: string): boolean {
   return format === 'csv' || (format === undefined && /\btext\/csv\b/.test(req.headers.accept ?? ''));
 }
 
@@ -15,8 +15,8 @@ export function toCsv(header: string[], rows: unknown[][]): string {
   return [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
 }
 
-export function sendCsv(res: Response, filename: string, body: string): string {
-  res.setHeader('Content-Type', 'text/csv; charset=utf-8');
-  res.setHeader('Content-Disposition', `attachment; filename="${filename}"`);
+export function sendCsv(res: FastifyReply, filename: string, body: string): string {
+  res.header('Content-Type', 'text/csv; charset=utf-8');
+  res.header('Content-Disposition', `attachment; filename="${filename}"`);
   return body;
 }

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
@@ -125,10 +125,10 @@ export class AccountsController {
   @ApiOkResponse({ type: GeneralLedgerDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  async generalLedger(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: GeneralLedgerQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<GeneralLedgerDto | string> {
+  async generalLedger(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
     const gl = await this.reports.generalLedger(tx, id, q);
     if (!wantsCsv(req, q.format)) return gl;
-    if (gl.nextCursor) res.setHeader('X-Next-Cursor', gl.nextCursor);
+    if (gl.nextCursor) res.header('X-Next-Cursor', gl.nextCursor);
     return sendCsv(res, `general-ledger-${id}.csv`, toCsv(
       ['date', 'entry_id', 'line_no', 'memo', 'description', 'currency', 'debit', 'credit', 'base_debit', 'base_credit', 'running_balance'],
       [['', '', '', 'opening balance', '', gl.baseCurrency, '', '', '', '', gl.openingBalance],
@@ -277,7 +277,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: JournalEntryDto })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400, 409, 422)
-  async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: Response): Promise<JournalEntryDto> {
+  async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
     res.status(replayed ? 200 : 201);
     return entry;
@@ -295,7 +295,7 @@ export class JournalController {
   @ApiOperation({ summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
   @ApiCreatedResponse({ type: JournalEntryDto })
   @ApiErrors(409, 422)
-  async reverse(@Tx() tx: TenantTx, @Id('entryId') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: Response): Promise<JournalEntryDto> {
+  async reverse(@Tx() tx: TenantTx, @Id('entryId') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.reverse(tx, id, dto);
     res.status(replayed ? 200 : 201);
     return entry;
@@ -322,7 +322,7 @@ export class ReportsController {
   @ApiOkResponse({ type: TrialBalanceDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
-  async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<TrialBalanceDto | string> {
+  async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TrialBalanceDto | string> {
     const tb = await this.reports.trialBalance(tx, q.asOf);
     if (!wantsCsv(req, q.format)) return tb;
     return sendCsv(res, `trial-balance-${q.asOf ?? 'current'}.csv`, toCsv(['code', 'name', 'type', 'debit', 'credit'],
@@ -334,7 +334,7 @@ export class ReportsController {
   @ApiOkResponse({ type: ProfitAndLossDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
-  async profitAndLoss(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<ProfitAndLossDto | string> {
+  async profitAndLoss(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ProfitAndLossDto | string> {
     const pl = await this.reports.profitAndLoss(tx, q.from, q.to);
     if (!wantsCsv(req, q.format)) return pl;
     return sendCsv(res, `profit-and-loss-${q.from}-${q.to}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount'], [
@@ -349,7 +349,7 @@ export class ReportsController {
   @ApiOkResponse({ type: BalanceSheetDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
-  async balanceSheet(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BalanceSheetDto | string> {
+  async balanceSheet(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
     const asOf = q.asOf ?? new Date().toISOString().slice(0, 10);
     const bs = await this.reports.balanceSheet(tx, asOf);
     if (!wantsCsv(req, q.format)) return bs;

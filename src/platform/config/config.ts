@@ -8,6 +8,8 @@ export class ConfigError extends Error {}
 export interface AppConfig {
   nodeEnv: 'development' | 'test' | 'production';
   port: number;
+  /** Address the HTTP server binds (0.0.0.0: every interface, as a container needs). */
+  host: string;
   /** Owner connection: migrations and the privileged paths listed in platform/database/privileged.ts. */
   databaseUrl: string;
   /** Runtime connection of the API: a login with no table rights of its own (omnizen_api). */
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   return {
     nodeEnv,
     port: int(env, 'PORT', 3000, 1),
+    host: str(env, 'HOST', '0.0.0.0'),
     databaseUrl,
     apiDatabaseUrl,
     apiDatabasePoolSize: int(env, 'API_DATABASE_POOL_SIZE', 20, 1),

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from './app-error.js';
 import { mapDatabaseError } from './database-errors.js';
 
@@ -22,6 +22,19 @@ const HTTP_CODES: Record<number, string> = {
   429: 'rate_limited',
 };
 
+/** Fastify's own messages, in our words where the difference matters to a caller. */
+const FASTIFY_MESSAGES: Record<string, [code: string, message: string]> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request.json', 'the request body is not valid JSON'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request.json', 'the request body is empty but its Content-Type is application/json'],
+  FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', 'the request body is too large'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'send the body as application/json'],
+};
+
+function fastifyError(status: number, code: string, message: string): AppError {
+  const [ourCode, ourMessage] = FASTIFY_MESSAGES[code] ?? [HTTP_CODES[status] ?? 'bad_request', message];
+  return new AppError(status, ourCode, ourMessage);
+}
+
 /** Every error leaves the API in one shape: { error: { code, message, details? }, requestId }. */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
@@ -29,30 +42,32 @@ export class ErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const req = ctx.getRequest<Request & { id?: string }>();
-    const res = ctx.getResponse<Response>();
-    const requestId = String(req.id ?? '');
+    const req = ctx.getRequest<FastifyRequest>();
+    const res = ctx.getResponse<FastifyReply>();
+    const requestId = req.id;
     const err = this.toAppError(exception);
     if (err.status >= 500) {
       this.logger.error({ requestId, err: exception instanceof Error ? { name: exception.name, message: exception.message, stack: exception.stack } : exception }, 'unhandled error');
     }
     const body: ErrorBody = { error: { code: err.code, message: err.message }, requestId };
     if (err.details !== undefined) body.error.details = err.details;
-    if (!res.headersSent) res.status(err.status).json(body);
+    if (!res.sent) res.status(err.status).send(body);
   }
 
   private toAppError(exception: unknown): AppError {
     if (exception instanceof AppError) return exception;
+    // Fastify's own 4xx before a handler runs (a body that cannot be parsed, too large, of a type not
+    // accepted...): the adapter hands them over as an HttpException caused by the FastifyError
+    const cause = (exception instanceof HttpException ? exception.cause : exception) as { code?: unknown; statusCode?: number; message?: string } | undefined;
+    if (typeof cause?.code === 'string' && cause.code.startsWith('FST_') && cause.statusCode && cause.statusCode >= 400 && cause.statusCode < 500) {
+      return fastifyError(cause.statusCode, cause.code, cause.message ?? '');
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const response = exception.getResponse() as any;
       const message = typeof response === 'string' ? response : Array.isArray(response?.message) ? response.message.join('; ') : response?.message ?? exception.message;
       return new AppError(status, response?.code ?? HTTP_CODES[status] ?? 'error', message, response?.details);
     }
-    const anyErr = exception as any;
-    // body-parser: malformed JSON or too large a body
-    if (anyErr?.type === 'entity.parse.failed') return AppError.badRequest('bad_request.json', 'the request body is not valid JSON');
-    if (anyErr?.type === 'entity.too.large') return new AppError(413, 'payload_too_large', 'the request body is too large');
     const mapped = mapDatabaseError(exception);
     if (mapped) return mapped;
     return new AppError(HttpStatus.INTERNAL_SERVER_ERROR, 'internal', 'an unexpected error occurred');

@@ -1,6 +1,6 @@
 import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
@@ -34,7 +34,7 @@ export class HealthController {
   @ApiOperation({ summary: 'Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise' })
   @ApiOkResponse({ schema: { example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } } } })
   @ApiServiceUnavailableResponse({ description: 'A dependency is down' })
-  async ready(@Res({ passthrough: true }) res: Response) {
+  async ready(@Res({ passthrough: true }) res: FastifyReply) {
     const checks: Record<string, 'up' | 'down'> = {
       postgres: await check(() => this.db.ping()),
     };

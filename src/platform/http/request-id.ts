@@ -1,20 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 
 const WELL_FORMED = /^[\w.-]{1,128}$/;
 
-/** Gives every request an id: the caller's x-request-id when well-formed, a UUID otherwise. */
-export function requestId(req: Request, res: Response, next: NextFunction): void {
+/** Fastify's `genReqId`: the caller's x-request-id when well-formed, a UUID otherwise. */
+export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  const id = typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID();
-  req.id = id;
-  res.setHeader('x-request-id', id);
-  next();
+  return typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID();
 }
 
-declare module 'node:http' {
-  interface IncomingMessage {
-    /** set by requestId(), the first middleware */
-    id: string;
-  }
+/**
+ * Sends the request id back in x-request-id on every answer. `onRequest` runs before the body is
+ * parsed, so even a request whose body cannot be parsed (or an unknown route) gets it.
+ */
+export function echoRequestId(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id);
+    done();
+  });
 }

@@ -77,7 +77,7 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const header = req.headers['x-workspace-id'];
     const workspaceId = typeof header === 'string' && header ? header : undefined;
     if (workspaceId && !UUID.test(workspaceId)) throw AppError.badRequest('workspace.invalid', 'X-Workspace-Id must be a UUID');
-    const meta = { requestId: String(req.id), ip: req.ip };
+    const meta = { requestId: req.id, ip: req.ip };
     return from(
       this.db.tenant(principal, orgId, meta, async (tx) => {
         if (roles && !roles.includes(tx.role as RequestRole)) {

@@ -1,5 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import type { AppConfig } from '../config/config.js';
 
@@ -46,33 +46,28 @@ export class PinoNestLogger implements LoggerService {
   }
 }
 
-type Req = IncomingMessage & { originalUrl?: string };
+const ABORTED = Symbol('omnizen:aborted');
 
 /**
- * One line per answered request: request id (from requestId(), which runs first), method, URL,
- * status and duration; a request the client abandoned logs with `aborted`. 5xx answers log at
- * error level, everything else at info. Headers are not logged, so tokens and cookies never reach
- * the logs. (pino-http does this too, but builds two child loggers per request: ~0.15 ms of CPU.)
+ * One line per answered request: request id, method, URL, status and duration; a request the
+ * client abandoned before its answer logs once, with `aborted`. 5xx answers log at error level,
+ * everything else at info. Headers are not logged, so tokens and cookies never reach the logs.
+ * (Fastify's own logger would build a child logger per request; this writes one line.)
  */
-export function requestLogger(logger: Logger) {
-  return (req: Req, res: ServerResponse, next: () => void): void => {
-    const started = performance.now();
-    const done = () => {
-      res.off('finish', done);
-      res.off('close', done);
-      const line = {
-        reqId: req.id,
-        method: req.method,
-        url: req.originalUrl ?? req.url,
-        status: res.statusCode,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-        ...(res.writableFinished ? {} : { aborted: true }),
-      };
-      if (res.statusCode >= 500) logger.error(line, 'request failed');
+export function logRequests(fastify: FastifyInstance, logger: Logger): void {
+  fastify.addHook('onResponse', (req, reply, done) => {
+    if (!(req as Marked)[ABORTED]) {
+      const line = { reqId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+      if (reply.statusCode >= 500) logger.error(line, 'request failed');
       else logger.info(line, 'request completed');
-    };
-    res.on('finish', done);
-    res.on('close', done);
-    next();
-  };
+    }
+    done();
+  });
+  fastify.addHook('onRequestAbort', (req, done) => {
+    (req as Marked)[ABORTED] = true;
+    logger.info({ reqId: req.id, method: req.method, url: req.url, aborted: true }, 'request aborted');
+    done();
+  });
 }
+
+type Marked = FastifyRequest & { [ABORTED]?: boolean };
