@@ -2,8 +2,9 @@
 // and trial-balance latency at 1,000,000 journal lines. Prints one JSON document.
 //
 // It creates its own database (omnizen_bench_ledger_<pid>) on DATABASE_URL's server, migrates it,
-// starts the app on a free port, runs every scenario for BENCH_SECONDS (default 8) and drops the
-// database at the end. Scenarios, each at 32 connections:
+// starts the app on a free port, runs every scenario for BENCH_SECONDS (default 8), after one
+// unmeasured BENCH_WARMUP_SECONDS (default 2) run before the API scenarios and one before the floor, and
+// drops the database at the end. Scenarios, each at 32 connections:
 //   api_*   POST /v1/orgs/:orgId/ledger/journal-entries (autocannon)
 //   sql_*   the same finance.post_journal_entry(jsonb) called directly through pg as the API login,
 //           in the same tenant transaction shape (BEGIN; begin_request; post; COMMIT): the floor
@@ -16,7 +17,8 @@
 // calling the function a million times; the trial balance is then read through the API.
 import 'reflect-metadata';
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -26,6 +28,8 @@ import { migrate } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+// an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
+const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const CONNECTIONS = 32;
 const ACCOUNTS = 1000;
 const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
@@ -34,6 +38,13 @@ const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
 
 const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
+  } catch {
+    return 100;
+  }
+})();
 const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
 const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
 
@@ -45,6 +56,17 @@ async function main() {
   const ownerUrl = withDatabase(server, dbName);
   const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   let stopApp: (() => Promise<void>) | undefined;
+  let appPid: number | undefined;
+  // CPU (user + system) the app's process has used so far, from /proc (Linux); undefined elsewhere
+  const appCpuMs = () => {
+    try {
+      const stat = readFileSync(`/proc/${appPid}/stat`, 'utf8');
+      const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+      return ((utime + stime) * 1000) / CLOCK_TICKS;
+    } catch {
+      return undefined;
+    }
+  };
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
   try {
@@ -55,6 +77,7 @@ async function main() {
     const startApp = async () => {
       const child = spawn(process.execPath, [...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
+      appPid = child.pid;
       stopApp = async () => {
         child.kill('SIGTERM');
         await exited;
@@ -109,9 +132,10 @@ async function main() {
       return { date: '2026-01-15', memo: 'bench', lines: out };
     };
 
-    const api = async (lines: number, hot: boolean) => {
+    const api = async (lines: number, hot: boolean, seconds = SECONDS) => {
+      const cpu0 = appCpuMs();
       const r = await autocannon({
-        url: base, connections: CONNECTIONS, duration: SECONDS,
+        url: base, connections: CONNECTIONS, duration: seconds,
         requests: [{
           method: 'POST', path: `/v1/orgs/${org.orgId}/ledger/journal-entries`,
           headers: { 'content-type': 'application/json', authorization: `Bearer ${org.token}` },
@@ -120,7 +144,10 @@ async function main() {
       });
       const ok = r.requests.total - r.non2xx;
       const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
-      return { entries_per_s: round(ok / (r.duration || SECONDS), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures };
+      const cpu1 = appCpuMs();
+      // CPU the app's process spent per posted entry (steadier than entries/s on a shared machine)
+      const app_cpu_ms_per_entry = cpu0 !== undefined && cpu1 !== undefined ? round((cpu1 - cpu0) / Math.max(1, ok), 3) : undefined;
+      return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry };
     };
 
     const claims = JSON.stringify({ sub: org.userId, role: 'authenticated', org_id: org.orgId });
@@ -132,10 +159,10 @@ async function main() {
          VALUES ($1::uuid, $2, 'user', 'ledger.entry_posted', 'journal_entry', $3, NULL, $4::jsonb, $5, '127.0.0.1')`,
         [org.orgId, org.userId, r.entry.id, JSON.stringify(r.entry), `bench-${r.entry.id}`]);
     };
-    const sql = async (lines: number, hot: boolean, shape: 'posting' | 'as_api' = 'posting') => {
+    const sql = async (lines: number, hot: boolean, shape: 'posting' | 'as_api' = 'posting', seconds = SECONDS) => {
       const latencies: number[] = [];
       let errors = 0;
-      const deadline = Date.now() + SECONDS * 1000;
+      const deadline = Date.now() + seconds * 1000;
       const started = Date.now();
       await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
         const c = await runtime.connect();
@@ -165,12 +192,20 @@ async function main() {
     const results: Record<string, any> = {};
     const only = process.env.BENCH_ONLY?.split(',');
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
+    if (WARMUP > 0) {
+      log(`api warm-up ${WARMUP}s`);
+      await api(2, false, WARMUP);
+    }
     for (const [name, lines, hot] of scenarios) {
       if (only && !only.includes(`api_${name}`)) continue;
       log(`api ${name}`);
       results[`api_${name}`] = await api(lines, hot);
     }
     await stopApp?.();
+    if (WARMUP > 0) {
+      log(`sql warm-up ${WARMUP}s`);
+      await sql(2, false, 'posting', WARMUP);
+    }
     for (const [name, lines, hot] of scenarios) {
       if (only && !only.includes(`sql_${name}`)) continue;
       log(`sql ${name}`);
