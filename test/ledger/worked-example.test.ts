@@ -148,5 +148,9 @@ describe('ledger: a worked month', () => {
     expect(closed.body.error.message).toMatch(/fiscal period 2026-03-01 to 2026-03-31 is closed/);
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'ledger.%' ORDER BY id`, [orgId]);
     expect(audit.rows.map((r) => r.action)).toEqual(expect.arrayContaining(['ledger.books_started', 'ledger.entry_posted', 'ledger.entry_reversed', 'ledger.fx_revaluation_posted', 'ledger.year_end_entry_posted', 'ledger.fiscal_year_closed']));
+    // a posted entry's audit row names it and its totals; the lines stay in the (immutable) journal
+    const closing = await t.db.admin.query(`SELECT entity_id, after FROM core.audit_logs WHERE org_id = $1 AND action = 'ledger.year_end_entry_posted'`, [orgId]);
+    expect(closing.rows).toEqual([{ entity_id: res.body.closingEntry.id, after: expect.objectContaining({ id: res.body.closingEntry.id, totalBase: res.body.closingEntry.totalBase, lineCount: res.body.closingEntry.lines.length }) }]);
+    expect(closing.rows[0].after).not.toHaveProperty('lines');
   });
 });
