@@ -82,7 +82,7 @@ describe('ledger: posted entries are immutable; organizations are apart', () => 
     ['post', 'fx-rates/import', { rates: [{ currency: 'USD', date: '2026-03-01', rate: '0.9' }] }],
     ['get', 'tax-codes'], ['post', 'tax-codes', { code: 'X', name: 'x', rate: '1', salesAccountId: ids.account, purchaseAccountId: ids.account }],
     ['post', `tax-codes/${ids.tax}/calculate`, { amount: '10' }],
-    ['get', 'fiscal-years'], ['post', 'fiscal-years', { startDate: '2027-01-01' }], ['post', `fiscal-years/${ids.year}/close`],
+    ['get', 'fiscal-years'], ['post', 'fiscal-years', { startDate: '2027-01-01' }], ['post', `fiscal-years/${ids.year}/close`], ['post', `fiscal-years/${ids.year}/reopen`],
     ['get', 'periods'], ['post', `periods/${ids.period}/close`], ['post', `periods/${ids.period}/reopen`],
     ['get', 'journal-entries'], ['post', 'journal-entries', { date: '2026-03-04', lines: [{ accountId: ids.account, debit: '1' }, { accountId: ids.account, credit: '1' }] }],
     ['get', `journal-entries/${ids.entry}`], ['post', `journal-entries/${ids.entry}/reverse`, {}],

@@ -153,4 +153,39 @@ describe('ledger: a worked month', () => {
     expect(closing.rows).toEqual([{ entity_id: res.body.closingEntry.id, after: expect.objectContaining({ id: res.body.closingEntry.id, totalBase: res.body.closingEntry.totalBase, lineCount: res.body.closingEntry.lines.length }) }]);
     expect(closing.rows[0].after).not.toHaveProperty('lines');
   });
+
+  it('reopens the closed year (the closing entry reversed, the result back on P&L) and closes it again', async () => {
+    const years = await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200);
+    const year = years.body[0];
+    const firstClosing = (await t.http.get(ledgerUrl(orgId, `journal-entries/${year.closingEntryId}`)).set(owner.auth).expect(200)).body;
+    const fullYear = () => t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31')).set(owner.auth).expect(200);
+    expect((await fullYear()).body.netIncome).toBe('0.00'); // closed: the closing entry zeroed revenue and expense
+
+    const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/reopen`)).set(owner.auth).expect(200);
+    expect(res.body.fiscalYear).toMatchObject({ status: 'open', closingEntryId: null });
+    expect(res.body.fiscalYear.periods.every((p: any) => p.status === 'open')).toBe(true);
+    expect(res.body.reversalEntry).toMatchObject({ reversesEntryId: firstClosing.id, date: '2026-12-31', totalBase: firstClosing.totalBase });
+    expect((await fullYear()).body.netIncome).toBe('2250.00');
+    const bs = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-12-31')).set(owner.auth).expect(200);
+    expect(bs.body).toMatchObject({ currentEarnings: '2250.00', balanced: true });
+    const again = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/reopen`)).set(owner.auth).expect(409);
+    expect(again.body.error.code).toBe('ledger.year_open');
+
+    // closing again posts a new closing entry (not a replay of the reversed one)
+    const closed = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/close`)).set(owner.auth).expect(200);
+    expect(closed.body.closingEntry.id).not.toBe(firstClosing.id);
+    expect(closed.body.closingEntry.totalBase).toBe(firstClosing.totalBase);
+    expect((await fullYear()).body.netIncome).toBe('0.00');
+    const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, year.id]);
+    expect(audit.rows.map((r) => r.action)).toEqual(['ledger.fiscal_year_closed', 'ledger.fiscal_year_reopened', 'ledger.fiscal_year_closed']);
+  });
+
+  it('reopens only the latest closed year', async () => {
+    const next = await t.http.post(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
+    await t.http.post(ledgerUrl(orgId, `fiscal-years/${next.body.id}/close`)).set(owner.auth).expect(200);
+    const years = await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200);
+    const first = years.body.find((y: any) => y.startDate === '2026-01-01');
+    const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${first.id}/reopen`)).set(owner.auth).expect(422);
+    expect(res.body.error.message).toMatch(/reopen the later fiscal year 2027-01-01 to 2027-12-31 first/);
+  });
 });

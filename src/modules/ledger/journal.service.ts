@@ -9,7 +9,7 @@ import { LedgerService } from './ledger.service.js';
 import { computeTax, D, fixed } from './money.js';
 import type {
   CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, ReverseEntryDto,
-  RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto,
+  RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
 /** What finance.post_journal_entry takes (amounts as decimal strings). */
@@ -223,13 +223,40 @@ export class JournalService {
       // a profit (credit balance overall) is credited to retained earnings, a loss debited
       if (result.lt(0)) lines.push({ accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' });
       if (result.gt(0)) lines.push({ accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
+      // one key per close: a year reopened (its closing entry reversed) and closed again posts a new entry
+      const earlier = await repo.yearEndEntryCount(tx.db, tx.orgId, yearId);
       closingEntry = (await this.post(tx, {
-        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'system', idempotencyKey: `year-end:${yearId}`, lines,
+        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'system',
+        idempotencyKey: earlier === 0 ? `year-end:${yearId}` : `year-end:${yearId}:${earlier + 1}`, lines,
       }, 'ledger.year_end_entry_posted')).entry;
     }
     await repo.closeYear(tx.db, tx.orgId, yearId, closingEntry?.id ?? null);
     const fiscalYear = await this.ledger.getYear(tx, yearId);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_closed', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
     return { fiscalYear, closingEntry };
+  }
+
+  /**
+   * Undoes a year-end close: the year and its periods open again and the closing entry is reversed
+   * (posted entries never change), so revenue and expense accounts carry the year's result again.
+   * Only the latest closed year can reopen: a later closed year was closed on top of it.
+   */
+  async reopenYear(tx: TenantTx, yearId: string): Promise<YearReopenResultDto> {
+    const year = await repo.lockYear(tx.db, tx.orgId, yearId);
+    if (!year) {
+      await this.ledger.getYear(tx, yearId);
+      throw AppError.forbidden('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
+    }
+    if (year.status !== 'closed') throw AppError.conflict('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
+    const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);
+    if (later) throw new AppError(422, 'ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
+    const before = await this.ledger.getYear(tx, yearId);
+    await repo.reopenYear(tx.db, tx.orgId, yearId);
+    const reversalEntry = year.closing_entry_id
+      ? (await this.reverse(tx, year.closing_entry_id, { date: year.end_date, memo: `Reopening of fiscal year ${year.start_date} to ${year.end_date}` })).entry
+      : null;
+    const fiscalYear = await this.ledger.getYear(tx, yearId);
+    await this.audit.record(tx, { action: 'ledger.fiscal_year_reopened', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
+    return { fiscalYear, reversalEntry };
   }
 }

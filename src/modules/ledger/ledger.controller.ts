@@ -15,7 +15,7 @@ import {
   CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
   ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
-  TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto,
+  TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
 /** A path id that is not a UUID is simply not found. */
@@ -227,6 +227,16 @@ export class FiscalCalendarController {
   @ApiErrors(409, 422)
   closeYear(@Tx() tx: TenantTx, @Id('yearId') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
+  }
+
+  @Post('fiscal-years/:yearId/reopen')
+  @HttpCode(200)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
+  @ApiOkResponse({ type: YearReopenResultDto })
+  @ApiErrors(409, 422)
+  reopenYear(@Tx() tx: TenantTx, @Id('yearId') id: string): Promise<YearReopenResultDto> {
+    return this.journal.reopenYear(tx, id);
   }
 
   @Get('periods')

@@ -320,6 +320,11 @@ export class YearEndResultDto {
   @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
 }
 
+export class YearReopenResultDto {
+  @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
+  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
+}
+
 // ---------------------------------------------------------------- statements
 export class TrialBalanceRowDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;

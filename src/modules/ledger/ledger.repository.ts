@@ -249,9 +249,35 @@ export const ledgerRepository = {
 
   async lockYear(db: Db, orgId: string, id: string): Promise<any | undefined> {
     const [row] = await db.$queryRaw<any[]>`
-      SELECT id, status, start_date::text AS start_date, end_date::text AS end_date FROM finance.fiscal_years
+      SELECT id, status, start_date::text AS start_date, end_date::text AS end_date, closing_entry_id FROM finance.fiscal_years
       WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR UPDATE`;
     return row;
+  },
+
+  /** A closed fiscal year after `endDate`: the year ending then cannot reopen under it. */
+  async laterClosedYear(db: Db, orgId: string, endDate: string): Promise<{ start_date: string; end_date: string } | undefined> {
+    const [row] = await db.$queryRaw<any[]>`
+      SELECT start_date::text AS start_date, end_date::text AS end_date FROM finance.fiscal_years
+      WHERE org_id = ${orgId}::uuid AND start_date > ${endDate}::date AND status = 'closed' ORDER BY start_date LIMIT 1`;
+    return row;
+  },
+
+  /** How many year-end entries this year has had (each close after a reopen posts a new one). */
+  async yearEndEntryCount(db: Db, orgId: string, yearId: string): Promise<number> {
+    const [row] = await db.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM finance.journal_entries
+      WHERE org_id = ${orgId}::uuid AND (idempotency_key = ${`year-end:${yearId}`} OR idempotency_key LIKE ${`year-end:${yearId}:%`})`;
+    return row.n;
+  },
+
+  async reopenYear(db: Db, orgId: string, id: string): Promise<void> {
+    await db.$queryRaw`SELECT 1 FROM finance.fiscal_periods WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid ORDER BY start_date FOR UPDATE`;
+    await db.$executeRaw`
+      UPDATE finance.fiscal_periods SET status = 'open', closed_at = NULL, updated_at = now()
+      WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid`;
+    await db.$executeRaw`
+      UPDATE finance.fiscal_years SET status = 'open', closed_at = NULL, closing_entry_id = NULL, updated_at = now()
+      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
   },
 
   async closeYear(db: Db, orgId: string, id: string, closingEntryId: string | null): Promise<void> {
