@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
+import { APP_NODE_FLAGS } from './app-flags.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -122,7 +123,7 @@ async function main() {
     // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
     child = fork(fileURLToPath(import.meta.url), ['--serve'], {
       // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-      execArgv: ['--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+      execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
       env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });

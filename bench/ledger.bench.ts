@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
+import { APP_NODE_FLAGS } from './app-flags.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -75,7 +76,7 @@ async function main() {
     // the app runs in its own process so that the load generator does not share its event loop;
     // it is stopped while the SQL floor runs (the two pools of 32 would not fit next to other users)
     const startApp = async () => {
-      const child = spawn(process.execPath, [...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
       appPid = child.pid;
       stopApp = async () => {
