@@ -63,6 +63,29 @@ describe('SqlPool', () => {
     expect(ids.map(([r]) => r.n)).toEqual([2, 2]);
   });
 
+  it('settles a write sent with $executeRawAtCommit with COMMIT: kept when it succeeds, the whole transaction rolled back when it fails', async () => {
+    await pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${10}, ${'with at-commit'})`;
+      db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${11}, ${'at-commit'})`;
+    });
+    expect((await tdb.admin.query(`SELECT id FROM t WHERE id IN (10, 11) ORDER BY id`)).rows).toEqual([{ id: 10 }, { id: 11 }]);
+
+    await expect(pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${12}, ${'lost with the failed at-commit write'})`;
+      db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
+      return 'answered';
+    })).rejects.toMatchObject({ code: '23505' });
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 12`)).rows[0].n).toBe(0);
+
+    // the work throws after sending one: rolled back, no unhandled rejection, the connection usable
+    await expect(pool.transaction(async (db) => {
+      db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${13}, ${'lost'})`;
+      throw new Error('handler failed');
+    })).rejects.toThrow('handler failed');
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 13`)).rows[0].n).toBe(0);
+    await tdb.admin.query('DELETE FROM t WHERE id IN (10, 11)');
+  });
+
   it('runs caller-built SQL text with positional parameters ($queryRawUnsafe)', async () => {
     const rows = await pool.transaction((db) => db.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM t WHERE note = $1 ORDER BY id', 'kept'));
     expect(rows.map((r) => r.id)).toEqual([1, 2]);

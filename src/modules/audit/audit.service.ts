@@ -36,7 +36,8 @@ export class AuditService {
 
   private async write(db: Db, orgId: string, actor: Principal | 'system', e: AuditEntry, meta?: { requestId?: string; ip?: string }): Promise<void> {
     const { actorId, principalType } = actor === 'system' ? { actorId: null, principalType: 'system' as const } : actorOf(actor);
-    await auditRepository.insert(db, {
+    // sent now, settled with COMMIT: a rejected row (policy, constraint) rolls the whole change back
+    auditRepository.insert(db, {
       orgId, actorId, principalType, action: e.action, entityType: e.entityType, entityId: e.entityId ?? null,
       before: e.before, after: e.after, requestId: meta?.requestId ?? null, ip: meta?.ip ?? null,
     });

@@ -22,6 +22,12 @@ export interface Db {
   /** SQL text built by the caller from constants only; values still go as parameters ($1, $2, ...). */
   $queryRawUnsafe<T = unknown[]>(sql: string, ...values: unknown[]): Promise<T>;
   $executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number>;
+  /**
+   * Sends a write without waiting for its answer; the transaction waits for it with COMMIT (both travel
+   * together), and fails, rolled back, if it failed. For writes nothing later in the request reads:
+   * the audit row.
+   */
+  $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void;
 }
 
 const TYPES = {
@@ -80,7 +86,16 @@ function fromTemplate(strings: TemplateStringsArray, values: unknown[]): pg.Quer
 const last = (r: pg.QueryResult | pg.QueryResult[]) => (Array.isArray(r) ? r[r.length - 1] : r);
 
 class ConnectionDb implements Db {
+  /** statements sent by $executeRawAtCommit, settled before the transaction reports its outcome */
+  readonly atCommit: Promise<unknown>[] = [];
+
   constructor(private readonly client: pg.PoolClient) {}
+
+  $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
+    const sent = this.client.query(fromTemplate(sql, values));
+    sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
+    this.atCommit.push(sent);
+  }
 
   async $queryRaw<T = unknown[]>(sql: TemplateStringsArray, ...values: unknown[]): Promise<T> {
     return (await this.client.query(fromTemplate(sql, values))).rows as T;
@@ -126,21 +141,33 @@ export class SqlPool {
       // a transaction left open by a crashed handler does not hold its locks for ever
       idle_in_transaction_session_timeout: options.statementTimeoutMillis,
       types: typeParsers,
-    });
+      // statements are sent without waiting for the answer to the one before (their answers still come
+      // in order): BEGIN travels with the first statement, COMMIT with the audit row
+      pipeline: true,
+    } as pg.PoolConfig); // pg's types do not list `pipeline` yet
     this.pool.on('error', (err) => logger.warn(`idle database connection lost: ${err.message}`));
   }
 
   /**
    * BEGIN, `work`, COMMIT on one connection; ROLLBACK when `work` throws (the error is rethrown).
+   * A statement sent with $executeRawAtCommit that failed fails the transaction: PostgreSQL answers
+   * COMMIT of a failed transaction by rolling it back, and its error is rethrown.
    * A connection whose ROLLBACK fails is discarded, not returned to the pool.
    */
   async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      const result = await work(new ConnectionDb(client));
-      await client.query('COMMIT');
+      const begun = client.query('BEGIN');
+      begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
+      const db = new ConnectionDb(client);
+      const result = await work(db);
+      await begun;
+      const committed = client.query('COMMIT');
+      committed.catch(() => undefined);
+      for (const sent of db.atCommit) await sent; // the first failure is rethrown: COMMIT rolled back
+      const { command } = await committed;
+      if (command !== 'COMMIT') throw new Error(`the transaction was rolled back (${command})`);
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((rollbackError: Error) => {
