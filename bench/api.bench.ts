@@ -9,7 +9,8 @@
 //   write  PATCH /v1/orgs/:orgId {name: changing} vs  BEGIN; begin_request; SELECT before; UPDATE ... RETURNING;
 //                                                      INSERT the audit row; COMMIT
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
-// one RLS transaction per operation. ratio = API requests/s ÷ floor operations/s.
+// one RLS transaction per operation, pipelined as the app's pool is (BEGIN sent with begin_request, the
+// audit row with COMMIT). ratio = API requests/s ÷ floor operations/s.
 // Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections),
 // BENCH_ROUTES (default "read,write,health": the phases to run, e.g. "read" while profiling).
 import 'reflect-metadata';
@@ -113,7 +114,8 @@ async function main() {
   await root.query(`CREATE DATABASE "${dbName}"`);
   const ownerUrl = withDatabase(server, dbName);
   const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
-  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
+  // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request, COMMIT with the audit row
+  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
   let child: ReturnType<typeof fork> | undefined;
   try {
@@ -164,7 +166,7 @@ async function main() {
     };
 
     // the floor: what the repositories and the audit service send, in the tenant transaction's shape
-    const begin = (c: pg.PoolClient) => c.query('BEGIN').then(() => c.query(`SELECT * FROM public.begin_request($1, 'authenticated')`, [claims]));
+    const begin = (c: pg.PoolClient) => Promise.all([c.query('BEGIN'), c.query(`SELECT * FROM public.begin_request($1, 'authenticated')`, [claims])]);
     const readSql = async (c: pg.PoolClient) => {
       await begin(c);
       const { rows } = await c.query('SELECT o.*, public.auth_role() AS role FROM core.organizations o WHERE o.id = $1::uuid', [orgId]);
@@ -177,11 +179,11 @@ async function main() {
       const after = (await c.query(
         `UPDATE core.organizations SET name = coalesce($2, name), domain = coalesce($3, domain), updated_at = now()
          WHERE id = $1::uuid RETURNING *, public.auth_role() AS role`, [orgId, `Bench Org floor ${i}`, null])).rows[0];
-      await c.query(
+      // the audit row goes with COMMIT, as the audit service sends it
+      await Promise.all([c.query(
         `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
          VALUES ($1::uuid, $2, 'user', 'organization.updated', 'organization', $3, $4::jsonb, $5::jsonb, $6, $7)`,
-        [orgId, userId, orgId, JSON.stringify(before), JSON.stringify(after), `floor-${i}`, '127.0.0.1']);
-      await c.query('COMMIT');
+        [orgId, userId, orgId, JSON.stringify(before), JSON.stringify(after), `floor-${i}`, '127.0.0.1']), c.query('COMMIT')]);
     };
 
     // CPU the app's process spent per answered request: steadier than requests/s on a shared machine

@@ -12,6 +12,8 @@
 //   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
 //   sql_as_api_spread_2: the floor plus what the API sends besides posting, in the same transaction:
 //           the posted entry read back for the answer (finance.entry_json) and the audit row
+// The floor's pool is pipelined as the app's is: BEGIN travels with begin_request (and the audit row with
+// COMMIT).
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
 // calling the function a million times; the trial balance is then read through the API.
@@ -23,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
+import { auditSnapshot } from '../src/modules/ledger/journal.service.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
@@ -69,7 +72,8 @@ async function main() {
     }
   };
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
-  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS });
+  // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request, COMMIT with the audit row
+  const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
@@ -157,10 +161,11 @@ async function main() {
     // the statements of POST /journal-entries after begin_request (journal.service post + audit.record)
     const asApi = async (c: pg.PoolClient, body: string) => {
       const { rows: [r] } = await c.query('SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry($1::jsonb) p', [body]);
-      await c.query(
+      // the audit row goes with COMMIT, as the audit service sends it
+      return c.query(
         `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
          VALUES ($1::uuid, $2, 'user', 'ledger.entry_posted', 'journal_entry', $3, NULL, $4::jsonb, $5, '127.0.0.1')`,
-        [org.orgId, org.userId, r.entry.id, JSON.stringify(r.entry), `bench-${r.entry.id}`]);
+        [org.orgId, org.userId, r.entry.id, JSON.stringify(auditSnapshot(r.entry)), `bench-${r.entry.id}`]);
     };
     const sql = async (lines: number, hot: boolean, shape: 'posting' | 'as_api' = 'posting', seconds = SECONDS) => {
       const latencies: number[] = [];
@@ -173,11 +178,14 @@ async function main() {
           while (Date.now() < deadline) {
             const t0 = process.hrtime.bigint();
             try {
-              await c.query('BEGIN');
-              await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims]);
-              if (shape === 'as_api') await asApi(c, JSON.stringify(entry(lines, hot)));
-              else await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
-              await c.query('COMMIT');
+              await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
+              if (shape === 'as_api') {
+                const audit = await asApi(c, JSON.stringify(entry(lines, hot)));
+                await Promise.all([audit, c.query('COMMIT')]);
+              } else {
+                await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
+                await c.query('COMMIT');
+              }
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
               errors++;
