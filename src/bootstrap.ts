@@ -28,8 +28,8 @@ export function httpAdapter(): FastifyAdapter {
 }
 
 /** The application as main.ts serves it (and the benchmarks): `bootstrap` already applied, not yet listening. */
-export async function createApp(module: DynamicModule, options: { bufferLogs?: boolean } = {}): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(module, httpAdapter(), { bufferLogs: options.bufferLogs ?? true, rawBody: true });
+export async function createApp(module: DynamicModule): Promise<NestFastifyApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(module, httpAdapter(), { bufferLogs: true, rawBody: true });
   return bootstrap(app);
 }
 

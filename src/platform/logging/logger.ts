@@ -47,6 +47,7 @@ export class PinoNestLogger implements LoggerService {
 }
 
 const ABORTED = Symbol('omnizen:aborted');
+type Marked = FastifyRequest & { [ABORTED]?: boolean };
 
 /**
  * One line per answered request: request id, method, URL, status and duration; a request the
@@ -69,5 +70,3 @@ export function logRequests(fastify: FastifyInstance, logger: Logger): void {
     done();
   });
 }
-
-type Marked = FastifyRequest & { [ABORTED]?: boolean };
