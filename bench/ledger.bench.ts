@@ -203,6 +203,10 @@ async function main() {
     const results: Record<string, any> = {};
     const only = process.env.BENCH_ONLY?.split(',');
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
+    // each phase starts from a fresh checkpoint: dirty pages and WAL of earlier work (another run's 1M-line
+    // load, the migration) are flushed first instead of competing with this phase's commits
+    const checkpoint = () => admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
+    await checkpoint();
     if (WARMUP > 0) {
       // every scenario's shape in turn: the first one measured otherwise still pays for JIT compilation
       // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm)
@@ -215,6 +219,7 @@ async function main() {
       results[`api_${name}`] = await api(lines, hot);
     }
     await stopApp?.();
+    await checkpoint();
     if (WARMUP > 0) {
       log(`sql warm-up ${WARMUP}s`);
       for (const [, lines, hot] of scenarios) await sql(lines, hot, 'posting', WARMUP / scenarios.length);
