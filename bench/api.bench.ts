@@ -26,6 +26,7 @@ import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
+import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
@@ -44,15 +45,6 @@ const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Figures {
   requests_per_s: number;
@@ -106,10 +98,7 @@ async function main() {
   const dbName = `omnizen_bench_api_${process.pid}`;
   const root = new pg.Client({ connectionString: server });
   await root.connect();
-  // databases of earlier runs that were killed before they could drop theirs
-  for (const { datname } of (await root.query(`SELECT datname FROM pg_database WHERE datname ~ '^omnizen_bench_api_[0-9]+$'`)).rows) {
-    if (!alive(Number(datname.slice('omnizen_bench_api_'.length)))) await root.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-  }
+  await dropDatabasesOfEndedRuns(root, ['omnizen_bench_api_']);
   await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
   await root.query(`CREATE DATABASE "${dbName}"`);
   const ownerUrl = withDatabase(server, dbName);

@@ -30,6 +30,7 @@ import { APP_NODE_FLAGS } from './app-flags.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
+import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 // an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
@@ -55,6 +56,7 @@ const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
 async function main() {
   const root = new pg.Client({ connectionString: server });
   await root.connect();
+  await dropDatabasesOfEndedRuns(root, ['omnizen_bench_ledger_']);
   await root.query(`DROP DATABASE IF EXISTS "${dbName}"`);
   await root.query(`CREATE DATABASE "${dbName}"`);
   const ownerUrl = withDatabase(server, dbName);
