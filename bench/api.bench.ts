@@ -22,6 +22,7 @@ import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
+import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -143,9 +144,7 @@ async function main() {
     const userId: string = owner.user.id;
     const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
     await call('GET', `/v1/orgs/${orgId}`, token); // the route answers 200 before it is measured
-    // the claims the API sets for this caller (claimsFor): begin_request also checks the token's session
-    const sessionId = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).session_id;
-    const claims = JSON.stringify({ org_id: orgId, sub: userId, email: owner.user.email, role: 'authenticated', session_id: sessionId });
+    const claims = tenantClaims(token, orgId);
     const auth = { authorization: `Bearer ${token}` };
     let n = 0;
     const readReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: auth };

@@ -27,6 +27,7 @@ import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { auditSnapshot } from '../src/modules/ledger/journal.service.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
+import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -125,7 +126,7 @@ async function main() {
         INSERT INTO finance.accounts (org_id, code, name, type, parent_id)
         SELECT $1::uuid, 'B' || lpad(i::text, 4, '0'), 'Bench ' || i, 'asset', $2::uuid FROM generate_series(1, $3::int) i RETURNING id`, [org.id, parent, ACCOUNTS]);
       const cash = accounts.find((a: any) => a.code === '1100').id;
-      return { orgId: org.id as string, userId: user.user.id as string, email: user.user.email as string, token, ids: rows.map((r) => r.id as string), cash };
+      return { orgId: org.id as string, userId: user.user.id as string, token, ids: rows.map((r) => r.id as string), cash };
     };
     const org = await setupOrg('bench');
     const pick = () => org.ids[Math.floor(Math.random() * org.ids.length)];
@@ -157,9 +158,7 @@ async function main() {
       return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry };
     };
 
-    // the claims the API sets for this caller (claimsFor): begin_request also checks the token's session
-    const sessionId = JSON.parse(Buffer.from(org.token.split('.')[1], 'base64url').toString()).session_id;
-    const claims = JSON.stringify({ org_id: org.orgId, sub: org.userId, email: org.email, role: 'authenticated', session_id: sessionId });
+    const claims = tenantClaims(org.token, org.orgId);
     // the statements of POST /journal-entries after begin_request (journal.service post + audit.record)
     const asApi = async (c: pg.PoolClient, body: string) => {
       const { rows: [r] } = await c.query('SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry($1::jsonb) p', [body]);
