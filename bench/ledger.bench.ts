@@ -6,26 +6,24 @@
 // warm-up of BENCH_WARMUP_SECONDS (default 12) through the API (every scenario in turn) and one through
 // the floor, and drops the database at the end. Scenarios, each at 32 connections:
 //   api_*   POST /v1/orgs/:orgId/ledger/journal-entries (autocannon)
-//   sql_*   the same finance.post_journal_entry(jsonb) called directly through pg as the API login,
-//           in the same tenant transaction shape (BEGIN; begin_request; post; COMMIT): the floor
+//   sql_*   the statement the API sends, finance.post_journal_entry(entry, audit context) (it writes the
+//           entry, its lines, the balances and the audit row and answers with the entry), called directly
+//           through pg as the API login in the same tenant transaction (BEGIN; begin_request; post;
+//           COMMIT): the floor
 //   *_spread_2 / *_spread_6: 2- and 6-line entries over 1,000 postable accounts
 //   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
-//   sql_as_api_spread_2: the floor plus what the API sends besides posting, in the same transaction:
-//           the posted entry read back for the answer (finance.entry_json) and the audit row
-// The floor's pool is pipelined as the app's is: BEGIN travels with begin_request (and the audit row with
-// COMMIT).
+// The floor's pool is pipelined as the app's is: BEGIN travels with begin_request.
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
 // calling the function a million times; the trial balance is then read through the API.
 import 'reflect-metadata';
 import autocannon from 'autocannon';
 import { execSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
-import { auditSnapshot } from '../src/modules/ledger/journal.service.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
@@ -74,8 +72,33 @@ async function main() {
       return undefined;
     }
   };
+  // CPU (user + system) all PostgreSQL server processes on this machine have used so far (Linux; undefined
+  // elsewhere or when the server runs on another machine)
+  const dbCpuMs = () => {
+    let ticks = 0;
+    let seen = 0;
+    try {
+      for (const pid of readdirSync('/proc')) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
+          const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+          ticks += utime + stime;
+          seen++;
+        } catch {
+          // the process ended meanwhile
+        }
+      }
+    } catch {
+      return undefined;
+    }
+    return seen ? (ticks * 1000) / CLOCK_TICKS : undefined;
+  };
+  const perEntry = (before: number | undefined, after: number | undefined, entries: number) =>
+    (before !== undefined && after !== undefined ? round((after - before) / Math.max(1, entries), 3) : undefined);
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
-  // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request, COMMIT with the audit row
+  // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   try {
     log(`migrating ${dbName}`);
@@ -142,6 +165,7 @@ async function main() {
 
     const api = async (lines: number, hot: boolean, seconds = SECONDS) => {
       const cpu0 = appCpuMs();
+      const db0 = dbCpuMs();
       const r = await autocannon({
         url: base, connections: CONNECTIONS, duration: seconds,
         requests: [{
@@ -152,27 +176,23 @@ async function main() {
       });
       const ok = r.requests.total - r.non2xx;
       const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
-      const cpu1 = appCpuMs();
-      // CPU the app's process spent per posted entry (steadier than entries/s on a shared machine)
-      const app_cpu_ms_per_entry = cpu0 !== undefined && cpu1 !== undefined ? round((cpu1 - cpu0) / Math.max(1, ok), 3) : undefined;
-      return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry };
+      // CPU the app's process and the database spent per posted entry (steadier than entries/s on a shared machine)
+      const app_cpu_ms_per_entry = perEntry(cpu0, appCpuMs(), ok);
+      const db_cpu_ms_per_entry = perEntry(db0, dbCpuMs(), ok);
+      return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry, db_cpu_ms_per_entry };
     };
 
     const claims = tenantClaims(org.token, org.orgId);
-    // the statements of POST /journal-entries after begin_request (journal.service post + audit.record)
-    const asApi = async (c: pg.PoolClient, body: string) => {
-      const { rows: [r] } = await c.query('SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry($1::jsonb) p', [body]);
-      // the audit row goes with COMMIT, as the audit service sends it
-      return c.query(
-        `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
-         VALUES ($1::uuid, $2, 'user', 'ledger.entry_posted', 'journal_entry', $3, NULL, $4::jsonb, $5, '127.0.0.1')`,
-        [org.orgId, org.userId, r.entry.id, JSON.stringify(auditSnapshot(r.entry)), `bench-${r.entry.id}`]);
-    };
-    const sql = async (lines: number, hot: boolean, shape: 'posting' | 'as_api' = 'posting', seconds = SECONDS) => {
+    // the statement of POST /journal-entries after begin_request (ledger.repository post), with the audit
+    // context the API passes
+    const audit = (n: number) => JSON.stringify({ action: 'ledger.entry_posted', requestId: `bench-${process.pid}-${n}`, ip: '127.0.0.1' });
+    let posted = 0;
+    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
       const started = Date.now();
+      const db0 = dbCpuMs();
       await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
         const c = await runtime.connect();
         try {
@@ -180,13 +200,8 @@ async function main() {
             const t0 = process.hrtime.bigint();
             try {
               await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              if (shape === 'as_api') {
-                const audit = await asApi(c, JSON.stringify(entry(lines, hot)));
-                await Promise.all([audit, c.query('COMMIT')]);
-              } else {
-                await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(entry(lines, hot))]);
-                await c.query('COMMIT');
-              }
+              await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]);
+              await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
               errors++;
@@ -198,7 +213,8 @@ async function main() {
         }
       }));
       latencies.sort((a, b) => a - b);
-      return { entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors };
+      const db_cpu_ms_per_entry = perEntry(db0, dbCpuMs(), latencies.length);
+      return { entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors, db_cpu_ms_per_entry };
     };
 
     const results: Record<string, any> = {};
@@ -223,16 +239,12 @@ async function main() {
     await checkpoint();
     if (WARMUP > 0) {
       log(`sql warm-up ${WARMUP}s`);
-      for (const [, lines, hot] of scenarios) await sql(lines, hot, 'posting', WARMUP / scenarios.length);
+      for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / scenarios.length);
     }
     for (const [name, lines, hot] of scenarios) {
       if (only && !only.includes(`sql_${name}`)) continue;
       log(`sql ${name}`);
       results[`sql_${name}`] = await sql(lines, hot);
-    }
-    if (!only || only.includes('sql_as_api_spread_2')) {
-      log('sql as_api spread_2');
-      results.sql_as_api_spread_2 = await sql(2, false, 'as_api');
     }
     await runtime.end();
     await startApp();
@@ -342,7 +354,6 @@ async function main() {
       ratios: {
         api_vs_sql_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
         api_vs_sql_spread_6: ratio(results.api_spread_6?.entries_per_s, results.sql_spread_6?.entries_per_s),
-        api_vs_sql_as_api_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_as_api_spread_2?.entries_per_s),
         api_hot_vs_spread_2: ratio(results.api_hot_2?.entries_per_s, results.api_spread_2?.entries_per_s),
         api_hot_vs_spread_6: ratio(results.api_hot_6?.entries_per_s, results.api_spread_6?.entries_per_s),
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),

@@ -4,7 +4,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
-import { ledgerRepository as repo } from './ledger.repository.js';
+import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { computeTax, D, fixed } from './money.js';
 import type {
@@ -40,19 +40,6 @@ export interface PostingPayload {
  * Journal entries: the one posting path (receivables and payables post through `post`), reversals,
  * FX revaluation and the year-end close.
  */
-/**
- * What the audit row keeps of a posted entry: its identity and totals, not a copy of its lines. A posted
- * entry never changes (no role can update or delete it), so finance.journal_entries / journal_lines are
- * its record; repeating every line in core.audit_logs doubled the ledger's storage and cost posting
- * ~10% of its throughput (bench/README.md).
- */
-export function auditSnapshot(e: JournalEntryDto) {
-  return {
-    id: e.id, date: e.date, memo: e.memo, source: e.source, sourceRef: e.sourceRef, reversesEntryId: e.reversesEntryId,
-    idempotencyKey: e.idempotencyKey, baseCurrency: e.baseCurrency, totalBase: e.totalBase, lineCount: e.lines.length,
-  };
-}
-
 @Injectable()
 export class JournalService {
   constructor(
@@ -60,18 +47,19 @@ export class JournalService {
     private readonly ledger: LedgerService,
   ) {}
 
-  /** Posts through finance.post_journal_entry; `replayed` when the idempotency key was seen with the same payload. */
-  async post(tx: TenantTx, payload: PostingPayload, action = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
-    let result: { entry: JournalEntryDto; replayed: boolean };
+  /**
+   * Posts through finance.post_journal_entry, which also writes the posting's audit row (`action`): the
+   * entry's identity and totals, not its lines (posted entries never change; the journal is their record).
+   * `replayed` when the idempotency key was seen with the same payload (no new audit row).
+   */
+  async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     try {
-      result = await repo.post(tx.db, payload);
+      return await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
     } catch (err) {
       const { code, message } = sqlState(err);
       if (code === '23505' && message?.startsWith('idempotency key')) throw AppError.conflict('ledger.idempotency_conflict', message);
       throw err;
     }
-    if (!result.replayed) await this.audit.record(tx, { action, entityType: 'journal_entry', entityId: result.entry.id, after: auditSnapshot(result.entry) });
-    return result;
   }
 
   async create(tx: TenantTx, dto: CreateJournalEntryDto, headerKey?: string): Promise<{ entry: JournalEntryDto; replayed: boolean }> {

@@ -28,6 +28,13 @@ const toLine = (r: any): JournalLineDto => ({
 
 const PERIOD_COLS = `id, fiscal_year_id, period_no, start_date::text AS start_date, end_date::text AS end_date, status, closed_at`;
 
+/** What the posting function writes into the posting's audit row besides the actor (taken from the claims). */
+export interface PostingAudit {
+  action: 'ledger.entry_posted' | 'ledger.entry_reversed' | 'ledger.fx_revaluation_posted' | 'ledger.year_end_entry_posted';
+  requestId?: string;
+  ip?: string;
+}
+
 export interface Totals {
   account_id: string;
   currency: string;
@@ -291,10 +298,13 @@ export const ledgerRepository = {
   },
 
   // ---------------------------------------------------------------- journal entries
-  /** The one posting path: finance.post_journal_entry validates, locks balances in order, writes and updates balances. */
-  async post(db: Db, payload: unknown): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+  /**
+   * The one posting path: finance.post_journal_entry validates, locks balances in order, writes the entry,
+   * its lines, the balances and the audit row (`audit`: action, request id, ip), and answers with the entry.
+   */
+  async post(db: Db, payload: unknown, audit: PostingAudit): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const [row] = await db.$queryRaw<any[]>`
-      SELECT p.replayed, finance.entry_json(p.entry_id) AS entry FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb) p`;
+      SELECT replayed, entry FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb, ${JSON.stringify(audit)}::jsonb)`;
     return { entry: row.entry, replayed: row.replayed };
   },
 

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { ledgerUrl, startBooks } from './ledger-support.js';
+
+describe('ledger: the posting function answers with the entry and writes its audit row', () => {
+  let t: TestApp;
+  let orgId: string;
+  let users: RoleUsers;
+  let acc: Record<string, string>;
+  const auditRows = (entryId: string) => t.db.admin.query(
+    `SELECT action, actor_id, principal_type, entity_type, before, after, request_id, ip FROM core.audit_logs
+     WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, entryId]).then((r) => r.rows);
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ({ orgId, users } = await orgWithRoles(t, 'Posting Audit Ltd'));
+    acc = await startBooks(t, orgId, users.owner);
+  });
+  afterAll(() => t.close());
+
+  it('answers with the entry exactly as reading it back returns it (foreign currency, rounding line, references)', async () => {
+    const posted = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send({
+      date: '2026-03-02', memo: 'USD sale', sourceRef: 'INV-7', idempotencyKey: 'usd-sale-7', lines: [
+        { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333', counterpartyType: 'customer', counterpartyId: 'C-1' },
+        { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333', description: 'second half' },
+        { accountId: acc['4100'], credit: '1.00', currency: 'USD', rate: '0.333' },
+      ],
+    }).expect(201);
+    const read = await t.http.get(ledgerUrl(orgId, `journal-entries/${posted.body.id}`)).set(users.viewer.auth).expect(200);
+    expect(posted.body).toEqual(read.body);
+    expect(posted.body.lines).toHaveLength(4);
+    expect(posted.body.lines[3]).toMatchObject({ accountCode: '5600', isRounding: true, rate: '1.0000000000', baseCredit: '0.0100' });
+    expect(posted.body.lines[0]).toMatchObject({ rate: '0.3330000000', debit: '0.5000', baseDebit: '0.1700', counterpartyId: 'C-1' });
+  });
+
+  it('writes one audit row per posting through the API, with the request id, the caller and the entry totals', async () => {
+    const body = { date: '2026-03-03', memo: 'rent', idempotencyKey: 'rent-mar', lines: [{ accountId: acc['5200'], debit: '700' }, { accountId: acc['1100'], credit: '700' }] };
+    const res = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).set('x-request-id', 'req-posting-1').send(body).expect(201);
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send(body).expect(200); // a replay is not a new posting
+    const rows = await auditRows(res.body.id);
+    expect(rows).toEqual([{
+      action: 'ledger.entry_posted', actor_id: users.accountant.id, principal_type: 'user', entity_type: 'journal_entry', before: null,
+      after: {
+        id: res.body.id, date: '2026-03-03', memo: 'rent', source: 'manual', sourceRef: null, reversesEntryId: null,
+        idempotencyKey: 'rent-mar', baseCurrency: 'EUR', totalBase: '700.0000', lineCount: 2,
+      },
+      request_id: 'req-posting-1', ip: expect.stringMatching(/127\.0\.0\.1/),
+    }]);
+    const reversal = await t.http.post(ledgerUrl(orgId, `journal-entries/${res.body.id}/reverse`)).set(users.accountant.auth).send({}).expect(201);
+    expect((await auditRows(reversal.body.id)).map((r) => [r.action, r.after.reversesEntryId])).toEqual([['ledger.entry_reversed', res.body.id]]);
+  });
+
+  it('audits a posting made without the API: a service calling the function with the service role key', async () => {
+    const service = { role: 'service_role', service: 'receivables', org_id: orgId };
+    const [row] = await t.db.as(service, 'authenticated', `SELECT entry_id, entry FROM finance.post_journal_entry($1::jsonb)`,
+      [JSON.stringify({ date: '2026-03-04', source: 'invoice', sourceRef: 'INV-9', lines: [{ accountId: acc['1200'], debit: '5' }, { accountId: acc['4100'], credit: '5' }] })]);
+    expect(row.entry).toMatchObject({ id: row.entry_id, createdBy: 'service:receivables', source: 'invoice' });
+    const rows = await auditRows(row.entry_id);
+    expect(rows).toEqual([expect.objectContaining({ action: 'ledger.entry_posted', actor_id: 'service:receivables', principal_type: 'service', request_id: null })]);
+  });
+
+  it('takes only posting actions as the audit action, and the posting role can write no other audit row', async () => {
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const entry = JSON.stringify({ date: '2026-03-05', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] });
+    await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [entry, JSON.stringify({ action: 'organization.deleted' })]))
+      .rejects.toThrow(/audit action organization.deleted is not a posting action/);
+    // as the function's owner role itself (only a superuser can become it): other actions, or another actor, are refused
+    const asPostingRole = async (sql: string, params: unknown[]) => {
+      const c = await t.db.admin.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify(claims)]);
+        await c.query('SET LOCAL ROLE finance_posting');
+        return await c.query(sql, params);
+      } finally {
+        await c.query('ROLLBACK');
+        c.release();
+      }
+    };
+    const insert = `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type) VALUES ($1, $2, 'user', $3, $4)`;
+    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'organization.deleted', 'organization'])).rejects.toThrow(/row-level security/);
+    await expect(asPostingRole(insert, [orgId, users.owner.id, 'ledger.entry_posted', 'journal_entry'])).rejects.toThrow(/row-level security/);
+    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'ledger.entry_posted', 'journal_entry'])).resolves.toMatchObject({ rowCount: 1 });
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND entry_date = '2026-03-05'`, [orgId]);
+    expect(rows[0].n).toBe(0);
+  });
+});
