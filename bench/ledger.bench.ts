@@ -221,8 +221,9 @@ async function main() {
     const results: Record<string, any> = {};
     const only = process.env.BENCH_ONLY?.split(',');
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
-    // each phase starts from a fresh checkpoint: dirty pages and WAL of earlier work (another run's 1M-line
-    // load, the migration) are flushed first instead of competing with this phase's commits
+    // each measured scenario starts from a fresh checkpoint: dirty pages and WAL of earlier work (another
+    // run's 1M-line load, the previous scenario) are flushed first instead of competing with its commits, and
+    // a checkpoint forced by WAL volume (~50 s of posting here) does not land inside one scenario of one side
     const checkpoint = () => admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
     await checkpoint();
     if (WARMUP > 0) {
@@ -233,6 +234,7 @@ async function main() {
     }
     for (const [name, lines, hot] of scenarios) {
       if (only && !only.includes(`api_${name}`)) continue;
+      await checkpoint();
       log(`api ${name}`);
       results[`api_${name}`] = await api(lines, hot);
     }
@@ -244,6 +246,7 @@ async function main() {
     }
     for (const [name, lines, hot] of scenarios) {
       if (only && !only.includes(`sql_${name}`)) continue;
+      await checkpoint();
       log(`sql ${name}`);
       results[`sql_${name}`] = await sql(lines, hot);
     }
