@@ -223,7 +223,7 @@ async function main() {
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
     // each measured scenario starts from a fresh checkpoint: dirty pages and WAL of earlier work (another
     // run's 1M-line load, the previous scenario) are flushed first instead of competing with its commits, and
-    // a checkpoint forced by WAL volume (~50 s of posting here) does not land inside one scenario of one side
+    // a checkpoint forced by WAL volume (about one per run here) does not land inside one scenario of one side
     const checkpoint = () => admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
     await checkpoint();
     if (WARMUP > 0) {
