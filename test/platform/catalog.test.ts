@@ -123,6 +123,15 @@ describe('catalog: row level security and the runtime login', () => {
     expect(rows.map((r) => r.leak)).toEqual([]);
   });
 
+  it('lets only the runtime login call begin_request (it sets the claims and role of a request)', async () => {
+    const { rows } = await db.admin.query(
+      `SELECT r AS role, has_function_privilege(r, 'public.begin_request(text, text)', 'EXECUTE') AS can
+       FROM unnest(ARRAY['omnizen_api', 'anon', 'authenticated', 'service_role', 'omnizen_analyst']) AS r`);
+    expect(Object.fromEntries(rows.map((r) => [r.role, r.can]))).toEqual({
+      omnizen_api: true, anon: false, authenticated: false, service_role: false, omnizen_analyst: false,
+    });
+  });
+
   it('sets search_path = \'\' on every SECURITY DEFINER function in our schemas', async () => {
     const { rows } = await db.admin.query(
       `SELECT p.oid::regprocedure::text AS fn, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
