@@ -22,6 +22,13 @@ describe('config validation', () => {
     expect(config.redisUrl).toBeUndefined();
   });
 
+  it('refuses outbound requests to private networks by default in production only', () => {
+    const production = { ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40) };
+    expect(loadConfig(production).outbound.allowPrivateNetworks).toBe(false);
+    expect(loadConfig(base).outbound.allowPrivateNetworks).toBe(true);
+    expect(loadConfig({ ...production, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }).outbound.allowPrivateNetworks).toBe(true);
+  });
+
   it('names a missing DATABASE_URL', () => fails({ NODE_ENV: 'test' }, /DATABASE_URL is required/));
   it('names a DATABASE_URL that is not a PostgreSQL URL', () => fails({ ...base, DATABASE_URL: 'mysql://x@y/z' }, /DATABASE_URL must use postgres:/));
   it('names a malformed REDIS_URL', () => fails({ ...base, REDIS_URL: 'not a url' }, /REDIS_URL is not a valid URL/));

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { isNonPublicAddress } from '../../platform/http/outbound.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
@@ -101,6 +103,11 @@ export class IntegrationsService {
         const protocols = this.config.nodeEnv === 'production' ? ['https:'] : ['https:', 'http:'];
         if (!url || !protocols.includes(url.protocol) || url.username || url.password) {
           throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
+        }
+        // a host name is checked when connecting (src/platform/http/outbound.ts); an address can be refused now
+        const host = url.hostname.replace(/^\[|\]$/g, '');
+        if (!this.config.outbound.allowPrivateNetworks && isIP(host) && isNonPublicAddress(host)) {
+          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be a public server; ${host} is not a public address`);
         }
       }
     }

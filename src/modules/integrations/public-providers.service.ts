@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DateTime } from 'luxon';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type RequestMeta } from '../../platform/database/database.service.js';
+import { outboundFetch } from '../../platform/http/outbound.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
@@ -17,11 +19,17 @@ const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 export class PublicProvidersService {
   private readonly logger = new Logger(PublicProvidersService.name);
 
+  /** for the providers' calendar servers: user-chosen URLs, so no private addresses in production */
+  private readonly fetch: typeof fetch;
+
   constructor(
     private readonly db: DatabaseService,
     private readonly privileged: PrivilegedDatabase,
     @Inject(SECRET_BOX) private readonly box: SecretBox,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.fetch = outboundFetch(config.outbound.allowPrivateNetworks);
+  }
 
   /** The same 404 for an unknown and a private slug. */
   private async load(slug: string, meta: RequestMeta): Promise<PublicProviderRow> {
@@ -75,10 +83,11 @@ export class PublicProvidersService {
       if (!row.calendar_ids?.length) continue;
       try {
         const credentials = this.box.open<CalDavCredentials>(row.secret, { integrationId: row.integration_id, userId: row.user_id });
-        busy.push(...(await new CalDavBusyTimeSource(credentials, row.calendar_ids, zone).busyTimes(range)));
+        busy.push(...(await new CalDavBusyTimeSource(credentials, row.calendar_ids, zone, this.fetch).busyTimes(range)));
       } catch (err) {
         // better no slots than double bookings; the log names the integration, never a credential
-        this.logger.warn({ integrationId: row.integration_id, reason: (err as Error).message }, 'calendar busy times unavailable');
+        const reason = [(err as Error).message, ((err as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
+        this.logger.warn({ integrationId: row.integration_id, reason }, 'calendar busy times unavailable');
         throw new AppError(503, 'availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
       }
     }

@@ -51,6 +51,10 @@ export interface AppConfig {
     keys: Record<string, Buffer>;
     activeKeyId?: string;
   };
+  outbound: {
+    /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
+    allowPrivateNetworks: boolean;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -195,6 +199,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
     },
     secrets: parseSecretKeys(env),
+    outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
   };
 }
 

@@ -1,0 +1,71 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { BlockList, isIP } from 'node:net';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+
+/**
+ * Outbound HTTP to addresses a user chose (a CalDAV server URL): without a guard the API would make
+ * requests for anyone into its own network (server-side request forgery) — databases, admin ports, the
+ * cloud metadata service at 169.254.169.254. `outboundFetch(false)` refuses to connect to loopback,
+ * private, link-local, carrier-grade NAT and other non-public addresses. The check runs when the
+ * connection is made, on the addresses DNS actually answered (a name that resolves to 10.0.0.5 is
+ * refused, and so is one that resolved to a public address a moment earlier: no rebinding window), and
+ * for every hop of a redirect.
+ */
+// two lists: a BlockList also matches IPv4 addresses against IPv4-mapped IPv6 rules
+const NON_PUBLIC_V4 = new BlockList();
+const NON_PUBLIC_V6 = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
+  ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) NON_PUBLIC_V4.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  // IPv4-mapped and NAT64 forms are refused whole: they can carry any IPv4 address, private ones included
+  ['::', 127], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32],
+  ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+] as const) NON_PUBLIC_V6.addSubnet(net, prefix, 'ipv6');
+
+/** Whether `ip` (v4 or v6) is an address outbound requests must not reach. */
+export function isNonPublicAddress(ip: string): boolean {
+  const family = isIP(ip);
+  if (family === 0) return true; // not an address at all: refuse rather than guess
+  return family === 4 ? NON_PUBLIC_V4.check(ip, 'ipv4') : NON_PUBLIC_V6.check(ip, 'ipv6');
+}
+
+export class OutboundAddressRefused extends Error {
+  constructor(readonly host: string, readonly address: string) {
+    super(`refused to connect to ${host}: ${address} is not a public address`);
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** dns.lookup that fails when any answer is a non-public address. */
+function publicOnlyLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    const refused = addresses.find((a) => isNonPublicAddress(a.address));
+    if (refused) return callback(new OutboundAddressRefused(hostname, refused.address), []);
+    if (options.all) return callback(null, addresses);
+    callback(null, addresses[0].address, addresses[0].family);
+  });
+}
+
+/**
+ * The fetch to use for user-chosen URLs. With `allowNonPublic` (development and tests, whose doubles
+ * listen on 127.0.0.1; OUTBOUND_ALLOW_PRIVATE_NETWORKS) it is the global fetch.
+ */
+export function outboundFetch(allowNonPublic: boolean): typeof fetch {
+  if (allowNonPublic) return fetch;
+  const connect = buildConnector({ lookup: publicOnlyLookup } as buildConnector.BuildOptions);
+  const agent = new Agent({
+    connect: (options, callback) => {
+      // an address literal is never looked up: check it here (a redirect to one included)
+      const host = options.hostname.replace(/^\[|\]$/g, '');
+      if (isIP(host) && isNonPublicAddress(host)) return callback(new OutboundAddressRefused(host, host), null);
+      return connect(options, callback);
+    },
+  });
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    undiciFetch(input as never, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+}
