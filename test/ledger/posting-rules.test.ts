@@ -152,6 +152,29 @@ describe('ledger: posting rules the database enforces', () => {
     const r = await post({ date: '2026-02-14', lines: [{ accountId: acc['1100'], debit: '100', currency: 'GBP' }, { accountId: acc['4200'], credit: '100', currency: 'GBP' }] }).expect(201);
     expect(r.body.lines[0]).toMatchObject({ rate: '1.1500000000', baseDebit: '115.0000' });
     const list = await t.http.get(ledgerUrl(orgId, 'fx-rates?currency=GBP')).set(users.viewer.auth).expect(200);
-    expect(list.body.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
+    expect(list.body.items.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
+  });
+
+  it('pages FX rates by currency and date, newest first, with a date range filter', async () => {
+    const days = Array.from({ length: 7 }, (_, i) => `2026-04-0${i + 1}`);
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.accountant.auth).send({ rates: [
+      ...days.map((date, i) => ({ currency: 'CHF', date, rate: `1.0${i}` })), ...days.slice(0, 2).map((date) => ({ currency: 'JPY', date, rate: '0.006' }))] }).expect(201);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const res = await t.http.get(ledgerUrl(orgId, `fx-rates?limit=4&from=2026-04-01&to=2026-04-30${cursor ? `&cursor=${cursor}` : ''}`)).set(users.viewer.auth).expect(200);
+      expect(res.body.items.length).toBeLessThanOrEqual(4);
+      seen.push(...res.body.items.map((x: any) => `${x.currency} ${x.date}`));
+      cursor = res.body.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...[...days].reverse().map((d) => `CHF ${d}`), 'JPY 2026-04-02', 'JPY 2026-04-01']);
+    const gbpFeb = await t.http.get(ledgerUrl(orgId, 'fx-rates?currency=GBP&from=2026-02-10&to=2026-02-28')).set(users.viewer.auth).expect(200);
+    expect(gbpFeb.body).toEqual({ items: [{ currency: 'GBP', date: '2026-02-15', rate: '1.2000000000', source: 'import' }] });
+    const bad = await t.http.get(ledgerUrl(orgId, `fx-rates?cursor=${Buffer.from('{"c":"x"}').toString('base64url')}`)).set(users.viewer.auth).expect(400);
+    expect(bad.body.error.code).toBe('pagination.cursor');
+    await t.http.get(ledgerUrl(orgId, 'fx-rates?from=2026-13-01')).set(users.viewer.auth).expect(400);
   });
 });

@@ -12,7 +12,7 @@ import { LedgerService } from './ledger.service.js';
 import { ReportsService } from './reports.service.js';
 import {
   AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto,
-  CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, FxRateQuery, GeneralLedgerDto,
+  CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRatePage, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
   ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
   TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
@@ -144,10 +144,11 @@ export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
 
   @Get('fx-rates')
-  @ApiOperation({ summary: 'FX rates (newest first per currency)' })
-  @ApiOkResponse({ type: [FxRateDto] })
-  rates(@Tx() tx: TenantTx, @Query() q: FxRateQuery): Promise<FxRateDto[]> {
-    return this.ledger.listRates(tx, q.currency);
+  @ApiOperation({ summary: 'FX rates by currency, newest first; filter by currency and date range; cursor pagination' })
+  @ApiOkResponse({ type: FxRatePage })
+  @ApiErrors(400)
+  rates(@Tx() tx: TenantTx, @Query() q: FxRateQuery): Promise<FxRatePage> {
+    return this.ledger.listRates(tx, q);
   }
 
   @Post('fx-rates')

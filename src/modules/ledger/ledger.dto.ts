@@ -151,8 +151,14 @@ export class ImportFxRatesDto {
   rates: SetFxRateDto[];
 }
 
-export class FxRateQuery {
+export class FxRateQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ description: 'rates dated on or after this day' }) @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
+  @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+}
+
+export class FxRatePage extends PageInfo {
+  @ApiProperty({ type: [FxRateDto] }) items: FxRateDto[];
 }
 
 export class ImportResultDto {

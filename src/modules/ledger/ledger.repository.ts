@@ -175,12 +175,17 @@ export const ledgerRepository = {
       ON CONFLICT (org_id, currency, rate_date) DO UPDATE SET rate = excluded.rate, source = excluded.source, updated_at = now()`;
   },
 
-  async listRates(db: Db, orgId: string, currency?: string): Promise<FxRateDto[]> {
-    const rows = await db.$queryRaw<any[]>`
+  /** By currency, newest first; `after` is the last (currency, date) of the previous page. */
+  async listRates(db: Db, orgId: string, q: { currency?: string; from?: string; to?: string; after?: { c: string; d: string }; limit: number }): Promise<FxRateDto[]> {
+    return db.$queryRaw<FxRateDto[]>`
       SELECT currency, rate_date::text AS date, rate::text AS rate, source FROM finance.fx_rates
-      WHERE org_id = ${orgId}::uuid AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
-      ORDER BY currency, rate_date DESC LIMIT 1000`;
-    return rows;
+      WHERE org_id = ${orgId}::uuid
+        AND (${q.currency ?? null}::text IS NULL OR currency = ${q.currency ?? null})
+        AND (${q.from ?? null}::date IS NULL OR rate_date >= ${q.from ?? null}::date)
+        AND (${q.to ?? null}::date IS NULL OR rate_date <= ${q.to ?? null}::date)
+        AND (${q.after?.c ?? null}::text IS NULL OR currency > ${q.after?.c ?? null}
+             OR (currency = ${q.after?.c ?? null} AND rate_date < ${q.after?.d ?? null}::date))
+      ORDER BY currency, rate_date DESC LIMIT ${q.limit + 1}`;
   },
 
   async effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {

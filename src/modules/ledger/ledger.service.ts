@@ -1,13 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
 import { computeTax, D } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
   AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
-  FxRateDto, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto,
+  FxRatePage, FxRateQuery, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto,
 } from './ledger.dto.js';
 
 /** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
@@ -131,8 +132,14 @@ export class LedgerService {
     return n;
   }
 
-  listRates(tx: TenantTx, currency?: string): Promise<FxRateDto[]> {
-    return repo.listRates(tx.db, tx.orgId, currency);
+  async listRates(tx: TenantTx, q: FxRateQuery): Promise<FxRatePage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ c: string; d: string }>(q.cursor);
+    if (after !== undefined && !(typeof after?.c === 'string' && /^[A-Z]{3}$/.test(after.c) && typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listRates(tx.db, tx.orgId, { currency: q.currency, from: q.from, to: q.to, after, limit });
+    return page(rows, limit, (r) => ({ c: r.currency, d: r.date }));
   }
 
   // ---------------------------------------------------------------- tax codes
