@@ -1,8 +1,7 @@
-import { isIP } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { isNonPublicAddress } from '../../platform/http/outbound.js';
+import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
@@ -105,9 +104,8 @@ export class IntegrationsService {
           throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
         }
         // a host name is checked when connecting (src/platform/http/outbound.ts); an address can be refused now
-        const host = url.hostname.replace(/^\[|\]$/g, '');
-        if (!this.config.outbound.allowPrivateNetworks && isIP(host) && isNonPublicAddress(host)) {
-          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be a public server; ${host} is not a public address`);
+        if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
+          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be a public server; ${url.hostname} is not a public address`);
         }
       }
     }

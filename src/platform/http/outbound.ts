@@ -32,6 +32,12 @@ export function isNonPublicAddress(ip: string): boolean {
   return family === 4 ? NON_PUBLIC_V4.check(ip, 'ipv4') : NON_PUBLIC_V6.check(ip, 'ipv6');
 }
 
+/** Whether a URL's host is itself an address (`10.0.0.5`, `[::1]`) that is not public; names are checked when connecting. */
+export function isNonPublicAddressLiteral(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return isIP(host) !== 0 && isNonPublicAddress(host);
+}
+
 export class OutboundAddressRefused extends Error {
   constructor(readonly host: string, readonly address: string) {
     super(`refused to connect to ${host}: ${address} is not a public address`);
@@ -61,8 +67,7 @@ export function outboundFetch(allowNonPublic: boolean): typeof fetch {
   const agent = new Agent({
     connect: (options, callback) => {
       // an address literal is never looked up: check it here (a redirect to one included)
-      const host = options.hostname.replace(/^\[|\]$/g, '');
-      if (isIP(host) && isNonPublicAddress(host)) return callback(new OutboundAddressRefused(host, host), null);
+      if (isNonPublicAddressLiteral(options.hostname)) return callback(new OutboundAddressRefused(options.hostname, options.hostname), null);
       return connect(options, callback);
     },
   });
