@@ -155,6 +155,15 @@ describe('ledger: posting rules the database enforces', () => {
     expect(list.body.items.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
   });
 
+  it('answers a malformed id in the path as the resource not found', async () => {
+    for (const [path, code] of [['accounts/x1', 'account.not_found'], ['journal-entries/x1', 'journal_entry.not_found']]) {
+      const res = await t.http.get(ledgerUrl(orgId, path)).set(users.viewer.auth).expect(404);
+      expect(res.body.error.code).toBe(code);
+    }
+    const tax = await t.http.post(ledgerUrl(orgId, 'tax-codes/x1/calculate')).set(users.viewer.auth).send({ amount: '10' }).expect(404);
+    expect(tax.body.error.code).toBe('tax_code.not_found');
+  });
+
   it('pages FX rates by currency and date, newest first, with a date range filter', async () => {
     const days = Array.from({ length: 7 }, (_, i) => `2026-04-0${i + 1}`);
     await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.accountant.auth).send({ rates: [

@@ -44,7 +44,7 @@ describe('workspaces', () => {
     }
     const bad = await t.http.post(ws(a.orgId)).set(a.users.owner.auth).send({ name: '', extra: 1 }).expect(400);
     expect(bad.body.error.details.map((d: any) => d.field).sort()).toEqual(['extra', 'name']);
-    await t.http.get(`${ws(a.orgId)}/not-a-uuid`).set(a.users.owner.auth).expect(400);
+    expect((await t.http.get(`${ws(a.orgId)}/not-a-uuid`).set(a.users.owner.auth).expect(404)).body.error.code).toBe('workspace.not_found');
     expect((await t.db.admin.query('SELECT name FROM core.workspaces WHERE id = $1', [body.id])).rows[0].name).toBe('Fixed');
   });
 

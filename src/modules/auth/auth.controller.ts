@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Inject } from '@nestjs/common';
@@ -8,6 +8,7 @@ import { Tx, UserRoute } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { AuthService, type ClientInfo } from './auth.service.js';
 import { AppTokenDto, AppTokenRequestDto, ExchangeDto, LoginDto, RefreshDto, RegisterDto, SessionDto, TokensDto } from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
@@ -122,7 +123,7 @@ export class SessionsController {
   @ApiOperation({ summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)
-  revoke(@Tx() tx: TenantTx, @Param('sessionId', new ParseUUIDPipe()) sessionId: string): Promise<void> {
+  revoke(@Tx() tx: TenantTx, @IdParam('sessionId', 'session') sessionId: string): Promise<void> {
     return this.auth.revokeSession(tx, sessionId);
   }
 }

@@ -1,18 +1,17 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Tx, UserRoute } from '../../platform/http/tenant.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { IntegrationsService } from './integrations.service.js';
 import { ProvidersService } from './providers.service.js';
 import { PublicProvidersService } from './public-providers.service.js';
 import { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
 import { AvailabilityDto, AvailabilityQueryDto, ProviderDto, PublicProviderDto, UpdateProviderDto } from './provider.dto.js';
 
-const IntegrationId = () => Param('id', new ParseUUIDPipe({ exceptionFactory: () => AppError.notFound('integration') }));
 
 @ApiTags('integrations')
 @UserRoute()
@@ -39,7 +38,7 @@ export class IntegrationsController {
   @ApiOperation({ summary: 'One of your integrations' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(404)
-  get(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<IntegrationDto> {
+  get(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<IntegrationDto> {
     return this.integrations.get(tx, id);
   }
 
@@ -47,7 +46,7 @@ export class IntegrationsController {
   @ApiOperation({ summary: 'Change the label or status of an integration' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(400, 404)
-  update(@Tx() tx: TenantTx, @IntegrationId() id: string, @Body() dto: UpdateIntegrationDto): Promise<IntegrationDto> {
+  update(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string, @Body() dto: UpdateIntegrationDto): Promise<IntegrationDto> {
     return this.integrations.update(tx, id, dto);
   }
 
@@ -56,7 +55,7 @@ export class IntegrationsController {
   @ApiOperation({ summary: 'Disconnect an integration; its secret is deleted with it' })
   @ApiNoContentResponse()
   @ApiErrors(404)
-  delete(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<void> {
+  delete(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<void> {
     return this.integrations.delete(tx, id);
   }
 
@@ -64,7 +63,7 @@ export class IntegrationsController {
   @ApiOperation({ summary: 'Set or replace the integration\'s secret (write-only, stored encrypted)' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(400, 404)
-  setSecret(@Tx() tx: TenantTx, @IntegrationId() id: string, @Body() dto: SetIntegrationSecretDto): Promise<IntegrationDto> {
+  setSecret(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string, @Body() dto: SetIntegrationSecretDto): Promise<IntegrationDto> {
     return this.integrations.setSecret(tx, id, dto);
   }
 
@@ -73,7 +72,7 @@ export class IntegrationsController {
   @ApiOperation({ summary: 'Delete the integration\'s secret' })
   @ApiNoContentResponse()
   @ApiErrors(404)
-  deleteSecret(@Tx() tx: TenantTx, @IntegrationId() id: string): Promise<void> {
+  deleteSecret(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<void> {
     return this.integrations.deleteSecret(tx, id);
   }
 }

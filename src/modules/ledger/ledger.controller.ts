@@ -1,11 +1,11 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -19,7 +19,6 @@ import {
 } from './ledger.dto.js';
 
 /** A path id that is not a UUID is simply not found. */
-const Id = (name: string) => Param(name, new ParseUUIDPipe({ exceptionFactory: () => new AppError(404, 'not_found', `${name} was not found`) }));
 
 @ApiTags('ledger')
 @OrgRoute()
@@ -89,7 +88,7 @@ export class AccountsController {
   @Get(':accountId')
   @ApiOperation({ summary: 'One account' })
   @ApiOkResponse({ type: AccountDto })
-  get(@Tx() tx: TenantTx, @Id('accountId') id: string): Promise<AccountDto> {
+  get(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string): Promise<AccountDto> {
     return this.ledger.getAccount(tx, id);
   }
 
@@ -98,7 +97,7 @@ export class AccountsController {
   @ApiOperation({ summary: 'Rename an account, move it in the hierarchy, or make it a group (owner, admin, accountant)' })
   @ApiOkResponse({ type: AccountDto })
   @ApiErrors(400, 422)
-  update(@Tx() tx: TenantTx, @Id('accountId') id: string, @Body() dto: UpdateAccountDto): Promise<AccountDto> {
+  update(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Body() dto: UpdateAccountDto): Promise<AccountDto> {
     return this.ledger.updateAccount(tx, id, dto);
   }
 
@@ -108,7 +107,7 @@ export class AccountsController {
   @ApiOperation({ summary: 'Archive an account with a zero balance (accounts are never deleted)' })
   @ApiOkResponse({ type: AccountDto })
   @ApiErrors(422)
-  archive(@Tx() tx: TenantTx, @Id('accountId') id: string): Promise<AccountDto> {
+  archive(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string): Promise<AccountDto> {
     return this.ledger.archiveAccount(tx, id);
   }
 
@@ -116,7 +115,7 @@ export class AccountsController {
   @ApiOperation({ summary: 'Balance of an account as of a date, per currency and in the base currency' })
   @ApiOkResponse({ type: AccountBalanceDto })
   @ApiErrors(400)
-  balance(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: AsOfQuery): Promise<AccountBalanceDto> {
+  balance(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: AsOfQuery): Promise<AccountBalanceDto> {
     return this.reports.accountBalance(tx, id, q.asOf);
   }
 
@@ -125,7 +124,7 @@ export class AccountsController {
   @ApiOkResponse({ type: GeneralLedgerDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  async generalLedger(@Tx() tx: TenantTx, @Id('accountId') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
+  async generalLedger(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
     const gl = await this.reports.generalLedger(tx, id, q);
     if (!wantsCsv(req, q.format)) return gl;
     if (gl.nextCursor) res.header('X-Next-Cursor', gl.nextCursor);
@@ -190,7 +189,7 @@ export class RatesAndTaxController {
   @ApiOperation({ summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
   @ApiErrors(400)
-  calculate(@Tx() tx: TenantTx, @Id('taxCodeId') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
+  calculate(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
     return this.ledger.calculateTax(tx, id, dto);
   }
 }
@@ -226,7 +225,7 @@ export class FiscalCalendarController {
   @ApiOperation({ summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
   @ApiOkResponse({ type: YearEndResultDto })
   @ApiErrors(409, 422)
-  closeYear(@Tx() tx: TenantTx, @Id('yearId') id: string): Promise<YearEndResultDto> {
+  closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
   }
 
@@ -236,7 +235,7 @@ export class FiscalCalendarController {
   @ApiOperation({ summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
   @ApiOkResponse({ type: YearReopenResultDto })
   @ApiErrors(409, 422)
-  reopenYear(@Tx() tx: TenantTx, @Id('yearId') id: string): Promise<YearReopenResultDto> {
+  reopenYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearReopenResultDto> {
     return this.journal.reopenYear(tx, id);
   }
 
@@ -253,7 +252,7 @@ export class FiscalCalendarController {
   @ApiOperation({ summary: 'Close a period: nothing more posts into it (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
   @ApiErrors(409)
-  closePeriod(@Tx() tx: TenantTx, @Id('periodId') id: string): Promise<FiscalPeriodDto> {
+  closePeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
     return this.ledger.setPeriodStatus(tx, id, 'closed');
   }
 
@@ -263,7 +262,7 @@ export class FiscalCalendarController {
   @ApiOperation({ summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
   @ApiErrors(409, 422)
-  reopenPeriod(@Tx() tx: TenantTx, @Id('periodId') id: string): Promise<FiscalPeriodDto> {
+  reopenPeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
     return this.ledger.setPeriodStatus(tx, id, 'open');
   }
 }
@@ -297,7 +296,7 @@ export class JournalController {
   @Get('journal-entries/:entryId')
   @ApiOperation({ summary: 'One journal entry with its lines' })
   @ApiOkResponse({ type: JournalEntryDto })
-  get(@Tx() tx: TenantTx, @Id('entryId') id: string): Promise<JournalEntryDto> {
+  get(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string): Promise<JournalEntryDto> {
     return this.journal.get(tx, id);
   }
 
@@ -306,7 +305,7 @@ export class JournalController {
   @ApiOperation({ summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
   @ApiCreatedResponse({ type: JournalEntryDto })
   @ApiErrors(409, 422)
-  async reverse(@Tx() tx: TenantTx, @Id('entryId') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
+  async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.reverse(tx, id, dto);
     res.status(replayed ? 200 : 201);
     return entry;

@@ -1,9 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ConsumesLimit, OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { InvitationsService } from './invitations.service.js';
 import {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationQuery,
@@ -39,7 +40,7 @@ export class InvitationsController {
   @ApiParam({ name: 'invitationId', format: 'uuid' })
   @ApiNoContentResponse()
   @ApiErrors(400, 409)
-  revoke(@Tx() tx: TenantTx, @Param('invitationId', new ParseUUIDPipe()) id: string): Promise<void> {
+  revoke(@Tx() tx: TenantTx, @IdParam('invitationId', 'invitation') id: string): Promise<void> {
     return this.invitations.revoke(tx, id);
   }
 }

@@ -1,9 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Put } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ConsumesLimit, OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { WorkspacesService } from './workspaces.service.js';
 import { WorkspaceDto, WorkspaceInputDto } from './workspace.dto.js';
 
@@ -33,7 +34,7 @@ export class WorkspacesController {
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
   @ApiErrors(400)
-  get(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string): Promise<WorkspaceDto> {
+  get(@Tx() tx: TenantTx, @IdParam('workspaceId', 'workspace') id: string): Promise<WorkspaceDto> {
     return this.workspaces.get(tx, id);
   }
 
@@ -53,7 +54,7 @@ export class WorkspacesController {
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
   @ApiErrors(400, 409)
-  rename(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string, @Body() dto: WorkspaceInputDto): Promise<WorkspaceDto> {
+  rename(@Tx() tx: TenantTx, @IdParam('workspaceId', 'workspace') id: string, @Body() dto: WorkspaceInputDto): Promise<WorkspaceDto> {
     return this.workspaces.rename(tx, id, dto.name);
   }
 
@@ -64,7 +65,7 @@ export class WorkspacesController {
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiNoContentResponse()
   @ApiErrors(400)
-  delete(@Tx() tx: TenantTx, @Param('workspaceId', new ParseUUIDPipe()) id: string): Promise<void> {
+  delete(@Tx() tx: TenantTx, @IdParam('workspaceId', 'workspace') id: string): Promise<void> {
     return this.workspaces.delete(tx, id);
   }
 }
