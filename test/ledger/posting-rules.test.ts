@@ -155,6 +155,26 @@ describe('ledger: posting rules the database enforces', () => {
     expect(list.body.items.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
   });
 
+  it('exports a general ledger as CSV whole, not one page, with user text that would run as a formula neutralized', async () => {
+    const account = acc['5400'];
+    for (let i = 0; i < 60; i++) {
+      await post({ date: '2026-05-04', memo: i === 0 ? '=HYPERLINK("http://evil.example","x")' : `rent ${i}`, lines: [{ accountId: account, debit: '1.25' }, { accountId: acc['1100'], credit: '1.25' }] }).expect(201);
+    }
+    const json = await t.http.get(ledgerUrl(orgId, `accounts/${account}/ledger?from=2026-05-01&to=2026-05-31`)).set(users.viewer.auth).expect(200);
+    expect(json.body.items).toHaveLength(50);
+    expect(json.body.nextCursor).toBeDefined();
+    const csv = await t.http.get(ledgerUrl(orgId, `accounts/${account}/ledger?from=2026-05-01&to=2026-05-31&format=csv`)).set(users.viewer.auth).expect(200);
+    expect(csv.headers['content-type']).toMatch(/text\/csv/);
+    expect(csv.headers['x-next-cursor']).toBeUndefined();
+    const rows = csv.text.trimEnd().split('\r\n');
+    expect(rows).toHaveLength(1 + 1 + 60); // header, opening balance, every line
+    expect(rows[rows.length - 1].endsWith(',75.00')).toBe(true); // running balance after 60 x 1.25
+    expect(csv.text).toContain(`"'=HYPERLINK(""http://evil.example"",""x"")"`);
+    const paged = await t.http.get(ledgerUrl(orgId, `accounts/${account}/ledger?from=2026-05-01&to=2026-05-31&format=csv&limit=20`)).set(users.viewer.auth).expect(200);
+    expect(paged.text.trimEnd().split('\r\n')).toHaveLength(1 + 1 + 20);
+    expect(paged.headers['x-next-cursor']).toBeDefined();
+  });
+
   it('answers a malformed id in the path as the resource not found', async () => {
     for (const [path, code] of [['accounts/x1', 'account.not_found'], ['journal-entries/x1', 'journal_entry.not_found']]) {
       const res = await t.http.get(ledgerUrl(orgId, path)).set(users.viewer.auth).expect(404);

@@ -6,11 +6,14 @@ export function wantsCsv(req: FastifyRequest, format?: string): boolean {
 }
 
 const cell = (v: unknown): string => {
-  const s = v === null || v === undefined ? '' : String(v);
-  return /[",\r\n]/.test(s) || /^[=+\-@]/.test(s) && !/^-?\d/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  let s = v === null || v === undefined ? '' : String(v);
+  // a text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading apostrophe, which
+  // spreadsheets show as text; quoting alone does not stop the formula. Numbers (-12.50) stay numbers.
+  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
-/** RFC 4180 CSV; cells that a spreadsheet would run as formulas are quoted. */
+/** RFC 4180 CSV; user text that a spreadsheet would run as a formula is neutralized. */
 export function toCsv(header: string[], rows: unknown[][]): string {
   return [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
 }

@@ -18,7 +18,8 @@ import {
   TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
-/** A path id that is not a UUID is simply not found. */
+/** Lines of a general ledger CSV without ?limit= (the file is built in memory: ~30 MB at this bound). */
+const GL_CSV_MAX_LINES = 100_000;
 
 @ApiTags('ledger')
 @OrgRoute()
@@ -120,13 +121,18 @@ export class AccountsController {
   }
 
   @Get(':accountId/ledger')
-  @ApiOperation({ summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)' })
+  @ApiOperation({
+    summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)',
+    description: `As CSV the whole range comes in one file (up to ${GL_CSV_MAX_LINES.toLocaleString('en')} lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).`,
+  })
   @ApiOkResponse({ type: GeneralLedgerDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
   async generalLedger(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
-    const gl = await this.reports.generalLedger(tx, id, q);
-    if (!wantsCsv(req, q.format)) return gl;
+    const csv = wantsCsv(req, q.format);
+    // a spreadsheet cannot follow cursors: as CSV the range comes whole, up to a bound
+    const gl = await this.reports.generalLedger(tx, id, csv ? { ...q, limit: q.limit ?? GL_CSV_MAX_LINES } : q);
+    if (!csv) return gl;
     if (gl.nextCursor) res.header('X-Next-Cursor', gl.nextCursor);
     return sendCsv(res, `general-ledger-${id}.csv`, toCsv(
       ['date', 'entry_id', 'line_no', 'memo', 'description', 'currency', 'debit', 'credit', 'base_debit', 'base_credit', 'running_balance'],
