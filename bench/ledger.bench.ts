@@ -63,38 +63,27 @@ async function main() {
   const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   let stopApp: (() => Promise<void>) | undefined;
   let appPid: number | undefined;
-  // CPU (user + system) the app's process has used so far, from /proc (Linux); undefined elsewhere
-  const appCpuMs = () => {
+  // CPU (user + system) a process has used so far and its name, from /proc (Linux); undefined when unreadable
+  const processCpu = (pid: string | number | undefined): { name: string; ms: number } | undefined => {
     try {
-      const stat = readFileSync(`/proc/${appPid}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-      return ((utime + stime) * 1000) / CLOCK_TICKS;
+      return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS };
     } catch {
-      return undefined;
+      return undefined; // no /proc, or the process ended meanwhile
     }
   };
-  // CPU (user + system) all PostgreSQL server processes on this machine have used so far (Linux; undefined
-  // elsewhere or when the server runs on another machine)
+  const appCpuMs = () => processCpu(appPid)?.ms;
+  // all PostgreSQL server processes on this machine (undefined elsewhere or when the server runs on another machine)
   const dbCpuMs = () => {
-    let ticks = 0;
-    let seen = 0;
+    let pids: string[];
     try {
-      for (const pid of readdirSync('/proc')) {
-        if (!/^\d+$/.test(pid)) continue;
-        try {
-          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-          if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
-          const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-          ticks += utime + stime;
-          seen++;
-        } catch {
-          // the process ended meanwhile
-        }
-      }
+      pids = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid));
     } catch {
       return undefined;
     }
-    return seen ? (ticks * 1000) / CLOCK_TICKS : undefined;
+    const servers = pids.map(processCpu).filter((p) => p?.name.startsWith('postgres'));
+    return servers.length ? servers.reduce((sum, p) => sum + p!.ms, 0) : undefined;
   };
   const perEntry = (before: number | undefined, after: number | undefined, entries: number) =>
     (before !== undefined && after !== undefined ? round((after - before) / Math.max(1, entries), 3) : undefined);

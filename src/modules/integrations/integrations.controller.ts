@@ -12,7 +12,6 @@ import { PublicProvidersService } from './public-providers.service.js';
 import { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
 import { AvailabilityDto, AvailabilityQueryDto, ProviderDto, PublicProviderDto, UpdateProviderDto } from './provider.dto.js';
 
-
 @ApiTags('integrations')
 @UserRoute()
 @Controller('v1/me/integrations')
