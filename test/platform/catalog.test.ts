@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { privilegeDifferences, privilegesHeld } from './privileges.js';
 import { NOT_FROM_EXTENSION, SCHEMAS_PARAM } from './schemas.js';
 
 /**
@@ -130,6 +131,16 @@ describe('catalog: row level security and the runtime login', () => {
     expect(Object.fromEntries(rows.map((r) => [r.role, r.can]))).toEqual({
       omnizen_api: true, anon: false, authenticated: false, service_role: false, omnizen_analyst: false,
     });
+  });
+
+  it('holds exactly the allow-listed privileges on every schema, table, view, sequence, column and function (privileges.ts)', async () => {
+    expect(privilegeDifferences(await privilegesHeld(db.admin))).toEqual([]);
+  });
+
+  it('lets the allow-list check fail: a grant beyond it is named', async () => {
+    const held = await privilegesHeld(db.admin);
+    held['table public.providers'] = { ...held['table public.providers'], authenticated: 'DELETE,INSERT,SELECT,TRUNCATE,UPDATE' };
+    expect(privilegeDifferences(held)).toEqual(['table public.providers: authenticated holds TRUNCATE (not in the allow-list)']);
   });
 
   it('sets search_path = \'\' on every SECURITY DEFINER function in our schemas', async () => {

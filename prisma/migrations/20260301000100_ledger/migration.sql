@@ -18,10 +18,15 @@ BEGIN
   END IF;
 END
 $$;
+-- The migration login hands the posting function to finance_posting below. On Supabase that login (`postgres`) is
+-- not a superuser: it must be a member of the new owner (CREATEROLE may grant it on PostgreSQL 15; on 16+ the
+-- role's creator holds ADMIN OPTION on it).
+GRANT finance_posting TO CURRENT_USER;
 
 CREATE SCHEMA IF NOT EXISTS finance;
 GRANT USAGE ON SCHEMA finance TO authenticated, service_role, finance_posting, omnizen_analyst;
-GRANT USAGE ON SCHEMA core, auth TO finance_posting;
+-- Not schema auth: it is Supabase's (owned by supabase_auth_admin), where the migration login can grant nothing.
+GRANT USAGE ON SCHEMA core TO finance_posting;
 
 -- ---------------------------------------------------------------- currencies (shared reference data)
 CREATE TABLE finance.currencies (
@@ -698,7 +703,10 @@ BEGIN
     line_count = b.line_count + excluded.line_count;
 END
 $$;
+-- a new owner needs CREATE on the function's schema (superusers skip that check); only for the hand-over
+GRANT CREATE ON SCHEMA finance TO finance_posting;
 ALTER FUNCTION finance.post_journal_entry(jsonb) OWNER TO finance_posting;
+REVOKE CREATE ON SCHEMA finance FROM finance_posting;
 REVOKE ALL ON FUNCTION finance.post_journal_entry(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION finance.post_journal_entry(jsonb) TO authenticated, service_role;
 

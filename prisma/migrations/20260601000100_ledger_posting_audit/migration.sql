@@ -279,7 +279,9 @@ BEGIN
 END
 $$;
 
+GRANT CREATE ON SCHEMA finance TO finance_posting; -- a new owner needs CREATE on the schema (not for superusers)
 ALTER FUNCTION finance.post_journal_entry(jsonb, jsonb) OWNER TO finance_posting;
+REVOKE CREATE ON SCHEMA finance FROM finance_posting;
 REVOKE ALL ON FUNCTION finance.post_journal_entry(jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION finance.post_journal_entry(jsonb, jsonb) TO authenticated, service_role;
 -- replays answer with the stored entry

@@ -8,7 +8,9 @@ import pg from 'pg';
  * supabase/compat/*.sql (the Supabase compatibility layer, a no-op on Supabase) then
  * prisma/migrations/<timestamp>_<name>/migration.sql. Each file runs in its own transaction,
  * under an advisory lock, and is recorded with its checksum; an applied file that was edited
- * stops the run.
+ * stops the run, unless prisma/migrations/amended.json lists the checksum it was applied with as one
+ * the edit amends (a fix to a migration that could not apply somewhere, e.g. on Supabase, whose
+ * databases that did apply it reach the same state through a later migration).
  */
 export interface Migration {
   name: string;
@@ -26,6 +28,18 @@ export function projectRoot(): string {
     dir = parent;
   }
   return dir;
+}
+
+/** prisma/migrations/amended.json: per migration, the earlier checksums its current text amends, and why. */
+export interface Amendment {
+  replaces: string[];
+  why: string;
+}
+
+export function listAmendments(root = projectRoot()): Record<string, Amendment> {
+  const file = join(root, 'prisma', 'migrations', 'amended.json');
+  if (!existsSync(file)) return {};
+  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, Amendment>;
 }
 
 export function listMigrations(root = projectRoot()): Migration[] {
@@ -66,12 +80,20 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       (await client.query('SELECT name, checksum FROM omnizen_migrations.applied')).rows.map((r) => [r.name, r.checksum]),
     );
     const all = listMigrations();
+    const amendments = listAmendments();
     const known = new Set(all.map((m) => m.name));
+    const amended: Migration[] = [];
     for (const m of all) {
       const checksum = done.get(m.name);
-      if (checksum && checksum !== m.checksum) {
+      if (!checksum || checksum === m.checksum) continue;
+      if (!amendments[m.name]?.replaces.includes(checksum)) {
         throw new Error(`migration ${m.name} was edited after it was applied (checksum differs); add a new migration instead`);
       }
+      amended.push(m);
+    }
+    for (const m of amended) {
+      await client.query('UPDATE omnizen_migrations.applied SET checksum = $2 WHERE name = $1', [m.name, m.checksum]);
+      log(`migration ${m.name} was applied in an earlier version that its amendment replaces (${amendments[m.name].why}); recorded as amended`);
     }
     for (const name of done.keys()) {
       if (!known.has(name)) log(`warning: applied migration ${name} is not in this checkout`);

@@ -1,0 +1,134 @@
+import type pg from 'pg';
+import { NOT_FROM_EXTENSION, SCHEMAS_PARAM } from './schemas.js';
+
+/**
+ * Every privilege any role other than the owner holds on our schemas and on every table, view, sequence, column and
+ * function in them: `{ 'table core.organizations': { authenticated: 'DELETE,INSERT,SELECT,UPDATE', ... } }`
+ * (privileges sorted, PUBLIC as `PUBLIC`). The catalog tests compare it with PRIVILEGES_ALLOWED below, on plain
+ * PostgreSQL and on a Supabase-shaped database (whose default privileges would add grants the migrations revoke).
+ */
+export async function privilegesHeld(db: pg.Pool | pg.Client): Promise<Record<string, Record<string, string>>> {
+  const { rows } = await db.query<{ object: string; grantee: string; privileges: string }>(
+    `WITH objects AS (
+       SELECT 'schema ' || quote_ident(n.nspname) AS object, n.nspowner AS owner, n.nspacl AS acl
+       FROM pg_namespace n WHERE n.nspname = ANY($1) AND n.nspname <> 'public'
+       UNION ALL
+       SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view ' ELSE 'table ' END
+                || format('%I.%I', n.nspname, c.relname),
+              c.relowner, coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname = ANY($1) AND ${NOT_FROM_EXTENSION('c.oid', 'pg_class')}
+       UNION ALL
+       SELECT format('column %I.%I(%I)', n.nspname, c.relname, a.attname), c.relowner, a.attacl
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE a.attacl IS NOT NULL AND n.nspname = ANY($1)
+       UNION ALL
+       SELECT format('function %I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)), p.proowner, coalesce(p.proacl, acldefault('f'::"char", p.proowner))
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = ANY($1) AND ${NOT_FROM_EXTENSION('p.oid', 'pg_proc')}
+     )
+     SELECT o.object, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee,
+            string_agg(DISTINCT a.privilege_type, ',' ORDER BY a.privilege_type) AS privileges
+     FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
+     WHERE a.grantee <> o.owner
+     GROUP BY 1, 2 ORDER BY 1, 2`, SCHEMAS_PARAM);
+  const held: Record<string, Record<string, string>> = {};
+  for (const r of rows) (held[r.object] ??= {})[r.grantee] = r.privileges;
+  return held;
+}
+
+/** Objects with no grant at all (trigger functions, identity sequences, internal helpers) are simply absent. */
+const RW = 'DELETE,INSERT,SELECT,UPDATE';
+const HELPER_CALLERS = { anon: 'EXECUTE', authenticated: 'EXECUTE', finance_posting: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' };
+
+/**
+ * The allow-list: exactly the privileges the project intends (20261201000100_supabase_privileges sets them; every
+ * later migration sets those of its own objects). A new object, or a new grant, is added here on purpose.
+ * TRUNCATE, REFERENCES and TRIGGER appear nowhere.
+ */
+export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
+  'schema core': { anon: 'USAGE', authenticated: 'USAGE', finance_posting: 'USAGE', service_role: 'USAGE' },
+  'schema hub': { authenticated: 'USAGE', service_role: 'USAGE' },
+  'schema finance': { authenticated: 'USAGE', finance_posting: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
+  'schema semantic': { authenticated: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
+
+  'table core."User"': { authenticated: RW, service_role: RW },
+  'table core.analyst_logins': { service_role: RW },
+  'table core.audit_logs': { authenticated: 'INSERT,SELECT', finance_posting: 'INSERT', service_role: 'INSERT,SELECT' },
+  'table core.feature_flags': { authenticated: RW, service_role: RW },
+  'table core.invitations': { authenticated: RW, service_role: RW },
+  'table core.memberships': { authenticated: RW, service_role: RW },
+  'table core.organizations': { authenticated: RW, service_role: RW },
+  'table core.outbox': { authenticated: RW, service_role: RW },
+  'table core.refresh_tokens': { service_role: RW },
+  'table core.sessions': { authenticated: 'SELECT,UPDATE', service_role: RW },
+  'table core.settings': { authenticated: RW, service_role: RW },
+  'table core.user_credentials': { service_role: RW },
+  'table core.workspaces': { authenticated: RW, service_role: RW },
+
+  'table hub."App"': { authenticated: 'SELECT', service_role: RW },
+  'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },
+  'table hub."Subscription"': { authenticated: 'SELECT', service_role: RW },
+  'table hub.features': { authenticated: 'SELECT', service_role: RW },
+  'table hub.limit_locks': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
+  'table hub.plan_features': { authenticated: 'SELECT', service_role: RW },
+  'table hub.plans': { authenticated: 'SELECT', service_role: RW },
+  'table hub.subscription_billing': { authenticated: 'SELECT', service_role: RW },
+
+  'table finance.account_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
+  'table finance.accounts': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.currencies': { authenticated: 'SELECT', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.fiscal_periods': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'column finance.fiscal_periods(status)': { finance_posting: 'UPDATE' },
+  'table finance.fiscal_years': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.fx_rates': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.journal_lines': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
+  'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+
+  'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+
+  'table public.integration_secrets': { authenticated: RW, service_role: RW },
+  'table public.integrations': { authenticated: RW, service_role: RW },
+  'table public.providers': { authenticated: RW, service_role: RW },
+
+  // request helpers: the policies call them as the querying role
+  'function public.auth_has_role(text[])': HELPER_CALLERS,
+  'function public.auth_org_id()': HELPER_CALLERS,
+  'function public.auth_role()': HELPER_CALLERS,
+  'function public.auth_user_id()': HELPER_CALLERS,
+  'function public.auth_workspace_id()': HELPER_CALLERS,
+  'function core.request_claims()': HELPER_CALLERS,
+  'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
+  'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },
+  // begin_request sets a request's claims and role: the API's runtime login only
+  'function public.begin_request(text, text)': { omnizen_api: 'EXECUTE' },
+  'function core.accept_invitation(uuid, text)': { authenticated: 'EXECUTE' },
+  'function core.create_organization(text, text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function hub.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function hub.seat_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.account_totals(date, date, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.effective_rate(text, date)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.entry_json(uuid)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.post_journal_entry(jsonb, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+};
+
+/** Differences as readable lines: what a role holds beyond the allow-list, or lacks from it. */
+export function privilegeDifferences(held: Record<string, Record<string, string>>, allowed = PRIVILEGES_ALLOWED): string[] {
+  const lines: string[] = [];
+  for (const object of new Set([...Object.keys(held), ...Object.keys(allowed)])) {
+    for (const role of new Set([...Object.keys(held[object] ?? {}), ...Object.keys(allowed[object] ?? {})])) {
+      const has = new Set((held[object]?.[role] ?? '').split(',').filter(Boolean));
+      const may = new Set((allowed[object]?.[role] ?? '').split(',').filter(Boolean));
+      const extra = [...has].filter((p) => !may.has(p));
+      const missing = [...may].filter((p) => !has.has(p));
+      if (extra.length) lines.push(`${object}: ${role} holds ${extra.join(',')} (not in the allow-list)`);
+      if (missing.length) lines.push(`${object}: ${role} lacks ${missing.join(',')} (the allow-list grants it)`);
+    }
+  }
+  return lines.sort();
+}
