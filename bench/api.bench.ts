@@ -24,6 +24,7 @@ import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
@@ -95,6 +96,7 @@ async function floor(pool: pg.Pool, op: (c: pg.PoolClient, i: number) => Promise
 
 async function main() {
   const loadBefore = loadavg()[0]; // what else the machine was doing before this run added its own load
+  loadLocalEnv(projectRoot());
   const server = await ensureDatabaseUrl(projectRoot(), log);
   const dbName = `omnizen_bench_api_${process.pid}`;
   const root = new pg.Client({ connectionString: server });

@@ -28,7 +28,8 @@ import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
-import { migrate } from '../src/platform/database/migrator.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
+import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 
@@ -38,6 +39,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 12);
 const CONNECTIONS = 32;
 const ACCOUNTS = 1000;
 const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
+loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';

@@ -7,6 +7,9 @@
 // Safe to interrupt and run again: rows already under the active key are skipped.
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../src/platform/config/config.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
+import { projectRoot } from '../src/platform/database/migrator.js';
+import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 import { PrivilegedDatabase } from '../src/platform/database/privileged.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { secretBoxFromConfig } from '../src/modules/integrations/integrations.module.js';
@@ -19,6 +22,9 @@ if (!Number.isInteger(batchSize) || batchSize < 1) {
   process.exit(2);
 }
 
+const root = projectRoot();
+loadLocalEnv(root);
+process.env.DATABASE_URL = await ensureDatabaseUrl(root);
 const config = loadConfig();
 const box = secretBoxFromConfig(config);
 const privileged = new PrivilegedDatabase(config);

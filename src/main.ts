@@ -1,16 +1,14 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { AppModule } from './app.module.js';
 import { createApp } from './bootstrap.js';
 import { ConfigError, loadConfig } from './platform/config/config.js';
+import { loadLocalEnv } from './platform/config/local-env.js';
 import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
 
 async function main(): Promise<void> {
   const root = projectRoot();
-  // a local .env, if any; variables already in the environment win
-  if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+  loadLocalEnv(root);
   process.env.DATABASE_URL = await ensureDatabaseUrl(root);
   const config = loadConfig();
   if (config.migrateOnStart) {

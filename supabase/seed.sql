@@ -1,8 +1,7 @@
 -- Demo data for local development: one user, their personal organization, a business
 -- organization they own, and its membership. Idempotent: running it twice changes nothing.
 --
--- Run it after the migrations (they live in prisma/migrations and are applied by the project's
--- runner, not by the Supabase CLI):
+-- `supabase db reset` loads it after the migrations (config.toml [db.seed]); with the project's runner:
 --   npm run db:migrate && psql "$DATABASE_URL" -f supabase/seed.sql
 -- Then log in: POST /v1/auth/login {"email":"demo@omnizen.local","password":"omnizen-demo-password"}
 -- The password is public: never load this file into a shared or production database.

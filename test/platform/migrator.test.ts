@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { listMigrations, migrate } from '../../src/platform/database/migrator.js';
+import { listAmendments, listMigrations, migrate } from '../../src/platform/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 /** The migration runner, each case on a fresh empty database (not the template). */
@@ -74,6 +74,27 @@ describe('migration runner', () => {
     expect(await migrate(db.url, { until, log: quiet })).toEqual(all.slice(0, 2));
     expect((await recorded(db)).map((r) => r.name).sort()).toEqual(all.slice(0, 2).sort());
     expect(await migrate(db.url, { log: quiet })).toEqual(all.slice(2));
+  });
+
+  it('stops after the compatibility layer on a fresh database, the runtime login\'s password set by the run that creates it', async () => {
+    const db = await emptyDb();
+    expect(await migrate(db.url, { until: 'supabase/0000_supabase_compat', apiPassword: 'pw-1', log: quiet })).toEqual([all[0]]);
+    const hasPassword = async () => (await db.admin.query(
+      `SELECT count(*)::int AS n FROM pg_authid WHERE rolname = 'omnizen_api' AND rolpassword IS NOT NULL`)).rows[0].n;
+    await migrate(db.url, { apiPassword: 'pw-2', log: quiet });
+    expect(await hasPassword()).toBe(1);
+  });
+
+  it('accepts a migration applied in an earlier version its amendment replaces (amended.json), and records the amendment', async () => {
+    const db = await emptyDb();
+    await migrate(db.url, { log: quiet });
+    const [name, amendment] = Object.entries(listAmendments())[0];
+    await db.admin.query('UPDATE omnizen_migrations.applied SET checksum = $2 WHERE name = $1', [name, amendment.replaces[0]]);
+    const lines: string[] = [];
+    expect(await migrate(db.url, { log: (l) => lines.push(l) })).toEqual([]);
+    expect(lines).toContain(`migration ${name} was applied in an earlier version that its amendment replaces (${amendment.why}); recorded as amended`);
+    const current = listMigrations().find((m) => m.name === name)!.checksum;
+    expect((await recorded(db)).find((r) => r.name === name)?.checksum).toBe(current);
   });
 
   it('rolls back a failing migration and names it', async () => {

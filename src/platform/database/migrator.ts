@@ -20,6 +20,11 @@ export interface Migration {
 
 const LOCK_KEY = 727_001; // pg_advisory_lock key shared by every runner of this project
 
+/** Where the runner records what it applied (the Supabase CLI's copies of the migrations record themselves here too). */
+export const BOOKKEEPING_DDL = `CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
+CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
+  name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);`;
+
 export function projectRoot(): string {
   let dir = process.cwd();
   while (!existsSync(join(dir, 'prisma', 'migrations'))) {
@@ -73,9 +78,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   const applied: string[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
-      CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
-        name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL)`);
+    await client.query(BOOKKEEPING_DDL);
     const done = new Map<string, string>(
       (await client.query('SELECT name, checksum FROM omnizen_migrations.applied')).rows.map((r) => [r.name, r.checksum]),
     );
@@ -115,7 +118,9 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       if (options.until && m.name === options.until) break;
     }
     if (options.apiPassword !== undefined) {
-      await client.query(`ALTER ROLE omnizen_api PASSWORD ${client.escapeLiteral(options.apiPassword)}`);
+      // a run stopped (--until) before 20260101000100_core has no runtime login yet: the run that creates it sets it
+      const { rowCount } = await client.query(`SELECT 1 FROM pg_roles WHERE rolname = 'omnizen_api'`);
+      if (rowCount) await client.query(`ALTER ROLE omnizen_api PASSWORD ${client.escapeLiteral(options.apiPassword)}`);
     }
     log(applied.length ? `${applied.length} migration(s) applied` : 'database is up to date');
     return applied;
@@ -123,4 +128,24 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * The migration stream as the Supabase CLI reads it: supabase/migrations/<version>_<name>.sql, one file per
+ * migration, generated (`npm run supabase:migrations`) and checked by a test. Each file is the migration's SQL
+ * followed by its record in omnizen_migrations.applied, with the runner's checksum: after `supabase db reset`
+ * (or `db push`) the runner finds everything applied, and the two never apply a migration twice.
+ */
+export function supabaseCliMigrations(root = projectRoot()): { file: string; content: string }[] {
+  return listMigrations(root).map((m) => {
+    const compat = /^supabase\/(\d+)_(.+)$/.exec(m.name);
+    const file = compat ? `${compat[1].padStart(14, '0')}_${compat[2]}.sql` : `${m.name}.sql`;
+    const source = compat ? `supabase/compat/${m.name.slice('supabase/'.length)}.sql` : `prisma/migrations/${m.name}/migration.sql`;
+    const content = `-- Generated from ${source} by \`npm run supabase:migrations\`: edit that file, not this one.\n`
+      + `-- The last statements record the migration for the project's runner (npm run db:migrate).\n`
+      + `${m.sql.replace(/\s*$/, '')}\n\n${BOOKKEEPING_DDL}\n`
+      + `INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('${m.name}', '${m.checksum}', 0)\n`
+      + `  ON CONFLICT (name) DO NOTHING;\n`;
+    return { file, content };
+  });
 }
