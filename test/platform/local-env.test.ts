@@ -3,10 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { listMigrations, projectRoot } from '../../src/platform/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startSupabaseShapedCluster, type SupabaseShapedCluster } from '../support/supabase-shaped.js';
 
 /**
  * The entry points read the project's .env before anything reads the environment, and the migrator never migrates
@@ -16,18 +14,19 @@ import { startSupabaseShapedCluster, type SupabaseShapedCluster } from '../suppo
 describe('.env and the embedded server', () => {
   const root = projectRoot();
   let project: string;
-  let foreign: SupabaseShapedCluster; // any server this project did not start
+  // the test run's server: from the throwaway project directory (no .data/postgres of its own) it is a server
+  // that project did not start
+  const server = new URL(process.env.OMNIZEN_TEST_SERVER_URL!);
+  const foreign = { port: server.port || '5432', local: ['127.0.0.1', 'localhost'].includes(server.hostname) };
   let db: TestDatabase;
 
   beforeAll(async () => {
     project = mkdtempSync(join(tmpdir(), 'omnizen-env-'));
     for (const dir of ['prisma', 'supabase', 'node_modules', 'package.json', 'tsconfig.json', '.swcrc']) symlinkSync(join(root, dir), join(project, dir));
-    foreign = await startSupabaseShapedCluster();
     db = await createTestDatabase({ template: null });
   });
   afterAll(async () => {
     await db?.drop();
-    await foreign?.stop();
     rmSync(project, { recursive: true, force: true });
   });
 
@@ -40,19 +39,13 @@ describe('.env and the embedded server', () => {
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   }
 
-  it('db:migrate takes EMBEDDED_PG_PORT from .env, and refuses a server it did not start on that port', async () => {
+  // (a test server on another host is not on any local port the embedded server could use)
+  (foreign.local ? it : it.skip)('db:migrate takes EMBEDDED_PG_PORT from .env, and refuses a server it did not start on that port', () => {
     const r = dbMigrate(`EMBEDDED_PG_PORT=${foreign.port}\n`);
-    expect(r.status).toBe(1);
     expect(r.out).toContain(`a PostgreSQL server this project did not start answers on 127.0.0.1:${foreign.port}`);
-    // nothing was migrated there
-    const c = new pg.Client({ connectionString: foreign.adminUrl() });
-    await c.connect();
-    try {
-      const { rows: [r2] } = await c.query(`SELECT to_regnamespace('omnizen_migrations') IS NULL AND to_regnamespace('core') IS NULL AS untouched`);
-      expect(r2.untouched).toBe(true);
-    } finally {
-      await c.end();
-    }
+    expect(r.out).toContain(`not ${join(project, '.data', 'postgres')}`);
+    expect(r.out).not.toMatch(/applied|up to date/);
+    expect(r.status).toBe(1);
   });
 
   it('db:migrate takes DATABASE_URL and the API password from .env', async () => {

