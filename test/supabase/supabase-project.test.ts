@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+import { loadConfig } from '../../src/platform/config/config.js';
 import { listMigrations, migrate, supabaseCliMigrations } from '../../src/platform/database/migrator.js';
 import { POLICY_SQL_FILES, needsSuperuser, readPolicySqlFile, runPolicySqlFile } from '../../supabase/tests/run-sql-file.js';
 import { privilegeDifferences, privilegesHeld } from '../platform/privileges.js';
 import { SCHEMAS_PARAM } from '../platform/schemas.js';
+import { startApp } from '../support/app.js';
 import { postgresBinaries, startSupabaseShapedCluster, type SupabaseShapedCluster } from '../support/supabase-shaped.js';
 
 /**
@@ -16,6 +18,7 @@ import { postgresBinaries, startSupabaseShapedCluster, type SupabaseShapedCluste
 describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $major)', ({ bin }) => {
   const DB = 'omnizen';
   const POLICIES_DB = 'omnizen_policies'; // the SQL policy tests expect no rows of other tests
+  const APP_DB = 'omnizen_app'; // the API's own
   let cluster: SupabaseShapedCluster;
   let applied: string[];
   let owner: pg.Pool; // Supabase's postgres: what migrations and the privileged paths use
@@ -26,6 +29,7 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     await cluster.createDatabase(DB);
     applied = await migrate(cluster.postgresUrl(DB), { apiPassword: 'omnizen_api_test', log: () => undefined });
     await cluster.createDatabase(POLICIES_DB, DB);
+    await cluster.createDatabase(APP_DB, DB);
     owner = new pg.Pool({ connectionString: cluster.postgresUrl(DB), max: 2 });
     superuser = new pg.Pool({ connectionString: cluster.adminUrl(DB), max: 2 });
     // an idle connection cut by the server is replaced by the pool; without a listener it would fail the file
@@ -172,6 +176,34 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
       expect(privilegeDifferences(await privilegesHeld(check))).toEqual([]);
     } finally {
       await check.end();
+    }
+  });
+
+  it('serves the API: register, create an organization and list it, under Supabase\'s roles', async () => {
+    const config = loadConfig({
+      ...process.env, NODE_ENV: 'test', DATABASE_URL: cluster.postgresUrl(APP_DB),
+      API_DATABASE_URL: cluster.urlAs('omnizen_api', APP_DB), REDIS_URL: '', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false',
+    });
+    const { app, http } = await startApp(config);
+    try {
+      // registration writes auth.users (Supabase Auth's table) through the privileged path
+      const reg = await http.post('/v1/auth/register').send({ email: 'ada@example.com', password: 'correct horse battery', name: 'Ada' }).expect(201);
+      const auth = { Authorization: `Bearer ${reg.body.accessToken}` };
+      const org = await http.post('/v1/orgs').set(auth).send({ name: 'Supabase Trading' }).expect(201);
+      const list = await http.get('/v1/orgs').set(auth).expect(200);
+      expect(list.body.map((o: { name: string }) => o.name).sort()).toEqual(['Ada', 'Supabase Trading']);
+      const check = new pg.Client({ connectionString: cluster.adminUrl(APP_DB) });
+      await check.connect();
+      try {
+        const { rows } = await check.query(
+          `SELECT (SELECT count(*)::int FROM auth.users u WHERE u.email = 'ada@example.com') AS auth_users,
+                  (SELECT m.role FROM core.memberships m WHERE m.org_id = $1) AS role`, [org.body.id]);
+        expect(rows).toEqual([{ auth_users: 1, role: 'owner' }]);
+      } finally {
+        await check.end();
+      }
+    } finally {
+      await app.close();
     }
   });
 

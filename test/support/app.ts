@@ -35,14 +35,10 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
-  await bootstrap(app);
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
+  const { app, http } = await startApp(config);
   return {
     app,
-    http: request(app.getHttpServer()),
+    http,
     config,
     db,
     async close() {
@@ -50,4 +46,14 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
       await db.drop();
     },
   };
+}
+
+/** The real application over `config`'s databases, driven through real HTTP (supertest); close it with app.close(). */
+export async function startApp(config: AppConfig): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request> }> {
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
+  await bootstrap(app);
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  return { app, http: request(app.getHttpServer()) };
 }

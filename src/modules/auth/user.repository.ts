@@ -33,7 +33,8 @@ export const userRepository = {
    */
   async upsert(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string; created: boolean }> {
     const id = u.id ?? randomUUID();
-    await db.$executeRaw`INSERT INTO auth.users (id, email) VALUES (${id}::uuid, ${u.email}) ON CONFLICT DO NOTHING`;
+    // through a function of ours: on Supabase, service_role has no rights in schema auth
+    await db.$executeRaw`SELECT core.sync_auth_user(${id}::uuid, ${u.email})`;
     const [row] = await db.$queryRaw<any[]>`
       INSERT INTO core."User" (id, email, name, image, "accountType", "createdAt", "updatedAt")
       VALUES (${id}, ${u.email}, ${u.name ?? null}, ${u.image ?? null}, 'personal', now(), now())
