@@ -1,7 +1,8 @@
 import {
   applyDecorators, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
-  SetMetadata, UseInterceptors,
+  RequestMethod, SetMetadata, UseInterceptors,
 } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { ModuleRef, Reflector } from '@nestjs/core';
 import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
 import { from, lastValueFrom, Observable } from 'rxjs';
@@ -137,6 +138,33 @@ export const RequiresFeature = (app: string, feature: string) =>
 
 /** The route writes: 402 when the organization's subscription to `app` is read-only (canceled, past_due after grace, trial ended). */
 export const RequiresActiveSubscription = (app: string) => entitlement({ app }, `requires a ${app} subscription that allows writing`);
+
+const DOES_NOT_WRITE = 'omnizen:does-not-write';
+/** A POST that only computes (a tax calculation): open to a read-only subscription like any read. */
+export const DoesNotWrite = () => SetMetadata(DOES_NOT_WRITE, true);
+
+const READ_METHODS = new Set([RequestMethod.GET, RequestMethod.HEAD, RequestMethod.OPTIONS]);
+
+/**
+ * On a controller of a paid app's module: every handler that writes (any method but GET/HEAD/OPTIONS)
+ * gets @RequiresActiveSubscription(app), so a lapsed customer can still read and export, never write.
+ * Applied per handler when the class is defined (class decorators run after the method decorators), so the OpenAPI
+ * document lists the 402 on exactly the writes, and a write added later cannot miss it.
+ */
+export function WritesRequireSubscription(app: string): ClassDecorator {
+  return (target) => {
+    const proto = target.prototype;
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      const handler = descriptor?.value;
+      if (key === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
+      if (READ_METHODS.has(Reflect.getMetadata(METHOD_METADATA, handler)) || Reflect.getMetadata(DOES_NOT_WRITE, handler)) continue;
+      // any requirement of the same app already refuses a read-only subscription
+      if ((Reflect.getMetadata(ENTITLEMENTS, handler) ?? []).some((r: EntitlementRequirement) => r.app === app)) continue;
+      RequiresActiveSubscription(app)(proto, key, descriptor!);
+    }
+  };
+}
 
 /** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers). */
 export const Tx = createParamDecorator((_: unknown, ctx: ExecutionContext): TenantTx => {
