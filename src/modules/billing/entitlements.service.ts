@@ -122,6 +122,11 @@ export class EntitlementsService implements EntitlementGate {
     };
   }
 
+  /** A person's personal organization as the service principal sees it (hub.personal_org_id), or null. */
+  async personalOrgOf(tx: TenantTx, userId: string): Promise<string | null> {
+    return repo.personalOrgIdForService(tx.db, userId);
+  }
+
   /** The gate behind @ConsumesLimit / @RequiresFeature / @RequiresActiveSubscription (run in the request transaction). */
   async enforce(tx: TenantTx, req: EntitlementRequirement): Promise<void> {
     // lock first: the subscription, the plan and the count are then read by one writer at a time
