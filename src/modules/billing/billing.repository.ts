@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { prepare, qb } from '../../platform/database/query-builder.js';
 
 export interface AppRow {
   id: string;
@@ -67,6 +67,29 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
   ]);
 
+/**
+ * The app, the organization and the subscription that bills it, in one statement: a personal
+ * organization is billed through its owner's personal subscription ("organizationId" NULL), a business
+ * organization through its own. Run by the entitlement gate on every gated write.
+ */
+const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
+  .innerJoin('core.organizations as o', (j) => j.on('o.id', '=', p.orgId))
+  .leftJoin('hub.Subscription as s', (j) => j.onRef('s.appId', '=', 'a.id').on((eb) => eb.or([
+    eb.and([eb('o.account_type', '=', 'personal'), eb('s.userId', '=', eb.ref('o.owner_user_id')), eb('s.organizationId', 'is', null)]),
+    eb.and([eb('o.account_type', '<>', 'personal'), eb('s.organizationId', '=', p.orgId)]),
+  ])))
+  .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
+  .select([
+    'a.id as appId', 'a.name as appName', 'a.defaultPlan', 'a.trialDays',
+    'o.id as orgId', 'o.account_type as accountType', 'o.owner_user_id as ownerUserId', 'o.created_at as orgCreatedAt',
+    's.id', 's.userId', 's.organizationId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
+    'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
+    'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
+  ])
+  .where('a.id', '=', p.appId)
+  .$narrowType<{ accountType: OrgRow['accountType'] }>());
+
 const limitOf = (v: bigint | null): number | null => (v === null ? null : Number(v));
 
 /** What a Stripe event changes on a subscription's bookkeeping; undefined fields keep their value. */
@@ -131,6 +154,21 @@ export const billingRepository = {
       .where('p.app_id', '=', appId).orderBy('p.rank').orderBy('p.code')
       .$narrowType<{ audience: PlanRow['audience'] }>());
     return rows.map(({ missing, ...r }) => ({ ...r, limit: missing ? 0 : limitOf(r.limit) }));
+  },
+
+  /** The app, the organization and its billing subscription (absent: none yet) in one round trip; undefined when the app or organization does not exist. */
+  async billingContext(db: Db, orgId: string, appId: string): Promise<{ app: AppRow; org: OrgRow; subscription?: SubscriptionRow } | undefined> {
+    const [r] = await db.run(billingContext({ orgId, appId }));
+    if (!r) return undefined;
+    return {
+      app: { id: r.appId, name: r.appName, defaultPlan: r.defaultPlan, trialDays: r.trialDays },
+      org: { id: r.orgId, accountType: r.accountType, ownerUserId: r.ownerUserId, createdAt: r.orgCreatedAt },
+      subscription: r.id === null ? undefined : {
+        id: r.id, userId: r.userId, organizationId: r.organizationId, appId: r.appId, plan: r.plan!, status: r.status, stripeSubscriptionId: r.stripeSubscriptionId,
+        createdAt: r.createdAt, updatedAt: r.updatedAt, stripeCustomerId: r.stripeCustomerId, stripePriceId: r.stripePriceId, trialEndsAt: r.trialEndsAt,
+        currentPeriodEnd: r.currentPeriodEnd, cancelAtPeriodEnd: r.cancelAtPeriodEnd, pastDueSince: r.pastDueSince, lastEventAt: r.lastEventAt,
+      },
+    };
   },
 
   async org(db: Db, orgId: string): Promise<OrgRow | undefined> {
