@@ -1,9 +1,9 @@
 import {
-  applyDecorators, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
+  applyDecorators, CallHandler, type OnApplicationBootstrap, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
   RequestMethod, SetMetadata, UseInterceptors,
 } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
-import { ModuleRef, Reflector } from '@nestjs/core';
+import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { ModuleRef, ModulesContainer, Reflector } from '@nestjs/core';
 import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
 import { from, lastValueFrom, Observable } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
@@ -166,11 +166,35 @@ export function WritesRequireSubscription(app: string): ClassDecorator {
   };
 }
 
-/** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers). */
-export const Tx = createParamDecorator((_: unknown, ctx: ExecutionContext): TenantTx => {
-  const tx = ctx.switchToHttp().getRequest().tenantTx;
-  if (!tx) throw new Error('@Tx() used outside an @OrgRoute/@UserRoute controller');
-  return tx;
-});
+function tenantTxOf(_: unknown, ctx: ExecutionContext): TenantTx {
+  return ctx.switchToHttp().getRequest().tenantTx;
+}
+
+/** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers: checked at start-up). */
+export const Tx = createParamDecorator(tenantTxOf);
+
+/**
+ * Refuses to start when a handler takes @Tx() but its controller is neither @OrgRoute nor @UserRoute
+ * (it would have no transaction to receive): a mistake found at start-up, not as a 500 per request.
+ */
+@Injectable()
+export class TenantRouteCheck implements OnApplicationBootstrap {
+  constructor(private readonly modules: ModulesContainer) {}
+
+  onApplicationBootstrap(): void {
+    const wrong: string[] = [];
+    for (const module of this.modules.values()) {
+      for (const { metatype } of module.controllers.values()) {
+        if (!metatype || Reflect.getMetadata(SCOPE, metatype)) continue;
+        for (const key of Object.getOwnPropertyNames(metatype.prototype)) {
+          const args: Record<string, { factory?: unknown }> = Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, key) ?? {};
+          const handler = metatype.prototype[key];
+          if (Object.values(args).some((a) => a.factory === tenantTxOf) && !Reflect.getMetadata(SCOPE, handler)) wrong.push(`${metatype.name}.${key}`);
+        }
+      }
+    }
+    if (wrong.length) throw new Error(`@Tx() is used outside an @OrgRoute/@UserRoute controller, where no tenant transaction exists: ${wrong.join(', ')}`);
+  }
+}
 
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => ctx.switchToHttp().getRequest().user);
