@@ -8,6 +8,7 @@ import { createLogger, logRequests, PinoNestLogger } from './platform/logging/lo
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
+import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -43,7 +44,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   await app.register(fastifyCookie);
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
-  app.enableShutdownHooks();
+  // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
+  app.get(InFlightRequests).track(fastify);
 
   const doc = new DocumentBuilder()
     .setTitle('OmniZen API')

@@ -34,8 +34,8 @@ describe('the API survives PostgreSQL faults', () => {
   });
 
   const orgName = async () => (await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [orgId])).rows[0].name;
-  /** The API's backend that waits for a lock (the request the test is blocking). */
-  const waitingBackend = async () => (await owner.query<{ pid: number }>(
+  /** The API's backend that waits for a lock (the request the test is blocking); not asked on `owner`, whose transaction would see one snapshot of pg_stat_activity. */
+  const waitingBackend = async () => (await t.db.admin.query<{ pid: number }>(
     `SELECT pid FROM pg_stat_activity WHERE usename = 'omnizen_api' AND wait_event_type = 'Lock' AND datname = current_database()`)).rows[0]?.pid;
 
   it('a terminated busy connection fails its request with 503 database_unavailable; the process and the next request carry on', async () => {
