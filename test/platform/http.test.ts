@@ -152,6 +152,16 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
       expect(missing).toEqual([]);
     });
 
+    it('documents the retryable 503s (with Retry-After) on every operation but the health probes', () => {
+      const missing = operations().filter((o) => !o.path.startsWith('/health'))
+        .filter((o) => !o.op.responses['503']?.headers?.['Retry-After'] || !o.op.responses['503'].content['application/json'].examples?.database_unavailable)
+        .map((o) => o.name);
+      expect(missing).toEqual([]);
+      const examples = doc.paths['/v1/orgs'].post.responses['503'].content['application/json'].examples;
+      expect(Object.keys(examples).sort()).toEqual(['database_timeout', 'database_unavailable', 'queue_unavailable']);
+      expect(examples.database_timeout.value.error.code).toBe('database_timeout');
+    });
+
     it('serves the UI at /docs', async () => {
       const res = await t.http.get('/docs').redirects(1).expect(200);
       expect(res.headers['content-type']).toMatch(/text\/html/);

@@ -7,11 +7,14 @@ import { Public } from '../auth/public.decorator.js';
 import { InFlightRequests } from '../http/graceful-shutdown.js';
 
 async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))]);
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
     return 'up';
   } catch {
     return 'down';
+  } finally {
+    clearTimeout(timer);
   }
 }
 
