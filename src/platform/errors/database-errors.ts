@@ -3,7 +3,8 @@ import { AppError } from './app-error.js';
 
 /**
  * The database could not be reached, or cut the connection a request was using (restart, crash,
- * failover, terminated backend): nothing was committed, and the same request may succeed later.
+ * failover, terminated backend): the transaction did not commit (unless the cut came during COMMIT),
+ * and the same request may succeed later.
  */
 export class DatabaseUnavailableError extends Error {
   constructor(cause: unknown) {

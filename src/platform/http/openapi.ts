@@ -37,7 +37,7 @@ type Example = { summary?: string; value?: unknown };
 type ResponseObject = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, Example> }> };
 type ErrorBody = { error?: { code?: string } };
 
-const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost; nothing was committed), ' +
+const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), ' +
   'database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.';
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;

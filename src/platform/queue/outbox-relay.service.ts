@@ -72,7 +72,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     const every = this.config.jobs.relayIntervalMs;
     if (every > 0) {
-      this.scheduler.addInterval('outbox-relay', setInterval(() => void this.drain().catch((e) => this.logger.error(e)), every));
+      this.scheduler.addInterval('outbox-relay', setInterval(() => void this.drain().catch((e: Error) => this.logger.warn(`outbox relay pass failed: ${e.message}`)), every));
     }
   }
 
