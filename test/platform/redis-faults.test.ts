@@ -30,7 +30,8 @@ describe('the job outbox survives Redis faults', () => {
     t = await createTestApp({
       REDIS_URL: redis.url,
       // PostgreSQL ends a transaction idle this long: the relay must hold none while Redis is away
-      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '300',
+      // (long enough for the app's own short transactions on a busy CI machine)
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '1500',
       // every pass re-relays what has not been confirmed yet (Bull's job id keeps that to one job)
       JOBS_CLAIM_TIMEOUT_MS: '1',
       JOBS_ENQUEUE_TIMEOUT_MS: '500',
@@ -46,6 +47,7 @@ describe('the job outbox survives Redis faults', () => {
     await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [orgId, userId]);
   });
   afterAll(async () => {
+    if (redis && !redis.running) await redis.start(); // a test that failed midway may leave it down
     await t?.close();
     await redis?.kill();
   });
@@ -60,12 +62,12 @@ describe('the job outbox survives Redis faults', () => {
     await redis.kill();
     for (let n = 1; n <= 5; n++) await enqueueJob('test.outage', n);
     const down = Date.now();
-    // relay passes during an outage that outlasts the idle-in-transaction timeout (300 ms) twice over
-    await until('the outage has lasted 600 ms', async () => {
+    // relay passes during an outage that outlasts the idle-in-transaction timeout (1.5 s) twice over
+    await until('the outage has lasted 3 s', async () => {
       await relay.drain();
       await t.http.get('/health').expect(200);
-      return Date.now() - down > 600;
-    });
+      return Date.now() - down > 3000;
+    }, 1000);
     const ready = await t.http.get('/health/ready').expect(503);
     expect(ready.body.checks).toEqual({ postgres: 'up', redis: 'down' });
     // no session of the app sits in a transaction, and requests are served meanwhile
@@ -90,6 +92,7 @@ describe('the job outbox survives Redis faults', () => {
   });
 
   it('a Redis restart between queueing and running loses the Bull job, yet the job runs', async () => {
+    if (!redis.running) await redis.start();
     await redisReady();
     await queue.pause(true); // this process's worker takes nothing: the job stays queued in Redis
     await enqueueJob('test.restart', 1);

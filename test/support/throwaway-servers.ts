@@ -125,6 +125,10 @@ export class ThrowawayRedis {
     return server;
   }
 
+  get running(): boolean {
+    return Boolean(this.child && this.child.exitCode === null && this.child.signalCode === null);
+  }
+
   async start(): Promise<void> {
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     await until(`redis-server listens on ${this.port}`, () => new Promise<boolean>((resolve) => {

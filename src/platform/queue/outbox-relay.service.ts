@@ -60,8 +60,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
     if (bull?.onModuleDestroy) {
       const closeQueue = bull.onModuleDestroy.bind(bull);
+      // closing waits for the jobs running here (within the shutdown grace), but not for a Redis that is gone:
+      // an unfinished job's outbox row stays claimed and is relayed again
       bull.onModuleDestroy = () =>
-        closeQueue()
+        within(closeQueue(), bull.client.status === 'ready' ? config.shutdownGraceMs : 1000, () => new Error('timed out'))
           .catch((err: Error) => this.logger.warn(`jobs queue did not close cleanly: ${err.message}`))
           .finally(() => {
             for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
