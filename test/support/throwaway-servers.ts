@@ -3,7 +3,7 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import { reachable } from '../../src/platform/database/local-postgres.js';
 
 /**
  * Servers of a fault test's own, on free ports, that it may kill, stop and restart: never the shared
@@ -71,19 +71,7 @@ export class ThrowawayPostgres {
       '-D', this.dir, '-p', String(this.port), '-k', this.dir, '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'max_connections=60', '-c', 'shared_buffers=16MB',
     ], { ...this.user, stdio: 'ignore', detached: true }); // its own process group: kill() reaches every backend
-    await until(`PostgreSQL accepts connections on ${this.port}`, () => this.accepts(), 300);
-  }
-
-  private async accepts(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      await client.end();
-      return true;
-    } catch {
-      return false;
-    }
+    await until(`PostgreSQL accepts connections on ${this.port}`, () => reachable(this.url(), 1000), 300);
   }
 
   /** A crash: SIGKILL to the postmaster and every backend at once (the next start recovers from the WAL). */
