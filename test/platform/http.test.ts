@@ -3,6 +3,7 @@ import type { Queue } from 'bull';
 import type { Redis } from 'ioredis';
 import { JOBS_QUEUE_TOKEN } from '../../src/platform/queue/outbox-relay.service.js';
 import { RedisService } from '../../src/platform/redis/redis.service.js';
+import { InFlightRequests } from '../../src/platform/http/graceful-shutdown.js';
 import { BODY_LIMIT_BYTES } from '../../src/bootstrap.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 
@@ -77,6 +78,19 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
     it('is ready when PostgreSQL (and Redis, when configured) answer', async () => {
       const res = await t.http.get('/health/ready').expect(200);
       expect(res.body).toEqual({ status: 'ok', checks: hasRedis ? { postgres: 'up', redis: 'up' } : { postgres: 'up' } });
+    });
+
+    it('while draining for shutdown: not ready, and every response closes its connection', async () => {
+      const requests = t.app.get(InFlightRequests);
+      requests.draining = true;
+      try {
+        expect((await t.http.get('/health/ready').expect(503)).body).toEqual({ status: 'draining' });
+        const live = await t.http.get('/health').expect(200);
+        expect(live.headers.connection).toBe('close');
+      } finally {
+        requests.draining = false;
+      }
+      await t.http.get('/health/ready').expect(200);
     });
   });
 
