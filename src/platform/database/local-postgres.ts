@@ -40,8 +40,10 @@ function safeRealpath(path: string): string {
   }
 }
 
-async function reachable(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1500 });
+/** Whether a PostgreSQL server accepts a connection at `url`. */
+export async function reachable(url: string, timeoutMs = 1500): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  client.on('error', () => undefined); // a server going away mid-probe is an answer, not a crash
   try {
     await client.connect();
     await client.end();
