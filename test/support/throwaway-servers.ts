@@ -46,28 +46,37 @@ function postgresUser(): { uid: number; gid: number } | undefined {
 
 export class ThrowawayPostgres {
   private child?: ChildProcess;
-  private constructor(readonly dir: string, readonly port: number, private readonly user?: { uid: number; gid: number }) {}
+  private constructor(readonly dir: string, readonly port: number, private readonly bin: string,
+    readonly superuser: string, private readonly user?: { uid: number; gid: number }) {}
 
-  /** Owner (superuser) URL of database `name` on this server. */
-  url(name = 'postgres'): string {
-    return `postgresql://postgres@127.0.0.1:${this.port}/${name}`;
+  /** URL of database `name` on this server as `login` (default: the bootstrap superuser; trust authentication). */
+  url(name = 'postgres', login = this.superuser): string {
+    return `postgresql://${login}@127.0.0.1:${this.port}/${name}`;
   }
 
-  /** initdb in a temporary directory and start the server. */
-  static async create(): Promise<ThrowawayPostgres> {
-    if (!PG_BIN) throw new Error('no PostgreSQL binaries found (set OMNIZEN_PG_BIN)');
+  /**
+   * initdb in a temporary directory and start the server. `bin`: another PostgreSQL's binaries; `superuser`: the
+   * bootstrap superuser's name (a Supabase-shaped cluster's is supabase_admin, its `postgres` is no superuser).
+   */
+  static async create(options: { bin?: string; superuser?: string } = {}): Promise<ThrowawayPostgres> {
+    const bin = options.bin ?? PG_BIN;
+    const superuser = options.superuser ?? 'postgres';
+    if (!bin) throw new Error('no PostgreSQL binaries found (set OMNIZEN_PG_BIN)');
     const dir = mkdtempSync(join(tmpdir(), 'omnizen-pg-'));
     const user = postgresUser();
     if (user) chownSync(dir, user.uid, user.gid);
-    const init = spawnSync(join(PG_BIN, 'initdb'), ['-D', dir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'], { ...user, encoding: 'utf8' });
-    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
-    const server = new ThrowawayPostgres(dir, await freePort(), user);
+    const init = spawnSync(join(bin, 'initdb'), ['-D', dir, '-U', superuser, '--auth=trust', '-E', 'UTF8', '--no-sync'], { ...user, encoding: 'utf8' });
+    if (init.status !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`initdb failed: ${init.stderr}`);
+    }
+    const server = new ThrowawayPostgres(dir, await freePort(), bin, superuser, user);
     await server.start();
     return server;
   }
 
   async start(): Promise<void> {
-    this.child = spawn(join(PG_BIN!, 'postgres'), [
+    this.child = spawn(join(this.bin, 'postgres'), [
       '-D', this.dir, '-p', String(this.port), '-k', this.dir, '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'max_connections=60', '-c', 'shared_buffers=16MB',
     ], { ...this.user, stdio: 'ignore', detached: true }); // its own process group: kill() reaches every backend

