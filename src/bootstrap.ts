@@ -1,13 +1,15 @@
 import type { DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
 import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
 import { createLogger, logRequests, PinoNestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
+import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
+import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -24,6 +26,9 @@ export function httpAdapter(): FastifyAdapter {
     bodyLimit: BODY_LIMIT_BYTES,
     // /v1/orgs/ is /v1/orgs, as it was on Express
     routerOptions: { ignoreTrailingSlash: true },
+    // the router's and Node's own refusals (a path segment too long, headers too large) in our error shape
+    frameworkErrors,
+    clientErrorHandler,
   });
 }
 
@@ -45,15 +50,6 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   app.useGlobalFilters(new ErrorFilter());
   app.enableShutdownHooks();
 
-  const doc = new DocumentBuilder()
-    .setTitle('OmniZen API')
-    .setDescription(
-      'Multi-tenant platform core. Organization routes live under /v1/orgs/{orgId}; row-level security in PostgreSQL ' +
-        'keeps organizations apart. Errors always have the shape { error: { code, message, details? }, requestId }.',
-    )
-    .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
-    .build();
-  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, createOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
   return app;
 }

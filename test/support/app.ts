@@ -5,13 +5,17 @@ import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { ResponseContract } from './contract.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
   http: ReturnType<typeof request>;
   config: AppConfig;
   db: TestDatabase;
+  /** Every response of this app is checked against the OpenAPI document; close() fails when one did not match. */
+  contract: ResponseContract;
   close(): Promise<void>;
 }
 
@@ -38,6 +42,8 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
+  const contract = new ResponseContract(createOpenApiDocument(app));
+  contract.attach(app.getHttpAdapter().getInstance());
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return {
@@ -45,9 +51,13 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     http: request(app.getHttpServer()),
     config,
     db,
+    contract,
     async close() {
       await app.close();
       await db.drop();
+      if (contract.violations.length > 0) {
+        throw new Error(`responses that do not match the OpenAPI document:\n${contract.violations.join('\n')}`);
+      }
     },
   };
 }

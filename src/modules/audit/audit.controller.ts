@@ -20,15 +20,15 @@ class AuditQuery extends PageQuery {
 class AuditLogDto {
   @ApiProperty() id: string;
   @ApiProperty() occurredAt: Date;
-  @ApiPropertyOptional({ type: String, nullable: true }) actorId: string | null;
+  @ApiProperty({ type: String, nullable: true }) actorId: string | null;
   @ApiProperty({ enum: ['user', 'service', 'system', 'anonymous'] }) principalType: string;
   @ApiProperty() action: string;
   @ApiProperty() entityType: string;
-  @ApiPropertyOptional({ type: String, nullable: true }) entityId: string | null;
-  @ApiPropertyOptional({ description: 'the entity before the change (JSON)' }) before: unknown;
-  @ApiPropertyOptional({ description: 'the entity after the change (JSON)' }) after: unknown;
-  @ApiPropertyOptional({ type: String, nullable: true }) requestId: string | null;
-  @ApiPropertyOptional({ type: String, nullable: true }) ip: string | null;
+  @ApiProperty({ type: String, nullable: true }) entityId: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity before the change (JSON)' }) before: unknown;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity after the change (JSON)' }) after: unknown;
+  @ApiProperty({ type: String, nullable: true }) requestId: string | null;
+  @ApiProperty({ type: String, nullable: true }) ip: string | null;
 }
 
 class AuditPage extends PageInfo {
@@ -43,7 +43,7 @@ export class AuditController {
 
   @Get()
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Audit log of the organization, newest first (admins)' })
+  @ApiOperation({ operationId: 'listAuditLogs', summary: 'Audit log of the organization, newest first (admins)' })
   @ApiOkResponse({ type: AuditPage })
   @ApiErrors(400)
   async list(@Tx() tx: TenantTx, @Query() q: AuditQuery): Promise<AuditPage> {

@@ -38,7 +38,7 @@ export class AuthController {
 
   @Public()
   @Post('register')
-  @ApiOperation({ summary: 'Create an account with email and password (also creates a personal organization)' })
+  @ApiOperation({ operationId: 'register', summary: 'Create an account with email and password (also creates a personal organization)' })
   @ApiCreatedResponse({ type: TokensDto })
   @ApiErrors(400, 409)
   async register(@Body() dto: RegisterDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -50,7 +50,7 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
+  @ApiOperation({ operationId: 'logIn', summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401, 429)
   async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -62,7 +62,7 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
+  @ApiOperation({ operationId: 'refreshTokens', summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)
   async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -76,7 +76,7 @@ export class AuthController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
+  @ApiOperation({ operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401, 409)
   async exchange(@Body() dto: ExchangeDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -94,7 +94,7 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Log out: revoke the session of this access token' })
+  @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
     await this.auth.logout(tx);
@@ -104,7 +104,7 @@ export class SessionsController {
 
   @Post('app-token')
   @HttpCode(201)
-  @ApiOperation({ summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
+  @ApiOperation({ operationId: 'createAppToken', summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
   @ApiCreatedResponse({ type: AppTokenDto })
   @ApiErrors(400)
   appToken(@Tx() tx: TenantTx, @Body() dto: AppTokenRequestDto): Promise<AppTokenDto> {
@@ -112,7 +112,7 @@ export class SessionsController {
   }
 
   @Get('sessions')
-  @ApiOperation({ summary: 'The signed-in user\'s active sessions' })
+  @ApiOperation({ operationId: 'listSessions', summary: 'The signed-in user\'s active sessions' })
   @ApiOkResponse({ type: [SessionDto] })
   sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
     return this.auth.listSessions(tx);
@@ -120,7 +120,7 @@ export class SessionsController {
 
   @Delete('sessions/:sessionId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke one of the signed-in user\'s sessions' })
+  @ApiOperation({ operationId: 'revokeSession', summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)
   revoke(@Tx() tx: TenantTx, @IdParam('sessionId', 'session') sessionId: string): Promise<void> {

@@ -24,9 +24,9 @@ export class RefreshDto {
 export class UserDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() email: string;
-  @ApiPropertyOptional() name: string | null;
-  @ApiPropertyOptional() image: string | null;
-  @ApiProperty({ enum: ['personal', 'business'] }) accountType: string | null;
+  @ApiProperty({ type: String, nullable: true }) name: string | null;
+  @ApiProperty({ type: String, nullable: true }) image: string | null;
+  @ApiProperty({ type: String, enum: ['personal', 'business'], nullable: true }) accountType: string | null;
 }
 
 export class TokensDto {
@@ -40,8 +40,8 @@ export class TokensDto {
 
 export class SessionDto {
   @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiPropertyOptional() userAgent: string | null;
-  @ApiPropertyOptional() ip: string | null;
+  @ApiProperty({ type: String, nullable: true }) userAgent: string | null;
+  @ApiProperty({ type: String, nullable: true }) ip: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() lastUsedAt: Date;
   @ApiProperty() expiresAt: Date;

@@ -34,32 +34,32 @@ export class FeatureEntitlementDto {
   @ApiProperty({ example: 'users' }) feature: string;
   @ApiProperty({ enum: ['boolean', 'limit'] }) kind: 'boolean' | 'limit';
   @ApiProperty() description: string;
-  @ApiPropertyOptional({ type: String, nullable: true, example: 'users' }) unit: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'users' }) unit: string | null;
   @ApiProperty() enabled: boolean;
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'limit features: the limit, null = unlimited' }) limit: number | null;
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'current usage when the Hub counts it (null: counted by the app itself)' }) usage: number | null;
+  @ApiProperty({ type: Number, nullable: true, description: 'limit features: the limit, null = unlimited' }) limit: number | null;
+  @ApiProperty({ type: Number, nullable: true, description: 'current usage when the Hub counts it (null: counted by the app itself)' }) usage: number | null;
 }
 
 export class EntitlementSubjectDto {
   @ApiProperty({ enum: ['organization', 'user'] }) type: 'organization' | 'user';
-  @ApiPropertyOptional({ type: String, nullable: true }) organizationId: string | null;
-  @ApiPropertyOptional({ type: String, nullable: true }) userId: string | null;
+  @ApiProperty({ type: String, nullable: true }) organizationId: string | null;
+  @ApiProperty({ type: String, nullable: true }) userId: string | null;
 }
 
 export class EntitlementsDto {
   @ApiProperty({ example: 'omnizen' }) app: string;
   @ApiProperty({ type: EntitlementSubjectDto }) subject: EntitlementSubjectDto;
   @ApiProperty({ example: 'starter' }) plan: string;
-  @ApiPropertyOptional({ type: String, nullable: true, example: 'Starter' }) planName: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'Starter' }) planName: string | null;
   @ApiProperty({ example: 'active', description: 'active, trialing, past_due, canceled, ...' }) status: string;
   @ApiProperty({ enum: ['subscription', 'default'], description: 'default: no subscription row, the app\'s default plan as a trial' }) source: 'subscription' | 'default';
   @ApiProperty({ enum: ['full', 'read_only'] }) access: 'full' | 'read_only';
-  @ApiPropertyOptional({ type: String, nullable: true }) readOnlyReason: string | null;
-  @ApiPropertyOptional({ type: Date, nullable: true }) trialEndsAt: Date | null;
-  @ApiPropertyOptional({ type: Date, nullable: true }) graceEndsAt: Date | null;
-  @ApiPropertyOptional({ type: Date, nullable: true }) currentPeriodEnd: Date | null;
+  @ApiProperty({ type: String, nullable: true }) readOnlyReason: string | null;
+  @ApiProperty({ type: Date, nullable: true }) trialEndsAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) graceEndsAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) currentPeriodEnd: Date | null;
   @ApiProperty() cancelAtPeriodEnd: boolean;
-  @ApiPropertyOptional({ type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ type: String, nullable: true }) subscriptionId: string | null;
   @ApiProperty({ type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
 }
 
@@ -82,12 +82,12 @@ export class BillingEventDto {
   @ApiProperty() id: string;
   @ApiProperty() stripeEventId: string;
   @ApiProperty() type: string;
-  @ApiPropertyOptional({ type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ type: String, nullable: true }) subscriptionId: string | null;
   @ApiProperty({ enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
-  @ApiPropertyOptional({ type: String, nullable: true }) reason: string | null;
+  @ApiProperty({ type: String, nullable: true }) reason: string | null;
   @ApiProperty() stripeCreatedAt: Date;
   @ApiProperty() receivedAt: Date;
-  @ApiPropertyOptional({ type: Date, nullable: true }) processedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) processedAt: Date | null;
 }
 
 export class WebhookAckDto {

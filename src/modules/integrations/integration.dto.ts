@@ -13,13 +13,15 @@ export class CreateIntegrationDto {
 }
 
 export class UpdateIntegrationDto {
-  @ApiPropertyOptional({ example: 'Work iCloud', nullable: true, description: 'null clears the label' })
+  @ApiPropertyOptional({ type: String, example: 'Work iCloud', nullable: true, description: 'null clears the label' })
   @ValidateIf((o) => o.label !== null) @IsOptional() @IsString() @Length(1, 200) label?: string | null;
   @ApiPropertyOptional({ enum: INTEGRATION_STATUSES }) @IsOptional() @IsIn(INTEGRATION_STATUSES) status?: (typeof INTEGRATION_STATUSES)[number];
 }
 
 export class SetIntegrationSecretDto {
   @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
     description: 'The credentials, write-only: never returned. CalDAV (icloud, caldav): { username, password, serverUrl? }',
     example: { username: 'trainer@example.com', password: 'abcd-efgh-ijkl-mnop' },
   })
@@ -29,10 +31,10 @@ export class SetIntegrationSecretDto {
 export class IntegrationDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty({ example: 'icloud' }) integrationType: string;
-  @ApiPropertyOptional() label: string | null;
+  @ApiProperty({ type: String, nullable: true }) label: string | null;
   @ApiProperty({ enum: INTEGRATION_STATUSES }) status: string;
-  @ApiPropertyOptional() externalUsername: string | null;
-  @ApiPropertyOptional() externalEmail: string | null;
+  @ApiProperty({ type: String, nullable: true }) externalUsername: string | null;
+  @ApiProperty({ type: String, nullable: true }) externalEmail: string | null;
   @ApiProperty({ description: 'Whether a secret is stored; the secret itself is never returned' }) hasSecret: boolean;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;

@@ -21,7 +21,7 @@ const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 export class WorkingHoursDto {
   @ApiProperty({ example: 'Asia/Dubai' }) @IsIanaZone() timezone: string;
-  @ApiProperty({ example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
+  @ApiProperty({ type: 'array', items: { type: 'integer', minimum: 1, maximum: 7 }, minItems: 1, maxItems: 7, uniqueItems: true, example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
   @IsArray() @ArrayMinSize(1) @ArrayMaxSize(7) @ArrayUnique() @IsInt({ each: true }) @Min(1, { each: true }) @Max(7, { each: true })
   days: number[];
   @ApiProperty({ example: '09:00' }) @Matches(HHMM, { message: 'start must be a time HH:MM' }) start: string;
@@ -55,7 +55,7 @@ export class ProviderSettingsDto {
 }
 
 export class UpdateProviderDto {
-  @ApiPropertyOptional({ example: 'kimlindberg', nullable: true, description: 'Lowercase letters, digits and single dashes; null clears it' })
+  @ApiPropertyOptional({ type: String, example: 'kimlindberg', nullable: true, description: 'Lowercase letters, digits and single dashes; null clears it' })
   @ValidateIf((o) => o.publicSlug !== null) @IsOptional() @IsString()
   @Matches(/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'publicSlug must be 3-63 lowercase letters, digits and single dashes (not at the ends)' })
   publicSlug?: string | null;
@@ -66,13 +66,13 @@ export class UpdateProviderDto {
 }
 
 export class ProviderDto {
-  @ApiPropertyOptional({ format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
-  @ApiPropertyOptional() publicSlug: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
+  @ApiProperty({ type: String, nullable: true }) publicSlug: string | null;
   @ApiProperty() isPublic: boolean;
   @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
   @ApiProperty({ type: ProviderSettingsDto }) settings: Record<string, unknown>;
-  @ApiPropertyOptional() createdAt: Date | null;
-  @ApiPropertyOptional() updatedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) createdAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) updatedAt: Date | null;
 }
 
 export class PublicWhatsappDto {
@@ -83,8 +83,8 @@ export class PublicWhatsappDto {
 export class PublicProviderDto {
   @ApiProperty({ example: 'kimlindberg' }) slug: string;
   @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
-  @ApiPropertyOptional({ type: WorkingHoursDto }) workingHours: WorkingHoursDto | null;
-  @ApiPropertyOptional({ type: PublicWhatsappDto }) whatsapp: PublicWhatsappDto | null;
+  @ApiProperty({ type: WorkingHoursDto, nullable: true }) workingHours: WorkingHoursDto | null;
+  @ApiProperty({ type: PublicWhatsappDto, nullable: true }) whatsapp: PublicWhatsappDto | null;
 }
 
 export class AvailabilityQueryDto {

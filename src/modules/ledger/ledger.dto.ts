@@ -26,10 +26,10 @@ export class StartBooksDto {
 
 export class LedgerSettingsDto {
   @ApiProperty() baseCurrency: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) roundingAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) retainedEarningsAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxGainAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxLossAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
 }
 
 export class UpdateLedgerSettingsDto {
@@ -51,10 +51,10 @@ export class AccountDto {
   @ApiProperty() code: string;
   @ApiProperty() name: string;
   @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) parentId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
-  @ApiPropertyOptional({ nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }
@@ -86,7 +86,7 @@ export class CurrencyBalanceDto {
 
 export class AccountBalanceDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ description: 'Debit minus credit in the base currency' }) baseBalance: string;
   @ApiProperty({ type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
@@ -115,7 +115,7 @@ export class GeneralLedgerLineDto {
   @ApiProperty() lineNo: number;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
   @ApiProperty() currency: string;
   @ApiProperty() debit: string;
   @ApiProperty() credit: string;
@@ -174,7 +174,7 @@ export class TaxCodeDto {
   @ApiProperty() inclusive: boolean;
   @ApiProperty({ format: 'uuid', description: 'Output tax on sales (credit lines)' }) salesAccountId: string;
   @ApiProperty({ format: 'uuid', description: 'Input tax on purchases (debit lines)' }) purchaseAccountId: string;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
 }
 
 export class CreateTaxCodeDto {
@@ -206,7 +206,7 @@ export class FiscalPeriodDto {
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
 }
 
 export class FiscalYearDto {
@@ -215,8 +215,8 @@ export class FiscalYearDto {
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) closingEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
   @ApiProperty({ type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
 }
 
@@ -269,10 +269,10 @@ export class JournalLineDto {
   @ApiProperty() rate: string;
   @ApiProperty() baseDebit: string;
   @ApiProperty() baseCredit: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
-  @ApiPropertyOptional({ nullable: true }) workspaceId: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyType: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyId: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) workspaceId: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyType: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyId: string | null;
   @ApiProperty({ description: 'Added by the database for a rounding difference' }) isRounding: boolean;
 }
 
@@ -281,13 +281,13 @@ export class JournalEntryDto {
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
   @ApiProperty({ enum: [...ENTRY_SOURCES, 'system'] }) source: string;
-  @ApiPropertyOptional({ nullable: true }) sourceRef: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversesEntryId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversedByEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) idempotencyKey: string | null;
+  @ApiProperty({ type: String, nullable: true }) sourceRef: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true }) idempotencyKey: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ description: 'Sum of base debits (= base credits)' }) totalBase: string;
-  @ApiPropertyOptional({ nullable: true }) createdBy: string | null;
+  @ApiProperty({ type: String, nullable: true }) createdBy: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
 }
@@ -318,17 +318,17 @@ export class RevaluationLineDto {
 
 export class RevaluationResultDto {
   @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
 }
 
 export class YearEndResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
 }
 
 export class YearReopenResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
 }
 
 // ---------------------------------------------------------------- statements
@@ -342,7 +342,7 @@ export class TrialBalanceRowDto {
 }
 
 export class TrialBalanceDto {
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
   @ApiProperty() totalDebit: string;

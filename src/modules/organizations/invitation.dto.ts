@@ -27,11 +27,11 @@ export class InvitationDto {
   @ApiProperty() email: string;
   @ApiProperty({ enum: INVITABLE_ROLES }) role: string;
   @ApiProperty({ enum: INVITATION_STATUSES }) status: InvitationStatus;
-  @ApiPropertyOptional({ type: String, nullable: true }) invitedBy: string | null;
+  @ApiProperty({ type: String, nullable: true }) invitedBy: string | null;
   @ApiProperty() expiresAt: Date;
-  @ApiPropertyOptional({ type: Date, nullable: true }) acceptedAt: Date | null;
-  @ApiPropertyOptional({ type: String, nullable: true }) acceptedBy: string | null;
-  @ApiPropertyOptional({ type: Date, nullable: true }) revokedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) acceptedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true }) acceptedBy: string | null;
+  @ApiProperty({ type: Date, nullable: true }) revokedAt: Date | null;
   @ApiProperty() createdAt: Date;
 }
 

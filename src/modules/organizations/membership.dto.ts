@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { IsIn } from 'class-validator';
 import { ORG_ROLES, type OrgRole } from '../../platform/auth/principal.js';
 import { PageInfo } from '../../platform/http/openapi.js';
@@ -6,7 +6,7 @@ import { PageInfo } from '../../platform/http/openapi.js';
 export class MemberDto {
   @ApiProperty() userId: string;
   @ApiProperty() email: string;
-  @ApiPropertyOptional({ type: String, nullable: true }) name: string | null;
+  @ApiProperty({ type: String, nullable: true }) name: string | null;
   @ApiProperty({ enum: ORG_ROLES }) role: OrgRole;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;

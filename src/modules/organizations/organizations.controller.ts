@@ -14,7 +14,7 @@ export class MyOrganizationsController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create a business organization; you become its owner' })
+  @ApiOperation({ operationId: 'createOrganization', summary: 'Create a business organization; you become its owner' })
   @ApiCreatedResponse({ type: OrganizationDto })
   @ApiErrors(400)
   create(@Tx() tx: TenantTx, @Body() dto: CreateOrganizationDto): Promise<OrganizationDto> {
@@ -22,7 +22,7 @@ export class MyOrganizationsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'Organizations you belong to, your personal one first' })
+  @ApiOperation({ operationId: 'listOrganizations', summary: 'Organizations you belong to, your personal one first' })
   @ApiOkResponse({ type: [OrganizationDto] })
   list(@Tx() tx: TenantTx): Promise<OrganizationDto[]> {
     return this.orgs.listMine(tx);
@@ -36,7 +36,7 @@ export class OrganizationController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Read an organization you belong to' })
+  @ApiOperation({ operationId: 'getOrganization', summary: 'Read an organization you belong to' })
   @ApiOkResponse({ type: OrganizationDto })
   get(@Tx() tx: TenantTx): Promise<OrganizationDto> {
     return this.orgs.get(tx);
@@ -44,7 +44,7 @@ export class OrganizationController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Update an organization (admin or owner)' })
+  @ApiOperation({ operationId: 'updateOrganization', summary: 'Update an organization (admin or owner)' })
   @ApiOkResponse({ type: OrganizationDto })
   @ApiErrors(400)
   update(@Tx() tx: TenantTx, @Body() dto: UpdateOrganizationDto): Promise<OrganizationDto> {
@@ -54,7 +54,7 @@ export class OrganizationController {
   @Delete()
   @HttpCode(204)
   @RequireRole('owner')
-  @ApiOperation({ summary: 'Delete a business organization (owner)' })
+  @ApiOperation({ operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)' })
   @ApiNoContentResponse()
   delete(@Tx() tx: TenantTx): Promise<void> {
     return this.orgs.delete(tx);

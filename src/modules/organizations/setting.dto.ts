@@ -1,8 +1,10 @@
+import { ANY_JSON } from '../../platform/http/openapi.js';
 import { ApiProperty } from '@nestjs/swagger';
 import { IsBoolean, IsDefined, IsObject } from 'class-validator';
 
 export class SettingValueDto {
   @ApiProperty({
+    ...ANY_JSON,
     description: "Any JSON value except null. Scope 'org' accepts only the known keys (locale, timezone, base_currency, " +
       'fiscal_year_start_month, branding) in their shapes; app scopes accept up to 16 KB of JSON.',
     example: 'Europe/Berlin',
@@ -20,7 +22,7 @@ export class SettingValuesDto {
 export class SettingDto {
   @ApiProperty({ example: 'org', description: "'org' or an app code" }) scope: string;
   @ApiProperty({ example: 'timezone' }) key: string;
-  @ApiProperty({ description: 'JSON value' }) value: unknown;
+  @ApiProperty({ ...ANY_JSON, description: 'The JSON value' }) value: unknown;
   @ApiProperty() updatedAt: Date;
 }
 

@@ -14,6 +14,16 @@ async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
   }
 }
 
+const READINESS_SCHEMA = {
+  type: 'object' as const,
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string' as const, enum: ['ok', 'unavailable'] },
+    checks: { type: 'object' as const, description: 'Each dependency: up or down', additionalProperties: { type: 'string' as const, enum: ['up', 'down'] } },
+  },
+  example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } },
+};
+
 @ApiTags('health')
 @Public()
 @Controller('health')
@@ -24,16 +34,16 @@ export class HealthController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Liveness: the process is up' })
-  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
+  @ApiOperation({ operationId: 'checkLiveness', summary: 'Liveness: the process is up' })
+  @ApiOkResponse({ schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } }, example: { status: 'ok' } } })
   live() {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @ApiOperation({ summary: 'Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise' })
-  @ApiOkResponse({ schema: { example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } } } })
-  @ApiServiceUnavailableResponse({ description: 'A dependency is down' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise' })
+  @ApiOkResponse({ schema: READINESS_SCHEMA })
+  @ApiServiceUnavailableResponse({ description: 'A dependency is down', schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'up', redis: 'down' } } } })
   async ready(@Res({ passthrough: true }) res: FastifyReply) {
     const checks: Record<string, 'up' | 'down'> = {
       postgres: await check(() => this.db.ping()),
