@@ -3,6 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
 import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
 import { createLogger, logRequests, PinoNestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
@@ -42,14 +44,42 @@ export async function createApp(module: DynamicModule): Promise<NestFastifyAppli
 export async function bootstrap(app: NestFastifyApplication): Promise<NestFastifyApplication> {
   const fastify = app.getHttpAdapter().getInstance();
   echoRequestId(fastify);
-  const logger = createLogger(app.get<AppConfig>(APP_CONFIG));
+  const config = app.get<AppConfig>(APP_CONFIG);
+  const logger = createLogger(config);
   app.useLogger(new PinoNestLogger(logger));
   logRequests(fastify, logger);
   await app.register(fastifyCookie);
+  await app.register(fastifyCors, {
+    // only the configured browser origins; a preflight from any other gets no Access-Control-Allow-Origin
+    origin: config.http.corsOrigins,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    exposedHeaders: ['x-request-id'],
+    maxAge: 600,
+  });
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: {
+        // the Swagger UI at /docs: its scripts and styles come from this server; its inline styles and data: icons
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+  });
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
   app.enableShutdownHooks();
 
-  SwaggerModule.setup('docs', app, createOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+  if (config.http.apiDocs) {
+    SwaggerModule.setup('docs', app, createOpenApiDocument(app), {
+      jsonDocumentUrl: 'docs-json',
+      // the token entered under "Authorize" survives a reload of the page
+      swaggerOptions: { persistAuthorization: true },
+    });
+  }
   return app;
 }

@@ -7,13 +7,13 @@ const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? va
 
 export class RegisterDto {
   @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
-  @ApiProperty({ minLength: 10, maxLength: 200 }) @IsString() @Length(10, 200) password: string;
+  @ApiProperty({ minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
   @ApiPropertyOptional({ example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
 export class LoginDto {
   @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
-  @ApiProperty() @IsString() @Length(1, 200) password: string;
+  @ApiProperty({ format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 
 export class RefreshDto {

@@ -20,6 +20,12 @@ export interface AppConfig {
   redisPrefix: string;
   migrateOnStart: boolean;
   logLevel: string;
+  http: {
+    /** Browser origins allowed to call the API (CORS, credentials included), from CORS_ORIGINS; empty: none */
+    corsOrigins: string[];
+    /** Whether /docs (Swagger UI) and /docs-json are served (API_DOCS) */
+    apiDocs: boolean;
+  };
   auth: {
     supabaseJwtSecret: string;
     nextAuthSecret?: string;
@@ -97,6 +103,22 @@ function url(env: Env, name: string, protocols: string[], fallback?: string): st
   return value;
 }
 
+function origins(env: Env, name: string): string[] {
+  const list = (env[name] ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`${name} entries must be origins like https://app.example.com (scheme, host and port only), got "${origin}"`);
+    }
+  }
+  return list;
+}
+
 function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
   const value = env[name] ?? (nodeEnv === 'production' ? undefined : dev);
   if (!value) throw new ConfigError(`${name} is required in production`);
@@ -170,6 +192,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisPrefix: env.REDIS_PREFIX || 'omnizen',
     migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
     logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
+    http: { corsOrigins: origins(env, 'CORS_ORIGINS'), apiDocs: bool(env, 'API_DOCS', true) },
     auth: {
       supabaseJwtSecret: secret(env, 'SUPABASE_JWT_SECRET', 'dev-only-supabase-jwt-secret-change-me-0000', nodeEnv),
       nextAuthSecret: env.NEXTAUTH_SECRET || (nodeEnv === 'production' ? undefined : 'dev-only-nextauth-secret-change-me-000000000'),
