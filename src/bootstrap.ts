@@ -67,6 +67,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
         imgSrc: ["'self'", 'data:'],
         connectSrc: ["'self'"],
         frameAncestors: ["'none'"],
+        // the API may be served over plain http (development, behind a TLS-terminating proxy): no forced upgrade
+        upgradeInsecureRequests: null,
       },
     },
   });

@@ -28,6 +28,8 @@ async function main(): Promise<void> {
   const root = projectRoot();
   // a local .env, if any; variables already in the environment win
   if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+  // the embedded PostgreSQL is a development convenience (and a development dependency)
+  if (process.env.NODE_ENV === 'production' && !process.env.DATABASE_URL) throw new ConfigError('DATABASE_URL is required in production');
   process.env.DATABASE_URL = await ensureDatabaseUrl(root);
   const config = loadConfig();
   if (config.migrateOnStart) {

@@ -37,6 +37,7 @@ describe('browser callers: CORS, security headers, the docs', () => {
       expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
       expect(res.headers['content-security-policy']).toContain("default-src 'self'");
       expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
     }
   });
 
