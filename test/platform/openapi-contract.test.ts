@@ -53,6 +53,27 @@ describe('the OpenAPI document as a contract', () => {
     expect((doc.components!.schemas!.WorkingHoursDto as any).properties.days.items).toMatchObject({ type: 'integer', minimum: 1, maximum: 7 });
   });
 
+  it('describes every schema', () => {
+    const undescribed = Object.entries(doc.components!.schemas!).filter(([, s]) => !(s as { description?: string }).description).map(([name]) => name);
+    expect(undescribed).toEqual([]);
+  });
+
+  it('gives the main operations examples, and every example matches its schema', () => {
+    const contract = new ResponseContract(doc);
+    const examples: { where: string; schema: object; value: unknown }[] = [];
+    for (const { op } of operations()) {
+      const body = (op.requestBody as any)?.content?.['application/json'];
+      for (const [name, ex] of Object.entries<any>(body?.examples ?? {})) examples.push({ where: `${op.operationId} body ${name}`, schema: body.schema, value: ex.value });
+      for (const [status, res] of Object.entries<any>(op.responses)) {
+        const media = res.content?.['application/json'];
+        if (media?.example !== undefined) examples.push({ where: `${op.operationId} ${status}`, schema: media.schema, value: media.example });
+      }
+    }
+    const where = examples.map((e) => e.where);
+    expect(where).toEqual(expect.arrayContaining(['register 201', 'logIn 200', 'createOrganization 201', 'postJournalEntry body capital', 'postJournalEntry 201', 'getTrialBalance 200']));
+    expect(examples.map((e) => [e.where, contract.problems(e.schema, e.value)]).filter(([, p]) => p)).toEqual([]);
+  });
+
   it('documents the generic error statuses on every operation', () => {
     for (const { op, path } of operations()) {
       expect({ path, has414: '414' in op.responses }).toEqual({ path, has414: true });

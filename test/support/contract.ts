@@ -70,6 +70,12 @@ export class ResponseContract {
     return `${where}: the body does not match the documented schema: ${problems}`;
   }
 
+  /** Problems of a value against a schema of the document (examples, request bodies), or undefined. */
+  problems(schema: object, value: unknown): string | undefined {
+    const validate = this.validator(JSON.stringify(schema), schema)!;
+    return validate(value) ? undefined : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+  }
+
   /** Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it. */
   attach(fastify: FastifyInstance): void {
     fastify.addHook('onSend', async (req, reply, payload) => {

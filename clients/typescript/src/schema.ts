@@ -1171,6 +1171,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The membership the accepted invitation created */
         AcceptedInvitationDto: {
             /** Format: uuid */
             orgId: string;
@@ -1178,11 +1179,13 @@ export interface components {
             role: "admin" | "accountant" | "member" | "viewer";
             userId: string;
         };
+        /** @description The organization and the invitation token to accept */
         AcceptInvitationDto: {
             /** Format: uuid */
             orgId: string;
             token: string;
         };
+        /** @description An account's balance at a date, per currency and in total */
         AccountBalanceDto: {
             /** Format: uuid */
             accountId: string;
@@ -1192,6 +1195,7 @@ export interface components {
             baseCurrency: string;
             currencies: components["schemas"]["CurrencyBalanceDto"][];
         };
+        /** @description An account of the chart of accounts */
         AccountDto: {
             /** Format: date-time */
             archivedAt: string | null;
@@ -1212,6 +1216,7 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description An app and the plans it offers */
         AppCatalogDto: {
             defaultPlan: string;
             id: string;
@@ -1219,6 +1224,7 @@ export interface components {
             plans: components["schemas"]["PlanDto"][];
             trialDays: number;
         };
+        /** @description A short-lived token for opening an app, and the query string to append to the app's login URL */
         AppTokenDto: {
             /** @description Short-lived access token whose appCode claim names the app */
             accessToken: string;
@@ -1237,10 +1243,12 @@ export interface components {
             /** @example Bearer */
             tokenType: string;
         };
+        /** @description Which app the short-lived token is for */
         AppTokenRequestDto: {
             /** @example app_securevault */
             appCode: string;
         };
+        /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
             action: string;
             actorId: string | null;
@@ -1262,11 +1270,13 @@ export interface components {
             principalType: "user" | "service" | "system" | "anonymous";
             requestId: string | null;
         };
+        /** @description A page of audit log entries, newest first */
         AuditPage: {
             items: components["schemas"]["AuditLogDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A provider's open slots over a date range */
         AvailabilityDto: {
             durationMinutes: number;
             from: string;
@@ -1275,6 +1285,7 @@ export interface components {
             timezone: string;
             to: string;
         };
+        /** @description Assets, liabilities and equity at a date */
         BalanceSheetDto: {
             asOf: string;
             assets: components["schemas"]["StatementRowDto"][];
@@ -1289,6 +1300,7 @@ export interface components {
             totalEquity: string;
             totalLiabilities: string;
         };
+        /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
             id: string;
             /** Format: date-time */
@@ -1304,6 +1316,7 @@ export interface components {
             subscriptionId: string | null;
             type: string;
         };
+        /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
             /**
              * @description Net for an exclusive code, gross for an inclusive one
@@ -1316,6 +1329,7 @@ export interface components {
              */
             currency?: string;
         };
+        /** @description The calendars whose busy times block slots */
         CalendarSettingsDto: {
             /**
              * @example [
@@ -1324,6 +1338,7 @@ export interface components {
              */
             selectedCalendarIds: string[];
         };
+        /** @description The member's new role */
         ChangeRoleDto: {
             /**
              * @description Only an owner may grant or take away 'owner'
@@ -1331,18 +1346,21 @@ export interface components {
              */
             role: "owner" | "admin" | "accountant" | "member" | "viewer";
         };
+        /** @description The app and plan to subscribe to */
         CheckoutDto: {
             /** @example omnizen */
             app: string;
             /** @example professional */
             plan: string;
         };
+        /** @description A Stripe Checkout session to send the user to */
         CheckoutSessionDto: {
             /** @example cs_test_a1b2 */
             id: string;
             /** @example https://checkout.stripe.com/c/pay/cs_test_a1b2 */
             url: string;
         };
+        /** @description A new account of the chart of accounts */
         CreateAccountDto: {
             /** @example 1110 */
             code: string;
@@ -1357,6 +1375,7 @@ export interface components {
             /** @enum {string} */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
             /** Format: date-time */
             acceptedAt: string | null;
@@ -1380,6 +1399,7 @@ export interface components {
             /** @description The secret to send to the invitee. Shown once: only its SHA-256 hash is stored. */
             token: string;
         };
+        /** @description The next fiscal year to open */
         CreateFiscalYearDto: {
             /** @example FY2027 */
             name?: string;
@@ -1389,6 +1409,7 @@ export interface components {
              */
             startDate: string;
         };
+        /** @description A new integration of one type */
         CreateIntegrationDto: {
             /** @example trainer@example.com */
             externalEmail?: string;
@@ -1402,12 +1423,14 @@ export interface components {
             /** @example Personal iCloud */
             label?: string;
         };
+        /** @description Who to invite, and with which role */
         CreateInvitationDto: {
             /** @example grace@example.com */
             email: string;
             /** @enum {string} */
             role: "admin" | "accountant" | "member" | "viewer";
         };
+        /** @description A journal entry to post: its lines must balance in the base currency */
         CreateJournalEntryDto: {
             /** @example 2026-01-15 */
             date: string;
@@ -1424,10 +1447,12 @@ export interface components {
             /** @description Id of the source document (invoice, bill, payment) */
             sourceRef?: string;
         };
+        /** @description A new business organization */
         CreateOrganizationDto: {
             /** @example Acme Trading LLC */
             name: string;
         };
+        /** @description A new tax code */
         CreateTaxCodeDto: {
             /** @example VAT20 */
             code: string;
@@ -1448,6 +1473,7 @@ export interface components {
             /** Format: uuid */
             salesAccountId: string;
         };
+        /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
              * @description Debit minus credit in the currency
@@ -1461,11 +1487,13 @@ export interface components {
             baseBalance: string;
             currency: string;
         };
+        /** @description An ISO 4217 currency and its minor units */
         CurrencyDto: {
             code: string;
             minorUnits: number;
             name: string;
         };
+        /** @description What the subscription to an app allows: plan, status, read-only state and features */
         EntitlementsDto: {
             /** @enum {string} */
             access: "full" | "read_only";
@@ -1497,12 +1525,14 @@ export interface components {
             /** Format: date-time */
             trialEndsAt: string | null;
         };
+        /** @description Whose entitlements these are: an organization or a user */
         EntitlementSubjectDto: {
             organizationId: string | null;
             /** @enum {string} */
             type: "organization" | "user";
             userId: string | null;
         };
+        /** @description What went wrong: a stable code to branch on and a message naming the problem */
         ErrorDetail: {
             /**
              * @description Stable machine-readable code: `<area>.<problem>` or a generic HTTP code
@@ -1531,6 +1561,7 @@ export interface components {
              */
             message: string;
         };
+        /** @description The one shape of every error the API answers */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
             /**
@@ -1539,6 +1570,7 @@ export interface components {
              */
             requestId: string;
         };
+        /** @description A token from another issuer (Hub / NextAuth, Supabase) to exchange for our tokens */
         ExchangeDto: {
             /**
              * @description Which issuer signed the token; detected from the signature when absent
@@ -1548,6 +1580,7 @@ export interface components {
             /** @description A Hub / NextAuth session JWT or a Supabase access token (HS256) */
             token: string;
         };
+        /** @description One feature of the plan: whether it is included, and its limit and usage when it is counted */
         FeatureEntitlementDto: {
             description: string;
             enabled: boolean;
@@ -1562,6 +1595,7 @@ export interface components {
             /** @description current usage when the Hub counts it (null: counted by the app itself) */
             usage: number | null;
         };
+        /** @description A feature flag of the organization */
         FeatureFlagDto: {
             enabled: boolean;
             /** @example ledger.multi_currency */
@@ -1569,9 +1603,11 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description Whether the feature flag is on */
         FeatureFlagInputDto: {
             enabled: boolean;
         };
+        /** @description A fiscal period (a month of a fiscal year), open or closed */
         FiscalPeriodDto: {
             /** Format: date-time */
             closedAt: string | null;
@@ -1585,6 +1621,7 @@ export interface components {
             /** @enum {string} */
             status: "open" | "closed";
         };
+        /** @description A fiscal year, its periods, and its closing entry once closed */
         FiscalYearDto: {
             /** Format: date-time */
             closedAt: string | null;
@@ -1599,6 +1636,7 @@ export interface components {
             /** @enum {string} */
             status: "open" | "closed";
         };
+        /** @description An exchange rate: base units per unit of a currency, effective from a date */
         FxRateDto: {
             /** @example USD */
             currency: string;
@@ -1612,11 +1650,13 @@ export interface components {
             /** @enum {string} */
             source: "manual" | "import";
         };
+        /** @description A page of exchange rates */
         FxRatePage: {
             items: components["schemas"]["FxRateDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description The posted lines of one account over a date range, with opening and closing balances */
         GeneralLedgerDto: {
             /** Format: uuid */
             accountId: string;
@@ -1627,6 +1667,7 @@ export interface components {
             /** @description Balance before the first line of this page */
             openingBalance: string;
         };
+        /** @description One posted line of an account, with the running balance */
         GeneralLedgerLineDto: {
             baseCredit: string;
             baseDebit: string;
@@ -1642,12 +1683,15 @@ export interface components {
             /** @description Base-currency balance (debit minus credit) after this line */
             runningBalance: string;
         };
+        /** @description Exchange rates to set, all or none */
         ImportFxRatesDto: {
             rates: components["schemas"]["SetFxRateDto"][];
         };
+        /** @description How many exchange rates an import wrote */
         ImportResultDto: {
             imported: number;
         };
+        /** @description A connection of the signed-in user to an outside service (a calendar); its secret is never returned */
         IntegrationDto: {
             /** Format: date-time */
             createdAt: string;
@@ -1665,6 +1709,7 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description An invitation to join an organization */
         InvitationDto: {
             /** Format: date-time */
             acceptedAt: string | null;
@@ -1686,11 +1731,13 @@ export interface components {
             /** @enum {string} */
             status: "pending" | "accepted" | "revoked" | "expired";
         };
+        /** @description A page of invitations */
         InvitationPage: {
             items: components["schemas"]["InvitationDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A posted journal entry: balanced lines, immutable once posted (corrected by a reversal) */
         JournalEntryDto: {
             baseCurrency: string;
             /** Format: date-time */
@@ -1712,11 +1759,13 @@ export interface components {
             /** @description Sum of base debits (= base credits) */
             totalBase: string;
         };
+        /** @description A page of journal entries, newest first */
         JournalEntryPage: {
             items: components["schemas"]["JournalEntryDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description One line of a journal entry, in its transaction currency and in the base currency */
         JournalLineDto: {
             accountCode: string;
             /** Format: uuid */
@@ -1735,6 +1784,7 @@ export interface components {
             rate: string;
             workspaceId: string | null;
         };
+        /** @description One line of a journal entry to post: a debit or a credit on an account */
         JournalLineInputDto: {
             /** Format: uuid */
             accountId: string;
@@ -1764,6 +1814,7 @@ export interface components {
             /** Format: uuid */
             workspaceId?: string;
         };
+        /** @description The ledger's base currency and the accounts it posts rounding, year-end and FX results to */
         LedgerSettingsDto: {
             baseCurrency: string;
             /** Format: uuid */
@@ -1775,6 +1826,7 @@ export interface components {
             /** Format: uuid */
             roundingAccountId: string | null;
         };
+        /** @description Email and password of an existing account */
         LoginDto: {
             /** @example ada@example.com */
             email: string;
@@ -1784,6 +1836,7 @@ export interface components {
              */
             password: string;
         };
+        /** @description A member of an organization and their role */
         MemberDto: {
             /** Format: date-time */
             createdAt: string;
@@ -1795,11 +1848,13 @@ export interface components {
             updatedAt: string;
             userId: string;
         };
+        /** @description A page of members */
         MemberPage: {
             items: components["schemas"]["MemberDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /** @enum {string} */
             accountType: "personal" | "business";
@@ -1818,6 +1873,7 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description A plan of an app, with its features and limits */
         PlanDto: {
             /** @enum {string} */
             audience: "personal" | "business" | "any";
@@ -1825,14 +1881,17 @@ export interface components {
             features: components["schemas"]["FeatureEntitlementDto"][];
             name: string;
         };
+        /** @description The app whose billing to manage */
         PortalDto: {
             /** @description Where Stripe sends the customer back (defaults to APP_URL/billing) */
             returnPath?: string;
         };
+        /** @description A Stripe billing portal session to send the user to */
         PortalSessionDto: {
             id: string;
             url: string;
         };
+        /** @description Revenue, expenses and the net result over a date range */
         ProfitAndLossDto: {
             baseCurrency: string;
             expenses: components["schemas"]["StatementRowDto"][];
@@ -1843,6 +1902,7 @@ export interface components {
             totalExpenses: string;
             totalRevenue: string;
         };
+        /** @description The signed-in user's provider profile (what their public booking page shows) */
         ProviderDto: {
             /** Format: date-time */
             createdAt: string | null;
@@ -1859,11 +1919,13 @@ export interface components {
             /** Format: date-time */
             updatedAt: string | null;
         };
+        /** @description Settings groups of a provider profile; a group given replaces that group */
         ProviderSettingsDto: {
             calendar?: components["schemas"]["CalendarSettingsDto"];
             whatsapp?: components["schemas"]["WhatsappDto"];
             workingHours?: components["schemas"]["WorkingHoursDto"];
         };
+        /** @description A public provider page: name, time zone, working hours, WhatsApp */
         PublicProviderDto: {
             /** @example kimlindberg */
             slug: string;
@@ -1872,14 +1934,17 @@ export interface components {
             whatsapp: components["schemas"]["PublicWhatsappDto"] | null;
             workingHours: components["schemas"]["WorkingHoursDto"] | null;
         };
+        /** @description The WhatsApp booking details a public page shows */
         PublicWhatsappDto: {
             enabled: boolean;
             phoneE164?: string;
         };
+        /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
         RefreshDto: {
             /** @description The refresh token; may come from the httpOnly cookie instead */
             refreshToken?: string;
         };
+        /** @description A new account: email, password and an optional display name */
         RegisterDto: {
             /** @example ada@example.com */
             email: string;
@@ -1891,6 +1956,7 @@ export interface components {
              */
             password: string;
         };
+        /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
              * @description Revalue open foreign-currency balances at the rate effective on this date
@@ -1898,6 +1964,7 @@ export interface components {
              */
             date: string;
         };
+        /** @description The revaluation of one account's balance in one currency */
         RevaluationLineDto: {
             /** Format: uuid */
             accountId: string;
@@ -1908,10 +1975,12 @@ export interface components {
             difference: string;
             rate: string;
         };
+        /** @description The adjustments of a revaluation, and the entry that posted them (none when nothing changed) */
         RevaluationResultDto: {
             adjustments: components["schemas"]["RevaluationLineDto"][];
             entry: components["schemas"]["JournalEntryDto"] | null;
         };
+        /** @description When and why to reverse an entry */
         ReverseEntryDto: {
             /**
              * @description Date of the reversal (default: the original date)
@@ -1920,6 +1989,7 @@ export interface components {
             date?: string;
             memo?: string;
         };
+        /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
             /** Format: date-time */
             createdAt: string;
@@ -1934,6 +2004,7 @@ export interface components {
             lastUsedAt: string;
             userAgent: string | null;
         };
+        /** @description An exchange rate to set for a currency and date */
         SetFxRateDto: {
             /** @example USD */
             currency: string;
@@ -1942,6 +2013,7 @@ export interface components {
             /** @example 0.92 */
             rate: string;
         };
+        /** @description The integration's credentials, stored encrypted */
         SetIntegrationSecretDto: {
             /**
              * @description The credentials, write-only: never returned. CalDAV (icloud, caldav): { username, password, serverUrl? }
@@ -1954,6 +2026,7 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
             /** @example timezone */
             key: string;
@@ -1969,6 +2042,7 @@ export interface components {
                 [key: string]: unknown;
             } | unknown[];
         };
+        /** @description The value of one setting */
         SettingValueDto: {
             /**
              * @description Any JSON value except null. Scope 'org' accepts only the known keys (locale, timezone, base_currency, fiscal_year_start_month, branding) in their shapes; app scopes accept up to 16 KB of JSON.
@@ -1978,6 +2052,7 @@ export interface components {
                 [key: string]: unknown;
             } | unknown[];
         };
+        /** @description Several settings of one scope, validated together and written together */
         SettingValuesDto: {
             /**
              * @description key → value; all are validated before any is written
@@ -1990,6 +2065,7 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description An open slot in the provider's local time, with a WhatsApp booking link */
         SlotDto: {
             /**
              * @description Local date in the provider's time zone
@@ -2008,6 +2084,7 @@ export interface components {
             /** @example https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F */
             whatsappUrl?: string;
         };
+        /** @description The base currency, the first fiscal year and the chart of accounts to start the ledger with */
         StartBooksDto: {
             /**
              * @description Base currency (ISO 4217)
@@ -2026,6 +2103,7 @@ export interface components {
              */
             template?: "standard" | "none";
         };
+        /** @description One line of a financial statement: an account or a group and its amount */
         StatementRowDto: {
             /** Format: uuid */
             accountId: string;
@@ -2039,12 +2117,14 @@ export interface components {
             /** @enum {string} */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description The net, tax and gross of an amount under a tax code */
         TaxCalculationDto: {
             currency: string;
             gross: string;
             net: string;
             tax: string;
         };
+        /** @description A tax code: its rate and the accounts its output and input tax post to */
         TaxCodeDto: {
             /** Format: date-time */
             archivedAt: string | null;
@@ -2069,6 +2149,7 @@ export interface components {
              */
             salesAccountId: string;
         };
+        /** @description The tokens of a session: a short-lived bearer access token and a single-use refresh token */
         TokensDto: {
             /** @description Bearer access token (HS256, Supabase-compatible claims) */
             accessToken: string;
@@ -2085,6 +2166,7 @@ export interface components {
             tokenType: string;
             user: components["schemas"]["UserDto"];
         };
+        /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
             asOf: string | null;
             balanced: boolean;
@@ -2093,6 +2175,7 @@ export interface components {
             totalCredit: string;
             totalDebit: string;
         };
+        /** @description One account's debit or credit balance in the trial balance */
         TrialBalanceRowDto: {
             /** Format: uuid */
             accountId: string;
@@ -2103,12 +2186,14 @@ export interface components {
             /** @enum {string} */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
             isGroup?: boolean;
             name?: string;
             /** Format: uuid */
             parentId?: string | null;
         };
+        /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
             /**
              * @description null clears the label
@@ -2118,6 +2203,7 @@ export interface components {
             /** @enum {string} */
             status?: "active" | "disabled" | "error";
         };
+        /** @description Changes to the ledger's system accounts; fields left out keep their value */
         UpdateLedgerSettingsDto: {
             /** Format: uuid */
             fxGainAccountId?: string;
@@ -2128,6 +2214,7 @@ export interface components {
             /** Format: uuid */
             roundingAccountId?: string;
         };
+        /** @description Changes to an organization; fields left out keep their value */
         UpdateOrganizationDto: {
             /**
              * @description The organization's email or web domain; null clears it
@@ -2137,6 +2224,7 @@ export interface components {
             /** @example Acme Trading LLC */
             name?: string;
         };
+        /** @description Changes to the provider profile; fields left out keep their value, null clears the slug */
         UpdateProviderDto: {
             isPublic?: boolean;
             /**
@@ -2149,6 +2237,7 @@ export interface components {
             /** @example Asia/Dubai */
             timezone?: string;
         };
+        /** @description The signed-in user's profile */
         UserDto: {
             /** @enum {string|null} */
             accountType: "personal" | "business" | null;
@@ -2158,11 +2247,13 @@ export interface components {
             image: string | null;
             name: string | null;
         };
+        /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
             /** @description true when this event id was already stored (a Stripe retry): not processed again */
             duplicate: boolean;
             received: boolean;
         };
+        /** @description The provider's WhatsApp number and booking message */
         WhatsappDto: {
             enabled: boolean;
             /**
@@ -2176,6 +2267,7 @@ export interface components {
              */
             phoneE164?: string;
         };
+        /** @description When the provider can be booked, in their time zone */
         WorkingHoursDto: {
             /**
              * @description ISO weekdays: 1 = Monday ... 7 = Sunday
@@ -2198,6 +2290,7 @@ export interface components {
             /** @example Asia/Dubai */
             timezone: string;
         };
+        /** @description A workspace: a named part of an organization that ledger lines and other records can be scoped to */
         WorkspaceDto: {
             /** Format: date-time */
             createdAt: string;
@@ -2209,15 +2302,18 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description The name of a workspace */
         WorkspaceInputDto: {
             /** @example EU subsidiary */
             name: string;
         };
+        /** @description The closed fiscal year and the entry that moved its result to retained earnings */
         YearEndResultDto: {
             /** @description Moves the year's result to retained earnings */
             closingEntry: components["schemas"]["JournalEntryDto"] | null;
             fiscalYear: components["schemas"]["FiscalYearDto"];
         };
+        /** @description The reopened fiscal year and the entry that reversed its closing entry */
         YearReopenResultDto: {
             fiscalYear: components["schemas"]["FiscalYearDto"];
             /** @description Reverses the closing entry: the year's result is back on its revenue and expense accounts */
@@ -2486,6 +2582,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl",
+                     *       "tokenType": "Bearer",
+                     *       "expiresIn": 900,
+                     *       "refreshToken": "rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe",
+                     *       "user": {
+                     *         "id": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
+                     *         "email": "ada@example.com",
+                     *         "name": "Ada Lovelace",
+                     *         "image": null,
+                     *         "accountType": "personal"
+                     *       },
+                     *       "personalOrgId": "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokensDto"];
                 };
             };
@@ -2684,6 +2796,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl",
+                     *       "tokenType": "Bearer",
+                     *       "expiresIn": 900,
+                     *       "refreshToken": "rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe",
+                     *       "user": {
+                     *         "id": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
+                     *         "email": "ada@example.com",
+                     *         "name": "Ada Lovelace",
+                     *         "image": null,
+                     *         "accountType": "personal"
+                     *       },
+                     *       "personalOrgId": "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokensDto"];
                 };
             };
@@ -4140,6 +4268,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "3f0c8a2e-9b1d-4c7e-8f6a-5d4c3b2a1e0f",
+                     *       "name": "Acme Trading LLC",
+                     *       "accountType": "business",
+                     *       "domain": null,
+                     *       "ownerUserId": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
+                     *       "role": "owner",
+                     *       "createdAt": "2026-01-02T09:00:00.000Z",
+                     *       "updatedAt": "2026-01-02T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrganizationDto"];
                 };
             };
@@ -7018,6 +7158,56 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "5a0f3c9e-7d2b-4e61-9c3a-8b7e6d5c4b3a",
+                     *       "date": "2026-01-02",
+                     *       "memo": "Share capital paid in",
+                     *       "source": "manual",
+                     *       "sourceRef": null,
+                     *       "reversesEntryId": null,
+                     *       "reversedByEntryId": null,
+                     *       "idempotencyKey": "capital-2026-01",
+                     *       "baseCurrency": "EUR",
+                     *       "totalBase": "10000.0000",
+                     *       "createdBy": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
+                     *       "createdAt": "2026-01-02T09:30:00.000Z",
+                     *       "lines": [
+                     *         {
+                     *           "lineNo": 1,
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
+                     *           "accountCode": "1100",
+                     *           "currency": "EUR",
+                     *           "debit": "10000.0000",
+                     *           "credit": "0.0000",
+                     *           "rate": "1.0000000000",
+                     *           "baseDebit": "10000.0000",
+                     *           "baseCredit": "0.0000",
+                     *           "description": null,
+                     *           "workspaceId": null,
+                     *           "counterpartyType": null,
+                     *           "counterpartyId": null,
+                     *           "isRounding": false
+                     *         },
+                     *         {
+                     *           "lineNo": 2,
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
+                     *           "accountCode": "3100",
+                     *           "currency": "EUR",
+                     *           "debit": "0.0000",
+                     *           "credit": "10000.0000",
+                     *           "rate": "1.0000000000",
+                     *           "baseDebit": "0.0000",
+                     *           "baseCredit": "10000.0000",
+                     *           "description": null,
+                     *           "workspaceId": null,
+                     *           "counterpartyType": null,
+                     *           "counterpartyId": null,
+                     *           "isRounding": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["JournalEntryDto"];
                 };
             };
@@ -7721,7 +7911,61 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "asOf": "2026-01-31",
+                     *       "baseCurrency": "EUR",
+                     *       "rows": [
+                     *         {
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
+                     *           "code": "1100",
+                     *           "name": "Cash",
+                     *           "type": "asset",
+                     *           "debit": "10000.00",
+                     *           "credit": "0.00"
+                     *         },
+                     *         {
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
+                     *           "code": "3100",
+                     *           "name": "Share capital",
+                     *           "type": "equity",
+                     *           "debit": "0.00",
+                     *           "credit": "10000.00"
+                     *         }
+                     *       ],
+                     *       "totalDebit": "10000.00",
+                     *       "totalCredit": "10000.00",
+                     *       "balanced": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["TrialBalanceDto"];
+                    /**
+                     * @example {
+                     *       "asOf": "2026-01-31",
+                     *       "baseCurrency": "EUR",
+                     *       "rows": [
+                     *         {
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
+                     *           "code": "1100",
+                     *           "name": "Cash",
+                     *           "type": "asset",
+                     *           "debit": "10000.00",
+                     *           "credit": "0.00"
+                     *         },
+                     *         {
+                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
+                     *           "code": "3100",
+                     *           "name": "Share capital",
+                     *           "type": "equity",
+                     *           "debit": "0.00",
+                     *           "credit": "10000.00"
+                     *         }
+                     *       ],
+                     *       "totalDebit": "10000.00",
+                     *       "totalCredit": "10000.00",
+                     *       "balanced": true
+                     *     }
+                     */
                     "text/csv": components["schemas"]["TrialBalanceDto"];
                 };
             };

@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags, ApiSchema } from '@nestjs/swagger';
 import { IsDateString, IsOptional, IsString, MaxLength } from 'class-validator';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
@@ -17,6 +17,7 @@ class AuditQuery extends PageQuery {
   @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() @IsDateString() to?: string;
 }
 
+@ApiSchema({ description: 'One audited change: who did what to which entity, with the entity before and after' })
 class AuditLogDto {
   @ApiProperty() id: string;
   @ApiProperty() occurredAt: Date;
@@ -31,6 +32,7 @@ class AuditLogDto {
   @ApiProperty({ type: String, nullable: true }) ip: string | null;
 }
 
+@ApiSchema({ description: 'A page of audit log entries, newest first' })
 class AuditPage extends PageInfo {
   @ApiProperty({ type: [AuditLogDto] }) items: AuditLogDto[];
 }

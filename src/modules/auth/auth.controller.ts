@@ -15,6 +15,15 @@ import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
+const TOKENS_EXAMPLE = {
+  accessToken: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl',
+  tokenType: 'Bearer',
+  expiresIn: 900,
+  refreshToken: 'rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe',
+  user: { id: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f', email: 'ada@example.com', name: 'Ada Lovelace', image: null, accountType: 'personal' },
+  personalOrgId: '1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6',
+};
+
 export function clientInfo(req: FastifyRequest): ClientInfo {
   return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: req.id };
 }
@@ -39,7 +48,7 @@ export class AuthController {
   @Public()
   @Post('register')
   @ApiOperation({ operationId: 'register', summary: 'Create an account with email and password (also creates a personal organization)' })
-  @ApiCreatedResponse({ type: TokensDto })
+  @ApiCreatedResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 409)
   async register(@Body() dto: RegisterDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.register(dto, clientInfo(req));
@@ -51,7 +60,7 @@ export class AuthController {
   @Post('login')
   @HttpCode(200)
   @ApiOperation({ operationId: 'logIn', summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
-  @ApiOkResponse({ type: TokensDto })
+  @ApiOkResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 401, 429)
   async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.login(dto.email, dto.password, clientInfo(req));

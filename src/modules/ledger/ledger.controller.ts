@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
@@ -290,7 +291,8 @@ export class JournalController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postJournalEntry', summary: 'Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload' })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
-  @ApiCreatedResponse({ type: JournalEntryDto })
+  @ApiBody({ type: CreateJournalEntryDto, examples: { capital: { summary: 'Share capital paid in', value: POST_JOURNAL_ENTRY_EXAMPLE } } })
+  @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400, 409, 422)
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
@@ -335,7 +337,7 @@ export class ReportsController {
 
   @Get('trial-balance')
   @ApiOperation({ operationId: 'getTrialBalance', summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
-  @ApiOkResponse({ type: TrialBalanceDto })
+  @ApiOkResponse({ type: TrialBalanceDto, example: TRIAL_BALANCE_EXAMPLE })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
   async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TrialBalanceDto | string> {

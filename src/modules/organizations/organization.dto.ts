@@ -1,11 +1,13 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ORG_ROLES } from '../../platform/auth/principal.js';
 import { IsOptional, IsString, Length, Matches, ValidateIf } from 'class-validator';
 
+@ApiSchema({ description: 'A new business organization' })
 export class CreateOrganizationDto {
   @ApiProperty({ example: 'Acme Trading LLC' }) @IsString() @Length(1, 200) name: string;
 }
 
+@ApiSchema({ description: 'Changes to an organization; fields left out keep their value' })
 export class UpdateOrganizationDto {
   @ApiPropertyOptional({ example: 'Acme Trading LLC' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ type: String, nullable: true, example: 'acme.example', description: 'The organization\'s email or web domain; null clears it' })
@@ -13,6 +15,7 @@ export class UpdateOrganizationDto {
   domain?: string | null;
 }
 
+@ApiSchema({ description: "An organization the caller belongs to, with the caller's role in it" })
 export class OrganizationDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;

@@ -15,7 +15,11 @@ export class MyOrganizationsController {
 
   @Post()
   @ApiOperation({ operationId: 'createOrganization', summary: 'Create a business organization; you become its owner' })
-  @ApiCreatedResponse({ type: OrganizationDto })
+  @ApiCreatedResponse({
+    type: OrganizationDto,
+    example: { id: '3f0c8a2e-9b1d-4c7e-8f6a-5d4c3b2a1e0f', name: 'Acme Trading LLC', accountType: 'business', domain: null,
+      ownerUserId: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f', role: 'owner', createdAt: '2026-01-02T09:00:00.000Z', updatedAt: '2026-01-02T09:00:00.000Z' },
+  })
   @ApiErrors(400)
   create(@Tx() tx: TenantTx, @Body() dto: CreateOrganizationDto): Promise<OrganizationDto> {
     return this.orgs.create(tx, dto);

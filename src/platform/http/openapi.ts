@@ -1,5 +1,5 @@
 import { applyDecorators, type INestApplication } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional, ApiResponse, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiResponse, ApiSchema, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 type SchemaObject = NonNullable<OpenAPIObject['components']>['schemas'] extends Record<string, infer S> | undefined ? Exclude<S, { $ref: string }> : never;
 
 /** Schema options of a property that holds any JSON value (settings, audit snapshots). */
@@ -11,6 +11,7 @@ export const ANY_JSON: { oneOf: SchemaObject[] } = {
 };
 
 /** What went wrong, in a stable code a client can branch on and a message a person can read. */
+@ApiSchema({ description: 'What went wrong: a stable code to branch on and a message naming the problem' })
 export class ErrorDetail {
   @ApiProperty({ description: 'Stable machine-readable code: `<area>.<problem>` or a generic HTTP code', example: 'organization.not_found' }) code: string;
   @ApiProperty({ description: 'Human-readable explanation naming the problem', example: 'organization 3f0c... was not found' }) message: string;
@@ -23,6 +24,7 @@ export class ErrorDetail {
 }
 
 /** The one shape of every error the API answers. */
+@ApiSchema({ description: 'The one shape of every error the API answers' })
 export class ErrorResponse {
   @ApiProperty({ type: ErrorDetail }) error: ErrorDetail;
   @ApiProperty({ description: 'The id of this request (also in the X-Request-Id header); quote it when reporting a problem', example: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a' }) requestId: string;
