@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 // a production install (npm install --omit=dev) has no Prisma CLI and needs no client: the API runs its SQL
-// through node-postgres; the generated client only types tests and tooling
+// through node-postgres, and the generated Prisma client and Kysely types are compile-time only
 if (!existsSync('node_modules/prisma/build/index.js') || !existsSync('prisma/schema.prisma')) {
   console.log('prisma-generate: no Prisma CLI or schema here (a production install); skipped');
   process.exit(0);

@@ -4,7 +4,7 @@ import { DatabaseService } from './database/database.service.js';
 import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
-import { TenantTransactionInterceptor } from './http/tenant.js';
+import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 
 /** Shared machinery: config, the database (tenant and privileged), Redis, health. */
 @Global()
@@ -14,7 +14,7 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck],
       exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
     };
   }
