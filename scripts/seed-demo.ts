@@ -2,7 +2,10 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
 import { AppModule } from '../src/app.module.js';
+import { OutboxRelay } from '../src/platform/queue/outbox-relay.service.js';
 import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -13,7 +16,14 @@ import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 // security: every invariant holds). Idempotent: users, memberships and the organization are looked up
 // before they are created, journal entries carry idempotency keys.
 
-export type DemoApi = (method: 'GET' | 'POST', url: string, body?: object, token?: string) => Promise<{ status: number; body: any }>;
+export type DemoApi = (method: 'GET' | 'POST', url: string, body?: object, token?: string, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
+
+/** How the demo organization gets its plan: a signed Stripe event through the webhook, then the job that applies it. */
+export interface DemoBilling {
+  webhookSecret: string;
+  /** runs the outbox jobs (the webhook's event processing) to completion */
+  drain(): Promise<unknown>;
+}
 
 export const DEMO_PASSWORD = 'omnizen-demo-password';
 export const DEMO_ORG = 'Demo Trading GmbH';
@@ -57,7 +67,7 @@ function monthEntries(month: number, acc: Record<string, string>, vat: string) {
 }
 
 /** Creates (or finds) the demo data through the API; returns the logins. */
-export async function seedDemo(api: DemoApi): Promise<{ orgId: string; logins: { role: string; email: string; password: string }[] }> {
+export async function seedDemo(api: DemoApi, billing: DemoBilling): Promise<{ orgId: string; logins: { role: string; email: string; password: string }[] }> {
   const tokens: Record<string, string> = {};
   for (const user of DEMO_USERS) tokens[user.role] = await signIn(api, user);
   const owner = tokens.owner;
@@ -66,6 +76,17 @@ export async function seedDemo(api: DemoApi): Promise<{ orgId: string; logins: {
   const orgId = orgs.find((o) => o.name === DEMO_ORG)?.id
     ?? expectStatus(await api('POST', '/v1/orgs', { name: DEMO_ORG }, owner), [201], 'creating the organization').id;
   const org = `/v1/orgs/${orgId}`;
+
+  // the ledger needs the professional plan or above: the enterprise plan, as Stripe would report a completed
+  // checkout (the event id is fixed, so a second run is a duplicate the webhook acknowledges and ignores)
+  const event = JSON.stringify({
+    id: `evt_demo_plan_${orgId}`, object: 'event', type: 'checkout.session.completed', created: Math.floor(Date.now() / 1000), livemode: false,
+    data: { object: { object: 'checkout.session', mode: 'subscription', client_reference_id: orgId, subscription: `sub_demo_${orgId}`, customer: 'cus_demo',
+      metadata: { org_id: orgId, app: 'omnizen', plan: 'enterprise' } } },
+  });
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload: event, secret: billing.webhookSecret });
+  expectStatus(await api('POST', '/v1/billing/stripe/webhook', JSON.parse(event), undefined, { 'stripe-signature': signature, 'content-type': 'application/json' }), [200], 'subscribing to the enterprise plan');
+  await billing.drain();
 
   const members = expectStatus(await api('GET', `${org}/members?limit=200`, undefined, owner), [200], 'listing members').items as { email: string }[];
   for (const user of DEMO_USERS.filter((u) => u.role !== 'owner' && !members.some((m) => m.email === u.email))) {
@@ -98,17 +119,20 @@ async function main(): Promise<void> {
   const root = projectRoot();
   if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
   process.env.DATABASE_URL = await ensureDatabaseUrl(root);
-  const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' });
+  const webhookSecret = process.env.STRIPE_WEBHOOK_SECRET || `whsec_seed_${randomBytes(16).toString('hex')}`;
+  // jobs in this process (drain() applies the plan before the ledger is started)
+  const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', REDIS_URL: '', STRIPE_WEBHOOK_SECRET: webhookSecret });
   await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
   const app = await createApp(AppModule.forRoot(config));
   await app.init();
   const fastify = app.getHttpAdapter().getInstance();
-  const api: DemoApi = async (method, url, body, token) => {
-    const res = await fastify.inject({ method, url, payload: body, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const api: DemoApi = async (method, url, body, token, headers = {}) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const res = await fastify.inject({ method, url, payload, headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
   };
   try {
-    const { orgId, logins } = await seedDemo(api);
+    const { orgId, logins } = await seedDemo(api, { webhookSecret, drain: () => app.get(OutboxRelay).drain() });
     console.log(`Demo organization "${DEMO_ORG}" (${orgId}): a started ledger (EUR, USD), January to April 2026.`);
     console.log('Log in (POST /v1/auth/login) as:');
     for (const l of logins) console.log(`  ${l.role.padEnd(10)} ${l.email.padEnd(32)} ${l.password}`);

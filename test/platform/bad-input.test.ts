@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { BODY_LIMIT_BYTES } from '../../src/bootstrap.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 
 // Bad input sent to every write operation the OpenAPI document lists: a NUL character in every string, null
 // in every field that is not nullable, an over-long path and an over-large body. Each must be a 4xx in the
@@ -57,6 +57,9 @@ function writeOperations(doc: OpenAPIObject): WriteOperation[] {
   return ops;
 }
 
+const fieldsOf = (body: { error?: { details?: unknown } }): string[] =>
+  Array.isArray(body?.error?.details) ? body.error.details.map((d: { field: string }) => d.field) : [];
+
 describe('bad input to every write operation of the OpenAPI document', () => {
   let t: TestApp;
   let doc: OpenAPIObject;
@@ -70,6 +73,7 @@ describe('bad input to every write operation of the OpenAPI document', () => {
     ops = writeOperations(doc);
     owner = await registerUser(t, 'owner');
     orgId = await createOrg(t, owner, 'Bad Input Ltd');
+    await onEnterprisePlan(t, orgId); // every write reaches validation (no 402 from the plan first)
   });
   afterAll(() => t.close());
 
@@ -95,7 +99,7 @@ describe('bad input to every write operation of the OpenAPI document', () => {
       const body = withNul(doc, op.body);
       if (!JSON.stringify(body).includes('\\u0000')) continue; // no string to put it in (a flag's { enabled })
       const res = await send(op, url(op), body);
-      const fields = (res.body?.error?.details ?? []).map((d: { field: string }) => d.field);
+      const fields = fieldsOf(res.body);
       if (res.status !== 400 || !/NUL/.test(res.body?.error?.message) || fields.length === 0) {
         failures.push(`${op.operationId}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       }
@@ -123,7 +127,7 @@ describe('bad input to every write operation of the OpenAPI document', () => {
       for (const [name, prop] of Object.entries(schema.properties ?? {})) {
         if (resolve(doc, prop)?.nullable || prop.nullable) continue;
         const res = await send(op, url(op), { [name]: null });
-        const fields = (res.body?.error?.details ?? []).map((d: { field: string }) => d.field);
+        const fields = fieldsOf(res.body);
         if (res.status !== 400 || !fields.includes(name)) failures.push(`${op.operationId} ${name}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       }
     }
