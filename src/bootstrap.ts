@@ -12,6 +12,7 @@ import { validationPipe } from './platform/http/validation.js';
 import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
+import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -74,7 +75,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   });
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
-  app.enableShutdownHooks();
+  // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
+  app.get(InFlightRequests).track(fastify);
 
   if (config.http.apiDocs) {
     SwaggerModule.setup('docs', app, createOpenApiDocument(app), {

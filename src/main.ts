@@ -6,6 +6,7 @@ import { createApp } from './bootstrap.js';
 import { ConfigError, loadConfig } from './platform/config/config.js';
 import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
+import { shutDownGracefullyOn } from './platform/http/graceful-shutdown.js';
 
 /** A server that cannot bind names the variable to change, in one line. */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   await app.listen(config.port, config.host).catch((err: NodeJS.ErrnoException) => {
     throw listenError(err, config.host, config.port);
   });
+  shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs);
   console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
 }
 

@@ -25,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise */
         get: operations["checkReadiness"];
         put?: never;
         post?: never;
@@ -2374,12 +2374,12 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down */
-                        checks: {
+                        /** @description Each dependency: up or down (absent while draining) */
+                        checks?: {
                             [key: string]: "up" | "down";
                         };
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "unavailable" | "draining";
                     };
                 };
             };
@@ -2392,19 +2392,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A dependency is down */
+            /** @description A dependency is down (status unavailable), or the server is draining for shutdown (status draining) */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down */
-                        checks: {
+                        /** @description Each dependency: up or down (absent while draining) */
+                        checks?: {
                             [key: string]: "up" | "down";
                         };
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "unavailable" | "draining";
                     };
                 };
             };
@@ -2485,6 +2485,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     exchangeToken: {
@@ -2556,6 +2567,17 @@ export interface operations {
             /** @description The request body is not JSON */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2655,6 +2677,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     logOut: {
@@ -2702,6 +2735,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2770,6 +2814,17 @@ export interface operations {
             /** @description The request body is not JSON */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2860,6 +2915,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listSessions: {
@@ -2909,6 +2975,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2979,6 +3056,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listApps: {
@@ -3034,6 +3122,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     receiveStripeWebhook: {
@@ -3074,9 +3173,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3147,6 +3248,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3242,6 +3354,17 @@ export interface operations {
             /** @description The request body is not JSON */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3352,9 +3475,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3456,9 +3581,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3532,6 +3659,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listIntegrations: {
@@ -3581,6 +3719,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3673,6 +3822,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getIntegration: {
@@ -3739,6 +3899,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteIntegration: {
@@ -3797,6 +3968,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3891,6 +4073,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     setIntegrationSecret: {
@@ -3979,9 +4172,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4052,6 +4247,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getMyProviderProfile: {
@@ -4101,6 +4307,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4193,6 +4410,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listOrganizations: {
@@ -4242,6 +4470,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4337,6 +4576,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getOrganization: {
@@ -4407,6 +4657,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteOrganization: {
@@ -4469,6 +4730,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4567,6 +4839,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listAuditLogs: {
@@ -4644,6 +4927,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4769,9 +5063,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4842,6 +5138,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4958,9 +5265,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5040,6 +5349,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listFeatureFlags: {
@@ -5104,6 +5424,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5203,6 +5534,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteFeatureFlag: {
@@ -5266,6 +5608,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5341,6 +5694,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5466,6 +5830,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     revokeInvitation: {
@@ -5544,6 +5919,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listAccounts: {
@@ -5611,6 +5997,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5736,6 +6133,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getAccount: {
@@ -5801,6 +6209,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5918,6 +6337,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     archiveAccount: {
@@ -6007,6 +6437,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getAccountBalance: {
@@ -6076,6 +6517,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6156,6 +6608,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6281,6 +6744,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listCurrencies: {
@@ -6351,6 +6825,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listFiscalYears: {
@@ -6415,6 +6900,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6531,6 +7027,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     closeFiscalYear: {
@@ -6623,6 +7130,17 @@ export interface operations {
             /** @description Rejected by a business rule */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6727,6 +7245,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listFxRates: {
@@ -6800,6 +7329,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6916,6 +7456,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     importFxRates: {
@@ -7020,6 +7571,17 @@ export interface operations {
             /** @description Rejected by a business rule */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7136,6 +7698,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listJournalEntries: {
@@ -7206,6 +7779,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7391,6 +7975,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getJournalEntry: {
@@ -7456,6 +8051,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7582,6 +8188,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listPeriods: {
@@ -7646,6 +8263,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7735,6 +8363,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7839,6 +8478,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getBalanceSheet: {
@@ -7925,6 +8575,17 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getProfitAndLoss: {
@@ -8009,6 +8670,17 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
                     "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -8151,6 +8823,17 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getLedgerSettings: {
@@ -8224,6 +8907,17 @@ export interface operations {
             /** @description Rejected by a business rule */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8340,6 +9034,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listTaxCodes: {
@@ -8404,6 +9109,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8529,6 +9245,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     calculateTax: {
@@ -8622,6 +9349,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listMembers: {
@@ -8690,6 +9428,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8768,6 +9517,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8876,6 +9636,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     leaveOrganization: {
@@ -8953,6 +9724,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listSettings: {
@@ -9019,6 +9801,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9119,6 +9912,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getSetting: {
@@ -9186,6 +9990,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9287,6 +10102,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteSetting: {
@@ -9358,6 +10184,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listWorkspaces: {
@@ -9422,6 +10259,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9538,6 +10386,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getWorkspace: {
@@ -9603,6 +10462,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9711,6 +10581,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteWorkspace: {
@@ -9774,6 +10655,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9850,6 +10742,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getPublicProviderProfile: {
@@ -9883,6 +10786,17 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9944,9 +10858,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable */
+            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -4,22 +4,26 @@ import type { FastifyReply } from 'fastify';
 import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
+import { InFlightRequests } from '../http/graceful-shutdown.js';
 
 async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))]);
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
     return 'up';
   } catch {
     return 'down';
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 const READINESS_SCHEMA = {
   type: 'object' as const,
-  required: ['status', 'checks'],
+  required: ['status'],
   properties: {
-    status: { type: 'string' as const, enum: ['ok', 'unavailable'] },
-    checks: { type: 'object' as const, description: 'Each dependency: up or down', additionalProperties: { type: 'string' as const, enum: ['up', 'down'] } },
+    status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
+    checks: { type: 'object' as const, description: 'Each dependency: up or down (absent while draining)', additionalProperties: { type: 'string' as const, enum: ['up', 'down'] } },
   },
   example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } },
 };
@@ -31,6 +35,7 @@ export class HealthController {
   constructor(
     private readonly db: DatabaseService,
     private readonly redis: RedisService,
+    private readonly requests: InFlightRequests,
   ) {}
 
   @Get()
@@ -41,10 +46,17 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise' })
   @ApiOkResponse({ schema: READINESS_SCHEMA })
-  @ApiServiceUnavailableResponse({ description: 'A dependency is down', schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'up', redis: 'down' } } } })
+  @ApiServiceUnavailableResponse({
+    description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
+    schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'up', redis: 'down' } } },
+  })
   async ready(@Res({ passthrough: true }) res: FastifyReply) {
+    if (this.requests.draining) {
+      res.status(HttpStatus.SERVICE_UNAVAILABLE);
+      return { status: 'draining' };
+    }
     const checks: Record<string, 'up' | 'down'> = {
       postgres: await check(() => this.db.ping()),
     };
