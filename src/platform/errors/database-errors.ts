@@ -1,14 +1,15 @@
 import { HttpStatus } from '@nestjs/common';
 import { AppError } from './app-error.js';
+import { errorCodeSpec } from './catalog.js';
 
 /** The SQLSTATE of a PostgreSQL error (pg's DatabaseError, or an error that wraps one as `cause`). */
-export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string } {
+export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string; hint?: string } {
   const seen = new Set<unknown>();
   let cur: any = err;
   while (cur && typeof cur === 'object' && !seen.has(cur)) {
     seen.add(cur);
     if (typeof cur.code === 'string' && /^[0-9A-Z]{5}$/.test(cur.code)) {
-      return { code: cur.code, message: cur.message, constraint: cur.constraint, detail: cur.detail };
+      return { code: cur.code, message: cur.message, constraint: cur.constraint, detail: cur.detail, hint: cur.hint };
     }
     cur = cur.cause;
   }
@@ -17,11 +18,15 @@ export function sqlState(err: unknown): { code?: string; message?: string; const
 
 /**
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check → 422,
- * RLS or privilege denial → 403, raised application errors keep their message.
+ * RLS or privilege denial → 403, raised application errors keep their message; an error whose HINT is a
+ * declared code (src/platform/errors/catalog.ts) leaves with that code and its status.
  */
 export function mapDatabaseError(err: unknown): AppError | undefined {
-  const { code, message, constraint } = sqlState(err);
+  const { code, message, constraint, hint } = sqlState(err);
   if (!code) return undefined;
+  // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced')
+  const declared = hint ? errorCodeSpec(hint) : undefined;
+  if (declared) return new AppError(declared.status, hint!, message ?? hint!);
   switch (code) {
     case '23505':
       return AppError.conflict('conflict.unique', constraint ? `a record with the same key already exists (${constraint})` : message ?? 'duplicate');
