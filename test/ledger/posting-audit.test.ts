@@ -30,8 +30,8 @@ describe('ledger: the posting function answers with the entry and writes its aud
     const read = await t.http.get(ledgerUrl(orgId, `journal-entries/${posted.body.id}`)).set(users.viewer.auth).expect(200);
     expect(posted.body).toEqual(read.body);
     expect(posted.body.lines).toHaveLength(4);
-    expect(posted.body.lines[3]).toMatchObject({ accountCode: '5600', isRounding: true, rate: '1.0000000000', baseCredit: '0.0100' });
-    expect(posted.body.lines[0]).toMatchObject({ rate: '0.3330000000', debit: '0.5000', baseDebit: '0.1700', counterpartyId: 'C-1' });
+    expect(posted.body.lines[3]).toMatchObject({ accountCode: '5600', isRounding: true, rate: '1.0000000000', baseCredit: '0.01' });
+    expect(posted.body.lines[0]).toMatchObject({ rate: '0.3330000000', debit: '0.50', baseDebit: '0.17', counterpartyId: 'C-1' });
   });
 
   it('writes one audit row per posting through the API, with the request id, the caller and the entry totals', async () => {
@@ -43,7 +43,7 @@ describe('ledger: the posting function answers with the entry and writes its aud
       action: 'ledger.entry_posted', actor_id: users.accountant.id, principal_type: 'user', entity_type: 'journal_entry', before: null,
       after: {
         id: res.body.id, date: '2026-03-03', memo: 'rent', source: 'manual', sourceRef: null, reversesEntryId: null,
-        idempotencyKey: 'rent-mar', baseCurrency: 'EUR', totalBase: '700.0000', lineCount: 2,
+        idempotencyKey: 'rent-mar', baseCurrency: 'EUR', totalBase: '700.00', lineCount: 2,
       },
       request_id: 'req-posting-1', ip: expect.stringMatching(/127\.0\.0\.1/),
     }]);
