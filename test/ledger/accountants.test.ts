@@ -15,6 +15,24 @@ describe('ledger as accountants use it', () => {
   const line = (accountId: string, side: 'debit' | 'credit', amount: string, extra: object = {}) => ({ accountId, [side]: amount, ...extra });
   const entry = (date: string, dr: string, cr: string, amount: string, extra: object = {}) => ({ date, lines: [line(dr, 'debit', amount), line(cr, 'credit', amount)], ...extra });
   const count = async (sql: string) => (await t.db.admin.query(`SELECT count(*)::int AS n FROM ${sql}`, [orgId])).rows[0].n as number;
+  /** Balances equal the sums of the lines; every line's entry, account and period exist in the organization. */
+  const expectBooksConsistent = async () => {
+    const { rows: drift } = await t.db.admin.query(`
+      WITH l AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, count(*) n
+                 FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2),
+           b AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, sum(line_count) n
+                 FROM finance.account_balances WHERE org_id = $1 GROUP BY 1, 2),
+           pl AS (SELECT period_id, account_id, currency, sum(base_debit) - sum(base_credit) net FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2, 3),
+           pb AS (SELECT period_id, account_id, currency, sum(base_debit) - sum(base_credit) net FROM finance.period_balances WHERE org_id = $1 GROUP BY 1, 2, 3)
+      SELECT 'balance' AS what FROM l FULL JOIN b USING (account_id, currency)
+      WHERE l.d IS DISTINCT FROM b.d OR l.c IS DISTINCT FROM b.c OR l.bd IS DISTINCT FROM b.bd OR l.bc IS DISTINCT FROM b.bc OR l.n IS DISTINCT FROM b.n
+      UNION ALL SELECT 'period' FROM pl FULL JOIN pb USING (period_id, account_id, currency) WHERE pl.net IS DISTINCT FROM pb.net
+      UNION ALL SELECT 'orphan line' FROM finance.journal_lines x WHERE x.org_id = $1 AND (
+        NOT EXISTS (SELECT 1 FROM finance.journal_entries e WHERE e.org_id = x.org_id AND e.id = x.entry_id AND e.period_id = x.period_id AND e.entry_date = x.entry_date)
+        OR NOT EXISTS (SELECT 1 FROM finance.accounts a WHERE a.org_id = x.org_id AND a.id = x.account_id AND NOT a.is_group)
+        OR NOT EXISTS (SELECT 1 FROM finance.fiscal_periods p WHERE p.org_id = x.org_id AND p.id = x.period_id AND x.entry_date BETWEEN p.start_date AND p.end_date))`, [orgId]);
+    expect(drift).toEqual([]);
+  };
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -81,6 +99,15 @@ describe('ledger as accountants use it', () => {
         [3, 'rejected', 'ledger.no_fiscal_year'], [4, 'rejected', 'ledger.idempotency_conflict'], [5, 'rejected', 'tax_code.not_found'],
         [6, 'posted', undefined]]);
       expect(await count('finance.journal_entries WHERE org_id = $1')).toBe(before + 2);
+    });
+
+    it('keeps balances equal to the lines under concurrent batches that touch the same accounts in opposite orders', async () => {
+      const accounts = ['1100', '1200', '1400', '1500', '2100', '2300', '5100', '5200', '5300', '5400'].map((c) => acc[c]);
+      const entries = (order: string[]) => order.slice(0, -1).map((a, i) => entry('2026-03-08', a, order[i + 1], `${i + 1}.00`));
+      const reversed = [...accounts].reverse();
+      const results = await Promise.all([1, 2, 3, 4].map((n) => batch(entries(n % 2 ? accounts : reversed))));
+      expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+      await expectBooksConsistent();
     });
 
     it('refuses members and viewers, more than 1,000 entries, and an unknown mode', async () => {
@@ -225,6 +252,10 @@ describe('ledger as accountants use it', () => {
     expect(gl.body.items.map((i: any) => [i.currency, i.credit, i.baseCredit])).toEqual([['JPY', '10000', '61.00'], ['BHD', '1.005', '2.41']]);
     const list = await t.http.get(url('journal-entries?from=2026-07-02&to=2026-07-02')).set(users.viewer.auth).expect(200);
     expect(list.body.items.map((e: any) => e.lines[0].debit)).toEqual(['1.005', '10000']);
+  });
+
+  it('leaves the books consistent after everything above', async () => {
+    await expectBooksConsistent();
   });
 
   it('documents each ledger operation\'s error codes in the OpenAPI document', async () => {

@@ -94,7 +94,8 @@ CREATE FUNCTION finance.post_entry(p jsonb, p_audit jsonb, p_batch boolean,
   OUT entry_id uuid, OUT replayed boolean, OUT entry jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-  org uuid := public.auth_org_id();
+  -- a batch has verified the organization and the role once for all its entries (finance.post_journal_entries)
+  org uuid := CASE WHEN p_batch THEN nullif(current_setting('finance.posting_org', true), '')::uuid ELSE public.auth_org_id() END;
   s finance.settings;
   per finance.fiscal_periods;
   acc finance.accounts;
@@ -129,8 +130,12 @@ BEGIN
   IF org IS NULL THEN
     RAISE EXCEPTION 'no organization: the caller may not act in the claimed organization' USING ERRCODE = '42501';
   END IF;
-  IF NOT public.auth_has_role('owner', 'admin', 'accountant', 'service') THEN
-    RAISE EXCEPTION 'posting journal entries needs the role owner, admin or accountant' USING ERRCODE = '42501';
+  IF NOT p_batch THEN
+    IF NOT public.auth_has_role('owner', 'admin', 'accountant', 'service') THEN
+      RAISE EXCEPTION 'posting journal entries needs the role owner, admin or accountant' USING ERRCODE = '42501';
+    END IF;
+    -- the organization verified, for the posting role's policies (finance.posting_org(), migration 20261204000200)
+    PERFORM set_config('finance.posting_org', org::text, true);
   END IF;
   IF v_action NOT IN ('ledger.entry_posted', 'ledger.entry_reversed', 'ledger.fx_revaluation_posted', 'ledger.year_end_entry_posted') THEN
     RAISE EXCEPTION 'audit action % is not a posting action', v_action USING ERRCODE = '22023';
@@ -295,7 +300,7 @@ BEGIN
     idempotency_key, request_hash, base_currency, total_base, created_by)
   VALUES (org, entry_id, d, per.id, coalesce(p ->> 'memo', ''), v_source, p ->> 'sourceRef', v_reverses,
     v_key, v_hash, s.base_currency, sum_bdr, v_created_by)
-  ON CONFLICT ON CONSTRAINT journal_entries_org_id_idempotency_key_key DO NOTHING;
+  ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
   GET DIAGNOSTICS v_inserted = ROW_COUNT;
   IF v_inserted = 0 THEN
     -- a concurrent request with the same key committed first
@@ -398,6 +403,13 @@ DECLARE
   v_state text; v_msg text; v_hint text;
   v_slot smallint := (pg_backend_pid() % 8)::smallint;
 BEGIN
+  IF org IS NULL THEN
+    RAISE EXCEPTION 'no organization: the caller may not act in the claimed organization' USING ERRCODE = '42501';
+  END IF;
+  IF NOT public.auth_has_role('owner', 'admin', 'accountant', 'service') THEN
+    RAISE EXCEPTION 'posting journal entries needs the role owner, admin or accountant' USING ERRCODE = '42501';
+  END IF;
+  PERFORM set_config('finance.posting_org', org::text, true);
   IF jsonb_typeof(p_entries) IS DISTINCT FROM 'array' OR jsonb_array_length(p_entries) NOT BETWEEN 1 AND 1000 THEN
     RAISE EXCEPTION 'entries must be an array of 1 to 1000 entries' USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
   END IF;
