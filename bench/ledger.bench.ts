@@ -41,7 +41,7 @@ import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 // an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 12);
-const CONNECTIONS = 32;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = 1000;
 const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

@@ -14,7 +14,7 @@ import { LedgerService } from './ledger.service.js';
 import { ReportsService } from './reports.service.js';
 import {
   AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, BalanceSheetQuery, BatchJournalEntriesDto, BatchQuery, BatchResultDto,
-  CalculateTaxDto, CashFlowDto, CreateAccountDto, CreateFiscalYearDto, ProfitAndLossQuery, VatReportDto,
+  CalculateTaxDto, CashFlowDto, CreateAccountDto, CreateFiscalYearDto, DateRangeQuery, ProfitAndLossQuery, VatReportDto,
   CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRatePage, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
   ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
@@ -320,7 +320,8 @@ export class JournalController {
     summary: 'Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)',
     description: 'Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). '
       + 'mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry\'s own code, with details.index naming it and the message starting with entries[index]. '
-      + 'mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way).',
+      + 'mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). '
+      + 'The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.',
   })
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
@@ -435,7 +436,7 @@ export class ReportsController {
   @ApiOkResponse({ type: CashFlowDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
-  cashFlow(@Tx() tx: TenantTx, @Query() q: RangeQuery): Promise<CashFlowDto> {
+  cashFlow(@Tx() tx: TenantTx, @Query() q: DateRangeQuery): Promise<CashFlowDto> {
     return this.reports.cashFlow(tx, q.from, q.to);
   }
 }

@@ -111,9 +111,12 @@ export class AsOfQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
-export class RangeQuery {
+export class DateRangeQuery {
   @ApiProperty({ example: '2026-01-01' }) @Matches(DATE, dateMsg('from')) from: string;
   @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('to')) to: string;
+}
+
+export class RangeQuery extends DateRangeQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
