@@ -191,20 +191,25 @@ async function main() {
     // context the API passes
     const audit = (n: number) => JSON.stringify({ action: 'ledger.entry_posted', requestId: `bench-${process.pid}-${n}`, ip: '127.0.0.1' });
     let posted = 0;
-    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
+    /**
+     * The floor's loop: `connections` clients each run tenant transactions (BEGIN; begin_request; the statement
+     * `next()` gives; COMMIT) until the deadline; latencies per transaction, database CPU of its backends.
+     */
+    const floor = async (connections: number, seconds: number, next: () => [sql: string, params: unknown[]]) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
       const started = Date.now();
       const db0 = await dbCpuMs();
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+      await Promise.all(Array.from({ length: connections }, async () => {
         const c = await runtime.connect();
         try {
           while (Date.now() < deadline) {
+            const [statement, params] = next();
             const t0 = process.hrtime.bigint();
             try {
               await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]);
+              await c.query(statement, params);
               await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
@@ -216,9 +221,15 @@ async function main() {
           c.release();
         }
       }));
-      latencies.sort((a, b) => a - b);
-      const db_cpu_ms_per_entry = dbPerEntry(db0, await dbCpuMs(), latencies.length);
-      return { entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors, db_cpu_ms_per_entry };
+      latencies.sort((x, y) => x - y);
+      return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
+    };
+    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
+      const r = await floor(CONNECTIONS, seconds, () => ['SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]]);
+      return {
+        entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
+        db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
+      };
     };
 
     // ---- batch posting: N 2-line spread entries per request / per call
@@ -246,36 +257,12 @@ async function main() {
     };
     const sqlBatch = async (size: number, seconds = SECONDS) => {
       const connections = batchConnections(size);
-      const latencies: number[] = [];
-      let errors = 0;
-      const deadline = Date.now() + seconds * 1000;
-      const started = Date.now();
-      const db0 = await dbCpuMs();
-      await Promise.all(Array.from({ length: connections }, async () => {
-        const c = await runtime.connect();
-        try {
-          while (Date.now() < deadline) {
-            const entries = JSON.stringify(Array.from({ length: size }, () => entry(2, false)));
-            const t0 = process.hrtime.bigint();
-            try {
-              await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              await c.query('SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, false)', [entries, audit(posted++)]);
-              await c.query('COMMIT');
-              latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-            } catch {
-              errors++;
-              await c.query('ROLLBACK').catch(() => undefined);
-            }
-          }
-        } finally {
-          c.release();
-        }
-      }));
-      latencies.sort((a, b) => a - b);
-      const entries = latencies.length * size;
+      const r = await floor(connections, seconds, () => ['SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, false)',
+        [JSON.stringify(Array.from({ length: size }, () => entry(2, false))), audit(posted++)]]);
+      const entries = r.latencies.length * size;
       return {
-        batch: size, connections, entries_per_s: round(entries / ((Date.now() - started) / 1000), 1), p50_ms_per_call: round(pct(latencies, 50)),
-        p99_ms_per_call: round(pct(latencies, 99)), errors, db_cpu_ms_per_entry: dbPerEntry(db0, await dbCpuMs(), entries),
+        batch: size, connections, entries_per_s: round(entries / r.elapsed_s, 1), p50_ms_per_call: round(pct(r.latencies, 50)),
+        p99_ms_per_call: round(pct(r.latencies, 99)), errors: r.errors, db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, entries),
       };
     };
 

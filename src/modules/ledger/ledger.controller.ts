@@ -21,6 +21,10 @@ import {
   TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
+/** A statement's CSV row: section, code, name, depth, amount, and the comparative column's amount when there is one. */
+const statementRow = (comparative: boolean) => (section: string, code: string, name: string, depth: number | string, amount: string, compared?: string) =>
+  [section, code, name, depth, amount, ...(comparative ? [compared] : [])];
+
 /** Lines of a general ledger CSV without ?limit= (the file is built in memory: ~30 MB at this bound). */
 const GL_CSV_MAX_LINES = 100_000;
 
@@ -388,7 +392,7 @@ export class ReportsController {
     const pl = await this.reports.profitAndLoss(tx, q.from, q.to, { includeClosing: q.includeClosing === 'true', compare: q.compare });
     if (!wantsCsv(req, q.format)) return pl;
     const c = pl.comparative;
-    const row = (section: string, code: string, name: string, depth: number | string, amount: string, compared?: string) => [section, code, name, depth, amount, ...(c ? [compared] : [])];
+    const row = statementRow(!!c);
     return sendCsv(res, `profit-and-loss-${q.from}-${q.to}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount', ...(c ? [`amount_${c.from}_${c.to}`] : [])], [
       ...pl.revenue.map((r) => row('revenue', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('revenue', '', 'Total revenue', '', pl.totalRevenue, c?.totalRevenue),
       ...pl.expenses.map((r) => row('expenses', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('expenses', '', 'Total expenses', '', pl.totalExpenses, c?.totalExpenses),
@@ -407,7 +411,7 @@ export class ReportsController {
     const bs = await this.reports.balanceSheet(tx, asOf, q.compare);
     if (!wantsCsv(req, q.format)) return bs;
     const c = bs.comparative;
-    const row = (section: string, code: string, name: string, depth: number | string, amount: string, compared?: string) => [section, code, name, depth, amount, ...(c ? [compared] : [])];
+    const row = statementRow(!!c);
     return sendCsv(res, `balance-sheet-${asOf}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount', ...(c ? [`amount_${c.asOf}`] : [])], [
       ...bs.assets.map((r) => row('assets', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('assets', '', 'Total assets', '', bs.totalAssets, c?.totalAssets),
       ...bs.liabilities.map((r) => row('liabilities', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('liabilities', '', 'Total liabilities', '', bs.totalLiabilities, c?.totalLiabilities),
