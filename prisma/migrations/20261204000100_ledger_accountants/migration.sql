@@ -116,7 +116,8 @@ DECLARE
   a_bdr numeric[] := '{}'; a_bcr numeric[] := '{}'; a_desc text[] := '{}'; a_ws uuid[] := '{}';
   a_cpt text[] := '{}'; a_cpi text[] := '{}'; a_round boolean[] := '{}';
   sum_bdr numeric := 0; sum_bcr numeric := 0; diff numeric;
-  currencies text[];
+  -- sums in the transaction currency while every line so far has one currency (NULL once a second one appears)
+  sum_dr numeric := 0; sum_cr numeric := 0; one_cur text; many_cur boolean := false;
   v_slot smallint := (pg_backend_pid() % 8)::smallint;
   a_code text[] := '{}';
   v_action text := coalesce(p_audit ->> 'action', 'ledger.entry_posted');
@@ -205,7 +206,12 @@ BEGIN
       RAISE EXCEPTION 'line %: account % is archived', n, acc.code USING ERRCODE = 'P0001', HINT = 'ledger.account_not_postable';
     END IF;
     v_cur := coalesce(nullif(l ->> 'currency', ''), s.base_currency);
-    SELECT c.minor_units INTO mu FROM finance.currencies c WHERE c.code = v_cur;
+    -- the base currency's minor units are known: one statement fewer per line
+    IF v_cur = s.base_currency THEN
+      mu := base_mu;
+    ELSE
+      SELECT c.minor_units INTO mu FROM finance.currencies c WHERE c.code = v_cur;
+    END IF;
     IF mu IS NULL THEN
       RAISE EXCEPTION 'line %: unknown currency %', n, v_cur USING ERRCODE = '22023', HINT = 'ledger.unknown_currency';
     END IF;
@@ -262,16 +268,16 @@ BEGIN
     a_cpt := a_cpt || (l ->> 'counterpartyType'); a_cpi := a_cpi || (l ->> 'counterpartyId');
     a_tax := a_tax || v_tax; a_tax_role := a_tax_role || v_tax_role;
     sum_bdr := sum_bdr + v_bdr; sum_bcr := sum_bcr + v_bcr;
+    sum_dr := sum_dr + v_dr; sum_cr := sum_cr + v_cr;
+    many_cur := many_cur OR (one_cur IS NOT NULL AND one_cur <> v_cur); one_cur := v_cur;
   END LOOP;
   IF n < 2 THEN
     RAISE EXCEPTION 'an entry needs at least two lines' USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
   END IF;
 
   -- single-currency entries balance in that currency exactly
-  SELECT array_agg(DISTINCT c) INTO currencies FROM unnest(a_cur) c;
-  IF cardinality(currencies) = 1 AND (SELECT sum(x) FROM unnest(a_dr) x) <> (SELECT sum(x) FROM unnest(a_cr) x) THEN
-    RAISE EXCEPTION 'entry does not balance in %: debits % and credits %', currencies[1],
-      (SELECT sum(x) FROM unnest(a_dr) x), (SELECT sum(x) FROM unnest(a_cr) x) USING ERRCODE = 'P0001', HINT = 'ledger.unbalanced';
+  IF NOT many_cur AND sum_dr <> sum_cr THEN
+    RAISE EXCEPTION 'entry does not balance in %: debits % and credits %', one_cur, sum_dr, sum_cr USING ERRCODE = 'P0001', HINT = 'ledger.unbalanced';
   END IF;
   -- in the base currency, a difference of at most one minor unit per line is rounding: it goes to the rounding account
   diff := sum_bdr - sum_bcr;
