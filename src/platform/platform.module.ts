@@ -4,7 +4,8 @@ import { DatabaseService } from './database/database.service.js';
 import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
-import { TenantTransactionInterceptor } from './http/tenant.js';
+import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
+import { InFlightRequests } from './http/graceful-shutdown.js';
 
 /** Shared machinery: config, the database (tenant and privileged), Redis, health. */
 @Global()
@@ -14,8 +15,8 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests],
     };
   }
 }

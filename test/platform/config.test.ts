@@ -45,6 +45,15 @@ describe('config validation', () => {
   it('names a non-integer PORT', () => fails({ ...base, PORT: 'eighty' }, /PORT must be an integer/));
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
+  it('sets database timeouts, with a lock timeout shorter than the statement timeout', () => {
+    expect(loadConfig(base).database).toEqual({ connectTimeoutMs: 10_000, statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 });
+    expect(loadConfig(base).jobs).toMatchObject({ claimTimeoutMs: 300_000, enqueueTimeoutMs: 5_000 });
+    expect(loadConfig(base).shutdownGraceMs).toBe(25_000);
+    fails({ ...base, DATABASE_LOCK_TIMEOUT_MS: '30000' }, /DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS \(30000\)/);
+    fails({ ...base, DATABASE_STATEMENT_TIMEOUT_MS: '0' }, /DATABASE_STATEMENT_TIMEOUT_MS must be an integer >= 1/);
+    fails({ ...base, SHUTDOWN_GRACE_MS: 'soon' }, /SHUTDOWN_GRACE_MS must be an integer >= 0/);
+    fails({ ...base, JOBS_CLAIM_TIMEOUT_MS: '-1' }, /JOBS_CLAIM_TIMEOUT_MS must be an integer >= 1/);
+  });
   it('names a secrets key of the wrong length', () =>
     fails({ ...base, SECRETS_KEYS: `k1:${Buffer.alloc(16).toString('base64')}` }, /SECRETS_KEYS key "k1" must be 32 bytes/));
 });

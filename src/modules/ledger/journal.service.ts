@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
@@ -42,6 +43,8 @@ export interface PostingPayload {
 /** Tax codes and settings read once while the payloads of a request (or a batch) are built. */
 class PayloadContext {
   settings?: LedgerSettingsDto;
+  /** the organization's plan allows foreign-currency entries (checked once) */
+  fullAccounting?: boolean;
   readonly taxCodes = new Map<string, TaxCodeDto>();
 }
 
@@ -65,6 +68,7 @@ export class JournalService {
   constructor(
     private readonly audit: AuditService,
     private readonly ledger: LedgerService,
+    @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
   ) {}
 
   /**
@@ -138,10 +142,26 @@ export class JournalService {
       if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
       lines.push(...(await this.withTax(tx, line, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency)));
     }
+    await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
     return {
       date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
       idempotencyKey: dto.idempotencyKey ?? headerKey, lines,
     };
+  }
+
+  /**
+   * Entries in a currency other than the base currency are "full accounting" (professional and up); the
+   * closing and revaluation entries the ledger posts itself are not user entries and are not gated here.
+   * Checked once per request (a batch's entries share the answer).
+   */
+  private async requireFullAccountingForForeignCurrency(tx: TenantTx, lines: JournalLineInputDto[], context: PayloadContext): Promise<void> {
+    if (context.fullAccounting || !lines.some((l) => l.currency)) return;
+    context.settings ??= await this.ledger.settings(tx);
+    const base = context.settings.baseCurrency;
+    if (lines.some((l) => l.currency && l.currency !== base)) {
+      await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
+      context.fullAccounting = true;
+    }
   }
 
   /**

@@ -6,8 +6,8 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
+import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { POSTING_ERRORS } from './ledger.errors.js';
-import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -30,6 +30,7 @@ const GL_CSV_MAX_LINES = 100_000;
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class LedgerBooksController {
   constructor(private readonly ledger: LedgerService) {}
@@ -72,6 +73,7 @@ export class LedgerBooksController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger/accounts')
 export class AccountsController {
   constructor(
@@ -155,6 +157,7 @@ export class AccountsController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
@@ -168,6 +171,7 @@ export class RatesAndTaxController {
   }
 
   @Post('fx-rates')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
   @ApiCreatedResponse({ type: ImportResultDto })
@@ -178,6 +182,7 @@ export class RatesAndTaxController {
   }
 
   @Post('fx-rates/import')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
   @ApiCreatedResponse({ type: ImportResultDto })
@@ -205,6 +210,7 @@ export class RatesAndTaxController {
   }
 
   @Post('tax-codes/:taxCodeId/calculate')
+  @DoesNotWrite()
   @HttpCode(200)
   @ApiOperation({ summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
@@ -217,6 +223,7 @@ export class RatesAndTaxController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class FiscalCalendarController {
   constructor(
@@ -291,6 +298,7 @@ export class FiscalCalendarController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class JournalController {
   constructor(private readonly journal: JournalService) {}
@@ -353,6 +361,7 @@ export class JournalController {
   }
 
   @Post('fx-revaluations')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
@@ -365,6 +374,7 @@ export class JournalController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger/reports')
 export class ReportsController {
   constructor(private readonly reports: ReportsService) {}
