@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { comparativeDate, comparativeRange } from '../../src/modules/ledger/reports.service.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
@@ -37,6 +37,7 @@ describe('ledger as accountants use it', () => {
   beforeAll(async () => {
     t = await createTestApp();
     ({ orgId, users } = await orgWithRoles(t, 'Accountants Ltd'));
+    await onPlan(t, orgId, 'professional'); // foreign-currency entries, FX rates and revaluation are full accounting
     acc = await startBooks(t, orgId, users.owner);
     vat = (await t.http.post(url('tax-codes')).set(users.owner.auth)
       .send({ code: 'VAT20', name: 'VAT 20 %', rate: '20', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201)).body.id;
@@ -108,6 +109,21 @@ describe('ledger as accountants use it', () => {
       const results = await Promise.all([1, 2, 3, 4].map((n) => batch(entries(n % 2 ? accounts : reversed))));
       expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
       await expectBooksConsistent();
+    });
+
+    it('applies the plan like single posting: foreign-currency entries need full accounting (starter: 402, nothing posted)', async () => {
+      const starter = await orgWithRoles(t, 'Starter Ltd');
+      await onPlan(t, starter.orgId, 'starter');
+      const a = await startBooks(t, starter.orgId, starter.users.owner);
+      const send = (mode: string) => t.http.post(ledgerUrl(starter.orgId, `journal-entries/batch?mode=${mode}`)).set(starter.users.owner.auth).send({ entries: [
+        entry('2026-03-09', a['5200'], a['1100'], '5'),
+        { date: '2026-03-09', lines: [line(a['1200'], 'debit', '5', { currency: 'USD', rate: '0.9' }), line(a['4100'], 'credit', '5', { currency: 'USD', rate: '0.9' })] }] });
+      const res = await send('all_or_nothing').expect(402);
+      expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', message: expect.stringMatching(/^entries\[1\]: /), details: { index: 1 } });
+      const independent = await send('independent').expect(201);
+      expect(independent.body.results.map((r: any) => [r.status, r.error?.code])).toEqual([['posted', undefined], ['rejected', 'billing.feature_not_in_plan']]);
+      const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [starter.orgId]);
+      expect(rows[0].n).toBe(1);
     });
 
     it('refuses members and viewers, more than 1,000 entries, and an unknown mode', async () => {
