@@ -775,7 +775,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss) */
+        /** Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period) */
         post: operations["revalueForeignCurrency"];
         delete?: never;
         options?: never;
@@ -790,7 +790,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Journal entries, newest first (cursor pagination) */
+        /** Journal entries, newest first; filter by date range, account, source, counterparty, amount (totalBase) and memo text (cursor pagination) */
         get: operations["listJournalEntries"];
         put?: never;
         /** Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload */
@@ -829,6 +829,26 @@ export interface paths {
         put?: never;
         /** Reverse a posted entry (the only correction: posted entries never change) */
         post: operations["reverseJournalEntry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/journal-entries/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)
+         * @description Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry's own code, with details.index naming it and the message starting with entries[index]. mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.
+         */
+        post: operations["postJournalEntriesBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -893,8 +913,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv) */
+        /** Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv) */
         get: operations["getBalanceSheet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/reports/cash-flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass) */
+        get: operations["getCashFlowStatement"];
         put?: never;
         post?: never;
         delete?: never;
@@ -910,7 +947,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv) */
+        /** Profit and loss over a date range with hierarchy roll-ups; closing entries left out unless ?includeClosing=true; comparative column with ?compare= (CSV with ?format=csv) */
         get: operations["getProfitAndLoss"];
         put?: never;
         post?: never;
@@ -929,6 +966,23 @@ export interface paths {
         };
         /** Trial balance in the base currency as of a date (from balances; CSV with ?format=csv) */
         get: operations["getTrialBalance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/reports/vat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** VAT report per tax code over a date range: taxable sales and output tax, taxable purchases and input tax, net payable (CSV with ?format=csv) */
+        get: operations["getVatReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1199,6 +1253,11 @@ export interface components {
         AccountDto: {
             /** Format: date-time */
             archivedAt: string | null;
+            /**
+             * @description Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)
+             * @enum {string|null}
+             */
+            cashFlowClass: "cash" | "operating" | "investing" | "financing" | null;
             code: string;
             /** Format: date-time */
             createdAt: string;
@@ -1292,6 +1351,8 @@ export interface components {
             /** @description assets = liabilities + equity + current earnings */
             balanced: boolean;
             baseCurrency: string;
+            /** @description The comparative column's date and totals (with ?compare=) */
+            comparative?: components["schemas"]["BalanceTotalsDto"];
             /** @description Revenue minus expenses not yet closed to retained earnings */
             currentEarnings: string;
             equity: components["schemas"]["StatementRowDto"][];
@@ -1299,6 +1360,47 @@ export interface components {
             totalAssets: string;
             totalEquity: string;
             totalLiabilities: string;
+        };
+        /** @description Assets, liabilities and equity totals of the comparative date */
+        BalanceTotalsDto: {
+            asOf: string;
+            currentEarnings: string;
+            totalAssets: string;
+            totalEquity: string;
+            totalLiabilities: string;
+        };
+        /** @description The outcome of one entry of a batch, by its index in the request */
+        BatchItemDto: {
+            error?: components["schemas"]["BatchItemErrorDto"];
+            /** Format: uuid */
+            id?: string;
+            /** @description Position in entries */
+            index: number;
+            /**
+             * @description replayed: the idempotency key was seen with the same entry
+             * @enum {string}
+             */
+            status: "posted" | "replayed" | "rejected";
+        };
+        /** @description Why one entry of a batch was rejected: its error code and message */
+        BatchItemErrorDto: {
+            /** @example ledger.unbalanced */
+            code: string;
+            message: string;
+        };
+        /** @description Up to 1,000 journal entries to post in one request */
+        BatchJournalEntriesDto: {
+            /** @description 1 to 1,000 entries, each with its own idempotencyKey (optional) */
+            entries: components["schemas"]["CreateJournalEntryDto"][];
+        };
+        /** @description What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected */
+        BatchResultDto: {
+            /** @enum {string} */
+            mode: "all_or_nothing" | "independent";
+            posted: number;
+            rejected: number;
+            replayed: number;
+            results: components["schemas"]["BatchItemDto"][];
         };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
@@ -1338,6 +1440,39 @@ export interface components {
              */
             selectedCalendarIds: string[];
         };
+        /** @description The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash */
+        CashFlowDto: {
+            /** @description openingCash + netChange = closingCash */
+            balanced: boolean;
+            baseCurrency: string;
+            closingCash: string;
+            financing: components["schemas"]["CashFlowSectionDto"];
+            from: string;
+            investing: components["schemas"]["CashFlowSectionDto"];
+            /** @description operating + investing + financing */
+            netChange: string;
+            /** @description Net income of the range (closing entries excluded) */
+            netIncome: string;
+            /** @description Cash accounts (cashFlowClass cash) the day before from */
+            openingCash: string;
+            /** @description Working-capital changes; total includes net income */
+            operating: components["schemas"]["CashFlowSectionDto"];
+            to: string;
+        };
+        /** @description The contribution of one account to a section of the cash-flow statement */
+        CashFlowRowDto: {
+            /** Format: uuid */
+            accountId: string;
+            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive */
+            amount: string;
+            code: string;
+            name: string;
+        };
+        /** @description A section of the cash-flow statement (operating, investing, financing) with its total */
+        CashFlowSectionDto: {
+            rows: components["schemas"]["CashFlowRowDto"][];
+            total: string;
+        };
         /** @description The member's new role */
         ChangeRoleDto: {
             /**
@@ -1362,6 +1497,8 @@ export interface components {
         };
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
+            /** @enum {string} */
+            cashFlowClass?: "cash" | "operating" | "investing" | "financing";
             /** @example 1110 */
             code: string;
             /** @example USD */
@@ -1753,10 +1890,13 @@ export interface components {
             reversedByEntryId: string | null;
             /** Format: uuid */
             reversesEntryId: string | null;
-            /** @enum {string} */
-            source: "manual" | "invoice" | "bill" | "payment" | "system";
+            /**
+             * @description year_end: a closing entry (or its reversal when the year reopened)
+             * @enum {string}
+             */
+            source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
             sourceRef: string | null;
-            /** @description Sum of base debits (= base credits) */
+            /** @description Sum of base debits (= base credits). Decimal string with exactly the base currency's minor units */
             totalBase: string;
         };
         /** @description A page of journal entries, newest first */
@@ -1770,18 +1910,48 @@ export interface components {
             accountCode: string;
             /** Format: uuid */
             accountId: string;
+            /**
+             * @description Decimal string with exactly the base currency's minor units
+             * @example 0.00
+             */
             baseCredit: string;
+            /**
+             * @description Decimal string with exactly the base currency's minor units
+             * @example 33.33
+             */
             baseDebit: string;
             counterpartyId: string | null;
             counterpartyType: string | null;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 0.00
+             */
             credit: string;
             currency: string;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 33.33
+             */
             debit: string;
             description: string | null;
             /** @description Added by the database for a rounding difference */
             isRounding: boolean;
             lineNo: number;
+            /**
+             * @description Base units per unit of currency, 10 decimals
+             * @example 1.0000000000
+             */
             rate: string;
+            /**
+             * Format: uuid
+             * @description Tax code of a taxed sale or purchase line
+             */
+            taxCodeId: string | null;
+            /**
+             * @description What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)
+             * @enum {string|null}
+             */
+            taxRole: "output_base" | "output_tax" | "input_base" | "input_tax" | null;
             workspaceId: string | null;
         };
         /** @description One line of a journal entry to post: a debit or a credit on an account */
@@ -1821,6 +1991,16 @@ export interface components {
             fxGainAccountId: string | null;
             /** Format: uuid */
             fxLossAccountId: string | null;
+            /**
+             * Format: uuid
+             * @description Unrealized FX gains (revaluation); falls back to fxGainAccountId
+             */
+            fxUnrealizedGainAccountId: string | null;
+            /**
+             * Format: uuid
+             * @description Unrealized FX losses (revaluation); falls back to fxLossAccountId
+             */
+            fxUnrealizedLossAccountId: string | null;
             /** Format: uuid */
             retainedEarningsAccountId: string | null;
             /** Format: uuid */
@@ -1873,6 +2053,14 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description Revenue, expenses and net income of the comparative period */
+        PeriodTotalsDto: {
+            from: string;
+            netIncome: string;
+            to: string;
+            totalExpenses: string;
+            totalRevenue: string;
+        };
         /** @description A plan of an app, with its features and limits */
         PlanDto: {
             /** @enum {string} */
@@ -1894,8 +2082,12 @@ export interface components {
         /** @description Revenue, expenses and the net result over a date range */
         ProfitAndLossDto: {
             baseCurrency: string;
+            /** @description The comparative column's range and totals (with ?compare=) */
+            comparative?: components["schemas"]["PeriodTotalsDto"];
             expenses: components["schemas"]["StatementRowDto"][];
             from: string;
+            /** @description Whether closing entries (source year_end) are counted */
+            includeClosing: boolean;
             netIncome: string;
             revenue: components["schemas"]["StatementRowDto"][];
             to: string;
@@ -1959,6 +2151,11 @@ export interface components {
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
+             * @description Also post the reversal, dated the first day of the next period
+             * @default false
+             */
+            autoReverse?: boolean;
+            /**
              * @description Revalue open foreign-currency balances at the rate effective on this date
              * @example 2026-01-31
              */
@@ -1968,17 +2165,30 @@ export interface components {
         RevaluationLineDto: {
             /** Format: uuid */
             accountId: string;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 1000.00
+             */
             balance: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             baseAfter: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             baseBefore: string;
             currency: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             difference: string;
+            /**
+             * @description Base units per unit of currency, 10 decimals
+             * @example 0.9500000000
+             */
             rate: string;
         };
         /** @description The adjustments of a revaluation, and the entry that posted them (none when nothing changed) */
         RevaluationResultDto: {
             adjustments: components["schemas"]["RevaluationLineDto"][];
             entry: components["schemas"]["JournalEntryDto"] | null;
+            /** @description With autoReverse: the reversal, dated the first day of the next period */
+            reversal: components["schemas"]["JournalEntryDto"] | null;
         };
         /** @description When and why to reverse an entry */
         ReverseEntryDto: {
@@ -2110,6 +2320,8 @@ export interface components {
             /** @description Own amount plus all descendants, in the natural sign of the type */
             amount: string;
             code: string;
+            /** @description The same in the comparative column (with ?compare=) */
+            comparativeAmount?: string;
             /** @description 0 for a top-level account */
             depth: number;
             isGroup: boolean;
@@ -2188,6 +2400,8 @@ export interface components {
         };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
+            /** @enum {string} */
+            cashFlowClass?: "cash" | "operating" | "investing" | "financing";
             isGroup?: boolean;
             name?: string;
             /** Format: uuid */
@@ -2209,6 +2423,10 @@ export interface components {
             fxGainAccountId?: string;
             /** Format: uuid */
             fxLossAccountId?: string;
+            /** Format: uuid */
+            fxUnrealizedGainAccountId?: string;
+            /** Format: uuid */
+            fxUnrealizedLossAccountId?: string;
             /** Format: uuid */
             retainedEarningsAccountId?: string;
             /** Format: uuid */
@@ -2246,6 +2464,41 @@ export interface components {
             id: string;
             image: string | null;
             name: string | null;
+        };
+        /** @description The VAT report over a date range, per tax code, with totals */
+        VatReportDto: {
+            baseCurrency: string;
+            from: string;
+            /** @description Net payable (negative: refundable) */
+            netPayable: string;
+            rows: components["schemas"]["VatRowDto"][];
+            to: string;
+            totalInputTax: string;
+            totalOutputTax: string;
+            totalTaxablePurchases: string;
+            totalTaxableSales: string;
+        };
+        /** @description One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable */
+        VatRowDto: {
+            code: string;
+            /** @description Tax on those purchases, deductible */
+            inputTax: string;
+            name: string;
+            /** @description outputTax - inputTax: payable when positive, refundable when negative */
+            net: string;
+            /** @description Tax on those sales, owed */
+            outputTax: string;
+            /**
+             * @description Percent
+             * @example 20.0000
+             */
+            rate: string;
+            /** @description Net purchases taxed with this code */
+            taxablePurchases: string;
+            /** @description Net sales taxed with this code (base currency) */
+            taxableSales: string;
+            /** Format: uuid */
+            taxCodeId: string;
         };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
@@ -6124,7 +6377,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known)
+             *
+             *     Rejected by a business rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6428,7 +6685,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.account_has_balance` (the account has a balance); `ledger.account_has_children` (the account has active child accounts) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6568,7 +6825,11 @@ export interface operations {
                     "text/csv": components["schemas"]["GeneralLedgerDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6612,6 +6873,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
@@ -6699,7 +6970,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.books_started` (the books are already started) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6735,7 +7006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7018,7 +7289,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books))
+             *
+             *     Rejected by a business rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7109,7 +7384,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_closed` (the fiscal year is already closed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7127,7 +7402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7218,7 +7493,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed); `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7236,7 +7511,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7375,7 +7650,11 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResultDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.rate_base_currency` (the base currency has no rate (always 1)); `ledger.rate_not_positive` (a rate must be positive)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7447,7 +7726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7496,7 +7775,11 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResultDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.rate_base_currency` (the base currency has no rate (always 1)); `ledger.rate_not_positive` (a rate must be positive); `ledger.rate_duplicate` (the same currency and date appear twice)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7568,7 +7851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7662,6 +7945,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -7689,7 +7981,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7714,10 +8006,23 @@ export interface operations {
     listJournalEntries: {
         parameters: {
             query?: {
+                /** @description Entries with a line on this account */
+                accountId?: string;
+                /** @description Entries with a line for this counterparty */
+                counterpartyId?: string;
+                /** @description Entries with a line for this kind of counterparty */
+                counterpartyType?: "customer" | "vendor" | "employee" | "other";
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
                 from?: string;
                 limit?: number;
+                /** @description totalBase at most this */
+                maxAmount?: string;
+                /** @description Memo contains this text (case-insensitive) */
+                memo?: string;
+                /** @description totalBase at least this */
+                minAmount?: string;
+                source?: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
                 to?: string;
             };
             header?: {
@@ -7740,7 +8045,11 @@ export interface operations {
                     "application/json": components["schemas"]["JournalEntryPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7843,7 +8152,7 @@ export interface operations {
                      *       "reversedByEntryId": null,
                      *       "idempotencyKey": "capital-2026-01",
                      *       "baseCurrency": "EUR",
-                     *       "totalBase": "10000.0000",
+                     *       "totalBase": "10000.00",
                      *       "createdBy": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
                      *       "createdAt": "2026-01-02T09:30:00.000Z",
                      *       "lines": [
@@ -7852,11 +8161,13 @@ export interface operations {
                      *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
                      *           "accountCode": "1100",
                      *           "currency": "EUR",
-                     *           "debit": "10000.0000",
-                     *           "credit": "0.0000",
+                     *           "debit": "10000.00",
+                     *           "credit": "0.00",
                      *           "rate": "1.0000000000",
-                     *           "baseDebit": "10000.0000",
-                     *           "baseCredit": "0.0000",
+                     *           "baseDebit": "10000.00",
+                     *           "baseCredit": "0.00",
+                     *           "taxCodeId": null,
+                     *           "taxRole": null,
                      *           "description": null,
                      *           "workspaceId": null,
                      *           "counterpartyType": null,
@@ -7868,11 +8179,13 @@ export interface operations {
                      *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
                      *           "accountCode": "3100",
                      *           "currency": "EUR",
-                     *           "debit": "0.0000",
-                     *           "credit": "10000.0000",
+                     *           "debit": "0.00",
+                     *           "credit": "10000.00",
                      *           "rate": "1.0000000000",
-                     *           "baseDebit": "0.0000",
-                     *           "baseCredit": "10000.0000",
+                     *           "baseDebit": "0.00",
+                     *           "baseCredit": "10000.00",
+                     *           "taxCodeId": null,
+                     *           "taxRole": null,
                      *           "description": null,
                      *           "workspaceId": null,
                      *           "counterpartyType": null,
@@ -7885,7 +8198,11 @@ export interface operations {
                     "application/json": components["schemas"]["JournalEntryDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.line_side` (a line needs exactly one of debit or credit); `ledger.idempotency_key` (the Idempotency-Key header and idempotencyKey differ)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7930,7 +8247,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7966,7 +8283,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8143,7 +8460,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8179,7 +8496,144 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postJournalEntriesBatch: {
+        parameters: {
+            query?: {
+                /** @description independent: post the valid entries and report the rejected ones */
+                mode?: "all_or_nothing" | "independent";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchJournalEntriesDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchResultDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.line_side` (a line needs exactly one of debit or credit)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8351,7 +8805,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.period_status` (the period already has that status) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8451,7 +8905,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.period_status` (the period already has that status) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8469,7 +8923,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_in_closed_year` (the period belongs to a closed fiscal year) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8496,6 +8950,8 @@ export interface operations {
             query?: {
                 /** @description Balance at the end of this day (default: everything posted) */
                 asOf?: string;
+                /** @description Comparative column: as of the end of the previous month, or a year earlier */
+                compare?: "previous_period" | "previous_year";
                 format?: "json" | "csv";
             };
             header?: {
@@ -8565,7 +9021,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8588,11 +9044,112 @@ export interface operations {
             };
         };
     };
+    getCashFlowStatement: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashFlowDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     getProfitAndLoss: {
         parameters: {
             query: {
+                /** @description Comparative column: the range of the same length just before (whole months shift by months), or the same range a year earlier */
+                compare?: "previous_period" | "previous_year";
                 format?: "json" | "csv";
                 from: string;
+                /** @description Count closing entries (source year_end); by default a closed year shows its real result */
+                includeClosing?: "true" | "false";
                 to: string;
             };
             header?: {
@@ -8616,7 +9173,11 @@ export interface operations {
                     "text/csv": components["schemas"]["ProfitAndLossDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8662,7 +9223,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8813,7 +9374,108 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getVatReport: {
+        parameters: {
+            query: {
+                format?: "json" | "csv";
+                from: string;
+                to: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VatReportDto"];
+                    "text/csv": components["schemas"]["VatReportDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8904,7 +9566,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9025,7 +9687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.account_not_postable` (the account is a group account or archived) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9155,7 +9817,11 @@ export interface operations {
                     "application/json": components["schemas"]["TaxCodeDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.tax_rate` (a tax rate is a percent between 0 and 100)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9236,7 +9902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.account_not_postable` (the account is a group account or archived) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9342,6 +10008,15 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
