@@ -5,13 +5,17 @@ import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { ResponseContract } from './contract.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
   http: ReturnType<typeof request>;
   config: AppConfig;
   db: TestDatabase;
+  /** Every response of this app is checked against the OpenAPI document; close() fails when one did not match. */
+  contract: ResponseContract;
   close(): Promise<void>;
 }
 
@@ -36,25 +40,34 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const { app, http } = await startApp(config);
+  const { app, http, contract } = await startApp(config);
   return {
     app,
     http,
     config,
     db,
+    contract,
     async close() {
       await app.close();
       await db.drop();
+      if (contract.violations.length > 0) {
+        throw new Error(`responses that do not match the OpenAPI document:\n${contract.violations.join('\n')}`);
+      }
     },
   };
 }
 
-/** The real application over `config`'s databases, driven through real HTTP (supertest); close it with app.close(). */
-export async function startApp(config: AppConfig): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request> }> {
+/**
+ * The real application over `config`'s databases, driven through real HTTP (supertest), every response checked
+ * against the OpenAPI document (`contract.violations`). Close it with app.close().
+ */
+export async function startApp(config: AppConfig): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
+  const contract = new ResponseContract(createOpenApiDocument(app));
+  contract.attach(app.getHttpAdapter().getInstance());
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
-  return { app, http: request(app.getHttpServer()) };
+  return { app, http: request(app.getHttpServer()), contract };
 }

@@ -15,6 +15,15 @@ import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
+const TOKENS_EXAMPLE = {
+  accessToken: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl',
+  tokenType: 'Bearer',
+  expiresIn: 900,
+  refreshToken: 'rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe',
+  user: { id: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f', email: 'ada@example.com', name: 'Ada Lovelace', image: null, accountType: 'personal' },
+  personalOrgId: '1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6',
+};
+
 export function clientInfo(req: FastifyRequest): ClientInfo {
   return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: req.id };
 }
@@ -38,8 +47,8 @@ export class AuthController {
 
   @Public()
   @Post('register')
-  @ApiOperation({ summary: 'Create an account with email and password (also creates a personal organization)' })
-  @ApiCreatedResponse({ type: TokensDto })
+  @ApiOperation({ operationId: 'register', summary: 'Create an account with email and password (also creates a personal organization)' })
+  @ApiCreatedResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 409)
   async register(@Body() dto: RegisterDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.register(dto, clientInfo(req));
@@ -50,8 +59,8 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
-  @ApiOkResponse({ type: TokensDto })
+  @ApiOperation({ operationId: 'logIn', summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
+  @ApiOkResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 401, 429)
   async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.login(dto.email, dto.password, clientInfo(req));
@@ -62,7 +71,7 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
+  @ApiOperation({ operationId: 'refreshTokens', summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)
   async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -76,7 +85,7 @@ export class AuthController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
+  @ApiOperation({ operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401, 409)
   async exchange(@Body() dto: ExchangeDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -94,7 +103,7 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Log out: revoke the session of this access token' })
+  @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
     await this.auth.logout(tx);
@@ -104,7 +113,7 @@ export class SessionsController {
 
   @Post('app-token')
   @HttpCode(201)
-  @ApiOperation({ summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
+  @ApiOperation({ operationId: 'createAppToken', summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
   @ApiCreatedResponse({ type: AppTokenDto })
   @ApiErrors(400)
   appToken(@Tx() tx: TenantTx, @Body() dto: AppTokenRequestDto): Promise<AppTokenDto> {
@@ -112,7 +121,7 @@ export class SessionsController {
   }
 
   @Get('sessions')
-  @ApiOperation({ summary: 'The signed-in user\'s active sessions' })
+  @ApiOperation({ operationId: 'listSessions', summary: 'The signed-in user\'s active sessions' })
   @ApiOkResponse({ type: [SessionDto] })
   sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
     return this.auth.listSessions(tx);
@@ -120,7 +129,7 @@ export class SessionsController {
 
   @Delete('sessions/:sessionId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke one of the signed-in user\'s sessions' })
+  @ApiOperation({ operationId: 'revokeSession', summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)
   revoke(@Tx() tx: TenantTx, @IdParam('sessionId', 'session') sessionId: string): Promise<void> {

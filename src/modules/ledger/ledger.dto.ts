@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
@@ -14,8 +14,15 @@ const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
+/** Sources of entries the ledger posts itself: 'system' (FX revaluation), 'year_end' (closing entries and their reversals). */
+export const ALL_ENTRY_SOURCES = [...ENTRY_SOURCES, 'system', 'year_end'] as const;
+export const CASH_FLOW_CLASSES = ['cash', 'operating', 'investing', 'financing'] as const;
+const AMOUNT_DOC = 'Decimal string with exactly the currency\'s minor units';
+const BASE_DOC = 'Decimal string with exactly the base currency\'s minor units';
+const RATE_DOC = 'Base units per unit of currency, 10 decimals';
 
 // ---------------------------------------------------------------- books and settings
+@ApiSchema({ description: 'The base currency, the first fiscal year and the chart of accounts to start the ledger with' })
 export class StartBooksDto {
   @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Matches(CURRENCY, { message: 'baseCurrency must be an ISO 4217 code like EUR' }) baseCurrency: string;
   @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
@@ -24,21 +31,28 @@ export class StartBooksDto {
   @IsOptional() @IsIn(['standard', 'none']) template?: 'standard' | 'none';
 }
 
+@ApiSchema({ description: "The ledger's base currency and the accounts it posts rounding, year-end and FX results to" })
 export class LedgerSettingsDto {
   @ApiProperty() baseCurrency: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) roundingAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) retainedEarningsAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxGainAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxLossAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX gains (revaluation); falls back to fxGainAccountId' }) fxUnrealizedGainAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX losses (revaluation); falls back to fxLossAccountId' }) fxUnrealizedLossAccountId: string | null;
 }
 
+@ApiSchema({ description: "Changes to the ledger's system accounts; fields left out keep their value" })
 export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
 }
 
+@ApiSchema({ description: 'An ISO 4217 currency and its minor units' })
 export class CurrencyDto {
   @ApiProperty() code: string;
   @ApiProperty() name: string;
@@ -46,19 +60,22 @@ export class CurrencyDto {
 }
 
 // ---------------------------------------------------------------- accounts
+@ApiSchema({ description: 'An account of the chart of accounts' })
 export class AccountDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() code: string;
   @ApiProperty() name: string;
   @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) parentId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
-  @ApiPropertyOptional({ nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
+  @ApiProperty({ type: String, enum: [...CASH_FLOW_CLASSES, null], nullable: true, description: 'Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)' }) cashFlowClass: string | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }
 
+@ApiSchema({ description: 'A new account of the chart of accounts' })
 export class CreateAccountDto {
   @ApiProperty({ example: '1110' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots or dashes' }) code: string;
   @ApiProperty({ example: 'Petty cash' }) @IsString() @Length(1, 200) name: string;
@@ -66,27 +83,32 @@ export class CreateAccountDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional({ default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
   @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
+@ApiSchema({ description: 'Changes to an account; fields left out keep their value' })
 export class UpdateAccountDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() isGroup?: boolean;
+  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 export class AccountQuery {
   @ApiPropertyOptional({ description: 'Include archived accounts' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
 }
 
+@ApiSchema({ description: "An account's balance in one transaction currency and in the base currency" })
 export class CurrencyBalanceDto {
   @ApiProperty() currency: string;
   @ApiProperty({ example: '100.00', description: 'Debit minus credit in the currency' }) balance: string;
   @ApiProperty({ example: '110.00', description: 'Debit minus credit in the base currency' }) baseBalance: string;
 }
 
+@ApiSchema({ description: "An account's balance at a date, per currency and in total" })
 export class AccountBalanceDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ description: 'Debit minus credit in the base currency' }) baseBalance: string;
   @ApiProperty({ type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
@@ -98,10 +120,27 @@ export class AsOfQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
-export class RangeQuery {
+export class DateRangeQuery {
   @ApiProperty({ example: '2026-01-01' }) @Matches(DATE, dateMsg('from')) from: string;
   @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('to')) to: string;
+}
+
+export class RangeQuery extends DateRangeQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
+}
+
+export const COMPARE = ['previous_period', 'previous_year'] as const;
+
+export class ProfitAndLossQuery extends RangeQuery {
+  @ApiPropertyOptional({ enum: ['true', 'false'], default: 'false', description: 'Count closing entries (source year_end); by default a closed year shows its real result' })
+  @IsOptional() @IsIn(['true', 'false']) includeClosing?: string;
+  @ApiPropertyOptional({ enum: COMPARE, description: 'Comparative column: the range of the same length just before (whole months shift by months), or the same range a year earlier' })
+  @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
+}
+
+export class BalanceSheetQuery extends AsOfQuery {
+  @ApiPropertyOptional({ enum: COMPARE, description: 'Comparative column: as of the end of the previous month, or a year earlier' })
+  @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
 }
 
 export class GeneralLedgerQuery extends PageQuery {
@@ -110,12 +149,13 @@ export class GeneralLedgerQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
+@ApiSchema({ description: 'One posted line of an account, with the running balance' })
 export class GeneralLedgerLineDto {
   @ApiProperty({ format: 'uuid' }) entryId: string;
   @ApiProperty() lineNo: number;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
   @ApiProperty() currency: string;
   @ApiProperty() debit: string;
   @ApiProperty() credit: string;
@@ -124,6 +164,7 @@ export class GeneralLedgerLineDto {
   @ApiProperty({ description: 'Base-currency balance (debit minus credit) after this line' }) runningBalance: string;
 }
 
+@ApiSchema({ description: 'The posted lines of one account over a date range, with opening and closing balances' })
 export class GeneralLedgerDto extends PageInfo {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() baseCurrency: string;
@@ -132,6 +173,7 @@ export class GeneralLedgerDto extends PageInfo {
 }
 
 // ---------------------------------------------------------------- FX rates
+@ApiSchema({ description: 'An exchange rate: base units per unit of a currency, effective from a date' })
 export class FxRateDto {
   @ApiProperty({ example: 'USD' }) currency: string;
   @ApiProperty({ example: '2026-01-31' }) date: string;
@@ -139,12 +181,14 @@ export class FxRateDto {
   @ApiProperty({ enum: ['manual', 'import'] }) source: string;
 }
 
+@ApiSchema({ description: 'An exchange rate to set for a currency and date' })
 export class SetFxRateDto {
   @ApiProperty({ example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
   @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
   @ApiProperty({ example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
 }
 
+@ApiSchema({ description: 'Exchange rates to set, all or none' })
 export class ImportFxRatesDto {
   @ApiProperty({ type: [SetFxRateDto] })
   @ArrayMinSize(1) @ArrayMaxSize(5000) @ValidateNested({ each: true }) @Type(() => SetFxRateDto)
@@ -157,15 +201,18 @@ export class FxRateQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
 }
 
+@ApiSchema({ description: 'A page of exchange rates' })
 export class FxRatePage extends PageInfo {
   @ApiProperty({ type: [FxRateDto] }) items: FxRateDto[];
 }
 
+@ApiSchema({ description: 'How many exchange rates an import wrote' })
 export class ImportResultDto {
   @ApiProperty() imported: number;
 }
 
 // ---------------------------------------------------------------- tax codes
+@ApiSchema({ description: 'A tax code: its rate and the accounts its output and input tax post to' })
 export class TaxCodeDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() code: string;
@@ -174,9 +221,10 @@ export class TaxCodeDto {
   @ApiProperty() inclusive: boolean;
   @ApiProperty({ format: 'uuid', description: 'Output tax on sales (credit lines)' }) salesAccountId: string;
   @ApiProperty({ format: 'uuid', description: 'Input tax on purchases (debit lines)' }) purchaseAccountId: string;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
 }
 
+@ApiSchema({ description: 'A new tax code' })
 export class CreateTaxCodeDto {
   @ApiProperty({ example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
   @ApiProperty({ example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
@@ -186,11 +234,13 @@ export class CreateTaxCodeDto {
   @ApiProperty({ format: 'uuid' }) @IsUUID() purchaseAccountId: string;
 }
 
+@ApiSchema({ description: 'An amount to calculate the tax of' })
 export class CalculateTaxDto {
   @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
 }
 
+@ApiSchema({ description: 'The net, tax and gross of an amount under a tax code' })
 export class TaxCalculationDto {
   @ApiProperty() currency: string;
   @ApiProperty() net: string;
@@ -199,6 +249,7 @@ export class TaxCalculationDto {
 }
 
 // ---------------------------------------------------------------- fiscal calendar
+@ApiSchema({ description: 'A fiscal period (a month of a fiscal year), open or closed' })
 export class FiscalPeriodDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty({ format: 'uuid' }) fiscalYearId: string;
@@ -206,26 +257,29 @@ export class FiscalPeriodDto {
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
 }
 
+@ApiSchema({ description: 'A fiscal year, its periods, and its closing entry once closed' })
 export class FiscalYearDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) closingEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
   @ApiProperty({ type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
 }
 
+@ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
   @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @Matches(DATE, dateMsg('startDate')) startDate: string;
   @ApiPropertyOptional({ example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
 // ---------------------------------------------------------------- journal entries
+@ApiSchema({ description: 'One line of a journal entry to post: a debit or a credit on an account' })
 export class JournalLineInputDto {
   @ApiProperty({ format: 'uuid' }) @IsUUID() accountId: string;
   @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
@@ -242,6 +296,7 @@ export class JournalLineInputDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
 }
 
+@ApiSchema({ description: 'A journal entry to post: its lines must balance in the base currency' })
 export class CreateJournalEntryDto {
   @ApiProperty({ example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
   @ApiPropertyOptional({ example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
@@ -254,44 +309,50 @@ export class CreateJournalEntryDto {
   lines: JournalLineInputDto[];
 }
 
+@ApiSchema({ description: 'When and why to reverse an entry' })
 export class ReverseEntryDto {
   @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
+@ApiSchema({ description: 'One line of a journal entry, in its transaction currency and in the base currency' })
 export class JournalLineDto {
   @ApiProperty() lineNo: number;
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() accountCode: string;
   @ApiProperty() currency: string;
-  @ApiProperty() debit: string;
-  @ApiProperty() credit: string;
-  @ApiProperty() rate: string;
-  @ApiProperty() baseDebit: string;
-  @ApiProperty() baseCredit: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
-  @ApiPropertyOptional({ nullable: true }) workspaceId: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyType: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyId: string | null;
+  @ApiProperty({ example: '33.33', description: AMOUNT_DOC }) debit: string;
+  @ApiProperty({ example: '0.00', description: AMOUNT_DOC }) credit: string;
+  @ApiProperty({ example: '1.0000000000', description: RATE_DOC }) rate: string;
+  @ApiProperty({ example: '33.33', description: BASE_DOC }) baseDebit: string;
+  @ApiProperty({ example: '0.00', description: BASE_DOC }) baseCredit: string;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Tax code of a taxed sale or purchase line' }) taxCodeId: string | null;
+  @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)' }) taxRole: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) workspaceId: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyType: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyId: string | null;
   @ApiProperty({ description: 'Added by the database for a rounding difference' }) isRounding: boolean;
 }
 
+@ApiSchema({ description: 'A posted journal entry: balanced lines, immutable once posted (corrected by a reversal)' })
 export class JournalEntryDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
-  @ApiProperty({ enum: [...ENTRY_SOURCES, 'system'] }) source: string;
-  @ApiPropertyOptional({ nullable: true }) sourceRef: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversesEntryId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversedByEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) idempotencyKey: string | null;
+  @ApiProperty({ enum: ALL_ENTRY_SOURCES, description: 'year_end: a closing entry (or its reversal when the year reopened)' }) source: string;
+  @ApiProperty({ type: String, nullable: true }) sourceRef: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true }) idempotencyKey: string | null;
   @ApiProperty() baseCurrency: string;
-  @ApiProperty({ description: 'Sum of base debits (= base credits)' }) totalBase: string;
-  @ApiPropertyOptional({ nullable: true }) createdBy: string | null;
+  @ApiProperty({ description: `Sum of base debits (= base credits). ${BASE_DOC}` }) totalBase: string;
+  @ApiProperty({ type: String, nullable: true }) createdBy: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
 }
 
+@ApiSchema({ description: 'A page of journal entries, newest first' })
 export class JournalEntryPage extends PageInfo {
   @ApiProperty({ type: [JournalEntryDto] }) items: JournalEntryDto[];
 }
@@ -299,39 +360,90 @@ export class JournalEntryPage extends PageInfo {
 export class JournalEntryQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
   @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Entries with a line on this account' }) @IsOptional() @IsUUID() accountId?: string;
+  @ApiPropertyOptional({ enum: ALL_ENTRY_SOURCES }) @IsOptional() @IsIn(ALL_ENTRY_SOURCES) source?: string;
+  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty' })
+  @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
+  @ApiPropertyOptional({ description: 'Entries with a line for this counterparty' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
+  @ApiPropertyOptional({ example: '100.00', description: 'totalBase at least this' }) @IsOptional() @Matches(AMOUNT, amountMsg('minAmount')) minAmount?: string;
+  @ApiPropertyOptional({ example: '5000.00', description: 'totalBase at most this' }) @IsOptional() @Matches(AMOUNT, amountMsg('maxAmount')) maxAmount?: string;
+  @ApiPropertyOptional({ description: 'Memo contains this text (case-insensitive)' }) @IsOptional() @IsString() @Length(1, 200) memo?: string;
 }
 
+@ApiSchema({ description: 'Up to 1,000 journal entries to post in one request' })
+export class BatchJournalEntriesDto {
+  @ApiProperty({ type: [CreateJournalEntryDto], description: '1 to 1,000 entries, each with its own idempotencyKey (optional)' })
+  @ArrayMinSize(1) @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => CreateJournalEntryDto)
+  entries: CreateJournalEntryDto[];
+}
+
+export class BatchQuery {
+  @ApiPropertyOptional({ enum: ['all_or_nothing', 'independent'], default: 'all_or_nothing', description: 'independent: post the valid entries and report the rejected ones' })
+  @IsOptional() @IsIn(['all_or_nothing', 'independent']) mode?: 'all_or_nothing' | 'independent';
+}
+
+@ApiSchema({ description: 'Why one entry of a batch was rejected: its error code and message' })
+export class BatchItemErrorDto {
+  @ApiProperty({ example: 'ledger.unbalanced' }) code: string;
+  @ApiProperty() message: string;
+}
+
+@ApiSchema({ description: 'The outcome of one entry of a batch, by its index in the request' })
+export class BatchItemDto {
+  @ApiProperty({ description: 'Position in entries' }) index: number;
+  @ApiProperty({ enum: ['posted', 'replayed', 'rejected'], description: 'replayed: the idempotency key was seen with the same entry' }) status: string;
+  @ApiPropertyOptional({ format: 'uuid' }) id?: string;
+  @ApiPropertyOptional({ type: BatchItemErrorDto }) error?: BatchItemErrorDto;
+}
+
+@ApiSchema({ description: 'What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected' })
+export class BatchResultDto {
+  @ApiProperty({ enum: ['all_or_nothing', 'independent'] }) mode: string;
+  @ApiProperty() posted: number;
+  @ApiProperty() replayed: number;
+  @ApiProperty() rejected: number;
+  @ApiProperty({ type: [BatchItemDto] }) results: BatchItemDto[];
+}
+
+@ApiSchema({ description: 'The date to revalue foreign-currency balances at' })
 export class RevaluationDto {
   @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
   @Matches(DATE, dateMsg('date')) date: string;
+  @ApiPropertyOptional({ default: false, description: 'Also post the reversal, dated the first day of the next period' }) @IsOptional() @IsBoolean() autoReverse?: boolean;
 }
 
+@ApiSchema({ description: "The revaluation of one account's balance in one currency" })
 export class RevaluationLineDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() currency: string;
-  @ApiProperty() balance: string;
-  @ApiProperty() rate: string;
-  @ApiProperty() baseBefore: string;
-  @ApiProperty() baseAfter: string;
-  @ApiProperty() difference: string;
+  @ApiProperty({ example: '1000.00', description: AMOUNT_DOC }) balance: string;
+  @ApiProperty({ example: '0.9500000000', description: RATE_DOC }) rate: string;
+  @ApiProperty({ description: BASE_DOC }) baseBefore: string;
+  @ApiProperty({ description: BASE_DOC }) baseAfter: string;
+  @ApiProperty({ description: BASE_DOC }) difference: string;
 }
 
+@ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
   @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal, dated the first day of the next period' }) reversal: JournalEntryDto | null;
 }
 
+@ApiSchema({ description: 'The closed fiscal year and the entry that moved its result to retained earnings' })
 export class YearEndResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
 }
 
+@ApiSchema({ description: 'The reopened fiscal year and the entry that reversed its closing entry' })
 export class YearReopenResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
 }
 
 // ---------------------------------------------------------------- statements
+@ApiSchema({ description: "One account's debit or credit balance in the trial balance" })
 export class TrialBalanceRowDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() code: string;
@@ -341,8 +453,9 @@ export class TrialBalanceRowDto {
   @ApiProperty() credit: string;
 }
 
+@ApiSchema({ description: "Every account's balance at a date; total debits equal total credits" })
 export class TrialBalanceDto {
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
   @ApiProperty() totalDebit: string;
@@ -350,6 +463,7 @@ export class TrialBalanceDto {
   @ApiProperty() balanced: boolean;
 }
 
+@ApiSchema({ description: 'One line of a financial statement: an account or a group and its amount' })
 export class StatementRowDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() code: string;
@@ -358,8 +472,28 @@ export class StatementRowDto {
   @ApiProperty({ description: '0 for a top-level account' }) depth: number;
   @ApiProperty() isGroup: boolean;
   @ApiProperty({ description: 'Own amount plus all descendants, in the natural sign of the type' }) amount: string;
+  @ApiPropertyOptional({ description: 'The same in the comparative column (with ?compare=)' }) comparativeAmount?: string;
 }
 
+@ApiSchema({ description: 'Revenue, expenses and net income of the comparative period' })
+export class PeriodTotalsDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() totalRevenue: string;
+  @ApiProperty() totalExpenses: string;
+  @ApiProperty() netIncome: string;
+}
+
+@ApiSchema({ description: 'Assets, liabilities and equity totals of the comparative date' })
+export class BalanceTotalsDto {
+  @ApiProperty() asOf: string;
+  @ApiProperty() totalAssets: string;
+  @ApiProperty() totalLiabilities: string;
+  @ApiProperty() totalEquity: string;
+  @ApiProperty() currentEarnings: string;
+}
+
+@ApiSchema({ description: 'Revenue, expenses and the net result over a date range' })
 export class ProfitAndLossDto {
   @ApiProperty() from: string;
   @ApiProperty() to: string;
@@ -369,8 +503,11 @@ export class ProfitAndLossDto {
   @ApiProperty() totalRevenue: string;
   @ApiProperty() totalExpenses: string;
   @ApiProperty() netIncome: string;
+  @ApiProperty({ description: 'Whether closing entries (source year_end) are counted' }) includeClosing: boolean;
+  @ApiPropertyOptional({ type: PeriodTotalsDto, description: 'The comparative column\'s range and totals (with ?compare=)' }) comparative?: PeriodTotalsDto;
 }
 
+@ApiSchema({ description: 'Assets, liabilities and equity at a date' })
 export class BalanceSheetDto {
   @ApiProperty() asOf: string;
   @ApiProperty() baseCurrency: string;
@@ -382,4 +519,62 @@ export class BalanceSheetDto {
   @ApiProperty() totalEquity: string;
   @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings' }) currentEarnings: string;
   @ApiProperty({ description: 'assets = liabilities + equity + current earnings' }) balanced: boolean;
+  @ApiPropertyOptional({ type: BalanceTotalsDto, description: 'The comparative column\'s date and totals (with ?compare=)' }) comparative?: BalanceTotalsDto;
+}
+
+// ---------------------------------------------------------------- VAT report
+@ApiSchema({ description: 'One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable' })
+export class VatRowDto {
+  @ApiProperty({ format: 'uuid' }) taxCodeId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ example: '20.0000', description: 'Percent' }) rate: string;
+  @ApiProperty({ description: 'Net sales taxed with this code (base currency)' }) taxableSales: string;
+  @ApiProperty({ description: 'Tax on those sales, owed' }) outputTax: string;
+  @ApiProperty({ description: 'Net purchases taxed with this code' }) taxablePurchases: string;
+  @ApiProperty({ description: 'Tax on those purchases, deductible' }) inputTax: string;
+  @ApiProperty({ description: 'outputTax - inputTax: payable when positive, refundable when negative' }) net: string;
+}
+
+@ApiSchema({ description: 'The VAT report over a date range, per tax code, with totals' })
+export class VatReportDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ type: [VatRowDto] }) rows: VatRowDto[];
+  @ApiProperty() totalTaxableSales: string;
+  @ApiProperty() totalOutputTax: string;
+  @ApiProperty() totalTaxablePurchases: string;
+  @ApiProperty() totalInputTax: string;
+  @ApiProperty({ description: 'Net payable (negative: refundable)' }) netPayable: string;
+}
+
+// ---------------------------------------------------------------- cash-flow statement
+@ApiSchema({ description: 'The contribution of one account to a section of the cash-flow statement' })
+export class CashFlowRowDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive' }) amount: string;
+}
+
+@ApiSchema({ description: 'A section of the cash-flow statement (operating, investing, financing) with its total' })
+export class CashFlowSectionDto {
+  @ApiProperty({ type: [CashFlowRowDto] }) rows: CashFlowRowDto[];
+  @ApiProperty() total: string;
+}
+
+@ApiSchema({ description: 'The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash' })
+export class CashFlowDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Net income of the range (closing entries excluded)' }) netIncome: string;
+  @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes; total includes net income' }) operating: CashFlowSectionDto;
+  @ApiProperty({ type: CashFlowSectionDto }) investing: CashFlowSectionDto;
+  @ApiProperty({ type: CashFlowSectionDto }) financing: CashFlowSectionDto;
+  @ApiProperty({ description: 'operating + investing + financing' }) netChange: string;
+  @ApiProperty({ description: 'Cash accounts (cashFlowClass cash) the day before from' }) openingCash: string;
+  @ApiProperty() closingCash: string;
+  @ApiProperty({ description: 'openingCash + netChange = closingCash' }) balanced: boolean;
 }
