@@ -291,17 +291,6 @@ BEGIN
 END
 $$;
 
--- Databases migrated before 20260301000100_ledger was amended gave finance_posting USAGE on schema auth (where
--- the migration login owned it: plain PostgreSQL). It needs none now.
-DO $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a
-             WHERE n.nspname = 'auth' AND a.grantee = 'finance_posting'::regrole) THEN
-    REVOKE USAGE ON SCHEMA auth FROM finance_posting;
-  END IF;
-END
-$$;
-
 -- ---------------------------------------------------------------- 2. no implicit grants of our own
 -- 20260101000100_core and 20260201000100_hub_billing gave every new table in core and hub SELECT, INSERT, UPDATE
 -- and DELETE for authenticated and service_role. A table that forgets its grants now fails closed.
@@ -429,5 +418,5 @@ GRANT EXECUTE ON FUNCTION public.public_provider_profile(text) TO anon, authenti
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261201000100_supabase_privileges', 'a2369fab0ffb99f6c709cbd2f8d47f61c998cef8055aca7ca416b561c41ff7c7', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261201000100_supabase_privileges', 'c9e41ebd0db97dd794d8927a4cd9e70a1007bd7fb32204eca892767b671b9dee', 0)
   ON CONFLICT (name) DO NOTHING;

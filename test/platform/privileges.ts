@@ -86,7 +86,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.journal_lines': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
   'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
-  'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
@@ -116,6 +116,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.effective_rate(text, date)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.entry_json(uuid)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.post_journal_entry(jsonb, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.post_journal_entries(jsonb, jsonb, boolean)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the organization the posting function verified, read by the posting role's policies (20261204000200)
+  'function finance.posting_org()': { finance_posting: 'EXECUTE' },
+  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

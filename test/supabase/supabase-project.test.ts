@@ -184,7 +184,7 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
       ...process.env, NODE_ENV: 'test', DATABASE_URL: cluster.postgresUrl(APP_DB),
       API_DATABASE_URL: cluster.urlAs('omnizen_api', APP_DB), REDIS_URL: '', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false',
     });
-    const { app, http } = await startApp(config);
+    const { app, http, contract } = await startApp(config);
     try {
       // registration writes auth.users (Supabase Auth's table) through the privileged path
       const reg = await http.post('/v1/auth/register').send({ email: 'ada@example.com', password: 'correct horse battery', name: 'Ada' }).expect(201);
@@ -205,6 +205,7 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     } finally {
       await app.close();
     }
+    expect(contract.violations).toEqual([]);
   });
 
   // The SQL policy tests, as postgres; a file that becomes other logins (SET SESSION AUTHORIZATION) needs a

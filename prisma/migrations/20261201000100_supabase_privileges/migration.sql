@@ -289,17 +289,6 @@ BEGIN
 END
 $$;
 
--- Databases migrated before 20260301000100_ledger was amended gave finance_posting USAGE on schema auth (where
--- the migration login owned it: plain PostgreSQL). It needs none now.
-DO $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a
-             WHERE n.nspname = 'auth' AND a.grantee = 'finance_posting'::regrole) THEN
-    REVOKE USAGE ON SCHEMA auth FROM finance_posting;
-  END IF;
-END
-$$;
-
 -- ---------------------------------------------------------------- 2. no implicit grants of our own
 -- 20260101000100_core and 20260201000100_hub_billing gave every new table in core and hub SELECT, INSERT, UPDATE
 -- and DELETE for authenticated and service_role. A table that forgets its grants now fails closed.

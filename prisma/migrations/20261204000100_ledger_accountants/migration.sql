@@ -121,8 +121,8 @@ DECLARE
   v_slot smallint := (pg_backend_pid() % 8)::smallint;
   a_code text[] := '{}';
   v_action text := coalesce(p_audit ->> 'action', 'ledger.entry_posted');
-  v_user text := auth.uid()::text;
-  v_service text := auth.jwt() ->> 'service';
+  v_user text := public.auth_user_id();
+  v_service text := core.request_claims() ->> 'service';
   v_created_by text;
   v_inserted int;
   a_tax uuid[] := '{}'; a_tax_role text[] := '{}';
@@ -373,7 +373,9 @@ BEGIN
 END
 $$;
 
+GRANT CREATE ON SCHEMA finance TO finance_posting; -- a new owner needs CREATE on the schema (not for superusers)
 ALTER FUNCTION finance.post_entry(jsonb, jsonb, boolean) OWNER TO finance_posting;
+REVOKE CREATE ON SCHEMA finance FROM finance_posting;
 REVOKE ALL ON FUNCTION finance.post_entry(jsonb, jsonb, boolean) FROM PUBLIC, anon, authenticated, service_role;
 
 CREATE FUNCTION finance.post_journal_entry(p jsonb, p_audit jsonb DEFAULT NULL,
@@ -383,7 +385,9 @@ BEGIN
   SELECT x.entry_id, x.replayed, x.entry INTO entry_id, replayed, entry FROM finance.post_entry(p, p_audit, false) x;
 END
 $$;
+GRANT CREATE ON SCHEMA finance TO finance_posting; -- a new owner needs CREATE on the schema (not for superusers)
 ALTER FUNCTION finance.post_journal_entry(jsonb, jsonb) OWNER TO finance_posting;
+REVOKE CREATE ON SCHEMA finance FROM finance_posting;
 REVOKE ALL ON FUNCTION finance.post_journal_entry(jsonb, jsonb) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.post_journal_entry(jsonb, jsonb) TO authenticated, service_role;
 
@@ -470,6 +474,8 @@ BEGIN
   RETURN to_jsonb(results);
 END
 $$;
+GRANT CREATE ON SCHEMA finance TO finance_posting; -- a new owner needs CREATE on the schema (not for superusers)
 ALTER FUNCTION finance.post_journal_entries(jsonb, jsonb, boolean) OWNER TO finance_posting;
+REVOKE CREATE ON SCHEMA finance FROM finance_posting;
 REVOKE ALL ON FUNCTION finance.post_journal_entries(jsonb, jsonb, boolean) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.post_journal_entries(jsonb, jsonb, boolean) TO authenticated, service_role;

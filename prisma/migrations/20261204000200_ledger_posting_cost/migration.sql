@@ -58,7 +58,7 @@ ALTER POLICY audit_insert_posting ON core.audit_logs
   WITH CHECK (
     org_id = finance.posting_org() AND entity_type = 'journal_entry'
     AND ((principal_type = 'user' AND actor_id = public.auth_user_id())
-         OR (principal_type = 'service' AND auth.role() = 'service_role')));
+         OR (principal_type = 'service' AND core.request_claims() ->> 'role' = 'service_role')));
 
 -- ---------------------------------------------------------------- foreign keys the posting function guarantees
 ALTER TABLE finance.journal_lines
