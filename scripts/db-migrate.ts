@@ -1,4 +1,4 @@
-// npm run db:migrate [-- --until <migration name>]
+// npm run db:migrate [-- --until <migration name>] [-- --out-of-order]
 // Applies pending migrations to DATABASE_URL (or the embedded PostgreSQL when it is not set).
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
@@ -13,6 +13,7 @@ try {
   const config = loadConfig();
   await migrate(config.databaseUrl, {
     until: untilIdx > 0 ? process.argv[untilIdx + 1] : undefined,
+    outOfOrder: process.argv.includes('--out-of-order'),
     apiPassword: new URL(config.apiDatabaseUrl).password,
   });
   process.exit(0);

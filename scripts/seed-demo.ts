@@ -1,6 +1,4 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
@@ -8,6 +6,7 @@ import { AppModule } from '../src/app.module.js';
 import { OutboxRelay } from '../src/platform/queue/outbox-relay.service.js';
 import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 
@@ -117,7 +116,7 @@ export async function seedDemo(api: DemoApi, billing: DemoBilling): Promise<{ or
 
 async function main(): Promise<void> {
   const root = projectRoot();
-  if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+  loadLocalEnv(root);
   process.env.DATABASE_URL = await ensureDatabaseUrl(root);
   const webhookSecret = process.env.STRIPE_WEBHOOK_SECRET || `whsec_seed_${randomBytes(16).toString('hex')}`;
   // jobs in this process (drain() applies the plan before the ledger is started)

@@ -97,6 +97,19 @@ describe('migration runner', () => {
     expect((await recorded(db)).find((r) => r.name === name)?.checksum).toBe(current);
   });
 
+  it('refuses a migration older than one the database has applied (it could undo later ones), unless told to', async () => {
+    const db = await emptyDb();
+    const n = all.length;
+    await migrate(db.url, { until: all[n - 3], log: quiet });
+    // as if the branch that added all[n - 2] was merged after all[n - 1] had been deployed
+    const newest = listMigrations().find((m) => m.name === all[n - 1])!;
+    await db.admin.query('INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ($1, $2, 0)', [newest.name, newest.checksum]);
+    await expect(migrate(db.url, { log: quiet }))
+      .rejects.toThrow(`migration ${all[n - 2]} comes before ${all[n - 1]}, which this database has already applied`);
+    expect((await recorded(db)).map((r) => r.name)).not.toContain(all[n - 2]);
+    expect(await migrate(db.url, { outOfOrder: true, log: quiet })).toEqual([all[n - 2]]);
+  });
+
   it('rolls back a failing migration and names it', async () => {
     const db = await emptyDb();
     // a database where the core tables already exist in a conflicting shape: the core migration fails

@@ -66,6 +66,8 @@ export function listMigrations(root = projectRoot()): Migration[] {
 export interface MigrateOptions {
   /** stop after this migration (inclusive), e.g. to test a data movement */
   until?: string;
+  /** apply migrations older than one already applied (refused otherwise: they could undo later ones) */
+  outOfOrder?: boolean;
   /** sets the runtime login's password after migrating (omnizen_api) */
   apiPassword?: string;
   log?: (line: string) => void;
@@ -96,6 +98,15 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         throw new Error(`migration ${m.name} was edited after it was applied (checksum differs); add a new migration instead`);
       }
       amended.push(m);
+    }
+    // A migration older than one already applied (a branch merged after a later one was deployed) would run after
+    // the migrations that follow it in the stream and could undo what they did: refused unless checked by hand.
+    const lastApplied = all.reduce((last, m, i) => (done.has(m.name) ? i : last), -1);
+    const late = all.slice(0, Math.max(lastApplied, 0)).filter((m) => !done.has(m.name)).map((m) => m.name);
+    if (late.length && !options.outOfOrder) {
+      throw new Error(`migration ${late.join(', ')} comes before ${all[lastApplied].name}, which this database has already applied: `
+        + 'applied now, it would run after later migrations and could undo them. Migrate a fresh database, or check it '
+        + 'against the later migrations and run with --out-of-order');
     }
     for (const m of amended) {
       await client.query('UPDATE omnizen_migrations.applied SET checksum = $2 WHERE name = $1', [m.name, m.checksum]);
