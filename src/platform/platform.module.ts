@@ -5,8 +5,9 @@ import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
 import { TenantTransactionInterceptor } from './http/tenant.js';
+import { Clock } from './clock/clock.js';
 
-/** Shared machinery: config, the database (tenant and privileged), Redis, health. */
+/** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
 @Global()
 @Module({})
 export class PlatformModule {
@@ -14,8 +15,8 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, Clock],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, Clock],
     };
   }
 }

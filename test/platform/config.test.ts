@@ -45,6 +45,15 @@ describe('config validation', () => {
   it('names a non-integer PORT', () => fails({ ...base, PORT: 'eighty' }, /PORT must be an integer/));
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
+  it('parses CORS_ORIGINS into origins, and names an entry that is not one', () => {
+    expect(loadConfig({ ...base, CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).http.corsOrigins)
+      .toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(loadConfig(base).http.corsOrigins).toEqual([]);
+    fails({ ...base, CORS_ORIGINS: 'https://app.example.com/login' }, /CORS_ORIGINS entry "https:\/\/app.example.com\/login" must be an origin/);
+    fails({ ...base, CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS entry "app.example.com"/);
+  });
+  it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>
+    fails({ ...base, AUTH_COOKIES: 'true' }, /AUTH_COOKIES=true needs CORS_ORIGINS/));
   it('names a secrets key of the wrong length', () =>
     fails({ ...base, SECRETS_KEYS: `k1:${Buffer.alloc(16).toString('base64')}` }, /SECRETS_KEYS key "k1" must be 32 bytes/));
 });

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { Clock } from '../../src/platform/clock/clock.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {
@@ -20,9 +21,10 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
 
 /**
  * A real application over this test file's own database, driven through real HTTP (supertest).
- * `env` overrides environment variables (config is validated exactly as at boot).
+ * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
+ * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping).
  */
-export async function createTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+export async function createTestApp(env: Record<string, string | undefined> = {}, options: { clock?: Clock } = {}): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({
     ...process.env,
@@ -35,7 +37,9 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
+  if (options.clock) builder.overrideProvider(Clock).useValue(options.clock);
+  const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
   await app.init();

@@ -8,9 +8,15 @@ export type ExchangeProvider = (typeof EXCHANGE_PROVIDERS)[number];
 /** The identity an outside session vouches for, in the shape syncUserToDatabase (seed 000) takes. */
 export interface ExternalIdentity {
   provider: ExchangeProvider;
-  /** Supabase: auth.users id, which becomes core."User".id for a new user. NextAuth: not used as our id. */
+  /** Supabase: auth.users id, which becomes core."User".id for a new user when free. NextAuth: the Hub's user id. */
   subject: string;
   email: string;
+  /**
+   * Whether the provider vouches that the e-mail is the user's. Supabase: `user_metadata.email_verified`
+   * (set by Supabase Auth once the address is confirmed) or a top-level `email_verified`; never for
+   * anonymous users. Hub / NextAuth: an `email_verified: true` claim the Hub adds for addresses it verified.
+   */
+  emailVerified: boolean;
   name?: string;
   image?: string;
 }
@@ -64,11 +70,12 @@ function verifyAs(config: AppConfig, provider: ExchangeProvider, token: string):
     const meta = (claims.user_metadata ?? {}) as Record<string, unknown>;
     return {
       provider, subject: String(claims.sub).toLowerCase(), email,
+      emailVerified: claims.is_anonymous !== true && (meta.email_verified === true || claims.email_verified === true),
       name: text(meta.full_name) ?? text(meta.name), image: text(meta.avatar_url) ?? text(meta.picture),
     };
   }
   if (!text(claims.sub)) throw AppError.unauthorized('the NextAuth token carries no sub claim');
-  return { provider, subject: String(claims.sub), email, name: text(claims.name), image: text(claims.picture) };
+  return { provider, subject: String(claims.sub), email, emailVerified: claims.email_verified === true, name: text(claims.name), image: text(claims.picture) };
 }
 
 /**
