@@ -306,6 +306,9 @@ describe('register and password hashing', () => {
         await t.http.post('/v1/auth/verify-email').send({ token: tokenOf(sent.links[0].link) }).expect(200);
         await t.http.post('/v1/auth/email-verification').set('Authorization', `Bearer ${session.body.accessToken}`).expect(202);
         expect(sent.links).toHaveLength(1);
+        const audit = await t.db.admin.query(
+          `SELECT actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.verification_link_sent'`, [session.body.personalOrgId]);
+        expect(audit.rows).toEqual([{ actor_id: session.body.user.id }]);
       } finally {
         sent.restore();
       }

@@ -97,7 +97,11 @@ export class AuthService {
     const pending = await this.privileged.run('auth.credentials', async (db) => {
       const [user] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${principal.userId}`;
       if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
-      return { user, link: await this.newVerificationLink(db, user) };
+      const link = await this.newVerificationLink(db, user);
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'user.verification_link_sent', entityType: 'user', entityId: user.id, after: { email: user.email },
+      });
+      return { user, link };
     });
     if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
   }

@@ -33,12 +33,18 @@ export const identityRepository = {
     return n > 0;
   },
 
-  /** A sign-in through this identity: the e-mail it now asserts, verified once the provider says so. */
+  /**
+   * A sign-in through this identity: the e-mail it now asserts. Verified once the provider says so;
+   * a verified e-mail stays verified until the identity asserts another one.
+   */
   async touch(db: Db, i: IdentityInput): Promise<void> {
     await db.$executeRaw`
       UPDATE core.user_identities
       SET email = ${i.email}, last_used_at = now(),
-          email_verified_at = CASE WHEN ${i.emailVerified} THEN coalesce(email_verified_at, now()) ELSE NULL END
+          email_verified_at = CASE
+            WHEN ${i.emailVerified} THEN coalesce(email_verified_at, now())
+            WHEN lower(email) = lower(${i.email}) THEN email_verified_at
+            ELSE NULL END
       WHERE provider = ${i.provider} AND subject = ${i.subject}`;
   },
 
