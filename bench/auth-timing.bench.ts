@@ -6,6 +6,7 @@
 // configured, default argon2id m=19456 KiB, t=2) and login limits raised out of the way, and measures
 // - `login`: BENCH_SAMPLES (50) logins with an unknown e-mail and as many with a wrong password for an
 //   existing one, interleaved; medians, p10/p90 and how many of one kind fall inside the other's p10..p90;
+// - `register`: as many registrations of a taken e-mail and of free ones, interleaved (the answer is the same);
 // - `health_during_registrations`: GET /health latency alone, then while 4 registrations run at once.
 // Prints one JSON document on stdout; progress on stderr. Not a pass/fail test: figures depend on the machine.
 import 'reflect-metadata';
@@ -80,6 +81,17 @@ async function main() {
       return xs.filter((x) => x >= lo && x <= hi).length;
     };
 
+    log(`register: ${SAMPLES} taken e-mails and ${SAMPLES} free ones, interleaved`);
+    const taken: number[] = [];
+    const free: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const a = await timed('POST', '/v1/auth/register', { email, password: 'another long password' });
+      const b = await timed('POST', '/v1/auth/register', { email: `free.${process.pid}.${i}@bench.test`, password: 'another long password' });
+      if (a.status !== 202 || b.status !== 202) throw new Error(`expected 202s, got ${a.status} / ${b.status}`);
+      taken.push(a.ms);
+      free.push(b.ms);
+    }
+
     log('GET /health alone, then during 4 concurrent registrations');
     const alone: number[] = [];
     for (let i = 0; i < SAMPLES; i++) alone.push((await timed('GET', '/health')).ms);
@@ -99,6 +111,12 @@ async function main() {
         median_difference_ms: round(stats(unknown).median_ms - stats(wrong).median_ms),
         unknown_within_wrong_p10_p90: inside(unknown, wrong),
         wrong_within_unknown_p10_p90: inside(wrong, unknown),
+      },
+      register: {
+        taken_email: stats(taken),
+        free_email: stats(free),
+        median_difference_ms: round(stats(taken).median_ms - stats(free).median_ms),
+        taken_within_free_p10_p90: inside(taken, free),
       },
       health_during_registrations: {
         alone: stats(alone),

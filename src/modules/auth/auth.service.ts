@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
@@ -18,6 +19,9 @@ import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } fro
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
+
+/** Thrown to roll a rehearsal transaction back. */
+const ROLLED_BACK = Symbol('rolled back');
 
 /** The one answer to every registration, whether or not the e-mail already has an account. */
 export const REGISTRATION_ACCEPTED: RegistrationAcceptedDto = {
@@ -54,10 +58,24 @@ export class AuthService {
   async register(input: { email: string; password: string; name?: string }, client: ClientInfo): Promise<RegistrationAcceptedDto> {
     await this.throttle.reserveRegistration(client.ip);
     const existing = await this.privileged.run('auth.credentials', (db) => userRepository.findByEmail(db, input.email));
-    // hashed in both cases: a taken e-mail must not answer faster
+    // a taken e-mail must not answer faster: the same hashing, and the same writes, rolled back
     const hash = await this.hasher.hash(input.password);
-    if (existing) return REGISTRATION_ACCEPTED;
-    const created = await this.privileged.run('auth.credentials', async (db) => {
+    if (existing) {
+      await this.createPasswordAccount({ ...input, email: `${randomUUID()}@registration.invalid` }, hash, client, true)
+        .catch((err) => { if (err !== ROLLED_BACK) throw err; });
+      return REGISTRATION_ACCEPTED;
+    }
+    const created = await this.createPasswordAccount(input, hash, client);
+    if (created) await this.verificationLinks.send({ userId: created.user.id, email: created.user.email }, created.link);
+    return REGISTRATION_ACCEPTED;
+  }
+
+  /**
+   * The account, its password, its unverified password identity and a verification link, in one
+   * transaction. `rehearse`: the same statements, then a rollback (for a taken e-mail's answer time).
+   */
+  private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
+    return this.privileged.run('auth.credentials', async (db) => {
       const made = await userRepository.create(db, { email: input.email, name: input.name });
       // a concurrent registration of the same e-mail won the race: never set a password on its account
       if (!made) return undefined;
@@ -68,10 +86,9 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'user.registered', entityType: 'user', entityId: user.id, after: { ...user, provider: 'password', emailVerified: false },
       }, client);
+      if (rehearse) throw ROLLED_BACK;
       return { user, link };
     });
-    if (created) await this.verificationLinks.send({ userId: created.user.id, email: created.user.email }, created.link);
-    return REGISTRATION_ACCEPTED;
   }
 
   /** Proves the e-mail of a password account (the link from registration). */
