@@ -56,9 +56,19 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON core.email_verification_tokens TO servic
 GRANT SELECT, INSERT, DELETE ON core.app_token_redemptions TO service_role;
 
 -- Every existing password becomes a password identity, its e-mail not (yet) verified: nobody ever
--- proved it. Accounts created by the exchange before identities existed get none; the first verified
--- sign-in claims them like an unverified password account (sessions revoked).
+-- proved it.
 INSERT INTO core.user_identities (provider, subject, user_id, email)
 SELECT 'password', u.id, u.id, lower(u.email)
 FROM core."User" u JOIN core.user_credentials c ON c.user_id = u.id
+ON CONFLICT DO NOTHING;
+-- Accounts without a password were made by the exchange. A Supabase user's account took its
+-- auth.users id, so (supabase, id) is its identity and it keeps signing in; for a Hub user's account
+-- (a random id) that identity names no Supabase user and is never matched. Hub users are found again
+-- by the first exchange whose token says the Hub verified the e-mail (email_verified), which claims
+-- the account as it claims any account nobody verified.
+INSERT INTO core.user_identities (provider, subject, user_id, email)
+SELECT 'supabase', lower(u.id), u.id, lower(u.email)
+FROM core."User" u
+WHERE NOT EXISTS (SELECT 1 FROM core.user_credentials c WHERE c.user_id = u.id)
+  AND u.id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 ON CONFLICT DO NOTHING;

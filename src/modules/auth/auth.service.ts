@@ -112,7 +112,7 @@ export class AuthService {
   async resendVerification(principal: Principal): Promise<void> {
     if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const pending = await this.privileged.run('auth.credentials', async (db) => {
-      const [user] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${principal.userId}`;
+      const user = await userRepository.findById(db, principal.userId);
       if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
       const link = await this.newVerificationLink(db, user);
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
@@ -298,7 +298,7 @@ export class AuthService {
         await sessionRepository.markUsed(db, tokenHash, new Date(now));
         await sessionRepository.addToken(db, t.session_id, t.user_id, successor.hash, this.config.auth.refreshTokenTtlDays);
       }
-      const [user] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${t.user_id}`;
+      const user = (await userRepository.findById(db, t.user_id))!;
       const personalOrgId = (await userRepository.personalOrgId(db, t.user_id))!;
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.refreshed', entityType: 'session', entityId: t.session_id, ...(t.used_at ? { after: { graceWindow: true } } : {}),

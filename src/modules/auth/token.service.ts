@@ -47,36 +47,14 @@ export class TokenService {
 
   issueAccessToken(s: AccessTokenSubject): { token: string; expiresIn: number } {
     const ttlSeconds = this.config.auth.accessTokenTtlSeconds;
-    const token = jwt.sign(
-      {
-        sub: s.userId,
-        role: 'authenticated',
-        email: s.email,
-        userId: s.userId,
-        orgId: s.orgId ?? s.personalOrgId,
-        personal_org_id: s.personalOrgId,
-        session_id: s.sessionId,
-      },
-      this.signingKey,
-      { algorithm: 'HS256', audience: API_AUDIENCE, issuer: OUR_ISSUER, expiresIn: ttlSeconds },
-    );
+    const token = jwt.sign({ ...userClaims(s), session_id: s.sessionId }, this.signingKey,
+      { algorithm: 'HS256', audience: API_AUDIENCE, issuer: OUR_ISSUER, expiresIn: ttlSeconds });
     return { token, expiresIn: ttlSeconds };
   }
 
   issueAppToken(s: AccessTokenSubject, appCode: string, ttlSeconds: number): { token: string; expiresIn: number } {
-    const token = jwt.sign(
-      {
-        sub: s.userId,
-        role: 'authenticated',
-        email: s.email,
-        userId: s.userId,
-        orgId: s.orgId ?? s.personalOrgId,
-        personal_org_id: s.personalOrgId,
-        appCode,
-      },
-      this.signingKey,
-      { algorithm: 'HS256', audience: appAudience(appCode), issuer: OUR_ISSUER, expiresIn: ttlSeconds, jwtid: randomUUID() },
-    );
+    const token = jwt.sign({ ...userClaims(s), appCode }, this.signingKey,
+      { algorithm: 'HS256', audience: appAudience(appCode), issuer: OUR_ISSUER, expiresIn: ttlSeconds, jwtid: randomUUID() });
     return { token, expiresIn: ttlSeconds };
   }
 
@@ -112,6 +90,18 @@ export class TokenService {
     const next = createHmac('sha256', this.successorKey).update(token).digest('base64url');
     return { token: next, hash: hashToken(next) };
   }
+}
+
+/** Supabase's claims (sub, role, email) and the seeds' (userId, orgId), shared by both kinds of token. */
+function userClaims(s: AccessTokenSubject) {
+  return {
+    sub: s.userId,
+    role: 'authenticated',
+    email: s.email,
+    userId: s.userId,
+    orgId: s.orgId ?? s.personalOrgId,
+    personal_org_id: s.personalOrgId,
+  };
 }
 
 export function hashToken(token: string): string {

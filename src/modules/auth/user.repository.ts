@@ -21,6 +21,11 @@ export const userRepository = {
     return row && { id: row.id, email: row.email, name: row.name, image: row.image, accountType: row.accountType, passwordHash: row.password_hash, personalOrgId: row.personal_org_id };
   },
 
+  async findById(db: Db, id: string): Promise<UserRow | undefined> {
+    const [row] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${id}`;
+    return row;
+  },
+
   async personalOrgId(db: Db, userId: string): Promise<string | undefined> {
     const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT core.personal_org_id(${userId}) AS id`;
     return row?.id ?? undefined;
