@@ -226,6 +226,9 @@ describe.each([
     it('leaves bearer-token requests alone: they carry their credential explicitly', async () => {
       const res = await signIn();
       await t.http.post('/v1/orgs').set('Authorization', `Bearer ${res.body.accessToken}`).set('Origin', 'https://evil.example').send({ name: 'Api' }).expect(201);
+      // another scheme is no bearer token: the cookie would authenticate, so the cookie rules apply
+      const access = pair(find(cookiesOf(res), 'omnizen_access')!);
+      await t.http.post('/v1/orgs').set('Authorization', 'Basic Zm9vOmJhcg==').set('Cookie', access).set('Origin', 'https://evil.example').send({ name: 'Pwned' }).expect(403);
     });
   });
 });

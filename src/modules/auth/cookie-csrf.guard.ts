@@ -17,7 +17,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * - come from an origin in CORS_ORIGINS (Origin, or Referer when a browser left Origin out). A cookie
  *   request with neither is refused; a login without either (a non-browser client) is let through,
  *   since the JSON rule already stops forms.
- * Requests with an Authorization header carry their credential explicitly and are not affected.
+ * Requests with a bearer token carry their credential explicitly and are not affected.
  */
 @Injectable()
 export class CookieCsrfGuard implements CanActivate {
@@ -30,7 +30,8 @@ export class CookieCsrfGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     if (!this.config.auth.cookies || context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<FastifyRequest>();
-    if (SAFE_METHODS.has(req.method) || req.headers.authorization) return true;
+    // a bearer token wins over the cookie (jwt.strategy.ts), and no cross-site form can send one
+    if (SAFE_METHODS.has(req.method) || /^bearer\s/i.test(req.headers.authorization ?? '')) return true;
     const path = req.url.split('?')[0];
     const cookieAuthenticated = Boolean(req.cookies?.[ACCESS_COOKIE] || req.cookies?.[REFRESH_COOKIE]);
     if (!cookieAuthenticated && !path.startsWith('/v1/auth/')) return true;
