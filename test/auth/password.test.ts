@@ -73,6 +73,7 @@ describe.each([
       details: { retryAfterSeconds: expect.any(Number) },
     });
     expect(locked.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(900);
+    expect(locked.headers['retry-after']).toBe(String(locked.body.error.details.retryAfterSeconds));
     await login(t, email, PASSWORD, '203.0.113.11').expect(200);
     // the lock ends after LOGIN_LOCKOUT_SECONDS, with no sleeping: the injected clock moves
     clock.advance(901_000);

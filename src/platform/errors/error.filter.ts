@@ -51,6 +51,9 @@ export class ErrorFilter implements ExceptionFilter {
     }
     const body: ErrorBody = { error: { code: err.code, message: err.message }, requestId };
     if (err.details !== undefined) body.error.details = err.details;
+    // a limit that names its wait also says it the way HTTP clients read it
+    const retryAfter = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (err.status === HttpStatus.TOO_MANY_REQUESTS && typeof retryAfter === 'number' && !res.sent) res.header('Retry-After', String(retryAfter));
     if (!res.sent) res.status(err.status).send(body);
   }
 
