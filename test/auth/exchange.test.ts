@@ -76,9 +76,14 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       await t.http.post('/v1/auth/register').send({ email: victimEmail, password: 'attacker password' }).expect(202);
       const attacker = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(200);
 
-      // the victim signs in through Supabase, which verified the address
-      const victim = await exchange({ token: supabaseToken({ sub: randomUUID(), email: victimEmail, user_metadata: { email_verified: true } }) }).expect(200);
+      // the victim signs in through Supabase, which confirmed the address: the project says so when asked
+      const victimSub = randomUUID();
+      postgrest.authUsers.set(victimSub, { email: victimEmail, email_confirmed_at: new Date().toISOString() });
+      postgrest.requests.length = 0;
+      const victimToken = supabaseToken({ sub: victimSub, email: victimEmail });
+      const victim = await exchange({ token: victimToken }).expect(200);
       expect(victim.body.user.id).toBe(attacker.body.user.id);
+      expect(postgrest.requests).toEqual([expect.objectContaining({ method: 'GET', url: '/auth/v1/user', headers: expect.objectContaining({ authorization: `Bearer ${victimToken}` }) })]);
 
       const pw = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(401);
       expect(pw.body.error.message).toBe('email or password is incorrect');
@@ -96,8 +101,16 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
 
     it('a Supabase token with a foreign sub and a matching e-mail (any case) does not sign in as that user: 409 auth.link_required', async () => {
       const owner = await registerUser(t, 'owner');
-      for (const claims of [{}, { user_metadata: { email_verified: false } }, { email_verified: true, is_anonymous: true }]) {
-        const res = await exchange({ token: supabaseToken({ sub: randomUUID(), email: owner.email.toUpperCase(), ...claims }) }).expect(409);
+      // an unconfirmed sign-up at the Supabase project (it allows them), one the project does not know,
+      // and an anonymous user; user_metadata is the Supabase user's own to edit, so it proves nothing
+      const unconfirmed = randomUUID();
+      postgrest.authUsers.set(unconfirmed, { email: owner.email, email_confirmed_at: null });
+      for (const [sub, claims] of [
+        [unconfirmed, { user_metadata: { email_verified: true } }],
+        [randomUUID(), {}],
+        [randomUUID(), { email_verified: true, is_anonymous: true }],
+      ] as const) {
+        const res = await exchange({ token: supabaseToken({ sub, email: owner.email.toUpperCase(), ...claims }) }).expect(409);
         expect(res.body.error.code).toBe('auth.link_required');
         expect(res.body.error.message).toMatch(/sign in to that account and link this identity with POST \/v1\/auth\/identities/);
         expect(res.body).not.toHaveProperty('accessToken');

@@ -121,8 +121,8 @@ export class AuthController {
   @ApiOperation({
     summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
     description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
-      + 'the same e-mail only when its provider verified the e-mail (Supabase: user_metadata.email_verified; Hub: '
-      + 'email_verified). If that account\'s own e-mail was never verified, the verified identity claims it: its password '
+      + 'the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise '
+      + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password '
       + 'and sessions are removed. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.',
   })
   @ApiOkResponse({ type: TokensDto })

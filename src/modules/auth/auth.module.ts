@@ -5,6 +5,7 @@ import { AuthController, IdentitiesController, SessionsController } from './auth
 import { CookieCsrfGuard } from './cookie-csrf.guard.js';
 import { PasswordHasher } from './password-hasher.js';
 import { VerificationLinkSender } from './verification-link.sender.js';
+import { SupabaseEmailCheck } from './supabase-email-check.js';
 import { AuthService } from './auth.service.js';
 import { AuthBridge } from './auth-bridge.js';
 import { SessionPurgeJob } from './purge.job.js';
@@ -17,7 +18,7 @@ import { TokenService } from './token.service.js';
   imports: [PassportModule],
   controllers: [AuthController, IdentitiesController, SessionsController],
   providers: [
-    AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, VerificationLinkSender, JwtStrategy,
+    AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, VerificationLinkSender, SupabaseEmailCheck, JwtStrategy,
     // global guards run in this order: CSRF (cookie mode) before the token is even read
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },

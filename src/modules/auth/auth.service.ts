@@ -14,6 +14,7 @@ import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
 import { VerificationLinkSender } from './verification-link.sender.js';
+import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
 
@@ -47,6 +48,7 @@ export class AuthService {
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
     private readonly verificationLinks: VerificationLinkSender,
+    private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
   ) {}
 
@@ -166,7 +168,7 @@ export class AuthService {
    * pre-registered password, its sessions) is removed. Otherwise: 409 auth.link_required.
    */
   async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
-    const identity = verifyExternalToken(this.config, token, provider);
+    const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
       const known = await identityRepository.findUser(db, identity.provider, identity.subject);
@@ -220,7 +222,7 @@ export class AuthService {
   /** Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. */
   async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<IdentityDto[]> {
     if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
-    const identity = verifyExternalToken(this.config, token, provider);
+    const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
@@ -235,6 +237,18 @@ export class AuthService {
       }, client);
       return identityRepository.listForUser(db, principal.userId);
     });
+  }
+
+  /**
+   * A Supabase identity signing in for the first time, without a verified-e-mail claim: the project
+   * says whether the e-mail is confirmed (outside any transaction: it is a network call). Known
+   * identities keep the verification they have.
+   */
+  private async withEmailProof(identity: ExternalIdentity, token: string): Promise<ExternalIdentity> {
+    if (identity.provider !== 'supabase' || identity.emailVerified) return identity;
+    const known = await this.privileged.run('auth.credentials', (db) => identityRepository.findUser(db, identity.provider, identity.subject));
+    if (known) return identity;
+    return { ...identity, emailVerified: await this.supabaseEmails.isConfirmed(token, identity.email) };
   }
 
   async listIdentities(principal: Principal): Promise<IdentityDto[]> {

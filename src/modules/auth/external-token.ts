@@ -12,9 +12,10 @@ export interface ExternalIdentity {
   subject: string;
   email: string;
   /**
-   * Whether the provider vouches that the e-mail is the user's. Supabase: `user_metadata.email_verified`
-   * (set by Supabase Auth once the address is confirmed) or a top-level `email_verified`; never for
-   * anonymous users. Hub / NextAuth: an `email_verified: true` claim the Hub adds for addresses it verified.
+   * Whether the token itself vouches that the e-mail is the user's: a top-level `email_verified: true`
+   * claim (the Hub adds it for addresses it verified; a Supabase project can add it with a custom access
+   * token hook). Never `user_metadata`, which a Supabase user edits at will, and never for anonymous
+   * users. Without the claim, the exchange asks the Supabase project (SupabaseEmailCheck).
    */
   emailVerified: boolean;
   name?: string;
@@ -70,7 +71,7 @@ function verifyAs(config: AppConfig, provider: ExchangeProvider, token: string):
     const meta = (claims.user_metadata ?? {}) as Record<string, unknown>;
     return {
       provider, subject: String(claims.sub).toLowerCase(), email,
-      emailVerified: claims.is_anonymous !== true && (meta.email_verified === true || claims.email_verified === true),
+      emailVerified: claims.is_anonymous !== true && claims.email_verified === true,
       name: text(meta.full_name) ?? text(meta.name), image: text(meta.avatar_url) ?? text(meta.picture),
     };
   }
