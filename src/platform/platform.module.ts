@@ -4,7 +4,7 @@ import { DatabaseService } from './database/database.service.js';
 import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
-import { TenantTransactionInterceptor } from './http/tenant.js';
+import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
 
 /** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
@@ -15,7 +15,7 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, Clock],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, Clock],
       exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, Clock],
     };
   }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { orgWithRoles, type RoleUsers, onPlan } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
 describe('ledger: the posting function answers with the entry and writes its audit row', () => {
@@ -15,6 +15,7 @@ describe('ledger: the posting function answers with the entry and writes its aud
   beforeAll(async () => {
     t = await createTestApp();
     ({ orgId, users } = await orgWithRoles(t, 'Posting Audit Ltd'));
+    await onPlan(t, orgId, 'professional'); // the foreign-currency case is full accounting
     acc = await startBooks(t, orgId, users.owner);
   });
   afterAll(() => t.close());

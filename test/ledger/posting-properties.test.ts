@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
 /**
@@ -39,6 +39,7 @@ describe('ledger: invariants under concurrent posting (property-based)', () => {
     for (const name of ['Prop A', 'Prop B']) {
       const owner = await registerUser(t, 'prop');
       const id = await createOrg(t, owner, name);
+      await onPlan(t, id, 'professional'); // multi-currency entries are full accounting
       const acc = await startBooks(t, id, owner);
       await t.http.post(ledgerUrl(id, 'fx-rates')).set(owner.auth).send({ currency: 'USD', date: '2026-01-01', rate: '0.9137' }).expect(201);
       orgs.push({ id, owner, acc });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type TestUser, type RoleUsers } from '../support/factories.js';
+import { orgWithRoles, type TestUser, type RoleUsers, onPlan } from '../support/factories.js';
 import { computeTax } from '../../src/modules/ledger/money.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
@@ -15,6 +15,7 @@ describe('ledger: posting rules the database enforces', () => {
   beforeAll(async () => {
     t = await createTestApp();
     ({ orgId, users } = await orgWithRoles(t, 'Rules Ltd'));
+    await onPlan(t, orgId, 'professional'); // multi-currency entries and FX rates are full accounting
     acc = await startBooks(t, orgId, users.owner);
   });
   afterAll(() => t.close());

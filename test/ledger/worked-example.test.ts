@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
 /**
@@ -33,6 +33,7 @@ describe('ledger: a worked month', () => {
     t = await createTestApp();
     owner = await registerUser(t, 'owner');
     orgId = await createOrg(t, owner, 'Month Ltd');
+    await onPlan(t, orgId, 'professional'); // foreign-currency entries and FX rates are full accounting
     acc = await startBooks(t, orgId, owner);
     const tax = await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(owner.auth)
       .send({ code: 'VAT20', name: 'VAT 20 %', rate: '20', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201);

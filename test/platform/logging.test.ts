@@ -7,37 +7,51 @@ import request from 'supertest';
 import { logRequests, PinoNestLogger } from '../../src/platform/logging/logger.js';
 import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
 
-/** A pino logger writing JSON lines into an array. */
+/** A pino logger writing JSON lines into an array; `written(n)` resolves once n lines are there. */
 function capture() {
   const lines: Record<string, any>[] = [];
+  let waiting: { n: number; resolve: () => void }[] = [];
   const stream = new Writable({
     write(chunk, _enc, cb) {
       lines.push(JSON.parse(chunk.toString()));
+      waiting = waiting.filter((w) => (lines.length >= w.n ? (w.resolve(), false) : true));
       cb();
     },
   });
-  return { logger: pino({ level: 'info' }, stream), lines };
+  const written = (n: number) => new Promise<void>((resolve) => (lines.length >= n ? resolve() : waiting.push({ n, resolve })));
+  return { logger: pino({ level: 'info' }, stream), lines, written };
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
-
 describe('request log', () => {
-  /** A Fastify server with the app's request id and request log hooks; `slow` answers after 300 ms. */
+  /**
+   * A Fastify server with the app's request id and request log hooks; `/slow` answers when the test calls
+   * `release()` (`entered` resolves once the handler runs), and `answered` resolves after its onResponse.
+   */
   const serve = async (status: number) => {
-    const { logger, lines } = capture();
+    const { logger, lines, written } = capture();
     const fastify = Fastify({ genReqId: requestIdOf });
     echoRequestId(fastify);
     logRequests(fastify, logger);
+    let release!: () => void;
+    let entered!: () => void;
+    const gates = {
+      entered: new Promise<void>((r) => (entered = r)),
+      released: new Promise<void>((r) => (release = r)),
+    };
     fastify.get('/*', async (_req, reply) => reply.status(status).send({}));
-    fastify.get('/slow', async () => new Promise((r) => setTimeout(() => r({}), 300)));
+    fastify.get('/slow', async () => {
+      entered();
+      await gates.released;
+      return {};
+    });
     await fastify.ready();
-    return { fastify, server: fastify.server, lines };
+    return { fastify, server: fastify.server, lines, written, entered: gates.entered, release };
   };
 
   it('writes one line per request with the request id, method, URL, status and duration, and no headers', async () => {
-    const { fastify, server, lines } = await serve(200);
+    const { fastify, server, lines, written } = await serve(200);
     const res = await request(server).get('/v1/orgs?limit=5').set('authorization', 'Bearer secret-token').set('x-request-id', 'req-42');
-    await settle();
+    await written(1);
     expect(res.headers['x-request-id']).toBe('req-42');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 30, reqId: 'req-42', method: 'GET', url: '/v1/orgs?limit=5', status: 200, msg: 'request completed' });
@@ -47,26 +61,28 @@ describe('request log', () => {
   });
 
   it('logs a 5xx answer at error level', async () => {
-    const { fastify, server, lines } = await serve(503);
+    const { fastify, server, lines, written } = await serve(503);
     await request(server).get('/health/ready');
-    await settle();
+    await written(1);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 50, status: 503, msg: 'request failed' });
     await fastify.close();
   });
 
   it('logs a request the client abandoned once, as aborted', async () => {
-    const { fastify, server, lines } = await serve(200);
+    const { fastify, server, lines, written, entered, release } = await serve(200);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const { port } = server.address() as { port: number };
     const req = httpRequest({ host: '127.0.0.1', port, path: '/slow', headers: { 'x-request-id': 'gone-1' } });
     req.on('error', () => undefined);
     req.end();
-    await new Promise((r) => setTimeout(r, 50));
+    await entered;
     req.destroy();
-    await new Promise((r) => setTimeout(r, 400)); // past the handler's answer
-    expect(lines).toEqual([expect.objectContaining({ reqId: 'gone-1', url: '/slow', aborted: true, msg: 'request aborted' })]);
+    await written(1);
+    // the handler answers after the client left; closing waits for it, so any second line is there by then
+    release();
     await fastify.close();
+    expect(lines).toEqual([expect.objectContaining({ reqId: 'gone-1', url: '/slow', aborted: true, msg: 'request aborted' })]);
   });
 });
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
@@ -7,13 +6,16 @@ import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } f
  * The cross-tenant matrix, generic over the OpenAPI document: every operation under
  * /v1/orgs/{orgId} is called
  *  (a) by the owner of organization A with B's id          → 404 or 403, never 2xx, never 500;
- *  (a') by A's owner in A's own organization with B's ids   → never 2xx, never 500 (only routes with id parameters);
+ *  (a') by A's owner in A's own organization with B's ids   → 403/404, or 409/422 from the database, never 2xx,
+ *       never a validation 400, never 500 (routes with B's ids in the path, or in a valid body built from the
+ *       operation's examples with every `...Id` property set to B's id of that name);
  *  (b) anonymously                                         → 401;
  *  (c) by a viewer of B, for every mutating method          → 403 (except VIEWER_MAY);
- * and afterwards no row of B has changed (count and content of every table with an org_id column).
+ * and afterwards no row of A or B has changed (count and content of every table with an org_id column).
  *
- * Routes added by any module are covered automatically. Path parameters are filled with real ids of
- * B's resources where they exist (known names, else a table named after the parameter), else UUIDs.
+ * Routes added by any module are covered automatically. Path parameters are filled with real ids of B's
+ * resources, seeded through the API (a failed seeding call fails the run); a path parameter with no seeded
+ * resource fails the first test, so a module adding routes adds its resources to the seeding too.
  *
  * The body sent to (a) and (c) is invalid on purpose ({ unknown field }): NestJS runs guards, then
  * interceptors, then pipes, and the TenantTransactionInterceptor decides membership (404) and
@@ -51,6 +53,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
   let bMember: TestUser;
   let bOrg: string;
   let routes: Route[];
+  let docRef: any;
   /** parameter name → a real id in B */
   const bIds: Record<string, string> = {};
 
@@ -70,41 +73,23 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
   }
 
   /**
-   * A real id of B for `{fooBarId}`: a table with org_id and id columns named foo_bar(s|es), or
-   * ending in _foo_bar(s|es) (journal_entries for {entryId}, fiscal_years for {yearId}).
+   * A request body from the examples of an OpenAPI schema (properties without an example are left out);
+   * `idFor` supplies the value of an `...Id` property (B's id of that name) whether or not it has an example.
    */
-  async function idFromTableNamed(param: string): Promise<string | undefined> {
-    const base = param.replace(/Id$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
-    const names = [base, `${base}s`, `${base}es`, base.replace(/y$/, 'ies')];
-    const { rows } = await t.db.admin.query(`
-      SELECT t.table_schema, t.table_name FROM information_schema.tables t
-      WHERE t.table_type = 'BASE TABLE' AND t.table_schema NOT IN ('pg_catalog', 'information_schema')
-        AND (t.table_name::text = ANY ($1::text[]) OR t.table_name::text LIKE ANY (SELECT '%\\_' || n FROM unnest($1::text[]) n))
-        AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'org_id')
-        AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'id')
-      ORDER BY (t.table_name::text = ANY ($1::text[])) DESC, t.table_name`, [names]);
-    for (const { table_schema: s, table_name: n } of rows) {
-      const found = await t.db.admin.query(`SELECT id::text FROM "${s}"."${n}" WHERE org_id::text = $1 LIMIT 1`, [bOrg]);
-      if (found.rows[0]) return found.rows[0].id;
-    }
-    return undefined;
-  }
-
-  /** A request body from the examples of an OpenAPI schema (properties without an example are left out). */
-  function exampleBody(schema: any, doc: any, depth = 0): unknown {
+  function exampleBody(schema: any, doc: any, idFor: (name: string) => string | undefined = () => undefined, depth = 0): unknown {
     if (!schema || depth > 4) return undefined;
-    if (schema.$ref) return exampleBody(doc.components?.schemas?.[schema.$ref.split('/').pop()], doc, depth + 1);
+    if (schema.$ref) return exampleBody(doc.components?.schemas?.[schema.$ref.split('/').pop()], doc, idFor, depth + 1);
     if (schema.example !== undefined) return schema.example;
     if (schema.default !== undefined) return schema.default;
     if (schema.enum) return schema.enum[0];
     if (schema.type === 'array') {
-      const item = exampleBody(schema.items, doc, depth + 1);
-      return item === undefined ? undefined : [item];
+      const item = exampleBody(schema.items, doc, idFor, depth + 1);
+      return item === undefined ? undefined : [item, item];
     }
     if (schema.properties) {
       const out: Record<string, unknown> = {};
       for (const [name, prop] of Object.entries<any>(schema.properties)) {
-        const value = exampleBody(prop, doc, depth + 1);
+        const value = (/Id$/.test(name) ? idFor(name) : undefined) ?? exampleBody(prop, doc, idFor, depth + 1);
         if (value !== undefined) out[name] = value;
       }
       return out;
@@ -112,21 +97,51 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return undefined;
   }
 
+  /** Starts the books and creates one resource of every ledger kind; answers their ids by path parameter name. */
+  async function seedLedger(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/ledger/${path}`;
+    await t.http.post(url('books')).set(owner.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' }).expect(201);
+    const chart = (await t.http.get(url('accounts')).set(owner.auth).expect(200)).body as { id: string; code: string }[];
+    const code = (c: string) => chart.find((a) => a.code === c)!.id;
+    const account = await t.http.post(url('accounts')).set(owner.auth).send({ code: '1110', name: 'Petty cash', type: 'asset', parentId: code('1000') }).expect(201);
+    const taxCode = await t.http.post(url('tax-codes')).set(owner.auth)
+      .send({ code: 'VAT20', name: 'VAT 20 %', rate: '20', salesAccountId: code('2200'), purchaseAccountId: code('1300') }).expect(201);
+    await t.http.post(url('fx-rates')).set(owner.auth).send({ currency: 'USD', date: '2026-01-31', rate: '0.92' }).expect(201);
+    const entry = await t.http.post(url('journal-entries')).set(owner.auth).send({
+      date: '2026-01-15', memo: 'seed', lines: [{ accountId: account.body.id, debit: '10.00' }, { accountId: code('4100'), credit: '10.00' }],
+    }).expect(201);
+    const year = await t.http.post(url('fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
+    return { accountId: account.body.id, taxCodeId: taxCode.body.id, entryId: entry.body.id, yearId: year.body.id, periodId: year.body.periods[0].id };
+  }
+
+  /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */
+  function validBodyWithBIds(route: Route): unknown {
+    if (label(route) === 'POST /v1/orgs/{orgId}/ledger/journal-entries') {
+      // the line examples show both sides; a valid line has one
+      return { date: '2026-01-20', lines: [{ accountId: bIds.accountId, debit: '5.00' }, { accountId: bIds.accountId, credit: '5.00' }] };
+    }
+    const op = docRef.paths[route.path][route.method];
+    return exampleBody(op.requestBody?.content?.['application/json']?.schema, docRef, (name) => bIds[name]) ?? {};
+  }
+
   function urlFor(route: Route, orgId: string): string {
     return route.path.replace(/\{(\w+)\}/g, (_, name: string) => {
       if (name === 'orgId') return orgId;
-      const param = route.params.find((p) => p.name === name);
-      const example = param?.example ?? param?.schema?.example;
-      const value = bIds[name] ?? (param?.schema?.type === 'integer' || param?.schema?.type === 'number' ? '1' : example !== undefined && param?.schema?.format !== 'uuid' ? String(example) : randomUUID());
-      return encodeURIComponent(value);
+      if (bIds[name] === undefined) throw new Error(`no resource of B was seeded for {${name}} of ${label(route)}`);
+      return encodeURIComponent(bIds[name]);
     });
   }
 
-  function call(route: Route, url: string, who?: TestUser) {
+  function call(route: Route, url: string, who?: TestUser, body: unknown = INVALID_BODY) {
     let req = t.http[route.method](url);
     if (who) req = req.set(who.auth);
-    return MUTATING.has(route.method) ? req.send(INVALID_BODY) : req;
+    return MUTATING.has(route.method) ? req.send(body as object) : req;
   }
+
+  /** Whether the call in A's own organization carries one of B's ids (in the path, or in a valid body). */
+  const carriesBIds = (route: Route, body: unknown) =>
+    route.path.match(/\{(\w+)\}/g)!.some((m) => m !== '{orgId}' && /Id\}$/.test(m))
+    || (MUTATING.has(route.method) && Object.values(bIds).some((id) => JSON.stringify(body).includes(id)));
 
   const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
@@ -143,24 +158,17 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     await onEnterprisePlan(t, aOrg);
     await onEnterprisePlan(t, bOrg);
 
-    // B's resources of the organizations module (other modules' ids are found by table name below)
+    // B's resources, one of every kind, seeded through the API; a seeding call that fails fails the test
     const ws = await t.http.post(`/v1/orgs/${bOrg}/workspaces`).set(bOwner.auth).send({ name: 'B workspace' }).expect(201);
     const inv = await t.http.post(`/v1/orgs/${bOrg}/invitations`).set(bOwner.auth).send({ email: 'invitee.b@example.test', role: 'member' }).expect(201);
     await t.http.put(`/v1/orgs/${bOrg}/settings/org/locale`).set(bOwner.auth).send({ value: 'fr-FR' }).expect(200);
     await t.http.put(`/v1/orgs/${bOrg}/feature-flags/b_flag`).set(bOwner.auth).send({ enabled: true }).expect(200);
     Object.assign(bIds, { userId: bMember.id, workspaceId: ws.body.id, invitationId: inv.body.id, scope: 'org', key: 'locale', flag: 'b_flag' });
+    Object.assign(bIds, await seedLedger(bOrg, bOwner));
+    await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;
-
-    // Give B some data of every module: B's owner calls each create route that needs no other id
-    // with the body of its OpenAPI examples (whatever the outcome). Billing is left out: it calls Stripe.
-    for (const [path, item] of Object.entries<any>(doc.paths)) {
-      const op = item.post;
-      if (!op || !/^\/v1\/orgs\/\{orgId\}\/[^{}]+$/.test(path) || path.includes('/billing/')) continue;
-      const body = exampleBody(op.requestBody?.content?.['application/json']?.schema, doc) ?? {};
-      await t.http.post(path.replace('{orgId}', bOrg)).set(bOwner.auth).send(body as object);
-    }
-
+    docRef = doc;
     routes = [];
     for (const [path, item] of Object.entries<any>(doc.paths)) {
       if (!path.startsWith('/v1/orgs/{orgId}')) continue;
@@ -168,14 +176,6 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
         const op = item[method];
         if (!op) continue;
         routes.push({ method, path, params: [...(item.parameters ?? []), ...(op.parameters ?? [])].filter((p: any) => p.in === 'path') });
-      }
-    }
-    for (const route of routes) {
-      for (const name of route.path.match(/\{(\w+)\}/g)!.map((m) => m.slice(1, -1))) {
-        if (name !== 'orgId' && !(name in bIds) && /Id$/.test(name)) {
-          const id = await idFromTableNamed(name);
-          if (id) bIds[name] = id;
-        }
       }
     }
   });
@@ -192,10 +192,15 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     const undeclared = routes.flatMap((r) => r.path.match(/\{(\w+)\}/g)!.map((m) => m.slice(1, -1))
       .filter((name) => !r.params.some((p) => p.name === name)).map((name) => `${label(r)}: {${name}}`));
     expect(undeclared).toEqual([]);
+    // every path parameter is filled with a real resource of B (seeded above), never a made-up id
+    const unseeded = [...new Set(routes.flatMap((r) => r.path.match(/\{(\w+)\}/g)!.map((m) => m.slice(1, -1))))]
+      .filter((name) => name !== 'orgId' && bIds[name] === undefined);
+    expect(unseeded).toEqual([]);
   });
 
   it('leaves no trace in B: every call below is refused and no row of B changes', async () => {
     const before = await snapshotOf(bOrg);
+    const beforeA = await snapshotOf(aOrg);
     const problems: string[] = [];
     const outcome: Record<string, Record<string, number>> = { a: {}, aOwnOrg: {}, b: {}, c: {} };
     const note = (kase: string, status: number) => (outcome[kase][status] = (outcome[kase][status] ?? 0) + 1);
@@ -206,11 +211,13 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
       note('a', a.status);
       if (a.status !== 404 && a.status !== 403) problems.push(`(a) ${label(route)} as a member of A on B: ${a.status} ${JSON.stringify(a.body?.error ?? a.body)}`);
 
-      // (a') A's own organization, B's resource ids: never a success, never a crash
-      if (route.path.match(/\{(\w+)\}/g)!.some((m) => m !== '{orgId}' && bIds[m.slice(1, -1)] && /Id\}$/.test(m))) {
-        const own = await call(route, urlFor(route, aOrg), aOwner);
+      // (a') A's own organization, B's resource ids in the path or in a valid body: refused by isolation
+      // (404/403, or the database's 409/422 for a reference into B), never by validation, never a success
+      const body = validBodyWithBIds(route);
+      if (carriesBIds(route, body)) {
+        const own = await call(route, urlFor(route, aOrg), aOwner, body);
         note('aOwnOrg', own.status);
-        if (own.status < 400 || own.status >= 500) problems.push(`(a') ${label(route)} in A with B's ids: ${own.status} ${JSON.stringify(own.body?.error ?? own.body)}`);
+        if (![403, 404, 409, 422].includes(own.status)) problems.push(`(a') ${label(route)} in A with B's ids: ${own.status} ${JSON.stringify(own.body?.error ?? own.body)}`);
       }
 
       // (b) anonymous
@@ -230,6 +237,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     console.info(`cross-tenant matrix: ${routes.length} operations; statuses ${JSON.stringify(outcome)}; B ids used for ${Object.keys(bIds).join(', ')}`);
     expect(problems).toEqual([]);
     expect(await snapshotOf(bOrg)).toEqual(before);
+    expect(await snapshotOf(aOrg)).toEqual(beforeA);
   });
 
   it('the viewer allowlist is real: a viewer of B may leave it', async () => {

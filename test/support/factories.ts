@@ -58,12 +58,19 @@ export async function orgWithRoles(t: TestApp, name = 'Acme'): Promise<OrgWithRo
   return { orgId, users };
 }
 
+/** Puts an organization on an omnizen plan (its subscription row created or changed; the catalog's rules then apply as in production). */
+export async function onPlan(t: TestApp, orgId: string, plan: 'starter' | 'professional' | 'enterprise', status = 'active'): Promise<void> {
+  await t.db.admin.query(
+    `WITH changed AS (
+       UPDATE hub."Subscription" SET plan = $2, status = $3, "updatedAt" = now() WHERE "organizationId" = $1 AND "appId" = 'omnizen' RETURNING 1)
+     INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")
+     SELECT gen_random_uuid()::text, NULL, 'omnizen', $2, $3, $1, now(), now() WHERE NOT EXISTS (SELECT 1 FROM changed)`, [orgId, plan, status]);
+}
+
 /**
  * Puts an organization on the omnizen enterprise plan (no user or workspace limits), so tests that are
  * not about billing are not stopped by the starter trial's limits (5 users, 1 workspace).
  */
-export async function onEnterprisePlan(t: TestApp, orgId: string): Promise<void> {
-  await t.db.admin.query(
-    `INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")
-     VALUES (gen_random_uuid()::text, NULL, 'omnizen', 'enterprise', 'active', $1, now(), now())`, [orgId]);
+export function onEnterprisePlan(t: TestApp, orgId: string): Promise<void> {
+  return onPlan(t, orgId, 'enterprise');
 }

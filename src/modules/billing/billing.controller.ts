@@ -138,10 +138,7 @@ export class ServiceEntitlementsController {
   async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: FastifyRequest): Promise<EntitlementsDto> {
     if (principal.kind !== 'service') throw AppError.forbidden('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
     const meta = { requestId: req.id, ip: req.ip };
-    const orgId = await this.db.tenant(principal, '', meta, async (tx) => {
-      const [row] = await tx.db.$queryRaw<{ id: string | null }[]>`SELECT hub.personal_org_id(${userId})::text AS id`;
-      return row.id;
-    }, { allowNonMember: true });
+    const orgId = await this.db.tenant(principal, '', meta, (tx) => this.entitlements.personalOrgOf(tx, userId), { allowNonMember: true });
     if (!orgId) throw AppError.notFound('user', userId);
     return this.db.tenant(principal, orgId, meta, (tx) => this.entitlements.entitlements(tx, q.app));
   }

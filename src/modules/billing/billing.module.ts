@@ -8,12 +8,13 @@ import { CheckoutService } from './checkout.service.js';
 import { EntitlementsService } from './entitlements.service.js';
 import { StripeClient } from './stripe.client.js';
 import { StripeWebhookService } from './stripe-webhook.service.js';
-import { seatUsage, UsageCounters, workspaceUsage } from './usage-counters.js';
+import { seatUsage, UsageCounters } from './usage-counters.js';
 
 /**
  * Apps, plans, plan features and limits, Hub subscriptions, Stripe, entitlements (issue 3).
  * Provides the platform's ENTITLEMENT_GATE (@ConsumesLimit / @RequiresFeature / @RequiresActiveSubscription)
- * and exports UsageCounters so modules register the counters of their own counted features.
+ * and exports UsageCounters so modules register the counters of their own counted features (seats here;
+ * workspaces by the organizations module, which owns them).
  */
 @Module({
   controllers: [OrgBillingController, MyBillingController, CatalogController, ServiceEntitlementsController, StripeWebhookController],
@@ -28,7 +29,6 @@ export class BillingModule implements OnModuleInit {
 
   onModuleInit(): void {
     this.usage.register('omnizen', 'users', seatUsage);
-    this.usage.register('omnizen', 'workspaces', workspaceUsage);
     this.usage.register('app_securevault', 'users', seatUsage);
   }
 }

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { prepare, qb } from '../../platform/database/query-builder.js';
 
 export interface AppRow {
   id: string;
@@ -55,89 +57,155 @@ export interface OrgRow {
 /** Who holds a subscription: an organization, or a person (personal plan, "organizationId" NULL). */
 export type Subject = { kind: 'organization'; orgId: string } | { kind: 'user'; userId: string };
 
-const SUBSCRIPTION_COLUMNS = `s.id, s."userId", s."organizationId", s."appId", s.plan, s.status, s."stripeSubscriptionId",
-  s."createdAt", s."updatedAt", b.stripe_customer_id AS "stripeCustomerId", b.stripe_price_id AS "stripePriceId",
-  b.trial_ends_at AS "trialEndsAt", b.current_period_end AS "currentPeriodEnd",
-  coalesce(b.cancel_at_period_end, false) AS "cancelAtPeriodEnd", b.past_due_since AS "pastDueSince", b.last_event_at AS "lastEventAt"`;
+/** hub."Subscription" with its Stripe bookkeeping, as SubscriptionRow. */
+const subscriptions = () => qb.selectFrom('hub.Subscription as s')
+  .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
+  .select([
+    's.id', 's.userId', 's.organizationId', 's.appId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
+    'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
+    'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
+  ]);
 
-/** Catalog and subscription reads; every call reads the tables (no cache: provisioning SQL shows at once). */
+/**
+ * The app, the organization and the subscription that bills it, in one statement: a personal
+ * organization is billed through its owner's personal subscription ("organizationId" NULL), a business
+ * organization through its own. Run by the entitlement gate on every gated write.
+ */
+const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
+  .innerJoin('core.organizations as o', (j) => j.on('o.id', '=', p.orgId))
+  .leftJoin('hub.Subscription as s', (j) => j.onRef('s.appId', '=', 'a.id').on((eb) => eb.or([
+    eb.and([eb('o.account_type', '=', 'personal'), eb('s.userId', '=', eb.ref('o.owner_user_id')), eb('s.organizationId', 'is', null)]),
+    eb.and([eb('o.account_type', '<>', 'personal'), eb('s.organizationId', '=', p.orgId)]),
+  ])))
+  .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
+  .select([
+    'a.id as appId', 'a.name as appName', 'a.defaultPlan', 'a.trialDays',
+    'o.id as orgId', 'o.account_type as accountType', 'o.owner_user_id as ownerUserId', 'o.created_at as orgCreatedAt',
+    's.id', 's.userId', 's.organizationId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
+    'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
+    'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
+  ])
+  .where('a.id', '=', p.appId)
+  .$narrowType<{ accountType: OrgRow['accountType'] }>());
+
+const limitOf = (v: bigint | null): number | null => (v === null ? null : Number(v));
+
+/** What a Stripe event changes on a subscription's bookkeeping; undefined fields keep their value. */
+export interface BillingChange {
+  customer?: string;
+  price?: string;
+  status: string;
+  trialEndsAt?: Date | null;
+  currentPeriodEnd?: Date | null;
+  cancelAtPeriodEnd?: boolean;
+}
+
+/** A subscription whose time is over (trial ended, canceled at period end), with the organization to audit under. */
+export interface DueSubscription {
+  id: string;
+  status: string | null;
+  plan: string;
+  orgId: string | null;
+  reason: 'trial_ended' | 'canceled_at_period_end';
+}
+
+/**
+ * The billing tables (catalog, subscriptions and their Stripe bookkeeping, Stripe events, limit locks).
+ * Every call reads the tables (no cache: provisioning SQL shows at once).
+ */
 export const billingRepository = {
   async app(db: Db, appId: string): Promise<AppRow | undefined> {
-    const [row] = await db.$queryRaw<AppRow[]>`SELECT id, name, "defaultPlan", "trialDays" FROM hub."App" WHERE id = ${appId}`;
+    const [row] = await db.run(qb.selectFrom('hub.App').select(['id', 'name', 'defaultPlan', 'trialDays']).where('id', '=', appId));
     return row;
   },
 
   async apps(db: Db): Promise<AppRow[]> {
-    return db.$queryRaw<AppRow[]>`SELECT id, name, "defaultPlan", "trialDays" FROM hub."App" ORDER BY id`;
+    return db.run(qb.selectFrom('hub.App').select(['id', 'name', 'defaultPlan', 'trialDays']).orderBy('id'));
   },
 
   async plans(db: Db, appId: string): Promise<PlanRow[]> {
-    return db.$queryRaw<PlanRow[]>`SELECT app_id AS "appId", code, name, audience, rank FROM hub.plans WHERE app_id = ${appId} ORDER BY rank, code`;
+    return db.run(qb.selectFrom('hub.plans').select(['app_id as appId', 'code', 'name', 'audience', 'rank'])
+      .where('app_id', '=', appId).orderBy('rank').orderBy('code').$narrowType<{ audience: PlanRow['audience'] }>());
   },
 
   /** Every feature of the app with the plan's value (a feature the plan has no row for is off / zero). */
   async planFeatures(db: Db, appId: string, planCode: string): Promise<PlanFeatureRow[]> {
-    const rows = await db.$queryRaw<any[]>`
-      SELECT ${planCode} AS "planCode", f.code AS feature, f.kind, f.unit, f.description,
-             coalesce(pf.enabled, false) AS enabled,
-             CASE WHEN pf.feature IS NULL AND f.kind = 'limit' THEN 0 ELSE pf.limit_value END AS "limit"
-      FROM hub.features f
-      LEFT JOIN hub.plan_features pf ON pf.app_id = f.app_id AND pf.feature = f.code AND pf.plan_code = ${planCode}
-      WHERE f.app_id = ${appId}
-      ORDER BY f.kind DESC, f.code`;
-    return rows.map((r) => ({ ...r, limit: r.limit === null ? null : Number(r.limit) }));
+    const rows = await db.run(qb.selectFrom('hub.features as f')
+      .leftJoin('hub.plan_features as pf', (j) => j.onRef('pf.app_id', '=', 'f.app_id').onRef('pf.feature', '=', 'f.code').on('pf.plan_code', '=', planCode))
+      .select((eb) => [
+        'f.code as feature', 'f.kind', 'f.unit', 'f.description', eb.fn.coalesce('pf.enabled', sql<boolean>`false`).as('enabled'),
+        eb.case().when(eb.and([eb('pf.feature', 'is', null), eb('f.kind', '=', 'limit')])).then(sql<bigint>`0::int8`).else(eb.ref('pf.limit_value')).end().as('limit'),
+      ])
+      .where('f.app_id', '=', appId).orderBy('f.kind', 'desc').orderBy('f.code')
+      .$narrowType<{ kind: PlanFeatureRow['kind'] }>());
+    return rows.map((r) => ({ ...r, planCode, limit: limitOf(r.limit) }));
   },
 
   /** One feature across the app's plans, in upgrade order: to name the plan that lifts a limit. */
   async featureAcrossPlans(db: Db, appId: string, feature: string): Promise<(PlanRow & { enabled: boolean; limit: number | null })[]> {
-    const rows = await db.$queryRaw<any[]>`
-      SELECT p.app_id AS "appId", p.code, p.name, p.audience, p.rank, coalesce(pf.enabled, false) AS enabled, pf.limit_value AS "limit",
-             pf.feature IS NULL AS missing
-      FROM hub.plans p LEFT JOIN hub.plan_features pf ON pf.app_id = p.app_id AND pf.plan_code = p.code AND pf.feature = ${feature}
-      WHERE p.app_id = ${appId} ORDER BY p.rank, p.code`;
-    return rows.map((r) => ({ ...r, limit: r.missing ? 0 : r.limit === null ? null : Number(r.limit) }));
+    const rows = await db.run(qb.selectFrom('hub.plans as p')
+      .leftJoin('hub.plan_features as pf', (j) => j.onRef('pf.app_id', '=', 'p.app_id').onRef('pf.plan_code', '=', 'p.code').on('pf.feature', '=', feature))
+      .select((eb) => [
+        'p.app_id as appId', 'p.code', 'p.name', 'p.audience', 'p.rank', eb.fn.coalesce('pf.enabled', sql<boolean>`false`).as('enabled'),
+        'pf.limit_value as limit', eb('pf.feature', 'is', null).as('missing'),
+      ])
+      .where('p.app_id', '=', appId).orderBy('p.rank').orderBy('p.code')
+      .$narrowType<{ audience: PlanRow['audience'] }>());
+    return rows.map(({ missing, ...r }) => ({ ...r, limit: missing ? 0 : limitOf(r.limit) }));
+  },
+
+  /** The app, the organization and its billing subscription (absent: none yet) in one round trip; undefined when the app or organization does not exist. */
+  async billingContext(db: Db, orgId: string, appId: string): Promise<{ app: AppRow; org: OrgRow; subscription?: SubscriptionRow } | undefined> {
+    const [r] = await db.run(billingContext({ orgId, appId }));
+    if (!r) return undefined;
+    return {
+      app: { id: r.appId, name: r.appName, defaultPlan: r.defaultPlan, trialDays: r.trialDays },
+      org: { id: r.orgId, accountType: r.accountType, ownerUserId: r.ownerUserId, createdAt: r.orgCreatedAt },
+      subscription: r.id === null ? undefined : {
+        id: r.id, userId: r.userId, organizationId: r.organizationId, appId: r.appId, plan: r.plan!, status: r.status, stripeSubscriptionId: r.stripeSubscriptionId,
+        createdAt: r.createdAt, updatedAt: r.updatedAt, stripeCustomerId: r.stripeCustomerId, stripePriceId: r.stripePriceId, trialEndsAt: r.trialEndsAt,
+        currentPeriodEnd: r.currentPeriodEnd, cancelAtPeriodEnd: r.cancelAtPeriodEnd, pastDueSince: r.pastDueSince, lastEventAt: r.lastEventAt,
+      },
+    };
   },
 
   async org(db: Db, orgId: string): Promise<OrgRow | undefined> {
-    const [row] = await db.$queryRaw<OrgRow[]>`
-      SELECT id, account_type AS "accountType", owner_user_id AS "ownerUserId", created_at AS "createdAt"
-      FROM core.organizations WHERE id = ${orgId}::uuid`;
+    const [row] = await db.run(qb.selectFrom('core.organizations')
+      .select(['id', 'account_type as accountType', 'owner_user_id as ownerUserId', 'created_at as createdAt'])
+      .where('id', '=', orgId).$narrowType<{ accountType: OrgRow['accountType'] }>());
     return row;
   },
 
   async subscription(db: Db, subject: Subject, appId: string): Promise<SubscriptionRow | undefined> {
-    const [row] = subject.kind === 'organization'
-      ? await db.$queryRawUnsafe<SubscriptionRow[]>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM hub."Subscription" s
-          LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
-          WHERE s."organizationId" = $1 AND s."appId" = $2`, subject.orgId, appId)
-      : await db.$queryRawUnsafe<SubscriptionRow[]>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM hub."Subscription" s
-          LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
-          WHERE s."userId" = $1 AND s."organizationId" IS NULL AND s."appId" = $2`, subject.userId, appId);
+    const query = subscriptions().where('s.appId', '=', appId);
+    const [row] = await db.run(subject.kind === 'organization'
+      ? query.where('s.organizationId', '=', subject.orgId)
+      : query.where('s.userId', '=', subject.userId).where('s.organizationId', 'is', null));
     return row;
   },
 
   /** Locks the subscription, then reads it with its bookkeeping in a new statement (so a waiter sees the winner's commit). */
   async lockSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
-    await db.$queryRaw`SELECT id FROM hub."Subscription" WHERE id = ${id} FOR UPDATE`;
-    const [row] = await db.$queryRawUnsafe<SubscriptionRow[]>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM hub."Subscription" s
-      LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s.id = $1`, id);
+    await db.run(qb.selectFrom('hub.Subscription').select('id').where('id', '=', id).forUpdate());
+    const [row] = await db.run(subscriptions().where('s.id', '=', id));
     return row;
   },
 
   async subscriptionByStripeId(db: Db, stripeSubscriptionId: string): Promise<SubscriptionRow | undefined> {
-    const [row] = await db.$queryRawUnsafe<SubscriptionRow[]>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM hub."Subscription" s
-      LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."stripeSubscriptionId" = $1`, stripeSubscriptionId);
+    const [row] = await db.run(subscriptions().where('s.stripeSubscriptionId', '=', stripeSubscriptionId));
     return row;
   },
 
   /** The Stripe customer of an organization or person (any of its subscriptions), for the portal and new checkouts. */
   async stripeCustomer(db: Db, subject: Subject): Promise<string | undefined> {
-    const [row] = subject.kind === 'organization'
-      ? await db.$queryRaw<{ id: string }[]>`SELECT stripe_customer_id AS id FROM hub.subscription_billing
-          WHERE organization_id = ${subject.orgId} AND stripe_customer_id IS NOT NULL ORDER BY updated_at DESC LIMIT 1`
-      : await db.$queryRaw<{ id: string }[]>`SELECT stripe_customer_id AS id FROM hub.subscription_billing
-          WHERE user_id = ${subject.userId} AND organization_id IS NULL AND stripe_customer_id IS NOT NULL ORDER BY updated_at DESC LIMIT 1`;
-    return row?.id;
+    const query = qb.selectFrom('hub.subscription_billing').select('stripe_customer_id as id')
+      .where('stripe_customer_id', 'is not', null).orderBy('updated_at', 'desc').limit(1);
+    const [row] = await db.run(subject.kind === 'organization'
+      ? query.where('organization_id', '=', subject.orgId)
+      : query.where('user_id', '=', subject.userId).where('organization_id', 'is', null));
+    return row?.id ?? undefined;
   },
 
   /**
@@ -145,13 +213,111 @@ export const billingRepository = {
    * the request transaction ends, so concurrent writers of one organization count one at a time.
    */
   async lockLimits(db: Db, orgId: string, appId: string): Promise<void> {
-    await db.$executeRaw`INSERT INTO hub.limit_locks (org_id, app_id) VALUES (${orgId}::uuid, ${appId}) ON CONFLICT DO NOTHING`;
-    await db.$queryRaw`SELECT 1 FROM hub.limit_locks WHERE org_id = ${orgId}::uuid AND app_id = ${appId} FOR UPDATE`;
+    await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
+    await db.run(qb.selectFrom('hub.limit_locks').select('org_id').where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
   },
 
-  async billingEvents(db: Db, orgId: string, limit: number): Promise<any[]> {
-    return db.$queryRaw<any[]>`
-      SELECT id, "stripeEventId", type, "subscriptionId", status, reason, "stripeCreatedAt", "receivedAt", "processedAt"
-      FROM hub."BillingEvent" WHERE "orgId" = ${orgId}::uuid ORDER BY "receivedAt" DESC, id LIMIT ${limit}`;
+  async billingEvents(db: Db, orgId: string, limit: number) {
+    return db.run(qb.selectFrom('hub.BillingEvent')
+      .select(['id', 'stripeEventId', 'type', 'subscriptionId', 'status', 'reason', 'stripeCreatedAt', 'receivedAt', 'processedAt'])
+      .where('orgId', '=', orgId).orderBy('receivedAt', 'desc').orderBy('id').limit(limit));
+  },
+
+  /** A person's personal organization (the organization their personal plan bills), or null. */
+  async personalOrgId(db: Db, userId: string): Promise<string | null> {
+    const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT core.personal_org_id(${userId})::text AS id`;
+    return row?.id ?? null;
+  },
+
+  /** A person's personal organization for a service principal (hub.personal_org_id checks the caller is a service). */
+  async personalOrgIdForService(db: Db, userId: string): Promise<string | null> {
+    const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT hub.personal_org_id(${userId})::text AS id`;
+    return row?.id ?? null;
+  },
+
+  /** Members plus pending invitations (hub.seat_usage() sees invitations even for non-admin readers). */
+  async seatUsage(db: Db): Promise<number> {
+    const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT hub.seat_usage() AS n`;
+    return Number(row.n);
+  },
+
+  /** Stores a Stripe event once: its id, or undefined when that event id was stored before. */
+  async insertEvent(db: Db, event: { id: string; type: string; created: number }, orgId: string | undefined): Promise<string | undefined> {
+    const [row] = await db.run(qb.insertInto('hub.BillingEvent').values({
+      stripeEventId: event.id, type: event.type, orgId: orgId ?? null, stripeCreatedAt: new Date(event.created * 1000),
+      payload: JSON.stringify(event), status: orgId ? 'received' : 'ignored',
+      reason: orgId ? null : 'cannot tell which organization or person this event concerns',
+    }).onConflict((c) => c.column('stripeEventId').doNothing()).returning('id'));
+    return row?.id;
+  },
+
+  /** A stored event, locked until the transaction ends (the job applies each event once). */
+  async lockEvent(db: Db, id: string) {
+    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select(['id', 'orgId', 'status', 'payload']).where('id', '=', id).forUpdate());
+    return row;
+  },
+
+  async finishEvent(db: Db, id: string, outcome: { status: string; reason?: string; subscriptionId?: string }): Promise<void> {
+    await db.run(qb.updateTable('hub.BillingEvent').set({
+      status: outcome.status, reason: outcome.reason ?? null, subscriptionId: outcome.subscriptionId ?? null, processedAt: sql`now()`,
+    }).where('id', '=', id));
+  },
+
+  async insertSubscription(db: Db, subject: Subject, s: { app: string; plan: string; status: string; stripeSubscriptionId?: string }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('hub.Subscription').values({
+      id: sql`gen_random_uuid()::text`, userId: subject.kind === 'user' ? subject.userId : null, appId: s.app, plan: s.plan, status: s.status,
+      organizationId: subject.kind === 'organization' ? subject.orgId : null, stripeSubscriptionId: s.stripeSubscriptionId ?? null,
+      createdAt: sql`now() AT TIME ZONE 'utc'`, updatedAt: sql`now() AT TIME ZONE 'utc'`,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async updateSubscription(db: Db, id: string, s: { plan: string; status: string; stripeSubscriptionId?: string }): Promise<void> {
+    await db.run(qb.updateTable('hub.Subscription').set((eb) => ({
+      plan: s.plan, status: s.status,
+      stripeSubscriptionId: eb.fn.coalesce(eb.val(s.stripeSubscriptionId ?? null), eb.ref('stripeSubscriptionId')),
+      updatedAt: sql`now() AT TIME ZONE 'utc'`,
+    })).where('id', '=', id));
+  },
+
+  /** Writes what a Stripe event says into the subscription's bookkeeping row (created on first event). */
+  async upsertBilling(db: Db, subscriptionId: string, subject: Subject, change: BillingChange, event: { id: string; at: Date }): Promise<void> {
+    await db.run(qb.insertInto('hub.subscription_billing').values({
+      subscription_id: subscriptionId, user_id: subject.kind === 'user' ? subject.userId : null,
+      organization_id: subject.kind === 'organization' ? subject.orgId : null,
+      stripe_customer_id: change.customer ?? null, stripe_price_id: change.price ?? null, trial_ends_at: change.trialEndsAt ?? null,
+      current_period_end: change.currentPeriodEnd ?? null, cancel_at_period_end: change.cancelAtPeriodEnd ?? false,
+      past_due_since: change.status === 'past_due' ? event.at : null, last_event_at: event.at, last_event_id: event.id, updated_at: sql`now()`,
+    }).onConflict((c) => c.column('subscription_id').doUpdateSet((eb) => ({
+      stripe_customer_id: eb.fn.coalesce('excluded.stripe_customer_id', 'hub.subscription_billing.stripe_customer_id'),
+      stripe_price_id: eb.fn.coalesce('excluded.stripe_price_id', 'hub.subscription_billing.stripe_price_id'),
+      trial_ends_at: change.trialEndsAt === undefined ? eb.ref('hub.subscription_billing.trial_ends_at') : eb.ref('excluded.trial_ends_at'),
+      current_period_end: change.currentPeriodEnd === undefined ? eb.ref('hub.subscription_billing.current_period_end') : eb.ref('excluded.current_period_end'),
+      cancel_at_period_end: change.cancelAtPeriodEnd === undefined ? eb.ref('hub.subscription_billing.cancel_at_period_end') : eb.ref('excluded.cancel_at_period_end'),
+      past_due_since: change.status === 'past_due' ? eb.fn.coalesce('hub.subscription_billing.past_due_since', 'excluded.past_due_since') : null,
+      last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id'), updated_at: sql`now()`,
+    }))));
+  },
+
+  /** Subscriptions whose time is over at `now`, locked (others running the job skip them). */
+  async dueToExpire(db: Db, now: Date): Promise<DueSubscription[]> {
+    return db.run(qb.selectFrom('hub.Subscription as s')
+      .innerJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
+      .leftJoin('core.organizations as o', (j) => j.on(sql`o.id::text`, '=', sql.ref('s.organizationId')))
+      .select((eb) => [
+        's.id', 's.status', 's.plan',
+        sql<string | null>`coalesce(${eb.ref('o.id')}, core.personal_org_id(${eb.ref('s.userId')}))::text`.as('orgId'),
+        eb.case().when(eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now)])).then(sql.lit('trial_ended'))
+          .else(sql.lit('canceled_at_period_end')).end().$castTo<DueSubscription['reason']>().as('reason'),
+      ])
+      .where((eb) => eb.or([
+        eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now)]),
+        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb('s.status', 'in', ['active', 'trialing', 'past_due'])]),
+      ]))
+      .forUpdate('s').skipLocked());
+  },
+
+  async cancel(db: Db, id: string): Promise<void> {
+    await db.run(qb.updateTable('hub.Subscription').set({ status: 'canceled', updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', id));
   },
 };

@@ -64,13 +64,11 @@ export class EntitlementsService implements EntitlementGate {
   ) {}
 
   private async resolve(db: Db, orgId: string, appId: string): Promise<Resolved> {
-    const app = await repo.app(db, appId);
-    if (!app) throw AppError.notFound('app', appId);
-    const org = await repo.org(db, orgId);
-    if (!org) throw AppError.notFound('organization', orgId);
+    const found = await repo.billingContext(db, orgId, appId);
+    if (!found) throw (await repo.app(db, appId)) ? AppError.notFound('organization', orgId) : AppError.notFound('app', appId);
+    const { app, org, subscription } = found;
     // a personal organization is billed through its owner's personal subscription ("organizationId" NULL)
     const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
-    const subscription = await repo.subscription(db, subject, appId);
     if (subscription) {
       const status = subscription.status ?? 'active';
       const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt;
@@ -120,6 +118,11 @@ export class EntitlementsService implements EntitlementGate {
       subscriptionId: s?.id ?? null,
       features,
     };
+  }
+
+  /** A person's personal organization as the service principal sees it (hub.personal_org_id), or null. */
+  async personalOrgOf(tx: TenantTx, userId: string): Promise<string | null> {
+    return repo.personalOrgIdForService(tx.db, userId);
   }
 
   /** The gate behind @ConsumesLimit / @RequiresFeature / @RequiresActiveSubscription (run in the request transaction). */

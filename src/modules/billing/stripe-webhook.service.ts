@@ -71,20 +71,16 @@ export class StripeWebhookService implements OnModuleInit {
     }
     return this.privileged.run('billing.webhook', async (db) => {
       const orgId = await this.locate(db, event);
-      const [row] = await db.$queryRaw<{ id: string }[]>`
-        INSERT INTO hub."BillingEvent" ("stripeEventId", type, "orgId", "stripeCreatedAt", payload, status, reason)
-        VALUES (${event.id}, ${event.type}, ${orgId ?? null}::uuid, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb,
-                ${orgId ? 'received' : 'ignored'}, ${orgId ? null : 'cannot tell which organization or person this event concerns'})
-        ON CONFLICT ("stripeEventId") DO NOTHING RETURNING id`;
-      if (!row) {
+      const eventId = await repo.insertEvent(db, event, orgId);
+      if (!eventId) {
         this.logger.log(`stripe event ${event.id} (${event.type}) already received; not processed again`);
         return { received: true as const, duplicate: true };
       }
       if (orgId) {
         await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
-          action: 'billing.event_received', entityType: 'billing_event', entityId: row.id, after: { stripeEventId: event.id, type: event.type },
+          action: 'billing.event_received', entityType: 'billing_event', entityId: eventId, after: { stripeEventId: event.id, type: event.type },
         }, { requestId });
-        await enqueue({ db, orgId }, STRIPE_EVENT_JOB, { billingEventId: row.id });
+        await enqueue({ db, orgId }, STRIPE_EVENT_JOB, { billingEventId: eventId });
       } else {
         // no organization to file an audit row under: the stored event (status 'ignored', with its reason) is the record
         this.logger.warn(`stripe event ${event.id} (${event.type}) ignored: no organization or person found for it`);
@@ -115,25 +111,23 @@ export class StripeWebhookService implements OnModuleInit {
 
   private async orgOf(db: Db, sub: SubscriptionRow): Promise<string | undefined> {
     if (sub.organizationId) return sub.organizationId;
-    const [row] = await db.$queryRaw<{ id: string | null }[]>`SELECT core.personal_org_id(${sub.userId}) AS id`;
-    return row?.id ?? undefined;
+    return (sub.userId && (await repo.personalOrgId(db, sub.userId))) || undefined;
   }
 
   /** The job: applies one stored event exactly once (status 'received' → processed / ignored). */
   async process(billingEventId: string): Promise<void> {
     await this.privileged.run('billing.webhook', async (db) => {
-      const [ev] = await db.$queryRaw<{ id: string; orgId: string; status: string; payload: Stripe.Event }[]>`
-        SELECT id, "orgId", status, payload FROM hub."BillingEvent" WHERE id = ${billingEventId} FOR UPDATE`;
-      if (!ev || ev.status !== 'received') return;
-      const outcome = await this.apply(db, ev.orgId, ev.payload);
+      const ev = await repo.lockEvent(db, billingEventId);
+      if (!ev || ev.status !== 'received' || !ev.orgId) return;
+      const payload = ev.payload as Stripe.Event;
+      const outcome = await this.apply(db, ev.orgId, payload);
       if (outcome.status === 'ignored') {
-        this.logger.warn(`stripe event ${ev.payload.id} (${ev.payload.type}) ignored: ${outcome.reason}`);
+        this.logger.warn(`stripe event ${payload.id} (${payload.type}) ignored: ${outcome.reason}`);
         await this.audit.recordPrivileged(db, ev.orgId, STRIPE_ACTOR, {
-          action: 'billing.event_ignored', entityType: 'billing_event', entityId: ev.id, after: { stripeEventId: ev.payload.id, type: ev.payload.type, reason: outcome.reason },
+          action: 'billing.event_ignored', entityType: 'billing_event', entityId: ev.id, after: { stripeEventId: payload.id, type: payload.type, reason: outcome.reason },
         });
       }
-      await db.$executeRaw`UPDATE hub."BillingEvent" SET status = ${outcome.status}, reason = ${outcome.reason ?? null},
-        "subscriptionId" = ${outcome.subscriptionId ?? null}, "processedAt" = now() WHERE id = ${ev.id}`;
+      await repo.finishEvent(db, ev.id, outcome);
     });
   }
 
@@ -154,42 +148,17 @@ export class StripeWebhookService implements OnModuleInit {
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status;
     }
-    const id = existing?.id ?? (await this.insert(db, subject, change));
+    const id = existing?.id ?? (await repo.insertSubscription(db, subject, { app: change.app!, plan: change.plan!, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId }));
     if (existing) {
-      await db.$executeRaw`UPDATE hub."Subscription" SET plan = ${change.plan ?? existing.plan}, status = ${change.status},
-        "stripeSubscriptionId" = coalesce(${change.stripeSubscriptionId ?? null}, "stripeSubscriptionId"),
-        "updatedAt" = (now() AT TIME ZONE 'utc') WHERE id = ${id}`;
+      await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId });
     }
-    await db.$executeRaw`
-      INSERT INTO hub.subscription_billing AS b (subscription_id, user_id, organization_id, stripe_customer_id, stripe_price_id,
-        trial_ends_at, current_period_end, cancel_at_period_end, past_due_since, last_event_at, last_event_id, updated_at)
-      VALUES (${id}, ${subject.kind === 'user' ? subject.userId : null}, ${subject.kind === 'organization' ? subject.orgId : null},
-        ${change.customer ?? null}, ${change.price ?? null}, ${change.trialEndsAt ?? null}, ${change.currentPeriodEnd ?? null},
-        ${change.cancelAtPeriodEnd ?? false}, ${change.status === 'past_due' ? at : null}, ${at}, ${event.id}, now())
-      ON CONFLICT (subscription_id) DO UPDATE SET
-        stripe_customer_id = coalesce(EXCLUDED.stripe_customer_id, b.stripe_customer_id),
-        stripe_price_id = coalesce(EXCLUDED.stripe_price_id, b.stripe_price_id),
-        trial_ends_at = CASE WHEN ${change.trialEndsAt === undefined} THEN b.trial_ends_at ELSE EXCLUDED.trial_ends_at END,
-        current_period_end = CASE WHEN ${change.currentPeriodEnd === undefined} THEN b.current_period_end ELSE EXCLUDED.current_period_end END,
-        cancel_at_period_end = CASE WHEN ${change.cancelAtPeriodEnd === undefined} THEN b.cancel_at_period_end ELSE EXCLUDED.cancel_at_period_end END,
-        past_due_since = CASE WHEN ${change.status} = 'past_due' THEN coalesce(b.past_due_since, EXCLUDED.past_due_since) ELSE NULL END,
-        last_event_at = EXCLUDED.last_event_at, last_event_id = EXCLUDED.last_event_id, updated_at = now()`;
+    await repo.upsertBilling(db, id, subject, change, { id: event.id, at });
     const after = await repo.lockSubscription(db, id);
     await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
     }, { requestId: event.id });
     return { status: 'processed', subscriptionId: id };
-  }
-
-  private async insert(db: Db, subject: Subject, change: Change): Promise<string> {
-    const [row] = await db.$queryRaw<{ id: string }[]>`
-      INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "stripeSubscriptionId", "createdAt", "updatedAt")
-      VALUES (gen_random_uuid()::text, ${subject.kind === 'user' ? subject.userId : null}, ${change.app}, ${change.plan}, ${change.status},
-              ${subject.kind === 'organization' ? subject.orgId : null}, ${change.stripeSubscriptionId ?? null},
-              now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc')
-      RETURNING id`;
-    return row.id;
   }
 
   /** Reads the event into a Change, or says why it changes nothing. */

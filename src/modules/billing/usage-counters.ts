@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Db } from '../../platform/database/database.service.js';
+import { billingRepository } from './billing.repository.js';
 
 /** Counts what an organization currently uses of one counted feature, inside the caller's transaction. */
 export type UsageCounter = (ctx: { db: Db; orgId: string }) => Promise<number>;
@@ -26,12 +27,4 @@ export class UsageCounters {
 }
 
 /** Members plus pending invitations (hub.seat_usage() sees invitations even for non-admin readers). */
-export const seatUsage: UsageCounter = async ({ db }) => {
-  const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT hub.seat_usage() AS n`;
-  return Number(row.n);
-};
-
-export const workspaceUsage: UsageCounter = async ({ db, orgId }) => {
-  const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM core.workspaces WHERE org_id = ${orgId}::uuid`;
-  return Number(row.n);
-};
+export const seatUsage: UsageCounter = ({ db }) => billingRepository.seatUsage(db);

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
@@ -45,6 +46,7 @@ export class JournalService {
   constructor(
     private readonly audit: AuditService,
     private readonly ledger: LedgerService,
+    @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
   ) {}
 
   /**
@@ -80,10 +82,21 @@ export class JournalService {
       if (!taxCodes.has(taxCodeId)) taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
       lines.push(...(await this.withTax(tx, line, taxCodes.get(taxCodeId)!, (await this.ledger.settings(tx)).baseCurrency)));
     }
+    await this.requireFullAccountingForForeignCurrency(tx, dto.lines);
     return this.post(tx, {
       date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
       idempotencyKey: dto.idempotencyKey ?? headerKey, lines,
     });
+  }
+
+  /**
+   * Entries in a currency other than the base currency are "full accounting" (professional and up); the
+   * closing and revaluation entries the ledger posts itself are not user entries and are not gated here.
+   */
+  private async requireFullAccountingForForeignCurrency(tx: TenantTx, lines: JournalLineInputDto[]): Promise<void> {
+    if (!lines.some((l) => l.currency)) return;
+    const base = (await this.ledger.settings(tx)).baseCurrency;
+    if (lines.some((l) => l.currency && l.currency !== base)) await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
   }
 
   /** A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on debits). */

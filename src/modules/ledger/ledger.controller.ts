@@ -5,7 +5,7 @@ import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js'
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -23,6 +23,7 @@ const GL_CSV_MAX_LINES = 100_000;
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class LedgerBooksController {
   constructor(private readonly ledger: LedgerService) {}
@@ -63,6 +64,7 @@ export class LedgerBooksController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger/accounts')
 export class AccountsController {
   constructor(
@@ -144,6 +146,7 @@ export class AccountsController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
@@ -157,6 +160,7 @@ export class RatesAndTaxController {
   }
 
   @Post('fx-rates')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
   @ApiCreatedResponse({ type: ImportResultDto })
@@ -166,6 +170,7 @@ export class RatesAndTaxController {
   }
 
   @Post('fx-rates/import')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
   @ApiCreatedResponse({ type: ImportResultDto })
@@ -191,6 +196,7 @@ export class RatesAndTaxController {
   }
 
   @Post('tax-codes/:taxCodeId/calculate')
+  @DoesNotWrite()
   @HttpCode(200)
   @ApiOperation({ summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
@@ -202,6 +208,7 @@ export class RatesAndTaxController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class FiscalCalendarController {
   constructor(
@@ -275,6 +282,7 @@ export class FiscalCalendarController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger')
 export class JournalController {
   constructor(private readonly journal: JournalService) {}
@@ -318,6 +326,7 @@ export class JournalController {
   }
 
   @Post('fx-revaluations')
+  @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
@@ -329,6 +338,7 @@ export class JournalController {
 
 @ApiTags('ledger')
 @OrgRoute()
+@WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/ledger/reports')
 export class ReportsController {
   constructor(private readonly reports: ReportsService) {}

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { BillingModule } from '../billing/billing.module.js';
 import {
   AccountsController, FiscalCalendarController, JournalController, LedgerBooksController, RatesAndTaxController, ReportsController,
 } from './ledger.controller.js';
@@ -8,6 +9,7 @@ import { ReportsService } from './reports.service.js';
 
 /** Chart of accounts, journal entries, balances, periods, currencies and FX, tax codes, statements (issue 4). */
 @Module({
+  imports: [BillingModule],
   controllers: [LedgerBooksController, AccountsController, RatesAndTaxController, FiscalCalendarController, JournalController, ReportsController],
   providers: [LedgerService, JournalService, ReportsService],
   exports: [LedgerService, JournalService, ReportsService],

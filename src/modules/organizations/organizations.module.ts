@@ -1,4 +1,7 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { BillingModule } from '../billing/billing.module.js';
+import { UsageCounters } from '../billing/usage-counters.js';
+import { workspaceRepository } from './workspace.repository.js';
 import { MyOrganizationsController, OrganizationController } from './organizations.controller.js';
 import { OrganizationsService } from './organizations.service.js';
 import { MembershipsController } from './memberships.controller.js';
@@ -12,6 +15,7 @@ import { FeatureFlagsController, SettingsController } from './settings.controlle
 import { SettingsService } from './settings.service.js';
 
 @Module({
+  imports: [BillingModule],
   controllers: [
     MyOrganizationsController, OrganizationController, MembershipsController, InvitationsController, InvitationAcceptanceController,
     WorkspacesController, SettingsController, FeatureFlagsController,
@@ -19,4 +23,10 @@ import { SettingsService } from './settings.service.js';
   providers: [OrganizationsService, MembershipsService, InvitationsService, InvitationPurge, WorkspacesService, SettingsService],
   exports: [OrganizationsService, SettingsService, InvitationPurge],
 })
-export class OrganizationsModule {}
+export class OrganizationsModule implements OnModuleInit {
+  constructor(private readonly usage: UsageCounters) {}
+
+  onModuleInit(): void {
+    this.usage.register('omnizen', 'workspaces', ({ db, orgId }) => workspaceRepository.count(db, orgId));
+  }
+}

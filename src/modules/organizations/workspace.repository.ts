@@ -1,3 +1,4 @@
+import { qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
 import type { WorkspaceDto } from './workspace.dto.js';
 
@@ -5,6 +6,12 @@ const toWorkspace = (r: any): WorkspaceDto => ({ id: r.id, orgId: r.org_id, name
 
 /** core.workspaces: members read, admins write (policies). */
 export const workspaceRepository = {
+  /** How many workspaces the organization has (the plan's counted limit `workspaces`). */
+  async count(db: Db, orgId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('core.workspaces').select((eb) => eb.fn.countAll<bigint>().as('n')).where('org_id', '=', orgId));
+    return Number(row.n);
+  },
+
   async list(db: Db, orgId: string): Promise<WorkspaceDto[]> {
     const rows = await db.$queryRaw<any[]>`SELECT * FROM core.workspaces WHERE org_id = ${orgId}::uuid ORDER BY name, id`;
     return rows.map(toWorkspace);

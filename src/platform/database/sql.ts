@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import pg from 'pg';
+import type { Compilable, InferResult } from './query-builder.js';
 
 /**
  * How repositories talk to PostgreSQL: parameterised SQL inside one transaction. The method names
@@ -28,6 +29,10 @@ export interface Db {
    * the audit row.
    */
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void;
+  /** Runs a typed query of the query builder (`qb` in query-builder.ts): its rows, typed from the schema. */
+  run<Q extends Compilable>(query: Q): Promise<InferResult<Q>>;
+  /** Runs a typed write and answers the number of rows it changed. */
+  runCount(query: Compilable): Promise<number>;
 }
 
 const TYPES = {
@@ -103,6 +108,16 @@ class ConnectionDb implements Db {
 
   async $executeRaw(sql: TemplateStringsArray, ...values: unknown[]): Promise<number> {
     return (await this.client.query(fromTemplate(sql, values))).rowCount ?? 0;
+  }
+
+  async run<Q extends Compilable>(query: Q): Promise<InferResult<Q>> {
+    const { sql, parameters } = query.compile();
+    return (await this.client.query(sql, parameters.map(param))).rows as InferResult<Q>;
+  }
+
+  async runCount(query: Compilable): Promise<number> {
+    const { sql, parameters } = query.compile();
+    return (await this.client.query(sql, parameters.map(param))).rowCount ?? 0;
   }
 
   async $queryRawUnsafe<T = unknown[]>(sql: string, ...values: unknown[]): Promise<T> {

@@ -1,8 +1,9 @@
 import {
-  applyDecorators, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
-  SetMetadata, UseInterceptors,
+  applyDecorators, CallHandler, type OnApplicationBootstrap, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
+  RequestMethod, SetMetadata, UseInterceptors,
 } from '@nestjs/common';
-import { ModuleRef, Reflector } from '@nestjs/core';
+import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { ModuleRef, ModulesContainer, Reflector } from '@nestjs/core';
 import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
 import { from, lastValueFrom, Observable } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
@@ -138,11 +139,62 @@ export const RequiresFeature = (app: string, feature: string) =>
 /** The route writes: 402 when the organization's subscription to `app` is read-only (canceled, past_due after grace, trial ended). */
 export const RequiresActiveSubscription = (app: string) => entitlement({ app }, `requires a ${app} subscription that allows writing`);
 
-/** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers). */
-export const Tx = createParamDecorator((_: unknown, ctx: ExecutionContext): TenantTx => {
-  const tx = ctx.switchToHttp().getRequest().tenantTx;
-  if (!tx) throw new Error('@Tx() used outside an @OrgRoute/@UserRoute controller');
-  return tx;
-});
+const DOES_NOT_WRITE = 'omnizen:does-not-write';
+/** A POST that only computes (a tax calculation): open to a read-only subscription like any read. */
+export const DoesNotWrite = () => SetMetadata(DOES_NOT_WRITE, true);
+
+const READ_METHODS = new Set([RequestMethod.GET, RequestMethod.HEAD, RequestMethod.OPTIONS]);
+
+/**
+ * On a controller of a paid app's module: every handler that writes (any method but GET/HEAD/OPTIONS)
+ * gets @RequiresActiveSubscription(app), so a lapsed customer can still read and export, never write.
+ * Applied per handler when the class is defined (class decorators run after the method decorators), so the OpenAPI
+ * document lists the 402 on exactly the writes, and a write added later cannot miss it.
+ */
+export function WritesRequireSubscription(app: string): ClassDecorator {
+  return (target) => {
+    const proto = target.prototype;
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      const handler = descriptor?.value;
+      if (key === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
+      if (READ_METHODS.has(Reflect.getMetadata(METHOD_METADATA, handler)) || Reflect.getMetadata(DOES_NOT_WRITE, handler)) continue;
+      // any requirement of the same app already refuses a read-only subscription
+      if ((Reflect.getMetadata(ENTITLEMENTS, handler) ?? []).some((r: EntitlementRequirement) => r.app === app)) continue;
+      RequiresActiveSubscription(app)(proto, key, descriptor!);
+    }
+  };
+}
+
+function tenantTxOf(_: unknown, ctx: ExecutionContext): TenantTx {
+  return ctx.switchToHttp().getRequest().tenantTx;
+}
+
+/** The request's tenant transaction (only inside @OrgRoute / @UserRoute controllers: checked at start-up). */
+export const Tx = createParamDecorator(tenantTxOf);
+
+/**
+ * Refuses to start when a handler takes @Tx() but its controller is neither @OrgRoute nor @UserRoute
+ * (it would have no transaction to receive): a mistake found at start-up, not as a 500 per request.
+ */
+@Injectable()
+export class TenantRouteCheck implements OnApplicationBootstrap {
+  constructor(private readonly modules: ModulesContainer) {}
+
+  onApplicationBootstrap(): void {
+    const wrong: string[] = [];
+    for (const module of this.modules.values()) {
+      for (const { metatype } of module.controllers.values()) {
+        if (!metatype || Reflect.getMetadata(SCOPE, metatype)) continue;
+        for (const key of Object.getOwnPropertyNames(metatype.prototype)) {
+          const args: Record<string, { factory?: unknown }> = Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, key) ?? {};
+          const handler = metatype.prototype[key];
+          if (Object.values(args).some((a) => a.factory === tenantTxOf) && !Reflect.getMetadata(SCOPE, handler)) wrong.push(`${metatype.name}.${key}`);
+        }
+      }
+    }
+    if (wrong.length) throw new Error(`@Tx() is used outside an @OrgRoute/@UserRoute controller, where no tenant transaction exists: ${wrong.join(', ')}`);
+  }
+}
 
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => ctx.switchToHttp().getRequest().user);

@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+/**
+ * The plan matrix, generic over the OpenAPI document: every write operation of the OmniZen app's modules
+ * (APP_PREFIXES) is called
+ *  (a) by the owner of an organization whose subscription is read-only (canceled) → 402 billing.subscription_inactive;
+ *  (b) by the owner of a starter organization → 402 billing.feature_not_in_plan exactly when the route's
+ *      feature is off for starter in hub.plan_features (the plan table as data), naming the feature's
+ *      cheapest plan; otherwise the gate lets it through (whatever the handler then answers, never 402);
+ * and every read stays open to the read-only organization. Nothing a refused call would write is written.
+ * A write route added to these modules without a billing requirement fails the first test.
+ */
+
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger'];
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+type Method = (typeof METHODS)[number];
+
+/** POSTs that only compute and write nothing: open like reads (@DoesNotWrite). */
+const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate']);
+
+interface Route {
+  method: Method;
+  path: string;
+  billing?: { app: string; feature?: string };
+}
+const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
+
+describe('plan matrix (every write of the OmniZen app modules, against the plan table)', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let readOnlyOrg: string;
+  let starterOrg: string;
+  let routes: Route[];
+
+  const urlFor = (r: Route, orgId: string) => r.path.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'orgId' ? orgId : randomUUID()));
+  const call = (r: Route, orgId: string) => {
+    const req = t.http[r.method](urlFor(r, orgId)).set(owner.auth);
+    return r.method === 'get' ? req : req.send({});
+  };
+  async function rowsOf(orgId: string): Promise<string> {
+    const { rows } = await t.db.admin.query(
+      `SELECT (SELECT count(*) FROM core.audit_logs WHERE org_id = $1) || '/' || (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)
+         || '/' || (SELECT count(*) FROM finance.fx_rates WHERE org_id = $1) || '/' || (SELECT count(*) FROM finance.accounts WHERE org_id = $1) AS v`, [orgId]);
+    return rows[0].v;
+  }
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'plan-owner');
+    readOnlyOrg = await createOrg(t, owner, 'Lapsed Ltd');
+    await startBooks(t, readOnlyOrg, owner);
+    await onPlan(t, readOnlyOrg, 'professional', 'canceled');
+    starterOrg = await createOrg(t, owner, 'Starter Ltd');
+    await startBooks(t, starterOrg, owner);
+    await onPlan(t, starterOrg, 'starter');
+    const doc = (await t.http.get('/docs-json').expect(200)).body;
+    routes = [];
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      if (!APP_PREFIXES.some((p) => path.startsWith(p))) continue;
+      for (const method of METHODS) {
+        if (item[method]) routes.push({ method, path, billing: item[method]['x-omnizen-billing'] });
+      }
+    }
+  });
+  afterAll(() => t?.close());
+
+  it('finds the routes, and every write route carries a billing requirement of the omnizen app', () => {
+    const writes = routes.filter((r) => r.method !== 'get' && !COMPUTES_ONLY.has(label(r)));
+    expect(writes.length).toBeGreaterThan(15);
+    expect(writes.filter((r) => r.billing?.app !== 'omnizen').map(label)).toEqual([]);
+    expect(routes.filter((r) => r.method === 'get' && r.billing).map(label)).toEqual([]);
+    // the feature-gated ones, as the plan table of docs/billing.md says
+    expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
+      'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
+      'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
+      'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
+    ]);
+  });
+
+  it('a read-only subscription: every write answers 402 subscription_inactive and changes nothing; reads stay open', async () => {
+    const before = await rowsOf(readOnlyOrg);
+    const wrong: string[] = [];
+    for (const r of routes) {
+      const res = await call(r, readOnlyOrg);
+      if (r.method === 'get' || COMPUTES_ONLY.has(label(r))) {
+        if (res.status === 402 || res.status >= 500) wrong.push(`${label(r)} → ${res.status} ${res.body?.error?.code}`);
+      } else if (res.status !== 402 || res.body.error.code !== 'billing.subscription_inactive' || res.body.error.details?.status !== 'canceled') {
+        wrong.push(`${label(r)} → ${res.status} ${res.body?.error?.code}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(await rowsOf(readOnlyOrg)).toBe(before);
+    // the books stay readable and exportable
+    const tb = await t.http.get(ledgerUrl(readOnlyOrg, 'reports/trial-balance')).set(owner.auth).set('Accept', 'text/csv').expect(200);
+    expect(tb.text.split('\n')[0]).toContain('code');
+  });
+
+  it('a starter organization: exactly the routes whose feature starter lacks answer 402 naming it and the cheapest plan', async () => {
+    const { rows } = await t.db.admin.query(
+      `SELECT feature, enabled FROM hub.plan_features WHERE app_id = 'omnizen' AND plan_code = 'starter'`);
+    const starterHas = new Map(rows.map((r) => [r.feature, r.enabled !== false]));
+    const before = await rowsOf(starterOrg);
+    const wrong: string[] = [];
+    for (const r of routes.filter((x) => x.method !== 'get')) {
+      const res = await call(r, starterOrg);
+      const feature = r.billing?.feature;
+      if (feature && !starterHas.get(feature)) {
+        const e = res.body?.error;
+        if (res.status !== 402 || e?.code !== 'billing.feature_not_in_plan' || e.details?.feature !== feature || e.details?.upgradeTo !== 'professional'
+          || !e.message.includes('upgrade to professional')) wrong.push(`${label(r)} → ${res.status} ${e?.code} ${e?.details?.upgradeTo}`);
+      } else if (res.status === 402 || res.status >= 500) {
+        wrong.push(`${label(r)} → ${res.status} ${res.body?.error?.code}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    // nothing the gate refused was written (an allowed write, e.g. an empty settings patch, may leave its audit row)
+    expect((await rowsOf(starterOrg)).split('/').slice(1)).toEqual(before.split('/').slice(1));
+  });
+
+  it('a starter organization posts in its base currency; a foreign-currency entry is full accounting', async () => {
+    const accounts = (await t.http.get(ledgerUrl(starterOrg, 'accounts')).set(owner.auth).expect(200)).body;
+    const id = (code: string) => accounts.find((a: any) => a.code === code).id;
+    const entry = (currency?: string) => ({
+      date: '2026-03-02', memo: 'cash sale',
+      lines: [{ accountId: id('1100'), debit: '10.00', currency }, { accountId: id('4100'), credit: '10.00', currency }],
+    });
+    const foreign = await t.http.post(ledgerUrl(starterOrg, 'journal-entries')).set(owner.auth).send({ ...entry('USD'), lines: entry('USD').lines.map((l) => ({ ...l, rate: '0.9' })) });
+    expect(foreign.status).toBe(402);
+    expect(foreign.body.error).toMatchObject({
+      code: 'billing.feature_not_in_plan', details: { feature: 'full_accounting', plan: 'starter', upgradeTo: 'professional' },
+    });
+    const { rows: none } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [starterOrg]);
+    expect(none[0].n).toBe(0);
+    const base = await t.http.post(ledgerUrl(starterOrg, 'journal-entries')).set(owner.auth).send(entry('EUR')).expect(201);
+    expect(base.body.lines.map((l: any) => l.currency)).toEqual(['EUR', 'EUR']);
+    await onPlan(t, starterOrg, 'professional');
+    const upgraded = await t.http.post(ledgerUrl(starterOrg, 'journal-entries')).set(owner.auth)
+      .send({ ...entry('USD'), lines: entry('USD').lines.map((l) => ({ ...l, rate: '0.9' })) }).expect(201);
+    expect(upgraded.body.lines.map((l: any) => l.currency)).toEqual(['USD', 'USD']);
+  });
+});
