@@ -8,6 +8,8 @@ import { createLogger, logRequests, PinoNestLogger } from './platform/logging/lo
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
+import { InFlightRequests } from './platform/http/graceful-shutdown.js';
+import { documentRetryableErrors } from './platform/http/openapi.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -43,7 +45,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   await app.register(fastifyCookie);
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
-  app.enableShutdownHooks();
+  // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
+  app.get(InFlightRequests).track(fastify);
 
   const doc = new DocumentBuilder()
     .setTitle('OmniZen API')
@@ -54,6 +57,6 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
     .build();
-  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, documentRetryableErrors(SwaggerModule.createDocument(app, doc)), { jsonDocumentUrl: 'docs-json' });
   return app;
 }

@@ -6,6 +6,7 @@ import { createApp } from './bootstrap.js';
 import { ConfigError, loadConfig } from './platform/config/config.js';
 import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
+import { shutDownGracefullyOn } from './platform/http/graceful-shutdown.js';
 
 async function main(): Promise<void> {
   const root = projectRoot();
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   }
   const app = await createApp(AppModule.forRoot(config));
   await app.listen(config.port, config.host);
+  shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs);
   console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
 }
 

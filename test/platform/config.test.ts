@@ -54,6 +54,15 @@ describe('config validation', () => {
   });
   it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>
     fails({ ...base, AUTH_COOKIES: 'true' }, /AUTH_COOKIES=true needs CORS_ORIGINS/));
+  it('sets database timeouts, with a lock timeout shorter than the statement timeout', () => {
+    expect(loadConfig(base).database).toEqual({ connectTimeoutMs: 10_000, statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 });
+    expect(loadConfig(base).jobs).toMatchObject({ claimTimeoutMs: 300_000, enqueueTimeoutMs: 5_000 });
+    expect(loadConfig(base).shutdownGraceMs).toBe(25_000);
+    fails({ ...base, DATABASE_LOCK_TIMEOUT_MS: '30000' }, /DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS \(30000\)/);
+    fails({ ...base, DATABASE_STATEMENT_TIMEOUT_MS: '0' }, /DATABASE_STATEMENT_TIMEOUT_MS must be an integer >= 1/);
+    fails({ ...base, SHUTDOWN_GRACE_MS: 'soon' }, /SHUTDOWN_GRACE_MS must be an integer >= 0/);
+    fails({ ...base, JOBS_CLAIM_TIMEOUT_MS: '-1' }, /JOBS_CLAIM_TIMEOUT_MS must be an integer >= 1/);
+  });
   it('names a secrets key of the wrong length', () =>
     fails({ ...base, SECRETS_KEYS: `k1:${Buffer.alloc(16).toString('base64')}` }, /SECRETS_KEYS key "k1" must be 32 bytes/));
 });

@@ -3,6 +3,7 @@ import type { Queue } from 'bull';
 import type { Redis } from 'ioredis';
 import { JOBS_QUEUE_TOKEN } from '../../src/platform/queue/outbox-relay.service.js';
 import { RedisService } from '../../src/platform/redis/redis.service.js';
+import { InFlightRequests } from '../../src/platform/http/graceful-shutdown.js';
 import { BODY_LIMIT_BYTES } from '../../src/bootstrap.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 
@@ -80,6 +81,19 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
       const res = await t.http.get('/health/ready').expect(200);
       expect(res.body).toEqual({ status: 'ok', checks: hasRedis ? { postgres: 'up', redis: 'up' } : { postgres: 'up' } });
     });
+
+    it('while draining for shutdown: not ready, and every response closes its connection', async () => {
+      const requests = t.app.get(InFlightRequests);
+      requests.draining = true;
+      try {
+        expect((await t.http.get('/health/ready').expect(503)).body).toEqual({ status: 'draining' });
+        const live = await t.http.get('/health').expect(200);
+        expect(live.headers.connection).toBe('close');
+      } finally {
+        requests.draining = false;
+      }
+      await t.http.get('/health/ready').expect(200);
+    });
   });
 
   describe('with Redis configured but unreachable', () => {
@@ -152,6 +166,16 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
         if (res.status === 401) missing.push(`${name}: answers 401 without a token but declares no bearer security`);
       }
       expect(missing).toEqual([]);
+    });
+
+    it('documents the retryable 503s (with Retry-After) on every operation but the health probes', () => {
+      const missing = operations().filter((o) => !o.path.startsWith('/health'))
+        .filter((o) => !o.op.responses['503']?.headers?.['Retry-After'] || !o.op.responses['503'].content['application/json'].examples?.database_unavailable)
+        .map((o) => o.name);
+      expect(missing).toEqual([]);
+      const examples = doc.paths['/v1/orgs'].post.responses['503'].content['application/json'].examples;
+      expect(Object.keys(examples).sort()).toEqual(['database_timeout', 'database_unavailable', 'queue_unavailable']);
+      expect(examples.database_timeout.value.error.code).toBe('database_timeout');
     });
 
     it('serves the UI at /docs', async () => {

@@ -102,22 +102,48 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     const relay = t.app.get(OutboxRelay);
     const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
     const runs: Job[] = [];
-    let ran!: () => void;
-    const firstRun = new Promise<void>((resolve) => (ran = resolve));
-    t.app.get(JobRegistry).register('test.bull', async (job) => {
-      runs.push(job);
-      ran();
-    });
+    t.app.get(JobRegistry).register('test.bull', async (job) => void runs.push(job));
     await enqueueCommitted(t, orgId, 'test.bull', { n: 1 });
     await relay.drain();
-    await firstRun;
-    // as if the relay had crashed after queueing but before marking the row: it is relayed again
-    await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL WHERE topic = 'test.bull'`);
+    await until(async () => (await outboxRows(t, 'test.bull'))[0].processed_at !== null);
+    // as if the completion had not been recorded and the claim had run out: it is relayed again
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL, available_at = now() WHERE topic = 'test.bull'`);
     expect(await relay.drain()).toBe(1);
     await queue.whenCurrentJobsFinished();
     const counts = await queue.getJobCounts();
     expect(counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 });
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ orgId, topic: 'test.bull', payload: { n: 1 } });
+    // Bull had completed it: the relay recorded that instead of queueing it again
+    const [row] = await outboxRows(t, 'test.bull');
+    expect(row).toMatchObject({ attempts: 2, last_error: null });
+    expect(row.processed_at).not.toBeNull();
+  });
+
+  it('counts a job done when its handler has finished, not when it was queued', async () => {
+    const relay = t.app.get(OutboxRelay);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    t.app.get(JobRegistry).register('test.slow', async () => {
+      started = true;
+      await released;
+    });
+    await enqueueCommitted(t, orgId, 'test.slow', {});
+    await relay.drain();
+    await until(() => started);
+    expect((await outboxRows(t, 'test.slow'))[0].processed_at).toBeNull();
+    expect(await relay.drain()).toBe(0); // claimed: not relayed again while it runs
+    release();
+    await until(async () => (await outboxRows(t, 'test.slow'))[0].processed_at !== null);
   });
 });
+
+/** Polls a condition (bounded), for work Bull's worker does in the background. */
+async function until(done: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await done()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('condition not reached');
+}

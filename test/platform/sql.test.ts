@@ -10,7 +10,7 @@ describe('SqlPool', () => {
 
   beforeAll(async () => {
     tdb = await createTestDatabase({ template: null });
-    pool = new SqlPool(tdb.url, { max: 2, connectionTimeoutMillis: 5_000, statementTimeoutMillis: 5_000 }, 'test');
+    pool = new SqlPool(tdb.url, { max: 2, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 }, 'test');
     await tdb.admin.query('CREATE TABLE t (id int PRIMARY KEY, note text)');
   });
   afterAll(async () => {
@@ -92,7 +92,7 @@ describe('SqlPool', () => {
   });
 
   it('cancels a statement that runs past the statement timeout', async () => {
-    const slow = new SqlPool(tdb.url, { max: 1, connectionTimeoutMillis: 5_000, statementTimeoutMillis: 100 }, 'test');
+    const slow = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 100 }, 'test');
     try {
       await expect(slow.transaction((db) => db.$queryRaw`SELECT pg_sleep(2)`)).rejects.toMatchObject({ code: '57014' });
     } finally {

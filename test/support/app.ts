@@ -22,10 +22,14 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
 /**
  * A real application over this test file's own database, driven through real HTTP (supertest).
  * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
- * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping).
+ * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
+ * `databaseServer`: a fault test's own PostgreSQL instead of the shared one.
  */
-export async function createTestApp(env: Record<string, string | undefined> = {}, options: { clock?: Clock } = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+export async function createTestApp(
+  env: Record<string, string | undefined> = {},
+  options: { clock?: Clock; databaseServer?: string } = {},
+): Promise<TestApp> {
+  const db = await createTestDatabase({ server: options.databaseServer });
   const config = loadConfig({
     ...process.env,
     NODE_ENV: 'test',

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { withDatabase } from '../../src/platform/database/database-url.js';
+import { migrate } from '../../src/platform/database/migrator.js';
 
 const API_LOGIN = { user: 'omnizen_api', password: 'omnizen_api_test' };
 
@@ -18,16 +19,21 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(options: { template?: string | null } = {}): Promise<TestDatabase> {
-  const server = process.env.OMNIZEN_TEST_SERVER_URL;
+/**
+ * `server`: another PostgreSQL than the run's shared one (a fault test's own, which has no template):
+ * the database is migrated there instead of cloned.
+ */
+export async function createTestDatabase(options: { template?: string | null; server?: string } = {}): Promise<TestDatabase> {
+  const server = options.server ?? process.env.OMNIZEN_TEST_SERVER_URL;
   if (!server) throw new Error('run the tests through jest (globalSetup prepares the database server)');
   const name = `omnizen_t_${process.env.OMNIZEN_TEST_RUN}_${randomBytes(4).toString('hex')}`;
   const root = new pg.Client({ connectionString: server });
   await root.connect();
-  const template = options.template === undefined ? process.env.OMNIZEN_TEST_TEMPLATE : options.template;
+  const template = options.server ? null : options.template === undefined ? process.env.OMNIZEN_TEST_TEMPLATE : options.template;
   await root.query(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
   await root.end();
   const url = withDatabase(server, name);
+  if (options.server) await migrate(url, { apiPassword: API_LOGIN.password, log: () => undefined });
   const admin = new pg.Pool({ connectionString: url, max: 4 });
   const runtime = new pg.Pool({ connectionString: withDatabase(server, name, API_LOGIN), max: 4 });
   // an idle connection cut by the server is replaced by the pool; without a listener it would crash the file

@@ -86,9 +86,7 @@ export class LoginThrottle {
     const counters = this.loginCounters(email, ip);
     const refused = await this.reserve(counters);
     if (refused) {
-      throw new AppError(HttpStatus.TOO_MANY_REQUESTS, 'auth.locked',
-        `too many failed logins for ${refused.counter.scope}; try again in ${refused.retryAfterSeconds} seconds`,
-        { retryAfterSeconds: refused.retryAfterSeconds });
+      throw tooMany('auth.locked', `too many failed logins for ${refused.counter.scope}; try again in ${refused.retryAfterSeconds} seconds`, refused.retryAfterSeconds);
     }
   }
 
@@ -116,9 +114,7 @@ export class LoginThrottle {
     };
     const refused = await this.reserve([counter]);
     if (refused) {
-      throw new AppError(HttpStatus.TOO_MANY_REQUESTS, 'auth.rate_limited',
-        `too many registrations from this address; try again in ${refused.retryAfterSeconds} seconds`,
-        { retryAfterSeconds: refused.retryAfterSeconds });
+      throw tooMany('auth.rate_limited', `too many registrations from this address; try again in ${refused.retryAfterSeconds} seconds`, refused.retryAfterSeconds);
     }
   }
 
@@ -171,6 +167,13 @@ export class LoginThrottle {
       return inMemory();
     }
   }
+}
+
+/** 429 with the wait in the body (details.retryAfterSeconds) and in Retry-After. */
+function tooMany(code: string, message: string, retryAfterSeconds: number): AppError {
+  const err = new AppError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds });
+  err.retryAfterSeconds = retryAfterSeconds;
+  return err;
 }
 
 function waitUntilReady(redis: Redis, ms: number): Promise<void> {

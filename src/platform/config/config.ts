@@ -15,6 +15,17 @@ export interface AppConfig {
   /** Runtime connection of the API: a login with no table rights of its own (omnizen_api). */
   apiDatabaseUrl: string;
   apiDatabasePoolSize: number;
+  /** timeouts every pool (runtime and privileged) sets on its sessions, in ms */
+  database: {
+    /** longest wait for a free or new connection before the request fails with 503 database_unavailable */
+    connectTimeoutMs: number;
+    /** longest single statement: cancelled by the server (57014 → 503 database_timeout) */
+    statementTimeoutMs: number;
+    /** longest wait for a lock, shorter than the statement timeout (55P03 → 503 database_timeout) */
+    lockTimeoutMs: number;
+    /** a transaction left idle this long is ended by the server (its connection is discarded) */
+    idleInTransactionTimeoutMs: number;
+  };
   redisUrl?: string;
   /** key prefix of Bull queues and other Redis keys (tests give each database its own) */
   redisPrefix: string;
@@ -50,7 +61,16 @@ export interface AppConfig {
     corsOrigins: string[];
   };
   invitationTtlDays: number;
-  jobs: { relayIntervalMs: number; purgeCron: string };
+  jobs: {
+    relayIntervalMs: number;
+    purgeCron: string;
+    /** a job relayed to Bull whose completion was not recorded within this time is relayed again (ms) */
+    claimTimeoutMs: number;
+    /** longest wait for Redis to accept a job before the relay records the attempt as failed (ms) */
+    enqueueTimeoutMs: number;
+  };
+  /** SIGTERM: how long in-flight requests may take to finish before the process closes anyway (ms) */
+  shutdownGraceMs: number;
   billing: {
     stripeSecretKey?: string;
     stripeWebhookSecret?: string;
@@ -193,6 +213,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     : deriveApiDatabaseUrl(databaseUrl, env.API_DATABASE_PASSWORD ?? 'omnizen_api_dev');
   const secureDefault = nodeEnv === 'production';
   const grace = int(env, 'BILLING_PAST_DUE_GRACE_DAYS', 7);
+  const statementTimeoutMs = int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 30_000, 1);
+  const lockTimeoutMs = int(env, 'DATABASE_LOCK_TIMEOUT_MS', 5_000, 1);
+  if (lockTimeoutMs >= statementTimeoutMs) {
+    throw new ConfigError(`DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}), got "${lockTimeoutMs}"`);
+  }
   if (bool(env, 'AUTH_COOKIES', false) && parseOrigins(env).length === 0) {
     // cookie-authenticated writes are accepted only from these origins (CSRF); with none, every one would fail
     throw new ConfigError('AUTH_COOKIES=true needs CORS_ORIGINS: the browser origins allowed to send cookie-authenticated requests');
@@ -204,6 +229,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseUrl,
     apiDatabaseUrl,
     apiDatabasePoolSize: int(env, 'API_DATABASE_POOL_SIZE', 20, 1),
+    database: {
+      connectTimeoutMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 10_000, 1),
+      statementTimeoutMs,
+      lockTimeoutMs,
+      idleInTransactionTimeoutMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 1),
+    },
     redisUrl: env.REDIS_URL ? url(env, 'REDIS_URL', ['redis:', 'rediss:']) : undefined,
     redisPrefix: env.REDIS_PREFIX || 'omnizen',
     migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
@@ -237,7 +268,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     jobs: {
       relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
+      claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
+      enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
     },
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0),
     billing: {
       stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
       stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,

@@ -39,7 +39,7 @@ export class DatabaseService implements OnApplicationShutdown {
   private readonly pool: SqlPool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, connectionTimeoutMillis: 10_000, statementTimeoutMillis: 30_000 }, 'Database');
+    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, ...config.database }, 'Database');
   }
 
   /**

@@ -55,6 +55,9 @@ export interface MigrateOptions {
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<string[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const client = new pg.Client({ connectionString: databaseUrl });
+  // a connection the server cuts fails the statement running on it; without a listener its 'error'
+  // event would end the process instead
+  client.on('error', (err) => log(`migration connection lost: ${err.message}`));
   await client.connect();
   const applied: string[] = [];
   try {

@@ -32,7 +32,7 @@ export class PrivilegedDatabase implements OnApplicationShutdown {
   private readonly pool: SqlPool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.pool = new SqlPool(config.databaseUrl, { max: 5, connectionTimeoutMillis: 10_000, statementTimeoutMillis: 60_000 }, 'PrivilegedDatabase');
+    this.pool = new SqlPool(config.databaseUrl, { max: 5, ...config.database }, 'PrivilegedDatabase');
   }
 
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {

@@ -1,6 +1,8 @@
-import { Logger } from '@nestjs/common';
+import { HttpException, Logger } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import pg from 'pg';
+import { AppError } from '../errors/app-error.js';
+import { DatabaseUnavailableError } from '../errors/database-errors.js';
 import type { Compilable, InferResult } from './query-builder.js';
 
 /**
@@ -132,16 +134,24 @@ class ConnectionDb implements Db {
 export interface SqlPoolOptions {
   /** connections in the pool */
   max: number;
-  /** longest wait for a free connection before the request fails (ms) */
-  connectionTimeoutMillis: number;
+  /** longest wait for a free or new connection before the request fails (ms) */
+  connectTimeoutMs: number;
   /** longest single statement (ms): a runaway query is cancelled by the server */
-  statementTimeoutMillis: number;
+  statementTimeoutMs: number;
+  /** longest wait for a lock (ms), shorter than the statement timeout: a request behind a held lock fails early */
+  lockTimeoutMs?: number;
+  /** a transaction left idle this long is ended by the server (ms; default: the statement timeout) */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /**
- * A pool of connections for one login, handing out transactions. The pool has an 'error'
- * listener: an idle connection cut by the server (restart, failover, terminated backend) is
- * logged and replaced instead of crashing the process with an unhandled 'error' event.
+ * A pool of connections for one login, handing out transactions.
+ *
+ * A connection the server cuts (restart, crash, failover, terminated backend, idle-in-transaction
+ * timeout) emits 'error'; node-postgres throws that as an unhandled 'error' event, ending the process,
+ * unless someone listens. The pool listens for idle connections; `transaction` listens for as long as
+ * it holds one, and discards a connection that errored instead of returning it to the pool. The request
+ * on it fails with DatabaseUnavailableError (503), every other request carries on.
  */
 export class SqlPool {
   private readonly pool: pg.Pool;
@@ -151,10 +161,11 @@ export class SqlPool {
     this.pool = new pg.Pool({
       connectionString,
       max: options.max,
-      connectionTimeoutMillis: options.connectionTimeoutMillis,
-      statement_timeout: options.statementTimeoutMillis,
-      // a transaction left open by a crashed handler does not hold its locks for ever
-      idle_in_transaction_session_timeout: options.statementTimeoutMillis,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      statement_timeout: options.statementTimeoutMs,
+      lock_timeout: options.lockTimeoutMs,
+      // a transaction left open by a stuck handler does not hold its locks for ever
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? options.statementTimeoutMs,
       types: typeParsers,
       // statements are sent without waiting for the answer to the one before (their answers still come
       // in order): BEGIN travels with the first statement, COMMIT with the audit row
@@ -163,15 +174,29 @@ export class SqlPool {
     this.pool.on('error', (err) => logger.warn(`idle database connection lost: ${err.message}`));
   }
 
+  /** A connection from the pool; a server that cannot be reached is DatabaseUnavailableError. */
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw new DatabaseUnavailableError(err);
+    }
+  }
+
   /**
    * BEGIN, `work`, COMMIT on one connection; ROLLBACK when `work` throws (the error is rethrown).
    * A statement sent with $executeRawAtCommit that failed fails the transaction: PostgreSQL answers
    * COMMIT of a failed transaction by rolling it back, and its error is rethrown.
-   * A connection whose ROLLBACK fails is discarded, not returned to the pool.
+   * A connection that errored, or whose ROLLBACK fails, is discarded, not returned to the pool; the
+   * failure is then DatabaseUnavailableError unless `work` threw an error of its own making.
    */
   async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.connect();
     let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', onError);
     try {
       const begun = client.query('BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
@@ -185,11 +210,15 @@ export class SqlPool {
       if (command !== 'COMMIT') throw new Error(`the transaction was rolled back (${command})`);
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
+      if (!broken) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken ??= rollbackError;
+        });
+      }
+      if (broken && !(err instanceof AppError || err instanceof HttpException)) throw new DatabaseUnavailableError(err);
       throw err;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -5,6 +5,9 @@ import { HttpStatus } from '@nestjs/common';
  * (e.g. `organization.not_found`, `billing.limit_reached`); `message` names the problem.
  */
 export class AppError extends Error {
+  /** a retryable failure (503) or a limit (429): seconds the caller should wait, sent as Retry-After */
+  retryAfterSeconds?: number;
+
   constructor(
     readonly status: number,
     readonly code: string,
@@ -28,6 +31,13 @@ export class AppError extends Error {
 
   static badRequest(code: string, message: string, details?: unknown): AppError {
     return new AppError(HttpStatus.BAD_REQUEST, code, message, details);
+  }
+
+  /** 503 with Retry-After: a dependency is down or busy, the same request may succeed later. */
+  static unavailable(code: string, message: string, retryAfterSeconds: number): AppError {
+    const err = new AppError(HttpStatus.SERVICE_UNAVAILABLE, code, message);
+    err.retryAfterSeconds = retryAfterSeconds;
+    return err;
   }
 
   static unauthorized(message = 'authentication is required'): AppError {

@@ -1,6 +1,30 @@
 import { HttpStatus } from '@nestjs/common';
 import { AppError } from './app-error.js';
 
+/**
+ * The database could not be reached, or cut the connection a request was using (restart, crash,
+ * failover, terminated backend): the transaction did not commit (unless the cut came during COMMIT),
+ * and the same request may succeed later.
+ */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the database is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/** The retryable failures every operation that touches the database (or the queue) can answer, with their Retry-After. */
+export const RETRYABLE_ERRORS = {
+  database_unavailable: { retryAfterSeconds: 5, message: 'the database is unavailable; retry later' },
+  database_timeout: { retryAfterSeconds: 2, message: 'the database did not answer in time (a statement or lock timeout); retry later' },
+  queue_unavailable: { retryAfterSeconds: 5, message: 'the job queue is unavailable; retry later' },
+} as const;
+export type RetryableErrorCode = keyof typeof RETRYABLE_ERRORS;
+
+export function retryableError(code: RetryableErrorCode): AppError {
+  const { message, retryAfterSeconds } = RETRYABLE_ERRORS[code];
+  return AppError.unavailable(code, message, retryAfterSeconds);
+}
+
 /** The SQLSTATE of a PostgreSQL error (pg's DatabaseError, or an error that wraps one as `cause`). */
 export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string } {
   const seen = new Set<unknown>();
@@ -17,12 +41,19 @@ export function sqlState(err: unknown): { code?: string; message?: string; const
 
 /**
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check → 422,
- * RLS or privilege denial → 403, raised application errors keep their message.
+ * RLS or privilege denial → 403, raised application errors keep their message; a database that is
+ * down or timed out → 503 with Retry-After.
  */
 export function mapDatabaseError(err: unknown): AppError | undefined {
+  if (err instanceof DatabaseUnavailableError) return retryableError('database_unavailable');
   const { code, message, constraint } = sqlState(err);
   if (!code) return undefined;
+  // connection exceptions, the server shutting down or starting up, too many connections
+  if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '25P03'].includes(code)) return retryableError('database_unavailable');
   switch (code) {
+    case '57014': // statement_timeout
+    case '55P03': // lock_timeout
+      return retryableError('database_timeout');
     case '23505':
       return AppError.conflict('conflict.unique', constraint ? `a record with the same key already exists (${constraint})` : message ?? 'duplicate');
     case '23503':

@@ -46,14 +46,15 @@ export class ErrorFilter implements ExceptionFilter {
     const res = ctx.getResponse<FastifyReply>();
     const requestId = req.id;
     const err = this.toAppError(exception);
-    if (err.status >= 500) {
+    if (err.status === 503) {
+      // retryable (a dependency down or slow): the caller was told to retry
+      this.logger.warn({ requestId, code: err.code, cause: exception instanceof Error ? exception.message : String(exception) }, 'service unavailable');
+    } else if (err.status >= 500) {
       this.logger.error({ requestId, err: exception instanceof Error ? { name: exception.name, message: exception.message, stack: exception.stack } : exception }, 'unhandled error');
     }
     const body: ErrorBody = { error: { code: err.code, message: err.message }, requestId };
     if (err.details !== undefined) body.error.details = err.details;
-    // a limit that names its wait also says it the way HTTP clients read it
-    const retryAfter = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
-    if (err.status === HttpStatus.TOO_MANY_REQUESTS && typeof retryAfter === 'number' && !res.sent) res.header('Retry-After', String(retryAfter));
+    if (err.retryAfterSeconds !== undefined && !res.sent) res.header('Retry-After', String(err.retryAfterSeconds));
     if (!res.sent) res.status(err.status).send(body);
   }
 

@@ -4,13 +4,17 @@ import type { FastifyReply } from 'fastify';
 import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
+import { InFlightRequests } from '../http/graceful-shutdown.js';
 
 async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))]);
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
     return 'up';
   } catch {
     return 'down';
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -21,6 +25,7 @@ export class HealthController {
   constructor(
     private readonly db: DatabaseService,
     private readonly redis: RedisService,
+    private readonly requests: InFlightRequests,
   ) {}
 
   @Get()
@@ -31,10 +36,14 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ summary: 'Readiness: PostgreSQL (and Redis, when configured) answer; 503 otherwise' })
+  @ApiOperation({ summary: 'Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise' })
   @ApiOkResponse({ schema: { example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } } } })
-  @ApiServiceUnavailableResponse({ description: 'A dependency is down' })
+  @ApiServiceUnavailableResponse({ description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)' })
   async ready(@Res({ passthrough: true }) res: FastifyReply) {
+    if (this.requests.draining) {
+      res.status(HttpStatus.SERVICE_UNAVAILABLE);
+      return { status: 'draining' };
+    }
     const checks: Record<string, 'up' | 'down'> = {
       postgres: await check(() => this.db.ping()),
     };

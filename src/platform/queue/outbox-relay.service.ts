@@ -4,14 +4,31 @@ import { getQueueToken } from '@nestjs/bull';
 import type { Queue } from 'bull';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
+import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
+import { claimDue, markDone, recordFailure, type ClaimedJob } from './outbox.repository.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
 
+/** Options of every job relayed to Bull: the Bull job id is the outbox id, so a row relayed twice is queued once. */
+const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
+
+/** Rejects with `error` if `promise` has not settled within `ms` (it may still settle later). */
+function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error()), ms)));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 /**
- * Moves committed outbox rows to Bull (REDIS_URL set; the Bull job id is the outbox id, so a
- * row relayed twice is queued once) or runs them in-process. Failures back off and retry.
+ * Moves committed outbox rows to Bull (REDIS_URL set) or runs them in-process, at least once each:
+ * 1. claim due rows and commit (each becomes due again after JOBS_CLAIM_TIMEOUT_MS);
+ * 2. outside any transaction, hand each to Bull (or run it);
+ * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
+ *    JobsProcessor), or a failure with a backoff.
+ * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
+ * persistence) is relayed again when its claim runs out. Handlers are idempotent.
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
@@ -43,8 +60,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
     if (bull?.onModuleDestroy) {
       const closeQueue = bull.onModuleDestroy.bind(bull);
+      // closing waits for the jobs running here (within the shutdown grace), but not for a Redis that is gone:
+      // an unfinished job's outbox row stays claimed and is relayed again
       bull.onModuleDestroy = () =>
-        closeQueue()
+        within(closeQueue(), bull.client.status === 'ready' ? config.shutdownGraceMs : 1000, () => new Error('timed out'))
           .catch((err: Error) => this.logger.warn(`jobs queue did not close cleanly: ${err.message}`))
           .finally(() => {
             for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
@@ -55,12 +74,14 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     const every = this.config.jobs.relayIntervalMs;
     if (every > 0) {
-      this.scheduler.addInterval('outbox-relay', setInterval(() => void this.drain().catch((e) => this.logger.error(e)), every));
+      this.scheduler.addInterval('outbox-relay', setInterval(() => void this.drain().catch((e: Error) => this.logger.warn(`outbox relay pass failed: ${e.message}`)), every));
     }
   }
 
-  onModuleDestroy(): void {
+  /** At shutdown: no new pass, and the pass under way finishes (its claims recorded) before the pools close. */
+  async onModuleDestroy(): Promise<void> {
     if (this.scheduler.doesExist('interval', 'outbox-relay')) this.scheduler.deleteInterval('outbox-relay');
+    await this.running?.catch(() => undefined);
   }
 
   /** Relays every pending job; returns how many were handled. Safe to call concurrently. */
@@ -69,38 +90,67 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     return this.running;
   }
 
+  /** Batches until one comes back short: a row re-claimed by this very pass (a claim shorter than a pass) waits for the next. */
   private async relayAll(): Promise<number> {
+    const batch = 50;
     let total = 0;
     for (;;) {
-      const n = await this.relayBatch(50);
+      const n = await this.relayBatch(batch);
       total += n;
-      if (n === 0) return total;
+      if (n < batch) return total;
     }
   }
 
   private async relayBatch(limit: number): Promise<number> {
-    return this.privileged.run('jobs.relay', async (db) => {
-      const rows = await db.$queryRaw<{ id: bigint; org_id: string; topic: string; payload: Record<string, unknown>; attempts: number }[]>`
-        SELECT id, org_id, topic, payload, attempts FROM core.outbox
-        WHERE processed_at IS NULL AND available_at <= now()
-        ORDER BY available_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-      for (const row of rows) {
-        const job: Job = { id: row.id.toString(), orgId: row.org_id, topic: row.topic, payload: row.payload };
-        try {
-          if (this.queue) {
-            await this.queue.add(job.topic, job, { jobId: `outbox-${job.id}`, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 });
-          } else {
-            await this.registry.run(job);
-          }
-          await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE org_id = ${row.org_id}::uuid AND id = ${row.id}`;
-        } catch (err) {
-          const delaySeconds = Math.min(3600, 2 ** Math.min(row.attempts, 12));
-          this.logger.warn(`job ${job.id} (${job.topic}) failed: ${(err as Error).message}; retry in ${delaySeconds}s`);
-          await db.$executeRaw`UPDATE core.outbox SET attempts = attempts + 1, last_error = ${(err as Error).message},
-            available_at = now() + make_interval(secs => ${delaySeconds}) WHERE org_id = ${row.org_id}::uuid AND id = ${row.id}`;
+    const claimSeconds = this.config.jobs.claimTimeoutMs / 1000;
+    const jobs = await this.privileged.run('jobs.relay', (db) => claimDue(db, limit, claimSeconds));
+    for (const job of jobs) {
+      try {
+        if (this.queue) {
+          await this.handToBull(this.queue, job);
+        } else {
+          await this.registry.run(job);
+          await this.markDone(job);
         }
+      } catch (err) {
+        await this.recordFailure(job, err as Error);
       }
-      return rows.length;
-    });
+    }
+    return jobs.length;
+  }
+
+  /**
+   * Queues the job in Bull unless Bull already has it: still waiting or running (nothing to do; the
+   * claim was renewed), completed without the completion recorded (record it now), or failed after its
+   * own retries (retry it).
+   */
+  private async handToBull(queue: Queue, job: ClaimedJob): Promise<void> {
+    // with Redis down, Bull's commands would wait in its offline queue: fail now and back off instead
+    if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
+    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
+    const unavailable = () => retryableError('queue_unavailable');
+    const jobId = `outbox-${job.id}`;
+    const existing = await within(queue.getJob(jobId), timeoutMs, unavailable);
+    if (existing) {
+      const state = await within(existing.getState(), timeoutMs, unavailable);
+      if (state === 'completed') return this.markDone(job);
+      if (state === 'failed') return within(existing.retry(), timeoutMs, unavailable);
+      return;
+    }
+    const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload };
+    await within(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }), timeoutMs, unavailable);
+  }
+
+  /** The job's handler has finished (in-process, or Bull's worker): it is never relayed again. */
+  markDone(job: Job): Promise<void> {
+    return this.privileged.run('jobs.relay', (db) => markDone(db, job));
+  }
+
+  private async recordFailure(job: ClaimedJob, err: Error): Promise<void> {
+    const delaySeconds = Math.min(3600, 2 ** Math.min(job.attempts - 1, 12));
+    this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`);
+    // if this fails too (the database is down), the claim runs out and the job is relayed again
+    await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds))
+      .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
   }
 }

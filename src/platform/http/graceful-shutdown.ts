@@ -1,0 +1,92 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * The requests the server is answering, and whether it is draining (shutting down): readiness then
+ * answers 503, so a load balancer stops sending traffic, and responses close their connection.
+ */
+@Injectable()
+export class InFlightRequests {
+  private count = 0;
+  private idleWaiters: (() => void)[] = [];
+  draining = false;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Counts every request from its arrival until its response is finished or its connection closed. */
+  track(fastify: FastifyInstance): void {
+    fastify.addHook('onRequest', (_req, reply, done) => {
+      this.count += 1;
+      let settled = false;
+      const finish = () => {
+        if (settled) return;
+        settled = true;
+        this.count -= 1;
+        if (this.count === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      };
+      reply.raw.once('close', finish);
+      done();
+    });
+    fastify.addHook('onSend', (_req, reply, payload, done) => {
+      // a keep-alive client must open a new connection for its next request, which a draining server no longer accepts
+      if (this.draining) reply.header('Connection', 'close');
+      done(null, payload);
+    });
+  }
+
+  /** Resolves true when no request is in flight, false if that takes longer than `ms`. */
+  idle(ms: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== wake);
+        resolve(false);
+      }, ms);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(wake);
+    });
+  }
+}
+
+/**
+ * On SIGTERM (or SIGINT): stop accepting connections and report not ready, let the requests in flight
+ * finish within `graceMs` (those still running then are cut), then close the application: the outbox
+ * relay finishes its pass, Bull's worker its jobs, and the database pools close last. Exits 0 when
+ * nothing was cut, 1 otherwise.
+ */
+export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number): void {
+  const logger = new Logger('Shutdown');
+  let started = false;
+  const shutDown = async (signal: NodeJS.Signals) => {
+    if (started) return;
+    started = true;
+    const requests = app.get(InFlightRequests);
+    const server = app.getHttpAdapter().getInstance().server;
+    logger.log(`${signal}: draining ${requests.size} request(s) in flight (grace ${graceMs} ms)`);
+    // the application's own close must not hang the process for ever
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, graceMs + 15_000).unref();
+    requests.draining = true;
+    server.close(); // no new connections; idle keep-alive connections are closed (Node >= 19)
+    const finished = await requests.idle(graceMs);
+    if (!finished) {
+      logger.warn(`${requests.size} request(s) still running after ${graceMs} ms: cut`);
+      server.closeAllConnections();
+    }
+    await app.close();
+    logger.log('shut down');
+    process.exit(finished ? 0 : 1);
+  };
+  for (const signal of signals) process.once(signal, (s) => void shutDown(s).catch((err) => {
+    logger.error(err);
+    process.exit(1);
+  }));
+}

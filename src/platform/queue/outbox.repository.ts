@@ -1,0 +1,36 @@
+import type { Db } from '../database/sql.js';
+import type { Job } from './jobs.js';
+
+/** A claimed outbox row: the job, and how many times it has been relayed (this time included). */
+export interface ClaimedJob extends Job {
+  attempts: number;
+}
+
+/**
+ * Claims up to `limit` due rows for one relay pass: each becomes due again `claimSeconds` later,
+ * so a row whose outcome is never recorded (the process died, Redis lost the job) is relayed again.
+ * Committed at once: nothing holds a transaction open while the jobs are handed on.
+ */
+export async function claimDue(db: Db, limit: number, claimSeconds: number): Promise<ClaimedJob[]> {
+  const rows = await db.$queryRaw<{ id: bigint; org_id: string; topic: string; payload: Record<string, unknown>; attempts: number }[]>`
+    UPDATE core.outbox o SET available_at = now() + make_interval(secs => ${claimSeconds}::double precision), attempts = o.attempts + 1
+    FROM (SELECT org_id, id FROM core.outbox WHERE processed_at IS NULL AND available_at <= now()
+          ORDER BY available_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED) due
+    WHERE o.org_id = due.org_id AND o.id = due.id
+    RETURNING o.id, o.org_id, o.topic, o.payload, o.attempts`;
+  return rows
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, payload: r.payload, attempts: r.attempts }));
+}
+
+/** The job's handler has finished: it is never relayed again. */
+export async function markDone(db: Db, job: Job): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), last_error = NULL
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+}
+
+/** Handing the job on (or running it) failed: it is due again after `delaySeconds`. */
+export async function recordFailure(db: Db, job: Job, error: string, delaySeconds: number): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+}

@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, orgWithRoles, registerUser, type RoleUsers } from '../support/factories.js';
+import { ThrowawayPostgres, until } from '../support/throwaway-servers.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+/**
+ * PostgreSQL failing under the API, on a server of this file's own (killed, stopped, its backends
+ * terminated): the API answers 503 with Retry-After, never 500, and never exits; it recovers on its own.
+ */
+describe('the API survives PostgreSQL faults', () => {
+  let server: ThrowawayPostgres;
+  let t: TestApp;
+  let orgId: string;
+  let users: RoleUsers;
+  let acc: Record<string, string>;
+  /** a connection of the test's own (owner) on the app's database: holds locks, terminates backends */
+  let owner: pg.Client;
+
+  beforeAll(async () => {
+    server = await ThrowawayPostgres.create();
+    t = await createTestApp({ REDIS_URL: undefined, DATABASE_LOCK_TIMEOUT_MS: '1500', DATABASE_STATEMENT_TIMEOUT_MS: '10000', DATABASE_CONNECT_TIMEOUT_MS: '2000' }, { databaseServer: server.url() });
+    ({ orgId, users } = await orgWithRoles(t, 'Faulty Ltd'));
+    acc = await startBooks(t, orgId, users.owner);
+    owner = new pg.Client({ connectionString: t.db.url });
+    owner.on('error', () => undefined); // cut when the server is killed below
+    await owner.connect();
+  });
+  afterAll(async () => {
+    await owner?.end().catch(() => undefined);
+    await t?.close();
+    await server?.destroy();
+  });
+
+  const orgName = async () => (await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [orgId])).rows[0].name;
+  /** The API's backend that waits for a lock (the request the test is blocking); not asked on `owner`, whose transaction would see one snapshot of pg_stat_activity. */
+  const waitingBackend = async () => (await t.db.admin.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE usename = 'omnizen_api' AND wait_event_type = 'Lock' AND datname = current_database()`)).rows[0]?.pid;
+
+  it('a terminated busy connection fails its request with 503 database_unavailable; the process and the next request carry on', async () => {
+    await owner.query('BEGIN');
+    await owner.query('SELECT 1 FROM core.organizations WHERE id = $1 FOR UPDATE', [orgId]);
+    const blocked = t.http.patch(`/v1/orgs/${orgId}`).set(users.owner.auth).send({ name: 'Renamed While Cut' }).then((r) => r);
+    let pid: number | undefined;
+    await until('the request waits for the lock', async () => Boolean(pid = await waitingBackend()));
+    await owner.query('SELECT pg_terminate_backend($1)', [pid]);
+    const res = await blocked;
+    await owner.query('ROLLBACK');
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body).toEqual({ error: { code: 'database_unavailable', message: expect.any(String) }, requestId: expect.any(String) });
+    expect(await orgName()).toBe('Faulty Ltd');
+    // the same process answers the next requests, on fresh connections
+    const created = await t.http.post('/v1/orgs').set(users.owner.auth).send({ name: 'After The Cut' }).expect(201);
+    expect((await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [created.body.id])).rows[0].name).toBe('After The Cut');
+    await t.http.patch(`/v1/orgs/${orgId}`).set(users.owner.auth).send({ name: 'Faulty Ltd' }).expect(200);
+  });
+
+  it('a request behind a held lock answers 503 database_timeout after the lock timeout, having written nothing', async () => {
+    await owner.query('BEGIN');
+    await owner.query('SELECT 1 FROM core.organizations WHERE id = $1 FOR UPDATE', [orgId]);
+    try {
+      const started = Date.now();
+      const res = await t.http.patch(`/v1/orgs/${orgId}`).set(users.owner.auth).send({ name: 'Behind A Lock' });
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('2');
+      expect(res.body.error).toEqual({ code: 'database_timeout', message: expect.stringMatching(/did not answer in time/) });
+      // the lock timeout (1.5 s), not the statement timeout (10 s), ended the wait
+      expect(Date.now() - started).toBeLessThan(9_000);
+    } finally {
+      await owner.query('ROLLBACK');
+    }
+    expect(await orgName()).toBe('Faulty Ltd');
+    const audits = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND after::text LIKE '%Behind A Lock%'`, [orgId]);
+    expect(audits.rows[0].n).toBe(0);
+  });
+
+  it('kill -9 of PostgreSQL under posting load: 503s while it is down, not ready, no acknowledged posting lost, recovery without a restart', async () => {
+    await owner.end();
+    const acknowledged: string[] = [];
+    const statuses = new Map<number, number>();
+    let stop = false;
+    let sequence = 0;
+    const postLoop = async () => {
+      while (!stop) {
+        const n = ++sequence;
+        const res = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth)
+          .send({ date: '2026-02-01', memo: `load ${n}`, lines: [{ accountId: acc['5200'], debit: '1.00' }, { accountId: acc['1100'], credit: '1.00' }] });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status === 201) acknowledged.push(res.body.id);
+        else expect(res.body.error.code).toBe('database_unavailable');
+      }
+    };
+    const load = [postLoop(), postLoop(), postLoop(), postLoop()];
+    try {
+      await until('some postings are acknowledged', () => acknowledged.length >= 20);
+      await server.kill();
+      const before = acknowledged.length;
+      await until('postings fail with 503 while the server is down', () => (statuses.get(503) ?? 0) >= 4);
+      const ready = await t.http.get('/health/ready').expect(503);
+      expect(ready.body).toEqual({ status: 'unavailable', checks: { postgres: 'down' } });
+      const login = await t.http.post('/v1/auth/login').send({ email: users.owner.email, password: 'correct horse battery' }).expect(503);
+      expect(login.headers['retry-after']).toBe('5');
+      expect(login.body.error.code).toBe('database_unavailable');
+      await server.start();
+      await until('postings are acknowledged again', () => acknowledged.length >= before + 10, 400);
+    } finally {
+      stop = true;
+      await Promise.all(load);
+    }
+    expect([...statuses.keys()].sort()).toEqual([201, 503]);
+    await t.http.get('/health/ready').expect(200);
+    const { rows } = await t.db.admin.query<{ id: string; n: number }>(
+      `SELECT id::text, count(*) OVER (PARTITION BY id)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND id = ANY($2::uuid[])`, [orgId, acknowledged]);
+    expect(rows.map((r) => r.id).sort()).toEqual([...acknowledged].sort());
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+    // a fresh login and a fresh posting: the same process serves again
+    await t.http.post('/v1/auth/login').send({ email: users.owner.email, password: 'correct horse battery' }).expect(200);
+    const ada = await registerUser(t, 'after-crash');
+    await createOrg(t, ada, 'After The Crash');
+  });
+});

