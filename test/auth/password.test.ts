@@ -269,7 +269,11 @@ describe('register and password hashing', () => {
     };
     const tokenOf = (link: string) => new URL(link).searchParams.get('token')!;
 
-    it('sends a link at registration (none for a taken e-mail); the link verifies the e-mail once, and is audited', async () => {
+    const bearer = (res: { body: { accessToken: string } }) => ({ Authorization: `Bearer ${res.body.accessToken}` });
+    const verifiedOf = async (email: string) => (await t.db.admin.query(
+      `SELECT i.email_verified_at IS NOT NULL AS verified FROM core.user_identities i JOIN core."User" u ON u.id = i.user_id WHERE u.email = $1`, [email])).rows;
+
+    it('sends a link at registration (none for a taken e-mail); the account\'s own session uses it once, and it is audited', async () => {
       const sent = captureLinks();
       try {
         const email = await registered();
@@ -281,17 +285,34 @@ describe('register and password hashing', () => {
         expect(stored).toHaveLength(1);
         expect(stored[0].token_hash).not.toBe(token); // only the hash is kept
 
-        const res = await t.http.post('/v1/auth/verify-email').send({ token }).expect(200);
+        const session = await login(t, email, PASSWORD, '198.51.100.15').expect(200);
+        const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token }).expect(200);
         expect(res.body).toEqual({ email, verified: true });
-        const { rows } = await t.db.admin.query(
-          `SELECT i.email_verified_at IS NOT NULL AS verified FROM core.user_identities i JOIN core."User" u ON u.id = i.user_id WHERE u.email = $1`, [email]);
-        expect(rows).toEqual([{ verified: true }]);
-        const again = await t.http.post('/v1/auth/verify-email').send({ token }).expect(400);
+        expect(await verifiedOf(email)).toEqual([{ verified: true }]);
+        const again = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token }).expect(400);
         expect(again.body.error.code).toBe('auth.verification_invalid');
         const audit = await t.db.admin.query(
-          `SELECT a.after FROM core.audit_logs a JOIN core.organizations o ON o.id = a.org_id JOIN core."User" u ON u.id = o.owner_user_id
-           WHERE u.email = $1 AND a.action = 'user.email_verified'`, [email]);
-        expect(audit.rows).toEqual([{ after: { email } }]);
+          `SELECT a.actor_id, a.after FROM core.audit_logs a WHERE a.org_id = $1 AND a.action = 'user.email_verified'`, [session.body.personalOrgId]);
+        expect(audit.rows).toEqual([{ actor_id: session.body.user.id, after: { email } }]);
+      } finally {
+        sent.restore();
+      }
+    });
+
+    it('a link to someone who never registered verifies nothing: the mailbox owner alone, or another account, cannot use it', async () => {
+      const sent = captureLinks();
+      try {
+        // the attacker pre-registers the victim's address; the link goes to the victim
+        const victimEmail = await registered();
+        const token = tokenOf(sent.links[0].link);
+        await t.http.post('/v1/auth/verify-email').send({ token }).expect(401);
+        const someoneElse = await login(t, await registered(), PASSWORD, '198.51.100.16').expect(200);
+        const other = await t.http.post('/v1/auth/verify-email').set(bearer(someoneElse)).send({ token }).expect(400);
+        expect(other.body.error.code).toBe('auth.verification_invalid');
+        expect(await verifiedOf(victimEmail)).toEqual([{ verified: false }]);
+        // still usable by the account's own session (the link was not used up)
+        const own = await login(t, victimEmail, PASSWORD, '198.51.100.16').expect(200);
+        await t.http.post('/v1/auth/verify-email').set(bearer(own)).send({ token }).expect(200);
       } finally {
         sent.restore();
       }
@@ -302,10 +323,10 @@ describe('register and password hashing', () => {
       const session = await login(t, email, PASSWORD, '198.51.100.14').expect(200);
       const sent = captureLinks();
       try {
-        await t.http.post('/v1/auth/email-verification').set('Authorization', `Bearer ${session.body.accessToken}`).expect(202);
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(202);
         expect(sent.links).toHaveLength(1);
-        await t.http.post('/v1/auth/verify-email').send({ token: tokenOf(sent.links[0].link) }).expect(200);
-        await t.http.post('/v1/auth/email-verification').set('Authorization', `Bearer ${session.body.accessToken}`).expect(202);
+        await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(sent.links[0].link) }).expect(200);
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(202);
         expect(sent.links).toHaveLength(1);
         const audit = await t.db.admin.query(
           `SELECT actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.verification_link_sent'`, [session.body.personalOrgId]);
@@ -316,9 +337,10 @@ describe('register and password hashing', () => {
     });
 
     it('refuses an unknown or malformed token', async () => {
-      const res = await t.http.post('/v1/auth/verify-email').send({ token: 'x'.repeat(43) }).expect(400);
+      const session = await login(t, await registered(), PASSWORD, '198.51.100.17').expect(200);
+      const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: 'x'.repeat(43) }).expect(400);
       expect(res.body.error.code).toBe('auth.verification_invalid');
-      await t.http.post('/v1/auth/verify-email').send({}).expect(400);
+      await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({}).expect(400);
     });
   });
 });

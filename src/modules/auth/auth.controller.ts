@@ -68,16 +68,6 @@ export class AuthController {
   }
 
   @Public()
-  @Post('verify-email')
-  @HttpCode(200)
-  @ApiOperation({ summary: 'Verify an e-mail address with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)' })
-  @ApiOkResponse({ type: EmailVerifiedDto })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed, or auth.verification_invalid: the token is unknown, used or expired' })
-  verifyEmail(@Body() dto: VerifyEmailDto, @Req() req: FastifyRequest): Promise<EmailVerifiedDto> {
-    return this.auth.verifyEmail(dto.token, clientInfo(req));
-  }
-
-  @Public()
   @Post('login')
   @HttpCode(200)
   @ApiOperation({
@@ -171,6 +161,20 @@ export class IdentitiesController {
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'auth.identity_taken: the identity already signs in to another account' })
   linkIdentity(@Body() dto: ExchangeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<IdentityDto[]> {
     return this.auth.linkIdentity(principal, dto.token, dto.provider, clientInfo(req));
+  }
+
+  @Post('verify-email')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
+    description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
+      + 'the password, so a link to someone who never registered (a pre-registered account) verifies nothing.',
+  })
+  @ApiOkResponse({ type: EmailVerifiedDto })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account\'s' })
+  @ApiErrors(401, 403)
+  verifyEmail(@Body() dto: VerifyEmailDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<EmailVerifiedDto> {
+    return this.auth.verifyEmail(principal, dto.token, clientInfo(req));
   }
 
   @Post('email-verification')

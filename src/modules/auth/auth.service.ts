@@ -93,20 +93,26 @@ export class AuthService {
     });
   }
 
-  /** Proves the e-mail of a password account (the link from registration). */
-  async verifyEmail(token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
+  /**
+   * Proves the e-mail of the signed-in user's password account (the link from registration). Only
+   * the account's own session may use its link: the mail proves the mailbox, the session proves the
+   * password. Otherwise someone who pre-registered another person's address could have that person
+   * click "verify" and keep a verified account with the pre-registered password.
+   */
+  async verifyEmail(principal: Principal, token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
+    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const done = await this.privileged.run('auth.credentials', async (db) => {
-      const used = await identityRepository.consumeVerificationToken(db, hashToken(token));
+      const used = await identityRepository.consumeVerificationToken(db, hashToken(token), principal.userId);
       if (!used) return undefined;
-      const personalOrgId = await userRepository.personalOrgId(db, used.userId);
-      if (personalOrgId) {
-        await this.audit.recordPrivileged(db, personalOrgId, 'system', {
-          action: 'user.email_verified', entityType: 'user', entityId: used.userId, after: { email: used.email },
-        }, client);
-      }
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'user.email_verified', entityType: 'user', entityId: used.userId, after: { email: used.email },
+      }, client);
       return used;
     });
-    if (!done) throw AppError.badRequest('auth.verification_invalid', 'this verification link is unknown, already used or expired; ask for a new one');
+    if (!done) {
+      throw AppError.badRequest('auth.verification_invalid',
+        'this verification link is unknown, already used, expired or for another account; sign in to the account it was sent for, or ask for a new one');
+    }
     return { email: done.email, verified: true };
   }
 

@@ -86,13 +86,15 @@ export const identityRepository = {
   },
 
   /**
-   * Uses a verification token once: marks it used and the user's password identity for that
-   * e-mail verified. Undefined when the token is unknown, used or expired.
+   * Uses a verification token of `userId` once: marks it used and the user's password identity for
+   * that e-mail verified. Undefined (nothing changed) when the token is unknown, used, expired or
+   * another user's.
    */
-  async consumeVerificationToken(db: Db, tokenHash: string): Promise<{ userId: string; email: string } | undefined> {
+  async consumeVerificationToken(db: Db, tokenHash: string, userId: string): Promise<{ userId: string; email: string } | undefined> {
     const [row] = await db.run(qb.updateTable('core.email_verification_tokens')
       .set({ used_at: sql`now()` })
-      .where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .where('token_hash', '=', tokenHash).where('user_id', '=', userId)
+      .where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
       .returning(['user_id as userId', 'email']));
     if (!row) return undefined;
     await db.run(qb.updateTable('core.user_identities')
