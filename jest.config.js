@@ -22,4 +22,6 @@ export default {
   testTimeout: 60000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.mjs'],
   maxWorkers: 2,
+  // TEST_ORDER=random: files shuffled with a printed seed (test/support/random-sequencer.mjs)
+  testSequencer: '<rootDir>/test/support/random-sequencer.mjs',
 };

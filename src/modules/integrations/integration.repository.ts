@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
 import type { IntegrationDto } from './integration.dto.js';
 import type { SealedSecret } from './secret-box.js';
 
@@ -7,6 +9,23 @@ const toIntegration = (r: any): IntegrationDto => ({
   externalUsername: r.external_username, externalEmail: r.external_email, hasSecret: Boolean(r.has_secret),
   createdAt: r.created_at, updatedAt: r.updated_at,
 });
+
+/** Integration types whose secret is CalDAV credentials. */
+export const CALDAV_TYPES = ['icloud', 'caldav'];
+
+export interface CalendarIntegrationRow {
+  integration_id: string;
+  user_id: string;
+  secret: unknown;
+  calendar_ids: string[] | null;
+}
+
+export interface StaleSecretRow {
+  integration_id: string;
+  user_id: string;
+  secret: unknown;
+  org_id: string | null;
+}
 
 const COLUMNS = `i.id, i.integration_type, i.label, i.status, i.external_username, i.external_email, i.created_at, i.updated_at`;
 
@@ -70,5 +89,42 @@ export const integrationRepository = {
 
   async deleteSecret(db: Db, integrationId: string): Promise<boolean> {
     return (await db.$executeRaw`DELETE FROM public.integration_secrets WHERE integration_id = ${integrationId}::uuid`) > 0;
+  },
+
+  // ---- the privileged paths' queries (secrets.rotate, integrations.busy_times): not under the user's policies
+
+  /** Secrets not sealed under the active key. */
+  async countStaleSecrets(db: Db, activeKeyId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('integration_secrets').select((eb) => eb.fn.countAll<bigint>().as('n'))
+      .where(sql`secret ->> 'kid'`, 'is distinct from', activeKeyId));
+    return Number(row.n);
+  },
+
+  /** The next batch of secrets not under the active key after `afterId`, locked (rows a request holds are skipped). */
+  async lockStaleSecrets(db: Db, activeKeyId: string, afterId: string, limit: number): Promise<StaleSecretRow[]> {
+    return db.run(qb.selectFrom('integration_secrets as s')
+      .select(['s.integration_id', 's.user_id', 's.secret', sql<string | null>`core.personal_org_id(s.user_id::text)::text`.as('org_id')])
+      .where('s.integration_id', '>', afterId).where(sql`s.secret ->> 'kid'`, 'is distinct from', activeKeyId)
+      .orderBy('s.integration_id').limit(limit).forUpdate('s').skipLocked());
+  },
+
+  async resealSecret(db: Db, integrationId: string, sealed: SealedSecret): Promise<void> {
+    await db.run(qb.updateTable('integration_secrets').set({ secret: JSON.stringify(sealed) }).where('integration_id', '=', integrationId));
+  },
+
+  /**
+   * The active CalDAV integrations (with a secret) of a PUBLIC provider, and its selected calendars.
+   * Runs on the privileged path integrations.busy_times: anon cannot read the tables, and the
+   * sealed secret leaves this query only to be opened by the busy-time source.
+   */
+  async calendarIntegrationsOfPublicProvider(db: Db, slug: string): Promise<CalendarIntegrationRow[]> {
+    return db.$queryRaw<CalendarIntegrationRow[]>`
+      SELECT i.id AS integration_id, i.user_id, s.secret,
+             ARRAY(SELECT jsonb_array_elements_text(coalesce(p.settings #> '{calendar,selectedCalendarIds}', '[]'::jsonb))) AS calendar_ids
+      FROM public.providers p
+      JOIN public.integrations i ON i.user_id = p.owner_user_id AND i.status = 'active' AND i.integration_type = ANY (${CALDAV_TYPES})
+      JOIN public.integration_secrets s ON s.integration_id = i.id
+      WHERE p.public_slug = ${slug} AND p.is_public
+      ORDER BY i.created_at, i.id`;
   },
 };

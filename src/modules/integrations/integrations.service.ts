@@ -6,7 +6,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
-import { CALDAV_TYPES } from './calendar-integration.js';
+import { CALDAV_TYPES } from './integration.repository.js';
 import type { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
 
 const MAX_FIELDS = 20;

@@ -6,7 +6,7 @@ import { outboundFetch } from '../../platform/http/outbound.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
-import { calendarIntegrationsOfPublicProvider } from './calendar-integration.js';
+import { integrationRepository } from './integration.repository.js';
 import { CalDavBusyTimeSource, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
 import { MAX_RANGE_DAYS, openSlots, type WorkingHours } from './availability.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
@@ -77,7 +77,7 @@ export class PublicProvidersService {
 
   /** Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. */
   private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
-    const rows = await this.privileged.run('integrations.busy_times', (db) => calendarIntegrationsOfPublicProvider(db, slug));
+    const rows = await this.privileged.run('integrations.busy_times', (db) => integrationRepository.calendarIntegrationsOfPublicProvider(db, slug));
     const busy: BusyInterval[] = [];
     for (const row of rows) {
       if (!row.calendar_ids?.length) continue;

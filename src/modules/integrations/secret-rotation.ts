@@ -1,6 +1,6 @@
-import type { Db } from '../../platform/database/database.service.js';
 import type { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { AuditService } from '../audit/audit.service.js';
+import { integrationRepository as repo } from './integration.repository.js';
 import { SecretOpenError, type SecretBox } from './secret-box.js';
 
 export interface RotationProgress {
@@ -12,12 +12,6 @@ export interface RotationProgress {
 }
 
 const FIRST_ID = '00000000-0000-0000-0000-000000000000';
-
-async function countStale(db: Db, activeKeyId: string): Promise<number> {
-  const [row] = await db.$queryRaw<{ n: bigint }[]>`
-    SELECT count(*) AS n FROM public.integration_secrets WHERE (secret ->> 'kid') IS DISTINCT FROM ${activeKeyId}`;
-  return Number(row.n);
-}
 
 /**
  * Re-seals every integration secret that is not under the active key, in batches: each batch is
@@ -35,18 +29,12 @@ export async function rotateSecrets(
   const active = box.activeKeyId;
   if (!active || !box.configured) throw new Error('no active key: set SECRETS_KEYS and SECRETS_ACTIVE_KEY');
   const batchSize = options.batchSize ?? 100;
-  const progress: RotationProgress = { total: await privileged.run('secrets.rotate', (db) => countStale(db, active)), resealed: 0, failed: [] };
+  const progress: RotationProgress = { total: await privileged.run('secrets.rotate', (db) => repo.countStaleSecrets(db, active)), resealed: 0, failed: [] };
   options.onStart?.(progress.total);
   let cursor = FIRST_ID;
   for (;;) {
     const seen = await privileged.run('secrets.rotate', async (db) => {
-      const rows = await db.$queryRaw<{ integration_id: string; user_id: string; secret: unknown; org_id: string | null }[]>`
-        SELECT s.integration_id, s.user_id, s.secret, core.personal_org_id(s.user_id::text) AS org_id
-        FROM public.integration_secrets s
-        WHERE s.integration_id > ${cursor}::uuid AND (s.secret ->> 'kid') IS DISTINCT FROM ${active}
-        ORDER BY s.integration_id
-        LIMIT ${batchSize}
-        FOR UPDATE OF s SKIP LOCKED`;
+      const rows = await repo.lockStaleSecrets(db, active, cursor, batchSize);
       for (const row of rows) {
         const owner = { integrationId: row.integration_id, userId: row.user_id };
         let plain: unknown;
@@ -58,7 +46,7 @@ export async function rotateSecrets(
           continue;
         }
         const sealed = box.seal(plain, owner);
-        await db.$executeRaw`UPDATE public.integration_secrets SET secret = ${JSON.stringify(sealed)}::jsonb WHERE integration_id = ${row.integration_id}::uuid`;
+        await repo.resealSecret(db, row.integration_id, sealed);
         if (row.org_id) {
           await audit.recordPrivileged(db, row.org_id, 'system', {
             action: 'integration.secret_resealed', entityType: 'integration', entityId: row.integration_id,
@@ -73,6 +61,6 @@ export async function rotateSecrets(
     cursor = seen[seen.length - 1].integration_id;
     options.onProgress?.(progress);
   }
-  const remaining = await privileged.run('secrets.rotate', (db) => countStale(db, active));
+  const remaining = await privileged.run('secrets.rotate', (db) => repo.countStaleSecrets(db, active));
   return { ...progress, remaining };
 }
