@@ -1,15 +1,18 @@
 import type { DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
 import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
 import { createLogger, logRequests, PinoNestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
 import { validationPipe } from './platform/http/validation.js';
+import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
+import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
-import { documentRetryableErrors } from './platform/http/openapi.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -26,6 +29,9 @@ export function httpAdapter(): FastifyAdapter {
     bodyLimit: BODY_LIMIT_BYTES,
     // /v1/orgs/ is /v1/orgs, as it was on Express
     routerOptions: { ignoreTrailingSlash: true },
+    // the router's and Node's own refusals (a path segment too long, headers too large) in our error shape
+    frameworkErrors,
+    clientErrorHandler,
   });
 }
 
@@ -39,24 +45,45 @@ export async function createApp(module: DynamicModule): Promise<NestFastifyAppli
 export async function bootstrap(app: NestFastifyApplication): Promise<NestFastifyApplication> {
   const fastify = app.getHttpAdapter().getInstance();
   echoRequestId(fastify);
-  const logger = createLogger(app.get<AppConfig>(APP_CONFIG));
+  const config = app.get<AppConfig>(APP_CONFIG);
+  const logger = createLogger(config);
   app.useLogger(new PinoNestLogger(logger));
   logRequests(fastify, logger);
   await app.register(fastifyCookie);
+  await app.register(fastifyCors, {
+    // only the configured browser origins; a preflight from any other gets no Access-Control-Allow-Origin
+    origin: config.http.corsOrigins,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    exposedHeaders: ['x-request-id'],
+    maxAge: 600,
+  });
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: {
+        // the Swagger UI at /docs: its scripts and styles come from this server; its inline styles and data: icons
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        // the API may be served over plain http (development, behind a TLS-terminating proxy): no forced upgrade
+        upgradeInsecureRequests: null,
+      },
+    },
+  });
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new ErrorFilter());
   // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
   app.get(InFlightRequests).track(fastify);
 
-  const doc = new DocumentBuilder()
-    .setTitle('OmniZen API')
-    .setDescription(
-      'Multi-tenant platform core. Organization routes live under /v1/orgs/{orgId}; row-level security in PostgreSQL ' +
-        'keeps organizations apart. Errors always have the shape { error: { code, message, details? }, requestId }.',
-    )
-    .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
-    .build();
-  SwaggerModule.setup('docs', app, documentRetryableErrors(SwaggerModule.createDocument(app, doc)), { jsonDocumentUrl: 'docs-json' });
+  if (config.http.apiDocs) {
+    SwaggerModule.setup('docs', app, createOpenApiDocument(app), {
+      jsonDocumentUrl: 'docs-json',
+      // the token entered under "Authorize" survives a reload of the page
+      swaggerOptions: { persistAuthorization: true },
+    });
+  }
   return app;
 }

@@ -323,10 +323,10 @@ describe('register and password hashing', () => {
       const session = await login(t, email, PASSWORD, '198.51.100.14').expect(200);
       const sent = captureLinks();
       try {
-        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(202);
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
         expect(sent.links).toHaveLength(1);
         await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(sent.links[0].link) }).expect(200);
-        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(202);
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
         expect(sent.links).toHaveLength(1);
         const audit = await t.db.admin.query(
           `SELECT actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.verification_link_sent'`, [session.body.personalOrgId]);

@@ -29,6 +29,21 @@ describe('organizations', () => {
     expect(audit.body.items).toEqual([expect.objectContaining({ action: 'organization.created', actorId: ada.id, principalType: 'user' })]);
   });
 
+  it('clears the domain with null, keeps fields left out, and refuses null where a field is not nullable', async () => {
+    const orgId = await createOrg(t, ada, 'Domain Ltd');
+    await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ domain: 'domain.example' }).expect(200);
+    const kept = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ name: 'Domain GmbH' }).expect(200);
+    expect(kept.body).toMatchObject({ name: 'Domain GmbH', domain: 'domain.example' });
+    const cleared = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ domain: null }).expect(200);
+    expect(cleared.body).toMatchObject({ name: 'Domain GmbH', domain: null });
+    const refused = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ name: null }).expect(400);
+    expect(refused.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'name', problems: [expect.stringMatching(/name must not be null/)] }] });
+    const nul = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ name: 'Evil\u0000Corp' }).expect(400);
+    expect(nul.body.error.details).toEqual([{ field: 'name', problems: [expect.stringMatching(/NUL/)] }]);
+    const { rows } = await t.db.admin.query('SELECT name, domain FROM core.organizations WHERE id = $1', [orgId]);
+    expect(rows[0]).toEqual({ name: 'Domain GmbH', domain: null });
+  });
+
   it('hides another organization from a non-member: 404 on read, update and delete', async () => {
     const orgId = await createOrg(t, ada, 'Private');
     await t.http.get(`/v1/orgs/${orgId}`).set(bob.auth).expect(404);

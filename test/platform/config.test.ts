@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../../src/platform/config/config.js';
 
 /** Config is validated at boot; a bad variable stops the process with a message naming it. */
 describe('config validation', () => {
-  const base = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/omnizen' };
+  const base = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/omnizen', API_DATABASE_PASSWORD: 'not-the-development-one' };
   const fails = (env: Record<string, string | undefined>, variable: RegExp) => {
     let error: unknown;
     try {
@@ -45,13 +45,6 @@ describe('config validation', () => {
   it('names a non-integer PORT', () => fails({ ...base, PORT: 'eighty' }, /PORT must be an integer/));
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
-  it('parses CORS_ORIGINS into origins, and names an entry that is not one', () => {
-    expect(loadConfig({ ...base, CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).http.corsOrigins)
-      .toEqual(['https://app.example.com', 'http://localhost:5173']);
-    expect(loadConfig(base).http.corsOrigins).toEqual([]);
-    fails({ ...base, CORS_ORIGINS: 'https://app.example.com/login' }, /CORS_ORIGINS entry "https:\/\/app.example.com\/login" must be an origin/);
-    fails({ ...base, CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS entry "app.example.com"/);
-  });
   it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>
     fails({ ...base, AUTH_COOKIES: 'true' }, /AUTH_COOKIES=true needs CORS_ORIGINS/));
   it('sets database timeouts, with a lock timeout shorter than the statement timeout', () => {
@@ -65,4 +58,24 @@ describe('config validation', () => {
   });
   it('names a secrets key of the wrong length', () =>
     fails({ ...base, SECRETS_KEYS: `k1:${Buffer.alloc(16).toString('base64')}` }, /SECRETS_KEYS key "k1" must be 32 bytes/));
+  it('names a PORT out of range', () => fails({ ...base, PORT: '99999' }, /PORT must be an integer from 1 to 65535, got "99999"/));
+  it('names an unknown LOG_LEVEL', () => fails({ ...base, LOG_LEVEL: 'verbose' }, /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/));
+  it('names a HOST that is not an address or a host name', () => fails({ ...base, HOST: 'http://0.0.0.0' }, /HOST must be an IP address or a host name/));
+  it('names a STRIPE_API_PROTOCOL other than http or https', () => fails({ ...base, STRIPE_API_PROTOCOL: 'ftp' }, /STRIPE_API_PROTOCOL must be one of http, https, got "ftp"/));
+  it('names a CORS_ORIGINS entry that is not an origin', () => fails({ ...base, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS entries must be origins/));
+  it('refuses the development secrets of .env.example in production', () => {
+    const production = { ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40), API_DATABASE_PASSWORD: 'a-real-password' };
+    expect(loadConfig(production).auth.supabaseJwtSecret).toBe('p'.repeat(40));
+    fails({ ...production, SUPABASE_JWT_SECRET: 'dev-only-supabase-jwt-secret-change-me-0000' }, /SUPABASE_JWT_SECRET is the development value of .env.example/);
+    fails({ ...production, NEXTAUTH_SECRET: 'dev-only-nextauth-secret-change-me-000000000' }, /NEXTAUTH_SECRET is the development value of .env.example/);
+    fails({ ...production, API_DATABASE_PASSWORD: 'omnizen_api_dev' }, /API_DATABASE_PASSWORD is the development value of .env.example/);
+    fails({ ...production, API_DATABASE_PASSWORD: undefined }, /API_DATABASE_PASSWORD is the development value/);
+    // outside production they are the defaults
+    expect(loadConfig(base).auth.nextAuthSecret).toMatch(/^dev-only-/);
+  });
+  it('reads CORS_ORIGINS and API_DOCS', () => {
+    const config = loadConfig({ ...base, CORS_ORIGINS: 'https://app.example.com, http://localhost:5173', API_DOCS: 'false' });
+    expect(config.http).toEqual({ corsOrigins: ['https://app.example.com', 'http://localhost:5173'], apiDocs: false });
+    expect(loadConfig(base).http).toEqual({ corsOrigins: [], apiDocs: true });
+  });
 });

@@ -99,4 +99,17 @@ describe("Nest's logger over pino", () => {
     expect(lines[1]).toMatchObject({ level: 50, context: 'Errors', requestId: 'r1', err: { message: 'boom' }, msg: 'unhandled error' });
     expect(lines[2]).toMatchObject({ level: 50, context: 'Bootstrap', stack: 'Error: at line 1', msg: 'failed to start' });
   });
+
+  it("writes Nest's boot lines (modules loaded, routes mapped) at debug level, not at info", () => {
+    const { logger, lines } = capture();
+    const nest = new PinoNestLogger(logger);
+    nest.log('Mapped {/v1/orgs, GET} route', 'RouterExplorer');
+    nest.log('OrganizationsModule dependencies initialized', 'InstanceLoader');
+    nest.log('listening', 'Main');
+    expect(lines).toEqual([expect.objectContaining({ level: 30, msg: 'listening' })]);
+    const debug = capture();
+    debug.logger.level = 'debug';
+    new PinoNestLogger(debug.logger).log('Mapped {/v1/orgs, GET} route', 'RouterExplorer');
+    expect(debug.lines).toEqual([expect.objectContaining({ level: 20, context: 'RouterExplorer', msg: 'Mapped {/v1/orgs, GET} route' })]);
+  });
 });

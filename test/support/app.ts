@@ -6,13 +6,17 @@ import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
 import { Clock } from '../../src/platform/clock/clock.js';
+import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { ResponseContract } from './contract.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
   http: ReturnType<typeof request>;
   config: AppConfig;
   db: TestDatabase;
+  /** Every response of this app is checked against the OpenAPI document; close() fails when one did not match. */
+  contract: ResponseContract;
   close(): Promise<void>;
 }
 
@@ -46,6 +50,8 @@ export async function createTestApp(
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
+  const contract = new ResponseContract(createOpenApiDocument(app));
+  contract.attach(app.getHttpAdapter().getInstance());
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return {
@@ -53,9 +59,13 @@ export async function createTestApp(
     http: request(app.getHttpServer()),
     config,
     db,
+    contract,
     async close() {
       await app.close();
       await db.drop();
+      if (contract.violations.length > 0) {
+        throw new Error(`responses that do not match the OpenAPI document:\n${contract.violations.join('\n')}`);
+      }
     },
   };
 }

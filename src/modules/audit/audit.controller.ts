@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags, ApiSchema } from '@nestjs/swagger';
 import { IsDateString, IsOptional, IsString, MaxLength } from 'class-validator';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
@@ -17,20 +17,22 @@ class AuditQuery extends PageQuery {
   @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() @IsDateString() to?: string;
 }
 
+@ApiSchema({ description: 'One audited change: who did what to which entity, with the entity before and after' })
 class AuditLogDto {
   @ApiProperty() id: string;
   @ApiProperty() occurredAt: Date;
-  @ApiPropertyOptional({ type: String, nullable: true }) actorId: string | null;
+  @ApiProperty({ type: String, nullable: true }) actorId: string | null;
   @ApiProperty({ enum: ['user', 'service', 'system', 'anonymous'] }) principalType: string;
   @ApiProperty() action: string;
   @ApiProperty() entityType: string;
-  @ApiPropertyOptional({ type: String, nullable: true }) entityId: string | null;
-  @ApiPropertyOptional({ description: 'the entity before the change (JSON)' }) before: unknown;
-  @ApiPropertyOptional({ description: 'the entity after the change (JSON)' }) after: unknown;
-  @ApiPropertyOptional({ type: String, nullable: true }) requestId: string | null;
-  @ApiPropertyOptional({ type: String, nullable: true }) ip: string | null;
+  @ApiProperty({ type: String, nullable: true }) entityId: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity before the change (JSON)' }) before: unknown;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity after the change (JSON)' }) after: unknown;
+  @ApiProperty({ type: String, nullable: true }) requestId: string | null;
+  @ApiProperty({ type: String, nullable: true }) ip: string | null;
 }
 
+@ApiSchema({ description: 'A page of audit log entries, newest first' })
 class AuditPage extends PageInfo {
   @ApiProperty({ type: [AuditLogDto] }) items: AuditLogDto[];
 }
@@ -43,7 +45,7 @@ export class AuditController {
 
   @Get()
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Audit log of the organization, newest first (admins)' })
+  @ApiOperation({ operationId: 'listAuditLogs', summary: 'Audit log of the organization, newest first (admins)' })
   @ApiOkResponse({ type: AuditPage })
   @ApiErrors(400)
   async list(@Tx() tx: TenantTx, @Query() q: AuditQuery): Promise<AuditPage> {

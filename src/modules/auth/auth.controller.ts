@@ -9,7 +9,7 @@ import { ApiErrors, ErrorResponse } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { AuthService, type ClientInfo } from './auth.service.js';
+import { AuthService, REGISTRATION_ACCEPTED, type ClientInfo } from './auth.service.js';
 import {
   AppSessionDto, AppTokenDto, AppTokenRedeemDto, AppTokenRequestDto, EmailVerifiedDto, ExchangeDto, IdentityDto, LoginDto, RefreshDto,
   RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, VerifyEmailDto,
@@ -17,6 +17,15 @@ import {
 import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
+
+const TOKENS_EXAMPLE = {
+  accessToken: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl',
+  tokenType: 'Bearer',
+  expiresIn: 900,
+  refreshToken: 'rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe',
+  user: { id: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f', email: 'ada@example.com', name: 'Ada Lovelace', image: null, accountType: 'personal' },
+  personalOrgId: '1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6',
+};
 
 export function clientInfo(req: FastifyRequest): ClientInfo {
   return { ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 400), requestId: req.id };
@@ -55,12 +64,12 @@ export class AuthController {
   @Post('register')
   @HttpCode(202)
   @ApiOperation({
-    summary: 'Create an account with e-mail and password (and a personal organization); the e-mail starts unverified',
+    operationId: 'register', summary: 'Create an account with e-mail and password (and a personal organization); the e-mail starts unverified',
     description: 'Answers the same 202 whether or not the e-mail already has an account. A verification link goes to the '
       + 'address (until the notifications module sends mail, development logs it); then sign in with POST /v1/auth/login. '
       + 'Limited per client address (REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS; 429 auth.rate_limited).',
   })
-  @ApiAcceptedResponse({ type: RegistrationAcceptedDto })
+  @ApiAcceptedResponse({ type: RegistrationAcceptedDto, example: REGISTRATION_ACCEPTED })
   @ApiErrors(400, 429)
   @ApiResponse(CSRF)
   register(@Body() dto: RegisterDto, @Req() req: FastifyRequest): Promise<RegistrationAcceptedDto> {
@@ -71,13 +80,13 @@ export class AuthController {
   @Post('login')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Log in with e-mail and password',
+    operationId: 'logIn', summary: 'Log in with e-mail and password',
     description: 'Each attempt is counted before the password is checked: LOGIN_MAX_FAILURES per account and address per '
       + 'LOGIN_LOCKOUT_SECONDS (5 / 15 min), LOGIN_ACCOUNT_MAX_FAILURES per account per LOGIN_ACCOUNT_WINDOW_SECONDS '
       + '(30 / hour), 4 x LOGIN_MAX_FAILURES per address (20 / 15 min). A success resets the first and gives its attempt '
       + 'back to the others. Over a limit: 429 auth.locked with details.retryAfterSeconds.',
   })
-  @ApiOkResponse({ type: TokensDto })
+  @ApiOkResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 401, 429)
   @ApiResponse(CSRF)
   async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
@@ -90,7 +99,7 @@ export class AuthController {
   @Post('refresh')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Rotate a refresh token',
+    operationId: 'refreshTokens', summary: 'Rotate a refresh token',
     description: 'A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh '
       + 'token again; used again later, it revokes the whole session.',
   })
@@ -109,7 +118,7 @@ export class AuthController {
   @Post('exchange')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
+    operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
     description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
       + 'the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise '
       + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password '
@@ -129,7 +138,7 @@ export class AuthController {
   @Post('app-token/redeem')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'The app\'s side of the Hub -> app handshake: check an app token made for this app and use it up',
+    operationId: 'redeemAppToken', summary: 'The app\'s side of the Hub -> app handshake: check an app token made for this app and use it up',
     description: 'Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token.',
   })
   @ApiOkResponse({ type: AppSessionDto })
@@ -146,7 +155,7 @@ export class IdentitiesController {
   constructor(private readonly auth: AuthService) {}
 
   @Get('identities')
-  @ApiOperation({ summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
+  @ApiOperation({ operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
   @ApiOkResponse({ type: [IdentityDto] })
   @ApiErrors(401, 403)
   identities(@CurrentPrincipal() principal: Principal): Promise<IdentityDto[]> {
@@ -155,7 +164,7 @@ export class IdentitiesController {
 
   @Post('identities')
   @HttpCode(201)
-  @ApiOperation({ summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
+  @ApiOperation({ operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
   @ApiCreatedResponse({ type: [IdentityDto] })
   @ApiErrors(400, 401, 403)
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'auth.identity_taken: the identity already signs in to another account' })
@@ -166,7 +175,7 @@ export class IdentitiesController {
   @Post('verify-email')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
+    operationId: 'verifyEmail', summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
     description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
       + 'the password, so a link to someone who never registered (a pre-registered account) verifies nothing.',
   })
@@ -178,9 +187,9 @@ export class IdentitiesController {
   }
 
   @Post('email-verification')
-  @HttpCode(202)
-  @ApiOperation({ summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
-  @ApiAcceptedResponse()
+  @HttpCode(204)
+  @ApiOperation({ operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
+  @ApiNoContentResponse()
   @ApiErrors(401, 403)
   async resendVerification(@CurrentPrincipal() principal: Principal): Promise<void> {
     await this.auth.resendVerification(principal);
@@ -195,7 +204,7 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Log out: revoke the session of this access token' })
+  @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
     await this.auth.logout(tx);
@@ -206,7 +215,7 @@ export class SessionsController {
   @Post('app-token')
   @HttpCode(201)
   @ApiOperation({
-    summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
+    operationId: 'createAppToken', summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
     description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.',
   })
   @ApiCreatedResponse({ type: AppTokenDto })
@@ -216,7 +225,7 @@ export class SessionsController {
   }
 
   @Get('sessions')
-  @ApiOperation({ summary: 'The signed-in user\'s active sessions' })
+  @ApiOperation({ operationId: 'listSessions', summary: 'The signed-in user\'s active sessions' })
   @ApiOkResponse({ type: [SessionDto] })
   sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
     return this.auth.listSessions(tx);
@@ -224,7 +233,7 @@ export class SessionsController {
 
   @Delete('sessions/:sessionId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke one of the signed-in user\'s sessions' })
+  @ApiOperation({ operationId: 'revokeSession', summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)
   revoke(@Tx() tx: TenantTx, @IdParam('sessionId', 'session') sessionId: string): Promise<void> {

@@ -1,34 +1,39 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
 import { EXCHANGE_PROVIDERS, type ExchangeProvider } from './external-token.js';
 
 const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().toLowerCase() : value);
 
+@ApiSchema({ description: 'A new account: email, password and an optional display name' })
 export class RegisterDto {
   @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
-  @ApiProperty({ minLength: 10, maxLength: 200 }) @IsString() @Length(10, 200) password: string;
+  @ApiProperty({ minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
   @ApiPropertyOptional({ example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
+@ApiSchema({ description: 'Email and password of an existing account' })
 export class LoginDto {
   @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
-  @ApiProperty() @IsString() @Length(1, 200) password: string;
+  @ApiProperty({ format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 
+@ApiSchema({ description: 'The refresh token to rotate (or none, when it comes from the httpOnly cookie)' })
 export class RefreshDto {
   @ApiPropertyOptional({ description: 'The refresh token; may come from the httpOnly cookie instead' })
   @IsOptional() @IsString() @Length(20, 200) refreshToken?: string;
 }
 
+@ApiSchema({ description: "The signed-in user's profile" })
 export class UserDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() email: string;
-  @ApiPropertyOptional() name: string | null;
-  @ApiPropertyOptional() image: string | null;
-  @ApiProperty({ enum: ['personal', 'business'] }) accountType: string | null;
+  @ApiProperty({ type: String, nullable: true }) name: string | null;
+  @ApiProperty({ type: String, nullable: true }) image: string | null;
+  @ApiProperty({ type: String, enum: ['personal', 'business'], nullable: true }) accountType: string | null;
 }
 
+@ApiSchema({ description: 'The tokens of a session: a short-lived bearer access token and a single-use refresh token' })
 export class TokensDto {
   @ApiProperty({ description: 'Bearer access token (HS256, Supabase-compatible claims)' }) accessToken: string;
   @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
@@ -38,16 +43,18 @@ export class TokensDto {
   @ApiProperty({ format: 'uuid', description: 'The user\'s personal organization' }) personalOrgId: string;
 }
 
+@ApiSchema({ description: 'One active session (a refresh token family) of the signed-in user' })
 export class SessionDto {
   @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiPropertyOptional() userAgent: string | null;
-  @ApiPropertyOptional() ip: string | null;
+  @ApiProperty({ type: String, nullable: true }) userAgent: string | null;
+  @ApiProperty({ type: String, nullable: true }) ip: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() lastUsedAt: Date;
   @ApiProperty() expiresAt: Date;
   @ApiProperty({ description: 'true for the session of the calling token' }) current: boolean;
 }
 
+@ApiSchema({ description: 'A token from another issuer (Hub / NextAuth, Supabase) to exchange for our tokens' })
 export class ExchangeDto {
   @ApiProperty({ description: 'A Hub / NextAuth session JWT or a Supabase access token (HS256)' })
   @IsString() @Length(20, 8192) token: string;
@@ -57,12 +64,14 @@ export class ExchangeDto {
 
 export const APP_CODE = /^[a-z][a-z0-9_]{1,62}$/;
 
+@ApiSchema({ description: 'Which app the short-lived token is for' })
 export class AppTokenRequestDto {
   @ApiProperty({ example: 'app_securevault', pattern: APP_CODE.source })
   @IsString() @Matches(APP_CODE, { message: 'appCode must be lowercase letters, digits and underscores, starting with a letter (2-63 characters)' })
   appCode: string;
 }
 
+@ApiSchema({ description: "A short-lived token for opening an app, and the query string to append to the app's login URL" })
 export class AppTokenDto {
   @ApiProperty({ description: 'Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem' }) accessToken: string;
   @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
@@ -72,6 +81,7 @@ export class AppTokenDto {
   redirectQuery: string;
 }
 
+@ApiSchema({ description: 'The answer to every registration, whether or not the e-mail already has an account' })
 export class RegistrationAcceptedDto {
   @ApiProperty({ enum: ['check_email'], description: 'The same for every registration, whether or not the e-mail already has an account' })
   status: 'check_email';
@@ -79,16 +89,19 @@ export class RegistrationAcceptedDto {
   message: string;
 }
 
+@ApiSchema({ description: 'The token from an e-mail verification link' })
 export class VerifyEmailDto {
   @ApiProperty({ description: 'The token from the verification link (?token=...)' })
   @IsString() @Length(20, 200) token: string;
 }
 
+@ApiSchema({ description: 'The e-mail that is now verified' })
 export class EmailVerifiedDto {
   @ApiProperty({ example: 'ada@example.com' }) email: string;
-  @ApiProperty({ enum: [true] }) verified: true;
+  @ApiProperty({ enum: [true], type: Boolean }) verified: true;
 }
 
+@ApiSchema({ description: 'One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted' })
 export class IdentityDto {
   @ApiProperty({ enum: ['password', ...EXCHANGE_PROVIDERS] }) provider: string;
   @ApiProperty({ description: 'The e-mail this identity last asserted' }) email: string;
@@ -97,6 +110,7 @@ export class IdentityDto {
   @ApiProperty() lastUsedAt: Date;
 }
 
+@ApiSchema({ description: 'An app token from the handshake URL and the app redeeming it' })
 export class AppTokenRedeemDto {
   @ApiProperty({ description: 'The app token from the handshake URL (?token=...)' })
   @IsString() @Length(20, 8192) token: string;
@@ -105,6 +119,7 @@ export class AppTokenRedeemDto {
   appCode: string;
 }
 
+@ApiSchema({ description: 'The user an app token was made for, for the app that redeemed it' })
 export class AppSessionDto {
   @ApiProperty({ description: 'core."User".id of the user the Hub sent' }) userId: string;
   @ApiProperty() email: string;

@@ -25,7 +25,7 @@ export class OrgBillingController {
   ) {}
 
   @Get('entitlements')
-  @ApiOperation({ summary: 'The organization\'s plan, status and every feature with its limit and current usage in one app (members; a service key too)' })
+  @ApiOperation({ operationId: 'getOrganizationEntitlements', summary: 'The organization\'s plan, status and every feature with its limit and current usage in one app (members; a service key too)' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400)
   get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
@@ -34,25 +34,25 @@ export class OrgBillingController {
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
+  @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
-  @ApiErrors(400, 409, 422, 503)
+  @ApiErrors(400, 409, 422, 502, 503)
   checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
     return this.checkouts.checkout(tx, dto);
   }
 
   @Post('billing/portal')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Open the Stripe customer portal (admin or owner)' })
+  @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)' })
   @ApiCreatedResponse({ type: PortalSessionDto })
-  @ApiErrors(400, 409, 503)
+  @ApiErrors(400, 409, 502, 503)
   portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
     return this.checkouts.portal(tx, dto);
   }
 
   @Get('billing/events')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'The latest Stripe events about this organization (admin or owner)' })
+  @ApiOperation({ operationId: 'listBillingEvents', summary: 'The latest Stripe events about this organization (admin or owner)' })
   @ApiOkResponse({ type: [BillingEventDto] })
   events(@Tx() tx: TenantTx): Promise<BillingEventDto[]> {
     return repo.billingEvents(tx.db, tx.orgId, 100);
@@ -69,7 +69,7 @@ export class MyBillingController {
   ) {}
 
   @Get('entitlements')
-  @ApiOperation({ summary: 'Your personal plan, status and features in one app' })
+  @ApiOperation({ operationId: 'getMyEntitlements', summary: 'Your personal plan, status and features in one app' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400, 404)
   get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
@@ -77,17 +77,17 @@ export class MyBillingController {
   }
 
   @Post('billing/checkout')
-  @ApiOperation({ summary: 'Start a Stripe Checkout for a personal plan' })
+  @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
-  @ApiErrors(400, 409, 422, 503)
+  @ApiErrors(400, 409, 422, 502, 503)
   checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
     return this.checkouts.checkout(tx, dto);
   }
 
   @Post('billing/portal')
-  @ApiOperation({ summary: 'Open the Stripe customer portal for your personal plans' })
+  @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
   @ApiCreatedResponse({ type: PortalSessionDto })
-  @ApiErrors(400, 409, 503)
+  @ApiErrors(400, 409, 502, 503)
   portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
     return this.checkouts.portal(tx, dto);
   }
@@ -98,7 +98,7 @@ export class MyBillingController {
 @Controller('v1/billing/apps')
 export class CatalogController {
   @Get()
-  @ApiOperation({ summary: 'The catalog: apps, their plans, and each plan\'s features and limits' })
+  @ApiOperation({ operationId: 'listApps', summary: 'The catalog: apps, their plans, and each plan\'s features and limits' })
   @ApiOkResponse({ type: [AppCatalogDto] })
   async list(@Tx() tx: TenantTx): Promise<AppCatalogDto[]> {
     const apps: AppCatalogDto[] = [];
@@ -131,7 +131,7 @@ export class ServiceEntitlementsController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'A person\'s personal plan, status, features, limits and usage in one app (service-role key only)' })
+  @ApiOperation({ operationId: 'getUserEntitlements', summary: 'A person\'s personal plan, status, features, limits and usage in one app (service-role key only)' })
   @ApiParam({ name: 'userId', description: 'core."User".id' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400, 401, 403, 404)
@@ -152,7 +152,7 @@ export class StripeWebhookController {
   @Post()
   @Public()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Stripe webhook: verified on the raw body, stored once per event id, processed through the job outbox' })
+  @ApiOperation({ operationId: 'receiveStripeWebhook', summary: 'Stripe webhook: verified on the raw body, stored once per event id, processed through the job outbox' })
   @ApiHeader({ name: 'Stripe-Signature', required: true })
   @ApiOkResponse({ type: WebhookAckDto })
   @ApiErrors(400, 503)

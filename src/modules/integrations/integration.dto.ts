@@ -1,8 +1,9 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { IsEmail, IsIn, IsObject, IsOptional, IsString, Length, Matches, MaxLength, ValidateIf } from 'class-validator';
 
 export const INTEGRATION_STATUSES = ['active', 'disabled', 'error'] as const;
 
+@ApiSchema({ description: 'A new integration of one type' })
 export class CreateIntegrationDto {
   @ApiProperty({ example: 'icloud', description: 'One integration per type and user' })
   @IsString() @Matches(/^[a-z][a-z0-9_-]{1,39}$/, { message: 'integrationType must be 2-40 lowercase letters, digits, _ or -, starting with a letter' })
@@ -12,27 +13,32 @@ export class CreateIntegrationDto {
   @ApiPropertyOptional({ example: 'trainer@example.com' }) @IsOptional() @IsEmail() @MaxLength(320) externalEmail?: string;
 }
 
+@ApiSchema({ description: 'Changes to an integration; fields left out keep their value, null clears the label' })
 export class UpdateIntegrationDto {
-  @ApiPropertyOptional({ example: 'Work iCloud', nullable: true, description: 'null clears the label' })
+  @ApiPropertyOptional({ type: String, example: 'Work iCloud', nullable: true, description: 'null clears the label' })
   @ValidateIf((o) => o.label !== null) @IsOptional() @IsString() @Length(1, 200) label?: string | null;
   @ApiPropertyOptional({ enum: INTEGRATION_STATUSES }) @IsOptional() @IsIn(INTEGRATION_STATUSES) status?: (typeof INTEGRATION_STATUSES)[number];
 }
 
+@ApiSchema({ description: "The integration's credentials, stored encrypted" })
 export class SetIntegrationSecretDto {
   @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
     description: 'The credentials, write-only: never returned. CalDAV (icloud, caldav): { username, password, serverUrl? }',
     example: { username: 'trainer@example.com', password: 'abcd-efgh-ijkl-mnop' },
   })
   @IsObject() credentials: Record<string, unknown>;
 }
 
+@ApiSchema({ description: 'A connection of the signed-in user to an outside service (a calendar); its secret is never returned' })
 export class IntegrationDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty({ example: 'icloud' }) integrationType: string;
-  @ApiPropertyOptional() label: string | null;
+  @ApiProperty({ type: String, nullable: true }) label: string | null;
   @ApiProperty({ enum: INTEGRATION_STATUSES }) status: string;
-  @ApiPropertyOptional() externalUsername: string | null;
-  @ApiPropertyOptional() externalEmail: string | null;
+  @ApiProperty({ type: String, nullable: true }) externalUsername: string | null;
+  @ApiProperty({ type: String, nullable: true }) externalEmail: string | null;
   @ApiProperty({ description: 'Whether a secret is stored; the secret itself is never returned' }) hasSecret: boolean;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;

@@ -19,14 +19,14 @@ export class IntegrationsController {
   constructor(private readonly integrations: IntegrationsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Your integrations; secrets are never returned, only whether one is set' })
+  @ApiOperation({ operationId: 'listIntegrations', summary: 'Your integrations; secrets are never returned, only whether one is set' })
   @ApiOkResponse({ type: [IntegrationDto] })
   list(@Tx() tx: TenantTx): Promise<IntegrationDto[]> {
     return this.integrations.list(tx);
   }
 
   @Post()
-  @ApiOperation({ summary: 'Connect an integration (one per type)' })
+  @ApiOperation({ operationId: 'createIntegration', summary: 'Connect an integration (one per type)' })
   @ApiCreatedResponse({ type: IntegrationDto })
   @ApiErrors(400, 409)
   create(@Tx() tx: TenantTx, @Body() dto: CreateIntegrationDto): Promise<IntegrationDto> {
@@ -34,7 +34,7 @@ export class IntegrationsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'One of your integrations' })
+  @ApiOperation({ operationId: 'getIntegration', summary: 'One of your integrations' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(404)
   get(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<IntegrationDto> {
@@ -42,7 +42,7 @@ export class IntegrationsController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: 'Change the label or status of an integration' })
+  @ApiOperation({ operationId: 'updateIntegration', summary: 'Change the label or status of an integration' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(400, 404)
   update(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string, @Body() dto: UpdateIntegrationDto): Promise<IntegrationDto> {
@@ -51,7 +51,7 @@ export class IntegrationsController {
 
   @Delete(':id')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Disconnect an integration; its secret is deleted with it' })
+  @ApiOperation({ operationId: 'deleteIntegration', summary: 'Disconnect an integration; its secret is deleted with it' })
   @ApiNoContentResponse()
   @ApiErrors(404)
   delete(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<void> {
@@ -59,16 +59,16 @@ export class IntegrationsController {
   }
 
   @Put(':id/secret')
-  @ApiOperation({ summary: 'Set or replace the integration\'s secret (write-only, stored encrypted)' })
+  @ApiOperation({ operationId: 'setIntegrationSecret', summary: 'Set or replace the integration\'s secret (write-only, stored encrypted)' })
   @ApiOkResponse({ type: IntegrationDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(400, 404, 503)
   setSecret(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string, @Body() dto: SetIntegrationSecretDto): Promise<IntegrationDto> {
     return this.integrations.setSecret(tx, id, dto);
   }
 
   @Delete(':id/secret')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete the integration\'s secret' })
+  @ApiOperation({ operationId: 'deleteIntegrationSecret', summary: 'Delete the integration\'s secret' })
   @ApiNoContentResponse()
   @ApiErrors(404)
   deleteSecret(@Tx() tx: TenantTx, @IdParam('id', 'integration') id: string): Promise<void> {
@@ -83,14 +83,14 @@ export class MyProviderController {
   constructor(private readonly providers: ProvidersService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Your provider profile (defaults until first saved)' })
+  @ApiOperation({ operationId: 'getMyProviderProfile', summary: 'Your provider profile (defaults until first saved)' })
   @ApiOkResponse({ type: ProviderDto })
   get(@Tx() tx: TenantTx): Promise<ProviderDto> {
     return this.providers.get(tx);
   }
 
   @Patch()
-  @ApiOperation({ summary: 'Update your provider profile: public slug, visibility, time zone, settings' })
+  @ApiOperation({ operationId: 'updateMyProviderProfile', summary: 'Update your provider profile: public slug, visibility, time zone, settings' })
   @ApiOkResponse({ type: ProviderDto })
   @ApiErrors(400, 409)
   update(@Tx() tx: TenantTx, @Body() dto: UpdateProviderDto): Promise<ProviderDto> {
@@ -107,7 +107,7 @@ export class PublicProvidersController {
   constructor(private readonly publicProviders: PublicProvidersService) {}
 
   @Get(':slug')
-  @ApiOperation({ summary: 'A public provider profile (no authentication); unknown and private slugs are both 404' })
+  @ApiOperation({ operationId: 'getPublicProviderProfile', summary: 'A public provider profile (no authentication); unknown and private slugs are both 404' })
   @ApiOkResponse({ type: PublicProviderDto })
   @ApiErrors(404)
   profile(@Param('slug') slug: string, @Req() req: FastifyRequest): Promise<PublicProviderDto> {
@@ -115,9 +115,9 @@ export class PublicProvidersController {
   }
 
   @Get(':slug/availability')
-  @ApiOperation({ summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
+  @ApiOperation({ operationId: 'getPublicProviderAvailability', summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
   @ApiOkResponse({ type: AvailabilityDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(400, 404, 503)
   availability(@Param('slug') slug: string, @Query() q: AvailabilityQueryDto, @Req() req: FastifyRequest): Promise<AvailabilityDto> {
     return this.publicProviders.availability(slug, q, metaOf(req));
   }

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, ArrayUnique, Contains, IsArray, IsBoolean, IsInt, IsOptional, IsString, IsUrl, Matches, Max,
@@ -19,15 +19,17 @@ export function IsIanaZone(options?: ValidationOptions): PropertyDecorator {
 
 const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
+@ApiSchema({ description: 'When the provider can be booked, in their time zone' })
 export class WorkingHoursDto {
   @ApiProperty({ example: 'Asia/Dubai' }) @IsIanaZone() timezone: string;
-  @ApiProperty({ example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
+  @ApiProperty({ type: 'array', items: { type: 'integer', minimum: 1, maximum: 7 }, minItems: 1, maxItems: 7, uniqueItems: true, example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
   @IsArray() @ArrayMinSize(1) @ArrayMaxSize(7) @ArrayUnique() @IsInt({ each: true }) @Min(1, { each: true }) @Max(7, { each: true })
   days: number[];
   @ApiProperty({ example: '09:00' }) @Matches(HHMM, { message: 'start must be a time HH:MM' }) start: string;
   @ApiProperty({ example: '17:00', description: 'After start' }) @Matches(HHMM, { message: 'end must be a time HH:MM' }) end: string;
 }
 
+@ApiSchema({ description: "The provider's WhatsApp number and booking message" })
 export class WhatsappDto {
   @ApiProperty() @IsBoolean() enabled: boolean;
   @ApiPropertyOptional({ example: '+971500000000', description: 'Required when enabled' })
@@ -40,6 +42,7 @@ export class WhatsappDto {
   messageTemplate?: string;
 }
 
+@ApiSchema({ description: 'The calendars whose busy times block slots' })
 export class CalendarSettingsDto {
   @ApiProperty({ example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
   @IsArray() @ArrayMaxSize(50) @ArrayUnique()
@@ -48,14 +51,16 @@ export class CalendarSettingsDto {
   selectedCalendarIds: string[];
 }
 
+@ApiSchema({ description: 'Settings groups of a provider profile; a group given replaces that group' })
 export class ProviderSettingsDto {
   @ApiPropertyOptional({ type: WorkingHoursDto }) @IsOptional() @ValidateNested() @Type(() => WorkingHoursDto) workingHours?: WorkingHoursDto;
   @ApiPropertyOptional({ type: WhatsappDto }) @IsOptional() @ValidateNested() @Type(() => WhatsappDto) whatsapp?: WhatsappDto;
   @ApiPropertyOptional({ type: CalendarSettingsDto }) @IsOptional() @ValidateNested() @Type(() => CalendarSettingsDto) calendar?: CalendarSettingsDto;
 }
 
+@ApiSchema({ description: 'Changes to the provider profile; fields left out keep their value, null clears the slug' })
 export class UpdateProviderDto {
-  @ApiPropertyOptional({ example: 'kimlindberg', nullable: true, description: 'Lowercase letters, digits and single dashes; null clears it' })
+  @ApiPropertyOptional({ type: String, example: 'kimlindberg', nullable: true, description: 'Lowercase letters, digits and single dashes; null clears it' })
   @ValidateIf((o) => o.publicSlug !== null) @IsOptional() @IsString()
   @Matches(/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'publicSlug must be 3-63 lowercase letters, digits and single dashes (not at the ends)' })
   publicSlug?: string | null;
@@ -65,26 +70,29 @@ export class UpdateProviderDto {
   @IsOptional() @ValidateNested() @Type(() => ProviderSettingsDto) settings?: ProviderSettingsDto;
 }
 
+@ApiSchema({ description: "The signed-in user's provider profile (what their public booking page shows)" })
 export class ProviderDto {
-  @ApiPropertyOptional({ format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
-  @ApiPropertyOptional() publicSlug: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
+  @ApiProperty({ type: String, nullable: true }) publicSlug: string | null;
   @ApiProperty() isPublic: boolean;
   @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
   @ApiProperty({ type: ProviderSettingsDto }) settings: Record<string, unknown>;
-  @ApiPropertyOptional() createdAt: Date | null;
-  @ApiPropertyOptional() updatedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) createdAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) updatedAt: Date | null;
 }
 
+@ApiSchema({ description: 'The WhatsApp booking details a public page shows' })
 export class PublicWhatsappDto {
   @ApiProperty() enabled: boolean;
   @ApiPropertyOptional() phoneE164?: string;
 }
 
+@ApiSchema({ description: 'A public provider page: name, time zone, working hours, WhatsApp' })
 export class PublicProviderDto {
   @ApiProperty({ example: 'kimlindberg' }) slug: string;
   @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
-  @ApiPropertyOptional({ type: WorkingHoursDto }) workingHours: WorkingHoursDto | null;
-  @ApiPropertyOptional({ type: PublicWhatsappDto }) whatsapp: PublicWhatsappDto | null;
+  @ApiProperty({ type: WorkingHoursDto, nullable: true }) workingHours: WorkingHoursDto | null;
+  @ApiProperty({ type: PublicWhatsappDto, nullable: true }) whatsapp: PublicWhatsappDto | null;
 }
 
 export class AvailabilityQueryDto {
@@ -96,6 +104,7 @@ export class AvailabilityQueryDto {
   @IsOptional() @Matches(/^\d{2,3}$/, { message: 'duration must be a number of minutes' }) duration?: string;
 }
 
+@ApiSchema({ description: "An open slot in the provider's local time, with a WhatsApp booking link" })
 export class SlotDto {
   @ApiProperty({ example: '2030-03-11T13:00:00.000Z' }) start: string;
   @ApiProperty({ example: '2030-03-11T14:00:00.000Z' }) end: string;
@@ -105,6 +114,7 @@ export class SlotDto {
   whatsappUrl?: string;
 }
 
+@ApiSchema({ description: "A provider's open slots over a date range" })
 export class AvailabilityDto {
   @ApiProperty() slug: string;
   @ApiProperty() timezone: string;

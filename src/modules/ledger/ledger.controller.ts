@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
@@ -30,7 +31,7 @@ export class LedgerBooksController {
 
   @Post('books')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Start the books: base currency, standard chart of accounts, first fiscal year (owner, admin)' })
+  @ApiOperation({ operationId: 'startBooks', summary: 'Start the books: base currency, standard chart of accounts, first fiscal year (owner, admin)' })
   @ApiCreatedResponse({ type: LedgerSettingsDto })
   @ApiErrors(400, 409, 422)
   startBooks(@Tx() tx: TenantTx, @Body() dto: StartBooksDto): Promise<LedgerSettingsDto> {
@@ -38,7 +39,7 @@ export class LedgerBooksController {
   }
 
   @Get('settings')
-  @ApiOperation({ summary: 'Ledger settings: base currency and the rounding, retained earnings and FX accounts' })
+  @ApiOperation({ operationId: 'getLedgerSettings', summary: 'Ledger settings: base currency and the rounding, retained earnings and FX accounts' })
   @ApiOkResponse({ type: LedgerSettingsDto })
   @ApiErrors(422)
   settings(@Tx() tx: TenantTx): Promise<LedgerSettingsDto> {
@@ -47,7 +48,7 @@ export class LedgerBooksController {
 
   @Patch('settings')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
+  @ApiOperation({ operationId: 'updateLedgerSettings', summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
   @ApiOkResponse({ type: LedgerSettingsDto })
   @ApiErrors(400, 422)
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
@@ -55,7 +56,7 @@ export class LedgerBooksController {
   }
 
   @Get('currencies')
-  @ApiOperation({ summary: 'Currencies and their minor units' })
+  @ApiOperation({ operationId: 'listCurrencies', summary: 'Currencies and their minor units' })
   @ApiOkResponse({ type: [CurrencyDto] })
   currencies(@Tx() tx: TenantTx): Promise<CurrencyDto[]> {
     return this.ledger.currencies(tx);
@@ -73,7 +74,7 @@ export class AccountsController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Chart of accounts' })
+  @ApiOperation({ operationId: 'listAccounts', summary: 'Chart of accounts' })
   @ApiOkResponse({ type: [AccountDto] })
   list(@Tx() tx: TenantTx, @Query() q: AccountQuery): Promise<AccountDto[]> {
     return this.ledger.listAccounts(tx, q.includeArchived === 'true');
@@ -81,7 +82,7 @@ export class AccountsController {
 
   @Post()
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Create an account (owner, admin, accountant)' })
+  @ApiOperation({ operationId: 'createAccount', summary: 'Create an account (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: AccountDto })
   @ApiErrors(400, 409, 422)
   create(@Tx() tx: TenantTx, @Body() dto: CreateAccountDto): Promise<AccountDto> {
@@ -89,7 +90,7 @@ export class AccountsController {
   }
 
   @Get(':accountId')
-  @ApiOperation({ summary: 'One account' })
+  @ApiOperation({ operationId: 'getAccount', summary: 'One account' })
   @ApiOkResponse({ type: AccountDto })
   get(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string): Promise<AccountDto> {
     return this.ledger.getAccount(tx, id);
@@ -97,7 +98,7 @@ export class AccountsController {
 
   @Patch(':accountId')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Rename an account, move it in the hierarchy, or make it a group (owner, admin, accountant)' })
+  @ApiOperation({ operationId: 'updateAccount', summary: 'Rename an account, move it in the hierarchy, or make it a group (owner, admin, accountant)' })
   @ApiOkResponse({ type: AccountDto })
   @ApiErrors(400, 422)
   update(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Body() dto: UpdateAccountDto): Promise<AccountDto> {
@@ -107,7 +108,7 @@ export class AccountsController {
   @Post(':accountId/archive')
   @HttpCode(200)
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Archive an account with a zero balance (accounts are never deleted)' })
+  @ApiOperation({ operationId: 'archiveAccount', summary: 'Archive an account with a zero balance (accounts are never deleted)' })
   @ApiOkResponse({ type: AccountDto })
   @ApiErrors(422)
   archive(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string): Promise<AccountDto> {
@@ -115,7 +116,7 @@ export class AccountsController {
   }
 
   @Get(':accountId/balance')
-  @ApiOperation({ summary: 'Balance of an account as of a date, per currency and in the base currency' })
+  @ApiOperation({ operationId: 'getAccountBalance', summary: 'Balance of an account as of a date, per currency and in the base currency' })
   @ApiOkResponse({ type: AccountBalanceDto })
   @ApiErrors(400)
   balance(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: AsOfQuery): Promise<AccountBalanceDto> {
@@ -123,7 +124,7 @@ export class AccountsController {
   }
 
   @Get(':accountId/ledger')
-  @ApiOperation({
+  @ApiOperation({ operationId: 'getGeneralLedger',
     summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)',
     description: `As CSV the whole range comes in one file (up to ${GL_CSV_MAX_LINES.toLocaleString('en')} lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).`,
   })
@@ -152,7 +153,7 @@ export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
 
   @Get('fx-rates')
-  @ApiOperation({ summary: 'FX rates by currency, newest first; filter by currency and date range; cursor pagination' })
+  @ApiOperation({ operationId: 'listFxRates', summary: 'FX rates by currency, newest first; filter by currency and date range; cursor pagination' })
   @ApiOkResponse({ type: FxRatePage })
   @ApiErrors(400)
   rates(@Tx() tx: TenantTx, @Query() q: FxRateQuery): Promise<FxRatePage> {
@@ -162,7 +163,7 @@ export class RatesAndTaxController {
   @Post('fx-rates')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
+  @ApiOperation({ operationId: 'setFxRate', summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
   @ApiCreatedResponse({ type: ImportResultDto })
   @ApiErrors(400, 422)
   async setRate(@Tx() tx: TenantTx, @Body() dto: SetFxRateDto): Promise<ImportResultDto> {
@@ -172,7 +173,7 @@ export class RatesAndTaxController {
   @Post('fx-rates/import')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
+  @ApiOperation({ operationId: 'importFxRates', summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
   @ApiCreatedResponse({ type: ImportResultDto })
   @ApiErrors(400, 422)
   async importRates(@Tx() tx: TenantTx, @Body() dto: ImportFxRatesDto): Promise<ImportResultDto> {
@@ -180,7 +181,7 @@ export class RatesAndTaxController {
   }
 
   @Get('tax-codes')
-  @ApiOperation({ summary: 'Tax codes' })
+  @ApiOperation({ operationId: 'listTaxCodes', summary: 'Tax codes' })
   @ApiOkResponse({ type: [TaxCodeDto] })
   taxCodes(@Tx() tx: TenantTx): Promise<TaxCodeDto[]> {
     return this.ledger.listTaxCodes(tx);
@@ -188,7 +189,7 @@ export class RatesAndTaxController {
 
   @Post('tax-codes')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
+  @ApiOperation({ operationId: 'createTaxCode', summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
   @ApiCreatedResponse({ type: TaxCodeDto })
   @ApiErrors(400, 409, 422)
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
@@ -198,7 +199,7 @@ export class RatesAndTaxController {
   @Post('tax-codes/:taxCodeId/calculate')
   @DoesNotWrite()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
+  @ApiOperation({ operationId: 'calculateTax', summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
   @ApiErrors(400)
   calculate(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
@@ -217,7 +218,7 @@ export class FiscalCalendarController {
   ) {}
 
   @Get('fiscal-years')
-  @ApiOperation({ summary: 'Fiscal years with their periods' })
+  @ApiOperation({ operationId: 'listFiscalYears', summary: 'Fiscal years with their periods' })
   @ApiOkResponse({ type: [FiscalYearDto] })
   years(@Tx() tx: TenantTx): Promise<FiscalYearDto[]> {
     return this.ledger.listYears(tx);
@@ -225,7 +226,7 @@ export class FiscalCalendarController {
 
   @Post('fiscal-years')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Create a fiscal year of 12 monthly periods' })
+  @ApiOperation({ operationId: 'createFiscalYear', summary: 'Create a fiscal year of 12 monthly periods' })
   @ApiCreatedResponse({ type: FiscalYearDto })
   @ApiErrors(400, 422)
   createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
@@ -235,7 +236,7 @@ export class FiscalCalendarController {
   @Post('fiscal-years/:yearId/close')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
+  @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
   @ApiOkResponse({ type: YearEndResultDto })
   @ApiErrors(409, 422)
   closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
@@ -245,7 +246,7 @@ export class FiscalCalendarController {
   @Post('fiscal-years/:yearId/reopen')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
+  @ApiOperation({ operationId: 'reopenFiscalYear', summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
   @ApiOkResponse({ type: YearReopenResultDto })
   @ApiErrors(409, 422)
   reopenYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearReopenResultDto> {
@@ -253,7 +254,7 @@ export class FiscalCalendarController {
   }
 
   @Get('periods')
-  @ApiOperation({ summary: 'Fiscal periods' })
+  @ApiOperation({ operationId: 'listPeriods', summary: 'Fiscal periods' })
   @ApiOkResponse({ type: [FiscalPeriodDto] })
   periods(@Tx() tx: TenantTx): Promise<FiscalPeriodDto[]> {
     return this.ledger.listPeriods(tx);
@@ -262,7 +263,7 @@ export class FiscalCalendarController {
   @Post('periods/:periodId/close')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Close a period: nothing more posts into it (owner, admin; audited)' })
+  @ApiOperation({ operationId: 'closePeriod', summary: 'Close a period: nothing more posts into it (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
   @ApiErrors(409)
   closePeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
@@ -272,7 +273,7 @@ export class FiscalCalendarController {
   @Post('periods/:periodId/reopen')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
+  @ApiOperation({ operationId: 'reopenPeriod', summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
   @ApiErrors(409, 422)
   reopenPeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
@@ -288,7 +289,7 @@ export class JournalController {
   constructor(private readonly journal: JournalService) {}
 
   @Get('journal-entries')
-  @ApiOperation({ summary: 'Journal entries, newest first (cursor pagination)' })
+  @ApiOperation({ operationId: 'listJournalEntries', summary: 'Journal entries, newest first (cursor pagination)' })
   @ApiOkResponse({ type: JournalEntryPage })
   list(@Tx() tx: TenantTx, @Query() q: JournalEntryQuery): Promise<JournalEntryPage> {
     return this.journal.list(tx, q);
@@ -296,9 +297,10 @@ export class JournalController {
 
   @Post('journal-entries')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload' })
+  @ApiOperation({ operationId: 'postJournalEntry', summary: 'Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload' })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
-  @ApiCreatedResponse({ type: JournalEntryDto })
+  @ApiBody({ type: CreateJournalEntryDto, examples: { capital: { summary: 'Share capital paid in', value: POST_JOURNAL_ENTRY_EXAMPLE } } })
+  @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400, 409, 422)
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
@@ -308,7 +310,7 @@ export class JournalController {
   }
 
   @Get('journal-entries/:entryId')
-  @ApiOperation({ summary: 'One journal entry with its lines' })
+  @ApiOperation({ operationId: 'getJournalEntry', summary: 'One journal entry with its lines' })
   @ApiOkResponse({ type: JournalEntryDto })
   get(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string): Promise<JournalEntryDto> {
     return this.journal.get(tx, id);
@@ -316,7 +318,7 @@ export class JournalController {
 
   @Post('journal-entries/:entryId/reverse')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
+  @ApiOperation({ operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
   @ApiCreatedResponse({ type: JournalEntryDto })
   @ApiErrors(409, 422)
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
@@ -328,7 +330,7 @@ export class JournalController {
   @Post('fx-revaluations')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss)' })
+  @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400, 422)
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
@@ -344,8 +346,8 @@ export class ReportsController {
   constructor(private readonly reports: ReportsService) {}
 
   @Get('trial-balance')
-  @ApiOperation({ summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
-  @ApiOkResponse({ type: TrialBalanceDto })
+  @ApiOperation({ operationId: 'getTrialBalance', summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
+  @ApiOkResponse({ type: TrialBalanceDto, example: TRIAL_BALANCE_EXAMPLE })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
   async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TrialBalanceDto | string> {
@@ -356,7 +358,7 @@ export class ReportsController {
   }
 
   @Get('profit-and-loss')
-  @ApiOperation({ summary: 'Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getProfitAndLoss', summary: 'Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv)' })
   @ApiOkResponse({ type: ProfitAndLossDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)
@@ -371,7 +373,7 @@ export class ReportsController {
   }
 
   @Get('balance-sheet')
-  @ApiOperation({ summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getBalanceSheet', summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv)' })
   @ApiOkResponse({ type: BalanceSheetDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400, 422)

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
@@ -16,6 +16,7 @@ export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expens
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
 
 // ---------------------------------------------------------------- books and settings
+@ApiSchema({ description: 'The base currency, the first fiscal year and the chart of accounts to start the ledger with' })
 export class StartBooksDto {
   @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Matches(CURRENCY, { message: 'baseCurrency must be an ISO 4217 code like EUR' }) baseCurrency: string;
   @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
@@ -24,14 +25,16 @@ export class StartBooksDto {
   @IsOptional() @IsIn(['standard', 'none']) template?: 'standard' | 'none';
 }
 
+@ApiSchema({ description: "The ledger's base currency and the accounts it posts rounding, year-end and FX results to" })
 export class LedgerSettingsDto {
   @ApiProperty() baseCurrency: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) roundingAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) retainedEarningsAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxGainAccountId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) fxLossAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
 }
 
+@ApiSchema({ description: "Changes to the ledger's system accounts; fields left out keep their value" })
 export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
@@ -39,6 +42,7 @@ export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
 }
 
+@ApiSchema({ description: 'An ISO 4217 currency and its minor units' })
 export class CurrencyDto {
   @ApiProperty() code: string;
   @ApiProperty() name: string;
@@ -46,19 +50,21 @@ export class CurrencyDto {
 }
 
 // ---------------------------------------------------------------- accounts
+@ApiSchema({ description: 'An account of the chart of accounts' })
 export class AccountDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() code: string;
   @ApiProperty() name: string;
   @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) parentId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
-  @ApiPropertyOptional({ nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }
 
+@ApiSchema({ description: 'A new account of the chart of accounts' })
 export class CreateAccountDto {
   @ApiProperty({ example: '1110' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots or dashes' }) code: string;
   @ApiProperty({ example: 'Petty cash' }) @IsString() @Length(1, 200) name: string;
@@ -68,6 +74,7 @@ export class CreateAccountDto {
   @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
 }
 
+@ApiSchema({ description: 'Changes to an account; fields left out keep their value' })
 export class UpdateAccountDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
@@ -78,15 +85,17 @@ export class AccountQuery {
   @ApiPropertyOptional({ description: 'Include archived accounts' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
 }
 
+@ApiSchema({ description: "An account's balance in one transaction currency and in the base currency" })
 export class CurrencyBalanceDto {
   @ApiProperty() currency: string;
   @ApiProperty({ example: '100.00', description: 'Debit minus credit in the currency' }) balance: string;
   @ApiProperty({ example: '110.00', description: 'Debit minus credit in the base currency' }) baseBalance: string;
 }
 
+@ApiSchema({ description: "An account's balance at a date, per currency and in total" })
 export class AccountBalanceDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ description: 'Debit minus credit in the base currency' }) baseBalance: string;
   @ApiProperty({ type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
@@ -110,12 +119,13 @@ export class GeneralLedgerQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
+@ApiSchema({ description: 'One posted line of an account, with the running balance' })
 export class GeneralLedgerLineDto {
   @ApiProperty({ format: 'uuid' }) entryId: string;
   @ApiProperty() lineNo: number;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
   @ApiProperty() currency: string;
   @ApiProperty() debit: string;
   @ApiProperty() credit: string;
@@ -124,6 +134,7 @@ export class GeneralLedgerLineDto {
   @ApiProperty({ description: 'Base-currency balance (debit minus credit) after this line' }) runningBalance: string;
 }
 
+@ApiSchema({ description: 'The posted lines of one account over a date range, with opening and closing balances' })
 export class GeneralLedgerDto extends PageInfo {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() baseCurrency: string;
@@ -132,6 +143,7 @@ export class GeneralLedgerDto extends PageInfo {
 }
 
 // ---------------------------------------------------------------- FX rates
+@ApiSchema({ description: 'An exchange rate: base units per unit of a currency, effective from a date' })
 export class FxRateDto {
   @ApiProperty({ example: 'USD' }) currency: string;
   @ApiProperty({ example: '2026-01-31' }) date: string;
@@ -139,12 +151,14 @@ export class FxRateDto {
   @ApiProperty({ enum: ['manual', 'import'] }) source: string;
 }
 
+@ApiSchema({ description: 'An exchange rate to set for a currency and date' })
 export class SetFxRateDto {
   @ApiProperty({ example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
   @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
   @ApiProperty({ example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
 }
 
+@ApiSchema({ description: 'Exchange rates to set, all or none' })
 export class ImportFxRatesDto {
   @ApiProperty({ type: [SetFxRateDto] })
   @ArrayMinSize(1) @ArrayMaxSize(5000) @ValidateNested({ each: true }) @Type(() => SetFxRateDto)
@@ -157,15 +171,18 @@ export class FxRateQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
 }
 
+@ApiSchema({ description: 'A page of exchange rates' })
 export class FxRatePage extends PageInfo {
   @ApiProperty({ type: [FxRateDto] }) items: FxRateDto[];
 }
 
+@ApiSchema({ description: 'How many exchange rates an import wrote' })
 export class ImportResultDto {
   @ApiProperty() imported: number;
 }
 
 // ---------------------------------------------------------------- tax codes
+@ApiSchema({ description: 'A tax code: its rate and the accounts its output and input tax post to' })
 export class TaxCodeDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() code: string;
@@ -174,9 +191,10 @@ export class TaxCodeDto {
   @ApiProperty() inclusive: boolean;
   @ApiProperty({ format: 'uuid', description: 'Output tax on sales (credit lines)' }) salesAccountId: string;
   @ApiProperty({ format: 'uuid', description: 'Input tax on purchases (debit lines)' }) purchaseAccountId: string;
-  @ApiPropertyOptional({ nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
 }
 
+@ApiSchema({ description: 'A new tax code' })
 export class CreateTaxCodeDto {
   @ApiProperty({ example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
   @ApiProperty({ example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
@@ -186,11 +204,13 @@ export class CreateTaxCodeDto {
   @ApiProperty({ format: 'uuid' }) @IsUUID() purchaseAccountId: string;
 }
 
+@ApiSchema({ description: 'An amount to calculate the tax of' })
 export class CalculateTaxDto {
   @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
 }
 
+@ApiSchema({ description: 'The net, tax and gross of an amount under a tax code' })
 export class TaxCalculationDto {
   @ApiProperty() currency: string;
   @ApiProperty() net: string;
@@ -199,6 +219,7 @@ export class TaxCalculationDto {
 }
 
 // ---------------------------------------------------------------- fiscal calendar
+@ApiSchema({ description: 'A fiscal period (a month of a fiscal year), open or closed' })
 export class FiscalPeriodDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty({ format: 'uuid' }) fiscalYearId: string;
@@ -206,26 +227,29 @@ export class FiscalPeriodDto {
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
 }
 
+@ApiSchema({ description: 'A fiscal year, its periods, and its closing entry once closed' })
 export class FiscalYearDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty() startDate: string;
   @ApiProperty() endDate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) closingEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) closedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
+  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
   @ApiProperty({ type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
 }
 
+@ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
   @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @Matches(DATE, dateMsg('startDate')) startDate: string;
   @ApiPropertyOptional({ example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
 // ---------------------------------------------------------------- journal entries
+@ApiSchema({ description: 'One line of a journal entry to post: a debit or a credit on an account' })
 export class JournalLineInputDto {
   @ApiProperty({ format: 'uuid' }) @IsUUID() accountId: string;
   @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
@@ -242,6 +266,7 @@ export class JournalLineInputDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
 }
 
+@ApiSchema({ description: 'A journal entry to post: its lines must balance in the base currency' })
 export class CreateJournalEntryDto {
   @ApiProperty({ example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
   @ApiPropertyOptional({ example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
@@ -254,11 +279,13 @@ export class CreateJournalEntryDto {
   lines: JournalLineInputDto[];
 }
 
+@ApiSchema({ description: 'When and why to reverse an entry' })
 export class ReverseEntryDto {
   @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
+@ApiSchema({ description: 'One line of a journal entry, in its transaction currency and in the base currency' })
 export class JournalLineDto {
   @ApiProperty() lineNo: number;
   @ApiProperty({ format: 'uuid' }) accountId: string;
@@ -269,29 +296,31 @@ export class JournalLineDto {
   @ApiProperty() rate: string;
   @ApiProperty() baseDebit: string;
   @ApiProperty() baseCredit: string;
-  @ApiPropertyOptional({ nullable: true }) description: string | null;
-  @ApiPropertyOptional({ nullable: true }) workspaceId: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyType: string | null;
-  @ApiPropertyOptional({ nullable: true }) counterpartyId: string | null;
+  @ApiProperty({ type: String, nullable: true }) description: string | null;
+  @ApiProperty({ type: String, nullable: true }) workspaceId: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyType: string | null;
+  @ApiProperty({ type: String, nullable: true }) counterpartyId: string | null;
   @ApiProperty({ description: 'Added by the database for a rounding difference' }) isRounding: boolean;
 }
 
+@ApiSchema({ description: 'A posted journal entry: balanced lines, immutable once posted (corrected by a reversal)' })
 export class JournalEntryDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
   @ApiProperty({ enum: [...ENTRY_SOURCES, 'system'] }) source: string;
-  @ApiPropertyOptional({ nullable: true }) sourceRef: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversesEntryId: string | null;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) reversedByEntryId: string | null;
-  @ApiPropertyOptional({ nullable: true }) idempotencyKey: string | null;
+  @ApiProperty({ type: String, nullable: true }) sourceRef: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true }) idempotencyKey: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ description: 'Sum of base debits (= base credits)' }) totalBase: string;
-  @ApiPropertyOptional({ nullable: true }) createdBy: string | null;
+  @ApiProperty({ type: String, nullable: true }) createdBy: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
 }
 
+@ApiSchema({ description: 'A page of journal entries, newest first' })
 export class JournalEntryPage extends PageInfo {
   @ApiProperty({ type: [JournalEntryDto] }) items: JournalEntryDto[];
 }
@@ -301,11 +330,13 @@ export class JournalEntryQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
 }
 
+@ApiSchema({ description: 'The date to revalue foreign-currency balances at' })
 export class RevaluationDto {
   @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
   @Matches(DATE, dateMsg('date')) date: string;
 }
 
+@ApiSchema({ description: "The revaluation of one account's balance in one currency" })
 export class RevaluationLineDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() currency: string;
@@ -316,22 +347,26 @@ export class RevaluationLineDto {
   @ApiProperty() difference: string;
 }
 
+@ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
   @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
 }
 
+@ApiSchema({ description: 'The closed fiscal year and the entry that moved its result to retained earnings' })
 export class YearEndResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
 }
 
+@ApiSchema({ description: 'The reopened fiscal year and the entry that reversed its closing entry' })
 export class YearReopenResultDto {
   @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiPropertyOptional({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
 }
 
 // ---------------------------------------------------------------- statements
+@ApiSchema({ description: "One account's debit or credit balance in the trial balance" })
 export class TrialBalanceRowDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() code: string;
@@ -341,8 +376,9 @@ export class TrialBalanceRowDto {
   @ApiProperty() credit: string;
 }
 
+@ApiSchema({ description: "Every account's balance at a date; total debits equal total credits" })
 export class TrialBalanceDto {
-  @ApiPropertyOptional({ nullable: true }) asOf: string | null;
+  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
   @ApiProperty() baseCurrency: string;
   @ApiProperty({ type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
   @ApiProperty() totalDebit: string;
@@ -350,6 +386,7 @@ export class TrialBalanceDto {
   @ApiProperty() balanced: boolean;
 }
 
+@ApiSchema({ description: 'One line of a financial statement: an account or a group and its amount' })
 export class StatementRowDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() code: string;
@@ -360,6 +397,7 @@ export class StatementRowDto {
   @ApiProperty({ description: 'Own amount plus all descendants, in the natural sign of the type' }) amount: string;
 }
 
+@ApiSchema({ description: 'Revenue, expenses and the net result over a date range' })
 export class ProfitAndLossDto {
   @ApiProperty() from: string;
   @ApiProperty() to: string;
@@ -371,6 +409,7 @@ export class ProfitAndLossDto {
   @ApiProperty() netIncome: string;
 }
 
+@ApiSchema({ description: 'Assets, liabilities and equity at a date' })
 export class BalanceSheetDto {
   @ApiProperty() asOf: string;
   @ApiProperty() baseCurrency: string;

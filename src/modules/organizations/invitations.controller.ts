@@ -19,7 +19,7 @@ export class InvitationsController {
 
   @Post()
   @ConsumesLimit('omnizen', 'users')
-  @ApiOperation({ summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
+  @ApiOperation({ operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
   @ApiErrors(400, 409, 422)
   create(@Tx() tx: TenantTx, @Body() dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
@@ -27,7 +27,7 @@ export class InvitationsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'Invitations of the organization, newest first (admin)' })
+  @ApiOperation({ operationId: 'listInvitations', summary: 'Invitations of the organization, newest first (admin)' })
   @ApiOkResponse({ type: InvitationPage })
   @ApiErrors(400)
   list(@Tx() tx: TenantTx, @Query() q: InvitationQuery): Promise<InvitationPage> {
@@ -36,7 +36,7 @@ export class InvitationsController {
 
   @Delete(':invitationId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke a pending invitation (admin)' })
+  @ApiOperation({ operationId: 'revokeInvitation', summary: 'Revoke a pending invitation (admin)' })
   @ApiParam({ name: 'invitationId', format: 'uuid' })
   @ApiNoContentResponse()
   @ApiErrors(400, 409)
@@ -53,7 +53,7 @@ export class InvitationAcceptanceController {
 
   @Post('accept')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Accept an invitation sent to your email address; you become a member' })
+  @ApiOperation({ operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member' })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)
   accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {

@@ -15,7 +15,7 @@ export class MembershipsController {
   constructor(private readonly members: MembershipsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Members of the organization with their email, name and role' })
+  @ApiOperation({ operationId: 'listMembers', summary: 'Members of the organization with their email, name and role' })
   @ApiOkResponse({ type: MemberPage })
   @ApiErrors(400)
   list(@Tx() tx: TenantTx, @Query() q: PageQuery): Promise<MemberPage> {
@@ -25,7 +25,7 @@ export class MembershipsController {
   // Declared before /:userId so that "me" is not taken for a user id.
   @Delete('me')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Leave the organization (the last owner cannot)' })
+  @ApiOperation({ operationId: 'leaveOrganization', summary: 'Leave the organization (the last owner cannot)' })
   @ApiNoContentResponse()
   @ApiErrors(409)
   leave(@Tx() tx: TenantTx): Promise<void> {
@@ -34,7 +34,7 @@ export class MembershipsController {
 
   @Patch(':userId')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: "Change a member's role (admin; only an owner grants or takes away 'owner')" })
+  @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin; only an owner grants or takes away 'owner')" })
   @ApiParam({ name: 'userId' })
   @ApiOkResponse({ type: MemberDto })
   @ApiErrors(400, 409)
@@ -45,7 +45,7 @@ export class MembershipsController {
   @Delete(':userId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)' })
+  @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)' })
   @ApiParam({ name: 'userId' })
   @ApiNoContentResponse()
   @ApiErrors(409)

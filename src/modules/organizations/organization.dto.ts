@@ -1,24 +1,28 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, Length, Matches } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { ORG_ROLES } from '../../platform/auth/principal.js';
+import { IsOptional, IsString, Length, Matches, ValidateIf } from 'class-validator';
 
+@ApiSchema({ description: 'A new business organization' })
 export class CreateOrganizationDto {
   @ApiProperty({ example: 'Acme Trading LLC' }) @IsString() @Length(1, 200) name: string;
 }
 
+@ApiSchema({ description: 'Changes to an organization; fields left out keep their value' })
 export class UpdateOrganizationDto {
   @ApiPropertyOptional({ example: 'Acme Trading LLC' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
-  @ApiPropertyOptional({ example: 'acme.example' })
-  @IsOptional() @IsString() @Matches(/^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$/, { message: 'domain must be a lowercase domain name' })
-  domain?: string;
+  @ApiPropertyOptional({ type: String, nullable: true, example: 'acme.example', description: 'The organization\'s email or web domain; null clears it' })
+  @ValidateIf((o) => o.domain !== null) @IsOptional() @IsString() @Matches(/^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$/, { message: 'domain must be a lowercase domain name' })
+  domain?: string | null;
 }
 
+@ApiSchema({ description: "An organization the caller belongs to, with the caller's role in it" })
 export class OrganizationDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty({ enum: ['personal', 'business'] }) accountType: string;
-  @ApiPropertyOptional() domain: string | null;
+  @ApiProperty({ type: String, nullable: true }) domain: string | null;
   @ApiProperty() ownerUserId: string;
-  @ApiPropertyOptional({ enum: ['owner', 'admin', 'accountant', 'member', 'viewer'], description: 'The caller\'s role' }) role?: string;
+  @ApiPropertyOptional({ enum: [...ORG_ROLES, 'service', 'analyst'], description: 'The caller\'s role in the organization (service: the service-role key; analyst: a mapped database login)' }) role?: string;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }

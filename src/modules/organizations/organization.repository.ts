@@ -26,11 +26,12 @@ export const organizationRepository = {
     return row && toOrg(row);
   },
 
-  async update(db: Db, orgId: string, patch: { name?: string; domain?: string }): Promise<OrganizationDto | undefined> {
+  /** An absent field keeps its value; `domain: null` clears the domain. */
+  async update(db: Db, orgId: string, patch: { name?: string; domain?: string | null }): Promise<OrganizationDto | undefined> {
     const [row] = await db.$queryRaw<any[]>`
       UPDATE core.organizations SET
         name = coalesce(${patch.name ?? null}, name),
-        domain = coalesce(${patch.domain ?? null}, domain),
+        domain = CASE WHEN ${patch.domain === undefined} THEN domain ELSE ${patch.domain ?? null} END,
         updated_at = now()
       WHERE id = ${orgId}::uuid RETURNING *, public.auth_role() AS role`;
     return row && toOrg(row);

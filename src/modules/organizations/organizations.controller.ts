@@ -14,15 +14,19 @@ export class MyOrganizationsController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create a business organization; you become its owner' })
-  @ApiCreatedResponse({ type: OrganizationDto })
+  @ApiOperation({ operationId: 'createOrganization', summary: 'Create a business organization; you become its owner' })
+  @ApiCreatedResponse({
+    type: OrganizationDto,
+    example: { id: '3f0c8a2e-9b1d-4c7e-8f6a-5d4c3b2a1e0f', name: 'Acme Trading LLC', accountType: 'business', domain: null,
+      ownerUserId: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f', role: 'owner', createdAt: '2026-01-02T09:00:00.000Z', updatedAt: '2026-01-02T09:00:00.000Z' },
+  })
   @ApiErrors(400)
   create(@Tx() tx: TenantTx, @Body() dto: CreateOrganizationDto): Promise<OrganizationDto> {
     return this.orgs.create(tx, dto);
   }
 
   @Get()
-  @ApiOperation({ summary: 'Organizations you belong to, your personal one first' })
+  @ApiOperation({ operationId: 'listOrganizations', summary: 'Organizations you belong to, your personal one first' })
   @ApiOkResponse({ type: [OrganizationDto] })
   list(@Tx() tx: TenantTx): Promise<OrganizationDto[]> {
     return this.orgs.listMine(tx);
@@ -36,7 +40,7 @@ export class OrganizationController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Read an organization you belong to' })
+  @ApiOperation({ operationId: 'getOrganization', summary: 'Read an organization you belong to' })
   @ApiOkResponse({ type: OrganizationDto })
   get(@Tx() tx: TenantTx): Promise<OrganizationDto> {
     return this.orgs.get(tx);
@@ -44,7 +48,7 @@ export class OrganizationController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Update an organization (admin or owner)' })
+  @ApiOperation({ operationId: 'updateOrganization', summary: 'Update an organization (admin or owner)' })
   @ApiOkResponse({ type: OrganizationDto })
   @ApiErrors(400)
   update(@Tx() tx: TenantTx, @Body() dto: UpdateOrganizationDto): Promise<OrganizationDto> {
@@ -54,7 +58,7 @@ export class OrganizationController {
   @Delete()
   @HttpCode(204)
   @RequireRole('owner')
-  @ApiOperation({ summary: 'Delete a business organization (owner)' })
+  @ApiOperation({ operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)' })
   @ApiNoContentResponse()
   delete(@Tx() tx: TenantTx): Promise<void> {
     return this.orgs.delete(tx);

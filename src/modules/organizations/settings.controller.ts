@@ -17,7 +17,7 @@ export class SettingsController {
   constructor(private readonly settings: SettingsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Settings of one scope' })
+  @ApiOperation({ operationId: 'listSettings', summary: 'Settings of one scope' })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
   @ApiErrors(400)
@@ -27,7 +27,7 @@ export class SettingsController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid' })
+  @ApiOperation({ operationId: 'setSettings', summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid' })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
   @ApiErrors(400)
@@ -36,7 +36,7 @@ export class SettingsController {
   }
 
   @Get(':key')
-  @ApiOperation({ summary: 'Read one setting' })
+  @ApiOperation({ operationId: 'getSetting', summary: 'Read one setting' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
   @ApiOkResponse({ type: SettingDto })
@@ -47,7 +47,7 @@ export class SettingsController {
 
   @Put(':key')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Set one setting (admin)' })
+  @ApiOperation({ operationId: 'setSetting', summary: 'Set one setting (admin)' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
   @ApiOkResponse({ type: SettingDto })
@@ -60,7 +60,7 @@ export class SettingsController {
   @Delete(':key')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Remove one setting (admin)' })
+  @ApiOperation({ operationId: 'deleteSetting', summary: 'Remove one setting (admin)' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
   @ApiNoContentResponse()
@@ -77,7 +77,7 @@ export class FeatureFlagsController {
   constructor(private readonly settings: SettingsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Feature flags of the organization (absent flags are off)' })
+  @ApiOperation({ operationId: 'listFeatureFlags', summary: 'Feature flags of the organization (absent flags are off)' })
   @ApiOkResponse({ type: [FeatureFlagDto] })
   list(@Tx() tx: TenantTx): Promise<FeatureFlagDto[]> {
     return this.settings.listFlags(tx);
@@ -85,7 +85,7 @@ export class FeatureFlagsController {
 
   @Put(':flag')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Turn a feature flag on or off (admin)' })
+  @ApiOperation({ operationId: 'setFeatureFlag', summary: 'Turn a feature flag on or off (admin)' })
   @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
   @ApiOkResponse({ type: FeatureFlagDto })
   @ApiErrors(400)
@@ -96,7 +96,7 @@ export class FeatureFlagsController {
   @Delete(':flag')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Remove a feature flag (admin); it reads as off' })
+  @ApiOperation({ operationId: 'deleteFeatureFlag', summary: 'Remove a feature flag (admin); it reads as off' })
   @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
   @ApiNoContentResponse()
   @ApiErrors(400)

@@ -15,7 +15,7 @@ export class WorkspacesController {
   constructor(private readonly workspaces: WorkspacesService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Workspaces of the organization' })
+  @ApiOperation({ operationId: 'listWorkspaces', summary: 'Workspaces of the organization' })
   @ApiOkResponse({ type: [WorkspaceDto] })
   list(@Tx() tx: TenantTx): Promise<WorkspaceDto[]> {
     return this.workspaces.list(tx);
@@ -23,14 +23,14 @@ export class WorkspacesController {
 
   // Declared before /:workspaceId so that "current" is not taken for an id.
   @Get('current')
-  @ApiOperation({ summary: 'The workspace this request acts in (the X-Workspace-Id header), as the database sees it' })
+  @ApiOperation({ operationId: 'getCurrentWorkspace', summary: 'The workspace this request acts in (the X-Workspace-Id header), as the database sees it' })
   @ApiOkResponse({ type: WorkspaceDto })
   current(@Tx() tx: TenantTx): Promise<WorkspaceDto> {
     return this.workspaces.current(tx);
   }
 
   @Get(':workspaceId')
-  @ApiOperation({ summary: 'Read a workspace' })
+  @ApiOperation({ operationId: 'getWorkspace', summary: 'Read a workspace' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
   @ApiErrors(400)
@@ -41,7 +41,7 @@ export class WorkspacesController {
   @Post()
   @RequireRole(...ADMIN_ROLES)
   @ConsumesLimit('omnizen', 'workspaces')
-  @ApiOperation({ summary: 'Create a workspace (admin)' })
+  @ApiOperation({ operationId: 'createWorkspace', summary: 'Create a workspace (admin)' })
   @ApiCreatedResponse({ type: WorkspaceDto })
   @ApiErrors(400, 409)
   create(@Tx() tx: TenantTx, @Body() dto: WorkspaceInputDto): Promise<WorkspaceDto> {
@@ -50,7 +50,7 @@ export class WorkspacesController {
 
   @Put(':workspaceId')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Rename a workspace (admin)' })
+  @ApiOperation({ operationId: 'renameWorkspace', summary: 'Rename a workspace (admin)' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
   @ApiErrors(400, 409)
@@ -61,7 +61,7 @@ export class WorkspacesController {
   @Delete(':workspaceId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ summary: 'Delete a workspace (admin)' })
+  @ApiOperation({ operationId: 'deleteWorkspace', summary: 'Delete a workspace (admin)' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiNoContentResponse()
   @ApiErrors(400)

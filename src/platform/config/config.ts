@@ -30,7 +30,13 @@ export interface AppConfig {
   /** key prefix of Bull queues and other Redis keys (tests give each database its own) */
   redisPrefix: string;
   migrateOnStart: boolean;
-  logLevel: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  http: {
+    /** Browser origins allowed to call the API (CORS, credentials included), from CORS_ORIGINS; empty: none */
+    corsOrigins: string[];
+    /** Whether /docs (Swagger UI) and /docs-json are served (API_DOCS) */
+    apiDocs: boolean;
+  };
   auth: {
     supabaseJwtSecret: string;
     nextAuthSecret?: string;
@@ -55,10 +61,6 @@ export interface AppConfig {
     emailVerificationTtlHours: number;
     /** a just-rotated refresh token returns the same new pair within this window (parallel tabs) */
     refreshGraceSeconds: number;
-  };
-  http: {
-    /** browser origins allowed to call the API (CORS_ORIGINS); cookie-authenticated writes must come from one */
-    corsOrigins: string[];
   };
   invitationTtlDays: number;
   jobs: {
@@ -101,15 +103,34 @@ function str(env: Env, name: string, fallback?: string): string {
   return value;
 }
 
-function int(env: Env, name: string, fallback: number, min = 0): number {
+function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError(`${name} must be an integer ${range}, got "${raw}"`);
   }
   return value;
 }
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback?: T): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!values.includes(raw as T)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+// an IPv4 or IPv6 literal, or a host name (whether it resolves is known only when the server binds it: main.ts)
+const HOST = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+|(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$/;
+
+function host(env: Env, name: string, fallback: string): string {
+  const value = str(env, name, fallback);
+  if (!HOST.test(value)) throw new ConfigError(`${name} must be an IP address or a host name, got "${value}"`);
+  return value;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
@@ -133,10 +154,30 @@ function url(env: Env, name: string, protocols: string[], fallback?: string): st
   return value;
 }
 
+function origins(env: Env, name: string): string[] {
+  const list = (env[name] ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`${name} entries must be origins like https://app.example.com (scheme, host and port only), got "${origin}"`);
+    }
+  }
+  return list;
+}
+
+/** .env.example's development values: a production process that finds one refuses to start. */
+const DEVELOPMENT_SECRET = /^dev-only-|^omnizen_api_dev$/;
+
 function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
-  const value = env[name] ?? (nodeEnv === 'production' ? undefined : dev);
+  const value = env[name] || (nodeEnv === 'production' ? undefined : dev);
   if (!value) throw new ConfigError(`${name} is required in production`);
   if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
+  if (nodeEnv === 'production' && DEVELOPMENT_SECRET.test(value)) throw new ConfigError(`${name} is the development value of .env.example; set a secret of your own in production`);
   return value;
 }
 
@@ -169,24 +210,6 @@ function parsePrices(env: Env): Record<string, { app: string; plan: string }> {
   return prices;
 }
 
-/** CORS_ORIGINS="https://app.example.com,https://hub.example.com": exact origins, no paths. */
-function parseOrigins(env: Env): string[] {
-  const origins: string[] = [];
-  for (const raw of (env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean)) {
-    let parsed: URL;
-    try {
-      parsed = new URL(raw);
-    } catch {
-      throw new ConfigError(`CORS_ORIGINS entry "${raw}" is not a URL like https://app.example.com`);
-    }
-    if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== raw.replace(/\/$/, '')) {
-      throw new ConfigError(`CORS_ORIGINS entry "${raw}" must be an origin (scheme://host[:port]) without a path`);
-    }
-    origins.push(parsed.origin);
-  }
-  return origins;
-}
-
 function parseSecretKeys(env: Env): AppConfig['secrets'] {
   const keys: Record<string, Buffer> = {};
   for (const pair of (env.SECRETS_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
@@ -208,6 +231,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     throw new ConfigError(`NODE_ENV must be development, test or production, got "${nodeEnv}"`);
   }
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  if (nodeEnv === 'production' && !env.API_DATABASE_URL && DEVELOPMENT_SECRET.test(env.API_DATABASE_PASSWORD ?? 'omnizen_api_dev')) {
+    throw new ConfigError('API_DATABASE_PASSWORD is the development value of .env.example; set a password of your own (or API_DATABASE_URL) in production');
+  }
   const apiDatabaseUrl = env.API_DATABASE_URL
     ? url(env, 'API_DATABASE_URL', ['postgres:', 'postgresql:'])
     : deriveApiDatabaseUrl(databaseUrl, env.API_DATABASE_PASSWORD ?? 'omnizen_api_dev');
@@ -218,14 +244,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (lockTimeoutMs >= statementTimeoutMs) {
     throw new ConfigError(`DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}), got "${lockTimeoutMs}"`);
   }
-  if (bool(env, 'AUTH_COOKIES', false) && parseOrigins(env).length === 0) {
+  if (bool(env, 'AUTH_COOKIES', false) && origins(env, 'CORS_ORIGINS').length === 0) {
     // cookie-authenticated writes are accepted only from these origins (CSRF); with none, every one would fail
     throw new ConfigError('AUTH_COOKIES=true needs CORS_ORIGINS: the browser origins allowed to send cookie-authenticated requests');
   }
   return {
     nodeEnv,
-    port: int(env, 'PORT', 3000, 1),
-    host: str(env, 'HOST', '0.0.0.0'),
+    port: int(env, 'PORT', 3000, 1, 65535),
+    host: host(env, 'HOST', '0.0.0.0'),
     databaseUrl,
     apiDatabaseUrl,
     apiDatabasePoolSize: int(env, 'API_DATABASE_POOL_SIZE', 20, 1),
@@ -238,10 +264,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisUrl: env.REDIS_URL ? url(env, 'REDIS_URL', ['redis:', 'rediss:']) : undefined,
     redisPrefix: env.REDIS_PREFIX || 'omnizen',
     migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
-    logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info')!,
+    http: { corsOrigins: origins(env, 'CORS_ORIGINS'), apiDocs: bool(env, 'API_DOCS', true) },
     auth: {
       supabaseJwtSecret: secret(env, 'SUPABASE_JWT_SECRET', 'dev-only-supabase-jwt-secret-change-me-0000', nodeEnv),
-      nextAuthSecret: env.NEXTAUTH_SECRET || (nodeEnv === 'production' ? undefined : 'dev-only-nextauth-secret-change-me-000000000'),
+      nextAuthSecret: env.NEXTAUTH_SECRET || nodeEnv !== 'production'
+        ? secret(env, 'NEXTAUTH_SECRET', 'dev-only-nextauth-secret-change-me-000000000', nodeEnv)
+        : undefined,
       supabaseUrl: url(env, 'SUPABASE_URL', ['http:', 'https:'], 'http://localhost:54321'),
       supabaseAnonKey: env.SUPABASE_ANON_KEY,
       accessTokenTtlSeconds: int(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 30),
@@ -263,7 +292,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
       emailVerificationTtlHours: int(env, 'EMAIL_VERIFICATION_TTL_HOURS', 48, 1),
       refreshGraceSeconds: int(env, 'REFRESH_GRACE_SECONDS', 10, 0),
     },
-    http: { corsOrigins: parseOrigins(env) },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
       relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
@@ -276,8 +304,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
       stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
       stripeApiHost: env.STRIPE_API_HOST || undefined,
-      stripeApiPort: env.STRIPE_API_PORT ? int(env, 'STRIPE_API_PORT', 443, 1) : undefined,
-      stripeApiProtocol: (env.STRIPE_API_PROTOCOL as 'http' | 'https' | undefined) || undefined,
+      stripeApiPort: env.STRIPE_API_PORT ? int(env, 'STRIPE_API_PORT', 443, 1, 65535) : undefined,
+      stripeApiProtocol: oneOf(env, 'STRIPE_API_PROTOCOL', ['http', 'https'] as const),
       stripePrices: parsePrices(env),
       pastDueGraceDays: grace,
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),

@@ -18,6 +18,16 @@ async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
   }
 }
 
+const READINESS_SCHEMA = {
+  type: 'object' as const,
+  required: ['status'],
+  properties: {
+    status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
+    checks: { type: 'object' as const, description: 'Each dependency: up or down (absent while draining)', additionalProperties: { type: 'string' as const, enum: ['up', 'down'] } },
+  },
+  example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } },
+};
+
 @ApiTags('health')
 @Public()
 @Controller('health')
@@ -29,16 +39,19 @@ export class HealthController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Liveness: the process is up' })
-  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
+  @ApiOperation({ operationId: 'checkLiveness', summary: 'Liveness: the process is up' })
+  @ApiOkResponse({ schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } }, example: { status: 'ok' } } })
   live() {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @ApiOperation({ summary: 'Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise' })
-  @ApiOkResponse({ schema: { example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } } } })
-  @ApiServiceUnavailableResponse({ description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise' })
+  @ApiOkResponse({ schema: READINESS_SCHEMA })
+  @ApiServiceUnavailableResponse({
+    description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
+    schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'up', redis: 'down' } } },
+  })
   async ready(@Res({ passthrough: true }) res: FastifyReply) {
     if (this.requests.draining) {
       res.status(HttpStatus.SERVICE_UNAVAILABLE);

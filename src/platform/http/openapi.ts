@@ -1,16 +1,35 @@
-import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional, ApiResponse, type OpenAPIObject } from '@nestjs/swagger';
+import { applyDecorators, type INestApplication } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional, ApiResponse, ApiSchema, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { RETRYABLE_ERRORS } from '../errors/database-errors.js';
 
+type SchemaObject = NonNullable<OpenAPIObject['components']>['schemas'] extends Record<string, infer S> | undefined ? Exclude<S, { $ref: string }> : never;
+
+/** Schema options of a property that holds any JSON value (settings, audit snapshots). */
+export const ANY_JSON: { oneOf: SchemaObject[] } = {
+  oneOf: [
+    { type: 'string' }, { type: 'number' }, { type: 'boolean' },
+    { type: 'object', additionalProperties: true }, { type: 'array', items: {} },
+  ],
+};
+
+/** What went wrong, in a stable code a client can branch on and a message a person can read. */
+@ApiSchema({ description: 'What went wrong: a stable code to branch on and a message naming the problem' })
 export class ErrorDetail {
-  @ApiProperty({ example: 'organization.not_found' }) code: string;
-  @ApiProperty({ example: 'organization 3f0c... was not found' }) message: string;
-  @ApiPropertyOptional({ description: 'Per-field problems for validation errors, or other structured context' }) details?: unknown;
+  @ApiProperty({ description: 'Stable machine-readable code: `<area>.<problem>` or a generic HTTP code', example: 'organization.not_found' }) code: string;
+  @ApiProperty({ description: 'Human-readable explanation naming the problem', example: 'organization 3f0c... was not found' }) message: string;
+  @ApiPropertyOptional({
+    description: 'validation_failed: one { field, problems } per invalid field; other codes: structured context',
+    oneOf: [{ type: 'array', items: { type: 'object', additionalProperties: true } }, { type: 'object', additionalProperties: true }],
+    example: [{ field: 'name', problems: ['name must be shorter than or equal to 200 characters'] }],
+  })
+  details?: unknown;
 }
 
+/** The one shape of every error the API answers. */
+@ApiSchema({ description: 'The one shape of every error the API answers' })
 export class ErrorResponse {
   @ApiProperty({ type: ErrorDetail }) error: ErrorDetail;
-  @ApiProperty({ example: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a' }) requestId: string;
+  @ApiProperty({ description: 'The id of this request (also in the X-Request-Id header); quote it when reporting a problem', example: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a' }) requestId: string;
 }
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -20,8 +39,13 @@ const DESCRIPTIONS: Record<number, string> = {
   403: 'The caller may not do this in this organization',
   404: 'Not found, or not visible to the caller',
   409: 'Conflicts with existing data',
+  413: 'The request body is larger than the API accepts',
+  414: 'The path is longer than the API accepts',
+  415: 'The request body is not JSON',
   422: 'Rejected by a business rule',
   429: 'Too many attempts',
+  502: 'An outside service (Stripe, a calendar server) refused or failed; the message says what it answered',
+  503: 'A service this operation needs is not configured or not reachable',
 };
 
 export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
@@ -31,6 +55,47 @@ export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorat
 export class PageInfo {
   @ApiPropertyOptional({ description: 'Pass as ?cursor= to get the next page; absent on the last page' })
   nextCursor?: string;
+}
+
+const JSON_ERROR = { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } };
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
+/**
+ * The OpenAPI document of the application: what Nest's explorer finds in the decorators, completed with
+ * what holds for every operation (the generic error statuses each can answer, `security: []` on the public
+ * ones), so the document lists every status a caller can get. The test suite validates every response
+ * against it (test/support/contract.ts) and the TypeScript SDK is generated from it.
+ */
+export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('OmniZen API')
+    .setDescription(
+      'Multi-tenant platform core. Organization routes live under /v1/orgs/{orgId}; row-level security in PostgreSQL ' +
+        'keeps organizations apart. Errors always have the shape { error: { code, message, details? }, requestId }; ' +
+        '`null` is accepted only where a field is nullable, and there it clears the value.',
+    )
+    .setVersion('0.1.0')
+    .setLicense('Proprietary', 'https://omnizen.app/terms')
+    .addServer('/', 'The server that serves this document')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
+    .build();
+  const doc = SwaggerModule.createDocument(app, config);
+  for (const item of Object.values(doc.paths)) {
+    for (const method of METHODS) {
+      const op = item[method];
+      if (!op) continue;
+      // no guard metadata reaches the explorer: a route without a bearer requirement is a @Public() one
+      if (!op.security) op.security = [];
+      const generic: number[] = [414];
+      if (op.security.length > 0) generic.push(401);
+      if (op.requestBody || op.parameters?.some((p) => 'in' in p && p.in === 'query')) generic.push(400);
+      if (op.requestBody) generic.push(413, 415);
+      for (const status of generic) {
+        op.responses[status] ??= { description: DESCRIPTIONS[status], content: JSON_ERROR };
+      }
+    }
+  }
+  return documentRetryableErrors(doc);
 }
 
 type Example = { summary?: string; value?: unknown };

@@ -101,13 +101,13 @@ export function OrgRoute(): ClassDecorator {
     ApiBearerAuth(),
     ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
     ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
-    ApiErrors(401, 403, 404),
+    ApiErrors(400, 401, 403, 404),
   );
 }
 
 /** A controller acting for the signed-in user (their own sessions, integrations, provider profile). */
 export function UserRoute(): ClassDecorator {
-  return applyDecorators(SetMetadata(SCOPE, 'user'), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(401, 403));
+  return applyDecorators(SetMetadata(SCOPE, 'user'), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(400, 401, 403));
 }
 
 export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);

@@ -1,6 +1,14 @@
-import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { type ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
 
-function flatten(errors: ValidationError[], prefix = ''): { field: string; problems: string[] }[] {
+// @nestjs/swagger keeps each @ApiProperty's options under this key; the document and this check read the same metadata
+const API_PROPERTY = 'swagger/apiModelProperties';
+
+interface FieldProblem {
+  field: string;
+  problems: string[];
+}
+
+function flatten(errors: ValidationError[], prefix = ''): FieldProblem[] {
   return errors.flatMap((e) => {
     const field = prefix ? `${prefix}.${e.property}` : e.property;
     const own = e.constraints ? [{ field, problems: Object.values(e.constraints) }] : [];
@@ -8,20 +16,86 @@ function flatten(errors: ValidationError[], prefix = ''): { field: string; probl
   });
 }
 
+function invalid(details: FieldProblem[]): BadRequestException {
+  return new BadRequestException({
+    code: 'validation_failed',
+    message: details.map((d) => d.problems.join(', ')).join('; '),
+    details,
+  });
+}
+
+const join = (prefix: string, key: string | number) => (typeof key === 'number' ? `${prefix}[${key}]` : prefix ? `${prefix}.${key}` : key);
+
+/**
+ * PostgreSQL stores no NUL character, neither in text nor in jsonb: one anywhere in the input, in a value or
+ * in a JSON key, is refused here, naming the field, rather than failing in the database.
+ */
+function nulCharacters(value: unknown, field: string, out: FieldProblem[], depth = 0): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) out.push({ field: field || 'body', problems: [`${field || 'body'} must not contain a NUL character (\\u0000)`] });
+  } else if (Array.isArray(value)) {
+    if (depth < 32) value.forEach((v, i) => nulCharacters(v, join(field, i), out, depth + 1));
+  } else if (value !== null && typeof value === 'object' && depth < 32) {
+    for (const [key, v] of Object.entries(value)) {
+      if (key.includes('\u0000')) out.push({ field: join(field, key.replaceAll('\u0000', '\\u0000')), problems: ['a key must not contain a NUL character (\\u0000)'] });
+      else nulCharacters(v, join(field, key), out, depth + 1);
+    }
+  }
+}
+
+/**
+ * `null` is accepted only where the DTO documents the property as nullable (and there it clears the value);
+ * class-validator's @IsOptional() would let it through as if the field were absent. Walks the transformed
+ * DTO and its nested DTOs.
+ */
+function unexpectedNulls(dto: unknown, field: string, out: FieldProblem[], nested = true): void {
+  if (Array.isArray(dto)) {
+    dto.forEach((v, i) => unexpectedNulls(v, join(field, i), out));
+    return;
+  }
+  if (dto === null || typeof dto !== 'object') return;
+  const proto = Object.getPrototypeOf(dto);
+  if (!proto || proto === Object.prototype) return; // free-form JSON
+  for (const [key, value] of Object.entries(dto)) {
+    const options = Reflect.getMetadata(API_PROPERTY, proto, key) as { nullable?: boolean } | undefined;
+    if (value === null && !options?.nullable) {
+      const name = join(field, key);
+      out.push({ field: name, problems: [`${name} must not be null (leave it out to keep the current value)`] });
+    } else if (nested && value !== null && typeof value === 'object') {
+      unexpectedNulls(value, join(field, key), out);
+    }
+  }
+}
+
 /** Unknown fields are rejected; each invalid field is named in the message and in details. */
+class RequestValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
+      const nul: FieldProblem[] = [];
+      nulCharacters(value, metadata.type === 'param' ? (metadata.data ?? '') : '', nul);
+      if (nul.length > 0) throw invalid(nul);
+    }
+    const nulls: FieldProblem[] = [];
+    // the body's own fields first (a missing required field would otherwise hide them), nested DTOs once transformed
+    if (metadata.type === 'body' && metadata.metatype && value && typeof value === 'object' && !Array.isArray(value)) {
+      unexpectedNulls(Object.assign(Object.create(metadata.metatype.prototype), value), '', nulls, false);
+      if (nulls.length > 0) throw invalid(nulls);
+    }
+    const dto = await super.transform(value, metadata);
+    if (metadata.type === 'body') {
+      unexpectedNulls(dto, '', nulls);
+      if (nulls.length > 0) throw invalid(nulls);
+    }
+    return dto;
+  }
+}
+
 export function validationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new RequestValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
     transformOptions: { enableImplicitConversion: false },
-    exceptionFactory: (errors) => {
-      const details = flatten(errors);
-      return new BadRequestException({
-        code: 'validation_failed',
-        message: details.map((d) => d.problems.join(', ')).join('; '),
-        details,
-      });
-    },
+    exceptionFactory: (errors) => invalid(flatten(errors)),
   });
 }

@@ -19,7 +19,11 @@ export function createLogger(config: Pick<AppConfig, 'logLevel' | 'nodeEnv'>): L
 export class PinoNestLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
-  log(message: unknown, ...params: unknown[]) { this.write('info', message, params); }
+  log(message: unknown, ...params: unknown[]) {
+    // Nest's boot chatter (a line per module and per mapped route) is for debugging, not for every start
+    const context = params[params.length - 1];
+    this.write(typeof context === 'string' && BOOT_CONTEXTS.has(context) ? 'debug' : 'info', message, params);
+  }
   error(message: unknown, ...params: unknown[]) { this.write('error', message, params); }
   warn(message: unknown, ...params: unknown[]) { this.write('warn', message, params); }
   debug(message: unknown, ...params: unknown[]) { this.write('debug', message, params); }
@@ -45,6 +49,8 @@ export class PinoNestLogger implements LoggerService {
     }
   }
 }
+
+const BOOT_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory', 'NestApplication']);
 
 const ABORTED = Symbol('omnizen:aborted');
 type Marked = FastifyRequest & { [ABORTED]?: boolean };

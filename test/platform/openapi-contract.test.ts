@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { OpenAPIObject } from '@nestjs/swagger';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ResponseContract } from '../support/contract.js';
+
+const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem)[A-Z]?[A-Za-z]*$/;
+
+describe('the OpenAPI document as a contract', () => {
+  let t: TestApp;
+  let doc: OpenAPIObject;
+  beforeAll(async () => {
+    t = await createTestApp();
+    doc = (await t.http.get('/docs-json').expect(200)).body;
+  });
+  afterAll(() => t.close());
+
+  const operations = () =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      (['get', 'put', 'post', 'patch', 'delete'] as const).filter((m) => item[m]).map((m) => ({ path, method: m, op: item[m]! })));
+
+  it('names every operation with a unique verb on a resource', () => {
+    const ids = operations().map((o) => o.op.operationId!);
+    expect(ids.filter((id) => !VERB_ON_RESOURCE.test(id))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual(expect.arrayContaining(['listOrganizations', 'postJournalEntry', 'getTrialBalance']));
+  });
+
+  it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
+    const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'exchangeToken', 'getPublicProviderAvailability', 'getPublicProviderProfile',
+      'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register']);
+    expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
+    expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
+  });
+
+  it('types every property: no bare object in place of a nullable string or date, arrays of their items', () => {
+    const bare: string[] = [];
+    for (const [name, schema] of Object.entries(doc.components!.schemas!)) {
+      for (const [prop, p] of Object.entries((schema as any).properties ?? {}) as [string, any][]) {
+        if (p.type === 'object' && !p.properties && !p.additionalProperties && !p.allOf) bare.push(`${name}.${prop}`);
+        if (p.type === 'array' && !p.items) bare.push(`${name}.${prop}`);
+      }
+    }
+    expect(bare).toEqual([]);
+    const user = doc.components!.schemas!.UserDto as any;
+    expect(user.properties.name).toMatchObject({ type: 'string', nullable: true });
+    expect(user.required).toContain('name');
+    expect((doc.components!.schemas!.WorkingHoursDto as any).properties.days.items).toMatchObject({ type: 'integer', minimum: 1, maximum: 7 });
+  });
+
+  it('describes every schema', () => {
+    const undescribed = Object.entries(doc.components!.schemas!).filter(([, s]) => !(s as { description?: string }).description).map(([name]) => name);
+    expect(undescribed).toEqual([]);
+  });
+
+  it('gives the main operations examples, and every example matches its schema', () => {
+    const contract = new ResponseContract(doc);
+    const examples: { where: string; schema: object; value: unknown }[] = [];
+    for (const { op } of operations()) {
+      const body = (op.requestBody as any)?.content?.['application/json'];
+      for (const [name, ex] of Object.entries<any>(body?.examples ?? {})) examples.push({ where: `${op.operationId} body ${name}`, schema: body.schema, value: ex.value });
+      for (const [status, res] of Object.entries<any>(op.responses)) {
+        const media = res.content?.['application/json'];
+        if (media?.example !== undefined) examples.push({ where: `${op.operationId} ${status}`, schema: media.schema, value: media.example });
+      }
+    }
+    const where = examples.map((e) => e.where);
+    expect(where).toEqual(expect.arrayContaining(['register 202', 'logIn 200', 'createOrganization 201', 'postJournalEntry body capital', 'postJournalEntry 201', 'getTrialBalance 200']));
+    expect(examples.map((e) => [e.where, contract.problems(e.schema, e.value)]).filter(([, p]) => p)).toEqual([]);
+  });
+
+  it('documents the generic error statuses on every operation', () => {
+    for (const { op, path } of operations()) {
+      expect({ path, has414: '414' in op.responses }).toEqual({ path, has414: true });
+      if (op.security?.length) expect({ path, has401: '401' in op.responses }).toEqual({ path, has401: true });
+      if (op.requestBody) expect({ path, statuses: ['400', '413', '415'].every((s) => s in op.responses) }).toEqual({ path, statuses: true });
+    }
+  });
+
+  it("passes Redocly's recommended rules with no errors", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omnizen-openapi-'));
+    try {
+      const file = join(dir, 'openapi.json');
+      writeFileSync(file, JSON.stringify(doc));
+      const { stdout } = await promisify(execFile)(process.execPath, ['node_modules/@redocly/cli/bin/cli.js', 'lint', file, '--format=json', '--config=redocly.yaml'], { maxBuffer: 16 * 1024 * 1024 })
+        .catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+      const report = JSON.parse(stdout.slice(stdout.indexOf('{')));
+      expect(report.problems.filter((p: { severity: string }) => p.severity === 'error').map((p: { message: string }) => p.message)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('the response check itself', () => {
+    it('reports a body that does not match, an undocumented status, and an error outside the error shape', () => {
+      const contract = new ResponseContract(doc);
+      const json = 'application/json; charset=utf-8';
+      expect(contract.check('GET', '/v1/orgs', 200, json, JSON.stringify([{ id: 'x' }]))).toMatch(/does not match the documented schema/);
+      expect(contract.check('GET', '/v1/orgs', 418, json, '{}')).toMatch(/status 418 is not documented/);
+      expect(contract.check('GET', undefined, 404, json, '{"statusCode":404}')).toMatch(/not in the error shape/);
+      const org = { id: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a', name: 'A', accountType: 'business', domain: null, ownerUserId: 'u', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() };
+      expect(contract.check('GET', '/v1/orgs', 200, json, JSON.stringify([org]))).toBeUndefined();
+      expect(contract.check('GET', '/v1/orgs', 200, json, JSON.stringify([{ ...org, domain: 7 }]))).toMatch(/domain/);
+    });
+  });
+});

@@ -1,0 +1,113 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifyInstance } from 'fastify';
+import type { OpenAPIObject } from '@nestjs/swagger';
+
+// ajv-formats is CommonJS with a default export
+const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as typeof import('ajv-formats').default;
+
+/**
+ * OpenAPI 3.0's `nullable: true` next to `allOf: [$ref]` (how a nullable nested object is written) means
+ * "this object or null"; Ajv applies `nullable` to `type` only, so such schemas become an explicit anyOf.
+ */
+function nullableComposites<T>(schema: T): T {
+  if (Array.isArray(schema)) return schema.map(nullableComposites) as T;
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, nullableComposites(v)])) as Record<string, unknown>;
+  if (out.nullable === true && (out.allOf || out.oneOf || out.anyOf || out.$ref)) {
+    const { nullable: _, type: __, description, ...rest } = out;
+    return { description, anyOf: [rest, { type: 'null' }] } as T;
+  }
+  return out as T;
+}
+
+type Operation = { responses: Record<string, { content?: Record<string, { schema?: object }> }> };
+
+/**
+ * The OpenAPI document as a contract: every response the application sends is checked against the
+ * schema its operation documents for that status. A status the operation does not document, a JSON body
+ * that does not match, or an error body that is not our error shape is a violation. Schemas are compiled
+ * on first use and kept, so each is compiled once per test file.
+ */
+export class ResponseContract {
+  private readonly ajv: Ajv;
+  private readonly validators = new Map<string, ValidateFunction | null>();
+  readonly violations: string[] = [];
+
+  constructor(private readonly doc: OpenAPIObject) {
+    this.ajv = new Ajv({ strict: false, allErrors: true });
+    addFormats(this.ajv);
+    this.ajv.addSchema({ components: nullableComposites(doc.components) }, 'openapi');
+  }
+
+  /** A violation message, or undefined when the response is what the document says. */
+  check(method: string, route: string | undefined, status: number, contentType: string | undefined, body: string): string | undefined {
+    const op = route ? this.operation(method, route) : undefined;
+    const where = `${method} ${route ?? '(no route)'} → ${status}`;
+    const json = contentType?.startsWith('application/json');
+    if (!op) {
+      // unknown routes and routes outside the document (/docs): errors still have our shape
+      if (status >= 400 && (!json || !this.errorShape(body))) return `${where}: an error that is not in the error shape: ${body.slice(0, 300)}`;
+      return undefined;
+    }
+    const response = op.responses[String(status)];
+    if (!response) return `${where}: status ${status} is not documented (documented: ${Object.keys(op.responses).join(', ')})`;
+    if (status === 204) return body.length > 0 ? `${where}: 204 with a body` : undefined;
+    const media = contentType?.split(';')[0].trim() ?? '';
+    const content = response.content ?? {};
+    if (!content[media]) return `${where}: content type "${media}" is not documented (documented: ${Object.keys(content).join(', ') || 'none'})`;
+    if (!json) return undefined;
+    const validate = this.validator(`${method} ${route} ${status}`, content[media].schema);
+    if (!validate) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return `${where}: the body is not JSON`;
+    }
+    if (validate(parsed)) return undefined;
+    const problems = (validate.errors ?? []).slice(0, 8).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    return `${where}: the body does not match the documented schema: ${problems}`;
+  }
+
+  /** Problems of a value against a schema of the document (examples, request bodies), or undefined. */
+  problems(schema: object, value: unknown): string | undefined {
+    const validate = this.validator(JSON.stringify(schema), schema)!;
+    return validate(value) ? undefined : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+  }
+
+  /** Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it. */
+  attach(fastify: FastifyInstance): void {
+    fastify.addHook('onSend', async (req, reply, payload) => {
+      if (typeof payload !== 'string' && payload !== null && payload !== undefined && !Buffer.isBuffer(payload)) return payload; // streams (CSV exports)
+      const body = payload === null || payload === undefined ? '' : String(payload);
+      const violation = this.check(req.method, req.routeOptions?.url, reply.statusCode, reply.getHeader('content-type') as string | undefined, body);
+      if (!violation) return payload;
+      this.violations.push(violation);
+      reply.code(500).header('content-type', 'application/json; charset=utf-8');
+      return JSON.stringify({ error: { code: 'contract.response_mismatch', message: violation }, requestId: req.id });
+    });
+  }
+
+  private operation(method: string, route: string): Operation | undefined {
+    const path = route.replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}') || '/';
+    return (this.doc.paths[path] as Record<string, Operation> | undefined)?.[method.toLowerCase()];
+  }
+
+  private validator(key: string, schema: object | undefined): ValidateFunction | null {
+    if (!this.validators.has(key)) {
+      // $refs point into the document's components, registered once as the schema "openapi"
+      this.validators.set(key, schema ? this.ajv.compile(JSON.parse(JSON.stringify(nullableComposites(schema)).replaceAll('"#/components/', '"openapi#/components/'))) : null);
+    }
+    return this.validators.get(key)!;
+  }
+
+  private errorShape(body: string): boolean {
+    try {
+      const parsed = JSON.parse(body);
+      return typeof parsed?.error?.code === 'string' && typeof parsed.error.message === 'string' && typeof parsed.requestId === 'string';
+    } catch {
+      return false;
+    }
+  }
+}
