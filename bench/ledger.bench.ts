@@ -12,6 +12,12 @@
 //           COMMIT): the floor
 //   *_spread_2 / *_spread_6: 2- and 6-line entries over 1,000 postable accounts
 //   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
+//   api_batch_N  POST /v1/orgs/:orgId/ledger/journal-entries/batch with N 2-line spread entries (N = 1, 10, 100,
+//                1,000; fewer connections for larger batches, BENCH_BATCH_CONNECTIONS overrides them)
+//   sql_batch_N  the statement that route sends, finance.post_journal_entries(entries, audit context), directly
+//   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
+// CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
+// benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
 // The floor's pool is pipelined as the app's is: BEGIN travels with begin_request.
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
@@ -20,7 +26,7 @@
 import 'reflect-metadata';
 import autocannon from 'autocannon';
 import { execSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -35,7 +41,7 @@ import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 // an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 12);
-const CONNECTIONS = 32;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = 1000;
 const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -74,20 +80,28 @@ async function main() {
     }
   };
   const appCpuMs = () => processCpu(appPid)?.ms;
-  // all PostgreSQL server processes on this machine (undefined elsewhere or when the server runs on another machine)
-  const dbCpuMs = () => {
-    let pids: string[];
-    try {
-      pids = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid));
-    } catch {
-      return undefined;
+  const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+  // CPU so far of each backend of this benchmark's database logged in as the API login (the app's pool and the
+  // floor's): other databases' work, background processes and backends that come and go elsewhere stay out.
+  // Undefined when the server's processes are not readable here (another machine, no /proc).
+  const dbCpuMs = async (): Promise<Map<number, number> | undefined> => {
+    const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [dbName]);
+    const cpu = new Map<number, number>();
+    for (const { pid } of rows) {
+      const p = processCpu(pid);
+      if (p?.name.startsWith('postgres')) cpu.set(pid, p.ms);
     }
-    const servers = pids.map(processCpu).filter((p) => p?.name.startsWith('postgres'));
-    return servers.length ? servers.reduce((sum, p) => sum + p!.ms, 0) : undefined;
+    return rows.length && !cpu.size ? undefined : cpu;
   };
+  // a backend that started during the measurement counts from zero; one that ended is lost (the pools keep theirs)
+  const dbCpuDelta = (before: Map<number, number> | undefined, after: Map<number, number> | undefined) =>
+    (before && after ? [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0) : undefined);
   const perEntry = (before: number | undefined, after: number | undefined, entries: number) =>
     (before !== undefined && after !== undefined ? round((after - before) / Math.max(1, entries), 3) : undefined);
-  const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+  const dbPerEntry = (before: Map<number, number> | undefined, after: Map<number, number> | undefined, entries: number) => {
+    const delta = dbCpuDelta(before, after);
+    return delta === undefined ? undefined : round(delta / Math.max(1, entries), 3);
+  };
   // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   try {
@@ -157,7 +171,7 @@ async function main() {
 
     const api = async (lines: number, hot: boolean, seconds = SECONDS) => {
       const cpu0 = appCpuMs();
-      const db0 = dbCpuMs();
+      const db0 = await dbCpuMs();
       const r = await autocannon({
         url: base, connections: CONNECTIONS, duration: seconds,
         requests: [{
@@ -170,7 +184,7 @@ async function main() {
       const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
       // CPU the app's process and the database spent per posted entry (steadier than entries/s on a shared machine)
       const app_cpu_ms_per_entry = perEntry(cpu0, appCpuMs(), ok);
-      const db_cpu_ms_per_entry = perEntry(db0, dbCpuMs(), ok);
+      const db_cpu_ms_per_entry = dbPerEntry(db0, await dbCpuMs(), ok);
       return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry, db_cpu_ms_per_entry };
     };
 
@@ -179,20 +193,25 @@ async function main() {
     // context the API passes
     const audit = (n: number) => JSON.stringify({ action: 'ledger.entry_posted', requestId: `bench-${process.pid}-${n}`, ip: '127.0.0.1' });
     let posted = 0;
-    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
+    /**
+     * The floor's loop: `connections` clients each run tenant transactions (BEGIN; begin_request; the statement
+     * `next()` gives; COMMIT) until the deadline; latencies per transaction, database CPU of its backends.
+     */
+    const floor = async (connections: number, seconds: number, next: () => [sql: string, params: unknown[]]) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
       const started = Date.now();
-      const db0 = dbCpuMs();
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+      const db0 = await dbCpuMs();
+      await Promise.all(Array.from({ length: connections }, async () => {
         const c = await runtime.connect();
         try {
           while (Date.now() < deadline) {
+            const [statement, params] = next();
             const t0 = process.hrtime.bigint();
             try {
               await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]);
+              await c.query(statement, params);
               await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
@@ -204,47 +223,109 @@ async function main() {
           c.release();
         }
       }));
-      latencies.sort((a, b) => a - b);
-      const db_cpu_ms_per_entry = perEntry(db0, dbCpuMs(), latencies.length);
-      return { entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors, db_cpu_ms_per_entry };
+      latencies.sort((x, y) => x - y);
+      return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
+    };
+    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
+      const r = await floor(CONNECTIONS, seconds, () => ['SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]]);
+      return {
+        entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
+        db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
+      };
+    };
+
+    // ---- batch posting: N 2-line spread entries per request / per call
+    const BATCH_SIZES = [1, 10, 100, 1000] as const;
+    const batchConnections = (size: number) => Number(process.env.BENCH_BATCH_CONNECTIONS ?? (size <= 10 ? CONNECTIONS : size === 100 ? 8 : 4));
+    const batchBody = (size: number) => JSON.stringify({ entries: Array.from({ length: size }, () => entry(2, false)) });
+    const apiBatch = async (size: number, seconds = SECONDS) => {
+      const connections = batchConnections(size);
+      const cpu0 = appCpuMs();
+      const db0 = await dbCpuMs();
+      const r = await autocannon({
+        url: base, connections, duration: seconds,
+        requests: [{
+          method: 'POST', path: `/v1/orgs/${org.orgId}/ledger/journal-entries/batch`,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${org.token}` },
+          setupRequest: (req: any) => ({ ...req, body: batchBody(size) }),
+        }],
+      });
+      const ok = (r.requests.total - r.non2xx) * size;
+      const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
+      return {
+        batch: size, connections, entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms_per_request: r.latency.p50, p99_ms_per_request: r.latency.p99,
+        errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry: perEntry(cpu0, appCpuMs(), ok), db_cpu_ms_per_entry: dbPerEntry(db0, await dbCpuMs(), ok),
+      };
+    };
+    const sqlBatch = async (size: number, seconds = SECONDS) => {
+      const connections = batchConnections(size);
+      const r = await floor(connections, seconds, () => ['SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, false)',
+        [JSON.stringify(Array.from({ length: size }, () => entry(2, false))), audit(posted++)]]);
+      const entries = r.latencies.length * size;
+      return {
+        batch: size, connections, entries_per_s: round(entries / r.elapsed_s, 1), p50_ms_per_call: round(pct(r.latencies, 50)),
+        p99_ms_per_call: round(pct(r.latencies, 99)), errors: r.errors, db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, entries),
+      };
     };
 
     const results: Record<string, any> = {};
-    const only = process.env.BENCH_ONLY?.split(',');
+    const batchOnly = process.env.BENCH_ONLY === 'batch';
+    const only = batchOnly ? BATCH_SIZES.flatMap((n) => [`api_batch_${n}`, `sql_batch_${n}`]) : process.env.BENCH_ONLY?.split(',');
+    const wanted = (name: string) => !only || only.includes(name);
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
     // each measured scenario starts from a fresh checkpoint: dirty pages and WAL of earlier work (another
     // run's 1M-line load, the previous scenario) are flushed first instead of competing with its commits, and
     // a checkpoint forced by WAL volume (about one per run here) does not land inside one scenario of one side
     const checkpoint = () => admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
     await checkpoint();
+    const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
+    const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
     if (WARMUP > 0) {
       // every scenario's shape in turn: the first one measured otherwise still pays for JIT compilation
       // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm)
       log(`api warm-up ${WARMUP}s`);
-      for (const [, lines, hot] of scenarios) await api(lines, hot, WARMUP / scenarios.length);
+      const shapes = (single ? scenarios.length : 0) + batches.length;
+      if (single) for (const [, lines, hot] of scenarios) await api(lines, hot, WARMUP / shapes);
+      for (const n of batches) await apiBatch(n, WARMUP / shapes);
     }
     for (const [name, lines, hot] of scenarios) {
-      if (only && !only.includes(`api_${name}`)) continue;
+      if (!wanted(`api_${name}`)) continue;
       await checkpoint();
       log(`api ${name}`);
       results[`api_${name}`] = await api(lines, hot);
+    }
+    for (const n of batches) {
+      if (!wanted(`api_batch_${n}`)) continue;
+      await checkpoint();
+      log(`api batch ${n}`);
+      results[`api_batch_${n}`] = await apiBatch(n);
     }
     await stopApp?.();
     await checkpoint();
     if (WARMUP > 0) {
       log(`sql warm-up ${WARMUP}s`);
-      for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / scenarios.length);
+      const shapes = (single ? scenarios.length : 0) + batches.length;
+      if (single) for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / shapes);
+      for (const n of batches) await sqlBatch(n, WARMUP / shapes);
     }
     for (const [name, lines, hot] of scenarios) {
-      if (only && !only.includes(`sql_${name}`)) continue;
+      if (!wanted(`sql_${name}`)) continue;
       await checkpoint();
       log(`sql ${name}`);
       results[`sql_${name}`] = await sql(lines, hot);
     }
+    for (const n of batches) {
+      if (!wanted(`sql_batch_${n}`)) continue;
+      await checkpoint();
+      log(`sql batch ${n}`);
+      results[`sql_batch_${n}`] = await sqlBatch(n);
+    }
+    const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 3) : null);
+    const batchRatios = Object.fromEntries(BATCH_SIZES.map((n) => [`api_vs_sql_batch_${n}`, ratio(results[`api_batch_${n}`]?.entries_per_s, results[`sql_batch_${n}`]?.entries_per_s)]));
     await runtime.end();
     await startApp();
     if (only && !only.includes('trial_balance')) {
-      console.log(JSON.stringify(results, null, 2));
+      console.log(JSON.stringify({ ...results, ratios: batchRatios }, null, 2));
       return;
     }
 
@@ -345,7 +426,6 @@ async function main() {
       sql_as_of_mid_period: await tbSql('2026-06-15'),
     };
 
-    const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 3) : null);
     const report = {
       connections: CONNECTIONS, seconds_per_scenario: SECONDS, accounts: ACCOUNTS, ...results,
       ratios: {
@@ -354,6 +434,7 @@ async function main() {
         api_hot_vs_spread_2: ratio(results.api_hot_2?.entries_per_s, results.api_spread_2?.entries_per_s),
         api_hot_vs_spread_6: ratio(results.api_hot_6?.entries_per_s, results.api_spread_6?.entries_per_s),
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
+        ...batchRatios,
       },
       trial_balance_1m: trial,
     };

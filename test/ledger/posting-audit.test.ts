@@ -31,8 +31,8 @@ describe('ledger: the posting function answers with the entry and writes its aud
     const read = await t.http.get(ledgerUrl(orgId, `journal-entries/${posted.body.id}`)).set(users.viewer.auth).expect(200);
     expect(posted.body).toEqual(read.body);
     expect(posted.body.lines).toHaveLength(4);
-    expect(posted.body.lines[3]).toMatchObject({ accountCode: '5600', isRounding: true, rate: '1.0000000000', baseCredit: '0.0100' });
-    expect(posted.body.lines[0]).toMatchObject({ rate: '0.3330000000', debit: '0.5000', baseDebit: '0.1700', counterpartyId: 'C-1' });
+    expect(posted.body.lines[3]).toMatchObject({ accountCode: '5600', isRounding: true, rate: '1.0000000000', baseCredit: '0.01' });
+    expect(posted.body.lines[0]).toMatchObject({ rate: '0.3330000000', debit: '0.50', baseDebit: '0.17', counterpartyId: 'C-1' });
   });
 
   it('writes one audit row per posting through the API, with the request id, the caller and the entry totals', async () => {
@@ -44,7 +44,7 @@ describe('ledger: the posting function answers with the entry and writes its aud
       action: 'ledger.entry_posted', actor_id: users.accountant.id, principal_type: 'user', entity_type: 'journal_entry', before: null,
       after: {
         id: res.body.id, date: '2026-03-03', memo: 'rent', source: 'manual', sourceRef: null, reversesEntryId: null,
-        idempotencyKey: 'rent-mar', baseCurrency: 'EUR', totalBase: '700.0000', lineCount: 2,
+        idempotencyKey: 'rent-mar', baseCurrency: 'EUR', totalBase: '700.00', lineCount: 2,
       },
       request_id: 'req-posting-1', ip: expect.stringMatching(/127\.0\.0\.1/),
     }]);
@@ -67,11 +67,13 @@ describe('ledger: the posting function answers with the entry and writes its aud
     await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [entry, JSON.stringify({ action: 'organization.deleted' })]))
       .rejects.toThrow(/audit action organization.deleted is not a posting action/);
     // as the function's owner role itself (only a superuser can become it): other actions, or another actor, are refused
-    const asPostingRole = async (sql: string, params: unknown[]) => {
+    const asPostingRole = async (sql: string, params: unknown[], postingOrg?: string) => {
       const c = await t.db.admin.connect();
       try {
         await c.query('BEGIN');
         await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify(claims)]);
+        // what the posting functions record once they have verified the organization and the role
+        if (postingOrg) await c.query(`SELECT set_config('finance.posting_org', $1, true)`, [postingOrg]);
         await c.query('SET LOCAL ROLE finance_posting');
         return await c.query(sql, params);
       } finally {
@@ -80,10 +82,35 @@ describe('ledger: the posting function answers with the entry and writes its aud
       }
     };
     const insert = `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type) VALUES ($1, $2, 'user', $3, $4)`;
-    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'organization.deleted', 'organization'])).rejects.toThrow(/row-level security/);
-    await expect(asPostingRole(insert, [orgId, users.owner.id, 'ledger.entry_posted', 'journal_entry'])).rejects.toThrow(/row-level security/);
-    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'ledger.entry_posted', 'journal_entry'])).resolves.toMatchObject({ rowCount: 1 });
+    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'organization.deleted', 'organization'], orgId)).rejects.toThrow(/row-level security/);
+    await expect(asPostingRole(insert, [orgId, users.owner.id, 'ledger.entry_posted', 'journal_entry'], orgId)).rejects.toThrow(/row-level security/);
+    // outside a posting function nothing has recorded the organization: refused
+    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'ledger.entry_posted', 'journal_entry'])).rejects.toThrow(/row-level security/);
+    await expect(asPostingRole(insert, [orgId, users.accountant.id, 'ledger.entry_posted', 'journal_entry'], orgId)).resolves.toMatchObject({ rowCount: 1 });
     const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND entry_date = '2026-03-05'`, [orgId]);
     expect(rows[0].n).toBe(0);
+  });
+
+  it('records the organization it verified itself: one the caller sets beforehand is overwritten', async () => {
+    const other = '00000000-0000-4000-8000-0000000000aa';
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const entry = JSON.stringify({ date: '2026-03-06', memo: 'set org first', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] });
+    const c = await t.db.admin.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify(claims)]);
+      await c.query('SET LOCAL ROLE authenticated');
+      await c.query(`SELECT set_config('finance.posting_org', $1, true)`, [other]);
+      const { rows: [posted] } = await c.query(`SELECT entry_id FROM finance.post_journal_entry($1::jsonb)`, [entry]);
+      const { rows: [batch] } = await c.query(`SELECT finance.post_journal_entries($1::jsonb) AS r`, [JSON.stringify([JSON.parse(entry)])]);
+      await c.query('COMMIT');
+      const { rows } = await t.db.admin.query(`SELECT org_id FROM finance.journal_entries WHERE id = ANY($1::uuid[])`, [[posted.entry_id, batch.r[0].id]]);
+      expect(rows).toEqual([{ org_id: orgId }, { org_id: orgId }]);
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+    // and an API role cannot read through the posting role's record: its own policies are unchanged
+    await expect(t.db.as(claims, 'authenticated', `SELECT finance.posting_org()`)).rejects.toThrow(/permission denied/);
   });
 });

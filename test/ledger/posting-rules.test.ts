@@ -38,18 +38,19 @@ describe('ledger: posting rules the database enforces', () => {
   });
 
   it('rejects unbalanced entries, group accounts, other organizations\' accounts, wrong currencies, and names the problem', async () => {
+    const rejected = (r: { body: any }, code: string, message: RegExp) => expect(r.body.error).toMatchObject({ code, message: expect.stringMatching(message) });
     let r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10' }, { accountId: acc['1100'], credit: '9' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/does not balance in EUR: debits 10 and credits 9/);
+    rejected(r, 'ledger.unbalanced', /does not balance in EUR: debits 10 and credits 9/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5000'], debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/line 1: account 5000 is a group account/);
+    rejected(r, 'ledger.account_not_postable', /line 1: account 5000 is a group account/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: '00000000-0000-4000-8000-000000000000', debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/line 1: account 00000000-0000-4000-8000-000000000000 does not exist in this organization/);
+    rejected(r, 'ledger.unknown_account', /line 1: account 00000000-0000-4000-8000-000000000000 does not exist in this organization/);
     r = await post({ date: '2030-02-01', lines: cashRent('1') }).expect(422);
-    expect(r.body.error.message).toMatch(/no fiscal period covers 2030-02-01/);
+    rejected(r, 'ledger.no_fiscal_year', /no fiscal period covers 2030-02-01/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10', currency: 'CHF' }, { accountId: acc['1100'], credit: '10', currency: 'CHF' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/line 1: no CHF rate on or before 2026-02-01/);
+    rejected(r, 'ledger.rate_missing', /line 1: no CHF rate on or before 2026-02-01/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.001' }, { accountId: acc['1100'], credit: '10.001' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/EUR amounts have at most 2 decimals/);
+    rejected(r, 'ledger.invalid_amount', /EUR amounts have at most 2 decimals/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10', credit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
     expect(r.body.error.message).toMatch(/lines\[0\] needs exactly one of debit or credit/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '-10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
@@ -60,7 +61,11 @@ describe('ledger: posting rules the database enforces', () => {
     const usdOnly = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)
       .send({ code: '1110', name: 'USD bank', type: 'asset', parentId: acc['1000'], currency: 'USD' }).expect(201);
     r = await post({ date: '2026-02-01', lines: [{ accountId: usdOnly.body.id, debit: '10' }, { accountId: acc['1100'], credit: '10' }] }).expect(422);
-    expect(r.body.error.message).toMatch(/line 1: account 1110 only takes USD, not EUR/);
+    rejected(r, 'ledger.currency_not_allowed', /line 1: account 1110 only takes USD, not EUR/);
+    // the database names the rule's code in the HINT, whoever calls the posting function
+    const claims = { sub: users.owner.id, role: 'authenticated', org_id: orgId };
+    await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-01', lines: cashRent('10').map((l, i) => (i ? { ...l, credit: '9' } : l)) })]))
+      .rejects.toMatchObject({ hint: 'ledger.unbalanced' });
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId]);
     expect(rows[0].n).toBe(0);
   });
@@ -71,11 +76,11 @@ describe('ledger: posting rules the database enforces', () => {
       { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' }, { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' },
       { accountId: acc['4100'], credit: '1.00', currency: 'USD', rate: '0.333' }] }).expect(201);
     expect(r.body.lines.map((l: any) => [l.accountCode, l.baseDebit, l.baseCredit, l.isRounding])).toEqual([
-      ['1200', '0.1700', '0.0000', false], ['1200', '0.1700', '0.0000', false], ['4100', '0.0000', '0.3300', false], ['5600', '0.0000', '0.0100', true]]);
-    expect(r.body.totalBase).toBe('0.3400');
+      ['1200', '0.17', '0.00', false], ['1200', '0.17', '0.00', false], ['4100', '0.00', '0.33', false], ['5600', '0.00', '0.01', true]]);
+    expect(r.body.totalBase).toBe('0.34');
     const big = await post({ date: '2026-02-02', lines: [
       { accountId: acc['1200'], debit: '10.00', currency: 'USD', rate: '0.9' }, { accountId: acc['4100'], credit: '8.00' }] }).expect(422);
-    expect(big.body.error.message).toMatch(/does not balance in the base currency EUR/);
+    expect(big.body.error).toMatchObject({ code: 'ledger.unbalanced', message: expect.stringMatching(/does not balance in the base currency EUR/) });
   });
 
   it('idempotency: same key and payload returns the first entry (200); another payload is a 409', async () => {
@@ -100,6 +105,11 @@ describe('ledger: posting rules the database enforces', () => {
       const claims = { sub: users[role].id, role: 'authenticated', org_id: orgId };
       await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
         .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
+      await expect(t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb)`, [JSON.stringify([{ date: '2026-02-04', lines: cashRent('1') }])]))
+        .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
+      // the posting itself, without the batch's checks, is not callable by an API role
+      await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_entry($1::jsonb, NULL, true)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
+        .rejects.toThrow(/permission denied/);
       await expect(t.db.as(claims, 'authenticated', `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, 'X1', 'x', 'asset')`, [orgId]))
         .rejects.toThrow(/row-level security/);
     }
@@ -138,7 +148,7 @@ describe('ledger: posting rules the database enforces', () => {
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(200);
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(409);
     const r = await post({ date: '2026-02-10', lines: cashRent('1') }).expect(422);
-    expect(r.body.error.message).toMatch(/fiscal period 2026-02-01 to 2026-02-28 is closed/);
+    expect(r.body.error).toMatchObject({ code: 'ledger.period_closed', message: expect.stringMatching(/fiscal period 2026-02-01 to 2026-02-28 is closed/) });
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/reopen`)).set(users.owner.auth).expect(200);
     await post({ date: '2026-02-10', lines: cashRent('1') }).expect(201);
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, feb.id]);
@@ -151,7 +161,7 @@ describe('ledger: posting rules the database enforces', () => {
     await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'EUR', date: '2026-02-01', rate: '1' }).expect(400);
     await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.viewer.auth).send({ currency: 'GBP', date: '2026-02-01', rate: '1' }).expect(403);
     const r = await post({ date: '2026-02-14', lines: [{ accountId: acc['1100'], debit: '100', currency: 'GBP' }, { accountId: acc['4200'], credit: '100', currency: 'GBP' }] }).expect(201);
-    expect(r.body.lines[0]).toMatchObject({ rate: '1.1500000000', baseDebit: '115.0000' });
+    expect(r.body.lines[0]).toMatchObject({ rate: '1.1500000000', baseDebit: '115.00' });
     const list = await t.http.get(ledgerUrl(orgId, 'fx-rates?currency=GBP')).set(users.viewer.auth).expect(200);
     expect(list.body.items.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
   });

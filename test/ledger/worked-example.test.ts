@@ -14,7 +14,7 @@ import { ledgerUrl, startBooks } from './ledger-support.js';
  *  Jan 20 rent                          Dr Rent 500.00           Cr Cash 500.00
  *  Jan 21 rent posted twice by mistake  (same as Jan 20), reversed on Jan 22
  *  Jan 25 sale of USD 1,000.00 at 0.90  Dr Receivables USD 1,000 (900.00)   Cr Sales USD 1,000 (900.00)
- *  Jan 31 revaluation at 0.95           Dr Receivables 50.00 (base only)    Cr FX gains 50.00
+ *  Jan 31 revaluation at 0.95           Dr Receivables 50.00 (base only)    Cr unrealized FX gains 50.00
  * Trial balance at Jan 31 (debit | credit):
  *  Cash 10,700 | Receivables 950 | Input VAT 400 | Inventory 800 | COGS 1,200 | Rent 500            = 14,550
  *  Output VAT 600 | Share capital 10,000 | Sales 3,900 | FX gains 50                                  = 14,550
@@ -48,7 +48,7 @@ describe('ledger: a worked month', () => {
     const purchase = await post({ date: '2026-01-05', memo: 'Goods on credit', source: 'bill', lines: [
       { accountId: acc['1400'], debit: '2000.00', taxCodeId: vat }, { accountId: acc['2100'], credit: '2400.00', counterpartyType: 'vendor', counterpartyId: 'V-1' }] }).expect(201);
     expect(purchase.body.lines.map((l: any) => [l.accountCode, l.debit, l.credit])).toEqual([
-      ['1400', '2000.0000', '0.0000'], ['1300', '400.0000', '0.0000'], ['2100', '0.0000', '2400.0000']]);
+      ['1400', '2000.00', '0.00'], ['1300', '400.00', '0.00'], ['2100', '0.00', '2400.00']]);
     await post({ date: '2026-01-10', memo: 'Sale', source: 'invoice', lines: [
       { accountId: acc['1200'], debit: '3600.00' }, { accountId: acc['4100'], credit: '3000.00', taxCodeId: vat }] }).expect(201);
     await post({ date: '2026-01-10', memo: 'COGS', lines: [{ accountId: acc['5100'], debit: '1200' }, { accountId: acc['1400'], credit: '1200' }] }).expect(201);
@@ -61,16 +61,16 @@ describe('ledger: a worked month', () => {
     await t.http.post(ledgerUrl(orgId, `journal-entries/${dup.body.id}/reverse`)).set(owner.auth).send({ date: '2026-01-23' }).expect(409);
     const usd = await post({ date: '2026-01-25', memo: 'Export sale', lines: [
       { accountId: acc['1200'], debit: '1000.00', currency: 'USD' }, { accountId: acc['4100'], credit: '1000.00', currency: 'USD' }] }).expect(201);
-    expect(usd.body.lines.map((l: any) => [l.rate, l.baseDebit, l.baseCredit])).toEqual([['0.9000000000', '900.0000', '0.0000'], ['0.9000000000', '0.0000', '900.0000']]);
+    expect(usd.body.lines.map((l: any) => [l.rate, l.baseDebit, l.baseCredit])).toEqual([['0.9000000000', '900.00', '0.00'], ['0.9000000000', '0.00', '900.00']]);
     const reval = await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
-    expect(reval.body.adjustments).toEqual([expect.objectContaining({ accountId: acc['1200'], currency: 'USD', balance: '1000', baseBefore: '900.00', baseAfter: '950.00', difference: '50.00' })]);
+    expect(reval.body.adjustments).toEqual([expect.objectContaining({ accountId: acc['1200'], currency: 'USD', balance: '1000.00', rate: '0.9500000000', baseBefore: '900.00', baseAfter: '950.00', difference: '50.00' })]);
     const again = await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
-    expect(again.body).toEqual({ adjustments: [], entry: null });
+    expect(again.body).toEqual({ adjustments: [], entry: null, reversal: null });
 
     const tb = await t.http.get(ledgerUrl(orgId, 'reports/trial-balance?asOf=2026-01-31')).set(owner.auth).expect(200);
     expect(tb.body.rows.map((r: any) => [r.code, r.debit, r.credit])).toEqual([
       ['1100', '10700.00', '0.00'], ['1200', '950.00', '0.00'], ['1300', '400.00', '0.00'], ['1400', '800.00', '0.00'],
-      ['2200', '0.00', '600.00'], ['3100', '0.00', '10000.00'], ['4100', '0.00', '3900.00'], ['4300', '0.00', '50.00'],
+      ['2200', '0.00', '600.00'], ['3100', '0.00', '10000.00'], ['4100', '0.00', '3900.00'], ['4310', '0.00', '50.00'],
       ['5100', '1200.00', '0.00'], ['5200', '500.00', '0.00']]);
     expect(tb.body).toMatchObject({ totalDebit: '14550.00', totalCredit: '14550.00', balanced: true, baseCurrency: 'EUR' });
     const current = await t.http.get(ledgerUrl(orgId, 'reports/trial-balance')).set(owner.auth).expect(200);
@@ -81,7 +81,7 @@ describe('ledger: a worked month', () => {
     const pl = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-01-31')).set(owner.auth).expect(200);
     expect(pl.body).toMatchObject({ totalRevenue: '3950.00', totalExpenses: '1700.00', netIncome: '2250.00' });
     expect(pl.body.revenue.filter((r: any) => r.amount !== '0.00').map((r: any) => [r.code, r.depth, r.amount])).toEqual([
-      ['4000', 0, '3950.00'], ['4100', 1, '3900.00'], ['4300', 1, '50.00']]);
+      ['4000', 0, '3950.00'], ['4100', 1, '3900.00'], ['4310', 1, '50.00']]);
     expect(pl.body.expenses.filter((r: any) => r.amount !== '0.00').map((r: any) => [r.code, r.depth, r.amount])).toEqual([
       ['5000', 0, '1700.00'], ['5100', 1, '1200.00'], ['5200', 1, '500.00']]);
     const bs = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-01-31')).set(owner.auth).expect(200);
@@ -139,14 +139,23 @@ describe('ledger: a worked month', () => {
     const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${years.body[0].id}/close`)).set(owner.auth).expect(200);
     expect(res.body.fiscalYear.status).toBe('closed');
     expect(res.body.fiscalYear.periods.every((p: any) => p.status === 'closed')).toBe(true);
-    const re = res.body.closingEntry.lines.find((l: any) => l.accountCode === '3200');
-    expect(re.credit).toBe('2250.0000');
+    expect(years.body[0].name).toBe('FY2026');
+    // the closing entry is marked, and its lines come in chart order with the result on retained earnings last
+    expect(res.body.closingEntry.source).toBe('year_end');
+    expect(res.body.closingEntry.lines.map((l: any) => [l.accountCode, l.currency, l.debit, l.credit])).toEqual([
+      ['4100', 'EUR', '3000.00', '0.00'], ['4100', 'USD', '1000.00', '0.00'], ['4310', 'EUR', '50.00', '0.00'],
+      ['5100', 'EUR', '0.00', '1200.00'], ['5200', 'EUR', '0.00', '500.00'], ['3200', 'EUR', '0.00', '2250.00']]);
+    const closingList = await t.http.get(ledgerUrl(orgId, 'journal-entries?source=year_end')).set(owner.auth).expect(200);
+    expect(closingList.body.items.map((e: any) => e.id)).toEqual([res.body.closingEntry.id]);
     const bs = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-12-31')).set(owner.auth).expect(200);
     expect(bs.body).toMatchObject({ totalAssets: '12850.00', totalEquity: '12250.00', currentEarnings: '0.00', balanced: true });
+    expect(bs.body.equity.find((r: any) => r.code === '3200').amount).toBe('2250.00'); // the year's result, in retained earnings
+    const closedYear = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31')).set(owner.auth).expect(200);
+    expect(closedYear.body).toMatchObject({ totalRevenue: '3950.00', totalExpenses: '1700.00', netIncome: '2250.00' });
     const pl = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-01-31')).set(owner.auth).expect(200);
     expect(pl.body.netIncome).toBe('2250.00'); // January itself is unchanged; the closing entry is dated Dec 31
     const closed = await post({ date: '2026-03-01', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] }).expect(422);
-    expect(closed.body.error.message).toMatch(/fiscal period 2026-03-01 to 2026-03-31 is closed/);
+    expect(closed.body.error).toMatchObject({ code: 'ledger.period_closed', message: expect.stringMatching(/fiscal period 2026-03-01 to 2026-03-31 is closed/) });
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'ledger.%' ORDER BY id`, [orgId]);
     expect(audit.rows.map((r) => r.action)).toEqual(expect.arrayContaining(['ledger.books_started', 'ledger.entry_posted', 'ledger.entry_reversed', 'ledger.fx_revaluation_posted', 'ledger.year_end_entry_posted', 'ledger.fiscal_year_closed']));
     // a posted entry's audit row names it and its totals; the lines stay in the (immutable) journal
@@ -160,13 +169,20 @@ describe('ledger: a worked month', () => {
     const year = years.body[0];
     const firstClosing = (await t.http.get(ledgerUrl(orgId, `journal-entries/${year.closingEntryId}`)).set(owner.auth).expect(200)).body;
     const fullYear = () => t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31')).set(owner.auth).expect(200);
-    expect((await fullYear()).body.netIncome).toBe('0.00'); // closed: the closing entry zeroed revenue and expense
+    // closed: the year still reports its result; with the closing entry counted, revenue and expense are zero
+    expect((await fullYear()).body).toMatchObject({ totalRevenue: '3950.00', totalExpenses: '1700.00', netIncome: '2250.00', includeClosing: false });
+    const closedBooks = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31&includeClosing=true')).set(owner.auth).expect(200);
+    expect(closedBooks.body).toMatchObject({ totalRevenue: '0.00', totalExpenses: '0.00', netIncome: '0.00', includeClosing: true });
 
     const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/reopen`)).set(owner.auth).expect(200);
     expect(res.body.fiscalYear).toMatchObject({ status: 'open', closingEntryId: null });
     expect(res.body.fiscalYear.periods.every((p: any) => p.status === 'open')).toBe(true);
     expect(res.body.reversalEntry).toMatchObject({ reversesEntryId: firstClosing.id, date: '2026-12-31', totalBase: firstClosing.totalBase });
     expect((await fullYear()).body.netIncome).toBe('2250.00');
+    // the closing entry and its reversal are both closing entries: counted, they cancel out
+    const reopenedBooks = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31&includeClosing=true')).set(owner.auth).expect(200);
+    expect(reopenedBooks.body.netIncome).toBe('2250.00');
+    expect(res.body.reversalEntry.source).toBe('year_end');
     const bs = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-12-31')).set(owner.auth).expect(200);
     expect(bs.body).toMatchObject({ currentEarnings: '2250.00', balanced: true });
     const again = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/reopen`)).set(owner.auth).expect(409);
@@ -176,7 +192,7 @@ describe('ledger: a worked month', () => {
     const closed = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/close`)).set(owner.auth).expect(200);
     expect(closed.body.closingEntry.id).not.toBe(firstClosing.id);
     expect(closed.body.closingEntry.totalBase).toBe(firstClosing.totalBase);
-    expect((await fullYear()).body.netIncome).toBe('0.00');
+    expect((await fullYear()).body.netIncome).toBe('2250.00');
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, year.id]);
     expect(audit.rows.map((r) => r.action)).toEqual(['ledger.fiscal_year_closed', 'ledger.fiscal_year_reopened', 'ledger.fiscal_year_closed']);
   });

@@ -865,7 +865,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss) */
+        /** Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period) */
         post: operations["revalueForeignCurrency"];
         delete?: never;
         options?: never;
@@ -880,7 +880,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Journal entries, newest first (cursor pagination) */
+        /** Journal entries, newest first; filter by date range, account, source, counterparty, amount (totalBase) and memo text (cursor pagination) */
         get: operations["listJournalEntries"];
         put?: never;
         /** Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload */
@@ -919,6 +919,26 @@ export interface paths {
         put?: never;
         /** Reverse a posted entry (the only correction: posted entries never change) */
         post: operations["reverseJournalEntry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/journal-entries/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)
+         * @description Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry's own code, with details.index naming it and the message starting with entries[index]. mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.
+         */
+        post: operations["postJournalEntriesBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -983,8 +1003,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv) */
+        /** Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv) */
         get: operations["getBalanceSheet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/reports/cash-flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass) */
+        get: operations["getCashFlowStatement"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1000,7 +1037,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv) */
+        /** Profit and loss over a date range with hierarchy roll-ups; closing entries left out unless ?includeClosing=true; comparative column with ?compare= (CSV with ?format=csv) */
         get: operations["getProfitAndLoss"];
         put?: never;
         post?: never;
@@ -1019,6 +1056,23 @@ export interface paths {
         };
         /** Trial balance in the base currency as of a date (from balances; CSV with ?format=csv) */
         get: operations["getTrialBalance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ledger/reports/vat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** VAT report per tax code over a date range: taxable sales and output tax, taxable purchases and input tax, net payable (CSV with ?format=csv) */
+        get: operations["getVatReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1289,6 +1343,11 @@ export interface components {
         AccountDto: {
             /** Format: date-time */
             archivedAt: string | null;
+            /**
+             * @description Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)
+             * @enum {string|null}
+             */
+            cashFlowClass: "cash" | "operating" | "investing" | "financing" | null;
             code: string;
             /** Format: date-time */
             createdAt: string;
@@ -1407,6 +1466,8 @@ export interface components {
             /** @description assets = liabilities + equity + current earnings */
             balanced: boolean;
             baseCurrency: string;
+            /** @description The comparative column's date and totals (with ?compare=) */
+            comparative?: components["schemas"]["BalanceTotalsDto"];
             /** @description Revenue minus expenses not yet closed to retained earnings */
             currentEarnings: string;
             equity: components["schemas"]["StatementRowDto"][];
@@ -1414,6 +1475,47 @@ export interface components {
             totalAssets: string;
             totalEquity: string;
             totalLiabilities: string;
+        };
+        /** @description Assets, liabilities and equity totals of the comparative date */
+        BalanceTotalsDto: {
+            asOf: string;
+            currentEarnings: string;
+            totalAssets: string;
+            totalEquity: string;
+            totalLiabilities: string;
+        };
+        /** @description The outcome of one entry of a batch, by its index in the request */
+        BatchItemDto: {
+            error?: components["schemas"]["BatchItemErrorDto"];
+            /** Format: uuid */
+            id?: string;
+            /** @description Position in entries */
+            index: number;
+            /**
+             * @description replayed: the idempotency key was seen with the same entry
+             * @enum {string}
+             */
+            status: "posted" | "replayed" | "rejected";
+        };
+        /** @description Why one entry of a batch was rejected: its error code and message */
+        BatchItemErrorDto: {
+            /** @example ledger.unbalanced */
+            code: string;
+            message: string;
+        };
+        /** @description Up to 1,000 journal entries to post in one request */
+        BatchJournalEntriesDto: {
+            /** @description 1 to 1,000 entries, each with its own idempotencyKey (optional) */
+            entries: components["schemas"]["CreateJournalEntryDto"][];
+        };
+        /** @description What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected */
+        BatchResultDto: {
+            /** @enum {string} */
+            mode: "all_or_nothing" | "independent";
+            posted: number;
+            rejected: number;
+            replayed: number;
+            results: components["schemas"]["BatchItemDto"][];
         };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
@@ -1453,6 +1555,39 @@ export interface components {
              */
             selectedCalendarIds: string[];
         };
+        /** @description The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash */
+        CashFlowDto: {
+            /** @description openingCash + netChange = closingCash */
+            balanced: boolean;
+            baseCurrency: string;
+            closingCash: string;
+            financing: components["schemas"]["CashFlowSectionDto"];
+            from: string;
+            investing: components["schemas"]["CashFlowSectionDto"];
+            /** @description operating + investing + financing */
+            netChange: string;
+            /** @description Net income of the range (closing entries excluded) */
+            netIncome: string;
+            /** @description Cash accounts (cashFlowClass cash) the day before from */
+            openingCash: string;
+            /** @description Working-capital changes; total includes net income */
+            operating: components["schemas"]["CashFlowSectionDto"];
+            to: string;
+        };
+        /** @description The contribution of one account to a section of the cash-flow statement */
+        CashFlowRowDto: {
+            /** Format: uuid */
+            accountId: string;
+            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive */
+            amount: string;
+            code: string;
+            name: string;
+        };
+        /** @description A section of the cash-flow statement (operating, investing, financing) with its total */
+        CashFlowSectionDto: {
+            rows: components["schemas"]["CashFlowRowDto"][];
+            total: string;
+        };
         /** @description The member's new role */
         ChangeRoleDto: {
             /**
@@ -1477,6 +1612,8 @@ export interface components {
         };
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
+            /** @enum {string} */
+            cashFlowClass?: "cash" | "operating" | "investing" | "financing";
             /** @example 1110 */
             code: string;
             /** @example USD */
@@ -1887,10 +2024,13 @@ export interface components {
             reversedByEntryId: string | null;
             /** Format: uuid */
             reversesEntryId: string | null;
-            /** @enum {string} */
-            source: "manual" | "invoice" | "bill" | "payment" | "system";
+            /**
+             * @description year_end: a closing entry (or its reversal when the year reopened)
+             * @enum {string}
+             */
+            source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
             sourceRef: string | null;
-            /** @description Sum of base debits (= base credits) */
+            /** @description Sum of base debits (= base credits). Decimal string with exactly the base currency's minor units */
             totalBase: string;
         };
         /** @description A page of journal entries, newest first */
@@ -1904,18 +2044,48 @@ export interface components {
             accountCode: string;
             /** Format: uuid */
             accountId: string;
+            /**
+             * @description Decimal string with exactly the base currency's minor units
+             * @example 0.00
+             */
             baseCredit: string;
+            /**
+             * @description Decimal string with exactly the base currency's minor units
+             * @example 33.33
+             */
             baseDebit: string;
             counterpartyId: string | null;
             counterpartyType: string | null;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 0.00
+             */
             credit: string;
             currency: string;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 33.33
+             */
             debit: string;
             description: string | null;
             /** @description Added by the database for a rounding difference */
             isRounding: boolean;
             lineNo: number;
+            /**
+             * @description Base units per unit of currency, 10 decimals
+             * @example 1.0000000000
+             */
             rate: string;
+            /**
+             * Format: uuid
+             * @description Tax code of a taxed sale or purchase line
+             */
+            taxCodeId: string | null;
+            /**
+             * @description What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)
+             * @enum {string|null}
+             */
+            taxRole: "output_base" | "output_tax" | "input_base" | "input_tax" | null;
             workspaceId: string | null;
         };
         /** @description One line of a journal entry to post: a debit or a credit on an account */
@@ -1955,6 +2125,16 @@ export interface components {
             fxGainAccountId: string | null;
             /** Format: uuid */
             fxLossAccountId: string | null;
+            /**
+             * Format: uuid
+             * @description Unrealized FX gains (revaluation); falls back to fxGainAccountId
+             */
+            fxUnrealizedGainAccountId: string | null;
+            /**
+             * Format: uuid
+             * @description Unrealized FX losses (revaluation); falls back to fxLossAccountId
+             */
+            fxUnrealizedLossAccountId: string | null;
             /** Format: uuid */
             retainedEarningsAccountId: string | null;
             /** Format: uuid */
@@ -2007,6 +2187,14 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description Revenue, expenses and net income of the comparative period */
+        PeriodTotalsDto: {
+            from: string;
+            netIncome: string;
+            to: string;
+            totalExpenses: string;
+            totalRevenue: string;
+        };
         /** @description A plan of an app, with its features and limits */
         PlanDto: {
             /** @enum {string} */
@@ -2028,8 +2216,12 @@ export interface components {
         /** @description Revenue, expenses and the net result over a date range */
         ProfitAndLossDto: {
             baseCurrency: string;
+            /** @description The comparative column's range and totals (with ?compare=) */
+            comparative?: components["schemas"]["PeriodTotalsDto"];
             expenses: components["schemas"]["StatementRowDto"][];
             from: string;
+            /** @description Whether closing entries (source year_end) are counted */
+            includeClosing: boolean;
             netIncome: string;
             revenue: components["schemas"]["StatementRowDto"][];
             to: string;
@@ -2103,6 +2295,11 @@ export interface components {
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
+             * @description Also post the reversal, dated the first day of the next period
+             * @default false
+             */
+            autoReverse?: boolean;
+            /**
              * @description Revalue open foreign-currency balances at the rate effective on this date
              * @example 2026-01-31
              */
@@ -2112,17 +2309,30 @@ export interface components {
         RevaluationLineDto: {
             /** Format: uuid */
             accountId: string;
+            /**
+             * @description Decimal string with exactly the currency's minor units
+             * @example 1000.00
+             */
             balance: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             baseAfter: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             baseBefore: string;
             currency: string;
+            /** @description Decimal string with exactly the base currency's minor units */
             difference: string;
+            /**
+             * @description Base units per unit of currency, 10 decimals
+             * @example 0.9500000000
+             */
             rate: string;
         };
         /** @description The adjustments of a revaluation, and the entry that posted them (none when nothing changed) */
         RevaluationResultDto: {
             adjustments: components["schemas"]["RevaluationLineDto"][];
             entry: components["schemas"]["JournalEntryDto"] | null;
+            /** @description With autoReverse: the reversal, dated the first day of the next period */
+            reversal: components["schemas"]["JournalEntryDto"] | null;
         };
         /** @description When and why to reverse an entry */
         ReverseEntryDto: {
@@ -2254,6 +2464,8 @@ export interface components {
             /** @description Own amount plus all descendants, in the natural sign of the type */
             amount: string;
             code: string;
+            /** @description The same in the comparative column (with ?compare=) */
+            comparativeAmount?: string;
             /** @description 0 for a top-level account */
             depth: number;
             isGroup: boolean;
@@ -2332,6 +2544,8 @@ export interface components {
         };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
+            /** @enum {string} */
+            cashFlowClass?: "cash" | "operating" | "investing" | "financing";
             isGroup?: boolean;
             name?: string;
             /** Format: uuid */
@@ -2353,6 +2567,10 @@ export interface components {
             fxGainAccountId?: string;
             /** Format: uuid */
             fxLossAccountId?: string;
+            /** Format: uuid */
+            fxUnrealizedGainAccountId?: string;
+            /** Format: uuid */
+            fxUnrealizedLossAccountId?: string;
             /** Format: uuid */
             retainedEarningsAccountId?: string;
             /** Format: uuid */
@@ -2390,6 +2608,41 @@ export interface components {
             id: string;
             image: string | null;
             name: string | null;
+        };
+        /** @description The VAT report over a date range, per tax code, with totals */
+        VatReportDto: {
+            baseCurrency: string;
+            from: string;
+            /** @description Net payable (negative: refundable) */
+            netPayable: string;
+            rows: components["schemas"]["VatRowDto"][];
+            to: string;
+            totalInputTax: string;
+            totalOutputTax: string;
+            totalTaxablePurchases: string;
+            totalTaxableSales: string;
+        };
+        /** @description One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable */
+        VatRowDto: {
+            code: string;
+            /** @description Tax on those purchases, deductible */
+            inputTax: string;
+            name: string;
+            /** @description outputTax - inputTax: payable when positive, refundable when negative */
+            net: string;
+            /** @description Tax on those sales, owed */
+            outputTax: string;
+            /**
+             * @description Percent
+             * @example 20.0000
+             */
+            rate: string;
+            /** @description Net purchases taxed with this code */
+            taxablePurchases: string;
+            /** @description Net sales taxed with this code (base currency) */
+            taxableSales: string;
+            /** Format: uuid */
+            taxCodeId: string;
         };
         /** @description The token from an e-mail verification link */
         VerifyEmailDto: {
@@ -6675,7 +6928,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known)
+             *
+             *     Rejected by a business rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6979,7 +7236,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.account_has_balance` (the account has a balance); `ledger.account_has_children` (the account has active child accounts) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7119,7 +7376,11 @@ export interface operations {
                     "text/csv": components["schemas"]["GeneralLedgerDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7163,6 +7424,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
@@ -7250,7 +7521,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.books_started` (the books are already started) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7286,7 +7557,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7569,7 +7840,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books))
+             *
+             *     Rejected by a business rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7660,7 +7935,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_closed` (the fiscal year is already closed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7678,7 +7953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7769,7 +8044,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed); `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7787,7 +8062,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7926,7 +8201,11 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResultDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.rate_base_currency` (the base currency has no rate (always 1)); `ledger.rate_not_positive` (a rate must be positive)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7998,7 +8277,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8047,7 +8326,11 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResultDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.rate_base_currency` (the base currency has no rate (always 1)); `ledger.rate_not_positive` (a rate must be positive); `ledger.rate_duplicate` (the same currency and date appear twice)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8119,7 +8402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8213,6 +8496,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -8240,7 +8532,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8265,10 +8557,23 @@ export interface operations {
     listJournalEntries: {
         parameters: {
             query?: {
+                /** @description Entries with a line on this account */
+                accountId?: string;
+                /** @description Entries with a line for this counterparty */
+                counterpartyId?: string;
+                /** @description Entries with a line for this kind of counterparty */
+                counterpartyType?: "customer" | "vendor" | "employee" | "other";
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
                 from?: string;
                 limit?: number;
+                /** @description totalBase at most this */
+                maxAmount?: string;
+                /** @description Memo contains this text (case-insensitive) */
+                memo?: string;
+                /** @description totalBase at least this */
+                minAmount?: string;
+                source?: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
                 to?: string;
             };
             header?: {
@@ -8291,7 +8596,11 @@ export interface operations {
                     "application/json": components["schemas"]["JournalEntryPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8394,7 +8703,7 @@ export interface operations {
                      *       "reversedByEntryId": null,
                      *       "idempotencyKey": "capital-2026-01",
                      *       "baseCurrency": "EUR",
-                     *       "totalBase": "10000.0000",
+                     *       "totalBase": "10000.00",
                      *       "createdBy": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
                      *       "createdAt": "2026-01-02T09:30:00.000Z",
                      *       "lines": [
@@ -8403,11 +8712,13 @@ export interface operations {
                      *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
                      *           "accountCode": "1100",
                      *           "currency": "EUR",
-                     *           "debit": "10000.0000",
-                     *           "credit": "0.0000",
+                     *           "debit": "10000.00",
+                     *           "credit": "0.00",
                      *           "rate": "1.0000000000",
-                     *           "baseDebit": "10000.0000",
-                     *           "baseCredit": "0.0000",
+                     *           "baseDebit": "10000.00",
+                     *           "baseCredit": "0.00",
+                     *           "taxCodeId": null,
+                     *           "taxRole": null,
                      *           "description": null,
                      *           "workspaceId": null,
                      *           "counterpartyType": null,
@@ -8419,11 +8730,13 @@ export interface operations {
                      *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
                      *           "accountCode": "3100",
                      *           "currency": "EUR",
-                     *           "debit": "0.0000",
-                     *           "credit": "10000.0000",
+                     *           "debit": "0.00",
+                     *           "credit": "10000.00",
                      *           "rate": "1.0000000000",
-                     *           "baseDebit": "0.0000",
-                     *           "baseCredit": "10000.0000",
+                     *           "baseDebit": "0.00",
+                     *           "baseCredit": "10000.00",
+                     *           "taxCodeId": null,
+                     *           "taxRole": null,
                      *           "description": null,
                      *           "workspaceId": null,
                      *           "counterpartyType": null,
@@ -8436,7 +8749,11 @@ export interface operations {
                     "application/json": components["schemas"]["JournalEntryDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.line_side` (a line needs exactly one of debit or credit); `ledger.idempotency_key` (the Idempotency-Key header and idempotencyKey differ)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8481,7 +8798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8517,7 +8834,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8694,7 +9011,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8730,7 +9047,144 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postJournalEntriesBatch: {
+        parameters: {
+            query?: {
+                /** @description independent: post the valid entries and report the rejected ones */
+                mode?: "all_or_nothing" | "independent";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchJournalEntriesDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchResultDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.line_side` (a line needs exactly one of debit or credit)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8902,7 +9356,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.period_status` (the period already has that status) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9002,7 +9456,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.period_status` (the period already has that status) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9020,7 +9474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_in_closed_year` (the period belongs to a closed fiscal year) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9047,6 +9501,8 @@ export interface operations {
             query?: {
                 /** @description Balance at the end of this day (default: everything posted) */
                 asOf?: string;
+                /** @description Comparative column: as of the end of the previous month, or a year earlier */
+                compare?: "previous_period" | "previous_year";
                 format?: "json" | "csv";
             };
             header?: {
@@ -9116,7 +9572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9139,11 +9595,112 @@ export interface operations {
             };
         };
     };
+    getCashFlowStatement: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashFlowDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     getProfitAndLoss: {
         parameters: {
             query: {
+                /** @description Comparative column: the range of the same length just before (whole months shift by months), or the same range a year earlier */
+                compare?: "previous_period" | "previous_year";
                 format?: "json" | "csv";
                 from: string;
+                /** @description Count closing entries (source year_end); by default a closed year shows its real result */
+                includeClosing?: "true" | "false";
                 to: string;
             };
             header?: {
@@ -9167,7 +9724,11 @@ export interface operations {
                     "text/csv": components["schemas"]["ProfitAndLossDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9213,7 +9774,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9364,7 +9925,108 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getVatReport: {
+        parameters: {
+            query: {
+                format?: "json" | "csv";
+                from: string;
+                to: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VatReportDto"];
+                    "text/csv": components["schemas"]["VatReportDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9455,7 +10117,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9576,7 +10238,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.account_not_postable` (the account is a group account or archived) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9706,7 +10368,11 @@ export interface operations {
                     "application/json": components["schemas"]["TaxCodeDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.tax_rate` (a tax rate is a percent between 0 and 100)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9787,7 +10453,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.account_not_postable` (the account is a group account or archived) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9893,6 +10559,15 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,16 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { LedgerErrors } from './ledger.errors.js';
+import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
-import { computeTax, D, fixed } from './money.js';
+import { computeTax, D, fixed, formatEntry, rateText } from './money.js';
 import type {
-  CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, ReverseEntryDto,
-  RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
+  BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
+  ReverseEntryDto, RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
 /** What finance.post_journal_entry takes (amounts as decimal strings). */
@@ -26,6 +27,8 @@ export interface PostingLine {
   workspaceId?: string;
   counterpartyType?: string;
   counterpartyId?: string;
+  taxCodeId?: string;
+  taxRole?: 'output_base' | 'output_tax' | 'input_base' | 'input_tax';
 }
 export interface PostingPayload {
   date: string;
@@ -35,6 +38,25 @@ export interface PostingPayload {
   idempotencyKey?: string;
   reversesEntryId?: string;
   lines: PostingLine[];
+}
+
+/** Tax codes and settings read once while the payloads of a request (or a batch) are built. */
+class PayloadContext {
+  settings?: LedgerSettingsDto;
+  /** the organization's plan allows foreign-currency entries (checked once) */
+  fullAccounting?: boolean;
+  readonly taxCodes = new Map<string, TaxCodeDto>();
+}
+
+/** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
+function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
+  return { gain: s.fxUnrealizedGainAccountId ?? s.fxGainAccountId, loss: s.fxUnrealizedLossAccountId ?? s.fxLossAccountId };
+}
+
+function dayAfter(date: string): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
 }
 
 /**
@@ -55,85 +77,145 @@ export class JournalService {
    * `replayed` when the idempotency key was seen with the same payload (no new audit row).
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
-    try {
-      return await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
-    } catch (err) {
-      const { code, message } = sqlState(err);
-      if (code === '23505' && message?.startsWith('idempotency key')) throw AppError.conflict('ledger.idempotency_conflict', message);
-      throw err;
-    }
+    const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
+    return { entry: formatEntry(entry, await this.ledger.minorUnits(tx)), replayed };
   }
 
   async create(tx: TenantTx, dto: CreateJournalEntryDto, headerKey?: string): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     if (dto.idempotencyKey && headerKey && dto.idempotencyKey !== headerKey) {
-      throw AppError.badRequest('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
+      throw LedgerErrors.error('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
     }
+    return this.post(tx, await this.payloadOf(tx, dto, new PayloadContext(), headerKey));
+  }
+
+  /**
+   * Posts up to 1,000 entries through one call of finance.post_journal_entries (the single-entry function per
+   * entry: same rules, locks and audit rows). All or nothing: the first rejected entry fails the request with
+   * its own code, `details.index` naming it. Independent: rejected entries are reported by index with their codes.
+   */
+  async createBatch(tx: TenantTx, entries: CreateJournalEntryDto[], mode: 'all_or_nothing' | 'independent'): Promise<BatchResultDto> {
+    const independent = mode === 'independent';
+    const context = new PayloadContext();
+    const results: BatchItemDto[] = [];
+    const payloads: PostingPayload[] = [];
+    const indexOf: number[] = [];
+    for (const [index, dto] of entries.entries()) {
+      try {
+        payloads.push(await this.payloadOf(tx, dto, context));
+        indexOf.push(index);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        if (!independent) throw new AppError(err.status, err.code, `entries[${index}]: ${err.message}`, { index });
+        results.push({ index, status: 'rejected', error: { code: err.code, message: err.message } });
+      }
+    }
+    if (payloads.length) {
+      try {
+        const rows = await repo.postBatch(tx.db, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
+        for (const r of rows) results.push({ ...r, index: indexOf[r.index] });
+      } catch (err) {
+        const mapped = mapDatabaseError(err);
+        const at = /^\{"index": (\d+)\}$/.exec(sqlState(err).detail ?? '');
+        if (!mapped || !at) throw err;
+        const index = indexOf[Number(at[1])];
+        throw new AppError(mapped.status, mapped.code, mapped.message.replace(/^entries\[\d+\]/, `entries[${index}]`), { index });
+      }
+    }
+    results.sort((a, b) => a.index - b.index);
+    const count = (status: string) => results.filter((r) => r.status === status).length;
+    return { mode, posted: count('posted'), replayed: count('replayed'), rejected: count('rejected'), results };
+  }
+
+  /** What the posting function takes for an entry of the API: sides checked, taxed lines split into net and tax. */
+  private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, headerKey?: string): Promise<PostingPayload> {
     const lines: PostingLine[] = [];
-    const taxCodes = new Map<string, TaxCodeDto>();
     for (const [i, l] of dto.lines.entries()) {
       if ((l.debit === undefined) === (l.credit === undefined)) {
-        throw AppError.badRequest('ledger.line_side', `lines[${i}] needs exactly one of debit or credit`);
+        throw LedgerErrors.error('ledger.line_side', `lines[${i}] needs exactly one of debit or credit`);
       }
       const { taxCodeId, ...line } = l;
       if (!taxCodeId) {
         lines.push(line);
         continue;
       }
-      if (!taxCodes.has(taxCodeId)) taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
-      lines.push(...(await this.withTax(tx, line, taxCodes.get(taxCodeId)!, (await this.ledger.settings(tx)).baseCurrency)));
+      context.settings ??= await this.ledger.settings(tx);
+      if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
+      lines.push(...(await this.withTax(tx, line, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency)));
     }
-    await this.requireFullAccountingForForeignCurrency(tx, dto.lines);
-    return this.post(tx, {
+    await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
+    return {
       date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
       idempotencyKey: dto.idempotencyKey ?? headerKey, lines,
-    });
+    };
   }
 
   /**
    * Entries in a currency other than the base currency are "full accounting" (professional and up); the
    * closing and revaluation entries the ledger posts itself are not user entries and are not gated here.
+   * Checked once per request (a batch's entries share the answer).
    */
-  private async requireFullAccountingForForeignCurrency(tx: TenantTx, lines: JournalLineInputDto[]): Promise<void> {
-    if (!lines.some((l) => l.currency)) return;
-    const base = (await this.ledger.settings(tx)).baseCurrency;
-    if (lines.some((l) => l.currency && l.currency !== base)) await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
+  private async requireFullAccountingForForeignCurrency(tx: TenantTx, lines: JournalLineInputDto[], context: PayloadContext): Promise<void> {
+    if (context.fullAccounting || !lines.some((l) => l.currency)) return;
+    context.settings ??= await this.ledger.settings(tx);
+    const base = context.settings.baseCurrency;
+    if (lines.some((l) => l.currency && l.currency !== base)) {
+      await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
+      context.fullAccounting = true;
+    }
   }
 
-  /** A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on debits). */
+  /**
+   * A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on
+   * debits); both carry the tax code and their role, which the VAT report sums.
+   */
   private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId'>, t: TaxCodeDto, base: string): Promise<PostingLine[]> {
-    if (t.archivedAt) throw new AppError(422, 'ledger.tax_code_archived', `tax code ${t.code} is archived`);
+    if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${t.code} is archived`);
     const mu = await this.ledger.currencyUnits(tx, line.currency ?? base);
     const side = line.debit !== undefined ? 'debit' : 'credit';
+    const flow = side === 'credit' ? 'output' : 'input';
     const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
-    const out: PostingLine[] = [{ ...line, [side]: r.net }];
+    const out: PostingLine[] = [{ ...line, [side]: r.net, taxCodeId: t.id, taxRole: `${flow}_base` }];
     if (!D(r.tax).isZero()) {
       out.push({
         accountId: side === 'credit' ? t.salesAccountId : t.purchaseAccountId, [side]: r.tax, currency: line.currency, rate: line.rate,
         description: `${t.code} ${t.rate}% on ${r.net}`, workspaceId: line.workspaceId, counterpartyType: line.counterpartyType, counterpartyId: line.counterpartyId,
+        taxCodeId: t.id, taxRole: `${flow}_tax`,
       });
     }
     return out;
   }
 
   async get(tx: TenantTx, id: string): Promise<JournalEntryDto> {
-    const [e] = await repo.getEntries(tx.db, tx.orgId, [id]);
+    const [e] = await this.entries(tx, [id]);
     if (!e) throw AppError.notFound('journal_entry', id);
     return e;
   }
 
+  private async entries(tx: TenantTx, ids: string[]): Promise<JournalEntryDto[]> {
+    const units = await this.ledger.minorUnits(tx);
+    return (await repo.getEntries(tx.db, tx.orgId, ids)).map((e) => formatEntry(e, units));
+  }
+
+  /** Newest first; filters by date range, account, source, counterparty, amount (totalBase) and memo text. */
   async list(tx: TenantTx, q: JournalEntryQuery): Promise<JournalEntryPage> {
+    if (q.from && q.to && q.from > q.to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
+    if (q.minAmount && q.maxAmount && D(q.minAmount).gt(q.maxAmount)) throw LedgerErrors.error('ledger.range', 'minAmount must not be above maxAmount');
     const limit = q.limit ?? 50;
     const after = decodeCursor<{ d: string; s: string }>(q.cursor);
-    const rows = await repo.listEntryIds(tx.db, tx.orgId, { from: q.from, to: q.to, after, limit });
+    if (after && (typeof after.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(after.d) || typeof after.s !== 'string' || !/^\d+$/.test(after.s))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const { limit: _limit, cursor: _cursor, ...filter } = q;
+    const rows = await repo.listEntryIds(tx.db, tx.orgId, { ...filter, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.entry_date, s: r.seq }));
-    return { items: await repo.getEntries(tx.db, tx.orgId, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
+    return { items: await this.entries(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
   }
 
   /** The correction of a posted entry: an entry with every line's sides swapped, base amounts kept exactly. */
   async reverse(tx: TenantTx, id: string, dto: ReverseEntryDto): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const original = await this.get(tx, id);
-    if (original.reversesEntryId) throw new AppError(422, 'ledger.reversal_of_reversal', 'a reversal cannot be reversed; post a new entry instead');
-    if (original.reversedByEntryId) throw AppError.conflict('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
+    if (original.reversesEntryId) throw LedgerErrors.error('ledger.reversal_of_reversal', 'a reversal cannot be reversed; post a new entry instead');
+    if (original.reversedByEntryId) throw LedgerErrors.error('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
     const opt = (v: string) => (D(v).isZero() ? undefined : v);
     return this.post(tx, {
       date: dto.date ?? original.date, memo: dto.memo ?? `Reversal of ${original.memo || original.id}`, source: original.source,
@@ -142,6 +224,8 @@ export class JournalService {
         accountId: l.accountId, currency: l.currency, rate: l.rate, debit: opt(l.credit), credit: opt(l.debit),
         baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description ?? undefined,
         workspaceId: l.workspaceId ?? undefined, counterpartyType: l.counterpartyType ?? undefined, counterpartyId: l.counterpartyId ?? undefined,
+        // a reversed sale still counts as a sale in the VAT report, with the opposite sign
+        taxCodeId: l.taxCodeId ?? undefined, taxRole: (l.taxRole ?? undefined) as PostingLine['taxRole'],
       })),
     }, 'ledger.entry_reversed');
   }
@@ -151,9 +235,10 @@ export class JournalService {
    * valued at the rate effective on `date`; the difference to its carried base value is posted
    * (through the posting path) against the FX gain or loss account. Running it again finds nothing to do.
    */
-  async revalue(tx: TenantTx, date: string): Promise<RevaluationResultDto> {
+  async revalue(tx: TenantTx, date: string, autoReverse = false): Promise<RevaluationResultDto> {
     const s = await this.ledger.settings(tx);
-    if (!s.fxGainAccountId || !s.fxLossAccountId) throw new AppError(422, 'ledger.fx_accounts_missing', 'configure fxGainAccountId and fxLossAccountId in the ledger settings first');
+    const { gain, loss } = unrealizedFxAccounts(s);
+    if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
     // one revaluation at a time per organization: the second sees the first's result
     await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}))`;
     const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
@@ -167,21 +252,28 @@ export class JournalService {
       const balance = D(t.debit).minus(t.credit);
       const baseBefore = D(t.base_debit).minus(t.base_credit);
       const rate = await repo.effectiveRate(tx.db, t.currency, date);
-      if (!rate) throw new AppError(422, 'ledger.rate_missing', `no ${t.currency} rate on or before ${date}`);
+      if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${t.currency} rate on or before ${date}`);
       const baseAfter = D(fixed(balance.times(rate), baseMu));
       const diff = baseAfter.minus(baseBefore);
       if (diff.isZero()) continue;
       const amount = fixed(diff.abs(), baseMu);
-      adjustments.push({ accountId: a.id, currency: t.currency, balance: balance.toFixed(), rate: D(rate).toFixed(), baseBefore: fixed(baseBefore, baseMu), baseAfter: fixed(baseAfter, baseMu), difference: fixed(diff, baseMu) });
+      adjustments.push({
+        accountId: a.id, currency: t.currency, balance: fixed(balance, await this.ledger.currencyUnits(tx, t.currency)), rate: rateText(rate),
+        baseBefore: fixed(baseBefore, baseMu), baseAfter: fixed(baseAfter, baseMu), difference: fixed(diff, baseMu),
+      });
       const description = `FX revaluation of ${t.currency} ${balance.toFixed()} at ${D(rate).toFixed()}`;
       lines.push(
         { accountId: a.id, currency: t.currency, rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
-        diff.gt(0) ? { accountId: s.fxGainAccountId, credit: amount, description } : { accountId: s.fxLossAccountId, debit: amount, description },
+        diff.gt(0) ? { accountId: gain, credit: amount, description } : { accountId: loss, debit: amount, description },
       );
     }
-    if (!lines.length) return { adjustments, entry: null };
+    if (!lines.length) return { adjustments, entry: null, reversal: null };
     const { entry } = await this.post(tx, { date, memo: `FX revaluation as of ${date}`, source: 'system', lines }, 'ledger.fx_revaluation_posted');
-    return { adjustments, entry };
+    if (!autoReverse) return { adjustments, entry, reversal: null };
+    // the next period's balances are carried at the original rates again; its own revaluation starts from them
+    const next = dayAfter((await this.ledger.listPeriods(tx)).find((p) => p.startDate <= date && p.endDate >= date)?.endDate ?? date);
+    const { entry: reversal } = await this.reverse(tx, entry.id, { date: next, memo: `Reversal of FX revaluation as of ${date}` });
+    return { adjustments, entry, reversal };
   }
 
   /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
@@ -192,17 +284,18 @@ export class JournalService {
       await this.ledger.getYear(tx, yearId);
       throw AppError.forbidden('forbidden.role', 'closing a fiscal year needs the role owner or admin');
     }
-    if (year.status === 'closed') throw AppError.conflict('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
-    if (!s.retainedEarningsAccountId) throw new AppError(422, 'ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
+    if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
+    if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
     const before = await this.ledger.getYear(tx, yearId);
     const last = before.periods[before.periods.length - 1];
-    if (last.status !== 'open') throw new AppError(422, 'ledger.period_closed', `reopen the last period (${last.startDate} to ${last.endDate}) to post the closing entry`);
+    if (last.status !== 'open') throw LedgerErrors.error('ledger.period_closed', `reopen the last period (${last.startDate} to ${last.endDate}) to post the closing entry`);
     const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
     const lines: PostingLine[] = [];
     let result = D(0);
     const totals = (await repo.totals(tx.db, year.start_date, year.end_date))
       .filter((t) => ['revenue', 'expense'].includes(accounts.get(t.account_id)?.type ?? ''))
-      .sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency));
+      // lines in chart order (account code, then currency), as an accountant reads them
+      .sort((a, b) => accounts.get(a.account_id)!.code.localeCompare(accounts.get(b.account_id)!.code) || a.currency.localeCompare(b.currency));
     for (const t of totals) {
       const net = D(t.debit).minus(t.credit);
       const baseNet = D(t.base_debit).minus(t.base_credit);
@@ -227,7 +320,7 @@ export class JournalService {
       // one key per close: a year reopened (its closing entry reversed) and closed again posts a new entry
       const earlier = await repo.yearEndEntryCount(tx.db, tx.orgId, yearId);
       closingEntry = (await this.post(tx, {
-        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'system',
+        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'year_end',
         idempotencyKey: earlier === 0 ? `year-end:${yearId}` : `year-end:${yearId}:${earlier + 1}`, lines,
       }, 'ledger.year_end_entry_posted')).entry;
     }
@@ -248,9 +341,9 @@ export class JournalService {
       await this.ledger.getYear(tx, yearId);
       throw AppError.forbidden('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
     }
-    if (year.status !== 'closed') throw AppError.conflict('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
+    if (year.status !== 'closed') throw LedgerErrors.error('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
     const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);
-    if (later) throw new AppError(422, 'ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
+    if (later) throw LedgerErrors.error('ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
     const before = await this.ledger.getYear(tx, yearId);
     await repo.reopenYear(tx.db, tx.orgId, yearId);
     const reversalEntry = year.closing_entry_id

@@ -5,19 +5,26 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { POSTING_ERRORS } from './ledger.errors.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
 import { ReportsService } from './reports.service.js';
 import {
-  AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto,
+  AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, BalanceSheetQuery, BatchJournalEntriesDto, BatchQuery, BatchResultDto,
+  CalculateTaxDto, CashFlowDto, CreateAccountDto, CreateFiscalYearDto, DateRangeQuery, ProfitAndLossQuery, VatReportDto,
   CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRatePage, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
   ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
   TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
+
+/** A statement's CSV row: section, code, name, depth, amount, and the comparative column's amount when there is one. */
+const statementRow = (comparative: boolean) => (section: string, code: string, name: string, depth: number | string, amount: string, compared?: string) =>
+  [section, code, name, depth, amount, ...(comparative ? [compared] : [])];
 
 /** Lines of a general ledger CSV without ?limit= (the file is built in memory: ~30 MB at this bound). */
 const GL_CSV_MAX_LINES = 100_000;
@@ -33,7 +40,8 @@ export class LedgerBooksController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'startBooks', summary: 'Start the books: base currency, standard chart of accounts, first fiscal year (owner, admin)' })
   @ApiCreatedResponse({ type: LedgerSettingsDto })
-  @ApiErrors(400, 409, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_started', 'ledger.unknown_currency')
   startBooks(@Tx() tx: TenantTx, @Body() dto: StartBooksDto): Promise<LedgerSettingsDto> {
     return this.ledger.startBooks(tx, dto);
   }
@@ -41,7 +49,7 @@ export class LedgerBooksController {
   @Get('settings')
   @ApiOperation({ operationId: 'getLedgerSettings', summary: 'Ledger settings: base currency and the rounding, retained earnings and FX accounts' })
   @ApiOkResponse({ type: LedgerSettingsDto })
-  @ApiErrors(422)
+  @ApiErrorCodes('ledger.books_not_started')
   settings(@Tx() tx: TenantTx): Promise<LedgerSettingsDto> {
     return this.ledger.settings(tx);
   }
@@ -50,7 +58,8 @@ export class LedgerBooksController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'updateLedgerSettings', summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
   @ApiOkResponse({ type: LedgerSettingsDto })
-  @ApiErrors(400, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.account_not_postable')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
     return this.ledger.updateSettings(tx, dto);
   }
@@ -85,6 +94,7 @@ export class AccountsController {
   @ApiOperation({ operationId: 'createAccount', summary: 'Create an account (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: AccountDto })
   @ApiErrors(400, 409, 422)
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.unknown_currency')
   create(@Tx() tx: TenantTx, @Body() dto: CreateAccountDto): Promise<AccountDto> {
     return this.ledger.createAccount(tx, dto);
   }
@@ -110,7 +120,7 @@ export class AccountsController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'archiveAccount', summary: 'Archive an account with a zero balance (accounts are never deleted)' })
   @ApiOkResponse({ type: AccountDto })
-  @ApiErrors(422)
+  @ApiErrorCodes('ledger.account_has_balance', 'ledger.account_has_children')
   archive(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string): Promise<AccountDto> {
     return this.ledger.archiveAccount(tx, id);
   }
@@ -131,6 +141,7 @@ export class AccountsController {
   @ApiOkResponse({ type: GeneralLedgerDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
+  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async generalLedger(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
     const csv = wantsCsv(req, q.format);
     // a spreadsheet cannot follow cursors: as CSV the range comes whole, up to a bound
@@ -165,7 +176,8 @@ export class RatesAndTaxController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'setFxRate', summary: 'Set the rate of a currency on a date (replaces that day\'s rate)' })
   @ApiCreatedResponse({ type: ImportResultDto })
-  @ApiErrors(400, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.unknown_currency', 'ledger.rate_base_currency', 'ledger.rate_not_positive')
   async setRate(@Tx() tx: TenantTx, @Body() dto: SetFxRateDto): Promise<ImportResultDto> {
     return { imported: await this.ledger.setRates(tx, [dto], 'manual') };
   }
@@ -175,7 +187,8 @@ export class RatesAndTaxController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'importFxRates', summary: 'Bulk import of FX rates (up to 5,000; all or nothing)' })
   @ApiCreatedResponse({ type: ImportResultDto })
-  @ApiErrors(400, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.unknown_currency', 'ledger.rate_base_currency', 'ledger.rate_not_positive', 'ledger.rate_duplicate')
   async importRates(@Tx() tx: TenantTx, @Body() dto: ImportFxRatesDto): Promise<ImportResultDto> {
     return { imported: await this.ledger.setRates(tx, dto.rates, 'import') };
   }
@@ -191,7 +204,8 @@ export class RatesAndTaxController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createTaxCode', summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
   @ApiCreatedResponse({ type: TaxCodeDto })
-  @ApiErrors(400, 409, 422)
+  @ApiErrors(400, 409)
+  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable')
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.createTaxCode(tx, dto);
   }
@@ -202,6 +216,7 @@ export class RatesAndTaxController {
   @ApiOperation({ operationId: 'calculateTax', summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
   @ApiErrors(400)
+  @ApiErrorCodes('ledger.unknown_currency')
   calculate(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
     return this.ledger.calculateTax(tx, id, dto);
   }
@@ -229,6 +244,7 @@ export class FiscalCalendarController {
   @ApiOperation({ operationId: 'createFiscalYear', summary: 'Create a fiscal year of 12 monthly periods' })
   @ApiCreatedResponse({ type: FiscalYearDto })
   @ApiErrors(400, 422)
+  @ApiErrorCodes('ledger.books_not_started')
   createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
     return this.ledger.createYear(tx, dto);
   }
@@ -238,7 +254,7 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
   @ApiOkResponse({ type: YearEndResultDto })
-  @ApiErrors(409, 422)
+  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', 'ledger.period_closed', ...POSTING_ERRORS)
   closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
   }
@@ -248,7 +264,7 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'reopenFiscalYear', summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
   @ApiOkResponse({ type: YearReopenResultDto })
-  @ApiErrors(409, 422)
+  @ApiErrorCodes('ledger.year_open', 'ledger.later_year_closed', 'ledger.already_reversed', ...POSTING_ERRORS)
   reopenYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearReopenResultDto> {
     return this.journal.reopenYear(tx, id);
   }
@@ -265,7 +281,7 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'closePeriod', summary: 'Close a period: nothing more posts into it (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
-  @ApiErrors(409)
+  @ApiErrorCodes('ledger.period_status')
   closePeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
     return this.ledger.setPeriodStatus(tx, id, 'closed');
   }
@@ -275,7 +291,7 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'reopenPeriod', summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
-  @ApiErrors(409, 422)
+  @ApiErrorCodes('ledger.period_status', 'ledger.period_in_closed_year')
   reopenPeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
     return this.ledger.setPeriodStatus(tx, id, 'open');
   }
@@ -289,8 +305,10 @@ export class JournalController {
   constructor(private readonly journal: JournalService) {}
 
   @Get('journal-entries')
-  @ApiOperation({ operationId: 'listJournalEntries', summary: 'Journal entries, newest first (cursor pagination)' })
+  @ApiOperation({ operationId: 'listJournalEntries', summary: 'Journal entries, newest first; filter by date range, account, source, counterparty, amount (totalBase) and memo text (cursor pagination)' })
   @ApiOkResponse({ type: JournalEntryPage })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.range')
   list(@Tx() tx: TenantTx, @Query() q: JournalEntryQuery): Promise<JournalEntryPage> {
     return this.journal.list(tx, q);
   }
@@ -302,11 +320,29 @@ export class JournalController {
   @ApiBody({ type: CreateJournalEntryDto, examples: { capital: { summary: 'Share capital paid in', value: POST_JOURNAL_ENTRY_EXAMPLE } } })
   @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
-  @ApiErrors(400, 409, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.tax_code_archived', ...POSTING_ERRORS)
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
     res.status(replayed ? 200 : 201);
     return entry;
+  }
+
+  @Post('journal-entries/batch')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({
+    operationId: 'postJournalEntriesBatch',
+    summary: 'Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)',
+    description: 'Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). '
+      + 'mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry\'s own code, with details.index naming it and the message starting with entries[index]. '
+      + 'mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). '
+      + 'The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.',
+  })
+  @ApiCreatedResponse({ type: BatchResultDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.line_side', 'ledger.tax_code_archived', ...POSTING_ERRORS)
+  createBatch(@Tx() tx: TenantTx, @Body() dto: BatchJournalEntriesDto, @Query() q: BatchQuery): Promise<BatchResultDto> {
+    return this.journal.createBatch(tx, dto.entries, q.mode ?? 'all_or_nothing');
   }
 
   @Get('journal-entries/:entryId')
@@ -320,7 +356,7 @@ export class JournalController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
   @ApiCreatedResponse({ type: JournalEntryDto })
-  @ApiErrors(409, 422)
+  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', ...POSTING_ERRORS)
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.reverse(tx, id, dto);
     res.status(replayed ? 200 : 201);
@@ -330,11 +366,12 @@ export class JournalController {
   @Post('fx-revaluations')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss)' })
+  @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
-  @ApiErrors(400, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.already_reversed', ...POSTING_ERRORS)
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
-    return this.journal.revalue(tx, dto.date);
+    return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);
   }
 }
 
@@ -349,7 +386,8 @@ export class ReportsController {
   @ApiOperation({ operationId: 'getTrialBalance', summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
   @ApiOkResponse({ type: TrialBalanceDto, example: TRIAL_BALANCE_EXAMPLE })
   @ApiProduces('application/json', 'text/csv')
-  @ApiErrors(400, 422)
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started')
   async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TrialBalanceDto | string> {
     const tb = await this.reports.trialBalance(tx, q.asOf);
     if (!wantsCsv(req, q.format)) return tb;
@@ -358,34 +396,64 @@ export class ReportsController {
   }
 
   @Get('profit-and-loss')
-  @ApiOperation({ operationId: 'getProfitAndLoss', summary: 'Profit and loss over a date range with hierarchy roll-ups (CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getProfitAndLoss', summary: 'Profit and loss over a date range with hierarchy roll-ups; closing entries left out unless ?includeClosing=true; comparative column with ?compare= (CSV with ?format=csv)' })
   @ApiOkResponse({ type: ProfitAndLossDto })
   @ApiProduces('application/json', 'text/csv')
-  @ApiErrors(400, 422)
-  async profitAndLoss(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ProfitAndLossDto | string> {
-    const pl = await this.reports.profitAndLoss(tx, q.from, q.to);
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
+  async profitAndLoss(@Tx() tx: TenantTx, @Query() q: ProfitAndLossQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ProfitAndLossDto | string> {
+    const pl = await this.reports.profitAndLoss(tx, q.from, q.to, { includeClosing: q.includeClosing === 'true', compare: q.compare });
     if (!wantsCsv(req, q.format)) return pl;
-    return sendCsv(res, `profit-and-loss-${q.from}-${q.to}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount'], [
-      ...pl.revenue.map((r) => ['revenue', r.code, r.name, r.depth, r.amount]), ['revenue', '', 'Total revenue', '', pl.totalRevenue],
-      ...pl.expenses.map((r) => ['expenses', r.code, r.name, r.depth, r.amount]), ['expenses', '', 'Total expenses', '', pl.totalExpenses],
-      ['result', '', 'Net income', '', pl.netIncome],
+    const c = pl.comparative;
+    const row = statementRow(!!c);
+    return sendCsv(res, `profit-and-loss-${q.from}-${q.to}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount', ...(c ? [`amount_${c.from}_${c.to}`] : [])], [
+      ...pl.revenue.map((r) => row('revenue', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('revenue', '', 'Total revenue', '', pl.totalRevenue, c?.totalRevenue),
+      ...pl.expenses.map((r) => row('expenses', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('expenses', '', 'Total expenses', '', pl.totalExpenses, c?.totalExpenses),
+      row('result', '', 'Net income', '', pl.netIncome, c?.netIncome),
     ]));
   }
 
   @Get('balance-sheet')
-  @ApiOperation({ operationId: 'getBalanceSheet', summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked (CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getBalanceSheet', summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv)' })
   @ApiOkResponse({ type: BalanceSheetDto })
   @ApiProduces('application/json', 'text/csv')
-  @ApiErrors(400, 422)
-  async balanceSheet(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started')
+  async balanceSheet(@Tx() tx: TenantTx, @Query() q: BalanceSheetQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
     const asOf = q.asOf ?? new Date().toISOString().slice(0, 10);
-    const bs = await this.reports.balanceSheet(tx, asOf);
+    const bs = await this.reports.balanceSheet(tx, asOf, q.compare);
     if (!wantsCsv(req, q.format)) return bs;
-    return sendCsv(res, `balance-sheet-${asOf}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount'], [
-      ...bs.assets.map((r) => ['assets', r.code, r.name, r.depth, r.amount]), ['assets', '', 'Total assets', '', bs.totalAssets],
-      ...bs.liabilities.map((r) => ['liabilities', r.code, r.name, r.depth, r.amount]), ['liabilities', '', 'Total liabilities', '', bs.totalLiabilities],
-      ...bs.equity.map((r) => ['equity', r.code, r.name, r.depth, r.amount]), ['equity', '', 'Total equity', '', bs.totalEquity],
-      ['equity', '', 'Current earnings', '', bs.currentEarnings],
+    const c = bs.comparative;
+    const row = statementRow(!!c);
+    return sendCsv(res, `balance-sheet-${asOf}.csv`, toCsv(['section', 'code', 'name', 'depth', 'amount', ...(c ? [`amount_${c.asOf}`] : [])], [
+      ...bs.assets.map((r) => row('assets', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('assets', '', 'Total assets', '', bs.totalAssets, c?.totalAssets),
+      ...bs.liabilities.map((r) => row('liabilities', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('liabilities', '', 'Total liabilities', '', bs.totalLiabilities, c?.totalLiabilities),
+      ...bs.equity.map((r) => row('equity', r.code, r.name, r.depth, r.amount, r.comparativeAmount)), row('equity', '', 'Total equity', '', bs.totalEquity, c?.totalEquity),
+      row('equity', '', 'Current earnings', '', bs.currentEarnings, c?.currentEarnings),
     ]));
+  }
+
+  @Get('vat')
+  @ApiOperation({ operationId: 'getVatReport', summary: 'VAT report per tax code over a date range: taxable sales and output tax, taxable purchases and input tax, net payable (CSV with ?format=csv)' })
+  @ApiOkResponse({ type: VatReportDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
+  async vat(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<VatReportDto | string> {
+    const vat = await this.reports.vatReport(tx, q.from, q.to);
+    if (!wantsCsv(req, q.format)) return vat;
+    return sendCsv(res, `vat-${q.from}-${q.to}.csv`, toCsv(['code', 'name', 'rate', 'taxable_sales', 'output_tax', 'taxable_purchases', 'input_tax', 'net'], [
+      ...vat.rows.map((r) => [r.code, r.name, r.rate, r.taxableSales, r.outputTax, r.taxablePurchases, r.inputTax, r.net]),
+      ['', 'Total', '', vat.totalTaxableSales, vat.totalOutputTax, vat.totalTaxablePurchases, vat.totalInputTax, vat.netPayable],
+    ]));
+  }
+
+  @Get('cash-flow')
+  @ApiOperation({ operationId: 'getCashFlowStatement', summary: 'Cash-flow statement over a date range (indirect method; sections from the accounts\' cashFlowClass)' })
+  @ApiOkResponse({ type: CashFlowDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
+  cashFlow(@Tx() tx: TenantTx, @Query() q: DateRangeQuery): Promise<CashFlowDto> {
+    return this.reports.cashFlow(tx, q.from, q.to);
   }
 }

@@ -14,6 +14,12 @@ const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
+/** Sources of entries the ledger posts itself: 'system' (FX revaluation), 'year_end' (closing entries and their reversals). */
+export const ALL_ENTRY_SOURCES = [...ENTRY_SOURCES, 'system', 'year_end'] as const;
+export const CASH_FLOW_CLASSES = ['cash', 'operating', 'investing', 'financing'] as const;
+const AMOUNT_DOC = 'Decimal string with exactly the currency\'s minor units';
+const BASE_DOC = 'Decimal string with exactly the base currency\'s minor units';
+const RATE_DOC = 'Base units per unit of currency, 10 decimals';
 
 // ---------------------------------------------------------------- books and settings
 @ApiSchema({ description: 'The base currency, the first fiscal year and the chart of accounts to start the ledger with' })
@@ -32,6 +38,8 @@ export class LedgerSettingsDto {
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX gains (revaluation); falls back to fxGainAccountId' }) fxUnrealizedGainAccountId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX losses (revaluation); falls back to fxLossAccountId' }) fxUnrealizedLossAccountId: string | null;
 }
 
 @ApiSchema({ description: "Changes to the ledger's system accounts; fields left out keep their value" })
@@ -40,6 +48,8 @@ export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
+  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
 }
 
 @ApiSchema({ description: 'An ISO 4217 currency and its minor units' })
@@ -59,6 +69,7 @@ export class AccountDto {
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
   @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
+  @ApiProperty({ type: String, enum: [...CASH_FLOW_CLASSES, null], nullable: true, description: 'Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)' }) cashFlowClass: string | null;
   @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
@@ -72,6 +83,7 @@ export class CreateAccountDto {
   @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional({ default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
   @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 @ApiSchema({ description: 'Changes to an account; fields left out keep their value' })
@@ -79,6 +91,7 @@ export class UpdateAccountDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() isGroup?: boolean;
+  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 export class AccountQuery {
@@ -107,10 +120,27 @@ export class AsOfQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
-export class RangeQuery {
+export class DateRangeQuery {
   @ApiProperty({ example: '2026-01-01' }) @Matches(DATE, dateMsg('from')) from: string;
   @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('to')) to: string;
+}
+
+export class RangeQuery extends DateRangeQuery {
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
+}
+
+export const COMPARE = ['previous_period', 'previous_year'] as const;
+
+export class ProfitAndLossQuery extends RangeQuery {
+  @ApiPropertyOptional({ enum: ['true', 'false'], default: 'false', description: 'Count closing entries (source year_end); by default a closed year shows its real result' })
+  @IsOptional() @IsIn(['true', 'false']) includeClosing?: string;
+  @ApiPropertyOptional({ enum: COMPARE, description: 'Comparative column: the range of the same length just before (whole months shift by months), or the same range a year earlier' })
+  @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
+}
+
+export class BalanceSheetQuery extends AsOfQuery {
+  @ApiPropertyOptional({ enum: COMPARE, description: 'Comparative column: as of the end of the previous month, or a year earlier' })
+  @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
 }
 
 export class GeneralLedgerQuery extends PageQuery {
@@ -291,11 +321,13 @@ export class JournalLineDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() accountCode: string;
   @ApiProperty() currency: string;
-  @ApiProperty() debit: string;
-  @ApiProperty() credit: string;
-  @ApiProperty() rate: string;
-  @ApiProperty() baseDebit: string;
-  @ApiProperty() baseCredit: string;
+  @ApiProperty({ example: '33.33', description: AMOUNT_DOC }) debit: string;
+  @ApiProperty({ example: '0.00', description: AMOUNT_DOC }) credit: string;
+  @ApiProperty({ example: '1.0000000000', description: RATE_DOC }) rate: string;
+  @ApiProperty({ example: '33.33', description: BASE_DOC }) baseDebit: string;
+  @ApiProperty({ example: '0.00', description: BASE_DOC }) baseCredit: string;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Tax code of a taxed sale or purchase line' }) taxCodeId: string | null;
+  @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)' }) taxRole: string | null;
   @ApiProperty({ type: String, nullable: true }) description: string | null;
   @ApiProperty({ type: String, nullable: true }) workspaceId: string | null;
   @ApiProperty({ type: String, nullable: true }) counterpartyType: string | null;
@@ -308,13 +340,13 @@ export class JournalEntryDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() date: string;
   @ApiProperty() memo: string;
-  @ApiProperty({ enum: [...ENTRY_SOURCES, 'system'] }) source: string;
+  @ApiProperty({ enum: ALL_ENTRY_SOURCES, description: 'year_end: a closing entry (or its reversal when the year reopened)' }) source: string;
   @ApiProperty({ type: String, nullable: true }) sourceRef: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
   @ApiProperty({ type: String, nullable: true }) idempotencyKey: string | null;
   @ApiProperty() baseCurrency: string;
-  @ApiProperty({ description: 'Sum of base debits (= base credits)' }) totalBase: string;
+  @ApiProperty({ description: `Sum of base debits (= base credits). ${BASE_DOC}` }) totalBase: string;
   @ApiProperty({ type: String, nullable: true }) createdBy: string | null;
   @ApiProperty() createdAt: Date;
   @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
@@ -328,29 +360,74 @@ export class JournalEntryPage extends PageInfo {
 export class JournalEntryQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
   @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Entries with a line on this account' }) @IsOptional() @IsUUID() accountId?: string;
+  @ApiPropertyOptional({ enum: ALL_ENTRY_SOURCES }) @IsOptional() @IsIn(ALL_ENTRY_SOURCES) source?: string;
+  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty' })
+  @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
+  @ApiPropertyOptional({ description: 'Entries with a line for this counterparty' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
+  @ApiPropertyOptional({ example: '100.00', description: 'totalBase at least this' }) @IsOptional() @Matches(AMOUNT, amountMsg('minAmount')) minAmount?: string;
+  @ApiPropertyOptional({ example: '5000.00', description: 'totalBase at most this' }) @IsOptional() @Matches(AMOUNT, amountMsg('maxAmount')) maxAmount?: string;
+  @ApiPropertyOptional({ description: 'Memo contains this text (case-insensitive)' }) @IsOptional() @IsString() @Length(1, 200) memo?: string;
+}
+
+@ApiSchema({ description: 'Up to 1,000 journal entries to post in one request' })
+export class BatchJournalEntriesDto {
+  @ApiProperty({ type: [CreateJournalEntryDto], description: '1 to 1,000 entries, each with its own idempotencyKey (optional)' })
+  @ArrayMinSize(1) @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => CreateJournalEntryDto)
+  entries: CreateJournalEntryDto[];
+}
+
+export class BatchQuery {
+  @ApiPropertyOptional({ enum: ['all_or_nothing', 'independent'], default: 'all_or_nothing', description: 'independent: post the valid entries and report the rejected ones' })
+  @IsOptional() @IsIn(['all_or_nothing', 'independent']) mode?: 'all_or_nothing' | 'independent';
+}
+
+@ApiSchema({ description: 'Why one entry of a batch was rejected: its error code and message' })
+export class BatchItemErrorDto {
+  @ApiProperty({ example: 'ledger.unbalanced' }) code: string;
+  @ApiProperty() message: string;
+}
+
+@ApiSchema({ description: 'The outcome of one entry of a batch, by its index in the request' })
+export class BatchItemDto {
+  @ApiProperty({ description: 'Position in entries' }) index: number;
+  @ApiProperty({ enum: ['posted', 'replayed', 'rejected'], description: 'replayed: the idempotency key was seen with the same entry' }) status: string;
+  @ApiPropertyOptional({ format: 'uuid' }) id?: string;
+  @ApiPropertyOptional({ type: BatchItemErrorDto }) error?: BatchItemErrorDto;
+}
+
+@ApiSchema({ description: 'What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected' })
+export class BatchResultDto {
+  @ApiProperty({ enum: ['all_or_nothing', 'independent'] }) mode: string;
+  @ApiProperty() posted: number;
+  @ApiProperty() replayed: number;
+  @ApiProperty() rejected: number;
+  @ApiProperty({ type: [BatchItemDto] }) results: BatchItemDto[];
 }
 
 @ApiSchema({ description: 'The date to revalue foreign-currency balances at' })
 export class RevaluationDto {
   @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
   @Matches(DATE, dateMsg('date')) date: string;
+  @ApiPropertyOptional({ default: false, description: 'Also post the reversal, dated the first day of the next period' }) @IsOptional() @IsBoolean() autoReverse?: boolean;
 }
 
 @ApiSchema({ description: "The revaluation of one account's balance in one currency" })
 export class RevaluationLineDto {
   @ApiProperty({ format: 'uuid' }) accountId: string;
   @ApiProperty() currency: string;
-  @ApiProperty() balance: string;
-  @ApiProperty() rate: string;
-  @ApiProperty() baseBefore: string;
-  @ApiProperty() baseAfter: string;
-  @ApiProperty() difference: string;
+  @ApiProperty({ example: '1000.00', description: AMOUNT_DOC }) balance: string;
+  @ApiProperty({ example: '0.9500000000', description: RATE_DOC }) rate: string;
+  @ApiProperty({ description: BASE_DOC }) baseBefore: string;
+  @ApiProperty({ description: BASE_DOC }) baseAfter: string;
+  @ApiProperty({ description: BASE_DOC }) difference: string;
 }
 
 @ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
   @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
   @ApiProperty({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal, dated the first day of the next period' }) reversal: JournalEntryDto | null;
 }
 
 @ApiSchema({ description: 'The closed fiscal year and the entry that moved its result to retained earnings' })
@@ -395,6 +472,25 @@ export class StatementRowDto {
   @ApiProperty({ description: '0 for a top-level account' }) depth: number;
   @ApiProperty() isGroup: boolean;
   @ApiProperty({ description: 'Own amount plus all descendants, in the natural sign of the type' }) amount: string;
+  @ApiPropertyOptional({ description: 'The same in the comparative column (with ?compare=)' }) comparativeAmount?: string;
+}
+
+@ApiSchema({ description: 'Revenue, expenses and net income of the comparative period' })
+export class PeriodTotalsDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() totalRevenue: string;
+  @ApiProperty() totalExpenses: string;
+  @ApiProperty() netIncome: string;
+}
+
+@ApiSchema({ description: 'Assets, liabilities and equity totals of the comparative date' })
+export class BalanceTotalsDto {
+  @ApiProperty() asOf: string;
+  @ApiProperty() totalAssets: string;
+  @ApiProperty() totalLiabilities: string;
+  @ApiProperty() totalEquity: string;
+  @ApiProperty() currentEarnings: string;
 }
 
 @ApiSchema({ description: 'Revenue, expenses and the net result over a date range' })
@@ -407,6 +503,8 @@ export class ProfitAndLossDto {
   @ApiProperty() totalRevenue: string;
   @ApiProperty() totalExpenses: string;
   @ApiProperty() netIncome: string;
+  @ApiProperty({ description: 'Whether closing entries (source year_end) are counted' }) includeClosing: boolean;
+  @ApiPropertyOptional({ type: PeriodTotalsDto, description: 'The comparative column\'s range and totals (with ?compare=)' }) comparative?: PeriodTotalsDto;
 }
 
 @ApiSchema({ description: 'Assets, liabilities and equity at a date' })
@@ -421,4 +519,62 @@ export class BalanceSheetDto {
   @ApiProperty() totalEquity: string;
   @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings' }) currentEarnings: string;
   @ApiProperty({ description: 'assets = liabilities + equity + current earnings' }) balanced: boolean;
+  @ApiPropertyOptional({ type: BalanceTotalsDto, description: 'The comparative column\'s date and totals (with ?compare=)' }) comparative?: BalanceTotalsDto;
+}
+
+// ---------------------------------------------------------------- VAT report
+@ApiSchema({ description: 'One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable' })
+export class VatRowDto {
+  @ApiProperty({ format: 'uuid' }) taxCodeId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ example: '20.0000', description: 'Percent' }) rate: string;
+  @ApiProperty({ description: 'Net sales taxed with this code (base currency)' }) taxableSales: string;
+  @ApiProperty({ description: 'Tax on those sales, owed' }) outputTax: string;
+  @ApiProperty({ description: 'Net purchases taxed with this code' }) taxablePurchases: string;
+  @ApiProperty({ description: 'Tax on those purchases, deductible' }) inputTax: string;
+  @ApiProperty({ description: 'outputTax - inputTax: payable when positive, refundable when negative' }) net: string;
+}
+
+@ApiSchema({ description: 'The VAT report over a date range, per tax code, with totals' })
+export class VatReportDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ type: [VatRowDto] }) rows: VatRowDto[];
+  @ApiProperty() totalTaxableSales: string;
+  @ApiProperty() totalOutputTax: string;
+  @ApiProperty() totalTaxablePurchases: string;
+  @ApiProperty() totalInputTax: string;
+  @ApiProperty({ description: 'Net payable (negative: refundable)' }) netPayable: string;
+}
+
+// ---------------------------------------------------------------- cash-flow statement
+@ApiSchema({ description: 'The contribution of one account to a section of the cash-flow statement' })
+export class CashFlowRowDto {
+  @ApiProperty({ format: 'uuid' }) accountId: string;
+  @ApiProperty() code: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive' }) amount: string;
+}
+
+@ApiSchema({ description: 'A section of the cash-flow statement (operating, investing, financing) with its total' })
+export class CashFlowSectionDto {
+  @ApiProperty({ type: [CashFlowRowDto] }) rows: CashFlowRowDto[];
+  @ApiProperty() total: string;
+}
+
+@ApiSchema({ description: 'The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash' })
+export class CashFlowDto {
+  @ApiProperty() from: string;
+  @ApiProperty() to: string;
+  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Net income of the range (closing entries excluded)' }) netIncome: string;
+  @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes; total includes net income' }) operating: CashFlowSectionDto;
+  @ApiProperty({ type: CashFlowSectionDto }) investing: CashFlowSectionDto;
+  @ApiProperty({ type: CashFlowSectionDto }) financing: CashFlowSectionDto;
+  @ApiProperty({ description: 'operating + investing + financing' }) netChange: string;
+  @ApiProperty({ description: 'Cash accounts (cashFlowClass cash) the day before from' }) openingCash: string;
+  @ApiProperty() closingCash: string;
+  @ApiProperty({ description: 'openingCash + netChange = closingCash' }) balanced: boolean;
 }

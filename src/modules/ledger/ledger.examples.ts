@@ -13,7 +13,7 @@ export const POST_JOURNAL_ENTRY_EXAMPLE = {
 
 const line = (lineNo: number, accountId: string, accountCode: string, debit: string, credit: string) => ({
   lineNo, accountId, accountCode, currency: 'EUR', debit, credit, rate: '1.0000000000', baseDebit: debit, baseCredit: credit,
-  description: null, workspaceId: null, counterpartyType: null, counterpartyId: null, isRounding: false,
+  taxCodeId: null, taxRole: null, description: null, workspaceId: null, counterpartyType: null, counterpartyId: null, isRounding: false,
 });
 
 export const JOURNAL_ENTRY_EXAMPLE = {
@@ -26,10 +26,10 @@ export const JOURNAL_ENTRY_EXAMPLE = {
   reversedByEntryId: null,
   idempotencyKey: 'capital-2026-01',
   baseCurrency: 'EUR',
-  totalBase: '10000.0000',
+  totalBase: '10000.00',
   createdBy: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f',
   createdAt: '2026-01-02T09:30:00.000Z',
-  lines: [line(1, CASH, '1100', '10000.0000', '0.0000'), line(2, CAPITAL, '3100', '0.0000', '10000.0000')],
+  lines: [line(1, CASH, '1100', '10000.00', '0.00'), line(2, CAPITAL, '3100', '0.00', '10000.00')],
 };
 
 export const TRIAL_BALANCE_EXAMPLE = {

@@ -7,11 +7,12 @@ import type {
 
 const toAccount = (r: any): AccountDto => ({
   id: r.id, code: r.code, name: r.name, type: r.type, parentId: r.parent_id, isGroup: r.is_group, currency: r.currency,
-  archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
+  cashFlowClass: r.cash_flow_class, archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
 });
 const toSettings = (r: any): LedgerSettingsDto => ({
   baseCurrency: r.base_currency, roundingAccountId: r.rounding_account_id, retainedEarningsAccountId: r.retained_earnings_account_id,
   fxGainAccountId: r.fx_gain_account_id, fxLossAccountId: r.fx_loss_account_id,
+  fxUnrealizedGainAccountId: r.fx_unrealized_gain_account_id, fxUnrealizedLossAccountId: r.fx_unrealized_loss_account_id,
 });
 const toTaxCode = (r: any): TaxCodeDto => ({
   id: r.id, code: r.code, name: r.name, rate: r.rate, inclusive: r.inclusive, salesAccountId: r.sales_account_id,
@@ -24,6 +25,7 @@ const toLine = (r: any): JournalLineDto => ({
   lineNo: r.line_no, accountId: r.account_id, accountCode: r.account_code, currency: r.currency, debit: r.debit, credit: r.credit,
   rate: r.rate, baseDebit: r.base_debit, baseCredit: r.base_credit, description: r.description, workspaceId: r.workspace_id,
   counterpartyType: r.counterparty_type, counterpartyId: r.counterparty_id, isRounding: r.is_rounding,
+  taxCodeId: r.tax_code_id ?? null, taxRole: r.tax_role ?? null,
 });
 
 const PERIOD_COLS = `id, fiscal_year_id, period_no, start_date::text AS start_date, end_date::text AS end_date, status, closed_at`;
@@ -33,6 +35,25 @@ export interface PostingAudit {
   action: 'ledger.entry_posted' | 'ledger.entry_reversed' | 'ledger.fx_revaluation_posted' | 'ledger.year_end_entry_posted';
   requestId?: string;
   ip?: string;
+}
+
+export interface EntryFilter {
+  from?: string;
+  to?: string;
+  accountId?: string;
+  source?: string;
+  counterpartyType?: string;
+  counterpartyId?: string;
+  minAmount?: string;
+  maxAmount?: string;
+  memo?: string;
+}
+
+export interface BatchRow {
+  index: number;
+  status: 'posted' | 'replayed' | 'rejected';
+  id?: string;
+  error?: { code: string; message: string };
 }
 
 export interface Totals {
@@ -72,6 +93,8 @@ export const ledgerRepository = {
         retained_earnings_account_id = coalesce(${p.retainedEarningsAccountId ?? null}::uuid, retained_earnings_account_id),
         fx_gain_account_id = coalesce(${p.fxGainAccountId ?? null}::uuid, fx_gain_account_id),
         fx_loss_account_id = coalesce(${p.fxLossAccountId ?? null}::uuid, fx_loss_account_id),
+        fx_unrealized_gain_account_id = coalesce(${p.fxUnrealizedGainAccountId ?? null}::uuid, fx_unrealized_gain_account_id),
+        fx_unrealized_loss_account_id = coalesce(${p.fxUnrealizedLossAccountId ?? null}::uuid, fx_unrealized_loss_account_id),
         updated_at = now()
       WHERE org_id = ${orgId}::uuid RETURNING *`;
     return toSettings(row);
@@ -89,20 +112,21 @@ export const ledgerRepository = {
     return row && toAccount(row);
   },
 
-  async createAccount(db: Db, orgId: string, a: { code: string; name: string; type: string; parentId?: string | null; isGroup?: boolean; currency?: string | null }): Promise<AccountDto> {
+  async createAccount(db: Db, orgId: string, a: { code: string; name: string; type: string; parentId?: string | null; isGroup?: boolean; currency?: string | null; cashFlowClass?: string | null }): Promise<AccountDto> {
     const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO finance.accounts (org_id, code, name, type, parent_id, is_group, currency)
-      VALUES (${orgId}::uuid, ${a.code}, ${a.name}, ${a.type}, ${a.parentId ?? null}::uuid, ${a.isGroup ?? false}, ${a.currency ?? null})
+      INSERT INTO finance.accounts (org_id, code, name, type, parent_id, is_group, currency, cash_flow_class)
+      VALUES (${orgId}::uuid, ${a.code}, ${a.name}, ${a.type}, ${a.parentId ?? null}::uuid, ${a.isGroup ?? false}, ${a.currency ?? null}, ${a.cashFlowClass ?? null})
       RETURNING *`;
     return toAccount(row);
   },
 
-  async updateAccount(db: Db, orgId: string, id: string, p: { name?: string; parentId?: string; isGroup?: boolean }): Promise<AccountDto | undefined> {
+  async updateAccount(db: Db, orgId: string, id: string, p: { name?: string; parentId?: string; isGroup?: boolean; cashFlowClass?: string }): Promise<AccountDto | undefined> {
     const [row] = await db.$queryRaw<any[]>`
       UPDATE finance.accounts SET
         name = coalesce(${p.name ?? null}, name),
         parent_id = CASE WHEN ${p.parentId !== undefined} THEN ${p.parentId ?? null}::uuid ELSE parent_id END,
-        is_group = coalesce(${p.isGroup ?? null}::boolean, is_group)
+        is_group = coalesce(${p.isGroup ?? null}::boolean, is_group),
+        cash_flow_class = coalesce(${p.cashFlowClass ?? null}, cash_flow_class)
       WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
     return row && toAccount(row);
   },
@@ -150,6 +174,27 @@ export const ledgerRepository = {
     return db.$queryRaw<Totals[]>`
       SELECT account_id, currency, debit::text, credit::text, base_debit::text, base_credit::text
       FROM finance.account_totals(${from}::date, ${to}::date, ${accountId ?? null}::uuid)`;
+  },
+
+  /** Sums of the closing entries (source year_end: year-end closes and their reversals) dated in [from, to]. */
+  async yearEndTotals(db: Db, orgId: string, from: string | null, to: string | null): Promise<Totals[]> {
+    return db.$queryRaw<Totals[]>`
+      SELECT l.account_id, l.currency, sum(l.debit)::text AS debit, sum(l.credit)::text AS credit,
+             sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
+      FROM finance.journal_entries e
+      JOIN finance.journal_lines l ON l.org_id = e.org_id AND l.entry_id = e.id
+      WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end'
+        AND (${from}::date IS NULL OR e.entry_date >= ${from}::date) AND (${to}::date IS NULL OR e.entry_date <= ${to}::date)
+      GROUP BY l.account_id, l.currency`;
+  },
+
+  /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */
+  async vatTotals(db: Db, orgId: string, from: string, to: string): Promise<{ tax_code_id: string; tax_role: string; base_debit: string; base_credit: string }[]> {
+    return db.$queryRaw`
+      SELECT l.tax_code_id, l.tax_role, sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
+      FROM finance.journal_lines l
+      WHERE l.org_id = ${orgId}::uuid AND l.tax_code_id IS NOT NULL AND l.entry_date BETWEEN ${from}::date AND ${to}::date
+      GROUP BY l.tax_code_id, l.tax_role`;
   },
 
   async generalLedger(db: Db, orgId: string, accountId: string, from: string | null, to: string | null, after: { d: string; s: string } | undefined, limit: number) {
@@ -324,7 +369,7 @@ export const ledgerRepository = {
     const lines = await db.$queryRaw<any[]>`
       SELECT l.entry_id, l.line_no, l.account_id, a.code AS account_code, l.currency, l.debit::text AS debit, l.credit::text AS credit,
              l.rate::text AS rate, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit, l.description,
-             l.workspace_id, l.counterparty_type, l.counterparty_id, l.is_rounding
+             l.workspace_id, l.counterparty_type, l.counterparty_id, l.is_rounding, l.tax_code_id, l.tax_role
       FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
       WHERE l.org_id = ${orgId}::uuid AND l.entry_id = ANY(${ids}::uuid[])
       ORDER BY l.entry_id, l.line_no`;
@@ -339,13 +384,35 @@ export const ledgerRepository = {
     });
   },
 
-  async listEntryIds(db: Db, orgId: string, q: { from?: string; to?: string; after?: { d: string; s: string }; limit: number }) {
+  async listEntryIds(db: Db, orgId: string, q: EntryFilter & { after?: { d: string; s: string }; limit: number }) {
+    // the memo filter is a substring: LIKE's wildcards in the text are matched literally
+    const memo = q.memo === undefined ? null : `%${q.memo.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const line = q.accountId !== undefined || q.counterpartyType !== undefined || q.counterpartyId !== undefined;
     return db.$queryRaw<{ id: string; entry_date: string; seq: string }[]>`
-      SELECT id, entry_date::text AS entry_date, seq::text AS seq FROM finance.journal_entries
-      WHERE org_id = ${orgId}::uuid
-        AND (${q.from ?? null}::date IS NULL OR entry_date >= ${q.from ?? null}::date)
-        AND (${q.to ?? null}::date IS NULL OR entry_date <= ${q.to ?? null}::date)
-        AND (${q.after?.d ?? null}::date IS NULL OR (entry_date, seq) < (${q.after?.d ?? null}::date, ${q.after?.s ?? null}::bigint))
-      ORDER BY entry_date DESC, seq DESC LIMIT ${q.limit + 1}`;
+      SELECT e.id, e.entry_date::text AS entry_date, e.seq::text AS seq FROM finance.journal_entries e
+      WHERE e.org_id = ${orgId}::uuid
+        AND (${q.from ?? null}::date IS NULL OR e.entry_date >= ${q.from ?? null}::date)
+        AND (${q.to ?? null}::date IS NULL OR e.entry_date <= ${q.to ?? null}::date)
+        AND (${q.source ?? null}::text IS NULL OR e.source = ${q.source ?? null})
+        AND (${q.minAmount ?? null}::numeric IS NULL OR e.total_base >= ${q.minAmount ?? null}::numeric)
+        AND (${q.maxAmount ?? null}::numeric IS NULL OR e.total_base <= ${q.maxAmount ?? null}::numeric)
+        AND (${memo}::text IS NULL OR e.memo ILIKE ${memo})
+        AND (NOT ${line} OR EXISTS (
+          SELECT 1 FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id
+            AND (${q.accountId ?? null}::uuid IS NULL OR l.account_id = ${q.accountId ?? null}::uuid)
+            AND (${q.counterpartyType ?? null}::text IS NULL OR l.counterparty_type = ${q.counterpartyType ?? null})
+            AND (${q.counterpartyId ?? null}::text IS NULL OR l.counterparty_id = ${q.counterpartyId ?? null})))
+        AND (${q.after?.d ?? null}::date IS NULL OR (e.entry_date, e.seq) < (${q.after?.d ?? null}::date, ${q.after?.s ?? null}::bigint))
+      ORDER BY e.entry_date DESC, e.seq DESC LIMIT ${q.limit + 1}`;
+  },
+
+  /**
+   * Up to 1,000 entries in one call of finance.post_journal_entries (each posted by the single-entry function,
+   * audited by it); `independent`: rejected entries are reported instead of aborting the call.
+   */
+  async postBatch(db: Db, entries: unknown[], audit: PostingAudit, independent: boolean): Promise<BatchRow[]> {
+    const [row] = await db.$queryRaw<{ results: BatchRow[] }[]>`
+      SELECT finance.post_journal_entries(${JSON.stringify(entries)}::jsonb, ${JSON.stringify(audit)}::jsonb, ${independent}) AS results`;
+    return row.results;
   },
 };

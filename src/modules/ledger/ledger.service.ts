@@ -1,15 +1,22 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { LedgerErrors } from './ledger.errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
-import { computeTax, D } from './money.js';
+import { computeTax, D, type MinorUnits } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
   AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
   FxRatePage, FxRateQuery, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto,
 } from './ledger.dto.js';
+
+/** The default name of the fiscal year starting on `start`: FY2026 for a calendar year, FY2026/27 otherwise. */
+export function fiscalYearName(start: string): string {
+  const year = Number(start.slice(0, 4));
+  return start.slice(5) === '01-01' ? `FY${year}` : `FY${year}/${String(year + 1).slice(2)}`;
+}
 
 /** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
 @Injectable()
@@ -19,14 +26,27 @@ export class LedgerService {
   // ---------------------------------------------------------------- books and settings
   async settings(tx: TenantTx): Promise<LedgerSettingsDto> {
     const s = await repo.settings(tx.db, tx.orgId);
-    if (!s) throw new AppError(422, 'ledger.books_not_started', 'the books of this organization are not started: POST /ledger/books first');
+    if (!s) throw LedgerErrors.error('ledger.books_not_started', 'the books of this organization are not started: POST /ledger/books first');
     return s;
   }
 
   async currencyUnits(tx: TenantTx, currency: string): Promise<number> {
-    const mu = await repo.minorUnits(tx.db, currency);
-    if (mu === undefined) throw AppError.badRequest('ledger.unknown_currency', `currency ${currency} is not known`);
+    const mu = (await this.currencyTable(tx)).get(currency);
+    if (mu === undefined) throw LedgerErrors.error('ledger.unknown_currency', `currency ${currency} is not known`);
     return mu;
+  }
+
+  /** Minor units by currency, for formatting (an unknown currency cannot be stored: the lines' foreign key). */
+  async minorUnits(tx: TenantTx): Promise<MinorUnits> {
+    const table = await this.currencyTable(tx);
+    return (currency) => table.get(currency) ?? 4;
+  }
+
+  // finance.currencies is reference data that only migrations change: read once per process
+  private currencies_?: Map<string, number>;
+  private async currencyTable(tx: TenantTx): Promise<Map<string, number>> {
+    this.currencies_ ??= new Map((await repo.currencies(tx.db)).map((c) => [c.code, c.minorUnits]));
+    return this.currencies_;
   }
 
   currencies(tx: TenantTx): Promise<CurrencyDto[]> {
@@ -35,22 +55,23 @@ export class LedgerService {
 
   /** Starts the books: base currency, the standard chart (optional) and the first fiscal year. */
   async startBooks(tx: TenantTx, dto: StartBooksDto): Promise<LedgerSettingsDto> {
-    if (await repo.settings(tx.db, tx.orgId)) throw AppError.conflict('ledger.books_started', 'the books of this organization are already started');
+    if (await repo.settings(tx.db, tx.orgId)) throw LedgerErrors.error('ledger.books_started', 'the books of this organization are already started');
     await this.currencyUnits(tx, dto.baseCurrency);
     await repo.createSettings(tx.db, tx.orgId, dto.baseCurrency);
     let settings = (await repo.settings(tx.db, tx.orgId))!;
     if ((dto.template ?? 'standard') === 'standard') {
       const ids = new Map<string, string>();
       for (const a of STANDARD_CHART) {
-        const created = await repo.createAccount(tx.db, tx.orgId, { code: a.code, name: a.name, type: a.type, isGroup: a.group, parentId: a.parent ? ids.get(a.parent) : null });
+        const created = await repo.createAccount(tx.db, tx.orgId, { code: a.code, name: a.name, type: a.type, isGroup: a.group, parentId: a.parent ? ids.get(a.parent) : null, cashFlowClass: a.cashFlow });
         ids.set(a.code, created.id);
       }
       settings = await repo.updateSettings(tx.db, tx.orgId, {
         roundingAccountId: ids.get(STANDARD_ROLES.rounding), retainedEarningsAccountId: ids.get(STANDARD_ROLES.retainedEarnings),
         fxGainAccountId: ids.get(STANDARD_ROLES.fxGain), fxLossAccountId: ids.get(STANDARD_ROLES.fxLoss),
+        fxUnrealizedGainAccountId: ids.get(STANDARD_ROLES.fxUnrealizedGain), fxUnrealizedLossAccountId: ids.get(STANDARD_ROLES.fxUnrealizedLoss),
       });
     }
-    const yearId = await repo.createYear(tx.db, tx.orgId, `FY ${dto.fiscalYearStart}`, dto.fiscalYearStart);
+    const yearId = await repo.createYear(tx.db, tx.orgId, fiscalYearName(dto.fiscalYearStart), dto.fiscalYearStart);
     await this.audit.record(tx, { action: 'ledger.books_started', entityType: 'ledger', entityId: tx.orgId, after: { ...settings, template: dto.template ?? 'standard', fiscalYearId: yearId } });
     return settings;
   }
@@ -76,7 +97,7 @@ export class LedgerService {
 
   private async postableAccount(tx: TenantTx, id: string): Promise<AccountDto> {
     const a = await this.getAccount(tx, id);
-    if (a.isGroup || a.archivedAt) throw new AppError(422, 'ledger.account_not_postable', `account ${a.code} is a group or archived account`);
+    if (a.isGroup || a.archivedAt) throw LedgerErrors.error('ledger.account_not_postable', `account ${a.code} is a group or archived account`);
     return a;
   }
 
@@ -102,10 +123,10 @@ export class LedgerService {
     const before = await this.getAccount(tx, id);
     const totals = await repo.runningTotals(tx.db, tx.orgId, id);
     if (totals.some((t) => !D(t.debit).eq(t.credit) || !D(t.base_debit).eq(t.base_credit))) {
-      throw new AppError(422, 'ledger.account_has_balance', `account ${before.code} has a balance; move it before archiving`);
+      throw LedgerErrors.error('ledger.account_has_balance', `account ${before.code} has a balance; move it before archiving`);
     }
     if (await repo.hasChildren(tx.db, tx.orgId, id)) {
-      throw new AppError(422, 'ledger.account_has_children', `account ${before.code} has active child accounts`);
+      throw LedgerErrors.error('ledger.account_has_children', `account ${before.code} has active child accounts`);
     }
     const after = (await repo.archiveAccount(tx.db, tx.orgId, id))!;
     await this.audit.record(tx, { action: 'ledger.account_archived', entityType: 'account', entityId: id, before, after });
@@ -118,10 +139,10 @@ export class LedgerService {
     const seen = new Set<string>();
     for (const r of rates) {
       await this.currencyUnits(tx, r.currency);
-      if (r.currency === s.baseCurrency) throw AppError.badRequest('ledger.rate_base_currency', `${r.currency} is the base currency; its rate is always 1`);
-      if (D(r.rate).lte(0)) throw AppError.badRequest('ledger.rate_not_positive', `rate for ${r.currency} on ${r.date} must be positive`);
+      if (r.currency === s.baseCurrency) throw LedgerErrors.error('ledger.rate_base_currency', `${r.currency} is the base currency; its rate is always 1`);
+      if (D(r.rate).lte(0)) throw LedgerErrors.error('ledger.rate_not_positive', `rate for ${r.currency} on ${r.date} must be positive`);
       const k = `${r.currency}:${r.date}`;
-      if (seen.has(k)) throw AppError.badRequest('ledger.rate_duplicate', `rate for ${r.currency} on ${r.date} appears twice`);
+      if (seen.has(k)) throw LedgerErrors.error('ledger.rate_duplicate', `rate for ${r.currency} on ${r.date} appears twice`);
       seen.add(k);
     }
     const n = await repo.setRates(tx.db, tx.orgId, rates, source);
@@ -154,7 +175,7 @@ export class LedgerService {
   }
 
   async createTaxCode(tx: TenantTx, dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
-    if (D(dto.rate).gt(100)) throw AppError.badRequest('ledger.tax_rate', 'rate is a percent between 0 and 100');
+    if (D(dto.rate).gt(100)) throw LedgerErrors.error('ledger.tax_rate', 'rate is a percent between 0 and 100');
     await this.postableAccount(tx, dto.salesAccountId);
     await this.postableAccount(tx, dto.purchaseAccountId);
     const t = await repo.createTaxCode(tx.db, tx.orgId, dto);
@@ -181,7 +202,7 @@ export class LedgerService {
 
   async createYear(tx: TenantTx, dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
     await this.settings(tx);
-    const id = await repo.createYear(tx.db, tx.orgId, dto.name ?? `FY ${dto.startDate}`, dto.startDate);
+    const id = await repo.createYear(tx.db, tx.orgId, dto.name ?? fiscalYearName(dto.startDate), dto.startDate);
     const y = await this.getYear(tx, id);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_created', entityType: 'fiscal_year', entityId: id, after: { ...y, periods: undefined } });
     return y;
@@ -198,10 +219,10 @@ export class LedgerService {
       if (await repo.getPeriod(tx.db, tx.orgId, id)) throw AppError.forbidden('forbidden.role', 'closing or reopening a period needs the role owner or admin');
       throw AppError.notFound('fiscal_period', id);
     }
-    if (before.status === status) throw AppError.conflict('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
+    if (before.status === status) throw LedgerErrors.error('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
     if (status === 'open') {
       const year = await repo.lockYear(tx.db, tx.orgId, before.fiscalYearId);
-      if (year?.status === 'closed') throw new AppError(422, 'ledger.year_closed', 'the fiscal year of this period is closed');
+      if (year?.status === 'closed') throw LedgerErrors.error('ledger.period_in_closed_year', 'the fiscal year of this period is closed');
     }
     const after = await repo.setPeriodStatus(tx.db, tx.orgId, id, status);
     await this.audit.record(tx, { action: status === 'closed' ? 'ledger.period_closed' : 'ledger.period_reopened', entityType: 'fiscal_period', entityId: id, before, after });

@@ -32,3 +32,35 @@ export function computeTax(amount: Decimal.Value, ratePercent: Decimal.Value, in
   const tax = net.times(rate).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP);
   return { net: net.toFixed(minorUnits), tax: tax.toFixed(minorUnits), gross: net.plus(tax).toFixed(minorUnits) };
 }
+
+/** A rate as every response gives it: 10 decimals (the precision rates are stored with). */
+export function rateText(v: Decimal.Value): string {
+  return new Decimal(v).toFixed(10);
+}
+
+/** Minor units of a currency (the ledger's currencies are reference data: finance.currencies). */
+export type MinorUnits = (currency: string) => number;
+
+interface EntryLike {
+  baseCurrency: string;
+  totalBase: string;
+  lines: { currency: string; debit: string; credit: string; rate: string; baseDebit: string; baseCredit: string }[];
+}
+
+/**
+ * THE formatting of a journal entry's amounts, for every response that carries one: debit and credit with
+ * exactly their currency's minor units, base amounts and the total with the base currency's, rates with 10
+ * decimals. The database stores 4 decimals for every currency; the posting function refuses more than the
+ * currency has, so this never rounds a stored amount.
+ */
+export function formatEntry<T extends EntryLike>(e: T, units: MinorUnits): T {
+  const base = units(e.baseCurrency);
+  return {
+    ...e,
+    totalBase: fixed(e.totalBase, base),
+    lines: e.lines.map((l) => ({
+      ...l, debit: fixed(l.debit, units(l.currency)), credit: fixed(l.credit, units(l.currency)), rate: rateText(l.rate),
+      baseDebit: fixed(l.baseDebit, base), baseCredit: fixed(l.baseCredit, base),
+    })),
+  };
+}

@@ -2,13 +2,57 @@ import { Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { LedgerErrors } from './ledger.errors.js';
 import { decodeCursor, encodeCursor } from '../../platform/http/pagination.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed } from './money.js';
 import type {
-  AccountBalanceDto, AccountDto, BalanceSheetDto, GeneralLedgerDto, GeneralLedgerQuery, ProfitAndLossDto, StatementRowDto, TrialBalanceDto,
+  AccountBalanceDto, AccountDto, BalanceSheetDto, CashFlowDto, CashFlowRowDto, GeneralLedgerDto, GeneralLedgerQuery, ProfitAndLossDto, StatementRowDto,
+  TrialBalanceDto, VatReportDto, VatRowDto,
 } from './ledger.dto.js';
+
+type Compare = 'previous_period' | 'previous_year';
+
+function shiftDate(date: string, months: number, days = 0): string {
+  const [y, m, d] = date.split('-').map(Number);
+  const first = new Date(Date.UTC(y, m - 1 + months, 1));
+  const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
+  const out = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last) + days));
+  return out.toISOString().slice(0, 10);
+}
+const isMonthStart = (date: string) => date.endsWith('-01');
+const isMonthEnd = (date: string) => shiftDate(date, 0, 1).endsWith('-01');
+const monthsBetween = (from: string, to: string) => (Number(to.slice(0, 4)) - Number(from.slice(0, 4))) * 12 + Number(to.slice(5, 7)) - Number(from.slice(5, 7)) + 1;
+const daysBetween = (from: string, to: string) => Math.round((Date.parse(to) - Date.parse(from)) / 86_400_000) + 1;
+
+/**
+ * The comparative range of [from, to]: previous_year is the same dates a year earlier (a month end stays a
+ * month end); previous_period is the range of the same length just before, by whole months when the range is
+ * whole months (Q2 → Q1), else by days.
+ */
+export function comparativeRange(from: string, to: string, compare: Compare): { from: string; to: string } {
+  if (compare === 'previous_year') return { from: shiftDate(from, -12), to: isMonthEnd(to) ? shiftDate(shiftDate(to, -12, 1), 0, -1) : shiftDate(to, -12) };
+  if (isMonthStart(from) && isMonthEnd(to)) {
+    const n = monthsBetween(from, to);
+    return { from: shiftDate(from, -n), to: shiftDate(from, 0, -1) };
+  }
+  const n = daysBetween(from, to);
+  return { from: shiftDate(from, 0, -n), to: shiftDate(from, 0, -1) };
+}
+
+/** The comparative date of a balance sheet: the end of the previous month, or the same date a year earlier. */
+export function comparativeDate(asOf: string, compare: Compare): string {
+  if (compare === 'previous_year') return isMonthEnd(asOf) ? shiftDate(shiftDate(asOf, -12, 1), 0, -1) : shiftDate(asOf, -12);
+  return shiftDate(`${asOf.slice(0, 8)}01`, 0, -1);
+}
+
+/** a − b per key */
+function minus(a: Map<string, Decimal>, b: Map<string, Decimal>): Map<string, Decimal> {
+  const out = new Map(a);
+  for (const [k, v] of b) out.set(k, (out.get(k) ?? D(0)).minus(v));
+  return out;
+}
 
 function dayBefore(date: string): string {
   const d = new Date(`${date}T00:00:00Z`);
@@ -27,7 +71,7 @@ function baseNetByAccount(totals: Totals[]): Map<string, Decimal> {
  * Statement rows for the accounts of some types, each with its own amount plus its descendants'
  * (hierarchy roll-up), depth-first by code. `sign` turns debit-minus-credit into the type's natural sign.
  */
-function rollUp(accounts: AccountDto[], net: Map<string, Decimal>, types: string[], sign: (type: string) => 1 | -1, mu: number): { rows: StatementRowDto[]; total: Decimal } {
+function rollUp(accounts: AccountDto[], net: Map<string, Decimal>, types: string[], sign: (type: string) => 1 | -1, mu: number, compared?: Map<string, Decimal>): { rows: StatementRowDto[]; total: Decimal; comparativeTotal: Decimal } {
   const mine = accounts.filter((a) => types.includes(a.type));
   const children = new Map<string | null, AccountDto[]>();
   for (const a of mine) {
@@ -35,19 +79,31 @@ function rollUp(accounts: AccountDto[], net: Map<string, Decimal>, types: string
     children.set(parent, [...(children.get(parent) ?? []), a]);
   }
   const rows: StatementRowDto[] = [];
-  const visit = (a: AccountDto, depth: number): Decimal => {
+  const visit = (a: AccountDto, depth: number): [Decimal, Decimal] => {
     const row: StatementRowDto = { accountId: a.id, code: a.code, name: a.name, type: a.type, depth, isGroup: a.isGroup, amount: '' };
     rows.push(row);
     let sum = (net.get(a.id) ?? D(0)).times(sign(a.type));
-    for (const c of (children.get(a.id) ?? []).sort((x, y) => x.code.localeCompare(y.code))) sum = sum.plus(visit(c, depth + 1));
+    let sumCompared = (compared?.get(a.id) ?? D(0)).times(sign(a.type));
+    for (const c of (children.get(a.id) ?? []).sort((x, y) => x.code.localeCompare(y.code))) {
+      const [own, other] = visit(c, depth + 1);
+      sum = sum.plus(own);
+      sumCompared = sumCompared.plus(other);
+    }
     row.amount = fixed(sum, mu);
-    return sum;
+    if (compared) row.comparativeAmount = fixed(sumCompared, mu);
+    return [sum, sumCompared];
   };
   let total = D(0);
-  for (const root of (children.get(null) ?? []).sort((x, y) => x.code.localeCompare(y.code))) total = total.plus(visit(root, 0));
-  // archived accounts without an amount are left out
-  const shown = rows.filter((r) => !D(r.amount).isZero() || !accounts.find((a) => a.id === r.accountId)!.archivedAt);
-  return { rows: shown, total };
+  let comparativeTotal = D(0);
+  for (const root of (children.get(null) ?? []).sort((x, y) => x.code.localeCompare(y.code))) {
+    const [own, other] = visit(root, 0);
+    total = total.plus(own);
+    comparativeTotal = comparativeTotal.plus(other);
+  }
+  // archived accounts without an amount (in either column) are left out
+  const shown = rows.filter((r) => !D(r.amount).isZero() || (r.comparativeAmount !== undefined && !D(r.comparativeAmount).isZero())
+    || !accounts.find((a) => a.id === r.accountId)!.archivedAt);
+  return { rows: shown, total, comparativeTotal };
 }
 
 /** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
@@ -87,38 +143,150 @@ export class ReportsService {
     return { asOf: asOf ?? null, baseCurrency: s.baseCurrency, rows, totalDebit: fixed(dr, mu), totalCredit: fixed(cr, mu), balanced: dr.eq(cr) };
   }
 
-  async profitAndLoss(tx: TenantTx, from: string, to: string): Promise<ProfitAndLossDto> {
-    if (from > to) throw AppError.badRequest('ledger.range', 'from must not be after to');
-    const { base, mu, accounts } = await this.context(tx);
+  /** Base net per account over [from, to]; closing entries (source year_end) left out unless `includeClosing`. */
+  private async rangeNet(tx: TenantTx, from: string | null, to: string | null, includeClosing: boolean): Promise<Map<string, Decimal>> {
     const net = baseNetByAccount(await repo.totals(tx.db, from, to));
-    const revenue = rollUp(accounts, net, ['revenue'], () => -1, mu);
-    const expenses = rollUp(accounts, net, ['expense'], () => 1, mu);
+    return includeClosing ? net : minus(net, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
+  }
+
+  /**
+   * Revenue and expenses over a range. The closing entry of a year moves its result to retained earnings; left
+   * out here by default, so a closed year's P&L shows its real result (`includeClosing` shows the closed books).
+   */
+  async profitAndLoss(tx: TenantTx, from: string, to: string, opts: { includeClosing?: boolean; compare?: Compare } = {}): Promise<ProfitAndLossDto> {
+    if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
+    const includeClosing = opts.includeClosing ?? false;
+    const { base, mu, accounts } = await this.context(tx);
+    const net = await this.rangeNet(tx, from, to, includeClosing);
+    const other = opts.compare ? comparativeRange(from, to, opts.compare) : undefined;
+    const compared = other ? await this.rangeNet(tx, other.from, other.to, includeClosing) : undefined;
+    const revenue = rollUp(accounts, net, ['revenue'], () => -1, mu, compared);
+    const expenses = rollUp(accounts, net, ['expense'], () => 1, mu, compared);
     return {
       from, to, baseCurrency: base, revenue: revenue.rows, expenses: expenses.rows,
       totalRevenue: fixed(revenue.total, mu), totalExpenses: fixed(expenses.total, mu), netIncome: fixed(revenue.total.minus(expenses.total), mu),
+      includeClosing,
+      ...(other && {
+        comparative: {
+          ...other, totalRevenue: fixed(revenue.comparativeTotal, mu), totalExpenses: fixed(expenses.comparativeTotal, mu),
+          netIncome: fixed(revenue.comparativeTotal.minus(expenses.comparativeTotal), mu),
+        },
+      }),
     };
   }
 
   /** assets = liabilities + equity + current earnings (revenue minus expenses not yet closed), checked. */
-  async balanceSheet(tx: TenantTx, asOf: string): Promise<BalanceSheetDto> {
+  async balanceSheet(tx: TenantTx, asOf: string, compare?: Compare): Promise<BalanceSheetDto> {
     const { base, mu, accounts } = await this.context(tx);
     const net = baseNetByAccount(await repo.totals(tx.db, null, asOf));
-    const assets = rollUp(accounts, net, ['asset'], () => 1, mu);
-    const liabilities = rollUp(accounts, net, ['liability'], () => -1, mu);
-    const equity = rollUp(accounts, net, ['equity'], () => -1, mu);
-    const earnings = accounts.filter((a) => a.type === 'revenue' || a.type === 'expense').reduce((s, a) => s.minus(net.get(a.id) ?? 0), D(0));
+    const otherDate = compare ? comparativeDate(asOf, compare) : undefined;
+    const compared = otherDate ? baseNetByAccount(await repo.totals(tx.db, null, otherDate)) : undefined;
+    const assets = rollUp(accounts, net, ['asset'], () => 1, mu, compared);
+    const liabilities = rollUp(accounts, net, ['liability'], () => -1, mu, compared);
+    const equity = rollUp(accounts, net, ['equity'], () => -1, mu, compared);
+    const earningsOf = (n: Map<string, Decimal>) => accounts.filter((a) => a.type === 'revenue' || a.type === 'expense').reduce((s, a) => s.minus(n.get(a.id) ?? 0), D(0));
+    const earnings = earningsOf(net);
     return {
       asOf, baseCurrency: base, assets: assets.rows, liabilities: liabilities.rows, equity: equity.rows,
       totalAssets: fixed(assets.total, mu), totalLiabilities: fixed(liabilities.total, mu), totalEquity: fixed(equity.total, mu),
       currentEarnings: fixed(earnings, mu), balanced: assets.total.eq(liabilities.total.plus(equity.total).plus(earnings)),
+      ...(otherDate && compared && {
+        comparative: {
+          asOf: otherDate, totalAssets: fixed(assets.comparativeTotal, mu), totalLiabilities: fixed(liabilities.comparativeTotal, mu),
+          totalEquity: fixed(equity.comparativeTotal, mu), currentEarnings: fixed(earningsOf(compared), mu),
+        },
+      }),
+    };
+  }
+
+  /**
+   * VAT per tax code over a range, in the base currency, from the lines that carry the code: sales (output) and
+   * purchases (input), each as taxable base and tax; reversals count with their sign. net = output − input tax.
+   */
+  async vatReport(tx: TenantTx, from: string, to: string): Promise<VatReportDto> {
+    if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
+    const { base, mu } = await this.context(tx);
+    const codes = await this.ledger.listTaxCodes(tx);
+    const sums = await repo.vatTotals(tx.db, tx.orgId, from, to);
+    const get = (id: string, role: string) => {
+      const r = sums.find((x) => x.tax_code_id === id && x.tax_role === role);
+      if (!r) return D(0);
+      // output lines are credits, input lines debits
+      return role.startsWith('output') ? D(r.base_credit).minus(r.base_debit) : D(r.base_debit).minus(r.base_credit);
+    };
+    const total = { sales: D(0), output: D(0), purchases: D(0), input: D(0) };
+    const rows: VatRowDto[] = codes.filter((c) => sums.some((x) => x.tax_code_id === c.id) || !c.archivedAt).map((c) => {
+      const sales = get(c.id, 'output_base');
+      const output = get(c.id, 'output_tax');
+      const purchases = get(c.id, 'input_base');
+      const input = get(c.id, 'input_tax');
+      total.sales = total.sales.plus(sales);
+      total.output = total.output.plus(output);
+      total.purchases = total.purchases.plus(purchases);
+      total.input = total.input.plus(input);
+      return {
+        taxCodeId: c.id, code: c.code, name: c.name, rate: c.rate, taxableSales: fixed(sales, mu), outputTax: fixed(output, mu),
+        taxablePurchases: fixed(purchases, mu), inputTax: fixed(input, mu), net: fixed(output.minus(input), mu),
+      };
+    });
+    return {
+      from, to, baseCurrency: base, rows, totalTaxableSales: fixed(total.sales, mu), totalOutputTax: fixed(total.output, mu),
+      totalTaxablePurchases: fixed(total.purchases, mu), totalInputTax: fixed(total.input, mu), netPayable: fixed(total.output.minus(total.input), mu),
+    };
+  }
+
+  /**
+   * Cash-flow statement, indirect method: net income of the range, then the change of every balance-sheet
+   * account outside cash as its effect on cash, in the section of its classification (asset and liability
+   * accounts default to operating, equity to financing). Closing entries are left out (they move no cash).
+   * The sections add up to the change of the cash accounts, which is checked (`balanced`).
+   */
+  async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
+    if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
+    const { base, mu, accounts } = await this.context(tx);
+    const movement = await this.rangeNet(tx, from, to, false);
+    const before = baseNetByAccount(await repo.totals(tx.db, null, dayBefore(from)));
+    const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
+      operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
+    };
+    let netIncome = D(0);
+    let openingCash = D(0);
+    let cashChange = D(0);
+    for (const a of [...accounts].sort((x, y) => x.code.localeCompare(y.code))) {
+      const m = movement.get(a.id) ?? D(0);
+      if (a.type === 'revenue' || a.type === 'expense') {
+        netIncome = netIncome.minus(m);
+        continue;
+      }
+      if (a.cashFlowClass === 'cash') {
+        openingCash = openingCash.plus(before.get(a.id) ?? 0);
+        cashChange = cashChange.plus(m);
+        continue;
+      }
+      if (m.isZero()) continue;
+      const section = (a.cashFlowClass ?? (a.type === 'equity' ? 'financing' : 'operating')) as keyof typeof sections;
+      // an asset growing (debit) took cash; a liability or equity growing (credit) brought cash
+      sections[section].rows.push({ accountId: a.id, code: a.code, name: a.name, amount: fixed(m.neg(), mu) });
+      sections[section].total = sections[section].total.minus(m);
+    }
+    const operatingTotal = sections.operating.total.plus(netIncome);
+    const netChange = operatingTotal.plus(sections.investing.total).plus(sections.financing.total);
+    return {
+      from, to, baseCurrency: base, netIncome: fixed(netIncome, mu),
+      operating: { rows: sections.operating.rows, total: fixed(operatingTotal, mu) },
+      investing: { rows: sections.investing.rows, total: fixed(sections.investing.total, mu) },
+      financing: { rows: sections.financing.rows, total: fixed(sections.financing.total, mu) },
+      netChange: fixed(netChange, mu), openingCash: fixed(openingCash, mu), closingCash: fixed(openingCash.plus(cashChange), mu),
+      balanced: netChange.eq(cashChange),
     };
   }
 
   /** An account's lines in date order with the running base balance; the cursor carries the balance so far. */
   async generalLedger(tx: TenantTx, accountId: string, q: GeneralLedgerQuery): Promise<GeneralLedgerDto> {
     await this.ledger.getAccount(tx, accountId);
-    if (q.from && q.to && q.from > q.to) throw AppError.badRequest('ledger.range', 'from must not be after to');
+    if (q.from && q.to && q.from > q.to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     const { base, mu } = await this.context(tx);
+    const units = await this.ledger.minorUnits(tx);
     const limit = q.limit ?? 50;
     const cursor = decodeCursor<{ d: string; s: string; r: string }>(q.cursor);
     if (cursor && (typeof cursor.d !== 'string' || typeof cursor.s !== 'string' || typeof cursor.r !== 'string')) {
@@ -134,7 +302,8 @@ export class ReportsService {
       running = running.plus(r.base_debit).minus(r.base_credit);
       return {
         entryId: r.entry_id, lineNo: r.line_no, date: r.entry_date, memo: r.memo, description: r.description, currency: r.currency,
-        debit: r.debit, credit: r.credit, baseDebit: r.base_debit, baseCredit: r.base_credit, runningBalance: fixed(running, mu),
+        debit: fixed(r.debit, units(r.currency)), credit: fixed(r.credit, units(r.currency)), baseDebit: fixed(r.base_debit, mu),
+        baseCredit: fixed(r.base_credit, mu), runningBalance: fixed(running, mu),
         seq: r.seq,
       };
     });

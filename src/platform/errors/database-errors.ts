@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { AppError } from './app-error.js';
+import { errorCodeSpec } from './catalog.js';
 
 /**
  * The database could not be reached, or cut the connection a request was using (restart, crash,
@@ -26,13 +27,13 @@ export function retryableError(code: RetryableErrorCode): AppError {
 }
 
 /** The SQLSTATE of a PostgreSQL error (pg's DatabaseError, or an error that wraps one as `cause`). */
-export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string } {
+export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string; hint?: string } {
   const seen = new Set<unknown>();
   let cur: any = err;
   while (cur && typeof cur === 'object' && !seen.has(cur)) {
     seen.add(cur);
     if (typeof cur.code === 'string' && /^[0-9A-Z]{5}$/.test(cur.code)) {
-      return { code: cur.code, message: cur.message, constraint: cur.constraint, detail: cur.detail };
+      return { code: cur.code, message: cur.message, constraint: cur.constraint, detail: cur.detail, hint: cur.hint };
     }
     cur = cur.cause;
   }
@@ -42,14 +43,18 @@ export function sqlState(err: unknown): { code?: string; message?: string; const
 /**
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check → 422,
  * RLS or privilege denial → 403, raised application errors keep their message; a database that is
- * down or timed out → 503 with Retry-After.
+ * down or timed out → 503 with Retry-After; an error whose HINT is a declared code
+ * (src/platform/errors/catalog.ts) leaves with that code and its status.
  */
 export function mapDatabaseError(err: unknown): AppError | undefined {
   if (err instanceof DatabaseUnavailableError) return retryableError('database_unavailable');
-  const { code, message, constraint } = sqlState(err);
+  const { code, message, constraint, hint } = sqlState(err);
   if (!code) return undefined;
   // connection exceptions, the server shutting down or starting up, too many connections
   if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '25P03'].includes(code)) return retryableError('database_unavailable');
+  // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced')
+  const declared = hint ? errorCodeSpec(hint) : undefined;
+  if (declared) return new AppError(declared.status, hint!, message ?? hint!);
   switch (code) {
     case '57014': // statement_timeout
     case '55P03': // lock_timeout

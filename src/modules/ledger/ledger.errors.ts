@@ -1,0 +1,57 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/**
+ * Every code the ledger answers with. The posting function raises its rules' codes in the HINT
+ * (migration 20261204000100_ledger_accountants); the services throw them with `LedgerErrors.error(...)`.
+ */
+export const LedgerErrors = defineErrorCodes({
+  // posting rules (the database's)
+  'ledger.unbalanced': { status: 422, description: 'the entry does not balance (in its currency, or in the base currency beyond rounding)' },
+  'ledger.period_closed': { status: 422, description: 'the fiscal period of the date is closed' },
+  'ledger.no_fiscal_year': { status: 422, description: 'no fiscal period covers the date' },
+  'ledger.account_not_postable': { status: 422, description: 'the account is a group account or archived' },
+  'ledger.unknown_account': { status: 422, description: 'the account does not exist in this organization' },
+  'ledger.currency_not_allowed': { status: 422, description: 'the account only takes another currency' },
+  'ledger.unknown_currency': { status: 422, description: 'the currency is not known' },
+  'ledger.rate_missing': { status: 422, description: 'no FX rate on or before the date' },
+  'ledger.invalid_rate': { status: 422, description: 'the rate is not positive, or not 1 for the base currency' },
+  'ledger.invalid_amount': { status: 422, description: 'an amount has more decimals than its currency, both or no sides, or is zero' },
+  'ledger.invalid_entry': { status: 422, description: 'the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)' },
+  'ledger.unknown_tax_code': { status: 422, description: 'the tax code does not exist in this organization' },
+  'ledger.unknown_entry': { status: 422, description: 'the entry to reverse does not exist' },
+  'ledger.rounding_account_missing': { status: 422, description: 'a rounding difference needs a rounding account in the settings' },
+  'ledger.books_not_started': { status: 422, description: 'the books are not started (POST /ledger/books)' },
+  'ledger.idempotency_conflict': { status: 409, description: 'the idempotency key was used for a different entry' },
+  'ledger.already_reversed': { status: 409, description: 'the entry is already reversed' },
+  // input checked by the services
+  'ledger.line_side': { status: 400, description: 'a line needs exactly one of debit or credit' },
+  'ledger.idempotency_key': { status: 400, description: 'the Idempotency-Key header and idempotencyKey differ' },
+  'ledger.range': { status: 400, description: 'from is after to' },
+  'ledger.rate_base_currency': { status: 400, description: 'the base currency has no rate (always 1)' },
+  'ledger.rate_not_positive': { status: 400, description: 'a rate must be positive' },
+  'ledger.rate_duplicate': { status: 400, description: 'the same currency and date appear twice' },
+  'ledger.tax_rate': { status: 400, description: 'a tax rate is a percent between 0 and 100' },
+  'ledger.batch_key_repeated': { status: 400, description: 'two entries of a batch have the same idempotency key' },
+  // business rules of the services
+  'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
+  'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
+  'ledger.fx_accounts_missing': { status: 422, description: 'FX gain and loss accounts are not configured' },
+  'ledger.retained_earnings_missing': { status: 422, description: 'the retained earnings account is not configured' },
+  'ledger.later_year_closed': { status: 422, description: 'a later fiscal year is closed: reopen it first' },
+  'ledger.period_in_closed_year': { status: 422, description: 'the period belongs to a closed fiscal year' },
+  'ledger.account_has_balance': { status: 422, description: 'the account has a balance' },
+  'ledger.account_has_children': { status: 422, description: 'the account has active child accounts' },
+  'ledger.no_next_period': { status: 422, description: 'no open fiscal period starts the day after the revaluation date (autoReverse)' },
+  'ledger.books_started': { status: 409, description: 'the books are already started' },
+  'ledger.year_closed': { status: 409, description: 'the fiscal year is already closed' },
+  'ledger.year_open': { status: 409, description: 'the fiscal year is not closed' },
+  'ledger.period_status': { status: 409, description: 'the period already has that status' },
+});
+
+/** The codes a posting can be rejected with (single entry, batch entry, reversal, revaluation, close). */
+export const POSTING_ERRORS = [
+  'ledger.unbalanced', 'ledger.period_closed', 'ledger.no_fiscal_year', 'ledger.account_not_postable', 'ledger.unknown_account',
+  'ledger.currency_not_allowed', 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
+  'ledger.invalid_entry', 'ledger.unknown_tax_code', 'ledger.rounding_account_missing', 'ledger.books_not_started',
+  'ledger.idempotency_conflict',
+] as const;

@@ -1,0 +1,72 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiExtension, ApiResponse } from '@nestjs/swagger';
+import { ErrorResponse } from '../http/openapi.js';
+import { AppError } from './app-error.js';
+
+/** What one error code means: the HTTP status it leaves with and a sentence for the OpenAPI document. */
+export interface ErrorCodeSpec {
+  status: number;
+  description: string;
+}
+
+/** Every declared code, from every module (codes are globally unique: `<module>.<what>`). */
+const registry = new Map<string, ErrorCodeSpec>();
+
+/**
+ * A module declares its error codes once:
+ *
+ *   export const LedgerErrors = defineErrorCodes({ 'ledger.unbalanced': { status: 422, description: '...' } });
+ *   throw LedgerErrors.error('ledger.unbalanced', 'entry does not balance ...');
+ *
+ * The status comes from the declaration, so one code always leaves with one status. The database can raise a
+ * declared code too: `RAISE ... USING HINT = 'ledger.unbalanced'` (see `mapDatabaseError`).
+ */
+export function defineErrorCodes<const T extends Record<string, ErrorCodeSpec>>(codes: T) {
+  for (const [code, spec] of Object.entries(codes)) {
+    const known = registry.get(code);
+    if (known && (known.status !== spec.status || known.description !== spec.description)) throw new Error(`error code ${code} is declared twice, differently`);
+    registry.set(code, spec);
+  }
+  return {
+    codes,
+    error(code: keyof T & string, message: string, details?: unknown): AppError {
+      return new AppError(codes[code].status, code, message, details);
+    },
+  };
+}
+
+/** The declaration of a code, if some module declared it. */
+export function errorCodeSpec(code: string): ErrorCodeSpec | undefined {
+  return registry.get(code);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'The input is invalid (`validation_failed` names each field)',
+  403: 'The caller may not do this',
+  404: 'Not found, or not visible to the caller',
+  409: 'Conflicts with existing data',
+  422: 'Rejected by a business rule',
+};
+
+/**
+ * Documents the declared codes an operation can answer with: one response per status, whose description
+ * lists its codes (other statuses stay with `ApiErrors`), and the `x-error-codes` extension (code, status, description) for generated clients.
+ * An undeclared code fails at startup, so the document cannot name a code that does not exist.
+ */
+export function ApiErrorCodes(...codes: string[]): MethodDecorator {
+  const specs = codes.map((code) => {
+    const spec = registry.get(code);
+    if (!spec) throw new Error(`ApiErrorCodes: ${code} is not declared with defineErrorCodes`);
+    return { code, ...spec };
+  });
+  const byStatus = new Map<number, typeof specs>();
+  for (const s of specs) byStatus.set(s.status, [...(byStatus.get(s.status) ?? []), s]);
+  return applyDecorators(
+    ...[...byStatus].map(([status, list]) => ApiResponse({
+      status,
+      description: `${STATUS_TEXT[status] ?? 'Error'}. error.code is one of: ${list.map((s) => `\`${s.code}\` (${s.description})`).join('; ')}`,
+      type: ErrorResponse,
+    })),
+    ApiExtension('x-error-codes', specs),
+  ) as MethodDecorator;
+}
