@@ -5,6 +5,7 @@ import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { Clock } from '../../src/platform/clock/clock.js';
 import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { ResponseContract } from './contract.js';
@@ -24,10 +25,14 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
 
 /**
  * A real application over this test file's own database, driven through real HTTP (supertest).
- * `env` overrides environment variables (config is validated exactly as at boot); `databaseServer`: a
- * fault test's own PostgreSQL instead of the shared one.
+ * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
+ * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
+ * `databaseServer`: a fault test's own PostgreSQL instead of the shared one.
  */
-export async function createTestApp(env: Record<string, string | undefined> = {}, options: { databaseServer?: string } = {}): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string | undefined> = {},
+  options: { clock?: Clock; databaseServer?: string } = {},
+): Promise<TestApp> {
   const db = await createTestDatabase({ server: options.databaseServer });
   const config = loadConfig({
     ...process.env,
@@ -40,7 +45,9 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
+  if (options.clock) builder.overrideProvider(Clock).useValue(options.clock);
+  const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
   const contract = new ResponseContract(createOpenApiDocument(app));
