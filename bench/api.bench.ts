@@ -141,7 +141,9 @@ async function main() {
     };
 
     // one owner registered through the API, one business organization
-    const owner = await call('POST', '/v1/auth/register', undefined, { email: `owner.${process.pid}@bench.test`, password: 'correct horse battery', name: 'Bench Owner' });
+    const credentials = { email: `owner.${process.pid}@bench.test`, password: 'correct horse battery' };
+    await call('POST', '/v1/auth/register', undefined, { ...credentials, name: 'Bench Owner' });
+    const owner = await call('POST', '/v1/auth/login', undefined, credentials);
     const token: string = owner.accessToken;
     const userId: string = owner.user.id;
     const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
@@ -230,7 +232,7 @@ async function serve() {
   const config = loadConfig({
     ...process.env, NODE_ENV: 'production', LOG_LEVEL, SUPABASE_JWT_SECRET: SECRET, NEXTAUTH_SECRET: SECRET,
     DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
-    BCRYPT_ROUNDS: '4', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
+    PASSWORD_HASH_MEMORY_KIB: '256', PASSWORD_HASH_TIME_COST: '1', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
   });
   const app = await createApp(AppModule.forRoot(config));
   await app.listen(0, '127.0.0.1');

@@ -144,7 +144,9 @@ async function main() {
 
     // ---- an organization with its books started and 1,000 postable accounts
     const setupOrg = async (name: string) => {
-      const user = await http('POST', '/v1/auth/register', undefined, { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery', name });
+      const credentials = { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery' };
+      await http('POST', '/v1/auth/register', undefined, { ...credentials, name });
+      const user = await http('POST', '/v1/auth/login', undefined, credentials);
       const token: string = user.accessToken;
       const org = await http('POST', '/v1/orgs', token, { name });
       await http('POST', `/v1/orgs/${org.id}/ledger/books`, token, { baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' });

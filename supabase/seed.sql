@@ -17,6 +17,11 @@ INSERT INTO core.user_credentials (user_id, password_hash)
 VALUES ('7d1c6d3e-1f0a-4c4e-9a51-0de3a0000001', '$2b$10$UgWqx7BDgm.90bzI2Jsif.kOyzDgPknB1B1j47wPFfdkbOzDpf5si')
 ON CONFLICT (user_id) DO NOTHING;
 
+-- signs in with that password (a bcrypt hash: replaced by argon2id at the first login); the demo address counts as verified
+INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at)
+VALUES ('password', '7d1c6d3e-1f0a-4c4e-9a51-0de3a0000001', '7d1c6d3e-1f0a-4c4e-9a51-0de3a0000001', 'demo@omnizen.local', now())
+ON CONFLICT (provider, subject) DO NOTHING;
+
 -- every user has a personal organization; business organizations are the ones they create
 INSERT INTO core.organizations (id, name, account_type, owner_user_id) VALUES
   ('7d1c6d3e-1f0a-4c4e-9a51-0de3a0000101', 'Demo User', 'personal', '7d1c6d3e-1f0a-4c4e-9a51-0de3a0000001'),

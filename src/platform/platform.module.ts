@@ -5,9 +5,10 @@ import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
 import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
+import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
 
-/** Shared machinery: config, the database (tenant and privileged), Redis, health. */
+/** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
 @Global()
 @Module({})
 export class PlatformModule {
@@ -15,8 +16,8 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock],
     };
   }
 }

@@ -60,11 +60,110 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       ]);
     });
 
-    it('matches an existing account by email (syncUserToDatabase): the password user keeps their id', async () => {
-      const existing = await registerUser(t, 'pwuser');
-      const res = await exchange({ token: supabaseToken({ sub: randomUUID(), email: existing.email.toUpperCase() }) }).expect(200);
-      expect(res.body.user.id).toBe(existing.id);
-      expect(res.body.personalOrgId).toBe(existing.personalOrgId);
+    it('finds the user by identity (provider, subject), not by e-mail: a changed e-mail still signs in to the same account', async () => {
+      const sub = randomUUID();
+      const first = await exchange({ token: supabaseToken({ sub, email: uniqueEmail('moved') }) }).expect(200);
+      const second = await exchange({ token: supabaseToken({ sub, email: uniqueEmail('moved-to') }) }).expect(200);
+      expect(second.body.user.id).toBe(first.body.user.id);
+      const hub = await exchange({ token: nextAuthToken({ sub: 'hub-stable-1', email: uniqueEmail('h') }) }).expect(200);
+      const hubAgain = await exchange({ token: nextAuthToken({ sub: 'hub-stable-1', email: uniqueEmail('h2') }) }).expect(200);
+      expect(hubAgain.body.user.id).toBe(hub.body.user.id);
+    });
+
+    it('pre-registration takeover fails: a verified sign-in claims the account, and the attacker\'s password and sessions stop working', async () => {
+      // the attacker registers the victim's e-mail with a password and keeps a session open
+      const victimEmail = uniqueEmail('victim');
+      await t.http.post('/v1/auth/register').send({ email: victimEmail, password: 'attacker password' }).expect(202);
+      const attacker = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(200);
+
+      // the victim signs in through Supabase, which confirmed the address: the project says so when asked
+      const victimSub = randomUUID();
+      postgrest.authUsers.set(victimSub, { email: victimEmail, email_confirmed_at: new Date().toISOString() });
+      postgrest.requests.length = 0;
+      const victimToken = supabaseToken({ sub: victimSub, email: victimEmail });
+      const victim = await exchange({ token: victimToken }).expect(200);
+      expect(victim.body.user.id).toBe(attacker.body.user.id);
+      expect(postgrest.requests).toEqual([expect.objectContaining({ method: 'GET', url: '/auth/v1/user', headers: expect.objectContaining({ authorization: `Bearer ${victimToken}` }) })]);
+
+      const pw = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(401);
+      expect(pw.body.error.message).toBe('email or password is incorrect');
+      await t.http.post('/v1/auth/refresh').send({ refreshToken: attacker.body.refreshToken }).expect(401);
+      await t.http.get('/v1/orgs').set('Authorization', `Bearer ${attacker.body.accessToken}`).expect(401);
+      await t.http.get('/v1/orgs').set('Authorization', `Bearer ${victim.body.accessToken}`).expect(200);
+
+      const { rows: identities } = await t.db.admin.query(
+        'SELECT provider, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1', [victim.body.user.id]);
+      expect(identities).toEqual([{ provider: 'supabase', verified: true }]);
+      expect(await auditOf(victim.body.personalOrgId, 'auth.unverified_account_claimed')).toEqual([
+        expect.objectContaining({ principal_type: 'system', before: { passwordRemoved: true, identitiesRemoved: ['password'], sessionsRevoked: 1 } }),
+      ]);
+    });
+
+    it('a Supabase token with a foreign sub and a matching e-mail (any case) does not sign in as that user: 409 auth.link_required', async () => {
+      const owner = await registerUser(t, 'owner');
+      // an unconfirmed sign-up at the Supabase project (it allows them), one the project does not know,
+      // and an anonymous user; user_metadata is the Supabase user's own to edit, so it proves nothing
+      const unconfirmed = randomUUID();
+      postgrest.authUsers.set(unconfirmed, { email: owner.email, email_confirmed_at: null });
+      for (const [sub, claims] of [
+        [unconfirmed, { user_metadata: { email_verified: true } }],
+        [randomUUID(), {}],
+        [randomUUID(), { email_verified: true, is_anonymous: true }],
+      ] as const) {
+        const res = await exchange({ token: supabaseToken({ sub, email: owner.email.toUpperCase(), ...claims }) }).expect(409);
+        expect(res.body.error.code).toBe('auth.link_required');
+        expect(res.body.error.message).toMatch(/sign in to that account and link this identity with POST \/v1\/auth\/identities/);
+        expect(res.body).not.toHaveProperty('accessToken');
+      }
+      const hub = await exchange({ token: nextAuthToken({ sub: 'hub-foreign', email: owner.email }) }).expect(409);
+      expect(hub.body.error.code).toBe('auth.link_required');
+      // nothing changed: no identity added, the owner's password and session still work
+      const { rows } = await t.db.admin.query('SELECT provider FROM core.user_identities WHERE user_id = $1', [owner.id]);
+      expect(rows).toEqual([{ provider: 'password' }]);
+      await t.http.post('/v1/auth/login').send({ email: owner.email, password: 'correct horse battery' }).expect(200);
+      await t.http.get('/v1/orgs').set(owner.auth).expect(200);
+    });
+
+    it('links a provider-verified identity to an account whose e-mail is verified too, keeping its password', async () => {
+      const owner = await registerUser(t, 'verified');
+      await t.db.admin.query(`UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1`, [owner.id]);
+      const res = await exchange({ token: nextAuthToken({ sub: 'hub-verified-1', email: owner.email, email_verified: true }) }).expect(200);
+      expect(res.body.user.id).toBe(owner.id);
+      await t.http.post('/v1/auth/login').send({ email: owner.email, password: 'correct horse battery' }).expect(200);
+      await t.http.get('/v1/orgs').set(owner.auth).expect(200);
+      expect(await auditOf(owner.personalOrgId, 'auth.identity_linked')).toEqual([
+        expect.objectContaining({ after: expect.objectContaining({ provider: 'nextauth', by: 'verified_email' }) }),
+      ]);
+    });
+
+    it('links explicitly while signed in (the way out of auth.link_required); an identity of someone else cannot be taken', async () => {
+      const owner = await registerUser(t, 'linker');
+      const sub = randomUUID();
+      const token = supabaseToken({ sub, email: owner.email });
+      await exchange({ token }).expect(409);
+      const linked = await t.http.post('/v1/auth/identities').set(owner.auth).send({ token }).expect(201);
+      expect(linked.body.map((i: { provider: string }) => i.provider).sort()).toEqual(['password', 'supabase']);
+      const res = await exchange({ token }).expect(200);
+      expect(res.body.user.id).toBe(owner.id);
+      const listed = await t.http.get('/v1/auth/identities').set(owner.auth).expect(200);
+      expect(listed.body).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'supabase', email: owner.email, emailVerified: false })]));
+
+      const other = await registerUser(t, 'other');
+      const taken = await t.http.post('/v1/auth/identities').set(other.auth).send({ token }).expect(409);
+      expect(taken.body.error.code).toBe('auth.identity_taken');
+      expect(await auditOf(owner.personalOrgId, 'auth.identity_linked')).toEqual([
+        expect.objectContaining({ actor_id: owner.id, after: expect.objectContaining({ provider: 'supabase', by: 'signed_in_user' }) }),
+      ]);
+    });
+
+    it('a Supabase sub that is already another user\'s id creates a separate user, with no 409 naming a key', async () => {
+      const existing = await registerUser(t, 'idclash');
+      const res = await exchange({ token: supabaseToken({ sub: existing.id, email: uniqueEmail('clash') }) }).expect(200);
+      expect(res.body.user.id).not.toBe(existing.id);
+      expect(JSON.stringify(res.body)).not.toMatch(/pkey|primary key/i);
+      await t.http.get('/v1/orgs').set(existing.auth).expect(200);
+      const again = await exchange({ token: supabaseToken({ sub: existing.id, email: uniqueEmail('clash2') }) }).expect(200);
+      expect(again.body.user.id).toBe(res.body.user.id);
     });
 
     it('refuses a token signed with neither secret', async () => {
@@ -98,10 +197,11 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
     it('refuses our own access tokens (an app token must not become a long-lived session)', async () => {
       const u = await registerUser(t, 'own');
       const app = await t.http.post('/v1/auth/app-token').set(u.auth).send({ appCode: 'app_securevault' }).expect(201);
-      for (const token of [u.token, app.body.accessToken]) {
-        const res = await exchange({ token }).expect(401);
-        expect(res.body.error.message).toMatch(/^this is an OmniZen access token/);
-      }
+      const own = await exchange({ token: u.token }).expect(401);
+      expect(own.body.error.message).toMatch(/^this is an OmniZen access token/);
+      // an app token is not even for the audience a Supabase session has
+      const appToken = await exchange({ token: app.body.accessToken }).expect(401);
+      expect(appToken.body.error.message).toBe('the Supabase token\'s audience must be "authenticated"');
     });
 
     it('refuses a token that never expires, a non-JWT, and an unknown provider; nothing is written', async () => {
@@ -117,22 +217,51 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
     });
   });
 
-  describe('POST /v1/auth/app-token', () => {
-    it('issues a 120 s token whose appCode claim names the app, with the redirect query, and audits it', async () => {
+  describe('POST /v1/auth/app-token and the handshake', () => {
+    it('issues a 120 s token with the app\'s audience and the seed\'s claims, with the redirect query, and audits it', async () => {
       const u = await registerUser(t, 'apptok');
       const res = await t.http.post('/v1/auth/app-token').set(u.auth).send({ appCode: 'app_securevault' }).expect(201);
       expect(res.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 120, appCode: 'app_securevault' });
       expect(res.body.redirectQuery).toBe(`token=${encodeURIComponent(res.body.accessToken)}`);
-      const claims = jwt.verify(res.body.accessToken, supabaseSecret, { audience: 'authenticated' }) as jwt.JwtPayload;
+      const claims = jwt.verify(res.body.accessToken, supabaseSecret, { audience: 'app:app_securevault', issuer: 'omnizen' }) as jwt.JwtPayload;
       expect(claims).toMatchObject({
-        sub: u.id, userId: u.id, orgId: u.personalOrgId, email: u.email, role: 'authenticated', appCode: 'app_securevault',
+        sub: u.id, userId: u.id, orgId: u.personalOrgId, email: u.email, appCode: 'app_securevault', jti: expect.any(String),
       });
       expect(claims.exp! - claims.iat!).toBe(120);
-      // the app can call our API with it as the same user
-      await t.http.get('/v1/orgs').set('Authorization', `Bearer ${res.body.accessToken}`).expect(200);
       expect(await auditOf(u.personalOrgId, 'auth.app_token_issued')).toEqual([
         expect.objectContaining({ actor_id: u.id, principal_type: 'user', after: { appCode: 'app_securevault', expiresIn: 120 } }),
       ]);
+    });
+
+    it('an app token is refused on every API route (it cannot mint another), and the handshake accepts it once, for its app only', async () => {
+      const u = await registerUser(t, 'apphs');
+      const app = await t.http.post('/v1/auth/app-token').set(u.auth).send({ appCode: 'app_securevault' }).expect(201);
+      const appToken = app.body.accessToken;
+
+      // every route that takes a bearer token, as the OpenAPI document lists them
+      const doc = (await t.http.get('/docs-json').expect(200)).body;
+      const tried: string[] = [];
+      for (const [path, ops] of Object.entries<Record<string, { security?: unknown[] }>>(doc.paths)) {
+        for (const [method, op] of Object.entries(ops)) {
+          if (!op.security?.length) continue;
+          const url = path.replace(/\{[^}]+\}/g, randomUUID());
+          const res = await (t.http as any)[method](url).set('Authorization', `Bearer ${appToken}`).send({});
+          expect({ route: `${method.toUpperCase()} ${path}`, status: res.status }).toEqual({ route: `${method.toUpperCase()} ${path}`, status: 401 });
+          tried.push(`${method.toUpperCase()} ${path}`);
+        }
+      }
+      expect(tried).toEqual(expect.arrayContaining(['POST /v1/auth/app-token', 'POST /v1/orgs', 'GET /v1/auth/sessions']));
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations WHERE owner_user_id = $1', [u.id])).rows[0].n).toBe(1);
+
+      const otherApp = await t.http.post('/v1/auth/app-token/redeem').send({ token: appToken, appCode: 'app_notes' }).expect(401);
+      expect(otherApp.body.error.message).toBe('this is not a valid app token for app_notes');
+      const first = await t.http.post('/v1/auth/app-token/redeem').send({ token: appToken, appCode: 'app_securevault' }).expect(200);
+      expect(first.body).toEqual({ userId: u.id, email: u.email, orgId: u.personalOrgId, personalOrgId: u.personalOrgId, appCode: 'app_securevault' });
+      const second = await t.http.post('/v1/auth/app-token/redeem').send({ token: appToken, appCode: 'app_securevault' }).expect(401);
+      expect(second.body.error.message).toMatch(/already used/);
+      expect(await auditOf(u.personalOrgId, 'auth.app_token_redeemed')).toHaveLength(1);
+      // our ordinary access token is no app token either
+      await t.http.post('/v1/auth/app-token/redeem').send({ token: u.token, appCode: 'app_securevault' }).expect(401);
     });
 
     it('validates appCode, needs a signed-in user, and refuses a service key', async () => {
@@ -145,11 +274,32 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
     });
   });
 
-  it('documents both routes in OpenAPI with their bodies and errors', async () => {
+  describe('access tokens open only what they were made for', () => {
+    const sign = (claims: Record<string, unknown>, options: jwt.SignOptions) => jwt.sign(claims, supabaseSecret, { algorithm: 'HS256', ...options });
+
+    it('refuses our claims without exp, with a foreign issuer or audience; accepts them with ours', async () => {
+      const u = await registerUser(t, 'claims');
+      const claims = { sub: u.id, role: 'authenticated', email: u.email, personal_org_id: u.personalOrgId, session_id: undefined };
+      const get = (token: string) => t.http.get('/v1/orgs').set('Authorization', `Bearer ${token}`);
+      await get(sign(claims, { audience: 'authenticated', issuer: 'omnizen', expiresIn: 600 })).expect(200);
+      await get(sign(claims, { audience: 'authenticated', issuer: 'omnizen' })).expect(401);
+      await get(sign(claims, { audience: 'authenticated', issuer: 'https://other.supabase.co/auth/v1', expiresIn: 600 })).expect(401);
+      await get(sign(claims, { audience: 'authenticated', expiresIn: 600 })).expect(401);
+      await get(sign(claims, { audience: 'app:app_securevault', issuer: 'omnizen', expiresIn: 600 })).expect(401);
+      // a service key needs an expiry too
+      await get(sign({ role: 'service_role' }, {})).expect(401);
+    });
+  });
+
+  it('documents the routes in OpenAPI with their bodies and errors', async () => {
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     const ex = doc.paths['/v1/auth/exchange'].post;
     expect(ex.requestBody.content['application/json'].schema.$ref).toMatch(/ExchangeDto$/);
-    expect(Object.keys(ex.responses)).toEqual(expect.arrayContaining(['200', '400', '401']));
+    expect(Object.keys(ex.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '409']));
+    expect(ex.responses['409'].description).toMatch(/^auth\.link_required/);
+    const redeem = doc.paths['/v1/auth/app-token/redeem'].post;
+    expect(redeem.responses['200'].content['application/json'].schema.$ref).toMatch(/AppSessionDto$/);
+    expect(doc.paths['/v1/auth/identities'].post.responses['409'].description).toMatch(/^auth\.identity_taken/);
     const app = doc.paths['/v1/auth/app-token'].post;
     expect(app.responses['201'].content['application/json'].schema.$ref).toMatch(/AppTokenDto$/);
     expect(app.security).toEqual([{ bearer: [] }]);
@@ -158,20 +308,19 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
   describe('AuthBridge.createAuthenticatedClient', () => {
     it('sends our token to the Supabase REST API, and that token verifies with the Supabase secret with every claim', async () => {
       const u = await registerUser(t, 'bridge');
-      const app = await t.http.post('/v1/auth/app-token').set(u.auth).send({ appCode: 'app_securevault' }).expect(201);
       const bridge = t.app.get(AuthBridge);
       postgrest.requests.length = 0;
 
-      const { error } = await bridge.createAuthenticatedClient(app.body.accessToken).from('x').select();
+      const { error } = await bridge.createAuthenticatedClient(u.token).from('x').select();
       expect(error).toBeNull();
       expect(postgrest.requests).toHaveLength(1);
       expect(postgrest.requests[0].url).toMatch(/^\/rest\/v1\/x\?select=/);
       const sent = postgrest.requests[0].headers.authorization;
-      expect(sent).toBe(`Bearer ${app.body.accessToken}`);
+      expect(sent).toBe(`Bearer ${u.token}`);
       const claims = jwt.verify(sent!.slice('Bearer '.length), supabaseSecret, { algorithms: ['HS256'] }) as jwt.JwtPayload;
       expect(claims).toMatchObject({
-        sub: u.id, role: 'authenticated', aud: 'authenticated', email: u.email, exp: expect.any(Number),
-        userId: u.id, orgId: u.personalOrgId, appCode: 'app_securevault',
+        sub: u.id, role: 'authenticated', aud: 'authenticated', iss: 'omnizen', email: u.email, exp: expect.any(Number),
+        userId: u.id, orgId: u.personalOrgId,
       });
     });
 

@@ -1,131 +1,346 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { parseOptions } from '@node-rs/argon2';
+import bcrypt from 'bcryptjs';
 import { Redis } from 'ioredis';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { uniqueEmail } from '../support/factories.js';
+import { PasswordHasher } from '../../src/modules/auth/password-hasher.js';
+import { REGISTRATION_ACCEPTED } from '../../src/modules/auth/auth.service.js';
+import { VerificationLinkSender } from '../../src/modules/auth/verification-link.sender.js';
 
 const PASSWORD = 'correct horse battery';
-// Lockouts must expire within the test; waiting out a 1 s lock is the behaviour under test, not a timing assertion.
-const LIMITS = { LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '1' };
+const WRONG = 'wrong password!';
+const LIMITS = { LOGIN_MAX_FAILURES: '5', LOGIN_LOCKOUT_SECONDS: '900', LOGIN_ACCOUNT_MAX_FAILURES: '10', LOGIN_ACCOUNT_WINDOW_SECONDS: '3600' };
 
-async function register(t: TestApp, email = uniqueEmail('pw')) {
-  await t.http.post('/v1/auth/register').send({ email, password: PASSWORD, name: 'Pat' }).expect(201);
+async function register(t: TestApp, email = uniqueEmail('pw'), password = PASSWORD) {
+  const res = await t.http.post('/v1/auth/register').send({ email, password, name: 'Pat' }).expect(202);
+  expect(res.body).toEqual(REGISTRATION_ACCEPTED);
   return email;
 }
 
 const login = (t: TestApp, email: string, password: string, ip = '198.51.100.1') =>
   t.http.post('/v1/auth/login').set('X-Forwarded-For', ip).send({ email, password });
 
-/** Locks the account, proves the lock holds even for the right password, then that it expires. */
-async function lockoutExpires(t: TestApp, ip: string) {
-  const email = await register(t);
-  for (let i = 0; i < 3; i++) await login(t, email, 'wrong password!', ip).expect(401);
-  const locked = await login(t, email, PASSWORD, ip).expect(429);
-  expect(locked.body.error).toMatchObject({ code: 'auth.locked', message: expect.stringMatching(/too many failed logins for this account/) });
-  await sleep(2100);
-  await login(t, email, PASSWORD, ip).expect(200);
-  return email;
+/** Counts the password checks the API really runs (real hashes and the dummy one). */
+function countPasswordChecks(t: TestApp) {
+  const hasher = t.app.get(PasswordHasher);
+  const real = jest.spyOn(hasher, 'verify');
+  const dummy = jest.spyOn(hasher, 'verifyDummy');
+  return {
+    get count() { return real.mock.calls.length + dummy.mock.calls.length; },
+    restore() { real.mockRestore(); dummy.mockRestore(); },
+  };
 }
 
-describe('register and password login (in-memory throttle)', () => {
+/** The same throttle semantics with Redis (shared by every instance) and in this process. */
+describe.each([
+  { store: 'in memory', redis: false },
+  { store: 'in Redis', redis: true },
+])('login throttle ($store)', ({ redis }) => {
   let t: TestApp;
+  const clock = new ManualClock();
+  const run = redis && !hasRedis ? it.skip : it;
 
   beforeAll(async () => {
-    t = await createTestApp({ ...LIMITS, REDIS_URL: undefined });
+    if (redis && !hasRedis) return;
+    t = await createTestApp({ ...LIMITS, ...(redis ? {} : { REDIS_URL: undefined }) }, { clock });
+  });
+  afterAll(async () => { await t?.close(); });
+
+  run('20 parallel guesses against a limit of 5 check at most 5 passwords; the right one among them cannot slip through', async () => {
+    const email = await register(t);
+    const checks = countPasswordChecks(t);
+    try {
+      const guesses = [...Array(19).fill(WRONG), PASSWORD];
+      const results = await Promise.all(guesses.map((p) => login(t, email, p, '198.51.100.2')));
+      expect(checks.count).toBeLessThanOrEqual(5);
+      const statuses = results.map((r) => r.status);
+      expect(statuses.filter((s) => s !== 429).length).toBeLessThanOrEqual(5);
+      expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
+      for (const r of results.filter((x) => x.status === 429)) expect(r.body.error.code).toBe('auth.locked');
+    } finally {
+      checks.restore();
+    }
+  });
+
+  run('five wrong passwords lock the account for that address only: its owner signs in from elsewhere (no lockout DoS)', async () => {
+    const email = await register(t);
+    for (let i = 0; i < 5; i++) await login(t, email, WRONG, '203.0.113.10').expect(401);
+    const locked = await login(t, email, PASSWORD, '203.0.113.10').expect(429);
+    expect(locked.body.error).toMatchObject({
+      code: 'auth.locked', message: expect.stringMatching(/too many failed logins for this account from this address; try again in \d+ seconds/),
+      details: { retryAfterSeconds: expect.any(Number) },
+    });
+    expect(locked.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(900);
+    expect(locked.headers['retry-after']).toBe(String(locked.body.error.details.retryAfterSeconds));
+    await login(t, email, PASSWORD, '203.0.113.11').expect(200);
+    // the lock ends after LOGIN_LOCKOUT_SECONDS, with no sleeping: the injected clock moves
+    clock.advance(901_000);
+    await login(t, email, PASSWORD, '203.0.113.10').expect(200);
+  });
+
+  run('a slower per-account limit (LOGIN_ACCOUNT_MAX_FAILURES) stops guesses spread over many addresses', async () => {
+    const email = await register(t);
+    for (let i = 0; i < 5; i++) await login(t, email, WRONG, '203.0.113.20').expect(401);
+    for (let i = 0; i < 5; i++) await login(t, email, WRONG, '203.0.113.21').expect(401);
+    const res = await login(t, email, PASSWORD, '203.0.113.22').expect(429);
+    expect(res.body.error.message).toMatch(/for this account; try again/);
+    clock.advance(3601_000);
+    await login(t, email, PASSWORD, '203.0.113.22').expect(200);
+  });
+
+  run('a success resets the account+address counter and gives its attempt back', async () => {
+    const email = await register(t);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 4; i++) await login(t, email, WRONG, '203.0.113.30').expect(401);
+      await login(t, email, PASSWORD, '203.0.113.30').expect(200);
+    }
+  });
+
+  run('limits one address spraying many accounts (4 x LOGIN_MAX_FAILURES), leaving other addresses alone', async () => {
+    const ip = '203.0.113.40';
+    for (let i = 0; i < 20; i++) await login(t, uniqueEmail('spray'), WRONG, ip).expect(401);
+    const email = await register(t);
+    const blocked = await login(t, email, PASSWORD, ip).expect(429);
+    expect(blocked.body.error.message).toMatch(/for this address/);
+    await login(t, email, PASSWORD, '203.0.113.41').expect(200);
+    clock.advance(901_000);
+  });
+});
+
+describe('login throttle counters in Redis', () => {
+  let t: TestApp;
+  let redis: Redis;
+  const run = hasRedis ? it : it.skip;
+
+  beforeAll(async () => {
+    if (!hasRedis) return;
+    t = await createTestApp(LIMITS);
+    redis = new Redis(process.env.REDIS_URL!);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await t?.close();
+  });
+
+  run('keeps the counters in Redis, where every instance sees them, and honours a lock another instance wrote', async () => {
+    const email = await register(t);
+    const ip = '198.51.100.40';
+    for (let i = 0; i < 2; i++) await login(t, email, WRONG, ip).expect(401);
+    const prefix = `${t.config.redisPrefix}:login`;
+    expect(await redis.hget(`${prefix}:acct-ip:${email}|${ip}`, 'count')).toBe('2');
+    expect(await redis.hget(`${prefix}:acct:${email}`, 'count')).toBe('2');
+    expect(await redis.pttl(`${prefix}:acct-ip:${email}|${ip}`)).toBeGreaterThan(0);
+
+    const other = await register(t);
+    await redis.hset(`${prefix}:acct:${other}`, 'count', '10', 'reset', String(Date.now() + 60_000));
+    const res = await login(t, other, PASSWORD, ip).expect(429);
+    expect(res.body.error).toMatchObject({ code: 'auth.locked', details: { retryAfterSeconds: expect.any(Number) } });
+  });
+});
+
+describe('register and password hashing', () => {
+  let t: TestApp;
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    t = await createTestApp({ REDIS_URL: undefined, REGISTER_MAX_PER_ADDRESS: '3', REGISTER_WINDOW_SECONDS: '3600' }, { clock });
   });
   afterAll(() => t.close());
 
-  it('registers a user with a personal organization, returns tokens, and audits it', async () => {
+  // registrations are limited per address: each test registers from its own
+  let nextAddress = 0;
+  const registerFrom = (body: Record<string, unknown>, ip = `192.0.2.${++nextAddress}`) =>
+    t.http.post('/v1/auth/register').set('X-Forwarded-For', ip).send(body);
+  const registered = async (email = uniqueEmail('pw')) => {
+    await registerFrom({ email, password: PASSWORD, name: 'Pat' }).expect(202);
+    return email;
+  };
+
+  it('creates the account with an unverified e-mail, a password identity and a personal organization, and audits it', async () => {
     const email = uniqueEmail('ada');
-    const res = await t.http.post('/v1/auth/register').send({ email: email.toUpperCase(), password: PASSWORD, name: 'Ada' }).expect(201);
-    expect(res.body).toMatchObject({
-      tokenType: 'Bearer', accessToken: expect.any(String), refreshToken: expect.any(String),
-      user: { email, name: 'Ada', accountType: 'personal' }, personalOrgId: expect.any(String),
-    });
-    const { rows } = await t.db.admin.query(
-      `SELECT action, principal_type, actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.registered'`, [res.body.personalOrgId]);
-    expect(rows).toEqual([{ action: 'user.registered', principal_type: 'user', actor_id: res.body.user.id }]);
+    const res = await registerFrom({ email: email.toUpperCase(), password: PASSWORD, name: 'Ada' }).expect(202);
+    expect(res.body).toEqual(REGISTRATION_ACCEPTED);
+    const { rows: [user] } = await t.db.admin.query('SELECT id, name FROM core."User" WHERE email = $1', [email]);
+    expect(user.name).toBe('Ada');
+    const identities = await t.db.admin.query('SELECT provider, subject, email, email_verified_at FROM core.user_identities WHERE user_id = $1', [user.id]);
+    expect(identities.rows).toEqual([{ provider: 'password', subject: user.id, email, email_verified_at: null }]);
+    const audit = await t.db.admin.query(
+      `SELECT a.principal_type, a.actor_id FROM core.audit_logs a JOIN core.organizations o ON o.id = a.org_id
+       WHERE o.owner_user_id = $1 AND a.action = 'user.registered'`, [user.id]);
+    expect(audit.rows).toEqual([{ principal_type: 'user', actor_id: user.id }]);
+    const ok = await login(t, email, PASSWORD, '198.51.100.10').expect(200);
+    expect(ok.body.user).toMatchObject({ id: user.id, email, name: 'Ada', accountType: 'personal' });
   });
 
-  it('answers 409 to a duplicate email, whatever its case', async () => {
-    const email = await register(t);
-    const res = await t.http.post('/v1/auth/register').send({ email: email.toUpperCase(), password: PASSWORD }).expect(409);
-    expect(res.body.error).toMatchObject({ code: 'auth.email_taken', message: expect.stringContaining(email) });
+  it('answers a taken e-mail exactly like a free one, and changes nothing on the existing account', async () => {
+    const email = await registered();
+    const snapshot = async () => (await t.db.admin.query(
+      `SELECT (SELECT count(*)::int FROM core."User") AS users, (SELECT password_hash FROM core.user_credentials c JOIN core."User" u ON u.id = c.user_id WHERE u.email = $1) AS hash`, [email])).rows[0];
+    const before = await snapshot();
+    const taken = await registerFrom({ email: email.toUpperCase(), password: 'another long password' });
+    const free = await registerFrom({ email: uniqueEmail('free'), password: 'another long password' });
+    expect(taken.status).toBe(202);
+    expect(taken.status).toBe(free.status);
+    expect(taken.body).toEqual(free.body);
+    expect(JSON.stringify(taken.body)).not.toContain(email);
+    const after = await snapshot();
+    expect(after).toEqual({ users: before.users + 1, hash: before.hash });
+    await login(t, email, 'another long password', '198.51.100.11').expect(401);
+    await login(t, email, PASSWORD, '198.51.100.11').expect(200);
   });
 
-  it('lets only one of two concurrent registrations of an email win; the loser cannot set the password', async () => {
+  it('lets only one of two concurrent registrations of an e-mail set the password', async () => {
     const email = uniqueEmail('race');
     const bodies = [{ email, password: PASSWORD }, { email, password: 'another long password' }];
-    const results = await Promise.all(bodies.map((b) => t.http.post('/v1/auth/register').send(b)));
-    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
-    const winner = results.findIndex((r) => r.status === 201);
-    await login(t, email, bodies[1 - winner].password, '198.51.100.50').expect(401);
-    await login(t, email, bodies[winner].password, '198.51.100.50').expect(200);
+    const results = await Promise.all(bodies.map((b) => registerFrom(b)));
+    expect(results.map((r) => r.status)).toEqual([202, 202]);
+    const outcomes = await Promise.all(bodies.map((b) => login(t, email, b.password, '198.51.100.50')));
+    expect(outcomes.map((r) => r.status).sort()).toEqual([200, 401]);
+  });
+
+  it('limits registrations per address (REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS)', async () => {
+    const ip = '192.0.2.200';
+    for (let i = 0; i < 3; i++) await registerFrom({ email: uniqueEmail('many'), password: PASSWORD }, ip).expect(202);
+    const email = uniqueEmail('many');
+    const res = await registerFrom({ email, password: PASSWORD }, ip).expect(429);
+    expect(res.body.error).toMatchObject({ code: 'auth.rate_limited', details: { retryAfterSeconds: expect.any(Number) } });
+    expect((await t.db.admin.query('SELECT 1 FROM core."User" WHERE email = $1', [email])).rows).toEqual([]);
+    await registerFrom({ email, password: PASSWORD }, '192.0.2.201').expect(202);
+    clock.advance(3601_000);
+    await registerFrom({ email: uniqueEmail('later'), password: PASSWORD }, ip).expect(202);
   });
 
   it('answers 400 naming every bad field, and rejects unknown ones', async () => {
-    const res = await t.http.post('/v1/auth/register').send({ email: 'not-an-email', password: 'short', admin: true }).expect(400);
+    const res = await registerFrom({ email: 'not-an-email', password: 'short', admin: true }).expect(400);
     expect(res.body.error.code).toBe('validation_failed');
     expect(res.body.error.details.map((d: { field: string }) => d.field).sort()).toEqual(['admin', 'email', 'password']);
   });
 
-  it('logs in with the right password and refuses a wrong one or an unknown email with the same 401', async () => {
-    const email = await register(t);
-    const ok = await login(t, email, PASSWORD, '198.51.100.10').expect(200);
-    expect(ok.body.user.email).toBe(email);
-    await t.http.get('/v1/orgs').set('Authorization', `Bearer ${ok.body.accessToken}`).expect(200);
-    const wrong = await login(t, email, 'wrong password!', '198.51.100.10').expect(401);
-    const unknown = await login(t, uniqueEmail('nobody'), PASSWORD, '198.51.100.10').expect(401);
-    expect(wrong.body.error.message).toBe('email or password is incorrect');
-    expect(unknown.body.error.message).toBe(wrong.body.error.message);
+  it('refuses a wrong password and an unknown e-mail with the same 401, after the same kind of hash check', async () => {
+    const email = await registered();
+    const checks = countPasswordChecks(t);
+    try {
+      const wrong = await login(t, email, WRONG, '198.51.100.12').expect(401);
+      const unknown = await login(t, uniqueEmail('nobody'), PASSWORD, '198.51.100.12').expect(401);
+      expect(wrong.body.error).toEqual({ code: 'auth.unauthorized', message: 'email or password is incorrect' });
+      expect(unknown.body.error).toEqual(wrong.body.error);
+      expect(checks.count).toBe(2);
+    } finally {
+      checks.restore();
+    }
   });
 
-  it('locks an account after LOGIN_MAX_FAILURES failures, and the lock expires', async () => {
-    await lockoutExpires(t, '198.51.100.20');
+  it('hashes with argon2id, and the dummy hash for unknown e-mails has the same algorithm and costs as real hashes', async () => {
+    const email = await registered();
+    const { rows: [row] } = await t.db.admin.query(
+      'SELECT c.password_hash FROM core.user_credentials c JOIN core."User" u ON u.id = c.user_id WHERE u.email = $1', [email]);
+    expect(row.password_hash).toMatch(/^\$argon2id\$/);
+    const dummy = await t.app.get(PasswordHasher).dummyHash();
+    const costs = (h: string) => {
+      const o = parseOptions(h);
+      return { algorithm: o.algorithm, memoryCost: o.memoryCost, timeCost: o.timeCost, parallelism: o.parallelism, outputLen: o.outputLen };
+    };
+    expect(costs(dummy)).toEqual(costs(row.password_hash));
+    expect(costs(dummy)).toMatchObject({ memoryCost: t.config.auth.passwordHash.memoryKib, timeCost: t.config.auth.passwordHash.timeCost });
   });
 
-  it('limits failures per IP address across accounts (4 × LOGIN_MAX_FAILURES), leaving other addresses alone', async () => {
-    const ip = '198.51.100.30';
-    for (let i = 0; i < 12; i++) await login(t, uniqueEmail('spray'), 'wrong password!', ip).expect(401);
-    const email = await register(t);
-    const blocked = await login(t, email, PASSWORD, ip).expect(429);
-    expect(blocked.body.error.message).toMatch(/for this address/);
-    await login(t, email, PASSWORD, '198.51.100.31').expect(200);
-  });
-});
-
-describe('password login lockout through Redis', () => {
-  let t: TestApp;
-  let redis: Redis;
-  const itRedis = process.env.REDIS_URL ? it : it.skip;
-
-  beforeAll(async () => {
-    if (!process.env.REDIS_URL) return;
-    t = await createTestApp(LIMITS);
-    redis = new Redis(process.env.REDIS_URL);
-  });
-  afterAll(async () => {
-    if (!process.env.REDIS_URL) return;
-    redis.disconnect();
-    await t.close();
+  it('keeps accepting a bcrypt hash from before, and replaces it with argon2id at the next login', async () => {
+    const email = await registered();
+    await t.db.admin.query(
+      'UPDATE core.user_credentials c SET password_hash = $2 FROM core."User" u WHERE u.id = c.user_id AND u.email = $1',
+      [email, bcrypt.hashSync(PASSWORD, 4)]);
+    await login(t, email, WRONG, '198.51.100.13').expect(401);
+    const ok = await login(t, email, PASSWORD, '198.51.100.13').expect(200);
+    const { rows: [row] } = await t.db.admin.query('SELECT password_hash FROM core.user_credentials WHERE user_id = $1', [ok.body.user.id]);
+    expect(row.password_hash).toMatch(/^\$argon2id\$/);
+    await login(t, email, PASSWORD, '198.51.100.13').expect(200);
+    const audit = await t.db.admin.query(
+      `SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.login' ORDER BY id`, [ok.body.personalOrgId]);
+    expect(audit.rows).toEqual([{ after: { passwordHashUpgraded: true } }, { after: null }]);
   });
 
-  itRedis('keeps the failure counter in Redis (shared by every instance), locks, and expires', async () => {
-    const email = await register(t);
-    const key = `${t.config.redisPrefix}:login:acct:${email}`;
-    for (let i = 0; i < 3; i++) await login(t, email, 'wrong password!', '198.51.100.40').expect(401);
-    expect(await redis.get(key)).toBe('3');
-    await login(t, email, PASSWORD, '198.51.100.40').expect(429);
-    await sleep(2100);
-    expect(await redis.get(key)).toBeNull();
-    await login(t, email, PASSWORD, '198.51.100.40').expect(200);
-  });
+  describe('e-mail verification', () => {
+    const captureLinks = () => {
+      const links: { email: string; link: string }[] = [];
+      const spy = jest.spyOn(t.app.get(VerificationLinkSender), 'send').mockImplementation(async (to, link) => { links.push({ email: to.email, link }); });
+      return { links, restore: () => spy.mockRestore() };
+    };
+    const tokenOf = (link: string) => new URL(link).searchParams.get('token')!;
 
-  itRedis('honours a lock another instance wrote to Redis', async () => {
-    const email = await register(t);
-    // what another API instance leaves behind after 3 failures
-    await redis.set(`${t.config.redisPrefix}:login:acct:${email}`, '3', 'EX', 60);
-    const res = await login(t, email, PASSWORD, '198.51.100.41').expect(429);
-    expect(res.body.error).toMatchObject({ code: 'auth.locked', details: { retryAfterSeconds: expect.any(Number) } });
+    const bearer = (res: { body: { accessToken: string } }) => ({ Authorization: `Bearer ${res.body.accessToken}` });
+    const verifiedOf = async (email: string) => (await t.db.admin.query(
+      `SELECT i.email_verified_at IS NOT NULL AS verified FROM core.user_identities i JOIN core."User" u ON u.id = i.user_id WHERE u.email = $1`, [email])).rows;
+
+    it('sends a link at registration (none for a taken e-mail); the account\'s own session uses it once, and it is audited', async () => {
+      const sent = captureLinks();
+      try {
+        const email = await registered();
+        await registerFrom({ email, password: 'another long password' }).expect(202);
+        expect(sent.links.map((l) => l.email)).toEqual([email]);
+        expect(sent.links[0].link.startsWith(`${t.config.billing.appUrl}/verify-email?token=`)).toBe(true);
+        const token = tokenOf(sent.links[0].link);
+        const { rows: stored } = await t.db.admin.query('SELECT token_hash FROM core.email_verification_tokens WHERE email = $1', [email]);
+        expect(stored).toHaveLength(1);
+        expect(stored[0].token_hash).not.toBe(token); // only the hash is kept
+
+        const session = await login(t, email, PASSWORD, '198.51.100.15').expect(200);
+        const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token }).expect(200);
+        expect(res.body).toEqual({ email, verified: true });
+        expect(await verifiedOf(email)).toEqual([{ verified: true }]);
+        const again = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token }).expect(400);
+        expect(again.body.error.code).toBe('auth.verification_invalid');
+        const audit = await t.db.admin.query(
+          `SELECT a.actor_id, a.after FROM core.audit_logs a WHERE a.org_id = $1 AND a.action = 'user.email_verified'`, [session.body.personalOrgId]);
+        expect(audit.rows).toEqual([{ actor_id: session.body.user.id, after: { email } }]);
+      } finally {
+        sent.restore();
+      }
+    });
+
+    it('a link to someone who never registered verifies nothing: the mailbox owner alone, or another account, cannot use it', async () => {
+      const sent = captureLinks();
+      try {
+        // the attacker pre-registers the victim's address; the link goes to the victim
+        const victimEmail = await registered();
+        const token = tokenOf(sent.links[0].link);
+        await t.http.post('/v1/auth/verify-email').send({ token }).expect(401);
+        const someoneElse = await login(t, await registered(), PASSWORD, '198.51.100.16').expect(200);
+        const other = await t.http.post('/v1/auth/verify-email').set(bearer(someoneElse)).send({ token }).expect(400);
+        expect(other.body.error.code).toBe('auth.verification_invalid');
+        expect(await verifiedOf(victimEmail)).toEqual([{ verified: false }]);
+        // still usable by the account's own session (the link was not used up)
+        const own = await login(t, victimEmail, PASSWORD, '198.51.100.16').expect(200);
+        await t.http.post('/v1/auth/verify-email').set(bearer(own)).send({ token }).expect(200);
+      } finally {
+        sent.restore();
+      }
+    });
+
+    it('sends a signed-in user a new link while the e-mail is unverified, and none once it is', async () => {
+      const email = await registered();
+      const session = await login(t, email, PASSWORD, '198.51.100.14').expect(200);
+      const sent = captureLinks();
+      try {
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
+        expect(sent.links).toHaveLength(1);
+        await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(sent.links[0].link) }).expect(200);
+        await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
+        expect(sent.links).toHaveLength(1);
+        const audit = await t.db.admin.query(
+          `SELECT actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.verification_link_sent'`, [session.body.personalOrgId]);
+        expect(audit.rows).toEqual([{ actor_id: session.body.user.id }]);
+      } finally {
+        sent.restore();
+      }
+    });
+
+    it('refuses an unknown or malformed token', async () => {
+      const session = await login(t, await registered(), PASSWORD, '198.51.100.17').expect(200);
+      const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: 'x'.repeat(43) }).expect(400);
+      expect(res.body.error.code).toBe('auth.verification_invalid');
+      await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({}).expect(400);
+    });
   });
 });

@@ -51,7 +51,7 @@ describe('service-role key, secrets, and the session purge job', () => {
       const u = await registerUser(t, 'hash');
       const { rows } = await t.db.admin.query('SELECT password_hash FROM core.user_credentials WHERE user_id = $1', [u.id]);
       const hash: string = rows[0].password_hash;
-      expect(hash).toMatch(/^\$2[aby]\$/);
+      expect(hash).toMatch(/^\$argon2id\$/);
       const bodies = [
         await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200),
         await t.http.post('/v1/auth/refresh').send({ refreshToken: u.refreshToken }).expect(200),
@@ -59,7 +59,8 @@ describe('service-role key, secrets, and the session purge job', () => {
         await t.http.get(`/v1/orgs/${u.personalOrgId}`).set(u.auth).expect(200),
         await t.http.get(`/v1/orgs/${u.personalOrgId}/audit-logs`).set(u.auth).expect(200),
         await t.http.get('/v1/auth/sessions').set(u.auth).expect(200),
-        await t.http.post('/v1/auth/register').send({ email: u.email, password: 'correct horse battery' }).expect(409),
+        await t.http.post('/v1/auth/register').send({ email: u.email, password: 'correct horse battery' }).expect(202),
+        await t.http.get('/v1/auth/identities').set(u.auth).expect(200),
       ].map((r) => r.text);
       for (const body of bodies) {
         expect(body).not.toContain(hash);
@@ -73,6 +74,10 @@ describe('service-role key, secrets, and the session purge job', () => {
       await expect(t.db.as(claims, 'authenticated', 'SELECT * FROM core.user_credentials WHERE user_id = $1', [u.id]))
         .rejects.toThrow(/permission denied/);
       await expect(t.db.as(claims, 'authenticated', 'SELECT * FROM core.refresh_tokens')).rejects.toThrow(/permission denied/);
+      for (const table of ['user_identities', 'email_verification_tokens', 'app_token_redemptions']) {
+        await expect(t.db.as(claims, 'authenticated', `SELECT * FROM core.${table}`)).rejects.toThrow(/permission denied/);
+        await expect(t.db.as({ role: 'anon' }, 'anon', `SELECT * FROM core.${table}`)).rejects.toThrow(/permission denied/);
+      }
     });
   });
 
@@ -115,6 +120,22 @@ describe('service-role key, secrets, and the session purge job', () => {
 
       const again = await t.app.get(SessionPurgeJob).run();
       expect(again).toEqual({ tokens: 0, sessions: 0 });
+    });
+
+    it('also drops spent or expired verification links and redemptions of expired app tokens, keeping live ones', async () => {
+      const u = await registerUser(t, 'purge2');
+      await t.db.admin.query(
+        `INSERT INTO core.email_verification_tokens (token_hash, user_id, email, expires_at, used_at) VALUES
+           ('expired-${u.id}', $1, $2, now() - interval '2 days', NULL),
+           ('used-${u.id}', $1, $2, now() + interval '1 day', now() - interval '2 days')`, [u.id, u.email]);
+      await t.db.admin.query(
+        `INSERT INTO core.app_token_redemptions (jti, user_id, app_code, expires_at) VALUES
+           (gen_random_uuid(), $1, 'app_old', now() - interval '2 days'), (gen_random_uuid(), $1, 'app_live', now() + interval '1 minute')`, [u.id]);
+      await t.app.get(SessionPurgeJob).run();
+      const { rows: links } = await t.db.admin.query('SELECT used_at FROM core.email_verification_tokens WHERE user_id = $1', [u.id]);
+      expect(links).toEqual([{ used_at: null }]); // registration's own live link
+      const { rows: redemptions } = await t.db.admin.query('SELECT app_code FROM core.app_token_redemptions WHERE user_id = $1', [u.id]);
+      expect(redemptions).toEqual([{ app_code: 'app_live' }]);
     });
   });
 });

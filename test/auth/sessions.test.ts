@@ -1,15 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { registerUser, uniqueEmail } from '../support/factories.js';
 
 const refresh = (t: TestApp, refreshToken: string) => t.http.post('/v1/auth/refresh').send({ refreshToken });
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const APP_ORIGIN = 'https://app.example.test';
 
 describe('refresh tokens and sessions', () => {
   let t: TestApp;
+  const clock = new ManualClock();
+  const pastGrace = () => clock.advance((t.config.auth.refreshGraceSeconds + 1) * 1000);
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'false' });
+    t = await createTestApp({ AUTH_COOKIES: 'false' }, { clock });
   });
   afterAll(() => t.close());
 
@@ -28,9 +32,26 @@ describe('refresh tokens and sessions', () => {
     expect(audit.rows).toEqual([{ actor_id: u.id, principal_type: 'user' }]);
   });
 
-  it('reuse of a rotated refresh token revokes the whole session: the newest token fails too, and it is audited', async () => {
+  it('two tabs refreshing with one token at once both get a working session: the same new refresh token', async () => {
+    const u = await registerUser(t, 'tabs');
+    const results = await Promise.all(Array.from({ length: 10 }, () => refresh(t, u.refreshToken)));
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+    const successors = new Set(results.map((r) => r.body.refreshToken));
+    expect(successors.size).toBe(1);
+    for (const r of results) await t.http.get('/v1/auth/sessions').set(bearer(r.body.accessToken)).expect(200);
+    // the one successor rotates on as usual, and the session was never revoked
+    const next = await refresh(t, [...successors][0]).expect(200);
+    await t.http.get('/v1/orgs').set(bearer(next.body.accessToken)).expect(200);
+    const { rows } = await t.db.admin.query('SELECT revoked_at FROM core.sessions WHERE user_id = $1', [u.id]);
+    expect(rows).toEqual([{ revoked_at: null }]);
+    const stored = await t.db.admin.query('SELECT count(*)::int AS n FROM core.refresh_tokens WHERE user_id = $1', [u.id]);
+    expect(stored.rows[0].n).toBe(3); // the first, its one successor, and the next: no token per tab
+  });
+
+  it(`after the grace window (REFRESH_GRACE_SECONDS), reuse of a rotated refresh token revokes the whole session: the newest token fails too, and it is audited`, async () => {
     const u = await registerUser(t, 'reuse');
     const second = await refresh(t, u.refreshToken).expect(200);
+    pastGrace();
     const reused = await refresh(t, u.refreshToken).expect(401);
     expect(reused.body.error.message).toMatch(/already used; the session has been revoked/);
     const newest = await refresh(t, second.body.refreshToken).expect(401);
@@ -101,16 +122,24 @@ describe.each([
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'true', AUTH_COOKIE_SECURE: secure });
+    t = await createTestApp({ AUTH_COOKIES: 'true', AUTH_COOKIE_SECURE: secure, CORS_ORIGINS: `${APP_ORIGIN},https://hub.example.test` }, { clock });
   });
   afterAll(() => t.close());
+  const clock = new ManualClock();
+
+  /** Registers and signs in the way the frontend does: JSON from an allowed origin. */
+  const signIn = async () => {
+    const credentials = { email: uniqueEmail('cookie'), password: 'correct horse battery' };
+    await t.http.post('/v1/auth/register').set('Origin', APP_ORIGIN).send(credentials).expect(202);
+    return t.http.post('/v1/auth/login').set('Origin', APP_ORIGIN).send(credentials).expect(200);
+  };
 
   const cookiesOf = (res: { headers: Record<string, unknown> }) => (res.headers['set-cookie'] as string[] | undefined) ?? [];
   const find = (cookies: string[], name: string) => cookies.find((c) => c.startsWith(`${name}=`));
   const pair = (cookie: string) => cookie.split(';')[0];
 
   it('sets httpOnly, SameSite=Lax cookies with the configured secure flag; the cookie alone authenticates and refreshes', async () => {
-    const res = await t.http.post('/v1/auth/register').send({ email: uniqueEmail('cookie'), password: 'correct horse battery' }).expect(201);
+    const res = await signIn();
     const access = find(cookiesOf(res), 'omnizen_access')!;
     const refreshCookie = find(cookiesOf(res), 'omnizen_refresh')!;
     for (const c of [access, refreshCookie]) {
@@ -126,19 +155,80 @@ describe.each([
     const orgs = await t.http.get('/v1/orgs').set('Cookie', pair(access)).expect(200);
     expect(orgs.body.map((o: { id: string }) => o.id)).toEqual([res.body.personalOrgId]);
 
-    const rotated = await t.http.post('/v1/auth/refresh').set('Cookie', pair(refreshCookie)).send({}).expect(200);
+    const rotated = await t.http.post('/v1/auth/refresh').set('Origin', APP_ORIGIN).set('Cookie', pair(refreshCookie)).send({}).expect(200);
     expect(rotated.body.refreshToken).not.toBe(res.body.refreshToken);
     expect(find(cookiesOf(rotated), 'omnizen_refresh')).toContain(rotated.body.refreshToken);
-    // the old cookie is now a reused token
-    await t.http.post('/v1/auth/refresh').set('Cookie', pair(refreshCookie)).send({}).expect(401);
+    // past the grace window the old cookie is a reused token
+    clock.advance((t.config.auth.refreshGraceSeconds + 1) * 1000);
+    await t.http.post('/v1/auth/refresh').set('Origin', APP_ORIGIN).set('Cookie', pair(refreshCookie)).send({}).expect(401);
   });
 
   it('logout clears both cookies', async () => {
-    const res = await t.http.post('/v1/auth/register').send({ email: uniqueEmail('cookie'), password: 'correct horse battery' }).expect(201);
+    const res = await signIn();
     const access = pair(find(cookiesOf(res), 'omnizen_access')!);
-    const out = await t.http.post('/v1/auth/logout').set('Cookie', access).expect(204);
+    const out = await t.http.post('/v1/auth/logout').set('Origin', APP_ORIGIN).set('Cookie', access).expect(204);
     const cleared = cookiesOf(out);
     expect(find(cleared, 'omnizen_access')).toMatch(/Expires=Thu, 01 Jan 1970/);
     expect(find(cleared, 'omnizen_refresh')).toMatch(/Expires=Thu, 01 Jan 1970/);
+  });
+
+  describe('CSRF: a cookie is not enough to change state', () => {
+    const orgCount = async (userId: string) =>
+      (await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations WHERE owner_user_id = $1', [userId])).rows[0].n;
+
+    it('refuses a cookie-only POST from a foreign origin, or with no origin; nothing is created', async () => {
+      const res = await signIn();
+      const access = pair(find(cookiesOf(res), 'omnizen_access')!);
+      const before = await orgCount(res.body.user.id);
+      const foreign = await t.http.post('/v1/orgs').set('Cookie', access).set('Origin', 'https://evil.example').send({ name: 'Pwned' }).expect(403);
+      expect(foreign.body.error).toEqual({ code: 'auth.csrf_rejected', message: 'origin https://evil.example is not allowed to send cookie-authenticated requests (CORS_ORIGINS)' });
+      const referer = await t.http.post('/v1/orgs').set('Cookie', access).set('Referer', 'https://evil.example/page').send({ name: 'Pwned' }).expect(403);
+      expect(referer.body.error.code).toBe('auth.csrf_rejected');
+      const none = await t.http.post('/v1/orgs').set('Cookie', access).send({ name: 'Pwned' }).expect(403);
+      expect(none.body.error.message).toMatch(/must carry an Origin header/);
+      expect(await orgCount(res.body.user.id)).toBe(before);
+      // the same request from an allowed origin works
+      await t.http.post('/v1/orgs').set('Cookie', access).set('Origin', 'https://hub.example.test').send({ name: 'Mine' }).expect(201);
+      expect(await orgCount(res.body.user.id)).toBe(before + 1);
+    });
+
+    it('refuses a form-encoded (or text/plain) cookie POST even from an allowed origin', async () => {
+      const res = await signIn();
+      const access = pair(find(cookiesOf(res), 'omnizen_access')!);
+      const before = await orgCount(res.body.user.id);
+      const form = await t.http.post('/v1/orgs').set('Cookie', access).set('Origin', APP_ORIGIN)
+        .type('form').send('name=Pwned').expect(403);
+      expect(form.body.error).toMatchObject({ code: 'auth.csrf_rejected', message: expect.stringMatching(/Content-Type: application\/json/) });
+      await t.http.post('/v1/orgs').set('Cookie', access).set('Origin', APP_ORIGIN).set('Content-Type', 'text/plain').send('{"name":"Pwned"}').expect(403);
+      expect(await orgCount(res.body.user.id)).toBe(before);
+    });
+
+    it('refuses a cross-origin login (a form logging the victim into the attacker\'s account) and a cross-origin cookie refresh', async () => {
+      const credentials = { email: uniqueEmail('attacker'), password: 'correct horse battery' };
+      await t.http.post('/v1/auth/register').set('Origin', APP_ORIGIN).send(credentials).expect(202);
+      const formLogin = await t.http.post('/v1/auth/login').set('Origin', 'https://evil.example').type('form')
+        .send(`email=${encodeURIComponent(credentials.email)}&password=${encodeURIComponent(credentials.password)}`).expect(403);
+      expect(formLogin.body.error.code).toBe('auth.csrf_rejected');
+      expect(cookiesOf(formLogin)).toEqual([]);
+      const jsonLogin = await t.http.post('/v1/auth/login').set('Origin', 'https://evil.example').send(credentials).expect(403);
+      expect(cookiesOf(jsonLogin)).toEqual([]);
+      // a form from an allowed origin is refused too (forms cannot send JSON)
+      await t.http.post('/v1/auth/login').set('Origin', APP_ORIGIN).type('form')
+        .send(`email=${encodeURIComponent(credentials.email)}&password=x`).expect(403);
+
+      const res = await signIn();
+      const refreshCookie = pair(find(cookiesOf(res), 'omnizen_refresh')!);
+      await t.http.post('/v1/auth/refresh').set('Cookie', refreshCookie).set('Origin', 'https://evil.example').send({}).expect(403);
+      // the refresh token was not used up by the refused request
+      await t.http.post('/v1/auth/refresh').set('Cookie', refreshCookie).set('Origin', APP_ORIGIN).send({}).expect(200);
+    });
+
+    it('leaves bearer-token requests alone: they carry their credential explicitly', async () => {
+      const res = await signIn();
+      await t.http.post('/v1/orgs').set('Authorization', `Bearer ${res.body.accessToken}`).set('Origin', 'https://evil.example').send({ name: 'Api' }).expect(201);
+      // another scheme is no bearer token: the cookie would authenticate, so the cookie rules apply
+      const access = pair(find(cookiesOf(res), 'omnizen_access')!);
+      await t.http.post('/v1/orgs').set('Authorization', 'Basic Zm9vOmJhcg==').set('Cookie', access).set('Origin', 'https://evil.example').send({ name: 'Pwned' }).expect(403);
+    });
   });
 });

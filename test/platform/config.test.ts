@@ -45,6 +45,8 @@ describe('config validation', () => {
   it('names a non-integer PORT', () => fails({ ...base, PORT: 'eighty' }, /PORT must be an integer/));
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
+  it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>
+    fails({ ...base, AUTH_COOKIES: 'true' }, /AUTH_COOKIES=true needs CORS_ORIGINS/));
   it('sets database timeouts, with a lock timeout shorter than the statement timeout', () => {
     expect(loadConfig(base).database).toEqual({ connectTimeoutMs: 10_000, statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 });
     expect(loadConfig(base).jobs).toMatchObject({ claimTimeoutMs: 300_000, enqueueTimeoutMs: 5_000 });

@@ -66,9 +66,11 @@ describe('graceful shutdown on SIGTERM', () => {
   });
 
   it('answers every accepted request, refuses new connections meanwhile, and exits 0', async () => {
-    const registered = await call(port, 'POST', '/v1/auth/register', { email: 'drain@example.test', password: 'correct horse battery', name: 'Drain' });
-    expect(registered.status).toBe(201);
-    const token = registered.body.accessToken;
+    const credentials = { email: 'drain@example.test', password: 'correct horse battery' };
+    expect((await call(port, 'POST', '/v1/auth/register', { ...credentials, name: 'Drain' })).status).toBe(202);
+    const signedIn = await call(port, 'POST', '/v1/auth/login', credentials);
+    expect(signedIn.status).toBe(200);
+    const token = signedIn.body.accessToken;
     const org = await call(port, 'POST', '/v1/orgs', { name: 'Draining Co' }, token);
     expect(org.status).toBe(201);
     const orgId = org.body.id;

@@ -46,7 +46,9 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
     });
 
     it('takes the client address from X-Forwarded-For only from a proxy on this machine', async () => {
-      const res = await t.http.post('/v1/auth/register').set('x-forwarded-for', '203.0.113.7').send({ email: `fwd.${Date.now()}@example.test`, password: 'correct horse battery' }).expect(201);
+      const credentials = { email: `fwd.${Date.now()}@example.test`, password: 'correct horse battery' };
+      await t.http.post('/v1/auth/register').send(credentials).expect(202);
+      const res = await t.http.post('/v1/auth/login').set('x-forwarded-for', '203.0.113.7').send(credentials).expect(200);
       const sessions = await t.http.get('/v1/auth/sessions').set('authorization', `Bearer ${res.body.accessToken}`).expect(200);
       expect(sessions.body.map((s: { ip: string }) => s.ip)).toEqual(['203.0.113.7']);
     });

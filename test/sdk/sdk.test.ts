@@ -6,13 +6,15 @@ import { createOmniZenClient, memoryTokenStore, type Schemas } from '../../clien
 import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { documentText, schemaText, SDK_DIR } from '../../scripts/sdk.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { uniqueEmail } from '../support/factories.js';
 
 describe('the TypeScript SDK (clients/typescript)', () => {
   let t: TestApp;
   let baseUrl: string;
+  const clock = new ManualClock();
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({}, { clock });
     await t.app.listen(0, '127.0.0.1');
     baseUrl = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
   });
@@ -28,7 +30,8 @@ describe('the TypeScript SDK (clients/typescript)', () => {
     const api = createOmniZenClient({ baseUrl });
     const email = uniqueEmail('sdk');
     const registered = await api.POST('/v1/auth/register', { body: { email, password: 'correct horse battery staple', name: 'SDK User' } });
-    expect(registered.response.status).toBe(201);
+    expect(registered.response.status).toBe(202);
+    expect(registered.data).toEqual({ status: 'check_email', message: expect.any(String) });
     const login = await api.POST('/v1/auth/login', { body: { email, password: 'correct horse battery staple' } });
     const user: Schemas['UserDto'] = login.data!.user;
     expect(user).toMatchObject({ email, name: 'SDK User' });
@@ -58,6 +61,8 @@ describe('the TypeScript SDK (clients/typescript)', () => {
     const api = createOmniZenClient({ baseUrl, tokens });
     const email = uniqueEmail('refresh');
     await api.POST('/v1/auth/register', { body: { email, password: 'correct horse battery staple' } });
+    expect(tokens.get()).toBeUndefined(); // registering signs nobody in
+    await api.POST('/v1/auth/login', { body: { email, password: 'correct horse battery staple' } });
     const first = tokens.get()!;
     tokens.set({ ...first, accessToken: 'expired.or.invalid' });
     const orgs = await api.GET('/v1/orgs');
@@ -65,6 +70,7 @@ describe('the TypeScript SDK (clients/typescript)', () => {
     expect(orgs.data!.length).toBe(1);
     expect(tokens.get()!.refreshToken).not.toBe(first.refreshToken);
 
+    clock.advance((t.config.auth.refreshGraceSeconds + 1) * 1000); // past the grace window for parallel tabs
     tokens.set({ accessToken: 'expired.or.invalid', refreshToken: first.refreshToken }); // already used: refused
     const refused = await api.GET('/v1/orgs');
     expect(refused.response.status).toBe(401);

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
+import { Clock } from '../../src/platform/clock/clock.js';
 import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { ResponseContract } from './contract.js';
@@ -24,10 +25,14 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
 
 /**
  * A real application over this test file's own database, driven through real HTTP (supertest).
- * `env` overrides environment variables (config is validated exactly as at boot); `databaseServer`: a
- * fault test's own PostgreSQL instead of the shared one.
+ * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
+ * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
+ * `databaseServer`: a fault test's own PostgreSQL instead of the shared one.
  */
-export async function createTestApp(env: Record<string, string | undefined> = {}, options: { databaseServer?: string } = {}): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string | undefined> = {},
+  options: { clock?: Clock; databaseServer?: string } = {},
+): Promise<TestApp> {
   const db = await createTestDatabase({ server: options.databaseServer });
   const config = loadConfig({
     ...process.env,
@@ -40,7 +45,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const { app, http, contract } = await startApp(config);
+  const { app, http, contract } = await startApp(config, options.clock);
   return {
     app,
     http,
@@ -59,10 +64,12 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
 
 /**
  * The real application over `config`'s databases, driven through real HTTP (supertest), every response checked
- * against the OpenAPI document (`contract.violations`). Close it with app.close().
+ * against the OpenAPI document (`contract.violations`); `clock` replaces its time. Close it with app.close().
  */
-export async function startApp(config: AppConfig): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+export async function startApp(config: AppConfig, clock?: Clock): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
+  const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
+  if (clock) builder.overrideProvider(Clock).useValue(clock);
+  const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
   await bootstrap(app);
   const contract = new ResponseContract(createOpenApiDocument(app));

@@ -15,9 +15,11 @@ export function uniqueEmail(prefix = 'user'): string {
   return `${prefix}.${++seq}.${randomBytes(3).toString('hex')}@example.test`;
 }
 
+/** Registers (202, e-mail unverified) and signs in with the password. */
 export async function registerUser(t: TestApp, prefix = 'user', password = 'correct horse battery'): Promise<TestUser> {
   const email = uniqueEmail(prefix);
-  const res = await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(201);
+  await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(202);
+  const res = await t.http.post('/v1/auth/login').send({ email, password }).expect(200);
   return {
     id: res.body.user.id,
     email,

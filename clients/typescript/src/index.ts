@@ -29,10 +29,10 @@ export interface OmniZenClientOptions {
   credentials?: 'include' | 'same-origin' | 'omit';
 }
 
-const AUTH_PATHS = new Set(['/v1/auth/login', '/v1/auth/register', '/v1/auth/refresh', '/v1/auth/exchange']);
+const AUTH_PATHS = new Set(['/v1/auth/login', '/v1/auth/refresh', '/v1/auth/exchange']);
 
 /**
- * A typed client of the OmniZen API. Tokens from register, login, refresh and exchange are kept in the
+ * A typed client of the OmniZen API. Tokens from login, refresh and exchange are kept in the
  * token store and sent as a bearer token; an answer 401 to any other call refreshes the tokens once
  * (POST /v1/auth/refresh, single-use refresh token) and repeats the call. When the refresh fails too, the
  * store is cleared and the 401 is returned: the user has to log in again.

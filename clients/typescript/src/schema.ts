@@ -44,8 +44,48 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app */
+        /**
+         * A 120 s single-use token for opening an app (Hub -> app handshake)
+         * @description Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.
+         */
         post: operations["createAppToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/app-token/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The app's side of the Hub -> app handshake: check an app token made for this app and use it up
+         * @description Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token.
+         */
+        post: operations["redeemAppToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/email-verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a new verification link for the signed-in user's e-mail (nothing when it is verified already) */
+        post: operations["sendEmailVerification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -61,8 +101,29 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user) */
+        /**
+         * Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens
+         * @description The user is found by the identity (provider, subject). A new identity is joined to an existing account of the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise the project's GET /auth/v1/user: email_confirmed_at). If that account's own e-mail was never verified, the verified identity claims it: its password and sessions are removed. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.
+         */
         post: operations["exchangeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's identities (password, Hub, Supabase) and whether each e-mail is verified */
+        get: operations["listIdentities"];
+        put?: never;
+        /** Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required) */
+        post: operations["linkIdentity"];
         delete?: never;
         options?: never;
         head?: never;
@@ -78,7 +139,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Log in with email and password; failed attempts are limited per account and per IP */
+        /**
+         * Log in with e-mail and password
+         * @description Each attempt is counted before the password is checked: LOGIN_MAX_FAILURES per account and address per LOGIN_LOCKOUT_SECONDS (5 / 15 min), LOGIN_ACCOUNT_MAX_FAILURES per account per LOGIN_ACCOUNT_WINDOW_SECONDS (30 / hour), 4 x LOGIN_MAX_FAILURES per address (20 / 15 min). A success resets the first and gives its attempt back to the others. Over a limit: 429 auth.locked with details.retryAfterSeconds.
+         */
         post: operations["logIn"];
         delete?: never;
         options?: never;
@@ -112,7 +176,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token; reusing an old one revokes the whole session */
+        /**
+         * Rotate a refresh token
+         * @description A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh token again; used again later, it revokes the whole session.
+         */
         post: operations["refreshTokens"];
         delete?: never;
         options?: never;
@@ -129,7 +196,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create an account with email and password (also creates a personal organization) */
+        /**
+         * Create an account with e-mail and password (and a personal organization); the e-mail starts unverified
+         * @description Answers the same 202 whether or not the e-mail already has an account. A verification link goes to the address (until the notifications module sends mail, development logs it); then sign in with POST /v1/auth/login. Limited per client address (REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS; 429 auth.rate_limited).
+         */
         post: operations["register"];
         delete?: never;
         options?: never;
@@ -166,6 +236,26 @@ export interface paths {
         post?: never;
         /** Revoke one of the signed-in user's sessions */
         delete: operations["revokeSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify the signed-in user's e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)
+         * @description Only the account's own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves the password, so a link to someone who never registered (a pre-registered account) verifies nothing.
+         */
+        post: operations["verifyEmail"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1283,9 +1373,24 @@ export interface components {
             plans: components["schemas"]["PlanDto"][];
             trialDays: number;
         };
+        /** @description The user an app token was made for, for the app that redeemed it */
+        AppSessionDto: {
+            /** @example app_securevault */
+            appCode: string;
+            email: string;
+            /**
+             * Format: uuid
+             * @description The organization the app works in
+             */
+            orgId: string;
+            /** Format: uuid */
+            personalOrgId: string;
+            /** @description core."User".id of the user the Hub sent */
+            userId: string;
+        };
         /** @description A short-lived token for opening an app, and the query string to append to the app's login URL */
         AppTokenDto: {
-            /** @description Short-lived access token whose appCode claim names the app */
+            /** @description Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem */
             accessToken: string;
             /** @example app_securevault */
             appCode: string;
@@ -1301,6 +1406,16 @@ export interface components {
             redirectQuery: string;
             /** @example Bearer */
             tokenType: string;
+        };
+        /** @description An app token from the handshake URL and the app redeeming it */
+        AppTokenRedeemDto: {
+            /**
+             * @description The app redeeming it: must be the app the token was made for
+             * @example app_securevault
+             */
+            appCode: string;
+            /** @description The app token from the handshake URL (?token=...) */
+            token: string;
         };
         /** @description Which app the short-lived token is for */
         AppTokenRequestDto: {
@@ -1630,6 +1745,13 @@ export interface components {
             minorUnits: number;
             name: string;
         };
+        /** @description The e-mail that is now verified */
+        EmailVerifiedDto: {
+            /** @example ada@example.com */
+            email: string;
+            /** @enum {boolean} */
+            verified: true;
+        };
         /** @description What the subscription to an app allows: plan, status, read-only state and features */
         EntitlementsDto: {
             /** @enum {string} */
@@ -1819,6 +1941,18 @@ export interface components {
             memo: string;
             /** @description Base-currency balance (debit minus credit) after this line */
             runningBalance: string;
+        };
+        /** @description One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted */
+        IdentityDto: {
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The e-mail this identity last asserted */
+            email: string;
+            emailVerified: boolean;
+            /** Format: date-time */
+            lastUsedAt: string;
+            /** @enum {string} */
+            provider: "password" | "nextauth" | "supabase";
         };
         /** @description Exchange rates to set, all or none */
         ImportFxRatesDto: {
@@ -2147,6 +2281,16 @@ export interface components {
              * @example correct horse battery staple
              */
             password: string;
+        };
+        /** @description The answer to every registration, whether or not the e-mail already has an account */
+        RegistrationAcceptedDto: {
+            /** @example If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password. */
+            message: string;
+            /**
+             * @description The same for every registration, whether or not the e-mail already has an account
+             * @enum {string}
+             */
+            status: "check_email";
         };
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
@@ -2500,6 +2644,11 @@ export interface components {
             /** Format: uuid */
             taxCodeId: string;
         };
+        /** @description The token from an e-mail verification link */
+        VerifyEmailDto: {
+            /** @description The token from the verification link (?token=...) */
+            token: string;
+        };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
             /** @description true when this event id was already stored (a Stripe retry): not processed again */
@@ -2751,6 +2900,140 @@ export interface operations {
             };
         };
     };
+    redeemAppToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppTokenRedeemDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    sendEmailVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     exchangeToken: {
         parameters: {
             query?: never;
@@ -2790,7 +3073,170 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.link_required: an account with this e-mail exists and the token's provider did not verify the e-mail; sign in to that account and link the identity with POST /v1/auth/identities */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listIdentities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityDto"][];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    linkIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExchangeDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.identity_taken: the identity already signs in to another account */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2887,6 +3333,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3046,6 +3501,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -3099,28 +3563,18 @@ export interface operations {
             };
         };
         responses: {
-            201: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
-                     *       "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5ZDNjMWYwZSJ9.c2lnbmF0dXJl",
-                     *       "tokenType": "Bearer",
-                     *       "expiresIn": 900,
-                     *       "refreshToken": "rt_3q2+7w9ZfA1xK8mP0sL4vB6nH5jT2cQe",
-                     *       "user": {
-                     *         "id": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
-                     *         "email": "ada@example.com",
-                     *         "name": "Ada Lovelace",
-                     *         "image": null,
-                     *         "accountType": "personal"
-                     *       },
-                     *       "personalOrgId": "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+                     *       "status": "check_email",
+                     *       "message": "If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password."
                      *     }
                      */
-                    "application/json": components["schemas"]["TokensDto"];
+                    "application/json": components["schemas"]["RegistrationAcceptedDto"];
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -3132,8 +3586,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
-            409: {
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3161,6 +3615,15 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3302,6 +3765,94 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verifyEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailVerifiedDto"];
+                };
+            };
+            /** @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,16 +1,19 @@
-import { Body, Controller, Delete, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Inject } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Public } from '../../platform/auth/public.decorator.js';
-import { Tx, UserRoute } from '../../platform/http/tenant.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
+import type { Principal } from '../../platform/auth/principal.js';
+import { CurrentPrincipal, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { ApiErrors, ErrorResponse } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { AuthService, type ClientInfo } from './auth.service.js';
-import { AppTokenDto, AppTokenRequestDto, ExchangeDto, LoginDto, RefreshDto, RegisterDto, SessionDto, TokensDto } from './auth.dto.js';
+import { AuthService, REGISTRATION_ACCEPTED, type ClientInfo } from './auth.service.js';
+import {
+  AppSessionDto, AppTokenDto, AppTokenRedeemDto, AppTokenRequestDto, EmailVerifiedDto, ExchangeDto, IdentityDto, LoginDto, RefreshDto,
+  RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, VerifyEmailDto,
+} from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
@@ -37,6 +40,18 @@ export function setAuthCookies(config: AppConfig, res: FastifyReply, tokens: Tok
   res.setCookie(REFRESH_COOKIE, tokens.refreshToken, { ...base, path: '/v1/auth', maxAge: config.auth.refreshTokenTtlDays * 86_400 });
 }
 
+const LINK_REQUIRED = {
+  status: 409,
+  type: ErrorResponse,
+  description: 'auth.link_required: an account with this e-mail exists and the token\'s provider did not verify the e-mail; '
+    + 'sign in to that account and link the identity with POST /v1/auth/identities',
+};
+const CSRF = {
+  status: 403,
+  type: ErrorResponse,
+  description: 'auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS',
+};
+
 @ApiTags('auth')
 @Controller('v1/auth')
 export class AuthController {
@@ -47,21 +62,33 @@ export class AuthController {
 
   @Public()
   @Post('register')
-  @ApiOperation({ operationId: 'register', summary: 'Create an account with email and password (also creates a personal organization)' })
-  @ApiCreatedResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
-  @ApiErrors(400, 409)
-  async register(@Body() dto: RegisterDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
-    const tokens = await this.auth.register(dto, clientInfo(req));
-    setAuthCookies(this.config, res, tokens);
-    return tokens;
+  @HttpCode(202)
+  @ApiOperation({
+    operationId: 'register', summary: 'Create an account with e-mail and password (and a personal organization); the e-mail starts unverified',
+    description: 'Answers the same 202 whether or not the e-mail already has an account. A verification link goes to the '
+      + 'address (until the notifications module sends mail, development logs it); then sign in with POST /v1/auth/login. '
+      + 'Limited per client address (REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS; 429 auth.rate_limited).',
+  })
+  @ApiAcceptedResponse({ type: RegistrationAcceptedDto, example: REGISTRATION_ACCEPTED })
+  @ApiErrors(400, 429)
+  @ApiResponse(CSRF)
+  register(@Body() dto: RegisterDto, @Req() req: FastifyRequest): Promise<RegistrationAcceptedDto> {
+    return this.auth.register(dto, clientInfo(req));
   }
 
   @Public()
   @Post('login')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'logIn', summary: 'Log in with email and password; failed attempts are limited per account and per IP' })
+  @ApiOperation({
+    operationId: 'logIn', summary: 'Log in with e-mail and password',
+    description: 'Each attempt is counted before the password is checked: LOGIN_MAX_FAILURES per account and address per '
+      + 'LOGIN_LOCKOUT_SECONDS (5 / 15 min), LOGIN_ACCOUNT_MAX_FAILURES per account per LOGIN_ACCOUNT_WINDOW_SECONDS '
+      + '(30 / hour), 4 x LOGIN_MAX_FAILURES per address (20 / 15 min). A success resets the first and gives its attempt '
+      + 'back to the others. Over a limit: 429 auth.locked with details.retryAfterSeconds.',
+  })
   @ApiOkResponse({ type: TokensDto, example: TOKENS_EXAMPLE })
   @ApiErrors(400, 401, 429)
+  @ApiResponse(CSRF)
   async login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.login(dto.email, dto.password, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
@@ -71,9 +98,14 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'refreshTokens', summary: 'Rotate a refresh token; reusing an old one revokes the whole session' })
+  @ApiOperation({
+    operationId: 'refreshTokens', summary: 'Rotate a refresh token',
+    description: 'A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh '
+      + 'token again; used again later, it revokes the whole session.',
+  })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)
+  @ApiResponse(CSRF)
   async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const token = dto.refreshToken ?? req.cookies?.[REFRESH_COOKIE];
     if (!token) throw AppError.badRequest('auth.refresh_token_missing', 'refreshToken is required');
@@ -85,13 +117,82 @@ export class AuthController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens (creates or updates the user)' })
+  @ApiOperation({
+    operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
+    description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
+      + 'the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise '
+      + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password '
+      + 'and sessions are removed. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.',
+  })
   @ApiOkResponse({ type: TokensDto })
-  @ApiErrors(400, 401, 409)
+  @ApiErrors(400, 401)
+  @ApiResponse(LINK_REQUIRED)
+  @ApiResponse(CSRF)
   async exchange(@Body() dto: ExchangeDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const tokens = await this.auth.exchange(dto.token, dto.provider, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
+  }
+
+  @Public()
+  @Post('app-token/redeem')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'redeemAppToken', summary: 'The app\'s side of the Hub -> app handshake: check an app token made for this app and use it up',
+    description: 'Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token.',
+  })
+  @ApiOkResponse({ type: AppSessionDto })
+  @ApiErrors(400, 401)
+  redeemAppToken(@Body() dto: AppTokenRedeemDto, @Req() req: FastifyRequest): Promise<AppSessionDto> {
+    return this.auth.redeemAppToken(dto.token, dto.appCode, clientInfo(req));
+  }
+}
+
+@ApiTags('auth')
+@ApiBearerAuth()
+@Controller('v1/auth')
+export class IdentitiesController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Get('identities')
+  @ApiOperation({ operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
+  @ApiOkResponse({ type: [IdentityDto] })
+  @ApiErrors(401, 403)
+  identities(@CurrentPrincipal() principal: Principal): Promise<IdentityDto[]> {
+    return this.auth.listIdentities(principal);
+  }
+
+  @Post('identities')
+  @HttpCode(201)
+  @ApiOperation({ operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
+  @ApiCreatedResponse({ type: [IdentityDto] })
+  @ApiErrors(400, 401, 403)
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'auth.identity_taken: the identity already signs in to another account' })
+  linkIdentity(@Body() dto: ExchangeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<IdentityDto[]> {
+    return this.auth.linkIdentity(principal, dto.token, dto.provider, clientInfo(req));
+  }
+
+  @Post('verify-email')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'verifyEmail', summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
+    description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
+      + 'the password, so a link to someone who never registered (a pre-registered account) verifies nothing.',
+  })
+  @ApiOkResponse({ type: EmailVerifiedDto })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account\'s' })
+  @ApiErrors(401, 403)
+  verifyEmail(@Body() dto: VerifyEmailDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<EmailVerifiedDto> {
+    return this.auth.verifyEmail(principal, dto.token, clientInfo(req));
+  }
+
+  @Post('email-verification')
+  @HttpCode(204)
+  @ApiOperation({ operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403)
+  async resendVerification(@CurrentPrincipal() principal: Principal): Promise<void> {
+    await this.auth.resendVerification(principal);
   }
 }
 
@@ -113,7 +214,10 @@ export class SessionsController {
 
   @Post('app-token')
   @HttpCode(201)
-  @ApiOperation({ operationId: 'createAppToken', summary: 'A short-lived token for opening an app (Hub → app handshake); its appCode claim names the app' })
+  @ApiOperation({
+    operationId: 'createAppToken', summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
+    description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.',
+  })
   @ApiCreatedResponse({ type: AppTokenDto })
   @ApiErrors(400)
   appToken(@Tx() tx: TenantTx, @Body() dto: AppTokenRequestDto): Promise<AppTokenDto> {

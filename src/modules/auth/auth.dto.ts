@@ -73,10 +73,57 @@ export class AppTokenRequestDto {
 
 @ApiSchema({ description: "A short-lived token for opening an app, and the query string to append to the app's login URL" })
 export class AppTokenDto {
-  @ApiProperty({ description: 'Short-lived access token whose appCode claim names the app' }) accessToken: string;
+  @ApiProperty({ description: 'Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem' }) accessToken: string;
   @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
   @ApiProperty({ description: 'Seconds until the token expires', example: 120 }) expiresIn: number;
   @ApiProperty({ example: 'app_securevault' }) appCode: string;
   @ApiProperty({ description: 'Query string to append to the app\'s login URL (seed 000 handshake: /login?token=...)', example: 'token=eyJ...' })
   redirectQuery: string;
+}
+
+@ApiSchema({ description: 'The answer to every registration, whether or not the e-mail already has an account' })
+export class RegistrationAcceptedDto {
+  @ApiProperty({ enum: ['check_email'], description: 'The same for every registration, whether or not the e-mail already has an account' })
+  status: 'check_email';
+  @ApiProperty({ example: 'If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.' })
+  message: string;
+}
+
+@ApiSchema({ description: 'The token from an e-mail verification link' })
+export class VerifyEmailDto {
+  @ApiProperty({ description: 'The token from the verification link (?token=...)' })
+  @IsString() @Length(20, 200) token: string;
+}
+
+@ApiSchema({ description: 'The e-mail that is now verified' })
+export class EmailVerifiedDto {
+  @ApiProperty({ example: 'ada@example.com' }) email: string;
+  @ApiProperty({ enum: [true], type: Boolean }) verified: true;
+}
+
+@ApiSchema({ description: 'One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted' })
+export class IdentityDto {
+  @ApiProperty({ enum: ['password', ...EXCHANGE_PROVIDERS] }) provider: string;
+  @ApiProperty({ description: 'The e-mail this identity last asserted' }) email: string;
+  @ApiProperty() emailVerified: boolean;
+  @ApiProperty() createdAt: Date;
+  @ApiProperty() lastUsedAt: Date;
+}
+
+@ApiSchema({ description: 'An app token from the handshake URL and the app redeeming it' })
+export class AppTokenRedeemDto {
+  @ApiProperty({ description: 'The app token from the handshake URL (?token=...)' })
+  @IsString() @Length(20, 8192) token: string;
+  @ApiProperty({ example: 'app_securevault', pattern: APP_CODE.source, description: 'The app redeeming it: must be the app the token was made for' })
+  @IsString() @Matches(APP_CODE, { message: 'appCode must be lowercase letters, digits and underscores, starting with a letter (2-63 characters)' })
+  appCode: string;
+}
+
+@ApiSchema({ description: 'The user an app token was made for, for the app that redeemed it' })
+export class AppSessionDto {
+  @ApiProperty({ description: 'core."User".id of the user the Hub sent' }) userId: string;
+  @ApiProperty() email: string;
+  @ApiProperty({ format: 'uuid', description: 'The organization the app works in' }) orgId: string;
+  @ApiProperty({ format: 'uuid' }) personalOrgId: string;
+  @ApiProperty({ example: 'app_securevault' }) appCode: string;
 }

@@ -1,7 +1,11 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
-import { AuthController, SessionsController } from './auth.controller.js';
+import { AuthController, IdentitiesController, SessionsController } from './auth.controller.js';
+import { CookieCsrfGuard } from './cookie-csrf.guard.js';
+import { PasswordHasher } from './password-hasher.js';
+import { VerificationLinkSender } from './verification-link.sender.js';
+import { SupabaseEmailCheck } from './supabase-email-check.js';
 import { AuthService } from './auth.service.js';
 import { AuthBridge } from './auth-bridge.js';
 import { SessionPurgeJob } from './purge.job.js';
@@ -12,8 +16,13 @@ import { TokenService } from './token.service.js';
 
 @Module({
   imports: [PassportModule],
-  controllers: [AuthController, SessionsController],
-  providers: [AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, JwtStrategy, { provide: APP_GUARD, useClass: JwtAuthGuard }],
+  controllers: [AuthController, IdentitiesController, SessionsController],
+  providers: [
+    AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, VerificationLinkSender, SupabaseEmailCheck, JwtStrategy,
+    // global guards run in this order: CSRF (cookie mode) before the token is even read
+    { provide: APP_GUARD, useClass: CookieCsrfGuard },
+    { provide: APP_GUARD, useClass: JwtAuthGuard },
+  ],
   exports: [AuthService, AuthBridge, TokenService],
 })
 export class AuthModule {}

@@ -1,30 +1,42 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import bcrypt from 'bcryptjs';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { AuditService } from '../audit/audit.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
-import { TokenService } from './token.service.js';
-import { hashToken } from './token.service.js';
+import { PasswordHasher } from './password-hasher.js';
+import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
-import type { AppTokenDto, TokensDto } from './auth.dto.js';
-import { verifyExternalToken, type ExchangeProvider } from './external-token.js';
+import { identityRepository, type IdentityInput } from './identity.repository.js';
+import { VerificationLinkSender } from './verification-link.sender.js';
+import { SupabaseEmailCheck } from './supabase-email-check.js';
+import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
+import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
+
+/** Thrown to roll a rehearsal transaction back. */
+const ROLLED_BACK = Symbol('rolled back');
+
+/** The one answer to every registration, whether or not the e-mail already has an account. */
+export const REGISTRATION_ACCEPTED: RegistrationAcceptedDto = {
+  status: 'check_email',
+  message: 'If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.',
+};
+
+const PROVIDER_LABEL: Record<ExchangeProvider, string> = { nextauth: 'Hub', supabase: 'Supabase' };
 
 export interface ClientInfo {
   ip?: string;
   userAgent?: string;
   requestId?: string;
 }
-
-// A hash to compare against when the email is unknown, so both paths take the same time.
-const DUMMY_HASH = bcrypt.hashSync('not-a-real-password', 4);
 
 @Injectable()
 export class AuthService {
@@ -33,108 +45,285 @@ export class AuthService {
     private readonly privileged: PrivilegedDatabase,
     private readonly tokens: TokenService,
     private readonly throttle: LoginThrottle,
+    private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
+    private readonly verificationLinks: VerificationLinkSender,
+    private readonly supabaseEmails: SupabaseEmailCheck,
+    private readonly clock: Clock,
   ) {}
 
-  async register(input: { email: string; password: string; name?: string }, client: ClientInfo): Promise<TokensDto> {
-    const hash = await bcrypt.hash(input.password, this.config.auth.bcryptRounds);
+  /**
+   * Creates an account whose e-mail is not yet verified, and sends (today: logs, in development)
+   * the verification link. Answers alike for taken and free e-mails, after the same hashing work,
+   * so registration does not tell which e-mails have accounts.
+   */
+  async register(input: { email: string; password: string; name?: string }, client: ClientInfo): Promise<RegistrationAcceptedDto> {
+    await this.throttle.reserveRegistration(client.ip);
+    const existing = await this.privileged.run('auth.credentials', (db) => userRepository.findByEmail(db, input.email));
+    // a taken e-mail must not answer faster: the same hashing, and the same writes, rolled back
+    const hash = await this.hasher.hash(input.password);
+    if (existing) {
+      await this.createPasswordAccount({ ...input, email: `${randomUUID()}@registration.invalid` }, hash, client, true)
+        .catch((err) => { if (err !== ROLLED_BACK) throw err; });
+      return REGISTRATION_ACCEPTED;
+    }
+    const created = await this.createPasswordAccount(input, hash, client);
+    if (created) await this.verificationLinks.send({ userId: created.user.id, email: created.user.email }, created.link);
+    return REGISTRATION_ACCEPTED;
+  }
+
+  /**
+   * The account, its password, its unverified password identity and a verification link, in one
+   * transaction. `rehearse`: the same statements, then a rollback (for a taken e-mail's answer time).
+   */
+  private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
     return this.privileged.run('auth.credentials', async (db) => {
-      const existing = await userRepository.findByEmail(db, input.email);
-      if (existing) throw AppError.conflict('auth.email_taken', `an account with email ${input.email} already exists`);
-      const { user, personalOrgId, created } = await userRepository.upsert(db, { email: input.email, name: input.name });
-      // a concurrent registration of the same email won the race: never set a password on its account
-      if (!created) throw AppError.conflict('auth.email_taken', `an account with email ${input.email} already exists`);
+      const made = await userRepository.create(db, { email: input.email, name: input.name });
+      // a concurrent registration of the same e-mail won the race: never set a password on its account
+      if (!made) return undefined;
+      const { user, personalOrgId } = made;
       await userRepository.setPassword(db, user.id, hash);
+      await identityRepository.add(db, user.id, { provider: 'password', subject: user.id, email: user.email, emailVerified: false });
+      const link = await this.newVerificationLink(db, user);
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
-        action: 'user.registered', entityType: 'user', entityId: user.id, after: user,
+        action: 'user.registered', entityType: 'user', entityId: user.id, after: { ...user, provider: 'password', emailVerified: false },
       }, client);
-      return this.startSession(db, user, personalOrgId, client);
+      if (rehearse) throw ROLLED_BACK;
+      return { user, link };
     });
   }
 
+  /**
+   * Proves the e-mail of the signed-in user's password account (the link from registration). Only
+   * the account's own session may use its link: the mail proves the mailbox, the session proves the
+   * password. Otherwise someone who pre-registered another person's address could have that person
+   * click "verify" and keep a verified account with the pre-registered password.
+   */
+  async verifyEmail(principal: Principal, token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
+    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    const done = await this.privileged.run('auth.credentials', async (db) => {
+      const used = await identityRepository.consumeVerificationToken(db, hashToken(token), principal.userId);
+      if (!used) return undefined;
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'user.email_verified', entityType: 'user', entityId: used.userId, after: { email: used.email },
+      }, client);
+      return used;
+    });
+    if (!done) {
+      throw AppError.badRequest('auth.verification_invalid',
+        'this verification link is unknown, already used, expired or for another account; sign in to the account it was sent for, or ask for a new one');
+    }
+    return { email: done.email, verified: true };
+  }
+
+  /** Sends a new verification link for the signed-in user's password e-mail, unless it is verified already. */
+  async resendVerification(principal: Principal): Promise<void> {
+    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    const pending = await this.privileged.run('auth.credentials', async (db) => {
+      const user = await userRepository.findById(db, principal.userId);
+      if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
+      const link = await this.newVerificationLink(db, user);
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'user.verification_link_sent', entityType: 'user', entityId: user.id, after: { email: user.email },
+      });
+      return { user, link };
+    });
+    if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
+  }
+
+  private async newVerificationLink(db: Db, user: UserRow): Promise<string> {
+    const token = this.tokens.newRefreshToken(); // 32 random bytes; only the hash is stored
+    await identityRepository.addVerificationToken(db, {
+      tokenHash: token.hash, userId: user.id, email: user.email, ttlHours: this.config.auth.emailVerificationTtlHours,
+    });
+    return this.verificationLinks.linkFor(token.token);
+  }
+
+  /**
+   * Password login. The attempt is counted before the password is checked (so parallel guesses
+   * cannot outrun the limit), and an unknown e-mail costs the same hash check as a wrong password.
+   */
   async login(email: string, password: string, client: ClientInfo): Promise<TokensDto> {
-    await this.throttle.assertAllowed(email, client.ip);
+    await this.throttle.reserveLogin(email, client.ip);
     const found = await this.privileged.run('auth.credentials', (db) => userRepository.findByEmail(db, email));
-    const ok = await bcrypt.compare(password, found?.passwordHash ?? DUMMY_HASH);
-    if (!found || !found.passwordHash || !ok || !found.personalOrgId) {
-      await this.throttle.recordFailure(email, client.ip);
+    const check = found?.passwordHash
+      ? await this.hasher.verify(found.passwordHash, password)
+      : { ok: await this.hasher.verifyDummy(password), needsRehash: false };
+    if (!found || !found.passwordHash || !check.ok || !found.personalOrgId) {
       throw AppError.unauthorized('email or password is incorrect');
     }
-    await this.throttle.recordSuccess(email);
+    await this.throttle.loginSucceeded(email, client.ip);
+    const upgraded = check.needsRehash ? await this.hasher.hash(password) : undefined;
     const personalOrgId = found.personalOrgId;
+    const oldHash = found.passwordHash;
     const user: UserRow = { id: found.id, email: found.email, name: found.name, image: found.image, accountType: found.accountType };
     return this.privileged.run('auth.credentials', async (db) => {
+      const passwordUpgraded = upgraded ? await userRepository.replacePasswordHash(db, user.id, oldHash, upgraded) : false;
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
-        action: 'auth.login', entityType: 'user', entityId: user.id,
+        action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
       return this.startSession(db, user, personalOrgId, client);
     });
   }
 
   /**
-   * Exchanges a Hub / NextAuth session or a Supabase access token for our tokens, creating or
-   * updating the user like syncUserToDatabase (seed 000): matched by email; a new Supabase user
-   * keeps its auth.users id; name and image follow the token.
+   * Exchanges a Hub / NextAuth session or a Supabase access token for our tokens. The user is the
+   * one the identity (provider, subject) belongs to. A new identity joins an existing account of
+   * the same e-mail only when the provider verified the e-mail; if nobody ever verified that
+   * account's e-mail, the verified identity claims it and whatever else could sign in to it (a
+   * pre-registered password, its sessions) is removed. Otherwise: 409 auth.link_required.
    */
   async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
-    const identity = verifyExternalToken(this.config, token, provider);
+    const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
+    const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
+      const known = await identityRepository.findUser(db, identity.provider, identity.subject);
+      if (known) {
+        await identityRepository.touch(db, input);
+        const user = await userRepository.updateProfile(db, known.id, { name: identity.name, image: identity.image });
+        const personalOrgId = known.personalOrgId ?? (await userRepository.personalOrgId(db, known.id))!;
+        const { personalOrgId: _, ...before } = known;
+        await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
+          action: 'auth.exchanged', entityType: 'user', entityId: user.id, before, after: { ...user, provider: identity.provider },
+        }, client);
+        return this.startSession(db, user, personalOrgId, client);
+      }
+
       const existing = await userRepository.findByEmail(db, identity.email);
-      const { user, personalOrgId, created } = await userRepository.upsert(db, {
-        id: identity.provider === 'supabase' ? identity.subject : undefined,
-        email: identity.email,
-        name: identity.name,
-        image: identity.image,
-      });
-      const before = existing && { id: existing.id, email: existing.email, name: existing.name, image: existing.image, accountType: existing.accountType };
+      if (!existing) {
+        // a new Supabase user keeps its auth.users id, unless that id already names another user
+        const id = identity.provider === 'supabase' && !(await userRepository.exists(db, identity.subject)) ? identity.subject : undefined;
+        const made = await userRepository.create(db, { id, email: identity.email, name: identity.name, image: identity.image });
+        if (!made) throw linkRequired(identity.provider); // the e-mail was registered meanwhile
+        await identityRepository.add(db, made.user.id, input);
+        await this.audit.recordPrivileged(db, made.personalOrgId, this.principalOf(made.user, made.personalOrgId), {
+          action: 'user.registered', entityType: 'user', entityId: made.user.id,
+          after: { ...made.user, provider: identity.provider, emailVerified: identity.emailVerified },
+        }, client);
+        return this.startSession(db, made.user, made.personalOrgId, client);
+      }
+
+      if (!identity.emailVerified) throw linkRequired(identity.provider);
+      const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
+      const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
+      if (!accountVerified) {
+        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id);
+        const sessions = await sessionRepository.revokeAllForUser(db, existing.id, 'claimed_by_verified_identity');
+        await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+          action: 'auth.unverified_account_claimed', entityType: 'user', entityId: existing.id,
+          before: { passwordRemoved: removed.password, identitiesRemoved: removed.identities, sessionsRevoked: sessions },
+          after: { provider: identity.provider, email: identity.email },
+        }, client);
+      }
+      if (!(await identityRepository.add(db, existing.id, input))) throw linkRequired(identity.provider);
+      const user = await userRepository.updateProfile(db, existing.id, { name: identity.name, image: identity.image });
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
-        action: created ? 'user.registered' : 'auth.exchanged', entityType: 'user', entityId: user.id,
-        before: before ?? undefined, after: { ...user, provider: identity.provider },
+        action: 'auth.identity_linked', entityType: 'user', entityId: user.id,
+        after: { provider: identity.provider, email: identity.email, emailVerified: true, by: 'verified_email' },
       }, client);
       return this.startSession(db, user, personalOrgId, client);
     });
   }
 
-  /** A short-lived token for the Hub → app handshake: the app reads `appCode` and the user's claims. */
+  /** Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. */
+  async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<IdentityDto[]> {
+    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
+    const input = identityInput(identity);
+    return this.privileged.run('auth.credentials', async (db) => {
+      const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
+      if (owner && owner.id !== principal.userId) {
+        throw AppError.conflict('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
+      }
+      if (owner) await identityRepository.touch(db, input);
+      else await identityRepository.add(db, principal.userId, input);
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'auth.identity_linked', entityType: 'user', entityId: principal.userId,
+        after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'signed_in_user' },
+      }, client);
+      return identityRepository.listForUser(db, principal.userId);
+    });
+  }
+
+  /**
+   * A Supabase identity signing in for the first time, without a verified-e-mail claim: the project
+   * says whether the e-mail is confirmed (outside any transaction: it is a network call). Known
+   * identities keep the verification they have.
+   */
+  private async withEmailProof(identity: ExternalIdentity, token: string): Promise<ExternalIdentity> {
+    if (identity.provider !== 'supabase' || identity.emailVerified) return identity;
+    const known = await this.privileged.run('auth.credentials', (db) => identityRepository.findUser(db, identity.provider, identity.subject));
+    if (known) return identity;
+    return { ...identity, emailVerified: await this.supabaseEmails.isConfirmed(token, identity.email) };
+  }
+
+  async listIdentities(principal: Principal): Promise<IdentityDto[]> {
+    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    return this.privileged.run('auth.credentials', (db) => identityRepository.listForUser(db, principal.userId));
+  }
+
+  /**
+   * A short-lived token for the Hub -> app handshake. Its audience is the app's, so the API
+   * refuses it; the app redeems it once at POST /v1/auth/app-token/redeem.
+   */
   async appToken(tx: TenantTx, appCode: string): Promise<AppTokenDto> {
     const p = tx.principal as Extract<Principal, { kind: 'user' }>;
-    const { token, expiresIn } = this.tokens.issueAccessToken(
-      { userId: p.userId, email: p.email, personalOrgId: p.personalOrgId, sessionId: p.sessionId, appCode },
-      APP_TOKEN_TTL_SECONDS,
+    const { token, expiresIn } = this.tokens.issueAppToken(
+      { userId: p.userId, email: p.email, personalOrgId: p.personalOrgId, sessionId: p.sessionId }, appCode, APP_TOKEN_TTL_SECONDS,
     );
     await this.audit.record(tx, { action: 'auth.app_token_issued', entityType: 'app', entityId: appCode, after: { appCode, expiresIn } });
     return { accessToken: token, tokenType: 'Bearer', expiresIn, appCode, redirectQuery: `token=${encodeURIComponent(token)}` };
   }
 
+  /** The app's side of the handshake: checks an app token for that app and uses it up. */
+  async redeemAppToken(token: string, appCode: string, client: ClientInfo): Promise<AppSessionDto> {
+    const claims = this.tokens.verifyAppToken(token, appCode);
+    return this.privileged.run('auth.credentials', async (db) => {
+      if (!(await userRepository.exists(db, claims.userId))) throw AppError.unauthorized('the app token\'s user no longer exists');
+      const first = await identityRepository.redeemAppToken(db, { jti: claims.jti, userId: claims.userId, appCode, expiresAt: claims.expiresAt });
+      if (!first) throw AppError.unauthorized('this app token was already used; open the app from the Hub again');
+      await this.audit.recordPrivileged(db, claims.personalOrgId, 'system', {
+        action: 'auth.app_token_redeemed', entityType: 'app', entityId: appCode, after: { userId: claims.userId, appCode },
+      }, client);
+      return { userId: claims.userId, email: claims.email, orgId: claims.orgId, personalOrgId: claims.personalOrgId, appCode };
+    });
+  }
+
   /**
-   * Rotates a refresh token. A token that was already used means it leaked (or a client raced):
+   * Rotates a refresh token. A token used once more within REFRESH_GRACE_SECONDS (two tabs
+   * refreshing at once) gets the same successor again; used later, it means the token leaked:
    * the whole session (the token family) is revoked.
    */
   async refresh(refreshToken: string, client: ClientInfo): Promise<TokensDto> {
     const tokenHash = hashToken(refreshToken);
+    const successor = this.tokens.successorOf(refreshToken);
+    const now = this.clock.now();
     const outcome = await this.privileged.run('auth.refresh', async (db) => {
       const t = await sessionRepository.findTokenForRotation(db, tokenHash);
       if (!t) return { error: 'the refresh token is not valid' } as const;
-      if (t.used_at) {
-        await sessionRepository.revoke(db, t.session_id, 'refresh_token_reuse');
-        const personalOrgId = await userRepository.personalOrgId(db, t.user_id);
-        if (personalOrgId) {
-          await this.audit.recordPrivileged(db, personalOrgId, 'system', {
-            action: 'auth.refresh_token_reused', entityType: 'session', entityId: t.session_id,
-          }, client);
-        }
-        return { error: 'the refresh token was already used; the session has been revoked' } as const;
-      }
       if (t.revoked_at || t.session_expired || t.token_expired) return { error: 'the session has ended; log in again' } as const;
-      await sessionRepository.markUsed(db, tokenHash);
-      const next = this.tokens.newRefreshToken();
-      await sessionRepository.addToken(db, t.session_id, t.user_id, next.hash, this.config.auth.refreshTokenTtlDays);
-      const [user] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${t.user_id}`;
+      if (t.used_at) {
+        const withinGrace = now - t.used_at.getTime() <= this.config.auth.refreshGraceSeconds * 1000;
+        if (!withinGrace || !(await sessionRepository.hasToken(db, t.session_id, successor.hash))) {
+          await sessionRepository.revoke(db, t.session_id, 'refresh_token_reuse');
+          const personalOrgId = await userRepository.personalOrgId(db, t.user_id);
+          if (personalOrgId) {
+            await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+              action: 'auth.refresh_token_reused', entityType: 'session', entityId: t.session_id,
+            }, client);
+          }
+          return { error: 'the refresh token was already used; the session has been revoked' } as const;
+        }
+      } else {
+        await sessionRepository.markUsed(db, tokenHash, new Date(now));
+        await sessionRepository.addToken(db, t.session_id, t.user_id, successor.hash, this.config.auth.refreshTokenTtlDays);
+      }
+      const user = (await userRepository.findById(db, t.user_id))!;
       const personalOrgId = (await userRepository.personalOrgId(db, t.user_id))!;
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
-        action: 'auth.refreshed', entityType: 'session', entityId: t.session_id,
+        action: 'auth.refreshed', entityType: 'session', entityId: t.session_id, ...(t.used_at ? { after: { graceWindow: true } } : {}),
       }, client);
-      return { tokens: this.tokensFor(user, personalOrgId, t.session_id, next.token) } as const;
+      return { tokens: this.tokensFor(user, personalOrgId, t.session_id, successor.token) } as const;
     });
     if ('error' in outcome) throw AppError.unauthorized(outcome.error);
     return outcome.tokens;
@@ -160,20 +349,30 @@ export class AuthService {
   }
 
   /** Creates a session (refresh-token family) and returns the first token pair. */
-  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo, appCode?: string): Promise<TokensDto> {
+  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo): Promise<TokensDto> {
     const refresh = this.tokens.newRefreshToken();
     const sessionId = await sessionRepository.create(db, {
       userId: user.id, userAgent: client.userAgent, ip: client.ip, ttlDays: this.config.auth.refreshTokenTtlDays, tokenHash: refresh.hash,
     });
-    return this.tokensFor(user, personalOrgId, sessionId, refresh.token, appCode);
+    return this.tokensFor(user, personalOrgId, sessionId, refresh.token);
   }
 
-  private tokensFor(user: UserRow, personalOrgId: string, sessionId: string, refreshToken: string, appCode?: string): TokensDto {
-    const access = this.tokens.issueAccessToken({ userId: user.id, email: user.email, personalOrgId, sessionId, appCode });
+  private tokensFor(user: UserRow, personalOrgId: string, sessionId: string, refreshToken: string): TokensDto {
+    const access = this.tokens.issueAccessToken({ userId: user.id, email: user.email, personalOrgId, sessionId });
     return { accessToken: access.token, tokenType: 'Bearer', expiresIn: access.expiresIn, refreshToken, user, personalOrgId };
   }
 
   principalOf(user: UserRow, personalOrgId: string): Principal {
     return { kind: 'user', userId: user.id, email: user.email, personalOrgId };
   }
+}
+
+function identityInput(identity: ExternalIdentity): IdentityInput {
+  return { provider: identity.provider, subject: identity.subject, email: identity.email, emailVerified: identity.emailVerified };
+}
+
+function linkRequired(provider: ExchangeProvider): AppError {
+  return AppError.conflict('auth.link_required',
+    `an account with this e-mail already exists and this ${PROVIDER_LABEL[provider]} sign-in cannot be joined to it automatically `
+    + '(its e-mail is not verified by the provider); sign in to that account and link this identity with POST /v1/auth/identities');
 }

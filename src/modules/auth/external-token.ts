@@ -8,9 +8,16 @@ export type ExchangeProvider = (typeof EXCHANGE_PROVIDERS)[number];
 /** The identity an outside session vouches for, in the shape syncUserToDatabase (seed 000) takes. */
 export interface ExternalIdentity {
   provider: ExchangeProvider;
-  /** Supabase: auth.users id, which becomes core."User".id for a new user. NextAuth: not used as our id. */
+  /** Supabase: auth.users id, which becomes core."User".id for a new user when free. NextAuth: the Hub's user id. */
   subject: string;
   email: string;
+  /**
+   * Whether the token itself vouches that the e-mail is the user's: a top-level `email_verified: true`
+   * claim (the Hub adds it for addresses it verified; a Supabase project can add it with a custom access
+   * token hook). Never `user_metadata`, which a Supabase user edits at will, and never for anonymous
+   * users. Without the claim, the exchange asks the Supabase project (SupabaseEmailCheck).
+   */
+  emailVerified: boolean;
   name?: string;
   image?: string;
 }
@@ -64,11 +71,12 @@ function verifyAs(config: AppConfig, provider: ExchangeProvider, token: string):
     const meta = (claims.user_metadata ?? {}) as Record<string, unknown>;
     return {
       provider, subject: String(claims.sub).toLowerCase(), email,
+      emailVerified: claims.is_anonymous !== true && claims.email_verified === true,
       name: text(meta.full_name) ?? text(meta.name), image: text(meta.avatar_url) ?? text(meta.picture),
     };
   }
   if (!text(claims.sub)) throw AppError.unauthorized('the NextAuth token carries no sub claim');
-  return { provider, subject: String(claims.sub), email, name: text(claims.name), image: text(claims.picture) };
+  return { provider, subject: String(claims.sub), email, emailVerified: claims.email_verified === true, name: text(claims.name), image: text(claims.picture) };
 }
 
 /**

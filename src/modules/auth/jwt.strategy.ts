@@ -5,14 +5,17 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import type { FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Principal } from '../../platform/auth/principal.js';
+import { OUR_ISSUER } from './external-token.js';
+import { API_AUDIENCE } from './token.service.js';
 
 export const ACCESS_COOKIE = 'omnizen_access';
 
 const fromCookie = (req: FastifyRequest): string | null => req?.cookies?.[ACCESS_COOKIE] ?? null;
 
 /**
- * One strategy for every bearer: our access tokens (role authenticated, aud authenticated) and
- * the Supabase service-role key (role service_role), both HS256 with the Supabase JWT secret.
+ * One strategy for every bearer: our access tokens (role authenticated, aud authenticated, our
+ * issuer) and the Supabase service-role key (role service_role), both HS256 with the Supabase JWT
+ * secret and both with an expiry.
  */
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
@@ -29,12 +32,16 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   }
 
   validate(payload: Record<string, any>): Principal | false {
+    // jsonwebtoken checks exp only when present: a token without one would never expire
+    if (typeof payload.exp !== 'number') return false;
     if (payload.role === 'service_role') {
       return { kind: 'service', name: typeof payload.service === 'string' ? payload.service : String(payload.iss ?? 'service') };
     }
     const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (payload.role !== 'authenticated' || !aud.includes('authenticated') || !payload.sub || !payload.personal_org_id) {
-      return false; // e.g. a raw Supabase access token: exchange it at /v1/auth/exchange first
+    // Only our own access tokens: our issuer and the API's audience. App tokens (audience app:<code>)
+    // open only their handshake; raw Supabase tokens (their issuer) go through /v1/auth/exchange.
+    if (payload.iss !== OUR_ISSUER || !aud.includes(API_AUDIENCE) || payload.role !== 'authenticated' || !payload.sub || !payload.personal_org_id) {
+      return false;
     }
     return {
       kind: 'user',
@@ -42,7 +49,6 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       email: payload.email,
       personalOrgId: payload.personal_org_id,
       sessionId: payload.session_id,
-      appCode: payload.appCode,
     };
   }
 }

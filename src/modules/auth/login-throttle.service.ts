@@ -1,78 +1,154 @@
 import { HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 
+/** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
+interface Counter {
+  key: string;
+  limit: number;
+  windowMs: number;
+  /** how the 429 names what is limited */
+  scope: string;
+}
+
 /**
- * Failed-login limits per account and per IP. After LOGIN_MAX_FAILURES failures the key is
- * locked for LOGIN_LOCKOUT_SECONDS; the lock expires by itself. Counters live in Redis when
- * configured (shared by every API instance), in this process otherwise, and in this process
- * while Redis is unreachable (a Redis outage must not turn every login into a 500).
+ * Reserves one attempt on every counter, or on none: if any counter is at its limit nothing is
+ * counted and the script answers that counter's index (1-based) and the milliseconds until it
+ * resets; 0 means reserved. Check and increment are one step, so parallel attempts cannot all
+ * pass the check before any of them is counted. Time comes from the caller (ARGV[1]), so every
+ * instance and the in-memory fallback decide alike; Redis's own expiry only drops old keys.
+ */
+const RESERVE = `
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local c = redis.call('HMGET', key, 'count', 'reset')
+  local count, reset = tonumber(c[1]) or 0, tonumber(c[2]) or 0
+  if reset > now and count >= tonumber(ARGV[2 * i]) then return {i, reset - now} end
+end
+for i, key in ipairs(KEYS) do
+  local c = redis.call('HMGET', key, 'count', 'reset')
+  local count, reset = tonumber(c[1]) or 0, tonumber(c[2]) or 0
+  if reset <= now then count = 0; reset = now + tonumber(ARGV[2 * i + 1]) end
+  redis.call('HSET', key, 'count', count + 1, 'reset', reset)
+  redis.call('PEXPIRE', key, reset - now)
+end
+return {0, 0}`;
+
+/** Gives back one attempt on each counter (a login that succeeded was no failure). */
+const REFUND = `
+for _, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('HGET', key, 'count') or '0')
+  if count > 0 then redis.call('HINCRBY', key, 'count', -1) end
+end
+return 0`;
+
+/**
+ * Limits on password logins and registrations. A login attempt is counted before its password is
+ * checked, on three counters at once:
+ * - account + address: LOGIN_MAX_FAILURES per LOGIN_LOCKOUT_SECONDS (5 per 15 min): one address
+ *   guessing one account, without locking the owner out from anywhere else;
+ * - account: LOGIN_ACCOUNT_MAX_FAILURES per LOGIN_ACCOUNT_WINDOW_SECONDS (30 per hour): guesses
+ *   spread over many addresses;
+ * - address: 4 x LOGIN_MAX_FAILURES per LOGIN_LOCKOUT_SECONDS (20 per 15 min): one address
+ *   spraying many accounts (wider, since many people can share an address).
+ * A successful login clears its account + address counter and gives its attempt back to the
+ * other two. Registrations: REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS per address.
+ * Counters live in Redis when configured (shared by every instance), in this process otherwise
+ * or while Redis is unreachable; both run the same reserve-or-refuse step.
  */
 @Injectable()
 export class LoginThrottle {
   private readonly logger = new Logger(LoginThrottle.name);
-  private readonly memory = new Map<string, { count: number; until: number }>();
+  private readonly memory = new Map<string, { count: number; reset: number }>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisService,
+    private readonly clock: Clock,
   ) {}
 
-  private keys(email: string, ip: string | undefined): string[] {
-    // the IP limit is wider: many people can share one address
-    const p = this.config.redisPrefix;
-    return [`${p}:login:acct:${email}`, ...(ip ? [`${p}:login:ip:${ip}`] : [])];
+  private loginCounters(email: string, ip: string | undefined): Counter[] {
+    const p = `${this.config.redisPrefix}:login`;
+    const a = this.config.auth;
+    const address = ip ?? 'unknown';
+    return [
+      { key: `${p}:acct-ip:${email}|${address}`, limit: a.loginMaxFailures, windowMs: a.loginLockoutSeconds * 1000, scope: 'this account from this address' },
+      { key: `${p}:acct:${email}`, limit: a.loginAccountMaxFailures, windowMs: a.loginAccountWindowSeconds * 1000, scope: 'this account' },
+      { key: `${p}:ip:${address}`, limit: a.loginMaxFailures * 4, windowMs: a.loginLockoutSeconds * 1000, scope: 'this address' },
+    ];
   }
 
-  private limitFor(key: string): number {
-    return key.includes(':login:ip:') ? this.config.auth.loginMaxFailures * 4 : this.config.auth.loginMaxFailures;
-  }
-
-  async assertAllowed(email: string, ip: string | undefined): Promise<void> {
-    for (const key of this.keys(email, ip)) {
-      const { count, ttl } = await this.read(key);
-      if (count >= this.limitFor(key)) {
-        throw new AppError(HttpStatus.TOO_MANY_REQUESTS, 'auth.locked',
-          `too many failed logins for this ${key.includes(':login:ip:') ? 'address' : 'account'}; try again in ${ttl} seconds`,
-          { retryAfterSeconds: ttl });
-      }
+  /** Counts a login attempt, or refuses it (429 auth.locked) without counting when a limit is reached. */
+  async reserveLogin(email: string, ip: string | undefined): Promise<void> {
+    const counters = this.loginCounters(email, ip);
+    const refused = await this.reserve(counters);
+    if (refused) {
+      throw tooMany('auth.locked', `too many failed logins for ${refused.counter.scope}; try again in ${refused.retryAfterSeconds} seconds`, refused.retryAfterSeconds);
     }
   }
 
-  async recordFailure(email: string, ip: string | undefined): Promise<void> {
-    const ttl = this.config.auth.loginLockoutSeconds;
-    for (const key of this.keys(email, ip)) {
-      await this.withRedis(
-        async (redis) => { await redis.multi().incr(key).expire(key, ttl).exec(); },
-        () => {
-          const now = Date.now();
-          const cur = this.memory.get(key);
-          const live = cur && cur.until > now ? cur : { count: 0, until: 0 };
-          this.memory.set(key, { count: live.count + 1, until: now + ttl * 1000 });
-        },
-      );
-    }
-  }
-
-  async recordSuccess(email: string): Promise<void> {
-    const key = `${this.config.redisPrefix}:login:acct:${email}`;
-    await this.withRedis(async (redis) => { await redis.del(key); }, () => { this.memory.delete(key); });
-  }
-
-  private read(key: string): Promise<{ count: number; ttl: number }> {
-    return this.withRedis(
-      async (redis) => {
-        const [count, ttl] = await Promise.all([redis.get(key), redis.ttl(key)]);
-        return { count: Number(count ?? 0), ttl: Math.max(ttl, 1) };
-      },
+  /** The password was right: the account + address counter starts over, the others get the attempt back. */
+  async loginSucceeded(email: string, ip: string | undefined): Promise<void> {
+    const [pair, ...others] = this.loginCounters(email, ip).map((c) => c.key);
+    await this.withRedis(
+      async (redis) => { await redis.multi().del(pair).eval(REFUND, others.length, ...others).exec(); },
       () => {
-        const cur = this.memory.get(key);
-        if (!cur || cur.until <= Date.now()) return { count: 0, ttl: 0 };
-        return { count: cur.count, ttl: Math.ceil((cur.until - Date.now()) / 1000) };
+        this.memory.delete(pair);
+        for (const key of others) {
+          const cur = this.memory.get(key);
+          if (cur && cur.count > 0) cur.count -= 1;
+        }
       },
     );
+  }
+
+  /** Counts a registration from this address, or refuses it (429 auth.rate_limited). */
+  async reserveRegistration(ip: string | undefined): Promise<void> {
+    const a = this.config.auth;
+    const counter = {
+      key: `${this.config.redisPrefix}:register:ip:${ip ?? 'unknown'}`, limit: a.registerMaxPerAddress,
+      windowMs: a.registerWindowSeconds * 1000, scope: 'this address',
+    };
+    const refused = await this.reserve([counter]);
+    if (refused) {
+      throw tooMany('auth.rate_limited', `too many registrations from this address; try again in ${refused.retryAfterSeconds} seconds`, refused.retryAfterSeconds);
+    }
+  }
+
+  private async reserve(counters: Counter[]): Promise<{ counter: Counter; retryAfterSeconds: number } | undefined> {
+    const now = this.clock.now();
+    const [index, waitMs] = await this.withRedis(
+      async (redis) => {
+        const args = counters.flatMap((c) => [c.limit, c.windowMs]);
+        const reply = await redis.eval(RESERVE, counters.length, ...counters.map((c) => c.key), now, ...args) as [number, number];
+        return [Number(reply[0]), Number(reply[1])] as const;
+      },
+      () => this.reserveInMemory(counters, now),
+    );
+    if (index === 0) return undefined;
+    return { counter: counters[index - 1], retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+  }
+
+  /** RESERVE's semantics in this process (synchronous, so it is atomic here too). */
+  private reserveInMemory(counters: Counter[], now: number): readonly [number, number] {
+    for (const [i, c] of counters.entries()) {
+      const cur = this.memory.get(c.key);
+      if (cur && cur.reset > now && cur.count >= c.limit) return [i + 1, cur.reset - now];
+    }
+    for (const c of counters) {
+      const cur = this.memory.get(c.key);
+      const live = cur && cur.reset > now ? cur : { count: 0, reset: now + c.windowMs };
+      this.memory.set(c.key, { count: live.count + 1, reset: live.reset });
+    }
+    if (this.memory.size > 100_000) this.dropExpired(now);
+    return [0, 0];
+  }
+
+  private dropExpired(now: number): void {
+    for (const [key, v] of this.memory) if (v.reset <= now) this.memory.delete(key);
   }
 
   /**
@@ -91,6 +167,13 @@ export class LoginThrottle {
       return inMemory();
     }
   }
+}
+
+/** 429 with the wait in the body (details.retryAfterSeconds) and in Retry-After. */
+function tooMany(code: string, message: string, retryAfterSeconds: number): AppError {
+  const err = new AppError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds });
+  err.retryAfterSeconds = retryAfterSeconds;
+  return err;
 }
 
 function waitUntilReady(redis: Redis, ms: number): Promise<void> {

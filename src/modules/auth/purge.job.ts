@@ -5,10 +5,11 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { sessionRepository } from './session.repository.js';
+import { identityRepository } from './identity.repository.js';
 
 export const PURGE_JOB = 'auth.purge-sessions';
 
-/** Deletes expired refresh tokens and ended sessions on JOBS_PURGE_CRON. */
+/** Deletes expired refresh tokens, ended sessions, spent verification links and app-token redemptions on JOBS_PURGE_CRON. */
 @Injectable()
 export class SessionPurgeJob implements OnModuleInit {
   private readonly logger = new Logger(SessionPurgeJob.name);
@@ -28,6 +29,8 @@ export class SessionPurgeJob implements OnModuleInit {
   async run(): Promise<{ tokens: number; sessions: number }> {
     const result = await this.privileged.run('jobs.purge', async (db) => {
       const purged = await sessionRepository.purgeExpired(db);
+      // spent verification links and app-token redemptions past their tokens' expiry: no one's data, no audit
+      await identityRepository.purgeExpired(db);
       for (const u of purged.byUser) {
         await this.audit.recordPrivileged(db, u.personalOrgId, 'system', {
           action: 'auth.sessions_purged', entityType: 'user', entityId: u.userId, after: { sessions: u.sessions },

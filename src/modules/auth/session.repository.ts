@@ -46,8 +46,9 @@ export const sessionRepository = {
       | undefined;
   },
 
-  async markUsed(db: Db, tokenHash: string): Promise<void> {
-    await db.$executeRaw`UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = ${tokenHash}`;
+  /** `at` comes from the app's clock: the refresh grace window is measured against it. */
+  async markUsed(db: Db, tokenHash: string, at: Date): Promise<void> {
+    await db.$executeRaw`UPDATE core.refresh_tokens SET used_at = ${at} WHERE token_hash = ${tokenHash}`;
     await db.$executeRaw`UPDATE core.sessions SET last_used_at = now() WHERE id = (SELECT session_id FROM core.refresh_tokens WHERE token_hash = ${tokenHash})`;
   },
 
@@ -55,6 +56,19 @@ export const sessionRepository = {
     const n = await db.$executeRaw`
       UPDATE core.sessions SET revoked_at = now(), revoked_reason = ${reason} WHERE id = ${sessionId}::uuid AND revoked_at IS NULL`;
     return n > 0;
+  },
+
+  /** Whether this token was issued in this session (the successor a grace-window refresh hands out again). */
+  async hasToken(db: Db, sessionId: string, tokenHash: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ found: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM core.refresh_tokens WHERE token_hash = ${tokenHash} AND session_id = ${sessionId}::uuid) AS found`;
+    return row.found;
+  },
+
+  /** Ends every live session of a user; returns how many. */
+  async revokeAllForUser(db: Db, userId: string, reason: string): Promise<number> {
+    return db.$executeRaw`
+      UPDATE core.sessions SET revoked_at = now(), revoked_reason = ${reason} WHERE user_id = ${userId} AND revoked_at IS NULL`;
   },
 
   async listForUser(db: Db, userId: string): Promise<SessionRow[]> {

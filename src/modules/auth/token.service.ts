@@ -1,8 +1,14 @@
-import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
 import { OUR_ISSUER } from './external-token.js';
+
+/** The audience of our API's access tokens (Supabase's, so PostgREST accepts them too). */
+export const API_AUDIENCE = 'authenticated';
+/** App tokens' audience names the app, so the API (audience `authenticated`) refuses them. */
+export const appAudience = (appCode: string) => `app:${appCode}`;
 
 export interface AccessTokenSubject {
   userId: string;
@@ -11,44 +17,91 @@ export interface AccessTokenSubject {
   sessionId?: string;
   /** the organization the app works in; defaults to the personal organization */
   orgId?: string;
-  appCode?: string;
+}
+
+export interface AppTokenClaims {
+  jti: string;
+  userId: string;
+  email: string;
+  orgId: string;
+  personalOrgId: string;
+  appCode: string;
+  expiresAt: Date;
 }
 
 /**
  * Our access token carries Supabase's claims (sub, role, aud, email, exp) and the seeds'
- * (userId, orgId, appCode), signed HS256 with the Supabase JWT secret, so the same token works
- * against a Supabase project's own REST API.
+ * (userId, orgId), signed HS256 with the Supabase JWT secret, so the same token works against a
+ * Supabase project's own REST API. App tokens (seed 000 handshake) are signed alike but carry the
+ * app's audience and a jti: only the handshake accepts them, once.
  */
 @Injectable()
 export class TokenService {
   private readonly signingKey: KeyObject;
+  private readonly successorKey: Buffer;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     this.signingKey = createSecretKey(Buffer.from(config.auth.supabaseJwtSecret));
+    this.successorKey = createHmac('sha256', config.auth.supabaseJwtSecret).update('omnizen refresh-token successor').digest();
   }
 
-  issueAccessToken(s: AccessTokenSubject, ttlSeconds = this.config.auth.accessTokenTtlSeconds): { token: string; expiresIn: number } {
-    const token = jwt.sign(
-      {
-        sub: s.userId,
-        role: 'authenticated',
-        email: s.email,
-        userId: s.userId,
-        orgId: s.orgId ?? s.personalOrgId,
-        personal_org_id: s.personalOrgId,
-        appCode: s.appCode,
-        session_id: s.sessionId,
-      },
-      this.signingKey,
-      { algorithm: 'HS256', audience: 'authenticated', issuer: OUR_ISSUER, expiresIn: ttlSeconds },
-    );
+  issueAccessToken(s: AccessTokenSubject): { token: string; expiresIn: number } {
+    const ttlSeconds = this.config.auth.accessTokenTtlSeconds;
+    const token = jwt.sign({ ...userClaims(s), session_id: s.sessionId }, this.signingKey,
+      { algorithm: 'HS256', audience: API_AUDIENCE, issuer: OUR_ISSUER, expiresIn: ttlSeconds });
     return { token, expiresIn: ttlSeconds };
+  }
+
+  issueAppToken(s: AccessTokenSubject, appCode: string, ttlSeconds: number): { token: string; expiresIn: number } {
+    const token = jwt.sign({ ...userClaims(s), appCode }, this.signingKey,
+      { algorithm: 'HS256', audience: appAudience(appCode), issuer: OUR_ISSUER, expiresIn: ttlSeconds, jwtid: randomUUID() });
+    return { token, expiresIn: ttlSeconds };
+  }
+
+  /** Checks an app token for `appCode`: our issuer, that app's audience, an expiry and a jti. */
+  verifyAppToken(token: string, appCode: string): AppTokenClaims {
+    let claims: jwt.JwtPayload;
+    try {
+      claims = jwt.verify(token, this.signingKey, { algorithms: ['HS256'], audience: appAudience(appCode), issuer: OUR_ISSUER }) as jwt.JwtPayload;
+    } catch (err) {
+      if (err instanceof jwt.TokenExpiredError) throw AppError.unauthorized('the app token has expired');
+      throw AppError.unauthorized(`this is not a valid app token for ${appCode}`);
+    }
+    if (typeof claims.exp !== 'number' || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') {
+      throw AppError.unauthorized(`this is not a valid app token for ${appCode}`);
+    }
+    return {
+      jti: claims.jti, userId: claims.sub, email: claims.email, orgId: claims.orgId, personalOrgId: claims.personal_org_id,
+      appCode, expiresAt: new Date(claims.exp * 1000),
+    };
   }
 
   newRefreshToken(): { token: string; hash: string } {
     const token = randomBytes(32).toString('base64url');
     return { token, hash: hashToken(token) };
   }
+
+  /**
+   * The refresh token that replaces `token`, derived rather than random so that a second refresh
+   * within the grace window can hand out the same one without the database ever holding it:
+   * only a holder of `token` (or of the server secret) can compute it.
+   */
+  successorOf(token: string): { token: string; hash: string } {
+    const next = createHmac('sha256', this.successorKey).update(token).digest('base64url');
+    return { token: next, hash: hashToken(next) };
+  }
+}
+
+/** Supabase's claims (sub, role, email) and the seeds' (userId, orgId), shared by both kinds of token. */
+function userClaims(s: AccessTokenSubject) {
+  return {
+    sub: s.userId,
+    role: 'authenticated',
+    email: s.email,
+    userId: s.userId,
+    orgId: s.orgId ?? s.personalOrgId,
+    personal_org_id: s.personalOrgId,
+  };
 }
 
 export function hashToken(token: string): string {

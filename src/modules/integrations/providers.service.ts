@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { providerRepository as providers } from './provider.repository.js';
 import { userIdOf } from './integrations.service.js';
@@ -43,16 +43,10 @@ export class ProvidersService {
     if (isPublic && !publicSlug) {
       throw AppError.badRequest('provider.slug_required', 'a public profile needs a publicSlug');
     }
-    let after: ProviderDto;
-    try {
-      after = await providers.upsert(tx.db, userIdOf(tx), {
-        publicSlug: dto.publicSlug, isPublic: dto.isPublic, timezone: dto.timezone,
-        settings: dto.settings && JSON.parse(JSON.stringify(dto.settings)),
-      });
-    } catch (err) {
-      if (sqlState(err).code === '23505') throw AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`);
-      throw err;
-    }
+    const after = await translateDatabaseError(providers.upsert(tx.db, userIdOf(tx), {
+      publicSlug: dto.publicSlug, isPublic: dto.isPublic, timezone: dto.timezone,
+      settings: dto.settings && JSON.parse(JSON.stringify(dto.settings)),
+    }), { '23505': () => AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`) });
     await this.audit.record(tx, {
       action: before ? 'provider.updated' : 'provider.created', entityType: 'provider', entityId: after.id, before: before ?? undefined, after,
     });

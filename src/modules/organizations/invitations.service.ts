@@ -3,7 +3,7 @@ import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/co
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -50,18 +50,10 @@ export class InvitationsService implements OnModuleInit {
       await this.audit.record(tx, { action: 'invitation.expired_replaced', entityType: 'invitation', entityId: id });
     }
     const token = randomBytes(32).toString('base64url');
-    let invitation: InvitationDto;
-    try {
-      invitation = await invitations.create(tx.db, {
-        orgId: tx.orgId, email: dto.email, role: dto.role, tokenHash: hashInvitationToken(token),
-        invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
-      });
-    } catch (err) {
-      if (sqlState(err).code === '23505') {
-        throw AppError.conflict('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`);
-      }
-      throw err;
-    }
+    const invitation = await translateDatabaseError(invitations.create(tx.db, {
+      orgId: tx.orgId, email: dto.email, role: dto.role, tokenHash: hashInvitationToken(token),
+      invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
+    }), { '23505': () => AppError.conflict('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`) });
     await this.audit.record(tx, { action: 'invitation.created', entityType: 'invitation', entityId: invitation.id, after: invitation });
     await enqueue(tx, INVITATION_CREATED, { invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
     return { ...invitation, token };
@@ -87,16 +79,11 @@ export class InvitationsService implements OnModuleInit {
 
   /** The signed-in invitee accepts: single use, unexpired, and only for the email it was sent to. */
   async accept(tx: TenantTx, dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
-    let membership: AcceptedInvitationDto;
-    try {
-      membership = await invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token));
-    } catch (err) {
-      const { code } = sqlState(err);
-      if (code === 'P0002') throw new AppError(HttpStatus.NOT_FOUND, 'invitation.not_found', 'the invitation is unknown, already used, revoked or expired');
-      if (code === '42501') throw AppError.forbidden('invitation.email_mismatch', 'this invitation was sent to another email address');
-      if (code === '23505') throw AppError.conflict('invitation.already_member', 'you are already a member of this organization');
-      throw err;
-    }
+    const membership = await translateDatabaseError(invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token)), {
+      P0002: () => new AppError(HttpStatus.NOT_FOUND, 'invitation.not_found', 'the invitation is unknown, already used, revoked or expired'),
+      '42501': () => AppError.forbidden('invitation.email_mismatch', 'this invitation was sent to another email address'),
+      '23505': () => AppError.conflict('invitation.already_member', 'you are already a member of this organization'),
+    });
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
     return membership;
   }

@@ -2,23 +2,19 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { membershipRepository as members } from './membership.repository.js';
 import type { MemberDto, MemberPage } from './membership.dto.js';
 
 /** The memberships_keep_owner trigger (23514) as a clear conflict. */
-async function keepingAnOwner<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    const { code, message } = sqlState(err);
-    if (code === '23514' && message?.includes('at least one owner')) {
-      throw new AppError(HttpStatus.CONFLICT, 'membership.last_owner', 'an organization must keep at least one owner: make another member owner first');
-    }
-    throw err;
-  }
+function keepingAnOwner<T>(work: Promise<T>): Promise<T> {
+  return translateDatabaseError(work, {
+    '23514': ({ message }) => (message?.includes('at least one owner')
+      ? new AppError(HttpStatus.CONFLICT, 'membership.last_owner', 'an organization must keep at least one owner: make another member owner first')
+      : undefined),
+  });
 }
 
 const isOwnerLevel = (tx: TenantTx) => tx.role === 'owner' || tx.role === 'service';

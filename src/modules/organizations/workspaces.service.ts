@@ -1,19 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { sqlState } from '../../platform/errors/database-errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { workspaceRepository as workspaces } from './workspace.repository.js';
 import type { WorkspaceDto } from './workspace.dto.js';
 
 /** A workspace name is unique in its organization. */
-async function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (sqlState(err).code === '23505') throw AppError.conflict('workspace.name_taken', `a workspace named "${name}" already exists`);
-    throw err;
-  }
+function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
+  return translateDatabaseError(work, { '23505': () => AppError.conflict('workspace.name_taken', `a workspace named "${name}" already exists`) });
 }
 
 @Injectable()

@@ -9,7 +9,6 @@ export type Principal =
       /** the user's personal organization, used as the context of user-level (non-org) routes */
       personalOrgId: string;
       sessionId?: string;
-      appCode?: string;
     }
   | { kind: 'service'; name: string }
   | { kind: 'anonymous' };

@@ -46,9 +46,21 @@ export interface AppConfig {
     refreshTokenTtlDays: number;
     cookies: boolean;
     cookieSecure: boolean;
+    /** attempts per account from one address within loginLockoutSeconds */
     loginMaxFailures: number;
     loginLockoutSeconds: number;
-    bcryptRounds: number;
+    /** attempts per account from all addresses within loginAccountWindowSeconds (the slower limit) */
+    loginAccountMaxFailures: number;
+    loginAccountWindowSeconds: number;
+    /** registrations per client address within registerWindowSeconds */
+    registerMaxPerAddress: number;
+    registerWindowSeconds: number;
+    /** argon2id cost of password hashes (and of the dummy hash unknown e-mails are checked against) */
+    passwordHash: { memoryKib: number; timeCost: number };
+    /** how long an e-mail verification link stays valid */
+    emailVerificationTtlHours: number;
+    /** a just-rotated refresh token returns the same new pair within this window (parallel tabs) */
+    refreshGraceSeconds: number;
   };
   invitationTtlDays: number;
   jobs: {
@@ -232,6 +244,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (lockTimeoutMs >= statementTimeoutMs) {
     throw new ConfigError(`DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}), got "${lockTimeoutMs}"`);
   }
+  if (bool(env, 'AUTH_COOKIES', false) && origins(env, 'CORS_ORIGINS').length === 0) {
+    // cookie-authenticated writes are accepted only from these origins (CSRF); with none, every one would fail
+    throw new ConfigError('AUTH_COOKIES=true needs CORS_ORIGINS: the browser origins allowed to send cookie-authenticated requests');
+  }
   return {
     nodeEnv,
     port: int(env, 'PORT', 3000, 1, 65535),
@@ -263,7 +279,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
       cookieSecure: bool(env, 'AUTH_COOKIE_SECURE', secureDefault),
       loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1),
       loginLockoutSeconds: int(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1),
-      bcryptRounds: int(env, 'BCRYPT_ROUNDS', nodeEnv === 'test' ? 4 : 12, 4),
+      loginAccountMaxFailures: int(env, 'LOGIN_ACCOUNT_MAX_FAILURES', 30, 1),
+      loginAccountWindowSeconds: int(env, 'LOGIN_ACCOUNT_WINDOW_SECONDS', 3600, 1),
+      // tests register many users from 127.0.0.1; the limit's own test sets it
+      registerMaxPerAddress: int(env, 'REGISTER_MAX_PER_ADDRESS', nodeEnv === 'test' ? 10_000 : 10, 1),
+      registerWindowSeconds: int(env, 'REGISTER_WINDOW_SECONDS', 3600, 1),
+      passwordHash: {
+        // OWASP's argon2id minimum (19 MiB, 2 passes); tests hash with far less memory
+        memoryKib: int(env, 'PASSWORD_HASH_MEMORY_KIB', nodeEnv === 'test' ? 256 : 19_456, 64),
+        timeCost: int(env, 'PASSWORD_HASH_TIME_COST', nodeEnv === 'test' ? 1 : 2, 1),
+      },
+      emailVerificationTtlHours: int(env, 'EMAIL_VERIFICATION_TTL_HOURS', 48, 1),
+      refreshGraceSeconds: int(env, 'REFRESH_GRACE_SECONDS', 10, 0),
     },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {

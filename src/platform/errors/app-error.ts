@@ -5,7 +5,7 @@ import { HttpStatus } from '@nestjs/common';
  * (e.g. `organization.not_found`, `billing.limit_reached`); `message` names the problem.
  */
 export class AppError extends Error {
-  /** a retryable failure (503): seconds the caller should wait, sent as Retry-After */
+  /** a retryable failure (503) or a limit (429): seconds the caller should wait, sent as Retry-After */
   retryAfterSeconds?: number;
 
   constructor(

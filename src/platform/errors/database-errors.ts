@@ -40,6 +40,25 @@ export function sqlState(err: unknown): { code?: string; message?: string; const
   return {};
 }
 
+/** What a handler of `translateDatabaseError` gets: the failed statement's SQLSTATE, message, constraint... */
+export type DatabaseErrorInfo = ReturnType<typeof sqlState>;
+
+/**
+ * Awaits `work`; a database error whose SQLSTATE has a handler here leaves as the AppError the handler
+ * returns (or as it was, when the handler returns undefined). For the errors that mean something
+ * specific at one call site (a taken name, the last owner); everything else is mapped once, below.
+ *
+ *   await translateDatabaseError(workspaces.create(db, orgId, name), { '23505': () => AppError.conflict('workspace.name_taken', ...) });
+ */
+export async function translateDatabaseError<T>(work: Promise<T>, handlers: Record<string, (e: DatabaseErrorInfo) => AppError | undefined>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    const info = sqlState(err);
+    throw (info.code && handlers[info.code]?.(info)) || err;
+  }
+}
+
 /**
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check → 422,
  * RLS or privilege denial → 403, raised application errors keep their message; a database that is

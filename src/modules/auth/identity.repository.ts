@@ -1,0 +1,122 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+import type { UserRow } from './user.repository.js';
+
+export type IdentityProvider = 'password' | 'nextauth' | 'supabase';
+
+export interface IdentityInput {
+  provider: IdentityProvider;
+  subject: string;
+  email: string;
+  emailVerified: boolean;
+}
+
+/** Identities (provider, subject) of users, e-mail verification tokens, redeemed app tokens. Privileged paths only. */
+export const identityRepository = {
+  /** The user an identity belongs to, with their personal organization. */
+  async findUser(db: Db, provider: IdentityProvider, subject: string): Promise<(UserRow & { personalOrgId: string | null }) | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.user_identities as i')
+      .innerJoin('core.User as u', 'u.id', 'i.user_id')
+      .select(['u.id', 'u.email', 'u.name', 'u.image', 'u.accountType', sql<string | null>`core.personal_org_id(u.id)`.as('personalOrgId')])
+      .where('i.provider', '=', provider).where('i.subject', '=', subject));
+    return row;
+  },
+
+  /**
+   * Adds an identity to a user. Returns false when the identity already exists (it belongs to
+   * someone: the caller decides what that means), true when added.
+   */
+  async add(db: Db, userId: string, i: IdentityInput): Promise<boolean> {
+    const n = await db.runCount(qb.insertInto('core.user_identities')
+      .values({ provider: i.provider, subject: i.subject, user_id: userId, email: i.email, email_verified_at: i.emailVerified ? new Date() : null })
+      .onConflict((c) => c.columns(['provider', 'subject']).doNothing()));
+    return n > 0;
+  },
+
+  /**
+   * A sign-in through this identity: the e-mail it now asserts. Verified once the provider says so;
+   * a verified e-mail stays verified until the identity asserts another one.
+   */
+  async touch(db: Db, i: IdentityInput): Promise<void> {
+    await db.run(qb.updateTable('core.user_identities')
+      .set({
+        email: i.email,
+        last_used_at: sql`now()`,
+        email_verified_at: i.emailVerified
+          ? sql`coalesce(email_verified_at, now())`
+          : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`,
+      })
+      .where('provider', '=', i.provider).where('subject', '=', i.subject));
+  },
+
+  /** Whether any identity of the user has proven this e-mail. */
+  async hasVerifiedEmail(db: Db, userId: string, email: string): Promise<boolean> {
+    const rows = await db.run(qb.selectFrom('core.user_identities').select('provider')
+      .where('user_id', '=', userId).where(sql`lower(email)`, '=', email.toLowerCase()).where('email_verified_at', 'is not', null)
+      .limit(1));
+    return rows.length > 0;
+  },
+
+  /**
+   * A verified identity claims an account nobody proved the e-mail of: its password and its
+   * unverified identities go (whoever pre-registered it loses every way in). Says what went.
+   */
+  async removeUnverifiedAccess(db: Db, userId: string): Promise<{ password: boolean; identities: string[] }> {
+    const password = (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
+    const gone = await db.run(qb.deleteFrom('core.user_identities')
+      .where('user_id', '=', userId).where('email_verified_at', 'is', null).returning('provider'));
+    return { password, identities: gone.map((r) => r.provider) };
+  },
+
+  async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
+    const rows = await db.run(qb.selectFrom('core.user_identities')
+      .select(['provider', 'email', 'email_verified_at', 'created_at', 'last_used_at'])
+      .where('user_id', '=', userId).orderBy('created_at'));
+    return rows.map((r) => ({
+      provider: r.provider, email: r.email, emailVerified: r.email_verified_at !== null,
+      createdAt: r.created_at as Date, lastUsedAt: r.last_used_at as Date,
+    }));
+  },
+
+  async addVerificationToken(db: Db, v: { tokenHash: string; userId: string; email: string; ttlHours: number }): Promise<void> {
+    await db.run(qb.insertInto('core.email_verification_tokens').values({
+      token_hash: v.tokenHash, user_id: v.userId, email: v.email, expires_at: sql`now() + make_interval(hours => ${v.ttlHours})`,
+    }));
+  },
+
+  /**
+   * Uses a verification token of `userId` once: marks it used and the user's password identity for
+   * that e-mail verified. Undefined (nothing changed) when the token is unknown, used, expired or
+   * another user's.
+   */
+  async consumeVerificationToken(db: Db, tokenHash: string, userId: string): Promise<{ userId: string; email: string } | undefined> {
+    const [row] = await db.run(qb.updateTable('core.email_verification_tokens')
+      .set({ used_at: sql`now()` })
+      .where('token_hash', '=', tokenHash).where('user_id', '=', userId)
+      .where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .returning(['user_id as userId', 'email']));
+    if (!row) return undefined;
+    await db.run(qb.updateTable('core.user_identities')
+      .set({ email_verified_at: sql`coalesce(email_verified_at, now())` })
+      .where('provider', '=', 'password').where('user_id', '=', row.userId).where(sql`lower(email)`, '=', row.email.toLowerCase()));
+    return row;
+  },
+
+  /** Records an app token's redemption; false when it was redeemed before (single use). */
+  async redeemAppToken(db: Db, r: { jti: string; userId: string; appCode: string; expiresAt: Date }): Promise<boolean> {
+    const n = await db.runCount(qb.insertInto('core.app_token_redemptions')
+      .values({ jti: r.jti, user_id: r.userId, app_code: r.appCode, expires_at: r.expiresAt })
+      .onConflict((c) => c.column('jti').doNothing()));
+    return n > 0;
+  },
+
+  /** Drops used or expired verification tokens and redemptions of expired app tokens (a day after). */
+  async purgeExpired(db: Db): Promise<number> {
+    const dayAgo = sql<Date>`now() - interval '1 day'`;
+    const tokens = await db.runCount(qb.deleteFrom('core.email_verification_tokens')
+      .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('used_at', '<', dayAgo)])));
+    const redemptions = await db.runCount(qb.deleteFrom('core.app_token_redemptions').where('expires_at', '<', dayAgo));
+    return tokens + redemptions;
+  },
+};
