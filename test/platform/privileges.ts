@@ -54,6 +54,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
 
   'table core."User"': { authenticated: RW, service_role: RW },
   'table core.analyst_logins': { service_role: RW },
+  'table core.app_token_redemptions': { service_role: 'DELETE,INSERT,SELECT' },
+  'table core.email_verification_tokens': { service_role: RW },
   'table core.audit_logs': { authenticated: 'INSERT,SELECT', finance_posting: 'INSERT', service_role: 'INSERT,SELECT' },
   'table core.feature_flags': { authenticated: RW, service_role: RW },
   'table core.invitations': { authenticated: RW, service_role: RW },
@@ -64,6 +66,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.sessions': { authenticated: 'SELECT,UPDATE', service_role: RW },
   'table core.settings': { authenticated: RW, service_role: RW },
   'table core.user_credentials': { service_role: RW },
+  'table core.user_identities': { service_role: RW },
   'table core.workspaces': { authenticated: RW, service_role: RW },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },

@@ -187,8 +187,9 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     const { app, http, contract } = await startApp(config);
     try {
       // registration writes auth.users (Supabase Auth's table) through the privileged path
-      const reg = await http.post('/v1/auth/register').send({ email: 'ada@example.com', password: 'correct horse battery', name: 'Ada' }).expect(201);
-      const auth = { Authorization: `Bearer ${reg.body.accessToken}` };
+      await http.post('/v1/auth/register').send({ email: 'ada@example.com', password: 'correct horse battery', name: 'Ada' }).expect(202);
+      const login = await http.post('/v1/auth/login').send({ email: 'ada@example.com', password: 'correct horse battery' }).expect(200);
+      const auth = { Authorization: `Bearer ${login.body.accessToken}` };
       const org = await http.post('/v1/orgs').set(auth).send({ name: 'Supabase Trading' }).expect(201);
       const list = await http.get('/v1/orgs').set(auth).expect(200);
       expect(list.body.map((o: { name: string }) => o.name).sort()).toEqual(['Ada', 'Supabase Trading']);
