@@ -14,10 +14,12 @@ import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
-import { migrate } from '../src/platform/database/migrator.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
+import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 
+loadLocalEnv(projectRoot());
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 50);
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_auth_${process.pid}`;
