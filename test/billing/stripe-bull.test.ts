@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Stripe from 'stripe';
-import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import type { Job, Queue } from 'bull';
+import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 import { createOrg, registerUser } from '../support/factories.js';
 
@@ -26,14 +27,16 @@ const WEBHOOK_SECRET = 'whsec_test_omnizen_bull';
     const payload = JSON.stringify(event);
     await t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json')
       .set('Stripe-Signature', Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET })).send(payload).expect(200);
+    // the Bull worker runs in this process: its 'completed' event says the handler has finished
+    const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    const completed = new Promise<Job>((resolve, reject) => {
+      queue.once('completed', resolve);
+      queue.once('failed', (_job, err) => reject(err));
+    });
     expect(await t.app.get(OutboxRelay).drain()).toBe(1);
-    // the Bull worker runs in this process; wait (bounded) until it has applied the event
-    let status = 'received';
-    for (let i = 0; i < 100 && status === 'received'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      status = (await t.db.admin.query(`SELECT status FROM hub."BillingEvent" WHERE "stripeEventId" = 'evt_bull_1'`)).rows[0].status;
-    }
-    expect(status).toBe('processed');
+    expect((await completed).data).toMatchObject({ topic: 'billing.stripe_event' });
+    const { rows } = await t.db.admin.query(`SELECT status FROM hub."BillingEvent" WHERE "stripeEventId" = 'evt_bull_1'`);
+    expect(rows[0].status).toBe('processed');
     const ent = await t.http.get(`/v1/orgs/${orgId}/entitlements?app=omnizen`).set(ada.auth).expect(200);
     expect(ent.body).toMatchObject({ plan: 'professional', status: 'active' });
   });
