@@ -1,44 +1,56 @@
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { prepare, qb } from '../../platform/database/query-builder.js';
 import type { OrganizationDto } from './organization.dto.js';
 
-const toOrg = (r: any): OrganizationDto => ({
-  id: r.id, name: r.name, accountType: r.account_type, domain: r.domain, ownerUserId: r.owner_user_id,
-  role: r.role ?? undefined, createdAt: r.created_at, updatedAt: r.updated_at,
-});
+const COLUMNS = [
+  'o.id', 'o.name', 'o.account_type as accountType', 'o.domain', 'o.owner_user_id as ownerUserId', 'o.created_at as createdAt', 'o.updated_at as updatedAt',
+] as const;
+
+/** The caller's role in the organization, as the database decides it for this request. */
+const callerRole = sql<string | null>`public.auth_role()`.as('role');
+
+const toOrg = ({ role, ...r }: Omit<OrganizationDto, 'role'> & { role: string | null }): OrganizationDto => ({ ...r, role: role ?? undefined });
+
+/** One organization with the caller's role: every organization route reads it (prepared: compiled once). */
+const byId = prepare((p: { orgId: string }) => qb.selectFrom('core.organizations as o').select([...COLUMNS, callerRole]).where('o.id', '=', p.orgId));
 
 export const organizationRepository = {
   async create(db: Db, name: string): Promise<OrganizationDto> {
-    const [row] = await db.$queryRaw<any[]>`SELECT * FROM core.create_organization(${name}, 'business')`;
-    return { ...toOrg(row), role: 'owner' };
+    const [row] = await db.$queryRaw<{ id: string; name: string; account_type: string; domain: string | null; owner_user_id: string; created_at: Date; updated_at: Date }[]>`
+      SELECT * FROM core.create_organization(${name}, 'business')`;
+    return {
+      id: row.id, name: row.name, accountType: row.account_type, domain: row.domain, ownerUserId: row.owner_user_id, role: 'owner',
+      createdAt: row.created_at, updatedAt: row.updated_at,
+    };
   },
 
   async listForUser(db: Db, userId: string): Promise<OrganizationDto[]> {
-    const rows = await db.$queryRaw<any[]>`
-      SELECT o.*, m.role FROM core.organizations o
-      JOIN core.memberships m ON m.org_id = o.id AND m.user_id = ${userId}
-      WHERE o.deleted_at IS NULL
-      ORDER BY o.account_type DESC, o.created_at, o.id`;
+    const rows = await db.run(qb.selectFrom('core.organizations as o')
+      .innerJoin('core.memberships as m', (j) => j.onRef('m.org_id', '=', 'o.id').on('m.user_id', '=', userId))
+      .select([...COLUMNS, 'm.role'])
+      .where('o.deleted_at', 'is', null)
+      .orderBy('o.account_type', 'desc').orderBy('o.created_at').orderBy('o.id'));
     return rows.map(toOrg);
   },
 
   async get(db: Db, orgId: string): Promise<OrganizationDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT o.*, public.auth_role() AS role FROM core.organizations o WHERE o.id = ${orgId}::uuid`;
+    const [row] = await db.run(byId({ orgId }));
     return row && toOrg(row);
   },
 
   /** An absent field keeps its value; `domain: null` clears the domain. */
   async update(db: Db, orgId: string, patch: { name?: string; domain?: string | null }): Promise<OrganizationDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE core.organizations SET
-        name = coalesce(${patch.name ?? null}, name),
-        domain = CASE WHEN ${patch.domain === undefined} THEN domain ELSE ${patch.domain ?? null} END,
-        updated_at = now()
-      WHERE id = ${orgId}::uuid RETURNING *, public.auth_role() AS role`;
+    const [row] = await db.run(qb.updateTable('core.organizations as o')
+      .set({ ...(patch.name !== undefined && { name: patch.name }), ...(patch.domain !== undefined && { domain: patch.domain }), updated_at: sql`now()` })
+      .where('o.id', '=', orgId)
+      .returning([...COLUMNS, callerRole]));
     return row && toOrg(row);
   },
 
   /** Soft delete: the row (and the organization's books and audit trail) stays; nobody can act in it. */
   async delete(db: Db, orgId: string): Promise<boolean> {
-    return (await db.$executeRaw`UPDATE core.organizations SET deleted_at = now(), updated_at = now() WHERE id = ${orgId}::uuid AND deleted_at IS NULL`) > 0;
+    return (await db.runCount(qb.updateTable('core.organizations').set({ deleted_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', orgId).where('deleted_at', 'is', null))) > 0;
   },
 };

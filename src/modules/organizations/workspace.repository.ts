@@ -1,8 +1,10 @@
-import { qb } from '../../platform/database/query-builder.js';
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
 import type { WorkspaceDto } from './workspace.dto.js';
 
-const toWorkspace = (r: any): WorkspaceDto => ({ id: r.id, orgId: r.org_id, name: r.name, createdAt: r.created_at, updatedAt: r.updated_at });
+const COLUMNS = ['id', 'org_id as orgId', 'name', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
+const workspaces = () => qb.selectFrom('core.workspaces').select(COLUMNS);
 
 /** core.workspaces: members read, admins write (policies). */
 export const workspaceRepository = {
@@ -13,34 +15,32 @@ export const workspaceRepository = {
   },
 
   async list(db: Db, orgId: string): Promise<WorkspaceDto[]> {
-    const rows = await db.$queryRaw<any[]>`SELECT * FROM core.workspaces WHERE org_id = ${orgId}::uuid ORDER BY name, id`;
-    return rows.map(toWorkspace);
+    return db.run(workspaces().where('org_id', '=', orgId).orderBy('name').orderBy('id'));
   },
 
   async get(db: Db, orgId: string, id: string): Promise<WorkspaceDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT * FROM core.workspaces WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
-    return row && toWorkspace(row);
+    const [row] = await db.run(workspaces().where('org_id', '=', orgId).where('id', '=', id));
+    return row;
   },
 
   /** The workspace the request acts in, as the database sees it (auth_workspace_id(), from X-Workspace-Id). */
   async current(db: Db): Promise<WorkspaceDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      SELECT * FROM core.workspaces WHERE org_id = public.auth_org_id() AND id = public.auth_workspace_id()`;
-    return row && toWorkspace(row);
+    const [row] = await db.run(workspaces().where('org_id', '=', sql<string>`public.auth_org_id()`).where('id', '=', sql<string>`public.auth_workspace_id()`));
+    return row;
   },
 
   async create(db: Db, orgId: string, name: string): Promise<WorkspaceDto> {
-    const [row] = await db.$queryRaw<any[]>`INSERT INTO core.workspaces (org_id, name) VALUES (${orgId}::uuid, ${name}) RETURNING *`;
-    return toWorkspace(row);
+    const [row] = await db.run(qb.insertInto('core.workspaces').values({ org_id: orgId, name }).returning(COLUMNS));
+    return row;
   },
 
   async rename(db: Db, orgId: string, id: string, name: string): Promise<WorkspaceDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE core.workspaces SET name = ${name}, updated_at = now() WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
-    return row && toWorkspace(row);
+    const [row] = await db.run(qb.updateTable('core.workspaces').set({ name, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(COLUMNS));
+    return row;
   },
 
   async delete(db: Db, orgId: string, id: string): Promise<boolean> {
-    return (await db.$executeRaw`DELETE FROM core.workspaces WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`) > 0;
+    return (await db.runCount(qb.deleteFrom('core.workspaces').where('org_id', '=', orgId).where('id', '=', id))) > 0;
   },
 };
