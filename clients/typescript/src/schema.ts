@@ -1375,15 +1375,22 @@ export interface components {
         };
         /** @description The user an app token was made for, for the app that redeemed it */
         AppSessionDto: {
-            /** @example app_securevault */
+            /**
+             * @description Code of the app that redeemed the token
+             * @example app_securevault
+             */
             appCode: string;
+            /** @description E-mail address of the user */
             email: string;
             /**
              * Format: uuid
              * @description The organization the app works in
              */
             orgId: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The user's personal organization
+             */
             personalOrgId: string;
             /** @description core."User".id of the user the Hub sent */
             userId: string;
@@ -1392,7 +1399,10 @@ export interface components {
         AppTokenDto: {
             /** @description Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem */
             accessToken: string;
-            /** @example app_securevault */
+            /**
+             * @description Code of the app the token is for
+             * @example app_securevault
+             */
             appCode: string;
             /**
              * @description Seconds until the token expires
@@ -1404,7 +1414,10 @@ export interface components {
              * @example token=eyJ...
              */
             redirectQuery: string;
-            /** @example Bearer */
+            /**
+             * @description Always Bearer
+             * @example Bearer
+             */
             tokenType: string;
         };
         /** @description An app token from the handshake URL and the app redeeming it */
@@ -1419,12 +1432,17 @@ export interface components {
         };
         /** @description Which app the short-lived token is for */
         AppTokenRequestDto: {
-            /** @example app_securevault */
+            /**
+             * @description Code of the app to open (lowercase letters, digits, underscores)
+             * @example app_securevault
+             */
             appCode: string;
         };
         /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
+            /** @description What was done, as <entity>.<verb> */
             action: string;
+            /** @description Who made the change: a user id or service:<name>; null for system jobs and anonymous callers */
             actorId: string | null;
             /** @description the entity after the change (JSON) */
             after: {
@@ -1434,18 +1452,30 @@ export interface components {
             before: {
                 [key: string]: unknown;
             } | null;
+            /** @description Id of the entity changed; null when the action has no single entity */
             entityId: string | null;
+            /** @description The kind of entity changed */
             entityType: string;
+            /** @description The entry id: a bigint as a decimal string */
             id: string;
+            /** @description Client IP address of the request; null when unknown or for background jobs */
             ip: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the change was recorded
+             */
             occurredAt: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of actor: user, service, system (a background job) or anonymous
+             * @enum {string}
+             */
             principalType: "user" | "service" | "system" | "anonymous";
+            /** @description Id of the request that made the change; null for background jobs */
             requestId: string | null;
         };
         /** @description A page of audit log entries, newest first */
         AuditPage: {
+            /** @description The entries of this page, newest first */
             items: components["schemas"]["AuditLogDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
@@ -1747,9 +1777,15 @@ export interface components {
         };
         /** @description The e-mail that is now verified */
         EmailVerifiedDto: {
-            /** @example ada@example.com */
+            /**
+             * @description The e-mail address that was verified
+             * @example ada@example.com
+             */
             email: string;
-            /** @enum {boolean} */
+            /**
+             * @description Always true
+             * @enum {boolean}
+             */
             verified: true;
         };
         /** @description What the subscription to an app allows: plan, status, read-only state and features */
@@ -1822,6 +1858,7 @@ export interface components {
         };
         /** @description The one shape of every error the API answers */
         ErrorResponse: {
+            /** @description The error: its code, message and details */
             error: components["schemas"]["ErrorDetail"];
             /**
              * @description The id of this request (also in the X-Request-Id header); quote it when reporting a problem
@@ -1944,14 +1981,24 @@ export interface components {
         };
         /** @description One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted */
         IdentityDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When this identity was first linked to the user
+             */
             createdAt: string;
             /** @description The e-mail this identity last asserted */
             email: string;
+            /** @description Whether the e-mail this identity asserted is verified */
             emailVerified: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the user last signed in with this identity
+             */
             lastUsedAt: string;
-            /** @enum {string} */
+            /**
+             * @description The sign-in method: password, or the issuer of an exchanged token
+             * @enum {string}
+             */
             provider: "password" | "nextauth" | "supabase";
         };
         /** @description Exchange rates to set, all or none */
@@ -2142,10 +2189,14 @@ export interface components {
         };
         /** @description Email and password of an existing account */
         LoginDto: {
-            /** @example ada@example.com */
+            /**
+             * @description E-mail address of the account; trimmed and lower-cased
+             * @example ada@example.com
+             */
             email: string;
             /**
              * Format: password
+             * @description The account password
              * @example correct horse battery staple
              */
             password: string;
@@ -2272,19 +2323,29 @@ export interface components {
         };
         /** @description A new account: email, password and an optional display name */
         RegisterDto: {
-            /** @example ada@example.com */
+            /**
+             * @description E-mail address to register; trimmed and lower-cased
+             * @example ada@example.com
+             */
             email: string;
-            /** @example Ada Lovelace */
+            /**
+             * @description Display name; when absent the name stays null
+             * @example Ada Lovelace
+             */
             name?: string;
             /**
              * Format: password
+             * @description Password of 10 to 200 characters; stored only as a hash
              * @example correct horse battery staple
              */
             password: string;
         };
         /** @description The answer to every registration, whether or not the e-mail already has an account */
         RegistrationAcceptedDto: {
-            /** @example If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password. */
+            /**
+             * @description Human-readable next step for the user
+             * @example If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.
+             */
             message: string;
             /**
              * @description The same for every registration, whether or not the e-mail already has an account
@@ -2345,17 +2406,31 @@ export interface components {
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the session was created (sign-in time)
+             */
             createdAt: string;
             /** @description true for the session of the calling token */
             current: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the session expires; refreshing does not extend it
+             */
             expiresAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The session id
+             */
             id: string;
+            /** @description Client IP address of the sign-in request; null when unknown */
             ip: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When a refresh token of the session was last used
+             */
             lastUsedAt: string;
+            /** @description User-Agent header of the sign-in request; null when none was sent */
             userAgent: string | null;
         };
         /** @description An exchange rate to set for a currency and date */
@@ -2518,8 +2593,12 @@ export interface components {
             personalOrgId: string;
             /** @description Single-use refresh token; rotated on every refresh */
             refreshToken: string;
-            /** @example Bearer */
+            /**
+             * @description Always Bearer: send the access token as Authorization: Bearer <token>
+             * @example Bearer
+             */
             tokenType: string;
+            /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
         };
         /** @description Every account's balance at a date; total debits equal total credits */
@@ -2601,12 +2680,21 @@ export interface components {
         };
         /** @description The signed-in user's profile */
         UserDto: {
-            /** @enum {string|null} */
+            /**
+             * @description personal or business; null when the account type was never set
+             * @enum {string|null}
+             */
             accountType: "personal" | "business" | null;
+            /** @description The user's e-mail address, lower-case */
             email: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The user id (core."User".id)
+             */
             id: string;
+            /** @description URL of the profile picture; null when none is set */
             image: string | null;
+            /** @description Display name; null when none was given */
             name: string | null;
         };
         /** @description The VAT report over a date range, per tax code, with totals */
