@@ -36,9 +36,9 @@ export class PortalSessionDto {
 
 @ApiSchema({ description: 'One feature of the plan: whether it is included, and its limit and usage when it is counted' })
 export class FeatureEntitlementDto {
-  @ApiProperty({ description: 'What the feature is, in words', description: 'Code of the feature', example: 'users' }) feature: string;
+  @ApiProperty({ description: 'Code of the feature', example: 'users' }) feature: string;
   @ApiProperty({ description: 'boolean: included or not; limit: included up to a number', enum: ['boolean', 'limit'] }) kind: 'boolean' | 'limit';
-  @ApiProperty() description: string;
+  @ApiProperty({ description: 'What the feature is, in words' }) description: string;
   @ApiProperty({ description: 'What a limit counts (users, entries, ...); null for boolean features', type: String, nullable: true, example: 'users' }) unit: string | null;
   @ApiProperty({ description: 'Whether the plan includes the feature' }) enabled: boolean;
   @ApiProperty({ type: Number, nullable: true, description: 'limit features: the limit, null = unlimited' }) limit: number | null;

@@ -117,9 +117,9 @@ export class SlotDto {
 @ApiSchema({ description: "A provider's open slots over a date range" })
 export class AvailabilityDto {
   @ApiProperty({ description: 'The provider\'s public slug' }) slug: string;
-  @ApiProperty({ description: 'The open slots, earliest first; empty when no working hours are set', description: 'IANA time zone of date and time in the slots: the working hours\' zone, else the profile\'s' }) timezone: string;
+  @ApiProperty({ description: 'IANA time zone of date and time in the slots: the working hours\' zone, else the profile\'s' }) timezone: string;
   @ApiProperty({ description: 'First day of the range, YYYY-MM-DD, as asked' }) from: string;
   @ApiProperty({ description: 'Last day of the range (inclusive), YYYY-MM-DD, as asked' }) to: string;
   @ApiProperty({ description: 'Length of each slot in minutes' }) durationMinutes: number;
-  @ApiProperty({ type: [SlotDto] }) slots: SlotDto[];
+  @ApiProperty({ description: 'The open slots, earliest first; empty when no working hours are set', type: [SlotDto] }) slots: SlotDto[];
 }
