@@ -2432,7 +2432,7 @@ export interface components {
              * @description When the entry was posted
              */
             createdAt: string;
-            /** @description Who posted it: a user id or service:<name> */
+            /** @description Who posted it: a user id or service:<name>; null when the token named neither */
             createdBy: string | null;
             /** @description Date of the entry, YYYY-MM-DD */
             date: string;
