@@ -58,6 +58,13 @@ describe('the OpenAPI document as a contract', () => {
     expect(undescribed).toEqual([]);
   });
 
+  it('describes every property of every schema', () => {
+    const undescribed = Object.entries(doc.components!.schemas!).flatMap(([name, s]) =>
+      Object.entries((s as { properties?: Record<string, { description?: string }> }).properties ?? {})
+        .filter(([, p]) => !p.description).map(([prop]) => `${name}.${prop}`));
+    expect(undescribed).toEqual([]);
+  });
+
   it('gives the main operations examples, and every example matches its schema', () => {
     const contract = new ResponseContract(doc);
     const examples: { where: string; schema: object; value: unknown }[] = [];

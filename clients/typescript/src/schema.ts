@@ -1317,73 +1317,122 @@ export interface components {
     schemas: {
         /** @description The membership the accepted invitation created */
         AcceptedInvitationDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization joined
+             */
             orgId: string;
-            /** @enum {string} */
+            /**
+             * @description The role the user now has in the organization
+             * @enum {string}
+             */
             role: "admin" | "accountant" | "member" | "viewer";
+            /** @description Id of the user who joined */
             userId: string;
         };
         /** @description The organization and the invitation token to accept */
         AcceptInvitationDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization the invitation is to
+             */
             orgId: string;
+            /** @description The secret token from the invitation */
             token: string;
         };
         /** @description An account's balance at a date, per currency and in total */
         AccountBalanceDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account
+             */
             accountId: string;
+            /** @description The day the balance is at the end of, YYYY-MM-DD; null: everything posted */
             asOf: string | null;
             /** @description Debit minus credit in the base currency */
             baseBalance: string;
+            /** @description Base currency of the books */
             baseCurrency: string;
+            /** @description The balance per transaction currency */
             currencies: components["schemas"]["CurrencyBalanceDto"][];
         };
         /** @description An account of the chart of accounts */
         AccountDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the account was archived; null while active
+             */
             archivedAt: string | null;
             /**
              * @description Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)
              * @enum {string|null}
              */
             cashFlowClass: "cash" | "operating" | "investing" | "financing" | null;
+            /** @description Account code, unique in the chart */
             code: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the account was created
+             */
             createdAt: string;
             /** @description Only lines in this currency may post to the account */
             currency: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account id
+             */
             id: string;
             /** @description Group accounts sum their children and cannot be posted to */
             isGroup: boolean;
+            /** @description Name of the account */
             name: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The parent group account; null for a top-level account
+             */
             parentId: string | null;
-            /** @enum {string} */
+            /**
+             * @description asset, liability, equity, revenue or expense
+             * @enum {string}
+             */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the account was last changed
+             */
             updatedAt: string;
         };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
+            /** @description Code of the plan in effect, as a trial, when there is no subscription */
             defaultPlan: string;
+            /** @description The app id */
             id: string;
+            /** @description Display name of the app */
             name: string;
+            /** @description The plans of the app */
             plans: components["schemas"]["PlanDto"][];
+            /** @description Length of the default-plan trial in days, counted from the organization's creation */
             trialDays: number;
         };
         /** @description The user an app token was made for, for the app that redeemed it */
         AppSessionDto: {
-            /** @example app_securevault */
+            /**
+             * @description Code of the app that redeemed the token
+             * @example app_securevault
+             */
             appCode: string;
+            /** @description E-mail address of the user */
             email: string;
             /**
              * Format: uuid
              * @description The organization the app works in
              */
             orgId: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The user's personal organization
+             */
             personalOrgId: string;
             /** @description core."User".id of the user the Hub sent */
             userId: string;
@@ -1392,7 +1441,10 @@ export interface components {
         AppTokenDto: {
             /** @description Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem */
             accessToken: string;
-            /** @example app_securevault */
+            /**
+             * @description Code of the app the token is for
+             * @example app_securevault
+             */
             appCode: string;
             /**
              * @description Seconds until the token expires
@@ -1404,7 +1456,10 @@ export interface components {
              * @example token=eyJ...
              */
             redirectQuery: string;
-            /** @example Bearer */
+            /**
+             * @description Always Bearer
+             * @example Bearer
+             */
             tokenType: string;
         };
         /** @description An app token from the handshake URL and the app redeeming it */
@@ -1419,12 +1474,17 @@ export interface components {
         };
         /** @description Which app the short-lived token is for */
         AppTokenRequestDto: {
-            /** @example app_securevault */
+            /**
+             * @description Code of the app to open (lowercase letters, digits, underscores)
+             * @example app_securevault
+             */
             appCode: string;
         };
         /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
+            /** @description What was done, as <entity>.<verb> */
             action: string;
+            /** @description Who made the change: a user id or service:<name>; null for system jobs and anonymous callers */
             actorId: string | null;
             /** @description the entity after the change (JSON) */
             after: {
@@ -1434,60 +1494,95 @@ export interface components {
             before: {
                 [key: string]: unknown;
             } | null;
+            /** @description Id of the entity changed; null when the action has no single entity */
             entityId: string | null;
+            /** @description The kind of entity changed */
             entityType: string;
+            /** @description The entry id: a bigint as a decimal string */
             id: string;
+            /** @description Client IP address of the request; null when unknown or for background jobs */
             ip: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the change was recorded
+             */
             occurredAt: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of actor: user, service, system (a background job) or anonymous
+             * @enum {string}
+             */
             principalType: "user" | "service" | "system" | "anonymous";
+            /** @description Id of the request that made the change; null for background jobs */
             requestId: string | null;
         };
         /** @description A page of audit log entries, newest first */
         AuditPage: {
+            /** @description The entries of this page, newest first */
             items: components["schemas"]["AuditLogDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
         /** @description A provider's open slots over a date range */
         AvailabilityDto: {
+            /** @description Length of each slot in minutes */
             durationMinutes: number;
+            /** @description First day of the range, YYYY-MM-DD, as asked */
             from: string;
+            /** @description The open slots, earliest first; empty when no working hours are set */
             slots: components["schemas"]["SlotDto"][];
+            /** @description The provider's public slug */
             slug: string;
+            /** @description IANA time zone of date and time in the slots: the working hours' zone, else the profile's */
             timezone: string;
+            /** @description Last day of the range (inclusive), YYYY-MM-DD, as asked */
             to: string;
         };
         /** @description Assets, liabilities and equity at a date */
         BalanceSheetDto: {
+            /** @description The day the balance sheet is at the end of, YYYY-MM-DD */
             asOf: string;
+            /** @description Asset accounts and groups: active ones always, archived ones only with an amount */
             assets: components["schemas"]["StatementRowDto"][];
             /** @description assets = liabilities + equity + current earnings */
             balanced: boolean;
+            /** @description Base currency of the amounts */
             baseCurrency: string;
             /** @description The comparative column's date and totals (with ?compare=) */
             comparative?: components["schemas"]["BalanceTotalsDto"];
             /** @description Revenue minus expenses not yet closed to retained earnings */
             currentEarnings: string;
+            /** @description Equity accounts and groups: active ones always, archived ones only with an amount */
             equity: components["schemas"]["StatementRowDto"][];
+            /** @description Liability accounts and groups: active ones always, archived ones only with an amount */
             liabilities: components["schemas"]["StatementRowDto"][];
+            /** @description Total assets (base currency) */
             totalAssets: string;
+            /** @description Total equity, without current earnings (base currency) */
             totalEquity: string;
+            /** @description Total liabilities (base currency) */
             totalLiabilities: string;
         };
         /** @description Assets, liabilities and equity totals of the comparative date */
         BalanceTotalsDto: {
+            /** @description The comparative date, YYYY-MM-DD */
             asOf: string;
+            /** @description Revenue minus expenses not yet closed to retained earnings, at that date */
             currentEarnings: string;
+            /** @description Total assets at that date */
             totalAssets: string;
+            /** @description Total equity at that date */
             totalEquity: string;
+            /** @description Total liabilities at that date */
             totalLiabilities: string;
         };
         /** @description The outcome of one entry of a batch, by its index in the request */
         BatchItemDto: {
+            /** @description Why the entry was rejected; absent unless rejected */
             error?: components["schemas"]["BatchItemErrorDto"];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The posted (or replayed) entry; absent when rejected
+             */
             id?: string;
             /** @description Position in entries */
             index: number;
@@ -1499,8 +1594,12 @@ export interface components {
         };
         /** @description Why one entry of a batch was rejected: its error code and message */
         BatchItemErrorDto: {
-            /** @example ledger.unbalanced */
+            /**
+             * @description Stable error code, as in ErrorDetail.code
+             * @example ledger.unbalanced
+             */
             code: string;
+            /** @description Human-readable explanation */
             message: string;
         };
         /** @description Up to 1,000 journal entries to post in one request */
@@ -1510,27 +1609,51 @@ export interface components {
         };
         /** @description What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected */
         BatchResultDto: {
-            /** @enum {string} */
+            /**
+             * @description The mode the batch ran in
+             * @enum {string}
+             */
             mode: "all_or_nothing" | "independent";
+            /** @description Number of entries posted */
             posted: number;
+            /** @description Number of entries rejected (0 in all_or_nothing mode) */
             rejected: number;
+            /** @description Number of entries already posted with the same idempotency key */
             replayed: number;
+            /** @description One result per entry, in request order */
             results: components["schemas"]["BatchItemDto"][];
         };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
+            /** @description Id of the stored event */
             id: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the event was processed or ignored; null while received
+             */
             processedAt: string | null;
+            /** @description Why the event was ignored or failed; null otherwise */
             reason: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When we received the event
+             */
             receivedAt: string;
-            /** @enum {string} */
+            /**
+             * @description received: stored, not yet applied; processed: applied; ignored: not applicable (see reason); failed: reserved, not set by the current code
+             * @enum {string}
+             */
             status: "received" | "processed" | "ignored" | "failed";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When Stripe created the event
+             */
             stripeCreatedAt: string;
+            /** @description Stripe's event id (evt_...) */
             stripeEventId: string;
+            /** @description Id of our subscription record the event applied to; null when none */
             subscriptionId: string | null;
+            /** @description Stripe event type, e.g. customer.subscription.updated */
             type: string;
         };
         /** @description An amount to calculate the tax of */
@@ -1549,6 +1672,7 @@ export interface components {
         /** @description The calendars whose busy times block slots */
         CalendarSettingsDto: {
             /**
+             * @description CalDAV URLs of the calendars whose busy times block slots; empty: none block
              * @example [
              *       "https://caldav.icloud.com/123456789/calendars/home/"
              *     ]
@@ -1559,10 +1683,15 @@ export interface components {
         CashFlowDto: {
             /** @description openingCash + netChange = closingCash */
             balanced: boolean;
+            /** @description Base currency of the amounts */
             baseCurrency: string;
+            /** @description Cash accounts at the end of to */
             closingCash: string;
+            /** @description Changes of accounts classed financing (equity by default) */
             financing: components["schemas"]["CashFlowSectionDto"];
+            /** @description First day of the range, YYYY-MM-DD */
             from: string;
+            /** @description Changes of accounts classed investing */
             investing: components["schemas"]["CashFlowSectionDto"];
             /** @description operating + investing + financing */
             netChange: string;
@@ -1572,20 +1701,28 @@ export interface components {
             openingCash: string;
             /** @description Working-capital changes; total includes net income */
             operating: components["schemas"]["CashFlowSectionDto"];
+            /** @description Last day of the range, YYYY-MM-DD */
             to: string;
         };
         /** @description The contribution of one account to a section of the cash-flow statement */
         CashFlowRowDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account
+             */
             accountId: string;
             /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive */
             amount: string;
+            /** @description Account code */
             code: string;
+            /** @description Account name */
             name: string;
         };
         /** @description A section of the cash-flow statement (operating, investing, financing) with its total */
         CashFlowSectionDto: {
+            /** @description The accounts that contributed to the section */
             rows: components["schemas"]["CashFlowRowDto"][];
+            /** @description Sum of the section (base currency) */
             total: string;
         };
         /** @description The member's new role */
@@ -1598,62 +1735,125 @@ export interface components {
         };
         /** @description The app and plan to subscribe to */
         CheckoutDto: {
-            /** @example omnizen */
+            /**
+             * @description App id to subscribe to (omnizen, app_securevault)
+             * @example omnizen
+             */
             app: string;
-            /** @example professional */
+            /**
+             * @description Code of the plan to subscribe to (a plan of that app)
+             * @example professional
+             */
             plan: string;
         };
         /** @description A Stripe Checkout session to send the user to */
         CheckoutSessionDto: {
-            /** @example cs_test_a1b2 */
+            /**
+             * @description The Stripe Checkout session id
+             * @example cs_test_a1b2
+             */
             id: string;
-            /** @example https://checkout.stripe.com/c/pay/cs_test_a1b2 */
+            /**
+             * @description Stripe-hosted Checkout page to redirect the user to
+             * @example https://checkout.stripe.com/c/pay/cs_test_a1b2
+             */
             url: string;
         };
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
-            /** @enum {string} */
+            /**
+             * @description Cash-flow statement section; absent: by type
+             * @enum {string}
+             */
             cashFlowClass?: "cash" | "operating" | "investing" | "financing";
-            /** @example 1110 */
+            /**
+             * @description Account code, unique in the chart: 1-32 letters, digits, dots or dashes
+             * @example 1110
+             */
             code: string;
-            /** @example USD */
+            /**
+             * @description Only lines in this currency may post to the account; absent: any currency
+             * @example USD
+             */
             currency?: string;
-            /** @default false */
+            /**
+             * @description true for a group account: sums its children, cannot be posted to
+             * @default false
+             */
             isGroup?: boolean;
-            /** @example Petty cash */
+            /**
+             * @description Name of the account
+             * @example Petty cash
+             */
             name: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description A group account to put it under; absent: top level
+             */
             parentId?: string;
-            /** @enum {string} */
+            /**
+             * @description asset, liability, equity, revenue or expense
+             * @enum {string}
+             */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was accepted; null while not accepted
+             */
             acceptedAt: string | null;
+            /** @description Id of the user who accepted; null while not accepted or when that user was deleted */
             acceptedBy: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the invitation was created
+             */
             createdAt: string;
+            /** @description E-mail address the invitation was sent to */
             email: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the invitation stops being acceptable
+             */
             expiresAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The invitation id
+             */
             id: string;
+            /** @description Id of the user who invited; null when a service invited or that user was deleted */
             invitedBy: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization the invitation is to
+             */
             orgId: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was revoked; null while not revoked
+             */
             revokedAt: string | null;
-            /** @enum {string} */
+            /**
+             * @description Role the invitee gets on accepting
+             * @enum {string}
+             */
             role: "admin" | "accountant" | "member" | "viewer";
-            /** @enum {string} */
+            /**
+             * @description pending, accepted, revoked, or expired (unanswered past expiresAt)
+             * @enum {string}
+             */
             status: "pending" | "accepted" | "revoked" | "expired";
             /** @description The secret to send to the invitee. Shown once: only its SHA-256 hash is stored. */
             token: string;
         };
         /** @description The next fiscal year to open */
         CreateFiscalYearDto: {
-            /** @example FY2027 */
+            /**
+             * @description Name of the year; default FY2027 for a calendar year, FY2027/28 otherwise
+             * @example FY2027
+             */
             name?: string;
             /**
              * @description First day; the year has 12 monthly periods
@@ -1663,35 +1863,58 @@ export interface components {
         };
         /** @description A new integration of one type */
         CreateIntegrationDto: {
-            /** @example trainer@example.com */
+            /**
+             * @description The user's e-mail address at the outside service
+             * @example trainer@example.com
+             */
             externalEmail?: string;
-            /** @example trainer@example.com */
+            /**
+             * @description The user's account name at the outside service
+             * @example trainer@example.com
+             */
             externalUsername?: string;
             /**
              * @description One integration per type and user
              * @example icloud
              */
             integrationType: string;
-            /** @example Personal iCloud */
+            /**
+             * @description A name for the integration, shown to the user
+             * @example Personal iCloud
+             */
             label?: string;
         };
         /** @description Who to invite, and with which role */
         CreateInvitationDto: {
-            /** @example grace@example.com */
+            /**
+             * @description E-mail address to invite; trimmed and lower-cased. Only the user with this e-mail can accept
+             * @example grace@example.com
+             */
             email: string;
-            /** @enum {string} */
+            /**
+             * @description Role the invitee gets on accepting (owner cannot be invited)
+             * @enum {string}
+             */
             role: "admin" | "accountant" | "member" | "viewer";
         };
         /** @description A journal entry to post: its lines must balance in the base currency */
         CreateJournalEntryDto: {
-            /** @example 2026-01-15 */
+            /**
+             * @description Date of the entry, YYYY-MM-DD; must fall in an open period
+             * @example 2026-01-15
+             */
             date: string;
             /** @description Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too. */
             idempotencyKey?: string;
+            /** @description 2 to 400 lines; base debits must equal base credits */
             lines: components["schemas"]["JournalLineInputDto"][];
-            /** @example Office rent January */
+            /**
+             * @description Memo of the entry; empty when absent
+             * @example Office rent January
+             */
             memo?: string;
             /**
+             * @description Where the entry comes from
              * @default manual
              * @enum {string}
              */
@@ -1701,28 +1924,43 @@ export interface components {
         };
         /** @description A new business organization */
         CreateOrganizationDto: {
-            /** @example Acme Trading LLC */
+            /**
+             * @description Name of the organization (1 to 200 characters)
+             * @example Acme Trading LLC
+             */
             name: string;
         };
         /** @description A new tax code */
         CreateTaxCodeDto: {
-            /** @example VAT20 */
+            /**
+             * @description Short code, unique in the organization: 1-32 letters, digits, dots, dashes or underscores
+             * @example VAT20
+             */
             code: string;
             /**
              * @description Amounts already include the tax
              * @default false
              */
             inclusive?: boolean;
-            /** @example VAT 20 % */
+            /**
+             * @description Name of the tax code
+             * @example VAT 20 %
+             */
             name: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account input tax on purchases (debit lines) posts to
+             */
             purchaseAccountId: string;
             /**
              * @description Percent, 0 to 100
              * @example 20
              */
             rate: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account output tax on sales (credit lines) posts to
+             */
             salesAccountId: string;
         };
         /** @description An account's balance in one transaction currency and in the base currency */
@@ -1737,37 +1975,68 @@ export interface components {
              * @example 110.00
              */
             baseBalance: string;
+            /** @description The transaction currency (ISO 4217) */
             currency: string;
         };
         /** @description An ISO 4217 currency and its minor units */
         CurrencyDto: {
+            /** @description ISO 4217 currency code */
             code: string;
+            /** @description Number of decimals amounts in the currency have (e.g. 2 for EUR, 0 for JPY) */
             minorUnits: number;
+            /** @description Name of the currency */
             name: string;
         };
         /** @description The e-mail that is now verified */
         EmailVerifiedDto: {
-            /** @example ada@example.com */
+            /**
+             * @description The e-mail address that was verified
+             * @example ada@example.com
+             */
             email: string;
-            /** @enum {boolean} */
+            /**
+             * @description Always true
+             * @enum {boolean}
+             */
             verified: true;
         };
         /** @description What the subscription to an app allows: plan, status, read-only state and features */
         EntitlementsDto: {
-            /** @enum {string} */
+            /**
+             * @description full: reads and writes; read_only: only reads are allowed
+             * @enum {string}
+             */
             access: "full" | "read_only";
-            /** @example omnizen */
+            /**
+             * @description The app id
+             * @example omnizen
+             */
             app: string;
+            /** @description true when the subscription is set to cancel at the end of the current period */
             cancelAtPeriodEnd: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description End of the current paid billing period (from Stripe); null when unknown or without a subscription
+             */
             currentPeriodEnd: string | null;
+            /** @description Every feature of the app, with what this plan allows */
             features: components["schemas"]["FeatureEntitlementDto"][];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description past_due only: when the grace period of full access ends; null otherwise
+             */
             graceEndsAt: string | null;
-            /** @example starter */
+            /**
+             * @description Code of the plan in effect
+             * @example starter
+             */
             plan: string;
-            /** @example Starter */
+            /**
+             * @description Display name of the plan; null when the plan code is not in the catalog
+             * @example Starter
+             */
             planName: string | null;
+            /** @description Why access is read-only, in words; null when access is full */
             readOnlyReason: string | null;
             /**
              * @description default: no subscription row, the app's default plan as a trial
@@ -1779,16 +2048,26 @@ export interface components {
              * @example active
              */
             status: string;
+            /** @description Whose subscription this is */
             subject: components["schemas"]["EntitlementSubjectDto"];
+            /** @description Id of our subscription record; null when source is default */
             subscriptionId: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the trial ends or ended; null when there is no trial
+             */
             trialEndsAt: string | null;
         };
         /** @description Whose entitlements these are: an organization or a user */
         EntitlementSubjectDto: {
+            /** @description The organization billed; null when the subject is a user */
             organizationId: string | null;
-            /** @enum {string} */
+            /**
+             * @description organization for a business organization; user for a personal organization (billed to its owner)
+             * @enum {string}
+             */
             type: "organization" | "user";
+            /** @description The user billed; null when the subject is an organization */
             userId: string | null;
         };
         /** @description What went wrong: a stable code to branch on and a message naming the problem */
@@ -1822,6 +2101,7 @@ export interface components {
         };
         /** @description The one shape of every error the API answers */
         ErrorResponse: {
+            /** @description The error: its code, message and details */
             error: components["schemas"]["ErrorDetail"];
             /**
              * @description The id of this request (also in the X-Request-Id header); quote it when reporting a problem
@@ -1841,85 +2121,150 @@ export interface components {
         };
         /** @description One feature of the plan: whether it is included, and its limit and usage when it is counted */
         FeatureEntitlementDto: {
+            /** @description What the feature is, in words */
             description: string;
+            /** @description Whether the plan includes the feature */
             enabled: boolean;
-            /** @example users */
+            /**
+             * @description Code of the feature
+             * @example users
+             */
             feature: string;
-            /** @enum {string} */
+            /**
+             * @description boolean: included or not; limit: included up to a number
+             * @enum {string}
+             */
             kind: "boolean" | "limit";
             /** @description limit features: the limit, null = unlimited */
             limit: number | null;
-            /** @example users */
+            /**
+             * @description What a limit counts (users, entries, ...); null for boolean features
+             * @example users
+             */
             unit: string | null;
             /** @description current usage when the Hub counts it (null: counted by the app itself) */
             usage: number | null;
         };
         /** @description A feature flag of the organization */
         FeatureFlagDto: {
+            /** @description Whether the flag is on for the organization */
             enabled: boolean;
-            /** @example ledger.multi_currency */
+            /**
+             * @description Name of the feature flag
+             * @example ledger.multi_currency
+             */
             flag: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the flag was last set
+             */
             updatedAt: string;
         };
         /** @description Whether the feature flag is on */
         FeatureFlagInputDto: {
+            /** @description true turns the flag on, false turns it off */
             enabled: boolean;
         };
         /** @description A fiscal period (a month of a fiscal year), open or closed */
         FiscalPeriodDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the period was closed; null while open
+             */
             closedAt: string | null;
+            /** @description Last day of the period, YYYY-MM-DD */
             endDate: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The fiscal year of the period
+             */
             fiscalYearId: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The period id
+             */
             id: string;
+            /** @description Number of the period within its year, from 1 */
             periodNo: number;
+            /** @description First day of the period, YYYY-MM-DD */
             startDate: string;
-            /** @enum {string} */
+            /**
+             * @description open: entries may be posted in it; closed: not
+             * @enum {string}
+             */
             status: "open" | "closed";
         };
         /** @description A fiscal year, its periods, and its closing entry once closed */
         FiscalYearDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the year was closed; null while open
+             */
             closedAt: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The closing entry of the year-end close; null while open
+             */
             closingEntryId: string | null;
+            /** @description Last day of the year, YYYY-MM-DD */
             endDate: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The fiscal year id
+             */
             id: string;
+            /** @description Name of the fiscal year (e.g. FY2026) */
             name: string;
+            /** @description The periods of the year, in order */
             periods: components["schemas"]["FiscalPeriodDto"][];
+            /** @description First day of the year, YYYY-MM-DD */
             startDate: string;
-            /** @enum {string} */
+            /**
+             * @description open, or closed by the year-end close
+             * @enum {string}
+             */
             status: "open" | "closed";
         };
         /** @description An exchange rate: base units per unit of a currency, effective from a date */
         FxRateDto: {
-            /** @example USD */
+            /**
+             * @description The currency the rate is for (ISO 4217)
+             * @example USD
+             */
             currency: string;
-            /** @example 2026-01-31 */
+            /**
+             * @description The day the rate is effective from, YYYY-MM-DD
+             * @example 2026-01-31
+             */
             date: string;
             /**
              * @description Units of the base currency for one unit of currency
              * @example 0.9200000000
              */
             rate: string;
-            /** @enum {string} */
+            /**
+             * @description manual: set one at a time; import: set by a bulk import
+             * @enum {string}
+             */
             source: "manual" | "import";
         };
         /** @description A page of exchange rates */
         FxRatePage: {
+            /** @description The rates on this page */
             items: components["schemas"]["FxRateDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
         /** @description The posted lines of one account over a date range, with opening and closing balances */
         GeneralLedgerDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account
+             */
             accountId: string;
+            /** @description Base currency of the books */
             baseCurrency: string;
+            /** @description The posted lines of this page, oldest first */
             items: components["schemas"]["GeneralLedgerLineDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
@@ -1928,121 +2273,215 @@ export interface components {
         };
         /** @description One posted line of an account, with the running balance */
         GeneralLedgerLineDto: {
+            /** @description Credit in the base currency (decimal string) */
             baseCredit: string;
+            /** @description Debit in the base currency (decimal string) */
             baseDebit: string;
+            /** @description Credit in the transaction currency (decimal string) */
             credit: string;
+            /** @description Transaction currency of the line */
             currency: string;
+            /** @description Date of the entry, YYYY-MM-DD */
             date: string;
+            /** @description Debit in the transaction currency (decimal string) */
             debit: string;
+            /** @description Description of the line; null when none */
             description: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The journal entry of the line
+             */
             entryId: string;
+            /** @description Number of the line within its entry */
             lineNo: number;
+            /** @description Memo of the entry; empty when none */
             memo: string;
             /** @description Base-currency balance (debit minus credit) after this line */
             runningBalance: string;
         };
         /** @description One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted */
         IdentityDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When this identity was first linked to the user
+             */
             createdAt: string;
             /** @description The e-mail this identity last asserted */
             email: string;
+            /** @description Whether the e-mail this identity asserted is verified */
             emailVerified: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the user last signed in with this identity
+             */
             lastUsedAt: string;
-            /** @enum {string} */
+            /**
+             * @description The sign-in method: password, or the issuer of an exchanged token
+             * @enum {string}
+             */
             provider: "password" | "nextauth" | "supabase";
         };
         /** @description Exchange rates to set, all or none */
         ImportFxRatesDto: {
+            /** @description 1 to 5,000 rates; a rate for an existing currency and date replaces it */
             rates: components["schemas"]["SetFxRateDto"][];
         };
         /** @description How many exchange rates an import wrote */
         ImportResultDto: {
+            /** @description Number of rates written */
             imported: number;
         };
         /** @description A connection of the signed-in user to an outside service (a calendar); its secret is never returned */
         IntegrationDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the integration was created
+             */
             createdAt: string;
+            /** @description The user's e-mail address at the outside service; null when not given */
             externalEmail: string | null;
+            /** @description The user's account name at the outside service; null when not given */
             externalUsername: string | null;
             /** @description Whether a secret is stored; the secret itself is never returned */
             hasSecret: boolean;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The integration id
+             */
             id: string;
-            /** @example icloud */
+            /**
+             * @description The kind of outside service (icloud, caldav, ...); one integration per type and user
+             * @example icloud
+             */
             integrationType: string;
+            /** @description A name for the integration; null when none is set */
             label: string | null;
-            /** @enum {string} */
+            /**
+             * @description active: used (only active calendars block slots); disabled: kept but not used; error: marked as failing
+             * @enum {string}
+             */
             status: "active" | "disabled" | "error";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the integration was last changed
+             */
             updatedAt: string;
         };
         /** @description An invitation to join an organization */
         InvitationDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was accepted; null while not accepted
+             */
             acceptedAt: string | null;
+            /** @description Id of the user who accepted; null while not accepted or when that user was deleted */
             acceptedBy: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the invitation was created
+             */
             createdAt: string;
+            /** @description E-mail address the invitation was sent to */
             email: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the invitation stops being acceptable
+             */
             expiresAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The invitation id
+             */
             id: string;
+            /** @description Id of the user who invited; null when a service invited or that user was deleted */
             invitedBy: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization the invitation is to
+             */
             orgId: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was revoked; null while not revoked
+             */
             revokedAt: string | null;
-            /** @enum {string} */
+            /**
+             * @description Role the invitee gets on accepting
+             * @enum {string}
+             */
             role: "admin" | "accountant" | "member" | "viewer";
-            /** @enum {string} */
+            /**
+             * @description pending, accepted, revoked, or expired (unanswered past expiresAt)
+             * @enum {string}
+             */
             status: "pending" | "accepted" | "revoked" | "expired";
         };
         /** @description A page of invitations */
         InvitationPage: {
+            /** @description The invitations on this page */
             items: components["schemas"]["InvitationDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
         /** @description A posted journal entry: balanced lines, immutable once posted (corrected by a reversal) */
         JournalEntryDto: {
+            /** @description Base currency of the books when posted */
             baseCurrency: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the entry was posted
+             */
             createdAt: string;
+            /** @description Who posted it: a user id or service:<name>; null when the token named neither */
             createdBy: string | null;
+            /** @description Date of the entry, YYYY-MM-DD */
             date: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The entry id
+             */
             id: string;
+            /** @description The idempotency key it was posted with; null when none */
             idempotencyKey: string | null;
+            /** @description The lines of the entry, by lineNo */
             lines: components["schemas"]["JournalLineDto"][];
+            /** @description Memo of the entry; empty when none */
             memo: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The entry that reverses this one; null when not reversed
+             */
             reversedByEntryId: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The entry this one reverses; null when it is not a reversal
+             */
             reversesEntryId: string | null;
             /**
              * @description year_end: a closing entry (or its reversal when the year reopened)
              * @enum {string}
              */
             source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
+            /** @description Id of the source document; null when none */
             sourceRef: string | null;
             /** @description Sum of base debits (= base credits). Decimal string with exactly the base currency's minor units */
             totalBase: string;
         };
         /** @description A page of journal entries, newest first */
         JournalEntryPage: {
+            /** @description The entries on this page, newest first */
             items: components["schemas"]["JournalEntryDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
         /** @description One line of a journal entry, in its transaction currency and in the base currency */
         JournalLineDto: {
+            /** @description Code of the account posted to */
             accountCode: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account posted to
+             */
             accountId: string;
             /**
              * @description Decimal string with exactly the base currency's minor units
@@ -2054,22 +2493,27 @@ export interface components {
              * @example 33.33
              */
             baseDebit: string;
+            /** @description Id of the counterparty; null when none */
             counterpartyId: string | null;
+            /** @description Kind of counterparty (customer, vendor, employee, other); null when none */
             counterpartyType: string | null;
             /**
              * @description Decimal string with exactly the currency's minor units
              * @example 0.00
              */
             credit: string;
+            /** @description Transaction currency of the line */
             currency: string;
             /**
              * @description Decimal string with exactly the currency's minor units
              * @example 33.33
              */
             debit: string;
+            /** @description Description of the line; null when none */
             description: string | null;
             /** @description Added by the database for a rounding difference */
             isRounding: boolean;
+            /** @description Number of the line within the entry */
             lineNo: number;
             /**
              * @description Base units per unit of currency, 10 decimals
@@ -2086,24 +2530,39 @@ export interface components {
              * @enum {string|null}
              */
             taxRole: "output_base" | "output_tax" | "input_base" | "input_tax" | null;
+            /** @description Workspace of the line; null when none */
             workspaceId: string | null;
         };
         /** @description One line of a journal entry to post: a debit or a credit on an account */
         JournalLineInputDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account to post to (not a group account)
+             */
             accountId: string;
+            /** @description Your id of the counterparty (customer, vendor, ...) */
             counterpartyId?: string;
-            /** @enum {string} */
+            /**
+             * @description Kind of counterparty of the line
+             * @enum {string}
+             */
             counterpartyType?: "customer" | "vendor" | "employee" | "other";
-            /** @example 100.00 */
+            /**
+             * @description Credit in the line's currency; give exactly one of debit or credit
+             * @example 100.00
+             */
             credit?: string;
             /**
              * @description Transaction currency; defaults to the base currency
              * @example USD
              */
             currency?: string;
-            /** @example 100.00 */
+            /**
+             * @description Debit in the line's currency; give exactly one of debit or credit
+             * @example 100.00
+             */
             debit?: string;
+            /** @description Description of the line */
             description?: string;
             /**
              * @description Base units per unit of currency; defaults to the rate effective on the entry date
@@ -2115,15 +2574,25 @@ export interface components {
              * @description Adds the tax line: output tax for a credit line, input tax for a debit line
              */
             taxCodeId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Workspace the line belongs to
+             */
             workspaceId?: string;
         };
         /** @description The ledger's base currency and the accounts it posts rounding, year-end and FX results to */
         LedgerSettingsDto: {
+            /** @description Base currency of the books (ISO 4217); set when the books are started */
             baseCurrency: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for FX gains; null when not set
+             */
             fxGainAccountId: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for FX losses; null when not set
+             */
             fxLossAccountId: string | null;
             /**
              * Format: uuid
@@ -2135,72 +2604,121 @@ export interface components {
              * @description Unrealized FX losses (revaluation); falls back to fxLossAccountId
              */
             fxUnrealizedLossAccountId: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account the year-end close moves the year's result to; null when not set
+             */
             retainedEarningsAccountId: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account that takes rounding differences of an entry; null when not set
+             */
             roundingAccountId: string | null;
         };
         /** @description Email and password of an existing account */
         LoginDto: {
-            /** @example ada@example.com */
+            /**
+             * @description E-mail address of the account; trimmed and lower-cased
+             * @example ada@example.com
+             */
             email: string;
             /**
              * Format: password
+             * @description The account password
              * @example correct horse battery staple
              */
             password: string;
         };
         /** @description A member of an organization and their role */
         MemberDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the user became a member
+             */
             createdAt: string;
+            /** @description E-mail address of the member */
             email: string;
+            /** @description Display name of the member; null when none is set */
             name: string | null;
-            /** @enum {string} */
+            /**
+             * @description The member's role in the organization
+             * @enum {string}
+             */
             role: "owner" | "admin" | "accountant" | "member" | "viewer";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the membership (its role) was last changed
+             */
             updatedAt: string;
+            /** @description Id of the member's user */
             userId: string;
         };
         /** @description A page of members */
         MemberPage: {
+            /** @description The members on this page */
             items: components["schemas"]["MemberDto"][];
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
-            /** @enum {string} */
+            /**
+             * @description personal: the one-member organization every user gets; business: one created to share with members
+             * @enum {string}
+             */
             accountType: "personal" | "business";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the organization was created
+             */
             createdAt: string;
+            /** @description The organization's email or web domain; null when not set */
             domain: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization id
+             */
             id: string;
+            /** @description Name of the organization */
             name: string;
+            /** @description Id of the user who owns the organization */
             ownerUserId: string;
             /**
              * @description The caller's role in the organization (service: the service-role key; analyst: a mapped database login)
              * @enum {string}
              */
             role?: "owner" | "admin" | "accountant" | "member" | "viewer" | "service" | "analyst";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the organization was last changed
+             */
             updatedAt: string;
         };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
+            /** @description First day of the comparative range, YYYY-MM-DD */
             from: string;
+            /** @description totalRevenue minus totalExpenses */
             netIncome: string;
+            /** @description Last day of the comparative range, YYYY-MM-DD */
             to: string;
+            /** @description Total expenses of the range */
             totalExpenses: string;
+            /** @description Total revenue of the range */
             totalRevenue: string;
         };
         /** @description A plan of an app, with its features and limits */
         PlanDto: {
-            /** @enum {string} */
+            /**
+             * @description Who can subscribe: personal organizations, business organizations, or any
+             * @enum {string}
+             */
             audience: "personal" | "business" | "any";
+            /** @description Code of the plan, unique within the app */
             code: string;
+            /** @description Every feature of the app, with what this plan allows */
             features: components["schemas"]["FeatureEntitlementDto"][];
+            /** @description Display name of the plan */
             name: string;
         };
         /** @description The app whose billing to manage */
@@ -2210,59 +2728,94 @@ export interface components {
         };
         /** @description A Stripe billing portal session to send the user to */
         PortalSessionDto: {
+            /** @description The Stripe billing portal session id */
             id: string;
+            /** @description Stripe-hosted billing portal page to redirect the user to */
             url: string;
         };
         /** @description Revenue, expenses and the net result over a date range */
         ProfitAndLossDto: {
+            /** @description Base currency of the amounts */
             baseCurrency: string;
             /** @description The comparative column's range and totals (with ?compare=) */
             comparative?: components["schemas"]["PeriodTotalsDto"];
+            /** @description Expense accounts and groups: active ones always, archived ones only with an amount */
             expenses: components["schemas"]["StatementRowDto"][];
+            /** @description First day of the range, YYYY-MM-DD */
             from: string;
             /** @description Whether closing entries (source year_end) are counted */
             includeClosing: boolean;
+            /** @description totalRevenue minus totalExpenses; negative is a loss */
             netIncome: string;
+            /** @description Revenue accounts and groups: active ones always, archived ones only with an amount */
             revenue: components["schemas"]["StatementRowDto"][];
+            /** @description Last day of the range, YYYY-MM-DD */
             to: string;
+            /** @description Total expenses (base currency) */
             totalExpenses: string;
+            /** @description Total revenue (base currency) */
             totalRevenue: string;
         };
         /** @description The signed-in user's provider profile (what their public booking page shows) */
         ProviderDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the profile was first saved; null until then
+             */
             createdAt: string | null;
             /**
              * Format: uuid
              * @description null until the profile is first saved
              */
             id: string | null;
+            /** @description Whether the public booking page is visible under the slug */
             isPublic: boolean;
+            /** @description The name in the public page's URL; null when not set */
             publicSlug: string | null;
+            /** @description The settings groups saved so far; a group not saved is absent */
             settings: components["schemas"]["ProviderSettingsDto"];
-            /** @example Asia/Dubai */
+            /**
+             * @description IANA time zone of the profile (Asia/Dubai until set)
+             * @example Asia/Dubai
+             */
             timezone: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the profile was last saved; null until first saved
+             */
             updatedAt: string | null;
         };
         /** @description Settings groups of a provider profile; a group given replaces that group */
         ProviderSettingsDto: {
+            /** @description Which connected calendars block slots */
             calendar?: components["schemas"]["CalendarSettingsDto"];
+            /** @description WhatsApp booking link settings */
             whatsapp?: components["schemas"]["WhatsappDto"];
+            /** @description When the provider can be booked; without it there are no slots */
             workingHours?: components["schemas"]["WorkingHoursDto"];
         };
         /** @description A public provider page: name, time zone, working hours, WhatsApp */
         PublicProviderDto: {
-            /** @example kimlindberg */
+            /**
+             * @description The name in the page's URL
+             * @example kimlindberg
+             */
             slug: string;
-            /** @example Asia/Dubai */
+            /**
+             * @description IANA time zone of the profile
+             * @example Asia/Dubai
+             */
             timezone: string;
+            /** @description WhatsApp booking details; null when not set */
             whatsapp: components["schemas"]["PublicWhatsappDto"] | null;
+            /** @description When the provider can be booked; null when not set */
             workingHours: components["schemas"]["WorkingHoursDto"] | null;
         };
         /** @description The WhatsApp booking details a public page shows */
         PublicWhatsappDto: {
+            /** @description Whether WhatsApp booking is on */
             enabled: boolean;
+            /** @description The provider's WhatsApp number in E.164 form; absent when not enabled */
             phoneE164?: string;
         };
         /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
@@ -2272,19 +2825,29 @@ export interface components {
         };
         /** @description A new account: email, password and an optional display name */
         RegisterDto: {
-            /** @example ada@example.com */
+            /**
+             * @description E-mail address to register; trimmed and lower-cased
+             * @example ada@example.com
+             */
             email: string;
-            /** @example Ada Lovelace */
+            /**
+             * @description Display name; when absent the name stays null
+             * @example Ada Lovelace
+             */
             name?: string;
             /**
              * Format: password
+             * @description Password of 10 to 200 characters; stored only as a hash
              * @example correct horse battery staple
              */
             password: string;
         };
         /** @description The answer to every registration, whether or not the e-mail already has an account */
         RegistrationAcceptedDto: {
-            /** @example If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password. */
+            /**
+             * @description Human-readable next step for the user
+             * @example If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.
+             */
             message: string;
             /**
              * @description The same for every registration, whether or not the e-mail already has an account
@@ -2307,7 +2870,10 @@ export interface components {
         };
         /** @description The revaluation of one account's balance in one currency */
         RevaluationLineDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account revalued
+             */
             accountId: string;
             /**
              * @description Decimal string with exactly the currency's minor units
@@ -2318,6 +2884,7 @@ export interface components {
             baseAfter: string;
             /** @description Decimal string with exactly the base currency's minor units */
             baseBefore: string;
+            /** @description The foreign currency of the balance */
             currency: string;
             /** @description Decimal string with exactly the base currency's minor units */
             difference: string;
@@ -2329,7 +2896,9 @@ export interface components {
         };
         /** @description The adjustments of a revaluation, and the entry that posted them (none when nothing changed) */
         RevaluationResultDto: {
+            /** @description One adjustment per account and currency whose base value changed */
             adjustments: components["schemas"]["RevaluationLineDto"][];
+            /** @description The revaluation entry; null when nothing changed */
             entry: components["schemas"]["JournalEntryDto"] | null;
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
@@ -2341,30 +2910,54 @@ export interface components {
              * @example 2026-02-01
              */
             date?: string;
+            /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the session was created (sign-in time)
+             */
             createdAt: string;
             /** @description true for the session of the calling token */
             current: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the session expires; refreshing does not extend it
+             */
             expiresAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The session id
+             */
             id: string;
+            /** @description Client IP address of the sign-in request; null when unknown */
             ip: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When a refresh token of the session was last used
+             */
             lastUsedAt: string;
+            /** @description User-Agent header of the sign-in request; null when none was sent */
             userAgent: string | null;
         };
         /** @description An exchange rate to set for a currency and date */
         SetFxRateDto: {
-            /** @example USD */
+            /**
+             * @description The currency the rate is for (ISO 4217)
+             * @example USD
+             */
             currency: string;
-            /** @example 2026-01-31 */
+            /**
+             * @description The day the rate is effective from, YYYY-MM-DD
+             * @example 2026-01-31
+             */
             date: string;
-            /** @example 0.92 */
+            /**
+             * @description Units of the base currency for one unit of currency; at most 10 decimals
+             * @example 0.92
+             */
             rate: string;
         };
         /** @description The integration's credentials, stored encrypted */
@@ -2382,14 +2975,20 @@ export interface components {
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
-            /** @example timezone */
+            /**
+             * @description The setting key within its scope
+             * @example timezone
+             */
             key: string;
             /**
              * @description 'org' or an app code
              * @example org
              */
             scope: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the value was last written
+             */
             updatedAt: string;
             /** @description The JSON value */
             value: string | number | boolean | {
@@ -2426,16 +3025,25 @@ export interface components {
              * @example 2030-03-11
              */
             date: string;
-            /** @example 2030-03-11T14:00:00.000Z */
+            /**
+             * @description End of the slot, ISO 8601 in UTC
+             * @example 2030-03-11T14:00:00.000Z
+             */
             end: string;
-            /** @example 2030-03-11T13:00:00.000Z */
+            /**
+             * @description Start of the slot, ISO 8601 in UTC
+             * @example 2030-03-11T13:00:00.000Z
+             */
             start: string;
             /**
              * @description Local start time
              * @example 09:00
              */
             time: string;
-            /** @example https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F */
+            /**
+             * @description wa.me link with the booking message for this slot; absent when WhatsApp booking is off
+             * @example https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F
+             */
             whatsappUrl?: string;
         };
         /** @description The base currency, the first fiscal year and the chart of accounts to start the ledger with */
@@ -2459,35 +3067,57 @@ export interface components {
         };
         /** @description One line of a financial statement: an account or a group and its amount */
         StatementRowDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account or group account
+             */
             accountId: string;
             /** @description Own amount plus all descendants, in the natural sign of the type */
             amount: string;
+            /** @description Account code */
             code: string;
             /** @description The same in the comparative column (with ?compare=) */
             comparativeAmount?: string;
             /** @description 0 for a top-level account */
             depth: number;
+            /** @description Whether the row is a group account (its amount includes its children) */
             isGroup: boolean;
+            /** @description Account name */
             name: string;
-            /** @enum {string} */
+            /**
+             * @description Account type
+             * @enum {string}
+             */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
         /** @description The net, tax and gross of an amount under a tax code */
         TaxCalculationDto: {
+            /** @description Currency of the amounts */
             currency: string;
+            /** @description Amount with tax: net plus tax (decimal string) */
             gross: string;
+            /** @description Amount without tax (decimal string) */
             net: string;
+            /** @description The tax (decimal string) */
             tax: string;
         };
         /** @description A tax code: its rate and the accounts its output and input tax post to */
         TaxCodeDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the tax code was archived; null while active
+             */
             archivedAt: string | null;
+            /** @description Short code of the tax code, unique in the organization */
             code: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The tax code id
+             */
             id: string;
+            /** @description true: amounts posted with it already include the tax */
             inclusive: boolean;
+            /** @description Name of the tax code */
             name: string;
             /**
              * Format: uuid
@@ -2518,37 +3148,65 @@ export interface components {
             personalOrgId: string;
             /** @description Single-use refresh token; rotated on every refresh */
             refreshToken: string;
-            /** @example Bearer */
+            /**
+             * @description Always Bearer: send the access token as Authorization: Bearer <token>
+             * @example Bearer
+             */
             tokenType: string;
+            /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
         };
         /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
+            /** @description The day the balances are at the end of, YYYY-MM-DD; null: everything posted */
             asOf: string | null;
+            /** @description Whether totalDebit equals totalCredit */
             balanced: boolean;
+            /** @description Base currency of the books */
             baseCurrency: string;
+            /** @description One row per account with a non-zero balance, by code */
             rows: components["schemas"]["TrialBalanceRowDto"][];
+            /** @description Sum of the credit column */
             totalCredit: string;
+            /** @description Sum of the debit column */
             totalDebit: string;
         };
         /** @description One account's debit or credit balance in the trial balance */
         TrialBalanceRowDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account
+             */
             accountId: string;
+            /** @description Account code */
             code: string;
+            /** @description Credit balance in the base currency; 0 when the balance is a debit */
             credit: string;
+            /** @description Debit balance in the base currency; 0 when the balance is a credit */
             debit: string;
+            /** @description Account name */
             name: string;
-            /** @enum {string} */
+            /**
+             * @description Account type
+             * @enum {string}
+             */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
-            /** @enum {string} */
+            /**
+             * @description Cash-flow statement section
+             * @enum {string}
+             */
             cashFlowClass?: "cash" | "operating" | "investing" | "financing";
+            /** @description true for a group account: sums its children, cannot be posted to */
             isGroup?: boolean;
+            /** @description New name of the account */
             name?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description A group account to move it under
+             */
             parentId?: string | null;
         };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
@@ -2558,22 +3216,43 @@ export interface components {
              * @example Work iCloud
              */
             label?: string | null;
-            /** @enum {string} */
+            /**
+             * @description active: used; disabled: kept but not used; error: marked as failing
+             * @enum {string}
+             */
             status?: "active" | "disabled" | "error";
         };
         /** @description Changes to the ledger's system accounts; fields left out keep their value */
         UpdateLedgerSettingsDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for FX gains
+             */
             fxGainAccountId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for FX losses
+             */
             fxLossAccountId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for unrealized FX gains (revaluation)
+             */
             fxUnrealizedGainAccountId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account for unrealized FX losses (revaluation)
+             */
             fxUnrealizedLossAccountId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account the year-end close moves the year's result to
+             */
             retainedEarningsAccountId?: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Account that takes rounding differences of an entry
+             */
             roundingAccountId?: string;
         };
         /** @description Changes to an organization; fields left out keep their value */
@@ -2583,11 +3262,15 @@ export interface components {
              * @example acme.example
              */
             domain?: string | null;
-            /** @example Acme Trading LLC */
+            /**
+             * @description New name of the organization (1 to 200 characters)
+             * @example Acme Trading LLC
+             */
             name?: string;
         };
         /** @description Changes to the provider profile; fields left out keep their value, null clears the slug */
         UpdateProviderDto: {
+            /** @description Whether the public booking page is visible under the slug */
             isPublic?: boolean;
             /**
              * @description Lowercase letters, digits and single dashes; null clears it
@@ -2596,37 +3279,59 @@ export interface components {
             publicSlug?: string | null;
             /** @description Each group given replaces that group; groups not given are kept */
             settings?: components["schemas"]["ProviderSettingsDto"];
-            /** @example Asia/Dubai */
+            /**
+             * @description IANA time zone of the profile
+             * @example Asia/Dubai
+             */
             timezone?: string;
         };
         /** @description The signed-in user's profile */
         UserDto: {
-            /** @enum {string|null} */
+            /**
+             * @description personal or business; null when the account type was never set
+             * @enum {string|null}
+             */
             accountType: "personal" | "business" | null;
+            /** @description The user's e-mail address, lower-case */
             email: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The user id (core."User".id)
+             */
             id: string;
+            /** @description URL of the profile picture; null when none is set */
             image: string | null;
+            /** @description Display name; null when none was given */
             name: string | null;
         };
         /** @description The VAT report over a date range, per tax code, with totals */
         VatReportDto: {
+            /** @description Base currency of the amounts */
             baseCurrency: string;
+            /** @description First day of the range, YYYY-MM-DD */
             from: string;
             /** @description Net payable (negative: refundable) */
             netPayable: string;
+            /** @description One row per active tax code, and per archived one used in the range */
             rows: components["schemas"]["VatRowDto"][];
+            /** @description Last day of the range, YYYY-MM-DD */
             to: string;
+            /** @description Sum of inputTax */
             totalInputTax: string;
+            /** @description Sum of outputTax */
             totalOutputTax: string;
+            /** @description Sum of taxablePurchases */
             totalTaxablePurchases: string;
+            /** @description Sum of taxableSales */
             totalTaxableSales: string;
         };
         /** @description One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable */
         VatRowDto: {
+            /** @description Code of the tax code */
             code: string;
             /** @description Tax on those purchases, deductible */
             inputTax: string;
+            /** @description Name of the tax code */
             name: string;
             /** @description outputTax - inputTax: payable when positive, refundable when negative */
             net: string;
@@ -2641,7 +3346,10 @@ export interface components {
             taxablePurchases: string;
             /** @description Net sales taxed with this code (base currency) */
             taxableSales: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The tax code
+             */
             taxCodeId: string;
         };
         /** @description The token from an e-mail verification link */
@@ -2653,10 +3361,12 @@ export interface components {
         WebhookAckDto: {
             /** @description true when this event id was already stored (a Stripe retry): not processed again */
             duplicate: boolean;
+            /** @description Always true: the event was accepted */
             received: boolean;
         };
         /** @description The provider's WhatsApp number and booking message */
         WhatsappDto: {
+            /** @description Whether slots carry a WhatsApp booking link */
             enabled: boolean;
             /**
              * @description Required when enabled; must contain {date} and {time}
@@ -2687,36 +3397,60 @@ export interface components {
              * @example 17:00
              */
             end: string;
-            /** @example 09:00 */
+            /**
+             * @description Start of the working day, HH:MM local time
+             * @example 09:00
+             */
             start: string;
-            /** @example Asia/Dubai */
+            /**
+             * @description IANA time zone the days and times are in
+             * @example Asia/Dubai
+             */
             timezone: string;
         };
         /** @description A workspace: a named part of an organization that ledger lines and other records can be scoped to */
         WorkspaceDto: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the workspace was created
+             */
             createdAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The workspace id
+             */
             id: string;
+            /** @description Name of the workspace */
             name: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The organization the workspace belongs to
+             */
             orgId: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the workspace was last renamed
+             */
             updatedAt: string;
         };
         /** @description The name of a workspace */
         WorkspaceInputDto: {
-            /** @example EU subsidiary */
+            /**
+             * @description Name of the workspace (1 to 200 characters, trimmed)
+             * @example EU subsidiary
+             */
             name: string;
         };
         /** @description The closed fiscal year and the entry that moved its result to retained earnings */
         YearEndResultDto: {
             /** @description Moves the year's result to retained earnings */
             closingEntry: components["schemas"]["JournalEntryDto"] | null;
+            /** @description The fiscal year, now closed */
             fiscalYear: components["schemas"]["FiscalYearDto"];
         };
         /** @description The reopened fiscal year and the entry that reversed its closing entry */
         YearReopenResultDto: {
+            /** @description The fiscal year, now open again */
             fiscalYear: components["schemas"]["FiscalYearDto"];
             /** @description Reverses the closing entry: the year's result is back on its revenue and expense accounts */
             reversalEntry: components["schemas"]["JournalEntryDto"] | null;

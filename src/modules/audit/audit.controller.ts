@@ -19,22 +19,22 @@ class AuditQuery extends PageQuery {
 
 @ApiSchema({ description: 'One audited change: who did what to which entity, with the entity before and after' })
 class AuditLogDto {
-  @ApiProperty() id: string;
-  @ApiProperty() occurredAt: Date;
-  @ApiProperty({ type: String, nullable: true }) actorId: string | null;
-  @ApiProperty({ enum: ['user', 'service', 'system', 'anonymous'] }) principalType: string;
-  @ApiProperty() action: string;
-  @ApiProperty() entityType: string;
-  @ApiProperty({ type: String, nullable: true }) entityId: string | null;
+  @ApiProperty({ description: 'The entry id: a bigint as a decimal string' }) id: string;
+  @ApiProperty({ description: 'When the change was recorded' }) occurredAt: Date;
+  @ApiProperty({ description: 'Who made the change: a user id or service:<name>; null for system jobs and anonymous callers', type: String, nullable: true }) actorId: string | null;
+  @ApiProperty({ description: 'The kind of actor: user, service, system (a background job) or anonymous', enum: ['user', 'service', 'system', 'anonymous'] }) principalType: string;
+  @ApiProperty({ description: 'What was done, as <entity>.<verb>' }) action: string;
+  @ApiProperty({ description: 'The kind of entity changed' }) entityType: string;
+  @ApiProperty({ description: 'Id of the entity changed; null when the action has no single entity', type: String, nullable: true }) entityId: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity before the change (JSON)' }) before: unknown;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'the entity after the change (JSON)' }) after: unknown;
-  @ApiProperty({ type: String, nullable: true }) requestId: string | null;
-  @ApiProperty({ type: String, nullable: true }) ip: string | null;
+  @ApiProperty({ description: 'Id of the request that made the change; null for background jobs', type: String, nullable: true }) requestId: string | null;
+  @ApiProperty({ description: 'Client IP address of the request; null when unknown or for background jobs', type: String, nullable: true }) ip: string | null;
 }
 
 @ApiSchema({ description: 'A page of audit log entries, newest first' })
 class AuditPage extends PageInfo {
-  @ApiProperty({ type: [AuditLogDto] }) items: AuditLogDto[];
+  @ApiProperty({ description: 'The entries of this page, newest first', type: [AuditLogDto] }) items: AuditLogDto[];
 }
 
 @ApiTags('audit')

@@ -7,15 +7,15 @@ const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? va
 
 @ApiSchema({ description: 'A new account: email, password and an optional display name' })
 export class RegisterDto {
-  @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
-  @ApiProperty({ minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
-  @ApiPropertyOptional({ example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiProperty({ description: 'E-mail address to register; trimmed and lower-cased', example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
+  @ApiProperty({ description: 'Password of 10 to 200 characters; stored only as a hash', minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
+  @ApiPropertyOptional({ description: 'Display name; when absent the name stays null', example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
 @ApiSchema({ description: 'Email and password of an existing account' })
 export class LoginDto {
-  @ApiProperty({ example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
-  @ApiProperty({ format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
+  @ApiProperty({ description: 'E-mail address of the account; trimmed and lower-cased', example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
+  @ApiProperty({ description: 'The account password', format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 
 @ApiSchema({ description: 'The refresh token to rotate (or none, when it comes from the httpOnly cookie)' })
@@ -26,31 +26,31 @@ export class RefreshDto {
 
 @ApiSchema({ description: "The signed-in user's profile" })
 export class UserDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() email: string;
-  @ApiProperty({ type: String, nullable: true }) name: string | null;
-  @ApiProperty({ type: String, nullable: true }) image: string | null;
-  @ApiProperty({ type: String, enum: ['personal', 'business'], nullable: true }) accountType: string | null;
+  @ApiProperty({ description: 'The user id (core."User".id)', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'The user\'s e-mail address, lower-case' }) email: string;
+  @ApiProperty({ description: 'Display name; null when none was given', type: String, nullable: true }) name: string | null;
+  @ApiProperty({ description: 'URL of the profile picture; null when none is set', type: String, nullable: true }) image: string | null;
+  @ApiProperty({ description: 'personal or business; null when the account type was never set', type: String, enum: ['personal', 'business'], nullable: true }) accountType: string | null;
 }
 
 @ApiSchema({ description: 'The tokens of a session: a short-lived bearer access token and a single-use refresh token' })
 export class TokensDto {
   @ApiProperty({ description: 'Bearer access token (HS256, Supabase-compatible claims)' }) accessToken: string;
-  @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
+  @ApiProperty({ description: 'Always Bearer: send the access token as Authorization: Bearer <token>', example: 'Bearer' }) tokenType: 'Bearer';
   @ApiProperty({ description: 'Seconds until the access token expires' }) expiresIn: number;
   @ApiProperty({ description: 'Single-use refresh token; rotated on every refresh' }) refreshToken: string;
-  @ApiProperty({ type: UserDto }) user: UserDto;
+  @ApiProperty({ description: 'The signed-in user', type: UserDto }) user: UserDto;
   @ApiProperty({ format: 'uuid', description: 'The user\'s personal organization' }) personalOrgId: string;
 }
 
 @ApiSchema({ description: 'One active session (a refresh token family) of the signed-in user' })
 export class SessionDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty({ type: String, nullable: true }) userAgent: string | null;
-  @ApiProperty({ type: String, nullable: true }) ip: string | null;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty() lastUsedAt: Date;
-  @ApiProperty() expiresAt: Date;
+  @ApiProperty({ description: 'The session id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'User-Agent header of the sign-in request; null when none was sent', type: String, nullable: true }) userAgent: string | null;
+  @ApiProperty({ description: 'Client IP address of the sign-in request; null when unknown', type: String, nullable: true }) ip: string | null;
+  @ApiProperty({ description: 'When the session was created (sign-in time)' }) createdAt: Date;
+  @ApiProperty({ description: 'When a refresh token of the session was last used' }) lastUsedAt: Date;
+  @ApiProperty({ description: 'When the session expires; refreshing does not extend it' }) expiresAt: Date;
   @ApiProperty({ description: 'true for the session of the calling token' }) current: boolean;
 }
 
@@ -66,7 +66,7 @@ export const APP_CODE = /^[a-z][a-z0-9_]{1,62}$/;
 
 @ApiSchema({ description: 'Which app the short-lived token is for' })
 export class AppTokenRequestDto {
-  @ApiProperty({ example: 'app_securevault', pattern: APP_CODE.source })
+  @ApiProperty({ description: 'Code of the app to open (lowercase letters, digits, underscores)', example: 'app_securevault', pattern: APP_CODE.source })
   @IsString() @Matches(APP_CODE, { message: 'appCode must be lowercase letters, digits and underscores, starting with a letter (2-63 characters)' })
   appCode: string;
 }
@@ -74,9 +74,9 @@ export class AppTokenRequestDto {
 @ApiSchema({ description: "A short-lived token for opening an app, and the query string to append to the app's login URL" })
 export class AppTokenDto {
   @ApiProperty({ description: 'Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem' }) accessToken: string;
-  @ApiProperty({ example: 'Bearer' }) tokenType: 'Bearer';
+  @ApiProperty({ description: 'Always Bearer', example: 'Bearer' }) tokenType: 'Bearer';
   @ApiProperty({ description: 'Seconds until the token expires', example: 120 }) expiresIn: number;
-  @ApiProperty({ example: 'app_securevault' }) appCode: string;
+  @ApiProperty({ description: 'Code of the app the token is for', example: 'app_securevault' }) appCode: string;
   @ApiProperty({ description: 'Query string to append to the app\'s login URL (seed 000 handshake: /login?token=...)', example: 'token=eyJ...' })
   redirectQuery: string;
 }
@@ -85,7 +85,7 @@ export class AppTokenDto {
 export class RegistrationAcceptedDto {
   @ApiProperty({ enum: ['check_email'], description: 'The same for every registration, whether or not the e-mail already has an account' })
   status: 'check_email';
-  @ApiProperty({ example: 'If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.' })
+  @ApiProperty({ description: 'Human-readable next step for the user', example: 'If this e-mail can be registered, a verification link has been sent to it. Then sign in with your password.' })
   message: string;
 }
 
@@ -97,17 +97,17 @@ export class VerifyEmailDto {
 
 @ApiSchema({ description: 'The e-mail that is now verified' })
 export class EmailVerifiedDto {
-  @ApiProperty({ example: 'ada@example.com' }) email: string;
-  @ApiProperty({ enum: [true], type: Boolean }) verified: true;
+  @ApiProperty({ description: 'The e-mail address that was verified', example: 'ada@example.com' }) email: string;
+  @ApiProperty({ description: 'Always true', enum: [true], type: Boolean }) verified: true;
 }
 
 @ApiSchema({ description: 'One way the signed-in user signs in (password, Hub, Supabase), with the e-mail it asserted' })
 export class IdentityDto {
-  @ApiProperty({ enum: ['password', ...EXCHANGE_PROVIDERS] }) provider: string;
+  @ApiProperty({ description: 'The sign-in method: password, or the issuer of an exchanged token', enum: ['password', ...EXCHANGE_PROVIDERS] }) provider: string;
   @ApiProperty({ description: 'The e-mail this identity last asserted' }) email: string;
-  @ApiProperty() emailVerified: boolean;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty() lastUsedAt: Date;
+  @ApiProperty({ description: 'Whether the e-mail this identity asserted is verified' }) emailVerified: boolean;
+  @ApiProperty({ description: 'When this identity was first linked to the user' }) createdAt: Date;
+  @ApiProperty({ description: 'When the user last signed in with this identity' }) lastUsedAt: Date;
 }
 
 @ApiSchema({ description: 'An app token from the handshake URL and the app redeeming it' })
@@ -122,8 +122,8 @@ export class AppTokenRedeemDto {
 @ApiSchema({ description: 'The user an app token was made for, for the app that redeemed it' })
 export class AppSessionDto {
   @ApiProperty({ description: 'core."User".id of the user the Hub sent' }) userId: string;
-  @ApiProperty() email: string;
+  @ApiProperty({ description: 'E-mail address of the user' }) email: string;
   @ApiProperty({ format: 'uuid', description: 'The organization the app works in' }) orgId: string;
-  @ApiProperty({ format: 'uuid' }) personalOrgId: string;
-  @ApiProperty({ example: 'app_securevault' }) appCode: string;
+  @ApiProperty({ description: 'The user\'s personal organization', format: 'uuid' }) personalOrgId: string;
+  @ApiProperty({ description: 'Code of the app that redeemed the token', example: 'app_securevault' }) appCode: string;
 }

@@ -11,8 +11,8 @@ export class AppQueryDto {
 
 @ApiSchema({ description: 'The app and plan to subscribe to' })
 export class CheckoutDto {
-  @ApiProperty({ example: 'omnizen' }) @IsString() @Matches(CODE, { message: 'app must be an app id' }) app: string;
-  @ApiProperty({ example: 'professional' }) @IsString() @Matches(CODE, { message: 'plan must be a plan code' }) plan: string;
+  @ApiProperty({ description: 'App id to subscribe to (omnizen, app_securevault)', example: 'omnizen' }) @IsString() @Matches(CODE, { message: 'app must be an app id' }) app: string;
+  @ApiProperty({ description: 'Code of the plan to subscribe to (a plan of that app)', example: 'professional' }) @IsString() @Matches(CODE, { message: 'plan must be a plan code' }) plan: string;
 }
 
 @ApiSchema({ description: 'The app whose billing to manage' })
@@ -24,85 +24,85 @@ export class PortalDto {
 
 @ApiSchema({ description: 'A Stripe Checkout session to send the user to' })
 export class CheckoutSessionDto {
-  @ApiProperty({ example: 'cs_test_a1b2' }) id: string;
-  @ApiProperty({ example: 'https://checkout.stripe.com/c/pay/cs_test_a1b2' }) url: string;
+  @ApiProperty({ description: 'The Stripe Checkout session id', example: 'cs_test_a1b2' }) id: string;
+  @ApiProperty({ description: 'Stripe-hosted Checkout page to redirect the user to', example: 'https://checkout.stripe.com/c/pay/cs_test_a1b2' }) url: string;
 }
 
 @ApiSchema({ description: 'A Stripe billing portal session to send the user to' })
 export class PortalSessionDto {
-  @ApiProperty() id: string;
-  @ApiProperty() url: string;
+  @ApiProperty({ description: 'The Stripe billing portal session id' }) id: string;
+  @ApiProperty({ description: 'Stripe-hosted billing portal page to redirect the user to' }) url: string;
 }
 
 @ApiSchema({ description: 'One feature of the plan: whether it is included, and its limit and usage when it is counted' })
 export class FeatureEntitlementDto {
-  @ApiProperty({ example: 'users' }) feature: string;
-  @ApiProperty({ enum: ['boolean', 'limit'] }) kind: 'boolean' | 'limit';
-  @ApiProperty() description: string;
-  @ApiProperty({ type: String, nullable: true, example: 'users' }) unit: string | null;
-  @ApiProperty() enabled: boolean;
+  @ApiProperty({ description: 'Code of the feature', example: 'users' }) feature: string;
+  @ApiProperty({ description: 'boolean: included or not; limit: included up to a number', enum: ['boolean', 'limit'] }) kind: 'boolean' | 'limit';
+  @ApiProperty({ description: 'What the feature is, in words' }) description: string;
+  @ApiProperty({ description: 'What a limit counts (users, entries, ...); null for boolean features', type: String, nullable: true, example: 'users' }) unit: string | null;
+  @ApiProperty({ description: 'Whether the plan includes the feature' }) enabled: boolean;
   @ApiProperty({ type: Number, nullable: true, description: 'limit features: the limit, null = unlimited' }) limit: number | null;
   @ApiProperty({ type: Number, nullable: true, description: 'current usage when the Hub counts it (null: counted by the app itself)' }) usage: number | null;
 }
 
 @ApiSchema({ description: 'Whose entitlements these are: an organization or a user' })
 export class EntitlementSubjectDto {
-  @ApiProperty({ enum: ['organization', 'user'] }) type: 'organization' | 'user';
-  @ApiProperty({ type: String, nullable: true }) organizationId: string | null;
-  @ApiProperty({ type: String, nullable: true }) userId: string | null;
+  @ApiProperty({ description: 'organization for a business organization; user for a personal organization (billed to its owner)', enum: ['organization', 'user'] }) type: 'organization' | 'user';
+  @ApiProperty({ description: 'The organization billed; null when the subject is a user', type: String, nullable: true }) organizationId: string | null;
+  @ApiProperty({ description: 'The user billed; null when the subject is an organization', type: String, nullable: true }) userId: string | null;
 }
 
 @ApiSchema({ description: 'What the subscription to an app allows: plan, status, read-only state and features' })
 export class EntitlementsDto {
-  @ApiProperty({ example: 'omnizen' }) app: string;
-  @ApiProperty({ type: EntitlementSubjectDto }) subject: EntitlementSubjectDto;
-  @ApiProperty({ example: 'starter' }) plan: string;
-  @ApiProperty({ type: String, nullable: true, example: 'Starter' }) planName: string | null;
+  @ApiProperty({ description: 'The app id', example: 'omnizen' }) app: string;
+  @ApiProperty({ description: 'Whose subscription this is', type: EntitlementSubjectDto }) subject: EntitlementSubjectDto;
+  @ApiProperty({ description: 'Code of the plan in effect', example: 'starter' }) plan: string;
+  @ApiProperty({ description: 'Display name of the plan; null when the plan code is not in the catalog', type: String, nullable: true, example: 'Starter' }) planName: string | null;
   @ApiProperty({ example: 'active', description: 'active, trialing, past_due, canceled, ...' }) status: string;
   @ApiProperty({ enum: ['subscription', 'default'], description: 'default: no subscription row, the app\'s default plan as a trial' }) source: 'subscription' | 'default';
-  @ApiProperty({ enum: ['full', 'read_only'] }) access: 'full' | 'read_only';
-  @ApiProperty({ type: String, nullable: true }) readOnlyReason: string | null;
-  @ApiProperty({ type: Date, nullable: true }) trialEndsAt: Date | null;
-  @ApiProperty({ type: Date, nullable: true }) graceEndsAt: Date | null;
-  @ApiProperty({ type: Date, nullable: true }) currentPeriodEnd: Date | null;
-  @ApiProperty() cancelAtPeriodEnd: boolean;
-  @ApiProperty({ type: String, nullable: true }) subscriptionId: string | null;
-  @ApiProperty({ type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
+  @ApiProperty({ description: 'full: reads and writes; read_only: only reads are allowed', enum: ['full', 'read_only'] }) access: 'full' | 'read_only';
+  @ApiProperty({ description: 'Why access is read-only, in words; null when access is full', type: String, nullable: true }) readOnlyReason: string | null;
+  @ApiProperty({ description: 'When the trial ends or ended; null when there is no trial', type: Date, nullable: true }) trialEndsAt: Date | null;
+  @ApiProperty({ description: 'past_due only: when the grace period of full access ends; null otherwise', type: Date, nullable: true }) graceEndsAt: Date | null;
+  @ApiProperty({ description: 'End of the current paid billing period (from Stripe); null when unknown or without a subscription', type: Date, nullable: true }) currentPeriodEnd: Date | null;
+  @ApiProperty({ description: 'true when the subscription is set to cancel at the end of the current period' }) cancelAtPeriodEnd: boolean;
+  @ApiProperty({ description: 'Id of our subscription record; null when source is default', type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ description: 'Every feature of the app, with what this plan allows', type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
 }
 
 @ApiSchema({ description: 'A plan of an app, with its features and limits' })
 export class PlanDto {
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ enum: ['personal', 'business', 'any'] }) audience: string;
-  @ApiProperty({ type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
+  @ApiProperty({ description: 'Code of the plan, unique within the app' }) code: string;
+  @ApiProperty({ description: 'Display name of the plan' }) name: string;
+  @ApiProperty({ description: 'Who can subscribe: personal organizations, business organizations, or any', enum: ['personal', 'business', 'any'] }) audience: string;
+  @ApiProperty({ description: 'Every feature of the app, with what this plan allows', type: [FeatureEntitlementDto] }) features: FeatureEntitlementDto[];
 }
 
 @ApiSchema({ description: 'An app and the plans it offers' })
 export class AppCatalogDto {
-  @ApiProperty() id: string;
-  @ApiProperty() name: string;
-  @ApiProperty() defaultPlan: string;
-  @ApiProperty() trialDays: number;
-  @ApiProperty({ type: [PlanDto] }) plans: PlanDto[];
+  @ApiProperty({ description: 'The app id' }) id: string;
+  @ApiProperty({ description: 'Display name of the app' }) name: string;
+  @ApiProperty({ description: 'Code of the plan in effect, as a trial, when there is no subscription' }) defaultPlan: string;
+  @ApiProperty({ description: 'Length of the default-plan trial in days, counted from the organization\'s creation' }) trialDays: number;
+  @ApiProperty({ description: 'The plans of the app', type: [PlanDto] }) plans: PlanDto[];
 }
 
 @ApiSchema({ description: 'A Stripe event received for the organization, and how it was processed' })
 export class BillingEventDto {
-  @ApiProperty() id: string;
-  @ApiProperty() stripeEventId: string;
-  @ApiProperty() type: string;
-  @ApiProperty({ type: String, nullable: true }) subscriptionId: string | null;
-  @ApiProperty({ enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
-  @ApiProperty({ type: String, nullable: true }) reason: string | null;
-  @ApiProperty() stripeCreatedAt: Date;
-  @ApiProperty() receivedAt: Date;
-  @ApiProperty({ type: Date, nullable: true }) processedAt: Date | null;
+  @ApiProperty({ description: 'Id of the stored event' }) id: string;
+  @ApiProperty({ description: 'Stripe\'s event id (evt_...)' }) stripeEventId: string;
+  @ApiProperty({ description: 'Stripe event type, e.g. customer.subscription.updated' }) type: string;
+  @ApiProperty({ description: 'Id of our subscription record the event applied to; null when none', type: String, nullable: true }) subscriptionId: string | null;
+  @ApiProperty({ description: 'received: stored, not yet applied; processed: applied; ignored: not applicable (see reason); failed: reserved, not set by the current code', enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
+  @ApiProperty({ description: 'Why the event was ignored or failed; null otherwise', type: String, nullable: true }) reason: string | null;
+  @ApiProperty({ description: 'When Stripe created the event' }) stripeCreatedAt: Date;
+  @ApiProperty({ description: 'When we received the event' }) receivedAt: Date;
+  @ApiProperty({ description: 'When the event was processed or ignored; null while received', type: Date, nullable: true }) processedAt: Date | null;
 }
 
 @ApiSchema({ description: 'The acknowledgement Stripe expects' })
 export class WebhookAckDto {
-  @ApiProperty() received: boolean;
+  @ApiProperty({ description: 'Always true: the event was accepted' }) received: boolean;
   @ApiProperty({ description: 'true when this event id was already stored (a Stripe retry): not processed again' }) duplicate: boolean;
 }
 

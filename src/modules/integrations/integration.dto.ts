@@ -8,16 +8,16 @@ export class CreateIntegrationDto {
   @ApiProperty({ example: 'icloud', description: 'One integration per type and user' })
   @IsString() @Matches(/^[a-z][a-z0-9_-]{1,39}$/, { message: 'integrationType must be 2-40 lowercase letters, digits, _ or -, starting with a letter' })
   integrationType: string;
-  @ApiPropertyOptional({ example: 'Personal iCloud' }) @IsOptional() @IsString() @Length(1, 200) label?: string;
-  @ApiPropertyOptional({ example: 'trainer@example.com' }) @IsOptional() @IsString() @Length(1, 320) externalUsername?: string;
-  @ApiPropertyOptional({ example: 'trainer@example.com' }) @IsOptional() @IsEmail() @MaxLength(320) externalEmail?: string;
+  @ApiPropertyOptional({ description: 'A name for the integration, shown to the user', example: 'Personal iCloud' }) @IsOptional() @IsString() @Length(1, 200) label?: string;
+  @ApiPropertyOptional({ description: 'The user\'s account name at the outside service', example: 'trainer@example.com' }) @IsOptional() @IsString() @Length(1, 320) externalUsername?: string;
+  @ApiPropertyOptional({ description: 'The user\'s e-mail address at the outside service', example: 'trainer@example.com' }) @IsOptional() @IsEmail() @MaxLength(320) externalEmail?: string;
 }
 
 @ApiSchema({ description: 'Changes to an integration; fields left out keep their value, null clears the label' })
 export class UpdateIntegrationDto {
   @ApiPropertyOptional({ type: String, example: 'Work iCloud', nullable: true, description: 'null clears the label' })
   @ValidateIf((o) => o.label !== null) @IsOptional() @IsString() @Length(1, 200) label?: string | null;
-  @ApiPropertyOptional({ enum: INTEGRATION_STATUSES }) @IsOptional() @IsIn(INTEGRATION_STATUSES) status?: (typeof INTEGRATION_STATUSES)[number];
+  @ApiPropertyOptional({ description: 'active: used; disabled: kept but not used; error: marked as failing', enum: INTEGRATION_STATUSES }) @IsOptional() @IsIn(INTEGRATION_STATUSES) status?: (typeof INTEGRATION_STATUSES)[number];
 }
 
 @ApiSchema({ description: "The integration's credentials, stored encrypted" })
@@ -33,13 +33,13 @@ export class SetIntegrationSecretDto {
 
 @ApiSchema({ description: 'A connection of the signed-in user to an outside service (a calendar); its secret is never returned' })
 export class IntegrationDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty({ example: 'icloud' }) integrationType: string;
-  @ApiProperty({ type: String, nullable: true }) label: string | null;
-  @ApiProperty({ enum: INTEGRATION_STATUSES }) status: string;
-  @ApiProperty({ type: String, nullable: true }) externalUsername: string | null;
-  @ApiProperty({ type: String, nullable: true }) externalEmail: string | null;
+  @ApiProperty({ description: 'The integration id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'The kind of outside service (icloud, caldav, ...); one integration per type and user', example: 'icloud' }) integrationType: string;
+  @ApiProperty({ description: 'A name for the integration; null when none is set', type: String, nullable: true }) label: string | null;
+  @ApiProperty({ description: 'active: used (only active calendars block slots); disabled: kept but not used; error: marked as failing', enum: INTEGRATION_STATUSES }) status: string;
+  @ApiProperty({ description: 'The user\'s account name at the outside service; null when not given', type: String, nullable: true }) externalUsername: string | null;
+  @ApiProperty({ description: 'The user\'s e-mail address at the outside service; null when not given', type: String, nullable: true }) externalEmail: string | null;
   @ApiProperty({ description: 'Whether a secret is stored; the secret itself is never returned' }) hasSecret: boolean;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty() updatedAt: Date;
+  @ApiProperty({ description: 'When the integration was created' }) createdAt: Date;
+  @ApiProperty({ description: 'When the integration was last changed' }) updatedAt: Date;
 }

@@ -21,17 +21,17 @@ const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 @ApiSchema({ description: 'When the provider can be booked, in their time zone' })
 export class WorkingHoursDto {
-  @ApiProperty({ example: 'Asia/Dubai' }) @IsIanaZone() timezone: string;
+  @ApiProperty({ description: 'IANA time zone the days and times are in', example: 'Asia/Dubai' }) @IsIanaZone() timezone: string;
   @ApiProperty({ type: 'array', items: { type: 'integer', minimum: 1, maximum: 7 }, minItems: 1, maxItems: 7, uniqueItems: true, example: [1, 2, 3, 4, 5], description: 'ISO weekdays: 1 = Monday ... 7 = Sunday' })
   @IsArray() @ArrayMinSize(1) @ArrayMaxSize(7) @ArrayUnique() @IsInt({ each: true }) @Min(1, { each: true }) @Max(7, { each: true })
   days: number[];
-  @ApiProperty({ example: '09:00' }) @Matches(HHMM, { message: 'start must be a time HH:MM' }) start: string;
+  @ApiProperty({ description: 'Start of the working day, HH:MM local time', example: '09:00' }) @Matches(HHMM, { message: 'start must be a time HH:MM' }) start: string;
   @ApiProperty({ example: '17:00', description: 'After start' }) @Matches(HHMM, { message: 'end must be a time HH:MM' }) end: string;
 }
 
 @ApiSchema({ description: "The provider's WhatsApp number and booking message" })
 export class WhatsappDto {
-  @ApiProperty() @IsBoolean() enabled: boolean;
+  @ApiProperty({ description: 'Whether slots carry a WhatsApp booking link' }) @IsBoolean() enabled: boolean;
   @ApiPropertyOptional({ example: '+971500000000', description: 'Required when enabled' })
   @ValidateIf((o) => o.enabled === true || o.phoneE164 !== undefined)
   @Matches(/^\+[1-9]\d{6,14}$/, { message: 'phoneE164 must be a phone number in E.164 form, e.g. +971500000000' })
@@ -44,7 +44,7 @@ export class WhatsappDto {
 
 @ApiSchema({ description: 'The calendars whose busy times block slots' })
 export class CalendarSettingsDto {
-  @ApiProperty({ example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
+  @ApiProperty({ description: 'CalDAV URLs of the calendars whose busy times block slots; empty: none block', example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
   @IsArray() @ArrayMaxSize(50) @ArrayUnique()
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { each: true, message: 'each selectedCalendarIds entry must be a calendar URL' })
   @MaxLength(2048, { each: true })
@@ -53,9 +53,9 @@ export class CalendarSettingsDto {
 
 @ApiSchema({ description: 'Settings groups of a provider profile; a group given replaces that group' })
 export class ProviderSettingsDto {
-  @ApiPropertyOptional({ type: WorkingHoursDto }) @IsOptional() @ValidateNested() @Type(() => WorkingHoursDto) workingHours?: WorkingHoursDto;
-  @ApiPropertyOptional({ type: WhatsappDto }) @IsOptional() @ValidateNested() @Type(() => WhatsappDto) whatsapp?: WhatsappDto;
-  @ApiPropertyOptional({ type: CalendarSettingsDto }) @IsOptional() @ValidateNested() @Type(() => CalendarSettingsDto) calendar?: CalendarSettingsDto;
+  @ApiPropertyOptional({ description: 'When the provider can be booked; without it there are no slots', type: WorkingHoursDto }) @IsOptional() @ValidateNested() @Type(() => WorkingHoursDto) workingHours?: WorkingHoursDto;
+  @ApiPropertyOptional({ description: 'WhatsApp booking link settings', type: WhatsappDto }) @IsOptional() @ValidateNested() @Type(() => WhatsappDto) whatsapp?: WhatsappDto;
+  @ApiPropertyOptional({ description: 'Which connected calendars block slots', type: CalendarSettingsDto }) @IsOptional() @ValidateNested() @Type(() => CalendarSettingsDto) calendar?: CalendarSettingsDto;
 }
 
 @ApiSchema({ description: 'Changes to the provider profile; fields left out keep their value, null clears the slug' })
@@ -64,8 +64,8 @@ export class UpdateProviderDto {
   @ValidateIf((o) => o.publicSlug !== null) @IsOptional() @IsString()
   @Matches(/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'publicSlug must be 3-63 lowercase letters, digits and single dashes (not at the ends)' })
   publicSlug?: string | null;
-  @ApiPropertyOptional() @IsOptional() @IsBoolean() isPublic?: boolean;
-  @ApiPropertyOptional({ example: 'Asia/Dubai' }) @IsOptional() @IsIanaZone() timezone?: string;
+  @ApiPropertyOptional({ description: 'Whether the public booking page is visible under the slug' }) @IsOptional() @IsBoolean() isPublic?: boolean;
+  @ApiPropertyOptional({ description: 'IANA time zone of the profile', example: 'Asia/Dubai' }) @IsOptional() @IsIanaZone() timezone?: string;
   @ApiPropertyOptional({ type: ProviderSettingsDto, description: 'Each group given replaces that group; groups not given are kept' })
   @IsOptional() @ValidateNested() @Type(() => ProviderSettingsDto) settings?: ProviderSettingsDto;
 }
@@ -73,26 +73,26 @@ export class UpdateProviderDto {
 @ApiSchema({ description: "The signed-in user's provider profile (what their public booking page shows)" })
 export class ProviderDto {
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'null until the profile is first saved' }) id: string | null;
-  @ApiProperty({ type: String, nullable: true }) publicSlug: string | null;
-  @ApiProperty() isPublic: boolean;
-  @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
-  @ApiProperty({ type: ProviderSettingsDto }) settings: Record<string, unknown>;
-  @ApiProperty({ type: Date, nullable: true }) createdAt: Date | null;
-  @ApiProperty({ type: Date, nullable: true }) updatedAt: Date | null;
+  @ApiProperty({ description: 'The name in the public page\'s URL; null when not set', type: String, nullable: true }) publicSlug: string | null;
+  @ApiProperty({ description: 'Whether the public booking page is visible under the slug' }) isPublic: boolean;
+  @ApiProperty({ description: 'IANA time zone of the profile (Asia/Dubai until set)', example: 'Asia/Dubai' }) timezone: string;
+  @ApiProperty({ description: 'The settings groups saved so far; a group not saved is absent', type: ProviderSettingsDto }) settings: Record<string, unknown>;
+  @ApiProperty({ description: 'When the profile was first saved; null until then', type: Date, nullable: true }) createdAt: Date | null;
+  @ApiProperty({ description: 'When the profile was last saved; null until first saved', type: Date, nullable: true }) updatedAt: Date | null;
 }
 
 @ApiSchema({ description: 'The WhatsApp booking details a public page shows' })
 export class PublicWhatsappDto {
-  @ApiProperty() enabled: boolean;
-  @ApiPropertyOptional() phoneE164?: string;
+  @ApiProperty({ description: 'Whether WhatsApp booking is on' }) enabled: boolean;
+  @ApiPropertyOptional({ description: 'The provider\'s WhatsApp number in E.164 form; absent when not enabled' }) phoneE164?: string;
 }
 
 @ApiSchema({ description: 'A public provider page: name, time zone, working hours, WhatsApp' })
 export class PublicProviderDto {
-  @ApiProperty({ example: 'kimlindberg' }) slug: string;
-  @ApiProperty({ example: 'Asia/Dubai' }) timezone: string;
-  @ApiProperty({ type: WorkingHoursDto, nullable: true }) workingHours: WorkingHoursDto | null;
-  @ApiProperty({ type: PublicWhatsappDto, nullable: true }) whatsapp: PublicWhatsappDto | null;
+  @ApiProperty({ description: 'The name in the page\'s URL', example: 'kimlindberg' }) slug: string;
+  @ApiProperty({ description: 'IANA time zone of the profile', example: 'Asia/Dubai' }) timezone: string;
+  @ApiProperty({ description: 'When the provider can be booked; null when not set', type: WorkingHoursDto, nullable: true }) workingHours: WorkingHoursDto | null;
+  @ApiProperty({ description: 'WhatsApp booking details; null when not set', type: PublicWhatsappDto, nullable: true }) whatsapp: PublicWhatsappDto | null;
 }
 
 export class AvailabilityQueryDto {
@@ -106,20 +106,20 @@ export class AvailabilityQueryDto {
 
 @ApiSchema({ description: "An open slot in the provider's local time, with a WhatsApp booking link" })
 export class SlotDto {
-  @ApiProperty({ example: '2030-03-11T13:00:00.000Z' }) start: string;
-  @ApiProperty({ example: '2030-03-11T14:00:00.000Z' }) end: string;
+  @ApiProperty({ description: 'Start of the slot, ISO 8601 in UTC', example: '2030-03-11T13:00:00.000Z' }) start: string;
+  @ApiProperty({ description: 'End of the slot, ISO 8601 in UTC', example: '2030-03-11T14:00:00.000Z' }) end: string;
   @ApiProperty({ example: '2030-03-11', description: 'Local date in the provider\'s time zone' }) date: string;
   @ApiProperty({ example: '09:00', description: 'Local start time' }) time: string;
-  @ApiPropertyOptional({ example: 'https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F' })
+  @ApiPropertyOptional({ description: 'wa.me link with the booking message for this slot; absent when WhatsApp booking is off', example: 'https://wa.me/971500000000?text=Hi!%20Can%20I%20book%202030-03-11%20at%2009%3A00%3F' })
   whatsappUrl?: string;
 }
 
 @ApiSchema({ description: "A provider's open slots over a date range" })
 export class AvailabilityDto {
-  @ApiProperty() slug: string;
-  @ApiProperty() timezone: string;
-  @ApiProperty() from: string;
-  @ApiProperty() to: string;
-  @ApiProperty() durationMinutes: number;
-  @ApiProperty({ type: [SlotDto] }) slots: SlotDto[];
+  @ApiProperty({ description: 'The provider\'s public slug' }) slug: string;
+  @ApiProperty({ description: 'IANA time zone of date and time in the slots: the working hours\' zone, else the profile\'s' }) timezone: string;
+  @ApiProperty({ description: 'First day of the range, YYYY-MM-DD, as asked' }) from: string;
+  @ApiProperty({ description: 'Last day of the range (inclusive), YYYY-MM-DD, as asked' }) to: string;
+  @ApiProperty({ description: 'Length of each slot in minutes' }) durationMinutes: number;
+  @ApiProperty({ description: 'The open slots, earliest first; empty when no working hours are set', type: [SlotDto] }) slots: SlotDto[];
 }

@@ -33,65 +33,65 @@ export class StartBooksDto {
 
 @ApiSchema({ description: "The ledger's base currency and the accounts it posts rounding, year-end and FX results to" })
 export class LedgerSettingsDto {
-  @ApiProperty() baseCurrency: string;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
+  @ApiProperty({ description: 'Base currency of the books (ISO 4217); set when the books are started' }) baseCurrency: string;
+  @ApiProperty({ description: 'Account that takes rounding differences of an entry; null when not set', type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
+  @ApiProperty({ description: 'Account the year-end close moves the year\'s result to; null when not set', type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
+  @ApiProperty({ description: 'Account for FX gains; null when not set', type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
+  @ApiProperty({ description: 'Account for FX losses; null when not set', type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX gains (revaluation); falls back to fxGainAccountId' }) fxUnrealizedGainAccountId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX losses (revaluation); falls back to fxLossAccountId' }) fxUnrealizedLossAccountId: string | null;
 }
 
 @ApiSchema({ description: "Changes to the ledger's system accounts; fields left out keep their value" })
 export class UpdateLedgerSettingsDto {
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account that takes rounding differences of an entry', format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account the year-end close moves the year\'s result to', format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for FX gains', format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for FX losses', format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for unrealized FX gains (revaluation)', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for unrealized FX losses (revaluation)', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
 }
 
 @ApiSchema({ description: 'An ISO 4217 currency and its minor units' })
 export class CurrencyDto {
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
-  @ApiProperty() minorUnits: number;
+  @ApiProperty({ description: 'ISO 4217 currency code' }) code: string;
+  @ApiProperty({ description: 'Name of the currency' }) name: string;
+  @ApiProperty({ description: 'Number of decimals amounts in the currency have (e.g. 2 for EUR, 0 for JPY)' }) minorUnits: number;
 }
 
 // ---------------------------------------------------------------- accounts
 @ApiSchema({ description: 'An account of the chart of accounts' })
 export class AccountDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) parentId: string | null;
+  @ApiProperty({ description: 'The account id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'Account code, unique in the chart' }) code: string;
+  @ApiProperty({ description: 'Name of the account' }) name: string;
+  @ApiProperty({ description: 'asset, liability, equity, revenue or expense', enum: ACCOUNT_TYPES }) type: string;
+  @ApiProperty({ description: 'The parent group account; null for a top-level account', type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
   @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
   @ApiProperty({ type: String, enum: [...CASH_FLOW_CLASSES, null], nullable: true, description: 'Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)' }) cashFlowClass: string | null;
-  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty() updatedAt: Date;
+  @ApiProperty({ description: 'When the account was archived; null while active', type: Date, nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ description: 'When the account was created' }) createdAt: Date;
+  @ApiProperty({ description: 'When the account was last changed' }) updatedAt: Date;
 }
 
 @ApiSchema({ description: 'A new account of the chart of accounts' })
 export class CreateAccountDto {
-  @ApiProperty({ example: '1110' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots or dashes' }) code: string;
-  @ApiProperty({ example: 'Petty cash' }) @IsString() @Length(1, 200) name: string;
-  @ApiProperty({ enum: ACCOUNT_TYPES }) @IsIn(ACCOUNT_TYPES) type: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
-  @ApiPropertyOptional({ default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
-  @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
-  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
+  @ApiProperty({ description: 'Account code, unique in the chart: 1-32 letters, digits, dots or dashes', example: '1110' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots or dashes' }) code: string;
+  @ApiProperty({ description: 'Name of the account', example: 'Petty cash' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ description: 'asset, liability, equity, revenue or expense', enum: ACCOUNT_TYPES }) @IsIn(ACCOUNT_TYPES) type: string;
+  @ApiPropertyOptional({ description: 'A group account to put it under; absent: top level', format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
+  @ApiPropertyOptional({ description: 'true for a group account: sums its children, cannot be posted to', default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
+  @ApiPropertyOptional({ description: 'Only lines in this currency may post to the account; absent: any currency', example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ description: 'Cash-flow statement section; absent: by type', enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 @ApiSchema({ description: 'Changes to an account; fields left out keep their value' })
 export class UpdateAccountDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
-  @ApiPropertyOptional({ format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsBoolean() isGroup?: boolean;
-  @ApiPropertyOptional({ enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
+  @ApiPropertyOptional({ description: 'New name of the account' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ description: 'A group account to move it under', format: 'uuid', nullable: true }) @IsOptional() @IsUUID() parentId?: string;
+  @ApiPropertyOptional({ description: 'true for a group account: sums its children, cannot be posted to' }) @IsOptional() @IsBoolean() isGroup?: boolean;
+  @ApiPropertyOptional({ description: 'Cash-flow statement section', enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 export class AccountQuery {
@@ -100,18 +100,18 @@ export class AccountQuery {
 
 @ApiSchema({ description: "An account's balance in one transaction currency and in the base currency" })
 export class CurrencyBalanceDto {
-  @ApiProperty() currency: string;
+  @ApiProperty({ description: 'The transaction currency (ISO 4217)' }) currency: string;
   @ApiProperty({ example: '100.00', description: 'Debit minus credit in the currency' }) balance: string;
   @ApiProperty({ example: '110.00', description: 'Debit minus credit in the base currency' }) baseBalance: string;
 }
 
 @ApiSchema({ description: "An account's balance at a date, per currency and in total" })
 export class AccountBalanceDto {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
-  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'The day the balance is at the end of, YYYY-MM-DD; null: everything posted', type: String, nullable: true }) asOf: string | null;
+  @ApiProperty({ description: 'Base currency of the books' }) baseCurrency: string;
   @ApiProperty({ description: 'Debit minus credit in the base currency' }) baseBalance: string;
-  @ApiProperty({ type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
+  @ApiProperty({ description: 'The balance per transaction currency', type: [CurrencyBalanceDto] }) currencies: CurrencyBalanceDto[];
 }
 
 export class AsOfQuery {
@@ -151,46 +151,46 @@ export class GeneralLedgerQuery extends PageQuery {
 
 @ApiSchema({ description: 'One posted line of an account, with the running balance' })
 export class GeneralLedgerLineDto {
-  @ApiProperty({ format: 'uuid' }) entryId: string;
-  @ApiProperty() lineNo: number;
-  @ApiProperty() date: string;
-  @ApiProperty() memo: string;
-  @ApiProperty({ type: String, nullable: true }) description: string | null;
-  @ApiProperty() currency: string;
-  @ApiProperty() debit: string;
-  @ApiProperty() credit: string;
-  @ApiProperty() baseDebit: string;
-  @ApiProperty() baseCredit: string;
+  @ApiProperty({ description: 'The journal entry of the line', format: 'uuid' }) entryId: string;
+  @ApiProperty({ description: 'Number of the line within its entry' }) lineNo: number;
+  @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD' }) date: string;
+  @ApiProperty({ description: 'Memo of the entry; empty when none' }) memo: string;
+  @ApiProperty({ description: 'Description of the line; null when none', type: String, nullable: true }) description: string | null;
+  @ApiProperty({ description: 'Transaction currency of the line' }) currency: string;
+  @ApiProperty({ description: 'Debit in the transaction currency (decimal string)' }) debit: string;
+  @ApiProperty({ description: 'Credit in the transaction currency (decimal string)' }) credit: string;
+  @ApiProperty({ description: 'Debit in the base currency (decimal string)' }) baseDebit: string;
+  @ApiProperty({ description: 'Credit in the base currency (decimal string)' }) baseCredit: string;
   @ApiProperty({ description: 'Base-currency balance (debit minus credit) after this line' }) runningBalance: string;
 }
 
 @ApiSchema({ description: 'The posted lines of one account over a date range, with opening and closing balances' })
 export class GeneralLedgerDto extends PageInfo {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Base currency of the books' }) baseCurrency: string;
   @ApiProperty({ description: 'Balance before the first line of this page' }) openingBalance: string;
-  @ApiProperty({ type: [GeneralLedgerLineDto] }) items: GeneralLedgerLineDto[];
+  @ApiProperty({ description: 'The posted lines of this page, oldest first', type: [GeneralLedgerLineDto] }) items: GeneralLedgerLineDto[];
 }
 
 // ---------------------------------------------------------------- FX rates
 @ApiSchema({ description: 'An exchange rate: base units per unit of a currency, effective from a date' })
 export class FxRateDto {
-  @ApiProperty({ example: 'USD' }) currency: string;
-  @ApiProperty({ example: '2026-01-31' }) date: string;
+  @ApiProperty({ description: 'The currency the rate is for (ISO 4217)', example: 'USD' }) currency: string;
+  @ApiProperty({ description: 'The day the rate is effective from, YYYY-MM-DD', example: '2026-01-31' }) date: string;
   @ApiProperty({ example: '0.9200000000', description: 'Units of the base currency for one unit of currency' }) rate: string;
-  @ApiProperty({ enum: ['manual', 'import'] }) source: string;
+  @ApiProperty({ description: 'manual: set one at a time; import: set by a bulk import', enum: ['manual', 'import'] }) source: string;
 }
 
 @ApiSchema({ description: 'An exchange rate to set for a currency and date' })
 export class SetFxRateDto {
-  @ApiProperty({ example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
-  @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
-  @ApiProperty({ example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
+  @ApiProperty({ description: 'The currency the rate is for (ISO 4217)', example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
+  @ApiProperty({ description: 'The day the rate is effective from, YYYY-MM-DD', example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'Units of the base currency for one unit of currency; at most 10 decimals', example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
 }
 
 @ApiSchema({ description: 'Exchange rates to set, all or none' })
 export class ImportFxRatesDto {
-  @ApiProperty({ type: [SetFxRateDto] })
+  @ApiProperty({ description: '1 to 5,000 rates; a rate for an existing currency and date replaces it', type: [SetFxRateDto] })
   @ArrayMinSize(1) @ArrayMaxSize(5000) @ValidateNested({ each: true }) @Type(() => SetFxRateDto)
   rates: SetFxRateDto[];
 }
@@ -203,35 +203,35 @@ export class FxRateQuery extends PageQuery {
 
 @ApiSchema({ description: 'A page of exchange rates' })
 export class FxRatePage extends PageInfo {
-  @ApiProperty({ type: [FxRateDto] }) items: FxRateDto[];
+  @ApiProperty({ description: 'The rates on this page', type: [FxRateDto] }) items: FxRateDto[];
 }
 
 @ApiSchema({ description: 'How many exchange rates an import wrote' })
 export class ImportResultDto {
-  @ApiProperty() imported: number;
+  @ApiProperty({ description: 'Number of rates written' }) imported: number;
 }
 
 // ---------------------------------------------------------------- tax codes
 @ApiSchema({ description: 'A tax code: its rate and the accounts its output and input tax post to' })
 export class TaxCodeDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
+  @ApiProperty({ description: 'The tax code id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'Short code of the tax code, unique in the organization' }) code: string;
+  @ApiProperty({ description: 'Name of the tax code' }) name: string;
   @ApiProperty({ example: '20.0000', description: 'Percent' }) rate: string;
-  @ApiProperty() inclusive: boolean;
+  @ApiProperty({ description: 'true: amounts posted with it already include the tax' }) inclusive: boolean;
   @ApiProperty({ format: 'uuid', description: 'Output tax on sales (credit lines)' }) salesAccountId: string;
   @ApiProperty({ format: 'uuid', description: 'Input tax on purchases (debit lines)' }) purchaseAccountId: string;
-  @ApiProperty({ type: Date, nullable: true }) archivedAt: Date | null;
+  @ApiProperty({ description: 'When the tax code was archived; null while active', type: Date, nullable: true }) archivedAt: Date | null;
 }
 
 @ApiSchema({ description: 'A new tax code' })
 export class CreateTaxCodeDto {
-  @ApiProperty({ example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
-  @ApiProperty({ example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ description: 'Short code, unique in the organization: 1-32 letters, digits, dots, dashes or underscores', example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
+  @ApiProperty({ description: 'Name of the tax code', example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
   @ApiProperty({ example: '20', description: 'Percent, 0 to 100' }) @Matches(/^\d{1,3}(\.\d{1,4})?$/, { message: 'rate must be a percent like "20" or "7.5"' }) rate: string;
   @ApiPropertyOptional({ default: false, description: 'Amounts already include the tax' }) @IsOptional() @IsBoolean() inclusive?: boolean;
-  @ApiProperty({ format: 'uuid' }) @IsUUID() salesAccountId: string;
-  @ApiProperty({ format: 'uuid' }) @IsUUID() purchaseAccountId: string;
+  @ApiProperty({ description: 'Account output tax on sales (credit lines) posts to', format: 'uuid' }) @IsUUID() salesAccountId: string;
+  @ApiProperty({ description: 'Account input tax on purchases (debit lines) posts to', format: 'uuid' }) @IsUUID() purchaseAccountId: string;
 }
 
 @ApiSchema({ description: 'An amount to calculate the tax of' })
@@ -242,69 +242,69 @@ export class CalculateTaxDto {
 
 @ApiSchema({ description: 'The net, tax and gross of an amount under a tax code' })
 export class TaxCalculationDto {
-  @ApiProperty() currency: string;
-  @ApiProperty() net: string;
-  @ApiProperty() tax: string;
-  @ApiProperty() gross: string;
+  @ApiProperty({ description: 'Currency of the amounts' }) currency: string;
+  @ApiProperty({ description: 'Amount without tax (decimal string)' }) net: string;
+  @ApiProperty({ description: 'The tax (decimal string)' }) tax: string;
+  @ApiProperty({ description: 'Amount with tax: net plus tax (decimal string)' }) gross: string;
 }
 
 // ---------------------------------------------------------------- fiscal calendar
 @ApiSchema({ description: 'A fiscal period (a month of a fiscal year), open or closed' })
 export class FiscalPeriodDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty({ format: 'uuid' }) fiscalYearId: string;
-  @ApiProperty() periodNo: number;
-  @ApiProperty() startDate: string;
-  @ApiProperty() endDate: string;
-  @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
+  @ApiProperty({ description: 'The period id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'The fiscal year of the period', format: 'uuid' }) fiscalYearId: string;
+  @ApiProperty({ description: 'Number of the period within its year, from 1' }) periodNo: number;
+  @ApiProperty({ description: 'First day of the period, YYYY-MM-DD' }) startDate: string;
+  @ApiProperty({ description: 'Last day of the period, YYYY-MM-DD' }) endDate: string;
+  @ApiProperty({ description: 'open: entries may be posted in it; closed: not', enum: ['open', 'closed'] }) status: string;
+  @ApiProperty({ description: 'When the period was closed; null while open', type: Date, nullable: true }) closedAt: Date | null;
 }
 
 @ApiSchema({ description: 'A fiscal year, its periods, and its closing entry once closed' })
 export class FiscalYearDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() name: string;
-  @ApiProperty() startDate: string;
-  @ApiProperty() endDate: string;
-  @ApiProperty({ enum: ['open', 'closed'] }) status: string;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
-  @ApiProperty({ type: Date, nullable: true }) closedAt: Date | null;
-  @ApiProperty({ type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
+  @ApiProperty({ description: 'The fiscal year id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'Name of the fiscal year (e.g. FY2026)' }) name: string;
+  @ApiProperty({ description: 'First day of the year, YYYY-MM-DD' }) startDate: string;
+  @ApiProperty({ description: 'Last day of the year, YYYY-MM-DD' }) endDate: string;
+  @ApiProperty({ description: 'open, or closed by the year-end close', enum: ['open', 'closed'] }) status: string;
+  @ApiProperty({ description: 'The closing entry of the year-end close; null while open', type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
+  @ApiProperty({ description: 'When the year was closed; null while open', type: Date, nullable: true }) closedAt: Date | null;
+  @ApiProperty({ description: 'The periods of the year, in order', type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
 }
 
 @ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
   @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @Matches(DATE, dateMsg('startDate')) startDate: string;
-  @ApiPropertyOptional({ example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
+  @ApiPropertyOptional({ description: 'Name of the year; default FY2027 for a calendar year, FY2027/28 otherwise', example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
 // ---------------------------------------------------------------- journal entries
 @ApiSchema({ description: 'One line of a journal entry to post: a debit or a credit on an account' })
 export class JournalLineInputDto {
-  @ApiProperty({ format: 'uuid' }) @IsUUID() accountId: string;
-  @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
-  @ApiPropertyOptional({ example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('credit')) credit?: string;
+  @ApiProperty({ description: 'The account to post to (not a group account)', format: 'uuid' }) @IsUUID() accountId: string;
+  @ApiPropertyOptional({ description: 'Debit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
+  @ApiPropertyOptional({ description: 'Credit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('credit')) credit?: string;
   @ApiPropertyOptional({ example: 'USD', description: 'Transaction currency; defaults to the base currency' })
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
   @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
   @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line' })
   @IsOptional() @IsUUID() taxCodeId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 500) description?: string;
-  @ApiPropertyOptional({ format: 'uuid' }) @IsOptional() @IsUUID() workspaceId?: string;
-  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'] }) @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
+  @ApiPropertyOptional({ description: 'Description of the line' }) @IsOptional() @IsString() @Length(0, 500) description?: string;
+  @ApiPropertyOptional({ description: 'Workspace the line belongs to', format: 'uuid' }) @IsOptional() @IsUUID() workspaceId?: string;
+  @ApiPropertyOptional({ description: 'Kind of counterparty of the line', enum: ['customer', 'vendor', 'employee', 'other'] }) @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
+  @ApiPropertyOptional({ description: 'Your id of the counterparty (customer, vendor, ...)' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
 }
 
 @ApiSchema({ description: 'A journal entry to post: its lines must balance in the base currency' })
 export class CreateJournalEntryDto {
-  @ApiProperty({ example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
-  @ApiPropertyOptional({ example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiPropertyOptional({ enum: ENTRY_SOURCES, default: 'manual' }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
+  @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD; must fall in an open period', example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiPropertyOptional({ description: 'Memo of the entry; empty when absent', example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
+  @ApiPropertyOptional({ description: 'Where the entry comes from', enum: ENTRY_SOURCES, default: 'manual' }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
   @ApiPropertyOptional({ description: 'Id of the source document (invoice, bill, payment)' }) @IsOptional() @IsString() @Length(1, 200) sourceRef?: string;
   @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too.' })
   @IsOptional() @IsString() @Length(1, 200) idempotencyKey?: string;
-  @ApiProperty({ type: [JournalLineInputDto] })
+  @ApiProperty({ description: '2 to 400 lines; base debits must equal base credits', type: [JournalLineInputDto] })
   @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @ValidateNested({ each: true }) @Type(() => JournalLineInputDto)
   lines: JournalLineInputDto[];
 }
@@ -312,15 +312,15 @@ export class CreateJournalEntryDto {
 @ApiSchema({ description: 'When and why to reverse an entry' })
 export class ReverseEntryDto {
   @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(0, 1000) memo?: string;
+  @ApiPropertyOptional({ description: 'Memo of the reversal; default: Reversal of <original memo>' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
 @ApiSchema({ description: 'One line of a journal entry, in its transaction currency and in the base currency' })
 export class JournalLineDto {
-  @ApiProperty() lineNo: number;
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() accountCode: string;
-  @ApiProperty() currency: string;
+  @ApiProperty({ description: 'Number of the line within the entry' }) lineNo: number;
+  @ApiProperty({ description: 'The account posted to', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Code of the account posted to' }) accountCode: string;
+  @ApiProperty({ description: 'Transaction currency of the line' }) currency: string;
   @ApiProperty({ example: '33.33', description: AMOUNT_DOC }) debit: string;
   @ApiProperty({ example: '0.00', description: AMOUNT_DOC }) credit: string;
   @ApiProperty({ example: '1.0000000000', description: RATE_DOC }) rate: string;
@@ -328,33 +328,33 @@ export class JournalLineDto {
   @ApiProperty({ example: '0.00', description: BASE_DOC }) baseCredit: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Tax code of a taxed sale or purchase line' }) taxCodeId: string | null;
   @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)' }) taxRole: string | null;
-  @ApiProperty({ type: String, nullable: true }) description: string | null;
-  @ApiProperty({ type: String, nullable: true }) workspaceId: string | null;
-  @ApiProperty({ type: String, nullable: true }) counterpartyType: string | null;
-  @ApiProperty({ type: String, nullable: true }) counterpartyId: string | null;
+  @ApiProperty({ description: 'Description of the line; null when none', type: String, nullable: true }) description: string | null;
+  @ApiProperty({ description: 'Workspace of the line; null when none', type: String, nullable: true }) workspaceId: string | null;
+  @ApiProperty({ description: 'Kind of counterparty (customer, vendor, employee, other); null when none', type: String, nullable: true }) counterpartyType: string | null;
+  @ApiProperty({ description: 'Id of the counterparty; null when none', type: String, nullable: true }) counterpartyId: string | null;
   @ApiProperty({ description: 'Added by the database for a rounding difference' }) isRounding: boolean;
 }
 
 @ApiSchema({ description: 'A posted journal entry: balanced lines, immutable once posted (corrected by a reversal)' })
 export class JournalEntryDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() date: string;
-  @ApiProperty() memo: string;
+  @ApiProperty({ description: 'The entry id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD' }) date: string;
+  @ApiProperty({ description: 'Memo of the entry; empty when none' }) memo: string;
   @ApiProperty({ enum: ALL_ENTRY_SOURCES, description: 'year_end: a closing entry (or its reversal when the year reopened)' }) source: string;
-  @ApiProperty({ type: String, nullable: true }) sourceRef: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
-  @ApiProperty({ type: String, nullable: true }) idempotencyKey: string | null;
-  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'Id of the source document; null when none', type: String, nullable: true }) sourceRef: string | null;
+  @ApiProperty({ description: 'The entry this one reverses; null when it is not a reversal', type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
+  @ApiProperty({ description: 'The entry that reverses this one; null when not reversed', type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
+  @ApiProperty({ description: 'The idempotency key it was posted with; null when none', type: String, nullable: true }) idempotencyKey: string | null;
+  @ApiProperty({ description: 'Base currency of the books when posted' }) baseCurrency: string;
   @ApiProperty({ description: `Sum of base debits (= base credits). ${BASE_DOC}` }) totalBase: string;
-  @ApiProperty({ type: String, nullable: true }) createdBy: string | null;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty({ type: [JournalLineDto] }) lines: JournalLineDto[];
+  @ApiProperty({ description: 'Who posted it: a user id or service:<name>; null when the token named neither', type: String, nullable: true }) createdBy: string | null;
+  @ApiProperty({ description: 'When the entry was posted' }) createdAt: Date;
+  @ApiProperty({ description: 'The lines of the entry, by lineNo', type: [JournalLineDto] }) lines: JournalLineDto[];
 }
 
 @ApiSchema({ description: 'A page of journal entries, newest first' })
 export class JournalEntryPage extends PageInfo {
-  @ApiProperty({ type: [JournalEntryDto] }) items: JournalEntryDto[];
+  @ApiProperty({ description: 'The entries on this page, newest first', type: [JournalEntryDto] }) items: JournalEntryDto[];
 }
 
 export class JournalEntryQuery extends PageQuery {
@@ -384,25 +384,25 @@ export class BatchQuery {
 
 @ApiSchema({ description: 'Why one entry of a batch was rejected: its error code and message' })
 export class BatchItemErrorDto {
-  @ApiProperty({ example: 'ledger.unbalanced' }) code: string;
-  @ApiProperty() message: string;
+  @ApiProperty({ description: 'Stable error code, as in ErrorDetail.code', example: 'ledger.unbalanced' }) code: string;
+  @ApiProperty({ description: 'Human-readable explanation' }) message: string;
 }
 
 @ApiSchema({ description: 'The outcome of one entry of a batch, by its index in the request' })
 export class BatchItemDto {
   @ApiProperty({ description: 'Position in entries' }) index: number;
   @ApiProperty({ enum: ['posted', 'replayed', 'rejected'], description: 'replayed: the idempotency key was seen with the same entry' }) status: string;
-  @ApiPropertyOptional({ format: 'uuid' }) id?: string;
-  @ApiPropertyOptional({ type: BatchItemErrorDto }) error?: BatchItemErrorDto;
+  @ApiPropertyOptional({ description: 'The posted (or replayed) entry; absent when rejected', format: 'uuid' }) id?: string;
+  @ApiPropertyOptional({ description: 'Why the entry was rejected; absent unless rejected', type: BatchItemErrorDto }) error?: BatchItemErrorDto;
 }
 
 @ApiSchema({ description: 'What a batch posting did: the entries posted or replayed, and (mode independent) the ones rejected' })
 export class BatchResultDto {
-  @ApiProperty({ enum: ['all_or_nothing', 'independent'] }) mode: string;
-  @ApiProperty() posted: number;
-  @ApiProperty() replayed: number;
-  @ApiProperty() rejected: number;
-  @ApiProperty({ type: [BatchItemDto] }) results: BatchItemDto[];
+  @ApiProperty({ description: 'The mode the batch ran in', enum: ['all_or_nothing', 'independent'] }) mode: string;
+  @ApiProperty({ description: 'Number of entries posted' }) posted: number;
+  @ApiProperty({ description: 'Number of entries already posted with the same idempotency key' }) replayed: number;
+  @ApiProperty({ description: 'Number of entries rejected (0 in all_or_nothing mode)' }) rejected: number;
+  @ApiProperty({ description: 'One result per entry, in request order', type: [BatchItemDto] }) results: BatchItemDto[];
 }
 
 @ApiSchema({ description: 'The date to revalue foreign-currency balances at' })
@@ -414,8 +414,8 @@ export class RevaluationDto {
 
 @ApiSchema({ description: "The revaluation of one account's balance in one currency" })
 export class RevaluationLineDto {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() currency: string;
+  @ApiProperty({ description: 'The account revalued', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'The foreign currency of the balance' }) currency: string;
   @ApiProperty({ example: '1000.00', description: AMOUNT_DOC }) balance: string;
   @ApiProperty({ example: '0.9500000000', description: RATE_DOC }) rate: string;
   @ApiProperty({ description: BASE_DOC }) baseBefore: string;
@@ -425,98 +425,98 @@ export class RevaluationLineDto {
 
 @ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
-  @ApiProperty({ type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
-  @ApiProperty({ type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ description: 'One adjustment per account and currency whose base value changed', type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
+  @ApiProperty({ description: 'The revaluation entry; null when nothing changed', type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
   @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal, dated the first day of the next period' }) reversal: JournalEntryDto | null;
 }
 
 @ApiSchema({ description: 'The closed fiscal year and the entry that moved its result to retained earnings' })
 export class YearEndResultDto {
-  @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
+  @ApiProperty({ description: 'The fiscal year, now closed', type: FiscalYearDto }) fiscalYear: FiscalYearDto;
   @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
 }
 
 @ApiSchema({ description: 'The reopened fiscal year and the entry that reversed its closing entry' })
 export class YearReopenResultDto {
-  @ApiProperty({ type: FiscalYearDto }) fiscalYear: FiscalYearDto;
+  @ApiProperty({ description: 'The fiscal year, now open again', type: FiscalYearDto }) fiscalYear: FiscalYearDto;
   @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
 }
 
 // ---------------------------------------------------------------- statements
 @ApiSchema({ description: "One account's debit or credit balance in the trial balance" })
 export class TrialBalanceRowDto {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
-  @ApiProperty() debit: string;
-  @ApiProperty() credit: string;
+  @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Account code' }) code: string;
+  @ApiProperty({ description: 'Account name' }) name: string;
+  @ApiProperty({ description: 'Account type', enum: ACCOUNT_TYPES }) type: string;
+  @ApiProperty({ description: 'Debit balance in the base currency; 0 when the balance is a credit' }) debit: string;
+  @ApiProperty({ description: 'Credit balance in the base currency; 0 when the balance is a debit' }) credit: string;
 }
 
 @ApiSchema({ description: "Every account's balance at a date; total debits equal total credits" })
 export class TrialBalanceDto {
-  @ApiProperty({ type: String, nullable: true }) asOf: string | null;
-  @ApiProperty() baseCurrency: string;
-  @ApiProperty({ type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
-  @ApiProperty() totalDebit: string;
-  @ApiProperty() totalCredit: string;
-  @ApiProperty() balanced: boolean;
+  @ApiProperty({ description: 'The day the balances are at the end of, YYYY-MM-DD; null: everything posted', type: String, nullable: true }) asOf: string | null;
+  @ApiProperty({ description: 'Base currency of the books' }) baseCurrency: string;
+  @ApiProperty({ description: 'One row per account with a non-zero balance, by code', type: [TrialBalanceRowDto] }) rows: TrialBalanceRowDto[];
+  @ApiProperty({ description: 'Sum of the debit column' }) totalDebit: string;
+  @ApiProperty({ description: 'Sum of the credit column' }) totalCredit: string;
+  @ApiProperty({ description: 'Whether totalDebit equals totalCredit' }) balanced: boolean;
 }
 
 @ApiSchema({ description: 'One line of a financial statement: an account or a group and its amount' })
 export class StatementRowDto {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ enum: ACCOUNT_TYPES }) type: string;
+  @ApiProperty({ description: 'The account or group account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Account code' }) code: string;
+  @ApiProperty({ description: 'Account name' }) name: string;
+  @ApiProperty({ description: 'Account type', enum: ACCOUNT_TYPES }) type: string;
   @ApiProperty({ description: '0 for a top-level account' }) depth: number;
-  @ApiProperty() isGroup: boolean;
+  @ApiProperty({ description: 'Whether the row is a group account (its amount includes its children)' }) isGroup: boolean;
   @ApiProperty({ description: 'Own amount plus all descendants, in the natural sign of the type' }) amount: string;
   @ApiPropertyOptional({ description: 'The same in the comparative column (with ?compare=)' }) comparativeAmount?: string;
 }
 
 @ApiSchema({ description: 'Revenue, expenses and net income of the comparative period' })
 export class PeriodTotalsDto {
-  @ApiProperty() from: string;
-  @ApiProperty() to: string;
-  @ApiProperty() totalRevenue: string;
-  @ApiProperty() totalExpenses: string;
-  @ApiProperty() netIncome: string;
+  @ApiProperty({ description: 'First day of the comparative range, YYYY-MM-DD' }) from: string;
+  @ApiProperty({ description: 'Last day of the comparative range, YYYY-MM-DD' }) to: string;
+  @ApiProperty({ description: 'Total revenue of the range' }) totalRevenue: string;
+  @ApiProperty({ description: 'Total expenses of the range' }) totalExpenses: string;
+  @ApiProperty({ description: 'totalRevenue minus totalExpenses' }) netIncome: string;
 }
 
 @ApiSchema({ description: 'Assets, liabilities and equity totals of the comparative date' })
 export class BalanceTotalsDto {
-  @ApiProperty() asOf: string;
-  @ApiProperty() totalAssets: string;
-  @ApiProperty() totalLiabilities: string;
-  @ApiProperty() totalEquity: string;
-  @ApiProperty() currentEarnings: string;
+  @ApiProperty({ description: 'The comparative date, YYYY-MM-DD' }) asOf: string;
+  @ApiProperty({ description: 'Total assets at that date' }) totalAssets: string;
+  @ApiProperty({ description: 'Total liabilities at that date' }) totalLiabilities: string;
+  @ApiProperty({ description: 'Total equity at that date' }) totalEquity: string;
+  @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings, at that date' }) currentEarnings: string;
 }
 
 @ApiSchema({ description: 'Revenue, expenses and the net result over a date range' })
 export class ProfitAndLossDto {
-  @ApiProperty() from: string;
-  @ApiProperty() to: string;
-  @ApiProperty() baseCurrency: string;
-  @ApiProperty({ type: [StatementRowDto] }) revenue: StatementRowDto[];
-  @ApiProperty({ type: [StatementRowDto] }) expenses: StatementRowDto[];
-  @ApiProperty() totalRevenue: string;
-  @ApiProperty() totalExpenses: string;
-  @ApiProperty() netIncome: string;
+  @ApiProperty({ description: 'First day of the range, YYYY-MM-DD' }) from: string;
+  @ApiProperty({ description: 'Last day of the range, YYYY-MM-DD' }) to: string;
+  @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
+  @ApiProperty({ description: 'Revenue accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) revenue: StatementRowDto[];
+  @ApiProperty({ description: 'Expense accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) expenses: StatementRowDto[];
+  @ApiProperty({ description: 'Total revenue (base currency)' }) totalRevenue: string;
+  @ApiProperty({ description: 'Total expenses (base currency)' }) totalExpenses: string;
+  @ApiProperty({ description: 'totalRevenue minus totalExpenses; negative is a loss' }) netIncome: string;
   @ApiProperty({ description: 'Whether closing entries (source year_end) are counted' }) includeClosing: boolean;
   @ApiPropertyOptional({ type: PeriodTotalsDto, description: 'The comparative column\'s range and totals (with ?compare=)' }) comparative?: PeriodTotalsDto;
 }
 
 @ApiSchema({ description: 'Assets, liabilities and equity at a date' })
 export class BalanceSheetDto {
-  @ApiProperty() asOf: string;
-  @ApiProperty() baseCurrency: string;
-  @ApiProperty({ type: [StatementRowDto] }) assets: StatementRowDto[];
-  @ApiProperty({ type: [StatementRowDto] }) liabilities: StatementRowDto[];
-  @ApiProperty({ type: [StatementRowDto] }) equity: StatementRowDto[];
-  @ApiProperty() totalAssets: string;
-  @ApiProperty() totalLiabilities: string;
-  @ApiProperty() totalEquity: string;
+  @ApiProperty({ description: 'The day the balance sheet is at the end of, YYYY-MM-DD' }) asOf: string;
+  @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
+  @ApiProperty({ description: 'Asset accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) assets: StatementRowDto[];
+  @ApiProperty({ description: 'Liability accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) liabilities: StatementRowDto[];
+  @ApiProperty({ description: 'Equity accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) equity: StatementRowDto[];
+  @ApiProperty({ description: 'Total assets (base currency)' }) totalAssets: string;
+  @ApiProperty({ description: 'Total liabilities (base currency)' }) totalLiabilities: string;
+  @ApiProperty({ description: 'Total equity, without current earnings (base currency)' }) totalEquity: string;
   @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings' }) currentEarnings: string;
   @ApiProperty({ description: 'assets = liabilities + equity + current earnings' }) balanced: boolean;
   @ApiPropertyOptional({ type: BalanceTotalsDto, description: 'The comparative column\'s date and totals (with ?compare=)' }) comparative?: BalanceTotalsDto;
@@ -525,9 +525,9 @@ export class BalanceSheetDto {
 // ---------------------------------------------------------------- VAT report
 @ApiSchema({ description: 'One tax code in the VAT report: taxable sales and output tax, taxable purchases and input tax, net payable' })
 export class VatRowDto {
-  @ApiProperty({ format: 'uuid' }) taxCodeId: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
+  @ApiProperty({ description: 'The tax code', format: 'uuid' }) taxCodeId: string;
+  @ApiProperty({ description: 'Code of the tax code' }) code: string;
+  @ApiProperty({ description: 'Name of the tax code' }) name: string;
   @ApiProperty({ example: '20.0000', description: 'Percent' }) rate: string;
   @ApiProperty({ description: 'Net sales taxed with this code (base currency)' }) taxableSales: string;
   @ApiProperty({ description: 'Tax on those sales, owed' }) outputTax: string;
@@ -538,43 +538,43 @@ export class VatRowDto {
 
 @ApiSchema({ description: 'The VAT report over a date range, per tax code, with totals' })
 export class VatReportDto {
-  @ApiProperty() from: string;
-  @ApiProperty() to: string;
-  @ApiProperty() baseCurrency: string;
-  @ApiProperty({ type: [VatRowDto] }) rows: VatRowDto[];
-  @ApiProperty() totalTaxableSales: string;
-  @ApiProperty() totalOutputTax: string;
-  @ApiProperty() totalTaxablePurchases: string;
-  @ApiProperty() totalInputTax: string;
+  @ApiProperty({ description: 'First day of the range, YYYY-MM-DD' }) from: string;
+  @ApiProperty({ description: 'Last day of the range, YYYY-MM-DD' }) to: string;
+  @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
+  @ApiProperty({ description: 'One row per active tax code, and per archived one used in the range', type: [VatRowDto] }) rows: VatRowDto[];
+  @ApiProperty({ description: 'Sum of taxableSales' }) totalTaxableSales: string;
+  @ApiProperty({ description: 'Sum of outputTax' }) totalOutputTax: string;
+  @ApiProperty({ description: 'Sum of taxablePurchases' }) totalTaxablePurchases: string;
+  @ApiProperty({ description: 'Sum of inputTax' }) totalInputTax: string;
   @ApiProperty({ description: 'Net payable (negative: refundable)' }) netPayable: string;
 }
 
 // ---------------------------------------------------------------- cash-flow statement
 @ApiSchema({ description: 'The contribution of one account to a section of the cash-flow statement' })
 export class CashFlowRowDto {
-  @ApiProperty({ format: 'uuid' }) accountId: string;
-  @ApiProperty() code: string;
-  @ApiProperty() name: string;
+  @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Account code' }) code: string;
+  @ApiProperty({ description: 'Account name' }) name: string;
   @ApiProperty({ description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive' }) amount: string;
 }
 
 @ApiSchema({ description: 'A section of the cash-flow statement (operating, investing, financing) with its total' })
 export class CashFlowSectionDto {
-  @ApiProperty({ type: [CashFlowRowDto] }) rows: CashFlowRowDto[];
-  @ApiProperty() total: string;
+  @ApiProperty({ description: 'The accounts that contributed to the section', type: [CashFlowRowDto] }) rows: CashFlowRowDto[];
+  @ApiProperty({ description: 'Sum of the section (base currency)' }) total: string;
 }
 
 @ApiSchema({ description: 'The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash' })
 export class CashFlowDto {
-  @ApiProperty() from: string;
-  @ApiProperty() to: string;
-  @ApiProperty() baseCurrency: string;
+  @ApiProperty({ description: 'First day of the range, YYYY-MM-DD' }) from: string;
+  @ApiProperty({ description: 'Last day of the range, YYYY-MM-DD' }) to: string;
+  @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
   @ApiProperty({ description: 'Net income of the range (closing entries excluded)' }) netIncome: string;
   @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes; total includes net income' }) operating: CashFlowSectionDto;
-  @ApiProperty({ type: CashFlowSectionDto }) investing: CashFlowSectionDto;
-  @ApiProperty({ type: CashFlowSectionDto }) financing: CashFlowSectionDto;
+  @ApiProperty({ description: 'Changes of accounts classed investing', type: CashFlowSectionDto }) investing: CashFlowSectionDto;
+  @ApiProperty({ description: 'Changes of accounts classed financing (equity by default)', type: CashFlowSectionDto }) financing: CashFlowSectionDto;
   @ApiProperty({ description: 'operating + investing + financing' }) netChange: string;
   @ApiProperty({ description: 'Cash accounts (cashFlowClass cash) the day before from' }) openingCash: string;
-  @ApiProperty() closingCash: string;
+  @ApiProperty({ description: 'Cash accounts at the end of to' }) closingCash: string;
   @ApiProperty({ description: 'openingCash + netChange = closingCash' }) balanced: boolean;
 }

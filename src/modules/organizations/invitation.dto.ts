@@ -10,12 +10,12 @@ export type InvitationStatus = (typeof INVITATION_STATUSES)[number];
 
 @ApiSchema({ description: 'Who to invite, and with which role' })
 export class CreateInvitationDto {
-  @ApiProperty({ example: 'grace@example.com' })
+  @ApiProperty({ description: 'E-mail address to invite; trimmed and lower-cased. Only the user with this e-mail can accept', example: 'grace@example.com' })
   @Transform(({ value }) => (typeof value === 'string' ? value.trim().toLowerCase() : value))
   @IsEmail() @MaxLength(320)
   email: string;
 
-  @ApiProperty({ enum: INVITABLE_ROLES }) @IsIn(INVITABLE_ROLES as unknown as string[]) role: string;
+  @ApiProperty({ description: 'Role the invitee gets on accepting (owner cannot be invited)', enum: INVITABLE_ROLES }) @IsIn(INVITABLE_ROLES as unknown as string[]) role: string;
 }
 
 export class InvitationQuery extends PageQuery {
@@ -24,17 +24,17 @@ export class InvitationQuery extends PageQuery {
 
 @ApiSchema({ description: 'An invitation to join an organization' })
 export class InvitationDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty({ format: 'uuid' }) orgId: string;
-  @ApiProperty() email: string;
-  @ApiProperty({ enum: INVITABLE_ROLES }) role: string;
-  @ApiProperty({ enum: INVITATION_STATUSES }) status: InvitationStatus;
-  @ApiProperty({ type: String, nullable: true }) invitedBy: string | null;
-  @ApiProperty() expiresAt: Date;
-  @ApiProperty({ type: Date, nullable: true }) acceptedAt: Date | null;
-  @ApiProperty({ type: String, nullable: true }) acceptedBy: string | null;
-  @ApiProperty({ type: Date, nullable: true }) revokedAt: Date | null;
-  @ApiProperty() createdAt: Date;
+  @ApiProperty({ description: 'The invitation id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'The organization the invitation is to', format: 'uuid' }) orgId: string;
+  @ApiProperty({ description: 'E-mail address the invitation was sent to' }) email: string;
+  @ApiProperty({ description: 'Role the invitee gets on accepting', enum: INVITABLE_ROLES }) role: string;
+  @ApiProperty({ description: 'pending, accepted, revoked, or expired (unanswered past expiresAt)', enum: INVITATION_STATUSES }) status: InvitationStatus;
+  @ApiProperty({ description: 'Id of the user who invited; null when a service invited or that user was deleted', type: String, nullable: true }) invitedBy: string | null;
+  @ApiProperty({ description: 'When the invitation stops being acceptable' }) expiresAt: Date;
+  @ApiProperty({ description: 'When it was accepted; null while not accepted', type: Date, nullable: true }) acceptedAt: Date | null;
+  @ApiProperty({ description: 'Id of the user who accepted; null while not accepted or when that user was deleted', type: String, nullable: true }) acceptedBy: string | null;
+  @ApiProperty({ description: 'When it was revoked; null while not revoked', type: Date, nullable: true }) revokedAt: Date | null;
+  @ApiProperty({ description: 'When the invitation was created' }) createdAt: Date;
 }
 
 @ApiSchema({ description: 'A new invitation, with its secret token (shown only once)' })
@@ -45,18 +45,18 @@ export class CreatedInvitationDto extends InvitationDto {
 
 @ApiSchema({ description: 'A page of invitations' })
 export class InvitationPage extends PageInfo {
-  @ApiProperty({ type: [InvitationDto] }) items: InvitationDto[];
+  @ApiProperty({ description: 'The invitations on this page', type: [InvitationDto] }) items: InvitationDto[];
 }
 
 @ApiSchema({ description: 'The organization and the invitation token to accept' })
 export class AcceptInvitationDto {
-  @ApiProperty({ format: 'uuid' }) @IsUUID() orgId: string;
-  @ApiProperty() @IsString() @Length(20, 200) token: string;
+  @ApiProperty({ description: 'The organization the invitation is to', format: 'uuid' }) @IsUUID() orgId: string;
+  @ApiProperty({ description: 'The secret token from the invitation' }) @IsString() @Length(20, 200) token: string;
 }
 
 @ApiSchema({ description: 'The membership the accepted invitation created' })
 export class AcceptedInvitationDto {
-  @ApiProperty({ format: 'uuid' }) orgId: string;
-  @ApiProperty() userId: string;
-  @ApiProperty({ enum: INVITABLE_ROLES }) role: string;
+  @ApiProperty({ description: 'The organization joined', format: 'uuid' }) orgId: string;
+  @ApiProperty({ description: 'Id of the user who joined' }) userId: string;
+  @ApiProperty({ description: 'The role the user now has in the organization', enum: INVITABLE_ROLES }) role: string;
 }

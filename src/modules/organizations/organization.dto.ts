@@ -4,12 +4,12 @@ import { IsOptional, IsString, Length, Matches, ValidateIf } from 'class-validat
 
 @ApiSchema({ description: 'A new business organization' })
 export class CreateOrganizationDto {
-  @ApiProperty({ example: 'Acme Trading LLC' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ description: 'Name of the organization (1 to 200 characters)', example: 'Acme Trading LLC' }) @IsString() @Length(1, 200) name: string;
 }
 
 @ApiSchema({ description: 'Changes to an organization; fields left out keep their value' })
 export class UpdateOrganizationDto {
-  @ApiPropertyOptional({ example: 'Acme Trading LLC' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ description: 'New name of the organization (1 to 200 characters)', example: 'Acme Trading LLC' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ type: String, nullable: true, example: 'acme.example', description: 'The organization\'s email or web domain; null clears it' })
   @ValidateIf((o) => o.domain !== null) @IsOptional() @IsString() @Matches(/^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$/, { message: 'domain must be a lowercase domain name' })
   domain?: string | null;
@@ -17,12 +17,12 @@ export class UpdateOrganizationDto {
 
 @ApiSchema({ description: "An organization the caller belongs to, with the caller's role in it" })
 export class OrganizationDto {
-  @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ enum: ['personal', 'business'] }) accountType: string;
-  @ApiProperty({ type: String, nullable: true }) domain: string | null;
-  @ApiProperty() ownerUserId: string;
+  @ApiProperty({ description: 'The organization id', format: 'uuid' }) id: string;
+  @ApiProperty({ description: 'Name of the organization' }) name: string;
+  @ApiProperty({ description: 'personal: the one-member organization every user gets; business: one created to share with members', enum: ['personal', 'business'] }) accountType: string;
+  @ApiProperty({ description: 'The organization\'s email or web domain; null when not set', type: String, nullable: true }) domain: string | null;
+  @ApiProperty({ description: 'Id of the user who owns the organization' }) ownerUserId: string;
   @ApiPropertyOptional({ enum: [...ORG_ROLES, 'service', 'analyst'], description: 'The caller\'s role in the organization (service: the service-role key; analyst: a mapped database login)' }) role?: string;
-  @ApiProperty() createdAt: Date;
-  @ApiProperty() updatedAt: Date;
+  @ApiProperty({ description: 'When the organization was created' }) createdAt: Date;
+  @ApiProperty({ description: 'When the organization was last changed' }) updatedAt: Date;
 }

@@ -24,19 +24,19 @@ export class SettingValuesDto {
 @ApiSchema({ description: "One setting: a JSON value under a key, in the organization's scope or an app's" })
 export class SettingDto {
   @ApiProperty({ example: 'org', description: "'org' or an app code" }) scope: string;
-  @ApiProperty({ example: 'timezone' }) key: string;
+  @ApiProperty({ description: 'The setting key within its scope', example: 'timezone' }) key: string;
   @ApiProperty({ ...ANY_JSON, description: 'The JSON value' }) value: unknown;
-  @ApiProperty() updatedAt: Date;
+  @ApiProperty({ description: 'When the value was last written' }) updatedAt: Date;
 }
 
 @ApiSchema({ description: 'Whether the feature flag is on' })
 export class FeatureFlagInputDto {
-  @ApiProperty() @IsBoolean() enabled: boolean;
+  @ApiProperty({ description: 'true turns the flag on, false turns it off' }) @IsBoolean() enabled: boolean;
 }
 
 @ApiSchema({ description: 'A feature flag of the organization' })
 export class FeatureFlagDto {
-  @ApiProperty({ example: 'ledger.multi_currency' }) flag: string;
-  @ApiProperty() enabled: boolean;
-  @ApiProperty() updatedAt: Date;
+  @ApiProperty({ description: 'Name of the feature flag', example: 'ledger.multi_currency' }) flag: string;
+  @ApiProperty({ description: 'Whether the flag is on for the organization' }) enabled: boolean;
+  @ApiProperty({ description: 'When the flag was last set' }) updatedAt: Date;
 }

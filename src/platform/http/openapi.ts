@@ -28,7 +28,7 @@ export class ErrorDetail {
 /** The one shape of every error the API answers. */
 @ApiSchema({ description: 'The one shape of every error the API answers' })
 export class ErrorResponse {
-  @ApiProperty({ type: ErrorDetail }) error: ErrorDetail;
+  @ApiProperty({ description: 'The error: its code, message and details', type: ErrorDetail }) error: ErrorDetail;
   @ApiProperty({ description: 'The id of this request (also in the X-Request-Id header); quote it when reporting a problem', example: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a' }) requestId: string;
 }
 
