@@ -4,7 +4,6 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
-import fastifyHelmet from '@fastify/helmet';
 import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
 import { createLogger, logRequests, PinoNestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
@@ -13,6 +12,7 @@ import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
+import { sendSecurityHeaders } from './platform/http/security-headers.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -58,7 +58,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
     exposedHeaders: ['x-request-id'],
     maxAge: 600,
   });
-  await app.register(fastifyHelmet, {
+  // helmet's headers, computed once at start-up (security-headers.ts)
+  sendSecurityHeaders(fastify, {
     contentSecurityPolicy: {
       directives: {
         // the Swagger UI at /docs: its scripts and styles come from this server; its inline styles and data: icons
