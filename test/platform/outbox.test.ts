@@ -104,8 +104,10 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     const runs: Job[] = [];
     t.app.get(JobRegistry).register('test.bull', async (job) => void runs.push(job));
     await enqueueCommitted(t, orgId, 'test.bull', { n: 1 });
+    const first = completion(queue);
     await relay.drain();
-    await until(async () => (await outboxRows(t, 'test.bull'))[0].processed_at !== null);
+    await first;
+    expect((await outboxRows(t, 'test.bull'))[0].processed_at).not.toBeNull();
     // as if the completion had not been recorded and the claim had run out: it is relayed again
     await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL, available_at = now() WHERE topic = 'test.bull'`);
     expect(await relay.drain()).toBe(1);
@@ -124,26 +126,28 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     const relay = t.app.get(OutboxRelay);
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    let started = false;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
     t.app.get(JobRegistry).register('test.slow', async () => {
-      started = true;
+      started();
       await released;
     });
     await enqueueCommitted(t, orgId, 'test.slow', {});
     await relay.drain();
-    await until(() => started);
+    await running;
     expect((await outboxRows(t, 'test.slow'))[0].processed_at).toBeNull();
     expect(await relay.drain()).toBe(0); // claimed: not relayed again while it runs
+    const done = completion(t.app.get<Queue>(JOBS_QUEUE_TOKEN));
     release();
-    await until(async () => (await outboxRows(t, 'test.slow'))[0].processed_at !== null);
+    await done;
+    expect((await outboxRows(t, 'test.slow'))[0].processed_at).not.toBeNull();
   });
 });
 
-/** Polls a condition (bounded), for work Bull's worker does in the background. */
-async function until(done: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await done()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('condition not reached');
+/** Bull's next 'completed' event: the worker has run the handler and recorded the outbox row as done. */
+function completion(queue: Queue): Promise<void> {
+  return new Promise((resolve, reject) => {
+    queue.once('completed', () => resolve());
+    queue.once('failed', (_job, err) => reject(err));
+  });
 }
