@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
 
 export interface UserRow {
   id: string;
@@ -60,11 +62,15 @@ export const userRepository = {
 
   /** syncUserToDatabase, updating side: name and image follow the identity provider when it sends them. */
   async updateProfile(db: Db, id: string, p: { name?: string | null; image?: string | null }): Promise<UserRow> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE core."User" SET name = coalesce(${p.name ?? null}, name), image = coalesce(${p.image ?? null}, image), "updatedAt" = now()
-      WHERE id = ${id}
-      RETURNING id, email, name, image, "accountType"`;
-    return { id: row.id, email: row.email, name: row.name, image: row.image, accountType: row.accountType };
+    const [row] = await db.run(qb.updateTable('core.User')
+      .set((eb) => ({
+        name: eb.fn.coalesce(eb.val(p.name ?? null), eb.ref('name')),
+        image: eb.fn.coalesce(eb.val(p.image ?? null), eb.ref('image')),
+        updatedAt: sql`now()`,
+      }))
+      .where('id', '=', id)
+      .returning(['id', 'email', 'name', 'image', 'accountType']));
+    return row;
   },
 
   async setPassword(db: Db, userId: string, passwordHash: string): Promise<void> {
