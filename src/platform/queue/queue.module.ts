@@ -4,6 +4,7 @@ import type { AppConfig } from '../config/config.js';
 import { JobRegistry } from './jobs.js';
 import { JOBS_QUEUE, OutboxRelay } from './outbox-relay.service.js';
 import { JobsProcessor } from './jobs.processor.js';
+import { DomainEvents } from '../events/events.js';
 
 /** The job outbox, relayed to Bull when REDIS_URL is set and run in-process otherwise. */
 @Global()
@@ -16,8 +17,8 @@ export class QueueModule {
     return {
       module: QueueModule,
       imports: bull,
-      providers: [JobRegistry, OutboxRelay, ...(config.redisUrl ? [JobsProcessor] : [])],
-      exports: [JobRegistry, OutboxRelay, ...(config.redisUrl ? [BullModule] : [])],
+      providers: [JobRegistry, DomainEvents, OutboxRelay, ...(config.redisUrl ? [JobsProcessor] : [])],
+      exports: [JobRegistry, DomainEvents, OutboxRelay, ...(config.redisUrl ? [BullModule] : [])],
     };
   }
 }
