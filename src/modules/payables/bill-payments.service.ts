@@ -89,11 +89,11 @@ export class BillPaymentsService {
   }
 
   async create(tx: TenantTx, dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
-    if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
     if (dto.vendorId) {
       const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
       if (!v) throw AppError.notFound('vendor', dto.vendorId);
     }
+    if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
     const { base, baseMu } = await this.baseMu(tx);
     const currency = dto.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);

@@ -356,7 +356,9 @@ export class PayablesService {
   }
 
   async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
-    const b = await this.lockDocument(tx, id, kind);
+    // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
+    const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
+    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
     const decisionId = await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'comment', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment });
     await this.audit.record(tx, { action: `payables.${kind}_commented`, entityType: kind, entityId: id, after: { decisionId, comment } });
     return this.getBill(tx, id, kind);
