@@ -77,7 +77,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
    * `idFor` supplies the value of an `...Id` property (B's id of that name) whether or not it has an example.
    */
   function exampleBody(schema: any, doc: any, idFor: (name: string) => string | undefined = () => undefined, depth = 0): unknown {
-    if (!schema || depth > 4) return undefined;
+    if (!schema || depth > 6) return undefined; // deep enough for an array of objects in a body (bill lines)
     if (schema.$ref) return exampleBody(doc.components?.schemas?.[schema.$ref.split('/').pop()], doc, idFor, depth + 1);
     if (schema.example !== undefined) return schema.example;
     if (schema.default !== undefined) return schema.default;

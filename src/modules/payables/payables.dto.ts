@@ -64,6 +64,7 @@ export class VendorQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'Include archived vendors', enum: ['true', 'false'], example: 'false' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
 }
 
+@ApiSchema({ description: 'A page of vendors, by name' })
 export class VendorPage extends PageInfo {
   @ApiProperty({ description: 'Vendors on this page, by name', type: [VendorDto] }) items: VendorDto[];
 }
@@ -97,7 +98,7 @@ export class UpdatePayablesSettingsDto {
 export class BillLineInputDto {
   @ApiProperty({ description: 'Expense or asset account the line posts to', format: 'uuid', example: '3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f' }) @IsUUID() accountId: string;
   @ApiPropertyOptional({ description: 'What was bought', example: 'Printer paper' }) @IsOptional() @IsString() @Length(1, 500) description?: string;
-  @ApiPropertyOptional({ description: 'Quantity (positive), default 1', example: '10' }) @IsOptional() @Matches(/^-?\d{1,14}(\.\d{1,4})?$/, amountMsg('quantity')) quantity?: string;
+  @ApiPropertyOptional({ description: 'Quantity (positive), default 1', example: '10' }) @IsOptional() @Matches(/^-?\d{1,14}(\.\d{1,4})?$/, { message: 'quantity must be a decimal string with at most 4 decimals, e.g. "2.5"' }) quantity?: string;
   @ApiProperty({ description: 'Unit price in the bill currency, before tax for an exclusive tax code', example: '25.00' }) @Matches(AMOUNT, amountMsg('unitPrice')) unitPrice: string;
   @ApiPropertyOptional({ description: 'Tax code (input tax); absent: no tax', format: 'uuid', example: '4d3e2f1a-0b9c-4d8e-9f7a-6b5c4d3e2f1a' }) @IsOptional() @IsUUID() taxCodeId?: string;
 }
@@ -203,6 +204,7 @@ export class BillDto {
   @ApiProperty({ description: 'Every decision, in order', type: [BillDecisionDto] }) decisions: BillDecisionDto[];
 }
 
+@ApiSchema({ description: 'A page of bills or expense claims, newest first' })
 export class BillPage extends PageInfo {
   @ApiProperty({ description: 'Documents on this page, newest first', type: [BillDto] }) items: BillDto[];
 }
@@ -297,6 +299,7 @@ export class BillPaymentDto {
   @ApiProperty({ description: 'Allocations, oldest first', type: [AllocationDto] }) allocations: AllocationDto[];
 }
 
+@ApiSchema({ description: 'A page of bill payments, newest first' })
 export class BillPaymentPage extends PageInfo {
   @ApiProperty({ description: 'Payments on this page, newest first', type: [BillPaymentDto] }) items: BillPaymentDto[];
 }
