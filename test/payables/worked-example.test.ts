@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { PAYABLES_EVENT_TYPES } from '../../src/modules/payables/payables.events.js';
 import { addMember, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
@@ -176,6 +178,14 @@ describe('payables: a worked quarter', () => {
     // ---- events and audit, written in the business transactions
     const { rows: events } = await t.db.admin.query(`SELECT payload->>'type' AS type, count(*)::int AS n FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' GROUP BY 1 ORDER BY 1`, [orgId]);
     expect(Object.fromEntries(events.map((e) => [e.type, e.n]))).toEqual({ 'bill.approved': 4, 'bill.paid': 3, 'bill.submitted': 3, 'expense_claim.submitted': 1 });
+    // every payload (and every declared example) validates against its declared schema
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    const { rows: payloads } = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event'`, [orgId]);
+    for (const type of PAYABLES_EVENT_TYPES) {
+      const validate = ajv.compile(type.payloadSchema);
+      expect([type.type, validate(type.example)]).toEqual([type.type, true]);
+      for (const p of payloads.filter((x) => x.payload.type === type.type)) expect([type.type, validate(p.payload.payload), validate.errors]).toEqual([type.type, true, null]);
+    }
     const { rows: audit } = await t.db.admin.query(`SELECT action, count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'payables.%' GROUP BY 1 ORDER BY 1`, [orgId]);
     expect(Object.fromEntries(audit.map((a) => [a.action, a.n]))).toMatchObject({ 'payables.bill_approved': 2, 'payables.bill_submitted': 3, 'payables.payment_created': 4, 'payables.expense_claim_approved': 1 });
 
