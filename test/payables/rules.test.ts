@@ -153,6 +153,7 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
       ['an allocation larger than the open amount', () => t.http.post(url('payments')).set(users.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-02-08', amount: '500.00', bankAccountId: acc['1100'], allocations: [{ billId: bill, amount: '150.00' }] }), 409, /more than the open amount 100\.00/],
       ['an allocation to another vendor\'s bill', () => t.http.post(url('payments')).set(users.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-02-08', amount: '50.00', bankAccountId: acc['1100'], allocations: [{ billId: othersBill, amount: '50.00' }] }), 422, /belongs to another vendor/],
       ['a bank account that is an expense', () => t.http.post(url('payments')).set(users.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-02-08', amount: '50.00', bankAccountId: acc['5200'] }), 422, /bankAccountId/],
+      ['a reimbursement to someone who never claimed', () => t.http.post(url('payments')).set(users.accountant.auth).send({ claimantId: users.viewer.id, paymentDate: '2026-02-08', amount: '5.00', bankAccountId: acc['1100'] }), 404, /claimant/],
       ['a viewer creating a bill', () => t.http.post(url('bills')).set(users.viewer.auth).send({ vendorId: vendor, billDate: '2026-02-02', lines: [line] }), 403, /role/],
       ['a member creating a bill', () => t.http.post(url('bills')).set(users.member.auth).send({ vendorId: vendor, billDate: '2026-02-02', lines: [line] }), 403, /role/],
     ];
@@ -222,6 +223,12 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     // another member cannot submit it; a viewer cannot draft one
     const mine = await t.http.post(url(`expense-claims/${claim.body.id}/submit`)).set(users.member.auth).expect(200);
     expect(mine.body.status).toBe('submitted');
+    // a member sees their own claims only
+    const owners = await t.http.post(url('expense-claims')).set(users.owner.auth)
+      .send({ claimDate: '2026-02-04', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '5.00', currency: 'EUR', date: '2026-02-04' }] }).expect(201);
+    await t.http.get(url(`expense-claims/${owners.body.id}`)).set(users.member.auth).expect(404);
+    expect((await t.http.get(url('expense-claims')).set(users.member.auth).expect(200)).body.items.map((c: any) => c.claimantId)).toEqual([users.member.id]);
+    expect((await t.http.get(url('expense-claims')).set(users.viewer.auth).expect(200)).body.items).toHaveLength(2);
     await t.http.post(url('expense-claims')).set(users.viewer.auth).send({ claimDate: '2026-02-04', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '1', currency: 'EUR', date: '2026-02-04' }] }).expect(403);
   });
 });

@@ -1331,7 +1331,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Expense claims, newest first (cursor pagination) */
+        /** Expense claims, newest first (a member sees their own; cursor pagination) */
         get: operations["listExpenseClaims"];
         put?: never;
         /** Draft an expense claim for yourself (members and up) */

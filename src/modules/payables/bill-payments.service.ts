@@ -93,6 +93,8 @@ export class BillPaymentsService {
       const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
       if (!v) throw AppError.notFound('vendor', dto.vendorId);
     }
+    // a reimbursement goes to someone who has claimed expenses here (the claimant's membership is not this module's data)
+    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw AppError.notFound('claimant', dto.claimantId);
     if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
     const { base, baseMu } = await this.baseMu(tx);
     const currency = dto.currency ?? base;

@@ -188,7 +188,7 @@ export class PayablesController {
 
   // ---------------------------------------------------------------- expense claims
   @Get('expense-claims')
-  @ApiOperation({ operationId: 'listExpenseClaims', summary: 'Expense claims, newest first (cursor pagination)' })
+  @ApiOperation({ operationId: 'listExpenseClaims', summary: 'Expense claims, newest first (a member sees their own; cursor pagination)' })
   @ApiOkResponse({ type: BillPage })
   @ApiErrors(400)
   listClaims(@Tx() tx: TenantTx, @Query() q: BillQuery): Promise<BillPage> {

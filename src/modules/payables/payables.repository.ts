@@ -172,6 +172,11 @@ export const payablesRepository = {
     return db.run(query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
   },
 
+  async hasClaims(db: Db, orgId: string, claimantId: string): Promise<boolean> {
+    const [row] = await db.run(qb.selectFrom('finance.bills').select('id').where('org_id', '=', orgId).where('kind', '=', 'expense_claim').where('claimant_id', '=', claimantId).limit(1));
+    return Boolean(row);
+  },
+
   async setStatus(db: Db, orgId: string, id: string, s: { status: string; submissionNo?: number; approvalsRequired?: number; approverRoles?: string[]; rejectionReason?: string | null }) {
     await db.run(qb.updateTable('finance.bills').set({
       status: s.status, submission_no: s.submissionNo, approvals_required: s.approvalsRequired, approver_roles: s.approverRoles,

@@ -231,8 +231,13 @@ export class PayablesService {
   // ---------------------------------------------------------------- reading
   async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
     const [b] = await this.bills(tx, [id]);
-    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw AppError.notFound(kind, id);
     return b;
+  }
+
+  /** A member sees their own expense claims only (another member's expenses are theirs); other roles see all. */
+  private mayRead(tx: TenantTx, b: { kind: string; claimantId: string | null }): boolean {
+    return tx.role !== 'member' || b.kind !== 'expense_claim' || b.claimantId === this.actor(tx);
   }
 
   async bills(tx: TenantTx, ids: string[]): Promise<BillDto[]> {
@@ -274,7 +279,8 @@ export class PayablesService {
     if (after !== undefined && !(typeof after?.c === 'string' && !Number.isNaN(Date.parse(after.c)) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
       throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
     }
-    const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, status: q.status, after, limit });
+    const claimantId = kind === 'expense_claim' && tx.role === 'member' ? this.actor(tx) : undefined;
+    const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, claimantId, status: q.status, after, limit });
     const p = page(rows, limit, (r) => ({ c: (r.created_at as Date).toISOString(), i: r.id }));
     return { items: await this.bills(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
   }
