@@ -365,7 +365,8 @@ BEGIN
   END IF;
   SELECT c.minor_units INTO base_mu FROM finance.currencies c WHERE c.code = s.base_currency;
 
-  r := finance.check_entry(org, p, s, base_mu, finance.posting_accounts(org, jsonb_build_array(p), s.rounding_account_id), '{}'::jsonb);
+  -- one entry's few accounts and its period are read by finance.check_entry itself (no map to build)
+  r := finance.check_entry(org, p, s, base_mu, '{}'::jsonb, '{}'::jsonb);
   r.idx := 0; r.id := gen_random_uuid(); r.idempotency_key := v_key; r.request_hash := v_hash;
   v_created_by := coalesce(v_user, 'service:' || (core.request_claims() ->> 'service'));
   IF cardinality(finance.write_entries(org, s, base_mu, ARRAY[r], p_audit, v_action, v_user, v_created_by)) = 0 THEN
@@ -564,5 +565,5 @@ GRANT EXECUTE ON FUNCTION finance.post_journal_entries(jsonb, jsonb, boolean) TO
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261211000100_ledger_batch_set_based', 'd39e37f8cc53d6693112ea5ef5333bfc5db8dc8e8ec64b923db08be741a6ede4', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261211000100_ledger_batch_set_based', '938f19988ab4ccbad75a74d6d2807d3c047b426314213d89e33255774388dda8', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -363,7 +363,8 @@ BEGIN
   END IF;
   SELECT c.minor_units INTO base_mu FROM finance.currencies c WHERE c.code = s.base_currency;
 
-  r := finance.check_entry(org, p, s, base_mu, finance.posting_accounts(org, jsonb_build_array(p), s.rounding_account_id), '{}'::jsonb);
+  -- one entry's few accounts and its period are read by finance.check_entry itself (no map to build)
+  r := finance.check_entry(org, p, s, base_mu, '{}'::jsonb, '{}'::jsonb);
   r.idx := 0; r.id := gen_random_uuid(); r.idempotency_key := v_key; r.request_hash := v_hash;
   v_created_by := coalesce(v_user, 'service:' || (core.request_claims() ->> 'service'));
   IF cardinality(finance.write_entries(org, s, base_mu, ARRAY[r], p_audit, v_action, v_user, v_created_by)) = 0 THEN
