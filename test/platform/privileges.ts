@@ -133,7 +133,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
   // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
-  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 
