@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { PAYABLES_EVENT_TYPES } from '../../src/modules/payables/payables.events.js';
 import { addMember, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
@@ -25,6 +27,7 @@ import { createVendor, payablesUrl } from './payables-support.js';
  * Trial balance Mar 15: Cash 35,765.50 | Input VAT 2,200 | Equipment 11,000 | Rent 1,400 | FX loss 50 | Travel 84.50 = 50,500
  *                       AP 500 | Share capital 50,000 = 50,500
  * P&L January: expenses 1,484.50, net -1,484.50. Balance sheet Jan 31: assets 57,115.50 = liabilities 8,600 + equity 50,000 - 1,484.50.
+ * P&L Jan 1 - Mar 15: expenses 1,534.50 (rent 1,400 + FX loss 50 + travel 84.50). Balance sheet Mar 15: assets 48,965.50 = 500 + 50,000 - 1,534.50.
  * AP aging Jan 31: all current: B1 7,200 + B2 500 + B3 900 = 8,600 = AP. Mar 15: B2 500, 34 days past due (31-60) = AP 500.
  */
 describe('payables: a worked quarter', () => {
@@ -157,6 +160,10 @@ describe('payables: a worked quarter', () => {
     expect(pl.body).toMatchObject({ totalRevenue: '0.00', totalExpenses: '1484.50', netIncome: '-1484.50' });
     const bs = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-01-31')).set(users.owner.auth).expect(200);
     expect(bs.body).toMatchObject({ totalAssets: '57115.50', totalLiabilities: '8600.00', totalEquity: '50000.00', currentEarnings: '-1484.50' });
+    const plQ = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-03-15')).set(users.owner.auth).expect(200);
+    expect(plQ.body).toMatchObject({ totalRevenue: '0.00', totalExpenses: '1534.50', netIncome: '-1534.50' });
+    const bsQ = await t.http.get(ledgerUrl(orgId, 'reports/balance-sheet?asOf=2026-03-15')).set(users.owner.auth).expect(200);
+    expect(bsQ.body).toMatchObject({ totalAssets: '48965.50', totalLiabilities: '500.00', totalEquity: '50000.00', currentEarnings: '-1534.50' });
 
     // ---- AP aging at two dates (= the AP balance)
     const agingJan = await t.http.get(url('aging?asOf=2026-01-31')).set(users.viewer.auth).expect(200);
@@ -192,5 +199,27 @@ describe('payables: a worked quarter', () => {
     // ---- the semantic view (today is after every due date: only B2 is open)
     const open = await t.db.as({ sub: users.viewer.id, role: 'authenticated', org_id: orgId }, 'authenticated', 'SELECT party_name, total::text, open_amount::text, open_base_amount::text, bucket FROM semantic.v_ap_open');
     expect(open).toEqual([{ party_name: 'Acme Supplies', total: '500.0000', open_amount: '500.0000', open_base_amount: '500.0000', bucket: expect.any(String) }]);
+    // an analyst's database login mapped to the organization reads the same row; a member of another organization none
+    const login = `omnizen_t_ap_analyst_${randomBytes(4).toString('hex')}`;
+    await t.db.admin.query(`CREATE ROLE ${login} LOGIN PASSWORD 'analyst-test' IN ROLE omnizen_analyst`);
+    try {
+      await t.db.admin.query(`INSERT INTO core.analyst_logins (login, org_id) VALUES ($1, $2)`, [login, orgId]);
+      const dbUrl = new URL(t.db.url);
+      dbUrl.username = login;
+      dbUrl.password = 'analyst-test';
+      const analyst = new pg.Client({ connectionString: dbUrl.toString() });
+      await analyst.connect();
+      try {
+        const { rows } = await analyst.query('SELECT party_name, open_amount::text, days_past_due > 0 AS overdue FROM semantic.v_ap_open');
+        expect(rows).toEqual([{ party_name: 'Acme Supplies', open_amount: '500.0000', overdue: true }]);
+      } finally {
+        await analyst.end();
+      }
+    } finally {
+      await t.db.admin.query(`DELETE FROM core.analyst_logins WHERE login = $1`, [login]);
+      await t.db.admin.query(`DROP ROLE ${login}`);
+    }
+    const stranger = await registerUser(t, 'stranger');
+    expect(await t.db.as({ sub: stranger.id, role: 'authenticated', org_id: orgId }, 'authenticated', 'SELECT * FROM semantic.v_ap_open')).toEqual([]);
   });
 });
