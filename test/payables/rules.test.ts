@@ -77,6 +77,34 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     expect(again.body.error.code).toBe('payables.allocation_reversed');
   });
 
+  it('a foreign credit allocated later posts its realized FX result; reversing the allocation reverses it; aging = AP throughout', async () => {
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.owner.auth)
+      .send({ rates: [{ currency: 'USD', date: '2026-02-01', rate: '0.90' }, { currency: 'USD', date: '2026-02-15', rate: '0.95' }] }).expect(201);
+    const b = await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: otherVendor, billDate: '2026-02-01', currency: 'USD', lines: [{ accountId: acc['5200'], unitPrice: '100.00' }] }).expect(201);
+    await t.http.post(url(`bills/${b.body.id}/submit`)).set(users.accountant.auth).expect(200);
+    const credit = await t.http.post(url('payments')).set(users.accountant.auth)
+      .send({ vendorId: otherVendor, paymentDate: '2026-02-15', amount: '150.00', currency: 'USD', bankAccountId: acc['1100'] }).expect(201);
+    expect(credit.body).toMatchObject({ baseAmount: '142.50', unallocated: '150.00' });
+    const checkAging = async () => {
+      const r = (await t.http.get(url('aging?asOf=2026-02-28')).set(users.viewer.auth).expect(200)).body;
+      expect(r.total).toBe(r.controlAccountBalance);
+      return r.rows.find((x: any) => x.partyId === otherVendor).total;
+    };
+    expect(await checkAging()).toBe('-52.50'); // bill 90.00 open, credit 142.50 unapplied (other bills of this vendor are settled or none)
+    const alloc = await t.http.post(url(`payments/${credit.body.id}/allocations`)).set(users.accountant.auth).send({ billId: b.body.id, amount: '100.00', date: '2026-02-20' }).expect(201);
+    const a = alloc.body.allocations[0];
+    expect(a).toMatchObject({ billBaseAmount: '90.00', paymentBaseAmount: '95.00', fxDifference: '5.00', date: '2026-02-20' });
+    const e = (await t.http.get(ledgerUrl(orgId, `journal-entries/${a.journalEntryId}`)).set(users.owner.auth).expect(200)).body;
+    expect(e.lines.map((l: any) => [l.accountCode, l.currency, l.debit, l.credit, l.baseDebit, l.baseCredit])).toEqual([
+      ['5500', 'EUR', '5.00', '0.00', '5.00', '0.00'], ['2100', 'USD', '0.00', '0.00', '0.00', '5.00']]);
+    expect(await checkAging()).toBe('-47.50'); // the credit's 50 USD at 0.95
+    const rev = await t.http.post(url(`allocations/${a.id}/reverse`)).set(users.accountant.auth).send({ date: '2026-02-21' }).expect(201);
+    const r = rev.body.allocations[1];
+    const re = (await t.http.get(ledgerUrl(orgId, `journal-entries/${r.journalEntryId}`)).set(users.owner.auth).expect(200)).body;
+    expect(re.lines.map((l: any) => [l.accountCode, l.debit, l.credit, l.baseDebit, l.baseCredit])).toEqual([['2100', '0.00', '0.00', '5.00', '0.00'], ['5500', '0.00', '5.00', '0.00', '5.00']]);
+    expect(await checkAging()).toBe('-52.50');
+  });
+
   it('two approvers approving at once post the bill exactly once', async () => {
     const b = await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: vendor, billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '2500.00' }] }).expect(201);
     await t.http.post(url(`bills/${b.body.id}/submit`)).set(users.accountant.auth).expect(200);
