@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
@@ -11,6 +11,8 @@ import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDo
 import { testKeys } from '../integrations/keys.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
+// ajv-formats is CommonJS: its default export is the plugin function
+const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (ajv: Ajv2020) => Ajv2020;
 const TIMEOUT_MS = 500;
 /** Past the longest jittered delay after attempt n (delays get up to 10 % added). */
 const afterRetry = (n: number) => RETRY_DELAYS_SECONDS[n - 1] * 1100 + 1;

@@ -26,6 +26,13 @@ interface Outcome {
   error: string | null;
 }
 
+/** One send's outcome, recorded with its batch. */
+interface Attempt extends Outcome {
+  message: ClaimedMessage;
+  at: Date;
+  latencyMs: number;
+}
+
 /** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than that. */
 async function bodyPrefix(res: Response): Promise<string | null> {
   if (!res.body) return null;
@@ -143,7 +150,9 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
       const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
       if (claimed.length === 0) break;
-      await Promise.all(claimed.map((m) => this.attempt(m).catch((err: Error) => this.logger.warn(`webhook message ${m.id}: ${err.message}`))));
+      const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
+      // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
+      if (attempts.length) await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
       total += claimed.length;
     }
     return total;
@@ -158,7 +167,8 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     return secrets;
   }
 
-  private async attempt(m: ClaimedMessage): Promise<void> {
+  /** Sends one message; null when the process is shutting down (nothing is recorded: the claim runs out). */
+  private async attempt(m: ClaimedMessage): Promise<Attempt | null> {
     const now = new Date(this.clock.now());
     const { timeoutMs } = this.config.webhooks;
     const started = performance.now();
@@ -171,42 +181,51 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       const res = await this.send(m.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([timeout, this.shutdown.signal]) });
       outcome = { statusCode: res.status, responseBody: await bodyPrefix(res), error: null };
     } catch (err) {
-      if (this.shutdown.signal.aborted) return; // shutting down: the claim runs out and another process sends it
+      if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
       outcome = { statusCode: null, responseBody: null, error: timeout.aborted ? `timed out after ${timeoutMs} ms` : describe(err) };
     }
-    const latencyMs = Math.max(0, Math.round(performance.now() - started));
-    await this.privileged.run('webhooks.delivery', (db) => this.record(db, m, now, outcome, latencyMs));
+    return { message: m, at: now, latencyMs: Math.max(0, Math.round(performance.now() - started)), ...outcome };
   }
 
-  /** The attempt's row, the message's next state, and the endpoint's health (410 or 5 days of failures disable it). */
-  private async record(db: Db, m: ClaimedMessage, at: Date, o: Outcome, latencyMs: number): Promise<void> {
-    const succeeded = o.statusCode !== null && o.statusCode >= 200 && o.statusCode < 300;
-    await repo.insertAttempt(db, { orgId: m.org_id, messageId: m.id, endpointId: m.endpoint_id, at, succeeded, latencyMs, ...o });
-    if (succeeded) {
-      await repo.settleMessage(db, m.org_id, m.id, 'succeeded', at, null);
-      await repo.endpointSucceeded(db, m.org_id, m.endpoint_id);
-      return;
+  /**
+   * A batch's attempts, the messages' next states and the endpoints' health, set-based: 2xx succeeds; otherwise
+   * the retry schedule, except that a 410 disables the endpoint at once, and so do 5 days of failures.
+   */
+  private async record(db: Db, attempts: Attempt[]): Promise<void> {
+    const ok = (a: Attempt) => a.statusCode !== null && a.statusCode >= 200 && a.statusCode < 300;
+    await repo.insertAttempts(db, attempts.map((a) => ({
+      orgId: a.message.org_id, messageId: a.message.id, endpointId: a.message.endpoint_id, at: a.at, succeeded: ok(a),
+      statusCode: a.statusCode, latencyMs: a.latencyMs, responseBody: a.responseBody, error: a.error,
+    })));
+    const key = (a: Attempt) => `${a.message.org_id}/${a.message.endpoint_id}`;
+    const healthy = new Set(attempts.filter(ok).map(key));
+    const failed = new Map(attempts.filter((a) => !ok(a) && a.statusCode !== 410 && !healthy.has(key(a))).map((a) => [key(a), a]));
+    await repo.endpointsSucceeded(db, [...new Map(attempts.filter(ok).map((a) => [key(a), { orgId: a.message.org_id, id: a.message.endpoint_id }])).values()]);
+    const failingSince = await repo.endpointsFailed(db, [...failed.values()].map((a) => ({ orgId: a.message.org_id, id: a.message.endpoint_id, at: a.at })));
+    const disable = new Map<string, { attempt: Attempt; reason: 'gone' | 'failing'; since?: Date }>();
+    for (const a of attempts) {
+      if (a.statusCode === 410) disable.set(key(a), { attempt: a, reason: 'gone' });
     }
-    let disable: 'gone' | 'failing' | null = null;
-    let failingSince: Date | undefined;
-    if (o.statusCode === 410) {
-      disable = 'gone';
-    } else {
-      failingSince = await repo.endpointFailed(db, m.org_id, m.endpoint_id, at);
-      if (failingSince && at.getTime() - failingSince.getTime() >= DISABLE_AFTER_FAILING_MS) disable = 'failing';
+    for (const [k, a] of failed) {
+      const since = failingSince.get(a.message.endpoint_id);
+      if (!disable.has(k) && since && a.at.getTime() - since.getTime() >= DISABLE_AFTER_FAILING_MS) disable.set(k, { attempt: a, reason: 'failing', since });
     }
-    const delay = disable ? null : retryDelayMs(m.attempts);
-    await repo.settleMessage(db, m.org_id, m.id, delay === null ? 'failed' : 'pending', at, delay === null ? null : new Date(at.getTime() + delay));
-    if (!disable) return;
-    const endpoint = await repo.disableEndpoint(db, m.org_id, m.endpoint_id, disable, at);
-    if (!endpoint) return; // another attempt disabled it already
-    this.logger.warn(`webhook endpoint ${endpoint.id} of organization ${m.org_id} disabled: ${disable}`);
-    await emitEvent({ db, orgId: m.org_id }, 'webhook_endpoint.disabled', {
-      endpointId: endpoint.id, url: endpoint.url, reason: disable, ...(failingSince ? { failingSince: failingSince.toISOString() } : {}),
-    }, 1, at);
-    await this.audit.recordPrivileged(db, m.org_id, 'system', {
-      action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: endpoint.id,
-      before: { enabled: true }, after: { enabled: false, reason: disable, statusCode: o.statusCode },
-    });
+    await repo.settleMessages(db, attempts.map((a) => {
+      const delay = ok(a) || disable.has(key(a)) ? null : retryDelayMs(a.message.attempts);
+      const status = ok(a) ? 'succeeded' : delay === null ? 'failed' : 'pending';
+      return { orgId: a.message.org_id, id: a.message.id, status, at: a.at, next: delay === null ? null : new Date(a.at.getTime() + delay) };
+    }));
+    for (const { attempt: a, reason, since } of disable.values()) {
+      const endpoint = await repo.disableEndpoint(db, a.message.org_id, a.message.endpoint_id, reason, a.at);
+      if (!endpoint) continue; // another worker disabled it already
+      this.logger.warn(`webhook endpoint ${endpoint.id} of organization ${a.message.org_id} disabled: ${reason}`);
+      await emitEvent({ db, orgId: a.message.org_id }, 'webhook_endpoint.disabled', {
+        endpointId: endpoint.id, url: endpoint.url, reason, ...(since ? { failingSince: since.toISOString() } : {}),
+      }, 1, a.at);
+      await this.audit.recordPrivileged(db, a.message.org_id, 'system', {
+        action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: endpoint.id,
+        before: { enabled: true }, after: { enabled: false, reason, statusCode: a.statusCode },
+      });
+    }
   }
 }

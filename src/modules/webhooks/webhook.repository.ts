@@ -61,6 +61,18 @@ export interface ClaimedMessage {
   previous_secret_expires_at: Date | null;
 }
 
+export interface AttemptInsert {
+  orgId: string;
+  messageId: string;
+  endpointId: string;
+  at: Date;
+  succeeded: boolean;
+  statusCode: number | null;
+  latencyMs: number;
+  responseBody: string | null;
+  error: string | null;
+}
+
 const ENDPOINTS = 'core.webhook_endpoints';
 const MESSAGES = 'core.webhook_messages';
 const ATTEMPTS = 'core.webhook_attempts';
@@ -205,27 +217,42 @@ export const webhookRepository = {
       RETURNING m.org_id, m.id, m.endpoint_id, m.event_type, m.body, m.attempts, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at`;
   },
 
-  async insertAttempt(db: Db, a: { orgId: string; messageId: string; endpointId: string; at: Date; succeeded: boolean; statusCode: number | null; latencyMs: number; responseBody: string | null; error: string | null }): Promise<void> {
-    await db.run(qb.insertInto(ATTEMPTS).values({
+  /** The attempts of one worker batch, in one statement. */
+  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<void> {
+    if (!attempts.length) return;
+    await db.run(qb.insertInto(ATTEMPTS).values(attempts.map((a) => ({
       org_id: a.orgId, message_id: a.messageId, endpoint_id: a.endpointId, attempted_at: a.at, succeeded: a.succeeded,
       status_code: a.statusCode, latency_ms: a.latencyMs, response_body: a.responseBody, error: a.error,
-    }));
+    }))));
   },
 
-  /** The attempt's outcome: succeeded, failed for good, or due again at `nextAttemptAt`. */
-  async settleMessage(db: Db, orgId: string, id: string, status: 'pending' | 'succeeded' | 'failed', at: Date, nextAttemptAt: Date | null): Promise<void> {
-    await db.run(qb.updateTable(MESSAGES).set({ status, next_attempt_at: nextAttemptAt, last_attempt_at: at }).where('org_id', '=', orgId).where('id', '=', id));
+  /** Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement. */
+  async settleMessages(db: Db, settled: { orgId: string; id: string; status: 'pending' | 'succeeded' | 'failed'; at: Date; next: Date | null }[]): Promise<void> {
+    if (!settled.length) return;
+    await db.$executeRaw`
+      UPDATE core.webhook_messages m SET status = v.status, next_attempt_at = v.next, last_attempt_at = v.at
+      FROM jsonb_to_recordset(${JSON.stringify(settled)}::jsonb) AS v("orgId" uuid, id uuid, status text, at timestamptz, next timestamptz)
+      WHERE m.org_id = v."orgId" AND m.id = v.id`;
   },
 
-  async endpointSucceeded(db: Db, orgId: string, id: string): Promise<void> {
-    await db.run(qb.updateTable(ENDPOINTS).set({ failing_since: null }).where('org_id', '=', orgId).where('id', '=', id).where('failing_since', 'is not', null));
+  /** Endpoints that answered 2xx are no longer failing. */
+  async endpointsSucceeded(db: Db, endpoints: { orgId: string; id: string }[]): Promise<void> {
+    if (!endpoints.length) return;
+    await db.$executeRaw`
+      UPDATE core.webhook_endpoints e SET failing_since = NULL
+      FROM jsonb_to_recordset(${JSON.stringify(endpoints)}::jsonb) AS v("orgId" uuid, id uuid)
+      WHERE e.org_id = v."orgId" AND e.id = v.id AND e.failing_since IS NOT NULL`;
   },
 
-  /** Records a failure; answers since when the endpoint has been failing (this failure if it is the first). */
-  async endpointFailed(db: Db, orgId: string, id: string, at: Date): Promise<Date | undefined> {
-    const [r] = await db.run(qb.updateTable(ENDPOINTS).set({ failing_since: sql<Date>`coalesce(failing_since, ${at}::timestamptz)` })
-      .where('org_id', '=', orgId).where('id', '=', id).returning(['failing_since']));
-    return r?.failing_since ? new Date(r.failing_since) : undefined;
+  /** Records failures; answers since when each endpoint has been failing (this failure if it is the first). */
+  async endpointsFailed(db: Db, endpoints: { orgId: string; id: string; at: Date }[]): Promise<Map<string, Date>> {
+    if (!endpoints.length) return new Map();
+    const rows = await db.$queryRaw<{ id: string; failing_since: Date }[]>`
+      UPDATE core.webhook_endpoints e SET failing_since = coalesce(e.failing_since, v.at)
+      FROM jsonb_to_recordset(${JSON.stringify(endpoints)}::jsonb) AS v("orgId" uuid, id uuid, at timestamptz)
+      WHERE e.org_id = v."orgId" AND e.id = v.id
+      RETURNING e.id, e.failing_since`;
+    return new Map(rows.map((r) => [r.id, new Date(r.failing_since)]));
   },
 
   /** Disables an enabled endpoint; answers it when this call disabled it (once, however many workers notice). */
