@@ -11,7 +11,8 @@
 //   deliveries_per_s   deliveries (events × endpoints) / the same seconds
 //   latency p50/p99    receiver arrival − the event's timestamp (taken in the posting transaction, just before
 //                      its commit; same machine clock), per delivery
-// BENCH_EVENTS (default 300) entries per scenario, posted by BENCH_CONCURRENCY (default 8) clients at once.
+// BENCH_EVENTS (default 300) entries per scenario, posted by BENCH_CONCURRENCY (default 8) clients at once; then
+// a latency scenario below saturation: BENCH_PACED_EVENTS (50) entries, one every BENCH_PACE_MS (200) ms, 1 endpoint.
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -34,6 +35,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const RELAY_INTERVAL_MS = process.env.BENCH_RELAY_INTERVAL_MS ?? '1000';
 const POLL_INTERVAL_MS = process.env.BENCH_POLL_INTERVAL_MS ?? '500';
 const DEADLINE_MS = 120_000;
+// the latency scenario: one entry every PACE_MS, PACED_EVENTS of them, 1 endpoint
+const PACE_MS = Number(process.env.BENCH_PACE_MS ?? 200);
+const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 50);
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_webhooks_${process.pid}`;
@@ -113,8 +117,9 @@ async function main() {
     };
 
     const admin = new pg.Pool({ connectionString: ownerUrl, max: 2 });
-    const scenario = async (endpoints: number) => {
-      const name = `bench${endpoints}`;
+    /** `paceMs`: one entry every paceMs by one client (latency when the pipeline is not saturated), instead of CONCURRENCY clients flat out. */
+    const scenario = async (endpoints: number, events = EVENTS, paceMs = 0) => {
+      const name = `bench${endpoints}${paceMs ? 'paced' : ''}`;
       const credentials = { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery' };
       await http('POST', '/v1/auth/register', undefined, { ...credentials, name });
       const token: string = (await http('POST', '/v1/auth/login', undefined, credentials)).accessToken;
@@ -131,14 +136,15 @@ async function main() {
         secrets.set(path, new Webhook(ep.secret));
       }
       arrivals = [];
-      expected = EVENTS * endpoints;
+      expected = events * endpoints;
       const done = new Promise<void>((resolve) => (allArrived = resolve));
-      log(`${endpoints} endpoint(s): posting ${EVENTS} entries, ${CONCURRENCY} at a time`);
+      log(`${endpoints} endpoint(s): posting ${events} entries, ${paceMs ? `one every ${paceMs} ms` : `${CONCURRENCY} at a time`}`);
       const started = Date.now();
       let next = 0;
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (next < EVENTS) {
+      await Promise.all(Array.from({ length: paceMs ? 1 : CONCURRENCY }, async () => {
+        while (next < events) {
           const n = next++;
+          if (paceMs) await new Promise((r) => setTimeout(r, paceMs));
           await http('POST', `/v1/orgs/${org.id}/ledger/journal-entries`, token, {
             date: '2026-01-15', memo: `bench ${n}`, lines: [{ accountId: id('5200'), debit: '10.00' }, { accountId: id('1100'), credit: '10.00' }],
           });
@@ -150,17 +156,17 @@ async function main() {
       const seconds = (last - started) / 1000;
       const latencies = arrivals.map((a) => a.latencyMs).sort((a, b) => a - b);
       const result = {
-        endpoints, events: EVENTS, deliveries_expected: expected, deliveries: arrivals.length,
+        endpoints, events, paced_ms: paceMs || null, deliveries_expected: expected, deliveries: arrivals.length,
         signatures_failed: arrivals.filter((a) => !a.verified).length,
         post_seconds: round((posted - started) / 1000, 2), total_seconds: round(seconds, 2),
-        events_per_s: round(EVENTS / seconds), deliveries_per_s: round(arrivals.length / seconds),
+        events_per_s: round(events / seconds), deliveries_per_s: round(arrivals.length / seconds),
         latency_ms: { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), max: latencies.at(-1) ?? null },
       };
       log(JSON.stringify(result));
       return result;
     };
 
-    const scenarios = [await scenario(1), await scenario(10)];
+    const scenarios = [await scenario(1), await scenario(10), await scenario(1, PACED_EVENTS, PACE_MS)];
     await admin.end();
     const loadavg = (await import('node:os')).loadavg().map((l) => round(l, 2));
     console.log(JSON.stringify({
