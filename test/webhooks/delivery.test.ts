@@ -4,6 +4,7 @@ import addFormatsModule from 'ajv-formats';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
+import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
@@ -229,6 +230,11 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(everything.received.map((w) => w.body.type).sort()).toEqual(['journal_entry.posted', 'journal_entry.posted', 'journal_entry.posted', 'period.closed']);
     expect(everything.received.filter((w) => w.body.type === 'journal_entry.posted').map((w) => w.body.data.entryId).sort())
       .toEqual(batch.body.results.map((x: any) => x.id).sort());
+    // every delivered payload validates against its catalog schema
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    const schemaOf = new Map(EVENT_CATALOG.map((e) => [e.type, e.payloadSchema]));
+    for (const w of everything.received) expect([w.body.type, ajv.validate(schemaOf.get(w.body.type)!, w.body.data), ajv.errorsText()]).toEqual([w.body.type, true, 'No errors']);
     // a replayed posting (same idempotency key) is no new event
     const body = { ...line('keyed'), idempotencyKey: 'k-1' };
     await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(org.owner.auth).send(body).expect(201);
