@@ -1,4 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
+import { AuditService } from '../../src/modules/audit/audit.service.js';
+import { SecretBox, SecretOpenError } from '../../src/modules/integrations/secret-box.js';
+import { resealWebhookSecrets } from '../../src/modules/webhooks/webhook-secret-rotation.js';
+import { secretContext } from '../../src/modules/webhooks/webhooks.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -44,6 +50,24 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     const log = await t.http.get(url(`/${created.body.id}/attempts`)).set(owner.auth).expect(200);
     expect(log.body.items).toHaveLength(1);
     expect(log.body.items[0]).toMatchObject({ succeeded: false, statusCode: null, eventType: 'journal_entry.posted', error: expect.stringContaining('not a public address') });
+  });
+
+  it('re-seals signing secrets under a new active key (secrets:rotate): the secret itself is unchanged', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/rotate' }).expect(201);
+    const rotated = await t.http.post(url(`/${created.body.id}/rotate-secret`)).set(owner.auth).send({ overlapSeconds: 600 }).expect(201);
+    const k2 = randomBytes(32);
+    const both = new SecretBox({ ...t.config.secrets.keys, k2 }, 'k2');
+    const result = await resealWebhookSecrets(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService));
+    expect(result).toMatchObject({ resealed: expect.any(Number), failed: [], remaining: 0 });
+    const [row] = (await t.db.admin.query('SELECT secret, previous_secret FROM core.webhook_endpoints WHERE id = $1', [created.body.id])).rows;
+    expect([row.secret.kid, row.previous_secret.kid]).toEqual(['k2', 'k2']);
+    // only the new key is needed now, and it opens the very secrets the endpoint was given
+    const onlyK2 = new SecretBox({ k2 }, 'k2');
+    const context = secretContext(orgId, created.body.id);
+    expect(onlyK2.openFor(row.secret, context)).toBe(rotated.body.secret);
+    expect(onlyK2.openFor(row.previous_secret, context)).toBe(created.body.secret);
+    // bound to its row: another endpoint's context does not open it
+    expect(() => onlyK2.openFor(row.secret, secretContext(orgId, randomUUID()))).toThrow(SecretOpenError);
   });
 
   it('changes the event types (null: every type) and refuses null where a field is not nullable', async () => {

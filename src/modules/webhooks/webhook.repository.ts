@@ -261,4 +261,25 @@ export const webhookRepository = {
       .where('org_id', '=', orgId).where('id', '=', id).where('enabled', '=', true).returningAll());
     return r as EndpointRow | undefined;
   },
+
+  // ---------------------------------------------------------------- key rotation (privileged: secrets.rotate)
+  /** Endpoints whose secret (or previous secret) is not sealed under the active key. */
+  async countStaleSecrets(db: Db, activeKid: string): Promise<number> {
+    const [r] = await db.run(qb.selectFrom(ENDPOINTS).select((s) => s.fn.countAll<string>().as('n'))
+      .where(sql<boolean>`(secret->>'kid' IS DISTINCT FROM ${activeKid} OR (previous_secret IS NOT NULL AND previous_secret->>'kid' IS DISTINCT FROM ${activeKid}))`));
+    return Number(r.n);
+  },
+
+  /** The next batch of such endpoints after `after` (org, id), locked; rows a request is writing are skipped (it seals under the active key). */
+  async lockStaleSecrets(db: Db, activeKid: string, after: { orgId: string; id: string }, limit: number) {
+    return db.run(qb.selectFrom(ENDPOINTS).select(['org_id', 'id', 'secret', 'previous_secret'])
+      .where(sql<boolean>`(secret->>'kid' IS DISTINCT FROM ${activeKid} OR (previous_secret IS NOT NULL AND previous_secret->>'kid' IS DISTINCT FROM ${activeKid}))`)
+      .where(sql<boolean>`(org_id, id) > (${after.orgId}::uuid, ${after.id}::uuid)`)
+      .orderBy('org_id').orderBy('id').limit(limit).forUpdate().skipLocked());
+  },
+
+  async resealSecrets(db: Db, orgId: string, id: string, secret: SealedSecret, previous: SealedSecret | null): Promise<void> {
+    await db.run(qb.updateTable(ENDPOINTS).set({ secret: JSON.stringify(secret), previous_secret: previous ? JSON.stringify(previous) : null })
+      .where('org_id', '=', orgId).where('id', '=', id));
+  },
 };
