@@ -10,6 +10,7 @@ import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -28,6 +29,7 @@ export class AppModule {
         LedgerModule,
         PayablesModule,
         IntegrationsModule,
+        WebhooksModule,
       ],
     };
   }
