@@ -30,9 +30,10 @@ describe('the OpenAPI document as a contract', () => {
     expect(ids).toEqual(expect.arrayContaining(['listOrganizations', 'postJournalEntry', 'getTrialBalance']));
   });
 
+  // getMetrics: no user token; the server's METRICS_TOKEN instead (checked by the handler)
   it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
     const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
-    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'exchangeToken', 'getPublicProviderAvailability', 'getPublicProviderProfile',
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'exchangeToken', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile',
       'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register']);
     expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);

@@ -25,8 +25,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise */
         get: operations["checkReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics in Prometheus text format
+         * @description Send Authorization: Bearer <METRICS_TOKEN> (the server's configured scrape token, not a user's access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6303,9 +6323,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down (absent while draining) */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
                         checks?: {
                             [key: string]: "up" | "down";
+                        };
+                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        latencyMs?: {
+                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
@@ -6328,13 +6352,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down (absent while draining) */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
                         checks?: {
                             [key: string]: "up" | "down";
+                        };
+                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        latencyMs?: {
+                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
                     };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The bearer token is missing or is not METRICS_TOKEN */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description METRICS_TOKEN is not configured: metrics are not served */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

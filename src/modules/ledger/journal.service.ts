@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { LedgerErrors } from './ledger.errors.js';
+import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
+import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
@@ -78,7 +79,11 @@ export class JournalService {
     private readonly audit: AuditService,
     private readonly ledger: LedgerService,
     @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
-  ) {}
+    private readonly metrics: Metrics,
+  ) {
+    // a rejected posting answers with one of these codes; the metrics count it by reason
+    metrics.countAsRejectedPostings(POSTING_ERRORS);
+  }
 
   /**
    * Posts through finance.post_journal_entry, which also writes the posting's audit row (`action`): the
@@ -133,6 +138,8 @@ export class JournalService {
         throw new AppError(mapped.status, mapped.code, mapped.message.replace(/^entries\[\d+\]/, `entries[${index}]`), { index });
       }
     }
+    // rejected entries of an independent batch do not fail the request: counted here
+    for (const r of results) if (r.status === 'rejected' && r.error) this.metrics.postingsRejected.inc({ reason: r.error.code });
     results.sort((a, b) => a.index - b.index);
     const count = (status: string) => results.filter((r) => r.status === status).length;
     return { mode, posted: count('posted'), replayed: count('replayed'), rejected: count('rejected'), results };
