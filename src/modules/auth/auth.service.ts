@@ -7,6 +7,7 @@ import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { AuditService } from '../audit/audit.service.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { TokenService, hashToken } from './token.service.js';
@@ -50,6 +51,7 @@ export class AuthService {
     private readonly verificationLinks: VerificationLinkSender,
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
+    private readonly organizations: OrganizationsService,
   ) {}
 
   /**
@@ -78,7 +80,7 @@ export class AuthService {
    */
   private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
     return this.privileged.run('auth.credentials', async (db) => {
-      const made = await userRepository.create(db, { email: input.email, name: input.name });
+      const made = await this.createUser(db, { email: input.email, name: input.name });
       // a concurrent registration of the same e-mail won the race: never set a password on its account
       if (!made) return undefined;
       const { user, personalOrgId } = made;
@@ -129,6 +131,13 @@ export class AuthService {
       return { user, link };
     });
     if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
+  }
+
+  /** A new user and its personal organization (the organizations module's), in the caller's transaction; undefined when the e-mail is taken. */
+  private async createUser(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string } | undefined> {
+    const user = await userRepository.create(db, u);
+    if (!user) return undefined;
+    return { user, personalOrgId: await this.organizations.createPersonal(db, user.id, u.name || u.email) };
   }
 
   private async newVerificationLink(db: Db, user: UserRow): Promise<string> {
@@ -193,7 +202,7 @@ export class AuthService {
       if (!existing) {
         // a new Supabase user keeps its auth.users id, unless that id already names another user
         const id = identity.provider === 'supabase' && !(await userRepository.exists(db, identity.subject)) ? identity.subject : undefined;
-        const made = await userRepository.create(db, { id, email: identity.email, name: identity.name, image: identity.image });
+        const made = await this.createUser(db, { id, email: identity.email, name: identity.name, image: identity.image });
         if (!made) throw linkRequired(identity.provider); // the e-mail was registered meanwhile
         await identityRepository.add(db, made.user.id, input);
         await this.audit.recordPrivileged(db, made.personalOrgId, this.principalOf(made.user, made.personalOrgId), {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { TenantTx } from '../../platform/database/database.service.js';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { organizationRepository as orgs } from './organization.repository.js';
@@ -14,6 +14,14 @@ export class OrganizationsService {
     const org = await orgs.create(tx.db, dto.name);
     await this.audit.record(tx, { orgId: org.id, action: 'organization.created', entityType: 'organization', entityId: org.id, after: org });
     return org;
+  }
+
+  /**
+   * The personal organization of a user being created (the auth module's registration and first
+   * exchange), in the caller's privileged transaction. The caller audits the registration.
+   */
+  createPersonal(db: Db, ownerUserId: string, name: string): Promise<string> {
+    return orgs.createPersonal(db, ownerUserId, name);
   }
 
   listMine(tx: TenantTx): Promise<OrganizationDto[]> {
