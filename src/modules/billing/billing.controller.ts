@@ -138,9 +138,9 @@ export class ServiceEntitlementsController {
   async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: FastifyRequest): Promise<EntitlementsDto> {
     if (principal.kind !== 'service') throw AppError.forbidden('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
     const meta = { requestId: req.id, ip: req.ip };
-    const orgId = await this.db.tenant(principal, '', meta, (tx) => this.entitlements.personalOrgOf(tx, userId), { allowNonMember: true });
-    if (!orgId) throw AppError.notFound('user', userId);
-    return this.db.tenant(principal, orgId, meta, (tx) => this.entitlements.entitlements(tx, q.app));
+    const found = await this.db.tenantResolving(principal, meta, (tx) => this.entitlements.personalOrgOf(tx, userId), (tx) => this.entitlements.entitlements(tx, q.app));
+    if (!found) throw AppError.notFound('user', userId);
+    return found;
   }
 }
 
