@@ -3585,7 +3585,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3737,7 +3737,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3816,7 +3820,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description auth.link_required: an account with this e-mail exists and the token's provider did not verify the e-mail; sign in to that account and link the identity with POST /v1/auth/identities */
+            /**
+             * @description auth.link_required: an account with this e-mail exists and the token's provider did not verify the e-mail; sign in to that account and link the identity with POST /v1/auth/identities
+             *
+             *     Conflicts with existing data. error.code is one of: `auth.link_required` (an account with this e-mail exists: sign in to it and link the identity)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3891,7 +3899,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3961,7 +3973,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3970,7 +3986,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description auth.identity_taken: the identity already signs in to another account */
+            /**
+             * @description auth.identity_taken: the identity already signs in to another account
+             *
+             *     Conflicts with existing data. error.code is one of: `auth.identity_taken` (the identity already signs in to another account)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4110,7 +4130,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts */
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds)
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4147,7 +4171,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.refresh_token_missing` (no refresh token in the body or the refresh cookie) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4217,7 +4241,11 @@ export interface operations {
                     "application/json": components["schemas"]["TokensDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `auth.refresh_token_missing` (no refresh token in the body or the refresh cookie)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4356,7 +4384,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts */
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.rate_limited` (too many registrations from this address; wait details.retryAfterSeconds)
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4413,7 +4445,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4479,7 +4511,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4488,7 +4520,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `session.not_found` (the session does not exist or is not the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4540,7 +4576,11 @@ export interface operations {
                     "application/json": components["schemas"]["EmailVerifiedDto"];
                 };
             };
-            /** @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's */
+            /**
+             * @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `auth.verification_invalid` (the verification link is unknown, used, expired, or for another account)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4558,7 +4598,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4642,7 +4686,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4693,7 +4737,11 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAckDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `billing.webhook_signature` (the Stripe-Signature header does not verify against the body); `billing.webhook_payload` (the payload is not a Stripe event)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4711,7 +4759,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4765,7 +4817,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.service_required` (the route is for a service-role key)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4774,7 +4830,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `user.not_found` (no user of that id (or no personal organization)); `app.not_found` (no app of that code)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4844,7 +4904,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4853,7 +4913,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `invitation.not_found` (the invitation is unknown, already used, revoked or expired)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4862,7 +4926,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.already_member` (the invitee is already a member)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4950,8 +5018,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `app.not_found` (no app of that code) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4995,7 +5072,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `billing.plan_unknown` (the app has no plan of that code); `billing.plan_audience` (the plan is for the other kind of account (personal or business)); `billing.plan_not_for_sale` (no Stripe price is configured for the plan)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5004,7 +5085,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -5013,7 +5098,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5065,7 +5154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5074,7 +5163,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.no_customer` (there is no Stripe customer for the account yet)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5110,7 +5203,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -5119,7 +5216,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5170,7 +5271,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5179,7 +5280,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `app.not_found` (no app of that code)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5245,7 +5350,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5297,7 +5402,11 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `integration.secret_invalid` (the credentials do not fit the integration type (fields, server URL))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5315,7 +5424,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5324,7 +5433,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `integration.exists` (the caller already has an integration of that type)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5360,7 +5473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5410,7 +5523,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5419,7 +5532,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5485,7 +5602,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5494,7 +5611,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5566,7 +5687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5575,7 +5696,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5647,7 +5772,11 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `integration.secret_invalid` (the credentials do not fit the integration type (fields, server URL))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5665,7 +5794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5674,7 +5803,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5710,7 +5843,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5758,7 +5895,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5767,7 +5904,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller); `integration_secret.not_found` (the integration has no secret)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5833,7 +5974,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5885,7 +6026,11 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `provider.slug_reserved` (the publicSlug is reserved); `provider.slug_required` (a public profile needs a publicSlug); `provider.working_hours_invalid` (working hours start after they end)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5903,7 +6048,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5912,7 +6057,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `provider.slug_taken` (another provider has the publicSlug)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5996,7 +6145,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6078,7 +6227,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6177,7 +6326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6247,7 +6396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `organization.personal` (a personal organization cannot be deleted) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6256,7 +6405,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6332,7 +6481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6341,7 +6490,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6426,7 +6575,11 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6444,7 +6597,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6453,7 +6606,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6529,7 +6682,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6538,7 +6691,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6583,7 +6736,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `billing.plan_unknown` (the app has no plan of that code); `billing.plan_audience` (the plan is for the other kind of account (personal or business)); `billing.plan_not_for_sale` (no Stripe price is configured for the plan)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6592,7 +6749,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -6601,7 +6762,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6655,7 +6820,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6664,7 +6829,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6740,7 +6905,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6749,7 +6914,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6758,7 +6923,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.no_customer` (there is no Stripe customer for the account yet)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6794,7 +6963,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -6803,7 +6976,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6869,7 +7046,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6950,7 +7127,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7009,7 +7186,11 @@ export interface operations {
                     "application/json": components["schemas"]["FeatureFlagDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `feature_flag.invalid_name` (the flag name is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7027,7 +7208,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7036,7 +7217,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7107,7 +7288,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `feature_flag.invalid_name` (the flag name is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7125,7 +7310,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7134,7 +7319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `feature_flag.not_found` (the feature flag is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7193,7 +7378,11 @@ export interface operations {
                     "application/json": components["schemas"]["InvitationPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7211,7 +7400,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7220,7 +7409,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7296,7 +7485,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -7305,7 +7498,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7314,7 +7507,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7323,7 +7516,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.already_member` (the invitee is already a member); `invitation.pending_exists` (the e-mail already has a pending invitation)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7359,7 +7556,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `invitation.personal_organization` (a personal organization cannot have other members)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7421,7 +7622,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7430,7 +7631,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `invitation.not_found` (the invitation is unknown, already used, revoked or expired) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7439,7 +7640,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.not_pending` (the invitation is already accepted, revoked or expired)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11349,7 +11554,11 @@ export interface operations {
                     "application/json": components["schemas"]["MemberPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11376,7 +11585,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11447,7 +11656,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `membership.owner_only` (only an owner can grant, take away or remove the role owner) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11456,7 +11665,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11465,7 +11674,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11542,7 +11755,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `membership.owner_only` (only an owner can grant, take away or remove the role owner) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11551,7 +11764,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11560,7 +11773,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11648,7 +11865,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11657,7 +11874,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11666,7 +11883,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11722,7 +11943,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"][];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11749,7 +11974,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11809,7 +12034,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"][];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .); `settings.empty` (values names no setting); `settings.invalid` (a value does not fit its setting's schema (details lists each))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11827,7 +12056,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11836,7 +12065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11911,7 +12140,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11938,7 +12171,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `setting.not_found` (the setting is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11999,7 +12232,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .); `settings.invalid` (a value does not fit its setting's schema (details lists each))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12017,7 +12254,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12026,7 +12263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12099,7 +12336,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12117,7 +12358,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12126,7 +12367,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `setting.not_found` (the setting is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12207,7 +12448,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12283,7 +12524,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -12292,7 +12537,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12301,7 +12546,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12310,7 +12555,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `workspace.name_taken` (a workspace of that name already exists)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -12410,7 +12659,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12487,7 +12736,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12496,7 +12745,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12505,7 +12754,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `workspace.name_taken` (a workspace of that name already exists)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -12594,7 +12847,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12603,7 +12856,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12657,7 +12910,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `workspace.invalid` (X-Workspace-Id is not a UUID) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12684,7 +12937,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12734,7 +12987,11 @@ export interface operations {
                     "application/json": components["schemas"]["PublicProviderDto"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `provider.not_found` (no public provider of that slug)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12791,7 +13048,11 @@ export interface operations {
                     "application/json": components["schemas"]["AvailabilityDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `availability.duration_invalid` (duration is not between 15 and 240 minutes); `availability.from_invalid` (from is not a calendar date); `availability.to_invalid` (to is not a calendar date); `availability.range_invalid` (to is before from); `availability.range_too_long` (the range covers too many days)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12800,7 +13061,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `provider.not_found` (no public provider of that slug)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12818,7 +13083,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `availability.calendar_unavailable` (the provider's calendar could not be read); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
+import { PlatformErrors } from '../errors/platform.errors.js';
 
 export type { Db } from './sql.js';
 
@@ -59,10 +59,10 @@ export class DatabaseService implements OnApplicationShutdown {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
         SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
       if (!ctx.org_id && !options.allowNonMember) {
-        throw AppError.notFound('organization', orgId);
+        throw PlatformErrors.notFound('organization', orgId);
       }
       if (options.workspaceId && !ctx.workspace_id) {
-        throw AppError.notFound('workspace', options.workspaceId);
+        throw PlatformErrors.notFound('workspace', options.workspaceId);
       }
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
     });
@@ -88,7 +88,7 @@ export class DatabaseService implements OnApplicationShutdown {
       if (!orgId) return undefined;
       await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null }[]>`SELECT public.auth_org_id() AS org_id, public.auth_role() AS role`;
-      if (!ctx.org_id) throw AppError.notFound('organization', orgId);
+      if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
       return work({ db, principal, orgId, role: ctx.role, workspaceId: null, meta });
     });
   }
