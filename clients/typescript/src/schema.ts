@@ -6464,7 +6464,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6616,7 +6616,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6695,7 +6699,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description auth.link_required: an account with this e-mail exists and the token's provider did not verify the e-mail; sign in to that account and link the identity with POST /v1/auth/identities */
+            /**
+             * @description auth.link_required: an account with this e-mail exists and the token's provider did not verify the e-mail; sign in to that account and link the identity with POST /v1/auth/identities
+             *
+             *     Conflicts with existing data. error.code is one of: `auth.link_required` (an account with this e-mail exists: sign in to it and link the identity)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6770,7 +6778,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6840,7 +6852,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6849,7 +6865,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description auth.identity_taken: the identity already signs in to another account */
+            /**
+             * @description auth.identity_taken: the identity already signs in to another account
+             *
+             *     Conflicts with existing data. error.code is one of: `auth.identity_taken` (the identity already signs in to another account)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6989,7 +7009,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts */
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds)
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7026,7 +7050,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.refresh_token_missing` (no refresh token in the body or the refresh cookie) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7096,7 +7120,11 @@ export interface operations {
                     "application/json": components["schemas"]["TokensDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `auth.refresh_token_missing` (no refresh token in the body or the refresh cookie)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7235,7 +7263,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts */
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.rate_limited` (too many registrations from this address; wait details.retryAfterSeconds)
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7292,7 +7324,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7358,7 +7390,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7367,7 +7399,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `session.not_found` (the session does not exist or is not the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7419,7 +7455,11 @@ export interface operations {
                     "application/json": components["schemas"]["EmailVerifiedDto"];
                 };
             };
-            /** @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's */
+            /**
+             * @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `auth.verification_invalid` (the verification link is unknown, used, expired, or for another account)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7437,7 +7477,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7521,7 +7565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7572,7 +7616,11 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAckDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `billing.webhook_signature` (the Stripe-Signature header does not verify against the body); `billing.webhook_payload` (the payload is not a Stripe event)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7590,7 +7638,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -7644,7 +7696,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.service_required` (the route is for a service-role key)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7653,7 +7709,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `user.not_found` (no user of that id (or no personal organization)); `app.not_found` (no app of that code)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7723,7 +7783,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7732,7 +7792,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `invitation.not_found` (the invitation is unknown, already used, revoked or expired)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7741,7 +7805,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.already_member` (the invitee is already a member)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7829,8 +7897,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `app.not_found` (no app of that code) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7874,7 +7951,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `billing.plan_unknown` (the app has no plan of that code); `billing.plan_audience` (the plan is for the other kind of account (personal or business)); `billing.plan_not_for_sale` (no Stripe price is configured for the plan)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7883,7 +7964,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -7892,7 +7977,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -7944,7 +8033,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7953,7 +8042,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.no_customer` (there is no Stripe customer for the account yet)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7989,7 +8082,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -7998,7 +8095,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -8049,7 +8150,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8058,7 +8159,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `app.not_found` (no app of that code)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8124,7 +8229,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8176,7 +8281,11 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `integration.secret_invalid` (the credentials do not fit the integration type (fields, server URL))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8194,7 +8303,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8203,7 +8312,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `integration.exists` (the caller already has an integration of that type)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8239,7 +8352,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -8289,7 +8402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8298,7 +8411,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8364,7 +8481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8373,7 +8490,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8445,7 +8566,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8454,7 +8575,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8526,7 +8651,11 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `integration.secret_invalid` (the credentials do not fit the integration type (fields, server URL))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8544,7 +8673,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8553,7 +8682,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8589,7 +8722,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -8637,7 +8774,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8646,7 +8783,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller); `integration_secret.not_found` (the integration has no secret)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8712,7 +8853,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8764,7 +8905,11 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `provider.slug_reserved` (the publicSlug is reserved); `provider.slug_required` (a public profile needs a publicSlug); `provider.working_hours_invalid` (working hours start after they end)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8782,7 +8927,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8791,7 +8936,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `provider.slug_taken` (another provider has the publicSlug)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8875,7 +9024,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8957,7 +9106,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9056,7 +9205,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9126,7 +9275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `organization.personal` (a personal organization cannot be deleted) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9135,7 +9284,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9211,7 +9360,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9220,7 +9369,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9305,7 +9454,11 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9323,7 +9476,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9332,7 +9485,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9408,7 +9561,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9417,7 +9570,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9462,7 +9615,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `billing.plan_unknown` (the app has no plan of that code); `billing.plan_audience` (the plan is for the other kind of account (personal or business)); `billing.plan_not_for_sale` (no Stripe price is configured for the plan)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9471,7 +9628,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -9480,7 +9641,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -9534,7 +9699,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9543,7 +9708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9619,7 +9784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9628,7 +9793,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9637,7 +9802,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.no_customer` (there is no Stripe customer for the account yet)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9673,7 +9842,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
+            /**
+             * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
+             *
+             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -9682,7 +9855,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -9748,7 +9925,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9829,7 +10006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9888,7 +10065,11 @@ export interface operations {
                     "application/json": components["schemas"]["FeatureFlagDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `feature_flag.invalid_name` (the flag name is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9906,7 +10087,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9915,7 +10096,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9986,7 +10167,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `feature_flag.invalid_name` (the flag name is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10004,7 +10189,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10013,7 +10198,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `feature_flag.not_found` (the feature flag is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10072,7 +10257,11 @@ export interface operations {
                     "application/json": components["schemas"]["InvitationPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10090,7 +10279,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10099,7 +10288,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10175,7 +10364,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -10184,7 +10377,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10193,7 +10386,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10202,7 +10395,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.already_member` (the invitee is already a member); `invitation.pending_exists` (the e-mail already has a pending invitation)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10238,7 +10435,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule
+             *
+             *     Rejected by a business rule. error.code is one of: `invitation.personal_organization` (a personal organization cannot have other members)
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10300,7 +10501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10309,7 +10510,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `invitation.not_found` (the invitation is unknown, already used, revoked or expired) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10318,7 +10519,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `invitation.not_pending` (the invitation is already accepted, revoked or expired)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -14228,7 +14433,11 @@ export interface operations {
                     "application/json": components["schemas"]["MemberPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -14255,7 +14464,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -14326,7 +14535,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `membership.owner_only` (only an owner can grant, take away or remove the role owner) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14335,7 +14544,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -14344,7 +14553,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -14421,7 +14634,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `membership.owner_only` (only an owner can grant, take away or remove the role owner) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14430,7 +14643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -14439,7 +14652,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -14527,7 +14744,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14536,7 +14753,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `member.not_found` (the user is not a member of the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -14545,7 +14762,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `membership.last_owner` (the organization would be left without an owner)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -17546,7 +17767,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"][];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17573,7 +17798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -17633,7 +17858,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"][];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .); `settings.empty` (values names no setting); `settings.invalid` (a value does not fit its setting's schema (details lists each))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17651,7 +17880,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17660,7 +17889,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -17735,7 +17964,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17762,7 +17995,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `setting.not_found` (the setting is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -17823,7 +18056,11 @@ export interface operations {
                     "application/json": components["schemas"]["SettingDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .); `settings.invalid` (a value does not fit its setting's schema (details lists each))
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17841,7 +18078,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17850,7 +18087,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -17923,7 +18160,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `settings.invalid_scope` (the scope is neither org nor an app code); `settings.invalid_key` (a key is not lowercase letters, digits, _ and .)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17941,7 +18182,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17950,7 +18191,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `setting.not_found` (the setting is not set) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19209,7 +19450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19285,7 +19526,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19294,7 +19539,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19303,7 +19548,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19312,7 +19557,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `workspace.name_taken` (a workspace of that name already exists)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -19412,7 +19661,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19489,7 +19738,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19498,7 +19747,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19507,7 +19756,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `workspace.name_taken` (a workspace of that name already exists)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -19596,7 +19849,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19605,7 +19858,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19659,7 +19912,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `workspace.invalid` (X-Workspace-Id is not a UUID) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19686,7 +19939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `workspace.not_found` (the workspace (X-Workspace-Id) does not exist in the organization) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19736,7 +19989,11 @@ export interface operations {
                     "application/json": components["schemas"]["PublicProviderDto"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `provider.not_found` (no public provider of that slug)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19793,7 +20050,11 @@ export interface operations {
                     "application/json": components["schemas"]["AvailabilityDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid: the message names each field
+             *
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `availability.duration_invalid` (duration is not between 15 and 240 minutes); `availability.from_invalid` (from is not a calendar date); `availability.to_invalid` (to is not a calendar date); `availability.range_invalid` (to is before from); `availability.range_too_long` (the range covers too many days)
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19802,7 +20063,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `provider.not_found` (no public provider of that slug)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19820,7 +20085,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /**
+             * @description A service this operation needs is not configured or not reachable
+             *
+             *     Error. error.code is one of: `availability.calendar_unavailable` (the provider's calendar could not be read); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */

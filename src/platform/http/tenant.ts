@@ -8,8 +8,8 @@ import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagge
 import { from, lastValueFrom, Observable } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
 import type { Principal, RequestRole } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
 import { ApiErrors } from './openapi.js';
+import { PlatformErrors } from '../errors/platform.errors.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
@@ -70,19 +70,19 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     let orgId: string;
     if (scope === 'org') {
       orgId = req.params.orgId;
-      if (!UUID.test(orgId ?? '')) throw AppError.notFound('organization', orgId);
+      if (!UUID.test(orgId ?? '')) throw PlatformErrors.notFound('organization', orgId);
     } else {
-      if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+      if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
       orgId = principal.personalOrgId;
     }
     const header = req.headers['x-workspace-id'];
     const workspaceId = typeof header === 'string' && header ? header : undefined;
-    if (workspaceId && !UUID.test(workspaceId)) throw AppError.badRequest('workspace.invalid', 'X-Workspace-Id must be a UUID');
+    if (workspaceId && !UUID.test(workspaceId)) throw PlatformErrors.error('workspace.invalid', 'X-Workspace-Id must be a UUID');
     const meta = { requestId: req.id, ip: req.ip };
     return from(
       this.db.tenant(principal, orgId, meta, async (tx) => {
         if (roles && !roles.includes(tx.role as RequestRole)) {
-          throw AppError.forbidden('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
+          throw PlatformErrors.error('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
         }
         // in the request transaction, before the write: a counted limit locks and counts here
         for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
