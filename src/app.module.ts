@@ -9,6 +9,8 @@ import { OrganizationsModule } from './modules/organizations/organizations.modul
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { ApiKeysModule } from './modules/api-keys/api-keys.module.js';
+import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -26,6 +28,8 @@ export class AppModule {
         BillingModule,
         LedgerModule,
         IntegrationsModule,
+        ApiKeysModule,
+        AnalyticsModule,
       ],
     };
   }

@@ -7,6 +7,8 @@ import { HealthController } from './health/health.controller.js';
 import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
+import { OrgRateLimits, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
+import { APP_GUARD } from '@nestjs/core';
 
 /** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
 @Global()
@@ -16,8 +18,9 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, RateLimiter, OrgRateLimits,
+        { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, RateLimiter, OrgRateLimits],
     };
   }
 }

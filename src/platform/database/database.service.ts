@@ -24,6 +24,8 @@ export interface TenantTx {
   readonly role: RequestRole | null;
   readonly workspaceId: string | null;
   readonly meta: RequestMeta;
+  /** an API key's scopes, as the database verified them; null for every other principal */
+  readonly scopes: string[] | null;
 }
 
 /** The transaction of a public (unauthenticated) request: role anon, no identity. */
@@ -53,6 +55,7 @@ export class DatabaseService implements OnApplicationShutdown {
     work: (tx: TenantTx) => Promise<T>,
     options: { workspaceId?: string; allowNonMember?: boolean } = {},
   ): Promise<T> {
+    if (principal.kind === 'apiKey') return this.keyTenant(principal, orgId, meta, work, options);
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
     return this.pool.transaction(async (db) => {
@@ -64,7 +67,27 @@ export class DatabaseService implements OnApplicationShutdown {
       if (options.workspaceId && !ctx.workspace_id) {
         throw AppError.notFound('workspace', options.workspaceId);
       }
-      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: null });
+    });
+  }
+
+  /**
+   * The same for an API key: the database verifies the key (hash, revocation, expiry: 401 otherwise) and sets
+   * the claims itself (public.begin_key_request), in the same single round trip. Another organization's key: 404.
+   */
+  private keyTenant<T>(
+    principal: Extract<Principal, { kind: 'apiKey' }>,
+    orgId: string,
+    meta: RequestMeta,
+    work: (tx: TenantTx) => Promise<T>,
+    options: { workspaceId?: string },
+  ): Promise<T> {
+    return this.pool.transaction(async (db) => {
+      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
+        SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`;
+      if (!ctx.org_id) throw AppError.notFound('organization', orgId);
+      if (options.workspaceId && !ctx.workspace_id) throw AppError.notFound('workspace', options.workspaceId);
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: ctx.scopes });
     });
   }
 

@@ -24,6 +24,10 @@ export const PRIVILEGED_PATHS = {
   'secrets.rotate': 'secrets:rotate command',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** analytics: monthly partitions made ahead and dropped after the retention; daily roll-ups of every organization */
+  'analytics.maintenance': 'create and drop monthly event partitions, roll events up per organization and day',
+  /** analytics: feature usage by plan tier across organizations (service-role key only) */
+  'analytics.reports': 'cross-organization usage report for services',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
