@@ -249,18 +249,18 @@ GRANT SELECT ON hub.rate_limit_overrides TO authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON hub.rate_limit_overrides TO service_role;
 
 -- The request organization's limit in requests per minute for `p_app`: its override, else its plan's
--- api_requests_per_minute (the subscription's plan, or the app's default plan). `unlimited` when the plan has no
--- cap; `found` false when the plan has no such feature. Runs as the caller, inside the tenant transaction.
-CREATE FUNCTION hub.request_rate_limit(p_app text, OUT found boolean, OUT requests_per_minute bigint)
+-- api_requests_per_minute (the subscription's plan, or the app's default plan); NULL = no cap. `known` is false when
+-- the plan has no such feature (the API then applies its default). Runs as the caller, in the tenant transaction.
+CREATE FUNCTION hub.request_rate_limit(p_app text, OUT known boolean, OUT requests_per_minute bigint)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   org uuid := public.auth_org_id();
   v_plan text;
 BEGIN
-  found := false;
+  known := false;
   IF org IS NULL THEN RETURN; END IF;
   SELECT o.requests_per_minute INTO requests_per_minute FROM hub.rate_limit_overrides o WHERE o.org_id = org;
-  IF requests_per_minute IS NOT NULL THEN found := true; RETURN; END IF;
+  IF requests_per_minute IS NOT NULL THEN known := true; RETURN; END IF;
   SELECT coalesce(s.plan, a."defaultPlan") INTO v_plan
   FROM hub."App" a
   JOIN core.organizations og ON og.id = org
@@ -268,9 +268,9 @@ BEGIN
     (og.account_type = 'personal' AND s."userId" = og.owner_user_id AND s."organizationId" IS NULL)
     OR (og.account_type <> 'personal' AND s."organizationId" = org::text))
   WHERE a.id = p_app;
-  SELECT true, pf.limit_value INTO found, requests_per_minute
+  SELECT pf.limit_value INTO requests_per_minute
   FROM hub.plan_features pf WHERE pf.app_id = p_app AND pf.plan_code = v_plan AND pf.feature = 'api_requests_per_minute';
-  found := coalesce(found, false);
+  known := FOUND;
 END
 $$;
 REVOKE ALL ON FUNCTION hub.request_rate_limit(text) FROM PUBLIC, anon, authenticated, service_role;
