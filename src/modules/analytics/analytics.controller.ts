@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
@@ -24,7 +24,7 @@ export class AnalyticsController {
   @Post('events')
   @HttpCode(200)
   @RequiresScope('analytics:write')
-  @ApiOperation({ operationId: 'recordAnalyticsEvents', summary: 'Record a batch of up to 500 usage events; bad events are reported by index, the others stored (any member; keys with analytics:write)' })
+  @ApiOperation({ operationId: 'sendAnalyticsEvents', summary: 'Record a batch of up to 500 usage events; bad events are reported by index, the others stored (any member; keys with analytics:write)' })
   @ApiOkResponse({ type: AnalyticsBatchResultDto })
   @ApiErrorCodes('api_keys.scope_missing')
   record(@Tx() tx: TenantTx, @Body() dto: AnalyticsBatchDto): Promise<AnalyticsBatchResultDto> {
@@ -67,6 +67,7 @@ export class AnalyticsController {
 
 /** For services (a service-role key): usage across organizations. */
 @ApiTags('analytics')
+@ApiBearerAuth()
 @Controller('v1/analytics')
 export class AnalyticsReportsController {
   constructor(private readonly analytics: AnalyticsService) {}
