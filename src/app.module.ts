@@ -12,6 +12,7 @@ import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 import { ApiKeysModule } from './modules/api-keys/api-keys.module.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
+import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -32,6 +33,7 @@ export class AppModule {
         IntegrationsModule,
         ApiKeysModule,
         AnalyticsModule,
+        WebhooksModule,
       ],
     };
   }

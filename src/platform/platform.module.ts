@@ -9,18 +9,21 @@ import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
 import { OrgRateLimits, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
 import { APP_GUARD } from '@nestjs/core';
+import { Metrics } from './observability/metrics.js';
+import { MetricsController } from './observability/metrics.controller.js';
+import { RlsCanary } from './health/rls-canary.js';
 
-/** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
+/** Shared machinery: config, the database (tenant and privileged), Redis, health, metrics, the clock. */
 @Global()
 @Module({})
 export class PlatformModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: PlatformModule,
-      controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, RateLimiter, OrgRateLimits,
-        { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, RateLimiter, OrgRateLimits],
+      controllers: [HealthController, MetricsController],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary,
+        RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, Metrics, RateLimiter, OrgRateLimits],
     };
   }
 }

@@ -68,6 +68,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.user_credentials': { service_role: RW },
   'table core.user_identities': { service_role: RW },
   'table core.workspaces': { authenticated: RW, service_role: RW },
+  'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
+  'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
+  'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },

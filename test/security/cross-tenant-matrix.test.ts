@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { testKeys } from '../integrations/keys.js';
 import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
 
 /**
@@ -136,6 +137,14 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return { vendorId: vendor.body.id, billId: bill.body.id, paymentId: payment.body.id, allocationId: payment.body.allocations[0].id, claimId: claim.body.id };
   }
 
+  /** A webhook endpoint of B and a message of it (a ping; nothing delivers it here: the worker does not run in tests). */
+  async function seedWebhooks(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/webhooks/endpoints${path}`;
+    const endpoint = await t.http.post(url('')).set(owner.auth).send({ url: 'https://hooks.example.com/b', eventTypes: ['journal_entry.posted'] }).expect(201);
+    const ping = await t.http.post(url(`/${endpoint.body.id}/ping`)).set(owner.auth).expect(202);
+    return { endpointId: endpoint.body.id, messageId: ping.body.id };
+  }
+
   /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */
   function validBodyWithBIds(route: Route): unknown {
     if (label(route) === 'POST /v1/orgs/{orgId}/ledger/journal-entries') {
@@ -181,7 +190,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
   const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }); // webhook signing secrets are sealed
     aOwner = await registerUser(t, 'a-owner');
     aOrg = await createOrg(t, aOwner, 'Org A');
     bOwner = await registerUser(t, 'b-owner');
@@ -203,6 +212,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, await seedPayables(bOrg, bOwner));
     Object.assign(bIds, await seedApiKeys(bOrg, bOwner));
     await seedAnalytics(bOrg, bOwner);
+    Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;

@@ -15,7 +15,7 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -75,6 +75,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     expect(routes.filter((r) => r.method === 'get' && r.billing).map(label)).toEqual([]);
     // the feature-gated ones, as the plan table of docs/billing.md says
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
+      'PATCH /v1/orgs/{orgId}/webhooks/endpoints/{endpointId} webhooks',
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
@@ -96,6 +97,11 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/payables/vendors full_accounting',
       'POST /v1/orgs/{orgId}/payables/vendors/{vendorId}/archive full_accounting',
       'PUT /v1/orgs/{orgId}/payables/settings full_accounting',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}/replay webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/replay-failed webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/rotate-secret webhooks',
     ].sort());
   });
 

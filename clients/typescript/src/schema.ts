@@ -25,8 +25,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise */
         get: operations["checkReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics in Prometheus text format
+         * @description Send Authorization: Bearer <METRICS_TOKEN> (the server's configured scrape token, not a user's access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1690,6 +1710,162 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/webhooks/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook endpoints, oldest first (owner, admin) */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /** Create a webhook endpoint; its signing secret is in this answer only (owner, admin) */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook endpoint (owner, admin) */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint and its delivery log (owner, admin) */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /** Change the URL, description or event types; enable or disable (owner, admin) */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log: attempts, newest first; filter by outcome, event type or message (cursor pagination) */
+        get: operations["listWebhookAttempts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's messages, newest first; filter by status and event type (cursor pagination) */
+        get: operations["listWebhookMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One message with every attempt (time, status code, latency, truncated answer, error) */
+        get: operations["getWebhookMessage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deliver a message again (same webhook-id, a new round of the retry schedule) */
+        post: operations["replayWebhookMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a `ping` test event to this endpoint (delivered, signed and logged like any event) */
+        post: operations["pingWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/replay-failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deliver again every failed message created since a time */
+        post: operations["replayFailedWebhookMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin) */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/workspaces": {
         parameters: {
             query?: never;
@@ -1770,6 +1946,26 @@ export interface paths {
         };
         /** Open slots from the working hours in the provider's time zone, minus calendar busy times, each with a WhatsApp booking link */
         get: operations["getPublicProviderAvailability"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event catalog: every event type with its versioned payload schema and an example (no authentication)
+         * @description Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component `WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).
+         */
+        get: operations["listWebhookEventTypes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3412,6 +3608,31 @@ export interface components {
              */
             taxId?: string;
         };
+        /** @description A new webhook endpoint */
+        CreateWebhookEndpointDto: {
+            /**
+             * @description What the endpoint is for
+             * @example ERP sync
+             */
+            description?: string;
+            /**
+             * @description Whether events are delivered (default true)
+             * @example true
+             */
+            enabled?: boolean;
+            /**
+             * @description The event types to deliver (GET /v1/webhooks/event-types); left out or null: every type
+             * @example [
+             *       "journal_entry.posted"
+             *     ]
+             */
+            eventTypes?: string[] | null;
+            /**
+             * @description Where to deliver: an absolute https URL (http only outside production); non-public addresses are refused
+             * @example https://hooks.example.com/omnizen
+             */
+            url: string;
+        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -3601,6 +3822,53 @@ export interface components {
              * @example 7
              */
             users: number;
+        };
+        /** @description An event type of the catalog: what it means, its payload schema (JSON Schema 2020-12) and an example payload */
+        EventTypeDto: {
+            /**
+             * @description The component schema of the delivered body in the OpenAPI document
+             * @example #/components/schemas/WebhookEvent.journal_entry.posted.v1
+             */
+            bodySchemaRef: string;
+            /**
+             * @description Notification category
+             * @example finance
+             * @enum {string}
+             */
+            category: "security" | "billing" | "finance" | "ai" | "organization";
+            /**
+             * @description When it is emitted
+             * @example A journal entry was posted
+             */
+            description: string;
+            /**
+             * @description An example payload
+             * @example {
+             *       "entryId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d"
+             *     }
+             */
+            example: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description JSON Schema (draft 2020-12) of the payload (`data` of the webhook body)
+             * @example {
+             *       "type": "object"
+             *     }
+             */
+            payloadSchema: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description The event type, `<entity>.<past-tense verb>`
+             * @example journal_entry.posted
+             */
+            type: string;
+            /**
+             * @description Version of the payload schema (a breaking change is a new version)
+             * @example 1
+             */
+            version: number;
         };
         /** @description A token from another issuer (Hub / NextAuth, Supabase) to exchange for our tokens */
         ExchangeDto: {
@@ -4423,6 +4691,23 @@ export interface components {
              */
             problems: string[];
         };
+        /** @description Replay every failed message created since a time */
+        ReplayFailedDto: {
+            /**
+             * Format: date-time
+             * @description Messages created at or after this time
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            since: string;
+        };
+        /** @description How many messages were queued again */
+        ReplayResultDto: {
+            /**
+             * @description Failed messages queued for a new round of attempts
+             * @example 3
+             */
+            replayed: number;
+        };
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
@@ -4488,6 +4773,14 @@ export interface components {
             date?: string;
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
+        };
+        /** @description A signing-secret rotation */
+        RotateWebhookSecretDto: {
+            /**
+             * @description How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one
+             * @example 3600
+             */
+            overlapSeconds?: number;
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
@@ -4963,6 +5256,32 @@ export interface components {
              */
             taxId?: string;
         };
+        /** @description Changes to a webhook endpoint; fields left out keep their value */
+        UpdateWebhookEndpointDto: {
+            /**
+             * @description What the endpoint is for
+             * @example ERP sync
+             */
+            description?: string;
+            /**
+             * @description Enable or disable; enabling clears the reason the delivery worker disabled it
+             * @example true
+             */
+            enabled?: boolean;
+            /**
+             * @description The event types to deliver; null: every type
+             * @example [
+             *       "journal_entry.posted",
+             *       "period.closed"
+             *     ]
+             */
+            eventTypes?: string[] | null;
+            /**
+             * @description Where to deliver
+             * @example https://hooks.example.com/omnizen/v2
+             */
+            url?: string;
+        };
         /** @description The signed-in user's profile */
         UserDto: {
             /**
@@ -5116,6 +5435,1183 @@ export interface components {
             /** @description Always true: the event was accepted */
             received: boolean;
         };
+        /** @description One delivery attempt: when, the answer (status, a truncated body) or the error, and how long it took */
+        WebhookAttemptDto: {
+            /**
+             * Format: date-time
+             * @description When it was sent
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            attemptedAt: string;
+            /**
+             * @description Why it failed without an answer (timeout, refused address, connection error); null otherwise
+             * @example null
+             */
+            error: string | null;
+            /**
+             * @description The event type of the message
+             * @example journal_entry.posted
+             */
+            eventType: string;
+            /**
+             * @description The attempt id
+             * @example 42
+             */
+            id: string;
+            /**
+             * @description Time to the answer (or the error), in ms
+             * @example 87
+             */
+            latencyMs: number;
+            /**
+             * Format: uuid
+             * @description The message
+             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
+             */
+            messageId: string;
+            /**
+             * @description The first 1 KiB of the answer; null when there was none
+             * @example ok
+             */
+            responseBody: string | null;
+            /**
+             * @description The HTTP status; null when there was no answer (timeout, connection refused)
+             * @example 200
+             */
+            statusCode: number | null;
+            /**
+             * @description Whether the endpoint answered 2xx
+             * @example true
+             */
+            succeeded: boolean;
+        };
+        /** @description A page of delivery attempts, newest first */
+        WebhookAttemptPage: {
+            /** @description The attempts on this page */
+            items: components["schemas"]["WebhookAttemptDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
+        /** @description A webhook endpoint (its signing secret is shown only when created or rotated) */
+        WebhookEndpointDto: {
+            /**
+             * Format: date-time
+             * @description When it was created
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description What the endpoint is for
+             * @example ERP sync
+             */
+            description: string;
+            /**
+             * Format: date-time
+             * @description When it was disabled; null while enabled
+             * @example null
+             */
+            disabledAt: string | null;
+            /**
+             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
+             * @example null
+             * @enum {string|null}
+             */
+            disabledReason: "gone" | "failing" | null;
+            /**
+             * @description Whether events are delivered
+             * @example true
+             */
+            enabled: boolean;
+            /**
+             * @description The event types delivered; null: every type
+             * @example [
+             *       "journal_entry.posted"
+             *     ]
+             */
+            eventTypes: string[] | null;
+            /**
+             * Format: date-time
+             * @description First failure since the last successful delivery; null when the last delivery succeeded
+             * @example null
+             */
+            failingSince: string | null;
+            /**
+             * Format: uuid
+             * @description The endpoint id
+             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does
+             * @example null
+             */
+            previousSecretExpiresAt: string | null;
+            /**
+             * Format: date-time
+             * @description When it was last changed
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * @description Where events are delivered
+             * @example https://hooks.example.com/omnizen
+             */
+            url: string;
+        };
+        /** @description A webhook endpoint with its signing secret: shown this once, store it now */
+        WebhookEndpointWithSecretDto: {
+            /**
+             * Format: date-time
+             * @description When it was created
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description What the endpoint is for
+             * @example ERP sync
+             */
+            description: string;
+            /**
+             * Format: date-time
+             * @description When it was disabled; null while enabled
+             * @example null
+             */
+            disabledAt: string | null;
+            /**
+             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
+             * @example null
+             * @enum {string|null}
+             */
+            disabledReason: "gone" | "failing" | null;
+            /**
+             * @description Whether events are delivered
+             * @example true
+             */
+            enabled: boolean;
+            /**
+             * @description The event types delivered; null: every type
+             * @example [
+             *       "journal_entry.posted"
+             *     ]
+             */
+            eventTypes: string[] | null;
+            /**
+             * Format: date-time
+             * @description First failure since the last successful delivery; null when the last delivery succeeded
+             * @example null
+             */
+            failingSince: string | null;
+            /**
+             * Format: uuid
+             * @description The endpoint id
+             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does
+             * @example null
+             */
+            previousSecretExpiresAt: string | null;
+            /**
+             * @description The signing secret (Standard Webhooks, whsec_ + base64): verify webhook-signature with it
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+            /**
+             * Format: date-time
+             * @description When it was last changed
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * @description Where events are delivered
+             * @example https://hooks.example.com/omnizen
+             */
+            url: string;
+        };
+        /**
+         * @description Webhook body of bill.approved (version 1): A bill or expense claim got its final approval and was posted to the ledger
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill.approved",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "journalEntryId": "5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
+         *         "approvedBy": [
+         *           "user-1",
+         *           "user-2"
+         *         ]
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill.approved.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "journalEntryId": "5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
+             *       "approvedBy": [
+             *         "user-1",
+             *         "user-2"
+             *       ]
+             *     }
+             */
+            data: {
+                /**
+                 * @example [
+                 *       "user-1",
+                 *       "user-2"
+                 *     ]
+                 */
+                approvedBy: string[];
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d
+                 */
+                journalEntryId: string;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /** @example 12000.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example bill.approved
+             * @enum {string}
+             */
+            type: "bill.approved";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of bill.paid (version 1): A bill or expense claim was paid in full (its open amount reached zero)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill.paid",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill.paid.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /**
+                 * Format: uuid
+                 * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+                 */
+                paymentId: string;
+                /** @example 12000.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example bill.paid
+             * @enum {string}
+             */
+            type: "bill.paid";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of bill.rejected (version 1): A bill or expense claim was rejected back to its author with a reason
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill.rejected",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "reason": "wrong cost centre",
+         *         "rejectedBy": "user-2"
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill.rejected.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "reason": "wrong cost centre",
+             *       "rejectedBy": "user-2"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /** @example wrong cost centre */
+                reason: string;
+                /** @example user-2 */
+                rejectedBy: string;
+                /** @example 12000.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example bill.rejected
+             * @enum {string}
+             */
+            type: "bill.rejected";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of bill.submitted (version 1): A vendor bill was submitted for approval (approvalsRequired approvals of approverRoles are needed)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill.submitted",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "approvalsRequired": 2,
+         *         "approverRoles": [
+         *           "owner",
+         *           "admin"
+         *         ]
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill.submitted.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "approvalsRequired": 2,
+             *       "approverRoles": [
+             *         "owner",
+             *         "admin"
+             *       ]
+             *     }
+             */
+            data: {
+                /** @example 2 */
+                approvalsRequired: number;
+                /**
+                 * @example [
+                 *       "owner",
+                 *       "admin"
+                 *     ]
+                 */
+                approverRoles: string[];
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /** @example 12000.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example bill.submitted
+             * @enum {string}
+             */
+            type: "bill.submitted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of expense_claim.submitted (version 1): A member submitted an employee expense claim for approval
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "expense_claim.submitted",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "expense_claim",
+         *         "partyType": "employee",
+         *         "partyId": "user-7",
+         *         "currency": "EUR",
+         *         "total": "84.50",
+         *         "approvalsRequired": 1,
+         *         "approverRoles": [
+         *           "owner",
+         *           "admin",
+         *           "accountant"
+         *         ]
+         *       }
+         *     }
+         */
+        "WebhookEvent.expense_claim.submitted.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "expense_claim",
+             *       "partyType": "employee",
+             *       "partyId": "user-7",
+             *       "currency": "EUR",
+             *       "total": "84.50",
+             *       "approvalsRequired": 1,
+             *       "approverRoles": [
+             *         "owner",
+             *         "admin",
+             *         "accountant"
+             *       ]
+             *     }
+             */
+            data: {
+                /** @example 1 */
+                approvalsRequired: number;
+                /**
+                 * @example [
+                 *       "owner",
+                 *       "admin",
+                 *       "accountant"
+                 *     ]
+                 */
+                approverRoles: string[];
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * @example expense_claim
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example user-7 */
+                partyId: string;
+                /**
+                 * @example employee
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /** @example 84.50 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example expense_claim.submitted
+             * @enum {string}
+             */
+            type: "expense_claim.submitted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of fiscal_year.closed (version 1): A fiscal year was closed (year-end close): its periods are closed and its result moved to retained earnings.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "fiscal_year.closed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+         *         "startDate": "2026-01-01",
+         *         "endDate": "2026-12-31",
+         *         "closingEntryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11"
+         *       }
+         *     }
+         */
+        "WebhookEvent.fiscal_year.closed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+             *       "startDate": "2026-01-01",
+             *       "endDate": "2026-12-31",
+             *       "closingEntryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description The closing entry, when the year had revenue or expenses
+                 * @example 0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11
+                 */
+                closingEntryId?: string;
+                /**
+                 * Format: date
+                 * @description Last day of the year
+                 * @example 2026-12-31
+                 */
+                endDate: string;
+                /**
+                 * Format: uuid
+                 * @description The closed fiscal year
+                 * @example 7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f
+                 */
+                fiscalYearId: string;
+                /**
+                 * Format: date
+                 * @description First day of the year
+                 * @example 2026-01-01
+                 */
+                startDate: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example fiscal_year.closed
+             * @enum {string}
+             */
+            type: "fiscal_year.closed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of journal_entry.posted (version 1): A journal entry was posted (through the API, a batch, a reversal, a revaluation or a year-end close). A replayed posting (same idempotency key) emits nothing. Read the lines with GET /v1/orgs/{orgId}/ledger/journal-entries/{entryId}.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "journal_entry.posted",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "entryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11",
+         *         "date": "2026-03-02",
+         *         "source": "manual",
+         *         "memo": "Office rent March",
+         *         "sourceRef": "INV-7"
+         *       }
+         *     }
+         */
+        "WebhookEvent.journal_entry.posted.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "entryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11",
+             *       "date": "2026-03-02",
+             *       "source": "manual",
+             *       "memo": "Office rent March",
+             *       "sourceRef": "INV-7"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: date
+                 * @description Its accounting date
+                 * @example 2026-03-02
+                 */
+                date: string;
+                /**
+                 * Format: uuid
+                 * @description The posted entry
+                 * @example 0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11
+                 */
+                entryId: string;
+                /**
+                 * @description Its memo, when it has one
+                 * @example Office rent March
+                 */
+                memo?: string;
+                /**
+                 * Format: uuid
+                 * @description The entry it reverses, when it is a reversal
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                reversesEntryId?: string;
+                /**
+                 * @description What posted it
+                 * @example manual
+                 * @enum {string}
+                 */
+                source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
+                /**
+                 * @description The source document's reference, when it has one
+                 * @example INV-7
+                 */
+                sourceRef?: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example journal_entry.posted
+             * @enum {string}
+             */
+            type: "journal_entry.posted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of period.closed (version 1): A fiscal period was closed: nothing can be posted into it until it is reopened.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "period.closed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "periodId": "5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d",
+         *         "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+         *         "startDate": "2026-03-01",
+         *         "endDate": "2026-03-31"
+         *       }
+         *     }
+         */
+        "WebhookEvent.period.closed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "periodId": "5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d",
+             *       "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+             *       "startDate": "2026-03-01",
+             *       "endDate": "2026-03-31"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: date
+                 * @description Last day of the period
+                 * @example 2026-03-31
+                 */
+                endDate: string;
+                /**
+                 * Format: uuid
+                 * @description Its fiscal year
+                 * @example 7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f
+                 */
+                fiscalYearId: string;
+                /**
+                 * Format: uuid
+                 * @description The closed period
+                 * @example 5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d
+                 */
+                periodId: string;
+                /**
+                 * Format: date
+                 * @description First day of the period
+                 * @example 2026-03-01
+                 */
+                startDate: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example period.closed
+             * @enum {string}
+             */
+            type: "period.closed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of webhook_endpoint.disabled (version 1): The delivery worker disabled a webhook endpoint: it answered 410 Gone, or every delivery to it failed for 5 days.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "webhook_endpoint.disabled",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
+         *         "url": "https://hooks.example.com/omnizen",
+         *         "reason": "failing",
+         *         "failingSince": "2026-03-01T10:00:00.000Z"
+         *       }
+         *     }
+         */
+        "WebhookEvent.webhook_endpoint.disabled.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
+             *       "url": "https://hooks.example.com/omnizen",
+             *       "reason": "failing",
+             *       "failingSince": "2026-03-01T10:00:00.000Z"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description The disabled endpoint
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                endpointId: string;
+                /**
+                 * Format: date-time
+                 * @description The first failure of the run that disabled it (reason failing)
+                 * @example 2026-03-01T10:00:00.000Z
+                 */
+                failingSince?: string;
+                /**
+                 * @description gone: it answered 410; failing: it failed for 5 days
+                 * @example failing
+                 * @enum {string}
+                 */
+                reason: "gone" | "failing";
+                /**
+                 * @description Its URL
+                 * @example https://hooks.example.com/omnizen
+                 */
+                url: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example webhook_endpoint.disabled
+             * @enum {string}
+             */
+            type: "webhook_endpoint.disabled";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /** @description A message with every attempt of it, oldest first */
+        WebhookMessageDetailDto: {
+            /**
+             * @description Attempts of the current round (a replay starts a new one)
+             * @example 1
+             */
+            attemptCount: number;
+            /** @description Its attempts, oldest first */
+            attemptLog: components["schemas"]["WebhookAttemptDto"][];
+            /**
+             * @description The JSON body delivered
+             * @example {
+             *       "id": "evt_4711",
+             *       "type": "journal_entry.posted",
+             *       "data": {}
+             *     }
+             */
+            body: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: date-time
+             * @description When it was created (fan-out, or ping)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The endpoint
+             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+             */
+            endpointId: string;
+            /**
+             * @description The event id (evt_...); null for a ping
+             * @example evt_4711
+             */
+            eventId: string | null;
+            /**
+             * @description The event type
+             * @example journal_entry.posted
+             */
+            eventType: string;
+            /**
+             * Format: uuid
+             * @description The message id
+             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it was last attempted; null before the first attempt
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            lastAttemptAt: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null unless pending
+             * @example null
+             */
+            nextAttemptAt: string | null;
+            /**
+             * @description pending: being delivered or due again; succeeded; failed: every attempt of the schedule failed (replayable)
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+            /**
+             * @description The webhook-id header it is delivered with (msg_...)
+             * @example msg_8b2e4f6a0c1d4e3fa5b7c9d1e3f5a7b9
+             */
+            webhookId: string;
+        };
+        /** @description One event for one endpoint: its delivery state (the same webhook-id on every attempt) */
+        WebhookMessageDto: {
+            /**
+             * @description Attempts of the current round (a replay starts a new one)
+             * @example 1
+             */
+            attemptCount: number;
+            /**
+             * @description The JSON body delivered
+             * @example {
+             *       "id": "evt_4711",
+             *       "type": "journal_entry.posted",
+             *       "data": {}
+             *     }
+             */
+            body: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: date-time
+             * @description When it was created (fan-out, or ping)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The endpoint
+             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+             */
+            endpointId: string;
+            /**
+             * @description The event id (evt_...); null for a ping
+             * @example evt_4711
+             */
+            eventId: string | null;
+            /**
+             * @description The event type
+             * @example journal_entry.posted
+             */
+            eventType: string;
+            /**
+             * Format: uuid
+             * @description The message id
+             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it was last attempted; null before the first attempt
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            lastAttemptAt: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null unless pending
+             * @example null
+             */
+            nextAttemptAt: string | null;
+            /**
+             * @description pending: being delivered or due again; succeeded; failed: every attempt of the schedule failed (replayable)
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+            /**
+             * @description The webhook-id header it is delivered with (msg_...)
+             * @example msg_8b2e4f6a0c1d4e3fa5b7c9d1e3f5a7b9
+             */
+            webhookId: string;
+        };
+        /** @description A page of messages, newest first */
+        WebhookMessagePage: {
+            /** @description The messages on this page */
+            items: components["schemas"]["WebhookMessageDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
         /** @description The provider's WhatsApp number and booking message */
         WhatsappDto: {
             /** @description Whether slots carry a WhatsApp booking link */
@@ -5262,9 +6758,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down (absent while draining) */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
                         checks?: {
                             [key: string]: "up" | "down";
+                        };
+                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        latencyMs?: {
+                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
@@ -5287,13 +6787,98 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency: up or down (absent while draining) */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
                         checks?: {
                             [key: string]: "up" | "down";
+                        };
+                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        latencyMs?: {
+                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
                     };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them) */
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The bearer token is missing or is not METRICS_TOKEN */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description METRICS_TOKEN is not configured: metrics are not served */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -20438,6 +22023,1460 @@ export interface operations {
             };
         };
     };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookEndpointDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecretDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `webhooks.url_invalid` (the URL is not an absolute http(s) URL, or not https where https is required); `webhooks.url_not_public` (the URL names a loopback, private or otherwise non-public address); `webhooks.unknown_event_type` (an event type is not in the catalog (GET /v1/webhooks/event-types))
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhookEndpointDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `webhooks.url_invalid` (the URL is not an absolute http(s) URL, or not https where https is required); `webhooks.url_not_public` (the URL names a loopback, private or otherwise non-public address); `webhooks.unknown_event_type` (an event type is not in the catalog (GET /v1/webhooks/event-types))
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listWebhookAttempts: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only attempts of messages of this event type */
+                eventType?: string;
+                limit?: number;
+                /** @description Only attempts of this message */
+                messageId?: string;
+                /** @description Only successful or only failed attempts */
+                status?: "succeeded" | "failed";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAttemptPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listWebhookMessages: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only messages of this event type */
+                eventType?: string;
+                limit?: number;
+                /** @description Only messages in this state */
+                status?: "pending" | "succeeded" | "failed";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookMessagePage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getWebhookMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                messageId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookMessageDetailDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    replayWebhookMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                messageId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookMessageDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.message_pending` (the message is still being delivered) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    pingWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookMessageDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.endpoint_disabled` (the endpoint is disabled: enable it first) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    replayFailedWebhookMessages: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayFailedDto"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayResultDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                endpointId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateWebhookSecretDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecretDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     listWorkspaces: {
         parameters: {
             query?: never;
@@ -21284,6 +24323,68 @@ export interface operations {
                 };
             };
             /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listWebhookEventTypes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTypeDto"][];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
