@@ -10,6 +10,8 @@ import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { ApiKeysModule } from './modules/api-keys/api-keys.module.js';
+import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
@@ -29,6 +31,8 @@ export class AppModule {
         LedgerModule,
         PayablesModule,
         IntegrationsModule,
+        ApiKeysModule,
+        AnalyticsModule,
         WebhooksModule,
       ],
     };

@@ -138,6 +138,36 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+
+  // issue 19: API keys (20261228000100). Owners and admins read and create keys column by column: the secret's hash
+  // is written once and never selectable; a revocation changes only revoked_at / revoked_by.
+  'table core.api_keys': { service_role: RW },
+  'column core.api_keys(org_id)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(id)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(name)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(prefix)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(secret_hash)': { authenticated: 'INSERT' },
+  'column core.api_keys(scopes)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(created_by)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(created_at)': { authenticated: 'SELECT' },
+  'column core.api_keys(expires_at)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(last_used_at)': { authenticated: 'SELECT' },
+  'column core.api_keys(revoked_at)': { authenticated: 'SELECT,UPDATE' },
+  'column core.api_keys(revoked_by)': { authenticated: 'SELECT,UPDATE' },
+  // a keyed request's transaction and its verification: the API's runtime login only, like begin_request
+  'function public.begin_key_request(uuid, text, uuid, text)': { omnizen_api: 'EXECUTE' },
+  'function public.verify_api_key(uuid, text, uuid)': { omnizen_api: 'EXECUTE' },
+  'function public.auth_api_key_id()': HELPER_CALLERS,
+  'function public.auth_has_scope(text)': HELPER_CALLERS,
+  // rate limits: the override is set by operators (service_role), read by the organization's members
+  'table hub.rate_limit_overrides': { authenticated: 'SELECT', service_role: RW },
+  'function hub.request_rate_limit(text)': { authenticated: 'EXECUTE' },
+  // analytics (20261228000200): events sent by members, read by admins; roll-ups and partitions by the privileged job.
+  // The monthly partitions hold no grants at all (reached through the parent only), so they are absent here.
+  'table core.analytics_events': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
+  'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
+  'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },
 };
 
 /** Differences as readable lines: what a role holds beyond the allow-list, or lacks from it. */

@@ -35,6 +35,8 @@ const MUTATING = new Set<Method>(['post', 'put', 'patch', 'delete']);
 const VIEWER_MAY = new Set([
   'DELETE /v1/orgs/{orgId}/members/me',
   'POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate',
+  // usage events: what any member (a viewer too) did in the app; they change no business data
+  'POST /v1/orgs/{orgId}/analytics/events',
 ]);
 
 const INVALID_BODY = { __matrix_unknown_field__: true };
@@ -167,6 +169,19 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return MUTATING.has(route.method) ? req.send(body as object) : req;
   }
 
+  /** An API key of the organization (keys: enterprise plan, set above). */
+  async function seedApiKeys(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const key = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'B key', scopes: ['ledger:read'] }).expect(201);
+    return { keyId: key.body.id };
+  }
+
+  /** A few usage events, so B's analytics tables have rows the matrix can see unchanged. */
+  async function seedAnalytics(orgId: string, owner: TestUser): Promise<void> {
+    const res = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(owner.auth)
+      .send({ events: [{ name: 'b.opened', properties: { n: 1 } }, { name: 'b.saved', anonymousId: 'b-visitor' }] }).expect(200);
+    expect(res.body.accepted).toBe(2);
+  }
+
   /** Whether the call in A's own organization carries one of B's ids (in the path, or in a valid body). */
   const carriesBIds = (route: Route, body: unknown) =>
     route.path.match(/\{(\w+)\}/g)!.some((m) => m !== '{orgId}' && /Id\}$/.test(m))
@@ -195,6 +210,8 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, { userId: bMember.id, workspaceId: ws.body.id, invitationId: inv.body.id, scope: 'org', key: 'locale', flag: 'b_flag' });
     Object.assign(bIds, await seedLedger(bOrg, bOwner));
     Object.assign(bIds, await seedPayables(bOrg, bOwner));
+    Object.assign(bIds, await seedApiKeys(bOrg, bOwner));
+    await seedAnalytics(bOrg, bOwner);
     Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
 

@@ -8,6 +8,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { AuditService } from '../audit/audit.service.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
+import { AnalyticsService } from '../analytics/analytics.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { TokenService, hashToken } from './token.service.js';
@@ -50,6 +51,7 @@ export class AuthService {
     private readonly throttle: LoginThrottle,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
+    private readonly analytics: AnalyticsService,
     private readonly verificationLinks: VerificationLinkSender,
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
@@ -173,6 +175,7 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
+      await this.analytics.recordPrivileged(db, personalOrgId, { name: 'user.signed_in', userId: user.id, properties: { method: 'password' } });
       return this.startSession(db, user, personalOrgId, client);
     });
   }

@@ -1,3 +1,4 @@
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
@@ -28,6 +29,7 @@ export class OrgBillingController {
 
   @Get('entitlements')
   @ApiErrorCodes('organization.not_found', 'app.not_found')
+  @RequiresScope('org:read')
   @ApiOperation({ operationId: 'getOrganizationEntitlements', summary: 'The organization\'s plan, status and every feature with its limit and current usage in one app (members; a service key too)' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400)

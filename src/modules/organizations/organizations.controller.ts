@@ -1,3 +1,4 @@
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
@@ -46,6 +47,7 @@ export class OrganizationController {
 
   @Get()
   @ApiErrorCodes('organization.not_found')
+  @RequiresScope('org:read')
   @ApiOperation({ operationId: 'getOrganization', summary: 'Read an organization you belong to' })
   @ApiOkResponse({ type: OrganizationDto })
   get(@Tx() tx: TenantTx): Promise<OrganizationDto> {

@@ -101,6 +101,25 @@ export interface AppConfig {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
   };
+  rateLimits: {
+    /** RATE_LIMITS_ENABLED=false turns the request limiter off (benchmarks compare both) */
+    enabled: boolean;
+    /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
+    anonymousPerMinute: number;
+    /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
+    defaultPerMinute: number;
+    /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
+    planCacheSeconds: number;
+  };
+  analytics: {
+    /** months of events kept (older monthly partitions are dropped) */
+    retentionMonths: number;
+    /** monthly partitions created ahead of the current month */
+    partitionsAhead: number;
+    /** POSTHOG_API_KEY set: events are also forwarded to PostHog */
+    posthogApiKey?: string;
+    posthogHost: string;
+  };
   webhooks: {
     /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
     timeoutMs: number;
@@ -337,6 +356,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     secrets: parseSecretKeys(env),
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
+    rateLimits: {
+      enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
+      anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
+      defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
+      planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
+    },
+    analytics: {
+      retentionMonths: int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120),
+      partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
+      posthogApiKey: env.POSTHOG_API_KEY || undefined,
+      posthogHost: url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com'),
+    },
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),

@@ -24,6 +24,8 @@ export interface TenantTx {
   readonly role: RequestRole | null;
   readonly workspaceId: string | null;
   readonly meta: RequestMeta;
+  /** an API key's scopes, as the database verified them; null for every other principal */
+  readonly scopes: string[] | null;
 }
 
 /** The transaction of a public (unauthenticated) request: role anon, no identity. */
@@ -60,6 +62,7 @@ export class DatabaseService implements OnApplicationShutdown {
     work: (tx: TenantTx) => Promise<T>,
     options: { workspaceId?: string; allowNonMember?: boolean } = {},
   ): Promise<T> {
+    if (principal.kind === 'apiKey') return this.keyTenant(principal, orgId, meta, work, options);
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
     return this.pool.transaction(async (db) => {
@@ -71,7 +74,27 @@ export class DatabaseService implements OnApplicationShutdown {
       if (options.workspaceId && !ctx.workspace_id) {
         throw PlatformErrors.notFound('workspace', options.workspaceId);
       }
-      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: null });
+    });
+  }
+
+  /**
+   * The same for an API key: the database verifies the key (hash, revocation, expiry: 401 otherwise) and sets
+   * the claims itself (public.begin_key_request), in the same single round trip. Another organization's key: 404.
+   */
+  private keyTenant<T>(
+    principal: Extract<Principal, { kind: 'apiKey' }>,
+    orgId: string,
+    meta: RequestMeta,
+    work: (tx: TenantTx) => Promise<T>,
+    options: { workspaceId?: string },
+  ): Promise<T> {
+    return this.pool.transaction(async (db) => {
+      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
+        SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`;
+      if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
+      if (options.workspaceId && !ctx.workspace_id) throw PlatformErrors.notFound('workspace', options.workspaceId);
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: ctx.scopes });
     });
   }
 
@@ -91,12 +114,12 @@ export class DatabaseService implements OnApplicationShutdown {
     return this.pool.transaction(async (db) => {
       const [outside] = await db.$queryRaw<{ role: RequestRole | null }[]>`
         SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`;
-      const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta });
+      const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta, scopes: null });
       if (!orgId) return undefined;
       await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null }[]>`SELECT public.auth_org_id() AS org_id, public.auth_role() AS role`;
       if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
-      return work({ db, principal, orgId, role: ctx.role, workspaceId: null, meta });
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: null, meta, scopes: null });
     });
   }
 

@@ -26,6 +26,10 @@ export const PRIVILEGED_PATHS = {
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** analytics: monthly partitions made ahead and dropped after the retention; daily roll-ups of every organization */
+  'analytics.maintenance': 'create and drop monthly event partitions, roll events up per organization and day',
+  /** analytics: feature usage by plan tier across organizations (service-role key only) */
+  'analytics.reports': 'cross-organization usage report for services',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
 } as const;

@@ -10,6 +10,8 @@ import { DatabaseService, type TenantTx } from '../database/database.service.js'
 import type { Principal, RequestRole } from '../auth/principal.js';
 import { ApiErrors } from './openapi.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
+import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
+import { NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
@@ -17,6 +19,11 @@ const ENTITLEMENTS = 'omnizen:entitlements';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scope = 'org' | 'user';
+
+/** Whether a handler runs in an organization's tenant transaction (@OrgRoute): the only routes API keys may call. */
+export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boolean {
+  return reflector.getAllAndOverride<Scope>(SCOPE, [context.getHandler(), context.getClass()]) === 'org';
+}
 
 /**
  * What a route needs from the organization's plan in an app. `feature` absent: only a subscription
@@ -52,6 +59,8 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     private readonly db: DatabaseService,
     private readonly reflector: Reflector,
     private readonly moduleRef: ModuleRef,
+    private readonly limiter: RateLimiter,
+    private readonly orgLimits: OrgRateLimits,
   ) {}
 
   /** Resolved on first use: the billing module that provides it is not a platform dependency. */
@@ -67,12 +76,15 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
     const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const principal = req.user as Principal;
+    const keyScope = this.reflector.getAllAndOverride<string | undefined>(API_KEY_SCOPE, targets);
+    const limited = this.limiter.enabled && !this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets);
+    const reply = context.switchToHttp().getResponse();
     let orgId: string;
     if (scope === 'org') {
       orgId = req.params.orgId;
       if (!UUID.test(orgId ?? '')) throw PlatformErrors.notFound('organization', orgId);
     } else {
-      if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+      if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key or API key cannot call it');
       orgId = principal.personalOrgId;
     }
     const header = req.headers['x-workspace-id'];
@@ -81,6 +93,21 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const meta = { requestId: req.id, ip: req.ip };
     return from(
       this.db.tenant(principal, orgId, meta, async (tx) => {
+        // after begin_request: only a caller the database let into the organization counts against its limit
+        if (limited) {
+          const limit = await this.orgLimits.limitOf(tx);
+          if (limit !== null) {
+            await (principal.kind === 'apiKey'
+              ? this.limiter.consume(`key:${principal.keyId}`, limit, reply, 'this API key')
+              : this.limiter.consume(`org:${orgId}`, limit, reply, 'this organization'));
+          }
+        }
+        if (tx.scopes) {
+          if (!keyScope) throw PlatformErrors.error('api_keys.route_closed', 'this route is not open to API keys; call it with a user token');
+          if (!tx.scopes.includes(keyScope)) {
+            throw PlatformErrors.error('api_keys.scope_missing', `this API key lacks the scope ${keyScope}`, { scope: keyScope, scopes: tx.scopes });
+          }
+        }
         if (roles && !roles.includes(tx.role as RequestRole)) {
           throw PlatformErrors.error('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
         }
