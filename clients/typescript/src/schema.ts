@@ -1186,6 +1186,268 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/receivables/aging": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** AR aging as of a date per customer and in total, base currency (CSV with ?format=csv) */
+        get: operations["getArAging"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/allocations/{allocationId}/reverse": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again */
+        post: operations["reverseAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Customers by name; search by name or e-mail; cursor pagination */
+        get: operations["listCustomers"];
+        put?: never;
+        /** Create a customer (owner, admin, accountant) */
+        post: operations["createCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers/{customerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One customer */
+        get: operations["getCustomer"];
+        /** Change a customer (fields left out keep their value) */
+        put: operations["updateCustomer"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers/{customerId}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive a customer (customers are never deleted) */
+        post: operations["archiveCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Invoices and credit notes, newest first; filter by customer, status, kind */
+        get: operations["listInvoices"];
+        put?: never;
+        /** Create a draft invoice; totals are computed by the server (a differing client total is a 400) */
+        post: operations["createInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One invoice or credit note with its lines, taxes, open amount and overdue flag */
+        get: operations["getInvoice"];
+        /** Replace a draft invoice (issued invoices are immutable) */
+        put: operations["updateInvoice"];
+        post?: never;
+        /** Delete a draft invoice */
+        delete: operations["deleteInvoice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/credit-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open */
+        post: operations["createCreditNote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/issue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits) */
+        post: operations["postInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The issued invoice as a PDF */
+        get: operations["getInvoicePdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Void an issued invoice: post the reversal (refused once a payment or credit note is allocated) */
+        post: operations["reverseInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Payments received, newest first, with their allocations */
+        get: operations["listPayments"];
+        put?: never;
+        /** Record a payment received and allocate it to open invoices of the customer (the rest is customer credit) */
+        post: operations["createPayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments/{paymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One payment with its allocations and unallocated remainder */
+        get: operations["getPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments/{paymentId}/allocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Allocate a payment's unallocated remainder (customer credit) to open invoices */
+        post: operations["createAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The AR control and deferred revenue accounts */
+        get: operations["getReceivablesSettings"];
+        /** Set the AR control and deferred revenue accounts (owner, admin) */
+        put: operations["setReceivablesSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/settings/{scope}": {
         parameters: {
             query?: never;
@@ -1401,6 +1663,159 @@ export interface components {
              * @description When the account was last changed
              */
             updatedAt: string;
+        };
+        /** @description One aging bucket's amount */
+        AgingBucketAmountDto: {
+            /**
+             * @description Open amount in the base currency
+             * @example 1200.00
+             */
+            amount: string;
+            /**
+             * @description Bucket label: current, 1-30, 31-60, ..., >90
+             * @example 1-30
+             */
+            bucket: string;
+        };
+        /** @description Aging report: open amounts per party and bucket as of a date, in the base currency; the buckets add up to the total, which equals the control account balance */
+        AgingReportDto: {
+            /**
+             * @description As of
+             * @example 2026-01-31
+             */
+            asOf: string;
+            /**
+             * @description Base currency
+             * @example EUR
+             */
+            baseCurrency: string;
+            /**
+             * @description Bucket labels in order
+             * @example [
+             *       "current",
+             *       "1-30",
+             *       "31-60",
+             *       "61-90",
+             *       ">90"
+             *     ]
+             */
+            bucketLabels: string[];
+            /** @description Per party, by name */
+            rows: components["schemas"]["AgingRowDto"][];
+            /**
+             * @description Total open
+             * @example 1200.00
+             */
+            total: string;
+            /** @description Totals per bucket */
+            totals: components["schemas"]["AgingBucketAmountDto"][];
+        };
+        /** @description A party's open amounts by bucket */
+        AgingRowDto: {
+            /** @description Every bucket, in order */
+            buckets: components["schemas"]["AgingBucketAmountDto"][];
+            /**
+             * Format: uuid
+             * @description Customer (or vendor)
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            partyId: string;
+            /**
+             * @description Name
+             * @example Globex GmbH
+             */
+            partyName: string;
+            /**
+             * @description Total open, base currency
+             * @example 1200.00
+             */
+            total: string;
+        };
+        /** @description Allocates a payment's unallocated remainder (customer credit) to open invoices */
+        AllocatePaymentDto: {
+            /**
+             * @description Invoices settled
+             * @example [
+             *       {
+             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *         "amount": "500.00"
+             *       }
+             *     ]
+             */
+            allocations: components["schemas"]["AllocationInputDto"][];
+            /**
+             * @description Date of the allocation (default: today)
+             * @example 2026-02-15
+             */
+            date?: string;
+        };
+        /** @description An allocation of a payment or credit note to an invoice (negative: a reversal) */
+        AllocationDto: {
+            /**
+             * @description Amount in the invoice currency (negative for a reversal)
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Credit note applied
+             * @example null
+             */
+            creditNoteId: string | null;
+            /**
+             * @description Date
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Journal entry posted for it (FX difference), if any
+             * @example null
+             */
+            entryId: string | null;
+            /**
+             * Format: uuid
+             * @description Allocation id
+             * @example 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /**
+             * Format: uuid
+             * @description Payment applied
+             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             */
+            paymentId: string | null;
+            /**
+             * @description Realized FX gain (positive) or loss (negative) in the base currency
+             * @example 0.00
+             */
+            realizedFx: string;
+            /**
+             * Format: uuid
+             * @description The allocation this one reverses
+             * @example null
+             */
+            reversesAllocationId: string | null;
+        };
+        /** @description Part of a payment applied to an open invoice of the same customer */
+        AllocationInputDto: {
+            /**
+             * @description Amount applied, in the invoice (= payment) currency
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
         };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
@@ -1797,6 +2212,79 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description A credit note of an issued invoice, for the whole invoice or some lines; issued at once */
+        CreateCreditNoteDto: {
+            /**
+             * @description Date of the credit note
+             * @example 2026-01-20
+             */
+            date: string;
+            /**
+             * @description Lines to credit (default: every line, whole)
+             * @example [
+             *       {
+             *         "lineNo": 1,
+             *         "quantity": "2"
+             *       }
+             *     ]
+             */
+            lines?: components["schemas"]["CreditLineInputDto"][];
+            /**
+             * @description Memo (reason)
+             * @example Returned goods
+             */
+            memo?: string;
+        };
+        /** @description A customer (party) to invoice; contact fields are personal data kept only here */
+        CreateCustomerDto: {
+            /**
+             * @description Billing address, lines separated by newlines
+             * @example Friedrichstr. 1
+             *     10117 Berlin
+             */
+            billingAddress?: string;
+            /**
+             * @description Contact person (personal data)
+             * @example Hank Scorpio
+             */
+            contactPerson?: string;
+            /**
+             * @description Credit limit in the base currency
+             * @example 10000.00
+             */
+            creditLimit?: string;
+            /**
+             * @description Default currency of the customer's invoices (default: the base currency)
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description Billing e-mail (personal data)
+             * @example billing@globex.example
+             */
+            email?: string;
+            /**
+             * @description Name of the customer
+             * @example Globex GmbH
+             */
+            name: string;
+            /**
+             * @description Payment terms in days: the due date is the invoice date plus this
+             * @default 30
+             * @example 30
+             */
+            paymentTermsDays?: number;
+            /**
+             * @description Phone (personal data)
+             * @example +49 30 1234567
+             */
+            phone?: string;
+            /**
+             * @description Tax id (VAT number)
+             * @example DE123456789
+             */
+            taxId?: string;
+        };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
             /**
@@ -1897,6 +2385,59 @@ export interface components {
              */
             role: "admin" | "accountant" | "member" | "viewer";
         };
+        /** @description A draft invoice */
+        CreateInvoiceDto: {
+            /**
+             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Customer invoiced
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date; default: invoice date plus the customer's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /**
+             * @description Invoice date (the posting date when issued)
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description 1 to 200 lines
+             * @example [
+             *       {
+             *         "description": "Consulting, January",
+             *         "quantity": "10",
+             *         "unitPrice": "100.00",
+             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
+             *       }
+             *     ]
+             */
+            lines: components["schemas"]["InvoiceLineInputDto"][];
+            /**
+             * @description Memo shown on the invoice
+             * @example Thank you for your business
+             */
+            memo?: string;
+            /**
+             * @description Number series (the number is <series>-<year>-<6 digits>)
+             * @default INV
+             * @example INV
+             */
+            series?: string;
+            /**
+             * @description The total the client computed; a 400 when it differs from the server's
+             * @example 1200.00
+             */
+            total?: string;
+        };
         /** @description A journal entry to post: its lines must balance in the base currency */
         CreateJournalEntryDto: {
             /**
@@ -1929,6 +2470,62 @@ export interface components {
              * @example Acme Trading LLC
              */
             name: string;
+        };
+        /** @description A payment received from a customer, allocated to open invoices; the rest is customer credit */
+        CreatePaymentDto: {
+            /**
+             * @description Invoices settled (at most the amount in total)
+             * @example [
+             *       {
+             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *         "amount": "500.00"
+             *       }
+             *     ]
+             */
+            allocations?: components["schemas"]["AllocationInputDto"][];
+            /**
+             * @description Amount received
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * @description Currency (default: the base currency)
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Paying customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Date received
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Cash or bank account debited
+             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
+             */
+            depositAccountId: string;
+            /**
+             * @description How it was paid
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Rate received at (default: the rate effective on the date)
+             * @example 1.0850000000
+             */
+            rate?: string;
+            /**
+             * @description Bank reference
+             * @example SEPA 2026-02-01 4711
+             */
+            reference?: string;
         };
         /** @description A new tax code */
         CreateTaxCodeDto: {
@@ -1963,6 +2560,19 @@ export interface components {
              */
             salesAccountId: string;
         };
+        /** @description A line to credit: the invoice line and how much of it */
+        CreditLineInputDto: {
+            /**
+             * @description Line number of the invoice
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Quantity to credit (default: the whole line)
+             * @example 2
+             */
+            quantity?: string;
+        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -1986,6 +2596,86 @@ export interface components {
             minorUnits: number;
             /** @description Name of the currency */
             name: string;
+        };
+        /** @description A customer */
+        CustomerDto: {
+            /**
+             * Format: date-time
+             * @description When the customer was archived; null when active
+             * @example null
+             */
+            archivedAt: string | null;
+            /**
+             * @description Billing address
+             * @example Friedrichstr. 1
+             *     10117 Berlin
+             */
+            billingAddress: string | null;
+            /**
+             * @description Contact person
+             * @example Hank Scorpio
+             */
+            contactPerson: string | null;
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Credit limit in the base currency
+             * @example 10000.00
+             */
+            creditLimit: string | null;
+            /**
+             * @description Default currency (null: the base currency)
+             * @example EUR
+             */
+            defaultCurrency: string | null;
+            /**
+             * @description Billing e-mail
+             * @example billing@globex.example
+             */
+            email: string | null;
+            /**
+             * Format: uuid
+             * @description Customer id
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            id: string;
+            /**
+             * @description Name
+             * @example Globex GmbH
+             */
+            name: string;
+            /**
+             * @description Payment terms in days
+             * @example 30
+             */
+            paymentTermsDays: number;
+            /**
+             * @description Phone
+             * @example +49 30 1234567
+             */
+            phone: string | null;
+            /**
+             * @description Tax id
+             * @example DE123456789
+             */
+            taxId: string | null;
+            /**
+             * Format: date-time
+             * @description Last changed at
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        /** @description A page of customers, by name */
+        CustomerPage: {
+            /** @description Customers on this page, by name */
+            items: components["schemas"]["CustomerDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description The e-mail that is now verified */
         EmailVerifiedDto: {
@@ -2423,6 +3113,257 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description An invoice or credit note; open amount and overdue are derived */
+        InvoiceDto: {
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-01-10T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description A credit note's invoice
+             * @example null
+             */
+            creditedInvoiceId: string | null;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date
+             * @example 2026-02-09
+             */
+            dueDate: string;
+            /**
+             * Format: uuid
+             * @description The journal entry of the issue
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string | null;
+            /**
+             * Format: uuid
+             * @description Invoice id
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            id: string;
+            /**
+             * @description Invoice date
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description Invoice or credit note
+             * @example invoice
+             * @enum {string}
+             */
+            kind: "invoice" | "credit_note";
+            /** @description Lines */
+            lines: components["schemas"]["InvoiceLineDto"][];
+            /**
+             * @description Memo
+             * @example
+             */
+            memo: string;
+            /**
+             * @description Number, assigned at issue
+             * @example INV-2026-000001
+             */
+            number: string | null;
+            /**
+             * @description What is still open (0 for drafts, credit notes and void invoices)
+             * @example 1200.00
+             */
+            openAmount: string;
+            /**
+             * @description Whether the due date has passed with an amount open (derived, today)
+             * @example false
+             */
+            overdue: boolean;
+            /**
+             * @description Rate fixed at issue (base units per unit), 10 decimals
+             * @example 1.0000000000
+             */
+            rate: string | null;
+            /**
+             * @description Number series
+             * @example INV
+             */
+            series: string;
+            /**
+             * @description Status
+             * @example issued
+             * @enum {string}
+             */
+            status: "draft" | "issued" | "partially_paid" | "paid" | "void";
+            /**
+             * @description Net total
+             * @example 1000.00
+             */
+            subtotal: string;
+            /** @description Tax per tax code */
+            taxes: components["schemas"]["TaxSummaryDto"][];
+            /**
+             * @description Tax total
+             * @example 200.00
+             */
+            taxTotal: string;
+            /**
+             * @description Total
+             * @example 1200.00
+             */
+            total: string;
+            /**
+             * @description Void date
+             * @example null
+             */
+            voidedOn: string | null;
+            /**
+             * Format: uuid
+             * @description The reversal entry of the void
+             * @example null
+             */
+            voidEntryId: string | null;
+        };
+        /** @description A line of an invoice, with the amounts the server computed */
+        InvoiceLineDto: {
+            /**
+             * @description A credit note line: the credited invoice line
+             * @example null
+             */
+            creditedLineNo: number | null;
+            /**
+             * @description What was sold
+             * @example Consulting, January
+             */
+            description: string;
+            /**
+             * @description Discount in percent
+             * @example 0.0000
+             */
+            discountPercent: string;
+            /**
+             * @description Gross amount
+             * @example 1200.00
+             */
+            grossAmount: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Net amount (currency minor units)
+             * @example 1000.00
+             */
+            netAmount: string;
+            /**
+             * @description Quantity
+             * @example 10.0000
+             */
+            quantity: string;
+            /**
+             * Format: uuid
+             * @description Revenue account
+             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
+             */
+            revenueAccountId: string;
+            /**
+             * @description Service period end
+             * @example null
+             */
+            serviceEnd: string | null;
+            /**
+             * @description Service period start
+             * @example null
+             */
+            serviceStart: string | null;
+            /**
+             * @description Tax amount
+             * @example 200.00
+             */
+            taxAmount: string;
+            /**
+             * Format: uuid
+             * @description Tax code; null when untaxed
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId: string | null;
+            /**
+             * @description Unit price
+             * @example 100.0000
+             */
+            unitPrice: string;
+        };
+        /** @description A line of an invoice to create: quantity × unit price less the discount, taxed with its tax code */
+        InvoiceLineInputDto: {
+            /**
+             * @description What was sold
+             * @example Consulting, January
+             */
+            description: string;
+            /**
+             * @description Discount in percent of quantity × unit price
+             * @default 0
+             * @example 0
+             */
+            discountPercent?: string;
+            /**
+             * @description Quantity (positive, up to 4 decimals)
+             * @example 10
+             */
+            quantity: string;
+            /**
+             * Format: uuid
+             * @description Revenue account the line is credited to
+             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
+             */
+            revenueAccountId: string;
+            /**
+             * @description Last day of the service period
+             * @example 2026-12-31
+             */
+            serviceEnd?: string;
+            /**
+             * @description First day of the service period (revenue is deferred and recognized over it)
+             * @example 2026-01-01
+             */
+            serviceStart?: string;
+            /**
+             * Format: uuid
+             * @description Tax code of the line (the ledger's tax codes); none: untaxed
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId?: string;
+            /**
+             * @description Unit price in the invoice currency (net for an exclusive tax code, gross for an inclusive one)
+             * @example 100.00
+             */
+            unitPrice: string;
+        };
+        /** @description A page of invoices, newest first */
+        InvoicePage: {
+            /** @description Invoices on this page */
+            items: components["schemas"]["InvoiceDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
+        /** @description Issue a draft: number it and post it */
+        IssueInvoiceDto: {
+            /**
+             * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)
+             * @example 1.0850000000
+             */
+            rate?: string;
+        };
         /** @description A posted journal entry: balanced lines, immutable once posted (corrected by a reversal) */
         JournalEntryDto: {
             /** @description Base currency of the books when posted */
@@ -2694,6 +3635,78 @@ export interface components {
              */
             updatedAt: string;
         };
+        /** @description A payment received */
+        PaymentDto: {
+            /** @description Allocations (and their reversals), oldest first */
+            allocations: components["schemas"]["AllocationDto"][];
+            /**
+             * @description Amount
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Date received
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Deposit account
+             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
+             */
+            depositAccountId: string;
+            /**
+             * Format: uuid
+             * @description Journal entry
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string;
+            /**
+             * Format: uuid
+             * @description Payment id
+             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             */
+            id: string;
+            /**
+             * @description Method
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Rate, 10 decimals
+             * @example 1.0000000000
+             */
+            rate: string;
+            /**
+             * @description Reference
+             * @example SEPA 2026-02-01 4711
+             */
+            reference: string | null;
+            /**
+             * @description Not yet allocated: customer credit
+             * @example 0.00
+             */
+            unallocated: string;
+        };
+        /** @description A page of payments, newest first */
+        PaymentPage: {
+            /** @description Payments on this page */
+            items: components["schemas"]["PaymentDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
             /** @description First day of the comparative range, YYYY-MM-DD */
@@ -2818,6 +3831,21 @@ export interface components {
             /** @description The provider's WhatsApp number in E.164 form; absent when not enabled */
             phoneE164?: string;
         };
+        /** @description The accounts receivables post to */
+        ReceivablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description AR control account: invoices debit it, payments credit it
+             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            arAccountId: string;
+            /**
+             * Format: uuid
+             * @description Deferred revenue account (lines with a service period); null when not set
+             * @example null
+             */
+            deferredRevenueAccountId: string | null;
+        };
         /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
         RefreshDto: {
             /** @description The refresh token; may come from the httpOnly cookie instead */
@@ -2903,6 +3931,14 @@ export interface components {
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
         };
+        /** @description Undoes an allocation (a bounced payment): a new reversing row */
+        ReverseAllocationDto: {
+            /**
+             * @description Date of the reversal (default: today)
+             * @example 2026-02-20
+             */
+            date?: string;
+        };
         /** @description When and why to reverse an entry */
         ReverseEntryDto: {
             /**
@@ -2972,6 +4008,21 @@ export interface components {
             credentials: {
                 [key: string]: unknown;
             };
+        };
+        /** @description Sets the accounts receivables post to */
+        SetReceivablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description AR control account (an asset account, not a group)
+             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            arAccountId: string;
+            /**
+             * Format: uuid
+             * @description Deferred revenue account (a liability account) for lines with a service period
+             * @example 4a1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            deferredRevenueAccountId?: string;
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
@@ -3135,6 +4186,35 @@ export interface components {
              */
             salesAccountId: string;
         };
+        /** @description Tax of a document per tax code */
+        TaxSummaryDto: {
+            /**
+             * @description Tax code
+             * @example VAT20
+             */
+            code: string;
+            /**
+             * @description Net amount taxed at this code
+             * @example 1000.00
+             */
+            net: string;
+            /**
+             * @description Rate in percent
+             * @example 20.0000
+             */
+            rate: string;
+            /**
+             * @description Tax
+             * @example 200.00
+             */
+            tax: string;
+            /**
+             * Format: uuid
+             * @description Tax code
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId: string;
+        };
         /** @description The tokens of a session: a short-lived bearer access token and a single-use refresh token */
         TokensDto: {
             /** @description Bearer access token (HS256, Supabase-compatible claims) */
@@ -3209,6 +4289,55 @@ export interface components {
              */
             parentId?: string | null;
         };
+        /** @description Changes to a customer; fields left out keep their value */
+        UpdateCustomerDto: {
+            /**
+             * @description Billing address
+             * @example Unter den Linden 5
+             *     10117 Berlin
+             */
+            billingAddress?: string;
+            /**
+             * @description Contact person (personal data)
+             * @example Hank Scorpio
+             */
+            contactPerson?: string;
+            /**
+             * @description Credit limit in the base currency
+             * @example 5000.00
+             */
+            creditLimit?: string;
+            /**
+             * @description Default currency
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description Billing e-mail (personal data)
+             * @example ap@globex.example
+             */
+            email?: string;
+            /**
+             * @description Name of the customer
+             * @example Globex AG
+             */
+            name?: string;
+            /**
+             * @description Payment terms in days
+             * @example 14
+             */
+            paymentTermsDays?: number;
+            /**
+             * @description Phone (personal data)
+             * @example +49 30 7654321
+             */
+            phone?: string;
+            /**
+             * @description Tax id (VAT number)
+             * @example DE123456789
+             */
+            taxId?: string;
+        };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
             /**
@@ -3221,6 +4350,59 @@ export interface components {
              * @enum {string}
              */
             status?: "active" | "disabled" | "error";
+        };
+        /** @description Replaces a draft invoice's content (same fields as creating it) */
+        UpdateInvoiceDto: {
+            /**
+             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Customer invoiced
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date; default: invoice date plus the customer's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /**
+             * @description Invoice date (the posting date when issued)
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description 1 to 200 lines
+             * @example [
+             *       {
+             *         "description": "Consulting, January",
+             *         "quantity": "10",
+             *         "unitPrice": "100.00",
+             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
+             *       }
+             *     ]
+             */
+            lines: components["schemas"]["InvoiceLineInputDto"][];
+            /**
+             * @description Memo shown on the invoice
+             * @example Thank you for your business
+             */
+            memo?: string;
+            /**
+             * @description Number series (the number is <series>-<year>-<6 digits>)
+             * @default INV
+             * @example INV
+             */
+            series?: string;
+            /**
+             * @description The total the client computed; a 400 when it differs from the server's
+             * @example 1200.00
+             */
+            total?: string;
         };
         /** @description Changes to the ledger's system accounts; fields left out keep their value */
         UpdateLedgerSettingsDto: {
@@ -3356,6 +4538,14 @@ export interface components {
         VerifyEmailDto: {
             /** @description The token from the verification link (?token=...) */
             token: string;
+        };
+        /** @description Void an issued invoice: its posting is reversed */
+        VoidInvoiceDto: {
+            /**
+             * @description Date of the reversal (default: the invoice date)
+             * @example 2026-01-12
+             */
+            date?: string;
         };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
@@ -11677,6 +12867,2404 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getArAging: {
+        parameters: {
+            query?: {
+                /** @description Aging as of the end of this day (default: today) */
+                asOf?: string;
+                /** @description Bucket edges in days past due (default 30,60,90) */
+                buckets?: string;
+                /** @description Response format */
+                format?: "json" | "csv";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgingReportDto"];
+                    "text/csv": components["schemas"]["AgingReportDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reverseAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                allocationId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReverseAllocationDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.already_reversed` (the allocation is already reversed); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listCustomers: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Include archived customers */
+                includeArchived?: "true" | "false";
+                limit?: number;
+                /** @description Customers whose name or e-mail contains this (case-insensitive) */
+                search?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCustomerDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateCustomerDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    archiveCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only this customer's */
+                customerId?: string;
+                /** @description Only invoices or only credit notes */
+                kind?: "invoice" | "credit_note";
+                limit?: number;
+                /** @description Only this status */
+                status?: "draft" | "issued" | "partially_paid" | "paid" | "void";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoicePage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateInvoiceDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createCreditNote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCreditNoteDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssueInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getInvoicePdf: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": string;
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reverseInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoidInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only this customer's */
+                customerId?: string;
+                limit?: number;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AllocatePaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getReceivablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    setReceivablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetReceivablesSettingsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -223,6 +223,8 @@ CREATE TRIGGER receivable_allocations_no_truncate BEFORE TRUNCATE ON finance.rec
 CREATE TRIGGER invoices_no_truncate BEFORE TRUNCATE ON finance.invoices FOR EACH STATEMENT EXECUTE FUNCTION finance.reject_truncate();
 
 -- ---------------------------------------------------------------- privileges (explicit: Supabase grants ALL by default)
+REVOKE ALL ON FUNCTION finance.invoice_guard(), finance.invoice_line_guard() FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON SEQUENCE finance.receivable_allocations_seq_seq FROM PUBLIC, anon, authenticated, service_role;
 REVOKE ALL ON finance.receivables_settings, finance.customers, finance.invoices, finance.invoice_lines, finance.document_numbers,
   finance.customer_payments, finance.receivable_allocations FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, INSERT, UPDATE ON finance.receivables_settings, finance.customers, finance.document_numbers TO authenticated, service_role;
@@ -299,7 +301,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
   SELECT CASE WHEN p_days <= 0 THEN 0
     ELSE coalesce((SELECT min(i) FROM generate_subscripts(p_edges, 1) i WHERE p_days <= p_edges[i]), coalesce(array_length(p_edges, 1), 0) + 1) END
 $$;
-REVOKE ALL ON FUNCTION finance.aging_bucket(integer, integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION finance.aging_bucket(integer, integer[]) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.aging_bucket(integer, integer[]) TO authenticated, service_role, omnizen_analyst;
 
 -- The AR open items as of a date, in the caller's organization (security invoker: the caller's policies):
@@ -337,7 +339,7 @@ LANGUAGE sql STABLE SET search_path = '' AS $$
     -round(pay.open_amount * pay.rate, (SELECT mu FROM s))
   FROM pay WHERE pay.open_amount <> 0
 $$;
-REVOKE ALL ON FUNCTION finance.ar_open_items(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION finance.ar_open_items(date) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.ar_open_items(date) TO authenticated, service_role, omnizen_analyst;
 
 -- ---------------------------------------------------------------- semantic views
@@ -425,6 +427,7 @@ COMMENT ON COLUMN semantic.v_cash_flow.cash_in IS 'Cash received in the month fo
 COMMENT ON COLUMN semantic.v_cash_flow.cash_out IS 'Cash paid in the month for this activity, base currency';
 COMMENT ON COLUMN semantic.v_cash_flow.net_cash IS 'cash_in minus cash_out';
 
+REVOKE ALL ON semantic.v_ar_open, semantic.v_revenue_by_customer, semantic.v_cash_flow FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT ON semantic.v_ar_open, semantic.v_revenue_by_customer, semantic.v_cash_flow TO authenticated, omnizen_analyst, service_role;
 
 -- the views name the base currency: analysts read the settings of their organization (no account ids they could not see already)

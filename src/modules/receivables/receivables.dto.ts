@@ -109,7 +109,7 @@ export class CreateInvoiceDto {
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
   @ApiPropertyOptional({ description: 'Number series (the number is <series>-<year>-<6 digits>)', example: 'INV', default: 'INV' }) @IsOptional() @Matches(/^[A-Z][A-Z0-9]{0,9}$/, { message: 'series must be 1 to 10 capital letters or digits' }) series?: string;
   @ApiPropertyOptional({ description: 'Memo shown on the invoice', example: 'Thank you for your business' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiProperty({ type: [InvoiceLineInputDto], description: '1 to 200 lines' })
+  @ApiProperty({ type: [InvoiceLineInputDto], description: '1 to 200 lines', example: [{ description: 'Consulting, January', quantity: '10', unitPrice: '100.00', taxCodeId: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a', revenueAccountId: '7c6b5a49-3827-4160-9f8e-7d6c5b4a3928' }] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => InvoiceLineInputDto) lines: InvoiceLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed; a 400 when it differs from the server\'s', example: '1200.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
 }
@@ -201,7 +201,7 @@ export class CreditLineInputDto {
 @ApiSchema({ description: 'A credit note of an issued invoice, for the whole invoice or some lines; issued at once' })
 export class CreateCreditNoteDto {
   @ApiProperty({ description: 'Date of the credit note', example: '2026-01-20' }) @Matches(DATE, dateMsg('date')) date: string;
-  @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line, whole)' })
+  @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line, whole)', example: [{ lineNo: 1, quantity: '2' }] })
   @IsOptional() @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => CreditLineInputDto) lines?: CreditLineInputDto[];
   @ApiPropertyOptional({ description: 'Memo (reason)', example: 'Returned goods' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
@@ -223,14 +223,14 @@ export class CreatePaymentDto {
   @ApiProperty({ format: 'uuid', description: 'Cash or bank account debited', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsUUID() depositAccountId: string;
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'How it was paid', example: 'bank_transfer' }) @IsIn(PAYMENT_METHODS) method: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA 2026-02-01 4711' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
-  @ApiPropertyOptional({ type: [AllocationInputDto], description: 'Invoices settled (at most the amount in total)' })
+  @ApiPropertyOptional({ type: [AllocationInputDto], description: 'Invoices settled (at most the amount in total)', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
   @IsOptional() @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => AllocationInputDto) allocations?: AllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Allocates a payment\'s unallocated remainder (customer credit) to open invoices' })
 export class AllocatePaymentDto {
   @ApiPropertyOptional({ description: 'Date of the allocation (default: today)', example: '2026-02-15' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
-  @ApiProperty({ type: [AllocationInputDto], description: 'Invoices settled' })
+  @ApiProperty({ type: [AllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
   @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => AllocationInputDto) allocations: AllocationInputDto[];
 }
 
