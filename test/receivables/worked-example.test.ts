@@ -106,6 +106,30 @@ describe('receivables: a worked quarter', () => {
     const csv = await t.http.get(rUrl(orgId, 'aging?asOf=2026-03-15&format=csv')).set(owner.auth).expect(200);
     expect(csv.text.split('\r\n')).toEqual(expect.arrayContaining(['customer_id,customer,current,1-30,31-60,61-90,>90,total', ',Total,0.00,300.00,300.00,0.00,0.00,600.00']));
 
+    // the semantic views, as the owner's role sees them (security_invoker: the caller's policies)
+    const client = await t.db.admin.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ sub: owner.id, org_id: orgId, role: 'authenticated' })]);
+      await client.query('SET LOCAL ROLE authenticated');
+      const open = await client.query(`SELECT customer_name, number, open_amount::text, open_amount_base::text, bucket FROM semantic.v_ar_open ORDER BY number`);
+      expect(open.rows.map((r) => [r.customer_name, r.number, r.open_amount, r.open_amount_base])).toEqual([
+        ['Alpha Ltd', 'INV-2026-000001', '300.0000', '300.00'], ['Alpha Ltd', 'INV-2026-000003', '300.0000', '300.00']]);
+      const revenue = await client.query(`SELECT customer_name, month::text, invoiced::text, credited::text, recognized::text FROM semantic.v_revenue_by_customer ORDER BY 1, 2`);
+      expect(revenue.rows.map((r) => [r.customer_name, r.month, Number(r.invoiced), Number(r.credited), Number(r.recognized)])).toEqual([
+        ['Alpha Ltd', '2026-01-01', 1500, 250, 1250], ['Beta GmbH', '2026-01-01', 1100, 0, 1100]]);
+      const cash = await client.query(`SELECT month::text, activity, cash_in::text, cash_out::text FROM semantic.v_cash_flow ORDER BY 1, 2`);
+      expect(cash.rows.map((r) => [r.month, r.activity, Number(r.cash_in), Number(r.cash_out)])).toEqual([
+        ['2026-01-01', 'operating', 500, 0], ['2026-02-01', 'operating', 1550, 0]]);
+      const undocumented = await client.query(`
+        SELECT c.relname || '.' || a.attname AS col FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'semantic' AND c.relname IN ('v_ar_open', 'v_revenue_by_customer', 'v_cash_flow') AND a.attnum > 0 AND col_description(c.oid, a.attnum) IS NULL`);
+      expect(undocumented.rows).toEqual([]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+
     // the database's own view of what is open agrees
     const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND status <> 'draft'`, [orgId]);
     expect(rows[0].n).toBe(4);

@@ -82,6 +82,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
         'POST /invoices/{invoiceId}/credit-notes', 'POST /invoices/{invoiceId}/issue', 'POST /invoices/{invoiceId}/void', 'POST /payments',
         'POST /payments/{paymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
       ].map((r) => `${r.replace(' /', ' /v1/orgs/{orgId}/receivables/')} basic_invoicing`),
+      'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
     ].sort());
   });
 

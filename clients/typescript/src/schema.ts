@@ -1361,6 +1361,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/revenue-schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date */
+        get: operations["getRevenueSchedule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/void": {
         parameters: {
             query?: never;
@@ -1424,6 +1441,23 @@ export interface paths {
         put?: never;
         /** Allocate a payment's unallocated remainder (customer credit) to open invoices */
         post: operations["createAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/revenue-recognition/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period */
+        post: operations["postRevenueRecognition"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3846,6 +3880,30 @@ export interface components {
              */
             deferredRevenueAccountId: string | null;
         };
+        /** @description What a run recognized on one invoice line */
+        RecognizedLineDto: {
+            /**
+             * @description Recognized by this run, invoice currency
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Invoice
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Recognized up to and including this day
+             * @example 2026-01-31
+             */
+            recognizedThrough: string;
+        };
         /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
         RefreshDto: {
             /** @description The refresh token; may come from the httpOnly cookie instead */
@@ -3931,6 +3989,101 @@ export interface components {
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
         };
+        /** @description A revenue recognition run */
+        RevenueRecognitionRunDto: {
+            /**
+             * Format: uuid
+             * @description The journal entry; null when nothing was due
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string | null;
+            /** @description Lines recognized */
+            lines: components["schemas"]["RecognizedLineDto"][];
+            /**
+             * @description Why the posting date differs from the run date; null when it does not
+             * @example null
+             */
+            note: string | null;
+            /**
+             * @description The posting date: the run date, or the first day of the first open period after it when its period is closed
+             * @example 2026-01-31
+             */
+            postedOn: string;
+            /**
+             * @description Whether the run of this day had already happened (nothing new was posted)
+             * @example false
+             */
+            replayed: boolean;
+            /**
+             * @description The day recognized up to
+             * @example 2026-01-31
+             */
+            runDate: string;
+        };
+        /** @description Revenue recognition of an invoice's lines with a service period, at a date */
+        RevenueScheduleDto: {
+            /**
+             * @description The date
+             * @example 2026-06-30
+             */
+            asOf: string;
+            /**
+             * @description Invoice currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Invoice
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /** @description Lines with a service period */
+            lines: components["schemas"]["RevenueScheduleLineDto"][];
+        };
+        /** @description An invoice line's revenue at a date: scheduled straight-line, recognized (posted) and still deferred */
+        RevenueScheduleLineDto: {
+            /**
+             * @description Still deferred at the date (net less recognized)
+             * @example 1840.00
+             */
+            deferred: string;
+            /**
+             * @description Description
+             * @example Support contract 2026
+             */
+            description: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Net amount of the line
+             * @example 3650.00
+             */
+            netAmount: string;
+            /**
+             * @description Recognized by runs up to the date
+             * @example 1810.00
+             */
+            recognized: string;
+            /**
+             * @description Straight-line share earned by the date (days elapsed / days of the period)
+             * @example 1810.00
+             */
+            scheduled: string;
+            /**
+             * @description Service period end
+             * @example 2026-12-31
+             */
+            serviceEnd: string;
+            /**
+             * @description Service period start
+             * @example 2026-01-01
+             */
+            serviceStart: string;
+        };
         /** @description Undoes an allocation (a bounced payment): a new reversing row */
         ReverseAllocationDto: {
             /**
@@ -3948,6 +4101,14 @@ export interface components {
             date?: string;
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
+        };
+        /** @description Runs revenue recognition for a day (idempotent per organization and day) */
+        RunRevenueRecognitionDto: {
+            /**
+             * @description The day to recognize up to and including (default: today)
+             * @example 2026-01-31
+             */
+            date?: string;
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
@@ -14509,6 +14670,91 @@ export interface operations {
             };
         };
     };
+    getRevenueSchedule: {
+        parameters: {
+            query?: {
+                /** @description The date (default: today) */
+                asOf?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueScheduleDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     reverseInvoice: {
         parameters: {
             query?: never;
@@ -15053,6 +15299,136 @@ export interface operations {
                 };
             };
             /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postRevenueRecognition: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunRevenueRecognitionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueRecognitionRunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;

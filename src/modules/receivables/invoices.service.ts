@@ -12,6 +12,7 @@ import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fixed, rateText } from '../ledger/money.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
+import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { effectiveRate, receivablesRepository as repo, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
@@ -294,6 +295,9 @@ export class InvoicesService {
     }
     if ((await repo.allocationsOf(tx.db, tx.orgId, { invoiceId: id })).length) {
       throw ReceivablesErrors.error('receivables.has_allocations', `invoice ${row.number} has payments or credit notes allocated: it cannot be voided (credit it instead)`);
+    }
+    if ((await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId: id })).length) {
+      throw ReceivablesErrors.error('receivables.invalid_status', `invoice ${row.number} has revenue recognized from its deferred lines: credit it instead`);
     }
     const date = dto.date ?? row.invoiceDate;
     if (date < row.invoiceDate) throw AppError.badRequest('validation_failed', 'date must not be before the invoice date');

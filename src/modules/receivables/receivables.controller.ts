@@ -16,10 +16,13 @@ import { renderInvoicePdf } from './invoice-pdf.js';
 import { InvoicesService } from './invoices.service.js';
 import { PaymentsService } from './payments.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
+import { RevenueRecognitionService } from './revenue-recognition.service.js';
+import { today } from './invoices.service.js';
+import { Clock } from '../../platform/clock/clock.js';
 import {
   AgingQuery, AgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
   CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, PaymentQuery,
-  ReceivablesSettingsDto, ReverseAllocationDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
+  ReceivablesSettingsDto, ReverseAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
 } from './receivables.dto.js';
 
 const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
@@ -281,5 +284,34 @@ export class PaymentsController {
       ['customer_id', 'customer', ...report.bucketLabels, 'total'],
       [...report.rows.map((r) => [r.partyId, r.partyName, ...r.buckets.map((b) => b.amount), r.total]), ['', 'Total', ...report.totals.map((b) => b.amount), report.total]],
     ));
+  }
+}
+
+@ApiTags('receivables')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables')
+export class RevenueRecognitionController {
+  constructor(
+    private readonly recognition: RevenueRecognitionService,
+    private readonly clock: Clock,
+  ) {}
+
+  @Post('revenue-recognition/runs')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'postRevenueRecognition', summary: 'Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period' })
+  @ApiOkResponse({ type: RevenueRecognitionRunDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  run(@Tx() tx: TenantTx, @Body() dto: RunRevenueRecognitionDto): Promise<RevenueRecognitionRunDto> {
+    return this.recognition.run(tx, dto.date ?? today(this.clock));
+  }
+
+  @Get('invoices/:invoiceId/revenue-schedule')
+  @ApiOperation({ operationId: 'getRevenueSchedule', summary: 'Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date' })
+  @ApiOkResponse({ type: RevenueScheduleDto })
+  schedule(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Query() q: RevenueScheduleQuery): Promise<RevenueScheduleDto> {
+    return this.recognition.schedule(tx, id, q.asOf);
   }
 }

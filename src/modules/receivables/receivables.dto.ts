@@ -307,3 +307,51 @@ export class AgingReportDto {
   @ApiProperty({ type: [AgingBucketAmountDto], description: 'Totals per bucket' }) totals: AgingBucketAmountDto[];
   @ApiProperty({ description: 'Total open', example: '1200.00' }) total: string;
 }
+
+// ---------------------------------------------------------------- revenue recognition
+@ApiSchema({ description: 'Runs revenue recognition for a day (idempotent per organization and day)' })
+export class RunRevenueRecognitionDto {
+  @ApiPropertyOptional({ description: 'The day to recognize up to and including (default: today)', example: '2026-01-31' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+}
+
+@ApiSchema({ description: 'What a run recognized on one invoice line' })
+export class RecognizedLineDto {
+  @ApiProperty({ format: 'uuid', description: 'Invoice', example: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10' }) invoiceId: string;
+  @ApiProperty({ description: 'Line number', example: 1 }) lineNo: number;
+  @ApiProperty({ description: 'Recognized by this run, invoice currency', example: '100.00' }) amount: string;
+  @ApiProperty({ description: 'Recognized up to and including this day', example: '2026-01-31' }) recognizedThrough: string;
+}
+
+@ApiSchema({ description: 'A revenue recognition run' })
+export class RevenueRecognitionRunDto {
+  @ApiProperty({ description: 'The day recognized up to', example: '2026-01-31' }) runDate: string;
+  @ApiProperty({ description: 'The posting date: the run date, or the first day of the first open period after it when its period is closed', example: '2026-01-31' }) postedOn: string;
+  @ApiProperty({ type: String, nullable: true, description: 'Why the posting date differs from the run date; null when it does not', example: null }) note: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The journal entry; null when nothing was due', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string | null;
+  @ApiProperty({ description: 'Whether the run of this day had already happened (nothing new was posted)', example: false }) replayed: boolean;
+  @ApiProperty({ type: [RecognizedLineDto], description: 'Lines recognized' }) lines: RecognizedLineDto[];
+}
+
+export class RevenueScheduleQuery {
+  @ApiPropertyOptional({ example: '2026-06-30', description: 'The date (default: today)' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+}
+
+@ApiSchema({ description: 'An invoice line\'s revenue at a date: scheduled straight-line, recognized (posted) and still deferred' })
+export class RevenueScheduleLineDto {
+  @ApiProperty({ description: 'Line number', example: 1 }) lineNo: number;
+  @ApiProperty({ description: 'Description', example: 'Support contract 2026' }) description: string;
+  @ApiProperty({ description: 'Service period start', example: '2026-01-01' }) serviceStart: string;
+  @ApiProperty({ description: 'Service period end', example: '2026-12-31' }) serviceEnd: string;
+  @ApiProperty({ description: 'Net amount of the line', example: '3650.00' }) netAmount: string;
+  @ApiProperty({ description: 'Straight-line share earned by the date (days elapsed / days of the period)', example: '1810.00' }) scheduled: string;
+  @ApiProperty({ description: 'Recognized by runs up to the date', example: '1810.00' }) recognized: string;
+  @ApiProperty({ description: 'Still deferred at the date (net less recognized)', example: '1840.00' }) deferred: string;
+}
+
+@ApiSchema({ description: 'Revenue recognition of an invoice\'s lines with a service period, at a date' })
+export class RevenueScheduleDto {
+  @ApiProperty({ format: 'uuid', description: 'Invoice', example: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10' }) invoiceId: string;
+  @ApiProperty({ description: 'The date', example: '2026-06-30' }) asOf: string;
+  @ApiProperty({ description: 'Invoice currency', example: 'EUR' }) currency: string;
+  @ApiProperty({ type: [RevenueScheduleLineDto], description: 'Lines with a service period' }) lines: RevenueScheduleLineDto[];
+}

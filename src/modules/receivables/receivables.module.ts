@@ -6,13 +6,14 @@ import { AgingService } from './aging.service.js';
 import { CustomersService } from './customers.service.js';
 import { InvoicesService } from './invoices.service.js';
 import { PaymentsService } from './payments.service.js';
-import { CustomersController, InvoicesController, PaymentsController, ReceivablesSettingsController } from './receivables.controller.js';
+import { CustomersController, InvoicesController, PaymentsController, ReceivablesSettingsController, RevenueRecognitionController } from './receivables.controller.js';
+import { RevenueRecognitionService } from './revenue-recognition.service.js';
 
-/** Customers, invoices and credit notes, payments and allocations, AR aging (issue 15, receivables half). */
+/** Customers, invoices and credit notes, payments and allocations, AR aging, revenue recognition (issue 15, receivables half). */
 @Module({
   imports: [BillingModule, LedgerModule, OrganizationsModule],
-  controllers: [ReceivablesSettingsController, CustomersController, InvoicesController, PaymentsController],
-  providers: [CustomersService, InvoicesService, PaymentsService, AgingService],
-  exports: [CustomersService, InvoicesService, PaymentsService, AgingService],
+  controllers: [ReceivablesSettingsController, CustomersController, InvoicesController, PaymentsController, RevenueRecognitionController],
+  providers: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
+  exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
 export class ReceivablesModule {}
