@@ -298,10 +298,11 @@ CREATE POLICY receivable_allocations_service ON finance.receivable_allocations F
 -- The bucket of a document `p_days` past due, for bucket edges `p_edges` (ascending, e.g. {30,60,90}):
 -- 0 = current (not yet due), i = up to p_edges[i] days past due, array_length + 1 = beyond the last edge.
 -- Pure and kind-agnostic: the AP aging uses it the same way over its own open items.
+-- width_bucket(days - 1, edges) + 1: 1..30 → 1, 31..60 → 2 for {30,60,90}. A plain SQL expression (no SET clause, no
+-- subquery) so the planner inlines it into the aging query instead of calling a function per open item.
 CREATE FUNCTION finance.aging_bucket(p_days integer, p_edges integer[]) RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
-  SELECT CASE WHEN p_days <= 0 THEN 0
-    ELSE coalesce((SELECT min(i) FROM generate_subscripts(p_edges, 1) i WHERE p_days <= p_edges[i]), coalesce(array_length(p_edges, 1), 0) + 1) END
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN p_days <= 0 THEN 0 ELSE width_bucket(p_days - 1, p_edges) + 1 END
 $$;
 REVOKE ALL ON FUNCTION finance.aging_bucket(integer, integer[]) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.aging_bucket(integer, integer[]) TO authenticated, service_role, omnizen_analyst;
@@ -439,5 +440,5 @@ CREATE POLICY settings_analyst ON finance.settings FOR SELECT TO omnizen_analyst
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261220000100_receivables', '041dedb561a94dac8671d0649c0f6e7f501e8d0a17612e1f2a70dacb80bc08ca', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261220000100_receivables', '0b2e67e541f535ac962185523245b8d19b6dadfa9d4bd531f681f9ed23f44bb0', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -232,24 +232,24 @@ export class InvoicesService {
     if (lines.some((l) => l.serviceStart) && !settings.deferredRevenueAccountId) {
       throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a line has a service period: set deferredRevenueAccountId in the receivables settings first');
     }
-    const year = row.invoiceDate.slice(0, 4);
-    const n = await repo.nextNumber(tx.db, tx.orgId, `${row.series}-${year}`);
-    const number = `${row.series}-${year}-${String(n).padStart(6, '0')}`;
     const taxCodes = await this.taxCodeMap(tx);
+    const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
     const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
     const { entry } = await this.journal.post(tx, {
-      date: row.invoiceDate, memo: `Invoice ${number}`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
+      date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
     });
-    await repo.markIssued(tx.db, tx.orgId, id, {
-      number, rate, status: D(row.total).isZero() ? 'paid' : 'issued', entryId: entry.id,
-      baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
+    // the number last, in one statement with the status: the series' counter row stays locked until commit
+    // (gapless), so concurrent issues of one series queue only for what follows it, not for the posting
+    const status = D(row.total).isZero() ? 'paid' : 'issued';
+    const number = await repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
+      rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
     });
-    const after = await this.get(tx, id);
+    const after: InvoiceDto = { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: id, kind: 'invoice', number, customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
       total: fixed(row.total, currencyMu), entryId: entry.id,
     });
-    await this.audit.record(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status: after.status, number, entryId: entry.id, rate } });
+    await this.audit.record(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status, number, entryId: entry.id, rate } });
     return after;
   }
 

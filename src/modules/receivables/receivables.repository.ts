@@ -204,6 +204,25 @@ export const receivablesRepository = {
     } as never).where('org_id', '=', orgId).where('id', '=', id));
   },
 
+  /**
+   * Takes the next number of `series` (e.g. INV-2026) and marks the draft issued with it, in one statement: the
+   * counter row is locked from here until commit (gapless), so this is the last write of an issue.
+   */
+  async issueWithNextNumber(db: Db, orgId: string, id: string, series: string, p: { rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<string> {
+    const [row] = await db.run(qb
+      .with('n', (w) => w.insertInto('finance.document_numbers').values({ org_id: orgId, series, last_number: 1 } as never)
+        .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
+        .returning('last_number'))
+      .updateTable('finance.invoices').from('n')
+      .set({
+        status: p.status, number: sql`${series} || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
+        entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
+      } as never)
+      .where('finance.invoices.org_id', '=', orgId).where('finance.invoices.id', '=', id)
+      .returning('finance.invoices.number'));
+    return row.number!;
+  },
+
   async setStatus(db: Db, orgId: string, id: string, status: string): Promise<void> {
     await db.run(qb.updateTable('finance.invoices').set({ status, updated_at: sql`now()` } as never).where('org_id', '=', orgId).where('id', '=', id));
   },
@@ -269,12 +288,14 @@ export const receivablesRepository = {
   // ---------------------------------------------------------------- aging
   /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket), summed per customer and bucket. */
   async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
+    // summed per customer and bucket first, then one join with the customers (a hash join: no per-item lookups)
     return db.$queryRaw`
-      SELECT o.customer_id AS party_id, c.name AS party_name, finance.aging_bucket(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
-             sum(o.open_base)::text AS amount
-      FROM finance.ar_open_items(${asOf}::date) o
-      JOIN finance.customers c ON c.org_id = public.auth_org_id() AND c.id = o.customer_id
-      GROUP BY 1, 2, 3`;
+      WITH items AS (
+        SELECT o.customer_id, finance.aging_bucket(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket, sum(o.open_base) AS amount
+        FROM finance.ar_open_items(${asOf}::date) o GROUP BY 1, 2)
+      SELECT items.customer_id AS party_id, c.name AS party_name, items.bucket, items.amount::text AS amount
+      FROM items JOIN finance.customers c ON c.id = items.customer_id
+      WHERE c.org_id = public.auth_org_id()`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
