@@ -105,118 +105,127 @@ async function main() {
     };
     const org = await setupOrg('bench-ar', '2026-01-01');
 
-    // drafts made set-based (setup, not measured): one 100.00 line each
-    const makeDrafts = async (n: number, series: string): Promise<string[]> => {
-      const { rows } = await admin.query(`
-        WITH i AS (
-          INSERT INTO finance.invoices (org_id, customer_id, series, invoice_date, due_date, currency, subtotal, tax_total, total, created_by)
-          SELECT $1::uuid, $2::uuid, $4, DATE '2026-06-15', DATE '2026-07-15', 'EUR', 100, 0, 100, 'bench' FROM generate_series(1, $3::int)
-          RETURNING id)
-        INSERT INTO finance.invoice_lines (org_id, invoice_id, line_no, description, quantity, unit_price, revenue_account_id, net_amount, tax_amount, gross_amount)
-        SELECT $1::uuid, i.id, 1, 'bench', 1, 100, $5::uuid, 100, 0, 100 FROM i RETURNING invoice_id`, [org.orgId, org.customerId, n, series, org.acc['4100']]);
-      return rows.map((r) => r.invoice_id as string);
-    };
-    log(`making ${DRAFTS} drafts`);
-    const apiDrafts = await makeDrafts(DRAFTS, 'INV');
-    const sqlDrafts = await makeDrafts(DRAFTS, 'SQL');
+    // BENCH_ONLY=aging: only the aging organization (no issue or allocation scenarios)
+    const agingOnly = process.env.BENCH_ONLY === 'aging';
+    let throughput: Record<string, unknown> = {};
+    if (!agingOnly) {
+      // drafts made set-based (setup, not measured): one 100.00 line each
+      const makeDrafts = async (n: number, series: string): Promise<string[]> => {
+        const { rows } = await admin.query(`
+          WITH i AS (
+            INSERT INTO finance.invoices (org_id, customer_id, series, invoice_date, due_date, currency, subtotal, tax_total, total, created_by)
+            SELECT $1::uuid, $2::uuid, $4, DATE '2026-06-15', DATE '2026-07-15', 'EUR', 100, 0, 100, 'bench' FROM generate_series(1, $3::int)
+            RETURNING id)
+          INSERT INTO finance.invoice_lines (org_id, invoice_id, line_no, description, quantity, unit_price, revenue_account_id, net_amount, tax_amount, gross_amount)
+          SELECT $1::uuid, i.id, 1, 'bench', 1, 100, $5::uuid, 100, 0, 100 FROM i RETURNING invoice_id`, [org.orgId, org.customerId, n, series, org.acc['4100']]);
+        return rows.map((r) => r.invoice_id as string);
+      };
+      log(`making ${DRAFTS} drafts`);
+      const apiDrafts = await makeDrafts(DRAFTS, 'INV');
+      const sqlDrafts = await makeDrafts(DRAFTS, 'SQL');
 
-    const cannon = async (seconds: number, path: (i: number) => string, body: (i: number) => unknown) => {
-      let i = 0;
-      const r = await autocannon({
-        url: base, connections: CONNECTIONS, duration: seconds,
-        requests: [{
-          method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${org.token}` },
-          setupRequest: (req: any) => {
-            const n = i++;
-            return { ...req, path: path(n), body: JSON.stringify(body(n)) };
-          },
-        }],
-      });
-      const ok = r.requests.total - r.non2xx;
-      const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
-      return { ok, per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures };
-    };
+      const cannon = async (seconds: number, path: (i: number) => string, body: (i: number) => unknown) => {
+        let i = 0;
+        const r = await autocannon({
+          url: base, connections: CONNECTIONS, duration: seconds,
+          requests: [{
+            method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${org.token}` },
+            setupRequest: (req: any) => {
+              const n = i++;
+              return { ...req, path: path(n), body: JSON.stringify(body(n)) };
+            },
+          }],
+        });
+        const ok = r.requests.total - r.non2xx;
+        const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
+        return { ok, per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures };
+      };
 
-    // ---- issuing through the API
-    let nextDraft = 0;
-    const issueApi = (seconds: number) => cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++ % apiDrafts.length]}/issue`, () => ({}));
-    // one issue alone first: the route works (a failure stops the run here, not as a silent zero)
-    const probeStart = Date.now();
-    const probe = await http('POST', `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++]}/issue`, org.token, {});
-    log(`one issue alone: ${Date.now() - probeStart} ms`);
-    // open invoices for the allocation scenario, issued set-based beforehand (one per payment, so no allocation meets a
-    // settled invoice); they share the probe's entry, which only the AR balance of this organization would notice
-    const { rows: openRows } = await admin.query(`
-      INSERT INTO finance.invoices (org_id, customer_id, status, series, number, invoice_date, due_date, currency, rate, subtotal, tax_total, total, base_subtotal, base_total, entry_id, issued_at, created_by)
-      SELECT $1::uuid, $2::uuid, 'issued', 'ALC', 'ALC-2026-' || lpad(i::text, 6, '0'), DATE '2026-06-15', DATE '2026-07-15', 'EUR', 1, 100, 0, 100, 100, 100, $3::uuid, now(), 'bench'
-      FROM generate_series(1, $4::int) i RETURNING id`, [org.orgId, org.customerId, probe.entryId, DRAFTS]);
-    const open = openRows.map((r) => r.id as string);
-    log(`api issue warm-up ${WARMUP}s`);
-    await issueApi(WARMUP);
-    log('api issue');
-    const apiIssue = await issueApi(SECONDS);
-    const { rows: [{ n: issuedCount }] } = await admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND series = 'INV' AND status = 'issued'`, [org.orgId]);
+      // ---- issuing through the API
+      let nextDraft = 0;
+      const issueApi = (seconds: number) => cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++ % apiDrafts.length]}/issue`, () => ({}));
+      // one issue alone first: the route works (a failure stops the run here, not as a silent zero)
+      const probeStart = Date.now();
+      const probe = await http('POST', `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++]}/issue`, org.token, {});
+      log(`one issue alone: ${Date.now() - probeStart} ms`);
+      // open invoices for the allocation scenario, issued set-based beforehand (one per payment, so no allocation meets a
+      // settled invoice); they share the probe's entry, which only the AR balance of this organization would notice
+      const { rows: openRows } = await admin.query(`
+        INSERT INTO finance.invoices (org_id, customer_id, status, series, number, invoice_date, due_date, currency, rate, subtotal, tax_total, total, base_subtotal, base_total, entry_id, issued_at, created_by)
+        SELECT $1::uuid, $2::uuid, 'issued', 'ALC', 'ALC-2026-' || lpad(i::text, 6, '0'), DATE '2026-06-15', DATE '2026-07-15', 'EUR', 1, 100, 0, 100, 100, 100, $3::uuid, now(), 'bench'
+        FROM generate_series(1, $4::int) i RETURNING id`, [org.orgId, org.customerId, probe.entryId, DRAFTS]);
+      const open = openRows.map((r) => r.id as string);
+      log(`api issue warm-up ${WARMUP}s`);
+      await issueApi(WARMUP);
+      log('api issue');
+      const apiIssue = await issueApi(SECONDS);
+      const { rows: [{ n: issuedCount }] } = await admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND series = 'INV' AND status = 'issued'`, [org.orgId]);
 
-    // ---- allocations through the API: one payment per issued invoice, allocated whole
-    let nextOpen = 0;
-    const allocate = (seconds: number) => cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/payments`, () => ({
-      customerId: org.customerId, date: '2026-06-20', amount: '100.00', depositAccountId: org.acc['1100'], method: 'bank_transfer',
-      allocations: [{ invoiceId: open[nextOpen++ % open.length], amount: '100.00' }],
-    }));
-    log(`api allocate warm-up ${Math.min(2, WARMUP)}s`);
-    await allocate(Math.min(2, WARMUP));
-    log('api allocate');
-    const apiAllocate = await allocate(SECONDS);
-    await stopApp?.();
-
-    // ---- issuing through SQL (the floor)
-    const claims = tenantClaims(org.token, org.orgId);
-    let sqlNext = 0;
-    const sqlIssue = async (seconds: number) => {
-      const latencies: number[] = [];
-      let errors = 0;
-      const deadline = Date.now() + seconds * 1000;
-      const started = Date.now();
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-        const c = await runtime.connect();
-        try {
-          while (Date.now() < deadline) {
-            const id = sqlDrafts[sqlNext++ % sqlDrafts.length];
-            const t0 = process.hrtime.bigint();
-            try {
-              await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              await c.query(`SELECT id FROM finance.invoices WHERE org_id = $1 AND id = $2 FOR UPDATE`, [org.orgId, id]);
-              const entry = { date: '2026-06-15', memo: 'Invoice (series SQL)', source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: [
-                { accountId: org.acc['1200'], debit: '100', baseDebit: '100', currency: 'EUR', rate: '1', counterpartyType: 'customer', counterpartyId: org.customerId },
-                { accountId: org.acc['4100'], credit: '100', currency: 'EUR', rate: '1', counterpartyType: 'customer', counterpartyId: org.customerId, description: 'bench' }] };
-              const { rows: [posted] } = await c.query(`SELECT entry_id FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [JSON.stringify(entry), JSON.stringify({ action: 'ledger.entry_posted', requestId: 'bench' })]);
-              const { rows: [{ n }] } = await c.query(`INSERT INTO finance.document_numbers (org_id, series, last_number) VALUES ($1, 'SQL-2026', 1)
-                ON CONFLICT (org_id, series) DO UPDATE SET last_number = finance.document_numbers.last_number + 1 RETURNING last_number AS n`, [org.orgId]);
-              const number = `SQL-2026-${String(n).padStart(6, '0')}`;
-              await c.query(`UPDATE finance.invoices SET status = 'issued', number = $3, rate = 1, base_subtotal = 100, base_total = 100, entry_id = $4, issued_at = now(), updated_at = now()
-                WHERE org_id = $1 AND id = $2`, [org.orgId, id, number, posted.entry_id]);
-              await c.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after) VALUES ($1, $2, 'user', 'receivables.invoice_issued', 'invoice', $3, $4)`,
-                [org.orgId, org.userId, id, JSON.stringify({ status: 'issued', number })]);
-              await c.query('COMMIT');
-              latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-            } catch (err) {
-              if (errors++ === 0) log(`sql issue error: ${(err as Error).message}`);
-              await c.query('ROLLBACK').catch(() => undefined);
-            }
-          }
-        } finally {
-          c.release();
-        }
+      // ---- allocations through the API: one payment per issued invoice, allocated whole
+      let nextOpen = 0;
+      const allocate = (seconds: number) => cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/payments`, () => ({
+        customerId: org.customerId, date: '2026-06-20', amount: '100.00', depositAccountId: org.acc['1100'], method: 'bank_transfer',
+        allocations: [{ invoiceId: open[nextOpen++ % open.length], amount: '100.00' }],
       }));
-      latencies.sort((x, y) => x - y);
-      return { per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors };
-    };
-    log(`sql issue warm-up ${WARMUP}s`);
-    await sqlIssue(WARMUP);
-    log('sql issue');
-    const sqlIssueResult = await sqlIssue(SECONDS);
+      log(`api allocate warm-up ${Math.min(2, WARMUP)}s`);
+      await allocate(Math.min(2, WARMUP));
+      log('api allocate');
+      const apiAllocate = await allocate(SECONDS);
+      await stopApp?.();
+
+      // ---- issuing through SQL (the floor)
+      const claims = tenantClaims(org.token, org.orgId);
+      let sqlNext = 0;
+      const sqlIssue = async (seconds: number) => {
+        const latencies: number[] = [];
+        let errors = 0;
+        const deadline = Date.now() + seconds * 1000;
+        const started = Date.now();
+        await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+          const c = await runtime.connect();
+          try {
+            while (Date.now() < deadline) {
+              const id = sqlDrafts[sqlNext++ % sqlDrafts.length];
+              const t0 = process.hrtime.bigint();
+              try {
+                await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
+                await c.query(`SELECT id FROM finance.invoices WHERE org_id = $1 AND id = $2 FOR UPDATE`, [org.orgId, id]);
+                const entry = { date: '2026-06-15', memo: 'Invoice (series SQL)', source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: [
+                  { accountId: org.acc['1200'], debit: '100', baseDebit: '100', currency: 'EUR', rate: '1', counterpartyType: 'customer', counterpartyId: org.customerId },
+                  { accountId: org.acc['4100'], credit: '100', currency: 'EUR', rate: '1', counterpartyType: 'customer', counterpartyId: org.customerId, description: 'bench' }] };
+                const { rows: [posted] } = await c.query(`SELECT entry_id FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [JSON.stringify(entry), JSON.stringify({ action: 'ledger.entry_posted', requestId: 'bench' })]);
+                const { rows: [{ n }] } = await c.query(`INSERT INTO finance.document_numbers (org_id, series, last_number) VALUES ($1, 'SQL-2026', 1)
+                  ON CONFLICT (org_id, series) DO UPDATE SET last_number = finance.document_numbers.last_number + 1 RETURNING last_number AS n`, [org.orgId]);
+                const number = `SQL-2026-${String(n).padStart(6, '0')}`;
+                await c.query(`UPDATE finance.invoices SET status = 'issued', number = $3, rate = 1, base_subtotal = 100, base_total = 100, entry_id = $4, issued_at = now(), updated_at = now()
+                  WHERE org_id = $1 AND id = $2`, [org.orgId, id, number, posted.entry_id]);
+                await c.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after) VALUES ($1, $2, 'user', 'receivables.invoice_issued', 'invoice', $3, $4)`,
+                  [org.orgId, org.userId, id, JSON.stringify({ status: 'issued', number })]);
+                await c.query('COMMIT');
+                latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+              } catch (err) {
+                if (errors++ === 0) log(`sql issue error: ${(err as Error).message}`);
+                await c.query('ROLLBACK').catch(() => undefined);
+              }
+            }
+          } finally {
+            c.release();
+          }
+        }));
+        latencies.sort((x, y) => x - y);
+        return { per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors };
+      };
+      log(`sql issue warm-up ${WARMUP}s`);
+      await sqlIssue(WARMUP);
+      log('sql issue');
+      const sqlIssueResult = await sqlIssue(SECONDS);
+      throughput = {
+        invoices_issued_per_s: { api: apiIssue, sql: sqlIssueResult, api_vs_sql: round((apiIssue.per_s ?? 0) / (sqlIssueResult.per_s || 1), 3), issued_in_db: issuedCount },
+        allocations_per_s: apiAllocate,
+      };
+      await startApp();
+    }
     await runtime.end();
-    await startApp();
 
     // ---- the aging organization: generated set-based
     const big = await setupOrg('bench-aging', '2025-01-01');
@@ -331,8 +340,7 @@ async function main() {
 
     const report = {
       connections: CONNECTIONS, seconds_per_scenario: SECONDS,
-      invoices_issued_per_s: { api: apiIssue, sql: sqlIssueResult, api_vs_sql: round((apiIssue.per_s ?? 0) / (sqlIssueResult.per_s || 1), 3), issued_in_db: issuedCount },
-      allocations_per_s: apiAllocate,
+      ...throughput,
       ar_aging: {
         ...counts, generation: 'set-based SQL (customers, invoices, entries and lines, payments and allocations; balances aggregated from the lines)',
         today: { as_of: today, ...agingToday, ar_control_balance: await arBalance(today) },
@@ -343,7 +351,7 @@ async function main() {
     console.log(JSON.stringify(report, null, 2));
   } finally {
     await stopApp?.();
-    await runtime.end().catch(() => undefined);
+    await runtime.end().catch(() => undefined); // already ended before the aging part
     await admin.end().catch(() => undefined);
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();

@@ -180,7 +180,9 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
       r.on('end', () => cb(null, Buffer.concat(chunks)));
     }).expect(200);
     expect(res.headers['content-type']).toMatch(/application\/pdf/);
-    const text = (await new PDFParse({ data: new Uint8Array(res.body as Buffer) }).getText()).text;
+    const parser = new PDFParse({ data: new Uint8Array(res.body as Buffer) });
+    const text = (await parser.getText()).text;
+    await parser.destroy();
     for (const s of ['Rules Ltd', 'Alpha Ltd', inv.number, 'Invoice date: 2026-03-13', 'Due date: 2026-04-12', 'Design work | 3 | 120 | 0 | 360.00 | 72.00 | 432.00',
       'Tax VAT20 20% on 360.00: 72.00', 'Subtotal: 360.00 USD', 'Tax total: 72.00 USD', 'Total: 432.00 USD', 'Amount due: 432.00 USD']) expect(text).toContain(s);
   });

@@ -305,53 +305,65 @@ $$;
 REVOKE ALL ON FUNCTION finance.aging_bucket(integer, integer[]) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.aging_bucket(integer, integer[]) TO authenticated, service_role, omnizen_analyst;
 
--- The AR open items as of a date, in the caller's organization (security invoker: the caller's policies):
--- issued invoices not voided by then, less what was allocated to them by then; and payments' unallocated
--- remainders (customer credit, negative). Base amounts at the document's own rate, rounded to the base
--- currency's minor unit; allocations take exactly the difference of these rounded values off the control
--- account, so the open items' base sum equals the AR control account's balance at the date.
+-- The AR open items as of a date, in the caller's organization: issued invoices not voided by then, less what was
+-- allocated to them by then; and payments' unallocated remainders (customer credit, negative). Base amounts at the
+-- document's own rate, rounded to the base currency's minor unit; allocations take exactly the difference of these
+-- rounded values off the control account, so the open items' base sum equals the AR control account's balance.
+-- SECURITY DEFINER with the organization fixed by auth_org_id() (NULL: no rows), like finance.account_totals: as
+-- SECURITY INVOKER the tenant policies (a plpgsql membership probe) ran once per invoice, seconds at 100,000
+-- open invoices. Every query below filters on org.
 CREATE FUNCTION finance.ar_open_items(p_as_of date)
-RETURNS TABLE (document_kind text, document_id uuid, customer_id uuid, number text, document_date date, due_date date,
-  currency text, total numeric, open_amount numeric, open_base numeric)
-LANGUAGE sql STABLE SET search_path = '' AS $$
-  WITH s AS (
-    SELECT c.minor_units AS mu FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency
-    WHERE st.org_id = public.auth_org_id()),
-  alloc_inv AS (
+RETURNS TABLE (document_kind text, document_id uuid, customer_id uuid, customer_name text, number text, document_date date,
+  due_date date, currency text, total numeric, open_amount numeric, open_base numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+#variable_conflict use_column
+DECLARE
+  org uuid := public.auth_org_id();
+  mu int;
+BEGIN
+  IF org IS NULL THEN
+    RETURN;
+  END IF;
+  SELECT c.minor_units INTO mu FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = org;
+  RETURN QUERY
+  WITH alloc_inv AS (
     SELECT a.invoice_id, sum(a.amount) AS amount FROM finance.receivable_allocations a
-    WHERE a.org_id = public.auth_org_id() AND a.allocation_date <= p_as_of GROUP BY a.invoice_id),
+    WHERE a.org_id = org AND a.allocation_date <= p_as_of GROUP BY a.invoice_id),
   alloc_pay AS (
     SELECT a.payment_id, sum(a.amount) AS amount FROM finance.receivable_allocations a
-    WHERE a.org_id = public.auth_org_id() AND a.payment_id IS NOT NULL AND a.allocation_date <= p_as_of GROUP BY a.payment_id),
+    WHERE a.org_id = org AND a.payment_id IS NOT NULL AND a.allocation_date <= p_as_of GROUP BY a.payment_id),
   inv AS (
     SELECT i.id, i.customer_id, i.number, i.invoice_date, i.due_date, i.currency, i.rate, i.total, i.total - coalesce(x.amount, 0) AS open_amount
     FROM finance.invoices i LEFT JOIN alloc_inv x ON x.invoice_id = i.id
-    WHERE i.org_id = public.auth_org_id() AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= p_as_of
+    WHERE i.org_id = org AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= p_as_of
       AND (i.voided_on IS NULL OR i.voided_on > p_as_of)),
   pay AS (
     SELECT p.id, p.customer_id, p.reference, p.payment_date, p.currency, p.rate, p.amount, p.amount - coalesce(x.amount, 0) AS open_amount
     FROM finance.customer_payments p LEFT JOIN alloc_pay x ON x.payment_id = p.id
-    WHERE p.org_id = public.auth_org_id() AND p.payment_date <= p_as_of)
-  SELECT 'invoice', inv.id, inv.customer_id, inv.number, inv.invoice_date, inv.due_date, inv.currency, inv.total, inv.open_amount,
-    round(inv.open_amount * inv.rate, (SELECT mu FROM s))
-  FROM inv WHERE inv.open_amount <> 0
-  UNION ALL
-  SELECT 'payment', pay.id, pay.customer_id, pay.reference, pay.payment_date, pay.payment_date, pay.currency, -pay.amount, -pay.open_amount,
-    -round(pay.open_amount * pay.rate, (SELECT mu FROM s))
-  FROM pay WHERE pay.open_amount <> 0
+    WHERE p.org_id = org AND p.payment_date <= p_as_of),
+  items AS (
+    SELECT 'invoice'::text AS kind, inv.id, inv.customer_id, inv.number, inv.invoice_date AS d, inv.due_date AS due, inv.currency AS cur,
+      inv.total AS tot, inv.open_amount AS open, round(inv.open_amount * inv.rate, mu) AS base
+    FROM inv WHERE inv.open_amount <> 0
+    UNION ALL
+    SELECT 'payment', pay.id, pay.customer_id, pay.reference, pay.payment_date, pay.payment_date, pay.currency, -pay.amount, -pay.open_amount,
+      -round(pay.open_amount * pay.rate, mu)
+    FROM pay WHERE pay.open_amount <> 0)
+  SELECT it.kind, it.id, it.customer_id, c.name, it.number, it.d, it.due, it.cur, it.tot, it.open, it.base
+  FROM items it JOIN finance.customers c ON c.org_id = org AND c.id = it.customer_id;
+END
 $$;
 REVOKE ALL ON FUNCTION finance.ar_open_items(date) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION finance.ar_open_items(date) TO authenticated, service_role, omnizen_analyst;
 
 -- ---------------------------------------------------------------- semantic views
 CREATE VIEW semantic.v_ar_open WITH (security_invoker = true) AS
-SELECT public.auth_org_id() AS org_id, o.document_kind, o.document_id, o.customer_id, c.name AS customer_name, o.number,
+SELECT public.auth_org_id() AS org_id, o.document_kind, o.document_id, o.customer_id, o.customer_name, o.number,
   o.document_date, o.due_date, o.currency, o.total, o.open_amount, s.base_currency, o.open_base AS open_amount_base,
   greatest(current_date - o.due_date, 0) AS days_past_due,
   CASE finance.aging_bucket(current_date - o.due_date, ARRAY[30, 60, 90])
     WHEN 0 THEN 'current' WHEN 1 THEN '1-30' WHEN 2 THEN '31-60' WHEN 3 THEN '61-90' ELSE '>90' END AS bucket
 FROM finance.ar_open_items(current_date) o
-JOIN finance.customers c ON c.org_id = public.auth_org_id() AND c.id = o.customer_id
 JOIN finance.settings s ON s.org_id = public.auth_org_id();
 COMMENT ON VIEW semantic.v_ar_open IS 'Open receivables today: one row per issued invoice with an open amount, and one per payment with an unallocated remainder (customer credit, negative)';
 COMMENT ON COLUMN semantic.v_ar_open.org_id IS 'Organization (the caller''s)';

@@ -288,14 +288,11 @@ export const receivablesRepository = {
   // ---------------------------------------------------------------- aging
   /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket), summed per customer and bucket. */
   async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
-    // summed per customer and bucket first, then one join with the customers (a hash join: no per-item lookups)
     return db.$queryRaw`
-      WITH items AS (
-        SELECT o.customer_id, finance.aging_bucket(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket, sum(o.open_base) AS amount
-        FROM finance.ar_open_items(${asOf}::date) o GROUP BY 1, 2)
-      SELECT items.customer_id AS party_id, c.name AS party_name, items.bucket, items.amount::text AS amount
-      FROM items JOIN finance.customers c ON c.id = items.customer_id
-      WHERE c.org_id = public.auth_org_id()`;
+      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
+             sum(o.open_base)::text AS amount
+      FROM finance.ar_open_items(${asOf}::date) o
+      GROUP BY 1, 2, 3`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
