@@ -333,6 +333,33 @@ async function main() {
       log(`aging${query}: p50 ${round(pct(times, 50))} ms (${check})`);
       return { p50_ms: round(pct(times, 50)), p99_ms: round(pct(times, 99)), max_ms: round(times[times.length - 1]), result: check };
     };
+    // the same aging query straight through pg as the API login (begin_request + one statement): the database's share
+    const agingSql = async (asOf: string) => {
+      const c = new pg.Client({ connectionString: apiUrl });
+      await c.connect();
+      const times: number[] = [];
+      const query = `SELECT o.customer_id, o.customer_name, finance.aging_bucket_index($1::date - o.due_date, '{30,60,90}'::int[]) AS bucket, sum(o.open_base)::text
+        FROM finance.ar_open_items($1::date) o GROUP BY 1, 2, 3`;
+      try {
+        for (let i = 0; i < 13; i++) {
+          const t1 = process.hrtime.bigint();
+          await c.query('BEGIN');
+          await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [tenantClaims(big.token, big.orgId)]);
+          await c.query(query, [asOf]);
+          await c.query('COMMIT');
+          if (i >= 3) times.push(Number(process.hrtime.bigint() - t1) / 1e6);
+        }
+        await c.query('BEGIN');
+        await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [tenantClaims(big.token, big.orgId)]);
+        const plan = await c.query(`EXPLAIN (ANALYZE, TIMING OFF) ${query}`, [asOf]);
+        await c.query('COMMIT');
+        log(`aging plan as of ${asOf}:\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
+      } finally {
+        await c.end();
+      }
+      times.sort((a, b) => a - b);
+      return { p50_ms: round(pct(times, 50)), max_ms: round(times[times.length - 1]) };
+    };
     const arBalance = async (asOf: string) => (await http('GET', `/v1/orgs/${big.orgId}/ledger/accounts/${big.acc['1200']}/balance?asOf=${asOf}`, big.token)).baseBalance;
     const agingToday = await agingLatency(`?asOf=${today}`);
     const agingYearBack = await agingLatency(`?asOf=${yearBack}`);
@@ -346,6 +373,8 @@ async function main() {
         today: { as_of: today, ...agingToday, ar_control_balance: await arBalance(today) },
         year_back: { as_of: yearBack, ...agingYearBack, ar_control_balance: await arBalance(yearBack) },
         today_buckets_15_30_60_120_240: agingCustomBuckets,
+        sql_today: await agingSql(today),
+        sql_year_back: await agingSql(yearBack),
       },
     };
     console.log(JSON.stringify(report, null, 2));

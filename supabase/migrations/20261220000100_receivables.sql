@@ -295,17 +295,17 @@ CREATE POLICY receivable_allocations_insert ON finance.receivable_allocations FO
 CREATE POLICY receivable_allocations_service ON finance.receivable_allocations FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 -- ---------------------------------------------------------------- aging (shared with payables)
--- The bucket of a document `p_days` past due, for bucket edges `p_edges` (ascending, e.g. {30,60,90}):
+-- The bucket number of a document `p_days` past due, for bucket edges `p_edges` (ascending, e.g. {30,60,90}):
 -- 0 = current (not yet due), i = up to p_edges[i] days past due, array_length + 1 = beyond the last edge.
 -- Pure and kind-agnostic: the AP aging uses it the same way over its own open items.
 -- width_bucket(days - 1, edges) + 1: 1..30 → 1, 31..60 → 2 for {30,60,90}. A plain SQL expression (no SET clause, no
 -- subquery) so the planner inlines it into the aging query instead of calling a function per open item.
-CREATE FUNCTION finance.aging_bucket(p_days integer, p_edges integer[]) RETURNS integer
+CREATE FUNCTION finance.aging_bucket_index(p_days integer, p_edges integer[]) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN p_days <= 0 THEN 0 ELSE width_bucket(p_days - 1, p_edges) + 1 END
 $$;
-REVOKE ALL ON FUNCTION finance.aging_bucket(integer, integer[]) FROM PUBLIC, anon, authenticated, service_role;
-GRANT EXECUTE ON FUNCTION finance.aging_bucket(integer, integer[]) TO authenticated, service_role, omnizen_analyst;
+REVOKE ALL ON FUNCTION finance.aging_bucket_index(integer, integer[]) FROM PUBLIC, anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION finance.aging_bucket_index(integer, integer[]) TO authenticated, service_role, omnizen_analyst;
 
 -- The AR open items as of a date, in the caller's organization: issued invoices not voided by then, less what was
 -- allocated to them by then; and payments' unallocated remainders (customer credit, negative). Base amounts at the
@@ -363,7 +363,7 @@ CREATE VIEW semantic.v_ar_open WITH (security_invoker = true) AS
 SELECT public.auth_org_id() AS org_id, o.document_kind, o.document_id, o.customer_id, o.customer_name, o.number,
   o.document_date, o.due_date, o.currency, o.total, o.open_amount, s.base_currency, o.open_base AS open_amount_base,
   greatest(current_date - o.due_date, 0) AS days_past_due,
-  CASE finance.aging_bucket(current_date - o.due_date, ARRAY[30, 60, 90])
+  CASE finance.aging_bucket_index(current_date - o.due_date, ARRAY[30, 60, 90])
     WHEN 0 THEN 'current' WHEN 1 THEN '1-30' WHEN 2 THEN '31-60' WHEN 3 THEN '61-90' ELSE '>90' END AS bucket
 FROM finance.ar_open_items(current_date) o
 JOIN finance.settings s ON s.org_id = public.auth_org_id();
@@ -452,5 +452,5 @@ CREATE POLICY settings_analyst ON finance.settings FOR SELECT TO omnizen_analyst
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261220000100_receivables', '59f56087394b4edb79636da1da304a2622d94f446027a8289157b4f8a5261cd0', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261220000100_receivables', '971661029429bb3b3571c2d2410f7352475147636875b3fa757bfe3cc754174a', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 
 /**
  * Aging, kind-agnostic: receivables and payables both hand their open items, already placed in a bucket by
- * the SQL function finance.aging_bucket(days_past_due, edges), to `assembleAging`. Pure: no database, no clock.
+ * the SQL function finance.aging_bucket_index(days_past_due, edges), to `assembleAging`. Pure: no database, no clock.
  */
 export const DEFAULT_AGING_EDGES = [30, 60, 90];
 
@@ -24,7 +24,7 @@ export function bucketLabels(edges: number[]): string[] {
 export interface AgingItem {
   partyId: string;
   partyName: string;
-  /** 0 = current … edges.length + 1 = beyond the last edge (finance.aging_bucket) */
+  /** 0 = current … edges.length + 1 = beyond the last edge (finance.aging_bucket_index) */
   bucket: number;
   /** base-currency amount (decimal string; negative for credits) */
   amount: string;

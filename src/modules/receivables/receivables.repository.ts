@@ -286,10 +286,10 @@ export const receivablesRepository = {
   },
 
   // ---------------------------------------------------------------- aging
-  /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket), summed per customer and bucket. */
+  /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
   async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
     return db.$queryRaw`
-      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
+      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket_index(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
              sum(o.open_base)::text AS amount
       FROM finance.ar_open_items(${asOf}::date) o
       GROUP BY 1, 2, 3`;
