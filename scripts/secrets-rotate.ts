@@ -1,5 +1,5 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret under SECRETS_ACTIVE_KEY. Order of a key change:
+// Re-seals every integration secret and every webhook signing secret under SECRETS_ACTIVE_KEY. Order of a key change:
 //  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
 //     so every secret still opens and new writes use the new key);
 //  2. run this command with the same configuration; it works row by row in short transactions;
@@ -14,6 +14,7 @@ import { PrivilegedDatabase } from '../src/platform/database/privileged.service.
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { secretBoxFromConfig } from '../src/modules/integrations/integrations.module.js';
 import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
+import { resealWebhookSecrets } from '../src/modules/webhooks/webhook-secret-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
 const batchSize = sizeIdx > 0 ? Number(process.argv[sizeIdx + 1]) : 100;
@@ -48,6 +49,12 @@ try {
   if (result.failed.length) {
     // ids only: which rows no configured key opens (their keys were removed too early, or the rows were tampered with)
     console.error(`could not open ${result.failed.length} secret(s): integrations ${result.failed.join(', ')}`);
+    code = 1;
+  }
+  const webhooks = await resealWebhookSecrets(privileged, box, new AuditService(), batchSize);
+  console.log(`webhook signing secrets: re-sealed ${webhooks.resealed} of ${webhooks.total}; ${webhooks.remaining} not under the active key remain`);
+  if (webhooks.failed.length) {
+    console.error(`could not open ${webhooks.failed.length} webhook secret(s): endpoints ${webhooks.failed.join(', ')}`);
     code = 1;
   }
 } catch (err) {

@@ -9,7 +9,9 @@ import { OrganizationsModule } from './modules/organizations/organizations.modul
 import { BillingModule } from './modules/billing/billing.module.js';
 import { ReceivablesModule } from './modules/receivables/receivables.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
+import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -27,7 +29,9 @@ export class AppModule {
         BillingModule,
         LedgerModule,
         ReceivablesModule,
+        PayablesModule,
         IntegrationsModule,
+        WebhooksModule,
       ],
     };
   }

@@ -13,6 +13,9 @@ import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 import { sendSecurityHeaders } from './platform/http/security-headers.js';
+import { Metrics } from './platform/observability/metrics.js';
+import { recordHttpMetrics } from './platform/observability/http-metrics.js';
+import { DatabaseService } from './platform/database/database.service.js';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -49,6 +52,16 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   const logger = createLogger(config);
   app.useLogger(new PinoNestLogger(logger));
   logRequests(fastify, logger);
+  const metrics = app.get(Metrics);
+  // nothing reads the metrics without METRICS_TOKEN: requests are then not counted (bench/README.md: the cost)
+  if (config.observability.metricsToken) recordHttpMetrics(fastify, metrics);
+  const database = app.get(DatabaseService);
+  metrics.onScrape(() => {
+    const pool = database.poolStats();
+    metrics.dbPool.set({ state: 'in_use' }, pool.inUse);
+    metrics.dbPool.set({ state: 'idle' }, pool.idle);
+    metrics.dbPool.set({ state: 'waiting' }, pool.waiting);
+  });
   await app.register(fastifyCookie);
   await app.register(fastifyCors, {
     // only the configured browser origins; a preflight from any other gets no Access-Control-Allow-Origin
@@ -75,7 +88,7 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
     },
   });
   app.useGlobalPipes(validationPipe());
-  app.useGlobalFilters(new ErrorFilter());
+  app.useGlobalFilters(new ErrorFilter((status, code, state) => metrics.recordError(status, code, state)));
   // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
   app.get(InFlightRequests).track(fastify);
 

@@ -7,17 +7,20 @@ import { HealthController } from './health/health.controller.js';
 import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
+import { Metrics } from './observability/metrics.js';
+import { MetricsController } from './observability/metrics.controller.js';
+import { RlsCanary } from './health/rls-canary.js';
 
-/** Shared machinery: config, the database (tenant and privileged), Redis, health, the clock. */
+/** Shared machinery: config, the database (tenant and privileged), Redis, health, metrics, the clock. */
 @Global()
 @Module({})
 export class PlatformModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: PlatformModule,
-      controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock],
+      controllers: [HealthController, MetricsController],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, Metrics],
     };
   }
 }

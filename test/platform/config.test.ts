@@ -63,6 +63,10 @@ describe('config validation', () => {
   it('names a HOST that is not an address or a host name', () => fails({ ...base, HOST: 'http://0.0.0.0' }, /HOST must be an IP address or a host name/));
   it('names a STRIPE_API_PROTOCOL other than http or https', () => fails({ ...base, STRIPE_API_PROTOCOL: 'ftp' }, /STRIPE_API_PROTOCOL must be one of http, https, got "ftp"/));
   it('names a CORS_ORIGINS entry that is not an origin', () => fails({ ...base, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS entries must be origins/));
+  it('refuses a METRICS_TOKEN shorter than 32 characters, and serves no metrics without one', () => {
+    fails({ ...base, METRICS_TOKEN: 'short' }, /METRICS_TOKEN must be at least 32 characters/);
+    expect(loadConfig(base).observability.metricsToken).toBeUndefined();
+  });
   it('refuses the development secrets of .env.example in production', () => {
     const production = { ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40), API_DATABASE_PASSWORD: 'a-real-password' };
     expect(loadConfig(production).auth.supabaseJwtSecret).toBe('p'.repeat(40));

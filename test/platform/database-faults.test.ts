@@ -99,7 +99,7 @@ describe('the API survives PostgreSQL faults', () => {
       const before = acknowledged.length;
       await until('postings fail with 503 while the server is down', () => (statuses.get(503) ?? 0) >= 4);
       const ready = await t.http.get('/health/ready').expect(503);
-      expect(ready.body).toEqual({ status: 'unavailable', checks: { postgres: 'down' } });
+      expect(ready.body).toEqual({ status: 'unavailable', checks: { postgres: 'down' }, latencyMs: { postgres: expect.any(Number) } });
       const login = await t.http.post('/v1/auth/login').send({ email: users.owner.email, password: 'correct horse battery' }).expect(503);
       expect(login.headers['retry-after']).toBe('5');
       expect(login.body.error.code).toBe('database_unavailable');

@@ -79,7 +79,11 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
 
     it('is ready when PostgreSQL (and Redis, when configured) answer', async () => {
       const res = await t.http.get('/health/ready').expect(200);
-      expect(res.body).toEqual({ status: 'ok', checks: hasRedis ? { postgres: 'up', redis: 'up' } : { postgres: 'up' } });
+      expect(res.body).toEqual({
+        status: 'ok',
+        checks: hasRedis ? { postgres: 'up', redis: 'up', rls: 'up' } : { postgres: 'up', rls: 'up' },
+        latencyMs: hasRedis ? { postgres: expect.any(Number), redis: expect.any(Number) } : { postgres: expect.any(Number) },
+      });
     });
 
     it('while draining for shutdown: not ready, and every response closes its connection', async () => {
@@ -115,7 +119,7 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
 
     it('is not ready (503)', async () => {
       const res = await down.http.get('/health/ready').expect(503);
-      expect(res.body).toEqual({ status: 'unavailable', checks: { postgres: 'up', redis: 'down' } });
+      expect(res.body).toEqual({ status: 'unavailable', checks: { postgres: 'up', redis: 'down', rls: 'up' }, latencyMs: { postgres: expect.any(Number), redis: expect.any(Number) } });
     });
 
     it('closes cleanly and stops reconnecting to Redis (graceful shutdown with Redis down)', async () => {

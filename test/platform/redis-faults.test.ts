@@ -69,7 +69,7 @@ describe('the job outbox survives Redis faults', () => {
       return Date.now() - down > 3000;
     }, 1000);
     const ready = await t.http.get('/health/ready').expect(503);
-    expect(ready.body.checks).toEqual({ postgres: 'up', redis: 'down' });
+    expect(ready.body.checks).toEqual({ postgres: 'up', redis: 'down', rls: 'up' });
     // no session of the app sits in a transaction, and requests are served meanwhile
     const idle = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()`);
     expect(idle.rows[0].n).toBe(0);

@@ -15,7 +15,7 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -75,14 +75,38 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     expect(routes.filter((r) => r.method === 'get' && r.billing).map(label)).toEqual([]);
     // the feature-gated ones, as the plan table of docs/billing.md says
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
+      'PATCH /v1/orgs/{orgId}/webhooks/endpoints/{endpointId} webhooks',
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
-      ...['DELETE /invoices/{invoiceId}', 'POST /allocations/{allocationId}/reverse', 'POST /customers', 'POST /customers/{customerId}/archive', 'POST /invoices',
+      ...['DELETE /invoices/{invoiceId}', 'POST /allocations/{receivableAllocationId}/reverse', 'POST /customers', 'POST /customers/{customerId}/archive', 'POST /invoices',
         'POST /invoices/{invoiceId}/credit-notes', 'POST /invoices/{invoiceId}/issue', 'POST /invoices/{invoiceId}/void', 'POST /payments',
-        'POST /payments/{paymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
+        'POST /payments/{customerPaymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
       ].map((r) => `${r.replace(' /', ' /v1/orgs/{orgId}/receivables/')} basic_invoicing`),
       'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
+      // payables, approvals and expense claims (issue 15)
+      'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
+      'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',
+      'POST /v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/comments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments/{paymentId}/allocations full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors/{vendorId}/archive full_accounting',
+      'PUT /v1/orgs/{orgId}/payables/settings full_accounting',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}/replay webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/replay-failed webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/rotate-secret webhooks',
     ].sort());
   });
 

@@ -244,31 +244,31 @@ export class PaymentsController {
     return this.payments.create(tx, dto);
   }
 
-  @Get('payments/:paymentId')
+  @Get('payments/:customerPaymentId')
   @ApiOperation({ operationId: 'getPayment', summary: 'One payment with its allocations and unallocated remainder' })
   @ApiOkResponse({ type: PaymentDto })
-  get(@Tx() tx: TenantTx, @IdParam('paymentId', 'payment') id: string): Promise<PaymentDto> {
+  get(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string): Promise<PaymentDto> {
     return this.payments.get(tx, id);
   }
 
-  @Post('payments/:paymentId/allocations')
+  @Post('payments/:customerPaymentId/allocations')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
     'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
-  allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
+  allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
 
-  @Post('allocations/:allocationId/reverse')
+  @Post('allocations/:receivableAllocationId/reverse')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
-  reverse(@Tx() tx: TenantTx, @IdParam('allocationId', 'allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<PaymentDto> {
+  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<PaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }
 

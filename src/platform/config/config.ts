@@ -71,6 +71,14 @@ export interface AppConfig {
     /** longest wait for Redis to accept a job before the relay records the attempt as failed (ms) */
     enqueueTimeoutMs: number;
   };
+  observability: {
+    /** /metrics answers only requests bearing this token (METRICS_TOKEN); unset: /metrics is not served (404) */
+    metricsToken?: string;
+    /** distinct organizations that get their own label value on the AI metrics; the rest are "other" */
+    orgLabelLimit: number;
+    /** how often the row-level-security canary runs (ms); 0: only when /health/ready asks */
+    rlsCanaryIntervalMs: number;
+  };
   /** SIGTERM: how long in-flight requests may take to finish before the process closes anyway (ms) */
   shutdownGraceMs: number;
   billing: {
@@ -92,6 +100,18 @@ export interface AppConfig {
   outbound: {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
+  };
+  webhooks: {
+    /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
+    timeoutMs: number;
+    /** how often the delivery worker looks for due messages (ms; 0: only when called, as tests do) */
+    pollIntervalMs: number;
+    /** deliveries in flight at once per worker pass */
+    concurrency: number;
+    /** default overlap of a secret rotation: the previous secret still signs for this long (seconds) */
+    secretOverlapSeconds: number;
+    /** endpoint URLs must be https (default in production) */
+    requireHttps: boolean;
   };
 }
 
@@ -300,6 +320,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
     },
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0),
+    observability: {
+      metricsToken: metricsToken(env),
+      orgLabelLimit: int(env, 'METRICS_ORG_LABEL_LIMIT', 100, 0),
+      rlsCanaryIntervalMs: int(env, 'RLS_CANARY_INTERVAL_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+    },
     billing: {
       stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
       stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
@@ -312,7 +337,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     secrets: parseSecretKeys(env),
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
+    webhooks: {
+      timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
+      pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
+      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 20, 1, 500),
+      secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
+      requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
+    },
   };
+}
+
+/** METRICS_TOKEN: at least 32 characters when set, so a scraper's token cannot be guessed. */
+function metricsToken(env: Env): string | undefined {
+  const token = env.METRICS_TOKEN;
+  if (!token) return undefined;
+  if (token.length < 32) throw new ConfigError('METRICS_TOKEN must be at least 32 characters (it is the only thing between /metrics and the internet)');
+  return token;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');

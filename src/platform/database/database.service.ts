@@ -32,6 +32,13 @@ export interface PublicTx {
   readonly meta: RequestMeta;
 }
 
+/** Ends the canary's transaction by rollback, carrying what it saw. */
+class CanaryDone extends Error {
+  constructor(readonly seen: { table: string; rows: number }[]) {
+    super('canary done');
+  }
+}
+
 @Injectable()
 export class DatabaseService implements OnApplicationShutdown {
   private readonly logger = new Logger(DatabaseService.name);
@@ -76,6 +83,40 @@ export class DatabaseService implements OnApplicationShutdown {
     return this.pool.transaction(async (db) => {
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${JSON.stringify({ role: 'anon' })}, 'anon')`;
       return work({ db, meta });
+    });
+  }
+
+  /** The runtime pool's connections (for /metrics). */
+  poolStats(): { inUse: number; idle: number; waiting: number } {
+    return this.pool.stats();
+  }
+
+  /**
+   * The row-level-security canary: as `authenticated` with the claims of a person who belongs to no organization,
+   * reads every table of `schemas` that holds organizations' rows (an org_id column, and the organizations
+   * themselves) and that the role may select; each must show none (so a module's new table is covered at once). A row seen means a policy
+   * lets it through (a policy loosened or RLS switched off). Runs in a transaction that is always rolled back.
+   */
+  async rlsCanary(schemas: readonly string[]): Promise<{ table: string; rows: number }[]> {
+    return this.pool.transaction(async (db) => {
+      const probe = JSON.stringify({ sub: '00000000-0000-4000-8000-00000000c4a7', role: 'authenticated' });
+      await db.$queryRaw`SELECT org_id FROM public.begin_request(${probe}, 'authenticated')`;
+      const tables = (await db.$queryRaw<{ name: string }[]>`
+        SELECT format('%I.%I', n.nspname, c.relname) AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(${schemas as string[]}) AND has_table_privilege(c.oid, 'SELECT')
+          AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+               OR (n.nspname, c.relname) = ('core', 'organizations'))
+        ORDER BY 1`).map((r) => r.name);
+      const seen: { table: string; rows: number }[] = [];
+      for (const table of tables) {
+        const [row] = await db.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table} LIMIT 1) x`);
+        if (row.n > 0) seen.push({ table, rows: row.n });
+      }
+      throw new CanaryDone(seen);
+    }).catch((err: unknown) => {
+      if (err instanceof CanaryDone) return err.seen;
+      throw err;
     });
   }
 

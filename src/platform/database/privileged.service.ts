@@ -25,7 +25,11 @@ export const PRIVILEGED_PATHS = {
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
+  /** /metrics: how many outbox rows wait and for how long, over every organization */
+  'metrics.scrape': 'outbox depth and lag for /metrics',
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
+  'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 

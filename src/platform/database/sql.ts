@@ -228,6 +228,11 @@ export class SqlPool {
     await this.pool.query('SELECT 1');
   }
 
+  /** Connections in use and idle, and callers waiting for one (for /metrics). */
+  stats(): { inUse: number; idle: number; waiting: number } {
+    return { inUse: this.pool.totalCount - this.pool.idleCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  }
+
   async end(): Promise<void> {
     if (!this.pool.ended) await this.pool.end();
   }

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from './app-error.js';
-import { mapDatabaseError } from './database-errors.js';
+import { mapDatabaseError, sqlState } from './database-errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -40,12 +40,16 @@ function fastifyError(status: number, code: string, message: string): AppError {
 export class ErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
+  /** `onError`: told of every error answer (status, code, and the SQLSTATE of a database error), for the metrics */
+  constructor(private readonly onError?: (status: number, code: string, sqlState?: string) => void) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
     const req = ctx.getRequest<FastifyRequest>();
     const res = ctx.getResponse<FastifyReply>();
     const requestId = req.id;
     const err = this.toAppError(exception);
+    this.onError?.(err.status, err.code, exception instanceof AppError ? undefined : sqlState(exception).code);
     if (err.status === 503) {
       // retryable (a dependency down or slow): the caller was told to retry
       this.logger.warn({ requestId, code: err.code, cause: exception instanceof Error ? exception.message : String(exception) }, 'service unavailable');

@@ -5,14 +5,19 @@ import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
 import { InFlightRequests } from '../http/graceful-shutdown.js';
+import { Metrics } from '../observability/metrics.js';
+import { RlsCanary } from './rls-canary.js';
 
-async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
+/** A dependency's probe: up or down (a probe taking over 2 s is down), and how long it took in ms. */
+async function check(probe: () => Promise<unknown>): Promise<{ status: 'up' | 'down'; ms: number }> {
   let timer: NodeJS.Timeout | undefined;
+  const started = performance.now();
+  const took = () => Math.round((performance.now() - started) * 10) / 10;
   try {
     await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
-    return 'up';
+    return { status: 'up', ms: took() };
   } catch {
-    return 'down';
+    return { status: 'down', ms: took() };
   } finally {
     clearTimeout(timer);
   }
@@ -23,9 +28,14 @@ const READINESS_SCHEMA = {
   required: ['status'],
   properties: {
     status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
-    checks: { type: 'object' as const, description: 'Each dependency: up or down (absent while draining)', additionalProperties: { type: 'string' as const, enum: ['up', 'down'] } },
+    checks: {
+      type: 'object' as const,
+      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining',
+      additionalProperties: { type: 'string' as const, enum: ['up', 'down'] },
+    },
+    latencyMs: { type: 'object' as const, description: 'How long each dependency took to answer its probe, in milliseconds', additionalProperties: { type: 'number' as const } },
   },
-  example: { status: 'ok', checks: { postgres: 'up', redis: 'up' } },
+  example: { status: 'ok', checks: { postgres: 'up', redis: 'up', rls: 'up' }, latencyMs: { postgres: 0.8, redis: 0.3 } },
 };
 
 @ApiTags('health')
@@ -36,6 +46,8 @@ export class HealthController {
     private readonly db: DatabaseService,
     private readonly redis: RedisService,
     private readonly requests: InFlightRequests,
+    private readonly canary: RlsCanary,
+    private readonly metrics: Metrics,
   ) {}
 
   @Get()
@@ -46,7 +58,7 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise' })
   @ApiOkResponse({ schema: READINESS_SCHEMA })
   @ApiServiceUnavailableResponse({
     description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
@@ -57,13 +69,19 @@ export class HealthController {
       res.status(HttpStatus.SERVICE_UNAVAILABLE);
       return { status: 'draining' };
     }
-    const checks: Record<string, 'up' | 'down'> = {
-      postgres: await check(() => this.db.ping()),
-    };
+    const probes: Record<string, { status: 'up' | 'down'; ms: number }> = { postgres: await check(() => this.db.ping()) };
     const redis = this.redis.client;
-    if (redis) checks.redis = await check(() => redis.ping());
+    if (redis) probes.redis = await check(() => redis.ping());
+    const checks: Record<string, 'up' | 'down'> = {};
+    const latencyMs: Record<string, number> = {};
+    for (const [name, p] of Object.entries(probes)) {
+      checks[name] = p.status;
+      latencyMs[name] = p.ms;
+    }
+    if (checks.postgres === 'up') checks.rls = (await this.canary.latest()).ok ? 'up' : 'down';
     const ok = Object.values(checks).every((c) => c === 'up');
+    this.metrics.ready.set(ok ? 1 : 0);
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
-    return { status: ok ? 'ok' : 'unavailable', checks };
+    return { status: ok ? 'ok' : 'unavailable', checks, latencyMs };
   }
 }

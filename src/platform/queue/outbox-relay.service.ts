@@ -6,7 +6,8 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
-import { claimDue, markDone, recordFailure, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, markDone, recordFailure, type ClaimedJob } from './outbox.repository.js';
+import { Metrics } from '../observability/metrics.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
@@ -40,8 +41,18 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly privileged: PrivilegedDatabase,
     private readonly registry: JobRegistry,
     private readonly scheduler: SchedulerRegistry,
+    private readonly metrics: Metrics,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
+    metrics.onScrape(async () => {
+      const { depth, lagSeconds } = await this.privileged.run('metrics.scrape', (db) => backlog(db));
+      metrics.outboxDepth.set(depth);
+      metrics.outboxLag.set(lagSeconds);
+      if (this.queue) {
+        const counts = await within(this.queue.getJobCounts(), 1000, () => new Error('the jobs queue did not answer'));
+        for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) metrics.queueDepth.set({ state }, counts[state] ?? 0);
+      }
+    });
     // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
     this.queue?.on('error', (err) => this.logger.warn(`jobs queue: ${err.message}`));
     // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and
@@ -148,6 +159,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async recordFailure(job: ClaimedJob, err: Error): Promise<void> {
     const delaySeconds = Math.min(3600, 2 ** Math.min(job.attempts - 1, 12));
+    this.metrics.jobsFailed.inc({ topic: job.topic });
     this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`);
     // if this fails too (the database is down), the claim runs out and the job is relayed again
     await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds))

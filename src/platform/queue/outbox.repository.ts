@@ -34,3 +34,12 @@ export async function recordFailure(db: Db, job: Job, error: string, delaySecond
   await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
 }
+
+/** Rows not yet processed, and the age in seconds of the oldest one already due (0 when none is due). */
+export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: number }> {
+  const [row] = await db.$queryRaw<{ depth: number; lag: number }[]>`
+    SELECT count(*)::int AS depth,
+           coalesce(extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now())), 0)::float8 AS lag
+    FROM core.outbox WHERE processed_at IS NULL`;
+  return { depth: row.depth, lagSeconds: row.lag };
+}

@@ -1,0 +1,142 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the API exports at /metrics (Prometheus text format), in one registry per application instance.
+ * Label values come from bounded sets only: route templates (never raw paths), HTTP methods and status codes,
+ * error codes of the error catalog, job topics, provider models; organization ids only on the AI metrics, whose
+ * organizations are bounded by METRICS_ORG_LABEL_LIMIT (the rest are counted as "other"). The table of metrics
+ * and labels is in docs/observability.md; deploy/prometheus/alerts.yml and deploy/grafana/omnizen.json use them.
+ */
+@Injectable()
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'omnizen_http_requests_total', help: 'HTTP requests answered, by route template, method and status',
+    labelNames: ['route', 'method', 'status'] as const, registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'omnizen_http_request_duration_seconds', help: 'Time to answer an HTTP request, by route template and method',
+    labelNames: ['route', 'method'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'omnizen_http_errors_total', help: 'Error answers by HTTP status and error code (the codes of the error catalog)',
+    labelNames: ['status', 'code'] as const, registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'omnizen_auth_failures_total', help: 'Refused authentications (401 answers), by error code as reason',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  readonly rlsDenials = new Counter({
+    name: 'omnizen_rls_denials_total', help: 'Statements PostgreSQL refused for lack of privilege or by row-level security (SQLSTATE 42501)',
+    registers: [this.registry],
+  });
+  readonly postingsRejected = new Counter({
+    name: 'omnizen_ledger_postings_rejected_total', help: 'Journal entries the ledger rejected, by reason (ledger.unbalanced, ledger.period_closed, ...)',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  readonly dbPool = new Gauge({
+    name: 'omnizen_db_pool_connections', help: 'Connections of the API database pool: in use, idle, and requests waiting for one',
+    labelNames: ['state'] as const, registers: [this.registry],
+  });
+  readonly dbPoolErrors = new Counter({
+    name: 'omnizen_db_pool_errors_total', help: 'Database connections that could not be opened or were lost',
+    registers: [this.registry],
+  });
+  readonly outboxDepth = new Gauge({
+    name: 'omnizen_outbox_depth', help: 'Outbox rows not yet processed', registers: [this.registry],
+  });
+  readonly outboxLag = new Gauge({
+    name: 'omnizen_outbox_lag_seconds', help: 'Age of the oldest due outbox row not yet processed (0 when none)', registers: [this.registry],
+  });
+  readonly jobsFailed = new Counter({
+    name: 'omnizen_jobs_failed_total', help: 'Job attempts that failed, by topic', labelNames: ['topic'] as const, registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'omnizen_queue_jobs', help: 'Bull jobs queue, by state (waiting, active, delayed, failed)', labelNames: ['state'] as const, registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'omnizen_webhook_deliveries_total', help: 'Webhook delivery attempts, by outcome (success, failed, timeout, gone)',
+    labelNames: ['outcome'] as const, registers: [this.registry],
+  });
+  readonly emails = new Counter({
+    name: 'omnizen_emails_total', help: 'E-mails handed to SMTP, by outcome (sent, failed, not_sent)', labelNames: ['outcome'] as const, registers: [this.registry],
+  });
+  readonly aiTokens = new Counter({
+    name: 'omnizen_ai_tokens_total', help: 'LLM tokens used, by organization, agent, model and usage type (input, output, cached_input, cache_write)',
+    labelNames: ['org', 'agent', 'model', 'type'] as const, registers: [this.registry],
+  });
+  readonly aiCost = new Counter({
+    name: 'omnizen_ai_cost_usd_total', help: 'LLM cost in USD at the prices in effect, by organization, agent and model',
+    labelNames: ['org', 'agent', 'model'] as const, registers: [this.registry],
+  });
+  readonly aiBudgetRefusals = new Counter({
+    name: 'omnizen_ai_budget_refusals_total', help: 'LLM calls refused because a budget could not reserve them', registers: [this.registry],
+  });
+  readonly activeUsers = new Gauge({
+    name: 'omnizen_active_users', help: 'Active users per day and month over all organizations (from the analytics roll-ups)',
+    labelNames: ['window'] as const, registers: [this.registry],
+  });
+  readonly featureUsage = new Gauge({
+    name: 'omnizen_feature_usage', help: 'Feature usage events of the last day, by plan tier and feature (from the analytics roll-ups)',
+    labelNames: ['plan', 'feature'] as const, registers: [this.registry],
+  });
+  readonly rlsCanary = new Gauge({
+    name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or could not run)',
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({
+    name: 'omnizen_ready', help: '1 when the last readiness check passed', registers: [this.registry],
+  });
+
+  /** Scrape-time collectors (pool, outbox, queue): each refreshes its gauges before the registry is read. */
+  private readonly collectors: (() => Promise<void> | void)[] = [];
+  private readonly orgLabels = new Set<string>();
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'omnizen_process_' });
+    this.rlsCanary.set(1);
+  }
+
+  /** `collect` runs before each scrape; a failing collector leaves its gauges as they were. */
+  onScrape(collect: () => Promise<void> | void): void {
+    this.collectors.push(collect);
+  }
+
+  async scrape(): Promise<string> {
+    await Promise.all(this.collectors.map(async (c) => {
+      try {
+        await c();
+      } catch {
+        // a dependency down: its gauges keep their last value; readiness reports the dependency
+      }
+    }));
+    return this.registry.metrics();
+  }
+
+  /** An organization id as a label value, for at most `limit` distinct organizations; the rest share "other". */
+  orgLabel(orgId: string): string {
+    if (this.orgLabels.has(orgId)) return orgId;
+    if (this.orgLabels.size >= this.config.observability.orgLabelLimit) return 'other';
+    this.orgLabels.add(orgId);
+    return orgId;
+  }
+
+  private readonly postingRejections = new Set<string>();
+
+  /** The error codes that mean "the ledger rejected a posting" (the ledger module declares them). */
+  countAsRejectedPostings(codes: readonly string[]): void {
+    for (const code of codes) this.postingRejections.add(code);
+  }
+
+  /** What an error answer says about the system: its code, a refused authentication, an RLS denial, a rejected posting. */
+  recordError(status: number, code: string, sqlState?: string): void {
+    this.errors.inc({ status: String(status), code });
+    if (status === 401) this.authFailures.inc({ reason: code });
+    if (sqlState === '42501') this.rlsDenials.inc();
+    if (code === 'database_unavailable') this.dbPoolErrors.inc();
+    if (this.postingRejections.has(code)) this.postingsRejected.inc({ reason: code });
+  }
+}

@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+/**
+ * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
+ * the alert rules and dashboard against a real scrape, and readiness with the row-level-security canary.
+ */
+const TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+const root = join(import.meta.dirname, '..', '..');
+
+/** Parses a Prometheus text scrape into `name{labels}` → value (labels as printed, sorted as printed). */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+const metricNames = (text: string) => new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
+  type === 'histogram' ? [name, `${name}_bucket`, `${name}_sum`, `${name}_count`] : type === 'summary' ? [name, `${name}_sum`, `${name}_count`] : [name]));
+
+describe('observability', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let orgId: string;
+  const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text;
+  const value = (text: string, series: string) => samples(text).get(series) ?? 0;
+
+  beforeAll(async () => {
+    t = await createTestApp({ METRICS_TOKEN: TOKEN });
+    const org = await orgWithRoles(t, 'Metrics Ltd');
+    owner = org.users.owner;
+    orgId = org.orgId;
+    await onPlan(t, orgId, 'professional');
+  });
+  afterAll(() => t.close());
+
+  it('serves /metrics only to requests bearing METRICS_TOKEN, and not at all without one configured', async () => {
+    const none = await t.http.get('/metrics').expect(401);
+    expect(none.body.error).toMatchObject({ code: 'auth.metrics_token' });
+    const wrong = await t.http.get('/metrics').set('Authorization', 'Bearer not-the-token').expect(401);
+    expect(wrong.text).not.toContain('omnizen_http_requests_total');
+    const ok = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200);
+    expect(ok.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(ok.text).toContain('# TYPE omnizen_http_requests_total counter');
+
+    const plain = await createTestApp({ REDIS_URL: undefined });
+    try {
+      const res = await plain.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(404);
+      expect(res.body.error.message).toMatch(/METRICS_TOKEN is not configured/);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('moves the expected counters by the expected amounts after a scripted set of requests', async () => {
+    const acc = await startBooks(t, orgId, owner);
+    const other = await registerUser(t, 'outsider');
+    const otherOrg = await createOrg(t, other, 'Elsewhere');
+    const before = await scrape();
+
+    // one unbalanced posting, one in a period that does not exist, and a balanced one
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '9.00' }] }).expect(422);
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2031-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(422);
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(201);
+    // two failed logins
+    for (let i = 0; i < 2; i++) await t.http.post('/v1/auth/login').send({ email: owner.email, password: 'not the password' }).expect(401);
+    // a 404 across tenants: A's owner asks for B's ledger accounts
+    await t.http.get(ledgerUrl(otherOrg, 'accounts')).set(owner.auth).expect(404);
+
+    const after = await scrape();
+    const delta = (series: string) => value(after, series) - value(before, series);
+    expect(delta('omnizen_ledger_postings_rejected_total{reason="ledger.unbalanced"}')).toBe(1);
+    expect(delta('omnizen_ledger_postings_rejected_total{reason="ledger.no_fiscal_year"}')).toBe(1);
+    expect(delta('omnizen_auth_failures_total{reason="auth.unauthorized"}')).toBe(2);
+    expect(delta('omnizen_http_requests_total{route="/v1/orgs/:orgId/ledger/journal-entries",method="POST",status="201"}')).toBe(1);
+    expect(delta('omnizen_http_requests_total{route="/v1/orgs/:orgId/ledger/journal-entries",method="POST",status="422"}')).toBe(2);
+    expect(delta('omnizen_http_requests_total{route="/v1/orgs/:orgId/ledger/accounts",method="GET",status="404"}')).toBe(1);
+    expect(delta('omnizen_http_errors_total{status="404",code="organization.not_found"}')).toBe(1);
+    // the histogram counted the same requests, labelled by route template (no raw ids in any label)
+    expect(delta('omnizen_http_request_duration_seconds_count{route="/v1/orgs/:orgId/ledger/journal-entries",method="POST"}')).toBe(3);
+    expect(after).not.toContain(orgId);
+    expect(after).not.toContain(otherOrg);
+    // the pool and the outbox are read at scrape time
+    expect(samples(after).has('omnizen_db_pool_connections{state="in_use"}')).toBe(true);
+    expect(samples(after).has('omnizen_outbox_depth')).toBe(true);
+  });
+
+  it('has alert rules that parse and a dashboard whose every metric a real scrape exports', async () => {
+    const rules = parse(readFileSync(join(root, 'deploy/prometheus/alerts.yml'), 'utf8')) as { groups: { name: string; rules: { alert: string; expr: string; labels?: object }[] }[] };
+    const alerts = rules.groups.flatMap((g) => g.rules);
+    expect(alerts.map((r) => r.alert)).toEqual(expect.arrayContaining([
+      'OmniZenUnbalancedPostings', 'OmniZenTokenUsageSpike', 'OmniZenRlsDenials', 'OmniZenRlsCanaryFailing', 'OmniZenAuthenticationFailures',
+      'OmniZenOutboxLag', 'OmniZenWebhookFailures', 'OmniZenServerErrors', 'OmniZenNotReady']));
+    for (const r of alerts) expect(r.expr.trim().length).toBeGreaterThan(0);
+    const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/omnizen.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const exprs = [...alerts.map((r) => r.expr), ...dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr))];
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\bomnizen_[a-z0-9_]+/g)].map((m) => m[0])));
+    expect(used.size).toBeGreaterThan(15);
+    const exported = metricNames(await scrape());
+    expect([...used].filter((m) => !exported.has(m))).toEqual([]);
+  });
+
+  it('reports each dependency with its latency, and fails readiness when row-level security lets rows through', async () => {
+    const ok = await t.http.get('/health/ready').expect(200);
+    expect(ok.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
+    expect(ok.body.latencyMs.postgres).toBeGreaterThanOrEqual(0);
+    expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(1);
+
+    // a policy that lets every authenticated caller read every organization: the canary sees the rows
+    await t.db.admin.query(`CREATE POLICY canary_leak ON core.organizations FOR SELECT TO authenticated USING (true)`);
+    try {
+      const leaking = await t.http.get('/health/ready').expect(503);
+      expect(leaking.body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', rls: 'down' } });
+      expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(0);
+      expect(value(await scrape(), 'omnizen_ready')).toBe(0);
+    } finally {
+      await t.db.admin.query(`DROP POLICY canary_leak ON core.organizations`);
+    }
+    // row-level security switched off on a tenant table: the same
+    await t.db.admin.query(`ALTER TABLE finance.accounts NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY`);
+    try {
+      const off = await t.http.get('/health/ready').expect(503);
+      expect(off.body.checks.rls).toBe('down');
+    } finally {
+      await t.db.admin.query(`ALTER TABLE finance.accounts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
+    }
+    await t.http.get('/health/ready').expect(200);
+  });
+});
