@@ -2241,19 +2241,6 @@ export interface components {
              */
             updatedAt: string;
         };
-        /** @description One aging bucket's amount */
-        AgingBucketAmountDto: {
-            /**
-             * @description Open amount in the base currency
-             * @example 1200.00
-             */
-            amount: string;
-            /**
-             * @description Bucket label: current, 1-30, 31-60, ..., >90
-             * @example 1-30
-             */
-            bucket: string;
-        };
         /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
         AgingReportDto: {
             /**
@@ -2303,24 +2290,39 @@ export interface components {
                 [key: string]: string;
             };
         };
-        /** @description A party's open amounts by bucket */
+        /** @description Open amounts of one party by bucket, in the base currency */
         AgingRowDto: {
-            /** @description Every bucket, in order */
-            buckets: components["schemas"]["AgingBucketAmountDto"][];
             /**
-             * Format: uuid
-             * @description Customer (or vendor)
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             * @description Amount per bucket (current, then the day ranges); unapplied credits count as current, negative
+             * @example {
+             *       "current": "300.00",
+             *       "1-30": "0.00",
+             *       "31-60": "0.00",
+             *       "61-90": "0.00",
+             *       ">90": "0.00"
+             *     }
+             */
+            buckets: {
+                [key: string]: string;
+            };
+            /**
+             * @description Vendor id or claimant user id
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
              */
             partyId: string;
             /**
-             * @description Name
-             * @example Globex GmbH
+             * @description Vendor name; null for a claimant
+             * @example Office Supplies GmbH
              */
-            partyName: string;
+            partyName: string | null;
             /**
-             * @description Total open, base currency
-             * @example 1200.00
+             * @description vendor or employee
+             * @example vendor
+             */
+            partyType: string;
+            /**
+             * @description Sum of the buckets
+             * @example 300.00
              */
             total: string;
         };
@@ -2335,80 +2337,96 @@ export interface components {
              *       }
              *     ]
              */
-            allocations: components["schemas"]["AllocationInputDto"][];
+            allocations: components["schemas"]["ReceivableAllocationInputDto"][];
             /**
              * @description Date of the allocation (default: today)
              * @example 2026-02-15
              */
             date?: string;
         };
-        /** @description An allocation of a payment or credit note to an invoice (negative: a reversal) */
+        /** @description An allocation of a payment to a bill (negative: a reversal) */
         AllocationDto: {
             /**
-             * @description Amount in the invoice currency (negative for a reversal)
-             * @example 500.00
+             * @description Amount in the payment currency (negative for a reversal)
+             * @example 100.00
              */
             amount: string;
             /**
-             * Format: uuid
-             * @description Credit note applied
-             * @example null
+             * @description Base amount of the bill it settles (at the bill's rate)
+             * @example 100.00
              */
-            creditNoteId: string | null;
+            billBaseAmount: string;
+            /**
+             * Format: uuid
+             * @description The bill or claim
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+             */
+            billId: string;
+            /**
+             * Format: date-time
+             * @description When
+             * @example 2026-01-20T10:00:00.000Z
+             */
+            createdAt: string;
             /**
              * @description Date
-             * @example 2026-02-01
+             * @example 2026-01-20
              */
             date: string;
             /**
-             * Format: uuid
-             * @description Journal entry posted for it (FX difference), if any
-             * @example null
+             * @description Realized FX result in the base currency: positive a loss, negative a gain
+             * @example 0.00
              */
-            entryId: string | null;
+            fxDifference: string;
             /**
              * Format: uuid
              * @description Allocation id
-             * @example 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d
+             * @example 8e7d6c5b-4a39-4b2c-9d1e-0f9e8d7c6b5a
              */
             id: string;
             /**
              * Format: uuid
-             * @description Invoice settled
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             * @description The entry posting its FX result (own entry for later allocations and reversals); null when none
+             * @example null
              */
-            invoiceId: string;
+            journalEntryId: string | null;
+            /**
+             * @description Base amount of the payment it uses (at the payment's rate)
+             * @example 100.00
+             */
+            paymentBaseAmount: string;
             /**
              * Format: uuid
-             * @description Payment applied
-             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             * @description The payment
+             * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
              */
-            paymentId: string | null;
-            /**
-             * @description Realized FX gain (positive) or loss (negative) in the base currency
-             * @example 0.00
-             */
-            realizedFx: string;
+            paymentId: string;
             /**
              * Format: uuid
-             * @description The allocation this one reverses
+             * @description The reversing allocation; null while not reversed
+             * @example null
+             */
+            reversedByAllocationId: string | null;
+            /**
+             * Format: uuid
+             * @description The allocation it reverses; null for an allocation
              * @example null
              */
             reversesAllocationId: string | null;
         };
-        /** @description Part of a payment applied to an open invoice of the same customer */
+        /** @description An allocation of (part of) a payment to an open bill */
         AllocationInputDto: {
             /**
-             * @description Amount applied, in the invoice (= payment) currency
-             * @example 500.00
+             * @description Amount in the payment currency (positive, at most the open amount)
+             * @example 100.00
              */
             amount: string;
             /**
              * Format: uuid
-             * @description Invoice settled
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             * @description The bill or claim (of the payment's vendor or claimant)
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
              */
-            invoiceId: string;
+            billId: string;
         };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
@@ -2508,6 +2526,73 @@ export interface components {
              * @example app_securevault
              */
             appCode: string;
+        };
+        /** @description One aging bucket's amount */
+        ArAgingBucketAmountDto: {
+            /**
+             * @description Open amount in the base currency
+             * @example 1200.00
+             */
+            amount: string;
+            /**
+             * @description Bucket label: current, 1-30, 31-60, ..., >90
+             * @example 1-30
+             */
+            bucket: string;
+        };
+        /** @description Aging report: open amounts per party and bucket as of a date, in the base currency; the buckets add up to the total, which equals the control account balance */
+        ArAgingReportDto: {
+            /**
+             * @description As of
+             * @example 2026-01-31
+             */
+            asOf: string;
+            /**
+             * @description Base currency
+             * @example EUR
+             */
+            baseCurrency: string;
+            /**
+             * @description Bucket labels in order
+             * @example [
+             *       "current",
+             *       "1-30",
+             *       "31-60",
+             *       "61-90",
+             *       ">90"
+             *     ]
+             */
+            bucketLabels: string[];
+            /** @description Per party, by name */
+            rows: components["schemas"]["ArAgingRowDto"][];
+            /**
+             * @description Total open
+             * @example 1200.00
+             */
+            total: string;
+            /** @description Totals per bucket */
+            totals: components["schemas"]["ArAgingBucketAmountDto"][];
+        };
+        /** @description A party's open amounts by bucket */
+        ArAgingRowDto: {
+            /** @description Every bucket, in order */
+            buckets: components["schemas"]["ArAgingBucketAmountDto"][];
+            /**
+             * Format: uuid
+             * @description Customer (or vendor)
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            partyId: string;
+            /**
+             * @description Name
+             * @example Globex GmbH
+             */
+            partyName: string;
+            /**
+             * @description Total open, base currency
+             * @example 1200.00
+             */
+            total: string;
         };
         /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
@@ -3629,7 +3714,7 @@ export interface components {
              *       }
              *     ]
              */
-            allocations?: components["schemas"]["AllocationInputDto"][];
+            allocations?: components["schemas"]["ReceivableAllocationInputDto"][];
             /**
              * @description Amount received
              * @example 500.00
@@ -4925,7 +5010,7 @@ export interface components {
         /** @description A payment received */
         PaymentDto: {
             /** @description Allocations (and their reversals), oldest first */
-            allocations: components["schemas"]["AllocationDto"][];
+            allocations: components["schemas"]["ReceivableAllocationDto"][];
             /**
              * @description Amount
              * @example 500.00
@@ -5117,6 +5202,74 @@ export interface components {
             enabled: boolean;
             /** @description The provider's WhatsApp number in E.164 form; absent when not enabled */
             phoneE164?: string;
+        };
+        /** @description An allocation of a payment or credit note to an invoice (negative: a reversal) */
+        ReceivableAllocationDto: {
+            /**
+             * @description Amount in the invoice currency (negative for a reversal)
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Credit note applied
+             * @example null
+             */
+            creditNoteId: string | null;
+            /**
+             * @description Date
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Journal entry posted for it (FX difference), if any
+             * @example null
+             */
+            entryId: string | null;
+            /**
+             * Format: uuid
+             * @description Allocation id
+             * @example 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /**
+             * Format: uuid
+             * @description Payment applied
+             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             */
+            paymentId: string | null;
+            /**
+             * @description Realized FX gain (positive) or loss (negative) in the base currency
+             * @example 0.00
+             */
+            realizedFx: string;
+            /**
+             * Format: uuid
+             * @description The allocation this one reverses
+             * @example null
+             */
+            reversesAllocationId: string | null;
+        };
+        /** @description Part of a payment applied to an open invoice of the same customer */
+        ReceivableAllocationInputDto: {
+            /**
+             * @description Amount applied, in the invoice (= payment) currency
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
         };
         /** @description The accounts receivables post to */
         ReceivablesSettingsDto: {
@@ -5379,6 +5532,14 @@ export interface components {
             date?: string;
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
+        };
+        /** @description Undoes an allocation (a bounced payment): a new reversing row */
+        ReverseReceivableAllocationDto: {
+            /**
+             * @description Date of the reversal (default: today)
+             * @example 2026-02-20
+             */
+            date?: string;
         };
         /** @description A signing-secret rotation */
         RotateWebhookSecretDto: {
@@ -19093,8 +19254,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AgingReportDto"];
-                    "text/csv": components["schemas"]["AgingReportDto"];
+                    "application/json": components["schemas"]["ArAgingReportDto"];
+                    "text/csv": components["schemas"]["ArAgingReportDto"];
                 };
             };
             /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60) */
@@ -19182,7 +19343,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ReverseAllocationDto"];
+                "application/json": components["schemas"]["ReverseReceivableAllocationDto"];
             };
         };
         responses: {

@@ -6,7 +6,7 @@ import { assembleAging, parseBucketEdges } from './aging.js';
 import { today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo } from './receivables.repository.js';
-import type { AgingQuery, AgingReportDto } from './receivables.dto.js';
+import type { ArAgingQuery, ArAgingReportDto } from './receivables.dto.js';
 
 /** AR aging as of any date: the open items (finance.ar_open_items) bucketed in SQL, assembled by the kind-agnostic `assembleAging`. */
 @Injectable()
@@ -16,7 +16,7 @@ export class AgingService {
     private readonly clock: Clock,
   ) {}
 
-  async report(tx: TenantTx, q: AgingQuery): Promise<AgingReportDto> {
+  async report(tx: TenantTx, q: ArAgingQuery): Promise<ArAgingReportDto> {
     const edges = parseBucketEdges(q.buckets);
     if (!edges) throw ReceivablesErrors.error('receivables.buckets', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${q.buckets}")`);
     const { baseCurrency } = await this.ledger.settings(tx);

@@ -15,7 +15,7 @@ import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService, today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { effectiveRate, receivablesRepository as repo, type AllocationRow, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
-import type { AllocatePaymentDto, AllocationDto, AllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, PaymentQuery, ReverseAllocationDto } from './receivables.dto.js';
+import type { AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
 interface Planned {
@@ -42,7 +42,7 @@ export class PaymentsService {
     private readonly clock: Clock,
   ) {}
 
-  private allocationDto(a: AllocationRow, baseMu: number, mu: number): AllocationDto {
+  private allocationDto(a: AllocationRow, baseMu: number, mu: number): ReceivableAllocationDto {
     return {
       id: a.id, invoiceId: a.invoiceId, paymentId: a.paymentId, creditNoteId: a.creditNoteId, date: a.date, amount: fixed(a.amount, mu),
       realizedFx: fixed(D(a.sourceBase).minus(a.invoiceBase), baseMu), reversesAllocationId: a.reversesAllocationId, entryId: a.entryId,
@@ -71,7 +71,7 @@ export class PaymentsService {
     return (await this.dtos(tx, [p]))[0];
   }
 
-  async list(tx: TenantTx, q: PaymentQuery): Promise<PaymentPage> {
+  async list(tx: TenantTx, q: CustomerPaymentQuery): Promise<PaymentPage> {
     const limit = q.limit ?? 50;
     const after = decodeCursor<{ d: string; i: string }>(q.cursor);
     if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
@@ -87,7 +87,7 @@ export class PaymentsService {
    * The invoices are locked (in id order) first, so two requests allocating against one invoice run one after
    * the other and the second sees what the first took: the open amount never goes below zero.
    */
-  private async plan(tx: TenantTx, allocations: AllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal }, baseMu: number): Promise<Planned[]> {
+  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal }, baseMu: number): Promise<Planned[]> {
     await repo.lockInvoices(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
     const mu = await this.ledger.currencyUnits(tx, p.currency);
@@ -230,7 +230,7 @@ export class PaymentsService {
    * Undoes a payment allocation (a bounced payment, a mistake): a new allocation row with the opposite amount
    * that names the one it reverses; the posted rows stay as they were. The realized FX of the original is reversed.
    */
-  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<PaymentDto> {
+  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     const a = await repo.getAllocation(tx.db, tx.orgId, allocationId);
     if (!a) throw AppError.notFound('allocation', allocationId);
     if (!a.paymentId) throw ReceivablesErrors.error('receivables.invalid_status', 'a credit note\'s allocation cannot be undone');

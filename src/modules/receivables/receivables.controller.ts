@@ -20,9 +20,9 @@ import { RevenueRecognitionService } from './revenue-recognition.service.js';
 import { today } from './invoices.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import {
-  AgingQuery, AgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
-  CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, PaymentQuery,
-  ReceivablesSettingsDto, ReverseAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
+  ArAgingQuery, ArAgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
+  CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, CustomerPaymentQuery,
+  ReceivablesSettingsDto, ReverseReceivableAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
 } from './receivables.dto.js';
 
 const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
@@ -227,7 +227,7 @@ export class PaymentsController {
   @Get('payments')
   @ApiOperation({ operationId: 'listPayments', summary: 'Payments received, newest first, with their allocations' })
   @ApiOkResponse({ type: PaymentPage })
-  list(@Tx() tx: TenantTx, @Query() q: PaymentQuery): Promise<PaymentPage> {
+  list(@Tx() tx: TenantTx, @Query() q: CustomerPaymentQuery): Promise<PaymentPage> {
     return this.payments.list(tx, q);
   }
 
@@ -268,16 +268,16 @@ export class PaymentsController {
   @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
-  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<PaymentDto> {
+  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }
 
   @Get('aging')
   @ApiOperation({ operationId: 'getArAging', summary: 'AR aging as of a date per customer and in total, base currency (CSV with ?format=csv)' })
-  @ApiOkResponse({ type: AgingReportDto })
+  @ApiOkResponse({ type: ArAgingReportDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrorCodes('receivables.buckets', 'ledger.books_not_started')
-  async aging(@Tx() tx: TenantTx, @Query() q: AgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<AgingReportDto | string> {
+  async aging(@Tx() tx: TenantTx, @Query() q: ArAgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ArAgingReportDto | string> {
     const report = await this.agingService.report(tx, q);
     if (!wantsCsv(req, q.format)) return report;
     return sendCsv(res, `ar-aging-${report.asOf}.csv`, toCsv(

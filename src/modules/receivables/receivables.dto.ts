@@ -208,7 +208,7 @@ export class CreateCreditNoteDto {
 
 // ---------------------------------------------------------------- payments
 @ApiSchema({ description: 'Part of a payment applied to an open invoice of the same customer' })
-export class AllocationInputDto {
+export class ReceivableAllocationInputDto {
   @ApiProperty({ format: 'uuid', description: 'Invoice settled', example: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10' }) @IsUUID() invoiceId: string;
   @ApiProperty({ description: 'Amount applied, in the invoice (= payment) currency', example: '500.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
 }
@@ -223,24 +223,24 @@ export class CreatePaymentDto {
   @ApiProperty({ format: 'uuid', description: 'Cash or bank account debited', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsUUID() depositAccountId: string;
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'How it was paid', example: 'bank_transfer' }) @IsIn(PAYMENT_METHODS) method: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA 2026-02-01 4711' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
-  @ApiPropertyOptional({ type: [AllocationInputDto], description: 'Invoices settled (at most the amount in total)', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
-  @IsOptional() @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => AllocationInputDto) allocations?: AllocationInputDto[];
+  @ApiPropertyOptional({ type: [ReceivableAllocationInputDto], description: 'Invoices settled (at most the amount in total)', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
+  @IsOptional() @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations?: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Allocates a payment\'s unallocated remainder (customer credit) to open invoices' })
 export class AllocatePaymentDto {
   @ApiPropertyOptional({ description: 'Date of the allocation (default: today)', example: '2026-02-15' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
-  @ApiProperty({ type: [AllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
-  @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => AllocationInputDto) allocations: AllocationInputDto[];
+  @ApiProperty({ type: [ReceivableAllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
+  @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Undoes an allocation (a bounced payment): a new reversing row' })
-export class ReverseAllocationDto {
+export class ReverseReceivableAllocationDto {
   @ApiPropertyOptional({ description: 'Date of the reversal (default: today)', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
 }
 
 @ApiSchema({ description: 'An allocation of a payment or credit note to an invoice (negative: a reversal)' })
-export class AllocationDto {
+export class ReceivableAllocationDto {
   @ApiProperty({ format: 'uuid', description: 'Allocation id', example: '6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d' }) id: string;
   @ApiProperty({ format: 'uuid', description: 'Invoice settled', example: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10' }) invoiceId: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Payment applied', example: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f' }) paymentId: string | null;
@@ -265,7 +265,7 @@ export class PaymentDto {
   @ApiProperty({ type: String, nullable: true, description: 'Reference', example: 'SEPA 2026-02-01 4711' }) reference: string | null;
   @ApiProperty({ description: 'Not yet allocated: customer credit', example: '0.00' }) unallocated: string;
   @ApiProperty({ format: 'uuid', description: 'Journal entry', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string;
-  @ApiProperty({ type: [AllocationDto], description: 'Allocations (and their reversals), oldest first' }) allocations: AllocationDto[];
+  @ApiProperty({ type: [ReceivableAllocationDto], description: 'Allocations (and their reversals), oldest first' }) allocations: ReceivableAllocationDto[];
 }
 
 @ApiSchema({ description: 'A page of payments, newest first' })
@@ -273,38 +273,38 @@ export class PaymentPage extends PageInfo {
   @ApiProperty({ type: [PaymentDto], description: 'Payments on this page' }) items: PaymentDto[];
 }
 
-export class PaymentQuery extends PageQuery {
+export class CustomerPaymentQuery extends PageQuery {
   @ApiPropertyOptional({ format: 'uuid', description: 'Only this customer\'s' }) @IsOptional() @IsUUID() customerId?: string;
 }
 
 // ---------------------------------------------------------------- aging
-export class AgingQuery {
+export class ArAgingQuery {
   @ApiPropertyOptional({ example: '2026-01-31', description: 'Aging as of the end of this day (default: today)' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
   @ApiPropertyOptional({ example: '30,60,90', description: 'Bucket edges in days past due (default 30,60,90)' }) @IsOptional() @IsString() @Length(1, 60) buckets?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'], description: 'Response format' }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
 @ApiSchema({ description: 'One aging bucket\'s amount' })
-export class AgingBucketAmountDto {
+export class ArAgingBucketAmountDto {
   @ApiProperty({ description: 'Bucket label: current, 1-30, 31-60, ..., >90', example: '1-30' }) bucket: string;
   @ApiProperty({ description: 'Open amount in the base currency', example: '1200.00' }) amount: string;
 }
 
 @ApiSchema({ description: 'A party\'s open amounts by bucket' })
-export class AgingRowDto {
+export class ArAgingRowDto {
   @ApiProperty({ format: 'uuid', description: 'Customer (or vendor)', example: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01' }) partyId: string;
   @ApiProperty({ description: 'Name', example: 'Globex GmbH' }) partyName: string;
-  @ApiProperty({ type: [AgingBucketAmountDto], description: 'Every bucket, in order' }) buckets: AgingBucketAmountDto[];
+  @ApiProperty({ type: [ArAgingBucketAmountDto], description: 'Every bucket, in order' }) buckets: ArAgingBucketAmountDto[];
   @ApiProperty({ description: 'Total open, base currency', example: '1200.00' }) total: string;
 }
 
 @ApiSchema({ description: 'Aging report: open amounts per party and bucket as of a date, in the base currency; the buckets add up to the total, which equals the control account balance' })
-export class AgingReportDto {
+export class ArAgingReportDto {
   @ApiProperty({ description: 'As of', example: '2026-01-31' }) asOf: string;
   @ApiProperty({ description: 'Base currency', example: 'EUR' }) baseCurrency: string;
   @ApiProperty({ type: [String], description: 'Bucket labels in order', example: ['current', '1-30', '31-60', '61-90', '>90'] }) bucketLabels: string[];
-  @ApiProperty({ type: [AgingRowDto], description: 'Per party, by name' }) rows: AgingRowDto[];
-  @ApiProperty({ type: [AgingBucketAmountDto], description: 'Totals per bucket' }) totals: AgingBucketAmountDto[];
+  @ApiProperty({ type: [ArAgingRowDto], description: 'Per party, by name' }) rows: ArAgingRowDto[];
+  @ApiProperty({ type: [ArAgingBucketAmountDto], description: 'Totals per bucket' }) totals: ArAgingBucketAmountDto[];
   @ApiProperty({ description: 'Total open', example: '1200.00' }) total: string;
 }
 
