@@ -7,6 +7,7 @@ import { AuditModule } from './modules/audit/audit.module.js';
 import { AuthModule } from './modules/auth/auth.module.js';
 import { OrganizationsModule } from './modules/organizations/organizations.module.js';
 import { BillingModule } from './modules/billing/billing.module.js';
+import { ReceivablesModule } from './modules/receivables/receivables.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
@@ -29,6 +30,7 @@ export class AppModule {
         OrganizationsModule,
         BillingModule,
         LedgerModule,
+        ReceivablesModule,
         PayablesModule,
         IntegrationsModule,
         ApiKeysModule,

@@ -91,7 +91,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.journal_lines': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
-  'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   // payables (20261221000100): drafts written under policies; decisions, payments and allocations append-only
   'table finance.vendors': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -104,6 +104,28 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'view semantic.v_ap_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  // receivables (20261220000100): issued documents, payments and allocations are append-only (triggers; no UPDATE/DELETE grant on the latter)
+  'table finance.receivables_settings': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.customers': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  // analysts see a customer's id, name and terms, never its contact fields (personal data)
+  'column finance.customers(org_id)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(id)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(name)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(default_currency)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(payment_terms_days)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(archived_at)': { omnizen_analyst: 'SELECT' },
+  'table finance.document_numbers': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.invoices': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
+  'table finance.invoice_lines': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
+  'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'function finance.aging_bucket_index(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.ar_open_items(date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_revenue_by_customer': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_cash_flow': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },

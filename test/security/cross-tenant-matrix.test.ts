@@ -145,6 +145,24 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return { endpointId: endpoint.body.id, messageId: ping.body.id };
   }
 
+  /** Receivables settings, a customer, an issued invoice and a payment allocated to it; their ids by path parameter name. */
+  async function seedReceivables(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/receivables/${path}`;
+    const chart = (await t.http.get(`/v1/orgs/${orgId}/ledger/accounts`).set(owner.auth).expect(200)).body as { id: string; code: string }[];
+    const code = (c: string) => chart.find((a) => a.code === c)!.id;
+    await t.http.put(url('settings')).set(owner.auth).send({ arAccountId: code('1200') }).expect(200);
+    const customer = await t.http.post(url('customers')).set(owner.auth).send({ name: 'B customer', email: 'b.customer@example.test' }).expect(201);
+    const draft = await t.http.post(url('invoices')).set(owner.auth).send({
+      customerId: customer.body.id, invoiceDate: '2026-01-20', lines: [{ description: 'seed', quantity: '1', unitPrice: '50.00', revenueAccountId: code('4100') }],
+    }).expect(201);
+    await t.http.post(url(`invoices/${draft.body.id}/issue`)).set(owner.auth).send({}).expect(200);
+    const payment = await t.http.post(url('payments')).set(owner.auth).send({
+      customerId: customer.body.id, date: '2026-01-25', amount: '20.00', depositAccountId: code('1100'), method: 'bank_transfer',
+      allocations: [{ invoiceId: draft.body.id, amount: '10.00' }],
+    }).expect(201);
+    return { customerId: customer.body.id, invoiceId: draft.body.id, customerPaymentId: payment.body.id, receivableAllocationId: payment.body.allocations[0].id };
+  }
+
   /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */
   function validBodyWithBIds(route: Route): unknown {
     if (label(route) === 'POST /v1/orgs/{orgId}/ledger/journal-entries') {
@@ -213,6 +231,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, await seedApiKeys(bOrg, bOwner));
     await seedAnalytics(bOrg, bOwner);
     Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
+    Object.assign(bIds, await seedReceivables(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;

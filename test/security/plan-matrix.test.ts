@@ -15,7 +15,7 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -79,6 +79,11 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
+      ...['DELETE /invoices/{invoiceId}', 'POST /allocations/{receivableAllocationId}/reverse', 'POST /customers', 'POST /customers/{customerId}/archive', 'POST /invoices',
+        'POST /invoices/{invoiceId}/credit-notes', 'POST /invoices/{invoiceId}/issue', 'POST /invoices/{invoiceId}/void', 'POST /payments',
+        'POST /payments/{customerPaymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
+      ].map((r) => `${r.replace(' /', ' /v1/orgs/{orgId}/receivables/')} basic_invoicing`),
+      'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
       // payables, approvals and expense claims (issue 15)
       'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
       'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',

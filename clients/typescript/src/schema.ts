@@ -55,23 +55,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/analytics/feature-usage": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Feature (event) usage by OmniZen plan across organizations, from the daily roll-ups (service-role key only) */
-        get: operations["listFeatureUsageByPlan"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/auth/app-token": {
         parameters: {
             query?: never;
@@ -525,109 +508,6 @@ export interface paths {
         head?: never;
         /** Update an organization (admin or owner) */
         patch: operations["updateOrganization"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/analytics/active-users": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Daily and monthly active users over a range (owner or admin) */
-        get: operations["getAnalyticsActiveUsers"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/analytics/events": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Record a batch of up to 500 usage events; bad events are reported by index, the others stored (any member; keys with analytics:write) */
-        post: operations["sendAnalyticsEvents"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/analytics/events/daily": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** How often each event happened per day over a range, from the daily roll-ups (lag up to 10 minutes; owner or admin) */
-        get: operations["listAnalyticsDailyCounts"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/analytics/events/top": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The most frequent events over a range (owner or admin) */
-        get: operations["listAnalyticsTopEvents"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/api-keys": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The organization's API keys, newest first, revoked ones included; never their secrets (owner or admin) */
-        get: operations["listApiKeys"];
-        put?: never;
-        /** Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access) */
-        post: operations["createApiKey"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/api-keys/{keyId}/revoke": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Revoke an API key: it is refused from the next request on (owner or admin) */
-        post: operations["revokeApiKey"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
         trace?: never;
     };
     "/v1/orgs/{orgId}/audit-logs": {
@@ -1673,6 +1553,302 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/receivables/aging": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** AR aging as of a date per customer and in total, base currency (CSV with ?format=csv) */
+        get: operations["getArAging"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/allocations/{receivableAllocationId}/reverse": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again */
+        post: operations["reverseAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Customers by name; search by name or e-mail; cursor pagination */
+        get: operations["listCustomers"];
+        put?: never;
+        /** Create a customer (owner, admin, accountant) */
+        post: operations["createCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers/{customerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One customer */
+        get: operations["getCustomer"];
+        /** Change a customer (fields left out keep their value) */
+        put: operations["updateCustomer"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/customers/{customerId}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive a customer (customers are never deleted) */
+        post: operations["archiveCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Invoices and credit notes, newest first; filter by customer, status, kind */
+        get: operations["listInvoices"];
+        put?: never;
+        /** Create a draft invoice; totals are computed by the server (a differing client total is a 400) */
+        post: operations["createInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One invoice or credit note with its lines, taxes, open amount and overdue flag */
+        get: operations["getInvoice"];
+        /** Replace a draft invoice (issued invoices are immutable) */
+        put: operations["updateInvoice"];
+        post?: never;
+        /** Delete a draft invoice */
+        delete: operations["deleteInvoice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/credit-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open */
+        post: operations["createCreditNote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/issue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits) */
+        post: operations["postInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The issued invoice as a PDF */
+        get: operations["getInvoicePdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/revenue-schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date */
+        get: operations["getRevenueSchedule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Void an issued invoice: post the reversal (refused once a payment or credit note is allocated) */
+        post: operations["reverseInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Payments received, newest first, with their allocations */
+        get: operations["listPayments"];
+        put?: never;
+        /** Record a payment received and allocate it to open invoices of the customer (the rest is customer credit) */
+        post: operations["createPayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments/{customerPaymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One payment with its allocations and unallocated remainder */
+        get: operations["getPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/payments/{customerPaymentId}/allocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Allocate a payment's unallocated remainder (customer credit) to open invoices */
+        post: operations["createAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/revenue-recognition/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period */
+        post: operations["postRevenueRecognition"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/receivables/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The AR control and deferred revenue accounts */
+        get: operations["getReceivablesSettings"];
+        /** Set the AR control and deferred revenue accounts (owner, admin) */
+        put: operations["setReceivablesSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/settings/{scope}": {
         parameters: {
             query?: never;
@@ -2065,13 +2241,6 @@ export interface components {
              */
             updatedAt: string;
         };
-        /** @description Daily and monthly active users of the organization (users: events with a userId) */
-        ActiveUsersDto: {
-            /** @description One entry per day of the range with any activity */
-            daily: components["schemas"]["DailyActiveUsersDto"][];
-            /** @description One entry per calendar month of the range with any activity */
-            monthly: components["schemas"]["MonthlyActiveUsersDto"][];
-        };
         /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
         AgingReportDto: {
             /**
@@ -2157,6 +2326,24 @@ export interface components {
              */
             total: string;
         };
+        /** @description Allocates a payment's unallocated remainder (customer credit) to open invoices */
+        AllocatePaymentDto: {
+            /**
+             * @description Invoices settled
+             * @example [
+             *       {
+             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *         "amount": "500.00"
+             *       }
+             *     ]
+             */
+            allocations: components["schemas"]["ReceivableAllocationInputDto"][];
+            /**
+             * @description Date of the allocation (default: today)
+             * @example 2026-02-15
+             */
+            date?: string;
+        };
         /** @description An allocation of a payment to a bill (negative: a reversal) */
         AllocationDto: {
             /**
@@ -2240,127 +2427,6 @@ export interface components {
              * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
              */
             billId: string;
-        };
-        /** @description A batch of up to 500 usage events */
-        AnalyticsBatchDto: {
-            /**
-             * @description The events (1 to 500); each is checked on its own: bad ones are reported by index, the others stored
-             * @example [
-             *       {
-             *         "name": "invoice.viewed",
-             *         "properties": {
-             *           "invoiceId": "INV-1042"
-             *         },
-             *         "anonymousId": "anon-6f0e4c55"
-             *       }
-             *     ]
-             */
-            events: components["schemas"]["AnalyticsEventInputDto"][];
-        };
-        /** @description What became of a batch: how many events were stored, and each rejected one by index */
-        AnalyticsBatchResultDto: {
-            /**
-             * @description Events stored
-             * @example 99
-             */
-            accepted: number;
-            /** @description Events not stored, by index */
-            rejected: components["schemas"]["RejectedEventDto"][];
-        };
-        /** @description One usage event: what happened, when, to whom, with free-form properties */
-        AnalyticsEventInputDto: {
-            /**
-             * @description An anonymous visitor id, when no user is known; up to 200 characters
-             * @example anon-6f0e4c55
-             */
-            anonymousId?: string;
-            /**
-             * @description Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter
-             * @example invoice.viewed
-             */
-            name: string;
-            /**
-             * @description Properties of the event: a JSON object of up to 8 KB
-             * @example {
-             *       "invoiceId": "INV-1042",
-             *       "source": "email"
-             *     }
-             */
-            properties?: {
-                [key: string]: unknown;
-            };
-            /**
-             * Format: date-time
-             * @description When it happened (default: now); at most 28 days ago and 1 day ahead
-             * @example 2026-12-02T08:30:00.000Z
-             */
-            timestamp?: string;
-            /**
-             * @description The acting user (default: the signed-in caller); up to 200 characters
-             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            userId?: string;
-        };
-        /** @description An API key as listed: never its secret */
-        ApiKeyDto: {
-            /**
-             * Format: date-time
-             * @description When the key was created
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description The user who created the key; null when that user was deleted
-             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            createdBy: string | null;
-            /**
-             * Format: date-time
-             * @description When the key expires; null: never
-             * @example null
-             */
-            expiresAt: string | null;
-            /**
-             * Format: uuid
-             * @description The key id
-             * @example 0d9b7c8e-2f6a-4b1c-9e3d-5a7f1c2b3d4e
-             */
-            id: string;
-            /**
-             * Format: date-time
-             * @description When the key was last used (updated at most once a minute); null: never used
-             * @example null
-             */
-            lastUsedAt: string | null;
-            /**
-             * @description Name of the key
-             * @example Nightly export
-             */
-            name: string;
-            /**
-             * Format: uuid
-             * @description The organization the key acts in
-             * @example 3f0c5b2a-1d4e-4f6a-8b9c-0d1e2f3a4b5c
-             */
-            orgId: string;
-            /**
-             * @description The public start of the secret (ozk_live_<id>), to recognize the key
-             * @example ozk_live_0d9b7c8e2f6a4b1c9e3d5a7f1c2b3d4e
-             */
-            prefix: string;
-            /**
-             * Format: date-time
-             * @description When the key was revoked; null: live
-             * @example null
-             */
-            revokedAt: string | null;
-            /**
-             * @description What the key may do
-             * @example [
-             *       "ledger:read"
-             *     ]
-             */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "analytics:read" | "analytics:write")[];
         };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
@@ -2460,6 +2526,73 @@ export interface components {
              * @example app_securevault
              */
             appCode: string;
+        };
+        /** @description One aging bucket's amount */
+        ArAgingBucketAmountDto: {
+            /**
+             * @description Open amount in the base currency
+             * @example 1200.00
+             */
+            amount: string;
+            /**
+             * @description Bucket label: current, 1-30, 31-60, ..., >90
+             * @example 1-30
+             */
+            bucket: string;
+        };
+        /** @description Aging report: open amounts per party and bucket as of a date, in the base currency; the buckets add up to the total, which equals the control account balance */
+        ArAgingReportDto: {
+            /**
+             * @description As of
+             * @example 2026-01-31
+             */
+            asOf: string;
+            /**
+             * @description Base currency
+             * @example EUR
+             */
+            baseCurrency: string;
+            /**
+             * @description Bucket labels in order
+             * @example [
+             *       "current",
+             *       "1-30",
+             *       "31-60",
+             *       "61-90",
+             *       ">90"
+             *     ]
+             */
+            bucketLabels: string[];
+            /** @description Per party, by name */
+            rows: components["schemas"]["ArAgingRowDto"][];
+            /**
+             * @description Total open
+             * @example 1200.00
+             */
+            total: string;
+            /** @description Totals per bucket */
+            totals: components["schemas"]["ArAgingBucketAmountDto"][];
+        };
+        /** @description A party's open amounts by bucket */
+        ArAgingRowDto: {
+            /** @description Every bucket, in order */
+            buckets: components["schemas"]["ArAgingBucketAmountDto"][];
+            /**
+             * Format: uuid
+             * @description Customer (or vendor)
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            partyId: string;
+            /**
+             * @description Name
+             * @example Globex GmbH
+             */
+            partyName: string;
+            /**
+             * @description Total open, base currency
+             * @example 1200.00
+             */
+            total: string;
         };
         /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
@@ -3196,27 +3329,6 @@ export interface components {
              */
             date?: string;
         };
-        /** @description A new API key: its name, scopes and optional expiry */
-        CreateApiKeyDto: {
-            /**
-             * Format: date-time
-             * @description When the key stops working (absent or null: never)
-             * @example 2027-12-31T00:00:00.000Z
-             */
-            expiresAt?: string | null;
-            /**
-             * @description A name to recognize the key by (1 to 200 characters, trimmed)
-             * @example Nightly export
-             */
-            name: string;
-            /**
-             * @description What the key may do, from the fixed list: `org:read` (read the organization (name, settings) and its entitlements), `ledger:read` (read the ledger: accounts, journal entries, balances, reports), `ledger:write` (post journal entries and change the ledger), `receivables:read` (read customers, invoices and payments), `receivables:write` (issue invoices and record payments), `payables:read` (read vendors, bills and payments), `payables:write` (record bills and payments), `agents:run` (run AI agents), `analytics:read` (read usage analytics), `analytics:write` (send usage events)
-             * @example [
-             *       "ledger:read"
-             *     ]
-             */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "analytics:read" | "analytics:write")[];
-        };
         /** @description A new vendor bill (a draft) */
         CreateBillDto: {
             /**
@@ -3307,71 +3419,78 @@ export interface components {
              */
             vendorId?: string;
         };
-        /** @description A key just created, with its secret: shown this once, never again */
-        CreatedApiKeyDto: {
+        /** @description A credit note of an issued invoice, for the whole invoice or some lines; issued at once */
+        CreateCreditNoteDto: {
             /**
-             * Format: date-time
-             * @description When the key was created
-             * @example 2026-12-02T09:00:00.000Z
+             * @description Date of the credit note
+             * @example 2026-01-20
              */
-            createdAt: string;
+            date: string;
             /**
-             * @description The user who created the key; null when that user was deleted
-             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             * @description Lines to credit (default: every line, whole)
+             * @example [
+             *       {
+             *         "lineNo": 1,
+             *         "quantity": "2"
+             *       }
+             *     ]
              */
-            createdBy: string | null;
+            lines?: components["schemas"]["CreditLineInputDto"][];
             /**
-             * Format: date-time
-             * @description When the key expires; null: never
-             * @example null
+             * @description Memo (reason)
+             * @example Returned goods
              */
-            expiresAt: string | null;
+            memo?: string;
+        };
+        /** @description A customer (party) to invoice; contact fields are personal data kept only here */
+        CreateCustomerDto: {
             /**
-             * Format: uuid
-             * @description The key id
-             * @example 0d9b7c8e-2f6a-4b1c-9e3d-5a7f1c2b3d4e
+             * @description Billing address, lines separated by newlines
+             * @example Friedrichstr. 1
+             *     10117 Berlin
              */
-            id: string;
+            billingAddress?: string;
             /**
-             * Format: date-time
-             * @description When the key was last used (updated at most once a minute); null: never used
-             * @example null
+             * @description Contact person (personal data)
+             * @example Hank Scorpio
              */
-            lastUsedAt: string | null;
+            contactPerson?: string;
             /**
-             * @description Name of the key
-             * @example Nightly export
+             * @description Credit limit in the base currency
+             * @example 10000.00
+             */
+            creditLimit?: string;
+            /**
+             * @description Default currency of the customer's invoices (default: the base currency)
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description Billing e-mail (personal data)
+             * @example billing@globex.example
+             */
+            email?: string;
+            /**
+             * @description Name of the customer
+             * @example Globex GmbH
              */
             name: string;
             /**
-             * Format: uuid
-             * @description The organization the key acts in
-             * @example 3f0c5b2a-1d4e-4f6a-8b9c-0d1e2f3a4b5c
+             * @description Payment terms in days: the due date is the invoice date plus this
+             * @default 30
+             * @example 30
              */
-            orgId: string;
+            paymentTermsDays?: number;
             /**
-             * @description The public start of the secret (ozk_live_<id>), to recognize the key
-             * @example ozk_live_0d9b7c8e2f6a4b1c9e3d5a7f1c2b3d4e
+             * @description Phone (personal data)
+             * @example +49 30 1234567
              */
-            prefix: string;
+            phone?: string;
             /**
-             * Format: date-time
-             * @description When the key was revoked; null: live
-             * @example null
+             * @description Tax id (VAT number)
+             * @example DE123456789
              */
-            revokedAt: string | null;
-            /**
-             * @description What the key may do
-             * @example [
-             *       "ledger:read"
-             *     ]
-             */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "analytics:read" | "analytics:write")[];
-            /**
-             * @description The secret, to send as `Authorization: Bearer <secret>`. Shown once; only its SHA-256 is stored
-             * @example ozk_live_0d9b7c8e2f6a4b1c9e3d5a7f1c2b3d4e_Q2hhbmdlIG1lIGJlZm9yZSB1c2luZyBpbiBwcm9kdWN0aW9u
-             */
-            secret: string;
+            taxId?: string;
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
@@ -3498,6 +3617,59 @@ export interface components {
              */
             role: "admin" | "accountant" | "member" | "viewer";
         };
+        /** @description A draft invoice */
+        CreateInvoiceDto: {
+            /**
+             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Customer invoiced
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date; default: invoice date plus the customer's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /**
+             * @description Invoice date (the posting date when issued)
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description 1 to 200 lines
+             * @example [
+             *       {
+             *         "description": "Consulting, January",
+             *         "quantity": "10",
+             *         "unitPrice": "100.00",
+             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
+             *       }
+             *     ]
+             */
+            lines: components["schemas"]["InvoiceLineInputDto"][];
+            /**
+             * @description Memo shown on the invoice
+             * @example Thank you for your business
+             */
+            memo?: string;
+            /**
+             * @description Number series (the number is <series>-<year>-<6 digits>)
+             * @default INV
+             * @example INV
+             */
+            series?: string;
+            /**
+             * @description The total the client computed; a 400 when it differs from the server's
+             * @example 1200.00
+             */
+            total?: string;
+        };
         /** @description A journal entry to post: its lines must balance in the base currency */
         CreateJournalEntryDto: {
             /**
@@ -3530,6 +3702,62 @@ export interface components {
              * @example Acme Trading LLC
              */
             name: string;
+        };
+        /** @description A payment received from a customer, allocated to open invoices; the rest is customer credit */
+        CreatePaymentDto: {
+            /**
+             * @description Invoices settled (at most the amount in total)
+             * @example [
+             *       {
+             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *         "amount": "500.00"
+             *       }
+             *     ]
+             */
+            allocations?: components["schemas"]["ReceivableAllocationInputDto"][];
+            /**
+             * @description Amount received
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * @description Currency (default: the base currency)
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Paying customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Date received
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Cash or bank account debited
+             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
+             */
+            depositAccountId: string;
+            /**
+             * @description How it was paid
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Rate received at (default: the rate effective on the date)
+             * @example 1.0850000000
+             */
+            rate?: string;
+            /**
+             * @description Bank reference
+             * @example SEPA 2026-02-01 4711
+             */
+            reference?: string;
         };
         /** @description A new tax code */
         CreateTaxCodeDto: {
@@ -3633,6 +3861,19 @@ export interface components {
              */
             url: string;
         };
+        /** @description A line to credit: the invoice line and how much of it */
+        CreditLineInputDto: {
+            /**
+             * @description Line number of the invoice
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Quantity to credit (default: the whole line)
+             * @example 2
+             */
+            quantity?: string;
+        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -3657,18 +3898,85 @@ export interface components {
             /** @description Name of the currency */
             name: string;
         };
-        /** @description Active users on one day */
-        DailyActiveUsersDto: {
+        /** @description A customer */
+        CustomerDto: {
             /**
-             * @description The day (UTC)
-             * @example 2026-11-03
+             * Format: date-time
+             * @description When the customer was archived; null when active
+             * @example null
              */
-            day: string;
+            archivedAt: string | null;
             /**
-             * @description Distinct users with at least one event that day
-             * @example 12
+             * @description Billing address
+             * @example Friedrichstr. 1
+             *     10117 Berlin
              */
-            users: number;
+            billingAddress: string | null;
+            /**
+             * @description Contact person
+             * @example Hank Scorpio
+             */
+            contactPerson: string | null;
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Credit limit in the base currency
+             * @example 10000.00
+             */
+            creditLimit: string | null;
+            /**
+             * @description Default currency (null: the base currency)
+             * @example EUR
+             */
+            defaultCurrency: string | null;
+            /**
+             * @description Billing e-mail
+             * @example billing@globex.example
+             */
+            email: string | null;
+            /**
+             * Format: uuid
+             * @description Customer id
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            id: string;
+            /**
+             * @description Name
+             * @example Globex GmbH
+             */
+            name: string;
+            /**
+             * @description Payment terms in days
+             * @example 30
+             */
+            paymentTermsDays: number;
+            /**
+             * @description Phone
+             * @example +49 30 1234567
+             */
+            phone: string | null;
+            /**
+             * @description Tax id
+             * @example DE123456789
+             */
+            taxId: string | null;
+            /**
+             * Format: date-time
+             * @description Last changed at
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        /** @description A page of customers, by name */
+        CustomerPage: {
+            /** @description Customers on this page, by name */
+            items: components["schemas"]["CustomerDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description A comment or reason on a decision */
         DecisionDto: {
@@ -3800,29 +4108,6 @@ export interface components {
              */
             requestId: string;
         };
-        /** @description How often one event happened on one day */
-        EventDayCountDto: {
-            /**
-             * @description The day (UTC)
-             * @example 2026-11-03
-             */
-            day: string;
-            /**
-             * @description The event name
-             * @example invoice.viewed
-             */
-            event: string;
-            /**
-             * @description How many times it happened
-             * @example 42
-             */
-            events: number;
-            /**
-             * @description How many distinct users did it
-             * @example 7
-             */
-            users: number;
-        };
         /** @description An event type of the catalog: what it means, its payload schema (JSON Schema 2020-12) and an example payload */
         EventTypeDto: {
             /**
@@ -3925,29 +4210,6 @@ export interface components {
         FeatureFlagInputDto: {
             /** @description true turns the flag on, false turns it off */
             enabled: boolean;
-        };
-        /** @description How much one feature (event) is used by the organizations of one plan */
-        FeatureUsageByPlanDto: {
-            /**
-             * @description The event name
-             * @example invoice.issued
-             */
-            event: string;
-            /**
-             * @description How many times it happened
-             * @example 3120
-             */
-            events: number;
-            /**
-             * @description Organizations of the plan that used it
-             * @example 14
-             */
-            organizations: number;
-            /**
-             * @description The OmniZen plan of the organizations
-             * @example professional
-             */
-            plan: string;
         };
         /** @description A fiscal period (a month of a fiscal year), open or closed */
         FiscalPeriodDto: {
@@ -4207,6 +4469,257 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description An invoice or credit note; open amount and overdue are derived */
+        InvoiceDto: {
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-01-10T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description A credit note's invoice
+             * @example null
+             */
+            creditedInvoiceId: string | null;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date
+             * @example 2026-02-09
+             */
+            dueDate: string;
+            /**
+             * Format: uuid
+             * @description The journal entry of the issue
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string | null;
+            /**
+             * Format: uuid
+             * @description Invoice id
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            id: string;
+            /**
+             * @description Invoice date
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description Invoice or credit note
+             * @example invoice
+             * @enum {string}
+             */
+            kind: "invoice" | "credit_note";
+            /** @description Lines */
+            lines: components["schemas"]["InvoiceLineDto"][];
+            /**
+             * @description Memo
+             * @example
+             */
+            memo: string;
+            /**
+             * @description Number, assigned at issue
+             * @example INV-2026-000001
+             */
+            number: string | null;
+            /**
+             * @description What is still open (0 for drafts, credit notes and void invoices)
+             * @example 1200.00
+             */
+            openAmount: string;
+            /**
+             * @description Whether the due date has passed with an amount open (derived, today)
+             * @example false
+             */
+            overdue: boolean;
+            /**
+             * @description Rate fixed at issue (base units per unit), 10 decimals
+             * @example 1.0000000000
+             */
+            rate: string | null;
+            /**
+             * @description Number series
+             * @example INV
+             */
+            series: string;
+            /**
+             * @description Status
+             * @example issued
+             * @enum {string}
+             */
+            status: "draft" | "issued" | "partially_paid" | "paid" | "void";
+            /**
+             * @description Net total
+             * @example 1000.00
+             */
+            subtotal: string;
+            /** @description Tax per tax code */
+            taxes: components["schemas"]["TaxSummaryDto"][];
+            /**
+             * @description Tax total
+             * @example 200.00
+             */
+            taxTotal: string;
+            /**
+             * @description Total
+             * @example 1200.00
+             */
+            total: string;
+            /**
+             * @description Void date
+             * @example null
+             */
+            voidedOn: string | null;
+            /**
+             * Format: uuid
+             * @description The reversal entry of the void
+             * @example null
+             */
+            voidEntryId: string | null;
+        };
+        /** @description A line of an invoice, with the amounts the server computed */
+        InvoiceLineDto: {
+            /**
+             * @description A credit note line: the credited invoice line
+             * @example null
+             */
+            creditedLineNo: number | null;
+            /**
+             * @description What was sold
+             * @example Consulting, January
+             */
+            description: string;
+            /**
+             * @description Discount in percent
+             * @example 0.0000
+             */
+            discountPercent: string;
+            /**
+             * @description Gross amount
+             * @example 1200.00
+             */
+            grossAmount: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Net amount (currency minor units)
+             * @example 1000.00
+             */
+            netAmount: string;
+            /**
+             * @description Quantity
+             * @example 10.0000
+             */
+            quantity: string;
+            /**
+             * Format: uuid
+             * @description Revenue account
+             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
+             */
+            revenueAccountId: string;
+            /**
+             * @description Service period end
+             * @example null
+             */
+            serviceEnd: string | null;
+            /**
+             * @description Service period start
+             * @example null
+             */
+            serviceStart: string | null;
+            /**
+             * @description Tax amount
+             * @example 200.00
+             */
+            taxAmount: string;
+            /**
+             * Format: uuid
+             * @description Tax code; null when untaxed
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId: string | null;
+            /**
+             * @description Unit price
+             * @example 100.0000
+             */
+            unitPrice: string;
+        };
+        /** @description A line of an invoice to create: quantity × unit price less the discount, taxed with its tax code */
+        InvoiceLineInputDto: {
+            /**
+             * @description What was sold
+             * @example Consulting, January
+             */
+            description: string;
+            /**
+             * @description Discount in percent of quantity × unit price
+             * @default 0
+             * @example 0
+             */
+            discountPercent?: string;
+            /**
+             * @description Quantity (positive, up to 4 decimals)
+             * @example 10
+             */
+            quantity: string;
+            /**
+             * Format: uuid
+             * @description Revenue account the line is credited to
+             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
+             */
+            revenueAccountId: string;
+            /**
+             * @description Last day of the service period
+             * @example 2026-12-31
+             */
+            serviceEnd?: string;
+            /**
+             * @description First day of the service period (revenue is deferred and recognized over it)
+             * @example 2026-01-01
+             */
+            serviceStart?: string;
+            /**
+             * Format: uuid
+             * @description Tax code of the line (the ledger's tax codes); none: untaxed
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId?: string;
+            /**
+             * @description Unit price in the invoice currency (net for an exclusive tax code, gross for an inclusive one)
+             * @example 100.00
+             */
+            unitPrice: string;
+        };
+        /** @description A page of invoices, newest first */
+        InvoicePage: {
+            /** @description Invoices on this page */
+            items: components["schemas"]["InvoiceDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
+        /** @description Issue a draft: number it and post it */
+        IssueInvoiceDto: {
+            /**
+             * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)
+             * @example 1.0850000000
+             */
+            rate?: string;
+        };
         /** @description A posted journal entry: balanced lines, immutable once posted (corrected by a reversal) */
         JournalEntryDto: {
             /** @description Base currency of the books when posted */
@@ -4444,19 +4957,6 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
-        /** @description Active users in one calendar month */
-        MonthlyActiveUsersDto: {
-            /**
-             * @description The month (UTC), YYYY-MM
-             * @example 2026-11
-             */
-            month: string;
-            /**
-             * @description Distinct users with at least one event in the month (within the range asked)
-             * @example 31
-             */
-            users: number;
-        };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /**
@@ -4506,6 +5006,78 @@ export interface components {
              * @example false
              */
             isDefault: boolean;
+        };
+        /** @description A payment received */
+        PaymentDto: {
+            /** @description Allocations (and their reversals), oldest first */
+            allocations: components["schemas"]["ReceivableAllocationDto"][];
+            /**
+             * @description Amount
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Customer
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Date received
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Deposit account
+             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
+             */
+            depositAccountId: string;
+            /**
+             * Format: uuid
+             * @description Journal entry
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string;
+            /**
+             * Format: uuid
+             * @description Payment id
+             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             */
+            id: string;
+            /**
+             * @description Method
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Rate, 10 decimals
+             * @example 1.0000000000
+             */
+            rate: string;
+            /**
+             * @description Reference
+             * @example SEPA 2026-02-01 4711
+             */
+            reference: string | null;
+            /**
+             * @description Not yet allocated: customer credit
+             * @example 0.00
+             */
+            unallocated: string;
+        };
+        /** @description A page of payments, newest first */
+        PaymentPage: {
+            /** @description Payments on this page */
+            items: components["schemas"]["PaymentDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
@@ -4631,6 +5203,113 @@ export interface components {
             /** @description The provider's WhatsApp number in E.164 form; absent when not enabled */
             phoneE164?: string;
         };
+        /** @description An allocation of a payment or credit note to an invoice (negative: a reversal) */
+        ReceivableAllocationDto: {
+            /**
+             * @description Amount in the invoice currency (negative for a reversal)
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Credit note applied
+             * @example null
+             */
+            creditNoteId: string | null;
+            /**
+             * @description Date
+             * @example 2026-02-01
+             */
+            date: string;
+            /**
+             * Format: uuid
+             * @description Journal entry posted for it (FX difference), if any
+             * @example null
+             */
+            entryId: string | null;
+            /**
+             * Format: uuid
+             * @description Allocation id
+             * @example 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /**
+             * Format: uuid
+             * @description Payment applied
+             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+             */
+            paymentId: string | null;
+            /**
+             * @description Realized FX gain (positive) or loss (negative) in the base currency
+             * @example 0.00
+             */
+            realizedFx: string;
+            /**
+             * Format: uuid
+             * @description The allocation this one reverses
+             * @example null
+             */
+            reversesAllocationId: string | null;
+        };
+        /** @description Part of a payment applied to an open invoice of the same customer */
+        ReceivableAllocationInputDto: {
+            /**
+             * @description Amount applied, in the invoice (= payment) currency
+             * @example 500.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Invoice settled
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+        };
+        /** @description The accounts receivables post to */
+        ReceivablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description AR control account: invoices debit it, payments credit it
+             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            arAccountId: string;
+            /**
+             * Format: uuid
+             * @description Deferred revenue account (lines with a service period); null when not set
+             * @example null
+             */
+            deferredRevenueAccountId: string | null;
+        };
+        /** @description What a run recognized on one invoice line */
+        RecognizedLineDto: {
+            /**
+             * @description Recognized by this run, invoice currency
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Invoice
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Recognized up to and including this day
+             * @example 2026-01-31
+             */
+            recognizedThrough: string;
+        };
         /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
         RefreshDto: {
             /** @description The refresh token; may come from the httpOnly cookie instead */
@@ -4675,21 +5354,6 @@ export interface components {
              * @example wrong cost account
              */
             reason: string;
-        };
-        /** @description An event of the batch that was not stored, and why */
-        RejectedEventDto: {
-            /**
-             * @description Its index in the batch (0-based)
-             * @example 3
-             */
-            index: number;
-            /**
-             * @description What is wrong with it
-             * @example [
-             *       "name must be lower case letters, digits and _ . : - (up to 100), starting with a letter"
-             *     ]
-             */
-            problems: string[];
         };
         /** @description Replay every failed message created since a time */
         ReplayFailedDto: {
@@ -4756,6 +5420,101 @@ export interface components {
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
         };
+        /** @description A revenue recognition run */
+        RevenueRecognitionRunDto: {
+            /**
+             * Format: uuid
+             * @description The journal entry; null when nothing was due
+             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+             */
+            entryId: string | null;
+            /** @description Lines recognized */
+            lines: components["schemas"]["RecognizedLineDto"][];
+            /**
+             * @description Why the posting date differs from the run date; null when it does not
+             * @example null
+             */
+            note: string | null;
+            /**
+             * @description The posting date: the run date, or the first day of the first open period after it when its period is closed
+             * @example 2026-01-31
+             */
+            postedOn: string;
+            /**
+             * @description Whether the run of this day had already happened (nothing new was posted)
+             * @example false
+             */
+            replayed: boolean;
+            /**
+             * @description The day recognized up to
+             * @example 2026-01-31
+             */
+            runDate: string;
+        };
+        /** @description Revenue recognition of an invoice's lines with a service period, at a date */
+        RevenueScheduleDto: {
+            /**
+             * @description The date
+             * @example 2026-06-30
+             */
+            asOf: string;
+            /**
+             * @description Invoice currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Invoice
+             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+             */
+            invoiceId: string;
+            /** @description Lines with a service period */
+            lines: components["schemas"]["RevenueScheduleLineDto"][];
+        };
+        /** @description An invoice line's revenue at a date: scheduled straight-line, recognized (posted) and still deferred */
+        RevenueScheduleLineDto: {
+            /**
+             * @description Still deferred at the date (net less recognized)
+             * @example 1840.00
+             */
+            deferred: string;
+            /**
+             * @description Description
+             * @example Support contract 2026
+             */
+            description: string;
+            /**
+             * @description Line number
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Net amount of the line
+             * @example 3650.00
+             */
+            netAmount: string;
+            /**
+             * @description Recognized by runs up to the date
+             * @example 1810.00
+             */
+            recognized: string;
+            /**
+             * @description Straight-line share earned by the date (days elapsed / days of the period)
+             * @example 1810.00
+             */
+            scheduled: string;
+            /**
+             * @description Service period end
+             * @example 2026-12-31
+             */
+            serviceEnd: string;
+            /**
+             * @description Service period start
+             * @example 2026-01-01
+             */
+            serviceStart: string;
+        };
         /** @description Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount */
         ReverseAllocationDto: {
             /**
@@ -4774,6 +5533,14 @@ export interface components {
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
         };
+        /** @description Undoes an allocation (a bounced payment): a new reversing row */
+        ReverseReceivableAllocationDto: {
+            /**
+             * @description Date of the reversal (default: today)
+             * @example 2026-02-20
+             */
+            date?: string;
+        };
         /** @description A signing-secret rotation */
         RotateWebhookSecretDto: {
             /**
@@ -4781,6 +5548,14 @@ export interface components {
              * @example 3600
              */
             overlapSeconds?: number;
+        };
+        /** @description Runs revenue recognition for a day (idempotent per organization and day) */
+        RunRevenueRecognitionDto: {
+            /**
+             * @description The day to recognize up to and including (default: today)
+             * @example 2026-01-31
+             */
+            date?: string;
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
@@ -4841,6 +5616,21 @@ export interface components {
             credentials: {
                 [key: string]: unknown;
             };
+        };
+        /** @description Sets the accounts receivables post to */
+        SetReceivablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description AR control account (an asset account, not a group)
+             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            arAccountId: string;
+            /**
+             * Format: uuid
+             * @description Deferred revenue account (a liability account) for lines with a service period
+             * @example 4a1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             */
+            deferredRevenueAccountId?: string;
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
@@ -5004,6 +5794,35 @@ export interface components {
              */
             salesAccountId: string;
         };
+        /** @description Tax of a document per tax code */
+        TaxSummaryDto: {
+            /**
+             * @description Tax code
+             * @example VAT20
+             */
+            code: string;
+            /**
+             * @description Net amount taxed at this code
+             * @example 1000.00
+             */
+            net: string;
+            /**
+             * @description Rate in percent
+             * @example 20.0000
+             */
+            rate: string;
+            /**
+             * @description Tax
+             * @example 200.00
+             */
+            tax: string;
+            /**
+             * Format: uuid
+             * @description Tax code
+             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
+             */
+            taxCodeId: string;
+        };
         /** @description The tokens of a session: a short-lived bearer access token and a single-use refresh token */
         TokensDto: {
             /** @description Bearer access token (HS256, Supabase-compatible claims) */
@@ -5024,19 +5843,6 @@ export interface components {
             tokenType: string;
             /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
-        };
-        /** @description An event and how often it happened in the range */
-        TopEventDto: {
-            /**
-             * @description The event name
-             * @example invoice.viewed
-             */
-            event: string;
-            /**
-             * @description How many times it happened in the range
-             * @example 420
-             */
-            events: number;
         };
         /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
@@ -5126,6 +5932,55 @@ export interface components {
              */
             total?: string;
         };
+        /** @description Changes to a customer; fields left out keep their value */
+        UpdateCustomerDto: {
+            /**
+             * @description Billing address
+             * @example Unter den Linden 5
+             *     10117 Berlin
+             */
+            billingAddress?: string;
+            /**
+             * @description Contact person (personal data)
+             * @example Hank Scorpio
+             */
+            contactPerson?: string;
+            /**
+             * @description Credit limit in the base currency
+             * @example 5000.00
+             */
+            creditLimit?: string;
+            /**
+             * @description Default currency
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description Billing e-mail (personal data)
+             * @example ap@globex.example
+             */
+            email?: string;
+            /**
+             * @description Name of the customer
+             * @example Globex AG
+             */
+            name?: string;
+            /**
+             * @description Payment terms in days
+             * @example 14
+             */
+            paymentTermsDays?: number;
+            /**
+             * @description Phone (personal data)
+             * @example +49 30 7654321
+             */
+            phone?: string;
+            /**
+             * @description Tax id (VAT number)
+             * @example DE123456789
+             */
+            taxId?: string;
+        };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
             /**
@@ -5138,6 +5993,59 @@ export interface components {
              * @enum {string}
              */
             status?: "active" | "disabled" | "error";
+        };
+        /** @description Replaces a draft invoice's content (same fields as creating it) */
+        UpdateInvoiceDto: {
+            /**
+             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * Format: uuid
+             * @description Customer invoiced
+             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+             */
+            customerId: string;
+            /**
+             * @description Due date; default: invoice date plus the customer's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /**
+             * @description Invoice date (the posting date when issued)
+             * @example 2026-01-10
+             */
+            invoiceDate: string;
+            /**
+             * @description 1 to 200 lines
+             * @example [
+             *       {
+             *         "description": "Consulting, January",
+             *         "quantity": "10",
+             *         "unitPrice": "100.00",
+             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
+             *       }
+             *     ]
+             */
+            lines: components["schemas"]["InvoiceLineInputDto"][];
+            /**
+             * @description Memo shown on the invoice
+             * @example Thank you for your business
+             */
+            memo?: string;
+            /**
+             * @description Number series (the number is <series>-<year>-<6 digits>)
+             * @default INV
+             * @example INV
+             */
+            series?: string;
+            /**
+             * @description The total the client computed; a 400 when it differs from the server's
+             * @example 1200.00
+             */
+            total?: string;
         };
         /** @description Changes to the ledger's system accounts; fields left out keep their value */
         UpdateLedgerSettingsDto: {
@@ -5427,6 +6335,14 @@ export interface components {
         VerifyEmailDto: {
             /** @description The token from the verification link (?token=...) */
             token: string;
+        };
+        /** @description Void an issued invoice: its posting is reversed */
+        VoidInvoiceDto: {
+            /**
+             * @description Date of the reversal (default: the invoice date)
+             * @example 2026-01-12
+             */
+            date?: string;
         };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
@@ -6207,6 +7123,271 @@ export interface components {
             version: 1;
         };
         /**
+         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "invoice.issued",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "kind": "invoice",
+         *         "number": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "invoiceDate": "2026-01-10",
+         *         "dueDate": "2026-02-09",
+         *         "currency": "EUR",
+         *         "total": "1200.00",
+         *         "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+         *       }
+         *     }
+         */
+        "WebhookEvent.invoice.issued.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "kind": "invoice",
+             *       "number": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "invoiceDate": "2026-01-10",
+             *       "dueDate": "2026-02-09",
+             *       "currency": "EUR",
+             *       "total": "1200.00",
+             *       "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+             *     }
+             */
+            data: {
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-09
+                 */
+                dueDate: string;
+                /**
+                 * Format: uuid
+                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+                 */
+                entryId: string;
+                /**
+                 * Format: date
+                 * @example 2026-01-10
+                 */
+                invoiceDate: string;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /**
+                 * @example invoice
+                 * @enum {unknown}
+                 */
+                kind: "invoice" | "credit_note";
+                /** @example INV-2026-000001 */
+                number: string;
+                /** @example 1200.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example invoice.issued
+             * @enum {string}
+             */
+            type: "invoice.issued";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of invoice.paid (version 1): An invoice's open amount reached zero (by payments or credit notes)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "invoice.paid",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "number": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "total": "1200.00",
+         *         "paidOn": "2026-02-01"
+         *       }
+         *     }
+         */
+        "WebhookEvent.invoice.paid.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "number": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "total": "1200.00",
+             *       "paidOn": "2026-02-01"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /** @example INV-2026-000001 */
+                number: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-01
+                 */
+                paidOn: string;
+                /** @example 1200.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example invoice.paid
+             * @enum {string}
+             */
+            type: "invoice.paid";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of invoice.voided (version 1): An issued invoice was voided: its posting was reversed
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "invoice.voided",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "number": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "voidedOn": "2026-01-12",
+         *         "reversalEntryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+         *       }
+         *     }
+         */
+        "WebhookEvent.invoice.voided.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "number": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "voidedOn": "2026-01-12",
+             *       "reversalEntryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /** @example INV-2026-000001 */
+                number: string;
+                /**
+                 * Format: uuid
+                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+                 */
+                reversalEntryId: string;
+                /**
+                 * Format: date
+                 * @example 2026-01-12
+                 */
+                voidedOn: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example invoice.voided
+             * @enum {string}
+             */
+            type: "invoice.voided";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
          * @description Webhook body of journal_entry.posted (version 1): A journal entry was posted (through the API, a batch, a reversal, a revaluation or a year-end close). A replayed posting (same idempotency key) emits nothing. Read the lines with GET /v1/orgs/{orgId}/ledger/journal-entries/{entryId}.
          * @example {
          *       "id": "evt_4711",
@@ -6293,6 +7474,96 @@ export interface components {
              * @enum {string}
              */
             type: "journal_entry.posted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of payment.received (version 1): A customer payment was recorded and posted (bank debit, AR credit), with its allocations
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "payment.received",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "paymentDate": "2026-02-01",
+         *         "currency": "EUR",
+         *         "amount": "500.00",
+         *         "allocated": "500.00",
+         *         "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+         *       }
+         *     }
+         */
+        "WebhookEvent.payment.received.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "paymentDate": "2026-02-01",
+             *       "currency": "EUR",
+             *       "amount": "500.00",
+             *       "allocated": "500.00",
+             *       "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+             *     }
+             */
+            data: {
+                /** @example 500.00 */
+                allocated: string;
+                /** @example 500.00 */
+                amount: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: uuid
+                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
+                 */
+                entryId: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-01
+                 */
+                paymentDate: string;
+                /**
+                 * Format: uuid
+                 * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+                 */
+                paymentId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example payment.received
+             * @enum {string}
+             */
+            type: "payment.received";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -6814,12 +8085,6 @@ export interface operations {
             /** @description Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them) */
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6847,125 +8112,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listFeatureUsageByPlan: {
-        parameters: {
-            query: {
-                /** @description First day (UTC), YYYY-MM-DD */
-                from: string;
-                /** @description Last day (UTC), YYYY-MM-DD, included */
-                to: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FeatureUsageByPlanDto"][];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /**
-             * @description The caller may not do this. error.code is one of: `analytics.service_required` (the cross-organization report is for a service-role key only)
-             *
-             *     The caller may not do this in this organization
-             */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7000,12 +8146,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7066,23 +8206,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7111,12 +8234,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7168,23 +8285,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7209,12 +8309,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -7240,23 +8334,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7291,12 +8368,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7366,23 +8437,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7407,12 +8461,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7440,23 +8488,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7491,12 +8522,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7566,23 +8591,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7611,12 +8619,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7693,17 +8695,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /** @description Too many attempts */
             429: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7734,12 +8728,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -7780,23 +8768,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7825,12 +8796,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7891,23 +8856,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -7936,12 +8884,6 @@ export interface operations {
         responses: {
             202: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7999,17 +8941,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /** @description Too many attempts */
             429: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8040,12 +8974,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8088,23 +9016,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8131,12 +9042,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -8186,23 +9091,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8231,12 +9119,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8297,23 +9179,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8338,12 +9203,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8386,23 +9245,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8430,12 +9272,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8454,23 +9290,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8507,12 +9326,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8564,23 +9377,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8609,12 +9405,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8693,23 +9483,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -8738,12 +9511,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8822,23 +9589,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
             502: {
                 headers: {
@@ -8876,12 +9626,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8951,23 +9695,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
             502: {
                 headers: {
@@ -9004,12 +9731,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9061,23 +9782,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9102,12 +9806,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9150,23 +9848,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9195,12 +9876,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9270,23 +9945,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9313,12 +9971,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9370,23 +10022,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9413,12 +10048,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -9462,23 +10091,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9515,12 +10127,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9584,23 +10190,6 @@ export interface operations {
             /** @description The request body is not JSON */
             415: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9637,12 +10226,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9712,23 +10295,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9755,12 +10321,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -9810,23 +10370,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9851,12 +10394,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9899,23 +10436,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -9944,12 +10464,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10019,23 +10533,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -10060,12 +10557,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10108,23 +10599,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -10153,12 +10627,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10231,23 +10699,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -10278,12 +10729,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10335,23 +10780,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -10382,12 +10810,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -10437,23 +10859,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -10488,12 +10893,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -10563,849 +10962,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAnalyticsActiveUsers: {
-        parameters: {
-            query: {
-                /** @description First day (UTC), YYYY-MM-DD */
-                from: string;
-                /** @description Last day (UTC), YYYY-MM-DD, included */
-                to: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ActiveUsersDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    sendAnalyticsEvents: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["AnalyticsBatchDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AnalyticsBatchResultDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAnalyticsDailyCounts: {
-        parameters: {
-            query: {
-                /** @description Only this event */
-                event?: string;
-                /** @description First day (UTC), YYYY-MM-DD */
-                from: string;
-                /** @description Last day (UTC), YYYY-MM-DD, included */
-                to: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["EventDayCountDto"][];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAnalyticsTopEvents: {
-        parameters: {
-            query: {
-                /** @description First day (UTC), YYYY-MM-DD */
-                from: string;
-                /** @description How many events (1 to 100, default 10) */
-                limit?: number;
-                /** @description Last day (UTC), YYYY-MM-DD, included */
-                to: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TopEventDto"][];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listApiKeys: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ApiKeyDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createApiKey: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateApiKeyDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CreatedApiKeyDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `api_keys.expiry_past` (expiresAt is not in the future)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    revokeApiKey: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                keyId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ApiKeyDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `api_keys.already_revoked` (the key is already revoked) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -11449,12 +11005,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11506,23 +11056,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -11557,12 +11090,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11650,23 +11177,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
             502: {
                 headers: {
@@ -11706,12 +11216,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11763,23 +11267,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -11814,12 +11301,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11898,23 +11379,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered */
             502: {
                 headers: {
@@ -11957,12 +11421,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12014,23 +11472,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12061,12 +11502,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12118,23 +11553,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12170,12 +11588,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12245,23 +11657,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12293,12 +11688,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -12348,23 +11737,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12400,12 +11772,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12457,23 +11823,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12508,12 +11857,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12610,23 +11953,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12658,12 +11984,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -12722,23 +12042,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12772,12 +12075,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12829,23 +12126,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -12880,12 +12160,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12986,23 +12260,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13034,12 +12291,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13091,23 +12342,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13143,12 +12377,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13236,23 +12464,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13284,12 +12495,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13359,23 +12564,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13411,12 +12599,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13468,23 +12650,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13523,12 +12688,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13596,23 +12755,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13647,12 +12789,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13749,23 +12885,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13796,12 +12915,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13853,23 +12966,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -13900,12 +12996,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13957,23 +13047,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14008,12 +13081,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14105,23 +13172,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14153,12 +13203,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14237,23 +13281,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14285,12 +13312,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14369,23 +13390,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14425,12 +13429,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14482,23 +13480,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14533,12 +13514,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14630,23 +13605,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14681,12 +13639,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14778,23 +13730,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14829,12 +13764,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -14931,23 +13860,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -14997,12 +13909,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15058,23 +13964,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15111,12 +14000,6 @@ export interface operations {
             /** @description Replay of an idempotency key: the entry posted first */
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15125,12 +14008,6 @@ export interface operations {
             };
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15285,23 +14162,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15333,12 +14193,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15390,23 +14244,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15442,12 +14279,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15544,23 +14375,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15598,12 +14412,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15704,23 +14512,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15751,12 +14542,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15808,23 +14593,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15856,12 +14624,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -15931,23 +14693,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15979,12 +14724,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16063,23 +14802,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16116,12 +14838,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16185,23 +14901,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16235,12 +14934,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16305,23 +14998,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16360,12 +15036,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16433,23 +15103,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16484,12 +15137,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16607,23 +15254,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16658,12 +15288,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16731,23 +15355,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16778,12 +15385,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16844,23 +15445,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16895,12 +15479,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16988,23 +15566,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17035,12 +15596,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17092,23 +15647,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17143,12 +15681,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17249,23 +15781,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17301,12 +15816,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17385,23 +15894,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17436,12 +15928,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17493,23 +15979,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17541,12 +16010,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -17605,23 +16068,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17657,12 +16103,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17741,23 +16181,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17788,12 +16211,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -17852,23 +16269,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17906,12 +16306,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -17975,23 +16369,6 @@ export interface operations {
                     "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18027,12 +16404,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18129,23 +16500,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18184,12 +16538,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18241,23 +16589,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18292,12 +16623,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18389,23 +16714,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18437,12 +16745,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18494,23 +16796,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18546,12 +16831,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18652,23 +16931,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18704,12 +16966,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18806,23 +17062,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18858,12 +17097,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -18942,23 +17175,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18994,12 +17210,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19087,23 +17297,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19135,12 +17328,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19219,23 +17406,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19274,12 +17444,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19331,23 +17495,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19382,12 +17529,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19479,23 +17620,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19527,12 +17651,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19584,23 +17702,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19636,12 +17737,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19738,23 +17833,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19790,12 +17868,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -19883,23 +17955,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19931,12 +17986,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20015,23 +18064,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20068,12 +18100,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20125,23 +18151,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20176,12 +18185,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20278,23 +18281,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20326,12 +18312,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20383,23 +18363,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20435,12 +18398,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20537,23 +18494,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20584,12 +18524,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20650,23 +18584,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20701,12 +18618,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20798,23 +18709,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20853,12 +18747,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -20910,23 +18798,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20961,12 +18832,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21054,23 +18919,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -21102,12 +18950,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21153,23 +18995,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21211,12 +19036,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21304,23 +19123,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -21352,12 +19154,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21418,17 +19214,2613 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getArAging: {
+        parameters: {
+            query?: {
+                /** @description Aging as of the end of this day (default: today) */
+                asOf?: string;
+                /** @description Bucket edges in days past due (default 30,60,90) */
+                buckets?: string;
+                /** @description Response format */
+                format?: "json" | "csv";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArAgingReportDto"];
+                    "text/csv": components["schemas"]["ArAgingReportDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reverseAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                receivableAllocationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReverseReceivableAllocationDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.already_reversed` (the allocation is already reversed); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listCustomers: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Include archived customers */
+                includeArchived?: "true" | "false";
+                limit?: number;
+                /** @description Customers whose name or e-mail contains this (case-insensitive) */
+                search?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCustomerDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateCustomerDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    archiveCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only this customer's */
+                customerId?: string;
+                /** @description Only invoices or only credit notes */
+                kind?: "invoice" | "credit_note";
+                limit?: number;
+                /** @description Only this status */
+                status?: "draft" | "issued" | "partially_paid" | "paid" | "void";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoicePage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateInvoiceDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createCreditNote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCreditNoteDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssueInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getInvoicePdf: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": string;
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getRevenueSchedule: {
+        parameters: {
+            query?: {
+                /** @description The date (default: today) */
+                asOf?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueScheduleDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reverseInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                invoiceId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoidInvoiceDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Only this customer's */
+                customerId?: string;
+                limit?: number;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The plan does not include this, or a plan limit is reached
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerPaymentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerPaymentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AllocatePaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    postRevenueRecognition: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunRevenueRecognitionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueRecognitionRunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getReceivablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    setReceivablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetReceivablesSettingsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived) */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21467,12 +21859,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21518,23 +21904,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21577,12 +21946,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21652,23 +22015,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -21702,12 +22048,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21753,23 +22093,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21813,12 +22136,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -21888,23 +22205,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -21938,12 +22238,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -21993,23 +22287,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22040,12 +22317,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22097,23 +22368,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22148,12 +22402,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22236,23 +22484,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22284,12 +22515,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22341,23 +22566,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22390,12 +22598,6 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -22454,23 +22656,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22506,12 +22691,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22594,23 +22773,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22652,12 +22814,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22709,23 +22865,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22765,12 +22904,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22822,23 +22955,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22871,12 +22987,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22928,23 +23038,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22977,12 +23070,6 @@ export interface operations {
         responses: {
             202: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23052,23 +23139,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23100,12 +23170,6 @@ export interface operations {
         responses: {
             202: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23175,23 +23239,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23227,12 +23274,6 @@ export interface operations {
         responses: {
             202: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23311,23 +23352,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23363,12 +23387,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23447,23 +23465,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23494,12 +23495,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23551,23 +23546,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23602,12 +23580,6 @@ export interface operations {
         responses: {
             201: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23695,23 +23667,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23743,12 +23698,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23800,23 +23749,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23852,12 +23784,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -23936,23 +23862,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -23984,12 +23893,6 @@ export interface operations {
         responses: {
             204: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -24039,23 +23942,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -24086,12 +23972,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -24143,23 +24023,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -24186,12 +24049,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -24210,23 +24067,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -24266,12 +24106,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -24305,23 +24139,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -24346,12 +24163,6 @@ export interface operations {
         responses: {
             200: {
                 headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -24361,23 +24172,6 @@ export interface operations {
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

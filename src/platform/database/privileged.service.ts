@@ -16,6 +16,8 @@ export const PRIVILEGED_PATHS = {
   'jobs.relay': 'relay outbox rows to Bull or run them in-process',
   /** scheduled clean-up of expired invitations and refresh tokens */
   'jobs.purge': 'purge expired invitations, sessions and refresh tokens',
+  /** the daily revenue recognition: which organizations have deferred revenue to recognize (each then runs in its own tenant transaction) */
+  'jobs.revenue_recognition': 'list the organizations with deferred invoice lines',
   /** Stripe webhooks and the Hub provisioning that follows them */
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
