@@ -9,6 +9,8 @@ import { OrganizationsModule } from './modules/organizations/organizations.modul
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { SemanticModule } from './modules/semantic/semantic.module.js';
+import { AgentsModule } from './modules/agents/agents.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -26,6 +28,8 @@ export class AppModule {
         BillingModule,
         LedgerModule,
         IntegrationsModule,
+        SemanticModule,
+        AgentsModule,
       ],
     };
   }

@@ -51,7 +51,7 @@ export class DatabaseService implements OnApplicationShutdown {
     orgId: string,
     meta: RequestMeta,
     work: (tx: TenantTx) => Promise<T>,
-    options: { workspaceId?: string; allowNonMember?: boolean } = {},
+    options: { workspaceId?: string; allowNonMember?: boolean; readOnlyRolledBack?: boolean } = {},
   ): Promise<T> {
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
@@ -65,7 +65,7 @@ export class DatabaseService implements OnApplicationShutdown {
         throw AppError.notFound('workspace', options.workspaceId);
       }
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
-    });
+    }, { readOnlyRolledBack: options.readOnlyRolledBack });
   }
 
   /**
