@@ -10,8 +10,9 @@
 --    statement per budget whose WHERE re-checks the limit on the locked row (zero overshoot under concurrency);
 --    ai.settle_budget() turns the reservation into actual spend. Reservations carry an expiry: those of a call
 --    that never settled (a crashed process) are released by the next reservation on the same budget.
---  * Members run agents, so they write runs, steps and budget usage (through the API only); owner and admin
---    manage agents, budgets and the provider key; viewers read.
+--  * Every member of the organization may run an agent (a viewer too: tools only read, and only what the
+--    runner's claims allow), so members write runs, steps and budget usage (through the API only); owner and
+--    admin manage agents, budgets and the provider key.
 
 CREATE SCHEMA IF NOT EXISTS ai;
 GRANT USAGE ON SCHEMA ai TO authenticated, service_role;
@@ -347,7 +348,7 @@ CREATE POLICY provider_keys_admin ON ai.provider_keys FOR ALL TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));
 -- a member's run opens the key (the API decrypts it; the ciphertext never leaves the API)
 CREATE POLICY provider_keys_runner ON ai.provider_keys FOR SELECT TO authenticated
-  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'));
+  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 
 CREATE POLICY agents_read ON ai.agents FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY agents_insert ON ai.agents FOR INSERT TO authenticated
@@ -360,13 +361,13 @@ CREATE POLICY agents_delete ON ai.agents FOR DELETE TO authenticated
 
 CREATE POLICY runs_read ON ai.runs FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY runs_insert ON ai.runs FOR INSERT TO authenticated
-  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'));
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 CREATE POLICY runs_update ON ai.runs FOR UPDATE TO authenticated
-  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'))
+  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'))
   WITH CHECK (org_id = public.auth_org_id());
 CREATE POLICY run_steps_read ON ai.run_steps FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY run_steps_insert ON ai.run_steps FOR INSERT TO authenticated
-  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'));
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 
 CREATE POLICY budgets_read ON ai.budgets FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY budgets_write ON ai.budgets FOR ALL TO authenticated
@@ -374,12 +375,12 @@ CREATE POLICY budgets_write ON ai.budgets FOR ALL TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));
 CREATE POLICY budget_usage_read ON ai.budget_usage FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY budget_usage_write ON ai.budget_usage FOR ALL TO authenticated
-  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'))
-  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'));
+  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'))
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 CREATE POLICY budget_reservations_read ON ai.budget_reservations FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY budget_reservations_write ON ai.budget_reservations FOR ALL TO authenticated
-  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'))
-  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'service'));
+  USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'))
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 
 -- ---------------------------------------------------------------- grants (Supabase's defaults revoked first)
 REVOKE ALL ON ai.models, ai.model_prices, ai.provider_keys, ai.agents, ai.runs, ai.run_steps, ai.budgets, ai.budget_usage,

@@ -187,7 +187,7 @@ export class AgentsController {
 
   @Post(':agentId/runs/:runId/cancel')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (members and up); it stops at its next step' })
+  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (any member); it stops at its next step' })
   @ApiOkResponse({ type: RunDto })
   @ApiErrorCodes('ai.run_finished')
   cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
@@ -212,7 +212,7 @@ export class AgentRunsController {
   @Post(':agentId/runs')
   @ApiOperation({
     operationId: 'runAgent',
-    summary: 'Run an agent (members and up): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)',
+    summary: 'Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)',
     description: 'Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.',
   })
   @ApiHeader({ name: 'Accept', required: false, description: 'text/event-stream to stream the run', example: 'application/json' })

@@ -20,8 +20,8 @@ import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
 
-/** Who may start a run: members and up (viewers read runs). */
-export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
+/** Who may start or cancel a run: every member (a viewer too: tools only read, as the runner's claims allow). */
+export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'viewer', 'service'];
 
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
@@ -91,7 +91,7 @@ export class RunsService implements OnModuleInit {
   async start(principal: Principal, orgId: string, meta: RequestMeta, agentId: string, dto: CreateRunDto, trigger: RunDto['trigger'], asJob = false): Promise<StartedRun> {
     return this.db.tenant(principal, orgId, meta, async (tx) => {
       if (!RUNNER_ROLES.includes(tx.role as RequestRole)) {
-        throw AppError.forbidden('forbidden.role', `running an agent needs the role owner, admin, accountant or member; you are ${tx.role ?? 'not a member'}`);
+        throw AppError.forbidden('forbidden.role', `running an agent needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
       }
       await this.entitlements.enforce(tx, { app: 'omnizen' });
       const agent = await repo.getAgent(tx.db, orgId, agentId);
@@ -320,7 +320,7 @@ export class RunsService implements OnModuleInit {
 
   /** Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next step. */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
-    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw AppError.forbidden('forbidden.role', `cancelling a run needs the role owner, admin, accountant or member; you are ${tx.role ?? 'not a member'}`);
+    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw AppError.forbidden('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
     const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
     if (!before) throw AppError.notFound('run', runId);
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);

@@ -32,6 +32,10 @@ export interface OpenAiDouble {
   requests: { path: string; authorization?: string; body: any }[];
   /** requests that are hanging now */
   hanging(): number;
+  /** resolves when the next request arrives that the double leaves hanging */
+  nextHang(): Promise<void>;
+  /** drops what is still scripted */
+  clear(): void;
   close(): Promise<void>;
 }
 
@@ -60,6 +64,7 @@ export async function startOpenAiDouble(): Promise<OpenAiDouble> {
   const sockets = new Set<Socket>();
   const hangingResponses = new Set<ServerResponse>();
   let decide: ((body: any) => DoubleAnswer) | undefined;
+  let hangWaiters: (() => void)[] = [];
   let seq = 0;
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -72,6 +77,9 @@ export async function startOpenAiDouble(): Promise<OpenAiDouble> {
     if (answer.kind === 'hang') {
       hangingResponses.add(res);
       res.on('close', () => hangingResponses.delete(res));
+      const waiters = hangWaiters;
+      hangWaiters = [];
+      for (const w of waiters) w();
       return;
     }
     if (answer.kind === 'error') {
@@ -148,6 +156,11 @@ export async function startOpenAiDouble(): Promise<OpenAiDouble> {
     answerWith: (fn) => (decide = fn),
     requests,
     hanging: () => hangingResponses.size,
+    nextHang: () => new Promise<void>((resolve) => hangWaiters.push(resolve)),
+    clear: () => {
+      queue.length = 0;
+      decide = undefined;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
