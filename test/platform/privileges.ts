@@ -51,6 +51,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'schema hub': { authenticated: 'USAGE', service_role: 'USAGE' },
   'schema finance': { authenticated: 'USAGE', finance_posting: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
   'schema semantic': { authenticated: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
+  'schema ai': { authenticated: 'USAGE', service_role: 'USAGE' },
 
   'table core."User"': { authenticated: RW, service_role: RW },
   'table core.analyst_logins': { service_role: RW },
@@ -92,6 +93,20 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_agent_metrics': { authenticated: 'SELECT', service_role: 'SELECT' },
+
+  // ai (agents, 20261222000100): the catalog is read-only reference data; runs are appended, steps never change
+  'table ai.models': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.model_prices': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.provider_keys': { authenticated: RW, service_role: RW },
+  'table ai.agents': { authenticated: RW, service_role: RW },
+  'table ai.runs': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table ai.run_steps': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table ai.budgets': { authenticated: RW, service_role: RW },
+  'table ai.budget_usage': { authenticated: RW, service_role: RW },
+  'table ai.budget_reservations': { authenticated: RW, service_role: RW },
+  'table ai.agent_triggers': { authenticated: RW, service_role: RW },
+  'table ai.trigger_firings': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },
@@ -123,6 +138,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // the organization the posting function verified, read by the posting role's policies (20261204000200)
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
   // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // budget reservation and settlement, as the runner (RLS applies)
+  'function ai.reserve_budget(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

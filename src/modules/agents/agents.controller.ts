@@ -10,7 +10,7 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { ConsumesLimit, CurrentPrincipal, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import {
   AgentDto, BudgetDto, CreateAgentDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunQuery, SetProviderKeyDto, ToolDto,
   UpdateAgentDto, UpdateBudgetDto, UsageQuery, UsageReportDto,
@@ -187,7 +187,7 @@ export class AgentsController {
 
   @Post(':agentId/runs/:runId/cancel')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (any member); it stops at its next step' })
+  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin); it stops at its next step' })
   @ApiOkResponse({ type: RunDto })
   @ApiErrorCodes('ai.run_finished')
   cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
@@ -197,13 +197,12 @@ export class AgentsController {
 
 /**
  * Starting a run is not an @OrgRoute: a run spans provider calls that take seconds, and no transaction may stay
- * open across them. RunsService.start checks membership, role and subscription in its own transaction (the same
- * checks the interceptor makes) and every step commits on its own.
+ * open across them. The preflight checks membership and the subscription before the body is validated; the run
+ * is created in a transaction of its own (RunsService.start checks again) and every step commits on its own.
  */
 @ApiTags('agents')
-@ApiBearerAuth()
-@ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' })
-@ApiErrors(400, 401, 403, 404)
+@OrgPreflightRoute()
+@WritesRequireSubscription('omnizen')
 @ApiExtraModels(RunDto)
 @Controller('v1/orgs/:orgId/agents')
 export class AgentRunsController {
@@ -226,9 +225,8 @@ export class AgentRunsController {
     },
   })
   @ApiAcceptedResponse({ type: RunAcceptedDto, description: 'Started as a job (?async=true): GET the run for its outcome' })
-  @ApiErrors(402)
+  @ApiParam({ name: 'agentId', description: 'Agent id (UUID)', format: 'uuid' })
   @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded')
-  @ApiExtension('x-omnizen-billing', { app: 'omnizen', summary: 'requires a omnizen subscription that allows writing' })
   async run(
     @Param('orgId') orgId: string, @Param('agentId') agentId: string, @Query() q: RunQuery, @Body() dto: CreateRunDto,
     @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply,
@@ -237,7 +235,7 @@ export class AgentRunsController {
     if (!UUID.test(agentId)) throw AppError.notFound('agent', agentId);
     const meta = { requestId: String(req.id), ip: req.ip };
     const asJob = q.async === 'true';
-    const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', asJob);
+    const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', { asJob });
     if (asJob) {
       reply.status(202);
       return { id: started.run.id, status: 'running' };

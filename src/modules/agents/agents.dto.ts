@@ -258,3 +258,30 @@ export class ProviderKeyDto {
   @ApiProperty({ type: String, nullable: true, description: 'Its endpoint; null: the platform\'s', example: null }) baseUrl: string | null;
   @ApiProperty({ description: 'Stored (ISO 8601)', example: '2026-12-02T09:00:00.000Z' }) updatedAt: string;
 }
+
+// ---------------------------------------------------------------- automation
+@ApiSchema({ description: 'A trigger that runs the agent on a schedule or on a domain event, with your claims' })
+export class CreateTriggerDto {
+  @ApiProperty({ enum: ['schedule', 'event'], description: 'schedule: cron (UTC); event: a domain event of the outbox', example: 'event' }) @IsIn(['schedule', 'event']) kind: 'schedule' | 'event';
+  @ApiPropertyOptional({ description: 'kind schedule: a cron expression, UTC (5 fields: minute hour day month weekday)', example: '0 7 * * 1' })
+  @IsOptional() @IsString() @Length(1, 100) cron?: string;
+  @ApiPropertyOptional({ description: 'kind event: the domain event type', example: 'bill.submitted' })
+  @IsOptional() @Matches(/^[a-z0-9_]+(\.[a-z0-9_]+)+$/, { message: 'eventType must look like bill.submitted' }) eventType?: string;
+  @ApiProperty({ description: 'What the agent is told when it fires (an event\'s payload follows)', example: 'Review this bill and list anything unusual.', minLength: 1, maxLength: 20000 })
+  @IsString() @Length(1, 20_000) prompt: string;
+}
+
+@ApiSchema({ description: 'An automation trigger of an agent' })
+export class TriggerDto {
+  @ApiProperty({ format: 'uuid', description: 'Trigger id', example: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' }) id: string;
+  @ApiProperty({ format: 'uuid', description: 'Agent', example: AGENT_ID }) agentId: string;
+  @ApiProperty({ enum: ['schedule', 'event'], description: 'Kind', example: 'event' }) kind: string;
+  @ApiProperty({ type: String, nullable: true, description: 'Cron expression (UTC) of a schedule', example: null }) cron: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Domain event type of an event trigger', example: 'bill.submitted' }) eventType: string | null;
+  @ApiProperty({ description: 'What the agent is told', example: 'Review this bill.' }) prompt: string;
+  @ApiProperty({ format: 'uuid', description: 'The member whose claims its runs execute with', example: USER_ID }) createdBy: string;
+  @ApiProperty({ enum: ['active', 'stopped'], description: 'stopped: its member may no longer run it (see lastError)', example: 'active' }) status: string;
+  @ApiProperty({ type: String, nullable: true, description: 'Why it stopped', example: null }) lastError: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Last firing (ISO 8601)', example: null }) lastFiredAt: string | null;
+  @ApiProperty({ description: 'Created (ISO 8601)', example: '2026-12-02T09:00:00.000Z' }) createdAt: string;
+}

@@ -167,6 +167,12 @@ export const agentsRepository = {
     return messages.map((m) => ({ role: m.role, content: m.content }));
   },
 
+  /** Locks a running run (a concurrent cancel waits, or has won): false when it is no longer running. */
+  async lockRunning(db: Db, orgId: string, id: string): Promise<boolean> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    return r?.status === 'running';
+  },
+
   async runStatus(db: Db, orgId: string, id: string): Promise<string | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id));
     return r?.status;

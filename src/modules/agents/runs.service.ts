@@ -33,11 +33,24 @@ export interface RunSink {
 
 export interface StartedRun {
   run: RunDto;
+  /** the run's input messages */
+  input: ChatMessage[];
   agent: AgentDto;
   connection: ProviderConnection;
   principal: Principal;
   orgId: string;
   meta: RequestMeta;
+}
+
+export interface StartOptions {
+  /** run it as a job (?async=true): the job is written in the run's transaction */
+  asJob?: boolean;
+  /** roles that may start it (default: every member) */
+  roles?: RequestRole[];
+  /** a plan feature it needs besides a subscription that allows writing (automation: ai_automation) */
+  feature?: string;
+  /** runs in the transaction that creates the run (a trigger records its firing there) */
+  onCreated?: (tx: TenantTx, run: RunDto) => Promise<void>;
 }
 
 /** The budget refused a call: the run fails with budget_exceeded, the caller of a sync run gets 402. */
@@ -88,12 +101,14 @@ export class RunsService implements OnModuleInit {
    * Checks the caller and the agent, creates the run (status running) and commits it. For ?async=true the job
    * that executes it is written in the same transaction.
    */
-  async start(principal: Principal, orgId: string, meta: RequestMeta, agentId: string, dto: CreateRunDto, trigger: RunDto['trigger'], asJob = false): Promise<StartedRun> {
+  async start(principal: Principal, orgId: string, meta: RequestMeta, agentId: string, dto: CreateRunDto, trigger: RunDto['trigger'], opts: StartOptions = {}): Promise<StartedRun> {
+    const asJob = opts.asJob ?? false;
     return this.db.tenant(principal, orgId, meta, async (tx) => {
-      if (!RUNNER_ROLES.includes(tx.role as RequestRole)) {
-        throw AppError.forbidden('forbidden.role', `running an agent needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
+      const roles = opts.roles ?? RUNNER_ROLES;
+      if (!roles.includes(tx.role as RequestRole)) {
+        throw AppError.forbidden('forbidden.role', `running this agent needs the role ${roles.filter((r) => r !== 'service').join(', ')}; you are ${tx.role ?? 'not a member'}`);
       }
-      await this.entitlements.enforce(tx, { app: 'omnizen' });
+      await this.entitlements.enforce(tx, { app: 'omnizen', feature: opts.feature });
       const agent = await repo.getAgent(tx.db, orgId, agentId);
       if (!agent) throw AppError.notFound('agent', agentId);
       if (agent.status !== 'active') throw AgentErrors.error('ai.agent_paused', `agent ${agent.name} is paused`);
@@ -102,8 +117,9 @@ export class RunsService implements OnModuleInit {
         agentId, modelId: agent.modelId, startedBy: principal.kind === 'user' ? principal.userId : null, trigger, input: { messages: dto.messages }, startedAt: this.now(),
       });
       await this.audit.record(tx, { action: 'ai.run_started', entityType: 'ai_run', entityId: run.id, after: { agentId, trigger, modelId: agent.modelId } });
+      await opts.onCreated?.(tx, run);
       if (asJob) await enqueue(tx, RUN_JOB_TOPIC, { runId: run.id, agentId, principal: principal as unknown as Record<string, unknown> });
-      return { run, agent, connection, principal, orgId, meta };
+      return { run, input: dto.messages.map((m) => ({ role: m.role, content: m.content })), agent, connection, principal, orgId, meta };
     });
   }
 
@@ -115,7 +131,7 @@ export class RunsService implements OnModuleInit {
       const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
       const agent = await repo.getAgent(tx.db, job.orgId, agentId);
       if (!run || run.status !== 'running' || !agent || this.active.has(runId)) return undefined;
-      return { run, agent, connection: await this.keys.connection(tx.db, job.orgId) };
+      return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId) };
     });
     if (!loaded) return;
     await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch((err) => {
@@ -147,34 +163,43 @@ export class RunsService implements OnModuleInit {
     const definitions = this.tools.definitions(agent.tools);
     const messages: ChatMessage[] = [
       { role: 'system', content: agent.instructions || 'You are a helpful assistant for the organization\'s books.' },
-      ...(await ctx.tenant((tx) => repo.runInput(tx.db, s.orgId, run.id))),
+      ...s.input,
     ];
     let stepNo = 0;
     let lastContent: string | null = null;
     sink?.event('run', { id: run.id, agentId: agent.id, status: 'running' });
+    const cancelled = { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled' } as const;
     for (let call = 0; call < agent.maxSteps; call++) {
-      if (signal.aborted || (await ctx.tenant((tx) => repo.runStatus(tx.db, s.orgId, run.id))) !== 'running') {
-        return this.finish(s, ctx, { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled', output: lastContent }, sink);
-      }
-      // ---- reserve the worst case against every budget that applies
+      if (signal.aborted) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      // ---- one transaction before the call: still running? the prices in effect; the worst case reserved against every budget
       const startedAt = this.now();
-      const prices = await ctx.tenant((tx) => repo.pricesAt(tx.db, agent.modelId, startedAt));
-      if (!prices) throw new Error(`model ${agent.modelId} has no price in effect at ${startedAt.toISOString()}`);
       const counted = countChatInputTokens(messages, definitions);
       const worstTokens = inputWorstCase(counted) + agent.maxOutputTokens;
       const callId = randomUUID();
+      let prices: Prices | undefined;
       try {
-        await this.reserve(ctx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, prices), worstTokens, startedAt);
+        prices = await ctx.tenant(async (tx) => {
+          if ((await repo.runStatus(tx.db, s.orgId, run.id)) !== 'running') return undefined;
+          const p = await repo.pricesAt(tx.db, agent.modelId, startedAt);
+          if (!p) throw new Error(`model ${agent.modelId} has no price in effect at ${startedAt.toISOString()}`);
+          await this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt);
+          return p;
+        });
       } catch (err) {
         if (!(err instanceof BudgetRefusal)) throw err;
-        stepNo++;
-        await ctx.tenant((tx) => repo.addStep(tx.db, s.orgId, run.id, {
-          stepNo, kind: 'llm_call', name: agent.modelId, status: 'failed', errorClass: 'budget_exceeded', errorMessage: err.message,
+        const step = {
+          stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: 'budget_exceeded', errorMessage: err.message,
           startedAt, endedAt: this.now(), attempts: 0, detail: { refused: err.error.details ?? null },
-        })).catch(() => undefined);
-        const finished = await this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'budget_exceeded', errorMessage: err.message, output: lastContent }, sink, err.error);
+        };
+        const finished = await this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'budget_exceeded', errorMessage: err.message, output: lastContent }, sink, {
+          refusal: err.error,
+          before: async (tx) => {
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+          },
+        });
         throw Object.assign(err.error, { run: finished });
       }
+      if (!prices) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       // ---- the call, with bounded retries
       let result: ChatResult;
       let attempts = 1;
@@ -193,39 +218,53 @@ export class RunsService implements OnModuleInit {
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
         const endedAt = this.now();
-        stepNo++;
-        // nothing was billed: the reservation is released (settled at zero)
-        await ctx.tenant((tx) => this.settle(tx, agent.id, callId, new Decimal(0), 0, endedAt));
-        await ctx.tenant((tx) => repo.addStep(tx.db, s.orgId, run.id, {
-          stepNo, kind: 'llm_call', name: agent.modelId, status: 'failed', errorClass: err.errorClass, errorMessage: err.message, startedAt, endedAt,
+        const step = {
+          stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: err.errorClass, errorMessage: err.message, startedAt, endedAt,
           streamed: !!sink, attempts: (err as LlmError & { attempts?: number }).attempts ?? failures.length, prices: pricesJson(prices), detail: { failures },
-        })).catch(() => undefined); // cancelled meanwhile: the run is finished
-        const cancelled = err.errorClass === 'cancelled';
+        };
+        const isCancel = err.errorClass === 'cancelled';
+        // nothing was billed: the reservation is released (settled at zero), in the transaction that finishes the run
         return this.finish(s, ctx, {
-          status: cancelled ? 'cancelled' : 'failed', stopReason: cancelled ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
-        }, sink);
+          status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
+        }, sink, {
+          before: async (tx) => {
+            await this.settle(tx, agent.id, callId, new Decimal(0), 0, endedAt);
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+          },
+        });
       }
-      // ---- record the call: tokens as reported (counted when not), cost at the prices in effect
+      // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
       const endedAt = this.now();
       const usage: TokenUsage = result.usage ?? {
         input: counted, cachedInput: 0, cacheWrite: 0,
         output: countTextTokens(result.content ?? '') + result.toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0),
       };
       const cost = costOf(usage, prices);
-      await ctx.tenant((tx) => this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt));
-      stepNo++;
       const llmStep = {
-        stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'succeeded' as const, startedAt, endedAt, streamed: !!sink, attempts,
+        stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'succeeded' as const, startedAt, endedAt, streamed: !!sink, attempts,
         timeToFirstTokenMs: result.timeToFirstTokenMs, usage, tokensCounted: !result.usage, cost, prices: pricesJson(prices),
         detail: { finishReason: result.finishReason, content: result.content, toolCalls: result.toolCalls, ...(failures.length ? { failures } : {}) },
       };
-      const recorded = await ctx.tenant((tx) => repo.addStep(tx.db, s.orgId, run.id, llmStep)).then(() => true, () => false);
-      if (!recorded) return this.finish(s, ctx, { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled', output: lastContent }, sink);
-      sink?.event('step', { stepNo, kind: 'llm_call', usage: { inputTokens: usage.input, outputTokens: usage.output, cachedInputTokens: usage.cachedInput, cacheWriteTokens: usage.cacheWrite }, cost: cost.toFixed(8) });
-      lastContent = result.content;
-      if (result.toolCalls.length === 0) {
-        return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink);
+      const answered = result.toolCalls.length === 0;
+      if (answered) {
+        // the answer: settle, step and finish in one transaction
+        return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
+          before: async (tx) => {
+            await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, llmStep);
+          },
+          afterBefore: () => sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost)),
+        });
       }
+      const recorded = await ctx.tenant(async (tx) => {
+        await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
+        if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+        await repo.addStep(tx.db, s.orgId, run.id, llmStep);
+        return true;
+      });
+      if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
+      lastContent = result.content;
       // ---- the tools the model asked for, as the person who started the run
       messages.push({ role: 'assistant', content: result.content, toolCalls: result.toolCalls });
       for (const tc of result.toolCalls) {
@@ -233,12 +272,17 @@ export class RunsService implements OnModuleInit {
         const toolStarted = this.now();
         const { answer, error } = await this.runTool(ctx, agent, tc.name, tc.arguments);
         stepNo++;
-        const ok = await ctx.tenant((tx) => repo.addStep(tx.db, s.orgId, run.id, {
-          stepNo, kind: tc.name === 'search_knowledge' ? 'retrieval' : 'tool_call', name: tc.name, status: error ? 'failed' : 'succeeded',
+        const toolStep = {
+          stepNo, kind: tc.name === 'search_knowledge' ? 'retrieval' as const : 'tool_call' as const, name: tc.name, status: error ? 'failed' as const : 'succeeded' as const,
           errorClass: error ? 'tool_error' : null, errorMessage: error ?? null, startedAt: toolStarted, endedAt: this.now(),
           detail: { toolCallId: tc.id, arguments: tc.arguments, result: error ? null : answer },
-        })).then(() => true, () => false);
-        if (!ok) return this.finish(s, ctx, { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled', output: lastContent }, sink);
+        };
+        const ok = await ctx.tenant(async (tx) => {
+          if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+          await repo.addStep(tx.db, s.orgId, run.id, toolStep);
+          return true;
+        });
+        if (!ok) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
         sink?.event('tool_result', { id: tc.id, name: tc.name, ok: !error, error: error ?? undefined });
         const text = JSON.stringify(error ? { error } : answer);
         messages.push({ role: 'tool', toolCallId: tc.id, content: text.length > TOOL_RESULT_MAX_CHARS ? `${text.slice(0, TOOL_RESULT_MAX_CHARS)}... (cut)` : text });
@@ -268,23 +312,23 @@ export class RunsService implements OnModuleInit {
     }
   }
 
-  private async reserve(ctx: ToolContext, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
+  /** Reserves a call's worst case in `tx`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
+  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
     // a reservation outlives the call's longest possible duration (all attempts, all waits), then it expires
     const ai = this.config.ai;
     const expires = new Date(now.getTime() + (ai.timeoutMs + ai.retryMaxMs) * (ai.maxRetries + 1) + 60_000);
-    const refused = await ctx.tenant(async (tx) => {
-      const rows = await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
-      const no = rows.find((r) => !r.ok);
-      if (!no) return undefined;
-      // nothing stays reserved: the refusal rolls back this transaction
-      throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
-        `the call does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${no.cost_left === null ? 'unlimited' : `${new Decimal(no.cost_left.toString()).toFixed(8)} USD`}, ${no.tokens_left === null ? 'unlimited' : `${no.tokens_left} tokens`}`,
-        { budgetId: no.budget_id, costLeft: no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8), tokensLeft: no.tokens_left === null ? null : Number(no.tokens_left), callCost: cost.toFixed(8), callTokens: tokens }));
-    }).catch((err) => {
-      if (err instanceof BudgetRefusal) return err;
-      throw err;
-    });
-    if (refused) throw refused;
+    const rows = await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
+    const no = rows.find((r) => !r.ok);
+    if (!no) return;
+    const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
+    const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
+    throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
+      `the call does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
+      { budgetId: no.budget_id, costLeft, tokensLeft, callCost: cost.toFixed(8), callTokens: tokens }));
+  }
+
+  private stepEvent(stepNo: number, usage: TokenUsage, cost: Decimal) {
+    return { stepNo, kind: 'llm_call', usage: { inputTokens: usage.input, outputTokens: usage.output, cachedInputTokens: usage.cachedInput, cacheWriteTokens: usage.cacheWrite }, cost: cost.toFixed(8) };
   }
 
   /** Settles a call and emits each threshold crossed now (once per budget, threshold and month: the UPDATE marks it). */
@@ -298,9 +342,16 @@ export class RunsService implements OnModuleInit {
     }
   }
 
-  private async finish(s: StartedRun, ctx: ToolContext, f: Omit<RunFinish, 'finishedAt'>, sink?: RunSink, refusal?: AppError): Promise<RunDto> {
+  /**
+   * Finishes the run (if still running: a cancel may have finished it) with its event, in one transaction that
+   * first runs `opts.before` (the last step, the last settlement), and answers the run with its trace.
+   */
+  private async finish(s: StartedRun, ctx: ToolContext, f: Omit<RunFinish, 'finishedAt'>, sink?: RunSink,
+    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; afterBefore?: () => void } = {}): Promise<RunDto> {
+    const { refusal } = opts;
     const finishedAt = this.now();
     const done = await ctx.tenant(async (tx) => {
+      await opts.before?.(tx);
       const run = await repo.finishRun(tx.db, s.orgId, s.run.id, { ...f, finishedAt });
       if (run) {
         const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
@@ -313,6 +364,7 @@ export class RunsService implements OnModuleInit {
       const current = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
       return { ...current!, trace: await repo.steps(tx.db, s.orgId, s.run.id) };
     });
+    opts.afterBefore?.();
     if (refusal) sink?.event('error', { code: refusal.code, message: refusal.message, details: refusal.details });
     sink?.event('result', done);
     return done;
@@ -323,6 +375,10 @@ export class RunsService implements OnModuleInit {
     if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw AppError.forbidden('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
     const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
     if (!before) throw AppError.notFound('run', runId);
+    const own = tx.principal.kind === 'user' && before.startedBy === tx.principal.userId;
+    if (!own && !['owner', 'admin', 'service'].includes(tx.role as string)) {
+      throw AppError.forbidden('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
+    }
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
     const run = (await repo.finishRun(tx.db, tx.orgId, runId, {
       status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: this.now(),

@@ -1,11 +1,10 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { CurrentPrincipal, OrgRoute, Tx } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, Tx } from '../../platform/http/tenant.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { SemanticQueryDto, SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
 import { SemanticService } from './semantic.service.js';
@@ -28,18 +27,17 @@ export class SemanticViewsController {
 
 /**
  * Not an @OrgRoute: the query gets its own READ ONLY transaction that is always rolled back (the request
- * transaction of an @OrgRoute commits). DatabaseService.tenant still decides membership (404 for a non-member).
+ * transaction of an @OrgRoute commits). The preflight decides membership (404) before the body is validated.
  */
 @ApiTags('semantic')
-@ApiBearerAuth()
-@ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' })
-@ApiErrors(400, 401, 403, 404)
+@OrgPreflightRoute()
 @Controller('v1/orgs/:orgId/semantic')
 export class SemanticQueryController {
   constructor(private readonly semantic: SemanticService) {}
 
   @Post('query')
   @HttpCode(200)
+  @DoesNotWrite()
   @ApiOperation({
     operationId: 'querySemanticLayer',
     summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',

@@ -22,6 +22,8 @@ export const PRIVILEGED_PATHS = {
   'billing.expiry': 'expire ended trials and canceled subscriptions',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
+  /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
+  'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
 } as const;

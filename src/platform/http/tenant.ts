@@ -5,7 +5,7 @@ import {
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { ModuleRef, ModulesContainer, Reflector } from '@nestjs/core';
 import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
-import { from, lastValueFrom, Observable } from 'rxjs';
+import { from, lastValueFrom, Observable, switchMap } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
 import type { Principal, RequestRole } from '../auth/principal.js';
 import { AppError } from '../errors/app-error.js';
@@ -91,6 +91,54 @@ export class TenantTransactionInterceptor implements NestInterceptor {
       }, { workspaceId }),
     );
   }
+}
+
+/**
+ * For org routes whose handler opens its own transactions instead of running in the request's one: a run of an
+ * AI agent (provider calls take seconds; no transaction may stay open across them) and a semantic query (its
+ * own READ ONLY transaction, always rolled back). The same checks as TenantTransactionInterceptor (membership
+ * decided by the database → 404, @RequireRole → 403, the plan's requirements → 402) run first, in a short
+ * transaction of their own, before the body is validated; the handler then receives no @Tx().
+ */
+@Injectable()
+export class OrgPreflightInterceptor implements NestInterceptor {
+  private gate?: EntitlementGate;
+
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly reflector: Reflector,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const req = context.switchToHttp().getRequest();
+    const targets = [context.getHandler(), context.getClass()];
+    const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
+    const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
+    const orgId: string = req.params.orgId;
+    if (!UUID.test(orgId ?? '')) throw AppError.notFound('organization', orgId);
+    const header = req.headers['x-workspace-id'];
+    const workspaceId = typeof header === 'string' && header ? header : undefined;
+    if (workspaceId && !UUID.test(workspaceId)) throw AppError.badRequest('workspace.invalid', 'X-Workspace-Id must be a UUID');
+    return from(this.db.tenant(req.user as Principal, orgId, { requestId: req.id, ip: req.ip }, async (tx) => {
+      if (roles && !roles.includes(tx.role as RequestRole)) {
+        throw AppError.forbidden('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
+      }
+      this.gate ??= this.moduleRef.get<EntitlementGate>(ENTITLEMENT_GATE, { strict: false });
+      for (const requirement of entitlements) await this.gate.enforce(tx, requirement);
+    }, { workspaceId })).pipe(switchMap(() => next.handle()));
+  }
+}
+
+/** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
+export function OrgPreflightRoute(): ClassDecorator {
+  return applyDecorators(
+    UseInterceptors(OrgPreflightInterceptor),
+    ApiBearerAuth(),
+    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
+    ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
+    ApiErrors(400, 401, 403, 404),
+  );
 }
 
 /** A controller under /v1/orgs/:orgId: every handler runs in that organization's tenant transaction. */
