@@ -119,14 +119,16 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return { accountId: account.body.id, taxCodeId: taxCode.body.id, entryId: entry.body.id, yearId: year.body.id, periodId: year.body.periods[0].id };
   }
 
-  /** An agent with a finished run and a budget (runs answered by the OpenAI-compatible double); their ids by path parameter name. */
+  /** An agent with a finished run, a budget and a trigger (runs answered by the OpenAI-compatible double); their ids by path parameter name. */
   async function seedAgents(orgId: string, owner: TestUser): Promise<Record<string, string>> {
     const agent = await t.http.post(`/v1/orgs/${orgId}/agents`).set(owner.auth)
       .send({ name: 'Seeded agent', type: 'assistant', modelId: 'gpt-4o-mini', tools: ['query_semantic'] }).expect(201);
     const run = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/runs`).set(owner.auth).send({ messages: [{ role: 'user', content: 'hello' }] }).expect(200);
     if (run.body.status !== 'succeeded') throw new Error(`the seeded run ${run.body.status}: ${run.body.errorMessage}`);
     const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId: agent.body.id, costLimit: '10.00' }).expect(201);
-    return { agentId: agent.body.id, runId: run.body.id, budgetId: budget.body.id };
+    const trigger = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/triggers`).set(owner.auth)
+      .send({ kind: 'event', eventType: 'bill.submitted', prompt: 'Review the bill.' }).expect(201);
+    return { agentId: agent.body.id, runId: run.body.id, budgetId: budget.body.id, triggerId: trigger.body.id };
   }
 
   /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */

@@ -76,6 +76,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     // the feature-gated ones, as the plan table of docs/billing.md says
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
       'POST /v1/orgs/{orgId}/agents ai_agents',
+      'POST /v1/orgs/{orgId}/agents/{agentId}/triggers ai_automation',
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',

@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
 import {
-  ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiExtension, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam,
+  ApiAcceptedResponse, ApiBody, ApiCreatedResponse, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam,
   ApiProduces, ApiTags, getSchemaPath, ApiExtraModels,
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -8,11 +8,11 @@ import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { AutomationService } from './automation.service.js';
 import {
-  AgentDto, BudgetDto, CreateAgentDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunQuery, SetProviderKeyDto, ToolDto,
+  AgentDto, BudgetDto, CreateAgentDto, CreateTriggerDto, TriggerDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunQuery, SetProviderKeyDto, ToolDto,
   UpdateAgentDto, UpdateBudgetDto, UsageQuery, UsageReportDto,
 } from './agents.dto.js';
 import { AgentsService } from './agents.service.js';
@@ -127,6 +127,7 @@ export class AgentsController {
   constructor(
     private readonly agents: AgentsService,
     private readonly runs: RunsService,
+    private readonly automation: AutomationService,
   ) {}
 
   @Get()
@@ -169,6 +170,31 @@ export class AgentsController {
   @ApiNoContentResponse({ description: 'Deleted' })
   async remove(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<void> {
     await this.agents.remove(tx, id);
+  }
+
+  @Get(':agentId/triggers')
+  @ApiOperation({ operationId: 'listAgentTriggers', summary: 'The agent\'s automation triggers' })
+  @ApiOkResponse({ type: [TriggerDto] })
+  triggers(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<TriggerDto[]> {
+    return this.automation.list(tx, agentId);
+  }
+
+  @Post(':agentId/triggers')
+  @RequireRole(...ADMIN_ROLES)
+  @RequiresFeature('omnizen', 'ai_automation')
+  @ApiOperation({ operationId: 'createAgentTrigger', summary: 'Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up)' })
+  @ApiCreatedResponse({ type: TriggerDto })
+  createTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @Body() dto: CreateTriggerDto): Promise<TriggerDto> {
+    return this.automation.create(tx, agentId, dto);
+  }
+
+  @Delete(':agentId/triggers/:triggerId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteAgentTrigger', summary: 'Delete an automation trigger (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  async deleteTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('triggerId', 'trigger') id: string): Promise<void> {
+    await this.automation.remove(tx, agentId, id);
   }
 
   @Get(':agentId/runs')

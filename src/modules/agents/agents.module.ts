@@ -7,6 +7,7 @@ import { SemanticModule } from '../semantic/semantic.module.js';
 import { AgentRunsController, AgentsController, AiCatalogController } from './agents.controller.js';
 import { agentsRepository } from './agents.repository.js';
 import { AgentsService } from './agents.service.js';
+import { AutomationService } from './automation.service.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { RunsService } from './runs.service.js';
 import { ToolRegistry } from './tool-registry.js';
@@ -15,8 +16,8 @@ import { ToolRegistry } from './tool-registry.js';
 @Module({
   imports: [BillingModule, LedgerModule, SemanticModule],
   controllers: [AiCatalogController, AgentsController, AgentRunsController],
-  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper],
-  exports: [ToolRegistry, RunsService, ProviderKeysService],
+  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper, AutomationService],
+  exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService],
 })
 export class AgentsModule implements OnModuleInit {
   constructor(private readonly usage: UsageCounters) {}

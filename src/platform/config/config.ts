@@ -103,6 +103,8 @@ export interface AppConfig {
     retryBaseMs: number;
     /** AI_RETRY_MAX_MS: longest single backoff (a longer Retry-After fails the call as rate limited) */
     retryMaxMs: number;
+    /** AI_SCHEDULE_TICK_MS: how often scheduled agent triggers are checked (0: never; tests tick by hand) */
+    scheduleTickMs: number;
     /** AI_SEMANTIC_TIMEOUT_MS: statement timeout of a semantic query */
     semanticTimeoutMs: number;
     /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
@@ -337,6 +339,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxRetries: int(env, 'AI_MAX_RETRIES', 2, 0, 10),
       retryBaseMs: int(env, 'AI_RETRY_BASE_MS', 500, 0, 60_000),
       retryMaxMs: int(env, 'AI_RETRY_MAX_MS', 30_000, 0, 600_000),
+      scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
       semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
     },
