@@ -352,6 +352,9 @@ CREATE POLICY provider_keys_admin ON ai.provider_keys FOR ALL TO authenticated
 CREATE POLICY provider_keys_runner ON ai.provider_keys FOR SELECT TO authenticated
   USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 
+-- npm run secrets:rotate re-seals the keys on the privileged path secrets.rotate (service_role)
+CREATE POLICY provider_keys_rotation ON ai.provider_keys FOR ALL TO service_role USING (true) WITH CHECK (true);
+
 CREATE POLICY agents_read ON ai.agents FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY agents_insert ON ai.agents FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));
@@ -447,5 +450,5 @@ COMMENT ON COLUMN semantic.v_gl_fact.source IS 'manual, invoice, bill, payment, 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261222000100_ai_agents', '82abbb43a461592de8a1db7918c8bcac13b72c772736bf3d06704a68c4137d37', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261222000100_ai_agents', '98830e1eff0fc9750b7ec78a2512c83109d2fb4a1a8068300aacc82ad5bbe00a', 0)
   ON CONFLICT (name) DO NOTHING;

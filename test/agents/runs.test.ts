@@ -261,3 +261,37 @@ describe('agent runs', () => {
     expect(m.body.rows[0][2]).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('the organization\'s provider key under key rotation', () => {
+  it('is re-sealed under the new active key by the rotation, and still opens', async () => {
+    const { AuditService } = await import('../../src/modules/audit/audit.service.js');
+    const { PrivilegedDatabase } = await import('../../src/platform/database/privileged.service.js');
+    const { SecretBox } = await import('../../src/modules/integrations/secret-box.js');
+    const { rotateProviderKeys } = await import('../../src/modules/agents/provider-key-rotation.js');
+    const keys = testKeys('old', 'new');
+    const llm = await startOpenAiDouble();
+    const t = await createTestApp({ AI_BASE_URL: llm.url, SECRETS_KEYS: keys.env, SECRETS_ACTIVE_KEY: 'old', REDIS_URL: '' });
+    try {
+      const owner = await registerUser(t, 'rotate-owner');
+      const orgId = await createOrg(t, owner, 'Rotation Ltd');
+      await t.http.put(`/v1/orgs/${orgId}/ai/provider-key`).set(owner.auth).send({ apiKey: 'sk-org-rotated-9876' }).expect(200);
+      const kid = async () => (await t.db.admin.query(`SELECT secret->>'kid' AS kid FROM ai.provider_keys WHERE org_id = $1`, [orgId])).rows[0].kid;
+      expect(await kid()).toBe('old');
+      const privileged = new PrivilegedDatabase({ ...t.config, secrets: { keys: keys.keys, activeKeyId: 'new' } });
+      try {
+        const result = await rotateProviderKeys(privileged, new SecretBox(keys.keys, 'new'), new AuditService());
+        expect(result).toEqual({ resealed: 1, failed: [] });
+      } finally {
+        await privileged.onApplicationShutdown();
+      }
+      expect(await kid()).toBe('new');
+      // the app (still configured with both keys) opens it: a run uses it
+      const agent = await t.http.post(agentsUrl(orgId)).set(owner.auth).send({ name: 'R', type: 'assistant', modelId: 'gpt-4o-mini' }).expect(201);
+      await t.http.post(agentsUrl(orgId, `/${agent.body.id}/runs`)).set(owner.auth).send({ messages: [{ role: 'user', content: 'hi' }] }).expect(200);
+      expect(llm.requests[0].authorization).toBe('Bearer sk-org-rotated-9876');
+    } finally {
+      await t.close();
+      await llm.close();
+    }
+  });
+});

@@ -350,6 +350,9 @@ CREATE POLICY provider_keys_admin ON ai.provider_keys FOR ALL TO authenticated
 CREATE POLICY provider_keys_runner ON ai.provider_keys FOR SELECT TO authenticated
   USING (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'member', 'viewer', 'service'));
 
+-- npm run secrets:rotate re-seals the keys on the privileged path secrets.rotate (service_role)
+CREATE POLICY provider_keys_rotation ON ai.provider_keys FOR ALL TO service_role USING (true) WITH CHECK (true);
+
 CREATE POLICY agents_read ON ai.agents FOR SELECT TO authenticated USING (org_id = public.auth_org_id());
 CREATE POLICY agents_insert ON ai.agents FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));

@@ -298,6 +298,21 @@ export const agentsRepository = {
     return { keyHint: r.key_hint, baseUrl: r.base_url, updatedAt: iso(r.updated_at)! };
   },
 
+  /** Privileged (secrets.rotate): organizations whose key is sealed under another key than `activeKid`. */
+  async staleProviderKeys(db: Db, activeKid: string): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('ai.provider_keys').select('org_id').where(sql<boolean>`coalesce(secret ->> 'kid', '') <> ${activeKid}`));
+    return rows.map((r) => r.org_id);
+  },
+
+  async lockProviderKey(db: Db, orgId: string): Promise<{ secret: unknown } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.provider_keys').select('secret').where('org_id', '=', orgId).forUpdate().skipLocked());
+    return r;
+  },
+
+  async resealProviderKey(db: Db, orgId: string, secret: unknown): Promise<void> {
+    await db.run(qb.updateTable('ai.provider_keys').set({ secret: JSON.stringify(secret), updated_at: sql`now()` }).where('org_id', '=', orgId));
+  },
+
   async deleteProviderKey(db: Db, orgId: string): Promise<number> {
     return db.runCount(qb.deleteFrom('ai.provider_keys').where('org_id', '=', orgId));
   },
