@@ -1,5 +1,5 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret under SECRETS_ACTIVE_KEY. Order of a key change:
+// Re-seals every integration secret and every webhook signing secret under SECRETS_ACTIVE_KEY. Order of a key change:
 //  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
 //     so every secret still opens and new writes use the new key);
 //  2. run this command with the same configuration; it works row by row in short transactions;
@@ -15,6 +15,7 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import { secretBoxFromConfig } from '../src/modules/integrations/integrations.module.js';
 import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
 import { rotateProviderKeys } from '../src/modules/agents/provider-key-rotation.js';
+import { resealWebhookSecrets } from '../src/modules/webhooks/webhook-secret-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
 const batchSize = sizeIdx > 0 ? Number(process.argv[sizeIdx + 1]) : 100;
@@ -56,6 +57,12 @@ try {
   console.log(`re-sealed ${keys.resealed} AI provider key(s)`);
   if (keys.failed.length) {
     console.error(`could not open ${keys.failed.length} AI provider key(s): organizations ${keys.failed.join(', ')}`);
+    code = 1;
+  }
+  const webhooks = await resealWebhookSecrets(privileged, box, new AuditService(), batchSize);
+  console.log(`webhook signing secrets: re-sealed ${webhooks.resealed} of ${webhooks.total}; ${webhooks.remaining} not under the active key remain`);
+  if (webhooks.failed.length) {
+    console.error(`could not open ${webhooks.failed.length} webhook secret(s): endpoints ${webhooks.failed.join(', ')}`);
     code = 1;
   }
 } catch (err) {

@@ -8,9 +8,11 @@ import { AuthModule } from './modules/auth/auth.module.js';
 import { OrganizationsModule } from './modules/organizations/organizations.module.js';
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
+import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 import { SemanticModule } from './modules/semantic/semantic.module.js';
 import { AgentsModule } from './modules/agents/agents.module.js';
+import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -27,9 +29,11 @@ export class AppModule {
         OrganizationsModule,
         BillingModule,
         LedgerModule,
+        PayablesModule,
         IntegrationsModule,
         SemanticModule,
         AgentsModule,
+        WebhooksModule,
       ],
     };
   }

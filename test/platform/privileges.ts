@@ -69,6 +69,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.user_credentials': { service_role: RW },
   'table core.user_identities': { service_role: RW },
   'table core.workspaces': { authenticated: RW, service_role: RW },
+  'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
+  'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
+  'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },
@@ -91,6 +94,14 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
   'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  // payables (20261221000100): drafts written under policies; decisions, payments and allocations append-only
+  'table finance.vendors': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.payables_settings': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
+  'table finance.bills': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_lines': { authenticated: 'DELETE,INSERT,SELECT', service_role: 'SELECT' },
+  'table finance.bill_decisions': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
+  'table finance.bill_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'view semantic.v_agent_metrics': { authenticated: 'SELECT', service_role: 'SELECT' },
@@ -107,6 +118,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table ai.budget_reservations': { authenticated: RW, service_role: RW },
   'table ai.agent_triggers': { authenticated: RW, service_role: RW },
   'table ai.trigger_firings': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
+  'view semantic.v_ap_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },
@@ -141,6 +153,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // budget reservation and settlement, as the runner (RLS applies)
   'function ai.reserve_budget(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
+  'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

@@ -15,7 +15,7 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -77,10 +77,34 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
       'POST /v1/orgs/{orgId}/agents ai_agents',
       'POST /v1/orgs/{orgId}/agents/{agentId}/triggers ai_automation',
+      'PATCH /v1/orgs/{orgId}/webhooks/endpoints/{endpointId} webhooks',
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
-    ]);
+      // payables, approvals and expense claims (issue 15)
+      'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
+      'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',
+      'POST /v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/comments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments/{paymentId}/allocations full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors/{vendorId}/archive full_accounting',
+      'PUT /v1/orgs/{orgId}/payables/settings full_accounting',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}/replay webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/replay-failed webhooks',
+      'POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/rotate-secret webhooks',
+    ].sort());
   });
 
   it('a read-only subscription: every write answers 402 subscription_inactive and changes nothing; reads stay open', async () => {

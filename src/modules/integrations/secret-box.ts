@@ -46,24 +46,44 @@ export class SecretBox {
   }
 
   seal(value: unknown, owner: SecretOwner): SealedSecret {
+    return this.sealWith(value, aad(owner));
+  }
+
+  open<T = unknown>(sealed: unknown, owner: SecretOwner): T {
+    return this.openWith<T>(sealed, aad(owner));
+  }
+
+  /**
+   * Seals a secret of another module's row (e.g. a webhook endpoint's signing secret): `context` names the row
+   * (`webhook_endpoint:<org>:<id>`) and is bound as associated data, so the ciphertext opens only for that row.
+   */
+  sealFor(value: unknown, context: string): SealedSecret {
+    return this.sealWith(value, Buffer.from(`omnizen.${context}`, 'utf8'));
+  }
+
+  openFor<T = unknown>(sealed: unknown, context: string): T {
+    return this.openWith<T>(sealed, Buffer.from(`omnizen.${context}`, 'utf8'));
+  }
+
+  private sealWith(value: unknown, associatedData: Buffer): SealedSecret {
     if (!this.configured) {
       throw new AppError(503, 'secrets.not_configured', 'no encryption key is configured for integration secrets (SECRETS_KEYS)');
     }
     const kid = this.activeKeyId!;
     const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key
     const cipher = createCipheriv('aes-256-gcm', this.keys[kid], iv);
-    cipher.setAAD(aad(owner));
+    cipher.setAAD(associatedData);
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
     return { ciphertext: ciphertext.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), kid };
   }
 
-  open<T = unknown>(sealed: unknown, owner: SecretOwner): T {
+  private openWith<T>(sealed: unknown, associatedData: Buffer): T {
     if (!isSealedSecret(sealed)) throw new SecretOpenError('not a sealed secret');
     const key = this.keys[sealed.kid];
     if (!key) throw new SecretOpenError(`key "${sealed.kid}" is not configured`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
-      decipher.setAAD(aad(owner));
+      decipher.setAAD(associatedData);
       decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
       const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
       return JSON.parse(plain.toString('utf8')) as T;

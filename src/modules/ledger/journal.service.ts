@@ -5,6 +5,7 @@ import { LedgerErrors } from './ledger.errors.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
+import { emitEvent, emitEvents } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
@@ -59,6 +60,14 @@ function dayAfter(date: string): string {
   return d.toISOString().slice(0, 10);
 }
 
+/** The `journal_entry.posted` payload (ledger.events.ts): what the posting said, without its lines. */
+function postedEvent(entryId: string, p: PostingPayload): Record<string, unknown> {
+  return {
+    entryId, date: p.date, source: p.source ?? 'manual',
+    ...(p.memo ? { memo: p.memo } : {}), ...(p.sourceRef ? { sourceRef: p.sourceRef } : {}), ...(p.reversesEntryId ? { reversesEntryId: p.reversesEntryId } : {}),
+  };
+}
+
 /**
  * Journal entries: the one posting path (receivables and payables post through `post`), reversals,
  * FX revaluation and the year-end close.
@@ -78,6 +87,7 @@ export class JournalService {
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
+    if (!replayed) await emitEvent(tx, 'journal_entry.posted', postedEvent(entry.id, payload));
     return { entry: formatEntry(entry, await this.ledger.minorUnits(tx)), replayed };
   }
 
@@ -113,6 +123,8 @@ export class JournalService {
       try {
         const rows = await repo.postBatch(tx.db, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
         for (const r of rows) results.push({ ...r, index: indexOf[r.index] });
+        // one event per posted entry, written with one statement
+        await emitEvents(tx, 'journal_entry.posted', rows.filter((r) => r.status === 'posted').map((r) => postedEvent(r.id!, payloads[r.index])));
       } catch (err) {
         const mapped = mapDatabaseError(err);
         const at = /^\{"index": (\d+)\}$/.exec(sqlState(err).detail ?? '');
@@ -327,6 +339,9 @@ export class JournalService {
     await repo.closeYear(tx.db, tx.orgId, yearId, closingEntry?.id ?? null);
     const fiscalYear = await this.ledger.getYear(tx, yearId);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_closed', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
+    await emitEvent(tx, 'fiscal_year.closed', {
+      fiscalYearId: yearId, startDate: fiscalYear.startDate, endDate: fiscalYear.endDate, ...(closingEntry ? { closingEntryId: closingEntry.id } : {}),
+    });
     return { fiscalYear, closingEntry };
   }
 

@@ -4,6 +4,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
 import { computeTax, D, type MinorUnits } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
@@ -226,6 +227,9 @@ export class LedgerService {
     }
     const after = await repo.setPeriodStatus(tx.db, tx.orgId, id, status);
     await this.audit.record(tx, { action: status === 'closed' ? 'ledger.period_closed' : 'ledger.period_reopened', entityType: 'fiscal_period', entityId: id, before, after });
+    if (status === 'closed') {
+      await emitEvent(tx, 'period.closed', { periodId: id, fiscalYearId: after.fiscalYearId, startDate: after.startDate, endDate: after.endDate });
+    }
     return after;
   }
 }

@@ -114,6 +114,18 @@ export interface AppConfig {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
   };
+  webhooks: {
+    /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
+    timeoutMs: number;
+    /** how often the delivery worker looks for due messages (ms; 0: only when called, as tests do) */
+    pollIntervalMs: number;
+    /** deliveries in flight at once per worker pass */
+    concurrency: number;
+    /** default overlap of a secret rotation: the previous secret still signs for this long (seconds) */
+    secretOverlapSeconds: number;
+    /** endpoint URLs must be https (default in production) */
+    requireHttps: boolean;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -344,6 +356,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
     },
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
+    webhooks: {
+      timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
+      pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
+      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 20, 1, 500),
+      secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
+      requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
+    },
   };
 }
 

@@ -26,6 +26,8 @@ export const PRIVILEGED_PATHS = {
   'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
+  'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 

@@ -60,6 +60,12 @@ export class PageInfo {
 const JSON_ERROR = { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
+/** Component schemas a module adds to the document beyond its DTOs (e.g. the webhooks' delivered bodies). */
+const extraSchemas: (() => Record<string, Record<string, unknown>>)[] = [];
+export function registerOpenApiSchemas(schemas: () => Record<string, Record<string, unknown>>): void {
+  extraSchemas.push(schemas);
+}
+
 /**
  * The OpenAPI document of the application: what Nest's explorer finds in the decorators, completed with
  * what holds for every operation (the generic error statuses each can answer, `security: []` on the public
@@ -80,6 +86,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
     .build();
   const doc = SwaggerModule.createDocument(app, config);
+  for (const schemas of extraSchemas) Object.assign((doc.components ??= {}).schemas ??= {}, schemas());
   for (const item of Object.values(doc.paths)) {
     for (const method of METHODS) {
       const op = item[method];

@@ -1,0 +1,58 @@
+import type { DomainEventType } from '../../platform/events/events.js';
+import { AGENTS_EVENT_TYPES } from '../agents/agents.events.js';
+import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
+import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
+import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
+
+/**
+ * Every event type of every module: what endpoints can subscribe to, served at GET /v1/webhooks/event-types
+ * and listed in the OpenAPI document (a component schema `WebhookEvent.<type>.v<version>` each). A module that
+ * emits events adds its `<module>.events.ts` list here.
+ */
+export const EVENT_CATALOG: readonly DomainEventType[] = [
+  ...LEDGER_EVENT_TYPES,
+  ...PAYABLES_EVENT_TYPES,
+  ...WEBHOOKS_EVENT_TYPES,
+  ...AGENTS_EVENT_TYPES,
+];
+
+/** The test event of POST .../endpoints/{endpointId}/ping: sent to that endpoint only, whatever its event types. */
+export const PING_EVENT_TYPE = 'ping';
+
+const known = new Set(EVENT_CATALOG.map((e) => e.type));
+export const isKnownEventType = (type: string): boolean => known.has(type);
+
+/**
+ * The body of every delivery (Standard Webhooks: `type`, `timestamp`, `data`), plus the event's stable id,
+ * payload version and organization.
+ */
+export interface WebhookBody {
+  id: string;
+  type: string;
+  version: number;
+  timestamp: string;
+  organizationId: string;
+  data: Record<string, unknown>;
+}
+
+/** OpenAPI 3.0 has no `webhooks` section: each event's delivered body is a component schema instead. */
+export function eventBodySchema(e: DomainEventType): Record<string, unknown> {
+  const { $schema: _dialect, ...payload } = e.payloadSchema;
+  // each payload property shows the example's value (OpenAPI: every property has an example)
+  const properties = Object.fromEntries(Object.entries((payload.properties ?? {}) as Record<string, Record<string, unknown>>)
+    .map(([name, schema]) => [name, { ...schema, example: schema.example ?? e.example[name] ?? (schema.format === 'uuid' ? '3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d' : 'text') }]));
+  return {
+    type: 'object',
+    description: `Webhook body of ${e.type} (version ${e.version}): ${e.description}`,
+    required: ['id', 'type', 'version', 'timestamp', 'organizationId', 'data'],
+    properties: {
+      id: { type: 'string', description: 'Stable id of the event (evt_...), the same for every endpoint and attempt', example: 'evt_4711' },
+      type: { type: 'string', enum: [e.type], description: 'The event type', example: e.type },
+      version: { type: 'integer', enum: [e.version], description: 'Version of the payload schema', example: e.version },
+      timestamp: { type: 'string', format: 'date-time', description: 'When the change happened (its transaction)', example: '2026-03-02T09:30:00.000Z' },
+      organizationId: { type: 'string', format: 'uuid', description: 'The organization it happened in', example: '9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d' },
+      data: { ...payload, properties, description: 'The payload', example: e.example },
+    },
+    example: { id: 'evt_4711', type: e.type, version: e.version, timestamp: '2026-03-02T09:30:00.000Z', organizationId: '9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d', data: e.example },
+  };
+}

@@ -1,0 +1,231 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { performance } from 'node:perf_hooks';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Db } from '../../platform/database/sql.js';
+import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
+import { outboundFetch } from '../../platform/http/outbound.js';
+import { AuditService } from '../audit/audit.service.js';
+import { SECRET_BOX, type SecretBox } from '../integrations/secret-box.js';
+import type { WebhookBody } from './event-catalog.js';
+import { DISABLE_AFTER_FAILING_MS, retryDelayMs } from './retry-schedule.js';
+import { webhookRepository as repo, type ClaimedMessage } from './webhook.repository.js';
+import { signedHeaders } from './webhook-signing.js';
+import { secretContext } from './webhooks.service.js';
+
+/** What is kept of an answer's body. */
+const RESPONSE_BODY_MAX = 1024;
+/** A claimed message is due again this long after its send timeout if its outcome was never recorded (the process died). */
+const CLAIM_MARGIN_MS = 30_000;
+
+interface Outcome {
+  statusCode: number | null;
+  responseBody: string | null;
+  error: string | null;
+}
+
+/** One send's outcome, recorded with its batch. */
+interface Attempt extends Outcome {
+  message: ClaimedMessage;
+  at: Date;
+  latencyMs: number;
+}
+
+/** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than that. */
+async function bodyPrefix(res: Response): Promise<string | null> {
+  if (!res.body) return null;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < RESPONSE_BODY_MAX) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    void reader.cancel().catch(() => undefined);
+  }
+  return text ? text.slice(0, RESPONSE_BODY_MAX) : null;
+}
+
+const describe = (err: unknown): string => {
+  const e = err as Error & { cause?: Error & { code?: string } };
+  const cause = e.cause ? `: ${e.cause.code ?? ''} ${e.cause.message}`.replace(/\s+/g, ' ') : '';
+  return `${e.message}${cause}`.slice(0, 500);
+};
+
+/**
+ * Delivers webhooks, at least once:
+ * 1. fan-out: the `webhooks` domain-event subscriber writes one message per endpoint that takes the event
+ *    (idempotent: unique per event and endpoint), then wakes the worker;
+ * 2. the worker claims due messages (FOR UPDATE SKIP LOCKED, committed at once; a claim is a lease past the
+ *    send timeout), signs and POSTs each outside any transaction, and records the attempt: 2xx succeeds;
+ *    otherwise the next attempt follows the retry schedule, a 410 disables the endpoint at once, and 5 days
+ *    of failures disable it (event `webhook_endpoint.disabled`).
+ * A process that dies mid-send leaves the claim to run out: another worker (or the next process) sends the
+ * message again, with the same webhook-id. The time the schedule runs on is the injected Clock.
+ */
+@Injectable()
+export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(WebhookDelivery.name);
+  private readonly send: typeof fetch;
+  private readonly shutdown = new AbortController();
+  private running: Promise<number> | null = null;
+  private rerun = false;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(SECRET_BOX) private readonly box: SecretBox,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly events: DomainEvents,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
+  ) {
+    this.send = outboundFetch(config.outbound.allowPrivateNetworks);
+  }
+
+  onModuleInit(): void {
+    this.events.subscribe('webhooks', (event) => this.fanOut(event).then(() => undefined));
+  }
+
+  onApplicationBootstrap(): void {
+    const every = this.config.webhooks.pollIntervalMs;
+    if (every > 0) this.scheduler.addInterval('webhooks-delivery', setInterval(() => this.wake(), every));
+  }
+
+  /** At shutdown: no new pass; sends in flight are abandoned unrecorded (their claims run out, as if the process had died). */
+  async onModuleDestroy(): Promise<void> {
+    if (this.scheduler.doesExist('interval', 'webhooks-delivery')) this.scheduler.deleteInterval('webhooks-delivery');
+    this.shutdown.abort();
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One message per enabled endpoint of the event's organization that takes its type; answers how many were new. */
+  async fanOut(event: DomainEvent): Promise<number> {
+    const body: WebhookBody = {
+      id: `evt_${event.id}`, type: event.type, version: event.version, timestamp: event.occurredAt, organizationId: event.orgId, data: event.payload,
+    };
+    const now = new Date(this.clock.now());
+    const created = await this.privileged.run('webhooks.delivery', (db) => repo.fanOut(db, { orgId: event.orgId, eventId: event.id, type: event.type, body, now }));
+    if (created > 0) this.wake();
+    return created;
+  }
+
+  /** Starts a delivery pass in the background (when the worker runs by itself: WEBHOOKS_POLL_INTERVAL_MS > 0). */
+  private wake(): void {
+    if (this.config.webhooks.pollIntervalMs <= 0 || this.shutdown.signal.aborted) return;
+    void this.deliverDue().catch((err: Error) => this.logger.warn(`webhook delivery pass failed: ${err.message}`));
+  }
+
+  /** Delivers every due message; answers how many attempts were made. A call during a pass makes that pass look once more. */
+  deliverDue(): Promise<number> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = this.passes().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async passes(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      this.rerun = false;
+      const n = await this.pass();
+      total += n;
+      if ((n === 0 && !this.rerun) || this.shutdown.signal.aborted) return total;
+    }
+  }
+
+  /** Claims and sends batches until none is due. */
+  private async pass(): Promise<number> {
+    const { concurrency, timeoutMs } = this.config.webhooks;
+    let total = 0;
+    while (!this.shutdown.signal.aborted) {
+      const now = new Date(this.clock.now());
+      const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
+      const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
+      if (claimed.length === 0) break;
+      const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
+      // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
+      if (attempts.length) await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
+      total += claimed.length;
+    }
+    return total;
+  }
+
+  private secrets(m: ClaimedMessage, now: Date): string[] {
+    const context = secretContext(m.org_id, m.endpoint_id);
+    const secrets = [this.box.openFor<string>(m.secret, context)];
+    if (m.previous_secret && m.previous_secret_expires_at && new Date(m.previous_secret_expires_at) > now) {
+      secrets.push(this.box.openFor<string>(m.previous_secret, context));
+    }
+    return secrets;
+  }
+
+  /** Sends one message; null when the process is shutting down (nothing is recorded: the claim runs out). */
+  private async attempt(m: ClaimedMessage): Promise<Attempt | null> {
+    const now = new Date(this.clock.now());
+    const { timeoutMs } = this.config.webhooks;
+    const started = performance.now();
+    let outcome: Outcome;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    try {
+      const body = JSON.stringify(m.body);
+      // the signed timestamp is the wall clock's: receivers compare it with theirs
+      const headers = { 'content-type': 'application/json', 'user-agent': 'OmniZen-Webhooks/1.0', ...signedHeaders(m.id, body, this.secrets(m, now), new Date()) };
+      const res = await this.send(m.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([timeout, this.shutdown.signal]) });
+      outcome = { statusCode: res.status, responseBody: await bodyPrefix(res), error: null };
+    } catch (err) {
+      if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
+      outcome = { statusCode: null, responseBody: null, error: timeout.aborted ? `timed out after ${timeoutMs} ms` : describe(err) };
+    }
+    return { message: m, at: now, latencyMs: Math.max(0, Math.round(performance.now() - started)), ...outcome };
+  }
+
+  /**
+   * A batch's attempts, the messages' next states and the endpoints' health, set-based: 2xx succeeds; otherwise
+   * the retry schedule, except that a 410 disables the endpoint at once, and so do 5 days of failures.
+   */
+  private async record(db: Db, attempts: Attempt[]): Promise<void> {
+    const ok = (a: Attempt) => a.statusCode !== null && a.statusCode >= 200 && a.statusCode < 300;
+    await repo.insertAttempts(db, attempts.map((a) => ({
+      orgId: a.message.org_id, messageId: a.message.id, endpointId: a.message.endpoint_id, at: a.at, succeeded: ok(a),
+      statusCode: a.statusCode, latencyMs: a.latencyMs, responseBody: a.responseBody, error: a.error,
+    })));
+    const key = (a: Attempt) => `${a.message.org_id}/${a.message.endpoint_id}`;
+    const healthy = new Set(attempts.filter(ok).map(key));
+    const failed = new Map(attempts.filter((a) => !ok(a) && a.statusCode !== 410 && !healthy.has(key(a))).map((a) => [key(a), a]));
+    await repo.endpointsSucceeded(db, [...new Map(attempts.filter(ok).map((a) => [key(a), { orgId: a.message.org_id, id: a.message.endpoint_id }])).values()]);
+    const failingSince = await repo.endpointsFailed(db, [...failed.values()].map((a) => ({ orgId: a.message.org_id, id: a.message.endpoint_id, at: a.at })));
+    const disable = new Map<string, { attempt: Attempt; reason: 'gone' | 'failing'; since?: Date }>();
+    for (const a of attempts) {
+      if (a.statusCode === 410) disable.set(key(a), { attempt: a, reason: 'gone' });
+    }
+    for (const [k, a] of failed) {
+      const since = failingSince.get(a.message.endpoint_id);
+      if (!disable.has(k) && since && a.at.getTime() - since.getTime() >= DISABLE_AFTER_FAILING_MS) disable.set(k, { attempt: a, reason: 'failing', since });
+    }
+    await repo.settleMessages(db, attempts.map((a) => {
+      const delay = ok(a) || disable.has(key(a)) ? null : retryDelayMs(a.message.attempts);
+      const status = ok(a) ? 'succeeded' : delay === null ? 'failed' : 'pending';
+      return { orgId: a.message.org_id, id: a.message.id, status, at: a.at, next: delay === null ? null : new Date(a.at.getTime() + delay) };
+    }));
+    for (const { attempt: a, reason, since } of disable.values()) {
+      const endpoint = await repo.disableEndpoint(db, a.message.org_id, a.message.endpoint_id, reason, a.at);
+      if (!endpoint) continue; // another worker disabled it already
+      this.logger.warn(`webhook endpoint ${endpoint.id} of organization ${a.message.org_id} disabled: ${reason}`);
+      await emitEvent({ db, orgId: a.message.org_id }, 'webhook_endpoint.disabled', {
+        endpointId: endpoint.id, url: endpoint.url, reason, ...(since ? { failingSince: since.toISOString() } : {}),
+      }, 1, a.at);
+      await this.audit.recordPrivileged(db, a.message.org_id, 'system', {
+        action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: endpoint.id,
+        before: { enabled: true }, after: { enabled: false, reason, statusCode: a.statusCode },
+      });
+    }
+  }
+}

@@ -1,0 +1,285 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/sql.js';
+import { qb } from '../../platform/database/query-builder.js';
+import type { SealedSecret } from '../integrations/secret-box.js';
+
+export interface EndpointRow {
+  org_id: string;
+  id: string;
+  url: string;
+  description: string;
+  event_types: string[];
+  enabled: boolean;
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  secret: unknown;
+  previous_secret: unknown | null;
+  previous_secret_expires_at: Date | null;
+  failing_since: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface MessageRow {
+  org_id: string;
+  id: string;
+  endpoint_id: string;
+  event_id: bigint | null;
+  event_type: string;
+  body: unknown;
+  status: string;
+  attempts: number;
+  next_attempt_at: Date | null;
+  last_attempt_at: Date | null;
+  created_at: Date;
+}
+
+export interface AttemptRow {
+  id: bigint;
+  message_id: string;
+  endpoint_id: string;
+  event_type: string;
+  attempted_at: Date;
+  succeeded: boolean;
+  status_code: number | null;
+  latency_ms: number;
+  response_body: string | null;
+  error: string | null;
+}
+
+/** A message the worker claimed, with what it needs to send it. */
+export interface ClaimedMessage {
+  org_id: string;
+  id: string;
+  endpoint_id: string;
+  event_type: string;
+  body: unknown;
+  attempts: number;
+  url: string;
+  secret: unknown;
+  previous_secret: unknown | null;
+  previous_secret_expires_at: Date | null;
+}
+
+export interface AttemptInsert {
+  orgId: string;
+  messageId: string;
+  endpointId: string;
+  at: Date;
+  succeeded: boolean;
+  statusCode: number | null;
+  latencyMs: number;
+  responseBody: string | null;
+  error: string | null;
+}
+
+const ENDPOINTS = 'core.webhook_endpoints';
+const MESSAGES = 'core.webhook_messages';
+const ATTEMPTS = 'core.webhook_attempts';
+
+export interface MessageFilter {
+  status?: string;
+  eventType?: string;
+  after?: { c: string; i: string };
+  limit: number;
+}
+
+export interface AttemptFilter {
+  messageId?: string;
+  succeeded?: boolean;
+  eventType?: string;
+  afterId?: string;
+  limit: number;
+}
+
+/** Endpoints, messages and attempts. The API's calls run in the tenant transaction; fanOut, claimDue and record* on the privileged path webhooks.delivery. */
+export const webhookRepository = {
+  // ---------------------------------------------------------------- endpoints (tenant)
+  async insertEndpoint(db: Db, row: { orgId: string; id: string; url: string; description: string; eventTypes: string[]; enabled: boolean; secret: SealedSecret }): Promise<EndpointRow> {
+    const [r] = await db.run(qb.insertInto(ENDPOINTS).values({
+      org_id: row.orgId, id: row.id, url: row.url, description: row.description, event_types: row.eventTypes, enabled: row.enabled,
+      secret: JSON.stringify(row.secret),
+    }).returningAll());
+    return r as EndpointRow;
+  },
+
+  async listEndpoints(db: Db, orgId: string): Promise<EndpointRow[]> {
+    return (await db.run(qb.selectFrom(ENDPOINTS).selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id'))) as EndpointRow[];
+  },
+
+  async getEndpoint(db: Db, orgId: string, id: string, lock = false): Promise<EndpointRow | undefined> {
+    const q = qb.selectFrom(ENDPOINTS).selectAll().where('org_id', '=', orgId).where('id', '=', id);
+    const [r] = await db.run(lock ? q.forUpdate() : q);
+    return r as EndpointRow | undefined;
+  },
+
+  async updateEndpoint(db: Db, orgId: string, id: string, patch: { url?: string; description?: string; eventTypes?: string[]; enabled?: boolean }): Promise<EndpointRow> {
+    const [r] = await db.run(qb.updateTable(ENDPOINTS).set({
+      ...(patch.url !== undefined ? { url: patch.url } : {}),
+      ...(patch.description !== undefined ? { description: patch.description } : {}),
+      ...(patch.eventTypes !== undefined ? { event_types: patch.eventTypes } : {}),
+      // enabling by hand clears what the worker recorded; a new run of failures starts from scratch
+      ...(patch.enabled !== undefined ? { enabled: patch.enabled, disabled_reason: null, disabled_at: patch.enabled ? null : sql<Date>`now()`, failing_since: null } : {}),
+      updated_at: sql<Date>`now()`,
+    }).where('org_id', '=', orgId).where('id', '=', id).returningAll());
+    return r as EndpointRow;
+  },
+
+  async deleteEndpoint(db: Db, orgId: string, id: string): Promise<void> {
+    await db.run(qb.deleteFrom(ENDPOINTS).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async rotateSecret(db: Db, orgId: string, id: string, secret: SealedSecret, previous: SealedSecret | null, previousExpiresAt: Date | null): Promise<EndpointRow> {
+    const [r] = await db.run(qb.updateTable(ENDPOINTS).set({
+      secret: JSON.stringify(secret), previous_secret: previous ? JSON.stringify(previous) : null, previous_secret_expires_at: previousExpiresAt, updated_at: sql<Date>`now()`,
+    }).where('org_id', '=', orgId).where('id', '=', id).returningAll());
+    return r as EndpointRow;
+  },
+
+  // ---------------------------------------------------------------- messages and log (tenant)
+  async insertMessage(db: Db, row: { orgId: string; endpointId: string; eventType: string; body: unknown; now: Date }): Promise<MessageRow> {
+    const [r] = await db.run(qb.insertInto(MESSAGES).values({
+      org_id: row.orgId, endpoint_id: row.endpointId, event_id: null, event_type: row.eventType, body: JSON.stringify(row.body),
+      next_attempt_at: row.now, created_at: row.now,
+    }).returningAll());
+    return r as MessageRow;
+  },
+
+  async listMessages(db: Db, orgId: string, endpointId: string, f: MessageFilter): Promise<MessageRow[]> {
+    let q = qb.selectFrom(MESSAGES).selectAll().where('org_id', '=', orgId).where('endpoint_id', '=', endpointId);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.eventType) q = q.where('event_type', '=', f.eventType);
+    if (f.after) q = q.where(sql<boolean>`(created_at, id) < (${f.after.c}::timestamptz, ${f.after.i}::uuid)`);
+    return (await db.run(q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit + 1))) as MessageRow[];
+  },
+
+  async getMessage(db: Db, orgId: string, endpointId: string, id: string, lock = false): Promise<MessageRow | undefined> {
+    const q = qb.selectFrom(MESSAGES).selectAll().where('org_id', '=', orgId).where('endpoint_id', '=', endpointId).where('id', '=', id);
+    const [r] = await db.run(lock ? q.forUpdate() : q);
+    return r as MessageRow | undefined;
+  },
+
+  async listAttempts(db: Db, orgId: string, endpointId: string, f: AttemptFilter): Promise<AttemptRow[]> {
+    let q = qb.selectFrom(`${ATTEMPTS} as a`)
+      .innerJoin(`${MESSAGES} as m`, (j) => j.onRef('m.org_id', '=', 'a.org_id').onRef('m.id', '=', 'a.message_id'))
+      .select(['a.id', 'a.message_id', 'a.endpoint_id', 'm.event_type', 'a.attempted_at', 'a.succeeded', 'a.status_code', 'a.latency_ms', 'a.response_body', 'a.error'])
+      .where('a.org_id', '=', orgId).where('a.endpoint_id', '=', endpointId);
+    if (f.messageId) q = q.where('a.message_id', '=', f.messageId);
+    if (f.succeeded !== undefined) q = q.where('a.succeeded', '=', f.succeeded);
+    if (f.eventType) q = q.where('m.event_type', '=', f.eventType);
+    if (f.afterId) q = q.where('a.id', '<', BigInt(f.afterId));
+    return (await db.run(q.orderBy('a.id', 'desc').limit(f.limit + 1))) as AttemptRow[];
+  },
+
+  /** A new round of attempts for one message (replay): due now, the schedule from its start. */
+  async replayMessage(db: Db, orgId: string, id: string, now: Date): Promise<MessageRow> {
+    const [r] = await db.run(qb.updateTable(MESSAGES).set({ status: 'pending', attempts: 0, next_attempt_at: now })
+      .where('org_id', '=', orgId).where('id', '=', id).returningAll());
+    return r as MessageRow;
+  },
+
+  async replayFailedSince(db: Db, orgId: string, endpointId: string, since: Date, now: Date): Promise<number> {
+    return db.runCount(qb.updateTable(MESSAGES).set({ status: 'pending', attempts: 0, next_attempt_at: now })
+      .where('org_id', '=', orgId).where('endpoint_id', '=', endpointId).where('status', '=', 'failed').where('created_at', '>=', since));
+  },
+
+  // ---------------------------------------------------------------- fan-out and delivery (privileged: webhooks.delivery)
+  /** One message per enabled endpoint of the organization that takes `type`; an event fanned out twice adds nothing. */
+  async fanOut(db: Db, e: { orgId: string; eventId: string; type: string; body: unknown; now: Date }): Promise<number> {
+    return db.runCount(qb.insertInto(MESSAGES)
+      .columns(['org_id', 'endpoint_id', 'event_id', 'event_type', 'body', 'next_attempt_at', 'created_at'])
+      .expression(qb.selectFrom(ENDPOINTS)
+        .select((s) => [
+          'org_id', 'id',
+          s.val(BigInt(e.eventId)).as('event_id'), s.val(e.type).as('event_type'),
+          sql<unknown>`${JSON.stringify(e.body)}::jsonb`.as('body'),
+          sql<Date>`${e.now}::timestamptz`.as('next_attempt_at'), sql<Date>`${e.now}::timestamptz`.as('created_at'),
+        ])
+        .where('org_id', '=', e.orgId).where('enabled', '=', true)
+        .where(sql<boolean>`(cardinality(event_types) = 0 OR ${e.type} = ANY(event_types))`))
+      .onConflict((c) => c.columns(['org_id', 'endpoint_id', 'event_id']).doNothing()));
+  },
+
+  /**
+   * Claims up to `limit` due messages of enabled endpoints, of every organization: each is due again at
+   * `leaseUntil` (past the send timeout), so one whose outcome is never recorded is sent again. Committed at once.
+   */
+  async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number): Promise<ClaimedMessage[]> {
+    return db.$queryRaw<ClaimedMessage[]>`
+      WITH due AS (
+        SELECT m.org_id, m.id FROM core.webhook_messages m
+        JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
+        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+        ORDER BY m.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED)
+      UPDATE core.webhook_messages m SET next_attempt_at = ${leaseUntil}::timestamptz, attempts = m.attempts + 1
+      FROM due, core.webhook_endpoints e
+      WHERE m.org_id = due.org_id AND m.id = due.id AND e.org_id = m.org_id AND e.id = m.endpoint_id
+      RETURNING m.org_id, m.id, m.endpoint_id, m.event_type, m.body, m.attempts, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at`;
+  },
+
+  /** The attempts of one worker batch, in one statement. */
+  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<void> {
+    if (!attempts.length) return;
+    await db.run(qb.insertInto(ATTEMPTS).values(attempts.map((a) => ({
+      org_id: a.orgId, message_id: a.messageId, endpoint_id: a.endpointId, attempted_at: a.at, succeeded: a.succeeded,
+      status_code: a.statusCode, latency_ms: a.latencyMs, response_body: a.responseBody, error: a.error,
+    }))));
+  },
+
+  /** Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement. */
+  async settleMessages(db: Db, settled: { orgId: string; id: string; status: 'pending' | 'succeeded' | 'failed'; at: Date; next: Date | null }[]): Promise<void> {
+    if (!settled.length) return;
+    await db.$executeRaw`
+      UPDATE core.webhook_messages m SET status = v.status, next_attempt_at = v.next, last_attempt_at = v.at
+      FROM jsonb_to_recordset(${JSON.stringify(settled)}::jsonb) AS v("orgId" uuid, id uuid, status text, at timestamptz, next timestamptz)
+      WHERE m.org_id = v."orgId" AND m.id = v.id`;
+  },
+
+  /** Endpoints that answered 2xx are no longer failing. */
+  async endpointsSucceeded(db: Db, endpoints: { orgId: string; id: string }[]): Promise<void> {
+    if (!endpoints.length) return;
+    await db.$executeRaw`
+      UPDATE core.webhook_endpoints e SET failing_since = NULL
+      FROM jsonb_to_recordset(${JSON.stringify(endpoints)}::jsonb) AS v("orgId" uuid, id uuid)
+      WHERE e.org_id = v."orgId" AND e.id = v.id AND e.failing_since IS NOT NULL`;
+  },
+
+  /** Records failures; answers since when each endpoint has been failing (this failure if it is the first). */
+  async endpointsFailed(db: Db, endpoints: { orgId: string; id: string; at: Date }[]): Promise<Map<string, Date>> {
+    if (!endpoints.length) return new Map();
+    const rows = await db.$queryRaw<{ id: string; failing_since: Date }[]>`
+      UPDATE core.webhook_endpoints e SET failing_since = coalesce(e.failing_since, v.at)
+      FROM jsonb_to_recordset(${JSON.stringify(endpoints)}::jsonb) AS v("orgId" uuid, id uuid, at timestamptz)
+      WHERE e.org_id = v."orgId" AND e.id = v.id
+      RETURNING e.id, e.failing_since`;
+    return new Map(rows.map((r) => [r.id, new Date(r.failing_since)]));
+  },
+
+  /** Disables an enabled endpoint; answers it when this call disabled it (once, however many workers notice). */
+  async disableEndpoint(db: Db, orgId: string, id: string, reason: 'gone' | 'failing', at: Date): Promise<EndpointRow | undefined> {
+    const [r] = await db.run(qb.updateTable(ENDPOINTS).set({ enabled: false, disabled_reason: reason, disabled_at: at, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).where('enabled', '=', true).returningAll());
+    return r as EndpointRow | undefined;
+  },
+
+  // ---------------------------------------------------------------- key rotation (privileged: secrets.rotate)
+  /** Endpoints whose secret (or previous secret) is not sealed under the active key. */
+  async countStaleSecrets(db: Db, activeKid: string): Promise<number> {
+    const [r] = await db.run(qb.selectFrom(ENDPOINTS).select((s) => s.fn.countAll<string>().as('n'))
+      .where(sql<boolean>`(secret->>'kid' IS DISTINCT FROM ${activeKid} OR (previous_secret IS NOT NULL AND previous_secret->>'kid' IS DISTINCT FROM ${activeKid}))`));
+    return Number(r.n);
+  },
+
+  /** The next batch of such endpoints after `after` (org, id), locked; rows a request is writing are skipped (it seals under the active key). */
+  async lockStaleSecrets(db: Db, activeKid: string, after: { orgId: string; id: string }, limit: number) {
+    return db.run(qb.selectFrom(ENDPOINTS).select(['org_id', 'id', 'secret', 'previous_secret'])
+      .where(sql<boolean>`(secret->>'kid' IS DISTINCT FROM ${activeKid} OR (previous_secret IS NOT NULL AND previous_secret->>'kid' IS DISTINCT FROM ${activeKid}))`)
+      .where(sql<boolean>`(org_id, id) > (${after.orgId}::uuid, ${after.id}::uuid)`)
+      .orderBy('org_id').orderBy('id').limit(limit).forUpdate().skipLocked());
+  },
+
+  async resealSecrets(db: Db, orgId: string, id: string, secret: SealedSecret, previous: SealedSecret | null): Promise<void> {
+    await db.run(qb.updateTable(ENDPOINTS).set({ secret: JSON.stringify(secret), previous_secret: previous ? JSON.stringify(previous) : null })
+      .where('org_id', '=', orgId).where('id', '=', id));
+  },
+};

@@ -1,0 +1,150 @@
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Public } from '../../platform/auth/public.decorator.js';
+import { ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import {
+  CreateWebhookEndpointDto, EventTypeDto, ReplayFailedDto, ReplayResultDto, RotateWebhookSecretDto, UpdateWebhookEndpointDto, WebhookAttemptPage,
+  WebhookAttemptQuery, WebhookEndpointDto, WebhookEndpointWithSecretDto, WebhookMessageDetailDto, WebhookMessageDto, WebhookMessagePage, WebhookMessageQuery,
+} from './webhooks.dto.js';
+import { WebhooksService } from './webhooks.service.js';
+
+@ApiTags('webhooks')
+@Public()
+@Controller('v1/webhooks')
+export class WebhookEventTypesController {
+  constructor(private readonly webhooks: WebhooksService) {}
+
+  @Get('event-types')
+  @ApiOperation({
+    operationId: 'listWebhookEventTypes',
+    summary: 'The event catalog: every event type with its versioned payload schema and an example (no authentication)',
+    description: 'Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component '
+      + '`WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).',
+  })
+  @ApiOkResponse({ type: [EventTypeDto] })
+  eventTypes(): EventTypeDto[] {
+    return this.webhooks.eventTypes();
+  }
+}
+
+/**
+ * Webhook endpoints of an organization (owner, admin): an OmniZen app feature (`webhooks`, professional and up);
+ * writes need a subscription that allows writing. Reading endpoints and the log stays possible on any plan.
+ */
+@ApiTags('webhooks')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@RequireRole(...ADMIN_ROLES)
+@Controller('v1/orgs/:orgId/webhooks/endpoints')
+export class WebhookEndpointsController {
+  constructor(private readonly webhooks: WebhooksService) {}
+
+  @Post()
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint; its signing secret is in this answer only (owner, admin)' })
+  @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')
+  create(@Tx() tx: TenantTx, @Body() dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
+    return this.webhooks.create(tx, dto);
+  }
+
+  @Get()
+  @ApiOperation({ operationId: 'listWebhookEndpoints', summary: 'Webhook endpoints, oldest first (owner, admin)' })
+  @ApiOkResponse({ type: [WebhookEndpointDto] })
+  list(@Tx() tx: TenantTx): Promise<WebhookEndpointDto[]> {
+    return this.webhooks.list(tx);
+  }
+
+  @Get(':endpointId')
+  @ApiOperation({ operationId: 'getWebhookEndpoint', summary: 'One webhook endpoint (owner, admin)' })
+  @ApiOkResponse({ type: WebhookEndpointDto })
+  get(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<WebhookEndpointDto> {
+    return this.webhooks.get(tx, id);
+  }
+
+  @Patch(':endpointId')
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'updateWebhookEndpoint', summary: 'Change the URL, description or event types; enable or disable (owner, admin)' })
+  @ApiOkResponse({ type: WebhookEndpointDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')
+  update(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: UpdateWebhookEndpointDto): Promise<WebhookEndpointDto> {
+    return this.webhooks.update(tx, id, dto);
+  }
+
+  @Delete(':endpointId')
+  @HttpCode(204)
+  @ApiOperation({ operationId: 'deleteWebhookEndpoint', summary: 'Delete a webhook endpoint and its delivery log (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  async remove(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<void> {
+    await this.webhooks.remove(tx, id);
+  }
+
+  @Post(':endpointId/rotate-secret')
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)' })
+  @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
+  @ApiErrors(400)
+  rotate(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: RotateWebhookSecretDto): Promise<WebhookEndpointWithSecretDto> {
+    return this.webhooks.rotateSecret(tx, id, dto.overlapSeconds);
+  }
+
+  @Post(':endpointId/ping')
+  @HttpCode(202)
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'pingWebhookEndpoint', summary: 'Send a `ping` test event to this endpoint (delivered, signed and logged like any event)' })
+  @ApiAcceptedResponse({ type: WebhookMessageDto })
+  @ApiErrorCodes('webhooks.endpoint_disabled')
+  ping(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<WebhookMessageDto> {
+    return this.webhooks.ping(tx, id);
+  }
+
+  @Get(':endpointId/messages')
+  @ApiOperation({ operationId: 'listWebhookMessages', summary: 'The endpoint\'s messages, newest first; filter by status and event type (cursor pagination)' })
+  @ApiOkResponse({ type: WebhookMessagePage })
+  @ApiErrors(400)
+  messages(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Query() q: WebhookMessageQuery): Promise<WebhookMessagePage> {
+    return this.webhooks.messages(tx, id, q);
+  }
+
+  @Get(':endpointId/messages/:messageId')
+  @ApiOperation({ operationId: 'getWebhookMessage', summary: 'One message with every attempt (time, status code, latency, truncated answer, error)' })
+  @ApiOkResponse({ type: WebhookMessageDetailDto })
+  message(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @IdParam('messageId', 'webhook_message') messageId: string): Promise<WebhookMessageDetailDto> {
+    return this.webhooks.message(tx, id, messageId);
+  }
+
+  @Post(':endpointId/messages/:messageId/replay')
+  @HttpCode(202)
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'replayWebhookMessage', summary: 'Deliver a message again (same webhook-id, a new round of the retry schedule)' })
+  @ApiAcceptedResponse({ type: WebhookMessageDto })
+  @ApiErrorCodes('webhooks.message_pending')
+  replay(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @IdParam('messageId', 'webhook_message') messageId: string): Promise<WebhookMessageDto> {
+    return this.webhooks.replay(tx, id, messageId);
+  }
+
+  @Post(':endpointId/replay-failed')
+  @HttpCode(202)
+  @RequiresFeature('omnizen', 'webhooks')
+  @ApiOperation({ operationId: 'replayFailedWebhookMessages', summary: 'Deliver again every failed message created since a time' })
+  @ApiAcceptedResponse({ type: ReplayResultDto })
+  @ApiErrors(400)
+  replayFailed(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: ReplayFailedDto): Promise<ReplayResultDto> {
+    return this.webhooks.replayFailed(tx, id, dto.since);
+  }
+
+  @Get(':endpointId/attempts')
+  @ApiOperation({ operationId: 'listWebhookAttempts', summary: 'The delivery log: attempts, newest first; filter by outcome, event type or message (cursor pagination)' })
+  @ApiOkResponse({ type: WebhookAttemptPage })
+  @ApiErrors(400)
+  attempts(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Query() q: WebhookAttemptQuery): Promise<WebhookAttemptPage> {
+    return this.webhooks.attempts(tx, id, q);
+  }
+}

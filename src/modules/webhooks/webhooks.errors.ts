@@ -1,0 +1,10 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** Every code the webhooks module answers with. */
+export const WebhookErrors = defineErrorCodes({
+  'webhooks.url_invalid': { status: 400, description: 'the URL is not an absolute http(s) URL, or not https where https is required' },
+  'webhooks.url_not_public': { status: 400, description: 'the URL names a loopback, private or otherwise non-public address' },
+  'webhooks.unknown_event_type': { status: 400, description: 'an event type is not in the catalog (GET /v1/webhooks/event-types)' },
+  'webhooks.endpoint_disabled': { status: 409, description: 'the endpoint is disabled: enable it first' },
+  'webhooks.message_pending': { status: 409, description: 'the message is still being delivered' },
+});

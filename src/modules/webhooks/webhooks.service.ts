@@ -1,0 +1,218 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { AuditService } from '../audit/audit.service.js';
+import { SECRET_BOX, type SealedSecret, type SecretBox } from '../integrations/secret-box.js';
+import { EVENT_CATALOG, eventBodySchema, isKnownEventType, PING_EVENT_TYPE, type WebhookBody } from './event-catalog.js';
+import { webhookRepository as repo, type AttemptRow, type EndpointRow, type MessageRow } from './webhook.repository.js';
+import { generateSigningSecret, webhookId } from './webhook-signing.js';
+import { WebhookErrors } from './webhooks.errors.js';
+import type {
+  CreateWebhookEndpointDto, EventTypeDto, ReplayResultDto, UpdateWebhookEndpointDto, WebhookAttemptDto, WebhookAttemptPage, WebhookAttemptQuery,
+  WebhookEndpointDto, WebhookEndpointWithSecretDto, WebhookMessageDetailDto, WebhookMessageDto, WebhookMessagePage, WebhookMessageQuery,
+} from './webhooks.dto.js';
+
+/** The secret box's associated data for an endpoint's secret: the ciphertext opens only for that row. */
+export const secretContext = (orgId: string, endpointId: string): string => `webhook_endpoint.secret.v1:${orgId.toLowerCase()}:${endpointId.toLowerCase()}`;
+
+export const bodySchemaName = (type: string, version: number): string => `WebhookEvent.${type}.v${version}`;
+
+function toEndpoint(r: EndpointRow): WebhookEndpointDto {
+  return {
+    id: r.id, url: r.url, description: r.description, eventTypes: r.event_types.length ? r.event_types : null, enabled: r.enabled,
+    disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt: r.previous_secret_expires_at,
+    createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+function toMessage(r: MessageRow): WebhookMessageDto {
+  return {
+    id: r.id, webhookId: webhookId(r.id), endpointId: r.endpoint_id, eventId: r.event_id === null ? null : `evt_${r.event_id}`, eventType: r.event_type,
+    status: r.status, attemptCount: r.attempts, nextAttemptAt: r.next_attempt_at, lastAttemptAt: r.last_attempt_at, createdAt: r.created_at,
+    body: r.body as Record<string, unknown>,
+  };
+}
+
+function toAttempt(r: AttemptRow): WebhookAttemptDto {
+  return {
+    id: r.id.toString(), messageId: r.message_id, eventType: r.event_type, attemptedAt: r.attempted_at, succeeded: r.succeeded,
+    statusCode: r.status_code, latencyMs: r.latency_ms, responseBody: r.response_body, error: r.error,
+  };
+}
+
+/** What the audit log keeps of an endpoint: never its secret. */
+const audited = (e: WebhookEndpointDto) => ({ id: e.id, url: e.url, description: e.description, eventTypes: e.eventTypes, enabled: e.enabled });
+
+/** Endpoints (owner, admin), their secrets, the delivery log, replays and pings. Delivery itself: WebhookDelivery. */
+@Injectable()
+export class WebhooksService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(SECRET_BOX) private readonly box: SecretBox,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  eventTypes(): EventTypeDto[] {
+    return EVENT_CATALOG.map((e) => ({
+      type: e.type, version: e.version, category: e.category, description: e.description, payloadSchema: e.payloadSchema, example: e.example,
+      bodySchemaRef: `#/components/schemas/${bodySchemaName(e.type, e.version)}`,
+    }));
+  }
+
+  /** The component schemas of the OpenAPI document: one delivered body per event type. */
+  static bodySchemas(): Record<string, Record<string, unknown>> {
+    return Object.fromEntries(EVENT_CATALOG.map((e) => [bodySchemaName(e.type, e.version), eventBodySchema(e)]));
+  }
+
+  private checkUrl(raw: string): string {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw WebhookErrors.error('webhooks.url_invalid', 'url must be an absolute URL like https://hooks.example.com/omnizen');
+    }
+    if (url.protocol !== 'https:' && (this.config.webhooks.requireHttps || url.protocol !== 'http:')) {
+      throw WebhookErrors.error('webhooks.url_invalid', `url must use https${this.config.webhooks.requireHttps ? '' : ' or http'}, got ${url.protocol}`);
+    }
+    if (url.username || url.password) throw WebhookErrors.error('webhooks.url_invalid', 'url must not carry credentials');
+    // names are checked when connecting (outboundFetch); an address literal can be refused now
+    if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
+      throw WebhookErrors.error('webhooks.url_not_public', `url names ${url.hostname}, which is not a public address`);
+    }
+    return url.toString();
+  }
+
+  private checkEventTypes(types: string[] | null | undefined): string[] {
+    if (!types) return [];
+    const unknown = types.filter((t) => !isKnownEventType(t));
+    if (unknown.length) throw WebhookErrors.error('webhooks.unknown_event_type', `unknown event types: ${unknown.join(', ')} (see GET /v1/webhooks/event-types)`, { unknown });
+    return [...types].sort();
+  }
+
+  async create(tx: TenantTx, dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
+    const url = this.checkUrl(dto.url);
+    const eventTypes = this.checkEventTypes(dto.eventTypes);
+    const id = randomUUID();
+    const secret = generateSigningSecret();
+    const row = await repo.insertEndpoint(tx.db, {
+      orgId: tx.orgId, id, url, description: dto.description ?? '', eventTypes, enabled: dto.enabled ?? true,
+      secret: this.box.sealFor(secret, secretContext(tx.orgId, id)),
+    });
+    const endpoint = toEndpoint(row);
+    await this.audit.record(tx, { action: 'webhooks.endpoint_created', entityType: 'webhook_endpoint', entityId: id, after: audited(endpoint) });
+    return { ...endpoint, secret };
+  }
+
+  async list(tx: TenantTx): Promise<WebhookEndpointDto[]> {
+    return (await repo.listEndpoints(tx.db, tx.orgId)).map(toEndpoint);
+  }
+
+  private async endpointRow(tx: TenantTx, id: string, lock = false): Promise<EndpointRow> {
+    const row = await repo.getEndpoint(tx.db, tx.orgId, id, lock);
+    if (!row) throw AppError.notFound('webhook_endpoint', id);
+    return row;
+  }
+
+  async get(tx: TenantTx, id: string): Promise<WebhookEndpointDto> {
+    return toEndpoint(await this.endpointRow(tx, id));
+  }
+
+  async update(tx: TenantTx, id: string, dto: UpdateWebhookEndpointDto): Promise<WebhookEndpointDto> {
+    const before = toEndpoint(await this.endpointRow(tx, id, true));
+    const after = toEndpoint(await repo.updateEndpoint(tx.db, tx.orgId, id, {
+      url: dto.url === undefined ? undefined : this.checkUrl(dto.url),
+      description: dto.description,
+      eventTypes: dto.eventTypes === undefined ? undefined : this.checkEventTypes(dto.eventTypes),
+      enabled: dto.enabled,
+    }));
+    await this.audit.record(tx, { action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: id, before: audited(before), after: audited(after) });
+    return after;
+  }
+
+  async remove(tx: TenantTx, id: string): Promise<void> {
+    const before = toEndpoint(await this.endpointRow(tx, id, true));
+    await repo.deleteEndpoint(tx.db, tx.orgId, id);
+    await this.audit.record(tx, { action: 'webhooks.endpoint_deleted', entityType: 'webhook_endpoint', entityId: id, before: audited(before) });
+  }
+
+  /** A new secret, shown once; the current one keeps signing for `overlapSeconds` (both signatures are sent meanwhile). */
+  async rotateSecret(tx: TenantTx, id: string, overlapSeconds = this.config.webhooks.secretOverlapSeconds): Promise<WebhookEndpointWithSecretDto> {
+    const row = await this.endpointRow(tx, id, true);
+    const secret = generateSigningSecret();
+    const context = secretContext(tx.orgId, id);
+    const expiresAt = overlapSeconds > 0 ? new Date(this.clock.now() + overlapSeconds * 1000) : null;
+    const endpoint = toEndpoint(await repo.rotateSecret(tx.db, tx.orgId, id, this.box.sealFor(secret, context), expiresAt ? row.secret as SealedSecret : null, expiresAt));
+    await this.audit.record(tx, {
+      action: 'webhooks.secret_rotated', entityType: 'webhook_endpoint', entityId: id, after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt },
+    });
+    return { ...endpoint, secret };
+  }
+
+  /** A `ping` message to this endpoint only, delivered like any event. */
+  async ping(tx: TenantTx, id: string): Promise<WebhookMessageDto> {
+    const endpoint = await this.endpointRow(tx, id);
+    if (!endpoint.enabled) throw WebhookErrors.error('webhooks.endpoint_disabled', 'the endpoint is disabled: enable it to ping it');
+    const now = new Date(this.clock.now());
+    const body: WebhookBody = {
+      id: `evt_ping_${randomUUID().replace(/-/g, '')}`, type: PING_EVENT_TYPE, version: 1, timestamp: now.toISOString(), organizationId: tx.orgId,
+      data: { endpointId: id, message: 'ping from OmniZen' },
+    };
+    const message = toMessage(await repo.insertMessage(tx.db, { orgId: tx.orgId, endpointId: id, eventType: PING_EVENT_TYPE, body, now }));
+    await this.audit.record(tx, { action: 'webhooks.endpoint_pinged', entityType: 'webhook_endpoint', entityId: id, after: { messageId: message.id } });
+    return message;
+  }
+
+  async messages(tx: TenantTx, endpointId: string, q: WebhookMessageQuery): Promise<WebhookMessagePage> {
+    await this.endpointRow(tx, endpointId);
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
+    if (after && (typeof after.c !== 'string' || Number.isNaN(Date.parse(after.c)) || typeof after.i !== 'string' || !/^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listMessages(tx.db, tx.orgId, endpointId, { status: q.status, eventType: q.eventType, after, limit });
+    const p = page(rows, limit, (r) => ({ c: r.created_at.toISOString(), i: r.id }));
+    return { items: p.items.map(toMessage), nextCursor: p.nextCursor };
+  }
+
+  async message(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDetailDto> {
+    const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id);
+    if (!row) throw AppError.notFound('webhook_message', id);
+    const attempts = await repo.listAttempts(tx.db, tx.orgId, endpointId, { messageId: id, limit: 1000 });
+    return { ...toMessage(row), attemptLog: attempts.reverse().map(toAttempt) };
+  }
+
+  async attempts(tx: TenantTx, endpointId: string, q: WebhookAttemptQuery): Promise<WebhookAttemptPage> {
+    await this.endpointRow(tx, endpointId);
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<string>(q.cursor);
+    if (after !== undefined && (typeof after !== 'string' || !/^[0-9]{1,19}$/.test(after))) throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    const rows = await repo.listAttempts(tx.db, tx.orgId, endpointId, {
+      messageId: q.messageId, succeeded: q.status === undefined ? undefined : q.status === 'succeeded', eventType: q.eventType, afterId: after, limit,
+    });
+    const p = page(rows, limit, (r) => r.id.toString());
+    return { items: p.items.map(toAttempt), nextCursor: p.nextCursor };
+  }
+
+  /** Sends a delivered (or failed) message again: same webhook-id, a new round of the schedule. */
+  async replay(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDto> {
+    const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id, true);
+    if (!row) throw AppError.notFound('webhook_message', id);
+    if (row.status === 'pending') throw WebhookErrors.error('webhooks.message_pending', 'the message is still being delivered');
+    const message = toMessage(await repo.replayMessage(tx.db, tx.orgId, id, new Date(this.clock.now())));
+    await this.audit.record(tx, { action: 'webhooks.message_replayed', entityType: 'webhook_message', entityId: id, before: { status: row.status }, after: { status: message.status } });
+    return message;
+  }
+
+  async replayFailed(tx: TenantTx, endpointId: string, since: string): Promise<ReplayResultDto> {
+    await this.endpointRow(tx, endpointId);
+    const replayed = await repo.replayFailedSince(tx.db, tx.orgId, endpointId, new Date(since), new Date(this.clock.now()));
+    await this.audit.record(tx, { action: 'webhooks.failed_replayed', entityType: 'webhook_endpoint', entityId: endpointId, after: { since, replayed } });
+    return { replayed };
+  }
+}

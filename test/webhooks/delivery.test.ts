@@ -1,0 +1,347 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
+import { RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
+import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
+import { createTestApp, startApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
+import { testKeys } from '../integrations/keys.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+// ajv-formats is CommonJS: its default export is the plugin function
+const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (ajv: Ajv2020) => Ajv2020;
+const TIMEOUT_MS = 500;
+/** Past the longest jittered delay after attempt n (delays get up to 10 % added). */
+const afterRetry = (n: number) => RETRY_DELAYS_SECONDS[n - 1] * 1100 + 1;
+
+describe('webhooks: signed delivery of the ledger\'s events with retries, the delivery log, replay, rotation and restarts', () => {
+  let t: TestApp;
+  const clock = new ManualClock();
+  let relay: OutboxRelay;
+  let delivery: WebhookDelivery;
+  const receivers: WebhookReceiverDouble[] = [];
+
+  interface Org { orgId: string; owner: TestUser; acc: Record<string, string> }
+  async function orgWithBooks(name: string, plan: 'starter' | 'professional' = 'professional'): Promise<Org> {
+    const owner = await registerUser(t, 'owner');
+    const orgId = await createOrg(t, owner, name);
+    await onPlan(t, orgId, plan);
+    return { orgId, owner, acc: await startBooks(t, orgId, owner) };
+  }
+  async function receiver(answer?: (n: number) => ReceiverAnswer): Promise<WebhookReceiverDouble> {
+    const r = await startWebhookReceiverDouble(answer);
+    receivers.push(r);
+    return r;
+  }
+  const endpointsUrl = (org: Org, path = '') => `/v1/orgs/${org.orgId}/webhooks/endpoints${path}`;
+  async function endpoint(org: Org, r: WebhookReceiverDouble, extra: Record<string, unknown> = {}) {
+    const res = await t.http.post(endpointsUrl(org)).set(org.owner.auth).send({ url: r.url, description: 'test receiver', ...extra }).expect(201);
+    r.secrets.current = res.body.secret;
+    return res.body as { id: string; secret: string };
+  }
+  async function postEntry(org: Org, memo = 'rent') {
+    const res = await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(org.owner.auth)
+      .send({ date: '2026-03-03', memo, lines: [{ accountId: org.acc['5200'], debit: '700' }, { accountId: org.acc['1100'], credit: '700' }] }).expect(201);
+    return res.body.id as string;
+  }
+  /** The outbox relayed (fan-out) and every due message delivered. */
+  async function flush(): Promise<void> {
+    await relay.drain();
+    await delivery.deliverDue();
+  }
+  const attemptsOf = (endpointId: string) => t.db.admin.query(
+    `SELECT a.succeeded, a.status_code, a.response_body, a.error, m.id AS message_id, m.status FROM core.webhook_attempts a
+     JOIN core.webhook_messages m ON m.org_id = a.org_id AND m.id = a.message_id WHERE a.endpoint_id = $1 ORDER BY a.id`, [endpointId]).then((r) => r.rows);
+
+  beforeAll(async () => {
+    // in-process jobs (no Bull): flush() then means the fan-out has run
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: String(TIMEOUT_MS), REDIS_URL: '' }, { clock });
+    relay = t.app.get(OutboxRelay);
+    delivery = t.app.get(WebhookDelivery);
+  });
+  // every test's endpoints go: a later test's clock jump must not retry them
+  afterEach(() => t.db.admin.query('DELETE FROM core.webhook_endpoints'));
+  afterAll(async () => {
+    for (const r of receivers) await r.close();
+    await t.close();
+  });
+
+  it('serves the event catalog: every type with a JSON Schema its example validates against, and its body schema in the OpenAPI document', async () => {
+    const res = await t.http.get('/v1/webhooks/event-types').expect(200);
+    const types = res.body.map((e: { type: string }) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['journal_entry.posted', 'period.closed', 'fiscal_year.closed', 'webhook_endpoint.disabled']));
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    for (const e of res.body) expect([e.type, ajv.validate(e.payloadSchema, e.example), ajv.errorsText()]).toEqual([e.type, true, 'No errors']);
+    const doc = (await t.http.get('/docs-json').expect(200)).body;
+    for (const e of res.body) expect(doc.components.schemas[e.bodySchemaRef.split('/').pop()]).toMatchObject({ type: 'object', required: expect.arrayContaining(['id', 'type', 'data']) });
+  });
+
+  it('shows the signing secret once, stores it sealed, and refuses unknown event types', async () => {
+    const org = await orgWithBooks('Secret Ltd');
+    const r = await receiver();
+    const created = await endpoint(org, r, { eventTypes: ['journal_entry.posted'] });
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9+/=]{40,}$/);
+    const read = await t.http.get(endpointsUrl(org, `/${created.id}`)).set(org.owner.auth).expect(200);
+    expect(read.body).not.toHaveProperty('secret');
+    expect(read.body).toMatchObject({ id: created.id, url: r.url, eventTypes: ['journal_entry.posted'], enabled: true, disabledReason: null });
+    const [row] = (await t.db.admin.query('SELECT secret FROM core.webhook_endpoints WHERE id = $1', [created.id])).rows;
+    expect(JSON.stringify(row.secret)).not.toContain(created.secret.slice(6));
+    expect(row.secret).toMatchObject({ kid: 'k1', ciphertext: expect.any(String) });
+    const bad = await t.http.post(endpointsUrl(org)).set(org.owner.auth).send({ url: r.url, eventTypes: ['invoice.teleported'] }).expect(400);
+    expect(bad.body.error).toMatchObject({ code: 'webhooks.unknown_event_type', details: { unknown: ['invoice.teleported'] } });
+    const notUrl = await t.http.post(endpointsUrl(org)).set(org.owner.auth).send({ url: 'ftp://files.example.com/x' }).expect(400);
+    expect(notUrl.body.error.code).toBe('webhooks.url_invalid');
+    // an accountant is not an admin
+    const accountant = await registerUser(t, 'accountant');
+    await t.db.admin.query('INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, $3)', [org.orgId, accountant.id, 'accountant']);
+    await t.http.get(endpointsUrl(org)).set(accountant.auth).expect(403);
+    const audit = await t.db.admin.query(`SELECT action, after FROM core.audit_logs WHERE entity_id = $1`, [created.id]);
+    expect(audit.rows).toEqual([{ action: 'webhooks.endpoint_created', after: expect.objectContaining({ url: r.url }) }]);
+    expect(JSON.stringify(audit.rows)).not.toContain(created.secret);
+  });
+
+  it('retries a failing receiver on the schedule: fails three times, then succeeds — four attempts logged, one message id, every signature valid', async () => {
+    const org = await orgWithBooks('Retry Ltd');
+    const r = await receiver((n) => (n <= 3 ? { status: 500, body: 'boom' } : { status: 200, body: 'thanks' }));
+    const ep = await endpoint(org, r);
+    const entryId = await postEntry(org);
+    await flush();
+    expect(r.received).toHaveLength(1);
+    await delivery.deliverDue();
+    expect(r.received).toHaveLength(1); // not due yet: the next attempt is 5 s later
+    for (const n of [1, 2, 3]) {
+      clock.advance(afterRetry(n));
+      await delivery.deliverDue();
+      expect(r.received).toHaveLength(n + 1);
+    }
+    expect(new Set(r.received.map((w) => w.id)).size).toBe(1);
+    expect(r.received.every((w) => w.verifiedWith.current)).toBe(true);
+    expect(r.received[0].body).toMatchObject({ type: 'journal_entry.posted', version: 1, organizationId: org.orgId, id: expect.stringMatching(/^evt_\d+$/),
+      data: { entryId, date: '2026-03-03', source: 'manual', memo: 'rent' } });
+    const log = await t.http.get(endpointsUrl(org, `/${ep.id}/attempts`)).set(org.owner.auth).expect(200);
+    expect(log.body.items.map((a: any) => [a.succeeded, a.statusCode, a.responseBody])).toEqual([[true, 200, 'thanks'], [false, 500, 'boom'], [false, 500, 'boom'], [false, 500, 'boom']]);
+    const failed = await t.http.get(endpointsUrl(org, `/${ep.id}/attempts?status=failed`)).set(org.owner.auth).expect(200);
+    expect(failed.body.items).toHaveLength(3);
+    const messages = await t.http.get(endpointsUrl(org, `/${ep.id}/messages?eventType=journal_entry.posted`)).set(org.owner.auth).expect(200);
+    expect(messages.body.items).toHaveLength(1);
+    expect(messages.body.items[0]).toMatchObject({ status: 'succeeded', attemptCount: 4, webhookId: r.received[0].id, nextAttemptAt: null });
+    const detail = await t.http.get(endpointsUrl(org, `/${ep.id}/messages/${messages.body.items[0].id}`)).set(org.owner.auth).expect(200);
+    expect(detail.body.attemptLog.map((a: any) => a.statusCode)).toEqual([500, 500, 500, 200]);
+    const rows = await attemptsOf(ep.id);
+    expect(rows).toHaveLength(4);
+    expect(new Set(rows.map((x) => x.message_id)).size).toBe(1);
+    const [endpointRow] = (await t.db.admin.query('SELECT failing_since FROM core.webhook_endpoints WHERE id = $1', [ep.id])).rows;
+    expect(endpointRow.failing_since).toBeNull();
+  });
+
+  it('counts a receiver that does not answer within the timeout as a failed attempt, retried later', async () => {
+    const org = await orgWithBooks('Slow Ltd');
+    const r = await receiver(() => 'hang');
+    const ep = await endpoint(org, r);
+    await postEntry(org);
+    await flush();
+    const rows = await attemptsOf(ep.id);
+    expect(rows).toEqual([{ succeeded: false, status_code: null, response_body: null, error: `timed out after ${TIMEOUT_MS} ms`, message_id: expect.any(String), status: 'pending' }]);
+    const [m] = (await t.db.admin.query('SELECT attempts, next_attempt_at FROM core.webhook_messages WHERE endpoint_id = $1', [ep.id])).rows;
+    const wait = new Date(m.next_attempt_at).getTime() - clock.now();
+    expect(m.attempts).toBe(1);
+    expect(wait).toBeGreaterThan(4000);
+    expect(wait).toBeLessThanOrEqual(5600);
+  });
+
+  it('disables an endpoint that answers 410 Gone at once, and says so with a webhook_endpoint.disabled event', async () => {
+    const org = await orgWithBooks('Gone Ltd');
+    const r = await receiver(() => ({ status: 410, body: 'gone' }));
+    const ep = await endpoint(org, r);
+    await postEntry(org);
+    await flush();
+    const read = await t.http.get(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).expect(200);
+    expect(read.body).toMatchObject({ enabled: false, disabledReason: 'gone', disabledAt: expect.any(String) });
+    expect((await attemptsOf(ep.id)).map((a) => [a.status_code, a.status])).toEqual([[410, 'failed']]);
+    const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'webhook_endpoint.disabled'`, [org.orgId]);
+    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, url: r.url, reason: 'gone' }]);
+    const audit = await t.db.admin.query(`SELECT action, principal_type FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_disabled'`, [ep.id]);
+    expect(audit.rows).toHaveLength(1);
+    // a disabled endpoint gets nothing more
+    await postEntry(org, 'after');
+    await flush();
+    expect(r.received).toHaveLength(1);
+    // a ping to it is refused until it is enabled again
+    const ping = await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(409);
+    expect(ping.body.error.code).toBe('webhooks.endpoint_disabled');
+  });
+
+  it('disables an endpoint that has failed for 5 days', async () => {
+    const org = await orgWithBooks('Failing Ltd');
+    const r = await receiver(() => ({ status: 503 }));
+    const ep = await endpoint(org, r);
+    await postEntry(org);
+    await flush();
+    expect((await t.http.get(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).expect(200)).body).toMatchObject({ enabled: true, failingSince: expect.any(String) });
+    clock.advance(5 * 24 * 3600_000 + 1000);
+    await delivery.deliverDue();
+    expect((await t.http.get(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).expect(200)).body).toMatchObject({ enabled: false, disabledReason: 'failing' });
+    const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'webhook_endpoint.disabled'`, [org.orgId]);
+    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, url: r.url, reason: 'failing', failingSince: expect.any(String) }]);
+    // enabling it by hand starts over
+    const enabled = await t.http.patch(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, failingSince: null });
+  });
+
+  it('signs with both secrets during a rotation\'s overlap, and only with the new one after it', async () => {
+    const org = await orgWithBooks('Rotation Ltd');
+    const r = await receiver();
+    const ep = await endpoint(org, r);
+    r.secrets.old = ep.secret;
+    const rotated = await t.http.post(endpointsUrl(org, `/${ep.id}/rotate-secret`)).set(org.owner.auth).send({ overlapSeconds: 3600 }).expect(201);
+    expect(rotated.body.secret).not.toBe(ep.secret);
+    expect(rotated.body.previousSecretExpiresAt).toEqual(expect.any(String));
+    r.secrets.current = rotated.body.secret;
+    await postEntry(org, 'during overlap');
+    await flush();
+    expect(r.received[0].verifiedWith).toEqual({ current: true, old: true });
+    expect(r.received[0].signature.split(' ')).toHaveLength(2);
+    clock.advance(3601_000);
+    await postEntry(org, 'after overlap');
+    await flush();
+    expect(r.received[1].verifiedWith).toEqual({ current: true, old: false });
+    expect(r.received[1].signature.split(' ')).toHaveLength(1);
+  });
+
+  it('delivers only the event types an endpoint takes; a batch posting is one event per entry; a period close is period.closed', async () => {
+    const org = await orgWithBooks('Filter Ltd');
+    const periodsOnly = await receiver();
+    const everything = await receiver();
+    await endpoint(org, periodsOnly, { eventTypes: ['period.closed'] });
+    await endpoint(org, everything);
+    const line = (memo: string) => ({ date: '2026-02-03', memo, lines: [{ accountId: org.acc['5200'], debit: '1' }, { accountId: org.acc['1100'], credit: '1' }] });
+    const batch = await t.http.post(ledgerUrl(org.orgId, 'journal-entries/batch')).set(org.owner.auth).send({ entries: [line('b1'), line('b2'), line('b3')] }).expect(201);
+    const years = await t.http.get(ledgerUrl(org.orgId, 'fiscal-years')).set(org.owner.auth).expect(200);
+    const period = years.body[0].periods[0];
+    await t.http.post(ledgerUrl(org.orgId, `periods/${period.id}/close`)).set(org.owner.auth).expect(200);
+    await flush();
+    expect(periodsOnly.received.map((w) => w.body.type)).toEqual(['period.closed']);
+    expect(periodsOnly.received[0].body.data).toEqual({ periodId: period.id, fiscalYearId: years.body[0].id, startDate: period.startDate, endDate: period.endDate });
+    expect(everything.received.map((w) => w.body.type).sort()).toEqual(['journal_entry.posted', 'journal_entry.posted', 'journal_entry.posted', 'period.closed']);
+    expect(everything.received.filter((w) => w.body.type === 'journal_entry.posted').map((w) => w.body.data.entryId).sort())
+      .toEqual(batch.body.results.map((x: any) => x.id).sort());
+    // every delivered payload validates against its catalog schema
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    const schemaOf = new Map(EVENT_CATALOG.map((e) => [e.type, e.payloadSchema]));
+    for (const w of everything.received) expect([w.body.type, ajv.validate(schemaOf.get(w.body.type)!, w.body.data), ajv.errorsText()]).toEqual([w.body.type, true, 'No errors']);
+    // a replayed posting (same idempotency key) is no new event
+    const body = { ...line('keyed'), idempotencyKey: 'k-1' };
+    await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(org.owner.auth).send(body).expect(201);
+    await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(org.owner.auth).send(body).expect(200);
+    await flush();
+    expect(everything.received).toHaveLength(5);
+  });
+
+  it('replays one message (same webhook-id) and every failed message since a time, after the schedule ran out', async () => {
+    const org = await orgWithBooks('Replay Ltd');
+    let down = true;
+    const r = await receiver(() => (down ? { status: 500 } : { status: 204 }));
+    const ep = await endpoint(org, r);
+    const since = new Date(clock.now() - 1000).toISOString();
+    await postEntry(org);
+    await flush();
+    for (let n = 1; n <= RETRY_DELAYS_SECONDS.length; n++) {
+      clock.advance(afterRetry(n));
+      await delivery.deliverDue();
+    }
+    expect(r.received).toHaveLength(RETRY_DELAYS_SECONDS.length + 1);
+    const failed = await t.http.get(endpointsUrl(org, `/${ep.id}/messages?status=failed`)).set(org.owner.auth).expect(200);
+    expect(failed.body.items).toHaveLength(1);
+    expect(failed.body.items[0]).toMatchObject({ attemptCount: 8, nextAttemptAt: null });
+    down = false;
+    const replayed = await t.http.post(endpointsUrl(org, `/${ep.id}/replay-failed`)).set(org.owner.auth).send({ since }).expect(202);
+    expect(replayed.body).toEqual({ replayed: 1 });
+    await delivery.deliverDue();
+    expect(r.received).toHaveLength(9);
+    const messageId = failed.body.items[0].id;
+    const again = await t.http.post(endpointsUrl(org, `/${ep.id}/messages/${messageId}/replay`)).set(org.owner.auth).expect(202);
+    expect(again.body).toMatchObject({ status: 'pending', attemptCount: 0 });
+    // while it is pending, a second replay is refused
+    expect((await t.http.post(endpointsUrl(org, `/${ep.id}/messages/${messageId}/replay`)).set(org.owner.auth).expect(409)).body.error.code).toBe('webhooks.message_pending');
+    await delivery.deliverDue();
+    expect(r.received).toHaveLength(10);
+    expect(new Set(r.received.map((w) => w.id)).size).toBe(1);
+    const detail = await t.http.get(endpointsUrl(org, `/${ep.id}/messages/${messageId}`)).set(org.owner.auth).expect(200);
+    expect(detail.body).toMatchObject({ status: 'succeeded', attemptCount: 1 });
+    expect(detail.body.attemptLog).toHaveLength(10);
+  });
+
+  it('sends a signed ping to one endpoint', async () => {
+    const org = await orgWithBooks('Ping Ltd');
+    const r = await receiver();
+    const ep = await endpoint(org, r, { eventTypes: ['period.closed'] });
+    const ping = await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202);
+    expect(ping.body).toMatchObject({ eventType: 'ping', status: 'pending', eventId: null });
+    await delivery.deliverDue();
+    expect(r.received).toHaveLength(1);
+    expect(r.received[0]).toMatchObject({ id: ping.body.webhookId, verifiedWith: { current: true }, body: { type: 'ping', organizationId: org.orgId, data: { endpointId: ep.id } } });
+  });
+
+  it('never delivers one organization\'s events to another\'s endpoint', async () => {
+    const a = await orgWithBooks('Org A');
+    const b = await orgWithBooks('Org B');
+    const ra = await receiver();
+    const rb = await receiver();
+    await endpoint(a, ra);
+    await endpoint(b, rb);
+    await postEntry(b, 'b only');
+    await postEntry(b, 'b again');
+    await postEntry(a, 'a only');
+    await flush();
+    expect(ra.received.map((w) => [w.body.organizationId, w.body.data.memo])).toEqual([[a.orgId, 'a only']]);
+    expect(rb.received.map((w) => w.body.organizationId)).toEqual([b.orgId, b.orgId]);
+    // B's endpoint and its messages are not visible in A
+    const bEndpoints = await t.http.get(endpointsUrl(b)).set(b.owner.auth).expect(200);
+    await t.http.get(endpointsUrl(a, `/${bEndpoints.body[0].id}`)).set(a.owner.auth).expect(404);
+    await t.http.get(endpointsUrl(b, `/${bEndpoints.body[0].id}`)).set(a.owner.auth).expect(404);
+  });
+
+  it('is an OmniZen feature of professional and up: a starter organization cannot create an endpoint', async () => {
+    const org = await orgWithBooks('Starter Ltd', 'starter');
+    const r = await receiver();
+    const res = await t.http.post(endpointsUrl(org)).set(org.owner.auth).send({ url: r.url }).expect(402);
+    expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: { feature: 'webhooks', upgradeTo: 'professional' } });
+    await t.http.get(endpointsUrl(org)).set(org.owner.auth).expect(200);
+  });
+
+  it('delivers a message committed before the process died mid-send: a new process on the same database sends it, same webhook-id', async () => {
+    const org = await orgWithBooks('Restart Ltd');
+    const r = await receiver((n) => (n === 1 ? 'hang' : { status: 200 }));
+    const ep = await endpoint(org, r);
+    await postEntry(org);
+    await relay.drain(); // committed and fanned out: the message exists
+    const first = await startApp(t.config, clock);
+    const inFlight = first.app.get(WebhookDelivery).deliverDue();
+    await r.waitFor(1); // the request is at the receiver, unanswered
+    await first.app.close(); // the process goes away mid-send
+    await inFlight;
+    const [m] = (await t.db.admin.query('SELECT status, attempts FROM core.webhook_messages WHERE endpoint_id = $1', [ep.id])).rows;
+    expect(m).toEqual({ status: 'pending', attempts: 1 });
+    expect(await attemptsOf(ep.id)).toEqual([]); // nothing was recorded: as if killed
+    // a new process: once the dead one's claim has run out, the message is sent again
+    const second = await startApp(t.config, clock);
+    try {
+      await second.app.get(WebhookDelivery).deliverDue();
+      expect(r.received).toHaveLength(1); // the claim has not run out yet
+      clock.advance(TIMEOUT_MS + 30_000 + 1);
+      await second.app.get(WebhookDelivery).deliverDue();
+      expect(r.received).toHaveLength(2);
+      expect(r.received[1].id).toBe(r.received[0].id);
+      expect(r.received[1].verifiedWith.current).toBe(true);
+      expect((await attemptsOf(ep.id)).map((a) => [a.succeeded, a.status])).toEqual([[true, 'succeeded']]);
+    } finally {
+      await second.app.close();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
+import { AuditService } from '../../src/modules/audit/audit.service.js';
+import { SecretBox, SecretOpenError } from '../../src/modules/integrations/secret-box.js';
+import { resealWebhookSecrets } from '../../src/modules/webhooks/webhook-secret-rotation.js';
+import { secretContext } from '../../src/modules/webhooks/webhooks.service.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { testKeys } from '../integrations/keys.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+/** Production's URL rules: https only, and the outbound SSRF guard on (no private networks), at creation and when connecting. */
+describe('webhooks: endpoint URLs as production checks them', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let orgId: string;
+  const url = (path = '') => `/v1/orgs/${orgId}/webhooks/endpoints${path}`;
+
+  beforeAll(async () => {
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_REQUIRE_HTTPS: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false', REDIS_URL: '' });
+    owner = await registerUser(t, 'owner');
+    orgId = await createOrg(t, owner, 'Prod Rules Ltd');
+    await onPlan(t, orgId, 'professional');
+  });
+  afterAll(() => t.close());
+
+  it('refuses http, credentials in the URL and non-public address literals, naming the problem', async () => {
+    const http = await t.http.post(url()).set(owner.auth).send({ url: 'http://hooks.example.com/x' }).expect(400);
+    expect(http.body.error).toMatchObject({ code: 'webhooks.url_invalid', message: expect.stringContaining('https') });
+    const creds = await t.http.post(url()).set(owner.auth).send({ url: 'https://user:pw@hooks.example.com/x' }).expect(400);
+    expect(creds.body.error.code).toBe('webhooks.url_invalid');
+    for (const literal of ['https://127.0.0.1/x', 'https://10.0.0.5/x', 'https://169.254.169.254/latest', 'https://[::1]/x']) {
+      const res = await t.http.post(url()).set(owner.auth).send({ url: literal }).expect(400);
+      expect([literal, res.body.error.code]).toEqual([literal, 'webhooks.url_not_public']);
+    }
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_endpoints WHERE org_id = $1', [orgId]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('refuses to connect to a name that resolves to a non-public address, and logs the attempt', async () => {
+    const acc = await startBooks(t, orgId, owner);
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://localhost:8443/hook', eventTypes: ['journal_entry.posted'] }).expect(201);
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-03-03', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] }).expect(201);
+    await t.app.get(OutboxRelay).drain();
+    await t.app.get(WebhookDelivery).deliverDue();
+    const log = await t.http.get(url(`/${created.body.id}/attempts`)).set(owner.auth).expect(200);
+    expect(log.body.items).toHaveLength(1);
+    expect(log.body.items[0]).toMatchObject({ succeeded: false, statusCode: null, eventType: 'journal_entry.posted', error: expect.stringContaining('not a public address') });
+  });
+
+  it('re-seals signing secrets under a new active key (secrets:rotate): the secret itself is unchanged', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/rotate' }).expect(201);
+    const rotated = await t.http.post(url(`/${created.body.id}/rotate-secret`)).set(owner.auth).send({ overlapSeconds: 600 }).expect(201);
+    const k2 = randomBytes(32);
+    const both = new SecretBox({ ...t.config.secrets.keys, k2 }, 'k2');
+    const result = await resealWebhookSecrets(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService));
+    expect(result).toMatchObject({ resealed: expect.any(Number), failed: [], remaining: 0 });
+    const [row] = (await t.db.admin.query('SELECT secret, previous_secret FROM core.webhook_endpoints WHERE id = $1', [created.body.id])).rows;
+    expect([row.secret.kid, row.previous_secret.kid]).toEqual(['k2', 'k2']);
+    // only the new key is needed now, and it opens the very secrets the endpoint was given
+    const onlyK2 = new SecretBox({ k2 }, 'k2');
+    const context = secretContext(orgId, created.body.id);
+    expect(onlyK2.openFor(row.secret, context)).toBe(rotated.body.secret);
+    expect(onlyK2.openFor(row.previous_secret, context)).toBe(created.body.secret);
+    // bound to its row: another endpoint's context does not open it
+    expect(() => onlyK2.openFor(row.secret, secretContext(orgId, randomUUID()))).toThrow(SecretOpenError);
+  });
+
+  it('changes the event types (null: every type) and refuses null where a field is not nullable', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/a', eventTypes: ['period.closed'] }).expect(201);
+    const all = await t.http.patch(url(`/${created.body.id}`)).set(owner.auth).send({ eventTypes: null, description: 'everything' }).expect(200);
+    expect(all.body).toMatchObject({ eventTypes: null, description: 'everything' });
+    const [row] = (await t.db.admin.query('SELECT event_types FROM core.webhook_endpoints WHERE id = $1', [created.body.id])).rows;
+    expect(row.event_types).toEqual([]);
+    const bad = await t.http.patch(url(`/${created.body.id}`)).set(owner.auth).send({ url: null }).expect(400);
+    expect(bad.body.error.code).toBe('validation_failed');
+    await t.http.delete(url(`/${created.body.id}`)).set(owner.auth).expect(204);
+    await t.http.get(url(`/${created.body.id}`)).set(owner.auth).expect(404);
+    const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE entity_id = $1 ORDER BY id`, [created.body.id]);
+    expect(audit.rows.map((r) => r.action)).toEqual(['webhooks.endpoint_created', 'webhooks.endpoint_updated', 'webhooks.endpoint_deleted']);
+  });
+});
