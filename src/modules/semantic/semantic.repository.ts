@@ -21,6 +21,10 @@ export const semanticRepository = {
    */
   async run(db: Db, statement: string, limit: number, timeoutMs: number): Promise<SemanticRows> {
     await db.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
+    // The semantic views filter on org_id = auth_org_id(), whose value the planner cannot know: it estimates one row
+    // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
+    // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
+    await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
     // the newline ends a trailing -- comment of the statement before the closing parenthesis
     const r = await db.$queryArrays(`SELECT * FROM (\n${statement}\n) AS semantic_query LIMIT $1`, [limit]);
     const unknown = [...new Set(r.columns.map((c) => c.typeOid).filter((oid) => !TYPE_NAMES[oid]))];
