@@ -15,7 +15,7 @@ export const AGENTS_EVENT_TYPES: DomainEventType[] = [
       $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', additionalProperties: false,
       required: ['runId', 'agentId', 'startedBy', 'trigger', 'stopReason', 'steps', 'cost', 'usage', 'latencyMs'],
       properties: {
-        runId: uuid, agentId: uuid, startedBy: { type: ['string', 'null'], format: 'uuid' }, trigger: { type: 'string', enum: ['interactive', 'async', 'schedule', 'event'] },
+        runId: uuid, agentId: uuid, startedBy: { type: 'string', format: 'uuid', nullable: true }, trigger: { type: 'string', enum: ['interactive', 'async', 'schedule', 'event'] },
         stopReason: { type: 'string', enum: ['answer', 'max_steps'] }, steps: { type: 'integer' }, cost: { type: 'string', description: 'USD, decimal string' },
         usage: USAGE, latencyMs: { type: 'integer' },
       },
@@ -32,7 +32,7 @@ export const AGENTS_EVENT_TYPES: DomainEventType[] = [
       $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', additionalProperties: false,
       required: ['runId', 'agentId', 'startedBy', 'trigger', 'errorClass', 'message', 'steps', 'cost'],
       properties: {
-        runId: uuid, agentId: uuid, startedBy: { type: ['string', 'null'], format: 'uuid' }, trigger: { type: 'string', enum: ['interactive', 'async', 'schedule', 'event'] },
+        runId: uuid, agentId: uuid, startedBy: { type: 'string', format: 'uuid', nullable: true }, trigger: { type: 'string', enum: ['interactive', 'async', 'schedule', 'event'] },
         errorClass: { type: 'string', enum: ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] },
         message: { type: 'string' }, steps: { type: 'integer' }, cost: { type: 'string' },
       },
@@ -49,9 +49,9 @@ export const AGENTS_EVENT_TYPES: DomainEventType[] = [
       $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', additionalProperties: false,
       required: ['budgetId', 'agentId', 'period', 'threshold', 'spentCost', 'spentTokens', 'costLimit', 'tokenLimit'],
       properties: {
-        budgetId: uuid, agentId: { type: ['string', 'null'], format: 'uuid' }, period: { type: 'string', description: 'month, YYYY-MM' },
+        budgetId: uuid, agentId: { type: 'string', format: 'uuid', nullable: true }, period: { type: 'string', description: 'month, YYYY-MM' },
         threshold: { type: 'integer', description: 'percent' }, spentCost: { type: 'string' }, spentTokens: { type: 'integer' },
-        costLimit: { type: ['string', 'null'] }, tokenLimit: { type: ['integer', 'null'] },
+        costLimit: { type: 'string', nullable: true }, tokenLimit: { type: 'integer', nullable: true },
       },
     },
     example: {
