@@ -13,6 +13,8 @@ import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 import { ApiKeysModule } from './modules/api-keys/api-keys.module.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
+import { SemanticModule } from './modules/semantic/semantic.module.js';
+import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
@@ -35,6 +37,8 @@ export class AppModule {
         IntegrationsModule,
         ApiKeysModule,
         AnalyticsModule,
+        SemanticModule,
+        AgentsModule,
         WebhooksModule,
       ],
     };

@@ -51,6 +51,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'schema hub': { authenticated: 'USAGE', service_role: 'USAGE' },
   'schema finance': { authenticated: 'USAGE', finance_posting: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
   'schema semantic': { authenticated: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
+  'schema ai': { authenticated: 'USAGE', service_role: 'USAGE' },
 
   'table core."User"': { authenticated: RW, service_role: RW },
   'table core.analyst_logins': { service_role: RW },
@@ -103,6 +104,20 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_agent_metrics': { authenticated: 'SELECT', service_role: 'SELECT' },
+
+  // ai (agents, 20261222000100): the catalog is read-only reference data; runs are appended, steps never change
+  'table ai.models': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.model_prices': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.provider_keys': { authenticated: RW, service_role: RW },
+  'table ai.agents': { authenticated: RW, service_role: RW },
+  'table ai.runs': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table ai.run_steps': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table ai.budgets': { authenticated: RW, service_role: RW },
+  'table ai.budget_usage': { authenticated: RW, service_role: RW },
+  'table ai.budget_reservations': { authenticated: RW, service_role: RW },
+  'table ai.agent_triggers': { authenticated: RW, service_role: RW },
+  'table ai.trigger_firings': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
   'view semantic.v_ap_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   // receivables (20261220000100): issued documents, payments and allocations are append-only (triggers; no UPDATE/DELETE grant on the latter)
   'table finance.receivables_settings': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
@@ -156,6 +171,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.post_journal_entries(jsonb, jsonb, boolean)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organization the posting function verified, read by the posting role's policies (20261204000200)
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
+  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // budget reservation and settlement, as the runner (RLS applies)
+  'function ai.reserve_budget(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { testKeys } from '../integrations/keys.js';
 import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 
 /**
  * The cross-tenant matrix, generic over the OpenAPI document: every operation under
@@ -37,6 +38,9 @@ const VIEWER_MAY = new Set([
   'POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate',
   // usage events: what any member (a viewer too) did in the app; they change no business data
   'POST /v1/orgs/{orgId}/analytics/events',
+  // every member may run an agent (its tools read only what the runner may) and query the semantic views
+  'POST /v1/orgs/{orgId}/agents/{agentId}/runs',
+  'POST /v1/orgs/{orgId}/semantic/query',
 ]);
 
 const INVALID_BODY = { __matrix_unknown_field__: true };
@@ -49,6 +53,7 @@ interface Route {
 
 describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI document)', () => {
   let t: TestApp;
+  let llm: OpenAiDouble;
   let aOwner: TestUser;
   let aOrg: string;
   let bOwner: TestUser;
@@ -115,6 +120,18 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     }).expect(201);
     const year = await t.http.post(url('fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
     return { accountId: account.body.id, taxCodeId: taxCode.body.id, entryId: entry.body.id, yearId: year.body.id, periodId: year.body.periods[0].id };
+  }
+
+  /** An agent with a finished run, a budget and a trigger (runs answered by the OpenAI-compatible double); their ids by path parameter name. */
+  async function seedAgents(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const agent = await t.http.post(`/v1/orgs/${orgId}/agents`).set(owner.auth)
+      .send({ name: 'Seeded agent', type: 'assistant', modelId: 'gpt-4o-mini', tools: ['query_semantic'] }).expect(201);
+    const run = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/runs`).set(owner.auth).send({ messages: [{ role: 'user', content: 'hello' }] }).expect(200);
+    if (run.body.status !== 'succeeded') throw new Error(`the seeded run ${run.body.status}: ${run.body.errorMessage}`);
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId: agent.body.id, costLimit: '10.00' }).expect(201);
+    const trigger = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/triggers`).set(owner.auth)
+      .send({ kind: 'event', eventType: 'bill.submitted', prompt: 'Review the bill.' }).expect(201);
+    return { agentId: agent.body.id, runId: run.body.id, budgetId: budget.body.id, triggerId: trigger.body.id };
   }
 
   /**
@@ -208,7 +225,9 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
   const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }); // webhook signing secrets are sealed
+    llm = await startOpenAiDouble();
+    // webhook signing secrets are sealed; agent runs are answered by the OpenAI-compatible double
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-matrix-0000' });
     aOwner = await registerUser(t, 'a-owner');
     aOrg = await createOrg(t, aOwner, 'Org A');
     bOwner = await registerUser(t, 'b-owner');
@@ -233,6 +252,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
     Object.assign(bIds, await seedReceivables(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
+    Object.assign(bIds, await seedAgents(bOrg, bOwner));
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     docRef = doc;
@@ -246,7 +266,10 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
       }
     }
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    await llm?.close();
+  });
 
   it('finds the org-scoped routes of every module in the OpenAPI document', () => {
     const paths = new Set(routes.map((r) => r.path));

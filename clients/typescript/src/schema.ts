@@ -25,28 +25,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise */
         get: operations["checkReadiness"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Metrics in Prometheus text format
-         * @description Send Authorization: Bearer <METRICS_TOKEN> (the server's configured scrape token, not a user's access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.
-         */
-        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -508,6 +488,240 @@ export interface paths {
         head?: never;
         /** Update an organization (admin or owner) */
         patch: operations["updateOrganization"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's agents */
+        get: operations["listAgents"];
+        put?: never;
+        /** Create an agent (owner, admin; counts against the plan's ai_agents) */
+        post: operations["createAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One agent */
+        get: operations["getAgent"];
+        put?: never;
+        post?: never;
+        /** Delete an agent with its runs and budget (owner, admin) */
+        delete: operations["deleteAgent"];
+        options?: never;
+        head?: never;
+        /** Change an agent: instructions, model, parameters, tools, status (owner, admin) */
+        patch: operations["updateAgent"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's latest 100 runs (any member, viewers included) */
+        get: operations["listAgentRuns"];
+        put?: never;
+        /**
+         * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
+         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.
+         */
+        post: operations["runAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One run with its trace: every LLM and tool step with tokens, cost, latency and errors */
+        get: operations["getAgentRun"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a running run (the person who started it, owner, admin); it stops at its next step */
+        post: operations["cancelAgentRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's automation triggers */
+        get: operations["listAgentTriggers"];
+        put?: never;
+        /** Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up) */
+        post: operations["createAgentTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/triggers/{triggerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an automation trigger (owner, admin) */
+        delete: operations["deleteAgentTrigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Budgets of the organization and its agents with this month's spent, reserved and left */
+        get: operations["listAiBudgets"];
+        put?: never;
+        /** Create the organization's or an agent's monthly budget (owner, admin) */
+        post: operations["createAiBudget"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/budgets/{budgetId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One budget with this month's spent, reserved and left */
+        get: operations["getAiBudget"];
+        put?: never;
+        post?: never;
+        /** Delete a budget (owner, admin) */
+        delete: operations["deleteAiBudget"];
+        options?: never;
+        head?: never;
+        /** Change a budget's limits or thresholds (owner, admin) */
+        patch: operations["updateAiBudget"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The model catalog with dated prices per million tokens */
+        get: operations["listAiModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/provider-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the organization has its own provider key: its last four characters and endpoint (owner, admin) */
+        get: operations["getAiProviderKey"];
+        /** Store the organization's own provider key, encrypted (owner, admin); it is never answered */
+        put: operations["setAiProviderKey"];
+        post?: never;
+        /** Remove the organization's own key: runs use the platform's (owner, admin) */
+        delete: operations["deleteAiProviderKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tools agents may be given, with their argument schemas */
+        get: operations["listAiTools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage per day, agent and model: runs, tokens by type, cost */
+        get: operations["getAiUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/orgs/{orgId}/audit-logs": {
@@ -1553,24 +1767,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/orgs/{orgId}/receivables/aging": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** AR aging as of a date per customer and in total, base currency (CSV with ?format=csv) */
-        get: operations["getArAging"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/allocations/{receivableAllocationId}/reverse": {
+    "/v1/orgs/{orgId}/semantic/query": {
         parameters: {
             query?: never;
             header?: never;
@@ -1579,269 +1776,27 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again */
-        post: operations["reverseAllocation"];
+        /**
+         * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         */
+        post: operations["querySemanticLayer"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/v1/orgs/{orgId}/receivables/customers": {
+    "/v1/orgs/{orgId}/semantic/views": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Customers by name; search by name or e-mail; cursor pagination */
-        get: operations["listCustomers"];
+        /** The semantic views you may query, with their documented columns */
+        get: operations["listSemanticViews"];
         put?: never;
-        /** Create a customer (owner, admin, accountant) */
-        post: operations["createCustomer"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/customers/{customerId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One customer */
-        get: operations["getCustomer"];
-        /** Change a customer (fields left out keep their value) */
-        put: operations["updateCustomer"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/customers/{customerId}/archive": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Archive a customer (customers are never deleted) */
-        post: operations["archiveCustomer"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Invoices and credit notes, newest first; filter by customer, status, kind */
-        get: operations["listInvoices"];
-        put?: never;
-        /** Create a draft invoice; totals are computed by the server (a differing client total is a 400) */
-        post: operations["createInvoice"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One invoice or credit note with its lines, taxes, open amount and overdue flag */
-        get: operations["getInvoice"];
-        /** Replace a draft invoice (issued invoices are immutable) */
-        put: operations["updateInvoice"];
-        post?: never;
-        /** Delete a draft invoice */
-        delete: operations["deleteInvoice"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/credit-notes": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open */
-        post: operations["createCreditNote"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/issue": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits) */
-        post: operations["postInvoice"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/pdf": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The issued invoice as a PDF */
-        get: operations["getInvoicePdf"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/revenue-schedule": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date */
-        get: operations["getRevenueSchedule"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/invoices/{invoiceId}/void": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Void an issued invoice: post the reversal (refused once a payment or credit note is allocated) */
-        post: operations["reverseInvoice"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/payments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Payments received, newest first, with their allocations */
-        get: operations["listPayments"];
-        put?: never;
-        /** Record a payment received and allocate it to open invoices of the customer (the rest is customer credit) */
-        post: operations["createPayment"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/payments/{customerPaymentId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One payment with its allocations and unallocated remainder */
-        get: operations["getPayment"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/payments/{customerPaymentId}/allocations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Allocate a payment's unallocated remainder (customer credit) to open invoices */
-        post: operations["createAllocation"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/revenue-recognition/runs": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period */
-        post: operations["postRevenueRecognition"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/receivables/settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The AR control and deferred revenue accounts */
-        get: operations["getReceivablesSettings"];
-        /** Set the AR control and deferred revenue accounts (owner, admin) */
-        put: operations["setReceivablesSettings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2241,6 +2196,91 @@ export interface components {
              */
             updatedAt: string;
         };
+        /** @description An AI agent of the organization */
+        AgentDto: {
+            /**
+             * @description Created (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description Who created it
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            createdBy: string | null;
+            /**
+             * Format: uuid
+             * @description Agent id
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            id: string;
+            /**
+             * @description System prompt
+             * @example You review the books.
+             */
+            instructions: string;
+            /**
+             * @description Knowledge collections it may search
+             * @example []
+             */
+            knowledgeCollectionIds: string[];
+            /**
+             * @description Most output tokens per LLM call
+             * @example 1024
+             */
+            maxOutputTokens: number;
+            /**
+             * @description Most LLM calls per run
+             * @example 8
+             */
+            maxSteps: number;
+            /**
+             * @description Chat model
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Name
+             * @example Month-end reviewer
+             */
+            name: string;
+            /**
+             * @description active or paused
+             * @example active
+             * @enum {string}
+             */
+            status: "active" | "paused";
+            /**
+             * @description Sampling temperature
+             * @example 0.2
+             */
+            temperature: number;
+            /**
+             * @description Tools it may call
+             * @example [
+             *       "query_semantic"
+             *     ]
+             */
+            tools: string[];
+            /**
+             * @description Kind of agent
+             * @example accountant
+             * @enum {string}
+             */
+            type: "assistant" | "accountant" | "analyst" | "custom";
+            /**
+             * @description Last changed (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * Format: uuid
+             * @description Workspace, if any
+             * @example null
+             */
+            workspaceId: string | null;
+        };
         /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
         AgingReportDto: {
             /**
@@ -2325,24 +2365,6 @@ export interface components {
              * @example 300.00
              */
             total: string;
-        };
-        /** @description Allocates a payment's unallocated remainder (customer credit) to open invoices */
-        AllocatePaymentDto: {
-            /**
-             * @description Invoices settled
-             * @example [
-             *       {
-             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-             *         "amount": "500.00"
-             *       }
-             *     ]
-             */
-            allocations: components["schemas"]["ReceivableAllocationInputDto"][];
-            /**
-             * @description Date of the allocation (default: today)
-             * @example 2026-02-15
-             */
-            date?: string;
         };
         /** @description An allocation of a payment to a bill (negative: a reversal) */
         AllocationDto: {
@@ -2526,73 +2548,6 @@ export interface components {
              * @example app_securevault
              */
             appCode: string;
-        };
-        /** @description One aging bucket's amount */
-        ArAgingBucketAmountDto: {
-            /**
-             * @description Open amount in the base currency
-             * @example 1200.00
-             */
-            amount: string;
-            /**
-             * @description Bucket label: current, 1-30, 31-60, ..., >90
-             * @example 1-30
-             */
-            bucket: string;
-        };
-        /** @description Aging report: open amounts per party and bucket as of a date, in the base currency; the buckets add up to the total, which equals the control account balance */
-        ArAgingReportDto: {
-            /**
-             * @description As of
-             * @example 2026-01-31
-             */
-            asOf: string;
-            /**
-             * @description Base currency
-             * @example EUR
-             */
-            baseCurrency: string;
-            /**
-             * @description Bucket labels in order
-             * @example [
-             *       "current",
-             *       "1-30",
-             *       "31-60",
-             *       "61-90",
-             *       ">90"
-             *     ]
-             */
-            bucketLabels: string[];
-            /** @description Per party, by name */
-            rows: components["schemas"]["ArAgingRowDto"][];
-            /**
-             * @description Total open
-             * @example 1200.00
-             */
-            total: string;
-            /** @description Totals per bucket */
-            totals: components["schemas"]["ArAgingBucketAmountDto"][];
-        };
-        /** @description A party's open amounts by bucket */
-        ArAgingRowDto: {
-            /** @description Every bucket, in order */
-            buckets: components["schemas"]["ArAgingBucketAmountDto"][];
-            /**
-             * Format: uuid
-             * @description Customer (or vendor)
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            partyId: string;
-            /**
-             * @description Name
-             * @example Globex GmbH
-             */
-            partyName: string;
-            /**
-             * @description Total open, base currency
-             * @example 1200.00
-             */
-            total: string;
         };
         /** @description One audited change: who did what to which entity, with the entity before and after */
         AuditLogDto: {
@@ -3127,6 +3082,80 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A budget with this month's spent, reserved and left */
+        BudgetDto: {
+            /**
+             * Format: uuid
+             * @description The agent, or null for the organization
+             * @example null
+             */
+            agentId: string | null;
+            /**
+             * @description USD left (limit - spent - reserved); null without a cost limit
+             * @example 87.50000000
+             */
+            costLeft: string | null;
+            /**
+             * @description Monthly cost limit in USD
+             * @example 100.0000
+             */
+            costLimit: string | null;
+            /**
+             * Format: uuid
+             * @description Budget id
+             * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
+             */
+            id: string;
+            /**
+             * @description Current month (YYYY-MM, UTC)
+             * @example 2026-12
+             */
+            period: string;
+            /**
+             * @description Reserved by calls in flight, USD
+             * @example 0.00000000
+             */
+            reservedCost: string;
+            /**
+             * @description Reserved by calls in flight, tokens
+             * @example 0
+             */
+            reservedTokens: number;
+            /**
+             * @description Spent this month in USD
+             * @example 12.50000000
+             */
+            spentCost: string;
+            /**
+             * @description Tokens spent this month
+             * @example 250000
+             */
+            spentTokens: number;
+            /**
+             * @description Percent thresholds
+             * @example [
+             *       50,
+             *       80,
+             *       100
+             *     ]
+             */
+            thresholds: number[];
+            /**
+             * @description Thresholds reached this month
+             * @example []
+             */
+            thresholdsReached: number[];
+            /**
+             * @description Monthly token limit
+             * @example null
+             */
+            tokenLimit: number | null;
+            /**
+             * @description Tokens left; null without a token limit
+             * @example null
+             */
+            tokensLeft: number | null;
+        };
         /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
             /**
@@ -3310,6 +3339,70 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description A new agent */
+        CreateAgentDto: {
+            /**
+             * @description System prompt
+             * @example You review the books and answer with figures from the semantic views.
+             */
+            instructions?: string;
+            /**
+             * @description Knowledge collections it may search (the knowledge base, when installed)
+             * @example []
+             */
+            knowledgeCollectionIds?: string[];
+            /**
+             * @description Most output tokens per LLM call (also what a budget reserves)
+             * @example 1024
+             */
+            maxOutputTokens?: number;
+            /**
+             * @description Most LLM calls per run (the tool loop stops there)
+             * @example 8
+             */
+            maxSteps?: number;
+            /**
+             * @description Chat model of the catalog (GET /ai/models)
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Name, unique in the organization
+             * @example Month-end reviewer
+             */
+            name: string;
+            /**
+             * @description paused agents do not run
+             * @example active
+             * @enum {string}
+             */
+            status?: "active" | "paused";
+            /**
+             * @description Sampling temperature, 0 to 2
+             * @example 0.2
+             */
+            temperature?: number;
+            /**
+             * @description Tools of the registry it may call (GET /ai/tools)
+             * @example [
+             *       "query_semantic",
+             *       "get_trial_balance"
+             *     ]
+             */
+            tools?: string[];
+            /**
+             * @description Kind of agent
+             * @example accountant
+             * @enum {string}
+             */
+            type: "assistant" | "accountant" | "analyst" | "custom";
+            /**
+             * Format: uuid
+             * @description Workspace the agent belongs to
+             * @example null
+             */
+            workspaceId?: string | null;
+        };
         /** @description Allocating what is left of a payment to an open bill */
         CreateAllocationDto: {
             /**
@@ -3419,78 +3512,33 @@ export interface components {
              */
             vendorId?: string;
         };
-        /** @description A credit note of an issued invoice, for the whole invoice or some lines; issued at once */
-        CreateCreditNoteDto: {
+        /** @description A monthly budget (UTC calendar month) of the organization or of one agent */
+        CreateBudgetDto: {
             /**
-             * @description Date of the credit note
-             * @example 2026-01-20
+             * Format: uuid
+             * @description The agent; absent or null: the organization's budget
+             * @example null
              */
-            date: string;
+            agentId?: string | null;
             /**
-             * @description Lines to credit (default: every line, whole)
+             * @description Monthly cost limit in USD (decimal string)
+             * @example 100.00
+             */
+            costLimit?: string;
+            /**
+             * @description Percent thresholds that emit ai.budget.threshold_reached
              * @example [
-             *       {
-             *         "lineNo": 1,
-             *         "quantity": "2"
-             *       }
+             *       50,
+             *       80,
+             *       100
              *     ]
              */
-            lines?: components["schemas"]["CreditLineInputDto"][];
+            thresholds?: number[];
             /**
-             * @description Memo (reason)
-             * @example Returned goods
+             * @description Monthly token limit (all usage types)
+             * @example 5000000
              */
-            memo?: string;
-        };
-        /** @description A customer (party) to invoice; contact fields are personal data kept only here */
-        CreateCustomerDto: {
-            /**
-             * @description Billing address, lines separated by newlines
-             * @example Friedrichstr. 1
-             *     10117 Berlin
-             */
-            billingAddress?: string;
-            /**
-             * @description Contact person (personal data)
-             * @example Hank Scorpio
-             */
-            contactPerson?: string;
-            /**
-             * @description Credit limit in the base currency
-             * @example 10000.00
-             */
-            creditLimit?: string;
-            /**
-             * @description Default currency of the customer's invoices (default: the base currency)
-             * @example EUR
-             */
-            defaultCurrency?: string;
-            /**
-             * @description Billing e-mail (personal data)
-             * @example billing@globex.example
-             */
-            email?: string;
-            /**
-             * @description Name of the customer
-             * @example Globex GmbH
-             */
-            name: string;
-            /**
-             * @description Payment terms in days: the due date is the invoice date plus this
-             * @default 30
-             * @example 30
-             */
-            paymentTermsDays?: number;
-            /**
-             * @description Phone (personal data)
-             * @example +49 30 1234567
-             */
-            phone?: string;
-            /**
-             * @description Tax id (VAT number)
-             * @example DE123456789
-             */
-            taxId?: string;
+            tokenLimit?: number;
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
@@ -3617,59 +3665,6 @@ export interface components {
              */
             role: "admin" | "accountant" | "member" | "viewer";
         };
-        /** @description A draft invoice */
-        CreateInvoiceDto: {
-            /**
-             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * Format: uuid
-             * @description Customer invoiced
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            customerId: string;
-            /**
-             * @description Due date; default: invoice date plus the customer's payment terms
-             * @example 2026-02-09
-             */
-            dueDate?: string;
-            /**
-             * @description Invoice date (the posting date when issued)
-             * @example 2026-01-10
-             */
-            invoiceDate: string;
-            /**
-             * @description 1 to 200 lines
-             * @example [
-             *       {
-             *         "description": "Consulting, January",
-             *         "quantity": "10",
-             *         "unitPrice": "100.00",
-             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
-             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
-             *       }
-             *     ]
-             */
-            lines: components["schemas"]["InvoiceLineInputDto"][];
-            /**
-             * @description Memo shown on the invoice
-             * @example Thank you for your business
-             */
-            memo?: string;
-            /**
-             * @description Number series (the number is <series>-<year>-<6 digits>)
-             * @default INV
-             * @example INV
-             */
-            series?: string;
-            /**
-             * @description The total the client computed; a 400 when it differs from the server's
-             * @example 1200.00
-             */
-            total?: string;
-        };
         /** @description A journal entry to post: its lines must balance in the base currency */
         CreateJournalEntryDto: {
             /**
@@ -3703,61 +3698,18 @@ export interface components {
              */
             name: string;
         };
-        /** @description A payment received from a customer, allocated to open invoices; the rest is customer credit */
-        CreatePaymentDto: {
+        /** @description The messages a run starts from */
+        CreateRunDto: {
             /**
-             * @description Invoices settled (at most the amount in total)
+             * @description Conversation so far, the last one the user's
              * @example [
              *       {
-             *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-             *         "amount": "500.00"
+             *         "role": "user",
+             *         "content": "What is our cash balance?"
              *       }
              *     ]
              */
-            allocations?: components["schemas"]["ReceivableAllocationInputDto"][];
-            /**
-             * @description Amount received
-             * @example 500.00
-             */
-            amount: string;
-            /**
-             * @description Currency (default: the base currency)
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * Format: uuid
-             * @description Paying customer
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            customerId: string;
-            /**
-             * @description Date received
-             * @example 2026-02-01
-             */
-            date: string;
-            /**
-             * Format: uuid
-             * @description Cash or bank account debited
-             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
-             */
-            depositAccountId: string;
-            /**
-             * @description How it was paid
-             * @example bank_transfer
-             * @enum {string}
-             */
-            method: "bank_transfer" | "card" | "cash" | "check" | "other";
-            /**
-             * @description Rate received at (default: the rate effective on the date)
-             * @example 1.0850000000
-             */
-            rate?: string;
-            /**
-             * @description Bank reference
-             * @example SEPA 2026-02-01 4711
-             */
-            reference?: string;
+            messages: components["schemas"]["RunMessageDto"][];
         };
         /** @description A new tax code */
         CreateTaxCodeDto: {
@@ -3791,6 +3743,30 @@ export interface components {
              * @description Account output tax on sales (credit lines) posts to
              */
             salesAccountId: string;
+        };
+        /** @description A trigger that runs the agent on a schedule or on a domain event, with your claims */
+        CreateTriggerDto: {
+            /**
+             * @description kind schedule: a cron expression, UTC (5 fields: minute hour day month weekday)
+             * @example 0 7 * * 1
+             */
+            cron?: string;
+            /**
+             * @description kind event: the domain event type
+             * @example bill.submitted
+             */
+            eventType?: string;
+            /**
+             * @description schedule: cron (UTC); event: a domain event of the outbox
+             * @example event
+             * @enum {string}
+             */
+            kind: "schedule" | "event";
+            /**
+             * @description What the agent is told when it fires (an event's payload follows)
+             * @example Review this bill and list anything unusual.
+             */
+            prompt: string;
         };
         /** @description A new vendor */
         CreateVendorDto: {
@@ -3861,19 +3837,6 @@ export interface components {
              */
             url: string;
         };
-        /** @description A line to credit: the invoice line and how much of it */
-        CreditLineInputDto: {
-            /**
-             * @description Line number of the invoice
-             * @example 1
-             */
-            lineNo: number;
-            /**
-             * @description Quantity to credit (default: the whole line)
-             * @example 2
-             */
-            quantity?: string;
-        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -3897,86 +3860,6 @@ export interface components {
             minorUnits: number;
             /** @description Name of the currency */
             name: string;
-        };
-        /** @description A customer */
-        CustomerDto: {
-            /**
-             * Format: date-time
-             * @description When the customer was archived; null when active
-             * @example null
-             */
-            archivedAt: string | null;
-            /**
-             * @description Billing address
-             * @example Friedrichstr. 1
-             *     10117 Berlin
-             */
-            billingAddress: string | null;
-            /**
-             * @description Contact person
-             * @example Hank Scorpio
-             */
-            contactPerson: string | null;
-            /**
-             * Format: date-time
-             * @description Created at
-             * @example 2026-01-02T10:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description Credit limit in the base currency
-             * @example 10000.00
-             */
-            creditLimit: string | null;
-            /**
-             * @description Default currency (null: the base currency)
-             * @example EUR
-             */
-            defaultCurrency: string | null;
-            /**
-             * @description Billing e-mail
-             * @example billing@globex.example
-             */
-            email: string | null;
-            /**
-             * Format: uuid
-             * @description Customer id
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            id: string;
-            /**
-             * @description Name
-             * @example Globex GmbH
-             */
-            name: string;
-            /**
-             * @description Payment terms in days
-             * @example 30
-             */
-            paymentTermsDays: number;
-            /**
-             * @description Phone
-             * @example +49 30 1234567
-             */
-            phone: string | null;
-            /**
-             * @description Tax id
-             * @example DE123456789
-             */
-            taxId: string | null;
-            /**
-             * Format: date-time
-             * @description Last changed at
-             * @example 2026-01-02T10:00:00.000Z
-             */
-            updatedAt: string;
-        };
-        /** @description A page of customers, by name */
-        CustomerPage: {
-            /** @description Customers on this page, by name */
-            items: components["schemas"]["CustomerDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
         };
         /** @description A comment or reason on a decision */
         DecisionDto: {
@@ -4469,257 +4352,6 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
-        /** @description An invoice or credit note; open amount and overdue are derived */
-        InvoiceDto: {
-            /**
-             * Format: date-time
-             * @description Created at
-             * @example 2026-01-10T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: uuid
-             * @description A credit note's invoice
-             * @example null
-             */
-            creditedInvoiceId: string | null;
-            /**
-             * @description Currency
-             * @example EUR
-             */
-            currency: string;
-            /**
-             * Format: uuid
-             * @description Customer
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            customerId: string;
-            /**
-             * @description Due date
-             * @example 2026-02-09
-             */
-            dueDate: string;
-            /**
-             * Format: uuid
-             * @description The journal entry of the issue
-             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-             */
-            entryId: string | null;
-            /**
-             * Format: uuid
-             * @description Invoice id
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-             */
-            id: string;
-            /**
-             * @description Invoice date
-             * @example 2026-01-10
-             */
-            invoiceDate: string;
-            /**
-             * @description Invoice or credit note
-             * @example invoice
-             * @enum {string}
-             */
-            kind: "invoice" | "credit_note";
-            /** @description Lines */
-            lines: components["schemas"]["InvoiceLineDto"][];
-            /**
-             * @description Memo
-             * @example
-             */
-            memo: string;
-            /**
-             * @description Number, assigned at issue
-             * @example INV-2026-000001
-             */
-            number: string | null;
-            /**
-             * @description What is still open (0 for drafts, credit notes and void invoices)
-             * @example 1200.00
-             */
-            openAmount: string;
-            /**
-             * @description Whether the due date has passed with an amount open (derived, today)
-             * @example false
-             */
-            overdue: boolean;
-            /**
-             * @description Rate fixed at issue (base units per unit), 10 decimals
-             * @example 1.0000000000
-             */
-            rate: string | null;
-            /**
-             * @description Number series
-             * @example INV
-             */
-            series: string;
-            /**
-             * @description Status
-             * @example issued
-             * @enum {string}
-             */
-            status: "draft" | "issued" | "partially_paid" | "paid" | "void";
-            /**
-             * @description Net total
-             * @example 1000.00
-             */
-            subtotal: string;
-            /** @description Tax per tax code */
-            taxes: components["schemas"]["TaxSummaryDto"][];
-            /**
-             * @description Tax total
-             * @example 200.00
-             */
-            taxTotal: string;
-            /**
-             * @description Total
-             * @example 1200.00
-             */
-            total: string;
-            /**
-             * @description Void date
-             * @example null
-             */
-            voidedOn: string | null;
-            /**
-             * Format: uuid
-             * @description The reversal entry of the void
-             * @example null
-             */
-            voidEntryId: string | null;
-        };
-        /** @description A line of an invoice, with the amounts the server computed */
-        InvoiceLineDto: {
-            /**
-             * @description A credit note line: the credited invoice line
-             * @example null
-             */
-            creditedLineNo: number | null;
-            /**
-             * @description What was sold
-             * @example Consulting, January
-             */
-            description: string;
-            /**
-             * @description Discount in percent
-             * @example 0.0000
-             */
-            discountPercent: string;
-            /**
-             * @description Gross amount
-             * @example 1200.00
-             */
-            grossAmount: string;
-            /**
-             * @description Line number
-             * @example 1
-             */
-            lineNo: number;
-            /**
-             * @description Net amount (currency minor units)
-             * @example 1000.00
-             */
-            netAmount: string;
-            /**
-             * @description Quantity
-             * @example 10.0000
-             */
-            quantity: string;
-            /**
-             * Format: uuid
-             * @description Revenue account
-             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
-             */
-            revenueAccountId: string;
-            /**
-             * @description Service period end
-             * @example null
-             */
-            serviceEnd: string | null;
-            /**
-             * @description Service period start
-             * @example null
-             */
-            serviceStart: string | null;
-            /**
-             * @description Tax amount
-             * @example 200.00
-             */
-            taxAmount: string;
-            /**
-             * Format: uuid
-             * @description Tax code; null when untaxed
-             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
-             */
-            taxCodeId: string | null;
-            /**
-             * @description Unit price
-             * @example 100.0000
-             */
-            unitPrice: string;
-        };
-        /** @description A line of an invoice to create: quantity × unit price less the discount, taxed with its tax code */
-        InvoiceLineInputDto: {
-            /**
-             * @description What was sold
-             * @example Consulting, January
-             */
-            description: string;
-            /**
-             * @description Discount in percent of quantity × unit price
-             * @default 0
-             * @example 0
-             */
-            discountPercent?: string;
-            /**
-             * @description Quantity (positive, up to 4 decimals)
-             * @example 10
-             */
-            quantity: string;
-            /**
-             * Format: uuid
-             * @description Revenue account the line is credited to
-             * @example 7c6b5a49-3827-4160-9f8e-7d6c5b4a3928
-             */
-            revenueAccountId: string;
-            /**
-             * @description Last day of the service period
-             * @example 2026-12-31
-             */
-            serviceEnd?: string;
-            /**
-             * @description First day of the service period (revenue is deferred and recognized over it)
-             * @example 2026-01-01
-             */
-            serviceStart?: string;
-            /**
-             * Format: uuid
-             * @description Tax code of the line (the ledger's tax codes); none: untaxed
-             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
-             */
-            taxCodeId?: string;
-            /**
-             * @description Unit price in the invoice currency (net for an exclusive tax code, gross for an inclusive one)
-             * @example 100.00
-             */
-            unitPrice: string;
-        };
-        /** @description A page of invoices, newest first */
-        InvoicePage: {
-            /** @description Invoices on this page */
-            items: components["schemas"]["InvoiceDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
-        };
-        /** @description Issue a draft: number it and post it */
-        IssueInvoiceDto: {
-            /**
-             * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)
-             * @example 1.0850000000
-             */
-            rate?: string;
-        };
         /** @description A posted journal entry: balanced lines, immutable once posted (corrected by a reversal) */
         JournalEntryDto: {
             /** @description Base currency of the books when posted */
@@ -4957,6 +4589,87 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A model of the catalog with its price history */
+        ModelDto: {
+            /**
+             * @description Context window in tokens
+             * @example 128000
+             */
+            contextWindow: number;
+            /**
+             * @description Display name
+             * @example GPT-4o mini
+             */
+            displayName: string;
+            /**
+             * @description Model id as the provider names it
+             * @example gpt-4o-mini
+             */
+            id: string;
+            /**
+             * @description What the model does
+             * @example chat
+             * @enum {string}
+             */
+            kind: "chat" | "embedding";
+            /**
+             * @description Most output tokens per call
+             * @example 16384
+             */
+            maxOutputTokens: number;
+            /**
+             * @description Prices, newest first
+             * @example [
+             *       {
+             *         "effectiveFrom": "2024-07-18T00:00:00.000Z",
+             *         "input": "0.150000",
+             *         "output": "0.600000",
+             *         "cachedInput": "0.075000",
+             *         "cacheWrite": "0.000000",
+             *         "source": "openai.com/api/pricing, read 2026-12-02"
+             *       }
+             *     ]
+             */
+            prices: components["schemas"]["ModelPriceDto"][];
+            /**
+             * @description Vendor of the model
+             * @example openai
+             */
+            provider: string;
+        };
+        /** @description Prices of a model in USD per million tokens, by usage type, from a date on */
+        ModelPriceDto: {
+            /**
+             * @description USD per million cached input tokens read
+             * @example 0.075000
+             */
+            cachedInput: string;
+            /**
+             * @description USD per million tokens written to the prompt cache
+             * @example 0.000000
+             */
+            cacheWrite: string;
+            /**
+             * @description When these prices take effect (ISO 8601)
+             * @example 2024-07-18T00:00:00.000Z
+             */
+            effectiveFrom: string;
+            /**
+             * @description USD per million uncached input tokens (decimal string)
+             * @example 0.150000
+             */
+            input: string;
+            /**
+             * @description USD per million output tokens
+             * @example 0.600000
+             */
+            output: string;
+            /**
+             * @description Where and when the price was read
+             * @example openai.com/api/pricing, read 2026-12-02
+             */
+            source: string;
+        };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /**
@@ -5006,78 +4719,6 @@ export interface components {
              * @example false
              */
             isDefault: boolean;
-        };
-        /** @description A payment received */
-        PaymentDto: {
-            /** @description Allocations (and their reversals), oldest first */
-            allocations: components["schemas"]["ReceivableAllocationDto"][];
-            /**
-             * @description Amount
-             * @example 500.00
-             */
-            amount: string;
-            /**
-             * @description Currency
-             * @example EUR
-             */
-            currency: string;
-            /**
-             * Format: uuid
-             * @description Customer
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            customerId: string;
-            /**
-             * @description Date received
-             * @example 2026-02-01
-             */
-            date: string;
-            /**
-             * Format: uuid
-             * @description Deposit account
-             * @example 2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7
-             */
-            depositAccountId: string;
-            /**
-             * Format: uuid
-             * @description Journal entry
-             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-             */
-            entryId: string;
-            /**
-             * Format: uuid
-             * @description Payment id
-             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
-             */
-            id: string;
-            /**
-             * @description Method
-             * @example bank_transfer
-             * @enum {string}
-             */
-            method: "bank_transfer" | "card" | "cash" | "check" | "other";
-            /**
-             * @description Rate, 10 decimals
-             * @example 1.0000000000
-             */
-            rate: string;
-            /**
-             * @description Reference
-             * @example SEPA 2026-02-01 4711
-             */
-            reference: string | null;
-            /**
-             * @description Not yet allocated: customer credit
-             * @example 0.00
-             */
-            unallocated: string;
-        };
-        /** @description A page of payments, newest first */
-        PaymentPage: {
-            /** @description Payments on this page */
-            items: components["schemas"]["PaymentDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
         };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
@@ -5170,6 +4811,24 @@ export interface components {
              */
             updatedAt: string | null;
         };
+        /** @description Whether the organization has its own key (the key itself is never answered) */
+        ProviderKeyDto: {
+            /**
+             * @description Its endpoint; null: the platform's
+             * @example null
+             */
+            baseUrl: string | null;
+            /**
+             * @description Last four characters of the key
+             * @example 0000
+             */
+            keyHint: string;
+            /**
+             * @description Stored (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            updatedAt: string;
+        };
         /** @description Settings groups of a provider profile; a group given replaces that group */
         ProviderSettingsDto: {
             /** @description Which connected calendars block slots */
@@ -5202,113 +4861,6 @@ export interface components {
             enabled: boolean;
             /** @description The provider's WhatsApp number in E.164 form; absent when not enabled */
             phoneE164?: string;
-        };
-        /** @description An allocation of a payment or credit note to an invoice (negative: a reversal) */
-        ReceivableAllocationDto: {
-            /**
-             * @description Amount in the invoice currency (negative for a reversal)
-             * @example 500.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description Credit note applied
-             * @example null
-             */
-            creditNoteId: string | null;
-            /**
-             * @description Date
-             * @example 2026-02-01
-             */
-            date: string;
-            /**
-             * Format: uuid
-             * @description Journal entry posted for it (FX difference), if any
-             * @example null
-             */
-            entryId: string | null;
-            /**
-             * Format: uuid
-             * @description Allocation id
-             * @example 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description Invoice settled
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-             */
-            invoiceId: string;
-            /**
-             * Format: uuid
-             * @description Payment applied
-             * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
-             */
-            paymentId: string | null;
-            /**
-             * @description Realized FX gain (positive) or loss (negative) in the base currency
-             * @example 0.00
-             */
-            realizedFx: string;
-            /**
-             * Format: uuid
-             * @description The allocation this one reverses
-             * @example null
-             */
-            reversesAllocationId: string | null;
-        };
-        /** @description Part of a payment applied to an open invoice of the same customer */
-        ReceivableAllocationInputDto: {
-            /**
-             * @description Amount applied, in the invoice (= payment) currency
-             * @example 500.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description Invoice settled
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-             */
-            invoiceId: string;
-        };
-        /** @description The accounts receivables post to */
-        ReceivablesSettingsDto: {
-            /**
-             * Format: uuid
-             * @description AR control account: invoices debit it, payments credit it
-             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
-             */
-            arAccountId: string;
-            /**
-             * Format: uuid
-             * @description Deferred revenue account (lines with a service period); null when not set
-             * @example null
-             */
-            deferredRevenueAccountId: string | null;
-        };
-        /** @description What a run recognized on one invoice line */
-        RecognizedLineDto: {
-            /**
-             * @description Recognized by this run, invoice currency
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description Invoice
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-             */
-            invoiceId: string;
-            /**
-             * @description Line number
-             * @example 1
-             */
-            lineNo: number;
-            /**
-             * @description Recognized up to and including this day
-             * @example 2026-01-31
-             */
-            recognizedThrough: string;
         };
         /** @description The refresh token to rotate (or none, when it comes from the httpOnly cookie) */
         RefreshDto: {
@@ -5420,101 +4972,6 @@ export interface components {
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
         };
-        /** @description A revenue recognition run */
-        RevenueRecognitionRunDto: {
-            /**
-             * Format: uuid
-             * @description The journal entry; null when nothing was due
-             * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-             */
-            entryId: string | null;
-            /** @description Lines recognized */
-            lines: components["schemas"]["RecognizedLineDto"][];
-            /**
-             * @description Why the posting date differs from the run date; null when it does not
-             * @example null
-             */
-            note: string | null;
-            /**
-             * @description The posting date: the run date, or the first day of the first open period after it when its period is closed
-             * @example 2026-01-31
-             */
-            postedOn: string;
-            /**
-             * @description Whether the run of this day had already happened (nothing new was posted)
-             * @example false
-             */
-            replayed: boolean;
-            /**
-             * @description The day recognized up to
-             * @example 2026-01-31
-             */
-            runDate: string;
-        };
-        /** @description Revenue recognition of an invoice's lines with a service period, at a date */
-        RevenueScheduleDto: {
-            /**
-             * @description The date
-             * @example 2026-06-30
-             */
-            asOf: string;
-            /**
-             * @description Invoice currency
-             * @example EUR
-             */
-            currency: string;
-            /**
-             * Format: uuid
-             * @description Invoice
-             * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-             */
-            invoiceId: string;
-            /** @description Lines with a service period */
-            lines: components["schemas"]["RevenueScheduleLineDto"][];
-        };
-        /** @description An invoice line's revenue at a date: scheduled straight-line, recognized (posted) and still deferred */
-        RevenueScheduleLineDto: {
-            /**
-             * @description Still deferred at the date (net less recognized)
-             * @example 1840.00
-             */
-            deferred: string;
-            /**
-             * @description Description
-             * @example Support contract 2026
-             */
-            description: string;
-            /**
-             * @description Line number
-             * @example 1
-             */
-            lineNo: number;
-            /**
-             * @description Net amount of the line
-             * @example 3650.00
-             */
-            netAmount: string;
-            /**
-             * @description Recognized by runs up to the date
-             * @example 1810.00
-             */
-            recognized: string;
-            /**
-             * @description Straight-line share earned by the date (days elapsed / days of the period)
-             * @example 1810.00
-             */
-            scheduled: string;
-            /**
-             * @description Service period end
-             * @example 2026-12-31
-             */
-            serviceEnd: string;
-            /**
-             * @description Service period start
-             * @example 2026-01-01
-             */
-            serviceStart: string;
-        };
         /** @description Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount */
         ReverseAllocationDto: {
             /**
@@ -5533,14 +4990,6 @@ export interface components {
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
         };
-        /** @description Undoes an allocation (a bounced payment): a new reversing row */
-        ReverseReceivableAllocationDto: {
-            /**
-             * @description Date of the reversal (default: today)
-             * @example 2026-02-20
-             */
-            date?: string;
-        };
         /** @description A signing-secret rotation */
         RotateWebhookSecretDto: {
             /**
@@ -5549,13 +4998,349 @@ export interface components {
              */
             overlapSeconds?: number;
         };
-        /** @description Runs revenue recognition for a day (idempotent per organization and day) */
-        RunRevenueRecognitionDto: {
+        /** @description A run started as a job */
+        RunAcceptedDto: {
             /**
-             * @description The day to recognize up to and including (default: today)
-             * @example 2026-01-31
+             * Format: uuid
+             * @description Run id: GET it for the outcome
+             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
              */
-            date?: string;
+            id: string;
+            /**
+             * @description Always running at this point
+             * @example running
+             * @enum {string}
+             */
+            status: "running";
+        };
+        /** @description An agent run: its outcome, usage and cost, and (on one run) its trace */
+        RunDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Cost in USD (decimal string)
+             * @example 0.00028800
+             */
+            cost: string;
+            /**
+             * @description Error class of a failed or cancelled run
+             * @example null
+             * @enum {string|null}
+             */
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            /**
+             * @description What went wrong
+             * @example null
+             */
+            errorMessage: string | null;
+            /**
+             * @description End (ISO 8601); null while running
+             * @example 2026-12-02T09:00:02.000Z
+             */
+            finishedAt: string | null;
+            /**
+             * Format: uuid
+             * @description Run id
+             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+             */
+            id: string;
+            /**
+             * @description Run latency in ms
+             * @example 2000
+             */
+            latencyMs: number | null;
+            /**
+             * @description Model used
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description The final answer
+             * @example Cash at bank is EUR 1,500.00.
+             */
+            output: string | null;
+            /**
+             * @description Start (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            startedAt: string;
+            /**
+             * Format: uuid
+             * @description Whose claims it ran with
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            startedBy: string | null;
+            /**
+             * @description running, succeeded, failed or cancelled
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "running" | "succeeded" | "failed" | "cancelled";
+            /**
+             * @description Steps recorded
+             * @example 3
+             */
+            steps: number;
+            /**
+             * @description Why it stopped
+             * @example answer
+             * @enum {string|null}
+             */
+            stopReason: "answer" | "max_steps" | "error" | "cancelled" | null;
+            /**
+             * @description The trace (on a single run)
+             * @example []
+             */
+            trace?: components["schemas"]["RunStepDto"][];
+            /**
+             * @description How it started
+             * @example interactive
+             * @enum {string}
+             */
+            trigger: "interactive" | "async" | "schedule" | "event";
+            /**
+             * @description Tokens of all its LLM calls
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description One input message of a run */
+        RunMessageDto: {
+            /**
+             * @description The text
+             * @example What is our cash balance?
+             */
+            content: string;
+            /**
+             * @description Who said it (the agent's instructions are the system prompt)
+             * @example user
+             * @enum {string}
+             */
+            role: "user" | "assistant";
+        };
+        /** @description One step of a run: an LLM call, a tool call or a retrieval */
+        RunStepDto: {
+            /**
+             * @description Attempts made (retries on 429/5xx)
+             * @example 1
+             */
+            attempts: number;
+            /**
+             * @description Cost in USD at the prices in effect when the step ran (decimal string)
+             * @example 0.00028800
+             */
+            cost: string;
+            /**
+             * @description What happened: the model's tool calls, a tool's arguments and result, the answer
+             * @example {
+             *       "toolCalls": [
+             *         {
+             *           "name": "query_semantic"
+             *         }
+             *       ]
+             *     }
+             */
+            detail: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description End (ISO 8601)
+             * @example 2026-12-02T09:00:01.200Z
+             */
+            endedAt: string;
+            /**
+             * @description Error class of a failed step
+             * @example null
+             * @enum {string|null}
+             */
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            /**
+             * @description What went wrong
+             * @example null
+             */
+            errorMessage: string | null;
+            /**
+             * @description Kind of step
+             * @example llm_call
+             * @enum {string}
+             */
+            kind: "llm_call" | "tool_call" | "retrieval";
+            /**
+             * @description Latency in ms
+             * @example 1200
+             */
+            latencyMs: number;
+            /**
+             * @description Model id of an LLM call, tool name of a tool call
+             * @example gpt-4o-mini
+             */
+            name: string;
+            /**
+             * @description The prices used (USD per million tokens)
+             * @example {
+             *       "input": "0.150000",
+             *       "output": "0.600000",
+             *       "cachedInput": "0.075000",
+             *       "cacheWrite": "0.000000"
+             *     }
+             */
+            prices: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description Start (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            startedAt: string;
+            /**
+             * @description Outcome
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "succeeded" | "failed";
+            /**
+             * @description Position in the run, from 1
+             * @example 1
+             */
+            stepNo: number;
+            /**
+             * @description Whether the call was streamed
+             * @example false
+             */
+            streamed: boolean;
+            /**
+             * @description Streamed LLM calls: ms to the first token
+             * @example null
+             */
+            timeToFirstTokenMs: number | null;
+            /**
+             * @description true when the provider reported no usage and the tokens were counted with a tokenizer
+             * @example false
+             */
+            tokensCounted: boolean;
+            /**
+             * @description Tokens as the provider reported them
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description A column of a semantic query result */
+        SemanticColumnDto: {
+            /**
+             * @description Column name as the query named it
+             * @example balance
+             */
+            name: string;
+            /**
+             * @description PostgreSQL type of the column
+             * @example numeric
+             */
+            type: string;
+        };
+        /** @description A read of the semantic layer: one SELECT over semantic.* views */
+        SemanticQueryDto: {
+            /**
+             * @description One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap
+             * @example SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code
+             */
+            sql: string;
+        };
+        /** @description The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it */
+        SemanticResultDto: {
+            /**
+             * @description Columns in order
+             * @example [
+             *       {
+             *         "name": "account_code",
+             *         "type": "text"
+             *       },
+             *       {
+             *         "name": "balance",
+             *         "type": "numeric"
+             *       }
+             *     ]
+             */
+            columns: components["schemas"]["SemanticColumnDto"][];
+            /**
+             * @description Rows answered
+             * @example 2
+             */
+            rowCount: number;
+            /**
+             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; dates YYYY-MM-DD; timestamps ISO 8601
+             * @example [
+             *       [
+             *         "1100",
+             *         "1500.00"
+             *       ],
+             *       [
+             *         "4000",
+             *         "-1500.00"
+             *       ]
+             *     ]
+             */
+            rows: unknown[][];
+            /**
+             * @description true when the query had more rows than the row cap (only the first rowCap rows are answered)
+             * @example false
+             */
+            truncated: boolean;
+        };
+        /** @description A documented column of a semantic view */
+        SemanticViewColumnDto: {
+            /**
+             * @description What the column holds (its COMMENT); null when undocumented
+             * @example debit minus credit in the base currency
+             */
+            description: string | null;
+            /**
+             * @description Column name
+             * @example base_amount
+             */
+            name: string;
+            /**
+             * @description PostgreSQL type
+             * @example numeric
+             */
+            type: string;
+        };
+        /** @description A view of the semantic layer the caller may read */
+        SemanticViewDto: {
+            /**
+             * @description Columns in order
+             * @example [
+             *       {
+             *         "name": "base_amount",
+             *         "type": "numeric",
+             *         "description": "debit minus credit in the base currency"
+             *       }
+             *     ]
+             */
+            columns: components["schemas"]["SemanticViewColumnDto"][];
+            /**
+             * @description What the view holds (its COMMENT)
+             * @example General ledger lines with their entry, account and fiscal period
+             */
+            description: string | null;
+            /**
+             * @description Qualified view name, as a query names it
+             * @example semantic.v_gl_fact
+             */
+            name: string;
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
@@ -5617,20 +5402,18 @@ export interface components {
                 [key: string]: unknown;
             };
         };
-        /** @description Sets the accounts receivables post to */
-        SetReceivablesSettingsDto: {
+        /** @description The organization's own provider key (stored encrypted, never answered) */
+        SetProviderKeyDto: {
             /**
-             * Format: uuid
-             * @description AR control account (an asset account, not a group)
-             * @example 3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             * @description API key of the OpenAI-compatible provider
+             * @example sk-proj-EXAMPLEKEY0000
              */
-            arAccountId: string;
+            apiKey: string;
             /**
-             * Format: uuid
-             * @description Deferred revenue account (a liability account) for lines with a service period
-             * @example 4a1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0
+             * @description Base URL of an OpenAI-compatible endpoint; absent: the platform's
+             * @example https://api.openai.com/v1
              */
-            deferredRevenueAccountId?: string;
+            baseUrl?: string | null;
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
@@ -5794,35 +5577,6 @@ export interface components {
              */
             salesAccountId: string;
         };
-        /** @description Tax of a document per tax code */
-        TaxSummaryDto: {
-            /**
-             * @description Tax code
-             * @example VAT20
-             */
-            code: string;
-            /**
-             * @description Net amount taxed at this code
-             * @example 1000.00
-             */
-            net: string;
-            /**
-             * @description Rate in percent
-             * @example 20.0000
-             */
-            rate: string;
-            /**
-             * @description Tax
-             * @example 200.00
-             */
-            tax: string;
-            /**
-             * Format: uuid
-             * @description Tax code
-             * @example 9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a
-             */
-            taxCodeId: string;
-        };
         /** @description The tokens of a session: a short-lived bearer access token and a single-use refresh token */
         TokensDto: {
             /** @description Bearer access token (HS256, Supabase-compatible claims) */
@@ -5843,6 +5597,59 @@ export interface components {
             tokenType: string;
             /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
+        };
+        /** @description Tokens by usage type */
+        TokenUsageDto: {
+            /**
+             * @description Cached input tokens read
+             * @example 0
+             */
+            cachedInputTokens: number;
+            /**
+             * @description Tokens written to the prompt cache
+             * @example 0
+             */
+            cacheWriteTokens: number;
+            /**
+             * @description Uncached input tokens
+             * @example 1200
+             */
+            inputTokens: number;
+            /**
+             * @description Output tokens
+             * @example 180
+             */
+            outputTokens: number;
+        };
+        /** @description A tool an agent may be allowed to use */
+        ToolDto: {
+            /**
+             * @description What the tool does (the model reads this)
+             * @example Run one read-only SELECT over the semantic views
+             */
+            description: string;
+            /**
+             * @description Tool name
+             * @example query_semantic
+             */
+            name: string;
+            /**
+             * @description JSON Schema of its arguments
+             * @example {
+             *       "type": "object",
+             *       "properties": {
+             *         "sql": {
+             *           "type": "string"
+             *         }
+             *       },
+             *       "required": [
+             *         "sql"
+             *       ]
+             *     }
+             */
+            parameters: {
+                [key: string]: unknown;
+            };
         };
         /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
@@ -5880,6 +5687,69 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description An automation trigger of an agent */
+        TriggerDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Created (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The member whose claims its runs execute with
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            createdBy: string;
+            /**
+             * @description Cron expression (UTC) of a schedule
+             * @example null
+             */
+            cron: string | null;
+            /**
+             * @description Domain event type of an event trigger
+             * @example bill.submitted
+             */
+            eventType: string | null;
+            /**
+             * Format: uuid
+             * @description Trigger id
+             * @example 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+             */
+            id: string;
+            /**
+             * @description Kind
+             * @example event
+             * @enum {string}
+             */
+            kind: "schedule" | "event";
+            /**
+             * @description Why it stopped
+             * @example null
+             */
+            lastError: string | null;
+            /**
+             * @description Last firing (ISO 8601)
+             * @example null
+             */
+            lastFiredAt: string | null;
+            /**
+             * @description What the agent is told
+             * @example Review this bill.
+             */
+            prompt: string;
+            /**
+             * @description stopped: its member may no longer run it (see lastError)
+             * @example active
+             * @enum {string}
+             */
+            status: "active" | "stopped";
+        };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
             /**
@@ -5896,6 +5766,57 @@ export interface components {
              * @description A group account to move it under
              */
             parentId?: string | null;
+        };
+        /** @description Changes to an agent; fields left out keep their value */
+        UpdateAgentDto: {
+            /**
+             * @description System prompt
+             * @example Answer briefly.
+             */
+            instructions?: string;
+            /**
+             * @description Knowledge collections it may search
+             * @example []
+             */
+            knowledgeCollectionIds?: string[];
+            /**
+             * @description Most output tokens per LLM call
+             * @example 2048
+             */
+            maxOutputTokens?: number;
+            /**
+             * @description Most LLM calls per run
+             * @example 6
+             */
+            maxSteps?: number;
+            /**
+             * @description Chat model of the catalog
+             * @example gpt-4o-mini
+             */
+            modelId?: string;
+            /**
+             * @description Name, unique in the organization
+             * @example Month-end reviewer
+             */
+            name?: string;
+            /**
+             * @description paused agents do not run
+             * @example paused
+             * @enum {string}
+             */
+            status?: "active" | "paused";
+            /**
+             * @description Sampling temperature, 0 to 2
+             * @example 0.5
+             */
+            temperature?: number;
+            /**
+             * @description Tools it may call
+             * @example [
+             *       "query_semantic"
+             *     ]
+             */
+            tools?: string[];
         };
         /** @description A new draft of a bill's content (all fields replace the draft's) */
         UpdateBillDto: {
@@ -5932,54 +5853,26 @@ export interface components {
              */
             total?: string;
         };
-        /** @description Changes to a customer; fields left out keep their value */
-        UpdateCustomerDto: {
+        /** @description Changes to a budget */
+        UpdateBudgetDto: {
             /**
-             * @description Billing address
-             * @example Unter den Linden 5
-             *     10117 Berlin
+             * @description Monthly cost limit in USD; null removes it
+             * @example 150.00
              */
-            billingAddress?: string;
+            costLimit?: string | null;
             /**
-             * @description Contact person (personal data)
-             * @example Hank Scorpio
+             * @description Percent thresholds
+             * @example [
+             *       80,
+             *       100
+             *     ]
              */
-            contactPerson?: string;
+            thresholds?: number[];
             /**
-             * @description Credit limit in the base currency
-             * @example 5000.00
+             * @description Monthly token limit; null removes it
+             * @example 8000000
              */
-            creditLimit?: string;
-            /**
-             * @description Default currency
-             * @example EUR
-             */
-            defaultCurrency?: string;
-            /**
-             * @description Billing e-mail (personal data)
-             * @example ap@globex.example
-             */
-            email?: string;
-            /**
-             * @description Name of the customer
-             * @example Globex AG
-             */
-            name?: string;
-            /**
-             * @description Payment terms in days
-             * @example 14
-             */
-            paymentTermsDays?: number;
-            /**
-             * @description Phone (personal data)
-             * @example +49 30 7654321
-             */
-            phone?: string;
-            /**
-             * @description Tax id (VAT number)
-             * @example DE123456789
-             */
-            taxId?: string;
+            tokenLimit?: number | null;
         };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
@@ -5993,59 +5886,6 @@ export interface components {
              * @enum {string}
              */
             status?: "active" | "disabled" | "error";
-        };
-        /** @description Replaces a draft invoice's content (same fields as creating it) */
-        UpdateInvoiceDto: {
-            /**
-             * @description Invoice currency; default: the customer's, else the base currency. Another than the base currency needs full_accounting
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * Format: uuid
-             * @description Customer invoiced
-             * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-             */
-            customerId: string;
-            /**
-             * @description Due date; default: invoice date plus the customer's payment terms
-             * @example 2026-02-09
-             */
-            dueDate?: string;
-            /**
-             * @description Invoice date (the posting date when issued)
-             * @example 2026-01-10
-             */
-            invoiceDate: string;
-            /**
-             * @description 1 to 200 lines
-             * @example [
-             *       {
-             *         "description": "Consulting, January",
-             *         "quantity": "10",
-             *         "unitPrice": "100.00",
-             *         "taxCodeId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
-             *         "revenueAccountId": "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"
-             *       }
-             *     ]
-             */
-            lines: components["schemas"]["InvoiceLineInputDto"][];
-            /**
-             * @description Memo shown on the invoice
-             * @example Thank you for your business
-             */
-            memo?: string;
-            /**
-             * @description Number series (the number is <series>-<year>-<6 digits>)
-             * @default INV
-             * @example INV
-             */
-            series?: string;
-            /**
-             * @description The total the client computed; a 400 when it differs from the server's
-             * @example 1200.00
-             */
-            total?: string;
         };
         /** @description Changes to the ledger's system accounts; fields left out keep their value */
         UpdateLedgerSettingsDto: {
@@ -6189,6 +6029,83 @@ export interface components {
              * @example https://hooks.example.com/omnizen/v2
              */
             url?: string;
+        };
+        /** @description Usage per organization, agent, model and day */
+        UsageReportDto: {
+            /**
+             * @description Cost of the organization in the range, USD
+             * @example 0.01234000
+             */
+            cost: string;
+            /**
+             * @description First day
+             * @example 2026-12-01
+             */
+            from: string;
+            /**
+             * @description Per day, agent and model
+             * @example []
+             */
+            rows: components["schemas"]["UsageRowDto"][];
+            /**
+             * @description Runs of the organization in the range
+             * @example 12
+             */
+            runs: number;
+            /**
+             * @description Last day
+             * @example 2026-12-31
+             */
+            to: string;
+            /**
+             * @description Tokens of the organization in the range
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description Usage of one agent and model on one day */
+        UsageRowDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Cost in USD
+             * @example 0.01234000
+             */
+            cost: string;
+            /**
+             * @description UTC day
+             * @example 2026-12-02
+             */
+            day: string;
+            /**
+             * @description Model
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Runs started
+             * @example 12
+             */
+            runs: number;
+            /**
+             * @description Tokens by type
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
         };
         /** @description The signed-in user's profile */
         UserDto: {
@@ -6335,14 +6252,6 @@ export interface components {
         VerifyEmailDto: {
             /** @description The token from the verification link (?token=...) */
             token: string;
-        };
-        /** @description Void an issued invoice: its posting is reversed */
-        VoidInvoiceDto: {
-            /**
-             * @description Date of the reversal (default: the invoice date)
-             * @example 2026-01-12
-             */
-            date?: string;
         };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
@@ -6546,6 +6455,323 @@ export interface components {
              * @example https://hooks.example.com/omnizen
              */
             url: string;
+        };
+        /**
+         * @description Webhook body of agent.run.completed (version 1): An agent run finished with an answer (or stopped at its max steps)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "agent.run.completed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+         *         "trigger": "interactive",
+         *         "stopReason": "answer",
+         *         "steps": 3,
+         *         "cost": "0.00042150",
+         *         "usage": {
+         *           "inputTokens": 1200,
+         *           "outputTokens": 180,
+         *           "cachedInputTokens": 0,
+         *           "cacheWriteTokens": 0
+         *         },
+         *         "latencyMs": 2140
+         *       }
+         *     }
+         */
+        "WebhookEvent.agent.run.completed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+             *       "trigger": "interactive",
+             *       "stopReason": "answer",
+             *       "steps": 3,
+             *       "cost": "0.00042150",
+             *       "usage": {
+             *         "inputTokens": 1200,
+             *         "outputTokens": 180,
+             *         "cachedInputTokens": 0,
+             *         "cacheWriteTokens": 0
+             *       },
+             *       "latencyMs": 2140
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+                 */
+                agentId: string;
+                /**
+                 * @description USD, decimal string
+                 * @example 0.00042150
+                 */
+                cost: string;
+                /** @example 2140 */
+                latencyMs: number;
+                /**
+                 * Format: uuid
+                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+                 */
+                runId: string;
+                /**
+                 * Format: uuid
+                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+                 */
+                startedBy: string | null;
+                /** @example 3 */
+                steps: number;
+                /**
+                 * @example answer
+                 * @enum {string}
+                 */
+                stopReason: "answer" | "max_steps";
+                /**
+                 * @example interactive
+                 * @enum {string}
+                 */
+                trigger: "interactive" | "async" | "schedule" | "event";
+                /**
+                 * @example {
+                 *       "inputTokens": 1200,
+                 *       "outputTokens": 180,
+                 *       "cachedInputTokens": 0,
+                 *       "cacheWriteTokens": 0
+                 *     }
+                 */
+                usage: {
+                    cachedInputTokens: number;
+                    cacheWriteTokens: number;
+                    inputTokens: number;
+                    outputTokens: number;
+                };
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example agent.run.completed
+             * @enum {string}
+             */
+            type: "agent.run.completed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of agent.run.failed (version 1): An agent run failed (provider, timeout, tool, budget) or was cancelled
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "agent.run.failed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+         *         "trigger": "interactive",
+         *         "errorClass": "timeout",
+         *         "message": "the provider did not answer within 60000 ms",
+         *         "steps": 1,
+         *         "cost": "0"
+         *       }
+         *     }
+         */
+        "WebhookEvent.agent.run.failed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+             *       "trigger": "interactive",
+             *       "errorClass": "timeout",
+             *       "message": "the provider did not answer within 60000 ms",
+             *       "steps": 1,
+             *       "cost": "0"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+                 */
+                agentId: string;
+                /** @example 0 */
+                cost: string;
+                /**
+                 * @example timeout
+                 * @enum {string}
+                 */
+                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled";
+                /** @example the provider did not answer within 60000 ms */
+                message: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+                 */
+                runId: string;
+                /**
+                 * Format: uuid
+                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+                 */
+                startedBy: string | null;
+                /** @example 1 */
+                steps: number;
+                /**
+                 * @example interactive
+                 * @enum {string}
+                 */
+                trigger: "interactive" | "async" | "schedule" | "event";
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example agent.run.failed
+             * @enum {string}
+             */
+            type: "agent.run.failed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of ai.budget.threshold_reached (version 1): An AI budget reached one of its thresholds for the month (once per budget, threshold and month)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "ai.budget.threshold_reached",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
+         *         "agentId": null,
+         *         "period": "2026-12",
+         *         "threshold": 80,
+         *         "spentCost": "80.12000000",
+         *         "spentTokens": 4200000,
+         *         "costLimit": "100.0000",
+         *         "tokenLimit": null
+         *       }
+         *     }
+         */
+        "WebhookEvent.ai.budget.threshold_reached.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
+             *       "agentId": null,
+             *       "period": "2026-12",
+             *       "threshold": 80,
+             *       "spentCost": "80.12000000",
+             *       "spentTokens": 4200000,
+             *       "costLimit": "100.0000",
+             *       "tokenLimit": null
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                agentId: string | null;
+                /**
+                 * Format: uuid
+                 * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
+                 */
+                budgetId: string;
+                /** @example 100.0000 */
+                costLimit: string | null;
+                /**
+                 * @description month, YYYY-MM
+                 * @example 2026-12
+                 */
+                period: string;
+                /** @example 80.12000000 */
+                spentCost: string;
+                /** @example 4200000 */
+                spentTokens: number;
+                /**
+                 * @description percent
+                 * @example 80
+                 */
+                threshold: number;
+                /** @example text */
+                tokenLimit: number | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example ai.budget.threshold_reached
+             * @enum {string}
+             */
+            type: "ai.budget.threshold_reached";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
         };
         /**
          * @description Webhook body of bill.approved (version 1): A bill or expense claim got its final approval and was posted to the ledger
@@ -7123,271 +7349,6 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "invoice.issued",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-         *         "kind": "invoice",
-         *         "number": "INV-2026-000001",
-         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-         *         "invoiceDate": "2026-01-10",
-         *         "dueDate": "2026-02-09",
-         *         "currency": "EUR",
-         *         "total": "1200.00",
-         *         "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-         *       }
-         *     }
-         */
-        "WebhookEvent.invoice.issued.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-             *       "kind": "invoice",
-             *       "number": "INV-2026-000001",
-             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-             *       "invoiceDate": "2026-01-10",
-             *       "dueDate": "2026-02-09",
-             *       "currency": "EUR",
-             *       "total": "1200.00",
-             *       "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-             *     }
-             */
-            data: {
-                /** @example EUR */
-                currency: string;
-                /**
-                 * Format: uuid
-                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-                 */
-                customerId: string;
-                /**
-                 * Format: date
-                 * @example 2026-02-09
-                 */
-                dueDate: string;
-                /**
-                 * Format: uuid
-                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-                 */
-                entryId: string;
-                /**
-                 * Format: date
-                 * @example 2026-01-10
-                 */
-                invoiceDate: string;
-                /**
-                 * Format: uuid
-                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-                 */
-                invoiceId: string;
-                /**
-                 * @example invoice
-                 * @enum {unknown}
-                 */
-                kind: "invoice" | "credit_note";
-                /** @example INV-2026-000001 */
-                number: string;
-                /** @example 1200.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example invoice.issued
-             * @enum {string}
-             */
-            type: "invoice.issued";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of invoice.paid (version 1): An invoice's open amount reached zero (by payments or credit notes)
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "invoice.paid",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-         *         "number": "INV-2026-000001",
-         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-         *         "total": "1200.00",
-         *         "paidOn": "2026-02-01"
-         *       }
-         *     }
-         */
-        "WebhookEvent.invoice.paid.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-             *       "number": "INV-2026-000001",
-             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-             *       "total": "1200.00",
-             *       "paidOn": "2026-02-01"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-                 */
-                customerId: string;
-                /**
-                 * Format: uuid
-                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-                 */
-                invoiceId: string;
-                /** @example INV-2026-000001 */
-                number: string;
-                /**
-                 * Format: date
-                 * @example 2026-02-01
-                 */
-                paidOn: string;
-                /** @example 1200.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example invoice.paid
-             * @enum {string}
-             */
-            type: "invoice.paid";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of invoice.voided (version 1): An issued invoice was voided: its posting was reversed
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "invoice.voided",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-         *         "number": "INV-2026-000001",
-         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-         *         "voidedOn": "2026-01-12",
-         *         "reversalEntryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-         *       }
-         *     }
-         */
-        "WebhookEvent.invoice.voided.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
-             *       "number": "INV-2026-000001",
-             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-             *       "voidedOn": "2026-01-12",
-             *       "reversalEntryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-                 */
-                customerId: string;
-                /**
-                 * Format: uuid
-                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
-                 */
-                invoiceId: string;
-                /** @example INV-2026-000001 */
-                number: string;
-                /**
-                 * Format: uuid
-                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-                 */
-                reversalEntryId: string;
-                /**
-                 * Format: date
-                 * @example 2026-01-12
-                 */
-                voidedOn: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example invoice.voided
-             * @enum {string}
-             */
-            type: "invoice.voided";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
          * @description Webhook body of journal_entry.posted (version 1): A journal entry was posted (through the API, a batch, a reversal, a revaluation or a year-end close). A replayed posting (same idempotency key) emits nothing. Read the lines with GET /v1/orgs/{orgId}/ledger/journal-entries/{entryId}.
          * @example {
          *       "id": "evt_4711",
@@ -7474,96 +7435,6 @@ export interface components {
              * @enum {string}
              */
             type: "journal_entry.posted";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of payment.received (version 1): A customer payment was recorded and posted (bank debit, AR credit), with its allocations
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "payment.received",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
-         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-         *         "paymentDate": "2026-02-01",
-         *         "currency": "EUR",
-         *         "amount": "500.00",
-         *         "allocated": "500.00",
-         *         "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-         *       }
-         *     }
-         */
-        "WebhookEvent.payment.received.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
-             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
-             *       "paymentDate": "2026-02-01",
-             *       "currency": "EUR",
-             *       "amount": "500.00",
-             *       "allocated": "500.00",
-             *       "entryId": "8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-             *     }
-             */
-            data: {
-                /** @example 500.00 */
-                allocated: string;
-                /** @example 500.00 */
-                amount: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * Format: uuid
-                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
-                 */
-                customerId: string;
-                /**
-                 * Format: uuid
-                 * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
-                 */
-                entryId: string;
-                /**
-                 * Format: date
-                 * @example 2026-02-01
-                 */
-                paymentDate: string;
-                /**
-                 * Format: uuid
-                 * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
-                 */
-                paymentId: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example payment.received
-             * @enum {string}
-             */
-            type: "payment.received";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -8029,13 +7900,9 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency: up or down (absent while draining) */
                         checks?: {
                             [key: string]: "up" | "down";
-                        };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
-                        latencyMs?: {
-                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
@@ -8058,75 +7925,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency: up or down (absent while draining) */
                         checks?: {
                             [key: string]: "up" | "down";
-                        };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
-                        latencyMs?: {
-                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
                     };
-                };
-            };
-        };
-    };
-    getMetrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The bearer token is missing or is not METRICS_TOKEN */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description METRICS_TOKEN is not configured: metrics are not served */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -10955,6 +10760,2245 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAgentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAgentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgentRuns: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    runAgent: {
+        parameters: {
+            query?: {
+                /** @description true: answer 202 at once and run it as a job */
+                async?: "true" | "false";
+            };
+            header?: {
+                /** @description text/event-stream to stream the run */
+                Accept?: string;
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Agent id (UUID) */
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRunDto"];
+            };
+        };
+        responses: {
+            /** @description The finished run with its trace (status succeeded, failed or cancelled); or the event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Started as a job (?async=true): GET the run for its outcome */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunAcceptedDto"];
+                    "text/event-stream": components["schemas"]["RunAcceptedDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Error. error.code is one of: `ai.budget_exceeded` (the call does not fit in a budget (details name the budget and what is left))
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.no_provider_key` (no provider key: neither the platform (AI_API_KEY) nor the organization has one) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAgentRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancelAgentRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.run_finished` (the run is finished: it cannot change) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgentTriggers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAgentTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTriggerDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAgentTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                triggerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiBudgets: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBudgetDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.budget_exists` (the organization, or this agent, already has a budget) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBudgetDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiModels: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    setAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetProviderKeyDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiTools: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiUsage: {
+        parameters: {
+            query?: {
+                /** @description First day (YYYY-MM-DD, UTC); default: 30 days ago */
+                from?: string;
+                /** @description Last day (YYYY-MM-DD, UTC); default: today */
+                to?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReportDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `ai.range` (from is after to) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19227,107 +21271,7 @@ export interface operations {
             };
         };
     };
-    getArAging: {
-        parameters: {
-            query?: {
-                /** @description Aging as of the end of this day (default: today) */
-                asOf?: string;
-                /** @description Bucket edges in days past due (default 30,60,90) */
-                buckets?: string;
-                /** @description Response format */
-                format?: "json" | "csv";
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ArAgingReportDto"];
-                    "text/csv": components["schemas"]["ArAgingReportDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    reverseAllocation: {
+    querySemanticLayer: {
         parameters: {
             query?: never;
             header?: {
@@ -19336,160 +21280,25 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
-                receivableAllocationId: string;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ReverseReceivableAllocationDto"];
+                "application/json": components["schemas"]["SemanticQueryDto"];
             };
         };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.already_reversed` (the allocation is already reversed); `receivables.invalid_status` (the document is not in a state that allows this) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listCustomers: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Include archived customers */
-                includeArchived?: "true" | "false";
-                limit?: number;
-                /** @description Customers whose name or e-mail contains this (case-insensitive) */
-                search?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
         responses: {
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CustomerPage"];
+                    "application/json": components["schemas"]["SemanticResultDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19500,100 +21309,6 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createCustomer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateCustomerDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CustomerDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19646,7 +21361,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `semantic.query_timeout` (the query ran longer than the statement timeout and was cancelled) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -19668,1968 +21383,7 @@ export interface operations {
             };
         };
     };
-    getCustomer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CustomerDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateCustomer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateCustomerDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CustomerDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    archiveCustomer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CustomerDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listInvoices: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Only this customer's */
-                customerId?: string;
-                /** @description Only invoices or only credit notes */
-                kind?: "invoice" | "credit_note";
-                limit?: number;
-                /** @description Only this status */
-                status?: "draft" | "issued" | "partially_paid" | "paid" | "void";
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoicePage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateInvoiceDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateInvoiceDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createCreditNote: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateCreditNoteDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    postInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["IssueInvoiceDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getInvoicePdf: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The PDF */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/pdf": string;
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/pdf": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getRevenueSchedule: {
-        parameters: {
-            query?: {
-                /** @description The date (default: today) */
-                asOf?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RevenueScheduleDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    reverseInvoice: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                invoiceId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["VoidInvoiceDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InvoiceDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listPayments: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Only this customer's */
-                customerId?: string;
-                limit?: number;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createPayment: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreatePaymentDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getPayment: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerPaymentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createAllocation: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerPaymentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["AllocatePaymentDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    postRevenueRecognition: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RunRevenueRecognitionDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RevenueRecognitionRunDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getReceivablesSettings: {
+    listSemanticViews: {
         parameters: {
             query?: never;
             header?: {
@@ -21649,7 +21403,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
+                    "application/json": components["schemas"]["SemanticViewDto"][];
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -21690,136 +21444,6 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    setReceivablesSettings: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SetReceivablesSettingsDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReceivablesSettingsDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived) */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -97,6 +97,27 @@ export interface AppConfig {
     keys: Record<string, Buffer>;
     activeKeyId?: string;
   };
+  /** The LLM provider layer (src/platform/ai): any OpenAI-compatible endpoint. */
+  ai: {
+    /** AI_BASE_URL: the chat-completions / embeddings endpoint (OpenAI, Azure OpenAI, vLLM, Ollama, LiteLLM...) */
+    baseUrl: string;
+    /** AI_API_KEY: the platform's default key (an organization may store its own); absent: only organizations with a key run agents */
+    apiKey?: string;
+    /** AI_TIMEOUT_MS: longest single provider call (a streamed call: until its last chunk) */
+    timeoutMs: number;
+    /** AI_MAX_RETRIES: retries of a call answered 429 or 5xx (with backoff, honouring Retry-After) */
+    maxRetries: number;
+    /** AI_RETRY_BASE_MS: first backoff; doubles per retry */
+    retryBaseMs: number;
+    /** AI_RETRY_MAX_MS: longest single backoff (a longer Retry-After fails the call as rate limited) */
+    retryMaxMs: number;
+    /** AI_SCHEDULE_TICK_MS: how often scheduled agent triggers are checked (0: never; tests tick by hand) */
+    scheduleTickMs: number;
+    /** AI_SEMANTIC_TIMEOUT_MS: statement timeout of a semantic query */
+    semanticTimeoutMs: number;
+    /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
+    semanticRowCap: number;
+  };
   outbound: {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
@@ -355,6 +376,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
     },
     secrets: parseSecretKeys(env),
+    ai: {
+      baseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
+      apiKey: env.AI_API_KEY || undefined,
+      timeoutMs: int(env, 'AI_TIMEOUT_MS', 60_000, 100, 600_000),
+      maxRetries: int(env, 'AI_MAX_RETRIES', 2, 0, 10),
+      retryBaseMs: int(env, 'AI_RETRY_BASE_MS', 500, 0, 60_000),
+      retryMaxMs: int(env, 'AI_RETRY_MAX_MS', 30_000, 0, 600_000),
+      scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+      semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
+      semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
+    },
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
     rateLimits: {
       enabled: bool(env, 'RATE_LIMITS_ENABLED', true),

@@ -60,7 +60,7 @@ export class DatabaseService implements OnApplicationShutdown {
     orgId: string,
     meta: RequestMeta,
     work: (tx: TenantTx) => Promise<T>,
-    options: { workspaceId?: string; allowNonMember?: boolean } = {},
+    options: { workspaceId?: string; allowNonMember?: boolean; readOnlyRolledBack?: boolean } = {},
   ): Promise<T> {
     if (principal.kind === 'apiKey') return this.keyTenant(principal, orgId, meta, work, options);
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
@@ -75,7 +75,7 @@ export class DatabaseService implements OnApplicationShutdown {
         throw PlatformErrors.notFound('workspace', options.workspaceId);
       }
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: null });
-    });
+    }, { readOnlyRolledBack: options.readOnlyRolledBack });
   }
 
   /**
@@ -87,7 +87,7 @@ export class DatabaseService implements OnApplicationShutdown {
     orgId: string,
     meta: RequestMeta,
     work: (tx: TenantTx) => Promise<T>,
-    options: { workspaceId?: string },
+    options: { workspaceId?: string; readOnlyRolledBack?: boolean },
   ): Promise<T> {
     return this.pool.transaction(async (db) => {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
@@ -95,7 +95,7 @@ export class DatabaseService implements OnApplicationShutdown {
       if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
       if (options.workspaceId && !ctx.workspace_id) throw PlatformErrors.notFound('workspace', options.workspaceId);
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: ctx.scopes });
-    });
+    }, { readOnlyRolledBack: options.readOnlyRolledBack });
   }
 
   /**

@@ -24,6 +24,8 @@ export const PRIVILEGED_PATHS = {
   'billing.expiry': 'expire ended trials and canceled subscriptions',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
+  /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
+  'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
