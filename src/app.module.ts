@@ -9,6 +9,7 @@ import { OrganizationsModule } from './modules/organizations/organizations.modul
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -26,6 +27,7 @@ export class AppModule {
         BillingModule,
         LedgerModule,
         IntegrationsModule,
+        KnowledgeModule,
       ],
     };
   }

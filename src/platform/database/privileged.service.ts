@@ -24,6 +24,8 @@ export const PRIVILEGED_PATHS = {
   'secrets.rotate': 'secrets:rotate command',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
+  'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
