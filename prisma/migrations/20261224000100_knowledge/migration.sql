@@ -211,6 +211,10 @@ CREATE POLICY knowledge_versions_read ON ai.knowledge_versions FOR SELECT TO aut
   USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
 CREATE POLICY knowledge_versions_insert ON ai.knowledge_versions FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'));
+-- re-indexing marks the latest version pending again
+CREATE POLICY knowledge_versions_update ON ai.knowledge_versions FOR UPDATE TO authenticated
+  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'))
+  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
 CREATE POLICY knowledge_versions_service ON ai.knowledge_versions FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 -- chunks: written only by the ingestion job (service_role); read by readers of their collection
@@ -223,6 +227,7 @@ REVOKE ALL ON ai.knowledge_collections, ai.knowledge_documents, ai.knowledge_ver
 REVOKE ALL ON SEQUENCE ai.knowledge_chunks_id_seq FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ai.knowledge_collections, ai.knowledge_documents TO authenticated, service_role;
 GRANT SELECT, INSERT ON ai.knowledge_versions TO authenticated;
+GRANT UPDATE (status, status_reason) ON ai.knowledge_versions TO authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ai.knowledge_versions TO service_role;
 GRANT SELECT ON ai.knowledge_chunks TO authenticated;
 GRANT SELECT, INSERT, DELETE ON ai.knowledge_chunks TO service_role;

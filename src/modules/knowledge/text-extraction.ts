@@ -31,7 +31,7 @@ export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentT
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not a PDF (it does not start with %PDF-)');
     }
     try {
-      const pdf = await getDocumentProxy(new Uint8Array(bytes));
+      const pdf = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0 });
       text = (await extractText(pdf, { mergePages: true })).text;
     } catch (err) {
       throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${(err as Error).message}`);
