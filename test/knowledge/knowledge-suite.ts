@@ -95,8 +95,11 @@ export function describeKnowledge(path: StoragePath): void {
       expect(accountant[0]).toMatchObject({ documentId: docs.pdf, collectionId: finance });
       const member = (await search(org.users.member, q).expect(200)).body.items;
       expect(member.every((h: any) => h.collectionId !== finance)).toBe(true);
-      // a filter naming the collection answers as for a collection that does not exist: nothing
-      expect((await search(org.users.member, { ...q, collectionIds: [finance] }).expect(200)).body).toEqual({ items: [] });
+      // a filter naming the collection answers exactly as for a collection that does not exist
+      const hidden = (await search(org.users.member, { ...q, collectionIds: [finance] }).expect(404)).body.error;
+      const missing = (await search(org.users.member, { ...q, collectionIds: ['00000000-0000-4000-8000-000000000000'] }).expect(404)).body.error;
+      expect(hidden.code).toBe('knowledge_collection.not_found');
+      expect(hidden.message.replace(finance, 'ID')).toBe(missing.message.replace('00000000-0000-4000-8000-000000000000', 'ID'));
       expect((await t.http.get(url(`collections/${finance}`)).set(org.users.member.auth).expect(404)).body.error.code).toBe('knowledge_collection.not_found');
       expect((await t.http.get(url(`documents/${docs.pdf}`)).set(org.users.member.auth).expect(404)).body.error.code).toBe('knowledge_document.not_found');
       const memberDocs = (await t.http.get(url('documents')).set(org.users.member.auth).expect(200)).body.items;

@@ -2,7 +2,7 @@
 -- chunks of each document's indexed version with their embeddings, searched by full text and by vector similarity.
 --
 -- Access control is in the policies: a chunk carries org_id and collection_id, and a caller sees it only when the
--- caller's role may read that collection (ai.can_read_collection). Owner, admin and the service role read every
+-- caller's role may read that collection (ai.can_read). Owner, admin and the service role read every
 -- collection; other roles read those whose read_roles name them.
 --
 -- Embedding storage, decided here once:
@@ -36,22 +36,36 @@ CREATE TABLE ai.knowledge_collections (
   FOREIGN KEY (org_id, workspace_id) REFERENCES core.workspaces(org_id, id) ON DELETE CASCADE
 );
 
--- Whether the caller may read collection p_collection of its organization. SECURITY DEFINER: it reads the
--- collection past the collections' own policy (which calls it).
-CREATE FUNCTION ai.can_read_collection(p_collection uuid) RETURNS boolean
+-- Whether the caller may read collection p_collection of organization p_org: p_org is the caller's organization
+-- (auth_org_id()) and its role is owner, admin or service, or one the collection's read_roles name.
+-- A chunk policy calls it for every row an index scan visits (an HNSW scan does not use the org_id index, so
+-- auth_org_id() would be evaluated per row, with its membership lookups): the answer's inputs are worked out once
+-- per transaction and request claims and kept in the transaction-local setting omnizen.knowledge_access, keyed by
+-- a hash of the login and the claims (new claims, new key). Collections whose read_roles change later in the same
+-- transaction are seen with the roles of its start: only owner and admin change them, and they read every collection.
+-- SECURITY DEFINER: it reads the collections past their own policy (which calls it).
+CREATE FUNCTION ai.can_read(p_org uuid, p_collection uuid) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-  org uuid := public.auth_org_id();
+  k text := md5(session_user || '|' || coalesce(current_setting('request.jwt.claims', true), '') || '|'
+                || coalesce(current_setting('request.jwt.claim', true), ''));
+  memo text[] := string_to_array(current_setting('omnizen.knowledge_access', true), '|');
+  org uuid;
   r text;
 BEGIN
-  IF org IS NULL THEN RETURN false; END IF;
-  r := public.auth_role();
-  IF r IN ('owner', 'admin', 'service') THEN RETURN true; END IF;
-  RETURN EXISTS (SELECT 1 FROM ai.knowledge_collections c WHERE c.org_id = org AND c.id = p_collection AND r = ANY (c.read_roles));
+  IF memo IS NULL OR memo[1] IS DISTINCT FROM k THEN
+    org := public.auth_org_id();
+    r := CASE WHEN org IS NULL THEN NULL ELSE public.auth_role() END;
+    memo := ARRAY[k, coalesce(org::text, ''), CASE WHEN r IN ('owner', 'admin', 'service') THEN 't' ELSE 'f' END,
+      coalesce((SELECT string_agg(c.id::text, ',') FROM ai.knowledge_collections c WHERE c.org_id = org AND r = ANY (c.read_roles)), '')];
+    PERFORM set_config('omnizen.knowledge_access', array_to_string(memo, '|'), true);
+  END IF;
+  RETURN memo[2] <> '' AND memo[2] = p_org::text
+    AND (memo[3] = 't' OR p_collection::text = ANY (string_to_array(memo[4], ',')));
 END
 $$;
-REVOKE ALL ON FUNCTION ai.can_read_collection(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ai.can_read_collection(uuid) TO authenticated, service_role;
+REVOKE ALL ON FUNCTION ai.can_read(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ai.can_read(uuid, uuid) TO authenticated, service_role;
 
 -- ---------------------------------------------------------------- documents and versions
 CREATE TABLE ai.knowledge_documents (
@@ -189,7 +203,7 @@ ALTER TABLE ai.knowledge_chunks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECUR
 
 -- collections: readers see them; owner and admin manage them
 CREATE POLICY knowledge_collections_read ON ai.knowledge_collections FOR SELECT TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(id));
+  USING (org_id = public.auth_org_id() AND ai.can_read(org_id, id));
 CREATE POLICY knowledge_collections_insert ON ai.knowledge_collections FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'service'));
 CREATE POLICY knowledge_collections_update ON ai.knowledge_collections FOR UPDATE TO authenticated
@@ -201,25 +215,26 @@ CREATE POLICY knowledge_collections_service ON ai.knowledge_collections FOR ALL 
 
 -- documents and versions: readers of the collection see them; its readers other than viewers write them
 CREATE POLICY knowledge_documents_read ON ai.knowledge_documents FOR SELECT TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
+  USING (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id));
 CREATE POLICY knowledge_documents_write ON ai.knowledge_documents FOR ALL TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'))
-  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'));
+  USING (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id) AND NOT public.auth_has_role('viewer'))
+  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id) AND NOT public.auth_has_role('viewer'));
 CREATE POLICY knowledge_documents_service ON ai.knowledge_documents FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 CREATE POLICY knowledge_versions_read ON ai.knowledge_versions FOR SELECT TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
+  USING (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id));
 CREATE POLICY knowledge_versions_insert ON ai.knowledge_versions FOR INSERT TO authenticated
-  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'));
+  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id) AND NOT public.auth_has_role('viewer'));
 -- re-indexing marks the latest version pending again
 CREATE POLICY knowledge_versions_update ON ai.knowledge_versions FOR UPDATE TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id) AND NOT public.auth_has_role('viewer'))
-  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
+  USING (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id) AND NOT public.auth_has_role('viewer'))
+  WITH CHECK (org_id = public.auth_org_id() AND ai.can_read(org_id, collection_id));
 CREATE POLICY knowledge_versions_service ON ai.knowledge_versions FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 -- chunks: written only by the ingestion job (service_role); read by readers of their collection
+-- (ai.can_read checks the organization too, once per transaction rather than once per row)
 CREATE POLICY knowledge_chunks_read ON ai.knowledge_chunks FOR SELECT TO authenticated
-  USING (org_id = public.auth_org_id() AND ai.can_read_collection(collection_id));
+  USING (ai.can_read(org_id, collection_id));
 CREATE POLICY knowledge_chunks_service ON ai.knowledge_chunks FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 REVOKE ALL ON ai.knowledge_collections, ai.knowledge_documents, ai.knowledge_versions, ai.knowledge_chunks

@@ -245,7 +245,7 @@ export const knowledgeRepository = {
         ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`;
       if (info.iterativeScan) {
         // filters (and the policies) applied during the index scan: the scan continues until it has enough rows
-        await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`, String(Math.max(40, p.candidates)));
+        await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`, String(Math.max(100, p.candidates)));
       } else {
         // no iterative scan (pgvector < 0.8): a wider candidate list makes a selective filter less likely to starve it
         await db.$executeRawUnsafe(`SELECT set_config('hnsw.ef_search', '1000', true)`);

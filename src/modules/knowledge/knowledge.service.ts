@@ -202,6 +202,9 @@ export class KnowledgeService {
     const k = s.k ?? 10;
     if (k > SEARCH_MAX_K) throw KnowledgeErrors.error('knowledge.k_too_large', `k is ${k}; at most ${SEARCH_MAX_K} results per search`);
     if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw AppError.badRequest('validation_failed', 'from must be before to');
+    // a filter naming a collection or document the caller cannot read answers as one that does not exist
+    for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
+    for (const id of s.documentIds ?? []) await this.getDocument(tx, id);
     const info = await this.storageInfo(tx);
     let embedding: number[];
     try {
