@@ -122,7 +122,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.post_journal_entries(jsonb, jsonb, boolean)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organization the posting function verified, read by the posting role's policies (20261204000200)
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
-  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // knowledge base (20261224000100_knowledge)
   'schema ai': { authenticated: 'USAGE', service_role: 'USAGE' },
