@@ -26,7 +26,7 @@ export function describeKnowledge(path: StoragePath): void {
     const docs: Record<string, string> = {};
 
     beforeAll(async () => {
-      t = await startKnowledgeApp(path, { KNOWLEDGE_MAX_UPLOAD_BYTES: '200000' });
+      t = await startKnowledgeApp(path, { KNOWLEDGE_MAX_UPLOAD_BYTES: '2000000' });
       if (path === 'array') expect(t.storage).toBe('array');
       org = await orgWithRoles(t, 'Knowledge Co');
       owner = org.users.owner;
@@ -187,9 +187,11 @@ export function describeKnowledge(path: StoragePath): void {
       expect(corrupt.body.error.message).toMatch(/PDF/);
       const notPdf = await upload(policies, 'fake.pdf', 'application/pdf', 'hello').expect(422);
       expect(notPdf.body.error.code).toBe('knowledge.unreadable_file');
-      const big = await upload(policies, 'big.txt', 'text/plain', 'a'.repeat(200_001)).expect(413);
-      expect(big.body.error).toMatchObject({ code: 'knowledge.file_too_large' });
-      expect(big.body.error.message).toContain('200000 bytes');
+      const big = await upload(policies, 'big.txt', 'text/plain', 'a'.repeat(2_000_001)).expect(413);
+      expect(big.body.error).toMatchObject({ code: 'knowledge.file_too_large', details: { limitBytes: 2_000_000 } });
+      expect(big.body.error.message).toContain('limit of 1.9 MB (2000000 bytes)');
+      // under the limit but above the JSON body limit (1 MB): the upload's own limit is the one that applies
+      expect((await upload(policies, 'big.docx', 'application/msword', Buffer.alloc(1_500_000, 1)).expect(415)).body.error.code).toBe('knowledge.unsupported_type');
       const noFile = await t.http.post(url(`collections/${policies}/documents`)).set(owner.auth).send({ title: 'x' }).expect(400);
       expect(noFile.body.error.code).toBe('knowledge.file_missing');
       expect((await search(owner, { query: '   ' }).expect(400)).body.error).toMatchObject({ code: 'knowledge.query_empty' });
