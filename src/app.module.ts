@@ -16,6 +16,7 @@ import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { SemanticModule } from './modules/semantic/semantic.module.js';
 import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
+import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -40,6 +41,7 @@ export class AppModule {
         SemanticModule,
         AgentsModule,
         WebhooksModule,
+        KnowledgeModule,
       ],
     };
   }

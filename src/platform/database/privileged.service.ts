@@ -36,6 +36,8 @@ export const PRIVILEGED_PATHS = {
   'analytics.reports': 'cross-organization usage report for services',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
+  /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
+  'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
