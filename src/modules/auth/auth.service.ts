@@ -17,6 +17,8 @@ import { VerificationLinkSender } from './verification-link.sender.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { deviceHash, knownDeviceRepository, networkPrefix } from './known-device.repository.js';
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
@@ -162,7 +164,7 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
-      return this.startSession(db, user, personalOrgId, client);
+      return this.startSession(db, user, personalOrgId, client, 'password');
     });
   }
 
@@ -186,7 +188,7 @@ export class AuthService {
         await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
           action: 'auth.exchanged', entityType: 'user', entityId: user.id, before, after: { ...user, provider: identity.provider },
         }, client);
-        return this.startSession(db, user, personalOrgId, client);
+        return this.startSession(db, user, personalOrgId, client, 'exchange');
       }
 
       const existing = await userRepository.findByEmail(db, identity.email);
@@ -200,7 +202,7 @@ export class AuthService {
           action: 'user.registered', entityType: 'user', entityId: made.user.id,
           after: { ...made.user, provider: identity.provider, emailVerified: identity.emailVerified },
         }, client);
-        return this.startSession(db, made.user, made.personalOrgId, client);
+        return this.startSession(db, made.user, made.personalOrgId, client, 'exchange');
       }
 
       if (!identity.emailVerified) throw linkRequired(identity.provider);
@@ -221,7 +223,7 @@ export class AuthService {
         action: 'auth.identity_linked', entityType: 'user', entityId: user.id,
         after: { provider: identity.provider, email: identity.email, emailVerified: true, by: 'verified_email' },
       }, client);
-      return this.startSession(db, user, personalOrgId, client);
+      return this.startSession(db, user, personalOrgId, client, 'exchange');
     });
   }
 
@@ -348,12 +350,22 @@ export class AuthService {
     await this.audit.record(tx, { action: 'auth.session_revoked', entityType: 'session', entityId: sessionId });
   }
 
-  /** Creates a session (refresh-token family) and returns the first token pair. */
-  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo): Promise<TokensDto> {
+  /**
+   * Creates a session (refresh-token family) and returns the first token pair. A sign-in from a device this
+   * account never used (known-device.repository.ts) emits a security event in the same transaction.
+   */
+  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo, method: 'password' | 'exchange' = 'password'): Promise<TokensDto> {
     const refresh = this.tokens.newRefreshToken();
     const sessionId = await sessionRepository.create(db, {
       userId: user.id, userAgent: client.userAgent, ip: client.ip, ttlDays: this.config.auth.refreshTokenTtlDays, tokenHash: refresh.hash,
     });
+    const device = await knownDeviceRepository.record(db, user.id, deviceHash(client.userAgent, client.ip));
+    if (device.unknown) {
+      await emitEvent({ db, orgId: personalOrgId }, 'session.started_from_unknown_device', {
+        userId: user.id, sessionId, userAgent: (client.userAgent ?? 'unknown').slice(0, 200), ipPrefix: networkPrefix(client.ip),
+        signedInAt: new Date(this.clock.now()).toISOString(), method,
+      });
+    }
     return this.tokensFor(user, personalOrgId, sessionId, refresh.token);
   }
 
