@@ -9,6 +9,7 @@ import { OrganizationsModule } from './modules/organizations/organizations.modul
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -21,6 +22,7 @@ export class AppModule {
         PlatformModule.forRoot(config),
         QueueModule.forRoot(config),
         AuditModule,
+        NotificationsModule,
         AuthModule,
         OrganizationsModule,
         BillingModule,
