@@ -13,7 +13,7 @@ import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
-import { VerificationLinkSender } from './verification-link.sender.js';
+import { AccountMailService } from './account-mail.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
@@ -49,14 +49,14 @@ export class AuthService {
     private readonly throttle: LoginThrottle,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
-    private readonly verificationLinks: VerificationLinkSender,
+    private readonly accountMail: AccountMailService,
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
   ) {}
 
   /**
-   * Creates an account whose e-mail is not yet verified, and sends (today: logs, in development)
-   * the verification link. Answers alike for taken and free e-mails, after the same hashing work,
+   * Creates an account whose e-mail is not yet verified, and queues the verification e-mail (its link's
+   * token is minted when the mail is sent: account-mail.service.ts). Answers alike for taken and free e-mails, after the same hashing work,
    * so registration does not tell which e-mails have accounts.
    */
   async register(input: { email: string; password: string; name?: string }, client: ClientInfo): Promise<RegistrationAcceptedDto> {
@@ -69,13 +69,12 @@ export class AuthService {
         .catch((err) => { if (err !== ROLLED_BACK) throw err; });
       return REGISTRATION_ACCEPTED;
     }
-    const created = await this.createPasswordAccount(input, hash, client);
-    if (created) await this.verificationLinks.send({ userId: created.user.id, email: created.user.email }, created.link);
+    await this.createPasswordAccount(input, hash, client);
     return REGISTRATION_ACCEPTED;
   }
 
   /**
-   * The account, its password, its unverified password identity and a verification link, in one
+   * The account, its password, its unverified password identity and its verification e-mail, in one
    * transaction. `rehearse`: the same statements, then a rollback (for a taken e-mail's answer time).
    */
   private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
@@ -86,12 +85,12 @@ export class AuthService {
       const { user, personalOrgId } = made;
       await userRepository.setPassword(db, user.id, hash);
       await identityRepository.add(db, user.id, { provider: 'password', subject: user.id, email: user.email, emailVerified: false });
-      const link = await this.newVerificationLink(db, user);
+      await this.accountMail.queueVerification(db, user, personalOrgId);
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'user.registered', entityType: 'user', entityId: user.id, after: { ...user, provider: 'password', emailVerified: false },
       }, client);
       if (rehearse) throw ROLLED_BACK;
-      return { user, link };
+      return { user };
     });
   }
 
@@ -121,24 +120,14 @@ export class AuthService {
   /** Sends a new verification link for the signed-in user's password e-mail, unless it is verified already. */
   async resendVerification(principal: Principal): Promise<void> {
     if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
-    const pending = await this.privileged.run('auth.credentials', async (db) => {
+    await this.privileged.run('auth.credentials', async (db) => {
       const user = await userRepository.findById(db, principal.userId);
-      if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
-      const link = await this.newVerificationLink(db, user);
+      if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return;
+      await this.accountMail.queueVerification(db, user, principal.personalOrgId);
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'user.verification_link_sent', entityType: 'user', entityId: user.id, after: { email: user.email },
       });
-      return { user, link };
     });
-    if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
-  }
-
-  private async newVerificationLink(db: Db, user: UserRow): Promise<string> {
-    const token = this.tokens.newRefreshToken(); // 32 random bytes; only the hash is stored
-    await identityRepository.addVerificationToken(db, {
-      tokenHash: token.hash, userId: user.id, email: user.email, ttlHours: this.config.auth.emailVerificationTtlHours,
-    });
-    return this.verificationLinks.linkFor(token.token);
   }
 
   /**
