@@ -269,7 +269,8 @@ describe('register and password hashing', () => {
 
   describe('e-mail verification', () => {
     /** The verification links mailed (over SMTP, by the outbox's jobs) since this was called. */
-    const captureLinks = () => {
+    const captureLinks = async () => {
+      await settle(t); // mails queued before are not this test's
       const from = smtp.messages.length;
       return {
         async links() {
@@ -287,7 +288,7 @@ describe('register and password hashing', () => {
       `SELECT i.email_verified_at IS NOT NULL AS verified FROM core.user_identities i JOIN core."User" u ON u.id = i.user_id WHERE u.email = $1`, [email])).rows;
 
     it('sends a link at registration (none for a taken e-mail); the account\'s own session uses it once, and it is audited', async () => {
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         const email = await registered();
         await registerFrom({ email, password: 'another long password' }).expect(202);
@@ -314,7 +315,7 @@ describe('register and password hashing', () => {
     });
 
     it('a link to someone who never registered verifies nothing: the mailbox owner alone, or another account, cannot use it', async () => {
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         // the attacker pre-registers the victim's address; the link goes to the victim
         const victimEmail = await registered();
@@ -335,7 +336,7 @@ describe('register and password hashing', () => {
     it('sends a signed-in user a new link while the e-mail is unverified, and none once it is', async () => {
       const email = await registered();
       const session = await login(t, email, PASSWORD, '198.51.100.14').expect(200);
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
         const links = await sent.links();
