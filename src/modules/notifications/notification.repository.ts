@@ -151,16 +151,18 @@ export const notificationRepository = {
    * concurrent events agree on one digest. Returns its id.
    */
   async openDigest(db: Db, userId: string, category: string, at: Date): Promise<string> {
-    const [row] = await db.$queryRaw<{ id: string }[]>`
-      WITH opened AS (
-        INSERT INTO core.email_digests (user_id, category, window_start, due_at)
-        VALUES (${userId}, ${category}, date_trunc('hour', ${at}::timestamptz), date_trunc('hour', ${at}::timestamptz) + interval '1 hour')
-        ON CONFLICT (user_id, category, window_start) DO NOTHING RETURNING id)
-      SELECT id FROM opened
-      UNION ALL
-      SELECT id FROM core.email_digests WHERE user_id = ${userId} AND category = ${category} AND window_start = date_trunc('hour', ${at}::timestamptz)
-      LIMIT 1`;
-    return row.id;
+    const window = sql<Date>`date_trunc('hour', ${at}::timestamptz)`;
+    const [opened] = await db.run(qb.insertInto('core.email_digests')
+      .values({ user_id: userId, category, window_start: window, due_at: sql<Date>`${window} + interval '1 hour'` })
+      .onConflict((oc) => oc.columns(['user_id', 'category', 'window_start']).doNothing()).returning('id'));
+    if (opened) return opened.id;
+    // a concurrent event opened it: the insert waited for that transaction, so this new statement sees its row.
+    // FOR SHARE: a flush (FOR UPDATE SKIP LOCKED) leaves it until this transaction's pending row is committed.
+    const [open] = await db.run(qb.selectFrom('core.email_digests').select(['id', 'sent_at'])
+      .where('user_id', '=', userId).where('category', '=', category).where('window_start', '=', window).forShare());
+    // flushed meanwhile (this event's hour just ended): the next hour's digest takes it
+    if (open.sent_at) return this.openDigest(db, userId, category, new Date(at.getTime() + 3_600_000));
+    return open.id;
   },
 
   /** Digests whose hour is over, locked for one flush (a concurrent flush skips them). */
