@@ -8,7 +8,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ResponseContract } from '../support/contract.js';
 
-const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem)[A-Z]?[A-Za-z]*$/;
+const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem|mark|reset|confirm|request)[A-Z]?[A-Za-z]*$/;
 
 describe('the OpenAPI document as a contract', () => {
   let t: TestApp;
@@ -32,8 +32,8 @@ describe('the OpenAPI document as a contract', () => {
 
   it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
     const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
-    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'exchangeToken', 'getPublicProviderAvailability', 'getPublicProviderProfile',
-      'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register']);
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getPublicProviderAvailability', 'getPublicProviderProfile',
+      'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
     expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
   });

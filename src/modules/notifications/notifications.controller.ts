@@ -28,7 +28,7 @@ export class NotificationsController {
   }
 
   @Get('notifications/unread-count')
-  @ApiOperation({ operationId: 'countUnreadNotifications', summary: 'How many notices are unread, in all and per category' })
+  @ApiOperation({ operationId: 'getUnreadNotificationCount', summary: 'How many notices are unread, in all and per category' })
   @ApiOkResponse({ type: UnreadCountDto })
   unreadCount(@Tx() tx: TenantTx): Promise<UnreadCountDto> {
     return this.notifications.unreadCount(tx);
@@ -93,7 +93,7 @@ export class NotificationStreamController {
 
   @Sse('notifications/stream')
   @ApiOperation({
-    operationId: 'streamNotifications',
+    operationId: 'getNotificationStream',
     summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
   })
   @ApiProduces('text/event-stream')
