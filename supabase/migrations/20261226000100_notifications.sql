@@ -19,6 +19,9 @@
 --  * core.password_reset_tokens, core.email_change_requests: single-use, hashed, expiring.
 --  * core.invitations.mailed_token_hash: the invitee's mailed link carries its own token (minted at send
 --    time); core.accept_invitation accepts it as well as the one shown to the inviting admin.
+--  * An account whose e-mail is not verified may not accept an invitation with the admin's token: the invitation
+--    is for a mailbox, and nothing proved the account holds it. The mailed link proves it (and so verifies the
+--    account's password identity of that e-mail).
 
 CREATE TABLE core.notification_routes (
   event_type text NOT NULL CHECK (event_type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
@@ -216,6 +219,13 @@ BEGIN
   IF lower(caller_email) IS DISTINCT FROM lower(inv.email) THEN
     RAISE EXCEPTION 'invitation was sent to another email address' USING ERRCODE = '42501';
   END IF;
+  IF inv.mailed_token_hash IS NOT DISTINCT FROM p_token_hash THEN
+    UPDATE core.user_identities SET email_verified_at = coalesce(email_verified_at, now())
+    WHERE user_id = uid AND provider = 'password' AND lower(email) = lower(caller_email);
+  ELSIF NOT EXISTS (SELECT 1 FROM core.user_identities ui
+                    WHERE ui.user_id = uid AND lower(ui.email) = lower(caller_email) AND ui.email_verified_at IS NOT NULL) THEN
+    RAISE EXCEPTION 'verify your e-mail address first (or accept with the link mailed to it)' USING HINT = 'invitation.email_unverified';
+  END IF;
   UPDATE core.invitations SET accepted_at = now(), accepted_by = uid WHERE org_id = inv.org_id AND id = inv.id;
   INSERT INTO core.memberships (org_id, user_id, role) VALUES (inv.org_id, uid, inv.role)
   ON CONFLICT ON CONSTRAINT memberships_pkey DO NOTHING
@@ -230,5 +240,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261226000100_notifications', '75f97e8657305212f3642c0f91d35a5b4b36087f560ef03f48d069bc88afc8a6', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261226000100_notifications', '8eae951b3bc5b10df66e073d7203cbdec78ef2b4239bfbdd26409439599ca704', 0)
   ON CONFLICT (name) DO NOTHING;

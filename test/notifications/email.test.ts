@@ -33,7 +33,7 @@ describe('notifications: e-mail over SMTP', () => {
       const before = smtp.messages.length;
       const res = await t.http.post(`/v1/orgs/${orgId}/invitations`).set(owner.auth).send({ email: grace.email, role: 'accountant' }).expect(201);
       await settle(t);
-      const mails = smtp.messages.slice(before).filter((m) => m.to.includes(grace.email));
+      const mails = smtp.messages.slice(before).filter((m) => m.to.includes(grace.email) && m.subject.startsWith('You are invited'));
       expect(mails).toHaveLength(1);
       const [mail] = mails;
       expect(mail.from).toBe('no-reply@omnizen.test');
@@ -58,6 +58,9 @@ describe('notifications: e-mail over SMTP', () => {
       expect(accepted.body).toEqual({ orgId, userId: grace.id, role: 'accountant' });
       const membership = await t.db.admin.query('SELECT role FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, grace.id]);
       expect(membership.rows).toEqual([{ role: 'accountant' }]);
+      // grace never verified her e-mail: the mailed link proved it
+      const identity = await t.db.admin.query(`SELECT email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1 AND provider = 'password'`, [grace.id]);
+      expect(identity.rows).toEqual([{ verified: true }]);
       // single use
       await t.http.post('/v1/invitations/accept').set(grace.auth).send({ orgId, token }).expect(404);
     } finally {

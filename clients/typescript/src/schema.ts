@@ -395,7 +395,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Accept an invitation sent to your email address; you become a member */
+        /**
+         * Accept an invitation sent to your email address; you become a member
+         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.
+         */
         post: operations["acceptInvitation"];
         delete?: never;
         options?: never;
@@ -5607,7 +5610,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -17,6 +17,9 @@
 --  * core.password_reset_tokens, core.email_change_requests: single-use, hashed, expiring.
 --  * core.invitations.mailed_token_hash: the invitee's mailed link carries its own token (minted at send
 --    time); core.accept_invitation accepts it as well as the one shown to the inviting admin.
+--  * An account whose e-mail is not verified may not accept an invitation with the admin's token: the invitation
+--    is for a mailbox, and nothing proved the account holds it. The mailed link proves it (and so verifies the
+--    account's password identity of that e-mail).
 
 CREATE TABLE core.notification_routes (
   event_type text NOT NULL CHECK (event_type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
@@ -213,6 +216,13 @@ BEGIN
   SELECT u.email INTO caller_email FROM core."User" u WHERE u.id = uid;
   IF lower(caller_email) IS DISTINCT FROM lower(inv.email) THEN
     RAISE EXCEPTION 'invitation was sent to another email address' USING ERRCODE = '42501';
+  END IF;
+  IF inv.mailed_token_hash IS NOT DISTINCT FROM p_token_hash THEN
+    UPDATE core.user_identities SET email_verified_at = coalesce(email_verified_at, now())
+    WHERE user_id = uid AND provider = 'password' AND lower(email) = lower(caller_email);
+  ELSIF NOT EXISTS (SELECT 1 FROM core.user_identities ui
+                    WHERE ui.user_id = uid AND lower(ui.email) = lower(caller_email) AND ui.email_verified_at IS NOT NULL) THEN
+    RAISE EXCEPTION 'verify your e-mail address first (or accept with the link mailed to it)' USING HINT = 'invitation.email_unverified';
   END IF;
   UPDATE core.invitations SET accepted_at = now(), accepted_by = uid WHERE org_id = inv.org_id AND id = inv.id;
   INSERT INTO core.memberships (org_id, user_id, role) VALUES (inv.org_id, uid, inv.role)

@@ -6,6 +6,8 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { InvitationsService } from './invitations.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './invitation.errors.js';
 import {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationQuery,
 } from './invitation.dto.js';
@@ -53,9 +55,14 @@ export class InvitationAcceptanceController {
 
   @Post('accept')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member' })
+  @ApiOperation({
+    operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member',
+    description: 'An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and '
+      + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.',
+  })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)
+  @ApiErrorCodes('invitation.email_unverified')
   accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     return this.invitations.accept(tx, dto);
   }
