@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Observable, interval, map, merge } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
@@ -96,8 +96,17 @@ export class NotificationStreamController {
     operationId: 'getNotificationStream',
     summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
   })
-  @ApiProduces('text/event-stream')
-  @ApiOkResponse({ description: 'An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives' })
+  @ApiOkResponse({
+    description: 'An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives',
+    content: {
+      'text/event-stream': {
+        schema: {
+          type: 'string', description: 'server-sent events',
+          example: 'event: notification\nid: 9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d\ndata: {"id":"9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","title":"A payment for Acme failed"}\n\n',
+        },
+      },
+    },
+  })
   @ApiErrors(401, 403)
   async stream(@Req() req: FastifyRequest): Promise<Observable<MessageEvent>> {
     const principal = (req as FastifyRequest & { user?: Principal }).user;
