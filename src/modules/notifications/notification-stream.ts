@@ -19,6 +19,8 @@ interface Pushed {
 export class NotificationStream implements OnModuleDestroy {
   private readonly logger = new Logger(NotificationStream.name);
   private readonly local = new Subject<Pushed>();
+  /** Emits once at shutdown: open streams end (their keep-alive timers with them). */
+  readonly closing = new Subject<void>();
   private subscriber?: Redis;
   private readonly channel: string;
   private subscribing?: Promise<unknown>;
@@ -71,6 +73,8 @@ export class NotificationStream implements OnModuleDestroy {
   }
 
   onModuleDestroy(): void {
+    this.closing.next();
+    this.closing.complete();
     this.local.complete();
     this.subscriber?.disconnect();
   }

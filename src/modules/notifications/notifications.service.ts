@@ -181,4 +181,9 @@ export class NotificationsService implements OnModuleInit {
   streamFor(userId: string) {
     return this.stream.stream(userId);
   }
+
+  /** Emits at shutdown: every open stream ends. */
+  get closing() {
+    return this.stream.closing;
+  }
 }
