@@ -8,6 +8,7 @@ import { AuthModule } from './modules/auth/auth.module.js';
 import { OrganizationsModule } from './modules/organizations/organizations.module.js';
 import { BillingModule } from './modules/billing/billing.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
+import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
@@ -27,6 +28,7 @@ export class AppModule {
         OrganizationsModule,
         BillingModule,
         LedgerModule,
+        PayablesModule,
         IntegrationsModule,
       ],
     };

@@ -107,8 +107,10 @@ describe('ledger: posting rules the database enforces', () => {
         .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
       await expect(t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb)`, [JSON.stringify([{ date: '2026-02-04', lines: cashRent('1') }])]))
         .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
-      // the posting itself, without the batch's checks, is not callable by an API role
-      await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_entry($1::jsonb, NULL, true)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
+      // the posting's helpers (the writer skips every check) are not callable by an API role
+      await expect(t.db.as(claims, 'authenticated', `SELECT finance.write_entries($1::uuid, NULL, 2, '{}', NULL, 'ledger.entry_posted', NULL, NULL)`, [orgId]))
+        .rejects.toThrow(/permission denied/);
+      await expect(t.db.as(claims, 'authenticated', `SELECT finance.check_entry($1::uuid, $2::jsonb, NULL, 2, '{}', '{}')`, [orgId, JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
         .rejects.toThrow(/permission denied/);
       await expect(t.db.as(claims, 'authenticated', `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, 'X1', 'x', 'asset')`, [orgId]))
         .rejects.toThrow(/row-level security/);

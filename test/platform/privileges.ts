@@ -102,8 +102,17 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
   'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  // payables (20261221000100): drafts written under policies; decisions, payments and allocations append-only
+  'table finance.vendors': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.payables_settings': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
+  'table finance.bills': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_lines': { authenticated: 'DELETE,INSERT,SELECT', service_role: 'SELECT' },
+  'table finance.bill_decisions': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
+  'table finance.bill_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_ap_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },
@@ -134,7 +143,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.post_journal_entries(jsonb, jsonb, boolean)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organization the posting function verified, read by the posting role's policies (20261204000200)
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
-  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
+  'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

@@ -77,7 +77,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
    * `idFor` supplies the value of an `...Id` property (B's id of that name) whether or not it has an example.
    */
   function exampleBody(schema: any, doc: any, idFor: (name: string) => string | undefined = () => undefined, depth = 0): unknown {
-    if (!schema || depth > 4) return undefined;
+    if (!schema || depth > 6) return undefined; // deep enough for an array of objects in a body (bill lines)
     if (schema.$ref) return exampleBody(doc.components?.schemas?.[schema.$ref.split('/').pop()], doc, idFor, depth + 1);
     if (schema.example !== undefined) return schema.example;
     if (schema.default !== undefined) return schema.default;
@@ -112,6 +112,26 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     }).expect(201);
     const year = await t.http.post(url('fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
     return { accountId: account.body.id, taxCodeId: taxCode.body.id, entryId: entry.body.id, yearId: year.body.id, periodId: year.body.periods[0].id };
+  }
+
+  /**
+   * Payables of B through the API: a vendor, a bill posted at submission (under the approval threshold), a payment
+   * allocated to part of it, and a draft expense claim; answers their ids by path parameter name.
+   */
+  async function seedPayables(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/payables/${path}`;
+    const chart = (await t.http.get(`/v1/orgs/${orgId}/ledger/accounts`).set(owner.auth).expect(200)).body as { id: string; code: string }[];
+    const code = (c: string) => chart.find((a) => a.code === c)!.id;
+    const vendor = await t.http.post(url('vendors')).set(owner.auth).send({ name: 'B Supplies', email: 'ap@b.example' }).expect(201);
+    const bill = await t.http.post(url('bills')).set(owner.auth).send({ vendorId: vendor.body.id, billDate: '2026-01-10', lines: [{ accountId: code('5200'), unitPrice: '100.00' }] }).expect(201);
+    await t.http.post(url(`bills/${bill.body.id}/submit`)).set(owner.auth).expect(200);
+    const payment = await t.http.post(url('payments')).set(owner.auth).send({
+      vendorId: vendor.body.id, paymentDate: '2026-01-20', amount: '40.00', bankAccountId: code('1100'), allocations: [{ billId: bill.body.id, amount: '40.00' }],
+    }).expect(201);
+    const claim = await t.http.post(url('expense-claims')).set(owner.auth).send({
+      claimDate: '2026-01-12', currency: 'EUR', lines: [{ accountId: code('5200'), amount: '12.00', currency: 'EUR', date: '2026-01-11' }],
+    }).expect(201);
+    return { vendorId: vendor.body.id, billId: bill.body.id, paymentId: payment.body.id, allocationId: payment.body.allocations[0].id, claimId: claim.body.id };
   }
 
   /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */
@@ -165,6 +185,7 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     await t.http.put(`/v1/orgs/${bOrg}/feature-flags/b_flag`).set(bOwner.auth).send({ enabled: true }).expect(200);
     Object.assign(bIds, { userId: bMember.id, workspaceId: ws.body.id, invitationId: inv.body.id, scope: 'org', key: 'locale', flag: 'b_flag' });
     Object.assign(bIds, await seedLedger(bOrg, bOwner));
+    Object.assign(bIds, await seedPayables(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;

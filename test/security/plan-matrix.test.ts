@@ -15,7 +15,7 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -78,7 +78,25 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
-    ]);
+      // payables, approvals and expense claims (issue 15)
+      'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
+      'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',
+      'POST /v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/comments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/bills/{billId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments/{paymentId}/allocations full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors full_accounting',
+      'POST /v1/orgs/{orgId}/payables/vendors/{vendorId}/archive full_accounting',
+      'PUT /v1/orgs/{orgId}/payables/settings full_accounting',
+    ].sort());
   });
 
   it('a read-only subscription: every write answers 402 subscription_inactive and changes nothing; reads stay open', async () => {

@@ -1383,6 +1383,353 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/payables/aging": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** AP aging as of a date per party and in total, in the base currency (?buckets=15,30,60; CSV with ?format=csv) */
+        get: operations["getApAging"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again) */
+        post: operations["reverseBillAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Vendor bills, newest first; filter by vendor and status (cursor pagination) */
+        get: operations["listBills"];
+        put?: never;
+        /** Create a draft bill; totals and tax are computed by the server (owner, admin, accountant) */
+        post: operations["createBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills/{billId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One bill with its lines, decisions and open amount */
+        get: operations["getBill"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Replace the content of a draft (or rejected) bill */
+        patch: operations["updateBill"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills/{billId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a submitted bill (never its creator; roles per the rule); the final approval posts it to the ledger */
+        post: operations["approveBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills/{billId}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Comment on a bill (listed with its decisions; audited) */
+        post: operations["commentOnBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills/{billId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a submitted bill back to its author with a reason (editable and submittable again) */
+        post: operations["rejectBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/bills/{billId}/submit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Submit a bill for approval; a bill needing no approval under the rules is posted at once */
+        post: operations["submitBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Expense claims, newest first (a member sees their own; cursor pagination) */
+        get: operations["listExpenseClaims"];
+        put?: never;
+        /** Draft an expense claim for yourself (members and up) */
+        post: operations["createExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One expense claim with its lines, decisions and open amount */
+        get: operations["getExpenseClaim"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a submitted expense claim; the final approval posts a payable to the claimant */
+        post: operations["approveExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a submitted expense claim back to the claimant with a reason */
+        post: operations["rejectExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Submit your expense claim for approval (at least one bookkeeper approves) */
+        post: operations["submitExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Payments to vendors and claimants, newest first (cursor pagination) */
+        get: operations["listBillPayments"];
+        put?: never;
+        /** Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result */
+        post: operations["createBillPayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/payments/{paymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One payment with its allocations */
+        get: operations["getBillPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/payments/{paymentId}/allocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Allocate what is left of a payment to an open bill of the same vendor */
+        post: operations["allocateBillPayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The AP control account and the approval rules (the defaults until changed) */
+        get: operations["getPayablesSettings"];
+        /** Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin) */
+        put: operations["updatePayablesSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/vendors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Vendors by name; search by name or e-mail (cursor pagination) */
+        get: operations["listVendors"];
+        put?: never;
+        /** Create a vendor (owner, admin, accountant) */
+        post: operations["createVendor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/vendors/{vendorId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One vendor */
+        get: operations["getVendor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a vendor (owner, admin, accountant) */
+        patch: operations["updateVendor"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/vendors/{vendorId}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive a vendor (vendors are never deleted) */
+        post: operations["archiveVendor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/settings/{scope}": {
         parameters: {
             query?: never;
@@ -1599,6 +1946,175 @@ export interface components {
              */
             updatedAt: string;
         };
+        /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
+        AgingReportDto: {
+            /**
+             * @description The day the aging is at the end of
+             * @example 2026-01-31
+             */
+            asOf: string;
+            /**
+             * @description Base currency
+             * @example EUR
+             */
+            baseCurrency: string;
+            /**
+             * @description Bucket names in order
+             * @example [
+             *       "current",
+             *       "1-30",
+             *       "31-60",
+             *       "61-90",
+             *       ">90"
+             *     ]
+             */
+            buckets: string[];
+            /**
+             * @description Balance of the AP control account at asOf (credit positive)
+             * @example 300.00
+             */
+            controlAccountBalance: string;
+            /** @description Per party */
+            rows: components["schemas"]["AgingRowDto"][];
+            /**
+             * @description Total open (sum of the buckets)
+             * @example 300.00
+             */
+            total: string;
+            /**
+             * @description Totals per bucket
+             * @example {
+             *       "current": "300.00",
+             *       "1-30": "0.00",
+             *       "31-60": "0.00",
+             *       "61-90": "0.00",
+             *       ">90": "0.00"
+             *     }
+             */
+            totals: {
+                [key: string]: string;
+            };
+        };
+        /** @description Open amounts of one party by bucket, in the base currency */
+        AgingRowDto: {
+            /**
+             * @description Amount per bucket (current, then the day ranges); unapplied credits count as current, negative
+             * @example {
+             *       "current": "300.00",
+             *       "1-30": "0.00",
+             *       "31-60": "0.00",
+             *       "61-90": "0.00",
+             *       ">90": "0.00"
+             *     }
+             */
+            buckets: {
+                [key: string]: string;
+            };
+            /**
+             * @description Vendor id or claimant user id
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            partyId: string;
+            /**
+             * @description Vendor name; null for a claimant
+             * @example Office Supplies GmbH
+             */
+            partyName: string | null;
+            /**
+             * @description vendor or employee
+             * @example vendor
+             */
+            partyType: string;
+            /**
+             * @description Sum of the buckets
+             * @example 300.00
+             */
+            total: string;
+        };
+        /** @description An allocation of a payment to a bill (negative: a reversal) */
+        AllocationDto: {
+            /**
+             * @description Amount in the payment currency (negative for a reversal)
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * @description Base amount of the bill it settles (at the bill's rate)
+             * @example 100.00
+             */
+            billBaseAmount: string;
+            /**
+             * Format: uuid
+             * @description The bill or claim
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+             */
+            billId: string;
+            /**
+             * Format: date-time
+             * @description When
+             * @example 2026-01-20T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Date
+             * @example 2026-01-20
+             */
+            date: string;
+            /**
+             * @description Realized FX result in the base currency: positive a loss, negative a gain
+             * @example 0.00
+             */
+            fxDifference: string;
+            /**
+             * Format: uuid
+             * @description Allocation id
+             * @example 8e7d6c5b-4a39-4b2c-9d1e-0f9e8d7c6b5a
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The entry posting its FX result (own entry for later allocations and reversals); null when none
+             * @example null
+             */
+            journalEntryId: string | null;
+            /**
+             * @description Base amount of the payment it uses (at the payment's rate)
+             * @example 100.00
+             */
+            paymentBaseAmount: string;
+            /**
+             * Format: uuid
+             * @description The payment
+             * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+             */
+            paymentId: string;
+            /**
+             * Format: uuid
+             * @description The reversing allocation; null while not reversed
+             * @example null
+             */
+            reversedByAllocationId: string | null;
+            /**
+             * Format: uuid
+             * @description The allocation it reverses; null for an allocation
+             * @example null
+             */
+            reversesAllocationId: string | null;
+        };
+        /** @description An allocation of (part of) a payment to an open bill */
+        AllocationInputDto: {
+            /**
+             * @description Amount in the payment currency (positive, at most the open amount)
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description The bill or claim (of the payment's vendor or claimant)
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+             */
+            billId: string;
+        };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
             /** @description Code of the plan in effect, as a trial, when there is no subscription */
@@ -1611,6 +2127,27 @@ export interface components {
             plans: components["schemas"]["PlanDto"][];
             /** @description Length of the default-plan trial in days, counted from the organization's creation */
             trialDays: number;
+        };
+        /** @description An approval rule: a document whose total in the base currency is above `above` needs `approvals` distinct approvers with one of `roles` */
+        ApprovalRuleDto: {
+            /**
+             * @description Threshold in the base currency (exclusive); the highest threshold below the total applies
+             * @example 1000.00
+             */
+            above: string;
+            /**
+             * @description Number of distinct approvers needed (0-10); never the document's creator
+             * @example 1
+             */
+            approvals: number;
+            /**
+             * @description Roles that may approve
+             * @example [
+             *       "owner",
+             *       "admin"
+             *     ]
+             */
+            roles: ("owner" | "admin" | "accountant")[];
         };
         /** @description The user an app token was made for, for the app that redeemed it */
         AppSessionDto: {
@@ -1820,6 +2357,178 @@ export interface components {
             /** @description One result per entry, in request order */
             results: components["schemas"]["BatchItemDto"][];
         };
+        /** @description An approval decision on a bill or claim (submit, approve, reject, comment), in the order made */
+        BillDecisionDto: {
+            /**
+             * @description Who decided (user id, or service:<name>)
+             * @example c0ffee00-0000-4000-8000-000000000001
+             */
+            actorId: string;
+            /**
+             * @description The role they acted in
+             * @example admin
+             */
+            actorRole: string;
+            /**
+             * @description Reason or comment; null when none
+             * @example ok
+             */
+            comment: string | null;
+            /**
+             * Format: date-time
+             * @description When
+             * @example 2026-01-11T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description submit, approve, reject or comment
+             * @example approve
+             * @enum {string}
+             */
+            decision: "submit" | "approve" | "reject" | "comment";
+            /**
+             * Format: uuid
+             * @description Decision id
+             * @example 6f5e4d3c-2b1a-4c9d-8e7f-6a5b4c3d2e1f
+             */
+            id: string;
+            /**
+             * @description Which submission of the document it belongs to (approvals count per submission)
+             * @example 1
+             */
+            submissionNo: number;
+        };
+        /** @description A vendor bill or an employee expense claim, with its lines, approvals and open amount */
+        BillDto: {
+            /**
+             * @description Distinct approvals of the current submission
+             * @example 1
+             */
+            approvalsGiven: number;
+            /**
+             * @description Approvals the applicable rule asks for (set at submission); null before
+             * @example 1
+             */
+            approvalsRequired: number | null;
+            /**
+             * @description Roles that may approve (set at submission); null before
+             * @example [
+             *       "owner",
+             *       "admin"
+             *     ]
+             */
+            approverRoles: string[] | null;
+            /**
+             * @description Total in the base currency credited to accounts payable; null until posted
+             * @example 300.00
+             */
+            baseTotal: string | null;
+            /**
+             * @description Date of the bill or claim
+             * @example 2026-01-10
+             */
+            billDate: string;
+            /**
+             * @description The vendor's bill number; null when none
+             * @example INV-4711
+             */
+            billNumber: string | null;
+            /**
+             * @description The claimant's user id (claims); null for bills
+             * @example null
+             */
+            claimantId: string | null;
+            /**
+             * Format: date-time
+             * @description When it was created
+             * @example 2026-01-10T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Who created it
+             * @example c0ffee00-0000-4000-8000-000000000001
+             */
+            createdBy: string;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /** @description Every decision, in order */
+            decisions: components["schemas"]["BillDecisionDto"][];
+            /**
+             * @description Due date
+             * @example 2026-02-09
+             */
+            dueDate: string;
+            /**
+             * Format: uuid
+             * @description Id
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The posting; null until posted
+             * @example null
+             */
+            journalEntryId: string | null;
+            /**
+             * @description bill or expense_claim
+             * @example bill
+             * @enum {string}
+             */
+            kind: "bill" | "expense_claim";
+            /** @description Lines */
+            lines: components["schemas"]["BillLineDto"][];
+            /**
+             * @description Memo
+             * @example Office supplies January
+             */
+            memo: string;
+            /**
+             * @description What is still to be paid (the total until posted)
+             * @example 300.00
+             */
+            openAmount: string;
+            /**
+             * @description Rate of the bill date (base units per unit); null until posted
+             * @example 1.0000000000
+             */
+            rate: string | null;
+            /**
+             * @description Reason of the latest rejection; null when none
+             * @example null
+             */
+            rejectionReason: string | null;
+            /**
+             * @description draft, submitted, rejected (editable again), posted, partially_paid or paid
+             * @example posted
+             * @enum {string}
+             */
+            status: "draft" | "submitted" | "rejected" | "posted" | "partially_paid" | "paid";
+            /**
+             * @description Sum of the net amounts
+             * @example 250.00
+             */
+            subtotal: string;
+            /**
+             * @description Sum of the input tax
+             * @example 50.00
+             */
+            taxTotal: string;
+            /**
+             * @description Total including tax
+             * @example 300.00
+             */
+            total: string;
+            /**
+             * Format: uuid
+             * @description The vendor (bills); null for claims
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            vendorId: string | null;
+        };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
             /** @description Id of the stored event */
@@ -1852,6 +2561,191 @@ export interface components {
             subscriptionId: string | null;
             /** @description Stripe event type, e.g. customer.subscription.updated */
             type: string;
+        };
+        /** @description A line of a bill or expense claim, with the amounts the server computed */
+        BillLineDto: {
+            /**
+             * Format: uuid
+             * @description Account the line posts to
+             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
+             */
+            accountId: string;
+            /**
+             * @description Description; null when none
+             * @example Printer paper
+             */
+            description: string | null;
+            /**
+             * @description Day of the expense (claims); null for bills
+             * @example null
+             */
+            expenseDate: string | null;
+            /**
+             * @description Net + tax
+             * @example 300.00
+             */
+            gross: string;
+            /**
+             * @description Line number, from 1
+             * @example 1
+             */
+            lineNo: number;
+            /**
+             * @description Net amount (the currency's minor units)
+             * @example 250.00
+             */
+            net: string;
+            /**
+             * @description Quantity
+             * @example 10.0000
+             */
+            quantity: string;
+            /**
+             * @description Receipt reference (claims); null when none
+             * @example null
+             */
+            receiptRef: string | null;
+            /**
+             * @description Input tax
+             * @example 50.00
+             */
+            tax: string;
+            /**
+             * Format: uuid
+             * @description Tax code; null when untaxed
+             * @example null
+             */
+            taxCodeId: string | null;
+            /**
+             * @description Unit price
+             * @example 25.0000
+             */
+            unitPrice: string;
+        };
+        /** @description A line of a bill: quantity x unit price on an expense or asset account, with an optional tax code */
+        BillLineInputDto: {
+            /**
+             * Format: uuid
+             * @description Expense or asset account the line posts to
+             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
+             */
+            accountId: string;
+            /**
+             * @description What was bought
+             * @example Printer paper
+             */
+            description?: string;
+            /**
+             * @description Quantity (positive), default 1
+             * @example 10
+             */
+            quantity?: string;
+            /**
+             * Format: uuid
+             * @description Tax code (input tax); absent: no tax
+             * @example 4d3e2f1a-0b9c-4d8e-9f7a-6b5c4d3e2f1a
+             */
+            taxCodeId?: string;
+            /**
+             * @description Unit price in the bill currency, before tax for an exclusive tax code
+             * @example 25.00
+             */
+            unitPrice: string;
+        };
+        /** @description A page of bills or expense claims, newest first */
+        BillPage: {
+            /** @description Documents on this page, newest first */
+            items: components["schemas"]["BillDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
+        /** @description A payment to a vendor or claimant with its allocations */
+        BillPaymentDto: {
+            /** @description Allocations, oldest first */
+            allocations: components["schemas"]["AllocationDto"][];
+            /**
+             * @description Amount
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description Bank or cash account credited
+             * @example 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            bankAccountId: string;
+            /**
+             * @description Amount in the base currency credited to the bank
+             * @example 100.00
+             */
+            baseAmount: string;
+            /**
+             * @description The claimant reimbursed; null for a vendor payment
+             * @example null
+             */
+            claimantId: string | null;
+            /**
+             * Format: date-time
+             * @description When
+             * @example 2026-01-20T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * Format: uuid
+             * @description Payment id
+             * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The posting
+             * @example 5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d
+             */
+            journalEntryId: string;
+            /**
+             * @description Method
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Date
+             * @example 2026-01-20
+             */
+            paymentDate: string;
+            /**
+             * @description Rate of the payment date
+             * @example 1.0000000000
+             */
+            rate: string;
+            /**
+             * @description Reference; null when none
+             * @example TRX-2026-0001
+             */
+            reference: string | null;
+            /**
+             * @description What is not allocated (a credit with the vendor)
+             * @example 0.00
+             */
+            unallocated: string;
+            /**
+             * Format: uuid
+             * @description The vendor paid; null for a reimbursement
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            vendorId: string | null;
+        };
+        /** @description A page of bill payments, newest first */
+        BillPaymentPage: {
+            /** @description Payments on this page, newest first */
+            items: components["schemas"]["BillPaymentDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
@@ -1984,6 +2878,48 @@ export interface components {
              */
             url: string;
         };
+        /** @description A line of an expense claim */
+        ClaimLineInputDto: {
+            /**
+             * Format: uuid
+             * @description Category: the expense account
+             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
+             */
+            accountId: string;
+            /**
+             * @description Amount spent (gross) in the claim currency
+             * @example 42.50
+             */
+            amount: string;
+            /**
+             * @description Currency of the amount: the claim's currency
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * @description Day of the expense
+             * @example 2026-01-08
+             */
+            date: string;
+            /**
+             * @description What was paid for
+             * @example Taxi to client
+             */
+            description?: string;
+            /**
+             * @description Reference of the receipt
+             * @example RCPT-001
+             */
+            receiptRef?: string;
+        };
+        /** @description A comment on a bill or claim (audited, listed with the decisions) */
+        CommentDto: {
+            /**
+             * @description The comment
+             * @example please attach the delivery note
+             */
+            comment: string;
+        };
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
             /**
@@ -2021,6 +2957,115 @@ export interface components {
              * @enum {string}
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
+        };
+        /** @description Allocating what is left of a payment to an open bill */
+        CreateAllocationDto: {
+            /**
+             * @description Amount in the payment currency
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description The bill or claim
+             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+             */
+            billId: string;
+            /**
+             * @description Date of the allocation; absent: the payment date
+             * @example 2026-01-25
+             */
+            date?: string;
+        };
+        /** @description A new vendor bill (a draft) */
+        CreateBillDto: {
+            /**
+             * @description Date of the bill (the posting date)
+             * @example 2026-01-10
+             */
+            billDate: string;
+            /**
+             * @description The vendor's bill number
+             * @example INV-4711
+             */
+            billNumber?: string;
+            /**
+             * @description Bill currency; absent: the vendor's default, else the base currency
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * @description Due date; absent: bill date + the vendor's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /** @description Lines (1-200) */
+            lines: components["schemas"]["BillLineInputDto"][];
+            /**
+             * @description Memo
+             * @example Office supplies January
+             */
+            memo?: string;
+            /**
+             * @description The total the client computed (optional); a different server total is a 400
+             * @example 300.00
+             */
+            total?: string;
+            /**
+             * Format: uuid
+             * @description The vendor
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            vendorId: string;
+        };
+        /** @description A payment to a vendor (or a reimbursement to a claimant), with its allocations */
+        CreateBillPaymentDto: {
+            /** @description Allocations to open bills; what is left stays as a credit with the vendor */
+            allocations?: components["schemas"]["AllocationInputDto"][];
+            /**
+             * @description Amount paid
+             * @example 100.00
+             */
+            amount: string;
+            /**
+             * Format: uuid
+             * @description The bank or cash account credited
+             * @example 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            bankAccountId: string;
+            /**
+             * @description The claimant reimbursed (user id; or vendorId)
+             * @example c0ffee00-0000-4000-8000-000000000002
+             */
+            claimantId?: string;
+            /**
+             * @description Currency; absent: the base currency. Allocated bills must be in it
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * @description How it was paid
+             * @default bank_transfer
+             * @example bank_transfer
+             * @enum {string}
+             */
+            method?: "bank_transfer" | "card" | "cash" | "check" | "other";
+            /**
+             * @description Date of the payment
+             * @example 2026-01-20
+             */
+            paymentDate: string;
+            /**
+             * @description Bank reference
+             * @example TRX-2026-0001
+             */
+            reference?: string;
+            /**
+             * Format: uuid
+             * @description The vendor paid (or claimantId)
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            vendorId?: string;
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
@@ -2072,6 +3117,31 @@ export interface components {
             status: "pending" | "accepted" | "revoked" | "expired";
             /** @description The secret to send to the invitee. Shown once: only its SHA-256 hash is stored. */
             token: string;
+        };
+        /** @description A new employee expense claim (a draft, by the claimant) */
+        CreateExpenseClaimDto: {
+            /**
+             * @description Date of the claim (the posting date on approval)
+             * @example 2026-01-10
+             */
+            claimDate: string;
+            /**
+             * @description Currency of the claim and of every line
+             * @example EUR
+             */
+            currency: string;
+            /** @description Lines (1-200) */
+            lines: components["schemas"]["ClaimLineInputDto"][];
+            /**
+             * @description Memo
+             * @example Client visit Hamburg
+             */
+            memo?: string;
+            /**
+             * @description The total the client computed (optional); a different server total is a 400
+             * @example 42.50
+             */
+            total?: string;
         };
         /** @description The next fiscal year to open */
         CreateFiscalYearDto: {
@@ -2188,6 +3258,50 @@ export interface components {
              */
             salesAccountId: string;
         };
+        /** @description A new vendor */
+        CreateVendorDto: {
+            /**
+             * @description Billing address
+             * @example Hauptstr. 1, 10115 Berlin
+             */
+            billingAddress?: string;
+            /**
+             * @description Contact person
+             * @example Jane Doe
+             */
+            contactPerson?: string;
+            /**
+             * @description Currency its bills default to (ISO 4217); absent: the base currency
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description E-mail address
+             * @example billing@supplies.example
+             */
+            email?: string;
+            /**
+             * @description Name of the vendor
+             * @example Office Supplies GmbH
+             */
+            name: string;
+            /**
+             * @description Days from the bill date to the due date (0-365)
+             * @default 30
+             * @example 30
+             */
+            paymentTermsDays?: number;
+            /**
+             * @description Phone number
+             * @example +49 30 1234567
+             */
+            phone?: string;
+            /**
+             * @description Tax (VAT) id
+             * @example DE123456789
+             */
+            taxId?: string;
+        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -2211,6 +3325,14 @@ export interface components {
             minorUnits: number;
             /** @description Name of the currency */
             name: string;
+        };
+        /** @description A comment or reason on a decision */
+        DecisionDto: {
+            /**
+             * @description Comment (approve, comment)
+             * @example checked against the delivery note
+             */
+            comment?: string;
         };
         /** @description The token from the link mailed to the new address */
         EmailChangeConfirmDto: {
@@ -3055,6 +4177,22 @@ export interface components {
              */
             email: string;
         };
+        /** @description Payables settings: the accounts-payable control account and the approval rules */
+        PayablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description The accounts-payable control account bills credit and payments debit
+             * @example 2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            apAccountId: string;
+            /** @description Approval rules by threshold, ascending */
+            approvalRules: components["schemas"]["ApprovalRuleDto"][];
+            /**
+             * @description true while the organization uses the defaults (AP account 2100; none up to 1,000; one owner/admin above; two above 10,000)
+             * @example false
+             */
+            isDefault: boolean;
+        };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
             /** @description First day of the comparative range, YYYY-MM-DD */
@@ -3246,6 +4384,14 @@ export interface components {
              */
             status: "check_email";
         };
+        /** @description The reason of a rejection */
+        RejectDto: {
+            /**
+             * @description Why the document goes back to its author
+             * @example wrong cost account
+             */
+            reason: string;
+        };
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
@@ -3293,6 +4439,14 @@ export interface components {
             entry: components["schemas"]["JournalEntryDto"] | null;
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
+        };
+        /** @description Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount */
+        ReverseAllocationDto: {
+            /**
+             * @description Date of the reversal; absent: the original allocation's date
+             * @example 2026-01-28
+             */
+            date?: string;
         };
         /** @description When and why to reverse an entry */
         ReverseEntryDto: {
@@ -3610,6 +4764,41 @@ export interface components {
              */
             parentId?: string | null;
         };
+        /** @description A new draft of a bill's content (all fields replace the draft's) */
+        UpdateBillDto: {
+            /**
+             * @description Date of the bill
+             * @example 2026-01-10
+             */
+            billDate: string;
+            /**
+             * @description The vendor's bill number
+             * @example INV-4711
+             */
+            billNumber?: string;
+            /**
+             * @description Bill currency
+             * @example EUR
+             */
+            currency?: string;
+            /**
+             * @description Due date; absent: bill date + the vendor's payment terms
+             * @example 2026-02-09
+             */
+            dueDate?: string;
+            /** @description Lines (1-200) */
+            lines: components["schemas"]["BillLineInputDto"][];
+            /**
+             * @description Memo
+             * @example Office supplies January
+             */
+            memo?: string;
+            /**
+             * @description The total the client computed (optional); a different server total is a 400
+             * @example 300.00
+             */
+            total?: string;
+        };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
             /**
@@ -3669,6 +4858,17 @@ export interface components {
              */
             name?: string;
         };
+        /** @description New payables settings (both fields replace the current ones) */
+        UpdatePayablesSettingsDto: {
+            /**
+             * Format: uuid
+             * @description The accounts-payable control account (an active liability account)
+             * @example 2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            apAccountId: string;
+            /** @description Approval rules; thresholds must be distinct */
+            approvalRules: components["schemas"]["ApprovalRuleDto"][];
+        };
         /** @description Preferences to change (the others stay as they are) */
         UpdatePreferencesDto: {
             /**
@@ -3706,6 +4906,49 @@ export interface components {
              * @example Asia/Dubai
              */
             timezone?: string;
+        };
+        /** @description Changes to a vendor; fields left out keep their value */
+        UpdateVendorDto: {
+            /**
+             * @description Billing address
+             * @example Nebenstr. 2, 10115 Berlin
+             */
+            billingAddress?: string;
+            /**
+             * @description Contact person
+             * @example John Roe
+             */
+            contactPerson?: string;
+            /**
+             * @description Currency its bills default to (ISO 4217)
+             * @example EUR
+             */
+            defaultCurrency?: string;
+            /**
+             * @description E-mail address
+             * @example ap@supplies.example
+             */
+            email?: string;
+            /**
+             * @description Name of the vendor
+             * @example Office Supplies AG
+             */
+            name?: string;
+            /**
+             * @description Days from the bill date to the due date (0-365)
+             * @example 14
+             */
+            paymentTermsDays?: number;
+            /**
+             * @description Phone number
+             * @example +49 30 7654321
+             */
+            phone?: string;
+            /**
+             * @description Tax (VAT) id
+             * @example DE987654321
+             */
+            taxId?: string;
         };
         /** @description The signed-in user's profile */
         UserDto: {
@@ -3773,6 +5016,80 @@ export interface components {
              * @description The tax code
              */
             taxCodeId: string;
+        };
+        /** @description A vendor: a party the organization buys from. Contact fields are personal data and stay in this record only */
+        VendorDto: {
+            /**
+             * Format: date-time
+             * @description When the vendor was archived; null while active
+             * @example null
+             */
+            archivedAt: string | null;
+            /**
+             * @description Billing address; null when not given
+             * @example Hauptstr. 1, 10115 Berlin
+             */
+            billingAddress: string | null;
+            /**
+             * @description Contact person; null when not given
+             * @example Jane Doe
+             */
+            contactPerson: string | null;
+            /**
+             * Format: date-time
+             * @description When the vendor was created
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Currency its bills default to; null: the base currency
+             * @example EUR
+             */
+            defaultCurrency: string | null;
+            /**
+             * @description E-mail address; null when not given
+             * @example billing@supplies.example
+             */
+            email: string | null;
+            /**
+             * Format: uuid
+             * @description Vendor id
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            id: string;
+            /**
+             * @description Name of the vendor
+             * @example Office Supplies GmbH
+             */
+            name: string;
+            /**
+             * @description Days from the bill date to the due date
+             * @example 30
+             */
+            paymentTermsDays: number;
+            /**
+             * @description Phone number; null when not given
+             * @example +49 30 1234567
+             */
+            phone: string | null;
+            /**
+             * @description Tax (VAT) id; null when not given
+             * @example DE123456789
+             */
+            taxId: string | null;
+            /**
+             * Format: date-time
+             * @description When the vendor was last changed
+             * @example 2026-01-02T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        /** @description A page of vendors, by name */
+        VendorPage: {
+            /** @description Vendors on this page, by name */
+            items: components["schemas"]["VendorDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description The token from an e-mail verification link */
         VerifyEmailDto: {
@@ -7063,7 +8380,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": string;
+                };
             };
             /** @description No valid access token */
             401: {
@@ -7071,7 +8390,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description The caller may not do this in this organization */
@@ -7080,7 +8399,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description The path is longer than the API accepts */
@@ -13041,6 +14360,2951 @@ export interface operations {
             };
             /** @description Conflicts with existing data */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getApAging: {
+        parameters: {
+            query?: {
+                /** @description Aging at the end of this day (default: today) */
+                asOf?: string;
+                /** @description Bucket edges in days past due, ascending (default 30,60,90) */
+                buckets?: string;
+                /** @description json (default) or csv */
+                format?: "json" | "csv";
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgingReportDto"];
+                    "text/csv": components["schemas"]["AgingReportDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/csv": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reverseBillAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                allocationId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReverseAllocationDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.allocation_reversed` (the allocation is already reversed, or is itself a reversal); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listBills: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only documents in this stored status */
+                status?: "draft" | "submitted" | "rejected" | "posted";
+                /** @description Only this vendor's bills */
+                vendorId?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBillDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBillDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    approveBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    commentOnBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rejectBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RejectDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    submitBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted); `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listExpenseClaims: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only documents in this stored status */
+                status?: "draft" | "submitted" | "rejected" | "posted";
+                /** @description Only this vendor's bills */
+                vendorId?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateExpenseClaimDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    approveExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rejectExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RejectDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    submitExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.rate_missing` (no FX rate on or before the date) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listBillPayments: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only this vendor's payments */
+                vendorId?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPaymentPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createBillPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBillPaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getBillPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    allocateBillPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAllocationDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillPaymentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getPayablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayablesSettingsDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updatePayablesSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePayablesSettingsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayablesSettingsDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_rules` (approval rules: thresholds must be distinct, approvals 0-10, roles among owner, admin, accountant)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listVendors: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Include archived vendors */
+                includeArchived?: "true" | "false";
+                limit?: number;
+                /** @description Case-insensitive substring of the name or e-mail */
+                search?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VendorPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createVendor: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateVendorDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VendorDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getVendor: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                vendorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VendorDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateVendor: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                vendorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateVendorDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VendorDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    archiveVendor: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                vendorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VendorDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

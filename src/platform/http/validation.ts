@@ -1,4 +1,5 @@
 import { type ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { getMetadataStorage } from 'class-validator';
 
 // @nestjs/swagger keeps each @ApiProperty's options under this key; the document and this check read the same metadata
 const API_PROPERTY = 'swagger/apiModelProperties';
@@ -43,6 +44,65 @@ function nulCharacters(value: unknown, field: string, out: FieldProblem[], depth
   }
 }
 
+/** Whether @ApiProperty documents `key` of the class with prototype `proto` as nullable (read once per class and key). */
+const nullableKeys = new WeakMap<object, Map<string, boolean>>();
+function isNullable(proto: object, key: string): boolean {
+  let keys = nullableKeys.get(proto);
+  if (!keys) nullableKeys.set(proto, (keys = new Map()));
+  let nullable = keys.get(key);
+  if (nullable === undefined) {
+    nullable = (Reflect.getMetadata(API_PROPERTY, proto, key) as { nullable?: boolean } | undefined)?.nullable === true;
+    keys.set(key, nullable);
+  }
+  return nullable;
+}
+
+/**
+ * class-validator looks a class's rules up again for every object it validates, scanning every decorated class
+ * for parents each time (MetadataStorage.getTargetValidationMetadatas, then groupByPropertyName): in a batch of
+ * 1,000 journal entries that is ~3,000 scans over all our DTO classes, a third of the request's CPU (profile in
+ * bench/README.md). The rules are fixed once the decorators have run, so the answers are kept per class and
+ * options, and forgotten whenever a rule is added (a class decorated later).
+ */
+function memoizeValidationMetadata(): void {
+  type Storage = {
+    getTargetValidationMetadatas: (target: unknown, schema: string, always: boolean, strictGroups: boolean, groups?: string[]) => object[];
+    groupByPropertyName: (metadata: object[]) => Record<string, object[]>;
+    addValidationMetadata: (metadata: object) => void;
+    addConstraintMetadata: (metadata: object) => void;
+  };
+  const storage = getMetadataStorage() as unknown as Storage;
+  const lookUp = storage.getTargetValidationMetadatas.bind(storage);
+  const group = storage.groupByPropertyName.bind(storage);
+  let byTarget = new Map<unknown, Map<string, object[]>>();
+  let grouped = new WeakMap<object[], Record<string, object[]>>();
+  const forget = () => {
+    byTarget = new Map();
+    grouped = new WeakMap();
+  };
+  storage.getTargetValidationMetadatas = (target, schema, always, strictGroups, groups) => {
+    const key = `${schema}\u0000${always}\u0000${strictGroups}\u0000${groups?.join('\u0001') ?? ''}`;
+    let forTarget = byTarget.get(target);
+    if (!forTarget) byTarget.set(target, (forTarget = new Map()));
+    let found = forTarget.get(key);
+    if (!found) forTarget.set(key, (found = lookUp(target, schema, always, strictGroups, groups)));
+    return found;
+  };
+  storage.groupByPropertyName = (metadata) => {
+    let found = grouped.get(metadata);
+    if (!found) grouped.set(metadata, (found = group(metadata)));
+    return found;
+  };
+  for (const add of ['addValidationMetadata', 'addConstraintMetadata'] as const) {
+    const original = storage[add].bind(storage);
+    storage[add] = (metadata) => {
+      forget();
+      original(metadata);
+    };
+  }
+}
+memoizeValidationMetadata();
+
 /**
  * `null` is accepted only where the DTO documents the property as nullable (and there it clears the value);
  * class-validator's @IsOptional() would let it through as if the field were absent. Walks the transformed
@@ -57,8 +117,7 @@ function unexpectedNulls(dto: unknown, field: string, out: FieldProblem[], neste
   const proto = Object.getPrototypeOf(dto);
   if (!proto || proto === Object.prototype) return; // free-form JSON
   for (const [key, value] of Object.entries(dto)) {
-    const options = Reflect.getMetadata(API_PROPERTY, proto, key) as { nullable?: boolean } | undefined;
-    if (value === null && !options?.nullable) {
+    if (value === null && !isNullable(proto, key)) {
       const name = join(field, key);
       out.push({ field: name, problems: [`${name} must not be null (leave it out to keep the current value)`] });
     } else if (nested && value !== null && typeof value === 'object') {

@@ -1,0 +1,305 @@
+import { Injectable } from '@nestjs/common';
+import { Decimal } from 'decimal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { AuditService } from '../audit/audit.service.js';
+import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { LedgerService } from '../ledger/ledger.service.js';
+import { D, fixed, rateText } from '../ledger/money.js';
+import { agingBucketNames, agingReport, DEFAULT_AGING_EDGES } from './aging.js';
+import { PayablesErrors } from './payables.errors.js';
+import { payablesRepository as repo } from './payables.repository.js';
+import { iso, PayablesService } from './payables.service.js';
+import type {
+  AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, ReverseAllocationDto,
+} from './payables.dto.js';
+
+type BillRow = NonNullable<Awaited<ReturnType<typeof repo.lockBill>>>;
+type PaymentRow = NonNullable<Awaited<ReturnType<typeof repo.lockPayment>>>;
+
+/** One allocation worked out before anything is written. */
+interface PlannedAllocation {
+  bill: BillRow;
+  amount: Decimal;
+  /** the bill's carried base it settles (at the bill's rate; the last allocation takes what is left, so a paid bill carries 0) */
+  billBase: Decimal;
+  /** the payment's base it uses (at the payment's rate; the last allocation takes what is left) */
+  paymentBase: Decimal;
+  paidInFull: boolean;
+}
+
+/**
+ * Bill payments and their allocations, and the AP aging. A payment posts bank credit / AP debit in one entry,
+ * with each allocation's realized FX result (payment base minus the bill's carried base) on the ledger's
+ * realized FX gain or loss account. Every bill allocated to is row-locked first, in id order, so concurrent
+ * allocations to one bill run one after the other and its open amount never goes below zero.
+ */
+@Injectable()
+export class BillPaymentsService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly ledger: LedgerService,
+    private readonly journal: JournalService,
+    private readonly payables: PayablesService,
+  ) {}
+
+  private async baseMu(tx: TenantTx): Promise<{ base: string; baseMu: number }> {
+    const base = (await this.ledger.settings(tx)).baseCurrency;
+    return { base, baseMu: await this.ledger.currencyUnits(tx, base) };
+  }
+
+  /** Locks and checks a bill for an allocation from a payment of this party and currency. */
+  private async openBill(tx: TenantTx, billId: string, party: { vendorId: string | null; claimantId: string | null }, currency: string, at: string) {
+    const b = await repo.lockBill(tx.db, tx.orgId, billId);
+    if (!b) throw AppError.notFound('bill', billId);
+    if (b.status !== 'posted') throw PayablesErrors.error('payables.not_open', `${at}: ${b.kind} ${billId} is ${b.status}, not posted`);
+    if ((party.vendorId && b.vendor_id !== party.vendorId) || (party.claimantId && b.claimant_id !== party.claimantId)) {
+      throw PayablesErrors.error('payables.wrong_party', `${at}: ${b.kind} ${billId} belongs to another ${party.vendorId ? 'vendor' : 'claimant'} than the payment`);
+    }
+    if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
+    const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
+    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0) };
+  }
+
+  private plan(b: { bill: BillRow; settled: Decimal; settledBase: Decimal }, amount: Decimal, baseMu: number, at: string, mu: number) {
+    const open = D(b.bill.total).minus(b.settled);
+    if (amount.gt(open)) {
+      throw PayablesErrors.error('payables.over_allocation', `${at}: ${fixed(amount, mu)} is more than the open amount ${fixed(open, mu)} of ${b.bill.kind} ${b.bill.id}`, { open: fixed(open, mu) });
+    }
+    const paidInFull = amount.eq(open);
+    const billBase = paidInFull ? D(b.bill.base_total!).minus(b.settledBase) : D(fixed(amount.times(b.bill.rate!), baseMu));
+    return { bill: b.bill, amount, billBase, paidInFull };
+  }
+
+  /** Realized FX lines for a base difference (payment base minus bill base; > 0: a loss) against AP. */
+  private async fxLines(tx: TenantTx, diff: Decimal, apAccountId: string, currency: string, party: object, baseMu: number, account?: string): Promise<PostingLine[]> {
+    if (diff.isZero()) return [];
+    const s = await this.ledger.settings(tx);
+    const fxAccount = account ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId);
+    if (!fxAccount) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxGainAccountId and fxLossAccountId in the ledger settings first');
+    const amount = fixed(diff.abs(), baseMu);
+    const description = `Realized FX ${diff.gt(0) ? 'loss' : 'gain'}`;
+    // the AP side carries only a base amount (0 in the currency): it moves AP's base value, not what is owed
+    return diff.gt(0)
+      ? [{ accountId: fxAccount, debit: amount, description }, { accountId: apAccountId, currency, baseCredit: amount, description, ...party }]
+      : [{ accountId: apAccountId, currency, baseDebit: amount, description, ...party }, { accountId: fxAccount, credit: amount, description }];
+  }
+
+  async create(tx: TenantTx, dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
+    if (dto.vendorId) {
+      const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
+      if (!v) throw AppError.notFound('vendor', dto.vendorId);
+    }
+    // a reimbursement goes to someone who has claimed expenses here (the claimant's membership is not this module's data)
+    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw AppError.notFound('claimant', dto.claimantId);
+    if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
+    const { base, baseMu } = await this.baseMu(tx);
+    const currency = dto.currency ?? base;
+    const mu = await this.ledger.currencyUnits(tx, currency);
+    const amount = D(dto.amount);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw AppError.badRequest('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
+    const bank = await repo.account(tx.db, tx.orgId, dto.bankAccountId);
+    if (!bank) throw AppError.notFound('account', dto.bankAccountId);
+    if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
+      throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
+    }
+    const allocations = dto.allocations ?? [];
+    const allocated = allocations.reduce((s, a) => s.plus(a.amount), D(0));
+    if (allocated.gt(amount)) {
+      throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
+    }
+    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw AppError.badRequest('validation_failed', 'allocations: a bill appears twice');
+    const rate = await this.payables.rateOn(tx, currency, dto.paymentDate);
+    const baseAmount = D(fixed(amount.times(rate), baseMu));
+    const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
+    const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
+    const { apAccountId } = await this.payables.settings(tx);
+
+    // lock the bills in id order (two payments to the same bills never wait on each other in a circle)
+    const order = allocations.map((a, i) => ({ a, i })).sort((x, y) => x.a.billId.localeCompare(y.a.billId));
+    const planned: (PlannedAllocation & { index: number })[] = [];
+    let usedBase = D(0);
+    let used = D(0);
+    for (const { a, i } of order) {
+      const at = `allocations[${i}]`;
+      const open = await this.openBill(tx, a.billId, party, currency, at);
+      const p = this.plan(open, D(a.amount), baseMu, at, mu);
+      used = used.plus(p.amount);
+      const paymentBase = used.eq(amount) ? baseAmount.minus(usedBase) : D(fixed(p.amount.times(rate), baseMu));
+      usedBase = usedBase.plus(paymentBase);
+      planned.push({ ...p, paymentBase, index: i });
+    }
+    planned.sort((x, y) => x.index - y.index);
+
+    const fxRate = currency === base ? {} : { rate: rate.toFixed() };
+    const lines: PostingLine[] = [];
+    for (const p of planned) {
+      lines.push({ accountId: apAccountId, debit: fixed(p.amount, mu), currency, ...(currency === base ? {} : { rate: D(p.bill.rate!).toFixed(), baseDebit: fixed(p.billBase, baseMu) }),
+        description: `Payment of ${p.bill.kind === 'bill' ? `bill ${p.bill.bill_number ?? p.bill.id}` : `expense claim ${p.bill.id}`}`, ...cp });
+    }
+    const unallocated = amount.minus(used);
+    if (unallocated.gt(0)) {
+      lines.push({ accountId: apAccountId, debit: fixed(unallocated, mu), currency, ...fxRate, ...(currency === base ? {} : { baseDebit: fixed(baseAmount.minus(usedBase), baseMu) }),
+        description: 'Unallocated payment (credit with the vendor)', ...cp });
+    }
+    const diff = planned.reduce((s, p) => s.plus(p.paymentBase).minus(p.billBase), D(0));
+    lines.push(...(await this.fxLinesForPayment(tx, diff, baseMu)));
+    lines.push({ accountId: dto.bankAccountId, credit: fixed(amount, mu), currency, ...fxRate, ...(currency === base ? {} : { baseCredit: fixed(baseAmount, baseMu) }),
+      description: dto.reference ? `Payment ${dto.reference}` : 'Payment', ...cp });
+    const { entry } = await this.journal.post(tx, { date: dto.paymentDate, memo: `Bill payment${dto.reference ? ` ${dto.reference}` : ''}`, source: 'payment', lines });
+
+    const actor = this.payables.actor(tx);
+    const paymentId = await repo.insertPayment(tx.db, tx.orgId, {
+      ...party, paymentDate: dto.paymentDate, currency, amount, rate, baseAmount, bankAccountId: dto.bankAccountId,
+      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: actor,
+    });
+    for (const p of planned) {
+      await repo.insertAllocation(tx.db, tx.orgId, {
+        paymentId, billId: p.bill.id, date: dto.paymentDate, amount: p.amount, billBase: p.billBase, paymentBase: p.paymentBase,
+        reversesAllocationId: null, journalEntryId: entry.id, createdBy: actor,
+      });
+    }
+    await this.paidEvents(tx, planned, paymentId);
+    const payment = await this.get(tx, paymentId);
+    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: payment });
+    return payment;
+  }
+
+  /** The FX lines of a payment's own entry: the AP lines already carry the bills' bases, so only the result line is needed. */
+  private async fxLinesForPayment(tx: TenantTx, diff: Decimal, baseMu: number): Promise<PostingLine[]> {
+    if (diff.isZero()) return [];
+    const s = await this.ledger.settings(tx);
+    const account = diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId;
+    if (!account) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxGainAccountId and fxLossAccountId in the ledger settings first');
+    const amount = fixed(diff.abs(), baseMu);
+    return [diff.gt(0) ? { accountId: account, debit: amount, description: 'Realized FX loss' } : { accountId: account, credit: amount, description: 'Realized FX gain' }];
+  }
+
+  private async paidEvents(tx: TenantTx, planned: { bill: BillRow; paidInFull: boolean }[], paymentId: string): Promise<void> {
+    const paid = planned.filter((p) => p.paidInFull).map((p) => p.bill.id);
+    for (const b of await this.payables.bills(tx, paid)) await emitEvent(tx, 'bill.paid', { ...this.payables.eventBase(b), paymentId });
+  }
+
+  /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
+  async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
+    const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
+    if (!payment) throw AppError.notFound('bill_payment', paymentId);
+    const { baseMu } = await this.baseMu(tx);
+    const mu = await this.ledger.currencyUnits(tx, payment.currency);
+    const date = dto.date ?? iso(payment.payment_date);
+    const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, 'billId');
+    const p = this.plan(open, D(dto.amount), baseMu, 'amount', mu);
+    const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
+    const left = D(payment.amount).minus(usage.amount);
+    if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
+    const paymentBase = p.amount.eq(left) ? D(payment.base_amount).minus(usage.base) : D(fixed(p.amount.times(payment.rate), baseMu));
+    const entryId = await this.postFx(tx, payment, paymentBase.minus(p.billBase), date, `Allocation of payment ${paymentId} to ${p.bill.kind} ${p.bill.id}`, baseMu);
+    const id = await repo.insertAllocation(tx.db, tx.orgId, {
+      paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+    });
+    await this.paidEvents(tx, [p], paymentId);
+    const after = await this.get(tx, paymentId);
+    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
+    return after;
+  }
+
+  /**
+   * Un-allocates (a bounced payment, a mistake): a new allocation of the opposite amount, never a change of the
+   * first; the amount is open on the bill again and a credit on the payment again; an FX result is reversed.
+   */
+  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<BillPaymentDto> {
+    const original = await repo.getAllocation(tx.db, tx.orgId, allocationId);
+    if (!original) throw AppError.notFound('bill_allocation', allocationId);
+    const payment = (await repo.lockPayment(tx.db, tx.orgId, original.payment_id))!;
+    await repo.lockBill(tx.db, tx.orgId, original.bill_id);
+    if (original.reverses_allocation_id || (await repo.reversalOf(tx.db, tx.orgId, allocationId))) {
+      throw PayablesErrors.error('payables.allocation_reversed', `allocation ${allocationId} is already reversed, or is itself a reversal`);
+    }
+    const { baseMu } = await this.baseMu(tx);
+    const date = dto.date ?? iso(original.allocation_date);
+    const diff = D(original.payment_base_amount).minus(original.bill_base_amount);
+    const s = await this.ledger.settings(tx);
+    // reversed on the account the original result went to
+    const entryId = await this.postFx(tx, payment, diff.neg(), date, `Reversal of allocation ${allocationId}`, baseMu, diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId);
+    const id = await repo.insertAllocation(tx.db, tx.orgId, {
+      paymentId: original.payment_id, billId: original.bill_id, date, amount: D(original.amount).neg(), billBase: D(original.bill_base_amount).neg(),
+      paymentBase: D(original.payment_base_amount).neg(), reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+    });
+    const after = await this.get(tx, original.payment_id);
+    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
+    return after;
+  }
+
+  /** An entry for an allocation's FX result (payment base minus bill base) when there is one. */
+  private async postFx(tx: TenantTx, payment: PaymentRow, diff: Decimal, date: string, memo: string, baseMu: number, account?: string | null): Promise<string | null> {
+    if (diff.isZero()) return null;
+    const { apAccountId } = await this.payables.settings(tx);
+    const party = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
+    const lines = await this.fxLines(tx, diff, apAccountId, payment.currency, party, baseMu, account ?? undefined);
+    const { entry } = await this.journal.post(tx, { date, memo, source: 'payment', lines });
+    return entry.id;
+  }
+
+  // ---------------------------------------------------------------- reading
+  async get(tx: TenantTx, id: string): Promise<BillPaymentDto> {
+    const [p] = await this.payments(tx, [id]);
+    if (!p) throw AppError.notFound('bill_payment', id);
+    return p;
+  }
+
+  private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
+    const [rows, allocations, units, { baseMu }] = await Promise.all([
+      repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx), this.baseMu(tx),
+    ]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.filter((id) => byId.has(id)).map((id) => {
+      const p = byId.get(id)!;
+      const mu = units(p.currency);
+      const mine = allocations.filter((a) => a.payment_id === id);
+      const reversedBy = new Map(mine.filter((a) => a.reverses_allocation_id).map((a) => [a.reverses_allocation_id!, a.id]));
+      const allocated = mine.reduce((s, a) => s.plus(a.amount), D(0));
+      return {
+        id, vendorId: p.vendor_id, claimantId: p.claimant_id, paymentDate: iso(p.payment_date), currency: p.currency, amount: fixed(p.amount, mu),
+        rate: rateText(p.rate), baseAmount: fixed(p.base_amount, baseMu), unallocated: fixed(D(p.amount).minus(allocated), mu), bankAccountId: p.bank_account_id,
+        method: p.method, reference: p.reference, journalEntryId: p.journal_entry_id, createdAt: p.created_at,
+        allocations: mine.map((a): AllocationDto => ({
+          id: a.id, paymentId: id, billId: a.bill_id, date: iso(a.allocation_date), amount: fixed(a.amount, mu), billBaseAmount: fixed(a.bill_base_amount, baseMu),
+          paymentBaseAmount: fixed(a.payment_base_amount, baseMu), fxDifference: fixed(D(a.payment_base_amount).minus(a.bill_base_amount), baseMu),
+          reversesAllocationId: a.reverses_allocation_id, reversedByAllocationId: reversedBy.get(a.id) ?? null, journalEntryId: a.journal_entry_id, createdAt: a.created_at,
+        })),
+      };
+    });
+  }
+
+  async list(tx: TenantTx, q: PaymentQuery): Promise<BillPaymentPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
+    if (after !== undefined && !(typeof after?.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, after, limit });
+    const p = page(rows, limit, (r) => ({ d: r.payment_date, i: r.id }));
+    return { items: await this.payments(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
+  }
+
+  // ---------------------------------------------------------------- aging
+  /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
+  async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
+    const edges = buckets ? buckets.split(',').map(Number) : DEFAULT_AGING_EDGES;
+    if (edges.some((e, i) => e < 1 || (i > 0 && e <= edges[i - 1]))) {
+      throw AppError.badRequest('validation_failed', 'buckets must be ascending whole numbers of days, each at least 1, e.g. 15,30,60');
+    }
+    const day = asOf ?? new Date().toISOString().slice(0, 10);
+    const { base, baseMu } = await this.baseMu(tx);
+    const { apAccountId } = await this.payables.settings(tx);
+    const items = await repo.openItems(tx.db, tx.orgId, day);
+    const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, dueDate: r.due_date, amount: r.amount })), day, edges, baseMu);
+    return {
+      asOf: day, baseCurrency: base, buckets: agingBucketNames(edges), ...report,
+      controlAccountBalance: fixed(await repo.creditBalance(tx.db, apAccountId, day), baseMu),
+    };
+  }
+}

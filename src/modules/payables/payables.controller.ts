@@ -1,0 +1,316 @@
+import { Body, Controller, Get, HttpCode, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ADMIN_ROLES, BOOKKEEPER_ROLES, type RequestRole } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { POSTING_ERRORS } from '../ledger/ledger.errors.js';
+import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
+import { BillPaymentsService } from './bill-payments.service.js';
+import { PayablesService } from './payables.service.js';
+import {
+  AgingQuery, AgingReportDto, BillDto, BillPage, BillPaymentDto, BillPaymentPage, BillQuery, CommentDto, CreateAllocationDto, CreateBillDto,
+  CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
+  UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery,
+} from './payables.dto.js';
+
+/** Members draft and submit their own expense claims and comment; viewers only read. */
+const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member'];
+const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
+const DOCUMENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
+  'payables.currency_mismatch', 'ledger.tax_code_archived', 'ledger.unknown_currency', 'ledger.books_not_started'];
+const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', ...POSTING_ERRORS];
+
+@ApiTags('payables')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/payables')
+export class PayablesController {
+  constructor(
+    private readonly payables: PayablesService,
+    private readonly payments: BillPaymentsService,
+  ) {}
+
+  // ---------------------------------------------------------------- settings
+  @Get('settings')
+  @ApiOperation({ operationId: 'getPayablesSettings', summary: 'The AP control account and the approval rules (the defaults until changed)' })
+  @ApiOkResponse({ type: PayablesSettingsDto })
+  @ApiErrorCodes('ledger.books_not_started', 'payables.account_not_allowed')
+  settings(@Tx() tx: TenantTx): Promise<PayablesSettingsDto> {
+    return this.payables.settings(tx);
+  }
+
+  @Put('settings')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'updatePayablesSettings', summary: 'Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin)' })
+  @ApiOkResponse({ type: PayablesSettingsDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'ledger.books_not_started')
+  updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
+    return this.payables.updateSettings(tx, dto);
+  }
+
+  // ---------------------------------------------------------------- vendors
+  @Get('vendors')
+  @ApiOperation({ operationId: 'listVendors', summary: 'Vendors by name; search by name or e-mail (cursor pagination)' })
+  @ApiOkResponse({ type: VendorPage })
+  @ApiErrors(400)
+  listVendors(@Tx() tx: TenantTx, @Query() q: VendorQuery): Promise<VendorPage> {
+    return this.payables.listVendors(tx, q);
+  }
+
+  @Post('vendors')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createVendor', summary: 'Create a vendor (owner, admin, accountant)' })
+  @ApiCreatedResponse({ type: VendorDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.unknown_currency')
+  createVendor(@Tx() tx: TenantTx, @Body() dto: CreateVendorDto): Promise<VendorDto> {
+    return this.payables.createVendor(tx, dto);
+  }
+
+  @Get('vendors/:vendorId')
+  @ApiOperation({ operationId: 'getVendor', summary: 'One vendor' })
+  @ApiOkResponse({ type: VendorDto })
+  getVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') id: string): Promise<VendorDto> {
+    return this.payables.getVendor(tx, id);
+  }
+
+  @Patch('vendors/:vendorId')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'updateVendor', summary: 'Change a vendor (owner, admin, accountant)' })
+  @ApiOkResponse({ type: VendorDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.unknown_currency')
+  updateVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') id: string, @Body() dto: UpdateVendorDto): Promise<VendorDto> {
+    return this.payables.updateVendor(tx, id, dto);
+  }
+
+  @Post('vendors/:vendorId/archive')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'archiveVendor', summary: 'Archive a vendor (vendors are never deleted)' })
+  @ApiOkResponse({ type: VendorDto })
+  archiveVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') id: string): Promise<VendorDto> {
+    return this.payables.archiveVendor(tx, id);
+  }
+
+  // ---------------------------------------------------------------- bills
+  @Get('bills')
+  @ApiOperation({ operationId: 'listBills', summary: 'Vendor bills, newest first; filter by vendor and status (cursor pagination)' })
+  @ApiOkResponse({ type: BillPage })
+  @ApiErrors(400)
+  listBills(@Tx() tx: TenantTx, @Query() q: BillQuery): Promise<BillPage> {
+    return this.payables.listBills(tx, 'bill', q);
+  }
+
+  @Post('bills')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createBill', summary: 'Create a draft bill; totals and tax are computed by the server (owner, admin, accountant)' })
+  @ApiCreatedResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  createBill(@Tx() tx: TenantTx, @Body() dto: CreateBillDto): Promise<BillDto> {
+    return this.payables.createBill(tx, dto);
+  }
+
+  @Get('bills/:billId')
+  @ApiOperation({ operationId: 'getBill', summary: 'One bill with its lines, decisions and open amount' })
+  @ApiOkResponse({ type: BillDto })
+  getBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string): Promise<BillDto> {
+    return this.payables.getBill(tx, id, 'bill');
+  }
+
+  @Patch('bills/:billId')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'updateBill', summary: 'Replace the content of a draft (or rejected) bill' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS)
+  updateBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: UpdateBillDto): Promise<BillDto> {
+    return this.payables.updateBill(tx, id, dto);
+  }
+
+  @Post('bills/:billId/submit')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'submitBill', summary: 'Submit a bill for approval; a bill needing no approval under the rules is posted at once' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrorCodes('payables.not_editable', ...WORKFLOW_ERRORS)
+  submitBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string): Promise<BillDto> {
+    return this.payables.submit(tx, id, 'bill');
+  }
+
+  @Post('bills/:billId/approve')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never its creator; roles per the rule); the final approval posts it to the ledger' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...WORKFLOW_ERRORS)
+  approveBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
+    return this.payables.approve(tx, id, 'bill', dto.comment);
+  }
+
+  @Post('bills/:billId/reject')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'rejectBill', summary: 'Reject a submitted bill back to its author with a reason (editable and submittable again)' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_submitted', 'payables.role_not_allowed')
+  rejectBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: RejectDto): Promise<BillDto> {
+    return this.payables.reject(tx, id, 'bill', dto.reason);
+  }
+
+  @Post('bills/:billId/comments')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...COMMENTER_ROLES)
+  @ApiOperation({ operationId: 'commentOnBill', summary: 'Comment on a bill (listed with its decisions; audited)' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  commentOnBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: CommentDto): Promise<BillDto> {
+    return this.payables.comment(tx, id, 'bill', dto.comment);
+  }
+
+  // ---------------------------------------------------------------- expense claims
+  @Get('expense-claims')
+  @ApiOperation({ operationId: 'listExpenseClaims', summary: 'Expense claims, newest first (a member sees their own; cursor pagination)' })
+  @ApiOkResponse({ type: BillPage })
+  @ApiErrors(400)
+  listClaims(@Tx() tx: TenantTx, @Query() q: BillQuery): Promise<BillPage> {
+    return this.payables.listBills(tx, 'expense_claim', q);
+  }
+
+  @Post('expense-claims')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...CLAIMANT_ROLES)
+  @ApiOperation({ operationId: 'createExpenseClaim', summary: 'Draft an expense claim for yourself (members and up)' })
+  @ApiCreatedResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  createClaim(@Tx() tx: TenantTx, @Body() dto: CreateExpenseClaimDto): Promise<BillDto> {
+    return this.payables.createClaim(tx, dto);
+  }
+
+  @Get('expense-claims/:claimId')
+  @ApiOperation({ operationId: 'getExpenseClaim', summary: 'One expense claim with its lines, decisions and open amount' })
+  @ApiOkResponse({ type: BillDto })
+  getClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
+    return this.payables.getBill(tx, id, 'expense_claim');
+  }
+
+  @Post('expense-claims/:claimId/submit')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...CLAIMANT_ROLES)
+  @ApiOperation({ operationId: 'submitExpenseClaim', summary: 'Submit your expense claim for approval (at least one bookkeeper approves)' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', 'ledger.rate_missing')
+  submitClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
+    return this.payables.submit(tx, id, 'expense_claim');
+  }
+
+  @Post('expense-claims/:claimId/approve')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'approveExpenseClaim', summary: 'Approve a submitted expense claim; the final approval posts a payable to the claimant' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...WORKFLOW_ERRORS)
+  approveClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
+    return this.payables.approve(tx, id, 'expense_claim', dto.comment);
+  }
+
+  @Post('expense-claims/:claimId/reject')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'rejectExpenseClaim', summary: 'Reject a submitted expense claim back to the claimant with a reason' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_submitted', 'payables.role_not_allowed')
+  rejectClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: RejectDto): Promise<BillDto> {
+    return this.payables.reject(tx, id, 'expense_claim', dto.reason);
+  }
+
+  // ---------------------------------------------------------------- payments
+  @Get('payments')
+  @ApiOperation({ operationId: 'listBillPayments', summary: 'Payments to vendors and claimants, newest first (cursor pagination)' })
+  @ApiOkResponse({ type: BillPaymentPage })
+  @ApiErrors(400)
+  listPayments(@Tx() tx: TenantTx, @Query() q: PaymentQuery): Promise<BillPaymentPage> {
+    return this.payments.list(tx, q);
+  }
+
+  @Post('payments')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result' })
+  @ApiCreatedResponse({ type: BillPaymentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
+    'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
+    return this.payments.create(tx, dto);
+  }
+
+  @Get('payments/:paymentId')
+  @ApiOperation({ operationId: 'getBillPayment', summary: 'One payment with its allocations' })
+  @ApiOkResponse({ type: BillPaymentDto })
+  getPayment(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string): Promise<BillPaymentDto> {
+    return this.payments.get(tx, id);
+  }
+
+  @Post('payments/:paymentId/allocations')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'allocateBillPayment', summary: 'Allocate what is left of a payment to an open bill of the same vendor' })
+  @ApiCreatedResponse({ type: BillPaymentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
+    return this.payments.allocate(tx, id, dto);
+  }
+
+  @Post('allocations/:allocationId/reverse')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)' })
+  @ApiCreatedResponse({ type: BillPaymentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.allocation_reversed', ...POSTING_ERRORS)
+  reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
+    return this.payments.reverseAllocation(tx, id, dto);
+  }
+
+  // ---------------------------------------------------------------- aging
+  @Get('aging')
+  @ApiOperation({ operationId: 'getApAging', summary: 'AP aging as of a date per party and in total, in the base currency (?buckets=15,30,60; CSV with ?format=csv)' })
+  @ApiOkResponse({ type: AgingReportDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.books_not_started')
+  async aging(@Tx() tx: TenantTx, @Query() q: AgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<AgingReportDto | string> {
+    const r = await this.payments.aging(tx, q.asOf, q.buckets);
+    if (!wantsCsv(req, q.format)) return r;
+    return sendCsv(res, `ap-aging-${r.asOf}.csv`, toCsv(['party_type', 'party_id', 'party_name', ...r.buckets, 'total'], [
+      ...r.rows.map((row) => [row.partyType, row.partyId, row.partyName, ...r.buckets.map((b) => row.buckets[b]), row.total]),
+      ['', '', 'Total', ...r.buckets.map((b) => r.totals[b]), r.total],
+    ]));
+  }
+}

@@ -1,0 +1,54 @@
+import type { DomainEventType } from '../../platform/events/events.js';
+
+const uuid = { type: 'string', format: 'uuid' };
+const money = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$' };
+const billPayload = (extra: Record<string, unknown> = {}, required: string[] = []) => ({
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  required: ['billId', 'kind', 'partyType', 'partyId', 'currency', 'total', ...required],
+  properties: {
+    billId: uuid,
+    kind: { enum: ['bill', 'expense_claim'] },
+    partyType: { enum: ['vendor', 'employee'] },
+    partyId: { type: 'string' },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    total: money,
+    ...extra,
+  },
+  additionalProperties: false,
+});
+const example = { billId: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d', kind: 'bill', partyType: 'vendor', partyId: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e', currency: 'EUR', total: '12000.00' };
+
+/** The domain events the payables module emits (payloads carry ids and amounts, never a vendor's contact data). */
+export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
+  {
+    type: 'bill.submitted', version: 1, category: 'finance',
+    description: 'A vendor bill was submitted for approval (approvalsRequired approvals of approverRoles are needed)',
+    payloadSchema: billPayload({ approvalsRequired: { type: 'integer' }, approverRoles: { type: 'array', items: { type: 'string' } } }, ['approvalsRequired', 'approverRoles']),
+    example: { ...example, approvalsRequired: 2, approverRoles: ['owner', 'admin'] },
+  },
+  {
+    type: 'bill.approved', version: 1, category: 'finance',
+    description: 'A bill or expense claim got its final approval and was posted to the ledger',
+    payloadSchema: billPayload({ journalEntryId: uuid, approvedBy: { type: 'array', items: { type: 'string' } } }, ['journalEntryId', 'approvedBy']),
+    example: { ...example, journalEntryId: '5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', approvedBy: ['user-1', 'user-2'] },
+  },
+  {
+    type: 'bill.rejected', version: 1, category: 'finance',
+    description: 'A bill or expense claim was rejected back to its author with a reason',
+    payloadSchema: billPayload({ reason: { type: 'string' }, rejectedBy: { type: 'string' } }, ['reason', 'rejectedBy']),
+    example: { ...example, reason: 'wrong cost centre', rejectedBy: 'user-2' },
+  },
+  {
+    type: 'bill.paid', version: 1, category: 'finance',
+    description: 'A bill or expense claim was paid in full (its open amount reached zero)',
+    payloadSchema: billPayload({ paymentId: uuid }, ['paymentId']),
+    example: { ...example, paymentId: '9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' },
+  },
+  {
+    type: 'expense_claim.submitted', version: 1, category: 'finance',
+    description: 'A member submitted an employee expense claim for approval',
+    payloadSchema: billPayload({ approvalsRequired: { type: 'integer' }, approverRoles: { type: 'array', items: { type: 'string' } } }, ['approvalsRequired', 'approverRoles']),
+    example: { ...example, kind: 'expense_claim', partyType: 'employee', partyId: 'user-7', total: '84.50', approvalsRequired: 1, approverRoles: ['owner', 'admin', 'accountant'] },
+  },
+];

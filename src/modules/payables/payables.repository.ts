@@ -1,0 +1,303 @@
+import { Decimal } from 'decimal.js';
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+
+// The only place with payables SQL: typed Kysely queries, raw SQL for the aging report only.
+
+const VENDOR_COLS = [
+  'id', 'name', 'contact_person', 'email', 'phone', 'tax_id', 'billing_address', 'default_currency', 'payment_terms_days',
+  'archived_at', 'created_at', 'updated_at',
+] as const;
+
+export interface VendorFields {
+  name?: string;
+  contactPerson?: string;
+  email?: string;
+  phone?: string;
+  taxId?: string;
+  billingAddress?: string;
+  defaultCurrency?: string;
+  paymentTermsDays?: number;
+}
+const vendorColumns = (v: VendorFields) => ({
+  name: v.name, contact_person: v.contactPerson, email: v.email, phone: v.phone, tax_id: v.taxId,
+  billing_address: v.billingAddress, default_currency: v.defaultCurrency, payment_terms_days: v.paymentTermsDays,
+});
+
+export interface BillHeader {
+  kind: 'bill' | 'expense_claim';
+  vendorId: string | null;
+  claimantId: string | null;
+  billNumber: string | null;
+  billDate: string;
+  dueDate: string;
+  currency: string;
+  memo: string;
+  subtotal: Decimal;
+  taxTotal: Decimal;
+  total: Decimal;
+}
+export interface BillLineRow {
+  accountId: string;
+  description: string | null;
+  quantity: Decimal;
+  unitPrice: Decimal;
+  taxCodeId: string | null;
+  net: Decimal;
+  tax: Decimal;
+  gross: Decimal;
+  expenseDate: string | null;
+  receiptRef: string | null;
+}
+
+export const payablesRepository = {
+  // ---------------------------------------------------------------- vendors
+  async createVendor(db: Db, orgId: string, v: VendorFields) {
+    const [row] = await db.run(qb.insertInto('finance.vendors').values({ org_id: orgId, ...vendorColumns(v), name: v.name! }).returning(VENDOR_COLS));
+    return row;
+  },
+
+  async getVendor(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.vendors').select(VENDOR_COLS).where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
+  async updateVendor(db: Db, orgId: string, id: string, v: VendorFields) {
+    const [row] = await db.run(qb.updateTable('finance.vendors').set({ ...vendorColumns(v), updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(VENDOR_COLS));
+    return row;
+  },
+
+  async archiveVendor(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.updateTable('finance.vendors').set({ archived_at: sql`coalesce(archived_at, now())`, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(VENDOR_COLS));
+    return row;
+  },
+
+  /** By (lower(name), id); `search` is a substring of the name or e-mail (LIKE wildcards taken literally). */
+  async listVendors(db: Db, orgId: string, q: { search?: string; includeArchived: boolean; after?: { n: string; i: string }; limit: number }) {
+    let query = qb.selectFrom('finance.vendors').select(VENDOR_COLS).where('org_id', '=', orgId);
+    if (!q.includeArchived) query = query.where('archived_at', 'is', null);
+    if (q.search) {
+      const like = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = query.where((eb) => eb.or([eb('name', 'ilike', like), eb('email', 'ilike', like)]));
+    }
+    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}, ${q.after.i}::uuid)`);
+    return db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1));
+  },
+
+  // ---------------------------------------------------------------- settings
+  async settings(db: Db, orgId: string) {
+    const [row] = await db.run(qb.selectFrom('finance.payables_settings').select(['ap_account_id', 'approval_rules']).where('org_id', '=', orgId));
+    return row;
+  },
+
+  async saveSettings(db: Db, orgId: string, apAccountId: string, rules: unknown) {
+    await db.run(qb.insertInto('finance.payables_settings')
+      .values({ org_id: orgId, ap_account_id: apAccountId, approval_rules: JSON.stringify(rules) })
+      .onConflict((oc) => oc.column('org_id').doUpdateSet({ ap_account_id: apAccountId, approval_rules: JSON.stringify(rules), updated_at: sql`now()` })));
+  },
+
+  /** An account of the organization (for the line, bank and AP account checks). */
+  async account(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.accounts').select(['id', 'code', 'type', 'is_group', 'archived_at', 'currency'])
+      .where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
+  async accountByCode(db: Db, orgId: string, code: string) {
+    const [row] = await db.run(qb.selectFrom('finance.accounts').select(['id']).where('org_id', '=', orgId).where('code', '=', code));
+    return row;
+  },
+
+  // ---------------------------------------------------------------- bills and claims
+  async insertBill(db: Db, orgId: string, h: BillHeader, createdBy: string): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.bills').values({
+      org_id: orgId, kind: h.kind, vendor_id: h.vendorId, claimant_id: h.claimantId, bill_number: h.billNumber, bill_date: h.billDate,
+      due_date: h.dueDate, currency: h.currency, memo: h.memo, subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total, created_by: createdBy,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async updateBillContent(db: Db, orgId: string, id: string, h: Omit<BillHeader, 'kind' | 'vendorId' | 'claimantId'>) {
+    await db.run(qb.updateTable('finance.bills').set({
+      bill_number: h.billNumber, bill_date: h.billDate, due_date: h.dueDate, currency: h.currency, memo: h.memo,
+      subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total,
+    }).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async replaceLines(db: Db, orgId: string, billId: string, lines: BillLineRow[]) {
+    await db.run(qb.deleteFrom('finance.bill_lines').where('org_id', '=', orgId).where('bill_id', '=', billId));
+    await db.run(qb.insertInto('finance.bill_lines').values(lines.map((l, i) => ({
+      org_id: orgId, bill_id: billId, line_no: i + 1, account_id: l.accountId, description: l.description, quantity: l.quantity,
+      unit_price: l.unitPrice, tax_code_id: l.taxCodeId, net: l.net, tax: l.tax, gross: l.gross, expense_date: l.expenseDate, receipt_ref: l.receiptRef,
+    }))));
+  },
+
+  /** The bill, row-locked for this transaction: approvals and allocations of one bill run one at a time. */
+  async lockBill(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.bills').selectAll().where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    return row;
+  },
+
+  async getBills(db: Db, orgId: string, ids: string[]) {
+    if (!ids.length) return [];
+    return db.run(qb.selectFrom('finance.bills').selectAll().where('org_id', '=', orgId).where('id', '=', sql<string>`any(${ids}::uuid[])`));
+  },
+
+  async linesOf(db: Db, orgId: string, ids: string[]) {
+    if (!ids.length) return [];
+    return db.run(qb.selectFrom('finance.bill_lines').selectAll().where('org_id', '=', orgId).where('bill_id', '=', sql<string>`any(${ids}::uuid[])`).orderBy('bill_id').orderBy('line_no'));
+  },
+
+  async decisionsOf(db: Db, orgId: string, ids: string[]) {
+    if (!ids.length) return [];
+    return db.run(qb.selectFrom('finance.bill_decisions').selectAll().where('org_id', '=', orgId).where('bill_id', '=', sql<string>`any(${ids}::uuid[])`).orderBy('created_at').orderBy('id'));
+  },
+
+  /** Amount and base amount settled per bill (allocations up to `asOf` when given). */
+  async settledOf(db: Db, orgId: string, ids: string[]) {
+    if (!ids.length) return [];
+    return db.run(qb.selectFrom('finance.bill_allocations').select(['bill_id', sql<Decimal>`sum(amount)`.as('amount'), sql<Decimal>`sum(bill_base_amount)`.as('base')])
+      .where('org_id', '=', orgId).where('bill_id', '=', sql<string>`any(${ids}::uuid[])`).groupBy('bill_id'));
+  },
+
+  async listBillIds(db: Db, orgId: string, q: { kind: 'bill' | 'expense_claim'; vendorId?: string; claimantId?: string; status?: string; after?: { c: string; i: string }; limit: number }) {
+    let query = qb.selectFrom('finance.bills').select(['id', 'created_at']).where('org_id', '=', orgId).where('kind', '=', q.kind);
+    if (q.vendorId) query = query.where('vendor_id', '=', q.vendorId);
+    if (q.claimantId) query = query.where('claimant_id', '=', q.claimantId);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.after) query = query.where(sql<boolean>`(created_at, id) < (${q.after.c}::timestamptz, ${q.after.i}::uuid)`);
+    return db.run(query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
+  },
+
+  async hasClaims(db: Db, orgId: string, claimantId: string): Promise<boolean> {
+    const [row] = await db.run(qb.selectFrom('finance.bills').select('id').where('org_id', '=', orgId).where('kind', '=', 'expense_claim').where('claimant_id', '=', claimantId).limit(1));
+    return Boolean(row);
+  },
+
+  async setStatus(db: Db, orgId: string, id: string, s: { status: string; submissionNo?: number; approvalsRequired?: number; approverRoles?: string[]; rejectionReason?: string | null }) {
+    await db.run(qb.updateTable('finance.bills').set({
+      status: s.status, submission_no: s.submissionNo, approvals_required: s.approvalsRequired, approver_roles: s.approverRoles,
+      rejection_reason: s.rejectionReason,
+    }).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async markPosted(db: Db, orgId: string, id: string, p: { rate: Decimal; baseCurrency: string; baseTotal: Decimal; apAccountId: string; journalEntryId: string }) {
+    await db.run(qb.updateTable('finance.bills').set({
+      status: 'posted', rate: p.rate, base_currency: p.baseCurrency, base_total: p.baseTotal, ap_account_id: p.apAccountId,
+      journal_entry_id: p.journalEntryId, posted_at: sql`now()`,
+    }).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async addDecision(db: Db, orgId: string, d: { billId: string; submissionNo: number; decision: string; actorId: string; actorRole: string; comment: string | null }) {
+    const [row] = await db.run(qb.insertInto('finance.bill_decisions').values({
+      org_id: orgId, bill_id: d.billId, submission_no: d.submissionNo, decision: d.decision, actor_id: d.actorId, actor_role: d.actorRole, comment: d.comment,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async approversOf(db: Db, orgId: string, billId: string, submissionNo: number): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('finance.bill_decisions').select('actor_id').where('org_id', '=', orgId).where('bill_id', '=', billId)
+      .where('submission_no', '=', submissionNo).where('decision', '=', 'approve').orderBy('created_at'));
+    return rows.map((r) => r.actor_id);
+  },
+
+  // ---------------------------------------------------------------- payments and allocations
+  async insertPayment(db: Db, orgId: string, p: {
+    vendorId: string | null; claimantId: string | null; paymentDate: string; currency: string; amount: Decimal; rate: Decimal; baseAmount: Decimal;
+    bankAccountId: string; method: string; reference: string | null; journalEntryId: string; createdBy: string;
+  }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.bill_payments').values({
+      org_id: orgId, vendor_id: p.vendorId, claimant_id: p.claimantId, payment_date: p.paymentDate, currency: p.currency, amount: p.amount, rate: p.rate,
+      base_amount: p.baseAmount, bank_account_id: p.bankAccountId, method: p.method, reference: p.reference, journal_entry_id: p.journalEntryId, created_by: p.createdBy,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async lockPayment(db: Db, orgId: string, id: string) {
+    // a payment row is never updated; FOR SHARE would let two allocations of one payment interleave, so its allocations serialize on an advisory lock
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment:' || ${id}))`;
+    const [row] = await db.run(qb.selectFrom('finance.bill_payments').selectAll().where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
+  async getPayments(db: Db, orgId: string, ids: string[]) {
+    if (!ids.length) return [];
+    return db.run(qb.selectFrom('finance.bill_payments').selectAll().where('org_id', '=', orgId).where('id', '=', sql<string>`any(${ids}::uuid[])`));
+  },
+
+  async listPaymentIds(db: Db, orgId: string, q: { vendorId?: string; after?: { d: string; i: string }; limit: number }) {
+    let query = qb.selectFrom('finance.bill_payments').select(['id', sql<string>`payment_date::text`.as('payment_date')]).where('org_id', '=', orgId);
+    if (q.vendorId) query = query.where('vendor_id', '=', q.vendorId);
+    if (q.after) query = query.where(sql<boolean>`(payment_date, id) < (${q.after.d}::date, ${q.after.i}::uuid)`);
+    return db.run(query.orderBy('payment_date', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
+  },
+
+  async allocationsOfPayments(db: Db, orgId: string, paymentIds: string[]) {
+    if (!paymentIds.length) return [];
+    return db.run(qb.selectFrom('finance.bill_allocations').selectAll().where('org_id', '=', orgId)
+      .where('payment_id', '=', sql<string>`any(${paymentIds}::uuid[])`).orderBy('created_at').orderBy('id'));
+  },
+
+  async getAllocation(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.bill_allocations').selectAll().where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
+  async reversalOf(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.bill_allocations').select('id').where('org_id', '=', orgId).where('reverses_allocation_id', '=', id));
+    return row;
+  },
+
+  async paymentUsage(db: Db, orgId: string, paymentId: string) {
+    const [row] = await db.run(qb.selectFrom('finance.bill_allocations')
+      .select([sql<Decimal>`coalesce(sum(amount), 0)`.as('amount'), sql<Decimal>`coalesce(sum(payment_base_amount), 0)`.as('base')])
+      .where('org_id', '=', orgId).where('payment_id', '=', paymentId));
+    return row;
+  },
+
+  async insertAllocation(db: Db, orgId: string, a: {
+    paymentId: string; billId: string; date: string; amount: Decimal; billBase: Decimal; paymentBase: Decimal; reversesAllocationId: string | null;
+    journalEntryId: string | null; createdBy: string;
+  }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.bill_allocations').values({
+      org_id: orgId, payment_id: a.paymentId, bill_id: a.billId, allocation_date: a.date, amount: a.amount, bill_base_amount: a.billBase,
+      payment_base_amount: a.paymentBase, reverses_allocation_id: a.reversesAllocationId, journal_entry_id: a.journalEntryId, created_by: a.createdBy,
+    }).returning('id'));
+    return row.id;
+  },
+
+  // ---------------------------------------------------------------- aging
+  /**
+   * Open items at the end of `asOf` in the base currency: every posted document dated on or before it with what
+   * allocations up to that day left open (at the bill's rate), and every payment's unapplied part (at the payment's
+   * rate) as a negative item without a due date. Set-based: one statement.
+   */
+  async openItems(db: Db, orgId: string, asOf: string) {
+    return db.$queryRaw<{ party_type: string; party_id: string; party_name: string | null; due_date: string | null; amount: string }[]>`
+      SELECT CASE WHEN b.kind = 'bill' THEN 'vendor' ELSE 'employee' END AS party_type, coalesce(b.vendor_id::text, b.claimant_id) AS party_id,
+             v.name AS party_name, b.due_date::text AS due_date, (b.base_total - coalesce(s.base, 0))::text AS amount
+      FROM finance.bills b
+      LEFT JOIN finance.vendors v ON v.org_id = b.org_id AND v.id = b.vendor_id
+      LEFT JOIN LATERAL (SELECT sum(a.bill_base_amount) AS base, sum(a.amount) AS amount FROM finance.bill_allocations a
+                         WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date) s ON true
+      WHERE b.org_id = ${orgId}::uuid AND b.status = 'posted' AND b.bill_date <= ${asOf}::date AND b.total - coalesce(s.amount, 0) <> 0
+      UNION ALL
+      SELECT CASE WHEN p.vendor_id IS NOT NULL THEN 'vendor' ELSE 'employee' END, coalesce(p.vendor_id::text, p.claimant_id), v.name, NULL,
+             (-(p.base_amount - coalesce(s.base, 0)))::text
+      FROM finance.bill_payments p
+      LEFT JOIN finance.vendors v ON v.org_id = p.org_id AND v.id = p.vendor_id
+      LEFT JOIN LATERAL (SELECT sum(a.payment_base_amount) AS base, sum(a.amount) AS amount FROM finance.bill_allocations a
+                         WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date) s ON true
+      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND p.amount - coalesce(s.amount, 0) <> 0`;
+  },
+
+  /** Balance (credit minus debit, base currency) of an account at the end of `asOf`. */
+  async creditBalance(db: Db, accountId: string, asOf: string): Promise<string> {
+    const [row] = await db.$queryRaw<{ balance: string | null }[]>`
+      SELECT (sum(t.base_credit) - sum(t.base_debit))::text AS balance FROM finance.account_totals(NULL, ${asOf}::date, ${accountId}::uuid) t`;
+    return row?.balance ?? '0';
+  },
+};

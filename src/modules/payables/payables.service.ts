@@ -1,0 +1,425 @@
+import { Injectable } from '@nestjs/common';
+import { Decimal } from 'decimal.js';
+import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { AuditService } from '../audit/audit.service.js';
+import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { LedgerService } from '../ledger/ledger.service.js';
+import { computeTax, D, fixed, rateText } from '../ledger/money.js';
+import { PayablesErrors } from './payables.errors.js';
+import { payablesRepository as repo, type BillLineRow } from './payables.repository.js';
+import type {
+  ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, PayablesSettingsDto,
+  UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery, BillLineInputDto,
+} from './payables.dto.js';
+
+/** The rules an organization has until it sets its own: none up to 1,000; one owner/admin above; two above 10,000. */
+export const DEFAULT_APPROVAL_RULES: ApprovalRuleDto[] = [
+  { above: '0.00', approvals: 0, roles: ['owner', 'admin', 'accountant'] },
+  { above: '1000.00', approvals: 1, roles: ['owner', 'admin'] },
+  { above: '10000.00', approvals: 2, roles: ['owner', 'admin'] },
+];
+/** The standard chart's accounts payable (ledger/standard-chart.ts), used until the settings name another. */
+const DEFAULT_AP_ACCOUNT_CODE = '2100';
+const BOOKKEEPERS: RequestRole[] = ['owner', 'admin', 'accountant', 'service'];
+
+export const iso = (d: Date | string): string => (typeof d === 'string' ? d : d.toISOString().slice(0, 10));
+export function addDays(date: string, days: number): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+const toVendor = (r: any): VendorDto => ({
+  id: r.id, name: r.name, contactPerson: r.contact_person, email: r.email, phone: r.phone, taxId: r.tax_id, billingAddress: r.billing_address,
+  defaultCurrency: r.default_currency, paymentTermsDays: r.payment_terms_days, archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
+});
+
+/** Vendors, settings, bills and expense claims, and their approval workflow (posting on final approval). */
+@Injectable()
+export class PayablesService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly ledger: LedgerService,
+    private readonly journal: JournalService,
+  ) {}
+
+  actor(tx: TenantTx): string {
+    return actorOf(tx.principal).actorId ?? 'unknown';
+  }
+
+  // ---------------------------------------------------------------- vendors
+  async createVendor(tx: TenantTx, dto: CreateVendorDto): Promise<VendorDto> {
+    if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
+    const v = toVendor(await repo.createVendor(tx.db, tx.orgId, dto));
+    await this.audit.record(tx, { action: 'payables.vendor_created', entityType: 'vendor', entityId: v.id, after: v });
+    return v;
+  }
+
+  async getVendor(tx: TenantTx, id: string): Promise<VendorDto> {
+    const row = await repo.getVendor(tx.db, tx.orgId, id);
+    if (!row) throw AppError.notFound('vendor', id);
+    return toVendor(row);
+  }
+
+  async updateVendor(tx: TenantTx, id: string, dto: UpdateVendorDto): Promise<VendorDto> {
+    const before = await this.getVendor(tx, id);
+    if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
+    const after = toVendor(await repo.updateVendor(tx.db, tx.orgId, id, dto));
+    await this.audit.record(tx, { action: 'payables.vendor_updated', entityType: 'vendor', entityId: id, before, after });
+    return after;
+  }
+
+  /** Vendors are archived, never deleted (bills and payments refer to them). */
+  async archiveVendor(tx: TenantTx, id: string): Promise<VendorDto> {
+    const before = await this.getVendor(tx, id);
+    const after = toVendor(await repo.archiveVendor(tx.db, tx.orgId, id));
+    await this.audit.record(tx, { action: 'payables.vendor_archived', entityType: 'vendor', entityId: id, before, after });
+    return after;
+  }
+
+  async listVendors(tx: TenantTx, q: VendorQuery): Promise<VendorPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ n: string; i: string }>(q.cursor);
+    if (after !== undefined && !(typeof after?.n === 'string' && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listVendors(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
+    const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
+    return { items: p.items.map(toVendor), nextCursor: p.nextCursor };
+  }
+
+  // ---------------------------------------------------------------- settings
+  async settings(tx: TenantTx): Promise<PayablesSettingsDto> {
+    const s = await repo.settings(tx.db, tx.orgId);
+    if (s) return { apAccountId: s.ap_account_id, approvalRules: s.approval_rules as unknown as ApprovalRuleDto[], isDefault: false };
+    await this.ledger.settings(tx); // books not started: say so
+    const ap = await repo.accountByCode(tx.db, tx.orgId, DEFAULT_AP_ACCOUNT_CODE);
+    if (!ap) throw PayablesErrors.error('payables.account_not_allowed', `no accounts payable account: set apAccountId in the payables settings (no account ${DEFAULT_AP_ACCOUNT_CODE})`);
+    return { apAccountId: ap.id, approvalRules: DEFAULT_APPROVAL_RULES, isDefault: true };
+  }
+
+  async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
+    const before = await this.settings(tx);
+    const a = await repo.account(tx.db, tx.orgId, dto.apAccountId);
+    if (!a) throw AppError.notFound('account', dto.apAccountId);
+    if (a.type !== 'liability' || a.is_group || a.archived_at) {
+      throw PayablesErrors.error('payables.account_not_allowed', `apAccountId: account ${a.code} is not an active, postable liability account`);
+    }
+    const thresholds = dto.approvalRules.map((r) => D(r.above).toFixed(4));
+    if (new Set(thresholds).size !== thresholds.length) throw PayablesErrors.error('payables.invalid_rules', 'approvalRules: thresholds must be distinct');
+    const rules = [...dto.approvalRules].sort((x, y) => D(x.above).cmp(y.above))
+      .map((r) => ({ above: r.above, approvals: r.approvals, roles: [...new Set(r.roles)] }));
+    await repo.saveSettings(tx.db, tx.orgId, dto.apAccountId, rules);
+    const after = await this.settings(tx);
+    await this.audit.record(tx, { action: 'payables.settings_updated', entityType: 'payables_settings', entityId: tx.orgId, before, after });
+    return after;
+  }
+
+  /** The rule for a base-currency total: the one with the highest threshold below it (none: no approval). */
+  ruleFor(rules: ApprovalRuleDto[], baseTotal: Decimal): { approvals: number; roles: string[] } {
+    const rule = [...rules].sort((x, y) => D(y.above).cmp(x.above)).find((r) => baseTotal.gt(r.above));
+    return rule ? { approvals: rule.approvals, roles: rule.roles } : { approvals: 0, roles: ['owner', 'admin', 'accountant'] };
+  }
+
+  // ---------------------------------------------------------------- bills and claims: content
+  /** An account a bill or claim line may post to: an active, postable expense or asset account. */
+  private async lineAccount(tx: TenantTx, id: string, at: string): Promise<void> {
+    const a = await repo.account(tx.db, tx.orgId, id);
+    if (!a) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${id} does not exist in this organization`);
+    if (a.is_group) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is a group account; use one of its children`);
+    if (a.archived_at) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is archived`);
+    if (a.type !== 'expense' && a.type !== 'asset') throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is a ${a.type} account, not an expense or asset account`);
+  }
+
+  /** Lines with the amounts the server computes: quantity x unit price, then the ledger's one tax calculation. */
+  private async billLines(tx: TenantTx, lines: BillLineInputDto[], currency: string): Promise<BillLineRow[]> {
+    const mu = await this.ledger.currencyUnits(tx, currency);
+    const out: BillLineRow[] = [];
+    for (const [i, l] of lines.entries()) {
+      await this.lineAccount(tx, l.accountId, `lines[${i}]`);
+      const quantity = D(l.quantity ?? '1');
+      if (quantity.lte(0)) throw AppError.badRequest('validation_failed', `lines[${i}].quantity must be positive`);
+      const amount = quantity.times(l.unitPrice);
+      let r = { net: fixed(amount, mu), tax: fixed(0, mu), gross: fixed(amount, mu) };
+      if (l.taxCodeId) {
+        const t = await this.ledger.getTaxCode(tx, l.taxCodeId);
+        if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `lines[${i}].taxCodeId: tax code ${t.code} is archived`);
+        r = computeTax(amount, t.rate, t.inclusive, mu);
+      }
+      out.push({
+        accountId: l.accountId, description: l.description ?? null, quantity, unitPrice: D(l.unitPrice), taxCodeId: l.taxCodeId ?? null,
+        net: D(r.net), tax: D(r.tax), gross: D(r.gross), expenseDate: null, receiptRef: null,
+      });
+    }
+    return out;
+  }
+
+  private totals(lines: BillLineRow[], clientTotal: string | undefined, mu: number) {
+    const sum = (f: (l: BillLineRow) => Decimal) => lines.reduce((s, l) => s.plus(f(l)), D(0));
+    const subtotal = sum((l) => l.net);
+    const taxTotal = sum((l) => l.tax);
+    const total = sum((l) => l.gross);
+    if (total.lte(0)) throw PayablesErrors.error('payables.empty', 'the total is zero: a bill or claim needs at least one line with an amount');
+    if (clientTotal !== undefined && !D(clientTotal).eq(total)) {
+      throw PayablesErrors.error('payables.total_mismatch', `total: the client sent ${clientTotal} but the lines add up to ${fixed(total, mu)}`, { computed: fixed(total, mu) });
+    }
+    return { subtotal, taxTotal, total };
+  }
+
+  private async billContent(tx: TenantTx, dto: CreateBillDto | UpdateBillDto, vendorId: string) {
+    const vendor = await repo.getVendor(tx.db, tx.orgId, vendorId);
+    if (!vendor) throw AppError.notFound('vendor', vendorId);
+    if (vendor.archived_at) throw PayablesErrors.error('payables.vendor_archived', `vendor ${vendor.name} is archived`);
+    const currency = dto.currency ?? vendor.default_currency ?? (await this.ledger.settings(tx)).baseCurrency;
+    const mu = await this.ledger.currencyUnits(tx, currency);
+    const dueDate = dto.dueDate ?? addDays(dto.billDate, vendor.payment_terms_days);
+    if (dueDate < dto.billDate) throw PayablesErrors.error('payables.due_before_bill', `dueDate ${dueDate} is before billDate ${dto.billDate}`);
+    const lines = await this.billLines(tx, dto.lines, currency);
+    return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) }, lines };
+  }
+
+  async createBill(tx: TenantTx, dto: CreateBillDto): Promise<BillDto> {
+    const { header, lines } = await this.billContent(tx, dto, dto.vendorId);
+    const id = await repo.insertBill(tx.db, tx.orgId, { kind: 'bill', vendorId: dto.vendorId, claimantId: null, ...header }, this.actor(tx));
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const bill = await this.getBill(tx, id, 'bill');
+    await this.audit.record(tx, { action: 'payables.bill_created', entityType: 'bill', entityId: id, after: bill });
+    return bill;
+  }
+
+  async updateBill(tx: TenantTx, id: string, dto: UpdateBillDto): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, 'bill');
+    if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `bill ${id} is ${b.status}: only a draft or rejected bill can be edited`);
+    const before = await this.getBill(tx, id, 'bill');
+    const { header, lines } = await this.billContent(tx, dto, b.vendor_id!);
+    await repo.updateBillContent(tx.db, tx.orgId, id, header);
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const after = await this.getBill(tx, id, 'bill');
+    await this.audit.record(tx, { action: 'payables.bill_updated', entityType: 'bill', entityId: id, before, after });
+    return after;
+  }
+
+  async createClaim(tx: TenantTx, dto: CreateExpenseClaimDto): Promise<BillDto> {
+    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
+    const mu = await this.ledger.currencyUnits(tx, dto.currency);
+    const lines: BillLineRow[] = [];
+    for (const [i, l] of dto.lines.entries()) {
+      await this.lineAccount(tx, l.accountId, `lines[${i}]`);
+      if (l.currency !== dto.currency) throw PayablesErrors.error('payables.currency_mismatch', `lines[${i}].currency is ${l.currency}, the claim is in ${dto.currency}`);
+      const amount = D(fixed(l.amount, mu));
+      lines.push(this.claimLine(l, amount));
+    }
+    const header = { billNumber: null, billDate: dto.claimDate, dueDate: dto.claimDate, currency: dto.currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) };
+    const id = await repo.insertBill(tx.db, tx.orgId, { kind: 'expense_claim', vendorId: null, claimantId: tx.principal.userId, ...header }, this.actor(tx));
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const claim = await this.getBill(tx, id, 'expense_claim');
+    await this.audit.record(tx, { action: 'payables.expense_claim_created', entityType: 'expense_claim', entityId: id, after: claim });
+    return claim;
+  }
+
+  private claimLine(l: ClaimLineInputDto, amount: Decimal): BillLineRow {
+    return {
+      accountId: l.accountId, description: l.description ?? null, quantity: D(1), unitPrice: amount, taxCodeId: null,
+      net: amount, tax: D(0), gross: amount, expenseDate: l.date, receiptRef: l.receiptRef ?? null,
+    };
+  }
+
+  // ---------------------------------------------------------------- reading
+  async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
+    const [b] = await this.bills(tx, [id]);
+    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw AppError.notFound(kind, id);
+    return b;
+  }
+
+  /** A member sees their own expense claims only (another member's expenses are theirs); other roles see all. */
+  private mayRead(tx: TenantTx, b: { kind: string; claimantId: string | null }): boolean {
+    return tx.role !== 'member' || b.kind !== 'expense_claim' || b.claimantId === this.actor(tx);
+  }
+
+  async bills(tx: TenantTx, ids: string[]): Promise<BillDto[]> {
+    const [rows, lines, decisions, settled, units] = await Promise.all([
+      repo.getBills(tx.db, tx.orgId, ids), repo.linesOf(tx.db, tx.orgId, ids), repo.decisionsOf(tx.db, tx.orgId, ids),
+      repo.settledOf(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx),
+    ]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.filter((id) => byId.has(id)).map((id) => {
+      const b = byId.get(id)!;
+      const mu = units(b.currency);
+      const paid = D(settled.find((s) => s.bill_id === id)?.amount ?? 0);
+      const open = D(b.total).minus(paid);
+      const status = b.status !== 'posted' ? b.status : open.isZero() ? 'paid' : paid.gt(0) ? 'partially_paid' : 'posted';
+      const ds = decisions.filter((d) => d.bill_id === id);
+      return {
+        id, kind: b.kind, vendorId: b.vendor_id, claimantId: b.claimant_id, billNumber: b.bill_number, billDate: iso(b.bill_date), dueDate: iso(b.due_date),
+        currency: b.currency, memo: b.memo, subtotal: fixed(b.subtotal, mu), taxTotal: fixed(b.tax_total, mu), total: fixed(b.total, mu),
+        openAmount: fixed(open, mu), status, approvalsRequired: b.approvals_required, approverRoles: b.approvals_required === null ? null : b.approver_roles,
+        approvalsGiven: new Set(ds.filter((d) => d.decision === 'approve' && d.submission_no === b.submission_no).map((d) => d.actor_id)).size,
+        rejectionReason: b.rejection_reason, rate: b.rate === null ? null : rateText(b.rate),
+        baseTotal: b.base_total === null ? null : fixed(b.base_total, units(b.base_currency!)), journalEntryId: b.journal_entry_id,
+        createdBy: b.created_by, createdAt: b.created_at,
+        lines: lines.filter((l) => l.bill_id === id).map((l) => ({
+          lineNo: l.line_no, accountId: l.account_id, description: l.description, quantity: D(l.quantity).toFixed(4), unitPrice: D(l.unit_price).toFixed(4),
+          taxCodeId: l.tax_code_id, net: fixed(l.net, mu), tax: fixed(l.tax, mu), gross: fixed(l.gross, mu),
+          expenseDate: l.expense_date ? iso(l.expense_date) : null, receiptRef: l.receipt_ref,
+        })),
+        decisions: ds.map((d) => ({
+          id: d.id, decision: d.decision, submissionNo: d.submission_no, actorId: d.actor_id, actorRole: d.actor_role, comment: d.comment, createdAt: d.created_at,
+        })),
+      };
+    });
+  }
+
+  async listBills(tx: TenantTx, kind: 'bill' | 'expense_claim', q: BillQuery): Promise<BillPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
+    if (after !== undefined && !(typeof after?.c === 'string' && !Number.isNaN(Date.parse(after.c)) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const claimantId = kind === 'expense_claim' && tx.role === 'member' ? this.actor(tx) : undefined;
+    const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, claimantId, status: q.status, after, limit });
+    const p = page(rows, limit, (r) => ({ c: (r.created_at as Date).toISOString(), i: r.id }));
+    return { items: await this.bills(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
+  }
+
+  // ---------------------------------------------------------------- workflow
+  private async lockDocument(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim') {
+    const b = await repo.lockBill(tx.db, tx.orgId, id);
+    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    return b;
+  }
+
+  /** A member acts only on their own claims; bookkeepers on every document. */
+  private ownClaimOrBookkeeper(tx: TenantTx, b: { kind: string; claimant_id: string | null }): void {
+    if (BOOKKEEPERS.includes(tx.role as RequestRole)) return;
+    if (b.kind === 'expense_claim' && b.claimant_id === this.actor(tx)) return;
+    throw PayablesErrors.error('payables.claim_not_own', 'a member may only submit their own expense claims');
+  }
+
+  /**
+   * Submits for approval: the rule of the total in the base currency (at the rate of the bill date) is fixed on
+   * the document. A bill whose rule needs no approval is approved and posted at once; an expense claim always
+   * needs one bookkeeper's approval (posting is a bookkeeper's act).
+   */
+  async submit(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, kind);
+    this.ownClaimOrBookkeeper(tx, b);
+    if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be submitted`);
+    const before = await this.getBill(tx, id, kind);
+    const settings = await this.settings(tx);
+    const rate = await this.rateOn(tx, b.currency, iso(b.bill_date));
+    const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
+    let rule = this.ruleFor(settings.approvalRules, D(fixed(D(b.total).times(rate), baseMu)));
+    if (kind === 'expense_claim' && rule.approvals === 0) rule = { approvals: 1, roles: ['owner', 'admin', 'accountant'] };
+    const submissionNo = b.submission_no + 1;
+    await repo.setStatus(tx.db, tx.orgId, id, { status: 'submitted', submissionNo, approvalsRequired: rule.approvals, approverRoles: rule.roles, rejectionReason: null });
+    await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo, decision: 'submit', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: null });
+    await emitEvent(tx, kind === 'bill' ? 'bill.submitted' : 'expense_claim.submitted', { ...this.eventBase(before), approvalsRequired: rule.approvals, approverRoles: rule.roles });
+    if (rule.approvals === 0) await this.post(tx, id, []);
+    const after = await this.getBill(tx, id, kind);
+    await this.audit.record(tx, { action: `payables.${kind}_submitted`, entityType: kind, entityId: id, before, after });
+    return after;
+  }
+
+  /**
+   * One approval. The bill row is locked first, so two approvers at once are counted one after the other and the
+   * final approval posts exactly once (the posting's idempotency key `bill:<id>` is a second guard).
+   */
+  async approve(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment?: string): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, kind);
+    if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be approved`);
+    const me = this.actor(tx);
+    if (b.created_by === me || b.claimant_id === me) throw PayablesErrors.error('payables.own_bill', `the creator of ${kind} ${id} cannot approve it`);
+    if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
+      throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
+    }
+    const approvers = await repo.approversOf(tx.db, tx.orgId, id, b.submission_no);
+    if (approvers.includes(me)) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
+    const before = await this.getBill(tx, id, kind);
+    await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'approve', actorId: me, actorRole: tx.role ?? 'unknown', comment: comment ?? null });
+    if (approvers.length + 1 >= (b.approvals_required ?? 0)) await this.post(tx, id, [...approvers, me]);
+    const after = await this.getBill(tx, id, kind);
+    await this.audit.record(tx, { action: `payables.${kind}_approved`, entityType: kind, entityId: id, before, after: { ...after, comment } });
+    return after;
+  }
+
+  async reject(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', reason: string): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, kind);
+    if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be rejected`);
+    if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
+      throw PayablesErrors.error('payables.role_not_allowed', `rejecting this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
+    }
+    const before = await this.getBill(tx, id, kind);
+    await repo.setStatus(tx.db, tx.orgId, id, { status: 'rejected', rejectionReason: reason });
+    await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'reject', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: reason });
+    await emitEvent(tx, 'bill.rejected', { ...this.eventBase(before), reason, rejectedBy: this.actor(tx) });
+    const after = await this.getBill(tx, id, kind);
+    await this.audit.record(tx, { action: `payables.${kind}_rejected`, entityType: kind, entityId: id, before, after });
+    return after;
+  }
+
+  async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
+    // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
+    const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
+    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    const decisionId = await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'comment', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment });
+    await this.audit.record(tx, { action: `payables.${kind}_commented`, entityType: kind, entityId: id, after: { decisionId, comment } });
+    return this.getBill(tx, id, kind);
+  }
+
+  eventBase(b: BillDto) {
+    return { billId: b.id, kind: b.kind, partyType: b.kind === 'bill' ? 'vendor' : 'employee', partyId: b.vendorId ?? b.claimantId!, currency: b.currency, total: b.total };
+  }
+
+  /** The rate of `currency` effective on `date` (1 for the base currency); ledger.rate_missing when there is none. */
+  async rateOn(tx: TenantTx, currency: string, date: string): Promise<Decimal> {
+    const s = await this.ledger.settings(tx);
+    if (currency === s.baseCurrency) return D(1);
+    const [row] = await tx.db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
+    if (!row?.rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${date}`);
+    return D(row.rate);
+  }
+
+  /**
+   * Posts an approved document through the ledger's one posting path, in its currency at the rate of its date:
+   * each line's net to its account (input-tax base), the input tax to the tax code's purchase account, the total
+   * to the AP control account (base amount fixed here, so what AP carries is exactly the bill's base total).
+   */
+  private async post(tx: TenantTx, id: string, approvedBy: string[]): Promise<void> {
+    const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
+    const lines = await repo.linesOf(tx.db, tx.orgId, [id]);
+    const ledgerSettings = await this.ledger.settings(tx);
+    const { apAccountId } = await this.settings(tx);
+    const date = iso(b.bill_date);
+    const rate = await this.rateOn(tx, b.currency, date);
+    const mu = await this.ledger.currencyUnits(tx, b.currency);
+    const baseMu = await this.ledger.currencyUnits(tx, ledgerSettings.baseCurrency);
+    const foreign = b.currency !== ledgerSettings.baseCurrency;
+    const fx = foreign ? { currency: b.currency, rate: rate.toFixed() } : { currency: b.currency };
+    const party = b.kind === 'bill' ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id! } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! };
+    const posting: PostingLine[] = [];
+    for (const l of lines) {
+      const tax = l.tax_code_id ? await this.ledger.getTaxCode(tx, l.tax_code_id) : null;
+      if (D(l.net).gt(0)) {
+        posting.push({ accountId: l.account_id, debit: fixed(l.net, mu), ...fx, description: l.description ?? undefined, ...party,
+          ...(tax ? { taxCodeId: tax.id, taxRole: 'input_base' as const } : {}) });
+      }
+      if (tax && D(l.tax).gt(0)) {
+        posting.push({ accountId: tax.purchaseAccountId, debit: fixed(l.tax, mu), ...fx, description: `${tax.code} ${tax.rate}% on ${fixed(l.net, mu)}`, ...party, taxCodeId: tax.id, taxRole: 'input_tax' });
+      }
+    }
+    const baseTotal = D(fixed(D(b.total).times(rate), baseMu));
+    posting.push({ accountId: apAccountId, credit: fixed(b.total, mu), ...fx, ...(foreign ? { baseCredit: baseTotal.toFixed(baseMu) } : {}),
+      description: b.kind === 'bill' ? `Bill ${b.bill_number ?? id}` : `Expense claim ${id}`, ...party });
+    const { entry } = await this.journal.post(tx, {
+      date, memo: b.kind === 'bill' ? `Bill ${b.bill_number ?? ''}`.trim() + (b.memo ? `: ${b.memo}` : '') : `Expense claim${b.memo ? `: ${b.memo}` : ''}`,
+      source: 'bill', sourceRef: `${b.kind}:${id}`, idempotencyKey: `${b.kind}:${id}`, lines: posting,
+    });
+    await repo.markPosted(tx.db, tx.orgId, id, { rate, baseCurrency: ledgerSettings.baseCurrency, baseTotal, apAccountId, journalEntryId: entry.id });
+    const [posted] = await this.bills(tx, [id]);
+    await emitEvent(tx, 'bill.approved', { ...this.eventBase(posted), journalEntryId: entry.id, approvedBy });
+  }
+}
