@@ -26,20 +26,21 @@
 CREATE TABLE core.notification_routes (
   event_type text NOT NULL CHECK (event_type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
   -- roles: the members of the event's organization holding one of `roles`; person: the user whose id is in
-  -- the payload field `person_field` (a string or an array of strings)
-  recipients text NOT NULL CHECK (recipients IN ('roles', 'person')),
+  -- the payload field `payload_field` (a string or an array of strings); payload_roles: the members holding one
+  -- of the roles the payload field lists (e.g. a bill's approver roles)
+  recipients text NOT NULL CHECK (recipients IN ('roles', 'person', 'payload_roles')),
   roles text[] NOT NULL DEFAULT '{}' CHECK (roles <@ ARRAY['owner', 'admin', 'accountant', 'member', 'viewer']),
-  person_field text CHECK (person_field ~ '^[A-Za-z][A-Za-z0-9]*$'),
+  payload_field text CHECK (payload_field ~ '^[A-Za-z][A-Za-z0-9]*$'),
   category text NOT NULL CHECK (category IN ('security', 'billing', 'finance', 'ai', 'organization')),
   -- Handlebars templates over the event payload (plus orgName)
   title text NOT NULL CHECK (length(title) BETWEEN 1 AND 300),
   body text NOT NULL CHECK (length(body) BETWEEN 1 AND 2000),
   PRIMARY KEY (event_type, recipients),
   CHECK ((recipients = 'roles') = (cardinality(roles) > 0)),
-  CHECK ((recipients = 'person') = (person_field IS NOT NULL))
+  CHECK ((recipients <> 'roles') = (payload_field IS NOT NULL))
 );
 
-INSERT INTO core.notification_routes (event_type, recipients, roles, person_field, category, title, body) VALUES
+INSERT INTO core.notification_routes (event_type, recipients, roles, payload_field, category, title, body) VALUES
   ('member.invited', 'roles', '{owner,admin}', NULL, 'organization', '{{email}} was invited to {{orgName}}', '{{email}} was invited as {{role}}.'),
   ('member.joined', 'roles', '{owner,admin}', NULL, 'organization', 'A new member joined {{orgName}}', '{{email}} joined as {{role}}.'),
   ('member.role_changed', 'person', '{}', 'userId', 'organization', 'Your role in {{orgName}} changed', 'Your role changed from {{previousRole}} to {{role}}.'),
@@ -49,8 +50,11 @@ INSERT INTO core.notification_routes (event_type, recipients, roles, person_fiel
   ('subscription.trial_ending', 'roles', '{owner}', NULL, 'billing', 'The {{app}} trial of {{orgName}} ends soon', 'The trial ends at {{trialEndsAt}}. Choose a plan to keep writing.'),
   ('payment.failed', 'roles', '{owner}', NULL, 'billing', 'A payment for {{orgName}} failed', 'The payment for the {{app}} {{plan}} plan failed; the subscription is {{status}}. Update the payment method.'),
   ('subscription.canceled', 'roles', '{owner}', NULL, 'billing', 'The {{app}} subscription of {{orgName}} ended', 'The {{plan}} plan is canceled; the organization is read-only in {{app}}.'),
-  -- payables (issue 15): approvers are owners and admins unless the approval rules name others
-  ('bill.submitted', 'roles', '{owner,admin}', NULL, 'finance', 'A bill awaits approval in {{orgName}}', 'Bill {{number}} from {{vendorName}} ({{total}} {{currency}}) awaits your approval.'),
+  -- payables (issue 15): the approvers are the members of the roles the approval rule names (approverRoles)
+  ('bill.submitted', 'payload_roles', '{}', 'approverRoles', 'finance', 'A bill awaits approval in {{orgName}}',
+   'A bill of {{total}} {{currency}} awaits approval ({{approvalsRequired}} approval(s) needed).'),
+  ('expense_claim.submitted', 'payload_roles', '{}', 'approverRoles', 'finance', 'An expense claim awaits approval in {{orgName}}',
+   'An expense claim of {{total}} {{currency}} awaits approval ({{approvalsRequired}} approval(s) needed).'),
   ('invoice.overdue', 'roles', '{owner,admin,accountant}', NULL, 'finance', 'An invoice of {{orgName}} is overdue', 'Invoice {{number}} to {{customerName}} ({{amountDue}} {{currency}}) was due on {{dueDate}}.'),
   ('ai.budget.threshold_reached', 'roles', '{owner,admin}', NULL, 'ai', 'AI budget of {{orgName}} at {{thresholdPercent}}%', 'The AI spend reached {{thresholdPercent}}% of the budget.'),
   ('webhook_endpoint.disabled', 'roles', '{owner,admin}', NULL, 'organization', 'A webhook endpoint of {{orgName}} was disabled', 'The endpoint {{url}} was disabled: {{reason}}.');
@@ -240,5 +244,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261226000100_notifications', '8eae951b3bc5b10df66e073d7203cbdec78ef2b4239bfbdd26409439599ca704', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261226000100_notifications', '4675a766a1e08cea512026ab1ecb63939ec42c4b899f57f5c16f624384e3fded', 0)
   ON CONFLICT (name) DO NOTHING;

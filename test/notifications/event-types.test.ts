@@ -11,7 +11,7 @@ const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as ty
 
 const DECLARED = [...ORGANIZATIONS_EVENT_TYPES, ...BILLING_EVENT_TYPES, ...AUTH_EVENT_TYPES];
 /** Routed event types that modules on other branches emit (payables, receivables, agents, webhooks). */
-const EMITTED_ELSEWHERE = ['bill.submitted', 'invoice.overdue', 'ai.budget.threshold_reached', 'webhook_endpoint.disabled'];
+const EMITTED_ELSEWHERE = ['bill.submitted', 'expense_claim.submitted', 'invoice.overdue', 'ai.budget.threshold_reached', 'webhook_endpoint.disabled'];
 
 describe('the domain event types of organizations, billing and auth', () => {
   it('are named <entity>.<past-tense verb>, unique, with a JSON Schema their example satisfies', () => {

@@ -115,7 +115,10 @@ describe('notifications: routing, inbox, preferences, digest, live stream', () =
       .send({ items: [{ category: 'finance', channel: 'email', enabled: true, digest: true }] }).expect(200);
     await settle(t);
     const before = mailsTo(owner.email).length;
-    await emitMany('bill.submitted', 100, (i) => ({ number: `B-${i + 1}`, vendorName: 'Paper Mill', total: '120.00', currency: 'EUR' }));
+    await emitMany('bill.submitted', 100, (i) => ({
+      billId: `7d0f0a4e-3c55-4a49-9a0e-${String(i).padStart(12, '0')}`, kind: 'bill', partyType: 'vendor', partyId: 'paper-mill',
+      currency: 'EUR', total: `${100 + i}.00`, approvalsRequired: 1, approverRoles: ['owner', 'admin'],
+    }));
     const events = (await t.db.admin.query(`SELECT id, payload FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'bill.submitted' AND processed_at IS NULL`, [orgId])).rows;
     expect(events).toHaveLength(100);
     const domainEvents = t.app.get(DomainEvents);
@@ -137,8 +140,10 @@ describe('notifications: routing, inbox, preferences, digest, live stream', () =
     await settle(t);
     const mails = mailsTo(owner.email).slice(before);
     expect(mails.map((m) => m.subject)).toEqual(['100 new finance notice(s) on OmniZen']);
-    expect(mails[0].text).toContain('Bill B-1 from Paper Mill (120.00 EUR) awaits your approval.');
-    expect(mails[0].text).toContain('Bill B-100 from Paper Mill');
+    expect(mails[0].text).toContain('A bill awaits approval in Routing Co: A bill of 100.00 EUR awaits approval (1 approval(s) needed).');
+    expect(mails[0].text).toContain('A bill of 199.00 EUR');
+    // approvers only: the member (no approver role) got nothing
+    expect((await t.db.admin.query(`SELECT count(*) FROM core.notifications WHERE user_id = $1 AND event_type = 'bill.submitted'`, [member.id])).rows[0].count).toBe('0');
     const states = (await t.db.admin.query(`SELECT status, count(*)::int AS n FROM core.email_deliveries WHERE user_id = $1 AND category = 'finance' GROUP BY status ORDER BY status`, [owner.id])).rows;
     expect(states).toEqual([{ status: 'digested', n: 100 }, { status: 'sent', n: 1 }]);
   });

@@ -5,9 +5,9 @@ import type { NotificationCategory, NotificationChannel } from './notification.d
 
 export interface RouteRow {
   eventType: string;
-  recipients: 'roles' | 'person';
+  recipients: 'roles' | 'person' | 'payload_roles';
   roles: string[];
-  personField: string | null;
+  payloadField: string | null;
   category: NotificationCategory;
   title: string;
   body: string;
@@ -66,7 +66,7 @@ export const notificationRepository = {
   async routes(db: Db, eventType: string): Promise<RouteRow[]> {
     const rows = await db.run(qb.selectFrom('core.notification_routes').selectAll().where('event_type', '=', eventType));
     return rows.map((r) => ({
-      eventType: r.event_type, recipients: r.recipients as RouteRow['recipients'], roles: r.roles, personField: r.person_field,
+      eventType: r.event_type, recipients: r.recipients as RouteRow['recipients'], roles: r.roles, payloadField: r.payload_field,
       category: r.category as NotificationCategory, title: r.title, body: r.body,
     }));
   },

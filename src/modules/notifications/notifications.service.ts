@@ -33,8 +33,8 @@ function userOf(tx: TenantTx): string {
 }
 
 /**
- * Routes domain events to people (core.notification_routes: roles of the organization, or the person a
- * payload field names), into their inbox and their mail (each as their preferences say), and serves the
+ * Routes domain events to people (core.notification_routes: roles of the organization, the roles a payload
+ * field lists, or the person a payload field names), into their inbox and their mail (each as their preferences say), and serves the
  * inbox and the preferences.
  */
 @Injectable()
@@ -95,9 +95,10 @@ export class NotificationsService implements OnModuleInit {
 
   private async recipientsOf(db: Parameters<typeof repo.routes>[0], event: DomainEvent, route: RouteRow): Promise<Recipient[]> {
     if (route.recipients === 'roles') return repo.membersWithRoles(db, event.orgId, route.roles);
-    const value = event.payload[route.personField!];
-    const ids = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string' && v.length > 0);
-    return repo.users(db, ids);
+    const value = event.payload[route.payloadField!];
+    const values = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string' && v.length > 0);
+    if (route.recipients === 'payload_roles') return values.length ? repo.membersWithRoles(db, event.orgId, values) : [];
+    return repo.users(db, values);
   }
 
   // ------------------------------------------------------------------ inbox
