@@ -17,6 +17,7 @@ import { SemanticModule } from './modules/semantic/semantic.module.js';
 import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
+import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -29,6 +30,7 @@ export class AppModule {
         PlatformModule.forRoot(config),
         QueueModule.forRoot(config),
         AuditModule,
+        NotificationsModule,
         AuthModule,
         OrganizationsModule,
         BillingModule,
