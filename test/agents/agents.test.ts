@@ -60,7 +60,7 @@ describe('agents', () => {
     const mini = models.body.find((m: any) => m.id === 'gpt-4o-mini');
     expect(mini.prices[0]).toMatchObject({ input: '0.150000', output: '0.600000', cachedInput: '0.075000', effectiveFrom: '2024-07-18T00:00:00.000Z' });
     const tools = await t.http.get(`/v1/orgs/${org.orgId}/ai/tools`).set(org.users.viewer.auth).expect(200);
-    expect(tools.body.map((x: any) => x.name)).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'query_semantic']);
+    expect(tools.body.map((x: any) => x.name)).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'query_semantic', 'search_knowledge']);
   });
 
   it('a new price takes effect from its date without changing what past steps cost', async () => {

@@ -46,8 +46,26 @@ export interface WebhookBody {
 }
 
 /** OpenAPI 3.0 has no `webhooks` section: each event's delivered body is a component schema instead. */
+/**
+ * A JSON Schema (draft 2020-12) as OpenAPI 3.0 writes it: `type: ['string', 'null']` becomes `type: 'string',
+ * nullable: true` (3.0 has no type arrays and no "null" type), in nested schemas too.
+ */
+function asOpenApi30(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(asOpenApi30);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) out[key] = key === 'example' || key === 'enum' ? value : asOpenApi30(value);
+  if (Array.isArray(out.type)) {
+    const types = (out.type as string[]).filter((t) => t !== 'null');
+    if (types.length < (out.type as string[]).length) out.nullable = true;
+    out.type = types.length === 1 ? types[0] : undefined;
+    if (out.type === undefined) delete out.type;
+  }
+  return out;
+}
+
 export function eventBodySchema(e: DomainEventType): Record<string, unknown> {
-  const { $schema: _dialect, ...payload } = e.payloadSchema;
+  const { $schema: _dialect, ...payload } = asOpenApi30(e.payloadSchema) as Record<string, unknown>;
   // each payload property shows the example's value (OpenAPI: every property has an example)
   const properties = Object.fromEntries(Object.entries((payload.properties ?? {}) as Record<string, Record<string, unknown>>)
     .map(([name, schema]) => [name, { ...schema, example: schema.example ?? e.example[name] ?? (schema.format === 'uuid' ? '3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d' : 'text') }]));
