@@ -11,6 +11,7 @@ import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
+import { PrivacyModule } from './modules/privacy/privacy.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -30,6 +31,7 @@ export class AppModule {
         PayablesModule,
         IntegrationsModule,
         WebhooksModule,
+        PrivacyModule,
       ],
     };
   }

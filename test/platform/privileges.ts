@@ -125,6 +125,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
+  'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function hub.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function hub.seat_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.account_totals(date, date, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

@@ -56,6 +56,10 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
+    table: 'core.user_credentials', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (your password hash)',
+    columns: { password_hash: DELETE },
+  },
+  {
     table: 'core.user_identities', person: { kind: 'user', column: 'user_id' }, describes: 'the identities you sign in with',
     columns: { email: DELETE, subject: DELETE },
   },

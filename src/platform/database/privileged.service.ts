@@ -28,6 +28,8 @@ export const PRIVILEGED_PATHS = {
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
+  /** a person's erasure: their rows in every organization they belong to, by the personal-data catalog */
+  'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
