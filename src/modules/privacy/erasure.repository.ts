@@ -1,5 +1,5 @@
 import type { Db } from '../../platform/database/database.service.js';
-import { PERSONAL_DATA_CATALOG, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
+import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
 
 export interface MembershipFacts {
   orgId: string;
@@ -77,6 +77,24 @@ export const erasureRepository = {
       if (sets.length) counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${where.sql}`, where.value);
     }
     return counts;
+  },
+
+  /** Blanks a party's contact fields and pseudonymizes its name, per the catalog; false when the party is not there (or not visible). */
+  async eraseParty(db: Db, party: string, orgId: string, partyId: string): Promise<boolean> {
+    const t = partyTable(party);
+    if (!t) throw new Error(`no party table ${party} in the personal-data catalog`);
+    const sets = (Object.entries(t.columns) as [string, Treatment][]).flatMap(([column, tr]) =>
+      tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
+    const n = await db.$executeRawUnsafe(
+      `UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${quote(t.person.orgColumn)} = $1::uuid AND ${quote(t.person.idColumn)} = $2::uuid`, orgId, partyId);
+    return n > 0;
+  },
+
+  async partyName(db: Db, party: string, orgId: string, partyId: string): Promise<string> {
+    const t = partyTable(party)!;
+    const [row] = await db.$queryRawUnsafe<{ name: string }[]>(
+      `SELECT name FROM ${t.table} WHERE ${quote(t.person.orgColumn)} = $1::uuid AND ${quote(t.person.idColumn)} = $2::uuid`, orgId, partyId);
+    return row.name;
   },
 
   async eraseAuthUser(db: Db, userId: string, pseudonym: string): Promise<void> {

@@ -16,7 +16,7 @@ export type PersonLocator =
   /** the row is the person's personal organization: owner column + account_type = 'personal' */
   | { kind: 'personal-org'; column: string }
   /** the row is a party (vendor, customer) an organization may erase as a natural person */
-  | { kind: 'party'; party: string }
+  | { kind: 'party'; party: string; orgColumn: string; idColumn: string }
   /** the row names nobody in particular: its value may mention a person (JSON payloads) */
   | { kind: 'value-scan' };
 
@@ -110,7 +110,7 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { public_slug: DELETE, settings: DELETE },
   },
   {
-    table: 'finance.vendors', person: { kind: 'party', party: 'vendor' }, describes: 'vendors',
+    table: 'finance.vendors', person: { kind: 'party', party: 'vendor', orgColumn: 'org_id', idColumn: 'id' }, describes: 'vendors',
     columns: {
       name: { kind: 'pseudonymize', sql: `'Erased vendor ' || left(id::text, 8)` },
       contact_person: ERASE,
@@ -146,4 +146,7 @@ export function splitTable(table: string): { schema: string; name: string } {
   return { schema, name: name.replace(/"/g, '') };
 }
 
-export const PARTY_TABLES = PERSONAL_DATA_CATALOG.filter((t) => t.person.kind === 'party');
+/** The party tables (vendors; customers when receivables lands), by party name. */
+export function partyTable(party: string): (PersonalDataTable & { person: Extract<PersonLocator, { kind: 'party' }> }) | undefined {
+  return PERSONAL_DATA_CATALOG.find((t) => t.person.kind === 'party' && t.person.party === party) as never;
+}

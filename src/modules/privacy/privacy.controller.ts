@@ -1,12 +1,15 @@
-import { Body, Controller, Delete, HttpCode, Req } from '@nestjs/common';
+import { Body, Controller, Delete, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import type { Principal } from '../../platform/auth/principal.js';
+import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { CurrentPrincipal } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { clientInfo } from '../auth/auth.controller.js';
-import { EraseMeDto, ErasureDto } from './privacy.dto.js';
+import { EraseMeDto, ErasureDto, PartyErasureDto } from './privacy.dto.js';
+import { PartyErasureService } from './party-erasure.service.js';
 import { ErasureService } from './erasure.service.js';
 
 const ERASURE_EXAMPLE: ErasureDto = {
@@ -39,5 +42,31 @@ export class PrivacyController {
   @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.session_ended', 'privacy.already_erased')
   eraseMe(@Body() dto: EraseMeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<ErasureDto> {
     return this.erasure.eraseMe(principal, dto.password, clientInfo(req));
+  }
+}
+
+/**
+ * An organization erases a natural-person party (owner, admin). One route per party table of the catalog:
+ * customers join when receivables lands (`customers/:customerId/erasure`, the same service). Not behind a
+ * subscription: erasure is a legal duty on any plan.
+ */
+@ApiTags('privacy')
+@OrgRoute()
+@RequireRole(...ADMIN_ROLES)
+@Controller('v1/orgs/:orgId/privacy')
+export class PartyErasureController {
+  constructor(private readonly parties: PartyErasureService) {}
+
+  @Post('vendors/:vendorId/erasure')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'eraseVendor',
+    summary: 'Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin)',
+  })
+  @ApiOkResponse({ type: PartyErasureDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('privacy.party_not_found')
+  eraseVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') vendorId: string): Promise<PartyErasureDto> {
+    return this.parties.erase(tx, 'vendor', vendorId);
   }
 }

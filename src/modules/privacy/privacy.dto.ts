@@ -25,3 +25,14 @@ export class ErasureDto {
   @ApiProperty({ description: 'Sessions revoked', example: 2 })
   sessionsRevoked: number;
 }
+
+export class PartyErasureDto {
+  @ApiProperty({ description: 'The kind of party erased', enum: ['vendor'], example: 'vendor' })
+  party: string;
+  @ApiProperty({ description: 'The party\'s id: its documents keep pointing to it with their amounts and numbers', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' })
+  partyId: string;
+  @ApiProperty({ description: 'The name it shows from now on', example: 'Erased vendor 0b8f5f8e' })
+  name: string;
+  @ApiProperty({ description: 'When it was erased', example: '2026-12-02T09:30:00.000Z' })
+  erasedAt: string;
+}

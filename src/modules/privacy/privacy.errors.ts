@@ -13,5 +13,6 @@ export const PrivacyErrors = defineErrorCodes({
     description: 'the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)',
   },
   'privacy.session_ended': { status: 401, description: 'the session of this access token was revoked or has ended: sign in again' },
+  'privacy.party_not_found': { status: 404, description: 'no such party (vendor, customer) in this organization' },
   'privacy.already_erased': { status: 409, description: 'this person has been erased already' },
 });

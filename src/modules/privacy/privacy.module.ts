@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
-import { PrivacyController } from './privacy.controller.js';
+import { PartyErasureController, PrivacyController } from './privacy.controller.js';
+import { PartyErasureService } from './party-erasure.service.js';
 import { ErasureService } from './erasure.service.js';
 
 /** Personal data (issue 20): the catalog (personal-data.catalog.ts), erasure; docs/privacy.md. */
 @Module({
   imports: [AuthModule],
-  controllers: [PrivacyController],
-  providers: [ErasureService],
+  controllers: [PrivacyController, PartyErasureController],
+  providers: [ErasureService, PartyErasureService],
 })
 export class PrivacyModule {}
