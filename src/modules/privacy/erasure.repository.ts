@@ -121,3 +121,15 @@ function locate(t: PersonalDataTable, person: { userId: string; email: string })
       return undefined;
   }
 }
+
+/** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */
+export const retentionRepository = {
+  async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<number> {
+    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered
+    return db.$executeRaw`DELETE FROM core.webhook_messages WHERE status <> 'pending' AND created_at < ${cutoff}`;
+  },
+
+  async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
+    return db.$executeRaw`DELETE FROM core.outbox WHERE processed_at IS NOT NULL AND processed_at < ${cutoff}`;
+  },
+};

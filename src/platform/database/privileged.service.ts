@@ -30,6 +30,8 @@ export const PRIVILEGED_PATHS = {
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
   /** a person's erasure: their rows in every organization they belong to, by the personal-data catalog */
   'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
+  /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
+  'privacy.retention': 'purge finished webhook deliveries and processed jobs past their retention',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
