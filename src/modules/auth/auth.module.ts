@@ -23,6 +23,6 @@ import { TokenService } from './token.service.js';
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },
   ],
-  exports: [AuthService, AuthBridge, TokenService, PasswordHasher],
+  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle],
 })
 export class AuthModule {}

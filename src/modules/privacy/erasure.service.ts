@@ -4,6 +4,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
+import { LoginThrottle } from '../auth/login-throttle.service.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import type { ErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
@@ -24,6 +25,7 @@ export class ErasureService {
   constructor(
     private readonly privileged: PrivilegedDatabase,
     private readonly hasher: PasswordHasher,
+    private readonly throttle: LoginThrottle,
     private readonly audit: AuditService,
     private readonly clock: Clock,
   ) {}
@@ -31,7 +33,9 @@ export class ErasureService {
   async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
     if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
     const { userId } = principal;
-    return this.privileged.run('privacy.erasure', async (db) => {
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
+    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip);
+    const done = await this.privileged.run('privacy.erasure', async (db) => {
       if (principal.sessionId && !(await erasureRepository.sessionLive(db, principal.sessionId, userId))) {
         throw PrivacyErrors.error('privacy.session_ended', 'the session of this access token has ended: sign in again');
       }
@@ -59,12 +63,16 @@ export class ErasureService {
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
       const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, rowsByTable: rows };
-      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, client);
+      // not even the client's address: it would be new personal data about the erased person
+      const meta = { requestId: client.requestId };
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);
       for (const orgId of left) {
-        await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, client);
+        await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, meta);
       }
       return { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked };
     });
+    if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
+    return done;
   }
 
   private async reauthenticate(principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {

@@ -32,13 +32,14 @@ export class PrivacyController {
   @ApiOperation({
     operationId: 'eraseMe',
     summary: 'Erase the signed-in person (right to erasure); needs the password or an access token issued within the last 5 minutes',
+    // a password here is counted like a login attempt (429 auth.locked over the limits of POST /v1/auth/login)
     description: 'In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones '
       + 'with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the '
       + 'catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of '
       + 'organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.',
   })
   @ApiOkResponse({ type: ErasureDto, example: ERASURE_EXAMPLE })
-  @ApiErrors(400)
+  @ApiErrors(400, 429)
   @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.session_ended', 'privacy.already_erased')
   eraseMe(@Body() dto: EraseMeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<ErasureDto> {
     return this.erasure.eraseMe(principal, dto.password, clientInfo(req));

@@ -1,6 +1,7 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { IsOptional, IsString, Length } from 'class-validator';
 
+@ApiSchema({ description: 'Re-authentication for an erasure: the password, or nothing with a recently issued access token' })
 export class EraseMeDto {
   @ApiPropertyOptional({
     description: 'The account password, for re-authentication. Without it, the access token must have been issued within the last 5 minutes.',
@@ -9,6 +10,7 @@ export class EraseMeDto {
   @IsOptional() @IsString() @Length(1, 200) password?: string;
 }
 
+@ApiSchema({ description: 'What an erasure of the signed-in person did (ids and counts; no personal data)' })
 export class ErasureDto {
   @ApiProperty({ description: 'The erased person\'s user id: the row stays (other apps reference it) without personal data', example: '9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f' })
   userId: string;
@@ -26,6 +28,7 @@ export class ErasureDto {
   sessionsRevoked: number;
 }
 
+@ApiSchema({ description: 'An erased party (vendor; customer when receivables lands)' })
 export class PartyErasureDto {
   @ApiProperty({ description: 'The kind of party erased', enum: ['vendor'], example: 'vendor' })
   party: string;
