@@ -8,6 +8,13 @@
 //   read   GET   /v1/orgs/:orgId                 vs  BEGIN; begin_request; SELECT the organization; COMMIT
 //   write  PATCH /v1/orgs/:orgId {name: changing} vs  BEGIN; begin_request; SELECT before; UPDATE ... RETURNING;
 //                                                      INSERT the audit row; COMMIT
+//   keyed  GET   /v1/orgs/:orgId with an API key (org:read)  vs  the same read with the user's token (issue 19: ≥ 0.9)
+//   limiter GET  /v1/orgs/:orgId, rate limiter on (Redis when REDIS_URL is set)  vs  a second app process with
+//                RATE_LIMITS_ENABLED=false (issue 19: ≥ 0.95)
+//   analytics POST /v1/orgs/:orgId/analytics/events, batches of 100  vs  the same 100 rows per transaction through
+//                raw pg (BEGIN; begin_request; one INSERT of 100 rows; COMMIT), in events/s (issue 19: ≥ 0.5)
+// The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
+// sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
 // one RLS transaction per operation, pipelined as the app's pool is (BEGIN sent with begin_request, the
 // audit row with COMMIT). ratio = API requests/s ÷ floor operations/s.
@@ -40,7 +47,7 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
-const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health').split(',').map((r) => r.trim()));
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
 const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
@@ -110,25 +117,34 @@ async function main() {
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
   let child: ReturnType<typeof fork> | undefined;
+  const children: ReturnType<typeof fork>[] = [];
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
 
     // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
-    child = fork(fileURLToPath(import.meta.url), ['--serve'], {
-      // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-      execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
-      env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      child!.once('message', (m: { port: number }) => resolve(m.port));
-      child!.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
-    });
+    const startChild = async (extraEnv: Record<string, string> = {}) => {
+      const proc = fork(fileURLToPath(import.meta.url), ['--serve'], {
+        // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+        execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+        env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...extraEnv },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
+      children.push(proc);
+      const childPort = await new Promise<number>((resolve, reject) => {
+        proc.once('message', (m: { port: number }) => resolve(m.port));
+        proc.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
+      });
+      return { proc, port: childPort };
+    };
+    const started = await startChild();
+    child = started.proc;
+    const port = started.port;
     const base = `http://127.0.0.1:${port}`;
+    let measured = child; // the process whose CPU httpWithCpu reads
     const appCpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
-      child!.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
-      child!.send('cpu');
+      measured!.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
+      measured!.send('cpu');
     });
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
       const res = await fetch(base + path, {
@@ -147,6 +163,13 @@ async function main() {
     const token: string = owner.accessToken;
     const userId: string = owner.user.id;
     const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
+    // enterprise (API keys) and a limit the benchmark never reaches: every request is counted, none refused
+    const ownerDb = new pg.Client({ connectionString: ownerUrl });
+    await ownerDb.connect();
+    await ownerDb.query(`INSERT INTO hub."Subscription" (id, "appId", plan, status, "organizationId", "createdAt", "updatedAt")
+      VALUES (gen_random_uuid()::text, 'omnizen', 'enterprise', 'active', $1, now(), now())`, [orgId]);
+    await ownerDb.query('INSERT INTO hub.rate_limit_overrides (org_id, requests_per_minute, reason) VALUES ($1, 1000000000, $2)', [orgId, 'benchmark']);
+    await ownerDb.end();
     await call('GET', `/v1/orgs/${orgId}`, token); // the route answers 200 before it is measured
     const claims = tenantClaims(token, orgId);
     const auth = { authorization: `Bearer ${token}` };
@@ -179,9 +202,9 @@ async function main() {
     };
 
     // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
-    const httpWithCpu = async (request: CannonRequest) => {
+    const httpWithCpu = async (request: CannonRequest, url = base) => {
       const cpu0 = await appCpu();
-      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(base, request, SECONDS);
+      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(url, request, SECONDS);
       const cpu1 = await appCpu();
       figures.app_cpu_ms_per_request = round((cpu1.cpuMs - cpu0.cpuMs) / Math.max(1, figures.requests), 3);
       // the part of it spent in the kernel (socket writes and reads): syscalls, not JavaScript
@@ -209,16 +232,66 @@ async function main() {
     if (ROUTES.has('health')) log(`baseline: API GET /health for ${SECONDS}s`);
     const baseline = ROUTES.has('health') ? { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) } : undefined;
 
+    // issue 19: a keyed read against the same read with the user's token, on the same app
+    let keyed: unknown;
+    if (ROUTES.has('keyed')) {
+      const key = await call('POST', `/v1/orgs/${orgId}/api-keys`, token, { name: 'bench', scopes: ['org:read', 'analytics:write'] });
+      const keyReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${key.secret}` } };
+      if (WARMUP > 0) { await http(base, keyReq, WARMUP); await http(base, readReq, WARMUP); }
+      log(`keyed: API GET /v1/orgs/:orgId with a user token for ${SECONDS}s`);
+      const tokenRead = await httpWithCpu(readReq);
+      log(`keyed: the same with an API key for ${SECONDS}s`);
+      const keyRead = await httpWithCpu(keyReq);
+      keyed = { route: 'GET /v1/orgs/:orgId', token: tokenRead, api_key: keyRead, ratio: round(keyRead.requests_per_s / tokenRead.requests_per_s, 3) };
+    }
+
+    // issue 19: the limiter's cost: the same read on this app (limiter on) and on a second one with it off
+    let limiter: unknown;
+    if (ROUTES.has('limiter')) {
+      const off = await startChild({ RATE_LIMITS_ENABLED: 'false' });
+      const offBase = `http://127.0.0.1:${off.port}`;
+      if (WARMUP > 0) { await http(base, readReq, WARMUP); await http(offBase, readReq, WARMUP); }
+      log(`limiter: read with the limiter on for ${SECONDS}s`);
+      const on = await httpWithCpu(readReq);
+      log(`limiter: read with the limiter off (second process) for ${SECONDS}s`);
+      measured = off.proc;
+      const offFigures = await httpWithCpu(readReq, offBase);
+      measured = child;
+      off.proc.kill('SIGTERM');
+      limiter = { route: 'GET /v1/orgs/:orgId', store: process.env.REDIS_URL ? 'redis' : 'memory', on, off: offFigures, ratio: round(on.requests_per_s / offFigures.requests_per_s, 3) };
+    }
+
+    // issue 19: analytics ingestion in events/s, batches of 100, against the same rows inserted through raw pg
+    let analytics: unknown;
+    if (ROUTES.has('analytics')) {
+      const BATCH = 100;
+      const batch = { events: Array.from({ length: BATCH }, (_, i) => ({ name: 'bench.event', properties: { i, page: '/ledger' }, userId: `bench-user-${i % 10}` })) };
+      const ingestReq: CannonRequest = { method: 'POST', path: `/v1/orgs/${orgId}/analytics/events`, headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(batch) };
+      const values = Array.from({ length: BATCH }, (_, i) => `($1::uuid, now(), 'bench.event', $${i * 2 + 2}::jsonb, $${i * 2 + 3}, 'client')`).join(', ');
+      const params = batch.events.flatMap((e) => [JSON.stringify(e.properties), e.userId]);
+      const insertSql = async (c: pg.PoolClient) => {
+        await begin(c);
+        await Promise.all([c.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, properties, user_id, source) VALUES ${values}`, [orgId, ...params]), c.query('COMMIT')]);
+      };
+      const m = await measure('analytics', 'POST /v1/orgs/:orgId/analytics/events (100 events)', ingestReq, insertSql);
+      analytics = {
+        route: m.route, batch: BATCH,
+        api_events_per_s: round(m.api.requests_per_s * BATCH, 0), floor_events_per_s: round(m.floor.requests_per_s * BATCH, 0),
+        ratio: m.ratio, api: m.api, floor: m.floor,
+      };
+    }
+
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
       machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
-      read, write, http_baseline: baseline,
+      read, write, http_baseline: baseline, keyed, limiter, analytics,
     }, null, 2));
   } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
+    for (const proc of children) {
+      if (proc.exitCode !== null) continue;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     }
     await runtime.end().catch(() => undefined);

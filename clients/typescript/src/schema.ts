@@ -25,28 +25,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer and the server is not shutting down; 503 otherwise */
         get: operations["checkReadiness"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Metrics in Prometheus text format
-         * @description Send Authorization: Bearer <METRICS_TOKEN> (the server's configured scrape token, not a user's access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.
-         */
-        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -349,26 +329,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/me": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Erase the signed-in person (right to erasure); needs the password or an access token issued within the last 5 minutes
-         * @description In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.
-         */
-        delete: operations["eraseMe"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/me/billing/checkout": {
         parameters: {
             query?: never;
@@ -528,6 +488,240 @@ export interface paths {
         head?: never;
         /** Update an organization (admin or owner) */
         patch: operations["updateOrganization"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's agents */
+        get: operations["listAgents"];
+        put?: never;
+        /** Create an agent (owner, admin; counts against the plan's ai_agents) */
+        post: operations["createAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One agent */
+        get: operations["getAgent"];
+        put?: never;
+        post?: never;
+        /** Delete an agent with its runs and budget (owner, admin) */
+        delete: operations["deleteAgent"];
+        options?: never;
+        head?: never;
+        /** Change an agent: instructions, model, parameters, tools, status (owner, admin) */
+        patch: operations["updateAgent"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's latest 100 runs (any member, viewers included) */
+        get: operations["listAgentRuns"];
+        put?: never;
+        /**
+         * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
+         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.
+         */
+        post: operations["runAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One run with its trace: every LLM and tool step with tokens, cost, latency and errors */
+        get: operations["getAgentRun"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a running run (the person who started it, owner, admin); it stops at its next step */
+        post: operations["cancelAgentRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's automation triggers */
+        get: operations["listAgentTriggers"];
+        put?: never;
+        /** Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up) */
+        post: operations["createAgentTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/agents/{agentId}/triggers/{triggerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an automation trigger (owner, admin) */
+        delete: operations["deleteAgentTrigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Budgets of the organization and its agents with this month's spent, reserved and left */
+        get: operations["listAiBudgets"];
+        put?: never;
+        /** Create the organization's or an agent's monthly budget (owner, admin) */
+        post: operations["createAiBudget"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/budgets/{budgetId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One budget with this month's spent, reserved and left */
+        get: operations["getAiBudget"];
+        put?: never;
+        post?: never;
+        /** Delete a budget (owner, admin) */
+        delete: operations["deleteAiBudget"];
+        options?: never;
+        head?: never;
+        /** Change a budget's limits or thresholds (owner, admin) */
+        patch: operations["updateAiBudget"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The model catalog with dated prices per million tokens */
+        get: operations["listAiModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/provider-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the organization has its own provider key: its last four characters and endpoint (owner, admin) */
+        get: operations["getAiProviderKey"];
+        /** Store the organization's own provider key, encrypted (owner, admin); it is never answered */
+        put: operations["setAiProviderKey"];
+        post?: never;
+        /** Remove the organization's own key: runs use the platform's (owner, admin) */
+        delete: operations["deleteAiProviderKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tools agents may be given, with their argument schemas */
+        get: operations["listAiTools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/ai/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage per day, agent and model: runs, tokens by type, cost */
+        get: operations["getAiUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/orgs/{orgId}/audit-logs": {
@@ -1573,7 +1767,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure": {
+    "/v1/orgs/{orgId}/semantic/query": {
         parameters: {
             query?: never;
             header?: never;
@@ -1582,8 +1776,28 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin) */
-        post: operations["eraseVendor"];
+        /**
+         * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         */
+        post: operations["querySemanticLayer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/semantic/views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The semantic views you may query, with their documented columns */
+        get: operations["listSemanticViews"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1981,6 +2195,91 @@ export interface components {
              * @description When the account was last changed
              */
             updatedAt: string;
+        };
+        /** @description An AI agent of the organization */
+        AgentDto: {
+            /**
+             * @description Created (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description Who created it
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            createdBy: string | null;
+            /**
+             * Format: uuid
+             * @description Agent id
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            id: string;
+            /**
+             * @description System prompt
+             * @example You review the books.
+             */
+            instructions: string;
+            /**
+             * @description Knowledge collections it may search
+             * @example []
+             */
+            knowledgeCollectionIds: string[];
+            /**
+             * @description Most output tokens per LLM call
+             * @example 1024
+             */
+            maxOutputTokens: number;
+            /**
+             * @description Most LLM calls per run
+             * @example 8
+             */
+            maxSteps: number;
+            /**
+             * @description Chat model
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Name
+             * @example Month-end reviewer
+             */
+            name: string;
+            /**
+             * @description active or paused
+             * @example active
+             * @enum {string}
+             */
+            status: "active" | "paused";
+            /**
+             * @description Sampling temperature
+             * @example 0.2
+             */
+            temperature: number;
+            /**
+             * @description Tools it may call
+             * @example [
+             *       "query_semantic"
+             *     ]
+             */
+            tools: string[];
+            /**
+             * @description Kind of agent
+             * @example accountant
+             * @enum {string}
+             */
+            type: "assistant" | "accountant" | "analyst" | "custom";
+            /**
+             * @description Last changed (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * Format: uuid
+             * @description Workspace, if any
+             * @example null
+             */
+            workspaceId: string | null;
         };
         /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
         AgingReportDto: {
@@ -2783,6 +3082,80 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A budget with this month's spent, reserved and left */
+        BudgetDto: {
+            /**
+             * Format: uuid
+             * @description The agent, or null for the organization
+             * @example null
+             */
+            agentId: string | null;
+            /**
+             * @description USD left (limit - spent - reserved); null without a cost limit
+             * @example 87.50000000
+             */
+            costLeft: string | null;
+            /**
+             * @description Monthly cost limit in USD
+             * @example 100.0000
+             */
+            costLimit: string | null;
+            /**
+             * Format: uuid
+             * @description Budget id
+             * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
+             */
+            id: string;
+            /**
+             * @description Current month (YYYY-MM, UTC)
+             * @example 2026-12
+             */
+            period: string;
+            /**
+             * @description Reserved by calls in flight, USD
+             * @example 0.00000000
+             */
+            reservedCost: string;
+            /**
+             * @description Reserved by calls in flight, tokens
+             * @example 0
+             */
+            reservedTokens: number;
+            /**
+             * @description Spent this month in USD
+             * @example 12.50000000
+             */
+            spentCost: string;
+            /**
+             * @description Tokens spent this month
+             * @example 250000
+             */
+            spentTokens: number;
+            /**
+             * @description Percent thresholds
+             * @example [
+             *       50,
+             *       80,
+             *       100
+             *     ]
+             */
+            thresholds: number[];
+            /**
+             * @description Thresholds reached this month
+             * @example []
+             */
+            thresholdsReached: number[];
+            /**
+             * @description Monthly token limit
+             * @example null
+             */
+            tokenLimit: number | null;
+            /**
+             * @description Tokens left; null without a token limit
+             * @example null
+             */
+            tokensLeft: number | null;
+        };
         /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
             /**
@@ -2966,6 +3339,70 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description A new agent */
+        CreateAgentDto: {
+            /**
+             * @description System prompt
+             * @example You review the books and answer with figures from the semantic views.
+             */
+            instructions?: string;
+            /**
+             * @description Knowledge collections it may search (the knowledge base, when installed)
+             * @example []
+             */
+            knowledgeCollectionIds?: string[];
+            /**
+             * @description Most output tokens per LLM call (also what a budget reserves)
+             * @example 1024
+             */
+            maxOutputTokens?: number;
+            /**
+             * @description Most LLM calls per run (the tool loop stops there)
+             * @example 8
+             */
+            maxSteps?: number;
+            /**
+             * @description Chat model of the catalog (GET /ai/models)
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Name, unique in the organization
+             * @example Month-end reviewer
+             */
+            name: string;
+            /**
+             * @description paused agents do not run
+             * @example active
+             * @enum {string}
+             */
+            status?: "active" | "paused";
+            /**
+             * @description Sampling temperature, 0 to 2
+             * @example 0.2
+             */
+            temperature?: number;
+            /**
+             * @description Tools of the registry it may call (GET /ai/tools)
+             * @example [
+             *       "query_semantic",
+             *       "get_trial_balance"
+             *     ]
+             */
+            tools?: string[];
+            /**
+             * @description Kind of agent
+             * @example accountant
+             * @enum {string}
+             */
+            type: "assistant" | "accountant" | "analyst" | "custom";
+            /**
+             * Format: uuid
+             * @description Workspace the agent belongs to
+             * @example null
+             */
+            workspaceId?: string | null;
+        };
         /** @description Allocating what is left of a payment to an open bill */
         CreateAllocationDto: {
             /**
@@ -3074,6 +3511,34 @@ export interface components {
              * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
              */
             vendorId?: string;
+        };
+        /** @description A monthly budget (UTC calendar month) of the organization or of one agent */
+        CreateBudgetDto: {
+            /**
+             * Format: uuid
+             * @description The agent; absent or null: the organization's budget
+             * @example null
+             */
+            agentId?: string | null;
+            /**
+             * @description Monthly cost limit in USD (decimal string)
+             * @example 100.00
+             */
+            costLimit?: string;
+            /**
+             * @description Percent thresholds that emit ai.budget.threshold_reached
+             * @example [
+             *       50,
+             *       80,
+             *       100
+             *     ]
+             */
+            thresholds?: number[];
+            /**
+             * @description Monthly token limit (all usage types)
+             * @example 5000000
+             */
+            tokenLimit?: number;
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
@@ -3233,6 +3698,19 @@ export interface components {
              */
             name: string;
         };
+        /** @description The messages a run starts from */
+        CreateRunDto: {
+            /**
+             * @description Conversation so far, the last one the user's
+             * @example [
+             *       {
+             *         "role": "user",
+             *         "content": "What is our cash balance?"
+             *       }
+             *     ]
+             */
+            messages: components["schemas"]["RunMessageDto"][];
+        };
         /** @description A new tax code */
         CreateTaxCodeDto: {
             /**
@@ -3265,6 +3743,30 @@ export interface components {
              * @description Account output tax on sales (credit lines) posts to
              */
             salesAccountId: string;
+        };
+        /** @description A trigger that runs the agent on a schedule or on a domain event, with your claims */
+        CreateTriggerDto: {
+            /**
+             * @description kind schedule: a cron expression, UTC (5 fields: minute hour day month weekday)
+             * @example 0 7 * * 1
+             */
+            cron?: string;
+            /**
+             * @description kind event: the domain event type
+             * @example bill.submitted
+             */
+            eventType?: string;
+            /**
+             * @description schedule: cron (UTC); event: a domain event of the outbox
+             * @example event
+             * @enum {string}
+             */
+            kind: "schedule" | "event";
+            /**
+             * @description What the agent is told when it fires (an event's payload follows)
+             * @example Review this bill and list anything unusual.
+             */
+            prompt: string;
         };
         /** @description A new vendor */
         CreateVendorDto: {
@@ -3449,47 +3951,6 @@ export interface components {
             type: "organization" | "user";
             /** @description The user billed; null when the subject is an organization */
             userId: string | null;
-        };
-        /** @description Re-authentication for an erasure: the password, or nothing with a recently issued access token */
-        EraseMeDto: {
-            /**
-             * Format: password
-             * @description The account password, for re-authentication. Without it, the access token must have been issued within the last 5 minutes.
-             * @example correct horse battery staple
-             */
-            password?: string;
-        };
-        /** @description What an erasure of the signed-in person did (ids and counts; no personal data) */
-        ErasureDto: {
-            /**
-             * @description Organizations deleted with the person (soft-deleted: the personal one, and business ones of which they were the only member); their books stay, unreachable, as bookkeeping law keeps them
-             * @example [
-             *       "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
-             *     ]
-             */
-            deletedOrganizationIds: string[];
-            /**
-             * @description When the erasure happened
-             * @example 2026-12-02T09:30:00.000Z
-             */
-            erasedAt: string;
-            /**
-             * @description Organizations the person left (their memberships ended; these books are untouched)
-             * @example [
-             *       "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
-             *     ]
-             */
-            leftOrganizationIds: string[];
-            /**
-             * @description Sessions revoked
-             * @example 2
-             */
-            sessionsRevoked: number;
-            /**
-             * @description The erased person's user id: the row stays (other apps reference it) without personal data
-             * @example 9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f
-             */
-            userId: string;
         };
         /** @description What went wrong: a stable code to branch on and a message naming the problem */
         ErrorDetail: {
@@ -4128,6 +4589,87 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
+        /** @description A model of the catalog with its price history */
+        ModelDto: {
+            /**
+             * @description Context window in tokens
+             * @example 128000
+             */
+            contextWindow: number;
+            /**
+             * @description Display name
+             * @example GPT-4o mini
+             */
+            displayName: string;
+            /**
+             * @description Model id as the provider names it
+             * @example gpt-4o-mini
+             */
+            id: string;
+            /**
+             * @description What the model does
+             * @example chat
+             * @enum {string}
+             */
+            kind: "chat" | "embedding";
+            /**
+             * @description Most output tokens per call
+             * @example 16384
+             */
+            maxOutputTokens: number;
+            /**
+             * @description Prices, newest first
+             * @example [
+             *       {
+             *         "effectiveFrom": "2024-07-18T00:00:00.000Z",
+             *         "input": "0.150000",
+             *         "output": "0.600000",
+             *         "cachedInput": "0.075000",
+             *         "cacheWrite": "0.000000",
+             *         "source": "openai.com/api/pricing, read 2026-12-02"
+             *       }
+             *     ]
+             */
+            prices: components["schemas"]["ModelPriceDto"][];
+            /**
+             * @description Vendor of the model
+             * @example openai
+             */
+            provider: string;
+        };
+        /** @description Prices of a model in USD per million tokens, by usage type, from a date on */
+        ModelPriceDto: {
+            /**
+             * @description USD per million cached input tokens read
+             * @example 0.075000
+             */
+            cachedInput: string;
+            /**
+             * @description USD per million tokens written to the prompt cache
+             * @example 0.000000
+             */
+            cacheWrite: string;
+            /**
+             * @description When these prices take effect (ISO 8601)
+             * @example 2024-07-18T00:00:00.000Z
+             */
+            effectiveFrom: string;
+            /**
+             * @description USD per million uncached input tokens (decimal string)
+             * @example 0.150000
+             */
+            input: string;
+            /**
+             * @description USD per million output tokens
+             * @example 0.600000
+             */
+            output: string;
+            /**
+             * @description Where and when the price was read
+             * @example openai.com/api/pricing, read 2026-12-02
+             */
+            source: string;
+        };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /**
@@ -4161,31 +4703,6 @@ export interface components {
              * @description When the organization was last changed
              */
             updatedAt: string;
-        };
-        /** @description An erased party (vendor; customer when receivables lands) */
-        PartyErasureDto: {
-            /**
-             * @description When it was erased
-             * @example 2026-12-02T09:30:00.000Z
-             */
-            erasedAt: string;
-            /**
-             * @description The name it shows from now on
-             * @example Erased vendor 0b8f5f8e
-             */
-            name: string;
-            /**
-             * @description The kind of party erased
-             * @example vendor
-             * @enum {string}
-             */
-            party: "vendor";
-            /**
-             * Format: uuid
-             * @description The party's id: its documents keep pointing to it with their amounts and numbers
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            partyId: string;
         };
         /** @description Payables settings: the accounts-payable control account and the approval rules */
         PayablesSettingsDto: {
@@ -4293,6 +4810,24 @@ export interface components {
              * @description When the profile was last saved; null until first saved
              */
             updatedAt: string | null;
+        };
+        /** @description Whether the organization has its own key (the key itself is never answered) */
+        ProviderKeyDto: {
+            /**
+             * @description Its endpoint; null: the platform's
+             * @example null
+             */
+            baseUrl: string | null;
+            /**
+             * @description Last four characters of the key
+             * @example 0000
+             */
+            keyHint: string;
+            /**
+             * @description Stored (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            updatedAt: string;
         };
         /** @description Settings groups of a provider profile; a group given replaces that group */
         ProviderSettingsDto: {
@@ -4463,6 +4998,350 @@ export interface components {
              */
             overlapSeconds?: number;
         };
+        /** @description A run started as a job */
+        RunAcceptedDto: {
+            /**
+             * Format: uuid
+             * @description Run id: GET it for the outcome
+             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+             */
+            id: string;
+            /**
+             * @description Always running at this point
+             * @example running
+             * @enum {string}
+             */
+            status: "running";
+        };
+        /** @description An agent run: its outcome, usage and cost, and (on one run) its trace */
+        RunDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Cost in USD (decimal string)
+             * @example 0.00028800
+             */
+            cost: string;
+            /**
+             * @description Error class of a failed or cancelled run
+             * @example null
+             * @enum {string|null}
+             */
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            /**
+             * @description What went wrong
+             * @example null
+             */
+            errorMessage: string | null;
+            /**
+             * @description End (ISO 8601); null while running
+             * @example 2026-12-02T09:00:02.000Z
+             */
+            finishedAt: string | null;
+            /**
+             * Format: uuid
+             * @description Run id
+             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+             */
+            id: string;
+            /**
+             * @description Run latency in ms
+             * @example 2000
+             */
+            latencyMs: number | null;
+            /**
+             * @description Model used
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description The final answer
+             * @example Cash at bank is EUR 1,500.00.
+             */
+            output: string | null;
+            /**
+             * @description Start (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            startedAt: string;
+            /**
+             * Format: uuid
+             * @description Whose claims it ran with
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            startedBy: string | null;
+            /**
+             * @description running, succeeded, failed or cancelled
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "running" | "succeeded" | "failed" | "cancelled";
+            /**
+             * @description Steps recorded
+             * @example 3
+             */
+            steps: number;
+            /**
+             * @description Why it stopped
+             * @example answer
+             * @enum {string|null}
+             */
+            stopReason: "answer" | "max_steps" | "error" | "cancelled" | null;
+            /**
+             * @description The trace (on a single run)
+             * @example []
+             */
+            trace?: components["schemas"]["RunStepDto"][];
+            /**
+             * @description How it started
+             * @example interactive
+             * @enum {string}
+             */
+            trigger: "interactive" | "async" | "schedule" | "event";
+            /**
+             * @description Tokens of all its LLM calls
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description One input message of a run */
+        RunMessageDto: {
+            /**
+             * @description The text
+             * @example What is our cash balance?
+             */
+            content: string;
+            /**
+             * @description Who said it (the agent's instructions are the system prompt)
+             * @example user
+             * @enum {string}
+             */
+            role: "user" | "assistant";
+        };
+        /** @description One step of a run: an LLM call, a tool call or a retrieval */
+        RunStepDto: {
+            /**
+             * @description Attempts made (retries on 429/5xx)
+             * @example 1
+             */
+            attempts: number;
+            /**
+             * @description Cost in USD at the prices in effect when the step ran (decimal string)
+             * @example 0.00028800
+             */
+            cost: string;
+            /**
+             * @description What happened: the model's tool calls, a tool's arguments and result, the answer
+             * @example {
+             *       "toolCalls": [
+             *         {
+             *           "name": "query_semantic"
+             *         }
+             *       ]
+             *     }
+             */
+            detail: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description End (ISO 8601)
+             * @example 2026-12-02T09:00:01.200Z
+             */
+            endedAt: string;
+            /**
+             * @description Error class of a failed step
+             * @example null
+             * @enum {string|null}
+             */
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            /**
+             * @description What went wrong
+             * @example null
+             */
+            errorMessage: string | null;
+            /**
+             * @description Kind of step
+             * @example llm_call
+             * @enum {string}
+             */
+            kind: "llm_call" | "tool_call" | "retrieval";
+            /**
+             * @description Latency in ms
+             * @example 1200
+             */
+            latencyMs: number;
+            /**
+             * @description Model id of an LLM call, tool name of a tool call
+             * @example gpt-4o-mini
+             */
+            name: string;
+            /**
+             * @description The prices used (USD per million tokens)
+             * @example {
+             *       "input": "0.150000",
+             *       "output": "0.600000",
+             *       "cachedInput": "0.075000",
+             *       "cacheWrite": "0.000000"
+             *     }
+             */
+            prices: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description Start (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            startedAt: string;
+            /**
+             * @description Outcome
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "succeeded" | "failed";
+            /**
+             * @description Position in the run, from 1
+             * @example 1
+             */
+            stepNo: number;
+            /**
+             * @description Whether the call was streamed
+             * @example false
+             */
+            streamed: boolean;
+            /**
+             * @description Streamed LLM calls: ms to the first token
+             * @example null
+             */
+            timeToFirstTokenMs: number | null;
+            /**
+             * @description true when the provider reported no usage and the tokens were counted with a tokenizer
+             * @example false
+             */
+            tokensCounted: boolean;
+            /**
+             * @description Tokens as the provider reported them
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description A column of a semantic query result */
+        SemanticColumnDto: {
+            /**
+             * @description Column name as the query named it
+             * @example balance
+             */
+            name: string;
+            /**
+             * @description PostgreSQL type of the column
+             * @example numeric
+             */
+            type: string;
+        };
+        /** @description A read of the semantic layer: one SELECT over semantic.* views */
+        SemanticQueryDto: {
+            /**
+             * @description One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap
+             * @example SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code
+             */
+            sql: string;
+        };
+        /** @description The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it */
+        SemanticResultDto: {
+            /**
+             * @description Columns in order
+             * @example [
+             *       {
+             *         "name": "account_code",
+             *         "type": "text"
+             *       },
+             *       {
+             *         "name": "balance",
+             *         "type": "numeric"
+             *       }
+             *     ]
+             */
+            columns: components["schemas"]["SemanticColumnDto"][];
+            /**
+             * @description Rows answered
+             * @example 2
+             */
+            rowCount: number;
+            /**
+             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; dates YYYY-MM-DD; timestamps ISO 8601
+             * @example [
+             *       [
+             *         "1100",
+             *         "1500.00"
+             *       ],
+             *       [
+             *         "4000",
+             *         "-1500.00"
+             *       ]
+             *     ]
+             */
+            rows: unknown[][];
+            /**
+             * @description true when the query had more rows than the row cap (only the first rowCap rows are answered)
+             * @example false
+             */
+            truncated: boolean;
+        };
+        /** @description A documented column of a semantic view */
+        SemanticViewColumnDto: {
+            /**
+             * @description What the column holds (its COMMENT); null when undocumented
+             * @example debit minus credit in the base currency
+             */
+            description: string | null;
+            /**
+             * @description Column name
+             * @example base_amount
+             */
+            name: string;
+            /**
+             * @description PostgreSQL type
+             * @example numeric
+             */
+            type: string;
+        };
+        /** @description A view of the semantic layer the caller may read */
+        SemanticViewDto: {
+            /**
+             * @description Columns in order
+             * @example [
+             *       {
+             *         "name": "base_amount",
+             *         "type": "numeric",
+             *         "description": "debit minus credit in the base currency"
+             *       }
+             *     ]
+             */
+            columns: components["schemas"]["SemanticViewColumnDto"][];
+            /**
+             * @description What the view holds (its COMMENT)
+             * @example General ledger lines with their entry, account and fiscal period
+             */
+            description: string | null;
+            /**
+             * @description Qualified view name, as a query names it
+             * @example semantic.v_gl_fact
+             */
+            name: string;
+        };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
             /**
@@ -4522,6 +5401,19 @@ export interface components {
             credentials: {
                 [key: string]: unknown;
             };
+        };
+        /** @description The organization's own provider key (stored encrypted, never answered) */
+        SetProviderKeyDto: {
+            /**
+             * @description API key of the OpenAI-compatible provider
+             * @example sk-proj-EXAMPLEKEY0000
+             */
+            apiKey: string;
+            /**
+             * @description Base URL of an OpenAI-compatible endpoint; absent: the platform's
+             * @example https://api.openai.com/v1
+             */
+            baseUrl?: string | null;
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
@@ -4706,6 +5598,59 @@ export interface components {
             /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
         };
+        /** @description Tokens by usage type */
+        TokenUsageDto: {
+            /**
+             * @description Cached input tokens read
+             * @example 0
+             */
+            cachedInputTokens: number;
+            /**
+             * @description Tokens written to the prompt cache
+             * @example 0
+             */
+            cacheWriteTokens: number;
+            /**
+             * @description Uncached input tokens
+             * @example 1200
+             */
+            inputTokens: number;
+            /**
+             * @description Output tokens
+             * @example 180
+             */
+            outputTokens: number;
+        };
+        /** @description A tool an agent may be allowed to use */
+        ToolDto: {
+            /**
+             * @description What the tool does (the model reads this)
+             * @example Run one read-only SELECT over the semantic views
+             */
+            description: string;
+            /**
+             * @description Tool name
+             * @example query_semantic
+             */
+            name: string;
+            /**
+             * @description JSON Schema of its arguments
+             * @example {
+             *       "type": "object",
+             *       "properties": {
+             *         "sql": {
+             *           "type": "string"
+             *         }
+             *       },
+             *       "required": [
+             *         "sql"
+             *       ]
+             *     }
+             */
+            parameters: {
+                [key: string]: unknown;
+            };
+        };
         /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
             /** @description The day the balances are at the end of, YYYY-MM-DD; null: everything posted */
@@ -4742,6 +5687,69 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
+        /** @description An automation trigger of an agent */
+        TriggerDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Created (ISO 8601)
+             * @example 2026-12-02T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The member whose claims its runs execute with
+             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+             */
+            createdBy: string;
+            /**
+             * @description Cron expression (UTC) of a schedule
+             * @example null
+             */
+            cron: string | null;
+            /**
+             * @description Domain event type of an event trigger
+             * @example bill.submitted
+             */
+            eventType: string | null;
+            /**
+             * Format: uuid
+             * @description Trigger id
+             * @example 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+             */
+            id: string;
+            /**
+             * @description Kind
+             * @example event
+             * @enum {string}
+             */
+            kind: "schedule" | "event";
+            /**
+             * @description Why it stopped
+             * @example null
+             */
+            lastError: string | null;
+            /**
+             * @description Last firing (ISO 8601)
+             * @example null
+             */
+            lastFiredAt: string | null;
+            /**
+             * @description What the agent is told
+             * @example Review this bill.
+             */
+            prompt: string;
+            /**
+             * @description stopped: its member may no longer run it (see lastError)
+             * @example active
+             * @enum {string}
+             */
+            status: "active" | "stopped";
+        };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
             /**
@@ -4758,6 +5766,57 @@ export interface components {
              * @description A group account to move it under
              */
             parentId?: string | null;
+        };
+        /** @description Changes to an agent; fields left out keep their value */
+        UpdateAgentDto: {
+            /**
+             * @description System prompt
+             * @example Answer briefly.
+             */
+            instructions?: string;
+            /**
+             * @description Knowledge collections it may search
+             * @example []
+             */
+            knowledgeCollectionIds?: string[];
+            /**
+             * @description Most output tokens per LLM call
+             * @example 2048
+             */
+            maxOutputTokens?: number;
+            /**
+             * @description Most LLM calls per run
+             * @example 6
+             */
+            maxSteps?: number;
+            /**
+             * @description Chat model of the catalog
+             * @example gpt-4o-mini
+             */
+            modelId?: string;
+            /**
+             * @description Name, unique in the organization
+             * @example Month-end reviewer
+             */
+            name?: string;
+            /**
+             * @description paused agents do not run
+             * @example paused
+             * @enum {string}
+             */
+            status?: "active" | "paused";
+            /**
+             * @description Sampling temperature, 0 to 2
+             * @example 0.5
+             */
+            temperature?: number;
+            /**
+             * @description Tools it may call
+             * @example [
+             *       "query_semantic"
+             *     ]
+             */
+            tools?: string[];
         };
         /** @description A new draft of a bill's content (all fields replace the draft's) */
         UpdateBillDto: {
@@ -4793,6 +5852,27 @@ export interface components {
              * @example 300.00
              */
             total?: string;
+        };
+        /** @description Changes to a budget */
+        UpdateBudgetDto: {
+            /**
+             * @description Monthly cost limit in USD; null removes it
+             * @example 150.00
+             */
+            costLimit?: string | null;
+            /**
+             * @description Percent thresholds
+             * @example [
+             *       80,
+             *       100
+             *     ]
+             */
+            thresholds?: number[];
+            /**
+             * @description Monthly token limit; null removes it
+             * @example 8000000
+             */
+            tokenLimit?: number | null;
         };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
@@ -4949,6 +6029,83 @@ export interface components {
              * @example https://hooks.example.com/omnizen/v2
              */
             url?: string;
+        };
+        /** @description Usage per organization, agent, model and day */
+        UsageReportDto: {
+            /**
+             * @description Cost of the organization in the range, USD
+             * @example 0.01234000
+             */
+            cost: string;
+            /**
+             * @description First day
+             * @example 2026-12-01
+             */
+            from: string;
+            /**
+             * @description Per day, agent and model
+             * @example []
+             */
+            rows: components["schemas"]["UsageRowDto"][];
+            /**
+             * @description Runs of the organization in the range
+             * @example 12
+             */
+            runs: number;
+            /**
+             * @description Last day
+             * @example 2026-12-31
+             */
+            to: string;
+            /**
+             * @description Tokens of the organization in the range
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
+        };
+        /** @description Usage of one agent and model on one day */
+        UsageRowDto: {
+            /**
+             * Format: uuid
+             * @description Agent
+             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             */
+            agentId: string;
+            /**
+             * @description Cost in USD
+             * @example 0.01234000
+             */
+            cost: string;
+            /**
+             * @description UTC day
+             * @example 2026-12-02
+             */
+            day: string;
+            /**
+             * @description Model
+             * @example gpt-4o-mini
+             */
+            modelId: string;
+            /**
+             * @description Runs started
+             * @example 12
+             */
+            runs: number;
+            /**
+             * @description Tokens by type
+             * @example {
+             *       "inputTokens": 1200,
+             *       "outputTokens": 180,
+             *       "cachedInputTokens": 0,
+             *       "cacheWriteTokens": 0
+             *     }
+             */
+            usage: components["schemas"]["TokenUsageDto"];
         };
         /** @description The signed-in user's profile */
         UserDto: {
@@ -5298,6 +6455,323 @@ export interface components {
              * @example https://hooks.example.com/omnizen
              */
             url: string;
+        };
+        /**
+         * @description Webhook body of agent.run.completed (version 1): An agent run finished with an answer (or stopped at its max steps)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "agent.run.completed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+         *         "trigger": "interactive",
+         *         "stopReason": "answer",
+         *         "steps": 3,
+         *         "cost": "0.00042150",
+         *         "usage": {
+         *           "inputTokens": 1200,
+         *           "outputTokens": 180,
+         *           "cachedInputTokens": 0,
+         *           "cacheWriteTokens": 0
+         *         },
+         *         "latencyMs": 2140
+         *       }
+         *     }
+         */
+        "WebhookEvent.agent.run.completed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+             *       "trigger": "interactive",
+             *       "stopReason": "answer",
+             *       "steps": 3,
+             *       "cost": "0.00042150",
+             *       "usage": {
+             *         "inputTokens": 1200,
+             *         "outputTokens": 180,
+             *         "cachedInputTokens": 0,
+             *         "cacheWriteTokens": 0
+             *       },
+             *       "latencyMs": 2140
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+                 */
+                agentId: string;
+                /**
+                 * @description USD, decimal string
+                 * @example 0.00042150
+                 */
+                cost: string;
+                /** @example 2140 */
+                latencyMs: number;
+                /**
+                 * Format: uuid
+                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+                 */
+                runId: string;
+                /**
+                 * Format: uuid
+                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+                 */
+                startedBy: string | null;
+                /** @example 3 */
+                steps: number;
+                /**
+                 * @example answer
+                 * @enum {string}
+                 */
+                stopReason: "answer" | "max_steps";
+                /**
+                 * @example interactive
+                 * @enum {string}
+                 */
+                trigger: "interactive" | "async" | "schedule" | "event";
+                /**
+                 * @example {
+                 *       "inputTokens": 1200,
+                 *       "outputTokens": 180,
+                 *       "cachedInputTokens": 0,
+                 *       "cacheWriteTokens": 0
+                 *     }
+                 */
+                usage: {
+                    cachedInputTokens: number;
+                    cacheWriteTokens: number;
+                    inputTokens: number;
+                    outputTokens: number;
+                };
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example agent.run.completed
+             * @enum {string}
+             */
+            type: "agent.run.completed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of agent.run.failed (version 1): An agent run failed (provider, timeout, tool, budget) or was cancelled
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "agent.run.failed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+         *         "trigger": "interactive",
+         *         "errorClass": "timeout",
+         *         "message": "the provider did not answer within 60000 ms",
+         *         "steps": 1,
+         *         "cost": "0"
+         *       }
+         *     }
+         */
+        "WebhookEvent.agent.run.failed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
+             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
+             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+             *       "trigger": "interactive",
+             *       "errorClass": "timeout",
+             *       "message": "the provider did not answer within 60000 ms",
+             *       "steps": 1,
+             *       "cost": "0"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+                 */
+                agentId: string;
+                /** @example 0 */
+                cost: string;
+                /**
+                 * @example timeout
+                 * @enum {string}
+                 */
+                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled";
+                /** @example the provider did not answer within 60000 ms */
+                message: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+                 */
+                runId: string;
+                /**
+                 * Format: uuid
+                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
+                 */
+                startedBy: string | null;
+                /** @example 1 */
+                steps: number;
+                /**
+                 * @example interactive
+                 * @enum {string}
+                 */
+                trigger: "interactive" | "async" | "schedule" | "event";
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example agent.run.failed
+             * @enum {string}
+             */
+            type: "agent.run.failed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of ai.budget.threshold_reached (version 1): An AI budget reached one of its thresholds for the month (once per budget, threshold and month)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "ai.budget.threshold_reached",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
+         *         "agentId": null,
+         *         "period": "2026-12",
+         *         "threshold": 80,
+         *         "spentCost": "80.12000000",
+         *         "spentTokens": 4200000,
+         *         "costLimit": "100.0000",
+         *         "tokenLimit": null
+         *       }
+         *     }
+         */
+        "WebhookEvent.ai.budget.threshold_reached.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
+             *       "agentId": null,
+             *       "period": "2026-12",
+             *       "threshold": 80,
+             *       "spentCost": "80.12000000",
+             *       "spentTokens": 4200000,
+             *       "costLimit": "100.0000",
+             *       "tokenLimit": null
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                agentId: string | null;
+                /**
+                 * Format: uuid
+                 * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
+                 */
+                budgetId: string;
+                /** @example 100.0000 */
+                costLimit: string | null;
+                /**
+                 * @description month, YYYY-MM
+                 * @example 2026-12
+                 */
+                period: string;
+                /** @example 80.12000000 */
+                spentCost: string;
+                /** @example 4200000 */
+                spentTokens: number;
+                /**
+                 * @description percent
+                 * @example 80
+                 */
+                threshold: number;
+                /** @example text */
+                tokenLimit: number | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example ai.budget.threshold_reached
+             * @enum {string}
+             */
+            type: "ai.budget.threshold_reached";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
         };
         /**
          * @description Webhook body of bill.approved (version 1): A bill or expense claim got its final approval and was posted to the ledger
@@ -6426,13 +7900,9 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency: up or down (absent while draining) */
                         checks?: {
                             [key: string]: "up" | "down";
-                        };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
-                        latencyMs?: {
-                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
@@ -6455,75 +7925,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency: up or down (absent while draining) */
                         checks?: {
                             [key: string]: "up" | "down";
-                        };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
-                        latencyMs?: {
-                            [key: string]: number;
                         };
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "draining";
                     };
-                };
-            };
-        };
-    };
-    getMetrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The bearer token is missing or is not METRICS_TOKEN */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description METRICS_TOKEN is not configured: metrics are not served */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -7873,125 +9281,6 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    eraseMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["EraseMeDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "userId": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
-                     *       "erasedAt": "2026-12-02T09:30:00.000Z",
-                     *       "deletedOrganizationIds": [
-                     *         "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
-                     *       ],
-                     *       "leftOrganizationIds": [
-                     *         "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
-                     *       ],
-                     *       "sessionsRevoked": 2
-                     *     }
-                     */
-                    "application/json": components["schemas"]["ErasureDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Error. error.code is one of: `privacy.session_ended` (the session of this access token was revoked or has ended: sign in again) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it); `privacy.recent_sign_in_required` (erasure needs re-authentication: send the password in the body, or use an access token issued within the last 5 minutes); `privacy.password_incorrect` (the password given for re-authentication is not the account's) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `privacy.sole_owner` (the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)); `privacy.already_erased` (this person has been erased already) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Too many attempts */
-            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9471,6 +10760,2245 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAgentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAgentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgentRuns: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    runAgent: {
+        parameters: {
+            query?: {
+                /** @description true: answer 202 at once and run it as a job */
+                async?: "true" | "false";
+            };
+            header?: {
+                /** @description text/event-stream to stream the run */
+                Accept?: string;
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Agent id (UUID) */
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRunDto"];
+            };
+        };
+        responses: {
+            /** @description The finished run with its trace (status succeeded, failed or cancelled); or the event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Started as a job (?async=true): GET the run for its outcome */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunAcceptedDto"];
+                    "text/event-stream": components["schemas"]["RunAcceptedDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Error. error.code is one of: `ai.budget_exceeded` (the call does not fit in a budget (details name the budget and what is left))
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ai.no_provider_key` (no provider key: neither the platform (AI_API_KEY) nor the organization has one) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAgentRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancelAgentRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.run_finished` (the run is finished: it cannot change) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAgentTriggers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAgentTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTriggerDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAgentTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                agentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                triggerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiBudgets: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBudgetDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `ai.budget_exists` (the organization, or this agent, already has a budget) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateAiBudget: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                budgetId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBudgetDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiModels: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    setAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetProviderKeyDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteAiProviderKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAiTools: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getAiUsage: {
+        parameters: {
+            query?: {
+                /** @description First day (YYYY-MM-DD, UTC); default: 30 days ago */
+                from?: string;
+                /** @description Last day (YYYY-MM-DD, UTC); default: today */
+                to?: string;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReportDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `ai.range` (from is after to) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17743,7 +21271,119 @@ export interface operations {
             };
         };
     };
-    eraseVendor: {
+    querySemanticLayer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SemanticQueryDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SemanticResultDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `semantic.query_timeout` (the query ran longer than the statement timeout and was cancelled) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listSemanticViews: {
         parameters: {
             query?: never;
             header?: {
@@ -17753,7 +21393,6 @@ export interface operations {
             path: {
                 /** @description Organization id (UUID) */
                 orgId: unknown;
-                vendorId: string;
             };
             cookie?: never;
         };
@@ -17764,7 +21403,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PartyErasureDto"];
+                    "application/json": components["schemas"]["SemanticViewDto"][];
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -17794,7 +21433,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `privacy.party_not_found` (no such party (vendor, customer) in this organization) */
+            /** @description Not found, or not visible to the caller */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -7,7 +7,6 @@ import type { Principal } from '../../platform/auth/principal.js';
 import { CurrentPrincipal, Tx, UserRoute } from '../../platform/http/tenant.js';
 import { ApiErrors, ErrorResponse } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { AuthService, REGISTRATION_ACCEPTED, type ClientInfo } from './auth.service.js';
 import {
@@ -15,6 +14,9 @@ import {
   RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, VerifyEmailDto,
 } from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
+import { AuthErrors } from './auth.errors.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
@@ -63,6 +65,7 @@ export class AuthController {
   @Public()
   @Post('register')
   @HttpCode(202)
+  @ApiErrorCodes('auth.rate_limited')
   @ApiOperation({
     operationId: 'register', summary: 'Create an account with e-mail and password (and a personal organization); the e-mail starts unverified',
     description: 'Answers the same 202 whether or not the e-mail already has an account. A verification link goes to the '
@@ -79,6 +82,7 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
+  @ApiErrorCodes('auth.locked')
   @ApiOperation({
     operationId: 'logIn', summary: 'Log in with e-mail and password',
     description: 'Each attempt is counted before the password is checked: LOGIN_MAX_FAILURES per account and address per '
@@ -98,6 +102,7 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
+  @ApiErrorCodes('auth.refresh_token_missing')
   @ApiOperation({
     operationId: 'refreshTokens', summary: 'Rotate a refresh token',
     description: 'A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh '
@@ -108,7 +113,7 @@ export class AuthController {
   @ApiResponse(CSRF)
   async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const token = dto.refreshToken ?? req.cookies?.[REFRESH_COOKIE];
-    if (!token) throw AppError.badRequest('auth.refresh_token_missing', 'refreshToken is required');
+    if (!token) throw AuthErrors.error('auth.refresh_token_missing', 'refreshToken is required');
     const tokens = await this.auth.refresh(token, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
@@ -117,6 +122,7 @@ export class AuthController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
+  @ApiErrorCodes('auth.link_required')
   @ApiOperation({
     operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
     description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
@@ -155,6 +161,7 @@ export class IdentitiesController {
   constructor(private readonly auth: AuthService) {}
 
   @Get('identities')
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
   @ApiOkResponse({ type: [IdentityDto] })
   @ApiErrors(401, 403)
@@ -164,6 +171,7 @@ export class IdentitiesController {
 
   @Post('identities')
   @HttpCode(201)
+  @ApiErrorCodes('auth.user_required', 'auth.identity_taken')
   @ApiOperation({ operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
   @ApiCreatedResponse({ type: [IdentityDto] })
   @ApiErrors(400, 401, 403)
@@ -174,6 +182,7 @@ export class IdentitiesController {
 
   @Post('verify-email')
   @HttpCode(200)
+  @ApiErrorCodes('auth.user_required', 'auth.verification_invalid')
   @ApiOperation({
     operationId: 'verifyEmail', summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
     description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
@@ -188,6 +197,7 @@ export class IdentitiesController {
 
   @Post('email-verification')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
   @ApiNoContentResponse()
   @ApiErrors(401, 403)
@@ -204,6 +214,7 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
+  @ApiErrorCodes('auth.refresh_token_missing')
   @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
@@ -214,6 +225,7 @@ export class SessionsController {
 
   @Post('app-token')
   @HttpCode(201)
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({
     operationId: 'createAppToken', summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
     description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.',
@@ -225,6 +237,7 @@ export class SessionsController {
   }
 
   @Get('sessions')
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listSessions', summary: 'The signed-in user\'s active sessions' })
   @ApiOkResponse({ type: [SessionDto] })
   sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
@@ -233,6 +246,7 @@ export class SessionsController {
 
   @Delete('sessions/:sessionId')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required', 'session.not_found')
   @ApiOperation({ operationId: 'revokeSession', summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
+import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { AuthController, IdentitiesController, SessionsController } from './auth.controller.js';
 import { CookieCsrfGuard } from './cookie-csrf.guard.js';
 import { PasswordHasher } from './password-hasher.js';
@@ -15,7 +16,7 @@ import { LoginThrottle } from './login-throttle.service.js';
 import { TokenService } from './token.service.js';
 
 @Module({
-  imports: [PassportModule],
+  imports: [PassportModule, OrganizationsModule],
   controllers: [AuthController, IdentitiesController, SessionsController],
   providers: [
     AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, VerificationLinkSender, SupabaseEmailCheck, JwtStrategy,

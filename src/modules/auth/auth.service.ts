@@ -7,6 +7,8 @@ import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { AuditService } from '../audit/audit.service.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
+import { AnalyticsService } from '../analytics/analytics.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { TokenService, hashToken } from './token.service.js';
@@ -17,6 +19,8 @@ import { VerificationLinkSender } from './verification-link.sender.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
+import { AuthErrors } from './auth.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
@@ -47,9 +51,11 @@ export class AuthService {
     private readonly throttle: LoginThrottle,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
+    private readonly analytics: AnalyticsService,
     private readonly verificationLinks: VerificationLinkSender,
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
+    private readonly organizations: OrganizationsService,
   ) {}
 
   /**
@@ -78,7 +84,7 @@ export class AuthService {
    */
   private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
     return this.privileged.run('auth.credentials', async (db) => {
-      const made = await userRepository.create(db, { email: input.email, name: input.name });
+      const made = await this.createUser(db, { email: input.email, name: input.name });
       // a concurrent registration of the same e-mail won the race: never set a password on its account
       if (!made) return undefined;
       const { user, personalOrgId } = made;
@@ -100,7 +106,7 @@ export class AuthService {
    * click "verify" and keep a verified account with the pre-registered password.
    */
   async verifyEmail(principal: Principal, token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const done = await this.privileged.run('auth.credentials', async (db) => {
       const used = await identityRepository.consumeVerificationToken(db, hashToken(token), principal.userId);
       if (!used) return undefined;
@@ -110,7 +116,7 @@ export class AuthService {
       return used;
     });
     if (!done) {
-      throw AppError.badRequest('auth.verification_invalid',
+      throw AuthErrors.error('auth.verification_invalid',
         'this verification link is unknown, already used, expired or for another account; sign in to the account it was sent for, or ask for a new one');
     }
     return { email: done.email, verified: true };
@@ -118,7 +124,7 @@ export class AuthService {
 
   /** Sends a new verification link for the signed-in user's password e-mail, unless it is verified already. */
   async resendVerification(principal: Principal): Promise<void> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const pending = await this.privileged.run('auth.credentials', async (db) => {
       const user = await userRepository.findById(db, principal.userId);
       if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
@@ -129,6 +135,13 @@ export class AuthService {
       return { user, link };
     });
     if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
+  }
+
+  /** A new user and its personal organization (the organizations module's), in the caller's transaction; undefined when the e-mail is taken. */
+  private async createUser(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string } | undefined> {
+    const user = await userRepository.create(db, u);
+    if (!user) return undefined;
+    return { user, personalOrgId: await this.organizations.createPersonal(db, user.id, u.name || u.email) };
   }
 
   private async newVerificationLink(db: Db, user: UserRow): Promise<string> {
@@ -162,6 +175,7 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
+      await this.analytics.recordPrivileged(db, personalOrgId, { name: 'user.signed_in', userId: user.id, properties: { method: 'password' } });
       return this.startSession(db, user, personalOrgId, client);
     });
   }
@@ -193,7 +207,7 @@ export class AuthService {
       if (!existing) {
         // a new Supabase user keeps its auth.users id, unless that id already names another user
         const id = identity.provider === 'supabase' && !(await userRepository.exists(db, identity.subject)) ? identity.subject : undefined;
-        const made = await userRepository.create(db, { id, email: identity.email, name: identity.name, image: identity.image });
+        const made = await this.createUser(db, { id, email: identity.email, name: identity.name, image: identity.image });
         if (!made) throw linkRequired(identity.provider); // the e-mail was registered meanwhile
         await identityRepository.add(db, made.user.id, input);
         await this.audit.recordPrivileged(db, made.personalOrgId, this.principalOf(made.user, made.personalOrgId), {
@@ -227,13 +241,13 @@ export class AuthService {
 
   /** Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. */
   async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<IdentityDto[]> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (owner && owner.id !== principal.userId) {
-        throw AppError.conflict('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
+        throw AuthErrors.error('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
       }
       if (owner) await identityRepository.touch(db, input);
       else await identityRepository.add(db, principal.userId, input);
@@ -258,7 +272,7 @@ export class AuthService {
   }
 
   async listIdentities(principal: Principal): Promise<IdentityDto[]> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     return this.privileged.run('auth.credentials', (db) => identityRepository.listForUser(db, principal.userId));
   }
 
@@ -344,7 +358,7 @@ export class AuthService {
 
   async revokeSession(tx: TenantTx, sessionId: string): Promise<void> {
     // RLS: the update only reaches the caller's own sessions
-    if (!(await sessionRepository.revoke(tx.db, sessionId, 'revoked_by_user'))) throw AppError.notFound('session', sessionId);
+    if (!(await sessionRepository.revoke(tx.db, sessionId, 'revoked_by_user'))) throw AuthErrors.notFound('session', sessionId);
     await this.audit.record(tx, { action: 'auth.session_revoked', entityType: 'session', entityId: sessionId });
   }
 
@@ -372,7 +386,7 @@ function identityInput(identity: ExternalIdentity): IdentityInput {
 }
 
 function linkRequired(provider: ExchangeProvider): AppError {
-  return AppError.conflict('auth.link_required',
+  return AuthErrors.error('auth.link_required',
     `an account with this e-mail already exists and this ${PROVIDER_LABEL[provider]} sign-in cannot be joined to it automatically `
     + '(its e-mail is not verified by the provider); sign in to that account and link this identity with POST /v1/auth/identities');
 }

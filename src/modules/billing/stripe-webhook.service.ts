@@ -8,6 +8,7 @@ import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
+import { BillingErrors } from './billing.errors.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
@@ -63,11 +64,11 @@ export class StripeWebhookService implements OnModuleInit {
     } catch (err) {
       if (err instanceof AppError) throw err;
       this.logger.warn(`stripe webhook rejected (request ${requestId}): ${(err as Error).message}`);
-      throw AppError.badRequest('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
+      throw BillingErrors.error('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
     }
     if (typeof event.id !== 'string' || typeof event.type !== 'string' || !Number.isInteger(event.created)) {
       this.logger.warn(`stripe webhook rejected (request ${requestId}): signed, but not an event (id, type, created)`);
-      throw AppError.badRequest('billing.webhook_payload', 'the payload is not a Stripe event: it needs id, type and created');
+      throw BillingErrors.error('billing.webhook_payload', 'the payload is not a Stripe event: it needs id, type and created');
     }
     return this.privileged.run('billing.webhook', async (db) => {
       const orgId = await this.locate(db, event);

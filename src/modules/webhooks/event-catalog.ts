@@ -1,6 +1,8 @@
 import type { DomainEventType } from '../../platform/events/events.js';
+import { AGENTS_EVENT_TYPES } from '../agents/agents.events.js';
 import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
 import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
+import { RECEIVABLES_EVENT_TYPES } from '../receivables/receivables.events.js';
 import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
 
 /**
@@ -11,7 +13,9 @@ import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
 export const EVENT_CATALOG: readonly DomainEventType[] = [
   ...LEDGER_EVENT_TYPES,
   ...PAYABLES_EVENT_TYPES,
+  ...RECEIVABLES_EVENT_TYPES,
   ...WEBHOOKS_EVENT_TYPES,
+  ...AGENTS_EVENT_TYPES,
 ];
 
 /** The test event of POST .../endpoints/{endpointId}/ping: sent to that endpoint only, whatever its event types. */

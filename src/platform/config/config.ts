@@ -105,9 +105,49 @@ export interface AppConfig {
     keys: Record<string, Buffer>;
     activeKeyId?: string;
   };
+  /** The LLM provider layer (src/platform/ai): any OpenAI-compatible endpoint. */
+  ai: {
+    /** AI_BASE_URL: the chat-completions / embeddings endpoint (OpenAI, Azure OpenAI, vLLM, Ollama, LiteLLM...) */
+    baseUrl: string;
+    /** AI_API_KEY: the platform's default key (an organization may store its own); absent: only organizations with a key run agents */
+    apiKey?: string;
+    /** AI_TIMEOUT_MS: longest single provider call (a streamed call: until its last chunk) */
+    timeoutMs: number;
+    /** AI_MAX_RETRIES: retries of a call answered 429 or 5xx (with backoff, honouring Retry-After) */
+    maxRetries: number;
+    /** AI_RETRY_BASE_MS: first backoff; doubles per retry */
+    retryBaseMs: number;
+    /** AI_RETRY_MAX_MS: longest single backoff (a longer Retry-After fails the call as rate limited) */
+    retryMaxMs: number;
+    /** AI_SCHEDULE_TICK_MS: how often scheduled agent triggers are checked (0: never; tests tick by hand) */
+    scheduleTickMs: number;
+    /** AI_SEMANTIC_TIMEOUT_MS: statement timeout of a semantic query */
+    semanticTimeoutMs: number;
+    /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
+    semanticRowCap: number;
+  };
   outbound: {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
+  };
+  rateLimits: {
+    /** RATE_LIMITS_ENABLED=false turns the request limiter off (benchmarks compare both) */
+    enabled: boolean;
+    /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
+    anonymousPerMinute: number;
+    /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
+    defaultPerMinute: number;
+    /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
+    planCacheSeconds: number;
+  };
+  analytics: {
+    /** months of events kept (older monthly partitions are dropped) */
+    retentionMonths: number;
+    /** monthly partitions created ahead of the current month */
+    partitionsAhead: number;
+    /** POSTHOG_API_KEY set: events are also forwarded to PostHog */
+    posthogApiKey?: string;
+    posthogHost: string;
   };
   webhooks: {
     /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
@@ -349,7 +389,30 @@ export function loadConfig(env: Env = process.env): AppConfig {
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
     },
     secrets: parseSecretKeys(env),
+    ai: {
+      baseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
+      apiKey: env.AI_API_KEY || undefined,
+      timeoutMs: int(env, 'AI_TIMEOUT_MS', 60_000, 100, 600_000),
+      maxRetries: int(env, 'AI_MAX_RETRIES', 2, 0, 10),
+      retryBaseMs: int(env, 'AI_RETRY_BASE_MS', 500, 0, 60_000),
+      retryMaxMs: int(env, 'AI_RETRY_MAX_MS', 30_000, 0, 600_000),
+      scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+      semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
+      semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
+    },
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
+    rateLimits: {
+      enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
+      anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
+      defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
+      planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
+    },
+    analytics: {
+      retentionMonths: int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120),
+      partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
+      posthogApiKey: env.POSTHOG_API_KEY || undefined,
+      posthogHost: url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com'),
+    },
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
