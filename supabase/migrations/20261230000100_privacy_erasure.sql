@@ -28,8 +28,11 @@ $$;
 REVOKE ALL ON FUNCTION core.erase_auth_user(uuid, text) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION core.erase_auth_user(uuid, text) TO service_role;
 
+-- analytics identifiers of an erased person are pseudonymized in place (the organization's aggregates stay)
+GRANT UPDATE ON core.analytics_events TO service_role;
+
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261230000100_privacy_erasure', '2a3207fd7bfdecca740547ee4e720f5d906b9fbebd7eb15129201dd5ea3a9fcf', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261230000100_privacy_erasure', '362049a42d7f9265697cffcce7a692367156d15202c780aea70af2b5d5cc3dd5', 0)
   ON CONFLICT (name) DO NOTHING;

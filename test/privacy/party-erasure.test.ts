@@ -47,6 +47,16 @@ describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-pe
     }
   });
 
+  it('erases a natural-person customer the same way (the catalog\'s customer party table)', async () => {
+    const customer = (await t.http.post(`/v1/orgs/${orgId}/receivables/customers`).set(owner.auth)
+      .send({ name: 'Ruth Customerova', contactPerson: 'Ruth Customerova', email: 'ruth.customerova@example.test', phone: '+420 777 123 456' }).expect(201)).body;
+    const res = await t.http.post(`/v1/orgs/${orgId}/privacy/customers/${customer.id}/erasure`).set(owner.auth).expect(200);
+    expect(res.body).toMatchObject({ party: 'customer', partyId: customer.id, name: `Erased customer ${customer.id.slice(0, 8)}` });
+    const row = await t.db.admin.query('SELECT name, contact_person, email, phone FROM finance.customers WHERE id = $1', [customer.id]);
+    expect(row.rows).toEqual([{ name: `Erased customer ${customer.id.slice(0, 8)}`, contact_person: null, email: null, phone: null }]);
+    expect((await findEverywhere(t.db.admin, 'ruth.customerova@example.test')).filter((f) => !f.startsWith('core.audit_logs.'))).toEqual([]);
+  });
+
   it('a viewer cannot erase (403), another organization\'s vendor is not found (404), nor is a malformed id', async () => {
     const viewer = await registerUser(t, 'viewer');
     await addMember(t, orgId, viewer, 'viewer');

@@ -25,3 +25,6 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 $$;
 REVOKE ALL ON FUNCTION core.erase_auth_user(uuid, text) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION core.erase_auth_user(uuid, text) TO service_role;
+
+-- analytics identifiers of an erased person are pseudonymized in place (the organization's aggregates stay)
+GRANT UPDATE ON core.analytics_events TO service_role;

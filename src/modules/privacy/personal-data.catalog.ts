@@ -121,6 +121,27 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
+    table: 'finance.customers', person: { kind: 'party', party: 'customer', orgColumn: 'org_id', idColumn: 'id' }, describes: 'customers',
+    columns: {
+      name: { kind: 'pseudonymize', sql: `'Erased customer ' || left(id::text, 8)` },
+      contact_person: ERASE,
+      email: ERASE,
+      phone: ERASE,
+      billing_address: ERASE,
+      tax_id: ERASE,
+    },
+  },
+  {
+    table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, describes: 'product analytics events about you',
+    // pseudonymized, not deleted: the organization's aggregates stay; a fresh random id per row links nothing
+    columns: {
+      user_id: { kind: 'pseudonymize', sql: `'erased-' || gen_random_uuid()` },
+      anonymous_id: ERASE,
+      properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
+      name: notPersonal('the event name'),
+    },
+  },
+  {
     table: 'hub."BillingEvent"', person: { kind: 'value-scan' }, describes: 'Stripe events of your subscriptions',
     columns: { payload: { kind: 'retain', basis: 'billing records under bookkeeping law', duration: '10 years' } },
   },
@@ -131,6 +152,10 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'finance.fiscal_years', person: { kind: 'value-scan' }, describes: 'fiscal years', columns: { name: notPersonal('a fiscal year label') } },
   { table: 'finance.tax_codes', person: { kind: 'value-scan' }, describes: 'tax codes', columns: { name: notPersonal('a tax code label') } },
   { table: 'hub."App"', person: { kind: 'value-scan' }, describes: 'apps', columns: { name: notPersonal('an app of the Hub') } },
+  { table: 'core.api_keys', person: { kind: 'value-scan' }, describes: 'API keys', columns: { name: notPersonal('a label of an organization\'s API key') } },
+  { table: 'ai.agents', person: { kind: 'value-scan' }, describes: 'agents', columns: { name: notPersonal('an agent of an organization') } },
+  { table: 'ai.models', person: { kind: 'value-scan' }, describes: 'models', columns: { display_name: notPersonal('an LLM model name') } },
+  { table: 'ai.run_steps', person: { kind: 'value-scan' }, describes: 'agent run steps', columns: { name: notPersonal('a tool or step name') } },
   { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
 ];
 

@@ -47,8 +47,8 @@ export class PrivacyController {
 }
 
 /**
- * An organization erases a natural-person party (owner, admin). One route per party table of the catalog:
- * customers join when receivables lands (`customers/:customerId/erasure`, the same service). Not behind a
+ * An organization erases a natural-person party (owner, admin). One route per party table of the catalog, all
+ * served by the same catalog-driven service. Not behind a
  * subscription: erasure is a legal duty on any plan.
  */
 @ApiTags('privacy')
@@ -69,5 +69,18 @@ export class PartyErasureController {
   @ApiErrorCodes('privacy.party_not_found')
   eraseVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') vendorId: string): Promise<PartyErasureDto> {
     return this.parties.erase(tx, 'vendor', vendorId);
+  }
+
+  @Post('customers/:customerId/erasure')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'eraseCustomer',
+    summary: 'Erase a natural-person customer: contact fields blanked, name pseudonymized; its invoices and receipts keep amounts and numbers (owner, admin)',
+  })
+  @ApiOkResponse({ type: PartyErasureDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('privacy.party_not_found')
+  eraseCustomer(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') customerId: string): Promise<PartyErasureDto> {
+    return this.parties.erase(tx, 'customer', customerId);
   }
 }

@@ -28,9 +28,9 @@ export class ErasureDto {
   sessionsRevoked: number;
 }
 
-@ApiSchema({ description: 'An erased party (vendor; customer when receivables lands)' })
+@ApiSchema({ description: 'An erased party (vendor or customer)' })
 export class PartyErasureDto {
-  @ApiProperty({ description: 'The kind of party erased', enum: ['vendor'], example: 'vendor' })
+  @ApiProperty({ description: 'The kind of party erased', enum: ['vendor', 'customer'], example: 'vendor' })
   party: string;
   @ApiProperty({ description: 'The party\'s id: its documents keep pointing to it with their amounts and numbers', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' })
   partyId: string;
