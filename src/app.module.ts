@@ -17,6 +17,7 @@ import { SemanticModule } from './modules/semantic/semantic.module.js';
 import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 import { PrivacyModule } from './modules/privacy/privacy.module.js';
+import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -42,6 +43,7 @@ export class AppModule {
         AgentsModule,
         WebhooksModule,
         PrivacyModule,
+        KnowledgeModule,
       ],
     };
   }

@@ -44,8 +44,8 @@ describe('agents', () => {
     const embedding = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), modelId: 'text-embedding-3-small' }).expect(422);
     expect(embedding.body.error.code).toBe('ai.unknown_model');
     // the knowledge base's tool is a reserved slot until that module registers it
-    const tool = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), tools: ['search_knowledge', 'post_payment'] }).expect(422);
-    expect(tool.body.error).toMatchObject({ code: 'ai.unknown_tool', details: { tools: ['search_knowledge', 'post_payment'] } });
+    const tool = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), tools: ['list_open_invoices', 'post_payment'] }).expect(422);
+    expect(tool.body.error).toMatchObject({ code: 'ai.unknown_tool', details: { tools: ['list_open_invoices', 'post_payment'] } });
     await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send(body('Twin')).expect(201);
     const twin = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send(body('Twin')).expect(409);
     expect(twin.body.error.code).toBe('ai.agent_name_taken');

@@ -210,6 +210,17 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
   'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
   'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },
+  // knowledge base (20261224000100_knowledge)
+  'table ai.knowledge_collections': { authenticated: RW, service_role: RW },
+  'table ai.knowledge_documents': { authenticated: RW, service_role: RW },
+  'table ai.knowledge_versions': { authenticated: 'INSERT,SELECT', service_role: RW },
+  'column ai.knowledge_versions(status)': { authenticated: 'UPDATE' },
+  'column ai.knowledge_versions(status_reason)': { authenticated: 'UPDATE' },
+  'table ai.knowledge_chunks': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  'sequence ai.knowledge_chunks_id_seq': { service_role: 'USAGE' },
+  'function ai.can_read(uuid, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.dot_product(real[], real[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.embedding_storage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 
 /** Differences as readable lines: what a role holds beyond the allow-list, or lacks from it. */

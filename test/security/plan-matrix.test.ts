@@ -15,12 +15,12 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic', '/v1/orgs/{orgId}/knowledge'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
 /** POSTs that only compute and write nothing: open like reads (@DoesNotWrite). */
-const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate', 'POST /v1/orgs/{orgId}/semantic/query']);
+const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate', 'POST /v1/orgs/{orgId}/semantic/query', 'POST /v1/orgs/{orgId}/knowledge/search']);
 
 interface Route {
   method: Method;

@@ -490,240 +490,6 @@ export interface paths {
         patch: operations["updateOrganization"];
         trace?: never;
     };
-    "/v1/orgs/{orgId}/agents": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The organization's agents */
-        get: operations["listAgents"];
-        put?: never;
-        /** Create an agent (owner, admin; counts against the plan's ai_agents) */
-        post: operations["createAgent"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One agent */
-        get: operations["getAgent"];
-        put?: never;
-        post?: never;
-        /** Delete an agent with its runs and budget (owner, admin) */
-        delete: operations["deleteAgent"];
-        options?: never;
-        head?: never;
-        /** Change an agent: instructions, model, parameters, tools, status (owner, admin) */
-        patch: operations["updateAgent"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}/runs": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The agent's latest 100 runs (any member, viewers included) */
-        get: operations["listAgentRuns"];
-        put?: never;
-        /**
-         * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
-         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.
-         */
-        post: operations["runAgent"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One run with its trace: every LLM and tool step with tokens, cost, latency and errors */
-        get: operations["getAgentRun"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}/runs/{runId}/cancel": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Cancel a running run (the person who started it, owner, admin); it stops at its next step */
-        post: operations["cancelAgentRun"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}/triggers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The agent's automation triggers */
-        get: operations["listAgentTriggers"];
-        put?: never;
-        /** Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up) */
-        post: operations["createAgentTrigger"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/agents/{agentId}/triggers/{triggerId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete an automation trigger (owner, admin) */
-        delete: operations["deleteAgentTrigger"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/budgets": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Budgets of the organization and its agents with this month's spent, reserved and left */
-        get: operations["listAiBudgets"];
-        put?: never;
-        /** Create the organization's or an agent's monthly budget (owner, admin) */
-        post: operations["createAiBudget"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/budgets/{budgetId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One budget with this month's spent, reserved and left */
-        get: operations["getAiBudget"];
-        put?: never;
-        post?: never;
-        /** Delete a budget (owner, admin) */
-        delete: operations["deleteAiBudget"];
-        options?: never;
-        head?: never;
-        /** Change a budget's limits or thresholds (owner, admin) */
-        patch: operations["updateAiBudget"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/models": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The model catalog with dated prices per million tokens */
-        get: operations["listAiModels"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/provider-key": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Whether the organization has its own provider key: its last four characters and endpoint (owner, admin) */
-        get: operations["getAiProviderKey"];
-        /** Store the organization's own provider key, encrypted (owner, admin); it is never answered */
-        put: operations["setAiProviderKey"];
-        post?: never;
-        /** Remove the organization's own key: runs use the platform's (owner, admin) */
-        delete: operations["deleteAiProviderKey"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/tools": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The tools agents may be given, with their argument schemas */
-        get: operations["listAiTools"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/ai/usage": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Usage per day, agent and model: runs, tokens by type, cost */
-        get: operations["getAiUsage"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/orgs/{orgId}/audit-logs": {
         parameters: {
             query?: never;
@@ -874,6 +640,205 @@ export interface paths {
         post?: never;
         /** Revoke a pending invitation (admin) */
         delete: operations["revokeInvitation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/collections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Collections the caller may read */
+        get: operations["listKnowledgeCollections"];
+        put?: never;
+        /** Create a collection and name the roles that may read it (owner, admin) */
+        post: operations["createKnowledgeCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/collections/{collectionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One collection (404 when the caller may not read it) */
+        get: operations["getKnowledgeCollection"];
+        put?: never;
+        post?: never;
+        /** Delete a collection with its documents, versions and chunks (owner, admin) */
+        delete: operations["deleteKnowledgeCollection"];
+        options?: never;
+        head?: never;
+        /** Rename a collection or change who may read it (owner, admin) */
+        patch: operations["updateKnowledgeCollection"];
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/collections/{collectionId}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued
+         * @description multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.
+         */
+        post: operations["uploadKnowledgeDocument"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Documents of the collections the caller may read, newest first (cursor pagination) */
+        get: operations["listKnowledgeDocuments"];
+        put?: never;
+        /** Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued */
+        post: operations["createKnowledgeNote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents/{documentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One document with its ingestion status */
+        get: operations["getKnowledgeDocument"];
+        put?: never;
+        post?: never;
+        /** Delete a document with its versions, chunks and embeddings */
+        delete: operations["deleteKnowledgeDocument"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents/{documentId}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Queue ingestion of the latest version again (after a failure, or a model change) */
+        post: operations["reindexKnowledgeDocument"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents/{documentId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Versions of a document, newest first */
+        get: operations["listKnowledgeDocumentVersions"];
+        put?: never;
+        /**
+         * Upload a new version of a document; it replaces the indexed one in search once ingested
+         * @description multipart/form-data with the part `file`, as for the first upload.
+         */
+        post: operations["uploadKnowledgeDocumentVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents/{documentId}/versions/{versionNo}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One version of a document with its extracted text */
+        get: operations["getKnowledgeDocumentVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/documents/{documentId}/versions/{versionNo}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restore an earlier version: its text becomes a new latest version */
+        post: operations["restoreKnowledgeDocumentVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-embed every document embedded by another model or dimension than the configured one (owner, admin) */
+        post: operations["reindexStaleKnowledge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/knowledge/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read */
+        post: operations["searchKnowledge"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1420,390 +1385,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/orgs/{orgId}/payables/aging": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** AP aging as of a date per party and in total, in the base currency (?buckets=15,30,60; CSV with ?format=csv) */
-        get: operations["getApAging"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again) */
-        post: operations["reverseBillAllocation"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Vendor bills, newest first; filter by vendor and status (cursor pagination) */
-        get: operations["listBills"];
-        put?: never;
-        /** Create a draft bill; totals and tax are computed by the server (owner, admin, accountant) */
-        post: operations["createBill"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills/{billId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One bill with its lines, decisions and open amount */
-        get: operations["getBill"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /** Replace the content of a draft (or rejected) bill */
-        patch: operations["updateBill"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills/{billId}/approve": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Approve a submitted bill (never its creator; roles per the rule); the final approval posts it to the ledger */
-        post: operations["approveBill"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills/{billId}/comments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Comment on a bill (listed with its decisions; audited) */
-        post: operations["commentOnBill"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills/{billId}/reject": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Reject a submitted bill back to its author with a reason (editable and submittable again) */
-        post: operations["rejectBill"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/bills/{billId}/submit": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Submit a bill for approval; a bill needing no approval under the rules is posted at once */
-        post: operations["submitBill"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/expense-claims": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Expense claims, newest first (a member sees their own; cursor pagination) */
-        get: operations["listExpenseClaims"];
-        put?: never;
-        /** Draft an expense claim for yourself (members and up) */
-        post: operations["createExpenseClaim"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One expense claim with its lines, decisions and open amount */
-        get: operations["getExpenseClaim"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Approve a submitted expense claim; the final approval posts a payable to the claimant */
-        post: operations["approveExpenseClaim"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Reject a submitted expense claim back to the claimant with a reason */
-        post: operations["rejectExpenseClaim"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Submit your expense claim for approval (at least one bookkeeper approves) */
-        post: operations["submitExpenseClaim"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/payments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Payments to vendors and claimants, newest first (cursor pagination) */
-        get: operations["listBillPayments"];
-        put?: never;
-        /** Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result */
-        post: operations["createBillPayment"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/payments/{paymentId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One payment with its allocations */
-        get: operations["getBillPayment"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/payments/{paymentId}/allocations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Allocate what is left of a payment to an open bill of the same vendor */
-        post: operations["allocateBillPayment"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The AP control account and the approval rules (the defaults until changed) */
-        get: operations["getPayablesSettings"];
-        /** Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin) */
-        put: operations["updatePayablesSettings"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/vendors": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Vendors by name; search by name or e-mail (cursor pagination) */
-        get: operations["listVendors"];
-        put?: never;
-        /** Create a vendor (owner, admin, accountant) */
-        post: operations["createVendor"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/vendors/{vendorId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One vendor */
-        get: operations["getVendor"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /** Change a vendor (owner, admin, accountant) */
-        patch: operations["updateVendor"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/payables/vendors/{vendorId}/archive": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Archive a vendor (vendors are never deleted) */
-        post: operations["archiveVendor"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/semantic/query": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
-         */
-        post: operations["querySemanticLayer"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/semantic/views": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The semantic views you may query, with their documented columns */
-        get: operations["listSemanticViews"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/orgs/{orgId}/settings/{scope}": {
         parameters: {
             query?: never;
@@ -1836,162 +1417,6 @@ export interface paths {
         post?: never;
         /** Remove one setting (admin) */
         delete: operations["deleteSetting"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Webhook endpoints, oldest first (owner, admin) */
-        get: operations["listWebhookEndpoints"];
-        put?: never;
-        /** Create a webhook endpoint; its signing secret is in this answer only (owner, admin) */
-        post: operations["createWebhookEndpoint"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One webhook endpoint (owner, admin) */
-        get: operations["getWebhookEndpoint"];
-        put?: never;
-        post?: never;
-        /** Delete a webhook endpoint and its delivery log (owner, admin) */
-        delete: operations["deleteWebhookEndpoint"];
-        options?: never;
-        head?: never;
-        /** Change the URL, description or event types; enable or disable (owner, admin) */
-        patch: operations["updateWebhookEndpoint"];
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/attempts": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The delivery log: attempts, newest first; filter by outcome, event type or message (cursor pagination) */
-        get: operations["listWebhookAttempts"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The endpoint's messages, newest first; filter by status and event type (cursor pagination) */
-        get: operations["listWebhookMessages"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One message with every attempt (time, status code, latency, truncated answer, error) */
-        get: operations["getWebhookMessage"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/messages/{messageId}/replay": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Deliver a message again (same webhook-id, a new round of the retry schedule) */
-        post: operations["replayWebhookMessage"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Send a `ping` test event to this endpoint (delivered, signed and logged like any event) */
-        post: operations["pingWebhookEndpoint"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/replay-failed": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Deliver again every failed message created since a time */
-        post: operations["replayFailedWebhookMessages"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/rotate-secret": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin) */
-        post: operations["rotateWebhookSecret"];
-        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2077,26 +1502,6 @@ export interface paths {
         };
         /** Open slots from the working hours in the provider's time zone, minus calendar busy times, each with a WhatsApp booking link */
         get: operations["getPublicProviderAvailability"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/webhooks/event-types": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * The event catalog: every event type with its versioned payload schema and an example (no authentication)
-         * @description Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component `WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).
-         */
-        get: operations["listWebhookEventTypes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2196,260 +1601,6 @@ export interface components {
              */
             updatedAt: string;
         };
-        /** @description An AI agent of the organization */
-        AgentDto: {
-            /**
-             * @description Created (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: uuid
-             * @description Who created it
-             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
-             */
-            createdBy: string | null;
-            /**
-             * Format: uuid
-             * @description Agent id
-             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
-             */
-            id: string;
-            /**
-             * @description System prompt
-             * @example You review the books.
-             */
-            instructions: string;
-            /**
-             * @description Knowledge collections it may search
-             * @example []
-             */
-            knowledgeCollectionIds: string[];
-            /**
-             * @description Most output tokens per LLM call
-             * @example 1024
-             */
-            maxOutputTokens: number;
-            /**
-             * @description Most LLM calls per run
-             * @example 8
-             */
-            maxSteps: number;
-            /**
-             * @description Chat model
-             * @example gpt-4o-mini
-             */
-            modelId: string;
-            /**
-             * @description Name
-             * @example Month-end reviewer
-             */
-            name: string;
-            /**
-             * @description active or paused
-             * @example active
-             * @enum {string}
-             */
-            status: "active" | "paused";
-            /**
-             * @description Sampling temperature
-             * @example 0.2
-             */
-            temperature: number;
-            /**
-             * @description Tools it may call
-             * @example [
-             *       "query_semantic"
-             *     ]
-             */
-            tools: string[];
-            /**
-             * @description Kind of agent
-             * @example accountant
-             * @enum {string}
-             */
-            type: "assistant" | "accountant" | "analyst" | "custom";
-            /**
-             * @description Last changed (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            updatedAt: string;
-            /**
-             * Format: uuid
-             * @description Workspace, if any
-             * @example null
-             */
-            workspaceId: string | null;
-        };
-        /** @description Accounts-payable aging as of a date: per party and in total; the total equals the AP control account's balance */
-        AgingReportDto: {
-            /**
-             * @description The day the aging is at the end of
-             * @example 2026-01-31
-             */
-            asOf: string;
-            /**
-             * @description Base currency
-             * @example EUR
-             */
-            baseCurrency: string;
-            /**
-             * @description Bucket names in order
-             * @example [
-             *       "current",
-             *       "1-30",
-             *       "31-60",
-             *       "61-90",
-             *       ">90"
-             *     ]
-             */
-            buckets: string[];
-            /**
-             * @description Balance of the AP control account at asOf (credit positive)
-             * @example 300.00
-             */
-            controlAccountBalance: string;
-            /** @description Per party */
-            rows: components["schemas"]["AgingRowDto"][];
-            /**
-             * @description Total open (sum of the buckets)
-             * @example 300.00
-             */
-            total: string;
-            /**
-             * @description Totals per bucket
-             * @example {
-             *       "current": "300.00",
-             *       "1-30": "0.00",
-             *       "31-60": "0.00",
-             *       "61-90": "0.00",
-             *       ">90": "0.00"
-             *     }
-             */
-            totals: {
-                [key: string]: string;
-            };
-        };
-        /** @description Open amounts of one party by bucket, in the base currency */
-        AgingRowDto: {
-            /**
-             * @description Amount per bucket (current, then the day ranges); unapplied credits count as current, negative
-             * @example {
-             *       "current": "300.00",
-             *       "1-30": "0.00",
-             *       "31-60": "0.00",
-             *       "61-90": "0.00",
-             *       ">90": "0.00"
-             *     }
-             */
-            buckets: {
-                [key: string]: string;
-            };
-            /**
-             * @description Vendor id or claimant user id
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            partyId: string;
-            /**
-             * @description Vendor name; null for a claimant
-             * @example Office Supplies GmbH
-             */
-            partyName: string | null;
-            /**
-             * @description vendor or employee
-             * @example vendor
-             */
-            partyType: string;
-            /**
-             * @description Sum of the buckets
-             * @example 300.00
-             */
-            total: string;
-        };
-        /** @description An allocation of a payment to a bill (negative: a reversal) */
-        AllocationDto: {
-            /**
-             * @description Amount in the payment currency (negative for a reversal)
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * @description Base amount of the bill it settles (at the bill's rate)
-             * @example 100.00
-             */
-            billBaseAmount: string;
-            /**
-             * Format: uuid
-             * @description The bill or claim
-             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-             */
-            billId: string;
-            /**
-             * Format: date-time
-             * @description When
-             * @example 2026-01-20T10:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description Date
-             * @example 2026-01-20
-             */
-            date: string;
-            /**
-             * @description Realized FX result in the base currency: positive a loss, negative a gain
-             * @example 0.00
-             */
-            fxDifference: string;
-            /**
-             * Format: uuid
-             * @description Allocation id
-             * @example 8e7d6c5b-4a39-4b2c-9d1e-0f9e8d7c6b5a
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The entry posting its FX result (own entry for later allocations and reversals); null when none
-             * @example null
-             */
-            journalEntryId: string | null;
-            /**
-             * @description Base amount of the payment it uses (at the payment's rate)
-             * @example 100.00
-             */
-            paymentBaseAmount: string;
-            /**
-             * Format: uuid
-             * @description The payment
-             * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
-             */
-            paymentId: string;
-            /**
-             * Format: uuid
-             * @description The reversing allocation; null while not reversed
-             * @example null
-             */
-            reversedByAllocationId: string | null;
-            /**
-             * Format: uuid
-             * @description The allocation it reverses; null for an allocation
-             * @example null
-             */
-            reversesAllocationId: string | null;
-        };
-        /** @description An allocation of (part of) a payment to an open bill */
-        AllocationInputDto: {
-            /**
-             * @description Amount in the payment currency (positive, at most the open amount)
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description The bill or claim (of the payment's vendor or claimant)
-             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-             */
-            billId: string;
-        };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
             /** @description Code of the plan in effect, as a trial, when there is no subscription */
@@ -2462,27 +1613,6 @@ export interface components {
             plans: components["schemas"]["PlanDto"][];
             /** @description Length of the default-plan trial in days, counted from the organization's creation */
             trialDays: number;
-        };
-        /** @description An approval rule: a document whose total in the base currency is above `above` needs `approvals` distinct approvers with one of `roles` */
-        ApprovalRuleDto: {
-            /**
-             * @description Threshold in the base currency (exclusive); the highest threshold below the total applies
-             * @example 1000.00
-             */
-            above: string;
-            /**
-             * @description Number of distinct approvers needed (0-10); never the document's creator
-             * @example 1
-             */
-            approvals: number;
-            /**
-             * @description Roles that may approve
-             * @example [
-             *       "owner",
-             *       "admin"
-             *     ]
-             */
-            roles: ("owner" | "admin" | "accountant")[];
         };
         /** @description The user an app token was made for, for the app that redeemed it */
         AppSessionDto: {
@@ -2692,178 +1822,6 @@ export interface components {
             /** @description One result per entry, in request order */
             results: components["schemas"]["BatchItemDto"][];
         };
-        /** @description An approval decision on a bill or claim (submit, approve, reject, comment), in the order made */
-        BillDecisionDto: {
-            /**
-             * @description Who decided (user id, or service:<name>)
-             * @example c0ffee00-0000-4000-8000-000000000001
-             */
-            actorId: string;
-            /**
-             * @description The role they acted in
-             * @example admin
-             */
-            actorRole: string;
-            /**
-             * @description Reason or comment; null when none
-             * @example ok
-             */
-            comment: string | null;
-            /**
-             * Format: date-time
-             * @description When
-             * @example 2026-01-11T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description submit, approve, reject or comment
-             * @example approve
-             * @enum {string}
-             */
-            decision: "submit" | "approve" | "reject" | "comment";
-            /**
-             * Format: uuid
-             * @description Decision id
-             * @example 6f5e4d3c-2b1a-4c9d-8e7f-6a5b4c3d2e1f
-             */
-            id: string;
-            /**
-             * @description Which submission of the document it belongs to (approvals count per submission)
-             * @example 1
-             */
-            submissionNo: number;
-        };
-        /** @description A vendor bill or an employee expense claim, with its lines, approvals and open amount */
-        BillDto: {
-            /**
-             * @description Distinct approvals of the current submission
-             * @example 1
-             */
-            approvalsGiven: number;
-            /**
-             * @description Approvals the applicable rule asks for (set at submission); null before
-             * @example 1
-             */
-            approvalsRequired: number | null;
-            /**
-             * @description Roles that may approve (set at submission); null before
-             * @example [
-             *       "owner",
-             *       "admin"
-             *     ]
-             */
-            approverRoles: string[] | null;
-            /**
-             * @description Total in the base currency credited to accounts payable; null until posted
-             * @example 300.00
-             */
-            baseTotal: string | null;
-            /**
-             * @description Date of the bill or claim
-             * @example 2026-01-10
-             */
-            billDate: string;
-            /**
-             * @description The vendor's bill number; null when none
-             * @example INV-4711
-             */
-            billNumber: string | null;
-            /**
-             * @description The claimant's user id (claims); null for bills
-             * @example null
-             */
-            claimantId: string | null;
-            /**
-             * Format: date-time
-             * @description When it was created
-             * @example 2026-01-10T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description Who created it
-             * @example c0ffee00-0000-4000-8000-000000000001
-             */
-            createdBy: string;
-            /**
-             * @description Currency
-             * @example EUR
-             */
-            currency: string;
-            /** @description Every decision, in order */
-            decisions: components["schemas"]["BillDecisionDto"][];
-            /**
-             * @description Due date
-             * @example 2026-02-09
-             */
-            dueDate: string;
-            /**
-             * Format: uuid
-             * @description Id
-             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The posting; null until posted
-             * @example null
-             */
-            journalEntryId: string | null;
-            /**
-             * @description bill or expense_claim
-             * @example bill
-             * @enum {string}
-             */
-            kind: "bill" | "expense_claim";
-            /** @description Lines */
-            lines: components["schemas"]["BillLineDto"][];
-            /**
-             * @description Memo
-             * @example Office supplies January
-             */
-            memo: string;
-            /**
-             * @description What is still to be paid (the total until posted)
-             * @example 300.00
-             */
-            openAmount: string;
-            /**
-             * @description Rate of the bill date (base units per unit); null until posted
-             * @example 1.0000000000
-             */
-            rate: string | null;
-            /**
-             * @description Reason of the latest rejection; null when none
-             * @example null
-             */
-            rejectionReason: string | null;
-            /**
-             * @description draft, submitted, rejected (editable again), posted, partially_paid or paid
-             * @example posted
-             * @enum {string}
-             */
-            status: "draft" | "submitted" | "rejected" | "posted" | "partially_paid" | "paid";
-            /**
-             * @description Sum of the net amounts
-             * @example 250.00
-             */
-            subtotal: string;
-            /**
-             * @description Sum of the input tax
-             * @example 50.00
-             */
-            taxTotal: string;
-            /**
-             * @description Total including tax
-             * @example 300.00
-             */
-            total: string;
-            /**
-             * Format: uuid
-             * @description The vendor (bills); null for claims
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            vendorId: string | null;
-        };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
             /** @description Id of the stored event */
@@ -2896,265 +1854,6 @@ export interface components {
             subscriptionId: string | null;
             /** @description Stripe event type, e.g. customer.subscription.updated */
             type: string;
-        };
-        /** @description A line of a bill or expense claim, with the amounts the server computed */
-        BillLineDto: {
-            /**
-             * Format: uuid
-             * @description Account the line posts to
-             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
-             */
-            accountId: string;
-            /**
-             * @description Description; null when none
-             * @example Printer paper
-             */
-            description: string | null;
-            /**
-             * @description Day of the expense (claims); null for bills
-             * @example null
-             */
-            expenseDate: string | null;
-            /**
-             * @description Net + tax
-             * @example 300.00
-             */
-            gross: string;
-            /**
-             * @description Line number, from 1
-             * @example 1
-             */
-            lineNo: number;
-            /**
-             * @description Net amount (the currency's minor units)
-             * @example 250.00
-             */
-            net: string;
-            /**
-             * @description Quantity
-             * @example 10.0000
-             */
-            quantity: string;
-            /**
-             * @description Receipt reference (claims); null when none
-             * @example null
-             */
-            receiptRef: string | null;
-            /**
-             * @description Input tax
-             * @example 50.00
-             */
-            tax: string;
-            /**
-             * Format: uuid
-             * @description Tax code; null when untaxed
-             * @example null
-             */
-            taxCodeId: string | null;
-            /**
-             * @description Unit price
-             * @example 25.0000
-             */
-            unitPrice: string;
-        };
-        /** @description A line of a bill: quantity x unit price on an expense or asset account, with an optional tax code */
-        BillLineInputDto: {
-            /**
-             * Format: uuid
-             * @description Expense or asset account the line posts to
-             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
-             */
-            accountId: string;
-            /**
-             * @description What was bought
-             * @example Printer paper
-             */
-            description?: string;
-            /**
-             * @description Quantity (positive), default 1
-             * @example 10
-             */
-            quantity?: string;
-            /**
-             * Format: uuid
-             * @description Tax code (input tax); absent: no tax
-             * @example 4d3e2f1a-0b9c-4d8e-9f7a-6b5c4d3e2f1a
-             */
-            taxCodeId?: string;
-            /**
-             * @description Unit price in the bill currency, before tax for an exclusive tax code
-             * @example 25.00
-             */
-            unitPrice: string;
-        };
-        /** @description A page of bills or expense claims, newest first */
-        BillPage: {
-            /** @description Documents on this page, newest first */
-            items: components["schemas"]["BillDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
-        };
-        /** @description A payment to a vendor or claimant with its allocations */
-        BillPaymentDto: {
-            /** @description Allocations, oldest first */
-            allocations: components["schemas"]["AllocationDto"][];
-            /**
-             * @description Amount
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description Bank or cash account credited
-             * @example 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            bankAccountId: string;
-            /**
-             * @description Amount in the base currency credited to the bank
-             * @example 100.00
-             */
-            baseAmount: string;
-            /**
-             * @description The claimant reimbursed; null for a vendor payment
-             * @example null
-             */
-            claimantId: string | null;
-            /**
-             * Format: date-time
-             * @description When
-             * @example 2026-01-20T10:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description Currency
-             * @example EUR
-             */
-            currency: string;
-            /**
-             * Format: uuid
-             * @description Payment id
-             * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The posting
-             * @example 5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d
-             */
-            journalEntryId: string;
-            /**
-             * @description Method
-             * @example bank_transfer
-             * @enum {string}
-             */
-            method: "bank_transfer" | "card" | "cash" | "check" | "other";
-            /**
-             * @description Date
-             * @example 2026-01-20
-             */
-            paymentDate: string;
-            /**
-             * @description Rate of the payment date
-             * @example 1.0000000000
-             */
-            rate: string;
-            /**
-             * @description Reference; null when none
-             * @example TRX-2026-0001
-             */
-            reference: string | null;
-            /**
-             * @description What is not allocated (a credit with the vendor)
-             * @example 0.00
-             */
-            unallocated: string;
-            /**
-             * Format: uuid
-             * @description The vendor paid; null for a reimbursement
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            vendorId: string | null;
-        };
-        /** @description A page of bill payments, newest first */
-        BillPaymentPage: {
-            /** @description Payments on this page, newest first */
-            items: components["schemas"]["BillPaymentDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
-        };
-        /** @description A budget with this month's spent, reserved and left */
-        BudgetDto: {
-            /**
-             * Format: uuid
-             * @description The agent, or null for the organization
-             * @example null
-             */
-            agentId: string | null;
-            /**
-             * @description USD left (limit - spent - reserved); null without a cost limit
-             * @example 87.50000000
-             */
-            costLeft: string | null;
-            /**
-             * @description Monthly cost limit in USD
-             * @example 100.0000
-             */
-            costLimit: string | null;
-            /**
-             * Format: uuid
-             * @description Budget id
-             * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
-             */
-            id: string;
-            /**
-             * @description Current month (YYYY-MM, UTC)
-             * @example 2026-12
-             */
-            period: string;
-            /**
-             * @description Reserved by calls in flight, USD
-             * @example 0.00000000
-             */
-            reservedCost: string;
-            /**
-             * @description Reserved by calls in flight, tokens
-             * @example 0
-             */
-            reservedTokens: number;
-            /**
-             * @description Spent this month in USD
-             * @example 12.50000000
-             */
-            spentCost: string;
-            /**
-             * @description Tokens spent this month
-             * @example 250000
-             */
-            spentTokens: number;
-            /**
-             * @description Percent thresholds
-             * @example [
-             *       50,
-             *       80,
-             *       100
-             *     ]
-             */
-            thresholds: number[];
-            /**
-             * @description Thresholds reached this month
-             * @example []
-             */
-            thresholdsReached: number[];
-            /**
-             * @description Monthly token limit
-             * @example null
-             */
-            tokenLimit: number | null;
-            /**
-             * @description Tokens left; null without a token limit
-             * @example null
-             */
-            tokensLeft: number | null;
         };
         /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
@@ -3259,47 +1958,49 @@ export interface components {
              */
             url: string;
         };
-        /** @description A line of an expense claim */
-        ClaimLineInputDto: {
+        /** @description A collection of documents */
+        CollectionDto: {
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-12-24T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Description; null when none
+             * @example Expense, travel and approval policies
+             */
+            description: string | null;
             /**
              * Format: uuid
-             * @description Category: the expense account
-             * @example 3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f
+             * @description Collection id
+             * @example 7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f
              */
-            accountId: string;
+            id: string;
             /**
-             * @description Amount spent (gross) in the claim currency
-             * @example 42.50
+             * @description Name
+             * @example Finance policies
              */
-            amount: string;
+            name: string;
             /**
-             * @description Currency of the amount: the claim's currency
-             * @example EUR
+             * @description Roles that may read it besides owner and admin
+             * @example [
+             *       "accountant"
+             *     ]
              */
-            currency: string;
+            readRoles: ("owner" | "admin" | "accountant" | "member" | "viewer")[];
             /**
-             * @description Day of the expense
-             * @example 2026-01-08
+             * Format: date-time
+             * @description Last changed at
+             * @example 2026-12-24T09:00:00.000Z
              */
-            date: string;
+            updatedAt: string;
             /**
-             * @description What was paid for
-             * @example Taxi to client
+             * Format: uuid
+             * @description Workspace; null for the whole organization
+             * @example null
              */
-            description?: string;
-            /**
-             * @description Reference of the receipt
-             * @example RCPT-001
-             */
-            receiptRef?: string;
-        };
-        /** @description A comment on a bill or claim (audited, listed with the decisions) */
-        CommentDto: {
-            /**
-             * @description The comment
-             * @example please attach the delivery note
-             */
-            comment: string;
+            workspaceId: string | null;
         };
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
@@ -3339,206 +2040,32 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
-        /** @description A new agent */
-        CreateAgentDto: {
+        /** @description A new collection of documents and the organization roles that may read it */
+        CreateCollectionDto: {
             /**
-             * @description System prompt
-             * @example You review the books and answer with figures from the semantic views.
+             * @description What the collection holds
+             * @example Expense, travel and approval policies
              */
-            instructions?: string;
-            /**
-             * @description Knowledge collections it may search (the knowledge base, when installed)
-             * @example []
-             */
-            knowledgeCollectionIds?: string[];
-            /**
-             * @description Most output tokens per LLM call (also what a budget reserves)
-             * @example 1024
-             */
-            maxOutputTokens?: number;
-            /**
-             * @description Most LLM calls per run (the tool loop stops there)
-             * @example 8
-             */
-            maxSteps?: number;
-            /**
-             * @description Chat model of the catalog (GET /ai/models)
-             * @example gpt-4o-mini
-             */
-            modelId: string;
+            description?: string;
             /**
              * @description Name, unique in the organization
-             * @example Month-end reviewer
+             * @example Finance policies
              */
             name: string;
             /**
-             * @description paused agents do not run
-             * @example active
-             * @enum {string}
-             */
-            status?: "active" | "paused";
-            /**
-             * @description Sampling temperature, 0 to 2
-             * @example 0.2
-             */
-            temperature?: number;
-            /**
-             * @description Tools of the registry it may call (GET /ai/tools)
+             * @description Roles that may read (search) it besides owner and admin, who read every collection; empty: owner and admin only
+             * @default []
              * @example [
-             *       "query_semantic",
-             *       "get_trial_balance"
+             *       "accountant"
              *     ]
              */
-            tools?: string[];
-            /**
-             * @description Kind of agent
-             * @example accountant
-             * @enum {string}
-             */
-            type: "assistant" | "accountant" | "analyst" | "custom";
+            readRoles?: ("owner" | "admin" | "accountant" | "member" | "viewer")[];
             /**
              * Format: uuid
-             * @description Workspace the agent belongs to
-             * @example null
+             * @description Workspace the collection belongs to, if any
+             * @example 1b6f3c1e-8a5e-4a8b-9a55-3c1f5e2d7a10
              */
-            workspaceId?: string | null;
-        };
-        /** @description Allocating what is left of a payment to an open bill */
-        CreateAllocationDto: {
-            /**
-             * @description Amount in the payment currency
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description The bill or claim
-             * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-             */
-            billId: string;
-            /**
-             * @description Date of the allocation; absent: the payment date
-             * @example 2026-01-25
-             */
-            date?: string;
-        };
-        /** @description A new vendor bill (a draft) */
-        CreateBillDto: {
-            /**
-             * @description Date of the bill (the posting date)
-             * @example 2026-01-10
-             */
-            billDate: string;
-            /**
-             * @description The vendor's bill number
-             * @example INV-4711
-             */
-            billNumber?: string;
-            /**
-             * @description Bill currency; absent: the vendor's default, else the base currency
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * @description Due date; absent: bill date + the vendor's payment terms
-             * @example 2026-02-09
-             */
-            dueDate?: string;
-            /** @description Lines (1-200) */
-            lines: components["schemas"]["BillLineInputDto"][];
-            /**
-             * @description Memo
-             * @example Office supplies January
-             */
-            memo?: string;
-            /**
-             * @description The total the client computed (optional); a different server total is a 400
-             * @example 300.00
-             */
-            total?: string;
-            /**
-             * Format: uuid
-             * @description The vendor
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            vendorId: string;
-        };
-        /** @description A payment to a vendor (or a reimbursement to a claimant), with its allocations */
-        CreateBillPaymentDto: {
-            /** @description Allocations to open bills; what is left stays as a credit with the vendor */
-            allocations?: components["schemas"]["AllocationInputDto"][];
-            /**
-             * @description Amount paid
-             * @example 100.00
-             */
-            amount: string;
-            /**
-             * Format: uuid
-             * @description The bank or cash account credited
-             * @example 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            bankAccountId: string;
-            /**
-             * @description The claimant reimbursed (user id; or vendorId)
-             * @example c0ffee00-0000-4000-8000-000000000002
-             */
-            claimantId?: string;
-            /**
-             * @description Currency; absent: the base currency. Allocated bills must be in it
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * @description How it was paid
-             * @default bank_transfer
-             * @example bank_transfer
-             * @enum {string}
-             */
-            method?: "bank_transfer" | "card" | "cash" | "check" | "other";
-            /**
-             * @description Date of the payment
-             * @example 2026-01-20
-             */
-            paymentDate: string;
-            /**
-             * @description Bank reference
-             * @example TRX-2026-0001
-             */
-            reference?: string;
-            /**
-             * Format: uuid
-             * @description The vendor paid (or claimantId)
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            vendorId?: string;
-        };
-        /** @description A monthly budget (UTC calendar month) of the organization or of one agent */
-        CreateBudgetDto: {
-            /**
-             * Format: uuid
-             * @description The agent; absent or null: the organization's budget
-             * @example null
-             */
-            agentId?: string | null;
-            /**
-             * @description Monthly cost limit in USD (decimal string)
-             * @example 100.00
-             */
-            costLimit?: string;
-            /**
-             * @description Percent thresholds that emit ai.budget.threshold_reached
-             * @example [
-             *       50,
-             *       80,
-             *       100
-             *     ]
-             */
-            thresholds?: number[];
-            /**
-             * @description Monthly token limit (all usage types)
-             * @example 5000000
-             */
-            tokenLimit?: number;
+            workspaceId?: string;
         };
         /** @description A new invitation, with its secret token (shown only once) */
         CreatedInvitationDto: {
@@ -3590,31 +2117,6 @@ export interface components {
             status: "pending" | "accepted" | "revoked" | "expired";
             /** @description The secret to send to the invitee. Shown once: only its SHA-256 hash is stored. */
             token: string;
-        };
-        /** @description A new employee expense claim (a draft, by the claimant) */
-        CreateExpenseClaimDto: {
-            /**
-             * @description Date of the claim (the posting date on approval)
-             * @example 2026-01-10
-             */
-            claimDate: string;
-            /**
-             * @description Currency of the claim and of every line
-             * @example EUR
-             */
-            currency: string;
-            /** @description Lines (1-200) */
-            lines: components["schemas"]["ClaimLineInputDto"][];
-            /**
-             * @description Memo
-             * @example Client visit Hamburg
-             */
-            memo?: string;
-            /**
-             * @description The total the client computed (optional); a different server total is a 400
-             * @example 42.50
-             */
-            total?: string;
         };
         /** @description The next fiscal year to open */
         CreateFiscalYearDto: {
@@ -3690,6 +2192,44 @@ export interface components {
             /** @description Id of the source document (invoice, bill, payment) */
             sourceRef?: string;
         };
+        /** @description A document written in the request (a note) or a reference to a URL with its text */
+        CreateNoteDocumentDto: {
+            /**
+             * Format: uuid
+             * @description Collection to add it to
+             * @example 7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f
+             */
+            collectionId: string;
+            /**
+             * @description note: written here; url: the text of the page at sourceUrl
+             * @default note
+             * @enum {string}
+             */
+            source?: "note" | "url";
+            /**
+             * @description The page the text comes from (source url)
+             * @example https://intranet.example.com/policies/travel
+             */
+            sourceUrl?: string;
+            /**
+             * @description Tags to filter searches by (up to 20)
+             * @example [
+             *       "travel",
+             *       "policy"
+             *     ]
+             */
+            tags?: string[];
+            /**
+             * @description The text (Markdown allowed), up to 1 MB
+             * @example Travel is reimbursed within 30 days of the expense report.
+             */
+            text: string;
+            /**
+             * @description Title
+             * @example Travel expenses
+             */
+            title: string;
+        };
         /** @description A new business organization */
         CreateOrganizationDto: {
             /**
@@ -3697,19 +2237,6 @@ export interface components {
              * @example Acme Trading LLC
              */
             name: string;
-        };
-        /** @description The messages a run starts from */
-        CreateRunDto: {
-            /**
-             * @description Conversation so far, the last one the user's
-             * @example [
-             *       {
-             *         "role": "user",
-             *         "content": "What is our cash balance?"
-             *       }
-             *     ]
-             */
-            messages: components["schemas"]["RunMessageDto"][];
         };
         /** @description A new tax code */
         CreateTaxCodeDto: {
@@ -3744,99 +2271,6 @@ export interface components {
              */
             salesAccountId: string;
         };
-        /** @description A trigger that runs the agent on a schedule or on a domain event, with your claims */
-        CreateTriggerDto: {
-            /**
-             * @description kind schedule: a cron expression, UTC (5 fields: minute hour day month weekday)
-             * @example 0 7 * * 1
-             */
-            cron?: string;
-            /**
-             * @description kind event: the domain event type
-             * @example bill.submitted
-             */
-            eventType?: string;
-            /**
-             * @description schedule: cron (UTC); event: a domain event of the outbox
-             * @example event
-             * @enum {string}
-             */
-            kind: "schedule" | "event";
-            /**
-             * @description What the agent is told when it fires (an event's payload follows)
-             * @example Review this bill and list anything unusual.
-             */
-            prompt: string;
-        };
-        /** @description A new vendor */
-        CreateVendorDto: {
-            /**
-             * @description Billing address
-             * @example Hauptstr. 1, 10115 Berlin
-             */
-            billingAddress?: string;
-            /**
-             * @description Contact person
-             * @example Jane Doe
-             */
-            contactPerson?: string;
-            /**
-             * @description Currency its bills default to (ISO 4217); absent: the base currency
-             * @example EUR
-             */
-            defaultCurrency?: string;
-            /**
-             * @description E-mail address
-             * @example billing@supplies.example
-             */
-            email?: string;
-            /**
-             * @description Name of the vendor
-             * @example Office Supplies GmbH
-             */
-            name: string;
-            /**
-             * @description Days from the bill date to the due date (0-365)
-             * @default 30
-             * @example 30
-             */
-            paymentTermsDays?: number;
-            /**
-             * @description Phone number
-             * @example +49 30 1234567
-             */
-            phone?: string;
-            /**
-             * @description Tax (VAT) id
-             * @example DE123456789
-             */
-            taxId?: string;
-        };
-        /** @description A new webhook endpoint */
-        CreateWebhookEndpointDto: {
-            /**
-             * @description What the endpoint is for
-             * @example ERP sync
-             */
-            description?: string;
-            /**
-             * @description Whether events are delivered (default true)
-             * @example true
-             */
-            enabled?: boolean;
-            /**
-             * @description The event types to deliver (GET /v1/webhooks/event-types); left out or null: every type
-             * @example [
-             *       "journal_entry.posted"
-             *     ]
-             */
-            eventTypes?: string[] | null;
-            /**
-             * @description Where to deliver: an absolute https URL (http only outside production); non-public addresses are refused
-             * @example https://hooks.example.com/omnizen
-             */
-            url: string;
-        };
         /** @description An account's balance in one transaction currency and in the base currency */
         CurrencyBalanceDto: {
             /**
@@ -3861,13 +2295,92 @@ export interface components {
             /** @description Name of the currency */
             name: string;
         };
-        /** @description A comment or reason on a decision */
-        DecisionDto: {
+        /** @description A document of a collection */
+        DocumentDto: {
             /**
-             * @description Comment (approve, comment)
-             * @example checked against the delivery note
+             * Format: uuid
+             * @description Collection
+             * @example 7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f
              */
-            comment?: string;
+            collectionId: string;
+            /**
+             * Format: date-time
+             * @description Created at
+             * @example 2026-12-24T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description User who created it; null for the system
+             * @example 0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f
+             */
+            createdBy: string | null;
+            /**
+             * Format: uuid
+             * @description Document id
+             * @example 4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d
+             */
+            id: string;
+            /**
+             * @description Version whose chunks search finds now; null before the first ingestion finished
+             * @example 1
+             */
+            indexedVersion: number | null;
+            /**
+             * @description Number of the newest version (what ingestion indexes)
+             * @example 2
+             */
+            latestVersion: number;
+            /**
+             * @description Where the text came from
+             * @example upload
+             * @enum {string}
+             */
+            source: "upload" | "url" | "note";
+            /**
+             * @description Source URL of a url document; else null
+             * @example null
+             */
+            sourceUrl: string | null;
+            /**
+             * @description Ingestion of the latest version: pending, ready or failed
+             * @example ready
+             * @enum {string}
+             */
+            status: "pending" | "ready" | "failed";
+            /**
+             * @description Why the ingestion failed; null otherwise
+             * @example null
+             */
+            statusReason: string | null;
+            /**
+             * @description Tags
+             * @example [
+             *       "travel",
+             *       "policy"
+             *     ]
+             */
+            tags: string[];
+            /**
+             * @description Title
+             * @example Travel expenses
+             */
+            title: string;
+            /**
+             * Format: date-time
+             * @description Last changed at
+             * @example 2026-12-24T09:00:05.000Z
+             */
+            updatedAt: string;
+        };
+        /** @description Documents, newest first */
+        DocumentPage: {
+            /** @description This page */
+            items: components["schemas"]["DocumentDto"][];
+            /**
+             * @description Cursor of the next page; absent on the last
+             * @example eyJjIjoiMjAyNi0xMi0yNFQwOTowMDowMC4wMDBaIn0
+             */
+            nextCursor?: string;
         };
         /** @description The e-mail that is now verified */
         EmailVerifiedDto: {
@@ -3990,53 +2503,6 @@ export interface components {
              * @example 6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a
              */
             requestId: string;
-        };
-        /** @description An event type of the catalog: what it means, its payload schema (JSON Schema 2020-12) and an example payload */
-        EventTypeDto: {
-            /**
-             * @description The component schema of the delivered body in the OpenAPI document
-             * @example #/components/schemas/WebhookEvent.journal_entry.posted.v1
-             */
-            bodySchemaRef: string;
-            /**
-             * @description Notification category
-             * @example finance
-             * @enum {string}
-             */
-            category: "security" | "billing" | "finance" | "ai" | "organization";
-            /**
-             * @description When it is emitted
-             * @example A journal entry was posted
-             */
-            description: string;
-            /**
-             * @description An example payload
-             * @example {
-             *       "entryId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d"
-             *     }
-             */
-            example: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description JSON Schema (draft 2020-12) of the payload (`data` of the webhook body)
-             * @example {
-             *       "type": "object"
-             *     }
-             */
-            payloadSchema: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description The event type, `<entity>.<past-tense verb>`
-             * @example journal_entry.posted
-             */
-            type: string;
-            /**
-             * @description Version of the payload schema (a breaking change is a new version)
-             * @example 1
-             */
-            version: number;
         };
         /** @description A token from another issuer (Hub / NextAuth, Supabase) to exchange for our tokens */
         ExchangeDto: {
@@ -4589,87 +3055,6 @@ export interface components {
             /** @description Pass as ?cursor= to get the next page; absent on the last page */
             nextCursor?: string;
         };
-        /** @description A model of the catalog with its price history */
-        ModelDto: {
-            /**
-             * @description Context window in tokens
-             * @example 128000
-             */
-            contextWindow: number;
-            /**
-             * @description Display name
-             * @example GPT-4o mini
-             */
-            displayName: string;
-            /**
-             * @description Model id as the provider names it
-             * @example gpt-4o-mini
-             */
-            id: string;
-            /**
-             * @description What the model does
-             * @example chat
-             * @enum {string}
-             */
-            kind: "chat" | "embedding";
-            /**
-             * @description Most output tokens per call
-             * @example 16384
-             */
-            maxOutputTokens: number;
-            /**
-             * @description Prices, newest first
-             * @example [
-             *       {
-             *         "effectiveFrom": "2024-07-18T00:00:00.000Z",
-             *         "input": "0.150000",
-             *         "output": "0.600000",
-             *         "cachedInput": "0.075000",
-             *         "cacheWrite": "0.000000",
-             *         "source": "openai.com/api/pricing, read 2026-12-02"
-             *       }
-             *     ]
-             */
-            prices: components["schemas"]["ModelPriceDto"][];
-            /**
-             * @description Vendor of the model
-             * @example openai
-             */
-            provider: string;
-        };
-        /** @description Prices of a model in USD per million tokens, by usage type, from a date on */
-        ModelPriceDto: {
-            /**
-             * @description USD per million cached input tokens read
-             * @example 0.075000
-             */
-            cachedInput: string;
-            /**
-             * @description USD per million tokens written to the prompt cache
-             * @example 0.000000
-             */
-            cacheWrite: string;
-            /**
-             * @description When these prices take effect (ISO 8601)
-             * @example 2024-07-18T00:00:00.000Z
-             */
-            effectiveFrom: string;
-            /**
-             * @description USD per million uncached input tokens (decimal string)
-             * @example 0.150000
-             */
-            input: string;
-            /**
-             * @description USD per million output tokens
-             * @example 0.600000
-             */
-            output: string;
-            /**
-             * @description Where and when the price was read
-             * @example openai.com/api/pricing, read 2026-12-02
-             */
-            source: string;
-        };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /**
@@ -4703,22 +3088,6 @@ export interface components {
              * @description When the organization was last changed
              */
             updatedAt: string;
-        };
-        /** @description Payables settings: the accounts-payable control account and the approval rules */
-        PayablesSettingsDto: {
-            /**
-             * Format: uuid
-             * @description The accounts-payable control account bills credit and payments debit
-             * @example 2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            apAccountId: string;
-            /** @description Approval rules by threshold, ascending */
-            approvalRules: components["schemas"]["ApprovalRuleDto"][];
-            /**
-             * @description true while the organization uses the defaults (AP account 2100; none up to 1,000; one owner/admin above; two above 10,000)
-             * @example false
-             */
-            isDefault: boolean;
         };
         /** @description Revenue, expenses and net income of the comparative period */
         PeriodTotalsDto: {
@@ -4811,24 +3180,6 @@ export interface components {
              */
             updatedAt: string | null;
         };
-        /** @description Whether the organization has its own key (the key itself is never answered) */
-        ProviderKeyDto: {
-            /**
-             * @description Its endpoint; null: the platform's
-             * @example null
-             */
-            baseUrl: string | null;
-            /**
-             * @description Last four characters of the key
-             * @example 0000
-             */
-            keyHint: string;
-            /**
-             * @description Stored (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            updatedAt: string;
-        };
         /** @description Settings groups of a provider profile; a group given replaces that group */
         ProviderSettingsDto: {
             /** @description Which connected calendars block slots */
@@ -4899,30 +3250,13 @@ export interface components {
              */
             status: "check_email";
         };
-        /** @description The reason of a rejection */
-        RejectDto: {
+        /** @description Documents queued for re-indexing */
+        ReindexResultDto: {
             /**
-             * @description Why the document goes back to its author
-             * @example wrong cost account
-             */
-            reason: string;
-        };
-        /** @description Replay every failed message created since a time */
-        ReplayFailedDto: {
-            /**
-             * Format: date-time
-             * @description Messages created at or after this time
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            since: string;
-        };
-        /** @description How many messages were queued again */
-        ReplayResultDto: {
-            /**
-             * @description Failed messages queued for a new round of attempts
+             * @description How many documents were queued
              * @example 3
              */
-            replayed: number;
+            queued: number;
         };
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
@@ -4972,14 +3306,6 @@ export interface components {
             /** @description With autoReverse: the reversal, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
         };
-        /** @description Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount */
-        ReverseAllocationDto: {
-            /**
-             * @description Date of the reversal; absent: the original allocation's date
-             * @example 2026-01-28
-             */
-            date?: string;
-        };
         /** @description When and why to reverse an entry */
         ReverseEntryDto: {
             /**
@@ -4990,357 +3316,125 @@ export interface components {
             /** @description Memo of the reversal; default: Reversal of <original memo> */
             memo?: string;
         };
-        /** @description A signing-secret rotation */
-        RotateWebhookSecretDto: {
+        /** @description A chunk that matched, with its document and scores */
+        SearchHitDto: {
             /**
-             * @description How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one
-             * @example 3600
+             * @description Position of the chunk in the version, 0 first
+             * @example 0
              */
-            overlapSeconds?: number;
-        };
-        /** @description A run started as a job */
-        RunAcceptedDto: {
+            chunkNo: number;
             /**
              * Format: uuid
-             * @description Run id: GET it for the outcome
-             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
+             * @description Collection
+             * @example 7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f
              */
-            id: string;
+            collectionId: string;
             /**
-             * @description Always running at this point
-             * @example running
-             * @enum {string}
+             * Format: date-time
+             * @description When the version was added
+             * @example 2026-12-24T09:00:00.000Z
              */
-            status: "running";
-        };
-        /** @description An agent run: its outcome, usage and cost, and (on one run) its trace */
-        RunDto: {
+            documentDate: string;
             /**
              * Format: uuid
-             * @description Agent
-             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
+             * @description Document
+             * @example 4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d
              */
-            agentId: string;
+            documentId: string;
             /**
-             * @description Cost in USD (decimal string)
-             * @example 0.00028800
+             * @description Document title
+             * @example Travel expenses
              */
-            cost: string;
+            documentTitle: string;
             /**
-             * @description Error class of a failed or cancelled run
-             * @example null
-             * @enum {string|null}
+             * @description Reciprocal rank fusion score: sum of 1/(60 + rank) over the vector and full-text rankings
+             * @example 0.0325
              */
-            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            score: number;
             /**
-             * @description What went wrong
-             * @example null
+             * @description Cosine similarity to the query; null when not among the vector candidates
+             * @example 0.71
              */
-            errorMessage: string | null;
+            similarity: number | null;
             /**
-             * @description End (ISO 8601); null while running
-             * @example 2026-12-02T09:00:02.000Z
-             */
-            finishedAt: string | null;
-            /**
-             * Format: uuid
-             * @description Run id
-             * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
-             */
-            id: string;
-            /**
-             * @description Run latency in ms
-             * @example 2000
-             */
-            latencyMs: number | null;
-            /**
-             * @description Model used
-             * @example gpt-4o-mini
-             */
-            modelId: string;
-            /**
-             * @description The final answer
-             * @example Cash at bank is EUR 1,500.00.
-             */
-            output: string | null;
-            /**
-             * @description Start (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            startedAt: string;
-            /**
-             * Format: uuid
-             * @description Whose claims it ran with
-             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
-             */
-            startedBy: string | null;
-            /**
-             * @description running, succeeded, failed or cancelled
-             * @example succeeded
-             * @enum {string}
-             */
-            status: "running" | "succeeded" | "failed" | "cancelled";
-            /**
-             * @description Steps recorded
-             * @example 3
-             */
-            steps: number;
-            /**
-             * @description Why it stopped
-             * @example answer
-             * @enum {string|null}
-             */
-            stopReason: "answer" | "max_steps" | "error" | "cancelled" | null;
-            /**
-             * @description The trace (on a single run)
-             * @example []
-             */
-            trace?: components["schemas"]["RunStepDto"][];
-            /**
-             * @description How it started
-             * @example interactive
-             * @enum {string}
-             */
-            trigger: "interactive" | "async" | "schedule" | "event";
-            /**
-             * @description Tokens of all its LLM calls
-             * @example {
-             *       "inputTokens": 1200,
-             *       "outputTokens": 180,
-             *       "cachedInputTokens": 0,
-             *       "cacheWriteTokens": 0
-             *     }
-             */
-            usage: components["schemas"]["TokenUsageDto"];
-        };
-        /** @description One input message of a run */
-        RunMessageDto: {
-            /**
-             * @description The text
-             * @example What is our cash balance?
-             */
-            content: string;
-            /**
-             * @description Who said it (the agent's instructions are the system prompt)
-             * @example user
-             * @enum {string}
-             */
-            role: "user" | "assistant";
-        };
-        /** @description One step of a run: an LLM call, a tool call or a retrieval */
-        RunStepDto: {
-            /**
-             * @description Attempts made (retries on 429/5xx)
-             * @example 1
-             */
-            attempts: number;
-            /**
-             * @description Cost in USD at the prices in effect when the step ran (decimal string)
-             * @example 0.00028800
-             */
-            cost: string;
-            /**
-             * @description What happened: the model's tool calls, a tool's arguments and result, the answer
-             * @example {
-             *       "toolCalls": [
-             *         {
-             *           "name": "query_semantic"
-             *         }
-             *       ]
-             *     }
-             */
-            detail: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description End (ISO 8601)
-             * @example 2026-12-02T09:00:01.200Z
-             */
-            endedAt: string;
-            /**
-             * @description Error class of a failed step
-             * @example null
-             * @enum {string|null}
-             */
-            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
-            /**
-             * @description What went wrong
-             * @example null
-             */
-            errorMessage: string | null;
-            /**
-             * @description Kind of step
-             * @example llm_call
-             * @enum {string}
-             */
-            kind: "llm_call" | "tool_call" | "retrieval";
-            /**
-             * @description Latency in ms
-             * @example 1200
-             */
-            latencyMs: number;
-            /**
-             * @description Model id of an LLM call, tool name of a tool call
-             * @example gpt-4o-mini
-             */
-            name: string;
-            /**
-             * @description The prices used (USD per million tokens)
-             * @example {
-             *       "input": "0.150000",
-             *       "output": "0.600000",
-             *       "cachedInput": "0.075000",
-             *       "cacheWrite": "0.000000"
-             *     }
-             */
-            prices: {
-                [key: string]: unknown;
-            } | null;
-            /**
-             * @description Start (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            startedAt: string;
-            /**
-             * @description Outcome
-             * @example succeeded
-             * @enum {string}
-             */
-            status: "succeeded" | "failed";
-            /**
-             * @description Position in the run, from 1
-             * @example 1
-             */
-            stepNo: number;
-            /**
-             * @description Whether the call was streamed
-             * @example false
-             */
-            streamed: boolean;
-            /**
-             * @description Streamed LLM calls: ms to the first token
-             * @example null
-             */
-            timeToFirstTokenMs: number | null;
-            /**
-             * @description true when the provider reported no usage and the tokens were counted with a tokenizer
-             * @example false
-             */
-            tokensCounted: boolean;
-            /**
-             * @description Tokens as the provider reported them
-             * @example {
-             *       "inputTokens": 1200,
-             *       "outputTokens": 180,
-             *       "cachedInputTokens": 0,
-             *       "cacheWriteTokens": 0
-             *     }
-             */
-            usage: components["schemas"]["TokenUsageDto"];
-        };
-        /** @description A column of a semantic query result */
-        SemanticColumnDto: {
-            /**
-             * @description Column name as the query named it
-             * @example balance
-             */
-            name: string;
-            /**
-             * @description PostgreSQL type of the column
-             * @example numeric
-             */
-            type: string;
-        };
-        /** @description A read of the semantic layer: one SELECT over semantic.* views */
-        SemanticQueryDto: {
-            /**
-             * @description One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap
-             * @example SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code
-             */
-            sql: string;
-        };
-        /** @description The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it */
-        SemanticResultDto: {
-            /**
-             * @description Columns in order
+             * @description Tags of the document
              * @example [
-             *       {
-             *         "name": "account_code",
-             *         "type": "text"
-             *       },
-             *       {
-             *         "name": "balance",
-             *         "type": "numeric"
-             *       }
+             *       "travel"
              *     ]
              */
-            columns: components["schemas"]["SemanticColumnDto"][];
+            tags: string[];
             /**
-             * @description Rows answered
+             * @description The matched text
+             * @example Travel is reimbursed within 30 days of the expense report.
+             */
+            text: string;
+            /**
+             * @description Rank in the full-text ranking; null when the words did not match
+             * @example 1
+             */
+            textRank: number | null;
+            /**
+             * @description Rank in the vector ranking; null when not among its candidates
+             * @example 1
+             */
+            vectorRank: number | null;
+            /**
+             * @description Document version the chunk belongs to
              * @example 2
              */
-            rowCount: number;
+            version: number;
+        };
+        /** @description A search of the chunks the caller may read */
+        SearchKnowledgeDto: {
             /**
-             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; dates YYYY-MM-DD; timestamps ISO 8601
+             * @description Only these collections
              * @example [
-             *       [
-             *         "1100",
-             *         "1500.00"
-             *       ],
-             *       [
-             *         "4000",
-             *         "-1500.00"
-             *       ]
+             *       "7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f"
              *     ]
              */
-            rows: unknown[][];
+            collectionIds?: string[];
             /**
-             * @description true when the query had more rows than the row cap (only the first rowCap rows are answered)
-             * @example false
-             */
-            truncated: boolean;
-        };
-        /** @description A documented column of a semantic view */
-        SemanticViewColumnDto: {
-            /**
-             * @description What the column holds (its COMMENT); null when undocumented
-             * @example debit minus credit in the base currency
-             */
-            description: string | null;
-            /**
-             * @description Column name
-             * @example base_amount
-             */
-            name: string;
-            /**
-             * @description PostgreSQL type
-             * @example numeric
-             */
-            type: string;
-        };
-        /** @description A view of the semantic layer the caller may read */
-        SemanticViewDto: {
-            /**
-             * @description Columns in order
+             * @description Only these documents
              * @example [
-             *       {
-             *         "name": "base_amount",
-             *         "type": "numeric",
-             *         "description": "debit minus credit in the base currency"
-             *       }
+             *       "4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d"
              *     ]
              */
-            columns: components["schemas"]["SemanticViewColumnDto"][];
+            documentIds?: string[];
             /**
-             * @description What the view holds (its COMMENT)
-             * @example General ledger lines with their entry, account and fiscal period
+             * Format: date-time
+             * @description Only versions added at or after this time
+             * @example 2026-01-01T00:00:00Z
              */
-            description: string | null;
+            from?: string;
             /**
-             * @description Qualified view name, as a query names it
-             * @example semantic.v_gl_fact
+             * @description Results wanted (at most 50)
+             * @default 10
+             * @example 10
              */
-            name: string;
+            k?: number;
+            /**
+             * @description Words or a question (1-1,000 characters)
+             * @example how fast is travel reimbursed
+             */
+            query: string;
+            /**
+             * @description Only documents carrying all these tags
+             * @example [
+             *       "travel"
+             *     ]
+             */
+            tags?: string[];
+            /**
+             * Format: date-time
+             * @description Only versions added before this time
+             * @example 2027-01-01T00:00:00Z
+             */
+            to?: string;
+        };
+        /** @description Search results, best first */
+        SearchResultDto: {
+            /** @description Best first */
+            items: components["schemas"]["SearchHitDto"][];
         };
         /** @description One active session (a refresh token family) of the signed-in user */
         SessionDto: {
@@ -5401,19 +3495,6 @@ export interface components {
             credentials: {
                 [key: string]: unknown;
             };
-        };
-        /** @description The organization's own provider key (stored encrypted, never answered) */
-        SetProviderKeyDto: {
-            /**
-             * @description API key of the OpenAI-compatible provider
-             * @example sk-proj-EXAMPLEKEY0000
-             */
-            apiKey: string;
-            /**
-             * @description Base URL of an OpenAI-compatible endpoint; absent: the platform's
-             * @example https://api.openai.com/v1
-             */
-            baseUrl?: string | null;
         };
         /** @description One setting: a JSON value under a key, in the organization's scope or an app's */
         SettingDto: {
@@ -5598,59 +3679,6 @@ export interface components {
             /** @description The signed-in user */
             user: components["schemas"]["UserDto"];
         };
-        /** @description Tokens by usage type */
-        TokenUsageDto: {
-            /**
-             * @description Cached input tokens read
-             * @example 0
-             */
-            cachedInputTokens: number;
-            /**
-             * @description Tokens written to the prompt cache
-             * @example 0
-             */
-            cacheWriteTokens: number;
-            /**
-             * @description Uncached input tokens
-             * @example 1200
-             */
-            inputTokens: number;
-            /**
-             * @description Output tokens
-             * @example 180
-             */
-            outputTokens: number;
-        };
-        /** @description A tool an agent may be allowed to use */
-        ToolDto: {
-            /**
-             * @description What the tool does (the model reads this)
-             * @example Run one read-only SELECT over the semantic views
-             */
-            description: string;
-            /**
-             * @description Tool name
-             * @example query_semantic
-             */
-            name: string;
-            /**
-             * @description JSON Schema of its arguments
-             * @example {
-             *       "type": "object",
-             *       "properties": {
-             *         "sql": {
-             *           "type": "string"
-             *         }
-             *       },
-             *       "required": [
-             *         "sql"
-             *       ]
-             *     }
-             */
-            parameters: {
-                [key: string]: unknown;
-            };
-        };
         /** @description Every account's balance at a date; total debits equal total credits */
         TrialBalanceDto: {
             /** @description The day the balances are at the end of, YYYY-MM-DD; null: everything posted */
@@ -5687,69 +3715,6 @@ export interface components {
              */
             type: "asset" | "liability" | "equity" | "revenue" | "expense";
         };
-        /** @description An automation trigger of an agent */
-        TriggerDto: {
-            /**
-             * Format: uuid
-             * @description Agent
-             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
-             */
-            agentId: string;
-            /**
-             * @description Created (ISO 8601)
-             * @example 2026-12-02T09:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: uuid
-             * @description The member whose claims its runs execute with
-             * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
-             */
-            createdBy: string;
-            /**
-             * @description Cron expression (UTC) of a schedule
-             * @example null
-             */
-            cron: string | null;
-            /**
-             * @description Domain event type of an event trigger
-             * @example bill.submitted
-             */
-            eventType: string | null;
-            /**
-             * Format: uuid
-             * @description Trigger id
-             * @example 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
-             */
-            id: string;
-            /**
-             * @description Kind
-             * @example event
-             * @enum {string}
-             */
-            kind: "schedule" | "event";
-            /**
-             * @description Why it stopped
-             * @example null
-             */
-            lastError: string | null;
-            /**
-             * @description Last firing (ISO 8601)
-             * @example null
-             */
-            lastFiredAt: string | null;
-            /**
-             * @description What the agent is told
-             * @example Review this bill.
-             */
-            prompt: string;
-            /**
-             * @description stopped: its member may no longer run it (see lastError)
-             * @example active
-             * @enum {string}
-             */
-            status: "active" | "stopped";
-        };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
             /**
@@ -5767,112 +3732,26 @@ export interface components {
              */
             parentId?: string | null;
         };
-        /** @description Changes to an agent; fields left out keep their value */
-        UpdateAgentDto: {
+        /** @description Changes to a collection; omitted fields stay as they are */
+        UpdateCollectionDto: {
             /**
-             * @description System prompt
-             * @example Answer briefly.
+             * @description New description
+             * @example Current finance policies
              */
-            instructions?: string;
+            description?: string;
             /**
-             * @description Knowledge collections it may search
-             * @example []
-             */
-            knowledgeCollectionIds?: string[];
-            /**
-             * @description Most output tokens per LLM call
-             * @example 2048
-             */
-            maxOutputTokens?: number;
-            /**
-             * @description Most LLM calls per run
-             * @example 6
-             */
-            maxSteps?: number;
-            /**
-             * @description Chat model of the catalog
-             * @example gpt-4o-mini
-             */
-            modelId?: string;
-            /**
-             * @description Name, unique in the organization
-             * @example Month-end reviewer
+             * @description New name
+             * @example Finance policies 2027
              */
             name?: string;
             /**
-             * @description paused agents do not run
-             * @example paused
-             * @enum {string}
-             */
-            status?: "active" | "paused";
-            /**
-             * @description Sampling temperature, 0 to 2
-             * @example 0.5
-             */
-            temperature?: number;
-            /**
-             * @description Tools it may call
+             * @description New list of roles that may read it (besides owner and admin)
              * @example [
-             *       "query_semantic"
+             *       "accountant",
+             *       "member"
              *     ]
              */
-            tools?: string[];
-        };
-        /** @description A new draft of a bill's content (all fields replace the draft's) */
-        UpdateBillDto: {
-            /**
-             * @description Date of the bill
-             * @example 2026-01-10
-             */
-            billDate: string;
-            /**
-             * @description The vendor's bill number
-             * @example INV-4711
-             */
-            billNumber?: string;
-            /**
-             * @description Bill currency
-             * @example EUR
-             */
-            currency?: string;
-            /**
-             * @description Due date; absent: bill date + the vendor's payment terms
-             * @example 2026-02-09
-             */
-            dueDate?: string;
-            /** @description Lines (1-200) */
-            lines: components["schemas"]["BillLineInputDto"][];
-            /**
-             * @description Memo
-             * @example Office supplies January
-             */
-            memo?: string;
-            /**
-             * @description The total the client computed (optional); a different server total is a 400
-             * @example 300.00
-             */
-            total?: string;
-        };
-        /** @description Changes to a budget */
-        UpdateBudgetDto: {
-            /**
-             * @description Monthly cost limit in USD; null removes it
-             * @example 150.00
-             */
-            costLimit?: string | null;
-            /**
-             * @description Percent thresholds
-             * @example [
-             *       80,
-             *       100
-             *     ]
-             */
-            thresholds?: number[];
-            /**
-             * @description Monthly token limit; null removes it
-             * @example 8000000
-             */
-            tokenLimit?: number | null;
+            readRoles?: ("owner" | "admin" | "accountant" | "member" | "viewer")[];
         };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
@@ -5933,17 +3812,6 @@ export interface components {
              */
             name?: string;
         };
-        /** @description New payables settings (both fields replace the current ones) */
-        UpdatePayablesSettingsDto: {
-            /**
-             * Format: uuid
-             * @description The accounts-payable control account (an active liability account)
-             * @example 2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            apAccountId: string;
-            /** @description Approval rules; thresholds must be distinct */
-            approvalRules: components["schemas"]["ApprovalRuleDto"][];
-        };
         /** @description Changes to the provider profile; fields left out keep their value, null clears the slug */
         UpdateProviderDto: {
             /** @description Whether the public booking page is visible under the slug */
@@ -5960,152 +3828,6 @@ export interface components {
              * @example Asia/Dubai
              */
             timezone?: string;
-        };
-        /** @description Changes to a vendor; fields left out keep their value */
-        UpdateVendorDto: {
-            /**
-             * @description Billing address
-             * @example Nebenstr. 2, 10115 Berlin
-             */
-            billingAddress?: string;
-            /**
-             * @description Contact person
-             * @example John Roe
-             */
-            contactPerson?: string;
-            /**
-             * @description Currency its bills default to (ISO 4217)
-             * @example EUR
-             */
-            defaultCurrency?: string;
-            /**
-             * @description E-mail address
-             * @example ap@supplies.example
-             */
-            email?: string;
-            /**
-             * @description Name of the vendor
-             * @example Office Supplies AG
-             */
-            name?: string;
-            /**
-             * @description Days from the bill date to the due date (0-365)
-             * @example 14
-             */
-            paymentTermsDays?: number;
-            /**
-             * @description Phone number
-             * @example +49 30 7654321
-             */
-            phone?: string;
-            /**
-             * @description Tax (VAT) id
-             * @example DE987654321
-             */
-            taxId?: string;
-        };
-        /** @description Changes to a webhook endpoint; fields left out keep their value */
-        UpdateWebhookEndpointDto: {
-            /**
-             * @description What the endpoint is for
-             * @example ERP sync
-             */
-            description?: string;
-            /**
-             * @description Enable or disable; enabling clears the reason the delivery worker disabled it
-             * @example true
-             */
-            enabled?: boolean;
-            /**
-             * @description The event types to deliver; null: every type
-             * @example [
-             *       "journal_entry.posted",
-             *       "period.closed"
-             *     ]
-             */
-            eventTypes?: string[] | null;
-            /**
-             * @description Where to deliver
-             * @example https://hooks.example.com/omnizen/v2
-             */
-            url?: string;
-        };
-        /** @description Usage per organization, agent, model and day */
-        UsageReportDto: {
-            /**
-             * @description Cost of the organization in the range, USD
-             * @example 0.01234000
-             */
-            cost: string;
-            /**
-             * @description First day
-             * @example 2026-12-01
-             */
-            from: string;
-            /**
-             * @description Per day, agent and model
-             * @example []
-             */
-            rows: components["schemas"]["UsageRowDto"][];
-            /**
-             * @description Runs of the organization in the range
-             * @example 12
-             */
-            runs: number;
-            /**
-             * @description Last day
-             * @example 2026-12-31
-             */
-            to: string;
-            /**
-             * @description Tokens of the organization in the range
-             * @example {
-             *       "inputTokens": 1200,
-             *       "outputTokens": 180,
-             *       "cachedInputTokens": 0,
-             *       "cacheWriteTokens": 0
-             *     }
-             */
-            usage: components["schemas"]["TokenUsageDto"];
-        };
-        /** @description Usage of one agent and model on one day */
-        UsageRowDto: {
-            /**
-             * Format: uuid
-             * @description Agent
-             * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
-             */
-            agentId: string;
-            /**
-             * @description Cost in USD
-             * @example 0.01234000
-             */
-            cost: string;
-            /**
-             * @description UTC day
-             * @example 2026-12-02
-             */
-            day: string;
-            /**
-             * @description Model
-             * @example gpt-4o-mini
-             */
-            modelId: string;
-            /**
-             * @description Runs started
-             * @example 12
-             */
-            runs: number;
-            /**
-             * @description Tokens by type
-             * @example {
-             *       "inputTokens": 1200,
-             *       "outputTokens": 180,
-             *       "cachedInputTokens": 0,
-             *       "cacheWriteTokens": 0
-             *     }
-             */
-            usage: components["schemas"]["TokenUsageDto"];
         };
         /** @description The signed-in user's profile */
         UserDto: {
@@ -6174,84 +3896,159 @@ export interface components {
              */
             taxCodeId: string;
         };
-        /** @description A vendor: a party the organization buys from. Contact fields are personal data and stay in this record only */
-        VendorDto: {
-            /**
-             * Format: date-time
-             * @description When the vendor was archived; null while active
-             * @example null
-             */
-            archivedAt: string | null;
-            /**
-             * @description Billing address; null when not given
-             * @example Hauptstr. 1, 10115 Berlin
-             */
-            billingAddress: string | null;
-            /**
-             * @description Contact person; null when not given
-             * @example Jane Doe
-             */
-            contactPerson: string | null;
-            /**
-             * Format: date-time
-             * @description When the vendor was created
-             * @example 2026-01-02T10:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description Currency its bills default to; null: the base currency
-             * @example EUR
-             */
-            defaultCurrency: string | null;
-            /**
-             * @description E-mail address; null when not given
-             * @example billing@supplies.example
-             */
-            email: string | null;
-            /**
-             * Format: uuid
-             * @description Vendor id
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            id: string;
-            /**
-             * @description Name of the vendor
-             * @example Office Supplies GmbH
-             */
-            name: string;
-            /**
-             * @description Days from the bill date to the due date
-             * @example 30
-             */
-            paymentTermsDays: number;
-            /**
-             * @description Phone number; null when not given
-             * @example +49 30 1234567
-             */
-            phone: string | null;
-            /**
-             * @description Tax (VAT) id; null when not given
-             * @example DE123456789
-             */
-            taxId: string | null;
-            /**
-             * Format: date-time
-             * @description When the vendor was last changed
-             * @example 2026-01-02T10:00:00.000Z
-             */
-            updatedAt: string;
-        };
-        /** @description A page of vendors, by name */
-        VendorPage: {
-            /** @description Vendors on this page, by name */
-            items: components["schemas"]["VendorDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
-        };
         /** @description The token from an e-mail verification link */
         VerifyEmailDto: {
             /** @description The token from the verification link (?token=...) */
             token: string;
+        };
+        /** @description One version of a document */
+        VersionDto: {
+            /**
+             * @description Size of the uploaded file in bytes
+             * @example 48213
+             */
+            byteSize: number;
+            /**
+             * @description Chunks stored; null before ingestion
+             * @example 12
+             */
+            chunkCount: number | null;
+            /**
+             * @description Type of the uploaded file
+             * @example application/pdf
+             * @enum {string}
+             */
+            contentType: "text/plain" | "text/markdown" | "text/html" | "application/pdf";
+            /**
+             * Format: date-time
+             * @description Added at
+             * @example 2026-12-24T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description User who added it
+             * @example 0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f
+             */
+            createdBy: string | null;
+            /**
+             * @description Embedding dimensions of its chunks; null before ingestion
+             * @example 1536
+             */
+            embeddingDimensions: number | null;
+            /**
+             * @description Embedding model of its chunks; null before ingestion
+             * @example text-embedding-3-small
+             */
+            embeddingModel: string | null;
+            /**
+             * @description Uploaded file name; null for notes
+             * @example travel-policy.pdf
+             */
+            filename: string | null;
+            /**
+             * Format: date-time
+             * @description Indexed at; null before
+             * @example 2026-12-24T09:00:05.000Z
+             */
+            indexedAt: string | null;
+            /**
+             * @description The version this one restored; null otherwise
+             * @example null
+             */
+            restoredFromVersion: number | null;
+            /**
+             * @description pending, ready, failed, or superseded (a newer version came before it was indexed)
+             * @example ready
+             * @enum {string}
+             */
+            status: "pending" | "ready" | "failed" | "superseded";
+            /**
+             * @description Why ingestion failed; null otherwise
+             * @example null
+             */
+            statusReason: string | null;
+            /**
+             * @description Version number, 1 first
+             * @example 1
+             */
+            versionNo: number;
+        };
+        /** @description One version of a document with its extracted text */
+        VersionWithTextDto: {
+            /**
+             * @description Size of the uploaded file in bytes
+             * @example 48213
+             */
+            byteSize: number;
+            /**
+             * @description Chunks stored; null before ingestion
+             * @example 12
+             */
+            chunkCount: number | null;
+            /**
+             * @description Type of the uploaded file
+             * @example application/pdf
+             * @enum {string}
+             */
+            contentType: "text/plain" | "text/markdown" | "text/html" | "application/pdf";
+            /**
+             * Format: date-time
+             * @description Added at
+             * @example 2026-12-24T09:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description User who added it
+             * @example 0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f
+             */
+            createdBy: string | null;
+            /**
+             * @description Embedding dimensions of its chunks; null before ingestion
+             * @example 1536
+             */
+            embeddingDimensions: number | null;
+            /**
+             * @description Embedding model of its chunks; null before ingestion
+             * @example text-embedding-3-small
+             */
+            embeddingModel: string | null;
+            /**
+             * @description Uploaded file name; null for notes
+             * @example travel-policy.pdf
+             */
+            filename: string | null;
+            /**
+             * Format: date-time
+             * @description Indexed at; null before
+             * @example 2026-12-24T09:00:05.000Z
+             */
+            indexedAt: string | null;
+            /**
+             * @description The version this one restored; null otherwise
+             * @example null
+             */
+            restoredFromVersion: number | null;
+            /**
+             * @description pending, ready, failed, or superseded (a newer version came before it was indexed)
+             * @example ready
+             * @enum {string}
+             */
+            status: "pending" | "ready" | "failed" | "superseded";
+            /**
+             * @description Why ingestion failed; null otherwise
+             * @example null
+             */
+            statusReason: string | null;
+            /**
+             * @description The text extracted from the file
+             * @example Travel is reimbursed within 30 days of the expense report.
+             */
+            text: string;
+            /**
+             * @description Version number, 1 first
+             * @example 1
+             */
+            versionNo: number;
         };
         /** @description The acknowledgement Stripe expects */
         WebhookAckDto: {
@@ -6259,1500 +4056,6 @@ export interface components {
             duplicate: boolean;
             /** @description Always true: the event was accepted */
             received: boolean;
-        };
-        /** @description One delivery attempt: when, the answer (status, a truncated body) or the error, and how long it took */
-        WebhookAttemptDto: {
-            /**
-             * Format: date-time
-             * @description When it was sent
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            attemptedAt: string;
-            /**
-             * @description Why it failed without an answer (timeout, refused address, connection error); null otherwise
-             * @example null
-             */
-            error: string | null;
-            /**
-             * @description The event type of the message
-             * @example journal_entry.posted
-             */
-            eventType: string;
-            /**
-             * @description The attempt id
-             * @example 42
-             */
-            id: string;
-            /**
-             * @description Time to the answer (or the error), in ms
-             * @example 87
-             */
-            latencyMs: number;
-            /**
-             * Format: uuid
-             * @description The message
-             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
-             */
-            messageId: string;
-            /**
-             * @description The first 1 KiB of the answer; null when there was none
-             * @example ok
-             */
-            responseBody: string | null;
-            /**
-             * @description The HTTP status; null when there was no answer (timeout, connection refused)
-             * @example 200
-             */
-            statusCode: number | null;
-            /**
-             * @description Whether the endpoint answered 2xx
-             * @example true
-             */
-            succeeded: boolean;
-        };
-        /** @description A page of delivery attempts, newest first */
-        WebhookAttemptPage: {
-            /** @description The attempts on this page */
-            items: components["schemas"]["WebhookAttemptDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
-        };
-        /** @description A webhook endpoint (its signing secret is shown only when created or rotated) */
-        WebhookEndpointDto: {
-            /**
-             * Format: date-time
-             * @description When it was created
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description What the endpoint is for
-             * @example ERP sync
-             */
-            description: string;
-            /**
-             * Format: date-time
-             * @description When it was disabled; null while enabled
-             * @example null
-             */
-            disabledAt: string | null;
-            /**
-             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
-             * @example null
-             * @enum {string|null}
-             */
-            disabledReason: "gone" | "failing" | null;
-            /**
-             * @description Whether events are delivered
-             * @example true
-             */
-            enabled: boolean;
-            /**
-             * @description The event types delivered; null: every type
-             * @example [
-             *       "journal_entry.posted"
-             *     ]
-             */
-            eventTypes: string[] | null;
-            /**
-             * Format: date-time
-             * @description First failure since the last successful delivery; null when the last delivery succeeded
-             * @example null
-             */
-            failingSince: string | null;
-            /**
-             * Format: uuid
-             * @description The endpoint id
-             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-             */
-            id: string;
-            /**
-             * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does
-             * @example null
-             */
-            previousSecretExpiresAt: string | null;
-            /**
-             * Format: date-time
-             * @description When it was last changed
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            updatedAt: string;
-            /**
-             * @description Where events are delivered
-             * @example https://hooks.example.com/omnizen
-             */
-            url: string;
-        };
-        /** @description A webhook endpoint with its signing secret: shown this once, store it now */
-        WebhookEndpointWithSecretDto: {
-            /**
-             * Format: date-time
-             * @description When it was created
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            createdAt: string;
-            /**
-             * @description What the endpoint is for
-             * @example ERP sync
-             */
-            description: string;
-            /**
-             * Format: date-time
-             * @description When it was disabled; null while enabled
-             * @example null
-             */
-            disabledAt: string | null;
-            /**
-             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
-             * @example null
-             * @enum {string|null}
-             */
-            disabledReason: "gone" | "failing" | null;
-            /**
-             * @description Whether events are delivered
-             * @example true
-             */
-            enabled: boolean;
-            /**
-             * @description The event types delivered; null: every type
-             * @example [
-             *       "journal_entry.posted"
-             *     ]
-             */
-            eventTypes: string[] | null;
-            /**
-             * Format: date-time
-             * @description First failure since the last successful delivery; null when the last delivery succeeded
-             * @example null
-             */
-            failingSince: string | null;
-            /**
-             * Format: uuid
-             * @description The endpoint id
-             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-             */
-            id: string;
-            /**
-             * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does
-             * @example null
-             */
-            previousSecretExpiresAt: string | null;
-            /**
-             * @description The signing secret (Standard Webhooks, whsec_ + base64): verify webhook-signature with it
-             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-             */
-            secret: string;
-            /**
-             * Format: date-time
-             * @description When it was last changed
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            updatedAt: string;
-            /**
-             * @description Where events are delivered
-             * @example https://hooks.example.com/omnizen
-             */
-            url: string;
-        };
-        /**
-         * @description Webhook body of agent.run.completed (version 1): An agent run finished with an answer (or stopped at its max steps)
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "agent.run.completed",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
-         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
-         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-         *         "trigger": "interactive",
-         *         "stopReason": "answer",
-         *         "steps": 3,
-         *         "cost": "0.00042150",
-         *         "usage": {
-         *           "inputTokens": 1200,
-         *           "outputTokens": 180,
-         *           "cachedInputTokens": 0,
-         *           "cacheWriteTokens": 0
-         *         },
-         *         "latencyMs": 2140
-         *       }
-         *     }
-         */
-        "WebhookEvent.agent.run.completed.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
-             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
-             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-             *       "trigger": "interactive",
-             *       "stopReason": "answer",
-             *       "steps": 3,
-             *       "cost": "0.00042150",
-             *       "usage": {
-             *         "inputTokens": 1200,
-             *         "outputTokens": 180,
-             *         "cachedInputTokens": 0,
-             *         "cacheWriteTokens": 0
-             *       },
-             *       "latencyMs": 2140
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
-                 */
-                agentId: string;
-                /**
-                 * @description USD, decimal string
-                 * @example 0.00042150
-                 */
-                cost: string;
-                /** @example 2140 */
-                latencyMs: number;
-                /**
-                 * Format: uuid
-                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
-                 */
-                runId: string;
-                /**
-                 * Format: uuid
-                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
-                 */
-                startedBy: string | null;
-                /** @example 3 */
-                steps: number;
-                /**
-                 * @example answer
-                 * @enum {string}
-                 */
-                stopReason: "answer" | "max_steps";
-                /**
-                 * @example interactive
-                 * @enum {string}
-                 */
-                trigger: "interactive" | "async" | "schedule" | "event";
-                /**
-                 * @example {
-                 *       "inputTokens": 1200,
-                 *       "outputTokens": 180,
-                 *       "cachedInputTokens": 0,
-                 *       "cacheWriteTokens": 0
-                 *     }
-                 */
-                usage: {
-                    cachedInputTokens: number;
-                    cacheWriteTokens: number;
-                    inputTokens: number;
-                    outputTokens: number;
-                };
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example agent.run.completed
-             * @enum {string}
-             */
-            type: "agent.run.completed";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of agent.run.failed (version 1): An agent run failed (provider, timeout, tool, budget) or was cancelled
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "agent.run.failed",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
-         *         "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
-         *         "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-         *         "trigger": "interactive",
-         *         "errorClass": "timeout",
-         *         "message": "the provider did not answer within 60000 ms",
-         *         "steps": 1,
-         *         "cost": "0"
-         *       }
-         *     }
-         */
-        "WebhookEvent.agent.run.failed.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "runId": "0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10",
-             *       "agentId": "5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c",
-             *       "startedBy": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-             *       "trigger": "interactive",
-             *       "errorClass": "timeout",
-             *       "message": "the provider did not answer within 60000 ms",
-             *       "steps": 1,
-             *       "cost": "0"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
-                 */
-                agentId: string;
-                /** @example 0 */
-                cost: string;
-                /**
-                 * @example timeout
-                 * @enum {string}
-                 */
-                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled";
-                /** @example the provider did not answer within 60000 ms */
-                message: string;
-                /**
-                 * Format: uuid
-                 * @example 0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10
-                 */
-                runId: string;
-                /**
-                 * Format: uuid
-                 * @example 7c9e6679-7425-40de-944b-e07fc1f90ae7
-                 */
-                startedBy: string | null;
-                /** @example 1 */
-                steps: number;
-                /**
-                 * @example interactive
-                 * @enum {string}
-                 */
-                trigger: "interactive" | "async" | "schedule" | "event";
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example agent.run.failed
-             * @enum {string}
-             */
-            type: "agent.run.failed";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of ai.budget.threshold_reached (version 1): An AI budget reached one of its thresholds for the month (once per budget, threshold and month)
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "ai.budget.threshold_reached",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
-         *         "agentId": null,
-         *         "period": "2026-12",
-         *         "threshold": 80,
-         *         "spentCost": "80.12000000",
-         *         "spentTokens": 4200000,
-         *         "costLimit": "100.0000",
-         *         "tokenLimit": null
-         *       }
-         *     }
-         */
-        "WebhookEvent.ai.budget.threshold_reached.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "budgetId": "3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a",
-             *       "agentId": null,
-             *       "period": "2026-12",
-             *       "threshold": 80,
-             *       "spentCost": "80.12000000",
-             *       "spentTokens": 4200000,
-             *       "costLimit": "100.0000",
-             *       "tokenLimit": null
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-                 */
-                agentId: string | null;
-                /**
-                 * Format: uuid
-                 * @example 3d2c1b0a-9f8e-4d7c-b6a5-4f3e2d1c0b9a
-                 */
-                budgetId: string;
-                /** @example 100.0000 */
-                costLimit: string | null;
-                /**
-                 * @description month, YYYY-MM
-                 * @example 2026-12
-                 */
-                period: string;
-                /** @example 80.12000000 */
-                spentCost: string;
-                /** @example 4200000 */
-                spentTokens: number;
-                /**
-                 * @description percent
-                 * @example 80
-                 */
-                threshold: number;
-                /** @example text */
-                tokenLimit: number | null;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example ai.budget.threshold_reached
-             * @enum {string}
-             */
-            type: "ai.budget.threshold_reached";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of bill.approved (version 1): A bill or expense claim got its final approval and was posted to the ledger
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "bill.approved",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-         *         "kind": "bill",
-         *         "partyType": "vendor",
-         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-         *         "currency": "EUR",
-         *         "total": "12000.00",
-         *         "journalEntryId": "5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
-         *         "approvedBy": [
-         *           "user-1",
-         *           "user-2"
-         *         ]
-         *       }
-         *     }
-         */
-        "WebhookEvent.bill.approved.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-             *       "kind": "bill",
-             *       "partyType": "vendor",
-             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-             *       "currency": "EUR",
-             *       "total": "12000.00",
-             *       "journalEntryId": "5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
-             *       "approvedBy": [
-             *         "user-1",
-             *         "user-2"
-             *       ]
-             *     }
-             */
-            data: {
-                /**
-                 * @example [
-                 *       "user-1",
-                 *       "user-2"
-                 *     ]
-                 */
-                approvedBy: string[];
-                /**
-                 * Format: uuid
-                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-                 */
-                billId: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * Format: uuid
-                 * @example 5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d
-                 */
-                journalEntryId: string;
-                /**
-                 * @example bill
-                 * @enum {unknown}
-                 */
-                kind: "bill" | "expense_claim";
-                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
-                partyId: string;
-                /**
-                 * @example vendor
-                 * @enum {unknown}
-                 */
-                partyType: "vendor" | "employee";
-                /** @example 12000.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example bill.approved
-             * @enum {string}
-             */
-            type: "bill.approved";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of bill.paid (version 1): A bill or expense claim was paid in full (its open amount reached zero)
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "bill.paid",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-         *         "kind": "bill",
-         *         "partyType": "vendor",
-         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-         *         "currency": "EUR",
-         *         "total": "12000.00",
-         *         "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-         *       }
-         *     }
-         */
-        "WebhookEvent.bill.paid.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-             *       "kind": "bill",
-             *       "partyType": "vendor",
-             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-             *       "currency": "EUR",
-             *       "total": "12000.00",
-             *       "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-                 */
-                billId: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * @example bill
-                 * @enum {unknown}
-                 */
-                kind: "bill" | "expense_claim";
-                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
-                partyId: string;
-                /**
-                 * @example vendor
-                 * @enum {unknown}
-                 */
-                partyType: "vendor" | "employee";
-                /**
-                 * Format: uuid
-                 * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
-                 */
-                paymentId: string;
-                /** @example 12000.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example bill.paid
-             * @enum {string}
-             */
-            type: "bill.paid";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of bill.rejected (version 1): A bill or expense claim was rejected back to its author with a reason
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "bill.rejected",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-         *         "kind": "bill",
-         *         "partyType": "vendor",
-         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-         *         "currency": "EUR",
-         *         "total": "12000.00",
-         *         "reason": "wrong cost centre",
-         *         "rejectedBy": "user-2"
-         *       }
-         *     }
-         */
-        "WebhookEvent.bill.rejected.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-             *       "kind": "bill",
-             *       "partyType": "vendor",
-             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-             *       "currency": "EUR",
-             *       "total": "12000.00",
-             *       "reason": "wrong cost centre",
-             *       "rejectedBy": "user-2"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-                 */
-                billId: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * @example bill
-                 * @enum {unknown}
-                 */
-                kind: "bill" | "expense_claim";
-                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
-                partyId: string;
-                /**
-                 * @example vendor
-                 * @enum {unknown}
-                 */
-                partyType: "vendor" | "employee";
-                /** @example wrong cost centre */
-                reason: string;
-                /** @example user-2 */
-                rejectedBy: string;
-                /** @example 12000.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example bill.rejected
-             * @enum {string}
-             */
-            type: "bill.rejected";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of bill.submitted (version 1): A vendor bill was submitted for approval (approvalsRequired approvals of approverRoles are needed)
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "bill.submitted",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-         *         "kind": "bill",
-         *         "partyType": "vendor",
-         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-         *         "currency": "EUR",
-         *         "total": "12000.00",
-         *         "approvalsRequired": 2,
-         *         "approverRoles": [
-         *           "owner",
-         *           "admin"
-         *         ]
-         *       }
-         *     }
-         */
-        "WebhookEvent.bill.submitted.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-             *       "kind": "bill",
-             *       "partyType": "vendor",
-             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
-             *       "currency": "EUR",
-             *       "total": "12000.00",
-             *       "approvalsRequired": 2,
-             *       "approverRoles": [
-             *         "owner",
-             *         "admin"
-             *       ]
-             *     }
-             */
-            data: {
-                /** @example 2 */
-                approvalsRequired: number;
-                /**
-                 * @example [
-                 *       "owner",
-                 *       "admin"
-                 *     ]
-                 */
-                approverRoles: string[];
-                /**
-                 * Format: uuid
-                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-                 */
-                billId: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * @example bill
-                 * @enum {unknown}
-                 */
-                kind: "bill" | "expense_claim";
-                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
-                partyId: string;
-                /**
-                 * @example vendor
-                 * @enum {unknown}
-                 */
-                partyType: "vendor" | "employee";
-                /** @example 12000.00 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example bill.submitted
-             * @enum {string}
-             */
-            type: "bill.submitted";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of expense_claim.submitted (version 1): A member submitted an employee expense claim for approval
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "expense_claim.submitted",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-         *         "kind": "expense_claim",
-         *         "partyType": "employee",
-         *         "partyId": "user-7",
-         *         "currency": "EUR",
-         *         "total": "84.50",
-         *         "approvalsRequired": 1,
-         *         "approverRoles": [
-         *           "owner",
-         *           "admin",
-         *           "accountant"
-         *         ]
-         *       }
-         *     }
-         */
-        "WebhookEvent.expense_claim.submitted.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
-             *       "kind": "expense_claim",
-             *       "partyType": "employee",
-             *       "partyId": "user-7",
-             *       "currency": "EUR",
-             *       "total": "84.50",
-             *       "approvalsRequired": 1,
-             *       "approverRoles": [
-             *         "owner",
-             *         "admin",
-             *         "accountant"
-             *       ]
-             *     }
-             */
-            data: {
-                /** @example 1 */
-                approvalsRequired: number;
-                /**
-                 * @example [
-                 *       "owner",
-                 *       "admin",
-                 *       "accountant"
-                 *     ]
-                 */
-                approverRoles: string[];
-                /**
-                 * Format: uuid
-                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
-                 */
-                billId: string;
-                /** @example EUR */
-                currency: string;
-                /**
-                 * @example expense_claim
-                 * @enum {unknown}
-                 */
-                kind: "bill" | "expense_claim";
-                /** @example user-7 */
-                partyId: string;
-                /**
-                 * @example employee
-                 * @enum {unknown}
-                 */
-                partyType: "vendor" | "employee";
-                /** @example 84.50 */
-                total: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example expense_claim.submitted
-             * @enum {string}
-             */
-            type: "expense_claim.submitted";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of fiscal_year.closed (version 1): A fiscal year was closed (year-end close): its periods are closed and its result moved to retained earnings.
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "fiscal_year.closed",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-         *         "startDate": "2026-01-01",
-         *         "endDate": "2026-12-31",
-         *         "closingEntryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11"
-         *       }
-         *     }
-         */
-        "WebhookEvent.fiscal_year.closed.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-             *       "startDate": "2026-01-01",
-             *       "endDate": "2026-12-31",
-             *       "closingEntryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @description The closing entry, when the year had revenue or expenses
-                 * @example 0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11
-                 */
-                closingEntryId?: string;
-                /**
-                 * Format: date
-                 * @description Last day of the year
-                 * @example 2026-12-31
-                 */
-                endDate: string;
-                /**
-                 * Format: uuid
-                 * @description The closed fiscal year
-                 * @example 7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f
-                 */
-                fiscalYearId: string;
-                /**
-                 * Format: date
-                 * @description First day of the year
-                 * @example 2026-01-01
-                 */
-                startDate: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example fiscal_year.closed
-             * @enum {string}
-             */
-            type: "fiscal_year.closed";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of journal_entry.posted (version 1): A journal entry was posted (through the API, a batch, a reversal, a revaluation or a year-end close). A replayed posting (same idempotency key) emits nothing. Read the lines with GET /v1/orgs/{orgId}/ledger/journal-entries/{entryId}.
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "journal_entry.posted",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "entryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11",
-         *         "date": "2026-03-02",
-         *         "source": "manual",
-         *         "memo": "Office rent March",
-         *         "sourceRef": "INV-7"
-         *       }
-         *     }
-         */
-        "WebhookEvent.journal_entry.posted.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "entryId": "0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11",
-             *       "date": "2026-03-02",
-             *       "source": "manual",
-             *       "memo": "Office rent March",
-             *       "sourceRef": "INV-7"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: date
-                 * @description Its accounting date
-                 * @example 2026-03-02
-                 */
-                date: string;
-                /**
-                 * Format: uuid
-                 * @description The posted entry
-                 * @example 0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11
-                 */
-                entryId: string;
-                /**
-                 * @description Its memo, when it has one
-                 * @example Office rent March
-                 */
-                memo?: string;
-                /**
-                 * Format: uuid
-                 * @description The entry it reverses, when it is a reversal
-                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-                 */
-                reversesEntryId?: string;
-                /**
-                 * @description What posted it
-                 * @example manual
-                 * @enum {string}
-                 */
-                source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
-                /**
-                 * @description The source document's reference, when it has one
-                 * @example INV-7
-                 */
-                sourceRef?: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example journal_entry.posted
-             * @enum {string}
-             */
-            type: "journal_entry.posted";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of period.closed (version 1): A fiscal period was closed: nothing can be posted into it until it is reopened.
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "period.closed",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "periodId": "5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d",
-         *         "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-         *         "startDate": "2026-03-01",
-         *         "endDate": "2026-03-31"
-         *       }
-         *     }
-         */
-        "WebhookEvent.period.closed.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "periodId": "5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d",
-             *       "fiscalYearId": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-             *       "startDate": "2026-03-01",
-             *       "endDate": "2026-03-31"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: date
-                 * @description Last day of the period
-                 * @example 2026-03-31
-                 */
-                endDate: string;
-                /**
-                 * Format: uuid
-                 * @description Its fiscal year
-                 * @example 7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f
-                 */
-                fiscalYearId: string;
-                /**
-                 * Format: uuid
-                 * @description The closed period
-                 * @example 5a0e4d1c-2b8f-4e7a-9c3d-6f1e2a3b4c5d
-                 */
-                periodId: string;
-                /**
-                 * Format: date
-                 * @description First day of the period
-                 * @example 2026-03-01
-                 */
-                startDate: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example period.closed
-             * @enum {string}
-             */
-            type: "period.closed";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /**
-         * @description Webhook body of webhook_endpoint.disabled (version 1): The delivery worker disabled a webhook endpoint: it answered 410 Gone, or every delivery to it failed for 5 days.
-         * @example {
-         *       "id": "evt_4711",
-         *       "type": "webhook_endpoint.disabled",
-         *       "version": 1,
-         *       "timestamp": "2026-03-02T09:30:00.000Z",
-         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
-         *       "data": {
-         *         "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
-         *         "url": "https://hooks.example.com/omnizen",
-         *         "reason": "failing",
-         *         "failingSince": "2026-03-01T10:00:00.000Z"
-         *       }
-         *     }
-         */
-        "WebhookEvent.webhook_endpoint.disabled.v1": {
-            /**
-             * @description The payload
-             * @example {
-             *       "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
-             *       "url": "https://hooks.example.com/omnizen",
-             *       "reason": "failing",
-             *       "failingSince": "2026-03-01T10:00:00.000Z"
-             *     }
-             */
-            data: {
-                /**
-                 * Format: uuid
-                 * @description The disabled endpoint
-                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-                 */
-                endpointId: string;
-                /**
-                 * Format: date-time
-                 * @description The first failure of the run that disabled it (reason failing)
-                 * @example 2026-03-01T10:00:00.000Z
-                 */
-                failingSince?: string;
-                /**
-                 * @description gone: it answered 410; failing: it failed for 5 days
-                 * @example failing
-                 * @enum {string}
-                 */
-                reason: "gone" | "failing";
-                /**
-                 * @description Its URL
-                 * @example https://hooks.example.com/omnizen
-                 */
-                url: string;
-            };
-            /**
-             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
-             * @example evt_4711
-             */
-            id: string;
-            /**
-             * Format: uuid
-             * @description The organization it happened in
-             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
-             */
-            organizationId: string;
-            /**
-             * Format: date-time
-             * @description When the change happened (its transaction)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            timestamp: string;
-            /**
-             * @description The event type
-             * @example webhook_endpoint.disabled
-             * @enum {string}
-             */
-            type: "webhook_endpoint.disabled";
-            /**
-             * @description Version of the payload schema
-             * @example 1
-             * @enum {integer}
-             */
-            version: 1;
-        };
-        /** @description A message with every attempt of it, oldest first */
-        WebhookMessageDetailDto: {
-            /**
-             * @description Attempts of the current round (a replay starts a new one)
-             * @example 1
-             */
-            attemptCount: number;
-            /** @description Its attempts, oldest first */
-            attemptLog: components["schemas"]["WebhookAttemptDto"][];
-            /**
-             * @description The JSON body delivered
-             * @example {
-             *       "id": "evt_4711",
-             *       "type": "journal_entry.posted",
-             *       "data": {}
-             *     }
-             */
-            body: {
-                [key: string]: unknown;
-            };
-            /**
-             * Format: date-time
-             * @description When it was created (fan-out, or ping)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: uuid
-             * @description The endpoint
-             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-             */
-            endpointId: string;
-            /**
-             * @description The event id (evt_...); null for a ping
-             * @example evt_4711
-             */
-            eventId: string | null;
-            /**
-             * @description The event type
-             * @example journal_entry.posted
-             */
-            eventType: string;
-            /**
-             * Format: uuid
-             * @description The message id
-             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
-             */
-            id: string;
-            /**
-             * Format: date-time
-             * @description When it was last attempted; null before the first attempt
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            lastAttemptAt: string | null;
-            /**
-             * Format: date-time
-             * @description When the next attempt is due; null unless pending
-             * @example null
-             */
-            nextAttemptAt: string | null;
-            /**
-             * @description pending: being delivered or due again; succeeded; failed: every attempt of the schedule failed (replayable)
-             * @example succeeded
-             * @enum {string}
-             */
-            status: "pending" | "succeeded" | "failed";
-            /**
-             * @description The webhook-id header it is delivered with (msg_...)
-             * @example msg_8b2e4f6a0c1d4e3fa5b7c9d1e3f5a7b9
-             */
-            webhookId: string;
-        };
-        /** @description One event for one endpoint: its delivery state (the same webhook-id on every attempt) */
-        WebhookMessageDto: {
-            /**
-             * @description Attempts of the current round (a replay starts a new one)
-             * @example 1
-             */
-            attemptCount: number;
-            /**
-             * @description The JSON body delivered
-             * @example {
-             *       "id": "evt_4711",
-             *       "type": "journal_entry.posted",
-             *       "data": {}
-             *     }
-             */
-            body: {
-                [key: string]: unknown;
-            };
-            /**
-             * Format: date-time
-             * @description When it was created (fan-out, or ping)
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: uuid
-             * @description The endpoint
-             * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
-             */
-            endpointId: string;
-            /**
-             * @description The event id (evt_...); null for a ping
-             * @example evt_4711
-             */
-            eventId: string | null;
-            /**
-             * @description The event type
-             * @example journal_entry.posted
-             */
-            eventType: string;
-            /**
-             * Format: uuid
-             * @description The message id
-             * @example 8b2e4f6a-0c1d-4e3f-a5b7-c9d1e3f5a7b9
-             */
-            id: string;
-            /**
-             * Format: date-time
-             * @description When it was last attempted; null before the first attempt
-             * @example 2026-03-02T09:30:00.000Z
-             */
-            lastAttemptAt: string | null;
-            /**
-             * Format: date-time
-             * @description When the next attempt is due; null unless pending
-             * @example null
-             */
-            nextAttemptAt: string | null;
-            /**
-             * @description pending: being delivered or due again; succeeded; failed: every attempt of the schedule failed (replayable)
-             * @example succeeded
-             * @enum {string}
-             */
-            status: "pending" | "succeeded" | "failed";
-            /**
-             * @description The webhook-id header it is delivered with (msg_...)
-             * @example msg_8b2e4f6a0c1d4e3fa5b7c9d1e3f5a7b9
-             */
-            webhookId: string;
-        };
-        /** @description A page of messages, newest first */
-        WebhookMessagePage: {
-            /** @description The messages on this page */
-            items: components["schemas"]["WebhookMessageDto"][];
-            /** @description Pass as ?cursor= to get the next page; absent on the last page */
-            nextCursor?: string;
         };
         /** @description The provider's WhatsApp number and booking message */
         WhatsappDto: {
@@ -10780,2245 +7083,6 @@ export interface operations {
             };
         };
     };
-    listAgents: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AgentDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createAgent: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateAgentDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AgentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAgent: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AgentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteAgent: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateAgent: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateAgentDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AgentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ai.agent_name_taken` (another agent of the organization has this name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ai.unknown_model` (the model is not in the catalog, or is not a chat model); `ai.unknown_tool` (a tool is not in the registry (or its module is not installed)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAgentRuns: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RunDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    runAgent: {
-        parameters: {
-            query?: {
-                /** @description true: answer 202 at once and run it as a job */
-                async?: "true" | "false";
-            };
-            header?: {
-                /** @description text/event-stream to stream the run */
-                Accept?: string;
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Agent id (UUID) */
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateRunDto"];
-            };
-        };
-        responses: {
-            /** @description The finished run with its trace (status succeeded, failed or cancelled); or the event stream */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RunDto"];
-                    "text/event-stream": string;
-                };
-            };
-            /** @description Started as a job (?async=true): GET the run for its outcome */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RunAcceptedDto"];
-                    "text/event-stream": components["schemas"]["RunAcceptedDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /**
-             * @description Error. error.code is one of: `ai.budget_exceeded` (the call does not fit in a budget (details name the budget and what is left))
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ai.no_provider_key` (no provider key: neither the platform (AI_API_KEY) nor the organization has one) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAgentRun: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                runId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RunDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    cancelAgentRun: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                runId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RunDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ai.run_finished` (the run is finished: it cannot change) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAgentTriggers: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TriggerDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createAgentTrigger: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateTriggerDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TriggerDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteAgentTrigger: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                agentId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                triggerId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAiBudgets: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createAiBudget: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateBudgetDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ai.budget_exists` (the organization, or this agent, already has a budget) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAiBudget: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                budgetId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteAiBudget: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                budgetId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateAiBudget: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                budgetId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateBudgetDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAiModels: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAiProviderKey: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderKeyDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    setAiProviderKey: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SetProviderKeyDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderKeyDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteAiProviderKey: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Removed */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listAiTools: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ToolDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getAiUsage: {
-        parameters: {
-            query?: {
-                /** @description First day (YYYY-MM-DD, UTC); default: 30 days ago */
-                from?: string;
-                /** @description Last day (YYYY-MM-DD, UTC); default: today */
-                to?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UsageReportDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `ai.range` (from is after to) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
     listAuditLogs: {
         parameters: {
             query?: {
@@ -14087,6 +8151,1715 @@ export interface operations {
                 };
             };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listKnowledgeCollections: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createKnowledgeCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCollectionDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `knowledge.collection_name_taken` (a collection of this organization already has that name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getKnowledgeCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                collectionId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteKnowledgeCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                collectionId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateKnowledgeCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                collectionId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateCollectionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `knowledge.collection_name_taken` (a collection of this organization already has that name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    uploadKnowledgeDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                collectionId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The file; its type from the part's Content-Type or the file name's extension
+                     * @example travel-policy.pdf
+                     */
+                    file: string;
+                    /**
+                     * @description Comma-separated tags
+                     * @example travel,policy
+                     */
+                    tags?: string;
+                    /**
+                     * @description Title; the file name when omitted
+                     * @example Travel expenses
+                     */
+                    title?: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `knowledge.file_too_large` (the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.no_text` (no text could be extracted from the file) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listKnowledgeDocuments: {
+        parameters: {
+            query?: {
+                /** @description Only documents of this collection */
+                collectionId?: string;
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createKnowledgeNote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateNoteDocumentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.no_text` (no text could be extracted from the file) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getKnowledgeDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteKnowledgeDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reindexKnowledgeDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listKnowledgeDocumentVersions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    uploadKnowledgeDocumentVersion: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The file; its type from the part's Content-Type or the file name's extension
+                     * @example travel-policy.pdf
+                     */
+                    file: string;
+                    /**
+                     * @description Comma-separated tags
+                     * @example travel,policy
+                     */
+                    tags?: string;
+                    /**
+                     * @description Title; the file name when omitted
+                     * @example Travel expenses
+                     */
+                    title?: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `knowledge.file_too_large` (the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.no_text` (no text could be extracted from the file) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getKnowledgeDocumentVersion: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                /** @description Version number, 1 first */
+                versionNo: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionWithTextDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge.version_not_found` (the document has no version with that number) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    restoreKnowledgeDocumentVersion: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                documentId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                /** @description Version number, 1 first */
+                versionNo: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge.version_not_found` (the document has no version with that number) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reindexStaleKnowledge: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReindexResultDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    searchKnowledge: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchKnowledgeDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResultDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.query_empty` (the search query is empty); `knowledge.k_too_large` (k is above the cap of results per search)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `knowledge.embedding_unavailable` (the embedding provider did not answer; retry later); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18326,3144 +14099,6 @@ export interface operations {
             };
         };
     };
-    getApAging: {
-        parameters: {
-            query?: {
-                /** @description Aging at the end of this day (default: today) */
-                asOf?: string;
-                /** @description Bucket edges in days past due, ascending (default 30,60,90) */
-                buckets?: string;
-                /** @description json (default) or csv */
-                format?: "json" | "csv";
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AgingReportDto"];
-                    "text/csv": components["schemas"]["AgingReportDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    reverseBillAllocation: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                allocationId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ReverseAllocationDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.allocation_reversed` (the allocation is already reversed, or is itself a reversal); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listBills: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                limit?: number;
-                /** @description Only documents in this stored status */
-                status?: "draft" | "submitted" | "rejected" | "posted";
-                /** @description Only this vendor's bills */
-                vendorId?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateBillDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateBillDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    approveBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    commentOnBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CommentDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    rejectBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RejectDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    submitBill: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                billId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted); `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listExpenseClaims: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                limit?: number;
-                /** @description Only documents in this stored status */
-                status?: "draft" | "submitted" | "rejected" | "posted";
-                /** @description Only this vendor's bills */
-                vendorId?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createExpenseClaim: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateExpenseClaimDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getExpenseClaim: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                claimId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    approveExpenseClaim: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                claimId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (the creator of a bill (or claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    rejectExpenseClaim: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                claimId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RejectDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    submitExpenseClaim: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                claimId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.rate_missing` (no FX rate on or before the date) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listBillPayments: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                limit?: number;
-                /** @description Only this vendor's payments */
-                vendorId?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPaymentPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createBillPayment: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateBillPaymentDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getBillPayment: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                paymentId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    allocateBillPayment: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                paymentId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateAllocationDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BillPaymentDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency)); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getPayablesSettings: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PayablesSettingsDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updatePayablesSettings: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdatePayablesSettingsDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PayablesSettingsDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_rules` (approval rules: thresholds must be distinct, approvals 0-10, roles among owner, admin, accountant)
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listVendors: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Include archived vendors */
-                includeArchived?: "true" | "false";
-                limit?: number;
-                /** @description Case-insensitive substring of the name or e-mail */
-                search?: string;
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VendorPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createVendor: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateVendorDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VendorDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getVendor: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                vendorId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VendorDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateVendor: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                vendorId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateVendorDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VendorDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    archiveVendor: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                vendorId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VendorDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    querySemanticLayer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SemanticQueryDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SemanticResultDto"];
-                };
-            };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Rejected by a business rule. error.code is one of: `semantic.query_timeout` (the query ran longer than the statement timeout and was cancelled) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listSemanticViews: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SemanticViewDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
     listSettings: {
         parameters: {
             query?: never;
@@ -21904,1184 +14539,6 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listWebhookEndpoints: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointDto"][];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    createWebhookEndpoint: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateWebhookEndpointDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointWithSecretDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `webhooks.url_invalid` (the URL is not an absolute http(s) URL, or not https where https is required); `webhooks.url_not_public` (the URL names a loopback, private or otherwise non-public address); `webhooks.unknown_event_type` (an event type is not in the catalog (GET /v1/webhooks/event-types))
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getWebhookEndpoint: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    deleteWebhookEndpoint: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    updateWebhookEndpoint: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateWebhookEndpointDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointDto"];
-                };
-            };
-            /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `webhooks.url_invalid` (the URL is not an absolute http(s) URL, or not https where https is required); `webhooks.url_not_public` (the URL names a loopback, private or otherwise non-public address); `webhooks.unknown_event_type` (an event type is not in the catalog (GET /v1/webhooks/event-types))
-             *
-             *     The input is invalid: the message names each field
-             */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listWebhookAttempts: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Only attempts of messages of this event type */
-                eventType?: string;
-                limit?: number;
-                /** @description Only attempts of this message */
-                messageId?: string;
-                /** @description Only successful or only failed attempts */
-                status?: "succeeded" | "failed";
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookAttemptPage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listWebhookMessages: {
-        parameters: {
-            query?: {
-                /** @description Opaque cursor from the previous page */
-                cursor?: string;
-                /** @description Only messages of this event type */
-                eventType?: string;
-                limit?: number;
-                /** @description Only messages in this state */
-                status?: "pending" | "succeeded" | "failed";
-            };
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookMessagePage"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    getWebhookMessage: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                messageId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookMessageDetailDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    replayWebhookMessage: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                messageId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookMessageDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `webhooks.message_pending` (the message is still being delivered) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    pingWebhookEndpoint: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookMessageDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `webhooks.endpoint_disabled` (the endpoint is disabled: enable it first) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    replayFailedWebhookMessages: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ReplayFailedDto"];
-            };
-        };
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReplayResultDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    rotateWebhookSecret: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                endpointId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RotateWebhookSecretDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointWithSecretDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The plan does not include this, or a plan limit is reached */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23764,45 +15221,6 @@ export interface operations {
                 };
             };
             /** @description A service this operation needs is not configured or not reachable; or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    listWebhookEventTypes: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["EventTypeDto"][];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */

@@ -1,3 +1,4 @@
+import { KnowledgeModule } from '../knowledge/knowledge.module.js';
 import { Module, OnModuleInit } from '@nestjs/common';
 import { Sleeper } from '../../platform/ai/llm-provider.js';
 import { BillingModule } from '../billing/billing.module.js';
@@ -14,7 +15,7 @@ import { ToolRegistry } from './tool-registry.js';
 
 /** AI agents: catalog, agents, runs with traces and cost, tools, budgets, usage (issue 16). */
 @Module({
-  imports: [BillingModule, LedgerModule, SemanticModule],
+  imports: [BillingModule, LedgerModule, SemanticModule, KnowledgeModule],
   controllers: [AiCatalogController, AgentsController, AgentRunsController],
   providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper, AutomationService],
   exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService],

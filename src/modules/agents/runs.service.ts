@@ -304,7 +304,7 @@ export class RunsService implements OnModuleInit {
       return { error: 'the arguments are not a JSON object' };
     }
     try {
-      return { answer: await tool.run(ctx, args) };
+      return { answer: await tool.run({ ...ctx, knowledgeCollectionIds: agent.knowledgeCollectionIds }, args) };
     } catch (err) {
       if (err instanceof ToolArgumentError || err instanceof AppError) return { error: err.message };
       this.logger.warn(`tool ${name} failed: ${(err as Error).message}`);

@@ -5,6 +5,7 @@ import type { RequestMeta, TenantTx } from '../../platform/database/database.ser
 import type { ToolDefinition } from '../../platform/ai/llm-provider.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { SemanticService } from '../semantic/semantic.service.js';
+import { KnowledgeService } from '../knowledge/knowledge.service.js';
 
 /**
  * What a tool runs with: the claims of the person the run belongs to. `tenant` opens a transaction as that
@@ -16,6 +17,8 @@ export interface ToolContext {
   orgId: string;
   meta: RequestMeta;
   tenant<T>(work: (tx: TenantTx) => Promise<T>): Promise<T>;
+  /** the knowledge collections the agent may search (search_knowledge); none: every collection its user may read */
+  knowledgeCollectionIds?: string[];
 }
 
 export interface AgentTool extends ToolDefinition {
@@ -26,11 +29,10 @@ export interface AgentTool extends ToolDefinition {
 export class ToolArgumentError extends Error {}
 
 /**
- * Tools that modules on other branches provide once installed: they register them at init with
- * `registry.register(...)`; until then the name is reserved and an agent cannot be given it.
- * search_knowledge: the knowledge base (issue 17); list_open_invoices / list_open_bills: receivables, payables.
+ * Tools whose modules do not provide them yet: the name is reserved and an agent cannot be given it until a module
+ * registers it with `registry.register(...)` (list_open_invoices / list_open_bills: receivables, payables).
  */
-export const PLANNED_TOOLS = ['search_knowledge', 'list_open_invoices', 'list_open_bills'] as const;
+export const PLANNED_TOOLS = ['list_open_invoices', 'list_open_bills'] as const;
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const date = (v: unknown, name: string, optional = false): string | undefined => {
@@ -47,7 +49,23 @@ export const AGENT_QUERY_ROW_CAP = 200;
 export class ToolRegistry {
   private readonly tools = new Map<string, AgentTool>();
 
-  constructor(semantic: SemanticService, reports: ReportsService) {
+  constructor(semantic: SemanticService, reports: ReportsService, knowledge: KnowledgeService) {
+    this.register({
+      name: 'search_knowledge',
+      description: 'Search the organization\'s knowledge base (documents its user may read) by keywords and meaning; answers the best matching passages with their document and score.',
+      parameters: {
+        type: 'object', additionalProperties: false, required: ['query'],
+        properties: { query: { type: 'string', description: 'what to look for' }, k: { type: 'integer', minimum: 1, maximum: 20, description: 'passages to return (default 5)' } },
+      },
+      run: (ctx, args) => {
+        if (typeof args.query !== 'string' || !args.query.trim()) throw new ToolArgumentError('query must be a non-empty string');
+        const k = args.k === undefined ? 5 : Number(args.k);
+        if (!Number.isInteger(k) || k < 1 || k > 20) throw new ToolArgumentError('k must be an integer from 1 to 20');
+        const collectionIds = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
+        // as the run's user: the policies show only collections their role may read
+        return ctx.tenant((tx) => knowledge.search(tx, { query: args.query as string, k, collectionIds }));
+      },
+    });
     this.register({
       name: 'query_semantic',
       description: 'Run one read-only PostgreSQL SELECT over the semantic views (semantic.v_gl_fact: general ledger lines; semantic.v_agent_metrics). '

@@ -1,5 +1,6 @@
 import type { DomainEventType } from '../../platform/events/events.js';
 import { AGENTS_EVENT_TYPES } from '../agents/agents.events.js';
+import { KNOWLEDGE_EVENT_TYPES } from '../knowledge/knowledge.events.js';
 import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
 import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
 import { RECEIVABLES_EVENT_TYPES } from '../receivables/receivables.events.js';
@@ -16,6 +17,7 @@ export const EVENT_CATALOG: readonly DomainEventType[] = [
   ...RECEIVABLES_EVENT_TYPES,
   ...WEBHOOKS_EVENT_TYPES,
   ...AGENTS_EVENT_TYPES,
+  ...KNOWLEDGE_EVENT_TYPES,
 ];
 
 /** The test event of POST .../endpoints/{endpointId}/ping: sent to that endpoint only, whatever its event types. */

@@ -161,6 +161,23 @@ export interface AppConfig {
     /** endpoint URLs must be https (default in production) */
     requireHttps: boolean;
   };
+  /** The knowledge base (issue 17): its embedding provider reads the AI provider's settings (AI_BASE_URL, AI_API_KEY, AI_TIMEOUT_MS). */
+  knowledge: {
+    /** OpenAI-compatible API base URL (AI_BASE_URL, default https://api.openai.com/v1) */
+    aiBaseUrl: string;
+    /** AI_API_KEY; without it (and no double) ingestion fails with the reason */
+    aiApiKey?: string;
+    aiTimeoutMs: number;
+    /** AI_EMBEDDING_MODEL (default text-embedding-3-small) */
+    embeddingModel: string;
+    /** AI_EMBEDDING_DIMENSIONS (default 1536); indexed by HNSW for 256, 384, 512, 768, 1024, 1536 */
+    embeddingDimensions: number;
+    /** KNOWLEDGE_MAX_UPLOAD_BYTES (default 10 MB): a larger upload is a 413 naming the limit */
+    maxUploadBytes: number;
+    /** KNOWLEDGE_CHUNK_TOKENS (default 400) and KNOWLEDGE_CHUNK_OVERLAP_TOKENS (default 60), cl100k_base tokens */
+    chunkTokens: number;
+    chunkOverlapTokens: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -316,7 +333,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
     // cookie-authenticated writes are accepted only from these origins (CSRF); with none, every one would fail
     throw new ConfigError('AUTH_COOKIES=true needs CORS_ORIGINS: the browser origins allowed to send cookie-authenticated requests');
   }
+  const chunkTokens = int(env, 'KNOWLEDGE_CHUNK_TOKENS', 400, 16, 8000);
+  const knowledge: AppConfig['knowledge'] = {
+    aiBaseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
+    aiApiKey: env.AI_API_KEY || undefined,
+    aiTimeoutMs: int(env, 'AI_TIMEOUT_MS', 30_000, 1),
+    embeddingModel: str(env, 'AI_EMBEDDING_MODEL', 'text-embedding-3-small'),
+    embeddingDimensions: int(env, 'AI_EMBEDDING_DIMENSIONS', 1536, 1, 4096),
+    maxUploadBytes: int(env, 'KNOWLEDGE_MAX_UPLOAD_BYTES', 10 * 1024 * 1024, 1),
+    chunkTokens,
+    chunkOverlapTokens: int(env, 'KNOWLEDGE_CHUNK_OVERLAP_TOKENS', 60, 0, chunkTokens - 1),
+  };
   return {
+    knowledge,
     nodeEnv,
     port: int(env, 'PORT', 3000, 1, 65535),
     host: host(env, 'HOST', '0.0.0.0'),

@@ -40,6 +40,8 @@ export const PRIVILEGED_PATHS = {
   'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
   /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
   'privacy.retention': 'purge finished webhook deliveries and processed jobs past their retention',
+  /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
+  'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
