@@ -18,6 +18,7 @@ import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
 import { PrivacyModule } from './modules/privacy/privacy.module.js';
 import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
+import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -30,6 +31,7 @@ export class AppModule {
         PlatformModule.forRoot(config),
         QueueModule.forRoot(config),
         AuditModule,
+        NotificationsModule,
         AuthModule,
         OrganizationsModule,
         BillingModule,

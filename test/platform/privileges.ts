@@ -72,6 +72,18 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
   'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
   'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  // notifications (issue 18): a user reads and marks their own notices and sets their own preferences
+  'table core.notifications': { authenticated: 'SELECT', service_role: RW },
+  'column core.notifications(read_at)': { authenticated: 'UPDATE' },
+  'column core.notifications(archived_at)': { authenticated: 'UPDATE' },
+  'table core.notification_preferences': { authenticated: RW, service_role: RW },
+  'table core.notification_routes': { service_role: 'SELECT' },
+  'table core.email_deliveries': { service_role: RW },
+  'table core.email_digests': { service_role: RW },
+  'table core.notification_event_receipts': { service_role: RW },
+  'table core.known_devices': { service_role: RW },
+  'table core.password_reset_tokens': { service_role: RW },
+  'table core.email_change_requests': { service_role: RW },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },

@@ -112,6 +112,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/email-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask to change the e-mail address (current password needed); a link to confirm goes to the new address
+         * @description The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another account uses gets no mail, and the answer is the same.
+         */
+        post: operations["requestEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/email-change/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm a new e-mail address with the token of the link mailed to it; the old address is told */
+        post: operations["confirmEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/email-verification": {
         parameters: {
             query?: never;
@@ -198,6 +235,43 @@ export interface paths {
         put?: never;
         /** Log out: revoke the session of this access token */
         post: operations["logOut"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail a link to reset the password (valid 30 minutes, single use)
+         * @description Answers the same 202 whether or not the address has an account; at most 3 reset e-mails per account per hour.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set a new password with the token of a reset link; every session of the account ends */
+        post: operations["resetPassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -358,29 +432,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Accept an invitation sent to your email address; you become a member */
+        /**
+         * Accept an invitation sent to your email address; you become a member
+         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.
+         */
         post: operations["acceptInvitation"];
         delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/me": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Erase the signed-in person (right to erasure); needs the password or an access token issued within the last 5 minutes
-         * @description In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.
-         */
-        delete: operations["eraseMe"];
         options?: never;
         head?: never;
         patch?: never;
@@ -487,6 +544,126 @@ export interface paths {
         post?: never;
         /** Delete the integration's secret */
         delete: operations["deleteIntegrationSecret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which categories reach the signed-in user on which channel, and which e-mails come as an hourly digest */
+        get: operations["getNotificationPreferences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Switch categories on or off per channel, and the e-mail digest (security stays on) */
+        patch: operations["updateNotificationPreferences"];
+        trace?: never;
+    };
+    "/v1/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive) */
+        get: operations["listNotifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/{notificationId}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move one notice to the archive (it counts as read) */
+        post: operations["archiveNotification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/{notificationId}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark one notice read (idempotent) */
+        post: operations["markNotificationRead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark every unread notice read (optionally of one category or organization) */
+        post: operations["markAllNotificationsRead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives */
+        get: operations["getNotificationStream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/unread-count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many notices are unread, in all and per category */
+        get: operations["getUnreadNotificationCount"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2120,40 +2297,6 @@ export interface paths {
         put?: never;
         /** Archive a vendor (vendors are never deleted) */
         post: operations["archiveVendor"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/privacy/customers/{customerId}/erasure": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Erase a natural-person customer: contact fields blanked, name pseudonymized; its invoices and receipts keep amounts and numbers (owner, admin) */
-        post: operations["eraseCustomer"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin) */
-        post: operations["eraseVendor"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4127,6 +4270,20 @@ export interface components {
             /** @description Sum of the section (base currency) */
             total: string;
         };
+        /** @description Unread notices of one category */
+        CategoryCountDto: {
+            /**
+             * @description The category
+             * @example billing
+             * @enum {string}
+             */
+            category: "security" | "billing" | "finance" | "ai" | "organization";
+            /**
+             * @description Unread notices in it
+             * @example 2
+             */
+            count: number;
+        };
         /** @description The member's new role */
         ChangeRoleDto: {
             /**
@@ -4134,6 +4291,20 @@ export interface components {
              * @enum {string}
              */
             role: "owner" | "admin" | "accountant" | "member" | "viewer";
+        };
+        /** @description The same answer whether or not the address has an account (nothing is revealed) */
+        CheckEmailDto: {
+            /**
+             * @description Human-readable next step
+             * @example If this address has an account, a link has been sent to it.
+             */
+            message: string;
+            /**
+             * @description Always check_email
+             * @example check_email
+             * @enum {string}
+             */
+            status: "check_email";
         };
         /** @description The app and plan to subscribe to */
         CheckoutDto: {
@@ -5342,6 +5513,36 @@ export interface components {
              */
             nextCursor?: string;
         };
+        /** @description The token from the link mailed to the new address */
+        EmailChangeConfirmDto: {
+            /**
+             * @description The token from the confirmation link (single use)
+             * @example Zk3v9QmR2xYp7LwT0cN5aB8dE1fG4hJ6kM9nP2qS5uV
+             */
+            token: string;
+        };
+        /** @description The e-mail address the account now has */
+        EmailChangedDto: {
+            /**
+             * @description The new e-mail address (verified: the link proved it)
+             * @example ada.lovelace@example.org
+             */
+            email: string;
+        };
+        /** @description The new e-mail address, confirmed with the current password */
+        EmailChangeRequestDto: {
+            /**
+             * @description The new e-mail address; trimmed and lower-cased. A link to confirm it goes there
+             * @example ada.lovelace@example.org
+             */
+            newEmail: string;
+            /**
+             * Format: password
+             * @description The current password of the account
+             * @example correct horse battery staple
+             */
+            password: string;
+        };
         /** @description The e-mail that is now verified */
         EmailVerifiedDto: {
             /**
@@ -5424,47 +5625,6 @@ export interface components {
             type: "organization" | "user";
             /** @description The user billed; null when the subject is an organization */
             userId: string | null;
-        };
-        /** @description Re-authentication for an erasure: the password, or nothing with a recently issued access token */
-        EraseMeDto: {
-            /**
-             * Format: password
-             * @description The account password, for re-authentication. Without it, the access token must have been issued within the last 5 minutes.
-             * @example correct horse battery staple
-             */
-            password?: string;
-        };
-        /** @description What an erasure of the signed-in person did (ids and counts; no personal data) */
-        ErasureDto: {
-            /**
-             * @description Organizations deleted with the person (soft-deleted: the personal one, and business ones of which they were the only member); their books stay, unreachable, as bookkeeping law keeps them
-             * @example [
-             *       "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
-             *     ]
-             */
-            deletedOrganizationIds: string[];
-            /**
-             * @description When the erasure happened
-             * @example 2026-12-02T09:30:00.000Z
-             */
-            erasedAt: string;
-            /**
-             * @description Organizations the person left (their memberships ended; these books are untouched)
-             * @example [
-             *       "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
-             *     ]
-             */
-            leftOrganizationIds: string[];
-            /**
-             * @description Sessions revoked
-             * @example 2
-             */
-            sessionsRevoked: number;
-            /**
-             * @description The erased person's user id: the row stays (other apps reference it) without personal data
-             * @example 9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f
-             */
-            userId: string;
         };
         /** @description What went wrong: a stable code to branch on and a message naming the problem */
         ErrorDetail: {
@@ -6369,6 +6529,29 @@ export interface components {
              */
             password: string;
         };
+        /** @description Which unread notices to mark read (all when empty) */
+        MarkAllReadDto: {
+            /**
+             * @description Only this category
+             * @example organization
+             * @enum {string}
+             */
+            category?: "security" | "billing" | "finance" | "ai" | "organization";
+            /**
+             * Format: uuid
+             * @description Only notices from this organization
+             * @example 3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b
+             */
+            orgId?: string;
+        };
+        /** @description How many notices were marked read */
+        MarkedReadDto: {
+            /**
+             * @description Notices that were unread and are now read
+             * @example 3
+             */
+            marked: number;
+        };
         /** @description A member of an organization and their role */
         MemberDto: {
             /**
@@ -6494,6 +6677,67 @@ export interface components {
              */
             users: number;
         };
+        /** @description An in-app notice to the signed-in user */
+        NotificationDto: {
+            /**
+             * Format: date-time
+             * @description When it was archived; null while in the inbox
+             * @example null
+             */
+            archivedAt: string | null;
+            /**
+             * @description The text
+             * @example The payment for the omnizen professional plan failed; the subscription is past_due.
+             */
+            body: string;
+            /**
+             * @description Its category (preferences are per category)
+             * @example billing
+             * @enum {string}
+             */
+            category: "security" | "billing" | "finance" | "ai" | "organization";
+            /**
+             * Format: date-time
+             * @description When it was created
+             * @example 2026-12-02T08:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description The domain event that caused it
+             * @example payment.failed
+             */
+            eventType: string;
+            /**
+             * Format: uuid
+             * @description The notice id
+             * @example 9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it is about
+             * @example 3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b
+             */
+            orgId: string;
+            /**
+             * Format: date-time
+             * @description When it was read; null while unread
+             * @example null
+             */
+            readAt: string | null;
+            /**
+             * @description One line
+             * @example A payment for Acme failed
+             */
+            title: string;
+        };
+        /** @description A page of notices, newest first */
+        NotificationPage: {
+            /** @description The notices on this page */
+            items: components["schemas"]["NotificationDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
+        };
         /** @description An organization the caller belongs to, with the caller's role in it */
         OrganizationDto: {
             /**
@@ -6528,30 +6772,27 @@ export interface components {
              */
             updatedAt: string;
         };
-        /** @description An erased party (vendor or customer) */
-        PartyErasureDto: {
+        /** @description The token from the reset link, and the new password */
+        PasswordResetDto: {
             /**
-             * @description When it was erased
-             * @example 2026-12-02T09:30:00.000Z
+             * Format: password
+             * @description The new password, 10 to 200 characters
+             * @example a new horse battery staple
              */
-            erasedAt: string;
+            password: string;
             /**
-             * @description The name it shows from now on
-             * @example Erased vendor 0b8f5f8e
+             * @description The token from the reset link (single use, 30 minutes)
+             * @example Zk3v9QmR2xYp7LwT0cN5aB8dE1fG4hJ6kM9nP2qS5uV
              */
-            name: string;
+            token: string;
+        };
+        /** @description The e-mail address of the account whose password to reset */
+        PasswordResetRequestDto: {
             /**
-             * @description The kind of party erased
-             * @example vendor
-             * @enum {string}
+             * @description E-mail address of the account; trimmed and lower-cased
+             * @example ada@example.com
              */
-            party: "vendor" | "customer";
-            /**
-             * Format: uuid
-             * @description The party's id: its documents keep pointing to it with their amounts and numbers
-             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
-             */
-            partyId: string;
+            email: string;
         };
         /** @description Payables settings: the accounts-payable control account and the approval rules */
         PayablesSettingsDto: {
@@ -6679,6 +6920,36 @@ export interface components {
             id: string;
             /** @description Stripe-hosted billing portal page to redirect the user to */
             url: string;
+        };
+        /** @description Whether notices of one category reach the user on one channel */
+        PreferenceDto: {
+            /**
+             * @description The category
+             * @example finance
+             * @enum {string}
+             */
+            category: "security" | "billing" | "finance" | "ai" | "organization";
+            /**
+             * @description The channel
+             * @example email
+             * @enum {string}
+             */
+            channel: "email" | "in_app";
+            /**
+             * @description E-mail only: one summary per hour instead of one e-mail per notice
+             * @example true
+             */
+            digest: boolean;
+            /**
+             * @description On or off (security is always on)
+             * @example true
+             */
+            enabled: boolean;
+        };
+        /** @description The signed-in user's notification preferences: every category and channel (defaults: on, no digest) */
+        PreferencesDto: {
+            /** @description One entry per category and channel */
+            items: components["schemas"]["PreferenceDto"][];
         };
         /** @description Revenue, expenses and the net result over a date range */
         ProfitAndLossDto: {
@@ -8089,6 +8360,16 @@ export interface components {
              */
             status: "active" | "stopped";
         };
+        /** @description How many notices are unread (counted from the notices themselves, so it never drifts) */
+        UnreadCountDto: {
+            /** @description Per category (categories without unread notices are left out) */
+            byCategory: components["schemas"]["CategoryCountDto"][];
+            /**
+             * @description Unread notices in the inbox (archived ones excluded)
+             * @example 3
+             */
+            unread: number;
+        };
         /** @description Changes to an account; fields left out keep their value */
         UpdateAccountDto: {
             /**
@@ -8405,6 +8686,27 @@ export interface components {
             apAccountId: string;
             /** @description Approval rules; thresholds must be distinct */
             approvalRules: components["schemas"]["ApprovalRuleDto"][];
+        };
+        /** @description Preferences to change (the others stay as they are) */
+        UpdatePreferencesDto: {
+            /**
+             * @description The category/channel pairs to set
+             * @example [
+             *       {
+             *         "category": "finance",
+             *         "channel": "email",
+             *         "enabled": true,
+             *         "digest": true
+             *       },
+             *       {
+             *         "category": "ai",
+             *         "channel": "in_app",
+             *         "enabled": false,
+             *         "digest": false
+             *       }
+             *     ]
+             */
+            items: components["schemas"]["PreferenceDto"][];
         };
         /** @description Changes to the provider profile; fields left out keep their value, null clears the slug */
         UpdateProviderDto: {
@@ -10469,6 +10771,419 @@ export interface components {
             version: 1;
         };
         /**
+         * @description Webhook body of member.invited (version 1): An admin invited an e-mail address to the organization (the invitation token is never in the event).
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "member.invited",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "invitationId": "6f1c1d9e-2b0e-4a59-9a3e-1c2d3e4f5a6b",
+         *         "email": "grace@example.com",
+         *         "role": "accountant",
+         *         "invitedBy": "user_123",
+         *         "expiresAt": "2026-12-09T10:00:00.000Z"
+         *       }
+         *     }
+         */
+        "WebhookEvent.member.invited.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "invitationId": "6f1c1d9e-2b0e-4a59-9a3e-1c2d3e4f5a6b",
+             *       "email": "grace@example.com",
+             *       "role": "accountant",
+             *       "invitedBy": "user_123",
+             *       "expiresAt": "2026-12-09T10:00:00.000Z"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: email
+                 * @example grace@example.com
+                 */
+                email: string;
+                /**
+                 * Format: date-time
+                 * @example 2026-12-09T10:00:00.000Z
+                 */
+                expiresAt: string;
+                /**
+                 * Format: uuid
+                 * @example 6f1c1d9e-2b0e-4a59-9a3e-1c2d3e4f5a6b
+                 */
+                invitationId: string;
+                /**
+                 * @description the inviting user, null for a service key
+                 * @example user_123
+                 */
+                invitedBy: string | null;
+                /**
+                 * @description a membership role
+                 * @example accountant
+                 * @enum {string}
+                 */
+                role: "owner" | "admin" | "accountant" | "member" | "viewer";
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example member.invited
+             * @enum {string}
+             */
+            type: "member.invited";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of member.joined (version 1): An invitee accepted an invitation and is now a member.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "member.joined",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "userId": "user_456",
+         *         "email": "grace@example.com",
+         *         "role": "accountant"
+         *       }
+         *     }
+         */
+        "WebhookEvent.member.joined.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "userId": "user_456",
+             *       "email": "grace@example.com",
+             *       "role": "accountant"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: email
+                 * @example grace@example.com
+                 */
+                email: string;
+                /**
+                 * @description a membership role
+                 * @example accountant
+                 * @enum {string}
+                 */
+                role: "owner" | "admin" | "accountant" | "member" | "viewer";
+                /**
+                 * @description the user id
+                 * @example user_456
+                 */
+                userId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example member.joined
+             * @enum {string}
+             */
+            type: "member.joined";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of member.removed (version 1): A member was removed, or left (`left`: true).
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "member.removed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "userId": "user_456",
+         *         "role": "member",
+         *         "left": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.member.removed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "userId": "user_456",
+             *       "role": "member",
+             *       "left": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the member left by themselves
+                 * @example false
+                 */
+                left: boolean;
+                /**
+                 * @description a membership role
+                 * @example member
+                 * @enum {string}
+                 */
+                role: "owner" | "admin" | "accountant" | "member" | "viewer";
+                /**
+                 * @description the user id
+                 * @example user_456
+                 */
+                userId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example member.removed
+             * @enum {string}
+             */
+            type: "member.removed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of member.role_changed (version 1): A member's role changed.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "member.role_changed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "userId": "user_456",
+         *         "previousRole": "member",
+         *         "role": "admin",
+         *         "changedBy": "user_123"
+         *       }
+         *     }
+         */
+        "WebhookEvent.member.role_changed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "userId": "user_456",
+             *       "previousRole": "member",
+             *       "role": "admin",
+             *       "changedBy": "user_123"
+             *     }
+             */
+            data: {
+                /**
+                 * @description the user who changed it, null for a service key
+                 * @example user_123
+                 */
+                changedBy: string | null;
+                /**
+                 * @description a membership role
+                 * @example member
+                 * @enum {string}
+                 */
+                previousRole: "owner" | "admin" | "accountant" | "member" | "viewer";
+                /**
+                 * @description a membership role
+                 * @example admin
+                 * @enum {string}
+                 */
+                role: "owner" | "admin" | "accountant" | "member" | "viewer";
+                /**
+                 * @description the user id
+                 * @example user_456
+                 */
+                userId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example member.role_changed
+             * @enum {string}
+             */
+            type: "member.role_changed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of payment.failed (version 1): A subscription's invoice payment failed; the subscription is past due.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "payment.failed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+         *         "app": "omnizen",
+         *         "plan": "professional",
+         *         "status": "past_due",
+         *         "previousStatus": "active",
+         *         "trialEndsAt": null,
+         *         "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+         *         "cancelAtPeriodEnd": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.payment.failed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+             *       "app": "omnizen",
+             *       "plan": "professional",
+             *       "status": "past_due",
+             *       "previousStatus": "active",
+             *       "trialEndsAt": null,
+             *       "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+             *       "cancelAtPeriodEnd": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the app code, e.g. omnizen
+                 * @example omnizen
+                 */
+                app: string;
+                /** @example false */
+                cancelAtPeriodEnd?: boolean;
+                /**
+                 * Format: date-time
+                 * @example 2027-01-02T00:00:00.000Z
+                 */
+                currentPeriodEnd?: string | null;
+                /**
+                 * @description the plan code
+                 * @example professional
+                 */
+                plan: string;
+                /**
+                 * @description the status before this change (absent when created)
+                 * @example active
+                 */
+                previousStatus?: string | null;
+                /**
+                 * @description trialing, active, past_due, canceled, ...
+                 * @example past_due
+                 */
+                status: string | null;
+                /**
+                 * @description the Hub subscription id
+                 * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
+                 */
+                subscriptionId: string;
+                /**
+                 * Format: date-time
+                 * @example text
+                 */
+                trialEndsAt?: string | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example payment.failed
+             * @enum {string}
+             */
+            type: "payment.failed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
          * @description Webhook body of payment.received (version 1): A customer payment was recorded and posted (bank debit, AR credit), with its allocations
          * @example {
          *       "id": "evt_4711",
@@ -10633,6 +11348,507 @@ export interface components {
              * @enum {string}
              */
             type: "period.closed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of session.started_from_unknown_device (version 1): The account signed in from a device (user agent + network) it never signed in from before.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "session.started_from_unknown_device",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "userId": "user_123",
+         *         "sessionId": "0d4c6a3e-8f1b-4c2d-9e7a-5b6c7d8e9f01",
+         *         "userAgent": "Mozilla/5.0 (Macintosh)",
+         *         "ipPrefix": "203.0.113.0/24",
+         *         "signedInAt": "2026-12-02T08:00:00.000Z",
+         *         "method": "password"
+         *       }
+         *     }
+         */
+        "WebhookEvent.session.started_from_unknown_device.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "userId": "user_123",
+             *       "sessionId": "0d4c6a3e-8f1b-4c2d-9e7a-5b6c7d8e9f01",
+             *       "userAgent": "Mozilla/5.0 (Macintosh)",
+             *       "ipPrefix": "203.0.113.0/24",
+             *       "signedInAt": "2026-12-02T08:00:00.000Z",
+             *       "method": "password"
+             *     }
+             */
+            data: {
+                /**
+                 * @description the network: IPv4 /24 or IPv6 /48, e.g. 203.0.113.0/24
+                 * @example 203.0.113.0/24
+                 */
+                ipPrefix: string;
+                /**
+                 * @example password
+                 * @enum {string}
+                 */
+                method: "password" | "exchange";
+                /**
+                 * Format: uuid
+                 * @example 0d4c6a3e-8f1b-4c2d-9e7a-5b6c7d8e9f01
+                 */
+                sessionId: string;
+                /**
+                 * Format: date-time
+                 * @example 2026-12-02T08:00:00.000Z
+                 */
+                signedInAt: string;
+                /**
+                 * @description the user agent, truncated to 200 characters
+                 * @example Mozilla/5.0 (Macintosh)
+                 */
+                userAgent: string;
+                /** @example user_123 */
+                userId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example session.started_from_unknown_device
+             * @enum {string}
+             */
+            type: "session.started_from_unknown_device";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of subscription.canceled (version 1): A subscription ended (Stripe deleted it, or its trial / canceled period ran out).
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "subscription.canceled",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+         *         "app": "omnizen",
+         *         "plan": "professional",
+         *         "status": "canceled",
+         *         "previousStatus": "active",
+         *         "trialEndsAt": null,
+         *         "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+         *         "cancelAtPeriodEnd": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.subscription.canceled.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+             *       "app": "omnizen",
+             *       "plan": "professional",
+             *       "status": "canceled",
+             *       "previousStatus": "active",
+             *       "trialEndsAt": null,
+             *       "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+             *       "cancelAtPeriodEnd": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the app code, e.g. omnizen
+                 * @example omnizen
+                 */
+                app: string;
+                /** @example false */
+                cancelAtPeriodEnd?: boolean;
+                /**
+                 * Format: date-time
+                 * @example 2027-01-02T00:00:00.000Z
+                 */
+                currentPeriodEnd?: string | null;
+                /**
+                 * @description the plan code
+                 * @example professional
+                 */
+                plan: string;
+                /**
+                 * @description the status before this change (absent when created)
+                 * @example active
+                 */
+                previousStatus?: string | null;
+                /**
+                 * @description trialing, active, past_due, canceled, ...
+                 * @example canceled
+                 */
+                status: string | null;
+                /**
+                 * @description the Hub subscription id
+                 * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
+                 */
+                subscriptionId: string;
+                /**
+                 * Format: date-time
+                 * @example text
+                 */
+                trialEndsAt?: string | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example subscription.canceled
+             * @enum {string}
+             */
+            type: "subscription.canceled";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of subscription.created (version 1): A subscription was created (from Stripe).
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "subscription.created",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+         *         "app": "omnizen",
+         *         "plan": "professional",
+         *         "status": "active",
+         *         "previousStatus": null,
+         *         "trialEndsAt": null,
+         *         "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+         *         "cancelAtPeriodEnd": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.subscription.created.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+             *       "app": "omnizen",
+             *       "plan": "professional",
+             *       "status": "active",
+             *       "previousStatus": null,
+             *       "trialEndsAt": null,
+             *       "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+             *       "cancelAtPeriodEnd": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the app code, e.g. omnizen
+                 * @example omnizen
+                 */
+                app: string;
+                /** @example false */
+                cancelAtPeriodEnd?: boolean;
+                /**
+                 * Format: date-time
+                 * @example 2027-01-02T00:00:00.000Z
+                 */
+                currentPeriodEnd?: string | null;
+                /**
+                 * @description the plan code
+                 * @example professional
+                 */
+                plan: string;
+                /**
+                 * @description the status before this change (absent when created)
+                 * @example text
+                 */
+                previousStatus?: string | null;
+                /**
+                 * @description trialing, active, past_due, canceled, ...
+                 * @example active
+                 */
+                status: string | null;
+                /**
+                 * @description the Hub subscription id
+                 * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
+                 */
+                subscriptionId: string;
+                /**
+                 * Format: date-time
+                 * @example text
+                 */
+                trialEndsAt?: string | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example subscription.created
+             * @enum {string}
+             */
+            type: "subscription.created";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of subscription.trial_ending (version 1): The trial ends within three days (Stripe's customer.subscription.trial_will_end).
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "subscription.trial_ending",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+         *         "app": "omnizen",
+         *         "plan": "professional",
+         *         "status": "trialing",
+         *         "previousStatus": "trialing",
+         *         "trialEndsAt": "2026-12-05T00:00:00.000Z",
+         *         "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+         *         "cancelAtPeriodEnd": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.subscription.trial_ending.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+             *       "app": "omnizen",
+             *       "plan": "professional",
+             *       "status": "trialing",
+             *       "previousStatus": "trialing",
+             *       "trialEndsAt": "2026-12-05T00:00:00.000Z",
+             *       "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+             *       "cancelAtPeriodEnd": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the app code, e.g. omnizen
+                 * @example omnizen
+                 */
+                app: string;
+                /** @example false */
+                cancelAtPeriodEnd?: boolean;
+                /**
+                 * Format: date-time
+                 * @example 2027-01-02T00:00:00.000Z
+                 */
+                currentPeriodEnd?: string | null;
+                /**
+                 * @description the plan code
+                 * @example professional
+                 */
+                plan: string;
+                /**
+                 * @description the status before this change (absent when created)
+                 * @example trialing
+                 */
+                previousStatus?: string | null;
+                /**
+                 * @description trialing, active, past_due, canceled, ...
+                 * @example trialing
+                 */
+                status: string | null;
+                /**
+                 * @description the Hub subscription id
+                 * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
+                 */
+                subscriptionId: string;
+                /**
+                 * Format: date-time
+                 * @example 2026-12-05T00:00:00.000Z
+                 */
+                trialEndsAt?: string | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example subscription.trial_ending
+             * @enum {string}
+             */
+            type: "subscription.trial_ending";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of subscription.updated (version 1): A subscription changed plan, status or period.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "subscription.updated",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+         *         "app": "omnizen",
+         *         "plan": "professional",
+         *         "status": "active",
+         *         "previousStatus": "trialing",
+         *         "trialEndsAt": null,
+         *         "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+         *         "cancelAtPeriodEnd": false
+         *       }
+         *     }
+         */
+        "WebhookEvent.subscription.updated.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "subscriptionId": "b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b",
+             *       "app": "omnizen",
+             *       "plan": "professional",
+             *       "status": "active",
+             *       "previousStatus": "trialing",
+             *       "trialEndsAt": null,
+             *       "currentPeriodEnd": "2027-01-02T00:00:00.000Z",
+             *       "cancelAtPeriodEnd": false
+             *     }
+             */
+            data: {
+                /**
+                 * @description the app code, e.g. omnizen
+                 * @example omnizen
+                 */
+                app: string;
+                /** @example false */
+                cancelAtPeriodEnd?: boolean;
+                /**
+                 * Format: date-time
+                 * @example 2027-01-02T00:00:00.000Z
+                 */
+                currentPeriodEnd?: string | null;
+                /**
+                 * @description the plan code
+                 * @example professional
+                 */
+                plan: string;
+                /**
+                 * @description the status before this change (absent when created)
+                 * @example trialing
+                 */
+                previousStatus?: string | null;
+                /**
+                 * @description trialing, active, past_due, canceled, ...
+                 * @example active
+                 */
+                status: string | null;
+                /**
+                 * @description the Hub subscription id
+                 * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
+                 */
+                subscriptionId: string;
+                /**
+                 * Format: date-time
+                 * @example text
+                 */
+                trialEndsAt?: string | null;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type
+             * @example subscription.updated
+             * @enum {string}
+             */
+            type: "subscription.updated";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -11456,6 +12672,234 @@ export interface operations {
             };
         };
     };
+    requestEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeRequestDto"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "check_email",
+                     *       "message": "A link to confirm the new address has been sent to it. The address changes when the link is used."
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CheckEmailDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.email_unchanged` (the new e-mail address is the current one) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `auth.password_incorrect` (the current password is not correct) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    confirmEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeConfirmDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailChangedDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.email_change_invalid` (the confirmation link is unknown, already used or expired; ask for the change again) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `auth.email_taken` (another account uses this e-mail address) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     sendEmailVerification: {
         parameters: {
             query?: never;
@@ -12055,6 +13499,214 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequestDto"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "check_email",
+                     *       "message": "If this address has an account, a link to reset its password has been sent to it. The link is valid for 30 minutes."
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CheckEmailDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    resetPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetDto"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.reset_invalid` (the reset link is unknown, already used or expired (30 minutes); ask for a new one) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description auth.csrf_rejected (AUTH_COOKIES=true only): a cookie-mode write must be JSON and come from an origin in CORS_ORIGINS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12957,7 +14609,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address) */
+            /**
+             * @description The caller may not do this. error.code is one of: `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13020,139 +14676,6 @@ export interface operations {
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    eraseMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["EraseMeDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "userId": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
-                     *       "erasedAt": "2026-12-02T09:30:00.000Z",
-                     *       "deletedOrganizationIds": [
-                     *         "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
-                     *       ],
-                     *       "leftOrganizationIds": [
-                     *         "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
-                     *       ],
-                     *       "sessionsRevoked": 2
-                     *     }
-                     */
-                    "application/json": components["schemas"]["ErasureDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Error. error.code is one of: `privacy.session_ended` (the session of this access token was revoked or has ended: sign in again) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it); `privacy.recent_sign_in_required` (erasure needs re-authentication: send the password in the body, or use an access token issued within the last 5 minutes); `privacy.password_incorrect` (the password given for re-authentication is not the account's) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `privacy.sole_owner` (the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)); `privacy.already_erased` (this person has been erased already) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is larger than the API accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The request body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -14326,6 +15849,799 @@ export interface operations {
              *     Not found, or not visible to the caller. error.code is one of: `integration.not_found` (no integration of that id for the caller); `integration_secret.not_found` (the integration has no secret)
              */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getNotificationPreferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferencesDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateNotificationPreferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePreferencesDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferencesDto"];
+                };
+            };
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `notification.preference_repeated` (the same category and channel appear twice) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `notification.security_always_on` (security notices cannot be switched off (on either channel)); `notification.digest_email_only` (only the e-mail channel has a digest) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listNotifications: {
+        parameters: {
+            query?: {
+                /** @description The archive instead of the inbox */
+                archived?: boolean;
+                /** @description Only this category */
+                category?: "security" | "billing" | "finance" | "ai" | "organization";
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only notices from this organization */
+                orgId?: string;
+                /** @description Only unread notices */
+                unread?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPage"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    archiveNotification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The notice id */
+                notificationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `notification.not_found` (no notification of yours has this id) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    markNotificationRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The notice id */
+                notificationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `notification.not_found` (no notification of yours has this id) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    markAllNotificationsRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkAllReadDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkedReadDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getNotificationStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives */
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getUnreadNotificationCount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnreadCountDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17963,7 +20279,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route declares (named in the message and details)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18071,7 +20387,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route declares (named in the message and details)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18204,7 +20520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route declares (named in the message and details)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18319,7 +20635,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route declares (named in the message and details)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18423,7 +20739,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route does not declare an API-key scope: call it with a user token) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18544,7 +20860,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route does not declare an API-key scope: call it with a user token) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18667,7 +20983,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route does not declare an API-key scope: call it with a user token) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -30887,216 +33203,6 @@ export interface operations {
                 };
             };
             /** @description Not found, or not visible to the caller */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    eraseCustomer: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                customerId: string;
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PartyErasureDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller. error.code is one of: `privacy.party_not_found` (no such party (vendor, customer) in this organization) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The path is longer than the API accepts */
-            414: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    eraseVendor: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Act inside one workspace of the organization */
-                "X-Workspace-Id"?: string;
-            };
-            path: {
-                /** @description Organization id (UUID) */
-                orgId: unknown;
-                vendorId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the current window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the window resets */
-                    "RateLimit-Reset"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PartyErasureDto"];
-                };
-            };
-            /** @description The input is invalid: the message names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description No valid access token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not found, or not visible to the caller. error.code is one of: `privacy.party_not_found` (no such party (vendor, customer) in this organization) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -17,6 +17,8 @@ import { ACCESS_COOKIE } from './jwt.strategy.js';
 import { AuthErrors } from './auth.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import { AccountMailService, EMAIL_CHANGE_REQUESTED, RESET_REQUESTED } from './account-mail.service.js';
+import { CheckEmailDto, EmailChangeConfirmDto, EmailChangedDto, EmailChangeRequestDto, PasswordResetDto, PasswordResetRequestDto } from './auth.dto.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
@@ -59,8 +61,49 @@ const CSRF = {
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly accountMail: AccountMailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  @Public()
+  @Post('password-reset')
+  @HttpCode(202)
+  @ApiOperation({
+    operationId: 'requestPasswordReset', summary: 'Mail a link to reset the password (valid 30 minutes, single use)',
+    description: 'Answers the same 202 whether or not the address has an account; at most 3 reset e-mails per account per hour.',
+  })
+  @ApiAcceptedResponse({ type: CheckEmailDto, example: RESET_REQUESTED })
+  @ApiErrors(400)
+  @ApiResponse(CSRF)
+  requestPasswordReset(@Body() dto: PasswordResetRequestDto, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
+    return this.accountMail.requestPasswordReset(dto.email, clientInfo(req));
+  }
+
+  @Public()
+  @Post('password-reset/confirm')
+  @HttpCode(204)
+  @ApiOperation({
+    operationId: 'resetPassword', summary: 'Set a new password with the token of a reset link; every session of the account ends',
+  })
+  @ApiNoContentResponse()
+  @ApiErrorCodes('auth.reset_invalid')
+  @ApiResponse(CSRF)
+  async resetPassword(@Body() dto: PasswordResetDto, @Req() req: FastifyRequest): Promise<void> {
+    await this.accountMail.resetPassword(dto.token, dto.password, clientInfo(req));
+  }
+
+  @Public()
+  @Post('email-change/confirm')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'confirmEmailChange', summary: 'Confirm a new e-mail address with the token of the link mailed to it; the old address is told',
+  })
+  @ApiOkResponse({ type: EmailChangedDto })
+  @ApiErrorCodes('auth.email_change_invalid', 'auth.email_taken')
+  @ApiResponse(CSRF)
+  confirmEmailChange(@Body() dto: EmailChangeConfirmDto, @Req() req: FastifyRequest): Promise<EmailChangedDto> {
+    return this.accountMail.confirmEmailChange(dto.token, clientInfo(req));
+  }
 
   @Public()
   @Post('register')
@@ -158,7 +201,10 @@ export class AuthController {
 @ApiBearerAuth()
 @Controller('v1/auth')
 export class IdentitiesController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly accountMail: AccountMailService,
+  ) {}
 
   @Get('identities')
   @ApiErrorCodes('auth.user_required')
@@ -193,6 +239,20 @@ export class IdentitiesController {
   @ApiErrors(401, 403)
   verifyEmail(@Body() dto: VerifyEmailDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<EmailVerifiedDto> {
     return this.auth.verifyEmail(principal, dto.token, clientInfo(req));
+  }
+
+  @Post('email-change')
+  @HttpCode(202)
+  @ApiOperation({
+    operationId: 'requestEmailChange', summary: 'Ask to change the e-mail address (current password needed); a link to confirm goes to the new address',
+    description: 'The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another '
+      + 'account uses gets no mail, and the answer is the same.',
+  })
+  @ApiAcceptedResponse({ type: CheckEmailDto, example: EMAIL_CHANGE_REQUESTED })
+  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged')
+  @ApiErrors(401)
+  requestEmailChange(@Body() dto: EmailChangeRequestDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
+    return this.accountMail.requestEmailChange(principal, dto.newEmail, dto.password, clientInfo(req));
   }
 
   @Post('email-verification')

@@ -5,6 +5,7 @@ import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
@@ -159,7 +160,17 @@ export class StripeWebhookService implements OnModuleInit {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
     }, { requestId: event.id });
+    await emitEvent({ db, orgId }, this.domainEventType(event.type, existing, after), subscriptionPayload(after!, existing?.status ?? null), 1, at);
     return { status: 'processed', subscriptionId: id };
+  }
+
+  /** The domain event a processed Stripe event means for the organization (billing.events.ts). */
+  private domainEventType(stripeType: string, before: SubscriptionRow | undefined, after: SubscriptionRow | undefined): string {
+    if (stripeType === 'invoice.payment_failed') return 'payment.failed';
+    if (stripeType === 'customer.subscription.trial_will_end') return 'subscription.trial_ending';
+    if (!before) return 'subscription.created';
+    if (after?.status === 'canceled' && before.status !== 'canceled') return 'subscription.canceled';
+    return 'subscription.updated';
   }
 
   /** Reads the event into a Change, or says why it changes nothing. */
@@ -174,7 +185,8 @@ export class StripeWebhookService implements OnModuleInit {
       }
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
-      case 'customer.subscription.deleted': {
+      case 'customer.subscription.deleted':
+      case 'customer.subscription.trial_will_end': {
         const item = obj.items?.data?.[0];
         const price = idOf(item?.price);
         const mapped = price ? this.config.billing.stripePrices[price] : undefined;
@@ -204,4 +216,14 @@ export class StripeWebhookService implements OnModuleInit {
     if (typeof app !== 'string' || typeof plan !== 'string') return false;
     return (await repo.plans(db, app)).some((p) => p.code === plan);
   }
+}
+
+/** The payload of the subscription events (billing.events.ts): no Stripe ids, no customer data. */
+export function subscriptionPayload(s: SubscriptionRow, previousStatus: string | null): Record<string, unknown> {
+  return {
+    subscriptionId: s.id, app: s.appId, plan: s.plan, status: s.status, previousStatus,
+    trialEndsAt: s.trialEndsAt ? s.trialEndsAt.toISOString() : null,
+    currentPeriodEnd: s.currentPeriodEnd ? s.currentPeriodEnd.toISOString() : null,
+    cancelAtPeriodEnd: s.cancelAtPeriodEnd,
+  };
 }

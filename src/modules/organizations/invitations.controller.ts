@@ -6,10 +6,11 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { InvitationsService } from './invitations.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './invitation.errors.js';
 import {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationQuery,
 } from './invitation.dto.js';
-import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import '../billing/billing.errors.js'; // registers BillingErrors
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
@@ -60,10 +61,15 @@ export class InvitationAcceptanceController {
 
   @Post('accept')
   @HttpCode(200)
-  @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member')
-  @ApiOperation({ operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member' })
+  @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member', 'invitation.email_unverified')
+  @ApiOperation({
+    operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member',
+    description: 'An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and '
+      + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.',
+  })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)
+  @ApiErrorCodes('invitation.email_unverified')
   accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     return this.invitations.accept(tx, dto);
   }

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
-import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { enqueue } from '../../platform/queue/jobs.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { invitationRepository as invitations } from './invitation.repository.js';
 import { membershipRepository as members } from './membership.repository.js';
@@ -20,23 +21,13 @@ export const INVITATION_CREATED = 'invitation.created';
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
+/** The invitation e-mail is sent by the notifications module's handler of INVITATION_CREATED. */
 @Injectable()
-export class InvitationsService implements OnModuleInit {
-  private readonly logger = new Logger(InvitationsService.name);
-
+export class InvitationsService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly audit: AuditService,
-    private readonly jobs: JobRegistry,
   ) {}
-
-  onModuleInit(): void {
-    // Not built yet: sending the invitation email (no mailer exists). The handler only records
-    // that one is due, without the address. The job carries no token (the outbox holds no secrets).
-    this.jobs.register(INVITATION_CREATED, async (job) => {
-      this.logger.log(`invitation ${String(job.payload.invitationId)} for organization ${job.orgId} is due for sending (no mailer configured)`);
-    });
-  }
 
   async create(tx: TenantTx, dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
     const org = await orgs.get(tx.db, tx.orgId);
@@ -56,7 +47,11 @@ export class InvitationsService implements OnModuleInit {
       invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
     }), { '23505': () => OrganizationsErrors.error('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`) });
     await this.audit.record(tx, { action: 'invitation.created', entityType: 'invitation', entityId: invitation.id, after: invitation });
+    // the notifications module mails the invitee a link with a token of its own, minted when it sends
     await enqueue(tx, INVITATION_CREATED, { invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
+    await emitEvent(tx, 'member.invited', {
+      invitationId: invitation.id, email: invitation.email, role: invitation.role, invitedBy: invitation.invitedBy, expiresAt: new Date(invitation.expiresAt).toISOString(),
+    });
     return { ...invitation, token };
   }
 
@@ -83,6 +78,9 @@ export class InvitationsService implements OnModuleInit {
       '23505': () => OrganizationsErrors.error('invitation.already_member', 'you are already a member of this organization'),
     });
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
+    await emitEvent({ db: tx.db, orgId: dto.orgId }, 'member.joined', {
+      userId: membership.userId, email: tx.principal.kind === 'user' ? tx.principal.email : '', role: membership.role,
+    });
     return membership;
   }
 }

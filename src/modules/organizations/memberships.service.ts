@@ -3,6 +3,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { membershipRepository as members } from './membership.repository.js';
 import type { MemberDto, MemberPage } from './membership.dto.js';
@@ -47,6 +48,9 @@ export class MembershipsService {
     await keepingAnOwner(members.setRole(tx.db, tx.orgId, userId, role));
     const after = await this.get(tx, userId);
     await this.audit.record(tx, { action: 'membership.role_changed', entityType: 'membership', entityId: userId, before, after });
+    await emitEvent(tx, 'member.role_changed', {
+      userId, previousRole: before.role, role: after.role, changedBy: tx.principal.kind === 'user' ? tx.principal.userId : null,
+    });
     return after;
   }
 
@@ -60,6 +64,7 @@ export class MembershipsService {
     // audited first: once your own membership is gone the audit policy no longer lets you write in this
     // organization; the row still commits only with the removal (same transaction)
     await this.audit.record(tx, { action: self ? 'membership.left' : 'membership.removed', entityType: 'membership', entityId: userId, before });
+    await emitEvent(tx, 'member.removed', { userId, role: before.role, left: self });
     if (!(await keepingAnOwner(members.remove(tx.db, tx.orgId, userId)))) throw OrganizationsErrors.notFound('member', userId);
   }
 

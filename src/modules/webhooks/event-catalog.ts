@@ -1,5 +1,8 @@
 import type { DomainEventType } from '../../platform/events/events.js';
 import { AGENTS_EVENT_TYPES } from '../agents/agents.events.js';
+import { AUTH_EVENT_TYPES } from '../auth/auth.events.js';
+import { BILLING_EVENT_TYPES } from '../billing/billing.events.js';
+import { ORGANIZATIONS_EVENT_TYPES } from '../organizations/organizations.events.js';
 import { KNOWLEDGE_EVENT_TYPES } from '../knowledge/knowledge.events.js';
 import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
 import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
@@ -12,6 +15,9 @@ import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
  * emits events adds its `<module>.events.ts` list here.
  */
 export const EVENT_CATALOG: readonly DomainEventType[] = [
+  ...ORGANIZATIONS_EVENT_TYPES,
+  ...BILLING_EVENT_TYPES,
+  ...AUTH_EVENT_TYPES,
   ...LEDGER_EVENT_TYPES,
   ...PAYABLES_EVENT_TYPES,
   ...RECEIVABLES_EVENT_TYPES,

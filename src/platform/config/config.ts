@@ -126,6 +126,14 @@ export interface AppConfig {
     /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
     semanticRowCap: number;
   };
+  mail: {
+    /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
+    smtpUrl?: string;
+    /** the From of every message: an address, or "Name <address>" */
+    from: string;
+    /** when pending digests are sent (cron, seconds first) */
+    digestCron: string;
+  };
   outbound: {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
@@ -263,6 +271,14 @@ function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
   if (!value) throw new ConfigError(`${name} is required in production`);
   if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
   if (nodeEnv === 'production' && DEVELOPMENT_SECRET.test(value)) throw new ConfigError(`${name} is the development value of .env.example; set a secret of your own in production`);
+  return value;
+}
+
+const MAILBOX = /^(?:[^<>@\r\n]+ <[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/;
+
+function mailFrom(env: Env, name: string, fallback: string): string {
+  const value = env[name] || fallback;
+  if (!MAILBOX.test(value)) throw new ConfigError(`${name} must be an e-mail address or "Name <address>", got "${value}"`);
   return value;
 }
 
@@ -428,6 +444,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
       semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
+    },
+    mail: {
+      smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
+      from: mailFrom(env, 'MAIL_FROM', 'OmniZen <no-reply@omnizen.localhost>'),
+      digestCron: cron(env, 'MAIL_DIGEST_CRON', '0 * * * * *'),
     },
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
     rateLimits: {

@@ -22,6 +22,8 @@ export const PRIVILEGED_PATHS = {
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
   'billing.expiry': 'expire ended trials and canceled subscriptions',
+  /** routing domain events to inboxes and e-mails, sending e-mails and digests (every organization's) */
+  'notifications.deliver': 'route domain events to notices and e-mails; send e-mails and digests',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
   /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
