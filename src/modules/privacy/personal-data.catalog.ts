@@ -98,6 +98,22 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { payload: DELETE },
   },
   {
+    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, describes: 'your in-app notifications',
+    columns: { title: DELETE, body: DELETE },
+  },
+  {
+    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' }, describes: 'e-mails sent to you',
+    columns: { to_address: DELETE, data: DELETE },
+  },
+  {
+    table: 'core.email_change_requests', person: { kind: 'user', column: 'user_id' }, describes: 'your e-mail change requests',
+    columns: { old_email: DELETE, new_email: DELETE },
+  },
+  {
+    table: 'core.known_devices', person: { kind: 'user', column: 'user_id' }, describes: 'devices you signed in from (hashed)',
+    columns: { device_hash: DELETE },
+  },
+  {
     table: 'public.integrations', person: { kind: 'user', column: 'user_id' }, describes: 'your calendar and other integrations (no secrets)',
     columns: { external_email: DELETE, external_username: DELETE },
   },
