@@ -16,6 +16,7 @@ import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { SemanticModule } from './modules/semantic/semantic.module.js';
 import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
+import { PrivacyModule } from './modules/privacy/privacy.module.js';
 import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
 import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
@@ -43,6 +44,7 @@ export class AppModule {
         SemanticModule,
         AgentsModule,
         WebhooksModule,
+        PrivacyModule,
         KnowledgeModule,
       ],
     };

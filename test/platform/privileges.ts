@@ -174,6 +174,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
+  'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function hub.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function hub.seat_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.account_totals(date, date, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
@@ -217,7 +218,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function hub.request_rate_limit(text)': { authenticated: 'EXECUTE' },
   // analytics (20261228000200): events sent by members, read by admins; roll-ups and partitions by the privileged job.
   // The monthly partitions hold no grants at all (reached through the parent only), so they are absent here.
-  'table core.analytics_events': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  'table core.analytics_events': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT,UPDATE' },
   'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
   'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
   'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },

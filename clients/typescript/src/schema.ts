@@ -443,6 +443,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase the signed-in person (right to erasure); needs the password or an access token issued within the last 5 minutes
+         * @description In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.
+         */
+        delete: operations["eraseMe"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/billing/checkout": {
         parameters: {
             query?: never;
@@ -2297,6 +2317,40 @@ export interface paths {
         put?: never;
         /** Archive a vendor (vendors are never deleted) */
         post: operations["archiveVendor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/privacy/customers/{customerId}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Erase a natural-person customer: contact fields blanked, name pseudonymized; its invoices and receipts keep amounts and numbers (owner, admin) */
+        post: operations["eraseCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin) */
+        post: operations["eraseVendor"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5626,6 +5680,47 @@ export interface components {
             /** @description The user billed; null when the subject is an organization */
             userId: string | null;
         };
+        /** @description Re-authentication for an erasure: the password, or nothing with a recently issued access token */
+        EraseMeDto: {
+            /**
+             * Format: password
+             * @description The account password, for re-authentication. Without it, the access token must have been issued within the last 5 minutes.
+             * @example correct horse battery staple
+             */
+            password?: string;
+        };
+        /** @description What an erasure of the signed-in person did (ids and counts; no personal data) */
+        ErasureDto: {
+            /**
+             * @description Organizations deleted with the person (soft-deleted: the personal one, and business ones of which they were the only member); their books stay, unreachable, as bookkeeping law keeps them
+             * @example [
+             *       "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+             *     ]
+             */
+            deletedOrganizationIds: string[];
+            /**
+             * @description When the erasure happened
+             * @example 2026-12-02T09:30:00.000Z
+             */
+            erasedAt: string;
+            /**
+             * @description Organizations the person left (their memberships ended; these books are untouched)
+             * @example [
+             *       "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
+             *     ]
+             */
+            leftOrganizationIds: string[];
+            /**
+             * @description Sessions revoked
+             * @example 2
+             */
+            sessionsRevoked: number;
+            /**
+             * @description The erased person's user id: the row stays (other apps reference it) without personal data
+             * @example 9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f
+             */
+            userId: string;
+        };
         /** @description What went wrong: a stable code to branch on and a message naming the problem */
         ErrorDetail: {
             /**
@@ -6771,6 +6866,31 @@ export interface components {
              * @description When the organization was last changed
              */
             updatedAt: string;
+        };
+        /** @description An erased party (vendor or customer) */
+        PartyErasureDto: {
+            /**
+             * @description When it was erased
+             * @example 2026-12-02T09:30:00.000Z
+             */
+            erasedAt: string;
+            /**
+             * @description The name it shows from now on
+             * @example Erased vendor 0b8f5f8e
+             */
+            name: string;
+            /**
+             * @description The kind of party erased
+             * @example vendor
+             * @enum {string}
+             */
+            party: "vendor" | "customer";
+            /**
+             * Format: uuid
+             * @description The party's id: its documents keep pointing to it with their amounts and numbers
+             * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
+             */
+            partyId: string;
         };
         /** @description The token from the reset link, and the new password */
         PasswordResetDto: {
@@ -14676,6 +14796,139 @@ export interface operations {
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    eraseMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseMeDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "userId": "9d3c1f0e-4b6a-4f2d-8e7c-6a5b4c3d2e1f",
+                     *       "erasedAt": "2026-12-02T09:30:00.000Z",
+                     *       "deletedOrganizationIds": [
+                     *         "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+                     *       ],
+                     *       "leftOrganizationIds": [
+                     *         "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
+                     *       ],
+                     *       "sessionsRevoked": 2
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErasureDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `privacy.session_ended` (the session of this access token was revoked or has ended: sign in again) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it); `privacy.recent_sign_in_required` (erasure needs re-authentication: send the password in the body, or use an access token issued within the last 5 minutes); `privacy.password_incorrect` (the password given for re-authentication is not the account's) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `privacy.sole_owner` (the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)); `privacy.already_erased` (this person has been erased already) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -33203,6 +33456,216 @@ export interface operations {
                 };
             };
             /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    eraseCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                customerId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartyErasureDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `privacy.party_not_found` (no such party (vendor, customer) in this organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    eraseVendor: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+                vendorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartyErasureDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `privacy.party_not_found` (no such party (vendor, customer) in this organization) */
             404: {
                 headers: {
                     [name: string]: unknown;

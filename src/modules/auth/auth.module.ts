@@ -24,6 +24,6 @@ import { AccountMailService } from './account-mail.service.js';
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },
   ],
-  exports: [AuthService, AuthBridge, TokenService],
+  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle],
 })
 export class AuthModule {}

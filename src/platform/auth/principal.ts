@@ -9,6 +9,8 @@ export type Principal =
       /** the user's personal organization, used as the context of user-level (non-org) routes */
       personalOrgId: string;
       sessionId?: string;
+      /** when the access token was issued (its `iat`, seconds since the epoch): recent sign-in checks */
+      issuedAt?: number;
     }
   | { kind: 'service'; name: string }
   /**

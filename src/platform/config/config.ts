@@ -71,6 +71,14 @@ export interface AppConfig {
     /** longest wait for Redis to accept a job before the relay records the attempt as failed (ms) */
     enqueueTimeoutMs: number;
   };
+  /** how long each class of data is kept before the retention job purges it (docs/privacy.md) */
+  retention: {
+    cron: string;
+    /** finished webhook deliveries (messages and their attempts) */
+    webhookDeliveryDays: number;
+    /** processed jobs of the outbox (their payloads may name people) */
+    outboxDays: number;
+  };
   observability: {
     /** /metrics answers only requests bearing this token (METRICS_TOKEN); unset: /metrics is not served (404) */
     metricsToken?: string;
@@ -403,6 +411,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
       claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
+    },
+    retention: {
+      cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),
+      webhookDeliveryDays: int(env, 'RETENTION_WEBHOOK_DELIVERY_DAYS', 30, 1),
+      outboxDays: int(env, 'RETENTION_OUTBOX_DAYS', 14, 1),
     },
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0),
     observability: {

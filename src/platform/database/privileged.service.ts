@@ -38,6 +38,10 @@ export const PRIVILEGED_PATHS = {
   'analytics.reports': 'cross-organization usage report for services',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
+  /** a person's erasure: their rows in every organization they belong to, by the personal-data catalog */
+  'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
+  /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
+  'privacy.retention': 'purge finished webhook deliveries and processed jobs past their retention',
   /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
   'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;

@@ -1,0 +1,135 @@
+import type { Db } from '../../platform/database/database.service.js';
+import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
+
+export interface MembershipFacts {
+  orgId: string;
+  role: string;
+  accountType: 'personal' | 'business';
+  owners: number;
+  members: number;
+}
+
+const quote = (column: string) => `"${column.replace(/"/g, '""')}"`;
+
+/**
+ * The statements of a person's erasure, on the privileged path privacy.erasure. The catalog-driven part builds
+ * its SQL from the identifiers declared in personal-data.catalog.ts (code constants, never input); values are
+ * always bound parameters.
+ */
+export const erasureRepository = {
+  /** The person's row, locked against a concurrent erasure or sign-in change. */
+  async lockUser(db: Db, userId: string): Promise<{ email: string; passwordHash: string | null } | undefined> {
+    const [row] = await db.$queryRaw<{ email: string; password_hash: string | null }[]>`
+      SELECT u.email, c.password_hash FROM core."User" u LEFT JOIN core.user_credentials c ON c.user_id = u.id
+      WHERE u.id = ${userId} FOR UPDATE OF u`;
+    return row && { email: row.email, passwordHash: row.password_hash };
+  },
+
+  /** Whether the access token's session is still live (the non-tenant route checks it itself: no begin_request). */
+  async sessionLive(db: Db, sessionId: string, userId: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ live: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId} AND revoked_at IS NULL AND expires_at > now()) AS live`;
+    return row.live;
+  },
+
+  /** Every live organization the person belongs to, with its owner and member counts. */
+  async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
+    const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`
+      SELECT m.org_id, m.role, o.account_type,
+             (SELECT count(*)::int FROM core.memberships x WHERE x.org_id = m.org_id AND x.role = 'owner') AS owners,
+             (SELECT count(*)::int FROM core.memberships x WHERE x.org_id = m.org_id) AS members
+      FROM core.memberships m JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
+      WHERE m.user_id = ${userId}
+      ORDER BY m.org_id`;
+    return rows.map((r) => ({ orgId: r.org_id, role: r.role, accountType: r.account_type, owners: r.owners, members: r.members }));
+  },
+
+  async revokeSessions(db: Db, userId: string): Promise<number> {
+    const n = await db.$executeRaw`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'erased' WHERE user_id = ${userId} AND revoked_at IS NULL`;
+    await db.$executeRaw`DELETE FROM core.refresh_tokens WHERE user_id = ${userId}`;
+    return n;
+  },
+
+  /** Soft-deletes organizations (deleted_at): their books stay, nobody can act in them. */
+  async deleteOrganizations(db: Db, orgIds: string[]): Promise<void> {
+    if (orgIds.length) await db.$executeRaw`UPDATE core.organizations SET deleted_at = now() WHERE id = ANY(${orgIds}::uuid[]) AND deleted_at IS NULL`;
+  },
+
+  async endMemberships(db: Db, userId: string, orgIds: string[]): Promise<void> {
+    if (orgIds.length) await db.$executeRaw`DELETE FROM core.memberships WHERE user_id = ${userId} AND org_id = ANY(${orgIds}::uuid[])`;
+  },
+
+  /** Applies the catalog's treatment of every table that locates the person by user id, e-mail or personal organization. */
+  async applyCatalog(db: Db, person: { userId: string; email: string }): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    // the user row last: the other tables may locate the person by the e-mail it still holds
+    const tables = [...PERSONAL_DATA_CATALOG].sort((a, b) => Number(a.table === 'core."User"') - Number(b.table === 'core."User"'));
+    for (const t of tables) {
+      const where = locate(t, person);
+      if (!where) continue;
+      const treatments = Object.entries(t.columns) as [string, Treatment][];
+      if (treatments.some(([, tr]) => tr.kind === 'delete-row')) {
+        counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} WHERE ${where.sql}`, where.value);
+        continue;
+      }
+      const sets = treatments.flatMap(([column, tr]) =>
+        tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
+      if (sets.length) counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${where.sql}`, where.value);
+    }
+    return counts;
+  },
+
+  /** Blanks a party's contact fields and pseudonymizes its name, per the catalog; false when the party is not there (or not visible). */
+  async eraseParty(db: Db, party: string, orgId: string, partyId: string): Promise<boolean> {
+    const t = partyTable(party);
+    if (!t) throw new Error(`no party table ${party} in the personal-data catalog`);
+    const sets = (Object.entries(t.columns) as [string, Treatment][]).flatMap(([column, tr]) =>
+      tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
+    const n = await db.$executeRawUnsafe(
+      `UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${quote(t.person.orgColumn)} = $1::uuid AND ${quote(t.person.idColumn)} = $2::uuid`, orgId, partyId);
+    return n > 0;
+  },
+
+  async partyName(db: Db, party: string, orgId: string, partyId: string): Promise<string> {
+    const t = partyTable(party)!;
+    const [row] = await db.$queryRawUnsafe<{ name: string }[]>(
+      `SELECT name FROM ${t.table} WHERE ${quote(t.person.orgColumn)} = $1::uuid AND ${quote(t.person.idColumn)} = $2::uuid`, orgId, partyId);
+    return row.name;
+  },
+
+  async eraseAuthUser(db: Db, userId: string, pseudonym: string): Promise<void> {
+    await db.$executeRaw`SELECT core.erase_auth_user(${userId}::uuid, ${pseudonym})`;
+  },
+};
+
+/** The WHERE clause ($1) that finds the person's rows of a catalog table; undefined for tables erased otherwise (parties) or never. */
+function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
+  switch (t.person.kind) {
+    case 'user':
+      return { sql: `${quote(t.person.column)}::text = $1`, value: person.userId };
+    case 'email':
+      return { sql: `lower(${quote(t.person.column)}) = lower($1)`, value: person.email };
+    case 'personal-org':
+      return { sql: `${quote(t.person.column)}::text = $1 AND account_type = 'personal'`, value: person.userId };
+    case 'value-scan': {
+      // only tables whose rows go when they mention the person (a job naming their e-mail)
+      const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
+      if (!deletable.length) return undefined;
+      return { sql: deletable.map((c) => `strpos(lower(${quote(c)}::text), lower($1)) > 0`).join(' OR '), value: person.email };
+    }
+    case 'party':
+      return undefined;
+  }
+}
+
+/** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */
+export const retentionRepository = {
+  async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<number> {
+    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered
+    return db.$executeRaw`DELETE FROM core.webhook_messages WHERE status <> 'pending' AND created_at < ${cutoff}`;
+  },
+
+  async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
+    return db.$executeRaw`DELETE FROM core.outbox WHERE processed_at IS NOT NULL AND processed_at < ${cutoff}`;
+  },
+};

@@ -1,0 +1,90 @@
+import { Injectable } from '@nestjs/common';
+import type { Principal } from '../../platform/auth/principal.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import { PasswordHasher } from '../auth/password-hasher.js';
+import { LoginThrottle } from '../auth/login-throttle.service.js';
+import type { ClientInfo } from '../auth/auth.service.js';
+import type { ErasureDto } from './privacy.dto.js';
+import { erasureRepository } from './erasure.repository.js';
+import { PrivacyErrors } from './privacy.errors.js';
+
+/** How recent an access token must be to erase without the password. */
+export const RECENT_SIGN_IN_SECONDS = 300;
+
+export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
+
+/**
+ * A person's erasure (right to erasure), in one transaction on the privileged path privacy.erasure: it crosses
+ * every organization the person belongs to. The core."User" row stays (other apps reference its id) with a
+ * unique, undeliverable pseudonym for the e-mail and no name.
+ */
+@Injectable()
+export class ErasureService {
+  constructor(
+    private readonly privileged: PrivilegedDatabase,
+    private readonly hasher: PasswordHasher,
+    private readonly throttle: LoginThrottle,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
+    if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
+    const { userId } = principal;
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
+    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip);
+    const done = await this.privileged.run('privacy.erasure', async (db) => {
+      if (principal.sessionId && !(await erasureRepository.sessionLive(db, principal.sessionId, userId))) {
+        throw PrivacyErrors.error('privacy.session_ended', 'the session of this access token has ended: sign in again');
+      }
+      const person = await erasureRepository.lockUser(db, userId);
+      if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
+      await this.reauthenticate(principal, person.passwordHash, password);
+
+      const memberships = await erasureRepository.memberships(db, userId);
+      const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
+      if (blocking.length) {
+        throw PrivacyErrors.error('privacy.sole_owner',
+          'you are the only owner of an organization that has other members: make another member owner (or delete the organization) first',
+          { organizationIds: blocking.map((m) => m.orgId) });
+      }
+      // the personal organization, and business ones nobody else belongs to, go with the person
+      const deleted = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
+      const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
+
+      const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
+      await erasureRepository.endMemberships(db, userId, left);
+      await erasureRepository.deleteOrganizations(db, deleted);
+      const rows = await erasureRepository.applyCatalog(db, { userId, email: person.email });
+      await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
+
+      // audited without personal data: ids and counts only
+      const erasedAt = new Date(this.clock.now()).toISOString();
+      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, rowsByTable: rows };
+      // not even the client's address: it would be new personal data about the erased person
+      const meta = { requestId: client.requestId };
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);
+      for (const orgId of left) {
+        await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, meta);
+      }
+      return { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked };
+    });
+    if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
+    return done;
+  }
+
+  private async reauthenticate(principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {
+    if (password !== undefined) {
+      const ok = passwordHash ? (await this.hasher.verify(passwordHash, password)).ok : await this.hasher.verifyDummy(password);
+      if (!ok) throw PrivacyErrors.error('privacy.password_incorrect', 'the password is not this account\'s');
+      return;
+    }
+    const ageSeconds = principal.issuedAt === undefined ? Infinity : this.clock.now() / 1000 - principal.issuedAt;
+    if (!(ageSeconds <= RECENT_SIGN_IN_SECONDS)) {
+      throw PrivacyErrors.error('privacy.recent_sign_in_required',
+        `send your password, or sign in again: erasure without the password needs an access token issued within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes`);
+    }
+  }
+}

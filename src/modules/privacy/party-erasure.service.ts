@@ -1,0 +1,26 @@
+import { Injectable } from '@nestjs/common';
+import { Clock } from '../../platform/clock/clock.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import type { PartyErasureDto } from './privacy.dto.js';
+import { erasureRepository } from './erasure.repository.js';
+import { PrivacyErrors } from './privacy.errors.js';
+
+/**
+ * An organization erases a natural-person party (vendor; customer when receivables lands): generic over the
+ * party tables of the personal-data catalog. Contact fields are blanked and the name pseudonymized in the
+ * organization's own transaction (its policies decide who may); posted documents keep amounts and numbers.
+ */
+@Injectable()
+export class PartyErasureService {
+  constructor(private readonly audit: AuditService, private readonly clock: Clock) {}
+
+  async erase(tx: TenantTx, party: string, partyId: string): Promise<PartyErasureDto> {
+    const erased = await erasureRepository.eraseParty(tx.db, party, tx.orgId, partyId);
+    if (!erased) throw PrivacyErrors.error('privacy.party_not_found', `no ${party} ${partyId} in this organization`);
+    const name = await erasureRepository.partyName(tx.db, party, tx.orgId, partyId);
+    // audited with ids only: the entry must not carry what was erased
+    await this.audit.record(tx, { action: 'party.erased', entityType: party, entityId: partyId, after: { party, erased: true } });
+    return { party, partyId, name, erasedAt: new Date(this.clock.now()).toISOString() };
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The catalog of personal data: every column in our schemas that can hold data about a natural person,
+ * declared once. Erasure, export and the checks in test/privacy are driven by it, so a module that adds a
+ * table with e-mail-, name-, phone- or address-like columns fails test/privacy/catalog.test.ts until it
+ * declares them here (or lists them as not personal, with the reason).
+ *
+ * Identifiers below are code constants, never input: the erasure builds its statements from them.
+ */
+
+/** How to find the person a row belongs to. */
+export type PersonLocator =
+  /** `column` holds the person's user id (text or uuid) */
+  | { kind: 'user'; column: string }
+  /** `column` holds the person's e-mail address (e.g. an invitation sent to it) */
+  | { kind: 'email'; column: string }
+  /** the row is the person's personal organization: owner column + account_type = 'personal' */
+  | { kind: 'personal-org'; column: string }
+  /** the row is a party (vendor, customer) an organization may erase as a natural person */
+  | { kind: 'party'; party: string; orgColumn: string; idColumn: string }
+  /** the row names nobody in particular: its value may mention a person (JSON payloads) */
+  | { kind: 'value-scan' };
+
+export type Treatment =
+  /** set to NULL */
+  | { kind: 'erase' }
+  /** replaced by a non-identifying value; `sql` is an SQL expression over the row (`id` etc.) */
+  | { kind: 'pseudonymize'; sql: string }
+  /** the whole row is deleted with the person */
+  | { kind: 'delete-row' }
+  /** kept: the legal basis and how long (the retention job purges it afterwards, docs/privacy.md) */
+  | { kind: 'retain'; basis: string; duration: string }
+  /** looks personal by its name but is not */
+  | { kind: 'not-personal'; reason: string };
+
+export interface PersonalDataTable {
+  /** schema-qualified, quoted as needed: `core."User"` */
+  table: string;
+  person: PersonLocator;
+  columns: Record<string, Treatment>;
+  /** what an export's README says this table holds */
+  describes: string;
+}
+
+const DELETE: Treatment = { kind: 'delete-row' };
+const ERASE: Treatment = { kind: 'erase' };
+const notPersonal = (reason: string): Treatment => ({ kind: 'not-personal', reason });
+
+export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
+  {
+    table: 'core."User"', person: { kind: 'user', column: 'id' }, describes: 'your profile',
+    columns: {
+      // the row stays (other apps reference its id); the e-mail stays unique and undeliverable
+      email: { kind: 'pseudonymize', sql: `'erased+' || id || '@invalid'` },
+      name: ERASE,
+      image: ERASE,
+    },
+  },
+  {
+    table: 'core.user_credentials', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (your password hash)',
+    columns: { password_hash: DELETE },
+  },
+  {
+    table: 'core.user_identities', person: { kind: 'user', column: 'user_id' }, describes: 'the identities you sign in with',
+    columns: { email: DELETE, subject: DELETE },
+  },
+  {
+    table: 'core.email_verification_tokens', person: { kind: 'user', column: 'user_id' }, describes: 'e-mail verification links sent to you',
+    columns: { email: DELETE },
+  },
+  {
+    table: 'core.invitations', person: { kind: 'email', column: 'email' }, describes: 'invitations sent to your e-mail',
+    columns: { email: DELETE },
+  },
+  {
+    table: 'core.sessions', person: { kind: 'user', column: 'user_id' }, describes: 'your sign-in sessions',
+    // revoked by the erasure first; the device facts go now, the row with the retention job
+    columns: { ip: ERASE, user_agent: ERASE },
+  },
+  {
+    table: 'core.organizations', person: { kind: 'personal-org', column: 'owner_user_id' }, describes: 'your personal organization',
+    columns: {
+      // the personal organization is named after its person at registration
+      name: { kind: 'pseudonymize', sql: `'Erased personal organization'` },
+      domain: ERASE,
+    },
+  },
+  {
+    table: 'core.audit_logs', person: { kind: 'user', column: 'actor_id' }, describes: 'audit entries where you are the actor',
+    columns: {
+      ip: { kind: 'retain', basis: 'security and accountability of an append-only audit trail (GDPR Art. 6(1)(f), 5(2))', duration: 'AUDIT retention (docs/privacy.md)' },
+      before: { kind: 'retain', basis: 'append-only audit trail; snapshots are to be crypto-shredded (not yet built, docs/privacy.md)', duration: 'AUDIT retention' },
+      after: { kind: 'retain', basis: 'append-only audit trail; snapshots are to be crypto-shredded (not yet built, docs/privacy.md)', duration: 'AUDIT retention' },
+    },
+  },
+  {
+    table: 'core.outbox', person: { kind: 'value-scan' }, describes: 'jobs',
+    // a delivered job's payload may name an invitee's e-mail: such rows go with the person
+    columns: { payload: DELETE },
+  },
+  {
+    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, describes: 'your in-app notifications',
+    columns: { title: DELETE, body: DELETE },
+  },
+  {
+    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' }, describes: 'e-mails sent to you',
+    columns: { to_address: DELETE, data: DELETE },
+  },
+  {
+    table: 'core.email_change_requests', person: { kind: 'user', column: 'user_id' }, describes: 'your e-mail change requests',
+    columns: { old_email: DELETE, new_email: DELETE },
+  },
+  {
+    table: 'core.known_devices', person: { kind: 'user', column: 'user_id' }, describes: 'devices you signed in from (hashed)',
+    columns: { device_hash: DELETE },
+  },
+  {
+    table: 'public.integrations', person: { kind: 'user', column: 'user_id' }, describes: 'your calendar and other integrations (no secrets)',
+    columns: { external_email: DELETE, external_username: DELETE },
+  },
+  {
+    table: 'public.integration_secrets', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (sealed secrets)',
+    columns: { secret: DELETE },
+  },
+  {
+    table: 'public.providers', person: { kind: 'user', column: 'owner_user_id' }, describes: 'your public provider page',
+    columns: { public_slug: DELETE, settings: DELETE },
+  },
+  {
+    table: 'finance.vendors', person: { kind: 'party', party: 'vendor', orgColumn: 'org_id', idColumn: 'id' }, describes: 'vendors',
+    columns: {
+      name: { kind: 'pseudonymize', sql: `'Erased vendor ' || left(id::text, 8)` },
+      contact_person: ERASE,
+      email: ERASE,
+      phone: ERASE,
+      billing_address: ERASE,
+      tax_id: ERASE,
+    },
+  },
+  {
+    table: 'finance.customers', person: { kind: 'party', party: 'customer', orgColumn: 'org_id', idColumn: 'id' }, describes: 'customers',
+    columns: {
+      name: { kind: 'pseudonymize', sql: `'Erased customer ' || left(id::text, 8)` },
+      contact_person: ERASE,
+      email: ERASE,
+      phone: ERASE,
+      billing_address: ERASE,
+      tax_id: ERASE,
+    },
+  },
+  {
+    table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, describes: 'product analytics events about you',
+    // pseudonymized, not deleted: the organization's aggregates stay; a fresh random id per row links nothing
+    columns: {
+      user_id: { kind: 'pseudonymize', sql: `'erased-' || gen_random_uuid()` },
+      anonymous_id: ERASE,
+      properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
+      name: notPersonal('the event name'),
+    },
+  },
+  {
+    table: 'hub."BillingEvent"', person: { kind: 'value-scan' }, describes: 'Stripe events of your subscriptions',
+    columns: { payload: { kind: 'retain', basis: 'billing records under bookkeeping law', duration: '10 years' } },
+  },
+  // names that look personal and are not
+  { table: 'core.workspaces', person: { kind: 'value-scan' }, describes: 'workspaces', columns: { name: notPersonal('a workspace of an organization') } },
+  { table: 'finance.accounts', person: { kind: 'value-scan' }, describes: 'chart of accounts', columns: { name: notPersonal('an account of the chart') } },
+  { table: 'finance.currencies', person: { kind: 'value-scan' }, describes: 'currencies', columns: { name: notPersonal('ISO currency name') } },
+  { table: 'finance.fiscal_years', person: { kind: 'value-scan' }, describes: 'fiscal years', columns: { name: notPersonal('a fiscal year label') } },
+  { table: 'finance.tax_codes', person: { kind: 'value-scan' }, describes: 'tax codes', columns: { name: notPersonal('a tax code label') } },
+  { table: 'hub."App"', person: { kind: 'value-scan' }, describes: 'apps', columns: { name: notPersonal('an app of the Hub') } },
+  { table: 'core.api_keys', person: { kind: 'value-scan' }, describes: 'API keys', columns: { name: notPersonal('a label of an organization\'s API key') } },
+  { table: 'ai.agents', person: { kind: 'value-scan' }, describes: 'agents', columns: { name: notPersonal('an agent of an organization') } },
+  { table: 'ai.models', person: { kind: 'value-scan' }, describes: 'models', columns: { display_name: notPersonal('an LLM model name') } },
+  { table: 'ai.knowledge_collections', person: { kind: 'value-scan' }, describes: 'knowledge collections', columns: { name: notPersonal('a collection of an organization\'s knowledge base') } },
+  { table: 'ai.run_steps', person: { kind: 'value-scan' }, describes: 'agent run steps', columns: { name: notPersonal('a tool or step name') } },
+  { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
+];
+
+/**
+ * Column names that look like personal data. A text/json column matching this must be in the catalog.
+ * `ip` and `user agent` are matched as words so `description`, `recipient`... do not trigger.
+ */
+export const PERSONAL_COLUMN_NAME = /(e_?mail|(^|_)name$|^name|phone|address|contact|(^|_)ip(_|$)|user_?agent|username|tax_id|image)/i;
+
+/** `core."User"` → { schema: 'core', name: 'User' } */
+export function splitTable(table: string): { schema: string; name: string } {
+  const [schema, name] = table.split('.');
+  return { schema, name: name.replace(/"/g, '') };
+}
+
+/** The party tables (vendors; customers when receivables lands), by party name. */
+export function partyTable(party: string): (PersonalDataTable & { person: Extract<PersonLocator, { kind: 'party' }> }) | undefined {
+  return PERSONAL_DATA_CATALOG.find((t) => t.person.kind === 'party' && t.person.party === party) as never;
+}

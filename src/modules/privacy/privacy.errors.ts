@@ -1,0 +1,18 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** Every code the privacy module answers with. */
+export const PrivacyErrors = defineErrorCodes({
+  'privacy.user_required': { status: 403, description: 'this route acts for a signed-in person; a service key cannot call it' },
+  'privacy.recent_sign_in_required': {
+    status: 403,
+    description: 'erasure needs re-authentication: send the password in the body, or use an access token issued within the last 5 minutes',
+  },
+  'privacy.password_incorrect': { status: 403, description: 'the password given for re-authentication is not the account\'s' },
+  'privacy.sole_owner': {
+    status: 409,
+    description: 'the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)',
+  },
+  'privacy.session_ended': { status: 401, description: 'the session of this access token was revoked or has ended: sign in again' },
+  'privacy.party_not_found': { status: 404, description: 'no such party (vendor, customer) in this organization' },
+  'privacy.already_erased': { status: 409, description: 'this person has been erased already' },
+});

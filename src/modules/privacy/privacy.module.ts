@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
+import { PartyErasureController, PrivacyController } from './privacy.controller.js';
+import { PartyErasureService } from './party-erasure.service.js';
+import { RetentionJob } from './retention.job.js';
+import { ErasureService } from './erasure.service.js';
+
+/** Personal data (issue 20): the catalog (personal-data.catalog.ts), erasure, retention; docs/privacy.md. */
+@Module({
+  imports: [AuthModule],
+  controllers: [PrivacyController, PartyErasureController],
+  providers: [ErasureService, PartyErasureService, RetentionJob],
+  exports: [RetentionJob],
+})
+export class PrivacyModule {}

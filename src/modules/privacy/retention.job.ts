@@ -1,0 +1,42 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { scheduleFromConfig } from '../../platform/queue/schedule.js';
+import { retentionRepository } from './erasure.repository.js';
+
+export const RETENTION_JOB = 'privacy.retention';
+const DAY_MS = 86_400_000;
+
+/**
+ * Purges what has passed its retention, per data class (RETENTION_* settings; the table in docs/privacy.md), on
+ * RETENTION_CRON. Sessions, refresh tokens and spent links are purged by auth's SessionPurgeJob (JOBS_PURGE_CRON).
+ * Counts only are logged: no personal data leaves the database.
+ */
+@Injectable()
+export class RetentionJob implements OnModuleInit {
+  private readonly logger = new Logger(RetentionJob.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly scheduler: SchedulerRegistry,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    scheduleFromConfig(this.scheduler, RETENTION_JOB, this.config.retention.cron, () => this.run(), this.logger);
+  }
+
+  async run(): Promise<{ webhookDeliveries: number; processedJobs: number }> {
+    const now = this.clock.now();
+    const { webhookDeliveryDays, outboxDays } = this.config.retention;
+    const result = await this.privileged.run('privacy.retention', async (db) => ({
+      webhookDeliveries: await retentionRepository.purgeWebhookDeliveries(db, new Date(now - webhookDeliveryDays * DAY_MS)),
+      processedJobs: await retentionRepository.purgeProcessedJobs(db, new Date(now - outboxDays * DAY_MS)),
+    }));
+    this.logger.log(result, 'retention purge');
+    return result;
+  }
+}

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { PERSONAL_COLUMN_NAME, PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
+import { textColumns, type TextColumn } from './columns.js';
+
+/**
+ * The catalog of personal data against the database: whatever a module adds to our schemas, a text or JSON
+ * column whose name looks personal (e-mail, name, phone, address, contact, ip, user agent...) must be declared
+ * in src/modules/privacy/personal-data.catalog.ts, and every declared column must exist.
+ */
+describe('personal data catalog', () => {
+  let db: TestDatabase;
+  let columns: TextColumn[];
+  const declared = new Set(PERSONAL_DATA_CATALOG.flatMap((t) => Object.keys(t.columns).map((c) => `${t.table}.${c}`)));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    columns = await textColumns(db.admin);
+  });
+  afterAll(() => db.drop());
+
+  it('finds the columns it checks', () => {
+    expect(columns.map((c) => `${c.table}.${c.column}`)).toEqual(expect.arrayContaining(['core."User".email', 'core.sessions.ip', 'finance.vendors.phone']));
+  });
+
+  it('declares every text or JSON column whose name looks like personal data', () => {
+    const undeclared = columns
+      .filter((c) => PERSONAL_COLUMN_NAME.test(c.column) && !declared.has(`${c.table}.${c.column}`))
+      .map((c) => `${c.table}.${c.column} (${c.type}) looks personal: declare it in personal-data.catalog.ts`);
+    expect(undeclared).toEqual([]);
+  });
+
+  it('declares only columns that exist', async () => {
+    const { rows } = await db.admin.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) || '.' || a.attname AS name
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`);
+    const existing = new Set(rows.map((r) => r.name));
+    expect([...declared].filter((d) => !existing.has(d)).map((d) => `${d} is declared but does not exist`)).toEqual([]);
+  });
+
+  it('locates the person of every table by a column that exists', async () => {
+    const { rows } = await db.admin.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) || '.' || a.attname AS name
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`);
+    const existing = new Set(rows.map((r) => r.name));
+    const missing = PERSONAL_DATA_CATALOG
+      .filter((t) => 'column' in t.person && !existing.has(`${t.table}.${(t.person as { column: string }).column}`))
+      .map((t) => `${t.table}: person column missing`);
+    expect(missing).toEqual([]);
+  });
+
+  it('gives every retained column a legal basis and a duration', () => {
+    const vague = PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.columns)
+      .filter(([, tr]) => tr.kind === 'retain' && (!tr.basis.trim() || !tr.duration.trim()))
+      .map(([c]) => `${t.table}.${c}`));
+    expect(vague).toEqual([]);
+  });
+});

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { addMember, createOrg, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
+import { findEverywhere } from './columns.js';
+
+const PASSWORD = 'correct horse battery';
+
+/** A person with a name found nowhere else, so the scan can look for it. */
+async function person(t: TestApp, prefix: string): Promise<TestUser & { name: string }> {
+  const email = uniqueEmail(prefix);
+  const name = `Zelda ${prefix} Quuxington ${randomBytes(4).toString('hex')}`;
+  await t.http.post('/v1/auth/register').send({ email, password: PASSWORD, name }).expect(202);
+  const res = await t.http.post('/v1/auth/login').send({ email, password: PASSWORD }).expect(200);
+  return {
+    id: res.body.user.id, email, name, token: res.body.accessToken, refreshToken: res.body.refreshToken,
+    personalOrgId: res.body.personalOrgId, auth: { Authorization: `Bearer ${res.body.accessToken}` },
+  };
+}
+
+/** Columns the catalog keeps under a legal basis (the audit trail's snapshots until crypto-shredding exists). */
+const RETAINED = new Set(PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.columns).filter(([, tr]) => tr.kind === 'retain').map(([c]) => `${t.table}.${c}`)));
+
+describe('DELETE /v1/me: erasure', () => {
+  let t: TestApp;
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    t = await createTestApp({ AUTH_COOKIES: 'false' }, { clock });
+  });
+  afterAll(() => t.close());
+
+  it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
+    // the token's iat is the wall clock: erase with a fresh one before this file's clock moves on
+    const fresh = await person(t, 'fresh');
+    await t.http.delete('/v1/me').set(fresh.auth).send({}).expect(200);
+    const p = await person(t, 'reauth');
+    clock.advance(301_000);
+    const stale = await t.http.delete('/v1/me').set(p.auth).send({}).expect(403);
+    expect(stale.body.error.code).toBe('privacy.recent_sign_in_required');
+    const wrong = await t.http.delete('/v1/me').set(p.auth).send({ password: 'not the password' }).expect(403);
+    expect(wrong.body.error.code).toBe('privacy.password_incorrect');
+    const { rows } = await t.db.admin.query('SELECT email, name FROM core."User" WHERE id = $1', [p.id]);
+    expect(rows).toEqual([{ email: p.email, name: p.name }]);
+    const again = await t.http.delete('/v1/me').set(fresh.auth).send({});
+    expect([again.status, again.body.error?.code]).toEqual([401, 'privacy.session_ended']); // the erased person's sessions are revoked
+  });
+
+  it('refuses the only owner of an organization with other members (409 privacy.sole_owner), changing nothing', async () => {
+    const p = await person(t, 'soleowner');
+    const orgId = await createOrg(t, p, 'Sole Owner Ltd');
+    const member = await registerUser(t, 'member');
+    await addMember(t, orgId, member, 'member');
+    const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(409);
+    expect(res.body.error).toMatchObject({ code: 'privacy.sole_owner', details: { organizationIds: [orgId] } });
+    const { rows } = await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [p.id]);
+    expect(rows).toEqual([{ email: p.email }]);
+    await t.http.get('/v1/orgs').set(p.auth).expect(200);
+  });
+
+  it('a service key cannot erase anybody', async () => {
+    const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${serviceKey(t)}` }).send({ password: PASSWORD });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('privacy.user_required');
+  });
+
+  it('erases every declared personal field: the scan of every text and JSON column finds neither e-mail nor name; the books of the organization they belonged to are unchanged; the audit log still reads', async () => {
+    const owner = await registerUser(t, 'acmeowner');
+    const acme = await createOrg(t, owner, 'Acme');
+    const acc = await startBooks(t, acme, owner);
+    const p = await person(t, 'erased');
+    const bystander = await person(t, 'bystander');
+    await addMember(t, acme, p, 'accountant');
+    await addMember(t, acme, bystander, 'viewer');
+    // a journal entry the person posted, an invitation to their e-mail, a solo business organization of theirs
+    await t.http.post(ledgerUrl(acme, 'journal-entries')).set(p.auth).send({ date: '2026-03-01', memo: 'Office rent', lines: [
+      { accountId: acc['5200'], debit: '500.00' }, { accountId: acc['1100'], credit: '500.00' }] }).expect(201);
+    const other = await createOrg(t, owner, 'Other');
+    await t.http.post(`/v1/orgs/${other}/invitations`).set(owner.auth).send({ email: p.email, role: 'viewer' }).expect(201);
+    const solo = await createOrg(t, p, 'Solo Trading');
+    const second = await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(200);
+
+    const reports = async () => Promise.all(['reports/trial-balance', 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31', 'reports/balance-sheet?asOf=2026-12-31',
+      'journal-entries'].map(async (path) => (await t.http.get(ledgerUrl(acme, path)).set(owner.auth).expect(200)).body));
+    const before = await reports();
+    const auditBefore = (await t.http.get(`/v1/orgs/${acme}/audit-logs`).set(owner.auth).expect(200)).body;
+
+    clock.advance(600_000); // the token is old: the password re-authenticates
+    const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    expect(res.body).toMatchObject({ userId: p.id, leftOrganizationIds: [acme], sessionsRevoked: 2 });
+    expect([...res.body.deletedOrganizationIds].sort()).toEqual([p.personalOrgId, solo].sort());
+
+    // the user row stays, without personal data; signing in and both sessions' tokens are refused
+    const user = await t.db.admin.query('SELECT email, name, image FROM core."User" WHERE id = $1', [p.id]);
+    expect(user.rows).toEqual([{ email: `erased+${p.id}@invalid`, name: null, image: null }]);
+    await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(401);
+    await t.http.get('/v1/orgs').set(p.auth).expect(401);
+    await t.http.post('/v1/auth/refresh').send({ refreshToken: second.body.refreshToken }).expect(401);
+    const memberships = await t.db.admin.query('SELECT org_id FROM core.memberships m JOIN core.organizations o ON o.id = m.org_id WHERE m.user_id = $1 AND o.deleted_at IS NULL', [p.id]);
+    expect(memberships.rows).toEqual([]);
+    const orgs = await t.db.admin.query('SELECT id, name, deleted_at IS NOT NULL AS deleted FROM core.organizations WHERE id = ANY($1::uuid[]) ORDER BY name', [[p.personalOrgId, solo]]);
+    expect(orgs.rows).toEqual(expect.arrayContaining([{ id: p.personalOrgId, name: 'Erased personal organization', deleted: true }, { id: solo, name: 'Solo Trading', deleted: true }]));
+
+    // the scan: every text and JSON column of every table in our schemas
+    for (const needle of [p.email, p.name]) {
+      const found = await findEverywhere(t.db.admin, needle);
+      expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual([]);
+    }
+    // nothing of the bystander was touched
+    expect(await findEverywhere(t.db.admin, bystander.email)).toEqual(expect.arrayContaining([expect.stringMatching(/^core."User".email/)]));
+
+    // the books they belonged to are unchanged, the entry they posted keeps its author id
+    expect(await reports()).toEqual(before);
+    const entries = await t.db.admin.query('SELECT created_by FROM finance.journal_entries WHERE org_id = $1', [acme]);
+    expect(entries.rows).toEqual([{ created_by: p.id }]);
+
+    // the audit log still reads; the erasure is audited with ids and counts only
+    const auditAfter = (await t.http.get(`/v1/orgs/${acme}/audit-logs`).set(owner.auth).expect(200)).body;
+    expect(auditAfter.items.slice(-auditBefore.items.length)).toEqual(auditBefore.items);
+    expect(auditAfter.items[0]).toMatchObject({ action: 'membership.erased', entityId: p.id });
+    const erased = await t.db.admin.query(`SELECT after, ip FROM core.audit_logs WHERE action IN ('user.erased', 'membership.erased') AND entity_id = $1`, [p.id]);
+    expect(erased.rows.map((r) => r.ip)).toEqual([null, null]);
+    expect(JSON.stringify(erased.rows[0].after)).not.toMatch(new RegExp(`${p.email}|${p.name}`));
+
+    // a second erasure finds nobody
+    await t.http.delete('/v1/me').set(bystander.auth).send({ password: PASSWORD }).expect(200);
+  });
+});
+
+/** The Supabase service-role key: role service_role, signed with the project's JWT secret. */
+function serviceKey(t: TestApp): string {
+  return jwt.sign({ role: 'service_role', iss: 'supabase' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
+}
