@@ -5,6 +5,10 @@ import { parse } from 'yaml';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
+import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
+import { testKeys } from '../integrations/keys.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -136,5 +140,50 @@ describe('observability', () => {
       await t.db.admin.query(`ALTER TABLE finance.accounts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
     }
     await t.http.get('/health/ready').expect(200);
+  });
+});
+
+describe('observability: webhook delivery outcomes', () => {
+  let t: TestApp;
+  const receivers: WebhookReceiverDouble[] = [];
+  beforeAll(async () => {
+    // in-process jobs (no Bull): draining the outbox runs the fan-out
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: '2000', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    for (const r of receivers) await r.close();
+    await t.close();
+  });
+
+  it('counts one delivery per outcome: success, failed, gone (410) and timeout', async () => {
+    const org = await orgWithRoles(t, 'Hooks Ltd');
+    const owner = org.users.owner;
+    await onPlan(t, org.orgId, 'professional');
+    const acc = await startBooks(t, org.orgId, owner);
+    const answers: ReceiverAnswer[] = [{ status: 204 }, { status: 500, body: 'boom' }, { status: 410, body: 'gone' }, 'hang'];
+    for (const a of answers) {
+      const r = await startWebhookReceiverDouble(() => a);
+      receivers.push(r);
+      await t.http.post(`/v1/orgs/${org.orgId}/webhooks/endpoints`).set(owner.auth).send({ url: r.url, eventTypes: ['journal_entry.posted'] }).expect(201);
+    }
+    const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text;
+    const before = await scrape();
+    await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(201);
+    await t.app.get(OutboxRelay).drain();
+    expect(await t.app.get(WebhookDelivery).deliverDue()).toBe(4);
+    const attempts = await t.db.admin.query(`SELECT succeeded, status_code, error FROM core.webhook_attempts WHERE org_id = $1 ORDER BY status_code NULLS LAST`, [org.orgId]);
+    const after = await scrape();
+    const delta = (series: string) => (samples(after).get(series) ?? 0) - (samples(before).get(series) ?? 0);
+    // one attempt per endpoint, each with its outcome in the delivery log; the counters agree
+    expect(attempts.rows).toEqual([
+      { succeeded: true, status_code: 204, error: null },
+      { succeeded: false, status_code: 410, error: null },
+      { succeeded: false, status_code: 500, error: null },
+      { succeeded: false, status_code: null, error: 'timed out after 2000 ms' },
+    ]);
+    for (const r of receivers) expect(r.received).toHaveLength(1);
+    expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
+      .toEqual([['success', 1], ['failed', 1], ['gone', 1], ['timeout', 1]]);
   });
 });
