@@ -24,7 +24,8 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
   }
 }
 
-async function main(): Promise<void> {
+/** Migrates when asked, then serves the API until SIGTERM (main.ts imports this after tracing started). */
+export async function serve(): Promise<void> {
   const root = projectRoot();
   loadLocalEnv(root);
   // the embedded PostgreSQL is a development convenience (and a development dependency)
@@ -41,12 +42,3 @@ async function main(): Promise<void> {
   shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs);
   console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
 }
-
-main().catch((err) => {
-  if (err instanceof ConfigError) {
-    console.error(`configuration error: ${err.message}`);
-  } else {
-    console.error(err);
-  }
-  process.exit(1);
-});
