@@ -61,6 +61,7 @@ export async function startErrorReporting(config: AppConfig): Promise<ErrorRepor
       environment: sentry.environment,
       // errors only: traces are OpenTelemetry's (tracing.ts); no integration that reads requests, consoles or logs
       defaultIntegrations: false,
+      enableRuntimeChannelInjection: false,
       integrations: [Sentry.linkedErrorsIntegration(), Sentry.dedupeIntegration()],
       beforeSend: (event) => scrubEvent(event),
       beforeBreadcrumb: () => null,
