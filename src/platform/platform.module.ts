@@ -8,6 +8,7 @@ import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js
 import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
 import { Metrics } from './observability/metrics.js';
+import { ReadinessProbes } from './health/readiness-probes.js';
 import { MetricsController } from './observability/metrics.controller.js';
 import { RlsCanary } from './health/rls-canary.js';
 
@@ -19,8 +20,8 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, Metrics],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary, ReadinessProbes],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, Metrics, ReadinessProbes],
     };
   }
 }

@@ -9,6 +9,7 @@ import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
 import { testKeys } from '../integrations/keys.js';
+import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -118,6 +119,9 @@ describe('observability', () => {
   it('reports each dependency with its latency, and fails readiness when row-level security lets rows through', async () => {
     const ok = await t.http.get('/health/ready').expect(200);
     expect(ok.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
+    // no Stripe or LLM provider configured: none probed
+    expect(ok.body.checks).not.toHaveProperty('stripe');
+    expect(ok.body.checks).not.toHaveProperty('llm');
     expect(ok.body.latencyMs.postgres).toBeGreaterThanOrEqual(0);
     expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(1);
 
@@ -185,5 +189,33 @@ describe('observability: webhook delivery outcomes', () => {
     for (const r of receivers) expect(r.received).toHaveLength(1);
     expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
       .toEqual([['success', 1], ['failed', 1], ['gone', 1], ['timeout', 1]]);
+  });
+});
+
+describe('observability: readiness reports Stripe when configured', () => {
+  let t: TestApp;
+  let stripe: StripeDouble;
+  beforeAll(async () => {
+    stripe = await startStripeDouble();
+    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    await t.close();
+    await stripe.close();
+  });
+
+  it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
+    const up = await t.http.get('/health/ready').expect(200);
+    expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
+    expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
+    expect(stripe.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/balance']);
+    expect(stripe.requests[0].authorization).toBe('Bearer sk_test_double');
+    expect(JSON.stringify(up.body)).not.toContain('sk_test_double');
+
+    stripe.failNext(500, 'Stripe is having a bad day');
+    const down = await t.http.get('/health/ready').expect(200);
+    expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
+    // one attempt, no retry
+    expect(stripe.requests).toHaveLength(2);
   });
 });

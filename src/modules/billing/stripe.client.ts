@@ -1,7 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 
 /**
  * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at
@@ -9,10 +10,10 @@ import { AppError } from '../../platform/errors/app-error.js';
  * host/port/protocol options. Signature checks use the SDK's static webhooks helper.
  */
 @Injectable()
-export class StripeClient {
+export class StripeClient implements OnModuleInit {
   private readonly client?: Stripe;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig, private readonly probes: ReadinessProbes) {
     const b = config.billing;
     if (b.stripeSecretKey) {
       this.client = new Stripe(b.stripeSecretKey, {
@@ -23,6 +24,12 @@ export class StripeClient {
         ...(b.stripeApiProtocol ? { protocol: b.stripeApiProtocol } : {}),
       });
     }
+  }
+
+  /** Readiness reports Stripe when it is configured: one cheap read (the balance), no retry, time-boxed. */
+  onModuleInit(): void {
+    const client = this.client;
+    if (client) this.probes.register('stripe', () => client.balance.retrieve({}, { maxNetworkRetries: 0, timeout: 2000 }));
   }
 
   /** The API client; 503 when STRIPE_SECRET_KEY is not configured. */

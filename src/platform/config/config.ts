@@ -80,6 +80,8 @@ export interface AppConfig {
     rlsCanaryIntervalMs: number;
     /** traces over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT); unset: no tracing, nothing of OpenTelemetry loaded */
     tracing?: TracingConfig;
+    /** how long a third-party readiness probe's result (Stripe, the LLM provider) is reused (ms) */
+    readinessProbeCacheMs: number;
     /** errors (5xx) reported to Sentry (SENTRY_DSN); unset: nothing is sent */
     sentry?: { dsn: string; environment: string };
   };
@@ -328,6 +330,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       metricsToken: metricsToken(env),
       orgLabelLimit: int(env, 'METRICS_ORG_LABEL_LIMIT', 100, 0),
       rlsCanaryIntervalMs: int(env, 'RLS_CANARY_INTERVAL_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+      readinessProbeCacheMs: int(env, 'READINESS_PROBE_CACHE_MS', nodeEnv === 'test' ? 0 : 30_000, 0),
       tracing: tracingConfig(env),
       sentry: sentryConfig(env, nodeEnv),
     },
