@@ -11,19 +11,19 @@
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
 // one RLS transaction per operation, pipelined as the app's pool is (BEGIN sent with begin_request, the
 // audit row with COMMIT). ratio = API requests/s ÷ floor operations/s.
+// Then observability, on vs off in the same run: the read route against a second app process with METRICS_TOKEN set
+// and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local OTLP sink (every request counted and traced, spans exported),
+// back to back with the plain app; ratio = on ÷ off requests/s (aim >= 0.95).
 // Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections),
-// BENCH_ROUTES (default "read,write,health": the phases to run, e.g. "read" while profiling).
-import 'reflect-metadata';
+// BENCH_ROUTES (default "read,write,health,observability": the phases to run, e.g. "read" while profiling).
 import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { AppModule } from '../src/app.module.js';
-import { createApp } from '../src/bootstrap.js';
+import { createServer } from 'node:http';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
-import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -40,10 +40,8 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
-const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health').split(',').map((r) => r.trim()));
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
-// the app runs as in production; these secrets exist only for this benchmark's throwaway database
-const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
@@ -109,27 +107,37 @@ async function main() {
   // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request, COMMIT with the audit row
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
-  let child: ReturnType<typeof fork> | undefined;
+  let stopChildren: () => ReturnType<typeof fork>[] = () => [];
+  let sink: ReturnType<typeof createServer> | undefined;
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
 
-    // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
-    child = fork(fileURLToPath(import.meta.url), ['--serve'], {
-      // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-      execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
-      env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      child!.once('message', (m: { port: number }) => resolve(m.port));
-      child!.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
-    });
-    const base = `http://127.0.0.1:${port}`;
-    const appCpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
-      child!.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
-      child!.send('cpu');
-    });
+    // the app alone in a child process (bench/api-serve.ts); its logs go to /dev/null (serialising them is still paid)
+    const children: ReturnType<typeof fork>[] = [];
+    stopChildren = () => children;
+    const startApp = async (env: Record<string, string>) => {
+      const app = fork(fileURLToPath(new URL('./api-serve.ts', import.meta.url)), [], {
+        // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+        execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+        env: { ...process.env, LOG_LEVEL, API_DATABASE_POOL_SIZE: String(POOL), BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...env },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
+      children.push(app);
+      const port = await new Promise<number>((resolve, reject) => {
+        app.once('message', (m: { port: number }) => resolve(m.port));
+        app.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
+      });
+      const cpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
+        app.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
+        app.send('cpu');
+      });
+      return { base: `http://127.0.0.1:${port}`, cpu };
+    };
+    // without METRICS_TOKEN and OTEL_EXPORTER_OTLP_ENDPOINT, whatever the environment says
+    const plain = await startApp({ METRICS_TOKEN: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
+    const base = plain.base;
+    const appCpu = plain.cpu;
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
       const res = await fetch(base + path, {
         method,
@@ -179,10 +187,10 @@ async function main() {
     };
 
     // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
-    const httpWithCpu = async (request: CannonRequest) => {
-      const cpu0 = await appCpu();
-      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(base, request, SECONDS);
-      const cpu1 = await appCpu();
+    const httpWithCpu = async (request: CannonRequest, app = plain) => {
+      const cpu0 = await app.cpu();
+      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(app.base, request, SECONDS);
+      const cpu1 = await app.cpu();
       figures.app_cpu_ms_per_request = round((cpu1.cpuMs - cpu0.cpuMs) / Math.max(1, figures.requests), 3);
       // the part of it spent in the kernel (socket writes and reads): syscalls, not JavaScript
       figures.app_kernel_share = round((cpu1.systemMs - cpu0.systemMs) / Math.max(1, cpu1.cpuMs - cpu0.cpuMs), 2);
@@ -209,42 +217,60 @@ async function main() {
     if (ROUTES.has('health')) log(`baseline: API GET /health for ${SECONDS}s`);
     const baseline = ROUTES.has('health') ? { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) } : undefined;
 
+    // observability on vs off, back to back: metrics counted (METRICS_TOKEN) and every request traced, its spans
+    // exported over OTLP (http/protobuf) to a local sink that answers 200, against the plain app
+    let observability: object | undefined;
+    if (ROUTES.has('observability')) {
+      let exports = 0;
+      let exportedBytes = 0;
+      sink = createServer((req, res) => {
+        req.on('data', (c: Buffer) => (exportedBytes += c.length));
+        req.on('end', () => {
+          exports++;
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        });
+      });
+      await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
+      const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+      const observed = await startApp({ METRICS_TOKEN: 'bench-only-metrics-token-0123456789abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
+      if (WARMUP > 0) {
+        log(`observability: warming up ${WARMUP}s`);
+        await http(observed.base, readReq, WARMUP);
+      }
+      log(`observability: read, metrics and tracing on, for ${SECONDS}s`);
+      const on = await httpWithCpu(readReq, observed);
+      log(`observability: read, off, for ${SECONDS}s`);
+      const off = await httpWithCpu(readReq, plain);
+      const scraped = await fetch(`${observed.base}/metrics`, { headers: { authorization: 'Bearer bench-only-metrics-token-0123456789abcdef' } }).then((r) => r.text());
+      const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      observability = {
+        route: 'GET /v1/orgs/:orgId', on, off, ratio: round(on.requests_per_s / off.requests_per_s, 3),
+        cpu_ratio: round((on.app_cpu_ms_per_request ?? 0) / Math.max(0.001, off.app_cpu_ms_per_request ?? 0), 3),
+        metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
+      };
+    }
+
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
       machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
-      read, write, http_baseline: baseline,
+      read, write, http_baseline: baseline, observability,
     }, null, 2));
   } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
+    await Promise.all(stopChildren().filter((c) => c.exitCode === null).map(async (c) => {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }
+    }));
+    sink?.closeAllConnections();
+    sink?.close();
     await runtime.end().catch(() => undefined);
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
   }
 }
 
-/** `--serve`: the app alone, as the benchmark's child process; reports its port over IPC. */
-async function serve() {
-  const config = loadConfig({
-    ...process.env, NODE_ENV: 'production', LOG_LEVEL, SUPABASE_JWT_SECRET: SECRET, NEXTAUTH_SECRET: SECRET,
-    DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
-    PASSWORD_HASH_MEMORY_KIB: '256', PASSWORD_HASH_TIME_COST: '1', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
-  });
-  const app = await createApp(AppModule.forRoot(config));
-  await app.listen(0, '127.0.0.1');
-  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
-  process.on('message', () => {
-    const { user, system } = process.cpuUsage();
-    process.send!({ cpuMs: (user + system) / 1000, systemMs: system / 1000 });
-  });
-  process.send!({ port: (app.getHttpServer().address() as { port: number }).port });
-}
-
-(process.argv.includes('--serve') ? serve() : main().then(() => process.exit(0))).catch((err) => {
+main().then(() => process.exit(0)).catch((err) => {
   console.error(err);
   process.exit(1);
 });

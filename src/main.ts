@@ -1,7 +1,6 @@
-import { register } from 'node:module';
 import { ConfigError, tracingConfig } from './platform/config/config.js';
 import { loadLocalEnv } from './platform/config/local-env.js';
-import { startTracing } from './platform/observability/tracing.js';
+import { registerInstrumentationHook, startTracing } from './platform/observability/tracing.js';
 
 /**
  * The process's entry. OpenTelemetry's HTTP and pg instrumentations patch those modules as they load, so tracing
@@ -14,7 +13,7 @@ async function main(): Promise<void> {
   loadLocalEnv(process.cwd());
   if (tracingConfig(process.env)) {
     // ES modules are patched through import-in-the-middle's loader hook, registered before they load
-    register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+    registerInstrumentationHook();
     await startTracing(process.env);
   }
   await import('reflect-metadata');

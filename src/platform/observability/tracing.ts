@@ -1,3 +1,4 @@
+import { register } from 'node:module';
 import { trace } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
@@ -21,6 +22,14 @@ export interface Tracing {
 }
 
 let active: Tracing | null = null;
+
+/** The ES modules the instrumentations patch (import-in-the-middle wraps only these; wrapping every module breaks some of Nest's re-exports). */
+const HOOKED_MODULES = ['pg', 'pg-pool', 'http', 'https', 'node:http', 'node:https'];
+
+/** Registers the loader hook that lets the instrumentations patch ES-module imports; call before the application is imported. */
+export function registerInstrumentationHook(): void {
+  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, { data: { include: HOOKED_MODULES } });
+}
 
 /** The running tracing, if `startTracing` started it. */
 export function activeTracing(): Tracing | null {
