@@ -8,22 +8,33 @@
 //   read   GET   /v1/orgs/:orgId                 vs  BEGIN; begin_request; SELECT the organization; COMMIT
 //   write  PATCH /v1/orgs/:orgId {name: changing} vs  BEGIN; begin_request; SELECT before; UPDATE ... RETURNING;
 //                                                      INSERT the audit row; COMMIT
+//   keyed  GET   /v1/orgs/:orgId with an API key (org:read)  vs  the same read with the user's token (issue 19: ≥ 0.9)
+//   limiter GET  /v1/orgs/:orgId, rate limiter on (Redis when REDIS_URL is set)  vs  a second app process with
+//                RATE_LIMITS_ENABLED=false (issue 19: ≥ 0.95)
+//   analytics POST /v1/orgs/:orgId/analytics/events, batches of 100  vs  the same 100 rows per transaction through
+//                raw pg (BEGIN; begin_request; one INSERT of 100 rows; COMMIT), in events/s (issue 19: ≥ 0.5)
+//   observability GET /v1/orgs/:orgId with METRICS_TOKEN set and OTEL_EXPORTER_OTLP_ENDPOINT at a local OTLP sink (a
+//                second app process, bench/api-serve.ts, which starts tracing before it imports the application)  vs
+//                the plain app, back to back (issue 23: >= 0.95)
+// The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
+// sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
 // one RLS transaction per operation, pipelined as the app's pool is (BEGIN sent with begin_request, the
 // audit row with COMMIT). ratio = API requests/s ÷ floor operations/s.
-// Then observability, on vs off in the same run: the read route against a second app process with METRICS_TOKEN set
-// and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local OTLP sink (every request counted and traced, spans exported),
-// back to back with the plain app; ratio = on ÷ off requests/s (aim >= 0.95).
 // Knobs: LOG_LEVEL (the app's, default info as in production), API_DATABASE_POOL_SIZE (default = connections),
-// BENCH_ROUTES (default "read,write,health,observability": the phases to run, e.g. "read" while profiling).
+// BENCH_ROUTES (default "read,write,health": the phases to run, e.g. "read" while profiling).
+import 'reflect-metadata';
 import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
+import { createServer } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createServer } from 'node:http';
+import { AppModule } from '../src/app.module.js';
+import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
+import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
@@ -40,8 +51,10 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
-const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,observability').split(',').map((r) => r.trim()));
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
+// the app runs as in production; these secrets exist only for this benchmark's throwaway database
+const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
@@ -107,37 +120,39 @@ async function main() {
   // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request, COMMIT with the audit row
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
-  let stopChildren: () => ReturnType<typeof fork>[] = () => [];
+  let child: ReturnType<typeof fork> | undefined;
+  const children: ReturnType<typeof fork>[] = [];
   let sink: ReturnType<typeof createServer> | undefined;
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
 
-    // the app alone in a child process (bench/api-serve.ts); its logs go to /dev/null (serialising them is still paid)
-    const children: ReturnType<typeof fork>[] = [];
-    stopChildren = () => children;
-    const startApp = async (env: Record<string, string>) => {
-      const app = fork(fileURLToPath(new URL('./api-serve.ts', import.meta.url)), [], {
+    // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
+    // `script`: bench/api-serve.ts for an app that must start tracing before it imports the application
+    const startChild = async (extraEnv: Record<string, string> = {}, script = fileURLToPath(import.meta.url)) => {
+      const proc = fork(script, ['--serve'], {
         // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
         execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
-        env: { ...process.env, LOG_LEVEL, API_DATABASE_POOL_SIZE: String(POOL), BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...env },
+        // no metrics or tracing unless a phase asks for them, whatever the environment says
+        env: { ...process.env, METRICS_TOKEN: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', LOG_LEVEL, API_DATABASE_POOL_SIZE: String(POOL), BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...extraEnv },
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
-      children.push(app);
-      const port = await new Promise<number>((resolve, reject) => {
-        app.once('message', (m: { port: number }) => resolve(m.port));
-        app.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
+      children.push(proc);
+      const childPort = await new Promise<number>((resolve, reject) => {
+        proc.once('message', (m: { port: number }) => resolve(m.port));
+        proc.once('exit', (code) => reject(new Error(`the app exited with ${code}`)));
       });
-      const cpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
-        app.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
-        app.send('cpu');
-      });
-      return { base: `http://127.0.0.1:${port}`, cpu };
+      return { proc, port: childPort };
     };
-    // without METRICS_TOKEN and OTEL_EXPORTER_OTLP_ENDPOINT, whatever the environment says
-    const plain = await startApp({ METRICS_TOKEN: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
-    const base = plain.base;
-    const appCpu = plain.cpu;
+    const started = await startChild();
+    child = started.proc;
+    const port = started.port;
+    const base = `http://127.0.0.1:${port}`;
+    let measured = child; // the process whose CPU httpWithCpu reads
+    const appCpu = () => new Promise<{ cpuMs: number; systemMs: number }>((resolve) => {
+      measured!.once('message', (m: { cpuMs: number; systemMs: number }) => resolve(m));
+      measured!.send('cpu');
+    });
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
       const res = await fetch(base + path, {
         method,
@@ -155,6 +170,13 @@ async function main() {
     const token: string = owner.accessToken;
     const userId: string = owner.user.id;
     const orgId: string = (await call('POST', '/v1/orgs', token, { name: 'Bench Org' })).id;
+    // enterprise (API keys) and a limit the benchmark never reaches: every request is counted, none refused
+    const ownerDb = new pg.Client({ connectionString: ownerUrl });
+    await ownerDb.connect();
+    await ownerDb.query(`INSERT INTO hub."Subscription" (id, "appId", plan, status, "organizationId", "createdAt", "updatedAt")
+      VALUES (gen_random_uuid()::text, 'omnizen', 'enterprise', 'active', $1, now(), now())`, [orgId]);
+    await ownerDb.query('INSERT INTO hub.rate_limit_overrides (org_id, requests_per_minute, reason) VALUES ($1, 1000000000, $2)', [orgId, 'benchmark']);
+    await ownerDb.end();
     await call('GET', `/v1/orgs/${orgId}`, token); // the route answers 200 before it is measured
     const claims = tenantClaims(token, orgId);
     const auth = { authorization: `Bearer ${token}` };
@@ -187,10 +209,10 @@ async function main() {
     };
 
     // CPU the app's process spent per answered request: steadier than requests/s on a shared machine
-    const httpWithCpu = async (request: CannonRequest, app = plain) => {
-      const cpu0 = await app.cpu();
-      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(app.base, request, SECONDS);
-      const cpu1 = await app.cpu();
+    const httpWithCpu = async (request: CannonRequest, url = base) => {
+      const cpu0 = await appCpu();
+      const figures: Figures & { app_cpu_ms_per_request?: number; app_kernel_share?: number } = await http(url, request, SECONDS);
+      const cpu1 = await appCpu();
       figures.app_cpu_ms_per_request = round((cpu1.cpuMs - cpu0.cpuMs) / Math.max(1, figures.requests), 3);
       // the part of it spent in the kernel (socket writes and reads): syscalls, not JavaScript
       figures.app_kernel_share = round((cpu1.systemMs - cpu0.systemMs) / Math.max(1, cpu1.cpuMs - cpu0.cpuMs), 2);
@@ -217,9 +239,58 @@ async function main() {
     if (ROUTES.has('health')) log(`baseline: API GET /health for ${SECONDS}s`);
     const baseline = ROUTES.has('health') ? { route: 'GET /health', api: await httpWithCpu({ method: 'GET', path: '/health' }) } : undefined;
 
-    // observability on vs off, back to back: metrics counted (METRICS_TOKEN) and every request traced, its spans
-    // exported over OTLP (http/protobuf) to a local sink that answers 200, against the plain app
-    let observability: object | undefined;
+    // issue 19: a keyed read against the same read with the user's token, on the same app
+    let keyed: unknown;
+    if (ROUTES.has('keyed')) {
+      const key = await call('POST', `/v1/orgs/${orgId}/api-keys`, token, { name: 'bench', scopes: ['org:read', 'analytics:write'] });
+      const keyReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${key.secret}` } };
+      if (WARMUP > 0) { await http(base, keyReq, WARMUP); await http(base, readReq, WARMUP); }
+      log(`keyed: API GET /v1/orgs/:orgId with a user token for ${SECONDS}s`);
+      const tokenRead = await httpWithCpu(readReq);
+      log(`keyed: the same with an API key for ${SECONDS}s`);
+      const keyRead = await httpWithCpu(keyReq);
+      keyed = { route: 'GET /v1/orgs/:orgId', token: tokenRead, api_key: keyRead, ratio: round(keyRead.requests_per_s / tokenRead.requests_per_s, 3) };
+    }
+
+    // issue 19: the limiter's cost: the same read on this app (limiter on) and on a second one with it off
+    let limiter: unknown;
+    if (ROUTES.has('limiter')) {
+      const off = await startChild({ RATE_LIMITS_ENABLED: 'false' });
+      const offBase = `http://127.0.0.1:${off.port}`;
+      if (WARMUP > 0) { await http(base, readReq, WARMUP); await http(offBase, readReq, WARMUP); }
+      log(`limiter: read with the limiter on for ${SECONDS}s`);
+      const on = await httpWithCpu(readReq);
+      log(`limiter: read with the limiter off (second process) for ${SECONDS}s`);
+      measured = off.proc;
+      const offFigures = await httpWithCpu(readReq, offBase);
+      measured = child;
+      off.proc.kill('SIGTERM');
+      limiter = { route: 'GET /v1/orgs/:orgId', store: process.env.REDIS_URL ? 'redis' : 'memory', on, off: offFigures, ratio: round(on.requests_per_s / offFigures.requests_per_s, 3) };
+    }
+
+    // issue 19: analytics ingestion in events/s, batches of 100, against the same rows inserted through raw pg
+    let analytics: unknown;
+    if (ROUTES.has('analytics')) {
+      const BATCH = 100;
+      const batch = { events: Array.from({ length: BATCH }, (_, i) => ({ name: 'bench.event', properties: { i, page: '/ledger' }, userId: `bench-user-${i % 10}` })) };
+      const ingestReq: CannonRequest = { method: 'POST', path: `/v1/orgs/${orgId}/analytics/events`, headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(batch) };
+      const values = Array.from({ length: BATCH }, (_, i) => `($1::uuid, now(), 'bench.event', $${i * 2 + 2}::jsonb, $${i * 2 + 3}, 'client')`).join(', ');
+      const params = batch.events.flatMap((e) => [JSON.stringify(e.properties), e.userId]);
+      const insertSql = async (c: pg.PoolClient) => {
+        await begin(c);
+        await Promise.all([c.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, properties, user_id, source) VALUES ${values}`, [orgId, ...params]), c.query('COMMIT')]);
+      };
+      const m = await measure('analytics', 'POST /v1/orgs/:orgId/analytics/events (100 events)', ingestReq, insertSql);
+      analytics = {
+        route: m.route, batch: BATCH,
+        api_events_per_s: round(m.api.requests_per_s * BATCH, 0), floor_events_per_s: round(m.floor.requests_per_s * BATCH, 0),
+        ratio: m.ratio, api: m.api, floor: m.floor,
+      };
+    }
+
+    // issue 23: metrics counted (METRICS_TOKEN) and every request traced, its spans exported over OTLP (http/protobuf)
+    // to a local sink that answers 200, on a second app process, against the plain app, back to back
+    let observability: unknown;
     if (ROUTES.has('observability')) {
       let exports = 0;
       let exportedBytes = 0;
@@ -232,20 +303,23 @@ async function main() {
       });
       await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
       const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
-      const observed = await startApp({ METRICS_TOKEN: 'bench-only-metrics-token-0123456789abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
-      if (WARMUP > 0) {
-        log(`observability: warming up ${WARMUP}s`);
-        await http(observed.base, readReq, WARMUP);
-      }
-      log(`observability: read, metrics and tracing on, for ${SECONDS}s`);
-      const on = await httpWithCpu(readReq, observed);
+      const metricsToken = 'bench-only-metrics-token-0123456789abcdef';
+      const on = await startChild({ METRICS_TOKEN: metricsToken, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+        fileURLToPath(new URL('./api-serve.ts', import.meta.url)));
+      const onBase = `http://127.0.0.1:${on.port}`;
+      if (WARMUP > 0) { await http(onBase, readReq, WARMUP); await http(base, readReq, WARMUP); }
+      log(`observability: read with metrics and tracing on (second process) for ${SECONDS}s`);
+      measured = on.proc;
+      const onFigures = await httpWithCpu(readReq, onBase);
+      measured = child;
       log(`observability: read, off, for ${SECONDS}s`);
-      const off = await httpWithCpu(readReq, plain);
-      const scraped = await fetch(`${observed.base}/metrics`, { headers: { authorization: 'Bearer bench-only-metrics-token-0123456789abcdef' } }).then((r) => r.text());
+      const offFigures = await httpWithCpu(readReq);
+      const scraped = await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text());
       const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      on.proc.kill('SIGTERM');
       observability = {
-        route: 'GET /v1/orgs/:orgId', on, off, ratio: round(on.requests_per_s / off.requests_per_s, 3),
-        cpu_ratio: round((on.app_cpu_ms_per_request ?? 0) / Math.max(0.001, off.app_cpu_ms_per_request ?? 0), 3),
+        route: 'GET /v1/orgs/:orgId', on: onFigures, off: offFigures, ratio: round(onFigures.requests_per_s / offFigures.requests_per_s, 3),
+        cpu_ratio: round((onFigures.app_cpu_ms_per_request ?? 0) / Math.max(0.001, offFigures.app_cpu_ms_per_request ?? 0), 3),
         metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
       };
     }
@@ -254,14 +328,15 @@ async function main() {
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
       machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
-      read, write, http_baseline: baseline, observability,
+      read, write, http_baseline: baseline, keyed, limiter, analytics, observability,
     }, null, 2));
   } finally {
-    await Promise.all(stopChildren().filter((c) => c.exitCode === null).map(async (c) => {
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
+    for (const proc of children) {
+      if (proc.exitCode !== null) continue;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }));
+    }
     sink?.closeAllConnections();
     sink?.close();
     await runtime.end().catch(() => undefined);
@@ -270,7 +345,24 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(0)).catch((err) => {
+/** `--serve`: the app alone, as the benchmark's child process; reports its port over IPC. */
+async function serve() {
+  const config = loadConfig({
+    ...process.env, NODE_ENV: 'production', LOG_LEVEL, SUPABASE_JWT_SECRET: SECRET, NEXTAUTH_SECRET: SECRET,
+    DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
+    PASSWORD_HASH_MEMORY_KIB: '256', PASSWORD_HASH_TIME_COST: '1', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
+  });
+  const app = await createApp(AppModule.forRoot(config));
+  await app.listen(0, '127.0.0.1');
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  process.on('message', () => {
+    const { user, system } = process.cpuUsage();
+    process.send!({ cpuMs: (user + system) / 1000, systemMs: system / 1000 });
+  });
+  process.send!({ port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+(process.argv.includes('--serve') ? serve() : main().then(() => process.exit(0))).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -14,6 +14,7 @@ import { PrivilegedDatabase } from '../src/platform/database/privileged.service.
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { secretBoxFromConfig } from '../src/modules/integrations/integrations.module.js';
 import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
+import { rotateProviderKeys } from '../src/modules/agents/provider-key-rotation.js';
 import { resealWebhookSecrets } from '../src/modules/webhooks/webhook-secret-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
@@ -49,6 +50,13 @@ try {
   if (result.failed.length) {
     // ids only: which rows no configured key opens (their keys were removed too early, or the rows were tampered with)
     console.error(`could not open ${result.failed.length} secret(s): integrations ${result.failed.join(', ')}`);
+    code = 1;
+  }
+  // the organizations' own AI provider keys, sealed with the same box
+  const keys = await rotateProviderKeys(privileged, box, new AuditService());
+  console.log(`re-sealed ${keys.resealed} AI provider key(s)`);
+  if (keys.failed.length) {
+    console.error(`could not open ${keys.failed.length} AI provider key(s): organizations ${keys.failed.join(', ')}`);
     code = 1;
   }
   const webhooks = await resealWebhookSecrets(privileged, box, new AuditService(), batchSize);

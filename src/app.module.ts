@@ -7,10 +7,17 @@ import { AuditModule } from './modules/audit/audit.module.js';
 import { AuthModule } from './modules/auth/auth.module.js';
 import { OrganizationsModule } from './modules/organizations/organizations.module.js';
 import { BillingModule } from './modules/billing/billing.module.js';
+import { ReceivablesModule } from './modules/receivables/receivables.module.js';
 import { LedgerModule } from './modules/ledger/ledger.module.js';
 import { PayablesModule } from './modules/payables/payables.module.js';
 import { IntegrationsModule } from './modules/integrations/integrations.module.js';
+import { ApiKeysModule } from './modules/api-keys/api-keys.module.js';
+import { AnalyticsModule } from './modules/analytics/analytics.module.js';
+import { SemanticModule } from './modules/semantic/semantic.module.js';
+import { AgentsModule } from './modules/agents/agents.module.js';
 import { WebhooksModule } from './modules/webhooks/webhooks.module.js';
+import { KnowledgeModule } from './modules/knowledge/knowledge.module.js';
+import { NotificationsModule } from './modules/notifications/notifications.module.js';
 
 /** The modular monolith: platform machinery first, then one module per feature folder. */
 @Module({})
@@ -23,13 +30,20 @@ export class AppModule {
         PlatformModule.forRoot(config),
         QueueModule.forRoot(config),
         AuditModule,
+        NotificationsModule,
         AuthModule,
         OrganizationsModule,
         BillingModule,
         LedgerModule,
+        ReceivablesModule,
         PayablesModule,
         IntegrationsModule,
+        ApiKeysModule,
+        AnalyticsModule,
+        SemanticModule,
+        AgentsModule,
         WebhooksModule,
+        KnowledgeModule,
       ],
     };
   }

@@ -4,6 +4,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
+import fastifyMultipart from '@fastify/multipart';
 import { APP_CONFIG, type AppConfig } from './platform/config/config.js';
 import { createLogger, logRequests, PinoNestLogger } from './platform/logging/logger.js';
 import { ErrorFilter } from './platform/errors/error.filter.js';
@@ -76,6 +77,8 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
     exposedHeaders: ['x-request-id'],
     maxAge: 600,
   });
+  // multipart bodies (knowledge uploads) are parsed by the route that reads them, with its own size limit
+  await app.register(fastifyMultipart, { limits: { fileSize: config.knowledge.maxUploadBytes } });
   // helmet's headers, computed once at start-up (security-headers.ts)
   sendSecurityHeaders(fastify, {
     contentSecurityPolicy: {

@@ -4,9 +4,11 @@ import { DatabaseService } from './database/database.service.js';
 import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
-import { TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
+import { OrgPreflightInterceptor, TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
+import { OrgRateLimits, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
+import { APP_GUARD } from '@nestjs/core';
 import { Metrics } from './observability/metrics.js';
 import { ReadinessProbes } from './health/readiness-probes.js';
 import { MetricsController } from './observability/metrics.controller.js';
@@ -20,8 +22,9 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary, ReadinessProbes],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, InFlightRequests, Clock, Metrics, ReadinessProbes],
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary,
+        ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
     };
   }
 }

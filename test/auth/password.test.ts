@@ -7,7 +7,8 @@ import { ManualClock } from '../support/clock.js';
 import { uniqueEmail } from '../support/factories.js';
 import { PasswordHasher } from '../../src/modules/auth/password-hasher.js';
 import { REGISTRATION_ACCEPTED } from '../../src/modules/auth/auth.service.js';
-import { VerificationLinkSender } from '../../src/modules/auth/verification-link.sender.js';
+import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
+import { settle } from '../notifications/notifications-support.js';
 
 const PASSWORD = 'correct horse battery';
 const WRONG = 'wrong password!';
@@ -142,12 +143,17 @@ describe('login throttle counters in Redis', () => {
 
 describe('register and password hashing', () => {
   let t: TestApp;
+  let smtp: SmtpDouble;
   const clock = new ManualClock();
 
   beforeAll(async () => {
-    t = await createTestApp({ REDIS_URL: undefined, REGISTER_MAX_PER_ADDRESS: '3', REGISTER_WINDOW_SECONDS: '3600' }, { clock });
+    smtp = await startSmtpDouble();
+    t = await createTestApp({ ...smtp.env, REDIS_URL: undefined, REGISTER_MAX_PER_ADDRESS: '3', REGISTER_WINDOW_SECONDS: '3600' }, { clock });
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    await smtp.close();
+  });
 
   // registrations are limited per address: each test registers from its own
   let nextAddress = 0;
@@ -262,10 +268,18 @@ describe('register and password hashing', () => {
   });
 
   describe('e-mail verification', () => {
-    const captureLinks = () => {
-      const links: { email: string; link: string }[] = [];
-      const spy = jest.spyOn(t.app.get(VerificationLinkSender), 'send').mockImplementation(async (to, link) => { links.push({ email: to.email, link }); });
-      return { links, restore: () => spy.mockRestore() };
+    /** The verification links mailed (over SMTP, by the outbox's jobs) since this was called. */
+    const captureLinks = async () => {
+      await settle(t); // mails queued before are not this test's
+      const from = smtp.messages.length;
+      return {
+        async links() {
+          await settle(t);
+          return smtp.messages.slice(from).filter((m) => m.subject.startsWith('Verify your e-mail'))
+            .map((m) => ({ email: m.to[0], link: /https?:\/\/\S+\/verify-email\?token=\S+/.exec(m.text)![0] }));
+        },
+        restore: () => undefined,
+      };
     };
     const tokenOf = (link: string) => new URL(link).searchParams.get('token')!;
 
@@ -274,13 +288,14 @@ describe('register and password hashing', () => {
       `SELECT i.email_verified_at IS NOT NULL AS verified FROM core.user_identities i JOIN core."User" u ON u.id = i.user_id WHERE u.email = $1`, [email])).rows;
 
     it('sends a link at registration (none for a taken e-mail); the account\'s own session uses it once, and it is audited', async () => {
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         const email = await registered();
         await registerFrom({ email, password: 'another long password' }).expect(202);
-        expect(sent.links.map((l) => l.email)).toEqual([email]);
-        expect(sent.links[0].link.startsWith(`${t.config.billing.appUrl}/verify-email?token=`)).toBe(true);
-        const token = tokenOf(sent.links[0].link);
+        const links = await sent.links();
+        expect(links.map((l) => l.email)).toEqual([email]);
+        expect(links[0].link.startsWith(`${t.config.billing.appUrl}/verify-email?token=`)).toBe(true);
+        const token = tokenOf(links[0].link);
         const { rows: stored } = await t.db.admin.query('SELECT token_hash FROM core.email_verification_tokens WHERE email = $1', [email]);
         expect(stored).toHaveLength(1);
         expect(stored[0].token_hash).not.toBe(token); // only the hash is kept
@@ -300,11 +315,11 @@ describe('register and password hashing', () => {
     });
 
     it('a link to someone who never registered verifies nothing: the mailbox owner alone, or another account, cannot use it', async () => {
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         // the attacker pre-registers the victim's address; the link goes to the victim
         const victimEmail = await registered();
-        const token = tokenOf(sent.links[0].link);
+        const token = tokenOf((await sent.links())[0].link);
         await t.http.post('/v1/auth/verify-email').send({ token }).expect(401);
         const someoneElse = await login(t, await registered(), PASSWORD, '198.51.100.16').expect(200);
         const other = await t.http.post('/v1/auth/verify-email').set(bearer(someoneElse)).send({ token }).expect(400);
@@ -321,13 +336,14 @@ describe('register and password hashing', () => {
     it('sends a signed-in user a new link while the e-mail is unverified, and none once it is', async () => {
       const email = await registered();
       const session = await login(t, email, PASSWORD, '198.51.100.14').expect(200);
-      const sent = captureLinks();
+      const sent = await captureLinks();
       try {
         await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
-        expect(sent.links).toHaveLength(1);
-        await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(sent.links[0].link) }).expect(200);
+        const links = await sent.links();
+        expect(links).toHaveLength(1);
+        await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(links[0].link) }).expect(200);
         await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
-        expect(sent.links).toHaveLength(1);
+        expect(await sent.links()).toHaveLength(1);
         const audit = await t.db.admin.query(
           `SELECT actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'user.verification_link_sent'`, [session.body.personalOrgId]);
         expect(audit.rows).toEqual([{ actor_id: session.body.user.id }]);

@@ -65,6 +65,9 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
     // getUserSubscription: a service-role key asks about the person
     const svc = await t.http.get(`/v1/billing/users/${ada.id}/entitlements?app=app_securevault`).set(serviceAuth).expect(200);
     expect(svc.body).toMatchObject({ plan: 'pro', status: 'active', subject: { type: 'user', userId: ada.id } });
+    // a person who does not exist: 404 naming the user (the lookup and the read are one transaction)
+    const missing = await t.http.get('/v1/billing/users/00000000-0000-4000-8000-00000000dead/entitlements?app=app_securevault').set(serviceAuth).expect(404);
+    expect(missing.body.error).toMatchObject({ code: 'user.not_found' });
 
     // the Hub's writer may be service_role rather than the owner: the same SQL works under it
     const hub = await t.db.admin.connect();

@@ -29,11 +29,17 @@ const WEBHOOK_SECRET = 'whsec_test_omnizen_bull';
       .set('Stripe-Signature', Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET })).send(payload).expect(200);
     // the Bull worker runs in this process: its 'completed' event says the handler has finished
     const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    // (the registration's verification e-mail is a job too)
     const completed = new Promise<Job>((resolve, reject) => {
-      queue.once('completed', resolve);
+      const onCompleted = (job: Job) => {
+        if (job.data.topic !== 'billing.stripe_event') return;
+        queue.off('completed', onCompleted);
+        resolve(job);
+      };
+      queue.on('completed', onCompleted);
       queue.once('failed', (_job, err) => reject(err));
     });
-    expect(await t.app.get(OutboxRelay).drain()).toBe(1);
+    expect(await t.app.get(OutboxRelay).drain()).toBeGreaterThanOrEqual(1);
     expect((await completed).data).toMatchObject({ topic: 'billing.stripe_event' });
     const { rows } = await t.db.admin.query(`SELECT status FROM hub."BillingEvent" WHERE "stripeEventId" = 'evt_bull_1'`);
     expect(rows[0].status).toBe('processed');

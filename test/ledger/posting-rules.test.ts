@@ -56,6 +56,7 @@ describe('ledger: posting rules the database enforces', () => {
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '-10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
     expect(r.body.error.message).toMatch(/debit must be a non-negative decimal string/);
     r = await post({ date: '2026-02-30', lines: cashRent('1') }).expect(422);
+    expect(r.body.error).toMatchObject({ code: expect.stringMatching(/^(invalid|ledger\.)/), message: expect.stringMatching(/date|2026-02-30/) });
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '1' }] }).expect(400);
     expect(r.body.error.message).toMatch(/at least 2 lines/);
     const usdOnly = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)

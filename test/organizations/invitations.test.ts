@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, orgWithRoles, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
+import { addMember, createOrg, orgWithRoles, registerUser as registerUnverified, verifyEmailOf, type TestUser, onEnterprisePlan } from '../support/factories.js';
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { InvitationPurge } from '../../src/modules/organizations/invitation-purge.service.js';
+
+/** Invitees here accept with the admin's token, which needs a verified e-mail (see the test of that rule below). */
+const registerUser = async (t: TestApp, prefix: string) => verifyEmailOf(t, await registerUnverified(t, prefix));
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -52,17 +55,31 @@ describe('invitations', () => {
     expect(JSON.stringify(jobs)).not.toContain(token);
     expect(JSON.stringify(jobs)).not.toContain(row.token_hash);
 
-    // the registered handler logs the invitation, never a token
+    // the registered handler queues the invitation e-mail (notifications): no token in the delivery, the job or a log line
     const log = jest.spyOn(Logger.prototype, 'log');
     try {
       await t.app.get(JobRegistry).run({ id: '1', orgId, topic: 'invitation.created', payload: jobs[0].payload });
-      const lines = log.mock.calls.map((c) => String(c[0]));
-      expect(lines.some((l) => l.includes(res.body.id))).toBe(true);
+      const deliveries = (await t.db.admin.query(`SELECT to_address, template, status, data FROM core.email_deliveries WHERE org_id = $1`, [orgId])).rows;
+      expect(deliveries).toEqual([expect.objectContaining({ to_address: grace.email, template: 'invitation', status: 'queued' })]);
+      expect(deliveries[0].data).toMatchObject({ invitationId: res.body.id, role: 'accountant' });
+      expect(JSON.stringify(deliveries)).not.toContain(token);
+      const lines = log.mock.calls.map((c) => JSON.stringify(c));
       expect(lines.join('\n')).not.toContain(token);
-      expect(lines.join('\n')).not.toContain(grace.email);
     } finally {
       log.mockRestore();
     }
+  });
+
+  it('refuses the admin\'s token to an account whose e-mail is not verified (403 invitation.email_unverified), until it is', async () => {
+    const una = await registerUnverified(t, 'una');
+    const org = await createOrg(t, owner, 'Verifying Co');
+    await onEnterprisePlan(t, org);
+    const { body } = await invite(una.email, 'member', owner, org).expect(201);
+    const refused = await accept(una, body.token, org).expect(403);
+    expect(refused.body.error.code).toBe('invitation.email_unverified');
+    expect((await t.db.admin.query('SELECT accepted_at FROM core.invitations WHERE id = $1', [body.id])).rows).toEqual([{ accepted_at: null }]);
+    await verifyEmailOf(t, una);
+    await accept(una, body.token, org).expect(200);
   });
 
   it('lets the invitee with the matching email accept once; the membership has the invited role', async () => {

@@ -81,6 +81,13 @@ describe('organizations', () => {
   });
 
   it('never deletes a personal organization', async () => {
-    await t.http.delete(`/v1/orgs/${ada.personalOrgId}`).set(ada.auth).expect(403);
+    const res = await t.http.delete(`/v1/orgs/${ada.personalOrgId}`).set(ada.auth).expect(403);
+    expect(res.body.error).toMatchObject({ code: 'organization.personal', message: 'a personal organization cannot be deleted' });
+    // nothing changed: the organization is not soft-deleted, its owner is still a member, and no deletion is audited
+    const { rows } = await t.db.admin.query(
+      `SELECT o.deleted_at, (SELECT count(*)::int FROM core.memberships m WHERE m.org_id = o.id) AS members,
+              (SELECT count(*)::int FROM core.audit_logs a WHERE a.org_id = o.id AND a.action = 'organization.deleted') AS audited
+       FROM core.organizations o WHERE o.id = $1`, [ada.personalOrgId]);
+    expect(rows).toEqual([{ deleted_at: null, members: 1, audited: 0 }]);
   });
 });

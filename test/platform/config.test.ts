@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import jwt from 'jsonwebtoken';
 import { ConfigError, loadConfig } from '../../src/platform/config/config.js';
+import { verifyExternalToken } from '../../src/modules/auth/external-token.js';
 
 /** Config is validated at boot; a bad variable stops the process with a message naming it. */
 describe('config validation', () => {
@@ -43,6 +45,25 @@ describe('config validation', () => {
       .toEqual({ price_1: { app: 'omnizen', plan: 'pro' }, price_2: { app: 'securevault', plan: 'team' } });
   });
   it('names a non-integer PORT', () => fails({ ...base, PORT: 'eighty' }, /PORT must be an integer/));
+  // README "Configuration": NEXTAUTH_SECRET is optional in production; without it NextAuth tokens are refused, naming it
+  it('starts in production without NEXTAUTH_SECRET and then refuses NextAuth tokens (401 naming NEXTAUTH_SECRET)', () => {
+    const config = loadConfig({ ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40) });
+    expect(config.auth.nextAuthSecret).toBeUndefined();
+    const token = jwt.sign({ sub: 'hub-user', email: 'a@example.com' }, 'n'.repeat(40), { algorithm: 'HS256', expiresIn: 60 });
+    let error: unknown;
+    try {
+      verifyExternalToken(config, token, 'nextauth');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toMatchObject({ status: 401, code: 'auth.unauthorized', message: expect.stringMatching(/NEXTAUTH_SECRET is not configured/) });
+    // with it set, the same kind of token is verified against it
+    const withSecret = loadConfig({ ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40), NEXTAUTH_SECRET: 'n'.repeat(40) });
+    expect(verifyExternalToken(withSecret, token, 'nextauth')).toMatchObject({ provider: 'nextauth', email: 'a@example.com' });
+  });
+  it('names a short NEXTAUTH_SECRET in production', () =>
+    fails({ ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40), NEXTAUTH_SECRET: 'short' }, /NEXTAUTH_SECRET must be at least 32 characters/));
+
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
   it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>

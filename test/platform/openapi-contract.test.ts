@@ -8,7 +8,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ResponseContract } from '../support/contract.js';
 
-const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem|submit|approve|reject|comment|allocate|rotate|ping|replay)[A-Z]?[A-Za-z]*$/;
+const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem|submit|approve|reject|comment|allocate|rotate|ping|replay|run|cancel|query|upload|search|reindex|restore|mark|reset|confirm|request)[A-Z]?[A-Za-z]*$/;
 
 describe('the OpenAPI document as a contract', () => {
   let t: TestApp;
@@ -33,8 +33,7 @@ describe('the OpenAPI document as a contract', () => {
   // getMetrics: no user token; the server's METRICS_TOKEN instead (checked by the handler)
   it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
     const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
-    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'exchangeToken', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile',
-      'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register']);
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile', 'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
     expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
   });

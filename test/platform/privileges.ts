@@ -51,6 +51,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'schema hub': { authenticated: 'USAGE', service_role: 'USAGE' },
   'schema finance': { authenticated: 'USAGE', finance_posting: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
   'schema semantic': { authenticated: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
+  'schema ai': { authenticated: 'USAGE', service_role: 'USAGE' },
 
   'table core."User"': { authenticated: RW, service_role: RW },
   'table core.analyst_logins': { service_role: RW },
@@ -71,6 +72,18 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
   'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
   'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  // notifications (issue 18): a user reads and marks their own notices and sets their own preferences
+  'table core.notifications': { authenticated: 'SELECT', service_role: RW },
+  'column core.notifications(read_at)': { authenticated: 'UPDATE' },
+  'column core.notifications(archived_at)': { authenticated: 'UPDATE' },
+  'table core.notification_preferences': { authenticated: RW, service_role: RW },
+  'table core.notification_routes': { service_role: 'SELECT' },
+  'table core.email_deliveries': { service_role: RW },
+  'table core.email_digests': { service_role: RW },
+  'table core.notification_event_receipts': { service_role: RW },
+  'table core.known_devices': { service_role: RW },
+  'table core.password_reset_tokens': { service_role: RW },
+  'table core.email_change_requests': { service_role: RW },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },
@@ -91,7 +104,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.journal_lines': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.period_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
-  'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.settings': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.tax_codes': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   // payables (20261221000100): drafts written under policies; decisions, payments and allocations append-only
   'table finance.vendors': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -103,7 +116,43 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_agent_metrics': { authenticated: 'SELECT', service_role: 'SELECT' },
+
+  // ai (agents, 20261222000100): the catalog is read-only reference data; runs are appended, steps never change
+  'table ai.models': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.model_prices': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table ai.provider_keys': { authenticated: RW, service_role: RW },
+  'table ai.agents': { authenticated: RW, service_role: RW },
+  'table ai.runs': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table ai.run_steps': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table ai.budgets': { authenticated: RW, service_role: RW },
+  'table ai.budget_usage': { authenticated: RW, service_role: RW },
+  'table ai.budget_reservations': { authenticated: RW, service_role: RW },
+  'table ai.agent_triggers': { authenticated: RW, service_role: RW },
+  'table ai.trigger_firings': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
   'view semantic.v_ap_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  // receivables (20261220000100): issued documents, payments and allocations are append-only (triggers; no UPDATE/DELETE grant on the latter)
+  'table finance.receivables_settings': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.customers': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  // analysts see a customer's id, name and terms, never its contact fields (personal data)
+  'column finance.customers(org_id)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(id)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(name)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(default_currency)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(payment_terms_days)': { omnizen_analyst: 'SELECT' },
+  'column finance.customers(archived_at)': { omnizen_analyst: 'SELECT' },
+  'table finance.document_numbers': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  'table finance.invoices': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
+  'table finance.invoice_lines': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
+  'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'function finance.aging_bucket_index(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.ar_open_items(date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_revenue_by_customer': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'view semantic.v_cash_flow': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },
@@ -134,10 +183,55 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function finance.post_journal_entries(jsonb, jsonb, boolean)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organization the posting function verified, read by the posting role's policies (20261204000200)
   'function finance.posting_org()': { finance_posting: 'EXECUTE' },
+  // finance.post_entry(jsonb, jsonb, boolean), the posting itself, is called only by the two above (as its owner)
+  // budget reservation and settlement, as the runner (RLS applies)
+  'function ai.reserve_budget(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   // finance.check_entry, finance.write_entries and finance.posting_accounts, the posting's parts, are called only by the two above (as their owner)
   'function public.public_provider_profile(text)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+
+  // issue 19: API keys (20261228000100). Owners and admins read and create keys column by column: the secret's hash
+  // is written once and never selectable; a revocation changes only revoked_at / revoked_by.
+  'table core.api_keys': { service_role: RW },
+  'column core.api_keys(org_id)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(id)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(name)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(prefix)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(secret_hash)': { authenticated: 'INSERT' },
+  'column core.api_keys(scopes)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(created_by)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(created_at)': { authenticated: 'SELECT' },
+  'column core.api_keys(expires_at)': { authenticated: 'INSERT,SELECT' },
+  'column core.api_keys(last_used_at)': { authenticated: 'SELECT' },
+  'column core.api_keys(revoked_at)': { authenticated: 'SELECT,UPDATE' },
+  'column core.api_keys(revoked_by)': { authenticated: 'SELECT,UPDATE' },
+  // a keyed request's transaction and its verification: the API's runtime login only, like begin_request
+  'function public.begin_key_request(uuid, text, uuid, text)': { omnizen_api: 'EXECUTE' },
+  'function public.verify_api_key(uuid, text, uuid)': { omnizen_api: 'EXECUTE' },
+  'function public.auth_api_key_id()': HELPER_CALLERS,
+  'function public.auth_has_scope(text)': HELPER_CALLERS,
+  // rate limits: the override is set by operators (service_role), read by the organization's members
+  'table hub.rate_limit_overrides': { authenticated: 'SELECT', service_role: RW },
+  'function hub.request_rate_limit(text)': { authenticated: 'EXECUTE' },
+  // analytics (20261228000200): events sent by members, read by admins; roll-ups and partitions by the privileged job.
+  // The monthly partitions hold no grants at all (reached through the parent only), so they are absent here.
+  'table core.analytics_events': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
+  'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
+  'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },
+  // knowledge base (20261224000100_knowledge)
+  'table ai.knowledge_collections': { authenticated: RW, service_role: RW },
+  'table ai.knowledge_documents': { authenticated: RW, service_role: RW },
+  'table ai.knowledge_versions': { authenticated: 'INSERT,SELECT', service_role: RW },
+  'column ai.knowledge_versions(status)': { authenticated: 'UPDATE' },
+  'column ai.knowledge_versions(status_reason)': { authenticated: 'UPDATE' },
+  'table ai.knowledge_chunks': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
+  'sequence ai.knowledge_chunks_id_seq': { service_role: 'USAGE' },
+  'function ai.can_read(uuid, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.dot_product(real[], real[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.embedding_storage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 
 /** Differences as readable lines: what a role holds beyond the allow-list, or lacks from it. */

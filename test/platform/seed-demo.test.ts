@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { DEMO_ORG, DEMO_PASSWORD, DEMO_USERS, seedDemo, type DemoApi, type DemoBilling } from '../../scripts/seed-demo.js';
+import { DEMO_ORG, DEMO_PASSWORD, DEMO_USERS, seedDemo, type DemoAccounts, type DemoApi, type DemoBilling } from '../../scripts/seed-demo.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
@@ -8,9 +8,11 @@ describe('seed:demo', () => {
   let t: TestApp;
   let api: DemoApi;
   let billing: DemoBilling;
+  let accounts: DemoAccounts;
   beforeAll(async () => {
     t = await createTestApp({ REDIS_URL: '', STRIPE_WEBHOOK_SECRET: 'whsec_seed_demo_test' });
     billing = { webhookSecret: 'whsec_seed_demo_test', drain: () => t.app.get(OutboxRelay).drain() };
+    accounts = { markEmailVerified: (email) => t.db.admin.query(`UPDATE core.user_identities SET email_verified_at = now() WHERE provider = 'password' AND email = $1`, [email]) };
     api = async (method, url, body, token, headers = {}) => {
       const req = method === 'GET' ? t.http.get(url) : t.http.post(url).set(headers).send(JSON.stringify(body ?? {})).set('content-type', 'application/json');
       const res = await (token ? req.set('authorization', `Bearer ${token}`) : req);
@@ -33,7 +35,7 @@ describe('seed:demo', () => {
   };
 
   it('creates members of every role and months of entries in two currencies, and a second run changes nothing', async () => {
-    const first = await seedDemo(api, billing);
+    const first = await seedDemo(api, billing, accounts);
     const after1 = await snapshot();
     expect(after1.members.map((m: { role: string }) => m.role).sort()).toEqual(['accountant', 'admin', 'member', 'owner', 'viewer']);
     expect(after1.entries).toHaveLength(1 + 4 * 6);
@@ -41,7 +43,7 @@ describe('seed:demo', () => {
     expect(after1.postingAudits[0].n).toBe(after1.entries.length);
     expect(after1.plan).toEqual([{ appId: 'omnizen', plan: 'enterprise', status: 'active' }]);
 
-    const second = await seedDemo(api, billing);
+    const second = await seedDemo(api, billing, accounts);
     expect(second).toEqual(first);
     expect(await snapshot()).toEqual(after1);
 

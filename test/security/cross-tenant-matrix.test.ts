@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { testKeys } from '../integrations/keys.js';
 import { addMember, createOrg, registerUser, type TestUser, onEnterprisePlan } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 
 /**
  * The cross-tenant matrix, generic over the OpenAPI document: every operation under
@@ -35,6 +36,12 @@ const MUTATING = new Set<Method>(['post', 'put', 'patch', 'delete']);
 const VIEWER_MAY = new Set([
   'DELETE /v1/orgs/{orgId}/members/me',
   'POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate',
+  // usage events: what any member (a viewer too) did in the app; they change no business data
+  'POST /v1/orgs/{orgId}/analytics/events',
+  // every member may run an agent (its tools read only what the runner may) and query the semantic views
+  'POST /v1/orgs/{orgId}/agents/{agentId}/runs',
+  'POST /v1/orgs/{orgId}/semantic/query',
+  'POST /v1/orgs/{orgId}/knowledge/search',
 ]);
 
 const INVALID_BODY = { __matrix_unknown_field__: true };
@@ -47,6 +54,7 @@ interface Route {
 
 describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI document)', () => {
   let t: TestApp;
+  let llm: OpenAiDouble;
   let aOwner: TestUser;
   let aOrg: string;
   let bOwner: TestUser;
@@ -115,6 +123,18 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return { accountId: account.body.id, taxCodeId: taxCode.body.id, entryId: entry.body.id, yearId: year.body.id, periodId: year.body.periods[0].id };
   }
 
+  /** An agent with a finished run, a budget and a trigger (runs answered by the OpenAI-compatible double); their ids by path parameter name. */
+  async function seedAgents(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const agent = await t.http.post(`/v1/orgs/${orgId}/agents`).set(owner.auth)
+      .send({ name: 'Seeded agent', type: 'assistant', modelId: 'gpt-4o-mini', tools: ['query_semantic'] }).expect(201);
+    const run = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/runs`).set(owner.auth).send({ messages: [{ role: 'user', content: 'hello' }] }).expect(200);
+    if (run.body.status !== 'succeeded') throw new Error(`the seeded run ${run.body.status}: ${run.body.errorMessage}`);
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId: agent.body.id, costLimit: '10.00' }).expect(201);
+    const trigger = await t.http.post(`/v1/orgs/${orgId}/agents/${agent.body.id}/triggers`).set(owner.auth)
+      .send({ kind: 'event', eventType: 'bill.submitted', prompt: 'Review the bill.' }).expect(201);
+    return { agentId: agent.body.id, runId: run.body.id, budgetId: budget.body.id, triggerId: trigger.body.id };
+  }
+
   /**
    * Payables of B through the API: a vendor, a bill posted at submission (under the approval threshold), a payment
    * allocated to part of it, and a draft expense claim; answers their ids by path parameter name.
@@ -143,6 +163,33 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return { endpointId: endpoint.body.id, messageId: ping.body.id };
   }
 
+  /** Receivables settings, a customer, an issued invoice and a payment allocated to it; their ids by path parameter name. */
+  async function seedReceivables(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/receivables/${path}`;
+    const chart = (await t.http.get(`/v1/orgs/${orgId}/ledger/accounts`).set(owner.auth).expect(200)).body as { id: string; code: string }[];
+    const code = (c: string) => chart.find((a) => a.code === c)!.id;
+    await t.http.put(url('settings')).set(owner.auth).send({ arAccountId: code('1200') }).expect(200);
+    const customer = await t.http.post(url('customers')).set(owner.auth).send({ name: 'B customer', email: 'b.customer@example.test' }).expect(201);
+    const draft = await t.http.post(url('invoices')).set(owner.auth).send({
+      customerId: customer.body.id, invoiceDate: '2026-01-20', lines: [{ description: 'seed', quantity: '1', unitPrice: '50.00', revenueAccountId: code('4100') }],
+    }).expect(201);
+    await t.http.post(url(`invoices/${draft.body.id}/issue`)).set(owner.auth).send({}).expect(200);
+    const payment = await t.http.post(url('payments')).set(owner.auth).send({
+      customerId: customer.body.id, date: '2026-01-25', amount: '20.00', depositAccountId: code('1100'), method: 'bank_transfer',
+      allocations: [{ invoiceId: draft.body.id, amount: '10.00' }],
+    }).expect(201);
+    return { customerId: customer.body.id, invoiceId: draft.body.id, customerPaymentId: payment.body.id, receivableAllocationId: payment.body.allocations[0].id };
+  }
+
+  /** A collection readable by every role and a note document in it (version 1); answers their ids by path parameter name. */
+  async function seedKnowledge(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const url = (path: string) => `/v1/orgs/${orgId}/knowledge/${path}`;
+    const collection = await t.http.post(url('collections')).set(owner.auth).send({ name: 'Handbook', readRoles: ['member', 'viewer'] }).expect(201);
+    const document = await t.http.post(url('documents')).set(owner.auth)
+      .send({ collectionId: collection.body.id, title: 'Travel', text: 'Travel is reimbursed within 30 days.' }).expect(201);
+    return { collectionId: collection.body.id, documentId: document.body.id, versionNo: '1' };
+  }
+
   /** A valid body for `route` (its OpenAPI examples), with every `...Id` property set to B's id of that name. */
   function validBodyWithBIds(route: Route): unknown {
     if (label(route) === 'POST /v1/orgs/{orgId}/ledger/journal-entries') {
@@ -167,15 +214,31 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     return MUTATING.has(route.method) ? req.send(body as object) : req;
   }
 
+  /** An API key of the organization (keys: enterprise plan, set above). */
+  async function seedApiKeys(orgId: string, owner: TestUser): Promise<Record<string, string>> {
+    const key = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'B key', scopes: ['ledger:read'] }).expect(201);
+    return { keyId: key.body.id };
+  }
+
+  /** A few usage events, so B's analytics tables have rows the matrix can see unchanged. */
+  async function seedAnalytics(orgId: string, owner: TestUser): Promise<void> {
+    const res = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(owner.auth)
+      .send({ events: [{ name: 'b.opened', properties: { n: 1 } }, { name: 'b.saved', anonymousId: 'b-visitor' }] }).expect(200);
+    expect(res.body.accepted).toBe(2);
+  }
+
   /** Whether the call in A's own organization carries one of B's ids (in the path, or in a valid body). */
   const carriesBIds = (route: Route, body: unknown) =>
     route.path.match(/\{(\w+)\}/g)!.some((m) => m !== '{orgId}' && /Id\}$/.test(m))
-    || (MUTATING.has(route.method) && Object.values(bIds).some((id) => JSON.stringify(body).includes(id)));
+    // (a number such as the version number "1" is no id of B's: it appears in any body)
+    || (MUTATING.has(route.method) && Object.values(bIds).some((id) => !/^\d+$/.test(id) && JSON.stringify(body).includes(id)));
 
   const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }); // webhook signing secrets are sealed
+    llm = await startOpenAiDouble();
+    // webhook signing secrets are sealed; agent runs are answered by the OpenAI-compatible double
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-matrix-0000' });
     aOwner = await registerUser(t, 'a-owner');
     aOrg = await createOrg(t, aOwner, 'Org A');
     bOwner = await registerUser(t, 'b-owner');
@@ -195,8 +258,13 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, { userId: bMember.id, workspaceId: ws.body.id, invitationId: inv.body.id, scope: 'org', key: 'locale', flag: 'b_flag' });
     Object.assign(bIds, await seedLedger(bOrg, bOwner));
     Object.assign(bIds, await seedPayables(bOrg, bOwner));
+    Object.assign(bIds, await seedApiKeys(bOrg, bOwner));
+    await seedAnalytics(bOrg, bOwner);
     Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
+    Object.assign(bIds, await seedReceivables(bOrg, bOwner));
+    Object.assign(bIds, await seedKnowledge(bOrg, bOwner));
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
+    Object.assign(bIds, await seedAgents(bOrg, bOwner));
 
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     docRef = doc;
@@ -210,7 +278,10 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
       }
     }
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    await llm?.close();
+  });
 
   it('finds the org-scoped routes of every module in the OpenAPI document', () => {
     const paths = new Set(routes.map((r) => r.path));

@@ -15,12 +15,12 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  * A write route added to these modules without a billing requirement fails the first test.
  */
 
-const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks'];
+const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic', '/v1/orgs/{orgId}/knowledge'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 type Method = (typeof METHODS)[number];
 
 /** POSTs that only compute and write nothing: open like reads (@DoesNotWrite). */
-const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate']);
+const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate', 'POST /v1/orgs/{orgId}/semantic/query', 'POST /v1/orgs/{orgId}/knowledge/search']);
 
 interface Route {
   method: Method;
@@ -75,10 +75,17 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     expect(routes.filter((r) => r.method === 'get' && r.billing).map(label)).toEqual([]);
     // the feature-gated ones, as the plan table of docs/billing.md says
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
+      'POST /v1/orgs/{orgId}/agents ai_agents',
+      'POST /v1/orgs/{orgId}/agents/{agentId}/triggers ai_automation',
       'PATCH /v1/orgs/{orgId}/webhooks/endpoints/{endpointId} webhooks',
       'POST /v1/orgs/{orgId}/ledger/fx-rates full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-rates/import full_accounting',
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
+      ...['DELETE /invoices/{invoiceId}', 'POST /allocations/{receivableAllocationId}/reverse', 'POST /customers', 'POST /customers/{customerId}/archive', 'POST /invoices',
+        'POST /invoices/{invoiceId}/credit-notes', 'POST /invoices/{invoiceId}/issue', 'POST /invoices/{invoiceId}/void', 'POST /payments',
+        'POST /payments/{customerPaymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
+      ].map((r) => `${r.replace(' /', ' /v1/orgs/{orgId}/receivables/')} basic_invoicing`),
+      'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
       // payables, approvals and expense claims (issue 15)
       'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
       'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',

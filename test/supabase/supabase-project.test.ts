@@ -88,9 +88,13 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
        ORDER BY 1, 2`, SCHEMAS_PARAM);
     const callable = (role: string) => rows.filter((r) => r.role === role).map((r) => r.fn);
-    const helpers = ['core.request_claims', 'public.auth_has_role', 'public.auth_org_id', 'public.auth_role', 'public.auth_user_id', 'public.auth_workspace_id'];
+    // the policy helpers (auth_api_key_id / auth_has_scope answer only about the caller's own verified API key)
+    const helpers = ['core.request_claims', 'public.auth_api_key_id', 'public.auth_has_role', 'public.auth_has_scope', 'public.auth_org_id', 'public.auth_role',
+      'public.auth_user_id', 'public.auth_workspace_id'];
     expect(callable('anon')).toEqual([...helpers, 'public.public_provider_profile'].sort());
     expect(callable('authenticated')).not.toContain('public.begin_request');
+    expect(callable('authenticated')).not.toContain('public.begin_key_request');
+    expect(callable('authenticated')).not.toContain('public.verify_api_key');
     expect(callable('authenticated')).not.toContain('core.is_analyst_session');
     expect(callable('authenticated').filter((f) => /reject_|guard_|touch_|enforce_|ensure_|check_/.test(f))).toEqual([]);
   });

@@ -30,6 +30,12 @@ export async function registerUser(t: TestApp, prefix = 'user', password = 'corr
   };
 }
 
+/** Marks the user's e-mail verified, as the link of the verification e-mail would (setup only). */
+export async function verifyEmailOf(t: TestApp, user: TestUser): Promise<TestUser> {
+  await t.db.admin.query('UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1 AND email_verified_at IS NULL', [user.id]);
+  return user;
+}
+
 export async function createOrg(t: TestApp, owner: TestUser, name = 'Acme'): Promise<string> {
   const res = await t.http.post('/v1/orgs').set(owner.auth).send({ name }).expect(201);
   return res.body.id;

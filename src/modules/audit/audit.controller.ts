@@ -7,6 +7,8 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { decodeCursor, page, PageQuery } from '../../platform/http/pagination.js';
 import { ApiErrors, PageInfo } from '../../platform/http/openapi.js';
 import { AuditService } from './audit.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 class AuditQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'organization.updated' }) @IsOptional() @IsString() @MaxLength(200) action?: string;
@@ -45,13 +47,14 @@ export class AuditController {
 
   @Get()
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'pagination.cursor')
   @ApiOperation({ operationId: 'listAuditLogs', summary: 'Audit log of the organization, newest first (admins)' })
   @ApiOkResponse({ type: AuditPage })
   @ApiErrors(400)
   async list(@Tx() tx: TenantTx, @Query() q: AuditQuery): Promise<AuditPage> {
     const limit = q.limit ?? 50;
     const { cursor, limit: _, ...filter } = q;
-    const rows = await this.audit.list(tx, { ...filter, limit: limit + 1 }, decodeCursor<unknown>(cursor));
+    const rows = await this.audit.list(tx, { ...filter, limit: limit + 1 }, decodeCursor<string>(cursor, (v) => typeof v === 'string' && /^[0-9]{1,19}$/.test(v)));
     return page(rows, limit, (r) => r.id);
   }
 }

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
 
 export interface AuditRow {
   orgId: string;
@@ -53,24 +55,24 @@ export const auditRepository = {
 
   /**
    * Newest first; the policy limits rows to the request's organization and its admins.
-   * id is selected as bigint: ORDER BY on a text alias would sort "2" after "18".
+   * id is read as bigint and ordered as one (a text id would sort "2" after "18").
    */
   async list(db: Db, orgId: string, f: AuditFilter): Promise<AuditLog[]> {
-    const rows = await db.$queryRaw<any[]>`
-      SELECT id, occurred_at, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip
-      FROM core.audit_logs
-      WHERE org_id = ${orgId}::uuid
-        AND (${f.beforeId ?? null}::bigint IS NULL OR id < ${f.beforeId ?? null}::bigint)
-        AND (${f.action ?? null}::text IS NULL OR action = ${f.action ?? null})
-        AND (${f.entityType ?? null}::text IS NULL OR entity_type = ${f.entityType ?? null})
-        AND (${f.entityId ?? null}::text IS NULL OR entity_id = ${f.entityId ?? null})
-        AND (${f.actorId ?? null}::text IS NULL OR actor_id = ${f.actorId ?? null})
-        AND (${f.from ?? null}::timestamptz IS NULL OR occurred_at >= ${f.from ?? null}::timestamptz)
-        AND (${f.to ?? null}::timestamptz IS NULL OR occurred_at < ${f.to ?? null}::timestamptz)
-      ORDER BY id DESC LIMIT ${f.limit}`;
-    return rows.map((r) => ({
-      id: String(r.id), occurredAt: r.occurred_at, actorId: r.actor_id, principalType: r.principal_type, action: r.action,
-      entityType: r.entity_type, entityId: r.entity_id, before: r.before, after: r.after, requestId: r.request_id, ip: r.ip,
-    }));
+    let query = qb.selectFrom('core.audit_logs')
+      .select([
+        'id', 'occurred_at as occurredAt', 'actor_id as actorId', 'principal_type as principalType', 'action', 'entity_type as entityType',
+        'entity_id as entityId', 'before', 'after', 'request_id as requestId', 'ip',
+      ])
+      .where('org_id', '=', orgId)
+      .orderBy('id', 'desc').limit(f.limit);
+    if (f.beforeId !== undefined) query = query.where('id', '<', BigInt(f.beforeId));
+    if (f.action !== undefined) query = query.where('action', '=', f.action);
+    if (f.entityType !== undefined) query = query.where('entity_type', '=', f.entityType);
+    if (f.entityId !== undefined) query = query.where('entity_id', '=', f.entityId);
+    if (f.actorId !== undefined) query = query.where('actor_id', '=', f.actorId);
+    if (f.from !== undefined) query = query.where('occurred_at', '>=', sql<Date>`${f.from}::timestamptz`);
+    if (f.to !== undefined) query = query.where('occurred_at', '<', sql<Date>`${f.to}::timestamptz`);
+    const rows = await db.run(query);
+    return rows.map((r) => ({ ...r, id: String(r.id) }));
   },
 };

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { actorOf, type Principal } from '../../platform/auth/principal.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { auditRepository, type AuditFilter, type AuditLog } from './audit.repository.js';
 
 export interface AuditEntry {
@@ -27,10 +26,7 @@ export class AuditService {
   }
 
   /** The organization's audit log, newest first; `afterId` is the (decoded) cursor: the last id of the previous page. */
-  list(tx: TenantTx, filter: Omit<AuditFilter, 'beforeId'>, afterId?: unknown): Promise<AuditLog[]> {
-    if (afterId !== undefined && !(typeof afterId === 'string' && /^[0-9]{1,19}$/.test(afterId))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+  list(tx: TenantTx, filter: Omit<AuditFilter, 'beforeId'>, afterId?: string): Promise<AuditLog[]> {
     return auditRepository.list(tx.db, tx.orgId, { ...filter, beforeId: afterId });
   }
 

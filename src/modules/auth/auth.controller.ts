@@ -7,7 +7,6 @@ import type { Principal } from '../../platform/auth/principal.js';
 import { CurrentPrincipal, Tx, UserRoute } from '../../platform/http/tenant.js';
 import { ApiErrors, ErrorResponse } from '../../platform/http/openapi.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { AuthService, REGISTRATION_ACCEPTED, type ClientInfo } from './auth.service.js';
 import {
@@ -15,6 +14,11 @@ import {
   RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, VerifyEmailDto,
 } from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
+import { AuthErrors } from './auth.errors.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import { AccountMailService, EMAIL_CHANGE_REQUESTED, RESET_REQUESTED } from './account-mail.service.js';
+import { CheckEmailDto, EmailChangeConfirmDto, EmailChangedDto, EmailChangeRequestDto, PasswordResetDto, PasswordResetRequestDto } from './auth.dto.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
 
@@ -57,12 +61,54 @@ const CSRF = {
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly accountMail: AccountMailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   @Public()
+  @Post('password-reset')
+  @HttpCode(202)
+  @ApiOperation({
+    operationId: 'requestPasswordReset', summary: 'Mail a link to reset the password (valid 30 minutes, single use)',
+    description: 'Answers the same 202 whether or not the address has an account; at most 3 reset e-mails per account per hour.',
+  })
+  @ApiAcceptedResponse({ type: CheckEmailDto, example: RESET_REQUESTED })
+  @ApiErrors(400)
+  @ApiResponse(CSRF)
+  requestPasswordReset(@Body() dto: PasswordResetRequestDto, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
+    return this.accountMail.requestPasswordReset(dto.email, clientInfo(req));
+  }
+
+  @Public()
+  @Post('password-reset/confirm')
+  @HttpCode(204)
+  @ApiOperation({
+    operationId: 'resetPassword', summary: 'Set a new password with the token of a reset link; every session of the account ends',
+  })
+  @ApiNoContentResponse()
+  @ApiErrorCodes('auth.reset_invalid')
+  @ApiResponse(CSRF)
+  async resetPassword(@Body() dto: PasswordResetDto, @Req() req: FastifyRequest): Promise<void> {
+    await this.accountMail.resetPassword(dto.token, dto.password, clientInfo(req));
+  }
+
+  @Public()
+  @Post('email-change/confirm')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'confirmEmailChange', summary: 'Confirm a new e-mail address with the token of the link mailed to it; the old address is told',
+  })
+  @ApiOkResponse({ type: EmailChangedDto })
+  @ApiErrorCodes('auth.email_change_invalid', 'auth.email_taken')
+  @ApiResponse(CSRF)
+  confirmEmailChange(@Body() dto: EmailChangeConfirmDto, @Req() req: FastifyRequest): Promise<EmailChangedDto> {
+    return this.accountMail.confirmEmailChange(dto.token, clientInfo(req));
+  }
+
+  @Public()
   @Post('register')
   @HttpCode(202)
+  @ApiErrorCodes('auth.rate_limited')
   @ApiOperation({
     operationId: 'register', summary: 'Create an account with e-mail and password (and a personal organization); the e-mail starts unverified',
     description: 'Answers the same 202 whether or not the e-mail already has an account. A verification link goes to the '
@@ -79,6 +125,7 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
+  @ApiErrorCodes('auth.locked')
   @ApiOperation({
     operationId: 'logIn', summary: 'Log in with e-mail and password',
     description: 'Each attempt is counted before the password is checked: LOGIN_MAX_FAILURES per account and address per '
@@ -98,6 +145,7 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
+  @ApiErrorCodes('auth.refresh_token_missing')
   @ApiOperation({
     operationId: 'refreshTokens', summary: 'Rotate a refresh token',
     description: 'A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh '
@@ -108,7 +156,7 @@ export class AuthController {
   @ApiResponse(CSRF)
   async refresh(@Body() dto: RefreshDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TokensDto> {
     const token = dto.refreshToken ?? req.cookies?.[REFRESH_COOKIE];
-    if (!token) throw AppError.badRequest('auth.refresh_token_missing', 'refreshToken is required');
+    if (!token) throw AuthErrors.error('auth.refresh_token_missing', 'refreshToken is required');
     const tokens = await this.auth.refresh(token, clientInfo(req));
     setAuthCookies(this.config, res, tokens);
     return tokens;
@@ -117,6 +165,7 @@ export class AuthController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
+  @ApiErrorCodes('auth.link_required')
   @ApiOperation({
     operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
     description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
@@ -152,9 +201,13 @@ export class AuthController {
 @ApiBearerAuth()
 @Controller('v1/auth')
 export class IdentitiesController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly accountMail: AccountMailService,
+  ) {}
 
   @Get('identities')
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
   @ApiOkResponse({ type: [IdentityDto] })
   @ApiErrors(401, 403)
@@ -164,6 +217,7 @@ export class IdentitiesController {
 
   @Post('identities')
   @HttpCode(201)
+  @ApiErrorCodes('auth.user_required', 'auth.identity_taken')
   @ApiOperation({ operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
   @ApiCreatedResponse({ type: [IdentityDto] })
   @ApiErrors(400, 401, 403)
@@ -174,6 +228,7 @@ export class IdentitiesController {
 
   @Post('verify-email')
   @HttpCode(200)
+  @ApiErrorCodes('auth.user_required', 'auth.verification_invalid')
   @ApiOperation({
     operationId: 'verifyEmail', summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
     description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
@@ -186,8 +241,23 @@ export class IdentitiesController {
     return this.auth.verifyEmail(principal, dto.token, clientInfo(req));
   }
 
+  @Post('email-change')
+  @HttpCode(202)
+  @ApiOperation({
+    operationId: 'requestEmailChange', summary: 'Ask to change the e-mail address (current password needed); a link to confirm goes to the new address',
+    description: 'The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another '
+      + 'account uses gets no mail, and the answer is the same.',
+  })
+  @ApiAcceptedResponse({ type: CheckEmailDto, example: EMAIL_CHANGE_REQUESTED })
+  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged')
+  @ApiErrors(401)
+  requestEmailChange(@Body() dto: EmailChangeRequestDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
+    return this.accountMail.requestEmailChange(principal, dto.newEmail, dto.password, clientInfo(req));
+  }
+
   @Post('email-verification')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
   @ApiNoContentResponse()
   @ApiErrors(401, 403)
@@ -204,6 +274,7 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
+  @ApiErrorCodes('auth.refresh_token_missing')
   @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {
@@ -214,6 +285,7 @@ export class SessionsController {
 
   @Post('app-token')
   @HttpCode(201)
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({
     operationId: 'createAppToken', summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
     description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.',
@@ -225,6 +297,7 @@ export class SessionsController {
   }
 
   @Get('sessions')
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listSessions', summary: 'The signed-in user\'s active sessions' })
   @ApiOkResponse({ type: [SessionDto] })
   sessions(@Tx() tx: TenantTx): Promise<SessionDto[]> {
@@ -233,6 +306,7 @@ export class SessionsController {
 
   @Delete('sessions/:sessionId')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required', 'session.not_found')
   @ApiOperation({ operationId: 'revokeSession', summary: 'Revoke one of the signed-in user\'s sessions' })
   @ApiNoContentResponse()
   @ApiErrors(404)

@@ -127,3 +127,37 @@ export class AppSessionDto {
   @ApiProperty({ description: 'The user\'s personal organization', format: 'uuid' }) personalOrgId: string;
   @ApiProperty({ description: 'Code of the app that redeemed the token', example: 'app_securevault' }) appCode: string;
 }
+
+@ApiSchema({ description: 'The e-mail address of the account whose password to reset' })
+export class PasswordResetRequestDto {
+  @ApiProperty({ description: 'E-mail address of the account; trimmed and lower-cased', example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
+}
+
+@ApiSchema({ description: 'The token from the reset link, and the new password' })
+export class PasswordResetDto {
+  @ApiProperty({ description: 'The token from the reset link (single use, 30 minutes)', example: 'Zk3v9QmR2xYp7LwT0cN5aB8dE1fG4hJ6kM9nP2qS5uV' }) @IsString() @Length(20, 200) token: string;
+  @ApiProperty({ description: 'The new password, 10 to 200 characters', minLength: 10, maxLength: 200, format: 'password', example: 'a new horse battery staple' }) @IsString() @Length(10, 200) password: string;
+}
+
+@ApiSchema({ description: 'The new e-mail address, confirmed with the current password' })
+export class EmailChangeRequestDto {
+  @ApiProperty({ description: 'The new e-mail address; trimmed and lower-cased. A link to confirm it goes there', example: 'ada.lovelace@example.org' })
+  @Transform(lower) @IsEmail() @MaxLength(320) newEmail: string;
+  @ApiProperty({ description: 'The current password of the account', format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
+}
+
+@ApiSchema({ description: 'The token from the link mailed to the new address' })
+export class EmailChangeConfirmDto {
+  @ApiProperty({ description: 'The token from the confirmation link (single use)', example: 'Zk3v9QmR2xYp7LwT0cN5aB8dE1fG4hJ6kM9nP2qS5uV' }) @IsString() @Length(20, 200) token: string;
+}
+
+@ApiSchema({ description: 'The same answer whether or not the address has an account (nothing is revealed)' })
+export class CheckEmailDto {
+  @ApiProperty({ enum: ['check_email'], description: 'Always check_email', example: 'check_email' }) status: 'check_email';
+  @ApiProperty({ description: 'Human-readable next step', example: 'If this address has an account, a link has been sent to it.' }) message: string;
+}
+
+@ApiSchema({ description: 'The e-mail address the account now has' })
+export class EmailChangedDto {
+  @ApiProperty({ description: 'The new e-mail address (verified: the link proved it)', example: 'ada.lovelace@example.org' }) email: string;
+}

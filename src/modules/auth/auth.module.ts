@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
+import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { AuthController, IdentitiesController, SessionsController } from './auth.controller.js';
 import { CookieCsrfGuard } from './cookie-csrf.guard.js';
 import { PasswordHasher } from './password-hasher.js';
-import { VerificationLinkSender } from './verification-link.sender.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import { AuthService } from './auth.service.js';
 import { AuthBridge } from './auth-bridge.js';
@@ -13,12 +13,13 @@ import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { TokenService } from './token.service.js';
+import { AccountMailService } from './account-mail.service.js';
 
 @Module({
-  imports: [PassportModule],
+  imports: [PassportModule, OrganizationsModule],
   controllers: [AuthController, IdentitiesController, SessionsController],
   providers: [
-    AuthService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, VerificationLinkSender, SupabaseEmailCheck, JwtStrategy,
+    AuthService, AccountMailService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, SupabaseEmailCheck, JwtStrategy,
     // global guards run in this order: CSRF (cookie mode) before the token is even read
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },

@@ -7,16 +7,22 @@ import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { AuditService } from '../audit/audit.service.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
+import { AnalyticsService } from '../analytics/analytics.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
-import { VerificationLinkSender } from './verification-link.sender.js';
+import { AccountMailService } from './account-mail.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
+import { AuthErrors } from './auth.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { deviceHash, knownDeviceRepository, networkPrefix } from './known-device.repository.js';
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
@@ -47,14 +53,16 @@ export class AuthService {
     private readonly throttle: LoginThrottle,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditService,
-    private readonly verificationLinks: VerificationLinkSender,
+    private readonly analytics: AnalyticsService,
+    private readonly accountMail: AccountMailService,
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
+    private readonly organizations: OrganizationsService,
   ) {}
 
   /**
-   * Creates an account whose e-mail is not yet verified, and sends (today: logs, in development)
-   * the verification link. Answers alike for taken and free e-mails, after the same hashing work,
+   * Creates an account whose e-mail is not yet verified, and queues the verification e-mail (its link's
+   * token is minted when the mail is sent: account-mail.service.ts). Answers alike for taken and free e-mails, after the same hashing work,
    * so registration does not tell which e-mails have accounts.
    */
   async register(input: { email: string; password: string; name?: string }, client: ClientInfo): Promise<RegistrationAcceptedDto> {
@@ -67,29 +75,28 @@ export class AuthService {
         .catch((err) => { if (err !== ROLLED_BACK) throw err; });
       return REGISTRATION_ACCEPTED;
     }
-    const created = await this.createPasswordAccount(input, hash, client);
-    if (created) await this.verificationLinks.send({ userId: created.user.id, email: created.user.email }, created.link);
+    await this.createPasswordAccount(input, hash, client);
     return REGISTRATION_ACCEPTED;
   }
 
   /**
-   * The account, its password, its unverified password identity and a verification link, in one
+   * The account, its password, its unverified password identity and its verification e-mail, in one
    * transaction. `rehearse`: the same statements, then a rollback (for a taken e-mail's answer time).
    */
   private createPasswordAccount(input: { email: string; name?: string }, hash: string, client: ClientInfo, rehearse = false) {
     return this.privileged.run('auth.credentials', async (db) => {
-      const made = await userRepository.create(db, { email: input.email, name: input.name });
+      const made = await this.createUser(db, { email: input.email, name: input.name });
       // a concurrent registration of the same e-mail won the race: never set a password on its account
       if (!made) return undefined;
       const { user, personalOrgId } = made;
       await userRepository.setPassword(db, user.id, hash);
       await identityRepository.add(db, user.id, { provider: 'password', subject: user.id, email: user.email, emailVerified: false });
-      const link = await this.newVerificationLink(db, user);
+      await this.accountMail.queueVerification(db, user, personalOrgId);
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'user.registered', entityType: 'user', entityId: user.id, after: { ...user, provider: 'password', emailVerified: false },
       }, client);
       if (rehearse) throw ROLLED_BACK;
-      return { user, link };
+      return { user };
     });
   }
 
@@ -100,7 +107,7 @@ export class AuthService {
    * click "verify" and keep a verified account with the pre-registered password.
    */
   async verifyEmail(principal: Principal, token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const done = await this.privileged.run('auth.credentials', async (db) => {
       const used = await identityRepository.consumeVerificationToken(db, hashToken(token), principal.userId);
       if (!used) return undefined;
@@ -110,7 +117,7 @@ export class AuthService {
       return used;
     });
     if (!done) {
-      throw AppError.badRequest('auth.verification_invalid',
+      throw AuthErrors.error('auth.verification_invalid',
         'this verification link is unknown, already used, expired or for another account; sign in to the account it was sent for, or ask for a new one');
     }
     return { email: done.email, verified: true };
@@ -118,25 +125,22 @@ export class AuthService {
 
   /** Sends a new verification link for the signed-in user's password e-mail, unless it is verified already. */
   async resendVerification(principal: Principal): Promise<void> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
-    const pending = await this.privileged.run('auth.credentials', async (db) => {
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    await this.privileged.run('auth.credentials', async (db) => {
       const user = await userRepository.findById(db, principal.userId);
-      if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return undefined;
-      const link = await this.newVerificationLink(db, user);
+      if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return;
+      await this.accountMail.queueVerification(db, user, principal.personalOrgId);
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'user.verification_link_sent', entityType: 'user', entityId: user.id, after: { email: user.email },
       });
-      return { user, link };
     });
-    if (pending) await this.verificationLinks.send({ userId: pending.user.id, email: pending.user.email }, pending.link);
   }
 
-  private async newVerificationLink(db: Db, user: UserRow): Promise<string> {
-    const token = this.tokens.newRefreshToken(); // 32 random bytes; only the hash is stored
-    await identityRepository.addVerificationToken(db, {
-      tokenHash: token.hash, userId: user.id, email: user.email, ttlHours: this.config.auth.emailVerificationTtlHours,
-    });
-    return this.verificationLinks.linkFor(token.token);
+  /** A new user and its personal organization (the organizations module's), in the caller's transaction; undefined when the e-mail is taken. */
+  private async createUser(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string } | undefined> {
+    const user = await userRepository.create(db, u);
+    if (!user) return undefined;
+    return { user, personalOrgId: await this.organizations.createPersonal(db, user.id, u.name || u.email) };
   }
 
   /**
@@ -162,7 +166,8 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
-      return this.startSession(db, user, personalOrgId, client);
+      await this.analytics.recordPrivileged(db, personalOrgId, { name: 'user.signed_in', userId: user.id, properties: { method: 'password' } });
+      return this.startSession(db, user, personalOrgId, client, 'password');
     });
   }
 
@@ -186,21 +191,21 @@ export class AuthService {
         await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
           action: 'auth.exchanged', entityType: 'user', entityId: user.id, before, after: { ...user, provider: identity.provider },
         }, client);
-        return this.startSession(db, user, personalOrgId, client);
+        return this.startSession(db, user, personalOrgId, client, 'exchange');
       }
 
       const existing = await userRepository.findByEmail(db, identity.email);
       if (!existing) {
         // a new Supabase user keeps its auth.users id, unless that id already names another user
         const id = identity.provider === 'supabase' && !(await userRepository.exists(db, identity.subject)) ? identity.subject : undefined;
-        const made = await userRepository.create(db, { id, email: identity.email, name: identity.name, image: identity.image });
+        const made = await this.createUser(db, { id, email: identity.email, name: identity.name, image: identity.image });
         if (!made) throw linkRequired(identity.provider); // the e-mail was registered meanwhile
         await identityRepository.add(db, made.user.id, input);
         await this.audit.recordPrivileged(db, made.personalOrgId, this.principalOf(made.user, made.personalOrgId), {
           action: 'user.registered', entityType: 'user', entityId: made.user.id,
           after: { ...made.user, provider: identity.provider, emailVerified: identity.emailVerified },
         }, client);
-        return this.startSession(db, made.user, made.personalOrgId, client);
+        return this.startSession(db, made.user, made.personalOrgId, client, 'exchange');
       }
 
       if (!identity.emailVerified) throw linkRequired(identity.provider);
@@ -221,19 +226,19 @@ export class AuthService {
         action: 'auth.identity_linked', entityType: 'user', entityId: user.id,
         after: { provider: identity.provider, email: identity.email, emailVerified: true, by: 'verified_email' },
       }, client);
-      return this.startSession(db, user, personalOrgId, client);
+      return this.startSession(db, user, personalOrgId, client, 'exchange');
     });
   }
 
   /** Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. */
   async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<IdentityDto[]> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (owner && owner.id !== principal.userId) {
-        throw AppError.conflict('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
+        throw AuthErrors.error('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
       }
       if (owner) await identityRepository.touch(db, input);
       else await identityRepository.add(db, principal.userId, input);
@@ -258,7 +263,7 @@ export class AuthService {
   }
 
   async listIdentities(principal: Principal): Promise<IdentityDto[]> {
-    if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     return this.privileged.run('auth.credentials', (db) => identityRepository.listForUser(db, principal.userId));
   }
 
@@ -344,16 +349,26 @@ export class AuthService {
 
   async revokeSession(tx: TenantTx, sessionId: string): Promise<void> {
     // RLS: the update only reaches the caller's own sessions
-    if (!(await sessionRepository.revoke(tx.db, sessionId, 'revoked_by_user'))) throw AppError.notFound('session', sessionId);
+    if (!(await sessionRepository.revoke(tx.db, sessionId, 'revoked_by_user'))) throw AuthErrors.notFound('session', sessionId);
     await this.audit.record(tx, { action: 'auth.session_revoked', entityType: 'session', entityId: sessionId });
   }
 
-  /** Creates a session (refresh-token family) and returns the first token pair. */
-  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo): Promise<TokensDto> {
+  /**
+   * Creates a session (refresh-token family) and returns the first token pair. A sign-in from a device this
+   * account never used (known-device.repository.ts) emits a security event in the same transaction.
+   */
+  async startSession(db: Db, user: UserRow, personalOrgId: string, client: ClientInfo, method: 'password' | 'exchange' = 'password'): Promise<TokensDto> {
     const refresh = this.tokens.newRefreshToken();
     const sessionId = await sessionRepository.create(db, {
       userId: user.id, userAgent: client.userAgent, ip: client.ip, ttlDays: this.config.auth.refreshTokenTtlDays, tokenHash: refresh.hash,
     });
+    const device = await knownDeviceRepository.record(db, user.id, deviceHash(client.userAgent, client.ip));
+    if (device.unknown) {
+      await emitEvent({ db, orgId: personalOrgId }, 'session.started_from_unknown_device', {
+        userId: user.id, sessionId, userAgent: (client.userAgent ?? 'unknown').slice(0, 200), ipPrefix: networkPrefix(client.ip),
+        signedInAt: new Date(this.clock.now()).toISOString(), method,
+      });
+    }
     return this.tokensFor(user, personalOrgId, sessionId, refresh.token);
   }
 
@@ -372,7 +387,7 @@ function identityInput(identity: ExternalIdentity): IdentityInput {
 }
 
 function linkRequired(provider: ExchangeProvider): AppError {
-  return AppError.conflict('auth.link_required',
+  return AuthErrors.error('auth.link_required',
     `an account with this e-mail already exists and this ${PROVIDER_LABEL[provider]} sign-in cannot be joined to it automatically `
     + '(its e-mail is not verified by the provider); sign in to that account and link this identity with POST /v1/auth/identities');
 }

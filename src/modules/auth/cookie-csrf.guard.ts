@@ -1,9 +1,9 @@
 import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
 import { REFRESH_COOKIE } from './auth.controller.js';
+import { AuthErrors } from './auth.errors.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -37,15 +37,15 @@ export class CookieCsrfGuard implements CanActivate {
     if (!cookieAuthenticated && !path.startsWith('/v1/auth/')) return true;
 
     if (hasBody(req) && !isJson(req.headers['content-type'])) {
-      throw AppError.forbidden('auth.csrf_rejected', 'with cookie authentication, requests that change state must send Content-Type: application/json');
+      throw AuthErrors.error('auth.csrf_rejected', 'with cookie authentication, requests that change state must send Content-Type: application/json');
     }
     const origin = originOf(req);
     if (origin === undefined) {
       if (!cookieAuthenticated) return true;
-      throw AppError.forbidden('auth.csrf_rejected', 'a cookie-authenticated request that changes state must carry an Origin header');
+      throw AuthErrors.error('auth.csrf_rejected', 'a cookie-authenticated request that changes state must carry an Origin header');
     }
     if (!this.allowed.has(origin)) {
-      throw AppError.forbidden('auth.csrf_rejected', `origin ${origin} is not allowed to send cookie-authenticated requests (CORS_ORIGINS)`);
+      throw AuthErrors.error('auth.csrf_rejected', `origin ${origin} is not allowed to send cookie-authenticated requests (CORS_ORIGINS)`);
     }
     return true;
   }

@@ -3,6 +3,8 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import { IS_PUBLIC } from '../../platform/auth/public.decorator.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { isOrgRoute } from '../../platform/http/tenant.js';
+import { apiKeyPrincipal, API_KEY_BEARER } from '../api-keys/api-key-secret.js';
 
 /** Global guard: every route needs a valid token unless marked @Public() (then the caller is anonymous). */
 @Injectable()
@@ -15,6 +17,18 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
     if (isPublic) {
       context.switchToHttp().getRequest().user = { kind: 'anonymous' };
+      return true;
+    }
+    const req = context.switchToHttp().getRequest();
+    const authorization: unknown = req.headers?.authorization;
+    if (typeof authorization === 'string' && API_KEY_BEARER.test(authorization)) {
+      // verified by the database in the tenant transaction (begin_key_request); only organization routes have one
+      if (!isOrgRoute(this.reflector, context)) {
+        throw AppError.forbidden('api_keys.route_closed', 'API keys work only on the organization routes /v1/orgs/{orgId}/...; this route needs a user token');
+      }
+      const principal = apiKeyPrincipal(authorization);
+      if (!principal) throw AppError.unauthorized('the API key is malformed (expected ozk_live_<id>_<secret>)');
+      req.user = principal;
       return true;
     }
     return (await super.canActivate(context)) as boolean;

@@ -1,9 +1,10 @@
-import { HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { AuthErrors } from './auth.errors.js';
 
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
@@ -170,8 +171,8 @@ export class LoginThrottle {
 }
 
 /** 429 with the wait in the body (details.retryAfterSeconds) and in Retry-After. */
-function tooMany(code: string, message: string, retryAfterSeconds: number): AppError {
-  const err = new AppError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds });
+function tooMany(code: 'auth.locked' | 'auth.rate_limited', message: string, retryAfterSeconds: number): AppError {
+  const err = AuthErrors.error(code, message, { retryAfterSeconds });
   err.retryAfterSeconds = retryAfterSeconds;
   return err;
 }

@@ -12,19 +12,21 @@ export interface UserRow {
 }
 
 /** Users, credentials and personal organizations. Only privileged paths call this (no tenant exists yet). */
+const USER_COLUMNS = ['u.id', 'u.email', 'u.name', 'u.image', 'u.accountType'] as const;
+
+/** Users and their credentials. Only privileged paths call this (no tenant exists yet). */
 export const userRepository = {
+  /** The user of an e-mail, with the password hash and the personal organization (core.personal_org_id: the organizations module's table). */
   async findByEmail(db: Db, email: string): Promise<(UserRow & { passwordHash: string | null; personalOrgId: string | null }) | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      SELECT u.id, u.email, u.name, u.image, u."accountType", c.password_hash, o.id AS personal_org_id
-      FROM core."User" u
-      LEFT JOIN core.user_credentials c ON c.user_id = u.id
-      LEFT JOIN core.organizations o ON o.owner_user_id = u.id AND o.account_type = 'personal'
-      WHERE u.email = ${email}`;
-    return row && { id: row.id, email: row.email, name: row.name, image: row.image, accountType: row.accountType, passwordHash: row.password_hash, personalOrgId: row.personal_org_id };
+    const [row] = await db.run(qb.selectFrom('core.User as u')
+      .leftJoin('core.user_credentials as c', 'c.user_id', 'u.id')
+      .select([...USER_COLUMNS, 'c.password_hash as passwordHash', sql<string | null>`core.personal_org_id(u.id)::text`.as('personalOrgId')])
+      .where('u.email', '=', email));
+    return row;
   },
 
   async findById(db: Db, id: string): Promise<UserRow | undefined> {
-    const [row] = await db.$queryRaw<UserRow[]>`SELECT id, email, name, image, "accountType" FROM core."User" WHERE id = ${id}`;
+    const [row] = await db.run(qb.selectFrom('core.User as u').select(USER_COLUMNS).where('u.id', '=', id));
     return row;
   },
 
@@ -34,30 +36,24 @@ export const userRepository = {
   },
 
   async exists(db: Db, id: string): Promise<boolean> {
-    const [row] = await db.$queryRaw<{ found: boolean }[]>`SELECT EXISTS (SELECT 1 FROM core."User" WHERE id = ${id}) AS found`;
-    return row.found;
+    const [row] = await db.run(qb.selectFrom('core.User').select('id').where('id', '=', id));
+    return row !== undefined;
   },
 
   /**
-   * syncUserToDatabase (seed 000), creating side: a new user with a personal organization, kept in
-   * step with auth.users (Supabase's, or our compatibility table). Undefined when the e-mail is
-   * taken (a concurrent registration won): the caller must not touch that account.
+   * syncUserToDatabase (seed 000), creating side: a new user, kept in step with auth.users (Supabase's,
+   * or our compatibility table). Its personal organization is the organizations module's to create.
+   * Undefined when the e-mail is taken (a concurrent registration won): the caller must not touch that account.
    */
-  async create(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string } | undefined> {
-    const id = u.id ?? randomUUID();
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO core."User" (id, email, name, image, "accountType", "createdAt", "updatedAt")
-      VALUES (${id}, ${u.email}, ${u.name ?? null}, ${u.image ?? null}, 'personal', now(), now())
-      ON CONFLICT DO NOTHING
-      RETURNING id, email, name, image, "accountType"`;
+  async create(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<UserRow | undefined> {
+    const [row] = await db.run(qb.insertInto('core.User')
+      .values({ id: u.id ?? randomUUID(), email: u.email, name: u.name ?? null, image: u.image ?? null, accountType: 'personal', createdAt: sql`now()`, updatedAt: sql`now()` })
+      .onConflict((oc) => oc.doNothing())
+      .returning(['id', 'email', 'name', 'image', 'accountType']));
     if (!row) return undefined;
     // through a function of ours: on Supabase, service_role has no rights in schema auth
-    await db.$executeRaw`SELECT core.sync_auth_user(${id}::uuid, ${u.email})`;
-    const [org] = await db.$queryRaw<{ id: string }[]>`
-      INSERT INTO core.organizations (name, account_type, owner_user_id)
-      VALUES (${u.name ? `${u.name}` : u.email}, 'personal', ${row.id}) RETURNING id`;
-    await db.$executeRaw`INSERT INTO core.memberships (org_id, user_id, role) VALUES (${org.id}::uuid, ${row.id}, 'owner')`;
-    return { user: { id: row.id, email: row.email, name: row.name, image: row.image, accountType: row.accountType }, personalOrgId: org.id };
+    await db.$executeRaw`SELECT core.sync_auth_user(${row.id}::uuid, ${u.email})`;
+    return row;
   },
 
   /** syncUserToDatabase, updating side: name and image follow the identity provider when it sends them. */
@@ -74,16 +70,13 @@ export const userRepository = {
   },
 
   async setPassword(db: Db, userId: string, passwordHash: string): Promise<void> {
-    await db.$executeRaw`
-      INSERT INTO core.user_credentials (user_id, password_hash) VALUES (${userId}, ${passwordHash})
-      ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()`;
+    await db.run(qb.insertInto('core.user_credentials').values({ user_id: userId, password_hash: passwordHash })
+      .onConflict((oc) => oc.column('user_id').doUpdateSet((eb) => ({ password_hash: eb.ref('excluded.password_hash'), updated_at: sql`now()` }))));
   },
 
   /** Stores a rehashed password (argon2id, current costs) unless the password changed meanwhile. */
   async replacePasswordHash(db: Db, userId: string, oldHash: string, newHash: string): Promise<boolean> {
-    const n = await db.$executeRaw`
-      UPDATE core.user_credentials SET password_hash = ${newHash}, updated_at = now()
-      WHERE user_id = ${userId} AND password_hash = ${oldHash}`;
-    return n > 0;
+    return (await db.runCount(qb.updateTable('core.user_credentials').set({ password_hash: newHash, updated_at: sql`now()` })
+      .where('user_id', '=', userId).where('password_hash', '=', oldHash))) > 0;
   },
 };

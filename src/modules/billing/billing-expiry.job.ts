@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
+import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo } from './billing.repository.js';
 
 /**
@@ -35,6 +37,8 @@ export class BillingExpiryJob {
             action: 'billing.subscription_expired', entityType: 'subscription', entityId: s.id,
             before: { status: s.status, plan: s.plan }, after: { status: 'canceled', plan: s.plan, reason: s.reason },
           });
+          const after = await repo.lockSubscription(db, s.id);
+          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status));
         }
       }
       if (due.length) this.logger.log(`ended ${due.length} subscription(s)`);

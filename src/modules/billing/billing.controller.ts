@@ -1,10 +1,10 @@
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { CurrentPrincipal, OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
 import {
@@ -14,6 +14,9 @@ import { billingRepository as repo } from './billing.repository.js';
 import { CheckoutService } from './checkout.service.js';
 import { EntitlementsService } from './entitlements.service.js';
 import { StripeWebhookService } from './stripe-webhook.service.js';
+import { BillingErrors } from './billing.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 
 @ApiTags('billing')
 @OrgRoute()
@@ -25,6 +28,8 @@ export class OrgBillingController {
   ) {}
 
   @Get('entitlements')
+  @ApiErrorCodes('organization.not_found', 'app.not_found')
+  @RequiresScope('org:read')
   @ApiOperation({ operationId: 'getOrganizationEntitlements', summary: 'The organization\'s plan, status and every feature with its limit and current usage in one app (members; a service key too)' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400)
@@ -34,6 +39,7 @@ export class OrgBillingController {
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
@@ -43,6 +49,7 @@ export class OrgBillingController {
 
   @Post('billing/portal')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.no_customer', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
@@ -52,6 +59,7 @@ export class OrgBillingController {
 
   @Get('billing/events')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role')
   @ApiOperation({ operationId: 'listBillingEvents', summary: 'The latest Stripe events about this organization (admin or owner)' })
   @ApiOkResponse({ type: [BillingEventDto] })
   events(@Tx() tx: TenantTx): Promise<BillingEventDto[]> {
@@ -69,6 +77,7 @@ export class MyBillingController {
   ) {}
 
   @Get('entitlements')
+  @ApiErrorCodes('auth.user_required', 'app.not_found')
   @ApiOperation({ operationId: 'getMyEntitlements', summary: 'Your personal plan, status and features in one app' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400, 404)
@@ -77,6 +86,7 @@ export class MyBillingController {
   }
 
   @Post('billing/checkout')
+  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
@@ -85,6 +95,7 @@ export class MyBillingController {
   }
 
   @Post('billing/portal')
+  @ApiErrorCodes('auth.user_required', 'billing.no_customer', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
@@ -98,6 +109,7 @@ export class MyBillingController {
 @Controller('v1/billing/apps')
 export class CatalogController {
   @Get()
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listApps', summary: 'The catalog: apps, their plans, and each plan\'s features and limits' })
   @ApiOkResponse({ type: [AppCatalogDto] })
   async list(@Tx() tx: TenantTx): Promise<AppCatalogDto[]> {
@@ -131,16 +143,17 @@ export class ServiceEntitlementsController {
   ) {}
 
   @Get()
+  @ApiErrorCodes('auth.service_required', 'user.not_found', 'app.not_found')
   @ApiOperation({ operationId: 'getUserEntitlements', summary: 'A person\'s personal plan, status, features, limits and usage in one app (service-role key only)' })
   @ApiParam({ name: 'userId', description: 'core."User".id' })
   @ApiOkResponse({ type: EntitlementsDto })
   @ApiErrors(400, 401, 403, 404)
   async get(@CurrentPrincipal() principal: Principal, @Param('userId') userId: string, @Query() q: AppQueryDto, @Req() req: FastifyRequest): Promise<EntitlementsDto> {
-    if (principal.kind !== 'service') throw AppError.forbidden('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
+    if (principal.kind !== 'service') throw PlatformErrors.error('auth.service_required', 'this route is for a service-role key; a person reads GET /v1/me/entitlements');
     const meta = { requestId: req.id, ip: req.ip };
-    const orgId = await this.db.tenant(principal, '', meta, (tx) => this.entitlements.personalOrgOf(tx, userId), { allowNonMember: true });
-    if (!orgId) throw AppError.notFound('user', userId);
-    return this.db.tenant(principal, orgId, meta, (tx) => this.entitlements.entitlements(tx, q.app));
+    const found = await this.db.tenantResolving(principal, meta, (tx) => this.entitlements.personalOrgOf(tx, userId), (tx) => this.entitlements.entitlements(tx, q.app));
+    if (!found) throw BillingErrors.notFound('user', userId);
+    return found;
   }
 }
 
@@ -152,6 +165,7 @@ export class StripeWebhookController {
   @Post()
   @Public()
   @HttpCode(200)
+  @ApiErrorCodes('billing.webhook_signature', 'billing.webhook_payload', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'receiveStripeWebhook', summary: 'Stripe webhook: verified on the raw body, stored once per event id, processed through the job outbox' })
   @ApiHeader({ name: 'Stripe-Signature', required: true })
   @ApiOkResponse({ type: WebhookAckDto })

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeClient } from './stripe.client.js';
+import { BillingErrors } from './billing.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 /** Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. */
 @Injectable()
@@ -18,21 +19,21 @@ export class CheckoutService {
 
   private async subject(tx: TenantTx): Promise<Subject> {
     const org = await repo.org(tx.db, tx.orgId);
-    if (!org) throw AppError.notFound('organization', tx.orgId);
+    if (!org) throw PlatformErrors.notFound('organization', tx.orgId);
     return org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: tx.orgId };
   }
 
   async checkout(tx: TenantTx, dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    if (!(await repo.app(tx.db, dto.app))) throw AppError.notFound('app', dto.app);
+    if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
     const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
-    if (!plan) throw new AppError(422, 'billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
+    if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
     const subject = await this.subject(tx);
     const audience = subject.kind === 'user' ? 'personal' : 'business';
     if (plan.audience !== 'any' && plan.audience !== audience) {
-      throw new AppError(422, 'billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
+      throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
     }
     const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
-    if (!price) throw new AppError(422, 'billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
+    if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
     const customer = await repo.stripeCustomer(tx.db, subject);
     // the webhook finds the organization (or person) and the plan again from this metadata
     const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
@@ -47,7 +48,7 @@ export class CheckoutService {
       success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${base}/billing/canceled`,
     }));
-    if (!session.url) throw new AppError(502, 'billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
+    if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     await this.audit.record(tx, {
       action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
       after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
@@ -57,7 +58,7 @@ export class CheckoutService {
 
   async portal(tx: TenantTx, dto: PortalDto): Promise<PortalSessionDto> {
     const customer = await repo.stripeCustomer(tx.db, await this.subject(tx));
-    if (!customer) throw AppError.conflict('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
+    if (!customer) throw BillingErrors.error('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
     const base = this.config.billing.appUrl.replace(/\/$/, '');
     const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
     await this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } });

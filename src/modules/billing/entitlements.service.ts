@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import type { EntitlementGate, EntitlementRequirement } from '../../platform/http/tenant.js';
 import { billingRepository as repo, type PlanRow, type Subject, type SubscriptionRow } from './billing.repository.js';
 import type { EntitlementsDto, FeatureEntitlementDto } from './billing.dto.js';
 import { UsageCounters } from './usage-counters.js';
+import { BillingErrors } from './billing.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 const DAY_MS = 86_400_000;
 
@@ -65,7 +66,7 @@ export class EntitlementsService implements EntitlementGate {
 
   private async resolve(db: Db, orgId: string, appId: string): Promise<Resolved> {
     const found = await repo.billingContext(db, orgId, appId);
-    if (!found) throw (await repo.app(db, appId)) ? AppError.notFound('organization', orgId) : AppError.notFound('app', appId);
+    if (!found) throw (await repo.app(db, appId)) ? PlatformErrors.notFound('organization', orgId) : BillingErrors.notFound('app', appId);
     const { app, org, subscription } = found;
     // a personal organization is billed through its owner's personal subscription ("organizationId" NULL)
     const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
@@ -131,7 +132,7 @@ export class EntitlementsService implements EntitlementGate {
     if (req.consumes) await repo.lockLimits(tx.db, tx.orgId, req.app);
     const r = await this.resolve(tx.db, tx.orgId, req.app);
     if (r.access.access === 'read_only') {
-      throw new AppError(402, 'billing.subscription_inactive',
+      throw BillingErrors.error('billing.subscription_inactive',
         `the ${req.app} subscription of this ${r.subject.kind === 'user' ? 'account' : 'organization'} is read-only: ${r.access.reason}; renew or upgrade it to make changes`,
         { app: req.app, plan: r.plan, status: r.status });
     }
@@ -141,7 +142,7 @@ export class EntitlementsService implements EntitlementGate {
     if (feature.kind === 'boolean') {
       if (!feature.enabled) {
         const upgrade = await this.upgradeFor(tx.db, r, req.feature, 0);
-        throw new AppError(402, 'billing.feature_not_in_plan',
+        throw BillingErrors.error('billing.feature_not_in_plan',
           `the ${r.plan} plan does not include ${feature.description.toLowerCase()}; ${upgrade ? `upgrade to ${upgrade.code}` : 'no plan includes it'}`,
           { app: req.app, feature: req.feature, plan: r.plan, upgradeTo: upgrade?.code ?? null });
       }
@@ -153,7 +154,7 @@ export class EntitlementsService implements EntitlementGate {
     const used = await counter(tx);
     if (used + 1 > feature.limit) {
       const upgrade = await this.upgradeFor(tx.db, r, req.feature, used + 1);
-      throw new AppError(402, 'billing.limit_reached',
+      throw BillingErrors.error('billing.limit_reached',
         `the ${r.plan} plan allows ${quantity(feature.limit, feature.unit ?? req.feature)}; ${upgrade ? `upgrade to ${upgrade.code}` : 'no plan allows more; contact sales'}`,
         { app: req.app, feature: req.feature, plan: r.plan, limit: feature.limit, usage: used, upgradeTo: upgrade?.code ?? null });
     }

@@ -5,9 +5,11 @@ import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
+import { BillingErrors } from './billing.errors.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
@@ -63,11 +65,11 @@ export class StripeWebhookService implements OnModuleInit {
     } catch (err) {
       if (err instanceof AppError) throw err;
       this.logger.warn(`stripe webhook rejected (request ${requestId}): ${(err as Error).message}`);
-      throw AppError.badRequest('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
+      throw BillingErrors.error('billing.webhook_signature', 'the Stripe-Signature header does not verify against the request body');
     }
     if (typeof event.id !== 'string' || typeof event.type !== 'string' || !Number.isInteger(event.created)) {
       this.logger.warn(`stripe webhook rejected (request ${requestId}): signed, but not an event (id, type, created)`);
-      throw AppError.badRequest('billing.webhook_payload', 'the payload is not a Stripe event: it needs id, type and created');
+      throw BillingErrors.error('billing.webhook_payload', 'the payload is not a Stripe event: it needs id, type and created');
     }
     return this.privileged.run('billing.webhook', async (db) => {
       const orgId = await this.locate(db, event);
@@ -158,7 +160,17 @@ export class StripeWebhookService implements OnModuleInit {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
     }, { requestId: event.id });
+    await emitEvent({ db, orgId }, this.domainEventType(event.type, existing, after), subscriptionPayload(after!, existing?.status ?? null), 1, at);
     return { status: 'processed', subscriptionId: id };
+  }
+
+  /** The domain event a processed Stripe event means for the organization (billing.events.ts). */
+  private domainEventType(stripeType: string, before: SubscriptionRow | undefined, after: SubscriptionRow | undefined): string {
+    if (stripeType === 'invoice.payment_failed') return 'payment.failed';
+    if (stripeType === 'customer.subscription.trial_will_end') return 'subscription.trial_ending';
+    if (!before) return 'subscription.created';
+    if (after?.status === 'canceled' && before.status !== 'canceled') return 'subscription.canceled';
+    return 'subscription.updated';
   }
 
   /** Reads the event into a Change, or says why it changes nothing. */
@@ -173,7 +185,8 @@ export class StripeWebhookService implements OnModuleInit {
       }
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
-      case 'customer.subscription.deleted': {
+      case 'customer.subscription.deleted':
+      case 'customer.subscription.trial_will_end': {
         const item = obj.items?.data?.[0];
         const price = idOf(item?.price);
         const mapped = price ? this.config.billing.stripePrices[price] : undefined;
@@ -203,4 +216,14 @@ export class StripeWebhookService implements OnModuleInit {
     if (typeof app !== 'string' || typeof plan !== 'string') return false;
     return (await repo.plans(db, app)).some((p) => p.code === plan);
   }
+}
+
+/** The payload of the subscription events (billing.events.ts): no Stripe ids, no customer data. */
+export function subscriptionPayload(s: SubscriptionRow, previousStatus: string | null): Record<string, unknown> {
+  return {
+    subscriptionId: s.id, app: s.appId, plan: s.plan, status: s.status, previousStatus,
+    trialEndsAt: s.trialEndsAt ? s.trialEndsAt.toISOString() : null,
+    currentPeriodEnd: s.currentPeriodEnd ? s.currentPeriodEnd.toISOString() : null,
+    cancelAtPeriodEnd: s.cancelAtPeriodEnd,
+  };
 }

@@ -1,8 +1,8 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
+import { BillingErrors } from './billing.errors.js';
 
 /**
  * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at
@@ -34,7 +34,7 @@ export class StripeClient implements OnModuleInit {
 
   /** The API client; 503 when STRIPE_SECRET_KEY is not configured. */
   api(): Stripe {
-    if (!this.client) throw new AppError(503, 'billing.stripe_not_configured', 'Stripe is not configured on this server (STRIPE_SECRET_KEY is missing)');
+    if (!this.client) throw BillingErrors.error('billing.stripe_not_configured', 'Stripe is not configured on this server (STRIPE_SECRET_KEY is missing)');
     return this.client;
   }
 
@@ -45,14 +45,14 @@ export class StripeClient implements OnModuleInit {
       return await request(api);
     } catch (err) {
       const e = err as { type?: string; message?: string; statusCode?: number };
-      throw new AppError(502, 'billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null });
+      throw BillingErrors.error('billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null });
     }
   }
 
   /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
   verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
     const secret = this.config.billing.stripeWebhookSecret;
-    if (!secret) throw new AppError(503, 'billing.stripe_not_configured', 'Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is missing)');
+    if (!secret) throw BillingErrors.error('billing.stripe_not_configured', 'Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is missing)');
     return Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret);
   }
 }

@@ -1,14 +1,9 @@
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 import type { IntegrationDto } from './integration.dto.js';
 import type { SealedSecret } from './secret-box.js';
 
-const toIntegration = (r: any): IntegrationDto => ({
-  id: r.id, integrationType: r.integration_type, label: r.label, status: r.status,
-  externalUsername: r.external_username, externalEmail: r.external_email, hasSecret: Boolean(r.has_secret),
-  createdAt: r.created_at, updatedAt: r.updated_at,
-});
 
 /** Integration types whose secret is CalDAV credentials. */
 export const CALDAV_TYPES = ['icloud', 'caldav'];
@@ -27,7 +22,18 @@ export interface StaleSecretRow {
   org_id: string | null;
 }
 
-const COLUMNS = `i.id, i.integration_type, i.label, i.status, i.external_username, i.external_email, i.created_at, i.updated_at`;
+const COLUMNS = [
+  'i.id', 'i.integration_type as integrationType', 'i.label', 'i.status', 'i.external_username as externalUsername',
+  'i.external_email as externalEmail', 'i.created_at as createdAt', 'i.updated_at as updatedAt',
+] as const;
+
+/** Whether integration `i` has a secret. */
+const hasSecret = (eb: ExpressionBuilder<DB & { i: DB['integrations'] }, 'i'>) =>
+  eb.exists(eb.selectFrom('integration_secrets as s').select('s.integration_id').whereRef('s.integration_id', '=', 'i.id')).$castTo<boolean>().as('hasSecret');
+
+/** The integrations with whether each has a secret (the secret itself never leaves through these). */
+const integrations = () => qb.selectFrom('integrations as i')
+  .select((eb) => [...COLUMNS, hasSecret(eb)]);
 
 /**
  * The user's integrations and their secrets. Runs inside the request transaction as the user:
@@ -36,59 +42,54 @@ const COLUMNS = `i.id, i.integration_type, i.label, i.status, i.external_usernam
  */
 export const integrationRepository = {
   async list(db: Db): Promise<IntegrationDto[]> {
-    const rows = await db.$queryRawUnsafe<any[]>(`
-      SELECT ${COLUMNS}, (s.integration_id IS NOT NULL) AS has_secret
-      FROM public.integrations i LEFT JOIN public.integration_secrets s ON s.integration_id = i.id
-      ORDER BY i.created_at, i.id`);
-    return rows.map(toIntegration);
+    return db.run(integrations().orderBy('i.created_at').orderBy('i.id'));
   },
 
   async get(db: Db, id: string): Promise<IntegrationDto | undefined> {
-    const [row] = await db.$queryRawUnsafe<any[]>(`
-      SELECT ${COLUMNS}, (s.integration_id IS NOT NULL) AS has_secret
-      FROM public.integrations i LEFT JOIN public.integration_secrets s ON s.integration_id = i.id
-      WHERE i.id = $1::uuid`, id);
-    return row && toIntegration(row);
+    const [row] = await db.run(integrations().where('i.id', '=', id));
+    return row;
   },
 
   /** undefined when the user already has an integration of this type (integrations_user_type_uq) */
   async create(db: Db, userId: string, v: { integrationType: string; label?: string; externalUsername?: string; externalEmail?: string }): Promise<IntegrationDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO public.integrations (user_id, integration_type, label, external_username, external_email)
-      VALUES (${userId}::uuid, ${v.integrationType}, ${v.label ?? null}, ${v.externalUsername ?? null}, ${v.externalEmail ?? null})
-      ON CONFLICT ON CONSTRAINT integrations_user_type_uq DO NOTHING
-      RETURNING id, integration_type, label, status, external_username, external_email, created_at, updated_at, false AS has_secret`;
-    return row && toIntegration(row);
+    const [row] = await db.run(qb.insertInto('integrations')
+      .values({ user_id: userId, integration_type: v.integrationType, label: v.label ?? null, external_username: v.externalUsername ?? null, external_email: v.externalEmail ?? null })
+      .onConflict((oc) => oc.constraint('integrations_user_type_uq').doNothing())
+      .returning([
+        'id', 'integration_type as integrationType', 'label', 'status', 'external_username as externalUsername', 'external_email as externalEmail',
+        'created_at as createdAt', 'updated_at as updatedAt', sql<boolean>`false`.as('hasSecret'),
+      ]));
+    return row;
   },
 
   async update(db: Db, id: string, patch: { label?: string | null; status?: string }): Promise<IntegrationDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE public.integrations i SET
-        label = CASE WHEN ${patch.label !== undefined} THEN ${patch.label ?? null} ELSE i.label END,
-        status = coalesce(${patch.status ?? null}, i.status)
-      WHERE i.id = ${id}::uuid
-      RETURNING i.id, i.integration_type, i.label, i.status, i.external_username, i.external_email, i.created_at, i.updated_at,
-        EXISTS (SELECT 1 FROM public.integration_secrets s WHERE s.integration_id = i.id) AS has_secret`;
-    return row && toIntegration(row);
+    const [row] = await db.run(qb.updateTable('integrations as i')
+      .set((eb) => ({
+        label: patch.label !== undefined ? patch.label : eb.ref('i.label'),
+        status: patch.status ?? eb.ref('i.status'),
+      }))
+      .where('i.id', '=', id)
+      .returning((eb) => [...COLUMNS, hasSecret(eb)]));
+    return row;
   },
 
   /** The secret goes with it (ON DELETE CASCADE). */
   async delete(db: Db, id: string): Promise<boolean> {
-    return (await db.$executeRaw`DELETE FROM public.integrations WHERE id = ${id}::uuid`) > 0;
+    return (await db.runCount(qb.deleteFrom('integrations').where('id', '=', id))) > 0;
   },
 
   /** Sets or replaces the sealed secret; user_id is filled from the integration by enforce_integration_owner(). */
   async putSecret(db: Db, integrationId: string, sealed: SealedSecret): Promise<{ replaced: boolean }> {
-    const [row] = await db.$queryRaw<{ inserted: boolean }[]>`
-      INSERT INTO public.integration_secrets (integration_id, secret)
-      VALUES (${integrationId}::uuid, ${JSON.stringify(sealed)}::jsonb)
-      ON CONFLICT (integration_id) DO UPDATE SET secret = EXCLUDED.secret
-      RETURNING (xmax = 0) AS inserted`;
+    // user_id NULL: the trigger fills in the integration's owner (NOT NULL is checked after it)
+    const [row] = await db.run(qb.insertInto('integration_secrets')
+      .values({ integration_id: integrationId, user_id: sql<string>`NULL`, secret: JSON.stringify(sealed) })
+      .onConflict((oc) => oc.column('integration_id').doUpdateSet((eb) => ({ secret: eb.ref('excluded.secret') })))
+      .returning(sql<boolean>`(xmax = 0)`.as('inserted')));
     return { replaced: !row.inserted };
   },
 
   async deleteSecret(db: Db, integrationId: string): Promise<boolean> {
-    return (await db.$executeRaw`DELETE FROM public.integration_secrets WHERE integration_id = ${integrationId}::uuid`) > 0;
+    return (await db.runCount(qb.deleteFrom('integration_secrets').where('integration_id', '=', integrationId))) > 0;
   },
 
   // ---- the privileged paths' queries (secrets.rotate, integrations.busy_times): not under the user's policies

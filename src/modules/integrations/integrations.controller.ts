@@ -11,6 +11,10 @@ import { ProvidersService } from './providers.service.js';
 import { PublicProvidersService } from './public-providers.service.js';
 import { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
 import { AvailabilityDto, AvailabilityQueryDto, ProviderDto, PublicProviderDto, UpdateProviderDto } from './provider.dto.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './integrations.errors.js'; // registers IntegrationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import './providers.errors.js'; // registers ProvidersErrors
 
 @ApiTags('integrations')
 @UserRoute()
@@ -19,6 +23,7 @@ export class IntegrationsController {
   constructor(private readonly integrations: IntegrationsService) {}
 
   @Get()
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listIntegrations', summary: 'Your integrations; secrets are never returned, only whether one is set' })
   @ApiOkResponse({ type: [IntegrationDto] })
   list(@Tx() tx: TenantTx): Promise<IntegrationDto[]> {
@@ -26,6 +31,7 @@ export class IntegrationsController {
   }
 
   @Post()
+  @ApiErrorCodes('auth.user_required', 'integration.exists', 'integration.secret_invalid', 'secrets.not_configured')
   @ApiOperation({ operationId: 'createIntegration', summary: 'Connect an integration (one per type)' })
   @ApiCreatedResponse({ type: IntegrationDto })
   @ApiErrors(400, 409)
@@ -34,6 +40,7 @@ export class IntegrationsController {
   }
 
   @Get(':id')
+  @ApiErrorCodes('auth.user_required', 'integration.not_found')
   @ApiOperation({ operationId: 'getIntegration', summary: 'One of your integrations' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(404)
@@ -42,6 +49,7 @@ export class IntegrationsController {
   }
 
   @Patch(':id')
+  @ApiErrorCodes('auth.user_required', 'integration.not_found')
   @ApiOperation({ operationId: 'updateIntegration', summary: 'Change the label or status of an integration' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(400, 404)
@@ -51,6 +59,7 @@ export class IntegrationsController {
 
   @Delete(':id')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required', 'integration.not_found')
   @ApiOperation({ operationId: 'deleteIntegration', summary: 'Disconnect an integration; its secret is deleted with it' })
   @ApiNoContentResponse()
   @ApiErrors(404)
@@ -59,6 +68,7 @@ export class IntegrationsController {
   }
 
   @Put(':id/secret')
+  @ApiErrorCodes('auth.user_required', 'integration.not_found', 'integration.secret_invalid', 'secrets.not_configured')
   @ApiOperation({ operationId: 'setIntegrationSecret', summary: 'Set or replace the integration\'s secret (write-only, stored encrypted)' })
   @ApiOkResponse({ type: IntegrationDto })
   @ApiErrors(400, 404, 503)
@@ -68,6 +78,7 @@ export class IntegrationsController {
 
   @Delete(':id/secret')
   @HttpCode(204)
+  @ApiErrorCodes('auth.user_required', 'integration.not_found', 'integration_secret.not_found')
   @ApiOperation({ operationId: 'deleteIntegrationSecret', summary: 'Delete the integration\'s secret' })
   @ApiNoContentResponse()
   @ApiErrors(404)
@@ -83,6 +94,7 @@ export class MyProviderController {
   constructor(private readonly providers: ProvidersService) {}
 
   @Get()
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'getMyProviderProfile', summary: 'Your provider profile (defaults until first saved)' })
   @ApiOkResponse({ type: ProviderDto })
   get(@Tx() tx: TenantTx): Promise<ProviderDto> {
@@ -90,6 +102,7 @@ export class MyProviderController {
   }
 
   @Patch()
+  @ApiErrorCodes('auth.user_required', 'provider.slug_reserved', 'provider.slug_required', 'provider.slug_taken', 'provider.working_hours_invalid')
   @ApiOperation({ operationId: 'updateMyProviderProfile', summary: 'Update your provider profile: public slug, visibility, time zone, settings' })
   @ApiOkResponse({ type: ProviderDto })
   @ApiErrors(400, 409)
@@ -107,6 +120,7 @@ export class PublicProvidersController {
   constructor(private readonly publicProviders: PublicProvidersService) {}
 
   @Get(':slug')
+  @ApiErrorCodes('provider.not_found')
   @ApiOperation({ operationId: 'getPublicProviderProfile', summary: 'A public provider profile (no authentication); unknown and private slugs are both 404' })
   @ApiOkResponse({ type: PublicProviderDto })
   @ApiErrors(404)
@@ -115,6 +129,7 @@ export class PublicProvidersController {
   }
 
   @Get(':slug/availability')
+  @ApiErrorCodes('provider.not_found', 'availability.duration_invalid', 'availability.from_invalid', 'availability.to_invalid', 'availability.range_invalid', 'availability.range_too_long', 'availability.calendar_unavailable')
   @ApiOperation({ operationId: 'getPublicProviderAvailability', summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
   @ApiOkResponse({ type: AvailabilityDto })
   @ApiErrors(400, 404, 503)

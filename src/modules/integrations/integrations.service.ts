@@ -2,12 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
 import { CALDAV_TYPES } from './integration.repository.js';
 import type { CreateIntegrationDto, IntegrationDto, SetIntegrationSecretDto, UpdateIntegrationDto } from './integration.dto.js';
+import { IntegrationsErrors } from './integrations.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 const MAX_FIELDS = 20;
 const MAX_VALUE = 4096;
@@ -27,13 +28,13 @@ export class IntegrationsService {
 
   async get(tx: TenantTx, id: string): Promise<IntegrationDto> {
     const found = await integrations.get(tx.db, id);
-    if (!found) throw AppError.notFound('integration', id);
+    if (!found) throw IntegrationsErrors.notFound('integration', id);
     return found;
   }
 
   async create(tx: TenantTx, dto: CreateIntegrationDto): Promise<IntegrationDto> {
     const created = await integrations.create(tx.db, userIdOf(tx), dto);
-    if (!created) throw AppError.conflict('integration.exists', `you already have an integration of type ${dto.integrationType}`);
+    if (!created) throw IntegrationsErrors.error('integration.exists', `you already have an integration of type ${dto.integrationType}`);
     await this.audit.record(tx, { action: 'integration.created', entityType: 'integration', entityId: created.id, after: created });
     return created;
   }
@@ -41,14 +42,14 @@ export class IntegrationsService {
   async update(tx: TenantTx, id: string, dto: UpdateIntegrationDto): Promise<IntegrationDto> {
     const before = await this.get(tx, id);
     const after = await integrations.update(tx.db, id, dto);
-    if (!after) throw AppError.notFound('integration', id);
+    if (!after) throw IntegrationsErrors.notFound('integration', id);
     await this.audit.record(tx, { action: 'integration.updated', entityType: 'integration', entityId: id, before, after });
     return after;
   }
 
   async delete(tx: TenantTx, id: string): Promise<void> {
     const before = await this.get(tx, id);
-    if (!(await integrations.delete(tx.db, id))) throw AppError.notFound('integration', id);
+    if (!(await integrations.delete(tx.db, id))) throw IntegrationsErrors.notFound('integration', id);
     await this.audit.record(tx, { action: 'integration.deleted', entityType: 'integration', entityId: id, before });
   }
 
@@ -67,7 +68,7 @@ export class IntegrationsService {
 
   async deleteSecret(tx: TenantTx, id: string): Promise<void> {
     await this.get(tx, id);
-    if (!(await integrations.deleteSecret(tx.db, id))) throw AppError.notFound('integration_secret', id);
+    if (!(await integrations.deleteSecret(tx.db, id))) throw IntegrationsErrors.notFound('integration_secret', id);
     await this.audit.record(tx, { action: 'integration.secret_deleted', entityType: 'integration', entityId: id, before: { hasSecret: true }, after: { hasSecret: false } });
   }
 
@@ -75,24 +76,24 @@ export class IntegrationsService {
   private checkCredentials(type: string, raw: Record<string, unknown>): Record<string, string> {
     const entries = Object.entries(raw);
     if (entries.length === 0 || entries.length > MAX_FIELDS) {
-      throw AppError.badRequest('integration.secret_invalid', `credentials must have 1 to ${MAX_FIELDS} fields`);
+      throw IntegrationsErrors.error('integration.secret_invalid', `credentials must have 1 to ${MAX_FIELDS} fields`);
     }
     for (const [key, value] of entries) {
-      if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(key)) throw AppError.badRequest('integration.secret_invalid', 'credential field names must be letters, digits or _');
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(key)) throw IntegrationsErrors.error('integration.secret_invalid', 'credential field names must be letters, digits or _');
       if (typeof value !== 'string' || value.length === 0 || value.length > MAX_VALUE) {
-        throw AppError.badRequest('integration.secret_invalid', `credentials.${key} must be a non-empty string of at most ${MAX_VALUE} characters`);
+        throw IntegrationsErrors.error('integration.secret_invalid', `credentials.${key} must be a non-empty string of at most ${MAX_VALUE} characters`);
       }
     }
     const creds = raw as Record<string, string>;
     if (CALDAV_TYPES.includes(type)) {
       const allowed = type === 'caldav' ? ['username', 'password', 'serverUrl'] : ['username', 'password'];
       const unknown = Object.keys(creds).filter((k) => !allowed.includes(k));
-      if (unknown.length) throw AppError.badRequest('integration.secret_invalid', `credentials for ${type} take only ${allowed.join(', ')}; not ${unknown.join(', ')}`);
+      if (unknown.length) throw IntegrationsErrors.error('integration.secret_invalid', `credentials for ${type} take only ${allowed.join(', ')}; not ${unknown.join(', ')}`);
       for (const k of ['username', 'password']) {
-        if (!creds[k]) throw AppError.badRequest('integration.secret_invalid', `credentials.${k} is required for ${type}`);
+        if (!creds[k]) throw IntegrationsErrors.error('integration.secret_invalid', `credentials.${k} is required for ${type}`);
       }
       if (type === 'caldav') {
-        if (!creds.serverUrl) throw AppError.badRequest('integration.secret_invalid', 'credentials.serverUrl is required for caldav');
+        if (!creds.serverUrl) throw IntegrationsErrors.error('integration.secret_invalid', 'credentials.serverUrl is required for caldav');
         let url: URL | undefined;
         try {
           url = new URL(creds.serverUrl);
@@ -101,11 +102,11 @@ export class IntegrationsService {
         }
         const protocols = this.config.nodeEnv === 'production' ? ['https:'] : ['https:', 'http:'];
         if (!url || !protocols.includes(url.protocol) || url.username || url.password) {
-          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
+          throw IntegrationsErrors.error('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
         }
         // a host name is checked when connecting (src/platform/http/outbound.ts); an address can be refused now
         if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
-          throw AppError.badRequest('integration.secret_invalid', `credentials.serverUrl must be a public server; ${url.hostname} is not a public address`);
+          throw IntegrationsErrors.error('integration.secret_invalid', `credentials.serverUrl must be a public server; ${url.hostname} is not a public address`);
         }
       }
     }
@@ -114,6 +115,6 @@ export class IntegrationsService {
 }
 
 export function userIdOf(tx: TenantTx): string {
-  if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'only a signed-in user has integrations');
+  if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'only a signed-in user has integrations');
   return tx.principal.userId;
 }

@@ -1,37 +1,43 @@
+import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+import type { WhatsappSettings, WorkingHours } from './availability.js';
 import type { ProviderDto } from './provider.dto.js';
 
-const toProvider = (r: any): ProviderDto => ({
-  id: r.id, publicSlug: r.public_slug, isPublic: r.is_public, timezone: r.timezone, settings: r.settings ?? {},
-  createdAt: r.created_at, updatedAt: r.updated_at,
-});
+const COLUMNS = [
+  'id', 'public_slug as publicSlug', 'is_public as isPublic', 'timezone', 'settings', 'created_at as createdAt', 'updated_at as updatedAt',
+] as const;
+
+const toProvider = ({ settings, ...r }: Omit<ProviderDto, 'settings'> & { settings: unknown }): ProviderDto => ({ ...r, settings: (settings ?? {}) as Record<string, unknown> });
 
 export interface PublicProviderRow {
   public_slug: string;
   timezone: string;
-  working_hours: any;
-  whatsapp: any;
+  working_hours: WorkingHours | null;
+  whatsapp: WhatsappSettings | null;
 }
 
 /** The signed-in user's provider row (policies: auth.uid() = owner_user_id), and the public read for anon. */
 export const providerRepository = {
   async mine(db: Db): Promise<ProviderDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT * FROM public.providers WHERE owner_user_id = auth.uid()`;
+    const [row] = await db.run(qb.selectFrom('providers').select(COLUMNS).where('owner_user_id', '=', sql<string>`auth.uid()`));
     return row && toProvider(row);
   },
 
   /** Creates the row on first save; `settings` groups given replace those groups (jsonb ||). */
   async upsert(db: Db, userId: string, v: { publicSlug?: string | null; isPublic?: boolean; timezone?: string; settings?: Record<string, unknown> }): Promise<ProviderDto> {
-    const settings = JSON.stringify(v.settings ?? {});
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO public.providers AS p (owner_user_id, public_slug, is_public, timezone, settings)
-      VALUES (${userId}::uuid, ${v.publicSlug ?? null}, ${v.isPublic ?? false}, coalesce(${v.timezone ?? null}, 'Asia/Dubai'), ${settings}::jsonb)
-      ON CONFLICT (owner_user_id) DO UPDATE SET
-        public_slug = CASE WHEN ${v.publicSlug !== undefined} THEN EXCLUDED.public_slug ELSE p.public_slug END,
-        is_public = coalesce(${v.isPublic ?? null}, p.is_public),
-        timezone = coalesce(${v.timezone ?? null}, p.timezone),
-        settings = p.settings || EXCLUDED.settings
-      RETURNING *`;
+    const [row] = await db.run(qb.insertInto('providers')
+      .values({
+        owner_user_id: userId, public_slug: v.publicSlug ?? null, is_public: v.isPublic ?? false,
+        timezone: v.timezone ?? 'Asia/Dubai', settings: JSON.stringify(v.settings ?? {}),
+      })
+      .onConflict((oc) => oc.column('owner_user_id').doUpdateSet((eb) => ({
+        ...(v.publicSlug !== undefined && { public_slug: eb.ref('excluded.public_slug') }),
+        ...(v.isPublic !== undefined && { is_public: eb.ref('excluded.is_public') }),
+        ...(v.timezone !== undefined && { timezone: eb.ref('excluded.timezone') }),
+        settings: sql`providers.settings || excluded.settings`,
+      })))
+      .returning(COLUMNS));
     return toProvider(row);
   },
 

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { providerRepository as providers } from './provider.repository.js';
 import { userIdOf } from './integrations.service.js';
 import type { ProviderDto, UpdateProviderDto } from './provider.dto.js';
+import { ProvidersErrors } from './providers.errors.js';
 
 /** Slugs that would collide with pages or words of the product. */
 export const RESERVED_SLUGS = new Set([
@@ -31,22 +31,22 @@ export class ProvidersService {
 
   async update(tx: TenantTx, dto: UpdateProviderDto): Promise<ProviderDto> {
     if (dto.publicSlug && RESERVED_SLUGS.has(dto.publicSlug)) {
-      throw AppError.badRequest('provider.slug_reserved', `publicSlug "${dto.publicSlug}" is reserved; choose another`);
+      throw ProvidersErrors.error('provider.slug_reserved', `publicSlug "${dto.publicSlug}" is reserved; choose another`);
     }
     const hours = dto.settings?.workingHours;
     if (hours && hours.start >= hours.end) {
-      throw AppError.badRequest('provider.working_hours_invalid', 'settings.workingHours.start must be before settings.workingHours.end');
+      throw ProvidersErrors.error('provider.working_hours_invalid', 'settings.workingHours.start must be before settings.workingHours.end');
     }
     const before = await providers.mine(tx.db);
     const publicSlug = dto.publicSlug !== undefined ? dto.publicSlug : before?.publicSlug ?? null;
     const isPublic = dto.isPublic ?? before?.isPublic ?? false;
     if (isPublic && !publicSlug) {
-      throw AppError.badRequest('provider.slug_required', 'a public profile needs a publicSlug');
+      throw ProvidersErrors.error('provider.slug_required', 'a public profile needs a publicSlug');
     }
     const after = await translateDatabaseError(providers.upsert(tx.db, userIdOf(tx), {
       publicSlug: dto.publicSlug, isPublic: dto.isPublic, timezone: dto.timezone,
       settings: dto.settings && JSON.parse(JSON.stringify(dto.settings)),
-    }), { '23505': () => AppError.conflict('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`) });
+    }), { '23505': () => ProvidersErrors.error('provider.slug_taken', `publicSlug "${dto.publicSlug}" is taken; choose another`) });
     await this.audit.record(tx, {
       action: before ? 'provider.updated' : 'provider.created', entityType: 'provider', entityId: after.id, before: before ?? undefined, after,
     });

@@ -4,13 +4,13 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type RequestMeta } from '../../platform/database/database.service.js';
 import { outboundFetch } from '../../platform/http/outbound.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
 import { integrationRepository } from './integration.repository.js';
 import { CalDavBusyTimeSource, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
 import { MAX_RANGE_DAYS, openSlots, type WorkingHours } from './availability.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
 import type { AvailabilityDto, AvailabilityQueryDto, PublicProviderDto } from './provider.dto.js';
+import { ProvidersErrors } from './providers.errors.js';
 
 const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
@@ -34,7 +34,7 @@ export class PublicProvidersService {
   /** The same 404 for an unknown and a private slug. */
   private async load(slug: string, meta: RequestMeta): Promise<PublicProviderRow> {
     const row = SLUG.test(slug) && slug.length <= 63 ? await this.db.anonymous(meta, (tx) => providers.publicProfile(tx.db, slug)) : undefined;
-    if (!row) throw AppError.notFound('provider'); // no echo of the slug: unknown and private answer byte for byte alike
+    if (!row) throw ProvidersErrors.notFound('provider'); // no echo of the slug: unknown and private answer byte for byte alike
     return row;
   }
 
@@ -51,16 +51,16 @@ export class PublicProvidersService {
   async availability(slug: string, q: AvailabilityQueryDto, meta: RequestMeta, now = new Date()): Promise<AvailabilityDto> {
     const durationMinutes = q.duration === undefined ? 60 : Number(q.duration);
     if (!Number.isInteger(durationMinutes) || durationMinutes < 15 || durationMinutes > 240) {
-      throw AppError.badRequest('availability.duration_invalid', 'duration must be between 15 and 240 minutes');
+      throw ProvidersErrors.error('availability.duration_invalid', 'duration must be between 15 and 240 minutes');
     }
     // calendar dates first, zone-free: bad input never reaches the database
     const fromDay = DateTime.fromISO(q.from, { zone: 'utc' });
     const toDay = DateTime.fromISO(q.to, { zone: 'utc' });
-    if (!fromDay.isValid) throw AppError.badRequest('availability.from_invalid', `from "${q.from}" is not a calendar date`);
-    if (!toDay.isValid) throw AppError.badRequest('availability.to_invalid', `to "${q.to}" is not a calendar date`);
-    if (toDay < fromDay) throw AppError.badRequest('availability.range_invalid', 'to must not be before from');
+    if (!fromDay.isValid) throw ProvidersErrors.error('availability.from_invalid', `from "${q.from}" is not a calendar date`);
+    if (!toDay.isValid) throw ProvidersErrors.error('availability.to_invalid', `to "${q.to}" is not a calendar date`);
+    if (toDay < fromDay) throw ProvidersErrors.error('availability.range_invalid', 'to must not be before from');
     if (toDay.diff(fromDay, 'days').days >= MAX_RANGE_DAYS) {
-      throw AppError.badRequest('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
+      throw ProvidersErrors.error('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
     }
     const row = await this.load(slug, meta);
     const hours = row.working_hours as WorkingHours | null;
@@ -88,7 +88,7 @@ export class PublicProvidersService {
         // better no slots than double bookings; the log names the integration, never a credential
         const reason = [(err as Error).message, ((err as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
         this.logger.warn({ integrationId: row.integration_id, reason }, 'calendar busy times unavailable');
-        throw new AppError(503, 'availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
+        throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
       }
     }
     return busy;

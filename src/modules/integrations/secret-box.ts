@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { AppError } from '../../platform/errors/app-error.js';
+import { IntegrationsErrors } from './integrations.errors.js';
 
 /** What integration_secrets.secret holds: AES-256-GCM output (base64) and the id of the key that sealed it. */
 export interface SealedSecret {
@@ -67,7 +67,7 @@ export class SecretBox {
 
   private sealWith(value: unknown, associatedData: Buffer): SealedSecret {
     if (!this.configured) {
-      throw new AppError(503, 'secrets.not_configured', 'no encryption key is configured for integration secrets (SECRETS_KEYS)');
+      throw IntegrationsErrors.error('secrets.not_configured', 'no encryption key is configured for integration secrets (SECRETS_KEYS)');
     }
     const kid = this.activeKeyId!;
     const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key

@@ -8,6 +8,7 @@ import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { emitEvent, emitEvents } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
+import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { computeTax, D, fixed, formatEntry, rateText } from './money.js';
@@ -77,6 +78,7 @@ function postedEvent(entryId: string, p: PostingPayload): Record<string, unknown
 export class JournalService {
   constructor(
     private readonly audit: AuditService,
+    private readonly analytics: AnalyticsService,
     private readonly ledger: LedgerService,
     @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
     private readonly metrics: Metrics,
@@ -92,6 +94,7 @@ export class JournalService {
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
+    if (!replayed) await this.analytics.record(tx, { name: 'ledger.entry_posted', properties: { source: payload.source ?? null, action } });
     if (!replayed) await emitEvent(tx, 'journal_entry.posted', postedEvent(entry.id, payload));
     return { entry: formatEntry(entry, await this.ledger.minorUnits(tx)), replayed };
   }

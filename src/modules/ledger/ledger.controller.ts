@@ -1,3 +1,4 @@
+import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
@@ -32,6 +33,7 @@ const GL_CSV_MAX_LINES = 100_000;
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger')
 export class LedgerBooksController {
   constructor(private readonly ledger: LedgerService) {}
@@ -75,6 +77,7 @@ export class LedgerBooksController {
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger/accounts')
 export class AccountsController {
   constructor(
@@ -159,6 +162,7 @@ export class AccountsController {
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger')
 export class RatesAndTaxController {
   constructor(private readonly ledger: LedgerService) {}
@@ -225,6 +229,7 @@ export class RatesAndTaxController {
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger')
 export class FiscalCalendarController {
   constructor(
@@ -300,6 +305,7 @@ export class FiscalCalendarController {
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger')
 export class JournalController {
   constructor(private readonly journal: JournalService) {}
@@ -378,6 +384,7 @@ export class JournalController {
 @ApiTags('ledger')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger/reports')
 export class ReportsController {
   constructor(private readonly reports: ReportsService) {}

@@ -1,75 +1,81 @@
+import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 import type { InvitationDto, InvitationStatus } from './invitation.dto.js';
 
+type Invitations = ExpressionBuilder<DB, 'core.invitations'>;
+
 // Status is derived, so the list filter and the DTO agree on one definition.
-const STATUS_SQL = `CASE WHEN accepted_at IS NOT NULL THEN 'accepted' WHEN revoked_at IS NOT NULL THEN 'revoked'
-  WHEN expires_at <= now() THEN 'expired' ELSE 'pending' END`;
+const status = (eb: Invitations) => eb.case()
+  .when('accepted_at', 'is not', null).then(sql.lit('accepted'))
+  .when('revoked_at', 'is not', null).then(sql.lit('revoked'))
+  .when('expires_at', '<=', sql<Date>`now()`).then(sql.lit('expired'))
+  .else(sql.lit('pending'))
+  .end()
+  .$castTo<InvitationStatus>();
 
-const toInvitation = (r: any): InvitationDto => ({
-  id: r.id, orgId: r.org_id, email: r.email, role: r.role, status: r.status, invitedBy: r.invited_by, expiresAt: r.expires_at,
-  acceptedAt: r.accepted_at, acceptedBy: r.accepted_by, revokedAt: r.revoked_at, createdAt: r.created_at,
-});
+const COLUMNS = [
+  'id', 'org_id as orgId', 'email', 'role', 'invited_by as invitedBy', 'expires_at as expiresAt', 'accepted_at as acceptedAt',
+  'accepted_by as acceptedBy', 'revoked_at as revokedAt', 'created_at as createdAt',
+] as const;
 
-const COLUMNS = `id, org_id, email, role, invited_by, expires_at, accepted_at, accepted_by, revoked_at, created_at, ${STATUS_SQL} AS status`;
+const statusColumn = (eb: Invitations) => status(eb).as('status');
 
 /** core.invitations (admins only, by policy) and core.accept_invitation (the invitee, not yet a member). */
 export const invitationRepository = {
   async create(db: Db, i: { orgId: string; email: string; role: string; tokenHash: string; invitedBy: string | null; ttlDays: number }): Promise<InvitationDto> {
-    const [row] = await db.$queryRawUnsafe<any[]>(
-      `INSERT INTO core.invitations (org_id, email, role, token_hash, invited_by, expires_at)
-       VALUES ($1::uuid, $2, $3, $4, $5, now() + make_interval(days => $6::int)) RETURNING ${COLUMNS}`,
-      i.orgId, i.email, i.role, i.tokenHash, i.invitedBy, i.ttlDays,
-    );
-    return toInvitation(row);
+    const [row] = await db.run(qb.insertInto('core.invitations')
+      .values({
+        org_id: i.orgId, email: i.email, role: i.role, token_hash: i.tokenHash, invited_by: i.invitedBy,
+        expires_at: sql<Date>`now() + make_interval(days => ${i.ttlDays}::int)`,
+      })
+      .returning([...COLUMNS, statusColumn]));
+    return row;
   },
 
-  /** An expired, never-answered invitation still holds the "one pending per email" index; a new one replaces it. */
-  /** Deletes the expired, never-used invitations of `email`; returns their ids. */
+  /** An expired, never-answered invitation still holds the "one pending per email" index; a new one replaces it. Returns the ids deleted. */
   async deleteExpiredFor(db: Db, orgId: string, email: string): Promise<string[]> {
-    const rows = await db.$queryRaw<{ id: string }[]>`
-      DELETE FROM core.invitations
-      WHERE org_id = ${orgId}::uuid AND lower(email) = lower(${email})
-        AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()
-      RETURNING id::text`;
+    const rows = await db.run(qb.deleteFrom('core.invitations')
+      .where('org_id', '=', orgId).where(sql`lower(email)`, '=', sql`lower(${email})`)
+      .where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '<=', sql<Date>`now()`)
+      .returning('id'));
     return rows.map((r) => r.id);
   },
 
   async get(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {
-    const [row] = await db.$queryRawUnsafe<any[]>(`SELECT ${COLUMNS} FROM core.invitations WHERE org_id = $1::uuid AND id = $2::uuid`, orgId, id);
-    return row && toInvitation(row);
+    const [row] = await db.run(qb.selectFrom('core.invitations').select([...COLUMNS, statusColumn]).where('org_id', '=', orgId).where('id', '=', id));
+    return row;
   },
 
   /** Newest first, keyset on (created_at, id); `key` is each row's position at full (microsecond) precision. */
-  async list(db: Db, orgId: string, limit: number, status?: InvitationStatus, after?: [string, string]): Promise<{ invitation: InvitationDto; key: [string, string] }[]> {
-    const rows = await db.$queryRawUnsafe<any[]>(
-      `SELECT * FROM (SELECT ${COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS position
-                      FROM core.invitations WHERE org_id = $1::uuid) i
-       WHERE ($2::text IS NULL OR status = $2)
-         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid))
-       ORDER BY created_at DESC, id DESC LIMIT $5`,
-      orgId, status ?? null, after?.[0] ?? null, after?.[1] ?? null, limit,
-    );
-    return rows.map((r) => ({ invitation: toInvitation(r), key: [r.position, r.id] }));
+  async list(db: Db, orgId: string, limit: number, filter?: InvitationStatus, after?: [string, string]): Promise<{ invitation: InvitationDto; key: [string, string] }[]> {
+    let query = qb.selectFrom('core.invitations')
+      .select([...COLUMNS, statusColumn, sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('position')])
+      .where('org_id', '=', orgId)
+      .orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit);
+    if (filter) query = query.where((eb) => eb(status(eb), '=', filter));
+    if (after) query = query.where(sql`(created_at, id)`, '<', sql`(${after[0]}::timestamptz, ${after[1]}::uuid)`);
+    const rows = await db.run(query);
+    return rows.map(({ position, ...invitation }) => ({ invitation, key: [position, invitation.id] }));
   },
 
   async revoke(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {
-    const [row] = await db.$queryRawUnsafe<any[]>(
-      `UPDATE core.invitations SET revoked_at = now()
-       WHERE org_id = $1::uuid AND id = $2::uuid AND accepted_at IS NULL AND revoked_at IS NULL RETURNING ${COLUMNS}`,
-      orgId, id,
-    );
-    return row && toInvitation(row);
+    const [row] = await db.run(qb.updateTable('core.invitations').set({ revoked_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).where('accepted_at', 'is', null).where('revoked_at', 'is', null)
+      .returning([...COLUMNS, statusColumn]));
+    return row;
   },
 
   /** The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER). */
   async accept(db: Db, orgId: string, tokenHash: string): Promise<{ orgId: string; userId: string; role: string }> {
-    const [row] = await db.$queryRaw<any[]>`SELECT org_id, user_id, role FROM core.accept_invitation(${orgId}::uuid, ${tokenHash})`;
+    const [row] = await db.$queryRaw<{ org_id: string; user_id: string; role: string }[]>`
+      SELECT org_id, user_id, role FROM core.accept_invitation(${orgId}::uuid, ${tokenHash})`;
     return { orgId: row.org_id, userId: row.user_id, role: row.role };
   },
 
   /**
    * Privileged (jobs.purge): deletes invitations that expired unanswered more than `retentionDays`
-   * ago, and reports how many per organization for the audit trail.
+   * ago, and reports how many per organization for the audit trail (a set-based statement: raw, typed).
    */
   async purgeExpired(db: Db, retentionDays: number): Promise<{ orgId: string; count: number }[]> {
     const rows = await db.$queryRaw<{ org_id: string; count: bigint }[]>`

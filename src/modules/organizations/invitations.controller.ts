@@ -6,9 +6,14 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { InvitationsService } from './invitations.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './invitation.errors.js';
 import {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationQuery,
 } from './invitation.dto.js';
+import '../billing/billing.errors.js'; // registers BillingErrors
+import './organizations.errors.js'; // registers OrganizationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 @ApiTags('invitations')
 @OrgRoute()
@@ -19,6 +24,7 @@ export class InvitationsController {
 
   @Post()
   @ConsumesLimit('omnizen', 'users')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.personal_organization', 'invitation.already_member', 'invitation.pending_exists', 'billing.limit_reached')
   @ApiOperation({ operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
   @ApiErrors(400, 409, 422)
@@ -27,6 +33,7 @@ export class InvitationsController {
   }
 
   @Get()
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'pagination.cursor')
   @ApiOperation({ operationId: 'listInvitations', summary: 'Invitations of the organization, newest first (admin)' })
   @ApiOkResponse({ type: InvitationPage })
   @ApiErrors(400)
@@ -36,6 +43,7 @@ export class InvitationsController {
 
   @Delete(':invitationId')
   @HttpCode(204)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.not_found', 'invitation.not_pending')
   @ApiOperation({ operationId: 'revokeInvitation', summary: 'Revoke a pending invitation (admin)' })
   @ApiParam({ name: 'invitationId', format: 'uuid' })
   @ApiNoContentResponse()
@@ -53,9 +61,15 @@ export class InvitationAcceptanceController {
 
   @Post('accept')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member' })
+  @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member', 'invitation.email_unverified')
+  @ApiOperation({
+    operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member',
+    description: 'An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and '
+      + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.',
+  })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)
+  @ApiErrorCodes('invitation.email_unverified')
   accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     return this.invitations.accept(tx, dto);
   }

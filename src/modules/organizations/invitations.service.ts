@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
-import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
+import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
+import { enqueue } from '../../platform/queue/jobs.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { invitationRepository as invitations } from './invitation.repository.js';
 import { membershipRepository as members } from './membership.repository.js';
@@ -13,38 +13,30 @@ import { organizationRepository as orgs } from './organization.repository.js';
 import type {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationDto, InvitationPage, InvitationStatus,
 } from './invitation.dto.js';
+import { OrganizationsErrors } from './organizations.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 export const INVITATION_CREATED = 'invitation.created';
 
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
+/** The invitation e-mail is sent by the notifications module's handler of INVITATION_CREATED. */
 @Injectable()
-export class InvitationsService implements OnModuleInit {
-  private readonly logger = new Logger(InvitationsService.name);
-
+export class InvitationsService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly audit: AuditService,
-    private readonly jobs: JobRegistry,
   ) {}
-
-  onModuleInit(): void {
-    // Not built yet: sending the invitation email (no mailer exists). The handler only records
-    // that one is due, without the address. The job carries no token (the outbox holds no secrets).
-    this.jobs.register(INVITATION_CREATED, async (job) => {
-      this.logger.log(`invitation ${String(job.payload.invitationId)} for organization ${job.orgId} is due for sending (no mailer configured)`);
-    });
-  }
 
   async create(tx: TenantTx, dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
     const org = await orgs.get(tx.db, tx.orgId);
-    if (!org) throw AppError.notFound('organization', tx.orgId);
+    if (!org) throw PlatformErrors.notFound('organization', tx.orgId);
     if (org.accountType === 'personal') {
-      throw new AppError(HttpStatus.UNPROCESSABLE_ENTITY, 'invitation.personal_organization', 'a personal organization cannot have other members; create a business organization');
+      throw OrganizationsErrors.error('invitation.personal_organization', 'a personal organization cannot have other members; create a business organization');
     }
     if (await members.findByEmail(tx.db, tx.orgId, dto.email)) {
-      throw AppError.conflict('invitation.already_member', `${dto.email} is already a member of this organization`);
+      throw OrganizationsErrors.error('invitation.already_member', `${dto.email} is already a member of this organization`);
     }
     for (const id of await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email)) {
       await this.audit.record(tx, { action: 'invitation.expired_replaced', entityType: 'invitation', entityId: id });
@@ -53,38 +45,42 @@ export class InvitationsService implements OnModuleInit {
     const invitation = await translateDatabaseError(invitations.create(tx.db, {
       orgId: tx.orgId, email: dto.email, role: dto.role, tokenHash: hashInvitationToken(token),
       invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
-    }), { '23505': () => AppError.conflict('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`) });
+    }), { '23505': () => OrganizationsErrors.error('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`) });
     await this.audit.record(tx, { action: 'invitation.created', entityType: 'invitation', entityId: invitation.id, after: invitation });
+    // the notifications module mails the invitee a link with a token of its own, minted when it sends
     await enqueue(tx, INVITATION_CREATED, { invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
+    await emitEvent(tx, 'member.invited', {
+      invitationId: invitation.id, email: invitation.email, role: invitation.role, invitedBy: invitation.invitedBy, expiresAt: new Date(invitation.expiresAt).toISOString(),
+    });
     return { ...invitation, token };
   }
 
   async list(tx: TenantTx, limit: number, status?: InvitationStatus, cursor?: string): Promise<InvitationPage> {
-    const after = decodeCursor<unknown>(cursor);
-    if (after !== undefined && !(Array.isArray(after) && after.length === 2 && !Number.isNaN(Date.parse(after[0])) && /^[0-9a-f-]{36}$/i.test(after[1]))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
-    const rows = await invitations.list(tx.db, tx.orgId, limit + 1, status, after as [string, string] | undefined);
+    const after = decodeCursor<[string, string]>(cursor, isKeysetPosition(/^[0-9a-f-]{36}$/i));
+    const rows = await invitations.list(tx.db, tx.orgId, limit + 1, status, after);
     const { items, nextCursor } = page(rows, limit, (r) => r.key);
     return { items: items.map((r) => r.invitation), nextCursor };
   }
 
   async revoke(tx: TenantTx, id: string): Promise<void> {
     const before = await invitations.get(tx.db, tx.orgId, id);
-    if (!before) throw AppError.notFound('invitation', id);
+    if (!before) throw OrganizationsErrors.notFound('invitation', id);
     const after = await invitations.revoke(tx.db, tx.orgId, id);
-    if (!after) throw AppError.conflict('invitation.not_pending', `invitation ${id} is already ${before.status}`);
+    if (!after) throw OrganizationsErrors.error('invitation.not_pending', `invitation ${id} is already ${before.status}`);
     await this.audit.record(tx, { action: 'invitation.revoked', entityType: 'invitation', entityId: id, before, after });
   }
 
   /** The signed-in invitee accepts: single use, unexpired, and only for the email it was sent to. */
   async accept(tx: TenantTx, dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     const membership = await translateDatabaseError(invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token)), {
-      P0002: () => new AppError(HttpStatus.NOT_FOUND, 'invitation.not_found', 'the invitation is unknown, already used, revoked or expired'),
-      '42501': () => AppError.forbidden('invitation.email_mismatch', 'this invitation was sent to another email address'),
-      '23505': () => AppError.conflict('invitation.already_member', 'you are already a member of this organization'),
+      P0002: () => OrganizationsErrors.error('invitation.not_found', 'the invitation is unknown, already used, revoked or expired'),
+      '42501': () => OrganizationsErrors.error('invitation.email_mismatch', 'this invitation was sent to another email address'),
+      '23505': () => OrganizationsErrors.error('invitation.already_member', 'you are already a member of this organization'),
     });
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
+    await emitEvent({ db: tx.db, orgId: dto.orgId }, 'member.joined', {
+      userId: membership.userId, email: tx.principal.kind === 'user' ? tx.principal.email : '', role: membership.role,
+    });
     return membership;
   }
 }

@@ -7,6 +7,9 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { MembershipsService } from './memberships.service.js';
 import { ChangeRoleDto, MemberDto, MemberPage } from './membership.dto.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './organizations.errors.js'; // registers OrganizationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 @ApiTags('members')
 @OrgRoute()
@@ -15,6 +18,7 @@ export class MembershipsController {
   constructor(private readonly members: MembershipsService) {}
 
   @Get()
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   @ApiOperation({ operationId: 'listMembers', summary: 'Members of the organization with their email, name and role' })
   @ApiOkResponse({ type: MemberPage })
   @ApiErrors(400)
@@ -25,6 +29,7 @@ export class MembershipsController {
   // Declared before /:userId so that "me" is not taken for a user id.
   @Delete('me')
   @HttpCode(204)
+  @ApiErrorCodes('organization.not_found', 'auth.user_required', 'member.not_found', 'membership.last_owner')
   @ApiOperation({ operationId: 'leaveOrganization', summary: 'Leave the organization (the last owner cannot)' })
   @ApiNoContentResponse()
   @ApiErrors(409)
@@ -34,6 +39,7 @@ export class MembershipsController {
 
   @Patch(':userId')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
   @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin; only an owner grants or takes away 'owner')" })
   @ApiParam({ name: 'userId' })
   @ApiOkResponse({ type: MemberDto })
@@ -45,6 +51,7 @@ export class MembershipsController {
   @Delete(':userId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
   @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)' })
   @ApiParam({ name: 'userId' })
   @ApiNoContentResponse()

@@ -25,6 +25,17 @@ export const organizationRepository = {
     };
   },
 
+  /**
+   * A new user's personal organization, with the user as its owner (the account's creation, on a
+   * privileged connection: no tenant exists yet). Returns its id.
+   */
+  async createPersonal(db: Db, ownerUserId: string, name: string): Promise<string> {
+    const [org] = await db.run(qb.insertInto('core.organizations')
+      .values({ name, account_type: 'personal', owner_user_id: ownerUserId }).returning('id'));
+    await db.run(qb.insertInto('core.memberships').values({ org_id: org.id, user_id: ownerUserId, role: 'owner' }));
+    return org.id;
+  },
+
   async listForUser(db: Db, userId: string): Promise<OrganizationDto[]> {
     const rows = await db.run(qb.selectFrom('core.organizations as o')
       .innerJoin('core.memberships as m', (j) => j.onRef('m.org_id', '=', 'o.id').on('m.user_id', '=', userId))

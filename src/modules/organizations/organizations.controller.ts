@@ -1,3 +1,4 @@
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
@@ -6,6 +7,9 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { OrganizationsService } from './organizations.service.js';
 import { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './organizations.errors.js'; // registers OrganizationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 @ApiTags('organizations')
 @UserRoute()
@@ -14,6 +18,7 @@ export class MyOrganizationsController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Post()
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'createOrganization', summary: 'Create a business organization; you become its owner' })
   @ApiCreatedResponse({
     type: OrganizationDto,
@@ -26,6 +31,7 @@ export class MyOrganizationsController {
   }
 
   @Get()
+  @ApiErrorCodes('auth.user_required')
   @ApiOperation({ operationId: 'listOrganizations', summary: 'Organizations you belong to, your personal one first' })
   @ApiOkResponse({ type: [OrganizationDto] })
   list(@Tx() tx: TenantTx): Promise<OrganizationDto[]> {
@@ -40,6 +46,8 @@ export class OrganizationController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Get()
+  @ApiErrorCodes('organization.not_found')
+  @RequiresScope('org:read')
   @ApiOperation({ operationId: 'getOrganization', summary: 'Read an organization you belong to' })
   @ApiOkResponse({ type: OrganizationDto })
   get(@Tx() tx: TenantTx): Promise<OrganizationDto> {
@@ -48,6 +56,7 @@ export class OrganizationController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role')
   @ApiOperation({ operationId: 'updateOrganization', summary: 'Update an organization (admin or owner)' })
   @ApiOkResponse({ type: OrganizationDto })
   @ApiErrors(400)
@@ -58,6 +67,7 @@ export class OrganizationController {
   @Delete()
   @HttpCode(204)
   @RequireRole('owner')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'organization.personal')
   @ApiOperation({ operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)' })
   @ApiNoContentResponse()
   delete(@Tx() tx: TenantTx): Promise<void> {

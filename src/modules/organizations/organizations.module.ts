@@ -9,6 +9,7 @@ import { MembershipsService } from './memberships.service.js';
 import { InvitationAcceptanceController, InvitationsController } from './invitations.controller.js';
 import { InvitationsService } from './invitations.service.js';
 import { InvitationPurge } from './invitation-purge.service.js';
+import { InvitationMail } from './invitation-mail.service.js';
 import { WorkspacesController } from './workspaces.controller.js';
 import { WorkspacesService } from './workspaces.service.js';
 import { FeatureFlagsController, SettingsController } from './settings.controller.js';
@@ -20,7 +21,7 @@ import { SettingsService } from './settings.service.js';
     MyOrganizationsController, OrganizationController, MembershipsController, InvitationsController, InvitationAcceptanceController,
     WorkspacesController, SettingsController, FeatureFlagsController,
   ],
-  providers: [OrganizationsService, MembershipsService, InvitationsService, InvitationPurge, WorkspacesService, SettingsService],
+  providers: [OrganizationsService, MembershipsService, InvitationsService, InvitationPurge, InvitationMail, WorkspacesService, SettingsService],
   exports: [OrganizationsService, SettingsService, InvitationPurge],
 })
 export class OrganizationsModule implements OnModuleInit {

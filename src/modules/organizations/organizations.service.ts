@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { organizationRepository as orgs } from './organization.repository.js';
 import type { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
+import { OrganizationsErrors } from './organizations.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 @Injectable()
 export class OrganizationsService {
@@ -16,21 +17,29 @@ export class OrganizationsService {
     return org;
   }
 
+  /**
+   * The personal organization of a user being created (the auth module's registration and first
+   * exchange), in the caller's privileged transaction. The caller audits the registration.
+   */
+  createPersonal(db: Db, ownerUserId: string, name: string): Promise<string> {
+    return orgs.createPersonal(db, ownerUserId, name);
+  }
+
   listMine(tx: TenantTx): Promise<OrganizationDto[]> {
-    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'only a user has organizations');
+    if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'only a user has organizations');
     return orgs.listForUser(tx.db, tx.principal.userId);
   }
 
   async get(tx: TenantTx): Promise<OrganizationDto> {
     const org = await orgs.get(tx.db, tx.orgId);
-    if (!org) throw AppError.notFound('organization', tx.orgId);
+    if (!org) throw PlatformErrors.notFound('organization', tx.orgId);
     return org;
   }
 
   async update(tx: TenantTx, dto: UpdateOrganizationDto): Promise<OrganizationDto> {
     const before = await this.get(tx);
     const after = await orgs.update(tx.db, tx.orgId, dto);
-    if (!after) throw AppError.notFound('organization', tx.orgId);
+    if (!after) throw PlatformErrors.notFound('organization', tx.orgId);
     await this.audit.record(tx, { action: 'organization.updated', entityType: 'organization', entityId: tx.orgId, before, after });
     return after;
   }
@@ -38,9 +47,9 @@ export class OrganizationsService {
   async delete(tx: TenantTx): Promise<void> {
     const before = await this.get(tx);
     if (before.accountType === 'personal') {
-      throw AppError.forbidden('organization.personal', 'a personal organization cannot be deleted');
+      throw OrganizationsErrors.error('organization.personal', 'a personal organization cannot be deleted');
     }
     await this.audit.record(tx, { action: 'organization.deleted', entityType: 'organization', entityId: tx.orgId, before });
-    if (!(await orgs.delete(tx.db, tx.orgId))) throw AppError.notFound('organization', tx.orgId);
+    if (!(await orgs.delete(tx.db, tx.orgId))) throw PlatformErrors.notFound('organization', tx.orgId);
   }
 }

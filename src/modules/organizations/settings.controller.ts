@@ -6,6 +6,9 @@ import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { SettingsService } from './settings.service.js';
 import { FeatureFlagDto, FeatureFlagInputDto, SettingDto, SettingValueDto, SettingValuesDto } from './setting.dto.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import './organizations.errors.js'; // registers OrganizationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 const SCOPE = { name: 'scope', description: "'org' for organization-level settings, or an app code for app-level ones", example: 'org' };
 const KEY = { name: 'key', example: 'timezone' };
@@ -17,6 +20,7 @@ export class SettingsController {
   constructor(private readonly settings: SettingsService) {}
 
   @Get()
+  @ApiErrorCodes('organization.not_found', 'settings.invalid_scope')
   @ApiOperation({ operationId: 'listSettings', summary: 'Settings of one scope' })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
@@ -27,6 +31,7 @@ export class SettingsController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.empty', 'settings.invalid')
   @ApiOperation({ operationId: 'setSettings', summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid' })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
@@ -36,6 +41,7 @@ export class SettingsController {
   }
 
   @Get(':key')
+  @ApiErrorCodes('organization.not_found', 'settings.invalid_scope', 'settings.invalid_key', 'setting.not_found')
   @ApiOperation({ operationId: 'getSetting', summary: 'Read one setting' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
@@ -47,6 +53,7 @@ export class SettingsController {
 
   @Put(':key')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.invalid')
   @ApiOperation({ operationId: 'setSetting', summary: 'Set one setting (admin)' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
@@ -60,6 +67,7 @@ export class SettingsController {
   @Delete(':key')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'setting.not_found')
   @ApiOperation({ operationId: 'deleteSetting', summary: 'Remove one setting (admin)' })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
@@ -77,6 +85,7 @@ export class FeatureFlagsController {
   constructor(private readonly settings: SettingsService) {}
 
   @Get()
+  @ApiErrorCodes('organization.not_found')
   @ApiOperation({ operationId: 'listFeatureFlags', summary: 'Feature flags of the organization (absent flags are off)' })
   @ApiOkResponse({ type: [FeatureFlagDto] })
   list(@Tx() tx: TenantTx): Promise<FeatureFlagDto[]> {
@@ -85,6 +94,7 @@ export class FeatureFlagsController {
 
   @Put(':flag')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'feature_flag.invalid_name')
   @ApiOperation({ operationId: 'setFeatureFlag', summary: 'Turn a feature flag on or off (admin)' })
   @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
   @ApiOkResponse({ type: FeatureFlagDto })
@@ -96,6 +106,7 @@ export class FeatureFlagsController {
   @Delete(':flag')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'feature_flag.invalid_name', 'feature_flag.not_found')
   @ApiOperation({ operationId: 'deleteFeatureFlag', summary: 'Remove a feature flag (admin); it reads as off' })
   @ApiParam({ name: 'flag', example: 'ledger.multi_currency' })
   @ApiNoContentResponse()

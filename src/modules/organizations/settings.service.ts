@@ -1,21 +1,21 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { settingRepository as settings } from './setting.repository.js';
 import { checkSetting, KEY_PATTERN, SCOPE_PATTERN } from './settings.registry.js';
 import type { FeatureFlagDto, SettingDto } from './setting.dto.js';
+import { OrganizationsErrors } from './organizations.errors.js';
 
 function checkScope(scope: string): void {
   if (!SCOPE_PATTERN.test(scope)) {
-    throw AppError.badRequest('settings.invalid_scope', `scope "${scope}" must be 'org' or an app code (lowercase letters, digits, _)`);
+    throw OrganizationsErrors.error('settings.invalid_scope', `scope "${scope}" must be 'org' or an app code (lowercase letters, digits, _)`);
   }
 }
 
 function checkKeys(keys: string[]): void {
   const badKeys = keys.filter((k) => !KEY_PATTERN.test(k));
   if (badKeys.length) {
-    throw AppError.badRequest('settings.invalid_key', `invalid key(s) ${badKeys.join(', ')}: keys are lowercase letters, digits, _ and ., starting with a letter, at most 128`);
+    throw OrganizationsErrors.error('settings.invalid_key', `invalid key(s) ${badKeys.join(', ')}: keys are lowercase letters, digits, _ and ., starting with a letter, at most 128`);
   }
 }
 
@@ -33,7 +33,7 @@ export class SettingsService {
     checkScope(scope);
     checkKeys([key]);
     const s = await settings.get(tx.db, tx.orgId, scope, key);
-    if (!s) throw AppError.notFound('setting', `${scope}/${key}`);
+    if (!s) throw OrganizationsErrors.notFound('setting', `${scope}/${key}`);
     return s;
   }
 
@@ -41,12 +41,12 @@ export class SettingsService {
   async put(tx: TenantTx, scope: string, values: Record<string, unknown>): Promise<SettingDto[]> {
     checkScope(scope);
     const keys = Object.keys(values);
-    if (!keys.length) throw AppError.badRequest('settings.empty', 'values must name at least one setting');
+    if (!keys.length) throw OrganizationsErrors.error('settings.empty', 'values must name at least one setting');
     checkKeys(keys);
     const checked = keys.map((key) => ({ key, r: checkSetting(scope, key, values[key]) }));
     const problems = checked.flatMap(({ key, r }) => (r.ok ? [] : [{ field: key, problems: [r.problem] }]));
     if (problems.length) {
-      throw AppError.badRequest('settings.invalid', problems.map((p) => `${p.field}: ${p.problems[0]}`).join('; '), problems);
+      throw OrganizationsErrors.error('settings.invalid', problems.map((p) => `${p.field}: ${p.problems[0]}`).join('; '), problems);
     }
     const out: SettingDto[] = [];
     for (const { key, r } of checked) {
@@ -85,14 +85,14 @@ export class SettingsService {
   async deleteFlag(tx: TenantTx, flag: string): Promise<void> {
     this.checkFlag(flag);
     const before = await settings.getFlag(tx.db, tx.orgId, flag);
-    if (!before) throw AppError.notFound('feature_flag', flag);
+    if (!before) throw OrganizationsErrors.notFound('feature_flag', flag);
     await settings.deleteFlag(tx.db, tx.orgId, flag);
     await this.audit.record(tx, { action: 'feature_flag.deleted', entityType: 'feature_flag', entityId: flag, before });
   }
 
   private checkFlag(flag: string): void {
     if (!KEY_PATTERN.test(flag)) {
-      throw AppError.badRequest('feature_flag.invalid_name', `flag "${flag}" must be lowercase letters, digits, _ and ., starting with a letter, at most 128`);
+      throw OrganizationsErrors.error('feature_flag.invalid_name', `flag "${flag}" must be lowercase letters, digits, _ and ., starting with a letter, at most 128`);
     }
   }
 }

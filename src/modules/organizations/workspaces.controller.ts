@@ -7,6 +7,10 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { WorkspacesService } from './workspaces.service.js';
 import { WorkspaceDto, WorkspaceInputDto } from './workspace.dto.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import '../billing/billing.errors.js'; // registers BillingErrors
+import './organizations.errors.js'; // registers OrganizationsErrors
+import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
 @ApiTags('workspaces')
 @OrgRoute()
@@ -15,6 +19,7 @@ export class WorkspacesController {
   constructor(private readonly workspaces: WorkspacesService) {}
 
   @Get()
+  @ApiErrorCodes('organization.not_found')
   @ApiOperation({ operationId: 'listWorkspaces', summary: 'Workspaces of the organization' })
   @ApiOkResponse({ type: [WorkspaceDto] })
   list(@Tx() tx: TenantTx): Promise<WorkspaceDto[]> {
@@ -23,6 +28,7 @@ export class WorkspacesController {
 
   // Declared before /:workspaceId so that "current" is not taken for an id.
   @Get('current')
+  @ApiErrorCodes('organization.not_found', 'workspace.invalid', 'workspace.not_found')
   @ApiOperation({ operationId: 'getCurrentWorkspace', summary: 'The workspace this request acts in (the X-Workspace-Id header), as the database sees it' })
   @ApiOkResponse({ type: WorkspaceDto })
   current(@Tx() tx: TenantTx): Promise<WorkspaceDto> {
@@ -30,6 +36,7 @@ export class WorkspacesController {
   }
 
   @Get(':workspaceId')
+  @ApiErrorCodes('organization.not_found', 'workspace.not_found')
   @ApiOperation({ operationId: 'getWorkspace', summary: 'Read a workspace' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
@@ -41,6 +48,7 @@ export class WorkspacesController {
   @Post()
   @RequireRole(...ADMIN_ROLES)
   @ConsumesLimit('omnizen', 'workspaces')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'workspace.name_taken', 'billing.limit_reached')
   @ApiOperation({ operationId: 'createWorkspace', summary: 'Create a workspace (admin)' })
   @ApiCreatedResponse({ type: WorkspaceDto })
   @ApiErrors(400, 409)
@@ -50,6 +58,7 @@ export class WorkspacesController {
 
   @Put(':workspaceId')
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'workspace.not_found', 'workspace.name_taken')
   @ApiOperation({ operationId: 'renameWorkspace', summary: 'Rename a workspace (admin)' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiOkResponse({ type: WorkspaceDto })
@@ -61,6 +70,7 @@ export class WorkspacesController {
   @Delete(':workspaceId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'workspace.not_found')
   @ApiOperation({ operationId: 'deleteWorkspace', summary: 'Delete a workspace (admin)' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiNoContentResponse()

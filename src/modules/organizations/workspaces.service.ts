@@ -1,14 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { workspaceRepository as workspaces } from './workspace.repository.js';
 import type { WorkspaceDto } from './workspace.dto.js';
+import { OrganizationsErrors } from './organizations.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 /** A workspace name is unique in its organization. */
 function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
-  return translateDatabaseError(work, { '23505': () => AppError.conflict('workspace.name_taken', `a workspace named "${name}" already exists`) });
+  return translateDatabaseError(work, { '23505': () => OrganizationsErrors.error('workspace.name_taken', `a workspace named "${name}" already exists`) });
 }
 
 @Injectable()
@@ -21,13 +22,13 @@ export class WorkspacesService {
 
   async get(tx: TenantTx, id: string): Promise<WorkspaceDto> {
     const ws = await workspaces.get(tx.db, tx.orgId, id);
-    if (!ws) throw AppError.notFound('workspace', id);
+    if (!ws) throw PlatformErrors.notFound('workspace', id);
     return ws;
   }
 
   async current(tx: TenantTx): Promise<WorkspaceDto> {
     const ws = await workspaces.current(tx.db);
-    if (!ws) throw AppError.notFound('workspace', undefined);
+    if (!ws) throw PlatformErrors.notFound('workspace', undefined);
     return ws;
   }
 
@@ -40,14 +41,14 @@ export class WorkspacesService {
   async rename(tx: TenantTx, id: string, name: string): Promise<WorkspaceDto> {
     const before = await this.get(tx, id);
     const after = await uniqueName(name, workspaces.rename(tx.db, tx.orgId, id, name));
-    if (!after) throw AppError.notFound('workspace', id);
+    if (!after) throw PlatformErrors.notFound('workspace', id);
     await this.audit.record(tx, { action: 'workspace.updated', entityType: 'workspace', entityId: id, before, after });
     return after;
   }
 
   async delete(tx: TenantTx, id: string): Promise<void> {
     const before = await this.get(tx, id);
-    if (!(await workspaces.delete(tx.db, tx.orgId, id))) throw AppError.notFound('workspace', id);
+    if (!(await workspaces.delete(tx.db, tx.orgId, id))) throw PlatformErrors.notFound('workspace', id);
     await this.audit.record(tx, { action: 'workspace.deleted', entityType: 'workspace', entityId: id, before });
   }
 }

@@ -1,3 +1,4 @@
+import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, HttpCode, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -27,6 +28,7 @@ const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payable
 @ApiTags('payables')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'payables:read', write: 'payables:write' })
 @Controller('v1/orgs/:orgId/payables')
 export class PayablesController {
   constructor(

@@ -1,6 +1,12 @@
 import type { DomainEventType } from '../../platform/events/events.js';
+import { AGENTS_EVENT_TYPES } from '../agents/agents.events.js';
+import { AUTH_EVENT_TYPES } from '../auth/auth.events.js';
+import { BILLING_EVENT_TYPES } from '../billing/billing.events.js';
+import { ORGANIZATIONS_EVENT_TYPES } from '../organizations/organizations.events.js';
+import { KNOWLEDGE_EVENT_TYPES } from '../knowledge/knowledge.events.js';
 import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
 import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
+import { RECEIVABLES_EVENT_TYPES } from '../receivables/receivables.events.js';
 import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
 
 /**
@@ -9,9 +15,15 @@ import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
  * emits events adds its `<module>.events.ts` list here.
  */
 export const EVENT_CATALOG: readonly DomainEventType[] = [
+  ...ORGANIZATIONS_EVENT_TYPES,
+  ...BILLING_EVENT_TYPES,
+  ...AUTH_EVENT_TYPES,
   ...LEDGER_EVENT_TYPES,
   ...PAYABLES_EVENT_TYPES,
+  ...RECEIVABLES_EVENT_TYPES,
   ...WEBHOOKS_EVENT_TYPES,
+  ...AGENTS_EVENT_TYPES,
+  ...KNOWLEDGE_EVENT_TYPES,
 ];
 
 /** The test event of POST .../endpoints/{endpointId}/ping: sent to that endpoint only, whatever its event types. */

@@ -11,6 +11,12 @@ export type Principal =
       sessionId?: string;
     }
   | { kind: 'service'; name: string }
+  /**
+   * An API key (`Authorization: Bearer ozk_live_<id>_<secret>`). Unverified when the guard builds it: the
+   * database verifies the key (public.begin_key_request) in the request's tenant transaction and decides its
+   * organization and scopes; only org routes (/v1/orgs/:orgId/...) accept it.
+   */
+  | { kind: 'apiKey'; keyId: string; secretHash: string }
   | { kind: 'anonymous' };
 
 export const ORG_ROLES = ['owner', 'admin', 'accountant', 'member', 'viewer'] as const;
@@ -30,6 +36,9 @@ export function claimsFor(principal: Principal, orgId: string | null, workspaceI
       return { ...base, sub: principal.userId, email: principal.email, role: 'authenticated', session_id: principal.sessionId };
     case 'service':
       return { ...base, role: 'service_role', service: principal.name };
+    case 'apiKey':
+      // what begin_key_request sets after verifying the key (the API never sets these claims itself)
+      return { ...base, role: 'authenticated', api_key_id: principal.keyId };
     case 'anonymous':
       return { ...base, role: 'anon' };
   }
@@ -41,6 +50,9 @@ export function actorOf(principal: Principal): { actorId: string | null; princip
       return { actorId: principal.userId, principalType: 'user' };
     case 'service':
       return { actorId: `service:${principal.name}`, principalType: 'service' };
+    case 'apiKey':
+      // the audit policy accepts this actor only for the key the database verified
+      return { actorId: `api_key:${principal.keyId}`, principalType: 'service' };
     case 'anonymous':
       return { actorId: null, principalType: 'anonymous' };
   }

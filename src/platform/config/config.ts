@@ -103,9 +103,57 @@ export interface AppConfig {
     keys: Record<string, Buffer>;
     activeKeyId?: string;
   };
+  /** The LLM provider layer (src/platform/ai): any OpenAI-compatible endpoint. */
+  ai: {
+    /** AI_BASE_URL: the chat-completions / embeddings endpoint (OpenAI, Azure OpenAI, vLLM, Ollama, LiteLLM...) */
+    baseUrl: string;
+    /** AI_API_KEY: the platform's default key (an organization may store its own); absent: only organizations with a key run agents */
+    apiKey?: string;
+    /** AI_TIMEOUT_MS: longest single provider call (a streamed call: until its last chunk) */
+    timeoutMs: number;
+    /** AI_MAX_RETRIES: retries of a call answered 429 or 5xx (with backoff, honouring Retry-After) */
+    maxRetries: number;
+    /** AI_RETRY_BASE_MS: first backoff; doubles per retry */
+    retryBaseMs: number;
+    /** AI_RETRY_MAX_MS: longest single backoff (a longer Retry-After fails the call as rate limited) */
+    retryMaxMs: number;
+    /** AI_SCHEDULE_TICK_MS: how often scheduled agent triggers are checked (0: never; tests tick by hand) */
+    scheduleTickMs: number;
+    /** AI_SEMANTIC_TIMEOUT_MS: statement timeout of a semantic query */
+    semanticTimeoutMs: number;
+    /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
+    semanticRowCap: number;
+  };
+  mail: {
+    /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
+    smtpUrl?: string;
+    /** the From of every message: an address, or "Name <address>" */
+    from: string;
+    /** when pending digests are sent (cron, seconds first) */
+    digestCron: string;
+  };
   outbound: {
     /** whether requests to user-chosen URLs (CalDAV servers) may reach loopback and private addresses */
     allowPrivateNetworks: boolean;
+  };
+  rateLimits: {
+    /** RATE_LIMITS_ENABLED=false turns the request limiter off (benchmarks compare both) */
+    enabled: boolean;
+    /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
+    anonymousPerMinute: number;
+    /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
+    defaultPerMinute: number;
+    /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
+    planCacheSeconds: number;
+  };
+  analytics: {
+    /** months of events kept (older monthly partitions are dropped) */
+    retentionMonths: number;
+    /** monthly partitions created ahead of the current month */
+    partitionsAhead: number;
+    /** POSTHOG_API_KEY set: events are also forwarded to PostHog */
+    posthogApiKey?: string;
+    posthogHost: string;
   };
   webhooks: {
     /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
@@ -118,6 +166,23 @@ export interface AppConfig {
     secretOverlapSeconds: number;
     /** endpoint URLs must be https (default in production) */
     requireHttps: boolean;
+  };
+  /** The knowledge base (issue 17): its embedding provider reads the AI provider's settings (AI_BASE_URL, AI_API_KEY, AI_TIMEOUT_MS). */
+  knowledge: {
+    /** OpenAI-compatible API base URL (AI_BASE_URL, default https://api.openai.com/v1) */
+    aiBaseUrl: string;
+    /** AI_API_KEY; without it (and no double) ingestion fails with the reason */
+    aiApiKey?: string;
+    aiTimeoutMs: number;
+    /** AI_EMBEDDING_MODEL (default text-embedding-3-small) */
+    embeddingModel: string;
+    /** AI_EMBEDDING_DIMENSIONS (default 1536); indexed by HNSW for 256, 384, 512, 768, 1024, 1536 */
+    embeddingDimensions: number;
+    /** KNOWLEDGE_MAX_UPLOAD_BYTES (default 10 MB): a larger upload is a 413 naming the limit */
+    maxUploadBytes: number;
+    /** KNOWLEDGE_CHUNK_TOKENS (default 400) and KNOWLEDGE_CHUNK_OVERLAP_TOKENS (default 60), cl100k_base tokens */
+    chunkTokens: number;
+    chunkOverlapTokens: number;
   };
 }
 
@@ -207,6 +272,14 @@ function secret(env: Env, name: string, dev: string, nodeEnv: string): string {
   return value;
 }
 
+const MAILBOX = /^(?:[^<>@\r\n]+ <[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/;
+
+function mailFrom(env: Env, name: string, fallback: string): string {
+  const value = env[name] || fallback;
+  if (!MAILBOX.test(value)) throw new ConfigError(`${name} must be an e-mail address or "Name <address>", got "${value}"`);
+  return value;
+}
+
 function cron(env: Env, name: string, fallback: string): string {
   const value = env[name] || fallback;
   try {
@@ -274,7 +347,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
     // cookie-authenticated writes are accepted only from these origins (CSRF); with none, every one would fail
     throw new ConfigError('AUTH_COOKIES=true needs CORS_ORIGINS: the browser origins allowed to send cookie-authenticated requests');
   }
+  const chunkTokens = int(env, 'KNOWLEDGE_CHUNK_TOKENS', 400, 16, 8000);
+  const knowledge: AppConfig['knowledge'] = {
+    aiBaseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
+    aiApiKey: env.AI_API_KEY || undefined,
+    aiTimeoutMs: int(env, 'AI_TIMEOUT_MS', 30_000, 1),
+    embeddingModel: str(env, 'AI_EMBEDDING_MODEL', 'text-embedding-3-small'),
+    embeddingDimensions: int(env, 'AI_EMBEDDING_DIMENSIONS', 1536, 1, 4096),
+    maxUploadBytes: int(env, 'KNOWLEDGE_MAX_UPLOAD_BYTES', 10 * 1024 * 1024, 1),
+    chunkTokens,
+    chunkOverlapTokens: int(env, 'KNOWLEDGE_CHUNK_OVERLAP_TOKENS', 60, 0, chunkTokens - 1),
+  };
   return {
+    knowledge,
     nodeEnv,
     port: int(env, 'PORT', 3000, 1, 65535),
     host: host(env, 'HOST', '0.0.0.0'),
@@ -345,7 +430,35 @@ export function loadConfig(env: Env = process.env): AppConfig {
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
     },
     secrets: parseSecretKeys(env),
+    ai: {
+      baseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
+      apiKey: env.AI_API_KEY || undefined,
+      timeoutMs: int(env, 'AI_TIMEOUT_MS', 60_000, 100, 600_000),
+      maxRetries: int(env, 'AI_MAX_RETRIES', 2, 0, 10),
+      retryBaseMs: int(env, 'AI_RETRY_BASE_MS', 500, 0, 60_000),
+      retryMaxMs: int(env, 'AI_RETRY_MAX_MS', 30_000, 0, 600_000),
+      scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+      semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
+      semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
+    },
+    mail: {
+      smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
+      from: mailFrom(env, 'MAIL_FROM', 'OmniZen <no-reply@omnizen.localhost>'),
+      digestCron: cron(env, 'MAIL_DIGEST_CRON', '0 * * * * *'),
+    },
     outbound: { allowPrivateNetworks: bool(env, 'OUTBOUND_ALLOW_PRIVATE_NETWORKS', !secureDefault) },
+    rateLimits: {
+      enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
+      anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
+      defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
+      planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
+    },
+    analytics: {
+      retentionMonths: int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120),
+      partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
+      posthogApiKey: env.POSTHOG_API_KEY || undefined,
+      posthogHost: url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com'),
+    },
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
+import { PlatformErrors } from '../errors/platform.errors.js';
 
 export type { Db } from './sql.js';
 
@@ -24,6 +24,8 @@ export interface TenantTx {
   readonly role: RequestRole | null;
   readonly workspaceId: string | null;
   readonly meta: RequestMeta;
+  /** an API key's scopes, as the database verified them; null for every other principal */
+  readonly scopes: string[] | null;
 }
 
 /** The transaction of a public (unauthenticated) request: role anon, no identity. */
@@ -58,20 +60,66 @@ export class DatabaseService implements OnApplicationShutdown {
     orgId: string,
     meta: RequestMeta,
     work: (tx: TenantTx) => Promise<T>,
-    options: { workspaceId?: string; allowNonMember?: boolean } = {},
+    options: { workspaceId?: string; allowNonMember?: boolean; readOnlyRolledBack?: boolean } = {},
   ): Promise<T> {
+    if (principal.kind === 'apiKey') return this.keyTenant(principal, orgId, meta, work, options);
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
     return this.pool.transaction(async (db) => {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
         SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
       if (!ctx.org_id && !options.allowNonMember) {
-        throw AppError.notFound('organization', orgId);
+        throw PlatformErrors.notFound('organization', orgId);
       }
       if (options.workspaceId && !ctx.workspace_id) {
-        throw AppError.notFound('workspace', options.workspaceId);
+        throw PlatformErrors.notFound('workspace', options.workspaceId);
       }
-      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta });
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: null });
+    }, { readOnlyRolledBack: options.readOnlyRolledBack });
+  }
+
+  /**
+   * The same for an API key: the database verifies the key (hash, revocation, expiry: 401 otherwise) and sets
+   * the claims itself (public.begin_key_request), in the same single round trip. Another organization's key: 404.
+   */
+  private keyTenant<T>(
+    principal: Extract<Principal, { kind: 'apiKey' }>,
+    orgId: string,
+    meta: RequestMeta,
+    work: (tx: TenantTx) => Promise<T>,
+    options: { workspaceId?: string; readOnlyRolledBack?: boolean },
+  ): Promise<T> {
+    return this.pool.transaction(async (db) => {
+      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
+        SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`;
+      if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
+      if (options.workspaceId && !ctx.workspace_id) throw PlatformErrors.notFound('workspace', options.workspaceId);
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: ctx.scopes });
+    }, { readOnlyRolledBack: options.readOnlyRolledBack });
+  }
+
+  /**
+   * Like `tenant`, for a principal that must first look up which organization it acts in (a service key
+   * reading a person's personal organization): one transaction. `resolve` runs as the principal outside
+   * any organization; the transaction then continues inside the organization it names (claims replaced,
+   * membership decided again by the database: auth_org_id()). Undefined when `resolve` finds none.
+   */
+  async tenantResolving<T>(
+    principal: Principal,
+    meta: RequestMeta,
+    resolve: (tx: TenantTx) => Promise<string | null>,
+    work: (tx: TenantTx) => Promise<T>,
+  ): Promise<T | undefined> {
+    const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
+    return this.pool.transaction(async (db) => {
+      const [outside] = await db.$queryRaw<{ role: RequestRole | null }[]>`
+        SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`;
+      const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta, scopes: null });
+      if (!orgId) return undefined;
+      await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
+      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null }[]>`SELECT public.auth_org_id() AS org_id, public.auth_role() AS role`;
+      if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
+      return work({ db, principal, orgId, role: ctx.role, workspaceId: null, meta, scopes: null });
     });
   }
 

@@ -16,18 +16,30 @@ export const PRIVILEGED_PATHS = {
   'jobs.relay': 'relay outbox rows to Bull or run them in-process',
   /** scheduled clean-up of expired invitations and refresh tokens */
   'jobs.purge': 'purge expired invitations, sessions and refresh tokens',
+  /** the daily revenue recognition: which organizations have deferred revenue to recognize (each then runs in its own tenant transaction) */
+  'jobs.revenue_recognition': 'list the organizations with deferred invoice lines',
   /** Stripe webhooks and the Hub provisioning that follows them */
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
   'billing.expiry': 'expire ended trials and canceled subscriptions',
+  /** routing domain events to inboxes and e-mails, sending e-mails and digests (every organization's) */
+  'notifications.deliver': 'route domain events to notices and e-mails; send e-mails and digests',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
+  /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
+  'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
+  /** analytics: monthly partitions made ahead and dropped after the retention; daily roll-ups of every organization */
+  'analytics.maintenance': 'create and drop monthly event partitions, roll events up per organization and day',
+  /** analytics: feature usage by plan tier across organizations (service-role key only) */
+  'analytics.reports': 'cross-organization usage report for services',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
+  /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
+  'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 

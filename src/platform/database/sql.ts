@@ -31,6 +31,11 @@ export interface Db {
    * the audit row.
    */
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void;
+  /**
+   * Runs one statement over the extended protocol (Parse/Bind/Execute: one statement by construction) and answers
+   * its columns and its rows as arrays (two columns of one name stay two). For the semantic layer's queries.
+   */
+  $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }>;
   /** Runs a typed query of the query builder (`qb` in query-builder.ts): its rows, typed from the schema. */
   run<Q extends Compilable>(query: Q): Promise<InferResult<Q>>;
   /** Runs a typed write and answers the number of rows it changed. */
@@ -117,6 +122,12 @@ class ConnectionDb implements Db {
     return (await this.client.query(sql, parameters.map(param))).rows as InferResult<Q>;
   }
 
+  async $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
+    if (values.length === 0) throw new Error('$queryArrays needs at least one parameter: without one node-postgres would use the simple protocol');
+    const r = await this.client.query({ text: sql, values: values.map(param), rowMode: 'array' });
+    return { columns: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), rows: r.rows as unknown[][] };
+  }
+
   async runCount(query: Compilable): Promise<number> {
     const { sql, parameters } = query.compile();
     return (await this.client.query(sql, parameters.map(param))).rowCount ?? 0;
@@ -190,7 +201,7 @@ export class SqlPool {
    * A connection that errored, or whose ROLLBACK fails, is discarded, not returned to the pool; the
    * failure is then DatabaseUnavailableError unless `work` threw an error of its own making.
    */
-  async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (db: Db) => Promise<T>, options: { readOnlyRolledBack?: boolean } = {}): Promise<T> {
     const client = await this.connect();
     let broken: Error | undefined;
     const onError = (err: Error) => {
@@ -198,11 +209,17 @@ export class SqlPool {
     };
     client.on('error', onError);
     try {
-      const begun = client.query('BEGIN');
+      // READ ONLY ... ROLLBACK: a statement written by someone else (a semantic query) can change nothing, and
+      // whatever it set in the session (settings, claims) ends with the transaction
+      const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
       const db = new ConnectionDb(client);
       const result = await work(db);
       await begun;
+      if (options.readOnlyRolledBack) {
+        await client.query('ROLLBACK');
+        return result;
+      }
       const committed = client.query('COMMIT');
       committed.catch(() => undefined);
       for (const sent of db.atCommit) await sent; // the first failure is rethrown: COMMIT rolled back

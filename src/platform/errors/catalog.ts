@@ -9,6 +9,9 @@ export interface ErrorCodeSpec {
   description: string;
 }
 
+/** The entities of the `<entity>.not_found` codes among `K`. */
+type NotFoundEntity<K> = K extends `${infer E}.not_found` ? E : never;
+
 /** Every declared code, from every module (codes are globally unique: `<module>.<what>`). */
 const registry = new Map<string, ErrorCodeSpec>();
 
@@ -31,6 +34,11 @@ export function defineErrorCodes<const T extends Record<string, ErrorCodeSpec>>(
     codes,
     error(code: keyof T & string, message: string, details?: unknown): AppError {
       return new AppError(codes[code].status, code, message, details);
+    },
+    /** `<entity>.not_found`, for an entity whose code this module declares. */
+    notFound(entity: NotFoundEntity<keyof T>, id?: string): AppError {
+      const code = `${entity}.not_found`;
+      return new AppError(codes[code].status, code, id ? `${entity} ${id} was not found` : `${entity} was not found`);
     },
   };
 }

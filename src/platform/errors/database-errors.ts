@@ -1,6 +1,6 @@
-import { HttpStatus } from '@nestjs/common';
 import { AppError } from './app-error.js';
 import { errorCodeSpec } from './catalog.js';
+import { PlatformErrors } from './platform.errors.js';
 
 /**
  * The database could not be reached, or cut the connection a request was using (restart, crash,
@@ -79,9 +79,9 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
     case '55P03': // lock_timeout
       return retryableError('database_timeout');
     case '23505':
-      return AppError.conflict('conflict.unique', constraint ? `a record with the same key already exists (${constraint})` : message ?? 'duplicate');
+      return PlatformErrors.error('conflict.unique', constraint ? `a record with the same key already exists (${constraint})` : message ?? 'duplicate');
     case '23503':
-      return AppError.conflict('conflict.reference', 'the record refers to, or is referred to by, another record');
+      return PlatformErrors.error('conflict.reference', 'the record refers to, or is referred to by, another record');
     case '23514':
     case '23502':
     case '22P02':
@@ -89,23 +89,23 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
     case '22007':
     case '22008':
     case '22023':
-      return new AppError(HttpStatus.UNPROCESSABLE_ENTITY, 'invalid', message ?? 'invalid value');
+      return PlatformErrors.error('invalid', message ?? 'invalid value');
     case '22021': // a NUL character in text (validation refuses them first; a backstop)
     case '22P05': // \u0000 in jsonb
       return AppError.badRequest('validation_failed', 'the input contains a NUL character (\\u0000), which cannot be stored');
     case '28000':
       return AppError.unauthorized(message);
     case '42501':
-      return AppError.forbidden('forbidden', message?.startsWith('new row violates row-level security')
+      return PlatformErrors.error('forbidden', message?.startsWith('new row violates row-level security')
         ? 'you are not allowed to make this change in this organization'
         : message ?? 'permission denied');
     case 'P0002':
       return AppError.notFound(message ?? 'record');
     case '40001':
     case '40P01':
-      return new AppError(HttpStatus.CONFLICT, 'conflict.retry', 'the change conflicted with a concurrent one; retry');
+      return PlatformErrors.error('conflict.retry', 'the change conflicted with a concurrent one; retry');
     case 'P0001':
-      return new AppError(HttpStatus.UNPROCESSABLE_ENTITY, 'rejected', message ?? 'rejected by the database');
+      return PlatformErrors.error('rejected', message ?? 'rejected by the database');
     default:
       return undefined;
   }

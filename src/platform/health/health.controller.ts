@@ -5,6 +5,7 @@ import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
 import { InFlightRequests } from '../http/graceful-shutdown.js';
+import { NotRateLimited } from '../http/rate-limit.js';
 import { Metrics } from '../observability/metrics.js';
 import { RlsCanary } from './rls-canary.js';
 import { ReadinessProbes } from './readiness-probes.js';
@@ -41,6 +42,7 @@ const READINESS_SCHEMA = {
 
 @ApiTags('health')
 @Public()
+@NotRateLimited()
 @Controller('health')
 export class HealthController {
   constructor(

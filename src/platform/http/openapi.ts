@@ -83,7 +83,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setVersion('0.1.0')
     .setLicense('Proprietary', 'https://omnizen.app/terms')
     .addServer('/', 'The server that serves this document')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, or the Supabase service-role key' })
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Our access token, the Supabase service-role key, or an API key (ozk_live_<id>_<secret>: organization routes only, each operation names the scope it needs in x-omnizen-api-key-scope)' })
     .build();
   const doc = SwaggerModule.createDocument(app, config);
   for (const schemas of extraSchemas) Object.assign((doc.components ??= {}).schemas ??= {}, schemas());
@@ -102,7 +102,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       }
     }
   }
-  return documentRetryableErrors(doc);
+  return documentRetryableErrors(documentRateLimits(doc));
 }
 
 type Example = { summary?: string; value?: unknown };
@@ -113,6 +113,39 @@ const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unrea
   'database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.';
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;
+
+const RATE_LIMIT_HEADERS = {
+  'RateLimit-Limit': { description: 'Requests allowed per minute in this bucket (organization, API key, or client IP)', schema: { type: 'integer', example: 600 } },
+  'RateLimit-Remaining': { description: 'Requests left in the current window', schema: { type: 'integer', example: 0 } },
+  'RateLimit-Reset': { description: 'Seconds until the window resets', schema: { type: 'integer', example: 42 } },
+};
+
+/**
+ * Every operation but the health probes is rate-limited (src/platform/http/rate-limit.ts): organization routes per
+ * organization or per API key, public routes per client IP. Over the limit: 429 `rate_limited` with Retry-After;
+ * the RateLimit-* headers come with every limited response, successful or not.
+ */
+export function documentRateLimits(document: OpenAPIObject): OpenAPIObject {
+  const errorSchema = document.components?.schemas?.ErrorResponse ? { $ref: '#/components/schemas/ErrorResponse' } : { type: 'object' };
+  for (const [path, item] of Object.entries(document.paths)) {
+    if (path.startsWith('/health')) continue;
+    for (const method of HTTP_METHODS) {
+      const operation = item[method];
+      if (!operation) continue;
+      const own = operation.responses['429'] as ResponseObject | undefined;
+      operation.responses['429'] = {
+        description: [own?.description, 'rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds'].filter(Boolean).join('; or '),
+        headers: { ...own?.headers, 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 42 } }, ...RATE_LIMIT_HEADERS },
+        content: (own?.content ?? { 'application/json': { schema: errorSchema } }) as never,
+      };
+      for (const [status, response] of Object.entries(operation.responses)) {
+        if (!status.startsWith('2') || '$ref' in (response as object)) continue;
+        (response as ResponseObject).headers = { ...(response as ResponseObject).headers, ...RATE_LIMIT_HEADERS };
+      }
+    }
+  }
+  return document;
+}
 
 /**
  * Every operation that touches the database (all but the health probes, which report their own 503)

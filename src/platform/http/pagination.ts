@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
-import { AppError } from '../errors/app-error.js';
+import { PlatformErrors } from '../errors/platform.errors.js';
 
 export class PageQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
@@ -18,14 +18,27 @@ export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-export function decodeCursor<T>(cursor: string | undefined): T | undefined {
+const invalidCursor = () => PlatformErrors.error('pagination.cursor', 'cursor is not valid');
+
+/**
+ * The value of a cursor from `encodeCursor`, checked by `isValid` (a cursor is client input: a forged
+ * one must answer 400 pagination.cursor, never reach SQL). Undefined for no cursor.
+ */
+export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unknown) => boolean = () => true): T | undefined {
   if (!cursor) return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as T;
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    throw invalidCursor();
   }
+  if (!isValid(value)) throw invalidCursor();
+  return value as T;
 }
+
+/** A keyset position [timestamp, id] (`id` must match `idPattern`). */
+export const isKeysetPosition = (idPattern: RegExp) => (v: unknown): boolean =>
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && idPattern.test(v[1]);
 
 /** Take `limit + 1` rows, return `limit` and the cursor of the last one if there are more. */
 export function page<T>(rows: T[], limit: number, cursorOf: (row: T) => unknown): { items: T[]; nextCursor?: string } {

@@ -5,11 +5,13 @@ import {
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { ModuleRef, ModulesContainer, Reflector } from '@nestjs/core';
 import { ApiBearerAuth, ApiExtension, ApiHeader, ApiParam } from '@nestjs/swagger';
-import { from, lastValueFrom, Observable } from 'rxjs';
+import { from, lastValueFrom, Observable, switchMap } from 'rxjs';
 import { DatabaseService, type TenantTx } from '../database/database.service.js';
 import type { Principal, RequestRole } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
 import { ApiErrors } from './openapi.js';
+import { PlatformErrors } from '../errors/platform.errors.js';
+import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
+import { NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
@@ -17,6 +19,11 @@ const ENTITLEMENTS = 'omnizen:entitlements';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scope = 'org' | 'user';
+
+/** Whether a handler runs in an organization's tenant transaction (@OrgRoute): the only routes API keys may call. */
+export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boolean {
+  return reflector.getAllAndOverride<Scope>(SCOPE, [context.getHandler(), context.getClass()]) === 'org';
+}
 
 /**
  * What a route needs from the organization's plan in an app. `feature` absent: only a subscription
@@ -52,6 +59,8 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     private readonly db: DatabaseService,
     private readonly reflector: Reflector,
     private readonly moduleRef: ModuleRef,
+    private readonly limiter: RateLimiter,
+    private readonly orgLimits: OrgRateLimits,
   ) {}
 
   /** Resolved on first use: the billing module that provides it is not a platform dependency. */
@@ -61,36 +70,101 @@ export class TenantTransactionInterceptor implements NestInterceptor {
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const request = this.prepare(context);
+    return from(
+      this.db.tenant(request.principal, request.orgId, request.meta, async (tx) => {
+        await request.verify(tx);
+        context.switchToHttp().getRequest().tenantTx = tx;
+        return lastValueFrom(next.handle(), { defaultValue: undefined });
+      }, { workspaceId: request.workspaceId }),
+    );
+  }
+
+  /**
+   * Everything checked before a handler of an org or user route runs, for this interceptor and for
+   * OrgPreflightInterceptor alike: which organization, then, inside the tenant transaction (`verify`), the rate
+   * limit, the API key's scope, the role and the plan's requirements.
+   */
+  prepare(context: ExecutionContext): {
+    principal: Principal; orgId: string; workspaceId?: string; meta: { requestId: string; ip: string };
+    verify: (tx: TenantTx) => Promise<void>;
+  } {
     const req = context.switchToHttp().getRequest();
     const targets = [context.getHandler(), context.getClass()];
-    const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets);
+    const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets) ?? 'org';
     const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
     const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const principal = req.user as Principal;
+    const keyScope = this.reflector.getAllAndOverride<string | undefined>(API_KEY_SCOPE, targets);
+    const limited = this.limiter.enabled && !this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets);
+    const reply = context.switchToHttp().getResponse();
     let orgId: string;
     if (scope === 'org') {
       orgId = req.params.orgId;
-      if (!UUID.test(orgId ?? '')) throw AppError.notFound('organization', orgId);
+      if (!UUID.test(orgId ?? '')) throw PlatformErrors.notFound('organization', orgId);
     } else {
-      if (principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+      if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key or API key cannot call it');
       orgId = principal.personalOrgId;
     }
     const header = req.headers['x-workspace-id'];
     const workspaceId = typeof header === 'string' && header ? header : undefined;
-    if (workspaceId && !UUID.test(workspaceId)) throw AppError.badRequest('workspace.invalid', 'X-Workspace-Id must be a UUID');
-    const meta = { requestId: req.id, ip: req.ip };
-    return from(
-      this.db.tenant(principal, orgId, meta, async (tx) => {
-        if (roles && !roles.includes(tx.role as RequestRole)) {
-          throw AppError.forbidden('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
+    if (workspaceId && !UUID.test(workspaceId)) throw PlatformErrors.error('workspace.invalid', 'X-Workspace-Id must be a UUID');
+    const verify = async (tx: TenantTx): Promise<void> => {
+      // after begin_request: only a caller the database let into the organization counts against its limit
+      if (limited) {
+        const limit = await this.orgLimits.limitOf(tx);
+        if (limit !== null) {
+          await (principal.kind === 'apiKey'
+            ? this.limiter.consume(`key:${principal.keyId}`, limit, reply, 'this API key')
+            : this.limiter.consume(`org:${orgId}`, limit, reply, 'this organization'));
         }
-        // in the request transaction, before the write: a counted limit locks and counts here
-        for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
-        req.tenantTx = tx;
-        return lastValueFrom(next.handle(), { defaultValue: undefined });
-      }, { workspaceId }),
-    );
+      }
+      if (tx.scopes) {
+        if (!keyScope) throw PlatformErrors.error('api_keys.route_closed', 'this route is not open to API keys; call it with a user token');
+        if (!tx.scopes.includes(keyScope)) {
+          throw PlatformErrors.error('api_keys.scope_missing', `this API key lacks the scope ${keyScope}`, { scope: keyScope, scopes: tx.scopes });
+        }
+      }
+      if (roles && !roles.includes(tx.role as RequestRole)) {
+        throw PlatformErrors.error('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
+      }
+      // in the request transaction, before the write: a counted limit locks and counts here
+      for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
+    };
+    return { principal, orgId, workspaceId, meta: { requestId: req.id, ip: req.ip }, verify };
   }
+}
+
+/**
+ * For org routes whose handler opens its own transactions instead of running in the request's one: a run of an
+ * AI agent (provider calls take seconds; no transaction may stay open across them) and a semantic query (its
+ * own READ ONLY transaction, always rolled back). The same checks as TenantTransactionInterceptor (membership
+ * decided by the database → 404, @RequireRole → 403, the plan's requirements → 402) run first, in a short
+ * transaction of their own, before the body is validated; the handler then receives no @Tx().
+ */
+@Injectable()
+export class OrgPreflightInterceptor implements NestInterceptor {
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly tenant: TenantTransactionInterceptor,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const request = this.tenant.prepare(context);
+    return from(this.db.tenant(request.principal, request.orgId, request.meta, (tx) => request.verify(tx), { workspaceId: request.workspaceId }))
+      .pipe(switchMap(() => next.handle()));
+  }
+}
+
+/** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
+export function OrgPreflightRoute(): ClassDecorator {
+  return applyDecorators(
+    UseInterceptors(OrgPreflightInterceptor),
+    ApiBearerAuth(),
+    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
+    ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
+    ApiErrors(400, 401, 403, 404),
+  );
 }
 
 /** A controller under /v1/orgs/:orgId: every handler runs in that organization's tenant transaction. */

@@ -4,6 +4,7 @@ import { ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags,
 import type { FastifyReply } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { Public } from '../auth/public.decorator.js';
+import { NotRateLimited } from '../http/rate-limit.js';
 import { AppError } from '../errors/app-error.js';
 import { Metrics } from './metrics.js';
 
@@ -13,6 +14,7 @@ const ERROR = { 'application/json': { schema: { $ref: '#/components/schemas/Erro
 /** Prometheus' scrape target: served only when METRICS_TOKEN is configured, and only to requests bearing it. */
 @ApiTags('health')
 @Public()
+@NotRateLimited() // Prometheus scrapes, guarded by METRICS_TOKEN
 @Controller('metrics')
 export class MetricsController {
   private readonly token?: Buffer;

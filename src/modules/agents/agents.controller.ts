@@ -1,0 +1,290 @@
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse, ApiBody, ApiCreatedResponse, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam,
+  ApiProduces, ApiTags, getSchemaPath, ApiExtraModels,
+} from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { AutomationService } from './automation.service.js';
+import {
+  AgentDto, BudgetDto, CreateAgentDto, CreateTriggerDto, TriggerDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunQuery, SetProviderKeyDto, ToolDto,
+  UpdateAgentDto, UpdateBudgetDto, UsageQuery, UsageReportDto,
+} from './agents.dto.js';
+import { AgentsService } from './agents.service.js';
+import { ProviderKeysService } from './provider-keys.service.js';
+import { RunsService, type RunSink } from './runs.service.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+@ApiTags('agents')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/ai')
+export class AiCatalogController {
+  constructor(
+    private readonly agents: AgentsService,
+    private readonly keys: ProviderKeysService,
+  ) {}
+
+  @Get('models')
+  @ApiOperation({ operationId: 'listAiModels', summary: 'The model catalog with dated prices per million tokens' })
+  @ApiOkResponse({ type: [ModelDto] })
+  models(@Tx() tx: TenantTx): Promise<ModelDto[]> {
+    return this.agents.models(tx);
+  }
+
+  @Get('tools')
+  @ApiOperation({ operationId: 'listAiTools', summary: 'The tools agents may be given, with their argument schemas' })
+  @ApiOkResponse({ type: [ToolDto] })
+  tools(): ToolDto[] {
+    return this.agents.toolList();
+  }
+
+  @Get('usage')
+  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost' })
+  @ApiOkResponse({ type: UsageReportDto })
+  @ApiErrorCodes('ai.range')
+  usage(@Tx() tx: TenantTx, @Query() q: UsageQuery): Promise<UsageReportDto> {
+    return this.agents.usage(tx, q.from, q.to);
+  }
+
+  @Get('budgets')
+  @ApiOperation({ operationId: 'listAiBudgets', summary: 'Budgets of the organization and its agents with this month\'s spent, reserved and left' })
+  @ApiOkResponse({ type: [BudgetDto] })
+  budgets(@Tx() tx: TenantTx): Promise<BudgetDto[]> {
+    return this.agents.budgets(tx);
+  }
+
+  @Post('budgets')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'createAiBudget', summary: 'Create the organization\'s or an agent\'s monthly budget (owner, admin)' })
+  @ApiCreatedResponse({ type: BudgetDto })
+  @ApiErrorCodes('ai.budget_exists')
+  createBudget(@Tx() tx: TenantTx, @Body() dto: CreateBudgetDto): Promise<BudgetDto> {
+    return this.agents.createBudget(tx, dto);
+  }
+
+  @Get('budgets/:budgetId')
+  @ApiOperation({ operationId: 'getAiBudget', summary: 'One budget with this month\'s spent, reserved and left' })
+  @ApiOkResponse({ type: BudgetDto })
+  budget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string): Promise<BudgetDto> {
+    return this.agents.budget(tx, id);
+  }
+
+  @Patch('budgets/:budgetId')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'updateAiBudget', summary: 'Change a budget\'s limits or thresholds (owner, admin)' })
+  @ApiOkResponse({ type: BudgetDto })
+  updateBudget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string, @Body() dto: UpdateBudgetDto): Promise<BudgetDto> {
+    return this.agents.updateBudget(tx, id, dto);
+  }
+
+  @Delete('budgets/:budgetId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteAiBudget', summary: 'Delete a budget (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  async deleteBudget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string): Promise<void> {
+    await this.agents.removeBudget(tx, id);
+  }
+
+  @Get('provider-key')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'getAiProviderKey', summary: 'Whether the organization has its own provider key: its last four characters and endpoint (owner, admin)' })
+  @ApiOkResponse({ type: ProviderKeyDto })
+  providerKey(@Tx() tx: TenantTx): Promise<ProviderKeyDto> {
+    return this.keys.get(tx);
+  }
+
+  @Put('provider-key')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'setAiProviderKey', summary: 'Store the organization\'s own provider key, encrypted (owner, admin); it is never answered' })
+  @ApiOkResponse({ type: ProviderKeyDto })
+  setProviderKey(@Tx() tx: TenantTx, @Body() dto: SetProviderKeyDto): Promise<ProviderKeyDto> {
+    return this.keys.set(tx, dto);
+  }
+
+  @Delete('provider-key')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteAiProviderKey', summary: 'Remove the organization\'s own key: runs use the platform\'s (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Removed' })
+  async deleteProviderKey(@Tx() tx: TenantTx): Promise<void> {
+    await this.keys.remove(tx);
+  }
+}
+
+@ApiTags('agents')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/agents')
+export class AgentsController {
+  constructor(
+    private readonly agents: AgentsService,
+    private readonly runs: RunsService,
+    private readonly automation: AutomationService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ operationId: 'listAgents', summary: 'The organization\'s agents' })
+  @ApiOkResponse({ type: [AgentDto] })
+  list(@Tx() tx: TenantTx): Promise<AgentDto[]> {
+    return this.agents.list(tx);
+  }
+
+  @Post()
+  @RequireRole(...ADMIN_ROLES)
+  @ConsumesLimit('omnizen', 'ai_agents')
+  @ApiOperation({ operationId: 'createAgent', summary: 'Create an agent (owner, admin; counts against the plan\'s ai_agents)' })
+  @ApiCreatedResponse({ type: AgentDto })
+  @ApiErrorCodes('ai.unknown_model', 'ai.unknown_tool', 'ai.agent_name_taken')
+  create(@Tx() tx: TenantTx, @Body() dto: CreateAgentDto): Promise<AgentDto> {
+    return this.agents.create(tx, dto);
+  }
+
+  @Get(':agentId')
+  @ApiOperation({ operationId: 'getAgent', summary: 'One agent' })
+  @ApiOkResponse({ type: AgentDto })
+  get(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<AgentDto> {
+    return this.agents.get(tx, id);
+  }
+
+  @Patch(':agentId')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'updateAgent', summary: 'Change an agent: instructions, model, parameters, tools, status (owner, admin)' })
+  @ApiOkResponse({ type: AgentDto })
+  @ApiErrorCodes('ai.unknown_model', 'ai.unknown_tool', 'ai.agent_name_taken')
+  update(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string, @Body() dto: UpdateAgentDto): Promise<AgentDto> {
+    return this.agents.update(tx, id, dto);
+  }
+
+  @Delete(':agentId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteAgent', summary: 'Delete an agent with its runs and budget (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  async remove(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<void> {
+    await this.agents.remove(tx, id);
+  }
+
+  @Get(':agentId/triggers')
+  @ApiOperation({ operationId: 'listAgentTriggers', summary: 'The agent\'s automation triggers' })
+  @ApiOkResponse({ type: [TriggerDto] })
+  triggers(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<TriggerDto[]> {
+    return this.automation.list(tx, agentId);
+  }
+
+  @Post(':agentId/triggers')
+  @RequireRole(...ADMIN_ROLES)
+  @RequiresFeature('omnizen', 'ai_automation')
+  @ApiOperation({ operationId: 'createAgentTrigger', summary: 'Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up)' })
+  @ApiCreatedResponse({ type: TriggerDto })
+  createTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @Body() dto: CreateTriggerDto): Promise<TriggerDto> {
+    return this.automation.create(tx, agentId, dto);
+  }
+
+  @Delete(':agentId/triggers/:triggerId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteAgentTrigger', summary: 'Delete an automation trigger (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  async deleteTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('triggerId', 'trigger') id: string): Promise<void> {
+    await this.automation.remove(tx, agentId, id);
+  }
+
+  @Get(':agentId/runs')
+  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s latest 100 runs (any member, viewers included)' })
+  @ApiOkResponse({ type: [RunDto] })
+  listRuns(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<RunDto[]> {
+    return this.agents.listRuns(tx, agentId);
+  }
+
+  @Get(':agentId/runs/:runId')
+  @ApiOperation({ operationId: 'getAgentRun', summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors' })
+  @ApiOkResponse({ type: RunDto })
+  getRun(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
+    return this.agents.getRun(tx, agentId, runId);
+  }
+
+  @Post(':agentId/runs/:runId/cancel')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin); it stops at its next step' })
+  @ApiOkResponse({ type: RunDto })
+  @ApiErrorCodes('ai.run_finished')
+  cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
+    return this.runs.cancel(tx, agentId, runId);
+  }
+}
+
+/**
+ * Starting a run is not an @OrgRoute: a run spans provider calls that take seconds, and no transaction may stay
+ * open across them. The preflight checks membership and the subscription before the body is validated; the run
+ * is created in a transaction of its own (RunsService.start checks again) and every step commits on its own.
+ */
+@ApiTags('agents')
+@OrgPreflightRoute()
+@WritesRequireSubscription('omnizen')
+@ApiExtraModels(RunDto)
+@Controller('v1/orgs/:orgId/agents')
+export class AgentRunsController {
+  constructor(private readonly runs: RunsService) {}
+
+  @Post(':agentId/runs')
+  @RequiresScope('agents:run')
+  @ApiOperation({
+    operationId: 'runAgent',
+    summary: 'Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)',
+    description: 'Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.',
+  })
+  @ApiHeader({ name: 'Accept', required: false, description: 'text/event-stream to stream the run', example: 'application/json' })
+  @ApiBody({ type: CreateRunDto })
+  @ApiProduces('application/json', 'text/event-stream')
+  @ApiOkResponse({
+    description: 'The finished run with its trace (status succeeded, failed or cancelled); or the event stream',
+    content: {
+      'application/json': { schema: { $ref: getSchemaPath(RunDto) } },
+      'text/event-stream': { schema: { type: 'string', description: 'server-sent events', example: 'event: token\ndata: {"delta":"Cash"}\n\n' } },
+    },
+  })
+  @ApiAcceptedResponse({ type: RunAcceptedDto, description: 'Started as a job (?async=true): GET the run for its outcome' })
+  @ApiParam({ name: 'agentId', description: 'Agent id (UUID)', format: 'uuid' })
+  @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded')
+  async run(
+    @Param('orgId') orgId: string, @Param('agentId') agentId: string, @Query() q: RunQuery, @Body() dto: CreateRunDto,
+    @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<RunDto | RunAcceptedDto | undefined> {
+    if (!UUID.test(orgId)) throw AppError.notFound('organization', orgId);
+    if (!UUID.test(agentId)) throw AppError.notFound('agent', agentId);
+    const meta = { requestId: String(req.id), ip: req.ip };
+    const asJob = q.async === 'true';
+    const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', { asJob });
+    if (asJob) {
+      reply.status(202);
+      return { id: started.run.id, status: 'running' };
+    }
+    if (!String(req.headers.accept ?? '').includes('text/event-stream')) {
+      reply.status(200);
+      return this.runs.execute(started);
+    }
+    // server-sent events: written to the raw response as they come
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': String(req.id) });
+    const sink: RunSink = { event: (name, data) => void raw.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`) };
+    // a client that goes away does not cancel the run: it is recorded to its end
+    try {
+      await this.runs.execute(started, sink);
+    } catch (err) {
+      if (!(err instanceof AppError)) sink.event('error', { code: 'internal', message: 'the run failed unexpectedly' });
+    } finally {
+      raw.end();
+    }
+    return undefined;
+  }
+}

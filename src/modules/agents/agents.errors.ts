@@ -1,0 +1,15 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** Every code the agents module answers with. */
+export const AgentErrors = defineErrorCodes({
+  'ai.unknown_model': { status: 422, description: 'the model is not in the catalog, or is not a chat model' },
+  'ai.unknown_tool': { status: 422, description: 'a tool is not in the registry (or its module is not installed)' },
+  'ai.agent_name_taken': { status: 409, description: 'another agent of the organization has this name' },
+  'ai.agent_paused': { status: 409, description: 'the agent is paused' },
+  'ai.no_provider_key': { status: 422, description: 'no provider key: neither the platform (AI_API_KEY) nor the organization has one' },
+  'ai.budget_exceeded': { status: 402, description: 'the call does not fit in a budget (details name the budget and what is left)' },
+  'ai.budget_exists': { status: 409, description: 'the organization, or this agent, already has a budget' },
+  'ai.run_finished': { status: 409, description: 'the run is finished: it cannot change' },
+  'ai.range': { status: 400, description: 'from is after to' },
+  'ai.invalid_messages': { status: 400, description: 'the input messages are empty or malformed' },
+});

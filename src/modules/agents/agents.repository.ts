@@ -1,0 +1,319 @@
+import { Decimal } from 'decimal.js';
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+import type { AgentDto, BudgetDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
+
+// The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
+// functions and the usage report. Money is numeric (Decimal), never a float.
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+const num = (v: bigint | number | string | null | undefined) => (v === null || v === undefined ? 0 : Number(v));
+const dec = (v: Decimal | string | number | null | undefined) => (v === null || v === undefined ? '0' : new Decimal(v.toString()).toFixed(8));
+
+const toAgent = (r: any): AgentDto => ({
+  id: r.id, name: r.name, type: r.type, instructions: r.instructions, modelId: r.model_id, temperature: Number(r.temperature),
+  maxOutputTokens: r.max_output_tokens, maxSteps: r.max_steps, tools: r.tools, knowledgeCollectionIds: r.knowledge_collection_ids,
+  status: r.status, workspaceId: r.workspace_id, createdBy: r.created_by, createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
+});
+
+export const toRun = (r: any): RunDto => ({
+  id: r.id, agentId: r.agent_id, modelId: r.model_id, startedBy: r.started_by, trigger: r.trigger, status: r.status, output: r.output,
+  stopReason: r.stop_reason, errorClass: r.error_class, errorMessage: r.error_message,
+  usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
+  cost: dec(r.cost), steps: r.steps, startedAt: iso(r.started_at)!, finishedAt: iso(r.finished_at), latencyMs: r.latency_ms,
+});
+
+const toStep = (r: any): RunStepDto => ({
+  stepNo: r.step_no, kind: r.kind, name: r.name, status: r.status, errorClass: r.error_class, errorMessage: r.error_message,
+  startedAt: iso(r.started_at)!, endedAt: iso(r.ended_at)!, latencyMs: r.latency_ms, timeToFirstTokenMs: r.time_to_first_token_ms,
+  streamed: r.streamed, attempts: r.attempts,
+  usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
+  tokensCounted: r.tokens_counted, cost: dec(r.cost), prices: r.prices, detail: r.detail,
+});
+
+export interface Prices {
+  input: Decimal;
+  output: Decimal;
+  cachedInput: Decimal;
+  cacheWrite: Decimal;
+  effectiveFrom: string;
+}
+
+export interface StepRow {
+  stepNo: number;
+  kind: 'llm_call' | 'tool_call' | 'retrieval';
+  name: string;
+  status: 'succeeded' | 'failed';
+  errorClass?: string | null;
+  errorMessage?: string | null;
+  startedAt: Date;
+  endedAt: Date;
+  timeToFirstTokenMs?: number | null;
+  streamed?: boolean;
+  attempts?: number;
+  usage?: { input: number; output: number; cachedInput: number; cacheWrite: number };
+  tokensCounted?: boolean;
+  cost?: Decimal;
+  prices?: Record<string, string> | null;
+  detail: Record<string, unknown>;
+}
+
+export interface RunFinish {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  output: string | null;
+  stopReason: 'answer' | 'max_steps' | 'error' | 'cancelled';
+  errorClass: string | null;
+  errorMessage: string | null;
+  finishedAt: Date;
+}
+
+export const agentsRepository = {
+  // ---------------------------------------------------------------- catalog
+  async models(db: Db): Promise<ModelDto[]> {
+    const [models, prices] = await Promise.all([
+      db.run(qb.selectFrom('ai.models').selectAll().orderBy('id')),
+      db.run(qb.selectFrom('ai.model_prices').selectAll().orderBy('model_id').orderBy('effective_from', 'desc')),
+    ]);
+    return models.map((m) => ({
+      id: m.id, provider: m.provider, displayName: m.display_name, kind: m.kind, contextWindow: m.context_window, maxOutputTokens: m.max_output_tokens,
+      prices: prices.filter((p) => p.model_id === m.id).map((p) => ({
+        effectiveFrom: iso(p.effective_from)!, input: p.input.toFixed(6), output: p.output.toFixed(6), cachedInput: p.cached_input.toFixed(6),
+        cacheWrite: p.cache_write.toFixed(6), source: p.source,
+      })),
+    }));
+  },
+
+  async chatModel(db: Db, id: string): Promise<{ id: string; maxOutputTokens: number } | undefined> {
+    const [m] = await db.run(qb.selectFrom('ai.models').select(['id', 'max_output_tokens']).where('id', '=', id).where('kind', '=', 'chat'));
+    return m && { id: m.id, maxOutputTokens: m.max_output_tokens };
+  },
+
+  /** The prices in effect at `at`. */
+  async pricesAt(db: Db, modelId: string, at: Date): Promise<Prices | undefined> {
+    const [p] = await db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).where('effective_from', '<=', at)
+      .orderBy('effective_from', 'desc').limit(1));
+    return p && { input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! };
+  },
+
+  // ---------------------------------------------------------------- agents
+  async countAgents(db: Db): Promise<number> {
+    // RLS keeps it to the request's organization
+    const [r] = await db.run(qb.selectFrom('ai.agents').select((eb) => eb.fn.countAll<bigint>().as('n')));
+    return Number(r.n);
+  },
+
+  async listAgents(db: Db, orgId: string): Promise<AgentDto[]> {
+    return (await db.run(qb.selectFrom('ai.agents').selectAll().where('org_id', '=', orgId).orderBy('name'))).map(toAgent);
+  },
+
+  async getAgent(db: Db, orgId: string, id: string): Promise<AgentDto | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.agents').selectAll().where('org_id', '=', orgId).where('id', '=', id));
+    return r && toAgent(r);
+  },
+
+  async createAgent(db: Db, orgId: string, createdBy: string | null, a: {
+    name: string; type: string; instructions: string; modelId: string; temperature: number; maxOutputTokens: number; maxSteps: number;
+    tools: string[]; knowledgeCollectionIds: string[]; status: string; workspaceId: string | null;
+  }): Promise<AgentDto> {
+    const [r] = await db.run(qb.insertInto('ai.agents').values({
+      org_id: orgId, name: a.name, type: a.type, instructions: a.instructions, model_id: a.modelId, temperature: new Decimal(a.temperature),
+      max_output_tokens: a.maxOutputTokens, max_steps: a.maxSteps, tools: a.tools, knowledge_collection_ids: a.knowledgeCollectionIds,
+      status: a.status, workspace_id: a.workspaceId, created_by: createdBy,
+    }).returningAll());
+    return toAgent(r);
+  },
+
+  async updateAgent(db: Db, orgId: string, id: string, p: Partial<{
+    name: string; instructions: string; modelId: string; temperature: number; maxOutputTokens: number; maxSteps: number; tools: string[];
+    knowledgeCollectionIds: string[]; status: string;
+  }>): Promise<AgentDto | undefined> {
+    const [r] = await db.run(qb.updateTable('ai.agents').set({
+      ...(p.name !== undefined ? { name: p.name } : {}),
+      ...(p.instructions !== undefined ? { instructions: p.instructions } : {}),
+      ...(p.modelId !== undefined ? { model_id: p.modelId } : {}),
+      ...(p.temperature !== undefined ? { temperature: new Decimal(p.temperature) } : {}),
+      ...(p.maxOutputTokens !== undefined ? { max_output_tokens: p.maxOutputTokens } : {}),
+      ...(p.maxSteps !== undefined ? { max_steps: p.maxSteps } : {}),
+      ...(p.tools !== undefined ? { tools: p.tools } : {}),
+      ...(p.knowledgeCollectionIds !== undefined ? { knowledge_collection_ids: p.knowledgeCollectionIds } : {}),
+      ...(p.status !== undefined ? { status: p.status } : {}),
+      updated_at: sql`now()`,
+    }).where('org_id', '=', orgId).where('id', '=', id).returningAll());
+    return r && toAgent(r);
+  },
+
+  async deleteAgent(db: Db, orgId: string, id: string): Promise<number> {
+    return db.runCount(qb.deleteFrom('ai.agents').where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  // ---------------------------------------------------------------- runs
+  async createRun(db: Db, orgId: string, r: { agentId: string; modelId: string; startedBy: string | null; trigger: string; input: unknown; startedAt: Date }): Promise<RunDto> {
+    const [row] = await db.run(qb.insertInto('ai.runs').values({
+      org_id: orgId, agent_id: r.agentId, model_id: r.modelId, started_by: r.startedBy, trigger: r.trigger, input: JSON.stringify(r.input), started_at: r.startedAt,
+    }).returningAll());
+    return toRun(row);
+  },
+
+  async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId).where('id', '=', id));
+    return r && toRun(r);
+  },
+
+  /** The input messages of a run, as the provider takes them. */
+  async runInput(db: Db, orgId: string, id: string): Promise<{ role: 'user' | 'assistant'; content: string }[]> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('input').where('org_id', '=', orgId).where('id', '=', id));
+    const messages = ((r?.input as { messages?: { role: 'user' | 'assistant'; content: string }[] } | undefined)?.messages ?? []);
+    return messages.map((m) => ({ role: m.role, content: m.content }));
+  },
+
+  /** Locks a running run (a concurrent cancel waits, or has won): false when it is no longer running. */
+  async lockRunning(db: Db, orgId: string, id: string): Promise<boolean> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    return r?.status === 'running';
+  },
+
+  async runStatus(db: Db, orgId: string, id: string): Promise<string | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id));
+    return r?.status;
+  },
+
+  async listRuns(db: Db, orgId: string, agentId: string, limit: number): Promise<RunDto[]> {
+    return (await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId)
+      .orderBy('started_at', 'desc').limit(limit))).map(toRun);
+  },
+
+  async steps(db: Db, orgId: string, runId: string): Promise<RunStepDto[]> {
+    return (await db.run(qb.selectFrom('ai.run_steps').selectAll().where('org_id', '=', orgId).where('run_id', '=', runId).orderBy('step_no'))).map(toStep);
+  },
+
+  /** Adds a step and its tokens and cost to the run (refused by the database once the run is finished). */
+  async addStep(db: Db, orgId: string, runId: string, s: StepRow): Promise<void> {
+    const u = s.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+    const cost = s.cost ?? new Decimal(0);
+    await db.run(qb.insertInto('ai.run_steps').values({
+      org_id: orgId, run_id: runId, step_no: s.stepNo, kind: s.kind, name: s.name, status: s.status, error_class: s.errorClass ?? null,
+      error_message: s.errorMessage ?? null, started_at: s.startedAt, ended_at: s.endedAt,
+      latency_ms: Math.max(0, Math.round(s.endedAt.getTime() - s.startedAt.getTime())), time_to_first_token_ms: s.timeToFirstTokenMs ?? null,
+      streamed: s.streamed ?? false, attempts: s.attempts ?? 1, input_tokens: BigInt(u.input), output_tokens: BigInt(u.output),
+      cached_input_tokens: BigInt(u.cachedInput), cache_write_tokens: BigInt(u.cacheWrite), tokens_counted: s.tokensCounted ?? false, cost,
+      prices: s.prices ? JSON.stringify(s.prices) : null, detail: JSON.stringify(s.detail),
+    }));
+    await db.run(qb.updateTable('ai.runs').set((eb) => ({
+      input_tokens: eb('input_tokens', '+', BigInt(u.input)), output_tokens: eb('output_tokens', '+', BigInt(u.output)),
+      cached_input_tokens: eb('cached_input_tokens', '+', BigInt(u.cachedInput)), cache_write_tokens: eb('cache_write_tokens', '+', BigInt(u.cacheWrite)),
+      cost: eb('cost', '+', cost), steps: eb('steps', '+', 1),
+    })).where('org_id', '=', orgId).where('id', '=', runId));
+  },
+
+  /** Finishes a running run (no row: it was already finished, e.g. cancelled meanwhile). */
+  async finishRun(db: Db, orgId: string, runId: string, f: RunFinish): Promise<RunDto | undefined> {
+    const [r] = await db.run(qb.updateTable('ai.runs').set((eb) => ({
+      status: f.status, output: f.output, stop_reason: f.stopReason, error_class: f.errorClass, error_message: f.errorMessage,
+      finished_at: f.finishedAt, latency_ms: sql<number>`greatest(0, round(extract(epoch FROM (${f.finishedAt}::timestamptz - ${eb.ref('started_at')})) * 1000))::int`,
+    })).where('org_id', '=', orgId).where('id', '=', runId).where('status', '=', 'running').returningAll());
+    return r && toRun(r);
+  },
+
+  // ---------------------------------------------------------------- budgets
+  async reserve(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
+    return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
+      SELECT budget_id, ok, cost_left, tokens_left FROM ai.reserve_budget(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
+  },
+
+  async settle(db: Db, callId: string, cost: Decimal, tokens: number, agentId: string, now: Date) {
+    return db.$queryRaw<{ budget_id: string; agent_id: string | null; period: Date; threshold: number; spent_cost: Decimal; spent_tokens: bigint; cost_limit: Decimal | null; token_limit: bigint | null }[]>`
+      SELECT * FROM ai.settle_budget(${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${agentId}::uuid, ${now}::timestamptz)`;
+  },
+
+  async budgets(db: Db, orgId: string, period: Date, id?: string): Promise<BudgetDto[]> {
+    const rows = await db.$queryRaw<any[]>`
+      SELECT b.id, b.agent_id, b.cost_limit, b.token_limit, b.thresholds,
+        coalesce(u.spent_cost, 0) AS spent_cost, coalesce(u.spent_tokens, 0) AS spent_tokens,
+        coalesce(u.reserved_cost, 0) AS reserved_cost, coalesce(u.reserved_tokens, 0) AS reserved_tokens,
+        coalesce(u.thresholds_reached, '{}') AS thresholds_reached
+      FROM ai.budgets b
+      LEFT JOIN ai.budget_usage u ON u.org_id = b.org_id AND u.budget_id = b.id AND u.period = ${period}::date
+      WHERE b.org_id = ${orgId}::uuid AND (${id ?? null}::uuid IS NULL OR b.id = ${id ?? null}::uuid)
+      ORDER BY b.agent_id NULLS FIRST, b.created_at`;
+    const month = period.toISOString().slice(0, 7);
+    return rows.map((r) => ({
+      id: r.id, agentId: r.agent_id, costLimit: r.cost_limit === null ? null : r.cost_limit.toFixed(4), tokenLimit: r.token_limit === null ? null : Number(r.token_limit),
+      thresholds: r.thresholds, period: month, spentCost: dec(r.spent_cost), spentTokens: num(r.spent_tokens), reservedCost: dec(r.reserved_cost),
+      reservedTokens: num(r.reserved_tokens),
+      costLeft: r.cost_limit === null ? null : dec(Decimal.max(0, r.cost_limit.minus(r.spent_cost).minus(r.reserved_cost))),
+      tokensLeft: r.token_limit === null ? null : Math.max(0, Number(r.token_limit) - num(r.spent_tokens) - num(r.reserved_tokens)),
+      thresholdsReached: r.thresholds_reached,
+    }));
+  },
+
+  async createBudget(db: Db, orgId: string, b: { agentId: string | null; costLimit: string | null; tokenLimit: number | null; thresholds: number[] }): Promise<string> {
+    const [r] = await db.run(qb.insertInto('ai.budgets').values({
+      org_id: orgId, agent_id: b.agentId, cost_limit: b.costLimit === null ? null : new Decimal(b.costLimit),
+      token_limit: b.tokenLimit === null ? null : BigInt(b.tokenLimit), thresholds: b.thresholds,
+    }).returning('id'));
+    return r.id;
+  },
+
+  async updateBudget(db: Db, orgId: string, id: string, p: { costLimit?: string | null; tokenLimit?: number | null; thresholds?: number[] }): Promise<number> {
+    return db.runCount(qb.updateTable('ai.budgets').set({
+      ...(p.costLimit !== undefined ? { cost_limit: p.costLimit === null ? null : new Decimal(p.costLimit) } : {}),
+      ...(p.tokenLimit !== undefined ? { token_limit: p.tokenLimit === null ? null : BigInt(p.tokenLimit) } : {}),
+      ...(p.thresholds !== undefined ? { thresholds: p.thresholds } : {}),
+      updated_at: sql`now()`,
+    }).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async deleteBudget(db: Db, orgId: string, id: string): Promise<number> {
+    return db.runCount(qb.deleteFrom('ai.budgets').where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  // ---------------------------------------------------------------- usage
+  async usage(db: Db, orgId: string, from: string, to: string): Promise<UsageRowDto[]> {
+    const rows = await db.$queryRaw<any[]>`
+      SELECT (r.started_at AT TIME ZONE 'UTC')::date::text AS day, r.agent_id, r.model_id, count(*) AS runs,
+        sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cached_input_tokens) AS cached_input_tokens,
+        sum(r.cache_write_tokens) AS cache_write_tokens, sum(r.cost) AS cost
+      FROM ai.runs r
+      WHERE r.org_id = ${orgId}::uuid AND r.started_at >= ${from}::date AND r.started_at < ${to}::date + 1
+      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+    return rows.map((r) => ({
+      day: r.day, agentId: r.agent_id, modelId: r.model_id, runs: num(r.runs),
+      usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
+      cost: dec(r.cost),
+    }));
+  },
+
+  // ---------------------------------------------------------------- the organization's provider key
+  async providerKey(db: Db, orgId: string): Promise<{ secret: unknown; baseUrl: string | null; keyHint: string; updatedAt: Date } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.provider_keys').selectAll().where('org_id', '=', orgId));
+    return r && { secret: r.secret, baseUrl: r.base_url, keyHint: r.key_hint, updatedAt: r.updated_at };
+  },
+
+  async setProviderKey(db: Db, orgId: string, k: { secret: unknown; baseUrl: string | null; keyHint: string; createdBy: string | null }): Promise<ProviderKeyDto> {
+    const [r] = await db.run(qb.insertInto('ai.provider_keys').values({
+      org_id: orgId, secret: JSON.stringify(k.secret), base_url: k.baseUrl, key_hint: k.keyHint, created_by: k.createdBy,
+    }).onConflict((oc) => oc.column('org_id').doUpdateSet({ secret: JSON.stringify(k.secret), base_url: k.baseUrl, key_hint: k.keyHint, updated_at: sql`now()` }))
+      .returning(['key_hint', 'base_url', 'updated_at']));
+    return { keyHint: r.key_hint, baseUrl: r.base_url, updatedAt: iso(r.updated_at)! };
+  },
+
+  /** Privileged (secrets.rotate): organizations whose key is sealed under another key than `activeKid`. */
+  async staleProviderKeys(db: Db, activeKid: string): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('ai.provider_keys').select('org_id').where(sql<boolean>`coalesce(secret ->> 'kid', '') <> ${activeKid}`));
+    return rows.map((r) => r.org_id);
+  },
+
+  async lockProviderKey(db: Db, orgId: string): Promise<{ secret: unknown } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.provider_keys').select('secret').where('org_id', '=', orgId).forUpdate().skipLocked());
+    return r;
+  },
+
+  async resealProviderKey(db: Db, orgId: string, secret: unknown): Promise<void> {
+    await db.run(qb.updateTable('ai.provider_keys').set({ secret: JSON.stringify(secret), updated_at: sql`now()` }).where('org_id', '=', orgId));
+  },
+
+  async deleteProviderKey(db: Db, orgId: string): Promise<number> {
+    return db.runCount(qb.deleteFrom('ai.provider_keys').where('org_id', '=', orgId));
+  },
+};

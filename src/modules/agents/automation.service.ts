@@ -1,0 +1,163 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { CronTime } from 'cron';
+import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
+import { AuditService } from '../audit/audit.service.js';
+import type { CreateTriggerDto, TriggerDto } from './agents.dto.js';
+import { agentsRepository } from './agents.repository.js';
+import { RunsService } from './runs.service.js';
+import { triggersRepository as repo, type TriggerRow } from './triggers.repository.js';
+
+/** This event or slot already fired: the run is not created (at most once). */
+class AlreadyFired extends Error {}
+
+/** The latest slot of `cron` (UTC) after `from` and at or before `now`, or undefined. */
+export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
+  const time = new CronTime(cron, 'UTC');
+  let due: Date | undefined;
+  let cursor = from;
+  for (let i = 0; i < 10_000; i++) {
+    const next = time.getNextDateFrom(cursor).toJSDate();
+    if (next.getTime() > now.getTime()) break;
+    due = next;
+    cursor = next;
+  }
+  return due;
+}
+
+/**
+ * Automation (plan feature ai_automation): triggers run an agent on a schedule or on a domain event, with the
+ * claims of the member who set the trigger, re-checked at every firing (membership, role owner/admin, the
+ * plan's feature): a member who left or lost the role stops the trigger with an error. A firing is recorded
+ * in the run's own transaction under a unique key (event id, or scheduled slot): at most one run per event.
+ */
+@Injectable()
+export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
+  private readonly logger = new Logger(AutomationService.name);
+
+  constructor(
+    private readonly events: DomainEvents,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly runs: RunsService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.events.subscribe('agents', (event) => this.onEvent(event));
+  }
+
+  onApplicationBootstrap(): void {
+    const every = this.config.ai.scheduleTickMs;
+    if (every > 0) {
+      this.scheduler.addInterval('agents-schedule', setInterval(() => void this.tick().catch((e: Error) => this.logger.warn(`agent schedule tick failed: ${e.message}`)), every));
+    }
+  }
+
+  // ---------------------------------------------------------------- management (owner, admin; feature-gated by the route)
+  async list(tx: TenantTx, agentId: string): Promise<TriggerDto[]> {
+    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AppError.notFound('agent', agentId);
+    return repo.list(tx.db, tx.orgId, agentId);
+  }
+
+  async create(tx: TenantTx, agentId: string, dto: CreateTriggerDto): Promise<TriggerDto> {
+    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'a trigger runs with a person\'s claims: a service key cannot set one');
+    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AppError.notFound('agent', agentId);
+    const field = dto.kind === 'schedule' ? 'cron' : 'eventType';
+    if (!dto[field] || (dto.kind === 'schedule' ? dto.eventType : dto.cron)) {
+      throw AppError.badRequest('validation_failed', `a ${dto.kind} trigger needs ${field} (and only it)`, [{ field, problems: [`${field} is required for kind ${dto.kind}`] }]);
+    }
+    if (dto.cron) {
+      try {
+        if (dto.cron.trim().split(/\s+/).length !== 5) throw new Error('5 fields expected');
+        new CronTime(dto.cron, 'UTC');
+      } catch (err) {
+        throw AppError.badRequest('validation_failed', `cron "${dto.cron}" is not a 5-field cron expression: ${(err as Error).message}`, [{ field: 'cron', problems: ['not a cron expression'] }]);
+      }
+    }
+    if (dto.eventType?.startsWith('agent.run.') || dto.eventType?.startsWith('ai.')) {
+      throw AppError.badRequest('validation_failed', 'agents\' own events cannot trigger agents (a loop)', [{ field: 'eventType', problems: ['agent.run.* and ai.* events are not allowed'] }]);
+    }
+    const trigger = await repo.create(tx.db, tx.orgId, {
+      agentId, kind: dto.kind, cron: dto.cron ?? null, eventType: dto.eventType ?? null, prompt: dto.prompt, createdBy: tx.principal.userId,
+    });
+    await this.audit.record(tx, { action: 'ai.trigger_created', entityType: 'ai_trigger', entityId: trigger.id, after: trigger });
+    return trigger;
+  }
+
+  async remove(tx: TenantTx, agentId: string, id: string): Promise<void> {
+    const before = await repo.get(tx.db, tx.orgId, agentId, id);
+    if (!before) throw AppError.notFound('trigger', id);
+    await repo.remove(tx.db, tx.orgId, id);
+    await this.audit.record(tx, { action: 'ai.trigger_deleted', entityType: 'ai_trigger', entityId: id, before });
+  }
+
+  // ---------------------------------------------------------------- firing
+  /** A domain event from the outbox: fires the organization's triggers of its type (idempotent per event id). */
+  async onEvent(event: DomainEvent): Promise<void> {
+    // an agent's own events never trigger agents (no loops)
+    if (event.type.startsWith('agent.run.') || event.type.startsWith('ai.')) return;
+    const triggers = await this.privileged.run('agents.triggers', (db) => repo.eventTriggers(db, event.orgId, event.type));
+    for (const t of triggers) {
+      await this.fire(t, event.id, `${t.prompt}\n\nEvent ${event.type} (id ${event.id}, at ${event.occurredAt}):\n${JSON.stringify(event.payload)}`, 'event');
+    }
+  }
+
+  /** A clock tick: fires every schedule trigger with a slot due since its last firing (one run per trigger and tick). */
+  async tick(now: Date = new Date(this.clock.now())): Promise<number> {
+    let fired = 0;
+    for (const t of await this.privileged.run('agents.triggers', (db) => repo.scheduleTriggers(db))) {
+      const slot = dueSlot(t.cron!, new Date(t.last_fired_at ?? t.created_at), now);
+      if (!slot) continue;
+      if (await this.fire(t, slot.toISOString(), `${t.prompt}\n\n(Scheduled run of ${slot.toISOString()}.)`, 'schedule', slot)) fired++;
+    }
+    return fired;
+  }
+
+  /** Starts and executes one run of `t` as its member; false when it already fired or the trigger stopped. */
+  private async fire(t: TriggerRow, key: string, content: string, kind: 'event' | 'schedule', at = new Date(this.clock.now())): Promise<boolean> {
+    const email = await this.privileged.run('agents.triggers', (db) => repo.userEmail(db, t.created_by));
+    if (!email) {
+      await this.stop(t, 'the member who set the trigger no longer exists');
+      return false;
+    }
+    const principal: Principal = { kind: 'user', userId: t.created_by, email, personalOrgId: t.org_id };
+    let started;
+    try {
+      started = await this.runs.start(principal, t.org_id, { requestId: `trigger:${t.id}:${key}` }, t.agent_id, { messages: [{ role: 'user', content }] }, kind, {
+        roles: ADMIN_ROLES, feature: 'ai_automation',
+        onCreated: async (tx, run) => {
+          if (!(await repo.recordFiring(tx.db, t.org_id, t.id, key, run.id, at))) throw new AlreadyFired();
+        },
+      });
+    } catch (err) {
+      if (err instanceof AlreadyFired) return false;
+      // the member left (404), lost the role (403), or the plan lost the feature (402): the trigger stops, with the reason
+      if (err instanceof AppError && [402, 403, 404, 409, 422].includes(err.status)) {
+        await this.stop(t, `${err.code}: ${err.message}`);
+        return false;
+      }
+      throw err;
+    }
+    await this.runs.execute(started).catch((err) => {
+      if (!(err instanceof AppError)) throw err; // a budget refusal is recorded on the run
+    });
+    return true;
+  }
+
+  private async stop(t: TriggerRow, reason: string): Promise<void> {
+    this.logger.warn(`agent trigger ${t.id} of organization ${t.org_id} stopped: ${reason}`);
+    await this.privileged.run('agents.triggers', async (db) => {
+      await repo.stop(db, t.org_id, t.id, reason);
+      await this.audit.recordPrivileged(db, t.org_id, 'system', { action: 'ai.trigger_stopped', entityType: 'ai_trigger', entityId: t.id, after: { status: 'stopped', lastError: reason } });
+    });
+  }
+}

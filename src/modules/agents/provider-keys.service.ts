@@ -1,0 +1,75 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import { AuditService } from '../audit/audit.service.js';
+import { secretBoxFromConfig } from '../integrations/integrations.module.js';
+import { SecretOpenError, type SecretBox, type SecretOwner } from '../integrations/secret-box.js';
+import { AgentErrors } from './agents.errors.js';
+import type { ProviderKeyDto, SetProviderKeyDto } from './agents.dto.js';
+import { agentsRepository as repo } from './agents.repository.js';
+
+/** The secret box's associated data for an organization's provider key: a ciphertext moved to another organization fails to open. */
+export const providerKeyOwner = (orgId: string): SecretOwner => ({ integrationId: orgId, userId: 'ai.provider_key' });
+
+/**
+ * The provider key a run uses: the organization's own (sealed with the integrations' secret box, rotated by
+ * `npm run secrets:rotate` with the integration secrets) or the platform's default from config.
+ */
+@Injectable()
+export class ProviderKeysService {
+  private readonly box: SecretBox;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly audit: AuditService,
+  ) {
+    this.box = secretBoxFromConfig(config);
+  }
+
+  async get(tx: TenantTx): Promise<ProviderKeyDto> {
+    const k = await repo.providerKey(tx.db, tx.orgId);
+    if (!k) throw AppError.notFound('provider_key');
+    return { keyHint: k.keyHint, baseUrl: k.baseUrl, updatedAt: k.updatedAt.toISOString() };
+  }
+
+  async set(tx: TenantTx, dto: SetProviderKeyDto): Promise<ProviderKeyDto> {
+    const secret = this.box.seal({ apiKey: dto.apiKey }, providerKeyOwner(tx.orgId));
+    const before = await repo.providerKey(tx.db, tx.orgId);
+    const saved = await repo.setProviderKey(tx.db, tx.orgId, {
+      secret, baseUrl: dto.baseUrl ?? null, keyHint: dto.apiKey.slice(-4), createdBy: tx.principal.kind === 'user' ? tx.principal.userId : null,
+    });
+    // the audit row names the hint and endpoint, never the key
+    await this.audit.record(tx, {
+      action: before ? 'ai.provider_key_replaced' : 'ai.provider_key_set', entityType: 'ai_provider_key', entityId: tx.orgId,
+      before: before ? { keyHint: before.keyHint, baseUrl: before.baseUrl } : undefined, after: { keyHint: saved.keyHint, baseUrl: saved.baseUrl },
+    });
+    return saved;
+  }
+
+  async remove(tx: TenantTx): Promise<void> {
+    const before = await repo.providerKey(tx.db, tx.orgId);
+    if (!before) throw AppError.notFound('provider_key');
+    await repo.deleteProviderKey(tx.db, tx.orgId);
+    await this.audit.record(tx, { action: 'ai.provider_key_removed', entityType: 'ai_provider_key', entityId: tx.orgId, before: { keyHint: before.keyHint, baseUrl: before.baseUrl } });
+  }
+
+  /** The connection for a run of the organization (inside a transaction as the runner). */
+  async connection(db: Db, orgId: string): Promise<ProviderConnection> {
+    const own = await repo.providerKey(db, orgId);
+    if (own) {
+      let apiKey: string;
+      try {
+        apiKey = this.box.open<{ apiKey: string }>(own.secret, providerKeyOwner(orgId)).apiKey;
+      } catch (err) {
+        if (err instanceof SecretOpenError) throw AgentErrors.error('ai.no_provider_key', 'the organization\'s provider key cannot be opened (its encryption key is not configured); store it again');
+        throw err;
+      }
+      return { baseUrl: own.baseUrl ?? this.config.ai.baseUrl, apiKey, timeoutMs: this.config.ai.timeoutMs };
+    }
+    const platform = platformConnection(this.config);
+    if (!platform) throw AgentErrors.error('ai.no_provider_key', 'no provider key: the platform has none (AI_API_KEY) and the organization has not stored its own (PUT /ai/provider-key)');
+    return platform;
+  }
+}

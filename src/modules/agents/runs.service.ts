@@ -1,0 +1,394 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { Decimal } from 'decimal.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Principal, RequestRole } from '../../platform/auth/principal.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
+import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
+import { AuditService } from '../audit/audit.service.js';
+import { EntitlementsService } from '../billing/entitlements.service.js';
+import { AgentErrors } from './agents.errors.js';
+import type { AgentDto, CreateRunDto, ErrorClass, RunDto } from './agents.dto.js';
+import { agentsRepository as repo, type Prices, type RunFinish } from './agents.repository.js';
+import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
+import { ProviderKeysService } from './provider-keys.service.js';
+import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
+
+/** Who may start or cancel a run: every member (a viewer too: tools only read, as the runner's claims allow). */
+export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'viewer', 'service'];
+
+/** The outbox topic of runs started with ?async=true. */
+export const RUN_JOB_TOPIC = 'agents.run';
+
+/** Where a streamed run's events go (server-sent events). */
+export interface RunSink {
+  event(name: 'run' | 'token' | 'tool_call' | 'tool_result' | 'step' | 'result' | 'error', data: unknown): void;
+}
+
+export interface StartedRun {
+  run: RunDto;
+  /** the run's input messages */
+  input: ChatMessage[];
+  agent: AgentDto;
+  connection: ProviderConnection;
+  principal: Principal;
+  orgId: string;
+  meta: RequestMeta;
+}
+
+export interface StartOptions {
+  /** run it as a job (?async=true): the job is written in the run's transaction */
+  asJob?: boolean;
+  /** roles that may start it (default: every member) */
+  roles?: RequestRole[];
+  /** a plan feature it needs besides a subscription that allows writing (automation: ai_automation) */
+  feature?: string;
+  /** runs in the transaction that creates the run (a trigger records its firing there) */
+  onCreated?: (tx: TenantTx, run: RunDto) => Promise<void>;
+}
+
+/** The budget refused a call: the run fails with budget_exceeded, the caller of a sync run gets 402. */
+class BudgetRefusal extends Error {
+  constructor(readonly error: AppError) {
+    super(error.message);
+  }
+}
+
+// a tool's answer handed to the model is cut here (a prompt is not a data export)
+const TOOL_RESULT_MAX_CHARS = 20_000;
+// the worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing
+const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
+
+/**
+ * Runs agents: a loop of LLM calls and tool calls, each recorded as a step with its tokens, cost (at the prices
+ * in effect), latency and error class, under the claims of the person who started the run. Each step is its
+ * own short transaction as that person (no transaction stays open across a provider call); a budget
+ * reservation precedes every LLM call and is settled right after it.
+ */
+@Injectable()
+export class RunsService implements OnModuleInit {
+  private readonly logger = new Logger(RunsService.name);
+  /** runs executing in this process, for cancellation */
+  private readonly active = new Map<string, AbortController>();
+
+  constructor(
+    private readonly db: DatabaseService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly clock: Clock,
+    private readonly sleeper: Sleeper,
+    private readonly tools: ToolRegistry,
+    private readonly audit: AuditService,
+    private readonly entitlements: EntitlementsService,
+    private readonly jobs: JobRegistry,
+    private readonly keys: ProviderKeysService,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(RUN_JOB_TOPIC, (job) => this.runJob(job));
+  }
+
+  private now(): Date {
+    return new Date(this.clock.now());
+  }
+
+  /**
+   * Checks the caller and the agent, creates the run (status running) and commits it. For ?async=true the job
+   * that executes it is written in the same transaction.
+   */
+  async start(principal: Principal, orgId: string, meta: RequestMeta, agentId: string, dto: CreateRunDto, trigger: RunDto['trigger'], opts: StartOptions = {}): Promise<StartedRun> {
+    const asJob = opts.asJob ?? false;
+    return this.db.tenant(principal, orgId, meta, async (tx) => {
+      const roles = opts.roles ?? RUNNER_ROLES;
+      if (!roles.includes(tx.role as RequestRole)) {
+        throw AppError.forbidden('forbidden.role', `running this agent needs the role ${roles.filter((r) => r !== 'service').join(', ')}; you are ${tx.role ?? 'not a member'}`);
+      }
+      await this.entitlements.enforce(tx, { app: 'omnizen', feature: opts.feature });
+      const agent = await repo.getAgent(tx.db, orgId, agentId);
+      if (!agent) throw AppError.notFound('agent', agentId);
+      if (agent.status !== 'active') throw AgentErrors.error('ai.agent_paused', `agent ${agent.name} is paused`);
+      const connection = await this.keys.connection(tx.db, orgId);
+      const run = await repo.createRun(tx.db, orgId, {
+        agentId, modelId: agent.modelId, startedBy: principal.kind === 'user' ? principal.userId : null, trigger, input: { messages: dto.messages }, startedAt: this.now(),
+      });
+      await this.audit.record(tx, { action: 'ai.run_started', entityType: 'ai_run', entityId: run.id, after: { agentId, trigger, modelId: agent.modelId } });
+      await opts.onCreated?.(tx, run);
+      if (asJob) await enqueue(tx, RUN_JOB_TOPIC, { runId: run.id, agentId, principal: principal as unknown as Record<string, unknown> });
+      return { run, input: dto.messages.map((m) => ({ role: m.role, content: m.content })), agent, connection, principal, orgId, meta };
+    });
+  }
+
+  /** The job of an ?async=true run (at least once: a run no longer running is left alone). */
+  private async runJob(job: Job): Promise<void> {
+    const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
+    const meta = { requestId: `job:${job.id}` };
+    const loaded = await this.db.tenant(principal, job.orgId, meta, async (tx) => {
+      const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
+      const agent = await repo.getAgent(tx.db, job.orgId, agentId);
+      if (!run || run.status !== 'running' || !agent || this.active.has(runId)) return undefined;
+      return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId) };
+    });
+    if (!loaded) return;
+    await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch((err) => {
+      if (!(err instanceof AppError)) throw err; // a budget refusal is recorded on the run
+    });
+  }
+
+  /**
+   * Executes a started run to its end. A budget refusal finishes the run (budget_exceeded) and is thrown as
+   * 402 ai.budget_exceeded; every other failure finishes the run with its error class and answers the run.
+   */
+  async execute(s: StartedRun, sink?: RunSink): Promise<RunDto> {
+    const controller = new AbortController();
+    this.active.set(s.run.id, controller);
+    const ctx: ToolContext = {
+      principal: s.principal, orgId: s.orgId, meta: s.meta,
+      tenant: (work) => this.db.tenant(s.principal, s.orgId, s.meta, work),
+    };
+    try {
+      return await this.loop(s, ctx, controller.signal, sink);
+    } finally {
+      this.active.delete(s.run.id);
+    }
+  }
+
+  private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink?: RunSink): Promise<RunDto> {
+    const { agent, run } = s;
+    const provider = createLlmProvider(s.connection);
+    const definitions = this.tools.definitions(agent.tools);
+    const messages: ChatMessage[] = [
+      { role: 'system', content: agent.instructions || 'You are a helpful assistant for the organization\'s books.' },
+      ...s.input,
+    ];
+    let stepNo = 0;
+    let lastContent: string | null = null;
+    sink?.event('run', { id: run.id, agentId: agent.id, status: 'running' });
+    const cancelled = { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled' } as const;
+    for (let call = 0; call < agent.maxSteps; call++) {
+      if (signal.aborted) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      // ---- one transaction before the call: still running? the prices in effect; the worst case reserved against every budget
+      const startedAt = this.now();
+      const counted = countChatInputTokens(messages, definitions);
+      const worstTokens = inputWorstCase(counted) + agent.maxOutputTokens;
+      const callId = randomUUID();
+      let prices: Prices | undefined;
+      try {
+        prices = await ctx.tenant(async (tx) => {
+          if ((await repo.runStatus(tx.db, s.orgId, run.id)) !== 'running') return undefined;
+          const p = await repo.pricesAt(tx.db, agent.modelId, startedAt);
+          if (!p) throw new Error(`model ${agent.modelId} has no price in effect at ${startedAt.toISOString()}`);
+          await this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt);
+          return p;
+        });
+      } catch (err) {
+        if (!(err instanceof BudgetRefusal)) throw err;
+        const step = {
+          stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: 'budget_exceeded', errorMessage: err.message,
+          startedAt, endedAt: this.now(), attempts: 0, detail: { refused: err.error.details ?? null },
+        };
+        const finished = await this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'budget_exceeded', errorMessage: err.message, output: lastContent }, sink, {
+          refusal: err.error,
+          before: async (tx) => {
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+          },
+        });
+        throw Object.assign(err.error, { run: finished });
+      }
+      if (!prices) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      // ---- the call, with bounded retries
+      let result: ChatResult;
+      let attempts = 1;
+      const failures: string[] = [];
+      try {
+        const r = await withRetries(
+          () => provider.chat({
+            model: agent.modelId, messages, tools: definitions, temperature: agent.temperature, maxOutputTokens: agent.maxOutputTokens,
+            stream: !!sink, onToken: sink ? (delta) => sink.event('token', { delta }) : undefined,
+          }, { signal }),
+          { maxRetries: this.config.ai.maxRetries, baseMs: this.config.ai.retryBaseMs, maxMs: this.config.ai.retryMaxMs },
+          this.sleeper, signal, (e, attempt) => failures.push(`attempt ${attempt}: ${e.message}`),
+        );
+        result = r.result;
+        attempts = r.attempts;
+      } catch (err) {
+        if (!(err instanceof LlmError)) throw err;
+        const endedAt = this.now();
+        const step = {
+          stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: err.errorClass, errorMessage: err.message, startedAt, endedAt,
+          streamed: !!sink, attempts: (err as LlmError & { attempts?: number }).attempts ?? failures.length, prices: pricesJson(prices), detail: { failures },
+        };
+        const isCancel = err.errorClass === 'cancelled';
+        // nothing was billed: the reservation is released (settled at zero), in the transaction that finishes the run
+        return this.finish(s, ctx, {
+          status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
+        }, sink, {
+          before: async (tx) => {
+            await this.settle(tx, agent.id, callId, new Decimal(0), 0, endedAt);
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+          },
+        });
+      }
+      // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
+      const endedAt = this.now();
+      const usage: TokenUsage = result.usage ?? {
+        input: counted, cachedInput: 0, cacheWrite: 0,
+        output: countTextTokens(result.content ?? '') + result.toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0),
+      };
+      const cost = costOf(usage, prices);
+      const llmStep = {
+        stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'succeeded' as const, startedAt, endedAt, streamed: !!sink, attempts,
+        timeToFirstTokenMs: result.timeToFirstTokenMs, usage, tokensCounted: !result.usage, cost, prices: pricesJson(prices),
+        detail: { finishReason: result.finishReason, content: result.content, toolCalls: result.toolCalls, ...(failures.length ? { failures } : {}) },
+      };
+      const answered = result.toolCalls.length === 0;
+      if (answered) {
+        // the answer: settle, step and finish in one transaction
+        return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
+          before: async (tx) => {
+            await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, llmStep);
+          },
+          afterBefore: () => sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost)),
+        });
+      }
+      const recorded = await ctx.tenant(async (tx) => {
+        await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
+        if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+        await repo.addStep(tx.db, s.orgId, run.id, llmStep);
+        return true;
+      });
+      if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
+      lastContent = result.content;
+      // ---- the tools the model asked for, as the person who started the run
+      messages.push({ role: 'assistant', content: result.content, toolCalls: result.toolCalls });
+      for (const tc of result.toolCalls) {
+        sink?.event('tool_call', { id: tc.id, name: tc.name, arguments: tc.arguments });
+        const toolStarted = this.now();
+        const { answer, error } = await this.runTool(ctx, agent, tc.name, tc.arguments);
+        stepNo++;
+        const toolStep = {
+          stepNo, kind: tc.name === 'search_knowledge' ? 'retrieval' as const : 'tool_call' as const, name: tc.name, status: error ? 'failed' as const : 'succeeded' as const,
+          errorClass: error ? 'tool_error' : null, errorMessage: error ?? null, startedAt: toolStarted, endedAt: this.now(),
+          detail: { toolCallId: tc.id, arguments: tc.arguments, result: error ? null : answer },
+        };
+        const ok = await ctx.tenant(async (tx) => {
+          if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+          await repo.addStep(tx.db, s.orgId, run.id, toolStep);
+          return true;
+        });
+        if (!ok) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+        sink?.event('tool_result', { id: tc.id, name: tc.name, ok: !error, error: error ?? undefined });
+        const text = JSON.stringify(error ? { error } : answer);
+        messages.push({ role: 'tool', toolCallId: tc.id, content: text.length > TOOL_RESULT_MAX_CHARS ? `${text.slice(0, TOOL_RESULT_MAX_CHARS)}... (cut)` : text });
+      }
+    }
+    return this.finish(s, ctx, { status: 'succeeded', stopReason: 'max_steps', errorClass: null, errorMessage: null, output: lastContent }, sink);
+  }
+
+  /** A tool's answer, or the error the model is told about (bad arguments, a refused query, a tool it may not use). */
+  private async runTool(ctx: ToolContext, agent: AgentDto, name: string, rawArgs: string): Promise<{ answer?: unknown; error?: string }> {
+    const tool = agent.tools.includes(name) ? this.tools.get(name) : undefined;
+    if (!tool) return { error: `tool ${name} is not available to this agent` };
+    let args: Record<string, unknown>;
+    try {
+      const parsed = JSON.parse(rawArgs || '{}');
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      args = parsed;
+    } catch {
+      return { error: 'the arguments are not a JSON object' };
+    }
+    try {
+      return { answer: await tool.run({ ...ctx, knowledgeCollectionIds: agent.knowledgeCollectionIds }, args) };
+    } catch (err) {
+      if (err instanceof ToolArgumentError || err instanceof AppError) return { error: err.message };
+      this.logger.warn(`tool ${name} failed: ${(err as Error).message}`);
+      return { error: `tool ${name} failed` };
+    }
+  }
+
+  /** Reserves a call's worst case in `tx`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
+  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
+    // a reservation outlives the call's longest possible duration (all attempts, all waits), then it expires
+    const ai = this.config.ai;
+    const expires = new Date(now.getTime() + (ai.timeoutMs + ai.retryMaxMs) * (ai.maxRetries + 1) + 60_000);
+    const rows = await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
+    const no = rows.find((r) => !r.ok);
+    if (!no) return;
+    const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
+    const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
+    throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
+      `the call does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
+      { budgetId: no.budget_id, costLeft, tokensLeft, callCost: cost.toFixed(8), callTokens: tokens }));
+  }
+
+  private stepEvent(stepNo: number, usage: TokenUsage, cost: Decimal) {
+    return { stepNo, kind: 'llm_call', usage: { inputTokens: usage.input, outputTokens: usage.output, cachedInputTokens: usage.cachedInput, cacheWriteTokens: usage.cacheWrite }, cost: cost.toFixed(8) };
+  }
+
+  /** Settles a call and emits each threshold crossed now (once per budget, threshold and month: the UPDATE marks it). */
+  private async settle(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
+    for (const t of await repo.settle(tx.db, callId, cost, tokens, agentId, now)) {
+      await emitEvent(tx, 'ai.budget.threshold_reached', {
+        budgetId: t.budget_id, agentId: t.agent_id, period: new Date(t.period).toISOString().slice(0, 7), threshold: t.threshold,
+        spentCost: new Decimal(t.spent_cost.toString()).toFixed(8), spentTokens: Number(t.spent_tokens),
+        costLimit: t.cost_limit === null ? null : new Decimal(t.cost_limit.toString()).toFixed(4), tokenLimit: t.token_limit === null ? null : Number(t.token_limit),
+      });
+    }
+  }
+
+  /**
+   * Finishes the run (if still running: a cancel may have finished it) with its event, in one transaction that
+   * first runs `opts.before` (the last step, the last settlement), and answers the run with its trace.
+   */
+  private async finish(s: StartedRun, ctx: ToolContext, f: Omit<RunFinish, 'finishedAt'>, sink?: RunSink,
+    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; afterBefore?: () => void } = {}): Promise<RunDto> {
+    const { refusal } = opts;
+    const finishedAt = this.now();
+    const done = await ctx.tenant(async (tx) => {
+      await opts.before?.(tx);
+      const run = await repo.finishRun(tx.db, s.orgId, s.run.id, { ...f, finishedAt });
+      if (run) {
+        const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
+        if (run.status === 'succeeded') {
+          await emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 });
+        } else {
+          await emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
+        }
+      }
+      const current = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
+      return { ...current!, trace: await repo.steps(tx.db, s.orgId, s.run.id) };
+    });
+    opts.afterBefore?.();
+    if (refusal) sink?.event('error', { code: refusal.code, message: refusal.message, details: refusal.details });
+    sink?.event('result', done);
+    return done;
+  }
+
+  /** Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next step. */
+  async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
+    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw AppError.forbidden('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
+    const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
+    if (!before) throw AppError.notFound('run', runId);
+    const own = tx.principal.kind === 'user' && before.startedBy === tx.principal.userId;
+    if (!own && !['owner', 'admin', 'service'].includes(tx.role as string)) {
+      throw AppError.forbidden('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
+    }
+    if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
+    const run = (await repo.finishRun(tx.db, tx.orgId, runId, {
+      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: this.now(),
+    }))!;
+    await emitEvent(tx, 'agent.run.failed', {
+      runId, agentId, startedBy: run.startedBy, trigger: run.trigger, errorClass: 'cancelled', message: 'cancelled by a person', steps: run.steps, cost: run.cost,
+    });
+    await this.audit.record(tx, { action: 'ai.run_cancelled', entityType: 'ai_run', entityId: runId, before: { status: before.status }, after: { status: run.status } });
+    this.active.get(runId)?.abort();
+    return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
+  }
+}
+

@@ -1,0 +1,104 @@
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsDateString, IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+
+export const EVENT_NAME = /^[a-z][a-z0-9_.:-]{0,99}$/;
+export const MAX_BATCH = 500;
+
+/** One event as an app sends it. Validated one by one (AnalyticsService), so one bad event does not sink the batch. */
+@ApiSchema({ description: 'One usage event: what happened, when, to whom, with free-form properties' })
+export class AnalyticsEventInputDto {
+  @ApiProperty({ description: 'Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter', example: 'invoice.viewed' })
+  @IsString() @Matches(EVENT_NAME, { message: 'name must be lower case letters, digits and _ . : - (up to 100), starting with a letter' })
+  name: string;
+
+  @ApiPropertyOptional({ description: 'Properties of the event: a JSON object of up to 8 KB', type: 'object', additionalProperties: true, example: { invoiceId: 'INV-1042', source: 'email' } })
+  @IsOptional() @IsObject()
+  properties?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: 'When it happened (default: now); at most 28 days ago and 1 day ahead', format: 'date-time', example: '2026-12-02T08:30:00.000Z' })
+  @IsOptional() @IsDateString()
+  timestamp?: string;
+
+  @ApiPropertyOptional({ description: 'The acting user (default: the signed-in caller); up to 200 characters', example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d' })
+  @IsOptional() @IsString() @MaxLength(200)
+  userId?: string;
+
+  @ApiPropertyOptional({ description: 'An anonymous visitor id, when no user is known; up to 200 characters', example: 'anon-6f0e4c55' })
+  @IsOptional() @IsString() @MaxLength(200)
+  anonymousId?: string;
+}
+
+@ApiSchema({ description: 'A batch of up to 500 usage events' })
+export class AnalyticsBatchDto {
+  @ApiProperty({ description: 'The events (1 to 500); each is checked on its own: bad ones are reported by index, the others stored', type: [AnalyticsEventInputDto],
+    example: [{ name: 'invoice.viewed', properties: { invoiceId: 'INV-1042' }, anonymousId: 'anon-6f0e4c55' }] })
+  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(MAX_BATCH)
+  events: unknown[];
+}
+
+@ApiSchema({ description: 'An event of the batch that was not stored, and why' })
+export class RejectedEventDto {
+  @ApiProperty({ description: 'Its index in the batch (0-based)', example: 3 }) index: number;
+  @ApiProperty({ description: 'What is wrong with it', type: [String], example: ['name must be lower case letters, digits and _ . : - (up to 100), starting with a letter'] }) problems: string[];
+}
+
+@ApiSchema({ description: 'What became of a batch: how many events were stored, and each rejected one by index' })
+export class AnalyticsBatchResultDto {
+  @ApiProperty({ description: 'Events stored', example: 99 }) accepted: number;
+  @ApiProperty({ description: 'Events not stored, by index', type: [RejectedEventDto] }) rejected: RejectedEventDto[];
+}
+
+@ApiSchema({ description: 'A date range (UTC days, both ends included)' })
+export class AnalyticsRangeQuery {
+  @ApiProperty({ description: 'First day (UTC), YYYY-MM-DD', example: '2026-11-01' }) @IsDateString() from: string;
+  @ApiProperty({ description: 'Last day (UTC), YYYY-MM-DD, included', example: '2026-11-30' }) @IsDateString() to: string;
+}
+
+export class AnalyticsCountsQuery extends AnalyticsRangeQuery {
+  @ApiPropertyOptional({ description: 'Only this event', example: 'invoice.viewed' }) @IsOptional() @IsString() @Matches(EVENT_NAME) event?: string;
+}
+
+export class AnalyticsTopQuery extends AnalyticsRangeQuery {
+  @ApiPropertyOptional({ description: 'How many events (1 to 100, default 10)', example: 10 }) @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) limit?: number;
+}
+
+@ApiSchema({ description: 'How often one event happened on one day' })
+export class EventDayCountDto {
+  @ApiProperty({ description: 'The day (UTC)', example: '2026-11-03' }) day: string;
+  @ApiProperty({ description: 'The event name', example: 'invoice.viewed' }) event: string;
+  @ApiProperty({ description: 'How many times it happened', example: 42 }) events: number;
+  @ApiProperty({ description: 'How many distinct users did it', example: 7 }) users: number;
+}
+
+@ApiSchema({ description: 'An event and how often it happened in the range' })
+export class TopEventDto {
+  @ApiProperty({ description: 'The event name', example: 'invoice.viewed' }) event: string;
+  @ApiProperty({ description: 'How many times it happened in the range', example: 420 }) events: number;
+}
+
+@ApiSchema({ description: 'Active users on one day' })
+export class DailyActiveUsersDto {
+  @ApiProperty({ description: 'The day (UTC)', example: '2026-11-03' }) day: string;
+  @ApiProperty({ description: 'Distinct users with at least one event that day', example: 12 }) users: number;
+}
+
+@ApiSchema({ description: 'Active users in one calendar month' })
+export class MonthlyActiveUsersDto {
+  @ApiProperty({ description: 'The month (UTC), YYYY-MM', example: '2026-11' }) month: string;
+  @ApiProperty({ description: 'Distinct users with at least one event in the month (within the range asked)', example: 31 }) users: number;
+}
+
+@ApiSchema({ description: 'Daily and monthly active users of the organization (users: events with a userId)' })
+export class ActiveUsersDto {
+  @ApiProperty({ description: 'One entry per day of the range with any activity', type: [DailyActiveUsersDto] }) daily: DailyActiveUsersDto[];
+  @ApiProperty({ description: 'One entry per calendar month of the range with any activity', type: [MonthlyActiveUsersDto] }) monthly: MonthlyActiveUsersDto[];
+}
+
+@ApiSchema({ description: 'How much one feature (event) is used by the organizations of one plan' })
+export class FeatureUsageByPlanDto {
+  @ApiProperty({ description: 'The OmniZen plan of the organizations', example: 'professional' }) plan: string;
+  @ApiProperty({ description: 'The event name', example: 'invoice.issued' }) event: string;
+  @ApiProperty({ description: 'Organizations of the plan that used it', example: 14 }) organizations: number;
+  @ApiProperty({ description: 'How many times it happened', example: 3120 }) events: number;
+}

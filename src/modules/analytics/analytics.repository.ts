@@ -1,0 +1,108 @@
+import { sql } from 'kysely';
+import { qb } from '../../platform/database/query-builder.js';
+import type { Db } from '../../platform/database/database.service.js';
+
+export interface AnalyticsEventRow {
+  id: string;
+  orgId: string;
+  name: string;
+  properties: Record<string, unknown>;
+  occurredAt: Date;
+  userId: string | null;
+  anonymousId: string | null;
+  source: 'client' | 'server';
+}
+
+const num = (v: bigint | number | string | null) => (v === null ? 0 : Number(v));
+const isoDay = (d: Date | string) => (typeof d === 'string' ? d.slice(0, 10) : d.toISOString().slice(0, 10));
+
+/** core.analytics_events (partitioned by month) and core.analytics_daily (roll-ups). */
+export const analyticsRepository = {
+  /**
+   * One INSERT ... SELECT FROM unnest(arrays): eight parameters whatever the batch size, so a 500-event batch is one
+   * short statement to bind and plan rather than 4,000 parameters.
+   */
+  async insertEvents(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
+    if (!rows.length) return;
+    await db.run(qb.insertInto('core.analytics_events')
+      .columns(['id', 'org_id', 'name', 'properties', 'occurred_at', 'user_id', 'anonymous_id', 'source'])
+      .expression(sql`SELECT * FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.orgId)}::uuid[], ${rows.map((r) => r.name)}::text[],
+        ${rows.map((r) => JSON.stringify(r.properties))}::jsonb[], ${rows.map((r) => r.occurredAt.toISOString())}::timestamptz[],
+        ${rows.map((r) => r.userId)}::text[], ${rows.map((r) => r.anonymousId)}::text[], ${rows.map((r) => r.source)}::text[])`));
+  },
+
+  async dailyCounts(db: Db, orgId: string, from: string, to: string, event?: string): Promise<{ day: string; event: string; events: number; users: number }[]> {
+    let q = qb.selectFrom('core.analytics_daily').select(['day', 'event', 'events', 'users'])
+      .where('org_id', '=', orgId).where('day', '>=', new Date(from)).where('day', '<=', new Date(to));
+    if (event) q = q.where('event', '=', event);
+    const rows = await db.run(q.orderBy('day').orderBy('event'));
+    return rows.map((r) => ({ day: isoDay(r.day), event: r.event, events: num(r.events), users: num(r.users) }));
+  },
+
+  async topEvents(db: Db, orgId: string, from: string, to: string, limit: number): Promise<{ event: string; events: number }[]> {
+    const rows = await db.run(qb.selectFrom('core.analytics_daily')
+      .select((eb) => ['event', eb.fn.sum<string>('events').as('events')])
+      .where('org_id', '=', orgId).where('day', '>=', new Date(from)).where('day', '<=', new Date(to))
+      .groupBy('event').orderBy('events', 'desc').orderBy('event').limit(limit));
+    return rows.map((r) => ({ event: r.event, events: num(r.events) }));
+  },
+
+  /** Distinct users (events with a user id) per UTC day and per calendar month, from the events themselves. */
+  async activeUsers(db: Db, orgId: string, from: string, to: string): Promise<{ daily: { day: string; users: number }[]; monthly: { month: string; users: number }[] }> {
+    const daily = await db.$queryRaw<{ day: Date | string; users: bigint }[]>`
+      SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, count(DISTINCT user_id) AS users
+      FROM core.analytics_events
+      WHERE org_id = ${orgId}::uuid AND user_id IS NOT NULL
+        AND occurred_at >= ${from}::date::timestamp AT TIME ZONE 'UTC' AND occurred_at < (${to}::date + 1)::timestamp AT TIME ZONE 'UTC'
+      GROUP BY 1 ORDER BY 1`;
+    const monthly = await db.$queryRaw<{ month: string; users: bigint }[]>`
+      SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(DISTINCT user_id) AS users
+      FROM core.analytics_events
+      WHERE org_id = ${orgId}::uuid AND user_id IS NOT NULL
+        AND occurred_at >= ${from}::date::timestamp AT TIME ZONE 'UTC' AND occurred_at < (${to}::date + 1)::timestamp AT TIME ZONE 'UTC'
+      GROUP BY 1 ORDER BY 1`;
+    return {
+      daily: daily.map((r) => ({ day: isoDay(r.day), users: num(r.users) })),
+      monthly: monthly.map((r) => ({ month: r.month, users: num(r.users) })),
+    };
+  },
+
+  /** Recomputes the roll-ups of every organization for the UTC days in [from, to) (privileged: service_role). */
+  async rollUp(db: Db, from: Date, to: Date): Promise<number> {
+    return db.$executeRaw`
+      INSERT INTO core.analytics_daily AS d (org_id, day, event, events, users, updated_at)
+      SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::date, name, count(*), count(DISTINCT user_id), now()
+      FROM core.analytics_events
+      WHERE occurred_at >= ${from} AND occurred_at < ${to}
+      GROUP BY 1, 2, 3
+      ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
+  },
+
+  async createPartitions(db: Db, from: Date, monthsAhead: number): Promise<string[]> {
+    const rows = await db.$queryRaw<{ name: string }[]>`SELECT core.analytics_create_partitions(${from.toISOString().slice(0, 10)}::date, ${monthsAhead}::int) AS name`;
+    return rows.map((r) => r.name);
+  },
+
+  async dropPartitions(db: Db, before: Date): Promise<string[]> {
+    const rows = await db.$queryRaw<{ name: string }[]>`SELECT core.analytics_drop_partitions(${before.toISOString().slice(0, 10)}::date) AS name`;
+    return rows.map((r) => r.name);
+  },
+
+  /** Feature (event) usage by OmniZen plan across every organization, from the roll-ups (privileged: service_role). */
+  async featureUsageByPlan(db: Db, from: string, to: string): Promise<{ plan: string; event: string; organizations: number; events: number }[]> {
+    const rows = await db.$queryRaw<{ plan: string; event: string; organizations: bigint; events: bigint }[]>`
+      WITH plan_of AS (
+        SELECT o.id AS org_id, coalesce(s.plan, a."defaultPlan") AS plan
+        FROM core.organizations o
+        JOIN hub."App" a ON a.id = 'omnizen'
+        LEFT JOIN hub."Subscription" s ON s."appId" = a.id AND (
+          (o.account_type = 'personal' AND s."userId" = o.owner_user_id AND s."organizationId" IS NULL)
+          OR (o.account_type <> 'personal' AND s."organizationId" = o.id::text))
+        WHERE o.deleted_at IS NULL)
+      SELECT p.plan, d.event, count(DISTINCT d.org_id) AS organizations, sum(d.events) AS events
+      FROM core.analytics_daily d JOIN plan_of p ON p.org_id = d.org_id
+      WHERE d.day >= ${from}::date AND d.day <= ${to}::date
+      GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2`;
+    return rows.map((r) => ({ plan: r.plan, event: r.event, organizations: num(r.organizations), events: num(r.events) }));
+  },
+};

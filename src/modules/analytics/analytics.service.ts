@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
+import { AnalyticsErrors } from './analytics.errors.js';
+import { type AnalyticsEventInputDto, EVENT_NAME, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
+import { PostHogForwarder } from './posthog.forwarder.js';
+
+const DAY_MS = 86_400_000;
+/** how far back an event may be dated: inside the partitions that always exist (previous month onwards) */
+const MAX_AGE_MS = 28 * DAY_MS;
+const MAX_AHEAD_MS = DAY_MS;
+const MAX_PROPERTIES_BYTES = 8 * 1024;
+const MAX_RANGE_DAYS = 400;
+const EVENT_FIELDS = new Set(['name', 'properties', 'timestamp', 'userId', 'anonymousId']);
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** A server-side event a module records (sign-in, journal entry posted, invoice issued, agent run...). */
+export interface ServerEvent {
+  name: string;
+  properties?: Record<string, unknown>;
+  /** default: the transaction's user, if a person acts */
+  userId?: string | null;
+}
+
+/**
+ * Usage analytics: events from apps (batches) and from the modules themselves (record), stored per organization in
+ * monthly partitions, rolled up per day by AnalyticsMaintenanceJob, optionally forwarded to PostHog.
+ */
+@Injectable()
+export class AnalyticsService {
+  constructor(
+    private readonly clock: Clock,
+    private readonly posthog: PostHogForwarder,
+    private readonly privileged: PrivilegedDatabase,
+  ) {}
+
+  /** Records a server-side event in the caller's transaction: it commits (and is forwarded) with the business change. */
+  async record(tx: TenantTx, event: ServerEvent): Promise<void> {
+    const userId = event.userId !== undefined ? event.userId : tx.principal.kind === 'user' ? tx.principal.userId : null;
+    await this.store(tx.db, [this.serverRow(tx.orgId, event, userId)]);
+  }
+
+  /** The same on a privileged path (the login), in that path's transaction. */
+  async recordPrivileged(db: Db, orgId: string, event: ServerEvent): Promise<void> {
+    await this.store(db, [this.serverRow(orgId, event, event.userId ?? null)]);
+  }
+
+  private serverRow(orgId: string, event: ServerEvent, userId: string | null): AnalyticsEventRow {
+    if (!EVENT_NAME.test(event.name)) throw new Error(`analytics: ${event.name} is not a valid event name`);
+    return { id: randomUUID(), orgId, name: event.name, properties: event.properties ?? {}, occurredAt: new Date(this.clock.now()), userId, anonymousId: null, source: 'server' };
+  }
+
+  private async store(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
+    await repo.insertEvents(db, rows);
+    this.posthog.forward(rows);
+  }
+
+  /** A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. */
+  async ingest(tx: TenantTx, events: unknown[]): Promise<AnalyticsBatchResultDto> {
+    const now = this.clock.now();
+    const rows: AnalyticsEventRow[] = [];
+    const rejected: RejectedEventDto[] = [];
+    const caller = tx.principal.kind === 'user' ? tx.principal.userId : null;
+    events.forEach((raw, index) => {
+      const problems = this.problemsOf(raw, now);
+      if (problems.length) {
+        rejected.push({ index, problems });
+        return;
+      }
+      const e = raw as AnalyticsEventInputDto;
+      const userId = e.userId ?? (e.anonymousId ? null : caller);
+      if (!userId && !e.anonymousId) {
+        rejected.push({ index, problems: ['userId or anonymousId is required when the caller is not a signed-in user'] });
+        return;
+      }
+      rows.push({
+        id: randomUUID(), orgId: tx.orgId, name: e.name, properties: e.properties ?? {}, occurredAt: e.timestamp ? new Date(e.timestamp) : new Date(now),
+        userId, anonymousId: e.anonymousId ?? null, source: 'client',
+      });
+    });
+    await this.store(tx.db, rows);
+    return { accepted: rows.length, rejected };
+  }
+
+  /**
+   * The problems of one event, checked by hand rather than through class-validator: a batch holds up to 500 events
+   * and this runs for each (the benchmark's ingestion figure is mostly this loop). Same rules and words as
+   * AnalyticsEventInputDto documents.
+   */
+  private problemsOf(raw: unknown, now: number): string[] {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return ['an event must be a JSON object'];
+    const e = raw as Record<string, unknown>;
+    const problems: string[] = [];
+    for (const key of Object.keys(e)) if (!EVENT_FIELDS.has(key)) problems.push(`property ${key} should not exist`);
+    if (typeof e.name !== 'string' || !EVENT_NAME.test(e.name)) problems.push('name must be lower case letters, digits and _ . : - (up to 100), starting with a letter');
+    if (e.properties !== undefined && (typeof e.properties !== 'object' || e.properties === null || Array.isArray(e.properties))) problems.push('properties must be an object');
+    else if (e.properties !== undefined && Buffer.byteLength(JSON.stringify(e.properties)) > MAX_PROPERTIES_BYTES) problems.push('properties must be at most 8 KB of JSON');
+    for (const field of ['userId', 'anonymousId'] as const) {
+      const v = e[field];
+      if (v !== undefined && (typeof v !== 'string' || v.length > 200)) problems.push(`${field} must be a string of at most 200 characters`);
+    }
+    if (e.timestamp !== undefined) {
+      const at = typeof e.timestamp === 'string' && ISO_DATE_TIME.test(e.timestamp) ? Date.parse(e.timestamp) : NaN;
+      if (Number.isNaN(at)) problems.push('timestamp must be a valid ISO 8601 date string');
+      else if (at < now - MAX_AGE_MS) problems.push('timestamp must be at most 28 days ago');
+      else if (at > now + MAX_AHEAD_MS) problems.push('timestamp must be at most 1 day ahead');
+    }
+    return problems;
+  }
+
+  private range(from: string, to: string): void {
+    const days = (new Date(to).getTime() - new Date(from).getTime()) / DAY_MS;
+    if (days < 0) throw AnalyticsErrors.error('analytics.range', 'from is after to');
+    if (days > MAX_RANGE_DAYS) throw AnalyticsErrors.error('analytics.range', `the range is longer than ${MAX_RANGE_DAYS} days`);
+  }
+
+  dailyCounts(tx: TenantTx, from: string, to: string, event?: string): Promise<EventDayCountDto[]> {
+    this.range(from, to);
+    return repo.dailyCounts(tx.db, tx.orgId, from, to, event);
+  }
+
+  topEvents(tx: TenantTx, from: string, to: string, limit = 10): Promise<TopEventDto[]> {
+    this.range(from, to);
+    return repo.topEvents(tx.db, tx.orgId, from, to, limit);
+  }
+
+  activeUsers(tx: TenantTx, from: string, to: string): Promise<ActiveUsersDto> {
+    this.range(from, to);
+    return repo.activeUsers(tx.db, tx.orgId, from, to);
+  }
+
+  featureUsageByPlan(from: string, to: string): Promise<FeatureUsageByPlanDto[]> {
+    this.range(from, to);
+    return this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to));
+  }
+}

@@ -1,0 +1,34 @@
+import { sql } from 'kysely';
+import { qb } from '../../platform/database/query-builder.js';
+import type { Db } from '../../platform/database/database.service.js';
+import type { ApiKeyDto } from './api-key.dto.js';
+
+const COLUMNS = [
+  'id', 'org_id as orgId', 'name', 'prefix', 'scopes', 'created_by as createdBy', 'created_at as createdAt',
+  'expires_at as expiresAt', 'last_used_at as lastUsedAt', 'revoked_at as revokedAt',
+] as const;
+
+/** core.api_keys: the secret's hash is written once and never read back (no API-facing role may select it). */
+export const apiKeyRepository = {
+  async insert(db: Db, k: { orgId: string; id: string; name: string; prefix: string; secretHash: string; scopes: string[]; createdBy: string; expiresAt: Date | null }): Promise<ApiKeyDto> {
+    const [row] = await db.run(qb.insertInto('core.api_keys').values({
+      org_id: k.orgId, id: k.id, name: k.name, prefix: k.prefix, secret_hash: k.secretHash, scopes: k.scopes, created_by: k.createdBy, expires_at: k.expiresAt,
+    }).returning(COLUMNS));
+    return row;
+  },
+
+  async list(db: Db, orgId: string): Promise<ApiKeyDto[]> {
+    return db.run(qb.selectFrom('core.api_keys').select(COLUMNS).where('org_id', '=', orgId).orderBy('created_at', 'desc').orderBy('id'));
+  },
+
+  async get(db: Db, orgId: string, id: string): Promise<ApiKeyDto | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.api_keys').select(COLUMNS).where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
+  async revoke(db: Db, orgId: string, id: string, by: string): Promise<ApiKeyDto | undefined> {
+    const [row] = await db.run(qb.updateTable('core.api_keys').set({ revoked_at: sql`now()`, revoked_by: by })
+      .where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null).returning(COLUMNS));
+    return row;
+  },
+};

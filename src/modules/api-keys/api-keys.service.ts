@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { AuditService } from '../audit/audit.service.js';
+import { apiKeyRepository } from './api-key.repository.js';
+import type { ApiKeyDto, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
+import { ApiKeyErrors } from './api-keys.errors.js';
+import { newApiKeySecret } from './api-key-secret.js';
+
+/** Scoped API keys of an organization: created by its owners and admins, shown once, revoked at once. */
+@Injectable()
+export class ApiKeysService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  private personOf(tx: TenantTx): string {
+    if (tx.principal.kind !== 'user') throw ApiKeyErrors.error('api_keys.user_required', 'only an owner or admin, signed in, manages API keys');
+    return tx.principal.userId;
+  }
+
+  async create(tx: TenantTx, dto: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
+    const userId = this.personOf(tx);
+    const expiresAt = dto.expiresAt ? new Date(dto.expiresAt) : null;
+    if (expiresAt && expiresAt.getTime() <= this.clock.now()) throw ApiKeyErrors.error('api_keys.expiry_past', 'expiresAt must be in the future');
+    const id = randomUUID();
+    const { prefix, secret, secretHash } = newApiKeySecret(id);
+    const key = await apiKeyRepository.insert(tx.db, { orgId: tx.orgId, id, name: dto.name, prefix, secretHash, scopes: dto.scopes, createdBy: userId, expiresAt });
+    await this.audit.record(tx, { action: 'api_key.created', entityType: 'api_key', entityId: id, after: key });
+    return { ...key, secret };
+  }
+
+  list(tx: TenantTx): Promise<ApiKeyDto[]> {
+    this.personOf(tx);
+    return apiKeyRepository.list(tx.db, tx.orgId);
+  }
+
+  async revoke(tx: TenantTx, id: string): Promise<ApiKeyDto> {
+    const userId = this.personOf(tx);
+    const key = await apiKeyRepository.revoke(tx.db, tx.orgId, id, userId);
+    if (!key) {
+      if (await apiKeyRepository.get(tx.db, tx.orgId, id)) throw ApiKeyErrors.error('api_keys.already_revoked', `API key ${id} is already revoked`);
+      throw AppError.notFound('api_key', id);
+    }
+    await this.audit.record(tx, { action: 'api_key.revoked', entityType: 'api_key', entityId: id, after: key });
+    return key;
+  }
+}

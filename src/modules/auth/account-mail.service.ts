@@ -1,0 +1,169 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Principal } from '../../platform/auth/principal.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { AuditService } from '../audit/audit.service.js';
+import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
+import { AccountErrors } from './account.errors.js';
+import { accountTokenRepository as tokens } from './account-token.repository.js';
+import { identityRepository } from './identity.repository.js';
+import { PasswordHasher } from './password-hasher.js';
+import { sessionRepository } from './session.repository.js';
+import { TokenService, hashToken } from './token.service.js';
+import { userRepository, type UserRow } from './user.repository.js';
+import type { ClientInfo } from './auth.service.js';
+import type { CheckEmailDto } from './auth.dto.js';
+
+export const PASSWORD_RESET_TTL_MINUTES = 30;
+export const EMAIL_CHANGE_TTL_HOURS = 24;
+/** reset e-mails per account per hour; past it the request answers the same and sends nothing */
+export const PASSWORD_RESET_MAILS_PER_HOUR = 3;
+
+export const RESET_REQUESTED: CheckEmailDto = {
+  status: 'check_email',
+  message: 'If this address has an account, a link to reset its password has been sent to it. The link is valid for 30 minutes.',
+};
+export const EMAIL_CHANGE_REQUESTED: CheckEmailDto = {
+  status: 'check_email',
+  message: 'A link to confirm the new address has been sent to it. The address changes when the link is used.',
+};
+
+/**
+ * The account e-mails: e-mail verification, password reset and e-mail change. Each is queued in the
+ * transaction of its request (core.email_deliveries + the outbox, no token anywhere); the link's token is
+ * minted when the mail is sent (the EmailLinks minters below) and only its hash stored.
+ */
+@Injectable()
+export class AccountMailService implements OnModuleInit {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly hasher: PasswordHasher,
+    private readonly tokenService: TokenService,
+    private readonly links: EmailLinks,
+    private readonly audit: AuditService,
+  ) {}
+
+  private link(path: string, token: string): string {
+    return `${this.config.billing.appUrl.replace(/\/$/, '')}${path}?token=${encodeURIComponent(token)}`;
+  }
+
+  onModuleInit(): void {
+    this.links.register('email_verification', async (db, d) => {
+      if (!d.userId) return undefined;
+      const token = this.tokenService.newRefreshToken(); // 32 random bytes
+      await identityRepository.addVerificationToken(db, { tokenHash: token.hash, userId: d.userId, email: d.to, ttlHours: this.config.auth.emailVerificationTtlHours });
+      return this.link('/verify-email', token.token);
+    });
+    this.links.register('password_reset', async (db, d) => {
+      if (!d.userId) return undefined;
+      const token = this.tokenService.newRefreshToken();
+      await tokens.addResetToken(db, d.userId, token.hash, PASSWORD_RESET_TTL_MINUTES);
+      return this.link('/reset-password', token.token);
+    });
+    this.links.register('email_change_confirm', async (db, d) => {
+      const token = this.tokenService.newRefreshToken();
+      if (!(await tokens.setEmailChangeToken(db, String(d.data.requestId), token.hash))) return undefined;
+      return this.link('/confirm-email-change', token.token);
+    });
+  }
+
+  /** Queues the verification e-mail of a new (or still unverified) password account, in the caller's transaction. */
+  async queueVerification(db: Db, user: UserRow, personalOrgId: string): Promise<void> {
+    await queueEmail({ db, orgId: personalOrgId }, {
+      userId: user.id, to: user.email, template: 'email_verification', category: 'security',
+      data: { ttlHours: this.config.auth.emailVerificationTtlHours },
+    });
+  }
+
+  /**
+   * Answers the same whether or not the address has an account (and whether or not the hourly limit
+   * was reached). The mail is sent by a job, so the answer's time does not depend on the SMTP server.
+   */
+  async requestPasswordReset(email: string, client: ClientInfo): Promise<CheckEmailDto> {
+    await this.privileged.run('auth.credentials', async (db) => {
+      const user = await userRepository.findByEmail(db, email);
+      if (!user?.personalOrgId) return;
+      if ((await tokens.recentResetMails(db, user.id)) >= PASSWORD_RESET_MAILS_PER_HOUR) return;
+      await queueEmail({ db, orgId: user.personalOrgId }, {
+        userId: user.id, to: user.email, template: 'password_reset', category: 'security', data: { ttlMinutes: PASSWORD_RESET_TTL_MINUTES },
+      });
+      await this.audit.recordPrivileged(db, user.personalOrgId, 'system', {
+        action: 'auth.password_reset_requested', entityType: 'user', entityId: user.id,
+      }, client);
+    });
+    return RESET_REQUESTED;
+  }
+
+  /** Sets a new password with a reset link's token (once); every session of the account ends. */
+  async resetPassword(token: string, password: string, client: ClientInfo): Promise<void> {
+    const hash = await this.hasher.hash(password); // before the lookup: the same work for a bad token
+    const done = await this.privileged.run('auth.credentials', async (db) => {
+      const userId = await tokens.consumeResetToken(db, hashToken(token));
+      if (!userId) return false;
+      await userRepository.setPassword(db, userId, hash);
+      const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
+      const personalOrgId = await userRepository.personalOrgId(db, userId);
+      if (personalOrgId) {
+        await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+          action: 'auth.password_reset', entityType: 'user', entityId: userId, after: { sessionsRevoked: sessions },
+        }, client);
+      }
+      return true;
+    });
+    if (!done) throw AccountErrors.error('auth.reset_invalid', 'this reset link is unknown, already used or expired; ask for a new one');
+  }
+
+  /**
+   * The signed-in user asks to use another address: confirmed with the current password, then by the link
+   * mailed to the new address. A taken address answers alike and gets no mail (nothing is revealed).
+   */
+  async requestEmailChange(principal: Principal, newEmail: string, password: string, client: ClientInfo): Promise<CheckEmailDto> {
+    if (principal.kind !== 'user') throw AccountErrors.error('auth.password_incorrect', 'only a signed-in user can change their e-mail address');
+    const found = await this.privileged.run('auth.credentials', async (db) => {
+      const user = await userRepository.findById(db, principal.userId);
+      return user && userRepository.findByEmail(db, user.email);
+    });
+    const check = found?.passwordHash ? await this.hasher.verify(found.passwordHash, password) : { ok: await this.hasher.verifyDummy(password) };
+    if (!found || found.id !== principal.userId || !check.ok) throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
+    if (newEmail === found.email.toLowerCase()) throw AccountErrors.error('auth.email_unchanged', 'the new e-mail address is the current one');
+    await this.privileged.run('auth.credentials', async (db) => {
+      const personalOrgId = found.personalOrgId ?? (await userRepository.personalOrgId(db, found.id));
+      if (!personalOrgId) return;
+      const requestId = await tokens.addEmailChange(db, { userId: found.id, oldEmail: found.email, newEmail, ttlHours: EMAIL_CHANGE_TTL_HOURS });
+      await this.audit.recordPrivileged(db, personalOrgId, principal, {
+        action: 'auth.email_change_requested', entityType: 'user', entityId: found.id, after: { newEmail },
+      }, client);
+      if (await userRepository.findByEmail(db, newEmail)) return;
+      await queueEmail({ db, orgId: personalOrgId }, {
+        userId: found.id, to: newEmail, template: 'email_change_confirm', category: 'security',
+        data: { requestId, oldEmail: found.email, newEmail, ttlHours: EMAIL_CHANGE_TTL_HOURS },
+      });
+    });
+    return EMAIL_CHANGE_REQUESTED;
+  }
+
+  /** The link from the new address: the account takes it (verified), and the old address is told. */
+  async confirmEmailChange(token: string, client: ClientInfo): Promise<{ email: string }> {
+    const changed = await this.privileged.run('auth.credentials', async (db) => {
+      const request = await tokens.consumeEmailChange(db, hashToken(token));
+      if (!request) return undefined;
+      await translateDatabaseError(tokens.changeEmail(db, request.user_id, request.new_email), {
+        '23505': () => AccountErrors.error('auth.email_taken', 'another account uses this e-mail address now'),
+      });
+      const personalOrgId = (await userRepository.personalOrgId(db, request.user_id))!;
+      await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+        action: 'auth.email_changed', entityType: 'user', entityId: request.user_id, before: { email: request.old_email }, after: { email: request.new_email },
+      }, client);
+      await queueEmail({ db, orgId: personalOrgId }, {
+        userId: request.user_id, to: request.old_email, template: 'email_change_notice', category: 'security',
+        data: { oldEmail: request.old_email, newEmail: request.new_email },
+      });
+      return { email: request.new_email };
+    });
+    if (!changed) throw AccountErrors.error('auth.email_change_invalid', 'this confirmation link is unknown, already used or expired; ask for the change again');
+    return changed;
+  }
+}

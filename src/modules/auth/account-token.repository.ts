@@ -1,0 +1,60 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+
+/** Password-reset tokens and e-mail change requests (privileged auth path only); tokens only as SHA-256. */
+export const accountTokenRepository = {
+  /** A new reset token replaces the user's unused ones: only the latest mailed link works. */
+  async addResetToken(db: Db, userId: string, tokenHash: string, ttlMinutes: number): Promise<void> {
+    await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null));
+    await db.run(qb.insertInto('core.password_reset_tokens').values({
+      token_hash: tokenHash, user_id: userId, expires_at: sql`now() + make_interval(mins => ${ttlMinutes})`,
+    }));
+  },
+
+  /** Uses a reset token once; the user it belongs to, or undefined (unknown, used, expired). */
+  async consumeResetToken(db: Db, tokenHash: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` })
+      .where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .returning('user_id'));
+    return row?.user_id;
+  },
+
+  /** Reset e-mails queued for the user within the last hour (a limit against mail bombing). */
+  async recentResetMails(db: Db, userId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('core.email_deliveries').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', userId).where('template', '=', 'password_reset').where('created_at', '>', sql<Date>`now() - interval '1 hour'`));
+    return Number(row.n);
+  },
+
+  async addEmailChange(db: Db, r: { userId: string; oldEmail: string; newEmail: string; ttlHours: number }): Promise<string> {
+    // one pending change at a time: an earlier request's link stops working
+    await db.run(qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
+      .where('user_id', '=', r.userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+    const [row] = await db.run(qb.insertInto('core.email_change_requests').values({
+      user_id: r.userId, old_email: r.oldEmail, new_email: r.newEmail, expires_at: sql`now() + make_interval(hours => ${r.ttlHours})`,
+    }).returning('id'));
+    return row.id;
+  },
+
+  /** The mail job sets the link's token; false when the request is no longer pending. */
+  async setEmailChangeToken(db: Db, id: string, tokenHash: string): Promise<boolean> {
+    const n = await db.runCount(qb.updateTable('core.email_change_requests').set({ token_hash: tokenHash })
+      .where('id', '=', id).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+    return n > 0;
+  },
+
+  async consumeEmailChange(db: Db, tokenHash: string) {
+    const [row] = await db.run(qb.updateTable('core.email_change_requests').set({ confirmed_at: sql`now()` })
+      .where('token_hash', '=', tokenHash).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .returning(['id', 'user_id', 'old_email', 'new_email']));
+    return row;
+  },
+
+  /** The account's e-mail and its password identity's, verified (the link proved the mailbox). */
+  async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
+    await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
+    await db.run(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })
+      .where('provider', '=', 'password').where('user_id', '=', userId));
+  },
+};

@@ -1,0 +1,13 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** The codes the auth module answers with (401 `auth.unauthorized` and 403 `auth.user_required` are the platform's). */
+export const AuthErrors = defineErrorCodes({
+  'auth.csrf_rejected': { status: 403, description: 'a cookie-authenticated request that changes state lacks JSON, an Origin header, or an allowed origin' },
+  'auth.verification_invalid': { status: 400, description: 'the verification link is unknown, used, expired, or for another account' },
+  'auth.refresh_token_missing': { status: 400, description: 'no refresh token in the body or the refresh cookie' },
+  'auth.identity_taken': { status: 409, description: 'the identity already signs in to another account' },
+  'auth.link_required': { status: 409, description: 'an account with this e-mail exists: sign in to it and link the identity' },
+  'auth.locked': { status: 429, description: 'too many failed logins; wait details.retryAfterSeconds' },
+  'auth.rate_limited': { status: 429, description: 'too many registrations from this address; wait details.retryAfterSeconds' },
+  'session.not_found': { status: 404, description: 'the session does not exist or is not the caller\'s' },
+});

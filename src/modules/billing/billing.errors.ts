@@ -1,0 +1,22 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** The codes the billing module answers with (the 402s of the plan gate among them). */
+export const BillingErrors = defineErrorCodes({
+  'app.not_found': { status: 404, description: 'no app of that code' },
+  'user.not_found': { status: 404, description: 'no user of that id (or no personal organization)' },
+  'billing.plan_unknown': { status: 422, description: 'the app has no plan of that code' },
+  'billing.plan_audience': { status: 422, description: 'the plan is for the other kind of account (personal or business)' },
+  'billing.plan_not_for_sale': { status: 422, description: 'no Stripe price is configured for the plan' },
+  'billing.no_customer': { status: 409, description: 'there is no Stripe customer for the account yet' },
+  'billing.stripe_no_url': { status: 502, description: 'Stripe answered without a URL' },
+  'billing.stripe_failed': { status: 502, description: 'Stripe refused or did not answer' },
+  'billing.stripe_not_configured': { status: 503, description: 'Stripe is not configured on this server' },
+  'billing.webhook_signature': { status: 400, description: 'the Stripe-Signature header does not verify against the body' },
+  'billing.webhook_payload': { status: 400, description: 'the payload is not a Stripe event' },
+  'billing.subscription_inactive': { status: 402, description: 'the subscription is read-only (canceled, expired, past due too long): reads only' },
+  'billing.feature_not_in_plan': { status: 402, description: 'the plan does not include the feature; details name the cheapest plan that does' },
+  'billing.limit_reached': { status: 402, description: 'the plan\'s limit is reached; details name the limit and a plan with more' },
+});
+
+/** What the plan gate (@RequiresFeature, @ConsumesLimit, @WritesRequireSubscription) can answer. */
+export const PLAN_GATE_ERRORS = ['billing.subscription_inactive', 'billing.feature_not_in_plan', 'billing.limit_reached'] as const;

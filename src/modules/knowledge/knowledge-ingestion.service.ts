@@ -1,0 +1,84 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { AuditService } from '../audit/audit.service.js';
+import { chunkByTokens } from './chunking.js';
+import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
+import { knowledgeRepository as repo } from './knowledge.repository.js';
+import { INDEX_VERSION_JOB, KnowledgeService } from './knowledge.service.js';
+
+/**
+ * The ingestion job: chunk the version's extracted text by tokens, embed the chunks, and store them. It runs on
+ * the privileged path `knowledge.ingest` (the outbox handed it an organization and a document, no person), in
+ * three steps so no transaction stays open while the embedding provider answers: read; embed; write. The write
+ * replaces the document's chunks in one transaction, so search sees the old version or the new one, never a mix.
+ * A version that is no longer the latest when its job runs is marked superseded; failures are recorded on the
+ * version and the document (status failed, the reason) and the re-index route queues it again.
+ */
+@Injectable()
+export class KnowledgeIngestion implements OnModuleInit {
+  private readonly logger = new Logger(KnowledgeIngestion.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly jobs: JobRegistry,
+    private readonly audit: AuditService,
+    private readonly knowledge: KnowledgeService,
+    @Inject(EMBEDDING_PROVIDER) private readonly embeddings: EmbeddingProvider,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(INDEX_VERSION_JOB, (job) => this.index(job));
+  }
+
+  async index(job: Job): Promise<void> {
+    const orgId = job.orgId;
+    const documentId = String(job.payload.documentId);
+    const versionNo = Number(job.payload.version);
+    const loaded = await this.privileged.run('knowledge.ingest', async (db) => {
+      const doc = await repo.getDocument(db, orgId, documentId);
+      const version = doc && (await repo.getVersion(db, orgId, documentId, versionNo));
+      return doc && version ? { doc, version } : undefined;
+    });
+    if (!loaded) return; // the document was deleted meanwhile
+    if (loaded.doc.latestVersion !== versionNo) {
+      await this.privileged.run('knowledge.ingest', (db) => repo.setVersionStatus(db, orgId, documentId, versionNo, 'superseded', null));
+      return;
+    }
+    const { chunkTokens, chunkOverlapTokens } = this.config.knowledge;
+    let vectors: number[][];
+    const chunks = chunkByTokens(loaded.version.text, chunkTokens, chunkOverlapTokens);
+    try {
+      vectors = await this.embeddings.embed(chunks.map((c) => c.content));
+    } catch (err) {
+      const reason = `embedding failed: ${(err as Error).message}`.slice(0, 1000);
+      this.logger.warn(`knowledge document ${documentId} version ${versionNo}: ${reason}`);
+      await this.privileged.run('knowledge.ingest', async (db) => {
+        await repo.markFailed(db, orgId, documentId, versionNo, reason);
+        await this.audit.recordPrivileged(db, orgId, 'system', { action: 'knowledge.document_index_failed', entityType: 'knowledge_document', entityId: documentId, after: { version: versionNo, reason } });
+      });
+      return;
+    }
+    await this.privileged.run('knowledge.ingest', async (db) => {
+      const info = await this.knowledge.storageInfo({ db });
+      // the row lock orders this write after an upload of a newer version that committed meanwhile
+      const doc = await repo.getDocument(db, orgId, documentId, true);
+      if (!doc) return;
+      if (doc.latestVersion !== versionNo) {
+        await repo.setVersionStatus(db, orgId, documentId, versionNo, 'superseded', null);
+        return;
+      }
+      await repo.replaceChunks(db, info.storage, orgId, doc,
+        { versionNo, createdAt: loaded.version.createdAt, model: this.embeddings.model, dimensions: this.embeddings.dimensions },
+        chunks.map((c, i) => ({ chunkNo: i, content: c.content, tokenCount: c.tokenCount, embedding: vectors[i] })));
+      await this.audit.recordPrivileged(db, orgId, 'system', {
+        action: 'knowledge.document_indexed', entityType: 'knowledge_document', entityId: documentId,
+        after: { version: versionNo, chunkCount: chunks.length, embeddingModel: this.embeddings.model, embeddingDimensions: this.embeddings.dimensions },
+      });
+      await emitEvent({ db, orgId }, 'knowledge_document.indexed', { documentId, collectionId: doc.collectionId, version: versionNo, chunkCount: chunks.length });
+    });
+  }
+}

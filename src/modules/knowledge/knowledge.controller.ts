@@ -1,0 +1,211 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import {
+  ApiBody, ApiConsumes, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
+import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { DoesNotWrite, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { KnowledgeService } from './knowledge.service.js';
+import { readUpload, UPLOAD_BODY } from './upload.js';
+import {
+  CollectionDto, CreateCollectionDto, CreateNoteDocumentDto, DocumentDto, DocumentPage, DocumentQuery, ReindexResultDto, SearchKnowledgeDto,
+  SearchResultDto, UpdateCollectionDto, VersionDto, VersionWithTextDto,
+} from './knowledge.dto.js';
+
+/** Who may add, change and delete documents (in collections they can read): everyone but viewers. */
+const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
+const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
+  'knowledge.unreadable_file', 'knowledge.no_text', 'knowledge.invalid_field'];
+const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1 } };
+
+@ApiTags('knowledge')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/knowledge/collections')
+export class KnowledgeCollectionsController {
+  constructor(
+    private readonly knowledge: KnowledgeService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Get()
+  @ApiOperation({ operationId: 'listKnowledgeCollections', summary: 'Collections the caller may read' })
+  @ApiOkResponse({ type: [CollectionDto] })
+  list(@Tx() tx: TenantTx): Promise<CollectionDto[]> {
+    return this.knowledge.listCollections(tx);
+  }
+
+  @Post()
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'createKnowledgeCollection', summary: 'Create a collection and name the roles that may read it (owner, admin)' })
+  @ApiCreatedResponse({ type: CollectionDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('knowledge.collection_name_taken')
+  create(@Tx() tx: TenantTx, @Body() dto: CreateCollectionDto): Promise<CollectionDto> {
+    return this.knowledge.createCollection(tx, dto);
+  }
+
+  @Get(':collectionId')
+  @ApiOperation({ operationId: 'getKnowledgeCollection', summary: 'One collection (404 when the caller may not read it)' })
+  @ApiOkResponse({ type: CollectionDto })
+  get(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string): Promise<CollectionDto> {
+    return this.knowledge.getCollection(tx, id);
+  }
+
+  @Patch(':collectionId')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'updateKnowledgeCollection', summary: 'Rename a collection or change who may read it (owner, admin)' })
+  @ApiOkResponse({ type: CollectionDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('knowledge.collection_name_taken')
+  update(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string, @Body() dto: UpdateCollectionDto): Promise<CollectionDto> {
+    return this.knowledge.updateCollection(tx, id, dto);
+  }
+
+  @Delete(':collectionId')
+  @HttpCode(204)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'deleteKnowledgeCollection', summary: 'Delete a collection with its documents, versions and chunks (owner, admin)' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  remove(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string): Promise<void> {
+    return this.knowledge.deleteCollection(tx, id);
+  }
+
+  @Post(':collectionId/documents')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'uploadKnowledgeDocument',
+    summary: 'Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued',
+    description: 'multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.' })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody(UPLOAD_BODY)
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...UPLOAD_ERRORS)
+  async upload(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    // the collection first: a caller who may not read it learns nothing from the upload's validation
+    await this.knowledge.getCollection(tx, id);
+    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    return this.knowledge.createFromUpload(tx, id, fields, file);
+  }
+}
+
+@ApiTags('knowledge')
+@OrgRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/knowledge')
+export class KnowledgeDocumentsController {
+  constructor(
+    private readonly knowledge: KnowledgeService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Post('search')
+  @HttpCode(200)
+  @DoesNotWrite()
+  @ApiOperation({ operationId: 'searchKnowledge',
+    summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
+  @ApiOkResponse({ type: SearchResultDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable')
+  search(@Tx() tx: TenantTx, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
+    return this.knowledge.search(tx, dto);
+  }
+
+  @Get('documents')
+  @ApiOperation({ operationId: 'listKnowledgeDocuments', summary: 'Documents of the collections the caller may read, newest first (cursor pagination)' })
+  @ApiOkResponse({ type: DocumentPage })
+  @ApiErrors(400)
+  list(@Tx() tx: TenantTx, @Query() q: DocumentQuery): Promise<DocumentPage> {
+    return this.knowledge.listDocuments(tx, q);
+  }
+
+  @Post('documents')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'createKnowledgeNote', summary: 'Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued' })
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('knowledge.no_text')
+  createNote(@Tx() tx: TenantTx, @Body() dto: CreateNoteDocumentDto): Promise<DocumentDto> {
+    return this.knowledge.createNote(tx, dto);
+  }
+
+  @Post('reindex')
+  @HttpCode(200)
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'reindexStaleKnowledge', summary: 'Re-embed every document embedded by another model or dimension than the configured one (owner, admin)' })
+  @ApiOkResponse({ type: ReindexResultDto })
+  async reindexStale(@Tx() tx: TenantTx): Promise<ReindexResultDto> {
+    return { queued: await this.knowledge.reindexStale(tx) };
+  }
+
+  @Get('documents/:documentId')
+  @ApiOperation({ operationId: 'getKnowledgeDocument', summary: 'One document with its ingestion status' })
+  @ApiOkResponse({ type: DocumentDto })
+  get(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
+    return this.knowledge.getDocument(tx, id);
+  }
+
+  @Delete('documents/:documentId')
+  @HttpCode(204)
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'deleteKnowledgeDocument', summary: 'Delete a document with its versions, chunks and embeddings' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  remove(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<void> {
+    return this.knowledge.deleteDocument(tx, id);
+  }
+
+  @Post('documents/:documentId/reindex')
+  @HttpCode(200)
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'reindexKnowledgeDocument', summary: 'Queue ingestion of the latest version again (after a failure, or a model change)' })
+  @ApiOkResponse({ type: DocumentDto })
+  reindex(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
+    return this.knowledge.reindex(tx, id);
+  }
+
+  @Get('documents/:documentId/versions')
+  @ApiOperation({ operationId: 'listKnowledgeDocumentVersions', summary: 'Versions of a document, newest first' })
+  @ApiOkResponse({ type: [VersionDto] })
+  versions(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<VersionDto[]> {
+    return this.knowledge.listVersions(tx, id);
+  }
+
+  @Post('documents/:documentId/versions')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'uploadKnowledgeDocumentVersion', summary: 'Upload a new version of a document; it replaces the indexed one in search once ingested',
+    description: 'multipart/form-data with the part `file`, as for the first upload.' })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody(UPLOAD_BODY)
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...UPLOAD_ERRORS)
+  async addVersion(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    await this.knowledge.assertDocument(tx, id);
+    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    return this.knowledge.addVersion(tx, id, file);
+  }
+
+  @Get('documents/:documentId/versions/:versionNo')
+  @ApiOperation({ operationId: 'getKnowledgeDocumentVersion', summary: 'One version of a document with its extracted text' })
+  @ApiParam(VERSION_PARAM)
+  @ApiOkResponse({ type: VersionWithTextDto })
+  @ApiErrorCodes('knowledge.version_not_found')
+  version(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<VersionWithTextDto> {
+    return this.knowledge.getVersion(tx, id, /^\d{1,9}$/.test(versionNo) ? Number(versionNo) : NaN);
+  }
+
+  @Post('documents/:documentId/versions/:versionNo/restore')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'restoreKnowledgeDocumentVersion', summary: 'Restore an earlier version: its text becomes a new latest version' })
+  @ApiParam(VERSION_PARAM)
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrorCodes('knowledge.version_not_found')
+  restore(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<DocumentDto> {
+    return this.knowledge.restoreVersion(tx, id, /^\d{1,9}$/.test(versionNo) ? Number(versionNo) : NaN);
+  }
+}

@@ -1,0 +1,17 @@
+import { defineErrorCodes } from '../../platform/errors/catalog.js';
+
+/** Every code the knowledge base answers with (besides `<entity>.not_found` and validation errors). */
+export const KnowledgeErrors = defineErrorCodes({
+  'knowledge.file_missing': { status: 400, description: 'the multipart request has no file part' },
+  'knowledge.file_empty': { status: 400, description: 'the uploaded file is empty' },
+  'knowledge.file_too_large': { status: 413, description: 'the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)' },
+  'knowledge.unsupported_type': { status: 415, description: 'the file is not plain text, Markdown, HTML or PDF' },
+  'knowledge.unreadable_file': { status: 422, description: 'the file could not be read as its type (a corrupt PDF, text that is not UTF-8)' },
+  'knowledge.no_text': { status: 422, description: 'no text could be extracted from the file' },
+  'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid' },
+  'knowledge.collection_name_taken': { status: 409, description: 'a collection of this organization already has that name' },
+  'knowledge.query_empty': { status: 400, description: 'the search query is empty' },
+  'knowledge.k_too_large': { status: 400, description: 'k is above the cap of results per search' },
+  'knowledge.embedding_unavailable': { status: 503, description: 'the embedding provider did not answer; retry later' },
+  'knowledge.version_not_found': { status: 404, description: 'the document has no version with that number' },
+});

@@ -1,0 +1,302 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+import type { CollectionDto, DocumentDto, SearchHitDto, VersionDto } from './knowledge.dto.js';
+
+// The only place with knowledge SQL. CRUD is typed (Kysely); the chunk writes and the search are raw: their
+// embedding column is pgvector's `vector` or `real[]` (the migration decided), which the generated types omit.
+
+export type EmbeddingStorage = 'vector' | 'array';
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+const COLLECTION_COLS = ['id', 'name', 'description', 'read_roles', 'workspace_id', 'created_at', 'updated_at'] as const;
+const toCollection = (r: any): CollectionDto => ({
+  id: r.id, name: r.name, description: r.description, readRoles: r.read_roles, workspaceId: r.workspace_id,
+  createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
+});
+const DOCUMENT_COLS = ['id', 'collection_id', 'title', 'source', 'source_url', 'tags', 'latest_version_no', 'indexed_version_no',
+  'status', 'status_reason', 'created_by', 'created_at', 'updated_at'] as const;
+const toDocument = (r: any): DocumentDto => ({
+  id: r.id, collectionId: r.collection_id, title: r.title, source: r.source, sourceUrl: r.source_url, tags: r.tags,
+  latestVersion: r.latest_version_no, indexedVersion: r.indexed_version_no, status: r.status, statusReason: r.status_reason,
+  createdBy: r.created_by, createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
+});
+const VERSION_COLS = ['version_no', 'content_type', 'filename', 'byte_size', 'restored_from_version_no', 'status', 'status_reason',
+  'chunk_count', 'embedding_model', 'embedding_dimensions', 'created_by', 'created_at', 'indexed_at'] as const;
+const toVersion = (r: any): VersionDto => ({
+  versionNo: r.version_no, contentType: r.content_type, filename: r.filename, byteSize: r.byte_size,
+  restoredFromVersion: r.restored_from_version_no, status: r.status, statusReason: r.status_reason, chunkCount: r.chunk_count,
+  embeddingModel: r.embedding_model, embeddingDimensions: r.embedding_dimensions, createdBy: r.created_by,
+  createdAt: iso(r.created_at)!, indexedAt: iso(r.indexed_at),
+});
+
+export interface NewVersion {
+  versionNo: number;
+  contentType: string;
+  filename: string | null;
+  byteSize: number;
+  text: string;
+  restoredFromVersionNo?: number | null;
+  createdBy: string | null;
+}
+
+export interface ChunkRow {
+  chunkNo: number;
+  content: string;
+  tokenCount: number;
+  embedding: number[];
+}
+
+export interface SearchFilter {
+  collectionIds?: string[];
+  documentIds?: string[];
+  tags?: string[];
+  from?: string;
+  to?: string;
+}
+
+export interface SearchParams extends SearchFilter {
+  query: string;
+  embedding: number[];
+  model: string;
+  dimensions: number;
+  k: number;
+  /** candidates taken from each ranking before fusion */
+  candidates: number;
+}
+
+/** pgvector ≥ 0.8 has iterative index scans (a filtered HNSW search still returns k rows). */
+export interface StorageInfo {
+  storage: EmbeddingStorage;
+  iterativeScan: boolean;
+}
+
+const literal = (v: number[], storage: EmbeddingStorage) => (storage === 'vector' ? `[${v.join(',')}]` : `{${v.join(',')}}`);
+
+/** The filter part shared by both rankings: $3 collections, $4 documents, $5 tags (all of), $6 from, $7 to. */
+const FILTERS = `c.org_id = $2::uuid
+  AND ($3::uuid[] IS NULL OR c.collection_id = ANY ($3::uuid[]))
+  AND ($4::uuid[] IS NULL OR c.document_id = ANY ($4::uuid[]))
+  AND ($5::text[] IS NULL OR c.tags @> $5::text[])
+  AND ($6::timestamptz IS NULL OR c.document_date >= $6::timestamptz)
+  AND ($7::timestamptz IS NULL OR c.document_date < $7::timestamptz)`;
+
+export const knowledgeRepository = {
+  async storageInfo(db: Db): Promise<StorageInfo> {
+    const [row] = await db.$queryRaw<{ storage: EmbeddingStorage; version: string | null }[]>`
+      SELECT ai.embedding_storage() AS storage, (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS version`;
+    const [major, minor] = (row.version ?? '0.0').split('.').map(Number);
+    return { storage: row.storage, iterativeScan: row.storage === 'vector' && (major > 0 || minor >= 8) };
+  },
+
+  // ---------------------------------------------------------------- collections
+  async listCollections(db: Db, orgId: string): Promise<CollectionDto[]> {
+    const rows = await db.run(qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId).orderBy('name'));
+    return rows.map(toCollection);
+  },
+
+  async getCollection(db: Db, orgId: string, id: string): Promise<CollectionDto | undefined> {
+    const [row] = await db.run(qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId).where('id', '=', id));
+    return row && toCollection(row);
+  },
+
+  async createCollection(db: Db, orgId: string, c: { name: string; description?: string | null; readRoles: string[]; workspaceId?: string | null }): Promise<CollectionDto> {
+    const [row] = await db.run(qb.insertInto('ai.knowledge_collections')
+      .values({ org_id: orgId, name: c.name, description: c.description ?? null, read_roles: c.readRoles, workspace_id: c.workspaceId ?? null })
+      .returning(COLLECTION_COLS));
+    return toCollection(row);
+  },
+
+  async updateCollection(db: Db, orgId: string, id: string, c: { name?: string; description?: string | null; readRoles?: string[] }): Promise<CollectionDto | undefined> {
+    const [row] = await db.run(qb.updateTable('ai.knowledge_collections')
+      .set({ name: c.name, description: c.description, read_roles: c.readRoles, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(COLLECTION_COLS));
+    return row && toCollection(row);
+  },
+
+  async deleteCollection(db: Db, orgId: string, id: string): Promise<number> {
+    return db.runCount(qb.deleteFrom('ai.knowledge_collections').where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async countDocuments(db: Db, orgId: string, collectionId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('ai.knowledge_documents').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('org_id', '=', orgId).where('collection_id', '=', collectionId));
+    return Number(row.n);
+  },
+
+  // ---------------------------------------------------------------- documents and versions
+  async listDocuments(db: Db, orgId: string, f: { collectionId?: string; limit: number; before?: { createdAt: string; id: string } }): Promise<DocumentDto[]> {
+    let q = qb.selectFrom('ai.knowledge_documents').select(DOCUMENT_COLS).where('org_id', '=', orgId);
+    if (f.collectionId) q = q.where('collection_id', '=', f.collectionId);
+    if (f.before) {
+      const b = f.before;
+      q = q.where((eb) => eb.or([eb('created_at', '<', new Date(b.createdAt)), eb.and([eb('created_at', '=', new Date(b.createdAt)), eb('id', '<', b.id)])]));
+    }
+    const rows = await db.run(q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit));
+    return rows.map(toDocument);
+  },
+
+  async getDocument(db: Db, orgId: string, id: string, forUpdate = false): Promise<DocumentDto | undefined> {
+    let q = qb.selectFrom('ai.knowledge_documents').select(DOCUMENT_COLS).where('org_id', '=', orgId).where('id', '=', id);
+    if (forUpdate) q = q.forUpdate();
+    const [row] = await db.run(q);
+    return row && toDocument(row);
+  },
+
+  async createDocument(db: Db, orgId: string, d: { collectionId: string; title: string; source: string; sourceUrl?: string | null; tags: string[]; createdBy: string | null }): Promise<DocumentDto> {
+    const [row] = await db.run(qb.insertInto('ai.knowledge_documents')
+      .values({ org_id: orgId, collection_id: d.collectionId, title: d.title, source: d.source, source_url: d.sourceUrl ?? null, tags: d.tags, created_by: d.createdBy })
+      .returning(DOCUMENT_COLS));
+    return toDocument(row);
+  },
+
+  /** Makes `version` the document's latest and marks the document pending (its ingestion is queued). */
+  async setLatestVersion(db: Db, orgId: string, documentId: string, version: number): Promise<DocumentDto> {
+    const [row] = await db.run(qb.updateTable('ai.knowledge_documents')
+      .set({ latest_version_no: version, status: 'pending', status_reason: null, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', documentId).returning(DOCUMENT_COLS));
+    return toDocument(row);
+  },
+
+  async deleteDocument(db: Db, orgId: string, id: string): Promise<number> {
+    return db.runCount(qb.deleteFrom('ai.knowledge_documents').where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async insertVersion(db: Db, orgId: string, documentId: string, collectionId: string, v: NewVersion): Promise<VersionDto> {
+    const [row] = await db.run(qb.insertInto('ai.knowledge_versions')
+      .values({ org_id: orgId, document_id: documentId, collection_id: collectionId, version_no: v.versionNo, content_type: v.contentType,
+        filename: v.filename, byte_size: v.byteSize, text: v.text, restored_from_version_no: v.restoredFromVersionNo ?? null, created_by: v.createdBy })
+      .returning(VERSION_COLS));
+    return toVersion(row);
+  },
+
+  async listVersions(db: Db, orgId: string, documentId: string): Promise<VersionDto[]> {
+    const rows = await db.run(qb.selectFrom('ai.knowledge_versions').select(VERSION_COLS)
+      .where('org_id', '=', orgId).where('document_id', '=', documentId).orderBy('version_no', 'desc'));
+    return rows.map(toVersion);
+  },
+
+  async getVersion(db: Db, orgId: string, documentId: string, versionNo: number): Promise<(VersionDto & { text: string }) | undefined> {
+    const [row] = await db.run(qb.selectFrom('ai.knowledge_versions').select([...VERSION_COLS, 'text'])
+      .where('org_id', '=', orgId).where('document_id', '=', documentId).where('version_no', '=', versionNo));
+    return row && { ...toVersion(row), text: row.text };
+  },
+
+  async setVersionStatus(db: Db, orgId: string, documentId: string, versionNo: number, status: 'pending' | 'failed' | 'superseded', reason: string | null): Promise<void> {
+    await db.run(qb.updateTable('ai.knowledge_versions').set({ status, status_reason: reason })
+      .where('org_id', '=', orgId).where('document_id', '=', documentId).where('version_no', '=', versionNo));
+  },
+
+  async markFailed(db: Db, orgId: string, documentId: string, versionNo: number, reason: string): Promise<void> {
+    await this.setVersionStatus(db, orgId, documentId, versionNo, 'failed', reason);
+    await db.run(qb.updateTable('ai.knowledge_documents').set({ status: 'failed', status_reason: reason, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', documentId).where('latest_version_no', '=', versionNo));
+  },
+
+  // ---------------------------------------------------------------- chunks (the ingestion job, as service_role)
+  /**
+   * Replaces the document's chunks with `version`'s and marks both ready, in the caller's transaction: the version
+   * becomes searchable whole when it commits.
+   */
+  async replaceChunks(db: Db, storage: EmbeddingStorage, orgId: string, doc: { id: string; collectionId: string; tags: string[] },
+    v: { versionNo: number; createdAt: string; model: string; dimensions: number }, chunks: ChunkRow[]): Promise<void> {
+    await db.run(qb.deleteFrom('ai.knowledge_chunks').where('org_id', '=', orgId).where('document_id', '=', doc.id));
+    const cast = storage === 'vector' ? 'vector' : 'real[]';
+    for (let i = 0; i < chunks.length; i += 1000) {
+      const part = chunks.slice(i, i + 1000);
+      await db.$executeRawUnsafe(`
+        INSERT INTO ai.knowledge_chunks (org_id, collection_id, document_id, version_no, chunk_no, content, token_count, tags,
+          document_date, embedding_model, embedding_dimensions, embedding)
+        SELECT $1::uuid, $2::uuid, $3::uuid, $4::int, c.no, c.content, c.tokens, $5::text[], $6::timestamptz, $7::text, $8::int, c.emb::${cast}
+        FROM unnest($9::int[], $10::text[], $11::int[], $12::text[]) AS c(no, content, tokens, emb)`,
+      orgId, doc.collectionId, doc.id, v.versionNo, doc.tags, v.createdAt, v.model, v.dimensions,
+      part.map((c) => c.chunkNo), part.map((c) => c.content), part.map((c) => c.tokenCount), part.map((c) => literal(c.embedding, storage)));
+    }
+    await db.run(qb.updateTable('ai.knowledge_versions')
+      .set({ status: 'ready', status_reason: null, chunk_count: chunks.length, embedding_model: v.model, embedding_dimensions: v.dimensions, indexed_at: sql`now()` })
+      .where('org_id', '=', orgId).where('document_id', '=', doc.id).where('version_no', '=', v.versionNo));
+    await db.run(qb.updateTable('ai.knowledge_documents')
+      .set({ status: 'ready', status_reason: null, indexed_version_no: v.versionNo, updated_at: sql`now()` })
+      .where('org_id', '=', orgId).where('id', '=', doc.id));
+  },
+
+  /** Documents whose chunks were embedded by another model or dimension than the configured one (to re-embed). */
+  async staleDocuments(db: Db, orgId: string, model: string, dimensions: number): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('ai.knowledge_chunks').select('document_id').distinct()
+      .where('org_id', '=', orgId).where((eb) => eb.or([eb('embedding_model', '<>', model), eb('embedding_dimensions', '<>', dimensions)])));
+    return rows.map((r) => r.document_id);
+  },
+
+  // ---------------------------------------------------------------- search
+  /**
+   * Hybrid search over the chunks the caller may read (the policies decide): the vector ranking (cosine; HNSW on
+   * pgvector, exact on real[]) and the full-text ranking (ts_rank_cd over the GIN-indexed tsvector), each cut at
+   * `candidates`, fused by reciprocal rank (1/(60 + rank)).
+   */
+  async search(db: Db, info: StorageInfo, orgId: string, p: SearchParams): Promise<SearchHitDto[]> {
+    const d = Math.trunc(p.dimensions);
+    let vectorRanking: string;
+    if (info.storage === 'vector') {
+      // the partial HNSW index of this dimension: same expression, same predicate (d is a validated integer)
+      const expr = `(c.embedding::vector(${d}))`;
+      vectorRanking = `SELECT c.id, ${expr} <=> $1::text::vector(${d}) AS distance FROM ai.knowledge_chunks c
+        WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
+        ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`;
+      if (info.iterativeScan) {
+        // filters (and the policies) applied during the index scan: the scan continues until it has enough rows
+        await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`, String(Math.max(100, p.candidates)));
+      } else {
+        // no iterative scan (pgvector < 0.8): a wider candidate list makes a selective filter less likely to starve it
+        await db.$executeRawUnsafe(`SELECT set_config('hnsw.ef_search', '1000', true)`);
+      }
+    } else {
+      vectorRanking = `SELECT c.id, 1 - ai.dot_product(c.embedding, $1::text::real[]) AS distance FROM ai.knowledge_chunks c
+        WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
+        ORDER BY 2, c.id LIMIT $10`;
+    }
+    const rows = await db.$queryRawUnsafe<any[]>(`
+      WITH vec AS MATERIALIZED (${vectorRanking}),
+      vec_ranked AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM vec),
+      fts AS MATERIALIZED (
+        SELECT c.id, ts_rank_cd(c.tsv, websearch_to_tsquery('english', $8)) AS rank FROM ai.knowledge_chunks c
+        WHERE c.tsv @@ websearch_to_tsquery('english', $8) AND ${FILTERS}
+        ORDER BY 2 DESC, c.id LIMIT $10),
+      fts_ranked AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM fts),
+      fused AS (
+        SELECT coalesce(v.id, f.id) AS id, coalesce(1.0 / (60 + v.r), 0) + coalesce(1.0 / (60 + f.r), 0) AS score,
+               v.distance, v.r AS vector_rank, f.r AS text_rank
+        FROM vec_ranked v FULL JOIN fts_ranked f ON f.id = v.id)
+      SELECT c.id, c.document_id, d.title, c.collection_id, c.version_no, c.chunk_no, c.content, c.tags, c.document_date,
+             fused.score::float8 AS score, (1 - fused.distance)::float8 AS similarity, fused.vector_rank::int AS vector_rank, fused.text_rank::int AS text_rank
+      FROM fused
+      JOIN ai.knowledge_chunks c ON c.org_id = $2::uuid AND c.id = fused.id
+      JOIN ai.knowledge_documents d ON d.org_id = c.org_id AND d.id = c.document_id
+      ORDER BY fused.score DESC, c.id
+      LIMIT $11`,
+    literal(p.embedding, info.storage), orgId, p.collectionIds ?? null, p.documentIds ?? null, p.tags?.length ? p.tags : null,
+    p.from ?? null, p.to ?? null, p.query, p.model, p.candidates, p.k);
+    return rows.map((r) => ({
+      documentId: r.document_id, documentTitle: r.title, collectionId: r.collection_id, version: r.version_no, chunkNo: r.chunk_no,
+      text: r.content, tags: r.tags, documentDate: iso(r.document_date)!, score: Number(r.score),
+      similarity: r.similarity === null ? null : Number(r.similarity), vectorRank: r.vector_rank, textRank: r.text_rank,
+    }));
+  },
+
+  /** The vector ranking alone, by index (pgvector) or exact: the benchmark's recall measure. */
+  async vectorTopIds(db: Db, info: StorageInfo, orgId: string, embedding: number[], dimensions: number, model: string, k: number, exact: boolean, collectionIds?: string[]): Promise<string[]> {
+    const d = Math.trunc(dimensions);
+    const v = literal(embedding, info.storage);
+    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'off', true)`);
+    const dist = info.storage === 'vector' ? `(c.embedding::vector(${d})) <=> $1::text::vector(${d})` : `1 - ai.dot_product(c.embedding, $1::text::real[])`;
+    if (!exact && info.iterativeScan) await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', '100', true)`);
+    const rows = await db.$queryRawUnsafe<{ id: string }[]>(`
+      WITH v AS MATERIALIZED (SELECT c.id, ${dist} AS distance FROM ai.knowledge_chunks c
+        WHERE c.org_id = $2::uuid AND c.embedding_dimensions = ${d} AND c.embedding_model = $3
+          AND ($5::uuid[] IS NULL OR c.collection_id = ANY ($5::uuid[]))
+        ORDER BY ${dist} LIMIT $4)
+      SELECT id::text FROM v ORDER BY distance, id`, v, orgId, model, k, collectionIds ?? null);
+    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'on', true)`);
+    return rows.map((r) => r.id);
+  },
+};

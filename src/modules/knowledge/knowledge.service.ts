@@ -1,0 +1,228 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { enqueue } from '../../platform/queue/jobs.js';
+import { AuditService } from '../audit/audit.service.js';
+import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
+import { KnowledgeErrors } from './knowledge.errors.js';
+import { knowledgeRepository as repo, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
+import {
+  SEARCH_MAX_K, type CollectionDto, type CreateCollectionDto, type CreateNoteDocumentDto, type DocumentDto, type DocumentPage,
+  type DocumentQuery, type SearchResultDto, type UpdateCollectionDto, type VersionDto, type VersionWithTextDto,
+} from './knowledge.dto.js';
+
+/** The outbox topic of ingestion: payload { documentId, version }. */
+export const INDEX_VERSION_JOB = 'knowledge.index_version';
+
+/** A file as the upload route received it. */
+export interface UploadedText {
+  filename: string | null;
+  contentType: string;
+  byteSize: number;
+  text: string;
+}
+
+/** What an agent's search_knowledge tool (issue 16) passes: the query, the number of results and optional filters. */
+export interface KnowledgeSearch extends SearchFilter {
+  query: string;
+  k?: number;
+}
+
+const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
+
+/** Collections, documents and their versions, and search — always inside the caller's tenant transaction. */
+@Injectable()
+export class KnowledgeService {
+  private storage?: Promise<StorageInfo>;
+
+  constructor(
+    private readonly audit: AuditService,
+    @Inject(EMBEDDING_PROVIDER) private readonly embeddings: EmbeddingProvider,
+  ) {}
+
+  // ---------------------------------------------------------------- collections
+  listCollections(tx: TenantTx): Promise<CollectionDto[]> {
+    return repo.listCollections(tx.db, tx.orgId);
+  }
+
+  async getCollection(tx: TenantTx, id: string): Promise<CollectionDto> {
+    const c = await repo.getCollection(tx.db, tx.orgId, id);
+    if (!c) throw AppError.notFound('knowledge_collection', id);
+    return c;
+  }
+
+  async createCollection(tx: TenantTx, dto: CreateCollectionDto): Promise<CollectionDto> {
+    const c = await translateDatabaseError(repo.createCollection(tx.db, tx.orgId, { ...dto, readRoles: [...new Set(dto.readRoles ?? [])] }), {
+      '23505': () => KnowledgeErrors.error('knowledge.collection_name_taken', `a collection named "${dto.name}" already exists`),
+      '23503': () => AppError.notFound('workspace', dto.workspaceId),
+    });
+    await this.audit.record(tx, { action: 'knowledge.collection_created', entityType: 'knowledge_collection', entityId: c.id, after: c });
+    return c;
+  }
+
+  async updateCollection(tx: TenantTx, id: string, dto: UpdateCollectionDto): Promise<CollectionDto> {
+    const before = await this.getCollection(tx, id);
+    const after = await translateDatabaseError(repo.updateCollection(tx.db, tx.orgId, id, { ...dto, readRoles: dto.readRoles && [...new Set(dto.readRoles)] }), {
+      '23505': () => KnowledgeErrors.error('knowledge.collection_name_taken', `a collection named "${dto.name}" already exists`),
+    });
+    await this.audit.record(tx, { action: 'knowledge.collection_updated', entityType: 'knowledge_collection', entityId: id, before, after });
+    return after!;
+  }
+
+  /** Deletes the collection with its documents, versions and chunks. */
+  async deleteCollection(tx: TenantTx, id: string): Promise<void> {
+    const before = await this.getCollection(tx, id);
+    const documents = await repo.countDocuments(tx.db, tx.orgId, id);
+    await repo.deleteCollection(tx.db, tx.orgId, id);
+    await this.audit.record(tx, { action: 'knowledge.collection_deleted', entityType: 'knowledge_collection', entityId: id, before: { ...before, documents } });
+  }
+
+  // ---------------------------------------------------------------- documents
+  async listDocuments(tx: TenantTx, q: DocumentQuery): Promise<DocumentPage> {
+    const limit = q.limit ?? 50;
+    const before = decodeCursor<{ c: string; i: string }>(q.cursor);
+    const rows = await repo.listDocuments(tx.db, tx.orgId, { collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i } });
+    return page(rows, limit, (d) => ({ c: d.createdAt, i: d.id }));
+  }
+
+  async getDocument(tx: TenantTx, id: string): Promise<DocumentDto> {
+    const d = await repo.getDocument(tx.db, tx.orgId, id);
+    if (!d) throw AppError.notFound('knowledge_document', id);
+    return d;
+  }
+
+  /** A new document from an upload (version 1); ingestion is queued in the same transaction. */
+  async createFromUpload(tx: TenantTx, collectionId: string, fields: { title?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
+    await this.getCollection(tx, collectionId);
+    const title = fields.title?.trim() || file.filename || 'Untitled';
+    return this.create(tx, { collectionId, title: title.slice(0, 300), source: 'upload', tags: fields.tags }, file);
+  }
+
+  /** A new document whose text comes in the request (a note, or the text of a URL). */
+  async createNote(tx: TenantTx, dto: CreateNoteDocumentDto): Promise<DocumentDto> {
+    await this.getCollection(tx, dto.collectionId);
+    const text = dto.text.trim();
+    if (!text) throw KnowledgeErrors.error('knowledge.no_text', 'text is empty');
+    return this.create(tx, { collectionId: dto.collectionId, title: dto.title, source: dto.source ?? 'note', sourceUrl: dto.sourceUrl, tags: [...new Set(dto.tags ?? [])] },
+      { filename: null, contentType: 'text/markdown', byteSize: Buffer.byteLength(text), text });
+  }
+
+  private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
+    const doc = await repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) });
+    const version = await this.addVersionRow(tx, doc, 1, file, null);
+    const after = await repo.setLatestVersion(tx.db, tx.orgId, doc.id, 1);
+    await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...after, version } });
+    return after;
+  }
+
+  /** A new version of a document from an upload: it replaces the indexed one in search once ingested. */
+  async addVersion(tx: TenantTx, documentId: string, file: UploadedText, restoredFrom: number | null = null): Promise<DocumentDto> {
+    const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
+    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    const no = before.latestVersion + 1;
+    const version = await this.addVersionRow(tx, before, no, file, restoredFrom);
+    const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, no);
+    await this.audit.record(tx, {
+      action: restoredFrom ? 'knowledge.version_restored' : 'knowledge.version_added', entityType: 'knowledge_document', entityId: documentId,
+      before, after: { ...after, version },
+    });
+    return after;
+  }
+
+  /** The document must exist (and be readable) before the upload is read: see the controller. */
+  async assertDocument(tx: TenantTx, documentId: string): Promise<void> {
+    await this.getDocument(tx, documentId);
+  }
+
+  private async addVersionRow(tx: TenantTx, doc: DocumentDto, versionNo: number, file: UploadedText, restoredFrom: number | null): Promise<VersionDto> {
+    const v = await repo.insertVersion(tx.db, tx.orgId, doc.id, doc.collectionId, {
+      versionNo, contentType: file.contentType, filename: file.filename, byteSize: file.byteSize, text: file.text,
+      restoredFromVersionNo: restoredFrom, createdBy: userOf(tx),
+    });
+    await enqueue(tx, INDEX_VERSION_JOB, { documentId: doc.id, version: versionNo });
+    return v;
+  }
+
+  /** Restores an earlier version: its text becomes a new latest version (history is never rewritten). */
+  async restoreVersion(tx: TenantTx, documentId: string, versionNo: number): Promise<DocumentDto> {
+    const v = await this.getVersion(tx, documentId, versionNo);
+    return this.addVersion(tx, documentId, { filename: v.filename, contentType: v.contentType, byteSize: v.byteSize, text: v.text }, versionNo);
+  }
+
+  listVersions(tx: TenantTx, documentId: string): Promise<VersionDto[]> {
+    return this.getDocument(tx, documentId).then(() => repo.listVersions(tx.db, tx.orgId, documentId));
+  }
+
+  async getVersion(tx: TenantTx, documentId: string, versionNo: number): Promise<VersionWithTextDto> {
+    await this.getDocument(tx, documentId);
+    const v = Number.isInteger(versionNo) && versionNo > 0 && versionNo < 2 ** 31 ? await repo.getVersion(tx.db, tx.orgId, documentId, versionNo) : undefined;
+    if (!v) throw KnowledgeErrors.error('knowledge.version_not_found', `document ${documentId} has no version ${versionNo}`);
+    return v;
+  }
+
+  /** Queues ingestion of the latest version again (after a failure, or to re-embed with another model). */
+  async reindex(tx: TenantTx, documentId: string): Promise<DocumentDto> {
+    const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
+    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    await repo.setVersionStatus(tx.db, tx.orgId, documentId, before.latestVersion, 'pending', null);
+    const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, before.latestVersion);
+    await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion });
+    await this.audit.record(tx, { action: 'knowledge.document_reindexed', entityType: 'knowledge_document', entityId: documentId, before, after });
+    return after;
+  }
+
+  /** Re-indexes every readable document embedded by another model or dimension than the configured one. */
+  async reindexStale(tx: TenantTx): Promise<number> {
+    const ids = await repo.staleDocuments(tx.db, tx.orgId, this.embeddings.model, this.embeddings.dimensions);
+    for (const id of ids) await this.reindex(tx, id);
+    return ids.length;
+  }
+
+  /** Deletes the document with its versions, chunks and embeddings. */
+  async deleteDocument(tx: TenantTx, documentId: string): Promise<void> {
+    const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
+    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    await repo.deleteDocument(tx.db, tx.orgId, documentId);
+    await this.audit.record(tx, { action: 'knowledge.document_deleted', entityType: 'knowledge_document', entityId: documentId, before });
+    await emitEvent(tx, 'knowledge_document.deleted', { documentId, collectionId: before.collectionId, version: before.latestVersion });
+  }
+
+  // ---------------------------------------------------------------- search
+  /**
+   * Hybrid search as the caller: only chunks of collections the caller's role may read exist for this query (the
+   * policies), so results, scores and ranks are computed among those alone. The agents' search_knowledge tool calls
+   * this with the transaction of the person it runs as.
+   */
+  async search(tx: TenantTx, s: KnowledgeSearch): Promise<SearchResultDto> {
+    const query = (s.query ?? '').trim();
+    if (!query) throw KnowledgeErrors.error('knowledge.query_empty', 'query is empty');
+    const k = s.k ?? 10;
+    if (k > SEARCH_MAX_K) throw KnowledgeErrors.error('knowledge.k_too_large', `k is ${k}; at most ${SEARCH_MAX_K} results per search`);
+    if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw AppError.badRequest('validation_failed', 'from must be before to');
+    // a filter naming a collection or document the caller cannot read answers as one that does not exist
+    for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
+    for (const id of s.documentIds ?? []) await this.getDocument(tx, id);
+    const info = await this.storageInfo(tx);
+    let embedding: number[];
+    try {
+      [embedding] = await this.embeddings.embed([query]);
+    } catch (err) {
+      throw AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
+    }
+    const items = await repo.search(tx.db, info, tx.orgId, {
+      ...s, query, k, embedding, model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: Math.max(40, k * 4),
+    });
+    return { items };
+  }
+
+  storageInfo(tx: { db: TenantTx['db'] }): Promise<StorageInfo> {
+    this.storage ??= repo.storageInfo(tx.db).catch((err) => {
+      this.storage = undefined;
+      throw err;
+    });
+    return this.storage;
+  }
+}

@@ -1,0 +1,52 @@
+import { convert as htmlToText } from 'html-to-text';
+import { extractText, getDocumentProxy } from 'unpdf';
+import { KnowledgeErrors } from './knowledge.errors.js';
+
+export const CONTENT_TYPES = ['text/plain', 'text/markdown', 'text/html', 'application/pdf'] as const;
+export type KnowledgeContentType = (typeof CONTENT_TYPES)[number];
+
+const BY_EXTENSION: Record<string, KnowledgeContentType> = {
+  txt: 'text/plain', text: 'text/plain', md: 'text/markdown', markdown: 'text/markdown', html: 'text/html', htm: 'text/html', pdf: 'application/pdf',
+};
+
+/** The upload's type from its declared media type, else its file name's extension; undefined when unsupported. */
+export function contentTypeOf(mimetype: string | undefined, filename: string | undefined): KnowledgeContentType | undefined {
+  const declared = (mimetype ?? '').split(';')[0].trim().toLowerCase();
+  if ((CONTENT_TYPES as readonly string[]).includes(declared)) return declared as KnowledgeContentType;
+  if (declared === 'text/x-markdown') return 'text/markdown';
+  // browsers and curl send application/octet-stream (or text/plain) for .md files: the extension decides then
+  if (!declared || declared === 'application/octet-stream' || declared === 'text/plain') {
+    const ext = filename?.toLowerCase().match(/\.([a-z]+)$/)?.[1];
+    if (ext && BY_EXTENSION[ext]) return BY_EXTENSION[ext];
+    if (declared === 'text/plain') return 'text/plain';
+  }
+  return undefined;
+}
+
+/** The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. */
+export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType): Promise<string> {
+  let text: string;
+  if (type === 'application/pdf') {
+    if (bytes.subarray(0, 5).toString('latin1') !== '%PDF-') {
+      throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not a PDF (it does not start with %PDF-)');
+    }
+    try {
+      const pdf = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0 });
+      text = (await extractText(pdf, { mergePages: true })).text;
+    } catch (err) {
+      throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${(err as Error).message}`);
+    }
+  } else {
+    let raw: string;
+    try {
+      raw = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not UTF-8 text');
+    }
+    text = type === 'text/html' ? htmlToText(raw, { wordwrap: false, selectors: [{ selector: 'a', options: { ignoreHref: true } }, { selector: 'img', format: 'skip' }] }) : raw;
+  }
+  // NUL cannot be stored in a text column
+  text = text.replace(/\u0000/g, '').trim();
+  if (!text) throw KnowledgeErrors.error('knowledge.no_text', 'no text could be extracted from the file');
+  return text;
+}

@@ -1,0 +1,68 @@
+import type { FastifyRequest } from 'fastify';
+import type { Multipart, MultipartFile } from '@fastify/multipart';
+import { KnowledgeErrors } from './knowledge.errors.js';
+import type { UploadedText } from './knowledge.service.js';
+import { contentTypeOf, extractDocumentText } from './text-extraction.js';
+
+const TAG = /^[a-z0-9][a-z0-9_.-]{0,49}$/;
+const mb = (bytes: number) => (bytes >= 1024 * 1024 ? `${+(bytes / 1024 / 1024).toFixed(1)} MB` : `${bytes} bytes`);
+
+/**
+ * Reads a multipart upload: one `file` part, and the fields `title` and `tags` (comma-separated). The file is
+ * read up to the limit (a larger one is a 413 naming the limit), typed by its media type or extension, and its
+ * text extracted, so a bad file is a 4xx here rather than a failed job later.
+ */
+export async function readUpload(req: FastifyRequest, maxBytes: number): Promise<{ fields: { title?: string; tags: string[] }; file: UploadedText }> {
+  if (!req.isMultipart()) throw KnowledgeErrors.error('knowledge.file_missing', 'send the file as multipart/form-data with a part named "file"');
+  const fields: Record<string, string> = {};
+  let file: { part: MultipartFile; bytes: Buffer } | undefined;
+  try {
+    for await (const part of req.parts({ limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 10_000 } }) as AsyncIterableIterator<Multipart>) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'file') throw KnowledgeErrors.error('knowledge.invalid_field', `unexpected file part "${part.fieldname}": the file goes in the part named "file"`);
+        file = { part, bytes: await part.toBuffer() };
+      } else {
+        fields[part.fieldname] = String(part.value ?? '');
+      }
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_REQ_FILE_TOO_LARGE') {
+      throw KnowledgeErrors.error('knowledge.file_too_large', `the file is larger than the limit of ${mb(maxBytes)} (${maxBytes} bytes)`, { limitBytes: maxBytes });
+    }
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw KnowledgeErrors.error('knowledge.invalid_field', 'send one file and at most the fields title and tags');
+    if (code?.startsWith('FST_')) throw KnowledgeErrors.error('knowledge.invalid_field', `the multipart body could not be read: ${(err as Error).message}`);
+    throw err;
+  }
+  if (!file) throw KnowledgeErrors.error('knowledge.file_missing', 'the request has no part named "file"');
+  if (file.bytes.length === 0) throw KnowledgeErrors.error('knowledge.file_empty', `the file ${file.part.filename || ''} is empty (0 bytes)`.replace('  ', ' '));
+  const type = contentTypeOf(file.part.mimetype, file.part.filename);
+  if (!type) {
+    throw KnowledgeErrors.error('knowledge.unsupported_type',
+      `${file.part.mimetype || 'this type'} is not supported: upload plain text, Markdown, HTML or PDF (.txt, .md, .html, .pdf)`);
+  }
+  const title = fields.title?.trim();
+  if (title !== undefined && title.length > 300) throw KnowledgeErrors.error('knowledge.invalid_field', 'title is longer than 300 characters');
+  const tags = (fields.tags ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  if (tags.length > 20 || tags.some((t) => !TAG.test(t))) {
+    throw KnowledgeErrors.error('knowledge.invalid_field', 'tags: up to 20, comma-separated, each 1-50 characters of a-z, 0-9, _ . -');
+  }
+  const text = await extractDocumentText(file.bytes, type);
+  return {
+    fields: { title: title || undefined, tags: [...new Set(tags)] },
+    file: { filename: file.part.filename ? file.part.filename.slice(0, 300) : null, contentType: type, byteSize: file.bytes.length, text },
+  };
+}
+
+/** The OpenAPI body of an upload. */
+export const UPLOAD_BODY = {
+  schema: {
+    type: 'object', required: ['file'],
+    description: 'The file (plain text, Markdown, HTML or PDF) and optional fields',
+    properties: {
+      file: { type: 'string', format: 'binary', description: 'The file; its type from the part\'s Content-Type or the file name\'s extension', example: 'travel-policy.pdf' },
+      title: { type: 'string', maxLength: 300, description: 'Title; the file name when omitted', example: 'Travel expenses' },
+      tags: { type: 'string', description: 'Comma-separated tags', example: 'travel,policy' },
+    },
+  },
+};

@@ -1,0 +1,163 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Clock } from '../../platform/clock/clock.js';
+import type { Db } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { scheduleFromConfig } from '../../platform/queue/schedule.js';
+import { renderEmail, type EmailTemplate } from './email-templates.js';
+import { Mailer } from './mailer.service.js';
+import { notificationRepository as repo } from './notification.repository.js';
+import type { NotificationCategory } from './notification.dto.js';
+
+/** The outbox topic of one e-mail: `{ deliveryId }`. */
+export const EMAIL_JOB = 'notifications.email';
+/** Sending attempts of one e-mail before it stays `failed` (the outbox would retry for ever). */
+export const MAX_EMAIL_ATTEMPTS = 5;
+
+export interface QueuedEmail {
+  userId: string | null;
+  to: string;
+  template: EmailTemplate;
+  category: NotificationCategory;
+  /** what the template shows; never a token (see EmailLinks) */
+  data: Record<string, unknown>;
+  eventId?: string;
+}
+
+/**
+ * Writes one e-mail (delivery row 'queued' and its job) in the caller's transaction, which must run as
+ * service_role (a privileged path): it is sent only if that transaction commits.
+ */
+export async function queueEmail(tx: { db: Db; orgId: string }, email: QueuedEmail): Promise<string> {
+  const id = await repo.insertDelivery(tx.db, { orgId: tx.orgId, ...email, status: 'queued' });
+  await enqueue(tx, EMAIL_JOB, { deliveryId: id });
+  return id;
+}
+
+/** The delivery a link is minted for. */
+export interface DeliveryForLink {
+  orgId: string;
+  id: string;
+  userId: string | null;
+  to: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Makes the link (with a fresh token) of an e-mail when it is sent, in the sending job's transaction: only
+ * the token's hash is stored (by the minter), so neither the outbox, the job nor the delivery row holds it.
+ * Undefined: the link cannot be made any more (the invitation was revoked, the request expired): not sent.
+ */
+export type LinkMinter = (db: Db, delivery: DeliveryForLink) => Promise<string | undefined>;
+
+/** Minters by template, registered by the modules that own the tokens (auth, organizations). */
+@Injectable()
+export class EmailLinks {
+  private readonly minters = new Map<string, LinkMinter>();
+
+  register(template: EmailTemplate, minter: LinkMinter): void {
+    if (this.minters.has(template)) throw new Error(`a link minter for ${template} is already registered`);
+    this.minters.set(template, minter);
+  }
+
+  get(template: string): LinkMinter | undefined {
+    return this.minters.get(template);
+  }
+}
+
+/**
+ * Sends queued e-mails (one job each, bounded retries: MAX_EMAIL_ATTEMPTS) and the hourly digests. The
+ * SMTP conversation happens between two short transactions: the first marks the attempt and mints the
+ * link, the second records the server's answer. A process killed in between leaves the row 'sending';
+ * the outbox runs the job again and it is sent again (at least once).
+ */
+@Injectable()
+export class EmailDeliveryService implements OnModuleInit {
+  private readonly logger = new Logger(EmailDeliveryService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly jobs: JobRegistry,
+    private readonly links: EmailLinks,
+    private readonly mailer: Mailer,
+    private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(EMAIL_JOB, (job) => this.send(job));
+    scheduleFromConfig(this.scheduler, 'notification-digests', this.config.mail.digestCron, () => this.flushDigests(), this.logger);
+  }
+
+  private appUrl(path: string): string {
+    return `${this.config.billing.appUrl.replace(/\/$/, '')}${path}`;
+  }
+
+  /** The job of one e-mail. Throws (the outbox retries) only while attempts remain. */
+  async send(job: Job): Promise<void> {
+    const deliveryId = String(job.payload.deliveryId);
+    const prepared = await this.privileged.run('notifications.deliver', async (db) => {
+      const d = await repo.lockDelivery(db, job.orgId, deliveryId);
+      if (!d || !['queued', 'sending'].includes(d.status)) return undefined;
+      const data: Record<string, unknown> = { ...(d.data as Record<string, unknown>), preferencesLink: this.appUrl('/settings/notifications') };
+      const base = { orgId: d.org_id, id: d.id, to: d.to_address, template: d.template as EmailTemplate };
+      if (!this.mailer.configured) return { ...base, data, attempts: d.attempts };
+      const minter = this.links.get(d.template);
+      if (minter) {
+        const link = await minter(db, { orgId: d.org_id, id: d.id, userId: d.user_id, to: d.to_address, data });
+        if (!link) {
+          await repo.setDelivery(db, d.org_id, d.id, { status: 'failed', smtpResponse: 'not sent: the link can no longer be made (revoked, used or expired)' });
+          return undefined;
+        }
+        data.link = link;
+      } else {
+        data.link ??= this.appUrl('/notifications');
+      }
+      await repo.setDelivery(db, d.org_id, d.id, { status: 'sending', attempt: true });
+      return { ...base, data, attempts: d.attempts + 1 };
+    });
+    if (!prepared) return;
+    const message = renderEmail(prepared.template, prepared.data);
+    const outcome = await this.mailer.send(prepared.to, message);
+    const retry = outcome.kind === 'failed' && !outcome.permanent && prepared.attempts < MAX_EMAIL_ATTEMPTS;
+    await this.privileged.run('notifications.deliver', (db) => {
+      switch (outcome.kind) {
+        case 'sent':
+          return repo.setDelivery(db, prepared.orgId, prepared.id, { status: 'sent', smtpResponse: outcome.response, messageId: outcome.messageId, sent: true });
+        case 'not_sent':
+          return repo.setDelivery(db, prepared.orgId, prepared.id, { status: 'not_sent', smtpResponse: 'SMTP_URL is not set: logged, not sent' });
+        case 'failed':
+          return repo.setDelivery(db, prepared.orgId, prepared.id, { status: retry ? 'queued' : 'failed', smtpResponse: outcome.response });
+      }
+    });
+    if (retry) throw new Error(`e-mail ${prepared.id} not accepted (attempt ${prepared.attempts} of ${MAX_EMAIL_ATTEMPTS}): ${(outcome as { response: string }).response}`);
+    if (outcome.kind === 'failed') this.logger.warn(`e-mail ${prepared.id} failed for good after ${prepared.attempts} attempt(s): ${outcome.response}`);
+  }
+
+  /**
+   * Sends every digest whose hour is over: all its pending notices in one e-mail, queued in the
+   * transaction that marks them digested (so each notice is in exactly one digest). Returns how many.
+   */
+  async flushDigests(now: Date = new Date(this.clock.now())): Promise<number> {
+    return this.privileged.run('notifications.deliver', async (db) => {
+      const due = await repo.dueDigests(db, now, 200);
+      for (const digest of due) {
+        const items = await repo.takeDigestItems(db, digest.user_id, digest.category, digest.id);
+        await repo.closeDigest(db, digest.id);
+        if (items.length === 0) continue;
+        const to = items[items.length - 1].to_address;
+        await queueEmail({ db, orgId: items[0].org_id }, {
+          userId: digest.user_id, to, template: 'digest', category: digest.category as NotificationCategory,
+          data: {
+            category: digest.category, count: items.length,
+            items: items.map((i) => ({ title: (i.data as { title?: string }).title ?? '', body: (i.data as { body?: string }).body ?? '' })),
+          },
+        });
+      }
+      return due.length;
+    });
+  }
+}

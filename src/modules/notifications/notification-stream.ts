@@ -1,0 +1,81 @@
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { Observable, Subject, filter, map } from 'rxjs';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { RedisService } from '../../platform/redis/redis.service.js';
+import type { NotificationDto } from './notification.dto.js';
+
+interface Pushed {
+  userId: string;
+  notification: NotificationDto;
+}
+
+/**
+ * New in-app notices pushed to the users' open streams (GET /v1/me/notifications/stream). With REDIS_URL,
+ * through Redis pub/sub, so the instance that routed an event reaches a stream open on any instance;
+ * otherwise in-process. Best effort: a stream that missed a push still finds the notice in the inbox.
+ */
+@Injectable()
+export class NotificationStream implements OnModuleDestroy {
+  private readonly logger = new Logger(NotificationStream.name);
+  private readonly local = new Subject<Pushed>();
+  /** Emits once at shutdown: open streams end (their keep-alive timers with them). */
+  readonly closing = new Subject<void>();
+  private subscriber?: Redis;
+  private readonly channel: string;
+  private subscribing?: Promise<unknown>;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly redis: RedisService,
+  ) {
+    this.channel = `${config.redisPrefix}:notifications`;
+  }
+
+  /** After the routing transaction committed. */
+  async publish(userId: string, notification: NotificationDto): Promise<void> {
+    const message: Pushed = { userId, notification };
+    if (!this.redis.client) {
+      this.local.next(message);
+      return;
+    }
+    await this.redis.client.publish(this.channel, JSON.stringify(message)).catch((err: Error) => {
+      this.logger.warn(`notification push failed (the notice is in the inbox): ${err.message}`);
+    });
+  }
+
+  /** The notices of one user, as they come. Resolves once this instance listens (Redis subscribed). */
+  async stream(userId: string): Promise<Observable<NotificationDto>> {
+    await this.listen();
+    return this.local.pipe(filter((m) => m.userId === userId), map((m) => m.notification));
+  }
+
+  private listen(): Promise<unknown> {
+    if (!this.config.redisUrl) return Promise.resolve();
+    this.subscribing ??= (async () => {
+      const subscriber = new Redis(this.config.redisUrl!, { maxRetriesPerRequest: 1, lazyConnect: true });
+      subscriber.on('error', (err: Error) => this.logger.warn(`notification stream subscriber: ${err.message}`));
+      subscriber.on('message', (_channel: string, raw: string) => {
+        try {
+          this.local.next(JSON.parse(raw) as Pushed);
+        } catch {
+          // not ours
+        }
+      });
+      this.subscriber = subscriber;
+      await subscriber.connect();
+      await subscriber.subscribe(this.channel);
+    })().catch((err: Error) => {
+      this.subscribing = undefined;
+      throw err;
+    });
+    return this.subscribing;
+  }
+
+  onModuleDestroy(): void {
+    this.closing.next();
+    this.closing.complete();
+    this.local.complete();
+    this.subscriber?.disconnect();
+  }
+}

@@ -1,0 +1,117 @@
+import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
+import { Observable, interval, map, merge, takeUntil } from 'rxjs';
+import type { Principal } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { Tx, UserRoute } from '../../platform/http/tenant.js';
+import {
+  MarkAllReadDto, MarkedReadDto, NotificationDto, NotificationPage, NotificationQuery, PreferencesDto, UnreadCountDto, UpdatePreferencesDto,
+} from './notification.dto.js';
+import { NotificationsService } from './notifications.service.js';
+
+@ApiTags('notifications')
+@UserRoute()
+@Controller('v1/me')
+export class NotificationsController {
+  constructor(private readonly notifications: NotificationsService) {}
+
+  @Get('notifications')
+  @ApiOperation({ operationId: 'listNotifications', summary: "The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive)" })
+  @ApiOkResponse({ type: NotificationPage })
+  list(@Tx() tx: TenantTx, @Query() q: NotificationQuery): Promise<NotificationPage> {
+    return this.notifications.list(tx, q);
+  }
+
+  @Get('notifications/unread-count')
+  @ApiOperation({ operationId: 'getUnreadNotificationCount', summary: 'How many notices are unread, in all and per category' })
+  @ApiOkResponse({ type: UnreadCountDto })
+  unreadCount(@Tx() tx: TenantTx): Promise<UnreadCountDto> {
+    return this.notifications.unreadCount(tx);
+  }
+
+  @Post('notifications/read-all')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'markAllNotificationsRead', summary: 'Mark every unread notice read (optionally of one category or organization)' })
+  @ApiOkResponse({ type: MarkedReadDto })
+  markAllRead(@Tx() tx: TenantTx, @Body() dto: MarkAllReadDto): Promise<MarkedReadDto> {
+    return this.notifications.markAllRead(tx, dto);
+  }
+
+  @Post('notifications/:notificationId/read')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'markNotificationRead', summary: 'Mark one notice read (idempotent)' })
+  @ApiParam({ name: 'notificationId', format: 'uuid', description: 'The notice id' })
+  @ApiOkResponse({ type: NotificationDto })
+  @ApiErrorCodes('notification.not_found')
+  markRead(@Tx() tx: TenantTx, @IdParam('notificationId', 'notification') id: string): Promise<NotificationDto> {
+    return this.notifications.markRead(tx, id);
+  }
+
+  @Post('notifications/:notificationId/archive')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'archiveNotification', summary: 'Move one notice to the archive (it counts as read)' })
+  @ApiParam({ name: 'notificationId', format: 'uuid', description: 'The notice id' })
+  @ApiOkResponse({ type: NotificationDto })
+  @ApiErrorCodes('notification.not_found')
+  archive(@Tx() tx: TenantTx, @IdParam('notificationId', 'notification') id: string): Promise<NotificationDto> {
+    return this.notifications.archive(tx, id);
+  }
+
+  @Get('notification-preferences')
+  @ApiOperation({ operationId: 'getNotificationPreferences', summary: 'Which categories reach the signed-in user on which channel, and which e-mails come as an hourly digest' })
+  @ApiOkResponse({ type: PreferencesDto })
+  preferences(@Tx() tx: TenantTx): Promise<PreferencesDto> {
+    return this.notifications.preferences(tx);
+  }
+
+  @Patch('notification-preferences')
+  @ApiOperation({ operationId: 'updateNotificationPreferences', summary: 'Switch categories on or off per channel, and the e-mail digest (security stays on)' })
+  @ApiOkResponse({ type: PreferencesDto })
+  @ApiErrorCodes('notification.security_always_on', 'notification.digest_email_only', 'notification.preference_repeated')
+  updatePreferences(@Tx() tx: TenantTx, @Body() dto: UpdatePreferencesDto): Promise<PreferencesDto> {
+    return this.notifications.updatePreferences(tx, dto);
+  }
+}
+
+/** Seconds between keep-alive comments, so proxies do not close an idle stream. */
+const KEEP_ALIVE_MS = 25_000;
+
+/**
+ * The live stream holds no transaction (it may stay open for hours): it only listens for pushes made after
+ * the routing transaction committed. Authenticated like every route (the access token, or the cookie).
+ */
+@ApiTags('notifications')
+@ApiBearerAuth()
+@Controller('v1/me')
+export class NotificationStreamController {
+  constructor(private readonly notifications: NotificationsService) {}
+
+  @Sse('notifications/stream')
+  @ApiOperation({
+    operationId: 'getNotificationStream',
+    summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
+  })
+  @ApiOkResponse({
+    description: 'An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives',
+    content: {
+      'text/event-stream': {
+        schema: {
+          type: 'string', description: 'server-sent events',
+          example: 'event: notification\nid: 9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d\ndata: {"id":"9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","title":"A payment for Acme failed"}\n\n',
+        },
+      },
+    },
+  })
+  @ApiErrors(401, 403)
+  async stream(@Req() req: FastifyRequest): Promise<Observable<MessageEvent>> {
+    const principal = (req as FastifyRequest & { user?: Principal }).user;
+    if (principal?.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
+    return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} })))).pipe(takeUntil(this.notifications.closing));
+  }
+}

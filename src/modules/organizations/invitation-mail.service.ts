@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { sql } from 'kysely';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+import { JobRegistry } from '../../platform/queue/jobs.js';
+import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
+import { notificationRepository } from '../notifications/notification.repository.js';
+import { hashInvitationToken, INVITATION_CREATED } from './invitations.service.js';
+
+/**
+ * The invitation e-mail. The job of INVITATION_CREATED queues it (no token anywhere); when it is sent, a
+ * token of its own is minted for the link and only its hash stored (core.invitations.mailed_token_hash,
+ * which core.accept_invitation accepts like the token shown to the inviting admin). A resend replaces it.
+ */
+@Injectable()
+export class InvitationMail implements OnModuleInit {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly jobs: JobRegistry,
+    private readonly links: EmailLinks,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(INVITATION_CREATED, (job) => this.privileged.run('notifications.deliver', async (db) => {
+      // once per job (the outbox runs a job at least once)
+      if (!(await notificationRepository.receipt(db, job.orgId, job.id, INVITATION_CREATED))) return;
+      const invitationId = String(job.payload.invitationId);
+      const invitation = await this.pending(db, job.orgId, invitationId);
+      if (!invitation) return; // revoked or accepted before the mail went out
+      await queueEmail({ db, orgId: job.orgId }, {
+        userId: null, to: invitation.email, template: 'invitation', category: 'organization',
+        data: {
+          invitationId, role: invitation.role, orgName: invitation.org_name, inviterName: invitation.inviter_name ?? invitation.inviter_email ?? null,
+          expiresAt: new Date(invitation.expires_at).toUTCString(),
+        },
+      });
+    }));
+    this.links.register('invitation', async (db, delivery) => {
+      const token = randomBytes(32).toString('base64url');
+      const rows = await db.run(qb.updateTable('core.invitations').set({ mailed_token_hash: hashInvitationToken(token) })
+        .where('org_id', '=', delivery.orgId).where('id', '=', String(delivery.data.invitationId))
+        .where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+        .returning('id'));
+      if (rows.length === 0) return undefined;
+      const base = this.config.billing.appUrl.replace(/\/$/, '');
+      return `${base}/invitations/accept?org=${delivery.orgId}&token=${encodeURIComponent(token)}`;
+    });
+  }
+
+  private async pending(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('core.invitations as i')
+      .innerJoin('core.organizations as o', 'o.id', 'i.org_id')
+      .leftJoin('core.User as u', 'u.id', 'i.invited_by')
+      .select(['i.email', 'i.role', 'i.expires_at', 'o.name as org_name', 'u.name as inviter_name', 'u.email as inviter_email'])
+      .where('i.org_id', '=', orgId).where('i.id', '=', id)
+      .where('i.accepted_at', 'is', null).where('i.revoked_at', 'is', null).where('i.expires_at', '>', sql<Date>`now()`));
+    return row;
+  }
+}

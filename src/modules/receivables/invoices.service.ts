@@ -1,0 +1,389 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Decimal } from 'decimal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { AuditService } from '../audit/audit.service.js';
+import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { LedgerService } from '../ledger/ledger.service.js';
+import { computeTax, D, fixed, rateText } from '../ledger/money.js';
+import type { TaxCodeDto } from '../ledger/ledger.dto.js';
+import { CustomersService } from './customers.service.js';
+import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
+import { ReceivablesErrors } from './receivables.errors.js';
+import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { effectiveRate, receivablesRepository as repo, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
+import type {
+  CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
+} from './receivables.dto.js';
+
+export function addDays(date: string, days: number): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Who wrote a document: the user id, or service:<name>. */
+export const actor = (tx: TenantTx): string | null => (tx.principal.kind === 'user' ? tx.principal.userId : tx.principal.kind === 'service' ? `service:${tx.principal.name}` : null);
+
+export const today = (clock: Clock) => new Date(clock.now()).toISOString().slice(0, 10);
+
+/** The base value of an open amount at a document's rate: what the control account carries for it. */
+export const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number) => D(fixed(D(amount).times(rate), baseMu));
+
+/** A status that follows the open amount. */
+export function statusFor(total: string, open: Decimal.Value): 'issued' | 'partially_paid' | 'paid' {
+  const o = D(open);
+  return o.isZero() ? 'paid' : o.eq(total) ? 'issued' : 'partially_paid';
+}
+
+interface DocumentContext {
+  baseCurrency: string;
+  currencyMu: number;
+  taxCodes: Map<string, TaxCodeDto>;
+}
+
+/** Invoices and credit notes: drafts, issue (numbering and posting), void, credit notes, the PDF's data. */
+@Injectable()
+export class InvoicesService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly ledger: LedgerService,
+    private readonly journal: JournalService,
+    private readonly customers: CustomersService,
+    private readonly clock: Clock,
+    @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
+  ) {}
+
+  // ---------------------------------------------------------------- reading
+  toDto(i: InvoiceRow, lines: InvoiceLineRow[], taxCodes: Map<string, TaxCodeDto>, mu: number, asOf: string): InvoiceDto {
+    const open = i.kind === 'invoice' && !['draft', 'void'].includes(i.status) ? D(i.total).minus(i.allocated) : D(0);
+    const taxes = new Map<string, TaxSummaryDto>();
+    for (const l of lines) {
+      if (!l.taxCodeId) continue;
+      const t = taxCodes.get(l.taxCodeId);
+      const s = taxes.get(l.taxCodeId) ?? { taxCodeId: l.taxCodeId, code: t?.code ?? '', rate: D(t?.rate ?? 0).toFixed(4), net: '0', tax: '0' };
+      taxes.set(l.taxCodeId, { ...s, net: fixed(D(s.net).plus(l.netAmount), mu), tax: fixed(D(s.tax).plus(l.taxAmount), mu) });
+    }
+    return {
+      id: i.id, kind: i.kind, customerId: i.customerId, creditedInvoiceId: i.creditedInvoiceId, status: i.status, series: i.series, number: i.number,
+      invoiceDate: i.invoiceDate, dueDate: i.dueDate, currency: i.currency, rate: i.rate === null ? null : rateText(i.rate),
+      subtotal: fixed(i.subtotal, mu), taxTotal: fixed(i.taxTotal, mu), total: fixed(i.total, mu), openAmount: fixed(open, mu),
+      overdue: open.gt(0) && i.dueDate < asOf, memo: i.memo, entryId: i.entryId, voidedOn: i.voidedOn, voidEntryId: i.voidEntryId,
+      lines: lines.map((l) => ({
+        lineNo: l.lineNo, description: l.description, quantity: D(l.quantity).toFixed(4), unitPrice: D(l.unitPrice).toFixed(4),
+        discountPercent: D(l.discountPercent).toFixed(4), taxCodeId: l.taxCodeId, revenueAccountId: l.revenueAccountId,
+        serviceStart: l.serviceStart, serviceEnd: l.serviceEnd, netAmount: fixed(l.netAmount, mu), taxAmount: fixed(l.taxAmount, mu),
+        grossAmount: fixed(l.grossAmount, mu), creditedLineNo: l.creditedLineNo,
+      })),
+      taxes: [...taxes.values()], createdAt: i.createdAt,
+    };
+  }
+
+  private async taxCodeMap(tx: TenantTx): Promise<Map<string, TaxCodeDto>> {
+    return new Map((await this.ledger.listTaxCodes(tx)).map((t) => [t.id, t]));
+  }
+
+  private async dtos(tx: TenantTx, rows: InvoiceRow[]): Promise<InvoiceDto[]> {
+    const lines = await repo.getLines(tx.db, tx.orgId, rows.map((r) => r.id));
+    const taxCodes = await this.taxCodeMap(tx);
+    const asOf = today(this.clock);
+    const out: InvoiceDto[] = [];
+    for (const r of rows) out.push(this.toDto(r, lines.filter((l) => l.invoiceId === r.id), taxCodes, await this.ledger.currencyUnits(tx, r.currency), asOf));
+    return out;
+  }
+
+  async row(tx: TenantTx, id: string, lock = false): Promise<InvoiceRow> {
+    const i = await repo.getInvoice(tx.db, tx.orgId, id, lock);
+    if (!i) throw AppError.notFound('invoice', id);
+    return i;
+  }
+
+  async get(tx: TenantTx, id: string): Promise<InvoiceDto> {
+    return (await this.dtos(tx, [await this.row(tx, id)]))[0];
+  }
+
+  async list(tx: TenantTx, q: InvoiceQuery): Promise<InvoicePage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
+    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listInvoices(tx.db, tx.orgId, { customerId: q.customerId, status: q.status, kind: q.kind, after, limit });
+    const p = page(rows, limit, (r) => ({ d: r.invoiceDate, i: r.id }));
+    return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };
+  }
+
+  // ---------------------------------------------------------------- drafts
+  /** Multi-currency documents are full accounting (professional and up). */
+  async requireCurrency(tx: TenantTx, currency: string): Promise<{ baseCurrency: string; currencyMu: number }> {
+    const { baseCurrency } = await this.ledger.settings(tx);
+    const currencyMu = await this.ledger.currencyUnits(tx, currency);
+    if (currency !== baseCurrency) await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
+    return { baseCurrency, currencyMu };
+  }
+
+  async taxCode(tx: TenantTx, id: string, field: string, ctx: DocumentContext): Promise<TaxCodeDto> {
+    let t = ctx.taxCodes.get(id);
+    if (!t) {
+      t = await this.ledger.getTaxCode(tx, id).catch((err) => {
+        if (err instanceof AppError && err.status === 404) throw ReceivablesErrors.error('receivables.unknown_tax_code', `${field}: tax code ${id} does not exist in this organization`);
+        throw err;
+      });
+      ctx.taxCodes.set(id, t);
+    }
+    if (t.archivedAt) throw ReceivablesErrors.error('receivables.unknown_tax_code', `${field}: tax code ${t.code} is archived`);
+    return t;
+  }
+
+  /** THE line arithmetic: quantity × unit price less the discount, rounded to the currency, then the ledger's tax calculation. */
+  computeLine(quantity: string, unitPrice: string, discountPercent: string, tax: TaxCodeDto | undefined, mu: number) {
+    const amount = fixed(D(quantity).times(unitPrice).times(D(100).minus(discountPercent)).div(100), mu);
+    return tax ? computeTax(amount, tax.rate, tax.inclusive, mu) : { net: amount, tax: fixed(0, mu), gross: amount };
+  }
+
+  private async buildDraft(tx: TenantTx, dto: CreateInvoiceDto): Promise<{ header: NewInvoice; lines: InvoiceLineRow[] }> {
+    const customer = await this.customers.forDocument(tx, dto.customerId);
+    const currency = dto.currency ?? customer.defaultCurrency ?? (await this.ledger.settings(tx)).baseCurrency;
+    const { baseCurrency, currencyMu } = await this.requireCurrency(tx, currency);
+    const ctx: DocumentContext = { baseCurrency, currencyMu, taxCodes: new Map() };
+    const lines: InvoiceLineRow[] = [];
+    let subtotal = D(0);
+    let taxTotal = D(0);
+    for (const [i, l] of dto.lines.entries()) {
+      if (!D(l.quantity).gt(0)) throw ReceivablesErrors.error('receivables.invalid_amount', `lines[${i}].quantity must be positive (credit notes credit an invoice instead)`);
+      const discount = l.discountPercent ?? '0';
+      if (D(discount).gt(100)) throw ReceivablesErrors.error('receivables.invalid_amount', `lines[${i}].discountPercent must be between 0 and 100`);
+      if ((l.serviceStart === undefined) !== (l.serviceEnd === undefined) || (l.serviceStart && l.serviceEnd && l.serviceStart > l.serviceEnd)) {
+        throw AppError.badRequest('validation_failed', `lines[${i}]: give both serviceStart and serviceEnd, start not after end`);
+      }
+      const tax = l.taxCodeId ? await this.taxCode(tx, l.taxCodeId, `lines[${i}].taxCodeId`, ctx) : undefined;
+      await this.customers.postableAccount(tx, l.revenueAccountId, `lines[${i}].revenueAccountId`);
+      const r = this.computeLine(l.quantity, l.unitPrice, discount, tax, currencyMu);
+      subtotal = subtotal.plus(r.net);
+      taxTotal = taxTotal.plus(r.tax);
+      lines.push({
+        lineNo: i + 1, description: l.description, quantity: l.quantity, unitPrice: l.unitPrice, discountPercent: discount, taxCodeId: l.taxCodeId ?? null,
+        revenueAccountId: l.revenueAccountId, serviceStart: l.serviceStart ?? null, serviceEnd: l.serviceEnd ?? null,
+        netAmount: r.net, taxAmount: r.tax, grossAmount: r.gross, creditedLineNo: null,
+      });
+    }
+    const total = subtotal.plus(taxTotal);
+    if (dto.total !== undefined && !D(dto.total).eq(total)) {
+      throw ReceivablesErrors.error('receivables.total_mismatch', `total ${dto.total} differs from the total computed from the lines, ${fixed(total, currencyMu)}`, { computed: fixed(total, currencyMu) });
+    }
+    return {
+      header: {
+        kind: 'invoice', customerId: customer.id, series: dto.series ?? 'INV', invoiceDate: dto.invoiceDate,
+        dueDate: dto.dueDate ?? addDays(dto.invoiceDate, customer.paymentTermsDays), currency,
+        subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu), memo: dto.memo ?? '', createdBy: actor(tx),
+      },
+      lines,
+    };
+  }
+
+  async create(tx: TenantTx, dto: CreateInvoiceDto): Promise<InvoiceDto> {
+    const { header, lines } = await this.buildDraft(tx, dto);
+    const id = await repo.insertInvoice(tx.db, tx.orgId, header);
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const invoice = await this.get(tx, id);
+    await this.audit.record(tx, { action: 'receivables.invoice_created', entityType: 'invoice', entityId: id, after: invoice });
+    return invoice;
+  }
+
+  async update(tx: TenantTx, id: string, dto: CreateInvoiceDto): Promise<InvoiceDto> {
+    const row = await this.row(tx, id, true);
+    if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is ${row.status}: issued invoices cannot be changed (credit or void it)`);
+    const before = await this.get(tx, id);
+    const { header, lines } = await this.buildDraft(tx, dto);
+    await repo.updateDraft(tx.db, tx.orgId, id, header);
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const after = await this.get(tx, id);
+    await this.audit.record(tx, { action: 'receivables.invoice_updated', entityType: 'invoice', entityId: id, before, after });
+    return after;
+  }
+
+  async delete(tx: TenantTx, id: string): Promise<void> {
+    const row = await this.row(tx, id, true);
+    if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is ${row.status}: only drafts can be deleted (void it instead)`);
+    const before = await this.get(tx, id);
+    await repo.deleteDraft(tx.db, tx.orgId, id);
+    await this.audit.record(tx, { action: 'receivables.invoice_deleted', entityType: 'invoice', entityId: id, before });
+  }
+
+  // ---------------------------------------------------------------- issue
+  /**
+   * Numbers the draft (gapless per series and year: the counter row stays locked until commit) and posts it:
+   * AR debit of the total; per line a credit of the net to its revenue account (deferred revenue when it has a
+   * service period); per tax code a credit of the tax to the code's sales account; at the rate of the invoice date.
+   */
+  async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
+    const row = await this.row(tx, id, true);
+    if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is already ${row.status}`);
+    const settings = await this.customers.settings(tx);
+    const { baseCurrency, currencyMu } = await this.requireCurrency(tx, row.currency);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const rate = row.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, row.currency, row.invoiceDate));
+    if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${row.currency} rate on or before ${row.invoiceDate}`);
+    const lines = (await repo.getLines(tx.db, tx.orgId, [id]));
+    if (lines.some((l) => l.serviceStart) && !settings.deferredRevenueAccountId) {
+      throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a line has a service period: set deferredRevenueAccountId in the receivables settings first');
+    }
+    const taxCodes = await this.taxCodeMap(tx);
+    const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
+    const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
+    const { entry } = await this.journal.post(tx, {
+      date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
+    });
+    // the number last, in one statement with the status: the series' counter row stays locked until commit
+    // (gapless), so concurrent issues of one series queue only for what follows it, not for the posting
+    const status = D(row.total).isZero() ? 'paid' : 'issued';
+    const number = await repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
+      rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
+    });
+    const after: InvoiceDto = { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
+    await emitEvent(tx, 'invoice.issued', {
+      invoiceId: id, kind: 'invoice', number, customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
+      total: fixed(row.total, currencyMu), entryId: entry.id,
+    });
+    await this.audit.record(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status, number, entryId: entry.id, rate } });
+    return after;
+  }
+
+  /**
+   * The journal lines of an invoice (sign 'invoice') or a credit note ('credit_note', every side swapped).
+   * The AR line carries exactly `arBase` in the base currency (what the open items are valued at); a rounding
+   * difference of the other lines goes to the ledger's rounding account.
+   */
+  documentLines(row: InvoiceRow, lines: InvoiceLineRow[], taxCodes: Map<string, TaxCodeDto>, settings: { arAccountId: string; deferredRevenueAccountId: string | null },
+    rate: string, baseMu: number, kind: 'invoice' | 'credit_note', arBaseOverride?: Decimal.Value): PostingLine[] {
+    const dr = kind === 'invoice' ? 'debit' : 'credit';
+    const cr = kind === 'invoice' ? 'credit' : 'debit';
+    const common = { currency: row.currency, rate, counterpartyType: 'customer', counterpartyId: row.customerId };
+    const arBase = arBaseOverride !== undefined && kind === 'credit_note' ? D(arBaseOverride) : baseOf(row.total, rate, baseMu);
+    const out: PostingLine[] = [];
+    if (!D(row.total).isZero()) {
+      out.push({ ...common, accountId: settings.arAccountId, [dr]: D(row.total).toFixed(), [kind === 'invoice' ? 'baseDebit' : 'baseCredit']: arBase.toFixed(), description: 'accounts receivable' });
+    }
+    const taxes = new Map<string, Decimal>();
+    for (const l of lines) {
+      if (!D(l.netAmount).isZero()) {
+        const deferred = kind === 'invoice' && l.serviceStart !== null;
+        out.push({
+          ...common, accountId: deferred ? settings.deferredRevenueAccountId! : l.revenueAccountId, [cr]: D(l.netAmount).toFixed(),
+          description: deferred ? `${l.description} (deferred ${l.serviceStart} to ${l.serviceEnd})`.slice(0, 500) : l.description.slice(0, 500),
+          ...(l.taxCodeId ? { taxCodeId: l.taxCodeId, taxRole: 'output_base' as const } : {}),
+        });
+      }
+      if (l.taxCodeId && !D(l.taxAmount).isZero()) taxes.set(l.taxCodeId, (taxes.get(l.taxCodeId) ?? D(0)).plus(l.taxAmount));
+    }
+    for (const [taxCodeId, amount] of taxes) {
+      const t = taxCodes.get(taxCodeId)!;
+      out.push({ ...common, accountId: t.salesAccountId, [cr]: amount.toFixed(), description: `${t.code} ${D(t.rate).toFixed()}%`, taxCodeId, taxRole: 'output_tax' });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- void
+  async void(tx: TenantTx, id: string, dto: VoidInvoiceDto): Promise<InvoiceDto> {
+    const row = await this.row(tx, id, true);
+    if (row.kind !== 'invoice' || !['issued', 'partially_paid', 'paid'].includes(row.status)) {
+      throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice can be voided; this ${row.kind} is ${row.status}`);
+    }
+    if ((await repo.allocationsOf(tx.db, tx.orgId, { invoiceId: id })).length) {
+      throw ReceivablesErrors.error('receivables.has_allocations', `invoice ${row.number} has payments or credit notes allocated: it cannot be voided (credit it instead)`);
+    }
+    if ((await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId: id })).length) {
+      throw ReceivablesErrors.error('receivables.invalid_status', `invoice ${row.number} has revenue recognized from its deferred lines: credit it instead`);
+    }
+    const date = dto.date ?? row.invoiceDate;
+    if (date < row.invoiceDate) throw AppError.badRequest('validation_failed', 'date must not be before the invoice date');
+    const { entry } = await this.journal.reverse(tx, row.entryId!, { date, memo: `Void of invoice ${row.number}` });
+    await repo.markVoid(tx.db, tx.orgId, id, date, entry.id);
+    await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: entry.id });
+    await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status }, after: { status: 'void', voidedOn: date, voidEntryId: entry.id } });
+    return this.get(tx, id);
+  }
+
+  // ---------------------------------------------------------------- credit notes
+  /**
+   * A credit note of some or all lines of an issued invoice, issued at once at the invoice's rate: the reverse
+   * posting (revenue and tax debited, AR credited) and an allocation that takes its total off the invoice.
+   * Its total may not exceed what is open on the invoice.
+   */
+  async createCreditNote(tx: TenantTx, invoiceId: string, dto: CreateCreditNoteDto): Promise<InvoiceDto> {
+    const inv = await this.row(tx, invoiceId, true);
+    if (inv.kind !== 'invoice' || !['issued', 'partially_paid'].includes(inv.status)) {
+      throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice with an open amount can be credited; this ${inv.kind} is ${inv.status}`);
+    }
+    if (dto.date < inv.invoiceDate) throw AppError.badRequest('validation_failed', 'date must not be before the invoice date');
+    const settings = await this.customers.settings(tx);
+    const { baseCurrency, currencyMu } = await this.requireCurrency(tx, inv.currency);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const invLines = await repo.getLines(tx.db, tx.orgId, [invoiceId]);
+    const credited = await repo.creditedQuantities(tx.db, tx.orgId, invoiceId);
+    const taxCodes = await this.taxCodeMap(tx);
+    const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
+    const lines: InvoiceLineRow[] = [];
+    let subtotal = D(0);
+    let taxTotal = D(0);
+    for (const [i, w] of wanted.entries()) {
+      const src = invLines.find((l) => l.lineNo === w.lineNo);
+      if (!src) throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].lineNo: invoice ${inv.number} has no line ${w.lineNo}`);
+      const left = D(src.quantity).minus(credited.get(src.lineNo) ?? 0);
+      const quantity = w.quantity ?? left.toFixed();
+      if (!D(quantity).gt(0) || D(quantity).gt(left)) {
+        throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].quantity: line ${w.lineNo} has ${left.toFixed()} left to credit`);
+      }
+      const r = this.computeLine(quantity, src.unitPrice, src.discountPercent, src.taxCodeId ? taxCodes.get(src.taxCodeId) : undefined, currencyMu);
+      subtotal = subtotal.plus(r.net);
+      taxTotal = taxTotal.plus(r.tax);
+      lines.push({ ...src, lineNo: i + 1, quantity, netAmount: r.net, taxAmount: r.tax, grossAmount: r.gross, serviceStart: null, serviceEnd: null, creditedLineNo: src.lineNo });
+    }
+    const total = subtotal.plus(taxTotal);
+    const open = D(inv.total).minus(inv.allocated);
+    if (total.gt(open)) throw ReceivablesErrors.error('receivables.credit_lines', `the credit note's total ${fixed(total, currencyMu)} exceeds what is open on invoice ${inv.number}, ${fixed(open, currencyMu)}`);
+    const cnId = await repo.insertInvoice(tx.db, tx.orgId, {
+      kind: 'credit_note', customerId: inv.customerId, creditedInvoiceId: invoiceId, series: 'CN', invoiceDate: dto.date, dueDate: dto.date,
+      currency: inv.currency, subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu),
+      memo: dto.memo ?? `Credit note for ${inv.number}`, createdBy: actor(tx),
+    });
+    await repo.replaceLines(tx.db, tx.orgId, cnId, lines);
+    const cn = await this.row(tx, cnId);
+    const year = dto.date.slice(0, 4);
+    const number = `CN-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `CN-${year}`)).padStart(6, '0')}`;
+    // the invoice's base value falls by exactly the difference of its rounded open values
+    const rate = inv.rate!;
+    const invoiceBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
+    const { entry } = await this.journal.post(tx, {
+      date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`,
+      lines: this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase),
+    });
+    await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: invoiceBase.toFixed() });
+    await repo.insertAllocation(tx.db, tx.orgId, {
+      invoiceId, creditNoteId: cnId, date: dto.date, amount: total.toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: invoiceBase.toFixed(),
+      entryId: entry.id, createdBy: actor(tx),
+    });
+    await this.afterSettlement(tx, inv, open.minus(total), dto.date);
+    await emitEvent(tx, 'invoice.issued', {
+      invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,
+      total: fixed(total, currencyMu), entryId: entry.id,
+    });
+    const after = await this.get(tx, cnId);
+    await this.audit.record(tx, { action: 'receivables.credit_note_issued', entityType: 'invoice', entityId: cnId, after });
+    return after;
+  }
+
+  /** Sets the invoice's status from its new open amount; emits invoice.paid when it reaches zero. */
+  async afterSettlement(tx: TenantTx, inv: InvoiceRow, openAfter: Decimal.Value, date: string): Promise<void> {
+    const status = statusFor(inv.total, openAfter);
+    if (status === inv.status) return;
+    await repo.setStatus(tx.db, tx.orgId, inv.id, status);
+    if (status === 'paid') {
+      await emitEvent(tx, 'invoice.paid', { invoiceId: inv.id, number: inv.number, customerId: inv.customerId, total: D(inv.total).toFixed(2), paidOn: date });
+    }
+  }
+}

@@ -1,0 +1,264 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Decimal } from 'decimal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { emitEvent } from '../../platform/events/events.js';
+import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { AuditService } from '../audit/audit.service.js';
+import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { LedgerService } from '../ledger/ledger.service.js';
+import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { D, fixed, rateText } from '../ledger/money.js';
+import { CustomersService } from './customers.service.js';
+import { actor, baseOf, InvoicesService, today } from './invoices.service.js';
+import { ReceivablesErrors } from './receivables.errors.js';
+import { effectiveRate, receivablesRepository as repo, type AllocationRow, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import type { AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
+
+/** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
+interface Planned {
+  invoice: InvoiceRow;
+  amount: Decimal;
+  invoiceBase: Decimal;
+  sourceBase: Decimal;
+}
+
+/**
+ * Payments received and their allocations. Every allocation takes off the invoice exactly the difference of
+ * its rounded base values before and after (and likewise off the payment's credit), so the AR control account
+ * always equals the open items valued at their own rates; the difference between the two is the realized FX
+ * gain or loss, posted to the ledger's FX accounts in the same entry.
+ */
+@Injectable()
+export class PaymentsService {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly ledger: LedgerService,
+    private readonly journal: JournalService,
+    private readonly customers: CustomersService,
+    private readonly invoices: InvoicesService,
+    private readonly clock: Clock,
+  ) {}
+
+  private allocationDto(a: AllocationRow, baseMu: number, mu: number): ReceivableAllocationDto {
+    return {
+      id: a.id, invoiceId: a.invoiceId, paymentId: a.paymentId, creditNoteId: a.creditNoteId, date: a.date, amount: fixed(a.amount, mu),
+      realizedFx: fixed(D(a.sourceBase).minus(a.invoiceBase), baseMu), reversesAllocationId: a.reversesAllocationId, entryId: a.entryId,
+    };
+  }
+
+  private async dtos(tx: TenantTx, rows: PaymentRow[]): Promise<PaymentDto[]> {
+    const { baseCurrency } = await this.ledger.settings(tx);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const allocations = rows.length ? await repo.allocationsOf(tx.db, tx.orgId, { paymentIds: rows.map((r) => r.id) }) : [];
+    const out: PaymentDto[] = [];
+    for (const p of rows) {
+      const mu = await this.ledger.currencyUnits(tx, p.currency);
+      out.push({
+        id: p.id, customerId: p.customerId, date: p.date, amount: fixed(p.amount, mu), currency: p.currency, rate: rateText(p.rate),
+        depositAccountId: p.depositAccountId, method: p.method, reference: p.reference, unallocated: fixed(D(p.amount).minus(p.allocated), mu),
+        entryId: p.entryId, allocations: allocations.filter((a) => a.paymentId === p.id).map((a) => this.allocationDto(a, baseMu, mu)),
+      });
+    }
+    return out;
+  }
+
+  async get(tx: TenantTx, id: string): Promise<PaymentDto> {
+    const p = await repo.getPayment(tx.db, tx.orgId, id);
+    if (!p) throw AppError.notFound('payment', id);
+    return (await this.dtos(tx, [p]))[0];
+  }
+
+  async list(tx: TenantTx, q: CustomerPaymentQuery): Promise<PaymentPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
+    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
+      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    }
+    const rows = await repo.listPayments(tx.db, tx.orgId, { customerId: q.customerId, after, limit });
+    const p = page(rows, limit, (r) => ({ d: r.date, i: r.id }));
+    return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };
+  }
+
+  /**
+   * Checks and values the allocations of `unallocated` (of a payment of `customerId` in `currency` at `rate`).
+   * The invoices are locked (in id order) first, so two requests allocating against one invoice run one after
+   * the other and the second sees what the first took: the open amount never goes below zero.
+   */
+  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal }, baseMu: number): Promise<Planned[]> {
+    await repo.lockInvoices(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
+    const open = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
+    const mu = await this.ledger.currencyUnits(tx, p.currency);
+    let left = p.unallocated;
+    const out: Planned[] = [];
+    for (const [i, a] of allocations.entries()) {
+      const amount = D(a.amount);
+      if (amount.isZero() || !amount.eq(fixed(amount, mu))) throw ReceivablesErrors.error('receivables.invalid_amount', `allocations[${i}].amount must be positive with at most ${mu} decimals`);
+      let o = open.get(a.invoiceId);
+      if (!o) {
+        const invoice = await repo.getInvoice(tx.db, tx.orgId, a.invoiceId);
+        if (!invoice) throw AppError.notFound('invoice', a.invoiceId);
+        open.set(a.invoiceId, (o = { invoice, open: D(invoice.total).minus(invoice.allocated) }));
+      }
+      const inv = o.invoice;
+      if (inv.customerId !== p.customerId) throw ReceivablesErrors.error('receivables.wrong_customer', `allocations[${i}].invoiceId: invoice ${inv.number ?? inv.id} belongs to another customer than the payment`);
+      if (inv.kind !== 'invoice' || !['issued', 'partially_paid', 'paid'].includes(inv.status)) {
+        throw ReceivablesErrors.error('receivables.invalid_status', `allocations[${i}].invoiceId: the ${inv.kind} is ${inv.status}; only issued invoices take payments`);
+      }
+      if (inv.currency !== p.currency) throw ReceivablesErrors.error('receivables.currency_mismatch', `allocations[${i}]: invoice ${inv.number} is in ${inv.currency}, the payment in ${p.currency}`);
+      if (amount.gt(left)) throw ReceivablesErrors.error('receivables.exceeds_payment', `allocations[${i}].amount: ${a.amount} is more than the payment has left to allocate (${fixed(left, mu)})`);
+      if (amount.gt(o.open)) throw ReceivablesErrors.error('receivables.over_allocation', `allocations[${i}].amount: ${a.amount} is more than is open on invoice ${inv.number} (${fixed(o.open, mu)})`, { invoiceId: inv.id, open: fixed(o.open, mu) });
+      const invoiceBase = baseOf(o.open, inv.rate!, baseMu).minus(baseOf(o.open.minus(amount), inv.rate!, baseMu));
+      const sourceBase = baseOf(left, p.rate, baseMu).minus(baseOf(left.minus(amount), p.rate, baseMu));
+      o.open = o.open.minus(amount);
+      left = left.minus(amount);
+      out.push({ invoice: inv, amount, invoiceBase, sourceBase });
+    }
+    return out;
+  }
+
+  /** The FX line for a base difference (positive: a gain). */
+  private async fxLine(tx: TenantTx, diff: Decimal, baseMu: number, gainOrLoss?: 'gain' | 'loss'): Promise<PostingLine | undefined> {
+    if (diff.isZero()) return undefined;
+    const s = await this.ledger.settings(tx);
+    const account = (gainOrLoss ?? (diff.gt(0) ? 'gain' : 'loss')) === 'gain' ? s.fxGainAccountId : s.fxLossAccountId;
+    if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'a realized FX difference needs fxGainAccountId and fxLossAccountId in the ledger settings');
+    const amount = fixed(diff.abs(), baseMu);
+    return { accountId: account, ...(diff.gt(0) ? { credit: amount } : { debit: amount }), description: `realized FX ${diff.gt(0) ? 'gain' : 'loss'}` };
+  }
+
+  async create(tx: TenantTx, dto: CreatePaymentDto): Promise<PaymentDto> {
+    const customer = await this.customers.forDocument(tx, dto.customerId);
+    const settings = await this.customers.settings(tx);
+    const currency = dto.currency ?? (await this.ledger.settings(tx)).baseCurrency;
+    const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const amount = D(dto.amount);
+    if (amount.isZero() || !amount.eq(fixed(amount, currencyMu))) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
+    const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
+    if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
+    const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, rate, unallocated: amount }, baseMu);
+    const allocated = planned.reduce((s, p) => s.plus(p.amount), D(0));
+    const common = { currency, rate, counterpartyType: 'customer', counterpartyId: customer.id };
+    const lines: PostingLine[] = [{ ...common, accountId: dto.depositAccountId, debit: amount.toFixed(), description: `payment from customer${dto.reference ? ` ${dto.reference}` : ''}`.slice(0, 500) }];
+    let fx = D(0);
+    for (const p of planned) {
+      lines.push({ ...common, accountId: settings.arAccountId, credit: p.amount.toFixed(), baseCredit: p.invoiceBase.toFixed(), description: `settles ${p.invoice.number}` });
+      fx = fx.plus(p.sourceBase).minus(p.invoiceBase);
+    }
+    const remainder = amount.minus(allocated);
+    if (!remainder.isZero()) lines.push({ ...common, accountId: settings.arAccountId, credit: remainder.toFixed(), baseCredit: baseOf(remainder, rate, baseMu).toFixed(), description: 'customer credit (unallocated)' });
+    const fxLine = await this.fxLine(tx, fx, baseMu);
+    if (fxLine) lines.push(fxLine);
+    const { entry } = await this.journal.post(tx, { date: dto.date, memo: `Payment received${dto.reference ? ` ${dto.reference}` : ''}`, source: 'payment', lines });
+    const id = await repo.insertPayment(tx.db, tx.orgId, {
+      customerId: customer.id, date: dto.date, amount: amount.toFixed(), currency, rate, depositAccountId: dto.depositAccountId, method: dto.method,
+      reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx),
+    });
+    await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id });
+    await emitEvent(tx, 'payment.received', {
+      paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
+    });
+    const payment = await this.get(tx, id);
+    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: payment });
+    return payment;
+  }
+
+  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null }): Promise<void> {
+    const openAfter = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
+    for (const x of planned) {
+      await repo.insertAllocation(tx.db, tx.orgId, {
+        invoiceId: x.invoice.id, paymentId: p.paymentId, date: p.date, amount: x.amount.toFixed(), invoiceBase: x.invoiceBase.toFixed(),
+        sourceBase: x.sourceBase.toFixed(), entryId: p.entryId, createdBy: actor(tx),
+      });
+      const o = openAfter.get(x.invoice.id) ?? { invoice: x.invoice, open: D(x.invoice.total).minus(x.invoice.allocated) };
+      openAfter.set(x.invoice.id, { invoice: x.invoice, open: o.open.minus(x.amount) });
+    }
+    for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
+  }
+
+  /**
+   * Allocates a payment's unallocated remainder (customer credit). Same currency on both sides; when the
+   * payment's rate differs from an invoice's, an entry moves the base difference to realized FX.
+   */
+  async allocate(tx: TenantTx, paymentId: string, dto: AllocatePaymentDto): Promise<PaymentDto> {
+    const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
+    if (!payment) throw AppError.notFound('payment', paymentId);
+    const settings = await this.customers.settings(tx);
+    const { baseCurrency } = await this.ledger.settings(tx);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const date = dto.date ?? today(this.clock);
+    if (date < payment.date) throw AppError.badRequest('validation_failed', 'date must not be before the payment date');
+    const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated) }, baseMu);
+    const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
+    await this.record(tx, planned, { paymentId, date, entryId });
+    const after = await this.get(tx, paymentId);
+    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date } });
+    return after;
+  }
+
+  /** For allocations made after the payment: AR debit at the payment's base, AR credit at the invoice's, the difference to FX. */
+  private async postFxAdjustment(tx: TenantTx, items: { invoice: InvoiceRow; amount: Decimal; invoiceBase: Decimal; sourceBase: Decimal; currency: string; gainOrLoss?: 'gain' | 'loss' }[],
+    arAccountId: string, baseMu: number, date: string, memo: string): Promise<string | null> {
+    const lines: PostingLine[] = [];
+    let fx = D(0);
+    let kind: 'gain' | 'loss' | undefined;
+    for (const x of items) {
+      if (x.sourceBase.eq(x.invoiceBase)) continue;
+      const common = { accountId: arAccountId, currency: x.currency, counterpartyType: 'customer', counterpartyId: x.invoice.customerId };
+      const a = x.amount.abs().toFixed();
+      if (x.amount.gt(0)) {
+        lines.push({ ...common, debit: a, baseDebit: x.sourceBase.toFixed(), description: 'customer credit applied' });
+        lines.push({ ...common, credit: a, baseCredit: x.invoiceBase.toFixed(), description: `settles ${x.invoice.number}` });
+      } else {
+        lines.push({ ...common, debit: a, baseDebit: x.invoiceBase.neg().toFixed(), description: `reopens ${x.invoice.number}` });
+        lines.push({ ...common, credit: a, baseCredit: x.sourceBase.neg().toFixed(), description: 'customer credit restored' });
+      }
+      fx = fx.plus(x.sourceBase).minus(x.invoiceBase);
+      kind ??= x.gainOrLoss;
+    }
+    if (!lines.length) return null;
+    lines.push((await this.fxLine(tx, fx, baseMu, kind))!);
+    const { entry } = await this.journal.post(tx, { date, memo, source: 'payment', lines });
+    return entry.id;
+  }
+
+  /**
+   * Undoes a payment allocation (a bounced payment, a mistake): a new allocation row with the opposite amount
+   * that names the one it reverses; the posted rows stay as they were. The realized FX of the original is reversed.
+   */
+  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
+    const a = await repo.getAllocation(tx.db, tx.orgId, allocationId);
+    if (!a) throw AppError.notFound('allocation', allocationId);
+    if (!a.paymentId) throw ReceivablesErrors.error('receivables.invalid_status', 'a credit note\'s allocation cannot be undone');
+    if (a.reversesAllocationId) throw ReceivablesErrors.error('receivables.invalid_status', 'this allocation is itself a reversal');
+    const payment = (await repo.getPayment(tx.db, tx.orgId, a.paymentId, true))!;
+    await repo.lockInvoices(tx.db, tx.orgId, [a.invoiceId]);
+    if ((await repo.getAllocation(tx.db, tx.orgId, allocationId))!.reversed) throw ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`);
+    const invoice = (await repo.getInvoice(tx.db, tx.orgId, a.invoiceId))!;
+    if (invoice.status === 'void') throw ReceivablesErrors.error('receivables.invalid_status', 'the invoice is void');
+    const settings = await this.customers.settings(tx);
+    const { baseCurrency } = await this.ledger.settings(tx);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const date = dto.date ?? today(this.clock);
+    if (date < a.date) throw AppError.badRequest('validation_failed', 'date must not be before the allocation date');
+    const amount = D(a.amount);
+    const open = D(invoice.total).minus(invoice.allocated);
+    const unallocated = D(payment.amount).minus(payment.allocated);
+    const invoiceBase = baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
+    const sourceBase = baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
+    const original = D(a.sourceBase).minus(a.invoiceBase);
+    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, gainOrLoss: original.gt(0) ? 'gain' : 'loss' }],
+      settings.arAccountId, baseMu, date, `Reversal of allocation ${allocationId}`);
+    await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
+      invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
+      reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
+    }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
+    await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
+    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed() } });
+    return this.get(tx, a.paymentId);
+  }
+}

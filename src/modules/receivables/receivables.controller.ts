@@ -1,0 +1,323 @@
+import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
+import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BOOKKEEPER_ROLES, ADMIN_ROLES } from '../../platform/auth/principal.js';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
+import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
+import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
+import { POSTING_ERRORS } from '../ledger/ledger.errors.js';
+import { AgingService } from './aging.service.js';
+import { CustomersService } from './customers.service.js';
+import { renderInvoicePdf } from './invoice-pdf.js';
+import { InvoicesService } from './invoices.service.js';
+import { PaymentsService } from './payments.service.js';
+import { ReceivablesErrors } from './receivables.errors.js';
+import { RevenueRecognitionService } from './revenue-recognition.service.js';
+import { today } from './invoices.service.js';
+import { Clock } from '../../platform/clock/clock.js';
+import {
+  ArAgingQuery, ArAgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
+  CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, CustomerPaymentQuery,
+  ReceivablesSettingsDto, ReverseReceivableAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
+} from './receivables.dto.js';
+
+const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
+  'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.books_not_started', 'ledger.unknown_currency'] as const;
+
+@ApiTags('receivables')
+@OrgRoute()
+@ApiKeyScopes({ read: 'receivables:read', write: 'receivables:write' })
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables')
+export class ReceivablesSettingsController {
+  constructor(private readonly customers: CustomersService) {}
+
+  @Get('settings')
+  @ApiOperation({ operationId: 'getReceivablesSettings', summary: 'The AR control and deferred revenue accounts' })
+  @ApiOkResponse({ type: ReceivablesSettingsDto })
+  @ApiErrorCodes('receivables.settings_missing')
+  settings(@Tx() tx: TenantTx): Promise<ReceivablesSettingsDto> {
+    return this.customers.settings(tx);
+  }
+
+  @Put('settings')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...ADMIN_ROLES)
+  @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin)' })
+  @ApiOkResponse({ type: ReceivablesSettingsDto })
+  @ApiErrorCodes('receivables.account_not_postable')
+  setSettings(@Tx() tx: TenantTx, @Body() dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
+    return this.customers.setSettings(tx, dto);
+  }
+}
+
+@ApiTags('receivables')
+@OrgRoute()
+@ApiKeyScopes({ read: 'receivables:read', write: 'receivables:write' })
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables/customers')
+export class CustomersController {
+  constructor(private readonly customers: CustomersService) {}
+
+  @Get()
+  @ApiOperation({ operationId: 'listCustomers', summary: 'Customers by name; search by name or e-mail; cursor pagination' })
+  @ApiOkResponse({ type: CustomerPage })
+  list(@Tx() tx: TenantTx, @Query() q: CustomerQuery): Promise<CustomerPage> {
+    return this.customers.list(tx, q);
+  }
+
+  @Post()
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createCustomer', summary: 'Create a customer (owner, admin, accountant)' })
+  @ApiCreatedResponse({ type: CustomerDto })
+  @ApiErrorCodes('ledger.unknown_currency')
+  create(@Tx() tx: TenantTx, @Body() dto: CreateCustomerDto): Promise<CustomerDto> {
+    return this.customers.create(tx, dto);
+  }
+
+  @Get(':customerId')
+  @ApiOperation({ operationId: 'getCustomer', summary: 'One customer' })
+  @ApiOkResponse({ type: CustomerDto })
+  get(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string): Promise<CustomerDto> {
+    return this.customers.get(tx, id);
+  }
+
+  @Put(':customerId')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'updateCustomer', summary: 'Change a customer (fields left out keep their value)' })
+  @ApiOkResponse({ type: CustomerDto })
+  @ApiErrorCodes('ledger.unknown_currency')
+  update(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string, @Body() dto: UpdateCustomerDto): Promise<CustomerDto> {
+    return this.customers.update(tx, id, dto);
+  }
+
+  @Post(':customerId/archive')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'archiveCustomer', summary: 'Archive a customer (customers are never deleted)' })
+  @ApiOkResponse({ type: CustomerDto })
+  archive(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string): Promise<CustomerDto> {
+    return this.customers.archive(tx, id);
+  }
+}
+
+@ApiTags('receivables')
+@OrgRoute()
+@ApiKeyScopes({ read: 'receivables:read', write: 'receivables:write' })
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables/invoices')
+export class InvoicesController {
+  constructor(
+    private readonly invoices: InvoicesService,
+    private readonly customers: CustomersService,
+    private readonly organizations: OrganizationsService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ operationId: 'listInvoices', summary: 'Invoices and credit notes, newest first; filter by customer, status, kind' })
+  @ApiOkResponse({ type: InvoicePage })
+  list(@Tx() tx: TenantTx, @Query() q: InvoiceQuery): Promise<InvoicePage> {
+    return this.invoices.list(tx, q);
+  }
+
+  @Post()
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createInvoice', summary: 'Create a draft invoice; totals are computed by the server (a differing client total is a 400)' })
+  @ApiCreatedResponse({ type: InvoiceDto })
+  @ApiErrors(402)
+  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  create(@Tx() tx: TenantTx, @Body() dto: CreateInvoiceDto): Promise<InvoiceDto> {
+    return this.invoices.create(tx, dto);
+  }
+
+  @Get(':invoiceId')
+  @ApiOperation({ operationId: 'getInvoice', summary: 'One invoice or credit note with its lines, taxes, open amount and overdue flag' })
+  @ApiOkResponse({ type: InvoiceDto })
+  get(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string): Promise<InvoiceDto> {
+    return this.invoices.get(tx, id);
+  }
+
+  @Put(':invoiceId')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'updateInvoice', summary: 'Replace a draft invoice (issued invoices are immutable)' })
+  @ApiOkResponse({ type: InvoiceDto })
+  @ApiErrorCodes(...DOCUMENT_ERRORS, 'receivables.not_draft')
+  update(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: UpdateInvoiceDto): Promise<InvoiceDto> {
+    return this.invoices.update(tx, id, dto);
+  }
+
+  @Delete(':invoiceId')
+  @HttpCode(204)
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'deleteInvoice', summary: 'Delete a draft invoice' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('receivables.not_draft')
+  async delete(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string): Promise<void> {
+    await this.invoices.delete(tx, id);
+  }
+
+  @Post(':invoiceId/issue')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'postInvoice', summary: 'Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)' })
+  @ApiOkResponse({ type: InvoiceDto })
+  @ApiErrors(402)
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  issue(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: IssueInvoiceDto): Promise<InvoiceDto> {
+    return this.invoices.issue(tx, id, dto);
+  }
+
+  @Post(':invoiceId/void')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)' })
+  @ApiOkResponse({ type: InvoiceDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations')
+  void(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: VoidInvoiceDto): Promise<InvoiceDto> {
+    return this.invoices.void(tx, id, dto);
+  }
+
+  @Post(':invoiceId/credit-notes')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open' })
+  @ApiCreatedResponse({ type: InvoiceDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.settings_missing')
+  creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
+    return this.invoices.createCreditNote(tx, id, dto);
+  }
+
+  @Get(':invoiceId/pdf')
+  @ApiOperation({ operationId: 'getInvoicePdf', summary: 'The issued invoice as a PDF' })
+  @ApiProduces('application/pdf')
+  @ApiOkResponse({ description: 'The PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } })
+  @ApiErrorCodes('receivables.invalid_status')
+  async pdf(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<Buffer> {
+    const invoice = await this.invoices.get(tx, id);
+    if (invoice.status === 'draft') {
+      throw ReceivablesErrors.error('receivables.invalid_status', 'a draft has no number yet: issue it first');
+    }
+    const [org, customer] = await Promise.all([this.organizations.get(tx), this.customers.get(tx, invoice.customerId)]);
+    const pdf = await renderInvoicePdf(org, customer, invoice);
+    res.header('Content-Type', 'application/pdf');
+    res.header('Content-Disposition', `inline; filename="${invoice.number}.pdf"`);
+    return pdf;
+  }
+}
+
+@ApiTags('receivables')
+@OrgRoute()
+@ApiKeyScopes({ read: 'receivables:read', write: 'receivables:write' })
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables')
+export class PaymentsController {
+  constructor(
+    private readonly payments: PaymentsService,
+    private readonly agingService: AgingService,
+  ) {}
+
+  @Get('payments')
+  @ApiOperation({ operationId: 'listPayments', summary: 'Payments received, newest first, with their allocations' })
+  @ApiOkResponse({ type: PaymentPage })
+  list(@Tx() tx: TenantTx, @Query() q: CustomerPaymentQuery): Promise<PaymentPage> {
+    return this.payments.list(tx, q);
+  }
+
+  @Post('payments')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createPayment', summary: 'Record a payment received and allocate it to open invoices of the customer (the rest is customer credit)' })
+  @ApiCreatedResponse({ type: PaymentDto })
+  @ApiErrors(402)
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.unknown_customer', 'receivables.customer_archived', 'receivables.account_not_postable', 'receivables.invalid_amount',
+    'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
+    'receivables.settings_missing', 'receivables.fx_accounts_missing')
+  create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto): Promise<PaymentDto> {
+    return this.payments.create(tx, dto);
+  }
+
+  @Get('payments/:customerPaymentId')
+  @ApiOperation({ operationId: 'getPayment', summary: 'One payment with its allocations and unallocated remainder' })
+  @ApiOkResponse({ type: PaymentDto })
+  get(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string): Promise<PaymentDto> {
+    return this.payments.get(tx, id);
+  }
+
+  @Post('payments/:customerPaymentId/allocations')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices' })
+  @ApiCreatedResponse({ type: PaymentDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
+  allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
+    return this.payments.allocate(tx, id, dto);
+  }
+
+  @Post('allocations/:receivableAllocationId/reverse')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again' })
+  @ApiCreatedResponse({ type: PaymentDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
+  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
+    return this.payments.reverseAllocation(tx, id, dto);
+  }
+
+  @Get('aging')
+  @ApiOperation({ operationId: 'getArAging', summary: 'AR aging as of a date per customer and in total, base currency (CSV with ?format=csv)' })
+  @ApiOkResponse({ type: ArAgingReportDto })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiErrorCodes('receivables.buckets', 'ledger.books_not_started')
+  async aging(@Tx() tx: TenantTx, @Query() q: ArAgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ArAgingReportDto | string> {
+    const report = await this.agingService.report(tx, q);
+    if (!wantsCsv(req, q.format)) return report;
+    return sendCsv(res, `ar-aging-${report.asOf}.csv`, toCsv(
+      ['customer_id', 'customer', ...report.bucketLabels, 'total'],
+      [...report.rows.map((r) => [r.partyId, r.partyName, ...r.buckets.map((b) => b.amount), r.total]), ['', 'Total', ...report.totals.map((b) => b.amount), report.total]],
+    ));
+  }
+}
+
+@ApiTags('receivables')
+@OrgRoute()
+@ApiKeyScopes({ read: 'receivables:read', write: 'receivables:write' })
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/receivables')
+export class RevenueRecognitionController {
+  constructor(
+    private readonly recognition: RevenueRecognitionService,
+    private readonly clock: Clock,
+  ) {}
+
+  @Post('revenue-recognition/runs')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'postRevenueRecognition', summary: 'Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period' })
+  @ApiOkResponse({ type: RevenueRecognitionRunDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  run(@Tx() tx: TenantTx, @Body() dto: RunRevenueRecognitionDto): Promise<RevenueRecognitionRunDto> {
+    return this.recognition.run(tx, dto.date ?? today(this.clock));
+  }
+
+  @Get('invoices/:invoiceId/revenue-schedule')
+  @ApiOperation({ operationId: 'getRevenueSchedule', summary: 'Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date' })
+  @ApiOkResponse({ type: RevenueScheduleDto })
+  schedule(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Query() q: RevenueScheduleQuery): Promise<RevenueScheduleDto> {
+    return this.recognition.schedule(tx, id, q.asOf);
+  }
+}

@@ -1,0 +1,46 @@
+import type { DomainEventType } from '../../platform/events/events.js';
+
+const uuid = { type: 'string', format: 'uuid' };
+const money = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$' };
+const date = { type: 'string', format: 'date' };
+
+/** The domain events the receivables module emits (outbox, in the business transaction). */
+export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
+  {
+    type: 'invoice.issued', version: 1, category: 'finance',
+    description: 'A draft invoice or credit note was issued: numbered and posted to the ledger',
+    payloadSchema: {
+      type: 'object', additionalProperties: false,
+      required: ['invoiceId', 'kind', 'number', 'customerId', 'invoiceDate', 'dueDate', 'currency', 'total', 'entryId'],
+      properties: { invoiceId: uuid, kind: { enum: ['invoice', 'credit_note'] }, number: { type: 'string' }, customerId: uuid, invoiceDate: date, dueDate: date, currency: { type: 'string' }, total: money, entryId: uuid },
+    },
+    example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', kind: 'invoice', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', invoiceDate: '2026-01-10', dueDate: '2026-02-09', currency: 'EUR', total: '1200.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
+  },
+  {
+    type: 'invoice.paid', version: 1, category: 'finance',
+    description: 'An invoice\'s open amount reached zero (by payments or credit notes)',
+    payloadSchema: {
+      type: 'object', additionalProperties: false, required: ['invoiceId', 'number', 'customerId', 'total', 'paidOn'],
+      properties: { invoiceId: uuid, number: { type: 'string' }, customerId: uuid, total: money, paidOn: date },
+    },
+    example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', total: '1200.00', paidOn: '2026-02-01' },
+  },
+  {
+    type: 'invoice.voided', version: 1, category: 'finance',
+    description: 'An issued invoice was voided: its posting was reversed',
+    payloadSchema: {
+      type: 'object', additionalProperties: false, required: ['invoiceId', 'number', 'customerId', 'voidedOn', 'reversalEntryId'],
+      properties: { invoiceId: uuid, number: { type: 'string' }, customerId: uuid, voidedOn: date, reversalEntryId: uuid },
+    },
+    example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', voidedOn: '2026-01-12', reversalEntryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
+  },
+  {
+    type: 'payment.received', version: 1, category: 'finance',
+    description: 'A customer payment was recorded and posted (bank debit, AR credit), with its allocations',
+    payloadSchema: {
+      type: 'object', additionalProperties: false, required: ['paymentId', 'customerId', 'paymentDate', 'currency', 'amount', 'allocated', 'entryId'],
+      properties: { paymentId: uuid, customerId: uuid, paymentDate: date, currency: { type: 'string' }, amount: money, allocated: money, entryId: uuid },
+    },
+    example: { paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', paymentDate: '2026-02-01', currency: 'EUR', amount: '500.00', allocated: '500.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
+  },
+];

@@ -1,0 +1,309 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+
+// The only place with receivables SQL. Dates and amounts are read as text: money never passes through a float.
+
+const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
+const txtOrNull = (col: string) => sql<string | null>`${sql.ref(col)}::text`;
+
+export interface CustomerRow {
+  id: string; name: string; contactPerson: string | null; email: string | null; phone: string | null; taxId: string | null;
+  billingAddress: string | null; defaultCurrency: string | null; paymentTermsDays: number; creditLimit: string | null;
+  archivedAt: string | null; createdAt: string; updatedAt: string;
+}
+const customerColumns = () => [
+  'id', 'name', 'contact_person as contactPerson', 'email', 'phone', 'tax_id as taxId', 'billing_address as billingAddress',
+  'default_currency as defaultCurrency', 'payment_terms_days as paymentTermsDays', txtOrNull('credit_limit').as('creditLimit'),
+  sql<string | null>`to_char(archived_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('archivedAt'),
+  sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('createdAt'),
+  sql<string>`to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('updatedAt'),
+] as const;
+
+export interface InvoiceRow {
+  id: string; kind: string; customerId: string; creditedInvoiceId: string | null; status: string; series: string; number: string | null;
+  invoiceDate: string; dueDate: string; currency: string; rate: string | null; subtotal: string; taxTotal: string; total: string;
+  baseSubtotal: string | null; baseTotal: string | null; memo: string; entryId: string | null; voidedOn: string | null; voidEntryId: string | null;
+  createdAt: string; allocated: string;
+}
+export interface InvoiceLineRow {
+  lineNo: number; description: string; quantity: string; unitPrice: string; discountPercent: string; taxCodeId: string | null;
+  revenueAccountId: string; serviceStart: string | null; serviceEnd: string | null; netAmount: string; taxAmount: string; grossAmount: string;
+  creditedLineNo: number | null;
+}
+export interface NewInvoice {
+  kind: 'invoice' | 'credit_note'; customerId: string; creditedInvoiceId?: string; series: string; invoiceDate: string; dueDate: string;
+  currency: string; subtotal: string; taxTotal: string; total: string; memo: string; createdBy: string | null;
+}
+export interface PaymentRow {
+  id: string; customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string;
+  method: string; reference: string | null; entryId: string; allocated: string;
+}
+export interface AllocationRow {
+  id: string; invoiceId: string; paymentId: string | null; creditNoteId: string | null; date: string; amount: string;
+  invoiceBase: string; sourceBase: string; reversesAllocationId: string | null; entryId: string | null; reversed: boolean;
+}
+
+const invoiceColumns = [
+  'i.id', 'i.kind', 'i.customer_id as customerId', 'i.credited_invoice_id as creditedInvoiceId', 'i.status', 'i.series', 'i.number',
+  txt('i.invoice_date').as('invoiceDate'), txt('i.due_date').as('dueDate'), 'i.currency', txtOrNull('i.rate').as('rate'),
+  txt('i.subtotal').as('subtotal'), txt('i.tax_total').as('taxTotal'), txt('i.total').as('total'),
+  txtOrNull('i.base_subtotal').as('baseSubtotal'), txtOrNull('i.base_total').as('baseTotal'), 'i.memo', 'i.entry_id as entryId',
+  txtOrNull('i.voided_on').as('voidedOn'), 'i.void_entry_id as voidEntryId',
+  sql<string>`to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('createdAt'),
+  sql<string>`coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id), 0)::text`.as('allocated'),
+] as const;
+const invoices = () => qb.selectFrom('finance.invoices as i').select(invoiceColumns);
+
+const paymentColumns = [
+  'p.id', 'p.customer_id as customerId', txt('p.payment_date').as('date'), txt('p.amount').as('amount'), 'p.currency', txt('p.rate').as('rate'),
+  'p.deposit_account_id as depositAccountId', 'p.method', 'p.reference', 'p.entry_id as entryId',
+  sql<string>`coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id), 0)::text`.as('allocated'),
+] as const;
+const payments = () => qb.selectFrom('finance.customer_payments as p').select(paymentColumns);
+
+const allocationColumns = [
+  'a.id', 'a.invoice_id as invoiceId', 'a.payment_id as paymentId', 'a.credit_note_id as creditNoteId', txt('a.allocation_date').as('date'),
+  txt('a.amount').as('amount'), txt('a.invoice_base').as('invoiceBase'), txt('a.source_base').as('sourceBase'),
+  'a.reverses_allocation_id as reversesAllocationId', 'a.entry_id as entryId',
+  sql<boolean>`EXISTS (SELECT 1 FROM finance.receivable_allocations r WHERE r.org_id = a.org_id AND r.reverses_allocation_id = a.id)`.as('reversed'),
+] as const;
+const allocations = () => qb.selectFrom('finance.receivable_allocations as a').select(allocationColumns);
+
+export const receivablesRepository = {
+  // ---------------------------------------------------------------- settings
+  async settings(db: Db, orgId: string): Promise<{ arAccountId: string; deferredRevenueAccountId: string | null } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.receivables_settings')
+      .select(['ar_account_id as arAccountId', 'deferred_revenue_account_id as deferredRevenueAccountId']).where('org_id', '=', orgId));
+    return row;
+  },
+
+  async setSettings(db: Db, orgId: string, arAccountId: string, deferredRevenueAccountId: string | null): Promise<void> {
+    await db.run(qb.insertInto('finance.receivables_settings')
+      .values({ org_id: orgId, ar_account_id: arAccountId, deferred_revenue_account_id: deferredRevenueAccountId })
+      .onConflict((oc) => oc.column('org_id').doUpdateSet({ ar_account_id: arAccountId, deferred_revenue_account_id: deferredRevenueAccountId, updated_at: sql`now()` })));
+  },
+
+  // ---------------------------------------------------------------- customers
+  async createCustomer(db: Db, orgId: string, c: Partial<CustomerRow> & { name: string }): Promise<CustomerRow> {
+    const [row] = await db.run(qb.insertInto('finance.customers').values({
+      org_id: orgId, name: c.name, contact_person: c.contactPerson ?? null, email: c.email ?? null, phone: c.phone ?? null, tax_id: c.taxId ?? null,
+      billing_address: c.billingAddress ?? null, default_currency: c.defaultCurrency ?? null, payment_terms_days: c.paymentTermsDays ?? 30,
+      credit_limit: c.creditLimit ?? null,
+    } as never).returning(customerColumns()));
+    return row as CustomerRow;
+  },
+
+  async getCustomer(db: Db, orgId: string, id: string): Promise<CustomerRow | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.customers').select(customerColumns()).where('org_id', '=', orgId).where('id', '=', id));
+    return row as CustomerRow | undefined;
+  },
+
+  async updateCustomer(db: Db, orgId: string, id: string, c: Partial<CustomerRow>): Promise<CustomerRow | undefined> {
+    const set: Record<string, unknown> = { updated_at: sql`now()` };
+    const cols: [keyof CustomerRow, string][] = [['name', 'name'], ['contactPerson', 'contact_person'], ['email', 'email'], ['phone', 'phone'], ['taxId', 'tax_id'],
+      ['billingAddress', 'billing_address'], ['defaultCurrency', 'default_currency'], ['paymentTermsDays', 'payment_terms_days'], ['creditLimit', 'credit_limit']];
+    for (const [k, col] of cols) if (c[k] !== undefined) set[col] = c[k];
+    const [row] = await db.run(qb.updateTable('finance.customers').set(set as never).where('org_id', '=', orgId).where('id', '=', id).returning(customerColumns()));
+    return row as CustomerRow | undefined;
+  },
+
+  async archiveCustomer(db: Db, orgId: string, id: string): Promise<CustomerRow | undefined> {
+    const [row] = await db.run(qb.updateTable('finance.customers').set({ archived_at: sql`coalesce(archived_at, now())`, updated_at: sql`now()` } as never)
+      .where('org_id', '=', orgId).where('id', '=', id).returning(customerColumns()));
+    return row as CustomerRow | undefined;
+  },
+
+  /** By name (case-insensitive), then id; keyset after (lower(name), id). */
+  async listCustomers(db: Db, orgId: string, q: { search?: string; includeArchived: boolean; after?: { n: string; i: string }; limit: number }): Promise<CustomerRow[]> {
+    let query = qb.selectFrom('finance.customers').select(customerColumns()).where('org_id', '=', orgId);
+    if (!q.includeArchived) query = query.where('archived_at', 'is', null);
+    if (q.search) {
+      const pattern = `%${q.search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+      query = query.where((eb) => eb.or([eb(sql`lower(name)`, 'like', pattern), eb(sql`lower(email)`, 'like', pattern)]));
+    }
+    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}, ${q.after.i}::uuid)`);
+    return (await db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1))) as CustomerRow[];
+  },
+
+  // ---------------------------------------------------------------- invoices
+  async insertInvoice(db: Db, orgId: string, i: NewInvoice): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.invoices').values({
+      org_id: orgId, kind: i.kind, customer_id: i.customerId, credited_invoice_id: i.creditedInvoiceId ?? null, series: i.series,
+      invoice_date: i.invoiceDate, due_date: i.dueDate, currency: i.currency, subtotal: i.subtotal, tax_total: i.taxTotal, total: i.total,
+      memo: i.memo, created_by: i.createdBy,
+    } as never).returning('id'));
+    return row.id;
+  },
+
+  async updateDraft(db: Db, orgId: string, id: string, i: NewInvoice): Promise<void> {
+    await db.run(qb.updateTable('finance.invoices').set({
+      customer_id: i.customerId, series: i.series, invoice_date: i.invoiceDate, due_date: i.dueDate, currency: i.currency,
+      subtotal: i.subtotal, tax_total: i.taxTotal, total: i.total, memo: i.memo, updated_at: sql`now()`,
+    } as never).where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'draft'));
+  },
+
+  async replaceLines(db: Db, orgId: string, invoiceId: string, lines: InvoiceLineRow[]): Promise<void> {
+    await db.run(qb.deleteFrom('finance.invoice_lines').where('org_id', '=', orgId).where('invoice_id', '=', invoiceId));
+    if (!lines.length) return;
+    await db.run(qb.insertInto('finance.invoice_lines').values(lines.map((l) => ({
+      org_id: orgId, invoice_id: invoiceId, line_no: l.lineNo, description: l.description, quantity: l.quantity, unit_price: l.unitPrice,
+      discount_percent: l.discountPercent, tax_code_id: l.taxCodeId, revenue_account_id: l.revenueAccountId, service_start: l.serviceStart,
+      service_end: l.serviceEnd, net_amount: l.netAmount, tax_amount: l.taxAmount, gross_amount: l.grossAmount, credited_line_no: l.creditedLineNo,
+    })) as never));
+  },
+
+  async deleteDraft(db: Db, orgId: string, id: string): Promise<boolean> {
+    return (await db.runCount(qb.deleteFrom('finance.invoices').where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'draft'))) > 0;
+  },
+
+  async getInvoice(db: Db, orgId: string, id: string, lock = false): Promise<InvoiceRow | undefined> {
+    if (lock) await db.run(qb.selectFrom('finance.invoices').select('id').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    const [row] = await db.run(invoices().where('i.org_id', '=', orgId).where('i.id', '=', id));
+    return row as InvoiceRow | undefined;
+  },
+
+  /** Locks invoices in id order (concurrent allocations to the same invoices cannot deadlock). */
+  async lockInvoices(db: Db, orgId: string, ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await db.run(qb.selectFrom('finance.invoices').select('id').where('org_id', '=', orgId).where('id', '=', sql<string>`any(${[...ids].sort()}::uuid[])`).orderBy('id').forUpdate());
+  },
+
+  async getLines(db: Db, orgId: string, invoiceIds: string[]): Promise<(InvoiceLineRow & { invoiceId: string })[]> {
+    if (!invoiceIds.length) return [];
+    return (await db.run(qb.selectFrom('finance.invoice_lines as l').select([
+      'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', txt('l.quantity').as('quantity'), txt('l.unit_price').as('unitPrice'),
+      txt('l.discount_percent').as('discountPercent'), 'l.tax_code_id as taxCodeId', 'l.revenue_account_id as revenueAccountId',
+      txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
+      txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
+    ]).where('l.org_id', '=', orgId).where('l.invoice_id', '=', sql<string>`any(${invoiceIds}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'))) as never;
+  },
+
+  /** Newest first (invoice date, then id). */
+  async listInvoices(db: Db, orgId: string, q: { customerId?: string; status?: string; kind?: string; after?: { d: string; i: string }; limit: number }): Promise<InvoiceRow[]> {
+    let query = invoices().where('i.org_id', '=', orgId);
+    if (q.customerId) query = query.where('i.customer_id', '=', q.customerId);
+    if (q.status) query = query.where('i.status', '=', q.status);
+    if (q.kind) query = query.where('i.kind', '=', q.kind);
+    if (q.after) query = query.where(sql<boolean>`(i.invoice_date, i.id) < (${q.after.d}::date, ${q.after.i}::uuid)`);
+    return (await db.run(query.orderBy('i.invoice_date', 'desc').orderBy('i.id', 'desc').limit(q.limit + 1))) as InvoiceRow[];
+  },
+
+  /** The next number of a series (e.g. INV-2026): the row lock is held until commit, so numbers are gapless. */
+  async nextNumber(db: Db, orgId: string, series: string): Promise<number> {
+    const [row] = await db.run(qb.insertInto('finance.document_numbers').values({ org_id: orgId, series, last_number: 1 } as never)
+      .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
+      .returning(sql<string>`last_number::text`.as('n')));
+    return Number(row.n);
+  },
+
+  async markIssued(db: Db, orgId: string, id: string, p: { number: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<void> {
+    await db.run(qb.updateTable('finance.invoices').set({
+      status: p.status, number: p.number, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal, entry_id: p.entryId,
+      issued_at: sql`now()`, updated_at: sql`now()`,
+    } as never).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  /**
+   * Takes the next number of `series` (e.g. INV-2026) and marks the draft issued with it, in one statement: the
+   * counter row is locked from here until commit (gapless), so this is the last write of an issue.
+   */
+  async issueWithNextNumber(db: Db, orgId: string, id: string, series: string, p: { rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<string> {
+    const [row] = await db.run(qb
+      .with('n', (w) => w.insertInto('finance.document_numbers').values({ org_id: orgId, series, last_number: 1 } as never)
+        .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
+        .returning('last_number'))
+      .updateTable('finance.invoices').from('n')
+      .set({
+        status: p.status, number: sql`${series} || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
+        entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
+      } as never)
+      .where('finance.invoices.org_id', '=', orgId).where('finance.invoices.id', '=', id)
+      .returning('finance.invoices.number'));
+    return row.number!;
+  },
+
+  async setStatus(db: Db, orgId: string, id: string, status: string): Promise<void> {
+    await db.run(qb.updateTable('finance.invoices').set({ status, updated_at: sql`now()` } as never).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  async markVoid(db: Db, orgId: string, id: string, voidedOn: string, entryId: string): Promise<void> {
+    await db.run(qb.updateTable('finance.invoices').set({ status: 'void', voided_on: voidedOn, void_entry_id: entryId, updated_at: sql`now()` } as never)
+      .where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  /** How much of each credited invoice line is already credited by issued credit notes (by line number). */
+  async creditedQuantities(db: Db, orgId: string, invoiceId: string): Promise<Map<number, string>> {
+    const rows = await db.run(qb.selectFrom('finance.invoice_lines as l').innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
+      .select(['l.credited_line_no as lineNo', sql<string>`sum(l.quantity)::text`.as('quantity')])
+      .where('i.org_id', '=', orgId).where('i.credited_invoice_id', '=', invoiceId).where('i.status', '<>', 'draft')
+      .groupBy('l.credited_line_no'));
+    return new Map(rows.map((r) => [Number(r.lineNo), r.quantity]));
+  },
+
+  // ---------------------------------------------------------------- payments and allocations
+  async insertPayment(db: Db, orgId: string, p: { customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.customer_payments').values({
+      org_id: orgId, customer_id: p.customerId, payment_date: p.date, amount: p.amount, currency: p.currency, rate: p.rate,
+      deposit_account_id: p.depositAccountId, method: p.method, reference: p.reference, entry_id: p.entryId, created_by: p.createdBy,
+    } as never).returning('id'));
+    return row.id;
+  },
+
+  async getPayment(db: Db, orgId: string, id: string, lock = false): Promise<PaymentRow | undefined> {
+    // payments are append-only (no UPDATE grant, so no FOR UPDATE): a transaction-scoped advisory lock serializes allocations of one payment
+    if (lock) await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.payment:' || ${id}))`;
+    const [row] = await db.run(payments().where('p.org_id', '=', orgId).where('p.id', '=', id));
+    return row as PaymentRow | undefined;
+  },
+
+  async listPayments(db: Db, orgId: string, q: { customerId?: string; after?: { d: string; i: string }; limit: number }): Promise<PaymentRow[]> {
+    let query = payments().where('p.org_id', '=', orgId);
+    if (q.customerId) query = query.where('p.customer_id', '=', q.customerId);
+    if (q.after) query = query.where(sql<boolean>`(p.payment_date, p.id) < (${q.after.d}::date, ${q.after.i}::uuid)`);
+    return (await db.run(query.orderBy('p.payment_date', 'desc').orderBy('p.id', 'desc').limit(q.limit + 1))) as PaymentRow[];
+  },
+
+  async insertAllocation(db: Db, orgId: string, a: { invoiceId: string; paymentId?: string | null; creditNoteId?: string | null; date: string; amount: string; invoiceBase: string; sourceBase: string; reversesAllocationId?: string | null; entryId: string | null; createdBy: string | null }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.receivable_allocations').values({
+      org_id: orgId, invoice_id: a.invoiceId, payment_id: a.paymentId ?? null, credit_note_id: a.creditNoteId ?? null, allocation_date: a.date,
+      amount: a.amount, invoice_base: a.invoiceBase, source_base: a.sourceBase, reverses_allocation_id: a.reversesAllocationId ?? null,
+      entry_id: a.entryId, created_by: a.createdBy,
+    } as never).returning('id'));
+    return row.id;
+  },
+
+  async getAllocation(db: Db, orgId: string, id: string): Promise<AllocationRow | undefined> {
+    const [row] = await db.run(allocations().where('a.org_id', '=', orgId).where('a.id', '=', id));
+    return row as AllocationRow | undefined;
+  },
+
+  async allocationsOf(db: Db, orgId: string, by: { paymentIds?: string[]; invoiceId?: string }): Promise<AllocationRow[]> {
+    let query = allocations().where('a.org_id', '=', orgId);
+    if (by.paymentIds) query = query.where('a.payment_id', '=', sql<string>`any(${by.paymentIds}::uuid[])`);
+    if (by.invoiceId) query = query.where('a.invoice_id', '=', by.invoiceId);
+    return (await db.run(query.orderBy('a.seq'))) as AllocationRow[];
+  },
+
+  // ---------------------------------------------------------------- aging
+  /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
+  async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
+    return db.$queryRaw`
+      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket_index(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
+             sum(o.open_base)::text AS amount
+      FROM finance.ar_open_items(${asOf}::date) o
+      GROUP BY 1, 2, 3`;
+  },
+
+  async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
+    const [row] = await db.$queryRaw<{ net: string }[]>`
+      SELECT coalesce(sum(base_debit) - sum(base_credit), 0)::text AS net FROM finance.account_totals(NULL, ${asOf}::date, ${accountId}::uuid)`;
+    return row.net;
+  },
+};
+
+/** The ledger's rate lookup (a SQL function of the ledger's: the rate effective on a date, 1 for the base currency). */
+export async function effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
+  const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
+  return row.rate;
+}

@@ -1,0 +1,80 @@
+import { sql } from 'kysely';
+import type { Db } from '../../platform/database/database.service.js';
+import { qb } from '../../platform/database/query-builder.js';
+
+// Revenue recognition's SQL (deferred lines, runs, recognitions). Dates and amounts as text.
+
+export interface DeferredLine {
+  invoiceId: string; lineNo: number; description: string; customerId: string; number: string; currency: string; rate: string;
+  revenueAccountId: string; serviceStart: string; serviceEnd: string; netAmount: string; recognized: string;
+}
+export interface RunRow { runDate: string; postedOn: string; note: string | null; entryId: string | null }
+export interface RecognitionRow { invoiceId: string; lineNo: number; runDate: string; recognizedThrough: string; postedOn: string; amount: string; baseAmount: string }
+
+const recognized = sql<string>`coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
+  WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)::text`;
+
+export const revenueRecognitionRepository = {
+  /** Lines with a service period begun by `date`, of issued (not void) invoices, not yet wholly recognized. */
+  async deferredLines(db: Db, orgId: string, date: string, invoiceId?: string): Promise<DeferredLine[]> {
+    let query = qb.selectFrom('finance.invoice_lines as l')
+      .innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
+      .select([
+        'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', 'i.customer_id as customerId', sql<string>`i.number`.as('number'), 'i.currency',
+        sql<string>`i.rate::text`.as('rate'), 'l.revenue_account_id as revenueAccountId', sql<string>`l.service_start::text`.as('serviceStart'),
+        sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`l.net_amount::text`.as('netAmount'), recognized.as('recognized'),
+      ])
+      .where('l.org_id', '=', orgId).where('i.kind', '=', 'invoice').where('i.status', 'not in', ['draft', 'void'])
+      .where(sql<boolean>`l.service_start IS NOT NULL`);
+    query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`${recognized}::numeric < l.net_amount`);
+    return (await db.run(query.orderBy('l.invoice_id').orderBy('l.line_no'))) as DeferredLine[];
+  },
+
+  /** One run per organization and day: concurrent runs of a day wait here for each other. */
+  async lockRunDay(db: Db, orgId: string, date: string): Promise<void> {
+    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId} || ':' || ${date}))`;
+  },
+
+  async getRun(db: Db, orgId: string, date: string): Promise<RunRow | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.revenue_recognition_runs')
+      .select([sql<string>`run_date::text`.as('runDate'), sql<string>`posted_on::text`.as('postedOn'), 'note', 'entry_id as entryId'])
+      .where('org_id', '=', orgId).where('run_date', '=', date as never));
+    return row as RunRow | undefined;
+  },
+
+  async insertRun(db: Db, orgId: string, r: RunRow & { lineCount: number; createdBy: string | null }): Promise<void> {
+    await db.run(qb.insertInto('finance.revenue_recognition_runs').values({
+      org_id: orgId, run_date: r.runDate, posted_on: r.postedOn, note: r.note, entry_id: r.entryId, line_count: r.lineCount, created_by: r.createdBy,
+    } as never));
+  },
+
+  async insertRecognitions(db: Db, orgId: string, rows: (RecognitionRow & { entryId: string })[]): Promise<void> {
+    if (!rows.length) return;
+    await db.run(qb.insertInto('finance.revenue_recognitions').values(rows.map((r) => ({
+      org_id: orgId, invoice_id: r.invoiceId, line_no: r.lineNo, run_date: r.runDate, recognized_through: r.recognizedThrough, posted_on: r.postedOn,
+      amount: r.amount, base_amount: r.baseAmount, entry_id: r.entryId,
+    })) as never));
+  },
+
+  async recognitions(db: Db, orgId: string, q: { invoiceId?: string; runDate?: string }): Promise<RecognitionRow[]> {
+    let query = qb.selectFrom('finance.revenue_recognitions').select([
+      'invoice_id as invoiceId', 'line_no as lineNo', sql<string>`run_date::text`.as('runDate'), sql<string>`recognized_through::text`.as('recognizedThrough'),
+      sql<string>`posted_on::text`.as('postedOn'), sql<string>`amount::text`.as('amount'), sql<string>`base_amount::text`.as('baseAmount'),
+    ]).where('org_id', '=', orgId);
+    if (q.invoiceId) query = query.where('invoice_id', '=', q.invoiceId);
+    if (q.runDate) query = query.where('run_date', '=', q.runDate as never);
+    return (await db.run(query.orderBy('invoice_id').orderBy('line_no').orderBy('run_date'))) as RecognitionRow[];
+  },
+
+  /** Organizations with deferred lines begun by `date` (the daily job's list; read on its privileged path). */
+  async organizationsWithDeferredLines(db: Db, date: string): Promise<string[]> {
+    const rows = await db.$queryRaw<{ org_id: string }[]>`
+      SELECT DISTINCT l.org_id FROM finance.invoice_lines l JOIN finance.invoices i ON i.org_id = l.org_id AND i.id = l.invoice_id
+      WHERE l.service_start IS NOT NULL AND l.service_start <= ${date}::date AND i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')
+        AND (l.net_amount > coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
+               WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)
+             -- a run already made today is listed again: the tenant run answers it as a replay
+             OR EXISTS (SELECT 1 FROM finance.revenue_recognition_runs x WHERE x.org_id = l.org_id AND x.run_date = ${date}::date))`;
+    return rows.map((r) => r.org_id);
+  },
+};

@@ -1,0 +1,52 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
+import type { TenantTx } from '../../platform/database/database.service.js';
+import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, Tx } from '../../platform/http/tenant.js';
+import type { Principal } from '../../platform/auth/principal.js';
+import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { SemanticQueryDto, SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
+import { SemanticService } from './semantic.service.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+@ApiTags('semantic')
+@OrgRoute()
+@Controller('v1/orgs/:orgId/semantic')
+export class SemanticViewsController {
+  constructor(private readonly semantic: SemanticService) {}
+
+  @Get('views')
+  @ApiOperation({ operationId: 'listSemanticViews', summary: 'The semantic views you may query, with their documented columns' })
+  @ApiOkResponse({ type: [SemanticViewDto] })
+  views(@Tx() tx: TenantTx): Promise<SemanticViewDto[]> {
+    return this.semantic.views(tx);
+  }
+}
+
+/**
+ * Not an @OrgRoute: the query gets its own READ ONLY transaction that is always rolled back (the request
+ * transaction of an @OrgRoute commits). The preflight decides membership (404) before the body is validated.
+ */
+@ApiTags('semantic')
+@OrgPreflightRoute()
+@Controller('v1/orgs/:orgId/semantic')
+export class SemanticQueryController {
+  constructor(private readonly semantic: SemanticService) {}
+
+  @Post('query')
+  @HttpCode(200)
+  @DoesNotWrite()
+  @ApiOperation({
+    operationId: 'querySemanticLayer',
+    summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',
+    description: 'Parsed with PostgreSQL\'s parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
+  })
+  @ApiOkResponse({ type: SemanticResultDto })
+  @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout')
+  query(@Param('orgId') orgId: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: SemanticQueryDto): Promise<SemanticResultDto> {
+    if (!UUID.test(orgId)) throw AppError.notFound('organization', orgId);
+    return this.semantic.query(principal, orgId, { requestId: String(req.id), ip: req.ip }, dto.sql);
+  }
+}

@@ -1,0 +1,49 @@
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
+import { IsString, Length } from 'class-validator';
+
+@ApiSchema({ description: 'A read of the semantic layer: one SELECT over semantic.* views' })
+export class SemanticQueryDto {
+  @ApiProperty({
+    description: 'One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap',
+    example: "SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code",
+    minLength: 1, maxLength: 100000,
+  })
+  @IsString() @Length(1, 100_000) sql: string;
+}
+
+@ApiSchema({ description: 'A column of a semantic query result' })
+export class SemanticColumnDto {
+  @ApiProperty({ description: 'Column name as the query named it', example: 'balance' }) name: string;
+  @ApiProperty({ description: 'PostgreSQL type of the column', example: 'numeric' }) type: string;
+}
+
+@ApiSchema({ description: 'The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it' })
+export class SemanticResultDto {
+  @ApiProperty({ type: [SemanticColumnDto], description: 'Columns in order', example: [{ name: 'account_code', type: 'text' }, { name: 'balance', type: 'numeric' }] })
+  columns: SemanticColumnDto[];
+  @ApiProperty({
+    type: 'array', items: { type: 'array', items: {} },
+    description: 'Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; dates YYYY-MM-DD; timestamps ISO 8601',
+    example: [['1100', '1500.00'], ['4000', '-1500.00']],
+  })
+  rows: unknown[][];
+  @ApiProperty({ description: 'Rows answered', example: 2 }) rowCount: number;
+  @ApiProperty({ description: 'true when the query had more rows than the row cap (only the first rowCap rows are answered)', example: false }) truncated: boolean;
+}
+
+@ApiSchema({ description: 'A documented column of a semantic view' })
+export class SemanticViewColumnDto {
+  @ApiProperty({ description: 'Column name', example: 'base_amount' }) name: string;
+  @ApiProperty({ description: 'PostgreSQL type', example: 'numeric' }) type: string;
+  @ApiProperty({ type: String, nullable: true, description: 'What the column holds (its COMMENT); null when undocumented', example: 'debit minus credit in the base currency' })
+  description: string | null;
+}
+
+@ApiSchema({ description: 'A view of the semantic layer the caller may read' })
+export class SemanticViewDto {
+  @ApiProperty({ description: 'Qualified view name, as a query names it', example: 'semantic.v_gl_fact' }) name: string;
+  @ApiProperty({ type: String, nullable: true, description: 'What the view holds (its COMMENT)', example: 'General ledger lines with their entry, account and fiscal period' })
+  description: string | null;
+  @ApiProperty({ type: [SemanticViewColumnDto], description: 'Columns in order', example: [{ name: 'base_amount', type: 'numeric', description: 'debit minus credit in the base currency' }] })
+  columns: SemanticViewColumnDto[];
+}

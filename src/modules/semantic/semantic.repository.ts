@@ -1,0 +1,50 @@
+import type { Db } from '../../platform/database/database.service.js';
+
+// The only place with semantic SQL: the caller's statement (checked by semantic-sql-guard.ts) wrapped as a
+// subquery whose LIMIT is the one bind parameter, and the catalog read listing the views.
+
+const TYPE_NAMES: Record<number, string> = {
+  16: 'boolean', 19: 'name', 20: 'bigint', 21: 'smallint', 23: 'integer', 25: 'text', 114: 'json', 700: 'real', 701: 'double precision',
+  1042: 'character', 1043: 'character varying', 1082: 'date', 1083: 'time', 1114: 'timestamp', 1184: 'timestamptz', 1186: 'interval',
+  1700: 'numeric', 2950: 'uuid', 3802: 'jsonb', 1009: 'text[]', 1016: 'bigint[]', 1007: 'integer[]', 2951: 'uuid[]',
+};
+
+export interface SemanticRows {
+  columns: { name: string; type: string }[];
+  rows: unknown[][];
+}
+
+export const semanticRepository = {
+  /**
+   * Runs `statement` with `SET LOCAL statement_timeout`, answering at most `limit` rows. The caller's transaction is
+   * READ ONLY and rolled back (DatabaseService.tenant with readOnlyRolledBack).
+   */
+  async run(db: Db, statement: string, limit: number, timeoutMs: number): Promise<SemanticRows> {
+    await db.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
+    // The semantic views filter on org_id = auth_org_id(), whose value the planner cannot know: it estimates one row
+    // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
+    // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
+    await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
+    // the newline ends a trailing -- comment of the statement before the closing parenthesis
+    const r = await db.$queryArrays(`SELECT * FROM (\n${statement}\n) AS semantic_query LIMIT $1`, [limit]);
+    const unknown = [...new Set(r.columns.map((c) => c.typeOid).filter((oid) => !TYPE_NAMES[oid]))];
+    const names = new Map<number, string>();
+    if (unknown.length) {
+      const rows = await db.$queryRaw<{ oid: number; name: string }[]>`SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_catalog.pg_type WHERE oid = ANY(${unknown}::oid[])`;
+      for (const t of rows) names.set(t.oid, t.name);
+    }
+    return { columns: r.columns.map((c) => ({ name: c.name, type: TYPE_NAMES[c.typeOid] ?? names.get(c.typeOid) ?? 'unknown' })), rows: r.rows };
+  },
+
+  /** The semantic views the caller may SELECT, with their COMMENT-documented columns. */
+  async views(db: Db): Promise<{ view: string; view_comment: string | null; column_name: string; column_type: string; column_comment: string | null }[]> {
+    return db.$queryRaw`
+      SELECT c.relname AS view, obj_description(c.oid, 'pg_class') AS view_comment, a.attname AS column_name,
+        format_type(a.atttypid, a.atttypmod) AS column_type, col_description(c.oid, a.attnum) AS column_comment
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = 'semantic' AND c.relkind IN ('v', 'm') AND has_table_privilege(c.oid, 'SELECT')
+      ORDER BY c.relname, a.attnum`;
+  },
+};

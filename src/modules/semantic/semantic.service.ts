@@ -1,0 +1,75 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Decimal } from 'decimal.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Principal } from '../../platform/auth/principal.js';
+import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { acceptSemanticQuery } from './semantic-sql-guard.js';
+import { SemanticErrors } from './semantic.errors.js';
+import { semanticRepository as repo } from './semantic.repository.js';
+import type { SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
+
+/** JSON of one result value: exact decimals as strings, dates as ISO text. */
+function jsonValue(v: unknown, type: string): unknown {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (v instanceof Decimal) return v.toFixed();
+  if (v instanceof Date) return type === 'date' ? v.toISOString().slice(0, 10) : v.toISOString();
+  if (Buffer.isBuffer(v)) return v.toString('base64');
+  if (Array.isArray(v)) return v.map((x) => jsonValue(x, ''));
+  return v;
+}
+
+/**
+ * The semantic layer's read endpoint, for people (POST /semantic/query) and for agents (the query_semantic tool):
+ * the statement is accepted by the parser's allow-list, then runs in its own READ ONLY transaction under the
+ * caller's claims, with a statement timeout and a row cap, and that transaction is always rolled back.
+ */
+@Injectable()
+export class SemanticService {
+  constructor(
+    private readonly db: DatabaseService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async query(principal: Principal, orgId: string, meta: RequestMeta, sql: string, limits: { rowCap?: number; timeoutMs?: number } = {}): Promise<SemanticResultDto> {
+    const accepted = await acceptSemanticQuery(sql);
+    const rowCap = limits.rowCap ?? this.config.ai.semanticRowCap;
+    const timeoutMs = limits.timeoutMs ?? this.config.ai.semanticTimeoutMs;
+    const result = await this.db.tenant(principal, orgId, meta, async (tx) => {
+      try {
+        return await repo.run(tx.db, accepted.statement, rowCap + 1, timeoutMs);
+      } catch (err) {
+        throw this.queryError(err, timeoutMs);
+      }
+    }, { readOnlyRolledBack: true });
+    const truncated = result.rows.length > rowCap;
+    const rows = (truncated ? result.rows.slice(0, rowCap) : result.rows).map((r) => r.map((v, i) => jsonValue(v, result.columns[i].type)));
+    return { columns: result.columns, rows, rowCount: rows.length, truncated };
+  }
+
+  async views(tx: TenantTx): Promise<SemanticViewDto[]> {
+    const views = new Map<string, SemanticViewDto>();
+    for (const r of await repo.views(tx.db)) {
+      const name = `semantic.${r.view}`;
+      const v = views.get(name) ?? { name, description: r.view_comment, columns: [] };
+      v.columns.push({ name: r.column_name, type: r.column_type, description: r.column_comment });
+      views.set(name, v);
+    }
+    return [...views.values()];
+  }
+
+  /** A failure of the caller's statement is the caller's: 4xx naming it, never a 500 or a 503. */
+  private queryError(err: unknown, timeoutMs: number): unknown {
+    if (err instanceof AppError) return err;
+    const { code, message } = sqlState(err);
+    if (!code) return err;
+    if (code === '57014') return SemanticErrors.error('semantic.query_timeout', `the query ran longer than ${timeoutMs} ms and was cancelled`);
+    if (code === '25006') return SemanticErrors.error('semantic.query_refused', 'the query tried to write in a read-only transaction', { reason: 'read-only transaction' });
+    if (code === '42501') return SemanticErrors.error('semantic.query_refused', `permission denied: ${message}`, { reason: 'permission denied' });
+    // connection-level failures stay what they are (503 from the one mapping)
+    if (code.startsWith('08') || code.startsWith('57') || code.startsWith('53')) return err;
+    return SemanticErrors.error('semantic.query_failed', `the query failed: ${message}`, { sqlState: code });
+  }
+}

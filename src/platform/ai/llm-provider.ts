@@ -1,0 +1,148 @@
+import { Injectable } from '@nestjs/common';
+
+/**
+ * The one interface the application speaks to language models through: chat completions (with tools and
+ * streaming) and embeddings. `OpenAiCompatibleProvider` implements it over the OpenAI-compatible HTTP API
+ * (OpenAI, Azure OpenAI, vLLM, Ollama, a LiteLLM proxy), so a test double or another vendor plugs in here.
+ */
+export interface LlmProvider {
+  chat(request: ChatRequest, options?: CallOptions): Promise<ChatResult>;
+  embed(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult>;
+}
+
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string | null; toolCalls?: ToolCall[] }
+  | { role: 'tool'; toolCallId: string; content: string };
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** the arguments as the model wrote them (JSON text, possibly invalid) */
+  arguments: string;
+}
+
+export interface ToolDefinition {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments */
+  parameters: Record<string, unknown>;
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  tools?: ToolDefinition[];
+  temperature?: number;
+  maxOutputTokens?: number;
+  /** stream the answer; `onToken` receives each content delta as it arrives */
+  stream?: boolean;
+  onToken?: (delta: string) => void;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** Tokens by usage type, as the provider reported them. `input` excludes cached input. */
+export interface TokenUsage {
+  input: number;
+  output: number;
+  cachedInput: number;
+  cacheWrite: number;
+}
+
+export interface ChatResult {
+  content: string | null;
+  toolCalls: ToolCall[];
+  /** null: the provider reported none (the caller counts with a tokenizer) */
+  usage: TokenUsage | null;
+  finishReason: string | null;
+  /** streamed calls: ms from the request to the first content or tool-call chunk */
+  timeToFirstTokenMs: number | null;
+}
+
+export interface EmbeddingRequest {
+  model: string;
+  input: string[];
+}
+
+export interface EmbeddingResult {
+  vectors: number[][];
+  usage: TokenUsage | null;
+}
+
+/** What went wrong with a provider call, as a run's error class names it. */
+export type LlmErrorClass = 'provider_rate_limited' | 'provider_error' | 'timeout' | 'cancelled';
+
+/** A failed provider call. Its message never carries the key or the provider's error body (which may echo it). */
+export class LlmError extends Error {
+  constructor(
+    readonly errorClass: LlmErrorClass,
+    message: string,
+    /** HTTP status of the provider's answer, when there was one */
+    readonly status?: number,
+    /** Retry-After of a 429/503, in ms */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+
+  /** 429 and 5xx are worth retrying; a timeout, a cancellation or another 4xx is not. */
+  get retryable(): boolean {
+    return this.errorClass === 'provider_rate_limited' || (this.errorClass === 'provider_error' && (this.status === undefined || this.status >= 500));
+  }
+}
+
+/** Waits between retries. Injected, so tests move on without sleeping on the wall clock. */
+@Injectable()
+export class Sleeper {
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new LlmError('cancelled', 'the call was cancelled'));
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(new LlmError('cancelled', 'the call was cancelled'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+export interface RetryPolicy {
+  maxRetries: number;
+  baseMs: number;
+  maxMs: number;
+}
+
+/**
+ * Runs `call`, retrying a 429 or 5xx at most `maxRetries` times: waits Retry-After when the provider sent it,
+ * otherwise `baseMs` doubled per attempt; a wait longer than `maxMs` is not waited (the error stands).
+ * `onAttemptFailed` sees every failed attempt (the run records them on the step).
+ */
+export async function withRetries<T>(
+  call: () => Promise<T>,
+  policy: RetryPolicy,
+  sleeper: Sleeper,
+  signal?: AbortSignal,
+  onAttemptFailed?: (err: LlmError, attempt: number) => void,
+): Promise<{ result: T; attempts: number }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { result: await call(), attempts: attempt };
+    } catch (err) {
+      if (!(err instanceof LlmError)) throw err;
+      onAttemptFailed?.(err, attempt);
+      const wait = err.retryAfterMs ?? policy.baseMs * 2 ** (attempt - 1);
+      if (!err.retryable || attempt > policy.maxRetries || wait > policy.maxMs) {
+        (err as LlmError & { attempts?: number }).attempts = attempt;
+        throw err;
+      }
+      await sleeper.sleep(wait, signal);
+    }
+  }
+}

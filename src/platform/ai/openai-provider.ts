@@ -1,0 +1,157 @@
+import OpenAI from 'openai';
+import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { AppConfig } from '../config/config.js';
+import {
+  LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
+} from './llm-provider.js';
+
+export interface ProviderConnection {
+  baseUrl: string;
+  apiKey: string;
+  timeoutMs: number;
+}
+
+/** The connection of the platform's default key (AI_BASE_URL, AI_API_KEY), or undefined when none is configured. */
+export function platformConnection(config: AppConfig): ProviderConnection | undefined {
+  return config.ai.apiKey ? { baseUrl: config.ai.baseUrl, apiKey: config.ai.apiKey, timeoutMs: config.ai.timeoutMs } : undefined;
+}
+
+/** A client for one connection (the platform's, or an organization's own key and endpoint). */
+export function createLlmProvider(connection: ProviderConnection): LlmProvider {
+  return new OpenAiCompatibleProvider(connection);
+}
+
+const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | null => {
+  if (!u) return null;
+  const details = u.prompt_tokens_details as { cached_tokens?: number; cache_write_tokens?: number } | undefined;
+  const cached = details?.cached_tokens ?? 0;
+  const cacheWrite = details?.cache_write_tokens ?? 0;
+  return { input: Math.max(u.prompt_tokens - cached - cacheWrite, 0), cachedInput: cached, cacheWrite, output: u.completion_tokens };
+};
+
+/**
+ * The OpenAI-compatible chat-completions and embeddings API through the official `openai` SDK, with a
+ * configurable base URL. The SDK's own retries are off: the caller retries with its policy and sleeper,
+ * recording each attempt. Errors become LlmError with a message of our own: the provider's body is never
+ * passed on (a proxy may echo the key in it).
+ */
+export class OpenAiCompatibleProvider implements LlmProvider {
+  private readonly client: OpenAI;
+
+  constructor(private readonly connection: ProviderConnection) {
+    this.client = new OpenAI({ apiKey: connection.apiKey, baseURL: connection.baseUrl, timeout: connection.timeoutMs, maxRetries: 0 });
+  }
+
+  async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
+    const body = {
+      model: request.model,
+      messages: request.messages.map(toOpenAiMessage),
+      ...(request.tools?.length
+        ? { tools: request.tools.map((t) => ({ type: 'function' as const, function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+        : {}),
+      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+      ...(request.maxOutputTokens !== undefined ? { max_tokens: request.maxOutputTokens } : {}),
+    };
+    // a hung stream is cut by our own timer too: the SDK's timeout covers the wait for the response headers
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.connection.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
+    const started = performance.now();
+    try {
+      if (!request.stream) {
+        const r = await this.client.chat.completions.create({ ...body, stream: false }, { signal });
+        const choice = r.choices[0];
+        const toolCalls: ToolCall[] = (choice?.message.tool_calls ?? [])
+          .filter((c) => c.type === 'function')
+          .map((c) => ({ id: c.id, name: (c as any).function.name, arguments: (c as any).function.arguments ?? '' }));
+        return { content: choice?.message.content ?? null, toolCalls, usage: toUsage(r.usage), finishReason: choice?.finish_reason ?? null, timeToFirstTokenMs: null };
+      }
+      const stream = await this.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal });
+      let content = '';
+      let sawContent = false;
+      let firstAt: number | null = null;
+      let usage: TokenUsage | null = null;
+      let finishReason: string | null = null;
+      const calls = new Map<number, ToolCall>();
+      for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
+        if (chunk.usage) usage = toUsage(chunk.usage);
+        const choice = chunk.choices?.[0];
+        if (!choice) continue;
+        const delta = choice.delta ?? {};
+        if (delta.content) {
+          firstAt ??= performance.now();
+          sawContent = true;
+          content += delta.content;
+          request.onToken?.(delta.content);
+        }
+        for (const d of delta.tool_calls ?? []) {
+          firstAt ??= performance.now();
+          const call = calls.get(d.index) ?? { id: '', name: '', arguments: '' };
+          if (d.id) call.id = d.id;
+          if (d.function?.name) call.name += d.function.name;
+          if (d.function?.arguments) call.arguments += d.function.arguments;
+          calls.set(d.index, call);
+        }
+        if (choice.finish_reason) finishReason = choice.finish_reason;
+      }
+      return {
+        content: sawContent ? content : null, toolCalls: [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c), usage, finishReason,
+        timeToFirstTokenMs: firstAt === null ? null : Math.round(firstAt - started),
+      };
+    } catch (err) {
+      throw toLlmError(err, options.signal, timeout.signal, this.connection.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async embed(request: EmbeddingRequest, options: CallOptions = {}): Promise<EmbeddingResult> {
+    try {
+      const r = await this.client.embeddings.create({ model: request.model, input: request.input }, { signal: options.signal });
+      const usage = r.usage ? { input: r.usage.prompt_tokens, output: 0, cachedInput: 0, cacheWrite: 0 } : null;
+      return { vectors: [...r.data].sort((a, b) => a.index - b.index).map((d) => d.embedding as number[]), usage };
+    } catch (err) {
+      throw toLlmError(err, options.signal, undefined, this.connection.timeoutMs);
+    }
+  }
+}
+
+function toOpenAiMessage(m: ChatRequest['messages'][number]): ChatCompletionMessageParam {
+  switch (m.role) {
+    case 'tool':
+      return { role: 'tool', tool_call_id: m.toolCallId, content: m.content };
+    case 'assistant':
+      return {
+        role: 'assistant', content: m.content,
+        ...(m.toolCalls?.length ? { tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) } : {}),
+      };
+    default:
+      return { role: m.role, content: m.content };
+  }
+}
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  const raw = headers?.get('retry-after-ms') ?? undefined;
+  if (raw && Number.isFinite(Number(raw))) return Number(raw);
+  const seconds = headers?.get('retry-after');
+  if (!seconds) return undefined;
+  if (Number.isFinite(Number(seconds))) return Number(seconds) * 1000;
+  const at = Date.parse(seconds);
+  return Number.isNaN(at) ? undefined : Math.max(at - Date.now(), 0);
+}
+
+function toLlmError(err: unknown, callerSignal: AbortSignal | undefined, timeoutSignal: AbortSignal | undefined, timeoutMs: number): LlmError {
+  if (err instanceof LlmError) return err;
+  if (callerSignal?.aborted) return new LlmError('cancelled', 'the call was cancelled');
+  if (err instanceof OpenAI.APIConnectionTimeoutError || timeoutSignal?.aborted) {
+    return new LlmError('timeout', `the provider did not answer within ${timeoutMs} ms`);
+  }
+  if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
+    if (err.status === 429) return new LlmError('provider_rate_limited', 'the provider is rate limiting (429)', 429, retryAfterMs(err.headers as Headers | undefined));
+    return new LlmError('provider_error', `the provider answered ${err.status}`, err.status, err.status === 503 ? retryAfterMs(err.headers as Headers | undefined) : undefined);
+  }
+  if (err instanceof OpenAI.APIUserAbortError) return new LlmError('cancelled', 'the call was cancelled');
+  if (err instanceof OpenAI.APIConnectionError) return new LlmError('provider_error', 'the provider could not be reached');
+  // a malformed answer or stream
+  return new LlmError('provider_error', 'the provider answered something that is not a valid completion');
+}

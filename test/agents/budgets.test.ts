@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { agentsUrl } from './agents-support.js';
+
+/**
+ * Budgets: each LLM call reserves its worst case atomically against every budget that applies and settles to the
+ * actual usage. 50 runs in parallel against a budget that fits about 10 never overshoot; a refused call is a 402
+ * naming the budget and what is left; reservations of crashed calls expire; each threshold is reported once.
+ */
+describe('AI budgets', () => {
+  let t: TestApp;
+  let llm: OpenAiDouble;
+  let owner: TestUser;
+  let member: TestUser;
+  let orgId: string;
+  let agentId: string;
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    llm = await startOpenAiDouble();
+    t = await createTestApp({
+      AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-budget-0000', REDIS_URL: '',
+      // 50 runs at once on a shared, loaded machine: the test is about overshoot, not about waiting for a connection
+      API_DATABASE_POOL_SIZE: '16', DATABASE_CONNECT_TIMEOUT_MS: '120000',
+    }, { clock });
+    owner = await registerUser(t, 'budget-owner');
+    member = await registerUser(t, 'budget-member');
+    orgId = await createOrg(t, owner, 'Budget Ltd');
+    await onPlan(t, orgId, 'professional');
+    await addMember(t, orgId, member, 'member');
+    // gpt-4o: output 10 USD per million; 4,000 max output tokens: each call reserves a little over 0.04 USD
+    const res = await t.http.post(agentsUrl(orgId)).set(owner.auth)
+      .send({ name: 'Spender', type: 'assistant', modelId: 'gpt-4o', maxOutputTokens: 4000, maxSteps: 2 }).expect(201);
+    agentId = res.body.id;
+    llm.answerWith(() => ({ kind: 'text', content: 'spent', usage: { prompt: 10, completion: 3500 } }));
+  });
+  afterAll(async () => {
+    await t?.close();
+    await llm?.close();
+  });
+  // each test starts without budgets (the owner connection: setup, not the path under test)
+  beforeEach(async () => {
+    await t.db.admin.query('DELETE FROM ai.budgets');
+  });
+
+  const run = (user = member) => t.http.post(agentsUrl(orgId, `/${agentId}/runs`)).set(user.auth).send({ messages: [{ role: 'user', content: 'go' }] });
+  const usage = async (budgetId: string) => (await t.db.admin.query(
+    `SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int, thresholds_reached FROM ai.budget_usage WHERE budget_id = $1`, [budgetId])).rows[0];
+
+  it('50 parallel runs against a budget that fits about 10: the settled total never exceeds the limit', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '0.4000' }).expect(201);
+    expect(budget.body).toMatchObject({ agentId: null, costLimit: '0.4000', spentCost: '0.00000000', costLeft: '0.40000000', thresholds: [50, 80, 100] });
+    const results = await Promise.all(Array.from({ length: 50 }, () => run()));
+    expect(results.filter((r) => r.status !== 200 && r.status !== 402).map((r) => `${r.status} ${JSON.stringify(r.body)}`)).toEqual([]);
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 402);
+    expect(ok.length + refused.length).toBe(50);
+    expect(ok.length).toBeGreaterThanOrEqual(8);
+    expect(ok.length).toBeLessThanOrEqual(11);
+    for (const r of refused) {
+      expect(r.body.error.code).toBe('ai.budget_exceeded');
+      expect(r.body.error.details).toMatchObject({ budgetId: budget.body.id, costLeft: expect.any(String) });
+      expect(r.body.error.message).toMatch(/does not fit in budget/);
+    }
+    const u = await usage(budget.body.id);
+    // 0.0350250 per run: 10 × 2.50 + 3,500 × 10 per million
+    expect(u.spent_cost).toBe((ok.length * 0.035025).toFixed(8));
+    expect(Number(u.spent_cost)).toBeLessThanOrEqual(0.4);
+    expect(u.reserved_cost).toBe('0.00000000');
+    const { rows } = await t.db.admin.query(`SELECT status, error_class, count(*)::int AS n FROM ai.runs WHERE org_id = $1 GROUP BY 1, 2 ORDER BY 1`, [orgId]);
+    expect(rows).toEqual([{ status: 'failed', error_class: 'budget_exceeded', n: refused.length }, { status: 'succeeded', error_class: null, n: ok.length }]);
+    const left = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations');
+    expect(left.rows[0].n).toBe(0);
+    // each threshold once: 50 % and 80 % are passed (≥ 8 runs of 0.035 of 0.40)
+    const events = await t.db.admin.query(`SELECT (payload->'payload'->>'threshold')::int AS threshold, count(*)::int AS n FROM core.outbox
+      WHERE topic = 'domain_event' AND payload->>'type' = 'ai.budget.threshold_reached' GROUP BY 1 ORDER BY 1`);
+    expect(events.rows.every((e) => e.n === 1)).toBe(true);
+    expect(events.rows.map((e) => e.threshold)).toEqual(u.thresholds_reached);
+    expect(u.thresholds_reached).toEqual(expect.arrayContaining([50, 80]));
+    const listed = await t.http.get(`/v1/orgs/${orgId}/ai/budgets`).set(member.auth).expect(200);
+    expect(listed.body[0]).toMatchObject({ id: budget.body.id, spentCost: u.spent_cost, reservedCost: '0.00000000' });
+    await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
+  });
+
+  it('releases the reservation of a crashed call once it expires', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '0.1000' }).expect(201);
+    // a call that reserved 0.09 and never settled (its process died), as the member, through the function
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: t.db.apiUrl });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(`SELECT public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: member.id, role: 'authenticated', org_id: orgId })]);
+      const now = new Date(clock.now());
+      const { rows } = await c.query(`SELECT ok FROM ai.reserve_budget($1, gen_random_uuid(), 0.09, 100, $2, $3)`, [agentId, now, new Date(now.getTime() + 5 * 60_000)]);
+      expect(rows).toEqual([{ ok: true }]);
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
+    const refused = await run().expect(402);
+    expect(refused.body.error.details).toMatchObject({ budgetId: budget.body.id, costLeft: '0.01000000' });
+    clock.advance(6 * 60_000);
+    const ok = await run().expect(200);
+    expect(ok.body.status).toBe('succeeded');
+    const u = await usage(budget.body.id);
+    expect(u).toMatchObject({ spent_cost: '0.03502500', reserved_cost: '0.00000000' });
+    await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
+  });
+
+  it('refuses a call over an agent\'s token limit with 402, records the failed run, and emits the 100 % threshold once', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 7100, thresholds: [100] }).expect(201);
+    await run().expect(200); // reserves ~4,050 of 7,100, spends 3,510
+    const refused = await run().expect(402);
+    expect(refused.body.error.details).toMatchObject({ budgetId: budget.body.id, tokensLeft: 7100 - 3510 });
+    const b = await t.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(member.auth).expect(200);
+    expect(b.body).toMatchObject({ spentTokens: 3510, reservedTokens: 0, tokensLeft: 3590, thresholdsReached: [] });
+    await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).send({ tokenLimit: 3510 }).expect(200);
+    await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(member.auth).send({ tokenLimit: 99999 }).expect(403);
+  });
+
+  it('lets only owner and admin manage budgets, and names a duplicate', async () => {
+    await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(member.auth).send({ costLimit: '1.00' }).expect(403);
+    await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '1.00' }).expect(201);
+    const dup = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '2.00' }).expect(409);
+    expect(dup.body.error.code).toBe('ai.budget_exists');
+    await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({}).expect(400);
+  });
+});

@@ -1,0 +1,297 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Sleeper } from '../../src/platform/ai/llm-provider.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { testKeys } from '../integrations/keys.js';
+import { agentsUrl, booksWithEntry } from './agents-support.js';
+
+/**
+ * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
+ * cent, streamed and not (same usage, same cost), retries on 429 honouring Retry-After (no wall-clock sleep: the
+ * sleeper is replaced), the timeout of a hung call, cancellation, async runs, immutability, and the claims a
+ * run's tools execute with (a viewer of A reaches only A's rows, checked in SQL through auth.uid()).
+ */
+describe('agent runs', () => {
+  let t: TestApp;
+  let llm: OpenAiDouble;
+  let ownerA: TestUser;
+  let viewerA: TestUser;
+  let ownerB: TestUser;
+  let orgA: string;
+  let orgB: string;
+  let agentId: string;
+  const slept: number[] = [];
+
+  beforeAll(async () => {
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '1500', AI_MAX_RETRIES: '2', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
+    (t.app.get(Sleeper) as Sleeper).sleep = async (ms: number) => {
+      slept.push(ms);
+    };
+    ownerA = await registerUser(t, 'run-owner-a');
+    viewerA = await registerUser(t, 'run-viewer-a');
+    ownerB = await registerUser(t, 'run-owner-b');
+    orgA = await createOrg(t, ownerA, 'Runs A');
+    orgB = await createOrg(t, ownerB, 'Runs B');
+    await onPlan(t, orgA, 'professional');
+    await addMember(t, orgA, viewerA, 'viewer');
+    await booksWithEntry(t, orgA, ownerA, '100.00', 'A capital');
+    await booksWithEntry(t, orgB, ownerB, '999.00', 'B secret capital');
+    // who the database sees, as a semantic view (test-only): the SQL-level check of the runner's claims
+    await t.db.admin.query(`CREATE VIEW semantic.v_whoami WITH (security_invoker = true) AS
+      SELECT auth.uid()::text AS user_id, public.auth_org_id()::text AS org_id, public.auth_role() AS role;
+      GRANT SELECT ON semantic.v_whoami TO authenticated`);
+    const res = await t.http.post(agentsUrl(orgA)).set(ownerA.auth).send({
+      name: 'Reviewer', type: 'accountant', instructions: 'Answer from the books.', modelId: 'gpt-4o', maxOutputTokens: 4000, maxSteps: 4,
+      tools: ['query_semantic', 'get_trial_balance', 'get_profit_and_loss', 'draft_journal_entry'],
+    }).expect(201);
+    agentId = res.body.id;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await llm?.close();
+  });
+  beforeEach(() => {
+    llm.requests.length = 0;
+    llm.clear();
+    slept.length = 0;
+  });
+
+  const run = (user: TestUser, body: unknown = { messages: [{ role: 'user', content: 'What is our cash?' }] }) =>
+    t.http.post(agentsUrl(orgA, `/${agentId}/runs`)).set(user.auth).send(body as object);
+
+  const sse = (user: TestUser) => run(user).set('Accept', 'text/event-stream').buffer(true)
+    .parse((res, cb) => {
+      let data = '';
+      res.on('data', (c: Buffer) => (data += c.toString()));
+      res.on('end', () => cb(null, data));
+    });
+
+  const events = (text: string) => text.split('\n\n').filter(Boolean).map((block) => {
+    const [ev, data] = block.split('\n');
+    return { event: ev.replace('event: ', ''), data: JSON.parse(data.replace('data: ', '')) };
+  });
+
+  const SQL = 'SELECT memo, sum(base_amount) AS total FROM semantic.v_gl_fact GROUP BY memo';
+  const script = () => llm.enqueue(
+    { kind: 'tool_calls', calls: [{ name: 'query_semantic', arguments: JSON.stringify({ sql: SQL }) }], usage: { prompt: 100_000, completion: 2_000 } },
+    { kind: 'text', content: 'Cash at bank is EUR 100.00.', usage: { prompt: 120_000, completion: 5_000, cached: 100_000 } },
+  );
+
+  it('records a tool-calling run as a trace with tokens by type and cost to the cent', async () => {
+    script();
+    const res = await run(viewerA).expect(200);
+    expect(res.body).toMatchObject({
+      status: 'succeeded', stopReason: 'answer', output: 'Cash at bank is EUR 100.00.', errorClass: null, steps: 3, startedBy: viewerA.id,
+      // gpt-4o: 2.50 input, 10.00 output, 1.25 cached input per million
+      // call 1: 100,000 × 2.50 + 2,000 × 10 = 0.27 USD; call 2: 20,000 × 2.50 + 100,000 × 1.25 + 5,000 × 10 = 0.225 USD
+      usage: { inputTokens: 120_000, outputTokens: 7_000, cachedInputTokens: 100_000, cacheWriteTokens: 0 },
+      cost: '0.49500000',
+    });
+    expect(res.body.trace.map((s: any) => [s.stepNo, s.kind, s.name, s.status, s.cost])).toEqual([
+      [1, 'llm_call', 'gpt-4o', 'succeeded', '0.27000000'],
+      [2, 'tool_call', 'query_semantic', 'succeeded', '0.00000000'],
+      [3, 'llm_call', 'gpt-4o', 'succeeded', '0.22500000'],
+    ]);
+    expect(res.body.trace[0].prices).toMatchObject({ input: '2.500000', output: '10.000000', cachedInput: '1.250000' });
+    expect(res.body.trace[1].detail.result.rows).toEqual([['A capital', '0']]);
+    // the model got the tool's rows: A's only
+    const second = llm.requests[1].body;
+    const toolMessage = second.messages.find((m: any) => m.role === 'tool');
+    expect(toolMessage.content).toContain('A capital');
+    expect(JSON.stringify(llm.requests)).not.toContain('B secret');
+    expect(llm.requests[0].authorization).toBe('Bearer sk-test-platform-key-0000');
+    expect(llm.requests[0].body.tools.map((x: any) => x.function.name).sort()).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'query_semantic']);
+    // stored as answered
+    const { rows } = await t.db.admin.query('SELECT status, cost::text, input_tokens::int, cached_input_tokens::int, steps FROM ai.runs WHERE id = $1', [res.body.id]);
+    expect(rows[0]).toEqual({ status: 'succeeded', cost: '0.49500000', input_tokens: 120_000, cached_input_tokens: 100_000, steps: 3 });
+    const steps = await t.db.admin.query('SELECT step_no, cost::text, latency_ms >= 0 AS timed FROM ai.run_steps WHERE run_id = $1 ORDER BY step_no', [res.body.id]);
+    expect(steps.rows).toEqual([{ step_no: 1, cost: '0.27000000', timed: true }, { step_no: 2, cost: '0.00000000', timed: true }, { step_no: 3, cost: '0.22500000', timed: true }]);
+  });
+
+  it('streams the same run as server-sent events, at the same cost, with time to first token', async () => {
+    script();
+    const res = await sse(viewerA).expect(200).expect('content-type', /text\/event-stream/);
+    const list = events(res.body as unknown as string);
+    const names = list.map((e) => e.event);
+    expect(names[0]).toBe('run');
+    expect(names).toContain('tool_call');
+    expect(names).toContain('tool_result');
+    expect(names.filter((n) => n === 'token').length).toBeGreaterThan(1);
+    expect(list.filter((e) => e.event === 'token').map((e) => e.data.delta).join('')).toBe('Cash at bank is EUR 100.00.');
+    const result = list[list.length - 1];
+    expect(result.event).toBe('result');
+    expect(result.data).toMatchObject({ status: 'succeeded', cost: '0.49500000', output: 'Cash at bank is EUR 100.00.' });
+    expect(result.data.trace[0].streamed).toBe(true);
+    expect(typeof result.data.trace[2].timeToFirstTokenMs).toBe('number');
+    expect(llm.requests[0].body.stream).toBe(true);
+  });
+
+  it('retries a 429 after its Retry-After and a 500 with backoff, recording the attempts', async () => {
+    llm.enqueue({ kind: 'error', status: 429, retryAfter: '7' }, { kind: 'error', status: 500 }, { kind: 'text', content: 'fine', usage: { prompt: 1000, completion: 10 } });
+    const res = await run(viewerA).expect(200);
+    expect(res.body).toMatchObject({ status: 'succeeded', output: 'fine', cost: '0.00260000' });
+    expect(slept).toEqual([7000, 1000]);
+    expect(res.body.trace[0]).toMatchObject({ attempts: 3, status: 'succeeded' });
+    expect(res.body.trace[0].detail.failures).toHaveLength(2);
+  });
+
+  it('fails with provider_rate_limited after the bounded retries, and provider_error on a 500 that persists', async () => {
+    llm.enqueue({ kind: 'error', status: 429, retryAfter: '1' }, { kind: 'error', status: 429, retryAfter: '1' }, { kind: 'error', status: 429, retryAfter: '1' });
+    const limited = await run(viewerA).expect(200);
+    expect(limited.body).toMatchObject({ status: 'failed', errorClass: 'provider_rate_limited', cost: '0.00000000' });
+    expect(limited.body.trace[0]).toMatchObject({ status: 'failed', errorClass: 'provider_rate_limited', attempts: 3 });
+    llm.enqueue({ kind: 'error', status: 500, body: { error: { message: 'upstream said sk-test-platform-key-0000' } } }, { kind: 'error', status: 500 }, { kind: 'error', status: 500 });
+    const broken = await run(viewerA).expect(200);
+    expect(broken.body).toMatchObject({ status: 'failed', errorClass: 'provider_error' });
+    // the provider's body (which may echo the key) is never passed on
+    expect(JSON.stringify(broken.body)).not.toContain('sk-test');
+  });
+
+  it('fails a call that hangs past the timeout with error class timeout', async () => {
+    llm.enqueue({ kind: 'hang' });
+    const res = await run(viewerA).expect(200);
+    expect(res.body).toMatchObject({ status: 'failed', errorClass: 'timeout' });
+    expect(res.body.errorMessage).toMatch(/1500 ms/);
+    const { rows } = await t.db.admin.query(`SELECT type, payload->'payload'->>'errorClass' AS ec FROM (
+      SELECT payload->>'type' AS type, payload FROM core.outbox WHERE topic = 'domain_event' AND payload->'payload'->>'runId' = $1) x`, [res.body.id]);
+    expect(rows).toEqual([{ type: 'agent.run.failed', ec: 'timeout' }]);
+  });
+
+  it('cancels a running run: it stops, is cancelled, and stays immutable', async () => {
+    llm.enqueue({ kind: 'hang' });
+    const held = llm.nextHang();
+    const started = run(viewerA).then((r) => r);
+    // once the double holds the call, cancel through the API
+    await held;
+    const { rows: [{ id }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1`);
+    const cancelled = await t.http.post(agentsUrl(orgA, `/${agentId}/runs/${id}/cancel`)).set(viewerA.auth).expect(200);
+    expect(cancelled.body).toMatchObject({ id, status: 'cancelled', errorClass: 'cancelled' });
+    const res = await started;
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'cancelled', errorClass: 'cancelled' });
+    await t.http.post(agentsUrl(orgA, `/${agentId}/runs/${id}/cancel`)).set(viewerA.auth).expect(409);
+    // a finished run cannot change, even for the table's owner
+    await expect(t.db.admin.query(`UPDATE ai.runs SET output = 'x' WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
+    await expect(t.db.admin.query(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, started_at, ended_at, latency_ms)
+      SELECT org_id, id, 99, 'tool_call', 'x', 'succeeded', now(), now(), 0 FROM ai.runs WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
+  });
+
+  it('runs ?async=true as a job: 202 first, the outcome on the run', async () => {
+    llm.enqueue({ kind: 'text', content: 'later', usage: { prompt: 10, completion: 1 } });
+    const accepted = await t.http.post(agentsUrl(orgA, `/${agentId}/runs?async=true`)).set(viewerA.auth).send({ messages: [{ role: 'user', content: 'hi' }] }).expect(202);
+    expect(accepted.body).toEqual({ id: expect.any(String), status: 'running' });
+    await t.app.get(OutboxRelay).drain();
+    const res = await t.http.get(agentsUrl(orgA, `/${agentId}/runs/${accepted.body.id}`)).set(viewerA.auth).expect(200);
+    expect(res.body).toMatchObject({ status: 'succeeded', output: 'later', trigger: 'async' });
+  });
+
+  it('runs every tool with the claims of the viewer who started the run (SQL-level), never reaching B', async () => {
+    llm.enqueue(
+      {
+        kind: 'tool_calls', usage: { prompt: 10, completion: 10 }, calls: [
+          { name: 'query_semantic', arguments: JSON.stringify({ sql: 'SELECT user_id, org_id, role FROM semantic.v_whoami' }) },
+          { name: 'query_semantic', arguments: JSON.stringify({ sql: 'SELECT count(*) AS n, sum(debit) AS d FROM semantic.v_gl_fact' }) },
+          { name: 'get_trial_balance', arguments: '{}' },
+          { name: 'get_profit_and_loss', arguments: JSON.stringify({ from: '2026-01-01', to: '2026-12-31' }) },
+          { name: 'draft_journal_entry', arguments: JSON.stringify({ date: '2026-01-31', memo: 'accrual', lines: [{ accountCode: '6000', debit: '10.00' }, { accountCode: '2000', credit: '10.00' }] }) },
+          { name: 'query_semantic', arguments: JSON.stringify({ sql: 'SELECT * FROM finance.journal_lines' }) },
+        ],
+      },
+      { kind: 'text', content: 'done', usage: { prompt: 10, completion: 1 } },
+    );
+    const res = await run(viewerA).expect(200);
+    const steps = res.body.trace.filter((s: any) => s.kind === 'tool_call');
+    expect(steps[0].detail.result.rows).toEqual([[viewerA.id, orgA, 'viewer']]);
+    expect(steps[1].detail.result.rows).toEqual([[2, '100']]);
+    expect(JSON.stringify(steps[2].detail.result)).toContain('100');
+    expect(JSON.stringify(res.body)).not.toContain('999');
+    expect(steps[4].detail.result).toMatchObject({ status: 'proposed', posted: false, balanced: true });
+    expect(steps[5]).toMatchObject({ status: 'failed', errorClass: 'tool_error' });
+    expect(steps[5].errorMessage).toMatch(/outside schema semantic/);
+    // nothing was posted by the draft
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgA]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('stops the tool loop at the agent\'s max steps', async () => {
+    const call = { kind: 'tool_calls' as const, calls: [{ name: 'get_trial_balance', arguments: '{}' }], usage: { prompt: 10, completion: 1 } };
+    llm.enqueue(call, call, call, call);
+    const res = await run(viewerA).expect(200);
+    expect(res.body).toMatchObject({ status: 'succeeded', stopReason: 'max_steps' });
+    expect(res.body.trace.filter((s: any) => s.kind === 'llm_call')).toHaveLength(4);
+  });
+
+  it('counts tokens with the tokenizer when the provider reports none', async () => {
+    llm.enqueue({ kind: 'text', content: 'hello there', usage: null });
+    const res = await run(viewerA).expect(200);
+    expect(res.body.trace[0].tokensCounted).toBe(true);
+    expect(res.body.usage.inputTokens).toBeGreaterThan(5);
+    expect(res.body.usage.outputTokens).toBe(2);
+  });
+
+  it('uses the organization\'s own key, stored encrypted and never answered', async () => {
+    await t.http.put(`/v1/orgs/${orgA}/ai/provider-key`).set(ownerA.auth).send({ apiKey: 'sk-org-own-key-1234' }).expect(200)
+      .expect((r) => expect(r.body).toMatchObject({ keyHint: '1234', baseUrl: null }));
+    await t.http.get(`/v1/orgs/${orgA}/ai/provider-key`).set(viewerA.auth).expect(403);
+    const { rows } = await t.db.admin.query('SELECT secret::text AS s FROM ai.provider_keys WHERE org_id = $1', [orgA]);
+    expect(rows[0].s).not.toContain('sk-org-own-key');
+    llm.enqueue({ kind: 'text', content: 'own key', usage: { prompt: 1, completion: 1 } });
+    await run(viewerA).expect(200);
+    expect(llm.requests[0].authorization).toBe('Bearer sk-org-own-key-1234');
+    await t.http.delete(`/v1/orgs/${orgA}/ai/provider-key`).set(ownerA.auth).expect(204);
+    const audit = await t.db.admin.query(`SELECT after::text AS a FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'ai.provider_key%'`, [orgA]);
+    expect(audit.rows.map((r) => r.a).join()).not.toContain('sk-org');
+  });
+
+  it('answers a non-member 404 and another organization\'s agent 404', async () => {
+    await run(ownerB).expect(404);
+    await t.http.post(agentsUrl(orgB, `/${agentId}/runs`)).set(ownerB.auth).send({ messages: [{ role: 'user', content: 'x' }] }).expect(404);
+  });
+
+  it('reports usage per day, agent and model, and the agent metrics view', async () => {
+    const res = await t.http.get(`/v1/orgs/${orgA}/ai/usage`).set(viewerA.auth).expect(200);
+    expect(res.body.runs).toBeGreaterThan(5);
+    expect(res.body.rows[0]).toMatchObject({ agentId, modelId: 'gpt-4o' });
+    const m = await t.http.post(`/v1/orgs/${orgA}/semantic/query`).set(viewerA.auth)
+      .send({ sql: 'SELECT runs, succeeded, failed_timeout, cost FROM semantic.v_agent_metrics' }).expect(200);
+    expect(m.body.rows[0][0]).toBe(res.body.runs);
+    expect(m.body.rows[0][2]).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the organization\'s provider key under key rotation', () => {
+  it('is re-sealed under the new active key by the rotation, and still opens', async () => {
+    const { AuditService } = await import('../../src/modules/audit/audit.service.js');
+    const { PrivilegedDatabase } = await import('../../src/platform/database/privileged.service.js');
+    const { SecretBox } = await import('../../src/modules/integrations/secret-box.js');
+    const { rotateProviderKeys } = await import('../../src/modules/agents/provider-key-rotation.js');
+    const keys = testKeys('old', 'new');
+    const llm = await startOpenAiDouble();
+    const t = await createTestApp({ AI_BASE_URL: llm.url, SECRETS_KEYS: keys.env, SECRETS_ACTIVE_KEY: 'old', REDIS_URL: '' });
+    try {
+      const owner = await registerUser(t, 'rotate-owner');
+      const orgId = await createOrg(t, owner, 'Rotation Ltd');
+      await t.http.put(`/v1/orgs/${orgId}/ai/provider-key`).set(owner.auth).send({ apiKey: 'sk-org-rotated-9876' }).expect(200);
+      const kid = async () => (await t.db.admin.query(`SELECT secret->>'kid' AS kid FROM ai.provider_keys WHERE org_id = $1`, [orgId])).rows[0].kid;
+      expect(await kid()).toBe('old');
+      const privileged = new PrivilegedDatabase({ ...t.config, secrets: { keys: keys.keys, activeKeyId: 'new' } });
+      try {
+        const result = await rotateProviderKeys(privileged, new SecretBox(keys.keys, 'new'), new AuditService());
+        expect(result).toEqual({ resealed: 1, failed: [] });
+      } finally {
+        await privileged.onApplicationShutdown();
+      }
+      expect(await kid()).toBe('new');
+      // the app (still configured with both keys) opens it: a run uses it
+      const agent = await t.http.post(agentsUrl(orgId)).set(owner.auth).send({ name: 'R', type: 'assistant', modelId: 'gpt-4o-mini' }).expect(201);
+      await t.http.post(agentsUrl(orgId, `/${agent.body.id}/runs`)).set(owner.auth).send({ messages: [{ role: 'user', content: 'hi' }] }).expect(200);
+      expect(llm.requests[0].authorization).toBe('Bearer sk-org-rotated-9876');
+    } finally {
+      await t.close();
+      await llm.close();
+    }
+  });
+});

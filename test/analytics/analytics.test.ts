@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import jwt from 'jsonwebtoken';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
+import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
+import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+const DAY = 86_400_000;
+const isoDay = (t: number) => new Date(t).toISOString().slice(0, 10);
+
+describe('usage analytics', () => {
+  let t: TestApp;
+  let posthog: PostHogDouble;
+  let owner: TestUser;
+  let orgId: string;
+
+  beforeAll(async () => {
+    posthog = await startPostHogDouble();
+    t = await createTestApp(posthog.env);
+    await t.app.get(AnalyticsMaintenanceJob).booted;
+    owner = await registerUser(t, 'analyst');
+    orgId = await createOrg(t, owner, 'Measured');
+    await onEnterprisePlan(t, orgId);
+  });
+  afterAll(async () => {
+    await t.close();
+    await posthog.close();
+  });
+
+  const events = (body: object) => t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(owner.auth).send(body);
+
+  it('stores the valid events of a batch and reports the bad ones by index', async () => {
+    const res = await events({ events: [
+      { name: 'invoice.viewed', properties: { invoiceId: 'INV-1' } },
+      { name: 'Bad Name' },
+      { name: 'report.opened', anonymousId: 'anon-1', timestamp: new Date(Date.now() - 2 * DAY).toISOString() },
+      { name: 'invoice.viewed', extra: true },
+      'not an object',
+      { name: 'too.old', timestamp: new Date(Date.now() - 60 * DAY).toISOString() },
+    ] }).expect(200);
+    expect(res.body.accepted).toBe(2);
+    expect(res.body.rejected.map((r: any) => r.index)).toEqual([1, 3, 4, 5]);
+    expect(res.body.rejected[0].problems[0]).toContain('name must be lower case');
+    expect(res.body.rejected[1].problems[0]).toContain('extra');
+    expect(res.body.rejected[3].problems).toEqual(['timestamp must be at most 28 days ago']);
+    const { rows } = await t.db.admin.query(
+      `SELECT name, user_id, anonymous_id, source, properties FROM core.analytics_events WHERE org_id = $1 AND source = 'client' ORDER BY name`, [orgId]);
+    expect(rows).toEqual([
+      { name: 'invoice.viewed', user_id: owner.id, anonymous_id: null, source: 'client', properties: { invoiceId: 'INV-1' } },
+      { name: 'report.opened', user_id: null, anonymous_id: 'anon-1', source: 'client', properties: {} },
+    ]);
+  });
+
+  it('refuses a batch over 500 events, storing none', async () => {
+    const res = await events({ events: Array.from({ length: 501 }, () => ({ name: 'x.y' })) }).expect(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.analytics_events WHERE org_id = $1 AND name = 'x.y'`, [orgId]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('records server-side events: the sign-in and a posted journal entry', async () => {
+    const { rows: signIns } = await t.db.admin.query(`SELECT org_id, user_id, source FROM core.analytics_events WHERE name = 'user.signed_in' AND user_id = $1`, [owner.id]);
+    expect(signIns).toEqual([{ org_id: owner.personalOrgId, user_id: owner.id, source: 'server' }]);
+    const acc = await startBooks(t, orgId, owner);
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-01-02', memo: 'Capital in', lines: [{ accountId: acc['1100'], debit: '100.00' }, { accountId: acc['3100'], credit: '100.00' }] }).expect(201);
+    const { rows } = await t.db.admin.query(`SELECT user_id, source FROM core.analytics_events WHERE org_id = $1 AND name = 'ledger.entry_posted'`, [orgId]);
+    expect(rows).toEqual([{ user_id: owner.id, source: 'server' }]);
+  });
+
+  it('takes events from an API key with analytics:write only', async () => {
+    const write = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'app', scopes: ['analytics:write'] }).expect(201)).body;
+    const read = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'ro', scopes: ['ledger:read'] }).expect(201)).body;
+    const ok = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set({ Authorization: `Bearer ${write.secret}` })
+      .send({ events: [{ name: 'app.opened', userId: 'app-user-1' }, { name: 'app.opened' }] }).expect(200);
+    expect(ok.body).toEqual({ accepted: 1, rejected: [{ index: 1, problems: ['userId or anonymousId is required when the caller is not a signed-in user'] }] });
+    const no = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set({ Authorization: `Bearer ${read.secret}` })
+      .send({ events: [{ name: 'app.opened', userId: 'app-user-1' }] }).expect(403);
+    expect(no.body.error.details.scope).toBe('analytics:write');
+  });
+
+  it('computes daily and monthly active users, daily counts and top events for a constructed history', async () => {
+    const org = await createOrg(t, owner, 'History');
+    const base = Date.now() - 20 * DAY;
+    const at = (days: number) => new Date(base + days * DAY).toISOString();
+    const history = [
+      { name: 'doc.opened', userId: 'u1', timestamp: at(0) },
+      { name: 'doc.opened', userId: 'u1', timestamp: at(0) },
+      { name: 'doc.saved', userId: 'u2', timestamp: at(0) },
+      { name: 'doc.opened', userId: 'u2', timestamp: at(1) },
+      { name: 'doc.opened', userId: 'u3', timestamp: at(1) },
+      { name: 'doc.opened', anonymousId: 'visitor', timestamp: at(2) },
+      { name: 'doc.saved', userId: 'u4', timestamp: at(10) },
+    ];
+    await t.http.post(`/v1/orgs/${org}/analytics/events`).set(owner.auth).send({ events: history }).expect(200);
+    await t.app.get(AnalyticsMaintenanceJob).rollUp(new Date(base - DAY), new Date(Date.now() + DAY));
+    const from = isoDay(base);
+    const to = isoDay(base + 10 * DAY);
+    const active = await t.http.get(`/v1/orgs/${org}/analytics/active-users?from=${from}&to=${to}`).set(owner.auth).expect(200);
+    expect(active.body.daily).toEqual([
+      { day: isoDay(base), users: 2 }, { day: isoDay(base + DAY), users: 2 }, { day: isoDay(base + 10 * DAY), users: 1 },
+    ]);
+    // per calendar month: the users of the history that fall in each month
+    const months = new Map<string, Set<string>>();
+    for (const e of history) if (e.userId) (months.get(e.timestamp.slice(0, 7)) ?? months.set(e.timestamp.slice(0, 7), new Set()).get(e.timestamp.slice(0, 7))!).add(e.userId);
+    expect(active.body.monthly).toEqual([...months].sort().map(([month, users]) => ({ month, users: users.size })));
+    const daily = await t.http.get(`/v1/orgs/${org}/analytics/events/daily?from=${from}&to=${to}&event=doc.opened`).set(owner.auth).expect(200);
+    expect(daily.body).toEqual([
+      { day: isoDay(base), event: 'doc.opened', events: 2, users: 1 },
+      { day: isoDay(base + DAY), event: 'doc.opened', events: 2, users: 2 },
+      { day: isoDay(base + 2 * DAY), event: 'doc.opened', events: 1, users: 0 },
+    ]);
+    const top = await t.http.get(`/v1/orgs/${org}/analytics/events/top?from=${from}&to=${to}&limit=5`).set(owner.auth).expect(200);
+    expect(top.body).toEqual([{ event: 'doc.opened', events: 5 }, { event: 'doc.saved', events: 2 }]);
+    const bad = await t.http.get(`/v1/orgs/${org}/analytics/active-users?from=${to}&to=${from}`).set(owner.auth).expect(400);
+    expect(bad.body.error.code).toBe('analytics.range');
+
+    // feature usage by plan across organizations: for a service-role key only
+    await onPlan(t, org, 'professional');
+    const service = jwt.sign({ role: 'service_role', service: 'reports' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
+    const usage = await t.http.get(`/v1/analytics/feature-usage?from=${from}&to=${to}`).set({ Authorization: `Bearer ${service}` }).expect(200);
+    expect(usage.body.filter((r: any) => r.plan === 'professional')).toEqual([
+      { plan: 'professional', event: 'doc.opened', organizations: 1, events: 5 },
+      { plan: 'professional', event: 'doc.saved', organizations: 1, events: 2 },
+    ]);
+    await t.http.get(`/v1/analytics/feature-usage?from=${from}&to=${to}`).set(owner.auth).expect(403);
+  });
+
+  it('forwards stored events to PostHog with our id as the event uuid', async () => {
+    await events({ events: [{ name: 'posthog.checked', properties: { n: 1 } }] }).expect(200);
+    await t.app.get(PostHogForwarder).flush();
+    await posthog.received(1);
+    const sent = posthog.events.find((e) => e.event === 'posthog.checked')!;
+    const { rows: [row] } = await t.db.admin.query(`SELECT id FROM core.analytics_events WHERE name = 'posthog.checked'`);
+    expect(sent).toMatchObject({ distinct_id: owner.id, uuid: row.id, properties: expect.objectContaining({ n: 1, source: 'client', org_id: orgId }) });
+    expect(posthog.apiKeys[0]).toBe('phc_test_double');
+  });
+
+  it('creates partitions ahead and drops those past the retention, each with RLS forced and no grants', async () => {
+    const job = t.app.get(AnalyticsMaintenanceJob);
+    const partitions = async () => (await t.db.admin.query(
+      `SELECT c.relname AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced, c.relacl::text AS acl,
+              (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = 'core.analytics_events'::regclass ORDER BY 1`)).rows;
+    const future = Date.UTC(2030, 5, 15); // mid-June 2030
+    const made = await job.maintainPartitions(future);
+    expect(made.created).toEqual(['analytics_events_p203005', 'analytics_events_p203006', 'analytics_events_p203007', 'analytics_events_p203008', 'analytics_events_p203009']);
+    // everything before June 2029 (13 months: June 2029 .. June 2030) is gone, including this year's
+    expect((await partitions()).map((p) => p.name)).toEqual(['analytics_events_p203005', 'analytics_events_p203006', 'analytics_events_p203007', 'analytics_events_p203008', 'analytics_events_p203009']);
+    expect(made.dropped.length).toBeGreaterThan(0);
+    for (const p of await partitions()) {
+      expect(p).toMatchObject({ rls: true, forced: true, policies: 1 });
+      // only the owner's own privileges: no API-facing role can reach a partition directly
+      expect(p.acl ?? '').not.toMatch(/authenticated|anon|service_role/);
+    }
+    const again = await job.maintainPartitions(future);
+    expect(again).toEqual({ created: [], dropped: [] });
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.analytics_events');
+    expect(rows[0].n).toBe(0);
+  });
+});

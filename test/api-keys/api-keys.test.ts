@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+
+/**
+ * API keys end to end: plan gate, one-time secret, scopes per route, own organization only, revocation, the audit
+ * actor, last-used at most once a minute, and the database's own verification of keyed claims.
+ */
+describe('API keys', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let orgA: string;
+  let orgB: string;
+  let starterOrg: string;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'keyowner');
+    orgA = await createOrg(t, owner, 'Keyed A');
+    orgB = await createOrg(t, owner, 'Keyed B');
+    starterOrg = await createOrg(t, owner, 'Starter');
+    await onEnterprisePlan(t, orgA);
+    await onEnterprisePlan(t, orgB);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const createKey = async (orgId: string, scopes: string[], name = 'integration') => {
+    const res = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name, scopes }).expect(201);
+    return res.body as { id: string; secret: string; prefix: string; scopes: string[] };
+  };
+  const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
+
+  it('refuses to create keys on a plan without api_access (402 naming the feature and the plan to upgrade to)', async () => {
+    const res = await t.http.post(`/v1/orgs/${starterOrg}/api-keys`).set(owner.auth).send({ name: 'x', scopes: ['ledger:read'] }).expect(402);
+    expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: { feature: 'api_access', upgradeTo: 'enterprise' } });
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.api_keys WHERE org_id = $1', [starterOrg]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('shows the secret once, stores only its SHA-256, and never lists it', async () => {
+    const key = await createKey(orgA, ['ledger:read'], 'reader');
+    expect(key.secret).toMatch(/^ozk_live_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);
+    expect(key.secret.startsWith(`${key.prefix}_`)).toBe(true);
+    const { rows: [row] } = await t.db.admin.query('SELECT * FROM core.api_keys WHERE id = $1', [key.id]);
+    expect(row.secret_hash).toBe(createHash('sha256').update(key.secret).digest('hex'));
+    expect(JSON.stringify(row)).not.toContain(key.secret.split('_').pop());
+    const list = await t.http.get(`/v1/orgs/${orgA}/api-keys`).set(owner.auth).expect(200);
+    expect(list.body.find((k: any) => k.id === key.id)).toMatchObject({ name: 'reader', scopes: ['ledger:read'], prefix: key.prefix, revokedAt: null });
+    expect(JSON.stringify(list.body)).not.toContain(key.secret);
+    expect(list.body.every((k: any) => !('secret' in k) && !('secretHash' in k))).toBe(true);
+    const { rows: audit } = await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'api_key.created' AND entity_id = $2`, [orgA, key.id]);
+    expect(audit).toHaveLength(1);
+    expect(JSON.stringify(audit)).not.toContain(key.secret);
+  });
+
+  it('lets a ledger:read key read the ledger and refuses a post with 403 naming ledger:write', async () => {
+    await startBooks(t, orgA, owner);
+    const key = await createKey(orgA, ['ledger:read']);
+    const read = await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    expect(read.body.length).toBeGreaterThan(10);
+    const post = await t.http.post(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).send({ code: '1119', name: 'Key cash', type: 'asset' }).expect(403);
+    expect(post.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'ledger:write' } });
+    expect(post.body.error.message).toContain('ledger:write');
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.accounts WHERE org_id = $1 AND code = '1119'`, [orgA]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('audits a keyed write with the key as the actor', async () => {
+    const key = await createKey(orgA, ['ledger:read', 'ledger:write'], 'writer');
+    const res = await t.http.post(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).send({ code: '1118', name: 'Key float', type: 'asset' }).expect(201);
+    const { rows } = await t.db.admin.query(`SELECT actor_id, principal_type FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2`, [orgA, res.body.id]);
+    expect(rows).toEqual([{ actor_id: `api_key:${key.id}`, principal_type: 'service' }]);
+  });
+
+  it('answers 404 for another organization\'s routes, and 403 on /v1/me and on key management', async () => {
+    const key = await createKey(orgA, ['ledger:read', 'org:read']);
+    const other = await t.http.get(ledgerUrl(orgB, 'accounts')).set(bearer(key.secret)).expect(404);
+    expect(other.body.error.code).toBe('organization.not_found');
+    await t.http.get(`/v1/orgs/${orgA}`).set(bearer(key.secret)).expect(200);
+    const me = await t.http.get('/v1/me/entitlements?app=omnizen').set(bearer(key.secret)).expect(403);
+    expect(me.body.error.code).toBe('api_keys.route_closed');
+    const keys = await t.http.get(`/v1/orgs/${orgA}/api-keys`).set(bearer(key.secret)).expect(403);
+    expect(keys.body.error.code).toBe('api_keys.route_closed');
+  });
+
+  it('refuses a revoked key from the next request on (401), and a malformed or unknown one', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    const revoked = await t.http.post(`/v1/orgs/${orgA}/api-keys/${key.id}/revoke`).set(owner.auth).expect(200);
+    expect(revoked.body.revokedAt).not.toBeNull();
+    const res = await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(401);
+    expect(res.body.error.message).toContain('revoked');
+    await t.http.post(`/v1/orgs/${orgA}/api-keys/${key.id}/revoke`).set(owner.auth).expect(409);
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(`${key.secret.slice(0, -2)}xx`)).expect(401);
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer('ozk_live_nope')).expect(401);
+  });
+
+  it('updates last used at most once a minute', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    const lastUsed = async () => (await t.db.admin.query('SELECT last_used_at FROM core.api_keys WHERE id = $1', [key.id])).rows[0].last_used_at;
+    expect(await lastUsed()).toBeNull();
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    const first = await lastUsed();
+    expect(first).not.toBeNull();
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    expect(await lastUsed()).toEqual(first);
+    await t.db.admin.query(`UPDATE core.api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1`, [key.id]);
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    expect((await lastUsed()).getTime()).toBeGreaterThan(first.getTime());
+  });
+
+  it('is verified by the database: claims naming a key count only with its hash, and a read-only key cannot write', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    const hash = createHash('sha256').update(key.secret).digest('hex');
+    const forged = await t.db.as({ role: 'authenticated', org_id: orgA, api_key_id: key.id, api_key_hash: '0'.repeat(64) }, 'authenticated',
+      'SELECT public.auth_org_id() AS org, public.auth_role() AS role');
+    expect(forged).toEqual([{ org: null, role: null }]);
+    const real = await t.db.as({ role: 'authenticated', org_id: orgA, api_key_id: key.id, api_key_hash: hash }, 'authenticated',
+      `SELECT public.auth_org_id() AS org, public.auth_role() AS role, public.auth_has_scope('ledger:read') AS r, public.auth_has_scope('ledger:write') AS w`);
+    expect(real).toEqual([{ org: orgA, role: 'service', r: true, w: false }]);
+    const api = new (await import('pg')).default.Client({ connectionString: t.db.apiUrl });
+    await api.connect();
+    try {
+      await api.query('BEGIN');
+      const { rows: [ctx] } = await api.query('SELECT * FROM public.begin_key_request($1, $2, $3, NULL)', [key.id, hash, orgA]);
+      expect(ctx).toMatchObject({ org_id: orgA, role: 'service', scopes: ['ledger:read'] });
+      await expect(api.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, source) VALUES ($1, now(), 'x', 'server')`, [orgA]))
+        .rejects.toMatchObject({ code: '25006' });
+      await api.query('ROLLBACK');
+      await api.query('BEGIN');
+      await expect(api.query('SELECT * FROM public.begin_key_request($1, $2, $3, NULL)', [key.id, '1'.repeat(64), orgA])).rejects.toMatchObject({ code: '28000' });
+      await api.query('ROLLBACK');
+    } finally {
+      await api.end();
+    }
+  });
+
+  it('never answers with the secret after creation (lists, revocation, errors, the audit log)', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    const secretPart = key.secret.split('_').pop()!;
+    const answers = [
+      await t.http.get(`/v1/orgs/${orgA}/api-keys`).set(owner.auth).expect(200),
+      await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200),
+      await t.http.post(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).send({ code: '1117', name: 'x', type: 'asset' }).expect(403),
+      await t.http.get(`/v1/orgs/${orgA}/audit-logs`).set(owner.auth).expect(200),
+      await t.http.post(`/v1/orgs/${orgA}/api-keys/${key.id}/revoke`).set(owner.auth).expect(200),
+      await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(401),
+    ];
+    for (const res of answers) {
+      expect(JSON.stringify(res.body)).not.toContain(secretPart);
+      expect(JSON.stringify(res.headers)).not.toContain(secretPart);
+    }
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.audit_logs WHERE after::text LIKE $1', [`%${secretPart}%`]);
+    expect(rows[0].n).toBe(0);
+  });
+});

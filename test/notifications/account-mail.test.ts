@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { registerUser, uniqueEmail } from '../support/factories.js';
+import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
+import { RESET_REQUESTED } from '../../src/modules/auth/account-mail.service.js';
+import { captureLogs, linkToken, settle } from './notifications-support.js';
+
+const PASSWORD = 'correct horse battery';
+
+describe('account e-mails: password reset, e-mail change, sign-in from an unknown device', () => {
+  let t: TestApp;
+  let smtp: SmtpDouble;
+
+  beforeAll(async () => {
+    smtp = await startSmtpDouble();
+    t = await createTestApp({ ...smtp.env, REDIS_URL: undefined, APP_URL: 'https://app.omnizen.test' });
+  });
+  afterAll(async () => {
+    await t.close();
+    await smtp.close();
+  });
+
+  const mailsTo = (email: string, subject: string) => smtp.messages.filter((m) => m.to.includes(email) && m.subject === subject);
+
+  it('password reset end to end: same answer for unknown addresses; a single-use 30-minute link; the reset ends every session; no token in any log line', async () => {
+    const logs = captureLogs();
+    try {
+      const ada = await registerUser(t, 'ada', PASSWORD);
+      const other = await t.http.post('/v1/auth/login').send({ email: ada.email, password: PASSWORD }).expect(200);
+
+      const known = await t.http.post('/v1/auth/password-reset').send({ email: ada.email }).expect(202);
+      const unknown = await t.http.post('/v1/auth/password-reset').send({ email: uniqueEmail('nobody') }).expect(202);
+      expect(known.body).toEqual(RESET_REQUESTED);
+      expect(unknown.body).toEqual(known.body);
+      await settle(t);
+
+      const mails = mailsTo(ada.email, 'Reset your OmniZen password');
+      expect(mails).toHaveLength(1);
+      const { url, token } = linkToken(mails[0].text, '/reset-password');
+      expect(url.startsWith('https://app.omnizen.test/reset-password?token=')).toBe(true);
+      expect(mails[0].text).toContain('within 30 minutes');
+      const stored = (await t.db.admin.query('SELECT token_hash, expires_at - created_at AS ttl, used_at FROM core.password_reset_tokens WHERE user_id = $1', [ada.id])).rows;
+      expect(stored).toHaveLength(1);
+      expect(stored[0].token_hash).not.toBe(token);
+      expect(stored[0].ttl).toEqual({ minutes: 30 });
+      const delivery = (await t.db.admin.query(`SELECT status, data FROM core.email_deliveries WHERE user_id = $1 AND template = 'password_reset'`, [ada.id])).rows;
+      expect(delivery).toEqual([{ status: 'sent', data: { ttlMinutes: 30 } }]);
+
+      await t.http.post('/v1/auth/password-reset/confirm').send({ token, password: 'a brand new password' }).expect(204);
+      // every session ended: the refresh tokens and the access tokens stop working
+      await t.http.post('/v1/auth/refresh').send({ refreshToken: ada.refreshToken }).expect(401);
+      await t.http.post('/v1/auth/refresh').send({ refreshToken: other.body.refreshToken }).expect(401);
+      await t.http.get('/v1/auth/sessions').set(ada.auth).expect(401);
+      const again = await t.http.post('/v1/auth/password-reset/confirm').send({ token, password: 'yet another password' }).expect(400);
+      expect(again.body.error.code).toBe('auth.reset_invalid');
+      await t.http.post('/v1/auth/login').send({ email: ada.email, password: PASSWORD }).expect(401);
+      await t.http.post('/v1/auth/login').send({ email: ada.email, password: 'a brand new password' }).expect(200);
+      const audit = (await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'auth.password_reset%' ORDER BY id`, [ada.personalOrgId])).rows;
+      expect(audit.map((a) => a.action)).toEqual(['auth.password_reset_requested', 'auth.password_reset']);
+
+      expect(logs.lines.join('\n')).not.toContain(token);
+    } finally {
+      logs.restore();
+    }
+  });
+
+  it('refuses an unknown token and sends at most 3 reset e-mails per account per hour (answering alike)', async () => {
+    const bad = await t.http.post('/v1/auth/password-reset/confirm').send({ token: 'x'.repeat(43), password: 'a brand new password' }).expect(400);
+    expect(bad.body.error.code).toBe('auth.reset_invalid');
+    const bo = await registerUser(t, 'bo', PASSWORD);
+    for (let i = 0; i < 5; i++) await t.http.post('/v1/auth/password-reset').send({ email: bo.email }).expect(202);
+    await settle(t);
+    const mails = mailsTo(bo.email, 'Reset your OmniZen password');
+    expect(mails).toHaveLength(3);
+    // only the latest link works
+    const tokens = mails.map((m) => linkToken(m.text, '/reset-password').token);
+    await t.http.post('/v1/auth/password-reset/confirm').send({ token: tokens[0], password: 'a brand new password' }).expect(400);
+    await t.http.post('/v1/auth/password-reset/confirm').send({ token: tokens[2], password: 'a brand new password' }).expect(204);
+  });
+
+  it('e-mail change: confirmed from the new address, the old one is told, the new one is verified', async () => {
+    const cy = await registerUser(t, 'cy', PASSWORD);
+    const newEmail = uniqueEmail('cy-new');
+    const wrong = await t.http.post('/v1/auth/email-change').set(cy.auth).send({ newEmail, password: 'not the password' }).expect(403);
+    expect(wrong.body.error.code).toBe('auth.password_incorrect');
+    await t.http.post('/v1/auth/email-change').set(cy.auth).send({ newEmail, password: PASSWORD }).expect(202);
+    await settle(t);
+    const [confirm] = mailsTo(newEmail, 'Confirm your new e-mail address for OmniZen');
+    const { token } = linkToken(confirm.text, '/confirm-email-change');
+    // nothing changed yet
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [cy.id])).rows).toEqual([{ email: cy.email }]);
+
+    const res = await t.http.post('/v1/auth/email-change/confirm').send({ token }).expect(200);
+    expect(res.body).toEqual({ email: newEmail });
+    await settle(t);
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [cy.id])).rows).toEqual([{ email: newEmail }]);
+    const identity = (await t.db.admin.query(`SELECT email, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1 AND provider = 'password'`, [cy.id])).rows;
+    expect(identity).toEqual([{ email: newEmail, verified: true }]);
+    const notice = mailsTo(cy.email, 'Your OmniZen e-mail address was changed');
+    expect(notice).toHaveLength(1);
+    expect(notice[0].text).toContain(newEmail);
+    await t.http.post('/v1/auth/email-change/confirm').send({ token }).expect(400);
+    await t.http.post('/v1/auth/login').send({ email: newEmail, password: PASSWORD }).expect(200);
+  });
+
+  it('an address another account uses gets no mail, and the answer is the same', async () => {
+    const di = await registerUser(t, 'di', PASSWORD);
+    const taken = await registerUser(t, 'taken', PASSWORD);
+    await settle(t);
+    const before = smtp.messages.length;
+    await t.http.post('/v1/auth/email-change').set(di.auth).send({ newEmail: taken.email, password: PASSWORD }).expect(202);
+    await settle(t);
+    expect(smtp.messages.slice(before)).toEqual([]);
+  });
+
+  it('a sign-in from an unknown device (user agent + network) sends a security e-mail and notice; a known one does not', async () => {
+    const eve = await registerUser(t, 'eve', PASSWORD); // first device: nothing to compare with
+    await t.http.post('/v1/auth/login').send({ email: eve.email, password: PASSWORD }).expect(200); // same device
+    await settle(t);
+    expect(mailsTo(eve.email, 'New sign-in from an unknown device')).toHaveLength(0);
+
+    await t.http.post('/v1/auth/login').set('User-Agent', 'Evil Browser/1.0').set('X-Forwarded-For', '203.0.113.9')
+      .send({ email: eve.email, password: PASSWORD }).expect(200);
+    await settle(t);
+    const mails = mailsTo(eve.email, 'New sign-in from an unknown device');
+    expect(mails).toHaveLength(1);
+    expect(mails[0].text).toContain('Evil Browser/1.0');
+    const inbox = await t.http.get('/v1/me/notifications').set(eve.auth).expect(200);
+    expect(inbox.body.items).toEqual([expect.objectContaining({ eventType: 'session.started_from_unknown_device', category: 'security', readAt: null })]);
+    // the same device again is known now
+    await t.http.post('/v1/auth/login').set('User-Agent', 'Evil Browser/1.0').set('X-Forwarded-For', '203.0.113.77')
+      .send({ email: eve.email, password: PASSWORD }).expect(200);
+    await settle(t);
+    expect(mailsTo(eve.email, 'New sign-in from an unknown device')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
+import { EmailDeliveryService, EMAIL_JOB, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
+import { captureLogs, linkToken, settle } from './notifications-support.js';
+
+describe('notifications: e-mail over SMTP', () => {
+  let t: TestApp;
+  let smtp: SmtpDouble;
+  let owner: TestUser;
+  let orgId: string;
+
+  beforeAll(async () => {
+    smtp = await startSmtpDouble();
+    // jobs run in-process (settle): the Bull path is the outbox's own tests' subject
+    t = await createTestApp({ ...smtp.env, REDIS_URL: undefined, APP_URL: 'https://app.omnizen.test' });
+    owner = await registerUser(t, 'owner');
+    orgId = await createOrg(t, owner, 'Mailing Co');
+    await onEnterprisePlan(t, orgId);
+    await settle(t);
+    smtp.messages.length = 0;
+  });
+  afterAll(async () => {
+    await t.close();
+    await smtp.close();
+  });
+
+  it('mails the invitee a link whose token (minted at send time, stored hashed) accepts the invitation; no token in the outbox, the delivery or any log line', async () => {
+    const logs = captureLogs();
+    try {
+      const grace = await registerUser(t, 'grace');
+      const before = smtp.messages.length;
+      const res = await t.http.post(`/v1/orgs/${orgId}/invitations`).set(owner.auth).send({ email: grace.email, role: 'accountant' }).expect(201);
+      await settle(t);
+      const mails = smtp.messages.slice(before).filter((m) => m.to.includes(grace.email) && m.subject.startsWith('You are invited'));
+      expect(mails).toHaveLength(1);
+      const [mail] = mails;
+      expect(mail.from).toBe('no-reply@omnizen.test');
+      expect(mail.subject).toBe('You are invited to join Mailing Co on OmniZen');
+      expect(mail.text).toContain('as accountant');
+      const { url, token } = linkToken(mail.text, '/invitations/accept');
+      expect(url.startsWith(`https://app.omnizen.test/invitations/accept?org=${orgId}&token=`)).toBe(true);
+      expect(token).not.toBe(res.body.token); // its own token, not the one shown to the admin
+      expect(mail.html.replace(/&#x3D;/g, '=').replace(/&amp;/g, '&')).toContain(`href="${url}"`);
+
+      const delivery = (await t.db.admin.query(`SELECT * FROM core.email_deliveries WHERE org_id = $1 AND template = 'invitation'`, [orgId])).rows;
+      expect(delivery).toEqual([expect.objectContaining({ to_address: grace.email, status: 'sent', attempts: 1, sent_at: expect.any(Date) })]);
+      expect(delivery[0].smtp_response).toMatch(/^250/);
+      const stored = JSON.stringify({
+        delivery,
+        outbox: (await t.db.admin.query('SELECT topic, payload FROM core.outbox WHERE org_id = $1', [orgId])).rows,
+      });
+      expect(stored).not.toContain(token);
+      expect(logs.lines.join('\n')).not.toContain(token);
+
+      const accepted = await t.http.post('/v1/invitations/accept').set(grace.auth).send({ orgId, token }).expect(200);
+      expect(accepted.body).toEqual({ orgId, userId: grace.id, role: 'accountant' });
+      const membership = await t.db.admin.query('SELECT role FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, grace.id]);
+      expect(membership.rows).toEqual([{ role: 'accountant' }]);
+      // grace never verified her e-mail: the mailed link proved it
+      const identity = await t.db.admin.query(`SELECT email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1 AND provider = 'password'`, [grace.id]);
+      expect(identity.rows).toEqual([{ verified: true }]);
+      // single use
+      await t.http.post('/v1/invitations/accept').set(grace.auth).send({ orgId, token }).expect(404);
+    } finally {
+      logs.restore();
+    }
+  });
+
+  it('does not mail an invitation revoked before its mail job ran', async () => {
+    const before = smtp.messages.length;
+    const res = await t.http.post(`/v1/orgs/${orgId}/invitations`).set(owner.auth).send({ email: 'late@example.test', role: 'member' }).expect(201);
+    // the mail job is queued; the invitation is revoked before it runs
+    await t.http.delete(`/v1/orgs/${orgId}/invitations/${res.body.id}`).set(owner.auth).expect(204);
+    await settle(t);
+    expect(smtp.messages.slice(before).filter((m) => m.to.includes('late@example.test'))).toEqual([]);
+  });
+
+  it('retries a refused message a bounded number of times and keeps the SMTP answer', async () => {
+    const ada = await registerUser(t, 'ada');
+    await settle(t);
+    await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
+      VALUES ($1, $2, $3, 'notice', 'organization', '{"title":"Hello","body":"World"}', 'queued')`, [orgId, ada.id, ada.email]);
+    const [{ id }] = (await t.db.admin.query(`SELECT id FROM core.email_deliveries WHERE to_address = $1 AND template = 'notice'`, [ada.email])).rows;
+    const sender = t.app.get(EmailDeliveryService);
+    const job = { id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } };
+    smtp.refuseNext(451, 'Try again later', MAX_EMAIL_ATTEMPTS + 1);
+    for (let attempt = 1; attempt < MAX_EMAIL_ATTEMPTS; attempt++) {
+      await expect(sender.send(job)).rejects.toThrow(/not accepted/);
+      const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
+      expect(row).toEqual({ status: 'queued', attempts: attempt, smtp_response: expect.stringContaining('451') });
+    }
+    await sender.send(job); // the last attempt: failed for good, the job is done
+    const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
+    expect(row).toEqual({ status: 'failed', attempts: MAX_EMAIL_ATTEMPTS, smtp_response: expect.stringContaining('Try again later') });
+    await sender.send(job); // nothing more
+    expect((await t.db.admin.query('SELECT attempts FROM core.email_deliveries WHERE id = $1', [id])).rows[0].attempts).toBe(MAX_EMAIL_ATTEMPTS);
+    smtp.refuseNext(250, '', 0);
+  });
+
+  it('fails a permanently refused message at once (5xx)', async () => {
+    const bob = await registerUser(t, 'bob');
+    await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
+      VALUES ($1, $2, $3, 'notice', 'organization', '{"title":"Hello","body":"World"}', 'queued')`, [orgId, bob.id, bob.email]);
+    const [{ id }] = (await t.db.admin.query(`SELECT id FROM core.email_deliveries WHERE to_address = $1 AND template = 'notice'`, [bob.email])).rows;
+    smtp.refuseNext(550, 'No such mailbox');
+    await t.app.get(EmailDeliveryService).send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } });
+    const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
+    expect(row).toEqual({ status: 'failed', attempts: 1, smtp_response: expect.stringContaining('No such mailbox') });
+  });
+});

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
+import { ledgerUrl } from '../ledger/ledger-support.js';
+import { RevenueRecognitionService } from '../../src/modules/receivables/revenue-recognition.service.js';
+import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
+
+/**
+ * A support contract of 3,650.00 for 2026 (365 days: 10.00 a day) and a one-off line of 100.00, issued Jan 1.
+ * Jan 31: 31 days → 310.00 recognized. Feb 28 (February closed): 59 days → 590.00, so 280.00 more, posted Mar 1.
+ * The daily job on 2027-01-05 (clock moved) recognizes the rest, 3,060.00; deferred revenue is then 0.
+ */
+describe('receivables: revenue recognition', () => {
+  let t: TestApp;
+  let clock: ManualClock;
+  let owner: TestUser;
+  let orgId: string;
+  let acc: Record<string, string>;
+  let customer: string;
+  let invoice: any;
+
+  beforeAll(async () => {
+    clock = new ManualClock();
+    t = await createTestApp({}, { clock });
+    owner = await registerUser(t, 'owner');
+    orgId = await createOrg(t, owner, 'Deferred Ltd');
+    await onPlan(t, orgId, 'professional');
+    ({ acc, customer } = await setupReceivables(t, orgId, owner));
+    invoice = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-01', lines: [
+      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' },
+      { description: 'Set-up', quantity: '1', unitPrice: '100.00', revenueAccountId: acc['4100'] }] });
+  });
+  afterAll(() => t.close());
+
+  const balance = async (code: string, asOf: string) => (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance;
+  const entries = async () => Number((await t.db.admin.query(`SELECT count(*) AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n);
+
+  it('defers the service period at issue, recognizes straight-line by days, once per day', async () => {
+    expect(await balance('2400', '2026-01-01')).toBe('-3650.00');
+    expect(await balance('4100', '2026-01-01')).toBe('-100.00');
+    const run = await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    expect(run.body).toMatchObject({ runDate: '2026-01-31', postedOn: '2026-01-31', note: null, replayed: false,
+      lines: [{ invoiceId: invoice.id, lineNo: 1, amount: '310.00', recognizedThrough: '2026-01-31' }] });
+    const n = await entries();
+    const again = await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    expect(again.body).toMatchObject({ replayed: true, entryId: run.body.entryId });
+    expect(await entries()).toBe(n);
+    expect(await balance('2400', '2026-01-31')).toBe('-3340.00');
+    expect(await balance('4100', '2026-01-31')).toBe('-410.00');
+    const schedule = await t.http.get(rUrl(orgId, `invoices/${invoice.id}/revenue-schedule?asOf=2026-01-31`)).set(owner.auth).expect(200);
+    expect(schedule.body.lines).toEqual([expect.objectContaining({ lineNo: 1, netAmount: '3650.00', scheduled: '310.00', recognized: '310.00', deferred: '3340.00' })]);
+    // an invoice with recognized revenue is credited, not voided
+    expect((await t.http.post(rUrl(orgId, `invoices/${invoice.id}/void`)).set(owner.auth).send({}).expect(409)).body.error.code).toBe('receivables.invalid_status');
+  });
+
+  it('never posts into a closed period: it posts into the first open one and says so', async () => {
+    const periods = (await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200)).body[0].periods;
+    await t.http.post(ledgerUrl(orgId, `periods/${periods[1].id}/close`)).set(owner.auth).send({}).expect(200);
+    const run = await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: '2026-02-28' }).expect(200);
+    expect(run.body).toMatchObject({ postedOn: '2026-03-01', lines: [expect.objectContaining({ amount: '280.00', recognizedThrough: '2026-02-28' })] });
+    expect(run.body.note).toMatch(/2026-02-01 to 2026-02-28 is closed: posted on 2026-03-01/);
+    const entry = (await t.http.get(ledgerUrl(orgId, `journal-entries/${run.body.entryId}`)).set(owner.auth).expect(200)).body;
+    expect(entry.date).toBe('2026-03-01');
+    expect(await balance('2400', '2026-02-28')).toBe('-3340.00');
+  });
+
+  it('the daily job (injectable clock) recognizes the rest for every organization, idempotently', async () => {
+    await t.http.post(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
+    clock.advance(Date.parse('2027-01-05T03:00:00Z') - clock.now());
+    const job = t.app.get(RevenueRecognitionService);
+    expect(await job.runDaily()).toEqual([{ orgId, outcome: 'posted 1 line(s) on 2027-01-05' }]);
+    expect(await balance('2400', '2027-01-05')).toBe('0.00');
+    expect(await balance('4100', '2027-01-05')).toBe('-3750.00');
+    // the same day again is a replay; tomorrow nothing is left, and no organization is listed
+    const n = await entries();
+    expect(await job.runDaily()).toEqual([{ orgId, outcome: 'replayed' }]);
+    expect(await entries()).toBe(n);
+    clock.advance(86_400_000);
+    expect(await job.runDaily()).toEqual([]);
+    const schedule = await t.http.get(rUrl(orgId, `invoices/${invoice.id}/revenue-schedule?asOf=2027-01-05`)).set(owner.auth).expect(200);
+    expect(schedule.body.lines[0]).toMatchObject({ scheduled: '3650.00', recognized: '3650.00', deferred: '0.00' });
+  });
+});

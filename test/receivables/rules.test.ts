@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { PDFParse } from 'pdf-parse';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
+import { ledgerUrl } from '../ledger/ledger-support.js';
+import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
+
+describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  let accountant: TestUser;
+  let viewer: TestUser;
+  let orgId: string;
+  let acc: Record<string, string>;
+  let vat: string;
+  let customer: string;
+  const line = (extra: object = {}) => ({ description: 'Service', quantity: '1', unitPrice: '100.00', revenueAccountId: acc['4100'], ...extra });
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+    accountant = await registerUser(t, 'accountant');
+    viewer = await registerUser(t, 'viewer');
+    orgId = await createOrg(t, owner, 'Rules Ltd');
+    await addMember(t, orgId, accountant, 'accountant');
+    await addMember(t, orgId, viewer, 'viewer');
+    await onPlan(t, orgId, 'professional');
+    ({ acc, vat, customer } = await setupReceivables(t, orgId, owner));
+  });
+  afterAll(() => t.close());
+
+  const count = async (table: string) => Number((await t.db.admin.query(`SELECT count(*) AS n FROM finance.${table} WHERE org_id = $1`, [orgId])).rows[0].n);
+
+  it('20 parallel issues get 20 consecutive numbers', async () => {
+    const drafts = await Promise.all(Array.from({ length: 20 }, () =>
+      t.http.post(rUrl(orgId, 'invoices')).set(accountant.auth).send({ customerId: customer, invoiceDate: '2026-03-01', series: 'PAR', lines: [line()] }).expect(201)));
+    const issued = await Promise.all(drafts.map((d) => t.http.post(rUrl(orgId, `invoices/${d.body.id}/issue`)).set(accountant.auth).send({})));
+    expect(issued.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(issued.map((r) => r.body.number).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `PAR-2026-${String(i + 1).padStart(6, '0')}`));
+  });
+
+  it('20 parallel allocations of the whole open amount: exactly one succeeds, the others are clear 409s', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-02', lines: [line({ unitPrice: '250.00' })] });
+    const paymentsBefore = await count('customer_payments');
+    const results = await Promise.all(Array.from({ length: 20 }, () => t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-03-03', amount: '250.00', depositAccountId: acc['1100'], method: 'bank_transfer', allocations: [{ invoiceId: inv.id, amount: '250.00' }] })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    const refused = results.filter((r) => r.status !== 201);
+    expect(refused.map((r) => [r.status, r.body.error.code])).toEqual(Array(19).fill([409, 'receivables.over_allocation']));
+    expect(await count('customer_payments')).toBe(paymentsBefore + 1);
+    const { rows } = await t.db.admin.query(`SELECT sum(amount)::text AS s FROM finance.receivable_allocations WHERE org_id = $1 AND invoice_id = $2`, [orgId, inv.id]);
+    expect(rows[0].s).toBe('250.0000');
+  });
+
+  it('un-allocating adds a reversing row; the invoice is open again; a second reversal is a 409', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-04', lines: [line()] });
+    const pay = await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-03-05', amount: '150.00', depositAccountId: acc['1100'], method: 'cash', allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(201);
+    expect(pay.body.unallocated).toBe('50.00');
+    const allocationId = pay.body.allocations[0].id;
+    const rev = await t.http.post(rUrl(orgId, `allocations/${allocationId}/reverse`)).set(owner.auth).send({ date: '2026-03-06' }).expect(201);
+    expect(rev.body.unallocated).toBe('150.00');
+    expect(rev.body.allocations.map((a: any) => [a.amount, a.reversesAllocationId])).toEqual([['100.00', null], ['-100.00', allocationId]]);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'issued', openAmount: '100.00' });
+    const again = await t.http.post(rUrl(orgId, `allocations/${allocationId}/reverse`)).set(owner.auth).send({}).expect(409);
+    expect(again.body.error.code).toBe('receivables.already_reversed');
+    // the customer credit is allocated later
+    const later = await t.http.post(rUrl(orgId, `payments/${pay.body.id}/allocations`)).set(owner.auth).send({ date: '2026-03-07', allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(201);
+    expect(later.body.unallocated).toBe('50.00');
+  });
+
+  it('voids an issued invoice with its reversal; refuses the void once a payment is allocated; drafts are editable and deletable', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-08', lines: [line()] });
+    const voided = await t.http.post(rUrl(orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-03-09' }).expect(200);
+    expect(voided.body).toMatchObject({ status: 'void', voidedOn: '2026-03-09', openAmount: '0.00' });
+    const rev = (await t.http.get(ledgerUrl(orgId, `journal-entries/${voided.body.voidEntryId}`)).set(owner.auth).expect(200)).body;
+    expect(rev.reversesEntryId).toBe(inv.entryId);
+    const paid = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-08', lines: [line()] });
+    await t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, date: '2026-03-09', amount: '10.00', depositAccountId: acc['1100'], method: 'cash', allocations: [{ invoiceId: paid.id, amount: '10.00' }] }).expect(201);
+    expect((await t.http.post(rUrl(orgId, `invoices/${paid.id}/void`)).set(owner.auth).send({}).expect(409)).body.error.code).toBe('receivables.has_allocations');
+    // drafts
+    const draft = await t.http.post(rUrl(orgId, 'invoices')).set(owner.auth).send({ customerId: customer, invoiceDate: '2026-03-10', lines: [line()] }).expect(201);
+    const edited = await t.http.put(rUrl(orgId, `invoices/${draft.body.id}`)).set(owner.auth).send({ customerId: customer, invoiceDate: '2026-03-10', lines: [line({ quantity: '3', discountPercent: '10' })] }).expect(200);
+    expect(edited.body).toMatchObject({ subtotal: '270.00', total: '270.00', status: 'draft', number: null });
+    await t.http.delete(rUrl(orgId, `invoices/${draft.body.id}`)).set(owner.auth).expect(204);
+    expect((await t.http.put(rUrl(orgId, `invoices/${paid.id}`)).set(owner.auth).send({ customerId: customer, invoiceDate: '2026-03-10', lines: [line()] }).expect(409)).body.error.code).toBe('receivables.not_draft');
+    expect((await t.http.delete(rUrl(orgId, `invoices/${paid.id}`)).set(owner.auth).expect(409)).body.error.code).toBe('receivables.not_draft');
+  });
+
+  it('issued invoices, their lines and allocations cannot be updated or deleted by any API role (SQL level)', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-11', lines: [line()] });
+    const [alloc] = (await t.db.admin.query(`SELECT id FROM finance.receivable_allocations WHERE org_id = $1 LIMIT 1`, [orgId])).rows;
+    for (const role of ['authenticated', 'service_role']) {
+      const claims = JSON.stringify({ sub: owner.id, org_id: orgId, role: role === 'service_role' ? 'service_role' : 'authenticated' });
+      for (const stmt of [
+        `UPDATE finance.invoices SET total = 1 WHERE id = '${inv.id}'`,
+        `UPDATE finance.invoices SET number = 'X' WHERE id = '${inv.id}'`,
+        `DELETE FROM finance.invoices WHERE id = '${inv.id}'`,
+        `UPDATE finance.invoice_lines SET unit_price = 1 WHERE invoice_id = '${inv.id}'`,
+        `DELETE FROM finance.invoice_lines WHERE invoice_id = '${inv.id}'`,
+        `UPDATE finance.receivable_allocations SET amount = 1 WHERE id = '${alloc.id}'`,
+        `DELETE FROM finance.receivable_allocations WHERE id = '${alloc.id}'`,
+        `DELETE FROM finance.customer_payments WHERE org_id = '${orgId}'`,
+      ]) {
+        const client = await t.db.admin.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [claims]);
+          await client.query(`SET LOCAL ROLE ${role}`);
+          await expect(client.query(stmt)).rejects.toThrow(/issued|append-only|permission denied/);
+        } finally {
+          await client.query('ROLLBACK');
+          client.release();
+        }
+      }
+    }
+    const { rows } = await t.db.admin.query(`SELECT total::text, number FROM finance.invoices WHERE id = $1`, [inv.id]);
+    expect(rows[0]).toEqual({ total: '100.0000', number: inv.number });
+  });
+
+  it('refuses bad input with a 4xx naming the problem, and writes nothing', async () => {
+    const other = await registerUser(t, 'other-owner');
+    const otherOrg = await createOrg(t, other, 'Other Ltd');
+    const { vat: otherVat, customer: otherCustomer } = await setupReceivables(t, otherOrg, other);
+    const second = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Second' }).expect(201)).body.id;
+    const invOfSecond = await issueInvoice(t, orgId, owner, { customerId: second, invoiceDate: '2026-03-12', lines: [line()] });
+    const before = await Promise.all(['invoices', 'invoice_lines', 'customer_payments', 'receivable_allocations'].map(count));
+    const entriesBefore = Number((await t.db.admin.query(`SELECT count(*) AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n);
+    const inv = (body: object) => t.http.post(rUrl(orgId, 'invoices')).set(owner.auth).send({ customerId: customer, invoiceDate: '2026-03-12', lines: [line()], ...body });
+    const pay = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, date: '2026-03-12', amount: '50.00', depositAccountId: acc['1100'], method: 'cash', ...body });
+    const cases: [string, () => Promise<any>, number, string, RegExp][] = [
+      ['unknown customer', () => inv({ customerId: otherCustomer }), 422, 'receivables.unknown_customer', /customerId/],
+      ['a line on a group account', () => inv({ lines: [line({ revenueAccountId: acc['4000'] })] }), 422, 'receivables.account_not_postable', /lines\[0\]\.revenueAccountId.*group/],
+      ['another organization\'s tax code', () => inv({ lines: [line({ taxCodeId: otherVat })] }), 422, 'receivables.unknown_tax_code', /lines\[0\]\.taxCodeId/],
+      ['a negative quantity', () => inv({ lines: [line({ quantity: '-1' })] }), 400, 'receivables.invalid_amount', /lines\[0\]\.quantity/],
+      ['a total that differs', () => inv({ total: '99.00' }), 400, 'receivables.total_mismatch', /total 99\.00 differs.*100\.00/],
+      ['an allocation larger than the payment', () => pay({ allocations: [{ invoiceId: invOfSecond.id, amount: '60.00' }], customerId: second }), 422, 'receivables.exceeds_payment', /allocations\[0\]\.amount/],
+      ['an allocation to another customer\'s invoice', () => pay({ allocations: [{ invoiceId: invOfSecond.id, amount: '10.00' }] }), 422, 'receivables.wrong_customer', /another customer/],
+    ];
+    // a date in a closed period
+    const periods = (await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200)).body[0].periods;
+    await t.http.post(ledgerUrl(orgId, `periods/${periods[1].id}/close`)).set(owner.auth).send({}).expect(200);
+    const febDraft = await inv({ invoiceDate: '2026-02-10' }).expect(201);
+    cases.push(['an invoice date in a closed period', () => t.http.post(rUrl(orgId, `invoices/${febDraft.body.id}/issue`)).set(owner.auth).send({}), 422, 'ledger.period_closed', /closed/]);
+    cases.push(['a payment date in a closed period', () => pay({ date: '2026-02-15' }), 422, 'ledger.period_closed', /closed/]);
+    const problems: string[] = [];
+    for (const [name, call, status, code, message] of cases) {
+      const res = await call();
+      if (res.status !== status || res.body.error?.code !== code || !message.test(res.body.error?.message)) problems.push(`${name}: ${res.status} ${JSON.stringify(res.body.error)}`);
+    }
+    expect(problems).toEqual([]);
+    const after = await Promise.all(['invoices', 'invoice_lines', 'customer_payments', 'receivable_allocations'].map(count));
+    expect(after).toEqual([before[0] + 1, before[1] + 1, before[2], before[3]]); // only the February draft
+    expect(Number((await t.db.admin.query(`SELECT count(*) AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n)).toBe(entriesBefore);
+    const draftAfter = (await t.http.get(rUrl(orgId, `invoices/${febDraft.body.id}`)).set(owner.auth).expect(200)).body;
+    expect(draftAfter).toMatchObject({ status: 'draft', number: null });
+    await t.http.post(ledgerUrl(orgId, `periods/${periods[1].id}/reopen`)).set(owner.auth).send({}).expect(200);
+    await t.http.delete(rUrl(orgId, `invoices/${febDraft.body.id}`)).set(owner.auth).expect(204);
+  });
+
+  it('viewers read but cannot write; a starter plan gets 402 for foreign-currency documents', async () => {
+    await t.http.get(rUrl(orgId, 'invoices')).set(viewer.auth).expect(200);
+    expect((await t.http.post(rUrl(orgId, 'customers')).set(viewer.auth).send({ name: 'Nope' }).expect(403)).body.error.code).toBe('forbidden.role');
+    const starterOwner = await registerUser(t, 'starter');
+    const starter = await createOrg(t, starterOwner, 'Starter Ltd');
+    await onPlan(t, starter, 'starter');
+    const s = await setupReceivables(t, starter, starterOwner, 'EUR');
+    await t.http.post(rUrl(starter, 'invoices')).set(starterOwner.auth).send({ customerId: s.customer, invoiceDate: '2026-01-05', lines: [{ description: 'x', quantity: '1', unitPrice: '1.00', revenueAccountId: s.acc['4100'] }] }).expect(201);
+    const usd = await t.http.post(rUrl(starter, 'invoices')).set(starterOwner.auth).send({ customerId: s.customer, currency: 'USD', invoiceDate: '2026-01-05', lines: [{ description: 'x', quantity: '1', unitPrice: '1.00', revenueAccountId: s.acc['4100'] }] }).expect(402);
+    expect(usd.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: expect.objectContaining({ feature: 'full_accounting' }) });
+  });
+
+  it('renders the issued invoice as a PDF whose text carries the figures', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-13',
+      lines: [line({ description: 'Design work', quantity: '3', unitPrice: '120.00', taxCodeId: vat })] });
+    const res = await t.http.get(rUrl(orgId, `invoices/${inv.id}/pdf`)).set(owner.auth).buffer(true).parse((r, cb) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => cb(null, Buffer.concat(chunks)));
+    }).expect(200);
+    expect(res.headers['content-type']).toMatch(/application\/pdf/);
+    const parser = new PDFParse({ data: new Uint8Array(res.body as Buffer) });
+    const text = (await parser.getText()).text;
+    await parser.destroy();
+    for (const s of ['Rules Ltd', 'Alpha Ltd', inv.number, 'Invoice date: 2026-03-13', 'Due date: 2026-04-12', 'Design work | 3 | 120 | 0 | 360.00 | 72.00 | 432.00',
+      'Tax VAT20 20% on 360.00: 72.00', 'Subtotal: 360.00 USD', 'Tax total: 72.00 USD', 'Total: 432.00 USD', 'Amount due: 432.00 USD']) expect(text).toContain(s);
+  });
+
+  it('property: for random documents the aging buckets add up to the total, which equals the AR control balance, at any date', async () => {
+    const owner2 = await registerUser(t, 'prop');
+    const org2 = await createOrg(t, owner2, 'Property Ltd');
+    await onPlan(t, org2, 'professional');
+    const s = await setupReceivables(t, org2, owner2);
+    const c2 = (await t.http.post(rUrl(org2, 'customers')).set(owner2.auth).send({ name: 'Zeta' }).expect(201)).body.id;
+    await t.http.post(ledgerUrl(org2, 'fx-rates/import')).set(owner2.auth).send({ rates: [{ currency: 'EUR', date: '2026-01-01', rate: '1.0837' }, { currency: 'EUR', date: '2026-03-01', rate: '1.1213' }] }).expect(201);
+    const day = (n: number) => new Date(Date.UTC(2026, 0, 1 + n)).toISOString().slice(0, 10);
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({ day: fc.integer({ min: 0, max: 150 }), cents: fc.integer({ min: 1, max: 500_000 }), eur: fc.boolean(), second: fc.boolean(), taxed: fc.boolean(), payPct: fc.integer({ min: 0, max: 120 }), payDay: fc.integer({ min: 0, max: 60 }) }), { minLength: 1, maxLength: 4 }),
+      fc.integer({ min: 0, max: 240 }),
+      async (docs, asOfDay) => {
+        for (const d of docs) {
+          const currency = d.eur ? 'EUR' : 'USD';
+          const cust = d.second ? c2 : s.customer;
+          const inv = await issueInvoice(t, org2, owner2, { customerId: cust, currency, invoiceDate: day(d.day),
+            lines: [{ description: 'p', quantity: '1', unitPrice: (d.cents / 100).toFixed(2), revenueAccountId: s.acc['4100'], ...(d.taxed ? { taxCodeId: s.vat } : {}) }] });
+          if (d.payPct > 0) {
+            const amount = (Math.round(Number(inv.total) * d.payPct) / 100).toFixed(2);
+            const alloc = Math.min(Number(amount), Number(inv.total)).toFixed(2);
+            await t.http.post(rUrl(org2, 'payments')).set(owner2.auth).send({ customerId: cust, currency, date: day(d.day + d.payDay), amount, depositAccountId: s.acc['1100'], method: 'other',
+              allocations: Number(alloc) > 0 ? [{ invoiceId: inv.id, amount: alloc }] : [] }).expect(201);
+          }
+        }
+        const asOf = day(asOfDay);
+        const ag = (await t.http.get(rUrl(org2, `aging?asOf=${asOf}`)).set(owner2.auth).expect(200)).body;
+        const sum = (xs: string[]) => xs.reduce((a, b) => a + Math.round(Number(b) * 100), 0);
+        expect(sum(ag.totals.map((x: any) => x.amount))).toBe(Math.round(Number(ag.total) * 100));
+        for (const r of ag.rows) expect(sum(r.buckets.map((x: any) => x.amount))).toBe(Math.round(Number(r.total) * 100));
+        const bal = (await t.http.get(ledgerUrl(org2, `accounts/${s.acc['1200']}/balance?asOf=${asOf}`)).set(owner2.auth).expect(200)).body;
+        expect(ag.total).toBe(bal.baseBalance);
+      }), { numRuns: 12 });
+  });
+});

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
+
+/**
+ * POST /semantic/query: the parser's allow-list refuses everything but one SELECT over semantic.* views and
+ * allow-listed functions (400 naming the reason, nothing changed, B's rows never returned); the statement runs
+ * READ ONLY under the caller's claims, rolled back, with a statement timeout and a row cap.
+ */
+describe('semantic query', () => {
+  let t: TestApp;
+  let ownerA: TestUser;
+  let viewerA: TestUser;
+  let ownerB: TestUser;
+  let orgA: string;
+  let orgB: string;
+
+  beforeAll(async () => {
+    t = await createTestApp({ AI_SEMANTIC_TIMEOUT_MS: '300', AI_SEMANTIC_ROW_CAP: '50' });
+    ownerA = await registerUser(t, 'sem-owner-a');
+    viewerA = await registerUser(t, 'sem-viewer-a');
+    ownerB = await registerUser(t, 'sem-owner-b');
+    orgA = await createOrg(t, ownerA, 'Semantic A');
+    orgB = await createOrg(t, ownerB, 'Semantic B');
+    await addMember(t, orgA, viewerA, 'viewer');
+    await booksWithEntry(t, orgA, ownerA, '100.00', 'A capital');
+    await booksWithEntry(t, orgB, ownerB, '999.00', 'B secret capital');
+  });
+  afterAll(() => t?.close());
+
+  const query = (sql: string, user = viewerA, org = orgA) => t.http.post(semanticUrl(org)).set(user.auth).send({ sql });
+
+  /** What a refused query could have changed: the row counts of the tables a query might try to write. */
+  async function fingerprint(): Promise<string> {
+    const { rows } = await t.db.admin.query(`SELECT (SELECT count(*) FROM finance.journal_entries) || '/' || (SELECT count(*) FROM core.memberships)
+      || '/' || (SELECT count(*) FROM ai.agents) || '/' || (SELECT count(*) FROM core.audit_logs) AS v`);
+    return rows[0].v;
+  }
+
+  it('answers columns, rows and truncated for a viewer, with only the caller\'s organization\'s rows', async () => {
+    const res = await query(`SELECT memo, sum(base_amount) AS total, count(*) AS lines FROM semantic.v_gl_fact GROUP BY memo ORDER BY memo`).expect(200);
+    expect(res.body.columns).toEqual([{ name: 'memo', type: 'text' }, { name: 'total', type: 'numeric' }, { name: 'lines', type: 'bigint' }]);
+    expect(res.body.rows).toEqual([['A capital', '0', 2]]);
+    expect(res.body).toMatchObject({ truncated: false, rowCount: 1 });
+    const all = await query(`SELECT memo FROM semantic.v_gl_fact`).expect(200);
+    expect(JSON.stringify(all.body)).not.toContain('B secret');
+  });
+
+  it('allows CTEs, subqueries and allow-listed functions', async () => {
+    const res = await query(`WITH x AS (SELECT account_code, base_amount FROM semantic.v_gl_fact)
+      SELECT account_code, round(sum(base_amount), 1) AS s, date_trunc('month', DATE '2026-01-15')::date AS m FROM x
+      WHERE account_code IN (SELECT account_code FROM semantic.v_gl_fact) GROUP BY account_code ORDER BY account_code -- trailing comment`).expect(200);
+    expect(res.body.rows).toEqual([['1100', '100', '2026-01-01'], ['3100', '-100', '2026-01-01']]);
+  });
+
+  const refusals: [string, string, RegExp][] = [
+    ['a second statement', `SELECT 1 FROM semantic.v_gl_fact; DELETE FROM finance.journal_lines`, /only one statement/],
+    ['a comment hiding a second statement', `SELECT 1 /* harmless */; SELECT set_config('request.jwt.claims', '{}', true)`, /only one statement/],
+    ['INSERT', `INSERT INTO ai.agents (org_id, name, type, model_id) VALUES ('${'00000000-0000-0000-0000-000000000000'}', 'x', 'custom', 'gpt-4o')`, /only SELECT.*INSERT/],
+    ['UPDATE', `UPDATE finance.journal_entries SET memo = 'x'`, /only SELECT.*UPDATE/],
+    ['DELETE', `DELETE FROM core.memberships`, /only SELECT.*DELETE/],
+    ['COPY', `COPY finance.journal_lines TO STDOUT`, /only SELECT.*COPY/],
+    ['SELECT ... INTO', `SELECT * INTO stolen FROM semantic.v_gl_fact`, /SELECT \.\.\. INTO/],
+    ['FOR UPDATE', `SELECT * FROM semantic.v_gl_fact FOR UPDATE`, /FOR UPDATE/],
+    ['set_config', `SELECT set_config('request.jwt.claims', '{"org_id":"x"}', true)`, /function set_config is not allowed/],
+    ['current_setting', `SELECT current_setting('request.jwt.claims')`, /function current_setting/],
+    ['pg_read_file', `SELECT pg_read_file('/etc/passwd')`, /function pg_read_file/],
+    ['pg_sleep', `SELECT pg_sleep(10)`, /function pg_sleep/],
+    ['dblink', `SELECT * FROM dblink('dbname=postgres', 'select 1') AS t(x int)`, /function dblink/],
+    ['lo_import', `SELECT lo_import('/etc/passwd')`, /function lo_import/],
+    ['query_to_xml', `SELECT query_to_xml('select * from finance.journal_lines', true, true, '')`, /function query_to_xml/],
+    ['pg_advisory_lock', `SELECT pg_advisory_lock(1)`, /function pg_advisory_lock/],
+    ['a writable CTE', `WITH d AS (DELETE FROM finance.journal_lines RETURNING *) SELECT * FROM d`, /writable CTEs/],
+    ['a table outside semantic', `SELECT * FROM finance.journal_lines`, /finance\.journal_lines is outside schema semantic/],
+    ['an unqualified table', `SELECT * FROM journal_lines`, /journal_lines is outside schema semantic/],
+    ['pg_catalog', `SELECT * FROM pg_catalog.pg_authid`, /catalogs are not readable/],
+    ['information_schema', `SELECT * FROM information_schema.tables`, /catalogs are not readable/],
+    ['SET ROLE', `SET ROLE postgres`, /only SELECT.*SET/],
+    ['RESET ROLE', `RESET ROLE`, /only SELECT/],
+    ['SET SESSION AUTHORIZATION', `SET SESSION AUTHORIZATION postgres`, /only SELECT/],
+    ['a cast to regclass', `SELECT 'finance.journal_lines'::regclass`, /cast to regclass/],
+    ['current_user', `SELECT current_user`, /current_user is not allowed/],
+  ];
+
+  it.each(refusals)('refuses %s with a 400 naming the reason, changing nothing', async (_label, sql, reason) => {
+    const before = await fingerprint();
+    const res = await query(sql, ownerA).expect(400);
+    expect(res.body.error.code).toBe('semantic.query_refused');
+    expect(res.body.error.message).toMatch(reason);
+    expect(res.body.error.details.reason).toMatch(reason);
+    expect(JSON.stringify(res.body)).not.toContain('B secret');
+    expect(await fingerprint()).toBe(before);
+  });
+
+  it('answers a syntax error as 400 semantic.syntax_error, and a failing query as 400 semantic.query_failed', async () => {
+    expect((await query('SELEC 1').expect(400)).body.error.code).toBe('semantic.syntax_error');
+    const res = await query('SELECT no_such_column FROM semantic.v_gl_fact').expect(400);
+    expect(res.body.error).toMatchObject({ code: 'semantic.query_failed' });
+    expect(res.body.error.message).toMatch(/no_such_column/);
+  });
+
+  it('cancels a query past the statement timeout with 422 semantic.query_timeout (not a 500 or 503)', async () => {
+    const res = await query(`SELECT count(*) FROM generate_series(1, 500000000) g`).expect(422);
+    expect(res.body.error.code).toBe('semantic.query_timeout');
+    // the connection is fine afterwards
+    await query('SELECT 1 AS one').expect(200);
+  });
+
+  it('caps the rows and says truncated', async () => {
+    const res = await query(`SELECT g FROM generate_series(1, 120) g`).expect(200);
+    expect(res.body.rowCount).toBe(50);
+    expect(res.body.rows[49]).toEqual([50]);
+    expect(res.body.truncated).toBe(true);
+    const exact = await query(`SELECT g FROM generate_series(1, 50) g`).expect(200);
+    expect(exact.body.truncated).toBe(false);
+  });
+
+  it('runs under the caller\'s claims: B\'s organization is not reachable from A, a non-member gets 404', async () => {
+    await query('SELECT 1 AS one', ownerA, orgB).expect(404);
+    const res = await query('SELECT memo FROM semantic.v_gl_fact', ownerB, orgB).expect(200);
+    expect(res.body.rows).toEqual([['B secret capital'], ['B secret capital']]);
+  });
+
+  it('beneath the parser, the transaction is read-only and rolled back, and RLS holds', async () => {
+    // straight through the database as the API's login, as the service would run a statement that slipped through
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: t.db.apiUrl });
+    await client.connect();
+    try {
+      await client.query('BEGIN READ ONLY');
+      await client.query(`SELECT public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: viewerA.id, role: 'authenticated', org_id: orgA })]);
+      await expect(client.query(`INSERT INTO ai.budgets (org_id, cost_limit) VALUES ($1, 1)`, [orgA])).rejects.toThrow(/read-only transaction/);
+      await client.query('ROLLBACK');
+      await client.query('BEGIN READ ONLY');
+      await client.query(`SELECT public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: viewerA.id, role: 'authenticated', org_id: orgA })]);
+      // even with the claims rewritten to B's organization, A's viewer is not a member of B: auth_org_id() is NULL
+      await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ sub: viewerA.id, role: 'authenticated', org_id: orgB })]);
+      const { rows } = await client.query('SELECT count(*)::int AS n FROM semantic.v_gl_fact');
+      expect(rows[0].n).toBe(0);
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('lists the views with their documented columns', async () => {
+    const res = await t.http.get(`/v1/orgs/${orgA}/semantic/views`).set(viewerA.auth).expect(200);
+    const names = res.body.map((v: any) => v.name);
+    expect(names).toEqual(expect.arrayContaining(['semantic.v_gl_fact', 'semantic.v_agent_metrics']));
+    const gl = res.body.find((v: any) => v.name === 'semantic.v_gl_fact');
+    expect(gl.description).toMatch(/General ledger lines/);
+    expect(gl.columns.find((c: any) => c.name === 'base_amount')).toEqual({ name: 'base_amount', type: 'numeric', description: 'debit minus credit in the base currency' });
+  });
+});

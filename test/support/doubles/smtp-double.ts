@@ -1,0 +1,81 @@
+import type { AddressInfo } from 'node:net';
+import { simpleParser } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+
+/**
+ * A TEST DOUBLE of a mail server: a real SMTP server (the smtp-server package) on 127.0.0.1 that keeps
+ * every message it accepts, parsed (mailparser). The app's nodemailer speaks real SMTP to it (SMTP_URL),
+ * so the production path (rendering, the SMTP conversation, the server's answer) is what tests exercise.
+ */
+export interface ReceivedMail {
+  from: string;
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface SmtpDouble {
+  port: number;
+  messages: ReceivedMail[];
+  /** env for createTestApp */
+  env: Record<string, string>;
+  /** the next `count` messages are refused with this SMTP answer (e.g. 451 temporary, 550 permanent) */
+  refuseNext(code: number, message: string, count?: number): void;
+  /** resolves when `count` messages in all have arrived */
+  waitFor(count: number): Promise<ReceivedMail[]>;
+  close(): Promise<void>;
+}
+
+export async function startSmtpDouble(): Promise<SmtpDouble> {
+  const messages: ReceivedMail[] = [];
+  const waiters: { count: number; resolve: (m: ReceivedMail[]) => void }[] = [];
+  let refusals: { code: number; message: string; left: number } | undefined;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (refusals && refusals.left > 0) {
+          refusals.left -= 1;
+          const err = Object.assign(new Error(refusals.message), { responseCode: refusals.code });
+          return callback(err);
+        }
+        simpleParser(Buffer.concat(chunks)).then((parsed) => {
+          messages.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            subject: parsed.subject ?? '',
+            text: parsed.text ?? '',
+            html: typeof parsed.html === 'string' ? parsed.html : '',
+          });
+          for (const w of [...waiters]) {
+            if (messages.length >= w.count) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve([...messages]);
+            }
+          }
+          callback();
+        }, callback);
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    port,
+    messages,
+    env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: 'OmniZen Test <no-reply@omnizen.test>' },
+    refuseNext(code, message, count = 1) {
+      refusals = { code, message, left: count };
+    },
+    waitFor(count) {
+      if (messages.length >= count) return Promise.resolve([...messages]);
+      return new Promise((resolve) => waiters.push({ count, resolve }));
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
