@@ -10,6 +10,7 @@ import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.ser
 import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
 import { testKeys } from '../integrations/keys.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -192,19 +193,31 @@ describe('observability: webhook delivery outcomes', () => {
   });
 });
 
-describe('observability: readiness reports Stripe when configured', () => {
+describe('observability: readiness reports Stripe and the LLM provider when configured', () => {
   let t: TestApp;
   let stripe: StripeDouble;
+  let llm: OpenAiDouble;
   beforeAll(async () => {
     stripe = await startStripeDouble();
-    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', REDIS_URL: '' });
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '' });
   });
   afterAll(async () => {
     await t.close();
     await stripe.close();
+    await llm.close();
+  });
+
+  it('probes the LLM provider with one listing of its models (no tokens spent)', async () => {
+    const res = await t.http.get('/health/ready').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', checks: { llm: 'up' } });
+    expect(res.body.latencyMs.llm).toBeGreaterThanOrEqual(0);
+    expect(llm.requests.map((r) => [r.path, r.authorization])).toEqual([['/v1/models', 'Bearer sk-llm-double-key']]);
+    expect(JSON.stringify(res.body)).not.toContain('sk-llm-double-key');
   });
 
   it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
+    stripe.requests.splice(0);
     const up = await t.http.get('/health/ready').expect(200);
     expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
     expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
