@@ -13,6 +13,9 @@
 //                RATE_LIMITS_ENABLED=false (issue 19: ≥ 0.95)
 //   analytics POST /v1/orgs/:orgId/analytics/events, batches of 100  vs  the same 100 rows per transaction through
 //                raw pg (BEGIN; begin_request; one INSERT of 100 rows; COMMIT), in events/s (issue 19: ≥ 0.5)
+//   observability GET /v1/orgs/:orgId with METRICS_TOKEN set and OTEL_EXPORTER_OTLP_ENDPOINT at a local OTLP sink (a
+//                second app process, bench/api-serve.ts, which starts tracing before it imports the application)  vs
+//                the plain app, back to back (issue 23: >= 0.95)
 // The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
 // sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
@@ -23,6 +26,7 @@
 import 'reflect-metadata';
 import autocannon, { type Request as CannonRequest } from 'autocannon';
 import { fork } from 'node:child_process';
+import { createServer } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -47,7 +51,7 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
-const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics').split(',').map((r) => r.trim()));
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
 const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
@@ -118,16 +122,19 @@ async function main() {
   runtime.on('error', () => undefined); // idle clients cut by the final DROP DATABASE ... WITH (FORCE)
   let child: ReturnType<typeof fork> | undefined;
   const children: ReturnType<typeof fork>[] = [];
+  let sink: ReturnType<typeof createServer> | undefined;
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
 
     // the app alone in a child process; its logs go to /dev/null (serialising them is still paid)
-    const startChild = async (extraEnv: Record<string, string> = {}) => {
-      const proc = fork(fileURLToPath(import.meta.url), ['--serve'], {
+    // `script`: bench/api-serve.ts for an app that must start tracing before it imports the application
+    const startChild = async (extraEnv: Record<string, string> = {}, script = fileURLToPath(import.meta.url)) => {
+      const proc = fork(script, ['--serve'], {
         // BENCH_APP_NODE_ARGS: extra flags for the app's process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
         execArgv: [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', ...(process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean)],
-        env: { ...process.env, BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...extraEnv },
+        // no metrics or tracing unless a phase asks for them, whatever the environment says
+        env: { ...process.env, METRICS_TOKEN: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', LOG_LEVEL, API_DATABASE_POOL_SIZE: String(POOL), BENCH_OWNER_URL: ownerUrl, BENCH_API_URL: apiUrl, ...extraEnv },
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
       children.push(proc);
@@ -281,11 +288,47 @@ async function main() {
       };
     }
 
+    // issue 23: metrics counted (METRICS_TOKEN) and every request traced, its spans exported over OTLP (http/protobuf)
+    // to a local sink that answers 200, on a second app process, against the plain app, back to back
+    let observability: unknown;
+    if (ROUTES.has('observability')) {
+      let exports = 0;
+      let exportedBytes = 0;
+      sink = createServer((req, res) => {
+        req.on('data', (c: Buffer) => (exportedBytes += c.length));
+        req.on('end', () => {
+          exports++;
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        });
+      });
+      await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
+      const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+      const metricsToken = 'bench-only-metrics-token-0123456789abcdef';
+      const on = await startChild({ METRICS_TOKEN: metricsToken, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+        fileURLToPath(new URL('./api-serve.ts', import.meta.url)));
+      const onBase = `http://127.0.0.1:${on.port}`;
+      if (WARMUP > 0) { await http(onBase, readReq, WARMUP); await http(base, readReq, WARMUP); }
+      log(`observability: read with metrics and tracing on (second process) for ${SECONDS}s`);
+      measured = on.proc;
+      const onFigures = await httpWithCpu(readReq, onBase);
+      measured = child;
+      log(`observability: read, off, for ${SECONDS}s`);
+      const offFigures = await httpWithCpu(readReq);
+      const scraped = await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text());
+      const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      on.proc.kill('SIGTERM');
+      observability = {
+        route: 'GET /v1/orgs/:orgId', on: onFigures, off: offFigures, ratio: round(onFigures.requests_per_s / offFigures.requests_per_s, 3),
+        cpu_ratio: round((onFigures.app_cpu_ms_per_request ?? 0) / Math.max(0.001, offFigures.app_cpu_ms_per_request ?? 0), 3),
+        metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
+      };
+    }
+
     const pgVersion = (await root.query('SHOW server_version')).rows[0].server_version;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds: SECONDS, warmup_seconds: WARMUP, api_pool_size: POOL, log_level: LOG_LEVEL,
       machine: { cpus: cpus().length, load_average_1m_before: round(loadBefore), node: process.version, postgres: pgVersion, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded' },
-      read, write, http_baseline: baseline, keyed, limiter, analytics,
+      read, write, http_baseline: baseline, keyed, limiter, analytics, observability,
     }, null, 2));
   } finally {
     for (const proc of children) {
@@ -294,6 +337,8 @@ async function main() {
       proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     }
+    sink?.closeAllConnections();
+    sink?.close();
     await runtime.end().catch(() => undefined);
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();

@@ -16,6 +16,8 @@ import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 import { sendSecurityHeaders } from './platform/http/security-headers.js';
 import { Metrics } from './platform/observability/metrics.js';
 import { recordHttpMetrics } from './platform/observability/http-metrics.js';
+import { startErrorReporting } from './platform/observability/error-reporting.js';
+import { activeTracing, traceIdMixin, traceRequests } from './platform/observability/tracing.js';
 import { DatabaseService } from './platform/database/database.service.js';
 
 /** Largest request body accepted (413 above it). */
@@ -50,7 +52,10 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
   const fastify = app.getHttpAdapter().getInstance();
   echoRequestId(fastify);
   const config = app.get<AppConfig>(APP_CONFIG);
-  const logger = createLogger(config);
+  // tracing is started (or not) before the application is imported: main.ts, or a test that starts it
+  const tracing = activeTracing();
+  if (tracing) await traceRequests(fastify, tracing);
+  const logger = createLogger(config, tracing ? traceIdMixin : undefined);
   app.useLogger(new PinoNestLogger(logger));
   logRequests(fastify, logger);
   const metrics = app.get(Metrics);
@@ -91,7 +96,12 @@ export async function bootstrap(app: NestFastifyApplication): Promise<NestFastif
     },
   });
   app.useGlobalPipes(validationPipe());
-  app.useGlobalFilters(new ErrorFilter((status, code, state) => metrics.recordError(status, code, state)));
+  // 5xx to Sentry when SENTRY_DSN is set (error-reporting.ts scrubs every event)
+  const reporter = await startErrorReporting(config);
+  app.useGlobalFilters(new ErrorFilter(
+    (status, code, state) => metrics.recordError(status, code, state),
+    reporter ? (exception, req, status) => reporter.report(exception, req, status) : undefined,
+  ));
   // counted for the graceful shutdown (main.ts handles SIGTERM: drain, then app.close() runs the shutdown hooks)
   app.get(InFlightRequests).track(fastify);
 

@@ -1,45 +1,24 @@
-import 'reflect-metadata';
-import { AppModule } from './app.module.js';
-import { createApp } from './bootstrap.js';
-import { ConfigError, loadConfig } from './platform/config/config.js';
+import { ConfigError, tracingConfig } from './platform/config/config.js';
 import { loadLocalEnv } from './platform/config/local-env.js';
-import { migrate, projectRoot } from './platform/database/migrator.js';
-import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
-import { shutDownGracefullyOn } from './platform/http/graceful-shutdown.js';
+import { registerInstrumentationHook, startTracing } from './platform/observability/tracing.js';
 
-/** A server that cannot bind names the variable to change, in one line. */
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
-  switch (err.code) {
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new ConfigError(`HOST "${host}" does not resolve to an address of this machine (${err.code})`);
-    case 'EADDRNOTAVAIL':
-      return new ConfigError(`HOST "${host}" is not an address of this machine`);
-    case 'EADDRINUSE':
-      return new ConfigError(`PORT ${port} is already in use on ${host}`);
-    case 'EACCES':
-      return new ConfigError(`PORT ${port} needs privileges this process does not have`);
-    default:
-      return err;
-  }
-}
-
+/**
+ * The process's entry. OpenTelemetry's HTTP and pg instrumentations patch those modules as they load, so tracing
+ * (when OTEL_EXPORTER_OTLP_ENDPOINT is set) starts before anything imports them: this file imports only the
+ * configuration, and the server (server.ts, which imports the application) only afterwards, dynamically.
+ * Without the endpoint nothing of OpenTelemetry is loaded.
+ */
 async function main(): Promise<void> {
-  const root = projectRoot();
-  loadLocalEnv(root);
-  // the embedded PostgreSQL is a development convenience (and a development dependency)
-  if (process.env.NODE_ENV === 'production' && !process.env.DATABASE_URL) throw new ConfigError('DATABASE_URL is required in production');
-  process.env.DATABASE_URL = await ensureDatabaseUrl(root);
-  const config = loadConfig();
-  if (config.migrateOnStart) {
-    await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
+  // .env first: it may set OTEL_EXPORTER_OTLP_ENDPOINT (variables already in the environment win)
+  loadLocalEnv(process.cwd());
+  if (tracingConfig(process.env)) {
+    // ES modules are patched through import-in-the-middle's loader hook, registered before they load
+    registerInstrumentationHook();
+    await startTracing(process.env);
   }
-  const app = await createApp(AppModule.forRoot(config));
-  await app.listen(config.port, config.host).catch((err: NodeJS.ErrnoException) => {
-    throw listenError(err, config.host, config.port);
-  });
-  shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs);
-  console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
+  await import('reflect-metadata');
+  const { serve } = await import('./server.js');
+  await serve();
 }
 
 main().catch((err) => {

@@ -10,6 +10,7 @@ import { InFlightRequests } from './http/graceful-shutdown.js';
 import { OrgRateLimits, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
 import { APP_GUARD } from '@nestjs/core';
 import { Metrics } from './observability/metrics.js';
+import { ReadinessProbes } from './health/readiness-probes.js';
 import { MetricsController } from './observability/metrics.controller.js';
 import { RlsCanary } from './health/rls-canary.js';
 
@@ -22,8 +23,8 @@ export class PlatformModule {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
       providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary,
-        RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Metrics, RateLimiter, OrgRateLimits],
+        ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
     };
   }
 }

@@ -5,6 +5,12 @@ import { parse } from 'yaml';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
+import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
+import { testKeys } from '../integrations/keys.js';
+import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -114,6 +120,9 @@ describe('observability', () => {
   it('reports each dependency with its latency, and fails readiness when row-level security lets rows through', async () => {
     const ok = await t.http.get('/health/ready').expect(200);
     expect(ok.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
+    // no Stripe or LLM provider configured: none probed
+    expect(ok.body.checks).not.toHaveProperty('stripe');
+    expect(ok.body.checks).not.toHaveProperty('llm');
     expect(ok.body.latencyMs.postgres).toBeGreaterThanOrEqual(0);
     expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(1);
 
@@ -136,5 +145,90 @@ describe('observability', () => {
       await t.db.admin.query(`ALTER TABLE finance.accounts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
     }
     await t.http.get('/health/ready').expect(200);
+  });
+});
+
+describe('observability: webhook delivery outcomes', () => {
+  let t: TestApp;
+  const receivers: WebhookReceiverDouble[] = [];
+  beforeAll(async () => {
+    // in-process jobs (no Bull): draining the outbox runs the fan-out
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: '2000', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    for (const r of receivers) await r.close();
+    await t.close();
+  });
+
+  it('counts one delivery per outcome: success, failed, gone (410) and timeout', async () => {
+    const org = await orgWithRoles(t, 'Hooks Ltd');
+    const owner = org.users.owner;
+    await onPlan(t, org.orgId, 'professional');
+    const acc = await startBooks(t, org.orgId, owner);
+    const answers: ReceiverAnswer[] = [{ status: 204 }, { status: 500, body: 'boom' }, { status: 410, body: 'gone' }, 'hang'];
+    for (const a of answers) {
+      const r = await startWebhookReceiverDouble(() => a);
+      receivers.push(r);
+      await t.http.post(`/v1/orgs/${org.orgId}/webhooks/endpoints`).set(owner.auth).send({ url: r.url, eventTypes: ['journal_entry.posted'] }).expect(201);
+    }
+    const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text;
+    const before = await scrape();
+    await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(owner.auth)
+      .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(201);
+    await t.app.get(OutboxRelay).drain();
+    expect(await t.app.get(WebhookDelivery).deliverDue()).toBe(4);
+    const attempts = await t.db.admin.query(`SELECT succeeded, status_code, error FROM core.webhook_attempts WHERE org_id = $1 ORDER BY status_code NULLS LAST`, [org.orgId]);
+    const after = await scrape();
+    const delta = (series: string) => (samples(after).get(series) ?? 0) - (samples(before).get(series) ?? 0);
+    // one attempt per endpoint, each with its outcome in the delivery log; the counters agree
+    expect(attempts.rows).toEqual([
+      { succeeded: true, status_code: 204, error: null },
+      { succeeded: false, status_code: 410, error: null },
+      { succeeded: false, status_code: 500, error: null },
+      { succeeded: false, status_code: null, error: 'timed out after 2000 ms' },
+    ]);
+    for (const r of receivers) expect(r.received).toHaveLength(1);
+    expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
+      .toEqual([['success', 1], ['failed', 1], ['gone', 1], ['timeout', 1]]);
+  });
+});
+
+describe('observability: readiness reports Stripe and the LLM provider when configured', () => {
+  let t: TestApp;
+  let stripe: StripeDouble;
+  let llm: OpenAiDouble;
+  beforeAll(async () => {
+    stripe = await startStripeDouble();
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    await t.close();
+    await stripe.close();
+    await llm.close();
+  });
+
+  it('probes the LLM provider with one listing of its models (no tokens spent)', async () => {
+    const res = await t.http.get('/health/ready').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', checks: { llm: 'up' } });
+    expect(res.body.latencyMs.llm).toBeGreaterThanOrEqual(0);
+    expect(llm.requests.map((r) => [r.path, r.authorization])).toEqual([['/v1/models', 'Bearer sk-llm-double-key']]);
+    expect(JSON.stringify(res.body)).not.toContain('sk-llm-double-key');
+  });
+
+  it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
+    stripe.requests.splice(0);
+    const up = await t.http.get('/health/ready').expect(200);
+    expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
+    expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
+    expect(stripe.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/balance']);
+    expect(stripe.requests[0].authorization).toBe('Bearer sk_test_double');
+    expect(JSON.stringify(up.body)).not.toContain('sk_test_double');
+
+    stripe.failNext(500, 'Stripe is having a bad day');
+    const down = await t.http.get('/health/ready').expect(200);
+    expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
+    // one attempt, no retry
+    expect(stripe.requests).toHaveLength(2);
   });
 });

@@ -25,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise */
+        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Stripe and the LLM provider, when configured, are reported with their latency without deciding */
         get: operations["checkReadiness"];
         put?: never;
         post?: never;
@@ -12352,7 +12352,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };
@@ -12381,7 +12381,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };

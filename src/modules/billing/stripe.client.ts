@@ -1,6 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 import { BillingErrors } from './billing.errors.js';
 
 /**
@@ -9,10 +10,10 @@ import { BillingErrors } from './billing.errors.js';
  * host/port/protocol options. Signature checks use the SDK's static webhooks helper.
  */
 @Injectable()
-export class StripeClient {
+export class StripeClient implements OnModuleInit {
   private readonly client?: Stripe;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig, private readonly probes: ReadinessProbes) {
     const b = config.billing;
     if (b.stripeSecretKey) {
       this.client = new Stripe(b.stripeSecretKey, {
@@ -23,6 +24,12 @@ export class StripeClient {
         ...(b.stripeApiProtocol ? { protocol: b.stripeApiProtocol } : {}),
       });
     }
+  }
+
+  /** Readiness reports Stripe when it is configured: one cheap read (the balance), no retry, time-boxed. */
+  onModuleInit(): void {
+    const client = this.client;
+    if (client) this.probes.register('stripe', () => client.balance.retrieve({}, { maxNetworkRetries: 0, timeout: 2000 }));
   }
 
   /** The API client; 503 when STRIPE_SECRET_KEY is not configured. */

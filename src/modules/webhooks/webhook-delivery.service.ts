@@ -7,6 +7,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { outboundFetch } from '../../platform/http/outbound.js';
+import { Metrics } from '../../platform/observability/metrics.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SecretBox } from '../integrations/secret-box.js';
 import type { WebhookBody } from './event-catalog.js';
@@ -51,6 +52,13 @@ async function bodyPrefix(res: Response): Promise<string | null> {
   return text ? text.slice(0, RESPONSE_BODY_MAX) : null;
 }
 
+/** The metric's outcome label of one attempt: 2xx success, 410 gone (the endpoint is disabled), no answer in time, any other failure. */
+export function deliveryOutcome(statusCode: number | null, timedOut: boolean): 'success' | 'failed' | 'timeout' | 'gone' {
+  if (timedOut) return 'timeout';
+  if (statusCode !== null && statusCode >= 200 && statusCode < 300) return 'success';
+  return statusCode === 410 ? 'gone' : 'failed';
+}
+
 const describe = (err: unknown): string => {
   const e = err as Error & { cause?: Error & { code?: string } };
   const cause = e.cause ? `: ${e.cause.code ?? ''} ${e.cause.message}`.replace(/\s+/g, ' ') : '';
@@ -84,6 +92,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly scheduler: SchedulerRegistry,
+    private readonly metrics: Metrics,
   ) {
     this.send = outboundFetch(config.outbound.allowPrivateNetworks);
   }
@@ -173,6 +182,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     const { timeoutMs } = this.config.webhooks;
     const started = performance.now();
     let outcome: Outcome;
+    let timedOut = false;
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
       const body = JSON.stringify(m.body);
@@ -182,8 +192,10 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       outcome = { statusCode: res.status, responseBody: await bodyPrefix(res), error: null };
     } catch (err) {
       if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
-      outcome = { statusCode: null, responseBody: null, error: timeout.aborted ? `timed out after ${timeoutMs} ms` : describe(err) };
+      timedOut = timeout.aborted;
+      outcome = { statusCode: null, responseBody: null, error: timedOut ? `timed out after ${timeoutMs} ms` : describe(err) };
     }
+    this.metrics.webhookDeliveries.inc({ outcome: deliveryOutcome(outcome.statusCode, timedOut) });
     return { message: m, at: now, latencyMs: Math.max(0, Math.round(performance.now() - started)), ...outcome };
   }
 

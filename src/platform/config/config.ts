@@ -86,6 +86,12 @@ export interface AppConfig {
     orgLabelLimit: number;
     /** how often the row-level-security canary runs (ms); 0: only when /health/ready asks */
     rlsCanaryIntervalMs: number;
+    /** traces over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT); unset: no tracing, nothing of OpenTelemetry loaded */
+    tracing?: TracingConfig;
+    /** how long a third-party readiness probe's result (Stripe, the LLM provider) is reused (ms) */
+    readinessProbeCacheMs: number;
+    /** errors (5xx) reported to Sentry (SENTRY_DSN); unset: nothing is sent */
+    sentry?: { dsn: string; environment: string };
   };
   /** SIGTERM: how long in-flight requests may take to finish before the process closes anyway (ms) */
   shutdownGraceMs: number;
@@ -422,6 +428,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       metricsToken: metricsToken(env),
       orgLabelLimit: int(env, 'METRICS_ORG_LABEL_LIMIT', 100, 0),
       rlsCanaryIntervalMs: int(env, 'RLS_CANARY_INTERVAL_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
+      readinessProbeCacheMs: int(env, 'READINESS_PROBE_CACHE_MS', nodeEnv === 'test' ? 0 : 30_000, 0),
+      tracing: tracingConfig(env),
+      sentry: sentryConfig(env, nodeEnv),
     },
     billing: {
       stripeSecretKey: env.STRIPE_SECRET_KEY || undefined,
@@ -471,6 +480,51 @@ export function loadConfig(env: Env = process.env): AppConfig {
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
     },
   };
+}
+
+export interface TracingConfig {
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL (traces go to <endpoint>/v1/traces) */
+  endpoint: string;
+  /** OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (default) or http/json */
+  protocol: 'http/protobuf' | 'http/json';
+  /** OTEL_SERVICE_NAME (default omnizen-api) */
+  serviceName: string;
+}
+
+/** The tracing settings, validated; undefined when OTEL_EXPORTER_OTLP_ENDPOINT is not set. main.ts reads them before the application loads. */
+export function tracingConfig(env: Env): TracingConfig | undefined {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!endpoint) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(endpoint);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL, got "${endpoint}"`);
+  }
+  const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL || 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json (gRPC is not supported), got "${protocol}"`);
+  }
+  return { endpoint: endpoint.replace(/\/+$/, ''), protocol, serviceName: env.OTEL_SERVICE_NAME || 'omnizen-api' };
+}
+
+/** SENTRY_DSN: a Sentry DSN (https://<public key>@<host>/<project id>) when set. */
+function sentryConfig(env: Env, nodeEnv: string): { dsn: string; environment: string } | undefined {
+  const dsn = env.SENTRY_DSN;
+  if (!dsn) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(dsn);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.username || !/^\/\d+$/.test(parsed.pathname.replace(/^.*(\/[^/]+)$/, '$1'))) {
+    throw new ConfigError('SENTRY_DSN must be a Sentry DSN: https://<public key>@<host>/<project id>');
+  }
+  return { dsn, environment: env.SENTRY_ENVIRONMENT || nodeEnv };
 }
 
 /** METRICS_TOKEN: at least 32 characters when set, so a scraper's token cannot be guessed. */

@@ -40,8 +40,14 @@ function fastifyError(status: number, code: string, message: string): AppError {
 export class ErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  /** `onError`: told of every error answer (status, code, and the SQLSTATE of a database error), for the metrics */
-  constructor(private readonly onError?: (status: number, code: string, sqlState?: string) => void) {}
+  /**
+   * `onError`: told of every error answer (status, code, and the SQLSTATE of a database error), for the metrics;
+   * `onServerError`: told of every 5xx with its exception and request, for error reporting (Sentry)
+   */
+  constructor(
+    private readonly onError?: (status: number, code: string, sqlState?: string) => void,
+    private readonly onServerError?: (exception: unknown, req: FastifyRequest, status: number) => void,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
@@ -50,6 +56,7 @@ export class ErrorFilter implements ExceptionFilter {
     const requestId = req.id;
     const err = this.toAppError(exception);
     this.onError?.(err.status, err.code, exception instanceof AppError ? undefined : sqlState(exception).code);
+    if (err.status >= 500) this.onServerError?.(exception, req, err.status);
     if (err.status === 503) {
       // retryable (a dependency down or slow): the caller was told to retry
       this.logger.warn({ requestId, code: err.code, cause: exception instanceof Error ? exception.message : String(exception) }, 'service unavailable');

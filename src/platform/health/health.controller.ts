@@ -8,6 +8,7 @@ import { InFlightRequests } from '../http/graceful-shutdown.js';
 import { NotRateLimited } from '../http/rate-limit.js';
 import { Metrics } from '../observability/metrics.js';
 import { RlsCanary } from './rls-canary.js';
+import { ReadinessProbes } from './readiness-probes.js';
 
 /** A dependency's probe: up or down (a probe taking over 2 s is down), and how long it took in ms. */
 async function check(probe: () => Promise<unknown>): Promise<{ status: 'up' | 'down'; ms: number }> {
@@ -31,12 +32,12 @@ const READINESS_SCHEMA = {
     status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
     checks: {
       type: 'object' as const,
-      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining',
+      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable',
       additionalProperties: { type: 'string' as const, enum: ['up', 'down'] },
     },
     latencyMs: { type: 'object' as const, description: 'How long each dependency took to answer its probe, in milliseconds', additionalProperties: { type: 'number' as const } },
   },
-  example: { status: 'ok', checks: { postgres: 'up', redis: 'up', rls: 'up' }, latencyMs: { postgres: 0.8, redis: 0.3 } },
+  example: { status: 'ok', checks: { postgres: 'up', redis: 'up', rls: 'up', stripe: 'up' }, latencyMs: { postgres: 0.8, redis: 0.3, stripe: 182.4 } },
 };
 
 @ApiTags('health')
@@ -50,6 +51,7 @@ export class HealthController {
     private readonly requests: InFlightRequests,
     private readonly canary: RlsCanary,
     private readonly metrics: Metrics,
+    private readonly providers: ReadinessProbes,
   ) {}
 
   @Get()
@@ -60,7 +62,7 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Stripe and the LLM provider, when configured, are reported with their latency without deciding' })
   @ApiOkResponse({ schema: READINESS_SCHEMA })
   @ApiServiceUnavailableResponse({
     description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
@@ -82,6 +84,11 @@ export class HealthController {
     }
     if (checks.postgres === 'up') checks.rls = (await this.canary.latest()).ok ? 'up' : 'down';
     const ok = Object.values(checks).every((c) => c === 'up');
+    // third-party services: reported, not deciding (a provider's outage is not this instance's)
+    for (const [name, p] of Object.entries(await this.providers.run(check))) {
+      checks[name] = p.status;
+      latencyMs[name] = p.ms;
+    }
     this.metrics.ready.set(ok ? 1 : 0);
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return { status: ok ? 'ok' : 'unavailable', checks, latencyMs };

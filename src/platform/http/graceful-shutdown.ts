@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { stopTracing } from '../observability/tracing.js';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -82,6 +83,7 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
       server.closeAllConnections();
     }
     await app.close();
+    await stopTracing(); // the spans not yet exported (a no-op without tracing)
     logger.log('shut down');
     process.exit(finished ? 0 : 1);
   };

@@ -4,9 +4,11 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 import type { AppConfig } from '../config/config.js';
 
 /** The process's one pino logger: JSON lines on stdout, pretty in a development terminal. */
-export function createLogger(config: Pick<AppConfig, 'logLevel' | 'nodeEnv'>): Logger {
+export function createLogger(config: Pick<AppConfig, 'logLevel' | 'nodeEnv'>, mixin?: () => object): Logger {
   return pino({
     level: config.logLevel,
+    // while tracing: the active span's trace id on every line (observability/tracing.ts); no mixin otherwise
+    ...(mixin ? { mixin } : {}),
     transport: config.nodeEnv === 'development' && process.stdout.isTTY ? { target: 'pino-pretty' } : undefined,
   });
 }

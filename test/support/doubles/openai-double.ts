@@ -133,6 +133,8 @@ export async function startOpenAiDouble(): Promise<OpenAiDouble> {
       const path = (req.url ?? '').replace(/\?.*$/, '');
       requests.push({ path, authorization: req.headers.authorization, body });
       if (req.method === 'POST' && path.endsWith('/chat/completions')) return chat(req, res, body);
+      // the readiness probe's cheap call (GET /models), as OpenAI answers it
+      if (req.method === 'GET' && path.endsWith('/models')) return send(res, 200, { object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', created: 0, owned_by: 'double' }] });
       if (req.method === 'POST' && path.endsWith('/embeddings')) {
         const input: string[] = Array.isArray(body.input) ? body.input : [body.input];
         const tokens = input.reduce((n, s) => n + Math.ceil(String(s).length / 4), 0);

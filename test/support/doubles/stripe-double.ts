@@ -53,6 +53,10 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     if (!req.headers.authorization?.startsWith('Bearer sk_')) {
       return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided' } });
     }
+    if (req.method === 'GET' && path === '/v1/balance') {
+      // the readiness probe's read
+      return send(200, { object: 'balance', available: [{ amount: 0, currency: 'usd', source_types: { card: 0 } }], pending: [], livemode: false });
+    }
     if (req.method === 'POST' && path === '/v1/checkout/sessions') {
       if (!form['line_items[0][price]'] || !form.success_url) {
         return send(400, { error: { type: 'invalid_request_error', message: 'Missing required param: line_items or success_url' } });

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import Fastify from 'fastify';
+import request from 'supertest';
+import { pino } from 'pino';
+import { logRequests } from '../../src/platform/logging/logger.js';
+import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
+import { activeTracing, startTracing, stopTracing, traceIdMixin, traceRequests } from '../../src/platform/observability/tracing.js';
+import { ConfigError, tracingConfig } from '../../src/platform/config/config.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { orgWithRoles } from '../support/factories.js';
+import { ledgerUrl } from '../ledger/ledger-support.js';
+import { startOtlpCollectorDouble, type OtlpCollectorDouble } from '../support/doubles/otlp-collector-double.js';
+
+/**
+ * Traces over OTLP to a local collector double. Tracing is process-wide and must start before the application
+ * is built (main.ts starts it before importing the server): this file starts it in beforeAll, before
+ * createTestApp; the application's bootstrap then registers the request instrumentation.
+ */
+describe('tracing (OpenTelemetry over OTLP)', () => {
+  let collector: OtlpCollectorDouble;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    collector = await startOtlpCollectorDouble();
+    expect(activeTracing()).toBeNull();
+    // off unless the endpoint is set: nothing starts
+    expect(await startTracing({})).toBeNull();
+    await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'omnizen-test' });
+    t = await createTestApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await stopTracing();
+    await collector.close();
+  });
+
+  it('validates its configuration: an http(s) endpoint, http/protobuf or http/json', () => {
+    expect(tracingConfig({})).toBeUndefined();
+    expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({ endpoint: 'http://collector:4318', protocol: 'http/protobuf', serviceName: 'omnizen-api' });
+    expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318 ' })).toThrow(ConfigError);
+    expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/http\/protobuf or http\/json/);
+  });
+
+  // Under Jest only @fastify/otel's spans are made: the HTTP and pg instrumentations patch modules through Node's
+  // module loader, which Jest's own module registry bypasses (under `npm start` they patch; docs/observability.md)
+  it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
+    const org = await orgWithRoles(t, 'Traced Ltd');
+    const res = await t.http.get(ledgerUrl(org.orgId, 'accounts')).set(org.users.owner.auth).set('x-request-id', 'trace-req-1').expect(200);
+    expect(res.headers['x-request-id']).toBe('trace-req-1');
+    await flush();
+    const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-req-1');
+    expect(span).toMatchObject({ service: 'omnizen-test', traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    // every span of the request is in the same trace; the request span names the route template, not the raw path
+    const trace = collector.spans.filter((s) => s.traceId === span.traceId);
+    expect(span.name).toBe('request');
+    expect(span.attributes['http.route']).toBe('/v1/orgs/:orgId/ledger/accounts');
+    expect(JSON.stringify(trace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
+  });
+
+  it('writes the trace id on every log line of a request', async () => {
+    const lines: Record<string, any>[] = [];
+    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
+    const fastify = Fastify({ genReqId: requestIdOf });
+    echoRequestId(fastify);
+    await traceRequests(fastify, activeTracing()!);
+    // the app's logger is createLogger(config, traceIdMixin) on stdout; the same mixin, into an array
+    const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
+    logRequests(fastify, log);
+    fastify.get('/work', async () => {
+      log.info({ step: 'inside the handler' }, 'working');
+      return {};
+    });
+    await fastify.ready();
+    await request(fastify.server).get('/work').set('x-request-id', 'log-req-1').expect(200);
+    await fastify.close();
+    expect(lines.map((l) => l.msg)).toEqual(['working', 'request completed']);
+    const traceIds = new Set(lines.map((l) => l.traceId));
+    expect(traceIds.size).toBe(1);
+    expect([...traceIds][0]).toMatch(/^[0-9a-f]{32}$/);
+    await flush();
+    const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'log-req-1');
+    expect(span.traceId).toBe([...traceIds][0]);
+  });
+});
+
+/** Exports the spans ended so far (the SDK batches them). */
+async function flush(): Promise<void> {
+  const { trace } = await import('@opentelemetry/api');
+  const provider = trace.getTracerProvider() as unknown as { forceFlush?: () => Promise<void>; getDelegate?: () => { forceFlush?: () => Promise<void> } };
+  await (provider.forceFlush?.() ?? provider.getDelegate?.().forceFlush?.());
+}
