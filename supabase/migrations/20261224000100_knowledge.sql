@@ -97,7 +97,7 @@ CREATE TABLE ai.knowledge_versions (
   document_id uuid NOT NULL,
   collection_id uuid NOT NULL,
   version_no int NOT NULL CHECK (version_no > 0),
-  id uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
   content_type text NOT NULL CHECK (content_type IN ('text/plain', 'text/markdown', 'text/html', 'application/pdf')),
   filename text CHECK (length(filename) <= 300),
   byte_size int NOT NULL CHECK (byte_size >= 0),
@@ -113,6 +113,7 @@ CREATE TABLE ai.knowledge_versions (
   created_at timestamptz NOT NULL DEFAULT now(),
   indexed_at timestamptz,
   PRIMARY KEY (org_id, document_id, version_no),
+  UNIQUE (org_id, id),
   FOREIGN KEY (org_id, document_id) REFERENCES ai.knowledge_documents(org_id, id) ON DELETE CASCADE,
   FOREIGN KEY (org_id, collection_id) REFERENCES ai.knowledge_collections(org_id, id) ON DELETE CASCADE
 );
@@ -253,5 +254,5 @@ GRANT USAGE ON SEQUENCE ai.knowledge_chunks_id_seq TO service_role;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261224000100_knowledge', 'f91e1f22a9ea0336107007705ea99a614293cfc6f774acd605cbf566d972afa3', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20261224000100_knowledge', '1e5f703a128b8d89aa1ce9d8452ddce265c72ce15054e8d358c443deba691b1b', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -127,13 +127,15 @@ describe('service-role key, secrets, and the session purge job', () => {
       await t.db.admin.query(
         `INSERT INTO core.email_verification_tokens (token_hash, user_id, email, expires_at, used_at) VALUES
            ('expired-${u.id}', $1, $2, now() - interval '2 days', NULL),
-           ('used-${u.id}', $1, $2, now() + interval '1 day', now() - interval '2 days')`, [u.id, u.email]);
+           ('used-${u.id}', $1, $2, now() + interval '1 day', now() - interval '2 days'),
+           ('live-${u.id}', $1, $2, now() + interval '1 day', NULL)`, [u.id, u.email]);
       await t.db.admin.query(
         `INSERT INTO core.app_token_redemptions (jti, user_id, app_code, expires_at) VALUES
            (gen_random_uuid(), $1, 'app_old', now() - interval '2 days'), (gen_random_uuid(), $1, 'app_live', now() + interval '1 minute')`, [u.id]);
       await t.app.get(SessionPurgeJob).run();
       const { rows: links } = await t.db.admin.query('SELECT used_at FROM core.email_verification_tokens WHERE user_id = $1', [u.id]);
-      expect(links).toEqual([{ used_at: null }]); // registration's own live link
+      // the live link stays (registration's own link is minted only when its mail is sent: no mail job ran here)
+      expect(links).toEqual([{ used_at: null }]);
       const { rows: redemptions } = await t.db.admin.query('SELECT app_code FROM core.app_token_redemptions WHERE user_id = $1', [u.id]);
       expect(redemptions).toEqual([{ app_code: 'app_live' }]);
     });

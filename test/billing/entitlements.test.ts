@@ -107,7 +107,7 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
     expect(new Date(res.body.trialEndsAt).getTime()).toBeGreaterThan(Date.now() + 13 * 86_400_000);
     expect(feature(res.body, 'users')).toMatchObject({ kind: 'limit', limit: 5, usage: 5 });
     expect(feature(res.body, 'workspaces')).toMatchObject({ limit: 1, usage: 0 });
-    expect(feature(res.body, 'ai_agents')).toMatchObject({ limit: 2, usage: null });
+    expect(feature(res.body, 'ai_agents')).toMatchObject({ limit: 2, usage: 0 }); // the agents module counts its agents
     expect(feature(res.body, 'simple_accounting')).toMatchObject({ kind: 'boolean', enabled: true, limit: null });
     // a service acting for the organization reads the same
     const svc = await t.http.get(`/v1/orgs/${orgId}/entitlements?app=omnizen`).set(serviceAuth).expect(200);

@@ -59,6 +59,7 @@ describe('billing: the entitlement gate behind the route decorators', () => {
       await t.db.admin.query(`UPDATE hub.plan_features pf SET limit_value = v.l FROM (VALUES ('business_starter', 10), ('business_growth', 25), ('business_pro', 100), ('enterprise', NULL::int)) v(p, l)
         WHERE pf.app_id = 'app_securevault' AND pf.feature = 'users' AND pf.plan_code = v.p`);
     }
-    await expect(enforce(orgId, { app: 'omnizen', feature: 'ai_agents', consumes: true })).rejects.toThrow('no usage counter is registered for omnizen/ai_agents');
+    // storage is counted by SecureVault itself: nothing here registers a counter for it
+    await expect(enforce(orgId, { app: 'app_securevault', feature: 'storage', consumes: true })).rejects.toThrow('no usage counter is registered for app_securevault/storage');
   });
 });

@@ -87,7 +87,7 @@ describe('seed 004 schema, exactly', () => {
     ]);
   });
 
-  it('has RLS enabled and forced, and the four auth.uid() policies per table, for authenticated only', async () => {
+  it('has RLS enabled and forced, the four auth.uid() policies per table for authenticated, and for service_role only the erasure path', async () => {
     const rls = await q(`SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
       WHERE relnamespace = 'public'::regnamespace AND relname IN ('integrations', 'integration_secrets', 'providers') ORDER BY 1`);
     expect(rls).toEqual([['integration_secrets', true, true], ['integrations', true, true], ['providers', true, true]]);
@@ -96,6 +96,13 @@ describe('seed 004 schema, exactly', () => {
     const owner = (t: string) => (t === 'providers' ? 'owner_user_id' : 'user_id');
     const expected = ['integration_secrets', 'integrations', 'providers'].flatMap((t) =>
       ['DELETE', 'INSERT', 'SELECT', 'UPDATE'].map((cmd) => [t, cmd, '{authenticated}', `(auth.uid() = ${owner(t)})`]));
-    expect(policies).toEqual(expected);
+    expect(policies.filter((p) => p[2] === '{authenticated}')).toEqual(expected);
+    // DELETE /v1/me (issue 20) deletes a person's rows as service_role on the privileged path privacy.erasure, and nowhere else
+    const others = policies.filter((p) => p[2] !== '{authenticated}');
+    expect(others.length).toBeGreaterThan(0);
+    for (const p of others) {
+      expect(p[2]).toBe('{service_role}');
+      expect(p[3]).toBe(`(current_setting('omnizen.privileged_path'::text, true) = 'privacy.erasure'::text)`);
+    }
   });
 });

@@ -184,7 +184,7 @@ describe('payables: a worked quarter', () => {
 
     // ---- events and audit, written in the business transactions
     const { rows: events } = await t.db.admin.query(`SELECT payload->>'type' AS type, count(*)::int AS n FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' GROUP BY 1 ORDER BY 1`, [orgId]);
-    expect(Object.fromEntries(events.map((e) => [e.type, e.n]))).toEqual({ 'bill.approved': 4, 'bill.paid': 3, 'bill.submitted': 3, 'expense_claim.submitted': 1 });
+    expect(Object.fromEntries(events.map((e) => [e.type, e.n]))).toEqual({ 'bill.approved': 4, 'bill.paid': 3, 'bill.submitted': 3, 'expense_claim.submitted': 1, 'journal_entry.posted': 9 }); // the ledger's own event per posting
     // every payload (and every declared example) validates against its declared schema
     const ajv = new Ajv2020({ strict: false, validateFormats: false });
     const { rows: payloads } = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event'`, [orgId]);

@@ -95,7 +95,7 @@ CREATE TABLE ai.knowledge_versions (
   document_id uuid NOT NULL,
   collection_id uuid NOT NULL,
   version_no int NOT NULL CHECK (version_no > 0),
-  id uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
   content_type text NOT NULL CHECK (content_type IN ('text/plain', 'text/markdown', 'text/html', 'application/pdf')),
   filename text CHECK (length(filename) <= 300),
   byte_size int NOT NULL CHECK (byte_size >= 0),
@@ -111,6 +111,7 @@ CREATE TABLE ai.knowledge_versions (
   created_at timestamptz NOT NULL DEFAULT now(),
   indexed_at timestamptz,
   PRIMARY KEY (org_id, document_id, version_no),
+  UNIQUE (org_id, id),
   FOREIGN KEY (org_id, document_id) REFERENCES ai.knowledge_documents(org_id, id) ON DELETE CASCADE,
   FOREIGN KEY (org_id, collection_id) REFERENCES ai.knowledge_collections(org_id, id) ON DELETE CASCADE
 );
