@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
-import { APP_NODE_FLAGS } from './app-flags.js';
+import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
@@ -84,7 +84,7 @@ async function main() {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
     const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+      { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.once('exit', r));
     appPid = child.pid;
     stopApp = async () => {
@@ -242,7 +242,7 @@ async function main() {
       g.release();
     }
     const child2 = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+      { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     const exited2 = new Promise((r) => child2.once('exit', r));
     stopApp = async () => {
       child2.kill('SIGTERM');

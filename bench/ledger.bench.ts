@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
-import { APP_NODE_FLAGS } from './app-flags.js';
+import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
@@ -112,7 +112,7 @@ async function main() {
     // the app runs in its own process so that the load generator does not share its event loop;
     // it is stopped while the SQL floor runs (the two pools of 32 would not fit next to other users)
     const startApp = async () => {
-      const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
       appPid = child.pid;
       stopApp = async () => {

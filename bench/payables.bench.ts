@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
-import { APP_NODE_FLAGS } from './app-flags.js';
+import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -43,7 +43,7 @@ async function main() {
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
-    const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.once('exit', r));
     stop = async () => {
       child.kill('SIGTERM');

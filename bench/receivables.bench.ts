@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
-import { APP_NODE_FLAGS } from './app-flags.js';
+import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
@@ -61,7 +61,7 @@ async function main() {
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
     let base = '';
     const startApp = async () => {
-      const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
       stopApp = async () => {
         child.kill('SIGTERM');
