@@ -227,7 +227,10 @@ export const agentsRepository = {
   },
 
   async budgets(db: Db, orgId: string, period: Date, id?: string): Promise<BudgetDto[]> {
-    const rows = await db.$queryRaw<any[]>`
+    const rows = await db.$queryRaw<{
+      id: string; agent_id: string | null; cost_limit: Decimal | null; token_limit: bigint | null; thresholds: number[];
+      spent_cost: Decimal; spent_tokens: bigint; reserved_cost: Decimal; reserved_tokens: bigint; thresholds_reached: number[];
+    }[]>`
       SELECT b.id, b.agent_id, b.cost_limit, b.token_limit, b.thresholds,
         coalesce(u.spent_cost, 0) AS spent_cost, coalesce(u.spent_tokens, 0) AS spent_tokens,
         coalesce(u.reserved_cost, 0) AS reserved_cost, coalesce(u.reserved_tokens, 0) AS reserved_tokens,
@@ -270,7 +273,11 @@ export const agentsRepository = {
 
   // ---------------------------------------------------------------- usage
   async usage(db: Db, orgId: string, from: string, to: string): Promise<UsageRowDto[]> {
-    const rows = await db.$queryRaw<any[]>`
+    // count(*) is bigint; sums of bigint columns are numeric
+    const rows = await db.$queryRaw<{
+      day: string; agent_id: string; model_id: string; runs: bigint;
+      input_tokens: Decimal; output_tokens: Decimal; cached_input_tokens: Decimal; cache_write_tokens: Decimal; cost: Decimal;
+    }[]>`
       SELECT (r.started_at AT TIME ZONE 'UTC')::date::text AS day, r.agent_id, r.model_id, count(*) AS runs,
         sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cached_input_tokens) AS cached_input_tokens,
         sum(r.cache_write_tokens) AS cache_write_tokens, sum(r.cost) AS cost
@@ -279,7 +286,7 @@ export const agentsRepository = {
       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     return rows.map((r) => ({
       day: r.day, agentId: r.agent_id, modelId: r.model_id, runs: num(r.runs),
-      usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
+      usage: { inputTokens: num(r.input_tokens.toString()), outputTokens: num(r.output_tokens.toString()), cachedInputTokens: num(r.cached_input_tokens.toString()), cacheWriteTokens: num(r.cache_write_tokens.toString()) },
       cost: dec(r.cost),
     }));
   },

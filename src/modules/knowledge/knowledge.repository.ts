@@ -255,7 +255,10 @@ export const knowledgeRepository = {
         WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
         ORDER BY 2, c.id LIMIT $10`;
     }
-    const rows = await db.$queryRawUnsafe<any[]>(`
+    const rows = await db.$queryRawUnsafe<{
+      id: string; document_id: string; title: string; collection_id: string; version_no: number; chunk_no: number; content: string;
+      tags: string[]; document_date: Date | null; score: number; similarity: number | null; vector_rank: number | null; text_rank: number | null;
+    }[]>(`
       WITH vec AS MATERIALIZED (${vectorRanking}),
       vec_ranked AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM vec),
       fts AS MATERIALIZED (
