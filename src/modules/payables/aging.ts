@@ -1,23 +1,12 @@
 import { Decimal } from 'decimal.js';
+import { agingBucket, agingBucketNames } from '../ledger/aging.js';
 
 /**
- * Aging, as one pure function that receivables and payables can share: the bucket of a document by days past
- * due and the bucket edges (ascending; default 30, 60, 90), and the per-party and total sums. The SQL twin is
- * finance.aging_bucket(days, edges) (migration 20261221000100_payables), used by semantic.v_ap_open.
+ * Payables' aging report: the per-party and total sums of open items in the shared buckets (../ledger/aging.ts).
+ * The SQL twin of the bucket is finance.aging_bucket(days, edges) (migration 20261221000100_payables), used by
+ * semantic.v_ap_open.
  */
-export const DEFAULT_AGING_EDGES = [30, 60, 90];
-
-/** 'current' (not yet due), then '1-30', '31-60', '61-90', '>90' for the default edges. */
-export function agingBucket(daysPastDue: number, edges: number[] = DEFAULT_AGING_EDGES): string {
-  if (daysPastDue <= 0) return 'current';
-  for (let i = 0; i < edges.length; i++) if (daysPastDue <= edges[i]) return `${(edges[i - 1] ?? 0) + 1}-${edges[i]}`;
-  return `>${edges[edges.length - 1]}`;
-}
-
-/** The bucket names for the edges, in order. */
-export function agingBucketNames(edges: number[] = DEFAULT_AGING_EDGES): string[] {
-  return ['current', ...edges.map((e, i) => `${(edges[i - 1] ?? 0) + 1}-${e}`), `>${edges[edges.length - 1]}`];
-}
+export { agingBucket, agingBucketNames, DEFAULT_AGING_EDGES } from '../ledger/aging.js';
 
 /** Whole days from `from` to `to` (YYYY-MM-DD, UTC), negative when `to` is earlier. */
 export function daysBetween(from: string, to: string): number {

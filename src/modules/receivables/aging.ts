@@ -1,10 +1,11 @@
 import { Decimal } from 'decimal.js';
+import { agingBucketNames, DEFAULT_AGING_EDGES } from '../ledger/aging.js';
 
 /**
  * Aging, kind-agnostic: receivables and payables both hand their open items, already placed in a bucket by
  * the SQL function finance.aging_bucket_index(days_past_due, edges), to `assembleAging`. Pure: no database, no clock.
  */
-export const DEFAULT_AGING_EDGES = [30, 60, 90];
+export { DEFAULT_AGING_EDGES };
 
 /** `?buckets=15,30,60` → [15, 30, 60]; undefined when the text is not 1–10 ascending positive whole numbers. */
 export function parseBucketEdges(text: string | undefined): number[] | undefined {
@@ -17,9 +18,7 @@ export function parseBucketEdges(text: string | undefined): number[] | undefined
 }
 
 /** Labels of the buckets for `edges`: current, 1-30, 31-60, 61-90, >90 for [30, 60, 90]. */
-export function bucketLabels(edges: number[]): string[] {
-  return ['current', ...edges.map((e, i) => `${i === 0 ? 1 : edges[i - 1] + 1}-${e}`), `>${edges[edges.length - 1]}`];
-}
+export const bucketLabels = (edges: number[]): string[] => agingBucketNames(edges);
 
 export interface AgingItem {
   partyId: string;
