@@ -207,7 +207,8 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
           if (d.payPct > 0) {
             const amount = (Math.round(Number(inv.total) * d.payPct) / 100).toFixed(2);
             const alloc = Math.min(Number(amount), Number(inv.total)).toFixed(2);
-            await t.http.post(rUrl(org2, 'payments')).set(owner2.auth).send({ customerId: cust, currency, date: day(d.day + d.payDay), amount, depositAccountId: s.acc['1100'], method: 'other',
+            // a share of a one-cent invoice can round to 0.00: a zero payment is rightly refused (400), so none is made
+            if (Number(amount) > 0) await t.http.post(rUrl(org2, 'payments')).set(owner2.auth).send({ customerId: cust, currency, date: day(d.day + d.payDay), amount, depositAccountId: s.acc['1100'], method: 'other',
               allocations: Number(alloc) > 0 ? [{ invoiceId: inv.id, amount: alloc }] : [] }).expect(201);
           }
         }
