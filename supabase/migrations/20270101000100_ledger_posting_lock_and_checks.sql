@@ -2,10 +2,11 @@
 -- The last statements record the migration for the project's runner (npm run db:migrate).
 -- Cheaper postings, same guarantees (issue 14), continued from 20261204000200 and 20261211000100.
 --
--- Measured serially on a scratch database (bench/README.md, issue 14): of a 2-line posting's database CPU, the
--- first write of the transaction (it takes a transaction id and makes COMMIT flush the WAL) is the period's row
--- lock; then the entry's INSERT (its CHECK constraints parsed again for every INSERT statement, its foreign key to
--- the organization checked by a query that key-share locks the organization's row), the lines, the audit row.
+-- Measured serially on a scratch database (bench/README.md, issue 14), statement by statement: of a 2-line
+-- posting's database CPU, begin_request and the membership checks, then the period's row lock (the transaction's
+-- first write: a WAL record, and COMMIT now has to flush), the entry's INSERT (its CHECK constraints rebuilt
+-- for every INSERT statement, its foreign key to the organization checked by a query that key-share locks the
+-- organization's row), the lines, the audit row.
 --
 -- 1. A period's status and the postings in flight: a posting no longer locks its period's row FOR KEY SHARE.
 --    That lock did not do what it was meant to: closing a period is an UPDATE of non-key columns (status,
@@ -23,10 +24,12 @@
 --    the organization first (public.auth_org_id(): a live organization the caller may act in) and post only to
 --    its accounts, and an organization with accounts can never be deleted (finance.accounts cascades from it and
 --    accounts_no_delete refuses every DELETE). Kept: audit_logs' (every module writes audit rows).
--- 3. The journal entries' CHECK constraints (source, lengths of memo, source reference, idempotency key) and the
---    balances' slot range: finance.check_entry refuses the same with ledger.invalid_entry before anything is
---    written (the source it already checked), and finance.write_entries computes the slot (backend pid % 8).
---    PostgreSQL rebuilds a table's CHECK expressions from the catalog for every INSERT statement.
+-- 3. The journal entries' CHECK constraints (source, lengths of memo, source reference, idempotency key), the
+--    lines' last ones (length of description and counterparty id, counterparty type) and the balances' slot
+--    range: finance.check_entry refuses the same with ledger.invalid_entry before anything is written (the
+--    source it already checked), and finance.write_entries computes the slot (backend pid % 8). PostgreSQL
+--    rebuilds a table's CHECK expressions from the catalog for every INSERT statement; journal_lines and the
+--    balances now have none.
 
 CREATE OR REPLACE FUNCTION finance.check_entry(org uuid, p jsonb, s finance.settings, base_mu int, accounts jsonb, periods jsonb)
 RETURNS finance.checked_entry
@@ -165,6 +168,16 @@ BEGIN
         OR NOT EXISTS (SELECT 1 FROM finance.tax_codes t WHERE t.org_id = org AND t.id = v_tax)) THEN
       RAISE EXCEPTION 'line %: tax code % does not exist in this organization, or taxRole is not output_base, output_tax, input_base or input_tax', n, l ->> 'taxCodeId'
         USING ERRCODE = 'P0001', HINT = 'ledger.unknown_tax_code';
+    END IF;
+    -- what the lines' remaining CHECK constraints said until migration 20270101000100
+    IF length(l ->> 'description') > 500 THEN
+      RAISE EXCEPTION 'line %: description has at most 500 characters', n USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
+    END IF;
+    IF (l ->> 'counterpartyType') NOT IN ('customer', 'vendor', 'employee', 'other') THEN
+      RAISE EXCEPTION 'line %: counterpartyType must be one of customer, vendor, employee, other', n USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
+    END IF;
+    IF length(l ->> 'counterpartyId') > 200 THEN
+      RAISE EXCEPTION 'line %: counterpartyId has at most 200 characters', n USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
     END IF;
     IF v_dr + v_cr + v_bdr + v_bcr = 0 THEN
       RAISE EXCEPTION 'line %: amount is zero', n USING ERRCODE = '22023', HINT = 'ledger.invalid_amount';
@@ -460,11 +473,15 @@ ALTER TABLE finance.journal_entries
   DROP CONSTRAINT journal_entries_memo_check,
   DROP CONSTRAINT journal_entries_source_check,
   DROP CONSTRAINT journal_entries_source_ref_check;
+ALTER TABLE finance.journal_lines
+  DROP CONSTRAINT journal_lines_description_check,
+  DROP CONSTRAINT journal_lines_counterparty_type_check,
+  DROP CONSTRAINT journal_lines_counterparty_id_check;
 ALTER TABLE finance.account_balances DROP CONSTRAINT account_balances_slot_check;
 ALTER TABLE finance.period_balances DROP CONSTRAINT period_balances_slot_check;
 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270101000100_ledger_posting_lock_and_checks', 'e6940bf0463752fbd9ee07b6fdbdab59a49d14138bd4368ff55376c06093e3ba', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270101000100_ledger_posting_lock_and_checks', 'b87b79abf33d243a03e6bb78813c7f35d216f503adb14c5907925ca0146ace5e', 0)
   ON CONFLICT (name) DO NOTHING;
