@@ -98,7 +98,6 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.accounts': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.currencies': { authenticated: 'SELECT', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.fiscal_periods': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
-  'column finance.fiscal_periods(status)': { finance_posting: 'UPDATE' },
   'table finance.fiscal_years': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.fx_rates': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
