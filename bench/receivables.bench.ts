@@ -338,8 +338,7 @@ async function main() {
       const c = new pg.Client({ connectionString: apiUrl });
       await c.connect();
       const times: number[] = [];
-      const query = `SELECT o.customer_id, o.customer_name, finance.aging_bucket_index($1::date - o.due_date, '{30,60,90}'::int[]) AS bucket, sum(o.open_base)::text
-        FROM finance.ar_open_items($1::date) o GROUP BY 1, 2, 3`;
+      const query = `SELECT customer_id, customer_name, bucket, amount::text FROM finance.ar_aging($1::date, '{30,60,90}'::int[])`;
       try {
         for (let i = 0; i < 13; i++) {
           const t1 = process.hrtime.bigint();
@@ -382,6 +381,12 @@ async function main() {
     await stopApp?.();
     await runtime.end().catch(() => undefined); // already ended before the aging part
     await admin.end().catch(() => undefined);
+    // BENCH_KEEP_DB=<name>: keep the generated database under that name (to read plans), instead of dropping it
+    const keep = process.env.BENCH_KEEP_DB;
+    if (keep && /^[a-z_][a-z0-9_]{0,40}$/.test(keep)) {
+      await root.query(`DROP DATABASE IF EXISTS "${keep}" WITH (FORCE)`);
+      await root.query(`ALTER DATABASE "${dbName}" RENAME TO "${keep}"`).catch((err) => log(`keeping the database failed: ${(err as Error).message}`));
+    }
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { assembleAging, bucketLabels, parseBucketEdges } from '../../src/modules/receivables/aging.js';
+import { parseBucketEdges } from '../../src/modules/ledger/aging.js';
+import { assembleAging, bucketLabels } from '../../src/modules/receivables/aging.js';
 
 /** The kind-agnostic aging assembly (receivables today, payables at merge): pure, no database. */
 describe('aging: bucket edges and assembly', () => {
@@ -13,12 +14,12 @@ describe('aging: bucket edges and assembly', () => {
 
   it('sums per party and in total, every total the exact sum of its buckets, credits included', () => {
     const r = assembleAging([
-      { partyId: 'b', partyName: 'Beta', bucket: 0, amount: '100.10' },
-      { partyId: 'a', partyName: 'Alpha', bucket: 4, amount: '0.20' },
-      { partyId: 'a', partyName: 'Alpha', bucket: 4, amount: '0.10' },
-      { partyId: 'a', partyName: 'Alpha', bucket: 0, amount: '-50.00' },
-      { partyId: 'z', partyName: 'Zero', bucket: 1, amount: '10.00' },
-      { partyId: 'z', partyName: 'Zero', bucket: 2, amount: '-10.00' },
+      { partyId: 'b', partyName: 'Beta', bucket: 'current', amount: '100.10' },
+      { partyId: 'a', partyName: 'Alpha', bucket: '>90', amount: '0.20' },
+      { partyId: 'a', partyName: 'Alpha', bucket: '>90', amount: '0.10' },
+      { partyId: 'a', partyName: 'Alpha', bucket: 'current', amount: '-50.00' },
+      { partyId: 'z', partyName: 'Zero', bucket: '1-30', amount: '10.00' },
+      { partyId: 'z', partyName: 'Zero', bucket: '31-60', amount: '-10.00' },
     ], [30, 60, 90], 2);
     expect(r.rows.map((x) => [x.partyName, x.buckets.map((b) => b.amount), x.total])).toEqual([
       ['Alpha', ['-50.00', '0.00', '0.00', '0.00', '0.30'], '-49.70'],

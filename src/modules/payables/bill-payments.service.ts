@@ -9,7 +9,8 @@ import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { D, fixed, rateText } from '../ledger/money.js';
-import { agingBucketNames, agingReport, DEFAULT_AGING_EDGES } from './aging.js';
+import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
+import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
@@ -288,15 +289,13 @@ export class BillPaymentsService {
   // ---------------------------------------------------------------- aging
   /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
-    const edges = buckets ? buckets.split(',').map(Number) : DEFAULT_AGING_EDGES;
-    if (edges.some((e, i) => e < 1 || (i > 0 && e <= edges[i - 1]))) {
-      throw AppError.badRequest('validation_failed', 'buckets must be ascending whole numbers of days, each at least 1, e.g. 15,30,60');
-    }
+    const edges = parseBucketEdges(buckets);
+    if (!edges) throw AppError.badRequest('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
     const day = asOf ?? new Date().toISOString().slice(0, 10);
     const { base, baseMu } = await this.baseMu(tx);
     const { apAccountId } = await this.payables.settings(tx);
-    const items = await repo.openItems(tx.db, tx.orgId, day);
-    const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, dueDate: r.due_date, amount: r.amount })), day, edges, baseMu);
+    const items = await repo.agingItems(tx.db, day, edges);
+    const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, bucket: r.bucket, amount: r.amount })), edges, baseMu);
     return {
       asOf: day, baseCurrency: base, buckets: agingBucketNames(edges), ...report,
       controlAccountBalance: fixed(await repo.creditBalance(tx.db, apAccountId, day), baseMu),

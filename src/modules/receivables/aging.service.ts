@@ -2,13 +2,14 @@ import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { assembleAging, parseBucketEdges } from './aging.js';
+import { parseBucketEdges } from '../ledger/aging.js';
+import { assembleAging } from './aging.js';
 import { today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo } from './receivables.repository.js';
 import type { ArAgingQuery, ArAgingReportDto } from './receivables.dto.js';
 
-/** AR aging as of any date: the open items (finance.ar_open_items) bucketed in SQL, assembled by the kind-agnostic `assembleAging`. */
+/** AR aging as of any date: the open base amounts grouped per customer and bucket in SQL (finance.ar_aging), assembled by the kind-agnostic `assembleAging`. */
 @Injectable()
 export class AgingService {
   constructor(

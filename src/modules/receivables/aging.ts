@@ -1,30 +1,18 @@
 import { Decimal } from 'decimal.js';
-import { agingBucketNames, DEFAULT_AGING_EDGES } from '../ledger/aging.js';
+import { agingBucketNames } from '../ledger/aging.js';
 
 /**
- * Aging, kind-agnostic: receivables and payables both hand their open items, already placed in a bucket by
- * the SQL function finance.aging_bucket_index(days_past_due, edges), to `assembleAging`. Pure: no database, no clock.
+ * Aging, kind-agnostic: receivables hand their open base amounts, already grouped per party and bucket by the SQL
+ * function finance.ar_aging(as_of, edges), to `assembleAging`. Pure: no database, no clock.
  */
-export { DEFAULT_AGING_EDGES };
-
-/** `?buckets=15,30,60` → [15, 30, 60]; undefined when the text is not 1–10 ascending positive whole numbers. */
-export function parseBucketEdges(text: string | undefined): number[] | undefined {
-  if (text === undefined) return DEFAULT_AGING_EDGES;
-  const parts = text.split(',').map((s) => s.trim());
-  if (parts.length < 1 || parts.length > 10 || parts.some((p) => !/^\d{1,5}$/.test(p))) return undefined;
-  const edges = parts.map(Number);
-  if (edges[0] < 1 || edges.some((e, i) => i > 0 && e <= edges[i - 1])) return undefined;
-  return edges;
-}
-
 /** Labels of the buckets for `edges`: current, 1-30, 31-60, 61-90, >90 for [30, 60, 90]. */
 export const bucketLabels = (edges: number[]): string[] => agingBucketNames(edges);
 
 export interface AgingItem {
   partyId: string;
   partyName: string;
-  /** 0 = current … edges.length + 1 = beyond the last edge (finance.aging_bucket_index) */
-  bucket: number;
+  /** the bucket's label (finance.aging_bucket): current, 1-30, …, >90 */
+  bucket: string;
   /** base-currency amount (decimal string; negative for credits) */
   amount: string;
 }
@@ -42,11 +30,14 @@ export function assembleAging(items: AgingItem[], edges: number[], minorUnits: n
   const zero = () => labels.map(() => new Decimal(0));
   const parties = new Map<string, { name: string; sums: Decimal[] }>();
   const totals = zero();
+  const index = new Map(labels.map((l, i) => [l, i]));
   for (const item of items) {
+    const b = index.get(item.bucket);
+    if (b === undefined) throw new Error(`aging: bucket ${item.bucket} is not one of ${labels.join(', ')}`);
     let p = parties.get(item.partyId);
     if (!p) parties.set(item.partyId, (p = { name: item.partyName, sums: zero() }));
-    p.sums[item.bucket] = p.sums[item.bucket].plus(item.amount);
-    totals[item.bucket] = totals[item.bucket].plus(item.amount);
+    p.sums[b] = p.sums[b].plus(item.amount);
+    totals[b] = totals[b].plus(item.amount);
   }
   const fmt = (d: Decimal) => d.toFixed(minorUnits);
   const sum = (xs: Decimal[]) => xs.reduce((a, b) => a.plus(b), new Decimal(0));

@@ -163,6 +163,15 @@ export const receivablesRepository = {
     return row as InvoiceRow | undefined;
   },
 
+  /**
+   * Locks and reads an invoice in one statement. Only for what the row itself decides (a draft's issue): a waiter
+   * gets the row as the locker committed it, but a subquery (the allocated sum) as of the statement's start.
+   */
+  async getInvoiceLocked(db: Db, orgId: string, id: string): Promise<InvoiceRow | undefined> {
+    const [row] = await db.run(invoices().where('i.org_id', '=', orgId).where('i.id', '=', id).forUpdate());
+    return row as InvoiceRow | undefined;
+  },
+
   /** Locks invoices in id order (concurrent allocations to the same invoices cannot deadlock). */
   async lockInvoices(db: Db, orgId: string, ids: string[]): Promise<void> {
     if (!ids.length) return;
@@ -287,12 +296,11 @@ export const receivablesRepository = {
 
   // ---------------------------------------------------------------- aging
   /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
-  async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
+  /** Open base amounts as of `asOf` per customer and bucket (finance.ar_aging: one grouped pass), with the customers' names. */
+  async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: string; amount: string }[]> {
     return db.$queryRaw`
-      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket_index(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
-             sum(o.open_base)::text AS amount
-      FROM finance.ar_open_items(${asOf}::date) o
-      GROUP BY 1, 2, 3`;
+      SELECT a.customer_id AS party_id, a.customer_name AS party_name, a.bucket, a.amount::text AS amount
+      FROM finance.ar_aging(${asOf}::date, ${edges}::int[]) a`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
@@ -306,4 +314,22 @@ export const receivablesRepository = {
 export async function effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
   const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
   return row.rate;
+}
+
+/** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */
+export interface OpenInvoiceRow {
+  documentKind: string; documentId: string; customerId: string; customerName: string; number: string | null; documentDate: string; dueDate: string;
+  currency: string; total: string; openAmount: string; baseCurrency: string; openAmountBase: string; daysPastDue: number; bucket: string;
+}
+
+/** The open receivables of today (semantic.v_ar_open, under the caller's policies), most overdue first, at most `limit` + 1 rows. */
+export async function openInvoices(db: Db, q: { customerId?: string; overdueOnly: boolean; limit: number }): Promise<OpenInvoiceRow[]> {
+  return db.$queryRaw<OpenInvoiceRow[]>`
+    SELECT document_kind AS "documentKind", document_id AS "documentId", customer_id AS "customerId", customer_name AS "customerName", number,
+           document_date::text AS "documentDate", due_date::text AS "dueDate", currency, total::text, open_amount::text AS "openAmount",
+           base_currency AS "baseCurrency", open_amount_base::text AS "openAmountBase", days_past_due AS "daysPastDue", bucket
+    FROM semantic.v_ar_open
+    WHERE (${q.customerId ?? null}::uuid IS NULL OR customer_id = ${q.customerId ?? null}::uuid) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
+    ORDER BY days_past_due DESC, due_date, document_id
+    LIMIT ${q.limit + 1}`;
 }
