@@ -148,7 +148,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
-  'function finance.aging_bucket_index(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  // aging grouped per party and bucket in one pass (20270103000100), the organization fixed by auth_org_id()
+  'function finance.ar_aging(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  'function finance.ap_aging(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ar_open_items(date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'view semantic.v_revenue_by_customer': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
