@@ -58,7 +58,9 @@ const invoices = () => qb.selectFrom('finance.invoices as i').select(invoiceColu
 const paymentColumns = [
   'p.id', 'p.customer_id as customerId', txt('p.payment_date').as('date'), txt('p.amount').as('amount'), 'p.currency', txt('p.rate').as('rate'),
   'p.deposit_account_id as depositAccountId', 'p.method', 'p.reference', 'p.entry_id as entryId',
-  sql<string>`coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id), 0)::text`.as('allocated'),
+  // allocated or refunded: what is no longer customer credit
+  sql<string>`(coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id), 0)
+    + coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id), 0))::text`.as('allocated'),
 ] as const;
 const payments = () => qb.selectFrom('finance.customer_payments as p').select(paymentColumns);
 
@@ -257,6 +259,24 @@ export const receivablesRepository = {
       deposit_account_id: p.depositAccountId, method: p.method, reference: p.reference, entry_id: p.entryId, created_by: p.createdBy,
     } as never).returning('id'));
     return row.id;
+  },
+
+  async insertRefund(db: Db, orgId: string, r: { paymentId: string; customerId: string; date: string; amount: string; currency: string; rate: string; sourceBase: string;
+    accountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.customer_refunds').values({
+      org_id: orgId, payment_id: r.paymentId, customer_id: r.customerId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate,
+      source_base: r.sourceBase, account_id: r.accountId, method: r.method, reference: r.reference, entry_id: r.entryId, created_by: r.createdBy,
+    } as never).returning('id'));
+    return row.id;
+  },
+
+  async refundsOf(db: Db, orgId: string, paymentIds: string[]) {
+    if (!paymentIds.length) return [];
+    return db.run(qb.selectFrom('finance.customer_refunds as r').select([
+      'r.id', 'r.payment_id as paymentId', txt('r.refund_date').as('date'), txt('r.amount').as('amount'), txt('r.rate').as('rate'), txt('r.source_base').as('sourceBase'),
+      sql<string>`round(r.amount * r.rate, (SELECT c.minor_units FROM finance.currencies c JOIN finance.settings st ON st.base_currency = c.code WHERE st.org_id = r.org_id))::text`.as('bankBase'),
+      'r.account_id as accountId', 'r.reference', 'r.entry_id as entryId',
+    ]).where('r.org_id', '=', orgId).where('r.payment_id', '=', sql<string>`any(${paymentIds}::uuid[])`).orderBy('r.created_at').orderBy('r.id'));
   },
 
   async getPayment(db: Db, orgId: string, id: string, lock = false): Promise<PaymentRow | undefined> {
