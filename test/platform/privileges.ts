@@ -113,6 +113,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.bill_lines': { authenticated: 'DELETE,INSERT,SELECT', service_role: 'SELECT' },
   'table finance.bill_decisions': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
   'table finance.bill_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_payment_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -145,6 +146,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.invoices': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
   'table finance.invoice_lines': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
   'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.customer_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },

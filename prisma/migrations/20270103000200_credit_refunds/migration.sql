@@ -63,7 +63,9 @@ CREATE TRIGGER bill_payment_refunds_no_truncate BEFORE TRUNCATE ON finance.bill_
 
 -- ---------------------------------------------------------------- privileges and policies
 REVOKE ALL ON finance.customer_refunds, finance.bill_payment_refunds FROM PUBLIC, anon, authenticated, service_role;
-GRANT SELECT, INSERT ON finance.customer_refunds, finance.bill_payment_refunds TO authenticated, service_role;
+GRANT SELECT, INSERT ON finance.customer_refunds TO authenticated, service_role;
+GRANT SELECT, INSERT ON finance.bill_payment_refunds TO authenticated;
+GRANT SELECT ON finance.bill_payment_refunds TO service_role;
 GRANT SELECT ON finance.customer_refunds, finance.bill_payment_refunds TO omnizen_analyst;
 ALTER TABLE finance.customer_refunds ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE finance.bill_payment_refunds ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;

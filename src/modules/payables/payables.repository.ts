@@ -251,11 +251,29 @@ export const payablesRepository = {
     return row;
   },
 
-  async paymentUsage(db: Db, orgId: string, paymentId: string) {
-    const [row] = await db.run(qb.selectFrom('finance.bill_allocations')
-      .select([sql<Decimal>`coalesce(sum(amount), 0)`.as('amount'), sql<Decimal>`coalesce(sum(payment_base_amount), 0)`.as('base')])
-      .where('org_id', '=', orgId).where('payment_id', '=', paymentId));
+  /** What of a payment is used: allocated (net of reversals) or refunded, in its currency and at its base. */
+  async paymentUsage(db: Db, orgId: string, paymentId: string): Promise<{ amount: Decimal; base: Decimal }> {
+    const [row] = await db.$queryRaw<{ amount: Decimal; base: Decimal }[]>`
+      SELECT coalesce(sum(u.amount), 0) AS amount, coalesce(sum(u.base), 0) AS base FROM (
+        SELECT amount, payment_base_amount AS base FROM finance.bill_allocations WHERE org_id = ${orgId}::uuid AND payment_id = ${paymentId}::uuid
+        UNION ALL
+        SELECT amount, payment_base_amount FROM finance.bill_payment_refunds WHERE org_id = ${orgId}::uuid AND payment_id = ${paymentId}::uuid) u`;
     return row;
+  },
+
+  async insertRefund(db: Db, orgId: string, r: { paymentId: string; date: string; amount: Decimal; currency: string; rate: Decimal; paymentBase: Decimal;
+    bankAccountId: string; reference: string | null; journalEntryId: string; createdBy: string }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.bill_payment_refunds').values({
+      org_id: orgId, payment_id: r.paymentId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate, payment_base_amount: r.paymentBase,
+      bank_account_id: r.bankAccountId, reference: r.reference, journal_entry_id: r.journalEntryId, created_by: r.createdBy,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async refundsOfPayments(db: Db, orgId: string, paymentIds: string[]) {
+    if (!paymentIds.length) return [];
+    return db.run(qb.selectFrom('finance.bill_payment_refunds').selectAll().where('org_id', '=', orgId)
+      .where('payment_id', '=', sql<string>`any(${paymentIds}::uuid[])`).orderBy('created_at').orderBy('id'));
   },
 
   async insertAllocation(db: Db, orgId: string, a: {
