@@ -13,8 +13,11 @@ import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
  *      Cr Bank 95.00, Dr realized FX loss 5.00.
  *  AP: vendor payment 100.00 without allocation (credit with the vendor); the vendor pays back 40.00 on Feb 12:
  *      Dr Bank 40.00 / Cr AP 40.00 → credit 60.00 = AP aging total -60.00 = AP control balance; 61.00 more is a 409.
+ *  A payment settles documents of its own currency only: a USD payment allocated to a EUR invoice or bill is a 422
+ *  naming both currencies, nothing written (record the payment in the document's currency at the rate received
+ *  instead: the realized FX difference is posted then).
  */
-describe('refunds of customer and vendor credit', () => {
+describe('refunds of customer and vendor credit; a payment in another currency than its documents', () => {
   let t: TestApp;
   let orgId: string;
   let users: RoleUsers;
@@ -95,5 +98,24 @@ describe('refunds of customer and vendor credit', () => {
     expect(await count('finance.bill_payment_refunds')).toBe(refunds);
     const { rows: events } = await t.db.admin.query(`SELECT payload->'payload'->>'amount' AS amount FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'bill_payment.refunded'`, [orgId]);
     expect(events).toEqual([{ amount: '40.00' }]);
+  });
+
+  it('refuses a payment in another currency than the invoice or bill it settles: a documented 422, nothing written', async () => {
+    const inv = await issueInvoice(t, orgId, users.accountant, { customerId: customer, invoiceDate: '2026-02-20', lines: [{ description: 'EUR work', quantity: '1', unitPrice: '80', revenueAccountId: acc['4100'] }] });
+    const [payments, entries] = [await count('finance.customer_payments'), await count('finance.journal_entries')];
+    const ar = await t.http.post(rUrl(orgId, 'payments')).set(users.accountant.auth).send({ customerId: customer, date: '2026-03-01', amount: '80.00', currency: 'USD',
+      depositAccountId: acc['1100'], method: 'bank_transfer', allocations: [{ invoiceId: inv.id, amount: '80.00' }] }).expect(422);
+    expect(ar.body.error.code).toBe('receivables.currency_mismatch');
+    expect(ar.body.error.message).toMatch(/EUR.*USD/);
+    expect([await count('finance.customer_payments'), await count('finance.journal_entries')]).toEqual([payments, entries]);
+
+    const vendor = await createVendor(t, orgId, users.accountant, { name: 'EUR Vendor' });
+    const bill = await t.http.post(payablesUrl(orgId, 'bills')).set(users.accountant.auth).send({ vendorId: vendor, billDate: '2026-02-20', lines: [{ accountId: acc['5200'], unitPrice: '80.00' }] }).expect(201);
+    await t.http.post(payablesUrl(orgId, `bills/${bill.body.id}/submit`)).set(users.accountant.auth).expect(200);
+    const before = [await count('finance.bill_payments'), await count('finance.journal_entries')];
+    const ap = await t.http.post(payablesUrl(orgId, 'payments')).set(users.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-03-01', amount: '80.00', currency: 'USD',
+      bankAccountId: acc['1100'], allocations: [{ billId: bill.body.id, amount: '80.00' }] }).expect(422);
+    expect(ap.body.error.code).toBe('payables.currency_mismatch');
+    expect([await count('finance.bill_payments'), await count('finance.journal_entries')]).toEqual(before);
   });
 });
