@@ -316,11 +316,16 @@ export const receivablesRepository = {
 
   // ---------------------------------------------------------------- aging
   /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
-  /** Open base amounts as of `asOf` per customer and bucket (finance.ar_aging: one grouped pass), with the customers' names. */
-  async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: string; amount: string }[]> {
+  /**
+   * The aging's sums as of `asOf`: per customer and bucket (finance.ar_aging: one grouped pass), per customer, per
+   * bucket and in total, rounded to `minorUnits`, customers by name then id (the report's order).
+   */
+  async agingSums(db: Db, asOf: string, edges: number[], minorUnits: number): Promise<{ partyId: string | null; partyName: string | null; bucket: string | null; amount: string }[]> {
     return db.$queryRaw`
-      SELECT a.customer_id AS party_id, a.customer_name AS party_name, a.bucket, a.amount::text AS amount
-      FROM finance.ar_aging(${asOf}::date, ${edges}::int[]) a`;
+      SELECT a.customer_id AS "partyId", min(a.customer_name) AS "partyName", a.bucket, round(coalesce(sum(a.amount), 0), ${minorUnits}::int)::text AS amount
+      FROM finance.ar_aging(${asOf}::date, ${edges}::int[]) a
+      GROUP BY GROUPING SETS ((a.customer_id, a.bucket), (a.customer_id), (a.bucket), ())
+      ORDER BY min(a.customer_name), a.customer_id, a.bucket`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
