@@ -7,6 +7,11 @@
 //           entry, the payment, the allocation, the bill lock, audit and bill.paid event), BENCH_CONNECTIONS workers
 //   hot     POST /payables/payments/:id/allocations of 0.01 each against ONE big bill from ONE payment's credit:
 //           every allocation waits for the bill's and the payment's lock (the worst case: one contended document)
+//   sql_spread  the floor of `spread`: the same work straight through pg as the API login, BENCH_CONNECTIONS
+//           connections, one tenant transaction each (begin_request, lock the bill, finance.post_journal_entry
+//           with AP debit / bank credit, the payment and allocation rows, the audit row) on bills of their own;
+//           the API adds its reads (vendor, bank account, settings, what is settled), the events and the response.
+//           Stopped app during the floor (the API's side runs first), so the two do not share the machine.
 // and drops the database at the end. Progress goes to stderr.
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -15,6 +20,7 @@ import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
+import { tenantClaims } from './tenant-claims.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -90,16 +96,17 @@ async function main() {
     const url = (p: string) => `/v1/orgs/${org.id}/payables/${p}`;
     const vendor = (await ok('POST', url('vendors'), token, { name: 'Bench Vendor' })).id;
 
-    log(`posting ${BILLS} bills through the API`);
+    log(`posting ${BILLS} bills through the API (and ${BILLS} for the SQL floor)`);
     const bills: string[] = [];
+    const sqlBills: string[] = [];
     let made = 0;
     const post = async () => {
-      while (made < BILLS) {
+      while (made < 2 * BILLS) {
         made++;
         const b = await ok('POST', url('bills'), token, { vendorId: vendor, billDate: '2026-02-02', lines: [{ accountId: code('5200'), unitPrice: '10.00' }] });
         await ok('POST', url(`bills/${b.id}/submit`), token);
-        bills.push(b.id);
-        if (bills.length % 500 === 0) log(`  ${bills.length} bills`);
+        (bills.length <= sqlBills.length ? bills : sqlBills).push(b.id);
+        if ((bills.length + sqlBills.length) % 1000 === 0) log(`  ${bills.length + sqlBills.length} bills`);
       }
     };
     await Promise.all(Array.from({ length: 8 }, post));
@@ -132,9 +139,59 @@ async function main() {
     const credit = await ok('POST', url('payments'), token, { vendorId: vendor, paymentDate: '2026-02-10', amount: '900.00', bankAccountId: code('1100') });
     const hot = await run('hot', () => ({ path: url(`payments/${credit.id}/allocations`), body: { billId: big.id, amount: '0.01' } }));
 
+    await stop?.();
+    stop = undefined;
+
+    // ---- the floor of `spread`: the same writes through SQL as the API login, in one tenant transaction each
+    const claims = tenantClaims(token, org.id);
+    const me = { sub: JSON.parse(claims).sub as string };
+    const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
+    let sqlNext = 0;
+    const sqlLatencies: number[] = [];
+    let sqlErrors = 0;
+    log(`sql_spread: ${SECONDS} s at ${CONNECTIONS} connections`);
+    const sqlEnd = Date.now() + SECONDS * 1000;
+    const sqlStarted = Date.now();
+    await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+      const c = await runtime.connect();
+      try {
+        for (let bill = sqlBills[sqlNext++]; bill && Date.now() < sqlEnd; bill = sqlBills[sqlNext++]) {
+          const t0 = performance.now();
+          try {
+            await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
+            await c.query('SELECT id FROM finance.bills WHERE org_id = $1 AND id = $2 FOR UPDATE', [org.id, bill]);
+            const entry = { date: '2026-02-10', memo: 'Bill payment', source: 'payment', lines: [
+              { accountId: code('2100'), debit: '10.00', currency: 'EUR', counterpartyType: 'vendor', counterpartyId: vendor, description: 'Payment of bill' },
+              { accountId: code('1100'), credit: '10.00', currency: 'EUR', counterpartyType: 'vendor', counterpartyId: vendor, description: 'Payment' }] };
+            const { rows: [posted] } = await c.query('SELECT entry_id FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
+              [JSON.stringify(entry), JSON.stringify({ action: 'ledger.entry_posted', requestId: 'bench' })]);
+            const { rows: [payment] } = await c.query(`INSERT INTO finance.bill_payments (org_id, vendor_id, payment_date, currency, amount, rate, base_amount, bank_account_id, method, journal_entry_id, created_by)
+              VALUES ($1, $2, '2026-02-10', 'EUR', 10, 1, 10, $3, 'bank_transfer', $4, $5) RETURNING id`, [org.id, vendor, code('1100'), posted.entry_id, me.sub]);
+            await c.query(`INSERT INTO finance.bill_allocations (org_id, payment_id, bill_id, allocation_date, amount, bill_base_amount, payment_base_amount, journal_entry_id, created_by)
+              VALUES ($1, $2, $3, '2026-02-10', 10, 10, 10, $4, $5)`, [org.id, payment.id, bill, posted.entry_id, me.sub]);
+            await c.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after) VALUES ($1, $2, 'user', 'payables.payment_created', 'bill_payment', $3, $4)`,
+              [org.id, me.sub, payment.id, JSON.stringify({ amount: '10.00', billId: bill })]);
+            await c.query('COMMIT');
+            sqlLatencies.push(performance.now() - t0);
+          } catch (err) {
+            if (sqlErrors++ === 0) log(`sql_spread error: ${(err as Error).message}`);
+            await c.query('ROLLBACK').catch(() => undefined);
+          }
+        }
+      } finally {
+        c.release();
+      }
+    }));
+    await runtime.end();
+    sqlLatencies.sort((a, b) => a - b);
+    const sqlSeconds = Math.min(SECONDS, (Date.now() - sqlStarted) / 1000);
+    const sqlSpread = { allocations: sqlLatencies.length, allocations_per_s: Math.round((sqlLatencies.length / sqlSeconds) * 10) / 10, errors: sqlErrors,
+      latency_ms: { p50: pct(sqlLatencies, 50), p99: pct(sqlLatencies, 99) } };
+
     const load = (await import('node:os')).loadavg();
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds_per_scenario: SECONDS, bills: BILLS, spread_payment_with_allocation: spread, hot_allocation_one_bill: hot,
+      sql_spread_floor: sqlSpread, spread_api_vs_sql: Math.round((spread.allocations_per_s / (sqlSpread.allocations_per_s || 1)) * 1000) / 1000,
       loadavg_1m_at_end: Math.round(load[0] * 100) / 100,
     }, null, 2));
   } finally {

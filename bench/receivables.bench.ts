@@ -334,20 +334,32 @@ async function main() {
       return { p50_ms: round(pct(times, 50)), p99_ms: round(pct(times, 99)), max_ms: round(times[times.length - 1]), result: check };
     };
     // the same aging query straight through pg as the API login (begin_request + one statement): the database's share
+    // and, interleaved in the same run (so the machine's load hits both alike), the per-document path the aging had
+    // before finance.ar_aging: every open item out of finance.ar_open_items, grouped outside
     const agingSql = async (asOf: string) => {
       const c = new pg.Client({ connectionString: apiUrl });
       await c.connect();
       const times: number[] = [];
-      const query = `SELECT o.customer_id, o.customer_name, finance.aging_bucket_index($1::date - o.due_date, '{30,60,90}'::int[]) AS bucket, sum(o.open_base)::text
+      const perDocument: number[] = [];
+      const query = `SELECT customer_id, customer_name, bucket, amount::text FROM finance.ar_aging($1::date, '{30,60,90}'::int[])`;
+      const perDocumentQuery = `SELECT o.customer_id, o.customer_name, finance.aging_bucket($1::date - o.due_date) AS bucket, sum(o.open_base)::text
         FROM finance.ar_open_items($1::date) o GROUP BY 1, 2, 3`;
+      const timed = async (q: string) => {
+        const t1 = process.hrtime.bigint();
+        await c.query('BEGIN');
+        await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [tenantClaims(big.token, big.orgId)]);
+        await c.query(q, [asOf]);
+        await c.query('COMMIT');
+        return Number(process.hrtime.bigint() - t1) / 1e6;
+      };
       try {
         for (let i = 0; i < 13; i++) {
-          const t1 = process.hrtime.bigint();
-          await c.query('BEGIN');
-          await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [tenantClaims(big.token, big.orgId)]);
-          await c.query(query, [asOf]);
-          await c.query('COMMIT');
-          if (i >= 3) times.push(Number(process.hrtime.bigint() - t1) / 1e6);
+          const t1 = await timed(query);
+          const t2 = await timed(perDocumentQuery);
+          if (i >= 3) {
+            times.push(t1);
+            perDocument.push(t2);
+          }
         }
         await c.query('BEGIN');
         await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [tenantClaims(big.token, big.orgId)]);
@@ -358,7 +370,9 @@ async function main() {
         await c.end();
       }
       times.sort((a, b) => a - b);
-      return { p50_ms: round(pct(times, 50)), max_ms: round(times[times.length - 1]) };
+      perDocument.sort((a, b) => a - b);
+      return { p50_ms: round(pct(times, 50)), max_ms: round(times[times.length - 1]), per_document_path_p50_ms: round(pct(perDocument, 50)),
+        grouped_vs_per_document: round((pct(times, 50) ?? 0) / (pct(perDocument, 50) || 1), 3) };
     };
     const arBalance = async (asOf: string) => (await http('GET', `/v1/orgs/${big.orgId}/ledger/accounts/${big.acc['1200']}/balance?asOf=${asOf}`, big.token)).baseBalance;
     const agingToday = await agingLatency(`?asOf=${today}`);
@@ -366,7 +380,7 @@ async function main() {
     const agingCustomBuckets = await agingLatency(`?asOf=${today}&buckets=15,30,60,120,240`);
 
     const report = {
-      connections: CONNECTIONS, seconds_per_scenario: SECONDS,
+      connections: CONNECTIONS, seconds_per_scenario: SECONDS, loadavg_1m_at_end: round((await import('node:os')).loadavg()[0]),
       ...throughput,
       ar_aging: {
         ...counts, generation: 'set-based SQL (customers, invoices, entries and lines, payments and allocations; balances aggregated from the lines)',
@@ -382,6 +396,12 @@ async function main() {
     await stopApp?.();
     await runtime.end().catch(() => undefined); // already ended before the aging part
     await admin.end().catch(() => undefined);
+    // BENCH_KEEP_DB=<name>: keep the generated database under that name (to read plans), instead of dropping it
+    const keep = process.env.BENCH_KEEP_DB;
+    if (keep && /^[a-z_][a-z0-9_]{0,40}$/.test(keep)) {
+      await root.query(`DROP DATABASE IF EXISTS "${keep}" WITH (FORCE)`);
+      await root.query(`ALTER DATABASE "${dbName}" RENAME TO "${keep}"`).catch((err) => log(`keeping the database failed: ${(err as Error).message}`));
+    }
     await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
   }

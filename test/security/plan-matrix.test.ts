@@ -83,7 +83,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/ledger/fx-revaluations full_accounting',
       ...['DELETE /invoices/{invoiceId}', 'POST /allocations/{receivableAllocationId}/reverse', 'POST /customers', 'POST /customers/{customerId}/archive', 'POST /invoices',
         'POST /invoices/{invoiceId}/credit-notes', 'POST /invoices/{invoiceId}/issue', 'POST /invoices/{invoiceId}/void', 'POST /payments',
-        'POST /payments/{customerPaymentId}/allocations', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
+        'POST /payments/{customerPaymentId}/allocations', 'POST /payments/{customerPaymentId}/refunds', 'PUT /customers/{customerId}', 'PUT /invoices/{invoiceId}', 'PUT /settings',
       ].map((r) => `${r.replace(' /', ' /v1/orgs/{orgId}/receivables/')} basic_invoicing`),
       'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
       // payables, approvals and expense claims (issue 15)
@@ -101,6 +101,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit full_accounting',
       'POST /v1/orgs/{orgId}/payables/payments full_accounting',
       'POST /v1/orgs/{orgId}/payables/payments/{paymentId}/allocations full_accounting',
+      'POST /v1/orgs/{orgId}/payables/payments/{paymentId}/refunds full_accounting',
       'POST /v1/orgs/{orgId}/payables/vendors full_accounting',
       'POST /v1/orgs/{orgId}/payables/vendors/{vendorId}/archive full_accounting',
       'PUT /v1/orgs/{orgId}/payables/settings full_accounting',

@@ -94,8 +94,13 @@ export class JournalService {
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
-    if (!replayed) await this.analytics.record(tx, { name: 'ledger.entry_posted', properties: { source: payload.source ?? null, action } });
-    if (!replayed) await emitEvent(tx, 'journal_entry.posted', postedEvent(entry.id, payload));
+    // the analytics row and the event sent together (the connection pipelines them): one round trip, not two
+    if (!replayed) {
+      await Promise.all([
+        this.analytics.record(tx, { name: 'ledger.entry_posted', properties: { source: payload.source ?? null, action } }),
+        emitEvent(tx, 'journal_entry.posted', postedEvent(entry.id, payload)),
+      ]);
+    }
     return { entry: formatEntry(entry, await this.ledger.minorUnits(tx)), replayed };
   }
 

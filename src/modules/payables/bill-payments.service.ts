@@ -9,12 +9,13 @@ import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { D, fixed, rateText } from '../ledger/money.js';
-import { agingBucketNames, agingReport, DEFAULT_AGING_EDGES } from './aging.js';
+import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
+import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import type {
-  AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, ReverseAllocationDto,
+  AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
 } from './payables.dto.js';
 
 type BillRow = NonNullable<Awaited<ReturnType<typeof repo.lockBill>>>;
@@ -207,6 +208,57 @@ export class BillPaymentsService {
   }
 
   /**
+   * A vendor pays back credit (what of a payment is neither allocated nor refunded): bank debit at the rate of the
+   * refund date, AP credit of the base the refund takes off the payment's credit (at the payment's rate; the last
+   * refund takes what is left), the difference to realized FX, in one entry. Serialized with the payment's
+   * allocations (its lock), so the credit never goes below zero.
+   */
+  async refund(tx: TenantTx, paymentId: string, dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
+    const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
+    if (!payment) throw AppError.notFound('bill_payment', paymentId);
+    const { base, baseMu } = await this.baseMu(tx);
+    const mu = await this.ledger.currencyUnits(tx, payment.currency);
+    const amount = D(dto.amount);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw AppError.badRequest('validation_failed', `amount must be positive with at most ${mu} decimals for ${payment.currency}`);
+    const date = dto.date ?? new Date().toISOString().slice(0, 10);
+    if (date < iso(payment.payment_date)) throw AppError.badRequest('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
+    const left = D(payment.amount).minus(usage.amount);
+    if (amount.gt(left)) throw PayablesErrors.error('payables.exceeds_credit', `amount: ${fixed(amount, mu)} is more than the credit left on the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
+    const bankAccountId = dto.bankAccountId ?? payment.bank_account_id;
+    const bank = await repo.account(tx.db, tx.orgId, bankAccountId);
+    if (!bank) throw AppError.notFound('account', bankAccountId);
+    if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
+      throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
+    }
+    const rate = await this.payables.rateOn(tx, payment.currency, date);
+    const bankBase = D(fixed(amount.times(rate), baseMu));
+    const paymentBase = amount.eq(left) ? D(payment.base_amount).minus(usage.base) : D(fixed(amount.times(payment.rate), baseMu));
+    const { apAccountId } = await this.payables.settings(tx);
+    const cp = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
+    const foreign = payment.currency !== base;
+    const lines: PostingLine[] = [
+      { accountId: bankAccountId, debit: fixed(amount, mu), currency: payment.currency, ...(foreign ? { rate: rate.toFixed(), baseDebit: fixed(bankBase, baseMu) } : {}),
+        description: dto.reference ? `Refund ${dto.reference}` : 'Refund of credit', ...cp },
+      { accountId: apAccountId, credit: fixed(amount, mu), currency: payment.currency, ...(foreign ? { rate: D(payment.rate).toFixed(), baseCredit: fixed(paymentBase, baseMu) } : {}),
+        description: 'Credit with the vendor refunded', ...cp },
+      // the credit was carried at `paymentBase`, the bank got `bankBase`: less is a loss (> 0), more a gain
+      ...(await this.fxLinesForPayment(tx, paymentBase.minus(bankBase), baseMu)),
+    ];
+    const { entry } = await this.journal.post(tx, { date, memo: `Refund of credit on payment ${paymentId}`, source: 'payment', sourceRef: paymentId, lines });
+    const id = await repo.insertRefund(tx.db, tx.orgId, {
+      paymentId, date, amount, currency: payment.currency, rate, paymentBase, bankAccountId, reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: this.payables.actor(tx),
+    });
+    await emitEvent(tx, 'bill_payment.refunded', {
+      refundId: id, paymentId, partyType: payment.vendor_id ? 'vendor' : 'employee', partyId: payment.vendor_id ?? payment.claimant_id, refundDate: date,
+      currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
+    });
+    const after = await this.get(tx, paymentId);
+    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: after.refunds.find((r) => r.id === id) });
+    return after;
+  }
+
+  /**
    * Un-allocates (a bounced payment, a mistake): a new allocation of the opposite amount, never a change of the
    * first; the amount is open on the bill again and a credit on the payment again; an FX result is reversed.
    */
@@ -251,8 +303,8 @@ export class BillPaymentsService {
   }
 
   private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
-    const [rows, allocations, units, { baseMu }] = await Promise.all([
-      repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx), this.baseMu(tx),
+    const [rows, allocations, refunds, units, { baseMu }] = await Promise.all([
+      repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), repo.refundsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx), this.baseMu(tx),
     ]);
     const byId = new Map(rows.map((r) => [r.id, r]));
     return ids.filter((id) => byId.has(id)).map((id) => {
@@ -260,7 +312,8 @@ export class BillPaymentsService {
       const mu = units(p.currency);
       const mine = allocations.filter((a) => a.payment_id === id);
       const reversedBy = new Map(mine.filter((a) => a.reverses_allocation_id).map((a) => [a.reverses_allocation_id!, a.id]));
-      const allocated = mine.reduce((s, a) => s.plus(a.amount), D(0));
+      const myRefunds = refunds.filter((r) => r.payment_id === id);
+      const allocated = [...mine, ...myRefunds].reduce((s, a) => s.plus(a.amount), D(0));
       return {
         id, vendorId: p.vendor_id, claimantId: p.claimant_id, paymentDate: iso(p.payment_date), currency: p.currency, amount: fixed(p.amount, mu),
         rate: rateText(p.rate), baseAmount: fixed(p.base_amount, baseMu), unallocated: fixed(D(p.amount).minus(allocated), mu), bankAccountId: p.bank_account_id,
@@ -269,6 +322,10 @@ export class BillPaymentsService {
           id: a.id, paymentId: id, billId: a.bill_id, date: iso(a.allocation_date), amount: fixed(a.amount, mu), billBaseAmount: fixed(a.bill_base_amount, baseMu),
           paymentBaseAmount: fixed(a.payment_base_amount, baseMu), fxDifference: fixed(D(a.payment_base_amount).minus(a.bill_base_amount), baseMu),
           reversesAllocationId: a.reverses_allocation_id, reversedByAllocationId: reversedBy.get(a.id) ?? null, journalEntryId: a.journal_entry_id, createdAt: a.created_at,
+        })),
+        refunds: myRefunds.map((r) => ({
+          id: r.id, date: iso(r.refund_date), amount: fixed(r.amount, mu), rate: rateText(r.rate), paymentBaseAmount: fixed(r.payment_base_amount, baseMu),
+          bankAccountId: r.bank_account_id, reference: r.reference, journalEntryId: r.journal_entry_id,
         })),
       };
     });
@@ -288,15 +345,13 @@ export class BillPaymentsService {
   // ---------------------------------------------------------------- aging
   /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
-    const edges = buckets ? buckets.split(',').map(Number) : DEFAULT_AGING_EDGES;
-    if (edges.some((e, i) => e < 1 || (i > 0 && e <= edges[i - 1]))) {
-      throw AppError.badRequest('validation_failed', 'buckets must be ascending whole numbers of days, each at least 1, e.g. 15,30,60');
-    }
+    const edges = parseBucketEdges(buckets);
+    if (!edges) throw AppError.badRequest('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
     const day = asOf ?? new Date().toISOString().slice(0, 10);
     const { base, baseMu } = await this.baseMu(tx);
     const { apAccountId } = await this.payables.settings(tx);
-    const items = await repo.openItems(tx.db, tx.orgId, day);
-    const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, dueDate: r.due_date, amount: r.amount })), day, edges, baseMu);
+    const items = await repo.agingItems(tx.db, day, edges);
+    const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, bucket: r.bucket, amount: r.amount })), edges, baseMu);
     return {
       asOf: day, baseCurrency: base, buckets: agingBucketNames(edges), ...report,
       controlAccountBalance: fixed(await repo.creditBalance(tx.db, apAccountId, day), baseMu),

@@ -13,7 +13,7 @@ import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
 import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesService } from './payables.service.js';
 import {
-  AgingQuery, AgingReportDto, BillDto, BillPage, BillPaymentDto, BillPaymentPage, BillQuery, CommentDto, CreateAllocationDto, CreateBillDto,
+  AgingQuery, AgingReportDto, BillDto, BillPage, BillPaymentDto, BillPaymentPage, BillQuery, CommentDto, CreateAllocationDto, CreateBillDto, RefundVendorCreditDto,
   CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery,
 } from './payables.dto.js';
@@ -287,6 +287,17 @@ export class PayablesController {
   @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
     return this.payments.allocate(tx, id, dto);
+  }
+
+  @Post('payments/:paymentId/refunds')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'refundVendorCredit', summary: 'Record credit paid back by a vendor (what is left of a payment): bank debit, AP credit, realized FX at the refund date\'s rate' })
+  @ApiCreatedResponse({ type: BillPaymentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.exceeds_credit', 'payables.bank_account_not_allowed', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
+    return this.payments.refund(tx, id, dto);
   }
 
   @Post('allocations/:allocationId/reverse')

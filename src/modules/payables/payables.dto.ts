@@ -259,6 +259,26 @@ export class CreateAllocationDto {
   @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date', example: '2026-01-25' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
 }
 
+@ApiSchema({ description: 'A vendor pays back credit: what of a payment is neither allocated nor refunded' })
+export class RefundVendorCreditDto {
+  @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
+  @ApiPropertyOptional({ description: 'Reference', example: 'REFUND-77' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
+}
+
+@ApiSchema({ description: 'Credit paid back by a vendor' })
+export class BillPaymentRefundDto {
+  @ApiProperty({ description: 'Refund id', format: 'uuid', example: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e' }) id: string;
+  @ApiProperty({ description: 'Date', example: '2026-02-20' }) date: string;
+  @ApiProperty({ description: 'Amount in the payment currency', example: '50.00' }) amount: string;
+  @ApiProperty({ description: 'Rate of the refund date', example: '1.0000000000' }) rate: string;
+  @ApiProperty({ description: 'Base amount of the payment\'s credit it used (at the payment\'s rate)', example: '50.00' }) paymentBaseAmount: string;
+  @ApiProperty({ description: 'Bank or cash account debited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) bankAccountId: string;
+  @ApiProperty({ description: 'Reference; null when none', type: String, nullable: true, example: 'REFUND-77' }) reference: string | null;
+  @ApiProperty({ description: 'The posting (bank debit, AP credit, realized FX)', format: 'uuid', example: '5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d' }) journalEntryId: string;
+}
+
 @ApiSchema({ description: 'Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount' })
 export class ReverseAllocationDto {
   @ApiPropertyOptional({ description: 'Date of the reversal; absent: the original allocation\'s date', example: '2026-01-28' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
@@ -290,13 +310,14 @@ export class BillPaymentDto {
   @ApiProperty({ description: 'Amount', example: '100.00' }) amount: string;
   @ApiProperty({ description: 'Rate of the payment date', example: '1.0000000000' }) rate: string;
   @ApiProperty({ description: 'Amount in the base currency credited to the bank', example: '100.00' }) baseAmount: string;
-  @ApiProperty({ description: 'What is not allocated (a credit with the vendor)', example: '0.00' }) unallocated: string;
+  @ApiProperty({ description: 'What is neither allocated nor refunded (a credit with the vendor)', example: '0.00' }) unallocated: string;
   @ApiProperty({ description: 'Bank or cash account credited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) bankAccountId: string;
   @ApiProperty({ description: 'Method', enum: PAYMENT_METHODS, example: 'bank_transfer' }) method: string;
   @ApiProperty({ description: 'Reference; null when none', type: String, nullable: true, example: 'TRX-2026-0001' }) reference: string | null;
   @ApiProperty({ description: 'The posting', format: 'uuid', example: '5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d' }) journalEntryId: string;
   @ApiProperty({ description: 'When', example: '2026-01-20T10:00:00.000Z' }) createdAt: Date;
   @ApiProperty({ description: 'Allocations, oldest first', type: [AllocationDto] }) allocations: AllocationDto[];
+  @ApiProperty({ description: 'Credit paid back by the vendor, oldest first', type: [BillPaymentRefundDto] }) refunds: BillPaymentRefundDto[];
 }
 
 @ApiSchema({ description: 'A page of bill payments, newest first' })

@@ -51,4 +51,17 @@ export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
     payloadSchema: billPayload({ approvalsRequired: { type: 'integer' }, approverRoles: { type: 'array', items: { type: 'string' } } }, ['approvalsRequired', 'approverRoles']),
     example: { ...example, kind: 'expense_claim', partyType: 'employee', partyId: 'user-7', total: '84.50', approvalsRequired: 1, approverRoles: ['owner', 'admin', 'accountant'] },
   },
+  {
+    type: 'bill_payment.refunded', version: 1, category: 'finance',
+    description: 'A vendor paid back credit (a bill payment\'s unallocated part) and it was posted (bank debit, AP credit)',
+    payloadSchema: {
+      $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', additionalProperties: false,
+      required: ['refundId', 'paymentId', 'partyType', 'partyId', 'refundDate', 'currency', 'amount', 'journalEntryId'],
+      properties: {
+        refundId: uuid, paymentId: uuid, partyType: { enum: ['vendor', 'employee'] }, partyId: { type: 'string' }, refundDate: { type: 'string', format: 'date' },
+        currency: { type: 'string', pattern: '^[A-Z]{3}$' }, amount: money, journalEntryId: uuid,
+      },
+    },
+    example: { refundId: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e', paymentId: '9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d', partyType: 'vendor', partyId: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e', refundDate: '2026-02-20', currency: 'EUR', amount: '50.00', journalEntryId: '5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d' },
+  },
 ];

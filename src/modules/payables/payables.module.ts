@@ -1,15 +1,25 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { AgentsModule } from '../agents/agents.module.js';
+import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
 import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesController } from './payables.controller.js';
 import { PayablesService } from './payables.service.js';
+import { listOpenBillsTool } from './payables.tools.js';
 
 /** Vendors, bills and expense claims with approvals, bill payments and allocations, AP aging (issue 15, payables). */
 @Module({
-  imports: [BillingModule, LedgerModule],
+  imports: [BillingModule, LedgerModule, AgentsModule],
   controllers: [PayablesController],
   providers: [PayablesService, BillPaymentsService],
   exports: [PayablesService, BillPaymentsService],
 })
-export class PayablesModule {}
+export class PayablesModule implements OnModuleInit {
+  constructor(private readonly tools: ToolRegistry) {}
+
+  onModuleInit(): void {
+    // the agents' list_open_bills tool (reads semantic.v_ap_open as the run's user)
+    this.tools.register(listOpenBillsTool);
+  }
+}

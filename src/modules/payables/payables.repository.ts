@@ -251,11 +251,29 @@ export const payablesRepository = {
     return row;
   },
 
-  async paymentUsage(db: Db, orgId: string, paymentId: string) {
-    const [row] = await db.run(qb.selectFrom('finance.bill_allocations')
-      .select([sql<Decimal>`coalesce(sum(amount), 0)`.as('amount'), sql<Decimal>`coalesce(sum(payment_base_amount), 0)`.as('base')])
-      .where('org_id', '=', orgId).where('payment_id', '=', paymentId));
+  /** What of a payment is used: allocated (net of reversals) or refunded, in its currency and at its base. */
+  async paymentUsage(db: Db, orgId: string, paymentId: string): Promise<{ amount: Decimal; base: Decimal }> {
+    const [row] = await db.$queryRaw<{ amount: Decimal; base: Decimal }[]>`
+      SELECT coalesce(sum(u.amount), 0) AS amount, coalesce(sum(u.base), 0) AS base FROM (
+        SELECT amount, payment_base_amount AS base FROM finance.bill_allocations WHERE org_id = ${orgId}::uuid AND payment_id = ${paymentId}::uuid
+        UNION ALL
+        SELECT amount, payment_base_amount FROM finance.bill_payment_refunds WHERE org_id = ${orgId}::uuid AND payment_id = ${paymentId}::uuid) u`;
     return row;
+  },
+
+  async insertRefund(db: Db, orgId: string, r: { paymentId: string; date: string; amount: Decimal; currency: string; rate: Decimal; paymentBase: Decimal;
+    bankAccountId: string; reference: string | null; journalEntryId: string; createdBy: string }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.bill_payment_refunds').values({
+      org_id: orgId, payment_id: r.paymentId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate, payment_base_amount: r.paymentBase,
+      bank_account_id: r.bankAccountId, reference: r.reference, journal_entry_id: r.journalEntryId, created_by: r.createdBy,
+    }).returning('id'));
+    return row.id;
+  },
+
+  async refundsOfPayments(db: Db, orgId: string, paymentIds: string[]) {
+    if (!paymentIds.length) return [];
+    return db.run(qb.selectFrom('finance.bill_payment_refunds').selectAll().where('org_id', '=', orgId)
+      .where('payment_id', '=', sql<string>`any(${paymentIds}::uuid[])`).orderBy('created_at').orderBy('id'));
   },
 
   async insertAllocation(db: Db, orgId: string, a: {
@@ -270,28 +288,10 @@ export const payablesRepository = {
   },
 
   // ---------------------------------------------------------------- aging
-  /**
-   * Open items at the end of `asOf` in the base currency: every posted document dated on or before it with what
-   * allocations up to that day left open (at the bill's rate), and every payment's unapplied part (at the payment's
-   * rate) as a negative item without a due date. Set-based: one statement.
-   */
-  async openItems(db: Db, orgId: string, asOf: string) {
-    return db.$queryRaw<{ party_type: string; party_id: string; party_name: string | null; due_date: string | null; amount: string }[]>`
-      SELECT CASE WHEN b.kind = 'bill' THEN 'vendor' ELSE 'employee' END AS party_type, coalesce(b.vendor_id::text, b.claimant_id) AS party_id,
-             v.name AS party_name, b.due_date::text AS due_date, (b.base_total - coalesce(s.base, 0))::text AS amount
-      FROM finance.bills b
-      LEFT JOIN finance.vendors v ON v.org_id = b.org_id AND v.id = b.vendor_id
-      LEFT JOIN LATERAL (SELECT sum(a.bill_base_amount) AS base, sum(a.amount) AS amount FROM finance.bill_allocations a
-                         WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date) s ON true
-      WHERE b.org_id = ${orgId}::uuid AND b.status = 'posted' AND b.bill_date <= ${asOf}::date AND b.total - coalesce(s.amount, 0) <> 0
-      UNION ALL
-      SELECT CASE WHEN p.vendor_id IS NOT NULL THEN 'vendor' ELSE 'employee' END, coalesce(p.vendor_id::text, p.claimant_id), v.name, NULL,
-             (-(p.base_amount - coalesce(s.base, 0)))::text
-      FROM finance.bill_payments p
-      LEFT JOIN finance.vendors v ON v.org_id = p.org_id AND v.id = p.vendor_id
-      LEFT JOIN LATERAL (SELECT sum(a.payment_base_amount) AS base, sum(a.amount) AS amount FROM finance.bill_allocations a
-                         WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date) s ON true
-      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND p.amount - coalesce(s.amount, 0) <> 0`;
+  /** Open base amounts at the end of `asOf` per party and bucket (finance.ap_aging: one grouped pass, party names joined after grouping). */
+  async agingItems(db: Db, asOf: string, edges: number[]) {
+    return db.$queryRaw<{ party_type: string; party_id: string; party_name: string | null; bucket: string; amount: string }[]>`
+      SELECT party_type, party_id, party_name, bucket, amount::text AS amount FROM finance.ap_aging(${asOf}::date, ${edges}::int[])`;
   },
 
   /** Balance (credit minus debit, base currency) of an account at the end of `asOf`. */
@@ -301,3 +301,23 @@ export const payablesRepository = {
     return row?.balance ?? '0';
   },
 };
+
+/** One row of semantic.v_ap_open as the agents' list_open_bills tool hands it to a model. */
+export interface OpenBillRow {
+  billId: string; documentKind: string; partyType: string; partyId: string; partyName: string | null; documentNumber: string | null;
+  billDate: string; dueDate: string; currency: string; total: string; openAmount: string; baseCurrency: string; openBaseAmount: string;
+  daysPastDue: number; bucket: string;
+}
+
+/** The open payables of today (semantic.v_ap_open, under the caller's policies), most overdue first, at most `limit` + 1 rows. */
+export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boolean; limit: number }): Promise<OpenBillRow[]> {
+  return db.$queryRaw<OpenBillRow[]>`
+    SELECT bill_id AS "billId", document_kind AS "documentKind", party_type AS "partyType", party_id AS "partyId", party_name AS "partyName",
+           document_number AS "documentNumber", bill_date::text AS "billDate", due_date::text AS "dueDate", currency, total::text,
+           open_amount::text AS "openAmount", base_currency AS "baseCurrency", open_base_amount::text AS "openBaseAmount",
+           days_past_due AS "daysPastDue", bucket
+    FROM semantic.v_ap_open
+    WHERE (${q.vendorId ?? null}::text IS NULL OR (party_type = 'vendor' AND party_id = ${q.vendorId ?? null}::text)) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
+    ORDER BY days_past_due DESC, due_date, bill_id
+    LIMIT ${q.limit + 1}`;
+}

@@ -2,13 +2,14 @@ import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { assembleAging, parseBucketEdges } from './aging.js';
+import { parseBucketEdges } from '../ledger/aging.js';
+import { placeAging } from './aging.js';
 import { today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo } from './receivables.repository.js';
 import type { ArAgingQuery, ArAgingReportDto } from './receivables.dto.js';
 
-/** AR aging as of any date: the open items (finance.ar_open_items) bucketed in SQL, assembled by the kind-agnostic `assembleAging`. */
+/** AR aging as of any date: the open base amounts grouped per customer and bucket in SQL (finance.ar_aging), summed per customer, per bucket and in total there too, placed by `placeAging`. */
 @Injectable()
 export class AgingService {
   constructor(
@@ -22,8 +23,7 @@ export class AgingService {
     const { baseCurrency } = await this.ledger.settings(tx);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const asOf = q.asOf ?? today(this.clock);
-    const items = await repo.agingItems(tx.db, asOf, edges);
-    const report = assembleAging(items.map((i) => ({ partyId: i.party_id, partyName: i.party_name, bucket: i.bucket, amount: i.amount })), edges, baseMu);
+    const report = placeAging(await repo.agingSums(tx.db, asOf, edges, baseMu), edges, baseMu);
     return { asOf, baseCurrency, ...report };
   }
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { emitEvent } from '../../platform/events/events.js';
+import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { decodeCursor, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock } from '../../platform/clock/clock.js';
@@ -221,31 +221,36 @@ export class InvoicesService {
    * service period); per tax code a credit of the tax to the code's sales account; at the rate of the invoice date.
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
-    const row = await this.row(tx, id, true);
+    // what the issue reads, sent together (the connection pipelines them): one round trip instead of six
+    const [row, settingsOrMissing, { baseCurrency }, lines, taxCodes] = await Promise.all([
+      repo.getInvoiceLocked(tx.db, tx.orgId, id), repo.settings(tx.db, tx.orgId), this.ledger.settings(tx),
+      repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx),
+    ]);
+    if (!row) throw AppError.notFound('invoice', id);
     if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is already ${row.status}`);
-    const settings = await this.customers.settings(tx);
-    const { baseCurrency, currencyMu } = await this.requireCurrency(tx, row.currency);
+    const settings = settingsOrMissing ?? (await this.customers.settings(tx));
+    const currencyMu = await this.ledger.currencyUnits(tx, row.currency);
+    if (row.currency !== baseCurrency) await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const rate = row.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, row.currency, row.invoiceDate));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${row.currency} rate on or before ${row.invoiceDate}`);
-    const lines = (await repo.getLines(tx.db, tx.orgId, [id]));
     if (lines.some((l) => l.serviceStart) && !settings.deferredRevenueAccountId) {
       throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a line has a service period: set deferredRevenueAccountId in the receivables settings first');
     }
-    const taxCodes = await this.taxCodeMap(tx);
     const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
     const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
     const { entry } = await this.journal.post(tx, {
       date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
     });
     // the number last, in one statement with the status: the series' counter row stays locked until commit
-    // (gapless), so concurrent issues of one series queue only for what follows it, not for the posting
+    // (gapless), so concurrent issues of one series queue only for what follows it. Nothing is awaited after it:
+    // the event and the audit row travel with the COMMIT.
     const status = D(row.total).isZero() ? 'paid' : 'issued';
     const number = await repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
       rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
     });
     const after: InvoiceDto = { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
-    await emitEvent(tx, 'invoice.issued', {
+    emitEventAtCommit(tx, 'invoice.issued', {
       invoiceId: id, kind: 'invoice', number, customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
       total: fixed(row.total, currencyMu), entryId: entry.id,
     });

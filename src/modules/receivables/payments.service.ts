@@ -15,7 +15,7 @@ import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService, today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { effectiveRate, receivablesRepository as repo, type AllocationRow, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
-import type { AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
+import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
 interface Planned {
@@ -52,7 +52,9 @@ export class PaymentsService {
   private async dtos(tx: TenantTx, rows: PaymentRow[]): Promise<PaymentDto[]> {
     const { baseCurrency } = await this.ledger.settings(tx);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
-    const allocations = rows.length ? await repo.allocationsOf(tx.db, tx.orgId, { paymentIds: rows.map((r) => r.id) }) : [];
+    const [allocations, refunds] = rows.length
+      ? await Promise.all([repo.allocationsOf(tx.db, tx.orgId, { paymentIds: rows.map((r) => r.id) }), repo.refundsOf(tx.db, tx.orgId, rows.map((r) => r.id))])
+      : [[], []];
     const out: PaymentDto[] = [];
     for (const p of rows) {
       const mu = await this.ledger.currencyUnits(tx, p.currency);
@@ -60,6 +62,10 @@ export class PaymentsService {
         id: p.id, customerId: p.customerId, date: p.date, amount: fixed(p.amount, mu), currency: p.currency, rate: rateText(p.rate),
         depositAccountId: p.depositAccountId, method: p.method, reference: p.reference, unallocated: fixed(D(p.amount).minus(p.allocated), mu),
         entryId: p.entryId, allocations: allocations.filter((a) => a.paymentId === p.id).map((a) => this.allocationDto(a, baseMu, mu)),
+        refunds: refunds.filter((r) => r.paymentId === p.id).map((r) => ({
+          id: r.id, date: r.date, amount: fixed(r.amount, mu), rate: rateText(r.rate), accountId: r.accountId, realizedFx: fixed(D(r.sourceBase).minus(r.bankBase), baseMu),
+          reference: r.reference, entryId: r.entryId,
+        })),
       });
     }
     return out;
@@ -224,6 +230,53 @@ export class PaymentsService {
     lines.push((await this.fxLine(tx, fx, baseMu, kind))!);
     const { entry } = await this.journal.post(tx, { date, memo, source: 'payment', lines });
     return entry.id;
+  }
+
+  /**
+   * Pays customer credit (what of a payment is neither allocated nor refunded) back: AR debit of the base the
+   * refund takes off the credit (at the payment's rate, the difference of its rounded values), bank credit at the
+   * rate of the refund date; the difference is realized FX, in the same entry. Serialized with the payment's
+   * allocations (its lock), so the credit never goes below zero.
+   */
+  async refund(tx: TenantTx, paymentId: string, dto: RefundCustomerCreditDto): Promise<PaymentDto> {
+    const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
+    if (!payment) throw AppError.notFound('payment', paymentId);
+    const settings = await this.customers.settings(tx);
+    const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, payment.currency);
+    const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+    const date = dto.date ?? today(this.clock);
+    if (date < payment.date) throw AppError.badRequest('validation_failed', `date must not be before the payment date ${payment.date}`);
+    const amount = D(dto.amount);
+    if (amount.isZero() || !amount.eq(fixed(amount, currencyMu))) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    const left = D(payment.amount).minus(payment.allocated);
+    if (amount.gt(left)) {
+      throw ReceivablesErrors.error('receivables.exceeds_credit', `amount: ${dto.amount} is more than the customer credit left on the payment (${fixed(left, currencyMu)})`, { credit: fixed(left, currencyMu) });
+    }
+    const accountId = dto.accountId ?? payment.depositAccountId;
+    await this.customers.postableAccount(tx, accountId, 'accountId');
+    const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
+    if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
+    const sourceBase = baseOf(left, payment.rate, baseMu).minus(baseOf(left.minus(amount), payment.rate, baseMu));
+    const bankBase = baseOf(amount, rate, baseMu);
+    const common = { currency: payment.currency, counterpartyType: 'customer', counterpartyId: payment.customerId };
+    const lines: PostingLine[] = [
+      { ...common, accountId: settings.arAccountId, rate: payment.rate, debit: amount.toFixed(), baseDebit: sourceBase.toFixed(), description: 'customer credit refunded' },
+      { ...common, accountId, rate, credit: amount.toFixed(), baseCredit: bankBase.toFixed(), description: `refund to customer${dto.reference ? ` ${dto.reference}` : ''}`.slice(0, 500) },
+    ];
+    // AR gave up `sourceBase`, the bank paid `bankBase`: the rest is a gain (less paid) or a loss
+    const fxLine = await this.fxLine(tx, sourceBase.minus(bankBase), baseMu);
+    if (fxLine) lines.push(fxLine);
+    const { entry } = await this.journal.post(tx, { date, memo: `Refund of customer credit${dto.reference ? ` ${dto.reference}` : ''}`, source: 'payment', sourceRef: paymentId, lines });
+    const id = await repo.insertRefund(tx.db, tx.orgId, {
+      paymentId, customerId: payment.customerId, date, amount: amount.toFixed(), currency: payment.currency, rate, sourceBase: sourceBase.toFixed(), accountId,
+      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx),
+    });
+    await emitEvent(tx, 'payment.refunded', {
+      refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
+    });
+    const after = await this.get(tx, paymentId);
+    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: after.refunds.find((r) => r.id === id) });
+    return after;
   }
 
   /**

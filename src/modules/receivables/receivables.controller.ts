@@ -23,7 +23,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import {
   ArAgingQuery, ArAgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
   CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, CustomerPaymentQuery,
-  ReceivablesSettingsDto, ReverseReceivableAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
+  ReceivablesSettingsDto, RefundCustomerCreditDto, ReverseReceivableAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
 } from './receivables.dto.js';
 
 const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
@@ -265,6 +265,17 @@ export class PaymentsController {
     'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
+  }
+
+  @Post('payments/:customerPaymentId/refunds')
+  @RequiresFeature('omnizen', 'basic_invoicing')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'refundCustomerCredit', summary: 'Pay customer credit (a payment\'s unallocated remainder) back: AR debit, bank credit, realized FX at the refund date\'s rate' })
+  @ApiCreatedResponse({ type: PaymentDto })
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.exceeds_credit', 'receivables.account_not_postable', 'receivables.settings_missing',
+    'receivables.fx_accounts_missing')
+  refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto): Promise<PaymentDto> {
+    return this.payments.refund(tx, id, dto);
   }
 
   @Post('allocations/:receivableAllocationId/reverse')

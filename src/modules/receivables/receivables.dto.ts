@@ -234,6 +234,28 @@ export class AllocatePaymentDto {
   @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations: ReceivableAllocationInputDto[];
 }
 
+@ApiSchema({ description: 'Pays customer credit (a payment\'s unallocated remainder) back to the customer' })
+export class RefundCustomerCreditDto {
+  @ApiPropertyOptional({ description: 'Date of the refund (default: today)', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiProperty({ description: 'Amount refunded, in the payment\'s currency (at most its unallocated remainder)', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Cash or bank account credited (default: the payment\'s deposit account)', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsOptional() @IsUUID() accountId?: string;
+  @ApiPropertyOptional({ enum: PAYMENT_METHODS, description: 'How it was paid back (default: bank_transfer)', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
+  @ApiPropertyOptional({ description: 'Rate of the refund date (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string' }) rate?: string;
+  @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA refund 4712' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
+}
+
+@ApiSchema({ description: 'A refund of customer credit' })
+export class CustomerRefundDto {
+  @ApiProperty({ format: 'uuid', description: 'Refund id', example: '7b6a5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d' }) id: string;
+  @ApiProperty({ description: 'Date', example: '2026-02-20' }) date: string;
+  @ApiProperty({ description: 'Amount, in the payment\'s currency', example: '100.00' }) amount: string;
+  @ApiProperty({ description: 'Rate of the refund date, 10 decimals', example: '1.0000000000' }) rate: string;
+  @ApiProperty({ format: 'uuid', description: 'Cash or bank account credited', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) accountId: string;
+  @ApiProperty({ description: 'Realized FX gain (positive) or loss (negative) in the base currency', example: '0.00' }) realizedFx: string;
+  @ApiProperty({ type: String, nullable: true, description: 'Reference', example: 'SEPA refund 4712' }) reference: string | null;
+  @ApiProperty({ format: 'uuid', description: 'Journal entry (AR debit, bank credit)', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string;
+}
+
 @ApiSchema({ description: 'Undoes an allocation (a bounced payment): a new reversing row' })
 export class ReverseReceivableAllocationDto {
   @ApiPropertyOptional({ description: 'Date of the reversal (default: today)', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
@@ -263,9 +285,10 @@ export class PaymentDto {
   @ApiProperty({ format: 'uuid', description: 'Deposit account', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) depositAccountId: string;
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'Method', example: 'bank_transfer' }) method: string;
   @ApiProperty({ type: String, nullable: true, description: 'Reference', example: 'SEPA 2026-02-01 4711' }) reference: string | null;
-  @ApiProperty({ description: 'Not yet allocated: customer credit', example: '0.00' }) unallocated: string;
+  @ApiProperty({ description: 'Neither allocated nor refunded: customer credit', example: '0.00' }) unallocated: string;
   @ApiProperty({ format: 'uuid', description: 'Journal entry', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string;
   @ApiProperty({ type: [ReceivableAllocationDto], description: 'Allocations (and their reversals), oldest first' }) allocations: ReceivableAllocationDto[];
+  @ApiProperty({ type: [CustomerRefundDto], description: 'Refunds of its customer credit, oldest first' }) refunds: CustomerRefundDto[];
 }
 
 @ApiSchema({ description: 'A page of payments, newest first' })

@@ -43,4 +43,13 @@ export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
     },
     example: { paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', paymentDate: '2026-02-01', currency: 'EUR', amount: '500.00', allocated: '500.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
   },
+  {
+    type: 'payment.refunded', version: 1, category: 'finance',
+    description: 'Customer credit (an unallocated payment remainder) was paid back to the customer and posted (AR debit, bank credit)',
+    payloadSchema: {
+      type: 'object', additionalProperties: false, required: ['refundId', 'paymentId', 'customerId', 'refundDate', 'currency', 'amount', 'entryId'],
+      properties: { refundId: uuid, paymentId: uuid, customerId: uuid, refundDate: date, currency: { type: 'string' }, amount: money, entryId: uuid },
+    },
+    example: { refundId: '7b6a5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d', paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', refundDate: '2026-02-20', currency: 'EUR', amount: '100.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
+  },
 ];

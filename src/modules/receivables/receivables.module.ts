@@ -1,4 +1,6 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { AgentsModule } from '../agents/agents.module.js';
+import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
 import { OrganizationsModule } from '../organizations/organizations.module.js';
@@ -8,12 +10,20 @@ import { InvoicesService } from './invoices.service.js';
 import { PaymentsService } from './payments.service.js';
 import { CustomersController, InvoicesController, PaymentsController, ReceivablesSettingsController, RevenueRecognitionController } from './receivables.controller.js';
 import { RevenueRecognitionService } from './revenue-recognition.service.js';
+import { listOpenInvoicesTool } from './receivables.tools.js';
 
 /** Customers, invoices and credit notes, payments and allocations, AR aging, revenue recognition (issue 15, receivables half). */
 @Module({
-  imports: [BillingModule, LedgerModule, OrganizationsModule],
+  imports: [BillingModule, LedgerModule, OrganizationsModule, AgentsModule],
   controllers: [ReceivablesSettingsController, CustomersController, InvoicesController, PaymentsController, RevenueRecognitionController],
   providers: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
   exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
-export class ReceivablesModule {}
+export class ReceivablesModule implements OnModuleInit {
+  constructor(private readonly tools: ToolRegistry) {}
+
+  onModuleInit(): void {
+    // the agents' list_open_invoices tool (reads semantic.v_ar_open as the run's user)
+    this.tools.register(listOpenInvoicesTool);
+  }
+}

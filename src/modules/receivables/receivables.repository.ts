@@ -58,7 +58,9 @@ const invoices = () => qb.selectFrom('finance.invoices as i').select(invoiceColu
 const paymentColumns = [
   'p.id', 'p.customer_id as customerId', txt('p.payment_date').as('date'), txt('p.amount').as('amount'), 'p.currency', txt('p.rate').as('rate'),
   'p.deposit_account_id as depositAccountId', 'p.method', 'p.reference', 'p.entry_id as entryId',
-  sql<string>`coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id), 0)::text`.as('allocated'),
+  // allocated or refunded: what is no longer customer credit
+  sql<string>`(coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id), 0)
+    + coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id), 0))::text`.as('allocated'),
 ] as const;
 const payments = () => qb.selectFrom('finance.customer_payments as p').select(paymentColumns);
 
@@ -163,6 +165,15 @@ export const receivablesRepository = {
     return row as InvoiceRow | undefined;
   },
 
+  /**
+   * Locks and reads an invoice in one statement. Only for what the row itself decides (a draft's issue): a waiter
+   * gets the row as the locker committed it, but a subquery (the allocated sum) as of the statement's start.
+   */
+  async getInvoiceLocked(db: Db, orgId: string, id: string): Promise<InvoiceRow | undefined> {
+    const [row] = await db.run(invoices().where('i.org_id', '=', orgId).where('i.id', '=', id).forUpdate());
+    return row as InvoiceRow | undefined;
+  },
+
   /** Locks invoices in id order (concurrent allocations to the same invoices cannot deadlock). */
   async lockInvoices(db: Db, orgId: string, ids: string[]): Promise<void> {
     if (!ids.length) return;
@@ -250,6 +261,24 @@ export const receivablesRepository = {
     return row.id;
   },
 
+  async insertRefund(db: Db, orgId: string, r: { paymentId: string; customerId: string; date: string; amount: string; currency: string; rate: string; sourceBase: string;
+    accountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null }): Promise<string> {
+    const [row] = await db.run(qb.insertInto('finance.customer_refunds').values({
+      org_id: orgId, payment_id: r.paymentId, customer_id: r.customerId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate,
+      source_base: r.sourceBase, account_id: r.accountId, method: r.method, reference: r.reference, entry_id: r.entryId, created_by: r.createdBy,
+    } as never).returning('id'));
+    return row.id;
+  },
+
+  async refundsOf(db: Db, orgId: string, paymentIds: string[]) {
+    if (!paymentIds.length) return [];
+    return db.run(qb.selectFrom('finance.customer_refunds as r').select([
+      'r.id', 'r.payment_id as paymentId', txt('r.refund_date').as('date'), txt('r.amount').as('amount'), txt('r.rate').as('rate'), txt('r.source_base').as('sourceBase'),
+      sql<string>`round(r.amount * r.rate, (SELECT c.minor_units FROM finance.currencies c JOIN finance.settings st ON st.base_currency = c.code WHERE st.org_id = r.org_id))::text`.as('bankBase'),
+      'r.account_id as accountId', 'r.reference', 'r.entry_id as entryId',
+    ]).where('r.org_id', '=', orgId).where('r.payment_id', '=', sql<string>`any(${paymentIds}::uuid[])`).orderBy('r.created_at').orderBy('r.id'));
+  },
+
   async getPayment(db: Db, orgId: string, id: string, lock = false): Promise<PaymentRow | undefined> {
     // payments are append-only (no UPDATE grant, so no FOR UPDATE): a transaction-scoped advisory lock serializes allocations of one payment
     if (lock) await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.payment:' || ${id}))`;
@@ -287,12 +316,16 @@ export const receivablesRepository = {
 
   // ---------------------------------------------------------------- aging
   /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
-  async agingItems(db: Db, asOf: string, edges: number[]): Promise<{ party_id: string; party_name: string; bucket: number; amount: string }[]> {
+  /**
+   * The aging's sums as of `asOf`: per customer and bucket (finance.ar_aging: one grouped pass), per customer, per
+   * bucket and in total, rounded to `minorUnits`, customers by name then id (the report's order).
+   */
+  async agingSums(db: Db, asOf: string, edges: number[], minorUnits: number): Promise<{ partyId: string | null; partyName: string | null; bucket: string | null; amount: string }[]> {
     return db.$queryRaw`
-      SELECT o.customer_id AS party_id, o.customer_name AS party_name, finance.aging_bucket_index(${asOf}::date - o.due_date, ${edges}::int[]) AS bucket,
-             sum(o.open_base)::text AS amount
-      FROM finance.ar_open_items(${asOf}::date) o
-      GROUP BY 1, 2, 3`;
+      SELECT a.customer_id AS "partyId", min(a.customer_name) AS "partyName", a.bucket, round(coalesce(sum(a.amount), 0), ${minorUnits}::int)::text AS amount
+      FROM finance.ar_aging(${asOf}::date, ${edges}::int[]) a
+      GROUP BY GROUPING SETS ((a.customer_id, a.bucket), (a.customer_id), (a.bucket), ())
+      ORDER BY min(a.customer_name), a.customer_id, a.bucket`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
@@ -306,4 +339,22 @@ export const receivablesRepository = {
 export async function effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
   const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
   return row.rate;
+}
+
+/** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */
+export interface OpenInvoiceRow {
+  documentKind: string; documentId: string; customerId: string; customerName: string; number: string | null; documentDate: string; dueDate: string;
+  currency: string; total: string; openAmount: string; baseCurrency: string; openAmountBase: string; daysPastDue: number; bucket: string;
+}
+
+/** The open receivables of today (semantic.v_ar_open, under the caller's policies), most overdue first, at most `limit` + 1 rows. */
+export async function openInvoices(db: Db, q: { customerId?: string; overdueOnly: boolean; limit: number }): Promise<OpenInvoiceRow[]> {
+  return db.$queryRaw<OpenInvoiceRow[]>`
+    SELECT document_kind AS "documentKind", document_id AS "documentId", customer_id AS "customerId", customer_name AS "customerName", number,
+           document_date::text AS "documentDate", due_date::text AS "dueDate", currency, total::text, open_amount::text AS "openAmount",
+           base_currency AS "baseCurrency", open_amount_base::text AS "openAmountBase", days_past_due AS "daysPastDue", bucket
+    FROM semantic.v_ar_open
+    WHERE (${q.customerId ?? null}::uuid IS NULL OR customer_id = ${q.customerId ?? null}::uuid) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
+    ORDER BY days_past_due DESC, due_date, document_id
+    LIMIT ${q.limit + 1}`;
 }

@@ -53,6 +53,15 @@ export async function emitEvent(
   await enqueue(tx, DOMAIN_EVENT_TOPIC, { type, version, occurredAt: occurredAt.toISOString(), payload });
 }
 
+/**
+ * The same, sent without waiting: the outbox row travels with the COMMIT, which fails (rolled back) if it fails.
+ * For the last writes of a transaction that holds a hot lock (a document number), so nothing is awaited after it.
+ */
+export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): void {
+  tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload)
+    VALUES (${tx.orgId}::uuid, ${DOMAIN_EVENT_TOPIC}, ${JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload })}::jsonb)`;
+}
+
 /** Writes one domain event per payload with one statement (e.g. one `journal_entry.posted` per entry of a batch). */
 export async function emitEvents(
   tx: TenantTx | { db: Db; orgId: string },
