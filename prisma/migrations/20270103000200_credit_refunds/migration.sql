@@ -69,13 +69,13 @@ GRANT SELECT ON finance.bill_payment_refunds TO service_role;
 GRANT SELECT ON finance.customer_refunds, finance.bill_payment_refunds TO omnizen_analyst;
 ALTER TABLE finance.customer_refunds ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE finance.bill_payment_refunds ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY customer_refunds_read ON finance.customer_refunds FOR SELECT TO authenticated, omnizen_analyst USING (org_id = (SELECT public.auth_org_id()));
+CREATE POLICY customer_refunds_read ON finance.customer_refunds FOR SELECT TO authenticated, omnizen_analyst USING (org_id = public.auth_org_id());
 CREATE POLICY customer_refunds_insert ON finance.customer_refunds FOR INSERT TO authenticated
-  WITH CHECK (org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner', 'admin', 'accountant', 'service')));
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'service'));
 CREATE POLICY customer_refunds_service ON finance.customer_refunds FOR ALL TO service_role USING (true) WITH CHECK (true);
-CREATE POLICY bill_payment_refunds_read ON finance.bill_payment_refunds FOR SELECT TO authenticated, omnizen_analyst USING (org_id = (SELECT public.auth_org_id()));
+CREATE POLICY bill_payment_refunds_read ON finance.bill_payment_refunds FOR SELECT TO authenticated, omnizen_analyst USING (org_id = public.auth_org_id());
 CREATE POLICY bill_payment_refunds_insert ON finance.bill_payment_refunds FOR INSERT TO authenticated
-  WITH CHECK (org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner', 'admin', 'accountant', 'service')));
+  WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'service'));
 CREATE POLICY bill_payment_refunds_service ON finance.bill_payment_refunds FOR SELECT TO service_role USING (true);
 
 -- ---------------------------------------------------------------- the open items and the aging count refunds
