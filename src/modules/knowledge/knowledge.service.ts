@@ -3,7 +3,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
@@ -83,7 +83,7 @@ export class KnowledgeService {
   // ---------------------------------------------------------------- documents
   async listDocuments(tx: TenantTx, q: DocumentQuery): Promise<DocumentPage> {
     const limit = q.limit ?? 50;
-    const before = decodeCursor<{ c: string; i: string }>(q.cursor);
+    const before = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const rows = await repo.listDocuments(tx.db, tx.orgId, { collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i } });
     return page(rows, limit, (d) => ({ c: d.createdAt, i: d.id }));
   }

@@ -4,7 +4,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { emitEvent, emitEvents } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -223,10 +223,7 @@ export class JournalService {
     if (q.from && q.to && q.from > q.to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     if (q.minAmount && q.maxAmount && D(q.minAmount).gt(q.maxAmount)) throw LedgerErrors.error('ledger.range', 'minAmount must not be above maxAmount');
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; s: string }>(q.cursor);
-    if (after && (typeof after.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(after.d) || typeof after.s !== 'string' || !/^\d+$/.test(after.s))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', s: 'integer' });
     const { limit: _limit, cursor: _cursor, ...filter } = q;
     const rows = await repo.listEntryIds(tx.db, tx.orgId, { ...filter, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.entry_date, s: r.seq }));

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors } from './ledger.errors.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
@@ -156,10 +156,7 @@ export class LedgerService {
 
   async listRates(tx: TenantTx, q: FxRateQuery): Promise<FxRatePage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; d: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.c === 'string' && /^[A-Z]{3}$/.test(after.c) && typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'currency', d: 'date' });
     const rows = await repo.listRates(tx.db, tx.orgId, { currency: q.currency, from: q.from, to: q.to, after, limit });
     return page(rows, limit, (r) => ({ c: r.currency, d: r.date }));
   }

@@ -3,7 +3,7 @@ import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -276,10 +276,7 @@ export class BillPaymentsService {
 
   async list(tx: TenantTx, q: PaymentQuery): Promise<BillPaymentPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.payment_date, i: r.id }));
     return { items: await this.payments(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };

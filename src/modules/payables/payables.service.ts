@@ -4,7 +4,7 @@ import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -83,10 +83,7 @@ export class PayablesService {
 
   async listVendors(tx: TenantTx, q: VendorQuery): Promise<VendorPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ n: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.n === 'string' && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listVendors(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
     const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
     return { items: p.items.map(toVendor), nextCursor: p.nextCursor };
@@ -275,10 +272,7 @@ export class PayablesService {
 
   async listBills(tx: TenantTx, kind: 'bill' | 'expense_claim', q: BillQuery): Promise<BillPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.c === 'string' && !Number.isNaN(Date.parse(after.c)) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const claimantId = kind === 'expense_claim' && tx.role === 'member' ? this.actor(tx) : undefined;
     const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, claimantId, status: q.status, after, limit });
     const p = page(rows, limit, (r) => ({ c: (r.created_at as Date).toISOString(), i: r.id }));

@@ -3,7 +3,7 @@ import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -108,10 +108,7 @@ export class InvoicesService {
 
   async list(tx: TenantTx, q: InvoiceQuery): Promise<InvoicePage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listInvoices(tx.db, tx.orgId, { customerId: q.customerId, status: q.status, kind: q.kind, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.invoiceDate, i: r.id }));
     return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };

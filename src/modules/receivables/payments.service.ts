@@ -4,7 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
@@ -73,10 +73,7 @@ export class PaymentsService {
 
   async list(tx: TenantTx, q: CustomerPaymentQuery): Promise<PaymentPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listPayments(tx.db, tx.orgId, { customerId: q.customerId, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.date, i: r.id }));
     return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };

@@ -5,7 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeCursor, decodeKeyset, isSequenceNumber, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SealedSecret, type SecretBox } from '../integrations/secret-box.js';
 import { EVENT_CATALOG, eventBodySchema, isKnownEventType, PING_EVENT_TYPE, type WebhookBody } from './event-catalog.js';
@@ -171,10 +171,7 @@ export class WebhooksService {
   async messages(tx: TenantTx, endpointId: string, q: WebhookMessageQuery): Promise<WebhookMessagePage> {
     await this.endpointRow(tx, endpointId);
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
-    if (after && (typeof after.c !== 'string' || Number.isNaN(Date.parse(after.c)) || typeof after.i !== 'string' || !/^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const rows = await repo.listMessages(tx.db, tx.orgId, endpointId, { status: q.status, eventType: q.eventType, after, limit });
     const p = page(rows, limit, (r) => ({ c: r.created_at.toISOString(), i: r.id }));
     return { items: p.items.map(toMessage), nextCursor: p.nextCursor };
@@ -190,8 +187,7 @@ export class WebhooksService {
   async attempts(tx: TenantTx, endpointId: string, q: WebhookAttemptQuery): Promise<WebhookAttemptPage> {
     await this.endpointRow(tx, endpointId);
     const limit = q.limit ?? 50;
-    const after = decodeCursor<string>(q.cursor);
-    if (after !== undefined && (typeof after !== 'string' || !/^[0-9]{1,19}$/.test(after))) throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    const after = decodeCursor<string>(q.cursor, isSequenceNumber);
     const rows = await repo.listAttempts(tx.db, tx.orgId, endpointId, {
       messageId: q.messageId, succeeded: q.status === undefined ? undefined : q.status === 'succeeded', eventType: q.eventType, afterId: after, limit,
     });
