@@ -11,7 +11,7 @@ import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fixed, rateText } from '../ledger/money.js';
 import { PayablesErrors } from './payables.errors.js';
-import { payablesRepository as repo, type BillLineRow } from './payables.repository.js';
+import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
 import type {
   ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, PayablesSettingsDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery, BillLineInputDto,
@@ -33,7 +33,7 @@ export function addDays(date: string, days: number): string {
   d.setUTCDate(d.getUTCDate() + days);
   return d.toISOString().slice(0, 10);
 }
-const toVendor = (r: any): VendorDto => ({
+const toVendor = (r: VendorRow): VendorDto => ({
   id: r.id, name: r.name, contactPerson: r.contact_person, email: r.email, phone: r.phone, taxId: r.tax_id, billingAddress: r.billing_address,
   defaultCurrency: r.default_currency, paymentTermsDays: r.payment_terms_days, archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
 });
