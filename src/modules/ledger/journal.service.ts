@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
@@ -209,7 +210,7 @@ export class JournalService {
 
   async get(tx: TenantTx, id: string): Promise<JournalEntryDto> {
     const [e] = await this.entries(tx, [id]);
-    if (!e) throw AppError.notFound('journal_entry', id);
+    if (!e) throw LedgerErrors.notFound('journal_entry', id);
     return e;
   }
 
@@ -301,7 +302,7 @@ export class JournalService {
     const year = await repo.lockYear(tx.db, tx.orgId, yearId);
     if (!year) {
       await this.ledger.getYear(tx, yearId);
-      throw AppError.forbidden('forbidden.role', 'closing a fiscal year needs the role owner or admin');
+      throw PlatformErrors.error('forbidden.role', 'closing a fiscal year needs the role owner or admin');
     }
     if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
     if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
@@ -361,7 +362,7 @@ export class JournalService {
     const year = await repo.lockYear(tx.db, tx.orgId, yearId);
     if (!year) {
       await this.ledger.getYear(tx, yearId);
-      throw AppError.forbidden('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
+      throw PlatformErrors.error('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
     }
     if (year.status !== 'closed') throw LedgerErrors.error('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
     const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
 import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -28,7 +28,7 @@ export function effectivePreference(stored: PreferenceRow[] | undefined, categor
 const toDto = (n: NotificationRow): NotificationDto => ({ ...n });
 
 function userOf(tx: TenantTx): string {
-  if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+  if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
   return tx.principal.userId;
 }
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -54,7 +54,7 @@ export class BillPaymentsService {
   /** Locks and checks a bill for an allocation from a payment of this party and currency. */
   private async openBill(tx: TenantTx, billId: string, party: { vendorId: string | null; claimantId: string | null }, currency: string, at: string) {
     const b = await repo.lockBill(tx.db, tx.orgId, billId);
-    if (!b) throw AppError.notFound('bill', billId);
+    if (!b) throw PayablesErrors.notFound('bill', billId);
     if (b.status !== 'posted') throw PayablesErrors.error('payables.not_open', `${at}: ${b.kind} ${billId} is ${b.status}, not posted`);
     if ((party.vendorId && b.vendor_id !== party.vendorId) || (party.claimantId && b.claimant_id !== party.claimantId)) {
       throw PayablesErrors.error('payables.wrong_party', `${at}: ${b.kind} ${billId} belongs to another ${party.vendorId ? 'vendor' : 'claimant'} than the payment`);
@@ -91,18 +91,18 @@ export class BillPaymentsService {
   async create(tx: TenantTx, dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
     if (dto.vendorId) {
       const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
-      if (!v) throw AppError.notFound('vendor', dto.vendorId);
+      if (!v) throw PayablesErrors.notFound('vendor', dto.vendorId);
     }
     // a reimbursement goes to someone who has claimed expenses here (the claimant's membership is not this module's data)
-    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw AppError.notFound('claimant', dto.claimantId);
-    if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
+    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw PayablesErrors.notFound('claimant', dto.claimantId);
+    if (!dto.vendorId === !dto.claimantId) throw PlatformErrors.error('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
     const { base, baseMu } = await this.baseMu(tx);
     const currency = dto.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
     const amount = D(dto.amount);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw AppError.badRequest('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PlatformErrors.error('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
     const bank = await repo.account(tx.db, tx.orgId, dto.bankAccountId);
-    if (!bank) throw AppError.notFound('account', dto.bankAccountId);
+    if (!bank) throw LedgerErrors.notFound('account', dto.bankAccountId);
     if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
@@ -111,7 +111,7 @@ export class BillPaymentsService {
     if (allocated.gt(amount)) {
       throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
     }
-    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw AppError.badRequest('validation_failed', 'allocations: a bill appears twice');
+    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PlatformErrors.error('validation_failed', 'allocations: a bill appears twice');
     const rate = await this.payables.rateOn(tx, currency, dto.paymentDate);
     const baseAmount = D(fixed(amount.times(rate), baseMu));
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
@@ -186,7 +186,7 @@ export class BillPaymentsService {
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
-    if (!payment) throw AppError.notFound('bill_payment', paymentId);
+    if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const date = dto.date ?? iso(payment.payment_date);
@@ -212,7 +212,7 @@ export class BillPaymentsService {
    */
   async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     const original = await repo.getAllocation(tx.db, tx.orgId, allocationId);
-    if (!original) throw AppError.notFound('bill_allocation', allocationId);
+    if (!original) throw PayablesErrors.notFound('bill_allocation', allocationId);
     const payment = (await repo.lockPayment(tx.db, tx.orgId, original.payment_id))!;
     await repo.lockBill(tx.db, tx.orgId, original.bill_id);
     if (original.reverses_allocation_id || (await repo.reversalOf(tx.db, tx.orgId, allocationId))) {
@@ -246,7 +246,7 @@ export class BillPaymentsService {
   // ---------------------------------------------------------------- reading
   async get(tx: TenantTx, id: string): Promise<BillPaymentDto> {
     const [p] = await this.payments(tx, [id]);
-    if (!p) throw AppError.notFound('bill_payment', id);
+    if (!p) throw PayablesErrors.notFound('bill_payment', id);
     return p;
   }
 
@@ -287,7 +287,7 @@ export class BillPaymentsService {
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
     const edges = buckets ? buckets.split(',').map(Number) : DEFAULT_AGING_EDGES;
     if (edges.some((e, i) => e < 1 || (i > 0 && e <= edges[i - 1]))) {
-      throw AppError.badRequest('validation_failed', 'buckets must be ascending whole numbers of days, each at least 1, e.g. 15,30,60');
+      throw PlatformErrors.error('validation_failed', 'buckets must be ascending whole numbers of days, each at least 1, e.g. 15,30,60');
     }
     const day = asOf ?? new Date().toISOString().slice(0, 10);
     const { base, baseMu } = await this.baseMu(tx);

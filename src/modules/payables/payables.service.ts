@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -61,7 +61,7 @@ export class PayablesService {
 
   async getVendor(tx: TenantTx, id: string): Promise<VendorDto> {
     const row = await repo.getVendor(tx.db, tx.orgId, id);
-    if (!row) throw AppError.notFound('vendor', id);
+    if (!row) throw PayablesErrors.notFound('vendor', id);
     return toVendor(row);
   }
 
@@ -102,7 +102,7 @@ export class PayablesService {
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     const before = await this.settings(tx);
     const a = await repo.account(tx.db, tx.orgId, dto.apAccountId);
-    if (!a) throw AppError.notFound('account', dto.apAccountId);
+    if (!a) throw LedgerErrors.notFound('account', dto.apAccountId);
     if (a.type !== 'liability' || a.is_group || a.archived_at) {
       throw PayablesErrors.error('payables.account_not_allowed', `apAccountId: account ${a.code} is not an active, postable liability account`);
     }
@@ -139,7 +139,7 @@ export class PayablesService {
     for (const [i, l] of lines.entries()) {
       await this.lineAccount(tx, l.accountId, `lines[${i}]`);
       const quantity = D(l.quantity ?? '1');
-      if (quantity.lte(0)) throw AppError.badRequest('validation_failed', `lines[${i}].quantity must be positive`);
+      if (quantity.lte(0)) throw PlatformErrors.error('validation_failed', `lines[${i}].quantity must be positive`);
       const amount = quantity.times(l.unitPrice);
       let r = { net: fixed(amount, mu), tax: fixed(0, mu), gross: fixed(amount, mu) };
       if (l.taxCodeId) {
@@ -169,7 +169,7 @@ export class PayablesService {
 
   private async billContent(tx: TenantTx, dto: CreateBillDto | UpdateBillDto, vendorId: string) {
     const vendor = await repo.getVendor(tx.db, tx.orgId, vendorId);
-    if (!vendor) throw AppError.notFound('vendor', vendorId);
+    if (!vendor) throw PayablesErrors.notFound('vendor', vendorId);
     if (vendor.archived_at) throw PayablesErrors.error('payables.vendor_archived', `vendor ${vendor.name} is archived`);
     const currency = dto.currency ?? vendor.default_currency ?? (await this.ledger.settings(tx)).baseCurrency;
     const mu = await this.ledger.currencyUnits(tx, currency);
@@ -201,7 +201,7 @@ export class PayablesService {
   }
 
   async createClaim(tx: TenantTx, dto: CreateExpenseClaimDto): Promise<BillDto> {
-    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
+    if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
     const mu = await this.ledger.currencyUnits(tx, dto.currency);
     const lines: BillLineRow[] = [];
     for (const [i, l] of dto.lines.entries()) {
@@ -228,7 +228,7 @@ export class PayablesService {
   // ---------------------------------------------------------------- reading
   async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
     const [b] = await this.bills(tx, [id]);
-    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw PayablesErrors.notFound(kind, id);
     return b;
   }
 
@@ -282,7 +282,7 @@ export class PayablesService {
   // ---------------------------------------------------------------- workflow
   private async lockDocument(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim') {
     const b = await repo.lockBill(tx.db, tx.orgId, id);
-    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind) throw PayablesErrors.notFound(kind, id);
     return b;
   }
 
@@ -358,7 +358,7 @@ export class PayablesService {
   async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
     // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
     const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
-    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind) throw PayablesErrors.notFound(kind, id);
     const decisionId = await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'comment', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment });
     await this.audit.record(tx, { action: `payables.${kind}_commented`, entityType: kind, entityId: id, after: { decisionId, comment } });
     return this.getBill(tx, id, kind);

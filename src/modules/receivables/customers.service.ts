@@ -55,7 +55,7 @@ export class CustomersService {
 
   async get(tx: TenantTx, id: string): Promise<CustomerDto> {
     const c = await repo.getCustomer(tx.db, tx.orgId, id);
-    if (!c) throw AppError.notFound('customer', id);
+    if (!c) throw ReceivablesErrors.notFound('customer', id);
     return toDto(c);
   }
 

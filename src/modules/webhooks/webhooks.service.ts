@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
 import { decodeCursor, decodeKeyset, isSequenceNumber, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -115,7 +114,7 @@ export class WebhooksService {
 
   private async endpointRow(tx: TenantTx, id: string, lock = false): Promise<EndpointRow> {
     const row = await repo.getEndpoint(tx.db, tx.orgId, id, lock);
-    if (!row) throw AppError.notFound('webhook_endpoint', id);
+    if (!row) throw WebhookErrors.notFound('webhook_endpoint', id);
     return row;
   }
 
@@ -179,7 +178,7 @@ export class WebhooksService {
 
   async message(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDetailDto> {
     const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id);
-    if (!row) throw AppError.notFound('webhook_message', id);
+    if (!row) throw WebhookErrors.notFound('webhook_message', id);
     const attempts = await repo.listAttempts(tx.db, tx.orgId, endpointId, { messageId: id, limit: 1000 });
     return { ...toMessage(row), attemptLog: attempts.reverse().map(toAttempt) };
   }
@@ -198,7 +197,7 @@ export class WebhooksService {
   /** Sends a delivered (or failed) message again: same webhook-id, a new round of the schedule. */
   async replay(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDto> {
     const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id, true);
-    if (!row) throw AppError.notFound('webhook_message', id);
+    if (!row) throw WebhookErrors.notFound('webhook_message', id);
     if (row.status === 'pending') throw WebhookErrors.error('webhooks.message_pending', 'the message is still being delivered');
     const message = toMessage(await repo.replayMessage(tx.db, tx.orgId, id, new Date(this.clock.now())));
     await this.audit.record(tx, { action: 'webhooks.message_replayed', entityType: 'webhook_message', entityId: id, before: { status: row.status }, after: { status: message.status } });
