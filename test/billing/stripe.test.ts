@@ -70,19 +70,33 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
   });
 
   it('refuses checkouts that cannot be sold: no price, wrong audience, unknown plan; viewers and strangers', async () => {
-    const custom = await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'custom' }).expect(422);
+    const checkouts = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.checkout_started'`, [orgId])).rows[0].n;
+    const before = { checkouts: await checkouts(), stripeCalls: stripe.requests.length };
+    const checkout = (body: object, auth?: Record<string, string>) => {
+      const req = t.http.post(`/v1/orgs/${orgId}/billing/checkout`);
+      return (auth ? req.set(auth) : req).send(body);
+    };
+    const custom = await checkout({ app: 'omnizen', plan: 'custom' }, ada.auth).expect(422);
     expect(custom.body.error).toMatchObject({ code: 'billing.plan_not_for_sale' });
-    const personal = await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'app_securevault', plan: 'pro' }).expect(422);
-    expect(personal.body.error.message).toBe('the app_securevault plan pro is a personal plan; this is a business account');
-    await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'gold' }).expect(422);
-    await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional', coupon: 'x' }).expect(400);
+    const personal = await checkout({ app: 'app_securevault', plan: 'pro' }, ada.auth).expect(422);
+    expect(personal.body.error).toMatchObject({ code: 'billing.plan_audience', message: 'the app_securevault plan pro is a personal plan; this is a business account' });
+    const gold = await checkout({ app: 'omnizen', plan: 'gold' }, ada.auth).expect(422);
+    expect(gold.body.error).toMatchObject({ code: 'billing.plan_unknown', message: expect.stringContaining('gold') });
+    const coupon = await checkout({ app: 'omnizen', plan: 'professional', coupon: 'x' }, ada.auth).expect(400);
+    expect(coupon.body.error).toMatchObject({ code: 'validation_failed', details: [expect.objectContaining({ field: 'coupon' })] });
     const viewer = await registerUser(t, 'viewer');
     await addMember(t, orgId, viewer, 'viewer');
-    await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(viewer.auth).send({ app: 'omnizen', plan: 'professional' }).expect(403);
+    const asViewer = await checkout({ app: 'omnizen', plan: 'professional' }, viewer.auth).expect(403);
+    expect(asViewer.body.error.code).toBe('forbidden.role');
     const stranger = await registerUser(t, 'stranger');
-    await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(stranger.auth).send({ app: 'omnizen', plan: 'professional' }).expect(404);
-    await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).send({ app: 'omnizen', plan: 'professional' }).expect(401);
-    await t.http.post('/v1/billing/stripe/webhook').send({}).expect(400);
+    const asStranger = await checkout({ app: 'omnizen', plan: 'professional' }, stranger.auth).expect(404);
+    expect(asStranger.body.error.code).toBe('organization.not_found');
+    const anonymous = await checkout({ app: 'omnizen', plan: 'professional' }).expect(401);
+    expect(anonymous.body.error.code).toBe('auth.unauthorized');
+    const unsigned = await t.http.post('/v1/billing/stripe/webhook').send({}).expect(400);
+    expect(unsigned.body.error.code).toBe('billing.webhook_signature');
+    // nothing was started: no audit row, no call to Stripe
+    expect({ checkouts: await checkouts(), stripeCalls: stripe.requests.length }).toEqual(before);
   });
 
   it('answers 502 naming what Stripe said when Stripe refuses, and writes nothing', async () => {
@@ -99,10 +113,12 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     const forged = Stripe.webhooks.generateTestHeaderString({ payload: JSON.stringify(event), secret: 'whsec_someone_else' });
     const res = await send(event, forged).expect(400);
     expect(res.body.error.code).toBe('billing.webhook_signature');
-    await send(event, 'garbage').expect(400);
+    const garbage = await send(event, 'garbage').expect(400);
+    expect(garbage.body.error.code).toBe('billing.webhook_signature');
     // a body altered after signing
     const signed = Stripe.webhooks.generateTestHeaderString({ payload: JSON.stringify(event), secret: WEBHOOK_SECRET });
-    await send({ ...event, type: 'customer.subscription.deleted' }, signed).expect(400);
+    const altered = await send({ ...event, type: 'customer.subscription.deleted' }, signed).expect(400);
+    expect(altered.body.error.code).toBe('billing.webhook_signature');
     // signed, but not an event
     const notEvent = await send({ hello: 'world' }).expect(400);
     expect(notEvent.body.error.code).toBe('billing.webhook_payload');

@@ -161,8 +161,14 @@ describe('ledger: posting rules the database enforces', () => {
   it('imports FX rates in bulk and uses the rate effective on the entry date', async () => {
     await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.accountant.auth).send({ rates: [
       { currency: 'GBP', date: '2026-02-01', rate: '1.15' }, { currency: 'GBP', date: '2026-02-15', rate: '1.20' }] }).expect(201);
-    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'EUR', date: '2026-02-01', rate: '1' }).expect(400);
-    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.viewer.auth).send({ currency: 'GBP', date: '2026-02-01', rate: '1' }).expect(403);
+    const rates = async () => (await t.db.admin.query(`SELECT currency, rate_date::text AS date, rate::text AS rate FROM finance.fx_rates WHERE org_id = $1 ORDER BY 1, 2`, [orgId])).rows;
+    const imported = await rates();
+    expect(imported).toEqual([{ currency: 'GBP', date: '2026-02-01', rate: '1.1500000000' }, { currency: 'GBP', date: '2026-02-15', rate: '1.2000000000' }]);
+    const base = await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'EUR', date: '2026-02-01', rate: '1' }).expect(400);
+    expect(base.body.error).toMatchObject({ code: 'ledger.rate_base_currency', message: expect.stringContaining('EUR') });
+    const viewer = await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.viewer.auth).send({ currency: 'GBP', date: '2026-02-01', rate: '1' }).expect(403);
+    expect(viewer.body.error.code).toBe('forbidden.role');
+    expect(await rates()).toEqual(imported); // neither refused rate was written
     const r = await post({ date: '2026-02-14', lines: [{ accountId: acc['1100'], debit: '100', currency: 'GBP' }, { accountId: acc['4200'], credit: '100', currency: 'GBP' }] }).expect(201);
     expect(r.body.lines[0]).toMatchObject({ rate: '1.1500000000', baseDebit: '115.00' });
     const list = await t.http.get(ledgerUrl(orgId, 'fx-rates?currency=GBP')).set(users.viewer.auth).expect(200);

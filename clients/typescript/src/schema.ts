@@ -16568,7 +16568,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16771,7 +16771,7 @@ export interface operations {
                     "application/json": components["schemas"]["NotificationPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16789,7 +16789,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17084,7 +17084,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17272,7 +17272,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18137,7 +18137,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -18395,7 +18395,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -18490,7 +18490,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -18499,7 +18503,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18508,7 +18512,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -18767,7 +18771,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19058,7 +19062,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `run.not_found` (no run of this agent has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19287,7 +19291,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19369,7 +19373,7 @@ export interface operations {
                     "application/json": components["schemas"]["TriggerDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19387,7 +19391,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19396,7 +19404,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19405,7 +19413,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19519,7 +19527,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19528,7 +19540,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19537,7 +19549,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `trigger.not_found` (no trigger of this agent has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19641,7 +19653,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19890,7 +19902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `budget.not_found` (no AI budget of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -19985,7 +19997,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19994,7 +20010,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20003,7 +20019,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `budget.not_found` (no AI budget of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20085,7 +20101,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20103,7 +20119,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20112,7 +20132,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20121,7 +20141,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `budget.not_found` (no AI budget of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20243,7 +20263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20338,7 +20358,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20347,7 +20367,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `provider_key.not_found` (the organization has no provider key) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20446,7 +20466,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20455,7 +20479,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20464,7 +20488,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20576,7 +20600,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20585,7 +20613,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20594,7 +20622,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `provider_key.not_found` (the organization has no provider key) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20698,7 +20726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -23126,7 +23154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -23375,7 +23403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -23470,7 +23498,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -23479,7 +23511,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -23488,7 +23520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -23882,7 +23914,11 @@ export interface operations {
                     "application/json": components["schemas"]["DocumentPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23909,7 +23945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24158,7 +24194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_document.not_found` (no knowledge document of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24253,7 +24289,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -24262,7 +24302,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -24271,7 +24311,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_document.not_found` (no knowledge document of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24367,7 +24407,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -24376,7 +24420,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -24385,7 +24429,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_document.not_found` (no knowledge document of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24490,7 +24534,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `knowledge_document.not_found` (no knowledge document of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24974,7 +25018,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -24983,7 +25031,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -24992,7 +25040,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -30630,7 +30678,11 @@ export interface operations {
                     "application/json": components["schemas"]["BillPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30657,7 +30709,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -30910,7 +30962,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `bill.not_found` (no bill of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31322,7 +31374,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31331,7 +31387,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -31340,7 +31396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `bill.not_found` (no bill of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31720,7 +31776,11 @@ export interface operations {
                     "application/json": components["schemas"]["BillPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -31747,7 +31807,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -32000,7 +32060,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `expense_claim.not_found` (no expense claim of this organization (that the caller may see) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -32514,7 +32574,11 @@ export interface operations {
                     "application/json": components["schemas"]["BillPaymentPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -32541,7 +32605,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -32799,7 +32863,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `bill_payment.not_found` (no bill payment of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33453,7 +33517,11 @@ export interface operations {
                     "application/json": components["schemas"]["VendorPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -33480,7 +33548,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33729,7 +33797,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33970,7 +34038,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33979,7 +34051,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -33988,7 +34060,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -34560,7 +34632,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -34587,7 +34659,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -34836,7 +34908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `customer.not_found` (no customer of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -35077,7 +35149,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35086,7 +35162,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -35095,7 +35171,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `customer.not_found` (no customer of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -35182,7 +35258,7 @@ export interface operations {
                     "application/json": components["schemas"]["InvoicePage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -35209,7 +35285,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -35462,7 +35538,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `invoice.not_found` (no invoice or credit note of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -36273,7 +36349,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `invoice.not_found` (no invoice or credit note of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -36510,7 +36586,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -36537,7 +36613,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -36799,7 +36875,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `payment.not_found` (no customer payment of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -37756,7 +37832,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -38455,7 +38531,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -38699,7 +38775,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -38794,7 +38870,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38812,7 +38892,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -39040,7 +39120,11 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAttemptPage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -39067,7 +39151,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -39153,7 +39237,11 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookMessagePage"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `pagination.cursor` (the cursor is not one this API issued for this list)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -39180,7 +39268,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -39286,7 +39374,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id); `webhook_message.not_found` (no message to this endpoint has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -39633,7 +39721,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39651,7 +39743,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -39769,7 +39861,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39787,7 +39883,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -1,3 +1,4 @@
+import { AgentErrors } from './agents.errors.js';
 import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
 import {
@@ -9,6 +10,7 @@ import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { AutomationService } from './automation.service.js';
@@ -35,6 +37,7 @@ export class AiCatalogController {
   @Get('models')
   @ApiOperation({ operationId: 'listAiModels', summary: 'The model catalog with dated prices per million tokens' })
   @ApiOkResponse({ type: [ModelDto] })
+  @ApiErrorCodes('organization.not_found')
   models(@Tx() tx: TenantTx): Promise<ModelDto[]> {
     return this.agents.models(tx);
   }
@@ -42,6 +45,7 @@ export class AiCatalogController {
   @Get('tools')
   @ApiOperation({ operationId: 'listAiTools', summary: 'The tools agents may be given, with their argument schemas' })
   @ApiOkResponse({ type: [ToolDto] })
+  @ApiErrorCodes('organization.not_found')
   tools(): ToolDto[] {
     return this.agents.toolList();
   }
@@ -57,6 +61,7 @@ export class AiCatalogController {
   @Get('budgets')
   @ApiOperation({ operationId: 'listAiBudgets', summary: 'Budgets of the organization and its agents with this month\'s spent, reserved and left' })
   @ApiOkResponse({ type: [BudgetDto] })
+  @ApiErrorCodes('organization.not_found')
   budgets(@Tx() tx: TenantTx): Promise<BudgetDto[]> {
     return this.agents.budgets(tx);
   }
@@ -73,6 +78,7 @@ export class AiCatalogController {
   @Get('budgets/:budgetId')
   @ApiOperation({ operationId: 'getAiBudget', summary: 'One budget with this month\'s spent, reserved and left' })
   @ApiOkResponse({ type: BudgetDto })
+  @ApiErrorCodes('organization.not_found', 'budget.not_found')
   budget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string): Promise<BudgetDto> {
     return this.agents.budget(tx, id);
   }
@@ -81,6 +87,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'updateAiBudget', summary: 'Change a budget\'s limits or thresholds (owner, admin)' })
   @ApiOkResponse({ type: BudgetDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'budget.not_found', 'validation_failed')
   updateBudget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string, @Body() dto: UpdateBudgetDto): Promise<BudgetDto> {
     return this.agents.updateBudget(tx, id, dto);
   }
@@ -90,6 +97,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'deleteAiBudget', summary: 'Delete a budget (owner, admin)' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'budget.not_found')
   async deleteBudget(@Tx() tx: TenantTx, @IdParam('budgetId', 'budget') id: string): Promise<void> {
     await this.agents.removeBudget(tx, id);
   }
@@ -98,6 +106,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'getAiProviderKey', summary: 'Whether the organization has its own provider key: its last four characters and endpoint (owner, admin)' })
   @ApiOkResponse({ type: ProviderKeyDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'provider_key.not_found')
   providerKey(@Tx() tx: TenantTx): Promise<ProviderKeyDto> {
     return this.keys.get(tx);
   }
@@ -106,6 +115,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'setAiProviderKey', summary: 'Store the organization\'s own provider key, encrypted (owner, admin); it is never answered' })
   @ApiOkResponse({ type: ProviderKeyDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive')
   setProviderKey(@Tx() tx: TenantTx, @Body() dto: SetProviderKeyDto): Promise<ProviderKeyDto> {
     return this.keys.set(tx, dto);
   }
@@ -115,6 +125,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'deleteAiProviderKey', summary: 'Remove the organization\'s own key: runs use the platform\'s (owner, admin)' })
   @ApiNoContentResponse({ description: 'Removed' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'provider_key.not_found')
   async deleteProviderKey(@Tx() tx: TenantTx): Promise<void> {
     await this.keys.remove(tx);
   }
@@ -134,6 +145,7 @@ export class AgentsController {
   @Get()
   @ApiOperation({ operationId: 'listAgents', summary: 'The organization\'s agents' })
   @ApiOkResponse({ type: [AgentDto] })
+  @ApiErrorCodes('organization.not_found')
   list(@Tx() tx: TenantTx): Promise<AgentDto[]> {
     return this.agents.list(tx);
   }
@@ -151,6 +163,7 @@ export class AgentsController {
   @Get(':agentId')
   @ApiOperation({ operationId: 'getAgent', summary: 'One agent' })
   @ApiOkResponse({ type: AgentDto })
+  @ApiErrorCodes('organization.not_found', 'agent.not_found')
   get(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<AgentDto> {
     return this.agents.get(tx, id);
   }
@@ -169,6 +182,7 @@ export class AgentsController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'deleteAgent', summary: 'Delete an agent with its runs and budget (owner, admin)' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'agent.not_found')
   async remove(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<void> {
     await this.agents.remove(tx, id);
   }
@@ -176,6 +190,7 @@ export class AgentsController {
   @Get(':agentId/triggers')
   @ApiOperation({ operationId: 'listAgentTriggers', summary: 'The agent\'s automation triggers' })
   @ApiOkResponse({ type: [TriggerDto] })
+  @ApiErrorCodes('organization.not_found', 'agent.not_found')
   triggers(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<TriggerDto[]> {
     return this.automation.list(tx, agentId);
   }
@@ -185,6 +200,7 @@ export class AgentsController {
   @RequiresFeature('omnizen', 'ai_automation')
   @ApiOperation({ operationId: 'createAgentTrigger', summary: 'Run the agent on a schedule (cron, UTC) or on a domain event, with your claims (owner, admin; professional plan and up)' })
   @ApiCreatedResponse({ type: TriggerDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'agent.not_found', 'auth.user_required', 'validation_failed')
   createTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @Body() dto: CreateTriggerDto): Promise<TriggerDto> {
     return this.automation.create(tx, agentId, dto);
   }
@@ -194,6 +210,7 @@ export class AgentsController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'deleteAgentTrigger', summary: 'Delete an automation trigger (owner, admin)' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'trigger.not_found')
   async deleteTrigger(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('triggerId', 'trigger') id: string): Promise<void> {
     await this.automation.remove(tx, agentId, id);
   }
@@ -201,6 +218,7 @@ export class AgentsController {
   @Get(':agentId/runs')
   @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s latest 100 runs (any member, viewers included)' })
   @ApiOkResponse({ type: [RunDto] })
+  @ApiErrorCodes('organization.not_found', 'agent.not_found')
   listRuns(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<RunDto[]> {
     return this.agents.listRuns(tx, agentId);
   }
@@ -208,6 +226,7 @@ export class AgentsController {
   @Get(':agentId/runs/:runId')
   @ApiOperation({ operationId: 'getAgentRun', summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors' })
   @ApiOkResponse({ type: RunDto })
+  @ApiErrorCodes('organization.not_found', 'run.not_found')
   getRun(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
     return this.agents.getRun(tx, agentId, runId);
   }
@@ -259,8 +278,8 @@ export class AgentRunsController {
     @Param('orgId') orgId: string, @Param('agentId') agentId: string, @Query() q: RunQuery, @Body() dto: CreateRunDto,
     @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<RunDto | RunAcceptedDto | undefined> {
-    if (!UUID.test(orgId)) throw AppError.notFound('organization', orgId);
-    if (!UUID.test(agentId)) throw AppError.notFound('agent', agentId);
+    if (!UUID.test(orgId)) throw PlatformErrors.notFound('organization', orgId);
+    if (!UUID.test(agentId)) throw AgentErrors.notFound('agent', agentId);
     const meta = { requestId: String(req.id), ip: req.ip };
     const asJob = q.async === 'true';
     const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', { asJob });

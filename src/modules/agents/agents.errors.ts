@@ -2,6 +2,11 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the agents module answers with. */
 export const AgentErrors = defineErrorCodes({
+  'agent.not_found': { status: 404, description: 'no agent of this organization has this id' },
+  'run.not_found': { status: 404, description: 'no run of this agent has this id' },
+  'trigger.not_found': { status: 404, description: 'no trigger of this agent has this id' },
+  'budget.not_found': { status: 404, description: 'no AI budget of this organization has this id' },
+  'provider_key.not_found': { status: 404, description: 'the organization has no provider key' },
   'ai.unknown_model': { status: 422, description: 'the model is not in the catalog, or is not a chat model' },
   'ai.unknown_tool': { status: 422, description: 'a tool is not in the registry (or its module is not installed)' },
   'ai.agent_name_taken': { status: 409, description: 'another agent of the organization has this name' },

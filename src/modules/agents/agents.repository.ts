@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 import type { AgentDto, BudgetDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
 
 // The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
@@ -11,25 +11,25 @@ const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOS
 const num = (v: bigint | number | string | null | undefined) => (v === null || v === undefined ? 0 : Number(v));
 const dec = (v: Decimal | string | number | null | undefined) => (v === null || v === undefined ? '0' : new Decimal(v.toString()).toFixed(8));
 
-const toAgent = (r: any): AgentDto => ({
+const toAgent = (r: Selectable<DB['ai.agents']>): AgentDto => ({
   id: r.id, name: r.name, type: r.type, instructions: r.instructions, modelId: r.model_id, temperature: Number(r.temperature),
   maxOutputTokens: r.max_output_tokens, maxSteps: r.max_steps, tools: r.tools, knowledgeCollectionIds: r.knowledge_collection_ids,
   status: r.status, workspaceId: r.workspace_id, createdBy: r.created_by, createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
 });
 
-export const toRun = (r: any): RunDto => ({
+export const toRun = (r: Selectable<DB['ai.runs']>): RunDto => ({
   id: r.id, agentId: r.agent_id, modelId: r.model_id, startedBy: r.started_by, trigger: r.trigger, status: r.status, output: r.output,
   stopReason: r.stop_reason, errorClass: r.error_class, errorMessage: r.error_message,
   usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
   cost: dec(r.cost), steps: r.steps, startedAt: iso(r.started_at)!, finishedAt: iso(r.finished_at), latencyMs: r.latency_ms,
 });
 
-const toStep = (r: any): RunStepDto => ({
+const toStep = (r: Selectable<DB['ai.run_steps']>): RunStepDto => ({
   stepNo: r.step_no, kind: r.kind, name: r.name, status: r.status, errorClass: r.error_class, errorMessage: r.error_message,
   startedAt: iso(r.started_at)!, endedAt: iso(r.ended_at)!, latencyMs: r.latency_ms, timeToFirstTokenMs: r.time_to_first_token_ms,
   streamed: r.streamed, attempts: r.attempts,
   usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
-  tokensCounted: r.tokens_counted, cost: dec(r.cost), prices: r.prices, detail: r.detail,
+  tokensCounted: r.tokens_counted, cost: dec(r.cost), prices: r.prices as RunStepDto['prices'], detail: r.detail as RunStepDto['detail'],
 });
 
 export interface Prices {

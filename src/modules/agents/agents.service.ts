@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AgentErrors } from './agents.errors.js';
@@ -40,7 +40,7 @@ export class AgentsService {
 
   async get(tx: TenantTx, id: string): Promise<AgentDto> {
     const a = await repo.getAgent(tx.db, tx.orgId, id);
-    if (!a) throw AppError.notFound('agent', id);
+    if (!a) throw AgentErrors.notFound('agent', id);
     return a;
   }
 
@@ -65,7 +65,7 @@ export class AgentsService {
       status: dto.status ?? 'active', workspaceId: dto.workspaceId ?? null,
     }), {
       '23505': () => AgentErrors.error('ai.agent_name_taken', `an agent named "${dto.name.trim()}" already exists`),
-      '23503': () => AppError.notFound('workspace', dto.workspaceId ?? undefined),
+      '23503': () => PlatformErrors.notFound('workspace', dto.workspaceId ?? undefined),
     });
     await this.audit.record(tx, { action: 'ai.agent_created', entityType: 'ai_agent', entityId: agent.id, after: agent });
     return agent;
@@ -95,7 +95,7 @@ export class AgentsService {
 
   async getRun(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
     const run = await repo.getRun(tx.db, tx.orgId, agentId, runId);
-    if (!run) throw AppError.notFound('run', runId);
+    if (!run) throw AgentErrors.notFound('run', runId);
     return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
   }
 
@@ -106,12 +106,12 @@ export class AgentsService {
 
   async budget(tx: TenantTx, id: string): Promise<BudgetDto> {
     const [b] = await repo.budgets(tx.db, tx.orgId, monthOf(this.clock.now()), id);
-    if (!b) throw AppError.notFound('budget', id);
+    if (!b) throw AgentErrors.notFound('budget', id);
     return b;
   }
 
   async createBudget(tx: TenantTx, dto: CreateBudgetDto): Promise<BudgetDto> {
-    if (dto.costLimit === undefined && dto.tokenLimit === undefined) throw AppError.badRequest('validation_failed', 'a budget needs costLimit and/or tokenLimit', [{ field: 'costLimit', problems: ['costLimit or tokenLimit is required'] }]);
+    if (dto.costLimit === undefined && dto.tokenLimit === undefined) throw PlatformErrors.error('validation_failed', 'a budget needs costLimit and/or tokenLimit', [{ field: 'costLimit', problems: ['costLimit or tokenLimit is required'] }]);
     if (dto.agentId) await this.get(tx, dto.agentId);
     const id = await translateDatabaseError(repo.createBudget(tx.db, tx.orgId, {
       agentId: dto.agentId ?? null, costLimit: dto.costLimit ?? null, tokenLimit: dto.tokenLimit ?? null, thresholds: [...new Set(dto.thresholds ?? [50, 80, 100])].sort((a, b) => a - b),
@@ -125,7 +125,7 @@ export class AgentsService {
     const before = await this.budget(tx, id);
     const costLimit = dto.costLimit === undefined ? before.costLimit : dto.costLimit;
     const tokenLimit = dto.tokenLimit === undefined ? before.tokenLimit : dto.tokenLimit;
-    if (costLimit === null && tokenLimit === null) throw AppError.badRequest('validation_failed', 'a budget needs costLimit and/or tokenLimit', [{ field: 'costLimit', problems: ['costLimit or tokenLimit is required'] }]);
+    if (costLimit === null && tokenLimit === null) throw PlatformErrors.error('validation_failed', 'a budget needs costLimit and/or tokenLimit', [{ field: 'costLimit', problems: ['costLimit or tokenLimit is required'] }]);
     await repo.updateBudget(tx.db, tx.orgId, id, { ...dto, ...(dto.thresholds ? { thresholds: [...new Set(dto.thresholds)].sort((a, b) => a - b) } : {}) });
     const after = await this.budget(tx, id);
     await this.audit.record(tx, { action: 'ai.budget_updated', entityType: 'ai_budget', entityId: id, before, after });

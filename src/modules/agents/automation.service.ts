@@ -1,3 +1,4 @@
+import { AgentErrors } from './agents.errors.js';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronTime } from 'cron';
@@ -7,6 +8,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { CreateTriggerDto, TriggerDto } from './agents.dto.js';
@@ -64,27 +66,27 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
 
   // ---------------------------------------------------------------- management (owner, admin; feature-gated by the route)
   async list(tx: TenantTx, agentId: string): Promise<TriggerDto[]> {
-    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AppError.notFound('agent', agentId);
+    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AgentErrors.notFound('agent', agentId);
     return repo.list(tx.db, tx.orgId, agentId);
   }
 
   async create(tx: TenantTx, agentId: string, dto: CreateTriggerDto): Promise<TriggerDto> {
-    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'a trigger runs with a person\'s claims: a service key cannot set one');
-    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AppError.notFound('agent', agentId);
+    if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'a trigger runs with a person\'s claims: a service key cannot set one');
+    if (!(await agentsRepository.getAgent(tx.db, tx.orgId, agentId))) throw AgentErrors.notFound('agent', agentId);
     const field = dto.kind === 'schedule' ? 'cron' : 'eventType';
     if (!dto[field] || (dto.kind === 'schedule' ? dto.eventType : dto.cron)) {
-      throw AppError.badRequest('validation_failed', `a ${dto.kind} trigger needs ${field} (and only it)`, [{ field, problems: [`${field} is required for kind ${dto.kind}`] }]);
+      throw PlatformErrors.error('validation_failed', `a ${dto.kind} trigger needs ${field} (and only it)`, [{ field, problems: [`${field} is required for kind ${dto.kind}`] }]);
     }
     if (dto.cron) {
       try {
         if (dto.cron.trim().split(/\s+/).length !== 5) throw new Error('5 fields expected');
         new CronTime(dto.cron, 'UTC');
       } catch (err) {
-        throw AppError.badRequest('validation_failed', `cron "${dto.cron}" is not a 5-field cron expression: ${(err as Error).message}`, [{ field: 'cron', problems: ['not a cron expression'] }]);
+        throw PlatformErrors.error('validation_failed', `cron "${dto.cron}" is not a 5-field cron expression: ${(err as Error).message}`, [{ field: 'cron', problems: ['not a cron expression'] }]);
       }
     }
     if (dto.eventType?.startsWith('agent.run.') || dto.eventType?.startsWith('ai.')) {
-      throw AppError.badRequest('validation_failed', 'agents\' own events cannot trigger agents (a loop)', [{ field: 'eventType', problems: ['agent.run.* and ai.* events are not allowed'] }]);
+      throw PlatformErrors.error('validation_failed', 'agents\' own events cannot trigger agents (a loop)', [{ field: 'eventType', problems: ['agent.run.* and ai.* events are not allowed'] }]);
     }
     const trigger = await repo.create(tx.db, tx.orgId, {
       agentId, kind: dto.kind, cron: dto.cron ?? null, eventType: dto.eventType ?? null, prompt: dto.prompt, createdBy: tx.principal.userId,
@@ -95,7 +97,7 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
 
   async remove(tx: TenantTx, agentId: string, id: string): Promise<void> {
     const before = await repo.get(tx.db, tx.orgId, agentId, id);
-    if (!before) throw AppError.notFound('trigger', id);
+    if (!before) throw AgentErrors.notFound('trigger', id);
     await repo.remove(tx.db, tx.orgId, id);
     await this.audit.record(tx, { action: 'ai.trigger_deleted', entityType: 'ai_trigger', entityId: id, before });
   }

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
 import { AuditService } from '../audit/audit.service.js';
 import { secretBoxFromConfig } from '../integrations/integrations.module.js';
@@ -30,7 +29,7 @@ export class ProviderKeysService {
 
   async get(tx: TenantTx): Promise<ProviderKeyDto> {
     const k = await repo.providerKey(tx.db, tx.orgId);
-    if (!k) throw AppError.notFound('provider_key');
+    if (!k) throw AgentErrors.notFound('provider_key');
     return { keyHint: k.keyHint, baseUrl: k.baseUrl, updatedAt: k.updatedAt.toISOString() };
   }
 
@@ -50,7 +49,7 @@ export class ProviderKeysService {
 
   async remove(tx: TenantTx): Promise<void> {
     const before = await repo.providerKey(tx.db, tx.orgId);
-    if (!before) throw AppError.notFound('provider_key');
+    if (!before) throw AgentErrors.notFound('provider_key');
     await repo.deleteProviderKey(tx.db, tx.orgId);
     await this.audit.record(tx, { action: 'ai.provider_key_removed', entityType: 'ai_provider_key', entityId: tx.orgId, before: { keyHint: before.keyHint, baseUrl: before.baseUrl } });
   }

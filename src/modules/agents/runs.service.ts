@@ -6,6 +6,7 @@ import type { Principal, RequestRole } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
@@ -106,11 +107,11 @@ export class RunsService implements OnModuleInit {
     return this.db.tenant(principal, orgId, meta, async (tx) => {
       const roles = opts.roles ?? RUNNER_ROLES;
       if (!roles.includes(tx.role as RequestRole)) {
-        throw AppError.forbidden('forbidden.role', `running this agent needs the role ${roles.filter((r) => r !== 'service').join(', ')}; you are ${tx.role ?? 'not a member'}`);
+        throw PlatformErrors.error('forbidden.role', `running this agent needs the role ${roles.filter((r) => r !== 'service').join(', ')}; you are ${tx.role ?? 'not a member'}`);
       }
       await this.entitlements.enforce(tx, { app: 'omnizen', feature: opts.feature });
       const agent = await repo.getAgent(tx.db, orgId, agentId);
-      if (!agent) throw AppError.notFound('agent', agentId);
+      if (!agent) throw AgentErrors.notFound('agent', agentId);
       if (agent.status !== 'active') throw AgentErrors.error('ai.agent_paused', `agent ${agent.name} is paused`);
       const connection = await this.keys.connection(tx.db, orgId);
       const run = await repo.createRun(tx.db, orgId, {
@@ -372,12 +373,12 @@ export class RunsService implements OnModuleInit {
 
   /** Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next step. */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
-    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw AppError.forbidden('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
+    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
     const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
-    if (!before) throw AppError.notFound('run', runId);
+    if (!before) throw AgentErrors.notFound('run', runId);
     const own = tx.principal.kind === 'user' && before.startedBy === tx.principal.userId;
     if (!own && !['owner', 'admin', 'service'].includes(tx.role as string)) {
-      throw AppError.forbidden('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
+      throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
     }
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
     const run = (await repo.finishRun(tx.db, tx.orgId, runId, {

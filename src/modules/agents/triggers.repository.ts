@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 import type { TriggerDto } from './agents.dto.js';
 
 // SQL of agent automation: triggers and their firings (the privileged reads run on the path 'agents.triggers').
@@ -20,7 +20,7 @@ export interface TriggerRow {
   created_at: Date;
 }
 
-const toTrigger = (r: any): TriggerDto => ({
+const toTrigger = (r: Selectable<DB['ai.agent_triggers']>): TriggerDto => ({
   id: r.id, agentId: r.agent_id, kind: r.kind, cron: r.cron, eventType: r.event_type, prompt: r.prompt, createdBy: r.created_by,
   status: r.status, lastError: r.last_error, lastFiredAt: iso(r.last_fired_at), createdAt: iso(r.created_at)!,
 });

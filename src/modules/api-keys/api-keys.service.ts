@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { apiKeyRepository } from './api-key.repository.js';
@@ -43,7 +42,7 @@ export class ApiKeysService {
     const key = await apiKeyRepository.revoke(tx.db, tx.orgId, id, userId);
     if (!key) {
       if (await apiKeyRepository.get(tx.db, tx.orgId, id)) throw ApiKeyErrors.error('api_keys.already_revoked', `API key ${id} is already revoked`);
-      throw AppError.notFound('api_key', id);
+      throw ApiKeyErrors.notFound('api_key', id);
     }
     await this.audit.record(tx, { action: 'api_key.revoked', entityType: 'api_key', entityId: id, after: key });
     return key;

@@ -4,7 +4,7 @@ import { IsDateString, IsOptional, IsString, MaxLength } from 'class-validator';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { decodeCursor, page, PageQuery } from '../../platform/http/pagination.js';
+import { decodeCursor, isSequenceNumber, page, PageQuery } from '../../platform/http/pagination.js';
 import { ApiErrors, PageInfo } from '../../platform/http/openapi.js';
 import { AuditService } from './audit.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
@@ -54,7 +54,7 @@ export class AuditController {
   async list(@Tx() tx: TenantTx, @Query() q: AuditQuery): Promise<AuditPage> {
     const limit = q.limit ?? 50;
     const { cursor, limit: _, ...filter } = q;
-    const rows = await this.audit.list(tx, { ...filter, limit: limit + 1 }, decodeCursor<string>(cursor, (v) => typeof v === 'string' && /^[0-9]{1,19}$/.test(v)));
+    const rows = await this.audit.list(tx, { ...filter, limit: limit + 1 }, decodeCursor<string>(cursor, isSequenceNumber));
     return page(rows, limit, (r) => r.id);
   }
 }

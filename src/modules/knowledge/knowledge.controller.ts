@@ -36,6 +36,7 @@ export class KnowledgeCollectionsController {
   @Get()
   @ApiOperation({ operationId: 'listKnowledgeCollections', summary: 'Collections the caller may read' })
   @ApiOkResponse({ type: [CollectionDto] })
+  @ApiErrorCodes('organization.not_found')
   list(@Tx() tx: TenantTx): Promise<CollectionDto[]> {
     return this.knowledge.listCollections(tx);
   }
@@ -53,6 +54,7 @@ export class KnowledgeCollectionsController {
   @Get(':collectionId')
   @ApiOperation({ operationId: 'getKnowledgeCollection', summary: 'One collection (404 when the caller may not read it)' })
   @ApiOkResponse({ type: CollectionDto })
+  @ApiErrorCodes('organization.not_found', 'knowledge_collection.not_found')
   get(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string): Promise<CollectionDto> {
     return this.knowledge.getCollection(tx, id);
   }
@@ -72,6 +74,7 @@ export class KnowledgeCollectionsController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'deleteKnowledgeCollection', summary: 'Delete a collection with its documents, versions and chunks (owner, admin)' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'knowledge_collection.not_found')
   remove(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string): Promise<void> {
     return this.knowledge.deleteCollection(tx, id);
   }
@@ -120,6 +123,7 @@ export class KnowledgeDocumentsController {
   @ApiOperation({ operationId: 'listKnowledgeDocuments', summary: 'Documents of the collections the caller may read, newest first (cursor pagination)' })
   @ApiOkResponse({ type: DocumentPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: DocumentQuery): Promise<DocumentPage> {
     return this.knowledge.listDocuments(tx, q);
   }
@@ -139,6 +143,7 @@ export class KnowledgeDocumentsController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'reindexStaleKnowledge', summary: 'Re-embed every document embedded by another model or dimension than the configured one (owner, admin)' })
   @ApiOkResponse({ type: ReindexResultDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive')
   async reindexStale(@Tx() tx: TenantTx): Promise<ReindexResultDto> {
     return { queued: await this.knowledge.reindexStale(tx) };
   }
@@ -146,6 +151,7 @@ export class KnowledgeDocumentsController {
   @Get('documents/:documentId')
   @ApiOperation({ operationId: 'getKnowledgeDocument', summary: 'One document with its ingestion status' })
   @ApiOkResponse({ type: DocumentDto })
+  @ApiErrorCodes('organization.not_found', 'knowledge_document.not_found')
   get(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
     return this.knowledge.getDocument(tx, id);
   }
@@ -155,6 +161,7 @@ export class KnowledgeDocumentsController {
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'deleteKnowledgeDocument', summary: 'Delete a document with its versions, chunks and embeddings' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'knowledge_document.not_found')
   remove(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<void> {
     return this.knowledge.deleteDocument(tx, id);
   }
@@ -164,6 +171,7 @@ export class KnowledgeDocumentsController {
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'reindexKnowledgeDocument', summary: 'Queue ingestion of the latest version again (after a failure, or a model change)' })
   @ApiOkResponse({ type: DocumentDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'knowledge_document.not_found')
   reindex(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
     return this.knowledge.reindex(tx, id);
   }
@@ -171,6 +179,7 @@ export class KnowledgeDocumentsController {
   @Get('documents/:documentId/versions')
   @ApiOperation({ operationId: 'listKnowledgeDocumentVersions', summary: 'Versions of a document, newest first' })
   @ApiOkResponse({ type: [VersionDto] })
+  @ApiErrorCodes('organization.not_found', 'knowledge_document.not_found')
   versions(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<VersionDto[]> {
     return this.knowledge.listVersions(tx, id);
   }

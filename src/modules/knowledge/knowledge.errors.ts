@@ -2,6 +2,8 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the knowledge base answers with (besides `<entity>.not_found` and validation errors). */
 export const KnowledgeErrors = defineErrorCodes({
+  'knowledge_collection.not_found': { status: 404, description: 'no knowledge collection of this organization (readable by the caller) has this id' },
+  'knowledge_document.not_found': { status: 404, description: 'no knowledge document of this organization (readable by the caller) has this id' },
   'knowledge.file_missing': { status: 400, description: 'the multipart request has no file part' },
   'knowledge.file_empty': { status: 400, description: 'the uploaded file is empty' },
   'knowledge.file_too_large': { status: 413, description: 'the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)' },

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 import type { CollectionDto, DocumentDto, SearchHitDto, VersionDto } from './knowledge.dto.js';
 
 // The only place with knowledge SQL. CRUD is typed (Kysely); the chunk writes and the search are raw: their
@@ -11,20 +11,20 @@ export type EmbeddingStorage = 'vector' | 'array';
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
 
 const COLLECTION_COLS = ['id', 'name', 'description', 'read_roles', 'workspace_id', 'created_at', 'updated_at'] as const;
-const toCollection = (r: any): CollectionDto => ({
+const toCollection = (r: Pick<Selectable<DB['ai.knowledge_collections']>, typeof COLLECTION_COLS[number]>): CollectionDto => ({
   id: r.id, name: r.name, description: r.description, readRoles: r.read_roles, workspaceId: r.workspace_id,
   createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
 });
 const DOCUMENT_COLS = ['id', 'collection_id', 'title', 'source', 'source_url', 'tags', 'latest_version_no', 'indexed_version_no',
   'status', 'status_reason', 'created_by', 'created_at', 'updated_at'] as const;
-const toDocument = (r: any): DocumentDto => ({
+const toDocument = (r: Pick<Selectable<DB['ai.knowledge_documents']>, typeof DOCUMENT_COLS[number]>): DocumentDto => ({
   id: r.id, collectionId: r.collection_id, title: r.title, source: r.source, sourceUrl: r.source_url, tags: r.tags,
   latestVersion: r.latest_version_no, indexedVersion: r.indexed_version_no, status: r.status, statusReason: r.status_reason,
   createdBy: r.created_by, createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)!,
 });
 const VERSION_COLS = ['version_no', 'content_type', 'filename', 'byte_size', 'restored_from_version_no', 'status', 'status_reason',
   'chunk_count', 'embedding_model', 'embedding_dimensions', 'created_by', 'created_at', 'indexed_at'] as const;
-const toVersion = (r: any): VersionDto => ({
+const toVersion = (r: Pick<Selectable<DB['ai.knowledge_versions']>, typeof VERSION_COLS[number]>): VersionDto => ({
   versionNo: r.version_no, contentType: r.content_type, filename: r.filename, byteSize: r.byte_size,
   restoredFromVersion: r.restored_from_version_no, status: r.status, statusReason: r.status_reason, chunkCount: r.chunk_count,
   embeddingModel: r.embedding_model, embeddingDimensions: r.embedding_dimensions, createdBy: r.created_by,

@@ -1,9 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
@@ -50,14 +51,14 @@ export class KnowledgeService {
 
   async getCollection(tx: TenantTx, id: string): Promise<CollectionDto> {
     const c = await repo.getCollection(tx.db, tx.orgId, id);
-    if (!c) throw AppError.notFound('knowledge_collection', id);
+    if (!c) throw KnowledgeErrors.notFound('knowledge_collection', id);
     return c;
   }
 
   async createCollection(tx: TenantTx, dto: CreateCollectionDto): Promise<CollectionDto> {
     const c = await translateDatabaseError(repo.createCollection(tx.db, tx.orgId, { ...dto, readRoles: [...new Set(dto.readRoles ?? [])] }), {
       '23505': () => KnowledgeErrors.error('knowledge.collection_name_taken', `a collection named "${dto.name}" already exists`),
-      '23503': () => AppError.notFound('workspace', dto.workspaceId),
+      '23503': () => PlatformErrors.notFound('workspace', dto.workspaceId),
     });
     await this.audit.record(tx, { action: 'knowledge.collection_created', entityType: 'knowledge_collection', entityId: c.id, after: c });
     return c;
@@ -83,14 +84,14 @@ export class KnowledgeService {
   // ---------------------------------------------------------------- documents
   async listDocuments(tx: TenantTx, q: DocumentQuery): Promise<DocumentPage> {
     const limit = q.limit ?? 50;
-    const before = decodeCursor<{ c: string; i: string }>(q.cursor);
+    const before = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const rows = await repo.listDocuments(tx.db, tx.orgId, { collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i } });
     return page(rows, limit, (d) => ({ c: d.createdAt, i: d.id }));
   }
 
   async getDocument(tx: TenantTx, id: string): Promise<DocumentDto> {
     const d = await repo.getDocument(tx.db, tx.orgId, id);
-    if (!d) throw AppError.notFound('knowledge_document', id);
+    if (!d) throw KnowledgeErrors.notFound('knowledge_document', id);
     return d;
   }
 
@@ -121,7 +122,7 @@ export class KnowledgeService {
   /** A new version of a document from an upload: it replaces the indexed one in search once ingested. */
   async addVersion(tx: TenantTx, documentId: string, file: UploadedText, restoredFrom: number | null = null): Promise<DocumentDto> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
-    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     const no = before.latestVersion + 1;
     const version = await this.addVersionRow(tx, before, no, file, restoredFrom);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, no);
@@ -166,7 +167,7 @@ export class KnowledgeService {
   /** Queues ingestion of the latest version again (after a failure, or to re-embed with another model). */
   async reindex(tx: TenantTx, documentId: string): Promise<DocumentDto> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
-    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     await repo.setVersionStatus(tx.db, tx.orgId, documentId, before.latestVersion, 'pending', null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, before.latestVersion);
     await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion });
@@ -184,7 +185,7 @@ export class KnowledgeService {
   /** Deletes the document with its versions, chunks and embeddings. */
   async deleteDocument(tx: TenantTx, documentId: string): Promise<void> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
-    if (!before) throw AppError.notFound('knowledge_document', documentId);
+    if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     await repo.deleteDocument(tx.db, tx.orgId, documentId);
     await this.audit.record(tx, { action: 'knowledge.document_deleted', entityType: 'knowledge_document', entityId: documentId, before });
     await emitEvent(tx, 'knowledge_document.deleted', { documentId, collectionId: before.collectionId, version: before.latestVersion });
@@ -201,7 +202,7 @@ export class KnowledgeService {
     if (!query) throw KnowledgeErrors.error('knowledge.query_empty', 'query is empty');
     const k = s.k ?? 10;
     if (k > SEARCH_MAX_K) throw KnowledgeErrors.error('knowledge.k_too_large', `k is ${k}; at most ${SEARCH_MAX_K} results per search`);
-    if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw AppError.badRequest('validation_failed', 'from must be before to');
+    if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw PlatformErrors.error('validation_failed', 'from must be before to');
     // a filter naming a collection or document the caller cannot read answers as one that does not exist
     for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
     for (const id of s.documentIds ?? []) await this.getDocument(tx, id);

@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { emitEvent, emitEvents } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -214,7 +215,7 @@ export class JournalService {
 
   async get(tx: TenantTx, id: string): Promise<JournalEntryDto> {
     const [e] = await this.entries(tx, [id]);
-    if (!e) throw AppError.notFound('journal_entry', id);
+    if (!e) throw LedgerErrors.notFound('journal_entry', id);
     return e;
   }
 
@@ -228,10 +229,7 @@ export class JournalService {
     if (q.from && q.to && q.from > q.to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     if (q.minAmount && q.maxAmount && D(q.minAmount).gt(q.maxAmount)) throw LedgerErrors.error('ledger.range', 'minAmount must not be above maxAmount');
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; s: string }>(q.cursor);
-    if (after && (typeof after.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(after.d) || typeof after.s !== 'string' || !/^\d+$/.test(after.s))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', s: 'integer' });
     const { limit: _limit, cursor: _cursor, ...filter } = q;
     const rows = await repo.listEntryIds(tx.db, tx.orgId, { ...filter, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.entry_date, s: r.seq }));
@@ -309,7 +307,7 @@ export class JournalService {
     const year = await repo.lockYear(tx.db, tx.orgId, yearId);
     if (!year) {
       await this.ledger.getYear(tx, yearId);
-      throw AppError.forbidden('forbidden.role', 'closing a fiscal year needs the role owner or admin');
+      throw PlatformErrors.error('forbidden.role', 'closing a fiscal year needs the role owner or admin');
     }
     if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
     if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
@@ -369,7 +367,7 @@ export class JournalService {
     const year = await repo.lockYear(tx.db, tx.orgId, yearId);
     if (!year) {
       await this.ledger.getYear(tx, yearId);
-      throw AppError.forbidden('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
+      throw PlatformErrors.error('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
     }
     if (year.status !== 'closed') throw LedgerErrors.error('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
     const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);

@@ -5,6 +5,11 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
  * (migration 20261204000100_ledger_accountants); the services throw them with `LedgerErrors.error(...)`.
  */
 export const LedgerErrors = defineErrorCodes({
+  'account.not_found': { status: 404, description: 'no account of this organization has this id' },
+  'tax_code.not_found': { status: 404, description: 'no tax code of this organization has this id' },
+  'fiscal_year.not_found': { status: 404, description: 'no fiscal year of this organization has this id' },
+  'fiscal_period.not_found': { status: 404, description: 'no fiscal period of this organization has this id' },
+  'journal_entry.not_found': { status: 404, description: 'no journal entry of this organization has this id' },
   // posting rules (the database's)
   'ledger.unbalanced': { status: 422, description: 'the entry does not balance (in its currency, or in the base currency beyond rounding)' },
   'ledger.period_closed': { status: 422, description: 'the fiscal period of the date is closed' },

@@ -1,34 +1,53 @@
+import type { Decimal } from 'decimal.js';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { prepare, qb, type DB } from '../../platform/database/query-builder.js';
 import type {
   AccountDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, JournalEntryDto, JournalLineDto, LedgerSettingsDto, TaxCodeDto,
 } from './ledger.dto.js';
 
-// The only place with ledger SQL. Numerics and dates are read as text: money never passes through a float.
+// The only place with ledger SQL: typed Kysely queries; raw SQL (with typed rows) for the calls of the posting and
+// totals functions and the set-based reports. Numerics and dates are read as text: money never passes through a float.
 
-const toAccount = (r: any): AccountDto => ({
+const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
+
+type AccountRow = Selectable<DB['finance.accounts']>;
+type TaxCodeRow = Omit<Selectable<DB['finance.tax_codes']>, 'rate' | 'org_id' | 'created_at' | 'updated_at'> & { rate: string };
+type PeriodRow = Pick<Selectable<DB['finance.fiscal_periods']>, 'id' | 'fiscal_year_id' | 'period_no' | 'status' | 'closed_at'> & { start_date: string; end_date: string };
+type LineRow = Pick<Selectable<DB['finance.journal_lines']>, 'entry_id' | 'line_no' | 'account_id' | 'currency' | 'description' | 'workspace_id'
+  | 'counterparty_type' | 'counterparty_id' | 'is_rounding' | 'tax_code_id' | 'tax_role'>
+  & { account_code: string; debit: string; credit: string; rate: string; base_debit: string; base_credit: string };
+
+const toAccount = (r: AccountRow): AccountDto => ({
   id: r.id, code: r.code, name: r.name, type: r.type, parentId: r.parent_id, isGroup: r.is_group, currency: r.currency,
   cashFlowClass: r.cash_flow_class, archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
 });
-const toSettings = (r: any): LedgerSettingsDto => ({
+const toSettings = (r: Selectable<DB['finance.settings']>): LedgerSettingsDto => ({
   baseCurrency: r.base_currency, roundingAccountId: r.rounding_account_id, retainedEarningsAccountId: r.retained_earnings_account_id,
   fxGainAccountId: r.fx_gain_account_id, fxLossAccountId: r.fx_loss_account_id,
   fxUnrealizedGainAccountId: r.fx_unrealized_gain_account_id, fxUnrealizedLossAccountId: r.fx_unrealized_loss_account_id,
 });
-const toTaxCode = (r: any): TaxCodeDto => ({
+const toTaxCode = (r: TaxCodeRow): TaxCodeDto => ({
   id: r.id, code: r.code, name: r.name, rate: r.rate, inclusive: r.inclusive, salesAccountId: r.sales_account_id,
   purchaseAccountId: r.purchase_account_id, archivedAt: r.archived_at,
 });
-const toPeriod = (r: any): FiscalPeriodDto => ({
+const toPeriod = (r: PeriodRow): FiscalPeriodDto => ({
   id: r.id, fiscalYearId: r.fiscal_year_id, periodNo: r.period_no, startDate: r.start_date, endDate: r.end_date, status: r.status, closedAt: r.closed_at,
 });
-const toLine = (r: any): JournalLineDto => ({
+const toLine = (r: LineRow): JournalLineDto => ({
   lineNo: r.line_no, accountId: r.account_id, accountCode: r.account_code, currency: r.currency, debit: r.debit, credit: r.credit,
   rate: r.rate, baseDebit: r.base_debit, baseCredit: r.base_credit, description: r.description, workspaceId: r.workspace_id,
   counterpartyType: r.counterparty_type, counterpartyId: r.counterparty_id, isRounding: r.is_rounding,
   taxCodeId: r.tax_code_id ?? null, taxRole: r.tax_role ?? null,
 });
 
-const PERIOD_COLS = `id, fiscal_year_id, period_no, start_date::text AS start_date, end_date::text AS end_date, status, closed_at`;
+const PERIOD_COLS = ['id', 'fiscal_year_id', 'period_no', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'status', 'closed_at'] as const;
+const TAX_CODE_COLS = ['id', 'code', 'name', txt('rate').as('rate'), 'inclusive', 'sales_account_id', 'purchase_account_id', 'archived_at'] as const;
+const periods = qb.selectFrom('finance.fiscal_periods');
+
+// read by every posting and most ledger requests: compiled once
+const settingsOf = prepare((p: { orgId: string }) => qb.selectFrom('finance.settings').selectAll().where('org_id', '=', p.orgId));
+const accountOf = prepare((p: { orgId: string; id: string }) => qb.selectFrom('finance.accounts').selectAll().where('org_id', '=', p.orgId).where('id', '=', p.id));
 
 /** What the posting function writes into the posting's audit row besides the actor (taken from the claims). */
 export interface PostingAudit {
@@ -68,80 +87,78 @@ export interface Totals {
 export const ledgerRepository = {
   // ---------------------------------------------------------------- settings and currencies
   async currencies(db: Db): Promise<CurrencyDto[]> {
-    const rows = await db.$queryRaw<any[]>`SELECT code, name, minor_units FROM finance.currencies ORDER BY code`;
-    return rows.map((r) => ({ code: r.code, name: r.name, minorUnits: r.minor_units }));
+    const rows = await db.run(qb.selectFrom('finance.currencies').select(['code', 'name', 'minor_units as minorUnits']).orderBy('code'));
+    return rows;
   },
 
   async minorUnits(db: Db, currency: string): Promise<number | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT minor_units FROM finance.currencies WHERE code = ${currency}`;
+    const [row] = await db.run(qb.selectFrom('finance.currencies').select('minor_units').where('code', '=', currency));
     return row?.minor_units;
   },
 
   async settings(db: Db, orgId: string): Promise<LedgerSettingsDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT * FROM finance.settings WHERE org_id = ${orgId}::uuid`;
+    const [row] = await db.run(settingsOf({ orgId }));
     return row && toSettings(row);
   },
 
   async createSettings(db: Db, orgId: string, baseCurrency: string): Promise<void> {
-    await db.$executeRaw`INSERT INTO finance.settings (org_id, base_currency) VALUES (${orgId}::uuid, ${baseCurrency})`;
+    await db.run(qb.insertInto('finance.settings').values({ org_id: orgId, base_currency: baseCurrency }));
   },
 
   async updateSettings(db: Db, orgId: string, p: Partial<LedgerSettingsDto>): Promise<LedgerSettingsDto> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE finance.settings SET
-        rounding_account_id = coalesce(${p.roundingAccountId ?? null}::uuid, rounding_account_id),
-        retained_earnings_account_id = coalesce(${p.retainedEarningsAccountId ?? null}::uuid, retained_earnings_account_id),
-        fx_gain_account_id = coalesce(${p.fxGainAccountId ?? null}::uuid, fx_gain_account_id),
-        fx_loss_account_id = coalesce(${p.fxLossAccountId ?? null}::uuid, fx_loss_account_id),
-        fx_unrealized_gain_account_id = coalesce(${p.fxUnrealizedGainAccountId ?? null}::uuid, fx_unrealized_gain_account_id),
-        fx_unrealized_loss_account_id = coalesce(${p.fxUnrealizedLossAccountId ?? null}::uuid, fx_unrealized_loss_account_id),
-        updated_at = now()
-      WHERE org_id = ${orgId}::uuid RETURNING *`;
+    // absent (or null) leaves an account as it is: Kysely leaves undefined values out of SET
+    const [row] = await db.run(qb.updateTable('finance.settings').set({
+      rounding_account_id: p.roundingAccountId ?? undefined,
+      retained_earnings_account_id: p.retainedEarningsAccountId ?? undefined,
+      fx_gain_account_id: p.fxGainAccountId ?? undefined,
+      fx_loss_account_id: p.fxLossAccountId ?? undefined,
+      fx_unrealized_gain_account_id: p.fxUnrealizedGainAccountId ?? undefined,
+      fx_unrealized_loss_account_id: p.fxUnrealizedLossAccountId ?? undefined,
+      updated_at: sql<Date>`now()`,
+    }).where('org_id', '=', orgId).returningAll());
     return toSettings(row);
   },
 
   // ---------------------------------------------------------------- accounts
   async listAccounts(db: Db, orgId: string, includeArchived: boolean): Promise<AccountDto[]> {
-    const rows = await db.$queryRaw<any[]>`
-      SELECT * FROM finance.accounts WHERE org_id = ${orgId}::uuid AND (${includeArchived} OR archived_at IS NULL) ORDER BY code`;
-    return rows.map(toAccount);
+    let query = qb.selectFrom('finance.accounts').selectAll().where('org_id', '=', orgId);
+    if (!includeArchived) query = query.where('archived_at', 'is', null);
+    return (await db.run(query.orderBy('code'))).map(toAccount);
   },
 
   async getAccount(db: Db, orgId: string, id: string): Promise<AccountDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT * FROM finance.accounts WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    const [row] = await db.run(accountOf({ orgId, id }));
     return row && toAccount(row);
   },
 
   async createAccount(db: Db, orgId: string, a: { code: string; name: string; type: string; parentId?: string | null; isGroup?: boolean; currency?: string | null; cashFlowClass?: string | null }): Promise<AccountDto> {
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO finance.accounts (org_id, code, name, type, parent_id, is_group, currency, cash_flow_class)
-      VALUES (${orgId}::uuid, ${a.code}, ${a.name}, ${a.type}, ${a.parentId ?? null}::uuid, ${a.isGroup ?? false}, ${a.currency ?? null}, ${a.cashFlowClass ?? null})
-      RETURNING *`;
+    const [row] = await db.run(qb.insertInto('finance.accounts').values({
+      org_id: orgId, code: a.code, name: a.name, type: a.type, parent_id: a.parentId ?? null, is_group: a.isGroup ?? false,
+      currency: a.currency ?? null, cash_flow_class: a.cashFlowClass ?? null,
+    }).returningAll());
     return toAccount(row);
   },
 
-  async updateAccount(db: Db, orgId: string, id: string, p: { name?: string; parentId?: string; isGroup?: boolean; cashFlowClass?: string }): Promise<AccountDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE finance.accounts SET
-        name = coalesce(${p.name ?? null}, name),
-        parent_id = CASE WHEN ${p.parentId !== undefined} THEN ${p.parentId ?? null}::uuid ELSE parent_id END,
-        is_group = coalesce(${p.isGroup ?? null}::boolean, is_group),
-        cash_flow_class = coalesce(${p.cashFlowClass ?? null}, cash_flow_class)
-      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
+  async updateAccount(db: Db, orgId: string, id: string, p: { name?: string; parentId?: string | null; isGroup?: boolean; cashFlowClass?: string }): Promise<AccountDto | undefined> {
+    // absent leaves a column as it is (null too, except for parentId: null detaches the account)
+    const set = {
+      name: p.name ?? undefined, parent_id: p.parentId, is_group: p.isGroup ?? undefined, cash_flow_class: p.cashFlowClass ?? undefined,
+    };
+    if (Object.values(set).every((v) => v === undefined)) return this.getAccount(db, orgId, id);
+    const [row] = await db.run(qb.updateTable('finance.accounts').set(set).where('org_id', '=', orgId).where('id', '=', id).returningAll());
     return row && toAccount(row);
   },
 
   async archiveAccount(db: Db, orgId: string, id: string): Promise<AccountDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      UPDATE finance.accounts SET archived_at = coalesce(archived_at, now())
-      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid RETURNING *`;
+    const [row] = await db.run(qb.updateTable('finance.accounts').set({ archived_at: sql<Date>`coalesce(archived_at, now())` })
+      .where('org_id', '=', orgId).where('id', '=', id).returningAll());
     return row && toAccount(row);
   },
 
   async hasChildren(db: Db, orgId: string, id: string): Promise<boolean> {
-    const [row] = await db.$queryRaw<any[]>`
-      SELECT EXISTS (SELECT 1 FROM finance.accounts WHERE org_id = ${orgId}::uuid AND parent_id = ${id}::uuid AND archived_at IS NULL) AS x`;
-    return row.x;
+    const rows = await db.run(qb.selectFrom('finance.accounts').select('id')
+      .where('org_id', '=', orgId).where('parent_id', '=', id).where('archived_at', 'is', null).limit(1));
+    return rows.length > 0;
   },
 
   // ---------------------------------------------------------------- balances and totals
@@ -198,7 +215,10 @@ export const ledgerRepository = {
   },
 
   async generalLedger(db: Db, orgId: string, accountId: string, from: string | null, to: string | null, after: { d: string; s: string } | undefined, limit: number) {
-    return db.$queryRaw<any[]>`
+    return db.$queryRaw<{
+      entry_id: string; line_no: number; entry_date: string; seq: string; memo: string; description: string | null; currency: string;
+      debit: string; credit: string; base_debit: string; base_credit: string;
+    }[]>`
       SELECT l.entry_id, l.line_no, l.entry_date::text AS entry_date, l.seq::text AS seq, e.memo, l.description, l.currency,
              l.debit::text AS debit, l.credit::text AS credit, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit
       FROM finance.journal_lines l
@@ -234,34 +254,34 @@ export const ledgerRepository = {
   },
 
   async effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
-    const [row] = await db.$queryRaw<any[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
+    const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
     return row.rate;
   },
 
   // ---------------------------------------------------------------- tax codes
   async listTaxCodes(db: Db, orgId: string): Promise<TaxCodeDto[]> {
-    const rows = await db.$queryRaw<any[]>`SELECT *, rate::text AS rate FROM finance.tax_codes WHERE org_id = ${orgId}::uuid ORDER BY code`;
+    const rows = await db.run(qb.selectFrom('finance.tax_codes').select(TAX_CODE_COLS).where('org_id', '=', orgId).orderBy('code'));
     return rows.map(toTaxCode);
   },
 
   async getTaxCode(db: Db, orgId: string, id: string): Promise<TaxCodeDto | undefined> {
-    const [row] = await db.$queryRaw<any[]>`SELECT *, rate::text AS rate FROM finance.tax_codes WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    const [row] = await db.run(qb.selectFrom('finance.tax_codes').select(TAX_CODE_COLS).where('org_id', '=', orgId).where('id', '=', id));
     return row && toTaxCode(row);
   },
 
   async createTaxCode(db: Db, orgId: string, t: { code: string; name: string; rate: string; inclusive?: boolean; salesAccountId: string; purchaseAccountId: string }): Promise<TaxCodeDto> {
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO finance.tax_codes (org_id, code, name, rate, inclusive, sales_account_id, purchase_account_id)
-      VALUES (${orgId}::uuid, ${t.code}, ${t.name}, ${t.rate}::numeric, ${t.inclusive ?? false}, ${t.salesAccountId}::uuid, ${t.purchaseAccountId}::uuid)
-      RETURNING *, rate::text AS rate`;
+    const [row] = await db.run(qb.insertInto('finance.tax_codes').values({
+      org_id: orgId, code: t.code, name: t.name, rate: sql<Decimal>`${t.rate}::numeric`, inclusive: t.inclusive ?? false,
+      sales_account_id: t.salesAccountId, purchase_account_id: t.purchaseAccountId,
+    }).returning(TAX_CODE_COLS));
     return toTaxCode(row);
   },
 
   // ---------------------------------------------------------------- fiscal calendar
   async createYear(db: Db, orgId: string, name: string, start: string): Promise<string> {
-    const [row] = await db.$queryRaw<any[]>`
-      INSERT INTO finance.fiscal_years (org_id, name, start_date, end_date)
-      VALUES (${orgId}::uuid, ${name}, ${start}::date, (${start}::date + interval '12 months' - interval '1 day')::date) RETURNING id`;
+    const [row] = await db.run(qb.insertInto('finance.fiscal_years').values({
+      org_id: orgId, name, start_date: sql<Date>`${start}::date`, end_date: sql<Date>`(${start}::date + interval '12 months' - interval '1 day')::date`,
+    }).returning('id'));
     await db.$executeRaw`
       INSERT INTO finance.fiscal_periods (org_id, fiscal_year_id, period_no, start_date, end_date)
       SELECT ${orgId}::uuid, ${row.id}::uuid, m + 1, (${start}::date + make_interval(months => m))::date,
@@ -271,9 +291,9 @@ export const ledgerRepository = {
   },
 
   async listYears(db: Db, orgId: string): Promise<FiscalYearDto[]> {
-    const years = await db.$queryRaw<any[]>`
-      SELECT id, name, start_date::text AS start_date, end_date::text AS end_date, status, closing_entry_id, closed_at
-      FROM finance.fiscal_years WHERE org_id = ${orgId}::uuid ORDER BY start_date`;
+    const years = await db.run(qb.selectFrom('finance.fiscal_years')
+      .select(['id', 'name', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'status', 'closing_entry_id', 'closed_at'])
+      .where('org_id', '=', orgId).orderBy('start_date'));
     const periods = await this.listPeriods(db, orgId);
     return years.map((y) => ({
       id: y.id, name: y.name, startDate: y.start_date, endDate: y.end_date, status: y.status, closingEntryId: y.closing_entry_id,
@@ -282,69 +302,71 @@ export const ledgerRepository = {
   },
 
   async listPeriods(db: Db, orgId: string): Promise<FiscalPeriodDto[]> {
-    const rows = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid ORDER BY start_date`, orgId);
+    const rows = await db.run(periods.select(PERIOD_COLS).where('org_id', '=', orgId).orderBy('start_date'));
     return rows.map(toPeriod);
   },
 
   /** Locks the period against postings in flight (they hold FOR KEY SHARE on it) before its status changes. */
   async lockPeriod(db: Db, orgId: string, id: string): Promise<FiscalPeriodDto | undefined> {
-    const [row] = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid AND id = $2::uuid FOR UPDATE`, orgId, id);
+    const [row] = await db.run(periods.select(PERIOD_COLS).where('org_id', '=', orgId).where('id', '=', id).forUpdate());
     return row && toPeriod(row);
   },
 
   async getPeriod(db: Db, orgId: string, id: string): Promise<FiscalPeriodDto | undefined> {
-    const [row] = await db.$queryRawUnsafe<any[]>(`SELECT ${PERIOD_COLS} FROM finance.fiscal_periods WHERE org_id = $1::uuid AND id = $2::uuid`, orgId, id);
+    const [row] = await db.run(periods.select(PERIOD_COLS).where('org_id', '=', orgId).where('id', '=', id));
     return row && toPeriod(row);
   },
 
   async setPeriodStatus(db: Db, orgId: string, id: string, status: 'open' | 'closed'): Promise<FiscalPeriodDto> {
-    const [row] = await db.$queryRawUnsafe<any[]>(
-      `UPDATE finance.fiscal_periods SET status = $3, closed_at = CASE WHEN $3 = 'closed' THEN now() END, updated_at = now()
-       WHERE org_id = $1::uuid AND id = $2::uuid RETURNING ${PERIOD_COLS}`, orgId, id, status);
+    const [row] = await db.run(qb.updateTable('finance.fiscal_periods')
+      .set({ status, closed_at: status === 'closed' ? sql<Date>`now()` : null, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(PERIOD_COLS));
     return toPeriod(row);
   },
 
-  async lockYear(db: Db, orgId: string, id: string): Promise<any | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      SELECT id, status, start_date::text AS start_date, end_date::text AS end_date, closing_entry_id FROM finance.fiscal_years
-      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR UPDATE`;
+  async lockYear(db: Db, orgId: string, id: string) {
+    const [row] = await db.run(qb.selectFrom('finance.fiscal_years')
+      .select(['id', 'status', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'closing_entry_id'])
+      .where('org_id', '=', orgId).where('id', '=', id).forUpdate());
     return row;
   },
 
   /** A closed fiscal year after `endDate`: the year ending then cannot reopen under it. */
   async laterClosedYear(db: Db, orgId: string, endDate: string): Promise<{ start_date: string; end_date: string } | undefined> {
-    const [row] = await db.$queryRaw<any[]>`
-      SELECT start_date::text AS start_date, end_date::text AS end_date FROM finance.fiscal_years
-      WHERE org_id = ${orgId}::uuid AND start_date > ${endDate}::date AND status = 'closed' ORDER BY start_date LIMIT 1`;
+    const [row] = await db.run(qb.selectFrom('finance.fiscal_years').select([txt('start_date').as('start_date'), txt('end_date').as('end_date')])
+      .where('org_id', '=', orgId).where('start_date', '>', sql<Date>`${endDate}::date`).where('status', '=', 'closed').orderBy('start_date').limit(1));
     return row;
   },
 
   /** How many year-end entries this year has had (each close after a reopen posts a new one). */
   async yearEndEntryCount(db: Db, orgId: string, yearId: string): Promise<number> {
-    const [row] = await db.$queryRaw<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM finance.journal_entries
-      WHERE org_id = ${orgId}::uuid AND (idempotency_key = ${`year-end:${yearId}`} OR idempotency_key LIKE ${`year-end:${yearId}:%`})`;
+    const [row] = await db.run(qb.selectFrom('finance.journal_entries').select(sql<number>`count(*)::int`.as('n'))
+      .where('org_id', '=', orgId)
+      .where((eb) => eb.or([eb('idempotency_key', '=', `year-end:${yearId}`), eb('idempotency_key', 'like', `year-end:${yearId}:%`)])));
     return row.n;
   },
 
   async reopenYear(db: Db, orgId: string, id: string): Promise<void> {
-    await db.$queryRaw`SELECT 1 FROM finance.fiscal_periods WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid ORDER BY start_date FOR UPDATE`;
-    await db.$executeRaw`
-      UPDATE finance.fiscal_periods SET status = 'open', closed_at = NULL, updated_at = now()
-      WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid`;
-    await db.$executeRaw`
-      UPDATE finance.fiscal_years SET status = 'open', closed_at = NULL, closing_entry_id = NULL, updated_at = now()
-      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    await this.lockPeriodsOfYear(db, orgId, id);
+    await db.run(qb.updateTable('finance.fiscal_periods').set({ status: 'open', closed_at: null, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('fiscal_year_id', '=', id));
+    await db.run(qb.updateTable('finance.fiscal_years').set({ status: 'open', closed_at: null, closing_entry_id: null, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id));
   },
 
   async closeYear(db: Db, orgId: string, id: string, closingEntryId: string | null): Promise<void> {
-    await db.$queryRaw`SELECT 1 FROM finance.fiscal_periods WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid ORDER BY start_date FOR UPDATE`;
-    await db.$executeRaw`
-      UPDATE finance.fiscal_periods SET status = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now()
-      WHERE org_id = ${orgId}::uuid AND fiscal_year_id = ${id}::uuid`;
-    await db.$executeRaw`
-      UPDATE finance.fiscal_years SET status = 'closed', closed_at = now(), closing_entry_id = ${closingEntryId}::uuid, updated_at = now()
-      WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid`;
+    await this.lockPeriodsOfYear(db, orgId, id);
+    await db.run(qb.updateTable('finance.fiscal_periods')
+      .set({ status: 'closed', closed_at: sql<Date>`coalesce(closed_at, now())`, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('fiscal_year_id', '=', id));
+    await db.run(qb.updateTable('finance.fiscal_years')
+      .set({ status: 'closed', closed_at: sql<Date>`now()`, closing_entry_id: closingEntryId, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  /** The year's periods, locked in date order (the order postings lock them in: no deadlock). */
+  async lockPeriodsOfYear(db: Db, orgId: string, yearId: string): Promise<void> {
+    await db.run(periods.select('id').where('org_id', '=', orgId).where('fiscal_year_id', '=', yearId).orderBy('start_date').forUpdate());
   },
 
   // ---------------------------------------------------------------- journal entries
@@ -353,29 +375,32 @@ export const ledgerRepository = {
    * its lines, the balances and the audit row (`audit`: action, request id, ip), and answers with the entry.
    */
   async post(db: Db, payload: unknown, audit: PostingAudit): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
-    const [row] = await db.$queryRaw<any[]>`
+    const [row] = await db.$queryRaw<{ replayed: boolean; entry: JournalEntryDto }[]>`
       SELECT replayed, entry FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb, ${JSON.stringify(audit)}::jsonb)`;
     return { entry: row.entry, replayed: row.replayed };
   },
 
   async getEntries(db: Db, orgId: string, ids: string[]): Promise<JournalEntryDto[]> {
     if (!ids.length) return [];
-    const entries = await db.$queryRaw<any[]>`
-      SELECT e.id, e.seq::text AS seq, e.entry_date::text AS entry_date, e.memo, e.source, e.source_ref, e.reverses_entry_id,
-             r.id AS reversed_by, e.idempotency_key, e.base_currency, e.total_base::text AS total_base, e.created_by, e.created_at
-      FROM finance.journal_entries e
-      LEFT JOIN finance.journal_entries r ON r.org_id = e.org_id AND r.reverses_entry_id = e.id
-      WHERE e.org_id = ${orgId}::uuid AND e.id = ANY(${ids}::uuid[])`;
-    const lines = await db.$queryRaw<any[]>`
-      SELECT l.entry_id, l.line_no, l.account_id, a.code AS account_code, l.currency, l.debit::text AS debit, l.credit::text AS credit,
-             l.rate::text AS rate, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit, l.description,
-             l.workspace_id, l.counterparty_type, l.counterparty_id, l.is_rounding, l.tax_code_id, l.tax_role
-      FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
-      WHERE l.org_id = ${orgId}::uuid AND l.entry_id = ANY(${ids}::uuid[])
-      ORDER BY l.entry_id, l.line_no`;
+    const entries = await db.run(qb.selectFrom('finance.journal_entries as e')
+      .leftJoin('finance.journal_entries as r', (j) => j.onRef('r.org_id', '=', 'e.org_id').onRef('r.reverses_entry_id', '=', 'e.id'))
+      .select([
+        'e.id', txt('e.entry_date').as('entry_date'), 'e.memo', 'e.source', 'e.source_ref', 'e.reverses_entry_id', 'r.id as reversed_by',
+        'e.idempotency_key', 'e.base_currency', txt('e.total_base').as('total_base'), 'e.created_by', 'e.created_at',
+      ])
+      .where('e.org_id', '=', orgId).where(sql<boolean>`e.id = any(${ids}::uuid[])`));
+    const lines: LineRow[] = await db.run(qb.selectFrom('finance.journal_lines as l')
+      .innerJoin('finance.accounts as a', (j) => j.onRef('a.org_id', '=', 'l.org_id').onRef('a.id', '=', 'l.account_id'))
+      .select([
+        'l.entry_id', 'l.line_no', 'l.account_id', 'a.code as account_code', 'l.currency', txt('l.debit').as('debit'), txt('l.credit').as('credit'),
+        txt('l.rate').as('rate'), txt('l.base_debit').as('base_debit'), txt('l.base_credit').as('base_credit'), 'l.description',
+        'l.workspace_id', 'l.counterparty_type', 'l.counterparty_id', 'l.is_rounding', 'l.tax_code_id', 'l.tax_role',
+      ])
+      .where('l.org_id', '=', orgId).where(sql<boolean>`l.entry_id = any(${ids}::uuid[])`)
+      .orderBy('l.entry_id').orderBy('l.line_no'));
     const byId = new Map(entries.map((e) => [e.id, e]));
     return ids.filter((id) => byId.has(id)).map((id) => {
-      const e = byId.get(id);
+      const e = byId.get(id)!;
       return {
         id: e.id, date: e.entry_date, memo: e.memo, source: e.source, sourceRef: e.source_ref, reversesEntryId: e.reverses_entry_id,
         reversedByEntryId: e.reversed_by, idempotencyKey: e.idempotency_key, baseCurrency: e.base_currency, totalBase: e.total_base,

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { LedgerErrors } from './ledger.errors.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo } from './ledger.repository.js';
@@ -92,7 +92,7 @@ export class LedgerService {
 
   async getAccount(tx: TenantTx, id: string): Promise<AccountDto> {
     const a = await repo.getAccount(tx.db, tx.orgId, id);
-    if (!a) throw AppError.notFound('account', id);
+    if (!a) throw LedgerErrors.notFound('account', id);
     return a;
   }
 
@@ -156,10 +156,7 @@ export class LedgerService {
 
   async listRates(tx: TenantTx, q: FxRateQuery): Promise<FxRatePage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; d: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.c === 'string' && /^[A-Z]{3}$/.test(after.c) && typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'currency', d: 'date' });
     const rows = await repo.listRates(tx.db, tx.orgId, { currency: q.currency, from: q.from, to: q.to, after, limit });
     return page(rows, limit, (r) => ({ c: r.currency, d: r.date }));
   }
@@ -171,7 +168,7 @@ export class LedgerService {
 
   async getTaxCode(tx: TenantTx, id: string): Promise<TaxCodeDto> {
     const t = await repo.getTaxCode(tx.db, tx.orgId, id);
-    if (!t) throw AppError.notFound('tax_code', id);
+    if (!t) throw LedgerErrors.notFound('tax_code', id);
     return t;
   }
 
@@ -197,7 +194,7 @@ export class LedgerService {
 
   async getYear(tx: TenantTx, id: string): Promise<FiscalYearDto> {
     const y = (await repo.listYears(tx.db, tx.orgId)).find((x) => x.id === id);
-    if (!y) throw AppError.notFound('fiscal_year', id);
+    if (!y) throw LedgerErrors.notFound('fiscal_year', id);
     return y;
   }
 
@@ -217,8 +214,8 @@ export class LedgerService {
   async setPeriodStatus(tx: TenantTx, id: string, status: 'open' | 'closed'): Promise<FiscalPeriodDto> {
     const before = await repo.lockPeriod(tx.db, tx.orgId, id);
     if (!before) {
-      if (await repo.getPeriod(tx.db, tx.orgId, id)) throw AppError.forbidden('forbidden.role', 'closing or reopening a period needs the role owner or admin');
-      throw AppError.notFound('fiscal_period', id);
+      if (await repo.getPeriod(tx.db, tx.orgId, id)) throw PlatformErrors.error('forbidden.role', 'closing or reopening a period needs the role owner or admin');
+      throw LedgerErrors.notFound('fiscal_period', id);
     }
     if (before.status === status) throw LedgerErrors.error('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
     if (status === 'open') {

@@ -3,7 +3,7 @@ import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors } from './ledger.errors.js';
-import { decodeCursor, encodeCursor } from '../../platform/http/pagination.js';
+import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed } from './money.js';
@@ -288,10 +288,7 @@ export class ReportsService {
     const { base, mu } = await this.context(tx);
     const units = await this.ledger.minorUnits(tx);
     const limit = q.limit ?? 50;
-    const cursor = decodeCursor<{ d: string; s: string; r: string }>(q.cursor);
-    if (cursor && (typeof cursor.d !== 'string' || typeof cursor.s !== 'string' || typeof cursor.r !== 'string')) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const cursor = decodeKeyset(q.cursor, { d: 'date', s: 'integer', r: 'decimal' });
     let running: Decimal;
     if (cursor) running = D(cursor.r);
     else if (q.from) running = (await repo.totals(tx.db, null, dayBefore(q.from), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));

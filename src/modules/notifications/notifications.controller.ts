@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { Observable, interval, map, merge, takeUntil } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
@@ -23,6 +23,7 @@ export class NotificationsController {
   @Get('notifications')
   @ApiOperation({ operationId: 'listNotifications', summary: "The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive)" })
   @ApiOkResponse({ type: NotificationPage })
+  @ApiErrorCodes('auth.user_required', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: NotificationQuery): Promise<NotificationPage> {
     return this.notifications.list(tx, q);
   }
@@ -30,6 +31,7 @@ export class NotificationsController {
   @Get('notifications/unread-count')
   @ApiOperation({ operationId: 'getUnreadNotificationCount', summary: 'How many notices are unread, in all and per category' })
   @ApiOkResponse({ type: UnreadCountDto })
+  @ApiErrorCodes('auth.user_required')
   unreadCount(@Tx() tx: TenantTx): Promise<UnreadCountDto> {
     return this.notifications.unreadCount(tx);
   }
@@ -38,6 +40,7 @@ export class NotificationsController {
   @HttpCode(200)
   @ApiOperation({ operationId: 'markAllNotificationsRead', summary: 'Mark every unread notice read (optionally of one category or organization)' })
   @ApiOkResponse({ type: MarkedReadDto })
+  @ApiErrorCodes('auth.user_required')
   markAllRead(@Tx() tx: TenantTx, @Body() dto: MarkAllReadDto): Promise<MarkedReadDto> {
     return this.notifications.markAllRead(tx, dto);
   }
@@ -65,6 +68,7 @@ export class NotificationsController {
   @Get('notification-preferences')
   @ApiOperation({ operationId: 'getNotificationPreferences', summary: 'Which categories reach the signed-in user on which channel, and which e-mails come as an hourly digest' })
   @ApiOkResponse({ type: PreferencesDto })
+  @ApiErrorCodes('auth.user_required')
   preferences(@Tx() tx: TenantTx): Promise<PreferencesDto> {
     return this.notifications.preferences(tx);
   }
@@ -110,7 +114,7 @@ export class NotificationStreamController {
   @ApiErrors(401, 403)
   async stream(@Req() req: FastifyRequest): Promise<Observable<MessageEvent>> {
     const principal = (req as FastifyRequest & { user?: Principal }).user;
-    if (principal?.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} })))).pipe(takeUntil(this.notifications.closing));
   }

@@ -2,9 +2,9 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { renderRouteText } from './email-templates.js';
 import { queueEmail } from './email-delivery.service.js';
@@ -28,7 +28,7 @@ export function effectivePreference(stored: PreferenceRow[] | undefined, categor
 const toDto = (n: NotificationRow): NotificationDto => ({ ...n });
 
 function userOf(tx: TenantTx): string {
-  if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+  if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
   return tx.principal.userId;
 }
 
@@ -105,13 +105,10 @@ export class NotificationsService implements OnModuleInit {
 
   async list(tx: TenantTx, q: NotificationQuery): Promise<NotificationPage> {
     const userId = userOf(tx);
-    const after = decodeCursor<unknown>(q.cursor);
-    if (after !== undefined && !(Array.isArray(after) && after.length === 2 && !Number.isNaN(Date.parse(after[0])) && UUID.test(String(after[1])))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeCursor<[string, string]>(q.cursor, isKeysetPosition(UUID));
     const limit = q.limit ?? 50;
     const rows = await repo.list(tx.db, userId, {
-      limit: limit + 1, unread: q.unread, archived: q.archived ?? false, category: q.category, orgId: q.orgId, after: after as [string, string] | undefined,
+      limit: limit + 1, unread: q.unread, archived: q.archived ?? false, category: q.category, orgId: q.orgId, after,
     });
     const { items, nextCursor } = page(rows, limit, (r) => r.key);
     return { items: items.map((r) => toDto(r.notification)), nextCursor };

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -55,7 +55,7 @@ export class BillPaymentsService {
   /** Locks and checks a bill for an allocation from a payment of this party and currency. */
   private async openBill(tx: TenantTx, billId: string, party: { vendorId: string | null; claimantId: string | null }, currency: string, at: string) {
     const b = await repo.lockBill(tx.db, tx.orgId, billId);
-    if (!b) throw AppError.notFound('bill', billId);
+    if (!b) throw PayablesErrors.notFound('bill', billId);
     if (b.status !== 'posted') throw PayablesErrors.error('payables.not_open', `${at}: ${b.kind} ${billId} is ${b.status}, not posted`);
     if ((party.vendorId && b.vendor_id !== party.vendorId) || (party.claimantId && b.claimant_id !== party.claimantId)) {
       throw PayablesErrors.error('payables.wrong_party', `${at}: ${b.kind} ${billId} belongs to another ${party.vendorId ? 'vendor' : 'claimant'} than the payment`);
@@ -92,18 +92,18 @@ export class BillPaymentsService {
   async create(tx: TenantTx, dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
     if (dto.vendorId) {
       const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
-      if (!v) throw AppError.notFound('vendor', dto.vendorId);
+      if (!v) throw PayablesErrors.notFound('vendor', dto.vendorId);
     }
     // a reimbursement goes to someone who has claimed expenses here (the claimant's membership is not this module's data)
-    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw AppError.notFound('claimant', dto.claimantId);
-    if (!dto.vendorId === !dto.claimantId) throw AppError.badRequest('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
+    if (dto.claimantId && !(await repo.hasClaims(tx.db, tx.orgId, dto.claimantId))) throw PayablesErrors.notFound('claimant', dto.claimantId);
+    if (!dto.vendorId === !dto.claimantId) throw PlatformErrors.error('validation_failed', 'give exactly one of vendorId (a vendor payment) or claimantId (a reimbursement)');
     const { base, baseMu } = await this.baseMu(tx);
     const currency = dto.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
     const amount = D(dto.amount);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw AppError.badRequest('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PlatformErrors.error('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
     const bank = await repo.account(tx.db, tx.orgId, dto.bankAccountId);
-    if (!bank) throw AppError.notFound('account', dto.bankAccountId);
+    if (!bank) throw LedgerErrors.notFound('account', dto.bankAccountId);
     if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
@@ -112,7 +112,7 @@ export class BillPaymentsService {
     if (allocated.gt(amount)) {
       throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
     }
-    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw AppError.badRequest('validation_failed', 'allocations: a bill appears twice');
+    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PlatformErrors.error('validation_failed', 'allocations: a bill appears twice');
     const rate = await this.payables.rateOn(tx, currency, dto.paymentDate);
     const baseAmount = D(fixed(amount.times(rate), baseMu));
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
@@ -187,7 +187,7 @@ export class BillPaymentsService {
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
-    if (!payment) throw AppError.notFound('bill_payment', paymentId);
+    if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const date = dto.date ?? iso(payment.payment_date);
@@ -215,19 +215,19 @@ export class BillPaymentsService {
    */
   async refund(tx: TenantTx, paymentId: string, dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
-    if (!payment) throw AppError.notFound('bill_payment', paymentId);
+    if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { base, baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const amount = D(dto.amount);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw AppError.badRequest('validation_failed', `amount must be positive with at most ${mu} decimals for ${payment.currency}`);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PlatformErrors.error('validation_failed', `amount must be positive with at most ${mu} decimals for ${payment.currency}`);
     const date = dto.date ?? new Date().toISOString().slice(0, 10);
-    if (date < iso(payment.payment_date)) throw AppError.badRequest('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (amount.gt(left)) throw PayablesErrors.error('payables.exceeds_credit', `amount: ${fixed(amount, mu)} is more than the credit left on the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
     const bankAccountId = dto.bankAccountId ?? payment.bank_account_id;
     const bank = await repo.account(tx.db, tx.orgId, bankAccountId);
-    if (!bank) throw AppError.notFound('account', bankAccountId);
+    if (!bank) throw LedgerErrors.notFound('account', bankAccountId);
     if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
@@ -264,7 +264,7 @@ export class BillPaymentsService {
    */
   async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     const original = await repo.getAllocation(tx.db, tx.orgId, allocationId);
-    if (!original) throw AppError.notFound('bill_allocation', allocationId);
+    if (!original) throw PayablesErrors.notFound('bill_allocation', allocationId);
     const payment = (await repo.lockPayment(tx.db, tx.orgId, original.payment_id))!;
     await repo.lockBill(tx.db, tx.orgId, original.bill_id);
     if (original.reverses_allocation_id || (await repo.reversalOf(tx.db, tx.orgId, allocationId))) {
@@ -298,7 +298,7 @@ export class BillPaymentsService {
   // ---------------------------------------------------------------- reading
   async get(tx: TenantTx, id: string): Promise<BillPaymentDto> {
     const [p] = await this.payments(tx, [id]);
-    if (!p) throw AppError.notFound('bill_payment', id);
+    if (!p) throw PayablesErrors.notFound('bill_payment', id);
     return p;
   }
 
@@ -333,10 +333,7 @@ export class BillPaymentsService {
 
   async list(tx: TenantTx, q: PaymentQuery): Promise<BillPaymentPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.payment_date, i: r.id }));
     return { items: await this.payments(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
@@ -346,7 +343,7 @@ export class BillPaymentsService {
   /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
     const edges = parseBucketEdges(buckets);
-    if (!edges) throw AppError.badRequest('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
+    if (!edges) throw PlatformErrors.error('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
     const day = asOf ?? new Date().toISOString().slice(0, 10);
     const { base, baseMu } = await this.baseMu(tx);
     const { apAccountId } = await this.payables.settings(tx);

@@ -61,6 +61,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'listVendors', summary: 'Vendors by name; search by name or e-mail (cursor pagination)' })
   @ApiOkResponse({ type: VendorPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   listVendors(@Tx() tx: TenantTx, @Query() q: VendorQuery): Promise<VendorPage> {
     return this.payables.listVendors(tx, q);
   }
@@ -79,6 +80,7 @@ export class PayablesController {
   @Get('vendors/:vendorId')
   @ApiOperation({ operationId: 'getVendor', summary: 'One vendor' })
   @ApiOkResponse({ type: VendorDto })
+  @ApiErrorCodes('organization.not_found', 'vendor.not_found')
   getVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') id: string): Promise<VendorDto> {
     return this.payables.getVendor(tx, id);
   }
@@ -100,6 +102,7 @@ export class PayablesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'archiveVendor', summary: 'Archive a vendor (vendors are never deleted)' })
   @ApiOkResponse({ type: VendorDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'vendor.not_found')
   archiveVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') id: string): Promise<VendorDto> {
     return this.payables.archiveVendor(tx, id);
   }
@@ -109,6 +112,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'listBills', summary: 'Vendor bills, newest first; filter by vendor and status (cursor pagination)' })
   @ApiOkResponse({ type: BillPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   listBills(@Tx() tx: TenantTx, @Query() q: BillQuery): Promise<BillPage> {
     return this.payables.listBills(tx, 'bill', q);
   }
@@ -127,6 +131,7 @@ export class PayablesController {
   @Get('bills/:billId')
   @ApiOperation({ operationId: 'getBill', summary: 'One bill with its lines, decisions and open amount' })
   @ApiOkResponse({ type: BillDto })
+  @ApiErrorCodes('organization.not_found', 'bill.not_found')
   getBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string): Promise<BillDto> {
     return this.payables.getBill(tx, id, 'bill');
   }
@@ -184,6 +189,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'commentOnBill', summary: 'Comment on a bill (listed with its decisions; audited)' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'bill.not_found', 'auth.user_required')
   commentOnBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: CommentDto): Promise<BillDto> {
     return this.payables.comment(tx, id, 'bill', dto.comment);
   }
@@ -193,6 +199,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'listExpenseClaims', summary: 'Expense claims, newest first (a member sees their own; cursor pagination)' })
   @ApiOkResponse({ type: BillPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   listClaims(@Tx() tx: TenantTx, @Query() q: BillQuery): Promise<BillPage> {
     return this.payables.listBills(tx, 'expense_claim', q);
   }
@@ -211,6 +218,7 @@ export class PayablesController {
   @Get('expense-claims/:claimId')
   @ApiOperation({ operationId: 'getExpenseClaim', summary: 'One expense claim with its lines, decisions and open amount' })
   @ApiOkResponse({ type: BillDto })
+  @ApiErrorCodes('organization.not_found', 'expense_claim.not_found')
   getClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
     return this.payables.getBill(tx, id, 'expense_claim');
   }
@@ -255,6 +263,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'listBillPayments', summary: 'Payments to vendors and claimants, newest first (cursor pagination)' })
   @ApiOkResponse({ type: BillPaymentPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   listPayments(@Tx() tx: TenantTx, @Query() q: PaymentQuery): Promise<BillPaymentPage> {
     return this.payments.list(tx, q);
   }
@@ -274,6 +283,7 @@ export class PayablesController {
   @Get('payments/:paymentId')
   @ApiOperation({ operationId: 'getBillPayment', summary: 'One payment with its allocations' })
   @ApiOkResponse({ type: BillPaymentDto })
+  @ApiErrorCodes('organization.not_found', 'bill_payment.not_found')
   getPayment(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string): Promise<BillPaymentDto> {
     return this.payments.get(tx, id);
   }

@@ -2,6 +2,12 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the payables module answers with (posting rejections keep the ledger's codes, e.g. ledger.period_closed). */
 export const PayablesErrors = defineErrorCodes({
+  'vendor.not_found': { status: 404, description: 'no vendor of this organization has this id' },
+  'bill.not_found': { status: 404, description: 'no bill of this organization has this id' },
+  'expense_claim.not_found': { status: 404, description: 'no expense claim of this organization (that the caller may see) has this id' },
+  'claimant.not_found': { status: 404, description: 'the person has no expense claims in this organization' },
+  'bill_payment.not_found': { status: 404, description: 'no bill payment of this organization has this id' },
+  'bill_allocation.not_found': { status: 404, description: 'no allocation of a bill payment has this id' },
   // input checked by the services (nothing is written)
   'payables.total_mismatch': { status: 400, description: 'the total sent by the client differs from the total the server computed' },
   'payables.account_not_allowed': { status: 422, description: 'a line account is not an active, postable expense or asset account of this organization' },

@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { qb, type DB } from '../../platform/database/query-builder.js';
 
 // The only place with payables SQL: typed Kysely queries, raw SQL for the aging report only.
 
@@ -9,6 +9,7 @@ const VENDOR_COLS = [
   'id', 'name', 'contact_person', 'email', 'phone', 'tax_id', 'billing_address', 'default_currency', 'payment_terms_days',
   'archived_at', 'created_at', 'updated_at',
 ] as const;
+export type VendorRow = Pick<Selectable<DB['finance.vendors']>, typeof VENDOR_COLS[number]>;
 
 export interface VendorFields {
   name?: string;

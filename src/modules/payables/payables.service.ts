@@ -2,16 +2,16 @@ import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fixed, rateText } from '../ledger/money.js';
 import { PayablesErrors } from './payables.errors.js';
-import { payablesRepository as repo, type BillLineRow } from './payables.repository.js';
+import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
 import type {
   ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, PayablesSettingsDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery, BillLineInputDto,
@@ -33,7 +33,7 @@ export function addDays(date: string, days: number): string {
   d.setUTCDate(d.getUTCDate() + days);
   return d.toISOString().slice(0, 10);
 }
-const toVendor = (r: any): VendorDto => ({
+const toVendor = (r: VendorRow): VendorDto => ({
   id: r.id, name: r.name, contactPerson: r.contact_person, email: r.email, phone: r.phone, taxId: r.tax_id, billingAddress: r.billing_address,
   defaultCurrency: r.default_currency, paymentTermsDays: r.payment_terms_days, archivedAt: r.archived_at, createdAt: r.created_at, updatedAt: r.updated_at,
 });
@@ -61,7 +61,7 @@ export class PayablesService {
 
   async getVendor(tx: TenantTx, id: string): Promise<VendorDto> {
     const row = await repo.getVendor(tx.db, tx.orgId, id);
-    if (!row) throw AppError.notFound('vendor', id);
+    if (!row) throw PayablesErrors.notFound('vendor', id);
     return toVendor(row);
   }
 
@@ -83,10 +83,7 @@ export class PayablesService {
 
   async listVendors(tx: TenantTx, q: VendorQuery): Promise<VendorPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ n: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.n === 'string' && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listVendors(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
     const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
     return { items: p.items.map(toVendor), nextCursor: p.nextCursor };
@@ -105,7 +102,7 @@ export class PayablesService {
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     const before = await this.settings(tx);
     const a = await repo.account(tx.db, tx.orgId, dto.apAccountId);
-    if (!a) throw AppError.notFound('account', dto.apAccountId);
+    if (!a) throw LedgerErrors.notFound('account', dto.apAccountId);
     if (a.type !== 'liability' || a.is_group || a.archived_at) {
       throw PayablesErrors.error('payables.account_not_allowed', `apAccountId: account ${a.code} is not an active, postable liability account`);
     }
@@ -142,7 +139,7 @@ export class PayablesService {
     for (const [i, l] of lines.entries()) {
       await this.lineAccount(tx, l.accountId, `lines[${i}]`);
       const quantity = D(l.quantity ?? '1');
-      if (quantity.lte(0)) throw AppError.badRequest('validation_failed', `lines[${i}].quantity must be positive`);
+      if (quantity.lte(0)) throw PlatformErrors.error('validation_failed', `lines[${i}].quantity must be positive`);
       const amount = quantity.times(l.unitPrice);
       let r = { net: fixed(amount, mu), tax: fixed(0, mu), gross: fixed(amount, mu) };
       if (l.taxCodeId) {
@@ -172,7 +169,7 @@ export class PayablesService {
 
   private async billContent(tx: TenantTx, dto: CreateBillDto | UpdateBillDto, vendorId: string) {
     const vendor = await repo.getVendor(tx.db, tx.orgId, vendorId);
-    if (!vendor) throw AppError.notFound('vendor', vendorId);
+    if (!vendor) throw PayablesErrors.notFound('vendor', vendorId);
     if (vendor.archived_at) throw PayablesErrors.error('payables.vendor_archived', `vendor ${vendor.name} is archived`);
     const currency = dto.currency ?? vendor.default_currency ?? (await this.ledger.settings(tx)).baseCurrency;
     const mu = await this.ledger.currencyUnits(tx, currency);
@@ -204,7 +201,7 @@ export class PayablesService {
   }
 
   async createClaim(tx: TenantTx, dto: CreateExpenseClaimDto): Promise<BillDto> {
-    if (tx.principal.kind !== 'user') throw AppError.forbidden('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
+    if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
     const mu = await this.ledger.currencyUnits(tx, dto.currency);
     const lines: BillLineRow[] = [];
     for (const [i, l] of dto.lines.entries()) {
@@ -231,7 +228,7 @@ export class PayablesService {
   // ---------------------------------------------------------------- reading
   async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
     const [b] = await this.bills(tx, [id]);
-    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw PayablesErrors.notFound(kind, id);
     return b;
   }
 
@@ -275,10 +272,7 @@ export class PayablesService {
 
   async listBills(tx: TenantTx, kind: 'bill' | 'expense_claim', q: BillQuery): Promise<BillPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
-    if (after !== undefined && !(typeof after?.c === 'string' && !Number.isNaN(Date.parse(after.c)) && typeof after?.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const claimantId = kind === 'expense_claim' && tx.role === 'member' ? this.actor(tx) : undefined;
     const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, claimantId, status: q.status, after, limit });
     const p = page(rows, limit, (r) => ({ c: (r.created_at as Date).toISOString(), i: r.id }));
@@ -288,7 +282,7 @@ export class PayablesService {
   // ---------------------------------------------------------------- workflow
   private async lockDocument(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim') {
     const b = await repo.lockBill(tx.db, tx.orgId, id);
-    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind) throw PayablesErrors.notFound(kind, id);
     return b;
   }
 
@@ -364,7 +358,7 @@ export class PayablesService {
   async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
     // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
     const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
-    if (!b || b.kind !== kind) throw AppError.notFound(kind, id);
+    if (!b || b.kind !== kind) throw PayablesErrors.notFound(kind, id);
     const decisionId = await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'comment', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment });
     await this.audit.record(tx, { action: `payables.${kind}_commented`, entityType: kind, entityId: id, after: { decisionId, comment } });
     return this.getBill(tx, id, kind);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
@@ -55,7 +55,7 @@ export class CustomersService {
 
   async get(tx: TenantTx, id: string): Promise<CustomerDto> {
     const c = await repo.getCustomer(tx.db, tx.orgId, id);
-    if (!c) throw AppError.notFound('customer', id);
+    if (!c) throw ReceivablesErrors.notFound('customer', id);
     return toDto(c);
   }
 
@@ -85,8 +85,7 @@ export class CustomersService {
 
   async list(tx: TenantTx, q: CustomerQuery): Promise<CustomerPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ n: string; i: string }>(q.cursor);
-    if (after && (typeof after.n !== 'string' || typeof after.i !== 'string' || !/^[0-9a-f-]{36}$/.test(after.i))) throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listCustomers(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
     const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
     return { items: p.items.map(toDto), nextCursor: p.nextCursor };

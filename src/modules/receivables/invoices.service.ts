@@ -2,8 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -98,7 +99,7 @@ export class InvoicesService {
 
   async row(tx: TenantTx, id: string, lock = false): Promise<InvoiceRow> {
     const i = await repo.getInvoice(tx.db, tx.orgId, id, lock);
-    if (!i) throw AppError.notFound('invoice', id);
+    if (!i) throw ReceivablesErrors.notFound('invoice', id);
     return i;
   }
 
@@ -108,10 +109,7 @@ export class InvoicesService {
 
   async list(tx: TenantTx, q: InvoiceQuery): Promise<InvoicePage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listInvoices(tx.db, tx.orgId, { customerId: q.customerId, status: q.status, kind: q.kind, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.invoiceDate, i: r.id }));
     return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };
@@ -158,7 +156,7 @@ export class InvoicesService {
       const discount = l.discountPercent ?? '0';
       if (D(discount).gt(100)) throw ReceivablesErrors.error('receivables.invalid_amount', `lines[${i}].discountPercent must be between 0 and 100`);
       if ((l.serviceStart === undefined) !== (l.serviceEnd === undefined) || (l.serviceStart && l.serviceEnd && l.serviceStart > l.serviceEnd)) {
-        throw AppError.badRequest('validation_failed', `lines[${i}]: give both serviceStart and serviceEnd, start not after end`);
+        throw PlatformErrors.error('validation_failed', `lines[${i}]: give both serviceStart and serviceEnd, start not after end`);
       }
       const tax = l.taxCodeId ? await this.taxCode(tx, l.taxCodeId, `lines[${i}].taxCodeId`, ctx) : undefined;
       await this.customers.postableAccount(tx, l.revenueAccountId, `lines[${i}].revenueAccountId`);
@@ -305,7 +303,7 @@ export class InvoicesService {
       throw ReceivablesErrors.error('receivables.invalid_status', `invoice ${row.number} has revenue recognized from its deferred lines: credit it instead`);
     }
     const date = dto.date ?? row.invoiceDate;
-    if (date < row.invoiceDate) throw AppError.badRequest('validation_failed', 'date must not be before the invoice date');
+    if (date < row.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
     const { entry } = await this.journal.reverse(tx, row.entryId!, { date, memo: `Void of invoice ${row.number}` });
     await repo.markVoid(tx.db, tx.orgId, id, date, entry.id);
     await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: entry.id });
@@ -324,7 +322,7 @@ export class InvoicesService {
     if (inv.kind !== 'invoice' || !['issued', 'partially_paid'].includes(inv.status)) {
       throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice with an open amount can be credited; this ${inv.kind} is ${inv.status}`);
     }
-    if (dto.date < inv.invoiceDate) throw AppError.badRequest('validation_failed', 'date must not be before the invoice date');
+    if (dto.date < inv.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
     const settings = await this.customers.settings(tx);
     const { baseCurrency, currencyMu } = await this.requireCurrency(tx, inv.currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
@@ -73,16 +73,13 @@ export class PaymentsService {
 
   async get(tx: TenantTx, id: string): Promise<PaymentDto> {
     const p = await repo.getPayment(tx.db, tx.orgId, id);
-    if (!p) throw AppError.notFound('payment', id);
+    if (!p) throw ReceivablesErrors.notFound('payment', id);
     return (await this.dtos(tx, [p]))[0];
   }
 
   async list(tx: TenantTx, q: CustomerPaymentQuery): Promise<PaymentPage> {
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ d: string; i: string }>(q.cursor);
-    if (after && !(typeof after.d === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(after.d) && typeof after.i === 'string' && /^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
     const rows = await repo.listPayments(tx.db, tx.orgId, { customerId: q.customerId, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.date, i: r.id }));
     return { items: await this.dtos(tx, p.items), nextCursor: p.nextCursor };
@@ -105,7 +102,7 @@ export class PaymentsService {
       let o = open.get(a.invoiceId);
       if (!o) {
         const invoice = await repo.getInvoice(tx.db, tx.orgId, a.invoiceId);
-        if (!invoice) throw AppError.notFound('invoice', a.invoiceId);
+        if (!invoice) throw ReceivablesErrors.notFound('invoice', a.invoiceId);
         open.set(a.invoiceId, (o = { invoice, open: D(invoice.total).minus(invoice.allocated) }));
       }
       const inv = o.invoice;
@@ -192,12 +189,12 @@ export class PaymentsService {
    */
   async allocate(tx: TenantTx, paymentId: string, dto: AllocatePaymentDto): Promise<PaymentDto> {
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
-    if (!payment) throw AppError.notFound('payment', paymentId);
+    if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
     const settings = await this.customers.settings(tx);
     const { baseCurrency } = await this.ledger.settings(tx);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
-    if (date < payment.date) throw AppError.badRequest('validation_failed', 'date must not be before the payment date');
+    if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
     const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated) }, baseMu);
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     await this.record(tx, planned, { paymentId, date, entryId });
@@ -240,12 +237,12 @@ export class PaymentsService {
    */
   async refund(tx: TenantTx, paymentId: string, dto: RefundCustomerCreditDto): Promise<PaymentDto> {
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
-    if (!payment) throw AppError.notFound('payment', paymentId);
+    if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
     const settings = await this.customers.settings(tx);
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, payment.currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
-    if (date < payment.date) throw AppError.badRequest('validation_failed', `date must not be before the payment date ${payment.date}`);
+    if (date < payment.date) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${payment.date}`);
     const amount = D(dto.amount);
     if (amount.isZero() || !amount.eq(fixed(amount, currencyMu))) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
     const left = D(payment.amount).minus(payment.allocated);
@@ -285,7 +282,7 @@ export class PaymentsService {
    */
   async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     const a = await repo.getAllocation(tx.db, tx.orgId, allocationId);
-    if (!a) throw AppError.notFound('allocation', allocationId);
+    if (!a) throw ReceivablesErrors.notFound('allocation', allocationId);
     if (!a.paymentId) throw ReceivablesErrors.error('receivables.invalid_status', 'a credit note\'s allocation cannot be undone');
     if (a.reversesAllocationId) throw ReceivablesErrors.error('receivables.invalid_status', 'this allocation is itself a reversal');
     const payment = (await repo.getPayment(tx.db, tx.orgId, a.paymentId, true))!;
@@ -297,7 +294,7 @@ export class PaymentsService {
     const { baseCurrency } = await this.ledger.settings(tx);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
-    if (date < a.date) throw AppError.badRequest('validation_failed', 'date must not be before the allocation date');
+    if (date < a.date) throw PlatformErrors.error('validation_failed', 'date must not be before the allocation date');
     const amount = D(a.amount);
     const open = D(invoice.total).minus(invoice.allocated);
     const unallocated = D(payment.amount).minus(payment.allocated);

@@ -67,6 +67,7 @@ export class CustomersController {
   @Get()
   @ApiOperation({ operationId: 'listCustomers', summary: 'Customers by name; search by name or e-mail; cursor pagination' })
   @ApiOkResponse({ type: CustomerPage })
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: CustomerQuery): Promise<CustomerPage> {
     return this.customers.list(tx, q);
   }
@@ -84,6 +85,7 @@ export class CustomersController {
   @Get(':customerId')
   @ApiOperation({ operationId: 'getCustomer', summary: 'One customer' })
   @ApiOkResponse({ type: CustomerDto })
+  @ApiErrorCodes('organization.not_found', 'customer.not_found')
   get(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string): Promise<CustomerDto> {
     return this.customers.get(tx, id);
   }
@@ -104,6 +106,7 @@ export class CustomersController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'archiveCustomer', summary: 'Archive a customer (customers are never deleted)' })
   @ApiOkResponse({ type: CustomerDto })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'customer.not_found')
   archive(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string): Promise<CustomerDto> {
     return this.customers.archive(tx, id);
   }
@@ -124,6 +127,7 @@ export class InvoicesController {
   @Get()
   @ApiOperation({ operationId: 'listInvoices', summary: 'Invoices and credit notes, newest first; filter by customer, status, kind' })
   @ApiOkResponse({ type: InvoicePage })
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: InvoiceQuery): Promise<InvoicePage> {
     return this.invoices.list(tx, q);
   }
@@ -142,6 +146,7 @@ export class InvoicesController {
   @Get(':invoiceId')
   @ApiOperation({ operationId: 'getInvoice', summary: 'One invoice or credit note with its lines, taxes, open amount and overdue flag' })
   @ApiOkResponse({ type: InvoiceDto })
+  @ApiErrorCodes('organization.not_found', 'invoice.not_found')
   get(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string): Promise<InvoiceDto> {
     return this.invoices.get(tx, id);
   }
@@ -232,6 +237,7 @@ export class PaymentsController {
   @Get('payments')
   @ApiOperation({ operationId: 'listPayments', summary: 'Payments received, newest first, with their allocations' })
   @ApiOkResponse({ type: PaymentPage })
+  @ApiErrorCodes('organization.not_found', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: CustomerPaymentQuery): Promise<PaymentPage> {
     return this.payments.list(tx, q);
   }
@@ -252,6 +258,7 @@ export class PaymentsController {
   @Get('payments/:customerPaymentId')
   @ApiOperation({ operationId: 'getPayment', summary: 'One payment with its allocations and unallocated remainder' })
   @ApiOkResponse({ type: PaymentDto })
+  @ApiErrorCodes('organization.not_found', 'payment.not_found')
   get(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string): Promise<PaymentDto> {
     return this.payments.get(tx, id);
   }
@@ -328,6 +335,7 @@ export class RevenueRecognitionController {
   @Get('invoices/:invoiceId/revenue-schedule')
   @ApiOperation({ operationId: 'getRevenueSchedule', summary: 'Per invoice line with a service period: scheduled, recognized and still deferred revenue at a date' })
   @ApiOkResponse({ type: RevenueScheduleDto })
+  @ApiErrorCodes('organization.not_found', 'invoice.not_found')
   schedule(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Query() q: RevenueScheduleQuery): Promise<RevenueScheduleDto> {
     return this.recognition.schedule(tx, id, q.asOf);
   }

@@ -2,6 +2,10 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the receivables module answers with (besides the ledger's posting codes it passes on). */
 export const ReceivablesErrors = defineErrorCodes({
+  'customer.not_found': { status: 404, description: 'no customer of this organization has this id' },
+  'invoice.not_found': { status: 404, description: 'no invoice or credit note of this organization has this id' },
+  'payment.not_found': { status: 404, description: 'no customer payment of this organization has this id' },
+  'allocation.not_found': { status: 404, description: 'no allocation of a customer payment has this id' },
   'receivables.settings_missing': { status: 422, description: 'the receivables settings (AR control account) are not set: PUT /receivables/settings first' },
   'receivables.deferred_account_missing': { status: 422, description: 'a line has a service period but no deferred revenue account is set' },
   'receivables.unknown_customer': { status: 422, description: 'the customer does not exist in this organization' },

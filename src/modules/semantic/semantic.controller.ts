@@ -5,7 +5,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, Tx } from '../../platform/http/tenant.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
-import { AppError } from '../../platform/errors/app-error.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { SemanticQueryDto, SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
 import { SemanticService } from './semantic.service.js';
 
@@ -20,6 +20,7 @@ export class SemanticViewsController {
   @Get('views')
   @ApiOperation({ operationId: 'listSemanticViews', summary: 'The semantic views you may query, with their documented columns' })
   @ApiOkResponse({ type: [SemanticViewDto] })
+  @ApiErrorCodes('organization.not_found')
   views(@Tx() tx: TenantTx): Promise<SemanticViewDto[]> {
     return this.semantic.views(tx);
   }
@@ -46,7 +47,7 @@ export class SemanticQueryController {
   @ApiOkResponse({ type: SemanticResultDto })
   @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout')
   query(@Param('orgId') orgId: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: SemanticQueryDto): Promise<SemanticResultDto> {
-    if (!UUID.test(orgId)) throw AppError.notFound('organization', orgId);
+    if (!UUID.test(orgId)) throw PlatformErrors.notFound('organization', orgId);
     return this.semantic.query(principal, orgId, { requestId: String(req.id), ip: req.ip }, dto.sql);
   }
 }

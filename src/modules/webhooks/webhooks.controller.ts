@@ -27,6 +27,7 @@ export class WebhookEventTypesController {
       + '`WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).',
   })
   @ApiOkResponse({ type: [EventTypeDto] })
+  @ApiErrorCodes()
   eventTypes(): EventTypeDto[] {
     return this.webhooks.eventTypes();
   }
@@ -57,6 +58,7 @@ export class WebhookEndpointsController {
   @Get()
   @ApiOperation({ operationId: 'listWebhookEndpoints', summary: 'Webhook endpoints, oldest first (owner, admin)' })
   @ApiOkResponse({ type: [WebhookEndpointDto] })
+  @ApiErrorCodes('organization.not_found')
   list(@Tx() tx: TenantTx): Promise<WebhookEndpointDto[]> {
     return this.webhooks.list(tx);
   }
@@ -64,6 +66,7 @@ export class WebhookEndpointsController {
   @Get(':endpointId')
   @ApiOperation({ operationId: 'getWebhookEndpoint', summary: 'One webhook endpoint (owner, admin)' })
   @ApiOkResponse({ type: WebhookEndpointDto })
+  @ApiErrorCodes('organization.not_found', 'webhook_endpoint.not_found')
   get(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<WebhookEndpointDto> {
     return this.webhooks.get(tx, id);
   }
@@ -82,6 +85,7 @@ export class WebhookEndpointsController {
   @HttpCode(204)
   @ApiOperation({ operationId: 'deleteWebhookEndpoint', summary: 'Delete a webhook endpoint and its delivery log (owner, admin)' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiErrorCodes('organization.not_found', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
   async remove(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<void> {
     await this.webhooks.remove(tx, id);
   }
@@ -91,6 +95,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)' })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
   rotate(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: RotateWebhookSecretDto): Promise<WebhookEndpointWithSecretDto> {
     return this.webhooks.rotateSecret(tx, id, dto.overlapSeconds);
   }
@@ -109,6 +114,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'listWebhookMessages', summary: 'The endpoint\'s messages, newest first; filter by status and event type (cursor pagination)' })
   @ApiOkResponse({ type: WebhookMessagePage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'webhook_endpoint.not_found', 'pagination.cursor')
   messages(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Query() q: WebhookMessageQuery): Promise<WebhookMessagePage> {
     return this.webhooks.messages(tx, id, q);
   }
@@ -116,6 +122,7 @@ export class WebhookEndpointsController {
   @Get(':endpointId/messages/:messageId')
   @ApiOperation({ operationId: 'getWebhookMessage', summary: 'One message with every attempt (time, status code, latency, truncated answer, error)' })
   @ApiOkResponse({ type: WebhookMessageDetailDto })
+  @ApiErrorCodes('organization.not_found', 'webhook_endpoint.not_found', 'webhook_message.not_found')
   message(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @IdParam('messageId', 'webhook_message') messageId: string): Promise<WebhookMessageDetailDto> {
     return this.webhooks.message(tx, id, messageId);
   }
@@ -136,6 +143,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'replayFailedWebhookMessages', summary: 'Deliver again every failed message created since a time' })
   @ApiAcceptedResponse({ type: ReplayResultDto })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
   replayFailed(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: ReplayFailedDto): Promise<ReplayResultDto> {
     return this.webhooks.replayFailed(tx, id, dto.since);
   }
@@ -144,6 +152,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'listWebhookAttempts', summary: 'The delivery log: attempts, newest first; filter by outcome, event type or message (cursor pagination)' })
   @ApiOkResponse({ type: WebhookAttemptPage })
   @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'webhook_endpoint.not_found', 'pagination.cursor')
   attempts(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Query() q: WebhookAttemptQuery): Promise<WebhookAttemptPage> {
     return this.webhooks.attempts(tx, id, q);
   }

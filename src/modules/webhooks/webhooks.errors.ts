@@ -2,6 +2,8 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the webhooks module answers with. */
 export const WebhookErrors = defineErrorCodes({
+  'webhook_endpoint.not_found': { status: 404, description: 'no webhook endpoint of this organization has this id' },
+  'webhook_message.not_found': { status: 404, description: 'no message to this endpoint has this id' },
   'webhooks.url_invalid': { status: 400, description: 'the URL is not an absolute http(s) URL, or not https where https is required' },
   'webhooks.url_not_public': { status: 400, description: 'the URL names a loopback, private or otherwise non-public address' },
   'webhooks.unknown_event_type': { status: 400, description: 'an event type is not in the catalog (GET /v1/webhooks/event-types)' },

@@ -3,9 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
-import { decodeCursor, page } from '../../platform/http/pagination.js';
+import { decodeCursor, decodeKeyset, isSequenceNumber, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SealedSecret, type SecretBox } from '../integrations/secret-box.js';
 import { EVENT_CATALOG, eventBodySchema, isKnownEventType, PING_EVENT_TYPE, type WebhookBody } from './event-catalog.js';
@@ -115,7 +114,7 @@ export class WebhooksService {
 
   private async endpointRow(tx: TenantTx, id: string, lock = false): Promise<EndpointRow> {
     const row = await repo.getEndpoint(tx.db, tx.orgId, id, lock);
-    if (!row) throw AppError.notFound('webhook_endpoint', id);
+    if (!row) throw WebhookErrors.notFound('webhook_endpoint', id);
     return row;
   }
 
@@ -171,10 +170,7 @@ export class WebhooksService {
   async messages(tx: TenantTx, endpointId: string, q: WebhookMessageQuery): Promise<WebhookMessagePage> {
     await this.endpointRow(tx, endpointId);
     const limit = q.limit ?? 50;
-    const after = decodeCursor<{ c: string; i: string }>(q.cursor);
-    if (after && (typeof after.c !== 'string' || Number.isNaN(Date.parse(after.c)) || typeof after.i !== 'string' || !/^[0-9a-f-]{36}$/.test(after.i))) {
-      throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
-    }
+    const after = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const rows = await repo.listMessages(tx.db, tx.orgId, endpointId, { status: q.status, eventType: q.eventType, after, limit });
     const p = page(rows, limit, (r) => ({ c: r.created_at.toISOString(), i: r.id }));
     return { items: p.items.map(toMessage), nextCursor: p.nextCursor };
@@ -182,7 +178,7 @@ export class WebhooksService {
 
   async message(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDetailDto> {
     const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id);
-    if (!row) throw AppError.notFound('webhook_message', id);
+    if (!row) throw WebhookErrors.notFound('webhook_message', id);
     const attempts = await repo.listAttempts(tx.db, tx.orgId, endpointId, { messageId: id, limit: 1000 });
     return { ...toMessage(row), attemptLog: attempts.reverse().map(toAttempt) };
   }
@@ -190,8 +186,7 @@ export class WebhooksService {
   async attempts(tx: TenantTx, endpointId: string, q: WebhookAttemptQuery): Promise<WebhookAttemptPage> {
     await this.endpointRow(tx, endpointId);
     const limit = q.limit ?? 50;
-    const after = decodeCursor<string>(q.cursor);
-    if (after !== undefined && (typeof after !== 'string' || !/^[0-9]{1,19}$/.test(after))) throw AppError.badRequest('pagination.cursor', 'cursor is not valid');
+    const after = decodeCursor<string>(q.cursor, isSequenceNumber);
     const rows = await repo.listAttempts(tx.db, tx.orgId, endpointId, {
       messageId: q.messageId, succeeded: q.status === undefined ? undefined : q.status === 'succeeded', eventType: q.eventType, afterId: after, limit,
     });
@@ -202,7 +197,7 @@ export class WebhooksService {
   /** Sends a delivered (or failed) message again: same webhook-id, a new round of the schedule. */
   async replay(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDto> {
     const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id, true);
-    if (!row) throw AppError.notFound('webhook_message', id);
+    if (!row) throw WebhookErrors.notFound('webhook_message', id);
     if (row.status === 'pending') throw WebhookErrors.error('webhooks.message_pending', 'the message is still being delivered');
     const message = toMessage(await repo.replayMessage(tx.db, tx.orgId, id, new Date(this.clock.now())));
     await this.audit.record(tx, { action: 'webhooks.message_replayed', entityType: 'webhook_message', entityId: id, before: { status: row.status }, after: { status: message.status } });

@@ -70,6 +70,8 @@ export interface AppConfig {
     claimTimeoutMs: number;
     /** longest wait for Redis to accept a job before the relay records the attempt as failed (ms) */
     enqueueTimeoutMs: number;
+    /** how long Bull's worker waits before polling again after a failed poll, e.g. a dropped Redis connection (ms; Bull's retryProcessDelay) */
+    workerRetryDelayMs: number;
   };
   /** how long each class of data is kept before the retention job purges it (docs/privacy.md) */
   retention: {
@@ -417,6 +419,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
       claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
+      workerRetryDelayMs: int(env, 'JOBS_WORKER_RETRY_DELAY_MS', 5_000, 1),
     },
     retention: {
       cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),

@@ -92,7 +92,7 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
       return PlatformErrors.error('invalid', message ?? 'invalid value');
     case '22021': // a NUL character in text (validation refuses them first; a backstop)
     case '22P05': // \u0000 in jsonb
-      return AppError.badRequest('validation_failed', 'the input contains a NUL character (\\u0000), which cannot be stored');
+      return PlatformErrors.error('validation_failed', 'the input contains a NUL character (\\u0000), which cannot be stored');
     case '28000':
       return AppError.unauthorized(message);
     case '42501':

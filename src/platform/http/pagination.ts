@@ -36,6 +36,42 @@ export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unk
   return value as T;
 }
 
+/** What a field of a keyset cursor may hold (every field is a string). */
+const CURSOR_FIELDS = {
+  /** a calendar date, YYYY-MM-DD */
+  date: (v: string) => /^\d{4}-\d{2}-\d{2}$/.test(v) && !Number.isNaN(Date.parse(v)),
+  /** an instant, as Date.toISOString() writes it */
+  timestamp: (v: string) => v.length <= 40 && !Number.isNaN(Date.parse(v)),
+  uuid: (v: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+  /** a bigint (sequence numbers, ids), as text */
+  integer: (v: string) => /^[0-9]{1,19}$/.test(v),
+  /** a decimal amount, as text */
+  decimal: (v: string) => /^-?[0-9]{1,30}(\.[0-9]{1,30})?$/.test(v),
+  /** an ISO 4217 currency code */
+  currency: (v: string) => /^[A-Z]{3}$/.test(v),
+  /** free text (a sort key such as a lower-cased name) */
+  text: (v: string) => v.length <= 1000,
+} as const;
+export type CursorField = keyof typeof CURSOR_FIELDS;
+
+/**
+ * The position of a keyset cursor `{ field: string, ... }` whose fields are checked by kind (a forged or stale cursor
+ * answers 400 pagination.cursor before any SQL runs). Undefined for no cursor.
+ *
+ *   const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });   // { d: string; i: string } | undefined
+ */
+export function decodeKeyset<const S extends Record<string, CursorField>>(cursor: string | undefined, shape: S): { [K in keyof S]: string } | undefined {
+  return decodeCursor<{ [K in keyof S]: string }>(cursor, (v) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+    && Object.entries(shape).every(([field, kind]) => {
+      const value = (v as Record<string, unknown>)[field];
+      return typeof value === 'string' && CURSOR_FIELDS[kind](value);
+    }));
+}
+
+/** A cursor that is one sequence number (a bigint id, as text). */
+export const isSequenceNumber = (v: unknown): boolean => typeof v === 'string' && CURSOR_FIELDS.integer(v);
+
 /** A keyset position [timestamp, id] (`id` must match `idPattern`). */
 export const isKeysetPosition = (idPattern: RegExp) => (v: unknown): boolean =>
   Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && idPattern.test(v[1]);

@@ -65,7 +65,8 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       const startWorker = bull.process.bind(bull) as (...args: unknown[]) => Promise<void>;
       bull.process = ((...args: unknown[]) => {
         const started = startWorker(...args);
-        started.catch((err: Error) => this.logger.warn(`jobs worker stopped: ${err.message}`));
+        // Bull can reject it with nothing (undefined) when the queue closes while the worker starts
+        started.catch((err: Error | undefined) => this.logger.warn(`jobs worker stopped: ${err?.message ?? String(err)}`));
         return started;
       }) as Queue['process'];
     }

@@ -12,7 +12,7 @@ import { DomainEvents } from '../events/events.js';
 export class QueueModule {
   static forRoot(config: AppConfig): DynamicModule {
     const bull = config.redisUrl
-      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull` }), BullModule.registerQueue({ name: JOBS_QUEUE })]
+      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull` }), BullModule.registerQueue({ name: JOBS_QUEUE, settings: { retryProcessDelay: config.jobs.workerRetryDelayMs } })]
       : [];
     return {
       module: QueueModule,
