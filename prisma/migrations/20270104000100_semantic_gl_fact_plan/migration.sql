@@ -1,8 +1,9 @@
 -- semantic.v_gl_fact: an aggregation over 1,000,000 journal lines took ~21 s (past the semantic layer's 5 s statement
--- timeout); now about a sixth of the database CPU (bench:agents, semantic_query_1m). Same columns, same rows, same
+-- timeout); now about a sixth of the database CPU, measured before 20261231000100 made auth_org_id() cheap (bench:agents, semantic_query_1m). Same columns, same rows, same
 -- policies underneath (security_invoker: RLS of the caller on every table); what changes is what the planner may do:
 --  * the organization filter is `(SELECT public.auth_org_id())`: an InitPlan evaluated once per statement whose
---    value every scan compares against (a parameter), instead of the function in the view's WHERE;
+--    value every scan compares against (a parameter), instead of the function in the view's WHERE (a view, not a
+--    policy: 20261231000100_claims_verified_once keeps subqueries out of policies);
 --  * entries and fiscal periods are LEFT JOINed on their primary key (org_id, id). Every line has both (NOT NULL
 --    foreign keys, same organization, so the same policy shows them), so no row changes; but a query that reads no
 --    column of theirs no longer joins them (PostgreSQL removes a LEFT JOIN to a unique key whose columns are
@@ -10,11 +11,8 @@
 --    date-bounded one can read the lines' covering index (org_id, entry_date) INCLUDE (account_id, ..., base_credit);
 --  * accounts stay an inner join (their columns are the common dimension): the organization's equality then
 --    reaches both sides as the same parameter and the hash join compares account ids only;
---  * auth_org_id() is PARALLEL RESTRICTED (it only reads: claims, membership, API keys; its SET search_path is
---    allowed in parallel mode). Unsafe, it kept every query whose policies call it out of parallel plans; restricted,
---    the leader evaluates it once (the InitPlans of the `(SELECT auth_org_id())` policies) and workers get the value.
---    A later CREATE OR REPLACE of the function must repeat PARALLEL RESTRICTED.
-ALTER FUNCTION public.auth_org_id() PARALLEL RESTRICTED;
+--  * the comparison of a table's policy (org_id = auth_org_id()) with that parameter does not depend on the row:
+--    the planner checks it once (a one-time filter) and the scans compare org_id with the parameter only.
 
 CREATE OR REPLACE VIEW semantic.v_gl_fact WITH (security_invoker = true) AS
 SELECT l.org_id, l.entry_id, e.seq AS entry_seq, l.line_no, l.entry_date,
