@@ -16,6 +16,7 @@ import autocannon from 'autocannon';
 import { execSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -33,6 +34,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const LINES = Number(process.env.BENCH_SEMANTIC_LINES ?? 1_000_000);
+// BENCH_ONLY=api,sql,reservations,semantic (comma-separated; default all): one scenario at a time on a shared machine
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'api,sql,reservations,semantic').split(',').map((s) => s.trim()).filter(Boolean));
+// BENCH_KEEP_DB=1 keeps the database (to read a plan in psql); drop it yourself
+const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
+// BENCH_APP_CPU_PROF=<dir>: the served app writes a V8 CPU profile there when it stops (node --cpu-prof)
+const APP_FLAGS = process.env.BENCH_APP_CPU_PROF ? [...APP_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_CPU_PROF}`] : APP_NODE_FLAGS;
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_agents_${process.pid}`;
@@ -83,7 +90,7 @@ async function main() {
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
-    const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
+    const child = spawn(process.execPath, [...APP_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
       { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.once('exit', r));
     appPid = child.pid;
@@ -124,14 +131,18 @@ async function main() {
     const agent = await http('POST', `/v1/orgs/${org.id}/agents`, token, { name: 'Bench agent', type: 'assistant', modelId: 'gpt-4o-mini', maxOutputTokens: 256 });
     const runBody = JSON.stringify({ messages: [{ role: 'user', content: 'What is our cash balance?' }] });
 
+    // runs finished in the database: on a loaded machine a run can take longer than the window, and autocannon
+    // counts only the answers that arrive inside it
+    const finishedRuns = async () => Number((await admin.query(`SELECT count(*) AS n FROM ai.runs WHERE org_id = $1 AND status = 'succeeded'`, [org.id])).rows[0].n);
     const api = async (seconds = SECONDS) => {
       const cpu0 = processCpu(appPid)?.ms;
       const db0 = await dbCpuMs();
+      const runs0 = await finishedRuns();
       const r = await autocannon({
         url: base, connections: CONNECTIONS, duration: seconds,
         requests: [{ method: 'POST', path: `/v1/orgs/${org.id}/agents/${agent.id}/runs`, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: runBody }],
       });
-      const ok = r.requests.total - r.non2xx;
+      const ok = (await finishedRuns()) - runs0;
       const cpu1 = processCpu(appPid)?.ms;
       return {
         runs_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors,
@@ -139,13 +150,19 @@ async function main() {
         db_cpu_ms_per_run: round(dbDelta(db0, await dbCpuMs()) / Math.max(1, ok), 3),
       };
     };
-    log(`api warm-up ${WARMUP}s`);
-    await api(WARMUP);
-    log('api runs');
-    const apiRuns = await api();
+    let apiRuns: Awaited<ReturnType<typeof api>> | undefined;
+    let apiHot: Awaited<ReturnType<typeof api>> | undefined;
+    if (ONLY.has('api')) {
+      log(`api warm-up ${WARMUP}s`);
+      await api(WARMUP);
+      log('api runs');
+      apiRuns = await api();
+    }
     const budget = await http('POST', `/v1/orgs/${org.id}/ai/budgets`, token, { costLimit: '1000000.00' });
-    log('api runs, hot budget');
-    const apiHot = await api();
+    if (ONLY.has('api')) {
+      log('api runs, hot budget');
+      apiHot = await api();
+    }
     const { rows: [usage] } = await admin.query('SELECT spent_cost::text, reserved_cost::text FROM ai.budget_usage WHERE budget_id = $1', [budget.id]);
     await stopApp();
 
@@ -209,16 +226,21 @@ async function main() {
       return { per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors,
         db_cpu_ms_per_op: round(dbDelta(db0, await dbCpuMs()) / Math.max(1, latencies.length), 3) };
     };
-    log('sql runs (hot budget)');
-    const sqlRuns = await floor(SECONDS, (c) => floorRun(c, true));
-    log('sql reservations');
-    const sqlReservations = await floor(SECONDS, async (c) => {
+    let sqlRuns: Awaited<ReturnType<typeof floor>> | undefined;
+    let sqlReservations: Awaited<ReturnType<typeof floor>> | undefined;
+    if (ONLY.has('sql')) {
+      log('sql runs (hot budget)');
+      sqlRuns = await floor(SECONDS, (c) => floorRun(c, true));
+    }
+    if (ONLY.has('reservations')) log('sql reservations');
+    if (ONLY.has('reservations')) sqlReservations = await floor(SECONDS, async (c) => {
       const call = randomUUID();
       await tx(c, () => c.query(`SELECT * FROM ai.reserve_budget($1, $2, 0.0002, 400, now(), now() + interval '5 minutes')`, [agent.id, call]));
       await tx(c, () => c.query(`SELECT * FROM ai.settle_budget($1, 0.0000252, 132, $2, now())`, [call, agent.id]));
     });
 
     // ---- semantic/query over 1,000,000 lines (generated set-based, as bench:ledger does)
+    const semantic = ONLY.has('semantic') ? await (async () => {
     log(`generating ${LINES} lines`);
     const { rows: accounts } = await admin.query(`SELECT id FROM finance.accounts WHERE org_id = $1 AND NOT is_group ORDER BY code`, [org.id]);
     const ids = accounts.map((a) => a.id);
@@ -241,7 +263,7 @@ async function main() {
     } finally {
       g.release();
     }
-    const child2 = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
+    const child2 = spawn(process.execPath, [...APP_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl, llm.url],
       { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     const exited2 = new Promise((r) => child2.once('exit', r));
     stopApp = async () => {
@@ -276,19 +298,23 @@ async function main() {
     }
     times.sort((a, b) => a - b);
     await stopApp();
+    return { journal_lines: LINES, query: sql, result_rows: rows, p50_ms: round(pct(times, 50)), max_ms: round(times[times.length - 1]), error: semanticError ?? null };
+    })() : undefined;
     console.log(JSON.stringify({
       connections: CONNECTIONS, seconds_per_scenario: SECONDS,
-      api_runs: apiRuns, api_runs_hot_budget: { ...apiHot, budget_spent: usage?.spent_cost, budget_reserved_after: usage?.reserved_cost },
-      sql_runs_hot_budget: sqlRuns, sql_reservations_hot_budget: sqlReservations,
-      ratios: { api_vs_sql_runs: round((apiHot.runs_per_s ?? 0) / (sqlRuns.per_s || 1), 3) },
-      semantic_query_1m: { journal_lines: LINES, query: sql, result_rows: rows, p50_ms: round(pct(times, 50)), max_ms: round(times[times.length - 1]), error: semanticError ?? null },
+      load_average: loadavg().map((l) => round(l)),
+      api_runs: apiRuns ?? null, api_runs_hot_budget: apiHot ? { ...apiHot, budget_spent: usage?.spent_cost, budget_reserved_after: usage?.reserved_cost } : null,
+      sql_runs_hot_budget: sqlRuns ?? null, sql_reservations_hot_budget: sqlReservations ?? null,
+      ratios: { api_vs_sql_runs: apiHot && sqlRuns ? round((apiHot.runs_per_s ?? 0) / (sqlRuns.per_s || 1), 3) : null },
+      semantic_query_1m: semantic ?? null,
     }, null, 2));
   } finally {
     await stopApp?.();
     await llm.close();
     await runtime.end().catch(() => undefined);
     await admin.end().catch(() => undefined);
-    await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
+    if (KEEP_DB) log(`kept database ${dbName}`);
+    else await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
     await root.end();
   }
 }

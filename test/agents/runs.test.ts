@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Sleeper } from '../../src/platform/ai/llm-provider.js';
+import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
@@ -26,7 +27,7 @@ describe('agent runs', () => {
 
   beforeAll(async () => {
     llm = await startOpenAiDouble();
-    t = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '1500', AI_MAX_RETRIES: '2', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
+    t = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '30000', AI_MAX_RETRIES: '2', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
     (t.app.get(Sleeper) as Sleeper).sleep = async (ms: number) => {
       slept.push(ms);
     };
@@ -151,10 +152,20 @@ describe('agent runs', () => {
   });
 
   it('fails a call that hangs past the timeout with error class timeout', async () => {
+    // this test's timeout is short; the file's is long (a loaded machine answers late, and the next test cancels a hung call):
+    // each run reads AI_TIMEOUT_MS from the app's config when it opens its provider connection
+    const ai = t.app.get<AppConfig>(APP_CONFIG).ai;
+    const fileTimeout = ai.timeoutMs;
+    ai.timeoutMs = 150;
     llm.enqueue({ kind: 'hang' });
-    const res = await run(viewerA).expect(200);
+    let res;
+    try {
+      res = await run(viewerA).expect(200);
+    } finally {
+      ai.timeoutMs = fileTimeout;
+    }
     expect(res.body).toMatchObject({ status: 'failed', errorClass: 'timeout' });
-    expect(res.body.errorMessage).toMatch(/1500 ms/);
+    expect(res.body.errorMessage).toMatch(/150 ms/);
     const { rows } = await t.db.admin.query(`SELECT type, payload->'payload'->>'errorClass' AS ec FROM (
       SELECT payload->>'type' AS type, payload FROM core.outbox WHERE topic = 'domain_event' AND payload->'payload'->>'runId' = $1) x`, [res.body.id]);
     expect(rows).toEqual([{ type: 'agent.run.failed', ec: 'timeout' }]);

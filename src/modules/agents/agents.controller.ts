@@ -282,7 +282,8 @@ export class AgentRunsController {
     if (!UUID.test(agentId)) throw AgentErrors.notFound('agent', agentId);
     const meta = { requestId: String(req.id), ip: req.ip };
     const asJob = q.async === 'true';
-    const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', { asJob });
+    // the preflight (OrgPreflightRoute, @WritesRequireSubscription) checked membership and the subscription
+    const started = await this.runs.start(principal, orgId, meta, agentId, dto, asJob ? 'async' : 'interactive', { asJob, subscriptionChecked: true });
     if (asJob) {
       reply.status(202);
       return { id: started.run.id, status: 'running' };

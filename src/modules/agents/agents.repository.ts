@@ -89,11 +89,10 @@ export const agentsRepository = {
     return m && { id: m.id, maxOutputTokens: m.max_output_tokens };
   },
 
-  /** The prices in effect at `at`. */
-  async pricesAt(db: Db, modelId: string, at: Date): Promise<Prices | undefined> {
-    const [p] = await db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).where('effective_from', '<=', at)
-      .orderBy('effective_from', 'desc').limit(1));
-    return p && { input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! };
+  /** Every price of a model, the latest first (past, current and announced ones): the runs' in-process price list. */
+  async modelPrices(db: Db, modelId: string): Promise<Prices[]> {
+    const rows = await db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).orderBy('effective_from', 'desc'));
+    return rows.map((p) => ({ input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! }));
   },
 
   // ---------------------------------------------------------------- agents

@@ -11,6 +11,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
 import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import type { LlmProvider } from '../../platform/ai/llm-provider.js';
 import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
@@ -21,7 +22,11 @@ import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
 
-/** Who may start or cancel a run: every member (a viewer too: tools only read, as the runner's claims allow). */
+/**
+ * Who may start or cancel a run: every member, a viewer too. Issue 16 says both "members run them; viewers read
+ * runs" and, among the tests that must exist, "an agent run by a viewer of organization A can reach only A's rows
+ * through every tool" (test/agents/runs.test.ts): tools only read, as the runner's own claims allow.
+ */
 export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'viewer', 'service'];
 
 /** The outbox topic of runs started with ?async=true. */
@@ -46,6 +51,11 @@ export interface StartedRun {
 export interface StartOptions {
   /** run it as a job (?async=true): the job is written in the run's transaction */
   asJob?: boolean;
+  /**
+   * the route's preflight (OrgPreflightRoute with @WritesRequireSubscription) checked the subscription moments ago:
+   * the run's transaction does not read it again. Triggers and jobs, which have no preflight, leave it unset.
+   */
+  subscriptionChecked?: boolean;
   /** roles that may start it (default: every member) */
   roles?: RequestRole[];
   /** a plan feature it needs besides a subscription that allows writing (automation: ai_automation) */
@@ -65,6 +75,14 @@ class BudgetRefusal extends Error {
 const TOOL_RESULT_MAX_CHARS = 20_000;
 // the worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing
 const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
+// a model's price list (catalog data, the same for every organization) is read once per this many ms per process:
+// a price added later is used from its date on once the list is read again (announced prices are in the list)
+const PRICE_LIST_TTL_MS = 30_000;
+// provider clients kept per connection (endpoint, key, timeout): a client per run cost CPU on every run
+const PROVIDER_CACHE_MAX = 64;
+
+/** The run is no longer running (cancelled meanwhile): the transaction that reserved for its next call rolls back. */
+class NotRunning extends Error {}
 
 /**
  * Runs agents: a loop of LLM calls and tool calls, each recorded as a step with its tokens, cost (at the prices
@@ -77,6 +95,9 @@ export class RunsService implements OnModuleInit {
   private readonly logger = new Logger(RunsService.name);
   /** runs executing in this process, for cancellation */
   private readonly active = new Map<string, AbortController>();
+  /** model → its price list (latest first) and when it was read (performance.now()) */
+  private readonly priceLists = new Map<string, { prices: Prices[]; readAt: number }>();
+  private readonly providers = new Map<string, LlmProvider>();
 
   constructor(
     private readonly db: DatabaseService,
@@ -109,11 +130,15 @@ export class RunsService implements OnModuleInit {
       if (!roles.includes(tx.role as RequestRole)) {
         throw PlatformErrors.error('forbidden.role', `running this agent needs the role ${roles.filter((r) => r !== 'service').join(', ')}; you are ${tx.role ?? 'not a member'}`);
       }
-      await this.entitlements.enforce(tx, { app: 'omnizen', feature: opts.feature });
-      const agent = await repo.getAgent(tx.db, orgId, agentId);
+      if (!opts.subscriptionChecked || opts.feature) await this.entitlements.enforce(tx, { app: 'omnizen', feature: opts.feature });
+      // both statements travel together (the pool pipelines them); the agent's absence wins over a missing key
+      const [found, key] = await Promise.allSettled([repo.getAgent(tx.db, orgId, agentId), this.keys.connection(tx.db, orgId)]);
+      if (found.status === 'rejected') throw found.reason;
+      const agent = found.value;
       if (!agent) throw AgentErrors.notFound('agent', agentId);
       if (agent.status !== 'active') throw AgentErrors.error('ai.agent_paused', `agent ${agent.name} is paused`);
-      const connection = await this.keys.connection(tx.db, orgId);
+      if (key.status === 'rejected') throw key.reason;
+      const connection = key.value;
       const run = await repo.createRun(tx.db, orgId, {
         agentId, modelId: agent.modelId, startedBy: principal.kind === 'user' ? principal.userId : null, trigger, input: { messages: dto.messages }, startedAt: this.now(),
       });
@@ -160,7 +185,7 @@ export class RunsService implements OnModuleInit {
 
   private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink?: RunSink): Promise<RunDto> {
     const { agent, run } = s;
-    const provider = createLlmProvider(s.connection);
+    const provider = this.provider(s.connection);
     const definitions = this.tools.definitions(agent.tools);
     const messages: ChatMessage[] = [
       { role: 'system', content: agent.instructions || 'You are a helpful assistant for the organization\'s books.' },
@@ -180,11 +205,19 @@ export class RunsService implements OnModuleInit {
       let prices: Prices | undefined;
       try {
         prices = await ctx.tenant(async (tx) => {
-          if ((await repo.runStatus(tx.db, s.orgId, run.id)) !== 'running') return undefined;
-          const p = await repo.pricesAt(tx.db, agent.modelId, startedAt);
-          if (!p) throw new Error(`model ${agent.modelId} has no price in effect at ${startedAt.toISOString()}`);
-          await this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt);
+          const p = await this.pricesAt(tx, agent.modelId, startedAt);
+          // the status and the reservation travel together; a run no longer running rolls the reservation back
+          const [status, reserved] = await Promise.allSettled([
+            repo.runStatus(tx.db, s.orgId, run.id),
+            this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt),
+          ]);
+          if (status.status === 'rejected') throw status.reason;
+          if (status.value !== 'running') throw new NotRunning();
+          if (reserved.status === 'rejected') throw reserved.reason;
           return p;
+        }).catch((err) => {
+          if (err instanceof NotRunning) return undefined;
+          throw err;
         });
       } catch (err) {
         if (!(err instanceof BudgetRefusal)) throw err;
@@ -313,6 +346,30 @@ export class RunsService implements OnModuleInit {
     }
   }
 
+  /** The prices of `modelId` in effect at `at`, from the model's price list (read at most every PRICE_LIST_TTL_MS). */
+  private async pricesAt(tx: TenantTx, modelId: string, at: Date): Promise<Prices> {
+    let list = this.priceLists.get(modelId);
+    if (!list || performance.now() - list.readAt > PRICE_LIST_TTL_MS) {
+      list = { prices: await repo.modelPrices(tx.db, modelId), readAt: performance.now() };
+      this.priceLists.set(modelId, list);
+    }
+    const p = list.prices.find((x) => new Date(x.effectiveFrom).getTime() <= at.getTime());
+    if (!p) throw new Error(`model ${modelId} has no price in effect at ${at.toISOString()}`);
+    return p;
+  }
+
+  /** The provider client of a connection, kept for the next run with the same endpoint, key and timeout. */
+  private provider(connection: ProviderConnection): LlmProvider {
+    const key = JSON.stringify([connection.baseUrl, connection.apiKey, connection.timeoutMs]);
+    let provider = this.providers.get(key);
+    if (!provider) {
+      if (this.providers.size >= PROVIDER_CACHE_MAX) this.providers.delete(this.providers.keys().next().value!);
+      provider = createLlmProvider(connection);
+      this.providers.set(key, provider);
+    }
+    return provider;
+  }
+
   /** Reserves a call's worst case in `tx`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
   private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
     // a reservation outlives the call's longest possible duration (all attempts, all waits), then it expires
@@ -354,16 +411,18 @@ export class RunsService implements OnModuleInit {
     const done = await ctx.tenant(async (tx) => {
       await opts.before?.(tx);
       const run = await repo.finishRun(tx.db, s.orgId, s.run.id, { ...f, finishedAt });
+      // the trace is read while the event is written (pipelined); a run finished meanwhile (cancelled) is read as it is
+      const trace = repo.steps(tx.db, s.orgId, s.run.id);
       if (run) {
         const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
-        if (run.status === 'succeeded') {
-          await emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 });
-        } else {
-          await emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
-        }
+        const event = run.status === 'succeeded'
+          ? emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 })
+          : emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
+        const [, steps] = await Promise.all([event, trace]);
+        return { ...run, trace: steps };
       }
-      const current = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
-      return { ...current!, trace: await repo.steps(tx.db, s.orgId, s.run.id) };
+      const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
+      return { ...current!, trace: steps };
     });
     opts.afterBefore?.();
     if (refusal) sink?.event('error', { code: refusal.code, message: refusal.message, details: refusal.details });

@@ -164,6 +164,11 @@ export async function startOpenAiDouble(): Promise<OpenAiDouble> {
       decide = undefined;
     },
     async close() {
+      // a hang is released: its response ends (the client sees the connection close), nothing stays open
+      for (const res of hangingResponses) res.destroy();
+      hangingResponses.clear();
+      for (const w of hangWaiters) w();
+      hangWaiters = [];
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
