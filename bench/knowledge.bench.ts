@@ -24,7 +24,8 @@
 //                 rebuilt after the load (as a bulk load would), then VACUUM ANALYZE
 //   search        BENCH_QUERIES (default 200) queries of 3 corpus words through POST /knowledge/search (top 10,
 //                 hybrid), one at a time, as the owner: p50/p99 of the response time; again filtered to one
-//                 collection (10 % of the chunks). Each query's words are drawn like the chunks' (common words often)
+//                 collection (10 % of the chunks). Each query's words are drawn like the chunks' (common words often);
+//                 then 50 queries of one of the 10 commonest words (the full-text worst case, bounded by the cap)
 //   recall        (pgvector only) recall@10 of the vector ranking as search runs it (HNSW, iterative scan, the
 //                 repository's ef_search) against the exact ranking (no index), in SQL as the owner under the
 //                 policies, filtered to one collection (10 %) and unfiltered
@@ -204,13 +205,15 @@ async function main(): Promise<void> {
 
     // ---------------------------------------------------------------- search through the API
     const queries = Array.from({ length: QUERIES }, () => words(3, Math.floor(rand() * TOPICS)));
-    const timeSearches = async (filter: Record<string, unknown>) => {
+    // the full-text worst case: one of the 10 commonest words (matches ~a third of the chunks; the cap bounds the ranking)
+    const commonQueries = Array.from({ length: Math.min(50, QUERIES) }, (_, i) => VOCAB[i % 10]);
+    const timeSearches = async (filter: Record<string, unknown>, list = queries) => {
       token = await logIn(); // the fill outlasts an access token
-      for (const q of queries.slice(0, 10)) await call('POST', `/v1/orgs/${orgId}/knowledge/search`, { query: q, k: 10, ...filter }, token); // warm-up
+      for (const q of list.slice(0, 10)) await call('POST', `/v1/orgs/${orgId}/knowledge/search`, { query: q, k: 10, ...filter }, token); // warm-up
       const times: number[] = [];
       let short = 0;
       let withText = 0;
-      for (const [i, q] of queries.entries()) {
+      for (const [i, q] of list.entries()) {
         if (i % 50 === 49) token = await logIn(); // not timed
         const t0 = performance.now();
         const r = await call('POST', `/v1/orgs/${orgId}/knowledge/search`, { query: q, k: 10, ...filter }, token);
@@ -229,6 +232,9 @@ async function main(): Promise<void> {
     const search = await timeSearches({});
     log(`search filtered to one collection`);
     const searchFiltered = await timeSearches({ collectionIds: [collections[3]] });
+    log(`search for one common word`);
+    const searchCommon = await timeSearches({}, commonQueries);
+    const [{ n: commonMatches }] = (await db.query(`SELECT count(*)::int AS n FROM ai.knowledge_chunks WHERE org_id = $1 AND tsv @@ websearch_to_tsquery('english', $2)`, [orgId, VOCAB[0]])).rows;
 
     // ---------------------------------------------------------------- recall of the vector ranking
     let recall: Record<string, unknown> | null = null;
@@ -292,7 +298,8 @@ async function main(): Promise<void> {
       ingestion,
       fill: { chunks_in_org: total, load_seconds: Math.round(fillSeconds), index_build_seconds: Math.round(indexSeconds) },
       full_text_matches_per_query: { p50: matches[0], p99: matches[1], ranked_at_most: FULL_TEXT_MATCH_CAP },
-      search_top10_hybrid: search, search_top10_hybrid_filtered_one_collection: searchFiltered, recall,
+      search_top10_hybrid: search, search_top10_hybrid_filtered_one_collection: searchFiltered,
+      search_top10_one_common_word: { ...searchCommon, full_text_matches_of_the_commonest: commonMatches }, recall,
     }, null, 2)}\n`);
   } finally {
     await app?.close();

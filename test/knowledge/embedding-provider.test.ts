@@ -26,7 +26,7 @@ describe('knowledge: embeddings through the AI provider, with the organization\'
     withoutKey = await createOrg(t, owner, 'Platform key');
     for (const org of [withKey, withoutKey]) await onEnterprisePlan(t, org);
     await t.http.put(`/v1/orgs/${withKey}/ai/provider-key`).set(owner.auth).send({ apiKey: t.embeddings.apiKey, baseUrl: t.embeddings.url }).expect(200);
-  });
+  }, 120_000);
   afterAll(() => t?.close());
 
   it('embeds with the organization\'s own key, asking for the configured dimension; searches with it too', async () => {
