@@ -275,9 +275,11 @@ export const knowledgeRepository = {
    * pgvector, exact on real[]) and the full-text ranking (ts_rank_cd over the GIN-indexed tsvector), each cut at
    * `candidates`, fused by reciprocal rank (1/(60 + rank)).
    *
-   * The full-text side ranks at most FULL_TEXT_MATCH_CAP matching chunks: a query of common words matches tens of
-   * thousands, and ranking them all (reading each tsvector) took seconds at 100,000 chunks. Beyond the cap the
-   * full-text ranking is among the first matches the GIN scan returns, and the vector ranking carries the fusion.
+   * The full-text matches come from ai.knowledge_text_matches (by the GIN index, with the policies' access rule and
+   * the filters; under RLS `tsv @@ query` is no index condition, see its migration), at most FULL_TEXT_MATCH_CAP of
+   * them: a query of common words matches tens of thousands, and ranking them all (reading each tsvector) took
+   * seconds at 100,000 chunks. Beyond the cap the full-text ranking is among the first matches the GIN scan returns,
+   * and the vector ranking carries the fusion. The ids are joined back to the chunks under the policies.
    */
   async search(db: Db, info: StorageInfo, orgId: string, p: SearchParams): Promise<SearchHitDto[]> {
     const d = Math.trunc(p.dimensions);
@@ -290,8 +292,7 @@ export const knowledgeRepository = {
       vec_ranked AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM vec),
       fts_match AS MATERIALIZED (
         SELECT c.id, c.tsv FROM ai.knowledge_chunks c
-        WHERE c.tsv @@ websearch_to_tsquery('english', $8) AND ${FILTERS}
-        LIMIT ${FULL_TEXT_MATCH_CAP}),
+        WHERE c.org_id = $2::uuid AND c.id = ANY (ARRAY(SELECT ai.knowledge_text_matches($8, $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz, $7::timestamptz, ${FULL_TEXT_MATCH_CAP})))),
       fts AS MATERIALIZED (
         SELECT m.id, ts_rank_cd(m.tsv, websearch_to_tsquery('english', $8)) AS rank FROM fts_match m
         ORDER BY 2 DESC, m.id LIMIT $10),
