@@ -47,7 +47,7 @@ export function describeKnowledge(path: StoragePath): void {
       expect(md.body.tags).toEqual(['hr', 'leave']);
       expect(html.body.title).toBe('Security rules');
       await t.ingest();
-    });
+    }, 180_000); // the real[] path migrates a database from scratch
     afterAll(() => t?.close());
 
     it('ingests plain text, Markdown, HTML and PDF: every document ready, its chunks stored with model and dimension', async () => {

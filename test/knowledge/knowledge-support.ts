@@ -33,6 +33,8 @@ export async function startKnowledgeApp(path: StoragePath = 'default', env: Reco
     REDIS_URL: undefined, REDIS_PREFIX: `test:${db.name}`, JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false',
     AI_BASE_URL: embeddings.url, AI_API_KEY: embeddings.apiKey, AI_EMBEDDING_MODEL: 'double-hash-256', AI_EMBEDDING_DIMENSIONS: '256',
     KNOWLEDGE_CHUNK_TOKENS: '64', KNOWLEDGE_CHUNK_OVERLAP_TOKENS: '8',
+    // retried as in production (a reused keep-alive socket can be reset), without backoff on the wall clock
+    AI_MAX_RETRIES: '2', AI_RETRY_BASE_MS: '0',
     ...env,
   });
   const { app, http, contract } = await startApp(config);

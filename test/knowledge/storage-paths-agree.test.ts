@@ -31,6 +31,8 @@ describe('knowledge: the pgvector and real[] paths return the same top results',
         await t.http.post(`/v1/orgs/${orgId}/knowledge/documents`).set(owner.auth).send({ collectionId: collection, title: `Topic ${i}`, text }).expect(201);
       }
       await t.ingest();
+      const notReady = await t.db.admin.query(`SELECT title, status_reason FROM ai.knowledge_documents WHERE status <> 'ready'`);
+      expect(notReady.rows).toEqual([]);
       apps.push(t);
       users.push(owner);
       orgs.push(orgId);

@@ -237,9 +237,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'column ai.knowledge_versions(status_reason)': { authenticated: 'UPDATE' },
   'table ai.knowledge_chunks': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
   'sequence ai.knowledge_chunks_id_seq': { service_role: 'USAGE' },
-  'function ai.can_read(uuid, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.dot_product(real[], real[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.embedding_storage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.readable_collections()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.knowledge_text_matches(text, uuid[], uuid[], text[], timestamp with time zone, timestamp with time zone, integer)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 
 /** Differences as readable lines: what a role holds beyond the allow-list, or lacks from it. */

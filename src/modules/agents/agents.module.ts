@@ -1,6 +1,7 @@
 import { KnowledgeModule } from '../knowledge/knowledge.module.js';
 import { Module, OnModuleInit } from '@nestjs/common';
 import { Sleeper } from '../../platform/ai/llm-provider.js';
+import { PROVIDER_CONNECTIONS } from '../../platform/ai/provider-connections.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { UsageCounters } from '../billing/usage-counters.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
@@ -17,8 +18,10 @@ import { ToolRegistry } from './tool-registry.js';
 @Module({
   imports: [BillingModule, LedgerModule, SemanticModule, KnowledgeModule],
   controllers: [AiCatalogController, AgentsController, AgentRunsController],
-  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper, AutomationService],
-  exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService],
+  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper, AutomationService,
+    // the knowledge base's embeddings use the runs' provider keys (see KnowledgeEmbeddings.connection)
+    { provide: PROVIDER_CONNECTIONS, useExisting: ProviderKeysService }],
+  exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService, PROVIDER_CONNECTIONS],
 })
 export class AgentsModule implements OnModuleInit {
   constructor(private readonly usage: UsageCounters) {}

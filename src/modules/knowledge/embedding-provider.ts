@@ -1,46 +1,65 @@
-import OpenAI from 'openai';
-import type { AppConfig } from '../../platform/config/config.js';
-
-/**
- * What the knowledge base needs of an embedding model. The agents' LLM provider layer (issue 16,
- * src/platform/ai/) reads the same settings; the two are unified there at merge.
- */
-export interface EmbeddingProvider {
-  readonly model: string;
-  readonly dimensions: number;
-  /** one unit vector per input, in input order */
-  embed(inputs: string[]): Promise<number[][]>;
-}
-
-export const EMBEDDING_PROVIDER = Symbol('EMBEDDING_PROVIDER');
+import { Inject, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { LlmError, Sleeper, withRetries } from '../../platform/ai/llm-provider.js';
+import { createLlmProvider, platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import { PROVIDER_CONNECTIONS, type ProviderConnections } from '../../platform/ai/provider-connections.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db } from '../../platform/database/database.service.js';
 
 /** Inputs per request: OpenAI accepts up to 2,048; smaller batches keep one failure cheap to retry. */
 const BATCH = 128;
 
-/** The OpenAI-compatible embeddings endpoint through the `openai` SDK (AI_BASE_URL, AI_API_KEY, AI_TIMEOUT_MS). */
-export class OpenAiEmbeddingProvider implements EmbeddingProvider {
-  private readonly client: OpenAI | null;
+/**
+ * The knowledge base's embeddings, through src/platform/ai's one provider interface (LlmProvider.embed over the
+ * OpenAI-compatible API) with the agents' configuration and key handling: the organization's own key (sealed,
+ * opened by the agents' ProviderKeysService) or the platform's default (AI_BASE_URL, AI_API_KEY, AI_TIMEOUT_MS),
+ * retried on 429/5xx as the agents' calls are (AI_MAX_RETRIES ...). The model and dimension (AI_EMBEDDING_MODEL,
+ * AI_EMBEDDING_DIMENSIONS) are recorded on every chunk, so a change of either re-embeds rather than mixing spaces.
+ */
+@Injectable()
+export class KnowledgeEmbeddings {
   readonly model: string;
   readonly dimensions: number;
+  private connections?: ProviderConnections | null;
 
-  constructor(config: AppConfig['knowledge']) {
-    this.model = config.embeddingModel;
-    this.dimensions = config.embeddingDimensions;
-    this.client = config.aiApiKey
-      ? new OpenAI({ apiKey: config.aiApiKey, baseURL: config.aiBaseUrl, timeout: config.aiTimeoutMs, maxRetries: 2 })
-      : null;
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
+    private readonly sleeper: Sleeper,
+  ) {
+    this.model = config.knowledge.embeddingModel;
+    this.dimensions = config.knowledge.embeddingDimensions;
   }
 
-  async embed(inputs: string[]): Promise<number[][]> {
-    if (!this.client) throw new Error('no embedding provider is configured (AI_API_KEY is not set)');
+  /**
+   * The connection of the organization's calls, read in its transaction. The agents' module provides the key
+   * lookup (it imports this module, so the lookup is resolved at run time rather than injected); an application
+   * without agents uses the platform's key.
+   */
+  async connection(db: Db, orgId: string): Promise<ProviderConnection> {
+    if (this.connections === undefined) {
+      try {
+        this.connections = this.moduleRef.get<ProviderConnections>(PROVIDER_CONNECTIONS, { strict: false });
+      } catch {
+        this.connections = null;
+      }
+    }
+    if (this.connections) return this.connections.connection(db, orgId);
+    const platform = platformConnection(this.config);
+    if (!platform) throw new Error('no embedding provider key: the platform has none (AI_API_KEY)');
+    return platform;
+  }
+
+  /** One unit vector per input, in input order (ingestion calls it between its transactions: the provider may be slow). */
+  async embed(connection: ProviderConnection, inputs: string[]): Promise<number[][]> {
+    const provider = createLlmProvider(connection);
+    const { maxRetries, retryBaseMs, retryMaxMs } = this.config.ai;
     const out: number[][] = [];
     for (let i = 0; i < inputs.length; i += BATCH) {
-      const res = await this.client.embeddings.create({
-        model: this.model, input: inputs.slice(i, i + BATCH), dimensions: this.dimensions, encoding_format: 'float',
-      });
-      const batch = [...res.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
-      for (const v of batch) {
-        if (v.length !== this.dimensions) throw new Error(`the embedding model answered ${v.length} dimensions, ${this.dimensions} were asked for`);
+      const { result } = await withRetries(() => provider.embed({ model: this.model, input: inputs.slice(i, i + BATCH), dimensions: this.dimensions }),
+        { maxRetries, baseMs: retryBaseMs, maxMs: retryMaxMs }, this.sleeper);
+      for (const v of result.vectors) {
+        if (v.length !== this.dimensions) throw new LlmError('provider_error', `the embedding model answered ${v.length} dimensions, ${this.dimensions} were asked for`);
         out.push(normalize(v));
       }
     }

@@ -5,7 +5,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { chunkByTokens } from './chunking.js';
-import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
+import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { knowledgeRepository as repo } from './knowledge.repository.js';
 import { INDEX_VERSION_JOB, KnowledgeService } from './knowledge.service.js';
 
@@ -27,7 +27,7 @@ export class KnowledgeIngestion implements OnModuleInit {
     private readonly jobs: JobRegistry,
     private readonly audit: AuditService,
     private readonly knowledge: KnowledgeService,
-    @Inject(EMBEDDING_PROVIDER) private readonly embeddings: EmbeddingProvider,
+    private readonly embeddings: KnowledgeEmbeddings,
   ) {}
 
   onModuleInit(): void {
@@ -41,7 +41,10 @@ export class KnowledgeIngestion implements OnModuleInit {
     const loaded = await this.privileged.run('knowledge.ingest', async (db) => {
       const doc = await repo.getDocument(db, orgId, documentId);
       const version = doc && (await repo.getVersion(db, orgId, documentId, versionNo));
-      return doc && version ? { doc, version } : undefined;
+      if (!doc || !version) return undefined;
+      // the organization's own provider key, else the platform's (an unopenable key fails the version below)
+      const connection = await this.embeddings.connection(db, orgId).catch((err: Error) => err);
+      return { doc, version, connection };
     });
     if (!loaded) return; // the document was deleted meanwhile
     if (loaded.doc.latestVersion !== versionNo) {
@@ -52,7 +55,8 @@ export class KnowledgeIngestion implements OnModuleInit {
     let vectors: number[][];
     const chunks = chunkByTokens(loaded.version.text, chunkTokens, chunkOverlapTokens);
     try {
-      vectors = await this.embeddings.embed(chunks.map((c) => c.content));
+      if (loaded.connection instanceof Error) throw loaded.connection;
+      vectors = await this.embeddings.embed(loaded.connection, chunks.map((c) => c.content));
     } catch (err) {
       const reason = `embedding failed: ${(err as Error).message}`.slice(0, 1000);
       this.logger.warn(`knowledge document ${documentId} version ${versionNo}: ${reason}`);

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Sleeper } from '../../platform/ai/llm-provider.js';
 import { BillingModule } from '../billing/billing.module.js';
-import { EMBEDDING_PROVIDER, OpenAiEmbeddingProvider } from './embedding-provider.js';
+import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeCollectionsController, KnowledgeDocumentsController } from './knowledge.controller.js';
 import { KnowledgeIngestion } from './knowledge-ingestion.service.js';
 import { KnowledgeService } from './knowledge.service.js';
@@ -11,10 +11,11 @@ import { KnowledgeService } from './knowledge.service.js';
   imports: [BillingModule],
   controllers: [KnowledgeCollectionsController, KnowledgeDocumentsController],
   providers: [
-    { provide: EMBEDDING_PROVIDER, inject: [APP_CONFIG], useFactory: (config: AppConfig) => new OpenAiEmbeddingProvider(config.knowledge) },
+    KnowledgeEmbeddings,
+    Sleeper,
     KnowledgeService,
     KnowledgeIngestion,
   ],
-  exports: [KnowledgeService, EMBEDDING_PROVIDER],
+  exports: [KnowledgeService, KnowledgeEmbeddings],
 })
 export class KnowledgeModule {}

@@ -82,6 +82,47 @@ const FILTERS = `c.org_id = $2::uuid
   AND ($6::timestamptz IS NULL OR c.document_date >= $6::timestamptz)
   AND ($7::timestamptz IS NULL OR c.document_date < $7::timestamptz)`;
 
+/**
+ * hnsw.ef_search: the candidate list of an HNSW scan. 100 gave recall@10 below 0.95 on the benchmark's corpus at
+ * 100,000 chunks with a 10 % filter; see bench/knowledge.bench.ts for the figures at this value.
+ */
+export const HNSW_EF_SEARCH = 200;
+/** Matching chunks the full-text side ranks at most (see search). */
+export const FULL_TEXT_MATCH_CAP = 2000;
+
+/** The vector ranking's select: $1 the query embedding, $9 the model, $10 the limit, filters as FILTERS. */
+function vectorOrderSql(info: StorageInfo, d: number): string {
+  if (info.storage === 'vector') {
+    // the partial HNSW index of this dimension: same expression, same predicate (d is a validated integer)
+    const expr = `(c.embedding::vector(${d}))`;
+    return `SELECT c.id, ${expr} <=> $1::text::vector(${d}) AS distance FROM ai.knowledge_chunks c
+      WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
+      ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`;
+  }
+  return `SELECT c.id, 1 - ai.dot_product(c.embedding, $1::text::real[]) AS distance FROM ai.knowledge_chunks c
+    WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
+    ORDER BY 2, c.id LIMIT $10`;
+}
+
+/**
+ * The vector ranking, with the HNSW settings for this transaction (SET LOCAL through set_config(..., true)). With
+ * pgvector ≥ 0.8 the scan is iterative (relaxed order): filters and the policies are applied during the index
+ * scan, and the scan goes on until it has `limit` rows, so a selective filter still returns k results; the
+ * caller re-sorts by distance (relaxed order may return rows slightly out of order).
+ */
+async function vectorRankingSql(db: Db, info: StorageInfo, d: number, limit: number): Promise<string> {
+  if (info.storage === 'vector') {
+    if (info.iterativeScan) {
+      await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`,
+        String(Math.max(HNSW_EF_SEARCH, limit)));
+    } else {
+      // no iterative scan (pgvector < 0.8): a wider candidate list makes a selective filter less likely to starve it
+      await db.$executeRawUnsafe(`SELECT set_config('hnsw.ef_search', '1000', true)`);
+    }
+  }
+  return vectorOrderSql(info, d);
+}
+
 export const knowledgeRepository = {
   async storageInfo(db: Db): Promise<StorageInfo> {
     const [row] = await db.$queryRaw<{ storage: EmbeddingStorage; version: string | null }[]>`
@@ -233,50 +274,40 @@ export const knowledgeRepository = {
    * Hybrid search over the chunks the caller may read (the policies decide): the vector ranking (cosine; HNSW on
    * pgvector, exact on real[]) and the full-text ranking (ts_rank_cd over the GIN-indexed tsvector), each cut at
    * `candidates`, fused by reciprocal rank (1/(60 + rank)).
+   *
+   * The full-text matches come from ai.knowledge_text_matches (by the GIN index, with the policies' access rule and
+   * the filters; under RLS `tsv @@ query` is no index condition, see its migration), at most FULL_TEXT_MATCH_CAP of
+   * them: a query of common words matches tens of thousands, and ranking them all (reading each tsvector) took
+   * seconds at 100,000 chunks. Beyond the cap the full-text ranking is among the first matches the GIN scan returns,
+   * and the vector ranking carries the fusion. The ids are joined back to the chunks under the policies.
    */
   async search(db: Db, info: StorageInfo, orgId: string, p: SearchParams): Promise<SearchHitDto[]> {
     const d = Math.trunc(p.dimensions);
-    let vectorRanking: string;
-    if (info.storage === 'vector') {
-      // the partial HNSW index of this dimension: same expression, same predicate (d is a validated integer)
-      const expr = `(c.embedding::vector(${d}))`;
-      vectorRanking = `SELECT c.id, ${expr} <=> $1::text::vector(${d}) AS distance FROM ai.knowledge_chunks c
-        WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
-        ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`;
-      if (info.iterativeScan) {
-        // filters (and the policies) applied during the index scan: the scan continues until it has enough rows
-        await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`, String(Math.max(100, p.candidates)));
-      } else {
-        // no iterative scan (pgvector < 0.8): a wider candidate list makes a selective filter less likely to starve it
-        await db.$executeRawUnsafe(`SELECT set_config('hnsw.ef_search', '1000', true)`);
-      }
-    } else {
-      vectorRanking = `SELECT c.id, 1 - ai.dot_product(c.embedding, $1::text::real[]) AS distance FROM ai.knowledge_chunks c
-        WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
-        ORDER BY 2, c.id LIMIT $10`;
-    }
+    const vectorRanking = await vectorRankingSql(db, info, d, p.candidates);
     const rows = await db.$queryRawUnsafe<{
       id: string; document_id: string; title: string; collection_id: string; version_no: number; chunk_no: number; content: string;
       tags: string[]; document_date: Date | null; score: number; similarity: number | null; vector_rank: number | null; text_rank: number | null;
     }[]>(`
       WITH vec AS MATERIALIZED (${vectorRanking}),
       vec_ranked AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM vec),
+      fts_match AS MATERIALIZED (
+        SELECT c.id, c.tsv FROM ai.knowledge_chunks c
+        WHERE c.org_id = $2::uuid AND c.id = ANY (ARRAY(SELECT ai.knowledge_text_matches($8, $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz, $7::timestamptz, ${FULL_TEXT_MATCH_CAP})))),
       fts AS MATERIALIZED (
-        SELECT c.id, ts_rank_cd(c.tsv, websearch_to_tsquery('english', $8)) AS rank FROM ai.knowledge_chunks c
-        WHERE c.tsv @@ websearch_to_tsquery('english', $8) AND ${FILTERS}
-        ORDER BY 2 DESC, c.id LIMIT $10),
+        SELECT m.id, ts_rank_cd(m.tsv, websearch_to_tsquery('english', $8)) AS rank FROM fts_match m
+        ORDER BY 2 DESC, m.id LIMIT $10),
       fts_ranked AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM fts),
       fused AS (
         SELECT coalesce(v.id, f.id) AS id, coalesce(1.0 / (60 + v.r), 0) + coalesce(1.0 / (60 + f.r), 0) AS score,
                v.distance, v.r AS vector_rank, f.r AS text_rank
-        FROM vec_ranked v FULL JOIN fts_ranked f ON f.id = v.id)
+        FROM vec_ranked v FULL JOIN fts_ranked f ON f.id = v.id),
+      top AS MATERIALIZED (SELECT * FROM fused ORDER BY score DESC, id LIMIT $11)
       SELECT c.id, c.document_id, d.title, c.collection_id, c.version_no, c.chunk_no, c.content, c.tags, c.document_date,
-             fused.score::float8 AS score, (1 - fused.distance)::float8 AS similarity, fused.vector_rank::int AS vector_rank, fused.text_rank::int AS text_rank
-      FROM fused
-      JOIN ai.knowledge_chunks c ON c.org_id = $2::uuid AND c.id = fused.id
+             top.score::float8 AS score, (1 - top.distance)::float8 AS similarity, top.vector_rank::int AS vector_rank, top.text_rank::int AS text_rank
+      FROM top
+      JOIN ai.knowledge_chunks c ON c.org_id = $2::uuid AND c.id = top.id
       JOIN ai.knowledge_documents d ON d.org_id = c.org_id AND d.id = c.document_id
-      ORDER BY fused.score DESC, c.id
-      LIMIT $11`,
+      ORDER BY top.score DESC, c.id`,
     literal(p.embedding, info.storage), orgId, p.collectionIds ?? null, p.documentIds ?? null, p.tags?.length ? p.tags : null,
     p.from ?? null, p.to ?? null, p.query, p.model, p.candidates, p.k);
     return rows.map((r) => ({
@@ -286,20 +317,21 @@ export const knowledgeRepository = {
     }));
   },
 
-  /** The vector ranking alone, by index (pgvector) or exact: the benchmark's recall measure. */
+  /**
+   * The vector ranking alone, as search runs it (HNSW with its settings on pgvector) or exact (no index): the
+   * benchmark's recall@10. Filters: $2 organization, $3 collections ($4..$7 unused here).
+   */
   async vectorTopIds(db: Db, info: StorageInfo, orgId: string, embedding: number[], dimensions: number, model: string, k: number, exact: boolean, collectionIds?: string[]): Promise<string[]> {
     const d = Math.trunc(dimensions);
-    const v = literal(embedding, info.storage);
-    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'off', true)`);
-    const dist = info.storage === 'vector' ? `(c.embedding::vector(${d})) <=> $1::text::vector(${d})` : `1 - ai.dot_product(c.embedding, $1::text::real[])`;
-    if (!exact && info.iterativeScan) await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', '100', true)`);
+    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`);
+    const ranking = exact && info.storage === 'vector'
+      ? vectorOrderSql(info, d)
+      : await vectorRankingSql(db, info, d, k);
     const rows = await db.$queryRawUnsafe<{ id: string }[]>(`
-      WITH v AS MATERIALIZED (SELECT c.id, ${dist} AS distance FROM ai.knowledge_chunks c
-        WHERE c.org_id = $2::uuid AND c.embedding_dimensions = ${d} AND c.embedding_model = $3
-          AND ($5::uuid[] IS NULL OR c.collection_id = ANY ($5::uuid[]))
-        ORDER BY ${dist} LIMIT $4)
-      SELECT id::text FROM v ORDER BY distance, id`, v, orgId, model, k, collectionIds ?? null);
-    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'on', true)`);
+      WITH v AS MATERIALIZED (${ranking})
+      SELECT id::text FROM v WHERE $8::text IS NULL ORDER BY distance, id`, // $8: search's full-text query, none here
+    literal(embedding, info.storage), orgId, collectionIds ?? null, null, null, null, null, null, model, k);
+    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'on', true), set_config('enable_bitmapscan', 'on', true)`);
     return rows.map((r) => r.id);
   },
 };

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -7,7 +7,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
-import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './embedding-provider.js';
+import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import { knowledgeRepository as repo, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
 import {
@@ -41,7 +41,7 @@ export class KnowledgeService {
 
   constructor(
     private readonly audit: AuditService,
-    @Inject(EMBEDDING_PROVIDER) private readonly embeddings: EmbeddingProvider,
+    private readonly embeddings: KnowledgeEmbeddings,
   ) {}
 
   // ---------------------------------------------------------------- collections
@@ -209,7 +209,7 @@ export class KnowledgeService {
     const info = await this.storageInfo(tx);
     let embedding: number[];
     try {
-      [embedding] = await this.embeddings.embed([query]);
+      [embedding] = await this.embeddings.embed(await this.embeddings.connection(tx.db, tx.orgId), [query]);
     } catch (err) {
       throw AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
     }

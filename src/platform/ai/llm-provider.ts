@@ -65,6 +65,8 @@ export interface ChatResult {
 export interface EmbeddingRequest {
   model: string;
   input: string[];
+  /** ask for this many dimensions (models that can shorten their embeddings, e.g. text-embedding-3-*) */
+  dimensions?: number;
 }
 
 export interface EmbeddingResult {

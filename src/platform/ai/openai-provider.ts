@@ -107,7 +107,9 @@ export class OpenAiCompatibleProvider implements LlmProvider {
 
   async embed(request: EmbeddingRequest, options: CallOptions = {}): Promise<EmbeddingResult> {
     try {
-      const r = await this.client.embeddings.create({ model: request.model, input: request.input }, { signal: options.signal });
+      const r = await this.client.embeddings.create({
+        model: request.model, input: request.input, encoding_format: 'float', ...(request.dimensions !== undefined ? { dimensions: request.dimensions } : {}),
+      }, { signal: options.signal });
       const usage = r.usage ? { input: r.usage.prompt_tokens, output: 0, cachedInput: 0, cacheWrite: 0 } : null;
       return { vectors: [...r.data].sort((a, b) => a.index - b.index).map((d) => d.embedding as number[]), usage };
     } catch (err) {

@@ -177,13 +177,11 @@ export interface AppConfig {
     /** endpoint URLs must be https (default in production) */
     requireHttps: boolean;
   };
-  /** The knowledge base (issue 17): its embedding provider reads the AI provider's settings (AI_BASE_URL, AI_API_KEY, AI_TIMEOUT_MS). */
+  /**
+   * The knowledge base (issue 17). Its embeddings go through the AI provider (`ai`: AI_BASE_URL, AI_API_KEY or the
+   * organization's own key, AI_TIMEOUT_MS, retries); without a key ingestion fails with the reason.
+   */
   knowledge: {
-    /** OpenAI-compatible API base URL (AI_BASE_URL, default https://api.openai.com/v1) */
-    aiBaseUrl: string;
-    /** AI_API_KEY; without it (and no double) ingestion fails with the reason */
-    aiApiKey?: string;
-    aiTimeoutMs: number;
     /** AI_EMBEDDING_MODEL (default text-embedding-3-small) */
     embeddingModel: string;
     /** AI_EMBEDDING_DIMENSIONS (default 1536); indexed by HNSW for 256, 384, 512, 768, 1024, 1536 */
@@ -359,9 +357,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
   const chunkTokens = int(env, 'KNOWLEDGE_CHUNK_TOKENS', 400, 16, 8000);
   const knowledge: AppConfig['knowledge'] = {
-    aiBaseUrl: url(env, 'AI_BASE_URL', ['http:', 'https:'], 'https://api.openai.com/v1'),
-    aiApiKey: env.AI_API_KEY || undefined,
-    aiTimeoutMs: int(env, 'AI_TIMEOUT_MS', 30_000, 1),
     embeddingModel: str(env, 'AI_EMBEDDING_MODEL', 'text-embedding-3-small'),
     embeddingDimensions: int(env, 'AI_EMBEDDING_DIMENSIONS', 1536, 1, 4096),
     maxUploadBytes: int(env, 'KNOWLEDGE_MAX_UPLOAD_BYTES', 10 * 1024 * 1024, 1),

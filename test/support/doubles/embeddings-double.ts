@@ -34,7 +34,8 @@ export function featureHashEmbedding(text: string, dimensions: number): number[]
   return norm === 0 ? v : v.map((x) => x / norm);
 }
 
-export async function startEmbeddingsDouble(apiKey = 'sk-embeddings-double'): Promise<EmbeddingsDouble> {
+/** `embed`: the double's embedding function (default: feature hashing); the benchmark passes a corpus model of its own. */
+export async function startEmbeddingsDouble(apiKey = 'sk-embeddings-double', embed: (text: string, dimensions: number) => number[] = featureHashEmbedding): Promise<EmbeddingsDouble> {
   const double: Partial<EmbeddingsDouble> & { requests: EmbeddingsDouble['requests'] } = { apiKey, requests: [] };
   const server: Server = createServer((req, res) => {
     let body = '';
@@ -53,7 +54,7 @@ export async function startEmbeddingsDouble(apiKey = 'sk-embeddings-double'): Pr
       double.requests.push({ model: p.model, inputs: inputs.length, dimensions: p.dimensions });
       send(200, {
         object: 'list', model: p.model,
-        data: inputs.map((text, index) => ({ object: 'embedding', index, embedding: featureHashEmbedding(text, dims) })),
+        data: inputs.map((text, index) => ({ object: 'embedding', index, embedding: embed(text, dims) })),
         usage: { prompt_tokens: inputs.reduce((n, t) => n + t.length, 0), total_tokens: inputs.reduce((n, t) => n + t.length, 0) },
       });
     });
