@@ -149,6 +149,11 @@ export interface AppConfig {
     enabled: boolean;
     /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
     anonymousPerMinute: number;
+    /**
+     * per signed-in user (or service) per minute on the routes that run in no organization's transaction
+     * (identities, e-mail change, the notification stream, account deletion, service reports)
+     */
+    principalPerMinute: number;
     /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
     defaultPerMinute: number;
     /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
@@ -463,6 +468,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimits: {
       enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
       anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
+      principalPerMinute: int(env, 'RATE_LIMIT_PRINCIPAL_PER_MINUTE', 600, 1),
       defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
       planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
     },
