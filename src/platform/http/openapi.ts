@@ -115,14 +115,14 @@ const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unrea
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;
 
 const RATE_LIMIT_HEADERS = {
-  'RateLimit-Limit': { description: 'Requests allowed per minute in this bucket (organization, API key, user, or client IP)', schema: { type: 'integer', example: 600 } },
+  'RateLimit-Limit': { description: 'Requests allowed per minute in this bucket (organization, API key, or client IP)', schema: { type: 'integer', example: 600 } },
   'RateLimit-Remaining': { description: 'Requests left in the current window', schema: { type: 'integer', example: 0 } },
   'RateLimit-Reset': { description: 'Seconds until the window resets', schema: { type: 'integer', example: 42 } },
 };
 
 /**
  * Every operation but the health probes is rate-limited (src/platform/http/rate-limit.ts): organization routes per
- * organization or per API key, the other signed-in routes per user (or service), public routes per client IP. Over the limit: 429 `rate_limited` with Retry-After;
+ * organization or per API key, public routes per client IP. Over the limit: 429 `rate_limited` with Retry-After;
  * the RateLimit-* headers come with every limited response, successful or not.
  */
 export function documentRateLimits(document: OpenAPIObject): OpenAPIObject {
@@ -134,7 +134,7 @@ export function documentRateLimits(document: OpenAPIObject): OpenAPIObject {
       if (!operation) continue;
       const own = operation.responses['429'] as ResponseObject | undefined;
       operation.responses['429'] = {
-        description: [own?.description, 'rate_limited: too many requests per minute for the organization, API key, user or client IP; retry after Retry-After seconds'].filter(Boolean).join('; or '),
+        description: [own?.description, 'rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds'].filter(Boolean).join('; or '),
         headers: { ...own?.headers, 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 42 } }, ...RATE_LIMIT_HEADERS },
         content: (own?.content ?? { 'application/json': { schema: errorSchema } }) as never,
       };
