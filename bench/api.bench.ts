@@ -9,13 +9,16 @@
 //   write  PATCH /v1/orgs/:orgId {name: changing} vs  BEGIN; begin_request; SELECT before; UPDATE ... RETURNING;
 //                                                      INSERT the audit row; COMMIT
 //   keyed  GET   /v1/orgs/:orgId with an API key (org:read)  vs  the same read with the user's token (issue 19: ≥ 0.9)
-//   limiter GET  /v1/orgs/:orgId, rate limiter on (Redis when REDIS_URL is set)  vs  a second app process with
-//                RATE_LIMITS_ENABLED=false (issue 19: ≥ 0.95)
+//   limiter GET  /v1/orgs/:orgId, rate limiter on (Redis when REDIS_URL is set)  vs  off, in the same app process:
+//                the limiter is switched between rounds (over IPC), so both run on the same warmed-up process (issue 19: ≥ 0.95)
 //   analytics POST /v1/orgs/:orgId/analytics/events, batches of 100  vs  the same 100 rows per transaction through
 //                raw pg (BEGIN; begin_request; one INSERT of 100 rows; COMMIT), in events/s (issue 19: ≥ 0.5)
 //   observability GET /v1/orgs/:orgId with METRICS_TOKEN set and OTEL_EXPORTER_OTLP_ENDPOINT at a local OTLP sink (a
 //                second app process, bench/api-serve.ts, which starts tracing before it imports the application)  vs
-//                the plain app, back to back (issue 23: >= 0.95)
+//                the plain app, both warmed up alike (issue 23: >= 0.95); the sampler is the documented production default
+//                (parentbased_traceidratio at 0.1) unless BENCH_OTEL_TRACES_SAMPLER / _ARG say otherwise
+// The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3) alternated rounds (A B, B A, A B, ...) of
+// BENCH_SECONDS each and report the median requests/s of each side, the median of the rounds' ratios and every round.
 // The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
 // sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
@@ -40,6 +43,7 @@ import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
+import { RateLimiter } from '../src/platform/http/rate-limit.js';
 
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
@@ -51,6 +55,7 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
+const ROUNDS = num('BENCH_ROUNDS', 3);
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
@@ -233,6 +238,39 @@ async function main() {
       raw.client_cpu_ms_per_op = round((own.user + own.system) / 1000 / Math.max(1, raw.requests), 3); // the pg client's share
       return { route, api, floor: raw, ratio: round(api.requests_per_s / raw.requests_per_s, 3) };
     };
+    /**
+     * A against B in ROUNDS alternated rounds (A B, B A, A B, ...), each side warmed up first: the medians of each
+     * side's requests/s and app CPU per request, the median of the rounds' ratios (A ÷ B), and every round.
+     */
+    type Side = { label: string; run: () => Promise<Figures & { app_cpu_ms_per_request?: number }>; warm: () => Promise<unknown>; before?: () => Promise<void> };
+    const median = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+    const alternate = async (name: string, a: Side, b: Side) => {
+      if (WARMUP > 0) for (const side of [a, b, a, b]) { await side.before?.(); await side.warm(); }
+      const rounds: { a: Figures; b: Figures; ratio: number }[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        const order = r % 2 === 0 ? [a, b] : [b, a];
+        const got = new Map<Side, Figures & { app_cpu_ms_per_request?: number }>();
+        for (const side of order) {
+          await side.before?.();
+          log(`${name}: round ${r + 1}/${ROUNDS}, ${side.label} for ${SECONDS}s`);
+          got.set(side, await side.run());
+        }
+        rounds.push({ a: got.get(a)!, b: got.get(b)!, ratio: round(got.get(a)!.requests_per_s / got.get(b)!.requests_per_s, 3) });
+      }
+      const sideSummary = (k: 'a' | 'b') => ({
+        requests_per_s: round(median(rounds.map((x) => x[k].requests_per_s)), 1),
+        app_cpu_ms_per_request: round(median(rounds.map((x) => (x[k] as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0)), 3),
+        p50_ms: median(rounds.map((x) => x[k].p50_ms)), errors: rounds.reduce((n, x) => n + x[k].errors, 0),
+      });
+      return {
+        [a.label]: sideSummary('a'), [b.label]: sideSummary('b'),
+        ratio: round(median(rounds.map((x) => x.ratio)), 3),
+        // app CPU per request, A ÷ B (> 1: A costs more)
+        cpu_ratio: round(median(rounds.map((x) => ((x.a as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0) / Math.max(0.001, (x.b as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0))), 3),
+        rounds: rounds.map((x) => ({ [a.label]: x.a.requests_per_s, [b.label]: x.b.requests_per_s, ratio: x.ratio })),
+      };
+    };
+
     const read = ROUTES.has('read') ? await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql) : undefined;
     const write = ROUTES.has('write') ? await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql) : undefined;
     // the HTTP stack alone (no token, no database): what the app costs before any tenant work
@@ -244,28 +282,28 @@ async function main() {
     if (ROUTES.has('keyed')) {
       const key = await call('POST', `/v1/orgs/${orgId}/api-keys`, token, { name: 'bench', scopes: ['org:read', 'analytics:write'] });
       const keyReq: CannonRequest = { method: 'GET', path: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${key.secret}` } };
-      if (WARMUP > 0) { await http(base, keyReq, WARMUP); await http(base, readReq, WARMUP); }
-      log(`keyed: API GET /v1/orgs/:orgId with a user token for ${SECONDS}s`);
-      const tokenRead = await httpWithCpu(readReq);
-      log(`keyed: the same with an API key for ${SECONDS}s`);
-      const keyRead = await httpWithCpu(keyReq);
-      keyed = { route: 'GET /v1/orgs/:orgId', token: tokenRead, api_key: keyRead, ratio: round(keyRead.requests_per_s / tokenRead.requests_per_s, 3) };
+      const compared = await alternate('keyed',
+        { label: 'api_key', run: () => httpWithCpu(keyReq), warm: () => http(base, keyReq, WARMUP) },
+        { label: 'token', run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) });
+      keyed = { route: 'GET /v1/orgs/:orgId', rounds_of_seconds: SECONDS, ...compared };
     }
 
     // issue 19: the limiter's cost: the same read on this app (limiter on) and on a second one with it off
     let limiter: unknown;
     if (ROUTES.has('limiter')) {
-      const off = await startChild({ RATE_LIMITS_ENABLED: 'false' });
-      const offBase = `http://127.0.0.1:${off.port}`;
-      if (WARMUP > 0) { await http(base, readReq, WARMUP); await http(offBase, readReq, WARMUP); }
-      log(`limiter: read with the limiter on for ${SECONDS}s`);
-      const on = await httpWithCpu(readReq);
-      log(`limiter: read with the limiter off (second process) for ${SECONDS}s`);
-      measured = off.proc;
-      const offFigures = await httpWithCpu(readReq, offBase);
-      measured = child;
-      off.proc.kill('SIGTERM');
-      limiter = { route: 'GET /v1/orgs/:orgId', store: process.env.REDIS_URL ? 'redis' : 'memory', on, off: offFigures, ratio: round(on.requests_per_s / offFigures.requests_per_s, 3) };
+      // one process, the limiter switched between rounds: both sides run on the same warmed-up app
+      const setLimiter = (on: boolean) => new Promise<void>((resolve) => {
+        const onMessage = (m: { limiter?: boolean }) => {
+          if (m?.limiter === on) { child!.off('message', onMessage); resolve(); }
+        };
+        child!.on('message', onMessage);
+        child!.send({ limiter: on });
+      });
+      const compared = await alternate('limiter',
+        { label: 'on', before: () => setLimiter(true), run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) },
+        { label: 'off', before: () => setLimiter(false), run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) });
+      await setLimiter(true);
+      limiter = { route: 'GET /v1/orgs/:orgId', store: process.env.REDIS_URL ? 'redis' : 'memory', method: 'one process, limiter switched between alternated rounds', rounds_of_seconds: SECONDS, ...compared };
     }
 
     // issue 19: analytics ingestion in events/s, batches of 100, against the same rows inserted through raw pg
@@ -289,7 +327,7 @@ async function main() {
     }
 
     // issue 23: metrics counted (METRICS_TOKEN) and every request traced, its spans exported over OTLP (http/protobuf)
-    // to a local sink that answers 200, on a second app process, against the plain app, back to back
+    // to a local sink that answers 200, on a second app process, against the plain app, in alternated rounds
     let observability: unknown;
     if (ROUTES.has('observability')) {
       let exports = 0;
@@ -304,22 +342,20 @@ async function main() {
       await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
       const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
       const metricsToken = 'bench-only-metrics-token-0123456789abcdef';
-      const on = await startChild({ METRICS_TOKEN: metricsToken, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+      // the production default of README.md (parentbased_traceidratio, 0.1) unless the benchmark is told otherwise
+      const samplerEnv = { OTEL_TRACES_SAMPLER: process.env.BENCH_OTEL_TRACES_SAMPLER ?? 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: process.env.BENCH_OTEL_TRACES_SAMPLER_ARG ?? '0.1' };
+      const on = await startChild({ METRICS_TOKEN: metricsToken, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', ...samplerEnv },
         fileURLToPath(new URL('./api-serve.ts', import.meta.url)));
       const onBase = `http://127.0.0.1:${on.port}`;
-      if (WARMUP > 0) { await http(onBase, readReq, WARMUP); await http(base, readReq, WARMUP); }
-      log(`observability: read with metrics and tracing on (second process) for ${SECONDS}s`);
-      measured = on.proc;
-      const onFigures = await httpWithCpu(readReq, onBase);
+      const compared = await alternate('observability',
+        { label: 'on', before: async () => { measured = on.proc; }, run: () => httpWithCpu(readReq, onBase), warm: () => http(onBase, readReq, WARMUP) },
+        { label: 'off', before: async () => { measured = child!; }, run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) });
       measured = child;
-      log(`observability: read, off, for ${SECONDS}s`);
-      const offFigures = await httpWithCpu(readReq);
       const scraped = await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text());
       const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
       on.proc.kill('SIGTERM');
       observability = {
-        route: 'GET /v1/orgs/:orgId', on: onFigures, off: offFigures, ratio: round(onFigures.requests_per_s / offFigures.requests_per_s, 3),
-        cpu_ratio: round((onFigures.app_cpu_ms_per_request ?? 0) / Math.max(0.001, offFigures.app_cpu_ms_per_request ?? 0), 3),
+        route: 'GET /v1/orgs/:orgId', sampler: `${samplerEnv.OTEL_TRACES_SAMPLER} ${samplerEnv.OTEL_TRACES_SAMPLER_ARG}`, rounds_of_seconds: SECONDS, ...compared,
         metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
       };
     }
@@ -355,7 +391,13 @@ async function serve() {
   const app = await createApp(AppModule.forRoot(config));
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
-  process.on('message', () => {
+  process.on('message', (m: unknown) => {
+    // the limiter phase switches the limiter of this one process between rounds
+    if (m && typeof m === 'object' && 'limiter' in m) {
+      app.get(RateLimiter).enabled = Boolean((m as { limiter: boolean }).limiter);
+      process.send!({ limiter: app.get(RateLimiter).enabled });
+      return;
+    }
     const { user, system } = process.cpuUsage();
     process.send!({ cpuMs: (user + system) / 1000, systemMs: system / 1000 });
   });

@@ -19,6 +19,7 @@ import { recordHttpMetrics } from './platform/observability/http-metrics.js';
 import { startErrorReporting } from './platform/observability/error-reporting.js';
 import { activeTracing, traceIdMixin, traceRequests } from './platform/observability/tracing.js';
 import { DatabaseService } from './platform/database/database.service.js';
+import type { DestinationStream } from 'pino';
 
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -47,15 +48,18 @@ export async function createApp(module: DynamicModule): Promise<NestFastifyAppli
   return bootstrap(app);
 }
 
-/** Everything main.ts and the tests apply to an application, in one place. */
-export async function bootstrap(app: NestFastifyApplication): Promise<NestFastifyApplication> {
+/**
+ * Everything main.ts and the tests apply to an application, in one place. `logDestination`: where the log lines go
+ * instead of stdout (tests that read them).
+ */
+export async function bootstrap(app: NestFastifyApplication, options: { logDestination?: DestinationStream } = {}): Promise<NestFastifyApplication> {
   const fastify = app.getHttpAdapter().getInstance();
   echoRequestId(fastify);
   const config = app.get<AppConfig>(APP_CONFIG);
   // tracing is started (or not) before the application is imported: main.ts, or a test that starts it
   const tracing = activeTracing();
   if (tracing) await traceRequests(fastify, tracing);
-  const logger = createLogger(config, tracing ? traceIdMixin : undefined);
+  const logger = createLogger(config, tracing ? traceIdMixin : undefined, options.logDestination);
   app.useLogger(new PinoNestLogger(logger));
   logRequests(fastify, logger);
   const metrics = app.get(Metrics);

@@ -7,8 +7,8 @@ import { HealthController } from './health/health.controller.js';
 import { OrgPreflightInterceptor, TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
-import { OrgRateLimits, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
-import { APP_GUARD } from '@nestjs/core';
+import { OrgRateLimits, PrincipalRateLimitInterceptor, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { Metrics } from './observability/metrics.js';
 import { ReadinessProbes } from './health/readiness-probes.js';
 import { MetricsController } from './observability/metrics.controller.js';
@@ -23,7 +23,8 @@ export class PlatformModule {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
       providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Metrics, RlsCanary,
-        ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard }],
+        ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard },
+        { provide: APP_INTERCEPTOR, useClass: PrincipalRateLimitInterceptor }],
       exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
     };
   }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
@@ -156,5 +157,63 @@ describe('API keys', () => {
     }
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.audit_logs WHERE after::text LIKE $1', [`%${secretPart}%`]);
     expect(rows[0].n).toBe(0);
+  });
+});
+
+/**
+ * Every line the application logs (at trace level, the most it ever writes) while a key is created, used, refused
+ * and revoked, read from the logger itself: the secret is in none of them, nor in any answer after the creation.
+ */
+describe('API keys: the secret in logs and answers', () => {
+  const lines: string[] = [];
+  let t: TestApp;
+  let owner: TestUser;
+  let orgId: string;
+
+  beforeAll(async () => {
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    t = await createTestApp({ LOG_LEVEL: 'trace' }, { logDestination: destination });
+    owner = await registerUser(t, 'keylogs');
+    orgId = await createOrg(t, owner, 'Logged');
+    await onEnterprisePlan(t, orgId);
+  });
+  afterAll(() => t.close());
+
+  /** Resolves once the request log line of the answer with this request id is written (after the answer is sent). */
+  const logged = async (requestId: string) => {
+    for (let i = 0; i < 1000 && !lines.some((l) => l.includes(`"reqId":"${requestId}"`)); i++) await new Promise((r) => setImmediate(r));
+    expect(lines.some((l) => l.includes(`"reqId":"${requestId}"`))).toBe(true);
+  };
+
+  it('never writes the secret to a log line, and never answers with it after creation', async () => {
+    const created = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'logged', scopes: ['ledger:read'] }).expect(201);
+    const { id, secret } = created.body as { id: string; secret: string };
+    const secretPart = secret.split('_').pop()!;
+    const bearer = { Authorization: `Bearer ${secret}` };
+    const answers = [
+      await t.http.get(ledgerUrl(orgId, 'accounts')).set(bearer).expect(200),
+      // refused for a scope, for a route closed to keys, with a secret one character off, and after revocation
+      await t.http.post(ledgerUrl(orgId, 'accounts')).set(bearer).send({ code: '1117', name: 'x', type: 'asset' }).expect(403),
+      await t.http.get('/v1/auth/identities').set(bearer).expect(403),
+      await t.http.get(ledgerUrl(orgId, 'accounts')).set({ Authorization: `Bearer ${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}` }).expect(401),
+      await t.http.get(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).expect(200),
+      await t.http.get(`/v1/orgs/${orgId}/audit-logs`).set(owner.auth).expect(200),
+      await t.http.post(`/v1/orgs/${orgId}/api-keys/${id}/revoke`).set(owner.auth).expect(200),
+      await t.http.get(ledgerUrl(orgId, 'accounts')).set(bearer).expect(401),
+    ];
+    for (const res of answers) {
+      expect(JSON.stringify(res.body)).not.toContain(secretPart);
+      expect(JSON.stringify(res.headers)).not.toContain(secretPart);
+    }
+    await logged(answers[answers.length - 1].headers['x-request-id']);
+    // the capture saw the whole session: a line per request, the key's id where the application names it
+    for (const res of [created, ...answers]) expect(lines.some((l) => l.includes(`"reqId":"${res.headers['x-request-id']}"`))).toBe(true);
+    expect(lines.length).toBeGreaterThan(answers.length);
+    expect(lines.filter((l) => l.includes(secretPart) || l.includes(secret))).toEqual([]);
   });
 });

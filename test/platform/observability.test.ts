@@ -6,6 +6,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
 import { testKeys } from '../integrations/keys.js';
@@ -95,8 +96,10 @@ describe('observability', () => {
     expect(delta('omnizen_http_errors_total{status="404",code="organization.not_found"}')).toBe(1);
     // the histogram counted the same requests, labelled by route template (no raw ids in any label)
     expect(delta('omnizen_http_request_duration_seconds_count{route="/v1/orgs/:orgId/ledger/journal-entries",method="POST"}')).toBe(3);
-    expect(after).not.toContain(orgId);
-    expect(after).not.toContain(otherOrg);
+    // no organization id on the HTTP series (the AI and usage gauges label a bounded number of organizations)
+    const httpSeries = after.split('\n').filter((l) => l.startsWith('omnizen_http_')).join('\n');
+    expect(httpSeries).not.toContain(orgId);
+    expect(httpSeries).not.toContain(otherOrg);
     // the pool and the outbox are read at scrape time
     expect(samples(after).has('omnizen_db_pool_connections{state="in_use"}')).toBe(true);
     expect(samples(after).has('omnizen_outbox_depth')).toBe(true);
@@ -149,11 +152,13 @@ describe('observability', () => {
 });
 
 describe('observability: webhook delivery outcomes', () => {
+  const HUNG_RECEIVER_TIMEOUT_MS = 300;
   let t: TestApp;
   const receivers: WebhookReceiverDouble[] = [];
   beforeAll(async () => {
-    // in-process jobs (no Bull): draining the outbox runs the fan-out
-    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: '2000', REDIS_URL: '' });
+    // in-process jobs (no Bull): draining the outbox runs the fan-out. The hung receiver is given up on after
+    // WEBHOOKS_TIMEOUT_MS: short here (the receivers on 127.0.0.1 that do answer take a few ms), 15 s in production
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: String(HUNG_RECEIVER_TIMEOUT_MS), REDIS_URL: '' });
   });
   afterAll(async () => {
     for (const r of receivers) await r.close();
@@ -185,7 +190,7 @@ describe('observability: webhook delivery outcomes', () => {
       { succeeded: true, status_code: 204, error: null },
       { succeeded: false, status_code: 410, error: null },
       { succeeded: false, status_code: 500, error: null },
-      { succeeded: false, status_code: null, error: 'timed out after 2000 ms' },
+      { succeeded: false, status_code: null, error: `timed out after ${HUNG_RECEIVER_TIMEOUT_MS} ms` },
     ]);
     for (const r of receivers) expect(r.received).toHaveLength(1);
     expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
@@ -230,5 +235,59 @@ describe('observability: readiness reports Stripe and the LLM provider when conf
     expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
     // one attempt, no retry
     expect(stripe.requests).toHaveLength(2);
+  });
+});
+
+describe('observability: AI usage, budget refusals, active users and feature usage', () => {
+  let t: TestApp;
+  let llm: OpenAiDouble;
+  beforeAll(async () => {
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-metrics-0000', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    await t.close();
+    await llm.close();
+  });
+
+  it('counts an agent run\'s tokens and cost by organization, agent and model, a budget refusal, and the roll-up\'s usage gauges', async () => {
+    const org = await orgWithRoles(t, 'Usage Ltd');
+    const owner = org.users.owner;
+    await onPlan(t, org.orgId, 'professional');
+    const agent = (await t.http.post(`/v1/orgs/${org.orgId}/agents`).set(owner.auth)
+      .send({ name: 'Counter', type: 'assistant', modelId: 'gpt-4o', maxOutputTokens: 100, maxSteps: 1 }).expect(201)).body;
+    llm.answerWith(() => ({ kind: 'text', content: 'counted', usage: { prompt: 120, completion: 30, cached: 20 } }));
+    const scrape = async () => samples((await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text);
+    const before = await scrape();
+    const delta = (after: Map<string, number>, series: string) => (after.get(series) ?? 0) - (before.get(series) ?? 0);
+
+    const run = (await t.http.post(`/v1/orgs/${org.orgId}/agents/${agent.id}/runs`).set(owner.auth).send({ messages: [{ role: 'user', content: 'go' }] }).expect(200)).body;
+    expect(run).toMatchObject({ status: 'succeeded', usage: { inputTokens: 100, cachedInputTokens: 20, outputTokens: 30 } });
+    // a budget smaller than a call's worst case: the next run is refused before any provider call
+    await t.http.post(`/v1/orgs/${org.orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '0.0001' }).expect(201);
+    const calls = llm.requests.length;
+    await t.http.post(`/v1/orgs/${org.orgId}/agents/${agent.id}/runs`).set(owner.auth).send({ messages: [{ role: 'user', content: 'go' }] }).expect(402);
+    expect(llm.requests).toHaveLength(calls);
+
+    // usage events of three people today (one twice) and of a feature; then the roll-up the job runs every 10 minutes
+    const events = [{ name: 'report.exported', userId: 'person-1' }, { name: 'report.exported', userId: 'person-2' }, { name: 'report.exported', userId: 'person-1' }, { name: 'invoice.viewed', userId: 'person-3' }];
+    expect((await t.http.post(`/v1/orgs/${org.orgId}/analytics/events`).set(owner.auth).send({ events }).expect(200)).body).toEqual({ accepted: 4, rejected: [] });
+    await t.app.get(AnalyticsMaintenanceJob).rollUp();
+    const { rows: [people] } = await t.db.admin.query(
+      `SELECT count(DISTINCT user_id)::int AS n FROM core.analytics_events WHERE org_id = $1 AND occurred_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`, [org.orgId]);
+
+    const after = await scrape();
+    const labels = `org="${org.orgId}",agent="${agent.id}",model="gpt-4o"`;
+    expect(['input', 'cached_input', 'output'].map((type) => [type, delta(after, `omnizen_ai_tokens_total{${labels},type="${type}"}`)]))
+      .toEqual([['input', 100], ['cached_input', 20], ['output', 30]]);
+    expect(delta(after, `omnizen_ai_cost_usd_total{${labels}}`)).toBeCloseTo(Number(run.cost), 10);
+    expect(Number(run.cost)).toBeGreaterThan(0);
+    expect(delta(after, 'omnizen_ai_budget_refusals_total')).toBe(1);
+    // person-1..3, plus whoever else acted in the organization today (the server's own events): counted from the events
+    expect(people.n).toBeGreaterThanOrEqual(3);
+    expect(after.get(`omnizen_active_users{org="${org.orgId}",window="day"}`)).toBe(people.n);
+    expect(after.get(`omnizen_active_users{org="${org.orgId}",window="month"}`)).toBe(people.n);
+    expect(after.get('omnizen_feature_usage{plan="professional",feature="report.exported"}')).toBe(3);
+    expect(after.get('omnizen_feature_usage{plan="professional",feature="invoice.viewed"}')).toBe(1);
   });
 });

@@ -26,7 +26,8 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(activeTracing()).toBeNull();
     // off unless the endpoint is set: nothing starts
     expect(await startTracing({})).toBeNull();
-    await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'omnizen-test' });
+    // every trace recorded here (the default samples a tenth of them)
+    await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'omnizen-test', OTEL_TRACES_SAMPLER: 'always_on' });
     t = await createTestApp();
   });
   afterAll(async () => {
@@ -37,7 +38,12 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
 
   it('validates its configuration: an http(s) endpoint, http/protobuf or http/json', () => {
     expect(tracingConfig({})).toBeUndefined();
-    expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({ endpoint: 'http://collector:4318', protocol: 'http/protobuf', serviceName: 'omnizen-api' });
+    expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({
+      endpoint: 'http://collector:4318', protocol: 'http/protobuf', serviceName: 'omnizen-api', sampler: { name: 'parentbased_traceidratio', ratio: 0.1 } });
+    expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'parentbased_always_on' })?.sampler).toEqual({ name: 'parentbased_always_on', ratio: 0.1 });
+    expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER_ARG: '0.25' })?.sampler).toEqual({ name: 'parentbased_traceidratio', ratio: 0.25 });
+    expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toThrow(/OTEL_TRACES_SAMPLER must be one of/);
+    expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER_ARG: '1.5' })).toThrow(/from 0 to 1/);
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318 ' })).toThrow(ConfigError);
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/http\/protobuf or http\/json/);
   });

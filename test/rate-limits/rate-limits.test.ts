@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { createOrg, onEnterprisePlan, onPlan, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
 import { OrgRateLimits, RateLimiter } from '../../src/platform/http/rate-limit.js';
 
 /** Requests per minute: per organization (plan or override), per API key, per client IP on public routes; health exempt. */
 // the full 1,000-request race against Redis (shared by every instance); a shorter one in memory
 describe.each([
-  ['Redis', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3' } as Record<string, string | undefined>, 1000],
-  ['in-memory (no REDIS_URL)', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', REDIS_URL: undefined }, 200],
+  ['Redis', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3' } as Record<string, string | undefined>, 1000],
+  ['in-memory (no REDIS_URL)', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3', REDIS_URL: undefined }, 200],
 ])('rate limits (%s)', (_, env, concurrent) => {
   let t: TestApp;
   let owner: TestUser;
@@ -82,6 +82,43 @@ describe.each([
     expect(third.body.error.message).toContain('this API key');
     // the people of the organization still have their own budget
     expect((await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth)).status).toBe(200);
+  });
+
+  it('limits signed-in routes outside any organization\'s transaction per user, without counting tenant routes twice', async () => {
+    // each signs up from an address of its own (X-Forwarded-For from a loopback proxy is trusted): 127.0.0.1's
+    // budget on the public routes (3 a minute here) is the next test's
+    const signUp = async (prefix: string, ip: string) => {
+      const credentials = { email: uniqueEmail(prefix), password: 'correct horse battery' };
+      await t.http.post('/v1/auth/register').set('X-Forwarded-For', ip).send({ ...credentials, name: prefix }).expect(202);
+      const res = await t.http.post('/v1/auth/login').set('X-Forwarded-For', ip).send(credentials).expect(200);
+      return { id: res.body.user.id as string, email: credentials.email, auth: { Authorization: `Bearer ${res.body.accessToken}` } };
+    };
+    const user = await signUp('principal', '198.51.100.7');
+    const other = await signUp('neighbour', '198.51.100.8');
+    const identities = () => t.http.get('/v1/auth/identities').set(user.auth);
+    for (let remaining = 2; remaining >= 0; remaining--) {
+      const ok = await identities().expect(200);
+      expect(ok.body).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'password' })]));
+      expect([ok.headers['ratelimit-limit'], ok.headers['ratelimit-remaining']]).toEqual(['3', String(remaining)]);
+    }
+    const refused = await identities().expect(429);
+    expect(refused.body).toMatchObject({ error: { code: 'rate_limited', details: { limit: 3, windowSeconds: 60 } } });
+    expect(refused.body.error.message).toContain('this user');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    // the same bucket for every route of the kind: DELETE /v1/me is refused before it deletes anything
+    const deletion = await t.http.delete('/v1/me').set(user.auth).send({ password: 'correct horse battery' }).expect(429);
+    expect(deletion.body.error.code).toBe('rate_limited');
+    const { rows } = await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [user.id]);
+    expect(rows).toEqual([{ email: user.email }]);
+    // another user has a bucket of their own
+    expect((await t.http.get('/v1/auth/identities').set(other.auth).expect(200)).headers['ratelimit-remaining']).toBe('2');
+    // the user's routes in their personal organization's transaction (logout, /v1/me/notifications) count against
+    // that organization's plan limit, once: not against the per-user bucket, which is spent
+    const notices = await t.http.get('/v1/me/notifications').set(user.auth).expect(200);
+    expect(notices.headers['ratelimit-limit']).toBe('600');
+    const logout = await t.http.post('/v1/auth/logout').set(user.auth).expect(204);
+    expect(logout.headers['ratelimit-limit']).toBe('600');
+    expect(Number(logout.headers['ratelimit-remaining'])).toBe(Number(notices.headers['ratelimit-remaining']) - 1);
   });
 
   it('limits public routes per client IP and leaves the health probes alone', async () => {

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
+import type { DestinationStream } from 'pino';
 import { AppModule } from '../../src/app.module.js';
 import { bootstrap, httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
@@ -27,11 +28,12 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
  * A real application over this test file's own database, driven through real HTTP (supertest).
  * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
  * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
- * `databaseServer`: a fault test's own PostgreSQL instead of the shared one.
+ * `databaseServer`: a fault test's own PostgreSQL instead of the shared one; `logDestination`: the application's log
+ * lines (JSON, one per write) go there instead of stdout.
  */
 export async function createTestApp(
   env: Record<string, string | undefined> = {},
-  options: { clock?: Clock; databaseServer?: string } = {},
+  options: { clock?: Clock; databaseServer?: string; logDestination?: DestinationStream } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase({ server: options.databaseServer });
   const config = loadConfig({
@@ -45,7 +47,7 @@ export async function createTestApp(
     MIGRATE_ON_START: 'false',
     ...env,
   });
-  const { app, http, contract } = await startApp(config, options.clock);
+  const { app, http, contract } = await startApp(config, options.clock, options.logDestination);
   return {
     app,
     http,
@@ -66,12 +68,12 @@ export async function createTestApp(
  * The real application over `config`'s databases, driven through real HTTP (supertest), every response checked
  * against the OpenAPI document (`contract.violations`); `clock` replaces its time. Close it with app.close().
  */
-export async function startApp(config: AppConfig, clock?: Clock): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
+export async function startApp(config: AppConfig, clock?: Clock, logDestination?: DestinationStream): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
   const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
   if (clock) builder.overrideProvider(Clock).useValue(clock);
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
-  await bootstrap(app);
+  await bootstrap(app, { logDestination });
   const contract = new ResponseContract(createOpenApiDocument(app));
   contract.attach(app.getHttpAdapter().getInstance());
   await app.init();

@@ -21,6 +21,7 @@ import { agentsRepository as repo, type Prices, type RunFinish } from './agents.
 import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
+import { Metrics } from '../../platform/observability/metrics.js';
 
 /**
  * Who may start or cancel a run: every member, a viewer too. Issue 16 says both "members run them; viewers read
@@ -109,6 +110,7 @@ export class RunsService implements OnModuleInit {
     private readonly entitlements: EntitlementsService,
     private readonly jobs: JobRegistry,
     private readonly keys: ProviderKeysService,
+    private readonly metrics: Metrics,
   ) {}
 
   onModuleInit(): void {
@@ -221,6 +223,7 @@ export class RunsService implements OnModuleInit {
         });
       } catch (err) {
         if (!(err instanceof BudgetRefusal)) throw err;
+        this.metrics.aiBudgetRefusals.inc();
         const step = {
           stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: 'budget_exceeded', errorMessage: err.message,
           startedAt, endedAt: this.now(), attempts: 0, detail: { refused: err.error.details ?? null },
@@ -274,6 +277,7 @@ export class RunsService implements OnModuleInit {
         output: countTextTokens(result.content ?? '') + result.toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0),
       };
       const cost = costOf(usage, prices);
+      this.metrics.countLlmCall(s.orgId, agent.id, agent.modelId, usage, cost.toNumber());
       const llmStep = {
         stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'succeeded' as const, startedAt, endedAt, streamed: !!sink, attempts,
         timeToFirstTokenMs: result.timeToFirstTokenMs, usage, tokensCounted: !result.usage, cost, prices: pricesJson(prices),

@@ -3,6 +3,7 @@ import { Cron, CronExpression } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { Metrics } from '../../platform/observability/metrics.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
 
 const DAY_MS = 86_400_000;
@@ -28,6 +29,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly privileged: PrivilegedDatabase,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -56,10 +58,20 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     });
   }
 
-  /** Recomputes the daily roll-ups of the UTC days [from, to) (default: yesterday and today). Returns rows written. */
+  /**
+   * Recomputes the daily roll-ups of the UTC days [from, to) (default: yesterday and today), then the usage gauges of
+   * /metrics (active users per organization, today's feature usage by plan tier). Returns rows written.
+   */
   async rollUp(from?: Date, to?: Date): Promise<number> {
     const now = this.clock.now();
     const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
-    return this.privileged.run('analytics.maintenance', (db) => repo.rollUp(db, from ?? new Date(today - DAY_MS), to ?? new Date(today + DAY_MS)));
+    return this.privileged.run('analytics.maintenance', async (db) => {
+      const written = await repo.rollUp(db, from ?? new Date(today - DAY_MS), to ?? new Date(today + DAY_MS));
+      const day = new Date(today).toISOString().slice(0, 10);
+      const users = await repo.activeUsersByOrg(db, new Date(today));
+      const features = await repo.featureUsageByPlan(db, day, day);
+      this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event, events: f.events })));
+      return written;
+    });
   }
 }

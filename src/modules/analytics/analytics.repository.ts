@@ -78,6 +78,19 @@ export const analyticsRepository = {
       ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
   },
 
+  /**
+   * Distinct users per organization on the UTC day `day` and over the 30 days ending with it (privileged: service_role),
+   * read by the roll-up job for the omnizen_active_users gauge.
+   */
+  async activeUsersByOrg(db: Db, day: Date): Promise<{ orgId: string; day: number; month: number }[]> {
+    const rows = await db.$queryRaw<{ org_id: string; day: bigint; month: bigint }[]>`
+      SELECT org_id, count(DISTINCT user_id) FILTER (WHERE occurred_at >= ${day}) AS day, count(DISTINCT user_id) AS month
+      FROM core.analytics_events
+      WHERE user_id IS NOT NULL AND occurred_at >= ${day}::timestamptz - interval '29 days' AND occurred_at < ${day}::timestamptz + interval '1 day'
+      GROUP BY org_id`;
+    return rows.map((r) => ({ orgId: r.org_id, day: num(r.day), month: num(r.month) }));
+  },
+
   async createPartitions(db: Db, from: Date, monthsAhead: number): Promise<string[]> {
     const rows = await db.$queryRaw<{ name: string }[]>`SELECT core.analytics_create_partitions(${from.toISOString().slice(0, 10)}::date, ${monthsAhead}::int) AS name`;
     return rows.map((r) => r.name);

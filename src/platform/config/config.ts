@@ -151,6 +151,11 @@ export interface AppConfig {
     enabled: boolean;
     /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
     anonymousPerMinute: number;
+    /**
+     * per signed-in user (or service) per minute on the routes that run in no organization's transaction
+     * (identities, e-mail change, the notification stream, account deletion, service reports)
+     */
+    principalPerMinute: number;
     /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
     defaultPerMinute: number;
     /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
@@ -461,6 +466,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimits: {
       enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
       anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
+      principalPerMinute: int(env, 'RATE_LIMIT_PRINCIPAL_PER_MINUTE', 600, 1),
       defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
       planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
     },
@@ -487,7 +493,16 @@ export interface TracingConfig {
   protocol: 'http/protobuf' | 'http/json';
   /** OTEL_SERVICE_NAME (default omnizen-api) */
   serviceName: string;
+  /**
+   * OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the OpenTelemetry specification names them. Our default differs
+   * from the specification's (parentbased_always_on): parentbased_traceidratio at 0.1, a tenth of the traces that
+   * start here (a caller's sampled trace is always continued), because recording every request's spans costs
+   * more than the request itself on the read route (bench/README.md).
+   */
+  sampler: { name: (typeof TRACE_SAMPLERS)[number]; ratio: number };
 }
+
+export const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 
 /** The tracing settings, validated; undefined when OTEL_EXPORTER_OTLP_ENDPOINT is not set. main.ts reads them before the application loads. */
 export function tracingConfig(env: Env): TracingConfig | undefined {
@@ -506,7 +521,13 @@ export function tracingConfig(env: Env): TracingConfig | undefined {
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
     throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json (gRPC is not supported), got "${protocol}"`);
   }
-  return { endpoint: endpoint.replace(/\/+$/, ''), protocol, serviceName: env.OTEL_SERVICE_NAME || 'omnizen-api' };
+  const sampler = env.OTEL_TRACES_SAMPLER || 'parentbased_traceidratio';
+  if (!(TRACE_SAMPLERS as readonly string[]).includes(sampler)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER must be one of ${TRACE_SAMPLERS.join(', ')}, got "${sampler}"`);
+  }
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG ? Number(env.OTEL_TRACES_SAMPLER_ARG) : 0.1;
+  if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got "${env.OTEL_TRACES_SAMPLER_ARG}"`);
+  return { endpoint: endpoint.replace(/\/+$/, ''), protocol, serviceName: env.OTEL_SERVICE_NAME || 'omnizen-api', sampler: { name: sampler as TracingConfig['sampler']['name'], ratio } };
 }
 
 /** SENTRY_DSN: a Sentry DSN (https://<public key>@<host>/<project id>) when set. */

@@ -1,4 +1,4 @@
-import { type CanActivate, type ExecutionContext, HttpStatus, Inject, Injectable, Logger, SetMetadata } from '@nestjs/common';
+import { type CallHandler, type CanActivate, type ExecutionContext, HttpStatus, Inject, Injectable, Logger, type NestInterceptor, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { IS_PUBLIC } from '../auth/public.decorator.js';
 import type { FastifyReply } from 'fastify';
@@ -9,6 +9,8 @@ import { AppError } from '../errors/app-error.js';
 import { Clock } from '../clock/clock.js';
 import type { Db } from '../database/database.service.js';
 import { rateLimitRepository } from './rate-limit.repository.js';
+import type { Principal } from '../auth/principal.js';
+import type { Observable } from 'rxjs';
 
 const WINDOW_SECONDS = 60;
 
@@ -24,6 +26,14 @@ export const NOT_RATE_LIMITED = 'omnizen:not-rate-limited';
 /** The route is never counted (health probes). */
 export const NotRateLimited = () => SetMetadata(NOT_RATE_LIMITED, true);
 
+export const LIMITED_PER_ORGANIZATION = 'omnizen:limited-per-organization';
+/**
+ * The route runs an organization's tenant transaction (or its preflight), which counts the request against the
+ * organization's or the API key's limit (TenantTransactionInterceptor.prepare): set by @OrgRoute, @UserRoute and
+ * @OrgPreflightRoute, so PrincipalRateLimitInterceptor does not count it a second time.
+ */
+export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION, true);
+
 /**
  * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<address>`), with a per-bucket limit. With REDIS_URL
  * the counters live in Redis, shared by every API instance, and each check is one atomic increment-and-read (a Lua
@@ -35,14 +45,14 @@ export const NotRateLimited = () => SetMetadata(NOT_RATE_LIMITED, true);
 export class RateLimiter {
   private readonly logger = new Logger(RateLimiter.name);
   private readonly byLimit = new Map<number, RateLimiterAbstract>();
+  /** RATE_LIMITS_ENABLED; switched at run time only by the benchmark (on vs off in one process: bench/api.bench.ts) */
+  enabled: boolean;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisService,
-  ) {}
-
-  get enabled(): boolean {
-    return this.config.rateLimits.enabled;
+  ) {
+    this.enabled = config.rateLimits.enabled;
   }
 
   /** One limiter per distinct limit (a handful: the plans' limits and the overrides). */
@@ -129,7 +139,8 @@ export class OrgRateLimits {
 /**
  * Global guard: anonymous and auth routes (every @Public() one: login, register, refresh, token exchange, public
  * provider pages) are limited per client IP, RATE_LIMIT_ANONYMOUS_PER_MINUTE. Health probes are exempt
- * (@NotRateLimited). Signed-in routes are limited per organization or API key in the tenant transaction.
+ * (@NotRateLimited). Signed-in routes are limited per organization or API key in the tenant transaction, the others
+ * per user or service (PrincipalRateLimitInterceptor).
  */
 @Injectable()
 export class PublicRouteRateLimitGuard implements CanActivate {
@@ -148,5 +159,47 @@ export class PublicRouteRateLimitGuard implements CanActivate {
     const ip: string = http.getRequest().ip ?? 'unknown';
     await this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address');
     return true;
+  }
+}
+
+/**
+ * Global interceptor (after the authentication guard, so the principal is known): a signed-in route that runs in no
+ * organization's transaction (identities, e-mail change, the notification stream, DELETE /v1/me, service reports) is
+ * limited per principal, RATE_LIMIT_PRINCIPAL_PER_MINUTE: `user:<id>`, `service:<name>`. Public routes are limited
+ * per IP by PublicRouteRateLimitGuard, tenant routes per organization or key in their transaction, health is exempt.
+ * The decision per handler is taken once (metadata does not change at run time).
+ */
+@Injectable()
+export class PrincipalRateLimitInterceptor implements NestInterceptor {
+  private readonly limitedHere = new WeakMap<object, boolean>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly limiter: RateLimiter,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  private isLimitedHere(context: ExecutionContext): boolean {
+    const handler = context.getHandler();
+    let here = this.limitedHere.get(handler);
+    if (here === undefined) {
+      const targets = [handler, context.getClass()];
+      here = ![IS_PUBLIC, NOT_RATE_LIMITED, LIMITED_PER_ORGANIZATION].some((key) => this.reflector.getAllAndOverride<boolean>(key, targets));
+      this.limitedHere.set(handler, here);
+    }
+    return here;
+  }
+
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    if (this.limiter.enabled && context.getType() === 'http' && this.isLimitedHere(context)) {
+      const http = context.switchToHttp();
+      const req = http.getRequest();
+      const principal = req.user as Principal | undefined;
+      const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
+        : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
+          : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
+      await this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what);
+    }
+    return next.handle();
   }
 }

@@ -11,7 +11,7 @@ import type { Principal, RequestRole } from '../auth/principal.js';
 import { ApiErrors } from './openapi.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
 import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
-import { NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
+import { LimitedPerOrganization, NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
@@ -159,6 +159,7 @@ export class OrgPreflightInterceptor implements NestInterceptor {
 /** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
 export function OrgPreflightRoute(): ClassDecorator {
   return applyDecorators(
+    LimitedPerOrganization(),
     UseInterceptors(OrgPreflightInterceptor),
     ApiBearerAuth(),
     ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
@@ -171,6 +172,7 @@ export function OrgPreflightRoute(): ClassDecorator {
 export function OrgRoute(): ClassDecorator {
   return applyDecorators(
     SetMetadata(SCOPE, 'org'),
+    LimitedPerOrganization(),
     UseInterceptors(TenantTransactionInterceptor),
     ApiBearerAuth(),
     ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
@@ -181,7 +183,7 @@ export function OrgRoute(): ClassDecorator {
 
 /** A controller acting for the signed-in user (their own sessions, integrations, provider profile). */
 export function UserRoute(): ClassDecorator {
-  return applyDecorators(SetMetadata(SCOPE, 'user'), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(400, 401, 403));
+  return applyDecorators(SetMetadata(SCOPE, 'user'), LimitedPerOrganization(), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(400, 401, 403));
 }
 
 export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);

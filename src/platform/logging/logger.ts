@@ -1,10 +1,14 @@
 import type { LoggerService } from '@nestjs/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import type { AppConfig } from '../config/config.js';
 
-/** The process's one pino logger: JSON lines on stdout, pretty in a development terminal. */
-export function createLogger(config: Pick<AppConfig, 'logLevel' | 'nodeEnv'>, mixin?: () => object): Logger {
+/**
+ * The process's one pino logger: JSON lines on stdout, pretty in a development terminal; `destination` instead of
+ * stdout when given (a test that reads every line the application writes).
+ */
+export function createLogger(config: Pick<AppConfig, 'logLevel' | 'nodeEnv'>, mixin?: () => object, destination?: DestinationStream): Logger {
+  if (destination) return pino({ level: config.logLevel, ...(mixin ? { mixin } : {}) }, destination);
   return pino({
     level: config.logLevel,
     // while tracing: the active span's trace id on every line (observability/tracing.ts); no mixin otherwise

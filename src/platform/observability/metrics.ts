@@ -9,6 +9,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * organizations are bounded by METRICS_ORG_LABEL_LIMIT (the rest are counted as "other"). The table of metrics
  * and labels is in docs/observability.md; deploy/prometheus/alerts.yml and deploy/grafana/omnizen.json use them.
  */
+/** Features (event names, which apps choose) labelled per plan tier; the less used ones are summed as "other". */
+const FEATURE_LABEL_LIMIT = 50;
+
 @Injectable()
 export class Metrics {
   readonly registry = new Registry();
@@ -76,11 +79,11 @@ export class Metrics {
     name: 'omnizen_ai_budget_refusals_total', help: 'LLM calls refused because a budget could not reserve them', registers: [this.registry],
   });
   readonly activeUsers = new Gauge({
-    name: 'omnizen_active_users', help: 'Active users per day and month over all organizations (from the analytics roll-ups)',
-    labelNames: ['window'] as const, registers: [this.registry],
+    name: 'omnizen_active_users', help: 'Distinct users with a usage event today (window day) and in the last 30 days (window month), per organization (computed with the analytics roll-ups)',
+    labelNames: ['org', 'window'] as const, registers: [this.registry],
   });
   readonly featureUsage = new Gauge({
-    name: 'omnizen_feature_usage', help: 'Feature usage events of the last day, by plan tier and feature (from the analytics roll-ups)',
+    name: 'omnizen_feature_usage', help: 'Usage events of today (UTC) by plan tier and feature, from the analytics roll-ups (the most used features per plan; the rest as "other")',
     labelNames: ['plan', 'feature'] as const, registers: [this.registry],
   });
   readonly rlsCanary = new Gauge({
@@ -129,6 +132,41 @@ export class Metrics {
   /** The error codes that mean "the ledger rejected a posting" (the ledger module declares them). */
   countAsRejectedPostings(codes: readonly string[]): void {
     for (const code of codes) this.postingRejections.add(code);
+  }
+
+  /**
+   * One LLM call's usage, counted once the provider answered (the tokens are spent whether or not the settling
+   * transaction commits). The agent is labelled only for an organization that has its own label.
+   */
+  countLlmCall(orgId: string, agentId: string, model: string, usage: { input: number; output: number; cachedInput: number; cacheWrite: number }, costUsd: number): void {
+    const org = this.orgLabel(orgId);
+    const agent = org === 'other' ? 'other' : agentId;
+    const tokens = { input: usage.input, output: usage.output, cached_input: usage.cachedInput, cache_write: usage.cacheWrite };
+    for (const [type, n] of Object.entries(tokens)) if (n > 0) this.aiTokens.inc({ org, agent, model, type }, n);
+    this.aiCost.inc({ org, agent, model }, costUsd);
+  }
+
+  /** The analytics roll-up's figures: active users per organization (bounded labels) and today's feature usage by plan. */
+  setUsage(activeUsers: { orgId: string; day: number; month: number }[], featureUsage: { plan: string; feature: string; events: number }[]): void {
+    const users = new Map<string, { day: number; month: number }>();
+    for (const r of activeUsers) {
+      const org = this.orgLabel(r.orgId);
+      const sum = users.get(org) ?? { day: 0, month: 0 };
+      users.set(org, { day: sum.day + r.day, month: sum.month + r.month });
+    }
+    this.activeUsers.reset();
+    for (const [org, { day, month }] of users) {
+      this.activeUsers.set({ org, window: 'day' }, day);
+      this.activeUsers.set({ org, window: 'month' }, month);
+    }
+    this.featureUsage.reset();
+    const shown = new Map<string, number>();
+    for (const r of featureUsage) {
+      const n = shown.get(r.plan) ?? 0;
+      shown.set(r.plan, n + 1);
+      const feature = n < FEATURE_LABEL_LIMIT ? r.feature : 'other';
+      this.featureUsage.inc({ plan: r.plan, feature }, r.events);
+    }
   }
 
   /** What an error answer says about the system: its code, a refused authentication, an RLS denial, a rejected posting. */

@@ -3,7 +3,10 @@ import { trace } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { FastifyOtelInstrumentation } from '@fastify/otel';
-import { tracingConfig } from '../config/config.js';
+import { tracingConfig, type TracingConfig } from '../config/config.js';
+import type { tracing as sdkTracing } from '@opentelemetry/sdk-node';
+
+type Sampler = sdkTracing.Sampler;
 
 /**
  * Traces with OpenTelemetry, exported over OTLP, only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Off, nothing of
@@ -60,6 +63,7 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const sdk = new NodeSDK({
     serviceName: config.serviceName,
     traceExporter,
+    sampler: await samplerOf(config.sampler),
     // metrics are Prometheus' (/metrics), logs are pino's: only traces go over OTLP
     metricReaders: [],
     instrumentations: [new HttpInstrumentation(), new PgInstrumentation(), fastify],
@@ -67,6 +71,13 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   sdk.start();
   active = { sdk, fastify, endpoint: config.endpoint };
   return active;
+}
+
+/** The sampler OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG name (tracingConfig validated them; our default: parentbased_traceidratio 0.1). */
+async function samplerOf({ name, ratio }: TracingConfig['sampler']): Promise<Sampler> {
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = (await import('@opentelemetry/sdk-node')).tracing;
+  const root = name.endsWith('always_on') ? new AlwaysOnSampler() : name.endsWith('always_off') ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio);
+  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
 
 /** Flushes the spans not yet exported and stops the SDK (at shutdown). */
