@@ -43,9 +43,9 @@ describe('agents', () => {
     expect(model.body.error.code).toBe('ai.unknown_model');
     const embedding = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), modelId: 'text-embedding-3-small' }).expect(422);
     expect(embedding.body.error.code).toBe('ai.unknown_model');
-    // the knowledge base's tool is a reserved slot until that module registers it
-    const tool = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), tools: ['list_open_invoices', 'post_payment'] }).expect(422);
-    expect(tool.body.error).toMatchObject({ code: 'ai.unknown_tool', details: { tools: ['list_open_invoices', 'post_payment'] } });
+    // only registered tools (no module registers one that posts or pays)
+    const tool = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send({ ...body('X'), tools: ['list_open_invoices', 'post_payment', 'delete_invoice'] }).expect(422);
+    expect(tool.body.error).toMatchObject({ code: 'ai.unknown_tool', details: { tools: ['post_payment', 'delete_invoice'] } });
     await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send(body('Twin')).expect(201);
     const twin = await t.http.post(agentsUrl(org.orgId)).set(org.users.owner.auth).send(body('Twin')).expect(409);
     expect(twin.body.error.code).toBe('ai.agent_name_taken');
@@ -60,7 +60,7 @@ describe('agents', () => {
     const mini = models.body.find((m: any) => m.id === 'gpt-4o-mini');
     expect(mini.prices[0]).toMatchObject({ input: '0.150000', output: '0.600000', cachedInput: '0.075000', effectiveFrom: '2024-07-18T00:00:00.000Z' });
     const tools = await t.http.get(`/v1/orgs/${org.orgId}/ai/tools`).set(org.users.viewer.auth).expect(200);
-    expect(tools.body.map((x: any) => x.name)).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'query_semantic', 'search_knowledge']);
+    expect(tools.body.map((x: any) => x.name)).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'list_open_bills', 'list_open_invoices', 'query_semantic', 'search_knowledge']);
   });
 
   it('a new price takes effect from its date without changing what past steps cost', async () => {

@@ -1,6 +1,5 @@
 import { KnowledgeModule } from '../knowledge/knowledge.module.js';
 import { Module, OnModuleInit } from '@nestjs/common';
-import { Sleeper } from '../../platform/ai/llm-provider.js';
 import { PROVIDER_CONNECTIONS } from '../../platform/ai/provider-connections.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { UsageCounters } from '../billing/usage-counters.js';
@@ -18,7 +17,7 @@ import { ToolRegistry } from './tool-registry.js';
 @Module({
   imports: [BillingModule, LedgerModule, SemanticModule, KnowledgeModule],
   controllers: [AiCatalogController, AgentsController, AgentRunsController],
-  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, Sleeper, AutomationService,
+  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, AutomationService,
     // the knowledge base's embeddings use the runs' provider keys (see KnowledgeEmbeddings.connection)
     { provide: PROVIDER_CONNECTIONS, useExisting: ProviderKeysService }],
   exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService, PROVIDER_CONNECTIONS],

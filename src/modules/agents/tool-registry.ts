@@ -28,12 +28,6 @@ export interface AgentTool extends ToolDefinition {
 /** A tool's arguments were wrong: the model is told (as the tool's result) and may try again. */
 export class ToolArgumentError extends Error {}
 
-/**
- * Tools whose modules do not provide them yet: the name is reserved and an agent cannot be given it until a module
- * registers it with `registry.register(...)` (list_open_invoices / list_open_bills: receivables, payables).
- */
-export const PLANNED_TOOLS = ['list_open_invoices', 'list_open_bills'] as const;
-
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const date = (v: unknown, name: string, optional = false): string | undefined => {
   if ((v === undefined || v === null) && optional) return undefined;

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { Sleeper } from '../../platform/ai/llm-provider.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeCollectionsController, KnowledgeDocumentsController } from './knowledge.controller.js';
@@ -12,7 +11,6 @@ import { KnowledgeService } from './knowledge.service.js';
   controllers: [KnowledgeCollectionsController, KnowledgeDocumentsController],
   providers: [
     KnowledgeEmbeddings,
-    Sleeper,
     KnowledgeService,
     KnowledgeIngestion,
   ],
