@@ -70,6 +70,8 @@ export interface AppConfig {
     claimTimeoutMs: number;
     /** longest wait for Redis to accept a job before the relay records the attempt as failed (ms) */
     enqueueTimeoutMs: number;
+    /** outbox rows one relay round claims (and hands to Bull with one addBulk) */
+    relayBatchSize: number;
   };
   /** how long each class of data is kept before the retention job purges it (docs/privacy.md) */
   retention: {
@@ -417,6 +419,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
       claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
+      relayBatchSize: int(env, 'JOBS_RELAY_BATCH_SIZE', 200, 1, 5_000),
     },
     retention: {
       cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),
