@@ -160,19 +160,29 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     }
   }
 
-  /** Claims and sends batches until none is due. */
+  /**
+   * Claims and sends batches until none is due. A batch's attempts are recorded while the next batch is claimed and
+   * sent (recordings run one after the other, at most one waiting): the worker is not idle while the database writes.
+   */
   private async pass(): Promise<number> {
     const { concurrency, timeoutMs } = this.config.webhooks;
     let total = 0;
-    while (!this.shutdown.signal.aborted) {
-      const now = new Date(this.clock.now());
-      const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
-      const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
-      if (claimed.length === 0) break;
-      const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
-      // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
-      if (attempts.length) await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
-      total += claimed.length;
+    let recording: Promise<void> = Promise.resolve();
+    try {
+      while (!this.shutdown.signal.aborted) {
+        const now = new Date(this.clock.now());
+        const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
+        const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
+        if (claimed.length === 0) break;
+        const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
+        const previous = recording;
+        // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
+        recording = previous.then(() => (attempts.length ? this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts)) : undefined));
+        await previous;
+        total += claimed.length;
+      }
+    } finally {
+      await recording;
     }
     return total;
   }
