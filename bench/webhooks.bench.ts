@@ -40,7 +40,7 @@ import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const RELAY_INTERVAL_MS = process.env.BENCH_RELAY_INTERVAL_MS ?? '1000';
+const RELAY_INTERVAL_MS = process.env.BENCH_RELAY_INTERVAL_MS ?? '250';
 const POLL_INTERVAL_MS = process.env.BENCH_POLL_INTERVAL_MS ?? '500';
 const DEADLINE_MS = 120_000;
 const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;

@@ -415,7 +415,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
-      relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
+      relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 250, 0),
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
       claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
@@ -478,7 +478,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
-      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 20, 1, 500),
+      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
     },
