@@ -27,6 +27,7 @@ import 'reflect-metadata';
 import autocannon from 'autocannon';
 import { execSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -270,7 +271,9 @@ async function main() {
       };
     };
 
-    const results: Record<string, any> = {};
+    // the machine's load (1, 5, 15 minutes) when the measured part starts and ends: absolute figures depend on it
+    const loadAverage = () => loadavg().map((l) => round(l, 2));
+    const results: Record<string, any> = { load_average_start: loadAverage() };
     const batchOnly = process.env.BENCH_ONLY === 'batch';
     const only = batchOnly ? BATCH_SIZES.flatMap((n) => [`api_batch_${n}`, `sql_batch_${n}`]) : process.env.BENCH_ONLY?.split(',');
     const wanted = (name: string) => !only || only.includes(name);
@@ -327,7 +330,8 @@ async function main() {
     await runtime.end();
     await startApp();
     if (only && !only.includes('trial_balance')) {
-      console.log(JSON.stringify({ ...results, ratios: batchRatios }, null, 2));
+      const spreadRatio = { api_vs_sql_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_spread_2?.entries_per_s) };
+      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), ratios: { ...spreadRatio, ...batchRatios } }, null, 2));
       return;
     }
 
@@ -439,6 +443,7 @@ async function main() {
         ...batchRatios,
       },
       trial_balance_1m: trial,
+      load_average_end: loadAverage(),
     };
     console.log(JSON.stringify(report, null, 2));
   } finally {

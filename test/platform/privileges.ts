@@ -99,7 +99,6 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.accounts': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.currencies': { authenticated: 'SELECT', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.fiscal_periods': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
-  'column finance.fiscal_periods(status)': { finance_posting: 'UPDATE' },
   'table finance.fiscal_years': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.fx_rates': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -165,6 +164,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function public.auth_role()': HELPER_CALLERS,
   'function public.auth_user_id()': HELPER_CALLERS,
   'function public.auth_workspace_id()': HELPER_CALLERS,
+  // the full checks behind auth_org_id() and auth_role(), and whether begin_request's verification still holds
+  'function public.auth_org_id_checked()': HELPER_CALLERS,
+  'function public.auth_role_checked()': HELPER_CALLERS,
+  'function public.auth_claims_verified()': HELPER_CALLERS,
   'function core.request_claims()': HELPER_CALLERS,
   'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
   'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },
