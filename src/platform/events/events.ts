@@ -83,16 +83,25 @@ export class DomainEvents implements OnModuleInit {
     this.subscribers.set(name, subscriber);
   }
 
-  /** Runs every subscriber, all at once; if any fails the job fails and is retried (all subscribers run again: they are idempotent). */
+  /**
+   * Runs every subscriber, one after the other (at once they would take three of the privileged pool's connections
+   * per event: many events routed together then wait past the connect timeout); if any fails the job fails and is
+   * retried (all subscribers run again: they are idempotent).
+   */
   async dispatch(job: Job): Promise<void> {
     const p = job.payload as { type: string; version?: number; occurredAt?: string; payload?: Record<string, unknown> };
     const event: DomainEvent = {
       id: job.id, orgId: job.orgId, type: p.type, version: p.version ?? 1,
       occurredAt: p.occurredAt ?? new Date().toISOString(), payload: p.payload ?? {},
     };
-    const outcomes = await Promise.allSettled([...this.subscribers.values()].map(async (subscriber) => subscriber(event)));
-    const names = [...this.subscribers.keys()];
-    const failures = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${names[i]}: ${(o.reason as Error).message}`] : []));
+    const failures: string[] = [];
+    for (const [name, subscriber] of this.subscribers) {
+      try {
+        await subscriber(event);
+      } catch (err) {
+        failures.push(`${name}: ${(err as Error).message}`);
+      }
+    }
     if (failures.length) {
       this.logger.warn(`domain event ${event.type} ${event.id}: ${failures.length} subscriber(s) failed (${failures.join('; ')})`);
       throw new Error(`domain event ${event.id}: ${failures.join('; ')}`);
