@@ -6,13 +6,21 @@
 // It creates its own database (omnizen_bench_webhooks_<pid>) on DATABASE_URL's server, migrates it, starts the app
 // in a child process with the relay and the delivery worker running by themselves (JOBS_RELAY_INTERVAL_MS,
 // WEBHOOKS_POLL_INTERVAL_MS: production defaults unless BENCH_RELAY_INTERVAL_MS / BENCH_POLL_INTERVAL_MS say
-// otherwise), and drops the database at the end. Per scenario (endpoints = 1, 10):
-//   events_per_s       entries posted / seconds from the first post to the last delivery
-//   deliveries_per_s   deliveries (events × endpoints) / the same seconds
-//   latency p50/p99    receiver arrival − the event's timestamp (taken in the posting transaction, just before
-//                      its commit; same machine clock), per delivery
-// BENCH_EVENTS (default 300) entries per scenario, posted by BENCH_CONCURRENCY (default 8) clients at once; then
-// a latency scenario below saturation: BENCH_PACED_EVENTS (50) entries, one every BENCH_PACE_MS (200) ms, 1 endpoint.
+// otherwise), and drops the database at the end. Two kinds of scenario, each with 1 and with 10 endpoints:
+//   flat_out   BENCH_EVENTS (default 300) entries posted by BENCH_CONCURRENCY (default 8) clients, each posting
+//              again as soon as its previous post is answered (closed loop): the offered rate is whatever the
+//              system takes, so the delivered rate is the SATURATION POINT, and the latency is mostly queueing.
+//   offered    entries posted on a fixed schedule (open loop) at BENCH_RATE events/s (default: BENCH_RATE_SHARE,
+//              0.6, of that endpoint count's saturation point measured just before) for BENCH_RATE_SECONDS (20 s):
+//              the latency a customer sees at a rate the system sustains. `sustained` says whether it kept up
+//              (every delivery arrived within 3 s of the last post, and the posts kept to their schedule).
+// Per scenario:
+//   events_per_s        entries posted / seconds from the first post to the last delivery
+//   fanned_out_per_s    events fanned out (their messages written) / seconds from the first post to the last fan-out
+//   deliveries_per_s    deliveries (events × endpoints) / seconds from the first post to the last delivery
+//   latency p50/p99     receiver arrival − the event's timestamp (taken in the posting transaction, just before
+//                       its commit; same machine clock), per delivery
+// BENCH_ONLY=flat_out|offered runs one kind (offered then needs BENCH_RATE); BENCH_ENDPOINTS=1 or 10 one count.
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -32,12 +40,14 @@ import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const RELAY_INTERVAL_MS = process.env.BENCH_RELAY_INTERVAL_MS ?? '1000';
+const RELAY_INTERVAL_MS = process.env.BENCH_RELAY_INTERVAL_MS ?? '250';
 const POLL_INTERVAL_MS = process.env.BENCH_POLL_INTERVAL_MS ?? '500';
 const DEADLINE_MS = 120_000;
-// the latency scenario: one entry every PACE_MS, PACED_EVENTS of them, 1 endpoint
-const PACE_MS = Number(process.env.BENCH_PACE_MS ?? 200);
-const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 50);
+const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
+const RATE_SHARE = Number(process.env.BENCH_RATE_SHARE ?? 0.6);
+const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 20);
+const ONLY = process.env.BENCH_ONLY;
+const ENDPOINT_COUNTS = process.env.BENCH_ENDPOINTS ? [Number(process.env.BENCH_ENDPOINTS)] : [1, 10];
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_webhooks_${process.pid}`;
@@ -51,6 +61,7 @@ const log = (msg: string) => process.stderr.write(`[bench:webhooks] ${msg}\n`);
 interface Arrival { endpoint: string; type: string; latencyMs: number; at: number; verified: boolean }
 
 async function main() {
+  const loadBefore = (await import('node:os')).loadavg().map((l) => round(l, 2));
   const root = new pg.Client({ connectionString: server });
   await root.connect();
   await dropDatabasesOfEndedRuns(root, ['omnizen_bench_webhooks_']);
@@ -117,9 +128,10 @@ async function main() {
     };
 
     const admin = new pg.Pool({ connectionString: ownerUrl, max: 2 });
-    /** `paceMs`: one entry every paceMs by one client (latency when the pipeline is not saturated), instead of CONCURRENCY clients flat out. */
-    const scenario = async (endpoints: number, events = EVENTS, paceMs = 0) => {
-      const name = `bench${endpoints}${paceMs ? 'paced' : ''}`;
+    /** `rate`: entries posted on a schedule at `rate` per second (open loop); without, CONCURRENCY clients flat out (closed loop). */
+    const scenario = async (endpoints: number, events: number, rate?: number) => {
+      const kind = rate ? 'offered' : 'flat_out';
+      const name = `bench${endpoints}${kind.replace('_', '')}`;
       const credentials = { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery' };
       await http('POST', '/v1/auth/register', undefined, { ...credentials, name });
       const token: string = (await http('POST', '/v1/auth/login', undefined, credentials)).accessToken;
@@ -138,40 +150,74 @@ async function main() {
       arrivals = [];
       expected = events * endpoints;
       const done = new Promise<void>((resolve) => (allArrived = resolve));
-      log(`${endpoints} endpoint(s): posting ${events} entries, ${paceMs ? `one every ${paceMs} ms` : `${CONCURRENCY} at a time`}`);
+      log(`${endpoints} endpoint(s), ${kind}: posting ${events} entries, ${rate ? `${rate} per second on a schedule` : `${CONCURRENCY} clients flat out`}`);
+      const post = (n: number) => http('POST', `/v1/orgs/${org.id}/ledger/journal-entries`, token, {
+        date: '2026-01-15', memo: `bench ${n}`, lines: [{ accountId: id('5200'), debit: '10.00' }, { accountId: id('1100'), credit: '10.00' }],
+      });
       const started = Date.now();
-      let next = 0;
-      await Promise.all(Array.from({ length: paceMs ? 1 : CONCURRENCY }, async () => {
-        while (next < events) {
-          const n = next++;
-          if (paceMs) await new Promise((r) => setTimeout(r, paceMs));
-          await http('POST', `/v1/orgs/${org.id}/ledger/journal-entries`, token, {
-            date: '2026-01-15', memo: `bench ${n}`, lines: [{ accountId: id('5200'), debit: '10.00' }, { accountId: id('1100'), credit: '10.00' }],
-          });
-        }
-      }));
+      const postLate: number[] = [];
+      if (rate) {
+        // open loop: post n starts at started + n / rate, whatever the answers before it
+        await Promise.all(Array.from({ length: events }, async (_, n) => {
+          const due = started + (n * 1000) / rate;
+          await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+          postLate.push(Date.now() - due);
+          await post(n);
+        }));
+      } else {
+        let next = 0;
+        await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (next < events) await post(next++);
+        }));
+      }
       const posted = Date.now();
       await Promise.race([done, new Promise((r) => setTimeout(r, DEADLINE_MS))]);
       const last = arrivals.length ? Math.max(...arrivals.map((a) => a.at)) : Date.now();
       const seconds = (last - started) / 1000;
       const latencies = arrivals.map((a) => a.latencyMs).sort((a, b) => a - b);
+      const [fan] = (await admin.query(`SELECT count(DISTINCT event_id)::int AS events, extract(epoch FROM max(created_at))::float8 * 1000 AS last
+        FROM core.webhook_messages WHERE org_id = $1`, [org.id])).rows;
+      const lateSorted = postLate.sort((a, b) => a - b);
       const result = {
-        endpoints, events, paced_ms: paceMs || null, deliveries_expected: expected, deliveries: arrivals.length,
+        kind, endpoints, events, offered_events_per_s: rate ?? null, deliveries_expected: expected, deliveries: arrivals.length,
         signatures_failed: arrivals.filter((a) => !a.verified).length,
         post_seconds: round((posted - started) / 1000, 2), total_seconds: round(seconds, 2),
-        events_per_s: round(events / seconds), deliveries_per_s: round(arrivals.length / seconds),
+        events_per_s: round(events / seconds), fanned_out_per_s: round(fan.events / ((fan.last - started) / 1000)), deliveries_per_s: round(arrivals.length / seconds),
         latency_ms: { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), max: latencies.at(-1) ?? null },
+        ...(rate ? {
+          post_start_late_ms: { p50: pct(lateSorted, 50), p99: pct(lateSorted, 99) },
+          // the backlog did not grow: every delivery arrived within 3 s of the last post, and the posts kept to their schedule
+          drain_seconds: round((last - posted) / 1000, 2),
+          sustained: arrivals.length === expected && last - posted <= 3000 && (pct(lateSorted, 99) ?? 0) < 1000,
+        } : {}),
       };
       log(JSON.stringify(result));
       return result;
     };
 
-    const scenarios = [await scenario(1), await scenario(10), await scenario(1, PACED_EVENTS, PACE_MS)];
+    const scenarios: Awaited<ReturnType<typeof scenario>>[] = [];
+    const saturation: Record<string, number | null> = {};
+    for (const endpoints of ENDPOINT_COUNTS) {
+      let rate = RATE;
+      if (ONLY !== 'offered') {
+        const flat = await scenario(endpoints, EVENTS);
+        scenarios.push(flat);
+        saturation[`endpoints_${endpoints}`] = flat.events_per_s;
+        rate ??= Math.max(1, Math.round((flat.events_per_s ?? 1) * RATE_SHARE * 10) / 10);
+      }
+      if (ONLY !== 'flat_out') {
+        if (!rate) throw new Error('BENCH_ONLY=offered needs BENCH_RATE (events per second)');
+        scenarios.push(await scenario(endpoints, Math.max(1, Math.round(rate * RATE_SECONDS)), rate));
+      }
+    }
     await admin.end();
     const loadavg = (await import('node:os')).loadavg().map((l) => round(l, 2));
     console.log(JSON.stringify({
       benchmark: 'webhooks', redis: Boolean(process.env.REDIS_URL), relay_interval_ms: Number(RELAY_INTERVAL_MS), poll_interval_ms: Number(POLL_INTERVAL_MS),
-      concurrency: CONCURRENCY, load_average: loadavg, scenarios,
+      concurrency: CONCURRENCY, bench_rate: RATE ?? null, rate_share: RATE_SHARE, load_average_before: loadBefore, load_average: loadavg,
+      saturation_events_per_s: saturation,
+      aim: 'p99 commit→receiver ≤ 2000 ms with Redis at an offered rate the system sustains',
+      scenarios,
     }, null, 2));
   } finally {
     await stopApp?.();

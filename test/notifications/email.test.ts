@@ -5,6 +5,14 @@ import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double
 import { EmailDeliveryService, EMAIL_JOB, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
 
+const METRICS_TOKEN = 'test-metrics-token-mail-0123456789abcdef0123';
+
+/** One series of a Prometheus text scrape (`name{labels}` as printed), 0 when absent. */
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 describe('notifications: e-mail over SMTP', () => {
   let t: TestApp;
   let smtp: SmtpDouble;
@@ -14,7 +22,7 @@ describe('notifications: e-mail over SMTP', () => {
   beforeAll(async () => {
     smtp = await startSmtpDouble();
     // jobs run in-process (settle): the Bull path is the outbox's own tests' subject
-    t = await createTestApp({ ...smtp.env, REDIS_URL: undefined, APP_URL: 'https://app.omnizen.test' });
+    t = await createTestApp({ ...smtp.env, REDIS_URL: undefined, APP_URL: 'https://app.omnizen.test', METRICS_TOKEN });
     owner = await registerUser(t, 'owner');
     orgId = await createOrg(t, owner, 'Mailing Co');
     await onEnterprisePlan(t, orgId);
@@ -108,5 +116,30 @@ describe('notifications: e-mail over SMTP', () => {
     await t.app.get(EmailDeliveryService).send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } });
     const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
     expect(row).toEqual({ status: 'failed', attempts: 1, smtp_response: expect.stringContaining('No such mailbox') });
+  });
+
+  it('counts every message the sender hands to SMTP in omnizen_emails_total: one sent, one failed (a scrape shows both moved)', async () => {
+    const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200)).text;
+    const cy = await registerUser(t, 'cy');
+    await settle(t);
+    const before = await scrape();
+    const ids: string[] = [];
+    for (const subject of ['counted ok', 'counted refused']) {
+      const { rows } = await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
+        VALUES ($1, $2, $3, 'notice', 'organization', $4, 'queued') RETURNING id`, [orgId, cy.id, cy.email, JSON.stringify({ title: subject, body: 'x' })]);
+      ids.push(rows[0].id);
+    }
+    const sender = t.app.get(EmailDeliveryService);
+    const received = smtp.messages.length;
+    await sender.send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: ids[0] } });
+    smtp.refuseNext(550, 'No such mailbox');
+    await sender.send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: ids[1] } });
+    const after = await scrape();
+    const delta = (outcome: string) => sample(after, `omnizen_emails_total{outcome="${outcome}"}`) - sample(before, `omnizen_emails_total{outcome="${outcome}"}`);
+    expect({ sent: delta('sent'), failed: delta('failed'), not_sent: delta('not_sent') }).toEqual({ sent: 1, failed: 1, not_sent: 0 });
+    // the counters agree with the delivery records and with what the server received
+    const rows = (await t.db.admin.query('SELECT status FROM core.email_deliveries WHERE id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], id)', [ids])).rows;
+    expect(rows).toEqual([{ status: 'sent' }, { status: 'failed' }]);
+    expect(smtp.messages.slice(received).map((m) => m.to)).toEqual([[cy.email]]);
   });
 });

@@ -93,6 +93,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table hub.plan_features': { authenticated: 'SELECT', service_role: RW },
   'table hub.plans': { authenticated: 'SELECT', service_role: RW },
   'table hub.subscription_billing': { authenticated: 'SELECT', service_role: RW },
+  'table hub.trial_notices': { service_role: 'DELETE,INSERT,SELECT' },
 
   'table finance.account_balances': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT,UPDATE', service_role: 'SELECT' },
   'table finance.accounts': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },

@@ -12150,7 +12150,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of subscription.trial_ending (version 1): The trial ends within three days (Stripe's customer.subscription.trial_will_end).
+         * @description Webhook body of subscription.trial_ending (version 1): The trial ends within three days: Stripe's customer.subscription.trial_will_end, or the billing job's check for trials without Stripe (once per trial; subscriptionId is null for the default trial of an organization without a subscription).
          * @example {
          *       "id": "evt_4711",
          *       "type": "subscription.trial_ending",
@@ -12212,10 +12212,10 @@ export interface components {
                  */
                 status: string | null;
                 /**
-                 * @description the Hub subscription id
+                 * @description the Hub subscription id; null for a default trial (no subscription)
                  * @example b0d6a9c4-1f3e-4d2a-9c8b-7a6f5e4d3c2b
                  */
-                subscriptionId: string;
+                subscriptionId: string | null;
                 /**
                  * Format: date-time
                  * @example 2026-12-05T00:00:00.000Z

@@ -1,13 +1,22 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
+import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
-import { billingRepository as repo } from './billing.repository.js';
+import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
+
+const DAY_MS = 86_400_000;
+/** How long before a trial's end its `subscription.trial_ending` goes out (as Stripe's trial_will_end: three days). */
+export const TRIAL_ENDING_NOTICE_MS = 3 * DAY_MS;
+/** Apps whose default trial (no subscription row) is announced: this API's own app. */
+const DEFAULT_TRIAL_APPS = ['omnizen'];
 
 /**
- * Ends what is over: trials whose end has passed, and subscriptions canceled at period end whose
+ * Announces trials that end soon when Stripe will not: `subscription.trial_ending` for local trials (see
+ * billingRepository.endingTrials), once per organization, app and trial end (hub.trial_notices). And
+ * ends what is over: trials whose end has passed, and subscriptions canceled at period end whose
  * period has ended, become 'canceled' (read-only, docs/plans.md). Stripe normally says so too
  * (customer.subscription.deleted); this job makes the Hub right even when that event is late or
  * the subscription was provisioned without Stripe.
@@ -19,11 +28,36 @@ export class BillingExpiryJob {
   constructor(
     private readonly privileged: PrivilegedDatabase,
     private readonly audit: AuditService,
+    private readonly clock: Clock,
   ) {}
 
   @Cron(CronExpression.EVERY_10_MINUTES, { name: 'billing-expiry' })
   async onSchedule(): Promise<void> {
+    await this.noticeEndingTrials().catch((err) => this.logger.error(`trial-ending notices failed: ${(err as Error).message}`));
     await this.expire().catch((err) => this.logger.error(`billing expiry failed: ${(err as Error).message}`));
+  }
+
+  /**
+   * Emits `subscription.trial_ending` for every local trial ending within TRIAL_ENDING_NOTICE_MS of `now` (the
+   * injected clock's) that has had none: at most once per trial, however many instances run the check.
+   * Returns the trials it announced.
+   */
+  async noticeEndingTrials(now = new Date(this.clock.now())): Promise<EndingTrial[]> {
+    return this.privileged.run('billing.expiry', async (db) => {
+      const announced: EndingTrial[] = [];
+      for (const trial of await repo.endingTrials(db, now, new Date(now.getTime() + TRIAL_ENDING_NOTICE_MS), DEFAULT_TRIAL_APPS)) {
+        if (!(await repo.recordTrialNotice(db, trial, now))) continue;
+        const subscription = trial.subscriptionId ? await repo.lockSubscription(db, trial.subscriptionId) : undefined;
+        const payload = subscription ? subscriptionPayload(subscription, 'trialing') : {
+          subscriptionId: null, app: trial.appId, plan: trial.plan, status: 'trialing', previousStatus: 'trialing',
+          trialEndsAt: trial.trialEndsAt.toISOString(), currentPeriodEnd: null, cancelAtPeriodEnd: false,
+        };
+        await emitEvent({ db, orgId: trial.orgId }, 'subscription.trial_ending', payload, 1, now);
+        announced.push(trial);
+      }
+      if (announced.length) this.logger.log(`announced ${announced.length} ending trial(s)`);
+      return announced;
+    });
   }
 
   /** Returns the ids of the subscriptions it ended. */

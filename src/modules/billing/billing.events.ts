@@ -27,8 +27,14 @@ export const BILLING_EVENT_TYPES: DomainEventType[] = [
     payloadSchema: SUBSCRIPTION, example: { ...EXAMPLE, status: 'canceled', previousStatus: 'active' },
   },
   {
-    type: 'subscription.trial_ending', version: 1, category: 'billing', description: "The trial ends within three days (Stripe's customer.subscription.trial_will_end).",
-    payloadSchema: SUBSCRIPTION, example: { ...EXAMPLE, status: 'trialing', previousStatus: 'trialing', trialEndsAt: '2026-12-05T00:00:00.000Z' },
+    type: 'subscription.trial_ending', version: 1, category: 'billing',
+    description: "The trial ends within three days: Stripe's customer.subscription.trial_will_end, or the billing job's check for trials without Stripe "
+      + '(once per trial; subscriptionId is null for the default trial of an organization without a subscription).',
+    payloadSchema: {
+      ...SUBSCRIPTION,
+      properties: { ...SUBSCRIPTION.properties, subscriptionId: { type: ['string', 'null'], description: 'the Hub subscription id; null for a default trial (no subscription)' } },
+    },
+    example: { ...EXAMPLE, status: 'trialing', previousStatus: 'trialing', trialEndsAt: '2026-12-05T00:00:00.000Z' },
   },
   {
     type: 'payment.failed', version: 1, category: 'billing', description: "A subscription's invoice payment failed; the subscription is past due.",

@@ -111,6 +111,16 @@ export interface DueSubscription {
   reason: 'trial_ended' | 'canceled_at_period_end';
 }
 
+/** A trial without Stripe that ends soon and has had no `subscription.trial_ending` yet. */
+export interface EndingTrial {
+  orgId: string;
+  appId: string;
+  trialEndsAt: Date;
+  /** the local subscription; null for an organization's default trial (no subscription row) */
+  subscriptionId: string | null;
+  plan: string;
+}
+
 /**
  * The billing tables (catalog, subscriptions and their Stripe bookkeeping, Stripe events, limit locks).
  * Every call reads the tables (no cache: provisioning SQL shows at once).
@@ -319,5 +329,42 @@ export const billingRepository = {
 
   async cancel(db: Db, id: string): Promise<void> {
     await db.run(qb.updateTable('hub.Subscription').set({ status: 'canceled', updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', id));
+  },
+
+  /**
+   * Trials without Stripe ending in (now, until] that have had no notice yet: local subscriptions 'trialing' with a
+   * trial end and no Stripe subscription (Stripe announces its own), and the default trials ("trialDays" from the
+   * creation) of business organizations without a subscription of `defaultTrialApps`.
+   */
+  async endingTrials(db: Db, now: Date, until: Date, defaultTrialApps: string[]): Promise<EndingTrial[]> {
+    const rows = await db.$queryRaw<EndingTrial[]>`
+      WITH ending AS (
+        SELECT coalesce(o.id, core.personal_org_id(s."userId")) AS "orgId", s."appId", b.trial_ends_at AS "trialEndsAt", s.id AS "subscriptionId", s.plan
+        FROM hub."Subscription" s
+        JOIN hub.subscription_billing b ON b.subscription_id = s.id
+        LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+        WHERE s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL
+          AND b.trial_ends_at > ${now}::timestamptz AND b.trial_ends_at <= ${until}::timestamptz
+        UNION ALL
+        SELECT o.id, a.id, o.created_at + make_interval(days => a."trialDays"), NULL, a."defaultPlan"
+        FROM hub."App" a
+        JOIN core.organizations o ON o.account_type = 'business'
+          AND o.created_at + make_interval(days => a."trialDays") > ${now}::timestamptz
+          AND o.created_at + make_interval(days => a."trialDays") <= ${until}::timestamptz
+        WHERE a.id = ANY(${defaultTrialApps}::text[])
+          AND NOT EXISTS (SELECT 1 FROM hub."Subscription" s WHERE s."organizationId" = o.id::text AND s."appId" = a.id))
+      SELECT e.* FROM ending e
+      WHERE e."orgId" IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM hub.trial_notices n WHERE n.org_id = e."orgId" AND n.app_id = e."appId" AND n.trial_ends_at = e."trialEndsAt")
+      ORDER BY e."trialEndsAt", e."orgId"`;
+    return rows;
+  },
+
+  /** Records the notice of one trial; false when it was recorded already (another check got there first: emit nothing). */
+  async recordTrialNotice(db: Db, t: EndingTrial, at: Date): Promise<boolean> {
+    const rows = await db.run(qb.insertInto('hub.trial_notices').values({
+      org_id: t.orgId, app_id: t.appId, trial_ends_at: t.trialEndsAt, subscription_id: t.subscriptionId, emitted_at: at,
+    }).onConflict((c) => c.columns(['org_id', 'app_id', 'trial_ends_at']).doNothing()).returning('org_id'));
+    return rows.length === 1;
   },
 };

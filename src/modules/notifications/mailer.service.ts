@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { Metrics } from '../../platform/observability/metrics.js';
 import type { RenderedEmail } from './email-templates.js';
 
 /** What the SMTP server said: accepted (with its answer and message id), or refused / unreachable. */
@@ -18,7 +19,10 @@ export class Mailer implements OnApplicationShutdown {
   private readonly logger = new Logger('Mailer');
   private readonly transport?: Transporter;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: Metrics,
+  ) {
     if (config.mail.smtpUrl) {
       const url = new URL(config.mail.smtpUrl);
       this.transport = nodemailer.createTransport({
@@ -33,7 +37,14 @@ export class Mailer implements OnApplicationShutdown {
     return Boolean(this.transport);
   }
 
+  /** Sends one message; each call counts once in omnizen_emails_total by its outcome (sent, failed, not_sent). */
   async send(to: string, message: RenderedEmail): Promise<SendOutcome> {
+    const outcome = await this.attempt(to, message);
+    this.metrics.emails.inc({ outcome: outcome.kind });
+    return outcome;
+  }
+
+  private async attempt(to: string, message: RenderedEmail): Promise<SendOutcome> {
     if (!this.transport) {
       this.logger.log({ to, subject: message.subject }, 'e-mail not sent (no SMTP_URL); kept as not_sent');
       return { kind: 'not_sent' };

@@ -8,6 +8,7 @@ import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { outboundFetch } from '../../platform/http/outbound.js';
 import { Metrics } from '../../platform/observability/metrics.js';
+import { Coalescer } from '../../platform/queue/coalesce.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SecretBox } from '../integrations/secret-box.js';
 import type { WebhookBody } from './event-catalog.js';
@@ -20,6 +21,9 @@ import { secretContext } from './webhooks.service.js';
 const RESPONSE_BODY_MAX = 1024;
 /** A claimed message is due again this long after its send timeout if its outcome was never recorded (the process died). */
 const CLAIM_MARGIN_MS = 30_000;
+
+/** One event to fan out. */
+type FanOut = Parameters<typeof repo.fanOut>[1][number];
 
 interface Outcome {
   statusCode: number | null;
@@ -94,11 +98,12 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
   ) {
-    this.send = outboundFetch(config.outbound.allowPrivateNetworks);
+    // connections to receivers stay open between deliveries (keep-alive), at most as many per receiver as sends in flight
+    this.send = outboundFetch(config.outbound.allowPrivateNetworks, { keepAliveTimeoutMs: 30_000, connectionsPerOrigin: config.webhooks.concurrency });
   }
 
   onModuleInit(): void {
-    this.events.subscribe('webhooks', (event) => this.fanOut(event).then(() => undefined));
+    this.events.subscribe('webhooks', (event) => this.fanOut(event));
   }
 
   onApplicationBootstrap(): void {
@@ -113,16 +118,21 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     await this.running?.catch(() => undefined);
   }
 
-  /** One message per enabled endpoint of the event's organization that takes its type; answers how many were new. */
-  async fanOut(event: DomainEvent): Promise<number> {
+  /**
+   * One message per enabled endpoint of the event's organization that takes its type. Events fanned out while a
+   * previous fan-out is being written go together in one statement (the jobs worker runs many events at once).
+   */
+  fanOut(event: DomainEvent): Promise<void> {
     const body: WebhookBody = {
       id: `evt_${event.id}`, type: event.type, version: event.version, timestamp: event.occurredAt, organizationId: event.orgId, data: event.payload,
     };
-    const now = new Date(this.clock.now());
-    const created = await this.privileged.run('webhooks.delivery', (db) => repo.fanOut(db, { orgId: event.orgId, eventId: event.id, type: event.type, body, now }));
-    if (created > 0) this.wake();
-    return created;
+    return this.fanOuts.add({ orgId: event.orgId, eventId: event.id, type: event.type, body, now: new Date(this.clock.now()) });
   }
+
+  private readonly fanOuts = new Coalescer<FanOut>(async (events) => {
+    const created = await this.privileged.run('webhooks.delivery', (db) => repo.fanOut(db, events));
+    if (created > 0) this.wake();
+  });
 
   /** Starts a delivery pass in the background (when the worker runs by itself: WEBHOOKS_POLL_INTERVAL_MS > 0). */
   private wake(): void {
@@ -150,19 +160,29 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     }
   }
 
-  /** Claims and sends batches until none is due. */
+  /**
+   * Claims and sends batches until none is due. A batch's attempts are recorded while the next batch is claimed and
+   * sent (recordings run one after the other, at most one waiting): the worker is not idle while the database writes.
+   */
   private async pass(): Promise<number> {
     const { concurrency, timeoutMs } = this.config.webhooks;
     let total = 0;
-    while (!this.shutdown.signal.aborted) {
-      const now = new Date(this.clock.now());
-      const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
-      const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
-      if (claimed.length === 0) break;
-      const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
-      // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
-      if (attempts.length) await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
-      total += claimed.length;
+    let recording: Promise<void> = Promise.resolve();
+    try {
+      while (!this.shutdown.signal.aborted) {
+        const now = new Date(this.clock.now());
+        const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
+        const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
+        if (claimed.length === 0) break;
+        const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
+        const previous = recording;
+        // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
+        recording = previous.then(() => (attempts.length ? this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts)) : undefined));
+        await previous;
+        total += claimed.length;
+      }
+    } finally {
+      await recording;
     }
     return total;
   }

@@ -72,6 +72,8 @@ export interface AppConfig {
     enqueueTimeoutMs: number;
     /** how long Bull's worker waits before polling again after a failed poll, e.g. a dropped Redis connection (ms; Bull's retryProcessDelay) */
     workerRetryDelayMs: number;
+    /** outbox rows one relay round claims (and hands to Bull with one addBulk) */
+    relayBatchSize: number;
   };
   /** how long each class of data is kept before the retention job purges it (docs/privacy.md) */
   retention: {
@@ -415,11 +417,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
-      relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 1000, 0),
+      relayIntervalMs: int(env, 'JOBS_RELAY_INTERVAL_MS', 250, 0),
       purgeCron: cron(env, 'JOBS_PURGE_CRON', '0 */15 * * * *'),
       claimTimeoutMs: int(env, 'JOBS_CLAIM_TIMEOUT_MS', 300_000, 1),
       enqueueTimeoutMs: int(env, 'JOBS_ENQUEUE_TIMEOUT_MS', 5_000, 1),
       workerRetryDelayMs: int(env, 'JOBS_WORKER_RETRY_DELAY_MS', 5_000, 1),
+      relayBatchSize: int(env, 'JOBS_RELAY_BATCH_SIZE', 200, 1, 5_000),
     },
     retention: {
       cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),
@@ -479,7 +482,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
-      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 20, 1, 500),
+      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
     },

@@ -92,7 +92,11 @@ export class DomainEvents implements OnModuleInit {
     this.subscribers.set(name, subscriber);
   }
 
-  /** Runs every subscriber; if any fails the job fails and is retried (all subscribers run again: they are idempotent). */
+  /**
+   * Runs every subscriber, one after the other (at once they would take three of the privileged pool's connections
+   * per event: many events routed together then wait past the connect timeout); if any fails the job fails and is
+   * retried (all subscribers run again: they are idempotent).
+   */
   async dispatch(job: Job): Promise<void> {
     const p = job.payload as { type: string; version?: number; occurredAt?: string; payload?: Record<string, unknown> };
     const event: DomainEvent = {

@@ -57,20 +57,34 @@ function publicOnlyLookup(hostname: string, options: LookupOptions, callback: Lo
   });
 }
 
+/** Connection reuse of a dedicated agent (e.g. the webhook worker's: one TLS handshake per receiver, not per delivery). */
+export interface OutboundAgentOptions {
+  /** how long an idle connection is kept open for the next request (ms) */
+  keepAliveTimeoutMs?: number;
+  /** most connections open to one origin at once */
+  connectionsPerOrigin?: number;
+}
+
 /**
  * The fetch to use for user-chosen URLs. With `allowNonPublic` (development and tests, whose doubles
- * listen on 127.0.0.1; OUTBOUND_ALLOW_PRIVATE_NETWORKS) it is the global fetch.
+ * listen on 127.0.0.1; OUTBOUND_ALLOW_PRIVATE_NETWORKS) no address is refused. With `agent`, requests go
+ * through an agent of their own that keeps connections alive as told; without, the global fetch's (or the
+ * guard's) defaults.
  */
-export function outboundFetch(allowNonPublic: boolean): typeof fetch {
-  if (allowNonPublic) return fetch;
-  const connect = buildConnector({ lookup: publicOnlyLookup } as buildConnector.BuildOptions);
-  const agent = new Agent({
-    connect: (options, callback) => {
-      // an address literal is never looked up: check it here (a redirect to one included)
-      if (isNonPublicAddressLiteral(options.hostname)) return callback(new OutboundAddressRefused(options.hostname, options.hostname), null);
-      return connect(options, callback);
-    },
+export function outboundFetch(allowNonPublic: boolean, agent?: OutboundAgentOptions): typeof fetch {
+  const pooling = agent ? { keepAliveTimeout: agent.keepAliveTimeoutMs, connections: agent.connectionsPerOrigin } : {};
+  if (allowNonPublic && !agent) return fetch;
+  const connect = allowNonPublic ? undefined : buildConnector({ lookup: publicOnlyLookup } as buildConnector.BuildOptions);
+  const dispatcher = new Agent({
+    ...pooling,
+    ...(connect ? {
+      connect: (options: buildConnector.Options, callback: buildConnector.Callback) => {
+        // an address literal is never looked up: check it here (a redirect to one included)
+        if (isNonPublicAddressLiteral(options.hostname)) return callback(new OutboundAddressRefused(options.hostname, options.hostname), null);
+        return connect(options, callback);
+      },
+    } : {}),
   });
   return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-    undiciFetch(input as never, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+    undiciFetch(input as never, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }

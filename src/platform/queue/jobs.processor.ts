@@ -4,6 +4,13 @@ import { JobRegistry, type Job } from './jobs.js';
 import { JOBS_QUEUE, OutboxRelay } from './outbox-relay.service.js';
 
 /**
+ * Jobs one process runs at once. The relay hands on batches; the domain-event subscribers' writes and the
+ * outbox's "done" of jobs finishing together are written in one statement each (see Coalescer), so
+ * running many at once is what lets them batch.
+ */
+export const JOBS_WORKER_CONCURRENCY = 16;
+
+/**
  * Runs relayed jobs from Bull (only when REDIS_URL is set), then records the outbox row as done: a
  * job counts as done when its handler has finished, not when it was queued. If recording fails, the
  * Bull job fails and Bull runs it again (handlers are idempotent).
@@ -15,7 +22,7 @@ export class JobsProcessor {
     private readonly relay: OutboxRelay,
   ) {}
 
-  @Process({ name: '*', concurrency: 4 })
+  @Process({ name: '*', concurrency: JOBS_WORKER_CONCURRENCY })
   async handle(job: BullJob<Job>): Promise<void> {
     await this.registry.run(job.data);
     await this.relay.markDone(job.data);

@@ -8,6 +8,7 @@ import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
 import { backlog, claimDue, markDone, recordFailure, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
+import { Coalescer } from './coalesce.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
@@ -24,8 +25,9 @@ function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise
 
 /**
  * Moves committed outbox rows to Bull (REDIS_URL set) or runs them in-process, at least once each:
- * 1. claim due rows and commit (each becomes due again after JOBS_CLAIM_TIMEOUT_MS);
- * 2. outside any transaction, hand each to Bull (or run it);
+ * 1. claim up to JOBS_RELAY_BATCH_SIZE due rows (FOR UPDATE SKIP LOCKED: relays of several instances take
+ *    different rows) and commit (each becomes due again after JOBS_CLAIM_TIMEOUT_MS);
+ * 2. outside any transaction, hand them to Bull (one addBulk for the rows relayed the first time) or run them;
  * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
  *    JobsProcessor), or a failure with a backoff.
  * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
@@ -104,7 +106,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Batches until one comes back short: a row re-claimed by this very pass (a claim shorter than a pass) waits for the next. */
   private async relayAll(): Promise<number> {
-    const batch = 50;
+    const batch = this.config.jobs.relayBatchSize;
     let total = 0;
     for (;;) {
       const n = await this.relayBatch(batch);
@@ -116,19 +118,43 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private async relayBatch(limit: number): Promise<number> {
     const claimSeconds = this.config.jobs.claimTimeoutMs / 1000;
     const jobs = await this.privileged.run('jobs.relay', (db) => claimDue(db, limit, claimSeconds));
+    if (this.queue) {
+      // relayed for the first time: Bull cannot hold them yet, one addBulk (one round trip) queues them all;
+      // relayed again (a claim ran out, a hand-off failed): Bull may hold them in any state, each is looked at
+      const fresh = jobs.filter((j) => j.attempts === 1);
+      if (fresh.length) {
+        try {
+          await this.handManyToBull(this.queue, fresh);
+        } catch (err) {
+          for (const job of fresh) await this.recordFailure(job, err as Error);
+        }
+      }
+      for (const job of jobs.filter((j) => j.attempts !== 1)) {
+        await this.handToBull(this.queue, job).catch((err: Error) => this.recordFailure(job, err));
+      }
+      return jobs.length;
+    }
     for (const job of jobs) {
       try {
-        if (this.queue) {
-          await this.handToBull(this.queue, job);
-        } else {
-          await this.registry.run(job);
-          await this.markDone(job);
-        }
+        await this.registry.run(job);
+        await this.markDone(job);
       } catch (err) {
         await this.recordFailure(job, err as Error);
       }
     }
     return jobs.length;
+  }
+
+  /** Queues jobs Bull has never seen with one addBulk; a job id Bull holds already is left as it is (Bull ignores the duplicate). */
+  private async handManyToBull(queue: Queue, jobs: ClaimedJob[]): Promise<void> {
+    // with Redis down, Bull's commands would wait in its offline queue: fail now and back off instead
+    if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
+    const bulk = jobs.map((job) => ({
+      name: job.topic,
+      data: { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload } satisfies Job,
+      opts: { jobId: `outbox-${job.id}`, ...BULL_JOB_OPTIONS },
+    }));
+    await within(queue.addBulk(bulk), this.config.jobs.enqueueTimeoutMs, () => retryableError('queue_unavailable'));
   }
 
   /**
@@ -137,7 +163,6 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
    * own retries (retry it).
    */
   private async handToBull(queue: Queue, job: ClaimedJob): Promise<void> {
-    // with Redis down, Bull's commands would wait in its offline queue: fail now and back off instead
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
     const timeoutMs = this.config.jobs.enqueueTimeoutMs;
     const unavailable = () => retryableError('queue_unavailable');
@@ -153,10 +178,15 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     await within(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }), timeoutMs, unavailable);
   }
 
-  /** The job's handler has finished (in-process, or Bull's worker): it is never relayed again. */
+  /**
+   * The job's handler has finished (in-process, or Bull's worker): it is never relayed again. Calls made while
+   * a previous one is being written are written together, in one statement (Bull's worker finishes many jobs at once).
+   */
   markDone(job: Job): Promise<void> {
-    return this.privileged.run('jobs.relay', (db) => markDone(db, job));
+    return this.done.add(job);
   }
+
+  private readonly done = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => markDone(db, jobs)));
 
   private async recordFailure(job: ClaimedJob, err: Error): Promise<void> {
     const delaySeconds = Math.min(3600, 2 ** Math.min(job.attempts - 1, 12));

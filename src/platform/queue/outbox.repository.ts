@@ -23,10 +23,13 @@ export async function claimDue(db: Db, limit: number, claimSeconds: number): Pro
     .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, payload: r.payload, attempts: r.attempts }));
 }
 
-/** The job's handler has finished: it is never relayed again. */
-export async function markDone(db: Db, job: Job): Promise<void> {
-  await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), last_error = NULL
-    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+/** The jobs' handlers have finished: they are never relayed again (one statement for all). */
+export async function markDone(db: Db, jobs: Job[]): Promise<void> {
+  if (!jobs.length) return;
+  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
+  await db.$executeRaw`UPDATE core.outbox o SET processed_at = now(), last_error = NULL
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
+    WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
 }
 
 /** Handing the job on (or running it) failed: it is due again after `delaySeconds`. */
