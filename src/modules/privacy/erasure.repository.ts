@@ -113,7 +113,7 @@ export const erasureRepository = {
 };
 
 /** The WHERE clause ($1) that finds the person's rows of a catalog table; undefined for tables erased otherwise (parties) or never. */
-function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
+export function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
   switch (t.person.kind) {
     case 'user':
       return { sql: `${quote(t.person.column)}::text = $1`, value: person.userId };
