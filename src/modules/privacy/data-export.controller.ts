@@ -94,7 +94,7 @@ export class DataExportDownloadController {
   constructor(private readonly exports: DataExportService) {}
 
   @Get('download')
-  @ApiOperation({ operationId: 'downloadDataExport', summary: 'Download a ready export (the link of its downloadUrl; valid 24 hours, no access token needed)' })
+  @ApiOperation({ operationId: 'getDataExportArchive', summary: 'Download a ready export (the link of its downloadUrl; valid 24 hours, no access token needed)' })
   @ApiOkResponse({ description: 'The ZIP archive', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } })
   @ApiErrors(400)
   @ApiErrorCodes('privacy.export_link_invalid', 'privacy.export_link_expired')
