@@ -167,6 +167,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function public.auth_role()': HELPER_CALLERS,
   'function public.auth_user_id()': HELPER_CALLERS,
   'function public.auth_workspace_id()': HELPER_CALLERS,
+  // the full checks behind auth_org_id() and auth_role(), and whether begin_request's verification still holds
+  'function public.auth_org_id_checked()': HELPER_CALLERS,
+  'function public.auth_role_checked()': HELPER_CALLERS,
+  'function public.auth_claims_verified()': HELPER_CALLERS,
   'function core.request_claims()': HELPER_CALLERS,
   'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
   'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },
