@@ -33,7 +33,7 @@ describe('the OpenAPI document as a contract', () => {
   // getMetrics: no user token; the server's METRICS_TOKEN instead (checked by the handler)
   it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
     const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
-    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile', 'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getDataExportArchive', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile', 'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
     expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
   });

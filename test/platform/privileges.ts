@@ -84,6 +84,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.known_devices': { service_role: RW },
   'table core.password_reset_tokens': { service_role: RW },
   'table core.email_change_requests': { service_role: RW },
+  // privacy (issue 20): exports (owners start and read their organization's), per-person audit keys (functions only)
+  'table core.data_exports': { authenticated: 'INSERT,SELECT', service_role: RW },
+  'table core.personal_data_keys': { service_role: 'DELETE,INSERT,SELECT' },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },
@@ -183,6 +186,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
+  'function core.personal_data_key(uuid, text, jsonb)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.personal_data_keys_by_id(uuid[])': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.shred_party_key(text, uuid)': { authenticated: 'EXECUTE' },
   'function hub.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function hub.seat_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.account_totals(date, date, uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { PERSONAL_COLUMN_NAME, PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
+import { AUTHORSHIP_COLUMNS, PERSONAL_COLUMN_NAME, PERSONAL_DATA_CATALOG, USER_ID_COLUMN_NAME } from '../../src/modules/privacy/personal-data.catalog.js';
+import { SCHEMAS_PARAM } from '../platform/schemas.js';
 import { textColumns, type TextColumn } from './columns.js';
 
 /**
@@ -49,6 +50,23 @@ describe('personal data catalog', () => {
       .filter((t) => 'column' in t.person && !existing.has(`${t.table}.${(t.person as { column: string }).column}`))
       .map((t) => `${t.table}: person column missing`);
     expect(missing).toEqual([]);
+  });
+
+  it('knows every column that holds a user id: a person locator (the person\'s export and erasure find its rows) or an organization\'s record they authored', async () => {
+    const { rows } = await db.admin.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) || '.' || a.attname AS name, a.attname AS column
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+         AND (a.attname ~* '^(user_?id|owner_user_id|actor_id|claimant_id|started_by|created_by|revoked_by|invited_by|accepted_by)$'
+              OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f' AND a.attnum = ANY(k.conkey)
+                         AND k.confrelid IN ('core."User"'::regclass, 'auth.users'::regclass)))`, SCHEMAS_PARAM);
+    const locators = new Set(PERSONAL_DATA_CATALOG.filter((t) => 'column' in t.person).map((t) => `${t.table}.${(t.person as { column: string }).column}`));
+    // the audit log names its actor; the erasure and the export find their entries by it (declared above)
+    const unknown = rows.map((r) => r.name.replace(/^(\w+)\.(\w+)\./, '$1.$2.'))
+      .filter((name) => !locators.has(name) && !locators.has(name.replace(/\.([A-Za-z]+)$/, '."$1"')) && AUTHORSHIP_COLUMNS[name] === undefined)
+      .map((name) => `${name} holds a user id: declare its table in personal-data.catalog.ts (exported) or the column in AUTHORSHIP_COLUMNS`);
+    expect(unknown).toEqual([]);
+    expect(Object.keys(AUTHORSHIP_COLUMNS).every((c) => USER_ID_COLUMN_NAME.test(c.split('.').pop()!))).toBe(true);
   });
 
   it('gives every retained column a legal basis and a duration', () => {

@@ -22,7 +22,7 @@ async function person(t: TestApp, prefix: string): Promise<TestUser & { name: st
   };
 }
 
-/** Columns the catalog keeps under a legal basis (the audit trail's snapshots until crypto-shredding exists). */
+/** Columns the catalog keeps under a legal basis (the audit trail's ip; its snapshots are crypto-shredded, not retained). */
 const RETAINED = new Set(PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.columns).filter(([, tr]) => tr.kind === 'retain').map(([c]) => `${t.table}.${c}`)));
 
 describe('DELETE /v1/me: erasure', () => {
@@ -88,6 +88,12 @@ describe('DELETE /v1/me: erasure', () => {
       'journal-entries'].map(async (path) => (await t.http.get(ledgerUrl(acme, path)).set(owner.auth).expect(200)).body));
     const before = await reports();
     const auditBefore = (await t.http.get(`/v1/orgs/${acme}/audit-logs`).set(owner.auth).expect(200)).body;
+    // the invitation to their e-mail is audited in Other: the API reads the e-mail, the row holds it sealed
+    const invitationAudit = async () => (await t.http.get(`/v1/orgs/${other}/audit-logs?action=invitation.created`).set(owner.auth).expect(200)).body.items[0];
+    expect(await invitationAudit()).toMatchObject({ after: { email: p.email, role: 'viewer' } });
+    const rawAudit = async () => (await t.db.admin.query(`SELECT id, before, after FROM core.audit_logs WHERE org_id = ANY($1::uuid[]) ORDER BY id`, [[other, acme, p.personalOrgId]])).rows;
+    const rawBefore = await rawAudit();
+    expect(JSON.stringify(rawBefore)).not.toContain(p.email);
 
     clock.advance(600_000); // the token is old: the password re-authenticates
     const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
@@ -117,6 +123,11 @@ describe('DELETE /v1/me: erasure', () => {
     expect(await reports()).toEqual(before);
     const entries = await t.db.admin.query('SELECT created_by FROM finance.journal_entries WHERE org_id = $1', [acme]);
     expect(entries.rows).toEqual([{ created_by: p.id }]);
+
+    // crypto-shredding: no audit row was updated, and the sealed e-mail now reads as erased
+    expect((await rawAudit()).slice(0, rawBefore.length)).toEqual(rawBefore);
+    expect(await invitationAudit()).toMatchObject({ after: { email: '[erased]', role: 'viewer' } });
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1`, [`user:${p.id}`])).rows).toEqual([{ n: 0 }]);
 
     // the audit log still reads; the erasure is audited with ids and counts only
     const auditAfter = (await t.http.get(`/v1/orgs/${acme}/audit-logs`).set(owner.auth).expect(200)).body;

@@ -37,9 +37,9 @@ describe('retention job', () => {
 
     const retention = t.app.get(RetentionJob);
     // nothing is old enough yet
-    expect(await retention.run()).toEqual({ webhookDeliveries: 0, processedJobs: 0 });
+    expect(await retention.run()).toEqual({ webhookDeliveries: 0, processedJobs: 0, dataExports: 0 });
     clock.advance(10 * DAY); // delivered 30, failed 35, pending 50 days ago; jobs processed 20 and 11 days ago
-    expect(await retention.run()).toEqual({ webhookDeliveries: 2, processedJobs: 1 });
+    expect(await retention.run()).toEqual({ webhookDeliveries: 2, processedJobs: 1, dataExports: 0 });
 
     const messages = (await q('SELECT id FROM core.webhook_messages WHERE org_id = $1', [orgId])).rows.map((r) => r.id).sort();
     expect(messages).toEqual([oldPending, recent].sort());

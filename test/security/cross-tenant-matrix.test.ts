@@ -267,6 +267,8 @@ describe('cross-tenant matrix (every /v1/orgs/{orgId} route in the OpenAPI docum
     Object.assign(bIds, await seedWebhooks(bOrg, bOwner));
     Object.assign(bIds, await seedReceivables(bOrg, bOwner));
     Object.assign(bIds, await seedKnowledge(bOrg, bOwner));
+    // an export of B (queued: the relay does not run here)
+    bIds.exportId = (await t.http.post(`/v1/orgs/${bOrg}/data-export`).set(bOwner.auth).send({}).expect(202)).body.id;
     await seedLedger(aOrg, aOwner); // A's books are started too, so (a') meets A's ledger, not "books not started"
     Object.assign(bIds, await seedAgents(bOrg, bOwner));
 

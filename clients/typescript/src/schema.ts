@@ -423,6 +423,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/data-exports/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a ready export (the link of its downloadUrl; valid 24 hours, no access token needed) */
+        get: operations["getDataExportArchive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -491,6 +508,43 @@ export interface paths {
         put?: never;
         /** Open the Stripe customer portal for your personal plans */
         post: operations["createMyBillingPortal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/data-export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export everything about the signed-in person: one ZIP of JSON per table with a README, prepared by a job
+         * @description Every table of the personal-data catalog that locates you (profile, memberships, sessions, audit entries where you are the actor, integrations without secrets, provider page, notifications, analytics events, agent runs you started, expense claims...). Follow its progress with GET /v1/me/data-exports/{exportId}; when ready, downloadUrl is valid for 24 hours. Audited as data_export.requested.
+         */
+        post: operations["requestMyDataExport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/data-exports/{exportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Status and progress of an export of your data; its download link once ready */
+        get: operations["getMyDataExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1143,6 +1197,43 @@ export interface paths {
         put?: never;
         /** Open the Stripe customer portal (admin or owner) */
         post: operations["createOrganizationBillingPortal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/data-export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export the organization's data (owners): one ZIP of CSV per table (every table with its rows) with a README, prepared by a job
+         * @description Follow it with GET /v1/orgs/{orgId}/data-exports/{exportId}; when ready, downloadUrl is valid for 24 hours. Secrets and token hashes are never exported. Audited as data_export.requested.
+         */
+        post: operations["requestOrganizationDataExport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/data-exports/{exportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Status and progress of an organization's export; its download link once ready (owners) */
+        get: operations["getOrganizationDataExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -5599,6 +5690,80 @@ export interface components {
              * @example 12
              */
             users: number;
+        };
+        /** @description A data export: a person's (JSON per table) or an organization's (CSV per table), one ZIP with a README */
+        DataExportDto: {
+            /**
+             * Format: date-time
+             * @description When the archive was finished; null before
+             * @example 2026-12-02T09:30:04.000Z
+             */
+            completedAt: string | null;
+            /**
+             * Format: date-time
+             * @description When it was asked for
+             * @example 2026-12-02T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description The download link while the export is ready and not expired (a signed token, no access token needed; valid until expiresAt); null otherwise
+             * @example /v1/data-exports/download?token=5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0
+             */
+            downloadUrl: string | null;
+            /**
+             * @description Why it failed; null unless failed
+             * @example null
+             */
+            error: string | null;
+            /**
+             * Format: date-time
+             * @description When the download link (and the file) expires; null before ready
+             * @example 2026-12-03T09:30:04.000Z
+             */
+            expiresAt: string | null;
+            /**
+             * Format: uuid
+             * @description The export's id
+             * @example 5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b
+             */
+            id: string;
+            /**
+             * @description Whose data: the signed-in person's, or an organization's
+             * @example person
+             * @enum {string}
+             */
+            kind: "person" | "organization";
+            /**
+             * @description How far the job is, in percent of the tables written (100 when ready)
+             * @example 100
+             */
+            progress: number;
+            /**
+             * @description Rows written so far
+             * @example 212
+             */
+            rowsWritten: number;
+            /**
+             * @description Size of the ZIP in bytes; null until ready
+             * @example 18342
+             */
+            sizeBytes: number | null;
+            /**
+             * @description queued (the job has not started), running, ready (download it from downloadUrl), failed, or expired (the link and file are gone)
+             * @example ready
+             * @enum {string}
+             */
+            status: "queued" | "running" | "ready" | "failed" | "expired";
+            /**
+             * @description Tables written so far
+             * @example 14
+             */
+            tablesDone: number;
+            /**
+             * @description Tables the export holds (0 until the job starts)
+             * @example 14
+             */
+            tablesTotal: number;
         };
         /** @description A comment or reason on a decision */
         DecisionDto: {
@@ -15063,6 +15228,99 @@ export interface operations {
             };
         };
     };
+    getDataExportArchive: {
+        parameters: {
+            query: {
+                /** @description The signed token of the download link (downloadUrl) */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ZIP archive */
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `privacy.export_link_invalid` (the download link is malformed, its signature does not match, or the export is not ready) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error. error.code is one of: `privacy.export_link_expired` (the download link has expired (links live RETENTION_DATA_EXPORT_HOURS, 24 hours by default): ask for a new export) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     acceptInvitation: {
         parameters: {
             query?: never;
@@ -15625,6 +15883,220 @@ export interface operations {
              *
              *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    requestMyDataExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b",
+                     *       "kind": "person",
+                     *       "status": "queued",
+                     *       "progress": 0,
+                     *       "tablesDone": 0,
+                     *       "tablesTotal": 0,
+                     *       "rowsWritten": 0,
+                     *       "sizeBytes": null,
+                     *       "createdAt": "2026-12-02T09:30:00.000Z",
+                     *       "completedAt": null,
+                     *       "expiresAt": null,
+                     *       "downloadUrl": null,
+                     *       "error": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DataExportDto"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `privacy.export_in_progress` (an export of the same data is still being prepared: wait for it (GET its status)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getMyDataExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                exportId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b",
+                     *       "kind": "person",
+                     *       "status": "ready",
+                     *       "progress": 100,
+                     *       "tablesDone": 14,
+                     *       "tablesTotal": 14,
+                     *       "rowsWritten": 212,
+                     *       "sizeBytes": 18342,
+                     *       "createdAt": "2026-12-02T09:30:00.000Z",
+                     *       "completedAt": "2026-12-02T09:30:04.000Z",
+                     *       "expiresAt": "2026-12-03T09:30:04.000Z",
+                     *       "downloadUrl": "/v1/data-exports/download?token=5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0",
+                     *       "error": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DataExportDto"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `data_export.not_found` (no such data export (of yours, or of this organization)) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22243,6 +22715,258 @@ export interface operations {
              *
              *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    requestOrganizationDataExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b",
+                     *       "kind": "organization",
+                     *       "status": "queued",
+                     *       "progress": 0,
+                     *       "tablesDone": 0,
+                     *       "tablesTotal": 0,
+                     *       "rowsWritten": 0,
+                     *       "sizeBytes": null,
+                     *       "createdAt": "2026-12-02T09:30:00.000Z",
+                     *       "completedAt": null,
+                     *       "expiresAt": null,
+                     *       "downloadUrl": null,
+                     *       "error": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DataExportDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `privacy.export_in_progress` (an export of the same data is still being prepared: wait for it (GET its status)) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getOrganizationDataExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                exportId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b",
+                     *       "kind": "organization",
+                     *       "status": "ready",
+                     *       "progress": 100,
+                     *       "tablesDone": 14,
+                     *       "tablesTotal": 14,
+                     *       "rowsWritten": 212,
+                     *       "sizeBytes": 18342,
+                     *       "createdAt": "2026-12-02T09:30:00.000Z",
+                     *       "completedAt": "2026-12-02T09:30:04.000Z",
+                     *       "expiresAt": "2026-12-03T09:30:04.000Z",
+                     *       "downloadUrl": "/v1/data-exports/download?token=5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0",
+                     *       "error": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DataExportDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `data_export.not_found` (no such data export (of yours, or of this organization)) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */

@@ -44,6 +44,16 @@ export const erasureRepository = {
     return rows.map((r) => ({ orgId: r.org_id, role: r.role, accountType: r.account_type, owners: r.owners, members: r.members }));
   },
 
+  /** Every e-mail address the person is known by (now, before a change, of a linked identity): the subjects of their keys. */
+  async knownEmails(db: Db, userId: string): Promise<string[]> {
+    const rows = await db.$queryRaw<{ email: string }[]>`
+      SELECT email FROM core."User" WHERE id = ${userId}
+      UNION SELECT email FROM core.user_identities WHERE user_id = ${userId}
+      UNION SELECT old_email FROM core.email_change_requests WHERE user_id = ${userId}
+      UNION SELECT new_email FROM core.email_change_requests WHERE user_id = ${userId}`;
+    return rows.map((r) => r.email);
+  },
+
   async revokeSessions(db: Db, userId: string): Promise<number> {
     const n = await db.$executeRaw`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'erased' WHERE user_id = ${userId} AND revoked_at IS NULL`;
     await db.$executeRaw`DELETE FROM core.refresh_tokens WHERE user_id = ${userId}`;
@@ -103,7 +113,7 @@ export const erasureRepository = {
 };
 
 /** The WHERE clause ($1) that finds the person's rows of a catalog table; undefined for tables erased otherwise (parties) or never. */
-function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
+export function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
   switch (t.person.kind) {
     case 'user':
       return { sql: `${quote(t.person.column)}::text = $1`, value: person.userId };

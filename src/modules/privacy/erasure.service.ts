@@ -8,6 +8,8 @@ import { LoginThrottle } from '../auth/login-throttle.service.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import type { ErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
+import { emailSubject, userSubject } from './audit-sealing.js';
+import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
 
 /** How recent an access token must be to erase without the password. */
@@ -54,6 +56,9 @@ export class ErasureService {
       const deleted = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
 
+      // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
+      const emails = await erasureRepository.knownEmails(db, userId);
+      const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       await erasureRepository.endMemberships(db, userId, left);
       await erasureRepository.deleteOrganizations(db, deleted);
@@ -62,7 +67,7 @@ export class ErasureService {
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
-      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, rowsByTable: rows };
+      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, rowsByTable: rows, keysShredded };
       // not even the client's address: it would be new personal data about the erased person
       const meta = { requestId: client.requestId };
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);

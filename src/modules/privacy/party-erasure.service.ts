@@ -4,6 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { PartyErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
+import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
 
 /**
@@ -19,6 +20,8 @@ export class PartyErasureService {
     const erased = await erasureRepository.eraseParty(tx.db, party, tx.orgId, partyId);
     if (!erased) throw PrivacyErrors.error('privacy.party_not_found', `no ${party} ${partyId} in this organization`);
     const name = await erasureRepository.partyName(tx.db, party, tx.orgId, partyId);
+    // crypto-shredding: the party's contact data in earlier audit snapshots now reads as erased
+    await personalDataKeyRepository.shredPartyKey(tx.db, party, partyId);
     // audited with ids only: the entry must not carry what was erased
     await this.audit.record(tx, { action: 'party.erased', entityType: party, entityId: partyId, after: { party, erased: true } });
     return { party, partyId, name, erasedAt: new Date(this.clock.now()).toISOString() };

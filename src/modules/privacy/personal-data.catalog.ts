@@ -30,7 +30,12 @@ export type Treatment =
   /** kept: the legal basis and how long (the retention job purges it afterwards, docs/privacy.md) */
   | { kind: 'retain'; basis: string; duration: string }
   /** looks personal by its name but is not */
-  | { kind: 'not-personal'; reason: string };
+  | { kind: 'not-personal'; reason: string }
+  /**
+   * an append-only row: the personal fields are sealed with the person's key when written, and the erasure deletes
+   * the key (crypto-shredding, privacy/audit-sealing.ts); the row itself is never updated
+   */
+  | { kind: 'crypto-shred'; how: string };
 
 export interface PersonalDataTable {
   /** schema-qualified, quoted as needed: `core."User"` */
@@ -39,6 +44,8 @@ export interface PersonalDataTable {
   columns: Record<string, Treatment>;
   /** what an export's README says this table holds */
   describes: string;
+  /** false: never in a person's export (secrets, hashes), `describes` says why */
+  exported?: false;
 }
 
 const DELETE: Treatment = { kind: 'delete-row' };
@@ -56,7 +63,7 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
-    table: 'core.user_credentials', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (your password hash)',
+    table: 'core.user_credentials', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (your password hash)', exported: false,
     columns: { password_hash: DELETE },
   },
   {
@@ -88,8 +95,8 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     table: 'core.audit_logs', person: { kind: 'user', column: 'actor_id' }, describes: 'audit entries where you are the actor',
     columns: {
       ip: { kind: 'retain', basis: 'security and accountability of an append-only audit trail (GDPR Art. 6(1)(f), 5(2))', duration: 'AUDIT retention (docs/privacy.md)' },
-      before: { kind: 'retain', basis: 'append-only audit trail; snapshots are to be crypto-shredded (not yet built, docs/privacy.md)', duration: 'AUDIT retention' },
-      after: { kind: 'retain', basis: 'append-only audit trail; snapshots are to be crypto-shredded (not yet built, docs/privacy.md)', duration: 'AUDIT retention' },
+      before: { kind: 'crypto-shred', how: 'personal fields sealed with the person\'s key (core.personal_data_keys); erasure deletes the key' },
+      after: { kind: 'crypto-shred', how: 'personal fields sealed with the person\'s key (core.personal_data_keys); erasure deletes the key' },
     },
   },
   {
@@ -118,7 +125,7 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { external_email: DELETE, external_username: DELETE },
   },
   {
-    table: 'public.integration_secrets', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (sealed secrets)',
+    table: 'public.integration_secrets', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (sealed secrets)', exported: false,
     columns: { secret: DELETE },
   },
   {
@@ -161,6 +168,16 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     table: 'hub."BillingEvent"', person: { kind: 'value-scan' }, describes: 'Stripe events of your subscriptions',
     columns: { payload: { kind: 'retain', basis: 'billing records under bookkeeping law', duration: '10 years' } },
   },
+  // rows about a person with no personal-looking column: exported (the person's own records), nothing to erase in them
+  { table: 'core.memberships', person: { kind: 'user', column: 'user_id' }, describes: 'the organizations you belong to and your role', columns: {} },
+  { table: 'core.notification_preferences', person: { kind: 'user', column: 'user_id' }, describes: 'your notification settings', columns: {} },
+  { table: 'core.email_digests', person: { kind: 'user', column: 'user_id' }, describes: 'digest e-mails prepared for you', columns: {} },
+  { table: 'core.data_exports', person: { kind: 'user', column: 'user_id' }, describes: 'the data exports you asked for', columns: { file_name: notPersonal('the export file, named by its id') } },
+  { table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, describes: 'AI agent runs you started (your prompts and the answers)', columns: {} },
+  { table: 'finance.bills', person: { kind: 'user', column: 'claimant_id' }, describes: 'your expense claims (bills of kind expense_claim)', columns: {} },
+  { table: 'finance.bill_payments', person: { kind: 'user', column: 'claimant_id' }, describes: 'reimbursements of your expense claims', columns: {} },
+  { table: 'hub."Subscription"', person: { kind: 'user', column: 'userId' }, describes: 'app subscriptions in your name', columns: {} },
+  { table: 'hub.subscription_billing', person: { kind: 'user', column: 'user_id' }, describes: 'billing state of subscriptions in your name', columns: {} },
   // names that look personal and are not
   { table: 'core.workspaces', person: { kind: 'value-scan' }, describes: 'workspaces', columns: { name: notPersonal('a workspace of an organization') } },
   { table: 'finance.accounts', person: { kind: 'value-scan' }, describes: 'chart of accounts', columns: { name: notPersonal('an account of the chart') } },
@@ -175,6 +192,41 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'ai.run_steps', person: { kind: 'value-scan' }, describes: 'agent run steps', columns: { name: notPersonal('a tool or step name') } },
   { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
 ];
+
+/**
+ * Columns that name a person by user id but whose rows are the organization's records (authorship): not in the
+ * person's export (the organization's export has them), nothing to erase. A column holding a user id that is neither
+ * a person locator of the catalog nor listed here fails test/privacy/catalog.test.ts.
+ */
+export const AUTHORSHIP_COLUMNS: Record<string, string> = {
+  'ai.agent_triggers.created_by': 'an organization\'s agent trigger you set up',
+  'ai.agents.created_by': 'an organization\'s agent you created',
+  'ai.knowledge_documents.created_by': 'an organization\'s knowledge document you added',
+  'ai.knowledge_versions.created_by': 'a version of an organization\'s knowledge document',
+  'ai.provider_keys.created_by': 'an organization\'s AI provider key',
+  'core.api_keys.created_by': 'an organization\'s API key',
+  'core.api_keys.revoked_by': 'an organization\'s API key',
+  'core.invitations.invited_by': 'an invitation you sent for an organization',
+  'core.invitations.accepted_by': 'the invitation is exported by the e-mail it was sent to',
+  'core.app_token_redemptions.user_id': 'single-use token bookkeeping, never exported',
+  'core.password_reset_tokens.user_id': 'token hashes, never exported',
+  'core.refresh_tokens.user_id': 'token hashes, never exported',
+  'finance.bill_allocations.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.bill_decisions.actor_id': 'an approval decision in an organization\'s books',
+  'finance.bill_payments.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.bills.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.customer_payments.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.invoices.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.journal_entries.created_by': 'an organization\'s journal entry you posted',
+  'finance.receivable_allocations.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.revenue_recognition_runs.created_by': 'an organization\'s bookkeeping record you made',
+};
+
+/** A column name that holds a user id (checked by test/privacy/catalog.test.ts against the catalog). */
+export const USER_ID_COLUMN_NAME = /^(user_?id|owner_user_id|actor_id|claimant_id|started_by|created_by|revoked_by|invited_by|accepted_by)$/i;
+
+/** Columns never written to an export, whatever table: secrets, token and password hashes. */
+export const SECRET_COLUMN_NAME = /(secret|password|token|hash)/i;
 
 /**
  * Column names that look like personal data. A text/json column matching this must be in the catalog.

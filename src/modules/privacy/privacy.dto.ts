@@ -39,3 +39,44 @@ export class PartyErasureDto {
   @ApiProperty({ description: 'When it was erased', example: '2026-12-02T09:30:00.000Z' })
   erasedAt: string;
 }
+
+@ApiSchema({ description: 'A data export: a person\'s (JSON per table) or an organization\'s (CSV per table), one ZIP with a README' })
+export class DataExportDto {
+  @ApiProperty({ description: 'The export\'s id', format: 'uuid', example: '5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b' })
+  id: string;
+  @ApiProperty({ description: 'Whose data: the signed-in person\'s, or an organization\'s', enum: ['person', 'organization'], example: 'person' })
+  kind: 'person' | 'organization';
+  @ApiProperty({
+    description: 'queued (the job has not started), running, ready (download it from downloadUrl), failed, or expired (the link and file are gone)',
+    enum: ['queued', 'running', 'ready', 'failed', 'expired'], example: 'ready',
+  })
+  status: 'queued' | 'running' | 'ready' | 'failed' | 'expired';
+  @ApiProperty({ description: 'How far the job is, in percent of the tables written (100 when ready)', minimum: 0, maximum: 100, example: 100 })
+  progress: number;
+  @ApiProperty({ description: 'Tables written so far', example: 14 })
+  tablesDone: number;
+  @ApiProperty({ description: 'Tables the export holds (0 until the job starts)', example: 14 })
+  tablesTotal: number;
+  @ApiProperty({ description: 'Rows written so far', example: 212 })
+  rowsWritten: number;
+  @ApiProperty({ description: 'Size of the ZIP in bytes; null until ready', type: Number, nullable: true, example: 18342 })
+  sizeBytes: number | null;
+  @ApiProperty({ description: 'When it was asked for', format: 'date-time', example: '2026-12-02T09:30:00.000Z' })
+  createdAt: string;
+  @ApiProperty({ description: 'When the archive was finished; null before', type: String, format: 'date-time', nullable: true, example: '2026-12-02T09:30:04.000Z' })
+  completedAt: string | null;
+  @ApiProperty({ description: 'When the download link (and the file) expires; null before ready', type: String, format: 'date-time', nullable: true, example: '2026-12-03T09:30:04.000Z' })
+  expiresAt: string | null;
+  @ApiProperty({
+    description: 'The download link while the export is ready and not expired (a signed token, no access token needed; valid until expiresAt); null otherwise',
+    type: String, nullable: true, example: '/v1/data-exports/download?token=5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0',
+  })
+  downloadUrl: string | null;
+  @ApiProperty({ description: 'Why it failed; null unless failed', type: String, nullable: true, example: null })
+  error: string | null;
+}
+
+export class DownloadQuery {
+  @ApiProperty({ description: 'The signed token of the download link (downloadUrl)', example: '5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0' })
+  @IsString() @Length(1, 200) token: string;
+}

@@ -15,4 +15,8 @@ export const PrivacyErrors = defineErrorCodes({
   'privacy.session_ended': { status: 401, description: 'the session of this access token was revoked or has ended: sign in again' },
   'privacy.party_not_found': { status: 404, description: 'no such party (vendor, customer) in this organization' },
   'privacy.already_erased': { status: 409, description: 'this person has been erased already' },
+  'data_export.not_found': { status: 404, description: 'no such data export (of yours, or of this organization)' },
+  'privacy.export_in_progress': { status: 409, description: 'an export of the same data is still being prepared: wait for it (GET its status)' },
+  'privacy.export_link_invalid': { status: 403, description: 'the download link is malformed, its signature does not match, or the export is not ready' },
+  'privacy.export_link_expired': { status: 410, description: 'the download link has expired (links live RETENTION_DATA_EXPORT_HOURS, 24 hours by default): ask for a new export' },
 });

@@ -4,12 +4,14 @@ import { PartyErasureController, PrivacyController } from './privacy.controller.
 import { PartyErasureService } from './party-erasure.service.js';
 import { RetentionJob } from './retention.job.js';
 import { ErasureService } from './erasure.service.js';
+import { DataExportDownloadController, MyDataExportController, OrganizationDataExportController } from './data-export.controller.js';
+import { DataExportService } from './data-export.service.js';
 
-/** Personal data (issue 20): the catalog (personal-data.catalog.ts), erasure, retention; docs/privacy.md. */
+/** Personal data (issue 20): the catalog (personal-data.catalog.ts), erasure, exports, retention; docs/privacy.md. */
 @Module({
   imports: [AuthModule],
-  controllers: [PrivacyController, PartyErasureController],
-  providers: [ErasureService, PartyErasureService, RetentionJob],
+  controllers: [PrivacyController, PartyErasureController, MyDataExportController, OrganizationDataExportController, DataExportDownloadController],
+  providers: [ErasureService, PartyErasureService, RetentionJob, DataExportService],
   exports: [RetentionJob],
 })
 export class PrivacyModule {}

@@ -5,6 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { retentionRepository } from './erasure.repository.js';
+import { DataExportService } from './data-export.service.js';
 
 export const RETENTION_JOB = 'privacy.retention';
 const DAY_MS = 86_400_000;
@@ -23,18 +24,21 @@ export class RetentionJob implements OnModuleInit {
     private readonly privileged: PrivilegedDatabase,
     private readonly scheduler: SchedulerRegistry,
     private readonly clock: Clock,
+    private readonly exports: DataExportService,
   ) {}
 
   onModuleInit(): void {
     scheduleFromConfig(this.scheduler, RETENTION_JOB, this.config.retention.cron, () => this.run(), this.logger);
   }
 
-  async run(): Promise<{ webhookDeliveries: number; processedJobs: number }> {
+  async run(): Promise<{ webhookDeliveries: number; processedJobs: number; dataExports: number }> {
     const now = this.clock.now();
     const { webhookDeliveryDays, outboxDays } = this.config.retention;
     const result = await this.privileged.run('privacy.retention', async (db) => ({
       webhookDeliveries: await retentionRepository.purgeWebhookDeliveries(db, new Date(now - webhookDeliveryDays * DAY_MS)),
       processedJobs: await retentionRepository.purgeProcessedJobs(db, new Date(now - outboxDays * DAY_MS)),
+      // exports whose download link has expired: their files are deleted (the row stays, marked expired)
+      dataExports: await this.exports.purgeExpired(db, new Date(now)),
     }));
     this.logger.log(result, 'retention purge');
     return result;

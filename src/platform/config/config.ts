@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import { assertCronExpression } from '../queue/schedule.js';
 
 // Configuration is read once, at boot, and validated: a bad or missing variable stops the process
@@ -82,7 +83,11 @@ export interface AppConfig {
     webhookDeliveryDays: number;
     /** processed jobs of the outbox (their payloads may name people) */
     outboxDays: number;
+    /** data exports: how long a finished export's download link (and its file) lives */
+    dataExportHours: number;
   };
+  /** data exports (docs/privacy.md): the directory their ZIP files are written to */
+  dataExportDir: string;
   observability: {
     /** /metrics answers only requests bearing this token (METRICS_TOKEN); unset: /metrics is not served (404) */
     metricsToken?: string;
@@ -428,7 +433,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),
       webhookDeliveryDays: int(env, 'RETENTION_WEBHOOK_DELIVERY_DAYS', 30, 1),
       outboxDays: int(env, 'RETENTION_OUTBOX_DAYS', 14, 1),
+      dataExportHours: int(env, 'RETENTION_DATA_EXPORT_HOURS', 24, 1, 24 * 30),
     },
+    dataExportDir: resolve(env.DATA_EXPORT_DIR || join('.data', 'exports')),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0),
     observability: {
       metricsToken: metricsToken(env),

@@ -40,6 +40,8 @@ export const PRIVILEGED_PATHS = {
   'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
   /** a person's erasure: their rows in every organization they belong to, by the personal-data catalog */
   'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
+  /** data exports: a person's own export (every table that locates them), the job writing any export, its download */
+  'privacy.export': 'data exports (POST /v1/me/data-export, the export job, the download link): the person\'s rows in every module',
   /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
   'privacy.retention': 'purge finished webhook deliveries and processed jobs past their retention',
   /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */

@@ -1,0 +1,172 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import type { Db } from '../../platform/database/database.service.js';
+import type { SecretBox } from '../integrations/secret-box.js';
+import { personalDataKeyRepository } from './personal-data-key.repository.js';
+
+/**
+ * Crypto-shredding of the audit trail. The audit log is append-only, yet its before/after snapshots carry personal
+ * data (`user.registered` holds the e-mail). The personal fields of a snapshot are sealed (AES-256-GCM) with the key
+ * of the person the entry is about (core.personal_data_keys, one per person, wrapped by the secret box); an erasure
+ * deletes that key and the fields then read as `"[erased]"`. No audit row is ever updated.
+ *
+ * A sealed snapshot keeps its other fields in the clear and carries `"$sealed": { k, iv, ct, tag, fields }`.
+ */
+
+/** Whose personal data a snapshot carries: the subject of a key. */
+export type Subject = `${'user' | 'vendor' | 'customer' | 'email'}:${string}`;
+
+export const userSubject = (userId: string): Subject => `user:${userId}`;
+/** An e-mail address that may belong to no user yet (an invitee): named by its hash, never in the clear. */
+export const emailSubject = (email: string): Subject => `email:${createHash('sha256').update(email.trim().toLowerCase()).digest('hex')}`;
+
+interface EntryFacts {
+  entityType: string;
+  entityId: string | null;
+  /** the acting user, when a person acted */
+  actorUserId: string | null;
+}
+
+interface PersonalSnapshot {
+  /** whose data the snapshot carries; undefined: nobody's in particular (nothing is sealed) */
+  subject: (e: EntryFacts, snapshot: Record<string, unknown>) => Subject | undefined;
+  /** the top-level fields that hold it */
+  fields: readonly string[];
+}
+
+const PARTY_FIELDS = ['name', 'contactPerson', 'email', 'phone', 'taxId', 'billingAddress'] as const;
+const byEntityUser = (e: EntryFacts) => (e.entityId ? userSubject(e.entityId) : undefined);
+
+/**
+ * The audited entity types whose snapshots carry a person's data (declared with the personal-data catalog: the
+ * same people, in the shape the services audit them). An entry of another type is written as it is.
+ */
+export const AUDITED_PERSONAL_DATA: Record<string, PersonalSnapshot> = {
+  user: { subject: byEntityUser, fields: ['email', 'name', 'image', 'newEmail', 'oldEmail'] },
+  membership: { subject: byEntityUser, fields: ['email', 'name', 'image'] },
+  invitation: { subject: (_e, s) => (typeof s.email === 'string' ? emailSubject(s.email) : undefined), fields: ['email'] },
+  integration: { subject: (e) => (e.actorUserId ? userSubject(e.actorUserId) : undefined), fields: ['externalEmail', 'externalUsername'] },
+  vendor: { subject: (e) => (e.entityId ? `vendor:${e.entityId}` : undefined), fields: PARTY_FIELDS },
+  customer: { subject: (e) => (e.entityId ? `customer:${e.entityId}` : undefined), fields: PARTY_FIELDS },
+};
+
+/** What a sealed field reads as once its person's key is gone. */
+export const ERASED = '[erased]';
+/** What an export shows for a sealed field of another person than the one exported. */
+export const WITHHELD = '[withheld: another person\'s data]';
+
+interface SealedPart {
+  k: string;
+  iv: string;
+  ct: string;
+  tag: string;
+  fields: string[];
+}
+
+const isSealedPart = (v: unknown): v is SealedPart => {
+  const s = v as SealedPart;
+  return !!s && typeof s === 'object' && typeof s.k === 'string' && typeof s.ct === 'string' && Array.isArray(s.fields);
+};
+
+const aad = (keyId: string, orgId: string, e: { entityType: string; entityId: string | null }) =>
+  Buffer.from(`omnizen.audit_seal.v1:${keyId}:${orgId}:${e.entityType}:${e.entityId ?? ''}`, 'utf8');
+
+/** An unwrapped key of the table. */
+export interface OpenKey {
+  id: string;
+  subject: string;
+  key: Buffer;
+}
+
+/**
+ * Seals and opens audit snapshots. Keys are wrapped with the secret box (SECRETS_KEYS); without a configured box
+ * (development) they are stored unwrapped, which still allows crypto-shredding but not protection at rest: a
+ * warning says so at boot (docs/privacy.md).
+ */
+export class AuditSealer {
+  private readonly logger = new Logger(AuditSealer.name);
+
+  constructor(private readonly box: SecretBox | undefined) {
+    if (!box?.configured) this.logger.warn('SECRETS_KEYS is not set: per-person audit keys are stored unwrapped (crypto-shredding still works)');
+  }
+
+  /** Seals the personal fields of `before`/`after`; answers them unchanged when the entry carries none. */
+  async seal<T>(db: Db, orgId: string, e: EntryFacts, snapshot: T): Promise<T> {
+    const decl = AUDITED_PERSONAL_DATA[e.entityType];
+    if (!decl || !snapshot || typeof snapshot !== 'object' || Array.isArray(snapshot)) return snapshot;
+    const record = snapshot as Record<string, unknown>;
+    const fields = decl.fields.filter((f) => record[f] !== undefined && record[f] !== null);
+    if (!fields.length) return snapshot;
+    const subject = decl.subject(e, record);
+    if (!subject) return snapshot;
+    const key = await this.keyFor(db, subject);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key.key, iv);
+    cipher.setAAD(aad(key.id, orgId, e));
+    const plain = Object.fromEntries(fields.map((f) => [f, record[f]]));
+    const ct = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
+    const rest = Object.fromEntries(Object.entries(record).filter(([k]) => !fields.includes(k)));
+    const sealed: SealedPart = { k: key.id, iv: iv.toString('base64'), ct: ct.toString('base64'), tag: cipher.getAuthTag().toString('base64'), fields };
+    return { ...rest, $sealed: sealed } as T;
+  }
+
+  /** The key ids that the snapshots of these entries were sealed with. */
+  keyIds(snapshots: unknown[]): string[] {
+    const ids = new Set<string>();
+    for (const s of snapshots) {
+      const part = s && typeof s === 'object' ? (s as Record<string, unknown>).$sealed : undefined;
+      if (isSealedPart(part)) ids.add(part.k);
+    }
+    return [...ids];
+  }
+
+  /** The keys of these ids that still exist, unwrapped. */
+  async openKeys(db: Db, ids: string[]): Promise<Map<string, OpenKey>> {
+    if (!ids.length) return new Map();
+    const rows = await personalDataKeyRepository.byId(db, ids);
+    return new Map(rows.map((r) => [r.id, { id: r.id, subject: r.subject, key: this.unwrap(r.id, r.wrapped) }]));
+  }
+
+  /**
+   * A snapshot as it reads: sealed fields opened with their key, `"[erased]"` when the key is gone, or `withheld`
+   * when `allow` refuses the key's subject (an export shows only its own person's data).
+   */
+  open(snapshot: unknown, orgId: string, e: { entityType: string; entityId: string | null }, keys: Map<string, OpenKey>,
+    allow: (subject: string) => boolean = () => true): unknown {
+    if (!snapshot || typeof snapshot !== 'object' || Array.isArray(snapshot)) return snapshot;
+    const { $sealed: part, ...rest } = snapshot as Record<string, unknown>;
+    if (!isSealedPart(part)) return snapshot;
+    const key = keys.get(part.k);
+    const mark = (value: string) => Object.fromEntries(part.fields.map((f) => [f, value]));
+    if (!key) return { ...rest, ...mark(ERASED) };
+    if (!allow(key.subject)) return { ...rest, ...mark(WITHHELD) };
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(part.iv, 'base64'));
+      decipher.setAAD(aad(part.k, orgId, e));
+      decipher.setAuthTag(Buffer.from(part.tag, 'base64'));
+      const plain = JSON.parse(Buffer.concat([decipher.update(Buffer.from(part.ct, 'base64')), decipher.final()]).toString('utf8'));
+      return { ...rest, ...plain };
+    } catch {
+      // tampered, or copied to another entry: it does not open
+      return { ...rest, ...mark(ERASED) };
+    }
+  }
+
+  private async keyFor(db: Db, subject: Subject): Promise<OpenKey> {
+    const fresh = randomBytes(32);
+    const candidateId = randomUUID();
+    const row = await personalDataKeyRepository.getOrCreate(db, candidateId, subject, this.wrap(candidateId, fresh));
+    return { id: row.id, subject, key: this.unwrap(row.id, row.wrapped) };
+  }
+
+  private wrap(keyId: string, key: Buffer): unknown {
+    return this.box?.configured ? this.box.sealFor(key.toString('base64'), `personal_data_key:${keyId}`) : { unwrapped: key.toString('base64') };
+  }
+
+  private unwrap(keyId: string, wrapped: unknown): Buffer {
+    const w = wrapped as { unwrapped?: string };
+    if (typeof w?.unwrapped === 'string') return Buffer.from(w.unwrapped, 'base64');
+    if (!this.box) throw new Error('a personal data key is wrapped but no secret box is configured (SECRETS_KEYS)');
+    return Buffer.from(this.box.openFor<string>(wrapped, `personal_data_key:${keyId}`), 'base64');
+  }
+}

@@ -1,0 +1,289 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import yazl from 'yazl';
+import type { Principal } from '../../platform/auth/principal.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db, TenantTx } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { AuditService } from '../audit/audit.service.js';
+import { AuditSealer, emailSubject, userSubject } from './audit-sealing.js';
+import { dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
+import { erasureRepository, locate } from './erasure.repository.js';
+import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
+import type { DataExportDto } from './privacy.dto.js';
+import { PrivacyErrors } from './privacy.errors.js';
+
+export const DATA_EXPORT_JOB = 'privacy.data_export';
+/** The schemas an organization's export reads (every table with an org_id column). */
+const OUR_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as const;
+/** An organization's tables left out of its export: jobs in flight (internal; their payloads may name people). */
+const ORGANIZATION_EXPORT_SKIPS = ['core.outbox'];
+const BATCH = 500;
+const HOUR_MS = 3_600_000;
+
+/** A download link's token: `<export id>.<expiry ms>.<HMAC>`; stateless, checked against the row as well. */
+function linkKey(config: AppConfig): Buffer {
+  return createHmac('sha256', config.auth.supabaseJwtSecret).update('omnizen.data_export_link.v1').digest();
+}
+
+const csvCell = (v: unknown): string => {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** `core."User"` → `core.User` (a file name) */
+const fileBase = (table: string) => table.replace(/"/g, '');
+
+/**
+ * Data portability (issue 20): a person's export (every catalog table that locates them: JSON per table) and an
+ * organization's (every table with its org_id: CSV per table), each one ZIP with a README, written by an outbox job
+ * (Bull with REDIS_URL, in-process otherwise) to DATA_EXPORT_DIR. Rows are read through a cursor in batches and
+ * streamed into the archive (yazl), so a large history is never held whole. The download link is a signed token valid
+ * RETENTION_DATA_EXPORT_HOURS (24 h); the retention job deletes expired files.
+ */
+@Injectable()
+export class DataExportService implements OnModuleInit {
+  private readonly logger = new Logger(DataExportService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly jobs: JobRegistry,
+    private readonly audit: AuditService,
+    private readonly sealer: AuditSealer,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    this.jobs.register(DATA_EXPORT_JOB, (job) => this.run(job));
+  }
+
+  /** POST /v1/me/data-export: the signed-in person's export, queued (the job's organization is their personal one). */
+  async requestPersonal(principal: Principal, meta: { requestId: string }): Promise<DataExportDto> {
+    if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
+    const row = await this.privileged.run('privacy.export', async (db) => {
+      const orgId = principal.personalOrgId;
+      if (await repo.unfinished(db, 'person', orgId, principal.userId)) {
+        throw PrivacyErrors.error('privacy.export_in_progress', 'an export of your data is being prepared: wait for it to finish');
+      }
+      const made = await repo.insert(db, { kind: 'person', orgId, userId: principal.userId });
+      await enqueue({ db, orgId }, DATA_EXPORT_JOB, { exportId: made.id });
+      await this.audit.recordPrivileged(db, orgId, principal, { action: 'data_export.requested', entityType: 'data_export', entityId: made.id, after: { kind: 'person' } }, meta);
+      return made;
+    });
+    return this.toDto(row);
+  }
+
+  /** POST /v1/orgs/{orgId}/data-export (owners): the organization's export, queued in its own transaction. */
+  async requestOrganization(tx: TenantTx): Promise<DataExportDto> {
+    if (tx.principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'an organization\'s export is asked for by its owner, not a key');
+    if (await repo.unfinished(tx.db, 'organization', tx.orgId, tx.principal.userId)) {
+      throw PrivacyErrors.error('privacy.export_in_progress', 'an export of this organization is being prepared: wait for it to finish');
+    }
+    const made = await repo.insert(tx.db, { kind: 'organization', orgId: tx.orgId, userId: tx.principal.userId });
+    await enqueue(tx, DATA_EXPORT_JOB, { exportId: made.id });
+    await this.audit.record(tx, { action: 'data_export.requested', entityType: 'data_export', entityId: made.id, after: { kind: 'organization' } });
+    return this.toDto(made);
+  }
+
+  async getPersonal(principal: Principal, id: string): Promise<DataExportDto> {
+    if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
+    const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
+    if (!row || row.kind !== 'person' || row.userId !== principal.userId) throw PrivacyErrors.error('data_export.not_found', `no data export ${id} of yours`);
+    return this.toDto(row);
+  }
+
+  async getOrganization(tx: TenantTx, id: string): Promise<DataExportDto> {
+    const row = await repo.get(tx.db, id); // the policy shows an organization's exports to its owners only
+    if (!row || row.kind !== 'organization' || row.orgId !== tx.orgId) throw PrivacyErrors.error('data_export.not_found', `no data export ${id} in this organization`);
+    return this.toDto(row);
+  }
+
+  /** GET /v1/data-exports/download?token=: the archive, while the signed link is valid. */
+  async open(token: string): Promise<{ stream: Readable; fileName: string; sizeBytes: number }> {
+    const id = this.verifyToken(token);
+    const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
+    if (!row || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
+      throw PrivacyErrors.error('privacy.export_link_expired', 'this download link has expired: ask for a new export');
+    }
+    if (row.status !== 'ready' || !row.fileName) throw PrivacyErrors.error('privacy.export_link_invalid', 'this download link is not valid');
+    const path = join(this.config.dataExportDir, row.fileName);
+    const size = (await stat(path)).size;
+    const kind = row.kind === 'person' ? 'personal-data' : 'organization-data';
+    return { stream: createReadStream(path), fileName: `omnizen-${kind}-${row.id.slice(0, 8)}.zip`, sizeBytes: size };
+  }
+
+  /** The retention job: expired exports' files are deleted and their rows marked expired. */
+  async purgeExpired(db: Db, now: Date): Promise<number> {
+    const files = await repo.expire(db, now);
+    for (const f of files) await rm(join(this.config.dataExportDir, f), { force: true });
+    return files.length;
+  }
+
+  /** The job: idempotent per export (a finished one is left; an interrupted one starts over). */
+  async run(job: Job): Promise<void> {
+    const id = String(job.payload.exportId);
+    const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
+    if (!row || row.status === 'ready' || row.status === 'expired') return;
+    await mkdir(this.config.dataExportDir, { recursive: true });
+    const fileName = `${id}.zip`;
+    const final = join(this.config.dataExportDir, fileName);
+    const part = `${final}.part`;
+    try {
+      // committed on its own: the export's transaction must not hold the row its progress updates write
+      await this.privileged.run('privacy.export', (db) => repo.start(db, id, new Date(this.clock.now())));
+      const rowsWritten = await this.privileged.run('privacy.export', (db) => this.write(db, row, part));
+      const sizeBytes = (await stat(part)).size;
+      await rename(part, final);
+      const now = this.clock.now();
+      await this.privileged.run('privacy.export', async (db) => {
+        await repo.finish(db, id, { fileName, sizeBytes, rowsWritten, completedAt: new Date(now), expiresAt: new Date(now + this.config.retention.dataExportHours * HOUR_MS) });
+        await this.audit.recordPrivileged(db, row.orgId, 'system', {
+          action: 'data_export.completed', entityType: 'data_export', entityId: id, after: { kind: row.kind, rowsWritten, sizeBytes },
+        });
+      });
+    } catch (err) {
+      await rm(part, { force: true });
+      this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
+      await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
+    }
+  }
+
+  /** Writes the archive in one transaction (one snapshot of the data); answers the rows written. */
+  private async write(db: Db, row: DataExportRow, path: string): Promise<number> {
+    const plan = row.kind === 'person' ? await this.personPlan(db, row.userId) : await this.organizationPlan(db, row.orgId);
+    await this.progress(row.id, 0, 0, plan.length, 0);
+    const zip = new yazl.ZipFile();
+    const written = pipeline(zip.outputStream, createWriteStream(path));
+    const zipFailed = new Promise<never>((_, reject) => zip.on('error', reject));
+    let rows = 0;
+    const readme: string[] = [];
+    let done = 0;
+    for (const step of plan) {
+      const name = `${fileBase(step.table.table)}.${row.kind === 'person' ? 'json' : 'csv'}`;
+      const entry = new PassThrough();
+      zip.addReadStream(entry, name);
+      const put = async (text: string) => {
+        if (!entry.write(text)) await Promise.race([new Promise((r) => entry.once('drain', r)), zipFailed]);
+      };
+      let count = 0;
+      if (row.kind === 'person') await put('[');
+      else await put(`${step.table.columns.join(',')}\n`);
+      count = await repo.stream(db, step.table, step.where, BATCH, async (batch) => {
+        const shown = step.table.table === 'core.audit_logs' ? await this.openAudit(db, batch, step.allowSubject) : batch;
+        const text = row.kind === 'person'
+          ? shown.map((r, i) => `${count + i === 0 ? '\n' : ',\n'}${JSON.stringify(r)}`).join('')
+          : shown.map((r) => `${step.table.columns.map((c) => csvCell(r[c])).join(',')}\n`).join('');
+        count += shown.length;
+        await put(text);
+      });
+      if (row.kind === 'person') await put(count ? '\n]\n' : ']\n');
+      entry.end();
+      rows += count;
+      done++;
+      readme.push(`| ${name} | ${step.describes} | ${count} |`);
+      await this.progress(row.id, Math.floor((done * 100) / (plan.length + 1)), done, plan.length, rows);
+    }
+    zip.addBuffer(Buffer.from(this.readme(row, readme), 'utf8'), 'README.md');
+    zip.end();
+    await Promise.race([written, zipFailed]);
+    return rows;
+  }
+
+  /** Progress is committed on its own (the export's transaction commits only at the end). */
+  private progress(id: string, progress: number, tablesDone: number, tablesTotal: number, rowsWritten: number): Promise<void> {
+    return this.privileged.run('privacy.export', (db) => repo.setProgress(db, id, { progress, tablesDone, tablesTotal, rowsWritten }));
+  }
+
+  /** The person's tables: every catalog table that locates them (by user id, e-mail or personal organization). */
+  private async personPlan(db: Db, userId: string): Promise<PlanStep[]> {
+    const [person] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${userId}`;
+    const emails = await erasureRepository.knownEmails(db, userId);
+    const own = new Set<string>([userSubject(userId), ...emails.map(emailSubject)]);
+    const entries = PERSONAL_DATA_CATALOG.filter((t) => t.exported !== false)
+      .map((t) => ({ t, where: locate(t, { userId, email: person.email }) }))
+      .filter((x): x is { t: typeof x.t; where: { sql: string; value: string } } => !!x.where && x.t.person.kind !== 'value-scan');
+    const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
+    const byName = new Map(tables.map((t) => [t.table, t]));
+    return entries.filter((e) => byName.has(e.t.table)).map((e) => ({
+      table: byName.get(e.t.table)!, where: e.where, describes: e.t.describes, allowSubject: (s: string) => own.has(s),
+    }));
+  }
+
+  /** Every table with the organization's org_id. */
+  private async organizationPlan(db: Db, orgId: string): Promise<PlanStep[]> {
+    const names = await repo.organizationTables(db, OUR_SCHEMAS, ORGANIZATION_EXPORT_SKIPS);
+    const tables = await repo.columnsOf(db, names);
+    return tables.map((t) => ({
+      table: t, where: { sql: 'x.org_id = $1::uuid', value: orgId }, describes: `the organization's rows of ${fileBase(t.table)}`, allowSubject: () => true,
+    }));
+  }
+
+  /** Audit entries as they read (sealed fields opened); in a person's export only their own person's fields. */
+  private async openAudit(db: Db, rows: Record<string, unknown>[], allow: (subject: string) => boolean): Promise<Record<string, unknown>[]> {
+    const keys = await this.sealer.openKeys(db, this.sealer.keyIds(rows.flatMap((r) => [r.before, r.after])));
+    return rows.map((r) => {
+      const facts = { entityType: String(r.entity_type), entityId: (r.entity_id as string | null) ?? null };
+      return { ...r, before: this.sealer.open(r.before, String(r.org_id), facts, keys, allow), after: this.sealer.open(r.after, String(r.org_id), facts, keys, allow) };
+    });
+  }
+
+  private readme(row: DataExportRow, lines: string[]): string {
+    const what = row.kind === 'person'
+      ? 'Everything OmniZen holds about you, one JSON file per table (an array of rows). Secrets and token hashes are never exported; '
+        + 'audit entries show other people\'s data as withheld.'
+      : 'The organization\'s data, one CSV file per table (a header line, then one line per row; JSON values as JSON text). '
+        + 'Secrets and token hashes are never exported.';
+    return `# OmniZen data export ${row.id}\n\n${what}\n\nCreated: ${new Date(this.clock.now()).toISOString()}\n\n| file | holds | rows |\n|---|---|---|\n${lines.join('\n')}\n`;
+  }
+
+  private toDto(row: DataExportRow): DataExportDto {
+    const ready = row.status === 'ready' && !!row.expiresAt && row.expiresAt.getTime() > this.clock.now();
+    return {
+      id: row.id,
+      kind: row.kind,
+      status: row.status === 'ready' && !ready ? 'expired' : row.status,
+      progress: row.progress,
+      tablesDone: row.tablesDone,
+      tablesTotal: row.tablesTotal,
+      rowsWritten: Number(row.rowsWritten),
+      sizeBytes: row.sizeBytes === null ? null : Number(row.sizeBytes),
+      createdAt: row.createdAt.toISOString(),
+      completedAt: row.completedAt?.toISOString() ?? null,
+      expiresAt: row.expiresAt?.toISOString() ?? null,
+      downloadUrl: ready ? `/v1/data-exports/download?token=${this.token(row.id, row.expiresAt!.getTime())}` : null,
+      error: row.status === 'failed' ? 'the export failed; ask for a new one' : null,
+    };
+  }
+
+  private token(id: string, expiresAtMs: number): string {
+    const body = `${id}.${expiresAtMs}`;
+    return `${body}.${createHmac('sha256', linkKey(this.config)).update(body).digest('base64url')}`;
+  }
+
+  /** The export id of a well-signed, unexpired token. */
+  private verifyToken(token: string): string {
+    const m = /^([0-9a-f-]{36})\.(\d{1,16})\.([A-Za-z0-9_-]{43})$/.exec(token);
+    if (!m) throw PrivacyErrors.error('privacy.export_link_invalid', 'this download link is not valid');
+    const expected = Buffer.from(createHmac('sha256', linkKey(this.config)).update(`${m[1]}.${m[2]}`).digest('base64url'));
+    const given = Buffer.from(m[3]);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw PrivacyErrors.error('privacy.export_link_invalid', 'this download link is not valid');
+    if (Number(m[2]) <= this.clock.now()) throw PrivacyErrors.error('privacy.export_link_expired', 'this download link has expired: ask for a new export');
+    return m[1];
+  }
+}
+
+interface PlanStep {
+  table: ExportTable;
+  where: { sql: string; value: string };
+  describes: string;
+  allowSubject: (subject: string) => boolean;
+}

@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import yauzl from 'yauzl';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { addMember, createOrg, onEnterprisePlan, uniqueEmail, type TestUser } from '../support/factories.js';
+import { startBooks } from '../ledger/ledger-support.js';
+import { payablesUrl } from '../payables/payables-support.js';
+import { testKeys } from '../integrations/keys.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { RetentionJob } from '../../src/modules/privacy/retention.job.js';
+import { dataExportRepository } from '../../src/modules/privacy/data-export.repository.js';
+import { WITHHELD } from '../../src/modules/privacy/audit-sealing.js';
+
+const PASSWORD = 'correct horse battery';
+const HOUR = 3_600_000;
+
+/** A person with a name found nowhere else, so an archive can be scanned for it. */
+async function person(t: TestApp, prefix: string): Promise<TestUser & { name: string }> {
+  const email = uniqueEmail(prefix);
+  const name = `Ximena ${prefix} Vorhees ${randomBytes(4).toString('hex')}`;
+  await t.http.post('/v1/auth/register').send({ email, password: PASSWORD, name }).expect(202);
+  const res = await t.http.post('/v1/auth/login').send({ email, password: PASSWORD }).expect(200);
+  return {
+    id: res.body.user.id, email, name, token: res.body.accessToken, refreshToken: res.body.refreshToken,
+    personalOrgId: res.body.personalOrgId, auth: { Authorization: `Bearer ${res.body.accessToken}` },
+  };
+}
+
+/** Every file of a ZIP (read whole: test archives are small). */
+function unzip(buffer: Buffer): Promise<Record<string, string>> {
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
+      if (err || !zip) return reject(err);
+      const files: Record<string, string> = {};
+      zip.on('entry', (entry: yauzl.Entry) => zip.openReadStream(entry, (e, stream) => {
+        if (e || !stream) return reject(e);
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => { files[entry.fileName] = Buffer.concat(chunks).toString('utf8'); zip.readEntry(); });
+      }));
+      zip.on('end', () => resolve(files));
+      zip.on('error', reject);
+      zip.readEntry();
+    });
+  });
+}
+
+describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-export', () => {
+  let t: TestApp;
+  const clock = new ManualClock();
+  const dir = mkdtempSync(join(tmpdir(), 'omnizen-exports-'));
+  let p: TestUser & { name: string };
+  let q: TestUser & { name: string };
+  let owner: TestUser & { name: string };
+  let acme: string;
+  let pTrading: string;
+  let quux: string;
+  const ids: Record<string, string> = {};
+
+  const download = async (url: string, status = 200) => t.http.get(url).buffer(true)
+    .parse((res, cb) => { const chunks: Buffer[] = []; res.on('data', (c: Buffer) => chunks.push(c)); res.on('end', () => cb(null, Buffer.concat(chunks))); })
+    .expect(status);
+
+  beforeAll(async () => {
+    // jobs run in-process (the relay is drained by the test); integrations' secrets need a key
+    t = await createTestApp({ DATA_EXPORT_DIR: dir, REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
+    owner = await person(t, 'acmeowner');
+    p = await person(t, 'exported');
+    q = await person(t, 'otherperson');
+    acme = await createOrg(t, owner, 'Acme Export Ltd');
+    await onEnterprisePlan(t, acme);
+    const acc = await startBooks(t, acme, owner);
+    await addMember(t, acme, p, 'accountant');
+    await addMember(t, acme, q, 'member');
+    // P's rows in every module: their own organization, an invitation they sent, an integration, analytics, an expense claim
+    pTrading = await createOrg(t, p, 'P Trading');
+    await t.http.post(`/v1/orgs/${pTrading}/invitations`).set(p.auth).send({ email: 'third.party@example.test', role: 'viewer' }).expect(201);
+    ids.pIntegration = (await t.http.post('/v1/me/integrations').set(p.auth).send({ integrationType: 'caldav', label: 'P calendar', externalEmail: p.email }).expect(201)).body.id;
+    await t.http.put(`/v1/me/integrations/${ids.pIntegration}/secret`).set(p.auth)
+      .send({ credentials: { username: p.email, password: 'p-secret-app-password', serverUrl: 'https://caldav.example.com' } }).expect(200);
+    await t.http.post(`/v1/orgs/${pTrading}/analytics/events`).set(p.auth).send({ events: [{ name: 'p.opened', properties: { screen: 'home' } }] }).expect(200);
+    const claim = { claimDate: '2026-02-04', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '9.99', currency: 'EUR', date: '2026-02-04' }] };
+    ids.pClaim = (await t.http.post(payablesUrl(acme, 'expense-claims')).set(p.auth).send(claim).expect(201)).body.id;
+    // Q: the same kinds of rows, in Acme and in an organization of their own
+    quux = await createOrg(t, q, 'Quux Holdings');
+    ids.qClaim = (await t.http.post(payablesUrl(acme, 'expense-claims')).set(q.auth).send(claim).expect(201)).body.id;
+    ids.qIntegration = (await t.http.post('/v1/me/integrations').set(q.auth).send({ integrationType: 'icloud', label: 'Q iCloud', externalEmail: q.email }).expect(201)).body.id;
+    await t.http.post(`/v1/orgs/${quux}/analytics/events`).set(q.auth).send({ events: [{ name: 'q.opened' }] }).expect(200);
+    await t.app.get(OutboxRelay).drain();
+  });
+  afterAll(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports everything about the person, table by table with a README, and nothing of another person or organization; progress moves; audited', async () => {
+    const started = await t.http.post('/v1/me/data-export').set(p.auth).expect(202);
+    expect(started.body).toMatchObject({ kind: 'person', status: 'queued', progress: 0, downloadUrl: null });
+    const again = await t.http.post('/v1/me/data-export').set(p.auth).expect(409);
+    expect(again.body.error.code).toBe('privacy.export_in_progress');
+
+    // progress as a client polling the status route sees it while the job runs
+    const seen: number[] = [];
+    const original = dataExportRepository.setProgress;
+    const spy = jest.spyOn(dataExportRepository, 'setProgress').mockImplementation(async (db, id, progress) => {
+      await original(db, id, progress);
+      seen.push((await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(p.auth).expect(200)).body.progress);
+    });
+    try {
+      await t.app.get(OutboxRelay).drain();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(seen.length).toBeGreaterThan(5);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(seen[0]).toBe(0);
+    expect(seen[seen.length - 1]).toBeGreaterThan(90);
+    expect(seen[seen.length - 1]).toBeLessThan(100);
+
+    const status = (await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(p.auth).expect(200)).body;
+    expect(status).toMatchObject({ status: 'ready', progress: 100, downloadUrl: expect.stringMatching(/^\/v1\/data-exports\/download\?token=/) });
+    expect(status.tablesDone).toBe(status.tablesTotal);
+    expect(Date.parse(status.expiresAt) - Date.parse(status.completedAt)).toBe(24 * HOUR);
+    // nobody else sees it: another person's status route, an organization's
+    await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(q.auth).expect(404);
+    await t.http.get(`/v1/orgs/${p.personalOrgId}/data-exports/${started.body.id}`).set(p.auth).expect(404);
+
+    const zip = await download(status.downloadUrl);
+    expect(zip.headers['content-type']).toBe('application/zip');
+    const files = await unzip(zip.body as Buffer);
+    const rows = (name: string) => JSON.parse(files[name]) as Record<string, any>[];
+    expect(rows('core.User.json')).toEqual([expect.objectContaining({ id: p.id, email: p.email, name: p.name })]);
+    expect(rows('core.memberships.json').map((m) => m.org_id).sort()).toEqual([acme, pTrading, p.personalOrgId].sort());
+    expect(rows('core.sessions.json').length).toBeGreaterThan(0);
+    expect(rows('public.integrations.json')).toEqual([expect.objectContaining({ id: ids.pIntegration, external_email: p.email })]);
+    expect(rows('core.analytics_events.json').map((e) => e.name)).toContain('p.opened');
+    expect(rows('finance.bills.json').map((b) => b.id)).toEqual([ids.pClaim]);
+    expect(rows('core.organizations.json').map((o) => o.id)).toEqual([p.personalOrgId]);
+    const audit = rows('core.audit_logs.json');
+    expect(audit.every((a) => a.actor_id === p.id)).toBe(true);
+    expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['organization.created', 'invitation.created', 'payables.expense_claim_created', 'integration.created']));
+    // their own sealed data reads; another person's (the invitee's e-mail) is withheld
+    expect(audit.find((a) => a.action === 'integration.created')!.after).toMatchObject({ externalEmail: p.email });
+    expect(audit.find((a) => a.action === 'invitation.created')!.after).toMatchObject({ email: WITHHELD, role: 'viewer' });
+    // secrets never leave: no sealed secret, no password hash, no token hash
+    expect(Object.keys(files).filter((f) => /integration_secrets|user_credentials|refresh_tokens|password_reset/.test(f))).toEqual([]);
+    const all = Object.values(files).join('\n');
+    expect(all).not.toMatch(/p-secret-app-password|password_hash|token_hash/);
+    // the README lists every file with what it holds
+    for (const name of Object.keys(files).filter((f) => f !== 'README.md')) expect(files['README.md']).toContain(`| ${name} |`);
+    expect(files['README.md']).toContain('your profile');
+
+    // nothing of the other person nor of their organization
+    for (const needle of [q.email, q.name, q.id, quux, 'Quux Holdings', q.personalOrgId, ids.qClaim, ids.qIntegration]) {
+      expect([needle, all.includes(needle)]).toEqual([needle, false]);
+    }
+    // the invitee of their invitation: withheld in the audit entry; only the notice and e-mail P received about it name them
+    expect(Object.keys(files).filter((f) => files[f].includes('third.party@example.test')).sort()).toEqual(['core.email_deliveries.json', 'core.notifications.json']);
+
+    const audited = await t.db.admin.query(`SELECT action, actor_id, after FROM core.audit_logs WHERE entity_id = $1 ORDER BY id`, [started.body.id]);
+    expect(audited.rows).toEqual([
+      { action: 'data_export.requested', actor_id: p.id, after: { kind: 'person' } },
+      { action: 'data_export.completed', actor_id: null, after: { kind: 'person', rowsWritten: status.rowsWritten, sizeBytes: status.sizeBytes } },
+    ]);
+  });
+
+  it('an organization\'s owner exports its data as CSV per table; a non-owner cannot; nothing of another organization', async () => {
+    const refused = await t.http.post(`/v1/orgs/${acme}/data-export`).set(p.auth).send({}).expect(403);
+    expect(refused.body.error.code).toBe('forbidden.role');
+    const started = await t.http.post(`/v1/orgs/${acme}/data-export`).set(owner.auth).send({}).expect(202);
+    expect(started.body).toMatchObject({ kind: 'organization', status: 'queued' });
+    await t.app.get(OutboxRelay).drain();
+    const status = (await t.http.get(`/v1/orgs/${acme}/data-exports/${started.body.id}`).set(owner.auth).expect(200)).body;
+    expect(status).toMatchObject({ status: 'ready', progress: 100 });
+    await t.http.get(`/v1/orgs/${acme}/data-exports/${started.body.id}`).set(p.auth).expect(403);
+    await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(owner.auth).expect(404);
+
+    const files = await unzip((await download(status.downloadUrl)).body as Buffer);
+    const csv = (name: string) => files[name].trim().split('\n');
+    expect(csv('finance.bills.csv')[0].split(',')).toEqual(expect.arrayContaining(['id', 'org_id', 'kind', 'claimant_id', 'total']));
+    expect(csv('finance.bills.csv').slice(1).map((l) => l.split(',')[1]).sort()).toEqual([ids.pClaim, ids.qClaim].sort());
+    expect(csv('core.memberships.csv')).toHaveLength(4); // header, owner, P, Q
+    expect(csv('finance.journal_entries.csv').length).toBeGreaterThan(0);
+    expect(files['core.audit_logs.csv']).toContain('ledger.books_started');
+    // secret columns are left out (webhook signing secrets, key hashes, token hashes)
+    expect(Object.values(files).map((f) => f.split('\n')[0]).join(',')).not.toMatch(/secret|_hash|token/);
+    const all = Object.values(files).join('\n');
+    for (const needle of [quux, 'Quux Holdings', pTrading, 'P Trading', p.personalOrgId, q.personalOrgId, 'third.party@example.test']) {
+      expect([needle, all.includes(needle)]).toEqual([needle, false]);
+    }
+  });
+
+  it('the link lives 24 hours: then it is refused (410), and the retention job deletes the file', async () => {
+    const started = await t.http.post('/v1/me/data-export').set(q.auth).expect(202);
+    await t.app.get(OutboxRelay).drain();
+    const status = (await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(q.auth).expect(200)).body;
+    await download(status.downloadUrl);
+    // a forged or altered token is refused
+    const forged = await t.http.get(status.downloadUrl.replace(/.$/, (c: string) => (c === 'A' ? 'B' : 'A'))).expect(403);
+    expect(forged.body.error.code).toBe('privacy.export_link_invalid');
+    await t.http.get('/v1/data-exports/download?token=not-a-token').expect(403);
+
+    clock.advance(24 * HOUR + 1000);
+    const expired = await t.http.get(status.downloadUrl).expect(410);
+    expect(expired.body.error.code).toBe('privacy.export_link_expired');
+    expect((await t.http.get(`/v1/me/data-exports/${started.body.id}`).set(q.auth).expect(200)).body).toMatchObject({ status: 'expired', downloadUrl: null });
+
+    expect(existsSync(join(dir, `${started.body.id}.zip`))).toBe(true);
+    const purged = await t.app.get(RetentionJob).run();
+    expect(purged.dataExports).toBeGreaterThanOrEqual(1);
+    expect(existsSync(join(dir, `${started.body.id}.zip`))).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
+    const row = await t.db.admin.query('SELECT status FROM core.data_exports WHERE id = $1', [started.body.id]);
+    expect(row.rows).toEqual([{ status: 'expired' }]);
+  });
+
+  it('a service key cannot export a person; an unknown or malformed export id is 404', async () => {
+    await t.http.get(`/v1/me/data-exports/00000000-0000-4000-8000-000000000000`).set(p.auth).expect(404);
+    const bad = await t.http.get('/v1/me/data-exports/not-a-uuid').set(p.auth).expect(404);
+    expect(bad.body.error.code).toBe('data_export.not_found');
+  });
+});
