@@ -51,10 +51,10 @@ ALTER TABLE core.data_exports ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURIT
 -- an organization's owners start and read its exports in the organization's transaction; the job, the person's own
 -- exports (not an organization's route) and the retention purge run on privileged paths
 CREATE POLICY data_exports_owner_select ON core.data_exports FOR SELECT TO authenticated
-  USING (kind = 'organization' AND org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner')));
+  USING (kind = 'organization' AND org_id = public.auth_org_id() AND public.auth_has_role('owner'));
 CREATE POLICY data_exports_owner_insert ON core.data_exports FOR INSERT TO authenticated
-  WITH CHECK (kind = 'organization' AND org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner'))
-              AND user_id = (SELECT public.auth_user_id()));
+  WITH CHECK (kind = 'organization' AND org_id = public.auth_org_id() AND public.auth_has_role('owner')
+              AND user_id = public.auth_user_id());
 CREATE POLICY data_exports_service ON core.data_exports FOR ALL TO service_role USING (true) WITH CHECK (true);
 CREATE POLICY personal_data_keys_service ON core.personal_data_keys FOR ALL TO service_role USING (true) WITH CHECK (true);
 
@@ -110,5 +110,5 @@ GRANT EXECUTE ON FUNCTION core.shred_party_key(text, uuid) TO authenticated;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270108000100_privacy_exports_and_keys', 'dc228083b7f6be7ac86c9bc79772aa9b1a9f37cd6379935bb46c740cccbca944', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270108000100_privacy_exports_and_keys', 'f9f86f2b70f80def915de1ae5db01d4c162b11bd698d1748aa020bbff7b74618', 0)
   ON CONFLICT (name) DO NOTHING;

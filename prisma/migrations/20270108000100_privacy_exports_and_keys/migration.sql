@@ -49,10 +49,10 @@ ALTER TABLE core.data_exports ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURIT
 -- an organization's owners start and read its exports in the organization's transaction; the job, the person's own
 -- exports (not an organization's route) and the retention purge run on privileged paths
 CREATE POLICY data_exports_owner_select ON core.data_exports FOR SELECT TO authenticated
-  USING (kind = 'organization' AND org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner')));
+  USING (kind = 'organization' AND org_id = public.auth_org_id() AND public.auth_has_role('owner'));
 CREATE POLICY data_exports_owner_insert ON core.data_exports FOR INSERT TO authenticated
-  WITH CHECK (kind = 'organization' AND org_id = (SELECT public.auth_org_id()) AND (SELECT public.auth_has_role('owner'))
-              AND user_id = (SELECT public.auth_user_id()));
+  WITH CHECK (kind = 'organization' AND org_id = public.auth_org_id() AND public.auth_has_role('owner')
+              AND user_id = public.auth_user_id());
 CREATE POLICY data_exports_service ON core.data_exports FOR ALL TO service_role USING (true) WITH CHECK (true);
 CREATE POLICY personal_data_keys_service ON core.personal_data_keys FOR ALL TO service_role USING (true) WITH CHECK (true);
 
