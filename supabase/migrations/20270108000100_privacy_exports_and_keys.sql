@@ -22,7 +22,7 @@ CREATE TABLE core.personal_data_keys (
 );
 
 CREATE TABLE core.data_exports (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
   kind text NOT NULL CHECK (kind IN ('person', 'organization')),
   org_id uuid NOT NULL REFERENCES core.organizations(id) ON DELETE CASCADE,
   -- who asked: the person exported, or the organization's owner
@@ -39,8 +39,12 @@ CREATE TABLE core.data_exports (
   started_at timestamptz,
   completed_at timestamptz,
   expires_at timestamptz,
-  CHECK (status <> 'ready' OR (file_name IS NOT NULL AND expires_at IS NOT NULL))
+  CHECK (status <> 'ready' OR (file_name IS NOT NULL AND expires_at IS NOT NULL)),
+  -- org_id in the key, as on every tenant table (docs/scaling.md: distributed by org_id)
+  PRIMARY KEY (org_id, id)
 );
+-- the download link and the job name an export by its id alone
+CREATE INDEX data_exports_id_idx ON core.data_exports (id);
 CREATE INDEX data_exports_user_idx ON core.data_exports (user_id, created_at DESC);
 CREATE INDEX data_exports_org_idx ON core.data_exports (org_id, created_at DESC);
 CREATE INDEX data_exports_expiry_idx ON core.data_exports (expires_at) WHERE status = 'ready';
@@ -110,5 +114,5 @@ GRANT EXECUTE ON FUNCTION core.shred_party_key(text, uuid) TO authenticated;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270108000100_privacy_exports_and_keys', 'f9f86f2b70f80def915de1ae5db01d4c162b11bd698d1748aa020bbff7b74618', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270108000100_privacy_exports_and_keys', '42b6414908dfe60821ebb21dedc137468640edbd4a2db23472d473f6569355b8', 0)
   ON CONFLICT (name) DO NOTHING;

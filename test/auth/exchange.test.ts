@@ -55,8 +55,13 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       expect(second.body.personalOrgId).toBe(first.body.personalOrgId);
       const { rows } = await t.db.admin.query('SELECT name FROM core."User" WHERE id = $1', [sub]);
       expect(rows).toEqual([{ name: 'Ada King' }]);
-      expect(await auditOf(first.body.personalOrgId, 'auth.exchanged')).toEqual([
-        expect.objectContaining({ principal_type: 'user', before: expect.objectContaining({ name: 'Supa Ada' }), after: expect.objectContaining({ name: 'Ada King', provider: 'supabase' }) }),
+      // the row holds the names sealed with the person's key (crypto-shredding, issue 20); the audit route opens them
+      const raw = await auditOf(first.body.personalOrgId, 'auth.exchanged');
+      expect(raw).toEqual([expect.objectContaining({ principal_type: 'user', before: expect.objectContaining({ $sealed: expect.objectContaining({ fields: expect.arrayContaining(['name']) }) }) })]);
+      expect(JSON.stringify(raw)).not.toMatch(/Supa Ada|Ada King/);
+      const read = await t.http.get(`/v1/orgs/${first.body.personalOrgId}/audit-logs?action=auth.exchanged`).set('Authorization', `Bearer ${second.body.accessToken}`).expect(200);
+      expect(read.body.items).toEqual([
+        expect.objectContaining({ before: expect.objectContaining({ name: 'Supa Ada' }), after: expect.objectContaining({ name: 'Ada King', provider: 'supabase' }) }),
       ]);
     });
 

@@ -20,7 +20,7 @@ CREATE TABLE core.personal_data_keys (
 );
 
 CREATE TABLE core.data_exports (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
   kind text NOT NULL CHECK (kind IN ('person', 'organization')),
   org_id uuid NOT NULL REFERENCES core.organizations(id) ON DELETE CASCADE,
   -- who asked: the person exported, or the organization's owner
@@ -37,8 +37,12 @@ CREATE TABLE core.data_exports (
   started_at timestamptz,
   completed_at timestamptz,
   expires_at timestamptz,
-  CHECK (status <> 'ready' OR (file_name IS NOT NULL AND expires_at IS NOT NULL))
+  CHECK (status <> 'ready' OR (file_name IS NOT NULL AND expires_at IS NOT NULL)),
+  -- org_id in the key, as on every tenant table (docs/scaling.md: distributed by org_id)
+  PRIMARY KEY (org_id, id)
 );
+-- the download link and the job name an export by its id alone
+CREATE INDEX data_exports_id_idx ON core.data_exports (id);
 CREATE INDEX data_exports_user_idx ON core.data_exports (user_id, created_at DESC);
 CREATE INDEX data_exports_org_idx ON core.data_exports (org_id, created_at DESC);
 CREATE INDEX data_exports_expiry_idx ON core.data_exports (expires_at) WHERE status = 'ready';
