@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AppError } from '../../platform/errors/app-error.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
@@ -39,8 +39,6 @@ function userOf(tx: TenantTx): string {
  */
 @Injectable()
 export class NotificationsService implements OnModuleInit {
-  private readonly logger = new Logger(NotificationsService.name);
-
   constructor(
     private readonly privileged: PrivilegedDatabase,
     private readonly events: DomainEvents,

@@ -11,7 +11,7 @@ import { invitationRepository as invitations } from './invitation.repository.js'
 import { membershipRepository as members } from './membership.repository.js';
 import { organizationRepository as orgs } from './organization.repository.js';
 import type {
-  AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationDto, InvitationPage, InvitationStatus,
+  AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationStatus,
 } from './invitation.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
