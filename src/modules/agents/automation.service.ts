@@ -10,11 +10,19 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
+import { Coalescer } from '../../platform/queue/coalesce.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { CreateTriggerDto, TriggerDto } from './agents.dto.js';
 import { agentsRepository } from './agents.repository.js';
 import { RunsService } from './runs.service.js';
 import { triggersRepository as repo, type TriggerRow } from './triggers.repository.js';
+
+interface TriggerLookup {
+  orgId: string;
+  eventType: string;
+  /** filled by the lookup */
+  triggers: TriggerRow[];
+}
 
 /** This event or slot already fired: the run is not created (at most once). */
 class AlreadyFired extends Error {}
@@ -107,11 +115,21 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
   async onEvent(event: DomainEvent): Promise<void> {
     // an agent's own events never trigger agents (no loops)
     if (event.type.startsWith('agent.run.') || event.type.startsWith('ai.')) return;
-    const triggers = await this.privileged.run('agents.triggers', (db) => repo.eventTriggers(db, event.orgId, event.type));
-    for (const t of triggers) {
+    const lookup: TriggerLookup = { orgId: event.orgId, eventType: event.type, triggers: [] };
+    await this.triggerLookups.add(lookup);
+    for (const t of lookup.triggers) {
       await this.fire(t, event.id, `${t.prompt}\n\nEvent ${event.type} (id ${event.id}, at ${event.occurredAt}):\n${JSON.stringify(event.payload)}`, 'event');
     }
   }
+
+  /**
+   * The triggers of the events handled at once, read in one query when the lookup runs (as each event's own query
+   * did: a trigger created before the event is handled fires for it), instead of one transaction per event.
+   */
+  private readonly triggerLookups = new Coalescer<TriggerLookup>(async (lookups) => {
+    const rows = await this.privileged.run('agents.triggers', (db) => repo.eventTriggersOf(db, lookups));
+    for (const l of lookups) l.triggers = rows.filter((r) => r.org_id === l.orgId && r.event_type === l.eventType);
+  });
 
   /** A clock tick: fires every schedule trigger with a slot due since its last firing (one run per trigger and tick). */
   async tick(now: Date = new Date(this.clock.now())): Promise<number> {

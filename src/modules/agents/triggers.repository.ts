@@ -46,10 +46,18 @@ export const triggersRepository = {
     return db.runCount(qb.deleteFrom('ai.agent_triggers').where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  /** Privileged: the active triggers of an organization for one event type. */
-  async eventTriggers(db: Db, orgId: string, eventType: string): Promise<TriggerRow[]> {
+  /**
+   * Privileged: the active event triggers of several (organization, event type) pairs in one query: the events the
+   * jobs worker runs at once are looked up together, and an event no trigger matches costs no transaction of its own.
+   */
+  async eventTriggersOf(db: Db, pairs: { orgId: string; eventType: string }[]): Promise<TriggerRow[]> {
+    if (!pairs.length) return [];
+    const orgIds = pairs.map((p) => p.orgId);
+    const types = pairs.map((p) => p.eventType);
     return db.run(qb.selectFrom('ai.agent_triggers').select(['org_id', 'id', 'agent_id', 'kind', 'cron', 'event_type', 'prompt', 'created_by', 'last_fired_at', 'created_at'])
-      .where('org_id', '=', orgId).where('kind', '=', 'event').where('status', '=', 'active').where('event_type', '=', eventType)) as Promise<TriggerRow[]>;
+      .where('kind', '=', 'event').where('status', '=', 'active')
+      .where(sql<boolean>`(org_id, event_type) IN (SELECT * FROM unnest(${orgIds}::uuid[], ${types}::text[]))`)
+      .orderBy('created_at').orderBy('id')) as Promise<TriggerRow[]>;
   },
 
   /** Privileged: every active schedule trigger. */

@@ -71,6 +71,12 @@ export const notificationRepository = {
     }));
   },
 
+  /** The event types some route notifies about (the routes are data of the migrations: no route changes at run time). */
+  async routedEventTypes(db: Db): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('core.notification_routes').select('event_type').distinct());
+    return rows.map((r) => r.event_type);
+  },
+
   async orgName(db: Db, orgId: string): Promise<string | undefined> {
     const [row] = await db.run(qb.selectFrom('core.organizations').select('name').where('id', '=', orgId));
     return row?.name;

@@ -16,6 +16,9 @@ import {
 } from './notification.dto.js';
 import { NotificationErrors } from './notifications.errors.js';
 
+/** How long the set of routed event types is kept (see NotificationsService.routedTypes). */
+const ROUTED_TYPES_TTL_MS = 60_000;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Without a stored preference every channel is on, without digest; security is on whatever is stored. */
@@ -51,8 +54,27 @@ export class NotificationsService implements OnModuleInit {
     this.events.subscribe('notifications', (event) => this.route(event));
   }
 
+  /**
+   * The event types any route names, read at most once a minute: most events (a journal entry posted) notify nobody,
+   * and skipping them here spares each its own transaction. The routes are written by migrations only (the service
+   * role may only read them); a route a new migration adds is used within a minute.
+   */
+  private routed?: { types: Promise<Set<string>>; until: number };
+
+  private routedTypes(): Promise<Set<string>> {
+    const now = this.clock.now();
+    if (!this.routed || this.routed.until <= now) {
+      const types = this.privileged.run('notifications.deliver', (db) => repo.routedEventTypes(db)).then((t) => new Set(t));
+      this.routed = { types, until: now + ROUTED_TYPES_TTL_MS };
+      // a failed read is not kept: the next event reads again
+      types.catch(() => { if (this.routed?.types === types) this.routed = undefined; });
+    }
+    return this.routed.types;
+  }
+
   /** The subscriber: once per event id (a receipt row), in one transaction; then the pushes to open streams. */
   async route(event: DomainEvent): Promise<void> {
+    if (!(await this.routedTypes()).has(event.type)) return;
     const created = await this.privileged.run('notifications.deliver', async (db) => {
       const routes = await repo.routes(db, event.type);
       if (routes.length === 0) return [];
