@@ -80,7 +80,8 @@ export class RateLimiter {
   async consume(bucket: string, limit: number, reply: FastifyReply | undefined, what: string): Promise<RateLimitState> {
     let state: RateLimitState;
     let allowed: boolean;
-    const leased = this.leases ? await this.fromRedis(bucket, limit) : null;
+    let leased = this.leases ? this.fromRedis(bucket, limit) : null;
+    if (leased instanceof Promise) leased = await leased;
     if (leased) {
       allowed = leased.number > 0;
       const resetSeconds = Math.max(1, Math.ceil((leased.windowEnds - this.clock.now()) / 1000));
@@ -112,22 +113,26 @@ export class RateLimiter {
     return state;
   }
 
-  /** A token from Redis, or null when Redis did not answer (the in-memory counter decides then). */
-  private async fromRedis(bucket: string, limit: number): Promise<Token | null> {
-    try {
-      const token = await this.leases!.take(`${this.config.redisPrefix}:rl:${limit}:${bucket}`, limit);
+  /**
+   * A token from Redis, or null when Redis did not answer (the in-memory counter decides then). Synchronous when this
+   * instance holds a leased token or knows the window spent: no promise on that path.
+   */
+  private fromRedis(bucket: string, limit: number): Token | Promise<Token | null> {
+    const taken = this.leases!.take(`${this.config.redisPrefix}:rl:${limit}:${bucket}`, limit);
+    if (!(taken instanceof Promise)) return taken;
+    return taken.then((token) => {
       if (this.redisDown) {
         this.redisDown = false;
         this.logger.log('rate limiter: counting in Redis again');
       }
       return token;
-    } catch (err) {
+    }, (err: unknown) => {
       if (!this.redisDown) {
         this.redisDown = true;
         this.logger.warn({ bucket, err: err instanceof Error ? err.message : String(err) }, 'rate limiter: Redis unavailable, counting in memory until it answers');
       }
       return null;
-    }
+    });
   }
 }
 
@@ -171,21 +176,28 @@ export class OrgRateLimits {
  */
 @Injectable()
 export class PublicRouteRateLimitGuard implements CanActivate {
+  /** per handler: public and not exempt (metadata does not change at run time) */
+  private readonly limitedHere = new WeakMap<object, boolean>();
+
   constructor(
     private readonly reflector: Reflector,
     private readonly limiter: RateLimiter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (!this.limiter.enabled || context.getType() !== 'http') return true;
-    const targets = [context.getHandler(), context.getClass()];
-    if (!this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    if (this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets)) return true;
+    const handler = context.getHandler();
+    let here = this.limitedHere.get(handler);
+    if (here === undefined) {
+      const targets = [handler, context.getClass()];
+      here = Boolean(this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) && !this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets);
+      this.limitedHere.set(handler, here);
+    }
+    if (!here) return true;
     const http = context.switchToHttp();
     const ip: string = http.getRequest().ip ?? 'unknown';
-    await this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address');
-    return true;
+    return this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
   }
 }
 
@@ -217,16 +229,15 @@ export class PrincipalRateLimitInterceptor implements NestInterceptor {
     return here;
   }
 
-  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    if (this.limiter.enabled && context.getType() === 'http' && this.isLimitedHere(context)) {
-      const http = context.switchToHttp();
-      const req = http.getRequest();
-      const principal = req.user as Principal | undefined;
-      const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
-        : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
-          : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
-      await this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what);
-    }
-    return next.handle();
+  /** Synchronous when the route is not counted here (most requests): no promise on their path. */
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+    if (!this.limiter.enabled || context.getType() !== 'http' || !this.isLimitedHere(context)) return next.handle();
+    const http = context.switchToHttp();
+    const req = http.getRequest();
+    const principal = req.user as Principal | undefined;
+    const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
+      : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
+        : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
+    return this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what).then(() => next.handle());
   }
 }
