@@ -267,7 +267,11 @@ async function main() {
         ratio: round(median(rounds.map((x) => x.ratio)), 3),
         // app CPU per request, A ÷ B (> 1: A costs more)
         cpu_ratio: round(median(rounds.map((x) => ((x.a as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0) / Math.max(0.001, (x.b as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0))), 3),
-        rounds: rounds.map((x) => ({ [a.label]: x.a.requests_per_s, [b.label]: x.b.requests_per_s, ratio: x.ratio })),
+        // each round's requests/s and app CPU ms per request of both sides
+        rounds: rounds.map((x) => ({
+          [a.label]: x.a.requests_per_s, [b.label]: x.b.requests_per_s, ratio: x.ratio,
+          cpu_ms: [(x.a as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request, (x.b as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request],
+        })),
       };
     };
 

@@ -167,6 +167,11 @@ export interface AppConfig {
     defaultPerMinute: number;
     /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
     planCacheSeconds: number;
+    /**
+     * with Redis, the most tokens of a bucket an instance claims in one round trip (a block is 1% of the limit, up
+     * to this, leased only while ten blocks remain): unused ones are lost when the window ends; 0 = a round trip per request
+     */
+    leaseMax: number;
   };
   analytics: {
     /** months of events kept (older monthly partitions are dropped) */
@@ -479,6 +484,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       principalPerMinute: int(env, 'RATE_LIMIT_PRINCIPAL_PER_MINUTE', 600, 1),
       defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
       planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
+      leaseMax: int(env, 'RATE_LIMIT_LEASE_MAX', 100, 0, 10_000),
     },
     analytics: {
       retentionMonths: int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120),

@@ -2,13 +2,14 @@ import { type CallHandler, type CanActivate, type ExecutionContext, HttpStatus, 
 import { Reflector } from '@nestjs/core';
 import { IS_PUBLIC } from '../auth/public.decorator.js';
 import type { FastifyReply } from 'fastify';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
 import { AppError } from '../errors/app-error.js';
 import { Clock } from '../clock/clock.js';
 import type { Db } from '../database/database.service.js';
 import { rateLimitRepository } from './rate-limit.repository.js';
+import { RedisTokenLeases, type Token } from './rate-limit-leases.js';
 import type { Principal } from '../auth/principal.js';
 import type { Observable } from 'rxjs';
 
@@ -36,35 +37,38 @@ export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION
 
 /**
  * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<address>`), with a per-bucket limit. With REDIS_URL
- * the counters live in Redis, shared by every API instance, and each check is one atomic increment-and-read (a Lua
- * script of rate-limiter-flexible: one round trip, so 1,000 parallel requests against a limit of 5 let exactly 5
- * through). Without Redis, or while Redis is down, an in-process counter (its insurance limiter) decides.
- * Fixed one-minute windows, starting at a bucket's first request.
+ * the counters live in Redis, shared by every API instance: an instance claims a bucket's tokens with one atomic Lua
+ * call that never hands out more than the limit (RedisTokenLeases: a block of them while the bucket is far from its
+ * limit, one per request near it, so 1,000 parallel requests against a limit of 5 let exactly 5 through), and a
+ * request far from the limit usually costs no round trip at all. Without Redis, or while Redis does not answer, an
+ * in-process counter (rate-limiter-flexible's RateLimiterMemory) decides. Fixed one-minute windows, starting at a
+ * bucket's first request.
  */
 @Injectable()
 export class RateLimiter {
   private readonly logger = new Logger(RateLimiter.name);
-  private readonly byLimit = new Map<number, RateLimiterAbstract>();
+  private readonly inMemory = new Map<number, RateLimiterMemory>();
+  private readonly leases: RedisTokenLeases | null;
+  /** Redis failed the last claim: warn once per outage, not once per request */
+  private redisDown = false;
   /** RATE_LIMITS_ENABLED; switched at run time only by the benchmark (on vs off in one process: bench/api.bench.ts) */
   enabled: boolean;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly redis: RedisService,
+    redis: RedisService,
+    private readonly clock: Clock,
   ) {
     this.enabled = config.rateLimits.enabled;
+    this.leases = redis.client ? new RedisTokenLeases(redis.client, config.rateLimits.leaseMax, WINDOW_SECONDS * 1000, () => clock.now()) : null;
   }
 
-  /** One limiter per distinct limit (a handful: the plans' limits and the overrides). */
-  private limiterFor(points: number): RateLimiterAbstract {
-    let limiter = this.byLimit.get(points);
+  /** One in-memory limiter per distinct limit (a handful: the plans' limits and the overrides). */
+  private memoryFor(points: number): RateLimiterMemory {
+    let limiter = this.inMemory.get(points);
     if (!limiter) {
-      const keyPrefix = `${this.config.redisPrefix}:rl:${points}`;
-      const memory = new RateLimiterMemory({ points, duration: WINDOW_SECONDS, keyPrefix });
-      limiter = this.redis.client
-        ? new RateLimiterRedis({ storeClient: this.redis.client, points, duration: WINDOW_SECONDS, keyPrefix, insuranceLimiter: memory })
-        : memory;
-      this.byLimit.set(points, limiter);
+      limiter = new RateLimiterMemory({ points, duration: WINDOW_SECONDS, keyPrefix: `${this.config.redisPrefix}:rl:${points}` });
+      this.inMemory.set(points, limiter);
     }
     return limiter;
   }
@@ -74,20 +78,26 @@ export class RateLimiter {
    * throws 429 `rate_limited` (Retry-After) when the bucket is over its limit.
    */
   async consume(bucket: string, limit: number, reply: FastifyReply | undefined, what: string): Promise<RateLimitState> {
-    let res: RateLimiterRes;
-    let allowed = true;
-    try {
-      res = await this.limiterFor(limit).consume(bucket, 1);
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) {
-        // neither Redis nor the insurance limiter answered: let the request through rather than fail it
-        this.logger.warn({ bucket, err: rejection instanceof Error ? rejection.message : String(rejection) }, 'rate limiter unavailable');
-        return { limit, remaining: limit, resetSeconds: WINDOW_SECONDS };
+    let state: RateLimitState;
+    let allowed: boolean;
+    let leased = this.leases ? this.fromRedis(bucket, limit) : null;
+    if (leased instanceof Promise) leased = await leased;
+    if (leased) {
+      allowed = leased.number > 0;
+      const resetSeconds = Math.max(1, Math.ceil((leased.windowEnds - this.clock.now()) / 1000));
+      state = { limit, remaining: allowed ? limit - leased.number : 0, resetSeconds };
+    } else {
+      let res: RateLimiterRes;
+      try {
+        res = await this.memoryFor(limit).consume(bucket, 1);
+        allowed = true;
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        res = rejection;
+        allowed = false;
       }
-      res = rejection;
-      allowed = false;
+      state = { limit, remaining: res.remainingPoints, resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
     }
-    const state: RateLimitState = { limit, remaining: res.remainingPoints, resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
     if (reply && !reply.sent) {
       reply.header('RateLimit-Limit', String(state.limit));
       reply.header('RateLimit-Remaining', String(state.remaining));
@@ -101,6 +111,28 @@ export class RateLimiter {
       throw err;
     }
     return state;
+  }
+
+  /**
+   * A token from Redis, or null when Redis did not answer (the in-memory counter decides then). Synchronous when this
+   * instance holds a leased token or knows the window spent: no promise on that path.
+   */
+  private fromRedis(bucket: string, limit: number): Token | Promise<Token | null> {
+    const taken = this.leases!.take(`${this.config.redisPrefix}:rl:${limit}:${bucket}`, limit);
+    if (!(taken instanceof Promise)) return taken;
+    return taken.then((token) => {
+      if (this.redisDown) {
+        this.redisDown = false;
+        this.logger.log('rate limiter: counting in Redis again');
+      }
+      return token;
+    }, (err: unknown) => {
+      if (!this.redisDown) {
+        this.redisDown = true;
+        this.logger.warn({ bucket, err: err instanceof Error ? err.message : String(err) }, 'rate limiter: Redis unavailable, counting in memory until it answers');
+      }
+      return null;
+    });
   }
 }
 
@@ -144,21 +176,28 @@ export class OrgRateLimits {
  */
 @Injectable()
 export class PublicRouteRateLimitGuard implements CanActivate {
+  /** per handler: public and not exempt (metadata does not change at run time) */
+  private readonly limitedHere = new WeakMap<object, boolean>();
+
   constructor(
     private readonly reflector: Reflector,
     private readonly limiter: RateLimiter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (!this.limiter.enabled || context.getType() !== 'http') return true;
-    const targets = [context.getHandler(), context.getClass()];
-    if (!this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    if (this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets)) return true;
+    const handler = context.getHandler();
+    let here = this.limitedHere.get(handler);
+    if (here === undefined) {
+      const targets = [handler, context.getClass()];
+      here = Boolean(this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) && !this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets);
+      this.limitedHere.set(handler, here);
+    }
+    if (!here) return true;
     const http = context.switchToHttp();
     const ip: string = http.getRequest().ip ?? 'unknown';
-    await this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address');
-    return true;
+    return this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
   }
 }
 
@@ -190,16 +229,15 @@ export class PrincipalRateLimitInterceptor implements NestInterceptor {
     return here;
   }
 
-  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    if (this.limiter.enabled && context.getType() === 'http' && this.isLimitedHere(context)) {
-      const http = context.switchToHttp();
-      const req = http.getRequest();
-      const principal = req.user as Principal | undefined;
-      const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
-        : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
-          : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
-      await this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what);
-    }
-    return next.handle();
+  /** Synchronous when the route is not counted here (most requests): no promise on their path. */
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+    if (!this.limiter.enabled || context.getType() !== 'http' || !this.isLimitedHere(context)) return next.handle();
+    const http = context.switchToHttp();
+    const req = http.getRequest();
+    const principal = req.user as Principal | undefined;
+    const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
+      : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
+        : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
+    return this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what).then(() => next.handle());
   }
 }
