@@ -15402,11 +15402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description The caller may not do this. error.code is one of: `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
-             *
-             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
-             */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19534,13 +19530,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
@@ -19784,7 +19781,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20386,7 +20383,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24930,7 +24927,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -28547,7 +28544,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28966,7 +28967,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31698,7 +31703,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31952,7 +31957,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33590,7 +33595,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiExtension, ApiResponse, type OpenAPIObject } from '@nestjs/swagger';
+import { ApiResponse, DECORATORS, type OpenAPIObject } from '@nestjs/swagger';
 import { ErrorResponse } from '../http/error-response.js';
 import { AppError } from './app-error.js';
 
@@ -57,6 +57,20 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 /**
+ * Adds to the handler's `x-error-codes` (a second @ApiErrorCodes on one handler adds its codes: swagger's ApiExtension
+ * would keep only the first list applied, silently).
+ */
+function addErrorCodes(specs: DocumentedErrorCode[]): MethodDecorator {
+  return (_target, _key, descriptor) => {
+    const extensions = Reflect.getMetadata(DECORATORS.API_EXTENSION, descriptor.value as object) ?? {};
+    const known = (extensions['x-error-codes'] ?? []) as DocumentedErrorCode[];
+    const added = specs.filter((s) => !known.some((k) => k.code === s.code));
+    Reflect.defineMetadata(DECORATORS.API_EXTENSION, { ...extensions, 'x-error-codes': [...added, ...known] }, descriptor.value as object);
+    return descriptor;
+  };
+}
+
+/**
  * Documents the declared codes an operation can answer with: one response per status, whose description
  * lists its codes (other statuses stay with `ApiErrors`), and the `x-error-codes` extension (code, status, description) for generated clients.
  * An undeclared code fails at startup, so the document cannot name a code that does not exist.
@@ -75,7 +89,7 @@ export function ApiErrorCodes(...codes: string[]): MethodDecorator {
       description: `${STATUS_TEXT[status] ?? 'Error'}. error.code is one of: ${list.map((s) => `\`${s.code}\` (${s.description})`).join('; ')}`,
       type: ErrorResponse,
     })),
-    ApiExtension('x-error-codes', specs),
+    addErrorCodes(specs),
   ) as MethodDecorator;
 }
 
