@@ -13288,6 +13288,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -15102,6 +15111,15 @@ export interface operations {
              *     The input is invalid (`validation_failed` names each field). error.code is one of: `billing.webhook_signature` (the Stripe-Signature header does not verify against the body); `billing.webhook_payload` (the payload is not a Stripe event)
              */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -115,14 +115,14 @@ export function declareGenericErrorCodes(...codes: string[]): void {
 /** An operation of the OpenAPI document as the derivations read it (its extensions are `x-...` keys). */
 export type DocumentOperation = Record<string, unknown> & { security?: unknown[]; parameters?: unknown[]; responses: Record<string, unknown> };
 
-const derivations: ((op: DocumentOperation, path: string) => readonly string[])[] = [];
+const derivations: ((op: DocumentOperation, path: string, method: string) => readonly string[])[] = [];
 
 /**
  * Codes an operation answers because of how it is declared rather than what its handler throws: a tenant route
  * (`x-omnizen-scope`), a required role (`x-omnizen-roles`), a plan requirement (`x-omnizen-billing`), a cursor
  * parameter. The module that owns the codes registers the rule, so the platform does not name another module's codes.
  */
-export function deriveErrorCodes(derive: (op: DocumentOperation, path: string) => readonly string[]): void {
+export function deriveErrorCodes(derive: (op: DocumentOperation, path: string, method: string) => readonly string[]): void {
   derivations.push(derive);
 }
 
@@ -137,7 +137,7 @@ export function documentErrorCodes(doc: OpenAPIObject, errorResponse: (status: n
       if (!['get', 'put', 'post', 'delete', 'patch'].includes(method)) continue;
       const own = (op['x-error-codes'] ?? []) as DocumentedErrorCode[];
       const codes = new Set(own.map((c) => c.code));
-      const added = derivations.flatMap((derive) => derive(op, path)).filter((code) => !codes.has(code) && codes.add(code));
+      const added = derivations.flatMap((derive) => derive(op, path, method)).filter((code) => !codes.has(code) && codes.add(code));
       if (added.length === 0 && own.length === 0) continue;
       const all = [...own, ...added.map(documented)];
       for (const { status } of all) op.responses[status] ??= errorResponse(status);
