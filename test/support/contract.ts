@@ -21,7 +21,8 @@ function nullableComposites<T>(schema: T): T {
   return out as T;
 }
 
-type Operation = { responses: Record<string, { content?: Record<string, { schema?: object }> }> };
+type ErrorCode = { code: string; status: number };
+type Operation = { responses: Record<string, { content?: Record<string, { schema?: object }> }>; 'x-error-codes'?: ErrorCode[] };
 
 /**
  * The OpenAPI document as a contract: every response the application sends is checked against the
@@ -34,7 +35,11 @@ export class ResponseContract {
   private readonly validators = new Map<string, ValidateFunction | null>();
   readonly violations: string[] = [];
 
+  /** The codes any operation may answer (the document's x-generic-error-codes), by code. */
+  private readonly generic: Map<string, number>;
+
   constructor(private readonly doc: OpenAPIObject) {
+    this.generic = new Map(((doc as { 'x-generic-error-codes'?: ErrorCode[] })['x-generic-error-codes'] ?? []).map((c) => [c.code, c.status]));
     this.ajv = new Ajv({ strict: false, allErrors: true });
     addFormats(this.ajv);
     this.ajv.addSchema({ components: nullableComposites(doc.components) }, 'openapi');
@@ -65,7 +70,7 @@ export class ResponseContract {
     } catch {
       return `${where}: the body is not JSON`;
     }
-    if (validate(parsed)) return undefined;
+    if (validate(parsed)) return status >= 400 ? this.undeclaredCode(op, where, status, parsed) : undefined;
     const problems = (validate.errors ?? []).slice(0, 8).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
     return `${where}: the body does not match the documented schema: ${problems}`;
   }
@@ -87,6 +92,22 @@ export class ResponseContract {
       reply.code(500).header('content-type', 'application/json; charset=utf-8');
       return JSON.stringify({ error: { code: 'contract.response_mismatch', message: violation }, requestId: req.id });
     });
+  }
+
+  /**
+   * An error answer's code must be one the operation declares (its x-error-codes) or a generic one (the document's
+   * x-generic-error-codes), with the status declared for it: a client generated from the document can then branch on
+   * every code it may receive.
+   */
+  private undeclaredCode(op: Operation, where: string, status: number, body: unknown): string | undefined {
+    const code = (body as { error?: { code?: unknown } })?.error?.code;
+    if (typeof code !== 'string') return undefined; // the error shape is the schema's business
+    const declared = op['x-error-codes']?.find((c) => c.code === code)?.status ?? this.generic.get(code);
+    if (declared === undefined) {
+      return `${where}: error code "${code}" is not declared in x-error-codes (declared: ${(op['x-error-codes'] ?? []).map((c) => c.code).join(', ') || 'none'}; nor generic)`;
+    }
+    if (declared !== status) return `${where}: error code "${code}" is declared with status ${declared}`;
+    return undefined;
   }
 
   private operation(method: string, route: string): Operation | undefined {

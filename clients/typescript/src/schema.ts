@@ -13177,6 +13177,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -13272,6 +13281,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14161,6 +14179,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -14685,6 +14712,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -14995,6 +15031,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -15066,6 +15111,15 @@ export interface operations {
              *     The input is invalid (`validation_failed` names each field). error.code is one of: `billing.webhook_signature` (the Stripe-Signature header does not verify against the body); `billing.webhook_payload` (the payload is not a Stripe event)
              */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15366,11 +15420,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description The caller may not do this. error.code is one of: `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
-             *
-             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address)
-             */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15801,6 +15851,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16264,6 +16323,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -16354,6 +16422,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17049,6 +17126,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -17135,6 +17221,15 @@ export interface operations {
             };
             /** @description The caller may not do this in this organization */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17263,6 +17358,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17565,6 +17669,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -17753,6 +17866,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -17835,6 +17957,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17932,6 +18063,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18059,6 +18199,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The path is longer than the API accepts */
             414: {
                 headers: {
@@ -18157,6 +18306,15 @@ export interface operations {
             };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19390,13 +19548,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
@@ -19640,7 +19799,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20242,7 +20401,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24786,7 +24945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -28403,7 +28562,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28822,7 +28985,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /**
+             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
+             *
+             *     The plan does not include this, or a plan limit is reached
+             */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31554,7 +31721,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31808,7 +31975,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33446,7 +33613,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;

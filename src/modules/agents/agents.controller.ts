@@ -70,7 +70,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'createAiBudget', summary: 'Create the organization\'s or an agent\'s monthly budget (owner, admin)' })
   @ApiCreatedResponse({ type: BudgetDto })
-  @ApiErrorCodes('ai.budget_exists')
+  @ApiErrorCodes('ai.budget_exists', 'agent.not_found')
   createBudget(@Tx() tx: TenantTx, @Body() dto: CreateBudgetDto): Promise<BudgetDto> {
     return this.agents.createBudget(tx, dto);
   }
@@ -235,7 +235,7 @@ export class AgentsController {
   @HttpCode(200)
   @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin); it stops at its next step' })
   @ApiOkResponse({ type: RunDto })
-  @ApiErrorCodes('ai.run_finished')
+  @ApiErrorCodes('ai.run_finished', 'forbidden.role')
   cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
     return this.runs.cancel(tx, agentId, runId);
   }
@@ -273,7 +273,7 @@ export class AgentRunsController {
   })
   @ApiAcceptedResponse({ type: RunAcceptedDto, description: 'Started as a job (?async=true): GET the run for its outcome' })
   @ApiParam({ name: 'agentId', description: 'Agent id (UUID)', format: 'uuid' })
-  @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded')
+  @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded', 'agent.not_found')
   async run(
     @Param('orgId') orgId: string, @Param('agentId') agentId: string, @Query() q: RunQuery, @Body() dto: CreateRunDto,
     @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply,

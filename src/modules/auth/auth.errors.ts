@@ -1,4 +1,4 @@
-import { defineErrorCodes } from '../../platform/errors/catalog.js';
+import { defineErrorCodes, deriveErrorCodes } from '../../platform/errors/catalog.js';
 
 /** The codes the auth module answers with (401 `auth.unauthorized` and 403 `auth.user_required` are the platform's). */
 export const AuthErrors = defineErrorCodes({
@@ -11,3 +11,7 @@ export const AuthErrors = defineErrorCodes({
   'auth.rate_limited': { status: 429, description: 'too many registrations from this address; wait details.retryAfterSeconds' },
   'session.not_found': { status: 404, description: 'the session does not exist or is not the caller\'s' },
 });
+
+// CookieCsrfGuard (global) refuses a cookie-authenticated request that changes state unless it is JSON from an allowed origin:
+// any write can answer it when AUTH_COOKIES is on.
+deriveErrorCodes((op, _path, method) => (['post', 'put', 'patch', 'delete'].includes(method) ? ['auth.csrf_rejected'] : []));

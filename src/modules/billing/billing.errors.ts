@@ -1,4 +1,5 @@
-import { defineErrorCodes } from '../../platform/errors/catalog.js';
+import { defineErrorCodes, deriveErrorCodes } from '../../platform/errors/catalog.js';
+import type { EntitlementRequirement } from '../../platform/http/tenant.js';
 
 /** The codes the billing module answers with (the 402s of the plan gate among them). */
 export const BillingErrors = defineErrorCodes({
@@ -20,3 +21,11 @@ export const BillingErrors = defineErrorCodes({
 
 /** What the plan gate (@RequiresFeature, @ConsumesLimit, @WritesRequireSubscription) can answer. */
 export const PLAN_GATE_ERRORS = ['billing.subscription_inactive', 'billing.feature_not_in_plan', 'billing.limit_reached'] as const;
+
+// A plan requirement on a route (x-omnizen-billing, written by @RequiresFeature / @ConsumesLimit / @RequiresActiveSubscription):
+// the codes EntitlementsService.enforce answers it with, so no route has to list them itself.
+deriveErrorCodes((op) => {
+  const requirement = op['x-omnizen-billing'] as EntitlementRequirement | undefined;
+  if (!requirement) return [];
+  return ['billing.subscription_inactive', ...(requirement.consumes ? ['billing.limit_reached'] : requirement.feature ? ['billing.feature_not_in_plan'] : [])];
+});

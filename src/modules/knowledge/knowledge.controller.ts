@@ -133,7 +133,7 @@ export class KnowledgeDocumentsController {
   @ApiOperation({ operationId: 'createKnowledgeNote', summary: 'Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued' })
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.no_text')
+  @ApiErrorCodes('knowledge.no_text', 'knowledge_collection.not_found')
   createNote(@Tx() tx: TenantTx, @Body() dto: CreateNoteDocumentDto): Promise<DocumentDto> {
     return this.knowledge.createNote(tx, dto);
   }

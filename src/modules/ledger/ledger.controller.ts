@@ -327,7 +327,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.tax_code_archived', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
     res.status(replayed ? 200 : 201);
@@ -346,7 +346,7 @@ export class JournalController {
   })
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.tax_code_archived', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.line_side', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
   createBatch(@Tx() tx: TenantTx, @Body() dto: BatchJournalEntriesDto, @Query() q: BatchQuery): Promise<BatchResultDto> {
     return this.journal.createBatch(tx, dto.entries, q.mode ?? 'all_or_nothing');
   }

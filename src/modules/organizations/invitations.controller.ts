@@ -69,7 +69,6 @@ export class InvitationAcceptanceController {
   })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)
-  @ApiErrorCodes('invitation.email_unverified')
   accept(@Tx() tx: TenantTx, @Body() dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     return this.invitations.accept(tx, dto);
   }

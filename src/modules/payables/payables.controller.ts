@@ -123,7 +123,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBill', summary: 'Create a draft bill; totals and tax are computed by the server (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  @ApiErrorCodes(...DOCUMENT_ERRORS, 'vendor.not_found')
   createBill(@Tx() tx: TenantTx, @Body() dto: CreateBillDto): Promise<BillDto> {
     return this.payables.createBill(tx, dto);
   }
@@ -142,7 +142,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updateBill', summary: 'Replace the content of a draft (or rejected) bill' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS)
+  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS, 'vendor.not_found')
   updateBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: UpdateBillDto): Promise<BillDto> {
     return this.payables.updateBill(tx, id, dto);
   }
@@ -274,7 +274,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
+  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed', 'vendor.not_found',
     'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto);

@@ -1,4 +1,4 @@
-import { defineErrorCodes } from './catalog.js';
+import { declareGenericErrorCodes, defineErrorCodes, deriveErrorCodes, type DocumentOperation } from './catalog.js';
 
 /**
  * The codes the platform answers with on any route: the tenant check, pagination, and the database
@@ -23,3 +23,35 @@ export const PlatformErrors = defineErrorCodes({
   'rejected': { status: 422, description: 'a rule in the database refused the change' },
   'forbidden': { status: 403, description: 'the database refused the change to this caller (row-level security or privileges)' },
 });
+
+/**
+ * What the router, the body parser, the rate limiter and an unavailable database or queue answer on any route, before
+ * or around its handler (framework-errors.ts, error.filter.ts, rate-limit.ts, database-errors.ts).
+ */
+export const RequestErrors = defineErrorCodes({
+  'bad_request.json': { status: 400, description: 'the body is not valid JSON, or is empty while its Content-Type is application/json' },
+  'bad_request.url': { status: 400, description: 'the path is not valid percent-encoded UTF-8' },
+  'payload_too_large': { status: 413, description: 'the request body is larger than the API accepts' },
+  'uri_too_long': { status: 414, description: 'a path segment is longer than the API accepts' },
+  'unsupported_media_type': { status: 415, description: 'the body is not sent as application/json' },
+  'rate_limited': { status: 429, description: 'too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds' },
+  'database_unavailable': { status: 503, description: 'PostgreSQL is unreachable or the connection was lost; retry after Retry-After seconds' },
+  'database_timeout': { status: 503, description: 'a statement or lock timeout; retry after Retry-After seconds' },
+  'queue_unavailable': { status: 503, description: 'the job queue is down; retry after Retry-After seconds' },
+});
+
+// Any operation may answer these, whatever it declares: listed once, as the document's x-generic-error-codes.
+declareGenericErrorCodes('validation_failed', 'auth.unauthorized', ...Object.keys(RequestErrors.codes));
+
+const hasQueryParameter = (op: DocumentOperation, name: string) => (op.parameters ?? []).some((p) => (p as { in?: string; name?: string }).in === 'query' && (p as { name?: string }).name === name);
+
+// What a route's declaration implies: a tenant route checks the organization, the workspace header and an API key's
+// scope (src/platform/http/tenant.ts), a user route refuses a non-user principal, @RequireRole the role, ?cursor= the cursor.
+deriveErrorCodes((op) => [
+  ...(op['x-omnizen-scope'] === 'org' ? ['organization.not_found'] : []),
+  ...(op['x-omnizen-scope'] === 'user' ? ['auth.user_required'] : []),
+  ...(op['x-omnizen-scope'] ? ['workspace.invalid', 'workspace.not_found'] : []),
+  ...((op.security ?? []).length > 0 ? [op['x-omnizen-api-key-scope'] ? 'api_keys.scope_missing' : 'api_keys.route_closed'] : []),
+  ...(op['x-omnizen-roles'] ? ['forbidden.role'] : []),
+  ...(hasQueryParameter(op, 'cursor') ? ['pagination.cursor'] : []),
+]);

@@ -1,6 +1,8 @@
 import { applyDecorators, type INestApplication } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional, ApiResponse, ApiSchema, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { ApiPropertyOptional, ApiResponse, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { RETRYABLE_ERRORS } from '../errors/database-errors.js';
+import { documentErrorCodes } from '../errors/catalog.js';
+import { ErrorResponse } from './error-response.js';
 
 type SchemaObject = NonNullable<OpenAPIObject['components']>['schemas'] extends Record<string, infer S> | undefined ? Exclude<S, { $ref: string }> : never;
 
@@ -12,25 +14,7 @@ export const ANY_JSON: { oneOf: SchemaObject[] } = {
   ],
 };
 
-/** What went wrong, in a stable code a client can branch on and a message a person can read. */
-@ApiSchema({ description: 'What went wrong: a stable code to branch on and a message naming the problem' })
-export class ErrorDetail {
-  @ApiProperty({ description: 'Stable machine-readable code: `<area>.<problem>` or a generic HTTP code', example: 'organization.not_found' }) code: string;
-  @ApiProperty({ description: 'Human-readable explanation naming the problem', example: 'organization 3f0c... was not found' }) message: string;
-  @ApiPropertyOptional({
-    description: 'validation_failed: one { field, problems } per invalid field; other codes: structured context',
-    oneOf: [{ type: 'array', items: { type: 'object', additionalProperties: true } }, { type: 'object', additionalProperties: true }],
-    example: [{ field: 'name', problems: ['name must be shorter than or equal to 200 characters'] }],
-  })
-  details?: unknown;
-}
-
-/** The one shape of every error the API answers. */
-@ApiSchema({ description: 'The one shape of every error the API answers' })
-export class ErrorResponse {
-  @ApiProperty({ description: 'The error: its code, message and details', type: ErrorDetail }) error: ErrorDetail;
-  @ApiProperty({ description: 'The id of this request (also in the X-Request-Id header); quote it when reporting a problem', example: '6c1f2b1e-6f0e-4c55-9b87-2a4d8e1b7f3a' }) requestId: string;
-}
+export { ErrorDetail, ErrorResponse } from './error-response.js';
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'The input is invalid: the message names each field',
@@ -78,7 +62,9 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setDescription(
       'Multi-tenant platform core. Organization routes live under /v1/orgs/{orgId}; row-level security in PostgreSQL ' +
         'keeps organizations apart. Errors always have the shape { error: { code, message, details? }, requestId }; ' +
-        '`null` is accepted only where a field is nullable, and there it clears the value.',
+        '`null` is accepted only where a field is nullable, and there it clears the value. Each operation lists the codes ' +
+        'it can answer in `x-error-codes` (code, status, description); the codes any operation can answer (validation, ' +
+        'authentication, rate limit, an unavailable database) are listed once, in the document\'s `x-generic-error-codes`.',
     )
     .setVersion('0.1.0')
     .setLicense('Proprietary', 'https://omnizen.app/terms')
@@ -102,6 +88,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       }
     }
   }
+  documentErrorCodes(doc, (status) => ({ description: DESCRIPTIONS[status] ?? 'Error', content: JSON_ERROR }));
   return documentRetryableErrors(documentRateLimits(doc));
 }
 

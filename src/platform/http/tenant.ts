@@ -162,6 +162,7 @@ export function OrgPreflightRoute(): ClassDecorator {
     LimitedPerOrganization(),
     UseInterceptors(OrgPreflightInterceptor),
     ApiBearerAuth(),
+    ApiExtension('x-omnizen-scope', 'org'),
     ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
     ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
     ApiErrors(400, 401, 403, 404),
@@ -175,6 +176,7 @@ export function OrgRoute(): ClassDecorator {
     LimitedPerOrganization(),
     UseInterceptors(TenantTransactionInterceptor),
     ApiBearerAuth(),
+    ApiExtension('x-omnizen-scope', 'org'),
     ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
     ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
     ApiErrors(400, 401, 403, 404),
@@ -183,10 +185,13 @@ export function OrgRoute(): ClassDecorator {
 
 /** A controller acting for the signed-in user (their own sessions, integrations, provider profile). */
 export function UserRoute(): ClassDecorator {
-  return applyDecorators(SetMetadata(SCOPE, 'user'), LimitedPerOrganization(), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(), ApiErrors(400, 401, 403));
+  return applyDecorators(SetMetadata(SCOPE, 'user'), LimitedPerOrganization(), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(),
+    ApiExtension('x-omnizen-scope', 'user'), ApiErrors(400, 401, 403));
 }
 
-export const RequireRole = (...roles: RequestRole[]) => SetMetadata(ROLES, roles);
+/** The roles that may call the route (checked in the request transaction: 403 `forbidden.role`); listed as `x-omnizen-roles`. */
+export const RequireRole = (...roles: RequestRole[]): MethodDecorator & ClassDecorator =>
+  applyDecorators(SetMetadata(ROLES, roles), ApiExtension('x-omnizen-roles', roles.filter((r) => r !== 'service')));
 
 /** Adds to the route's list (several billing decorators stack; they run top to bottom). */
 function addRequirement(requirement: EntitlementRequirement): MethodDecorator & ClassDecorator {
