@@ -48,7 +48,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/http\/protobuf or http\/json/);
   });
 
-  // Under Jest only @fastify/otel's spans are made: the HTTP and pg instrumentations patch modules through Node's
+  // Under Jest only the request spans (our Fastify hooks) are made: the HTTP and pg instrumentations patch modules through Node's
   // module loader, which Jest's own module registry bypasses (under `npm start` they patch; docs/observability.md)
   it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
     const org = await orgWithRoles(t, 'Traced Ltd');
@@ -59,7 +59,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(span).toMatchObject({ service: 'omnizen-test', traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
     // every span of the request is in the same trace; the request span names the route template, not the raw path
     const trace = collector.spans.filter((s) => s.traceId === span.traceId);
-    expect(span.name).toBe('request');
+    expect(span.name).toBe('GET /v1/orgs/:orgId/ledger/accounts');
     expect(span.attributes['http.route']).toBe('/v1/orgs/:orgId/ledger/accounts');
     expect(JSON.stringify(trace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
   });
