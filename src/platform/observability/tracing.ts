@@ -21,7 +21,9 @@ type Sampler = sdkTracing.Sampler;
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) only asks the sampler; its context
  * is not made active, so the pg and http instrumentations (`requireParentSpan`) leave its statements alone.
  * `@fastify/otel` and the incoming half of `instrumentation-http` did per-request work for every request (URL
- * parsing, attributes, event-emitter binding, two spans) whether sampled or not: ~×1.7 the app CPU of the read route.
+ * parsing, attributes, event-emitter binding, two spans) whether sampled or not. What remains is mostly the
+ * context manager's: on Node 20 an active AsyncLocalStorage installs promise hooks that slow every await of the
+ * process, sampled or not (bench/README.md measures it alone).
  */
 export interface Tracing {
   sdk: NodeSDK;
