@@ -88,6 +88,30 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'log-req-1');
     expect(span.traceId).toBe([...traceIds][0]);
   });
+
+  it("continues a caller's trace (W3C traceparent): the request span is in the caller's trace, with the route template", async () => {
+    const lines: Record<string, any>[] = [];
+    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
+    const fastify = Fastify({ genReqId: requestIdOf });
+    echoRequestId(fastify);
+    await traceRequests(fastify, activeTracing()!);
+    const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
+    logRequests(fastify, log);
+    fastify.get('/items/:id', async () => {
+      log.info('working');
+      return {};
+    });
+    await fastify.ready();
+    const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    await request(fastify.server).get('/items/1').set('x-request-id', 'sampled-by-caller').set('traceparent', `00-${callerTrace}-00f067aa0ba902b7-01`).expect(200);
+    await fastify.close();
+    await flush();
+    const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'sampled-by-caller');
+    expect(span).toMatchObject({ traceId: callerTrace, name: 'GET /items/:id', kind: 2 }); // SPAN_KIND_SERVER
+    expect(span.attributes).toMatchObject({ 'http.route': '/items/:id', 'http.request.method': 'GET', 'url.path': '/items/1', 'http.response.status_code': 200 });
+    expect(span.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(lines.filter((l) => l.msg === 'working').map((l) => l.traceId)).toEqual([callerTrace]);
+  });
 });
 
 /** Exports the spans ended so far (the SDK batches them). */
