@@ -16,9 +16,13 @@
 //   observability GET /v1/orgs/:orgId with METRICS_TOKEN set and OTEL_EXPORTER_OTLP_ENDPOINT at a local OTLP sink (a
 //                second app process, bench/api-serve.ts, which starts tracing before it imports the application)  vs
 //                the plain app, both warmed up alike (issue 23: >= 0.95); the sampler is the documented production default
-//                (parentbased_traceidratio at 0.1) unless BENCH_OTEL_TRACES_SAMPLER / _ARG say otherwise
+//                (parentbased_traceidratio at 0.1) unless BENCH_OTEL_TRACES_SAMPLER / _ARG say otherwise.
+//                BENCH_OBSERVABILITY (default "metrics,tracing") says what the "on" process turns on: "metrics" or
+//                "tracing" alone, "none" (the same process with nothing on: an A/A check), "als" (only an
+//                AsyncLocalStorage made active, what OpenTelemetry's context manager costs on Node 20)
 // The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3) alternated rounds (A B, B A, A B, ...) of
-// BENCH_SECONDS each and report the median requests/s of each side, the median of the rounds' ratios and every round.
+// BENCH_SECONDS each and report the median requests/s of each side, the median of the rounds' ratios and every round
+// (with each side's app CPU ms per request).
 // The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
 // sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
@@ -348,18 +352,23 @@ async function main() {
       const metricsToken = 'bench-only-metrics-token-0123456789abcdef';
       // the production default of README.md (parentbased_traceidratio, 0.1) unless the benchmark is told otherwise
       const samplerEnv = { OTEL_TRACES_SAMPLER: process.env.BENCH_OTEL_TRACES_SAMPLER ?? 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: process.env.BENCH_OTEL_TRACES_SAMPLER_ARG ?? '0.1' };
-      const on = await startChild({ METRICS_TOKEN: metricsToken, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', ...samplerEnv },
+      const parts = new Set((process.env.BENCH_OBSERVABILITY ?? 'metrics,tracing').split(',').map((x) => x.trim()));
+      const on = await startChild({
+        ...(parts.has('als') ? { BENCH_ENABLE_ALS: '1' } : {}),
+        ...(parts.has('metrics') ? { METRICS_TOKEN: metricsToken } : {}),
+        ...(parts.has('tracing') ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', ...samplerEnv } : {}),
+      },
         fileURLToPath(new URL('./api-serve.ts', import.meta.url)));
       const onBase = `http://127.0.0.1:${on.port}`;
       const compared = await alternate('observability',
         { label: 'on', before: async () => { measured = on.proc; }, run: () => httpWithCpu(readReq, onBase), warm: () => http(onBase, readReq, WARMUP) },
         { label: 'off', before: async () => { measured = child!; }, run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) });
       measured = child;
-      const scraped = await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text());
+      const scraped = parts.has('metrics') ? await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text()) : '';
       const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
       on.proc.kill('SIGTERM');
       observability = {
-        route: 'GET /v1/orgs/:orgId', sampler: `${samplerEnv.OTEL_TRACES_SAMPLER} ${samplerEnv.OTEL_TRACES_SAMPLER_ARG}`, rounds_of_seconds: SECONDS, ...compared,
+        route: 'GET /v1/orgs/:orgId', turned_on: [...parts].join(','), sampler: `${samplerEnv.OTEL_TRACES_SAMPLER} ${samplerEnv.OTEL_TRACES_SAMPLER_ARG}`, rounds_of_seconds: SECONDS, ...compared,
         metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
       };
     }

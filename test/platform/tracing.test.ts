@@ -48,7 +48,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/http\/protobuf or http\/json/);
   });
 
-  // Under Jest only @fastify/otel's spans are made: the HTTP and pg instrumentations patch modules through Node's
+  // Under Jest only the request spans (our Fastify hooks) are made: the HTTP and pg instrumentations patch modules through Node's
   // module loader, which Jest's own module registry bypasses (under `npm start` they patch; docs/observability.md)
   it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
     const org = await orgWithRoles(t, 'Traced Ltd');
@@ -59,7 +59,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(span).toMatchObject({ service: 'omnizen-test', traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
     // every span of the request is in the same trace; the request span names the route template, not the raw path
     const trace = collector.spans.filter((s) => s.traceId === span.traceId);
-    expect(span.name).toBe('request');
+    expect(span.name).toBe('GET /v1/orgs/:orgId/ledger/accounts');
     expect(span.attributes['http.route']).toBe('/v1/orgs/:orgId/ledger/accounts');
     expect(JSON.stringify(trace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
   });
@@ -87,6 +87,30 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     await flush();
     const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'log-req-1');
     expect(span.traceId).toBe([...traceIds][0]);
+  });
+
+  it("continues a caller's trace (W3C traceparent): the request span is in the caller's trace, with the route template", async () => {
+    const lines: Record<string, any>[] = [];
+    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
+    const fastify = Fastify({ genReqId: requestIdOf });
+    echoRequestId(fastify);
+    await traceRequests(fastify, activeTracing()!);
+    const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
+    logRequests(fastify, log);
+    fastify.get('/items/:id', async () => {
+      log.info('working');
+      return {};
+    });
+    await fastify.ready();
+    const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    await request(fastify.server).get('/items/1').set('x-request-id', 'sampled-by-caller').set('traceparent', `00-${callerTrace}-00f067aa0ba902b7-01`).expect(200);
+    await fastify.close();
+    await flush();
+    const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'sampled-by-caller');
+    expect(span).toMatchObject({ traceId: callerTrace, name: 'GET /items/:id', kind: 2 }); // SPAN_KIND_SERVER
+    expect(span.attributes).toMatchObject({ 'http.route': '/items/:id', 'http.request.method': 'GET', 'url.path': '/items/1', 'http.response.status_code': 200 });
+    expect(span.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(lines.filter((l) => l.msg === 'working').map((l) => l.traceId)).toEqual([callerTrace]);
   });
 });
 

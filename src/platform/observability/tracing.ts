@@ -1,8 +1,7 @@
 import { register } from 'node:module';
-import { trace } from '@opentelemetry/api';
-import type { FastifyInstance } from 'fastify';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import type { FastifyOtelInstrumentation } from '@fastify/otel';
 import { tracingConfig, type TracingConfig } from '../config/config.js';
 import type { tracing as sdkTracing } from '@opentelemetry/sdk-node';
 
@@ -10,17 +9,24 @@ type Sampler = sdkTracing.Sampler;
 
 /**
  * Traces with OpenTelemetry, exported over OTLP, only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Off, nothing of
- * the SDK is even loaded (the imports below are dynamic) and no hook is added to the server: zero cost.
+ * the SDK is even loaded (the SDK's imports below are dynamic) and no hook is added to the server: zero cost.
  *
- * Spans: every HTTP request (Fastify's route, hooks and handler, by `@fastify/otel`, registered as a plugin by
- * `bootstrap`), incoming and outgoing HTTP (`instrumentation-http`) and PostgreSQL statements
- * (`instrumentation-pg`). The last two patch modules as they load, so `startTracing` must run before the
- * application is imported: main.ts starts it, then imports the application dynamically. The request id is the
- * span's `omnizen.request_id` attribute, and every log line written while a span is active carries `traceId`.
+ * Spans: every sampled HTTP request (a SERVER span made by our own Fastify hooks, `traceRequests`, named after
+ * the route template), its PostgreSQL statements (`instrumentation-pg`) and outgoing `http`/`https` calls
+ * (`instrumentation-http`, incoming requests left to our hooks). The last two patch modules as they load, so
+ * `startTracing` must run before the application is imported: main.ts starts it, then imports the application
+ * dynamically. The request id is the span's `omnizen.request_id` attribute, and every log line written while a
+ * span is active carries `traceId`.
+ *
+ * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) only asks the sampler; its context
+ * is not made active, so the pg and http instrumentations (`requireParentSpan`) leave its statements alone.
+ * `@fastify/otel` and the incoming half of `instrumentation-http` did per-request work for every request (URL
+ * parsing, attributes, event-emitter binding, two spans) whether sampled or not. What remains is mostly the
+ * context manager's: on Node 20 an active AsyncLocalStorage installs promise hooks that slow every await of the
+ * process, sampled or not (bench/README.md measures it alone).
  */
 export interface Tracing {
   sdk: NodeSDK;
-  fastify: FastifyOtelInstrumentation;
   endpoint: string;
 }
 
@@ -44,32 +50,30 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const config = tracingConfig(env);
   if (!config) return null;
   if (active) return active;
-  const [{ NodeSDK }, { HttpInstrumentation }, { PgInstrumentation }, { FastifyOtelInstrumentation: FastifyOtel }] = await Promise.all([
+  const [{ NodeSDK }, { HttpInstrumentation }, { PgInstrumentation }] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
     import('@opentelemetry/instrumentation-pg'),
-    import('@fastify/otel'),
   ]);
   const url = `${config.endpoint}/v1/traces`;
   const traceExporter = config.protocol === 'http/json'
     ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({ url })
     : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter({ url });
-  const fastify = new FastifyOtel({
-    // the request span carries the request id (the x-request-id answered, and the logs' reqId)
-    requestHook: (span, req) => span.setAttribute('omnizen.request_id', req.id),
-    // a span per Fastify hook (cookie, CORS, security headers, ...) costs more than it tells: request and handler only
-    instrumentHooks: false,
-  });
   const sdk = new NodeSDK({
     serviceName: config.serviceName,
     traceExporter,
     sampler: await samplerOf(config.sampler),
     // metrics are Prometheus' (/metrics), logs are pino's: only traces go over OTLP
     metricReaders: [],
-    instrumentations: [new HttpInstrumentation(), new PgInstrumentation(), fastify],
+    instrumentations: [
+      // incoming requests are traceRequests' (below); outgoing calls only inside a sampled request
+      new HttpInstrumentation({ disableIncomingRequestInstrumentation: true, requireParentforOutgoingSpans: true }),
+      // statements only inside a sampled request: jobs and unsampled requests run no span code at all
+      new PgInstrumentation({ requireParentSpan: true }),
+    ],
   });
   sdk.start();
-  active = { sdk, fastify, endpoint: config.endpoint };
+  active = { sdk, endpoint: config.endpoint };
   return active;
 }
 
@@ -87,9 +91,70 @@ export async function stopTracing(): Promise<void> {
   await tracing?.sdk.shutdown();
 }
 
-/** A span for every request of every route (bootstrap registers this before any route exists). */
-export async function traceRequests(fastify: FastifyInstance, tracing: Tracing): Promise<void> {
-  await fastify.register(tracing.fastify.plugin());
+const REQUEST_SPAN = Symbol('omnizen.requestSpan');
+const ERROR_RECORDED = Symbol('omnizen.requestSpanError');
+type Traced = FastifyRequest & { [REQUEST_SPAN]: Span | null; [ERROR_RECORDED]: boolean };
+
+/**
+ * A SERVER span for every sampled request of every route (bootstrap registers the hooks before any route exists),
+ * continuing the caller's W3C trace context when it sends one. Named `METHOD /route/template` with `http.route`
+ * (the template, never the raw path: ids stay out of span names), the method, the status and the request id.
+ * The span's context is made active for the rest of the request (hooks, handler, statements, log lines) only when
+ * it is recorded.
+ */
+export async function traceRequests(fastify: FastifyInstance, _tracing: Tracing): Promise<void> {
+  const tracer = trace.getTracer('omnizen-http');
+  // declared up front: every request object keeps one shape, sampled or not
+  fastify.decorateRequest(REQUEST_SPAN, null);
+  fastify.decorateRequest(ERROR_RECORDED, false);
+  fastify.addHook('onRequest', (req, _reply, done) => {
+    const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+    const route = req.routeOptions.url;
+    // no attributes before the sampler's answer: an unsampled request computes none
+    const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, { kind: SpanKind.SERVER }, parent);
+    if (!span.isRecording()) {
+      done();
+      return;
+    }
+    span.setAttributes({
+      'http.request.method': req.method,
+      'url.path': req.url.split('?', 1)[0],
+      'omnizen.request_id': req.id,
+      ...(route ? { 'http.route': route } : {}),
+    });
+    (req as Traced)[REQUEST_SPAN] = span;
+    context.with(trace.setSpan(parent, span), done);
+  });
+  fastify.addHook('onError', (req, _reply, error, done) => {
+    const span = (req as Traced)[REQUEST_SPAN];
+    if (span) {
+      span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      (req as Traced)[ERROR_RECORDED] = true;
+    }
+    done();
+  });
+  fastify.addHook('onResponse', (req, reply, done) => {
+    endRequestSpan(req as Traced, reply.statusCode);
+    done();
+  });
+  fastify.addHook('onRequestAbort', (req, done) => {
+    endRequestSpan(req as Traced, undefined);
+    done();
+  });
+}
+
+function endRequestSpan(req: Traced, status: number | undefined): void {
+  const span = req[REQUEST_SPAN];
+  if (!span) return;
+  req[REQUEST_SPAN] = null;
+  if (status === undefined) span.setAttribute('omnizen.aborted', true);
+  else {
+    span.setAttribute('http.response.status_code', status);
+    // a bare ERROR would replace the description onError recorded
+    if (status >= 500 && !req[ERROR_RECORDED]) span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
 }
 
 /** pino's mixin while tracing: the trace id of the active span on every log line (nothing when no span is active). */
