@@ -96,8 +96,8 @@ function fromTemplate(strings: TemplateStringsArray, values: unknown[]): pg.Quer
 
 /**
  * Statements sent in the same tick leave in one write: the connection's socket is corked until the next tick
- * (node-postgres writes each statement on its own otherwise: one system call per statement, ~13 per issued
- * invoice instead of ~7). Nothing waits longer: whatever awaits an answer yields, and the next tick uncorks.
+ * (node-postgres writes each statement on its own otherwise: one system call per statement; an issued invoice sends
+ * about 13 statements in about 7 ticks). Nothing waits longer: whatever awaits an answer yields, and the next tick uncorks.
  */
 const corked = new WeakSet<pg.PoolClient>();
 function sendTogether(client: pg.PoolClient): void {
