@@ -86,6 +86,14 @@ describe('receivables: a worked quarter', () => {
     expect(agJan.rows.map((r: any) => [r.partyName, r.buckets.map((x: any) => x.amount), r.total])).toEqual([
       ['Alpha Ltd', ['1000.00', '0.00', '0.00', '0.00', '0.00'], '1000.00'], ['Beta GmbH', ['1100.00', '0.00', '0.00', '0.00', '0.00'], '1100.00']]);
     expect((await arBalance('2026-01-31')).baseBalance).toBe(agJan.total);
+    expect(agJan).toMatchObject({ partyCount: 2 });
+    expect(agJan.nextCursor).toBeUndefined();
+    // a page of one customer at a time: the totals over both on every page, the rows as in the whole report
+    const first = await aging('asOf=2026-01-31&limit=1');
+    expect(first).toMatchObject({ partyCount: 2, total: '2100.00', totals: agJan.totals, rows: [agJan.rows[0]] });
+    const second = await aging(`asOf=2026-01-31&limit=1&cursor=${first.nextCursor}`);
+    expect(second).toMatchObject({ partyCount: 2, total: '2100.00', rows: [agJan.rows[1]] });
+    expect(second.nextCursor).toBeUndefined();
 
     // ---- March 15
     const tbMar = await tb('2026-03-15');

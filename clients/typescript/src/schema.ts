@@ -2472,7 +2472,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** AR aging as of a date per customer and in total, base currency (CSV with ?format=csv) */
+        /** AR aging as of a date per customer (a page of them, by name) and in total, base currency (CSV with ?format=csv: every customer) */
         get: operations["getArAging"];
         put?: never;
         post?: never;
@@ -3742,14 +3742,21 @@ export interface components {
              *     ]
              */
             bucketLabels: string[];
-            /** @description Per party, by name */
+            /** @description Cursor of the next page of parties; absent on the last page */
+            nextCursor?: string;
+            /**
+             * @description Parties with an open amount, over all pages
+             * @example 3
+             */
+            partyCount: number;
+            /** @description Per party with an open amount, by name then id: one page (limit, cursor) */
             rows: components["schemas"]["ArAgingRowDto"][];
             /**
              * @description Total open
              * @example 1200.00
              */
             total: string;
-            /** @description Totals per bucket */
+            /** @description Totals per bucket, over every party */
             totals: components["schemas"]["ArAgingBucketAmountDto"][];
         };
         /** @description A party's open amounts by bucket */
@@ -35216,8 +35223,12 @@ export interface operations {
                 asOf?: string;
                 /** @description Bucket edges in days past due (default 30,60,90) */
                 buckets?: string;
+                /** @description Opaque cursor from the previous page (nextCursor) */
+                cursor?: string;
                 /** @description Response format */
                 format?: "json" | "csv";
+                /** @description Customers per page (the totals always cover every customer; the CSV has every customer) */
+                limit?: number;
             };
             header?: {
                 /** @description Act inside one workspace of the organization */
@@ -35246,7 +35257,7 @@ export interface operations {
                     "text/csv": components["schemas"]["ArAgingReportDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60); `pagination.cursor` (the cursor is not one this API issued for this list) */
             400: {
                 headers: {
                     [name: string]: unknown;

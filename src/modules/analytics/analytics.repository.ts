@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { qb } from '../../platform/database/query-builder.js';
+import { prepare, qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
 
 export interface AnalyticsEventRow {
@@ -16,6 +16,12 @@ export interface AnalyticsEventRow {
 const num = (v: bigint | number | string | null) => (v === null ? 0 : Number(v));
 const isoDay = (d: Date | string) => (typeof d === 'string' ? d.slice(0, 10) : d.toISOString().slice(0, 10));
 
+/** One event, as the server records them on hot paths (a posted entry): compiled once, no arrays to serialize. */
+const oneEvent = prepare((p: { id: string; orgId: string; name: string; properties: string; occurredAt: string; userId: string | null; anonymousId: string | null; source: string }) => qb
+  .insertInto('core.analytics_events')
+  .columns(['id', 'org_id', 'name', 'properties', 'occurred_at', 'user_id', 'anonymous_id', 'source'])
+  .expression(sql`VALUES (${p.id}::uuid, ${p.orgId}::uuid, ${p.name}::text, ${p.properties}::jsonb, ${p.occurredAt}::timestamptz, ${p.userId}::text, ${p.anonymousId}::text, ${p.source}::text)`));
+
 /** core.analytics_events (partitioned by month) and core.analytics_daily (roll-ups). */
 export const analyticsRepository = {
   /**
@@ -24,6 +30,11 @@ export const analyticsRepository = {
    */
   async insertEvents(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
     if (!rows.length) return;
+    if (rows.length === 1) {
+      const [r] = rows;
+      await db.run(oneEvent({ ...r, properties: JSON.stringify(r.properties), occurredAt: r.occurredAt.toISOString() }));
+      return;
+    }
     await db.run(qb.insertInto('core.analytics_events')
       .columns(['id', 'org_id', 'name', 'properties', 'occurred_at', 'user_id', 'anonymous_id', 'source'])
       .expression(sql`SELECT * FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.orgId)}::uuid[], ${rows.map((r) => r.name)}::text[],

@@ -92,6 +92,13 @@ const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selec
 
 const limitOf = (v: bigint | null): number | null => (v === null ? null : Number(v));
 
+/** One feature of an app's catalog with its value in every plan that lists it (the gate's question, compiled once). */
+const featureInPlans = prepare((p: { appId: string; feature: string }) => qb.selectFrom('hub.features as f')
+  .leftJoin('hub.plan_features as pf', (j) => j.onRef('pf.app_id', '=', 'f.app_id').onRef('pf.feature', '=', 'f.code'))
+  .select(['f.code as feature', 'f.kind', 'f.unit', 'f.description', 'pf.plan_code as planCode', 'pf.enabled', 'pf.limit_value as limit'])
+  .where('f.app_id', '=', p.appId).where('f.code', '=', p.feature)
+  .$narrowType<{ kind: PlanFeatureRow['kind'] }>());
+
 /** What a Stripe event changes on a subscription's bookkeeping; undefined fields keep their value. */
 export interface BillingChange {
   customer?: string;
@@ -151,6 +158,24 @@ export const billingRepository = {
       .where('f.app_id', '=', appId).orderBy('f.kind', 'desc').orderBy('f.code')
       .$narrowType<{ kind: PlanFeatureRow['kind'] }>());
     return rows.map((r) => ({ ...r, planCode, limit: limitOf(r.limit) }));
+  },
+
+  /**
+   * One feature as `planFeatures` answers it for `planCode` (a plan that does not list it: off, a limit of 0), read
+   * without knowing the plan yet, so the gate sends it together with the billing context. Undefined when the
+   * feature is not in the app's catalog.
+   */
+  async featureOfPlan(db: Db, appId: string, feature: string): Promise<((planCode: string) => PlanFeatureRow) | undefined> {
+    const rows = await db.run(featureInPlans({ appId, feature }));
+    if (!rows.length) return undefined;
+    const f = rows[0];
+    return (planCode) => {
+      const pf = rows.find((r) => r.planCode === planCode);
+      return {
+        planCode, feature: f.feature, kind: f.kind, unit: f.unit, description: f.description, enabled: pf?.enabled ?? false,
+        limit: pf ? limitOf(pf.limit) : f.kind === 'limit' ? 0 : null,
+      };
+    };
   },
 
   /** One feature across the app's plans, in upgrade order: to name the plan that lifts a limit. */

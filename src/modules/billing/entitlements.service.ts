@@ -130,14 +130,17 @@ export class EntitlementsService implements EntitlementGate {
   async enforce(tx: TenantTx, req: EntitlementRequirement): Promise<void> {
     // lock first: the subscription, the plan and the count are then read by one writer at a time
     if (req.consumes) await repo.lockLimits(tx.db, tx.orgId, req.app);
-    const r = await this.resolve(tx.db, tx.orgId, req.app);
+    // the feature's row in every plan is read together with the billing context (one round trip, not two)
+    const [r, featureOf] = await Promise.all([
+      this.resolve(tx.db, tx.orgId, req.app), req.feature ? repo.featureOfPlan(tx.db, req.app, req.feature) : undefined,
+    ]);
     if (r.access.access === 'read_only') {
       throw BillingErrors.error('billing.subscription_inactive',
         `the ${req.app} subscription of this ${r.subject.kind === 'user' ? 'account' : 'organization'} is read-only: ${r.access.reason}; renew or upgrade it to make changes`,
         { app: req.app, plan: r.plan, status: r.status });
     }
     if (!req.feature) return;
-    const feature = (await repo.planFeatures(tx.db, req.app, r.plan)).find((f) => f.feature === req.feature);
+    const feature = featureOf?.(r.plan);
     if (!feature) throw new Error(`feature ${req.app}/${req.feature} is not in the catalog (hub.features)`);
     if (feature.kind === 'boolean') {
       if (!feature.enabled) {

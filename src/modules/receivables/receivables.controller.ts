@@ -296,13 +296,14 @@ export class PaymentsController {
   }
 
   @Get('aging')
-  @ApiOperation({ operationId: 'getArAging', summary: 'AR aging as of a date per customer and in total, base currency (CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getArAging', summary: 'AR aging as of a date per customer (a page of them, by name) and in total, base currency (CSV with ?format=csv: every customer)' })
   @ApiOkResponse({ type: ArAgingReportDto })
   @ApiProduces('application/json', 'text/csv')
-  @ApiErrorCodes('receivables.buckets', 'ledger.books_not_started')
+  @ApiErrorCodes('receivables.buckets', 'ledger.books_not_started', 'pagination.cursor')
   async aging(@Tx() tx: TenantTx, @Query() q: ArAgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ArAgingReportDto | string> {
-    const report = await this.agingService.report(tx, q);
-    if (!wantsCsv(req, q.format)) return report;
+    const csv = wantsCsv(req, q.format);
+    const report = await this.agingService.report(tx, q, csv);
+    if (!csv) return report;
     return sendCsv(res, `ar-aging-${report.asOf}.csv`, toCsv(
       ['customer_id', 'customer', ...report.bucketLabels, 'total'],
       [...report.rows.map((r) => [r.partyId, r.partyName, ...r.buckets.map((b) => b.amount), r.total]), ['', 'Total', ...report.totals.map((b) => b.amount), report.total]],

@@ -302,6 +302,9 @@ export class CustomerPaymentQuery extends PageQuery {
 
 // ---------------------------------------------------------------- aging
 export class ArAgingQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 100, description: 'Customers per page (the totals always cover every customer; the CSV has every customer)' })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000) limit?: number;
+  @ApiPropertyOptional({ description: 'Opaque cursor from the previous page (nextCursor)' }) @IsOptional() @IsString() cursor?: string;
   @ApiPropertyOptional({ example: '2026-01-31', description: 'Aging as of the end of this day (default: today)' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
   @ApiPropertyOptional({ example: '30,60,90', description: 'Bucket edges in days past due (default 30,60,90)' }) @IsOptional() @IsString() @Length(1, 60) buckets?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'], description: 'Response format' }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
@@ -326,9 +329,11 @@ export class ArAgingReportDto {
   @ApiProperty({ description: 'As of', example: '2026-01-31' }) asOf: string;
   @ApiProperty({ description: 'Base currency', example: 'EUR' }) baseCurrency: string;
   @ApiProperty({ type: [String], description: 'Bucket labels in order', example: ['current', '1-30', '31-60', '61-90', '>90'] }) bucketLabels: string[];
-  @ApiProperty({ type: [ArAgingRowDto], description: 'Per party, by name' }) rows: ArAgingRowDto[];
-  @ApiProperty({ type: [ArAgingBucketAmountDto], description: 'Totals per bucket' }) totals: ArAgingBucketAmountDto[];
+  @ApiProperty({ type: [ArAgingRowDto], description: 'Per party with an open amount, by name then id: one page (limit, cursor)' }) rows: ArAgingRowDto[];
+  @ApiProperty({ type: [ArAgingBucketAmountDto], description: 'Totals per bucket, over every party' }) totals: ArAgingBucketAmountDto[];
   @ApiProperty({ description: 'Total open', example: '1200.00' }) total: string;
+  @ApiProperty({ description: 'Parties with an open amount, over all pages', example: 3 }) partyCount: number;
+  @ApiPropertyOptional({ description: 'Cursor of the next page of parties; absent on the last page' }) nextCursor?: string;
 }
 
 // ---------------------------------------------------------------- revenue recognition

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { prepare, qb } from '../../platform/database/query-builder.js';
 
 // The only place with receivables SQL. Dates and amounts are read as text: money never passes through a float.
 
@@ -55,6 +55,28 @@ const invoiceColumns = [
 ] as const;
 const invoices = () => qb.selectFrom('finance.invoices as i').select(invoiceColumns);
 
+// what every issue runs, compiled once (building a query costs the API process 10–100 µs per call: query-builder.ts)
+const settingsOf = prepare((p: { orgId: string }) => qb.selectFrom('finance.receivables_settings')
+  .select(['ar_account_id as arAccountId', 'deferred_revenue_account_id as deferredRevenueAccountId']).where('org_id', '=', p.orgId));
+const invoiceLocked = prepare((p: { orgId: string; id: string }) => invoices().where('i.org_id', '=', p.orgId).where('i.id', '=', p.id).forUpdate());
+const linesOf = prepare((p: { orgId: string; ids: string[] }) => qb.selectFrom('finance.invoice_lines as l').select([
+  'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', txt('l.quantity').as('quantity'), txt('l.unit_price').as('unitPrice'),
+  txt('l.discount_percent').as('discountPercent'), 'l.tax_code_id as taxCodeId', 'l.revenue_account_id as revenueAccountId',
+  txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
+  txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
+]).where('l.org_id', '=', p.orgId).where('l.invoice_id', '=', sql<string>`any(${p.ids}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'));
+const issueNumbered = prepare((p: { orgId: string; id: string; series: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }) => qb
+  .with('n', (w) => w.insertInto('finance.document_numbers').values({ org_id: p.orgId, series: p.series, last_number: 1 } as never)
+    .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
+    .returning('last_number'))
+  .updateTable('finance.invoices').from('n')
+  .set({
+    status: p.status, number: sql`${p.series}::text || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
+    entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
+  } as never)
+  .where('finance.invoices.org_id', '=', p.orgId).where('finance.invoices.id', '=', p.id)
+  .returning('finance.invoices.number'));
+
 const paymentColumns = [
   'p.id', 'p.customer_id as customerId', txt('p.payment_date').as('date'), txt('p.amount').as('amount'), 'p.currency', txt('p.rate').as('rate'),
   'p.deposit_account_id as depositAccountId', 'p.method', 'p.reference', 'p.entry_id as entryId',
@@ -75,8 +97,7 @@ const allocations = () => qb.selectFrom('finance.receivable_allocations as a').s
 export const receivablesRepository = {
   // ---------------------------------------------------------------- settings
   async settings(db: Db, orgId: string): Promise<{ arAccountId: string; deferredRevenueAccountId: string | null } | undefined> {
-    const [row] = await db.run(qb.selectFrom('finance.receivables_settings')
-      .select(['ar_account_id as arAccountId', 'deferred_revenue_account_id as deferredRevenueAccountId']).where('org_id', '=', orgId));
+    const [row] = await db.run(settingsOf({ orgId }));
     return row;
   },
 
@@ -170,7 +191,7 @@ export const receivablesRepository = {
    * gets the row as the locker committed it, but a subquery (the allocated sum) as of the statement's start.
    */
   async getInvoiceLocked(db: Db, orgId: string, id: string): Promise<InvoiceRow | undefined> {
-    const [row] = await db.run(invoices().where('i.org_id', '=', orgId).where('i.id', '=', id).forUpdate());
+    const [row] = await db.run(invoiceLocked({ orgId, id }));
     return row as InvoiceRow | undefined;
   },
 
@@ -182,12 +203,7 @@ export const receivablesRepository = {
 
   async getLines(db: Db, orgId: string, invoiceIds: string[]): Promise<(InvoiceLineRow & { invoiceId: string })[]> {
     if (!invoiceIds.length) return [];
-    return (await db.run(qb.selectFrom('finance.invoice_lines as l').select([
-      'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', txt('l.quantity').as('quantity'), txt('l.unit_price').as('unitPrice'),
-      txt('l.discount_percent').as('discountPercent'), 'l.tax_code_id as taxCodeId', 'l.revenue_account_id as revenueAccountId',
-      txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
-      txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
-    ]).where('l.org_id', '=', orgId).where('l.invoice_id', '=', sql<string>`any(${invoiceIds}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'))) as never;
+    return (await db.run(linesOf({ orgId, ids: invoiceIds }))) as never;
   },
 
   /** Newest first (invoice date, then id). */
@@ -220,17 +236,7 @@ export const receivablesRepository = {
    * counter row is locked from here until commit (gapless), so this is the last write of an issue.
    */
   async issueWithNextNumber(db: Db, orgId: string, id: string, series: string, p: { rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<string> {
-    const [row] = await db.run(qb
-      .with('n', (w) => w.insertInto('finance.document_numbers').values({ org_id: orgId, series, last_number: 1 } as never)
-        .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
-        .returning('last_number'))
-      .updateTable('finance.invoices').from('n')
-      .set({
-        status: p.status, number: sql`${series} || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
-        entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
-      } as never)
-      .where('finance.invoices.org_id', '=', orgId).where('finance.invoices.id', '=', id)
-      .returning('finance.invoices.number'));
+    const [row] = await db.run(issueNumbered({ orgId, id, series, ...p }));
     return row.number!;
   },
 
@@ -315,17 +321,21 @@ export const receivablesRepository = {
   },
 
   // ---------------------------------------------------------------- aging
-  /** Open items as of a date, bucketed in SQL (finance.ar_open_items, finance.aging_bucket_index), summed per customer and bucket. */
   /**
-   * The aging's sums as of `asOf`: per customer and bucket (finance.ar_aging: one grouped pass), per customer, per
-   * bucket and in total, rounded to `minorUnits`, customers by name then id (the report's order).
+   * One page of the aging as of `asOf` (finance.ar_aging_parties: one grouped pass, rounded to `minorUnits`): the
+   * customers with an open amount by name, then id, after `after`, at most `limit` (all when null), then the totals
+   * row (partyId null). A customer's buckets come as positions (0 = current … edges + 1) with their amounts.
    */
-  async agingSums(db: Db, asOf: string, edges: number[], minorUnits: number): Promise<{ partyId: string | null; partyName: string | null; bucket: string | null; amount: string }[]> {
-    return db.$queryRaw`
-      SELECT a.customer_id AS "partyId", min(a.customer_name) AS "partyName", a.bucket, round(coalesce(sum(a.amount), 0), ${minorUnits}::int)::text AS amount
-      FROM finance.ar_aging(${asOf}::date, ${edges}::int[]) a
-      GROUP BY GROUPING SETS ((a.customer_id, a.bucket), (a.customer_id), (a.bucket), ())
-      ORDER BY min(a.customer_name), a.customer_id, a.bucket`;
+  async agingPage(db: Db, asOf: string, edges: number[], minorUnits: number, page: { after?: { n: string; i: string }; limit: number | null }): Promise<AgingPageRow[]> {
+    return db.$queryRaw<AgingPageRow[]>`
+      WITH r AS MATERIALIZED (SELECT * FROM finance.ar_aging_parties(${asOf}::date, ${edges}::int[], ${minorUnits}::int))
+      SELECT * FROM (
+        (SELECT customer_id AS "partyId", customer_name AS "partyName", bucket_indexes AS "bucketIndexes", amounts, total, party_count AS "partyCount"
+         FROM r WHERE customer_id IS NOT NULL AND (${page.after?.n ?? null}::text IS NULL OR (customer_name, customer_id) > (${page.after?.n ?? null}::text, ${page.after?.i ?? null}::uuid))
+         ORDER BY customer_name, customer_id LIMIT ${page.limit}::int)
+        UNION ALL
+        SELECT customer_id, customer_name, bucket_indexes, amounts, total, party_count FROM r WHERE customer_id IS NULL) x
+      ORDER BY "partyId" IS NULL, "partyName", "partyId"`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
@@ -334,6 +344,11 @@ export const receivablesRepository = {
     return row.net;
   },
 };
+
+/** A row of `agingPage`: a customer, or (partyId null) the totals with the number of customers. */
+export interface AgingPageRow {
+  partyId: string | null; partyName: string | null; bucketIndexes: number[]; amounts: string[]; total: string; partyCount: number | null;
+}
 
 /** The ledger's rate lookup (a SQL function of the ledger's: the rate effective on a date, 1 for the base currency). */
 export async function effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
