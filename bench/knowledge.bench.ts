@@ -26,9 +26,13 @@
 //                 hybrid), one at a time, as the owner: p50/p99 of the response time; again filtered to one
 //                 collection (10 % of the chunks). Each query's words are drawn like the chunks' (common words often);
 //                 then 50 queries of one of the 10 commonest words (the full-text worst case, bounded by the cap)
-//   recall        (pgvector only) recall@10 of the vector ranking as search runs it (HNSW, iterative scan, the
-//                 repository's ef_search) against the exact ranking (no index), in SQL as the owner under the
-//                 policies, filtered to one collection (10 %) and unfiltered
+//   recall        (pgvector only) recall@10 of the vector ranking as search runs it (the repository's own code:
+//                 exact when at most KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS readable chunks match, else HNSW with the
+//                 iterative scan and the repository's ef_search; the same 40 candidates re-sorted, the first 10)
+//                 against the exact ranking with the same filter, as the API's login under begin_request's claims
+//                 (the policies as the API has them): filtered to one collection (10 %), to three (30 %), unfiltered.
+//                 BENCH_RECALL_QUERIES (default 100) queries each.
+// BENCH_KEEP_DB=name keeps the filled database under that name instead of dropping it (experiments).
 // BENCH_ONLY=search skips the ingestion measure (the corpus is still filled).
 import 'reflect-metadata';
 import pg from 'pg';
@@ -40,7 +44,9 @@ import { withDatabase } from '../src/platform/database/database-url.js';
 import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { OutboxRelay } from '../src/platform/queue/outbox-relay.service.js';
-import { knowledgeRepository, HNSW_EF_SEARCH, FULL_TEXT_MATCH_CAP, type StorageInfo } from '../src/modules/knowledge/knowledge.repository.js';
+import {
+  knowledgeRepository, searchCandidates, HNSW_EF_SEARCH, HNSW_MAX_SCAN_TUPLES, FULL_TEXT_MATCH_CAP, type StorageInfo,
+} from '../src/modules/knowledge/knowledge.repository.js';
 import type { Db } from '../src/platform/database/database.service.js';
 import { startEmbeddingsDouble } from '../test/support/doubles/embeddings-double.js';
 
@@ -55,6 +61,8 @@ const QUERIES = Number(process.env.BENCH_QUERIES ?? 200);
 const DIMS = 256;
 const MODEL = 'double-word-vectors-256';
 const ONLY = process.env.BENCH_ONLY;
+/** keeps the database at the end under this name (for experiments on the filled corpus); dropped otherwise */
+const KEEP = process.env.BENCH_KEEP_DB;
 const log = (s: string) => process.stderr.write(`[bench:knowledge] ${s}\n`);
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const ms = (n: number) => Math.round(n * 100) / 100;
@@ -239,33 +247,40 @@ async function main(): Promise<void> {
     // ---------------------------------------------------------------- recall of the vector ranking
     let recall: Record<string, unknown> | null = null;
     if (storage === 'vector') {
-      log('recall@10: HNSW (iterative scan) against exact, as the owner under the policies');
+      log('recall@10: the vector ranking as search runs it against exact, as the API login under the policies');
       const info: StorageInfo = { storage, iterativeScan: Number((version as string).split('.')[1]) >= 8 || Number((version as string).split('.')[0]) > 0 };
       const [{ id: ownerId }] = (await db.query(`SELECT user_id AS id FROM core.memberships WHERE org_id = $1 LIMIT 1`, [orgId])).rows;
-      const c = await db.connect();
-      const top = async (q: number[], collection: string | null, exact: boolean, k: number) => {
+      // as the API runs it: its runtime login, the claims verified by begin_request (the policies' fast path)
+      const apiPool = new pg.Pool({ connectionString: apiUrl, max: 1 });
+      const c = await apiPool.connect();
+      const top = async (q: number[], filter: string[] | null, exact: boolean) => {
         await c.query('BEGIN');
         try {
-          await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-            [JSON.stringify({ sub: ownerId, org_id: orgId, role: 'authenticated' })]);
+          await c.query(`SELECT public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: ownerId, org_id: orgId, role: 'authenticated' })]);
           const t0 = performance.now();
-          const ids = await knowledgeRepository.vectorTopIds(asDb(c), info, orgId, q, DIMS, MODEL, k, exact, collection ? [collection] : undefined);
-          return { ids, took: performance.now() - t0 };
+          const r = await knowledgeRepository.vectorTopIds(asDb(c), info, orgId, {
+            embedding: q, dimensions: DIMS, model: MODEL, k: 10, candidates: searchCandidates(10), collectionIds: filter ?? undefined,
+            exactSearchMaxChunks: config.knowledge.exactSearchMaxChunks,
+          }, exact);
+          return { ...r, took: performance.now() - t0 };
         } finally {
           await c.query('COMMIT');
         }
       };
-      const measure = async (collection: string | null) => {
+      const RECALL_QUERIES = Math.min(Number(process.env.BENCH_RECALL_QUERIES ?? 100), queries.length);
+      const measure = async (filter: string[] | null) => {
         let hit = 0;
         let all = 0;
         let short = 0;
         const ties: number[] = [];
         const times: number[] = [];
-        for (const q of queries.slice(0, 100)) {
+        const methods: Record<string, number> = {};
+        for (const q of queries.slice(0, RECALL_QUERIES)) {
           const e = corpusEmbedding(q, DIMS);
-          const approx = await top(e, collection, false, 10);
-          const exact = await top(e, collection, true, 10);
+          const approx = await top(e, filter, false);
+          const exact = await top(e, filter, true);
           times.push(approx.took);
+          methods[approx.method] = (methods[approx.method] ?? 0) + 1;
           if (approx.ids.length < 10) short++;
           const truth = new Set(exact.ids);
           hit += approx.ids.filter((id) => truth.has(id)).length;
@@ -275,20 +290,27 @@ async function main(): Promise<void> {
         for (const q of queries.slice(0, 10)) {
           const e = `[${corpusEmbedding(q, DIMS).join(',')}]`;
           const r = (await db.query(`WITH d AS (SELECT (embedding::vector(${DIMS})) <=> $1::vector(${DIMS}) AS d FROM ai.knowledge_chunks
-              WHERE org_id = $2 AND ($3::uuid IS NULL OR collection_id = $3)), tenth AS (SELECT d FROM d ORDER BY d OFFSET 9 LIMIT 1)
-            SELECT count(*)::int AS n FROM d, tenth WHERE abs(d.d - tenth.d) < 1e-4`, [e, orgId, collection])).rows[0].n;
+              WHERE org_id = $2 AND ($3::uuid[] IS NULL OR collection_id = ANY ($3))), tenth AS (SELECT d FROM d ORDER BY d OFFSET 9 LIMIT 1)
+            SELECT count(*)::int AS n FROM d, tenth WHERE abs(d.d - tenth.d) < 1e-4`, [e, orgId, filter])).rows[0].n;
           ties.push(r);
         }
         times.sort((a, b) => a - b);
         return {
-          recall_at_10: Math.round((hit / all) * 1000) / 1000, queries: 100, results_short_of_10: short,
-          hnsw_sql_p50_ms: ms(pct(times, 50)), hnsw_sql_p99_ms: ms(pct(times, 99)), near_ties_at_10th_median: ties.sort((a, b) => a - b)[5],
+          recall_at_10: Math.round((hit / all) * 1000) / 1000, queries: RECALL_QUERIES, method: methods, results_short_of_10: short,
+          vector_sql_p50_ms: ms(pct(times, 50)), vector_sql_p99_ms: ms(pct(times, 99)), near_ties_at_10th_median: ties.sort((a, b) => a - b)[Math.floor(ties.length / 2)],
         };
       };
       try {
-        recall = { ef_search: HNSW_EF_SEARCH, iterative_scan: 'relaxed_order', filtered_one_collection_10pct: await measure(collections[3]), unfiltered: await measure(null) };
+        recall = {
+          ef_search: HNSW_EF_SEARCH, iterative_scan: 'relaxed_order', max_scan_tuples: HNSW_MAX_SCAN_TUPLES, exact_up_to_chunks: config.knowledge.exactSearchMaxChunks,
+          candidates: searchCandidates(10),
+          filtered_one_collection_10pct: await measure([collections[3]]),
+          filtered_three_collections_30pct: await measure(collections.slice(0, 3)),
+          unfiltered: await measure(null),
+        };
       } finally {
         c.release();
+        await apiPool.end();
       }
     }
 
@@ -307,7 +329,13 @@ async function main(): Promise<void> {
     await embeddings.close();
     const a = new pg.Client({ connectionString: server });
     await a.connect();
-    await a.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    if (KEEP) {
+      await a.query(`DROP DATABASE IF EXISTS "${KEEP}" WITH (FORCE)`);
+      await a.query(`ALTER DATABASE "${dbName}" RENAME TO "${KEEP}"`);
+      log(`kept the database as ${KEEP}`);
+    } else {
+      await a.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    }
     await a.end();
   }
 }

@@ -64,6 +64,13 @@ export interface SearchParams extends SearchFilter {
   k: number;
   /** candidates taken from each ranking before fusion */
   candidates: number;
+  /**
+   * Up to this many chunks matching the filters and readable by the caller (config KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS),
+   * the vector ranking is exact (distance to each, no index): recall 1.0, and on a selective filter no slower than
+   * an iterative HNSW scan, which visits about candidates ÷ (share of the index that matches) tuples, most of them
+   * discarded by the filter or the policies. Above it, HNSW with the iterative scan.
+   */
+  exactSearchMaxChunks: number;
 }
 
 /** pgvector ≥ 0.8 has iterative index scans (a filtered HNSW search still returns k rows). */
@@ -74,30 +81,53 @@ export interface StorageInfo {
 
 const literal = (v: number[], storage: EmbeddingStorage) => (storage === 'vector' ? `[${v.join(',')}]` : `{${v.join(',')}}`);
 
-/** The filter part shared by both rankings: $3 collections, $4 documents, $5 tags (all of), $6 from, $7 to. */
-const FILTERS = `c.org_id = $2::uuid
-  AND ($3::uuid[] IS NULL OR c.collection_id = ANY ($3::uuid[]))
-  AND ($4::uuid[] IS NULL OR c.document_id = ANY ($4::uuid[]))
-  AND ($5::text[] IS NULL OR c.tags @> $5::text[])
-  AND ($6::timestamptz IS NULL OR c.document_date >= $6::timestamptz)
-  AND ($7::timestamptz IS NULL OR c.document_date < $7::timestamptz)`;
+/**
+ * The filters shared by both rankings, their parameters numbered from `first`: organization, collections,
+ * documents, tags (all of), from, to.
+ */
+const filtersSql = (first: number) => `c.org_id = $${first}::uuid
+  AND ($${first + 1}::uuid[] IS NULL OR c.collection_id = ANY ($${first + 1}::uuid[]))
+  AND ($${first + 2}::uuid[] IS NULL OR c.document_id = ANY ($${first + 2}::uuid[]))
+  AND ($${first + 3}::text[] IS NULL OR c.tags @> $${first + 3}::text[])
+  AND ($${first + 4}::timestamptz IS NULL OR c.document_date >= $${first + 4}::timestamptz)
+  AND ($${first + 5}::timestamptz IS NULL OR c.document_date < $${first + 5}::timestamptz)`;
+/** search's numbering: $2 organization, $3 collections, $4 documents, $5 tags, $6 from, $7 to */
+const FILTERS = filtersSql(2);
+const filterParams = (orgId: string, f: SearchFilter) =>
+  [orgId, f.collectionIds ?? null, f.documentIds ?? null, f.tags?.length ? f.tags : null, f.from ?? null, f.to ?? null];
 
 /**
- * hnsw.ef_search: the candidate list of an HNSW scan. 100 gave recall@10 below 0.95 on the benchmark's corpus at
- * 100,000 chunks with a 10 % filter; see bench/knowledge.bench.ts for the figures at this value.
+ * hnsw.ef_search: the candidate list of an HNSW scan (the iterative scan goes on past it until it has the limit).
+ * With the index built at m 32, ef_construction 128 (20270110000100_knowledge_hnsw_build), at 100,000 chunks of
+ * the benchmark's corpus: recall@10 0.90 at 400, 0.98-1.0 at 600, 0.985-1.0 at 800, 0.995-1.0 at 1000 (30 % filter /
+ * unfiltered); see bench/README.md (section bench:knowledge).
  */
-export const HNSW_EF_SEARCH = 200;
+export const HNSW_EF_SEARCH = 800;
+/**
+ * hnsw.max_scan_tuples: how many index tuples an iterative scan visits at most before it gives up (pgvector's
+ * default 20,000); only reached when the readable, filtered set is a small share of a large index, and such sets
+ * (up to SearchParams.exactSearchMaxChunks) are ranked exactly anyway.
+ */
+export const HNSW_MAX_SCAN_TUPLES = 20_000;
 /** Matching chunks the full-text side ranks at most (see search). */
 export const FULL_TEXT_MATCH_CAP = 2000;
+/** Candidates taken from each ranking before fusion, for a top-k search. */
+export const searchCandidates = (k: number) => Math.max(40, k * 4);
+
+/** How the vector ranking is computed: by the HNSW index (pgvector) or exactly (real[], or a small filtered set). */
+export type VectorMethod = 'hnsw' | 'exact';
 
 /** The vector ranking's select: $1 the query embedding, $9 the model, $10 the limit, filters as FILTERS. */
-function vectorOrderSql(info: StorageInfo, d: number): string {
+function vectorOrderSql(info: StorageInfo, d: number, method: VectorMethod): string {
   if (info.storage === 'vector') {
     // the partial HNSW index of this dimension: same expression, same predicate (d is a validated integer)
     const expr = `(c.embedding::vector(${d}))`;
-    return `SELECT c.id, ${expr} <=> $1::text::vector(${d}) AS distance FROM ai.knowledge_chunks c
-      WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
-      ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`;
+    const select = `SELECT c.id, ${expr} <=> $1::text::vector(${d}) AS distance FROM ai.knowledge_chunks c
+      WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}`;
+    // exact: OFFSET 0 keeps the ORDER BY out of the scan, so no plan can take the index's approximate order
+    return method === 'hnsw'
+      ? `${select} ORDER BY ${expr} <=> $1::text::vector(${d}) LIMIT $10`
+      : `SELECT x.id, x.distance FROM (${select} OFFSET 0) x ORDER BY x.distance, x.id LIMIT $10`;
   }
   return `SELECT c.id, 1 - ai.dot_product(c.embedding, $1::text::real[]) AS distance FROM ai.knowledge_chunks c
     WHERE c.embedding_dimensions = ${d} AND c.embedding_model = $9 AND ${FILTERS}
@@ -105,22 +135,29 @@ function vectorOrderSql(info: StorageInfo, d: number): string {
 }
 
 /**
- * The vector ranking, with the HNSW settings for this transaction (SET LOCAL through set_config(..., true)). With
- * pgvector ≥ 0.8 the scan is iterative (relaxed order): filters and the policies are applied during the index
- * scan, and the scan goes on until it has `limit` rows, so a selective filter still returns k results; the
- * caller re-sorts by distance (relaxed order may return rows slightly out of order).
+ * Chooses how to rank by vector and sets this transaction's HNSW settings (SET LOCAL through set_config(..., true)).
+ * On pgvector the chunks the caller may read (the policies) that match the filters are counted, up to
+ * exactSearchMaxChunks + 1 (the (org_id, collection_id) index; model and dimension left out, so it is an upper
+ * bound): at most that many, exact; more, HNSW. With pgvector ≥ 0.8 the HNSW scan is iterative (relaxed order):
+ * filters and policies are applied during the index scan, and the scan goes on until it has `limit` rows, so a
+ * selective filter still returns k results; the caller re-sorts by distance (relaxed order may return rows slightly
+ * out of order).
  */
-async function vectorRankingSql(db: Db, info: StorageInfo, d: number, limit: number): Promise<string> {
-  if (info.storage === 'vector') {
+async function vectorRanking(db: Db, info: StorageInfo, d: number, orgId: string, f: SearchFilter, limit: number, exactMax: number): Promise<{ sql: string; method: VectorMethod }> {
+  if (info.storage !== 'vector') return { sql: vectorOrderSql(info, d, 'exact'), method: 'exact' };
+  const [{ n }] = await db.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM (
+      SELECT 1 FROM ai.knowledge_chunks c WHERE ${filtersSql(1)} LIMIT ${Math.trunc(exactMax) + 1}) x`, ...filterParams(orgId, f));
+  const method: VectorMethod = n <= exactMax ? 'exact' : 'hnsw';
+  if (method === 'hnsw') {
     if (info.iterativeScan) {
-      await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true)`,
-        String(Math.max(HNSW_EF_SEARCH, limit)));
+      await db.$executeRawUnsafe(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true),
+        set_config('hnsw.max_scan_tuples', $2, true)`, String(Math.max(HNSW_EF_SEARCH, limit)), String(HNSW_MAX_SCAN_TUPLES));
     } else {
       // no iterative scan (pgvector < 0.8): a wider candidate list makes a selective filter less likely to starve it
       await db.$executeRawUnsafe(`SELECT set_config('hnsw.ef_search', '1000', true)`);
     }
   }
-  return vectorOrderSql(info, d);
+  return { sql: vectorOrderSql(info, d, method), method };
 }
 
 export const knowledgeRepository = {
@@ -283,12 +320,12 @@ export const knowledgeRepository = {
    */
   async search(db: Db, info: StorageInfo, orgId: string, p: SearchParams): Promise<SearchHitDto[]> {
     const d = Math.trunc(p.dimensions);
-    const vectorRanking = await vectorRankingSql(db, info, d, p.candidates);
+    const { sql: vectorRankingSql } = await vectorRanking(db, info, d, orgId, p, p.candidates, p.exactSearchMaxChunks);
     const rows = await db.$queryRawUnsafe<{
       id: string; document_id: string; title: string; collection_id: string; version_no: number; chunk_no: number; content: string;
       tags: string[]; document_date: Date | null; score: number; similarity: number | null; vector_rank: number | null; text_rank: number | null;
     }[]>(`
-      WITH vec AS MATERIALIZED (${vectorRanking}),
+      WITH vec AS MATERIALIZED (${vectorRankingSql}),
       vec_ranked AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM vec),
       fts_match AS MATERIALIZED (
         SELECT c.id, c.tsv FROM ai.knowledge_chunks c
@@ -308,8 +345,7 @@ export const knowledgeRepository = {
       JOIN ai.knowledge_chunks c ON c.org_id = $2::uuid AND c.id = top.id
       JOIN ai.knowledge_documents d ON d.org_id = c.org_id AND d.id = c.document_id
       ORDER BY top.score DESC, c.id`,
-    literal(p.embedding, info.storage), orgId, p.collectionIds ?? null, p.documentIds ?? null, p.tags?.length ? p.tags : null,
-    p.from ?? null, p.to ?? null, p.query, p.model, p.candidates, p.k);
+    literal(p.embedding, info.storage), ...filterParams(orgId, p), p.query, p.model, p.candidates, p.k);
     return rows.map((r) => ({
       documentId: r.document_id, documentTitle: r.title, collectionId: r.collection_id, version: r.version_no, chunkNo: r.chunk_no,
       text: r.content, tags: r.tags, documentDate: iso(r.document_date)!, score: Number(r.score),
@@ -318,20 +354,18 @@ export const knowledgeRepository = {
   },
 
   /**
-   * The vector ranking alone, as search runs it (HNSW with its settings on pgvector) or exact (no index): the
-   * benchmark's recall@10. Filters: $2 organization, $3 collections ($4..$7 unused here).
+   * The vector ranking alone, for the benchmark's recall@10: as search runs it (same choice of exact or HNSW, same
+   * settings, same number of candidates, re-sorted by distance, the first k), or, `exact`, always exact with the
+   * same filters. Under the caller's policies like search. `method` says which search took.
    */
-  async vectorTopIds(db: Db, info: StorageInfo, orgId: string, embedding: number[], dimensions: number, model: string, k: number, exact: boolean, collectionIds?: string[]): Promise<string[]> {
-    const d = Math.trunc(dimensions);
-    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`);
-    const ranking = exact && info.storage === 'vector'
-      ? vectorOrderSql(info, d)
-      : await vectorRankingSql(db, info, d, k);
+  async vectorTopIds(db: Db, info: StorageInfo, orgId: string, p: SearchFilter & Pick<SearchParams, 'embedding' | 'dimensions' | 'model' | 'k' | 'candidates' | 'exactSearchMaxChunks'>,
+    exact: boolean): Promise<{ ids: string[]; method: VectorMethod }> {
+    const d = Math.trunc(p.dimensions);
+    const ranking = exact ? { sql: vectorOrderSql(info, d, 'exact'), method: 'exact' as const } : await vectorRanking(db, info, d, orgId, p, p.candidates, p.exactSearchMaxChunks);
     const rows = await db.$queryRawUnsafe<{ id: string }[]>(`
-      WITH v AS MATERIALIZED (${ranking})
-      SELECT id::text FROM v WHERE $8::text IS NULL ORDER BY distance, id`, // $8: search's full-text query, none here
-    literal(embedding, info.storage), orgId, collectionIds ?? null, null, null, null, null, null, model, k);
-    if (exact && info.storage === 'vector') await db.$executeRawUnsafe(`SELECT set_config('enable_indexscan', 'on', true), set_config('enable_bitmapscan', 'on', true)`);
-    return rows.map((r) => r.id);
+      WITH v AS MATERIALIZED (${ranking.sql})
+      SELECT id::text FROM v WHERE $8::text IS NULL ORDER BY distance, id LIMIT $11`, // $8: search's full-text query, none here
+    literal(p.embedding, info.storage), ...filterParams(orgId, p), null, p.model, exact ? p.k : p.candidates, p.k);
+    return { ids: rows.map((r) => r.id), method: ranking.method };
   },
 };

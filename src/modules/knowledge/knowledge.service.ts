@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -9,7 +10,7 @@ import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
-import { knowledgeRepository as repo, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
+import { knowledgeRepository as repo, searchCandidates, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
 import {
   SEARCH_MAX_K, type CollectionDto, type CreateCollectionDto, type CreateNoteDocumentDto, type DocumentDto, type DocumentPage,
   type DocumentQuery, type SearchResultDto, type UpdateCollectionDto, type VersionDto, type VersionWithTextDto,
@@ -42,6 +43,7 @@ export class KnowledgeService {
   constructor(
     private readonly audit: AuditService,
     private readonly embeddings: KnowledgeEmbeddings,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   // ---------------------------------------------------------------- collections
@@ -214,7 +216,8 @@ export class KnowledgeService {
       throw AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
     }
     const items = await repo.search(tx.db, info, tx.orgId, {
-      ...s, query, k, embedding, model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: Math.max(40, k * 4),
+      ...s, query, k, embedding, model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: searchCandidates(k),
+      exactSearchMaxChunks: this.config.knowledge.exactSearchMaxChunks,
     });
     return { items };
   }

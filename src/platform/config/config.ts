@@ -208,6 +208,11 @@ export interface AppConfig {
     /** KNOWLEDGE_CHUNK_TOKENS (default 400) and KNOWLEDGE_CHUNK_OVERLAP_TOKENS (default 60), cl100k_base tokens */
     chunkTokens: number;
     chunkOverlapTokens: number;
+    /**
+     * KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS (default 20,000): a search whose readable, filtered chunks are at most this
+     * many ranks them exactly by vector (pgvector); more, by the HNSW index. 0: always the index.
+     */
+    exactSearchMaxChunks: number;
   };
 }
 
@@ -379,6 +384,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     maxUploadBytes: int(env, 'KNOWLEDGE_MAX_UPLOAD_BYTES', 10 * 1024 * 1024, 1),
     chunkTokens,
     chunkOverlapTokens: int(env, 'KNOWLEDGE_CHUNK_OVERLAP_TOKENS', 60, 0, chunkTokens - 1),
+    exactSearchMaxChunks: int(env, 'KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS', 20_000, 0, 1_000_000),
   };
   return {
     knowledge,
