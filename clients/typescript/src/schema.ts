@@ -12971,7 +12971,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The bearer token is missing or is not METRICS_TOKEN */
+            /** @description Error. error.code is one of: `auth.metrics_token` (the bearer token is missing or is not METRICS_TOKEN) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -12980,7 +12980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description METRICS_TOKEN is not configured: metrics are not served */
+            /** @description Not found, or not visible to the caller. error.code is one of: `metrics.not_served` (METRICS_TOKEN is not configured: metrics are not served) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -26042,7 +26042,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31728,7 +31728,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -31982,7 +31982,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `vendor.not_found` (no vendor of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -32826,7 +32826,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33620,7 +33620,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `vendor.not_found` (no vendor of this organization has this id); `claimant.not_found` (the person has no expense claims in this organization) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -114,7 +114,7 @@ export class KnowledgeDocumentsController {
     summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
   @ApiOkResponse({ type: SearchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable')
+  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
   search(@Tx() tx: TenantTx, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
     return this.knowledge.search(tx, dto);
   }

@@ -22,7 +22,7 @@ import {
 const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member'];
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
 const DOCUMENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
-  'payables.currency_mismatch', 'ledger.tax_code_archived', 'ledger.unknown_currency', 'ledger.books_not_started'];
+  'payables.currency_mismatch', 'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency', 'ledger.books_not_started'];
 const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', ...POSTING_ERRORS];
 
 @ApiTags('payables')
@@ -274,7 +274,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed', 'vendor.not_found',
+  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed', 'vendor.not_found', 'claimant.not_found',
     'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto);

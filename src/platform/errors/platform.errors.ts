@@ -41,7 +41,10 @@ export const RequestErrors = defineErrorCodes({
 });
 
 // Any operation may answer these, whatever it declares: listed once, as the document's x-generic-error-codes.
-declareGenericErrorCodes('validation_failed', 'auth.unauthorized', ...Object.keys(RequestErrors.codes));
+// The database errors mapped in one place (mapDatabaseError) are among them: any statement may meet a check, a key, a
+// lock conflict or a policy, so a route answering them is not a route that forgot to declare them.
+declareGenericErrorCodes('validation_failed', 'auth.unauthorized', ...Object.keys(RequestErrors.codes),
+  'invalid', 'rejected', 'forbidden', 'conflict.unique', 'conflict.reference', 'conflict.retry');
 
 const hasQueryParameter = (op: DocumentOperation, name: string) => (op.parameters ?? []).some((p) => (p as { in?: string; name?: string }).in === 'query' && (p as { name?: string }).name === name);
 
