@@ -4,7 +4,7 @@ import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { parseBucketEdges } from '../ledger/aging.js';
-import { bucketLabels } from './aging.js';
+import { bucketLabels, placeBuckets } from './aging.js';
 import { today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo } from './receivables.repository.js';
@@ -35,12 +35,7 @@ export class AgingService {
     const asOf = q.asOf ?? today(this.clock);
     const rows = await repo.agingPage(tx.db, asOf, edges, baseMu, { after, limit: limit === null ? null : limit + 1 });
     const labels = bucketLabels(edges);
-    const zero = (0).toFixed(baseMu);
-    const place = (indexes: number[], amounts: string[]) => {
-      const out = labels.map((bucket) => ({ bucket, amount: zero }));
-      for (let k = 0; k < indexes.length; k++) out[indexes[k]].amount = amounts[k];
-      return out;
-    };
+    const place = (indexes: number[], amounts: string[]) => placeBuckets(labels, indexes, amounts, baseMu);
     const totals = rows[rows.length - 1];
     const parties = rows.slice(0, -1);
     const more = limit !== null && parties.length > limit;
