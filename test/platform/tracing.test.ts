@@ -65,14 +65,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
   });
 
   it('writes the trace id on every log line of a request', async () => {
-    const lines: Record<string, any>[] = [];
-    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
-    const fastify = Fastify({ genReqId: requestIdOf });
-    echoRequestId(fastify);
-    await traceRequests(fastify, activeTracing()!);
-    // the app's logger is createLogger(config, traceIdMixin) on stdout; the same mixin, into an array
-    const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
-    logRequests(fastify, log);
+    const { lines, fastify, log } = await tracedServer();
     fastify.get('/work', async () => {
       log.info({ step: 'inside the handler' }, 'working');
       return {};
@@ -90,13 +83,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
   });
 
   it("continues a caller's trace (W3C traceparent): the request span is in the caller's trace, with the route template", async () => {
-    const lines: Record<string, any>[] = [];
-    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
-    const fastify = Fastify({ genReqId: requestIdOf });
-    echoRequestId(fastify);
-    await traceRequests(fastify, activeTracing()!);
-    const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
-    logRequests(fastify, log);
+    const { lines, fastify, log } = await tracedServer();
     fastify.get('/items/:id', async () => {
       log.info('working');
       return {};
@@ -113,6 +100,21 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(lines.filter((l) => l.msg === 'working').map((l) => l.traceId)).toEqual([callerTrace]);
   });
 });
+
+/**
+ * A bare Fastify server with the app's request tracing, request ids and request logging; its log lines (the app's
+ * logger is createLogger(config, traceIdMixin) on stdout: the same mixin) collected into `lines`.
+ */
+async function tracedServer() {
+  const lines: Record<string, any>[] = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
+  const fastify = Fastify({ genReqId: requestIdOf });
+  echoRequestId(fastify);
+  await traceRequests(fastify, activeTracing()!);
+  const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
+  logRequests(fastify, log);
+  return { lines, fastify, log };
+}
 
 /** Exports the spans ended so far (the SDK batches them). */
 async function flush(): Promise<void> {
