@@ -92,6 +92,13 @@ const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selec
 
 const limitOf = (v: bigint | null): number | null => (v === null ? null : Number(v));
 
+/** A feature joined with a plan's row (`planCode` null: the plan has no row for it, so it is off, a limit of 0). */
+type FeatureJoin = { feature: string; kind: PlanFeatureRow['kind']; unit: string | null; description: string; planCode: string | null; enabled: boolean | null; limit: bigint | null };
+const planValue = (r: FeatureJoin, planCode: string): PlanFeatureRow => ({
+  planCode, feature: r.feature, kind: r.kind, unit: r.unit, description: r.description,
+  ...(r.planCode === null ? { enabled: false, limit: r.kind === 'limit' ? 0 : null } : { enabled: r.enabled ?? false, limit: limitOf(r.limit) }),
+});
+
 /** One feature of an app's catalog with its value in every plan that lists it (the gate's question, compiled once). */
 const featureInPlans = prepare((p: { appId: string; feature: string }) => qb.selectFrom('hub.features as f')
   .leftJoin('hub.plan_features as pf', (j) => j.onRef('pf.app_id', '=', 'f.app_id').onRef('pf.feature', '=', 'f.code'))
@@ -147,17 +154,14 @@ export const billingRepository = {
       .where('app_id', '=', appId).orderBy('rank').orderBy('code').$narrowType<{ audience: PlanRow['audience'] }>());
   },
 
-  /** Every feature of the app with the plan's value (a feature the plan has no row for is off / zero). */
+  /** Every feature of the app with the plan's value (a feature the plan has no row for is off / zero: `planValue`). */
   async planFeatures(db: Db, appId: string, planCode: string): Promise<PlanFeatureRow[]> {
     const rows = await db.run(qb.selectFrom('hub.features as f')
       .leftJoin('hub.plan_features as pf', (j) => j.onRef('pf.app_id', '=', 'f.app_id').onRef('pf.feature', '=', 'f.code').on('pf.plan_code', '=', planCode))
-      .select((eb) => [
-        'f.code as feature', 'f.kind', 'f.unit', 'f.description', eb.fn.coalesce('pf.enabled', sql<boolean>`false`).as('enabled'),
-        eb.case().when(eb.and([eb('pf.feature', 'is', null), eb('f.kind', '=', 'limit')])).then(sql<bigint>`0::int8`).else(eb.ref('pf.limit_value')).end().as('limit'),
-      ])
+      .select(['f.code as feature', 'f.kind', 'f.unit', 'f.description', 'pf.plan_code as planCode', 'pf.enabled', 'pf.limit_value as limit'])
       .where('f.app_id', '=', appId).orderBy('f.kind', 'desc').orderBy('f.code')
       .$narrowType<{ kind: PlanFeatureRow['kind'] }>());
-    return rows.map((r) => ({ ...r, planCode, limit: limitOf(r.limit) }));
+    return rows.map((r) => planValue(r, planCode));
   },
 
   /**
@@ -168,14 +172,7 @@ export const billingRepository = {
   async featureOfPlan(db: Db, appId: string, feature: string): Promise<((planCode: string) => PlanFeatureRow) | undefined> {
     const rows = await db.run(featureInPlans({ appId, feature }));
     if (!rows.length) return undefined;
-    const f = rows[0];
-    return (planCode) => {
-      const pf = rows.find((r) => r.planCode === planCode);
-      return {
-        planCode, feature: f.feature, kind: f.kind, unit: f.unit, description: f.description, enabled: pf?.enabled ?? false,
-        limit: pf ? limitOf(pf.limit) : f.kind === 'limit' ? 0 : null,
-      };
-    };
+    return (planCode) => planValue(rows.find((r) => r.planCode === planCode) ?? { ...rows[0], planCode: null }, planCode);
   },
 
   /** One feature across the app's plans, in upgrade order: to name the plan that lifts a limit. */
