@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build: install everything, generate the Prisma client, compile to dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Install scripts are skipped: the one we need (prisma generate) runs explicitly below, once the schema is
@@ -16,7 +16,7 @@ COPY src ./src
 RUN npm run prisma:generate && npm run build
 
 # Runtime: production dependencies, the compiled API and the SQL it migrates with.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

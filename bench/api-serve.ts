@@ -8,7 +8,7 @@ const SECRET = 'bench-only-supabase-jwt-secret-000000000000';
 
 async function serve() {
   // BENCH_OBSERVABILITY=als (api.bench.ts): no metrics, no tracing, only an AsyncLocalStorage made active, as
-  // OpenTelemetry's context manager does: on Node 20 its promise hooks are most of what tracing costs (bench/README.md)
+  // OpenTelemetry's context manager does: on Node 20 its promise hooks were most of what tracing cost, on Node 24 they are gone (bench/README.md)
   if (process.env.BENCH_ENABLE_ALS) new (await import('node:async_hooks')).AsyncLocalStorage().enterWith({});
   if (tracingConfig(process.env)) {
     registerInstrumentationHook();

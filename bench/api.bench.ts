@@ -19,7 +19,7 @@
 //                (parentbased_traceidratio at 0.1) unless BENCH_OTEL_TRACES_SAMPLER / _ARG say otherwise.
 //                BENCH_OBSERVABILITY (default "metrics,tracing") says what the "on" process turns on: "metrics" or
 //                "tracing" alone, "none" (the same process with nothing on: an A/A check), "als" (only an
-//                AsyncLocalStorage made active, what OpenTelemetry's context manager costs on Node 20)
+//                AsyncLocalStorage made active, what OpenTelemetry's context manager costs; `node` in the JSON says which runtime ran)
 // The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3) alternated rounds (A B, B A, A B, ...) of
 // BENCH_SECONDS each and report the median requests/s of each side, the median of the rounds' ratios and every round
 // (with each side's app CPU ms per request).

@@ -21,9 +21,10 @@ type Sampler = sdkTracing.Sampler;
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) only asks the sampler; its context
  * is not made active, so the pg and http instrumentations (`requireParentSpan`) leave its statements alone.
  * `@fastify/otel` and the incoming half of `instrumentation-http` did per-request work for every request (URL
- * parsing, attributes, event-emitter binding, two spans) whether sampled or not. What remains is mostly the
- * context manager's: on Node 20 an active AsyncLocalStorage installs promise hooks that slow every await of the
- * process, sampled or not (bench/README.md measures it alone).
+ * parsing, attributes, event-emitter binding, two spans) whether sampled or not. The context manager is an
+ * AsyncLocalStorage: on Node 20 an active one installed promise hooks that slowed every await of the process,
+ * sampled or not; on Node 24, the runtime we require, it is carried by the async context frame and costs next to
+ * nothing (bench/README.md measures it alone).
  */
 export interface Tracing {
   sdk: NodeSDK;
