@@ -1,5 +1,6 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret and every webhook signing secret under SECRETS_ACTIVE_KEY. Order of a key change:
+// Re-seals every integration secret, AI provider key and webhook signing secret, and re-wraps every per-person
+// audit key (personal data), under SECRETS_ACTIVE_KEY. Order of a key change:
 //  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
 //     so every secret still opens and new writes use the new key);
 //  2. run this command with the same configuration; it works row by row in short transactions;
@@ -16,6 +17,7 @@ import { secretBoxFromConfig } from '../src/modules/integrations/integrations.mo
 import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
 import { rotateProviderKeys } from '../src/modules/agents/provider-key-rotation.js';
 import { resealWebhookSecrets } from '../src/modules/webhooks/webhook-secret-rotation.js';
+import { rewrapPersonalDataKeys } from '../src/modules/privacy/personal-data-key-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
 const batchSize = sizeIdx > 0 ? Number(process.argv[sizeIdx + 1]) : 100;
@@ -63,6 +65,13 @@ try {
   console.log(`webhook signing secrets: re-sealed ${webhooks.resealed} of ${webhooks.total}; ${webhooks.remaining} not under the active key remain`);
   if (webhooks.failed.length) {
     console.error(`could not open ${webhooks.failed.length} webhook secret(s): endpoints ${webhooks.failed.join(', ')}`);
+    code = 1;
+  }
+  // the per-person keys sealing personal fields of audit snapshots: unreadable once the old key is removed otherwise
+  const personal = await rewrapPersonalDataKeys(privileged, box, new AuditService(), batchSize);
+  console.log(`personal data keys: re-wrapped ${personal.rewrapped} of ${personal.total}; ${personal.remaining} not under the active key remain`);
+  if (personal.failed.length) {
+    console.error(`could not re-wrap ${personal.failed.length} personal data key(s): ${personal.failed.join(', ')}`);
     code = 1;
   }
 } catch (err) {

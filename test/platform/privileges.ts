@@ -87,6 +87,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // privacy (issue 20): exports (owners start and read their organization's), per-person audit keys (functions only)
   'table core.data_exports': { authenticated: 'INSERT,SELECT', service_role: RW },
   'table core.personal_data_keys': { service_role: 'DELETE,INSERT,SELECT' },
+  'column core.personal_data_keys(wrapped)': { service_role: 'UPDATE' },
 
   'table hub."App"': { authenticated: 'SELECT', service_role: RW },
   'table hub."BillingEvent"': { authenticated: 'SELECT', service_role: RW },

@@ -159,6 +159,11 @@ export class AuditSealer {
     return { id: row.id, subject, key: this.unwrap(row.id, row.wrapped) };
   }
 
+  /** A stored key wrapped again under the box's active key (npm run secrets:rotate); the key itself is unchanged. Throws SecretOpenError when no configured key opens it. */
+  rewrap(keyId: string, wrapped: unknown): unknown {
+    return this.wrap(keyId, this.unwrap(keyId, wrapped));
+  }
+
   private wrap(keyId: string, key: Buffer): unknown {
     return this.box?.configured ? this.box.sealFor(key.toString('base64'), `personal_data_key:${keyId}`) : { unwrapped: key.toString('base64') };
   }
