@@ -51,7 +51,7 @@ BEGIN
   role := public.auth_role_checked();
 END
 $$;
-REVOKE ALL ON FUNCTION public.auth_org_role_checked() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.auth_org_role_checked() FROM PUBLIC, anon, authenticated, service_role;
 -- begin_request runs it after switching to the request's role
 GRANT EXECUTE ON FUNCTION public.auth_org_role_checked() TO anon, authenticated;
 
@@ -448,5 +448,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270115000100_ledger_posting_statements', '4d4f70bf3dd9d71634ea2ba9c53cfab35abca8179048568726a59d2e3004eef8', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270115000100_ledger_posting_statements', 'fc7e36b9f88859f8743bb98e670a05625b7574af74ebc083499d0d878d8a3b4b', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -49,7 +49,7 @@ BEGIN
   role := public.auth_role_checked();
 END
 $$;
-REVOKE ALL ON FUNCTION public.auth_org_role_checked() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.auth_org_role_checked() FROM PUBLIC, anon, authenticated, service_role;
 -- begin_request runs it after switching to the request's role
 GRANT EXECUTE ON FUNCTION public.auth_org_role_checked() TO anon, authenticated;
 
