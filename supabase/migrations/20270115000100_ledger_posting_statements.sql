@@ -16,7 +16,8 @@
 -- 2. finance.check_entry walks the lines by position (plain expressions) instead of a cursor over
 --    jsonb_array_elements, and checks a line's tax code only when it has one (the combined IF ran its subquery
 --    through the executor for every line).
--- 3. finance.post_journal_entry sets its setting and takes the posting lock as plain expressions, not PERFORM.
+-- 3. finance.post_journal_entry sets its setting and takes the posting lock as plain expressions, not PERFORM, and
+--    reads the settings with their base currency's minor units in one query.
 -- 4. public.begin_request: its settings as plain expressions; the organization and the role decided by one
 --    function, which for a user's claims through the API's login reads the membership once (the organization's
 --    membership check and the role were two function calls and three membership reads); auth_workspace_id()
@@ -373,6 +374,7 @@ DECLARE
   v_action text := coalesce(p_audit ->> 'action', 'ledger.entry_posted');
   v_user text := public.auth_user_id();
   v_created_by text;
+  books record;
   _ text;
 BEGIN
   IF org IS NULL THEN
@@ -408,11 +410,14 @@ BEGIN
   -- exclusively (trigger fiscal_periods_postings_drained): closing waits for them, and what this posting reads
   -- next (its period, in a later statement, so a later snapshot) is what the close committed
   _ := pg_advisory_xact_lock_shared(hashtext('finance.posting:' || org::text));
-  SELECT * INTO s FROM finance.settings x WHERE x.org_id = org;
+  -- the settings and their base currency's minor units in one read
+  SELECT x AS settings, c.minor_units INTO books
+  FROM finance.settings x LEFT JOIN finance.currencies c ON c.code = x.base_currency WHERE x.org_id = org;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'the books of this organization are not started (no base currency)' USING ERRCODE = 'P0001', HINT = 'ledger.books_not_started';
   END IF;
-  SELECT c.minor_units INTO base_mu FROM finance.currencies c WHERE c.code = s.base_currency;
+  s := books.settings;
+  base_mu := books.minor_units;
 
   -- one entry's few accounts and its period are read by finance.check_entry itself (no map to build)
   r := finance.check_entry(org, p, s, base_mu, '{}'::jsonb, '{}'::jsonb);
@@ -448,5 +453,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270115000100_ledger_posting_statements', 'fc7e36b9f88859f8743bb98e670a05625b7574af74ebc083499d0d878d8a3b4b', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270115000100_ledger_posting_statements', '76947bf03103ea13d241df12aaf57b4fd240a5f6fe754153911ed80f7e998628', 0)
   ON CONFLICT (name) DO NOTHING;

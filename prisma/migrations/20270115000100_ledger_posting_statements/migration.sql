@@ -14,7 +14,8 @@
 -- 2. finance.check_entry walks the lines by position (plain expressions) instead of a cursor over
 --    jsonb_array_elements, and checks a line's tax code only when it has one (the combined IF ran its subquery
 --    through the executor for every line).
--- 3. finance.post_journal_entry sets its setting and takes the posting lock as plain expressions, not PERFORM.
+-- 3. finance.post_journal_entry sets its setting and takes the posting lock as plain expressions, not PERFORM, and
+--    reads the settings with their base currency's minor units in one query.
 -- 4. public.begin_request: its settings as plain expressions; the organization and the role decided by one
 --    function, which for a user's claims through the API's login reads the membership once (the organization's
 --    membership check and the role were two function calls and three membership reads); auth_workspace_id()
@@ -371,6 +372,7 @@ DECLARE
   v_action text := coalesce(p_audit ->> 'action', 'ledger.entry_posted');
   v_user text := public.auth_user_id();
   v_created_by text;
+  books record;
   _ text;
 BEGIN
   IF org IS NULL THEN
@@ -406,11 +408,14 @@ BEGIN
   -- exclusively (trigger fiscal_periods_postings_drained): closing waits for them, and what this posting reads
   -- next (its period, in a later statement, so a later snapshot) is what the close committed
   _ := pg_advisory_xact_lock_shared(hashtext('finance.posting:' || org::text));
-  SELECT * INTO s FROM finance.settings x WHERE x.org_id = org;
+  -- the settings and their base currency's minor units in one read
+  SELECT x AS settings, c.minor_units INTO books
+  FROM finance.settings x LEFT JOIN finance.currencies c ON c.code = x.base_currency WHERE x.org_id = org;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'the books of this organization are not started (no base currency)' USING ERRCODE = 'P0001', HINT = 'ledger.books_not_started';
   END IF;
-  SELECT c.minor_units INTO base_mu FROM finance.currencies c WHERE c.code = s.base_currency;
+  s := books.settings;
+  base_mu := books.minor_units;
 
   -- one entry's few accounts and its period are read by finance.check_entry itself (no map to build)
   r := finance.check_entry(org, p, s, base_mu, '{}'::jsonb, '{}'::jsonb);
