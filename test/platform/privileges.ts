@@ -179,6 +179,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function public.auth_org_id_checked()': HELPER_CALLERS,
   'function public.auth_role_checked()': HELPER_CALLERS,
   'function public.auth_claims_verified()': HELPER_CALLERS,
+  // begin_request's decision of both (20270115000100), run as the request's role
+  'function public.auth_org_role_checked()': { anon: 'EXECUTE', authenticated: 'EXECUTE' },
   'function core.request_claims()': HELPER_CALLERS,
   'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
   'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },

@@ -113,6 +113,34 @@ describe('claims verified once per transaction', () => {
     });
   });
 
+  it('decides organization and role in begin_request as the full checks do (one membership read for a user\'s claims)', async () => {
+    // 20270115000100: begin_request asks public.auth_org_role_checked(), which reads the membership once for a user's
+    // claims through the runtime login; every case must answer what auth_org_id_checked() and auth_role_checked() answer
+    const dave = randomUUID();
+    const gone = randomUUID();
+    await db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [dave, `${dave}@example.test`]);
+    await db.admin.query(`INSERT INTO core.organizations (id, name, owner_user_id, deleted_at) VALUES ($1, 'Gone', $2, now())`, [gone, dave]);
+    await db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'accountant'), ($3, $2, 'owner')`, [orgA, dave, gone]);
+    const cases: [string, string | null][] = [
+      [claims(orgA), orgA], // owner
+      [claims(orgA, dave), orgA], // accountant
+      [claims(orgB), null], // not a member
+      [claims(gone, dave), null], // a member of a deleted organization
+      [JSON.stringify({ sub: alice, role: 'authenticated', org_id: 'not-a-uuid' }), null],
+      [JSON.stringify({ sub: alice, role: 'authenticated' }), null], // no organization claimed
+      [JSON.stringify({ sub: alice, role: 'service_role', org_id: orgB }), orgB], // service claims: a live organization
+      [JSON.stringify({ sub: alice, role: 'service_role', org_id: gone }), null],
+    ];
+    for (const [c, org] of cases) {
+      await inTransaction(api, async () => {
+        const { rows: [begun] } = await api.query(`SELECT org_id::text, role FROM public.begin_request($1, 'authenticated')`, [c]);
+        const { rows: [full] } = await api.query(`SELECT public.auth_org_id_checked()::text AS org_id, public.auth_role_checked() AS role`);
+        expect({ claims: c, ...begun }).toEqual({ claims: c, ...full });
+        expect(begun.org_id).toBe(org);
+      });
+    }
+  });
+
   it('keeps the record inside its transaction', async () => {
     await inTransaction(api, async () => {
       await api.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims(orgA)]);

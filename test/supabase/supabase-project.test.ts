@@ -90,7 +90,7 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     const callable = (role: string) => rows.filter((r) => r.role === role).map((r) => r.fn);
     // the policy helpers (auth_api_key_id / auth_has_scope answer only about the caller's own verified API key)
     const helpers = ['core.request_claims', 'public.auth_api_key_id', 'public.auth_claims_verified', 'public.auth_has_role', 'public.auth_has_scope',
-      'public.auth_org_id', 'public.auth_org_id_checked', 'public.auth_role', 'public.auth_role_checked',
+      'public.auth_org_id', 'public.auth_org_id_checked', 'public.auth_org_role_checked', 'public.auth_role', 'public.auth_role_checked',
       'public.auth_user_id', 'public.auth_workspace_id'];
     // the per-person audit keys (crypto-shredding): the audit writer and reader of any request call them; they hand
     // out keys wrapped by the application's secret box only

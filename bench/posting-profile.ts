@@ -1,0 +1,142 @@
+// node --import ./scripts/register-ts.mjs bench/posting-profile.ts — the database CPU of one 2-line posting,
+// serially: one backend logged in as the API login posts PROFILE_N entries (BEGIN; begin_request;
+// finance.post_journal_entry; COMMIT), and its CPU is read from /proc/<backend pid>/stat. Also measured in the same
+// backend, in alternating blocks: BEGIN; begin_request; COMMIT alone (the tenant transaction without the posting).
+//
+// PROFILE_DB names a database to reuse (migrated again: new migrations apply; the organization is set up once and
+// remembered in it); without it a scratch database is created and dropped. Prints one JSON document.
+import 'reflect-metadata';
+import { execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import pg from 'pg';
+import { AppModule } from '../src/app.module.js';
+import { createApp } from '../src/bootstrap.js';
+import { loadConfig } from '../src/platform/config/config.js';
+import { loadLocalEnv } from '../src/platform/config/local-env.js';
+import { migrate, projectRoot } from '../src/platform/database/migrator.js';
+import { withDatabase } from '../src/platform/database/database-url.js';
+import { tenantClaims } from './tenant-claims.js';
+
+loadLocalEnv(projectRoot());
+const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const N = Number(process.env.PROFILE_N ?? 400);
+const ROUNDS = Number(process.env.PROFILE_ROUNDS ?? 4);
+const reuse = process.env.PROFILE_DB;
+const dbName = reuse ?? `omnizen_posting_profile_${process.pid}`;
+const TICKS = Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
+const cpuMs = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const [u, s] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+  return ((u + s) * 1000) / TICKS;
+};
+const log = (m: string) => process.stderr.write(`[posting-profile] ${m}\n`);
+
+async function setupOrg(ownerUrl: string) {
+  const config = loadConfig({
+    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: ownerUrl,
+    JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: 'false', REDIS_PREFIX: `profile:${dbName}`,
+  });
+  const app = await createApp(AppModule.forRoot(config));
+  await app.listen(0, '127.0.0.1');
+  const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+  const http = async (method: string, path: string, token?: string, body?: unknown) => {
+    const res = await fetch(base + path, {
+      method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<any>;
+  };
+  try {
+    const credentials = { email: `profile.${process.pid}@bench.test`, password: 'correct horse battery' };
+    await http('POST', '/v1/auth/register', undefined, { ...credentials, name: 'profile' });
+    const user = await http('POST', '/v1/auth/login', undefined, credentials);
+    const org = await http('POST', '/v1/orgs', user.accessToken, { name: 'profile' });
+    await http('POST', `/v1/orgs/${org.id}/ledger/books`, user.accessToken, { baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' });
+    return { orgId: org.id as string, claims: tenantClaims(user.accessToken, org.id) };
+  } finally {
+    await app.close();
+  }
+}
+
+async function main() {
+  const root = new pg.Client({ connectionString: server });
+  await root.connect();
+  const exists = (await root.query('SELECT 1 FROM pg_database WHERE datname = $1', [dbName])).rowCount;
+  if (!exists) await root.query(`CREATE DATABASE "${dbName}"`);
+  const ownerUrl = withDatabase(server, dbName);
+  const owner = new pg.Client({ connectionString: ownerUrl });
+  try {
+    await migrate(ownerUrl, { log: () => undefined });
+    await owner.connect();
+    await owner.query('CREATE TABLE IF NOT EXISTS public.profile_setup (org_id uuid, claims text, ids uuid[])');
+    let setup = (await owner.query('SELECT * FROM public.profile_setup')).rows[0];
+    if (!setup) {
+      const { orgId, claims } = await setupOrg(ownerUrl);
+      const { rows } = await owner.query(`
+        INSERT INTO finance.accounts (org_id, code, name, type, parent_id)
+        SELECT $1::uuid, 'B' || lpad(i::text, 4, '0'), 'Bench ' || i, 'asset',
+               (SELECT id FROM finance.accounts WHERE org_id = $1::uuid AND code = '1000')
+        FROM generate_series(1, 1000) i RETURNING id`, [orgId]);
+      setup = (await owner.query('INSERT INTO public.profile_setup VALUES ($1, $2, $3) RETURNING *', [orgId, claims, rows.map((r) => r.id)])).rows[0];
+    }
+    const ids: string[] = setup.ids;
+    const pick = () => ids[Math.floor(Math.random() * ids.length)];
+    const entry = () => {
+      const a = `${1 + Math.floor(Math.random() * 9999)}.${String(Math.floor(Math.random() * 100)).padStart(2, '0')}`;
+      return JSON.stringify({ date: '2026-01-15', memo: 'bench', lines: [{ accountId: pick(), debit: a }, { accountId: pick(), credit: a }] });
+    };
+    // the API login, as the runtime's pool logs in (session_user = omnizen_api), without its password
+    const c = new pg.Client({ connectionString: ownerUrl });
+    await c.connect();
+    await c.query('SET SESSION AUTHORIZATION omnizen_api');
+    const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
+    log(`backend pid ${pid}`); // e.g. for perf record -g -p <pid>
+    const audit = JSON.stringify({ action: 'ledger.entry_posted', requestId: 'profile', ip: '127.0.0.1' });
+    const post = async () => {
+      await c.query('BEGIN');
+      await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [setup.claims]);
+      await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [entry(), audit]);
+      await c.query('COMMIT');
+    };
+    const empty = async () => {
+      await c.query('BEGIN');
+      await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [setup.claims]);
+      await c.query('COMMIT');
+    };
+    const measure = async (fn: () => Promise<void>, n: number) => {
+      const t0 = cpuMs(pid);
+      const w0 = Date.now();
+      for (let i = 0; i < n; i++) await fn();
+      return { cpu: (cpuMs(pid) - t0) / n, wall: (Date.now() - w0) / n };
+    };
+    for (let i = 0; i < 100; i++) await post(); // warm: plans cached, JIT off anyway
+    const posting: number[] = [];
+    const begin: number[] = [];
+    const wall: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const p = await measure(post, N);
+      posting.push(p.cpu);
+      wall.push(p.wall);
+      begin.push((await measure(empty, N)).cpu);
+    }
+    await c.end();
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(JSON.stringify({
+      database: dbName, postings_per_round: N, load_average: loadavg().map((l) => Math.round(l * 100) / 100),
+      posting_tx_cpu_ms: posting.map(r3), posting_tx_cpu_ms_median: r3(median(posting)), posting_tx_wall_ms: wall.map(r3),
+      begin_request_tx_cpu_ms: begin.map(r3), begin_request_tx_cpu_ms_median: r3(median(begin)),
+    }, null, 2));
+  } finally {
+    await owner.end().catch(() => undefined);
+    if (!reuse) await root.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await root.end();
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
