@@ -14,7 +14,8 @@
 //   *_hot_2 / *_hot_6: the same, every entry also touching one hot cash account
 //   api_batch_N  POST /v1/orgs/:orgId/ledger/journal-entries/batch with N 2-line spread entries (N = 1, 10, 100,
 //                1,000; fewer connections for larger batches, BENCH_BATCH_CONNECTIONS overrides them)
-//   sql_batch_N  the statement that route sends, finance.post_journal_entries(entries, audit context), directly
+//   sql_batch_N  the statements that route sends after begin_request, directly: the entitlement gate's query and
+//                POST_BATCH_SQL (finance.post_journal_entries(entries, audit context) with the entries' events)
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
@@ -31,6 +32,8 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
+import { billingContext } from '../src/modules/billing/billing.repository.js';
+import { POST_BATCH_SQL, postBatchParams, type PostingAudit } from '../src/modules/ledger/ledger.repository.js';
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
@@ -194,13 +197,18 @@ async function main() {
     const claims = tenantClaims(org.token, org.orgId);
     // the statement of POST /journal-entries after begin_request (ledger.repository post), with the audit
     // context the API passes
-    const audit = (n: number) => JSON.stringify({ action: 'ledger.entry_posted', requestId: `bench-${process.pid}-${n}`, ip: '127.0.0.1' });
+    const auditContext = (n: number): PostingAudit => ({ action: 'ledger.entry_posted', requestId: `bench-${process.pid}-${n}`, ip: '127.0.0.1' });
+    const audit = (n: number) => JSON.stringify(auditContext(n));
+    // the batch route's statements after begin_request: the entitlement gate's (the ledger's writes need a subscription
+    // that allows writing), then the posting with its events (the payloads as JournalService builds them: source set)
+    const { sql: gateSql, parameters: gateParams } = billingContext({ orgId: org.orgId, appId: 'omnizen' }).compile();
+    const gate: [string, unknown[]] = [gateSql, [...gateParams]];
     let posted = 0;
     /**
      * The floor's loop: `connections` clients each run tenant transactions (BEGIN; begin_request; the statement
      * `next()` gives; COMMIT) until the deadline; latencies per transaction, database CPU of its backends.
      */
-    const floor = async (connections: number, seconds: number, next: () => [sql: string, params: unknown[]]) => {
+    const floor = async (connections: number, seconds: number, next: () => [sql: string, params: unknown[]][]) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
@@ -210,11 +218,11 @@ async function main() {
         const c = await runtime.connect();
         try {
           while (Date.now() < deadline) {
-            const [statement, params] = next();
+            const statements = next();
             const t0 = process.hrtime.bigint();
             try {
               await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              await c.query(statement, params);
+              for (const [statement, params] of statements) await c.query(statement, params);
               await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
@@ -230,7 +238,7 @@ async function main() {
       return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
     };
     const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
-      const r = await floor(CONNECTIONS, seconds, () => ['SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]]);
+      const r = await floor(CONNECTIONS, seconds, () => [['SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]]]);
       return {
         entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
         db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
@@ -262,8 +270,8 @@ async function main() {
     };
     const sqlBatch = async (size: number, seconds = SECONDS) => {
       const connections = batchConnections(size);
-      const r = await floor(connections, seconds, () => ['SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, false)',
-        [JSON.stringify(Array.from({ length: size }, () => entry(2, false))), audit(posted++)]]);
+      const r = await floor(connections, seconds, () => [gate,
+        [POST_BATCH_SQL, postBatchParams(org.orgId, Array.from({ length: size }, () => ({ ...entry(2, false), source: 'manual' })), auditContext(posted++), false)]]);
       const entries = r.latencies.length * size;
       return {
         batch: size, connections, entries_per_s: round(entries / r.elapsed_s, 1), p50_ms_per_call: round(pct(r.latencies, 50)),

@@ -70,9 +70,10 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
 /**
  * The app, the organization and the subscription that bills it, in one statement: a personal
  * organization is billed through its owner's personal subscription ("organizationId" NULL), a business
- * organization through its own. Run by the entitlement gate on every gated write.
+ * organization through its own. Run by the entitlement gate on every gated write (bench/ledger.bench.ts's batch
+ * floor sends it too, as the batch route does).
  */
-const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
+export const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
   .innerJoin('core.organizations as o', (j) => j.on('o.id', '=', p.orgId))
   .leftJoin('hub.Subscription as s', (j) => j.onRef('s.appId', '=', 'a.id').on((eb) => eb.or([
     eb.and([eb('o.account_type', '=', 'personal'), eb('s.userId', '=', eb.ref('o.owner_user_id')), eb('s.organizationId', 'is', null)]),

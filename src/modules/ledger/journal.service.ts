@@ -7,7 +7,7 @@ import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
-import { emitEvent, emitEvents } from '../../platform/events/events.js';
+import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
@@ -135,10 +135,9 @@ export class JournalService {
     }
     if (payloads.length) {
       try {
-        const rows = await repo.postBatch(tx.db, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
+        // the posted entries' journal_entry.posted events are written by the same statement
+        const rows = await repo.postBatch(tx.db, tx.orgId, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
         for (const r of rows) results.push({ ...r, index: indexOf[r.index] });
-        // one event per posted entry, written with one statement
-        await emitEvents(tx, 'journal_entry.posted', rows.filter((r) => r.status === 'posted').map((r) => postedEvent(r.id!, payloads[r.index])));
       } catch (err) {
         const mapped = mapDatabaseError(err);
         const at = /^\{"index": (\d+)\}$/.exec(sqlState(err).detail ?? '');

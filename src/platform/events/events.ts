@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { Db, TenantTx } from '../database/database.service.js';
-import { enqueue, enqueueMany, JobRegistry, type Job } from '../queue/jobs.js';
+import { enqueue, JobRegistry, type Job } from '../queue/jobs.js';
 
 /**
  * Domain events: what a module says happened ("invoice.issued"), written to the outbox in the business
@@ -60,18 +60,6 @@ export async function emitEvent(
 export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): void {
   tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload)
     VALUES (${tx.orgId}::uuid, ${DOMAIN_EVENT_TOPIC}, ${JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload })}::jsonb)`;
-}
-
-/** Writes one domain event per payload with one statement (e.g. one `journal_entry.posted` per entry of a batch). */
-export async function emitEvents(
-  tx: TenantTx | { db: Db; orgId: string },
-  type: string,
-  payloads: Record<string, unknown>[],
-  version = 1,
-  occurredAt: Date = new Date(),
-): Promise<void> {
-  const at = occurredAt.toISOString();
-  await enqueueMany(tx, DOMAIN_EVENT_TOPIC, payloads.map((payload) => ({ type, version, occurredAt: at, payload })));
 }
 
 /** Subscribers by name; the one outbox handler of DOMAIN_EVENT_TOPIC hands each event to every subscriber. */

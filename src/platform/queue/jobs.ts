@@ -37,9 +37,3 @@ export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: s
   await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
 }
 
-/** Writes many jobs of one topic with one statement (a batch posting's events), in the order given. */
-export async function enqueueMany(tx: TenantTx | { db: Db; orgId: string }, topic: string, payloads: Record<string, unknown>[]): Promise<void> {
-  if (!payloads.length) return;
-  await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload)
-    SELECT ${tx.orgId}::uuid, ${topic}, p.value FROM jsonb_array_elements(${JSON.stringify(payloads)}::jsonb) WITH ORDINALITY AS p(value, n) ORDER BY p.n`;
-}
