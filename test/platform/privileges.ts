@@ -151,6 +151,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.customer_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  // the open amount per document (20270113000100): written by triggers only (SECURITY DEFINER), read like the allocations
+  'table finance.receivable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // aging grouped per party and bucket in one pass (20270103000100), the organization fixed by auth_org_id()
