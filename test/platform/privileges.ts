@@ -160,6 +160,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // the as-of pass by bucket position and the report's rows per customer with its totals row (20270111000100)
   'function finance.ar_aging_index(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ar_aging_parties(date, integer[], integer)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  // one page of it: the customers after a cursor with their buckets, and the totals over all (20270113000200)
+  'function finance.ar_aging_page(date, integer[], integer, text, uuid, integer)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ap_aging(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ar_open_items(date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
