@@ -151,9 +151,12 @@ BEGIN
   PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
   SELECT -round(NEW.amount * NEW.rate, c.minor_units) INTO v_base
   FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = NEW.org_id;
-  INSERT INTO finance.receivable_open_amounts (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base)
-  VALUES (NEW.org_id, NEW.id, 'payment', NEW.customer_id, NEW.payment_date, NEW.payment_date, v_base, v_base)
-  ON CONFLICT (org_id, document_id) DO NOTHING;
+  -- no books (no base currency): no row, as the source view and the aging have none
+  IF v_base IS NOT NULL THEN
+    INSERT INTO finance.receivable_open_amounts (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base)
+    VALUES (NEW.org_id, NEW.id, 'payment', NEW.customer_id, NEW.payment_date, NEW.payment_date, v_base, v_base)
+    ON CONFLICT (org_id, document_id) DO NOTHING;
+  END IF;
   RETURN NULL;
 END
 $$;
@@ -250,5 +253,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270113000100_receivable_open_amounts', '9870779ae1816470c79391a4bd66a0781d8ff08a73dc888a52126da4048f77e1', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270113000100_receivable_open_amounts', '5c576388643df2d32a4dabcbffbf86880345bab4c0fe9d4a06c953e72a777c18', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -149,9 +149,12 @@ BEGIN
   PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
   SELECT -round(NEW.amount * NEW.rate, c.minor_units) INTO v_base
   FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = NEW.org_id;
-  INSERT INTO finance.receivable_open_amounts (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base)
-  VALUES (NEW.org_id, NEW.id, 'payment', NEW.customer_id, NEW.payment_date, NEW.payment_date, v_base, v_base)
-  ON CONFLICT (org_id, document_id) DO NOTHING;
+  -- no books (no base currency): no row, as the source view and the aging have none
+  IF v_base IS NOT NULL THEN
+    INSERT INTO finance.receivable_open_amounts (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base)
+    VALUES (NEW.org_id, NEW.id, 'payment', NEW.customer_id, NEW.payment_date, NEW.payment_date, v_base, v_base)
+    ON CONFLICT (org_id, document_id) DO NOTHING;
+  END IF;
   RETURN NULL;
 END
 $$;
