@@ -9,7 +9,8 @@
 --    It is derived data only: AFTER triggers on the rows that change it (an invoice issued or voided, a payment, an
 --    allocation, a refund) keep it in the same transaction, and no API role can write it. Allocations and refunds
 --    move open_base by their own base (an UPDATE that adds, re-read after a row lock wait, so concurrent
---    writers of one document never lose one another's amounts); issue and void recompute the invoice's row.
+--    writers of one document never lose one another's amounts); issue writes the invoice's row from the invoice
+--    alone, void leaves nothing open from its date.
 --  * finance.ar_aging_index(as_of, edges) reads the stored open_base of every document settled by then (or never
 --    settled) and works out as of the date only the documents settled after it. As of today that is none: one scan of
 --    the open rows grouped per customer and bucket. The buckets still add up to the AR control balance at the
@@ -111,33 +112,42 @@ REVOKE ALL ON FUNCTION finance.receivable_open_amounts_refresh(uuid, uuid) FROM 
 
 -- ---------------------------------------------------------------- the triggers that keep them
 -- SECURITY DEFINER (the table has no write grant): each writes only rows of the organization of the row that fired
--- it, which that row's own policies admitted; when a tenant is set for the transaction the row must be of it.
-CREATE FUNCTION finance.receivable_open_amounts_check_org(p_org_id uuid) RETURNS void
-LANGUAGE plpgsql SET search_path = '' AS $$
-DECLARE
-  v_org uuid := public.auth_org_id();
-BEGIN
-  IF v_org IS NOT NULL AND v_org IS DISTINCT FROM p_org_id THEN
-    RAISE EXCEPTION 'a receivable of organization % written in a transaction of organization %', p_org_id, v_org USING ERRCODE = '42501';
-  END IF;
-END
-$$;
-REVOKE ALL ON FUNCTION finance.receivable_open_amounts_check_org(uuid) FROM PUBLIC, anon, authenticated, service_role;
+-- it, which that row's own policies admitted; when a tenant is set for the transaction the row must be of it
+-- (checked inline: a helper function with its own SET clause cost more than the insert it guards).
 
--- an invoice issued (inserted issued, or draft → issued) or voided: its row recomputed (the invoice's row lock,
--- taken by the UPDATE that fired this, serializes it with the allocations of the invoice)
+-- an invoice issued (inserted issued, or draft → issued): its row from the invoice alone (a draft takes no
+-- settlement: allocations and credit notes are refused on it); voided: nothing open from the void date on. Neither
+-- reads another table, so a bulk insert of issued invoices costs one row each (a lookup planned while the table was
+-- still empty would be a scan per row). The invoice's row lock, taken by the UPDATE that fired this, serializes
+-- it with the allocations of the invoice.
 CREATE FUNCTION finance.receivable_open_amounts_invoice() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-  PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
-  PERFORM finance.receivable_open_amounts_refresh(NEW.org_id, NEW.id);
+  IF NEW.org_id IS DISTINCT FROM coalesce(public.auth_org_id(), NEW.org_id) THEN
+    RAISE EXCEPTION 'a receivable of organization % written in a transaction of organization %', NEW.org_id, public.auth_org_id() USING ERRCODE = '42501';
+  END IF;
+  IF TG_OP = 'INSERT' OR OLD.status = 'draft' THEN
+    INSERT INTO finance.receivable_open_amounts
+      (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base, settled_through, voided_on)
+    VALUES (NEW.org_id, NEW.id, 'invoice', NEW.customer_id, NEW.invoice_date, NEW.due_date, coalesce(NEW.base_total, 0),
+      CASE WHEN NEW.voided_on IS NULL THEN coalesce(NEW.base_total, 0) ELSE 0 END, NEW.voided_on, NEW.voided_on)
+    ON CONFLICT (org_id, document_id) DO NOTHING;
+  ELSE
+    -- only a void changes voided_on of an issued invoice (finance.invoice_guard: a void invoice changes no more)
+    UPDATE finance.receivable_open_amounts o
+    SET open_base = 0, settled_through = greatest(o.settled_through, NEW.voided_on), voided_on = NEW.voided_on
+    WHERE o.org_id = NEW.org_id AND o.document_id = NEW.id;
+    IF NOT FOUND THEN
+      PERFORM finance.receivable_open_amounts_refresh(NEW.org_id, NEW.id);
+    END IF;
+  END IF;
   RETURN NULL;
 END
 $$;
 CREATE TRIGGER invoices_open_amounts_insert AFTER INSERT ON finance.invoices FOR EACH ROW
   WHEN (NEW.kind = 'invoice' AND NEW.status <> 'draft') EXECUTE FUNCTION finance.receivable_open_amounts_invoice();
 CREATE TRIGGER invoices_open_amounts_update AFTER UPDATE OF status, voided_on ON finance.invoices FOR EACH ROW
-  WHEN (NEW.kind = 'invoice' AND NEW.status <> 'draft' AND (OLD.status = 'draft' OR OLD.voided_on IS DISTINCT FROM NEW.voided_on))
+  WHEN (NEW.kind = 'invoice' AND NEW.status <> 'draft' AND (OLD.status = 'draft' OR (OLD.voided_on IS NULL AND NEW.voided_on IS NOT NULL)))
   EXECUTE FUNCTION finance.receivable_open_amounts_invoice();
 
 -- a payment received: its row (no settlement can exist yet: allocations and refunds reference it)
@@ -146,7 +156,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   v_base numeric;
 BEGIN
-  PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
+  IF NEW.org_id IS DISTINCT FROM coalesce(public.auth_org_id(), NEW.org_id) THEN
+    RAISE EXCEPTION 'a receivable of organization % written in a transaction of organization %', NEW.org_id, public.auth_org_id() USING ERRCODE = '42501';
+  END IF;
   SELECT -round(NEW.amount * NEW.rate, c.minor_units) INTO v_base
   FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = NEW.org_id;
   -- no books (no base currency): no row, as the source view and the aging have none
@@ -166,7 +178,9 @@ CREATE TRIGGER customer_payments_open_amounts AFTER INSERT ON finance.customer_p
 CREATE FUNCTION finance.receivable_open_amounts_allocation() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-  PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
+  IF NEW.org_id IS DISTINCT FROM coalesce(public.auth_org_id(), NEW.org_id) THEN
+    RAISE EXCEPTION 'a receivable of organization % written in a transaction of organization %', NEW.org_id, public.auth_org_id() USING ERRCODE = '42501';
+  END IF;
   UPDATE finance.receivable_open_amounts o
   SET open_base = o.open_base - NEW.invoice_base, settled_through = greatest(o.settled_through, NEW.allocation_date)
   WHERE o.org_id = NEW.org_id AND o.document_id = NEW.invoice_id;
@@ -191,7 +205,9 @@ CREATE TRIGGER receivable_allocations_open_amounts AFTER INSERT ON finance.recei
 CREATE FUNCTION finance.receivable_open_amounts_refund() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-  PERFORM finance.receivable_open_amounts_check_org(NEW.org_id);
+  IF NEW.org_id IS DISTINCT FROM coalesce(public.auth_org_id(), NEW.org_id) THEN
+    RAISE EXCEPTION 'a receivable of organization % written in a transaction of organization %', NEW.org_id, public.auth_org_id() USING ERRCODE = '42501';
+  END IF;
   UPDATE finance.receivable_open_amounts o
   SET open_base = o.open_base + NEW.source_base, settled_through = greatest(o.settled_through, NEW.refund_date)
   WHERE o.org_id = NEW.org_id AND o.document_id = NEW.payment_id;
