@@ -152,6 +152,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.customer_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  // the open amount per document (20270113000100): written by triggers only (SECURITY DEFINER), read like the allocations
+  'table finance.receivable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // aging grouped per party and bucket in one pass (20270103000100), the organization fixed by auth_org_id()
@@ -159,6 +161,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // the as-of pass by bucket position and the report's rows per customer with its totals row (20270111000100)
   'function finance.ar_aging_index(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ar_aging_parties(date, integer[], integer)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
+  // one page of it: the customers after a cursor with their buckets, and the totals over all (20270113000200)
+  'function finance.ar_aging_page(date, integer[], integer, text, uuid, integer)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ap_aging(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.ar_open_items(date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import type { TestApp } from '../support/app.js';
 import type { TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
@@ -20,4 +21,62 @@ export async function setupReceivables(t: TestApp, orgId: string, owner: TestUse
 export async function issueInvoice(t: TestApp, orgId: string, user: TestUser, body: object) {
   const draft = await t.http.post(rUrl(orgId, 'invoices')).set(user.auth).send(body).expect(201);
   return (await t.http.post(rUrl(orgId, `invoices/${draft.body.id}/issue`)).set(user.auth).send({}).expect(200)).body;
+}
+
+/**
+ * The open amounts the triggers keep (finance.receivable_open_amounts) are exactly what the documents and their
+ * settlements say now (finance.receivable_open_amounts_source), and the aging read from them
+ * (finance.ar_aging_index) answers at every date around the documents' and settlements' dates what the sums of the
+ * settlements dated by then answer (the former as-of pass, written out here as the reference).
+ */
+export async function expectOpenAmountsKept(t: TestApp, orgId: string) {
+  const cols = `document_id, document_kind, customer_id, document_date::text, aged_from::text, base_amount::numeric(20, 4)::text AS base_amount, open_base::numeric(20, 4)::text AS open_base, settled_through::text, voided_on::text`;
+  const stored = (await t.db.admin.query(`SELECT ${cols} FROM finance.receivable_open_amounts WHERE org_id = $1 ORDER BY document_id`, [orgId])).rows;
+  const source = (await t.db.admin.query(`SELECT ${cols} FROM finance.receivable_open_amounts_source WHERE org_id = $1 ORDER BY document_id`, [orgId])).rows;
+  expect(stored.length).toBeGreaterThan(0);
+  expect(stored).toEqual(source);
+  const { rows: dates } = await t.db.admin.query<{ d: string }>(`
+    SELECT DISTINCT (x.d + k)::text AS d FROM (
+      SELECT invoice_date AS d FROM finance.invoices WHERE org_id = $1 UNION SELECT due_date FROM finance.invoices WHERE org_id = $1
+      UNION SELECT voided_on FROM finance.invoices WHERE org_id = $1 AND voided_on IS NOT NULL
+      UNION SELECT payment_date FROM finance.customer_payments WHERE org_id = $1
+      UNION SELECT allocation_date FROM finance.receivable_allocations WHERE org_id = $1
+      UNION SELECT refund_date FROM finance.customer_refunds WHERE org_id = $1) x, generate_series(-1, 1) k ORDER BY 1`, [orgId]);
+  const reference = `
+    WITH settled AS (
+      SELECT a.invoice_id, sum(a.invoice_base) AS base FROM finance.receivable_allocations a
+      WHERE a.org_id = $1 AND a.allocation_date <= $2::date GROUP BY a.invoice_id),
+    used AS (
+      SELECT u.payment_id, sum(u.base) AS base FROM (
+        SELECT a.payment_id, a.source_base AS base FROM finance.receivable_allocations a
+        WHERE a.org_id = $1 AND a.allocation_date <= $2::date AND a.payment_id IS NOT NULL
+        UNION ALL
+        SELECT r.payment_id, r.source_base FROM finance.customer_refunds r WHERE r.org_id = $1 AND r.refund_date <= $2::date) u
+      GROUP BY u.payment_id),
+    items AS (
+      SELECT i.customer_id, $2::date - i.due_date AS days, i.base_total - coalesce(s.base, 0) AS base
+      FROM finance.invoices i LEFT JOIN settled s ON s.invoice_id = i.id
+      WHERE i.org_id = $1 AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= $2::date
+        AND (i.voided_on IS NULL OR i.voided_on > $2::date)
+      UNION ALL
+      SELECT p.customer_id, $2::date - p.payment_date, coalesce(u.base, 0) - round(p.amount * p.rate, (
+        SELECT c.minor_units FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = $1))
+      FROM finance.customer_payments p LEFT JOIN used u ON u.payment_id = p.id
+      WHERE p.org_id = $1 AND p.payment_date <= $2::date)
+    SELECT it.customer_id, CASE WHEN it.days <= 0 THEN 0 ELSE width_bucket(it.days - 1, $3::int[]) + 1 END AS bucket_index, sum(it.base)::numeric(20, 4)::text AS amount
+    FROM items it WHERE it.base <> 0 GROUP BY 1, 2 ORDER BY 1, 2`;
+  const client = await t.db.admin.connect();
+  try {
+    await client.query(`SELECT set_config('request.jwt.claims', $1, false)`, [JSON.stringify({ org_id: orgId, role: 'service_role' })]);
+    for (const { d } of dates) {
+      for (const edges of ['{30,60,90}', '{15}']) {
+        const got = (await client.query(`SELECT customer_id, bucket_index, amount::numeric(20, 4)::text AS amount FROM finance.ar_aging_index($1::date, $2::int[]) ORDER BY 1, 2`, [d, edges])).rows;
+        const want = (await client.query(reference, [orgId, d, edges])).rows;
+        expect({ asOf: d, edges, rows: got }).toEqual({ asOf: d, edges, rows: want });
+      }
+    }
+  } finally {
+    await client.query(`SELECT set_config('request.jwt.claims', '', false)`);
+    client.release();
+  }
 }

@@ -3,7 +3,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
-import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 /**
  * Refunds of credit, figures by hand (base EUR):
@@ -117,5 +117,9 @@ describe('refunds of customer and vendor credit; a payment in another currency t
       bankAccountId: acc['1100'], allocations: [{ billId: bill.body.id, amount: '80.00' }] }).expect(422);
     expect(ap.body.error.code).toBe('payables.currency_mismatch');
     expect([await count('finance.bill_payments'), await count('finance.journal_entries')]).toEqual(before);
+  });
+
+  it('keeps the open amount of every payment and invoice as refunds are written; the aging from them equals the settlements\' sums at every date', async () => {
+    await expectOpenAmountsKept(t, orgId);
   });
 });

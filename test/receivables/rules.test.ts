@@ -4,7 +4,7 @@ import { PDFParse } from 'pdf-parse';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
-import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
   let t: TestApp;
@@ -220,5 +220,32 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
         const bal = (await t.http.get(ledgerUrl(org2, `accounts/${s.acc['1200']}/balance?asOf=${asOf}`)).set(owner2.auth).expect(200)).body;
         expect(ag.total).toBe(bal.baseBalance);
       }), { numRuns: 12 });
+    await expectOpenAmountsKept(t, org2);
+  });
+
+  it('keeps the open amount per document through concurrent allocations, reversals and voids; no API role writes it', async () => {
+    await expectOpenAmountsKept(t, orgId);
+    const [doc] = (await t.db.admin.query(`SELECT document_id FROM finance.receivable_open_amounts WHERE org_id = $1 LIMIT 1`, [orgId])).rows;
+    for (const role of ['authenticated', 'service_role']) {
+      const claims = JSON.stringify({ sub: owner.id, org_id: orgId, role });
+      for (const stmt of [
+        `UPDATE finance.receivable_open_amounts SET open_base = 0 WHERE document_id = '${doc.document_id}'`,
+        `DELETE FROM finance.receivable_open_amounts WHERE document_id = '${doc.document_id}'`,
+        `INSERT INTO finance.receivable_open_amounts (org_id, document_id, document_kind, customer_id, document_date, aged_from, base_amount, open_base)
+         VALUES ('${orgId}', gen_random_uuid(), 'invoice', '${customer}', '2026-01-01', '2026-01-01', 1, 1)`,
+        `SELECT finance.receivable_open_amounts_refresh('${orgId}')`,
+      ]) {
+        const client = await t.db.admin.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [claims]);
+          await client.query(`SET LOCAL ROLE ${role}`);
+          await expect(client.query(stmt)).rejects.toThrow(/permission denied/);
+        } finally {
+          await client.query('ROLLBACK');
+          client.release();
+        }
+      }
+    }
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
-import { issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 /**
  * Receivables in USD (base), computed by hand:
@@ -141,5 +141,9 @@ describe('receivables: a worked quarter', () => {
     // the database's own view of what is open agrees
     const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND status <> 'draft'`, [orgId]);
     expect(rows[0].n).toBe(4);
+  });
+
+  it('keeps the open amount of every document through payments, a credit note and FX; the aging from them equals the settlements\' sums at every date', async () => {
+    await expectOpenAmountsKept(t, orgId);
   });
 });

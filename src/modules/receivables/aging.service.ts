@@ -15,7 +15,7 @@ export const AGING_PAGE_DEFAULT = 100;
 
 /**
  * AR aging as of any date: one page of customers (by name, then id) and the totals over all of them, grouped,
- * summed and rounded in SQL (finance.ar_aging_parties); the API only places the amounts under their labels.
+ * summed and rounded in SQL (finance.ar_aging_page); the API only places the amounts under their labels.
  */
 @Injectable()
 export class AgingService {

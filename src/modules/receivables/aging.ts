@@ -4,7 +4,7 @@ import { agingBucketNames } from '../ledger/aging.js';
 export const bucketLabels = (edges: number[]): string[] => agingBucketNames(edges);
 
 /**
- * Amounts under their bucket labels: the SQL (finance.ar_aging_parties) answers, per party and in total, the indexes
+ * Amounts under their bucket labels: the SQL (finance.ar_aging_page) answers, per party and in total, the indexes
  * of the buckets that hold an amount and those amounts, already rounded; a bucket without one is zero. Pure: no
  * arithmetic in the API.
  */

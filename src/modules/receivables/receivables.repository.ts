@@ -322,20 +322,16 @@ export const receivablesRepository = {
 
   // ---------------------------------------------------------------- aging
   /**
-   * One page of the aging as of `asOf` (finance.ar_aging_parties: one grouped pass, rounded to `minorUnits`): the
-   * customers with an open amount by name, then id, after `after`, at most `limit` (all when null), then the totals
-   * row (partyId null). A customer's buckets come as positions (0 = current … edges + 1) with their amounts.
+   * One page of the aging as of `asOf` (finance.ar_aging_page: one grouped pass over the stored open amounts, rounded
+   * to `minorUnits`): the customers with an open amount by name, then id, after `after`, at most `limit` (all when
+   * null), then the totals row over all of them (partyId null). A customer's buckets come as positions
+   * (0 = current … edges + 1) with their amounts.
    */
   async agingPage(db: Db, asOf: string, edges: number[], minorUnits: number, page: { after?: { n: string; i: string }; limit: number | null }): Promise<AgingPageRow[]> {
     return db.$queryRaw<AgingPageRow[]>`
-      WITH r AS MATERIALIZED (SELECT * FROM finance.ar_aging_parties(${asOf}::date, ${edges}::int[], ${minorUnits}::int))
-      SELECT * FROM (
-        (SELECT customer_id AS "partyId", customer_name AS "partyName", bucket_indexes AS "bucketIndexes", amounts, total, party_count AS "partyCount"
-         FROM r WHERE customer_id IS NOT NULL AND (${page.after?.n ?? null}::text IS NULL OR (customer_name, customer_id) > (${page.after?.n ?? null}::text, ${page.after?.i ?? null}::uuid))
-         ORDER BY customer_name, customer_id LIMIT ${page.limit}::int)
-        UNION ALL
-        SELECT customer_id, customer_name, bucket_indexes, amounts, total, party_count FROM r WHERE customer_id IS NULL) x
-      ORDER BY "partyId" IS NULL, "partyName", "partyId"`;
+      SELECT customer_id AS "partyId", customer_name AS "partyName", bucket_indexes AS "bucketIndexes", amounts, total, party_count AS "partyCount"
+      FROM finance.ar_aging_page(${asOf}::date, ${edges}::int[], ${minorUnits}::int, ${page.after?.n ?? null}::text, ${page.after?.i ?? null}::uuid, ${page.limit}::int)
+      ORDER BY customer_id IS NULL, customer_name, customer_id`;
   },
 
   async accountBalanceBase(db: Db, accountId: string, asOf: string): Promise<string> {
