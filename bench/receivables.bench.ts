@@ -15,6 +15,7 @@
 // allocations, balances aggregated from the lines), then vacuumed and analyzed; aging is read through the API
 // as of today and as of a year back.
 //
+// BENCH_APP_PROFILE=<dir>: the app writes a CPU profile (--cpu-prof) there when it stops.
 // BENCH_ONLY=aging: the aging part alone. BENCH_ONLY=issue: issuing alone (API, then the SQL floor), BENCH_ROUNDS times
 // alternated (default 1; the app is stopped while the floor runs, as in the full run), with the CPU the app's process
 // and the database's backends of this run spent per issued invoice (steadier than issues/s on a shared machine).
@@ -51,11 +52,11 @@ const CLOCK_TICKS = (() => {
   }
 })();
 // CPU (user + system) a process has used so far, from /proc (Linux); undefined when unreadable
-const processCpu = (pid: string | number | undefined): { name: string; ms: number } | undefined => {
+const processCpu = (pid: string | number | undefined): { name: string; ms: number; sysMs: number } | undefined => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS };
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS, sysMs: (stime * 1000) / CLOCK_TICKS };
   } catch {
     return undefined;
   }
@@ -89,7 +90,7 @@ async function main() {
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
     let base = '';
     const startApp = async () => {
-      const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
       appPid = child.pid;
       stopApp = async () => {
@@ -146,14 +147,16 @@ async function main() {
     // CPU per issued invoice over a scenario: the app's process and the database's backends (a backend that started
     // meanwhile counts from zero; undefined when /proc is not readable here)
     const cpuMeter = async () => {
-      const app0 = processCpu(appPid)?.ms;
+      const app0 = processCpu(appPid);
       const db0 = await dbCpuMs();
       return async (issued: number) => {
-        const app1 = processCpu(appPid)?.ms;
+        const app1 = processCpu(appPid);
         const db1 = await dbCpuMs();
         const dbDelta = [...db1].reduce((sum, [pid, ms]) => sum + ms - (db0.get(pid) ?? 0), 0);
         return {
-          app_cpu_ms_per_issue: app0 !== undefined && app1 !== undefined ? round((app1 - app0) / Math.max(1, issued), 3) : undefined,
+          app_cpu_ms_per_issue: app0 && app1 ? round((app1.ms - app0.ms) / Math.max(1, issued), 3) : undefined,
+          // of which in the kernel (socket reads and writes: the HTTP connections and the database's)
+          app_sys_cpu_ms_per_issue: app0 && app1 ? round((app1.sysMs - app0.sysMs) / Math.max(1, issued), 3) : undefined,
           db_cpu_ms_per_issue: db1.size ? round(dbDelta / Math.max(1, issued), 3) : undefined,
         };
       };
