@@ -217,6 +217,7 @@ export class InvoicesService {
    * Numbers the draft (gapless per series and year: the counter row stays locked until commit) and posts it:
    * AR debit of the total; per line a credit of the net to its revenue account (deferred revenue when it has a
    * service period); per tax code a credit of the tax to the code's sales account; at the rate of the invoice date.
+   * It ends the transaction (its last statement leaves with COMMIT: db.commitNow), so it is the last thing a request does.
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
     // what the issue reads, sent together (the connection pipelines them): one round trip instead of six
