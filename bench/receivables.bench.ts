@@ -14,9 +14,15 @@
 // The aging organization is generated set-based in SQL (customers, invoices, their entries and lines, payments,
 // allocations, balances aggregated from the lines, the open amounts per document), then vacuumed and analyzed; aging is read through the API
 // as of today and as of a year back.
+//
+// BENCH_APP_PROFILE=<dir>: the app writes a CPU profile (--cpu-prof) there when it stops.
+// BENCH_ONLY=aging: the aging part alone. BENCH_ONLY=issue: issuing alone (API, then the SQL floor), BENCH_ROUNDS times
+// alternated (default 1; the app is stopped while the floor runs, as in the full run), with the CPU the app's process
+// and the database's backends of this run spent per issued invoice (steadier than issues/s on a shared machine).
 import 'reflect-metadata';
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -36,6 +42,25 @@ const OPEN_INVOICES = Number(process.env.BENCH_OPEN_INVOICES ?? 100_000);
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 5_000);
 const JOURNAL_LINES = Number(process.env.BENCH_JOURNAL_LINES ?? 1_000_000);
 const DRAFTS = Number(process.env.BENCH_DRAFTS ?? 30_000);
+const ONLY = process.env.BENCH_ONLY;
+const ROUNDS = ONLY === 'issue' ? Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1)) : 1;
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
+  } catch {
+    return 100;
+  }
+})();
+// CPU (user + system) a process has used so far, from /proc (Linux); undefined when unreadable
+const processCpu = (pid: string | number | undefined): { name: string; ms: number; sysMs: number } | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS, sysMs: (stime * 1000) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+};
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_receivables_${process.pid}`;
@@ -54,15 +79,20 @@ async function main() {
   const ownerUrl = withDatabase(server, dbName);
   const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   let stopApp: (() => Promise<void>) | undefined;
+  let appPid: number | undefined;
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
+  // an idle connection cut by the server (the database dropped WITH (FORCE) at the end) is no crash
+  admin.on('error', (err) => log(`admin pool: ${err.message}`));
+  runtime.on('error', (err) => log(`runtime pool: ${err.message}`));
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
     let base = '';
     const startApp = async () => {
-      const child = spawn(process.execPath, [...APP_NODE_FLAGS, '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
+      appPid = child.pid;
       stopApp = async () => {
         child.kill('SIGTERM');
         await exited;
@@ -104,9 +134,37 @@ async function main() {
       return { orgId: org.id as string, token, acc, customerId: customer.id as string, userId: user.user.id as string };
     };
     const org = await setupOrg('bench-ar', '2026-01-01');
+    // CPU so far of each backend of this run's database logged in as the API login (the app's pool and the floor's)
+    const dbCpuMs = async (): Promise<Map<number, number>> => {
+      const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [dbName]);
+      const cpu = new Map<number, number>();
+      for (const { pid } of rows) {
+        const p = processCpu(pid);
+        if (p?.name.startsWith('postgres')) cpu.set(pid, p.ms);
+      }
+      return cpu;
+    };
+    // CPU per issued invoice over a scenario: the app's process and the database's backends (a backend that started
+    // meanwhile counts from zero; undefined when /proc is not readable here)
+    const cpuMeter = async () => {
+      const app0 = processCpu(appPid);
+      const db0 = await dbCpuMs();
+      return async (issued: number) => {
+        const app1 = processCpu(appPid);
+        const db1 = await dbCpuMs();
+        const dbDelta = [...db1].reduce((sum, [pid, ms]) => sum + ms - (db0.get(pid) ?? 0), 0);
+        return {
+          app_cpu_ms_per_issue: app0 && app1 ? round((app1.ms - app0.ms) / Math.max(1, issued), 3) : undefined,
+          // of which in the kernel (socket reads and writes: the HTTP connections and the database's)
+          app_sys_cpu_ms_per_issue: app0 && app1 ? round((app1.sysMs - app0.sysMs) / Math.max(1, issued), 3) : undefined,
+          db_cpu_ms_per_issue: db1.size ? round(dbDelta / Math.max(1, issued), 3) : undefined,
+        };
+      };
+    };
 
-    // BENCH_ONLY=aging: only the aging organization (no issue or allocation scenarios)
-    const agingOnly = process.env.BENCH_ONLY === 'aging';
+    // BENCH_ONLY=aging: only the aging organization (no issue or allocation scenarios); BENCH_ONLY=issue: issuing only
+    const agingOnly = ONLY === 'aging';
+    const issueOnly = ONLY === 'issue';
     let throughput: Record<string, unknown> = {};
     if (!agingOnly) {
       // drafts made set-based (setup, not measured): one 100.00 line each
@@ -143,23 +201,22 @@ async function main() {
 
       // ---- issuing through the API
       let nextDraft = 0;
-      const issueApi = (seconds: number) => cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++ % apiDrafts.length]}/issue`, () => ({}));
+      const issueApi = async (seconds: number) => {
+        const cpu = await cpuMeter();
+        const r = await cannon(seconds, () => `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++ % apiDrafts.length]}/issue`, () => ({}));
+        return { ...r, ...(await cpu(r.ok)) };
+      };
       // one issue alone first: the route works (a failure stops the run here, not as a silent zero)
       const probeStart = Date.now();
       const probe = await http('POST', `/v1/orgs/${org.orgId}/receivables/invoices/${apiDrafts[nextDraft++]}/issue`, org.token, {});
       log(`one issue alone: ${Date.now() - probeStart} ms`);
       // open invoices for the allocation scenario, issued set-based beforehand (one per payment, so no allocation meets a
       // settled invoice); they share the probe's entry, which only the AR balance of this organization would notice
-      const { rows: openRows } = await admin.query(`
+      const { rows: openRows } = issueOnly ? { rows: [] } : await admin.query(`
         INSERT INTO finance.invoices (org_id, customer_id, status, series, number, invoice_date, due_date, currency, rate, subtotal, tax_total, total, base_subtotal, base_total, entry_id, issued_at, created_by)
         SELECT $1::uuid, $2::uuid, 'issued', 'ALC', 'ALC-2026-' || lpad(i::text, 6, '0'), DATE '2026-06-15', DATE '2026-07-15', 'EUR', 1, 100, 0, 100, 100, 100, $3::uuid, now(), 'bench'
         FROM generate_series(1, $4::int) i RETURNING id`, [org.orgId, org.customerId, probe.entryId, DRAFTS]);
       const open = openRows.map((r) => r.id as string);
-      log(`api issue warm-up ${WARMUP}s`);
-      await issueApi(WARMUP);
-      log('api issue');
-      const apiIssue = await issueApi(SECONDS);
-      const { rows: [{ n: issuedCount }] } = await admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND series = 'INV' AND status = 'issued'`, [org.orgId]);
 
       // ---- allocations through the API: one payment per issued invoice, allocated whole
       let nextOpen = 0;
@@ -167,11 +224,6 @@ async function main() {
         customerId: org.customerId, date: '2026-06-20', amount: '100.00', depositAccountId: org.acc['1100'], method: 'bank_transfer',
         allocations: [{ invoiceId: open[nextOpen++ % open.length], amount: '100.00' }],
       }));
-      log(`api allocate warm-up ${Math.min(2, WARMUP)}s`);
-      await allocate(Math.min(2, WARMUP));
-      log('api allocate');
-      const apiAllocate = await allocate(SECONDS);
-      await stopApp?.();
 
       // ---- issuing through SQL (the floor)
       const claims = tenantClaims(org.token, org.orgId);
@@ -213,19 +265,63 @@ async function main() {
           }
         }));
         latencies.sort((x, y) => x - y);
-        return { per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors };
+        return { per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)), errors, issued: latencies.length };
       };
-      log(`sql issue warm-up ${WARMUP}s`);
-      await sqlIssue(WARMUP);
-      log('sql issue');
-      const sqlIssueResult = await sqlIssue(SECONDS);
+      const sqlIssueMetered = async (seconds: number) => {
+        const cpu = await cpuMeter();
+        const r = await sqlIssue(seconds);
+        const { db_cpu_ms_per_issue } = await cpu(r.issued);
+        return { ...r, db_cpu_ms_per_issue };
+      };
+
+      // API then floor, ROUNDS times (BENCH_ONLY=issue); the app is stopped while the floor runs (two pools of 32 next
+      // to other users would not fit) and started again for the next round
+      const rounds: { api: Awaited<ReturnType<typeof issueApi>>; sql: Awaited<ReturnType<typeof sqlIssueMetered>> }[] = [];
+      let apiAllocate: Awaited<ReturnType<typeof allocate>> | undefined;
+      for (let round_ = 0; round_ < ROUNDS; round_++) {
+        if (round_ > 0) await startApp();
+        log(`api issue warm-up ${WARMUP}s`);
+        await issueApi(WARMUP);
+        log('api issue');
+        const api = await issueApi(SECONDS);
+        if (!issueOnly) {
+          log(`api allocate warm-up ${Math.min(2, WARMUP)}s`);
+          await allocate(Math.min(2, WARMUP));
+          log('api allocate');
+          apiAllocate = await allocate(SECONDS);
+        }
+        await stopApp?.();
+        log(`sql issue warm-up ${WARMUP}s`);
+        await sqlIssue(WARMUP);
+        log('sql issue');
+        const sqlResult = await sqlIssueMetered(SECONDS);
+        rounds.push({ api, sql: sqlResult });
+        log(`round ${round_ + 1}: api ${api.per_s}/s, sql ${sqlResult.per_s}/s, load ${round((await import('node:os')).loadavg()[0])}`);
+      }
+      const { rows: [{ n: issuedCount }] } = await admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND series = 'INV' AND status = 'issued'`, [org.orgId]);
+      const { rows: [numbering] } = await admin.query(`SELECT count(*)::int AS issued, count(DISTINCT number)::int AS distinct_numbers,
+          max(substring(number FROM '[0-9]+$')::int) AS highest FROM finance.invoices WHERE org_id = $1 AND series = 'INV' AND status = 'issued'`, [org.orgId]);
+      const sum = (xs: (number | null)[]) => xs.reduce<number>((a, x) => a + (x ?? 0), 0);
+      const [apiIssue, sqlIssueResult] = [rounds[0].api, rounds[0].sql];
       throughput = {
-        invoices_issued_per_s: { api: apiIssue, sql: sqlIssueResult, api_vs_sql: round((apiIssue.per_s ?? 0) / (sqlIssueResult.per_s || 1), 3), issued_in_db: issuedCount },
-        allocations_per_s: apiAllocate,
+        invoices_issued_per_s: {
+          api: apiIssue, sql: sqlIssueResult, api_vs_sql: round((apiIssue.per_s ?? 0) / (sqlIssueResult.per_s || 1), 3), issued_in_db: issuedCount,
+          // gapless: as many distinct numbers as issued invoices, the highest equal to the count
+          numbering_gapless: numbering.issued === numbering.distinct_numbers && numbering.highest === numbering.issued,
+          ...(rounds.length > 1 ? {
+            rounds: rounds.map((r) => ({ api: r.api, sql: r.sql, api_vs_sql: round((r.api.per_s ?? 0) / (r.sql.per_s || 1), 3) })),
+            api_vs_sql_over_rounds: round(sum(rounds.map((r) => r.api.per_s)) / (sum(rounds.map((r) => r.sql.per_s)) || 1), 3),
+          } : {}),
+        },
+        ...(apiAllocate ? { allocations_per_s: apiAllocate } : {}),
       };
-      await startApp();
+      if (!issueOnly) await startApp();
     }
     await runtime.end();
+    if (issueOnly) {
+      console.log(JSON.stringify({ connections: CONNECTIONS, seconds_per_scenario: SECONDS, loadavg_1m_at_end: round((await import('node:os')).loadavg()[0]), ...throughput }, null, 2));
+      return;
+    }
 
     // ---- the aging organization: generated set-based
     const big = await setupOrg('bench-aging', '2025-01-01');

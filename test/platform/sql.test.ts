@@ -86,6 +86,57 @@ describe('SqlPool', () => {
     await tdb.admin.query('DELETE FROM t WHERE id IN (10, 11)');
   });
 
+  it('commitNow sends COMMIT behind the last statement without waiting for it: kept when it succeeds, rolled back when it fails; nothing may follow', async () => {
+    const kept = await pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${20}, ${'before'})`;
+      const last = db.$queryRaw<{ id: number }[]>`INSERT INTO t (id, note) VALUES (${21}, ${'last'}) RETURNING id`;
+      db.commitNow();
+      expect(() => db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${22}, ${'too late'})`).toThrow(/committed/);
+      return (await last)[0].id;
+    });
+    expect(kept).toBe(21);
+    expect((await tdb.admin.query(`SELECT id FROM t WHERE id BETWEEN 20 AND 22 ORDER BY id`)).rows).toEqual([{ id: 20 }, { id: 21 }]);
+
+    // the last statement fails: COMMIT rolls back, the statement's error is the transaction's, the connection usable
+    await expect(pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${23}, ${'lost with the failed last statement'})`;
+      const last = db.$executeRaw`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
+      db.commitNow();
+      return last;
+    })).rejects.toMatchObject({ code: '23505' });
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 23`)).rows[0].n).toBe(0);
+    expect(await pool.transaction(async (db) => (await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM t WHERE id IN (20, 21)`)[0].n)).toBe(2);
+    await tdb.admin.query('DELETE FROM t WHERE id IN (20, 21)');
+  });
+
+  it('runs tagged templates as named prepared statements, and plain ones when told not to', async () => {
+    const named = await pool.transaction(async (db) => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'oz\_%'`);
+    expect(named[0].n).toBeGreaterThan(0);
+    const plain = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000, preparedStatements: false }, 'test');
+    try {
+      const none = await plain.transaction(async (db) => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_prepared_statements`);
+      expect(none[0].n).toBe(0);
+    } finally {
+      await plain.end();
+    }
+  });
+
+  it('discards a connection whose prepared statement went stale under a migration (a table read with * gained a column)', async () => {
+    await tdb.admin.query('CREATE TABLE stale (id int)');
+    const one = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 }, 'test');
+    try {
+      const read = () => one.transaction((db) => db.$queryRaw<Record<string, unknown>[]>`SELECT * FROM stale WHERE id IS NOT NULL OR ${true}`);
+      await read();
+      await tdb.admin.query('ALTER TABLE stale ADD COLUMN note text');
+      await expect(read()).rejects.toThrow(); // PostgreSQL refuses the cached plan once, on that connection
+      await tdb.admin.query(`INSERT INTO stale VALUES (1, 'x')`);
+      expect(await read()).toEqual([{ id: 1, note: 'x' }]); // a new connection prepares it afresh
+    } finally {
+      await one.end();
+      await tdb.admin.query('DROP TABLE stale');
+    }
+  });
+
   it('runs caller-built SQL text with positional parameters ($queryRawUnsafe)', async () => {
     const rows = await pool.transaction((db) => db.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM t WHERE note = $1 ORDER BY id', 'kept'));
     expect(rows.map((r) => r.id)).toEqual([1, 2]);

@@ -38,6 +38,44 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     const issued = await Promise.all(drafts.map((d) => t.http.post(rUrl(orgId, `invoices/${d.body.id}/issue`)).set(accountant.auth).send({})));
     expect(issued.map((r) => r.status)).toEqual(Array(20).fill(200));
     expect(issued.map((r) => r.body.number).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `PAR-2026-${String(i + 1).padStart(6, '0')}`));
+    // the number is taken by the statement that also writes the event and the audit row (sent with COMMIT): each carries it
+    const ids = drafts.map((d) => d.body.id as string);
+    const numberOf = Object.fromEntries(issued.map((r) => [r.body.id, r.body.number]));
+    const { rows: stored } = await t.db.admin.query(`SELECT id, number, status FROM finance.invoices WHERE org_id = $1 AND id = ANY($2::uuid[])`, [orgId, ids]);
+    expect(Object.fromEntries(stored.map((r) => [r.id, [r.number, r.status]]))).toEqual(Object.fromEntries(ids.map((id) => [id, [numberOf[id], 'issued']])));
+    const { rows: events } = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' = 'invoice.issued'
+      AND payload->'payload'->>'invoiceId' = ANY($2::text[])`, [orgId, ids]);
+    expect(events.map((e) => [e.payload.payload.invoiceId, e.payload.payload.number]).sort()).toEqual(ids.map((id) => [id, numberOf[id]]).sort());
+    expect(events[0].payload).toMatchObject({ version: 1, payload: { kind: 'invoice', customerId: customer, currency: 'USD', total: '100.00', invoiceDate: '2026-03-01' } });
+    const { rows: audits } = await t.db.admin.query(`SELECT entity_id, actor_id, before, after FROM core.audit_logs WHERE org_id = $1 AND action = 'receivables.invoice_issued' AND entity_id = ANY($2::text[])`, [orgId, ids]);
+    expect(audits.map((a) => [a.entity_id, a.after.number]).sort()).toEqual(ids.map((id) => [id, numberOf[id]]).sort());
+    expect(audits[0]).toMatchObject({ actor_id: accountant.id, before: { status: 'draft' }, after: { status: 'issued', rate: '1' } });
+  });
+
+  it('an issue whose number cannot be taken (the series locked past the lock timeout) writes nothing, and the number is not lost', async () => {
+    const draft = (series: string) => t.http.post(rUrl(orgId, 'invoices')).set(accountant.auth).send({ customerId: customer, invoiceDate: '2026-03-03', series, lines: [line()] }).expect(201);
+    const first = await draft('LCK');
+    expect((await t.http.post(rUrl(orgId, `invoices/${first.body.id}/issue`)).set(accountant.auth).send({}).expect(200)).body.number).toBe('LCK-2026-000001');
+    const second = (await draft('LCK')).body.id as string;
+    const entriesBefore = await count('journal_entries');
+    const holder = await t.db.admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT last_number FROM finance.document_numbers WHERE org_id = $1 AND series = 'LCK-2026' FOR UPDATE`, [orgId]);
+      const res = await t.http.post(rUrl(orgId, `invoices/${second}/issue`)).set(accountant.auth).send({});
+      expect([res.status, res.body.error?.code]).toEqual([503, 'database_timeout']);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await count('journal_entries')).toBe(entriesBefore);
+    const { rows: [row] } = await t.db.admin.query(`SELECT status, number FROM finance.invoices WHERE id = $1`, [second]);
+    expect(row).toEqual({ status: 'draft', number: null });
+    const written = async () => (await t.db.admin.query(`SELECT (SELECT count(*) FROM core.outbox WHERE org_id = $1 AND payload->'payload'->>'invoiceId' = $2)::int AS events,
+      (SELECT count(*) FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action = 'receivables.invoice_issued')::int AS audits`, [orgId, second])).rows[0];
+    expect(await written()).toEqual({ events: 0, audits: 0 });
+    expect((await t.http.post(rUrl(orgId, `invoices/${second}/issue`)).set(accountant.auth).send({}).expect(200)).body.number).toBe('LCK-2026-000002');
+    expect(await written()).toEqual({ events: 1, audits: 1 });
   });
 
   it('20 parallel allocations of the whole open amount: exactly one succeeds, the others are clear 409s', async () => {

@@ -3,7 +3,7 @@ import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
-import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
+import { domainEventRow, emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock } from '../../platform/clock/clock.js';
@@ -217,6 +217,7 @@ export class InvoicesService {
    * Numbers the draft (gapless per series and year: the counter row stays locked until commit) and posts it:
    * AR debit of the total; per line a credit of the net to its revenue account (deferred revenue when it has a
    * service period); per tax code a credit of the tax to the code's sales account; at the rate of the invoice date.
+   * It ends the transaction (its last statement leaves with COMMIT: db.commitNow), so it is the last thing a request does.
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
     // what the issue reads, sent together (the connection pipelines them): one round trip instead of six
@@ -240,20 +241,21 @@ export class InvoicesService {
     const { entry } = await this.journal.post(tx, {
       date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
     });
-    // the number last, in one statement with the status: the series' counter row stays locked until commit
-    // (gapless), so concurrent issues of one series queue only for what follows it. Nothing is awaited after it:
-    // the event and the audit row travel with the COMMIT.
+    // the number last: the series' counter row stays locked until commit (gapless), so the one statement that takes it
+    // also writes the rows that carry it (the event, the audit row), and COMMIT leaves with it in one write. The lock is
+    // held for the server's work only, never for a round trip to the app.
     const status = D(row.total).isZero() ? 'paid' : 'issued';
-    const number = await repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
-      rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
-    });
-    const after: InvoiceDto = { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
-    emitEventAtCommit(tx, 'invoice.issued', {
-      invoiceId: id, kind: 'invoice', number, customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
+    const event = domainEventRow('invoice.issued', {
+      invoiceId: id, kind: 'invoice', customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
       total: fixed(row.total, currencyMu), entryId: entry.id,
-    });
-    await this.audit.record(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status, number, entryId: entry.id, rate } });
-    return after;
+    }); // + number
+    const audit = await this.audit.row(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status, entryId: entry.id, rate } }); // + number
+    const numbered = repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
+      rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
+    }, { event, audit });
+    tx.db.commitNow();
+    const number = await numbered;
+    return { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
   }
 
   /**

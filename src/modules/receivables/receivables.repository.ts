@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { prepare, qb } from '../../platform/database/query-builder.js';
+import type { AuditRow } from '../audit/audit.repository.js';
 
 // The only place with receivables SQL. Dates and amounts are read as text: money never passes through a float.
 
@@ -65,17 +66,38 @@ const linesOf = prepare((p: { orgId: string; ids: string[] }) => qb.selectFrom('
   txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
   txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
 ]).where('l.org_id', '=', p.orgId).where('l.invoice_id', '=', sql<string>`any(${p.ids}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'));
-const issueNumbered = prepare((p: { orgId: string; id: string; series: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }) => qb
+/**
+ * The issue's last statement: the next number of the series, the invoice marked issued with it, and the two rows that
+ * carry the number (the outbox event, the audit row: their JSON as given, with `number` set from the statement's own).
+ */
+const issueNumbered = prepare((p: {
+  orgId: string; id: string; series: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string;
+  eventTopic: string; eventJson: string; auditActorId: string | null; auditPrincipalType: string; auditAction: string; auditEntityType: string;
+  auditEntityId: string | null; auditBefore: string | null; auditAfter: string; auditRequestId: string | null; auditIp: string | null;
+}) => qb
   .with('n', (w) => w.insertInto('finance.document_numbers').values({ org_id: p.orgId, series: p.series, last_number: 1 } as never)
     .onConflict((oc) => oc.columns(['org_id', 'series']).doUpdateSet({ last_number: sql`finance.document_numbers.last_number + 1` }))
     .returning('last_number'))
-  .updateTable('finance.invoices').from('n')
-  .set({
-    status: p.status, number: sql`${p.series}::text || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
-    entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
-  } as never)
-  .where('finance.invoices.org_id', '=', p.orgId).where('finance.invoices.id', '=', p.id)
-  .returning('finance.invoices.number'));
+  .with('i', (w) => w.updateTable('finance.invoices').from('n')
+    .set({
+      status: p.status, number: sql`${p.series}::text || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
+      entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
+    } as never)
+    .where('finance.invoices.org_id', '=', p.orgId).where('finance.invoices.id', '=', p.id)
+    .returning('finance.invoices.number'))
+  .with('e', (w) => w.insertInto('core.outbox').columns(['org_id', 'topic', 'payload'])
+    .expression((eb) => eb.selectFrom('i').select([
+      sql<string>`${p.orgId}::uuid`.as('org_id'), sql<string>`${p.eventTopic}::text`.as('topic'),
+      sql<unknown>`jsonb_set(${p.eventJson}::jsonb, '{payload,number}', to_jsonb(i.number))`.as('payload'),
+    ])))
+  .with('a', (w) => w.insertInto('core.audit_logs').columns(['org_id', 'actor_id', 'principal_type', 'action', 'entity_type', 'entity_id', 'before', 'after', 'request_id', 'ip'])
+    .expression((eb) => eb.selectFrom('i').select([
+      sql<string>`${p.orgId}::uuid`.as('org_id'), sql<string>`${p.auditActorId}::text`.as('actor_id'), sql<string>`${p.auditPrincipalType}::text`.as('principal_type'),
+      sql<string>`${p.auditAction}::text`.as('action'), sql<string>`${p.auditEntityType}::text`.as('entity_type'), sql<string>`${p.auditEntityId}::text`.as('entity_id'),
+      sql<unknown>`${p.auditBefore}::jsonb`.as('before'), sql<unknown>`${p.auditAfter}::jsonb || jsonb_build_object('number', i.number)`.as('after'),
+      sql<string>`${p.auditRequestId}::text`.as('request_id'), sql<string>`${p.auditIp}::text`.as('ip'),
+    ])))
+  .selectFrom('i').select('i.number'));
 
 const paymentColumns = [
   'p.id', 'p.customer_id as customerId', txt('p.payment_date').as('date'), txt('p.amount').as('amount'), 'p.currency', txt('p.rate').as('rate'),
@@ -232,12 +254,20 @@ export const receivablesRepository = {
   },
 
   /**
-   * Takes the next number of `series` (e.g. INV-2026) and marks the draft issued with it, in one statement: the
-   * counter row is locked from here until commit (gapless), so this is the last write of an issue.
+   * Takes the next number of `series` (e.g. INV-2026), marks the draft issued with it and writes the event and the
+   * audit row that carry it, in one statement: the counter row is locked from here until commit (gapless), so this is
+   * the last statement of an issue, sent with its COMMIT (the caller's db.commitNow()). The statement is sent at once;
+   * the promise answers its number.
    */
-  async issueWithNextNumber(db: Db, orgId: string, id: string, series: string, p: { rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<string> {
-    const [row] = await db.run(issueNumbered({ orgId, id, series, ...p }));
-    return row.number!;
+  issueWithNextNumber(db: Db, orgId: string, id: string, series: string, p: { rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string },
+    written: { event: { topic: string; payload: string }; audit: AuditRow }): Promise<string> {
+    const { event, audit } = written;
+    return db.run(issueNumbered({
+      orgId, id, series, ...p, eventTopic: event.topic, eventJson: event.payload,
+      auditActorId: audit.actorId, auditPrincipalType: audit.principalType, auditAction: audit.action, auditEntityType: audit.entityType, auditEntityId: audit.entityId,
+      auditBefore: audit.before === undefined ? null : JSON.stringify(audit.before), auditAfter: JSON.stringify(audit.after ?? {}),
+      auditRequestId: audit.requestId, auditIp: audit.ip,
+    })).then(([row]) => row.number!);
   },
 
   async setStatus(db: Db, orgId: string, id: string, status: string): Promise<void> {

@@ -26,6 +26,8 @@ export interface AppConfig {
     lockTimeoutMs: number;
     /** a transaction left idle this long is ended by the server (its connection is discarded) */
     idleInTransactionTimeoutMs: number;
+    /** statements fixed by the code run as named prepared statements (false behind a transaction-mode pooler that drops them) */
+    preparedStatements: boolean;
   };
   redisUrl?: string;
   /** key prefix of Bull queues and other Redis keys (tests give each database its own) */
@@ -399,6 +401,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       statementTimeoutMs,
       lockTimeoutMs,
       idleInTransactionTimeoutMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 1),
+      preparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
     },
     redisUrl: env.REDIS_URL ? url(env, 'REDIS_URL', ['redis:', 'rediss:']) : undefined,
     redisPrefix: env.REDIS_PREFIX || 'omnizen',

@@ -1,4 +1,5 @@
 import { HttpException, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { Decimal } from 'decimal.js';
 import pg from 'pg';
 import { AppError } from '../errors/app-error.js';
@@ -31,6 +32,14 @@ export interface Db {
    * the audit row.
    */
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void;
+  /**
+   * Sends COMMIT now, in the same write as the statements sent before it in this tick, without waiting for their
+   * answers: for a transaction whose last statement takes a hot lock (a gapless document number), so that the lock is
+   * held for the server's work only, not for a round trip to the app and back. The transaction takes no statement after
+   * it. Its outcome is reported as ever: when one of those statements fails PostgreSQL answers COMMIT by rolling
+   * back, the statement's own promise rejects and so does the transaction.
+   */
+  commitNow(): void;
   /**
    * Runs one statement over the extended protocol (Parse/Bind/Execute: one statement by construction) and answers
    * its columns and its rows as arrays (two columns of one name stay two). For the semantic layer's queries.
@@ -87,12 +96,44 @@ function param(value: unknown): unknown {
   return value;
 }
 
-/** `a ${x} b ${y}` → `a $1 b $2`. */
-function fromTemplate(strings: TemplateStringsArray, values: unknown[]): pg.QueryConfig {
-  let text = strings[0];
-  for (let i = 1; i < strings.length; i++) text += `$${i}${strings[i]}`;
-  return { text, values: values.map(param) };
+/**
+ * The name a statement is prepared under on the server: one per SQL text. Only texts fixed by the code get one (a
+ * tagged template's, a `prepare`d query's), so a connection prepares a bounded set of statements. A prepared statement
+ * is parsed, analysed (the row-level-security policies expanded) once per connection, and after five executions
+ * PostgreSQL may keep its generic plan: an issued invoice's sixteen statements cost the database about half the CPU
+ * they cost as unnamed statements, parsed and planned on every execution (bench/README.md).
+ */
+export function statementName(text: string): string {
+  return `oz_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
 }
+
+/** The text and statement name of each tagged template, by its strings (one array per call site). */
+const templates = new WeakMap<TemplateStringsArray, { text: string; name: string }>();
+
+/** `a ${x} b ${y}` → `a $1 b $2`, prepared under its name when `named`. */
+function fromTemplate(strings: TemplateStringsArray, values: unknown[], named: boolean): pg.QueryConfig {
+  let t = templates.get(strings);
+  if (!t) {
+    let text = strings[0];
+    for (let i = 1; i < strings.length; i++) text += `$${i}${strings[i]}`;
+    t = { text, name: statementName(text) };
+    templates.set(strings, t);
+  }
+  return named ? { name: t.name, text: t.text, values: values.map(param) } : { text: t.text, values: values.map(param) };
+}
+
+/** A query of the builder: prepared under its name when `prepare`d (compiled once: a fixed text) and `named`. */
+function fromCompiled(query: Compilable, named: boolean): pg.QueryConfig {
+  const compiled = query.compile() as ReturnType<Compilable['compile']> & { statementName?: string };
+  const values = compiled.parameters.map(param);
+  return named && compiled.statementName ? { name: compiled.statementName, text: compiled.sql, values } : { text: compiled.sql, values };
+}
+
+/**
+ * A prepared statement whose result columns changed under it (a migration altered a table it reads with `*` while
+ * this connection was open): PostgreSQL refuses it on this connection from then on, so the connection is discarded.
+ */
+const isStalePreparedStatement = (err: unknown) => (err as { code?: string })?.code === '0A000' && /cached plan must not change result type/.test((err as Error).message);
 
 /**
  * Statements sent in the same tick leave in one write: the connection's socket is corked until the next tick
@@ -118,31 +159,40 @@ const last = (r: pg.QueryResult | pg.QueryResult[]) => (Array.isArray(r) ? r[r.l
 class ConnectionDb implements Db {
   /** statements sent by $executeRawAtCommit, settled before the transaction reports its outcome */
   readonly atCommit: Promise<unknown>[] = [];
+  /** COMMIT, once sent by commitNow */
+  committed?: Promise<pg.QueryResult>;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly client: pg.PoolClient, private readonly named: boolean, private readonly readOnlyRolledBack: boolean) {}
 
   private get c(): pg.PoolClient {
+    if (this.committed) throw new Error('the transaction is committed (commitNow): no statement can follow');
     sendTogether(this.client);
     return this.client;
   }
 
+  commitNow(): void {
+    if (this.readOnlyRolledBack) throw new Error('commitNow in a transaction that is always rolled back');
+    const committed = this.c.query('COMMIT');
+    committed.catch(() => undefined); // awaited by transaction()
+    this.committed = committed;
+  }
+
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
-    const sent = this.c.query(fromTemplate(sql, values));
+    const sent = this.c.query(fromTemplate(sql, values, this.named));
     sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
     this.atCommit.push(sent);
   }
 
   async $queryRaw<T = unknown[]>(sql: TemplateStringsArray, ...values: unknown[]): Promise<T> {
-    return (await this.c.query(fromTemplate(sql, values))).rows as T;
+    return (await this.c.query(fromTemplate(sql, values, this.named))).rows as T;
   }
 
   async $executeRaw(sql: TemplateStringsArray, ...values: unknown[]): Promise<number> {
-    return (await this.c.query(fromTemplate(sql, values))).rowCount ?? 0;
+    return (await this.c.query(fromTemplate(sql, values, this.named))).rowCount ?? 0;
   }
 
   async run<Q extends Compilable>(query: Q): Promise<InferResult<Q>> {
-    const { sql, parameters } = query.compile();
-    return (await this.c.query(sql, parameters.map(param))).rows as InferResult<Q>;
+    return (await this.c.query(fromCompiled(query, this.named))).rows as InferResult<Q>;
   }
 
   async $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
@@ -152,8 +202,7 @@ class ConnectionDb implements Db {
   }
 
   async runCount(query: Compilable): Promise<number> {
-    const { sql, parameters } = query.compile();
-    return (await this.c.query(sql, parameters.map(param))).rowCount ?? 0;
+    return (await this.c.query(fromCompiled(query, this.named))).rowCount ?? 0;
   }
 
   async $queryRawUnsafe<T = unknown[]>(sql: string, ...values: unknown[]): Promise<T> {
@@ -176,6 +225,11 @@ export interface SqlPoolOptions {
   lockTimeoutMs?: number;
   /** a transaction left idle this long is ended by the server (ms; default: the statement timeout) */
   idleInTransactionTimeoutMs?: number;
+  /**
+   * Tagged templates and `prepare`d queries as named prepared statements (default true); false behind a pooler that
+   * does not keep them across transactions (a transaction-mode PgBouncer before 1.21).
+   */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -189,9 +243,11 @@ export interface SqlPoolOptions {
  */
 export class SqlPool {
   private readonly pool: pg.Pool;
+  private readonly named: boolean;
 
   constructor(connectionString: string, options: SqlPoolOptions, name: string) {
     const logger = new Logger(name);
+    this.named = options.preparedStatements ?? true;
     this.pool = new pg.Pool({
       connectionString,
       max: options.max,
@@ -237,21 +293,25 @@ export class SqlPool {
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client);
+      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {
         await client.query('ROLLBACK');
         return result;
       }
-      sendTogether(client);
-      const committed = client.query('COMMIT');
-      committed.catch(() => undefined);
+      let committed = db.committed;
+      if (!committed) {
+        sendTogether(client);
+        committed = client.query('COMMIT');
+        committed.catch(() => undefined);
+      }
       for (const sent of db.atCommit) await sent; // the first failure is rethrown: COMMIT rolled back
       const { command } = await committed;
       if (command !== 'COMMIT') throw new Error(`the transaction was rolled back (${command})`);
       return result;
     } catch (err) {
+      if (isStalePreparedStatement(err)) broken ??= err as Error;
       if (!broken) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
           broken ??= rollbackError;

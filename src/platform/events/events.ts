@@ -62,6 +62,14 @@ export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type
     VALUES (${tx.orgId}::uuid, ${DOMAIN_EVENT_TOPIC}, ${JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload })}::jsonb)`;
 }
 
+/**
+ * The outbox row of a domain event (its topic and the JSON it carries), for a statement that writes it itself together
+ * with a value only the database knows yet (an invoice's number, taken in the same statement).
+ */
+export function domainEventRow(type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): { topic: string; payload: string } {
+  return { topic: DOMAIN_EVENT_TOPIC, payload: JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload }) };
+}
+
 /** Subscribers by name; the one outbox handler of DOMAIN_EVENT_TOPIC hands each event to every subscriber. */
 @Injectable()
 export class DomainEvents implements OnModuleInit {
