@@ -42,6 +42,10 @@ export type DomainEventSubscriber = (event: DomainEvent) => Promise<void>;
 /** The outbox topic all domain events travel on. */
 export const DOMAIN_EVENT_TOPIC = 'domain_event';
 
+/** What an outbox row of a domain event carries. */
+const envelope = (type: string, payload: Record<string, unknown>, version: number, occurredAt: Date) =>
+  ({ type, version, occurredAt: occurredAt.toISOString(), payload });
+
 /** Writes a domain event in the business transaction (nothing is emitted if it rolls back). Payloads hold no secrets. */
 export async function emitEvent(
   tx: TenantTx | { db: Db; orgId: string },
@@ -50,16 +54,7 @@ export async function emitEvent(
   version = 1,
   occurredAt: Date = new Date(),
 ): Promise<void> {
-  await enqueue(tx, DOMAIN_EVENT_TOPIC, { type, version, occurredAt: occurredAt.toISOString(), payload });
-}
-
-/**
- * The same, sent without waiting: the outbox row travels with the COMMIT, which fails (rolled back) if it fails.
- * For the last writes of a transaction that holds a hot lock (a document number), so nothing is awaited after it.
- */
-export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): void {
-  tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload)
-    VALUES (${tx.orgId}::uuid, ${DOMAIN_EVENT_TOPIC}, ${JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload })}::jsonb)`;
+  await enqueue(tx, DOMAIN_EVENT_TOPIC, envelope(type, payload, version, occurredAt));
 }
 
 /**
@@ -67,7 +62,7 @@ export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type
  * with a value only the database knows yet (an invoice's number, taken in the same statement).
  */
 export function domainEventRow(type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): { topic: string; payload: string } {
-  return { topic: DOMAIN_EVENT_TOPIC, payload: JSON.stringify({ type, version, occurredAt: occurredAt.toISOString(), payload }) };
+  return { topic: DOMAIN_EVENT_TOPIC, payload: JSON.stringify(envelope(type, payload, version, occurredAt)) };
 }
 
 /** Subscribers by name; the one outbox handler of DOMAIN_EVENT_TOPIC hands each event to every subscriber. */
