@@ -13,9 +13,8 @@
 // CPU per run: the app process's (/proc) and the database backends' of this database (as bench:ledger).
 import 'reflect-metadata';
 import autocannon from 'autocannon';
-import { execSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -23,6 +22,7 @@ import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
+import { apiBackendsCpu, processCpu } from './proc-cpu.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -44,25 +44,9 @@ loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_agents_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
-  } catch {
-    return 100;
-  }
-})();
 const round = (n: number | null | undefined, d = 2) => (n === null || n === undefined ? null : Math.round(n * 10 ** d) / 10 ** d);
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
 const log = (msg: string) => process.stderr.write(`[bench:agents] ${msg}\n`);
-const processCpu = (pid: string | number | undefined): { name: string; ms: number } | undefined => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS };
-  } catch {
-    return undefined;
-  }
-};
 
 async function main() {
   const root = new pg.Client({ connectionString: server });
@@ -77,15 +61,7 @@ async function main() {
   llm.answerWith(() => ({ kind: 'text', content: 'The cash balance is EUR 100.00.', usage: { prompt: 120, completion: 12 } }));
   let appPid: number | undefined;
   let stopApp: (() => Promise<void>) | undefined;
-  const dbCpuMs = async () => {
-    const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [dbName]);
-    const cpu = new Map<number, number>();
-    for (const { pid } of rows) {
-      const p = processCpu(pid);
-      if (p?.name.startsWith('postgres')) cpu.set(pid, p.ms);
-    }
-    return cpu;
-  };
+  const dbCpuMs = async () => (await apiBackendsCpu(admin, dbName)).cpu;
   const dbDelta = (a: Map<number, number>, b: Map<number, number>) => [...b].reduce((s, [pid, ms]) => s + ms - (a.get(pid) ?? 0), 0);
   try {
     log(`migrating ${dbName}`);

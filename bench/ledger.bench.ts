@@ -26,8 +26,7 @@
 // balance is then read through the API.
 import 'reflect-metadata';
 import autocannon from 'autocannon';
-import { execSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -37,6 +36,7 @@ import { POST_BATCH_SQL, postBatchParams, type PostingAudit } from '../src/modul
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
+import { apiBackendsCpu, processCpu } from './proc-cpu.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -55,13 +55,6 @@ const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
 
 const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
-  } catch {
-    return 100;
-  }
-})();
 const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
 const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
 
@@ -75,29 +68,14 @@ async function main() {
   const apiUrl = withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD });
   let stopApp: (() => Promise<void>) | undefined;
   let appPid: number | undefined;
-  // CPU (user + system) a process has used so far and its name, from /proc (Linux); undefined when unreadable
-  const processCpu = (pid: string | number | undefined): { name: string; ms: number } | undefined => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-      return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS };
-    } catch {
-      return undefined; // no /proc, or the process ended meanwhile
-    }
-  };
   const appCpuMs = () => processCpu(appPid)?.ms;
   const admin = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   // CPU so far of each backend of this benchmark's database logged in as the API login (the app's pool and the
   // floor's): other databases' work, background processes and backends that come and go elsewhere stay out.
   // Undefined when the server's processes are not readable here (another machine, no /proc).
   const dbCpuMs = async (): Promise<Map<number, number> | undefined> => {
-    const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [dbName]);
-    const cpu = new Map<number, number>();
-    for (const { pid } of rows) {
-      const p = processCpu(pid);
-      if (p?.name.startsWith('postgres')) cpu.set(pid, p.ms);
-    }
-    return rows.length && !cpu.size ? undefined : cpu;
+    const { cpu, backends } = await apiBackendsCpu(admin, dbName);
+    return backends && !cpu.size ? undefined : cpu;
   };
   // a backend that started during the measurement counts from zero; one that ended is lost (the pools keep theirs)
   const dbCpuDelta = (before: Map<number, number> | undefined, after: Map<number, number> | undefined) =>

@@ -6,8 +6,6 @@
 // PROFILE_DB names a database to reuse (migrated again: new migrations apply; the organization is set up once and
 // remembered in it); without it a scratch database is created and dropped. Prints one JSON document.
 import 'reflect-metadata';
-import { execSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
@@ -17,6 +15,7 @@ import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { tenantClaims } from './tenant-claims.js';
+import { processCpu } from './proc-cpu.js';
 
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -24,11 +23,10 @@ const N = Number(process.env.PROFILE_N ?? 400);
 const ROUNDS = Number(process.env.PROFILE_ROUNDS ?? 4);
 const reuse = process.env.PROFILE_DB;
 const dbName = reuse ?? `omnizen_posting_profile_${process.pid}`;
-const TICKS = Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
 const cpuMs = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const [u, s] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-  return ((u + s) * 1000) / TICKS;
+  const p = processCpu(pid);
+  if (!p) throw new Error(`the CPU of backend ${pid} is not readable here (/proc)`);
+  return p.ms;
 };
 const log = (m: string) => process.stderr.write(`[posting-profile] ${m}\n`);
 

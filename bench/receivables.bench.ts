@@ -21,14 +21,14 @@
 // and the database's backends of this run spent per issued invoice (steadier than issues/s on a shared machine).
 import 'reflect-metadata';
 import autocannon from 'autocannon';
-import { execSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
+import { apiBackendsCpu, processCpu } from './proc-cpu.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
@@ -44,23 +44,6 @@ const JOURNAL_LINES = Number(process.env.BENCH_JOURNAL_LINES ?? 1_000_000);
 const DRAFTS = Number(process.env.BENCH_DRAFTS ?? 30_000);
 const ONLY = process.env.BENCH_ONLY;
 const ROUNDS = ONLY === 'issue' ? Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1)) : 1;
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' })) || 100;
-  } catch {
-    return 100;
-  }
-})();
-// CPU (user + system) a process has used so far, from /proc (Linux); undefined when unreadable
-const processCpu = (pid: string | number | undefined): { name: string; ms: number; sysMs: number } | undefined => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((utime + stime) * 1000) / CLOCK_TICKS, sysMs: (stime * 1000) / CLOCK_TICKS };
-  } catch {
-    return undefined;
-  }
-};
 loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbName = `omnizen_bench_receivables_${process.pid}`;
@@ -135,15 +118,7 @@ async function main() {
     };
     const org = await setupOrg('bench-ar', '2026-01-01');
     // CPU so far of each backend of this run's database logged in as the API login (the app's pool and the floor's)
-    const dbCpuMs = async (): Promise<Map<number, number>> => {
-      const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [dbName]);
-      const cpu = new Map<number, number>();
-      for (const { pid } of rows) {
-        const p = processCpu(pid);
-        if (p?.name.startsWith('postgres')) cpu.set(pid, p.ms);
-      }
-      return cpu;
-    };
+    const dbCpuMs = async (): Promise<Map<number, number>> => (await apiBackendsCpu(admin, dbName)).cpu;
     // CPU per issued invoice over a scenario: the app's process and the database's backends (a backend that started
     // meanwhile counts from zero; undefined when /proc is not readable here)
     const cpuMeter = async () => {
