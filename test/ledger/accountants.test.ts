@@ -66,6 +66,17 @@ describe('ledger as accountants use it', () => {
       const again = await batch(entries).expect(201);
       expect(again.body.results.map((r: any) => r.status)).toEqual(['replayed', 'replayed', 'posted']);
       expect(again.body.results[0].id).toBe(res.body.results[0].id);
+      // one journal_entry.posted event per posted entry (written by the posting's own statement), the payload a single
+      // posting emits; a replay emits none
+      const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event'
+        AND payload->>'type' = 'journal_entry.posted' AND payload->'payload'->>'entryId' = ANY($2::text[]) ORDER BY id`,
+        [orgId, [...res.body.results, ...again.body.results].map((r: any) => r.id)]);
+      expect(events.rows.map((r) => r.payload)).toEqual([
+        { type: 'journal_entry.posted', version: 1, occurredAt: expect.any(String), payload: { entryId: res.body.results[0].id, date: '2026-03-02', source: 'manual', memo: 'capital' } },
+        { type: 'journal_entry.posted', version: 1, occurredAt: expect.any(String), payload: { entryId: res.body.results[1].id, date: '2026-03-03', source: 'manual' } },
+        { type: 'journal_entry.posted', version: 1, occurredAt: expect.any(String), payload: { entryId: res.body.results[2].id, date: '2026-03-04', source: 'manual' } },
+        { type: 'journal_entry.posted', version: 1, occurredAt: expect.any(String), payload: { entryId: again.body.results[2].id, date: '2026-03-04', source: 'manual' } },
+      ]);
     });
 
     it('all or nothing: one rejected entry posts nothing and names its index and code', async () => {
