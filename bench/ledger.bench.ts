@@ -2,9 +2,11 @@
 // and trial-balance latency at 1,000,000 journal lines. Prints one JSON document.
 //
 // It creates its own database (omnizen_bench_ledger_<pid>) on DATABASE_URL's server, migrates it,
-// starts the app on a free port, runs every scenario for BENCH_SECONDS (default 8), after an unmeasured
-// warm-up of BENCH_WARMUP_SECONDS (default 12) through the API (every scenario in turn) and one through
-// the floor, and drops the database at the end. Scenarios, each at 32 connections:
+// starts the app on a free port, runs every scenario in BENCH_ROUNDS (default 3) rounds of BENCH_SECONDS (default 5)
+// per side, API and floor alternated (api sql, sql api, ...: figures are medians over the rounds, a ratio is the
+// median of the rounds' ratios), after an unmeasured warm-up of BENCH_WARMUP_SECONDS (default 12) through the API
+// (every scenario in turn) and one through the floor; every round starts after ANALYZE and CHECKPOINT. It drops the
+// database at the end. Scenarios, each at 32 connections:
 //   api_*   POST /v1/orgs/:orgId/ledger/journal-entries (autocannon)
 //   sql_*   the statement the API sends, finance.post_journal_entry(entry, audit context) (it writes the
 //           entry, its lines, the balances and the audit row and answers with the entry), called directly
@@ -19,7 +21,8 @@
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
-// The floor's pool is pipelined as the app's is: BEGIN travels with begin_request.
+// The floor's pool is pipelined as the app's is (BEGIN travels with begin_request), and it sends the statements the app
+// prepares (begin_request, the single posting, the gate) as named prepared statements, as the app does.
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
 // (entries, lines, then running and per-period balances aggregated from those lines), not by
 // calling the function a million times, then vacuumed and analyzed as autovacuum would; the trial
@@ -34,6 +37,7 @@ import { AppModule } from '../src/app.module.js';
 import { billingContext } from '../src/modules/billing/billing.repository.js';
 import { POST_BATCH_SQL, postBatchParams, type PostingAudit } from '../src/modules/ledger/ledger.repository.js';
 import { createApp } from '../src/bootstrap.js';
+import { statementName } from '../src/platform/database/sql.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
 import { tenantClaims } from './tenant-claims.js';
 import { apiBackendsCpu, processCpu } from './proc-cpu.js';
@@ -43,7 +47,9 @@ import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
 import { dropDatabasesOfEndedRuns } from '../src/platform/database/ended-runs.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+// API and floor alternate in this many rounds per scenario (api sql, sql api, ...)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 12);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -55,8 +61,15 @@ const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
 
 const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? round(a / b, 3) : null);
 const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
 const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
+/** A statement of the floor: text, parameters, and whether the app sends it as a named prepared statement. */
+type Statement = [text: string, params: unknown[], prepared: boolean];
+// the texts the app sends (database.service.ts tenant, ledger.repository post)
+const BEGIN_REQUEST = 'SELECT org_id, role, workspace_id FROM public.begin_request($1, $2)';
+const POST_ONE = 'SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)';
 
 async function main() {
   const root = new pg.Client({ connectionString: server });
@@ -91,8 +104,9 @@ async function main() {
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
-    // the app runs in its own process so that the load generator does not share its event loop;
-    // it is stopped while the SQL floor runs (the two pools of 32 would not fit next to other users)
+    // the app runs in its own process so that the load generator does not share its event loop; it stays up while
+    // the floor runs (API and floor alternate), idle then: its outbox relay is off (JOBS_RELAY_INTERVAL_MS=0), and
+    // its pool and the floor's (32 + 32) fit in PostgreSQL's default max_connections (100)
     const startApp = async () => {
       const child = spawn(process.execPath, [...APP_NODE_FLAGS, ...(process.env.BENCH_APP_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_APP_PROFILE}`] : []), '--import', './scripts/register-ts.mjs', fileURLToPath(import.meta.url), '--serve', ownerUrl, apiUrl], { env: benchAppEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => child.once('exit', r));
@@ -180,13 +194,17 @@ async function main() {
     // the batch route's statements after begin_request: the entitlement gate's (the ledger's writes need a subscription
     // that allows writing), then the posting with its events (the payloads as JournalService builds them: source set)
     const { sql: gateSql, parameters: gateParams } = billingContext({ orgId: org.orgId, appId: 'omnizen' }).compile();
-    const gate: [string, unknown[]] = [gateSql, [...gateParams]];
+    const gate: Statement = [gateSql, [...gateParams], true];
+    // As the app sends them (src/platform/database/sql.ts): tagged templates and prepare()d queries (begin_request,
+    // the single posting, the gate) as named prepared statements, parsed and planned once per connection;
+    // $queryRawUnsafe texts (POST_BATCH_SQL) unnamed.
+    const named = (text: string, values: unknown[]) => ({ name: statementName(text), text, values });
     let posted = 0;
     /**
      * The floor's loop: `connections` clients each run tenant transactions (BEGIN; begin_request; the statement
      * `next()` gives; COMMIT) until the deadline; latencies per transaction, database CPU of its backends.
      */
-    const floor = async (connections: number, seconds: number, next: () => [sql: string, params: unknown[]][]) => {
+    const floor = async (connections: number, seconds: number, next: () => Statement[]) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
@@ -199,8 +217,8 @@ async function main() {
             const statements = next();
             const t0 = process.hrtime.bigint();
             try {
-              await Promise.all([c.query('BEGIN'), c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims])]);
-              for (const [statement, params] of statements) await c.query(statement, params);
+              await Promise.all([c.query('BEGIN'), c.query(named(BEGIN_REQUEST, [claims, 'authenticated']))]);
+              for (const [statement, params, prepared] of statements) await c.query(prepared ? named(statement, params) : { text: statement, values: params });
               await c.query('COMMIT');
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
@@ -216,7 +234,7 @@ async function main() {
       return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
     };
     const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
-      const r = await floor(CONNECTIONS, seconds, () => [['SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify(entry(lines, hot)), audit(posted++)]]]);
+      const r = await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]);
       return {
         entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
         db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
@@ -249,7 +267,7 @@ async function main() {
     const sqlBatch = async (size: number, seconds = SECONDS) => {
       const connections = batchConnections(size);
       const r = await floor(connections, seconds, () => [gate,
-        [POST_BATCH_SQL, postBatchParams(org.orgId, Array.from({ length: size }, () => ({ ...entry(2, false), source: 'manual' })), auditContext(posted++), false)]]);
+        [POST_BATCH_SQL, postBatchParams(org.orgId, Array.from({ length: size }, () => ({ ...entry(2, false), source: 'manual' })), auditContext(posted++), false), false]]);
       const entries = r.latencies.length * size;
       return {
         batch: size, connections, entries_per_s: round(entries / r.elapsed_s, 1), p50_ms_per_call: round(pct(r.latencies, 50)),
@@ -264,60 +282,73 @@ async function main() {
     const only = batchOnly ? BATCH_SIZES.flatMap((n) => [`api_batch_${n}`, `sql_batch_${n}`]) : process.env.BENCH_ONLY?.split(',');
     const wanted = (name: string) => !only || only.includes(name);
     const scenarios = [['spread_2', 2, false], ['spread_6', 6, false], ['hot_2', 2, true], ['hot_6', 6, true]] as const;
-    // each measured scenario starts from a fresh checkpoint: dirty pages and WAL of earlier work (another
-    // run's 1M-line load, the previous scenario) are flushed first instead of competing with its commits, and
-    // a checkpoint forced by WAL volume (about one per run here) does not land inside one scenario of one side
-    const checkpoint = () => admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
+    // each measured scenario starts from fresh statistics and a fresh checkpoint. Statistics: the posting tables
+    // start empty and grow by ~10^5 rows a scenario; the plans the posting functions cache are made from whatever
+    // autovacuum last measured, so without ANALYZE the first side measured (the API) ran on plans for near-empty
+    // tables until autovacuum caught up (API database CPU per entry 6-26 % above the floor's in the same run, equal
+    // after a 20 s warm-up; bench/README.md). Checkpoint: dirty pages and WAL of earlier work (another run's 1M-line
+    // load, the previous scenario) are flushed first instead of competing with its commits, and a checkpoint forced
+    // by WAL volume (about one per run here) does not land inside one scenario of one side
+    const POSTING_TABLES = 'finance.journal_entries, finance.journal_lines, finance.account_balances, finance.period_balances, core.audit_logs, core.outbox';
+    const checkpoint = async () => {
+      await admin.query(`ANALYZE ${POSTING_TABLES}`).catch((err: Error) => log(`no ANALYZE (${err.message}): plans may be those of smaller tables`));
+      await admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
+    };
     await checkpoint();
     const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
     const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
+    // every shape warmed up on both sides first: the first one measured otherwise still pays for JIT compilation
+    // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm) and the backends' caches
     if (WARMUP > 0) {
-      // every scenario's shape in turn: the first one measured otherwise still pays for JIT compilation
-      // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm)
-      log(`api warm-up ${WARMUP}s`);
+      log(`warm-up ${WARMUP}s (api, then sql)`);
       const shapes = (single ? scenarios.length : 0) + batches.length;
       if (single) for (const [, lines, hot] of scenarios) await api(lines, hot, WARMUP / shapes);
       for (const n of batches) await apiBatch(n, WARMUP / shapes);
-    }
-    for (const [name, lines, hot] of scenarios) {
-      if (!wanted(`api_${name}`)) continue;
-      await checkpoint();
-      log(`api ${name}`);
-      results[`api_${name}`] = await api(lines, hot);
-    }
-    for (const n of batches) {
-      if (!wanted(`api_batch_${n}`)) continue;
-      await checkpoint();
-      log(`api batch ${n}`);
-      results[`api_batch_${n}`] = await apiBatch(n);
-    }
-    await stopApp?.();
-    await checkpoint();
-    if (WARMUP > 0) {
-      log(`sql warm-up ${WARMUP}s`);
-      const shapes = (single ? scenarios.length : 0) + batches.length;
       if (single) for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / shapes);
       for (const n of batches) await sqlBatch(n, WARMUP / shapes);
     }
-    for (const [name, lines, hot] of scenarios) {
-      if (!wanted(`sql_${name}`)) continue;
-      await checkpoint();
-      log(`sql ${name}`);
-      results[`sql_${name}`] = await sql(lines, hot);
-    }
-    for (const n of batches) {
-      if (!wanted(`sql_batch_${n}`)) continue;
-      await checkpoint();
-      log(`sql batch ${n}`);
-      results[`sql_batch_${n}`] = await sqlBatch(n);
-    }
-    const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 3) : null);
-    const batchRatios = Object.fromEntries(BATCH_SIZES.map((n) => [`api_vs_sql_batch_${n}`, ratio(results[`api_batch_${n}`]?.entries_per_s, results[`sql_batch_${n}`]?.entries_per_s)]));
+    /**
+     * The API and its floor in ROUNDS alternated rounds (api sql, sql api, ...), each from fresh statistics and a
+     * fresh checkpoint: this machine's speed drifts by tens of percent between runs and within one, so a side
+     * measured only before the other would carry the drift into the ratio. Each side's figures are the medians
+     * over its rounds; the ratio is the median of the rounds' ratios.
+     */
+    const compare = async (name: string, apiSide: () => Promise<Record<string, any>>, sqlSide: () => Promise<Record<string, any>>) => {
+      const runs: { api?: Record<string, any>; sql?: Record<string, any> }[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        const run: { api?: Record<string, any>; sql?: Record<string, any> } = {};
+        for (const side of r % 2 === 0 ? ['api', 'sql'] as const : ['sql', 'api'] as const) {
+          if (!wanted(`${side}_${name}`)) continue;
+          await checkpoint();
+          log(`${side} ${name}, round ${r + 1}/${ROUNDS}`);
+          run[side] = await (side === 'api' ? apiSide() : sqlSide());
+        }
+        runs.push(run);
+      }
+      const medianOf = (side: 'api' | 'sql') => {
+        const got = runs.map((x) => x[side]).filter((x): x is Record<string, any> => !!x);
+        if (!got.length) return undefined;
+        return Object.fromEntries(Object.keys(got[0]).map((k) => {
+          const values = got.map((x) => x[k]);
+          return [k, values.every((v) => typeof v === 'number') ? median(values) : values[values.length - 1]];
+        }));
+      };
+      const apiFigures = medianOf('api');
+      const sqlFigures = medianOf('sql');
+      if (apiFigures) results[`api_${name}`] = apiFigures;
+      if (sqlFigures) results[`sql_${name}`] = sqlFigures;
+      if (apiFigures && sqlFigures) {
+        rounds[name] = runs.map((x) => ({ api: x.api!.entries_per_s, sql: x.sql!.entries_per_s, ratio: ratio(x.api!.entries_per_s, x.sql!.entries_per_s) }));
+        ratios[`api_vs_sql_${name}`] = round(median(rounds[name].map((x) => x.ratio ?? 0)), 3);
+      }
+    };
+    const rounds: Record<string, { api: number; sql: number; ratio: number | null }[]> = {};
+    const ratios: Record<string, number | null> = {};
+    for (const [name, lines, hot] of scenarios) await compare(name, () => api(lines, hot), () => sql(lines, hot));
+    for (const n of batches) await compare(`batch_${n}`, () => apiBatch(n), () => sqlBatch(n));
     await runtime.end();
-    await startApp();
     if (only && !only.includes('trial_balance')) {
-      const spreadRatio = { api_vs_sql_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_spread_2?.entries_per_s) };
-      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), ratios: { ...spreadRatio, ...batchRatios } }, null, 2));
+      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), rounds_of_seconds: SECONDS, ratios, rounds }, null, 2));
       return;
     }
 
@@ -419,15 +450,14 @@ async function main() {
     };
 
     const report = {
-      connections: CONNECTIONS, seconds_per_scenario: SECONDS, accounts: ACCOUNTS, ...results,
+      connections: CONNECTIONS, seconds_per_round: SECONDS, rounds_per_scenario: ROUNDS, accounts: ACCOUNTS, ...results,
       ratios: {
-        api_vs_sql_spread_2: ratio(results.api_spread_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
-        api_vs_sql_spread_6: ratio(results.api_spread_6?.entries_per_s, results.sql_spread_6?.entries_per_s),
+        ...ratios,
         api_hot_vs_spread_2: ratio(results.api_hot_2?.entries_per_s, results.api_spread_2?.entries_per_s),
         api_hot_vs_spread_6: ratio(results.api_hot_6?.entries_per_s, results.api_spread_6?.entries_per_s),
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
-        ...batchRatios,
       },
+      rounds,
       trial_balance_1m: trial,
       load_average_end: loadAverage(),
     };
