@@ -6,12 +6,14 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { Metrics } from '../../src/platform/observability/metrics.js';
 import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
 import { testKeys } from '../integrations/keys.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { operationOf } from '../../src/platform/database/sql.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -100,9 +102,31 @@ describe('observability', () => {
     const httpSeries = after.split('\n').filter((l) => l.startsWith('omnizen_http_')).join('\n');
     expect(httpSeries).not.toContain(orgId);
     expect(httpSeries).not.toContain(otherOrg);
+    // statements timed by the repository operation that sent them: each posting is one finance.post_journal_entry
+    // (ledger.repository.post), each tenant request one begin_request (database.service.tenant): 3 postings + the 404
+    expect(delta('omnizen_db_query_duration_seconds_count{operation="ledger.repository.post"}')).toBe(3);
+    expect(delta('omnizen_db_query_duration_seconds_count{operation="database.service.tenant"}')).toBe(4);
+    expect(delta('omnizen_db_query_duration_seconds_bucket{le="+Inf",operation="ledger.repository.post"}')).toBe(3);
+    // operations come from the code (file.function), never from values: no ids, no paths
+    const operations = [...after.matchAll(/^omnizen_db_query_duration_seconds_count\{operation="([^"]*)"\}/gm)].map((m) => m[1]);
+    expect(operations.length).toBeGreaterThan(3);
+    for (const op of operations) expect(op).toMatch(/^(other|[\w-]+(\.[\w-]+)*\.[\w$]+)$/);
+    expect(operations.filter((op) => /[0-9a-f]{8}-[0-9a-f]{4}-|[/\\]/.test(op))).toEqual([]);
     // the pool and the outbox are read at scrape time
     expect(samples(after).has('omnizen_db_pool_connections{state="in_use"}')).toBe(true);
     expect(samples(after).has('omnizen_outbox_depth')).toBe(true);
+  });
+
+  it('does not time statements without METRICS_TOKEN', async () => {
+    const plain = await createTestApp({ REDIS_URL: undefined });
+    try {
+      expect(plain.app.get(Metrics).queryRecorder).toBeUndefined();
+      const user = await registerUser(plain, 'untimed');
+      await createOrg(plain, user, 'Untimed Ltd');
+      expect(await plain.app.get(Metrics).dbQueryDuration.get()).toMatchObject({ values: [] });
+    } finally {
+      await plain.close();
+    }
   });
 
   it('has alert rules that parse and a dashboard whose every metric a real scrape exports', async () => {
@@ -289,5 +313,45 @@ describe('observability: AI usage, budget refusals, active users and feature usa
     expect(after.get(`omnizen_active_users{org="${org.orgId}",window="month"}`)).toBe(people.n);
     expect(after.get('omnizen_feature_usage{plan="professional",feature="report.exported"}')).toBe(3);
     expect(after.get('omnizen_feature_usage{plan="professional",feature="invoice.viewed"}')).toBe(1);
+  });
+});
+
+describe('observability: the repository operation a statement is timed under', () => {
+  const sqlFrames = (dir: string, ext: string) => [
+    'Error',
+    `    at callerOperation (${dir}/platform/database/sql.${ext}:120:17)`,
+    `    at templateOperation (${dir}/platform/database/sql.${ext}:143:33)`,
+    `    at ConnectionDb.query (${dir}/platform/database/sql.${ext}:266:57)`,
+    `    at ConnectionDb.$queryRaw (${dir}/platform/database/sql.${ext}:285:25)`,
+  ];
+
+  it('names the first function outside sql.ts by its file and function, from the dev loader\'s or a build\'s stack', () => {
+    // the dev loader (swc): file URLs of the .ts sources; an object literal's method is "Object.<name>"
+    expect(operationOf([...sqlFrames('file:///work/app/src', 'ts'),
+      '    at Object.postBatch (file:///work/app/src/modules/ledger/ledger.repository.ts:441:30)',
+      '    at async JournalService.postBatch (file:///work/app/src/modules/ledger/journal.service.ts:139:22)'].join('\n')))
+      .toBe('ledger.repository.postBatch');
+    // a tsc build: paths of dist/*.js; a class method, "async", an alias
+    expect(operationOf([...sqlFrames('/app/dist/src', 'js'),
+      '    at async OutboxRepository.claimDue [as claim] (/app/dist/src/platform/queue/outbox.repository.js:57:9)',
+      '    at async OutboxRelay.drain (/app/dist/src/platform/queue/outbox-relay.service.js:80:5)'].join('\n')))
+      .toBe('outbox.repository.claimDue');
+  });
+
+  it('names an anonymous function (a callback) by the method of its file further down the stack, else "anonymous"', () => {
+    const frames = [...sqlFrames('file:///app/src', 'ts'),
+      '    at file:///app/src/modules/ledger/ledger.repository.ts:450:12',
+      '    at Array.map (<anonymous>)',
+      '    at Object.postBatch (file:///app/src/modules/ledger/ledger.repository.ts:449:40)'];
+    expect(operationOf(frames.join('\n'))).toBe('ledger.repository.postBatch');
+    // awaited further down: a transaction's callback in a service method
+    expect(operationOf([...sqlFrames('/app/dist/src', 'js'),
+      '    at /app/dist/src/modules/webhooks/webhook-delivery.service.js:175:60',
+      '    at /app/dist/src/platform/database/privileged.service.js:62:16',
+      '    at async SqlPool.transaction (/app/dist/src/platform/database/sql.js:410:22)',
+      '    at async WebhookDelivery.deliverDue (/app/dist/src/modules/webhooks/webhook-delivery.service.js:175:25)'].join('\n')))
+      .toBe('webhook-delivery.service.deliverDue');
+    expect(operationOf([...sqlFrames('file:///app/src', 'ts'), '    at file:///app/src/modules/x/x.repository.ts:3:4'].join('\n'))).toBe('x.repository.anonymous');
+    expect(operationOf(sqlFrames('file:///app/src', 'ts').join('\n'))).toBe('other');
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
-import { SqlPool } from '../../src/platform/database/sql.js';
+import { SqlPool, type Db } from '../../src/platform/database/sql.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 /** The repositories' SQL client: bind parameters, the value types it returns, one transaction per call. */
@@ -140,6 +140,27 @@ describe('SqlPool', () => {
   it('runs caller-built SQL text with positional parameters ($queryRawUnsafe)', async () => {
     const rows = await pool.transaction((db) => db.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM t WHERE note = $1 ORDER BY id', 'kept'));
     expect(rows.map((r) => r.id)).toEqual([1, 2]);
+  });
+
+  it('times each statement under the function that sent it, errors included, when given a recorder', async () => {
+    const timed: [string, number][] = [];
+    const timing = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000, recordQuery: (op, s) => timed.push([op, s]) }, 'test');
+    async function readNotes(db: Db) {
+      await db.$queryRaw`SELECT note FROM t WHERE id = ${1}`;
+      await db.$queryRawUnsafe('SELECT note FROM t WHERE id = $1 -- timed', 2);
+    }
+    async function failWrite(db: Db) {
+      await db.$executeRaw`INSERT INTO t (id) VALUES (${'not a number'})`;
+    }
+    try {
+      for (let i = 0; i < 2; i++) await timing.transaction(readNotes);
+      await expect(timing.transaction(failWrite)).rejects.toThrow(/invalid input syntax/);
+    } finally {
+      await timing.end();
+    }
+    expect(timed.map(([op]) => op)).toEqual(['sql.test.readNotes', 'sql.test.readNotes', 'sql.test.readNotes', 'sql.test.readNotes', 'sql.test.failWrite']);
+    for (const [, seconds] of timed) expect(seconds).toBeGreaterThanOrEqual(0);
+    for (const [, seconds] of timed) expect(seconds).toBeLessThan(5);
   });
 
   it('cancels a statement that runs past the statement timeout', async () => {

@@ -3,6 +3,7 @@ import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
+import { Metrics } from '../observability/metrics.js';
 
 export type { Db } from './sql.js';
 
@@ -47,8 +48,13 @@ export class DatabaseService implements OnApplicationShutdown {
   /** Runtime login (omnizen_api): can only SET ROLE authenticated / anon. */
   private readonly pool: SqlPool;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, ...config.database }, 'Database');
+  /**
+   * `metrics`: statements are timed by repository operation when metrics are served (Metrics.queryRecorder). The
+   * transactions' callbacks below are named functions, not arrows, so that their own statements are timed under
+   * `database.service.tenant` and the like (sql.ts operationOf: an anonymous callback would be "anonymous").
+   */
+  constructor(@Inject(APP_CONFIG) config: AppConfig, metrics?: Metrics) {
+    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, ...config.database, recordQuery: metrics?.queryRecorder }, 'Database');
   }
 
   /**
@@ -65,7 +71,7 @@ export class DatabaseService implements OnApplicationShutdown {
     if (principal.kind === 'apiKey') return this.keyTenant(principal, orgId, meta, work, options);
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function tenant(db) {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
         SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
       if (!ctx.org_id && !options.allowNonMember) {
@@ -89,7 +95,7 @@ export class DatabaseService implements OnApplicationShutdown {
     work: (tx: TenantTx) => Promise<T>,
     options: { workspaceId?: string; readOnlyRolledBack?: boolean },
   ): Promise<T> {
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function keyTenant(db) {
       const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
         SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`;
       if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
@@ -111,7 +117,7 @@ export class DatabaseService implements OnApplicationShutdown {
     work: (tx: TenantTx) => Promise<T>,
   ): Promise<T | undefined> {
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function tenantResolving(db) {
       const [outside] = await db.$queryRaw<{ role: RequestRole | null }[]>`
         SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`;
       const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta, scopes: null });
@@ -128,7 +134,7 @@ export class DatabaseService implements OnApplicationShutdown {
    * SECURITY DEFINER functions grant to `anon` is reachable.
    */
   async anonymous<T>(meta: RequestMeta, work: (tx: PublicTx) => Promise<T>): Promise<T> {
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function anonymous(db) {
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${JSON.stringify({ role: 'anon' })}, 'anon')`;
       return work({ db, meta });
     });
@@ -146,7 +152,7 @@ export class DatabaseService implements OnApplicationShutdown {
    * lets it through (a policy loosened or RLS switched off). Runs in a transaction that is always rolled back.
    */
   async rlsCanary(schemas: readonly string[]): Promise<{ table: string; rows: number }[]> {
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function rlsCanary(db) {
       const probe = JSON.stringify({ sub: '00000000-0000-4000-8000-00000000c4a7', role: 'authenticated' });
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${probe}, 'authenticated')`;
       const tables = (await db.$queryRaw<{ name: string }[]>`

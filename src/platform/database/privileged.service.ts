@@ -1,6 +1,7 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { Metrics } from '../observability/metrics.js';
 
 /**
  * The privileged paths: the only code that runs outside a tenant transaction. Each runs in a
@@ -53,12 +54,17 @@ export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 export class PrivilegedDatabase implements OnApplicationShutdown {
   private readonly pool: SqlPool;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.pool = new SqlPool(config.databaseUrl, { max: 5, ...config.database }, 'PrivilegedDatabase');
+  /**
+   * `metrics`: statements are timed by repository operation when metrics are served (Metrics.queryRecorder). The
+   * transactions' callbacks below are named functions, not arrows, so that their own statements are timed under
+   * `privileged.service.run` and the like (sql.ts operationOf: an anonymous callback would be "anonymous").
+   */
+  constructor(@Inject(APP_CONFIG) config: AppConfig, metrics?: Metrics) {
+    this.pool = new SqlPool(config.databaseUrl, { max: 5, ...config.database, recordQuery: metrics?.queryRecorder }, 'PrivilegedDatabase');
   }
 
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {
-    return this.pool.transaction(async (db) => {
+    return this.pool.transaction(async function run(db) {
       await db.$executeRaw`SELECT set_config('role', 'service_role', true), set_config('omnizen.privileged_path', ${path}, true)`;
       return work(db);
     });

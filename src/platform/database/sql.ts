@@ -107,8 +107,90 @@ export function statementName(text: string): string {
   return `oz_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
 }
 
-/** The text and statement name of each tagged template, by its strings (one array per call site). */
-const templates = new WeakMap<TemplateStringsArray, { text: string; name: string }>();
+/**
+ * The text and statement name of each tagged template, by its strings (one array per call site), and the repository
+ * operation that sends it (`operation`, found once, only when statements are timed).
+ */
+const templates = new WeakMap<TemplateStringsArray, { text: string; name: string; operation?: string }>();
+
+/**
+ * Records one statement's time (seconds, from send to answer or error) under the repository operation that sent it:
+ * the query-latency histogram when metrics are served (Metrics.queryRecorder); without it statements are not timed.
+ */
+export type QueryRecorder = (operation: string, seconds: number) => void;
+
+/** `  at Object.post (file:///app/src/modules/ledger/ledger.repository.ts:12:3)` → function (if any) and file. */
+const STACK_FRAME = /^\s*at (?:(.+?) \()?(.+?):\d+:\d+\)?$/;
+
+/** A frame's function name without `async `, `new `, its receiver (`Object.`, the class) or its alias; none when anonymous. */
+function functionName(fn: string | undefined): string | undefined {
+  if (!fn) return undefined;
+  const name = fn.replace(/^async /, '').replace(/^new /, '').replace(/ \[as [^\]]*\]$/, '');
+  const own = name.slice(name.lastIndexOf('.') + 1);
+  return own && own !== '<anonymous>' ? own : undefined;
+}
+
+/**
+ * The repository operation a stack was captured in, `<file base name>.<function>` (`ledger.repository.postBatch`):
+ * the first frame outside the file of the stack's first frame (the capturing module, this one), named by the first
+ * named function of that file further down the stack (an arrow passed to `map` or to a transaction is anonymous;
+ * the method around it, or awaiting it, is not), `anonymous` when there is none. The dev loader's frames
+ * (file:///.../src/x.ts) and a build's (/app/dist/src/x.js) give the same name.
+ */
+export function operationOf(stack: string): string {
+  const frames: { fn?: string; file: string }[] = [];
+  for (const line of stack.split('\n')) {
+    const m = STACK_FRAME.exec(line);
+    if (m) frames.push({ fn: m[1], file: m[2] });
+  }
+  const first = frames.findIndex((f) => f.file !== frames[0].file);
+  if (first < 0) return 'other';
+  const file = frames[first].file;
+  const base = file.slice(Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\')) + 1).replace(/\.[cm]?[jt]sx?$/, '');
+  const named = frames.slice(first).find((f) => f.file === file && functionName(f.fn));
+  return `${base}.${named ? functionName(named.fn) : 'anonymous'}`;
+}
+
+/** V8's own text of each frame (CallSite#toString), whatever formatter is installed. */
+const v8Frames = (_: Error, sites: NodeJS.CallSite[]) => sites.map((site) => `    at ${String(site)}`).join('\n');
+
+/**
+ * The operation calling into this module, from one stack captured now: deep enough to reach an awaiting method, and
+ * in V8's own format (a source-map formatter, such as Jest's, names a frame after the identifier called there: `run`).
+ */
+function callerOperation(): string {
+  const { stackTraceLimit, prepareStackTrace } = Error;
+  Error.stackTraceLimit = 50;
+  Error.prepareStackTrace = v8Frames;
+  const stack = String(new Error().stack ?? '');
+  Error.stackTraceLimit = stackTraceLimit;
+  Error.prepareStackTrace = prepareStackTrace;
+  return operationOf(stack);
+}
+
+/**
+ * SQL texts not tied to a call site (the query builder's, $queryRawUnsafe's, $queryArrays') are named by the first
+ * caller that sends them, for at most this many texts; the rest are "other" (a text built with a varying number of
+ * parameters must not grow this map, or the stacks captured, without bound).
+ */
+const TEXT_OPERATION_LIMIT = 1_000;
+const textOperations = new Map<string, string>();
+
+function textOperation(text: string): string {
+  let operation = textOperations.get(text);
+  if (operation === undefined) {
+    if (textOperations.size >= TEXT_OPERATION_LIMIT) return 'other';
+    operation = callerOperation();
+    textOperations.set(text, operation);
+  }
+  return operation;
+}
+
+/** A tagged template's operation, found the first time its call site is timed (fromTemplate has cached the site). */
+function templateOperation(strings: TemplateStringsArray): string {
+  const t = templates.get(strings)!;
+  return (t.operation ??= callerOperation());
+}
 
 /** `a ${x} b ${y}` → `a $1 b $2`, prepared under its name when `named`. */
 function fromTemplate(strings: TemplateStringsArray, values: unknown[], named: boolean): pg.QueryConfig {
@@ -162,7 +244,12 @@ class ConnectionDb implements Db {
   /** COMMIT, once sent by commitNow */
   committed?: Promise<pg.QueryResult>;
 
-  constructor(private readonly client: pg.PoolClient, private readonly named: boolean, private readonly readOnlyRolledBack: boolean) {}
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly named: boolean,
+    private readonly readOnlyRolledBack: boolean,
+    private readonly record: QueryRecorder | undefined,
+  ) {}
 
   private get c(): pg.PoolClient {
     if (this.committed) throw new Error('the transaction is committed (commitNow): no statement can follow');
@@ -177,40 +264,64 @@ class ConnectionDb implements Db {
     this.committed = committed;
   }
 
+  /**
+   * Sends one statement. Timed only when a recorder is set: its operation is found once per call site (a template)
+   * or text, so each statement costs two clock readings and one observation.
+   */
+  private query(site: TemplateStringsArray | string, query: pg.QueryConfig): Promise<pg.QueryResult> {
+    const client = this.c;
+    const record = this.record;
+    if (!record) return client.query(query);
+    const operation = typeof site === 'string' ? textOperation(site) : templateOperation(site);
+    const start = performance.now();
+    return client.query(query).then(
+      (result) => {
+        record(operation, (performance.now() - start) / 1000);
+        return result;
+      },
+      (err: unknown) => {
+        record(operation, (performance.now() - start) / 1000);
+        throw err;
+      },
+    );
+  }
+
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
-    const sent = this.c.query(fromTemplate(sql, values, this.named));
+    const sent = this.query(sql, fromTemplate(sql, values, this.named));
     sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
     this.atCommit.push(sent);
   }
 
   async $queryRaw<T = unknown[]>(sql: TemplateStringsArray, ...values: unknown[]): Promise<T> {
-    return (await this.c.query(fromTemplate(sql, values, this.named))).rows as T;
+    return (await this.query(sql, fromTemplate(sql, values, this.named))).rows as T;
   }
 
   async $executeRaw(sql: TemplateStringsArray, ...values: unknown[]): Promise<number> {
-    return (await this.c.query(fromTemplate(sql, values, this.named))).rowCount ?? 0;
+    return (await this.query(sql, fromTemplate(sql, values, this.named))).rowCount ?? 0;
   }
 
   async run<Q extends Compilable>(query: Q): Promise<InferResult<Q>> {
-    return (await this.c.query(fromCompiled(query, this.named))).rows as InferResult<Q>;
+    const q = fromCompiled(query, this.named);
+    return (await this.query(q.text, q)).rows as InferResult<Q>;
   }
 
   async $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
     if (values.length === 0) throw new Error('$queryArrays needs at least one parameter: without one node-postgres would use the simple protocol');
-    const r = await this.c.query({ text: sql, values: values.map(param), rowMode: 'array' });
+    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array' } as pg.QueryConfig); // rows as arrays
     return { columns: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), rows: r.rows as unknown[][] };
   }
 
   async runCount(query: Compilable): Promise<number> {
-    return (await this.c.query(fromCompiled(query, this.named))).rowCount ?? 0;
+    const q = fromCompiled(query, this.named);
+    return (await this.query(q.text, q)).rowCount ?? 0;
   }
 
   async $queryRawUnsafe<T = unknown[]>(sql: string, ...values: unknown[]): Promise<T> {
-    return last(await this.c.query(sql, values.length ? values.map(param) : undefined)).rows as T;
+    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined })).rows as T;
   }
 
   async $executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number> {
-    return last(await this.c.query(sql, values.length ? values.map(param) : undefined)).rowCount ?? 0;
+    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined })).rowCount ?? 0;
   }
 }
 
@@ -230,6 +341,8 @@ export interface SqlPoolOptions {
    * does not keep them across transactions (a transaction-mode PgBouncer before 1.21).
    */
   preparedStatements?: boolean;
+  /** times every statement a transaction sends (not BEGIN, COMMIT, ROLLBACK), by repository operation; none: not timed */
+  recordQuery?: QueryRecorder;
 }
 
 /**
@@ -244,10 +357,12 @@ export interface SqlPoolOptions {
 export class SqlPool {
   private readonly pool: pg.Pool;
   private readonly named: boolean;
+  private readonly recordQuery: QueryRecorder | undefined;
 
   constructor(connectionString: string, options: SqlPoolOptions, name: string) {
     const logger = new Logger(name);
     this.named = options.preparedStatements ?? true;
+    this.recordQuery = options.recordQuery;
     this.pool = new pg.Pool({
       connectionString,
       max: options.max,
@@ -293,7 +408,7 @@ export class SqlPool {
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack);
+      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {

@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueryRecorder } from '../database/sql.js';
 
 /**
  * Every metric the API exports at /metrics (Prometheus text format), in one registry per application instance.
  * Label values come from bounded sets only: route templates (never raw paths), HTTP methods and status codes,
- * error codes of the error catalog, job topics, provider models; organization ids only on the AI metrics, whose
+ * error codes of the error catalog, job topics, provider models, repository operations (file.function, from the code;
+ * at most 1,000 SQL texts not tied to a call site are named, the rest are "other"); organization ids only on the AI metrics, whose
  * organizations are bounded by METRICS_ORG_LABEL_LIMIT (the rest are counted as "other"). The table of metrics
  * and labels is in docs/observability.md; deploy/prometheus/alerts.yml and deploy/grafana/omnizen.json use them.
  */
@@ -47,6 +49,10 @@ export class Metrics {
   readonly dbPoolErrors = new Counter({
     name: 'omnizen_db_pool_errors_total', help: 'Database connections that could not be opened or were lost',
     registers: [this.registry],
+  });
+  readonly dbQueryDuration = new Histogram({
+    name: 'omnizen_db_query_duration_seconds', help: 'Time from sending a statement to its answer (or error), by repository operation (file.function that sent it)',
+    labelNames: ['operation'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
   });
   readonly outboxDepth = new Gauge({
     name: 'omnizen_outbox_depth', help: 'Outbox rows not yet processed', registers: [this.registry],
@@ -101,6 +107,16 @@ export class Metrics {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     collectDefaultMetrics({ register: this.registry, prefix: 'omnizen_process_' });
     this.rlsCanary.set(1);
+  }
+
+  /**
+   * What the database pools time their statements with (sql.ts), only when metrics are served: without METRICS_TOKEN
+   * nothing reads them, and statements are not timed at all (bench/README.md: the cost of metrics on vs off).
+   */
+  get queryRecorder(): QueryRecorder | undefined {
+    if (!this.config.observability.metricsToken) return undefined;
+    const histogram = this.dbQueryDuration;
+    return (operation, seconds) => histogram.observe({ operation }, seconds);
   }
 
   /** `collect` runs before each scrape; a failing collector leaves its gauges as they were. */
