@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import request from 'supertest';
@@ -48,8 +49,8 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/http\/protobuf or http\/json/);
   });
 
-  // Under Jest only the request spans (our Fastify hooks) are made: the HTTP and pg instrumentations patch modules through Node's
-  // module loader, which Jest's own module registry bypasses (under `npm start` they patch; docs/observability.md)
+  // Under Jest the outgoing-call spans are not made: the HTTP instrumentation patches modules through Node's module
+  // loader, which Jest's own module registry bypasses (under `npm start` it patches; docs/observability.md)
   it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
     const org = await orgWithRoles(t, 'Traced Ltd');
     const res = await t.http.get(ledgerUrl(org.orgId, 'accounts')).set(org.users.owner.auth).set('x-request-id', 'trace-req-1').expect(200);
@@ -62,6 +63,41 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(span.name).toBe('GET /v1/orgs/:orgId/ledger/accounts');
     expect(span.attributes['http.route']).toBe('/v1/orgs/:orgId/ledger/accounts');
     expect(JSON.stringify(trace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
+  });
+
+  it("gives each statement of a recorded request a span under the request's, named after the repository operation that sent it", async () => {
+    const org = await orgWithRoles(t, 'Statements Ltd');
+    await t.http.get(ledgerUrl(org.orgId, 'accounts')).set(org.users.owner.auth).set('x-request-id', 'trace-req-sql').expect(200);
+    await flush();
+    const request = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-req-sql');
+    const statements = collector.spans.filter((s) => s.traceId === request.traceId && s.parentSpanId === request.spanId);
+    // begin_request, then the route's reads; BEGIN and COMMIT get none
+    const begin = statements.find((s) => s.name === 'SELECT database.service.tenant');
+    expect(begin).toMatchObject({ kind: 3 }); // SPAN_KIND_CLIENT
+    expect(begin!.attributes).toMatchObject({
+      'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'omnizen.db.operation': 'database.service.tenant',
+      'db.namespace': expect.any(String), 'server.port': expect.any(Number),
+    });
+    expect(begin!.attributes['db.query.text']).toMatch(/public\.begin_request\(\$1, \$2\)/);
+    expect(statements.length).toBeGreaterThanOrEqual(2);
+    for (const s of statements) expect(s.attributes['omnizen.db.operation']).toMatch(/^[a-z-]+(\.[a-z-]+)*\.[A-Za-z]+$/);
+    expect(statements.map((s) => String(s.attributes['db.query.text'] ?? ''))).not.toContainEqual(expect.stringMatching(/^\s*(BEGIN|COMMIT)/));
+    // the claims (with the user's id) travel as a parameter: no statement span carries a value
+    expect(JSON.stringify(statements)).not.toContain(org.users.owner.id);
+  });
+
+  it('records a failed statement on its span, with its SQLSTATE', async () => {
+    const org = await orgWithRoles(t, 'Failing Ltd');
+    // books never started: finance.post_journal_entry refuses the entry (P0001, ledger.books_not_started)
+    const res = await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(org.users.owner.auth).set('x-request-id', 'trace-req-fail')
+      .send({ date: '2026-01-15', lines: [{ accountId: randomUUID(), debit: '1.00' }, { accountId: randomUUID(), credit: '1.00' }] });
+    expect(res.body.error.code).toBe('ledger.books_not_started');
+    await flush();
+    const request = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-req-fail');
+    const failed = collector.spans.filter((s) => s.traceId === request.traceId && s.attributes['db.response.status_code'] !== undefined);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ name: 'SELECT ledger.repository.post', status: { code: 2 } }); // STATUS_CODE_ERROR
+    expect(failed[0].attributes['db.response.status_code']).toBe('P0001');
   });
 
   it('writes the trace id on every log line of a request', async () => {

@@ -119,6 +119,27 @@ const templates = new WeakMap<TemplateStringsArray, { text: string; name: string
  */
 export type QueryRecorder = (operation: string, seconds: number) => void;
 
+/** The database a pool's statements go to, as statement spans name it. */
+export interface StatementTarget {
+  database: string;
+  host: string;
+  port: number;
+}
+
+/**
+ * Sends one statement inside a span of its own when tracing is on (tracing.ts installs it with traceStatements) and
+ * the statement runs in a recorded span; `text` is given only when the statement's values travel apart from it (a
+ * tagged template, a compiled query), never for raw texts, which may carry literals; `operation` is the repository
+ * operation that sent it (found once per call site or text).
+ */
+export type StatementSpans = <T>(send: () => Promise<T>, text: string | undefined, operation: string, target: StatementTarget) => Promise<T>;
+let statementSpans: StatementSpans | undefined;
+
+/** Installs (or, with undefined, removes) the span around every statement of every pool (tracing.ts). */
+export function traceStatements(spans: StatementSpans | undefined): void {
+  statementSpans = spans;
+}
+
 /** `  at Object.post (file:///app/src/modules/ledger/ledger.repository.ts:12:3)` → function (if any) and file. */
 const STACK_FRAME = /^\s*at (?:(.+?) \()?(.+?):\d+:\d+\)?$/;
 
@@ -238,6 +259,31 @@ function sendTogether(client: pg.PoolClient): void {
 /** A multi-statement simple query answers with one result per statement: the last one counts. */
 const last = (r: pg.QueryResult | pg.QueryResult[]) => (Array.isArray(r) ? r[r.length - 1] : r);
 
+/** The database, host and port of a connection string (empty when it is not a URL). */
+function targetOf(connectionString: string): StatementTarget {
+  try {
+    const url = new URL(connectionString);
+    return { database: decodeURIComponent(url.pathname.slice(1)), host: url.hostname, port: Number(url.port || 5432) };
+  } catch {
+    return { database: '', host: '', port: 5432 };
+  }
+}
+
+/** `send()`, its time to its answer or error recorded under `operation`. */
+function timed(send: () => Promise<pg.QueryResult>, record: QueryRecorder, operation: string): Promise<pg.QueryResult> {
+  const start = performance.now();
+  return send().then(
+    (result) => {
+      record(operation, (performance.now() - start) / 1000);
+      return result;
+    },
+    (err: unknown) => {
+      record(operation, (performance.now() - start) / 1000);
+      throw err;
+    },
+  );
+}
+
 class ConnectionDb implements Db {
   /** statements sent by $executeRawAtCommit, settled before the transaction reports its outcome */
   readonly atCommit: Promise<unknown>[] = [];
@@ -249,6 +295,7 @@ class ConnectionDb implements Db {
     private readonly named: boolean,
     private readonly readOnlyRolledBack: boolean,
     private readonly record: QueryRecorder | undefined,
+    private readonly target: StatementTarget,
   ) {}
 
   private get c(): pg.PoolClient {
@@ -265,63 +312,57 @@ class ConnectionDb implements Db {
   }
 
   /**
-   * Sends one statement. Timed only when a recorder is set: its operation is found once per call site (a template)
-   * or text, so each statement costs two clock readings and one observation.
+   * Sends one statement. Timed only when a recorder is set, in a span only when tracing is on and the request is
+   * sampled: its operation is found once per call site (a template) or text, so a timed statement costs two clock
+   * readings and one observation. `parameterized`: the text holds no values (a template's, a compiled query's).
    */
-  private query(site: TemplateStringsArray | string, query: pg.QueryConfig): Promise<pg.QueryResult> {
+  private query(site: TemplateStringsArray | string, query: pg.QueryConfig, parameterized: boolean): Promise<pg.QueryResult> {
     const client = this.c;
     const record = this.record;
-    if (!record) return client.query(query);
+    const spans = statementSpans;
+    if (!record && !spans) return client.query(query);
+    // found here, in this module's frames, so that the first frame outside it is the repository's
     const operation = typeof site === 'string' ? textOperation(site) : templateOperation(site);
-    const start = performance.now();
-    return client.query(query).then(
-      (result) => {
-        record(operation, (performance.now() - start) / 1000);
-        return result;
-      },
-      (err: unknown) => {
-        record(operation, (performance.now() - start) / 1000);
-        throw err;
-      },
-    );
+    const send = record ? () => timed(() => client.query(query), record, operation) : () => client.query(query);
+    return spans ? spans(send, parameterized ? query.text : undefined, operation, this.target) : send();
   }
 
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
-    const sent = this.query(sql, fromTemplate(sql, values, this.named));
+    const sent = this.query(sql, fromTemplate(sql, values, this.named), true);
     sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
     this.atCommit.push(sent);
   }
 
   async $queryRaw<T = unknown[]>(sql: TemplateStringsArray, ...values: unknown[]): Promise<T> {
-    return (await this.query(sql, fromTemplate(sql, values, this.named))).rows as T;
+    return (await this.query(sql, fromTemplate(sql, values, this.named), true)).rows as T;
   }
 
   async $executeRaw(sql: TemplateStringsArray, ...values: unknown[]): Promise<number> {
-    return (await this.query(sql, fromTemplate(sql, values, this.named))).rowCount ?? 0;
+    return (await this.query(sql, fromTemplate(sql, values, this.named), true)).rowCount ?? 0;
   }
 
   async run<Q extends Compilable>(query: Q): Promise<InferResult<Q>> {
     const q = fromCompiled(query, this.named);
-    return (await this.query(q.text, q)).rows as InferResult<Q>;
+    return (await this.query(q.text, q, true)).rows as InferResult<Q>;
   }
 
   async $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
     if (values.length === 0) throw new Error('$queryArrays needs at least one parameter: without one node-postgres would use the simple protocol');
-    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array' } as pg.QueryConfig); // rows as arrays
+    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array' } as pg.QueryConfig, false); // rows as arrays
     return { columns: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), rows: r.rows as unknown[][] };
   }
 
   async runCount(query: Compilable): Promise<number> {
     const q = fromCompiled(query, this.named);
-    return (await this.query(q.text, q)).rowCount ?? 0;
+    return (await this.query(q.text, q, true)).rowCount ?? 0;
   }
 
   async $queryRawUnsafe<T = unknown[]>(sql: string, ...values: unknown[]): Promise<T> {
-    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined })).rows as T;
+    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined }, false)).rows as T;
   }
 
   async $executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number> {
-    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined })).rowCount ?? 0;
+    return last(await this.query(sql, { text: sql, values: values.length ? values.map(param) : undefined }, false)).rowCount ?? 0;
   }
 }
 
@@ -358,11 +399,13 @@ export class SqlPool {
   private readonly pool: pg.Pool;
   private readonly named: boolean;
   private readonly recordQuery: QueryRecorder | undefined;
+  private readonly target: StatementTarget;
 
   constructor(connectionString: string, options: SqlPoolOptions, name: string) {
     const logger = new Logger(name);
     this.named = options.preparedStatements ?? true;
     this.recordQuery = options.recordQuery;
+    this.target = targetOf(connectionString);
     this.pool = new pg.Pool({
       connectionString,
       max: options.max,
@@ -408,7 +451,7 @@ export class SqlPool {
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery);
+      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {

@@ -1,5 +1,6 @@
 import { register } from 'node:module';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import type { StatementSpans } from '../database/sql.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { tracingConfig, type TracingConfig } from '../config/config.js';
@@ -12,16 +13,18 @@ type Sampler = sdkTracing.Sampler;
  * the SDK is even loaded (the SDK's imports below are dynamic) and no hook is added to the server: zero cost.
  *
  * Spans: every sampled HTTP request (a SERVER span made by our own Fastify hooks, `traceRequests`, named after
- * the route template), its PostgreSQL statements (`instrumentation-pg`) and outgoing `http`/`https` calls
- * (`instrumentation-http`, incoming requests left to our hooks). The last two patch modules as they load, so
- * `startTracing` must run before the application is imported: main.ts starts it, then imports the application
+ * the route template), its PostgreSQL statements (a CLIENT span each, made by the database pools themselves,
+ * `statementSpans`, named after the repository operation that sent it) and outgoing `http`/`https` calls
+ * (`instrumentation-http`, incoming requests left to our hooks). That instrumentation patches modules as they load,
+ * so `startTracing` must run before the application is imported: main.ts starts it, then imports the application
  * dynamically. The request id is the span's `omnizen.request_id` attribute, and every log line written while a
  * span is active carries `traceId`.
  *
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) only asks the sampler; its context
- * is not made active, so the pg and http instrumentations (`requireParentSpan`) leave its statements alone.
- * `@fastify/otel` and the incoming half of `instrumentation-http` did per-request work for every request (URL
- * parsing, attributes, event-emitter binding, two spans) whether sampled or not. The context manager is an
+ * is not made active, so no statement and no outgoing call of it gets a span. `@fastify/otel` and the incoming half
+ * of `instrumentation-http` did per-request work for every request (URL parsing, attributes, event-emitter binding,
+ * two spans) whether sampled or not; `instrumentation-pg` wrapped every query and pool checkout of every request
+ * (~4 µs a request, profiled) and gave BEGIN and COMMIT spans of their own. The context manager is an
  * AsyncLocalStorage: on Node 20 an active one installed promise hooks that slowed every await of the process,
  * sampled or not; on Node 24, the runtime we require, it is carried by the async context frame and costs next to
  * nothing (bench/README.md measures it alone).
@@ -34,7 +37,7 @@ export interface Tracing {
 let active: Tracing | null = null;
 
 /** The ES modules the instrumentations patch (import-in-the-middle wraps only these; wrapping every module breaks some of Nest's re-exports). */
-const HOOKED_MODULES = ['pg', 'pg-pool', 'http', 'https', 'node:http', 'node:https'];
+const HOOKED_MODULES = ['http', 'https', 'node:http', 'node:https'];
 
 /** Registers the loader hook that lets the instrumentations patch ES-module imports; call before the application is imported. */
 export function registerInstrumentationHook(): void {
@@ -51,10 +54,9 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const config = tracingConfig(env);
   if (!config) return null;
   if (active) return active;
-  const [{ NodeSDK }, { HttpInstrumentation }, { PgInstrumentation }] = await Promise.all([
+  const [{ NodeSDK }, { HttpInstrumentation }] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
-    import('@opentelemetry/instrumentation-pg'),
   ]);
   const url = `${config.endpoint}/v1/traces`;
   const traceExporter = config.protocol === 'http/json'
@@ -69,11 +71,12 @@ export async function startTracing(env: Record<string, string | undefined> = pro
     instrumentations: [
       // incoming requests are traceRequests' (below); outgoing calls only inside a sampled request
       new HttpInstrumentation({ disableIncomingRequestInstrumentation: true, requireParentforOutgoingSpans: true }),
-      // statements only inside a sampled request: jobs and unsampled requests run no span code at all
-      new PgInstrumentation({ requireParentSpan: true }),
     ],
   });
   sdk.start();
+  // statements: spans made by the pools themselves (statementSpans), only inside a sampled request; the pools' module
+  // is imported here, after the instrumentation hook, as the application's modules are
+  (await import('../database/sql.js')).traceStatements(statementSpans(trace.getTracer('omnizen-postgres')));
   active = { sdk, endpoint: config.endpoint };
   return active;
 }
@@ -89,7 +92,42 @@ async function samplerOf({ name, ratio }: TracingConfig['sampler']): Promise<Sam
 export async function stopTracing(): Promise<void> {
   const tracing = active;
   active = null;
+  if (tracing) (await import('../database/sql.js')).traceStatements(undefined);
   await tracing?.sdk.shutdown();
+}
+
+/**
+ * A CLIENT span per statement a pool sends inside a recorded span (a sampled request's, a job's that has one), with
+ * the database semantic conventions' attributes and the repository operation that sent it (`omnizen.db.operation`,
+ * the label of omnizen_db_query_duration_seconds); nothing at all outside one. BEGIN and COMMIT get none: their
+ * time is the request's. The statement's text only when its values travel apart from it (the pool says so).
+ */
+function statementSpans(tracer: Tracer): StatementSpans {
+  return (send, text, name, target) => {
+    const parent = context.active();
+    if (!trace.getSpan(parent)?.isRecording()) return send();
+    const verb = text === undefined ? undefined : /^\s*([a-z]+)/i.exec(text)?.[1]?.toUpperCase();
+    const span = tracer.startSpan(verb ? `${verb} ${name}` : name, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'db.system.name': 'postgresql', 'db.namespace': target.database, 'server.address': target.host, 'server.port': target.port,
+        'omnizen.db.operation': name, ...(verb ? { 'db.operation.name': verb, 'db.query.text': text } : {}),
+      },
+    }, parent);
+    return send().then(
+      (result) => {
+        span.end();
+        return result;
+      },
+      (err: Error & { code?: string }) => {
+        span.recordException(err);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+        if (err.code) span.setAttribute('db.response.status_code', err.code);
+        span.end();
+        throw err;
+      },
+    );
+  };
 }
 
 const REQUEST_SPAN = Symbol('omnizen.requestSpan');

@@ -15,6 +15,8 @@ export interface CollectedSpan {
   spanId: string;
   parentSpanId: string | undefined;
   kind: number;
+  /** OTLP status: code 0 unset, 1 ok, 2 error */
+  status: { code?: number; message?: string };
   attributes: Record<string, string | number | boolean | undefined>;
 }
 
@@ -49,7 +51,7 @@ export async function startOtlpCollectorDouble(): Promise<OtlpCollectorDouble> {
           for (const s of ss.spans ?? []) {
             const span: CollectedSpan = {
               service, scope: ss.scope?.name ?? '', name: s.name, traceId: s.traceId, spanId: s.spanId,
-              parentSpanId: s.parentSpanId || undefined, kind: s.kind, attributes: flatten(s.attributes),
+              parentSpanId: s.parentSpanId || undefined, kind: s.kind, status: s.status ?? {}, attributes: flatten(s.attributes),
             };
             double.spans.push(span);
             for (const w of waiters.filter((w) => w.match(span))) {
