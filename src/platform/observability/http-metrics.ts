@@ -5,8 +5,8 @@ import type { Metrics } from './metrics.js';
 export function recordHttpMetrics(fastify: FastifyInstance, metrics: Metrics): void {
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions?.url ?? 'unmatched';
-    metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    metrics.httpRequests.inc(route, req.method, String(reply.statusCode));
+    metrics.httpDuration.observe(reply.elapsedTime / 1000, route, req.method);
     done();
   });
 }
