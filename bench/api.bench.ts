@@ -20,9 +20,11 @@
 //                BENCH_OBSERVABILITY (default "metrics,tracing") says what the "on" process turns on: "metrics" or
 //                "tracing" alone, "none" (the same process with nothing on: an A/A check), "als" (only an
 //                AsyncLocalStorage made active, what OpenTelemetry's context manager costs; `node` in the JSON says which runtime ran)
-// The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3) alternated rounds (A B, B A, A B, ...) of
-// BENCH_SECONDS each and report the median requests/s of each side, the median of the rounds' ratios and every round
-// (with each side's app CPU ms per request).
+// The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3; the observability phase
+// BENCH_OBSERVABILITY_ROUNDS, 9) alternated rounds (A B, B A, A B, ...) of BENCH_SECONDS each and report the median
+// requests/s of each side, the median of the rounds' ratios and every round (with each side's app CPU ms per request).
+// The observability phase compares a difference of a few percent on a machine whose speed drifts by tens of percent
+// between rounds: three rounds gave A/A medians from 0.88 to 1.3 (bench/README.md), hence more rounds.
 // The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
 // sends, so the limiter counts every request but never refuses one.
 // The floor runs on a pool of as many connections, logged in as the API's runtime login (omnizen_api),
@@ -60,6 +62,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
 const ROUNDS = num('BENCH_ROUNDS', 3);
+const OBSERVABILITY_ROUNDS = num('BENCH_OBSERVABILITY_ROUNDS', 9);
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
@@ -248,15 +251,15 @@ async function main() {
      */
     type Side = { label: string; run: () => Promise<Figures & { app_cpu_ms_per_request?: number }>; warm: () => Promise<unknown>; before?: () => Promise<void> };
     const median = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
-    const alternate = async (name: string, a: Side, b: Side) => {
+    const alternate = async (name: string, a: Side, b: Side, count = ROUNDS) => {
       if (WARMUP > 0) for (const side of [a, b, a, b]) { await side.before?.(); await side.warm(); }
       const rounds: { a: Figures; b: Figures; ratio: number }[] = [];
-      for (let r = 0; r < ROUNDS; r++) {
+      for (let r = 0; r < count; r++) {
         const order = r % 2 === 0 ? [a, b] : [b, a];
         const got = new Map<Side, Figures & { app_cpu_ms_per_request?: number }>();
         for (const side of order) {
           await side.before?.();
-          log(`${name}: round ${r + 1}/${ROUNDS}, ${side.label} for ${SECONDS}s`);
+          log(`${name}: round ${r + 1}/${count}, ${side.label} for ${SECONDS}s`);
           got.set(side, await side.run());
         }
         rounds.push({ a: got.get(a)!, b: got.get(b)!, ratio: round(got.get(a)!.requests_per_s / got.get(b)!.requests_per_s, 3) });
@@ -362,7 +365,8 @@ async function main() {
       const onBase = `http://127.0.0.1:${on.port}`;
       const compared = await alternate('observability',
         { label: 'on', before: async () => { measured = on.proc; }, run: () => httpWithCpu(readReq, onBase), warm: () => http(onBase, readReq, WARMUP) },
-        { label: 'off', before: async () => { measured = child!; }, run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) });
+        { label: 'off', before: async () => { measured = child!; }, run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) },
+        OBSERVABILITY_ROUNDS);
       measured = child;
       const scraped = parts.has('metrics') ? await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text()) : '';
       const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
