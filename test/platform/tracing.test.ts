@@ -9,6 +9,7 @@ import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.j
 import { activeTracing, startTracing, stopTracing, traceIdMixin, traceRequests } from '../../src/platform/observability/tracing.js';
 import { ConfigError, tracingConfig } from '../../src/platform/config/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { orgWithRoles } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { startOtlpCollectorDouble, type OtlpCollectorDouble } from '../support/doubles/otlp-collector-double.js';
@@ -84,6 +85,16 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(statements.map((s) => String(s.attributes['db.query.text'] ?? ''))).not.toContainEqual(expect.stringMatching(/^\s*(BEGIN|COMMIT)/));
     // the claims (with the user's id) travel as a parameter: no statement span carries a value
     expect(JSON.stringify(statements)).not.toContain(org.users.owner.id);
+  });
+
+  it('gives no span to statements outside a recorded span (a job, a privileged task)', async () => {
+    const before = collector.spans.length;
+    const rows = await t.app.get(PrivilegedDatabase).run('jobs.purge', async function outsideAnySpan(db) {
+      return db.$queryRaw<{ n: number }[]>`SELECT 1 AS n`;
+    });
+    expect(rows).toEqual([{ n: 1 }]);
+    await flush();
+    expect(collector.spans.slice(before).filter((s) => s.attributes['db.system.name'] === 'postgresql')).toEqual([]);
   });
 
   it('records a failed statement on its span, with its SQLSTATE', async () => {

@@ -127,12 +127,16 @@ export interface StatementTarget {
 }
 
 /**
- * Sends one statement inside a span of its own when tracing is on (tracing.ts installs it with traceStatements) and
- * the statement runs in a recorded span; `text` is given only when the statement's values travel apart from it (a
- * tagged template, a compiled query), never for raw texts, which may carry literals; `operation` is the repository
- * operation that sent it (found once per call site or text).
+ * Spans for statements when tracing is on (tracing.ts installs them with traceStatements). `recording`: whether the
+ * current context is a recorded span's, asked once per transaction (a transaction runs in one request's context);
+ * only then does each statement go through `wrap`, which sends it inside a span of its own. `text` is given only
+ * when the statement's values travel apart from it (a tagged template, a compiled query), never for raw texts, which
+ * may carry literals; `operation` is the repository operation that sent it (found once per call site or text).
  */
-export type StatementSpans = <T>(send: () => Promise<T>, text: string | undefined, operation: string, target: StatementTarget) => Promise<T>;
+export interface StatementSpans {
+  recording(): boolean;
+  wrap<T>(send: () => Promise<T>, text: string | undefined, operation: string, target: StatementTarget): Promise<T>;
+}
 let statementSpans: StatementSpans | undefined;
 
 /** Installs (or, with undefined, removes) the span around every statement of every pool (tracing.ts). */
@@ -296,6 +300,8 @@ class ConnectionDb implements Db {
     private readonly readOnlyRolledBack: boolean,
     private readonly record: QueryRecorder | undefined,
     private readonly target: StatementTarget,
+    /** set when this transaction runs in a recorded span */
+    private readonly spans: StatementSpans | undefined,
   ) {}
 
   private get c(): pg.PoolClient {
@@ -319,12 +325,12 @@ class ConnectionDb implements Db {
   private query(site: TemplateStringsArray | string, query: pg.QueryConfig, parameterized: boolean): Promise<pg.QueryResult> {
     const client = this.c;
     const record = this.record;
-    const spans = statementSpans;
+    const spans = this.spans;
     if (!record && !spans) return client.query(query);
     // found here, in this module's frames, so that the first frame outside it is the repository's
     const operation = typeof site === 'string' ? textOperation(site) : templateOperation(site);
     const send = record ? () => timed(() => client.query(query), record, operation) : () => client.query(query);
-    return spans ? spans(send, parameterized ? query.text : undefined, operation, this.target) : send();
+    return spans ? spans.wrap(send, parameterized ? query.text : undefined, operation, this.target) : send();
   }
 
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
@@ -451,7 +457,7 @@ export class SqlPool {
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target);
+      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target, statementSpans?.recording() ? statementSpans : undefined);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {

@@ -97,36 +97,37 @@ export async function stopTracing(): Promise<void> {
 }
 
 /**
- * A CLIENT span per statement a pool sends inside a recorded span (a sampled request's, a job's that has one), with
- * the database semantic conventions' attributes and the repository operation that sent it (`omnizen.db.operation`,
- * the label of omnizen_db_query_duration_seconds); nothing at all outside one. BEGIN and COMMIT get none: their
- * time is the request's. The statement's text only when its values travel apart from it (the pool says so).
+ * A CLIENT span per statement a pool sends in a transaction begun inside a recorded span (a sampled request's, a
+ * job's that has one; asked once per transaction), with the database semantic conventions' attributes and the
+ * repository operation that sent it (`omnizen.db.operation`, the label of omnizen_db_query_duration_seconds);
+ * nothing at all outside one. BEGIN and COMMIT get none: their time is the request's. The statement's text only when its values travel apart from it (the pool says so).
  */
 function statementSpans(tracer: Tracer): StatementSpans {
-  return (send, text, name, target) => {
-    const parent = context.active();
-    if (!trace.getSpan(parent)?.isRecording()) return send();
-    const verb = text === undefined ? undefined : /^\s*([a-z]+)/i.exec(text)?.[1]?.toUpperCase();
-    const span = tracer.startSpan(verb ? `${verb} ${name}` : name, {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        'db.system.name': 'postgresql', 'db.namespace': target.database, 'server.address': target.host, 'server.port': target.port,
-        'omnizen.db.operation': name, ...(verb ? { 'db.operation.name': verb, 'db.query.text': text } : {}),
-      },
-    }, parent);
-    return send().then(
-      (result) => {
-        span.end();
-        return result;
-      },
-      (err: Error & { code?: string }) => {
-        span.recordException(err);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
-        if (err.code) span.setAttribute('db.response.status_code', err.code);
-        span.end();
-        throw err;
-      },
-    );
+  return {
+    recording: () => trace.getSpan(context.active())?.isRecording() === true,
+    wrap: (send, text, name, target) => {
+      const verb = text === undefined ? undefined : /^\s*([a-z]+)/i.exec(text)?.[1]?.toUpperCase();
+      const span = tracer.startSpan(verb ? `${verb} ${name}` : name, {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'db.system.name': 'postgresql', 'db.namespace': target.database, 'server.address': target.host, 'server.port': target.port,
+          'omnizen.db.operation': name, ...(verb ? { 'db.operation.name': verb, 'db.query.text': text } : {}),
+        },
+      }, context.active());
+      return send().then(
+        (result) => {
+          span.end();
+          return result;
+        },
+        (err: Error & { code?: string }) => {
+          span.recordException(err);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+          if (err.code) span.setAttribute('db.response.status_code', err.code);
+          span.end();
+          throw err;
+        },
+      );
+    },
   };
 }
 
