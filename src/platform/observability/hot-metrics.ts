@@ -42,6 +42,7 @@ abstract class HotMetric<T> {
     return s;
   }
 
+  /** What prom-client's Registry#resetMetrics calls on every registered metric. */
   reset(): void {
     this.series.clear();
   }

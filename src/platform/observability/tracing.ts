@@ -100,7 +100,8 @@ export async function stopTracing(): Promise<void> {
  * A CLIENT span per statement a pool sends in a transaction begun inside a recorded span (a sampled request's, a
  * job's that has one; asked once per transaction), with the database semantic conventions' attributes and the
  * repository operation that sent it (`omnizen.db.operation`, the label of omnizen_db_query_duration_seconds);
- * nothing at all outside one. BEGIN and COMMIT get none: their time is the request's. The statement's text only when its values travel apart from it (the pool says so).
+ * nothing at all outside one. BEGIN and COMMIT get none: their time is the request's. The statement's text only
+ * when its values travel apart from it (the pool says so).
  */
 function statementSpans(tracer: Tracer): StatementSpans {
   return {
