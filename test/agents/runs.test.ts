@@ -218,7 +218,11 @@ describe('agent runs', () => {
     expect(steps[0].detail.result.rows).toEqual([[viewerA.id, orgA, 'viewer']]);
     expect(steps[1].detail.result.rows).toEqual([[2, '100']]);
     expect(JSON.stringify(steps[2].detail.result)).toContain('100');
-    expect(JSON.stringify(res.body)).not.toContain('999');
+    // B's books hold 999.00: no tool result shows that amount, and the run shows nothing of B's
+    // (a bare substring check also matched ids and timestamps, which may hold "999")
+    expect(JSON.stringify(steps.map((s: any) => s.detail.result))).not.toMatch(/\b999(\.0+)?\b/);
+    expect(JSON.stringify(res.body)).not.toContain(orgB);
+    expect(JSON.stringify(res.body)).not.toContain('B secret');
     expect(steps[4].detail.result).toMatchObject({ status: 'proposed', posted: false, balanced: true });
     expect(steps[5]).toMatchObject({ status: 'failed', errorClass: 'tool_error' });
     expect(steps[5].errorMessage).toMatch(/outside schema semantic/);
