@@ -118,3 +118,49 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(audited.rows.map((r) => r.name).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `Renamed ${i}`).sort());
   });
 });
+
+/**
+ * Redis configured but unreachable (a Redis that is down, a wrong REDIS_URL), in the real process: the API is up but
+ * not ready, and SIGTERM still ends it cleanly while its Redis clients are reconnecting. In Node an unhandled rejection
+ * or an 'error' event nobody listens to ends the process with exit code 1 (test/platform/http.test.ts closes the same
+ * app in-process, where Jest would not notice either).
+ */
+describe('graceful shutdown on SIGTERM with Redis unreachable', () => {
+  let db: TestDatabase;
+  let api: ChildProcess;
+  let output = '';
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    if (api?.exitCode === null && api.signalCode === null) api.kill('SIGKILL');
+    await db?.drop();
+  });
+
+  it('exits 0, with nothing left unhandled', async () => {
+    const port = await freePort();
+    const env: Record<string, string | undefined> = {
+      ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1',
+      DATABASE_URL: db.url, API_DATABASE_URL: db.apiUrl, MIGRATE_ON_START: 'false', JOBS_RELAY_INTERVAL_MS: '0',
+      // nothing listens on port 1: every connection attempt is refused
+      REDIS_URL: 'redis://127.0.0.1:1',
+    };
+    delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the API
+    api = spawn(process.execPath, ['--import', './scripts/register-ts.mjs', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    api.stdout!.on('data', (d) => (output += d));
+    api.stderr!.on('data', (d) => (output += d));
+    const exit = new Promise((resolve) => api.once('exit', (code, signal) => resolve({ code, signal })));
+    await until('the API answers /health', async () => {
+      if (api.exitCode !== null) throw new Error(`the API exited: ${output}`);
+      return call(port, 'GET', '/health').then((r) => r.status === 200, () => false);
+    }, 900, 100);
+    const ready = await call(port, 'GET', '/health/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks.redis).toBe('down');
+
+    api.kill('SIGTERM');
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(output).not.toMatch(/unhandled|uncaught/i);
+  });
+});
