@@ -101,6 +101,9 @@ async function main() {
   };
   // pipelined like the app's pool (src/platform/database/sql.ts): BEGIN travels with begin_request
   const runtime = new pg.Pool({ connectionString: apiUrl, max: CONNECTIONS, pipeline: true } as pg.PoolConfig);
+  // idle clients cut by the final DROP DATABASE ... WITH (FORCE): without a listener, a run that failed midway
+  // crashed on their 'error' event before it could report why it failed
+  runtime.on('error', () => undefined);
   try {
     log(`migrating ${dbName}`);
     await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
