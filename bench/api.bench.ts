@@ -63,6 +63,7 @@ const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const POOL = num('API_DATABASE_POOL_SIZE', CONNECTIONS);
 const ROUNDS = num('BENCH_ROUNDS', 3);
 const OBSERVABILITY_ROUNDS = num('BENCH_OBSERVABILITY_ROUNDS', 9);
+const OBSERVABILITY_PAIRS = num('BENCH_OBSERVABILITY_PAIRS', 9);
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'read,write,health,keyed,limiter,analytics,observability').split(',').map((r) => r.trim()));
 const API_PASSWORD = 'omnizen_api_bench';
 // the app runs as in production; these secrets exist only for this benchmark's throwaway database
@@ -251,11 +252,13 @@ async function main() {
      */
     type Side = { label: string; run: () => Promise<Figures & { app_cpu_ms_per_request?: number }>; warm: () => Promise<unknown>; before?: () => Promise<void> };
     const median = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
-    const alternate = async (name: string, a: Side, b: Side, count = ROUNDS) => {
+    type Round = { a: Figures & { app_cpu_ms_per_request?: number }; b: Figures & { app_cpu_ms_per_request?: number }; ratio: number };
+    /** Each side warmed up, then `count` alternated rounds (A B, B A, ...). */
+    const alternateRounds = async (name: string, a: Side, b: Side, count: number, firstRound = 0): Promise<Round[]> => {
       if (WARMUP > 0) for (const side of [a, b, a, b]) { await side.before?.(); await side.warm(); }
-      const rounds: { a: Figures; b: Figures; ratio: number }[] = [];
+      const rounds: Round[] = [];
       for (let r = 0; r < count; r++) {
-        const order = r % 2 === 0 ? [a, b] : [b, a];
+        const order = (firstRound + r) % 2 === 0 ? [a, b] : [b, a];
         const got = new Map<Side, Figures & { app_cpu_ms_per_request?: number }>();
         for (const side of order) {
           await side.before?.();
@@ -264,23 +267,27 @@ async function main() {
         }
         rounds.push({ a: got.get(a)!, b: got.get(b)!, ratio: round(got.get(a)!.requests_per_s / got.get(b)!.requests_per_s, 3) });
       }
+      return rounds;
+    };
+    /** The medians of each side's requests/s and app CPU per request, the median of the rounds' ratios (A ÷ B), and every round. */
+    const summarize = (aLabel: string, bLabel: string, rounds: Round[]) => {
+      const cpu = (f: Round['a']) => f.app_cpu_ms_per_request ?? 0;
       const sideSummary = (k: 'a' | 'b') => ({
         requests_per_s: round(median(rounds.map((x) => x[k].requests_per_s)), 1),
-        app_cpu_ms_per_request: round(median(rounds.map((x) => (x[k] as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0)), 3),
+        app_cpu_ms_per_request: round(median(rounds.map((x) => cpu(x[k]))), 3),
         p50_ms: median(rounds.map((x) => x[k].p50_ms)), errors: rounds.reduce((n, x) => n + x[k].errors, 0),
       });
       return {
-        [a.label]: sideSummary('a'), [b.label]: sideSummary('b'),
+        [aLabel]: sideSummary('a'), [bLabel]: sideSummary('b'),
         ratio: round(median(rounds.map((x) => x.ratio)), 3),
         // app CPU per request, A ÷ B (> 1: A costs more)
-        cpu_ratio: round(median(rounds.map((x) => ((x.a as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0) / Math.max(0.001, (x.b as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request ?? 0))), 3),
+        cpu_ratio: round(median(rounds.map((x) => cpu(x.a) / Math.max(0.001, cpu(x.b)))), 3),
         // each round's requests/s and app CPU ms per request of both sides
-        rounds: rounds.map((x) => ({
-          [a.label]: x.a.requests_per_s, [b.label]: x.b.requests_per_s, ratio: x.ratio,
-          cpu_ms: [(x.a as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request, (x.b as { app_cpu_ms_per_request?: number }).app_cpu_ms_per_request],
-        })),
+        rounds: rounds.map((x) => ({ [aLabel]: x.a.requests_per_s, [bLabel]: x.b.requests_per_s, ratio: x.ratio, cpu_ms: [cpu(x.a), cpu(x.b)] })),
       };
     };
+    /** A against B in `count` alternated rounds, each side warmed up first (alternateRounds, summarize). */
+    const alternate = async (name: string, a: Side, b: Side, count = ROUNDS) => summarize(a.label, b.label, await alternateRounds(name, a, b, count));
 
     const read = ROUTES.has('read') ? await measure('read', 'GET /v1/orgs/:orgId', readReq, readSql) : undefined;
     const write = ROUTES.has('write') ? await measure('write', 'PATCH /v1/orgs/:orgId', writeReq, writeSql) : undefined;
@@ -356,21 +363,42 @@ async function main() {
       // the production default of README.md (parentbased_traceidratio, 0.1) unless the benchmark is told otherwise
       const samplerEnv = { OTEL_TRACES_SAMPLER: process.env.BENCH_OTEL_TRACES_SAMPLER ?? 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: process.env.BENCH_OTEL_TRACES_SAMPLER_ARG ?? '0.1' };
       const parts = new Set((process.env.BENCH_OBSERVABILITY ?? 'metrics,tracing').split(',').map((x) => x.trim()));
-      const on = await startChild({
+      // Both sides are processes of the same script (bench/api-serve.ts), differing only in what the environment turns
+      // on, and each pair of processes serves a share of the rounds (BENCH_OBSERVABILITY_PAIRS, default one pair per
+      // round): two processes of one build differ by up to ±8 % in CPU per request for as long as they live (JIT, heap
+      // layout: an A/A of three pairs of three rounds gave 0.96, 1.05 and 1.06 by pair; the benchmark's own app process
+      // against api-serve.ts gave 1.08 with 9 rounds on one pair), so fresh pairs average that out instead of measuring it
+      const serveScript = fileURLToPath(new URL('./api-serve.ts', import.meta.url));
+      const onEnv = {
         ...(parts.has('als') ? { BENCH_ENABLE_ALS: '1' } : {}),
         ...(parts.has('metrics') ? { METRICS_TOKEN: metricsToken } : {}),
         ...(parts.has('tracing') ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', ...samplerEnv } : {}),
-      },
-        fileURLToPath(new URL('./api-serve.ts', import.meta.url)));
-      const onBase = `http://127.0.0.1:${on.port}`;
-      const compared = await alternate('observability',
-        { label: 'on', before: async () => { measured = on.proc; }, run: () => httpWithCpu(readReq, onBase), warm: () => http(onBase, readReq, WARMUP) },
-        { label: 'off', before: async () => { measured = child!; }, run: () => httpWithCpu(readReq), warm: () => http(base, readReq, WARMUP) },
-        OBSERVABILITY_ROUNDS);
-      measured = child;
-      const scraped = parts.has('metrics') ? await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text()) : '';
-      const counted = [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
-      on.proc.kill('SIGTERM');
+      };
+      const pairs = Math.max(1, Math.min(OBSERVABILITY_PAIRS, OBSERVABILITY_ROUNDS));
+      const rounds: Round[] = [];
+      let counted = 0;
+      for (let pair = 0; pair < pairs; pair++) {
+        // which of the two starts first alternates too
+        const first = await startChild(pair % 2 === 0 ? onEnv : {}, serveScript);
+        const second = await startChild(pair % 2 === 0 ? {} : onEnv, serveScript);
+        const [on, off] = pair % 2 === 0 ? [first, second] : [second, first];
+        const onBase = `http://127.0.0.1:${on.port}`;
+        const offBase = `http://127.0.0.1:${off.port}`;
+        const share = Math.ceil((OBSERVABILITY_ROUNDS - rounds.length) / (pairs - pair));
+        rounds.push(...await alternateRounds(`observability (processes ${pair + 1}/${pairs})`,
+          { label: 'on', before: async () => { measured = on.proc; }, run: () => httpWithCpu(readReq, onBase), warm: () => http(onBase, readReq, WARMUP) },
+          { label: 'off', before: async () => { measured = off.proc; }, run: () => httpWithCpu(readReq, offBase), warm: () => http(offBase, readReq, WARMUP) },
+          share, rounds.length));
+        measured = child;
+        const scraped = parts.has('metrics') ? await fetch(`${onBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text()) : '';
+        counted += [...scraped.matchAll(/^omnizen_http_requests_total\{route="\/v1\/orgs\/:orgId",method="GET",status="200"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        // both gone before the next pair starts
+        await Promise.all([on, off].map(({ proc }) => new Promise((resolve) => {
+          proc.once('exit', resolve);
+          proc.kill('SIGTERM');
+        })));
+      }
+      const compared = { process_pairs: pairs, ...summarize('on', 'off', rounds) };
       observability = {
         route: 'GET /v1/orgs/:orgId', turned_on: [...parts].join(','), sampler: `${samplerEnv.OTEL_TRACES_SAMPLER} ${samplerEnv.OTEL_TRACES_SAMPLER_ARG}`, rounds_of_seconds: SECONDS, ...compared,
         metrics_counted_requests: counted, otlp_exports: exports, otlp_exported_bytes: exportedBytes,
