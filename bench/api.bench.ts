@@ -365,7 +365,7 @@ async function main() {
       const parts = new Set((process.env.BENCH_OBSERVABILITY ?? 'metrics,tracing').split(',').map((x) => x.trim()));
       // Both sides are processes of the same script (bench/api-serve.ts), differing only in what the environment turns
       // on, and each pair of processes serves a share of the rounds (BENCH_OBSERVABILITY_PAIRS, default one pair per
-      // round): two processes of one build differ by up to ±8 % in CPU per request for as long as they live (JIT, heap
+      // round): two processes of one build differ by about ±5 % in CPU per request for as long as they live (JIT, heap
       // layout: an A/A of three pairs of three rounds gave 0.96, 1.05 and 1.06 by pair; the benchmark's own app process
       // against api-serve.ts gave 1.08 with 9 rounds on one pair), so fresh pairs average that out instead of measuring it
       const serveScript = fileURLToPath(new URL('./api-serve.ts', import.meta.url));

@@ -30,6 +30,27 @@ function call(port: number, method: string, path: string, body?: unknown, token?
   });
 }
 
+/** The API as in production (src/main.ts, a process of its own) on `db`, once it answers /health; REDIS_URL unset unless `extra` sets it. */
+async function startApi(db: TestDatabase, extra: Record<string, string>) {
+  const port = await freePort();
+  const env: Record<string, string | undefined> = {
+    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1',
+    DATABASE_URL: db.url, API_DATABASE_URL: db.apiUrl, MIGRATE_ON_START: 'false', JOBS_RELAY_INTERVAL_MS: '0',
+  };
+  delete env.REDIS_URL;
+  delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the API
+  const api = spawn(process.execPath, ['--import', './scripts/register-ts.mjs', 'src/main.ts'], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  api.stdout!.on('data', (d) => (output += d));
+  api.stderr!.on('data', (d) => (output += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => api.once('exit', (code, signal) => resolve({ code, signal })));
+  await until('the API answers /health', async () => {
+    if (api.exitCode !== null) throw new Error(`the API exited: ${output}`);
+    return call(port, 'GET', '/health').then((r) => r.status === 200, () => false);
+  }, 900, 100);
+  return { api, port, exit, output: () => output };
+}
+
 /**
  * The API as it runs in production (src/main.ts, a process of its own) gets SIGTERM while requests
  * are in flight: it stops accepting connections, answers every request it had accepted, then exits 0.
@@ -39,26 +60,13 @@ describe('graceful shutdown on SIGTERM', () => {
   let api: ChildProcess;
   let port: number;
   let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  let output = '';
+  let output: () => string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    port = await freePort();
-    const env: Record<string, string | undefined> = {
-      ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1',
-      DATABASE_URL: db.url, API_DATABASE_URL: db.apiUrl, MIGRATE_ON_START: 'false', JOBS_RELAY_INTERVAL_MS: '0',
+    ({ api, port, exit, output } = await startApi(db, {
       SHUTDOWN_GRACE_MS: '30000', DATABASE_LOCK_TIMEOUT_MS: '40000', DATABASE_STATEMENT_TIMEOUT_MS: '45000',
-    };
-    delete env.REDIS_URL;
-    delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the API
-    api = spawn(process.execPath, ['--import', './scripts/register-ts.mjs', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    api.stdout!.on('data', (d) => (output += d));
-    api.stderr!.on('data', (d) => (output += d));
-    exit = new Promise((resolve) => api.once('exit', (code, signal) => resolve({ code, signal })));
-    await until('the API answers /health', async () => {
-      if (api.exitCode !== null) throw new Error(`the API exited: ${output}`);
-      return call(port, 'GET', '/health').then((r) => r.status === 200, () => false);
-    }, 900, 100);
+    }));
   });
   afterAll(async () => {
     if (api?.exitCode === null && api.signalCode === null) api.kill('SIGKILL');
@@ -111,7 +119,7 @@ describe('graceful shutdown on SIGTERM', () => {
     for (const a of answers) expect(a.headers.connection).toBe('close');
     for (const read of await Promise.all(reads)) expect(read.status).toBe(200);
     expect(await exit).toEqual({ code: 0, signal: null });
-    expect(Number(/SIGTERM: draining (\d+) request/.exec(output)?.[1])).toBeGreaterThanOrEqual(8);
+    expect(Number(/SIGTERM: draining (\d+) request/.exec(output())?.[1])).toBeGreaterThanOrEqual(8);
 
     // each accepted change was committed and audited
     const audited = await db.admin.query(`SELECT after->>'name' AS name FROM core.audit_logs WHERE org_id = $1 AND action = 'organization.updated'`, [orgId]);
@@ -128,7 +136,6 @@ describe('graceful shutdown on SIGTERM', () => {
 describe('graceful shutdown on SIGTERM with Redis unreachable', () => {
   let db: TestDatabase;
   let api: ChildProcess;
-  let output = '';
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -139,28 +146,15 @@ describe('graceful shutdown on SIGTERM with Redis unreachable', () => {
   });
 
   it('exits 0, with nothing left unhandled', async () => {
-    const port = await freePort();
-    const env: Record<string, string | undefined> = {
-      ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1',
-      DATABASE_URL: db.url, API_DATABASE_URL: db.apiUrl, MIGRATE_ON_START: 'false', JOBS_RELAY_INTERVAL_MS: '0',
-      // nothing listens on port 1: every connection attempt is refused
-      REDIS_URL: 'redis://127.0.0.1:1',
-    };
-    delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the API
-    api = spawn(process.execPath, ['--import', './scripts/register-ts.mjs', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    api.stdout!.on('data', (d) => (output += d));
-    api.stderr!.on('data', (d) => (output += d));
-    const exit = new Promise((resolve) => api.once('exit', (code, signal) => resolve({ code, signal })));
-    await until('the API answers /health', async () => {
-      if (api.exitCode !== null) throw new Error(`the API exited: ${output}`);
-      return call(port, 'GET', '/health').then((r) => r.status === 200, () => false);
-    }, 900, 100);
+    // nothing listens on port 1: every connection attempt is refused
+    const { port, exit, output, ...started } = await startApi(db, { REDIS_URL: 'redis://127.0.0.1:1' });
+    api = started.api;
     const ready = await call(port, 'GET', '/health/ready');
     expect(ready.status).toBe(503);
     expect(ready.body.checks.redis).toBe('down');
 
     api.kill('SIGTERM');
     expect(await exit).toEqual({ code: 0, signal: null });
-    expect(output).not.toMatch(/unhandled|uncaught/i);
+    expect(output()).not.toMatch(/unhandled|uncaught/i);
   });
 });
