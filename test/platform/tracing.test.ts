@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import request from 'supertest';
 import { pino } from 'pino';
 import { logRequests } from '../../src/platform/logging/logger.js';
 import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
-import { activeTracing, startTracing, stopTracing, traceIdMixin, traceRequests } from '../../src/platform/observability/tracing.js';
+import { activeTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, type RequestSampling } from '../../src/platform/observability/tracing.js';
 import { ConfigError, tracingConfig } from '../../src/platform/config/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
@@ -129,6 +130,60 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(span.traceId).toBe([...traceIds][0]);
   });
 
+  it('decides sampling in the request hook as OTEL_TRACES_SAMPLER says: always_on, always_off, a draw at the ratio, the parent when parent-based', () => {
+    const draws = [0.2, 0.3];
+    const ratio = requestSampling({ name: 'traceidratio', ratio: 0.25 }, () => draws.shift()!);
+    expect([ratio.newTrace(), ratio.newTrace(), ratio.followsParent]).toEqual([true, false, false]);
+    expect(requestSampling({ name: 'always_on', ratio: 0.1 }).newTrace()).toBe(true);
+    expect(requestSampling({ name: 'always_off', ratio: 0.1 }).newTrace()).toBe(false);
+    const parentBased = requestSampling({ name: 'parentbased_always_off', ratio: 0.1 });
+    expect([parentBased.newTrace(), parentBased.followsParent]).toEqual([false, true]);
+  });
+
+  it('makes no span for a request the sampler drops, and follows the sampled flag of a caller under parentbased_*', async () => {
+    // a new trace is never drawn: only a caller's sampled traceparent is recorded
+    const { fastify } = await tracedServer(requestSampling({ name: 'parentbased_traceidratio', ratio: 0 }));
+    fastify.get('/items/:id', async () => ({}));
+    await fastify.ready();
+    const callerTrace = '0af7651916cd43dd8448eb211c80319c';
+    await request(fastify.server).get('/items/1').set('x-request-id', 'dropped-new-trace').expect(200);
+    await request(fastify.server).get('/items/2').set('x-request-id', 'dropped-by-caller').set('traceparent', `00-${callerTrace}-b7ad6b7169203331-00`).expect(200);
+    await request(fastify.server).get('/items/3').set('x-request-id', 'kept-by-caller').set('traceparent', `00-${callerTrace}-b7ad6b7169203331-01`).expect(200);
+    await fastify.close();
+    await flush();
+    // exported in the order they ended: once the last one is in, the two before it would be too
+    expect(await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'kept-by-caller')).toMatchObject({ traceId: callerTrace, parentSpanId: 'b7ad6b7169203331' });
+    expect(collector.spans.filter((s) => ['dropped-new-trace', 'dropped-by-caller'].includes(s.attributes['omnizen.request_id'] as string))).toEqual([]);
+  });
+
+  it('ends the span of a request whose client went away before the answer, marked aborted and without a status', async () => {
+    const { fastify } = await tracedServer();
+    let closed!: Promise<unknown>;
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    let answer!: () => void;
+    fastify.get('/slow', async (_req, reply) => {
+      // listened to after the tracing hook's listener: once this fires, the span has ended
+      closed = new Promise((resolve) => reply.raw.once('close', resolve));
+      started();
+      await new Promise<void>((resolve) => (answer = resolve));
+      return {};
+    });
+    await fastify.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = fastify.server.address() as { port: number };
+    const client = http.get({ host: '127.0.0.1', port, path: '/slow', headers: { 'x-request-id': 'trace-aborted' } });
+    client.on('error', () => undefined); // the socket is destroyed on purpose
+    await handlerStarted;
+    client.destroy();
+    await closed;
+    await flush();
+    const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-aborted');
+    expect(span.attributes).toMatchObject({ 'omnizen.aborted': true, 'http.route': '/slow' });
+    expect(span.attributes['http.response.status_code']).toBeUndefined();
+    answer();
+    await fastify.close();
+  });
+
   it("continues a caller's trace (W3C traceparent): the request span is in the caller's trace, with the route template", async () => {
     const { lines, fastify, log } = await tracedServer();
     fastify.get('/items/:id', async () => {
@@ -152,12 +207,12 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
  * A bare Fastify server with the app's request tracing, request ids and request logging; its log lines (the app's
  * logger is createLogger(config, traceIdMixin) on stdout: the same mixin) collected into `lines`.
  */
-async function tracedServer() {
+async function tracedServer(sampling?: RequestSampling) {
   const lines: Record<string, any>[] = [];
   const stream = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb(); } });
   const fastify = Fastify({ genReqId: requestIdOf });
   echoRequestId(fastify);
-  await traceRequests(fastify, activeTracing()!);
+  await traceRequests(fastify, { ...activeTracing()!, ...(sampling ? { sampling } : {}) });
   const log = pino({ level: 'info', mixin: traceIdMixin }, stream);
   logRequests(fastify, log);
   return { lines, fastify, log };

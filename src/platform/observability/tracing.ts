@@ -1,5 +1,5 @@
 import { register } from 'node:module';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type Tracer } from '@opentelemetry/api';
 import type { StatementSpans } from '../database/sql.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
@@ -20,8 +20,9 @@ type Sampler = sdkTracing.Sampler;
  * dynamically. The request id is the span's `omnizen.request_id` attribute, and every log line written while a
  * span is active carries `traceId`.
  *
- * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) only asks the sampler; its context
- * is not made active, so no statement and no outgoing call of it gets a span. `@fastify/otel` and the incoming half
+ * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) runs one hook that draws and returns
+ * (`requestSampling`): no span, no ids, no SDK call; its context is not made active, so no statement and no outgoing
+ * call of it gets a span, and no listener or hook waits for its end. `@fastify/otel` and the incoming half
  * of `instrumentation-http` did per-request work for every request (URL parsing, attributes, event-emitter binding,
  * two spans) whether sampled or not; `instrumentation-pg` wrapped every query and pool checkout of every request
  * (~4 µs a request, profiled) and gave BEGIN and COMMIT spans of their own. The context manager is an
@@ -32,6 +33,31 @@ type Sampler = sdkTracing.Sampler;
 export interface Tracing {
   sdk: NodeSDK;
   endpoint: string;
+  /** which requests get a span: decided in the request hook, before anything of the SDK runs (`requestSampling`) */
+  sampling: RequestSampling;
+}
+
+/**
+ * The configured sampler's decision for a request, taken by our request hook so that an unsampled request costs one
+ * comparison: no span object, no ids, no sampler call, no SDK metrics (a span the SDK drops still cost all of those,
+ * ~7 µs a request, profiled). `newTrace`: whether a request that starts a trace is recorded (always_on, always_off,
+ * or a draw at the ratio: a root's trace id is random, so the SDK's trace-id ratio and a random draw sample the
+ * same share); `followsParent`: with parentbased_* a caller's traceparent decides, by its sampled flag. The SDK's
+ * own sampler then records every span it is asked for that the request's decision allows (`sdkSamplerOf`): the
+ * request span only exists when sampled, its statements and outgoing calls only under it.
+ */
+export interface RequestSampling {
+  newTrace: () => boolean;
+  followsParent: boolean;
+}
+
+/** The request-level decision OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG describe (tracingConfig validated them). */
+export function requestSampling({ name, ratio }: TracingConfig['sampler'], random: () => number = Math.random): RequestSampling {
+  const root = name.replace(/^parentbased_/, '');
+  return {
+    newTrace: root === 'always_on' ? () => true : root === 'always_off' ? () => false : () => random() < ratio,
+    followsParent: name.startsWith('parentbased_'),
+  };
 }
 
 let active: Tracing | null = null;
@@ -65,7 +91,7 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const sdk = new NodeSDK({
     serviceName: config.serviceName,
     traceExporter,
-    sampler: await samplerOf(config.sampler),
+    sampler: await sdkSamplerOf(config.sampler),
     // metrics are Prometheus' (/metrics), logs are pino's: only traces go over OTLP
     metricReaders: [],
     instrumentations: [
@@ -77,15 +103,18 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   // statements: spans made by the pools themselves (statementSpans), only inside a sampled request; the pools' module
   // is imported here, after the instrumentation hook, as the application's modules are
   (await import('../database/sql.js')).traceStatements(statementSpans(trace.getTracer('omnizen-postgres')));
-  active = { sdk, endpoint: config.endpoint };
+  active = { sdk, endpoint: config.endpoint, sampling: requestSampling(config.sampler) };
   return active;
 }
 
-/** The sampler OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG name (tracingConfig validated them; our default: parentbased_traceidratio 0.1). */
-async function samplerOf({ name, ratio }: TracingConfig['sampler']): Promise<Sampler> {
-  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = (await import('@opentelemetry/sdk-node')).tracing;
-  const root = name.endsWith('always_on') ? new AlwaysOnSampler() : name.endsWith('always_off') ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio);
-  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
+/**
+ * The SDK's sampler: the request hook already applied OTEL_TRACES_SAMPLER's root decision (`requestSampling`), so
+ * every root span the SDK is asked for is recorded; with parentbased_* a span under a parent follows the parent's
+ * sampled flag, as the specification's parent-based sampler does.
+ */
+async function sdkSamplerOf({ name }: TracingConfig['sampler']): Promise<Sampler> {
+  const { AlwaysOnSampler, ParentBasedSampler } = (await import('@opentelemetry/sdk-node')).tracing;
+  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOnSampler();
 }
 
 /** Flushes the spans not yet exported and stops the SDK (at shutdown). */
@@ -137,33 +166,44 @@ const ERROR_RECORDED = Symbol('omnizen.requestSpanError');
 type Traced = FastifyRequest & { [REQUEST_SPAN]: Span | null; [ERROR_RECORDED]: boolean };
 
 /**
- * A SERVER span for every sampled request of every route (bootstrap registers the hooks before any route exists),
+ * A SERVER span for every sampled request of every route (bootstrap registers the hook before any route exists),
  * continuing the caller's W3C trace context when it sends one. Named `METHOD /route/template` with `http.route`
  * (the template, never the raw path: ids stay out of span names), the method, the status and the request id.
- * The span's context is made active for the rest of the request (hooks, handler, statements, log lines) only when
- * it is recorded.
+ * Only a sampled request does any of it: the span's context is made active for the rest of the request (hooks,
+ * handler, statements, log lines), and the span ends when the response closes (finished: its status; the client
+ * gone first: `omnizen.aborted`). An unsampled request runs one hook that draws and returns.
  */
-export async function traceRequests(fastify: FastifyInstance, _tracing: Tracing): Promise<void> {
+export async function traceRequests(fastify: FastifyInstance, { sampling }: Tracing): Promise<void> {
   const tracer = trace.getTracer('omnizen-http');
   // declared up front: every request object keeps one shape, sampled or not
   fastify.decorateRequest(REQUEST_SPAN, null);
   fastify.decorateRequest(ERROR_RECORDED, false);
-  fastify.addHook('onRequest', (req, _reply, done) => {
-    const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
-    const route = req.routeOptions.url;
-    // no attributes before the sampler's answer: an unsampled request computes none
-    const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, { kind: SpanKind.SERVER }, parent);
-    if (!span.isRecording()) {
-      done();
-      return;
+  fastify.addHook('onRequest', (req, reply, done) => {
+    let parent = ROOT_CONTEXT;
+    if (sampling.followsParent && req.headers.traceparent !== undefined) {
+      parent = propagation.extract(ROOT_CONTEXT, req.headers);
+      const caller = trace.getSpanContext(parent);
+      // a valid traceparent decides; an invalid one starts a new trace, drawn like any other
+      if (caller && !(caller.traceFlags & TraceFlags.SAMPLED)) return done();
+      if (!caller && !sampling.newTrace()) return done();
+    } else {
+      if (!sampling.newTrace()) return done();
+      if (req.headers.traceparent !== undefined) parent = propagation.extract(ROOT_CONTEXT, req.headers);
     }
-    span.setAttributes({
-      'http.request.method': req.method,
-      'url.path': req.url.split('?', 1)[0],
-      'omnizen.request_id': req.id,
-      ...(route ? { 'http.route': route } : {}),
-    });
+    const route = req.routeOptions.url;
+    const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': req.method,
+        'url.path': req.url.split('?', 1)[0],
+        'omnizen.request_id': req.id,
+        ...(route ? { 'http.route': route } : {}),
+      },
+    }, parent);
     (req as Traced)[REQUEST_SPAN] = span;
+    const res = reply.raw;
+    // after 'finish' when the response was sent; alone when the connection closed first
+    res.once('close', () => endRequestSpan(req as Traced, res.writableFinished ? res.statusCode : undefined));
     context.with(trace.setSpan(parent, span), done);
   });
   fastify.addHook('onError', (req, _reply, error, done) => {
@@ -173,14 +213,6 @@ export async function traceRequests(fastify: FastifyInstance, _tracing: Tracing)
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
       (req as Traced)[ERROR_RECORDED] = true;
     }
-    done();
-  });
-  fastify.addHook('onResponse', (req, reply, done) => {
-    endRequestSpan(req as Traced, reply.statusCode);
-    done();
-  });
-  fastify.addHook('onRequestAbort', (req, done) => {
-    endRequestSpan(req as Traced, undefined);
     done();
   });
 }
