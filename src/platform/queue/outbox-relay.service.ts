@@ -24,6 +24,47 @@ function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise
 }
 
 /**
+ * Keeps an unreachable Redis from ending the process through the queue: every promise Bull or @nestjs/bull starts
+ * and drops gets a handler that logs (an unhandled rejection ends a Node process), and closing does not wait for a
+ * Redis that is gone. Bull reconnects on its own; /health/ready says Redis is down.
+ */
+export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownGraceMs: number): void {
+  const bull = queue as Queue & { onModuleDestroy?: () => Promise<void>; setWorkerName?: () => Promise<void> };
+  // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
+  bull.on('error', (err) => logger.warn(`jobs queue: ${err.message}`));
+  // @nestjs/bull starts the worker with queue.process() and drops its promise, which rejects when Redis cannot be
+  // reached; process() itself names the worker's connection (setWorkerName) and drops that promise too, which
+  // rejects when the client ends before it was ever ready
+  const startWorker = bull.process.bind(bull) as (...args: unknown[]) => Promise<void>;
+  bull.process = ((...args: unknown[]) => {
+    const started = startWorker(...args);
+    // Bull can reject it with nothing (undefined) when the queue closes while the worker starts
+    started.catch((err: Error | undefined) => logger.warn(`jobs worker stopped: ${err?.message ?? String(err)}`));
+    return started;
+  }) as Queue['process'];
+  const nameWorker = bull.setWorkerName?.bind(bull);
+  if (nameWorker) {
+    bull.setWorkerName = () => {
+      const named = nameWorker();
+      named.catch((err: Error | undefined) => logger.warn(`jobs worker connection not named: ${err?.message ?? String(err)}`));
+      return named;
+    };
+  }
+  // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and aborts the whole
+  // shutdown. Closing waits for the jobs running here (within the shutdown grace), but not for a Redis that is gone:
+  // an unfinished job's outbox row stays claimed and is relayed again. Then the clients still trying to connect end.
+  if (bull.onModuleDestroy) {
+    const closeQueue = bull.onModuleDestroy.bind(bull);
+    bull.onModuleDestroy = () =>
+      within(closeQueue(), bull.client.status === 'ready' ? shutdownGraceMs : 1000, () => new Error('timed out'))
+        .catch((err: Error) => logger.warn(`jobs queue did not close cleanly: ${err.message}`))
+        .finally(() => {
+          for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
+        });
+  }
+}
+
+/**
  * Moves committed outbox rows to Bull (REDIS_URL set) or runs them in-process, at least once each:
  * 1. claim up to JOBS_RELAY_BATCH_SIZE due rows (FOR UPDATE SKIP LOCKED: relays of several instances take
  *    different rows) and commit (each becomes due again after JOBS_CLAIM_TIMEOUT_MS);
@@ -55,34 +96,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) metrics.queueDepth.set({ state }, counts[state] ?? 0);
       }
     });
-    // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
-    this.queue?.on('error', (err) => this.logger.warn(`jobs queue: ${err.message}`));
-    // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and
-    // aborts the whole shutdown. Wrap it: log, end the clients still trying to connect, go on.
-    const bull = this.queue as (Queue & { onModuleDestroy?: () => Promise<void> }) | undefined;
-    // @nestjs/bull starts the worker with queue.process() and drops its promise, which rejects when
-    // Redis cannot be reached: an unhandled rejection ends a Node process. Log it instead; Bull
-    // reconnects, and /health/ready says Redis is down.
-    if (bull) {
-      const startWorker = bull.process.bind(bull) as (...args: unknown[]) => Promise<void>;
-      bull.process = ((...args: unknown[]) => {
-        const started = startWorker(...args);
-        // Bull can reject it with nothing (undefined) when the queue closes while the worker starts
-        started.catch((err: Error | undefined) => this.logger.warn(`jobs worker stopped: ${err?.message ?? String(err)}`));
-        return started;
-      }) as Queue['process'];
-    }
-    if (bull?.onModuleDestroy) {
-      const closeQueue = bull.onModuleDestroy.bind(bull);
-      // closing waits for the jobs running here (within the shutdown grace), but not for a Redis that is gone:
-      // an unfinished job's outbox row stays claimed and is relayed again
-      bull.onModuleDestroy = () =>
-        within(closeQueue(), bull.client.status === 'ready' ? config.shutdownGraceMs : 1000, () => new Error('timed out'))
-          .catch((err: Error) => this.logger.warn(`jobs queue did not close cleanly: ${err.message}`))
-          .finally(() => {
-            for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
-          });
-    }
+    if (this.queue) guardQueue(this.queue, this.logger, config.shutdownGraceMs);
   }
 
   onApplicationBootstrap(): void {
