@@ -525,14 +525,6 @@ export interface TracingConfig {
    * more than the request itself on the read route (bench/README.md).
    */
   sampler: { name: (typeof TRACE_SAMPLERS)[number]; ratio: number };
-  /**
-   * The batch span processor's settings, from the specification's OTEL_BSP_* variables. Our default schedule delay
-   * differs from the specification's 5000 ms: 200 ms. A finished span waits in the processor until the next export;
-   * spans that wait longer than the young generation lives (well under a second under load) are promoted, and
-   * collecting the old generation costs every request of the process: at sampling 0.1 (metrics on too) the read
-   * route's app CPU was ×1.10 a plain process's with the specification's delay, ×1.04–1.06 with 200 ms (bench/README.md).
-   */
-  batch: { scheduledDelayMillis: number; maxQueueSize?: number; maxExportBatchSize?: number; exportTimeoutMillis?: number };
 }
 
 export const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
@@ -560,22 +552,7 @@ export function tracingConfig(env: Env): TracingConfig | undefined {
   }
   const ratio = env.OTEL_TRACES_SAMPLER_ARG ? Number(env.OTEL_TRACES_SAMPLER_ARG) : 0.1;
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got "${env.OTEL_TRACES_SAMPLER_ARG}"`);
-  const batch = {
-    scheduledDelayMillis: batchSetting(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? 200,
-    maxQueueSize: batchSetting(env, 'OTEL_BSP_MAX_QUEUE_SIZE'),
-    maxExportBatchSize: batchSetting(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
-    exportTimeoutMillis: batchSetting(env, 'OTEL_BSP_EXPORT_TIMEOUT'),
-  };
-  return { endpoint: endpoint.replace(/\/+$/, ''), protocol, serviceName: env.OTEL_SERVICE_NAME || 'omnizen-api', sampler: { name: sampler as TracingConfig['sampler']['name'], ratio }, batch };
-}
-
-/** One OTEL_BSP_* variable: a whole number, 0 or more; undefined when unset (the processor's default applies). */
-function batchSetting(env: Env, name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a whole number, 0 or more, got "${raw}"`);
-  return n;
+  return { endpoint: endpoint.replace(/\/+$/, ''), protocol, serviceName: env.OTEL_SERVICE_NAME || 'omnizen-api', sampler: { name: sampler as TracingConfig['sampler']['name'], ratio } };
 }
 
 /** SENTRY_DSN: a Sentry DSN (https://<public key>@<host>/<project id>) when set. */

@@ -88,11 +88,9 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const traceExporter = config.protocol === 'http/json'
     ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({ url })
     : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter({ url });
-  const { BatchSpanProcessor } = (await import('@opentelemetry/sdk-node')).tracing;
   const sdk = new NodeSDK({
     serviceName: config.serviceName,
-    // the OTEL_BSP_* settings tracingConfig read, with our shorter default schedule delay (its doc says why)
-    spanProcessors: [new BatchSpanProcessor(traceExporter, { ...config.batch })],
+    traceExporter,
     sampler: await sdkSamplerOf(config.sampler),
     // metrics are Prometheus' (/metrics), logs are pino's: only traces go over OTLP
     metricReaders: [],
