@@ -166,12 +166,12 @@ const ERROR_RECORDED = Symbol('omnizen.requestSpanError');
 type Traced = FastifyRequest & { [REQUEST_SPAN]: Span | null; [ERROR_RECORDED]: boolean };
 
 /**
- * A SERVER span for every sampled request of every route (bootstrap registers the hook before any route exists),
+ * A SERVER span for every sampled request of every route (bootstrap registers the hooks before any route exists),
  * continuing the caller's W3C trace context when it sends one. Named `METHOD /route/template` with `http.route`
  * (the template, never the raw path: ids stay out of span names), the method, the status and the request id.
  * Only a sampled request does any of it: the span's context is made active for the rest of the request (hooks,
  * handler, statements, log lines), and the span ends when the response closes (finished: its status; the client
- * gone first: `omnizen.aborted`). An unsampled request runs one hook that draws and returns.
+ * gone first: `omnizen.aborted`). An unsampled request runs one hook (onRequest) that draws and returns.
  */
 export async function traceRequests(fastify: FastifyInstance, { sampling }: Tracing): Promise<void> {
   const tracer = trace.getTracer('omnizen-http');
@@ -179,17 +179,10 @@ export async function traceRequests(fastify: FastifyInstance, { sampling }: Trac
   fastify.decorateRequest(REQUEST_SPAN, null);
   fastify.decorateRequest(ERROR_RECORDED, false);
   fastify.addHook('onRequest', (req, reply, done) => {
-    let parent = ROOT_CONTEXT;
-    if (sampling.followsParent && req.headers.traceparent !== undefined) {
-      parent = propagation.extract(ROOT_CONTEXT, req.headers);
-      const caller = trace.getSpanContext(parent);
-      // a valid traceparent decides; an invalid one starts a new trace, drawn like any other
-      if (caller && !(caller.traceFlags & TraceFlags.SAMPLED)) return done();
-      if (!caller && !sampling.newTrace()) return done();
-    } else {
-      if (!sampling.newTrace()) return done();
-      if (req.headers.traceparent !== undefined) parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    }
+    const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+    // under parentbased_* a valid traceparent decides by its flag; otherwise (no caller, an invalid one) a new draw
+    const caller = sampling.followsParent ? trace.getSpanContext(parent) : undefined;
+    if (!(caller ? (caller.traceFlags & TraceFlags.SAMPLED) !== 0 : sampling.newTrace())) return done();
     const route = req.routeOptions.url;
     const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, {
       kind: SpanKind.SERVER,
