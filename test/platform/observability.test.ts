@@ -142,6 +142,9 @@ describe('observability', () => {
     expect(used.size).toBeGreaterThan(15);
     const exported = metricNames(await scrape());
     expect([...used].filter((m) => !exported.has(m))).toEqual([]);
+    // prom-client's process metrics are there, without the GC histogram (its gc observer's cost: metrics.ts)
+    expect([...exported]).toEqual(expect.arrayContaining(['omnizen_process_process_cpu_seconds_total', 'omnizen_process_nodejs_eventloop_lag_p99_seconds', 'omnizen_process_nodejs_heap_size_used_bytes', 'omnizen_process_nodejs_version_info']));
+    expect([...exported].filter((m) => m.includes('gc_duration'))).toEqual([]);
   });
 
   it('reports each dependency with its latency, and fails readiness when row-level security lets rows through', async () => {
