@@ -1,6 +1,6 @@
 /**
  * The benchmarks measure the runtime the project requires (package.json `engines`: Node 24 or later). On Node 20 an
- * AsyncLocalStorage once entered makes every later `await` of the process about 2.5× as slow (its promise hooks), so
+ * AsyncLocalStorage once entered makes every later `await` of the process about 2.6× as slow (its promise hooks), so
  * tracing's figures there say nothing about production: a session measured on Node 20 by mistake (/usr/bin/node
  * first on PATH) found "costs" that do not exist on 24 (bench/README.md). Refuse instead of measuring the wrong thing.
  */
