@@ -18,6 +18,12 @@
 //                1,000; fewer connections for larger batches, BENCH_BATCH_CONNECTIONS overrides them)
 //   sql_batch_N  the statements that route sends after begin_request, directly: the entitlement gate's query and
 //                POST_BATCH_SQL (finance.post_journal_entries(entries, audit context) with the entries' events)
+//   sql_reference_2  the reference (bench/reference-ledger.sql): a bare double-entry transfer between two of 1,000
+//                accounts (two balances updated, a transfer and two entry rows, no tenancy, RLS, audit or periods),
+//                autocommit, one round trip, as the API login; measured in each round of spread_2 after its floor
+//                (before it in odd rounds). ratios.sql_spread_2_vs_reference says where the floor stands against what
+//                the machine does that day: its speed moved by up to 1.8x between sessions, the floor's more than the
+//                reference's (bench/README.md)
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
@@ -30,6 +36,7 @@
 import 'reflect-metadata';
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -244,6 +251,41 @@ async function main() {
       };
     };
 
+    // ---- the reference (bench/reference-ledger.sql): a bare double-entry transfer between two of 1,000 accounts,
+    // autocommit, one round trip, as the API login; measured in the rounds of spread_2, next to its floor
+    const referenceIds: string[] = [];
+    const TRANSFER = 'SELECT id FROM bench_reference.transfer($1::uuid, $2::uuid, $3::numeric)';
+    const reference = async (seconds = SECONDS) => {
+      const latencies: number[] = [];
+      let errors = 0;
+      const deadline = Date.now() + seconds * 1000;
+      const started = Date.now();
+      const db0 = await dbCpuMs();
+      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+        const c = await runtime.connect();
+        try {
+          while (Date.now() < deadline) {
+            const from = Math.floor(Math.random() * referenceIds.length);
+            const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
+            const t0 = process.hrtime.bigint();
+            try {
+              await c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
+              latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            } catch {
+              errors++;
+            }
+          }
+        } finally {
+          c.release();
+        }
+      }));
+      latencies.sort((x, y) => x - y);
+      return {
+        entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)),
+        errors, db_cpu_ms_per_entry: dbPerEntry(db0, await dbCpuMs(), latencies.length),
+      };
+    };
+
     // ---- batch posting: N 2-line spread entries per request / per call
     const BATCH_SIZES = [1, 10, 100, 1000] as const;
     const batchConnections = (size: number) => Number(process.env.BENCH_BATCH_CONNECTIONS ?? (size <= 10 ? CONNECTIONS : size === 100 ? 8 : 4));
@@ -316,19 +358,21 @@ async function main() {
      * measured only before the other would carry the drift into the ratio. Each side's figures are the medians
      * over its rounds; the ratio is the median of the rounds' ratios.
      */
-    const compare = async (name: string, apiSide: () => Promise<Record<string, any>>, sqlSide: () => Promise<Record<string, any>>) => {
-      const runs: { api?: Record<string, any>; sql?: Record<string, any> }[] = [];
+    const compare = async (name: string, apiSide: () => Promise<Record<string, any>>, sqlSide: () => Promise<Record<string, any>>, referenceSide?: () => Promise<Record<string, any>>) => {
+      type Side = 'api' | 'sql' | 'reference';
+      const runs: Partial<Record<Side, Record<string, any>>>[] = [];
+      const measured = (side: Side) => (side === 'reference' ? !!referenceSide : wanted(`${side}_${name}`));
       for (let r = 0; r < ROUNDS; r++) {
-        const run: { api?: Record<string, any>; sql?: Record<string, any> } = {};
-        for (const side of r % 2 === 0 ? ['api', 'sql'] as const : ['sql', 'api'] as const) {
-          if (!wanted(`${side}_${name}`)) continue;
+        const run: Partial<Record<Side, Record<string, any>>> = {};
+        for (const side of r % 2 === 0 ? ['api', 'sql', 'reference'] as const : ['reference', 'sql', 'api'] as const) {
+          if (!measured(side)) continue;
           await checkpoint();
           log(`${side} ${name}, round ${r + 1}/${ROUNDS}`);
-          run[side] = await (side === 'api' ? apiSide() : sqlSide());
+          run[side] = await (side === 'api' ? apiSide() : side === 'sql' ? sqlSide() : referenceSide!());
         }
         runs.push(run);
       }
-      const medianOf = (side: 'api' | 'sql') => {
+      const medianOf = (side: Side) => {
         const got = runs.map((x) => x[side]).filter((x): x is Record<string, any> => !!x);
         if (!got.length) return undefined;
         return Object.fromEntries(Object.keys(got[0]).map((k) => {
@@ -344,14 +388,31 @@ async function main() {
         rounds[name] = runs.map((x) => ({ api: x.api!.entries_per_s, sql: x.sql!.entries_per_s, ratio: ratio(x.api!.entries_per_s, x.sql!.entries_per_s) }));
         ratios[`api_vs_sql_${name}`] = round(median(rounds[name].map((x) => x.ratio ?? 0)), 3);
       }
+      const referenceFigures = referenceSide && medianOf('reference');
+      if (referenceFigures) {
+        results.sql_reference_2 = referenceFigures;
+        referenceRounds[name] = runs.map((x) => ({ sql: x.sql?.entries_per_s, reference: x.reference!.entries_per_s, ratio: ratio(x.sql?.entries_per_s, x.reference!.entries_per_s) }));
+        // the floor against the reference, round by round: how far the ledger's guarantees put it from the least a
+        // posting costs on this machine today
+        if (sqlFigures) ratios[`sql_${name}_vs_reference`] = round(median(referenceRounds[name].map((x) => x.ratio ?? 0)), 3);
+      }
     };
     const rounds: Record<string, { api: number; sql: number; ratio: number | null }[]> = {};
+    const referenceRounds: Record<string, { sql?: number; reference: number; ratio: number | null }[]> = {};
     const ratios: Record<string, number | null> = {};
-    for (const [name, lines, hot] of scenarios) await compare(name, () => api(lines, hot), () => sql(lines, hot));
+    const referenceWanted = wanted('sql_reference_2');
+    if (referenceWanted) {
+      await admin.query(readFileSync(fileURLToPath(new URL('./reference-ledger.sql', import.meta.url)), 'utf8'));
+      referenceIds.push(...(await admin.query('SELECT id FROM bench_reference.accounts')).rows.map((r) => r.id as string));
+      if (WARMUP > 0) await reference(WARMUP / scenarios.length);
+    }
+    for (const [name, lines, hot] of scenarios) {
+      await compare(name, () => api(lines, hot), () => sql(lines, hot), name === 'spread_2' && referenceWanted ? () => reference() : undefined);
+    }
     for (const n of batches) await compare(`batch_${n}`, () => apiBatch(n), () => sqlBatch(n));
     await runtime.end();
     if (only && !only.includes('trial_balance')) {
-      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), rounds_of_seconds: SECONDS, ratios, rounds }, null, 2));
+      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), rounds_of_seconds: SECONDS, ratios, rounds, reference_rounds: referenceRounds }, null, 2));
       return;
     }
 
@@ -461,6 +522,7 @@ async function main() {
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
       },
       rounds,
+      reference_rounds: referenceRounds,
       trial_balance_1m: trial,
       load_average_end: loadAverage(),
     };
