@@ -211,10 +211,10 @@ async function main() {
     const named = (text: string, values: unknown[]) => ({ name: statementName(text), text, values });
     let posted = 0;
     /**
-     * The floor's loop: `connections` clients each run tenant transactions (BEGIN; begin_request; the statement
-     * `next()` gives; COMMIT) until the deadline; latencies per transaction, database CPU of its backends.
+     * `connections` clients each run `one` until the deadline: latencies per call, errors, database CPU of the
+     * benchmark's backends. A failed call is rolled back (a no-op outside a transaction).
      */
-    const floor = async (connections: number, seconds: number, next: () => Statement[]) => {
+    const loop = async (connections: number, seconds: number, one: (c: pg.PoolClient) => Promise<unknown>) => {
       const latencies: number[] = [];
       let errors = 0;
       const deadline = Date.now() + seconds * 1000;
@@ -224,12 +224,9 @@ async function main() {
         const c = await runtime.connect();
         try {
           while (Date.now() < deadline) {
-            const statements = next();
             const t0 = process.hrtime.bigint();
             try {
-              await Promise.all([c.query('BEGIN'), c.query(named(BEGIN_REQUEST, [claims, 'authenticated']))]);
-              for (const [statement, params, prepared] of statements) await c.query(prepared ? named(statement, params) : { text: statement, values: params });
-              await c.query('COMMIT');
+              await one(c);
               latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
             } catch {
               errors++;
@@ -243,6 +240,13 @@ async function main() {
       latencies.sort((x, y) => x - y);
       return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
     };
+    /** The floor: tenant transactions (BEGIN; begin_request; the statements `next()` gives; COMMIT), as the app sends them. */
+    const floor = (connections: number, seconds: number, next: () => Statement[]) => loop(connections, seconds, async (c) => {
+      const statements = next();
+      await Promise.all([c.query('BEGIN'), c.query(named(BEGIN_REQUEST, [claims, 'authenticated']))]);
+      for (const [statement, params, prepared] of statements) await c.query(prepared ? named(statement, params) : { text: statement, values: params });
+      await c.query('COMMIT');
+    });
     const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
       const r = await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]);
       return {
@@ -256,33 +260,14 @@ async function main() {
     const referenceIds: string[] = [];
     const TRANSFER = 'SELECT id FROM bench_reference.transfer($1::uuid, $2::uuid, $3::numeric)';
     const reference = async (seconds = SECONDS) => {
-      const latencies: number[] = [];
-      let errors = 0;
-      const deadline = Date.now() + seconds * 1000;
-      const started = Date.now();
-      const db0 = await dbCpuMs();
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-        const c = await runtime.connect();
-        try {
-          while (Date.now() < deadline) {
-            const from = Math.floor(Math.random() * referenceIds.length);
-            const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
-            const t0 = process.hrtime.bigint();
-            try {
-              await c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
-              latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-            } catch {
-              errors++;
-            }
-          }
-        } finally {
-          c.release();
-        }
-      }));
-      latencies.sort((x, y) => x - y);
+      const r = await loop(CONNECTIONS, seconds, (c) => {
+        const from = Math.floor(Math.random() * referenceIds.length);
+        const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
+        return c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
+      });
       return {
-        entries_per_s: round(latencies.length / ((Date.now() - started) / 1000), 1), p50_ms: round(pct(latencies, 50)), p99_ms: round(pct(latencies, 99)),
-        errors, db_cpu_ms_per_entry: dbPerEntry(db0, await dbCpuMs(), latencies.length),
+        entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
+        db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
       };
     };
 
