@@ -22,8 +22,7 @@
 //                accounts (two balances updated, a transfer and two entry rows, no tenancy, RLS, audit or periods),
 //                autocommit, one round trip, as the API login; measured in each round of spread_2 after its floor
 //                (before it in odd rounds). ratios.sql_spread_2_vs_reference says where the floor stands against what
-//                the machine does that day: its speed moved by up to 1.8x between sessions, the floor's more than the
-//                reference's (bench/README.md)
+//                the machine does that day: the same floor moved by 2x within one day (bench/README.md)
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
@@ -247,29 +246,23 @@ async function main() {
       for (const [statement, params, prepared] of statements) await c.query(prepared ? named(statement, params) : { text: statement, values: params });
       await c.query('COMMIT');
     });
-    const sql = async (lines: number, hot: boolean, seconds = SECONDS) => {
-      const r = await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]);
-      return {
-        entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
-        db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
-      };
-    };
+    /** One entry per call: entries/s, latency percentiles, errors, database CPU per entry. */
+    const perCall = (r: Awaited<ReturnType<typeof loop>>) => ({
+      entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
+      db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
+    });
+    const sql = async (lines: number, hot: boolean, seconds = SECONDS) =>
+      perCall(await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]));
 
     // ---- the reference (bench/reference-ledger.sql): a bare double-entry transfer between two of 1,000 accounts,
     // autocommit, one round trip, as the API login; measured in the rounds of spread_2, next to its floor
     const referenceIds: string[] = [];
     const TRANSFER = 'SELECT id FROM bench_reference.transfer($1::uuid, $2::uuid, $3::numeric)';
-    const reference = async (seconds = SECONDS) => {
-      const r = await loop(CONNECTIONS, seconds, (c) => {
-        const from = Math.floor(Math.random() * referenceIds.length);
-        const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
-        return c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
-      });
-      return {
-        entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
-        db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
-      };
-    };
+    const reference = async (seconds = SECONDS) => perCall(await loop(CONNECTIONS, seconds, (c) => {
+      const from = Math.floor(Math.random() * referenceIds.length);
+      const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
+      return c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
+    }));
 
     // ---- batch posting: N 2-line spread entries per request / per call
     const BATCH_SIZES = [1, 10, 100, 1000] as const;
