@@ -22,7 +22,7 @@
 //                accounts (two balances updated, a transfer and two entry rows, no tenancy, RLS, audit or periods),
 //                autocommit, one round trip, as the API login; measured in each round of spread_2 after its floor
 //                (before it in odd rounds). ratios.sql_spread_2_vs_reference says where the floor stands against what
-//                the machine does that day: the same floor moved by 2x within one day (bench/README.md)
+//                the machine does that day: the same floor moved by 2x and more within one day (bench/README.md)
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
@@ -320,15 +320,21 @@ async function main() {
     await checkpoint();
     const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
     const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
+    const referenceWanted = wanted('sql_reference_2');
+    if (referenceWanted) {
+      await admin.query(readFileSync(fileURLToPath(new URL('./reference-ledger.sql', import.meta.url)), 'utf8'));
+      referenceIds.push(...(await admin.query('SELECT id FROM bench_reference.accounts')).rows.map((r) => r.id as string));
+    }
     // every shape warmed up on both sides first: the first one measured otherwise still pays for JIT compilation
     // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm) and the backends' caches
     if (WARMUP > 0) {
-      log(`warm-up ${WARMUP}s (api, then sql)`);
-      const shapes = (single ? scenarios.length : 0) + batches.length;
+      log(`warm-up ${WARMUP}s (api, then sql${referenceWanted ? ', then the reference' : ''})`);
+      const shapes = (single ? scenarios.length : 0) + batches.length + (referenceWanted ? 1 : 0);
       if (single) for (const [, lines, hot] of scenarios) await api(lines, hot, WARMUP / shapes);
       for (const n of batches) await apiBatch(n, WARMUP / shapes);
       if (single) for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / shapes);
       for (const n of batches) await sqlBatch(n, WARMUP / shapes);
+      if (referenceWanted) await reference(WARMUP / shapes);
     }
     /**
      * The API and its floor in ROUNDS alternated rounds (api sql, sql api, ...), each from fresh statistics and a
@@ -378,12 +384,6 @@ async function main() {
     const rounds: Record<string, { api: number; sql: number; ratio: number | null }[]> = {};
     const referenceRounds: Record<string, { sql?: number; reference: number; ratio: number | null }[]> = {};
     const ratios: Record<string, number | null> = {};
-    const referenceWanted = wanted('sql_reference_2');
-    if (referenceWanted) {
-      await admin.query(readFileSync(fileURLToPath(new URL('./reference-ledger.sql', import.meta.url)), 'utf8'));
-      referenceIds.push(...(await admin.query('SELECT id FROM bench_reference.accounts')).rows.map((r) => r.id as string));
-      if (WARMUP > 0) await reference(WARMUP / scenarios.length);
-    }
     for (const [name, lines, hot] of scenarios) {
       await compare(name, () => api(lines, hot), () => sql(lines, hot), name === 'spread_2' && referenceWanted ? () => reference() : undefined);
     }

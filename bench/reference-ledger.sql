@@ -1,6 +1,6 @@
 -- bench:ledger's reference (sql_reference_2): the least a double-entry posting costs PostgreSQL on this machine, in
 -- the same run as the floor, so that the floor's absolute figures can be read against what the machine does that day
--- (its speed moved by up to 1.8x between sessions: bench/README.md). The shape of the public pure-SQL ledgers issue 14
+-- (the same floor moved by 2x and more within one day: bench/README.md). The shape of the public pure-SQL ledgers issue 14
 -- compares with (pgledger there): accounts holding their balance, one transfer row and one entry row per side with the
 -- balance after it, the two accounts locked in id order, foreign keys, one PL/pgSQL call in autocommit, one round
 -- trip. No tenancy, no row-level security, no audit row, no idempotency key, no periods: everything issue 14's floor
