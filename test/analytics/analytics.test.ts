@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
@@ -68,6 +70,38 @@ describe('usage analytics', () => {
       .send({ date: '2026-01-02', memo: 'Capital in', lines: [{ accountId: acc['1100'], debit: '100.00' }, { accountId: acc['3100'], credit: '100.00' }] }).expect(201);
     const { rows } = await t.db.admin.query(`SELECT user_id, source FROM core.analytics_events WHERE org_id = $1 AND name = 'ledger.entry_posted'`, [orgId]);
     expect(rows).toEqual([{ user_id: owner.id, source: 'server' }]);
+  });
+
+  it('writes an event without locking its organization\'s row, and only for the organization of the request', async () => {
+    const writer = new pg.Client({ connectionString: t.db.apiUrl });
+    await writer.connect();
+    const other = await t.db.admin.connect();
+    const insert = (org: string) => writer.query(
+      `INSERT INTO core.analytics_events (org_id, occurred_at, name, source) VALUES ($1, now(), 'lock.probe', 'server')`, [org]);
+    try {
+      await writer.query('BEGIN');
+      await writer.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+        [JSON.stringify({ sub: owner.id, role: 'authenticated', org_id: orgId })]);
+      await insert(orgId);
+      // a foreign key to core.organizations key-share locked the row until COMMIT (migration 20270118000100): every
+      // posting of the organization took that lock, a MultiXact when they ran together
+      await other.query('BEGIN');
+      const locked = await other.query('SELECT id FROM core.organizations WHERE id = $1 FOR UPDATE NOWAIT', [orgId]);
+      expect(locked.rows).toEqual([{ id: orgId }]);
+      await other.query('ROLLBACK');
+      // what the key guaranteed, the insert policy still does: the organization is the request's (verified) one
+      await writer.query('SAVEPOINT other_org');
+      await expect(insert(owner.personalOrgId)).rejects.toMatchObject({ code: '42501' });
+      await writer.query('ROLLBACK TO SAVEPOINT other_org');
+      await expect(insert(randomUUID())).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await writer.query('ROLLBACK').catch(() => undefined);
+      await writer.end();
+      await other.query('ROLLBACK').catch(() => undefined);
+      other.release();
+    }
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.analytics_events WHERE name = 'lock.probe'`);
+    expect(rows[0].n).toBe(0);
   });
 
   it('takes events from an API key with analytics:write only', async () => {

@@ -127,9 +127,10 @@ describe('audit log', () => {
       expect(await count()).toEqual(before);
     });
 
-    it('keeps an organization with audit rows from being deleted; an organization deleted takes its outbox rows along', async () => {
+    it('keeps an organization with audit rows from being deleted; an organization deleted takes its outbox rows and analytics events along', async () => {
       const before = await count();
-      // what the foreign keys to core.organizations did until migration 20270112000100 (trigger organizations_delete_cascade)
+      // what the foreign keys to core.organizations did until migrations 20270112000100 and 20270118000100 (trigger
+      // organizations_delete_cascade)
       await expect(onOwnerConnection('service_role', `DELETE FROM core.organizations WHERE id = '${a.orgId}'`)).rejects.toThrow(/has audit rows and cannot be deleted/);
       expect(await count()).toEqual(before);
       const c = await t.db.admin.connect();
@@ -137,9 +138,12 @@ describe('audit log', () => {
         await c.query('BEGIN');
         const { rows: [o] } = await c.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('No history', $1) RETURNING id`, [a.users.owner.id]);
         await c.query(`INSERT INTO core.outbox (org_id, topic) VALUES ($1, 'domain_event')`, [o.id]);
+        await c.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, source) VALUES ($1, now(), 'org.created', 'server')`, [o.id]);
         await c.query(`SELECT set_config('role', 'service_role', true)`);
         expect((await c.query('DELETE FROM core.organizations WHERE id = $1', [o.id])).rowCount).toBe(1);
+        await c.query('RESET role');
         expect((await c.query('SELECT count(*)::int AS n FROM core.outbox WHERE org_id = $1', [o.id])).rows[0].n).toBe(0);
+        expect((await c.query('SELECT count(*)::int AS n FROM core.analytics_events WHERE org_id = $1', [o.id])).rows[0].n).toBe(0);
       } finally {
         await c.query('ROLLBACK');
         c.release();
