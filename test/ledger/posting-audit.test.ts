@@ -52,6 +52,38 @@ describe('ledger: the posting function answers with the entry and writes its aud
     expect((await auditRows(reversal.body.id)).map((r) => [r.action, r.after.reversesEntryId])).toEqual([['ledger.entry_reversed', res.body.id]]);
   });
 
+  it('sends the posting\'s event and analytics row with COMMIT: when one of them fails, nothing of the posting is kept', async () => {
+    const body = { date: '2026-03-11', memo: 'event refused', idempotencyKey: 'event-refused', lines: [{ accountId: acc['5200'], debit: '9' }, { accountId: acc['1100'], credit: '9' }] };
+    // the outbox refuses the event as a statement timeout would (57014: 503, retryable)
+    await t.db.admin.query(`
+      CREATE FUNCTION public.refuse_posted_event() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.payload ->> 'type' = 'journal_entry.posted' THEN
+          RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_posted_event BEFORE INSERT ON core.outbox FOR EACH ROW EXECUTE FUNCTION public.refuse_posted_event();`);
+    try {
+      const res = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send(body).expect(503);
+      expect(res.body.error.code).toBe('database_timeout');
+    } finally {
+      await t.db.admin.query('DROP TRIGGER refuse_posted_event ON core.outbox; DROP FUNCTION public.refuse_posted_event()');
+    }
+    const kept = async () => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = 'event-refused')::int AS entries,
+             (SELECT count(*) FROM core.audit_logs a JOIN finance.journal_entries e ON e.id::text = a.entity_id
+               WHERE a.org_id = $1 AND e.idempotency_key = 'event-refused')::int AS audit,
+             (SELECT count(*) FROM core.outbox WHERE org_id = $1 AND payload -> 'payload' ->> 'memo' = 'event refused')::int AS events,
+             (SELECT count(*) FROM core.analytics_events WHERE org_id = $1 AND name = 'ledger.entry_posted')::int AS analytics`, [orgId])).rows[0];
+    const before = await kept();
+    expect(before).toMatchObject({ entries: 0, audit: 0, events: 0 });
+    // the same request posts once the outbox takes it: entry, audit row, event and analytics row together
+    const posted = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send(body).expect(201);
+    expect(await kept()).toEqual({ entries: 1, audit: 1, events: 1, analytics: before.analytics + 1 });
+    expect(posted.body.memo).toBe('event refused');
+  });
+
   it('audits a posting made without the API: a service calling the function with the service role key', async () => {
     const service = { role: 'service_role', service: 'receivables', org_id: orgId };
     const [row] = await t.db.as(service, 'authenticated', `SELECT entry_id, entry FROM finance.post_journal_entry($1::jsonb)`,

@@ -22,17 +22,24 @@ const oneEvent = prepare((p: { id: string; orgId: string; name: string; properti
   .columns(['id', 'org_id', 'name', 'properties', 'occurred_at', 'user_id', 'anonymous_id', 'source'])
   .expression(sql`VALUES (${p.id}::uuid, ${p.orgId}::uuid, ${p.name}::text, ${p.properties}::jsonb, ${p.occurredAt}::timestamptz, ${p.userId}::text, ${p.anonymousId}::text, ${p.source}::text)`));
 
+const oneEventParams = (r: AnalyticsEventRow) => ({ ...r, properties: JSON.stringify(r.properties), occurredAt: r.occurredAt.toISOString() });
+
 /** core.analytics_events (partitioned by month) and core.analytics_daily (roll-ups). */
 export const analyticsRepository = {
   /**
    * One INSERT ... SELECT FROM unnest(arrays): eight parameters whatever the batch size, so a 500-event batch is one
    * short statement to bind and plan rather than 4,000 parameters.
    */
+  /** One server event, sent with the transaction's COMMIT (not awaited): nothing in a request reads its own event back. */
+  insertEventAtCommit(db: Db, r: AnalyticsEventRow): void {
+    db.runAtCommit(oneEvent(oneEventParams(r)));
+  },
+
   async insertEvents(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
     if (!rows.length) return;
     if (rows.length === 1) {
       const [r] = rows;
-      await db.run(oneEvent({ ...r, properties: JSON.stringify(r.properties), occurredAt: r.occurredAt.toISOString() }));
+      await db.run(oneEvent(oneEventParams(r)));
       return;
     }
     await db.run(qb.insertInto('core.analytics_events')

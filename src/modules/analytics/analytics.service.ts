@@ -37,15 +37,18 @@ export class AnalyticsService {
     private readonly privileged: PrivilegedDatabase,
   ) {}
 
-  /** Records a server-side event in the caller's transaction: it commits (and is forwarded) with the business change. */
-  async record(tx: TenantTx, event: ServerEvent): Promise<void> {
+  /**
+   * Records a server-side event in the caller's transaction: it commits with the business change, its row sent with
+   * the transaction's COMMIT (no round trip of its own; a failed insert rolls the transaction back).
+   */
+  record(tx: TenantTx, event: ServerEvent): void {
     const userId = event.userId !== undefined ? event.userId : tx.principal.kind === 'user' ? tx.principal.userId : null;
-    await this.store(tx.db, [this.serverRow(tx.orgId, event, userId)]);
+    this.storeAtCommit(tx.db, this.serverRow(tx.orgId, event, userId));
   }
 
   /** The same on a privileged path (the login), in that path's transaction. */
-  async recordPrivileged(db: Db, orgId: string, event: ServerEvent): Promise<void> {
-    await this.store(db, [this.serverRow(orgId, event, event.userId ?? null)]);
+  recordPrivileged(db: Db, orgId: string, event: ServerEvent): void {
+    this.storeAtCommit(db, this.serverRow(orgId, event, event.userId ?? null));
   }
 
   private serverRow(orgId: string, event: ServerEvent, userId: string | null): AnalyticsEventRow {
@@ -53,9 +56,9 @@ export class AnalyticsService {
     return { id: randomUUID(), orgId, name: event.name, properties: event.properties ?? {}, occurredAt: new Date(this.clock.now()), userId, anonymousId: null, source: 'server' };
   }
 
-  private async store(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
-    await repo.insertEvents(db, rows);
-    this.posthog.forward(rows);
+  private storeAtCommit(db: Db, row: AnalyticsEventRow): void {
+    repo.insertEventAtCommit(db, row);
+    this.posthog.forward([row]);
   }
 
   /** A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. */
@@ -81,7 +84,8 @@ export class AnalyticsService {
         userId, anonymousId: e.anonymousId ?? null, source: 'client',
       });
     });
-    await this.store(tx.db, rows);
+    await repo.insertEvents(tx.db, rows);
+    this.posthog.forward(rows);
     return { accepted: rows.length, rejected };
   }
 

@@ -166,7 +166,7 @@ export class AuthService {
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
       }, client);
-      await this.analytics.recordPrivileged(db, personalOrgId, { name: 'user.signed_in', userId: user.id, properties: { method: 'password' } });
+      this.analytics.recordPrivileged(db, personalOrgId, { name: 'user.signed_in', userId: user.id, properties: { method: 'password' } });
       return this.startSession(db, user, personalOrgId, client, 'password');
     });
   }

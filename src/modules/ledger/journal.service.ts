@@ -7,7 +7,7 @@ import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
-import { emitEvent } from '../../platform/events/events.js';
+import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
@@ -95,12 +95,11 @@ export class JournalService {
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
-    // the analytics row and the event sent together (the connection pipelines them): one round trip, not two
+    // the analytics row and the event leave with COMMIT: no round trip of their own while the posting holds its
+    // balance rows' locks
     if (!replayed) {
-      await Promise.all([
-        this.analytics.record(tx, { name: 'ledger.entry_posted', properties: { source: payload.source ?? null, action } }),
-        emitEvent(tx, 'journal_entry.posted', postedEvent(entry.id, payload)),
-      ]);
+      this.analytics.record(tx, { name: 'ledger.entry_posted', properties: { source: payload.source ?? null, action } });
+      emitEventAtCommit(tx, 'journal_entry.posted', postedEvent(entry.id, payload));
     }
     return { entry: formatEntry(entry, await this.ledger.minorUnits(tx)), replayed };
   }

@@ -49,6 +49,8 @@ export interface Db {
   run<Q extends Compilable>(query: Q): Promise<InferResult<Q>>;
   /** Runs a typed write and answers the number of rows it changed. */
   runCount(query: Compilable): Promise<number>;
+  /** A typed write sent as `$executeRawAtCommit` sends one: not awaited, settled with COMMIT. */
+  runAtCommit(query: Compilable): void;
 }
 
 const TYPES = {
@@ -334,7 +336,15 @@ class ConnectionDb implements Db {
   }
 
   $executeRawAtCommit(sql: TemplateStringsArray, ...values: unknown[]): void {
-    const sent = this.query(sql, fromTemplate(sql, values, this.named), true);
+    this.sendAtCommit(this.query(sql, fromTemplate(sql, values, this.named), true));
+  }
+
+  runAtCommit(query: Compilable): void {
+    const q = fromCompiled(query, this.named);
+    this.sendAtCommit(this.query(q.text, q, true));
+  }
+
+  private sendAtCommit(sent: Promise<pg.QueryResult>): void {
     sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
     this.atCommit.push(sent);
   }

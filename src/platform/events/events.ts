@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { Db, TenantTx } from '../database/database.service.js';
-import { enqueue, JobRegistry, type Job } from '../queue/jobs.js';
+import { enqueue, enqueueAtCommit, JobRegistry, type Job } from '../queue/jobs.js';
 
 /**
  * Domain events: what a module says happened ("invoice.issued"), written to the outbox in the business
@@ -55,6 +55,14 @@ export async function emitEvent(
   occurredAt: Date = new Date(),
 ): Promise<void> {
   await enqueue(tx, DOMAIN_EVENT_TOPIC, envelope(type, payload, version, occurredAt));
+}
+
+/**
+ * The same, its outbox row sent with the transaction's COMMIT (no round trip of its own): for a request that writes
+ * nothing after the event that others wait on, such as a posting, whose balance rows stay locked until COMMIT.
+ */
+export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): void {
+  enqueueAtCommit(tx, DOMAIN_EVENT_TOPIC, envelope(type, payload, version, occurredAt));
 }
 
 /**

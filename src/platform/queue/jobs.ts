@@ -37,3 +37,8 @@ export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: s
   await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
 }
 
+/** The same, its row sent with the transaction's COMMIT (not awaited; a failed insert rolls the transaction back). */
+export function enqueueAtCommit(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}): void {
+  tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
+}
+
