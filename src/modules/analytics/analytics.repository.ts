@@ -26,15 +26,15 @@ const oneEventParams = (r: AnalyticsEventRow) => ({ ...r, properties: JSON.strin
 
 /** core.analytics_events (partitioned by month) and core.analytics_daily (roll-ups). */
 export const analyticsRepository = {
-  /**
-   * One INSERT ... SELECT FROM unnest(arrays): eight parameters whatever the batch size, so a 500-event batch is one
-   * short statement to bind and plan rather than 4,000 parameters.
-   */
   /** One server event, sent with the transaction's COMMIT (not awaited): nothing in a request reads its own event back. */
   insertEventAtCommit(db: Db, r: AnalyticsEventRow): void {
     db.runAtCommit(oneEvent(oneEventParams(r)));
   },
 
+  /**
+   * One INSERT ... SELECT FROM unnest(arrays): eight parameters whatever the batch size, so a 500-event batch is one
+   * short statement to bind and plan rather than 4,000 parameters.
+   */
   async insertEvents(db: Db, rows: AnalyticsEventRow[]): Promise<void> {
     if (!rows.length) return;
     if (rows.length === 1) {

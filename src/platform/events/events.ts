@@ -58,8 +58,9 @@ export async function emitEvent(
 }
 
 /**
- * The same, its outbox row sent with the transaction's COMMIT (no round trip of its own): for a request that writes
- * nothing after the event that others wait on, such as a posting, whose balance rows stay locked until COMMIT.
+ * The same, its outbox row sent with the transaction's COMMIT rather than awaited (nothing in a request reads its event
+ * back; a failed insert rolls the transaction back): for a hot path whose transaction holds locks others wait on, such
+ * as a posting's balance rows.
  */
 export function emitEventAtCommit(tx: TenantTx | { db: Db; orgId: string }, type: string, payload: Record<string, unknown>, version = 1, occurredAt: Date = new Date()): void {
   enqueueAtCommit(tx, DOMAIN_EVENT_TOPIC, envelope(type, payload, version, occurredAt));
