@@ -172,6 +172,38 @@ describe('usage analytics', () => {
     expect(posthog.apiKeys[0]).toBe('phc_test_double');
   });
 
+  it('forwards an event to PostHog only once its transaction committed', async () => {
+    const forwarder = t.app.get(PostHogForwarder);
+    await forwarder.flush();
+    const sentBefore = posthog.events.length;
+    const posted = () => posthog.events.filter((e) => e.event === 'ledger.entry_posted').length;
+    const postedBefore = posted();
+    const { rows: chart } = await t.db.admin.query(`SELECT code, id FROM finance.accounts WHERE org_id = $1`, [orgId]);
+    const accounts = chart.length ? Object.fromEntries(chart.map((r) => [r.code, r.id])) : await startBooks(t, orgId, owner);
+    // the posting's analytics row is recorded, then its transaction fails at COMMIT (the outbox refuses its event)
+    await t.db.admin.query(`
+      CREATE FUNCTION public.refuse_posted_event() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.payload ->> 'type' = 'journal_entry.posted' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '57014'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_posted_event BEFORE INSERT ON core.outbox FOR EACH ROW EXECUTE FUNCTION public.refuse_posted_event();`);
+    try {
+      await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(owner.auth)
+        .send({ date: '2026-01-03', memo: 'never committed', lines: [{ accountId: accounts['1100'], debit: '5.00' }, { accountId: accounts['3100'], credit: '5.00' }] }).expect(503);
+    } finally {
+      await t.db.admin.query('DROP TRIGGER refuse_posted_event ON core.outbox; DROP FUNCTION public.refuse_posted_event()');
+    }
+    // a committed event after it: flushed, it arrives, and nothing else did
+    await events({ events: [{ name: 'posthog.after_rollback' }] }).expect(200);
+    await forwarder.flush();
+    await posthog.received(sentBefore + 1);
+    expect(posthog.events.slice(sentBefore).map((e) => e.event)).toEqual(['posthog.after_rollback']);
+    expect(posted()).toBe(postedBefore);
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND memo = 'never committed'`, [orgId]);
+    expect(rows[0].n).toBe(0);
+  });
+
   it('creates partitions ahead and drops those past the retention, each with RLS forced and no grants', async () => {
     const job = t.app.get(AnalyticsMaintenanceJob);
     const partitions = async () => (await t.db.admin.query(

@@ -86,6 +86,36 @@ describe('SqlPool', () => {
     await tdb.admin.query('DELETE FROM t WHERE id IN (10, 11)');
   });
 
+  it('runs afterCommit callbacks once COMMIT succeeded, never after a rollback; one that throws fails nothing', async () => {
+    const ran: string[] = [];
+    const answer = await pool.transaction(async (db) => {
+      db.afterCommit(() => ran.push('first'));
+      db.afterCommit(() => {
+        throw new Error('callback failed');
+      });
+      db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${30}, ${'after-commit'})`;
+      db.afterCommit(() => ran.push(`committed: ${ran.length}`));
+      expect(ran).toEqual([]); // nothing before COMMIT
+      return 'answered';
+    });
+    expect(answer).toBe('answered');
+    expect(ran).toEqual(['first', 'committed: 1']);
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 30`)).rows[0].n).toBe(1);
+
+    // the at-commit write fails, COMMIT rolls back: no callback
+    await expect(pool.transaction(async (db) => {
+      db.afterCommit(() => ran.push('rolled back'));
+      db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${30}, ${'duplicate'})`;
+    })).rejects.toMatchObject({ code: '23505' });
+    // the work throws: no callback
+    await expect(pool.transaction(async (db) => {
+      db.afterCommit(() => ran.push('thrown'));
+      throw new Error('handler failed');
+    })).rejects.toThrow('handler failed');
+    expect(ran).toEqual(['first', 'committed: 1']);
+    await tdb.admin.query('DELETE FROM t WHERE id = 30');
+  });
+
   it('commitNow sends COMMIT behind the last statement without waiting for it: kept when it succeeds, rolled back when it fails; nothing may follow', async () => {
     const kept = await pool.transaction(async (db) => {
       await db.$executeRaw`INSERT INTO t (id, note) VALUES (${20}, ${'before'})`;

@@ -39,7 +39,8 @@ export class AnalyticsService {
 
   /**
    * Records a server-side event in the caller's transaction: it commits with the business change, its row sent with
-   * the transaction's COMMIT (no round trip of its own; a failed insert rolls the transaction back).
+   * the transaction's COMMIT (no round trip of its own; a failed insert rolls the transaction back), and is forwarded to
+   * PostHog once that COMMIT succeeded.
    */
   record(tx: TenantTx, event: ServerEvent): void {
     const userId = event.userId !== undefined ? event.userId : tx.principal.kind === 'user' ? tx.principal.userId : null;
@@ -58,7 +59,7 @@ export class AnalyticsService {
 
   private storeAtCommit(db: Db, row: AnalyticsEventRow): void {
     repo.insertEventAtCommit(db, row);
-    this.posthog.forward([row]);
+    db.afterCommit(() => this.posthog.forward([row]));
   }
 
   /** A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. */
@@ -85,7 +86,7 @@ export class AnalyticsService {
       });
     });
     await repo.insertEvents(tx.db, rows);
-    this.posthog.forward(rows);
+    tx.db.afterCommit(() => this.posthog.forward(rows));
     return { accepted: rows.length, rejected };
   }
 

@@ -51,6 +51,11 @@ export interface Db {
   runCount(query: Compilable): Promise<number>;
   /** A typed write sent as `$executeRawAtCommit` sends one: not awaited, settled with COMMIT. */
   runAtCommit(query: Compilable): void;
+  /**
+   * Runs `fn` once the transaction has committed, never when it rolls back: for what leaves the process about a change
+   * that must exist first (an event forwarded to PostHog). Synchronous; a throw is logged, the request is not failed.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 const TYPES = {
@@ -295,6 +300,8 @@ class ConnectionDb implements Db {
   readonly atCommit: Promise<unknown>[] = [];
   /** COMMIT, once sent by commitNow */
   committed?: Promise<pg.QueryResult>;
+  /** afterCommit's callbacks, run by transaction() once COMMIT has answered COMMIT */
+  readonly afterCommitted: (() => void)[] = [];
 
   constructor(
     private readonly client: pg.PoolClient,
@@ -342,6 +349,11 @@ class ConnectionDb implements Db {
   runAtCommit(query: Compilable): void {
     const q = fromCompiled(query, this.named);
     this.sendAtCommit(this.query(q.text, q, true));
+  }
+
+  afterCommit(fn: () => void): void {
+    if (this.readOnlyRolledBack) throw new Error('afterCommit in a transaction that is always rolled back');
+    this.afterCommitted.push(fn);
   }
 
   private sendAtCommit(sent: Promise<pg.QueryResult>): void {
@@ -416,9 +428,10 @@ export class SqlPool {
   private readonly named: boolean;
   private readonly recordQuery: QueryRecorder | undefined;
   private readonly target: StatementTarget;
+  private readonly logger: Logger;
 
   constructor(connectionString: string, options: SqlPoolOptions, name: string) {
-    const logger = new Logger(name);
+    this.logger = new Logger(name);
     this.named = options.preparedStatements ?? true;
     this.recordQuery = options.recordQuery;
     this.target = targetOf(connectionString);
@@ -435,7 +448,7 @@ export class SqlPool {
       // in order): BEGIN travels with the first statement, COMMIT with the audit row
       pipeline: true,
     } as pg.PoolConfig); // pg's types do not list `pipeline` yet
-    this.pool.on('error', (err) => logger.warn(`idle database connection lost: ${err.message}`));
+    this.pool.on('error', (err) => this.logger.warn(`idle database connection lost: ${err.message}`));
   }
 
   /** A connection from the pool; a server that cannot be reached is DatabaseUnavailableError. */
@@ -483,6 +496,13 @@ export class SqlPool {
       for (const sent of db.atCommit) await sent; // the first failure is rethrown: COMMIT rolled back
       const { command } = await committed;
       if (command !== 'COMMIT') throw new Error(`the transaction was rolled back (${command})`);
+      for (const fn of db.afterCommitted) {
+        try {
+          fn();
+        } catch (err) {
+          this.logger.warn(`an after-commit callback failed: ${(err as Error).message}`);
+        }
+      }
       return result;
     } catch (err) {
       if (isStalePreparedStatement(err)) broken ??= err as Error;
