@@ -121,6 +121,30 @@ describe('ledger: posting rules the database enforces', () => {
     expect(row.replayed).toBe(false);
   });
 
+  it('batch (SQL): a line naming an account id that is not a UUID fails its own entry by index; any UUID spelling names the account', async () => {
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const audit = JSON.stringify({ action: 'ledger.entry_posted', requestId: 'ids-batch' });
+    const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const before = await count();
+    // the batch's accounts are read at once, the ids cast together (migration 20270119000100); one malformed id
+    // must still be that entry's error, found by finance.check_entry, not the whole call's without an index
+    const malformed = [{ date: '2026-02-09', lines: cashRent('3') }, { date: '2026-02-09', lines: [{ accountId: 'not-a-uuid', debit: '3' }, { accountId: acc['1100'], credit: '3' }] }];
+    await expect(t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true)`, [JSON.stringify(malformed), audit]))
+      .rejects.toThrow(/^entries\[1\]: invalid input syntax for type uuid: "not-a-uuid"/);
+    expect(await count()).toBe(before);
+    // upper case, braces, no hyphens: PostgreSQL reads each as the same UUID, and the account's own rules apply to it
+    const spellings = [acc['5200'].toUpperCase(), `{${acc['5200']}}`, acc['5200'].replace(/-/g, '')];
+    const [{ results }] = await t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
+      ...spellings.map((id) => ({ date: '2026-02-09', lines: [{ accountId: id, debit: '4' }, { accountId: acc['1100'], credit: '4' }] })),
+      { date: '2026-02-09', lines: [{ accountId: acc['5000'].toUpperCase(), debit: '4' }, { accountId: acc['1100'], credit: '4' }] },
+    ]), audit]);
+    expect(results.map((r: any) => [r.status, r.error?.code])).toEqual([['posted', undefined], ['posted', undefined], ['posted', undefined], ['rejected', 'ledger.account_not_postable']]);
+    const { rows } = await t.db.admin.query(`SELECT l.account_id FROM finance.journal_lines l WHERE l.org_id = $1 AND l.entry_id = ANY ($2::uuid[]) AND l.debit > 0`,
+      [orgId, results.slice(0, 3).map((r: any) => r.id)]);
+    expect(rows.map((r) => r.account_id)).toEqual([acc['5200'], acc['5200'], acc['5200']]);
+    expect(await count()).toBe(before + 3);
+  });
+
   it('keeps the chart a tree: parent in the same organization, a group of the same type, no cycles; archive instead of delete', async () => {
     let r = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1190', name: 'x', type: 'asset', parentId: acc['1100'] }).expect(422);
     expect(r.body.error.message).toMatch(/parent account 1100 is not a group account/);
