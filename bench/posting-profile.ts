@@ -3,6 +3,9 @@
 // finance.post_journal_entry; COMMIT), and its CPU is read from /proc/<backend pid>/stat. Also measured in the same
 // backend, in alternating blocks: BEGIN; begin_request; COMMIT alone (the tenant transaction without the posting).
 //
+// PROFILE_BATCH=N: the batch function instead (finance.post_journal_entries, N entries a call, as the batch route
+// sends them), CPU reported per entry; PROFILE_N is then the number of calls a round.
+//
 // PROFILE_DB names a database to reuse (migrated again: new migrations apply; the organization is set up once and
 // remembered in it); without it a scratch database is created and dropped. Prints one JSON document.
 import 'reflect-metadata';
@@ -21,6 +24,7 @@ loadLocalEnv(projectRoot());
 const server = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const N = Number(process.env.PROFILE_N ?? 400);
 const ROUNDS = Number(process.env.PROFILE_ROUNDS ?? 4);
+const BATCH = Number(process.env.PROFILE_BATCH ?? 0);
 const reuse = process.env.PROFILE_DB;
 const dbName = reuse ?? `omnizen_posting_profile_${process.pid}`;
 const cpuMs = (pid: number) => {
@@ -95,7 +99,10 @@ async function main() {
     const post = async () => {
       await c.query('BEGIN');
       await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [setup.claims]);
-      await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [entry(), audit]);
+      if (BATCH > 0) {
+        const batch = `[${Array.from({ length: BATCH }, entry).join(',')}]`;
+        await c.query('SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, false) AS results', [batch, audit]);
+      } else await c.query('SELECT replayed, entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [entry(), audit]);
       await c.query('COMMIT');
     };
     const empty = async () => {
@@ -109,7 +116,7 @@ async function main() {
       for (let i = 0; i < n; i++) await fn();
       return { cpu: (cpuMs(pid) - t0) / n, wall: (Date.now() - w0) / n };
     };
-    for (let i = 0; i < 100; i++) await post(); // warm: plans cached, JIT off anyway
+    for (let i = 0; i < (BATCH > 0 ? 10 : 100); i++) await post(); // warm: plans cached, JIT off anyway
     const posting: number[] = [];
     const begin: number[] = [];
     const wall: number[] = [];
@@ -123,7 +130,8 @@ async function main() {
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     console.log(JSON.stringify({
-      database: dbName, postings_per_round: N, load_average: loadavg().map((l) => Math.round(l * 100) / 100),
+      database: dbName, postings_per_round: N, entries_per_posting: Math.max(1, BATCH),
+      cpu_ms_per_entry: BATCH > 0 ? r3((median(posting) - median(begin)) / BATCH) : undefined, load_average: loadavg().map((l) => Math.round(l * 100) / 100),
       posting_tx_cpu_ms: posting.map(r3), posting_tx_cpu_ms_median: r3(median(posting)), posting_tx_wall_ms: wall.map(r3),
       begin_request_tx_cpu_ms: begin.map(r3), begin_request_tx_cpu_ms_median: r3(median(begin)),
     }, null, 2));
