@@ -22,7 +22,8 @@
 //                AsyncLocalStorage made active, what OpenTelemetry's context manager costs; `node` in the JSON says which runtime ran)
 // The A-vs-B phases (keyed, limiter, observability) run BENCH_ROUNDS (3; the observability phase
 // BENCH_OBSERVABILITY_ROUNDS, 9) alternated rounds (A B, B A, A B, ...) of BENCH_SECONDS each and report the median
-// requests/s of each side, the median of the rounds' ratios and every round (with each side's app CPU ms per request).
+// requests/s of each side, the median of the rounds' ratios with a 95 % confidence interval for it (ratio_ci95, from
+// order statistics; from six rounds on) and every round (with each side's app CPU ms per request).
 // The observability phase compares a difference of a few percent on a machine whose speed drifts by tens of percent
 // between rounds: three rounds gave A/A medians from 0.88 to 1.3 (bench/README.md), hence more rounds.
 // The organization is on the enterprise plan (API keys) with a rate-limit override far above what the benchmark
@@ -252,6 +253,24 @@ async function main() {
      */
     type Side = { label: string; run: () => Promise<Figures & { app_cpu_ms_per_request?: number }>; warm: () => Promise<unknown>; before?: () => Promise<void> };
     const median = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+    /**
+     * A confidence interval of at least 95 % for the median of `xs`, from order statistics (no assumption about the
+     * rounds' distribution): [x(k), x(n+1-k)] with the largest k for which P(Binomial(n, 1/2) < k) <= 2.5 %. Null under
+     * six values, where no such interval exists. Says how far a run's median can be from the measure's own.
+     */
+    const medianCi95 = (xs: number[]): [number, number] | null => {
+      const v = [...xs].sort((x, y) => x - y);
+      const n = v.length;
+      let k = 0;
+      let below = 0; // P(X < k + 1) once the loop has added P(X = k)
+      for (let p = 0.5 ** n; ; ) {
+        below += p;
+        if (below > 0.025) break;
+        k++;
+        p = (p * (n - k + 1)) / k;
+      }
+      return k === 0 ? null : [v[k - 1], v[n - k]];
+    };
     type Round = { a: Figures & { app_cpu_ms_per_request?: number }; b: Figures & { app_cpu_ms_per_request?: number }; ratio: number };
     /** Each side warmed up, then `count` alternated rounds (A B, B A, ...). */
     const alternateRounds = async (name: string, a: Side, b: Side, count: number, firstRound = 0): Promise<Round[]> => {
@@ -280,6 +299,8 @@ async function main() {
       return {
         [aLabel]: sideSummary('a'), [bLabel]: sideSummary('b'),
         ratio: round(median(rounds.map((x) => x.ratio)), 3),
+        // where the median ratio of the measure itself lies, with at least 95 % confidence (null under six rounds)
+        ratio_ci95: medianCi95(rounds.map((x) => x.ratio))?.map((r) => round(r, 3)) ?? null,
         // app CPU per request, A ÷ B (> 1: A costs more)
         cpu_ratio: round(median(rounds.map((x) => cpu(x.a) / Math.max(0.001, cpu(x.b)))), 3),
         // each round's requests/s and app CPU ms per request of both sides
