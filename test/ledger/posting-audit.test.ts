@@ -54,6 +54,13 @@ describe('ledger: the posting function answers with the entry and writes its aud
 
   it('sends the posting\'s event and analytics row with COMMIT: when one of them fails, nothing of the posting is kept', async () => {
     const body = { date: '2026-03-11', memo: 'event refused', idempotencyKey: 'event-refused', lines: [{ accountId: acc['5200'], debit: '9' }, { accountId: acc['1100'], credit: '9' }] };
+    const kept = async () => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = 'event-refused')::int AS entries,
+             (SELECT count(*) FROM core.audit_logs a JOIN finance.journal_entries e ON e.id::text = a.entity_id
+               WHERE a.org_id = $1 AND e.idempotency_key = 'event-refused')::int AS audit,
+             (SELECT count(*) FROM core.outbox WHERE org_id = $1 AND payload -> 'payload' ->> 'memo' = 'event refused')::int AS events,
+             (SELECT count(*) FROM core.analytics_events WHERE org_id = $1 AND name = 'ledger.entry_posted')::int AS analytics`, [orgId])).rows[0];
+    const initial = await kept();
     // the outbox refuses the event as a statement timeout would (57014: 503, retryable)
     await t.db.admin.query(`
       CREATE FUNCTION public.refuse_posted_event() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,14 +77,10 @@ describe('ledger: the posting function answers with the entry and writes its aud
     } finally {
       await t.db.admin.query('DROP TRIGGER refuse_posted_event ON core.outbox; DROP FUNCTION public.refuse_posted_event()');
     }
-    const kept = async () => (await t.db.admin.query(`
-      SELECT (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = 'event-refused')::int AS entries,
-             (SELECT count(*) FROM core.audit_logs a JOIN finance.journal_entries e ON e.id::text = a.entity_id
-               WHERE a.org_id = $1 AND e.idempotency_key = 'event-refused')::int AS audit,
-             (SELECT count(*) FROM core.outbox WHERE org_id = $1 AND payload -> 'payload' ->> 'memo' = 'event refused')::int AS events,
-             (SELECT count(*) FROM core.analytics_events WHERE org_id = $1 AND name = 'ledger.entry_posted')::int AS analytics`, [orgId])).rows[0];
     const before = await kept();
+    // nothing of the refused posting: no entry, audit row or event, and no analytics row either
     expect(before).toMatchObject({ entries: 0, audit: 0, events: 0 });
+    expect(before).toEqual(initial);
     // the same request posts once the outbox takes it: entry, audit row, event and analytics row together
     const posted = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send(body).expect(201);
     expect(await kept()).toEqual({ entries: 1, audit: 1, events: 1, analytics: before.analytics + 1 });
