@@ -5,9 +5,10 @@ import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import request from 'supertest';
 import { pino } from 'pino';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { logRequests } from '../../src/platform/logging/logger.js';
 import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
-import { activeTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, type RequestSampling } from '../../src/platform/observability/tracing.js';
+import { activeTracing, flushTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, type RequestSampling } from '../../src/platform/observability/tracing.js';
 import { ConfigError, tracingConfig } from '../../src/platform/config/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
@@ -55,16 +56,24 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
   // loader, which Jest's own module registry bypasses (under `npm start` it patches; docs/observability.md)
   it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
     const org = await orgWithRoles(t, 'Traced Ltd');
+    const before = Date.now();
     const res = await t.http.get(ledgerUrl(org.orgId, 'accounts')).set(org.users.owner.auth).set('x-request-id', 'trace-req-1').expect(200);
+    const after = Date.now();
     expect(res.headers['x-request-id']).toBe('trace-req-1');
     await flush();
     const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-req-1');
-    expect(span).toMatchObject({ service: 'omnizen-test', traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(span).toMatchObject({ service: 'omnizen-test', traceId: expect.stringMatching(/^[0-9a-f]{32}$/), spanId: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    // the export worker describes this process, as the SDK's resource detectors do
+    expect(span.resource).toMatchObject({ 'service.name': 'omnizen-test', 'process.pid': process.pid, 'telemetry.sdk.language': 'nodejs' });
+    // timed on this thread, exported from the worker: the request's own start and end (milliseconds, truncated)
+    expect(span.startMs).toBeGreaterThanOrEqual(before - 1);
+    expect(span.endMs).toBeGreaterThanOrEqual(span.startMs);
+    expect(span.endMs).toBeLessThanOrEqual(after);
     // every span of the request is in the same trace; the request span names the route template, not the raw path
-    const trace = collector.spans.filter((s) => s.traceId === span.traceId);
+    const ofTrace = collector.spans.filter((s) => s.traceId === span.traceId);
     expect(span.name).toBe('GET /v1/orgs/:orgId/ledger/accounts');
     expect(span.attributes['http.route']).toBe('/v1/orgs/:orgId/ledger/accounts');
-    expect(JSON.stringify(trace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
+    expect(JSON.stringify(ofTrace)).not.toContain(org.users.owner.auth.Authorization.slice(7));
   });
 
   it("gives each statement of a recorded request a span under the request's, named after the repository operation that sent it", async () => {
@@ -110,6 +119,32 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ name: 'SELECT ledger.repository.post', status: { code: 2 } }); // STATUS_CODE_ERROR
     expect(failed[0].attributes['db.response.status_code']).toBe('P0001');
+    // the error as Span.recordException records it: its code, its message, where it was thrown
+    expect(failed[0].status.message).toBe('the books of this organization are not started (no base currency)');
+    expect(failed[0].events).toEqual([{ name: 'exception', attributes: {
+      'exception.type': 'P0001', 'exception.message': failed[0].status.message, 'exception.stacktrace': expect.stringContaining('ledger.repository'),
+    } }]);
+  });
+
+  it("exports the SDK's own spans (an instrumentation's, as an outgoing call's) under the request's span, through the same worker", async () => {
+    const { fastify } = await tracedServer();
+    fastify.get('/calls', async () => {
+      // what instrumentation-http does for an outgoing call inside a sampled request
+      const call = trace.getTracer('test-instrumentation').startSpan('GET', { kind: SpanKind.CLIENT, attributes: { 'server.address': 'upstream.example' } });
+      call.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream refused' });
+      call.end();
+      return {};
+    });
+    await fastify.ready();
+    await request(fastify.server).get('/calls').set('x-request-id', 'sdk-child').expect(200);
+    await fastify.close();
+    await flush();
+    const parent = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'sdk-child');
+    const call = await collector.waitForSpan((s) => s.traceId === parent.traceId && s.scope === 'test-instrumentation');
+    expect(call).toMatchObject({
+      name: 'GET', kind: 3, parentSpanId: parent.spanId, status: { code: 2, message: 'upstream refused' }, service: 'omnizen-test',
+      attributes: { 'server.address': 'upstream.example' },
+    });
   });
 
   it('writes the trace id on every log line of a request', async () => {
@@ -218,9 +253,7 @@ async function tracedServer(sampling?: RequestSampling) {
   return { lines, fastify, log };
 }
 
-/** Exports the spans ended so far (the SDK batches them). */
+/** Exports the spans ended so far (the export worker batches them). */
 async function flush(): Promise<void> {
-  const { trace } = await import('@opentelemetry/api');
-  const provider = trace.getTracerProvider() as unknown as { forceFlush?: () => Promise<void>; getDelegate?: () => { forceFlush?: () => Promise<void> } };
-  await (provider.forceFlush?.() ?? provider.getDelegate?.().forceFlush?.());
+  await flushTracing();
 }

@@ -1,6 +1,11 @@
 import { register } from 'node:module';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type Tracer } from '@opentelemetry/api';
-import type { StatementSpans } from '../database/sql.js';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type HrTime, type SpanContext } from '@opentelemetry/api';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { StatementSpans, StatementTarget } from '../database/sql.js';
+import { exceptionAttributes, type ExportWorkerOptions, type SpanBatch, type FromExportWorker, type SpanRecord, type StatementDescription, type StatementRecord, type ToExportWorker } from './span-export-worker.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { tracingConfig, type TracingConfig } from '../config/config.js';
@@ -20,6 +25,14 @@ type Sampler = sdkTracing.Sampler;
  * dynamically. The request id is the span's `omnizen.request_id` attribute, and every log line written while a
  * span is active carries `traceId`.
  *
+ * Where spans are made: a sampled request's span and its statements' are plain records on the main thread (ids,
+ * times, a few fields; a statement's text and names are sent once per call site and then referred to by number),
+ * queued and posted in batches to a worker thread (`SpanQueue`, span-export-worker.ts), which builds the spans and
+ * exports them with the SDK's batch processor and OTLP exporter. The SDK on the main thread only propagates context
+ * and makes the outgoing calls' spans, which are handed over the same way (`forwardTo`). With the SDK's span objects,
+ * processor and serializer on the main thread, a tenth of the requests sampled cost about 11 % of the app's CPU
+ * (20 process pairs: on ÷ off 0.893, CPU ×1.128); with the worker, 0.950 and ×1.056 (bench/README.md).
+ *
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) runs one hook that draws and returns
  * (`requestSampling`): no span, no ids, no SDK call; its context is not made active, so no statement and no outgoing
  * call of it gets a span, and no listener or hook waits for its end. `@fastify/otel` and the incoming half
@@ -35,6 +48,15 @@ export interface Tracing {
   endpoint: string;
   /** which requests get a span: decided in the request hook, before anything of the SDK runs (`requestSampling`) */
   sampling: RequestSampling;
+  /** where ended spans go, as plain records: the export worker (span-export-worker.ts) */
+  spans: SpanQueue;
+  /** random W3C trace and span ids, as the SDK makes them */
+  ids: NewIds;
+}
+
+interface NewIds {
+  traceId(): string;
+  spanId(): string;
 }
 
 /**
@@ -80,17 +102,15 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const config = tracingConfig(env);
   if (!config) return null;
   if (active) return active;
-  const [{ NodeSDK }, { HttpInstrumentation }] = await Promise.all([
+  const [{ NodeSDK, tracing }, { HttpInstrumentation }, spans] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
+    SpanQueue.start({ spanExport: true, url: `${config.endpoint}/v1/traces`, protocol: config.protocol, serviceName: config.serviceName }),
   ]);
-  const url = `${config.endpoint}/v1/traces`;
-  const traceExporter = config.protocol === 'http/json'
-    ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({ url })
-    : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter({ url });
   const sdk = new NodeSDK({
     serviceName: config.serviceName,
-    traceExporter,
+    // the SDK's own spans (outgoing calls) are handed to the export worker as records too: no exporter here
+    spanProcessors: [forwardTo(spans)],
     sampler: await sdkSamplerOf(config.sampler),
     // metrics are Prometheus' (/metrics), logs are pino's: only traces go over OTLP
     metricReaders: [],
@@ -100,10 +120,12 @@ export async function startTracing(env: Record<string, string | undefined> = pro
     ],
   });
   sdk.start();
-  // statements: spans made by the pools themselves (statementSpans), only inside a sampled request; the pools' module
-  // is imported here, after the instrumentation hook, as the application's modules are
-  (await import('../database/sql.js')).traceStatements(statementSpans(trace.getTracer('omnizen-postgres')));
-  active = { sdk, endpoint: config.endpoint, sampling: requestSampling(config.sampler) };
+  const ids = new tracing.RandomIdGenerator();
+  const newIds = { traceId: () => ids.generateTraceId(), spanId: () => ids.generateSpanId() };
+  // statements: spans recorded by the pools themselves (statementSpans), only inside a sampled request; the pools'
+  // module is imported here, after the instrumentation hook, as the application's modules are
+  (await import('../database/sql.js')).traceStatements(statementSpans(spans));
+  active = { sdk, endpoint: config.endpoint, sampling: requestSampling(config.sampler), spans, ids: newIds };
   return active;
 }
 
@@ -117,43 +139,195 @@ async function sdkSamplerOf({ name }: TracingConfig['sampler']): Promise<Sampler
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOnSampler();
 }
 
-/** Flushes the spans not yet exported and stops the SDK (at shutdown). */
+/** Exports every span ended so far (the SDK's, then the worker's queue); the tests' and shutdown's. */
+export async function flushTracing(): Promise<void> {
+  const tracing = active;
+  if (!tracing) return;
+  const provider = trace.getTracerProvider() as unknown as { getDelegate?: () => { forceFlush?: () => Promise<void> } };
+  await provider.getDelegate?.().forceFlush?.();
+  await tracing.spans.flush();
+}
+
+/** Flushes the spans not yet exported and stops the SDK and the export worker (at shutdown). */
 export async function stopTracing(): Promise<void> {
   const tracing = active;
   active = null;
-  if (tracing) (await import('../database/sql.js')).traceStatements(undefined);
-  await tracing?.sdk.shutdown();
+  if (!tracing) return;
+  (await import('../database/sql.js')).traceStatements(undefined);
+  await tracing.sdk.shutdown(); // its spans are forwarded to the queue on the way
+  await tracing.spans.shutdown();
 }
 
 /**
- * A CLIENT span per statement a pool sends in a transaction begun inside a recorded span (a sampled request's, a
- * job's that has one; asked once per transaction), with the database semantic conventions' attributes and the
- * repository operation that sent it (`omnizen.db.operation`, the label of omnizen_db_query_duration_seconds);
- * nothing at all outside one. BEGIN and COMMIT get none: their time is the request's. The statement's text only
- * when its values travel apart from it (the pool says so).
+ * The ended spans on their way to the export worker: records are queued and posted in batches (at 128, or a second
+ * after the first of a batch), so a sampled request costs the main thread two small objects and a share of one
+ * structured clone. The worker queues and exports them with the SDK's batch processor (span-export-worker.ts).
  */
-function statementSpans(tracer: Tracer): StatementSpans {
+export class SpanQueue {
+  private batch: SpanBatch = { statements: [], spans: [], statementSpans: [] };
+  private queued = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** statement descriptions by database, operation and text: their numbers, in the order the worker was sent them */
+  private readonly statementNumbers = new Map<StatementTarget, Map<string, Map<string | undefined, number>>>();
+  private statementCount = 0;
+  private nextId = 0;
+  private readonly waiting = new Map<number, () => void>();
+  private stopped = false;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (message: FromExportWorker) => {
+      if ('done' in message) this.answered(message.done);
+    });
+    // a worker that stopped loses the spans it held, never the process: nobody waits for it any longer
+    worker.on('error', (err) => process.emitWarning(`tracing: the span export worker failed: ${err.message}`));
+    worker.on('exit', () => {
+      this.stopped = true;
+      for (const id of [...this.waiting.keys()]) this.answered(id);
+    });
+  }
+
+  /** Starts the worker and waits until it is ready to export. */
+  static async start(options: ExportWorkerOptions): Promise<SpanQueue> {
+    // the worker's source next to this file: .ts when run from source (tests, benchmarks), .js once built
+    const worker = new Worker(new URL(`./span-export-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url), { workerData: options });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', () => {
+        worker.off('error', reject);
+        resolve();
+      });
+    });
+    // it keeps the process alive only while a flush or the shutdown waits for it (ask)
+    worker.unref();
+    return new SpanQueue(worker);
+  }
+
+  push(record: SpanRecord): void {
+    this.batch.spans.push(record);
+    this.queued++;
+    this.posted();
+  }
+
+  /** The number of a statement's description: made and sent with the next batch the first time, then only used. */
+  statement(text: string | undefined, operation: string, target: StatementTarget): number {
+    let byOperation = this.statementNumbers.get(target);
+    if (!byOperation) this.statementNumbers.set(target, (byOperation = new Map()));
+    let byText = byOperation.get(operation);
+    if (!byText) byOperation.set(operation, (byText = new Map()));
+    let statement = byText.get(text);
+    if (statement === undefined) {
+      byText.set(text, (statement = this.statementCount++));
+      this.batch.statements.push({ operation, text, database: target.database, host: target.host, port: target.port } satisfies StatementDescription);
+    }
+    return statement;
+  }
+
+  pushStatement(record: StatementRecord): void {
+    this.batch.statementSpans.push(record);
+    this.queued++;
+    this.posted();
+  }
+
+  /** at 128 spans queued it posts; otherwise a second after the first span of the batch */
+  private posted(): void {
+    if (this.queued >= 128) this.post();
+    else this.timer ??= setTimeout(() => this.post(), 1000).unref();
+  }
+
+  /** Posts what is queued and waits until the worker exported everything it holds. */
+  flush(): Promise<void> {
+    return this.ask((id) => ({ flush: id }));
+  }
+
+  /** Flushes and ends the worker. */
+  async shutdown(): Promise<void> {
+    await this.ask((id) => ({ shutdown: id }));
+    await this.worker.terminate();
+  }
+
+  private post(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queued === 0 || this.stopped) return;
+    this.worker.postMessage(this.batch satisfies ToExportWorker);
+    this.batch = { statements: [], spans: [], statementSpans: [] };
+    this.queued = 0;
+  }
+
+  private ask(message: (id: number) => ToExportWorker): Promise<void> {
+    this.post();
+    if (this.stopped) return Promise.resolve();
+    const id = this.nextId++;
+    this.worker.ref();
+    return new Promise<void>((resolve) => {
+      this.waiting.set(id, resolve);
+      this.worker.postMessage(message(id));
+    });
+  }
+
+  private answered(id: number): void {
+    this.waiting.get(id)?.();
+    this.waiting.delete(id);
+    if (this.waiting.size === 0) this.worker.unref();
+  }
+}
+
+/** epoch milliseconds, with the monotonic clock's resolution (as the SDK times spans) */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The SDK's spans (outgoing calls under a sampled request) become records for the export worker, as ours are. */
+function forwardTo(spans: SpanQueue): SpanProcessor {
+  const ms = ([seconds, nanos]: HrTime) => seconds * 1000 + nanos / 1e6;
   return {
-    recording: () => trace.getSpan(context.active())?.isRecording() === true,
-    wrap: (send, text, name, target) => {
-      const verb = text === undefined ? undefined : /^\s*([a-z]+)/i.exec(text)?.[1]?.toUpperCase();
-      const span = tracer.startSpan(verb ? `${verb} ${name}` : name, {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          'db.system.name': 'postgresql', 'db.namespace': target.database, 'server.address': target.host, 'server.port': target.port,
-          'omnizen.db.operation': name, ...(verb ? { 'db.operation.name': verb, 'db.query.text': text } : {}),
-        },
-      }, context.active());
+    onStart: () => undefined,
+    onEnd: (span) => {
+      const { traceId, spanId } = span.spanContext();
+      const parent = span.parentSpanContext;
+      spans.push({
+        traceId, spanId, parentSpanId: parent?.spanId, parentRemote: parent?.isRemote === true, scope: span.instrumentationScope.name,
+        name: span.name, kind: span.kind, start: ms(span.startTime), end: ms(span.endTime), attributes: { ...span.attributes },
+        status: span.status.code, message: span.status.message,
+        events: span.events.map((e) => ({ name: e.name, time: ms(e.time), attributes: { ...e.attributes } })),
+      });
+    },
+    forceFlush: async () => undefined,
+    shutdown: async () => undefined,
+  };
+}
+
+/** The span context of the active context when it is a sampled one (a sampled request's, an outgoing call's). */
+function sampledParent(): SpanContext | undefined {
+  const parent = trace.getSpanContext(context.active());
+  return parent && (parent.traceFlags & TraceFlags.SAMPLED) !== 0 ? parent : undefined;
+}
+
+/**
+ * A CLIENT span per statement a pool sends in a transaction begun inside a sampled span (a sampled request's; asked
+ * once per transaction), with the database semantic conventions' attributes and the repository operation that sent
+ * it (`omnizen.db.operation`, the label of omnizen_db_query_duration_seconds); nothing at all outside one. BEGIN and
+ * COMMIT get none: their time is the request's. The statement's text only when its values travel apart from it
+ * (the pool says so). Recorded as plain data for the export worker.
+ */
+function statementSpans(spans: SpanQueue): StatementSpans {
+  return {
+    recording: () => sampledParent() !== undefined,
+    wrap: (send, text, operation, target) => {
+      const parent = sampledParent();
+      if (!parent) return send();
+      const start = now();
       return send().then(
         (result) => {
-          span.end();
+          spans.pushStatement({ traceId: parent.traceId, parentSpanId: parent.spanId, statement: spans.statement(text, operation, target), start, end: now(), error: undefined });
           return result;
         },
         (err: Error & { code?: string }) => {
-          span.recordException(err);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
-          if (err.code) span.setAttribute('db.response.status_code', err.code);
-          span.end();
+          const end = now();
+          spans.pushStatement({
+            traceId: parent.traceId, parentSpanId: parent.spanId, statement: spans.statement(text, operation, target), start, end,
+            error: { code: err.code, type: err.code ?? err.name, message: err.message, stack: err.stack, time: end },
+          });
           throw err;
         },
       );
@@ -161,66 +335,73 @@ function statementSpans(tracer: Tracer): StatementSpans {
   };
 }
 
+/** The event Span.recordException adds: the error's code (or name), message and stack. */
+function exceptionEvent(err: Error & { code?: unknown }): SpanRecord['events'][number] {
+  return { name: 'exception', time: now(), attributes: exceptionAttributes({ type: err.code ? String(err.code) : err.name, message: err.message, stack: err.stack }) };
+}
+
 const REQUEST_SPAN = Symbol('omnizen.requestSpan');
-const ERROR_RECORDED = Symbol('omnizen.requestSpanError');
-type Traced = FastifyRequest & { [REQUEST_SPAN]: Span | null; [ERROR_RECORDED]: boolean };
+type Traced = FastifyRequest & { [REQUEST_SPAN]: SpanRecord | null };
 
 /**
  * A SERVER span for every sampled request of every route (bootstrap registers the hooks before any route exists),
  * continuing the caller's W3C trace context when it sends one. Named `METHOD /route/template` with `http.route`
  * (the template, never the raw path: ids stay out of span names), the method, the status and the request id.
- * Only a sampled request does any of it: the span's context is made active for the rest of the request (hooks,
- * handler, statements, log lines), and the span ends when the response closes (finished: its status; the client
- * gone first: `omnizen.aborted`). An unsampled request runs one hook (onRequest) that draws and returns.
+ * Only a sampled request does any of it: its span context is made active for the rest of the request (hooks,
+ * handler, statements, outgoing calls, log lines), and its record ends when the response closes (finished: its
+ * status; the client gone first: `omnizen.aborted`) and goes to the export worker. An unsampled request runs one
+ * hook (onRequest) that draws and returns.
  */
-export async function traceRequests(fastify: FastifyInstance, { sampling }: Tracing): Promise<void> {
-  const tracer = trace.getTracer('omnizen-http');
+export async function traceRequests(fastify: FastifyInstance, { sampling, spans, ids }: Tracing): Promise<void> {
   // declared up front: every request object keeps one shape, sampled or not
   fastify.decorateRequest(REQUEST_SPAN, null);
-  fastify.decorateRequest(ERROR_RECORDED, false);
   fastify.addHook('onRequest', (req, reply, done) => {
     const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+    const caller = trace.getSpanContext(parent);
     // under parentbased_* a valid traceparent decides by its flag; otherwise (no caller, an invalid one) a new draw
-    const caller = sampling.followsParent ? trace.getSpanContext(parent) : undefined;
-    if (!(caller ? (caller.traceFlags & TraceFlags.SAMPLED) !== 0 : sampling.newTrace())) return done();
+    if (!(sampling.followsParent && caller ? (caller.traceFlags & TraceFlags.SAMPLED) !== 0 : sampling.newTrace())) return done();
     const route = req.routeOptions.url;
-    const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, {
-      kind: SpanKind.SERVER,
+    const record: SpanRecord = {
+      traceId: caller?.traceId ?? ids.traceId(), spanId: ids.spanId(), parentSpanId: caller?.spanId, parentRemote: caller !== undefined,
+      scope: 'omnizen-http', name: route ? `${req.method} ${route}` : req.method, kind: SpanKind.SERVER, start: now(), end: 0,
       attributes: {
         'http.request.method': req.method,
         'url.path': req.url.split('?', 1)[0],
         'omnizen.request_id': req.id,
         ...(route ? { 'http.route': route } : {}),
       },
-    }, parent);
-    (req as Traced)[REQUEST_SPAN] = span;
+      status: SpanStatusCode.UNSET, message: undefined, events: [],
+    };
+    (req as Traced)[REQUEST_SPAN] = record;
     const res = reply.raw;
     // after 'finish' when the response was sent; alone when the connection closed first
-    res.once('close', () => endRequestSpan(req as Traced, res.writableFinished ? res.statusCode : undefined));
+    res.once('close', () => endRequestSpan(req as Traced, spans, res.writableFinished ? res.statusCode : undefined));
+    const span = trace.wrapSpanContext({ traceId: record.traceId, spanId: record.spanId, traceFlags: TraceFlags.SAMPLED, traceState: caller?.traceState });
     context.with(trace.setSpan(parent, span), done);
   });
   fastify.addHook('onError', (req, _reply, error, done) => {
-    const span = (req as Traced)[REQUEST_SPAN];
-    if (span) {
-      span.recordException(error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-      (req as Traced)[ERROR_RECORDED] = true;
+    const record = (req as Traced)[REQUEST_SPAN];
+    if (record) {
+      record.events.push(exceptionEvent(error));
+      record.status = SpanStatusCode.ERROR;
+      record.message = error.message;
     }
     done();
   });
 }
 
-function endRequestSpan(req: Traced, status: number | undefined): void {
-  const span = req[REQUEST_SPAN];
-  if (!span) return;
+function endRequestSpan(req: Traced, spans: SpanQueue, status: number | undefined): void {
+  const record = req[REQUEST_SPAN];
+  if (!record) return;
   req[REQUEST_SPAN] = null;
-  if (status === undefined) span.setAttribute('omnizen.aborted', true);
+  if (status === undefined) record.attributes['omnizen.aborted'] = true;
   else {
-    span.setAttribute('http.response.status_code', status);
-    // a bare ERROR would replace the description onError recorded
-    if (status >= 500 && !req[ERROR_RECORDED]) span.setStatus({ code: SpanStatusCode.ERROR });
+    record.attributes['http.response.status_code'] = status;
+    // an error (onError's description, if it recorded one, stays)
+    if (status >= 500) record.status = SpanStatusCode.ERROR;
   }
-  span.end();
+  record.end = now();
+  spans.push(record);
 }
 
 /** pino's mixin while tracing: the trace id of the active span on every log line (nothing when no span is active). */

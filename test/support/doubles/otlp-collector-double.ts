@@ -4,11 +4,13 @@ import type { AddressInfo } from 'node:net';
 /**
  * TEST DOUBLE of an OpenTelemetry collector: a local HTTP server on 127.0.0.1 speaking OTLP/HTTP with JSON
  * encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/json): it accepts `POST /v1/traces` (ExportTraceServiceRequest as
- * JSON), keeps every span with its resource's service name and its attributes flattened, and answers 200 `{}`
+ * JSON), keeps every span with its resource's attributes, its own and its events' flattened, and answers 200 `{}`
  * as a collector does. Anything else is answered 404 (another path) or 415 (another encoding).
  */
 export interface CollectedSpan {
   service: string | undefined;
+  /** the resource's attributes (service.name among them) */
+  resource: Record<string, string | number | boolean | undefined>;
   scope: string;
   name: string;
   traceId: string;
@@ -18,6 +20,10 @@ export interface CollectedSpan {
   /** OTLP status: code 0 unset, 1 ok, 2 error */
   status: { code?: number; message?: string };
   attributes: Record<string, string | number | boolean | undefined>;
+  /** start and end, epoch milliseconds (from OTLP's nanoseconds) */
+  startMs: number;
+  endMs: number;
+  events: { name: string; attributes: Record<string, string | number | boolean | undefined> }[];
 }
 
 export interface OtlpCollectorDouble {
@@ -46,12 +52,15 @@ export async function startOtlpCollectorDouble(): Promise<OtlpCollectorDouble> {
       if (!String(req.headers['content-type']).startsWith('application/json')) return void res.writeHead(415).end();
       const body = JSON.parse(raw) as { resourceSpans: { resource?: { attributes?: KeyValue[] }; scopeSpans: { scope?: { name: string }; spans: any[] }[] }[] };
       for (const rs of body.resourceSpans ?? []) {
-        const service = flatten(rs.resource?.attributes)['service.name'] as string | undefined;
+        const resource = flatten(rs.resource?.attributes);
+        const service = resource['service.name'] as string | undefined;
         for (const ss of rs.scopeSpans ?? []) {
           for (const s of ss.spans ?? []) {
             const span: CollectedSpan = {
-              service, scope: ss.scope?.name ?? '', name: s.name, traceId: s.traceId, spanId: s.spanId,
+              service, resource, scope: ss.scope?.name ?? '', name: s.name, traceId: s.traceId, spanId: s.spanId,
               parentSpanId: s.parentSpanId || undefined, kind: s.kind, status: s.status ?? {}, attributes: flatten(s.attributes),
+              startMs: Number(BigInt(s.startTimeUnixNano) / 1_000_000n), endMs: Number(BigInt(s.endTimeUnixNano) / 1_000_000n),
+              events: (s.events ?? []).map((e: { name: string; attributes?: KeyValue[] }) => ({ name: e.name, attributes: flatten(e.attributes) })),
             };
             double.spans.push(span);
             for (const w of waiters.filter((w) => w.match(span))) {
