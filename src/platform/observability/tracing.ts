@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type HrTime, type SpanContext } from '@opentelemetry/api';
-import type { SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { IdGenerator, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { StatementSpans, StatementTarget } from '../database/sql.js';
 import { exceptionAttributes, type ExportWorkerOptions, type SpanBatch, type FromExportWorker, type SpanRecord, type StatementDescription, type StatementRecord, type ToExportWorker } from './span-export-worker.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -31,7 +31,8 @@ type Sampler = sdkTracing.Sampler;
  * exports them with the SDK's batch processor and OTLP exporter. The SDK on the main thread only propagates context
  * and makes the outgoing calls' spans, which are handed over the same way (`forwardTo`). With the SDK's span objects,
  * processor and serializer on the main thread, a tenth of the requests sampled cost about 11 % of the app's CPU
- * (20 process pairs: on ÷ off 0.893, CPU ×1.128); with the worker, 0.950 and ×1.056 (bench/README.md).
+ * (20 process pairs, tracing alone: on ÷ off 0.893, CPU ×1.128); with the worker, metrics and tracing together give
+ * 0.972 and ×1.046 (bench/README.md).
  *
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) runs one hook that draws and returns
  * (`requestSampling`): no span, no ids, no SDK call; its context is not made active, so no statement and no outgoing
@@ -50,13 +51,8 @@ export interface Tracing {
   sampling: RequestSampling;
   /** where ended spans go, as plain records: the export worker (span-export-worker.ts) */
   spans: SpanQueue;
-  /** random W3C trace and span ids, as the SDK makes them */
-  ids: NewIds;
-}
-
-interface NewIds {
-  traceId(): string;
-  spanId(): string;
+  /** random W3C trace and span ids: the SDK's own generator */
+  ids: IdGenerator;
 }
 
 /**
@@ -102,8 +98,9 @@ export async function startTracing(env: Record<string, string | undefined> = pro
   const config = tracingConfig(env);
   if (!config) return null;
   if (active) return active;
-  const [{ NodeSDK, tracing }, { HttpInstrumentation }, spans] = await Promise.all([
+  const [{ NodeSDK }, { RandomIdGenerator }, { HttpInstrumentation }, spans] = await Promise.all([
     import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/sdk-trace'),
     import('@opentelemetry/instrumentation-http'),
     SpanQueue.start({ spanExport: true, url: `${config.endpoint}/v1/traces`, protocol: config.protocol, serviceName: config.serviceName }),
   ]);
@@ -120,12 +117,10 @@ export async function startTracing(env: Record<string, string | undefined> = pro
     ],
   });
   sdk.start();
-  const ids = new tracing.RandomIdGenerator();
-  const newIds = { traceId: () => ids.generateTraceId(), spanId: () => ids.generateSpanId() };
   // statements: spans recorded by the pools themselves (statementSpans), only inside a sampled request; the pools'
   // module is imported here, after the instrumentation hook, as the application's modules are
   (await import('../database/sql.js')).traceStatements(statementSpans(spans));
-  active = { sdk, endpoint: config.endpoint, sampling: requestSampling(config.sampler), spans, ids: newIds };
+  active = { sdk, endpoint: config.endpoint, sampling: requestSampling(config.sampler), spans, ids: new RandomIdGenerator() };
   return active;
 }
 
@@ -165,7 +160,6 @@ export async function stopTracing(): Promise<void> {
  */
 export class SpanQueue {
   private batch: SpanBatch = { statements: [], spans: [], statementSpans: [] };
-  private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   /** statement descriptions by database, operation and text: their numbers, in the order the worker was sent them */
   private readonly statementNumbers = new Map<StatementTarget, Map<string, Map<string | undefined, number>>>();
@@ -204,7 +198,6 @@ export class SpanQueue {
 
   push(record: SpanRecord): void {
     this.batch.spans.push(record);
-    this.queued++;
     this.posted();
   }
 
@@ -224,13 +217,12 @@ export class SpanQueue {
 
   pushStatement(record: StatementRecord): void {
     this.batch.statementSpans.push(record);
-    this.queued++;
     this.posted();
   }
 
   /** at 128 spans queued it posts; otherwise a second after the first span of the batch */
   private posted(): void {
-    if (this.queued >= 128) this.post();
+    if (this.batch.spans.length + this.batch.statementSpans.length >= 128) this.post();
     else this.timer ??= setTimeout(() => this.post(), 1000).unref();
   }
 
@@ -248,10 +240,9 @@ export class SpanQueue {
   private post(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.queued === 0 || this.stopped) return;
+    if ((this.batch.spans.length === 0 && this.batch.statementSpans.length === 0) || this.stopped) return;
     this.worker.postMessage(this.batch satisfies ToExportWorker);
     this.batch = { statements: [], spans: [], statementSpans: [] };
-    this.queued = 0;
   }
 
   private ask(message: (id: number) => ToExportWorker): Promise<void> {
@@ -287,9 +278,9 @@ function forwardTo(spans: SpanQueue): SpanProcessor {
       const parent = span.parentSpanContext;
       spans.push({
         traceId, spanId, parentSpanId: parent?.spanId, parentRemote: parent?.isRemote === true, scope: span.instrumentationScope.name,
-        name: span.name, kind: span.kind, start: ms(span.startTime), end: ms(span.endTime), attributes: { ...span.attributes },
+        name: span.name, kind: span.kind, start: ms(span.startTime), end: ms(span.endTime), attributes: span.attributes,
         status: span.status.code, message: span.status.message,
-        events: span.events.map((e) => ({ name: e.name, time: ms(e.time), attributes: { ...e.attributes } })),
+        events: span.events.map((e) => ({ name: e.name, time: ms(e.time), attributes: e.attributes ?? {} })),
       });
     },
     forceFlush: async () => undefined,
@@ -362,7 +353,7 @@ export async function traceRequests(fastify: FastifyInstance, { sampling, spans,
     if (!(sampling.followsParent && caller ? (caller.traceFlags & TraceFlags.SAMPLED) !== 0 : sampling.newTrace())) return done();
     const route = req.routeOptions.url;
     const record: SpanRecord = {
-      traceId: caller?.traceId ?? ids.traceId(), spanId: ids.spanId(), parentSpanId: caller?.spanId, parentRemote: caller !== undefined,
+      traceId: caller?.traceId ?? ids.generateTraceId(), spanId: ids.generateSpanId(), parentSpanId: caller?.spanId, parentRemote: caller !== undefined,
       scope: 'omnizen-http', name: route ? `${req.method} ${route}` : req.method, kind: SpanKind.SERVER, start: now(), end: 0,
       attributes: {
         'http.request.method': req.method,
