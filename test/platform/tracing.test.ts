@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Writable } from 'node:stream';
@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { logRequests } from '../../src/platform/logging/logger.js';
 import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
-import { activeTracing, flushTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, type RequestSampling } from '../../src/platform/observability/tracing.js';
+import { activeTracing, flushTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, SpanQueue, type RequestSampling } from '../../src/platform/observability/tracing.js';
 import { ConfigError, tracingConfig } from '../../src/platform/config/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
@@ -235,6 +235,28 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(span.attributes).toMatchObject({ 'http.route': '/items/:id', 'http.request.method': 'GET', 'url.path': '/items/1', 'http.response.status_code': 200 });
     expect(span.parentSpanId).toBe('00f067aa0ba902b7');
     expect(lines.filter((l) => l.msg === 'working').map((l) => l.traceId)).toEqual([callerTrace]);
+  });
+
+  it('loses only its spans when the export worker dies: a flush waiting for it returns, later spans are dropped, the shutdown ends', async () => {
+    // a queue of its own (not the process's tracing), killed by a record naming a statement description it was never sent
+    const queue = await SpanQueue.start({ spanExport: true, url: `${collector.url}/v1/traces`, protocol: 'http/json', serviceName: 'omnizen-dying' });
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      queue.pushStatement({ traceId: 'a'.repeat(32), parentSpanId: 'b'.repeat(16), statement: 99, start: Date.now(), end: Date.now(), error: undefined });
+      // the worker exits while this flush waits for its answer: the flush returns instead of waiting forever
+      await queue.flush();
+      queue.push({
+        traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), parentSpanId: undefined, parentRemote: false, scope: 'omnizen-http', name: 'GET /after-death', kind: SpanKind.SERVER,
+        start: Date.now(), end: Date.now(), attributes: {}, status: SpanStatusCode.UNSET, message: undefined, events: [],
+      });
+      await queue.flush();
+      await queue.shutdown();
+      expect(warn.mock.calls.map(([w]) => String(w))).toEqual([expect.stringMatching(/^tracing: the span export worker failed: Cannot destructure/)]);
+      await flush();
+      expect(collector.spans.filter((s) => s.name === 'GET /after-death')).toEqual([]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 
