@@ -176,6 +176,7 @@ export class SpanQueue {
     worker.on('error', (err) => process.emitWarning(`tracing: the span export worker failed: ${err.message}`));
     worker.on('exit', () => {
       this.stopped = true;
+      this.post(); // drops what was queued
       for (const id of [...this.waiting.keys()]) this.answered(id);
     });
   }
@@ -197,8 +198,14 @@ export class SpanQueue {
   }
 
   push(record: SpanRecord): void {
+    if (this.stopped) return;
     this.batch.spans.push(record);
     this.posted();
+  }
+
+  /** spans waiting to be posted to the worker: never more than a batch, none once the worker stopped */
+  get queued(): number {
+    return this.batch.spans.length + this.batch.statementSpans.length;
   }
 
   /** The number of a statement's description: made and sent with the next batch the first time, then only used. */
@@ -216,13 +223,14 @@ export class SpanQueue {
   }
 
   pushStatement(record: StatementRecord): void {
+    if (this.stopped) return;
     this.batch.statementSpans.push(record);
     this.posted();
   }
 
   /** at 128 spans queued it posts; otherwise a second after the first span of the batch */
   private posted(): void {
-    if (this.batch.spans.length + this.batch.statementSpans.length >= 128) this.post();
+    if (this.queued >= 128) this.post();
     else this.timer ??= setTimeout(() => this.post(), 1000).unref();
   }
 
@@ -240,9 +248,11 @@ export class SpanQueue {
   private post(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if ((this.batch.spans.length === 0 && this.batch.statementSpans.length === 0) || this.stopped) return;
-    this.worker.postMessage(this.batch satisfies ToExportWorker);
+    if (this.queued === 0) return;
+    const batch = this.batch;
     this.batch = { statements: [], spans: [], statementSpans: [] };
+    // a stopped worker's batch is dropped, not kept growing for the rest of the process's life
+    if (!this.stopped) this.worker.postMessage(batch satisfies ToExportWorker);
   }
 
   private ask(message: (id: number) => ToExportWorker): Promise<void> {
