@@ -255,7 +255,7 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
       expect(queue.queued).toBe(0);
       await queue.flush();
       await queue.shutdown();
-      expect(warn.mock.calls.map(([w]) => String(w))).toEqual([expect.stringMatching(/^tracing: the span export worker failed: Cannot destructure/)]);
+      expect(warn.mock.calls.map(([w]) => String(w))).toEqual([expect.stringMatching(/^tracing: the span export worker failed: /)]);
       await flush();
       expect(collector.spans.filter((s) => s.name === 'GET /after-death')).toEqual([]);
     } finally {
