@@ -15,6 +15,9 @@ import { PrivilegedDatabase } from '../../src/platform/database/privileged.servi
 import { orgWithRoles } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { startOtlpCollectorDouble, type OtlpCollectorDouble } from '../support/doubles/otlp-collector-double.js';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { describeStatement, readableSpan, serializeSpans, statementEncoding, statementSpan, StatementSpan, type SpanRecord, type StatementRecord } from '../../src/platform/observability/span-export-worker.js';
 
 /**
  * Traces over OTLP to a local collector double. Tracing is process-wide and must start before the application
@@ -261,6 +264,162 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     }
   });
 });
+
+/**
+ * OTLP/HTTP with protobuf (the default protocol): a statement's span is written from its description's bytes, made
+ * once (span-export-worker.ts), every other span by the SDK's serializer. The bytes must be the ones the SDK's
+ * serializer writes for the same span; and a whole export, decoded, must hold every span.
+ */
+describe('tracing: the protobuf encoding of statement spans', () => {
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const resource = resourceFromAttributes({
+    'service.name': 'omnizen-test', 'process.pid': 4242, 'an.offset': -7, 'a.ratio': 0.25, 'a.flag': true, 'process.command_args': ['node', 'main.js'], 'a.long.one': 'x'.repeat(300),
+  });
+  const description = describeStatement({ operation: 'ledger.post', text: 'SELECT finance.post_journal_entry($1, $2) -- “quoted”, ünïcödé', database: 'omnizen', host: '127.0.0.1', port: 5432 });
+  const record = (i: number): StatementRecord => ({ traceId, parentSpanId: '00f067aa0ba902b7', statement: 0, start: 1764800000123.5 + i, end: 1764800000125.25 + i, error: undefined });
+  const spanIdOf = (i: number) => `a1b2c3d4e5f6${String(i).padStart(4, '0')}`;
+
+  it('writes the bytes the SDK serializer writes for the same spans (resource attributes of every kind, a multi-byte text, many spans)', () => {
+    const encoded = statementEncoding(resource).describe(description);
+    // times with fractions of a nanosecond that a double cannot hold exactly: rounded alike
+    const spans = Array.from({ length: 200 }, (_, i) => new StatementSpan({ ...record(i), start: 1764800000123.4567 + i, end: 1764800000125.0001 + i }, spanIdOf(i), encoded));
+    const ours = serializeSpans(spans, () => { throw new Error('no span for the SDK serializer'); });
+    const sdk = ProtobufTraceSerializer.serializeRequest(spans.map((s) => readableSpan(statementSpan(s.record, s.spanId, description), resource)));
+    expect(ours).toBeDefined();
+    expect(Buffer.from(ours!).equals(Buffer.from(sdk!))).toBe(true);
+  });
+
+  it('appends them to what the SDK serializer writes for the other spans, as one request', () => {
+    const encoded = statementEncoding(resource).describe(description);
+    const request: SpanRecord = {
+      traceId, spanId: '00f067aa0ba902b7', parentSpanId: undefined, parentRemote: false, scope: 'omnizen-http', name: 'POST /v1/orgs/:orgId/ledger/journal-entries', kind: SpanKind.SERVER,
+      start: 1764800000120, end: 1764800000130, attributes: { 'http.route': '/v1/orgs/:orgId/ledger/journal-entries', 'http.response.status_code': 201 }, status: SpanStatusCode.UNSET, message: undefined, events: [],
+    };
+    const mixed = serializeSpans([readableSpan(request, resource), new StatementSpan(record(0), spanIdOf(0), encoded)], (others) => ProtobufTraceSerializer.serializeRequest(others));
+    const first = ProtobufTraceSerializer.serializeRequest([readableSpan(request, resource)])!;
+    const second = ProtobufTraceSerializer.serializeRequest([readableSpan(statementSpan(record(0), spanIdOf(0), description), resource)])!;
+    expect(Buffer.from(mixed!).equals(Buffer.concat([first, second]))).toBe(true);
+  });
+
+  it('exports a request, its statements and a failed statement over OTLP/HTTP protobuf: one request body holding every span', async () => {
+    const bodies: { type: string | undefined; body: Buffer }[] = [];
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push({ type: req.headers['content-type'], body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const queue = await SpanQueue.start({ spanExport: true, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/traces`, protocol: 'http/protobuf', serviceName: 'omnizen-protobuf' });
+    try {
+      const target = { database: 'omnizen', host: '127.0.0.1', port: 5432 };
+      const select = queue.statement('SELECT * FROM core.organizations WHERE id = $1', 'organization.repository.get', target);
+      const insert = queue.statement('INSERT INTO core.audit_logs VALUES ($1)', 'audit.repository.insert', target);
+      queue.pushStatement({ ...record(0), statement: select });
+      queue.pushStatement({ ...record(1), statement: select });
+      queue.pushStatement({ ...record(2), statement: insert, error: { code: '23505', type: '23505', message: 'duplicate key', stack: undefined, time: 1764800000126 } });
+      queue.push({
+        traceId, spanId: '00f067aa0ba902b7', parentSpanId: undefined, parentRemote: false, scope: 'omnizen-http', name: 'GET /v1/orgs/:orgId', kind: SpanKind.SERVER,
+        start: 1764800000120, end: 1764800000130, attributes: { 'http.route': '/v1/orgs/:orgId' }, status: SpanStatusCode.UNSET, message: undefined, events: [],
+      });
+      await queue.flush();
+    } finally {
+      await queue.shutdown();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(bodies.map((b) => b.type)).toEqual(['application/x-protobuf']);
+    const spans = decodeExport(bodies[0].body);
+    expect(spans.map((s) => [s.scope, s.name, s.status]).sort()).toEqual([
+      ['omnizen-http', 'GET /v1/orgs/:orgId', 0],
+      ['omnizen-postgres', 'INSERT audit.repository.insert', 2],
+      ['omnizen-postgres', 'SELECT organization.repository.get', 0],
+      ['omnizen-postgres', 'SELECT organization.repository.get', 0],
+    ]);
+    for (const s of spans) {
+      expect(s.service).toBe('omnizen-protobuf');
+      expect(s.traceId).toBe(traceId);
+      if (s.scope === 'omnizen-postgres') expect(s.parentSpanId).toBe('00f067aa0ba902b7');
+    }
+    const selects = spans.filter((s) => s.name.startsWith('SELECT'));
+    expect(selects[0].attributes).toEqual({
+      'db.system.name': 'postgresql', 'db.namespace': 'omnizen', 'server.address': '127.0.0.1', 'server.port': 5432, 'omnizen.db.operation': 'organization.repository.get',
+      'db.operation.name': 'SELECT', 'db.query.text': 'SELECT * FROM core.organizations WHERE id = $1',
+    });
+    expect(selects[0].spanId).not.toBe(selects[1].spanId);
+    expect(selects.map((s) => s.startNanos)).toEqual([1764800000123500000n, 1764800000124500000n]);
+    expect(spans.find((s) => s.status === 2)!.attributes['db.response.status_code']).toBe('23505');
+  });
+});
+
+/** What `decodeExport` reads of a span. */
+interface DecodedSpan {
+  service: unknown;
+  scope: string;
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  startNanos: bigint;
+  status: number;
+  attributes: Record<string, unknown>;
+}
+
+/**
+ * An ExportTraceServiceRequest read with the protobuf wire format's rules (opentelemetry-proto's trace.proto field
+ * numbers): every ResourceSpans, whatever their number, and the fields these tests look at.
+ */
+function decodeExport(body: Buffer): DecodedSpan[] {
+  const fields = (buf: Buffer) => {
+    const out: { field: number; value: Buffer | bigint }[] = [];
+    let pos = 0;
+    const varint = () => {
+      let n = 0n;
+      for (let shift = 0n; ; shift += 7n) {
+        const byte = buf[pos++];
+        n |= BigInt(byte & 0x7f) << shift;
+        if (byte < 0x80) return n;
+      }
+    };
+    while (pos < buf.length) {
+      const tag = Number(varint());
+      const wire = tag & 7;
+      if (wire === 0) out.push({ field: tag >> 3, value: varint() });
+      else if (wire === 1) out.push({ field: tag >> 3, value: buf.readBigUInt64LE((pos += 8) - 8) });
+      else if (wire === 5) out.push({ field: tag >> 3, value: BigInt(buf.readUInt32LE((pos += 4) - 4)) });
+      else if (wire === 2) {
+        const length = Number(varint());
+        out.push({ field: tag >> 3, value: buf.subarray(pos, (pos += length)) });
+      } else throw new Error(`wire type ${wire}`);
+    }
+    return out;
+  };
+  const all = (buf: Buffer, n: number) => fields(buf).filter((f) => f.field === n).map((f) => f.value);
+  const one = (buf: Buffer, n: number) => all(buf, n)[0];
+  const anyValue = (v: Buffer): unknown => {
+    const [f] = fields(v);
+    return f.field === 1 ? (f.value as Buffer).toString('utf8') : f.field === 3 ? Number(f.value) : f.field === 2 ? f.value === 1n : f.value;
+  };
+  const attributes = (buf: Buffer, n: number) =>
+    Object.fromEntries(all(buf, n).map((kv) => [(one(kv as Buffer, 1) as Buffer).toString('utf8'), anyValue(one(kv as Buffer, 2) as Buffer)]));
+  const spans: DecodedSpan[] = [];
+  for (const rs of all(body, 1) as Buffer[]) {
+    const service = attributes(one(rs, 1) as Buffer, 1)['service.name'];
+    for (const ss of all(rs, 2) as Buffer[]) {
+      const scope = (one(one(ss, 1) as Buffer, 1) as Buffer).toString('utf8');
+      for (const s of all(ss, 2) as Buffer[]) {
+        const parent = one(s, 4) as Buffer | undefined;
+        const status = one(s, 15) as Buffer;
+        spans.push({
+          service, scope, name: (one(s, 5) as Buffer).toString('utf8'), traceId: (one(s, 1) as Buffer).toString('hex'), spanId: (one(s, 2) as Buffer).toString('hex'),
+          parentSpanId: parent?.toString('hex'), startNanos: one(s, 7) as bigint, status: Number(one(status, 3) ?? 0n), attributes: attributes(s, 9),
+        });
+      }
+    }
+  }
+  return spans;
+}
 
 /**
  * A bare Fastify server with the app's request tracing, request ids and request logging; its log lines (the app's
