@@ -200,7 +200,7 @@ async function jsonExporter(url: string): Promise<SpanExporter> {
 }
 
 /**
- * OTLP/HTTP with protobuf, as `@opentelemetry/exporter-trace-otlp-proto` sends it (the same transport, retries,
+ * OTLP/HTTP with protobuf, as `@opentelemetry/exporter-trace-otlp-proto` would send it (the same transport, retries,
  * headers and timeouts from the environment), with a serializer that writes the statements' spans from bytes made
  * once per statement description (`serializeSpans`).
  */

@@ -32,7 +32,7 @@ type Sampler = sdkTracing.Sampler;
  * and makes the outgoing calls' spans, which are handed over the same way (`forwardTo`). With the SDK's span objects,
  * processor and serializer on the main thread, a tenth of the requests sampled cost about 11 % of the app's CPU
  * (20 process pairs, tracing alone: on ÷ off 0.893, CPU ×1.128); with the worker, metrics and tracing together give
- * 0.972 and ×1.046 (bench/README.md).
+ * 0.980 and 0.959 (×1.041–1.046; bench/README.md, second session of 2026-12-04).
  *
  * Cost (bench/README.md, issue 23): an unsampled request (9 in 10 by default) runs one hook that draws and returns
  * (`requestSampling`): no span, no ids, no SDK call; its context is not made active, so no statement and no outgoing
