@@ -90,12 +90,13 @@ export function hrTime(ms: number): HrTime {
   return nanos < 1e9 ? [seconds, nanos] : [seconds + 1, nanos - 1e9];
 }
 
-/** A statement description's span name and attributes (the database semantic conventions'), made once. */
+/** A statement description's span name and attributes (the database semantic conventions'). */
 export interface DescribedStatement {
   name: string;
   attributes: Attributes;
 }
 
+/** Made once per statement description, when the main thread first sends it. */
 export function describeStatement(d: StatementDescription): DescribedStatement {
   const verb = d.text === undefined ? undefined : /^\s*([a-z]+)/i.exec(d.text)?.[1]?.toUpperCase();
   return {
