@@ -30,8 +30,9 @@ describe('the job outbox survives Redis faults', () => {
     t = await createTestApp({
       REDIS_URL: redis.url,
       // PostgreSQL ends a transaction idle this long: the relay must hold none while Redis is away
-      // (long enough for the app's own short transactions on a busy CI machine)
-      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '1500',
+      // (long enough for the app's own short transactions on a busy CI machine: 1.5 s once failed a login there
+      // with a 503 whose code was not recorded)
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '2500',
       // every pass re-relays what has not been confirmed yet (Bull's job id keeps that to one job)
       JOBS_CLAIM_TIMEOUT_MS: '1',
       JOBS_ENQUEUE_TIMEOUT_MS: '500',
@@ -62,11 +63,11 @@ describe('the job outbox survives Redis faults', () => {
     await redis.kill();
     for (let n = 1; n <= 5; n++) await enqueueJob('test.outage', n);
     const down = Date.now();
-    // relay passes during an outage that outlasts the idle-in-transaction timeout (1.5 s) twice over
-    await until('the outage has lasted 3 s', async () => {
+    // relay passes during an outage that outlasts the idle-in-transaction timeout (2.5 s) twice over
+    await until('the outage has lasted 5 s', async () => {
       await relay.drain();
       await t.http.get('/health').expect(200);
-      return Date.now() - down > 3000;
+      return Date.now() - down > 5000;
     }, 1000);
     const ready = await t.http.get('/health/ready').expect(503);
     expect(ready.body.checks).toEqual({ postgres: 'up', redis: 'down', rls: 'up' });

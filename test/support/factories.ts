@@ -18,8 +18,8 @@ export function uniqueEmail(prefix = 'user'): string {
 /** Registers (202, e-mail unverified) and signs in with the password. */
 export async function registerUser(t: TestApp, prefix = 'user', password = 'correct horse battery'): Promise<TestUser> {
   const email = uniqueEmail(prefix);
-  await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(202);
-  const res = await t.http.post('/v1/auth/login').send({ email, password }).expect(200);
+  await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(expectStatus(202));
+  const res = await t.http.post('/v1/auth/login').send({ email, password }).expect(expectStatus(200));
   return {
     id: res.body.user.id,
     email,
@@ -27,6 +27,13 @@ export async function registerUser(t: TestApp, prefix = 'user', password = 'corr
     refreshToken: res.body.refreshToken,
     personalOrgId: res.body.personalOrgId,
     auth: { Authorization: `Bearer ${res.body.accessToken}` },
+  };
+}
+
+/** Like supertest's expect(status), with the answer's body in the failure (a 503 says which of its codes it was). */
+function expectStatus(status: number) {
+  return (res: { status: number; text: string }) => {
+    if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${res.text.slice(0, 500)}`);
   };
 }
 
