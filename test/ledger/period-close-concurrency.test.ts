@@ -9,6 +9,8 @@ import { ledgerUrl, startBooks } from './ledger-support.js';
  * posting lock shared until it commits, and changing a period's status takes it exclusively. So a close waits for
  * the postings in flight, and a posting that starts while a close is in flight waits for it and then sees the
  * period closed: no entry ever commits into a period that a committed close had already closed.
+ * Also two postings in flight with one idempotency key: the second writes nothing (migration 20270120000100's
+ * one-entry statement keeps the batch statement's conflict handling).
  */
 describe('ledger: closing a period waits for postings in flight', () => {
   let t: TestApp;
@@ -92,5 +94,47 @@ describe('ledger: closing a period waits for postings in flight', () => {
     await post(c.c, '2026-05-12', '3');
     await c.c.query('COMMIT');
     expect(await entriesOn('2026-05-12')).toBe(1);
+  });
+
+  it('a posting whose idempotency key a posting in flight commits first writes nothing and answers with that entry (or 409)', async () => {
+    const keyed = (c: pg.Client, key: string, amount: string) => c.query<{ entry_id: string; replayed: boolean; entry: any }>(
+      `SELECT entry_id, replayed, entry FROM finance.post_journal_entry($1::jsonb)`,
+      [JSON.stringify({ date: '2026-07-10', memo: 'keyed', idempotencyKey: key, lines: [{ accountId: acc['5200'], debit: amount }, { accountId: acc['1100'], credit: amount }] })]);
+    const written = async (key: string) => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = $2)::int AS entries,
+             (SELECT count(*) FROM finance.journal_lines l JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+              WHERE e.org_id = $1 AND e.idempotency_key = $2)::int AS lines,
+             (SELECT count(*) FROM core.audit_logs a JOIN finance.journal_entries e ON a.entity_id = e.id::text
+              WHERE a.org_id = $1 AND e.org_id = $1 AND e.idempotency_key = $2)::int AS audit,
+             -- lines and audit rows of an entry that was not written (neither has a foreign key to the entries)
+             (SELECT count(*) FROM finance.journal_lines l WHERE l.org_id = $1
+              AND NOT EXISTS (SELECT 1 FROM finance.journal_entries e WHERE e.org_id = l.org_id AND e.id = l.entry_id))::int AS stray_lines,
+             (SELECT count(*) FROM core.audit_logs a WHERE a.org_id = $1 AND a.entity_type = 'journal_entry'
+              AND NOT EXISTS (SELECT 1 FROM finance.journal_entries e WHERE e.org_id = a.org_id AND e.id::text = a.entity_id))::int AS stray_audit`,
+      [orgId, key])).rows[0];
+    const balance5200 = async () => (await t.db.admin.query(
+      `SELECT coalesce(sum(debit), 0)::text AS debit FROM finance.account_balances WHERE org_id = $1 AND account_id = $2`, [orgId, acc['5200']])).rows[0].debit;
+    const before = await balance5200();
+
+    for (const [key, second, outcome] of [['race-same', '30', 'replayed'], ['race-other', '31', 'conflict']] as const) {
+      const a = await tenantTx(users.accountant.id);
+      const first = await keyed(a.c, key, '30');
+      const b = await tenantTx(users.owner.id);
+      // the key is not visible to b yet: b checks its entry, then waits on a's index entry for the key
+      const posting = keyed(b.c, key, second).then((r) => r.rows[0], (err) => err);
+      await waitsForLock(b.pid);
+      await a.c.query('COMMIT');
+      const answer = await posting;
+      if (outcome === 'replayed') {
+        expect(answer).toMatchObject({ entry_id: first.rows[0].entry_id, replayed: true, entry: { id: first.rows[0].entry_id, idempotencyKey: key } });
+        await b.c.query('COMMIT');
+      } else {
+        expect(answer).toMatchObject({ code: '23505', hint: 'ledger.idempotency_conflict' });
+        await b.c.query('ROLLBACK');
+      }
+      // one entry, its two lines and its one audit row: nothing of b's
+      expect(await written(key)).toEqual({ entries: 1, lines: 2, audit: 1, stray_lines: 0, stray_audit: 0 });
+    }
+    expect(Number(await balance5200()) - Number(before)).toBe(60); // 30 per key, once each
   });
 });
