@@ -18,6 +18,8 @@
 --   concurrent postings from deadlocking; one entry has one period, so the period balances' order is the same);
 -- - the audit row.
 -- Batches (more than one entry, or none) take the statement of migration 20270115000100, unchanged.
+-- The two statements write the same rows (their balance upserts and audit rows are spelled out in each): a change to
+-- one is a change to both. Single postings exercise the first, batches the second (test/ledger).
 CREATE OR REPLACE FUNCTION finance.write_entries(org uuid, s finance.settings, base_mu int, p_entries finance.checked_entry[],
   p_audit jsonb, p_action text, p_user text, p_created_by text) RETURNS uuid[]
 LANGUAGE plpgsql VOLATILE AS $$
@@ -127,5 +129,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270120000100_ledger_single_entry_write', '803302978ca2c8b0e51432d013c5344addfee88090f8cacf128cab53adc970e1', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270120000100_ledger_single_entry_write', '7e9e1aea406daa3132d7a7e51e6f310ae82553104cc28e3c683b6bdb8a12825b', 0)
   ON CONFLICT (name) DO NOTHING;

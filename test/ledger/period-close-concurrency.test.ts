@@ -12,7 +12,7 @@ import { ledgerUrl, startBooks } from './ledger-support.js';
  * Also two postings in flight with one idempotency key: the second writes nothing (migration 20270120000100's
  * one-entry statement keeps the batch statement's conflict handling).
  */
-describe('ledger: closing a period waits for postings in flight', () => {
+describe('ledger: postings in flight (a period close waits for them; one idempotency key posts once)', () => {
   let t: TestApp;
   let orgId: string;
   let users: RoleUsers;

@@ -16,6 +16,8 @@
 --   concurrent postings from deadlocking; one entry has one period, so the period balances' order is the same);
 -- - the audit row.
 -- Batches (more than one entry, or none) take the statement of migration 20270115000100, unchanged.
+-- The two statements write the same rows (their balance upserts and audit rows are spelled out in each): a change to
+-- one is a change to both. Single postings exercise the first, batches the second (test/ledger).
 CREATE OR REPLACE FUNCTION finance.write_entries(org uuid, s finance.settings, base_mu int, p_entries finance.checked_entry[],
   p_audit jsonb, p_action text, p_user text, p_created_by text) RETURNS uuid[]
 LANGUAGE plpgsql VOLATILE AS $$
