@@ -35,7 +35,6 @@
 import 'reflect-metadata';
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -45,6 +44,7 @@ import { POST_BATCH_SQL, postBatchParams, type PostingAudit } from '../src/modul
 import { createApp } from '../src/bootstrap.js';
 import { statementName } from '../src/platform/database/sql.js';
 import { APP_NODE_FLAGS, benchAppEnv } from './app-flags.js';
+import { loadReferenceLedger, TRANSFER_SQL, transferParams } from './reference-ledger.js';
 import { tenantClaims } from './tenant-claims.js';
 import { apiBackendsCpu, processCpu } from './proc-cpu.js';
 import { loadConfig } from '../src/platform/config/config.js';
@@ -257,12 +257,8 @@ async function main() {
     // ---- the reference (bench/reference-ledger.sql): a bare double-entry transfer between two of 1,000 accounts,
     // autocommit, one round trip, as the API login; measured in the rounds of spread_2, next to its floor
     const referenceIds: string[] = [];
-    const TRANSFER = 'SELECT id FROM bench_reference.transfer($1::uuid, $2::uuid, $3::numeric)';
-    const reference = async (seconds = SECONDS) => perCall(await loop(CONNECTIONS, seconds, (c) => {
-      const from = Math.floor(Math.random() * referenceIds.length);
-      const to = (from + 1 + Math.floor(Math.random() * (referenceIds.length - 1))) % referenceIds.length;
-      return c.query(named(TRANSFER, [referenceIds[from], referenceIds[to], amount()]));
-    }));
+    const reference = async (seconds = SECONDS) => perCall(await loop(CONNECTIONS, seconds,
+      (c) => c.query(named(TRANSFER_SQL, transferParams(referenceIds, amount())))));
 
     // ---- batch posting: N 2-line spread entries per request / per call
     const BATCH_SIZES = [1, 10, 100, 1000] as const;
@@ -321,10 +317,7 @@ async function main() {
     const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
     const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
     const referenceWanted = wanted('sql_reference_2');
-    if (referenceWanted) {
-      await admin.query(readFileSync(fileURLToPath(new URL('./reference-ledger.sql', import.meta.url)), 'utf8'));
-      referenceIds.push(...(await admin.query('SELECT id FROM bench_reference.accounts')).rows.map((r) => r.id as string));
-    }
+    if (referenceWanted) referenceIds.push(...await loadReferenceLedger(admin));
     // every shape warmed up on both sides first: the first one measured otherwise still pays for JIT compilation
     // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm) and the backends' caches
     if (WARMUP > 0) {

@@ -17,9 +17,7 @@
 // PROFILE_DB names a database to reuse (migrated again: new migrations apply; the organization is set up once and
 // remembered in it); without it a scratch database is created and dropped. Prints one JSON document.
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppModule } from '../src/app.module.js';
 import { createApp } from '../src/bootstrap.js';
@@ -27,6 +25,7 @@ import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { withDatabase } from '../src/platform/database/database-url.js';
+import { loadReferenceLedger, TRANSFER_SQL, transferParams } from './reference-ledger.js';
 import { tenantClaims } from './tenant-claims.js';
 import { processCpu } from './proc-cpu.js';
 
@@ -94,10 +93,7 @@ async function main() {
         FROM generate_series(1, 1000) i RETURNING id`, [orgId]);
       setup = (await owner.query('INSERT INTO public.profile_setup VALUES ($1, $2, $3) RETURNING *', [orgId, claims, rows.map((r) => r.id)])).rows[0];
     }
-    if (!(await owner.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bench_reference'`)).rowCount) {
-      await owner.query(readFileSync(fileURLToPath(new URL('./reference-ledger.sql', import.meta.url)), 'utf8'));
-    }
-    const referenceIds: string[] = (await owner.query('SELECT id FROM bench_reference.accounts')).rows.map((r) => r.id);
+    const referenceIds = await loadReferenceLedger(owner);
     const ids: string[] = setup.ids;
     const pick = () => ids[Math.floor(Math.random() * ids.length)];
     const entry = () => {
@@ -127,10 +123,7 @@ async function main() {
       await c.query('COMMIT');
     };
     const transfer = async () => {
-      const from = referenceIds[Math.floor(Math.random() * referenceIds.length)];
-      let to = from;
-      while (to === from) to = referenceIds[Math.floor(Math.random() * referenceIds.length)];
-      await c.query('SELECT id FROM bench_reference.transfer($1::uuid, $2::uuid, $3::numeric)', [from, to, '12.34']);
+      await c.query(TRANSFER_SQL, transferParams(referenceIds, '12.34'));
     };
     const measure = async (fn: () => Promise<void>, n: number) => {
       const t0 = cpuMs(pid);
