@@ -23,9 +23,14 @@
 //                autocommit, one round trip, as the API login; measured in each round of spread_2 after its floor
 //                (before it in odd rounds). ratios.sql_spread_2_vs_reference says where the floor stands against what
 //                the machine does that day: the same floor moved by 2x and more within one day (bench/README.md)
+//   sql_reference_tenant_2  the same transfer inside the floor's tenant transaction (BEGIN; begin_request; transfer;
+//                COMMIT), as the request's role: what a tenant transaction alone adds to the least a posting costs.
+//                ratios.sql_reference_tenant_2_vs_reference is that step, sql_spread_2_vs_reference_tenant the rest
 //   BENCH_ONLY=batch runs the batch scenarios alone (a few minutes, no 1M-line load)
 // CPU per entry: the app process's (/proc/<pid>/stat) and the database's, summed over the backends of this
 // benchmark's database logged in as the API login (pg_stat_activity), not over every PostgreSQL process.
+// The floor's and the references' client_cpu_ms_per_entry is this process's own CPU (the load generator, which
+// shares the machine's cores with the database).
 // The floor's pool is pipelined as the app's is (BEGIN travels with begin_request), and it sends the statements the app
 // prepares (begin_request, the single posting, the gate) as named prepared statements, as the app does.
 // The 1,000,000 lines are generated set-based in SQL straight into the posting path's tables
@@ -219,6 +224,7 @@ async function main() {
       const deadline = Date.now() + seconds * 1000;
       const started = Date.now();
       const db0 = await dbCpuMs();
+      const client0 = process.cpuUsage();
       await Promise.all(Array.from({ length: connections }, async () => {
         const c = await runtime.connect();
         try {
@@ -237,7 +243,8 @@ async function main() {
         }
       }));
       latencies.sort((x, y) => x - y);
-      return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs() };
+      const client = process.cpuUsage(client0);
+      return { latencies, errors, elapsed_s: (Date.now() - started) / 1000, db0, db1: await dbCpuMs(), client_ms: (client.user + client.system) / 1000 };
     };
     /** The floor: tenant transactions (BEGIN; begin_request; the statements `next()` gives; COMMIT), as the app sends them. */
     const floor = (connections: number, seconds: number, next: () => Statement[]) => loop(connections, seconds, async (c) => {
@@ -250,6 +257,7 @@ async function main() {
     const perCall = (r: Awaited<ReturnType<typeof loop>>) => ({
       entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
       db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
+      client_cpu_ms_per_entry: perEntry(0, r.client_ms, r.latencies.length),
     });
     const sql = async (lines: number, hot: boolean, seconds = SECONDS) =>
       perCall(await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]));
@@ -259,6 +267,9 @@ async function main() {
     const referenceIds: string[] = [];
     const reference = async (seconds = SECONDS) => perCall(await loop(CONNECTIONS, seconds,
       (c) => c.query(named(TRANSFER_SQL, transferParams(referenceIds, amount())))));
+    // the same transfer in the tenant transaction every posting runs in
+    const referenceTenant = async (seconds = SECONDS) =>
+      perCall(await floor(CONNECTIONS, seconds, () => [[TRANSFER_SQL, transferParams(referenceIds, amount()), true]]));
 
     // ---- batch posting: N 2-line spread entries per request / per call
     const BATCH_SIZES = [1, 10, 100, 1000] as const;
@@ -317,17 +328,19 @@ async function main() {
     const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
     const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
     const referenceWanted = wanted('sql_reference_2');
-    if (referenceWanted) referenceIds.push(...await loadReferenceLedger(admin));
+    const referenceTenantWanted = wanted('sql_reference_tenant_2');
+    if (referenceWanted || referenceTenantWanted) referenceIds.push(...await loadReferenceLedger(admin));
     // every shape warmed up on both sides first: the first one measured otherwise still pays for JIT compilation
     // (~1.4 ms of app CPU per entry after a 2 s warm-up, ~0.85 once warm) and the backends' caches
     if (WARMUP > 0) {
-      log(`warm-up ${WARMUP}s (api, then sql${referenceWanted ? ', then the reference' : ''})`);
-      const shapes = (single ? scenarios.length : 0) + batches.length + (referenceWanted ? 1 : 0);
+      log(`warm-up ${WARMUP}s (api, then sql${referenceWanted || referenceTenantWanted ? ', then the reference' : ''})`);
+      const shapes = (single ? scenarios.length : 0) + batches.length + (referenceWanted ? 1 : 0) + (referenceTenantWanted ? 1 : 0);
       if (single) for (const [, lines, hot] of scenarios) await api(lines, hot, WARMUP / shapes);
       for (const n of batches) await apiBatch(n, WARMUP / shapes);
       if (single) for (const [, lines, hot] of scenarios) await sql(lines, hot, WARMUP / shapes);
       for (const n of batches) await sqlBatch(n, WARMUP / shapes);
       if (referenceWanted) await reference(WARMUP / shapes);
+      if (referenceTenantWanted) await referenceTenant(WARMUP / shapes);
     }
     /**
      * The API and its floor in ROUNDS alternated rounds (api sql, sql api, ...), each from fresh statistics and a
@@ -335,22 +348,25 @@ async function main() {
      * measured only before the other would carry the drift into the ratio. Each side's figures are the medians
      * over its rounds; the ratio is the median of the rounds' ratios.
      */
-    const compare = async (name: string, apiSide: () => Promise<Record<string, any>>, sqlSide: () => Promise<Record<string, any>>, referenceSide?: () => Promise<Record<string, any>>) => {
-      type Side = 'api' | 'sql' | 'reference';
-      const runs: Partial<Record<Side, Record<string, any>>>[] = [];
-      const measured = (side: Side) => (side === 'reference' ? !!referenceSide : wanted(`${side}_${name}`));
+    type Figures = Record<string, any>;
+    const compare = async (name: string, apiSide: () => Promise<Figures>, sqlSide: () => Promise<Figures>,
+      references: { reference?: () => Promise<Figures>; reference_tenant?: () => Promise<Figures> } = {}) => {
+      type Side = 'api' | 'sql' | 'reference' | 'reference_tenant';
+      const runs: Partial<Record<Side, Figures>>[] = [];
+      const measured = (side: Side) => (side === 'api' || side === 'sql' ? wanted(`${side}_${name}`) : !!references[side]);
+      const order: Side[] = ['api', 'sql', 'reference', 'reference_tenant'];
       for (let r = 0; r < ROUNDS; r++) {
-        const run: Partial<Record<Side, Record<string, any>>> = {};
-        for (const side of r % 2 === 0 ? ['api', 'sql', 'reference'] as const : ['reference', 'sql', 'api'] as const) {
+        const run: Partial<Record<Side, Figures>> = {};
+        for (const side of r % 2 === 0 ? order : [...order].reverse()) {
           if (!measured(side)) continue;
           await checkpoint();
           log(`${side} ${name}, round ${r + 1}/${ROUNDS}`);
-          run[side] = await (side === 'api' ? apiSide() : side === 'sql' ? sqlSide() : referenceSide!());
+          run[side] = await (side === 'api' ? apiSide() : side === 'sql' ? sqlSide() : references[side]!());
         }
         runs.push(run);
       }
       const medianOf = (side: Side) => {
-        const got = runs.map((x) => x[side]).filter((x): x is Record<string, any> => !!x);
+        const got = runs.map((x) => x[side]).filter((x): x is Figures => !!x);
         if (!got.length) return undefined;
         return Object.fromEntries(Object.keys(got[0]).map((k) => {
           const values = got.map((x) => x[k]);
@@ -365,20 +381,32 @@ async function main() {
         rounds[name] = runs.map((x) => ({ api: x.api!.entries_per_s, sql: x.sql!.entries_per_s, ratio: ratio(x.api!.entries_per_s, x.sql!.entries_per_s) }));
         ratios[`api_vs_sql_${name}`] = round(median(rounds[name].map((x) => x.ratio ?? 0)), 3);
       }
-      const referenceFigures = referenceSide && medianOf('reference');
-      if (referenceFigures) {
-        results.sql_reference_2 = referenceFigures;
-        referenceRounds[name] = runs.map((x) => ({ sql: x.sql?.entries_per_s, reference: x.reference!.entries_per_s, ratio: ratio(x.sql?.entries_per_s, x.reference!.entries_per_s) }));
-        // the floor against the reference, round by round: how far the ledger's guarantees put it from the least a
-        // posting costs on this machine today
-        if (sqlFigures) ratios[`sql_${name}_vs_reference`] = round(median(referenceRounds[name].map((x) => x.ratio ?? 0)), 3);
+      // the floor against the references, round by round: how far the ledger's guarantees put it from the least a
+      // posting costs on this machine today (reference), and from the least a posting in a tenant transaction costs
+      // (reference_tenant); and what the tenant transaction alone costs the reference
+      const perRound = (a: Side, b: Side) => {
+        const pairs = runs.filter((x) => x[a] && x[b]).map((x) => ratio(x[a]!.entries_per_s, x[b]!.entries_per_s) ?? 0);
+        return pairs.length ? round(median(pairs), 3) : undefined;
+      };
+      for (const side of ['reference', 'reference_tenant'] as const) {
+        const figures = medianOf(side);
+        if (!figures) continue;
+        results[`sql_${side}_2`] = figures;
+        if (sqlFigures) ratios[`sql_${name}_vs_${side}`] = perRound('sql', side) ?? null;
+      }
+      if (medianOf('reference') && medianOf('reference_tenant')) ratios.sql_reference_tenant_2_vs_reference = perRound('reference_tenant', 'reference') ?? null;
+      if (references.reference || references.reference_tenant) {
+        referenceRounds[name] = runs.map((x) => ({ sql: x.sql?.entries_per_s, reference: x.reference?.entries_per_s, reference_tenant: x.reference_tenant?.entries_per_s }));
       }
     };
     const rounds: Record<string, { api: number; sql: number; ratio: number | null }[]> = {};
-    const referenceRounds: Record<string, { sql?: number; reference: number; ratio: number | null }[]> = {};
+    const referenceRounds: Record<string, { sql?: number; reference?: number; reference_tenant?: number }[]> = {};
     const ratios: Record<string, number | null> = {};
     for (const [name, lines, hot] of scenarios) {
-      await compare(name, () => api(lines, hot), () => sql(lines, hot), name === 'spread_2' && referenceWanted ? () => reference() : undefined);
+      await compare(name, () => api(lines, hot), () => sql(lines, hot), name !== 'spread_2' ? {} : {
+        reference: referenceWanted ? () => reference() : undefined,
+        reference_tenant: referenceTenantWanted ? () => referenceTenant() : undefined,
+      });
     }
     for (const n of batches) await compare(`batch_${n}`, () => apiBatch(n), () => sqlBatch(n));
     await runtime.end();

@@ -7,7 +7,8 @@
 -- pays for and this does not is the price of those guarantees.
 --
 -- Created by the benchmark in its own throwaway database only (never a migration): the API login calls the function,
--- as the floor's statements run as that login.
+-- as the floor's statements run as that login; sql_reference_tenant_2 calls it inside the tenant transaction, after
+-- begin_request has switched to the request's role (authenticated).
 CREATE SCHEMA bench_reference;
 
 CREATE TABLE bench_reference.accounts (
@@ -74,6 +75,6 @@ INSERT INTO bench_reference.accounts (currency) SELECT 'EUR' FROM generate_serie
 REVOKE ALL ON SCHEMA bench_reference FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA bench_reference FROM PUBLIC;
 REVOKE ALL ON FUNCTION bench_reference.transfer(uuid, uuid, numeric) FROM PUBLIC;
-GRANT USAGE ON SCHEMA bench_reference TO omnizen_api;
-GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bench_reference TO omnizen_api;
-GRANT EXECUTE ON FUNCTION bench_reference.transfer(uuid, uuid, numeric) TO omnizen_api;
+GRANT USAGE ON SCHEMA bench_reference TO omnizen_api, authenticated;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bench_reference TO omnizen_api, authenticated;
+GRANT EXECUTE ON FUNCTION bench_reference.transfer(uuid, uuid, numeric) TO omnizen_api, authenticated;
