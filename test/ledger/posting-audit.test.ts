@@ -52,6 +52,68 @@ describe('ledger: the posting function answers with the entry and writes its aud
     expect((await auditRows(reversal.body.id)).map((r) => [r.action, r.after.reversesEntryId])).toEqual([['ledger.entry_reversed', res.body.id]]);
   });
 
+  it('writes through a batch exactly what single postings write: the entry, its lines, the audit row and the answer', async () => {
+    // finance.write_entries writes one entry with a statement of its own and batches with another (migration
+    // 20270120000100); the same entries posted both ways must leave the same rows but for ids and keys
+    const vat = (await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.owner.auth)
+      .send({ code: 'TW20', name: 'Twin VAT 20 %', rate: '20', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201)).body.id;
+    const entries = [
+      { date: '2026-03-20', memo: 'twin capital', sourceRef: 'TW-1', lines: [{ accountId: acc['1100'], debit: '1000.00' }, { accountId: acc['3100'], credit: '1000.00' }] },
+      { date: '2026-03-21', memo: 'twin taxed sale', lines: [
+        { accountId: acc['1200'], debit: '120.00', counterpartyType: 'customer', counterpartyId: 'C-9' },
+        { accountId: acc['4100'], credit: '100.00', taxCodeId: vat, description: 'goods' },
+      ] },
+      { date: '2026-03-22', memo: 'twin USD', source: 'invoice', lines: [ // a rounding line is added
+        { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' },
+        { accountId: acc['1200'], debit: '0.50', currency: 'USD', rate: '0.333' },
+        { accountId: acc['4100'], credit: '1.00', currency: 'USD', rate: '0.333' },
+      ] },
+    ];
+    const single: any[] = [];
+    for (const [i, e] of entries.entries()) {
+      single.push((await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).send({ ...e, idempotencyKey: `twin-single-${i}` }).expect(201)).body);
+    }
+    const batch = await t.http.post(ledgerUrl(orgId, 'journal-entries/batch')).set(users.accountant.auth)
+      .send({ entries: entries.map((e, i) => ({ ...e, idempotencyKey: `twin-batch-${i}` })) }).expect(201);
+    const batchIds: string[] = batch.body.results.map((r: any) => r.id);
+    expect(batch.body).toMatchObject({ posted: 3, rejected: 0 });
+
+    // the answer of a single posting is what reading the batch's entry back gives, but for its id, key and time
+    const strip = ({ id: _id, idempotencyKey: _key, createdAt: _at, ...rest }: any) => rest;
+    for (const [i, id] of batchIds.entries()) {
+      const read = await t.http.get(ledgerUrl(orgId, `journal-entries/${id}`)).set(users.viewer.auth).expect(200);
+      expect(strip(read.body)).toEqual(strip(single[i]));
+    }
+    const rows = async (ids: string[]) => (await t.db.admin.query(`
+      SELECT e.entry_date::text AS date, e.period_id, e.memo, e.source, e.source_ref, e.reverses_entry_id, e.request_hash, e.base_currency,
+             e.total_base::text AS total_base, e.created_by,
+             (SELECT jsonb_agg(to_jsonb(l) - 'entry_id' - 'seq' ORDER BY l.line_no) FROM finance.journal_lines l
+               WHERE l.org_id = e.org_id AND l.entry_id = e.id) AS lines,
+             (SELECT jsonb_agg(jsonb_build_object('action', a.action, 'actor', a.actor_id, 'principal', a.principal_type, 'entity', a.entity_type,
+                'before', a.before, 'after', a.after - 'id' - 'idempotencyKey', 'ip', a.ip)) FROM core.audit_logs a
+               WHERE a.org_id = e.org_id AND a.entity_id = e.id::text) AS audit
+      FROM finance.journal_entries e JOIN unnest($2::uuid[]) WITH ORDINALITY AS x(id, n) ON x.id = e.id
+      WHERE e.org_id = $1 ORDER BY x.n`, [orgId, ids])).rows;
+    const written = await rows(single.map((s) => s.id));
+    expect(written.map((r) => [r.lines.length, r.audit.length])).toEqual([[2, 1], [3, 1], [4, 1]]); // tax line, rounding line
+    expect(await rows(batchIds)).toEqual(written);
+
+    // both statements' balance upserts: the running and the per-period balances equal the sums of the lines
+    const { rows: drift } = await t.db.admin.query(`
+      WITH l AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, count(*) n
+                 FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2),
+           b AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, sum(line_count) n
+                 FROM finance.account_balances WHERE org_id = $1 GROUP BY 1, 2),
+           pl AS (SELECT period_id, account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, count(*) n
+                  FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2, 3),
+           pb AS (SELECT period_id, account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, sum(line_count) n
+                  FROM finance.period_balances WHERE org_id = $1 GROUP BY 1, 2, 3)
+      SELECT 'account' AS what, account_id FROM l FULL JOIN b USING (account_id, currency) WHERE (l.d, l.c, l.bd, l.bc, l.n) IS DISTINCT FROM (b.d, b.c, b.bd, b.bc, b.n)
+      UNION ALL
+      SELECT 'period', account_id FROM pl FULL JOIN pb USING (period_id, account_id, currency) WHERE (pl.d, pl.c, pl.bd, pl.bc, pl.n) IS DISTINCT FROM (pb.d, pb.c, pb.bd, pb.bc, pb.n)`, [orgId]);
+    expect(drift).toEqual([]);
+  });
+
   it('sends the posting\'s event and analytics row with COMMIT: when one of them fails, nothing of the posting is kept', async () => {
     const body = { date: '2026-03-11', memo: 'event refused', idempotencyKey: 'event-refused', lines: [{ accountId: acc['5200'], debit: '9' }, { accountId: acc['1100'], credit: '9' }] };
     const kept = async () => (await t.db.admin.query(`
