@@ -10142,7 +10142,7 @@ export interface components {
                  * @example 80
                  */
                 threshold: number;
-                /** @example text */
+                /** @example 1 */
                 tokenLimit: number | null;
             };
             /**
@@ -11231,7 +11231,7 @@ export interface components {
              *     }
              */
             data: {
-                /** @example text */
+                /** @example 1 */
                 chunkCount?: number;
                 /**
                  * Format: uuid
@@ -11727,7 +11727,7 @@ export interface components {
                 subscriptionId: string;
                 /**
                  * Format: date-time
-                 * @example text
+                 * @example 2026-03-02T09:30:00.000Z
                  */
                 trialEndsAt?: string | null;
             };
@@ -12184,7 +12184,7 @@ export interface components {
                 subscriptionId: string;
                 /**
                  * Format: date-time
-                 * @example text
+                 * @example 2026-03-02T09:30:00.000Z
                  */
                 trialEndsAt?: string | null;
             };
@@ -12287,7 +12287,7 @@ export interface components {
                 subscriptionId: string;
                 /**
                  * Format: date-time
-                 * @example text
+                 * @example 2026-03-02T09:30:00.000Z
                  */
                 trialEndsAt?: string | null;
             };
@@ -12493,7 +12493,7 @@ export interface components {
                 subscriptionId: string;
                 /**
                  * Format: date-time
-                 * @example text
+                 * @example 2026-03-02T09:30:00.000Z
                  */
                 trialEndsAt?: string | null;
             };

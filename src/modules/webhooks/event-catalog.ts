@@ -64,11 +64,39 @@ function asOpenApi30(schema: unknown): unknown {
   return out;
 }
 
+/**
+ * An example of a property's own type and format, for a property the event's example leaves out or shows as null (an
+ * example must match its schema: `lint:openapi` refuses one that does not).
+ */
+function placeholder(schema: Record<string, unknown>): unknown {
+  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum.find((v) => v !== null) ?? null;
+  switch (schema.type) {
+    case 'integer':
+    case 'number':
+      return typeof schema.minimum === 'number' ? Math.max(schema.minimum, 1) : 1;
+    case 'boolean':
+      return true;
+    case 'array':
+      return [];
+    case 'object':
+      return {};
+  }
+  switch (schema.format) {
+    case 'uuid':
+      return '3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d';
+    case 'date-time':
+      return '2026-03-02T09:30:00.000Z';
+    case 'date':
+      return '2026-03-02';
+  }
+  return 'text';
+}
+
 export function eventBodySchema(e: DomainEventType): Record<string, unknown> {
   const { $schema: _dialect, ...payload } = asOpenApi30(e.payloadSchema) as Record<string, unknown>;
   // each payload property shows the example's value (OpenAPI: every property has an example)
   const properties = Object.fromEntries(Object.entries((payload.properties ?? {}) as Record<string, Record<string, unknown>>)
-    .map(([name, schema]) => [name, { ...schema, example: schema.example ?? e.example[name] ?? (schema.format === 'uuid' ? '3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d' : 'text') }]));
+    .map(([name, schema]) => [name, { ...schema, example: schema.example ?? e.example[name] ?? placeholder(schema) }]));
   return {
     type: 'object',
     description: `Webhook body of ${e.type} (version ${e.version}): ${e.description}`,
