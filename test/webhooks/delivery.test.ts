@@ -10,6 +10,7 @@ import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDouble } from '../support/doubles/webhook-receiver-double.js';
 import { testKeys } from '../integrations/keys.js';
+import { ResponseContract } from '../support/contract.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 // ajv-formats is CommonJS: its default export is the plugin function
@@ -53,6 +54,15 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     await relay.drain();
     await delivery.deliverDue();
   }
+  /** What the OpenAPI document says a delivery is (createWebhookEndpoint's callback): its problems with one received. */
+  async function deliveryProblems(w: { id: string; timestamp: string; signature: string; body: unknown }): Promise<string | undefined> {
+    const doc = (await t.http.get('/docs-json').expect(200)).body;
+    const callback = doc.paths['/v1/orgs/{orgId}/webhooks/endpoints'].post.callbacks.delivery['{$request.body#/url}'].post;
+    const headers = Object.fromEntries(callback.parameters.map((p: { name: string; required: boolean }) => [p.name, p.required]));
+    expect(headers).toEqual({ 'webhook-id': true, 'webhook-timestamp': true, 'webhook-signature': true });
+    expect([w.id, w.timestamp, w.signature]).toEqual([expect.stringMatching(/^msg_/), expect.stringMatching(/^\d+$/), expect.stringMatching(/^v1,/)]);
+    return new ResponseContract(doc).problems(callback.requestBody.content['application/json'].schema, w.body);
+  }
   const attemptsOf = (endpointId: string) => t.db.admin.query(
     `SELECT a.succeeded, a.status_code, a.response_body, a.error, m.id AS message_id, m.status FROM core.webhook_attempts a
      JOIN core.webhook_messages m ON m.org_id = a.org_id AND m.id = a.message_id WHERE a.endpoint_id = $1 ORDER BY a.id`, [endpointId]).then((r) => r.rows);
@@ -79,6 +89,10 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     for (const e of res.body) expect([e.type, ajv.validate(e.payloadSchema, e.example), ajv.errorsText()]).toEqual([e.type, true, 'No errors']);
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     for (const e of res.body) expect(doc.components.schemas[e.bodySchemaRef.split('/').pop()]).toMatchObject({ type: 'object', required: expect.arrayContaining(['id', 'type', 'data']) });
+    // a delivery is the callback of the operation that creates an endpoint: one of the catalog's bodies, or the ping's
+    const body = doc.paths['/v1/orgs/{orgId}/webhooks/endpoints'].post.callbacks.delivery['{$request.body#/url}'].post.requestBody.content['application/json'].schema;
+    expect(Object.keys(body.discriminator.mapping).sort()).toEqual([...types, 'ping'].sort());
+    expect(body.oneOf.map((s: { $ref: string }) => s.$ref).sort()).toEqual([...res.body.map((e: { bodySchemaRef: string }) => e.bodySchemaRef), '#/components/schemas/WebhookEvent.ping.v1'].sort());
   });
 
   it('shows the signing secret once, stores it sealed, and refuses unknown event types', async () => {
@@ -123,6 +137,7 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(r.received.every((w) => w.verifiedWith.current)).toBe(true);
     expect(r.received[0].body).toMatchObject({ type: 'journal_entry.posted', version: 1, organizationId: org.orgId, id: expect.stringMatching(/^evt_\d+$/),
       data: { entryId, date: '2026-03-03', source: 'manual', memo: 'rent' } });
+    expect(await deliveryProblems(r.received[0])).toBeUndefined();
     const log = await t.http.get(endpointsUrl(org, `/${ep.id}/attempts`)).set(org.owner.auth).expect(200);
     expect(log.body.items.map((a: any) => [a.succeeded, a.statusCode, a.responseBody])).toEqual([[true, 200, 'thanks'], [false, 500, 'boom'], [false, 500, 'boom'], [false, 500, 'boom']]);
     const failed = await t.http.get(endpointsUrl(org, `/${ep.id}/attempts?status=failed`)).set(org.owner.auth).expect(200);
@@ -286,6 +301,9 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     await delivery.deliverDue();
     expect(r.received).toHaveLength(1);
     expect(r.received[0]).toMatchObject({ id: ping.body.webhookId, verifiedWith: { current: true }, body: { type: 'ping', organizationId: org.orgId, data: { endpointId: ep.id } } });
+    expect(await deliveryProblems(r.received[0])).toBeUndefined();
+    // and the check can fail: a ping whose data is not the ping's
+    expect(await deliveryProblems({ ...r.received[0], body: { ...r.received[0].body, data: { endpointId: ep.id } } })).toMatch(/oneOf|message/);
   });
 
   it('never delivers one organization\'s events to another\'s endpoint', async () => {

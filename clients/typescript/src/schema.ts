@@ -3105,7 +3105,7 @@ export interface paths {
         };
         /**
          * The event catalog: every event type with its versioned payload schema and an example (no authentication)
-         * @description Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component `WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).
+         * @description Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component `WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature); the callback `delivery` of createWebhookEndpoint describes them.
          */
         get: operations["listWebhookEventTypes"];
         put?: never;
@@ -9972,8 +9972,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example agent.run.completed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "agent.run.completed";
@@ -10069,8 +10068,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example agent.run.failed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "agent.run.failed";
@@ -10163,8 +10161,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example ai.budget.threshold_reached
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "ai.budget.threshold_reached";
@@ -10260,8 +10257,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example bill_payment.refunded
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "bill_payment.refunded";
@@ -10365,8 +10361,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example bill.approved
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "bill.approved";
@@ -10455,8 +10450,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example bill.paid
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "bill.paid";
@@ -10546,8 +10540,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example bill.rejected
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "bill.rejected";
@@ -10648,8 +10641,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example bill.submitted
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "bill.submitted";
@@ -10753,8 +10745,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example expense_claim.submitted
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "expense_claim.submitted";
@@ -10835,8 +10826,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example fiscal_year.closed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "fiscal_year.closed";
@@ -10939,8 +10929,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example invoice.issued
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "invoice.issued";
@@ -11018,8 +11007,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example invoice.paid
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "invoice.paid";
@@ -11100,8 +11088,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example invoice.voided
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "invoice.voided";
@@ -11194,8 +11181,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example journal_entry.posted
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "journal_entry.posted";
@@ -11264,8 +11250,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example knowledge_document.deleted
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "knowledge_document.deleted";
@@ -11336,8 +11321,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example knowledge_document.indexed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "knowledge_document.indexed";
@@ -11422,8 +11406,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example member.invited
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "member.invited";
@@ -11494,8 +11477,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example member.joined
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "member.joined";
@@ -11566,8 +11548,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example member.removed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "member.removed";
@@ -11646,8 +11627,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example member.role_changed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "member.role_changed";
@@ -11749,8 +11729,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example payment.failed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "payment.failed";
@@ -11839,8 +11818,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example payment.received
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "payment.received";
@@ -11932,8 +11910,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example payment.refunded
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "payment.refunded";
@@ -12014,11 +11991,74 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example period.closed
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "period.closed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of ping (version 1): A test event that POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping sends to that endpoint only
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "ping",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "endpointId": "5b8e2c1d-7a4f-4e3b-9c2d-1f0e8a7b6c5d",
+         *         "message": "ping from OmniZen"
+         *       }
+         *     }
+         */
+        "WebhookEvent.ping.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "endpointId": "5b8e2c1d-7a4f-4e3b-9c2d-1f0e8a7b6c5d",
+             *       "message": "ping from OmniZen"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description The endpoint pinged
+                 * @example 5b8e2c1d-7a4f-4e3b-9c2d-1f0e8a7b6c5d
+                 */
+                endpointId: string;
+                /**
+                 * @description A fixed text
+                 * @example ping from OmniZen
+                 */
+                message: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "ping";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -12103,8 +12143,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example session.started_from_unknown_device
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "session.started_from_unknown_device";
@@ -12206,8 +12245,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example subscription.canceled
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "subscription.canceled";
@@ -12309,8 +12347,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example subscription.created
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "subscription.created";
@@ -12412,8 +12449,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example subscription.trial_ending
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "subscription.trial_ending";
@@ -12515,8 +12551,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example subscription.updated
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "subscription.updated";
@@ -12596,8 +12631,7 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description The event type
-             * @example webhook_endpoint.disabled
+             * @description The event type (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "webhook_endpoint.disabled";

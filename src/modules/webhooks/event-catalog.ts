@@ -29,6 +29,31 @@ export const EVENT_CATALOG: readonly DomainEventType[] = [
 /** The test event of POST .../endpoints/{endpointId}/ping: sent to that endpoint only, whatever its event types. */
 export const PING_EVENT_TYPE = 'ping';
 
+/** The ping as an event type: not in the catalog (no endpoint subscribes to it), but its body is documented too. */
+export const PING_EVENT: DomainEventType = {
+  type: PING_EVENT_TYPE,
+  version: 1,
+  category: 'organization',
+  description: 'A test event that POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/ping sends to that endpoint only',
+  payloadSchema: {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    required: ['endpointId', 'message'],
+    additionalProperties: false,
+    properties: {
+      endpointId: { type: 'string', format: 'uuid', description: 'The endpoint pinged' },
+      message: { type: 'string', description: 'A fixed text' },
+    },
+  },
+  example: { endpointId: '5b8e2c1d-7a4f-4e3b-9c2d-1f0e8a7b6c5d', message: 'ping from OmniZen' },
+};
+
+/** Every body a delivery can carry: the catalog's events and the ping. */
+export const DELIVERED_EVENTS: readonly DomainEventType[] = [...EVENT_CATALOG, PING_EVENT];
+
+/** The component schema of an event's delivered body in the OpenAPI document. */
+export const bodySchemaName = (type: string, version: number): string => `WebhookEvent.${type}.v${version}`;
+
 const known = new Set(EVENT_CATALOG.map((e) => e.type));
 export const isKnownEventType = (type: string): boolean => known.has(type);
 
@@ -110,5 +135,44 @@ export function eventBodySchema(e: DomainEventType): Record<string, unknown> {
       data: { ...payload, properties, description: 'The payload', example: e.example },
     },
     example: { id: 'evt_4711', type: e.type, version: e.version, timestamp: '2026-03-02T09:30:00.000Z', organizationId: '9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d', data: e.example },
+  };
+}
+
+/**
+ * A delivery as OpenAPI 3.0 describes an outgoing request: a callback of the operation that creates the endpoint, POSTed
+ * to the URL given in its body, carrying one of the delivered bodies (told apart by `type`) with the Standard Webhooks
+ * headers. Any 2xx answer acknowledges it.
+ */
+export function deliveryCallbacks(): Record<string, Record<string, Record<string, unknown>>> {
+  const refs = Object.fromEntries(DELIVERED_EVENTS.map((e) => [e.type, `#/components/schemas/${bodySchemaName(e.type, e.version)}`]));
+  const header = (name: string, description: string, example: string) => ({ in: 'header', name, required: true, description, schema: { type: 'string' }, example });
+  return {
+    delivery: {
+      '{$request.body#/url}': {
+        post: {
+          summary: 'One event delivered to the endpoint, signed (Standard Webhooks)',
+          description: 'Sent for every event type the endpoint subscribes to (all when it names none), and for a ping. Verify '
+            + 'webhook-signature over `${webhook-id}.${webhook-timestamp}.${body}` with the endpoint\'s secret (during a rotation\'s '
+            + 'overlap, with either secret). Any 2xx answer within the timeout (WEBHOOKS_TIMEOUT_MS, 15 s by default) acknowledges '
+            + 'the delivery. Anything else is retried 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (up to 10 % later), with '
+            + 'the same webhook-id; 410 disables the endpoint. Deduplicate by webhook-id.',
+          security: [], // no bearer token: the signature headers authenticate a delivery
+          parameters: [
+            header('webhook-id', 'The message id: the same on every attempt and replay of one message', 'msg_4f0c8b1a2d3e4f5a6b7c8d9e0f1a2b3c'),
+            header('webhook-timestamp', 'When this attempt was signed, in seconds since the epoch', '1772443800'),
+            header('webhook-signature', 'v1,<base64 HMAC-SHA256>, one per signing secret, space separated', 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4='),
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { oneOf: Object.values(refs).map(($ref) => ({ $ref })), discriminator: { propertyName: 'type', mapping: refs } } } },
+          },
+          responses: {
+            '200': { description: 'Any 2xx status acknowledges the delivery' },
+            '410': { description: 'Gone: the endpoint is disabled and receives nothing more until it is enabled again' },
+            default: { description: 'Any other status, or no answer in time: the delivery is retried' },
+          },
+        },
+      },
+    },
   };
 }

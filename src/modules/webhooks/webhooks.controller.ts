@@ -11,6 +11,7 @@ import {
   CreateWebhookEndpointDto, EventTypeDto, ReplayFailedDto, ReplayResultDto, RotateWebhookSecretDto, UpdateWebhookEndpointDto, WebhookAttemptPage,
   WebhookAttemptQuery, WebhookEndpointDto, WebhookEndpointWithSecretDto, WebhookMessageDetailDto, WebhookMessageDto, WebhookMessagePage, WebhookMessageQuery,
 } from './webhooks.dto.js';
+import { deliveryCallbacks } from './event-catalog.js';
 import { WebhooksService } from './webhooks.service.js';
 
 @ApiTags('webhooks')
@@ -24,7 +25,8 @@ export class WebhookEventTypesController {
     operationId: 'listWebhookEventTypes',
     summary: 'The event catalog: every event type with its versioned payload schema and an example (no authentication)',
     description: 'Each delivered body is `{ id, type, version, timestamp, organizationId, data }`; its schema per type is the component '
-      + '`WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).',
+      + '`WebhookEvent.<type>.v<version>`. Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature); '
+      + 'the callback `delivery` of createWebhookEndpoint describes them.',
   })
   @ApiOkResponse({ type: [EventTypeDto] })
   @ApiErrorCodes()
@@ -47,7 +49,8 @@ export class WebhookEndpointsController {
 
   @Post()
   @RequiresFeature('omnizen', 'webhooks')
-  @ApiOperation({ operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint; its signing secret is in this answer only (owner, admin)' })
+  // its callback `delivery`: what the endpoint then receives (the bodies, the signature headers, the answers that count)
+  @ApiOperation({ operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint; its signing secret is in this answer only (owner, admin)', callbacks: deliveryCallbacks() })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
   @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')

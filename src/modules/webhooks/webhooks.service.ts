@@ -7,7 +7,7 @@ import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
 import { decodeCursor, decodeKeyset, isSequenceNumber, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SealedSecret, type SecretBox } from '../integrations/secret-box.js';
-import { EVENT_CATALOG, eventBodySchema, isKnownEventType, PING_EVENT_TYPE, type WebhookBody } from './event-catalog.js';
+import { bodySchemaName, DELIVERED_EVENTS, EVENT_CATALOG, eventBodySchema, isKnownEventType, PING_EVENT_TYPE, type WebhookBody } from './event-catalog.js';
 import { webhookRepository as repo, type AttemptRow, type EndpointRow, type MessageRow } from './webhook.repository.js';
 import { generateSigningSecret, webhookId } from './webhook-signing.js';
 import { WebhookErrors } from './webhooks.errors.js';
@@ -18,8 +18,6 @@ import type {
 
 /** The secret box's associated data for an endpoint's secret: the ciphertext opens only for that row. */
 export const secretContext = (orgId: string, endpointId: string): string => `webhook_endpoint.secret.v1:${orgId.toLowerCase()}:${endpointId.toLowerCase()}`;
-
-export const bodySchemaName = (type: string, version: number): string => `WebhookEvent.${type}.v${version}`;
 
 function toEndpoint(r: EndpointRow): WebhookEndpointDto {
   return {
@@ -64,9 +62,9 @@ export class WebhooksService {
     }));
   }
 
-  /** The component schemas of the OpenAPI document: one delivered body per event type. */
+  /** The component schemas of the OpenAPI document: one delivered body per event type, and the ping's. */
   static bodySchemas(): Record<string, Record<string, unknown>> {
-    return Object.fromEntries(EVENT_CATALOG.map((e) => [bodySchemaName(e.type, e.version), eventBodySchema(e)]));
+    return Object.fromEntries(DELIVERED_EVENTS.map((e) => [bodySchemaName(e.type, e.version), eventBodySchema(e)]));
   }
 
   private checkUrl(raw: string): string {
