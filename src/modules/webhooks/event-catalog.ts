@@ -7,6 +7,7 @@ import { KNOWLEDGE_EVENT_TYPES } from '../knowledge/knowledge.events.js';
 import { LEDGER_EVENT_TYPES } from '../ledger/ledger.events.js';
 import { PAYABLES_EVENT_TYPES } from '../payables/payables.events.js';
 import { RECEIVABLES_EVENT_TYPES } from '../receivables/receivables.events.js';
+import { JITTER, RETRY_DELAYS_SECONDS } from './retry-schedule.js';
 import { WEBHOOKS_EVENT_TYPES } from './webhooks.events.js';
 
 /**
@@ -138,6 +139,9 @@ export function eventBodySchema(e: DomainEventType): Record<string, unknown> {
   };
 }
 
+/** 5 → "5 s", 300 → "5 min", 7200 → "2 h". */
+const duration = (seconds: number): string => (seconds < 60 ? `${seconds} s` : seconds < 3600 ? `${seconds / 60} min` : `${seconds / 3600} h`);
+
 /**
  * A delivery as OpenAPI 3.0 describes an outgoing request: a callback of the operation that creates the endpoint, POSTed
  * to the URL given in its body, carrying one of the delivered bodies (told apart by `type`) with the Standard Webhooks
@@ -154,8 +158,9 @@ export function deliveryCallbacks(): Record<string, Record<string, Record<string
           description: 'Sent for every event type the endpoint subscribes to (all when it names none), and for a ping. Verify '
             + 'webhook-signature over `${webhook-id}.${webhook-timestamp}.${body}` with the endpoint\'s secret (during a rotation\'s '
             + 'overlap, with either secret). Any 2xx answer within the timeout (WEBHOOKS_TIMEOUT_MS, 15 s by default) acknowledges '
-            + 'the delivery. Anything else is retried 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (up to 10 % later), with '
-            + 'the same webhook-id; 410 disables the endpoint. Deduplicate by webhook-id.',
+            + `the delivery. Anything else is tried again, with the same webhook-id, after ${RETRY_DELAYS_SECONDS.map(duration).join(', ')} `
+            + `(each counted from the attempt before, up to ${JITTER * 100} % later); then the message is failed (it can be replayed). `
+            + '410 disables the endpoint. Deduplicate by webhook-id.',
           security: [], // no bearer token: the signature headers authenticate a delivery
           parameters: [
             header('webhook-id', 'The message id: the same on every attempt and replay of one message', 'msg_4f0c8b1a2d3e4f5a6b7c8d9e0f1a2b3c'),
