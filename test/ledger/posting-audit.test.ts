@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { orgWithRoles, type RoleUsers, onPlan } from '../support/factories.js';
-import { ledgerUrl, startBooks } from './ledger-support.js';
+import { balanceDrift, ledgerUrl, startBooks } from './ledger-support.js';
 
 describe('ledger: the posting function answers with the entry and writes its audit row', () => {
   let t: TestApp;
@@ -99,19 +99,7 @@ describe('ledger: the posting function answers with the entry and writes its aud
     expect(await rows(batchIds)).toEqual(written);
 
     // both statements' balance upserts: the running and the per-period balances equal the sums of the lines
-    const { rows: drift } = await t.db.admin.query(`
-      WITH l AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, count(*) n
-                 FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2),
-           b AS (SELECT account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, sum(line_count) n
-                 FROM finance.account_balances WHERE org_id = $1 GROUP BY 1, 2),
-           pl AS (SELECT period_id, account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, count(*) n
-                  FROM finance.journal_lines WHERE org_id = $1 GROUP BY 1, 2, 3),
-           pb AS (SELECT period_id, account_id, currency, sum(debit) d, sum(credit) c, sum(base_debit) bd, sum(base_credit) bc, sum(line_count) n
-                  FROM finance.period_balances WHERE org_id = $1 GROUP BY 1, 2, 3)
-      SELECT 'account' AS what, account_id FROM l FULL JOIN b USING (account_id, currency) WHERE (l.d, l.c, l.bd, l.bc, l.n) IS DISTINCT FROM (b.d, b.c, b.bd, b.bc, b.n)
-      UNION ALL
-      SELECT 'period', account_id FROM pl FULL JOIN pb USING (period_id, account_id, currency) WHERE (pl.d, pl.c, pl.bd, pl.bc, pl.n) IS DISTINCT FROM (pb.d, pb.c, pb.bd, pb.bc, pb.n)`, [orgId]);
-    expect(drift).toEqual([]);
+    expect(await balanceDrift(t, orgId)).toEqual([]);
   });
 
   it('sends the posting\'s event and analytics row with COMMIT: when one of them fails, nothing of the posting is kept', async () => {
