@@ -388,13 +388,13 @@ async function main() {
         const pairs = runs.filter((x) => x[a] && x[b]).map((x) => ratio(x[a]!.entries_per_s, x[b]!.entries_per_s) ?? 0);
         return pairs.length ? round(median(pairs), 3) : undefined;
       };
+      const referenceFigures = { reference: medianOf('reference'), reference_tenant: medianOf('reference_tenant') };
       for (const side of ['reference', 'reference_tenant'] as const) {
-        const figures = medianOf(side);
-        if (!figures) continue;
-        results[`sql_${side}_2`] = figures;
+        if (!referenceFigures[side]) continue;
+        results[`sql_${side}_2`] = referenceFigures[side];
         if (sqlFigures) ratios[`sql_${name}_vs_${side}`] = perRound('sql', side) ?? null;
       }
-      if (medianOf('reference') && medianOf('reference_tenant')) ratios.sql_reference_tenant_2_vs_reference = perRound('reference_tenant', 'reference') ?? null;
+      if (referenceFigures.reference && referenceFigures.reference_tenant) ratios.sql_reference_tenant_2_vs_reference = perRound('reference_tenant', 'reference') ?? null;
       if (references.reference || references.reference_tenant) {
         referenceRounds[name] = runs.map((x) => ({ sql: x.sql?.entries_per_s, reference: x.reference?.entries_per_s, reference_tenant: x.reference_tenant?.entries_per_s }));
       }
