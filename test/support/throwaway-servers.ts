@@ -35,9 +35,8 @@ function listens(port: number): Promise<boolean> {
  * A free port for a server of a test's own, which it may stop and start again on the same port. Drawn below the
  * ephemeral range: every process on the machine takes ports from that range all the time (supertest listens on a port
  * of its own for each request; every outgoing connection has one), so a port from it, freed while its server is down,
- * can be taken meanwhile, and the restarted server then cannot bind it. The likely cause of a redis-faults.test.ts
- * failure seen once in a full run: Bull never reconnected to the restarted Redis. Below the range, only another draw
- * like this one could take the port.
+ * can be taken meanwhile, and the restarted server then cannot bind it. Below the range, only another draw like this
+ * one could take the port.
  */
 export async function freePort(): Promise<number> {
   const high = Math.min(ephemeralLow(), 65536);

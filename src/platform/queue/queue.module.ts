@@ -6,13 +6,20 @@ import { JOBS_QUEUE, OutboxRelay } from './outbox-relay.service.js';
 import { JobsProcessor } from './jobs.processor.js';
 import { DomainEvents } from '../events/events.js';
 
+/**
+ * How long Bull's connections wait before their next attempt to reach Redis: ioredis's own default, which the app's
+ * other Redis clients keep (50 ms more per attempt, at most 2 s). Bull's default (e^attempts ms, up to 20 s) left the
+ * queue away for up to 20 s more once Redis was back from an outage of ten seconds or so.
+ */
+const bullReconnectDelayMs = (attempts: number): number => Math.min(attempts * 50, 2000);
+
 /** The job outbox, relayed to Bull when REDIS_URL is set and run in-process otherwise. */
 @Global()
 @Module({})
 export class QueueModule {
   static forRoot(config: AppConfig): DynamicModule {
     const bull = config.redisUrl
-      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull` }), BullModule.registerQueue({ name: JOBS_QUEUE, settings: { retryProcessDelay: config.jobs.workerRetryDelayMs } })]
+      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull`, redis: { retryStrategy: bullReconnectDelayMs } }), BullModule.registerQueue({ name: JOBS_QUEUE, settings: { retryProcessDelay: config.jobs.workerRetryDelayMs } })]
       : [];
     return {
       module: QueueModule,
