@@ -302,7 +302,7 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(r.received).toHaveLength(1);
     expect(r.received[0]).toMatchObject({ id: ping.body.webhookId, verifiedWith: { current: true }, body: { type: 'ping', organizationId: org.orgId, data: { endpointId: ep.id } } });
     expect(await deliveryProblems(r.received[0])).toBeUndefined();
-    // and the check can fail: a ping whose data is not the ping's
+    // and the check can fail: a ping whose data lacks the ping's message
     expect(await deliveryProblems({ ...r.received[0], body: { ...r.received[0].body, data: { endpointId: ep.id } } })).toMatch(/oneOf|message/);
   });
 
