@@ -24,7 +24,7 @@ describe('the domain event types of organizations, billing and auth', () => {
       expect([e.type, validate(e.example) ? [] : validate.errors]).toEqual([e.type, []]);
     }
     expect(DECLARED.map((e) => e.type).sort()).toEqual([
-      'member.invited', 'member.joined', 'member.removed', 'member.role_changed', 'payment.failed', 'session.started_from_unknown_device',
+      'member.invited', 'member.joined', 'member.removed', 'member.role_changed', 'organization.deleted', 'payment.failed', 'session.started_from_unknown_device',
       'subscription.canceled', 'subscription.created', 'subscription.trial_ending', 'subscription.updated',
     ]);
   });

@@ -790,7 +790,10 @@ export interface paths {
         get: operations["getOrganization"];
         put?: never;
         post?: never;
-        /** Delete a business organization (owner) */
+        /**
+         * Delete a business organization (owner)
+         * @description Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its subscriptions are canceled right after, in Stripe too, with no proration (event `organization.deleted`, then `subscription.canceled` for each).
+         */
         delete: operations["deleteOrganization"];
         options?: never;
         head?: never;
@@ -11631,6 +11634,77 @@ export interface components {
              * @enum {string}
              */
             type: "member.role_changed";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of organization.deleted (version 1): The organization was deleted (DELETE /v1/orgs/{orgId}), or went with the erasure of its only member (DELETE /v1/me). Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more.
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "organization.deleted",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "organizationId": "0b7f6c2e-3d4a-4e5b-8c9d-1a2b3c4d5e6f",
+         *         "accountType": "business",
+         *         "reason": "deleted"
+         *       }
+         *     }
+         */
+        "WebhookEvent.organization.deleted.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "organizationId": "0b7f6c2e-3d4a-4e5b-8c9d-1a2b3c4d5e6f",
+             *       "accountType": "business",
+             *       "reason": "deleted"
+             *     }
+             */
+            data: {
+                /**
+                 * @example business
+                 * @enum {string}
+                 */
+                accountType: "personal" | "business";
+                /**
+                 * Format: uuid
+                 * @example 0b7f6c2e-3d4a-4e5b-8c9d-1a2b3c4d5e6f
+                 */
+                organizationId: string;
+                /**
+                 * @description deleted by an owner, or gone with the erasure of its person
+                 * @example deleted
+                 * @enum {string}
+                 */
+                reason: "deleted" | "erased";
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "organization.deleted";
             /**
              * @description Version of the payload schema
              * @example 1

@@ -5,6 +5,7 @@ import {
   CatalogController, MyBillingController, OrgBillingController, ServiceEntitlementsController, StripeWebhookController,
 } from './billing.controller.js';
 import { CheckoutService } from './checkout.service.js';
+import { DeletedOrgSubscriptions } from './deleted-org-subscriptions.service.js';
 import { EntitlementsService } from './entitlements.service.js';
 import { StripeClient } from './stripe.client.js';
 import { StripeWebhookService } from './stripe-webhook.service.js';
@@ -19,7 +20,7 @@ import { seatUsage, UsageCounters } from './usage-counters.js';
 @Module({
   controllers: [OrgBillingController, MyBillingController, CatalogController, ServiceEntitlementsController, StripeWebhookController],
   providers: [
-    UsageCounters, EntitlementsService, CheckoutService, StripeClient, StripeWebhookService, BillingExpiryJob,
+    UsageCounters, EntitlementsService, CheckoutService, StripeClient, StripeWebhookService, BillingExpiryJob, DeletedOrgSubscriptions,
     { provide: ENTITLEMENT_GATE, useExisting: EntitlementsService },
   ],
   exports: [UsageCounters, EntitlementsService, ENTITLEMENT_GATE],

@@ -219,6 +219,14 @@ export const billingRepository = {
     return row;
   },
 
+  /** Every subscription (of any app) that bills an organization or a person, oldest first. */
+  async subscriptionsOf(db: Db, subject: Subject): Promise<SubscriptionRow[]> {
+    const query = subscriptions().orderBy('s.createdAt').orderBy('s.id');
+    return db.run(subject.kind === 'organization'
+      ? query.where('s.organizationId', '=', subject.orgId)
+      : query.where('s.userId', '=', subject.userId).where('s.organizationId', 'is', null));
+  },
+
   /** Locks the subscription, then reads it with its bookkeeping in a new statement (so a waiter sees the winner's commit). */
   async lockSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
     await db.run(qb.selectFrom('hub.Subscription').select('id').where('id', '=', id).forUpdate());

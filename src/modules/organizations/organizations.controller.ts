@@ -68,7 +68,11 @@ export class OrganizationController {
   @HttpCode(204)
   @RequireRole('owner')
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'organization.personal')
-  @ApiOperation({ operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)' })
+  @ApiOperation({
+    operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)',
+    description: 'Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its subscriptions are canceled '
+      + 'right after, in Stripe too, with no proration (event `organization.deleted`, then `subscription.canceled` for each).',
+  })
   @ApiNoContentResponse()
   delete(@Tx() tx: TenantTx): Promise<void> {
     return this.orgs.delete(tx);

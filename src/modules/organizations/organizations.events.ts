@@ -3,8 +3,22 @@ import type { DomainEventType } from '../../platform/events/events.js';
 const ROLE = { type: 'string', enum: ['owner', 'admin', 'accountant', 'member', 'viewer'], description: 'a membership role' };
 const USER_ID = { type: 'string', minLength: 1, description: 'the user id' };
 
-/** The membership events the organizations module emits (in the transaction that makes the change). */
+/** The organization and membership events the organizations module emits (in the transaction that makes the change). */
 export const ORGANIZATIONS_EVENT_TYPES: DomainEventType[] = [
+  {
+    type: 'organization.deleted', version: 1, category: 'organization',
+    description: 'The organization was deleted (DELETE /v1/orgs/{orgId}), or went with the erasure of its only member (DELETE /v1/me). '
+      + 'Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more.',
+    payloadSchema: {
+      type: 'object', additionalProperties: false, required: ['organizationId', 'accountType', 'reason'],
+      properties: {
+        organizationId: { type: 'string', format: 'uuid' },
+        accountType: { type: 'string', enum: ['personal', 'business'] },
+        reason: { type: 'string', enum: ['deleted', 'erased'], description: 'deleted by an owner, or gone with the erasure of its person' },
+      },
+    },
+    example: { organizationId: '0b7f6c2e-3d4a-4e5b-8c9d-1a2b3c4d5e6f', accountType: 'business', reason: 'deleted' },
+  },
   {
     type: 'member.invited', version: 1, category: 'organization',
     description: 'An admin invited an e-mail address to the organization (the invitation token is never in the event).',

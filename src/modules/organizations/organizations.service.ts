@@ -5,6 +5,7 @@ import { organizationRepository as orgs } from './organization.repository.js';
 import type { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { emitEvent } from '../../platform/events/events.js';
 
 @Injectable()
 export class OrganizationsService {
@@ -50,6 +51,9 @@ export class OrganizationsService {
       throw OrganizationsErrors.error('organization.personal', 'a personal organization cannot be deleted');
     }
     await this.audit.record(tx, { action: 'organization.deleted', entityType: 'organization', entityId: tx.orgId, before });
+    // before the row goes: the outbox's policy admits rows of an organization the caller can still act in.
+    // The billing module cancels the organization's subscriptions on this event (in Stripe too).
+    await emitEvent(tx, 'organization.deleted', { organizationId: tx.orgId, accountType: before.accountType, reason: 'deleted' });
     if (!(await orgs.delete(tx.db, tx.orgId))) throw PlatformErrors.notFound('organization', tx.orgId);
   }
 }

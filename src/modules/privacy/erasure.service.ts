@@ -11,6 +11,7 @@ import { erasureRepository } from './erasure.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
+import { emitEvent } from '../../platform/events/events.js';
 
 /** How recent an access token must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
@@ -62,6 +63,10 @@ export class ErasureService {
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       await erasureRepository.endMemberships(db, userId, left);
       await erasureRepository.deleteOrganizations(db, deleted);
+      // the billing module cancels their subscriptions (the person's personal plans with the personal organization)
+      for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {
+        await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
+      }
       const rows = await erasureRepository.applyCatalog(db, { userId, email: person.email });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
 

@@ -23,15 +23,17 @@ export const PRIVILEGED_PATHS = {
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
   'billing.expiry': 'expire ended trials and canceled subscriptions',
+  /** a deleted organization's subscriptions: found, then canceled (in Stripe first) */
+  'billing.org_deleted': 'cancel the subscriptions of a deleted organization (organization.deleted)',
   /** routing domain events to inboxes and e-mails, sending e-mails and digests (every organization's) */
   'notifications.deliver': 'route domain events to notices and e-mails; send e-mails and digests',
   /** re-sealing integration secrets under the active key */
   'secrets.rotate': 'secrets:rotate command',
   /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
   'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
-  /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
+  /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
   'integrations.busy_times': 'read the sealed CalDAV secret of a public provider for its availability',
   /** analytics: monthly partitions made ahead and dropped after the retention; daily roll-ups of every organization */
   'analytics.maintenance': 'create and drop monthly event partitions, roll events up per organization and day',

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * A TEST DOUBLE of the Stripe API: a local HTTP server implementing only the endpoints the
- * billing module calls (Checkout sessions, billing-portal sessions). The real SDK talks to it
+ * billing module calls (Checkout sessions, billing-portal sessions, reading and canceling subscriptions). The real SDK talks to it
  * through its host/port/protocol options (STRIPE_API_HOST/PORT/PROTOCOL), so the production code
  * path — stripe-node building and sending the request — is what the tests exercise.
  */
@@ -12,6 +12,8 @@ export interface StripeDoubleRequest {
   method: string;
   path: string;
   authorization: string | undefined;
+  /** the Idempotency-Key header, when the SDK sent one */
+  idempotencyKey: string | undefined;
   /** the form-encoded body, decoded into flat bracketed keys (e.g. "line_items[0][price]") */
   form: Record<string, string>;
 }
@@ -19,6 +21,11 @@ export interface StripeDoubleRequest {
 export interface StripeDouble {
   port: number;
   requests: StripeDoubleRequest[];
+  /**
+   * The subscriptions Stripe holds, by id (a test adds the ones its events name). As Stripe does: canceling one that
+   * has ended, or one it does not have, answers 404 "No such subscription"; an ended one can still be read.
+   */
+  subscriptions: Map<string, { status: string; customer: string }>;
   /** env for createTestApp: points the SDK at this double */
   env: Record<string, string>;
   /** the next request is answered with this Stripe error instead */
@@ -36,11 +43,13 @@ async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
 
 export async function startStripeDouble(): Promise<StripeDouble> {
   const requests: StripeDoubleRequest[] = [];
+  const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
   const server: Server = createServer(async (req, res) => {
     const form = await readForm(req);
     const path = (req.url ?? '').split('?')[0];
-    requests.push({ method: req.method ?? '', path, authorization: req.headers.authorization, form });
+    const idempotencyKey = req.headers['idempotency-key'];
+    requests.push({ method: req.method ?? '', path, authorization: req.headers.authorization, idempotencyKey: typeof idempotencyKey === 'string' ? idempotencyKey : undefined, form });
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
       res.end(JSON.stringify(body));
@@ -73,6 +82,16 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       const pid = id('bps');
       return send(200, { id: pid, object: 'billing_portal.session', customer: form.customer, return_url: form.return_url, url: `https://billing.stripe.test/p/session/${pid}` });
     }
+    const subscription = /^\/v1\/subscriptions\/([A-Za-z0-9_]+)$/.exec(path);
+    if (subscription && (req.method === 'GET' || req.method === 'DELETE')) {
+      const [, sid] = subscription;
+      const sub = subscriptions.get(sid);
+      if (!sub || (req.method === 'DELETE' && sub.status === 'canceled')) {
+        return send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such subscription: '${sid}'` } });
+      }
+      if (req.method === 'DELETE') sub.status = 'canceled';
+      return send(200, { id: sid, object: 'subscription', status: sub.status, customer: sub.customer, metadata: {} });
+    }
     return send(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${path})` } });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -80,6 +99,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   return {
     port,
     requests,
+    subscriptions,
     failNext: (status, message) => (failure = { status, message }),
     env: { STRIPE_API_HOST: '127.0.0.1', STRIPE_API_PORT: String(port), STRIPE_API_PROTOCOL: 'http' },
     close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),

@@ -1,0 +1,90 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
+import { AuditService } from '../audit/audit.service.js';
+import { billingRepository as repo, type Subject } from './billing.repository.js';
+import { StripeClient } from './stripe.client.js';
+import { subscriptionPayload } from './stripe-webhook.service.js';
+
+const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;
+/** Statuses after which Stripe charges nothing more. */
+const ENDED = new Set(['canceled', 'incomplete_expired']);
+
+/**
+ * A deleted organization stops paying: on `organization.deleted` (an owner's DELETE, or the erasure of its only
+ * member), every subscription that bills it ends at once. That is the business organization's own subscriptions, or,
+ * for a personal organization (deleted only by an erasure), its person's personal plans. Stripe subscriptions are
+ * canceled in Stripe first: after deletion nobody can reach the organization's billing portal any more. Then the Hub
+ * row turns 'canceled', audited, with `subscription.canceled`.
+ *
+ * Domain-event subscribers run at least once per event. A Stripe call repeated for the same event carries the same
+ * idempotency key, and a subscription already canceled is skipped. A failed Stripe call fails the event's job, and
+ * the outbox tries it again later.
+ */
+@Injectable()
+export class DeletedOrgSubscriptions implements OnModuleInit {
+  private readonly logger = new Logger(DeletedOrgSubscriptions.name);
+
+  constructor(
+    private readonly events: DomainEvents,
+    private readonly privileged: PrivilegedDatabase,
+    private readonly stripe: StripeClient,
+    private readonly audit: AuditService,
+  ) {}
+
+  onModuleInit(): void {
+    this.events.subscribe('billing', async (event) => {
+      if (event.type === 'organization.deleted') await this.cancelAll(event);
+    });
+  }
+
+  /** Cancels what still bills the organization; returns the Hub ids of the subscriptions it ended. */
+  async cancelAll(event: DomainEvent): Promise<string[]> {
+    const live = await this.privileged.run('billing.org_deleted', async (db) => {
+      const org = await repo.org(db, event.orgId);
+      if (!org) return [];
+      const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: org.id };
+      return (await repo.subscriptionsOf(db, subject)).filter((s) => !ENDED.has(s.status ?? ''));
+    });
+    const ended: string[] = [];
+    for (const s of live) {
+      // outside any transaction: no connection is held while Stripe answers
+      if (s.stripeSubscriptionId) await this.cancelInStripe(s.stripeSubscriptionId, `${event.id}:${s.id}`);
+      const done = await this.privileged.run('billing.org_deleted', async (db) => {
+        const before = await repo.lockSubscription(db, s.id);
+        if (!before || ENDED.has(before.status ?? '')) return false;
+        await repo.cancel(db, s.id);
+        const after = await repo.lockSubscription(db, s.id);
+        await this.audit.recordPrivileged(db, event.orgId, BILLING_ACTOR, {
+          action: 'billing.subscription_canceled', entityType: 'subscription', entityId: s.id,
+          before: { status: before.status, plan: before.plan }, after: { status: 'canceled', plan: before.plan, reason: 'organization_deleted', stripeCanceled: Boolean(s.stripeSubscriptionId) },
+        }, { requestId: event.id });
+        await emitEvent({ db, orgId: event.orgId }, 'subscription.canceled', subscriptionPayload(after!, before.status));
+        return true;
+      });
+      if (done) ended.push(s.id);
+    }
+    if (ended.length) this.logger.log(`organization ${event.orgId} deleted: ${ended.length} subscription(s) canceled`);
+    return ended;
+  }
+
+  /**
+   * Cancels at once (no proration, no final invoice: Stripe's defaults). Stripe answers 404 "No such subscription" for
+   * one that has ended already (canceled elsewhere, or by an earlier try of this event): accepted when a read of it
+   * says it has ended, or that Stripe has none. Any other failure is thrown, and the event is tried again later.
+   */
+  private async cancelInStripe(stripeSubscriptionId: string, key: string): Promise<void> {
+    await this.stripe.call('cancel the subscription', async (api) => {
+      try {
+        await api.subscriptions.cancel(stripeSubscriptionId, {}, { idempotencyKey: `omnizen-org-deleted-${key}` });
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+        const status = await api.subscriptions.retrieve(stripeSubscriptionId).then(
+          (sub) => sub.status as string,
+          (e: { statusCode?: number }) => { if (e.statusCode === 404) return 'missing'; throw e; },
+        );
+        if (status !== 'missing' && !ENDED.has(status)) throw err;
+      }
+    });
+  }
+}
