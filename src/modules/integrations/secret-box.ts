@@ -67,7 +67,7 @@ export class SecretBox {
 
   private sealWith(value: unknown, associatedData: Buffer): SealedSecret {
     if (!this.configured) {
-      throw IntegrationsErrors.error('secrets.not_configured', 'no encryption key is configured for integration secrets (SECRETS_KEYS)');
+      throw IntegrationsErrors.error('secrets.not_configured', 'no encryption key for secrets is configured on this server (SECRETS_KEYS)');
     }
     const kid = this.activeKeyId!;
     const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key

@@ -53,7 +53,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint; its signing secret is in this answer only (owner, admin)', callbacks: deliveryCallbacks() })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
-  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')
+  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type', 'secrets.not_configured')
   create(@Tx() tx: TenantTx, @Body() dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
     return this.webhooks.create(tx, dto);
   }
@@ -98,7 +98,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)' })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
-  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
+  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found', 'secrets.not_configured')
   rotate(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: RotateWebhookSecretDto): Promise<WebhookEndpointWithSecretDto> {
     return this.webhooks.rotateSecret(tx, id, dto.overlapSeconds);
   }
