@@ -250,4 +250,47 @@ describe('ledger: posting rules the database enforces', () => {
     expect(bad.body.error.code).toBe('pagination.cursor');
     await t.http.get(ledgerUrl(orgId, 'fx-rates?from=2026-13-01')).set(users.viewer.auth).expect(400);
   });
+
+  it('a tax code is renamed and re-pointed, never re-rated; once archived, postings refuse it and what was posted keeps it; audited', async () => {
+    const created = await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.accountant.auth)
+      .send({ code: 'STD19', name: 'Standard', rate: '19', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201);
+    const id = created.body.id;
+    const sale = (amount: string) => post({ date: '2026-02-03', lines: [{ accountId: acc['1100'], debit: amount }, { accountId: acc['4100'], credit: '100', taxCodeId: id }] });
+    const posted = await sale('119').expect(201);
+
+    const renamed = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth)
+      .send({ name: 'Standard rate (old)', salesAccountId: acc['2300'] }).expect(200);
+    expect(renamed.body).toMatchObject({ id, code: 'STD19', name: 'Standard rate (old)', rate: '19.0000', salesAccountId: acc['2300'], purchaseAccountId: acc['1300'], archivedAt: null });
+    // the rate is not a field that changes: a new rate is a new code
+    const rerate = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth).send({ rate: '16' }).expect(400);
+    expect(rerate.body.error).toMatchObject({ code: 'validation_failed', details: [expect.objectContaining({ field: 'rate' })] });
+    const group = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth).send({ purchaseAccountId: acc['5000'] }).expect(422);
+    expect(group.body.error.code).toBe('ledger.account_not_postable');
+    await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.viewer.auth).send({ name: 'x' }).expect(403);
+    // the tax of the next sale goes to the new account
+    const next = await sale('119').expect(201);
+    const taxLine = (entry: any) => entry.lines.find((l: any) => l.taxRole === 'output_tax');
+    expect([taxLine(posted.body).accountId, taxLine(next.body).accountId]).toEqual([acc['2200'], acc['2300']]);
+
+    const archived = await t.http.post(ledgerUrl(orgId, `tax-codes/${id}/archive`)).set(users.accountant.auth).expect(200);
+    expect(archived.body.archivedAt).not.toBeNull();
+    const again = await t.http.post(ledgerUrl(orgId, `tax-codes/${id}/archive`)).set(users.accountant.auth).expect(200);
+    expect(again.body.archivedAt).toBe(archived.body.archivedAt);
+    const refused = await sale('119').expect(422);
+    expect(refused.body.error).toMatchObject({ code: 'ledger.tax_code_archived', message: 'tax code STD19 is archived' });
+    const kept = await t.http.get(ledgerUrl(orgId, `journal-entries/${posted.body.id}`)).set(users.viewer.auth).expect(200);
+    expect(taxLine(kept.body)).toMatchObject({ taxCodeId: id, accountId: acc['2200'], credit: '19.00' });
+    const listed = (await t.http.get(ledgerUrl(orgId, 'tax-codes')).set(users.viewer.auth).expect(200)).body.find((c: any) => c.id === id);
+    expect(listed).toMatchObject({ name: 'Standard rate (old)', rate: '19.0000', archivedAt: archived.body.archivedAt });
+    await t.http.patch(ledgerUrl(orgId, 'tax-codes/00000000-0000-4000-8000-000000000000')).set(users.accountant.auth).send({ name: 'x' }).expect(404);
+
+    const audit = await t.db.admin.query(
+      `SELECT action, before->>'name' AS before, after->>'name' AS after, after->>'archivedAt' IS NOT NULL AS archived FROM core.audit_logs
+       WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, id]);
+    expect(audit.rows).toEqual([
+      { action: 'ledger.tax_code_created', before: null, after: 'Standard', archived: false },
+      { action: 'ledger.tax_code_updated', before: 'Standard', after: 'Standard rate (old)', archived: false },
+      { action: 'ledger.tax_code_archived', before: 'Standard rate (old)', after: 'Standard rate (old)', archived: true },
+    ]);
+  });
 });

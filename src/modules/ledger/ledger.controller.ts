@@ -20,7 +20,7 @@ import {
   CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRatePage, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
   ProfitAndLossDto, RangeQuery, RevaluationDto, RevaluationResultDto, ReverseEntryDto, SetFxRateDto, StartBooksDto, TaxCalculationDto,
-  TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, YearEndResultDto, YearReopenResultDto,
+  TaxCodeDto, TrialBalanceDto, UpdateAccountDto, UpdateLedgerSettingsDto, UpdateTaxCodeDto, YearEndResultDto, YearReopenResultDto,
 } from './ledger.dto.js';
 
 /** A statement's CSV row: section, code, name, depth, amount, and the comparative column's amount when there is one. */
@@ -212,6 +212,31 @@ export class RatesAndTaxController {
   @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable')
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.createTaxCode(tx, dto);
+  }
+
+  @Patch('tax-codes/:taxCodeId')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({
+    operationId: 'updateTaxCode', summary: 'Rename a tax code, or change the accounts its tax posts to from now on (owner, admin, accountant)',
+    description: 'The rate and whether amounts include the tax cannot change: create a new tax code for a new rate and archive this one.',
+  })
+  @ApiOkResponse({ type: TaxCodeDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('ledger.account_not_postable')
+  updateTaxCode(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: UpdateTaxCodeDto): Promise<TaxCodeDto> {
+    return this.ledger.updateTaxCode(tx, id, dto);
+  }
+
+  @Post('tax-codes/:taxCodeId/archive')
+  @HttpCode(200)
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({
+    operationId: 'archiveTaxCode', summary: 'Archive a tax code: new postings and invoices refuse it (tax codes are never deleted; owner, admin, accountant)',
+    description: 'What was posted with it keeps it, and the VAT report still shows it. Archiving an archived code changes nothing.',
+  })
+  @ApiOkResponse({ type: TaxCodeDto })
+  archiveTaxCode(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string): Promise<TaxCodeDto> {
+    return this.ledger.archiveTaxCode(tx, id);
   }
 
   @Post('tax-codes/:taxCodeId/calculate')

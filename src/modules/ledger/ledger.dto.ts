@@ -234,6 +234,16 @@ export class CreateTaxCodeDto {
   @ApiProperty({ description: 'Account input tax on purchases (debit lines) posts to', format: 'uuid' }) @IsUUID() purchaseAccountId: string;
 }
 
+@ApiSchema({
+  description: 'Changes to a tax code: its name and the accounts its tax posts to from now on. Its rate and whether amounts include '
+    + 'the tax never change: a new rate is a new tax code (archive the old one), so the lines posted with a code keep its rate.',
+})
+export class UpdateTaxCodeDto {
+  @ApiPropertyOptional({ description: 'New name of the tax code', example: 'VAT 20 % (standard)' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ description: 'Account output tax on sales posts to from now on', format: 'uuid' }) @IsOptional() @IsUUID() salesAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account input tax on purchases posts to from now on', format: 'uuid' }) @IsOptional() @IsUUID() purchaseAccountId?: string;
+}
+
 @ApiSchema({ description: 'An amount to calculate the tax of' })
 export class CalculateTaxDto {
   @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;

@@ -278,6 +278,21 @@ export const ledgerRepository = {
     return toTaxCode(row);
   },
 
+  /** Absent fields stay as they are. */
+  async updateTaxCode(db: Db, orgId: string, id: string, t: { name?: string; salesAccountId?: string; purchaseAccountId?: string }): Promise<TaxCodeDto | undefined> {
+    const set = { name: t.name, sales_account_id: t.salesAccountId, purchase_account_id: t.purchaseAccountId };
+    if (Object.values(set).every((v) => v === undefined)) return this.getTaxCode(db, orgId, id);
+    const [row] = await db.run(qb.updateTable('finance.tax_codes').set({ ...set, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(TAX_CODE_COLS));
+    return row && toTaxCode(row);
+  },
+
+  async archiveTaxCode(db: Db, orgId: string, id: string): Promise<TaxCodeDto | undefined> {
+    const [row] = await db.run(qb.updateTable('finance.tax_codes').set({ archived_at: sql<Date>`coalesce(archived_at, now())`, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('id', '=', id).returning(TAX_CODE_COLS));
+    return row && toTaxCode(row);
+  },
+
   // ---------------------------------------------------------------- fiscal calendar
   async createYear(db: Db, orgId: string, name: string, start: string): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.fiscal_years').values({

@@ -10,7 +10,7 @@ import { computeTax, D, type MinorUnits } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
   AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
-  FxRatePage, FxRateQuery, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto,
+  FxRatePage, FxRateQuery, LedgerSettingsDto, SetFxRateDto, StartBooksDto, TaxCalculationDto, TaxCodeDto, UpdateAccountDto, UpdateLedgerSettingsDto, UpdateTaxCodeDto,
 } from './ledger.dto.js';
 
 /** The default name of the fiscal year starting on `start`: FY2026 for a calendar year, FY2026/27 otherwise. */
@@ -179,6 +179,24 @@ export class LedgerService {
     const t = await repo.createTaxCode(tx.db, tx.orgId, dto);
     await this.audit.record(tx, { action: 'ledger.tax_code_created', entityType: 'tax_code', entityId: t.id, after: t });
     return t;
+  }
+
+  async updateTaxCode(tx: TenantTx, id: string, dto: UpdateTaxCodeDto): Promise<TaxCodeDto> {
+    const before = await this.getTaxCode(tx, id);
+    if (dto.salesAccountId) await this.postableAccount(tx, dto.salesAccountId);
+    if (dto.purchaseAccountId) await this.postableAccount(tx, dto.purchaseAccountId);
+    const after = (await repo.updateTaxCode(tx.db, tx.orgId, id, dto))!;
+    await this.audit.record(tx, { action: 'ledger.tax_code_updated', entityType: 'tax_code', entityId: id, before, after });
+    return after;
+  }
+
+  /** Tax codes are archived, never deleted: postings and invoices refuse an archived code; the lines posted with it keep it. */
+  async archiveTaxCode(tx: TenantTx, id: string): Promise<TaxCodeDto> {
+    const before = await this.getTaxCode(tx, id);
+    if (before.archivedAt) return before;
+    const after = (await repo.archiveTaxCode(tx.db, tx.orgId, id))!;
+    await this.audit.record(tx, { action: 'ledger.tax_code_archived', entityType: 'tax_code', entityId: id, before, after });
+    return after;
   }
 
   async calculateTax(tx: TenantTx, id: string, dto: CalculateTaxDto): Promise<TaxCalculationDto> {
