@@ -259,4 +259,32 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     expect((await t.http.get(url('expense-claims')).set(users.viewer.auth).expect(200)).body.items).toHaveLength(2);
     await t.http.post(url('expense-claims')).set(users.viewer.auth).send({ claimDate: '2026-02-04', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '1', currency: 'EUR', date: '2026-02-04' }] }).expect(403);
   });
+
+  it('a rejected expense claim is fixed by its claimant and submitted again; nobody else edits it, and a submitted one stays as it is', async () => {
+    const line = (amount: string) => ({ accountId: acc['5200'], amount, currency: 'EUR', date: '2026-02-05', receiptRef: 'R-77' });
+    const claim = await t.http.post(url('expense-claims')).set(users.member.auth)
+      .send({ claimDate: '2026-02-05', currency: 'EUR', memo: 'Taxi', lines: [line('48.00')] }).expect(201);
+    const id = claim.body.id;
+    await t.http.post(url(`expense-claims/${id}/submit`)).set(users.member.auth).expect(200);
+    const locked = await t.http.patch(url(`expense-claims/${id}`)).set(users.member.auth).send({ claimDate: '2026-02-05', currency: 'EUR', lines: [line('1.00')] }).expect(409);
+    expect(locked.body.error).toMatchObject({ code: 'payables.not_editable', message: `expense claim ${id} is submitted: only a draft or rejected claim can be edited` });
+    await t.http.post(url(`expense-claims/${id}/reject`)).set(users.accountant.auth).send({ reason: 'the receipt says 38.00' }).expect(200);
+
+    // a bookkeeper may approve and reject it, not rewrite it
+    const notOwn = await t.http.patch(url(`expense-claims/${id}`)).set(users.owner.auth).send({ claimDate: '2026-02-05', currency: 'EUR', lines: [line('1.00')] }).expect(403);
+    expect(notOwn.body.error.code).toBe('payables.claim_not_own');
+    const mismatch = await t.http.patch(url(`expense-claims/${id}`)).set(users.member.auth)
+      .send({ claimDate: '2026-02-05', currency: 'EUR', lines: [line('38.00')], total: '48.00' }).expect(400);
+    expect(mismatch.body.error.code).toBe('payables.total_mismatch');
+    const fixed = await t.http.patch(url(`expense-claims/${id}`)).set(users.member.auth)
+      .send({ claimDate: '2026-02-05', currency: 'EUR', memo: 'Taxi (receipt 38.00)', lines: [line('38.00')], total: '38.00' }).expect(200);
+    expect(fixed.body).toMatchObject({ id, kind: 'expense_claim', status: 'rejected', memo: 'Taxi (receipt 38.00)', total: '38.00', lines: [expect.objectContaining({ gross: '38.00', receiptRef: 'R-77' })] });
+    const resubmitted = await t.http.post(url(`expense-claims/${id}/submit`)).set(users.member.auth).expect(200);
+    expect(resubmitted.body).toMatchObject({ status: 'submitted', total: '38.00' });
+    const posted = await t.http.post(url(`expense-claims/${id}/approve`)).set(users.accountant.auth).send({}).expect(200);
+    expect(posted.body).toMatchObject({ status: 'posted', total: '38.00' });
+    const audit = await t.db.admin.query(`SELECT action, before->>'total' AS before, after->>'total' AS after FROM core.audit_logs
+      WHERE org_id = $1 AND entity_id = $2 AND action = 'payables.expense_claim_updated'`, [orgId, id]);
+    expect(audit.rows).toEqual([{ action: 'payables.expense_claim_updated', before: '48.00', after: '38.00' }]);
+  });
 });

@@ -2280,7 +2280,8 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /** Replace the content of your draft (or rejected) expense claim; then submit it again */
+        patch: operations["updateExpenseClaim"];
         trace?: never;
     };
     "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve": {
@@ -9087,6 +9088,31 @@ export interface components {
              * @example DE123456789
              */
             taxId?: string;
+        };
+        /** @description A new draft of an expense claim's content (all fields replace the draft's) */
+        UpdateExpenseClaimDto: {
+            /**
+             * @description Date of the claim (the posting date on approval)
+             * @example 2026-01-10
+             */
+            claimDate: string;
+            /**
+             * @description Currency of the claim and of every line
+             * @example EUR
+             */
+            currency: string;
+            /** @description Lines (1-200) */
+            lines: components["schemas"]["ClaimLineInputDto"][];
+            /**
+             * @description Memo
+             * @example Client visit Hamburg
+             */
+            memo?: string;
+            /**
+             * @description The total the client computed (optional); a different server total is a 400
+             * @example 42.50
+             */
+            total?: string;
         };
         /** @description Changes to an integration; fields left out keep their value, null clears the label */
         UpdateIntegrationDto: {
@@ -33394,6 +33420,164 @@ export interface operations {
             };
             /** @description The path is longer than the API accepts */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateExpenseClaimDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             *
+             *     The input is invalid: the message names each field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `expense_claim.not_found` (no expense claim of this organization (that the caller may see) has this id) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

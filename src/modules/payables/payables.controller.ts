@@ -14,7 +14,7 @@ import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesService } from './payables.service.js';
 import {
   AgingQuery, AgingReportDto, BillDto, BillPage, BillPaymentDto, BillPaymentPage, BillQuery, CommentDto, CreateAllocationDto, CreateBillDto, RefundVendorCreditDto,
-  CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
+  CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, UpdateExpenseClaimDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery,
 } from './payables.dto.js';
 
@@ -221,6 +221,17 @@ export class PayablesController {
   @ApiErrorCodes('organization.not_found', 'expense_claim.not_found')
   getClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
     return this.payables.getBill(tx, id, 'expense_claim');
+  }
+
+  @Patch('expense-claims/:claimId')
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...CLAIMANT_ROLES)
+  @ApiOperation({ operationId: 'updateExpenseClaim', summary: 'Replace the content of your draft (or rejected) expense claim; then submit it again' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...DOCUMENT_ERRORS, 'expense_claim.not_found')
+  updateClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: UpdateExpenseClaimDto): Promise<BillDto> {
+    return this.payables.updateClaim(tx, id, dto);
   }
 
   @Post('expense-claims/:claimId/submit')

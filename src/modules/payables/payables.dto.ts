@@ -149,6 +149,9 @@ export class CreateExpenseClaimDto {
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '42.50' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
 }
 
+@ApiSchema({ description: 'A new draft of an expense claim\'s content (all fields replace the draft\'s)' })
+export class UpdateExpenseClaimDto extends CreateExpenseClaimDto {}
+
 @ApiSchema({ description: 'A line of a bill or expense claim, with the amounts the server computed' })
 export class BillLineDto {
   @ApiProperty({ description: 'Line number, from 1', example: 1 }) lineNo: number;

@@ -13,7 +13,7 @@ import { computeTax, D, fixed, rateText } from '../ledger/money.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
 import type {
-  ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, PayablesSettingsDto,
+  ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, UpdateExpenseClaimDto, PayablesSettingsDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery, BillLineInputDto,
 } from './payables.dto.js';
 
@@ -202,6 +202,29 @@ export class PayablesService {
 
   async createClaim(tx: TenantTx, dto: CreateExpenseClaimDto): Promise<BillDto> {
     if (tx.principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'an expense claim is made by a signed-in member for themselves');
+    const { header, lines } = await this.claimContent(tx, dto);
+    const id = await repo.insertBill(tx.db, tx.orgId, { kind: 'expense_claim', vendorId: null, claimantId: tx.principal.userId, ...header }, this.actor(tx));
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const claim = await this.getBill(tx, id, 'expense_claim');
+    await this.audit.record(tx, { action: 'payables.expense_claim_created', entityType: 'expense_claim', entityId: id, after: claim });
+    return claim;
+  }
+
+  /** The claimant replaces the content of their draft or rejected claim (a rejected claim is fixed, then submitted again). */
+  async updateClaim(tx: TenantTx, id: string, dto: UpdateExpenseClaimDto): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, 'expense_claim');
+    if (b.claimant_id !== this.actor(tx)) throw PayablesErrors.error('payables.claim_not_own', 'an expense claim is changed by its claimant only');
+    if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `expense claim ${id} is ${b.status}: only a draft or rejected claim can be edited`);
+    const before = await this.getBill(tx, id, 'expense_claim');
+    const { header, lines } = await this.claimContent(tx, dto);
+    await repo.updateBillContent(tx.db, tx.orgId, id, header);
+    await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    const after = await this.getBill(tx, id, 'expense_claim');
+    await this.audit.record(tx, { action: 'payables.expense_claim_updated', entityType: 'expense_claim', entityId: id, before, after });
+    return after;
+  }
+
+  private async claimContent(tx: TenantTx, dto: CreateExpenseClaimDto) {
     const mu = await this.ledger.currencyUnits(tx, dto.currency);
     const lines: BillLineRow[] = [];
     for (const [i, l] of dto.lines.entries()) {
@@ -211,11 +234,7 @@ export class PayablesService {
       lines.push(this.claimLine(l, amount));
     }
     const header = { billNumber: null, billDate: dto.claimDate, dueDate: dto.claimDate, currency: dto.currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) };
-    const id = await repo.insertBill(tx.db, tx.orgId, { kind: 'expense_claim', vendorId: null, claimantId: tx.principal.userId, ...header }, this.actor(tx));
-    await repo.replaceLines(tx.db, tx.orgId, id, lines);
-    const claim = await this.getBill(tx, id, 'expense_claim');
-    await this.audit.record(tx, { action: 'payables.expense_claim_created', entityType: 'expense_claim', entityId: id, after: claim });
-    return claim;
+    return { header, lines };
   }
 
   private claimLine(l: ClaimLineInputDto, amount: Decimal): BillLineRow {
