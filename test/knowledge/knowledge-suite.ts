@@ -210,5 +210,22 @@ export function describeKnowledge(path: StoragePath): void {
       const hits = (await search(org.users.viewer, { query: 'vacation days' }).expect(200)).body.items;
       expect(hits[0].documentId).toBe(docs.md);
     });
+
+    it('pages documents created within one millisecond without skipping any (cursors keep microseconds)', async () => {
+      const paging = (await t.http.post(url('collections')).set(owner.auth).send({ name: 'Paging' }).expect(201)).body.id;
+      const ids: string[] = [];
+      for (const n of ['a', 'b', 'c']) ids.push((await upload(paging, `${n}.txt`, 'text/plain', `document ${n}`).expect(201)).body.id);
+      for (const [i, at] of ['2026-02-02T10:00:00.123789Z', '2026-02-02T10:00:00.123456Z', '2026-02-02T10:00:00.123001Z'].entries()) {
+        await t.db.admin.query('UPDATE ai.knowledge_documents SET created_at = $2 WHERE id = $1', [ids[i], at]);
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await t.http.get(url(`documents?collectionId=${paging}&limit=1${cursor ? `&cursor=${cursor}` : ''}`)).set(owner.auth).expect(200);
+        seen.push(...res.body.items.map((d: any) => d.id));
+        cursor = res.body.nextCursor;
+      } while (cursor && seen.length < 10);
+      expect(seen).toEqual(ids);
+    });
   });
 }

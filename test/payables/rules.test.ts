@@ -287,4 +287,24 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
       WHERE org_id = $1 AND entity_id = $2 AND action = 'payables.expense_claim_updated'`, [orgId, id]);
     expect(audit.rows).toEqual([{ action: 'payables.expense_claim_updated', before: '48.00', after: '38.00' }]);
   });
+
+  it('pages bills created within one millisecond without skipping any (cursors keep microseconds)', async () => {
+    const v = await createVendor(t, orgId, users.accountant, { name: 'Millisecond Supplies' });
+    const ids: string[] = [];
+    for (const amount of ['1.00', '2.00', '3.00']) {
+      ids.push((await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: v, billDate: '2026-02-02', lines: [{ accountId: acc['5200'], unitPrice: amount }] }).expect(201)).body.id);
+    }
+    // three creations in one millisecond, at different microseconds (newest first: ids[0], ids[1], ids[2])
+    for (const [i, at] of ['2026-02-02T10:00:00.123789Z', '2026-02-02T10:00:00.123456Z', '2026-02-02T10:00:00.123001Z'].entries()) {
+      await t.db.admin.query('UPDATE finance.bills SET created_at = $2 WHERE id = $1', [ids[i], at]);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await t.http.get(url(`bills?vendorId=${v}&limit=1${cursor ? `&cursor=${cursor}` : ''}`)).set(users.viewer.auth).expect(200);
+      seen.push(...res.body.items.map((b: any) => b.id));
+      cursor = res.body.nextCursor;
+    } while (cursor && seen.length < 10);
+    expect(seen).toEqual(ids);
+  });
 });

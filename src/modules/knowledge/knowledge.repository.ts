@@ -1,6 +1,6 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb, type DB } from '../../platform/database/query-builder.js';
+import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { CollectionDto, DocumentDto, SearchHitDto, VersionDto } from './knowledge.dto.js';
 
 // The only place with knowledge SQL. CRUD is typed (Kysely); the chunk writes and the search are raw: their
@@ -204,15 +204,13 @@ export const knowledgeRepository = {
   },
 
   // ---------------------------------------------------------------- documents and versions
-  async listDocuments(db: Db, orgId: string, f: { collectionId?: string; limit: number; before?: { createdAt: string; id: string } }): Promise<DocumentDto[]> {
-    let q = qb.selectFrom('ai.knowledge_documents').select(DOCUMENT_COLS).where('org_id', '=', orgId);
+  /** Newest first; `key` is each document's keyset position (created_at to the microsecond, id). */
+  async listDocuments(db: Db, orgId: string, f: { collectionId?: string; limit: number; before?: { createdAt: string; id: string } }): Promise<{ document: DocumentDto; key: { c: string; i: string } }[]> {
+    let q = qb.selectFrom('ai.knowledge_documents').select([...DOCUMENT_COLS, exactInstant('created_at').as('position')]).where('org_id', '=', orgId);
     if (f.collectionId) q = q.where('collection_id', '=', f.collectionId);
-    if (f.before) {
-      const b = f.before;
-      q = q.where((eb) => eb.or([eb('created_at', '<', new Date(b.createdAt)), eb.and([eb('created_at', '=', new Date(b.createdAt)), eb('id', '<', b.id)])]));
-    }
+    if (f.before) q = q.where(sql<boolean>`(created_at, id) < (${f.before.createdAt}::timestamptz, ${f.before.id}::uuid)`);
     const rows = await db.run(q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit));
-    return rows.map(toDocument);
+    return rows.map(({ position, ...r }) => ({ document: toDocument(r), key: { c: position, i: r.id } }));
   },
 
   async getDocument(db: Db, orgId: string, id: string, forUpdate = false): Promise<DocumentDto | undefined> {

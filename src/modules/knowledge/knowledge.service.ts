@@ -88,7 +88,8 @@ export class KnowledgeService {
     const limit = q.limit ?? 50;
     const before = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const rows = await repo.listDocuments(tx.db, tx.orgId, { collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i } });
-    return page(rows, limit, (d) => ({ c: d.createdAt, i: d.id }));
+    const p = page(rows, limit, (r) => r.key);
+    return { items: p.items.map((r) => r.document), nextCursor: p.nextCursor };
   }
 
   async getDocument(tx: TenantTx, id: string): Promise<DocumentDto> {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { exactInstant, qb } from '../../platform/database/query-builder.js';
 import type { NotificationCategory, NotificationChannel } from './notification.dto.js';
 
 export interface RouteRow {
@@ -193,7 +193,7 @@ export const notificationRepository = {
   /** Newest first, keyset on (created_at, id); `position` is each row's created_at at full precision. */
   async list(db: Db, userId: string, q: { limit: number; unread?: boolean; archived: boolean; category?: string; orgId?: string; after?: [string, string] }) {
     let query = qb.selectFrom('core.notifications as n')
-      .select([...NOTIFICATION_COLUMNS, sql<string>`to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('position')])
+      .select([...NOTIFICATION_COLUMNS, exactInstant('n.created_at').as('position')])
       .where('n.user_id', '=', userId)
       .where('n.archived_at', q.archived ? 'is not' : 'is', null);
     if (q.unread) query = query.where('n.read_at', 'is', null);

@@ -1,6 +1,6 @@
 import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb, type DB } from '../../platform/database/query-builder.js';
+import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { InvitationDto, InvitationStatus } from './invitation.dto.js';
 
 type Invitations = ExpressionBuilder<DB, 'core.invitations'>;
@@ -50,7 +50,7 @@ export const invitationRepository = {
   /** Newest first, keyset on (created_at, id); `key` is each row's position at full (microsecond) precision. */
   async list(db: Db, orgId: string, limit: number, filter?: InvitationStatus, after?: [string, string]): Promise<{ invitation: InvitationDto; key: [string, string] }[]> {
     let query = qb.selectFrom('core.invitations')
-      .select([...COLUMNS, statusColumn, sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('position')])
+      .select([...COLUMNS, statusColumn, exactInstant('created_at').as('position')])
       .where('org_id', '=', orgId)
       .orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit);
     if (filter) query = query.where((eb) => eb(status(eb), '=', filter));

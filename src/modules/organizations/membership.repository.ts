@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb } from '../../platform/database/query-builder.js';
+import { exactInstant, qb } from '../../platform/database/query-builder.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
 import type { MemberDto } from './membership.dto.js';
 
@@ -14,7 +14,7 @@ export const membershipRepository = {
   /** Keyset page ordered by (created_at, user_id); `key` is each row's position at full (microsecond) precision. */
   async list(db: Db, orgId: string, limit: number, after?: [string, string]): Promise<{ member: MemberDto; key: [string, string] }[]> {
     let query = members()
-      .select(sql<string>`to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('position'))
+      .select(exactInstant('m.created_at').as('position'))
       .where('m.org_id', '=', orgId).orderBy('m.created_at').orderBy('m.user_id').limit(limit);
     if (after) query = query.where(sql`(m.created_at, m.user_id)`, '>', sql`(${after[0]}::timestamptz, ${after[1]}::text)`);
     const rows = await db.run(query);

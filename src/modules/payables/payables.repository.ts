@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb, type DB } from '../../platform/database/query-builder.js';
+import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 
 // The only place with payables SQL: typed Kysely queries, raw SQL for the aging report only.
 
@@ -165,7 +165,7 @@ export const payablesRepository = {
   },
 
   async listBillIds(db: Db, orgId: string, q: { kind: 'bill' | 'expense_claim'; vendorId?: string; claimantId?: string; status?: string; after?: { c: string; i: string }; limit: number }) {
-    let query = qb.selectFrom('finance.bills').select(['id', 'created_at']).where('org_id', '=', orgId).where('kind', '=', q.kind);
+    let query = qb.selectFrom('finance.bills').select(['id', exactInstant('created_at').as('position')]).where('org_id', '=', orgId).where('kind', '=', q.kind);
     if (q.vendorId) query = query.where('vendor_id', '=', q.vendorId);
     if (q.claimantId) query = query.where('claimant_id', '=', q.claimantId);
     if (q.status) query = query.where('status', '=', q.status);

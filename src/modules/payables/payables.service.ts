@@ -294,7 +294,7 @@ export class PayablesService {
     const after = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
     const claimantId = kind === 'expense_claim' && tx.role === 'member' ? this.actor(tx) : undefined;
     const rows = await repo.listBillIds(tx.db, tx.orgId, { kind, vendorId: q.vendorId, claimantId, status: q.status, after, limit });
-    const p = page(rows, limit, (r) => ({ c: (r.created_at as Date).toISOString(), i: r.id }));
+    const p = page(rows, limit, (r) => ({ c: r.position, i: r.id }));
     return { items: await this.bills(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
   }
 

@@ -1,5 +1,5 @@
 import {
-  DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type Compilable, type InferResult,
+  DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, sql, type Compilable, type InferResult, type RawBuilder,
 } from 'kysely';
 import type { DB } from '../../generated/kysely/types.js';
 import { statementName } from './sql.js';
@@ -23,6 +23,14 @@ export const qb = new Kysely<DB>({
 
 export type { Compilable, InferResult };
 export type { DB } from '../../generated/kysely/types.js';
+
+/**
+ * A timestamptz column as ISO 8601 text to the microsecond (`2026-12-02T09:00:00.123456Z`), for keyset cursors. A JS Date
+ * keeps milliseconds only: a cursor made from one skips the rows of the page boundary's millisecond that come after it.
+ */
+export function exactInstant(column: string): RawBuilder<string> {
+  return sql<string>`to_char(${sql.ref(column)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
 
 /** Stands for a named parameter while a prepared query is compiled (see `prepare`). */
 class Param {
