@@ -88,6 +88,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/receivables/revenue-recognition/runs full_accounting',
       // payables, approvals and expense claims (issue 15)
       'PATCH /v1/orgs/{orgId}/payables/bills/{billId} full_accounting',
+      'PATCH /v1/orgs/{orgId}/payables/expense-claims/{claimId} full_accounting',
       'PATCH /v1/orgs/{orgId}/payables/vendors/{vendorId} full_accounting',
       'POST /v1/orgs/{orgId}/payables/allocations/{allocationId}/reverse full_accounting',
       'POST /v1/orgs/{orgId}/payables/bills full_accounting',
