@@ -275,6 +275,35 @@ describe('agent runs', () => {
     expect(m.body.rows[0][0]).toBe(res.body.runs);
     expect(m.body.rows[0][2]).toBeGreaterThanOrEqual(1);
   });
+
+  it('lists an agent\'s runs newest first in cursor pages, filtered by status and trigger, without traces', async () => {
+    const expected = async (where = '') => (await t.db.admin.query(
+      `SELECT id FROM ai.runs WHERE org_id = $1 AND agent_id = $2 ${where} ORDER BY started_at DESC, id DESC`, [orgA, agentId])).rows.map((r) => r.id);
+    const all = async (query: string) => {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await t.http.get(agentsUrl(orgA, `/${agentId}/runs?limit=2${query}${cursor ? `&cursor=${cursor}` : ''}`)).set(viewerA.auth).expect(200);
+        expect(res.body.items.length).toBeLessThanOrEqual(2);
+        expect(res.body.items.every((r: any) => r.trace === undefined && r.agentId === agentId)).toBe(true);
+        seen.push(...res.body.items.map((r: any) => r.id));
+        cursor = res.body.nextCursor;
+      } while (cursor && seen.length < 200);
+      return seen;
+    };
+    const everything = await expected();
+    expect(everything.length).toBeGreaterThan(5);
+    expect(await all('')).toEqual(everything);
+    const failed = await expected(`AND status = 'failed'`);
+    expect(failed.length).toBeGreaterThanOrEqual(2);
+    expect(await all('&status=failed')).toEqual(failed);
+    expect(await all('&trigger=async')).toEqual(await expected(`AND trigger = 'async'`));
+    const bad = await t.http.get(agentsUrl(orgA, `/${agentId}/runs?status=done`)).set(viewerA.auth).expect(400);
+    expect(bad.body.error.details).toEqual([expect.objectContaining({ field: 'status' })]);
+    const forged = await t.http.get(agentsUrl(orgA, `/${agentId}/runs?cursor=eyJzIjoieCJ9`)).set(viewerA.auth).expect(400);
+    expect(forged.body.error.code).toBe('pagination.cursor');
+    await t.http.get(agentsUrl(orgB, `/${agentId}/runs`)).set(ownerB.auth).expect(404);
+  });
 });
 
 describe('the organization\'s provider key under key rotation', () => {

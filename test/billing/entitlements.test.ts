@@ -139,8 +139,8 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
     const mine = await t.http.get(`/v1/orgs/${orgB}/entitlements?app=omnizen`).set(bob.auth).expect(200);
     expect(mine.body.plan).toBe('enterprise');
     const events = await t.http.get(`/v1/orgs/${orgA}/billing/events`).set(ada.auth).expect(200);
-    expect(events.body.map((e: any) => e.stripeEventId)).toEqual(['evt_a']);
-    expect((await t.http.get(`/v1/orgs/${orgB}/billing/events`).set(bob.auth).expect(200)).body).toEqual([]);
+    expect(events.body.items.map((e: any) => e.stripeEventId)).toEqual(['evt_a']);
+    expect((await t.http.get(`/v1/orgs/${orgB}/billing/events`).set(bob.auth).expect(200)).body).toEqual({ items: [] });
     // a person's service route is for services only
     await t.http.get(`/v1/billing/users/${ada.id}/entitlements?app=omnizen`).set(bob.auth).expect(403);
 

@@ -168,7 +168,26 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'active' });
     // the organization's admins see the event log
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
-    expect(events.body.find((e: any) => e.stripeEventId === event.id)).toMatchObject({ status: 'ignored' });
+    expect(events.body.items.find((e: any) => e.stripeEventId === event.id)).toMatchObject({ status: 'ignored' });
+    // in pages, filtered: every event of the organization once, newest received first
+    const expected = (await t.db.admin.query(`SELECT "stripeEventId" AS id, status, type FROM hub."BillingEvent" WHERE "orgId" = $1 ORDER BY "receivedAt" DESC, id DESC`, [orgId])).rows;
+    const pages = async (query: string) => {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await t.http.get(`/v1/orgs/${orgId}/billing/events?limit=2${query}${cursor ? `&cursor=${cursor}` : ''}`).set(ada.auth).expect(200);
+        seen.push(...res.body.items.map((e: any) => e.stripeEventId));
+        cursor = res.body.nextCursor;
+      } while (cursor && seen.length < 100);
+      return seen;
+    };
+    expect(expected.length).toBeGreaterThan(2);
+    expect(await pages('')).toEqual(expected.map((e) => e.id));
+    expect(await pages('&status=ignored')).toEqual(expected.filter((e) => e.status === 'ignored').map((e) => e.id));
+    expect((await t.http.get(`/v1/orgs/${orgId}/billing/events?type=customer.subscription.updated&status=ignored`).set(ada.auth).expect(200)).body.items
+      .map((e: any) => e.stripeEventId)).toEqual(expected.filter((e) => e.status === 'ignored' && e.type === 'customer.subscription.updated').map((e) => e.id));
+    const bad = await t.http.get(`/v1/orgs/${orgId}/billing/events?status=lost`).set(ada.auth).expect(400);
+    expect(bad.body.error.details).toEqual([expect.objectContaining({ field: 'status' })]);
     const audited = await t.db.admin.query(
       `SELECT action, principal_type FROM core.audit_logs WHERE org_id = $1 AND after->>'stripeEventId' = $2 ORDER BY id`, [orgId, event.id]);
     expect(audited.rows).toEqual([

@@ -845,7 +845,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The agent's latest 100 runs (any member, viewers included) */
+        /** The agent's runs, newest first; filter by status and trigger (cursor pagination; any member, viewers included) */
         get: operations["listAgentRuns"];
         put?: never;
         /**
@@ -1179,7 +1179,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The latest Stripe events about this organization (admin or owner) */
+        /** The Stripe events about this organization, newest first; filter by status and type (cursor pagination; admin or owner) */
         get: operations["listBillingEvents"];
         put?: never;
         post?: never;
@@ -4171,6 +4171,13 @@ export interface components {
             subscriptionId: string | null;
             /** @description Stripe event type, e.g. customer.subscription.updated */
             type: string;
+        };
+        /** @description A page of the Stripe events about an organization, newest first */
+        BillingEventPage: {
+            /** @description Events on this page, newest received first */
+            items: components["schemas"]["BillingEventDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description A line of a bill or expense claim, with the amounts the server computed */
         BillLineDto: {
@@ -8076,6 +8083,13 @@ export interface components {
              * @enum {string}
              */
             role: "user" | "assistant";
+        };
+        /** @description A page of an agent's runs, newest first (without their traces: GET a run for its trace) */
+        RunPage: {
+            /** @description Runs on this page, newest first */
+            items: components["schemas"]["RunDto"][];
+            /** @description Pass as ?cursor= to get the next page; absent on the last page */
+            nextCursor?: string;
         };
         /** @description Runs revenue recognition for a day (idempotent per organization and day) */
         RunRevenueRecognitionDto: {
@@ -19545,7 +19559,15 @@ export interface operations {
     };
     listAgentRuns: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only runs in this status */
+                status?: "running" | "succeeded" | "failed" | "cancelled";
+                /** @description Only runs started this way */
+                trigger?: "interactive" | "async" | "schedule" | "event";
+            };
             header?: {
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
@@ -19570,7 +19592,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RunDto"][];
+                    "application/json": components["schemas"]["RunPage"];
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -22827,7 +22849,15 @@ export interface operations {
     };
     listBillingEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only events in this status */
+                status?: "received" | "processed" | "ignored" | "failed";
+                /** @description Only events of this Stripe type */
+                type?: string;
+            };
             header?: {
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
@@ -22851,7 +22881,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BillingEventDto"][];
+                    "application/json": components["schemas"]["BillingEventPage"];
                 };
             };
             /** @description The input is invalid: the message names each field */

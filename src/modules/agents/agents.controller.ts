@@ -12,10 +12,11 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { ApiErrors } from '../../platform/http/openapi.js';
 import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { AutomationService } from './automation.service.js';
 import {
-  AgentDto, BudgetDto, CreateAgentDto, CreateTriggerDto, TriggerDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunQuery, SetProviderKeyDto, ToolDto,
+  AgentDto, BudgetDto, CreateAgentDto, CreateTriggerDto, TriggerDto, CreateBudgetDto, CreateRunDto, ModelDto, ProviderKeyDto, RunAcceptedDto, RunDto, RunListQuery, RunPage, RunQuery, SetProviderKeyDto, ToolDto,
   UpdateAgentDto, UpdateBudgetDto, UsageQuery, UsageReportDto,
 } from './agents.dto.js';
 import { AgentsService } from './agents.service.js';
@@ -216,11 +217,12 @@ export class AgentsController {
   }
 
   @Get(':agentId/runs')
-  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s latest 100 runs (any member, viewers included)' })
-  @ApiOkResponse({ type: [RunDto] })
+  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s runs, newest first; filter by status and trigger (cursor pagination; any member, viewers included)' })
+  @ApiOkResponse({ type: RunPage })
+  @ApiErrors(400)
   @ApiErrorCodes('organization.not_found', 'agent.not_found')
-  listRuns(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string): Promise<RunDto[]> {
-    return this.agents.listRuns(tx, agentId);
+  listRuns(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @Query() q: RunListQuery): Promise<RunPage> {
+    return this.agents.listRuns(tx, agentId, q);
   }
 
   @Get(':agentId/runs/:runId')

@@ -3,6 +3,8 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateNested,
 } from 'class-validator';
+import { PageQuery } from '../../platform/http/pagination.js';
+import { PageInfo } from '../../platform/http/openapi.js';
 
 export const AGENT_TYPES = ['assistant', 'accountant', 'analyst', 'custom'] as const;
 export const AGENT_STATUSES = ['active', 'paused'] as const;
@@ -172,6 +174,16 @@ export class RunDto {
   @ApiProperty({ type: String, nullable: true, description: 'End (ISO 8601); null while running', example: '2026-12-02T09:00:02.000Z' }) finishedAt: string | null;
   @ApiProperty({ type: Number, nullable: true, description: 'Run latency in ms', example: 2000 }) latencyMs: number | null;
   @ApiPropertyOptional({ type: [RunStepDto], description: 'The trace (on a single run)', example: [] }) trace?: RunStepDto[];
+}
+
+export class RunListQuery extends PageQuery {
+  @ApiPropertyOptional({ enum: RUN_STATUSES, description: 'Only runs in this status', example: 'failed' }) @IsOptional() @IsIn(RUN_STATUSES) status?: string;
+  @ApiPropertyOptional({ enum: RUN_TRIGGERS, description: 'Only runs started this way', example: 'schedule' }) @IsOptional() @IsIn(RUN_TRIGGERS) trigger?: string;
+}
+
+@ApiSchema({ description: 'A page of an agent\'s runs, newest first (without their traces: GET a run for its trace)' })
+export class RunPage extends PageInfo {
+  @ApiProperty({ type: [RunDto], description: 'Runs on this page, newest first' }) items: RunDto[];
 }
 
 @ApiSchema({ description: 'A run started as a job' })

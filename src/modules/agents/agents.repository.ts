@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { qb, type DB } from '../../platform/database/query-builder.js';
+import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { AgentDto, BudgetDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
 
 // The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
@@ -177,9 +177,14 @@ export const agentsRepository = {
     return r?.status;
   },
 
-  async listRuns(db: Db, orgId: string, agentId: string, limit: number): Promise<RunDto[]> {
-    return (await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId)
-      .orderBy('started_at', 'desc').limit(limit))).map(toRun);
+  /** Newest first, `limit` rows; `key` is each run's keyset position (started_at to the microsecond, id). */
+  async listRuns(db: Db, orgId: string, agentId: string, f: { status?: string; trigger?: string; after?: { s: string; i: string }; limit: number }) {
+    let q = qb.selectFrom('ai.runs').selectAll().select(exactInstant('started_at').as('position')).where('org_id', '=', orgId).where('agent_id', '=', agentId);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.trigger) q = q.where('trigger', '=', f.trigger);
+    if (f.after) q = q.where(sql<boolean>`(started_at, id) < (${f.after.s}::timestamptz, ${f.after.i}::uuid)`);
+    const rows = await db.run(q.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(f.limit));
+    return rows.map(({ position, ...r }) => ({ run: toRun(r), key: { s: position, i: r.id } }));
   },
 
   async steps(db: Db, orgId: string, runId: string): Promise<RunStepDto[]> {

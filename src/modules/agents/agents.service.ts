@@ -6,8 +6,9 @@ import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AgentErrors } from './agents.errors.js';
 import type {
-  AgentDto, BudgetDto, CreateAgentDto, CreateBudgetDto, ModelDto, RunDto, ToolDto, UpdateAgentDto, UpdateBudgetDto, UsageReportDto,
+  AgentDto, BudgetDto, CreateAgentDto, CreateBudgetDto, ModelDto, RunDto, RunListQuery, RunPage, ToolDto, UpdateAgentDto, UpdateBudgetDto, UsageReportDto,
 } from './agents.dto.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { agentsRepository as repo } from './agents.repository.js';
 import { ToolRegistry } from './tool-registry.js';
 
@@ -89,8 +90,13 @@ export class AgentsService {
   }
 
   // ---------------------------------------------------------------- runs (reads)
-  listRuns(tx: TenantTx, agentId: string): Promise<RunDto[]> {
-    return this.get(tx, agentId).then(() => repo.listRuns(tx.db, tx.orgId, agentId, 100));
+  async listRuns(tx: TenantTx, agentId: string, q: RunListQuery): Promise<RunPage> {
+    await this.get(tx, agentId);
+    const limit = q.limit ?? 50;
+    const after = decodeKeyset(q.cursor, { s: 'timestamp', i: 'uuid' });
+    const rows = await repo.listRuns(tx.db, tx.orgId, agentId, { status: q.status, trigger: q.trigger, after, limit: limit + 1 });
+    const p = page(rows, limit, (r) => r.key);
+    return { items: p.items.map((r) => r.run), nextCursor: p.nextCursor };
   }
 
   async getRun(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {

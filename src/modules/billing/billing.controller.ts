@@ -6,9 +6,10 @@ import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { CurrentPrincipal, OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
 import {
-  AppCatalogDto, AppQueryDto, BillingEventDto, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
+  AppCatalogDto, AppQueryDto, BillingEventPage, BillingEventQuery, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
 } from './billing.dto.js';
 import { billingRepository as repo } from './billing.repository.js';
 import { CheckoutService } from './checkout.service.js';
@@ -60,10 +61,15 @@ export class OrgBillingController {
   @Get('billing/events')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role')
-  @ApiOperation({ operationId: 'listBillingEvents', summary: 'The latest Stripe events about this organization (admin or owner)' })
-  @ApiOkResponse({ type: [BillingEventDto] })
-  events(@Tx() tx: TenantTx): Promise<BillingEventDto[]> {
-    return repo.billingEvents(tx.db, tx.orgId, 100);
+  @ApiOperation({ operationId: 'listBillingEvents', summary: 'The Stripe events about this organization, newest first; filter by status and type (cursor pagination; admin or owner)' })
+  @ApiOkResponse({ type: BillingEventPage })
+  @ApiErrors(400)
+  async events(@Tx() tx: TenantTx, @Query() q: BillingEventQuery): Promise<BillingEventPage> {
+    const limit = q.limit ?? 50;
+    const after = decodeKeyset(q.cursor, { r: 'timestamp', i: 'uuid' });
+    const rows = await repo.billingEvents(tx.db, tx.orgId, { status: q.status, type: q.type, after, limit: limit + 1 });
+    const p = page(rows, limit, (r) => r.key);
+    return { items: p.items.map((r) => r.event), nextCursor: p.nextCursor };
   }
 }
 

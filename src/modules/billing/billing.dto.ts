@@ -1,5 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches } from 'class-validator';
+import { IsIn, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { PageQuery } from '../../platform/http/pagination.js';
+import { PageInfo } from '../../platform/http/openapi.js';
 
 const CODE = /^[a-z][a-z0-9_]{0,62}$/;
 
@@ -98,6 +100,18 @@ export class BillingEventDto {
   @ApiProperty({ description: 'When Stripe created the event' }) stripeCreatedAt: Date;
   @ApiProperty({ description: 'When we received the event' }) receivedAt: Date;
   @ApiProperty({ description: 'When the event was processed or ignored; null while received', type: Date, nullable: true }) processedAt: Date | null;
+}
+
+const BILLING_EVENT_STATUSES = ['received', 'processed', 'ignored', 'failed'] as const;
+
+export class BillingEventQuery extends PageQuery {
+  @ApiPropertyOptional({ enum: BILLING_EVENT_STATUSES, description: 'Only events in this status', example: 'ignored' }) @IsOptional() @IsIn(BILLING_EVENT_STATUSES) status?: string;
+  @ApiPropertyOptional({ description: 'Only events of this Stripe type', example: 'invoice.payment_failed' }) @IsOptional() @IsString() @Length(1, 100) type?: string;
+}
+
+@ApiSchema({ description: 'A page of the Stripe events about an organization, newest first' })
+export class BillingEventPage extends PageInfo {
+  @ApiProperty({ type: [BillingEventDto], description: 'Events on this page, newest received first' }) items: BillingEventDto[];
 }
 
 @ApiSchema({ description: 'The acknowledgement Stripe expects' })

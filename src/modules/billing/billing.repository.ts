@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { prepare, qb } from '../../platform/database/query-builder.js';
+import { exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
 
 export interface AppRow {
   id: string;
@@ -258,10 +258,16 @@ export const billingRepository = {
     await db.run(qb.selectFrom('hub.limit_locks').select('org_id').where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
   },
 
-  async billingEvents(db: Db, orgId: string, limit: number) {
-    return db.run(qb.selectFrom('hub.BillingEvent')
-      .select(['id', 'stripeEventId', 'type', 'subscriptionId', 'status', 'reason', 'stripeCreatedAt', 'receivedAt', 'processedAt'])
-      .where('orgId', '=', orgId).orderBy('receivedAt', 'desc').orderBy('id').limit(limit));
+  /** Newest received first, `limit` rows; `key` is each event's keyset position (receivedAt to the microsecond, id). */
+  async billingEvents(db: Db, orgId: string, f: { status?: string; type?: string; after?: { r: string; i: string }; limit: number }) {
+    let q = qb.selectFrom('hub.BillingEvent')
+      .select(['id', 'stripeEventId', 'type', 'subscriptionId', 'status', 'reason', 'stripeCreatedAt', 'receivedAt', 'processedAt', exactInstant('receivedAt').as('position')])
+      .where('orgId', '=', orgId);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.type) q = q.where('type', '=', f.type);
+    if (f.after) q = q.where(sql<boolean>`("receivedAt", id) < (${f.after.r}::timestamptz, ${f.after.i}::text)`);
+    const rows = await db.run(q.orderBy('receivedAt', 'desc').orderBy('id', 'desc').limit(f.limit));
+    return rows.map(({ position, ...event }) => ({ event, key: { r: position, i: event.id } }));
   },
 
   /** A person's personal organization (the organization their personal plan bills), or null. */
