@@ -174,6 +174,10 @@ describe('ledger: a worked month', () => {
     const closedBooks = await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-01-01&to=2026-12-31&includeClosing=true')).set(owner.auth).expect(200);
     expect(closedBooks.body).toMatchObject({ totalRevenue: '0.00', totalExpenses: '0.00', netIncome: '0.00', includeClosing: true });
 
+    // the closing entry is undone by reopening the year, not reversed alone (the year would stay closed with its result undone)
+    const alone = await t.http.post(ledgerUrl(orgId, `journal-entries/${year.closingEntryId}/reverse`)).set(owner.auth).send({ date: '2027-01-01' }).expect(422);
+    expect(alone.body.error).toMatchObject({ code: 'ledger.entry_of_document', message: expect.stringContaining(`belongs to the closing entry of fiscal year ${year.name} (reopen the year instead)`) });
+
     const res = await t.http.post(ledgerUrl(orgId, `fiscal-years/${year.id}/reopen`)).set(owner.auth).expect(200);
     expect(res.body.fiscalYear).toMatchObject({ status: 'open', closingEntryId: null });
     expect(res.body.fiscalYear.periods.every((p: any) => p.status === 'open')).toBe(true);

@@ -131,6 +131,19 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
       ['submit', 1, null], ['comment', 1, 'is this ours?'], ['reject', 1, 'wrong amount'], ['submit', 2, null], ['approve', 2, null]]);
   });
 
+  it('the journal entry of a bill or a vendor payment is not reversed alone: 422 naming the document, nothing written', async () => {
+    const bill = await postedBill('80.00');
+    const b = (await t.http.get(url(`bills/${bill}`)).set(users.viewer.auth).expect(200)).body;
+    const pay = await t.http.post(url('payments')).set(users.accountant.auth)
+      .send({ vendorId: vendor, paymentDate: '2026-02-07', amount: '80.00', bankAccountId: acc['1100'], reference: 'OUT-9', allocations: [{ billId: bill, amount: '80.00' }] }).expect(201);
+    const before = await counts();
+    for (const [entryId, owner] of [[b.journalEntryId, `bill ${bill}`], [pay.body.journalEntryId, 'vendor payment OUT-9']]) {
+      const res = await t.http.post(ledgerUrl(orgId, `journal-entries/${entryId}/reverse`)).set(users.accountant.auth).send({}).expect(422);
+      expect([res.body.error.code, res.body.error.message]).toEqual(['ledger.entry_of_document', expect.stringContaining(`journal entry ${entryId} belongs to ${owner}`)]);
+    }
+    expect(await counts()).toBe(before);
+  });
+
   it('posted bills, payments and allocations cannot be updated or deleted by any API role (SQL level)', async () => {
     const bill = await postedBill('120.00');
     await t.http.post(url('payments')).set(users.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-02-07', amount: '20.00', bankAccountId: acc['1100'], allocations: [{ billId: bill, amount: '20.00' }] }).expect(201);

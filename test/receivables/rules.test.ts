@@ -108,6 +108,30 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect(later.body.unallocated).toBe('50.00');
   });
 
+  it('the journal entry of an invoice or a payment is not reversed alone: 422 naming the document, nothing written; the void still reverses it', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-08', lines: [line()] });
+    const pay = await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-03-09', amount: '30.00', depositAccountId: acc['1100'], method: 'cash', reference: 'TRX-77' }).expect(201);
+    const entriesBefore = await count('journal_entries');
+    const reverse = (entryId: string) => t.http.post(ledgerUrl(orgId, `journal-entries/${entryId}/reverse`)).set(accountant.auth).send({ date: '2026-03-10' });
+    const ofInvoice = await reverse(inv.entryId).expect(422);
+    expect(ofInvoice.body.error).toMatchObject({
+      code: 'ledger.entry_of_document',
+      message: `journal entry ${inv.entryId} belongs to invoice ${inv.number} (void it, or issue a credit note): correct it there, so the document and the ledger stay in step`,
+    });
+    const ofPayment = await reverse(pay.body.entryId).expect(422);
+    expect(ofPayment.body.error.message).toContain(`belongs to customer payment TRX-77 (reverse its allocations, refund its credit)`);
+    expect(await count('journal_entries')).toBe(entriesBefore);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'issued', openAmount: '100.00' });
+    // the document's own correction reverses it
+    const voided = await t.http.post(rUrl(orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-03-10' }).expect(200);
+    expect((await t.http.get(ledgerUrl(orgId, `journal-entries/${inv.entryId}`)).set(owner.auth).expect(200)).body.reversedByEntryId).toBe(voided.body.voidEntryId);
+    // an entry no document owns is reversed as before
+    const manual = await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(accountant.auth)
+      .send({ date: '2026-03-10', source: 'invoice', sourceRef: 'EXT-1', lines: [{ accountId: acc['1100'], debit: '5' }, { accountId: acc['4100'], credit: '5' }] }).expect(201);
+    await reverse(manual.body.id).expect(201);
+  });
+
   it('voids an issued invoice with its reversal; refuses the void once a payment is allocated; drafts are editable and deletable', async () => {
     const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-08', lines: [line()] });
     const voided = await t.http.post(rUrl(orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-03-09' }).expect(200);

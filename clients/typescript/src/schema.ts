@@ -1801,7 +1801,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reverse a posted entry (the only correction: posted entries never change) */
+        /**
+         * Reverse a posted entry (the only correction: posted entries never change)
+         * @description An entry a document posted (an invoice, a payment, an allocation, a bill, a year's closing entry) is corrected through the document (void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here.
+         */
         post: operations["reverseJournalEntry"];
         delete?: never;
         options?: never;
@@ -29117,7 +29120,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, or is zero); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;

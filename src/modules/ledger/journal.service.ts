@@ -11,6 +11,7 @@ import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
+import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
 import { computeTax, D, fixed, formatEntry, rateText } from './money.js';
 import type {
@@ -83,6 +84,7 @@ export class JournalService {
     private readonly ledger: LedgerService,
     @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
     private readonly metrics: Metrics,
+    private readonly owners: JournalEntryOwners,
   ) {
     // a rejected posting answers with one of these codes; the metrics count it by reason
     metrics.countAsRejectedPostings(POSTING_ERRORS);
@@ -232,6 +234,18 @@ export class JournalService {
     const rows = await repo.listEntryIds(tx.db, tx.orgId, { ...filter, after, limit });
     const p = page(rows, limit, (r) => ({ d: r.entry_date, s: r.seq }));
     return { items: await this.entries(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
+  }
+
+  /**
+   * The reversal a bookkeeper asks for (POST .../reverse): refused for an entry a document owns (JournalEntryOwners),
+   * which the document's own correction reverses.
+   */
+  async reverseStandalone(tx: TenantTx, id: string, dto: ReverseEntryDto): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    const owner = await this.owners.ownerOf(tx, id);
+    if (owner) {
+      throw LedgerErrors.error('ledger.entry_of_document', `journal entry ${id} belongs to ${owner}: correct it there, so the document and the ledger stay in step`);
+    }
+    return this.reverse(tx, id, dto);
   }
 
   /** The correction of a posted entry: an entry with every line's sides swapped, base amounts kept exactly. */

@@ -385,11 +385,15 @@ export class JournalController {
 
   @Post('journal-entries/:entryId/reverse')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)' })
+  @ApiOperation({
+    operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)',
+    description: 'An entry a document posted (an invoice, a payment, an allocation, a bill, a year\'s closing entry) is corrected through the document '
+      + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here.',
+  })
   @ApiCreatedResponse({ type: JournalEntryDto })
-  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...POSTING_ERRORS)
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
-    const { entry, replayed } = await this.journal.reverse(tx, id, dto);
+    const { entry, replayed } = await this.journal.reverseStandalone(tx, id, dto);
     res.status(replayed ? 200 : 201);
     return entry;
   }

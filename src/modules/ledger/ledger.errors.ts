@@ -40,6 +40,7 @@ export const LedgerErrors = defineErrorCodes({
   // business rules of the services
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
+  'ledger.entry_of_document': { status: 422, description: 'the entry belongs to a document (invoice, payment, allocation, bill, a year\'s closing entry): correct it through the document' },
   'ledger.fx_accounts_missing': { status: 422, description: 'FX gain and loss accounts are not configured' },
   'ledger.retained_earnings_missing': { status: 422, description: 'the retained earnings account is not configured' },
   'ledger.later_year_closed': { status: 422, description: 'a later fiscal year is closed: reopen it first' },

@@ -1,17 +1,26 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module.js';
 import {
   AccountsController, FiscalCalendarController, JournalController, LedgerBooksController, RatesAndTaxController, ReportsController,
 } from './ledger.controller.js';
+import { JournalEntryOwners } from './entry-owners.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
 import { ReportsService } from './reports.service.js';
+import { ledgerRepository } from './ledger.repository.js';
 
 /** Chart of accounts, journal entries, balances, periods, currencies and FX, tax codes, statements (issue 4). */
 @Module({
   imports: [BillingModule],
   controllers: [LedgerBooksController, AccountsController, RatesAndTaxController, FiscalCalendarController, JournalController, ReportsController],
-  providers: [LedgerService, JournalService, ReportsService],
-  exports: [LedgerService, JournalService, ReportsService],
+  providers: [LedgerService, JournalService, ReportsService, JournalEntryOwners],
+  exports: [LedgerService, JournalService, ReportsService, JournalEntryOwners],
 })
-export class LedgerModule {}
+export class LedgerModule implements OnModuleInit {
+  constructor(private readonly owners: JournalEntryOwners) {}
+
+  onModuleInit(): void {
+    // a year's closing entry is undone by reopening the year
+    this.owners.register('ledger', (tx, entryId) => ledgerRepository.closingEntryOwner(tx.db, tx.orgId, entryId));
+  }
+}

@@ -340,6 +340,12 @@ export const ledgerRepository = {
     return toPeriod(row);
   },
 
+  /** "the closing entry of fiscal year <name>" when the entry is one (JournalEntryOwners). */
+  async closingEntryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.fiscal_years').select('name').where('org_id', '=', orgId).where('closing_entry_id', '=', entryId));
+    return row && `the closing entry of fiscal year ${row.name} (reopen the year instead)`;
+  },
+
   async lockYear(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('finance.fiscal_years')
       .select(['id', 'status', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'closing_entry_id'])

@@ -3,6 +3,8 @@ import { AgentsModule } from '../agents/agents.module.js';
 import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
+import { JournalEntryOwners } from '../ledger/entry-owners.js';
+import { payablesRepository } from './payables.repository.js';
 import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesController } from './payables.controller.js';
 import { PayablesService } from './payables.service.js';
@@ -16,9 +18,11 @@ import { listOpenBillsTool } from './payables.tools.js';
   exports: [PayablesService, BillPaymentsService],
 })
 export class PayablesModule implements OnModuleInit {
-  constructor(private readonly tools: ToolRegistry) {}
+  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners) {}
 
   onModuleInit(): void {
+    // its documents' postings are corrected through the documents, not reversed alone
+    this.owners.register('payables', (tx, entryId) => payablesRepository.entryOwner(tx.db, tx.orgId, entryId));
     // the agents' list_open_bills tool (reads semantic.v_ap_open as the run's user)
     this.tools.register(listOpenBillsTool);
   }

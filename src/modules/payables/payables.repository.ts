@@ -53,6 +53,22 @@ export interface BillLineRow {
 }
 
 export const payablesRepository = {
+  /** The payables record a journal entry belongs to, named with how to correct it (JournalEntryOwners); undefined for none. */
+  async entryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
+    const [row] = await db.$queryRaw<{ owner: string }[]>`
+      SELECT owner FROM (
+        SELECT 1 AS o, (CASE kind WHEN 'expense_claim' THEN 'expense claim ' || id ELSE 'bill ' || coalesce(bill_number, id::text) END) AS owner
+          FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
+        UNION ALL SELECT 2, 'vendor payment ' || coalesce(reference, id::text) || ' (reverse its allocations, record a vendor refund)'
+          FROM finance.bill_payments WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
+        UNION ALL SELECT 3, 'allocation ' || id || ' (reverse the allocation)'
+          FROM finance.bill_allocations WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
+        UNION ALL SELECT 4, 'vendor refund ' || coalesce(reference, id::text)
+          FROM finance.bill_payment_refunds WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
+      ) owners ORDER BY o LIMIT 1`;
+    return row?.owner;
+  },
+
   // ---------------------------------------------------------------- vendors
   async createVendor(db: Db, orgId: string, v: VendorFields) {
     const [row] = await db.run(qb.insertInto('finance.vendors').values({ org_id: orgId, ...vendorColumns(v), name: v.name! }).returning(VENDOR_COLS));

@@ -3,6 +3,8 @@ import { AgentsModule } from '../agents/agents.module.js';
 import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
+import { JournalEntryOwners } from '../ledger/entry-owners.js';
+import { receivablesRepository } from './receivables.repository.js';
 import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { AgingService } from './aging.service.js';
 import { CustomersService } from './customers.service.js';
@@ -20,9 +22,11 @@ import { listOpenInvoicesTool } from './receivables.tools.js';
   exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
 export class ReceivablesModule implements OnModuleInit {
-  constructor(private readonly tools: ToolRegistry) {}
+  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners) {}
 
   onModuleInit(): void {
+    // its documents' postings are corrected through the documents, not reversed alone
+    this.owners.register('receivables', (tx, entryId) => receivablesRepository.entryOwner(tx.db, tx.orgId, entryId));
     // the agents' list_open_invoices tool (reads semantic.v_ar_open as the run's user)
     this.tools.register(listOpenInvoicesTool);
   }

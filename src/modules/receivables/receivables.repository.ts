@@ -117,6 +117,25 @@ const allocationColumns = [
 const allocations = () => qb.selectFrom('finance.receivable_allocations as a').select(allocationColumns);
 
 export const receivablesRepository = {
+  /** The receivables record a journal entry belongs to, named with how to correct it (JournalEntryOwners); undefined for none. */
+  async entryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
+    const [row] = await db.$queryRaw<{ owner: string }[]>`
+      SELECT owner FROM (
+        SELECT 1 AS o, (CASE kind WHEN 'credit_note' THEN 'credit note ' ELSE 'invoice ' END) || coalesce(number, id::text)
+               || (CASE kind WHEN 'credit_note' THEN '' ELSE ' (void it, or issue a credit note)' END) AS owner
+          FROM finance.invoices WHERE org_id = ${orgId}::uuid AND (entry_id = ${entryId}::uuid OR void_entry_id = ${entryId}::uuid)
+        UNION ALL SELECT 2, 'customer payment ' || coalesce(reference, id::text) || ' (reverse its allocations, refund its credit)'
+          FROM finance.customer_payments WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+        UNION ALL SELECT 3, 'allocation ' || id || ' (reverse the allocation)'
+          FROM finance.receivable_allocations WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+        UNION ALL SELECT 4, 'customer refund ' || coalesce(reference, id::text)
+          FROM finance.customer_refunds WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+        UNION ALL SELECT 5, 'the revenue recognition run of ' || run_date
+          FROM finance.revenue_recognition_runs WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+      ) owners ORDER BY o LIMIT 1`;
+    return row?.owner;
+  },
+
   // ---------------------------------------------------------------- settings
   async settings(db: Db, orgId: string): Promise<{ arAccountId: string; deferredRevenueAccountId: string | null } | undefined> {
     const [row] = await db.run(settingsOf({ orgId }));
