@@ -320,4 +320,43 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     } while (cursor && seen.length < 10);
     expect(seen).toEqual(ids);
   });
+
+  it('a draft or rejected bill or claim is voided, not deleted: it stays with its history, immutable, out of the work lists; audited, with an event', async () => {
+    const v = await createVendor(t, orgId, users.accountant, { name: 'Void Supplies' });
+    const draft = (await t.http.post(url('bills')).set(users.owner.auth).send({ vendorId: v, billDate: '2026-02-02', lines: [{ accountId: acc['5200'], unitPrice: '2500.00' }] }).expect(201)).body;
+    const sent = await t.http.post(url(`bills/${draft.id}/submit`)).set(users.owner.auth).expect(200);
+    expect(sent.body.status).toBe('submitted');
+    const submitted = await t.http.post(url(`bills/${draft.id}/void`)).set(users.accountant.auth).send({}).expect(409);
+    expect(submitted.body.error).toMatchObject({ code: 'payables.not_editable', message: `bill ${draft.id} is submitted: only a draft or rejected one can be voided (reject it first)` });
+    // rejected by whoever the approval rules in force name
+    const approver = users[sent.body.approverRoles[0] as keyof RoleUsers];
+    await t.http.post(url(`bills/${draft.id}/reject`)).set(approver.auth).send({ reason: 'entered twice' }).expect(200);
+    const before = await counts();
+    const voided = await t.http.post(url(`bills/${draft.id}/void`)).set(users.accountant.auth).send({ reason: 'duplicate of INV-4711' }).expect(200);
+    expect(voided.body).toMatchObject({ id: draft.id, status: 'voided', journalEntryId: null });
+    expect(voided.body.decisions.map((d: any) => d.decision)).toEqual(['submit', 'reject']);
+    expect(await counts()).toBe(before); // no row added or removed, nothing posted
+    // never again: not edited, submitted, voided twice — and not by SQL either
+    await t.http.patch(url(`bills/${draft.id}`)).set(users.accountant.auth).send({ billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '1.00' }] }).expect(409);
+    await t.http.post(url(`bills/${draft.id}/submit`)).set(users.accountant.auth).expect(409);
+    await t.http.post(url(`bills/${draft.id}/void`)).set(users.accountant.auth).send({}).expect(409);
+    await expect(t.db.as({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', `UPDATE finance.bills SET status = 'draft' WHERE id = $1`, [draft.id]))
+      .rejects.toThrow(/is voided: it cannot be changed/);
+    // out of the open work, in its own filter
+    expect((await t.http.get(url(`bills?vendorId=${v}&status=rejected`)).set(users.viewer.auth).expect(200)).body.items).toEqual([]);
+    expect((await t.http.get(url(`bills?vendorId=${v}&status=voided`)).set(users.viewer.auth).expect(200)).body.items.map((b: any) => b.id)).toEqual([draft.id]);
+    const audit = await t.db.admin.query(`SELECT after->>'status' AS status, after->>'reason' AS reason FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action = 'payables.bill_voided'`, [orgId, draft.id]);
+    expect(audit.rows).toEqual([{ status: 'voided', reason: 'duplicate of INV-4711' }]);
+    const events = await t.db.admin.query(`SELECT payload->'payload' AS p FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'bill.voided'`, [orgId]);
+    expect(events.rows.map((r) => r.p)).toEqual([expect.objectContaining({ billId: draft.id, kind: 'bill', reason: 'duplicate of INV-4711', voidedBy: users.accountant.id })]);
+
+    // a member withdraws their own claim; not someone else's
+    const claim = (await t.http.post(url('expense-claims')).set(users.member.auth)
+      .send({ claimDate: '2026-02-05', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '12.00', currency: 'EUR', date: '2026-02-05' }] }).expect(201)).body;
+    const owners = (await t.http.post(url('expense-claims')).set(users.owner.auth)
+      .send({ claimDate: '2026-02-05', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '7.00', currency: 'EUR', date: '2026-02-05' }] }).expect(201)).body;
+    // another's claim is not even visible to a member (RLS)
+    expect((await t.http.post(url(`expense-claims/${owners.id}/void`)).set(users.member.auth).send({}).expect(404)).body.error.code).toBe('expense_claim.not_found');
+    expect((await t.http.post(url(`expense-claims/${claim.id}/void`)).set(users.member.auth).send({ reason: 'paid privately' }).expect(200)).body.status).toBe('voided');
+  });
 });

@@ -2251,6 +2251,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/payables/bills/{billId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Void a draft or rejected bill that will never be posted; it stays, immutable, with its history (owner, admin, accountant) */
+        post: operations["voidBill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/payables/expense-claims": {
         parameters: {
             query?: never;
@@ -2332,6 +2349,23 @@ export interface paths {
         put?: never;
         /** Submit your expense claim for approval (at least one bookkeeper approves) */
         post: operations["submitExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable */
+        post: operations["voidExpenseClaim"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4115,11 +4149,11 @@ export interface components {
              */
             rejectionReason: string | null;
             /**
-             * @description draft, submitted, rejected (editable again), posted, partially_paid or paid
+             * @description draft, submitted, rejected (editable again), posted, partially_paid, paid, or voided (never to be posted)
              * @example posted
              * @enum {string}
              */
-            status: "draft" | "submitted" | "rejected" | "posted" | "partially_paid" | "paid";
+            status: "draft" | "submitted" | "rejected" | "posted" | "partially_paid" | "paid" | "voided";
             /**
              * @description Sum of the net amounts
              * @example 250.00
@@ -9751,6 +9785,14 @@ export interface components {
              */
             versionNo: number;
         };
+        /** @description Why a document is voided */
+        VoidBillDto: {
+            /**
+             * @description Why it will never be posted (kept in the audit trail and the event)
+             * @example entered twice
+             */
+            reason?: string;
+        };
         /** @description Void an issued invoice: its posting is reversed */
         VoidInvoiceDto: {
             /**
@@ -10749,6 +10791,96 @@ export interface components {
              * @enum {string}
              */
             type: "bill.submitted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of bill.voided (version 1): A draft or rejected bill or expense claim was voided: it will never be posted (kind says which)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill.voided",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "reason": "entered twice",
+         *         "voidedBy": "user_123"
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill.voided.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "reason": "entered twice",
+             *       "voidedBy": "user_123"
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /** @example entered twice */
+                reason: string | null;
+                /** @example 12000.00 */
+                total: string;
+                /** @example user_123 */
+                voidedBy: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "bill.voided";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -32030,7 +32162,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 /** @description Only documents in this stored status */
-                status?: "draft" | "submitted" | "rejected" | "posted";
+                status?: "draft" | "submitted" | "rejected" | "posted" | "voided";
                 /** @description Only this vendor's bills */
                 vendorId?: string;
             };
@@ -33121,6 +33253,151 @@ export interface operations {
             };
         };
     };
+    voidBill: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                billId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoidBillDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     listExpenseClaims: {
         parameters: {
             query?: {
@@ -33128,7 +33405,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 /** @description Only documents in this stored status */
-                status?: "draft" | "submitted" | "rejected" | "posted";
+                status?: "draft" | "submitted" | "rejected" | "posted" | "voided";
                 /** @description Only this vendor's bills */
                 vendorId?: string;
             };
@@ -34042,6 +34319,151 @@ export interface operations {
             };
             /** @description Rejected by a business rule. error.code is one of: `ledger.rate_missing` (no FX rate on or before the date) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    voidExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoidBillDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The plan does not include this, or a plan limit is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,7 +14,7 @@ import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesService } from './payables.service.js';
 import {
   AgingQuery, AgingReportDto, BillDto, BillPage, BillPaymentDto, BillPaymentPage, BillQuery, CommentDto, CreateAllocationDto, CreateBillDto, RefundVendorCreditDto,
-  CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, UpdateExpenseClaimDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
+  CreateBillPaymentDto, CreateExpenseClaimDto, CreateVendorDto, UpdateExpenseClaimDto, VoidBillDto, DecisionDto, PayablesSettingsDto, PaymentQuery, RejectDto, ReverseAllocationDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery,
 } from './payables.dto.js';
 
@@ -182,6 +182,18 @@ export class PayablesController {
     return this.payables.reject(tx, id, 'bill', dto.reason);
   }
 
+  @Post('bills/:billId/void')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...BOOKKEEPER_ROLES)
+  @ApiOperation({ operationId: 'voidBill', summary: 'Void a draft or rejected bill that will never be posted; it stays, immutable, with its history (owner, admin, accountant)' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_editable')
+  voidBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
+    return this.payables.void(tx, id, 'bill', dto.reason);
+  }
+
   @Post('bills/:billId/comments')
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
@@ -232,6 +244,18 @@ export class PayablesController {
   @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...DOCUMENT_ERRORS, 'expense_claim.not_found')
   updateClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: UpdateExpenseClaimDto): Promise<BillDto> {
     return this.payables.updateClaim(tx, id, dto);
+  }
+
+  @Post('expense-claims/:claimId/void')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...CLAIMANT_ROLES)
+  @ApiOperation({ operationId: 'voidExpenseClaim', summary: 'Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own')
+  voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
+    return this.payables.void(tx, id, 'expense_claim', dto.reason);
   }
 
   @Post('expense-claims/:claimId/submit')

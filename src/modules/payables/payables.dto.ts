@@ -11,7 +11,7 @@ const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
-export const BILL_STATUSES = ['draft', 'submitted', 'rejected', 'posted', 'partially_paid', 'paid'] as const;
+export const BILL_STATUSES = ['draft', 'submitted', 'rejected', 'posted', 'partially_paid', 'paid', 'voided'] as const;
 export const PAYMENT_METHODS = ['bank_transfer', 'card', 'cash', 'check', 'other'] as const;
 export const APPROVER_ROLES = ['owner', 'admin', 'accountant'] as const;
 
@@ -193,7 +193,7 @@ export class BillDto {
   @ApiProperty({ description: 'Sum of the input tax', example: '50.00' }) taxTotal: string;
   @ApiProperty({ description: 'Total including tax', example: '300.00' }) total: string;
   @ApiProperty({ description: 'What is still to be paid (the total until posted)', example: '300.00' }) openAmount: string;
-  @ApiProperty({ description: 'draft, submitted, rejected (editable again), posted, partially_paid or paid', enum: BILL_STATUSES, example: 'posted' }) status: string;
+  @ApiProperty({ description: 'draft, submitted, rejected (editable again), posted, partially_paid, paid, or voided (never to be posted)', enum: BILL_STATUSES, example: 'posted' }) status: string;
   @ApiProperty({ description: 'Approvals the applicable rule asks for (set at submission); null before', type: Number, nullable: true, example: 1 }) approvalsRequired: number | null;
   @ApiProperty({ description: 'Roles that may approve (set at submission); null before', type: [String], nullable: true, example: ['owner', 'admin'] }) approverRoles: string[] | null;
   @ApiProperty({ description: 'Distinct approvals of the current submission', example: 1 }) approvalsGiven: number;
@@ -214,8 +214,13 @@ export class BillPage extends PageInfo {
 
 export class BillQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'Only this vendor\'s bills', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' }) @IsOptional() @IsUUID() vendorId?: string;
-  @ApiPropertyOptional({ description: 'Only documents in this stored status', enum: ['draft', 'submitted', 'rejected', 'posted'], example: 'submitted' })
-  @IsOptional() @IsIn(['draft', 'submitted', 'rejected', 'posted']) status?: string;
+  @ApiPropertyOptional({ description: 'Only documents in this stored status', enum: ['draft', 'submitted', 'rejected', 'posted', 'voided'], example: 'submitted' })
+  @IsOptional() @IsIn(['draft', 'submitted', 'rejected', 'posted', 'voided']) status?: string;
+}
+
+@ApiSchema({ description: 'Why a document is voided' })
+export class VoidBillDto {
+  @ApiPropertyOptional({ description: 'Why it will never be posted (kept in the audit trail and the event)', example: 'entered twice' }) @IsOptional() @IsString() @Length(1, 2000) reason?: string;
 }
 
 @ApiSchema({ description: 'A comment or reason on a decision' })

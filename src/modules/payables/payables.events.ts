@@ -40,6 +40,12 @@ export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
     example: { ...example, reason: 'wrong cost centre', rejectedBy: 'user-2' },
   },
   {
+    type: 'bill.voided', version: 1, category: 'finance',
+    description: 'A draft or rejected bill or expense claim was voided: it will never be posted (kind says which)',
+    payloadSchema: billPayload({ reason: { type: ['string', 'null'] }, voidedBy: { type: 'string' } }, ['reason', 'voidedBy']),
+    example: { ...example, reason: 'entered twice', voidedBy: 'user_123' },
+  },
+  {
     type: 'bill.paid', version: 1, category: 'finance',
     description: 'A bill or expense claim was paid in full (its open amount reached zero)',
     payloadSchema: billPayload({ paymentId: uuid }, ['paymentId']),

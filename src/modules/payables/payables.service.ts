@@ -374,6 +374,24 @@ export class PayablesService {
     return after;
   }
 
+  /**
+   * Voids a draft or rejected document that will never be posted (entered twice, withdrawn): it stays with its lines and
+   * decisions, immutable. A claimant voids their own claim; bookkeepers any document.
+   */
+  async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', reason: string | undefined): Promise<BillDto> {
+    const b = await this.lockDocument(tx, id, kind);
+    this.ownClaimOrBookkeeper(tx, b);
+    if (b.status !== 'draft' && b.status !== 'rejected') {
+      throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be voided${b.status === 'submitted' ? ' (reject it first)' : ''}`);
+    }
+    const before = await this.getBill(tx, id, kind);
+    await repo.setStatus(tx.db, tx.orgId, id, { status: 'voided' });
+    await emitEvent(tx, 'bill.voided', { ...this.eventBase(before), reason: reason ?? null, voidedBy: this.actor(tx) });
+    const after = await this.getBill(tx, id, kind);
+    await this.audit.record(tx, { action: `payables.${kind}_voided`, entityType: kind, entityId: id, before, after: { ...after, reason: reason ?? null } });
+    return after;
+  }
+
   async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
     // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
     const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
