@@ -7242,7 +7242,7 @@ export interface components {
             id: string;
             /** @description Name of the organization */
             name: string;
-            /** @description Id of the user who owns the organization */
+            /** @description Id of the user who created the organization (of a personal organization: its person, who is billed for it). It does not change when that user leaves; the owners are the members with role owner */
             ownerUserId: string;
             /**
              * @description The caller's role in the organization (service: the service-role key; analyst: a mapped database login)

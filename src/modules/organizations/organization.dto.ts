@@ -21,7 +21,7 @@ export class OrganizationDto {
   @ApiProperty({ description: 'Name of the organization' }) name: string;
   @ApiProperty({ description: 'personal: the one-member organization every user gets; business: one created to share with members', enum: ['personal', 'business'] }) accountType: string;
   @ApiProperty({ description: 'The organization\'s email or web domain; null when not set', type: String, nullable: true }) domain: string | null;
-  @ApiProperty({ description: 'Id of the user who owns the organization' }) ownerUserId: string;
+  @ApiProperty({ description: 'Id of the user who created the organization (of a personal organization: its person, who is billed for it). It does not change when that user leaves; the owners are the members with role owner' }) ownerUserId: string;
   @ApiPropertyOptional({ enum: [...ORG_ROLES, 'service', 'analyst'], description: 'The caller\'s role in the organization (service: the service-role key; analyst: a mapped database login)' }) role?: string;
   @ApiProperty({ description: 'When the organization was created' }) createdAt: Date;
   @ApiProperty({ description: 'When the organization was last changed' }) updatedAt: Date;
