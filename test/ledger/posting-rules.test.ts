@@ -264,6 +264,11 @@ describe('ledger: posting rules the database enforces', () => {
     // the rate is not a field that changes: a new rate is a new code
     const rerate = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth).send({ rate: '16' }).expect(400);
     expect(rerate.body.error).toMatchObject({ code: 'validation_failed', details: [expect.objectContaining({ field: 'rate' })] });
+    // nor in SQL, by any role of the organization
+    for (const sql of ['UPDATE finance.tax_codes SET rate = 16 WHERE id = $1', 'UPDATE finance.tax_codes SET inclusive = true WHERE id = $1', `UPDATE finance.tax_codes SET code = 'STD16' WHERE id = $1`]) {
+      await expect(t.db.as({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', sql, [id]))
+        .rejects.toThrow('tax code STD19: its code, rate and inclusive flag never change (create a new tax code)');
+    }
     const group = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth).send({ purchaseAccountId: acc['5000'] }).expect(422);
     expect(group.body.error.code).toBe('ledger.account_not_postable');
     await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.viewer.auth).send({ name: 'x' }).expect(403);
