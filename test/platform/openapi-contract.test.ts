@@ -8,7 +8,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ResponseContract } from '../support/contract.js';
 
-const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem|submit|approve|reject|comment|allocate|rotate|ping|replay|run|cancel|query|upload|search|reindex|restore|mark|reset|confirm|request|erase|refund)[A-Z]?[A-Za-z]*$/;
+const VERB_ON_RESOURCE = /^(get|list|create|update|delete|set|post|reverse|revalue|start|archive|close|reopen|import|calculate|accept|revoke|leave|remove|change|rename|register|logIn|logOut|refresh|exchange|receive|check|verify|send|link|redeem|submit|approve|reject|comment|allocate|rotate|ping|replay|run|cancel|query|upload|search|reindex|restore|mark|reset|confirm|request|erase|refund|void)[A-Z]?[A-Za-z]*$/;
 
 describe('the OpenAPI document as a contract', () => {
   let t: TestApp;
