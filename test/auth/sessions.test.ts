@@ -83,6 +83,17 @@ describe('refresh tokens and sessions', () => {
     const after = await t.http.get('/v1/orgs').set(u.auth).expect(401);
     expect(after.body.error.message).toMatch(/session of this access token has ended/);
     await t.http.get(`/v1/orgs/${u.personalOrgId}`).set(u.auth).expect(401);
+    // and on the routes without a tenant transaction: linking an identity, a data export, the notification stream
+    const hubToken = 'x'.repeat(40);
+    for (const [name, res] of [
+      ['identities', await t.http.post('/v1/auth/identities').set(u.auth).send({ provider: 'hub', token: hubToken })],
+      ['data export', await t.http.post('/v1/me/data-export').set(u.auth).send({})],
+      ['stream', await t.http.get('/v1/me/notifications/stream').set(u.auth)],
+    ] as const) {
+      expect([name, res.status, res.body.error?.message]).toEqual([name, 401, 'the session of this access token has ended; log in again']);
+    }
+    const exports = await t.db.admin.query('SELECT count(*)::int AS n FROM core.data_exports WHERE user_id = $1', [u.id]);
+    expect(exports.rows[0].n).toBe(0);
   });
 
   it('lists only my sessions, marks the current one, and lets me revoke one of mine', async () => {

@@ -716,7 +716,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives */
+        /**
+         * New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives
+         * @description The stream ends when the access token it was opened with expires: reconnect with a fresh token. A token of an ended session (logout, revocation) cannot open it.
+         */
         get: operations["getNotificationStream"];
         put?: never;
         post?: never;

@@ -3,13 +3,20 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import { IS_PUBLIC } from '../../platform/auth/public.decorator.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { isOrgRoute } from '../../platform/http/tenant.js';
+import { isOrgRoute, runsTenantTransaction } from '../../platform/http/tenant.js';
+import type { Principal } from '../../platform/auth/principal.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { sessionRepository } from './session.repository.js';
 import { apiKeyPrincipal, API_KEY_BEARER } from '../api-keys/api-key-secret.js';
 
-/** Global guard: every route needs a valid token unless marked @Public() (then the caller is anonymous). */
+/**
+ * Global guard: every route needs a valid token unless marked @Public() (then the caller is anonymous). A user's access
+ * token of an ended session (logout, revocation, password reset) stops working at once: in the tenant transaction
+ * (begin_request) on the routes that have one, here on the others.
+ */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
-  constructor(private readonly reflector: Reflector) {
+  constructor(private readonly reflector: Reflector, private readonly privileged: PrivilegedDatabase) {
     super();
   }
 
@@ -31,7 +38,14 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       req.user = principal;
       return true;
     }
-    return (await super.canActivate(context)) as boolean;
+    const ok = (await super.canActivate(context)) as boolean;
+    const principal = req.user as Principal | undefined;
+    if (ok && principal?.kind === 'user' && principal.sessionId && !runsTenantTransaction(this.reflector, context)) {
+      const { sessionId, userId } = principal;
+      const live = await this.privileged.run('auth.session_check', (db) => sessionRepository.isLive(db, sessionId, userId));
+      if (!live) throw AppError.unauthorized('the session of this access token has ended; log in again');
+    }
+    return ok;
   }
 
   override handleRequest<T>(err: unknown, user: T, info: unknown): T {

@@ -50,6 +50,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       personalOrgId: payload.personal_org_id,
       sessionId: payload.session_id,
       issuedAt: typeof payload.iat === 'number' ? payload.iat : undefined,
+      expiresAt: payload.exp,
     };
   }
 }

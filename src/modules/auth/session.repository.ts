@@ -51,6 +51,13 @@ export const sessionRepository = {
       .where('id', '=', (eb) => eb.selectFrom('core.refresh_tokens').select('session_id').where('token_hash', '=', tokenHash)));
   },
 
+  /** Whether an access token's session is live: not revoked, not expired (begin_request makes the same check). */
+  async isLive(db: Db, sessionId: string, userId: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ live: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId} AND revoked_at IS NULL AND expires_at > now()) AS live`;
+    return row.live;
+  },
+
   async revoke(db: Db, sessionId: string, reason: string): Promise<boolean> {
     return (await db.runCount(qb.updateTable('core.sessions').set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', sessionId).where('revoked_at', 'is', null))) > 0;

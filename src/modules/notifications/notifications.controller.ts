@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { Observable, interval, map, merge, takeUntil } from 'rxjs';
+import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -99,6 +99,8 @@ export class NotificationStreamController {
   @ApiOperation({
     operationId: 'getNotificationStream',
     summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
+    description: 'The stream ends when the access token it was opened with expires: reconnect with a fresh token. A token of an ended session '
+      + '(logout, revocation) cannot open it.',
   })
   @ApiOkResponse({
     description: 'An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives',
@@ -116,6 +118,10 @@ export class NotificationStreamController {
     const principal = (req as FastifyRequest & { user?: Principal }).user;
     if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
-    return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} })))).pipe(takeUntil(this.notifications.closing));
+    // the stream ends when its access token expires (the client reconnects with a fresh one): a stream never outlives
+    // the token it was opened with, nor, by more than the token's lifetime, a logout
+    const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - Date.now())) : NEVER;
+    return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
+      .pipe(takeUntil(merge(this.notifications.closing, expired)));
   }
 }

@@ -25,13 +25,6 @@ export const erasureRepository = {
     return row && { email: row.email, passwordHash: row.password_hash };
   },
 
-  /** Whether the access token's session is still live (the non-tenant route checks it itself: no begin_request). */
-  async sessionLive(db: Db, sessionId: string, userId: string): Promise<boolean> {
-    const [row] = await db.$queryRaw<{ live: boolean }[]>`
-      SELECT EXISTS (SELECT 1 FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId} AND revoked_at IS NULL AND expires_at > now()) AS live`;
-    return row.live;
-  },
-
   /** Every live organization the person belongs to, with its owner and member counts. */
   async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
     const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`

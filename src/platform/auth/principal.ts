@@ -11,6 +11,8 @@ export type Principal =
       sessionId?: string;
       /** when the access token was issued (its `iat`, seconds since the epoch): recent sign-in checks */
       issuedAt?: number;
+      /** when the access token expires (its `exp`, seconds since the epoch): a stream opened with it ends then */
+      expiresAt?: number;
     }
   | { kind: 'service'; name: string }
   /**

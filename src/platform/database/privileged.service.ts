@@ -11,6 +11,8 @@ import { Metrics } from '../observability/metrics.js';
 export const PRIVILEGED_PATHS = {
   /** registration and login: finding a user and password hash before anyone is authenticated */
   'auth.credentials': 'register, password login, token exchange (create or sync a user)',
+  /** an access token's session on a route without a tenant transaction (whose begin_request would check it) */
+  'auth.session_check': 'whether the session of an access token is live (routes outside a tenant transaction)',
   /** refresh-token rotation, reuse detection and logout by refresh token */
   'auth.refresh': 'refresh-token rotation and family revocation',
   /** the outbox relay: reads pending jobs of every organization */

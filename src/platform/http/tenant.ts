@@ -25,6 +25,17 @@ export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boo
   return reflector.getAllAndOverride<Scope>(SCOPE, [context.getHandler(), context.getClass()]) === 'org';
 }
 
+const PREFLIGHT = 'omnizen:org-preflight';
+
+/**
+ * Whether the route's work runs in a tenant transaction (@OrgRoute, @UserRoute, @OrgPreflightRoute), whose
+ * begin_request refuses the access token of an ended session. The other routes check the session in the auth guard.
+ */
+export function runsTenantTransaction(reflector: Reflector, context: ExecutionContext): boolean {
+  const targets = [context.getHandler(), context.getClass()];
+  return reflector.getAllAndOverride<Scope>(SCOPE, targets) !== undefined || reflector.getAllAndOverride<boolean>(PREFLIGHT, targets) === true;
+}
+
 /**
  * What a route needs from the organization's plan in an app. `feature` absent: only a subscription
  * that allows writing. `consumes`: the route adds one unit of the counted limit `feature`.
@@ -159,6 +170,7 @@ export class OrgPreflightInterceptor implements NestInterceptor {
 /** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
 export function OrgPreflightRoute(): ClassDecorator {
   return applyDecorators(
+    SetMetadata(PREFLIGHT, true),
     LimitedPerOrganization(),
     UseInterceptors(OrgPreflightInterceptor),
     ApiBearerAuth(),
