@@ -52,6 +52,13 @@ describe('semantic query', () => {
       SELECT account_code, round(sum(base_amount), 1) AS s, date_trunc('month', DATE '2026-01-15')::date AS m FROM x
       WHERE account_code IN (SELECT account_code FROM semantic.v_gl_fact) GROUP BY account_code ORDER BY account_code -- trailing comment`).expect(200);
     expect(res.body.rows).toEqual([['1100', '100', '2026-01-01'], ['3100', '-100', '2026-01-01']]);
+    // CTE names where PostgreSQL sees them: nested queries, later siblings, both arms of a set operation, WITH RECURSIVE
+    const scoped = await query(`WITH a AS (SELECT account_code FROM semantic.v_gl_fact), b AS (SELECT * FROM a)
+      SELECT count(*) AS n FROM (SELECT * FROM b WHERE account_code IN (SELECT account_code FROM a)) s
+      UNION ALL SELECT count(*) FROM a`).expect(200);
+    expect(scoped.body.rows).toEqual([[2], [2]]);
+    const recursive = await query(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT sum(i) AS s FROM n`).expect(200);
+    expect(recursive.body.rows).toEqual([[6]]);
   });
 
   const refusals: [string, string, RegExp][] = [
@@ -81,6 +88,10 @@ describe('semantic query', () => {
     ['SET SESSION AUTHORIZATION', `SET SESSION AUTHORIZATION postgres`, /only SELECT/],
     ['a cast to regclass', `SELECT 'finance.journal_lines'::regclass`, /cast to regclass/],
     ['current_user', `SELECT current_user`, /current_user is not allowed/],
+    // a CTE's name read outside its scope resolves through the search path: to the catalogs
+    ['a CTE name read outside its subquery', `SELECT r.rolname FROM (WITH pg_roles AS (SELECT 1 AS x) SELECT x FROM pg_roles) s, pg_roles r`, /table pg_roles is outside schema semantic/],
+    ['a CTE name read by an earlier sibling', `WITH a AS (SELECT * FROM pg_proc), pg_proc AS (SELECT 1 AS x) SELECT * FROM a`, /table pg_proc is outside schema semantic/],
+    ['a CTE name of one set-operation arm read in the other', `(WITH pg_settings AS (SELECT 'x' AS name) SELECT name FROM pg_settings) UNION ALL (SELECT name FROM pg_settings)`, /table pg_settings is outside schema semantic/],
   ];
 
   it.each(refusals)('refuses %s with a 400 naming the reason, changing nothing', async (_label, sql, reason) => {

@@ -81,10 +81,9 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   const kind = Object.keys(stmt)[0];
   if (kind !== 'SelectStmt') throw refuse(`only SELECT is allowed, found ${REFUSED_NODES[kind] ?? kind.replace(/Stmt$/, '').toUpperCase()}`);
 
-  // CTE names anywhere in the query may be read unqualified (a reference to a CTE not in scope fails in PostgreSQL itself)
-  const cteNames = new Set<string>();
+  // an unqualified name must be a CTE in scope where it is read (PostgreSQL would resolve any other through the search path)
+  checkUnqualifiedNames(stmt, new Set());
   const views = new Set<string>();
-  collectCtes(stmt, cteNames);
   walk(stmt, (node, type) => {
     const reason = REFUSED_NODES[type];
     if (reason) throw refuse(`${reason} is not allowed`);
@@ -103,7 +102,7 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
         const rel: string = node.relname;
         if (node.catalogname) throw refuse(`${node.catalogname}.${schema}.${rel}: another database cannot be read`);
         if (!schema) {
-          if (!cteNames.has(rel)) throw refuse(`table ${rel} is outside schema semantic (name the view semantic.${rel})`);
+          // a CTE in scope: checkUnqualifiedNames
         } else if (schema !== 'semantic') {
           throw refuse(`${schema}.${rel} is outside schema semantic (${schema === 'pg_catalog' || schema === 'information_schema' ? 'the catalogs are not readable' : 'only semantic.* views are readable'})`);
         } else {
@@ -142,10 +141,47 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   return { statement, views: [...views].sort() };
 }
 
-function collectCtes(node: unknown, names: Set<string>): void {
-  walk(node, (n, type) => {
-    if (type === 'CommonTableExpr' && typeof n.ctename === 'string') names.add(n.ctename);
-  });
+const outsideSemantic = (rel: string) => refuse(`table ${rel} is outside schema semantic (name the view semantic.${rel})`);
+
+/**
+ * Refuses an unqualified table name that is not a CTE in scope where it is read. The scope is PostgreSQL's: a WITH
+ * clause's names are visible in its SELECT (set operations' arms included) and in nested queries; in its own CTEs only
+ * the earlier siblings are (all of them under WITH RECURSIVE). A CTE's name anywhere else in the query does not make a
+ * name readable: `(WITH pg_roles AS (...) SELECT ...) s, pg_roles` reads pg_catalog.pg_roles.
+ */
+function checkUnqualifiedNames(value: unknown, scope: ReadonlySet<string>): void {
+  if (Array.isArray(value)) {
+    for (const v of value) checkUnqualifiedNames(v, scope);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [key, child] of Object.entries(value)) {
+    if (!child || typeof child !== 'object') continue;
+    if (key === 'SelectStmt' || key === 'larg' || key === 'rarg') {
+      checkSelect(child as Record<string, any>, scope);
+    } else if (key === 'RangeVar') {
+      const rv = child as { schemaname?: string; relname: string };
+      if (!rv.schemaname && !scope.has(rv.relname)) throw outsideSemantic(rv.relname);
+    } else {
+      checkUnqualifiedNames(child, scope);
+    }
+  }
+}
+
+function checkSelect(select: Record<string, any>, outer: ReadonlySet<string>): void {
+  const { withClause, ...rest } = select;
+  let scope = outer;
+  if (withClause) {
+    const ctes: { ctename: string; ctequery: unknown }[] = (withClause.ctes ?? []).map((c: any) => c.CommonTableExpr).filter(Boolean);
+    const all = new Set([...outer, ...ctes.map((c) => c.ctename)]);
+    const earlier = new Set(outer);
+    for (const c of ctes) {
+      checkUnqualifiedNames(c.ctequery, withClause.recursive ? all : earlier);
+      earlier.add(c.ctename);
+    }
+    scope = all;
+  }
+  checkUnqualifiedNames(rest, scope);
 }
 
 /** Visits every node of the parse tree: `visit(node, type)` for each `{ Type: node }` wrapper. */
