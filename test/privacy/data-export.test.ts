@@ -218,6 +218,26 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(row.rows).toEqual([{ status: 'expired' }]);
   });
 
+  it('erasing the person expires their exports at once: a ready archive is deleted and its link refused; a queued one never runs', async () => {
+    const r = await person(t, 'erased');
+    const ready = (await t.http.post('/v1/me/data-export').set(r.auth).expect(202)).body.id;
+    await t.app.get(OutboxRelay).drain();
+    const link = (await t.http.get(`/v1/me/data-exports/${ready}`).set(r.auth).expect(200)).body.downloadUrl;
+    await download(link);
+    const queued = (await t.http.post('/v1/me/data-export').set(r.auth).expect(202)).body.id; // not run yet
+    expect(existsSync(join(dir, `${ready}.zip`))).toBe(true);
+
+    await t.http.delete('/v1/me').set(r.auth).send({ password: PASSWORD }).expect(200);
+    expect((await download(link, 410)).body).toBeDefined();
+    expect(existsSync(join(dir, `${ready}.zip`))).toBe(false);
+    await t.app.get(OutboxRelay).drain();
+    expect(existsSync(join(dir, `${queued}.zip`))).toBe(false);
+    const rows = await t.db.admin.query('SELECT id, status FROM core.data_exports WHERE id = ANY($1::uuid[]) ORDER BY created_at', [[ready, queued]]);
+    expect(rows.rows).toEqual([{ id: ready, status: 'expired' }, { id: queued, status: 'expired' }]);
+    const audit = await t.db.admin.query(`SELECT after->>'exportsExpired' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [r.id]);
+    expect(audit.rows).toEqual([{ n: '2' }]);
+  });
+
   it('a service key cannot export a person; an unknown or malformed export id is 404', async () => {
     await t.http.get(`/v1/me/data-exports/00000000-0000-4000-8000-000000000000`).set(p.auth).expect(404);
     const bad = await t.http.get('/v1/me/data-exports/not-a-uuid').set(p.auth).expect(404);

@@ -57,9 +57,12 @@ export const dataExportRepository = {
     return row as DataExportRow | undefined;
   },
 
-  async start(db: Db, id: string, now: Date): Promise<void> {
-    await db.run(qb.updateTable('core.data_exports')
-      .set({ status: 'running', progress: 0, tables_total: 0, tables_done: 0, rows_written: 0n, started_at: now, error: null }).where('id', '=', id));
+  /** False when the export has expired meanwhile (its person was erased): it is not started. */
+  async start(db: Db, id: string, now: Date): Promise<boolean> {
+    const rows = await db.run(qb.updateTable('core.data_exports')
+      .set({ status: 'running', progress: 0, tables_total: 0, tables_done: 0, rows_written: 0n, started_at: now, error: null })
+      .where('id', '=', id).where('status', '<>', 'expired').returning('id'));
+    return rows.length > 0;
   },
 
   async setProgress(db: Db, id: string, p: { progress: number; tablesDone: number; tablesTotal: number; rowsWritten: number }): Promise<void> {
@@ -67,11 +70,20 @@ export const dataExportRepository = {
       .set({ progress: p.progress, tables_done: p.tablesDone, tables_total: p.tablesTotal, rows_written: BigInt(p.rowsWritten) }).where('id', '=', id));
   },
 
-  async finish(db: Db, id: string, f: { fileName: string; sizeBytes: number; rowsWritten: number; completedAt: Date; expiresAt: Date }): Promise<void> {
-    await db.run(qb.updateTable('core.data_exports').set({
+  /** False when the export expired while it ran (its person was erased): it does not become ready. */
+  async finish(db: Db, id: string, f: { fileName: string; sizeBytes: number; rowsWritten: number; completedAt: Date; expiresAt: Date }): Promise<boolean> {
+    const rows = await db.run(qb.updateTable('core.data_exports').set({
       status: 'ready', progress: 100, file_name: f.fileName, size_bytes: BigInt(f.sizeBytes), rows_written: BigInt(f.rowsWritten),
       completed_at: f.completedAt, expires_at: f.expiresAt,
-    }).where('id', '=', id));
+    }).where('id', '=', id).where('status', '=', 'running').returning('id'));
+    return rows.length > 0;
+  },
+
+  /** A person's own exports, queued, running or ready, expire at once (their erasure); answers the files to delete. */
+  async expireOfPerson(db: Db, userId: string): Promise<{ count: number; files: string[] }> {
+    const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
+      .where('user_id', '=', userId).where('kind', '=', 'person').where('status', '<>', 'expired').returning('file_name'));
+    return { count: rows.length, files: rows.map((r) => r.file_name).filter((f): f is string => !!f) };
   },
 
   async fail(db: Db, id: string, error: string): Promise<void> {

@@ -121,6 +121,18 @@ export class DataExportService implements OnModuleInit {
     return { stream: createReadStream(path), fileName: `omnizen-${kind}-${row.id.slice(0, 8)}.zip`, sizeBytes: size };
   }
 
+  /**
+   * A person's erasure, in its transaction: their own exports expire at once, a ready archive included (it holds data the
+   * erasure removes). Delete the files it answers once that transaction has committed (deleteFiles).
+   */
+  expireOfPerson(db: Db, userId: string): Promise<{ count: number; files: string[] }> {
+    return repo.expireOfPerson(db, userId);
+  }
+
+  async deleteFiles(files: string[]): Promise<void> {
+    for (const f of files) await rm(join(this.config.dataExportDir, f), { force: true });
+  }
+
   /** The retention job: expired exports' files are deleted and their rows marked expired. */
   async purgeExpired(db: Db, now: Date): Promise<number> {
     const files = await repo.expire(db, now);
@@ -139,17 +151,20 @@ export class DataExportService implements OnModuleInit {
     const part = `${final}.part`;
     try {
       // committed on its own: the export's transaction must not hold the row its progress updates write
-      await this.privileged.run('privacy.export', (db) => repo.start(db, id, new Date(this.clock.now())));
+      if (!(await this.privileged.run('privacy.export', (db) => repo.start(db, id, new Date(this.clock.now()))))) return;
       const rowsWritten = await this.privileged.run('privacy.export', (db) => this.write(db, row, part));
       const sizeBytes = (await stat(part)).size;
       await rename(part, final);
       const now = this.clock.now();
-      await this.privileged.run('privacy.export', async (db) => {
-        await repo.finish(db, id, { fileName, sizeBytes, rowsWritten, completedAt: new Date(now), expiresAt: new Date(now + this.config.retention.dataExportHours * HOUR_MS) });
+      const finished = await this.privileged.run('privacy.export', async (db) => {
+        if (!(await repo.finish(db, id, { fileName, sizeBytes, rowsWritten, completedAt: new Date(now), expiresAt: new Date(now + this.config.retention.dataExportHours * HOUR_MS) }))) return false;
         await this.audit.recordPrivileged(db, row.orgId, 'system', {
           action: 'data_export.completed', entityType: 'data_export', entityId: id, after: { kind: row.kind, rowsWritten, sizeBytes },
         });
+        return true;
       });
+      // expired while it ran (its person was erased): the archive never becomes downloadable
+      if (!finished) await rm(final, { force: true });
     } catch (err) {
       await rm(part, { force: true });
       this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);

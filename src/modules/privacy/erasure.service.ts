@@ -12,6 +12,7 @@ import { sessionRepository } from '../auth/session.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
+import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 
 /** How recent an access token must be to erase without the password. */
@@ -32,6 +33,7 @@ export class ErasureService {
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly exports: DataExportService,
   ) {}
 
   async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
@@ -39,7 +41,7 @@ export class ErasureService {
     const { userId } = principal;
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
     if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip);
-    const done = await this.privileged.run('privacy.erasure', async (db) => {
+    const outcome = await this.privileged.run('privacy.erasure', async (db) => {
       if (principal.sessionId && !(await sessionRepository.isLive(db, principal.sessionId, userId))) {
         throw PrivacyErrors.error('privacy.session_ended', 'the session of this access token has ended: sign in again');
       }
@@ -62,6 +64,7 @@ export class ErasureService {
       const emails = await erasureRepository.knownEmails(db, userId);
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
+      const exportsExpired = await this.exports.expireOfPerson(db, userId);
       await erasureRepository.endMemberships(db, userId, left);
       await erasureRepository.deleteOrganizations(db, deleted);
       // the billing module cancels their subscriptions (the person's personal plans with the personal organization)
@@ -73,17 +76,19 @@ export class ErasureService {
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
-      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, rowsByTable: rows, keysShredded };
+      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, keysShredded };
       // not even the client's address: it would be new personal data about the erased person
       const meta = { requestId: client.requestId };
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);
       for (const orgId of left) {
         await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, meta);
       }
-      return { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked };
+      return { done: { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked }, exportFiles: exportsExpired.files };
     });
+    // the archives go once the erasure has committed (a rolled-back erasure keeps them)
+    await this.exports.deleteFiles(outcome.exportFiles);
     if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
-    return done;
+    return outcome.done;
   }
 
   private async reauthenticate(principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {
