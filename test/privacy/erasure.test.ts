@@ -7,12 +7,12 @@ import { addMember, createOrg, registerUser, uniqueEmail, type TestUser } from '
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
 import { findEverywhere } from './columns.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 
 const PASSWORD = 'correct horse battery';
 
 /** A person with a name found nowhere else, so the scan can look for it. */
-async function person(t: TestApp, prefix: string): Promise<TestUser & { name: string }> {
-  const email = uniqueEmail(prefix);
+async function person(t: TestApp, prefix: string, email = uniqueEmail(prefix)): Promise<TestUser & { name: string }> {
   const name = `Zelda ${prefix} Quuxington ${randomBytes(4).toString('hex')}`;
   await t.http.post('/v1/auth/register').send({ email, password: PASSWORD, name }).expect(202);
   const res = await t.http.post('/v1/auth/login').send({ email, password: PASSWORD }).expect(200);
@@ -30,7 +30,7 @@ describe('DELETE /v1/me: erasure', () => {
   const clock = new ManualClock();
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'false' }, { clock });
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '' }, { clock }); // jobs run in drain()
   });
   afterAll(() => t.close());
 
@@ -73,7 +73,14 @@ describe('DELETE /v1/me: erasure', () => {
     const owner = await registerUser(t, 'acmeowner');
     const acme = await createOrg(t, owner, 'Acme');
     const acc = await startBooks(t, acme, owner);
-    const p = await person(t, 'erased');
+    // an invitation to their address before they had an account: its e-mail's delivery row names no user
+    const pEmail = uniqueEmail('erased');
+    const early = await createOrg(t, owner, 'Early');
+    await t.http.post(`/v1/orgs/${early}/invitations`).set(owner.auth).send({ email: pEmail, role: 'viewer' }).expect(201);
+    await t.app.get(OutboxRelay).drain();
+    const earlyMails = await t.db.admin.query('SELECT user_id FROM core.email_deliveries WHERE to_address = $1', [pEmail]);
+    expect(earlyMails.rows).toEqual([{ user_id: null }]);
+    const p = await person(t, 'erased', pEmail);
     const bystander = await person(t, 'bystander');
     await addMember(t, acme, p, 'accountant');
     await addMember(t, acme, bystander, 'viewer');

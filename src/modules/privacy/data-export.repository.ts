@@ -123,7 +123,7 @@ export const dataExportRepository = {
    * Reads the rows of `t` matching `where` ($1 = value) in batches through a cursor in the caller's transaction, each
    * row a JSON object of the exported columns; `onBatch` is awaited before the next batch is fetched.
    */
-  async stream(db: Db, t: ExportTable, where: { sql: string; value: string }, batchSize: number,
+  async stream(db: Db, t: ExportTable, where: { sql: string; values: string[] }, batchSize: number,
     onBatch: (rows: Record<string, unknown>[]) => Promise<void>): Promise<number> {
     const object = `jsonb_build_object(${t.columns.map((c) => `'${c.replace(/'/g, "''")}', x.${quote(c)}`).join(', ')})`;
     // jsonb_build_object takes at most 100 arguments: wide tables are built from slices
@@ -132,7 +132,7 @@ export const dataExportRepository = {
       parts.push(`jsonb_build_object(${t.columns.slice(i, i + 50).map((c) => `'${c.replace(/'/g, "''")}', x.${quote(c)}`).join(', ')})`);
     }
     const row = t.columns.length <= 50 ? object : parts.join(' || ');
-    await db.$executeRawUnsafe(`DECLARE export_rows NO SCROLL CURSOR FOR SELECT ${row} AS r FROM ${t.table} x WHERE ${where.sql}`, where.value);
+    await db.$executeRawUnsafe(`DECLARE export_rows NO SCROLL CURSOR FOR SELECT ${row} AS r FROM ${t.table} x WHERE ${where.sql}`, ...where.values);
     let total = 0;
     try {
       for (;;) {

@@ -224,8 +224,8 @@ export class DataExportService implements OnModuleInit {
     const emails = await erasureRepository.knownEmails(db, userId);
     const own = new Set<string>([userSubject(userId), ...emails.map(emailSubject)]);
     const entries = PERSONAL_DATA_CATALOG.filter((t) => t.exported !== false)
-      .map((t) => ({ t, where: locate(t, { userId, email: person.email }) }))
-      .filter((x): x is { t: typeof x.t; where: { sql: string; value: string } } => !!x.where && x.t.person.kind !== 'value-scan');
+      .map((t) => ({ t, where: locate(t, { userId, email: person.email }, false) }))
+      .filter((x): x is { t: typeof x.t; where: { sql: string; values: string[] } } => !!x.where && x.t.person.kind !== 'value-scan');
     const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
     const byName = new Map(tables.map((t) => [t.table, t]));
     return entries.filter((e) => byName.has(e.t.table)).map((e) => ({
@@ -238,7 +238,7 @@ export class DataExportService implements OnModuleInit {
     const names = await repo.organizationTables(db, OUR_SCHEMAS, ORGANIZATION_EXPORT_SKIPS);
     const tables = await repo.columnsOf(db, names);
     return tables.map((t) => ({
-      table: t, where: { sql: 'x.org_id = $1::uuid', value: orgId }, describes: `the organization's rows of ${fileBase(t.table)}`, allowSubject: () => true,
+      table: t, where: { sql: 'x.org_id = $1::uuid', values: [orgId] }, describes: `the organization's rows of ${fileBase(t.table)}`, allowSubject: () => true,
     }));
   }
 
@@ -298,7 +298,7 @@ export class DataExportService implements OnModuleInit {
 
 interface PlanStep {
   table: ExportTable;
-  where: { sql: string; value: string };
+  where: { sql: string; values: string[] };
   describes: string;
   allowSubject: (subject: string) => boolean;
 }

@@ -72,12 +72,12 @@ export const erasureRepository = {
       if (!where) continue;
       const treatments = Object.entries(t.columns) as [string, Treatment][];
       if (treatments.some(([, tr]) => tr.kind === 'delete-row')) {
-        counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} WHERE ${where.sql}`, where.value);
+        counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} WHERE ${where.sql}`, ...where.values);
         continue;
       }
       const sets = treatments.flatMap(([column, tr]) =>
         tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
-      if (sets.length) counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${where.sql}`, where.value);
+      if (sets.length) counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${where.sql}`, ...where.values);
     }
     return counts;
   },
@@ -105,24 +105,39 @@ export const erasureRepository = {
   },
 };
 
-/** The WHERE clause ($1) that finds the person's rows of a catalog table; undefined for tables erased otherwise (parties) or never. */
-export function locate(t: PersonalDataTable, person: { userId: string; email: string }): { sql: string; value: string } | undefined {
-  switch (t.person.kind) {
-    case 'user':
-      return { sql: `${quote(t.person.column)}::text = $1`, value: person.userId };
-    case 'email':
-      return { sql: `lower(${quote(t.person.column)}) = lower($1)`, value: person.email };
-    case 'personal-org':
-      return { sql: `${quote(t.person.column)}::text = $1 AND account_type = 'personal'`, value: person.userId };
-    case 'value-scan': {
-      // only tables whose rows go when they mention the person (a job naming their e-mail)
-      const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
-      if (!deletable.length) return undefined;
-      return { sql: deletable.map((c) => `strpos(lower(${quote(c)}::text), lower($1)) > 0`).join(' OR '), value: person.email };
+/**
+ * The WHERE clause that finds the person's rows of a catalog table, with its parameters ($1, $2: the user id and the
+ * e-mail, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the table's
+ * `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records).
+ */
+export function locate(t: PersonalDataTable, person: { userId: string; email: string }, erasure = true): { sql: string; values: string[] } | undefined {
+  const values: string[] = [];
+  const param = (v: string) => `$${values.push(v)}`;
+  let userParam: string | undefined;
+  let emailParam: string | undefined;
+  const user = () => (userParam ??= param(person.userId));
+  const email = () => (emailParam ??= param(person.email));
+  const conditions = [t.person, ...(erasure ? t.alsoErasedBy ?? [] : [])].map((l): string | undefined => {
+    switch (l.kind) {
+      case 'user':
+        return `${quote(l.column)}::text = ${user()}`;
+      case 'email':
+        return `lower(${quote(l.column)}) = lower(${email()})`;
+      case 'personal-org':
+        return `${quote(l.column)}::text = ${user()} AND account_type = 'personal'`;
+      case 'value-scan': {
+        // only tables whose rows go when they mention the person (a job naming their e-mail)
+        const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
+        if (!deletable.length) return undefined;
+        const e = email();
+        return deletable.map((c) => `strpos(lower(${quote(c)}::text), lower(${e})) > 0`).join(' OR ');
+      }
+      case 'party':
+        return undefined;
     }
-    case 'party':
-      return undefined;
-  }
+  }).filter((c): c is string => !!c);
+  if (!conditions.length) return undefined;
+  return { sql: conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR '), values };
 }
 
 /** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */

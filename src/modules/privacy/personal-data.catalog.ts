@@ -41,6 +41,11 @@ export interface PersonalDataTable {
   /** schema-qualified, quoted as needed: `core."User"` */
   table: string;
   person: PersonLocator;
+  /**
+   * More rows the erasure treats as the person's (any of them matches): an e-mail sent to their address before they had
+   * an account, another member's notice naming them. Not in their export: those rows are someone else's record.
+   */
+  alsoErasedBy?: PersonLocator[];
   columns: Record<string, Treatment>;
   /** what an export's README says this table holds */
   describes: string;
@@ -105,11 +110,14 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { payload: DELETE },
   },
   {
-    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, describes: 'your in-app notifications',
+    // also the notices of other members that name the person's e-mail (an invitation to it, a role change)
+    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'value-scan' }], describes: 'your in-app notifications',
     columns: { title: DELETE, body: DELETE },
   },
   {
-    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' }, describes: 'e-mails sent to you',
+    // also e-mails to their address that name no user (sent before they had an account: an invitation), and e-mails to
+    // others that name their address
+    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'email', column: 'to_address' }, { kind: 'value-scan' }], describes: 'e-mails sent to you',
     columns: { to_address: DELETE, data: DELETE },
   },
   {
