@@ -101,6 +101,10 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     expect(notice[0].text).toContain(newEmail);
     await t.http.post('/v1/auth/email-change/confirm').send({ token }).expect(400);
     await t.http.post('/v1/auth/login').send({ email: newEmail, password: PASSWORD }).expect(200);
+    // auth.users' copy follows: the old address is free there, and a new account with it gets its own row
+    expect((await t.db.admin.query('SELECT email FROM auth.users WHERE id = $1', [cy.id])).rows).toEqual([{ email: newEmail }]);
+    const next = await registerUser(t, 'cy-next', PASSWORD, cy.email);
+    expect((await t.db.admin.query('SELECT email FROM auth.users WHERE id = $1', [next.id])).rows).toEqual([{ email: cy.email }]);
   });
 
   it('an address another account uses gets no mail, and the answer is the same', async () => {

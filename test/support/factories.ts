@@ -16,8 +16,7 @@ export function uniqueEmail(prefix = 'user'): string {
 }
 
 /** Registers (202, e-mail unverified) and signs in with the password. */
-export async function registerUser(t: TestApp, prefix = 'user', password = 'correct horse battery'): Promise<TestUser> {
-  const email = uniqueEmail(prefix);
+export async function registerUser(t: TestApp, prefix = 'user', password = 'correct horse battery', email = uniqueEmail(prefix)): Promise<TestUser> {
   await t.http.post('/v1/auth/register').send({ email, password, name: prefix }).expect(expectStatus(202));
   const res = await t.http.post('/v1/auth/login').send({ email, password }).expect(expectStatus(200));
   return {

@@ -56,5 +56,7 @@ export const accountTokenRepository = {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
     await db.run(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })
       .where('provider', '=', 'password').where('user_id', '=', userId));
+    // auth.users' copy (the seed tables' foreign keys) follows, so the old address is free there too
+    await db.$executeRaw`SELECT core.sync_auth_user(${userId}::uuid, ${newEmail})`;
   },
 };
