@@ -139,5 +139,25 @@ describe('service-role key, secrets, and the session purge job', () => {
       const { rows: redemptions } = await t.db.admin.query('SELECT app_code FROM core.app_token_redemptions WHERE user_id = $1', [u.id]);
       expect(redemptions).toEqual([{ app_code: 'app_live' }]);
     });
+
+    it('also drops spent or expired password-reset links and e-mail change requests a day later, keeping live and recent ones', async () => {
+      const u = await registerUser(t, 'purge3');
+      await t.db.admin.query(
+        `INSERT INTO core.password_reset_tokens (token_hash, user_id, expires_at, used_at) VALUES
+           ('reset-expired-${u.id}', $1, now() - interval '2 days', NULL),
+           ('reset-used-${u.id}', $1, now() + interval '1 hour', now() - interval '2 days'),
+           ('reset-used-now-${u.id}', $1, now() + interval '1 hour', now()),
+           ('reset-live-${u.id}', $1, now() + interval '30 minutes', NULL)`, [u.id]);
+      await t.db.admin.query(
+        `INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, confirmed_at) VALUES
+           ($1, $2, 'old-expired@example.test', now() - interval '2 days', NULL),
+           ($1, $2, 'old-confirmed@example.test', now() + interval '1 day', now() - interval '2 days'),
+           ($1, $2, 'pending@example.test', now() + interval '1 day', NULL)`, [u.id, u.email]);
+      await t.app.get(SessionPurgeJob).run();
+      const { rows: resets } = await t.db.admin.query('SELECT token_hash FROM core.password_reset_tokens WHERE user_id = $1 ORDER BY token_hash', [u.id]);
+      expect(resets.map((r) => r.token_hash)).toEqual([`reset-live-${u.id}`, `reset-used-now-${u.id}`]);
+      const { rows: changes } = await t.db.admin.query('SELECT new_email FROM core.email_change_requests WHERE user_id = $1', [u.id]);
+      expect(changes).toEqual([{ new_email: 'pending@example.test' }]);
+    });
   });
 });

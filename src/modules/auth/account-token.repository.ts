@@ -52,6 +52,19 @@ export const accountTokenRepository = {
   },
 
   /** The account's e-mail and its password identity's, verified (the link proved the mailbox). */
+  /**
+   * Drops password-reset links and e-mail change requests a day after they were used or expired (the purge job): the
+   * audit log keeps what happened. The per-hour limits on sending them count only the last hour.
+   */
+  async purgeExpired(db: Db): Promise<number> {
+    const dayAgo = sql<Date>`now() - interval '1 day'`;
+    const resets = await db.runCount(qb.deleteFrom('core.password_reset_tokens')
+      .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('used_at', '<', dayAgo)])));
+    const changes = await db.runCount(qb.deleteFrom('core.email_change_requests')
+      .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('confirmed_at', '<', dayAgo)])));
+    return resets + changes;
+  },
+
   async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
     await db.run(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })

@@ -6,10 +6,11 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { AuditService } from '../audit/audit.service.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository } from './identity.repository.js';
+import { accountTokenRepository } from './account-token.repository.js';
 
 export const PURGE_JOB = 'auth.purge-sessions';
 
-/** Deletes expired refresh tokens, ended sessions, spent verification links and app-token redemptions on JOBS_PURGE_CRON. */
+/** Deletes expired refresh tokens, ended sessions, spent verification, password-reset and e-mail change links, and app-token redemptions on JOBS_PURGE_CRON. */
 @Injectable()
 export class SessionPurgeJob implements OnModuleInit {
   private readonly logger = new Logger(SessionPurgeJob.name);
@@ -29,8 +30,10 @@ export class SessionPurgeJob implements OnModuleInit {
   async run(): Promise<{ tokens: number; sessions: number }> {
     const result = await this.privileged.run('jobs.purge', async (db) => {
       const purged = await sessionRepository.purgeExpired(db);
-      // spent verification links and app-token redemptions past their tokens' expiry: no one's data, no audit
+      // spent verification links, app-token redemptions past their tokens' expiry, spent password-reset links and
+      // e-mail change requests: no audit (the audit log already holds what they did)
       await identityRepository.purgeExpired(db);
+      await accountTokenRepository.purgeExpired(db);
       for (const u of purged.byUser) {
         await this.audit.recordPrivileged(db, u.personalOrgId, 'system', {
           action: 'auth.sessions_purged', entityType: 'user', entityId: u.userId, after: { sessions: u.sessions },
