@@ -143,8 +143,9 @@ export function locate(t: PersonalDataTable, person: { userId: string; email: st
 /** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */
 export const retentionRepository = {
   async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<number> {
-    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered
-    return db.$executeRaw`DELETE FROM core.webhook_messages WHERE status <> 'pending' AND created_at < ${cutoff}`;
+    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered. A finished
+    // delivery's age counts from its last attempt: a message replayed by hand keeps its fresh attempts
+    return db.$executeRaw`DELETE FROM core.webhook_messages WHERE status <> 'pending' AND coalesce(last_attempt_at, created_at) < ${cutoff}`;
   },
 
   async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
