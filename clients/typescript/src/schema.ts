@@ -15912,7 +15912,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `privacy.session_ended` (the session of this access token was revoked or has ended: sign in again) */
+            /** @description No valid access token */
             401: {
                 headers: {
                     [name: string]: unknown;

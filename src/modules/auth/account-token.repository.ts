@@ -51,7 +51,6 @@ export const accountTokenRepository = {
     return row;
   },
 
-  /** The account's e-mail and its password identity's, verified (the link proved the mailbox). */
   /**
    * Drops password-reset links and e-mail change requests a day after they were used or expired (the purge job): the
    * audit log keeps what happened. The per-hour limits on sending them count only the last hour.
@@ -65,6 +64,7 @@ export const accountTokenRepository = {
     return resets + changes;
   },
 
+  /** The account's e-mail and its password identity's, verified (the link proved the mailbox). */
   async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
     await db.run(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })

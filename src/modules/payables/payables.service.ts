@@ -309,7 +309,7 @@ export class PayablesService {
   private ownClaimOrBookkeeper(tx: TenantTx, b: { kind: string; claimant_id: string | null }): void {
     if (BOOKKEEPERS.includes(tx.role as RequestRole)) return;
     if (b.kind === 'expense_claim' && b.claimant_id === this.actor(tx)) return;
-    throw PayablesErrors.error('payables.claim_not_own', 'a member may only submit their own expense claims');
+    throw PayablesErrors.error('payables.claim_not_own', 'a member may only submit or void their own expense claims');
   }
 
   /**

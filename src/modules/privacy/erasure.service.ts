@@ -8,7 +8,6 @@ import { LoginThrottle } from '../auth/login-throttle.service.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import type { ErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
-import { sessionRepository } from '../auth/session.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
@@ -42,9 +41,6 @@ export class ErasureService {
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
     if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip);
     const outcome = await this.privileged.run('privacy.erasure', async (db) => {
-      if (principal.sessionId && !(await sessionRepository.isLive(db, principal.sessionId, userId))) {
-        throw PrivacyErrors.error('privacy.session_ended', 'the session of this access token has ended: sign in again');
-      }
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
       await this.reauthenticate(principal, person.passwordHash, password);

@@ -40,7 +40,7 @@ export class PrivacyController {
   })
   @ApiOkResponse({ type: ErasureDto, example: ERASURE_EXAMPLE })
   @ApiErrors(400, 429)
-  @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.session_ended', 'privacy.already_erased')
+  @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.already_erased')
   eraseMe(@Body() dto: EraseMeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<ErasureDto> {
     return this.erasure.eraseMe(principal, dto.password, clientInfo(req));
   }

@@ -12,7 +12,6 @@ export const PrivacyErrors = defineErrorCodes({
     status: 409,
     description: 'the person is the only owner of an organization that has other members: make another member owner first (details.organizationIds)',
   },
-  'privacy.session_ended': { status: 401, description: 'the session of this access token was revoked or has ended: sign in again' },
   'privacy.party_not_found': { status: 404, description: 'no such party (vendor, customer) in this organization' },
   'privacy.already_erased': { status: 409, description: 'this person has been erased already' },
   'data_export.not_found': { status: 404, description: 'no such data export (of yours, or of this organization)' },

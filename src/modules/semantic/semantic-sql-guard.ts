@@ -101,12 +101,11 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
         const schema: string | undefined = node.schemaname;
         const rel: string = node.relname;
         if (node.catalogname) throw refuse(`${node.catalogname}.${schema}.${rel}: another database cannot be read`);
-        if (!schema) {
-          // a CTE in scope: checkUnqualifiedNames
-        } else if (schema !== 'semantic') {
-          throw refuse(`${schema}.${rel} is outside schema semantic (${schema === 'pg_catalog' || schema === 'information_schema' ? 'the catalogs are not readable' : 'only semantic.* views are readable'})`);
-        } else {
+        // an unqualified name is a CTE in scope (checkUnqualifiedNames)
+        if (schema === 'semantic') {
           views.add(`semantic.${rel}`);
+        } else if (schema) {
+          throw refuse(`${schema}.${rel} is outside schema semantic (${schema === 'pg_catalog' || schema === 'information_schema' ? 'the catalogs are not readable' : 'only semantic.* views are readable'})`);
         }
         break;
       }
@@ -141,8 +140,6 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   return { statement, views: [...views].sort() };
 }
 
-const outsideSemantic = (rel: string) => refuse(`table ${rel} is outside schema semantic (name the view semantic.${rel})`);
-
 /**
  * Refuses an unqualified table name that is not a CTE in scope where it is read. The scope is PostgreSQL's: a WITH
  * clause's names are visible in its SELECT (set operations' arms included) and in nested queries; in its own CTEs only
@@ -161,7 +158,7 @@ function checkUnqualifiedNames(value: unknown, scope: ReadonlySet<string>): void
       checkSelect(child as Record<string, any>, scope);
     } else if (key === 'RangeVar') {
       const rv = child as { schemaname?: string; relname: string };
-      if (!rv.schemaname && !scope.has(rv.relname)) throw outsideSemantic(rv.relname);
+      if (!rv.schemaname && !scope.has(rv.relname)) throw refuse(`table ${rv.relname} is outside schema semantic (name the view semantic.${rv.relname})`);
     } else {
       checkUnqualifiedNames(child, scope);
     }
