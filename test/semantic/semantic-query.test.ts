@@ -6,7 +6,7 @@ import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
 /**
  * POST /semantic/query: the parser's allow-list refuses everything but one SELECT over semantic.* views and
  * allow-listed functions (400 naming the reason, nothing changed, B's rows never returned); the statement runs
- * READ ONLY under the caller's claims, rolled back, with a statement timeout and a row cap.
+ * READ ONLY under the caller's claims, rolled back, with a statement timeout, a row cap and a byte cap.
  */
 describe('semantic query', () => {
   let t: TestApp;
@@ -17,7 +17,7 @@ describe('semantic query', () => {
   let orgB: string;
 
   beforeAll(async () => {
-    t = await createTestApp({ AI_SEMANTIC_TIMEOUT_MS: '300', AI_SEMANTIC_ROW_CAP: '50' });
+    t = await createTestApp({ AI_SEMANTIC_TIMEOUT_MS: '300', AI_SEMANTIC_ROW_CAP: '50', AI_SEMANTIC_BYTE_CAP: '2048' });
     ownerA = await registerUser(t, 'sem-owner-a');
     viewerA = await registerUser(t, 'sem-viewer-a');
     ownerB = await registerUser(t, 'sem-owner-b');
@@ -42,7 +42,7 @@ describe('semantic query', () => {
     const res = await query(`SELECT memo, sum(base_amount) AS total, count(*) AS lines FROM semantic.v_gl_fact GROUP BY memo ORDER BY memo`).expect(200);
     expect(res.body.columns).toEqual([{ name: 'memo', type: 'text' }, { name: 'total', type: 'numeric' }, { name: 'lines', type: 'bigint' }]);
     expect(res.body.rows).toEqual([['A capital', '0', 2]]);
-    expect(res.body).toMatchObject({ truncated: false, rowCount: 1 });
+    expect(res.body).toMatchObject({ truncated: false, truncatedBy: null, rowCount: 1 });
     const all = await query(`SELECT memo FROM semantic.v_gl_fact`).expect(200);
     expect(JSON.stringify(all.body)).not.toContain('B secret');
   });
@@ -123,8 +123,30 @@ describe('semantic query', () => {
     expect(res.body.rowCount).toBe(50);
     expect(res.body.rows[49]).toEqual([50]);
     expect(res.body.truncated).toBe(true);
+    expect(res.body.truncatedBy).toBe('rows');
     const exact = await query(`SELECT g FROM generate_series(1, 50) g`).expect(200);
-    expect(exact.body.truncated).toBe(false);
+    expect(exact.body).toMatchObject({ rowCount: 50, truncated: false, truncatedBy: null });
+    const none = await query(`SELECT g FROM generate_series(1, 0) g`).expect(200);
+    expect(none.body).toMatchObject({ rows: [], rowCount: 0, truncated: false, truncatedBy: null });
+  });
+
+  it('caps the bytes: only the first rows whose text fits in the byte cap leave the database, in order', async () => {
+    // each row prints as (g,xxx...x): 3 + digits + 100 bytes; 2,048 bytes hold rows 1-19 (1,971 bytes), not row 20
+    const res = await query(`SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 40) g ORDER BY g`).expect(200);
+    const rowText = (g: number) => `(${g},${'x'.repeat(100)})`.length;
+    const fits = Array.from({ length: 40 }, (_, i) => i + 1).filter((_, i, all) => all.slice(0, i + 1).reduce((n, g) => n + rowText(g), 0) <= 2048);
+    expect(fits).toHaveLength(19);
+    expect(res.body).toMatchObject({ rowCount: 19, truncated: true, truncatedBy: 'bytes' });
+    expect(res.body.columns).toEqual([{ name: 'g', type: 'integer' }, { name: 'pad', type: 'text' }]);
+    expect(res.body.rows).toEqual(fits.map((g) => [g, 'x'.repeat(100)]));
+    // one row of 3 MB: nothing of it is read into the API, and the answer says why it is empty
+    const big = await query(`SELECT repeat('x', 3000000) AS big`).expect(200);
+    expect(big.body).toMatchObject({ columns: [{ name: 'big', type: 'text' }], rows: [], rowCount: 0, truncated: true, truncatedBy: 'bytes' });
+    expect(JSON.stringify(big.body).length).toBeLessThan(500);
+    // the wrapper's own columns are not the caller's: same names, a column named like the subquery, all kept
+    const named = await query(`SELECT 1 AS semantic_query, 2 AS semantic_query, 3 AS answer`).expect(200);
+    expect(named.body.columns.map((c: { name: string }) => c.name)).toEqual(['semantic_query', 'semantic_query', 'answer']);
+    expect(named.body.rows).toEqual([[1, 2, 3]]);
   });
 
   it('runs under the caller\'s claims: B\'s organization is not reachable from A, a non-member gets 404', async () => {

@@ -37,6 +37,8 @@ const date = (v: unknown, name: string, optional = false): string | undefined =>
 
 /** Rows a query_semantic call hands the model at most (a prompt is not a data export). */
 export const AGENT_QUERY_ROW_CAP = 200;
+/** Bytes of rows (their text form) a query_semantic call reads at most: about what a tool result may hand the model. */
+export const AGENT_QUERY_BYTE_CAP = 64 * 1024;
 
 /** The tools agents may be given. No tool posts, pays or deletes: draft_journal_entry only proposes. */
 @Injectable()
@@ -63,11 +65,11 @@ export class ToolRegistry {
     this.register({
       name: 'query_semantic',
       description: 'Run one read-only PostgreSQL SELECT over the semantic views (semantic.v_gl_fact: general ledger lines; semantic.v_agent_metrics). '
-        + `Only SELECT over semantic.* with common functions; answers { columns, rows, truncated } with at most ${AGENT_QUERY_ROW_CAP} rows.`,
+        + `Only SELECT over semantic.* with common functions; answers { columns, rows, truncated } with at most ${AGENT_QUERY_ROW_CAP} rows and ${AGENT_QUERY_BYTE_CAP / 1024} KiB of them.`,
       parameters: { type: 'object', additionalProperties: false, required: ['sql'], properties: { sql: { type: 'string', description: 'one SELECT statement' } } },
       run: (ctx, args) => {
         if (typeof args.sql !== 'string' || !args.sql.trim()) throw new ToolArgumentError('sql must be a non-empty string');
-        return semantic.query(ctx.principal, ctx.orgId, ctx.meta, args.sql, { rowCap: AGENT_QUERY_ROW_CAP });
+        return semantic.query(ctx.principal, ctx.orgId, ctx.meta, args.sql, { rowCap: AGENT_QUERY_ROW_CAP, byteCap: AGENT_QUERY_BYTE_CAP });
       },
     });
     this.register({

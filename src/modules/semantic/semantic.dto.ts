@@ -4,7 +4,7 @@ import { IsString, Length } from 'class-validator';
 @ApiSchema({ description: 'A read of the semantic layer: one SELECT over semantic.* views' })
 export class SemanticQueryDto {
   @ApiProperty({
-    description: 'One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap',
+    description: 'One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout, a row cap and a byte cap',
     example: "SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code",
     minLength: 1, maxLength: 100000,
   })
@@ -17,7 +17,7 @@ export class SemanticColumnDto {
   @ApiProperty({ description: 'PostgreSQL type of the column', example: 'numeric' }) type: string;
 }
 
-@ApiSchema({ description: 'The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it' })
+@ApiSchema({ description: 'The answer of a semantic query: columns, rows as arrays in column order, and whether a cap cut it' })
 export class SemanticResultDto {
   @ApiProperty({ type: [SemanticColumnDto], description: 'Columns in order', example: [{ name: 'account_code', type: 'text' }, { name: 'balance', type: 'numeric' }] })
   columns: SemanticColumnDto[];
@@ -28,7 +28,12 @@ export class SemanticResultDto {
   })
   rows: unknown[][];
   @ApiProperty({ description: 'Rows answered', example: 2 }) rowCount: number;
-  @ApiProperty({ description: 'true when the query had more rows than the row cap (only the first rowCap rows are answered)', example: false }) truncated: boolean;
+  @ApiProperty({ description: 'true when a cap cut the answer: only the first rows within both caps are answered', example: false }) truncated: boolean;
+  @ApiProperty({
+    enum: ['rows', 'bytes', null], type: String, nullable: true, example: null,
+    description: 'Which cap cut the answer: `rows` (the query had more rows than the row cap) or `bytes` (the rows\' text form, as PostgreSQL prints them, passed the byte cap, AI_SEMANTIC_BYTE_CAP); null when nothing was cut',
+  })
+  truncatedBy: 'rows' | 'bytes' | null;
 }
 
 @ApiSchema({ description: 'A documented column of a semantic view' })

@@ -1,7 +1,7 @@
 import type { Db } from '../../platform/database/database.service.js';
 
 // The only place with semantic SQL: the caller's statement (checked by semantic-sql-guard.ts) wrapped as a
-// subquery whose LIMIT is the one bind parameter, and the catalog read listing the views.
+// subquery capped by rows and by bytes (the two bind parameters), and the catalog read listing the views.
 
 const TYPE_NAMES: Record<number, string> = {
   16: 'boolean', 19: 'name', 20: 'bigint', 21: 'smallint', 23: 'integer', 25: 'text', 114: 'json', 700: 'real', 701: 'double precision',
@@ -11,29 +11,55 @@ const TYPE_NAMES: Record<number, string> = {
 
 export interface SemanticRows {
   columns: { name: string; type: string }[];
+  /** the rows, in the statement's order, as many as fit in the byte cap */
   rows: unknown[][];
+  /** rows the statement gave within the row limit, before the byte cap (rows.length < fetched: the byte cap cut it) */
+  fetched: number;
 }
+
+/** The two columns the wrapper adds after the statement's own (names a statement is unlikely to use). */
+const BYTES = '"semantic_query bytes"';
+const FETCHED = '"semantic_query fetched"';
 
 export const semanticRepository = {
   /**
-   * Runs `statement` with `SET LOCAL statement_timeout`, answering at most `limit` rows. The caller's transaction is
-   * READ ONLY and rolled back (DatabaseService.tenant with readOnlyRolledBack).
+   * Runs `statement` with `SET LOCAL statement_timeout`, answering at most `limit` rows and, of those, the first
+   * whose text form (the row as PostgreSQL prints it) sums to at most `byteCap` bytes. A row past either cap never
+   * leaves the database: a statement answering 10,000 rows of 100 MB each would otherwise be read whole into the
+   * API's memory. The caller's transaction is READ ONLY and rolled back (DatabaseService.tenant with
+   * readOnlyRolledBack).
    */
-  async run(db: Db, statement: string, limit: number, timeoutMs: number): Promise<SemanticRows> {
+  async run(db: Db, statement: string, caps: { limit: number; byteCap: number }, timeoutMs: number): Promise<SemanticRows> {
     await db.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
     // The semantic views filter on org_id = auth_org_id(), whose value the planner cannot know: it estimates one row
     // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
     // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
     await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
-    // the newline ends a trailing -- comment of the statement before the closing parenthesis
-    const r = await db.$queryArrays(`SELECT * FROM (\n${statement}\n) AS semantic_query LIMIT $1`, [limit]);
-    const unknown = [...new Set(r.columns.map((c) => c.typeOid).filter((oid) => !TYPE_NAMES[oid]))];
+    // `answer`: the statement's rows within the row limit, each with the running sum of the rows' text sizes. The
+    // rows within the byte cap follow in order; then one last row, every column NULL but the count of `answer`'s
+    // rows (to tell "cut by the byte cap" from "no rows"). That row comes from a join that never matches, on an
+    // equality so that it is a hash join: with nested loops off, a join on `false` would cost 10^10 and start JIT.
+    // The newline ends a trailing -- comment of the statement before the closing parenthesis.
+    const r = await db.$queryArrays(`WITH answer AS MATERIALIZED (
+  SELECT semantic_query.*, sum(octet_length(semantic_query.*::text)) OVER (ROWS UNBOUNDED PRECEDING) AS ${BYTES}
+  FROM (\n${statement}\n) AS semantic_query LIMIT $1)
+SELECT answer.*, NULL::bigint AS ${FETCHED} FROM answer WHERE answer.${BYTES} <= $2
+UNION ALL
+SELECT nothing.*, fetched.n FROM (SELECT count(*) AS n FROM answer) AS fetched
+  LEFT JOIN (SELECT * FROM answer WHERE false) AS nothing ON nothing.${BYTES} = fetched.n`, [caps.limit, caps.byteCap]);
+    const own = r.columns.slice(0, -2);
+    const last = r.rows[r.rows.length - 1];
+    const unknown = [...new Set(own.map((c) => c.typeOid).filter((oid) => !TYPE_NAMES[oid]))];
     const names = new Map<number, string>();
     if (unknown.length) {
       const rows = await db.$queryRaw<{ oid: number; name: string }[]>`SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_catalog.pg_type WHERE oid = ANY(${unknown}::oid[])`;
       for (const t of rows) names.set(t.oid, t.name);
     }
-    return { columns: r.columns.map((c) => ({ name: c.name, type: TYPE_NAMES[c.typeOid] ?? names.get(c.typeOid) ?? 'unknown' })), rows: r.rows };
+    return {
+      columns: own.map((c) => ({ name: c.name, type: TYPE_NAMES[c.typeOid] ?? names.get(c.typeOid) ?? 'unknown' })),
+      rows: r.rows.slice(0, -1).map((row) => row.slice(0, -2)),
+      fetched: Number(last[last.length - 1]),
+    };
   },
 
   /** The semantic views the caller may SELECT, with their COMMENT-documented columns. */

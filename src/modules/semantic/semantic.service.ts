@@ -24,7 +24,7 @@ function jsonValue(v: unknown, type: string): unknown {
 /**
  * The semantic layer's read endpoint, for people (POST /semantic/query) and for agents (the query_semantic tool):
  * the statement is accepted by the parser's allow-list, then runs in its own READ ONLY transaction under the
- * caller's claims, with a statement timeout and a row cap, and that transaction is always rolled back.
+ * caller's claims, with a statement timeout, a row cap and a byte cap, and that transaction is always rolled back.
  */
 @Injectable()
 export class SemanticService {
@@ -33,20 +33,23 @@ export class SemanticService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async query(principal: Principal, orgId: string, meta: RequestMeta, sql: string, limits: { rowCap?: number; timeoutMs?: number } = {}): Promise<SemanticResultDto> {
+  async query(principal: Principal, orgId: string, meta: RequestMeta, sql: string, limits: { rowCap?: number; byteCap?: number; timeoutMs?: number } = {}): Promise<SemanticResultDto> {
     const accepted = await acceptSemanticQuery(sql);
     const rowCap = limits.rowCap ?? this.config.ai.semanticRowCap;
+    const byteCap = limits.byteCap ?? this.config.ai.semanticByteCap;
     const timeoutMs = limits.timeoutMs ?? this.config.ai.semanticTimeoutMs;
     const result = await this.db.tenant(principal, orgId, meta, async (tx) => {
       try {
-        return await repo.run(tx.db, accepted.statement, rowCap + 1, timeoutMs);
+        return await repo.run(tx.db, accepted.statement, { limit: rowCap + 1, byteCap }, timeoutMs);
       } catch (err) {
         throw this.queryError(err, timeoutMs);
       }
     }, { readOnlyRolledBack: true });
-    const truncated = result.rows.length > rowCap;
-    const rows = (truncated ? result.rows.slice(0, rowCap) : result.rows).map((r) => r.map((v, i) => jsonValue(v, result.columns[i].type)));
-    return { columns: result.columns, rows, rowCount: rows.length, truncated };
+    const kept = result.rows.slice(0, rowCap);
+    // the byte cap cut it when it kept fewer rows than the statement gave, short of the row cap
+    const truncatedBy = kept.length < Math.min(result.fetched, rowCap) ? 'bytes' : result.fetched > rowCap ? 'rows' : null;
+    const rows = kept.map((r) => r.map((v, i) => jsonValue(v, result.columns[i].type)));
+    return { columns: result.columns, rows, rowCount: rows.length, truncated: truncatedBy !== null, truncatedBy };
   }
 
   async views(tx: TenantTx): Promise<SemanticViewDto[]> {

@@ -142,6 +142,8 @@ export interface AppConfig {
     semanticTimeoutMs: number;
     /** AI_SEMANTIC_ROW_CAP: rows a semantic query answers at most (truncated: true beyond) */
     semanticRowCap: number;
+    /** AI_SEMANTIC_BYTE_CAP: bytes of rows (their text form) a semantic query answers at most (truncated: true beyond) */
+    semanticByteCap: number;
   };
   mail: {
     /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
@@ -480,6 +482,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
       semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
+      semanticByteCap: int(env, 'AI_SEMANTIC_BYTE_CAP', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     },
     mail: {
       smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
