@@ -151,4 +151,26 @@ export const retentionRepository = {
   async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
     return db.$executeRaw`DELETE FROM core.outbox WHERE processed_at IS NOT NULL AND processed_at < ${cutoff}`;
   },
+
+  /**
+   * Notifications' receipts of routed events (they keep an event from being routed twice): one whose event is no
+   * longer waiting in the outbox can never be routed again.
+   */
+  async purgeEventReceipts(db: Db, cutoff: Date): Promise<number> {
+    return db.$executeRaw`DELETE FROM core.notification_event_receipts r WHERE r.routed_at < ${cutoff}
+      AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = r.org_id AND o.id = r.event_id AND o.processed_at IS NULL)`;
+  },
+
+  /**
+   * Finished e-mail deliveries (sent, failed for good, not sent, summarized in a digest), counted from when they
+   * were sent or else made, then the sent digests none of the kept deliveries points to. Queued, sending and
+   * digest-pending ones are still in flight.
+   */
+  async purgeEmailDeliveries(db: Db, cutoff: Date): Promise<number> {
+    const deliveries = await db.$executeRaw`DELETE FROM core.email_deliveries
+      WHERE status IN ('sent', 'failed', 'not_sent', 'digested') AND coalesce(sent_at, created_at) < ${cutoff}`;
+    await db.$executeRaw`DELETE FROM core.email_digests g WHERE g.sent_at < ${cutoff}
+      AND NOT EXISTS (SELECT 1 FROM core.email_deliveries d WHERE d.digest_id = g.id)`;
+    return deliveries;
+  },
 };

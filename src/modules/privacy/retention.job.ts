@@ -31,12 +31,14 @@ export class RetentionJob implements OnModuleInit {
     scheduleFromConfig(this.scheduler, RETENTION_JOB, this.config.retention.cron, () => this.run(), this.logger);
   }
 
-  async run(): Promise<{ webhookDeliveries: number; processedJobs: number; dataExports: number }> {
+  async run(): Promise<{ webhookDeliveries: number; processedJobs: number; eventReceipts: number; emailDeliveries: number; dataExports: number }> {
     const now = this.clock.now();
-    const { webhookDeliveryDays, outboxDays } = this.config.retention;
+    const { webhookDeliveryDays, outboxDays, emailDeliveryDays } = this.config.retention;
     const result = await this.privileged.run('privacy.retention', async (db) => ({
       webhookDeliveries: await retentionRepository.purgeWebhookDeliveries(db, new Date(now - webhookDeliveryDays * DAY_MS)),
       processedJobs: await retentionRepository.purgeProcessedJobs(db, new Date(now - outboxDays * DAY_MS)),
+      eventReceipts: await retentionRepository.purgeEventReceipts(db, new Date(now - outboxDays * DAY_MS)),
+      emailDeliveries: await retentionRepository.purgeEmailDeliveries(db, new Date(now - emailDeliveryDays * DAY_MS)),
       // exports whose download link has expired: their files are deleted (the row stays, marked expired)
       dataExports: await this.exports.purgeExpired(db, new Date(now)),
     }));

@@ -83,8 +83,10 @@ export interface AppConfig {
     cron: string;
     /** finished webhook deliveries (messages and their attempts) */
     webhookDeliveryDays: number;
-    /** processed jobs of the outbox (their payloads may name people) */
+    /** processed jobs of the outbox (their payloads may name people), and notifications' receipts of routed events */
     outboxDays: number;
+    /** finished e-mail deliveries (address and rendered data) and sent digests */
+    emailDeliveryDays: number;
     /** data exports: how long a finished export's download link (and its file) lives */
     dataExportHours: number;
   };
@@ -449,6 +451,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       cron: cron(env, 'RETENTION_CRON', '0 30 3 * * *'),
       webhookDeliveryDays: int(env, 'RETENTION_WEBHOOK_DELIVERY_DAYS', 30, 1),
       outboxDays: int(env, 'RETENTION_OUTBOX_DAYS', 14, 1),
+      emailDeliveryDays: int(env, 'RETENTION_EMAIL_DELIVERY_DAYS', 30, 1),
       dataExportHours: int(env, 'RETENTION_DATA_EXPORT_HOURS', 24, 1, 24 * 30),
     },
     dataExportDir: resolve(env.DATA_EXPORT_DIR || join('.data', 'exports')),

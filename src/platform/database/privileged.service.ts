@@ -48,7 +48,7 @@ export const PRIVILEGED_PATHS = {
   /** data exports: a person's own export (every table that locates them), the job writing any export, its download */
   'privacy.export': 'data exports (POST /v1/me/data-export, the export job, the download link): the person\'s rows in every module',
   /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
-  'privacy.retention': 'purge finished webhook deliveries and processed jobs past their retention',
+  'privacy.retention': 'purge finished webhook deliveries, processed jobs, routed-event receipts and finished e-mail deliveries past their retention',
   /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
   'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
