@@ -88,6 +88,24 @@ describe('API keys', () => {
     expect(keys.body.error.code).toBe('api_keys.route_closed');
   });
 
+  it('holds an organization to API_KEYS_MAX_ACTIVE (100) live keys: revoked and expired ones do not count', async () => {
+    const capped = await createOrg(t, owner, 'Many Keys');
+    await onEnterprisePlan(t, capped);
+    // 99 live keys, one revoked and one expired made directly; the 100th through the API
+    await t.db.admin.query(`INSERT INTO core.api_keys (org_id, name, prefix, secret_hash, scopes, created_by, revoked_at, expires_at)
+      SELECT $1::uuid, 'bulk ' || g, 'ozk_live_' || md5(g || $1::text), md5('h' || g || $1::text) || md5('i' || g || $1::text), '{ledger:read}', $2,
+        CASE WHEN g = 100 THEN now() END, CASE WHEN g = 101 THEN now() - interval '1 day' END
+      FROM generate_series(1, 101) g`, [capped, owner.id]);
+    const hundredth = await createKey(capped, ['ledger:read'], 'the 100th');
+    const refused = await t.http.post(`/v1/orgs/${capped}/api-keys`).set(owner.auth).send({ name: 'one too many', scopes: ['ledger:read'] }).expect(409);
+    expect(refused.body.error).toMatchObject({ code: 'api_keys.too_many_keys', details: { max: 100 } });
+    expect(refused.body.error.message).toMatch(/100 live API keys/);
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.api_keys WHERE org_id = $1 AND name = 'one too many'`, [capped]);
+    expect(rows[0].n).toBe(0);
+    await t.http.post(`/v1/orgs/${capped}/api-keys/${hundredth.id}/revoke`).set(owner.auth).expect(200);
+    await createKey(capped, ['ledger:read'], 'after a revocation');
+  });
+
   it('refuses a revoked key from the next request on (401), and a malformed or unknown one', async () => {
     const key = await createKey(orgA, ['ledger:read']);
     await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);

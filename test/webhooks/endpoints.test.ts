@@ -83,4 +83,23 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE entity_id = $1 ORDER BY id`, [created.body.id]);
     expect(audit.rows.map((r) => r.action)).toEqual(['webhooks.endpoint_created', 'webhooks.endpoint_updated', 'webhooks.endpoint_deleted']);
   });
+
+  it('holds an organization to WEBHOOKS_MAX_ENDPOINTS (16): the 17th is a 409 naming the cap, nothing written; deleting one makes room', async () => {
+    const capped = await createOrg(t, owner, 'Many Hooks Ltd');
+    await onPlan(t, capped, 'professional');
+    const cappedUrl = `/v1/orgs/${capped}/webhooks/endpoints`;
+    // 15 made directly, the 16th through the API
+    await t.db.admin.query(`INSERT INTO core.webhook_endpoints (org_id, url, secret) SELECT $1, 'https://hooks.example.com/' || g, '{}' FROM generate_series(1, 15) g`, [capped]);
+    const sixteenth = await t.http.post(cappedUrl).set(owner.auth).send({ url: 'https://hooks.example.com/16' }).expect(201);
+    const refused = await t.http.post(cappedUrl).set(owner.auth).send({ url: 'https://hooks.example.com/17' }).expect(409);
+    expect(refused.body.error).toMatchObject({ code: 'webhooks.too_many_endpoints', details: { max: 16 } });
+    expect(refused.body.error.message).toMatch(/16 webhook endpoints/);
+    const count = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_endpoints WHERE org_id = $1', [capped])).rows[0].n;
+    expect(await count()).toBe(16);
+    // two at once when one place is left: one of them gets it
+    await t.http.delete(`${cappedUrl}/${sixteenth.body.id}`).set(owner.auth).expect(204);
+    const both = await Promise.all([1, 2].map((n) => t.http.post(cappedUrl).set(owner.auth).send({ url: `https://hooks.example.com/race${n}` })));
+    expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+    expect(await count()).toBe(16);
+  });
 });

@@ -8386,12 +8386,12 @@ export interface components {
         /** @description A read of the semantic layer: one SELECT over semantic.* views */
         SemanticQueryDto: {
             /**
-             * @description One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout and a row cap
+             * @description One PostgreSQL SELECT (CTEs allowed) reading only semantic.* views and allow-listed functions; runs read-only under your claims, rolled back, with a statement timeout, a row cap and a byte cap
              * @example SELECT account_code, sum(base_amount) AS balance FROM semantic.v_gl_fact GROUP BY account_code ORDER BY account_code
              */
             sql: string;
         };
-        /** @description The answer of a semantic query: columns, rows as arrays in column order, and whether the row cap cut it */
+        /** @description The answer of a semantic query: columns, rows as arrays in column order, and whether a cap cut it */
         SemanticResultDto: {
             /**
              * @description Columns in order
@@ -8427,10 +8427,16 @@ export interface components {
              */
             rows: unknown[][];
             /**
-             * @description true when the query had more rows than the row cap (only the first rowCap rows are answered)
+             * @description true when a cap cut the answer: only the first rows within both caps are answered
              * @example false
              */
             truncated: boolean;
+            /**
+             * @description Which cap cut the answer: `rows` (the query had more rows than the row cap) or `bytes` (the rows' text form, as PostgreSQL prints them, passed the byte cap, AI_SEMANTIC_BYTE_CAP); null when nothing was cut
+             * @example null
+             * @enum {string|null}
+             */
+            truncatedBy: "rows" | "bytes" | null;
         };
         /** @description A documented column of a semantic view */
         SemanticViewColumnDto: {
@@ -22521,6 +22527,15 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `api_keys.too_many_keys` (the organization holds as many live keys as it may (API_KEYS_MAX_ACTIVE): revoke one first) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -40623,6 +40638,15 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.too_many_endpoints` (the organization has as many endpoints as it may (WEBHOOKS_MAX_ENDPOINTS): delete one first) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -24,7 +24,7 @@ export class ApiKeysController {
   @ApiOperation({ operationId: 'createApiKey', summary: 'Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)' })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.user_required', 'api_keys.expiry_past', 'api_keys.route_closed')
+  @ApiErrorCodes('api_keys.user_required', 'api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed')
   create(@Tx() tx: TenantTx, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     return this.keys.create(tx, dto);
   }

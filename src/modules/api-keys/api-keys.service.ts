@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -14,6 +15,7 @@ export class ApiKeysService {
   constructor(
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   private personOf(tx: TenantTx): string {
@@ -25,6 +27,10 @@ export class ApiKeysService {
     const userId = this.personOf(tx);
     const expiresAt = dto.expiresAt ? new Date(dto.expiresAt) : null;
     if (expiresAt && expiresAt.getTime() <= this.clock.now()) throw ApiKeyErrors.error('api_keys.expiry_past', 'expiresAt must be in the future');
+    const max = this.config.auth.apiKeysMaxActive;
+    if (await apiKeyRepository.countLiveLocked(tx.db, tx.orgId, new Date(this.clock.now())) >= max) {
+      throw ApiKeyErrors.error('api_keys.too_many_keys', `the organization already holds ${max} live API keys, the most it may: revoke one first`, { max });
+    }
     const id = randomUUID();
     const { prefix, secret, secretHash } = newApiKeySecret(id);
     const key = await apiKeyRepository.insert(tx.db, { orgId: tx.orgId, id, name: dto.name, prefix, secretHash, scopes: dto.scopes, createdBy: userId, expiresAt });

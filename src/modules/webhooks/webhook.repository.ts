@@ -95,6 +95,13 @@ export interface AttemptFilter {
 /** Endpoints, messages and attempts. The API's calls run in the tenant transaction; fanOut, claimDue and record* on the privileged path webhooks.delivery. */
 export const webhookRepository = {
   // ---------------------------------------------------------------- endpoints (tenant)
+  /** The organization's endpoints, counted under a lock that concurrent creations take too (so none passes the cap). */
+  async countEndpointsLocked(db: Db, orgId: string): Promise<number> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.webhook_endpoints:' || ${orgId}))`;
+    const [r] = await db.run(qb.selectFrom(ENDPOINTS).select((s) => s.fn.countAll<string>().as('n')).where('org_id', '=', orgId));
+    return Number(r.n);
+  },
+
   async insertEndpoint(db: Db, row: { orgId: string; id: string; url: string; description: string; eventTypes: string[]; enabled: boolean; secret: SealedSecret }): Promise<EndpointRow> {
     const [r] = await db.run(qb.insertInto(ENDPOINTS).values({
       org_id: row.orgId, id: row.id, url: row.url, description: row.description, event_types: row.eventTypes, enabled: row.enabled,

@@ -53,7 +53,7 @@ export class WebhookEndpointsController {
   @ApiOperation({ operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint; its signing secret is in this answer only (owner, admin)', callbacks: deliveryCallbacks() })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
-  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type', 'secrets.not_configured')
+  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type', 'webhooks.too_many_endpoints', 'secrets.not_configured')
   create(@Tx() tx: TenantTx, @Body() dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
     return this.webhooks.create(tx, dto);
   }

@@ -8,5 +8,6 @@ export const WebhookErrors = defineErrorCodes({
   'webhooks.url_not_public': { status: 400, description: 'the URL names a loopback, private or otherwise non-public address' },
   'webhooks.unknown_event_type': { status: 400, description: 'an event type is not in the catalog (GET /v1/webhooks/event-types)' },
   'webhooks.endpoint_disabled': { status: 409, description: 'the endpoint is disabled: enable it first' },
+  'webhooks.too_many_endpoints': { status: 409, description: 'the organization has as many endpoints as it may (WEBHOOKS_MAX_ENDPOINTS): delete one first' },
   'webhooks.message_pending': { status: 409, description: 'the message is still being delivered' },
 });

@@ -95,6 +95,10 @@ export class WebhooksService {
   async create(tx: TenantTx, dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
     const url = this.checkUrl(dto.url);
     const eventTypes = this.checkEventTypes(dto.eventTypes);
+    const max = this.config.webhooks.maxEndpoints;
+    if (await repo.countEndpointsLocked(tx.db, tx.orgId) >= max) {
+      throw WebhookErrors.error('webhooks.too_many_endpoints', `the organization already has ${max} webhook endpoints, the most it may have: delete one first`, { max });
+    }
     const id = randomUUID();
     const secret = generateSigningSecret();
     const row = await repo.insertEndpoint(tx.db, {

@@ -64,6 +64,8 @@ export interface AppConfig {
     emailVerificationTtlHours: number;
     /** a just-rotated refresh token returns the same new pair within this window (parallel tabs) */
     refreshGraceSeconds: number;
+    /** API keys an organization may hold at once, not revoked and not expired (API_KEYS_MAX_ACTIVE) */
+    apiKeysMaxActive: number;
   };
   invitationTtlDays: number;
   jobs: {
@@ -199,6 +201,8 @@ export interface AppConfig {
     secretOverlapSeconds: number;
     /** endpoint URLs must be https (default in production) */
     requireHttps: boolean;
+    /** endpoints an organization may have (WEBHOOKS_MAX_ENDPOINTS, default 16): each event is one message per endpoint */
+    maxEndpoints: number;
   };
   /**
    * The knowledge base (issue 17). Its embeddings go through the AI provider (`ai`: AI_BASE_URL, AI_API_KEY or the
@@ -437,6 +441,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       },
       emailVerificationTtlHours: int(env, 'EMAIL_VERIFICATION_TTL_HOURS', 48, 1),
       refreshGraceSeconds: int(env, 'REFRESH_GRACE_SECONDS', 10, 0),
+      apiKeysMaxActive: int(env, 'API_KEYS_MAX_ACTIVE', 100, 1, 10_000),
     },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
@@ -513,6 +518,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
+      maxEndpoints: int(env, 'WEBHOOKS_MAX_ENDPOINTS', 16, 1, 1000),
     },
   };
 }
