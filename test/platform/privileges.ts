@@ -154,6 +154,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // the open amount per document (20270113000100): written by triggers only (SECURITY DEFINER), read like the allocations
   'table finance.receivable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  // invoices the daily job found overdue (20270201000400): noted by a service principal in the tenant transaction
+  'table finance.invoice_overdue_notices': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
   'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // aging grouped per party and bucket in one pass (20270103000100), the organization fixed by auth_org_id()

@@ -11186,6 +11186,92 @@ export interface components {
             version: 1;
         };
         /**
+         * @description Webhook body of invoice.overdue (version 1): An issued invoice passed its due date with an amount still open (once per invoice, noted by the daily check)
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "invoice.overdue",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "number": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "dueDate": "2026-02-09",
+         *         "currency": "EUR",
+         *         "total": "1200.00",
+         *         "amountDue": "700.00"
+         *       }
+         *     }
+         */
+        "WebhookEvent.invoice.overdue.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "number": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "dueDate": "2026-02-09",
+             *       "currency": "EUR",
+             *       "total": "1200.00",
+             *       "amountDue": "700.00"
+             *     }
+             */
+            data: {
+                /** @example 700.00 */
+                amountDue: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-09
+                 */
+                dueDate: string;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /** @example INV-2026-000001 */
+                number: string;
+                /** @example 1200.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "invoice.overdue";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
          * @description Webhook body of invoice.paid (version 1): An invoice's open amount reached zero (by payments or credit notes)
          * @example {
          *       "id": "evt_4711",

@@ -26,6 +26,16 @@ export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
     example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', total: '1200.00', paidOn: '2026-02-01' },
   },
   {
+    type: 'invoice.overdue', version: 1, category: 'finance',
+    description: 'An issued invoice passed its due date with an amount still open (once per invoice, noted by the daily check)',
+    payloadSchema: {
+      type: 'object', additionalProperties: false,
+      required: ['invoiceId', 'number', 'customerId', 'dueDate', 'currency', 'total', 'amountDue'],
+      properties: { invoiceId: uuid, number: { type: 'string' }, customerId: uuid, dueDate: date, currency: { type: 'string' }, total: money, amountDue: money },
+    },
+    example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', dueDate: '2026-02-09', currency: 'EUR', total: '1200.00', amountDue: '700.00' },
+  },
+  {
     type: 'invoice.voided', version: 1, category: 'finance',
     description: 'An issued invoice was voided: its posting was reversed',
     payloadSchema: {

@@ -12,13 +12,14 @@ import { InvoicesService } from './invoices.service.js';
 import { PaymentsService } from './payments.service.js';
 import { CustomersController, InvoicesController, PaymentsController, ReceivablesSettingsController, RevenueRecognitionController } from './receivables.controller.js';
 import { RevenueRecognitionService } from './revenue-recognition.service.js';
+import { InvoiceOverdueJob } from './invoice-overdue.job.js';
 import { listOpenInvoicesTool } from './receivables.tools.js';
 
 /** Customers, invoices and credit notes, payments and allocations, AR aging, revenue recognition (issue 15, receivables half). */
 @Module({
   imports: [BillingModule, LedgerModule, OrganizationsModule, AgentsModule],
   controllers: [ReceivablesSettingsController, CustomersController, InvoicesController, PaymentsController, RevenueRecognitionController],
-  providers: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
+  providers: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService, InvoiceOverdueJob],
   exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
 export class ReceivablesModule implements OnModuleInit {

@@ -21,6 +21,8 @@ export const PRIVILEGED_PATHS = {
   'jobs.purge': 'purge expired invitations, sessions and refresh tokens',
   /** the daily revenue recognition: which organizations have deferred revenue to recognize (each then runs in its own tenant transaction) */
   'jobs.revenue_recognition': 'list the organizations with deferred invoice lines',
+  /** the daily overdue check: which organizations have overdue invoices not yet noted (each then runs in its own tenant transaction) */
+  'jobs.invoice_overdue': 'list the organizations with overdue invoices not yet noted',
   /** Stripe webhooks and the Hub provisioning that follows them */
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
