@@ -1,4 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Principal } from '../../src/platform/auth/principal.js';
+import { SessionLiveness } from '../../src/modules/auth/session-liveness.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { registerUser, uniqueEmail } from '../support/factories.js';
@@ -13,7 +17,7 @@ describe('refresh tokens and sessions', () => {
   const pastGrace = () => clock.advance((t.config.auth.refreshGraceSeconds + 1) * 1000);
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'false' }, { clock });
+    t = await createTestApp({ AUTH_COOKIES: 'false', STREAM_SESSION_CHECK_MS: '50' }, { clock });
   });
   afterAll(() => t.close());
 
@@ -111,6 +115,49 @@ describe('refresh tokens and sessions', () => {
     await t.http.delete(`/v1/auth/sessions/${other.id}`).set(ada.auth).expect(204);
     await refresh(t, second.body.refreshToken).expect(401);
     expect((await t.http.get('/v1/auth/sessions').set(ada.auth).expect(200)).body).toHaveLength(1);
+  });
+
+  it('ends an open notification stream when its session ends; the stream of another live session stays open', async () => {
+    const u = await registerUser(t, 'streamer');
+    const second = await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200);
+    const secondAuth = bearer(second.body.accessToken);
+    const secondSession = (await t.http.get('/v1/auth/sessions').set(secondAuth).expect(200)).body.find((x: { current: boolean }) => x.current).id;
+    // the checks the streams make, seen: resolves at the second session's first check after the logout
+    const liveness = t.app.get(SessionLiveness);
+    const isLive = liveness.isLive.bind(liveness);
+    let loggedOut = false;
+    let secondCheckedAfterLogout!: () => void;
+    const secondChecked = new Promise<void>((resolve) => { secondCheckedAfterLogout = resolve; });
+    const spy = jest.spyOn(liveness, 'isLive').mockImplementation(async (p: Principal) => {
+      const live = await isLive(p);
+      if (loggedOut && p.kind === 'user' && p.sessionId === secondSession && live) secondCheckedAfterLogout();
+      return live;
+    });
+    await t.app.listen(0, '127.0.0.1');
+    const { port } = t.app.getHttpServer().address() as AddressInfo;
+    const open = (headers: Record<string, string>) => new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/me/notifications/stream', headers: { ...headers, Accept: 'text/event-stream' } }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    const ended = (res: IncomingMessage) => new Promise<void>((resolve) => { res.on('end', resolve); res.on('close', resolve); res.resume(); });
+    const first = await open(u.auth);
+    const other = await open(secondAuth);
+    try {
+      expect([first.statusCode, other.statusCode]).toEqual([200, 200]);
+      let otherEnded = false;
+      void ended(other).then(() => { otherEnded = true; });
+      const firstEnded = ended(first);
+      await t.http.post('/v1/auth/logout').set(u.auth).expect(204);
+      loggedOut = true;
+      await firstEnded;
+      await secondChecked;
+      expect(otherEnded).toBe(false);
+    } finally {
+      spy.mockRestore();
+      first.destroy();
+      other.destroy();
+    }
   });
 
   it("answers 404 to revoking another user's session, and leaves it alone", async () => {

@@ -718,7 +718,7 @@ export interface paths {
         };
         /**
          * New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives
-         * @description The stream ends when the access token it was opened with expires: reconnect with a fresh token. A token of an ended session (logout, revocation) cannot open it.
+         * @description The stream ends when the access token it was opened with expires: reconnect with a fresh token. It also ends within STREAM_SESSION_CHECK_MS (30 s) of the end of the token's session (logout, revocation, a password reset), and a token of an ended session cannot open it.
          */
         get: operations["getNotificationStream"];
         put?: never;

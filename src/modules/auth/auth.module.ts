@@ -14,16 +14,17 @@ import { JwtStrategy } from './jwt.strategy.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { TokenService } from './token.service.js';
 import { AccountMailService } from './account-mail.service.js';
+import { SessionLiveness } from './session-liveness.js';
 
 @Module({
   imports: [PassportModule, OrganizationsModule],
   controllers: [AuthController, IdentitiesController, SessionsController],
   providers: [
-    AuthService, AccountMailService, AuthBridge, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, SupabaseEmailCheck, JwtStrategy,
+    AuthService, AccountMailService, AuthBridge, SessionLiveness, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, SupabaseEmailCheck, JwtStrategy,
     // global guards run in this order: CSRF (cookie mode) before the token is even read
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },
   ],
-  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle],
+  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle, SessionLiveness],
 })
 export class AuthModule {}

@@ -5,8 +5,7 @@ import { IS_PUBLIC } from '../../platform/auth/public.decorator.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { isOrgRoute, runsTenantTransaction } from '../../platform/http/tenant.js';
 import type { Principal } from '../../platform/auth/principal.js';
-import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { sessionRepository } from './session.repository.js';
+import { SessionLiveness } from './session-liveness.js';
 import { apiKeyPrincipal, API_KEY_BEARER } from '../api-keys/api-key-secret.js';
 
 /**
@@ -16,7 +15,7 @@ import { apiKeyPrincipal, API_KEY_BEARER } from '../api-keys/api-key-secret.js';
  */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
-  constructor(private readonly reflector: Reflector, private readonly privileged: PrivilegedDatabase) {
+  constructor(private readonly reflector: Reflector, private readonly sessions: SessionLiveness) {
     super();
   }
 
@@ -40,10 +39,8 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     }
     const ok = (await super.canActivate(context)) as boolean;
     const principal = req.user as Principal | undefined;
-    if (ok && principal?.kind === 'user' && principal.sessionId && !runsTenantTransaction(this.reflector, context)) {
-      const { sessionId, userId } = principal;
-      const live = await this.privileged.run('auth.session_check', (db) => sessionRepository.isLive(db, sessionId, userId));
-      if (!live) throw AppError.unauthorized('the session of this access token has ended; log in again');
+    if (ok && principal && !runsTenantTransaction(this.reflector, context) && !(await this.sessions.isLive(principal))) {
+      throw AppError.unauthorized('the session of this access token has ended; log in again');
     }
     return ok;
   }

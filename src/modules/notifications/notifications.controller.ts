@@ -1,7 +1,8 @@
-import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
+import { NEVER, Observable, catchError, concatMap, filter, from, interval, map, merge, of, take, takeUntil, timer } from 'rxjs';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -13,6 +14,7 @@ import {
   MarkAllReadDto, MarkedReadDto, NotificationDto, NotificationPage, NotificationQuery, PreferencesDto, UnreadCountDto, UpdatePreferencesDto,
 } from './notification.dto.js';
 import { NotificationsService } from './notifications.service.js';
+import { SessionLiveness } from '../auth/session-liveness.js';
 
 @ApiTags('notifications')
 @UserRoute()
@@ -93,14 +95,18 @@ const KEEP_ALIVE_MS = 25_000;
 @ApiBearerAuth()
 @Controller('v1/me')
 export class NotificationStreamController {
-  constructor(private readonly notifications: NotificationsService) {}
+  constructor(
+    private readonly notifications: NotificationsService,
+    private readonly sessions: SessionLiveness,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Sse('notifications/stream')
   @ApiOperation({
     operationId: 'getNotificationStream',
     summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
-    description: 'The stream ends when the access token it was opened with expires: reconnect with a fresh token. A token of an ended session '
-      + '(logout, revocation) cannot open it.',
+    description: 'The stream ends when the access token it was opened with expires: reconnect with a fresh token. It also ends within '
+      + 'STREAM_SESSION_CHECK_MS (30 s) of the end of the token\'s session (logout, revocation, a password reset), and a token of an ended session cannot open it.',
   })
   @ApiOkResponse({
     description: 'An event stream: `event: notification` with a Notification as JSON data, and `event: ping` keep-alives',
@@ -118,10 +124,13 @@ export class NotificationStreamController {
     const principal = (req as FastifyRequest & { user?: Principal }).user;
     if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
-    // the stream ends when its access token expires (the client reconnects with a fresh one): a stream never outlives
-    // the token it was opened with, nor, by more than the token's lifetime, a logout
+    // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
+    // session ends (seen by the next check; a check that fails keeps the stream: the database may be back next time)
     const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - Date.now())) : NEVER;
+    const sessionEnded = !principal.sessionId ? NEVER : interval(this.config.auth.streamSessionCheckMs).pipe(
+      concatMap(() => from(this.sessions.isLive(principal)).pipe(catchError(() => of(true)))),
+      filter((live) => !live), take(1));
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
-      .pipe(takeUntil(merge(this.notifications.closing, expired)));
+      .pipe(takeUntil(merge(this.notifications.closing, expired, sessionEnded)));
   }
 }

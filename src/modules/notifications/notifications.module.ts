@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
 import { EmailDeliveryService, EmailLinks } from './email-delivery.service.js';
 import { Mailer } from './mailer.service.js';
 import { NotificationStream } from './notification-stream.js';
@@ -11,6 +12,8 @@ import { NotificationsService } from './notifications.service.js';
  */
 @Global()
 @Module({
+  // the stream checks that its token's session is still live (SessionLiveness)
+  imports: [AuthModule],
   controllers: [NotificationsController, NotificationStreamController],
   providers: [Mailer, EmailLinks, EmailDeliveryService, NotificationStream, NotificationsService],
   exports: [EmailLinks, Mailer],

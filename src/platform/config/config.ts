@@ -66,6 +66,8 @@ export interface AppConfig {
     refreshGraceSeconds: number;
     /** API keys an organization may hold at once, not revoked and not expired (API_KEYS_MAX_ACTIVE) */
     apiKeysMaxActive: number;
+    /** how often an open notification stream checks that its token's session is live (STREAM_SESSION_CHECK_MS) */
+    streamSessionCheckMs: number;
   };
   invitationTtlDays: number;
   jobs: {
@@ -442,6 +444,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       emailVerificationTtlHours: int(env, 'EMAIL_VERIFICATION_TTL_HOURS', 48, 1),
       refreshGraceSeconds: int(env, 'REFRESH_GRACE_SECONDS', 10, 0),
       apiKeysMaxActive: int(env, 'API_KEYS_MAX_ACTIVE', 100, 1, 10_000),
+      streamSessionCheckMs: int(env, 'STREAM_SESSION_CHECK_MS', 30_000, 10, 3_600_000),
     },
     invitationTtlDays: int(env, 'INVITATION_TTL_DAYS', 7, 1),
     jobs: {
