@@ -15,7 +15,7 @@ describe('retention job', () => {
   });
   afterAll(() => t.close());
 
-  it('purges finished webhook deliveries and processed jobs past their retention, measured by the injected clock; keeps the rest', async () => {
+  it('purges finished webhook deliveries (and those waiting for an endpoint disabled since before the cutoff) and processed jobs past their retention, measured by the injected clock; keeps the rest', async () => {
     const owner = await registerUser(t, 'owner');
     const orgId = await createOrg(t, owner, 'Retained Ltd');
     const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
@@ -34,18 +34,26 @@ describe('retention job', () => {
     const job = async (processedDaysAgo: number | null) => (await q(
       `INSERT INTO core.outbox (org_id, topic, payload, processed_at) VALUES ($1, 'test.job', '{}', CASE WHEN $2::int IS NULL THEN NULL ELSE now() - make_interval(days => $2::int) END) RETURNING id`,
       [orgId, processedDaysAgo])).rows[0].id;
+    // an endpoint disabled 35 days ago (and one disabled yesterday): their pending messages wait no longer than the retention
+    const disabledEndpoint = async (daysAgo: number) => (await q(`INSERT INTO core.webhook_endpoints (org_id, url, secret, enabled, disabled_reason, disabled_at)
+      VALUES ($1, 'https://hooks.example.test/off', '{}', false, 'failing', now() - make_interval(days => $2::int)) RETURNING id`, [orgId, daysAgo])).rows[0].id;
+    const stuck = async (endpointId: string) => (await q(`INSERT INTO core.webhook_messages (org_id, endpoint_id, event_id, event_type, body, status, next_attempt_at, created_at, last_attempt_at)
+      VALUES ($1, $2, (random() * 1e12)::bigint, 'test.event', '{}', 'pending', now(), now() - interval '36 days', now() - interval '36 days') RETURNING id`, [orgId, endpointId])).rows[0].id;
+    const longDisabled = await stuck(await disabledEndpoint(35));
+    const justDisabled = await stuck(await disabledEndpoint(1));
     const oldJob = await job(10);
     const freshJob = await job(1);
     const pendingJob = await job(null);
 
     const retention = t.app.get(RetentionJob);
     // nothing is old enough yet
-    expect(await retention.run()).toEqual({ webhookDeliveries: 0, processedJobs: 0, eventReceipts: 0, emailDeliveries: 0, dataExports: 0 });
+    expect(await retention.run()).toEqual({ webhookDeliveries: 1, processedJobs: 0, eventReceipts: 0, emailDeliveries: 0, dataExports: 0 });
+    expect((await q('SELECT id FROM core.webhook_messages WHERE id = ANY($1)', [[longDisabled, justDisabled]])).rows.map((r) => r.id)).toEqual([justDisabled]);
     clock.advance(10 * DAY); // delivered 30, failed 35, pending 50 days ago; jobs processed 20 and 11 days ago
     expect(await retention.run()).toEqual({ webhookDeliveries: 2, processedJobs: 1, eventReceipts: 0, emailDeliveries: 0, dataExports: 0 });
 
     const messages = (await q('SELECT id FROM core.webhook_messages WHERE org_id = $1', [orgId])).rows.map((r) => r.id).sort();
-    expect(messages).toEqual([oldPending, recent, replayed].sort());
+    expect(messages).toEqual([oldPending, recent, replayed, justDisabled].sort());
     expect(messages).not.toContain(oldDelivered);
     expect(messages).not.toContain(oldFailed);
     const jobs = (await q(`SELECT id FROM core.outbox WHERE org_id = $1 AND topic = 'test.job'`, [orgId])).rows.map((r) => String(r.id)).sort();

@@ -143,9 +143,12 @@ export function locate(t: PersonalDataTable, person: { userId: string; email: st
 /** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */
 export const retentionRepository = {
   async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<number> {
-    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered. A finished
+    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered, unless their
+    // endpoint has been disabled since before the cutoff (they wait for it to be enabled again: not that long). A
     // delivery's age counts from its last attempt: a message replayed by hand keeps its fresh attempts
-    return db.$executeRaw`DELETE FROM core.webhook_messages WHERE status <> 'pending' AND coalesce(last_attempt_at, created_at) < ${cutoff}`;
+    return db.$executeRaw`DELETE FROM core.webhook_messages m WHERE coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
+      AND (m.status <> 'pending' OR EXISTS (SELECT 1 FROM core.webhook_endpoints e
+        WHERE e.org_id = m.org_id AND e.id = m.endpoint_id AND NOT e.enabled AND e.disabled_at < ${cutoff}))`;
   },
 
   async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
