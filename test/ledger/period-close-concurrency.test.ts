@@ -137,4 +137,32 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     }
     expect(Number(await balance5200()) - Number(before)).toBe(60); // 30 per key, once each
   });
+
+  it('a year-end close waits for a posting in flight before it reads the year: that posting is closed out too', async () => {
+    // an organization of its own: this close ends its whole year
+    const other = await orgWithRoles(t, 'Year Close Race Ltd');
+    const accounts = await startBooks(t, other.orgId, other.users.owner);
+    const c = new pg.Client({ connectionString: t.db.apiUrl });
+    await c.connect();
+    clients.push(c);
+    await c.query('BEGIN');
+    await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+      [JSON.stringify({ sub: other.users.accountant.id, role: 'authenticated', org_id: other.orgId })]);
+    await c.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-12-10', memo: 'in flight',
+      lines: [{ accountId: accounts['5200'], debit: '10' }, { accountId: accounts['1100'], credit: '10' }] })]);
+    const [year] = (await t.http.get(ledgerUrl(other.orgId, 'fiscal-years')).set(other.users.owner.auth).expect(200)).body;
+    const closing = t.http.post(ledgerUrl(other.orgId, `fiscal-years/${year.id}/close`)).set(other.users.owner.auth).then((r) => r);
+    // the close's backend waits for the posting lock (advisory; the posting holds it shared until it commits)
+    for (;;) {
+      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+      if (rows.length) break;
+    }
+    await c.query('COMMIT');
+    const res = await closing;
+    expect(res.status).toBe(200);
+    expect(res.body.closingEntry.lines.find((l: any) => l.accountId === accounts['5200'])).toMatchObject({ credit: '10.00' });
+    // nothing of the year's expenses is left in it
+    const balance = await t.http.get(ledgerUrl(other.orgId, `accounts/${accounts['5200']}/balance?asOf=2026-12-31`)).set(other.users.owner.auth).expect(200);
+    expect(balance.body.baseBalance).toBe('0.00');
+  });
 });

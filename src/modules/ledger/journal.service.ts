@@ -316,6 +316,9 @@ export class JournalService {
   /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
   async closeYear(tx: TenantTx, yearId: string): Promise<YearEndResultDto> {
     const s = await this.ledger.settings(tx);
+    // the year's totals are read once no posting is in flight, and none starts before the close commits: a posting
+    // committing between the read and the close would stay in the closed year, outside the closing entry
+    await repo.drainPostings(tx.db, tx.orgId);
     const year = await repo.lockYear(tx.db, tx.orgId, yearId);
     if (!year) {
       await this.ledger.getYear(tx, yearId);

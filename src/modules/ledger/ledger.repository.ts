@@ -346,6 +346,14 @@ export const ledgerRepository = {
     return row && `the closing entry of fiscal year ${row.name} (reopen the year instead)`;
   },
 
+  /**
+   * Waits for the organization's postings in flight and holds new ones off until the transaction ends: the posting
+   * lock exclusively (postings hold it shared; a period's status change takes it too, migration 20270101000100).
+   */
+  async drainPostings(db: Db, orgId: string): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || ${orgId}))`;
+  },
+
   async lockYear(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('finance.fiscal_years')
       .select(['id', 'status', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'closing_entry_id'])
