@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
@@ -63,6 +64,39 @@ describe('receivables: revenue recognition', () => {
     const entry = (await t.http.get(ledgerUrl(orgId, `journal-entries/${run.body.entryId}`)).set(owner.auth).expect(200)).body;
     expect(entry.date).toBe('2026-03-01');
     expect(await balance('2400', '2026-02-28')).toBe('-3340.00');
+  });
+
+  it('two runs of different days at once recognize a line once: the second waits and works from the first', async () => {
+    const other = await registerUser(t, 'race-owner');
+    const otherOrg = await createOrg(t, other, 'Deferred Race Ltd');
+    await onPlan(t, otherOrg, 'professional');
+    const r = await setupReceivables(t, otherOrg, other);
+    const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
+      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    // postings of the organization wait while a side transaction holds its posting lock: both runs are in flight at once
+    const side = new pg.Client({ connectionString: t.db.url });
+    await side.connect();
+    try {
+      await side.query('BEGIN');
+      await side.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1))`, [otherOrg]);
+      const runs = ['2026-12-31', '2026-12-30'].map((date) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).then((res) => res));
+      for (;;) {
+        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+        if (rows[0].n === 2) break;
+      }
+      await side.query('COMMIT');
+      const [full, earlier] = await Promise.all(runs);
+      expect([full.status, earlier.status]).toEqual([200, 200]);
+      // whichever ran first, the two together recognized the contract once (3,650.00 through Dec 31)
+      const amounts = [...full.body.lines, ...earlier.body.lines].map((l: { amount: string }) => Number(l.amount));
+      expect(amounts.reduce((a, b) => a + b, 0).toFixed(2)).toBe('3650.00');
+    } finally {
+      await side.end();
+    }
+    const deferred = await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc['2400']}/balance?asOf=2026-12-31`)).set(other.auth).expect(200);
+    expect(deferred.body.baseBalance).toBe('0.00');
+    const schedule = await t.http.get(rUrl(otherOrg, `invoices/${contract.id}/revenue-schedule?asOf=2026-12-31`)).set(other.auth).expect(200);
+    expect(schedule.body.lines[0]).toMatchObject({ recognized: '3650.00', deferred: '0.00' });
   });
 
   it('the daily job (injectable clock) recognizes the rest for every organization, idempotently', async () => {

@@ -30,9 +30,12 @@ export const revenueRecognitionRepository = {
     return (await db.run(query.orderBy('l.invoice_id').orderBy('l.line_no'))) as DeferredLine[];
   },
 
-  /** One run per organization and day: concurrent runs of a day wait here for each other. */
-  async lockRunDay(db: Db, orgId: string, date: string): Promise<void> {
-    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId} || ':' || ${date}))`;
+  /**
+   * One run at a time per organization, whatever its day: each works out what is still to recognize from what the
+   * runs before it committed (two days' runs at once would both recognize the same amounts).
+   */
+  async lockRuns(db: Db, orgId: string): Promise<void> {
+    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId}))`;
   },
 
   async getRun(db: Db, orgId: string, date: string): Promise<RunRow | undefined> {

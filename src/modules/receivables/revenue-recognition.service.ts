@@ -66,7 +66,7 @@ export class RevenueRecognitionService {
   }
 
   async run(tx: TenantTx, date: string): Promise<RevenueRecognitionRunDto> {
-    await repo.lockRunDay(tx.db, tx.orgId, date);
+    await repo.lockRuns(tx.db, tx.orgId);
     if (await repo.getRun(tx.db, tx.orgId, date)) return this.runDto(tx, date, true);
     const settings = await this.customers.settings(tx);
     const { baseCurrency } = await this.ledger.settings(tx);
