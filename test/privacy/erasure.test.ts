@@ -63,6 +63,32 @@ describe('DELETE /v1/me: erasure', () => {
     await t.http.get('/v1/orgs').set(p.auth).expect(200);
   });
 
+  it('erases the rows that name the person\'s address as a whole, never another address that contains it', async () => {
+    const p = await person(t, 'm');
+    const longer = `to${p.email}`; // tom.…@example.test: another person's address ending in p's
+    const other = await registerUser(t, 'bystander');
+    const orgId = await createOrg(t, other, 'Bystander Ltd');
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    const [endpoint] = (await q(`INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.test/x', '{}') RETURNING id`, [orgId])).rows;
+    const rows = async (address: string, tag: string) => ({
+      notice: (await q(`INSERT INTO core.notifications (org_id, user_id, event_id, event_type, category, title, body)
+        VALUES ($1, $2, (random() * 1e12)::bigint, 'member.invited', 'organization', 'Invited', $3) RETURNING id`, [orgId, other.id, `${address} was invited (${tag}).`])).rows[0].id,
+      mail: (await q(`INSERT INTO core.email_deliveries (org_id, to_address, template, category, data, status)
+        VALUES ($1, $2, 'invitation', 'organization', $3, 'queued') RETURNING id`, [orgId, address, JSON.stringify({ email: address, tag })])).rows[0].id,
+      job: String((await q(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, 'test.job', $2) RETURNING id`, [orgId, JSON.stringify({ email: address, tag })])).rows[0].id),
+      message: (await q(`INSERT INTO core.webhook_messages (org_id, endpoint_id, event_id, event_type, body, next_attempt_at)
+        VALUES ($1, $2, (random() * 1e12)::bigint, 'member.invited', $3, now()) RETURNING id`, [orgId, endpoint.id, JSON.stringify({ data: { email: address.toUpperCase(), tag } })])).rows[0].id,
+    });
+    const theirs = await rows(p.email, 'theirs');
+    const someoneElses = await rows(longer, 'someone else');
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    const left = async (table: string, ids: string[]) => (await q(`SELECT id::text FROM ${table} WHERE id::text = ANY($1)`, [ids])).rows.map((r) => r.id).sort();
+    for (const [table, key] of [['core.notifications', 'notice'], ['core.email_deliveries', 'mail'], ['core.outbox', 'job'], ['core.webhook_messages', 'message']] as const) {
+      // the rows naming p went (an address at a sentence's end, in capitals too); the ones naming the longer address stayed
+      expect([table, await left(table, [theirs[key], someoneElses[key]])]).toEqual([table, [someoneElses[key]]]);
+    }
+  });
+
   it('a service key cannot erase anybody', async () => {
     const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${serviceKey(t)}` }).send({ password: PASSWORD });
     expect(res.status).toBe(403);

@@ -12,6 +12,16 @@ export interface MembershipFacts {
 const quote = (column: string) => `"${column.replace(/"/g, '""')}"`;
 
 /**
+ * A PostgreSQL regular expression (matched with ~*, case-insensitively) for `email` as a whole address in a text: not
+ * inside a longer one (m@x.test is not in tom@x.test, nor in m@x.test.au), yet followed by a full stop that ends a
+ * sentence.
+ */
+export function wholeAddressPattern(email: string): string {
+  const literal = email.replace(/[.\\^$|?*+()[\]{}]/g, (c) => `\\${c}`);
+  return `(?<![a-z0-9._%+-])${literal}(?![a-z0-9_%+-]|\\.[a-z0-9_%+-])`;
+}
+
+/**
  * The statements of a person's erasure, on the privileged path privacy.erasure. The catalog-driven part builds
  * its SQL from the identifiers declared in personal-data.catalog.ts (code constants, never input); values are
  * always bound parameters.
@@ -129,8 +139,8 @@ export function locate(t: PersonalDataTable, person: { userId: string; email: st
         // only tables whose rows go when they mention the person (a job naming their e-mail)
         const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
         if (!deletable.length) return undefined;
-        const e = email();
-        return deletable.map((c) => `strpos(lower(${quote(c)}::text), lower(${e})) > 0`).join(' OR ');
+        const pattern = param(wholeAddressPattern(person.email));
+        return deletable.map((c) => `${quote(c)}::text ~* ${pattern}`).join(' OR ');
       }
       case 'party':
         return undefined;

@@ -110,6 +110,12 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { payload: DELETE },
   },
   {
+    // a webhook message's body is a domain event (member.invited, member.joined name the e-mail): those go with the
+    // person, with their attempts; replaying one would send the address again
+    table: 'core.webhook_messages', person: { kind: 'value-scan' }, describes: 'webhook messages naming you',
+    columns: { body: DELETE },
+  },
+  {
     // also the notices of other members that name the person's e-mail (an invitation to it, a role change)
     table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'value-scan' }], describes: 'your in-app notifications',
     columns: { title: DELETE, body: DELETE },
