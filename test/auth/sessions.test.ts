@@ -100,6 +100,28 @@ describe('refresh tokens and sessions', () => {
     expect(exports.rows[0].n).toBe(0);
   });
 
+  it('through the database as the user (the Supabase REST path): a session can be ended, never revived; the e-mail is not writable', async () => {
+    const u = await registerUser(t, 'rest');
+    const [session] = (await t.http.get('/v1/auth/sessions').set(u.auth).expect(200)).body;
+    await t.http.post('/v1/auth/logout').set(u.auth).expect(204);
+    const asUser = (sql: string, params: unknown[] = []) => t.db.as({ sub: u.id, role: 'authenticated' }, 'authenticated', sql, params);
+    await expect(asUser(`UPDATE core.sessions SET revoked_at = NULL, expires_at = '2099-01-01' WHERE id = $1`, [session.id])).rejects.toThrow(/permission denied/);
+    expect(await asUser(`UPDATE core.sessions SET revoked_at = NULL, revoked_reason = NULL WHERE id = $1 RETURNING id`, [session.id])).toEqual([]);
+    const { rows: [row] } = await t.db.admin.query('SELECT revoked_at IS NOT NULL AS revoked, expires_at < now() + interval \'1 year\' AS expiring FROM core.sessions WHERE id = $1', [session.id]);
+    expect(row).toEqual({ revoked: true, expiring: true });
+    await refresh(t, u.refreshToken).expect(401);
+    // a live session: ending it is allowed, changing it otherwise is not
+    const login = await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200);
+    const [live] = (await t.http.get('/v1/auth/sessions').set(bearer(login.body.accessToken)).expect(200)).body;
+    await expect(asUser(`UPDATE core.sessions SET revoked_reason = 'noted' WHERE id = $1`, [live.id])).rejects.toThrow(/row-level security/);
+    expect(await asUser(`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1 RETURNING id`, [live.id])).toEqual([{ id: live.id }]);
+    // the account's e-mail changes only through the confirmed e-mail change; name and image are the user's
+    await expect(asUser(`UPDATE core."User" SET email = 'ceo@corp.example' WHERE id = $1`, [u.id])).rejects.toThrow(/permission denied/);
+    await expect(asUser(`DELETE FROM core."User" WHERE id = $1`, [u.id])).rejects.toThrow(/permission denied/);
+    expect(await asUser(`UPDATE core."User" SET name = 'Renamed' WHERE id = $1 RETURNING name`, [u.id])).toEqual([{ name: 'Renamed' }]);
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [u.id])).rows).toEqual([{ email: u.email }]);
+  });
+
   it('lists only my sessions, marks the current one, and lets me revoke one of mine', async () => {
     const ada = await registerUser(t, 'ada');
     const bob = await registerUser(t, 'bob');

@@ -53,7 +53,11 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'schema semantic': { authenticated: 'USAGE', omnizen_analyst: 'USAGE', service_role: 'USAGE' },
   'schema ai': { authenticated: 'USAGE', service_role: 'USAGE' },
 
-  'table core."User"': { authenticated: RW, service_role: RW },
+  // a user edits their name and image; the e-mail changes only through the confirmed change (20270201000500)
+  'table core."User"': { authenticated: 'SELECT', service_role: RW },
+  'column core."User"(name)': { authenticated: 'UPDATE' },
+  'column core."User"(image)': { authenticated: 'UPDATE' },
+  'column core."User"("updatedAt")': { authenticated: 'UPDATE' },
   'table core.analyst_logins': { service_role: RW },
   'table core.app_token_redemptions': { service_role: 'DELETE,INSERT,SELECT' },
   'table core.email_verification_tokens': { service_role: RW },
@@ -64,7 +68,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.organizations': { authenticated: RW, service_role: RW },
   'table core.outbox': { authenticated: RW, service_role: RW },
   'table core.refresh_tokens': { service_role: RW },
-  'table core.sessions': { authenticated: 'SELECT,UPDATE', service_role: RW },
+  // a user ends their own live session, never brings one back (20270201000500)
+  'table core.sessions': { authenticated: 'SELECT', service_role: RW },
+  'column core.sessions(revoked_at)': { authenticated: 'UPDATE' },
+  'column core.sessions(revoked_reason)': { authenticated: 'UPDATE' },
   'table core.settings': { authenticated: RW, service_role: RW },
   'table core.user_credentials': { service_role: RW },
   'table core.user_identities': { service_role: RW },
