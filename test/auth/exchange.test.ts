@@ -80,6 +80,12 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const victimEmail = uniqueEmail('victim');
       await t.http.post('/v1/auth/register').send({ email: victimEmail, password: 'attacker password' }).expect(202);
       const attacker = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(200);
+      // and, while signed in, links a Hub identity of their own (verified for their address) and asks to move the account to
+      // another address of theirs: both ways back in must go with the claim
+      const attackerHub = nextAuthToken({ sub: `hub-${randomUUID()}`, email: uniqueEmail('attacker'), email_verified: true });
+      await t.http.post('/v1/auth/identities').set('Authorization', `Bearer ${attacker.body.accessToken}`).send({ token: attackerHub }).expect(201);
+      await t.http.post('/v1/auth/email-change').set('Authorization', `Bearer ${attacker.body.accessToken}`)
+        .send({ newEmail: uniqueEmail('attacker2'), password: 'attacker password' }).expect(202);
 
       // the victim signs in through Supabase, which confirmed the address: the project says so when asked
       const victimSub = randomUUID();
@@ -100,8 +106,13 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
         'SELECT provider, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1', [victim.body.user.id]);
       expect(identities).toEqual([{ provider: 'supabase', verified: true }]);
       expect(await auditOf(victim.body.personalOrgId, 'auth.unverified_account_claimed')).toEqual([
-        expect.objectContaining({ principal_type: 'system', before: { passwordRemoved: true, identitiesRemoved: ['password'], sessionsRevoked: 1 } }),
+        expect.objectContaining({ principal_type: 'system', before: { passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1 } }),
       ]);
+      // the attacker's Hub identity now signs in to an account of its own, not the victim's; the e-mail change is dead
+      const back = await exchange({ token: attackerHub }).expect(200);
+      expect(back.body.user.id).not.toBe(victim.body.user.id);
+      const { rows: changes } = await t.db.admin.query('SELECT expires_at <= now() AS expired FROM core.email_change_requests WHERE user_id = $1', [victim.body.user.id]);
+      expect(changes).toEqual([{ expired: true }]);
     });
 
     it('a Supabase token with a foreign sub and a matching e-mail (any case) does not sign in as that user: 409 auth.link_required', async () => {

@@ -107,6 +107,38 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     expect((await t.db.admin.query('SELECT email FROM auth.users WHERE id = $1', [next.id])).rows).toEqual([{ email: cy.email }]);
   });
 
+  it('a password reset proves the address: an earlier registration\'s pending e-mail change dies with it', async () => {
+    // someone registered the address first (no link ever clicked) and asked to move the account to theirs
+    const victimEmail = uniqueEmail('pre-registered');
+    const squatter = await registerUser(t, 'squatter', 'squatter password', victimEmail);
+    const theirs = uniqueEmail('squatter-own');
+    await t.http.post('/v1/auth/email-change').set(squatter.auth).send({ newEmail: theirs, password: 'squatter password' }).expect(202);
+    // the owner of the address resets the password through the link mailed to it
+    await t.http.post('/v1/auth/password-reset').send({ email: victimEmail }).expect(202);
+    await settle(t);
+    const [reset] = mailsTo(victimEmail, 'Reset your OmniZen password');
+    await t.http.post('/v1/auth/password-reset/confirm').send({ token: linkToken(reset.text, '/reset-password').token, password: 'the owner password' }).expect(204);
+    // the squatter's link to their own address no longer moves the account
+    const [confirm] = mailsTo(theirs, 'Confirm your new e-mail address for OmniZen');
+    const dead = await t.http.post('/v1/auth/email-change/confirm').send({ token: linkToken(confirm.text, '/confirm-email-change').token }).expect(400);
+    expect(dead.body.error.code).toBe('auth.email_change_invalid');
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [squatter.id])).rows).toEqual([{ email: victimEmail }]);
+    // the address counts as proved now
+    const identity = (await t.db.admin.query(`SELECT email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1`, [squatter.id])).rows;
+    expect(identity).toEqual([{ verified: true }]);
+    await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'the owner password' }).expect(200);
+  });
+
+  it('the e-mail change\'s password check counts like a login: wrong guesses end in 429 auth.locked', async () => {
+    const dee = await registerUser(t, 'dee', PASSWORD);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await t.http.post('/v1/auth/email-change').set(dee.auth).send({ newEmail: uniqueEmail('dee-new'), password: `guess ${i}` })).status);
+    expect(statuses).toEqual([403, 403, 403, 403, 403, 429]);
+    const locked = await t.http.post('/v1/auth/email-change').set(dee.auth).send({ newEmail: uniqueEmail('dee-new'), password: PASSWORD }).expect(429);
+    expect(locked.body.error.code).toBe('auth.locked');
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.email_change_requests WHERE user_id = $1', [dee.id])).rows[0].n).toBe(0);
+  });
+
   it('an address another account uses gets no mail, and the answer is the same', async () => {
     const di = await registerUser(t, 'di', PASSWORD);
     const taken = await registerUser(t, 'taken', PASSWORD);

@@ -9,6 +9,7 @@ import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.
 import { AccountErrors } from './account.errors.js';
 import { accountTokenRepository as tokens } from './account-token.repository.js';
 import { identityRepository } from './identity.repository.js';
+import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { sessionRepository } from './session.repository.js';
 import { TokenService, hashToken } from './token.service.js';
@@ -44,6 +45,7 @@ export class AccountMailService implements OnModuleInit {
     private readonly tokenService: TokenService,
     private readonly links: EmailLinks,
     private readonly audit: AuditService,
+    private readonly throttle: LoginThrottle,
   ) {}
 
   private link(path: string, token: string): string {
@@ -103,12 +105,19 @@ export class AccountMailService implements OnModuleInit {
     const done = await this.privileged.run('auth.credentials', async (db) => {
       const userId = await tokens.consumeResetToken(db, hashToken(token));
       if (!userId) return false;
+      // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
+      // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
+      const { email } = (await userRepository.findById(db, userId))!;
+      const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
+        ? undefined : await identityRepository.removeUnverifiedAccess(db, userId, { password: false });
+      if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
       const personalOrgId = await userRepository.personalOrgId(db, userId);
       if (personalOrgId) {
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
-          action: 'auth.password_reset', entityType: 'user', entityId: userId, after: { sessionsRevoked: sessions },
+          action: 'auth.password_reset', entityType: 'user', entityId: userId,
+          after: { sessionsRevoked: sessions, ...(claimed ? { emailVerified: true, identitiesRemoved: claimed.identities, emailChangesCanceled: claimed.emailChanges } : {}) },
         }, client);
       }
       return true;
@@ -126,8 +135,11 @@ export class AccountMailService implements OnModuleInit {
       const user = await userRepository.findById(db, principal.userId);
       return user && userRepository.findByEmail(db, user.email);
     });
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
+    await this.throttle.reserveLogin(principal.email, client.ip);
     const check = found?.passwordHash ? await this.hasher.verify(found.passwordHash, password) : { ok: await this.hasher.verifyDummy(password) };
     if (!found || found.id !== principal.userId || !check.ok) throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
+    await this.throttle.loginSucceeded(principal.email, client.ip);
     if (newEmail === found.email.toLowerCase()) throw AccountErrors.error('auth.email_unchanged', 'the new e-mail address is the current one');
     await this.privileged.run('auth.credentials', async (db) => {
       const personalOrgId = found.personalOrgId ?? (await userRepository.personalOrgId(db, found.id));

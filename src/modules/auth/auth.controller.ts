@@ -246,10 +246,10 @@ export class IdentitiesController {
   @ApiOperation({
     operationId: 'requestEmailChange', summary: 'Ask to change the e-mail address (current password needed); a link to confirm goes to the new address',
     description: 'The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another '
-      + 'account uses gets no mail, and the answer is the same.',
+      + 'account uses gets no mail, and the answer is the same. The password check counts like a login (429 auth.locked past the limits).',
   })
   @ApiAcceptedResponse({ type: CheckEmailDto, example: EMAIL_CHANGE_REQUESTED })
-  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged')
+  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged', 'auth.locked')
   @ApiErrors(401)
   requestEmailChange(@Body() dto: EmailChangeRequestDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
     return this.accountMail.requestEmailChange(principal, dto.newEmail, dto.password, clientInfo(req));

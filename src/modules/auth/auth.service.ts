@@ -212,11 +212,11 @@ export class AuthService {
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
       const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
       if (!accountVerified) {
-        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id);
+        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id, { password: true });
         const sessions = await sessionRepository.revokeAllForUser(db, existing.id, 'claimed_by_verified_identity');
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
           action: 'auth.unverified_account_claimed', entityType: 'user', entityId: existing.id,
-          before: { passwordRemoved: removed.password, identitiesRemoved: removed.identities, sessionsRevoked: sessions },
+          before: { passwordRemoved: removed.password, identitiesRemoved: removed.identities, emailChangesCanceled: removed.emailChanges, sessionsRevoked: sessions },
           after: { provider: identity.provider, email: identity.email },
         }, client);
       }

@@ -65,14 +65,17 @@ export const identityRepository = {
   },
 
   /**
-   * A verified identity claims an account nobody proved the e-mail of: its password and its
-   * unverified identities go (whoever pre-registered it loses every way in). Says what went.
+   * Someone proves the e-mail of an account nobody had proved it of (a verified sign-in claims it, a password-reset link
+   * is used): every way in set up before goes, since whoever pre-registered the address may have set it up. That is
+   * every identity linked so far (one linked while signed in carries its own verified e-mail, not the account's),
+   * every pending e-mail change, and with `password` the password. Says what went.
    */
-  async removeUnverifiedAccess(db: Db, userId: string): Promise<{ password: boolean; identities: string[] }> {
-    const password = (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
-    const gone = await db.run(qb.deleteFrom('core.user_identities')
-      .where('user_id', '=', userId).where('email_verified_at', 'is', null).returning('provider'));
-    return { password, identities: gone.map((r) => r.provider) };
+  async removeUnverifiedAccess(db: Db, userId: string, opts: { password: boolean }): Promise<{ password: boolean; identities: string[]; emailChanges: number }> {
+    const password = opts.password && (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
+    const gone = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).returning('provider'));
+    const emailChanges = await db.runCount(qb.updateTable('core.email_change_requests').set({ expires_at: sql<Date>`now()` })
+      .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+    return { password, identities: gone.map((r) => r.provider).sort(), emailChanges };
   },
 
   async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
