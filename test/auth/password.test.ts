@@ -197,6 +197,16 @@ describe('register and password hashing', () => {
     await login(t, email, PASSWORD, '198.51.100.11').expect(200);
   });
 
+  it('registers an address longer than an organization\'s name may be (its personal organization takes the first 200 characters)', async () => {
+    const email = `${'a'.repeat(50)}.${Date.now()}@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(40)}.test`;
+    expect(email.length).toBeGreaterThan(200);
+    const res = await registerFrom({ email, password: PASSWORD });
+    expect([res.status, res.body]).toEqual([202, expect.objectContaining({ status: 'check_email' })]);
+    const ok = await login(t, email, PASSWORD, '198.51.100.12').expect(200);
+    const { rows } = await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [ok.body.personalOrgId]);
+    expect(rows).toEqual([{ name: email.slice(0, 200) }]);
+  });
+
   it('lets only one of two concurrent registrations of an e-mail set the password', async () => {
     const email = uniqueEmail('race');
     const bodies = [{ email, password: PASSWORD }, { email, password: 'another long password' }];

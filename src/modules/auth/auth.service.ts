@@ -140,7 +140,8 @@ export class AuthService {
   private async createUser(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<{ user: UserRow; personalOrgId: string } | undefined> {
     const user = await userRepository.create(db, u);
     if (!user) return undefined;
-    return { user, personalOrgId: await this.organizations.createPersonal(db, user.id, u.name || u.email) };
+    // an organization's name has at most 200 characters; an address (up to 254) or a provider's display name may be longer
+    return { user, personalOrgId: await this.organizations.createPersonal(db, user.id, (u.name?.trim() || u.email).slice(0, 200)) };
   }
 
   /**
