@@ -61,7 +61,7 @@ export class LedgerBooksController {
   @ApiOperation({ operationId: 'updateLedgerSettings', summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
   @ApiOkResponse({ type: LedgerSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.books_not_started', 'ledger.account_not_postable')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.account_not_postable', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
     return this.ledger.updateSettings(tx, dto);
   }
@@ -209,7 +209,7 @@ export class RatesAndTaxController {
   @ApiOperation({ operationId: 'createTaxCode', summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
   @ApiCreatedResponse({ type: TaxCodeDto })
   @ApiErrors(400, 409)
-  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable')
+  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable', 'account.not_found')
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.createTaxCode(tx, dto);
   }
@@ -222,7 +222,7 @@ export class RatesAndTaxController {
   })
   @ApiOkResponse({ type: TaxCodeDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.account_not_postable')
+  @ApiErrorCodes('ledger.account_not_postable', 'account.not_found')
   updateTaxCode(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: UpdateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.updateTaxCode(tx, id, dto);
   }

@@ -37,6 +37,12 @@ export class LedgerService {
     return mu;
   }
 
+  /** The base currency's minor units; undefined while the books are not started (there is no base currency yet). */
+  async baseCurrencyUnits(tx: TenantTx): Promise<number | undefined> {
+    const s = await repo.settings(tx.db, tx.orgId);
+    return s && this.currencyUnits(tx, s.baseCurrency);
+  }
+
   /** Minor units by currency, for formatting (an unknown currency cannot be stored: the lines' foreign key). */
   async minorUnits(tx: TenantTx): Promise<MinorUnits> {
     const table = await this.currencyTable(tx);

@@ -52,8 +52,21 @@ export class BillPaymentsService {
     return { base, baseMu: await this.ledger.currencyUnits(tx, base) };
   }
 
-  /** Locks and checks a bill for an allocation from a payment of this party and currency. */
-  private async openBill(tx: TenantTx, billId: string, party: { vendorId: string | null; claimantId: string | null }, currency: string, at: string) {
+  /**
+   * A payment, allocation or refund amount: positive and in the currency's minor units (what the bills' open amounts
+   * and the AP lines are kept in; a finer amount would leave a bill open by a fraction or unbalance the entry).
+   */
+  private amountOf(value: string, mu: number, currency: string, at: string): Decimal {
+    const amount = D(value);
+    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PayablesErrors.error('payables.invalid_amount', `${at} must be positive with at most ${mu} decimals for ${currency} (got ${value})`);
+    return amount;
+  }
+
+  /**
+   * Locks and checks a bill for an allocation dated `date` from a payment of this party and currency. Dated before the
+   * bill, the allocation would settle what AP does not carry yet: the aging total would leave the AP balance.
+   */
+  private async openBill(tx: TenantTx, billId: string, party: { vendorId: string | null; claimantId: string | null }, currency: string, date: string, at: string) {
     const b = await repo.lockBill(tx.db, tx.orgId, billId);
     if (!b) throw PayablesErrors.notFound('bill', billId);
     if (b.status !== 'posted') throw PayablesErrors.error('payables.not_open', `${at}: ${b.kind} ${billId} is ${b.status}, not posted`);
@@ -61,6 +74,7 @@ export class BillPaymentsService {
       throw PayablesErrors.error('payables.wrong_party', `${at}: ${b.kind} ${billId} belongs to another ${party.vendorId ? 'vendor' : 'claimant'} than the payment`);
     }
     if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
+    if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
     return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0) };
   }
@@ -100,14 +114,14 @@ export class BillPaymentsService {
     const { base, baseMu } = await this.baseMu(tx);
     const currency = dto.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
-    const amount = D(dto.amount);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PlatformErrors.error('validation_failed', `amount must be positive with at most ${mu} decimals for ${currency}`);
+    const amount = this.amountOf(dto.amount, mu, currency, 'amount');
     const bank = await repo.account(tx.db, tx.orgId, dto.bankAccountId);
     if (!bank) throw LedgerErrors.notFound('account', dto.bankAccountId);
     if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
     const allocations = dto.allocations ?? [];
+    for (const [i, a] of allocations.entries()) this.amountOf(a.amount, mu, currency, `allocations[${i}].amount`);
     const allocated = allocations.reduce((s, a) => s.plus(a.amount), D(0));
     if (allocated.gt(amount)) {
       throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
@@ -126,7 +140,7 @@ export class BillPaymentsService {
     let used = D(0);
     for (const { a, i } of order) {
       const at = `allocations[${i}]`;
-      const open = await this.openBill(tx, a.billId, party, currency, at);
+      const open = await this.openBill(tx, a.billId, party, currency, dto.paymentDate, at);
       const p = this.plan(open, D(a.amount), baseMu, at, mu);
       used = used.plus(p.amount);
       const paymentBase = used.eq(amount) ? baseAmount.minus(usedBase) : D(fixed(p.amount.times(rate), baseMu));
@@ -191,8 +205,11 @@ export class BillPaymentsService {
     const { baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const date = dto.date ?? iso(payment.payment_date);
-    const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, 'billId');
-    const p = this.plan(open, D(dto.amount), baseMu, 'amount', mu);
+    // before the payment there is no credit to allocate: the aging would settle the bill while AP still carries it
+    if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
+    const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, date, 'billId');
+    const p = this.plan(open, amount, baseMu, 'amount', mu);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
@@ -218,8 +235,7 @@ export class BillPaymentsService {
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { base, baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
-    const amount = D(dto.amount);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PlatformErrors.error('validation_failed', `amount must be positive with at most ${mu} decimals for ${payment.currency}`);
+    const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
     const date = dto.date ?? new Date().toISOString().slice(0, 10);
     if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
@@ -270,8 +286,10 @@ export class BillPaymentsService {
     if (original.reverses_allocation_id || (await repo.reversalOf(tx.db, tx.orgId, allocationId))) {
       throw PayablesErrors.error('payables.allocation_reversed', `allocation ${allocationId} is already reversed, or is itself a reversal`);
     }
-    const { baseMu } = await this.baseMu(tx);
     const date = dto.date ?? iso(original.allocation_date);
+    // dated before the original, it would reopen the bill before it was settled: the aging would leave the AP balance
+    if (date < iso(original.allocation_date)) throw PlatformErrors.error('validation_failed', `date must not be before the allocation date ${iso(original.allocation_date)}`);
+    const { baseMu } = await this.baseMu(tx);
     const diff = D(original.payment_base_amount).minus(original.bill_base_amount);
     const s = await this.ledger.settings(tx);
     // reversed on the account the original result went to

@@ -23,7 +23,8 @@ const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member']
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
 const DOCUMENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
   'payables.currency_mismatch', 'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency', 'ledger.books_not_started'];
-const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', ...POSTING_ERRORS];
+// submitting and the final approval read the AP account (payables.account_not_allowed: none set and no standard one)
+const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', 'payables.account_not_allowed', ...POSTING_ERRORS];
 
 @ApiTags('payables')
 @OrgRoute()
@@ -51,7 +52,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updatePayablesSettings', summary: 'Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin)' })
   @ApiOkResponse({ type: PayablesSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'ledger.books_not_started')
+  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'ledger.books_not_started', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     return this.payables.updateSettings(tx, dto);
   }
@@ -264,7 +265,7 @@ export class PayablesController {
   @RequireRole(...CLAIMANT_ROLES)
   @ApiOperation({ operationId: 'submitExpenseClaim', summary: 'Submit your expense claim for approval (at least one bookkeeper approves)' })
   @ApiOkResponse({ type: BillDto })
-  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', 'ledger.rate_missing')
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', 'ledger.rate_missing', 'payables.account_not_allowed')
   submitClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
     return this.payables.submit(tx, id, 'expense_claim');
   }
@@ -309,8 +310,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed', 'vendor.not_found', 'claimant.not_found',
-    'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
+    'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto);
   }
@@ -329,7 +330,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'allocateBillPayment', summary: 'Allocate what is left of a payment to an open bill of the same vendor' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.account_not_allowed',
+    'bill.not_found', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
@@ -340,7 +342,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'refundVendorCredit', summary: 'Record credit paid back by a vendor (what is left of a payment): bank debit, AP credit, realized FX at the refund date\'s rate' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.exceeds_credit', 'payables.bank_account_not_allowed', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'payables.account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
+    ...POSTING_ERRORS)
   refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     return this.payments.refund(tx, id, dto);
   }
@@ -351,7 +354,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.allocation_reversed', ...POSTING_ERRORS)
+  @ApiErrorCodes('payables.allocation_reversed', 'payables.account_not_allowed', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
   reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }
@@ -362,7 +365,7 @@ export class PayablesController {
   @ApiOkResponse({ type: AgingReportDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.books_not_started')
+  @ApiErrorCodes('ledger.books_not_started', 'payables.account_not_allowed')
   async aging(@Tx() tx: TenantTx, @Query() q: AgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<AgingReportDto | string> {
     const r = await this.payments.aging(tx, q.asOf, q.buckets);
     if (!wantsCsv(req, q.format)) return r;

@@ -7,9 +7,16 @@ import { LedgerService } from '../ledger/ledger.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo, type CustomerRow } from './receivables.repository.js';
 import type { CreateCustomerDto, CustomerDto, CustomerPage, CustomerQuery, ReceivablesSettingsDto, SetReceivablesSettingsDto, UpdateCustomerDto } from './receivables.dto.js';
-import { D } from '../ledger/money.js';
+import { D, fixed } from '../ledger/money.js';
 
-const toDto = (c: CustomerRow): CustomerDto => ({ ...c, creditLimit: c.creditLimit === null ? null : D(c.creditLimit).toFixed(2) });
+/**
+ * A credit limit is in the base currency, shown in its minor units (`baseMu`). Before the books are started there is
+ * no base currency: a limit is shown as stored then, and one stored then that is finer than the base currency chosen
+ * later stays as stored too (never rounded: the limit is what the organization set).
+ */
+const toDto = (c: CustomerRow, baseMu: number | undefined): CustomerDto => ({
+  ...c, creditLimit: c.creditLimit === null ? null : baseMu !== undefined && D(c.creditLimit).decimalPlaces() <= baseMu ? fixed(c.creditLimit, baseMu) : D(c.creditLimit).toFixed(),
+});
 
 /** Receivables settings and customers (parties). */
 @Injectable()
@@ -46,9 +53,22 @@ export class CustomersService {
     return a;
   }
 
+  /**
+   * The minor units credit limits are shown in (undefined before the books are started); a limit given once they are
+   * is an amount in the base currency and may be no finer, like any amount of a currency.
+   */
+  private async limitUnits(tx: TenantTx, creditLimit?: string | null): Promise<number | undefined> {
+    const baseMu = await this.ledger.baseCurrencyUnits(tx);
+    if (creditLimit != null && baseMu !== undefined && !D(creditLimit).eq(fixed(creditLimit, baseMu))) {
+      throw ReceivablesErrors.error('receivables.invalid_amount', `creditLimit must have at most ${baseMu} decimals (it is in the base currency)`);
+    }
+    return baseMu;
+  }
+
   async create(tx: TenantTx, dto: CreateCustomerDto): Promise<CustomerDto> {
     if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
-    const c = toDto(await repo.createCustomer(tx.db, tx.orgId, dto));
+    const baseMu = await this.limitUnits(tx, dto.creditLimit);
+    const c = toDto(await repo.createCustomer(tx.db, tx.orgId, dto), baseMu);
     await this.audit.record(tx, { action: 'receivables.customer_created', entityType: 'customer', entityId: c.id, after: c });
     return c;
   }
@@ -56,7 +76,7 @@ export class CustomersService {
   async get(tx: TenantTx, id: string): Promise<CustomerDto> {
     const c = await repo.getCustomer(tx.db, tx.orgId, id);
     if (!c) throw ReceivablesErrors.notFound('customer', id);
-    return toDto(c);
+    return toDto(c, await this.limitUnits(tx));
   }
 
   /** A customer named in a document: 422 (not 404) when it is not this organization's. */
@@ -64,13 +84,14 @@ export class CustomersService {
     const c = await repo.getCustomer(tx.db, tx.orgId, id);
     if (!c) throw ReceivablesErrors.error('receivables.unknown_customer', `customerId: customer ${id} does not exist in this organization`);
     if (c.archivedAt) throw ReceivablesErrors.error('receivables.customer_archived', `customerId: customer ${c.name} is archived`);
-    return toDto(c);
+    return toDto(c, await this.limitUnits(tx));
   }
 
   async update(tx: TenantTx, id: string, dto: UpdateCustomerDto): Promise<CustomerDto> {
     const before = await this.get(tx, id);
     if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
-    const after = toDto((await repo.updateCustomer(tx.db, tx.orgId, id, dto))!);
+    const baseMu = await this.limitUnits(tx, dto.creditLimit);
+    const after = toDto((await repo.updateCustomer(tx.db, tx.orgId, id, dto))!, baseMu);
     await this.audit.record(tx, { action: 'receivables.customer_updated', entityType: 'customer', entityId: id, before, after });
     return after;
   }
@@ -78,7 +99,7 @@ export class CustomersService {
   /** Customers are archived, never deleted (their documents keep pointing at them). */
   async archive(tx: TenantTx, id: string): Promise<CustomerDto> {
     const before = await this.get(tx, id);
-    const after = toDto((await repo.archiveCustomer(tx.db, tx.orgId, id))!);
+    const after = toDto((await repo.archiveCustomer(tx.db, tx.orgId, id))!, await this.limitUnits(tx));
     await this.audit.record(tx, { action: 'receivables.customer_archived', entityType: 'customer', entityId: id, before, after });
     return after;
   }
@@ -88,6 +109,7 @@ export class CustomersService {
     const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listCustomers(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
     const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
-    return { items: p.items.map(toDto), nextCursor: p.nextCursor };
+    const baseMu = await this.limitUnits(tx);
+    return { items: p.items.map((c) => toDto(c, baseMu)), nextCursor: p.nextCursor };
   }
 }

@@ -388,7 +388,8 @@ export class InvoicesService {
     if (status === inv.status) return;
     await repo.setStatus(tx.db, tx.orgId, inv.id, status);
     if (status === 'paid') {
-      await emitEvent(tx, 'invoice.paid', { invoiceId: inv.id, number: inv.number, customerId: inv.customerId, total: D(inv.total).toFixed(2), paidOn: date });
+      const mu = await this.ledger.currencyUnits(tx, inv.currency);
+      await emitEvent(tx, 'invoice.paid', { invoiceId: inv.id, number: inv.number, customerId: inv.customerId, total: fixed(inv.total, mu), paidOn: date });
     }
   }
 }

@@ -77,7 +77,7 @@ export class CustomersController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createCustomer', summary: 'Create a customer (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: CustomerDto })
-  @ApiErrorCodes('ledger.unknown_currency')
+  @ApiErrorCodes('ledger.unknown_currency', 'receivables.invalid_amount')
   create(@Tx() tx: TenantTx, @Body() dto: CreateCustomerDto): Promise<CustomerDto> {
     return this.customers.create(tx, dto);
   }
@@ -95,7 +95,7 @@ export class CustomersController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'updateCustomer', summary: 'Change a customer (fields left out keep their value)' })
   @ApiOkResponse({ type: CustomerDto })
-  @ApiErrorCodes('ledger.unknown_currency')
+  @ApiErrorCodes('ledger.unknown_currency', 'receivables.invalid_amount')
   update(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') id: string, @Body() dto: UpdateCustomerDto): Promise<CustomerDto> {
     return this.customers.update(tx, id, dto);
   }
@@ -250,7 +250,7 @@ export class PaymentsController {
   @ApiErrors(402)
   @ApiErrorCodes(...POSTING_ERRORS, 'receivables.unknown_customer', 'receivables.customer_archived', 'receivables.account_not_postable', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
-    'receivables.settings_missing', 'receivables.fx_accounts_missing')
+    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found')
   create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto): Promise<PaymentDto> {
     return this.payments.create(tx, dto);
   }
@@ -269,7 +269,7 @@ export class PaymentsController {
   @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
-    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }

@@ -43,7 +43,7 @@ export class CreateCustomerDto {
   @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code' }) defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days: the due date is the invoice date plus this', example: 30, default: 30 })
   @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency', example: '10000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '10000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
 }
 
 @ApiSchema({ description: 'Changes to a customer; fields left out keep their value' })
@@ -56,7 +56,7 @@ export class UpdateCustomerDto {
   @ApiPropertyOptional({ description: 'Billing address', example: 'Unter den Linden 5\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Default currency', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code' }) defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days', example: 14 }) @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency', example: '5000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '5000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
 }
 
 @ApiSchema({ description: 'A customer' })
@@ -70,7 +70,7 @@ export class CustomerDto {
   @ApiProperty({ type: String, nullable: true, description: 'Billing address', example: 'Friedrichstr. 1\n10117 Berlin' }) billingAddress: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'Default currency (null: the base currency)', example: 'EUR' }) defaultCurrency: string | null;
   @ApiProperty({ description: 'Payment terms in days', example: 30 }) paymentTermsDays: number;
-  @ApiProperty({ type: String, nullable: true, description: 'Credit limit in the base currency', example: '10000.00' }) creditLimit: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Credit limit in the base currency, in its minor units (a limit entered before the books were started: as entered)', example: '10000.00' }) creditLimit: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When the customer was archived; null when active', example: null }) archivedAt: string | null;
   @ApiProperty({ format: 'date-time', description: 'Created at', example: '2026-01-02T10:00:00.000Z' }) createdAt: string;
   @ApiProperty({ format: 'date-time', description: 'Last changed at', example: '2026-01-02T10:00:00.000Z' }) updatedAt: string;

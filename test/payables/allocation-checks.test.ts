@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Decimal } from 'decimal.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { createVendor, payablesUrl } from './payables-support.js';
+
+/**
+ * What an allocation of a bill payment must be, and the codes the payment routes answer (each one declared on its
+ * operation: the test app's response contract, checked at close, turns an undeclared code into a 500).
+ *  Amounts: a 100.00 EUR bill and an unallocated 100.00 payment; 10.004 allocated (later or with the payment) is a
+ *  400 naming the amount, nothing written.
+ *  Dates: bill Jan 10, payment Feb 15 (no allocation). Allocated on Jan 20 (before the payment), a payment of Jan 5
+ *  allocated to it (before the bill), or an allocation of Feb 20 reversed on Feb 18: each a 400, nothing written, and
+ *  the AP aging total is the AP control balance at every date around them.
+ */
+describe('payables: allocation amounts and dates; declared error codes', () => {
+  let t: TestApp;
+  let orgId: string;
+  let users: RoleUsers;
+  let acc: Record<string, string>;
+  let vendor: string;
+  const url = (p: string) => payablesUrl(orgId, p);
+  const missing = '00000000-0000-4000-8000-000000000000';
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ({ orgId, users } = await orgWithRoles(t, 'Allocation Checks Ltd'));
+    await onPlan(t, orgId, 'professional');
+    acc = await startBooks(t, orgId, users.owner);
+    vendor = await createVendor(t, orgId, users.accountant);
+  });
+  afterAll(() => t.close());
+
+  /** A 100.00 bill (rent, no tax), posted at submission (under the no-approval threshold). */
+  async function postedBill(billDate: string): Promise<string> {
+    const b = await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: vendor, billDate, lines: [{ accountId: acc['5200'], unitPrice: '100.00' }] }).expect(201);
+    await t.http.post(url(`bills/${b.body.id}/submit`)).set(users.accountant.auth).expect(200);
+    return b.body.id;
+  }
+  const payment = (paymentDate: string, extra: object = {}) => t.http.post(url('payments')).set(users.accountant.auth)
+    .send({ vendorId: vendor, paymentDate, amount: '100.00', bankAccountId: acc['1100'], ...extra });
+  /** payments / allocations / refunds / journal entries of the organization */
+  async function written(): Promise<string> {
+    const { rows } = await t.db.admin.query(`SELECT
+      (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1) || '/' || (SELECT count(*) FROM finance.bill_allocations WHERE org_id = $1) || '/' ||
+      (SELECT count(*) FROM finance.bill_payment_refunds WHERE org_id = $1) || '/' || (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1) AS v`, [orgId]);
+    return rows[0].v as string;
+  }
+  async function expectAgingIsApBalance(dates: string[]): Promise<void> {
+    for (const asOf of dates) {
+      const aging = (await t.http.get(url(`aging?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      const balance = (await t.http.get(ledgerUrl(orgId, `accounts/${acc['2100']}/balance?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      // the account's balance is debit minus credit: with the aging total (credit positive) it makes zero
+      expect({ asOf, total: aging.total, offBalance: new Decimal(aging.total).plus(balance.baseBalance).toFixed(2) })
+        .toEqual({ asOf, total: aging.controlAccountBalance, offBalance: '0.00' });
+    }
+  }
+
+  it('an allocation amount finer than the currency\'s minor units is a 400 naming it, later or with the payment; nothing is written', async () => {
+    const bill = await postedBill('2026-01-10');
+    const pay = (await payment('2026-02-15').expect(201)).body;
+    const before = await written();
+
+    const later = await t.http.post(url(`payments/${pay.id}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '10.004' }).expect(400);
+    expect(later.body.error).toEqual({ code: 'payables.invalid_amount', message: 'amount must be positive with at most 2 decimals for EUR (got 10.004)' });
+    const withPayment = await payment('2026-02-15', { reference: 'P-FINE', allocations: [{ billId: bill, amount: '10.005' }] }).expect(400);
+    expect(withPayment.body.error).toEqual({ code: 'payables.invalid_amount', message: 'allocations[0].amount must be positive with at most 2 decimals for EUR (got 10.005)' });
+
+    expect(await written()).toBe(before);
+    expect((await t.http.get(url(`payments/${pay.id}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ unallocated: '100.00', allocations: [] });
+    expect((await t.http.get(url(`bills/${bill}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'posted', openAmount: '100.00' });
+    // in the currency's units it is allocated
+    const ok = await t.http.post(url(`payments/${pay.id}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '10.00' }).expect(201);
+    expect(ok.body).toMatchObject({ unallocated: '90.00', allocations: [expect.objectContaining({ billId: bill, amount: '10.00', date: '2026-02-15' })] });
+  });
+
+  it('an allocation before its payment or its bill, or a reversal before the allocation, is a 400; nothing is written; aging = AP', async () => {
+    const bill = await postedBill('2026-01-10');
+    const pay = (await payment('2026-02-15', { reference: 'P-DATES' }).expect(201)).body;
+    const before = await written();
+
+    const early = await t.http.post(url(`payments/${pay.id}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '100.00', date: '2026-01-20' }).expect(400);
+    expect(early.body.error).toEqual({ code: 'validation_failed', message: 'date must not be before the payment date 2026-02-15' });
+    const beforeBill = await payment('2026-01-05', { reference: 'P-EARLY', allocations: [{ billId: bill, amount: '100.00' }] }).expect(400);
+    expect(beforeBill.body.error).toEqual({ code: 'validation_failed', message: `allocations[0]: the allocation date 2026-01-05 is before the bill date 2026-01-10 of bill ${bill}` });
+    expect(await written()).toBe(before);
+    expect((await t.http.get(url(`bills/${bill}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'posted', openAmount: '100.00' });
+    await expectAgingIsApBalance(['2026-01-04', '2026-01-05', '2026-01-20', '2026-01-31', '2026-02-15']);
+
+    const allocated = await t.http.post(url(`payments/${pay.id}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '100.00', date: '2026-02-20' }).expect(201);
+    const allocationId = allocated.body.allocations[0].id;
+    const afterAllocation = await written();
+    const earlyReversal = await t.http.post(url(`allocations/${allocationId}/reverse`)).set(users.accountant.auth).send({ date: '2026-02-18' }).expect(400);
+    expect(earlyReversal.body.error).toEqual({ code: 'validation_failed', message: 'date must not be before the allocation date 2026-02-20' });
+    expect(await written()).toBe(afterAllocation);
+    expect((await t.http.get(url(`bills/${bill}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
+    await expectAgingIsApBalance(['2026-02-18', '2026-02-19', '2026-02-20', '2026-02-28']);
+  });
+
+  it('answers only codes its operations declare: unknown bills and accounts are 404s, a missing AP account a 422', async () => {
+    const bill = await postedBill('2026-01-10');
+    const pay = (await payment('2026-02-15', { reference: 'P-CODES' }).expect(201)).body;
+    const before = await written();
+
+    const unknownBill = await payment('2026-02-15', { allocations: [{ billId: missing, amount: '10.00' }] }).expect(404);
+    expect(unknownBill.body.error).toEqual({ code: 'bill.not_found', message: `bill ${missing} was not found` });
+    const allocateUnknown = await t.http.post(url(`payments/${pay.id}/allocations`)).set(users.accountant.auth).send({ billId: missing, amount: '10.00' }).expect(404);
+    expect(allocateUnknown.body.error).toEqual({ code: 'bill.not_found', message: `bill ${missing} was not found` });
+    const unknownBank = await payment('2026-02-15', { bankAccountId: missing, allocations: [{ billId: bill, amount: '10.00' }] }).expect(404);
+    expect(unknownBank.body.error).toEqual({ code: 'account.not_found', message: `account ${missing} was not found` });
+    const refundToUnknown = await t.http.post(url(`payments/${pay.id}/refunds`)).set(users.accountant.auth).send({ amount: '10.00', date: '2026-02-20', bankAccountId: missing }).expect(404);
+    expect(refundToUnknown.body.error).toEqual({ code: 'account.not_found', message: `account ${missing} was not found` });
+    expect(await written()).toBe(before);
+
+    const settingsBefore = (await t.http.get(url('settings')).set(users.viewer.auth).expect(200)).body;
+    const unknownAp = await t.http.put(url('settings')).set(users.admin.auth).send({ apAccountId: missing, approvalRules: [{ above: '0', approvals: 0, roles: ['admin'] }] }).expect(404);
+    expect(unknownAp.body.error).toEqual({ code: 'account.not_found', message: `account ${missing} was not found` });
+    expect((await t.http.get(url('settings')).set(users.viewer.auth).expect(200)).body).toEqual(settingsBefore);
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM finance.payables_settings WHERE org_id = $1', [orgId])).rows[0].n).toBe(0);
+
+    const ledgerBefore = (await t.http.get(ledgerUrl(orgId, 'settings')).set(users.viewer.auth).expect(200)).body;
+    const unknownFx = await t.http.patch(ledgerUrl(orgId, 'settings')).set(users.owner.auth).send({ fxGainAccountId: missing }).expect(404);
+    expect(unknownFx.body.error).toEqual({ code: 'account.not_found', message: `account ${missing} was not found` });
+    expect((await t.http.get(ledgerUrl(orgId, 'settings')).set(users.viewer.auth).expect(200)).body).toEqual(ledgerBefore);
+    // the ledger's other check of a postable account (the tax codes bills use) answers the same 404
+    const taxCodes = async () => (await t.http.get(ledgerUrl(orgId, 'tax-codes')).set(users.viewer.auth).expect(200)).body;
+    const taxCodesBefore = await taxCodes();
+    const unknownTaxAccount = await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.accountant.auth)
+      .send({ code: 'VAT7', name: 'VAT 7 %', rate: '7', salesAccountId: missing, purchaseAccountId: acc['1300'] }).expect(404);
+    expect(unknownTaxAccount.body.error).toEqual({ code: 'account.not_found', message: `account ${missing} was not found` });
+    expect(await taxCodes()).toEqual(taxCodesBefore);
+
+    // books without the standard chart: no accounts payable account (2100) and no payables settings naming one
+    const bare = await createOrg(t, users.owner, 'Bare Chart Ltd');
+    await onPlan(t, bare, 'professional');
+    await t.http.post(ledgerUrl(bare, 'books')).set(users.owner.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '2026-01-01', template: 'none' }).expect(201);
+    const travel = (await t.http.post(ledgerUrl(bare, 'accounts')).set(users.owner.auth).send({ code: '6100', name: 'Travel', type: 'expense' }).expect(201)).body.id;
+    const claim = (await t.http.post(payablesUrl(bare, 'expense-claims')).set(users.owner.auth)
+      .send({ claimDate: '2026-02-04', currency: 'EUR', lines: [{ accountId: travel, amount: '12.50', currency: 'EUR', date: '2026-02-03' }] }).expect(201)).body;
+    const submit = await t.http.post(payablesUrl(bare, `expense-claims/${claim.id}/submit`)).set(users.owner.auth).expect(422);
+    expect(submit.body.error).toEqual({ code: 'payables.account_not_allowed', message: 'no accounts payable account: set apAccountId in the payables settings (no account 2100)' });
+    expect((await t.http.get(payablesUrl(bare, `expense-claims/${claim.id}`)).set(users.owner.auth).expect(200)).body).toMatchObject({ status: 'draft', decisions: [] });
+    const bareVendor = await createVendor(t, bare, users.owner);
+    const bareBill = (await t.http.post(payablesUrl(bare, 'bills')).set(users.owner.auth).send({ vendorId: bareVendor, billDate: '2026-02-04', lines: [{ accountId: travel, unitPrice: '10.00' }] }).expect(201)).body;
+    const submitBill = await t.http.post(payablesUrl(bare, `bills/${bareBill.id}/submit`)).set(users.owner.auth).expect(422);
+    expect(submitBill.body.error).toEqual(submit.body.error);
+    expect((await t.http.get(payablesUrl(bare, `bills/${bareBill.id}`)).set(users.owner.auth).expect(200)).body).toMatchObject({ status: 'draft', decisions: [], journalEntryId: null });
+    const aging = await t.http.get(payablesUrl(bare, 'aging?asOf=2026-02-28')).set(users.owner.auth).expect(422);
+    expect(aging.body.error).toEqual(submit.body.error);
+  });
+});
