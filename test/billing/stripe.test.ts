@@ -211,6 +211,15 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     await drain();
     expect(await entitlements(orgId)).toMatchObject({ status: 'canceled', access: 'read_only' });
     await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(ada.auth).send({ name: 'After cancel' }).expect(402);
+    // canceled stays canceled: the last open invoice paid later, and a failed payment of the same second, change nothing
+    await send(invoice('invoice.paid', T0 + 750)).expect(200);
+    await send(invoice('invoice.payment_failed', T0 + 750)).expect(200);
+    await drain();
+    expect(await entitlements(orgId)).toMatchObject({ status: 'canceled', access: 'read_only' });
+    await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(ada.auth).send({ name: 'Revived?' }).expect(402);
+    const ignored = await t.db.admin.query(
+      `SELECT after->>'type' AS type, after->>'reason' AS reason FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.event_ignored' ORDER BY id DESC LIMIT 2`, [orgId]);
+    expect(ignored.rows).toEqual(['invoice.payment_failed', 'invoice.paid'].map((type) => ({ type, reason: 'the subscription is canceled: an invoice does not change that' })));
   });
 
   it('opens the customer portal once Stripe has named the customer', async () => {
@@ -252,6 +261,11 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     const ent = await entitlements(trialOrg);
     expect(ent).toMatchObject({ plan: 'professional', status: 'trialing', access: 'full' });
     expect(new Date(ent.trialEndsAt).getTime()).toBe(trialEnd * 1000);
+    // the trial's own zero invoice, paid at once, does not end the trial
+    await send(stripeEvent('invoice.paid', { id: 'in_trial_0', object: 'invoice', customer: 'cus_test_trial', amount_paid: 0,
+      parent: { type: 'subscription_details', subscription_details: { subscription: 'sub_trial_1', metadata: {} } } }, T0 + 1002)).expect(200);
+    await drain();
+    expect(await entitlements(trialOrg)).toMatchObject({ status: 'trialing', trialEndsAt: ent.trialEndsAt });
   });
 
   it('ignores (and records) an event it cannot place', async () => {

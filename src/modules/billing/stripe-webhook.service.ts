@@ -204,7 +204,12 @@ export class StripeWebhookService implements OnModuleInit {
       case 'invoice.payment_failed': {
         const stripeSubscriptionId = this.stripeSubscriptionId(event);
         if (!stripeSubscriptionId) return { ignored: 'the invoice belongs to no subscription' };
-        if (!(await repo.subscriptionByStripeId(db, stripeSubscriptionId))) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
+        const known = await repo.subscriptionByStripeId(db, stripeSubscriptionId);
+        if (!known) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
+        // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
+        // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it
+        if (known.status === 'canceled' || known.status === 'incomplete_expired') return { ignored: `the subscription is ${known.status}: an invoice does not change that` };
+        if (event.type === 'invoice.paid' && known.status === 'trialing') return { ignored: 'an invoice paid during the trial does not end it (the subscription events do)' };
         return { status: event.type === 'invoice.paid' ? 'active' : 'past_due', stripeSubscriptionId, customer: idOf(obj.customer) };
       }
       default:
