@@ -73,6 +73,10 @@ describe('receivables: revenue recognition', () => {
     const r = await setupReceivables(t, otherOrg, other);
     const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
       { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    // not recognized yet: a credit note of the deferred line would debit revenue and leave recognition running
+    const early = await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-06-01' }).expect(422);
+    expect(early.body.error).toMatchObject({ code: 'receivables.credit_deferred', details: { lineNo: 1, recognized: '0.00', netAmount: '3650.00' } });
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND kind = 'credit_note'`, [otherOrg])).rows[0].n).toBe(0);
     // postings of the organization wait while a side transaction holds its posting lock: both runs are in flight at once
     const side = new pg.Client({ connectionString: t.db.url });
     await side.connect();
@@ -97,6 +101,10 @@ describe('receivables: revenue recognition', () => {
     expect(deferred.body.baseBalance).toBe('0.00');
     const schedule = await t.http.get(rUrl(otherOrg, `invoices/${contract.id}/revenue-schedule?asOf=2026-12-31`)).set(other.auth).expect(200);
     expect(schedule.body.lines[0]).toMatchObject({ recognized: '3650.00', deferred: '0.00' });
+    // fully recognized, it is revenue: now a credit note takes it back from revenue
+    await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-12-31' }).expect(201);
+    const revenue = await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc['4100']}/balance?asOf=2026-12-31`)).set(other.auth).expect(200);
+    expect(revenue.body.baseBalance).toBe('0.00');
   });
 
   it('the daily job (injectable clock) recognizes the rest for every organization, idempotently', async () => {

@@ -332,12 +332,21 @@ export class InvoicesService {
     const credited = await repo.creditedQuantities(tx.db, tx.orgId, invoiceId);
     const taxCodes = await this.taxCodeMap(tx);
     const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
+    // a line with a service period is in deferred revenue until its runs have recognized it all; the credit note posts
+    // against revenue, and recognition would go on for what was credited: such a line is credited once fully recognized
+    const recognized = new Map<number, Decimal>();
+    for (const r of await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId })) recognized.set(r.lineNo, (recognized.get(r.lineNo) ?? D(0)).plus(r.amount));
     const lines: InvoiceLineRow[] = [];
     let subtotal = D(0);
     let taxTotal = D(0);
     for (const [i, w] of wanted.entries()) {
       const src = invLines.find((l) => l.lineNo === w.lineNo);
       if (!src) throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].lineNo: invoice ${inv.number} has no line ${w.lineNo}`);
+      if (src.serviceStart !== null && (recognized.get(src.lineNo) ?? D(0)).lt(src.netAmount)) {
+        throw ReceivablesErrors.error('receivables.credit_deferred',
+          `lines[${i}]: line ${src.lineNo} is deferred revenue (${src.serviceStart} to ${src.serviceEnd}) not fully recognized yet; it can be credited once revenue recognition has recognized all of it`,
+          { lineNo: src.lineNo, recognized: fixed(recognized.get(src.lineNo) ?? 0, currencyMu), netAmount: fixed(src.netAmount, currencyMu) });
+      }
       const left = D(src.quantity).minus(credited.get(src.lineNo) ?? 0);
       const quantity = w.quantity ?? left.toFixed();
       if (!D(quantity).gt(0) || D(quantity).gt(left)) {
