@@ -42,6 +42,8 @@ describe('agent automation', () => {
       [orgId, JSON.stringify({ type, version: 1, occurredAt: new Date().toISOString(), payload })]);
     return rows[0].id;
   }
+  const runJobs = async (runId: string) => (await t.db.admin.query(
+    `SELECT count(*)::int AS n FROM core.outbox WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, runId])).rows[0].n;
   const runsOf = async (trigger: string) => (await t.db.admin.query(
     `SELECT id, trigger, started_by::text, status, input FROM ai.runs WHERE org_id = $1 AND trigger = $2 ORDER BY started_at`, [orgId, trigger])).rows;
 
@@ -53,8 +55,14 @@ describe('agent automation', () => {
     const eventId = await emit('bill.submitted', { billId: 'b-1', total: '120.00' });
     await emit('invoice.issued', { invoiceId: 'i-1' }); // no trigger for it
     await t.app.get(OutboxRelay).drain();
+    // the event's job only started the run: the model is called by the run's own job (agents.run), not while the event's
+    // job (and every job behind it) waits
+    const started = await runsOf('event');
+    expect(started).toHaveLength(1);
+    expect(started[0]).toMatchObject({ trigger: 'event', started_by: owner.id, status: 'running' });
+    expect(await runJobs(started[0].id)).toBe(1);
+    await t.app.get(OutboxRelay).drain();
     const runs = await runsOf('event');
-    expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ trigger: 'event', started_by: owner.id, status: 'succeeded' });
     expect(runs[0].input.messages[0].content).toContain('"billId":"b-1"');
     // the same event delivered again (at least once): no second run
@@ -70,6 +78,7 @@ describe('agent automation', () => {
     const later = new Date(Date.now() + 11 * 60_000);
     expect(await automation.tick(later)).toBe(1);
     expect(await automation.tick(later)).toBe(0);
+    await t.app.get(OutboxRelay).drain();
     const runs = await runsOf('schedule');
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ started_by: owner.id, status: 'succeeded' });

@@ -142,7 +142,11 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
     return fired;
   }
 
-  /** Starts and executes one run of `t` as its member; false when it already fired or the trigger stopped. */
+  /**
+   * Starts one run of `t` as its member, executed by a job of its own (agents.run, as ?async=true): the domain event's
+   * job or the tick that fired it does not wait for the model (up to 50 calls, each up to a minute), so other events
+   * and e-mails behind it do not either. False when it already fired or the trigger stopped.
+   */
   private async fire(t: TriggerRow, key: string, content: string, kind: 'event' | 'schedule', at = new Date(this.clock.now())): Promise<boolean> {
     const email = await this.privileged.run('agents.triggers', (db) => repo.userEmail(db, t.created_by));
     if (!email) {
@@ -150,10 +154,9 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
       return false;
     }
     const principal: Principal = { kind: 'user', userId: t.created_by, email, personalOrgId: t.org_id };
-    let started;
     try {
-      started = await this.runs.start(principal, t.org_id, { requestId: `trigger:${t.id}:${key}` }, t.agent_id, { messages: [{ role: 'user', content }] }, kind, {
-        roles: ADMIN_ROLES, feature: 'ai_automation',
+      await this.runs.start(principal, t.org_id, { requestId: `trigger:${t.id}:${key}` }, t.agent_id, { messages: [{ role: 'user', content }] }, kind, {
+        roles: ADMIN_ROLES, feature: 'ai_automation', asJob: true,
         onCreated: async (tx, run) => {
           if (!(await repo.recordFiring(tx.db, t.org_id, t.id, key, run.id, at))) throw new AlreadyFired();
         },
@@ -167,9 +170,6 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
       }
       throw err;
     }
-    await this.runs.execute(started).catch((err) => {
-      if (!(err instanceof AppError)) throw err; // a budget refusal is recorded on the run
-    });
     return true;
   }
 
