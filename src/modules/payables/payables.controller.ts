@@ -52,7 +52,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updatePayablesSettings', summary: 'Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin)' })
   @ApiOkResponse({ type: PayablesSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'ledger.books_not_started', 'account.not_found')
+  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'payables.control_account_in_use', 'ledger.books_not_started', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     return this.payables.updateSettings(tx, dto);
   }

@@ -10,6 +10,7 @@ export const PayablesErrors = defineErrorCodes({
   'bill_allocation.not_found': { status: 404, description: 'no allocation of a bill payment has this id' },
   // input checked by the services (nothing is written)
   'payables.total_mismatch': { status: 400, description: 'the total sent by the client differs from the total the server computed' },
+  'payables.control_account_in_use': { status: 409, description: 'the AP account in the settings still carries a balance (open bills or payments): it cannot be replaced yet' },
   'payables.invalid_amount': { status: 400, description: 'an amount of a payment, allocation or refund is not positive, or has more decimals than its currency allows' },
   'payables.account_not_allowed': { status: 422, description: 'a line account is not an active, postable expense or asset account of this organization' },
   'payables.bank_account_not_allowed': { status: 422, description: 'the bank account is not an active, postable asset account' },

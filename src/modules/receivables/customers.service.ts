@@ -4,6 +4,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
+import { ReportsService, assertControlAccountClear } from '../ledger/reports.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo, type CustomerRow } from './receivables.repository.js';
 import type { CreateCustomerDto, CustomerDto, CustomerPage, CustomerQuery, ReceivablesSettingsDto, SetReceivablesSettingsDto, UpdateCustomerDto } from './receivables.dto.js';
@@ -24,6 +25,7 @@ export class CustomersService {
   constructor(
     private readonly audit: AuditService,
     private readonly ledger: LedgerService,
+    private readonly reports: ReportsService,
   ) {}
 
   async settings(tx: TenantTx): Promise<ReceivablesSettingsDto> {
@@ -35,6 +37,11 @@ export class CustomersService {
   async setSettings(tx: TenantTx, dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
     const before = (await repo.settings(tx.db, tx.orgId)) ?? null;
     await this.postableAccount(tx, dto.arAccountId, 'arAccountId');
+    // invoices, payments and refunds post to the AR account of the settings: moved while the old one carries open items,
+    // those would be settled on the new account and the old one would keep them for ever
+    if (before && dto.arAccountId !== before.arAccountId) {
+      await assertControlAccountClear(this.reports, tx, before.arAccountId, 'AR', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
+    }
     if (dto.deferredRevenueAccountId) await this.postableAccount(tx, dto.deferredRevenueAccountId, 'deferredRevenueAccountId');
     await repo.setSettings(tx.db, tx.orgId, dto.arAccountId, dto.deferredRevenueAccountId ?? null);
     const after = await this.settings(tx);

@@ -48,9 +48,9 @@ export class ReceivablesSettingsController {
   @Put('settings')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin)' })
+  @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing' })
   @ApiOkResponse({ type: ReceivablesSettingsDto })
-  @ApiErrorCodes('receivables.account_not_postable')
+  @ApiErrorCodes('receivables.account_not_postable', 'receivables.control_account_in_use')
   setSettings(@Tx() tx: TenantTx, @Body() dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
     return this.customers.setSettings(tx, dto);
   }
