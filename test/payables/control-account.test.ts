@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
-import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { ledgerUrl } from '../ledger/ledger-support.js';
 import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
 

@@ -3,13 +3,13 @@ import {
   ApiBody, ApiConsumes, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
+import { ADMIN_ROLES, type Principal, type RequestRole } from '../../platform/auth/principal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import type { TenantTx } from '../../platform/database/database.service.js';
+import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { DoesNotWrite, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { KnowledgeService } from './knowledge.service.js';
 import { readUpload, UPLOAD_BODY } from './upload.js';
 import {
@@ -28,10 +28,7 @@ const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first
 @WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/knowledge/collections')
 export class KnowledgeCollectionsController {
-  constructor(
-    private readonly knowledge: KnowledgeService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  constructor(private readonly knowledge: KnowledgeService) {}
 
   @Get()
   @ApiOperation({ operationId: 'listKnowledgeCollections', summary: 'Collections the caller may read' })
@@ -78,23 +75,6 @@ export class KnowledgeCollectionsController {
   remove(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string): Promise<void> {
     return this.knowledge.deleteCollection(tx, id);
   }
-
-  @Post(':collectionId/documents')
-  @RequireRole(...WRITER_ROLES)
-  @ApiOperation({ operationId: 'uploadKnowledgeDocument',
-    summary: 'Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued',
-    description: 'multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.' })
-  @ApiConsumes('multipart/form-data')
-  @ApiBody(UPLOAD_BODY)
-  @ApiCreatedResponse({ type: DocumentDto })
-  @ApiErrors(400)
-  @ApiErrorCodes(...UPLOAD_ERRORS)
-  async upload(@Tx() tx: TenantTx, @IdParam('collectionId', 'knowledge_collection') id: string, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    // the collection first: a caller who may not read it learns nothing from the upload's validation
-    await this.knowledge.getCollection(tx, id);
-    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
-    return this.knowledge.createFromUpload(tx, id, fields, file);
-  }
 }
 
 @ApiTags('knowledge')
@@ -102,10 +82,7 @@ export class KnowledgeCollectionsController {
 @WritesRequireSubscription('omnizen')
 @Controller('v1/orgs/:orgId/knowledge')
 export class KnowledgeDocumentsController {
-  constructor(
-    private readonly knowledge: KnowledgeService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  constructor(private readonly knowledge: KnowledgeService) {}
 
   @Post('search')
   @HttpCode(200)
@@ -184,21 +161,6 @@ export class KnowledgeDocumentsController {
     return this.knowledge.listVersions(tx, id);
   }
 
-  @Post('documents/:documentId/versions')
-  @RequireRole(...WRITER_ROLES)
-  @ApiOperation({ operationId: 'uploadKnowledgeDocumentVersion', summary: 'Upload a new version of a document; it replaces the indexed one in search once ingested',
-    description: 'multipart/form-data with the part `file`, as for the first upload.' })
-  @ApiConsumes('multipart/form-data')
-  @ApiBody(UPLOAD_BODY)
-  @ApiCreatedResponse({ type: DocumentDto })
-  @ApiErrors(400)
-  @ApiErrorCodes(...UPLOAD_ERRORS)
-  async addVersion(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    await this.knowledge.assertDocument(tx, id);
-    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
-    return this.knowledge.addVersion(tx, id, file);
-  }
-
   @Get('documents/:documentId/versions/:versionNo')
   @ApiOperation({ operationId: 'getKnowledgeDocumentVersion', summary: 'One version of a document with its extracted text' })
   @ApiParam(VERSION_PARAM)
@@ -216,5 +178,68 @@ export class KnowledgeDocumentsController {
   @ApiErrorCodes('knowledge.version_not_found')
   restore(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<DocumentDto> {
     return this.knowledge.restoreVersion(tx, id, /^\d{1,9}$/.test(versionNo) ? Number(versionNo) : NaN);
+  }
+}
+
+/**
+ * The uploads, not @OrgRoute: reading a multipart body of up to KNOWLEDGE_MAX_UPLOAD_BYTES takes as long as the client
+ * takes to send it, and no transaction (nor pool connection) may wait on a client. The preflight checks membership, the
+ * role and the subscription; the collection (or document) is checked in a short transaction of its own before the body
+ * is read, so a caller who may not read it learns nothing from the upload's validation; the document is written in a
+ * third one once the text is in memory.
+ */
+@ApiTags('knowledge')
+@OrgPreflightRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/knowledge')
+export class KnowledgeUploadsController {
+  constructor(
+    private readonly knowledge: KnowledgeService,
+    private readonly db: DatabaseService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** The organization's transaction for this request (the preflight validated the org id and X-Workspace-Id). */
+  private tenant<T>(req: FastifyRequest, principal: Principal, work: (tx: TenantTx) => Promise<T>): Promise<T> {
+    const { orgId } = req.params as { orgId: string };
+    const header = req.headers['x-workspace-id'];
+    return this.db.tenant(principal, orgId, { requestId: String(req.id), ip: req.ip }, work, { workspaceId: typeof header === 'string' && header ? header : undefined });
+  }
+
+  @Post('collections/:collectionId/documents')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'uploadKnowledgeDocument',
+    summary: 'Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued',
+    description: 'multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.' })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody(UPLOAD_BODY)
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...UPLOAD_ERRORS)
+  async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    await this.tenant(req, principal, (tx) => this.knowledge.getCollection(tx, id));
+    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    return this.tenant(req, principal, async (tx) => {
+      await this.knowledge.getCollection(tx, id);
+      return this.knowledge.createFromUpload(tx, id, fields, file);
+    });
+  }
+
+  @Post('documents/:documentId/versions')
+  @RequireRole(...WRITER_ROLES)
+  @ApiOperation({ operationId: 'uploadKnowledgeDocumentVersion', summary: 'Upload a new version of a document; it replaces the indexed one in search once ingested',
+    description: 'multipart/form-data with the part `file`, as for the first upload.' })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody(UPLOAD_BODY)
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
+  @ApiErrorCodes(...UPLOAD_ERRORS)
+  async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    await this.tenant(req, principal, (tx) => this.knowledge.assertDocument(tx, id));
+    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    return this.tenant(req, principal, async (tx) => {
+      await this.knowledge.assertDocument(tx, id);
+      return this.knowledge.addVersion(tx, id, file);
+    });
   }
 }

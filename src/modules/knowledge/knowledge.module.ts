@@ -1,14 +1,14 @@
 import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module.js';
 import { KnowledgeEmbeddings } from './embedding-provider.js';
-import { KnowledgeCollectionsController, KnowledgeDocumentsController } from './knowledge.controller.js';
+import { KnowledgeCollectionsController, KnowledgeDocumentsController, KnowledgeUploadsController } from './knowledge.controller.js';
 import { KnowledgeIngestion } from './knowledge-ingestion.service.js';
 import { KnowledgeService } from './knowledge.service.js';
 
 /** Knowledge base (issue 17): collections, versioned documents, ingestion, hybrid search under the policies. */
 @Module({
   imports: [BillingModule],
-  controllers: [KnowledgeCollectionsController, KnowledgeDocumentsController],
+  controllers: [KnowledgeCollectionsController, KnowledgeDocumentsController, KnowledgeUploadsController],
   providers: [
     KnowledgeEmbeddings,
     KnowledgeService,
