@@ -122,6 +122,17 @@ describe('refresh tokens and sessions', () => {
     expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [u.id])).rows).toEqual([{ email: u.email }]);
   });
 
+  it('through the database as the user (the Supabase REST path): no organization made, no invitation accepted (they run only through the API, which audits them)', async () => {
+    const u = await registerUser(t, 'rpc');
+    const asUser = (sql: string, params: unknown[] = []) => t.db.as({ sub: u.id, role: 'authenticated' }, 'authenticated', sql, params);
+    await expect(asUser(`SELECT * FROM core.create_organization('Unaudited Ltd', 'business')`)).rejects.toThrow(/only through the API/);
+    await expect(asUser(`SELECT * FROM core.accept_invitation($1, 'x')`, [u.personalOrgId])).rejects.toThrow(/only through the API/);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.organizations WHERE name = 'Unaudited Ltd'`)).rows[0].n).toBe(0);
+    // the API's own call still works, audited
+    const org = await t.http.post('/v1/orgs').set(u.auth).send({ name: 'Audited Ltd' }).expect(201);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'organization.created'`, [org.body.id])).rows[0].n).toBe(1);
+  });
+
   it('lists only my sessions, marks the current one, and lets me revoke one of mine', async () => {
     const ada = await registerUser(t, 'ada');
     const bob = await registerUser(t, 'bob');
