@@ -6,7 +6,10 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
+import { MAX_ENCODE_CHARS } from '../../src/platform/ai/bounded-tokenizer.js';
+import { countTextTokens } from '../../src/platform/ai/token-count.js';
 import { agentsUrl, booksWithEntry } from './agents-support.js';
+import { spyOnEncoder } from './encoder-spy.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -245,6 +248,26 @@ describe('agent runs', () => {
     expect(res.body.trace[0].tokensCounted).toBe(true);
     expect(res.body.usage.inputTokens).toBeGreaterThan(5);
     expect(res.body.usage.outputTokens).toBe(2);
+  });
+
+  it('counts a 100,000-letter message with bounded work when the provider reports no usage', async () => {
+    const spy = spyOnEncoder(MAX_ENCODE_CHARS);
+    try {
+      const counted = async (content: string) => {
+        llm.enqueue({ kind: 'text', content: 'noted', usage: null });
+        const res = await run(viewerA, { messages: [{ role: 'user', content }] }).expect(200);
+        expect(res.body).toMatchObject({ status: 'succeeded', output: 'noted', trace: [expect.objectContaining({ tokensCounted: true })] });
+        const { rows: [stored] } = await t.db.admin.query(
+          `SELECT r.input_tokens::int AS run, s.input_tokens::int AS step FROM ai.runs r JOIN ai.run_steps s ON s.org_id = r.org_id AND s.run_id = r.id WHERE r.id = $1`, [res.body.id]);
+        expect(stored).toEqual({ run: res.body.usage.inputTokens, step: res.body.usage.inputTokens });
+        return res.body.usage.inputTokens as number;
+      };
+      const short = await counted('hi');
+      expect(await counted('a'.repeat(100_000)) - short).toBe(12_500 - countTextTokens('hi'));
+      expect(Math.max(...spy.sizes)).toBeLessThanOrEqual(MAX_ENCODE_CHARS);
+    } finally {
+      spy.restore();
+    }
   });
 
   it('uses the organization\'s own key, stored encrypted and never answered', async () => {

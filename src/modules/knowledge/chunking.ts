@@ -1,8 +1,12 @@
-import { getEncoding, type Tiktoken } from 'js-tiktoken';
+import cl100kBase from 'js-tiktoken/ranks/cl100k_base';
+import { BoundedTokenizer } from '../../platform/ai/bounded-tokenizer.js';
 
-let encoding: Tiktoken | undefined;
-/** cl100k_base: the tokenizer of OpenAI's embedding models, so chunk sizes are what the model counts. */
-const tokenizer = () => (encoding ??= getEncoding('cl100k_base'));
+let encoding: BoundedTokenizer | undefined;
+/**
+ * cl100k_base: the tokenizer of OpenAI's embedding models, so chunk sizes are what the model counts. Bounded: an
+ * upload's text may hold a long run without spaces.
+ */
+const tokenizer = () => (encoding ??= new BoundedTokenizer(cl100kBase));
 
 export interface TextChunk {
   content: string;

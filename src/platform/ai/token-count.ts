@@ -1,11 +1,12 @@
-import { Tiktoken } from 'js-tiktoken/lite';
 import o200kBase from 'js-tiktoken/ranks/o200k_base';
+import { BoundedTokenizer } from './bounded-tokenizer.js';
 import type { ChatMessage, ToolDefinition } from './llm-provider.js';
 
 // o200k_base: the encoding of the current OpenAI chat models; for other vendors' models it is an estimate,
-// used only when the provider reports no usage and for the budget's worst case (with a margin).
-let encoder: Tiktoken | undefined;
-const encoding = () => (encoder ??= new Tiktoken(o200kBase));
+// used only when the provider reports no usage and for the budget's worst case (with a margin). Bounded: a
+// run's input is up to 100 messages of 100,000 characters each.
+let encoder: BoundedTokenizer | undefined;
+const encoding = () => (encoder ??= new BoundedTokenizer(o200kBase));
 
 export function countTextTokens(text: string): number {
   return text ? encoding().encode(text).length : 0;
