@@ -116,7 +116,7 @@ export class AiCatalogController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'setAiProviderKey', summary: 'Store the organization\'s own provider key, encrypted (owner, admin); it is never answered' })
   @ApiOkResponse({ type: ProviderKeyDto })
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'secrets.not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'secrets.not_configured', 'ai.base_url_invalid', 'ai.base_url_not_public')
   setProviderKey(@Tx() tx: TenantTx, @Body() dto: SetProviderKeyDto): Promise<ProviderKeyDto> {
     return this.keys.set(tx, dto);
   }

@@ -260,7 +260,7 @@ export class UsageReportDto {
 @ApiSchema({ description: 'The organization\'s own provider key (stored encrypted, never answered)' })
 export class SetProviderKeyDto {
   @ApiProperty({ description: 'API key of the OpenAI-compatible provider', example: 'sk-proj-EXAMPLEKEY0000', minLength: 8, maxLength: 500 }) @IsString() @Length(8, 500) apiKey: string;
-  @ApiPropertyOptional({ type: String, nullable: true, description: 'Base URL of an OpenAI-compatible endpoint; absent: the platform\'s', example: 'https://api.openai.com/v1' })
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'Base URL of an OpenAI-compatible endpoint (http or https, without credentials, at a public address); absent: the platform\'s', example: 'https://api.openai.com/v1' })
   @IsOptional() @Matches(/^https?:\/\/[^\s]{1,500}$/, { message: 'baseUrl must be an http(s) URL' }) baseUrl?: string | null;
 }
 

@@ -17,4 +17,6 @@ export const AgentErrors = defineErrorCodes({
   'ai.run_finished': { status: 409, description: 'the run is finished: it cannot change' },
   'ai.range': { status: 400, description: 'from is after to' },
   'ai.invalid_messages': { status: 400, description: 'the input messages are empty or malformed' },
+  'ai.base_url_invalid': { status: 400, description: 'the provider key\'s baseUrl is not an absolute http(s) URL, or carries credentials' },
+  'ai.base_url_not_public': { status: 400, description: 'the provider key\'s baseUrl names a loopback, private or otherwise non-public address' },
 });

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
-import { platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import { organizationEndpointFetch, platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
+import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
 import { AuditService } from '../audit/audit.service.js';
 import { secretBoxFromConfig } from '../integrations/integrations.module.js';
 import { SecretOpenError, type SecretBox, type SecretOwner } from '../integrations/secret-box.js';
@@ -19,12 +20,32 @@ export const providerKeyOwner = (orgId: string): SecretOwner => ({ integrationId
 @Injectable()
 export class ProviderKeysService {
   private readonly box: SecretBox;
+  /** for the organizations' own endpoints: user-chosen URLs, so no private addresses in production */
+  private readonly endpointFetch: typeof fetch;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly audit: AuditService,
   ) {
     this.box = secretBoxFromConfig(config);
+    this.endpointFetch = organizationEndpointFetch(config.outbound.allowPrivateNetworks);
+  }
+
+  /** A base URL the API may call with the organization's key: http(s), no credentials, not an address of its own network. */
+  private checkBaseUrl(raw: string): string {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw AgentErrors.error('ai.base_url_invalid', 'baseUrl must be an absolute URL like https://api.openai.com/v1');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw AgentErrors.error('ai.base_url_invalid', `baseUrl must use https or http, got ${url.protocol}`);
+    if (url.username || url.password) throw AgentErrors.error('ai.base_url_invalid', 'baseUrl must not carry credentials (the key goes in apiKey)');
+    // names are checked when connecting (organizationEndpointFetch); an address literal can be refused now
+    if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
+      throw AgentErrors.error('ai.base_url_not_public', `baseUrl names ${url.hostname}, which is not a public address`);
+    }
+    return raw;
   }
 
   async get(tx: TenantTx): Promise<ProviderKeyDto> {
@@ -34,10 +55,11 @@ export class ProviderKeysService {
   }
 
   async set(tx: TenantTx, dto: SetProviderKeyDto): Promise<ProviderKeyDto> {
+    const baseUrl = dto.baseUrl ? this.checkBaseUrl(dto.baseUrl) : null;
     const secret = this.box.seal({ apiKey: dto.apiKey }, providerKeyOwner(tx.orgId));
     const before = await repo.providerKey(tx.db, tx.orgId);
     const saved = await repo.setProviderKey(tx.db, tx.orgId, {
-      secret, baseUrl: dto.baseUrl ?? null, keyHint: dto.apiKey.slice(-4), createdBy: tx.principal.kind === 'user' ? tx.principal.userId : null,
+      secret, baseUrl, keyHint: dto.apiKey.slice(-4), createdBy: tx.principal.kind === 'user' ? tx.principal.userId : null,
     });
     // the audit row names the hint and endpoint, never the key
     await this.audit.record(tx, {
@@ -65,7 +87,9 @@ export class ProviderKeysService {
         if (err instanceof SecretOpenError) throw AgentErrors.error('ai.no_provider_key', 'the organization\'s provider key cannot be opened (its encryption key is not configured); store it again');
         throw err;
       }
-      return { baseUrl: own.baseUrl ?? this.config.ai.baseUrl, apiKey, timeoutMs: this.config.ai.timeoutMs };
+      // its own endpoint goes through the outbound guard; without one, the platform's
+      if (own.baseUrl) return { baseUrl: own.baseUrl, apiKey, timeoutMs: this.config.ai.timeoutMs, fetch: this.endpointFetch };
+      return { baseUrl: this.config.ai.baseUrl, apiKey, timeoutMs: this.config.ai.timeoutMs };
     }
     const platform = platformConnection(this.config);
     if (!platform) throw AgentErrors.error('ai.no_provider_key', 'no provider key: the platform has none (AI_API_KEY) and the organization has not stored its own (PUT /ai/provider-key)');

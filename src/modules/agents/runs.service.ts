@@ -362,9 +362,9 @@ export class RunsService implements OnModuleInit {
     return p;
   }
 
-  /** The provider client of a connection, kept for the next run with the same endpoint, key and timeout. */
+  /** The provider client of a connection, kept for the next run with the same endpoint, key, timeout and way of reaching it (guarded or not). */
   private provider(connection: ProviderConnection): LlmProvider {
-    const key = JSON.stringify([connection.baseUrl, connection.apiKey, connection.timeoutMs]);
+    const key = JSON.stringify([connection.baseUrl, connection.apiKey, connection.timeoutMs, connection.fetch ? 'organization' : 'platform']);
     let provider = this.providers.get(key);
     if (!provider) {
       if (this.providers.size >= PROVIDER_CACHE_MAX) this.providers.delete(this.providers.keys().next().value!);

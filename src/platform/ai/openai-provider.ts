@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { AppConfig } from '../config/config.js';
+import { OutboundAddressRefused, outboundFetch } from '../http/outbound.js';
 import {
   LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
 } from './llm-provider.js';
@@ -9,6 +10,22 @@ export interface ProviderConnection {
   baseUrl: string;
   apiKey: string;
   timeoutMs: number;
+  /**
+   * How requests reach an endpoint an organization chose (organizationEndpointFetch: through the outbound guard);
+   * absent: the global fetch, for the platform's own endpoint (AI_BASE_URL, which may well be an internal proxy).
+   */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The fetch for an organization's own endpoint (its provider key's baseUrl): a URL a user chose, so, as a
+ * webhook's, through the outbound guard (no loopback, private or link-local address unless
+ * OUTBOUND_ALLOW_PRIVATE_NETWORKS; names checked on the addresses DNS answers, when connecting) and without
+ * following redirects. One per process: its connections are pooled across runs.
+ */
+export function organizationEndpointFetch(allowPrivateNetworks: boolean): typeof fetch {
+  const send = outboundFetch(allowPrivateNetworks);
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => send(input, { ...init, redirect: 'manual' })) as typeof fetch;
 }
 
 /** The connection of the platform's default key (AI_BASE_URL, AI_API_KEY), or undefined when none is configured. */
@@ -39,7 +56,9 @@ export class OpenAiCompatibleProvider implements LlmProvider {
   private readonly client: OpenAI;
 
   constructor(private readonly connection: ProviderConnection) {
-    this.client = new OpenAI({ apiKey: connection.apiKey, baseURL: connection.baseUrl, timeout: connection.timeoutMs, maxRetries: 0 });
+    this.client = new OpenAI({
+      apiKey: connection.apiKey, baseURL: connection.baseUrl, timeout: connection.timeoutMs, maxRetries: 0, ...(connection.fetch ? { fetch: connection.fetch } : {}),
+    });
   }
 
   async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
@@ -142,14 +161,36 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(at - Date.now(), 0);
 }
 
+/** The outbound guard refused to connect: trying again would reach the same address, so it is not retried. */
+class EndpointRefused extends LlmError {
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
+function refusal(err: unknown): OutboundAddressRefused | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof OutboundAddressRefused) return e;
+  }
+  return undefined;
+}
+
 function toLlmError(err: unknown, callerSignal: AbortSignal | undefined, timeoutSignal: AbortSignal | undefined, timeoutMs: number): LlmError {
   if (err instanceof LlmError) return err;
   if (callerSignal?.aborted) return new LlmError('cancelled', 'the call was cancelled');
+  const refused = refusal(err);
+  // the name, not the address it resolved to: a run's error is shown to its viewers
+  if (refused) {
+    const what = refused.host === refused.address ? 'is not a public address' : 'resolves to a non-public address';
+    return new EndpointRefused('provider_error', `the provider endpoint ${refused.host} ${what}: the connection was refused`);
+  }
   if (err instanceof OpenAI.APIConnectionTimeoutError || timeoutSignal?.aborted) {
     return new LlmError('timeout', `the provider did not answer within ${timeoutMs} ms`);
   }
   if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
     if (err.status === 429) return new LlmError('provider_rate_limited', 'the provider is rate limiting (429)', 429, retryAfterMs(err.headers as Headers | undefined));
+    // redirects are not followed (they could lead the key elsewhere): the endpoint is to be the one it leads to
+    if (err.status >= 300 && err.status < 400) return new LlmError('provider_error', `the provider answered ${err.status}, a redirect: set the endpoint it leads to as the base URL`, err.status);
     return new LlmError('provider_error', `the provider answered ${err.status}`, err.status, err.status === 503 ? retryAfterMs(err.headers as Headers | undefined) : undefined);
   }
   if (err instanceof OpenAI.APIUserAbortError) return new LlmError('cancelled', 'the call was cancelled');
