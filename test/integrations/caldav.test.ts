@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { busyFromIcs, CalDavBusyTimeSource, calendarDataOf } from '../../src/modules/integrations/busy-time-source.js';
+import { busyFromIcs, CalDavBusyTimeSource, calendarDataOf, MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
 import { openSlots, whatsappUrl } from '../../src/modules/integrations/availability.js';
 import { DateTime } from 'luxon';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
@@ -32,6 +32,17 @@ describe('iCalendar busy times', () => {
     const xml = '<D:multistatus xmlns:D="DAV:"><D:response><C:calendar-data xmlns:C="urn:ietf:params:xml:ns:caldav">BEGIN:VCALENDAR&#13;\nX:a&amp;b&lt;c</C:calendar-data></D:response>' +
       '<response><calendar-data><![CDATA[BEGIN:VEVENT]]></calendar-data></response></D:multistatus>';
     expect(calendarDataOf(xml)).toEqual(['BEGIN:VCALENDAR\r\nX:a&b<c', 'BEGIN:VEVENT']);
+  });
+
+  // an answer is read up to MAX_REPORT_BYTES (a server a provider chose may send anything): it is parsed in one pass,
+  // where a lazy match from every start tag to the end tag would scan to the end of the answer once per start tag
+  it('parses an answer at the size limit of start tags that never end in one pass', () => {
+    const fill = (piece: string) => piece.repeat(Math.floor(MAX_REPORT_BYTES / piece.length));
+    expect(calendarDataOf(fill('<C:calendar-data>'))).toEqual([]);
+    expect(calendarDataOf(fill('<C:calendar-data '))).toEqual([]);
+    const cdata = fill('<![CDATA[');
+    expect(calendarDataOf(`<calendar-data>${cdata}</calendar-data>`)).toEqual([cdata]);
+    expect(calendarDataOf(`<calendar-data>a<![CDATA[b]]>c<![CDATA[d</calendar-data><x:calendar-data a="1">e</x:calendar-data>`)).toEqual(['abc<![CDATA[d', 'e']);
   });
 });
 

@@ -22,6 +22,12 @@ export interface CalDavCredentials {
 export const ICLOUD_CALDAV_URL = 'https://caldav.icloud.com';
 const ICLOUD_HOST = /^(p\d+-)?caldav\.icloud\.com$/;
 
+/**
+ * The most of one REPORT answer that is read: the server is one a user chose, and anonymous visitors of a
+ * public provider page make the API ask it. A month of a busy calendar, recurrences expanded, is far less.
+ */
+export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
+
 const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
 
 /**
@@ -66,23 +72,83 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
         signal: AbortSignal.timeout(10_000),
       });
       // the status only: a server's error page could echo what it was sent
-      if (res.status !== 207 && res.status !== 200) throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
-      for (const ics of calendarDataOf(await res.text())) out.push(...busyFromIcs(ics, this.zone));
+      if (res.status !== 207 && res.status !== 200) {
+        void res.body?.cancel().catch(() => undefined);
+        throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
+      }
+      const multistatus = await readAtMost(res, MAX_REPORT_BYTES, `CalDAV REPORT on ${url.pathname}`);
+      for (const ics of calendarDataOf(multistatus)) out.push(...busyFromIcs(ics, this.zone));
     }
     return out.filter((b) => b.end > range.start && b.start < range.end);
   }
 }
 
+/** The body as text, read as it streams; more than `max` bytes (declared or sent) fail, and the rest is never read. */
+async function readAtMost(res: Response, max: number, what: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > max) {
+    void res.body?.cancel().catch(() => undefined);
+    throw new Error(`${what} answered ${declared} bytes, more than the ${max} read`);
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const parts: string[] = [];
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes > max) throw new Error(`${what} answered more than the ${max} bytes read`);
+      parts.push(decoder.decode(value, { stream: true }));
+    }
+    parts.push(decoder.decode());
+    return parts.join('');
+  } finally {
+    // stops the download where it is (the connection is closed)
+    void reader.cancel().catch(() => undefined);
+  }
+}
+
+/** The contents of the CDATA sections in place of the sections, in one pass (an unclosed one stays as it is). */
+function unwrapCdata(s: string): string {
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const open = s.indexOf('<![CDATA[', at);
+    const close = open < 0 ? -1 : s.indexOf(']]>', open + 9);
+    if (close < 0) return out + s.slice(at);
+    out += s.slice(at, open) + s.slice(open + 9, close);
+    at = close + 3;
+  }
+}
+
 const decodeXml = (s: string) =>
-  s.replace(/<!\[CDATA\[([\s\S]*?)\]\]>/g, '$1')
+  unwrapCdata(s)
     .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
     .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
     .replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
 
-/** The calendar-data texts of a multistatus response, whatever namespace prefix the server uses. */
+/**
+ * The calendar-data texts of a multistatus response, whatever namespace prefix the server uses. One pass: each
+ * element's end is looked for once, after its start (a lazy `[\s\S]*?` between them would scan to the end of the
+ * answer again for every start tag left unclosed, quadratic in what the server sends).
+ */
 export function calendarDataOf(multistatus: string): string[] {
-  const re = /<(?:[A-Za-z0-9_-]+:)?calendar-data\b[^>]*>([\s\S]*?)<\/(?:[A-Za-z0-9_-]+:)?calendar-data>/g;
-  return [...multistatus.matchAll(re)].map((m) => decodeXml(m[1]));
+  const start = /<(?:[A-Za-z0-9_-]+:)?calendar-data\b/g;
+  const end = /<\/(?:[A-Za-z0-9_-]+:)?calendar-data>/g;
+  const out: string[] = [];
+  for (let m = start.exec(multistatus); m; m = start.exec(multistatus)) {
+    const contentAt = multistatus.indexOf('>', start.lastIndex) + 1;
+    if (contentAt === 0) break; // no tag is closed any more
+    end.lastIndex = contentAt;
+    const close = end.exec(multistatus);
+    if (!close) break; // no element ends any more
+    out.push(decodeXml(multistatus.slice(contentAt, close.index)));
+    start.lastIndex = end.lastIndex;
+  }
+  return out;
 }
 
 /** DTSTART/DTEND forms: UTC (...Z), TZID=zone, floating (the provider's zone), and all-day VALUE=DATE. */
