@@ -151,10 +151,11 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     await c.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-12-10', memo: 'in flight',
       lines: [{ accountId: accounts['5200'], debit: '10' }, { accountId: accounts['1100'], credit: '10' }] })]);
     const [year] = (await t.http.get(ledgerUrl(other.orgId, 'fiscal-years')).set(other.users.owner.auth).expect(200)).body;
-    const closing = t.http.post(ledgerUrl(other.orgId, `fiscal-years/${year.id}/close`)).set(other.users.owner.auth).then((r) => r);
+    // the organization id in capitals: the same organization, so the same posting lock
+    const closing = t.http.post(ledgerUrl(other.orgId.toUpperCase(), `fiscal-years/${year.id}/close`)).set(other.users.owner.auth).then((r) => r);
     // the close's backend waits for the posting lock (advisory; the posting holds it shared until it commits)
     for (;;) {
-      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
       if (rows.length) break;
     }
     await c.query('COMMIT');

@@ -148,5 +148,9 @@ describe('payables: allocation amounts and dates; declared error codes', () => {
     expect((await t.http.get(payablesUrl(bare, `bills/${bareBill.id}`)).set(users.owner.auth).expect(200)).body).toMatchObject({ status: 'draft', decisions: [], journalEntryId: null });
     const aging = await t.http.get(payablesUrl(bare, 'aging?asOf=2026-02-28')).set(users.owner.auth).expect(422);
     expect(aging.body.error).toEqual(submit.body.error);
+    // the way out the message names: setting the AP account, after which the claim goes through
+    const ap = (await t.http.post(ledgerUrl(bare, 'accounts')).set(users.owner.auth).send({ code: '2600', name: 'Payables', type: 'liability' }).expect(201)).body.id;
+    await t.http.put(payablesUrl(bare, 'settings')).set(users.owner.auth).send({ apAccountId: ap, approvalRules: [{ above: '0', approvals: 1, roles: ['owner', 'admin'] }] }).expect(200);
+    await t.http.post(payablesUrl(bare, `expense-claims/${claim.id}/submit`)).set(users.owner.auth).expect(200);
   });
 });

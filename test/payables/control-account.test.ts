@@ -56,5 +56,12 @@ describe('payables and receivables: a control account is replaced only while it 
     await t.http.post(rUrl(orgId, 'payments')).set(users.owner.auth)
       .send({ customerId: customer, date: '2026-03-10', amount: '50.00', depositAccountId: acc['1100'], method: 'bank_transfer', allocations: [{ invoiceId: invoice.id, amount: '50.00' }] }).expect(201);
     expect((await t.http.put(rUrl(orgId, 'settings')).set(users.owner.auth).send(settings).expect(200)).body.arAccountId).toBe(ar2);
+    // the deferred revenue account likewise, while revenue waits in it to be recognized
+    await issueInvoice(t, orgId, users.owner, { customerId: customer, invoiceDate: '2026-04-01',
+      lines: [{ description: 'Support', quantity: '1', unitPrice: '120.00', revenueAccountId: acc['4100'], serviceStart: '2026-04-01', serviceEnd: '2027-03-31' }] });
+    const deferred2 = await account('2410', 'liability', '2000');
+    const moved = await t.http.put(rUrl(orgId, 'settings')).set(users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: deferred2 }).expect(409);
+    expect(moved.body.error).toMatchObject({ code: 'receivables.control_account_in_use', message: expect.stringContaining('deferred revenue') });
+    expect((await t.http.get(rUrl(orgId, 'settings')).set(users.owner.auth).expect(200)).body.deferredRevenueAccountId).toBe(acc['2400']);
   });
 });

@@ -119,6 +119,17 @@ describe('receivables: invoice.overdue', () => {
       [inv.one.id, '100.00', '2026-10-01'], [inv.two.id, '150.00', '2026-10-02'], [inv.five.id, '300.00', '2026-11-19']]);
   });
 
+  it('leaves a deleted organization\'s invoices alone (it is not even listed)', async () => {
+    const ownerC = await registerUser(t, 'od-owner-c');
+    const orgC = await createOrg(t, ownerC, 'Overdue C');
+    await onPlan(t, orgC, 'professional');
+    const c = await setupReceivables(t, orgC, ownerC);
+    await issueInvoice(t, orgC, ownerC, { customerId: c.customer, invoiceDate: '2026-09-01', lines: [{ description: 'Work', quantity: '1', unitPrice: '10.00', revenueAccountId: c.acc['4100'] }] });
+    await t.http.delete(`/v1/orgs/${orgC}`).set(ownerC.auth).expect(204);
+    expect((await runOn('2026-11-30')).map((r) => r.orgId)).not.toContain(orgC);
+    expect(await events(orgC)).toEqual([]);
+  });
+
   it('lets no member note an invoice or remove a note: only the job, in the organization\'s transaction', async () => {
     const asOwner = { sub: owner.id, role: 'authenticated', org_id: orgA };
     await expect(t.db.as(asOwner, 'authenticated', `INSERT INTO finance.invoice_overdue_notices (org_id, invoice_id, due_date, noted_on) VALUES ('${orgA}', '${inv.three.id}', '2026-10-03', '2026-11-10')`))

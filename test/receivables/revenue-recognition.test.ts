@@ -85,7 +85,7 @@ describe('receivables: revenue recognition', () => {
       await side.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1))`, [otherOrg]);
       const runs = ['2026-12-31', '2026-12-30'].map((date) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).then((res) => res));
       for (;;) {
-        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
         if (rows[0].n === 2) break;
       }
       await side.query('COMMIT');

@@ -39666,7 +39666,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `receivables.control_account_in_use` (the AR account in the settings still carries a balance (open invoices or payments): it cannot be replaced yet) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.control_account_in_use` (the AR (or deferred revenue) account in the settings still carries a balance (open invoices or payments, revenue not yet recognized): it cannot be replaced yet) */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -351,7 +351,7 @@ export const ledgerRepository = {
    * lock exclusively (postings hold it shared; a period's status change takes it too, migration 20270101000100).
    */
   async drainPostings(db: Db, orgId: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || ${orgId}))`;
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || ${orgId}::uuid::text))`;
   },
 
   async lockYear(db: Db, orgId: string, id: string) {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
@@ -102,7 +103,11 @@ export class PayablesService {
   }
 
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
-    const before = await this.settings(tx);
+    // a chart without the standard AP account has no settings to show yet: setting them is the way out
+    const before = await this.settings(tx).catch((err) => {
+      if (err instanceof AppError && err.code === 'payables.account_not_allowed') return null;
+      throw err;
+    });
     const a = await repo.account(tx.db, tx.orgId, dto.apAccountId);
     if (!a) throw LedgerErrors.notFound('account', dto.apAccountId);
     if (a.type !== 'liability' || a.is_group || a.archived_at) {
@@ -110,7 +115,7 @@ export class PayablesService {
     }
     // payments, refunds and FX results post to the AP account of the settings: moved while the old one carries open
     // bills, those would be paid on the new account and the old one would keep their credit for ever
-    if (dto.apAccountId !== before.apAccountId) await assertControlAccountClear(this.reports, tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
+    if (before && dto.apAccountId !== before.apAccountId) await assertControlAccountClear(this.reports, tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
     const thresholds = dto.approvalRules.map((r) => D(r.above).toFixed(4));
     if (new Set(thresholds).size !== thresholds.length) throw PayablesErrors.error('payables.invalid_rules', 'approvalRules: thresholds must be distinct');
     const rules = [...dto.approvalRules].sort((x, y) => D(x.above).cmp(y.above))

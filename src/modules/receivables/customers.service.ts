@@ -42,6 +42,10 @@ export class CustomersService {
     if (before && dto.arAccountId !== before.arAccountId) {
       await assertControlAccountClear(this.reports, tx, before.arAccountId, 'AR', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
     }
+    // recognition moves deferred revenue out of the account the settings name now: the same holds for it
+    if (before?.deferredRevenueAccountId && (dto.deferredRevenueAccountId ?? null) !== before.deferredRevenueAccountId) {
+      await assertControlAccountClear(this.reports, tx, before.deferredRevenueAccountId, 'deferred revenue', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
+    }
     if (dto.deferredRevenueAccountId) await this.postableAccount(tx, dto.deferredRevenueAccountId, 'deferredRevenueAccountId');
     await repo.setSettings(tx.db, tx.orgId, dto.arAccountId, dto.deferredRevenueAccountId ?? null);
     const after = await this.settings(tx);

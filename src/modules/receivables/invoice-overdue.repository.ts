@@ -13,10 +13,11 @@ export interface OverdueInvoiceRow {
 
 // An invoice is overdue on `today` when it is issued (not a credit note), not paid or void, and due before today.
 export const invoiceOverdueRepository = {
-  /** Organizations with an overdue invoice not yet noted (the daily job's list; read on its privileged path). */
+  /** Live organizations with an overdue invoice not yet noted (the daily job's list; read on its privileged path). */
   async organizationsWithOverdue(db: Db, today: string): Promise<string[]> {
     const rows = await db.$queryRaw<{ org_id: string }[]>`
       SELECT DISTINCT i.org_id FROM finance.invoices i
+      JOIN core.organizations o ON o.id = i.org_id AND o.deleted_at IS NULL
       WHERE i.kind = 'invoice' AND i.status IN ('issued', 'partially_paid') AND i.due_date < ${today}::date
         AND NOT EXISTS (SELECT 1 FROM finance.invoice_overdue_notices n WHERE n.org_id = i.org_id AND n.invoice_id = i.id)`;
     return rows.map((r) => r.org_id);

@@ -35,7 +35,7 @@ export const revenueRecognitionRepository = {
    * runs before it committed (two days' runs at once would both recognize the same amounts).
    */
   async lockRuns(db: Db, orgId: string): Promise<void> {
-    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId}))`;
+    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId}::uuid::text))`;
   },
 
   async getRun(db: Db, orgId: string, date: string): Promise<RunRow | undefined> {

@@ -97,7 +97,7 @@ export const webhookRepository = {
   // ---------------------------------------------------------------- endpoints (tenant)
   /** The organization's endpoints, counted under a lock that concurrent creations take too (so none passes the cap). */
   async countEndpointsLocked(db: Db, orgId: string): Promise<number> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.webhook_endpoints:' || ${orgId}))`;
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.webhook_endpoints:' || ${orgId}::uuid::text))`;
     const [r] = await db.run(qb.selectFrom(ENDPOINTS).select((s) => s.fn.countAll<string>().as('n')).where('org_id', '=', orgId));
     return Number(r.n);
   },
