@@ -73,10 +73,6 @@ describe('receivables: revenue recognition', () => {
     const r = await setupReceivables(t, otherOrg, other);
     const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
       { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
-    // not recognized yet: a credit note of the deferred line would debit revenue and leave recognition running
-    const early = await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-06-01' }).expect(422);
-    expect(early.body.error).toMatchObject({ code: 'receivables.credit_deferred', details: { lineNo: 1, recognized: '0.00', netAmount: '3650.00' } });
-    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.invoices WHERE org_id = $1 AND kind = 'credit_note'`, [otherOrg])).rows[0].n).toBe(0);
     // postings of the organization wait while a side transaction holds its posting lock: both runs are in flight at once
     const side = new pg.Client({ connectionString: t.db.url });
     await side.connect();
@@ -105,6 +101,51 @@ describe('receivables: revenue recognition', () => {
     await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-12-31' }).expect(201);
     const revenue = await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc['4100']}/balance?asOf=2026-12-31`)).set(other.auth).expect(200);
     expect(revenue.body.baseBalance).toBe('0.00');
+  });
+
+  it('a credit note takes what is still deferred back from deferred revenue and the rest from revenue; recognition spreads only what is left', async () => {
+    const other = await registerUser(t, 'credit-owner');
+    const otherOrg = await createOrg(t, other, 'Credited Contract Ltd');
+    await onPlan(t, otherOrg, 'professional');
+    const r = await setupReceivables(t, otherOrg, other);
+    const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
+      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    const bal = async (code: string, asOf = '2026-12-31') => (await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc[code]}/balance?asOf=${asOf}`)).set(other.auth).expect(200)).body.baseBalance;
+    const run = (date: string) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).expect(200);
+    await run('2026-01-31'); // 310.00 recognized, 3,340.00 still deferred
+    // half the contract is cancelled on Feb 1: 1,825.00, all of it still deferred
+    const half = await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-02-01', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
+    const entry = (await t.http.get(ledgerUrl(otherOrg, `journal-entries/${half.body.entryId}`)).set(other.auth).expect(200)).body;
+    expect(entry.lines.filter((l: any) => l.accountId === r.acc['2400']).map((l: any) => l.debit)).toEqual(['1825.00']);
+    expect(entry.lines.filter((l: any) => l.accountId === r.acc['4100'])).toEqual([]);
+    expect([await bal('2400', '2026-02-01'), await bal('4100', '2026-02-01')]).toEqual(['-1515.00', '-310.00']);
+    // the year's runs recognize what is left, 1,825.00 in all: deferred revenue ends at zero
+    const end = await run('2026-12-31');
+    expect(end.body.lines).toEqual([expect.objectContaining({ amount: '1515.00' })]);
+    expect([await bal('2400'), await bal('4100')]).toEqual(['0.00', '-1825.00']);
+    // the other half, credited once all is recognized, comes out of revenue
+    await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-12-31' }).expect(201);
+    expect([await bal('2400'), await bal('4100'), await bal('1200')]).toEqual(['0.00', '0.00', '0.00']);
+    expect((await run('2026-12-30')).body.lines).toEqual([]);
+  });
+
+  it('in another currency, a third credited mid-period: deferred revenue\'s base still ends at exactly zero', async () => {
+    const other = await registerUser(t, 'fx-credit-owner');
+    const otherOrg = await createOrg(t, other, 'Credited FX Ltd');
+    await onPlan(t, otherOrg, 'professional');
+    const r = await setupReceivables(t, otherOrg, other);
+    await t.http.post(ledgerUrl(otherOrg, 'fx-rates/import')).set(other.auth).send({ rates: [{ currency: 'EUR', date: '2026-01-01', rate: '1.0937' }] }).expect(201);
+    const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', currency: 'EUR', lines: [
+      { description: 'Licence 2026', quantity: '3', unitPrice: '333.37', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    const bal = async (code: string) => (await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc[code]}/balance?asOf=2026-12-31`)).set(other.auth).expect(200)).body;
+    await t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date: '2026-04-17' }).expect(200);
+    await t.http.post(rUrl(otherOrg, `invoices/${contract.id}/credit-notes`)).set(other.auth).send({ date: '2026-04-18', lines: [{ lineNo: 1, quantity: '1' }] }).expect(201);
+    await t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date: '2026-09-09' }).expect(200);
+    await t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date: '2026-12-31' }).expect(200);
+    const deferred = await bal('2400');
+    expect([deferred.baseBalance, deferred.currencies.map((c: { balance: string }) => c.balance)]).toEqual(['0.00', ['0.00']]);
+    // revenue is the two thirds left, 666.74 EUR
+    expect((await bal('4100')).currencies.find((c: { currency: string }) => c.currency === 'EUR').balance).toBe('-666.74');
   });
 
   it('the daily job (injectable clock) recognizes the rest for every organization, idempotently', async () => {

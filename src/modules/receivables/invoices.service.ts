@@ -264,7 +264,8 @@ export class InvoicesService {
    * difference of the other lines goes to the ledger's rounding account.
    */
   documentLines(row: InvoiceRow, lines: InvoiceLineRow[], taxCodes: Map<string, TaxCodeDto>, settings: { arAccountId: string; deferredRevenueAccountId: string | null },
-    rate: string, baseMu: number, kind: 'invoice' | 'credit_note', arBaseOverride?: Decimal.Value): PostingLine[] {
+    rate: string, baseMu: number, kind: 'invoice' | 'credit_note', arBaseOverride?: Decimal.Value,
+    backToDeferred?: Map<number, { amount: string; base: string }>): PostingLine[] {
     const dr = kind === 'invoice' ? 'debit' : 'credit';
     const cr = kind === 'invoice' ? 'credit' : 'debit';
     const common = { currency: row.currency, rate, counterpartyType: 'customer', counterpartyId: row.customerId };
@@ -277,11 +278,21 @@ export class InvoicesService {
     for (const l of lines) {
       if (!D(l.netAmount).isZero()) {
         const deferred = kind === 'invoice' && l.serviceStart !== null;
-        out.push({
-          ...common, accountId: deferred ? settings.deferredRevenueAccountId! : l.revenueAccountId, [cr]: D(l.netAmount).toFixed(),
-          description: deferred ? `${l.description} (deferred ${l.serviceStart} to ${l.serviceEnd})`.slice(0, 500) : l.description.slice(0, 500),
-          ...(l.taxCodeId ? { taxCodeId: l.taxCodeId, taxRole: 'output_base' as const } : {}),
-        });
+        const taxed = l.taxCodeId ? { taxCodeId: l.taxCodeId, taxRole: 'output_base' as const } : {};
+        // a credit note's line of deferred revenue not yet recognized: that part comes back out of deferred revenue
+        const back = kind === 'credit_note' ? backToDeferred?.get(l.lineNo) : undefined;
+        if (back) {
+          out.push({ ...common, accountId: settings.deferredRevenueAccountId!, [cr]: back.amount, baseDebit: back.base,
+            description: `${l.description} (deferred, not yet recognized)`.slice(0, 500), ...taxed });
+        }
+        const rest = back ? D(l.netAmount).minus(back.amount) : D(l.netAmount);
+        if (!rest.isZero()) {
+          out.push({
+            ...common, accountId: deferred ? settings.deferredRevenueAccountId! : l.revenueAccountId, [cr]: rest.toFixed(),
+            description: deferred ? `${l.description} (deferred ${l.serviceStart} to ${l.serviceEnd})`.slice(0, 500) : l.description.slice(0, 500),
+            ...taxed,
+          });
+        }
       }
       if (l.taxCodeId && !D(l.taxAmount).isZero()) taxes.set(l.taxCodeId, (taxes.get(l.taxCodeId) ?? D(0)).plus(l.taxAmount));
     }
@@ -332,27 +343,39 @@ export class InvoicesService {
     const credited = await repo.creditedQuantities(tx.db, tx.orgId, invoiceId);
     const taxCodes = await this.taxCodeMap(tx);
     const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
-    // a line with a service period is in deferred revenue until its runs have recognized it all; the credit note posts
-    // against revenue, and recognition would go on for what was credited: such a line is credited once fully recognized
-    const recognized = new Map<number, Decimal>();
-    for (const r of await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId })) recognized.set(r.lineNo, (recognized.get(r.lineNo) ?? D(0)).plus(r.amount));
+    // a line with a service period: what its credit notes left of its net, and what recognition has taken of that
+    const deferredNow = new Map((await revenueRecognitionRepository.deferredLines(tx.db, tx.orgId, dto.date, invoiceId))
+      .map((l) => [l.lineNo, { net: D(l.netAmount), recognized: D(l.recognized) }]));
+    const rate = inv.rate!;
+    const backToDeferred = new Map<number, { amount: string; base: string }>();
     const lines: InvoiceLineRow[] = [];
     let subtotal = D(0);
     let taxTotal = D(0);
     for (const [i, w] of wanted.entries()) {
       const src = invLines.find((l) => l.lineNo === w.lineNo);
       if (!src) throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].lineNo: invoice ${inv.number} has no line ${w.lineNo}`);
-      if (src.serviceStart !== null && (recognized.get(src.lineNo) ?? D(0)).lt(src.netAmount)) {
-        throw ReceivablesErrors.error('receivables.credit_deferred',
-          `lines[${i}]: line ${src.lineNo} is deferred revenue (${src.serviceStart} to ${src.serviceEnd}) not fully recognized yet; it can be credited once revenue recognition has recognized all of it`,
-          { lineNo: src.lineNo, recognized: fixed(recognized.get(src.lineNo) ?? 0, currencyMu), netAmount: fixed(src.netAmount, currencyMu) });
-      }
       const left = D(src.quantity).minus(credited.get(src.lineNo) ?? 0);
       const quantity = w.quantity ?? left.toFixed();
       if (!D(quantity).gt(0) || D(quantity).gt(left)) {
         throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].quantity: line ${w.lineNo} has ${left.toFixed()} left to credit`);
       }
       const r = this.computeLine(quantity, src.unitPrice, src.discountPercent, src.taxCodeId ? taxCodes.get(src.taxCodeId) : undefined, currencyMu);
+      const d = src.serviceStart !== null ? deferredNow.get(src.lineNo) : undefined;
+      if (d) {
+        // what is still deferred of the line is taken back from deferred revenue, the rest (recognized) from revenue;
+        // recognition then spreads only what is left. The base telescopes as recognition's does, so that deferred
+        // revenue's base empties exactly with the line: baseOf(net) − baseOf(net after this credit), or all that is
+        // left of it when the credit takes more than is still deferred
+        const net = D(r.net);
+        const still = d.net.minus(d.recognized).gt(0) ? d.net.minus(d.recognized) : D(0);
+        const amount = net.lt(still) ? net : still;
+        if (amount.gt(0)) {
+          if (!settings.deferredRevenueAccountId) throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a credited line has deferred revenue: set deferredRevenueAccountId in the receivables settings first');
+          const base = net.lte(still) ? baseOf(d.net, rate, baseMu).minus(baseOf(d.net.minus(net), rate, baseMu)) : baseOf(d.net, rate, baseMu).minus(baseOf(d.recognized, rate, baseMu));
+          backToDeferred.set(i + 1, { amount: amount.toFixed(), base: base.toFixed() });
+        }
+        d.net = d.net.minus(net);
+      }
       subtotal = subtotal.plus(r.net);
       taxTotal = taxTotal.plus(r.tax);
       lines.push({ ...src, lineNo: i + 1, quantity, netAmount: r.net, taxAmount: r.tax, grossAmount: r.gross, serviceStart: null, serviceEnd: null, creditedLineNo: src.lineNo });
@@ -370,11 +393,10 @@ export class InvoicesService {
     const year = dto.date.slice(0, 4);
     const number = `CN-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `CN-${year}`)).padStart(6, '0')}`;
     // the invoice's base value falls by exactly the difference of its rounded open values
-    const rate = inv.rate!;
     const invoiceBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
     const { entry } = await this.journal.post(tx, {
       date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`,
-      lines: this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase),
+      lines: this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred),
     });
     await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: invoiceBase.toFixed() });
     await repo.insertAllocation(tx.db, tx.orgId, {

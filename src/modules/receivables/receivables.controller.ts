@@ -200,7 +200,7 @@ export class InvoicesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open' })
   @ApiCreatedResponse({ type: InvoiceDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.credit_deferred', 'receivables.settings_missing')
+  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.settings_missing', 'receivables.deferred_account_missing')
   creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
     return this.invoices.createCreditNote(tx, id, dto);
   }

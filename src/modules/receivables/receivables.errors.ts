@@ -25,7 +25,6 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.already_reversed': { status: 409, description: 'the allocation is already reversed' },
   'receivables.credit_lines': { status: 422, description: 'a credit note line names no line of the invoice, or credits more than the line' },
   'receivables.control_account_in_use': { status: 409, description: 'the AR (or deferred revenue) account in the settings still carries a balance (open invoices or payments, revenue not yet recognized): it cannot be replaced yet' },
-  'receivables.credit_deferred': { status: 422, description: 'a credited line has a service period whose revenue is not fully recognized yet (details: lineNo, recognized, netAmount)' },
   'receivables.fx_accounts_missing': { status: 422, description: 'a realized FX difference needs the FX gain and loss accounts in the ledger settings' },
   'receivables.buckets': { status: 400, description: 'buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60' },
 });

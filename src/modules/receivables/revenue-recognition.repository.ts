@@ -13,20 +13,28 @@ export interface RecognitionRow { invoiceId: string; lineNo: number; runDate: st
 
 const recognized = sql<string>`coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
   WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)::text`;
+/** What is left of a line's net after its credit notes: the amount recognition spreads over the service period. */
+const netAfterCredits = sql<string>`(l.net_amount - coalesce((SELECT sum(cl.net_amount) FROM finance.invoice_lines cl
+  JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
+  WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
+    AND cl.credited_line_no = l.line_no), 0))`;
 
 export const revenueRecognitionRepository = {
-  /** Lines with a service period begun by `date`, of issued (not void) invoices, not yet wholly recognized. */
+  /**
+   * Lines with a service period begun by `date`, of issued (not void) invoices, not yet wholly recognized; their net is
+   * what their credit notes left of it.
+   */
   async deferredLines(db: Db, orgId: string, date: string, invoiceId?: string): Promise<DeferredLine[]> {
     let query = qb.selectFrom('finance.invoice_lines as l')
       .innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
       .select([
         'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', 'i.customer_id as customerId', sql<string>`i.number`.as('number'), 'i.currency',
         sql<string>`i.rate::text`.as('rate'), 'l.revenue_account_id as revenueAccountId', sql<string>`l.service_start::text`.as('serviceStart'),
-        sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`l.net_amount::text`.as('netAmount'), recognized.as('recognized'),
+        sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`${netAfterCredits}::text`.as('netAmount'), recognized.as('recognized'),
       ])
       .where('l.org_id', '=', orgId).where('i.kind', '=', 'invoice').where('i.status', 'not in', ['draft', 'void'])
       .where(sql<boolean>`l.service_start IS NOT NULL`);
-    query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`${recognized}::numeric < l.net_amount`);
+    query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`${recognized}::numeric < ${netAfterCredits}`);
     return (await db.run(query.orderBy('l.invoice_id').orderBy('l.line_no'))) as DeferredLine[];
   },
 
@@ -74,7 +82,10 @@ export const revenueRecognitionRepository = {
     const rows = await db.$queryRaw<{ org_id: string }[]>`
       SELECT DISTINCT l.org_id FROM finance.invoice_lines l JOIN finance.invoices i ON i.org_id = l.org_id AND i.id = l.invoice_id
       WHERE l.service_start IS NOT NULL AND l.service_start <= ${date}::date AND i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')
-        AND (l.net_amount > coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
+        AND (l.net_amount - coalesce((SELECT sum(cl.net_amount) FROM finance.invoice_lines cl
+               JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
+               WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
+                 AND cl.credited_line_no = l.line_no), 0) > coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
                WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)
              -- a run already made today is listed again: the tenant run answers it as a replay
              OR EXISTS (SELECT 1 FROM finance.revenue_recognition_runs x WHERE x.org_id = l.org_id AND x.run_date = ${date}::date))`;
