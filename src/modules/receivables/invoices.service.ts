@@ -343,7 +343,9 @@ export class InvoicesService {
     const credited = await repo.creditedQuantities(tx.db, tx.orgId, invoiceId);
     const taxCodes = await this.taxCodeMap(tx);
     const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
-    // a line with a service period: what its credit notes left of its net, and what recognition has taken of that
+    // a line with a service period: what its credit notes left of its net, and what recognition has taken of that (read
+    // while no recognition run of the organization is in flight: one committing meanwhile would take it twice)
+    if (invLines.some((l) => l.serviceStart !== null)) await revenueRecognitionRepository.lockRuns(tx.db, tx.orgId);
     const deferredNow = new Map((await revenueRecognitionRepository.deferredLines(tx.db, tx.orgId, dto.date, invoiceId))
       .map((l) => [l.lineNo, { net: D(l.netAmount), recognized: D(l.recognized) }]));
     const rate = inv.rate!;
