@@ -312,6 +312,8 @@ export class InvoicesService {
     if ((await repo.allocationsOf(tx.db, tx.orgId, { invoiceId: id })).length) {
       throw ReceivablesErrors.error('receivables.has_allocations', `invoice ${row.number} has payments or credit notes allocated: it cannot be voided (credit it instead)`);
     }
+    // no recognition run in flight may take revenue from it between this check and the void
+    await revenueRecognitionRepository.lockRuns(tx.db, tx.orgId);
     if ((await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId: id })).length) {
       throw ReceivablesErrors.error('receivables.invalid_status', `invoice ${row.number} has revenue recognized from its deferred lines: credit it instead`);
     }
