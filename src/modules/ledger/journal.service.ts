@@ -277,7 +277,7 @@ export class JournalService {
     const { gain, loss } = unrealizedFxAccounts(s);
     if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
     // one revaluation at a time per organization: the second sees the first's result
-    await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}))`;
+    await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}::uuid::text))`;
     const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
     const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
     const totals = await repo.totals(tx.db, null, date);

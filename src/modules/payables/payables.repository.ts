@@ -235,7 +235,7 @@ export const payablesRepository = {
 
   async lockPayment(db: Db, orgId: string, id: string) {
     // a payment row is never updated; FOR SHARE would let two allocations of one payment interleave, so its allocations serialize on an advisory lock
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment:' || ${id}))`;
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment:' || ${id}::uuid::text))`;
     const [row] = await db.run(qb.selectFrom('finance.bill_payments').selectAll().where('org_id', '=', orgId).where('id', '=', id));
     return row;
   },

@@ -336,7 +336,7 @@ export const receivablesRepository = {
 
   async getPayment(db: Db, orgId: string, id: string, lock = false): Promise<PaymentRow | undefined> {
     // payments are append-only (no UPDATE grant, so no FOR UPDATE): a transaction-scoped advisory lock serializes allocations of one payment
-    if (lock) await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.payment:' || ${id}))`;
+    if (lock) await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.payment:' || ${id}::uuid::text))`;
     const [row] = await db.run(payments().where('p.org_id', '=', orgId).where('p.id', '=', id));
     return row as PaymentRow | undefined;
   },
