@@ -9,7 +9,7 @@ import { testKeys } from '../integrations/keys.js';
 import { MAX_ENCODE_CHARS } from '../../src/platform/ai/bounded-tokenizer.js';
 import { countTextTokens } from '../../src/platform/ai/token-count.js';
 import { agentsUrl, booksWithEntry } from './agents-support.js';
-import { spyOnEncoder } from './encoder-spy.js';
+import { spyOnEncoder, sum } from './encoder-spy.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -265,6 +265,20 @@ describe('agent runs', () => {
       const short = await counted('hi');
       expect(await counted('a'.repeat(100_000)) - short).toBe(12_500 - countTextTokens('hi'));
       expect(Math.max(...spy.sizes)).toBeLessThanOrEqual(MAX_ENCODE_CHARS);
+    } finally {
+      spy.restore();
+    }
+  });
+
+  it('tokenizes a long message once per run, not once per call', async () => {
+    const spy = spyOnEncoder(MAX_ENCODE_CHARS);
+    try {
+      script(); // a tool call, then the answer: two LLM calls, each counted before it is made
+      const res = await run(viewerA, { messages: [{ role: 'user', content: `${'Summarize the ledger. '.repeat(4_000)}` }] }).expect(200);
+      expect(res.body).toMatchObject({ status: 'succeeded', steps: 3 });
+      // the 88,000-character message went through the encoder once (plus the tool result and short texts)
+      expect(sum(spy.sizes)).toBeGreaterThanOrEqual(88_000);
+      expect(sum(spy.sizes)).toBeLessThan(2 * 88_000);
     } finally {
       spy.restore();
     }

@@ -197,11 +197,13 @@ export class RunsService implements OnModuleInit {
     let lastContent: string | null = null;
     sink?.event('run', { id: run.id, agentId: agent.id, status: 'running' });
     const cancelled = { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled' } as const;
+    // each message and tool schema is tokenized once, whatever the number of calls (messages are only added)
+    const tokenMemo = new WeakMap<object, number>();
     for (let call = 0; call < agent.maxSteps; call++) {
       if (signal.aborted) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       // ---- one transaction before the call: still running? the prices in effect; the worst case reserved against every budget
       const startedAt = this.now();
-      const counted = countChatInputTokens(messages, definitions);
+      const counted = countChatInputTokens(messages, definitions, tokenMemo);
       const worstTokens = inputWorstCase(counted) + agent.maxOutputTokens;
       const callId = randomUUID();
       let prices: Prices | undefined;
