@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { organizationEndpointFetch, platformConnection, type ProviderConnection } from '../../platform/ai/openai-provider.js';
-import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
+import { checkOutboundUrl } from '../../platform/http/outbound.js';
 import { AuditService } from '../audit/audit.service.js';
 import { secretBoxFromConfig } from '../integrations/integrations.module.js';
 import { SecretOpenError, type SecretBox, type SecretOwner } from '../integrations/secret-box.js';
@@ -33,18 +33,10 @@ export class ProviderKeysService {
 
   /** A base URL the API may call with the organization's key: http(s), no credentials, not an address of its own network. */
   private checkBaseUrl(raw: string): string {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      throw AgentErrors.error('ai.base_url_invalid', 'baseUrl must be an absolute URL like https://api.openai.com/v1');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw AgentErrors.error('ai.base_url_invalid', `baseUrl must use https or http, got ${url.protocol}`);
-    if (url.username || url.password) throw AgentErrors.error('ai.base_url_invalid', 'baseUrl must not carry credentials (the key goes in apiKey)');
-    // names are checked when connecting (organizationEndpointFetch); an address literal can be refused now
-    if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
-      throw AgentErrors.error('ai.base_url_not_public', `baseUrl names ${url.hostname}, which is not a public address`);
-    }
+    checkOutboundUrl(raw, {
+      field: 'baseUrl', example: 'https://api.openai.com/v1', httpsOnly: false, allowPrivateNetworks: this.config.outbound.allowPrivateNetworks,
+      credentialsHint: 'the key goes in apiKey',
+    }, (kind, message) => AgentErrors.error(kind === 'invalid' ? 'ai.base_url_invalid' : 'ai.base_url_not_public', message));
     return raw;
   }
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
+import { checkOutboundUrl } from '../../platform/http/outbound.js';
 import { decodeCursor, decodeKeyset, isSequenceNumber, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SealedSecret, type SecretBox } from '../integrations/secret-box.js';
@@ -68,21 +68,9 @@ export class WebhooksService {
   }
 
   private checkUrl(raw: string): string {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      throw WebhookErrors.error('webhooks.url_invalid', 'url must be an absolute URL like https://hooks.example.com/omnizen');
-    }
-    if (url.protocol !== 'https:' && (this.config.webhooks.requireHttps || url.protocol !== 'http:')) {
-      throw WebhookErrors.error('webhooks.url_invalid', `url must use https${this.config.webhooks.requireHttps ? '' : ' or http'}, got ${url.protocol}`);
-    }
-    if (url.username || url.password) throw WebhookErrors.error('webhooks.url_invalid', 'url must not carry credentials');
-    // names are checked when connecting (outboundFetch); an address literal can be refused now
-    if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
-      throw WebhookErrors.error('webhooks.url_not_public', `url names ${url.hostname}, which is not a public address`);
-    }
-    return url.toString();
+    return checkOutboundUrl(raw, {
+      field: 'url', example: 'https://hooks.example.com/omnizen', httpsOnly: this.config.webhooks.requireHttps, allowPrivateNetworks: this.config.outbound.allowPrivateNetworks,
+    }, (kind, message) => WebhookErrors.error(kind === 'invalid' ? 'webhooks.url_invalid' : 'webhooks.url_not_public', message)).toString();
   }
 
   private checkEventTypes(types: string[] | null | undefined): string[] {

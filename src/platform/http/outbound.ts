@@ -38,6 +38,33 @@ export function isNonPublicAddressLiteral(hostname: string): boolean {
   return isIP(host) !== 0 && isNonPublicAddress(host);
 }
 
+/**
+ * A URL a tenant chose for the API to call (a webhook endpoint, an AI provider's base URL), checked when it is stored:
+ * absolute, https (or http unless `httpsOnly`), without credentials, and not a non-public address literal unless
+ * private networks are allowed (a name is checked when connecting, outboundFetch). `fail` makes the caller's error
+ * (`invalid` or `not_public`) from the message, which names `field`.
+ */
+export function checkOutboundUrl(
+  raw: string,
+  o: { field: string; example: string; httpsOnly: boolean; allowPrivateNetworks: boolean; credentialsHint?: string },
+  fail: (kind: 'invalid' | 'not_public', message: string) => Error,
+): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw fail('invalid', `${o.field} must be an absolute URL like ${o.example}`);
+  }
+  if (url.protocol !== 'https:' && (o.httpsOnly || url.protocol !== 'http:')) {
+    throw fail('invalid', `${o.field} must use https${o.httpsOnly ? '' : ' or http'}, got ${url.protocol}`);
+  }
+  if (url.username || url.password) throw fail('invalid', `${o.field} must not carry credentials${o.credentialsHint ? ` (${o.credentialsHint})` : ''}`);
+  if (!o.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
+    throw fail('not_public', `${o.field} names ${url.hostname}, which is not a public address`);
+  }
+  return url;
+}
+
 export class OutboundAddressRefused extends Error {
   constructor(readonly host: string, readonly address: string) {
     super(`refused to connect to ${host}: ${address} is not a public address`);
