@@ -8,6 +8,11 @@ export function fixed(v: Decimal.Value, minorUnits: number): string {
   return new Decimal(v).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP).toFixed(minorUnits);
 }
 
+/** Whether an amount is exact in a currency of `minorUnits` decimals (no digit beyond them). */
+export function fitsMinorUnits(v: Decimal.Value, minorUnits: number): boolean {
+  return new Decimal(v).decimalPlaces() <= minorUnits;
+}
+
 export interface TaxResult {
   net: string;
   tax: string;

@@ -8,7 +8,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { D, fixed, rateText } from '../ledger/money.js';
+import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
@@ -58,7 +58,7 @@ export class BillPaymentsService {
    */
   private amountOf(value: string, mu: number, currency: string, at: string): Decimal {
     const amount = D(value);
-    if (amount.lte(0) || !amount.eq(fixed(amount, mu))) throw PayablesErrors.error('payables.invalid_amount', `${at} must be positive with at most ${mu} decimals for ${currency} (got ${value})`);
+    if (amount.lte(0) || !fitsMinorUnits(amount, mu)) throw PayablesErrors.error('payables.invalid_amount', `${at} must be positive with at most ${mu} decimals for ${currency} (got ${value})`);
     return amount;
   }
 

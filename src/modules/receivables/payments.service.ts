@@ -10,7 +10,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { D, fixed, rateText } from '../ledger/money.js';
+import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService, today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
@@ -98,7 +98,7 @@ export class PaymentsService {
     const out: Planned[] = [];
     for (const [i, a] of allocations.entries()) {
       const amount = D(a.amount);
-      if (amount.isZero() || !amount.eq(fixed(amount, mu))) throw ReceivablesErrors.error('receivables.invalid_amount', `allocations[${i}].amount must be positive with at most ${mu} decimals`);
+      if (amount.isZero() || !fitsMinorUnits(amount, mu)) throw ReceivablesErrors.error('receivables.invalid_amount', `allocations[${i}].amount must be positive with at most ${mu} decimals`);
       let o = open.get(a.invoiceId);
       if (!o) {
         const invoice = await repo.getInvoice(tx.db, tx.orgId, a.invoiceId);
@@ -139,7 +139,7 @@ export class PaymentsService {
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const amount = D(dto.amount);
-    if (amount.isZero() || !amount.eq(fixed(amount, currencyMu))) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    if (amount.isZero() || !fitsMinorUnits(amount, currencyMu)) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
     await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
@@ -244,7 +244,7 @@ export class PaymentsService {
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${payment.date}`);
     const amount = D(dto.amount);
-    if (amount.isZero() || !amount.eq(fixed(amount, currencyMu))) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    if (amount.isZero() || !fitsMinorUnits(amount, currencyMu)) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
     const left = D(payment.amount).minus(payment.allocated);
     if (amount.gt(left)) {
       throw ReceivablesErrors.error('receivables.exceeds_credit', `amount: ${dto.amount} is more than the customer credit left on the payment (${fixed(left, currencyMu)})`, { credit: fixed(left, currencyMu) });
