@@ -307,16 +307,17 @@ export class ReportsService {
     const nextCursor = rows.length > limit ? encodeCursor({ d: last.date, s: last.seq, r: running.toFixed() }) : undefined;
     return { accountId, baseCurrency: base, openingBalance, items: items.map(({ seq: _seq, ...i }) => i), nextCursor };
   }
-}
 
-/**
- * A control account (AP, AR) may be replaced in the settings only while it carries nothing: every later settlement
- * posts to the account of the settings, so open items left on the old one could never be settled there.
- */
-export async function assertControlAccountClear(reports: ReportsService, tx: TenantTx, accountId: string, what: string, error: (message: string) => Error): Promise<void> {
-  const b = await reports.accountBalance(tx, accountId);
-  const open = b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero());
-  if (open.length) {
-    throw error(`the ${what} control account still carries ${open.map((c) => `${c.balance} ${c.currency}`).join(', ')}: settle its open items (or move the balance with a journal entry) before replacing it`);
+  /**
+   * A control account (AP, AR, deferred revenue) may be replaced in the settings only while it carries nothing: every
+   * later settlement posts to the account of the settings, so open items left on the old one could never be settled
+   * there. `error` makes the module's refusal from the message.
+   */
+  async assertControlAccountClear(tx: TenantTx, accountId: string, what: string, error: (message: string) => Error): Promise<void> {
+    const b = await this.accountBalance(tx, accountId);
+    const open = b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero());
+    if (open.length) {
+      throw error(`the ${what} control account still carries ${open.map((c) => `${c.balance} ${c.currency}`).join(', ')}: settle its open items (or move the balance with a journal entry) before replacing it`);
+    }
   }
 }

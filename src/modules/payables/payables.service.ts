@@ -8,7 +8,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
-import { ReportsService, assertControlAccountClear } from '../ledger/reports.service.js';
+import { ReportsService } from '../ledger/reports.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fixed, rateText } from '../ledger/money.js';
@@ -115,7 +115,7 @@ export class PayablesService {
     }
     // payments, refunds and FX results post to the AP account of the settings: moved while the old one carries open
     // bills, those would be paid on the new account and the old one would keep their credit for ever
-    if (before && dto.apAccountId !== before.apAccountId) await assertControlAccountClear(this.reports, tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
+    if (before && dto.apAccountId !== before.apAccountId) await this.reports.assertControlAccountClear(tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
     const thresholds = dto.approvalRules.map((r) => D(r.above).toFixed(4));
     if (new Set(thresholds).size !== thresholds.length) throw PayablesErrors.error('payables.invalid_rules', 'approvalRules: thresholds must be distinct');
     const rules = [...dto.approvalRules].sort((x, y) => D(x.above).cmp(y.above))

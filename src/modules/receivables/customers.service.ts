@@ -4,11 +4,11 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { ReportsService, assertControlAccountClear } from '../ledger/reports.service.js';
+import { ReportsService } from '../ledger/reports.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo, type CustomerRow } from './receivables.repository.js';
 import type { CreateCustomerDto, CustomerDto, CustomerPage, CustomerQuery, ReceivablesSettingsDto, SetReceivablesSettingsDto, UpdateCustomerDto } from './receivables.dto.js';
-import { D, fixed } from '../ledger/money.js';
+import { D, fitsMinorUnits, fixed } from '../ledger/money.js';
 
 /**
  * A credit limit is in the base currency, shown in its minor units (`baseMu`). Before the books are started there is
@@ -16,7 +16,7 @@ import { D, fixed } from '../ledger/money.js';
  * later stays as stored too (never rounded: the limit is what the organization set).
  */
 const toDto = (c: CustomerRow, baseMu: number | undefined): CustomerDto => ({
-  ...c, creditLimit: c.creditLimit === null ? null : baseMu !== undefined && D(c.creditLimit).decimalPlaces() <= baseMu ? fixed(c.creditLimit, baseMu) : D(c.creditLimit).toFixed(),
+  ...c, creditLimit: c.creditLimit === null ? null : baseMu !== undefined && fitsMinorUnits(c.creditLimit, baseMu) ? fixed(c.creditLimit, baseMu) : D(c.creditLimit).toFixed(),
 });
 
 /** Receivables settings and customers (parties). */
@@ -40,11 +40,11 @@ export class CustomersService {
     // invoices, payments and refunds post to the AR account of the settings: moved while the old one carries open items,
     // those would be settled on the new account and the old one would keep them for ever
     if (before && dto.arAccountId !== before.arAccountId) {
-      await assertControlAccountClear(this.reports, tx, before.arAccountId, 'AR', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
+      await this.reports.assertControlAccountClear(tx, before.arAccountId, 'AR', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
     }
     // recognition moves deferred revenue out of the account the settings name now: the same holds for it
     if (before?.deferredRevenueAccountId && (dto.deferredRevenueAccountId ?? null) !== before.deferredRevenueAccountId) {
-      await assertControlAccountClear(this.reports, tx, before.deferredRevenueAccountId, 'deferred revenue', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
+      await this.reports.assertControlAccountClear(tx, before.deferredRevenueAccountId, 'deferred revenue', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
     }
     if (dto.deferredRevenueAccountId) await this.postableAccount(tx, dto.deferredRevenueAccountId, 'deferredRevenueAccountId');
     await repo.setSettings(tx.db, tx.orgId, dto.arAccountId, dto.deferredRevenueAccountId ?? null);
@@ -70,7 +70,7 @@ export class CustomersService {
    */
   private async limitUnits(tx: TenantTx, creditLimit?: string | null): Promise<number | undefined> {
     const baseMu = await this.ledger.baseCurrencyUnits(tx);
-    if (creditLimit != null && baseMu !== undefined && !D(creditLimit).eq(fixed(creditLimit, baseMu))) {
+    if (creditLimit != null && baseMu !== undefined && !fitsMinorUnits(creditLimit, baseMu)) {
       throw ReceivablesErrors.error('receivables.invalid_amount', `creditLimit must have at most ${baseMu} decimals (it is in the base currency)`);
     }
     return baseMu;
@@ -90,12 +90,15 @@ export class CustomersService {
     return toDto(c, await this.limitUnits(tx));
   }
 
-  /** A customer named in a document: 422 (not 404) when it is not this organization's. */
-  async forDocument(tx: TenantTx, id: string): Promise<CustomerDto> {
+  /**
+   * A customer named in a document: 422 (not 404) when it is not this organization's. Its row, not its answer: a
+   * document reads its terms, never its credit limit's display.
+   */
+  async forDocument(tx: TenantTx, id: string): Promise<CustomerRow> {
     const c = await repo.getCustomer(tx.db, tx.orgId, id);
     if (!c) throw ReceivablesErrors.error('receivables.unknown_customer', `customerId: customer ${id} does not exist in this organization`);
     if (c.archivedAt) throw ReceivablesErrors.error('receivables.customer_archived', `customerId: customer ${c.name} is archived`);
-    return toDto(c, await this.limitUnits(tx));
+    return c;
   }
 
   async update(tx: TenantTx, id: string, dto: UpdateCustomerDto): Promise<CustomerDto> {
