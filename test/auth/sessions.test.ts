@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Principal } from '../../src/platform/auth/principal.js';
 import { SessionLiveness } from '../../src/modules/auth/session-liveness.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
@@ -155,16 +154,17 @@ describe('refresh tokens and sessions', () => {
     const second = await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200);
     const secondAuth = bearer(second.body.accessToken);
     const secondSession = (await t.http.get('/v1/auth/sessions').set(secondAuth).expect(200)).body.find((x: { current: boolean }) => x.current).id;
-    // the checks the streams make, seen: resolves at the second session's first check after the logout
+    // the checks of the open streams' sessions (one query for all of them), seen: resolves when the first check begun
+    // after the logout is done, which checked the second session too
     const liveness = t.app.get(SessionLiveness);
-    const isLive = liveness.isLive.bind(liveness);
+    const checkWatched = liveness.checkWatched.bind(liveness);
     let loggedOut = false;
     let secondCheckedAfterLogout!: () => void;
     const secondChecked = new Promise<void>((resolve) => { secondCheckedAfterLogout = resolve; });
-    const spy = jest.spyOn(liveness, 'isLive').mockImplementation(async (p: Principal) => {
-      const live = await isLive(p);
-      if (loggedOut && p.kind === 'user' && p.sessionId === secondSession && live) secondCheckedAfterLogout();
-      return live;
+    const spy = jest.spyOn(liveness, 'checkWatched').mockImplementation(async () => {
+      const afterLogout = loggedOut;
+      await checkWatched();
+      if (afterLogout) secondCheckedAfterLogout();
     });
     await t.app.listen(0, '127.0.0.1');
     const { port } = t.app.getHttpServer().address() as AddressInfo;
@@ -186,6 +186,7 @@ describe('refresh tokens and sessions', () => {
       await firstEnded;
       await secondChecked;
       expect(otherEnded).toBe(false);
+      expect((await t.db.admin.query('SELECT revoked_at FROM core.sessions WHERE id = $1', [secondSession])).rows).toEqual([{ revoked_at: null }]);
     } finally {
       spy.mockRestore();
       first.destroy();

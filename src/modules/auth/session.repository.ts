@@ -58,6 +58,14 @@ export const sessionRepository = {
     return row.live;
   },
 
+  /** Of these sessions (id and the user the token names), the ones no longer live: revoked, expired or gone. */
+  async endedOf(db: Db, sessions: { id: string; userId: string }[]): Promise<string[]> {
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      SELECT w.id FROM jsonb_to_recordset(${JSON.stringify(sessions)}::jsonb) AS w(id uuid, "userId" text)
+      WHERE NOT EXISTS (SELECT 1 FROM core.sessions s WHERE s.id = w.id AND s.user_id = w."userId" AND s.revoked_at IS NULL AND s.expires_at > now())`;
+    return rows.map((r) => String(r.id));
+  },
+
   async revoke(db: Db, sessionId: string, reason: string): Promise<boolean> {
     return (await db.runCount(qb.updateTable('core.sessions').set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', sessionId).where('revoked_at', 'is', null))) > 0;

@@ -1,8 +1,7 @@
-import { Body, Controller, Get, HttpCode, Inject, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { NEVER, Observable, catchError, concatMap, filter, from, interval, map, merge, of, take, takeUntil, timer } from 'rxjs';
-import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -98,7 +97,6 @@ export class NotificationStreamController {
   constructor(
     private readonly notifications: NotificationsService,
     private readonly sessions: SessionLiveness,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   @Sse('notifications/stream')
@@ -125,12 +123,9 @@ export class NotificationStreamController {
     if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
-    // session ends (seen by the next check; a check that fails keeps the stream: the database may be back next time)
+    // session ends (seen by the next check of this process's open streams)
     const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - Date.now())) : NEVER;
-    const sessionEnded = !principal.sessionId ? NEVER : interval(this.config.auth.streamSessionCheckMs).pipe(
-      concatMap(() => from(this.sessions.isLive(principal)).pipe(catchError(() => of(true)))),
-      filter((live) => !live), take(1));
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
-      .pipe(takeUntil(merge(this.notifications.closing, expired, sessionEnded)));
+      .pipe(takeUntil(merge(this.notifications.closing, expired, this.sessions.watch(principal))));
   }
 }
