@@ -66,13 +66,19 @@ describe('receivables: revenue recognition', () => {
     expect(await balance('2400', '2026-02-28')).toBe('-3340.00');
   });
 
-  it('two runs of different days at once recognize a line once: the second waits and works from the first', async () => {
-    const other = await registerUser(t, 'race-owner');
-    const otherOrg = await createOrg(t, other, 'Deferred Race Ltd');
+  /** An organization of its own (professional, receivables set up) with, unless `withContract` is false, a 3,650.00 support contract for 2026 issued Jan 1. */
+  async function contractOrg(prefix: string, name: string, withContract = true) {
+    const other = await registerUser(t, prefix);
+    const otherOrg = await createOrg(t, other, name);
     await onPlan(t, otherOrg, 'professional');
     const r = await setupReceivables(t, otherOrg, other);
-    const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
-      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    const contract = withContract ? await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
+      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] }) : undefined;
+    return { other, otherOrg, r, contract };
+  }
+
+  it('two runs of different days at once recognize a line once: the second waits and works from the first', async () => {
+    const { other, otherOrg, r, contract } = await contractOrg('race-owner', 'Deferred Race Ltd');
     // postings of the organization wait while a side transaction holds its posting lock: both runs are in flight at once
     const side = new pg.Client({ connectionString: t.db.url });
     await side.connect();
@@ -104,12 +110,7 @@ describe('receivables: revenue recognition', () => {
   });
 
   it('a credit note takes what is still deferred back from deferred revenue and the rest from revenue; recognition spreads only what is left', async () => {
-    const other = await registerUser(t, 'credit-owner');
-    const otherOrg = await createOrg(t, other, 'Credited Contract Ltd');
-    await onPlan(t, otherOrg, 'professional');
-    const r = await setupReceivables(t, otherOrg, other);
-    const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', lines: [
-      { description: 'Support contract 2026', quantity: '1', unitPrice: '3650.00', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+    const { other, otherOrg, r, contract } = await contractOrg('credit-owner', 'Credited Contract Ltd');
     const bal = async (code: string, asOf = '2026-12-31') => (await t.http.get(ledgerUrl(otherOrg, `accounts/${r.acc[code]}/balance?asOf=${asOf}`)).set(other.auth).expect(200)).body.baseBalance;
     const run = (date: string) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).expect(200);
     await run('2026-01-31'); // 310.00 recognized, 3,340.00 still deferred
@@ -130,10 +131,7 @@ describe('receivables: revenue recognition', () => {
   });
 
   it('in another currency, a third credited mid-period: deferred revenue\'s base still ends at exactly zero', async () => {
-    const other = await registerUser(t, 'fx-credit-owner');
-    const otherOrg = await createOrg(t, other, 'Credited FX Ltd');
-    await onPlan(t, otherOrg, 'professional');
-    const r = await setupReceivables(t, otherOrg, other);
+    const { other, otherOrg, r } = await contractOrg('fx-credit-owner', 'Credited FX Ltd', false);
     await t.http.post(ledgerUrl(otherOrg, 'fx-rates/import')).set(other.auth).send({ rates: [{ currency: 'EUR', date: '2026-01-01', rate: '1.0937' }] }).expect(201);
     const contract = await issueInvoice(t, otherOrg, other, { customerId: r.customer, invoiceDate: '2026-01-01', currency: 'EUR', lines: [
       { description: 'Licence 2026', quantity: '3', unitPrice: '333.37', revenueAccountId: r.acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
