@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
@@ -8,7 +9,9 @@ import { createVendor, payablesUrl } from './payables-support.js';
 /**
  * The AP and AR control accounts of the settings: every later payment, refund and FX result posts to them. Replaced
  * while the old one carries open items, those could never be settled there (it would keep their balance for ever).
- * So a replacement waits until the old account carries nothing.
+ * So a replacement waits until the old account carries nothing. A flow holds the organization's posting lock shared
+ * from its settings read to its commit, and a settings change takes it exclusively before it checks the old account:
+ * so the change sees the postings of flows in flight, and a flow that starts during a change posts to the new account.
  */
 describe('payables and receivables: a control account is replaced only while it carries nothing', () => {
   let t: TestApp;
@@ -23,7 +26,25 @@ describe('payables and receivables: a control account is replaced only while it 
     await onPlan(t, orgId, 'professional');
     ({ acc, customer } = await setupReceivables(t, orgId, users.owner, 'EUR'));
   });
-  afterAll(() => t.close());
+  const clients: pg.Client[] = [];
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    await t.close();
+  });
+
+  /** Resolves once a backend of this test's database waits for an advisory lock (polls pg_stat_activity; no timer). */
+  const advisoryWait = async () => {
+    for (;;) {
+      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+      if (rows.length) return;
+    }
+  };
+  const connect = async (url: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    clients.push(c);
+    return c;
+  };
 
   const account = async (code: string, type: string, parent: string) =>
     (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.owner.auth).send({ code, name: `Control ${code}`, type, parentId: acc[parent] }).expect(201)).body.id as string;
@@ -63,5 +84,44 @@ describe('payables and receivables: a control account is replaced only while it 
     const moved = await t.http.put(rUrl(orgId, 'settings')).set(users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: deferred2 }).expect(409);
     expect(moved.body.error).toMatchObject({ code: 'receivables.control_account_in_use', message: expect.stringContaining('deferred revenue') });
     expect((await t.http.get(rUrl(orgId, 'settings')).set(users.owner.auth).expect(200)).body.deferredRevenueAccountId).toBe(acc['2400']);
+  });
+
+  it('AR: a change waits for a posting in flight on the old account, then refuses; a flow that starts during a change posts to the new account', async () => {
+    const own = await orgWithRoles(t, 'Control Race Ltd');
+    await onPlan(t, own.orgId, 'professional');
+    const { acc: a, customer: c } = await setupReceivables(t, own.orgId, own.users.owner, 'EUR');
+    const ar2 = (await t.http.post(ledgerUrl(own.orgId, 'accounts')).set(own.users.owner.auth).send({ code: '1210', name: 'AR 2', type: 'asset', parentId: a['1000'] }).expect(201)).body.id as string;
+
+    // a posting to the AR account in flight (as an invoice's issue holds it: the posting lock shared until commit)
+    const poster = await connect(t.db.apiUrl);
+    await poster.query('BEGIN');
+    await poster.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+      [JSON.stringify({ sub: own.users.accountant.id, role: 'authenticated', org_id: own.orgId })]);
+    await poster.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-03-02', memo: 'in flight',
+      lines: [{ accountId: a['1200'], debit: '70' }, { accountId: a['4100'], credit: '70' }] })]);
+    const change = t.http.put(rUrl(own.orgId, 'settings')).set(own.users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: a['2400'] }).then((r) => r);
+    await advisoryWait(); // the change waits for the posting
+    await poster.query('COMMIT');
+    const refused = await change;
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: 'receivables.control_account_in_use', message: expect.stringContaining('70.00 EUR') });
+    expect((await t.http.get(rUrl(own.orgId, 'settings')).set(own.users.owner.auth).expect(200)).body.arAccountId).toBe(a['1200']);
+
+    // a change in flight (the posting lock exclusive, the new account written, not yet committed): an invoice issued
+    // meanwhile waits for it and posts its receivable to the new account, not to the one it would have read before
+    const draft = await t.http.post(rUrl(own.orgId, 'invoices')).set(own.users.owner.auth)
+      .send({ customerId: c, invoiceDate: '2026-03-03', lines: [{ description: 'Work', quantity: '1', unitPrice: '40.00', revenueAccountId: a['4100'] }] }).expect(201);
+    const changer = await connect(t.db.url);
+    await changer.query('BEGIN');
+    await changer.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [own.orgId]);
+    await changer.query(`UPDATE finance.receivables_settings SET ar_account_id = $2 WHERE org_id = $1`, [own.orgId, ar2]);
+    const issuing = t.http.post(rUrl(own.orgId, `invoices/${draft.body.id}/issue`)).set(own.users.owner.auth).send({}).then((r) => r);
+    await advisoryWait();
+    await changer.query('COMMIT');
+    const issued = await issuing;
+    expect(issued.status).toBe(200);
+    const { rows } = await t.db.admin.query(`SELECT l.account_id, l.debit::text FROM finance.journal_lines l
+      JOIN finance.invoices i ON i.org_id = l.org_id AND i.entry_id = l.entry_id WHERE i.id = $1 AND l.debit > 0`, [draft.body.id]);
+    expect(rows).toEqual([{ account_id: ar2, debit: '40.0000' }]);
   });
 });

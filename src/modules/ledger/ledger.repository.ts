@@ -354,6 +354,15 @@ export const ledgerRepository = {
     await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || ${orgId}::uuid::text))`;
   },
 
+  /**
+   * Holds the organization's posting lock shared until the transaction ends, as a posting does: taken before a flow
+   * reads the control accounts it will post to (receivables and payables settings), so that a settings change, which
+   * drains postings before it checks the old account, sees this flow's posting or makes it read the new account.
+   */
+  async holdPostings(db: Db, orgId: string): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtext('finance.posting:' || ${orgId}::uuid::text))`;
+  },
+
   async lockYear(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('finance.fiscal_years')
       .select(['id', 'status', txt('start_date').as('start_date'), txt('end_date').as('end_date'), 'closing_entry_id'])

@@ -31,6 +31,20 @@ export class LedgerService {
     return s;
   }
 
+  /** Before reading the accounts a posting will use from another module's settings (ledgerRepo.holdPostings). */
+  async holdPostings(tx: TenantTx): Promise<void> {
+    await repo.holdPostings(tx.db, tx.orgId);
+  }
+
+  /**
+   * First in a change of the control accounts of another module's settings: waits for the postings in flight (each
+   * holds the lock shared from its settings read: holdPostings) and holds new ones off until the change commits. Taken
+   * before anything holds the lock shared in this transaction (no upgrade, so two changes cannot deadlock).
+   */
+  async drainPostings(tx: TenantTx): Promise<void> {
+    await repo.drainPostings(tx.db, tx.orgId);
+  }
+
   async currencyUnits(tx: TenantTx, currency: string): Promise<number> {
     const mu = (await this.currencyTable(tx)).get(currency);
     if (mu === undefined) throw LedgerErrors.error('ledger.unknown_currency', `currency ${currency} is not known`);

@@ -311,7 +311,8 @@ export class ReportsService {
   /**
    * A control account (AP, AR, deferred revenue) may be replaced in the settings only while it carries nothing: every
    * later settlement posts to the account of the settings, so open items left on the old one could never be settled
-   * there. `error` makes the module's refusal from the message.
+   * there. `error` makes the module's refusal from the message. The caller has drained the postings first
+   * (LedgerService.drainPostings), so no posting that read the old account is still in flight.
    */
   async assertControlAccountClear(tx: TenantTx, accountId: string, what: string, error: (message: string) => Error): Promise<void> {
     const b = await this.accountBalance(tx, accountId);

@@ -93,7 +93,9 @@ export class PayablesService {
   }
 
   // ---------------------------------------------------------------- settings
+  /** Read under the posting lock held shared: what a flow then posts to AP is what a settings change saw (ReportsService.assertControlAccountClear). */
   async settings(tx: TenantTx): Promise<PayablesSettingsDto> {
+    await this.ledger.holdPostings(tx);
     const s = await repo.settings(tx.db, tx.orgId);
     if (s) return { apAccountId: s.ap_account_id, approvalRules: s.approval_rules as unknown as ApprovalRuleDto[], isDefault: false };
     await this.ledger.settings(tx); // books not started: say so
@@ -103,6 +105,7 @@ export class PayablesService {
   }
 
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
+    await this.ledger.drainPostings(tx);
     // a chart without the standard AP account has no settings to show yet: setting them is the way out
     const before = await this.settings(tx).catch((err) => {
       if (err instanceof AppError && err.code === 'payables.account_not_allowed') return null;

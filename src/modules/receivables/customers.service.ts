@@ -28,13 +28,16 @@ export class CustomersService {
     private readonly reports: ReportsService,
   ) {}
 
+  /** The settings, read under the posting lock held shared: what a flow then posts to AR is what a settings change saw. */
   async settings(tx: TenantTx): Promise<ReceivablesSettingsDto> {
+    await this.ledger.holdPostings(tx);
     const s = await repo.settings(tx.db, tx.orgId);
     if (!s) throw ReceivablesErrors.error('receivables.settings_missing', 'the receivables settings are not set: PUT /receivables/settings with the AR control account first');
     return s;
   }
 
   async setSettings(tx: TenantTx, dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
+    await this.ledger.drainPostings(tx);
     const before = (await repo.settings(tx.db, tx.orgId)) ?? null;
     await this.postableAccount(tx, dto.arAccountId, 'arAccountId');
     // invoices, payments and refunds post to the AR account of the settings: moved while the old one carries open items,

@@ -221,8 +221,9 @@ export class InvoicesService {
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
     // what the issue reads, sent together (the connection pipelines them): one round trip instead of six
-    const [row, settingsOrMissing, { baseCurrency }, lines, taxCodes] = await Promise.all([
-      repo.getInvoiceLocked(tx.db, tx.orgId, id), repo.settings(tx.db, tx.orgId), this.ledger.settings(tx),
+    // (the posting lock is held shared before the AR account is read: CustomersService.settings)
+    const [row, , settingsOrMissing, { baseCurrency }, lines, taxCodes] = await Promise.all([
+      repo.getInvoiceLocked(tx.db, tx.orgId, id), this.ledger.holdPostings(tx), repo.settings(tx.db, tx.orgId), this.ledger.settings(tx),
       repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx),
     ]);
     if (!row) throw AppError.notFound('invoice', id);
