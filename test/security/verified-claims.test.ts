@@ -69,6 +69,16 @@ describe('claims verified once per transaction', () => {
     });
   });
 
+  it('answers false (not NULL) on the runtime login before begin_request, with or without claims set', async () => {
+    // 20270202000100: a check written `NOT auth_claims_verified()` must not let such a transaction through
+    await inTransaction(api, async () => {
+      await api.query(`SELECT set_config('role', 'authenticated', true)`); // what the functions are granted to
+      expect((await api.query('SELECT public.auth_claims_verified() AS v')).rows[0].v).toBe(false);
+      await api.query(`SELECT set_config('request.jwt.claims', $1, true)`, [claims(orgA)]);
+      expect((await api.query('SELECT public.auth_claims_verified() AS v')).rows[0].v).toBe(false);
+    });
+  });
+
   it('does not carry the record over to claims replaced after begin_request: another organization is checked in full', async () => {
     await inTransaction(api, async () => {
       await api.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [claims(orgA)]);
