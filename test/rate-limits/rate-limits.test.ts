@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, onPlan, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
 import { OrgRateLimits, RateLimiter } from '../../src/platform/http/rate-limit.js';
@@ -6,8 +8,8 @@ import { OrgRateLimits, RateLimiter } from '../../src/platform/http/rate-limit.j
 /** Requests per minute: per organization (plan or override), per API key, per client IP on public routes; health exempt. */
 // the full 1,000-request race against Redis (shared by every instance); a shorter one in memory
 describe.each([
-  ['Redis', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3' } as Record<string, string | undefined>, 1000],
-  ['in-memory (no REDIS_URL)', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3', REDIS_URL: undefined }, 200],
+  ['Redis', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3', RATE_LIMIT_REFUSED_PER_MINUTE: '3' } as Record<string, string | undefined>, 1000],
+  ['in-memory (no REDIS_URL)', { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '3', RATE_LIMIT_PRINCIPAL_PER_MINUTE: '3', RATE_LIMIT_REFUSED_PER_MINUTE: '3', REDIS_URL: undefined }, 200],
 ])('rate limits (%s)', (_, env, concurrent) => {
   let t: TestApp;
   let owner: TestUser;
@@ -119,6 +121,42 @@ describe.each([
     const logout = await t.http.post('/v1/auth/logout').set(user.auth).expect(204);
     expect(logout.headers['ratelimit-limit']).toBe('600');
     expect(Number(logout.headers['ratelimit-remaining'])).toBe(Number(notices.headers['ratelimit-remaining']) - 1);
+  });
+
+  it('answers a caller the database keeps refusing (a made-up API key, per IP; a non-member, per user) with 429 and no transaction', async () => {
+    const orgId = await createOrg(t, owner, 'Refusing');
+    const madeUp = `ozk_live_${randomBytes(16).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+    const asMadeUp = (ip: string) => t.http.get(`/v1/orgs/${orgId}`).set('X-Forwarded-For', ip).set({ Authorization: `Bearer ${madeUp}` });
+    const transactions = jest.spyOn(t.app.get(DatabaseService), 'tenant');
+    try {
+      for (let i = 0; i < 3; i++) expect((await asMadeUp('203.0.113.5')).status).toBe(401);
+      expect(transactions).toHaveBeenCalledTimes(3);
+      const refused = await asMadeUp('203.0.113.5');
+      expect(refused.status).toBe(429);
+      expect(refused.body).toMatchObject({ error: { code: 'rate_limited', details: { limit: 3, windowSeconds: 60 } } });
+      expect(refused.body.error.message).toContain('this client address was refused 3 times');
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(transactions).toHaveBeenCalledTimes(3); // the fourth took no connection
+      // another address still reaches the database (and is refused by it)
+      expect((await asMadeUp('203.0.113.6')).status).toBe(401);
+
+      // a signed-in user probing organizations they are no member of: counted per user
+      // (signed up from an address of its own: 127.0.0.1's public-route budget is the next test's)
+      const credentials = { email: uniqueEmail('prober'), password: 'correct horse battery' };
+      await t.http.post('/v1/auth/register').set('X-Forwarded-For', '198.51.100.9').send({ ...credentials, name: 'Prober' }).expect(202);
+      const token = (await t.http.post('/v1/auth/login').set('X-Forwarded-For', '198.51.100.9').send(credentials).expect(200)).body.accessToken;
+      const probe = () => t.http.get(`/v1/orgs/${orgId}`).set({ Authorization: `Bearer ${token}` });
+      for (let i = 0; i < 3; i++) expect((await probe()).status).toBe(404);
+      const stopped = await probe();
+      expect(stopped.status).toBe(429);
+      expect(stopped.body.error.message).toContain('this user was refused 3 times');
+      expect(transactions).toHaveBeenCalledTimes(7);
+      // the members of the organization are not affected, nor is a 404 inside the organization counted
+      for (let i = 0; i < 4; i++) expect((await t.http.get(`/v1/orgs/${orgId}/workspaces/${randomUUID()}`).set(owner.auth)).status).toBe(404);
+      expect((await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth)).status).toBe(200);
+    } finally {
+      transactions.mockRestore();
+    }
   });
 
   it('limits public routes per client IP and leaves the health probes alone', async () => {

@@ -173,6 +173,11 @@ export interface AppConfig {
      * (identities, e-mail change, the notification stream, account deletion, service reports)
      */
     principalPerMinute: number;
+    /**
+     * requests the database refused before any work (an API key that does not verify: per client IP; an organization
+     * the signed-in user is no member of: per user) per minute; past it the caller gets 429 without a transaction
+     */
+    refusedPerMinute: number;
     /** per organization per minute when its plan has no api_requests_per_minute row (another app's plan) */
     defaultPerMinute: number;
     /** how long an organization's limit is cached in memory (s): a plan change applies within this time */
@@ -505,6 +510,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       enabled: bool(env, 'RATE_LIMITS_ENABLED', true),
       anonymousPerMinute: int(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 120, 1),
       principalPerMinute: int(env, 'RATE_LIMIT_PRINCIPAL_PER_MINUTE', 600, 1),
+      refusedPerMinute: int(env, 'RATE_LIMIT_REFUSED_PER_MINUTE', nodeEnv === 'test' ? 100_000 : 60, 1),
       defaultPerMinute: int(env, 'RATE_LIMIT_DEFAULT_PER_MINUTE', 600, 1),
       planCacheSeconds: int(env, 'RATE_LIMIT_PLAN_CACHE_SECONDS', 30, 0, 3600),
       leaseMax: int(env, 'RATE_LIMIT_LEASE_MAX', 100, 0, 10_000),

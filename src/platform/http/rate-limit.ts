@@ -51,6 +51,8 @@ export class RateLimiter {
   private readonly leases: RedisTokenLeases | null;
   /** Redis failed the last claim: warn once per outage, not once per request */
   private redisDown = false;
+  /** buckets of refused callers over their limit, until their window ends (ms): refused here without Redis or SQL */
+  private readonly refusedUntil = new Map<string, { until: number; limit: number }>();
   /** RATE_LIMITS_ENABLED; switched at run time only by the benchmark (on vs off in one process: bench/api.bench.ts) */
   enabled: boolean;
 
@@ -103,14 +105,51 @@ export class RateLimiter {
       reply.header('RateLimit-Remaining', String(state.remaining));
       reply.header('RateLimit-Reset', String(state.resetSeconds));
     }
-    if (!allowed) {
-      const err = new AppError(HttpStatus.TOO_MANY_REQUESTS, 'rate_limited',
-        `too many requests: ${what} allows ${limit} requests per minute; retry in ${state.resetSeconds} s`,
-        { limit, windowSeconds: WINDOW_SECONDS, retryAfterSeconds: state.resetSeconds });
-      err.retryAfterSeconds = state.resetSeconds;
-      throw err;
-    }
+    if (!allowed) throw this.tooMany(`too many requests: ${what} allows ${limit} requests per minute`, limit, state.resetSeconds);
     return state;
+  }
+
+  /**
+   * Before a tenant transaction: 429 at once when `bucket` of callers the database refused is over its limit (see
+   * countRefusal). Synchronous and local: a refused caller costs no connection, no Redis call.
+   */
+  assertNotRefusing(bucket: string | undefined, what: string): void {
+    if (!bucket || !this.enabled) return;
+    const hit = this.refusedUntil.get(bucket);
+    if (!hit) return;
+    const left = hit.until - this.clock.now();
+    if (left <= 0) {
+      this.refusedUntil.delete(bucket);
+      return;
+    }
+    throw this.tooMany(`too many refused requests: ${what} was refused ${hit.limit} times within a minute`, hit.limit, Math.ceil(left / 1000));
+  }
+
+  /**
+   * Counts one request the database refused (an API key that does not verify, an organization the user is no member
+   * of) in `bucket`; once over `limit` a minute, this instance refuses the bucket without a transaction until the
+   * window ends (assertNotRefusing). Never throws: the refusal itself is answered as it is.
+   */
+  async countRefusal(bucket: string | undefined, limit: number, what: string): Promise<void> {
+    if (!bucket || !this.enabled) return;
+    let resetSeconds: number;
+    try {
+      const state = await this.consume(bucket, limit, undefined, what);
+      if (state.remaining > 0) return;
+      resetSeconds = state.resetSeconds; // this was the last refusal the window allows
+    } catch (err) {
+      if (!(err instanceof AppError) || err.retryAfterSeconds === undefined) return;
+      resetSeconds = err.retryAfterSeconds; // another instance spent the window
+    }
+    if (this.refusedUntil.size > 50_000) this.refusedUntil.clear(); // a bound, not an LRU: entries live a minute
+    this.refusedUntil.set(bucket, { until: this.clock.now() + resetSeconds * 1000, limit });
+  }
+
+  private tooMany(message: string, limit: number, retryAfterSeconds: number): AppError {
+    const err = new AppError(HttpStatus.TOO_MANY_REQUESTS, 'rate_limited', `${message}; retry in ${retryAfterSeconds} s`,
+      { limit, windowSeconds: WINDOW_SECONDS, retryAfterSeconds });
+    err.retryAfterSeconds = retryAfterSeconds;
+    return err;
   }
 
   /**

@@ -1,5 +1,5 @@
 import {
-  applyDecorators, CallHandler, type OnApplicationBootstrap, createParamDecorator, ExecutionContext, Injectable, NestInterceptor,
+  applyDecorators, CallHandler, type OnApplicationBootstrap, createParamDecorator, ExecutionContext, Inject, Injectable, NestInterceptor,
   RequestMethod, SetMetadata, UseInterceptors,
 } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
@@ -12,6 +12,9 @@ import { ApiErrors } from './openapi.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
 import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
 import { LimitedPerOrganization, NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
+import { AppError } from '../errors/app-error.js';
+import { sqlState } from '../errors/database-errors.js';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
@@ -72,6 +75,7 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     private readonly moduleRef: ModuleRef,
     private readonly limiter: RateLimiter,
     private readonly orgLimits: OrgRateLimits,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** Resolved on first use: the billing module that provides it is not a platform dependency. */
@@ -82,23 +86,27 @@ export class TenantTransactionInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const request = this.prepare(context);
-    return from(
+    return from(request.open(() =>
       this.db.tenant(request.principal, request.orgId, request.meta, async (tx) => {
         await request.verify(tx);
         context.switchToHttp().getRequest().tenantTx = tx;
         return lastValueFrom(next.handle(), { defaultValue: undefined });
-      }, { workspaceId: request.workspaceId }),
-    );
+      }, { workspaceId: request.workspaceId })));
   }
 
   /**
    * Everything checked before a handler of an org or user route runs, for this interceptor and for
    * OrgPreflightInterceptor alike: which organization, then, inside the tenant transaction (`verify`), the rate
-   * limit, the API key's scope, the role and the plan's requirements.
+   * limit, the API key's scope, the role and the plan's requirements. `open` wraps the transaction: a caller the
+   * database refuses on entry (an API key that does not verify: 401; an organization the user is no member of: 404)
+   * is counted apart, per client IP or per user (RATE_LIMIT_REFUSED_PER_MINUTE), and past that limit refused with
+   * 429 before any transaction: the organization's own limit counts only callers let in, so without this a
+   * made-up key could hold a pooled connection per request for ever.
    */
   prepare(context: ExecutionContext): {
     principal: Principal; orgId: string; workspaceId?: string; meta: { requestId: string; ip: string };
     verify: (tx: TenantTx) => Promise<void>;
+    open: <T>(transaction: () => Promise<T>) => Promise<T>;
   } {
     const req = context.switchToHttp().getRequest();
     const targets = [context.getHandler(), context.getClass()];
@@ -120,7 +128,9 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const header = req.headers['x-workspace-id'];
     const workspaceId = typeof header === 'string' && header ? header : undefined;
     if (workspaceId && !UUID.test(workspaceId)) throw PlatformErrors.error('workspace.invalid', 'X-Workspace-Id must be a UUID');
+    let entered = false;
     const verify = async (tx: TenantTx): Promise<void> => {
+      entered = true;
       // after begin_request: only a caller the database let into the organization counts against its limit
       if (limited) {
         const limit = await this.orgLimits.limitOf(tx);
@@ -142,9 +152,25 @@ export class TenantTransactionInterceptor implements NestInterceptor {
       // in the request transaction, before the write: a counted limit locks and counts here
       for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
     };
-    return { principal, orgId, workspaceId, meta: { requestId: req.id, ip: req.ip }, verify };
+    const refused = !limited ? undefined
+      : principal.kind === 'apiKey' ? { bucket: `refused:ip:${req.ip ?? 'unknown'}`, what: 'this client address' }
+        : principal.kind === 'user' ? { bucket: `refused:user:${principal.userId}`, what: 'this user' } : undefined;
+    const open = async <T>(transaction: () => Promise<T>): Promise<T> => {
+      this.limiter.assertNotRefusing(refused?.bucket, refused?.what ?? '');
+      try {
+        return await transaction();
+      } catch (err) {
+        if (refused && !entered && refusedOnEntry(err)) await this.limiter.countRefusal(refused.bucket, this.config.rateLimits.refusedPerMinute, refused.what);
+        throw err;
+      }
+    };
+    return { principal, orgId, workspaceId, meta: { requestId: req.id, ip: req.ip }, verify, open };
   }
 }
+
+/** begin_request found no organization for the caller (404), or begin_key_request did not verify the key (28000 → 401). */
+const refusedOnEntry = (err: unknown): boolean =>
+  (err instanceof AppError && (err.status === 404 || err.status === 401)) || sqlState(err).code === '28000';
 
 /**
  * For org routes whose handler opens its own transactions instead of running in the request's one: a run of an
@@ -162,7 +188,7 @@ export class OrgPreflightInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const request = this.tenant.prepare(context);
-    return from(this.db.tenant(request.principal, request.orgId, request.meta, (tx) => request.verify(tx), { workspaceId: request.workspaceId }))
+    return from(request.open(() => this.db.tenant(request.principal, request.orgId, request.meta, (tx) => request.verify(tx), { workspaceId: request.workspaceId })))
       .pipe(switchMap(() => next.handle()));
   }
 }
