@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
-import { EmailDeliveryService, EMAIL_JOB, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
+import { EmailDeliveryService, EMAIL_JOB, EMAIL_RETRY_DELAYS_SECONDS, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
 
 const METRICS_TOKEN = 'test-metrics-token-mail-0123456789abcdef0123';
@@ -94,14 +94,28 @@ describe('notifications: e-mail over SMTP', () => {
     const sender = t.app.get(EmailDeliveryService);
     const job = { id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } };
     smtp.refuseNext(451, 'Try again later', MAX_EMAIL_ATTEMPTS + 1);
+    // each refusal writes the next attempt's job, due minutes later (greylisting lasts minutes), not an outbox retry
+    const retries = async () => (await t.db.admin.query(`SELECT payload, round(extract(epoch FROM available_at - now()))::int AS due_in
+      FROM core.outbox WHERE topic = $1 AND payload ->> 'deliveryId' = $2 AND processed_at IS NULL ORDER BY (payload ->> 'after')::int`, [EMAIL_JOB, id])).rows;
+    let next = job;
     for (let attempt = 1; attempt < MAX_EMAIL_ATTEMPTS; attempt++) {
-      await expect(sender.send(job)).rejects.toThrow(/not accepted/);
+      await sender.send(next);
       const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
       expect(row).toEqual({ status: 'queued', attempts: attempt, smtp_response: expect.stringContaining('451') });
+      const due = (await retries()).at(-1);
+      expect(due.payload).toEqual({ deliveryId: id, after: attempt });
+      expect(due.due_in).toBeGreaterThan(EMAIL_RETRY_DELAYS_SECONDS[attempt - 1] - 10);
+      expect(due.due_in).toBeLessThanOrEqual(EMAIL_RETRY_DELAYS_SECONDS[attempt - 1]);
+      // the job of an attempt already made (relayed twice) sends nothing
+      await sender.send(next);
+      expect((await t.db.admin.query('SELECT attempts FROM core.email_deliveries WHERE id = $1', [id])).rows[0].attempts).toBe(attempt);
+      next = { ...job, payload: due.payload };
     }
-    await sender.send(job); // the last attempt: failed for good, the job is done
+    expect(EMAIL_RETRY_DELAYS_SECONDS).toEqual([60, 300, 1800, 7200]);
+    await sender.send(next); // the last attempt: failed for good, the job is done, no other is written
     const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
     expect(row).toEqual({ status: 'failed', attempts: MAX_EMAIL_ATTEMPTS, smtp_response: expect.stringContaining('Try again later') });
+    expect(await retries()).toHaveLength(MAX_EMAIL_ATTEMPTS - 1);
     await sender.send(job); // nothing more
     expect((await t.db.admin.query('SELECT attempts FROM core.email_deliveries WHERE id = $1', [id])).rows[0].attempts).toBe(MAX_EMAIL_ATTEMPTS);
     smtp.refuseNext(250, '', 0);

@@ -4,17 +4,22 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { enqueue, enqueueIn, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { renderEmail, type EmailTemplate } from './email-templates.js';
 import { Mailer } from './mailer.service.js';
 import { notificationRepository as repo } from './notification.repository.js';
 import type { NotificationCategory } from './notification.dto.js';
 
-/** The outbox topic of one e-mail: `{ deliveryId }`. */
+/** The outbox topic of one e-mail: `{ deliveryId }`; a later attempt's job also carries `after` (see send). */
 export const EMAIL_JOB = 'notifications.email';
+/**
+ * How long a refused (4xx: greylisting, a full mailbox, a server restarting) e-mail waits before each next attempt:
+ * such refusals last minutes, and the outbox's own backoff (seconds) would spend every attempt within half a minute.
+ */
+export const EMAIL_RETRY_DELAYS_SECONDS = [60, 5 * 60, 30 * 60, 2 * 3600] as const;
 /** Sending attempts of one e-mail before it stays `failed` (the outbox would retry for ever). */
-export const MAX_EMAIL_ATTEMPTS = 5;
+export const MAX_EMAIL_ATTEMPTS = EMAIL_RETRY_DELAYS_SECONDS.length + 1;
 
 export interface QueuedEmail {
   userId: string | null;
@@ -96,12 +101,19 @@ export class EmailDeliveryService implements OnModuleInit {
     return `${this.config.billing.appUrl.replace(/\/$/, '')}${path}`;
   }
 
-  /** The job of one e-mail. Throws (the outbox retries) only while attempts remain. */
+  /**
+   * The job of one e-mail. A refusal that may pass (4xx) while attempts remain writes the next attempt's job, due
+   * after EMAIL_RETRY_DELAYS_SECONDS, with the delivery back to 'queued'. A job names the attempts made before it
+   * (`after`; the first job none) and does nothing once its attempt has been made (a job relayed twice sends once).
+   */
   async send(job: Job): Promise<void> {
     const deliveryId = String(job.payload.deliveryId);
+    const after = typeof job.payload.after === 'number' ? job.payload.after : 0;
     const prepared = await this.privileged.run('notifications.deliver', async (db) => {
       const d = await repo.lockDelivery(db, job.orgId, deliveryId);
       if (!d || !['queued', 'sending'].includes(d.status)) return undefined;
+      // this job's attempt: not made yet, or begun and cut off (the process ended while sending; relayed again)
+      if (d.attempts !== after && !(d.status === 'sending' && d.attempts === after + 1)) return undefined;
       const data: Record<string, unknown> = { ...(d.data as Record<string, unknown>), preferencesLink: this.appUrl('/settings/notifications') };
       const base = { orgId: d.org_id, id: d.id, to: d.to_address, template: d.template as EmailTemplate };
       if (!this.mailer.configured) return { ...base, data, attempts: d.attempts };
@@ -130,10 +142,16 @@ export class EmailDeliveryService implements OnModuleInit {
         case 'not_sent':
           return repo.setDelivery(db, prepared.orgId, prepared.id, { status: 'not_sent', smtpResponse: 'SMTP_URL is not set: logged, not sent' });
         case 'failed':
-          return repo.setDelivery(db, prepared.orgId, prepared.id, { status: retry ? 'queued' : 'failed', smtpResponse: outcome.response });
+          return repo.setDelivery(db, prepared.orgId, prepared.id, { status: retry ? 'queued' : 'failed', smtpResponse: outcome.response })
+            .then(() => retry ? enqueueIn({ db, orgId: prepared.orgId }, EMAIL_JOB, { deliveryId: prepared.id, after: prepared.attempts },
+              EMAIL_RETRY_DELAYS_SECONDS[prepared.attempts - 1]) : undefined);
       }
     });
-    if (retry) throw new Error(`e-mail ${prepared.id} not accepted (attempt ${prepared.attempts} of ${MAX_EMAIL_ATTEMPTS}): ${(outcome as { response: string }).response}`);
+    if (retry) {
+      const delay = EMAIL_RETRY_DELAYS_SECONDS[prepared.attempts - 1];
+      this.logger.warn(`e-mail ${prepared.id} not accepted (attempt ${prepared.attempts} of ${MAX_EMAIL_ATTEMPTS}), next in ${delay} s: ${(outcome as { response: string }).response}`);
+      return;
+    }
     if (outcome.kind === 'failed') this.logger.warn(`e-mail ${prepared.id} failed for good after ${prepared.attempts} attempt(s): ${outcome.response}`);
   }
 

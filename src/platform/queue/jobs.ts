@@ -37,6 +37,12 @@ export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: s
   await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
 }
 
+/** The same, due `delaySeconds` from now (a handler's own retry schedule: a job it writes for a later attempt). */
+export async function enqueueIn(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown>, delaySeconds: number): Promise<void> {
+  await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload, available_at)
+    VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb, now() + make_interval(secs => ${delaySeconds}::double precision))`;
+}
+
 /** The same, its row sent with the transaction's COMMIT (not awaited; a failed insert rolls the transaction back). */
 export function enqueueAtCommit(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}): void {
   tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
