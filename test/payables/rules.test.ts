@@ -128,7 +128,31 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     const ok = await t.http.post(url(`bills/${b.body.id}/approve`)).set(users.owner.auth).send({}).expect(200);
     expect(ok.body).toMatchObject({ status: 'posted', total: '1400.00' });
     expect(ok.body.decisions.map((d: any) => [d.decision, d.submissionNo, d.comment])).toEqual([
-      ['submit', 1, null], ['comment', 1, 'is this ours?'], ['reject', 1, 'wrong amount'], ['submit', 2, null], ['approve', 2, null]]);
+      ['submit', 1, null], ['comment', 1, 'is this ours?'], ['reject', 1, 'wrong amount'], ['edit', 1, null], ['submit', 2, null], ['approve', 2, null]]);
+  });
+
+  it('four eyes: whoever last edited or submitted someone else\'s bill cannot approve it either; nothing is written by the refusal', async () => {
+    const state = async (id: string) => (await t.db.admin.query(`SELECT b.status, b.journal_entry_id,
+      (SELECT count(*)::int FROM finance.bill_decisions d WHERE d.org_id = b.org_id AND d.bill_id = b.id AND d.decision = 'approve') AS approvals
+      FROM finance.bills b WHERE b.org_id = $1 AND b.id = $2`, [orgId, id])).rows[0];
+    // the admin rewrites the accountant's draft; the accountant submits it without looking
+    const edited = await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: vendor, billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '1500.00' }] }).expect(201);
+    await t.http.patch(url(`bills/${edited.body.id}`)).set(users.admin.auth).send({ billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '1900.00' }] }).expect(200);
+    await t.http.post(url(`bills/${edited.body.id}/submit`)).set(users.accountant.auth).expect(200);
+    const byEditor = await t.http.post(url(`bills/${edited.body.id}/approve`)).set(users.admin.auth).send({}).expect(403);
+    expect(byEditor.body.error).toMatchObject({ code: 'payables.own_bill', message: `you last edited bill ${edited.body.id}: another approver must approve it` });
+    expect(await state(edited.body.id)).toEqual({ status: 'submitted', journal_entry_id: null, approvals: 0 });
+    const ok = await t.http.post(url(`bills/${edited.body.id}/approve`)).set(users.owner.auth).send({}).expect(200);
+    expect(ok.body).toMatchObject({ status: 'posted', total: '1900.00' });
+    expect(ok.body.decisions.map((d: any) => [d.decision, d.actorId])).toEqual([['edit', users.admin.id], ['submit', users.accountant.id], ['approve', users.owner.id]]);
+
+    // the admin submits the accountant's draft
+    const submitted = await t.http.post(url('bills')).set(users.accountant.auth).send({ vendorId: vendor, billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '1600.00' }] }).expect(201);
+    await t.http.post(url(`bills/${submitted.body.id}/submit`)).set(users.admin.auth).expect(200);
+    const bySubmitter = await t.http.post(url(`bills/${submitted.body.id}/approve`)).set(users.admin.auth).send({}).expect(403);
+    expect(bySubmitter.body.error).toMatchObject({ code: 'payables.own_bill', message: `you submitted bill ${submitted.body.id}: another approver must approve it` });
+    expect(await state(submitted.body.id)).toEqual({ status: 'submitted', journal_entry_id: null, approvals: 0 });
+    await t.http.post(url(`bills/${submitted.body.id}/approve`)).set(users.owner.auth).send({}).expect(200);
   });
 
   it('the journal entry of a bill or a vendor payment is not reversed alone: 422 naming the document, nothing written', async () => {

@@ -37,6 +37,21 @@ describe('receivables: amounts in the currency\'s minor units; declared error co
     }
   });
 
+  it('a revenue recognition run answers each line\'s amount in the invoice currency\'s minor units (KWD 3, JPY 0), as stored', async () => {
+    for (const [base, price, jan] of [['KWD', '3650.365', '310.031'], ['JPY', '36500', '3100']]) {
+      const { orgId, acc, customer } = await orgIn(base);
+      // 365 days of service: KWD 10.001 a day, JPY 100 a day; January is 31 days of it
+      const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-01', lines: [
+        { description: 'Support 2026', quantity: '1', unitPrice: price, revenueAccountId: acc['4100'], serviceStart: '2026-01-01', serviceEnd: '2026-12-31' }] });
+      const run = (await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: '2026-01-31' }).expect(200)).body;
+      expect(run.lines).toEqual([{ invoiceId: inv.id, lineNo: 1, amount: jan, recognizedThrough: '2026-01-31' }]);
+      const { rows } = await t.db.admin.query(`SELECT amount::text FROM finance.revenue_recognitions WHERE org_id = $1 AND invoice_id = $2`, [orgId, inv.id]);
+      expect(rows.map((r) => Number(r.amount))).toEqual([Number(jan)]);
+      // a replay answers the same
+      expect((await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: '2026-01-31' }).expect(200)).body).toMatchObject({ replayed: true, lines: run.lines });
+    }
+  });
+
   it('a credit limit is in the base currency: answered in its minor units, refused finer; before the books, as entered', async () => {
     const kwd = await orgIn('KWD');
     const created = await t.http.post(rUrl(kwd.orgId, 'customers')).set(owner.auth).send({ name: 'Gulf Trading', creditLimit: '5000.125' }).expect(201);

@@ -221,6 +221,65 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     await t.http.delete(rUrl(orgId, `invoices/${febDraft.body.id}`)).set(owner.auth).expect(204);
   });
 
+  it('a credit note credits a line at most once in all, even when it names the line twice', async () => {
+    const buyer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Credit Buyer' }).expect(201)).body.id;
+    const inv = await issueInvoice(t, orgId, owner, { customerId: buyer, invoiceDate: '2026-03-20',
+      lines: [line({ quantity: '5', taxCodeId: vat }), line({ quantity: '10' })] });
+    expect(inv).toMatchObject({ subtotal: '1500.00', taxTotal: '100.00', total: '1600.00' });
+    const credit = (lines: object[]) => t.http.post(rUrl(orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-21', lines });
+    const before = await Promise.all(['invoices', 'invoice_lines', 'receivable_allocations', 'journal_entries'].map(count));
+    for (const [lines, message] of [
+      [[{ lineNo: 1 }, { lineNo: 1 }], /lines\[1\]\.quantity: line 1 has 0 left to credit/],
+      [[{ lineNo: 1, quantity: '3' }, { lineNo: 1, quantity: '3' }], /lines\[1\]\.quantity: line 1 has 2 left to credit/],
+    ] as const) {
+      const res = await credit([...lines]).expect(422);
+      expect(res.body.error).toMatchObject({ code: 'receivables.credit_lines', message: expect.stringMatching(message) });
+    }
+    expect(await Promise.all(['invoices', 'invoice_lines', 'receivable_allocations', 'journal_entries'].map(count))).toEqual(before);
+    // the same line twice within what is left is one credit of the sum: 5 units, 500.00 of revenue and its 100.00 of VAT
+    const cn = (await credit([{ lineNo: 1, quantity: '2' }, { lineNo: 1, quantity: '3' }]).expect(201)).body;
+    expect(cn).toMatchObject({ subtotal: '500.00', taxTotal: '100.00', total: '600.00' });
+    const entry = (await t.http.get(ledgerUrl(orgId, `journal-entries/${cn.entryId}`)).set(owner.auth).expect(200)).body;
+    const by = (code: string) => entry.lines.filter((l: any) => l.accountCode === code).reduce((s: number, l: any) => s + Number(l.debit) - Number(l.credit), 0);
+    expect([by('4100'), by('2200'), by('1200')]).toEqual([500, 100, -600]);
+    await credit([{ lineNo: 1 }]).expect(422);
+  });
+
+  it('the credits of a line add up to its own rounded net and tax: the last takes exactly what is left', async () => {
+    const buyer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Small Buyer' }).expect(201)).body.id;
+    // 3 × 0.335 at 20 %: net 1.01, VAT 0.20; credited a unit at a time 0.34 + 0.33 + 0.34 and 0.07 + 0.06 + 0.07
+    const small = await issueInvoice(t, orgId, owner, { customerId: buyer, invoiceDate: '2026-03-20', lines: [line({ quantity: '3', unitPrice: '0.335', taxCodeId: vat })] });
+    expect(small).toMatchObject({ subtotal: '1.01', taxTotal: '0.20', total: '1.21' });
+    const parts = [];
+    for (let k = 0; k < 3; k++) {
+      parts.push((await t.http.post(rUrl(orgId, `invoices/${small.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-21', lines: [{ lineNo: 1, quantity: '1' }] }).expect(201)).body);
+    }
+    expect(parts.map((p) => [p.subtotal, p.taxTotal])).toEqual([['0.34', '0.07'], ['0.33', '0.06'], ['0.34', '0.07']]);
+    expect((await t.http.get(rUrl(orgId, `invoices/${small.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
+    const { rows: [sums] } = await t.db.admin.query(`SELECT sum(l.net_amount)::text AS net, sum(l.tax_amount)::text AS tax FROM finance.invoice_lines l
+      JOIN finance.invoices i ON i.org_id = l.org_id AND i.id = l.invoice_id WHERE i.org_id = $1 AND i.credited_invoice_id = $2`, [orgId, small.id]);
+    expect([Number(sums.net), Number(sums.tax)]).toEqual([1.01, 0.2]);
+  });
+
+  it('a payment settles an invoice no earlier than its invoice date: neither its own allocations nor later ones; nothing written', async () => {
+    const payer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Early Payer' }).expect(201)).body.id;
+    const inv = await issueInvoice(t, orgId, owner, { customerId: payer, invoiceDate: '2026-03-20', lines: [line()] });
+    const before = await Promise.all(['customer_payments', 'receivable_allocations', 'journal_entries'].map(count));
+    const early = await t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: payer, date: '2026-03-19', amount: '100.00', depositAccountId: acc['1100'], method: 'cash',
+      allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(400);
+    expect(early.body.error).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(/allocations\[0\]\.invoiceId: the allocation date 2026-03-19 is before the invoice date 2026-03-20/) });
+    expect(await Promise.all(['customer_payments', 'receivable_allocations', 'journal_entries'].map(count))).toEqual(before);
+    // customer credit received before the invoice, allocated later: dated on or after the invoice only
+    const credit = (await t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: payer, date: '2026-03-10', amount: '100.00', depositAccountId: acc['1100'], method: 'cash' }).expect(201)).body;
+    const allocationsBefore = await count('receivable_allocations');
+    const later = await t.http.post(rUrl(orgId, `payments/${credit.id}/allocations`)).set(owner.auth).send({ date: '2026-03-15', allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(400);
+    expect(later.body.error).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(/allocations\[0\]\.invoiceId: the allocation date 2026-03-15 is before the invoice date 2026-03-20/) });
+    expect(await count('receivable_allocations')).toBe(allocationsBefore);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'issued', openAmount: '100.00' });
+    const onTime = (await t.http.post(rUrl(orgId, `payments/${credit.id}/allocations`)).set(owner.auth).send({ date: '2026-03-20', allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(201)).body;
+    expect(onTime).toMatchObject({ unallocated: '0.00', allocations: [expect.objectContaining({ invoiceId: inv.id, amount: '100.00', date: '2026-03-20' })] });
+  });
+
   it('viewers read but cannot write; a starter plan gets 402 for foreign-currency documents', async () => {
     await t.http.get(rUrl(orgId, 'invoices')).set(viewer.auth).expect(200);
     expect((await t.http.post(rUrl(orgId, 'customers')).set(viewer.auth).send({ name: 'Nope' }).expect(403)).body.error.code).toBe('forbidden.role');

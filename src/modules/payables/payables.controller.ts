@@ -163,7 +163,7 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never its creator; roles per the rule); the final approval posts it to the ledger' })
+  @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never by whoever created, last edited or submitted it; roles per the rule); the final approval posts it to the ledger' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
   @ApiErrorCodes(...WORKFLOW_ERRORS)

@@ -74,7 +74,7 @@ export class VendorPage extends PageInfo {
 export class ApprovalRuleDto {
   @ApiProperty({ description: 'Threshold in the base currency (exclusive); the highest threshold below the total applies', example: '1000.00' })
   @Matches(AMOUNT, amountMsg('above')) above: string;
-  @ApiProperty({ description: 'Number of distinct approvers needed (0-10); never the document\'s creator', example: 1 }) @IsInt() @Min(0) @Max(10) approvals: number;
+  @ApiProperty({ description: 'Number of distinct approvers needed (0-10); never the document\'s creator, last editor or submitter', example: 1 }) @IsInt() @Min(0) @Max(10) approvals: number;
   @ApiProperty({ description: 'Roles that may approve', enum: APPROVER_ROLES, isArray: true, example: ['owner', 'admin'] })
   @ArrayMinSize(1) @ArrayMaxSize(3) @IsIn(APPROVER_ROLES, { each: true }) roles: string[];
 }
@@ -167,10 +167,10 @@ export class BillLineDto {
   @ApiProperty({ description: 'Receipt reference (claims); null when none', type: String, nullable: true, example: null }) receiptRef: string | null;
 }
 
-@ApiSchema({ description: 'An approval decision on a bill or claim (submit, approve, reject, comment), in the order made' })
+@ApiSchema({ description: 'An approval decision on a bill or claim (submit, approve, reject, comment, edit: its content replaced), in the order made' })
 export class BillDecisionDto {
   @ApiProperty({ description: 'Decision id', format: 'uuid', example: '6f5e4d3c-2b1a-4c9d-8e7f-6a5b4c3d2e1f' }) id: string;
-  @ApiProperty({ description: 'submit, approve, reject or comment', enum: ['submit', 'approve', 'reject', 'comment'], example: 'approve' }) decision: string;
+  @ApiProperty({ description: 'submit, approve, reject, comment, or edit (the content replaced: its author may not approve it)', enum: ['submit', 'approve', 'reject', 'comment', 'edit'], example: 'approve' }) decision: string;
   @ApiProperty({ description: 'Which submission of the document it belongs to (approvals count per submission)', example: 1 }) submissionNo: number;
   @ApiProperty({ description: 'Who decided (user id, or service:<name>)', example: 'c0ffee00-0000-4000-8000-000000000001' }) actorId: string;
   @ApiProperty({ description: 'The role they acted in', example: 'admin' }) actorRole: string;

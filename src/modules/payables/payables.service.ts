@@ -208,6 +208,8 @@ export class PayablesService {
     const { header, lines } = await this.billContent(tx, dto, b.vendor_id!);
     await repo.updateBillContent(tx.db, tx.orgId, id, header);
     await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    // the editor wrote all of the content now: they may not approve it (approve)
+    await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'edit', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: null });
     const after = await this.getBill(tx, id, 'bill');
     await this.audit.record(tx, { action: 'payables.bill_updated', entityType: 'bill', entityId: id, before, after });
     return after;
@@ -232,6 +234,7 @@ export class PayablesService {
     const { header, lines } = await this.claimContent(tx, dto);
     await repo.updateBillContent(tx.db, tx.orgId, id, header);
     await repo.replaceLines(tx.db, tx.orgId, id, lines);
+    await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'edit', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: null });
     const after = await this.getBill(tx, id, 'expense_claim');
     await this.audit.record(tx, { action: 'payables.expense_claim_updated', entityType: 'expense_claim', entityId: id, before, after });
     return after;
@@ -358,7 +361,10 @@ export class PayablesService {
     const b = await this.lockDocument(tx, id, kind);
     if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be approved`);
     const me = this.actor(tx);
-    if (b.created_by === me || b.claimant_id === me) throw PayablesErrors.error('payables.own_bill', `the creator of ${kind} ${id} cannot approve it`);
+    // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it
+    const { submitter, lastEditor } = await repo.authorsOf(tx.db, tx.orgId, id, b.submission_no);
+    const part = b.created_by === me ? 'created' : b.claimant_id === me ? 'claimed' : lastEditor === me ? 'last edited' : submitter === me ? 'submitted' : null;
+    if (part) throw PayablesErrors.error('payables.own_bill', `you ${part} ${kind} ${id}: another approver must approve it`);
     if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
       throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
     }

@@ -343,7 +343,10 @@ export class InvoicesService {
     const { baseCurrency, currencyMu } = await this.requireCurrency(tx, inv.currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const invLines = await repo.getLines(tx.db, tx.orgId, [invoiceId]);
-    const credited = await repo.creditedQuantities(tx.db, tx.orgId, invoiceId);
+    // what earlier credit notes took of each line, and (as the loop goes) the lines before in this one: a line named
+    // twice is credited once in all
+    const credited = new Map([...(await repo.creditedLines(tx.db, tx.orgId, invoiceId))]
+      .map(([lineNo, c]) => [lineNo, { quantity: D(c.quantity), net: D(c.net), tax: D(c.tax) }]));
     const taxCodes = await this.taxCodeMap(tx);
     const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
     // a line with a service period: what its credit notes left of its net, and what recognition has taken of that (read
@@ -359,12 +362,23 @@ export class InvoicesService {
     for (const [i, w] of wanted.entries()) {
       const src = invLines.find((l) => l.lineNo === w.lineNo);
       if (!src) throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].lineNo: invoice ${inv.number} has no line ${w.lineNo}`);
-      const left = D(src.quantity).minus(credited.get(src.lineNo) ?? 0);
+      const prior = credited.get(src.lineNo) ?? { quantity: D(0), net: D(0), tax: D(0) };
+      const left = D(src.quantity).minus(prior.quantity);
       const quantity = w.quantity ?? left.toFixed();
       if (!D(quantity).gt(0) || D(quantity).gt(left)) {
         throw ReceivablesErrors.error('receivables.credit_lines', `lines[${i}].quantity: line ${w.lineNo} has ${left.toFixed()} left to credit`);
       }
-      const r = this.computeLine(quantity, src.unitPrice, src.discountPercent, src.taxCodeId ? taxCodes.get(src.taxCodeId) : undefined, currencyMu);
+      // the credits of a line add up to the line's own rounded net and tax: each takes what the line comes to at the
+      // quantity credited after it less what was credited before (rounding per credit would drift: 3 × 0.335 credited one
+      // at a time is 0.34 × 3), and the last takes exactly what is left
+      const cumulative = prior.quantity.plus(quantity);
+      const at = cumulative.eq(src.quantity) ? { net: src.netAmount, tax: src.taxAmount }
+        : this.computeLine(cumulative.toFixed(), src.unitPrice, src.discountPercent, src.taxCodeId ? taxCodes.get(src.taxCodeId) : undefined, currencyMu);
+      const notBelowZero = (v: Decimal) => (v.isNeg() ? D(0) : v); // credits of the line rounded before this rule could have overshot
+      const lineNet = notBelowZero(D(at.net).minus(prior.net));
+      const lineTax = notBelowZero(D(at.tax).minus(prior.tax));
+      const r = { net: fixed(lineNet, currencyMu), tax: fixed(lineTax, currencyMu), gross: fixed(lineNet.plus(lineTax), currencyMu) };
+      credited.set(src.lineNo, { quantity: cumulative, net: prior.net.plus(lineNet), tax: prior.tax.plus(lineTax) });
       const d = src.serviceStart !== null ? deferredNow.get(src.lineNo) : undefined;
       if (d) {
         // what is still deferred of the line is taken back from deferred revenue, the rest (recognized) from revenue;

@@ -90,7 +90,7 @@ export class PaymentsService {
    * The invoices are locked (in id order) first, so two requests allocating against one invoice run one after
    * the other and the second sees what the first took: the open amount never goes below zero.
    */
-  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal }, baseMu: number): Promise<Planned[]> {
+  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string }, baseMu: number): Promise<Planned[]> {
     await repo.lockInvoices(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
     const mu = await this.ledger.currencyUnits(tx, p.currency);
@@ -110,6 +110,8 @@ export class PaymentsService {
       if (inv.kind !== 'invoice' || !['issued', 'partially_paid', 'paid'].includes(inv.status)) {
         throw ReceivablesErrors.error('receivables.invalid_status', `allocations[${i}].invoiceId: the ${inv.kind} is ${inv.status}; only issued invoices take payments`);
       }
+      // an invoice is settled no earlier than it exists: the aging and the statements as of a date before it would show it paid
+      if (p.date < inv.invoiceDate) throw PlatformErrors.error('validation_failed', `allocations[${i}].invoiceId: the allocation date ${p.date} is before the invoice date ${inv.invoiceDate} of invoice ${inv.number}`);
       if (inv.currency !== p.currency) throw ReceivablesErrors.error('receivables.currency_mismatch', `allocations[${i}]: invoice ${inv.number} is in ${inv.currency}, the payment in ${p.currency}`);
       if (amount.gt(left)) throw ReceivablesErrors.error('receivables.exceeds_payment', `allocations[${i}].amount: ${a.amount} is more than the payment has left to allocate (${fixed(left, mu)})`);
       if (amount.gt(o.open)) throw ReceivablesErrors.error('receivables.over_allocation', `allocations[${i}].amount: ${a.amount} is more than is open on invoice ${inv.number} (${fixed(o.open, mu)})`, { invoiceId: inv.id, open: fixed(o.open, mu) });
@@ -143,7 +145,7 @@ export class PaymentsService {
     await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
-    const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, rate, unallocated: amount }, baseMu);
+    const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, rate, unallocated: amount, date: dto.date }, baseMu);
     const allocated = planned.reduce((s, p) => s.plus(p.amount), D(0));
     const common = { currency, rate, counterpartyType: 'customer', counterpartyId: customer.id };
     const lines: PostingLine[] = [{ ...common, accountId: dto.depositAccountId, debit: amount.toFixed(), description: `payment from customer${dto.reference ? ` ${dto.reference}` : ''}`.slice(0, 500) }];
@@ -195,7 +197,7 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
-    const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated) }, baseMu);
+    const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date }, baseMu);
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     await this.record(tx, planned, { paymentId, date, entryId });
     const after = await this.get(tx, paymentId);

@@ -298,13 +298,13 @@ export const receivablesRepository = {
       .where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  /** How much of each credited invoice line is already credited by issued credit notes (by line number). */
-  async creditedQuantities(db: Db, orgId: string, invoiceId: string): Promise<Map<number, string>> {
+  /** Per line of the invoice: the quantity, net and tax its credit notes have credited so far. */
+  async creditedLines(db: Db, orgId: string, invoiceId: string): Promise<Map<number, { quantity: string; net: string; tax: string }>> {
     const rows = await db.run(qb.selectFrom('finance.invoice_lines as l').innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
-      .select(['l.credited_line_no as lineNo', sql<string>`sum(l.quantity)::text`.as('quantity')])
+      .select(['l.credited_line_no as lineNo', sql<string>`sum(l.quantity)::text`.as('quantity'), sql<string>`sum(l.net_amount)::text`.as('net'), sql<string>`sum(l.tax_amount)::text`.as('tax')])
       .where('i.org_id', '=', orgId).where('i.credited_invoice_id', '=', invoiceId).where('i.status', '<>', 'draft')
       .groupBy('l.credited_line_no'));
-    return new Map(rows.map((r) => [Number(r.lineNo), r.quantity]));
+    return new Map(rows.map((r) => [Number(r.lineNo), { quantity: r.quantity, net: r.net, tax: r.tax }]));
   },
 
   // ---------------------------------------------------------------- payments and allocations

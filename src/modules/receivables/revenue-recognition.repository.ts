@@ -67,14 +67,15 @@ export const revenueRecognitionRepository = {
     })) as never));
   },
 
-  async recognitions(db: Db, orgId: string, q: { invoiceId?: string; runDate?: string }): Promise<RecognitionRow[]> {
-    let query = qb.selectFrom('finance.revenue_recognitions').select([
-      'invoice_id as invoiceId', 'line_no as lineNo', sql<string>`run_date::text`.as('runDate'), sql<string>`recognized_through::text`.as('recognizedThrough'),
-      sql<string>`posted_on::text`.as('postedOn'), sql<string>`amount::text`.as('amount'), sql<string>`base_amount::text`.as('baseAmount'),
-    ]).where('org_id', '=', orgId);
-    if (q.invoiceId) query = query.where('invoice_id', '=', q.invoiceId);
-    if (q.runDate) query = query.where('run_date', '=', q.runDate as never);
-    return (await db.run(query.orderBy('invoice_id').orderBy('line_no').orderBy('run_date'))) as RecognitionRow[];
+  /** Recognitions with their invoice's currency (amounts are given in its minor units). */
+  async recognitions(db: Db, orgId: string, q: { invoiceId?: string; runDate?: string }): Promise<(RecognitionRow & { currency: string })[]> {
+    let query = qb.selectFrom('finance.revenue_recognitions as r').innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'r.org_id').onRef('i.id', '=', 'r.invoice_id')).select([
+      'r.invoice_id as invoiceId', 'r.line_no as lineNo', sql<string>`r.run_date::text`.as('runDate'), sql<string>`r.recognized_through::text`.as('recognizedThrough'),
+      sql<string>`r.posted_on::text`.as('postedOn'), sql<string>`r.amount::text`.as('amount'), sql<string>`r.base_amount::text`.as('baseAmount'), 'i.currency',
+    ]).where('r.org_id', '=', orgId);
+    if (q.invoiceId) query = query.where('r.invoice_id', '=', q.invoiceId);
+    if (q.runDate) query = query.where('r.run_date', '=', q.runDate as never);
+    return (await db.run(query.orderBy('r.invoice_id').orderBy('r.line_no').orderBy('r.run_date'))) as (RecognitionRow & { currency: string })[];
   },
 
   /** Organizations with deferred lines begun by `date` (the daily job's list; read on its privileged path). */

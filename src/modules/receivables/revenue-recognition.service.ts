@@ -50,8 +50,9 @@ export class RevenueRecognitionService {
   private async runDto(tx: TenantTx, date: string, replayed: boolean): Promise<RevenueRecognitionRunDto> {
     const run = (await repo.getRun(tx.db, tx.orgId, date))!;
     const rows = await repo.recognitions(tx.db, tx.orgId, { runDate: date });
+    const units = await this.ledger.minorUnits(tx);
     const lines = [];
-    for (const r of rows) lines.push({ invoiceId: r.invoiceId, lineNo: r.lineNo, amount: D(r.amount).toFixed(2), recognizedThrough: r.recognizedThrough });
+    for (const r of rows) lines.push({ invoiceId: r.invoiceId, lineNo: r.lineNo, amount: fixed(r.amount, units(r.currency)), recognizedThrough: r.recognizedThrough });
     return { ...run, replayed, lines };
   }
 

@@ -8,7 +8,11 @@ import { SemanticErrors } from './semantic.errors.js';
  * this, the query runs READ ONLY under the caller's claims and is rolled back: RLS still decides the rows.
  */
 
-/** Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building. */
+/**
+ * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
+ * None that builds a value of a size given by an argument (repeat, lpad, rpad, format's width): one call of those
+ * makes the backend allocate up to 1 GB, long before the statement timeout or the byte cap can act.
+ */
 export const ALLOWED_FUNCTIONS = new Set([
   // aggregates
   'count', 'sum', 'avg', 'min', 'max', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp',
@@ -20,8 +24,8 @@ export const ALLOWED_FUNCTIONS = new Set([
   'abs', 'round', 'ceil', 'ceiling', 'floor', 'trunc', 'sign', 'mod', 'power', 'sqrt', 'cbrt', 'exp', 'ln', 'log', 'log10', 'div', 'width_bucket',
   // text
   'lower', 'upper', 'initcap', 'length', 'char_length', 'character_length', 'octet_length', 'substring', 'substr', 'left', 'right',
-  'trim', 'btrim', 'ltrim', 'rtrim', 'lpad', 'rpad', 'concat', 'concat_ws', 'replace', 'split_part', 'strpos', 'position',
-  'starts_with', 'reverse', 'repeat', 'translate', 'to_char', 'to_number', 'format', 'md5', 'regexp_replace', 'regexp_match', 'regexp_like',
+  'trim', 'btrim', 'ltrim', 'rtrim', 'concat', 'concat_ws', 'replace', 'split_part', 'strpos', 'position',
+  'starts_with', 'reverse', 'translate', 'to_char', 'to_number', 'md5', 'regexp_replace', 'regexp_match', 'regexp_like',
   // dates and times
   'date_trunc', 'date_part', 'extract', 'date_bin', 'age', 'make_date', 'make_timestamp', 'make_interval', 'to_date', 'to_timestamp',
   'now', 'timezone', 'justify_days', 'justify_hours', 'justify_interval', 'isfinite',
@@ -136,7 +140,9 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
         if (type.endsWith('Stmt')) throw refuse(`${type.replace(/Stmt$/, '').toUpperCase()} is not allowed`);
     }
   });
-  const statement = len > 0 ? sql.slice(at, at + len) : sql.slice(at);
+  // the parser's offsets count UTF-8 bytes, not UTF-16 code units: 'Müller' shifts every later offset by one
+  const bytes = Buffer.from(sql, 'utf8');
+  const statement = (len > 0 ? bytes.subarray(at, at + len) : bytes.subarray(at)).toString('utf8');
   return { statement, views: [...views].sort() };
 }
 
