@@ -13,9 +13,10 @@ INSERT INTO core.memberships (org_id, user_id, role) VALUES
   ('10000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000a', 'owner'),
   ('10000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000000b', 'owner');
 
--- Ada appends to Acme's log and reads it back
-SET LOCAL ROLE authenticated;
-SELECT set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-00000000000a","role":"authenticated","org_id":"10000000-0000-4000-8000-00000000000a"}', true);
+-- Ada appends to Acme's log and reads it back, through the API's runtime login (authenticated writes audit rows only
+-- in a transaction whose claims begin_request verified: 006_rest_path_writes.sql)
+SET LOCAL SESSION AUTHORIZATION omnizen_api;
+SELECT org_id FROM public.begin_request('{"sub":"00000000-0000-4000-8000-00000000000a","role":"authenticated","org_id":"10000000-0000-4000-8000-00000000000a"}', 'authenticated');
 INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id)
 VALUES ('10000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000a', 'user', 'test.created', 'test', '1');
 SELECT pg_temp.check('Ada reads Acme''s audit row', (SELECT count(*) FROM core.audit_logs), 1);
@@ -28,6 +29,7 @@ SELECT pg_temp.refused('an audit row for another organization',
 
 -- the privileged role cannot change history either
 RESET ROLE;
+RESET SESSION AUTHORIZATION;
 SET LOCAL ROLE service_role;
 SELECT pg_temp.check('service_role sees the row', (SELECT count(*) FROM core.audit_logs), 1);
 SELECT pg_temp.refused('service_role UPDATE of the audit log', 'UPDATE core.audit_logs SET action = ''tampered''');

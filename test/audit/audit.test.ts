@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { orgWithRoles, type TestUser, type OrgWithRoles } from '../support/factories.js';
 
@@ -161,10 +162,25 @@ describe('audit log', () => {
   it('cannot be forged: a member writes audit rows only as themselves, and never as a service', async () => {
     const member = a.users.member;
     const claims = { sub: member.id, role: 'authenticated', org_id: a.orgId };
-    const insert = (actor: string, type: string) => t.db.as(claims, 'authenticated',
-      `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type) VALUES ($1, $2, $3, 'forged', 'x')`, [a.orgId, actor, type]);
+    const sql = `INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type) VALUES ($1, $2, $3, 'forged', 'x')`;
+    // in a transaction begun as the API begins one (begin_request verifies the claims), rolled back
+    const insert = async (actor: string, type: string) => {
+      const c = new pg.Client({ connectionString: t.db.apiUrl });
+      await c.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [JSON.stringify(claims)]);
+        return (await c.query(sql, [a.orgId, actor, type])).rows;
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+        await c.end();
+      }
+    };
     await expect(insert(a.users.owner.id, 'user')).rejects.toThrow(/row-level security/);
     await expect(insert('service:billing', 'service')).rejects.toThrow(/row-level security/);
     await expect(insert(member.id, 'user')).resolves.toEqual([]);
+    // the same claims set without begin_request (as Supabase's REST API sets a token's): no audit row at all (20270202000200)
+    await expect(t.db.as(claims, 'authenticated', sql, [a.orgId, member.id, 'user'])).rejects.toThrow(/row-level security/);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE action = 'forged'`)).rows).toEqual([{ n: 0 }]);
   });
 });

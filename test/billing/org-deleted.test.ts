@@ -124,6 +124,24 @@ describe('billing: the subscriptions of a deleted organization are canceled', ()
     expect((await events(org, 'organization.deleted'))[0]).toMatchObject({ attempts: 1, done: false, last_error: expect.stringContaining('Stripe could not cancel the subscription') });
   });
 
+  it('an organization.deleted event for an organization that is not deleted (a forged outbox row) cancels nothing', async () => {
+    const org = await createOrg(t, ada, 'Still Here');
+    const sub = await subscribe({ orgId: org }, 'omnizen', 'professional', 'sub_still_here');
+    // what a member's REST insert into core.outbox wrote before migration 20270202000200 (owner connection here)
+    await t.db.admin.query(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, 'domain_event', $2)`, [org, {
+      type: 'organization.deleted', version: 1, occurredAt: new Date().toISOString(),
+      payload: { organizationId: org, accountType: 'business', reason: 'deleted' },
+    }]);
+    const requests = stripe.requests.length;
+    await drain();
+    expect(stripe.requests.length).toBe(requests);
+    expect(stripe.subscriptions.get('sub_still_here')!.status).toBe('active');
+    expect(await hubStatus(sub)).toBe('active');
+    expect(await audits(org)).toEqual([]);
+    expect(await events(org, 'subscription.canceled')).toEqual([]);
+    expect((await events(org, 'organization.deleted'))[0]).toMatchObject({ done: true, last_error: null });
+  });
+
   it("erasing a person (DELETE /v1/me) cancels their personal plans with their personal organization", async () => {
     const eve = await registerUser(t, 'eve');
     const personal = await subscribe({ userId: eve.id }, 'app_securevault', 'pro', 'sub_eve_personal');

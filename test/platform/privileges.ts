@@ -205,8 +205,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
-  'function core.personal_data_key(uuid, text, jsonb)': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
-  'function core.personal_data_keys_by_id(uuid[])': { anon: 'EXECUTE', authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the API's tenant transactions and privileged paths only: the functions refuse other callers (20270202000200)
+  'function core.personal_data_key(uuid, text, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.personal_data_keys_by_id(uuid[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.shred_party_key(text, uuid)': { authenticated: 'EXECUTE' },
   'function hub.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function hub.seat_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

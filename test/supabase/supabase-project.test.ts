@@ -92,10 +92,9 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     const helpers = ['core.request_claims', 'public.auth_api_key_id', 'public.auth_claims_verified', 'public.auth_has_role', 'public.auth_has_scope',
       'public.auth_org_id', 'public.auth_org_id_checked', 'public.auth_org_role_checked', 'public.auth_role', 'public.auth_role_checked',
       'public.auth_user_id', 'public.auth_workspace_id'];
-    // the per-person audit keys (crypto-shredding): the audit writer and reader of any request call them; they hand
-    // out keys wrapped by the application's secret box only
-    const auditKeys = ['core.personal_data_key', 'core.personal_data_keys_by_id'];
-    expect(callable('anon')).toEqual([...auditKeys, ...helpers, 'public.public_provider_profile'].sort());
+    // the per-person audit keys (core.personal_data_key, personal_data_keys_by_id) are not among them: anonymous
+    // requests write no audit rows, and over PostgREST they planted and read keys (20270202000200)
+    expect(callable('anon')).toEqual([...helpers, 'public.public_provider_profile'].sort());
     expect(callable('authenticated')).not.toContain('public.begin_request');
     expect(callable('authenticated')).not.toContain('public.begin_key_request');
     expect(callable('authenticated')).not.toContain('public.verify_api_key');

@@ -204,9 +204,10 @@ export const billingRepository = {
     };
   },
 
-  async org(db: Db, orgId: string): Promise<OrgRow | undefined> {
+  /** deletedAt: set once the organization is deleted (soft delete) */
+  async org(db: Db, orgId: string): Promise<(OrgRow & { deletedAt: Date | null }) | undefined> {
     const [row] = await db.run(qb.selectFrom('core.organizations')
-      .select(['id', 'account_type as accountType', 'owner_user_id as ownerUserId', 'created_at as createdAt'])
+      .select(['id', 'account_type as accountType', 'owner_user_id as ownerUserId', 'created_at as createdAt', 'deleted_at as deletedAt'])
       .where('id', '=', orgId).$narrowType<{ accountType: OrgRow['accountType'] }>());
     return row;
   },

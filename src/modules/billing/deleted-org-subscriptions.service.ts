@@ -42,7 +42,12 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
   async cancelAll(event: DomainEvent): Promise<string[]> {
     const live = await this.privileged.run('billing.org_deleted', async (db) => {
       const org = await repo.org(db, event.orgId);
-      if (!org) return [];
+      // the organization's row decides, not the event: one for an organization that is not deleted (a forged outbox
+      // row) cancels nothing
+      if (!org?.deletedAt) {
+        if (org) this.logger.warn(`organization.deleted ${event.id} for organization ${event.orgId}, which is not deleted: nothing canceled`);
+        return [];
+      }
       const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: org.id };
       return (await repo.subscriptionsOf(db, subject)).filter((s) => !ENDED.has(s.status ?? ''));
     });
