@@ -174,6 +174,25 @@ describe('observability', () => {
     } finally {
       await t.db.admin.query(`ALTER TABLE finance.accounts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
     }
+    await t.http.get('/health/ready').expect(200); // a passing verdict first: the next one must not keep it
+    // the check itself failing while the database answers (here a policy that raises): not ready, not "no leak"
+    await t.db.admin.query(`CREATE POLICY canary_broken ON core.organizations FOR SELECT TO authenticated USING ((1 / (SELECT 0)) = 1)`);
+    try {
+      const broken = await t.http.get('/health/ready').expect(503);
+      expect(broken.body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', rls: 'down' } });
+      expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(0);
+    } finally {
+      await t.db.admin.query(`DROP POLICY canary_broken ON core.organizations`);
+    }
+    // a leak in a table the probe may read only some columns of (core.api_keys: column grants) is seen too
+    await t.db.admin.query(`CREATE POLICY canary_leak ON core.api_keys FOR SELECT TO authenticated USING (true)`);
+    const orgId = (await t.db.admin.query(`SELECT id FROM core.organizations LIMIT 1`)).rows[0].id;
+    await t.db.admin.query(`INSERT INTO core.api_keys (org_id, name, prefix, secret_hash, scopes, created_by) VALUES ($1, 'canary', 'ozk_live_canary', repeat('0', 64), '{org:read}', NULL)`, [orgId]);
+    try {
+      expect((await t.http.get('/health/ready').expect(503)).body.checks.rls).toBe('down');
+    } finally {
+      await t.db.admin.query(`DROP POLICY canary_leak ON core.api_keys`);
+    }
     await t.http.get('/health/ready').expect(200);
   });
 });

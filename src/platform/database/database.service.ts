@@ -148,7 +148,7 @@ export class DatabaseService implements OnApplicationShutdown {
   /**
    * The row-level-security canary: as `authenticated` with the claims of a person who belongs to no organization,
    * reads every table of `schemas` that holds organizations' rows (an org_id column, and the organizations
-   * themselves) and that the role may select; each must show none (so a module's new table is covered at once). A row seen means a policy
+   * themselves) and that the role may select, if only some of its columns (core.api_keys); each must show none (so a module's new table is covered at once). A row seen means a policy
    * lets it through (a policy loosened or RLS switched off). Runs in a transaction that is always rolled back.
    */
   async rlsCanary(schemas: readonly string[]): Promise<{ table: string; rows: number }[]> {
@@ -158,7 +158,7 @@ export class DatabaseService implements OnApplicationShutdown {
       const tables = (await db.$queryRaw<{ name: string }[]>`
         SELECT format('%I.%I', n.nspname, c.relname) AS name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(${schemas as string[]}) AND has_table_privilege(c.oid, 'SELECT')
+        WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(${schemas as string[]}) AND has_any_column_privilege(c.oid, 'SELECT')
           AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
                OR (n.nspname, c.relname) = ('core', 'organizations'))
         ORDER BY 1`).map((r) => r.name);

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/comm
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { DatabaseService } from '../database/database.service.js';
+import { DatabaseUnavailableError } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
 /** The schemas whose tables hold organizations' rows (test/platform/schemas.ts lists the same). */
@@ -18,7 +19,8 @@ export interface CanaryResult {
 /**
  * Row-level security checked from the outside, periodically (RLS_CANARY_INTERVAL_MS) and on demand by
  * /health/ready: a person who belongs to no organization must see no row of any organization. A failure makes
- * the instance not ready, sets omnizen_rls_canary_ok to 0 (the RlsCanaryFailing alert) and is logged as an error.
+ * the instance not ready, sets omnizen_rls_canary_ok to 0 (the RlsCanaryFailing alert) and is logged as an error; so
+ * does a check that cannot run while the database answers (only an unreachable database keeps the last verdict).
  */
 @Injectable()
 export class RlsCanary implements OnApplicationBootstrap {
@@ -50,7 +52,10 @@ export class RlsCanary implements OnApplicationBootstrap {
       if (leaks.length) this.logger.error({ leaks }, 'RLS canary: a principal of no organization can read organizations\' rows');
     } catch (err) {
       // the database is down: readiness reports it as postgres down; the canary keeps its last verdict
-      return this.last ?? { ok: false, leaks: [], checkedAt: new Date(), error: (err as Error).message };
+      if (err instanceof DatabaseUnavailableError) return this.last ?? { ok: false, leaks: [], checkedAt: new Date(), error: err.message };
+      // the database answers but the check fails (a policy that raises, a timeout): not a verdict of "no leak"
+      this.last = { ok: false, leaks: [], checkedAt: new Date(), error: (err as Error).message };
+      this.logger.error({ err: (err as Error).message }, 'RLS canary: the check could not run');
     }
     this.metrics.rlsCanary.set(this.last.ok ? 1 : 0);
     return this.last;
