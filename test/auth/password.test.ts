@@ -277,6 +277,27 @@ describe('register and password hashing', () => {
     expect(audit.rows).toEqual([{ after: { passwordHashUpgraded: true } }, { after: null }]);
   });
 
+  it('an e-mail change to a taken address answers alike, mails nothing and stores no request naming the address; the pending one ends all the same', async () => {
+    const email = await registered();
+    const taken = await registered();
+    const session = await login(t, email, PASSWORD, '198.51.100.18').expect(200);
+    const auth = { Authorization: `Bearer ${session.body.accessToken}` };
+    await settle(t);
+    const from = smtp.messages.length;
+    const free = uniqueEmail('free');
+    const first = await t.http.post('/v1/auth/email-change').set(auth).send({ newEmail: free, password: PASSWORD }).expect(202);
+    await settle(t);
+    const second = await t.http.post('/v1/auth/email-change').set(auth).send({ newEmail: taken, password: PASSWORD }).expect(202);
+    await settle(t);
+    expect(second.body).toEqual(first.body);
+    expect(smtp.messages.slice(from).filter((m) => m.subject.startsWith('Confirm your new e-mail')).map((m) => m.to[0])).toEqual([free]);
+    // only the request to the free address, no longer pending: the taken one ended it, as any new request does
+    const { rows } = await t.db.admin.query('SELECT new_email, expires_at <= now() AS ended FROM core.email_change_requests WHERE user_id = $1', [session.body.user.id]);
+    expect(rows).toEqual([{ new_email: free, ended: true }]);
+    const audit = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.email_change_requested'`, [session.body.personalOrgId]);
+    expect(audit.rows).toEqual([{ n: 2 }]);
+  });
+
   describe('e-mail verification', () => {
     /** The verification links mailed (over SMTP, by the outbox's jobs) since this was called. */
     const captureLinks = async () => {

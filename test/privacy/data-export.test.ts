@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import yauzl from 'yauzl';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { addMember, createOrg, onEnterprisePlan, uniqueEmail, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startBooks } from '../ledger/ledger-support.js';
 import { payablesUrl } from '../payables/payables-support.js';
 import { testKeys } from '../integrations/keys.js';
@@ -216,6 +216,21 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
     const row = await t.db.admin.query('SELECT status FROM core.data_exports WHERE id = $1', [started.body.id]);
     expect(row.rows).toEqual([{ status: 'expired' }]);
+  });
+
+  it('an invitation to the person\'s address is in their export only once they proved the address (an unverified one may be someone else\'s)', async () => {
+    const s = await person(t, 'invited');
+    await t.http.post(`/v1/orgs/${acme}/invitations`).set(owner.auth).send({ email: s.email, role: 'viewer' }).expect(201);
+    const invitations = async () => {
+      const started = (await t.http.post('/v1/me/data-export').set(s.auth).expect(202)).body.id;
+      await t.app.get(OutboxRelay).drain();
+      const status = (await t.http.get(`/v1/me/data-exports/${started}`).set(s.auth).expect(200)).body;
+      const files = await unzip((await download(status.downloadUrl)).body as Buffer);
+      return (JSON.parse(files['core.invitations.json']) as Record<string, any>[]).map((i) => [i.org_id, i.email]);
+    };
+    expect(await invitations()).toEqual([]);
+    await verifyEmailOf(t, s);
+    expect(await invitations()).toEqual([[acme, s.email]]);
   });
 
   it('erasing the person expires their exports at once: a ready archive is deleted and its link refused; a queued one never runs', async () => {

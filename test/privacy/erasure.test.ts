@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { addMember, createOrg, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
 import { findEverywhere } from './columns.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -34,8 +35,29 @@ describe('DELETE /v1/me: erasure', () => {
   });
   afterAll(() => t.close());
 
+  it('a refresh is no sign-in: a token refreshed after the window, without the password, is refused and nothing changes', async () => {
+    const p = await person(t, 'refreshed');
+    // 301 s pass for the whole process (the app's clock, and Date, which a token's iat is read from), timers run as ever;
+    // first in the file, while the app's clock is still the wall clock
+    jest.useFakeTimers({ now: Date.now() + 301_000, advanceTimers: true, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask',
+      'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    try {
+      const refreshed = await t.http.post('/v1/auth/refresh').send({ refreshToken: p.refreshToken }).expect(200);
+      const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${refreshed.body.accessToken}` }).send({}).expect(403);
+      expect(res.body.error.code).toBe('privacy.recent_sign_in_required');
+      const { rows } = await t.db.admin.query('SELECT email, name FROM core."User" WHERE id = $1', [p.id]);
+      expect(rows).toEqual([{ email: p.email, name: p.name }]);
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.sessions WHERE user_id = $1 AND revoked_at IS NULL', [p.id])).rows).toEqual([{ n: 1 }]);
+      // signing in again re-authenticates
+      const again = await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(200);
+      await t.http.delete('/v1/me').set({ Authorization: `Bearer ${again.body.accessToken}` }).send({}).expect(200);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
-    // the token's iat is the wall clock: erase with a fresh one before this file's clock moves on
+    // a sign-in is recent on the app's clock (this file's, which moves on)
     const fresh = await person(t, 'fresh');
     await t.http.delete('/v1/me').set(fresh.auth).send({}).expect(200);
     const p = await person(t, 'reauth');
@@ -65,6 +87,7 @@ describe('DELETE /v1/me: erasure', () => {
 
   it('erases the rows that name the person\'s address as a whole, never another address that contains it', async () => {
     const p = await person(t, 'm');
+    await verifyEmailOf(t, p); // a proven address: the rows naming it are theirs
     const longer = `to${p.email}`; // tom.…@example.test: another person's address ending in p's
     const other = await registerUser(t, 'bystander');
     const orgId = await createOrg(t, other, 'Bystander Ltd');
@@ -89,6 +112,51 @@ describe('DELETE /v1/me: erasure', () => {
     }
   });
 
+  it('an address the person never proved is not theirs: erasing an unverified account or one with an unconfirmed e-mail change leaves another organization\'s invitation, its mails, jobs, notices and audit key alone', async () => {
+    const owner = await registerUser(t, 'vowner');
+    const orgV = await createOrg(t, owner, 'V Ltd');
+    const invitee = uniqueEmail('invitee');
+    await t.http.post(`/v1/orgs/${orgV}/invitations`).set(owner.auth).send({ email: invitee, role: 'viewer' }).expect(201);
+    await t.app.get(OutboxRelay).drain();
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    await q(`INSERT INTO core.notifications (org_id, user_id, event_id, event_type, category, title, body)
+      VALUES ($1, $2, (random() * 1e12)::bigint, 'member.invited', 'organization', 'Invited', $3)`, [orgV, owner.id, `${invitee} was invited.`]);
+    await q(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, 'test.job', $2)`, [orgV, JSON.stringify({ email: invitee })]);
+    const state = async () => ({
+      invitations: (await q('SELECT count(*)::int AS n FROM core.invitations WHERE org_id = $1 AND email = $2', [orgV, invitee])).rows[0].n,
+      mails: (await q('SELECT count(*)::int AS n FROM core.email_deliveries WHERE org_id = $1 AND to_address = $2', [orgV, invitee])).rows[0].n,
+      notices: (await q('SELECT count(*)::int AS n FROM core.notifications WHERE org_id = $1 AND body LIKE $2', [orgV, `${invitee}%`])).rows[0].n,
+      jobs: (await q(`SELECT count(*)::int AS n FROM core.outbox WHERE org_id = $1 AND payload->>'email' = $2`, [orgV, invitee])).rows[0].n,
+      keys: (await q('SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1', [emailSubject(invitee)])).rows[0].n,
+    });
+    const before = await state();
+    expect(before).toEqual({ invitations: 1, mails: 1, notices: expect.any(Number), jobs: expect.any(Number), keys: 1 });
+    expect(Math.min(before.notices, before.jobs)).toBeGreaterThan(0); // ours, and the invitation's own
+    const auditReads = async () => (await t.http.get(`/v1/orgs/${orgV}/audit-logs?action=invitation.created`).set(owner.auth).expect(200)).body.items[0].after.email;
+    expect(await auditReads()).toBe(invitee);
+
+    // (A) someone asks to move their account to the invitee's address (never confirmed), then erases themselves
+    const mover = await person(t, 'mover');
+    await t.http.post('/v1/auth/email-change').set(mover.auth).send({ newEmail: invitee, password: PASSWORD }).expect(202);
+    await t.http.delete('/v1/me').set(mover.auth).send({ password: PASSWORD }).expect(200);
+    expect(await state()).toEqual(before);
+    // (B) someone registers the invitee's address (signing in needs no verification), then erases themselves
+    const squatter = await person(t, 'squatter', invitee);
+    await t.http.delete('/v1/me').set(squatter.auth).send({ password: PASSWORD }).expect(200);
+    expect(await state()).toEqual(before);
+    expect(await auditReads()).toBe(invitee);
+    const erased = await q(`SELECT after->'rowsByTable'->>'core.invitations' AS invitations, after->>'keysShredded' AS keys FROM core.audit_logs
+      WHERE action = 'user.erased' AND entity_id = $1`, [squatter.id]);
+    expect(erased.rows).toEqual([{ invitations: '0', keys: '1' }]); // their own key (user:<id>) only
+
+    // the address's owner, once they proved it, takes all of it with them
+    const real = await person(t, 'real', invitee);
+    await verifyEmailOf(t, real);
+    await t.http.delete('/v1/me').set(real.auth).send({ password: PASSWORD }).expect(200);
+    expect(await state()).toEqual({ invitations: 0, mails: 0, notices: 0, jobs: 0, keys: 0 });
+    expect(await auditReads()).toBe('[erased]');
+  });
+
   it('a service key cannot erase anybody', async () => {
     const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${serviceKey(t)}` }).send({ password: PASSWORD });
     expect(res.status).toBe(403);
@@ -107,6 +175,7 @@ describe('DELETE /v1/me: erasure', () => {
     const earlyMails = await t.db.admin.query('SELECT user_id FROM core.email_deliveries WHERE to_address = $1', [pEmail]);
     expect(earlyMails.rows).toEqual([{ user_id: null }]);
     const p = await person(t, 'erased', pEmail);
+    await verifyEmailOf(t, p); // a proven address: what names it goes too
     const bystander = await person(t, 'bystander');
     await addMember(t, acme, p, 'accountant');
     await addMember(t, acme, bystander, 'viewer');

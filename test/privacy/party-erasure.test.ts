@@ -1,3 +1,4 @@
+import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
@@ -57,6 +58,20 @@ describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-pe
     const row = await t.db.admin.query('SELECT name, contact_person, email, phone FROM finance.customers WHERE id = $1', [customer.id]);
     expect(row.rows).toEqual([{ name: `Erased customer ${customer.id.slice(0, 8)}`, contact_person: null, email: null, phone: null }]);
     expect(await findEverywhere(t.db.admin, 'ruth.customerova@example.test')).toEqual([]);
+  });
+
+  it('a service key erases too, and its erasure deletes the party\'s key: the sealed snapshots read as erased', async () => {
+    const vendor = (await t.http.post(payablesUrl(orgId, 'vendors')).set(owner.auth)
+      .send({ name: 'Sven Servicemann', email: 'sven.servicemann@example.test' }).expect(201)).body;
+    const keys = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1', [`vendor:${vendor.id}`])).rows[0].n;
+    expect(await keys()).toBe(1);
+    const service = jwt.sign({ role: 'service_role', iss: 'supabase', service: 'crm-sync' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
+    const res = await t.http.post(`/v1/orgs/${orgId}/privacy/vendors/${vendor.id}/erasure`).set('Authorization', `Bearer ${service}`).expect(200);
+    expect(res.body).toMatchObject({ party: 'vendor', partyId: vendor.id, name: `Erased vendor ${vendor.id.slice(0, 8)}` });
+    expect(await keys()).toBe(0);
+    const audit = await t.db.admin.query(`SELECT actor_id, after FROM core.audit_logs WHERE action = 'party.erased' AND entity_id = $1`, [vendor.id]);
+    expect(audit.rows).toEqual([{ actor_id: 'service:crm-sync', after: { party: 'vendor', erased: true } }]);
+    expect(await findEverywhere(t.db.admin, 'sven.servicemann@example.test')).toEqual([]);
   });
 
   it('a viewer cannot erase (403), another organization\'s vendor is not found (404), nor is a malformed id', async () => {

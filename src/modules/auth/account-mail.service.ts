@@ -144,11 +144,14 @@ export class AccountMailService implements OnModuleInit {
     await this.privileged.run('auth.credentials', async (db) => {
       const personalOrgId = found.personalOrgId ?? (await userRepository.personalOrgId(db, found.id));
       if (!personalOrgId) return;
-      const requestId = await tokens.addEmailChange(db, { userId: found.id, oldEmail: found.email, newEmail, ttlHours: EMAIL_CHANGE_TTL_HOURS });
+      // alike for a taken address (the earlier link ends, the request is audited): what the caller can see tells nothing
+      await tokens.endPendingEmailChanges(db, found.id);
       await this.audit.recordPrivileged(db, personalOrgId, principal, {
         action: 'auth.email_change_requested', entityType: 'user', entityId: found.id, after: { newEmail },
       }, client);
+      // but no request row: it would name another account's address as this person's
       if (await userRepository.findByEmail(db, newEmail)) return;
+      const requestId = await tokens.addEmailChange(db, { userId: found.id, oldEmail: found.email, newEmail, ttlHours: EMAIL_CHANGE_TTL_HOURS });
       await queueEmail({ db, orgId: personalOrgId }, {
         userId: found.id, to: newEmail, template: 'email_change_confirm', category: 'security',
         data: { requestId, oldEmail: found.email, newEmail, ttlHours: EMAIL_CHANGE_TTL_HOURS },

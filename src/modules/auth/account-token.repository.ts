@@ -27,10 +27,13 @@ export const accountTokenRepository = {
     return Number(row.n);
   },
 
-  async addEmailChange(db: Db, r: { userId: string; oldEmail: string; newEmail: string; ttlHours: number }): Promise<string> {
-    // one pending change at a time: an earlier request's link stops working
+  /** One pending change at a time: a new request ends the earlier one's link (whatever address it names). */
+  async endPendingEmailChanges(db: Db, userId: string): Promise<void> {
     await db.run(qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
-      .where('user_id', '=', r.userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+      .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+  },
+
+  async addEmailChange(db: Db, r: { userId: string; oldEmail: string; newEmail: string; ttlHours: number }): Promise<string> {
     const [row] = await db.run(qb.insertInto('core.email_change_requests').values({
       user_id: r.userId, old_email: r.oldEmail, new_email: r.newEmail, expires_at: sql`now() + make_interval(hours => ${r.ttlHours})`,
     }).returning('id'));

@@ -362,6 +362,7 @@ export class AuthService {
     const refresh = this.tokens.newRefreshToken();
     const sessionId = await sessionRepository.create(db, {
       userId: user.id, userAgent: client.userAgent, ip: client.ip, ttlDays: this.config.auth.refreshTokenTtlDays, tokenHash: refresh.hash,
+      signedInAt: new Date(this.clock.now()),
     });
     const device = await knownDeviceRepository.record(db, user.id, deviceHash(client.userAgent, client.ip));
     if (device.unknown) {

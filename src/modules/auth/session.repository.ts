@@ -17,9 +17,13 @@ const daysFromNow = (days: number) => sql<Date>`now() + make_interval(days => ${
 
 /** Sessions (refresh-token families) and their rotating refresh tokens. */
 export const sessionRepository = {
-  async create(db: Db, s: { userId: string; userAgent?: string; ip?: string; ttlDays: number; tokenHash: string }): Promise<string> {
+  /**
+   * `signedInAt` comes from the app's clock: the session's created_at is when its person proved a credential (a refresh
+   * keeps the session), and recent sign-in checks (erasure) measure against that clock.
+   */
+  async create(db: Db, s: { userId: string; userAgent?: string; ip?: string; ttlDays: number; tokenHash: string; signedInAt: Date }): Promise<string> {
     const [row] = await db.run(qb.insertInto('core.sessions')
-      .values({ user_id: s.userId, user_agent: s.userAgent ?? null, ip: s.ip ?? null, expires_at: daysFromNow(s.ttlDays) })
+      .values({ user_id: s.userId, user_agent: s.userAgent ?? null, ip: s.ip ?? null, expires_at: daysFromNow(s.ttlDays), created_at: s.signedInAt })
       .returning('id'));
     await this.addToken(db, row.id, s.userId, s.tokenHash, s.ttlDays);
     return row.id;

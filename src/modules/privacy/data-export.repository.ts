@@ -123,7 +123,7 @@ export const dataExportRepository = {
    * Reads the rows of `t` matching `where` ($1 = value) in batches through a cursor in the caller's transaction, each
    * row a JSON object of the exported columns; `onBatch` is awaited before the next batch is fetched.
    */
-  async stream(db: Db, t: ExportTable, where: { sql: string; values: string[] }, batchSize: number,
+  async stream(db: Db, t: ExportTable, where: { sql: string; values: unknown[] }, batchSize: number,
     onBatch: (rows: Record<string, unknown>[]) => Promise<void>): Promise<number> {
     const object = `jsonb_build_object(${t.columns.map((c) => `'${c.replace(/'/g, "''")}', x.${quote(c)}`).join(', ')})`;
     // jsonb_build_object takes at most 100 arguments: wide tables are built from slices

@@ -220,12 +220,12 @@ export class DataExportService implements OnModuleInit {
 
   /** The person's tables: every catalog table that locates them (by user id, e-mail or personal organization). */
   private async personPlan(db: Db, userId: string): Promise<PlanStep[]> {
-    const [person] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${userId}`;
-    const emails = await erasureRepository.knownEmails(db, userId);
+    // only addresses they proved: an invitation to an address merely typed in is another organization's record of someone else
+    const emails = await erasureRepository.provenEmails(db, userId);
     const own = new Set<string>([userSubject(userId), ...emails.map(emailSubject)]);
     const entries = PERSONAL_DATA_CATALOG.filter((t) => t.exported !== false)
-      .map((t) => ({ t, where: locate(t, { userId, email: person.email }, false) }))
-      .filter((x): x is { t: typeof x.t; where: { sql: string; values: string[] } } => !!x.where && x.t.person.kind !== 'value-scan');
+      .map((t) => ({ t, where: locate(t, { userId, emails }, false) }))
+      .filter((x): x is { t: typeof x.t; where: { sql: string; values: unknown[] } } => !!x.where && x.t.person.kind !== 'value-scan');
     const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
     const byName = new Map(tables.map((t) => [t.table, t]));
     return entries.filter((e) => byName.has(e.t.table)).map((e) => ({
@@ -298,7 +298,7 @@ export class DataExportService implements OnModuleInit {
 
 interface PlanStep {
   table: ExportTable;
-  where: { sql: string; values: string[] };
+  where: { sql: string; values: unknown[] };
   describes: string;
   allowSubject: (subject: string) => boolean;
 }

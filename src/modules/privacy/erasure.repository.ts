@@ -12,13 +12,13 @@ export interface MembershipFacts {
 const quote = (column: string) => `"${column.replace(/"/g, '""')}"`;
 
 /**
- * A PostgreSQL regular expression (matched with ~*, case-insensitively) for `email` as a whole address in a text: not
- * inside a longer one (m@x.test is not in tom@x.test, nor in m@x.test.au), yet followed by a full stop that ends a
- * sentence.
+ * A PostgreSQL regular expression (matched with ~*, case-insensitively) for any of `emails` as a whole address in a
+ * text: not inside a longer one (m@x.test is not in tom@x.test, nor in m@x.test.au), yet followed by a full stop that
+ * ends a sentence.
  */
-export function wholeAddressPattern(email: string): string {
-  const literal = email.replace(/[.\\^$|?*+()[\]{}]/g, (c) => `\\${c}`);
-  return `(?<![a-z0-9._%+-])${literal}(?![a-z0-9_%+-]|\\.[a-z0-9_%+-])`;
+export function wholeAddressPattern(emails: string[]): string {
+  const literals = emails.map((email) => email.replace(/[.\\^$|?*+()[\]{}]/g, (c) => `\\${c}`));
+  return `(?<![a-z0-9._%+-])(?:${literals.join('|')})(?![a-z0-9_%+-]|\\.[a-z0-9_%+-])`;
 }
 
 /**
@@ -35,6 +35,17 @@ export const erasureRepository = {
     return row && { email: row.email, passwordHash: row.password_hash };
   },
 
+  /**
+   * When the person signed in to start this session (password or token exchange; on the app's clock, see
+   * sessionRepository.create). A refresh keeps the session, so this is their last proof of a credential, unlike a
+   * refreshed access token's iat. Undefined: not their session.
+   */
+  async signedInAt(db: Db, sessionId: string, userId: string): Promise<Date | undefined> {
+    const [row] = await db.$queryRaw<{ created_at: Date }[]>`
+      SELECT created_at FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId}`;
+    return row?.created_at;
+  },
+
   /** Every live organization the person belongs to, with its owner and member counts. */
   async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
     const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`
@@ -47,13 +58,19 @@ export const erasureRepository = {
     return rows.map((r) => ({ orgId: r.org_id, role: r.role, accountType: r.account_type, owners: r.owners, members: r.members }));
   },
 
-  /** Every e-mail address the person is known by (now, before a change, of a linked identity): the subjects of their keys. */
-  async knownEmails(db: Db, userId: string): Promise<string[]> {
+  /**
+   * The e-mail addresses the person has proven to be theirs: the subjects of their keys, and what erasure and export
+   * locate their rows by (invitations, e-mails, jobs naming the address). An address merely typed in (an unverified
+   * registration, an e-mail change never confirmed) is not one: it may be another person's, whose rows and audit keys
+   * must not go. Proven: a verified identity's e-mail (the account's current one when verified), the new address of a
+   * confirmed change. A confirmed change's old address counts only when proven so (the change moved the password
+   * identity's proof to the new address; an unverified account may confirm a change too). Lower case.
+   */
+  async provenEmails(db: Db, userId: string): Promise<string[]> {
     const rows = await db.$queryRaw<{ email: string }[]>`
-      SELECT email FROM core."User" WHERE id = ${userId}
-      UNION SELECT email FROM core.user_identities WHERE user_id = ${userId}
-      UNION SELECT old_email FROM core.email_change_requests WHERE user_id = ${userId}
-      UNION SELECT new_email FROM core.email_change_requests WHERE user_id = ${userId}`;
+      SELECT lower(email) AS email FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
+      UNION SELECT lower(new_email) FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
+      ORDER BY 1`;
     return rows.map((r) => r.email);
   },
 
@@ -72,8 +89,8 @@ export const erasureRepository = {
     if (orgIds.length) await db.$executeRaw`DELETE FROM core.memberships WHERE user_id = ${userId} AND org_id = ANY(${orgIds}::uuid[])`;
   },
 
-  /** Applies the catalog's treatment of every table that locates the person by user id, e-mail or personal organization. */
-  async applyCatalog(db: Db, person: { userId: string; email: string }): Promise<Record<string, number>> {
+  /** Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal organization. */
+  async applyCatalog(db: Db, person: LocatedPerson): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     // the user row last: the other tables may locate the person by the e-mail it still holds
     const tables = [...PERSONAL_DATA_CATALOG].sort((a, b) => Number(a.table === 'core."User"') - Number(b.table === 'core."User"'));
@@ -115,31 +132,38 @@ export const erasureRepository = {
   },
 };
 
+/** Whom erasure and export look for: the user id, and the e-mail addresses they have proven (erasureRepository.provenEmails). */
+export interface LocatedPerson {
+  userId: string;
+  emails: string[];
+}
+
 /**
  * The WHERE clause that finds the person's rows of a catalog table, with its parameters ($1, $2: the user id and the
- * e-mail, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the table's
- * `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records).
+ * e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the table's
+ * `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records). A person with
+ * no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
-export function locate(t: PersonalDataTable, person: { userId: string; email: string }, erasure = true): { sql: string; values: string[] } | undefined {
-  const values: string[] = [];
-  const param = (v: string) => `$${values.push(v)}`;
+export function locate(t: PersonalDataTable, person: LocatedPerson, erasure = true): { sql: string; values: unknown[] } | undefined {
+  const values: unknown[] = [];
+  const param = (v: unknown) => `$${values.push(v)}`;
   let userParam: string | undefined;
-  let emailParam: string | undefined;
+  let emailsParam: string | undefined;
   const user = () => (userParam ??= param(person.userId));
-  const email = () => (emailParam ??= param(person.email));
+  const emails = () => (emailsParam ??= param(person.emails.map((e) => e.toLowerCase())));
   const conditions = [t.person, ...(erasure ? t.alsoErasedBy ?? [] : [])].map((l): string | undefined => {
     switch (l.kind) {
       case 'user':
         return `${quote(l.column)}::text = ${user()}`;
       case 'email':
-        return `lower(${quote(l.column)}) = lower(${email()})`;
+        return person.emails.length ? `lower(${quote(l.column)}) = ANY(${emails()}::text[])` : 'false';
       case 'personal-org':
         return `${quote(l.column)}::text = ${user()} AND account_type = 'personal'`;
       case 'value-scan': {
         // only tables whose rows go when they mention the person (a job naming their e-mail)
         const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
-        if (!deletable.length) return undefined;
-        const pattern = param(wholeAddressPattern(person.email));
+        if (!deletable.length || !person.emails.length) return undefined;
+        const pattern = param(wholeAddressPattern(person.emails));
         return deletable.map((c) => `${quote(c)}::text ~* ${pattern}`).join(' OR ');
       }
       case 'party':

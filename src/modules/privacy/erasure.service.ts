@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Principal } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Db } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { LoginThrottle } from '../auth/login-throttle.service.js';
@@ -14,7 +15,7 @@ import { PrivacyErrors } from './privacy.errors.js';
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 
-/** How recent an access token must be to erase without the password. */
+/** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
 
 export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
@@ -43,7 +44,7 @@ export class ErasureService {
     const outcome = await this.privileged.run('privacy.erasure', async (db) => {
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
-      await this.reauthenticate(principal, person.passwordHash, password);
+      await this.reauthenticate(db, principal, person.passwordHash, password);
 
       const memberships = await erasureRepository.memberships(db, userId);
       const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
@@ -57,7 +58,8 @@ export class ErasureService {
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
 
       // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
-      const emails = await erasureRepository.knownEmails(db, userId);
+      // only addresses they proved: an unverified one may be another person's (an invitee's), whose key must stay
+      const emails = await erasureRepository.provenEmails(db, userId);
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       const exportsExpired = await this.exports.expireOfPerson(db, userId);
@@ -67,7 +69,7 @@ export class ErasureService {
       for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {
         await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
       }
-      const rows = await erasureRepository.applyCatalog(db, { userId, email: person.email });
+      const rows = await erasureRepository.applyCatalog(db, { userId, emails });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
 
       // audited without personal data: ids and counts only
@@ -87,16 +89,18 @@ export class ErasureService {
     return outcome.done;
   }
 
-  private async reauthenticate(principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {
+  private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {
     if (password !== undefined) {
       const ok = passwordHash ? (await this.hasher.verify(passwordHash, password)).ok : await this.hasher.verifyDummy(password);
       if (!ok) throw PrivacyErrors.error('privacy.password_incorrect', 'the password is not this account\'s');
       return;
     }
-    const ageSeconds = principal.issuedAt === undefined ? Infinity : this.clock.now() / 1000 - principal.issuedAt;
+    // the session's sign-in, not the token's iat: a refresh issues a fresh token without any credential
+    const signedInAt = principal.sessionId ? await erasureRepository.signedInAt(db, principal.sessionId, principal.userId) : undefined;
+    const ageSeconds = signedInAt === undefined ? Infinity : (this.clock.now() - signedInAt.getTime()) / 1000;
     if (!(ageSeconds <= RECENT_SIGN_IN_SECONDS)) {
       throw PrivacyErrors.error('privacy.recent_sign_in_required',
-        `send your password, or sign in again: erasure without the password needs an access token issued within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes`);
+        `send your password, or sign in again: erasure without the password needs a sign-in (password or token exchange) within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes; refreshing the access token does not count`);
     }
   }
 }

@@ -6,6 +6,7 @@ import type { PartyErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 /**
  * An organization erases a natural-person party (vendor; customer when receivables lands): generic over the
@@ -21,7 +22,10 @@ export class PartyErasureService {
     if (!erased) throw PrivacyErrors.error('privacy.party_not_found', `no ${party} ${partyId} in this organization`);
     const name = await erasureRepository.partyName(tx.db, party, tx.orgId, partyId);
     // crypto-shredding: the party's contact data in earlier audit snapshots now reads as erased
-    await personalDataKeyRepository.shredPartyKey(tx.db, party, partyId);
+    // refused (the function checks the caller's role itself): the whole erasure rolls back, never audited as done
+    if (!(await personalDataKeyRepository.shredPartyKey(tx.db, party, partyId))) {
+      throw PlatformErrors.error('forbidden', `the database refused to delete the key of ${party} ${partyId} to this caller: nothing was erased`);
+    }
     // audited with ids only: the entry must not carry what was erased
     await this.audit.record(tx, { action: 'party.erased', entityType: party, entityId: partyId, after: { party, erased: true } });
     return { party, partyId, name, erasedAt: new Date(this.clock.now()).toISOString() };

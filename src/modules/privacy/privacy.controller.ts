@@ -31,7 +31,7 @@ export class PrivacyController {
   @HttpCode(200)
   @ApiOperation({
     operationId: 'eraseMe',
-    summary: 'Erase the signed-in person (right to erasure); needs the password or an access token issued within the last 5 minutes',
+    summary: 'Erase the signed-in person (right to erasure); needs the password or an access token of a sign-in within the last 5 minutes (a refresh is no sign-in)',
     // a password here is counted like a login attempt (429 auth.locked over the limits of POST /v1/auth/login)
     description: 'In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones '
       + 'with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the '

@@ -5,7 +5,7 @@ export const PrivacyErrors = defineErrorCodes({
   'privacy.user_required': { status: 403, description: 'this route acts for a signed-in person; a service key cannot call it' },
   'privacy.recent_sign_in_required': {
     status: 403,
-    description: 'erasure needs re-authentication: send the password in the body, or use an access token issued within the last 5 minutes',
+    description: 'erasure needs re-authentication: send the password in the body, or use an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count',
   },
   'privacy.password_incorrect': { status: 403, description: 'the password given for re-authentication is not the account\'s' },
   'privacy.sole_owner': {
