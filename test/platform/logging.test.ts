@@ -60,6 +60,15 @@ describe('request log', () => {
     await fastify.close();
   });
 
+  it('redacts credentials in the query string (a data export\'s download link), keeping the other parameters', async () => {
+    const { fastify, server, lines, written } = await serve(200);
+    await request(server).get('/v1/data-exports/download?token=5f1c.1767225600.c2lnbmF0dXJl&limit=5&access_token=abc&x');
+    await written(1);
+    expect(lines[0].url).toBe('/v1/data-exports/download?token=[redacted]&limit=5&access_token=[redacted]&x');
+    expect(JSON.stringify(lines)).not.toContain('c2lnbmF0dXJl');
+    await fastify.close();
+  });
+
   it('logs a 5xx answer at error level', async () => {
     const { fastify, server, lines, written } = await serve(503);
     await request(server).get('/health/ready');

@@ -61,16 +61,38 @@ const BOOT_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplor
 const ABORTED = Symbol('omnizen:aborted');
 type Marked = FastifyRequest & { [ABORTED]?: boolean };
 
+/** Query parameters whose values are credentials (a data export's download token, an OAuth code or state). */
+const SECRET_PARAM = /^(?:.*[_-])?(?:token|secret|password|signature|sig|hmac|key|apikey|code|state)$/i;
+
+/** The URL as logged: a credential in the query string (a bearer link) is replaced by [redacted]. */
+export function loggedUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      // a malformed escape: judged as written
+    }
+    return eq >= 0 && SECRET_PARAM.test(decoded) ? `${name}=[redacted]` : pair;
+  });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
 /**
  * One line per answered request: request id, method, URL, status and duration; a request the
  * client abandoned before its answer logs once, with `aborted`. 5xx answers log at error level,
- * everything else at info. Headers are not logged, so tokens and cookies never reach the logs.
+ * everything else at info. Headers are not logged, and credentials in the query string are
+ * redacted (loggedUrl), so tokens and cookies never reach the logs.
  * (Fastify's own logger would build a child logger per request; this writes one line.)
  */
 export function logRequests(fastify: FastifyInstance, logger: Logger): void {
   fastify.addHook('onResponse', (req, reply, done) => {
     if (!(req as Marked)[ABORTED]) {
-      const line = { reqId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+      const line = { reqId: req.id, method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
       if (reply.statusCode >= 500) logger.error(line, 'request failed');
       else logger.info(line, 'request completed');
     }
@@ -78,7 +100,7 @@ export function logRequests(fastify: FastifyInstance, logger: Logger): void {
   });
   fastify.addHook('onRequestAbort', (req, done) => {
     (req as Marked)[ABORTED] = true;
-    logger.info({ reqId: req.id, method: req.method, url: req.url, aborted: true }, 'request aborted');
+    logger.info({ reqId: req.id, method: req.method, url: loggedUrl(req.url), aborted: true }, 'request aborted');
     done();
   });
 }
