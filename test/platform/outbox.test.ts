@@ -145,6 +145,48 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
   });
 });
 
+describe('job outbox at shutdown (in-process)', () => {
+  it('finishes the job under way, claims no further batch, and gives back the claimed jobs it did not start', async () => {
+    const t = await createTestApp({ REDIS_URL: undefined, JOBS_RELAY_INTERVAL_MS: '0', JOBS_RELAY_BATCH_SIZE: '3' });
+    try {
+      const orgId = await makeOrg(t);
+      const ran: number[] = [];
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => (started = resolve));
+      t.app.get(JobRegistry).register('test.shutdown', async (job) => {
+        ran.push(job.payload.n as number);
+        if (job.payload.n === 1) {
+          started();
+          await released;
+        }
+      });
+      for (let n = 1; n <= 5; n++) await enqueueCommitted(t, orgId, 'test.shutdown', { n });
+      const pass = t.app.get(OutboxRelay).drain();
+      await running; // the first batch (jobs 1-3) is claimed; job 1 runs
+      const closing = t.app.close();
+      release();
+      await closing;
+      await pass;
+      expect(ran).toEqual([1]);
+      const { rows } = await t.db.admin.query(`SELECT payload ->> 'n' AS n, attempts, processed_at IS NOT NULL AS done, available_at <= now() AS due
+        FROM core.outbox WHERE topic = 'test.shutdown' ORDER BY id`);
+      expect(rows).toEqual([
+        { n: '1', attempts: 1, done: true, due: expect.any(Boolean) },
+        // claimed, not started: due again at once, the claim not counted
+        { n: '2', attempts: 0, done: false, due: true },
+        { n: '3', attempts: 0, done: false, due: true },
+        // never claimed
+        { n: '4', attempts: 0, done: false, due: true },
+        { n: '5', attempts: 0, done: false, due: true },
+      ]);
+    } finally {
+      await t.db.drop();
+    }
+  });
+});
+
 /** Bull's next 'completed' event: the worker has run the handler and recorded the outbox row as done. */
 function completion(queue: Queue): Promise<void> {
   return new Promise((resolve, reject) => {

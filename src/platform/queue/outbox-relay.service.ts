@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
-import { backlog, claimDue, markDone, recordFailure, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, markDone, recordFailure, releaseClaims, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 
@@ -78,6 +78,8 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
 export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OutboxRelay.name);
   private running: Promise<number> | null = null;
+  /** shutting down: no new batch is claimed, and the claimed jobs not yet started are given back */
+  private stopping = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -106,8 +108,12 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** At shutdown: no new pass, and the pass under way finishes (its claims recorded) before the pools close. */
+  /**
+   * At shutdown: no new pass or batch, the job running finishes (its outcome recorded), and the jobs its batch claimed
+   * but did not start are due again at once for another instance, before the pools close.
+   */
   async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
     if (this.scheduler.doesExist('interval', 'outbox-relay')) this.scheduler.deleteInterval('outbox-relay');
     await this.running?.catch(() => undefined);
   }
@@ -123,6 +129,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     const batch = this.config.jobs.relayBatchSize;
     let total = 0;
     for (;;) {
+      if (this.stopping) return total;
       const n = await this.relayBatch(batch);
       total += n;
       if (n < batch) return total;
@@ -148,7 +155,13 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       }
       return jobs.length;
     }
-    for (const job of jobs) {
+    for (const [i, job] of jobs.entries()) {
+      if (this.stopping) {
+        const left = jobs.slice(i);
+        await this.privileged.run('jobs.relay', (db) => releaseClaims(db, left))
+          .catch((e: Error) => this.logger.warn(`${left.length} claimed job(s) not given back at shutdown (due again when the claim runs out): ${e.message}`));
+        break;
+      }
       try {
         await this.registry.run(job);
         await this.markDone(job);

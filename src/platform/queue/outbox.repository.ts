@@ -32,6 +32,15 @@ export async function markDone(db: Db, jobs: Job[]): Promise<void> {
     WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
 }
 
+/** Claimed jobs this instance will not run (it is shutting down): due again at once, their claim not counted as an attempt. */
+export async function releaseClaims(db: Db, jobs: Job[]): Promise<void> {
+  if (!jobs.length) return;
+  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
+  await db.$executeRaw`UPDATE core.outbox o SET available_at = now(), attempts = greatest(o.attempts - 1, 0)
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
+    WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
+}
+
 /** Handing the job on (or running it) failed: it is due again after `delaySeconds`. */
 export async function recordFailure(db: Db, job: Job, error: string, delaySeconds: number): Promise<void> {
   await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
