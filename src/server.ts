@@ -39,6 +39,6 @@ export async function serve(): Promise<void> {
   await app.listen(config.port, config.host).catch((err: NodeJS.ErrnoException) => {
     throw listenError(err, config.host, config.port);
   });
-  shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs);
+  shutDownGracefullyOn(['SIGTERM', 'SIGINT'], app, config.shutdownGraceMs, config.shutdownDrainDelayMs);
   console.log(`OmniZen API on http://localhost:${config.port} (OpenAPI UI at /docs)`);
 }

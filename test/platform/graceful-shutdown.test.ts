@@ -66,6 +66,8 @@ describe('graceful shutdown on SIGTERM', () => {
     db = await createTestDatabase();
     ({ api, port, exit, output } = await startApi(db, {
       SHUTDOWN_GRACE_MS: '30000', DATABASE_LOCK_TIMEOUT_MS: '40000', DATABASE_STATEMENT_TIMEOUT_MS: '45000',
+      // long enough to be seen by a probe on a loaded machine; the test does not wait for it to pass on its own
+      SHUTDOWN_DRAIN_DELAY_MS: '8000',
     }));
   });
   afterAll(async () => {
@@ -109,6 +111,11 @@ describe('graceful shutdown on SIGTERM', () => {
     api.kill('SIGTERM');
     reading = false;
     await readLoop;
+    // first not ready, still accepting connections (the drain delay): a load balancer's probe sees draining
+    await until('readiness answers draining on a new connection', async () => {
+      const ready = await call(port, 'GET', '/health/ready');
+      return ready.status === 503 && ready.body.status === 'draining';
+    });
     await until('the API refuses new connections', () => call(port, 'GET', '/health').then(() => false, (err) => err.code === 'ECONNREFUSED'));
     expect(api.exitCode).toBeNull(); // still answering what it accepted
 

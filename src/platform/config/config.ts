@@ -112,6 +112,11 @@ export interface AppConfig {
   };
   /** SIGTERM: how long in-flight requests may take to finish before the process closes anyway (ms) */
   shutdownGraceMs: number;
+  /**
+   * after SIGTERM, how long the API still accepts connections while readiness answers 503 draining, before it stops
+   * accepting: the time an orchestrator takes to stop routing to it (Kubernetes removes the endpoint asynchronously)
+   */
+  shutdownDrainDelayMs: number;
   billing: {
     stripeSecretKey?: string;
     stripeWebhookSecret?: string;
@@ -469,6 +474,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     dataExportDir: resolve(env.DATA_EXPORT_DIR || join('.data', 'exports')),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0),
+    shutdownDrainDelayMs: int(env, 'SHUTDOWN_DRAIN_DELAY_MS', nodeEnv === 'test' ? 0 : 5_000, 0, 120_000),
     observability: {
       metricsToken: metricsToken(env),
       orgLabelLimit: int(env, 'METRICS_ORG_LABEL_LIMIT', 100, 0),

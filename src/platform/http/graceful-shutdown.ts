@@ -56,12 +56,13 @@ export class InFlightRequests {
 }
 
 /**
- * On SIGTERM (or SIGINT): stop accepting connections and report not ready, let the requests in flight
- * finish within `graceMs` (those still running then are cut), then close the application: the outbox
- * relay finishes its pass, Bull's worker its jobs, and the database pools close last. Exits 0 when
- * nothing was cut, 1 otherwise.
+ * On SIGTERM (or SIGINT): report not ready at once, and keep accepting connections for `drainDelayMs` (so a load
+ * balancer that polls readiness, or an orchestrator that removes the endpoint asynchronously, stops routing here
+ * before connections are refused); then stop accepting connections, let the requests in flight finish within
+ * `graceMs` (those still running then are cut), then close the application: the outbox relay finishes its pass,
+ * Bull's worker its jobs, and the database pools close last. Exits 0 when nothing was cut, 1 otherwise.
  */
-export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number): void {
+export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number, drainDelayMs = 0): void {
   const logger = new Logger('Shutdown');
   let started = false;
   const shutDown = async (signal: NodeJS.Signals) => {
@@ -69,13 +70,17 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     started = true;
     const requests = app.get(InFlightRequests);
     const server = app.getHttpAdapter().getInstance().server;
-    logger.log(`${signal}: draining ${requests.size} request(s) in flight (grace ${graceMs} ms)`);
     // the application's own close must not hang the process for ever
     setTimeout(() => {
       logger.error('shutdown did not finish in time; exiting');
       process.exit(1);
-    }, graceMs + 15_000).unref();
+    }, drainDelayMs + graceMs + 15_000).unref();
     requests.draining = true;
+    if (drainDelayMs > 0) {
+      logger.log(`${signal}: not ready; still accepting connections for ${drainDelayMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+    }
+    logger.log(`${signal}: draining ${requests.size} request(s) in flight (grace ${graceMs} ms)`);
     server.close(); // no new connections; idle keep-alive connections are closed (Node >= 19)
     const finished = await requests.idle(graceMs);
     if (!finished) {
