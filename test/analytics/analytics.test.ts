@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
 import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
@@ -17,10 +18,11 @@ describe('usage analytics', () => {
   let posthog: PostHogDouble;
   let owner: TestUser;
   let orgId: string;
+  const clock = new ManualClock();
 
   beforeAll(async () => {
     posthog = await startPostHogDouble();
-    t = await createTestApp(posthog.env);
+    t = await createTestApp(posthog.env, { clock });
     await t.app.get(AnalyticsMaintenanceJob).booted;
     owner = await registerUser(t, 'analyst');
     orgId = await createOrg(t, owner, 'Measured');
@@ -162,6 +164,44 @@ describe('usage analytics', () => {
     await t.http.get(`/v1/analytics/feature-usage?from=${from}&to=${to}`).set(owner.auth).expect(403);
   });
 
+  it('counts events an app dates days back at the next roll-up, and nightly every day an event may still be dated in', async () => {
+    const org = await createOrg(t, owner, 'Late Events');
+    const job = t.app.get(AnalyticsMaintenanceJob);
+    const daily = async (day: string) => (await t.http.get(`/v1/orgs/${org}/analytics/events/daily?from=${day}&to=${day}`).set(owner.auth).expect(200)).body;
+    const tenDaysAgo = clock.now() - 10 * DAY;
+    const sent = [{ name: 'late.sent', userId: 'u1', timestamp: new Date(tenDaysAgo).toISOString() }, { name: 'late.sent', userId: 'u2', timestamp: new Date(tenDaysAgo + 1000).toISOString() }];
+    expect((await t.http.post(`/v1/orgs/${org}/analytics/events`).set(owner.auth).send({ events: sent }).expect(200)).body.accepted).toBe(2);
+    await job.rollUp(); // the 10-minute run: yesterday, today, and the days that received events since the last one
+    expect(await daily(isoDay(tenDaysAgo))).toEqual([{ day: isoDay(tenDaysAgo), event: 'late.sent', events: 2, users: 2 }]);
+    const { rows } = await t.db.admin.query('SELECT day::text, events::int FROM core.analytics_daily WHERE org_id = $1', [org]);
+    expect(rows).toEqual([{ day: isoDay(tenDaysAgo), events: 2 }]);
+    // stored by a process that stopped before its roll-up (this one never saw it): the next night's run counts it
+    const monthAgo = clock.now() - 27 * DAY;
+    await t.db.admin.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, user_id, source) VALUES ($1, $2, 'late.sent', 'u3', 'client')`, [org, new Date(monthAgo)]);
+    await job.rollUp();
+    expect(await daily(isoDay(monthAgo))).toEqual([]);
+    clock.advance(DAY);
+    try {
+      await job.rollUpAcceptedAge();
+    } finally {
+      clock.advance(-DAY);
+    }
+    expect(await daily(isoDay(monthAgo))).toEqual([{ day: isoDay(monthAgo), event: 'late.sent', events: 1, users: 1 }]);
+  });
+
+  it('deletes the roll-ups of the months whose events are past the retention', async () => {
+    const org = await createOrg(t, owner, 'Old Roll-ups');
+    const now = new Date(clock.now());
+    // 13 months kept: this month and the 12 before it
+    const keptFrom = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 12, 1);
+    await t.db.admin.query(`INSERT INTO core.analytics_daily (org_id, day, event, events, users) VALUES ($1, $2, 'old.one', 3, 1), ($1, $3, 'kept.one', 4, 2)`,
+      [org, isoDay(keptFrom - DAY), isoDay(keptFrom)]);
+    const result = await t.app.get(AnalyticsMaintenanceJob).maintainPartitions();
+    expect(result.rollUpsDeleted).toBe(1);
+    const { rows } = await t.db.admin.query('SELECT day::text, event FROM core.analytics_daily WHERE org_id = $1', [org]);
+    expect(rows).toEqual([{ day: isoDay(keptFrom), event: 'kept.one' }]);
+  });
+
   it('forwards stored events to PostHog with our id as the event uuid', async () => {
     await events({ events: [{ name: 'posthog.checked', properties: { n: 1 } }] }).expect(200);
     await t.app.get(PostHogForwarder).flush();
@@ -223,7 +263,7 @@ describe('usage analytics', () => {
       expect(p.acl ?? '').not.toMatch(/authenticated|anon|service_role/);
     }
     const again = await job.maintainPartitions(future);
-    expect(again).toEqual({ created: [], dropped: [] });
+    expect(again).toEqual({ created: [], dropped: [], rollUpsDeleted: 0 });
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.analytics_events');
     expect(rows[0].n).toBe(0);
   });

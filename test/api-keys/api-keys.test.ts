@@ -132,6 +132,55 @@ describe('API keys', () => {
     expect((await lastUsed()).getTime()).toBeGreaterThan(first.getTime());
   });
 
+  it('never makes a request wait for another\'s last-used touch (or a revocation being written) of the same key', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    const hash = createHash('sha256').update(key.secret).digest('hex');
+    const pg = (await import('pg')).default;
+    const [first, second] = [new pg.Client({ connectionString: t.db.apiUrl }), new pg.Client({ connectionString: t.db.apiUrl })];
+    const revoker = new pg.Client({ connectionString: t.db.url });
+    for (const c of [first, second, revoker]) await c.connect();
+    const verify = (c: InstanceType<typeof pg.Client>) => c.query('SELECT * FROM public.begin_key_request($1, $2, $3, NULL)', [key.id, hash, orgA]);
+    /** Whether `c`'s verification finished without ever waiting for a lock (polls pg_stat_activity; no timer). */
+    const finishesWithoutWaiting = async (c: InstanceType<typeof pg.Client>) => {
+      const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
+      let done = false;
+      const running = verify(c).finally(() => (done = true));
+      for (;;) {
+        const { rows: [row] } = await t.db.admin.query('SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database() AND pid = $1', [pid]);
+        if (done) return { waited: false, running };
+        if (row?.wait_event_type === 'Lock') return { waited: true, running };
+      }
+    };
+    const lastUsed = async () => (await t.db.admin.query('SELECT last_used_at FROM core.api_keys WHERE id = $1', [key.id])).rows[0].last_used_at as Date | null;
+    try {
+      // the first request touches last_used_at and has not committed yet
+      await first.query('BEGIN');
+      await verify(first);
+      await second.query('BEGIN');
+      const during = await finishesWithoutWaiting(second);
+      await first.query('COMMIT');
+      expect((await during.running).rows[0]).toMatchObject({ org_id: orgA, role: 'service' });
+      await second.query('COMMIT');
+      expect(during.waited).toBe(false);
+      const touched = await lastUsed();
+      expect(touched).not.toBeNull();
+      // a revocation being written (the row locked) a minute later: the request neither waits nor touches
+      await t.db.admin.query(`UPDATE core.api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1`, [key.id]);
+      const stale = await lastUsed();
+      await revoker.query('BEGIN');
+      await revoker.query('UPDATE core.api_keys SET revoked_at = now() WHERE id = $1', [key.id]);
+      await second.query('BEGIN');
+      const revoking = await finishesWithoutWaiting(second);
+      await revoker.query('ROLLBACK');
+      await (await revoking.running);
+      await second.query('COMMIT');
+      expect(revoking.waited).toBe(false);
+      expect(await lastUsed()).toEqual(stale);
+    } finally {
+      for (const c of [first, second, revoker]) await c.end();
+    }
+  });
+
   it('is verified by the database: claims naming a key count only with its hash, and a read-only key cannot write', async () => {
     const key = await createKey(orgA, ['ledger:read']);
     const hash = createHash('sha256').update(key.secret).digest('hex');

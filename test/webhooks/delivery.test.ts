@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
-import { RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
+import { MAX_ATTEMPTS, RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
 import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
@@ -222,10 +223,17 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(r.received[0].verifiedWith).toEqual({ current: true, old: true });
     expect(r.received[0].signature.split(' ')).toHaveLength(2);
     clock.advance(3601_000);
+    // the overlap is over: no expiry to show, and the worker's next pass forgets the old secret
+    expect((await t.http.get(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).expect(200)).body.previousSecretExpiresAt).toBeNull();
     await postEntry(org, 'after overlap');
     await flush();
     expect(r.received[1].verifiedWith).toEqual({ current: true, old: false });
     expect(r.received[1].signature.split(' ')).toHaveLength(1);
+    const [row] = (await t.db.admin.query('SELECT previous_secret, previous_secret_expires_at FROM core.webhook_endpoints WHERE id = $1', [ep.id])).rows;
+    expect(row).toEqual({ previous_secret: null, previous_secret_expires_at: null });
+    const audit = await t.db.admin.query(`SELECT principal_type, before, after FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.previous_secret_cleared'`, [ep.id]);
+    expect(audit.rows).toEqual([{ principal_type: 'system', before: { previousSecretExpiresAt: rotated.body.previousSecretExpiresAt }, after: { previousSecretExpiresAt: null } }]);
+    expect((await t.http.get(endpointsUrl(org)).set(org.owner.auth).expect(200)).body.find((e: any) => e.id === ep.id).previousSecretExpiresAt).toBeNull();
   });
 
   it('delivers only the event types an endpoint takes; a batch posting is one event per entry; a period close is period.closed', async () => {
@@ -331,6 +339,68 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     const res = await t.http.post(endpointsUrl(org)).set(org.owner.auth).send({ url: r.url }).expect(402);
     expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: { feature: 'webhooks', upgradeTo: 'professional' } });
     await t.http.get(endpointsUrl(org)).set(org.owner.auth).expect(200);
+  });
+
+  it('records each batch of a pass on its own: a NUL in an answer or an endpoint deleted mid-send stops no other message, and none is sent twice', async () => {
+    const org = await orgWithBooks('Batches Ltd');
+    const nul = await receiver(() => ({ status: 200, body: 'ok\0 fine' }));
+    const held = await receiver(() => 'hang');
+    const plain = await receiver(() => ({ status: 200, body: 'thanks' }));
+    const [a, b, c] = [await endpoint(org, nul), await endpoint(org, held), await endpoint(org, plain)];
+    // one ping each, due in this order; a worker claiming one message per batch: three batches in one pass
+    for (const ep of [a, b, c]) {
+      await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202);
+      clock.advance(1);
+    }
+    const lines: string[] = [];
+    const logs = new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(...chunk.toString().split('\n').filter(Boolean))) });
+    const worker = await startApp({ ...t.config, logLevel: 'warn', webhooks: { ...t.config.webhooks, concurrency: 1, timeoutMs: 60_000 } }, clock, logs);
+    try {
+      const pass = worker.app.get(WebhookDelivery).deliverDue();
+      await held.waitFor(1); // b's message is at its receiver: its endpoint (and so the message) is deleted meanwhile
+      await t.http.delete(endpointsUrl(org, `/${b.id}`)).set(org.owner.auth).expect(204);
+      await held.close(); // the send fails after its message is gone
+      expect(await pass).toBe(3);
+      const messages = async () => (await t.db.admin.query(
+        'SELECT endpoint_id, status, attempts FROM core.webhook_messages WHERE org_id = $1 ORDER BY created_at', [org.orgId])).rows;
+      expect(await messages()).toEqual([{ endpoint_id: a.id, status: 'succeeded', attempts: 1 }, { endpoint_id: c.id, status: 'succeeded', attempts: 1 }]);
+      expect((await attemptsOf(a.id)).map((x) => [x.succeeded, x.status_code, x.response_body])).toEqual([[true, 200, 'ok fine']]);
+      expect((await attemptsOf(c.id)).map((x) => [x.succeeded, x.status_code, x.response_body])).toEqual([[true, 200, 'thanks']]);
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE endpoint_id = $1', [b.id])).rows).toEqual([{ n: 0 }]);
+      // the deleted message's attempt was skipped, not refused by the foreign key
+      expect(lines.filter((l) => l.includes('recording webhook attempts failed'))).toEqual([]);
+      const log = await t.http.get(endpointsUrl(org, `/${a.id}/attempts`)).set(org.owner.auth).expect(200);
+      expect(log.body.items.map((x: any) => x.responseBody)).toEqual(['ok fine']);
+      // settled once: past every claim's lease nothing is sent again
+      clock.advance(60_000 + 30_000 + 1);
+      expect(await worker.app.get(WebhookDelivery).deliverDue()).toBe(0);
+      expect([nul.received.length, held.received.length, plain.received.length]).toEqual([1, 1, 1]);
+      expect(await messages()).toEqual([{ endpoint_id: a.id, status: 'succeeded', attempts: 1 }, { endpoint_id: c.id, status: 'succeeded', attempts: 1 }]);
+    } finally {
+      await worker.app.close();
+    }
+  });
+
+  it(`fails a message claimed ${MAX_ATTEMPTS} times whose last outcome was never recorded, instead of sending it forever`, async () => {
+    const org = await orgWithBooks('Exhausted Ltd');
+    const r = await receiver();
+    const ep = await endpoint(org, r);
+    const last = (await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202)).body.id as string;
+    const exhausted = (await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202)).body.id as string;
+    // as the worker leaves them when recording failed: claimed (attempts counted), the claim run out
+    await t.db.admin.query('UPDATE core.webhook_messages SET attempts = $2 WHERE id = $1', [last, MAX_ATTEMPTS - 1]);
+    await t.db.admin.query('UPDATE core.webhook_messages SET attempts = $2 WHERE id = $1', [exhausted, MAX_ATTEMPTS]);
+    expect(await delivery.deliverDue()).toBe(1);
+    expect(r.received.map((w) => w.id)).toEqual([`msg_${last.replace(/-/g, '')}`]);
+    const rows = (await t.db.admin.query('SELECT id, status, attempts, next_attempt_at FROM core.webhook_messages WHERE endpoint_id = $1', [ep.id])).rows;
+    expect(new Map(rows.map((m) => [m.id, [m.status, m.attempts, m.next_attempt_at]]))).toEqual(new Map([
+      [last, ['succeeded', MAX_ATTEMPTS, null]], [exhausted, ['failed', MAX_ATTEMPTS, null]],
+    ]));
+    const detail = await t.http.get(endpointsUrl(org, `/${ep.id}/messages/${exhausted}`)).set(org.owner.auth).expect(200);
+    expect(detail.body).toMatchObject({ status: 'failed', attemptCount: MAX_ATTEMPTS, nextAttemptAt: null, attemptLog: [] });
+    clock.advance(3600_000);
+    expect(await delivery.deliverDue()).toBe(0);
+    expect(r.received).toHaveLength(1);
   });
 
   it('delivers a message committed before the process died mid-send: a new process on the same database sends it, same webhook-id', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { AuditService } from '../../src/modules/audit/audit.service.js';
 import { SecretBox, SecretOpenError } from '../../src/modules/integrations/secret-box.js';
@@ -18,9 +19,12 @@ describe('webhooks: endpoint URLs as production checks them', () => {
   let owner: TestUser;
   let orgId: string;
   const url = (path = '') => `/v1/orgs/${orgId}/webhooks/endpoints${path}`;
+  /** what the application logs (warnings and errors) */
+  const lines: string[] = [];
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_REQUIRE_HTTPS: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false', REDIS_URL: '' });
+    const logs = new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(...chunk.toString().split('\n').filter(Boolean))) });
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_REQUIRE_HTTPS: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false', REDIS_URL: '', LOG_LEVEL: 'warn' }, { logDestination: logs });
     owner = await registerUser(t, 'owner');
     orgId = await createOrg(t, owner, 'Prod Rules Ltd');
     await onPlan(t, orgId, 'professional');
@@ -49,7 +53,10 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     await t.app.get(WebhookDelivery).deliverDue();
     const log = await t.http.get(url(`/${created.body.id}/attempts`)).set(owner.auth).expect(200);
     expect(log.body.items).toHaveLength(1);
-    expect(log.body.items[0]).toMatchObject({ succeeded: false, statusCode: null, eventType: 'journal_entry.posted', error: expect.stringContaining('not a public address') });
+    // the tenant sees the name it chose, never the address it resolved to (our network's): that is for the operators' log
+    expect(log.body.items[0]).toMatchObject({ succeeded: false, statusCode: null, eventType: 'journal_entry.posted', error: 'localhost resolves to a non-public address: the connection was refused' });
+    expect(JSON.stringify(log.body)).not.toMatch(/127\.0\.0\.1|::1/);
+    expect(lines.filter((l) => /refused to connect to localhost: (127\.0\.0\.1|::1) is not a public address/.test(l))).toHaveLength(1);
   });
 
   it('re-seals signing secrets under a new active key (secrets:rotate): the secret itself is unchanged', async () => {

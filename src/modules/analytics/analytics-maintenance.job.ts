@@ -5,6 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
+import { AnalyticsService, MAX_AGE_MS } from './analytics.service.js';
 
 const DAY_MS = 86_400_000;
 
@@ -15,8 +16,10 @@ const monthStart = (t: number, addMonths = 0) => {
 
 /**
  * Keeps the event table's monthly partitions (the previous month through ANALYTICS_PARTITIONS_AHEAD months ahead
- * exist; those older than ANALYTICS_RETENTION_MONTHS are dropped) and the daily roll-ups (today and yesterday are
- * recomputed every 10 minutes, so counts lag events by at most that). Privileged path `analytics.maintenance`:
+ * exist; those older than ANALYTICS_RETENTION_MONTHS are dropped, and so are the roll-ups of those months) and the
+ * daily roll-ups: every 10 minutes today, yesterday and the days that received events since (an app may date events
+ * up to 28 days back), so counts lag events by at most that; nightly every day an event may still be dated in, for
+ * events another process received and did not roll up (it stopped). Privileged path `analytics.maintenance`:
  * the partition functions are SECURITY DEFINER functions of the table's owner, executable by service_role only.
  */
 @Injectable()
@@ -30,6 +33,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     private readonly privileged: PrivilegedDatabase,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
+    private readonly analytics: AnalyticsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -40,6 +44,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
   @Cron(CronExpression.EVERY_DAY_AT_1AM, { name: 'analytics-partitions' })
   async onPartitionSchedule(): Promise<void> {
     await this.maintainPartitions().catch((err) => this.logger.error(`analytics partitions failed: ${(err as Error).message}`));
+    await this.rollUpAcceptedAge().catch((err) => this.logger.error(`analytics nightly roll-up failed: ${(err as Error).message}`));
   }
 
   @Cron(CronExpression.EVERY_10_MINUTES, { name: 'analytics-rollup' })
@@ -47,31 +52,56 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     await this.rollUp().catch((err) => this.logger.error(`analytics roll-up failed: ${(err as Error).message}`));
   }
 
-  /** Creates the partitions ahead and drops the expired ones; returns their names. */
-  async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[] }> {
+  /** Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months; returns the partitions' names and the roll-up rows deleted. */
+  async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
     return this.privileged.run('analytics.maintenance', async (db) => {
       const created = await repo.createPartitions(db, monthStart(now, -1), this.config.analytics.partitionsAhead + 1);
       // keep the current month and the (retention - 1) before it
-      const dropped = await repo.dropPartitions(db, monthStart(now, -(this.config.analytics.retentionMonths - 1)));
-      if (created.length || dropped.length) this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}`);
-      return { created, dropped };
+      const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
+      const dropped = await repo.dropPartitions(db, keepFrom);
+      const rollUpsDeleted = await repo.deleteRollUpsBefore(db, keepFrom);
+      if (created.length || dropped.length || rollUpsDeleted) {
+        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted`);
+      }
+      return { created, dropped, rollUpsDeleted };
     });
   }
 
+  /** Recomputes the roll-ups of every day an event may be dated in (MAX_AGE_MS back) through today. */
+  async rollUpAcceptedAge(): Promise<number> {
+    const today = this.today();
+    return this.rollUp(new Date(today - Math.ceil(MAX_AGE_MS / DAY_MS) * DAY_MS - DAY_MS), new Date(today + DAY_MS));
+  }
+
+  private today(): number {
+    const now = new Date(this.clock.now());
+    return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  }
+
   /**
-   * Recomputes the daily roll-ups of the UTC days [from, to) (default: yesterday and today), then the usage gauges of
-   * /metrics (active users per organization, today's feature usage by plan tier). Returns rows written.
+   * Recomputes the daily roll-ups of the UTC days [from, to) (default: yesterday and today) and of the days before
+   * that received events since the last roll-up, then the usage gauges of /metrics (active users per organization,
+   * today's feature usage by plan tier). Returns rows written.
    */
   async rollUp(from?: Date, to?: Date): Promise<number> {
-    const now = this.clock.now();
-    const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
-    return this.privileged.run('analytics.maintenance', async (db) => {
-      const written = await repo.rollUp(db, from ?? new Date(today - DAY_MS), to ?? new Date(today + DAY_MS));
-      const day = new Date(today).toISOString().slice(0, 10);
-      const users = await repo.activeUsersByOrg(db, new Date(today));
-      const features = await repo.featureUsageByPlan(db, day, day);
-      this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event, events: f.events })));
-      return written;
-    });
+    const today = this.today();
+    const start = from ?? new Date(today - DAY_MS);
+    const end = to ?? new Date(today + DAY_MS);
+    const received = this.analytics.takeReceivedDays();
+    const earlier = received.filter((d) => d < start.getTime() || d >= end.getTime());
+    try {
+      return await this.privileged.run('analytics.maintenance', async (db) => {
+        let written = await repo.rollUp(db, start, end);
+        for (const d of earlier) written += await repo.rollUp(db, new Date(d), new Date(d + DAY_MS));
+        const day = new Date(today).toISOString().slice(0, 10);
+        const users = await repo.activeUsersByOrg(db, new Date(today));
+        const features = await repo.featureUsageByPlan(db, day, day);
+        this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event, events: f.events })));
+        return written;
+      });
+    } catch (err) {
+      this.analytics.restoreReceivedDays(received);
+      throw err;
+    }
   }
 }

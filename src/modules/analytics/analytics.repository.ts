@@ -96,6 +96,11 @@ export const analyticsRepository = {
       ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
   },
 
+  /** Deletes the roll-ups of the days before `before` (their events' partitions are dropped: privileged, service_role). */
+  async deleteRollUpsBefore(db: Db, before: Date): Promise<number> {
+    return db.runCount(qb.deleteFrom('core.analytics_daily').where('day', '<', before));
+  },
+
   /**
    * Distinct users per organization on the UTC day `day` and over the 30 days ending with it (privileged: service_role),
    * read by the roll-up job for the omnizen_active_users gauge.

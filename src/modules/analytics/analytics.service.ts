@@ -10,7 +10,7 @@ import { PostHogForwarder } from './posthog.forwarder.js';
 
 const DAY_MS = 86_400_000;
 /** how far back an event may be dated: inside the partitions that always exist (previous month onwards) */
-const MAX_AGE_MS = 28 * DAY_MS;
+export const MAX_AGE_MS = 28 * DAY_MS;
 const MAX_AHEAD_MS = DAY_MS;
 const MAX_PROPERTIES_BYTES = 8 * 1024;
 const MAX_RANGE_DAYS = 400;
@@ -31,6 +31,12 @@ export interface ServerEvent {
  */
 @Injectable()
 export class AnalyticsService {
+  /**
+   * The UTC days (ms at midnight) that received events from apps since the roll-up last took them. An app may date an
+   * event up to MAX_AGE_MS back, and the 10-minute roll-up recomputes only yesterday and today: it recomputes these too.
+   */
+  private readonly receivedDays = new Set<number>();
+
   constructor(
     private readonly clock: Clock,
     private readonly posthog: PostHogForwarder,
@@ -86,8 +92,24 @@ export class AnalyticsService {
       });
     });
     await repo.insertEvents(tx.db, rows);
-    tx.db.afterCommit(() => this.posthog.forward(rows));
+    tx.db.afterCommit(() => {
+      // once committed: a roll-up that took the day before would not see the events
+      for (const r of rows) this.receivedDays.add(r.occurredAt.getTime() - (r.occurredAt.getTime() % DAY_MS));
+      this.posthog.forward(rows);
+    });
     return { accepted: rows.length, rejected };
+  }
+
+  /** The days that received events since the last call (AnalyticsMaintenanceJob.rollUp), ascending; forgotten here. */
+  takeReceivedDays(): number[] {
+    const days = [...this.receivedDays].sort((a, b) => a - b);
+    this.receivedDays.clear();
+    return days;
+  }
+
+  /** Days a failed roll-up took: the next one recomputes them. */
+  restoreReceivedDays(days: number[]): void {
+    for (const d of days) this.receivedDays.add(d);
   }
 
   /**

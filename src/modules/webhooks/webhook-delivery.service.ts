@@ -6,13 +6,14 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
-import { outboundFetch } from '../../platform/http/outbound.js';
+import { OutboundAddressRefused, outboundFetch } from '../../platform/http/outbound.js';
+import { sqlState } from '../../platform/errors/database-errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { Coalescer } from '../../platform/queue/coalesce.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SECRET_BOX, type SecretBox } from '../integrations/secret-box.js';
 import type { WebhookBody } from './event-catalog.js';
-import { DISABLE_AFTER_FAILING_MS, retryDelayMs } from './retry-schedule.js';
+import { DISABLE_AFTER_FAILING_MS, MAX_ATTEMPTS, retryDelayMs } from './retry-schedule.js';
 import { webhookRepository as repo, type ClaimedMessage } from './webhook.repository.js';
 import { signedHeaders } from './webhook-signing.js';
 import { secretContext } from './webhooks.service.js';
@@ -21,6 +22,9 @@ import { secretContext } from './webhooks.service.js';
 const RESPONSE_BODY_MAX = 1024;
 /** A claimed message is due again this long after its send timeout if its outcome was never recorded (the process died). */
 const CLAIM_MARGIN_MS = 30_000;
+
+/** How often a worker clears the previous secrets whose rotation overlap has ended. */
+const SECRET_SWEEP_MS = 60_000;
 
 /** One event to fan out. */
 type FanOut = Parameters<typeof repo.fanOut>[1][number];
@@ -38,6 +42,9 @@ interface Attempt extends Outcome {
   latencyMs: number;
 }
 
+/** PostgreSQL's text cannot hold NUL (a receiver may answer anything): it is dropped from what is kept, or the batch's record would fail. */
+const storable = (text: string): string => text.replaceAll('\u0000', '');
+
 /** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than that. */
 async function bodyPrefix(res: Response): Promise<string | null> {
   if (!res.body) return null;
@@ -53,7 +60,8 @@ async function bodyPrefix(res: Response): Promise<string | null> {
   } finally {
     void reader.cancel().catch(() => undefined);
   }
-  return text ? text.slice(0, RESPONSE_BODY_MAX) : null;
+  const kept = storable(text).slice(0, RESPONSE_BODY_MAX);
+  return kept || null;
 }
 
 /** The metric's outcome label of one attempt: 2xx success, 410 gone (the endpoint is disabled), no answer in time, any other failure. */
@@ -63,10 +71,21 @@ export function deliveryOutcome(statusCode: number | null, timedOut: boolean): '
   return statusCode === 410 ? 'gone' : 'failed';
 }
 
+function refusal(err: unknown): OutboundAddressRefused | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof OutboundAddressRefused) return e;
+  }
+  return undefined;
+}
+
+/** A failed send's error as the attempt log shows it to the tenant. */
 const describe = (err: unknown): string => {
+  const refused = refusal(err);
+  // the name, never the address it resolved to: the log is the tenant's, the addresses are our network's
+  if (refused) return refused.host === refused.address ? `${refused.host} is not a public address: the connection was refused` : `${refused.host} resolves to a non-public address: the connection was refused`;
   const e = err as Error & { cause?: Error & { code?: string } };
   const cause = e.cause ? `: ${e.cause.code ?? ''} ${e.cause.message}`.replace(/\s+/g, ' ') : '';
-  return `${e.message}${cause}`.slice(0, 500);
+  return storable(`${e.message}${cause}`).slice(0, 500);
 };
 
 /**
@@ -87,6 +106,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   private readonly shutdown = new AbortController();
   private running: Promise<number> | null = null;
   private rerun = false;
+  private sweptSecretsAt = -Infinity;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -166,18 +186,20 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
    */
   private async pass(): Promise<number> {
     const { concurrency, timeoutMs } = this.config.webhooks;
+    await this.clearExpiredSecrets().catch((err: Error) => this.logger.warn(`clearing expired webhook secrets failed: ${err.message}`));
     let total = 0;
     let recording: Promise<void> = Promise.resolve();
     try {
       while (!this.shutdown.signal.aborted) {
         const now = new Date(this.clock.now());
         const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
-        const claimed = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency));
-        if (claimed.length === 0) break;
+        const { claimed, exhausted } = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency, MAX_ATTEMPTS));
+        for (const m of exhausted) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id} failed: claimed ${MAX_ATTEMPTS} times, its outcome never recorded`);
+        if (claimed.length === 0 && exhausted.length === 0) break;
         const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
         const previous = recording;
-        // one transaction records the whole batch (if it fails, the claims run out and the batch is sent again)
-        recording = previous.then(() => (attempts.length ? this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts)) : undefined));
+        // each batch is recorded on its own and never rejects: one batch's failure does not stop the next ones
+        recording = previous.then(() => this.recordBatch(attempts));
         await previous;
         total += claimed.length;
       }
@@ -185,6 +207,35 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       await recording;
     }
     return total;
+  }
+
+  /**
+   * One transaction records a batch. A failure is logged, never thrown: the other batches are recorded all the same,
+   * and this one's claims run out, so its messages are sent again (at most MAX_ATTEMPTS claims: claimDue then fails them).
+   */
+  private async recordBatch(attempts: Attempt[]): Promise<void> {
+    if (!attempts.length) return;
+    try {
+      await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
+    } catch (err) {
+      const { code } = sqlState(err);
+      this.logger.error(`recording webhook attempts failed (${code ?? 'no SQLSTATE'}: ${(err as Error).message}) for messages ${attempts.map((a) => a.message.id).join(', ')}`);
+    }
+  }
+
+  /** At most once a SECRET_SWEEP_MS: a rotation's previous secret is not kept (sealed, but a secret) past its overlap. */
+  private async clearExpiredSecrets(): Promise<void> {
+    const now = this.clock.now();
+    if (now - this.sweptSecretsAt < SECRET_SWEEP_MS) return;
+    this.sweptSecretsAt = now;
+    await this.privileged.run('webhooks.delivery', async (db) => {
+      for (const e of await repo.clearExpiredPreviousSecrets(db, new Date(now))) {
+        await this.audit.recordPrivileged(db, e.org_id, 'system', {
+          action: 'webhooks.previous_secret_cleared', entityType: 'webhook_endpoint', entityId: e.id,
+          before: { previousSecretExpiresAt: new Date(e.previous_secret_expires_at).toISOString() }, after: { previousSecretExpiresAt: null },
+        });
+      }
+    });
   }
 
   private secrets(m: ClaimedMessage, now: Date): string[] {
@@ -213,6 +264,8 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     } catch (err) {
       if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
       timedOut = timeout.aborted;
+      const refused = refusal(err);
+      if (refused) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id}: ${refused.message}`);
       outcome = { statusCode: null, responseBody: null, error: timedOut ? `timed out after ${timeoutMs} ms` : describe(err) };
     }
     this.metrics.webhookDeliveries.inc({ outcome: deliveryOutcome(outcome.statusCode, timedOut) });
@@ -226,7 +279,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   private async record(db: Db, attempts: Attempt[]): Promise<void> {
     const ok = (a: Attempt) => a.statusCode !== null && a.statusCode >= 200 && a.statusCode < 300;
     await repo.insertAttempts(db, attempts.map((a) => ({
-      orgId: a.message.org_id, messageId: a.message.id, endpointId: a.message.endpoint_id, at: a.at, succeeded: ok(a),
+      orgId: a.message.org_id, messageId: a.message.id, at: a.at, succeeded: ok(a),
       statusCode: a.statusCode, latencyMs: a.latencyMs, responseBody: a.responseBody, error: a.error,
     })));
     const key = (a: Attempt) => `${a.message.org_id}/${a.message.endpoint_id}`;

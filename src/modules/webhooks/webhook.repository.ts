@@ -64,7 +64,6 @@ export interface ClaimedMessage {
 export interface AttemptInsert {
   orgId: string;
   messageId: string;
-  endpointId: string;
   at: Date;
   succeeded: boolean;
   statusCode: number | null;
@@ -209,28 +208,49 @@ export const webhookRepository = {
 
   /**
    * Claims up to `limit` due messages of enabled endpoints, of every organization: each is due again at
-   * `leaseUntil` (past the send timeout), so one whose outcome is never recorded is sent again. Committed at once.
+   * `leaseUntil` (past the send timeout), so one whose outcome is never recorded is sent again. A due message already
+   * claimed `maxAttempts` times is not claimed but failed (`exhausted`): its last claim ran out unrecorded (the
+   * process died, or the outcome could not be written), and it must not be sent forever. Committed at once.
    */
-  async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number): Promise<ClaimedMessage[]> {
-    return db.$queryRaw<ClaimedMessage[]>`
+  async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number): Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
+    const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH due AS (
-        SELECT m.org_id, m.id FROM core.webhook_messages m
+        SELECT m.org_id, m.id, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
         JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
         WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-        ORDER BY m.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED)
-      UPDATE core.webhook_messages m SET next_attempt_at = ${leaseUntil}::timestamptz, attempts = m.attempts + 1
-      FROM due, core.webhook_endpoints e
-      WHERE m.org_id = due.org_id AND m.id = due.id AND e.org_id = m.org_id AND e.id = m.endpoint_id
-      RETURNING m.org_id, m.id, m.endpoint_id, m.event_type, m.body, m.attempts, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at`;
+        ORDER BY m.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
+      failed AS (
+        UPDATE core.webhook_messages m SET status = 'failed', next_attempt_at = NULL
+        FROM due WHERE due.exhausted AND m.org_id = due.org_id AND m.id = due.id
+        RETURNING m.org_id, m.id, m.endpoint_id),
+      claimed AS (
+        UPDATE core.webhook_messages m SET next_attempt_at = ${leaseUntil}::timestamptz, attempts = m.attempts + 1
+        FROM due, core.webhook_endpoints e
+        WHERE NOT due.exhausted AND m.org_id = due.org_id AND m.id = due.id AND e.org_id = m.org_id AND e.id = m.endpoint_id
+        RETURNING m.org_id, m.id, m.endpoint_id, m.event_type, m.body, m.attempts, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at)
+      SELECT c.*, false AS exhausted FROM claimed c
+      UNION ALL
+      SELECT f.org_id, f.id, f.endpoint_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true FROM failed f`;
+    return {
+      claimed: rows.filter((r) => !r.exhausted).map(({ exhausted: _, ...m }) => m),
+      exhausted: rows.filter((r) => r.exhausted).map((r) => ({ org_id: r.org_id, id: r.id, endpoint_id: r.endpoint_id })),
+    };
   },
 
-  /** The attempts of one worker batch, in one statement. */
-  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<void> {
-    if (!attempts.length) return;
-    await db.run(qb.insertInto(ATTEMPTS).values(attempts.map((a) => ({
-      org_id: a.orgId, message_id: a.messageId, endpoint_id: a.endpointId, attempted_at: a.at, succeeded: a.succeeded,
-      status_code: a.statusCode, latency_ms: a.latencyMs, response_body: a.responseBody, error: a.error,
-    }))));
+  /**
+   * The attempts of one worker batch, in one statement; answers how many were written. An attempt whose message is
+   * gone (its endpoint was deleted while it was being sent) is skipped: the messages are read under KEY SHARE, so a
+   * deletion committing meanwhile cannot fail the foreign key either.
+   */
+  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<number> {
+    if (!attempts.length) return 0;
+    return Number(await db.$executeRaw`
+      INSERT INTO core.webhook_attempts (org_id, message_id, endpoint_id, attempted_at, succeeded, status_code, latency_ms, response_body, error)
+      SELECT m.org_id, m.id, m.endpoint_id, v.at, v.succeeded, v."statusCode", v."latencyMs", v."responseBody", v.error
+      FROM jsonb_to_recordset(${JSON.stringify(attempts)}::jsonb)
+        AS v("orgId" uuid, "messageId" uuid, at timestamptz, succeeded boolean, "statusCode" int, "latencyMs" int, "responseBody" text, error text)
+      JOIN core.webhook_messages m ON m.org_id = v."orgId" AND m.id = v."messageId"
+      FOR KEY SHARE OF m`);
   },
 
   /** Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement. */
@@ -267,6 +287,16 @@ export const webhookRepository = {
     const [r] = await db.run(qb.updateTable(ENDPOINTS).set({ enabled: false, disabled_reason: reason, disabled_at: at, updated_at: sql<Date>`now()` })
       .where('org_id', '=', orgId).where('id', '=', id).where('enabled', '=', true).returningAll());
     return r as EndpointRow | undefined;
+  },
+
+  /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
+  async clearExpiredPreviousSecrets(db: Db, now: Date): Promise<{ org_id: string; id: string; previous_secret_expires_at: Date }[]> {
+    return db.$queryRaw`
+      UPDATE core.webhook_endpoints e SET previous_secret = NULL, previous_secret_expires_at = NULL
+      FROM (SELECT org_id, id, previous_secret_expires_at FROM core.webhook_endpoints
+            WHERE previous_secret_expires_at <= ${now}::timestamptz FOR UPDATE SKIP LOCKED) x
+      WHERE e.org_id = x.org_id AND e.id = x.id
+      RETURNING e.org_id, e.id, x.previous_secret_expires_at`;
   },
 
   // ---------------------------------------------------------------- key rotation (privileged: secrets.rotate)

@@ -19,10 +19,12 @@ import type {
 /** The secret box's associated data for an endpoint's secret: the ciphertext opens only for that row. */
 export const secretContext = (orgId: string, endpointId: string): string => `webhook_endpoint.secret.v1:${orgId.toLowerCase()}:${endpointId.toLowerCase()}`;
 
-function toEndpoint(r: EndpointRow): WebhookEndpointDto {
+/** An endpoint as answered at `now`: a previous secret whose overlap has ended signs nothing, so its expiry is null (the worker clears it). */
+function toEndpoint(r: EndpointRow, now: number): WebhookEndpointDto {
+  const previousSecretExpiresAt = r.previous_secret_expires_at && new Date(r.previous_secret_expires_at).getTime() > now ? r.previous_secret_expires_at : null;
   return {
     id: r.id, url: r.url, description: r.description, eventTypes: r.event_types.length ? r.event_types : null, enabled: r.enabled,
-    disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt: r.previous_secret_expires_at,
+    disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt,
     createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
@@ -93,13 +95,13 @@ export class WebhooksService {
       orgId: tx.orgId, id, url, description: dto.description ?? '', eventTypes, enabled: dto.enabled ?? true,
       secret: this.box.sealFor(secret, secretContext(tx.orgId, id)),
     });
-    const endpoint = toEndpoint(row);
+    const endpoint = toEndpoint(row, this.clock.now());
     await this.audit.record(tx, { action: 'webhooks.endpoint_created', entityType: 'webhook_endpoint', entityId: id, after: audited(endpoint) });
     return { ...endpoint, secret };
   }
 
   async list(tx: TenantTx): Promise<WebhookEndpointDto[]> {
-    return (await repo.listEndpoints(tx.db, tx.orgId)).map(toEndpoint);
+    return (await repo.listEndpoints(tx.db, tx.orgId)).map((r) => toEndpoint(r, this.clock.now()));
   }
 
   private async endpointRow(tx: TenantTx, id: string, lock = false): Promise<EndpointRow> {
@@ -109,23 +111,23 @@ export class WebhooksService {
   }
 
   async get(tx: TenantTx, id: string): Promise<WebhookEndpointDto> {
-    return toEndpoint(await this.endpointRow(tx, id));
+    return toEndpoint(await this.endpointRow(tx, id), this.clock.now());
   }
 
   async update(tx: TenantTx, id: string, dto: UpdateWebhookEndpointDto): Promise<WebhookEndpointDto> {
-    const before = toEndpoint(await this.endpointRow(tx, id, true));
+    const before = toEndpoint(await this.endpointRow(tx, id, true), this.clock.now());
     const after = toEndpoint(await repo.updateEndpoint(tx.db, tx.orgId, id, {
       url: dto.url === undefined ? undefined : this.checkUrl(dto.url),
       description: dto.description,
       eventTypes: dto.eventTypes === undefined ? undefined : this.checkEventTypes(dto.eventTypes),
       enabled: dto.enabled,
-    }));
+    }), this.clock.now());
     await this.audit.record(tx, { action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: id, before: audited(before), after: audited(after) });
     return after;
   }
 
   async remove(tx: TenantTx, id: string): Promise<void> {
-    const before = toEndpoint(await this.endpointRow(tx, id, true));
+    const before = toEndpoint(await this.endpointRow(tx, id, true), this.clock.now());
     await repo.deleteEndpoint(tx.db, tx.orgId, id);
     await this.audit.record(tx, { action: 'webhooks.endpoint_deleted', entityType: 'webhook_endpoint', entityId: id, before: audited(before) });
   }
@@ -136,7 +138,7 @@ export class WebhooksService {
     const secret = generateSigningSecret();
     const context = secretContext(tx.orgId, id);
     const expiresAt = overlapSeconds > 0 ? new Date(this.clock.now() + overlapSeconds * 1000) : null;
-    const endpoint = toEndpoint(await repo.rotateSecret(tx.db, tx.orgId, id, this.box.sealFor(secret, context), expiresAt ? row.secret as SealedSecret : null, expiresAt));
+    const endpoint = toEndpoint(await repo.rotateSecret(tx.db, tx.orgId, id, this.box.sealFor(secret, context), expiresAt ? row.secret as SealedSecret : null, expiresAt), this.clock.now());
     await this.audit.record(tx, {
       action: 'webhooks.secret_rotated', entityType: 'webhook_endpoint', entityId: id, after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt },
     });
