@@ -47,7 +47,7 @@ export class PrivacyController {
 }
 
 /**
- * An organization erases a natural-person party (owner, admin). One route per party table of the catalog, all
+ * An organization erases a natural-person party (owner, admin, or a service key). One route per party table of the catalog, all
  * served by the same catalog-driven service. Not behind a
  * subscription: erasure is a legal duty on any plan.
  */
@@ -62,7 +62,7 @@ export class PartyErasureController {
   @HttpCode(200)
   @ApiOperation({
     operationId: 'eraseVendor',
-    summary: 'Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin)',
+    summary: 'Erase a natural-person vendor: contact fields blanked, name pseudonymized; its bills and payments keep amounts and numbers (owner, admin, service key)',
   })
   @ApiOkResponse({ type: PartyErasureDto })
   @ApiErrors(400)
@@ -75,7 +75,7 @@ export class PartyErasureController {
   @HttpCode(200)
   @ApiOperation({
     operationId: 'eraseCustomer',
-    summary: 'Erase a natural-person customer: contact fields blanked, name pseudonymized; its invoices and receipts keep amounts and numbers (owner, admin)',
+    summary: 'Erase a natural-person customer: contact fields blanked, name pseudonymized; its invoices and receipts keep amounts and numbers (owner, admin, service key)',
   })
   @ApiOkResponse({ type: PartyErasureDto })
   @ApiErrors(400)
