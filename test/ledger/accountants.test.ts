@@ -241,6 +241,26 @@ describe('ledger as accountants use it', () => {
     await t.http.get(url('reports/profit-and-loss?from=2026-04-01&to=2026-04-30&compare=last_decade')).set(users.viewer.auth).expect(400);
   });
 
+  it('previous_year comparatives keep 29 February: the year before 2025-02-28 ends on 2024-02-29 (P&L and balance sheet)', async () => {
+    expect(comparativeDate('2025-02-28', 'previous_year')).toBe('2024-02-29');
+    expect(comparativeDate('2029-02-28', 'previous_year')).toBe('2028-02-29');
+    expect(comparativeDate('2024-02-29', 'previous_year')).toBe('2023-02-28');
+    expect(comparativeRange('2024-03-01', '2025-02-28', 'previous_year')).toEqual({ from: '2023-03-01', to: '2024-02-29' });
+    const leap = await orgWithRoles(t, 'Leap Year Ltd');
+    const a = await startBooks(t, leap.orgId, leap.users.owner, 'EUR', '2024-01-01');
+    await t.http.post(ledgerUrl(leap.orgId, 'fiscal-years')).set(leap.users.owner.auth).send({ startDate: '2025-01-01' }).expect(201);
+    const post = (date: string, amount: string) => t.http.post(ledgerUrl(leap.orgId, 'journal-entries')).set(leap.users.owner.auth).send(entry(date, a['1100'], a['4100'], amount)).expect(201);
+    await post('2024-02-29', '29.00');
+    await post('2025-02-28', '28.00');
+    const pl = await t.http.get(ledgerUrl(leap.orgId, 'reports/profit-and-loss?from=2024-03-01&to=2025-02-28&compare=previous_year')).set(leap.users.viewer.auth).expect(200);
+    expect(pl.body.totalRevenue).toBe('28.00');
+    expect(pl.body.comparative).toEqual({ from: '2023-03-01', to: '2024-02-29', totalRevenue: '29.00', totalExpenses: '0.00', netIncome: '29.00' });
+    expect(pl.body.revenue.find((r: any) => r.code === '4100')).toMatchObject({ amount: '28.00', comparativeAmount: '29.00' });
+    const bs = await t.http.get(ledgerUrl(leap.orgId, 'reports/balance-sheet?asOf=2025-02-28&compare=previous_year')).set(leap.users.viewer.auth).expect(200);
+    expect(bs.body.comparative).toEqual({ asOf: '2024-02-29', totalAssets: '29.00', totalLiabilities: '0.00', totalEquity: '0.00', currentEarnings: '29.00' });
+    expect(bs.body.assets.find((r: any) => r.code === '1100')).toMatchObject({ amount: '57.00', comparativeAmount: '29.00' });
+  });
+
   it('revalues into the unrealized FX accounts and, with autoReverse, reverses on the first day of the next period', async () => {
     const settings = await t.http.get(url('settings')).set(users.viewer.auth).expect(200);
     expect(settings.body).toMatchObject({ fxGainAccountId: acc['4300'], fxLossAccountId: acc['5500'], fxUnrealizedGainAccountId: acc['4310'], fxUnrealizedLossAccountId: acc['5510'] });
@@ -271,6 +291,26 @@ describe('ledger as accountants use it', () => {
     expect(gl.body.items.map((i: any) => [i.currency, i.credit, i.baseCredit])).toEqual([['JPY', '10000', '61.00'], ['BHD', '1.005', '2.41']]);
     const list = await t.http.get(url('journal-entries?from=2026-07-02&to=2026-07-02')).set(users.viewer.auth).expect(200);
     expect(list.body.items.map((e: any) => e.lines[0].debit)).toEqual(['1.005', '10000']);
+  });
+
+  it('revaluation with autoReverse refuses up front, posting nothing, when no open period follows (ledger.no_next_period)', async () => {
+    await t.http.post(url('fx-rates/import')).set(users.accountant.auth).send({ rates: [{ currency: 'USD', date: '2026-11-30', rate: '0.95' }, { currency: 'USD', date: '2026-12-31', rate: '0.80' }] }).expect(201);
+    const entries = () => count('finance.journal_entries WHERE org_id = $1');
+    const before = await entries();
+    const revaluations = () => count(`core.audit_logs WHERE org_id = $1 AND action = 'ledger.fx_revaluation_posted'`);
+    const revaluationsBefore = await revaluations();
+    // the USD 1,000 on 1200 of the revaluation above, carried at 900.00, has something to revalue at either rate;
+    // no fiscal year 2027: the reversal would have no period
+    const noYear = await t.http.post(url('fx-revaluations')).set(users.accountant.auth).send({ date: '2026-12-31', autoReverse: true }).expect(422);
+    expect(noYear.body.error).toMatchObject({ code: 'ledger.no_next_period', message: expect.stringMatching(/no fiscal period starts on 2027-01-01/) });
+    // December closed: the reversal would be dated in a closed period
+    const december = (await t.http.get(url('periods')).set(users.viewer.auth).expect(200)).body.find((p: any) => p.startDate === '2026-12-01');
+    await t.http.post(url(`periods/${december.id}/close`)).set(users.owner.auth).expect(200);
+    const closed = await t.http.post(url('fx-revaluations')).set(users.accountant.auth).send({ date: '2026-11-30', autoReverse: true }).expect(422);
+    expect(closed.body.error).toMatchObject({ code: 'ledger.no_next_period', message: expect.stringMatching(/2026-12-01 to 2026-12-31 .* is closed/) });
+    await t.http.post(url(`periods/${december.id}/reopen`)).set(users.owner.auth).expect(200);
+    expect(await entries()).toBe(before);
+    expect(await revaluations()).toBe(revaluationsBefore);
   });
 
   it('leaves the books consistent after everything above', async () => {

@@ -138,6 +138,50 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     expect(Number(await balance5200()) - Number(before)).toBe(60); // 30 per key, once each
   });
 
+  it('archiving an account (or making it a group) waits for a posting in flight to it, then sees its balance', async () => {
+    const account = async (code: string) => (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.owner.auth)
+      .send({ code, name: `In flight ${code}`, type: 'expense' }).expect(201)).body.id as string;
+    const archived = async (id: string) => (await t.db.admin.query(`SELECT archived_at, is_group FROM finance.accounts WHERE org_id = $1 AND id = $2`, [orgId, id])).rows[0];
+    for (const [code, change] of [['5910', 'archive'], ['5911', 'group']] as const) {
+      const id = await account(code);
+      const poster = await tenantTx(users.accountant.id);
+      await poster.c.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-08-10', memo: 'in flight',
+        lines: [{ accountId: id, debit: '15' }, { accountId: acc['1100'], credit: '15' }] })]);
+      const changing = (change === 'archive'
+        ? t.http.post(ledgerUrl(orgId, `accounts/${id}/archive`)).set(users.owner.auth)
+        : t.http.patch(ledgerUrl(orgId, `accounts/${id}`)).set(users.owner.auth).send({ isGroup: true })).then((r) => r);
+      let answered = false;
+      void changing.then(() => { answered = true; });
+      // until the change waits for the posting lock (or, not waiting, has answered already)
+      while (!answered) {
+        const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+        if (rows.length) break;
+      }
+      await poster.c.query('COMMIT');
+      const res = await changing;
+      expect(res.status).toBe(422);
+      expect(res.body.error.message).toMatch(change === 'archive' ? /^account 5910 has a balance/ : /account 5911 has postings: it cannot become a group account/);
+      expect(await archived(id)).toEqual({ archived_at: null, is_group: false });
+    }
+  });
+
+  it('a batch reads its accounts after the posting lock: an archive committed while it waited is seen (account_not_postable)', async () => {
+    const id = (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.owner.auth).send({ code: '5912', name: 'Archived meanwhile', type: 'expense' }).expect(201)).body.id;
+    // an archive in flight, as the API runs one: the posting lock exclusively, then the account's update
+    const archiver = await tenantTx(users.owner.id);
+    await archiver.c.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [orgId]);
+    await archiver.c.query(`UPDATE finance.accounts SET archived_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);
+    const poster = await tenantTx(users.accountant.id);
+    const posting = poster.c.query(`SELECT finance.post_journal_entries($1::jsonb, NULL, true) AS results`, [JSON.stringify([{ date: '2026-08-11', memo: 'batch',
+      lines: [{ accountId: id, debit: '16' }, { accountId: acc['1100'], credit: '16' }] }])]);
+    await waitsForLock(poster.pid);
+    await archiver.c.query('COMMIT');
+    const { rows: [{ results }] } = await posting;
+    await poster.c.query('COMMIT');
+    expect(results.map((r: any) => [r.status, r.error?.code])).toEqual([['rejected', 'ledger.account_not_postable']]);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_lines WHERE org_id = $1 AND account_id = $2`, [orgId, id])).rows[0].n).toBe(0);
+  });
+
   it('a year-end close waits for a posting in flight before it reads the year: that posting is closed out too', async () => {
     // an organization of its own: this close ends its whole year
     const other = await orgWithRoles(t, 'Year Close Race Ltd');

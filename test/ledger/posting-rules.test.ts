@@ -55,8 +55,8 @@ describe('ledger: posting rules the database enforces', () => {
     expect(r.body.error.message).toMatch(/lines\[0\] needs exactly one of debit or credit/);
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '-10' }, { accountId: acc['1100'], credit: '10' }] }).expect(400);
     expect(r.body.error.message).toMatch(/debit must be a non-negative decimal string/);
-    r = await post({ date: '2026-02-30', lines: cashRent('1') }).expect(422);
-    expect(r.body.error).toMatchObject({ code: expect.stringMatching(/^(invalid|ledger\.)/), message: expect.stringMatching(/date|2026-02-30/) });
+    r = await post({ date: '2026-02-30', lines: cashRent('1') }).expect(400);
+    expect(r.body.error).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(/^date must be a calendar date YYYY-MM-DD: 2026-02-30/) });
     r = await post({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '1' }] }).expect(400);
     expect(r.body.error.message).toMatch(/at least 2 lines/);
     const usdOnly = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)
@@ -69,6 +69,34 @@ describe('ledger: posting rules the database enforces', () => {
       .rejects.toMatchObject({ hint: 'ledger.unbalanced' });
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId]);
     expect(rows[0].n).toBe(0);
+  });
+
+  it('refuses a taxed amount with more decimals than its currency as an untaxed one (422 ledger.invalid_amount), never rounds it', async () => {
+    const vat = (await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.accountant.auth)
+      .send({ code: 'VATD', name: 'VAT 20 %', rate: '20', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201)).body.id;
+    const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const before = await count();
+    const untaxed = await post({ date: '2026-02-06', lines: [{ accountId: acc['5200'], debit: '100.004' }, { accountId: acc['1100'], credit: '100.004' }] }).expect(422);
+    expect(untaxed.body.error.code).toBe('ledger.invalid_amount');
+    const taxed = await post({ date: '2026-02-06', lines: [{ accountId: acc['5200'], debit: '100.004', taxCodeId: vat }, { accountId: acc['1100'], credit: '120.00' }] }).expect(422);
+    expect(taxed.body.error).toMatchObject({ code: 'ledger.invalid_amount', message: 'lines[0]: EUR amounts have at most 2 decimals' });
+    const jpy = await post({ date: '2026-02-06', lines: [{ accountId: acc['1100'], debit: '120.5', currency: 'JPY', rate: '0.006' }, { accountId: acc['4100'], credit: '100.5', currency: 'JPY', rate: '0.006', taxCodeId: vat }] }).expect(422);
+    expect(jpy.body.error).toMatchObject({ code: 'ledger.invalid_amount', message: 'lines[1]: JPY amounts have at most 0 decimals' });
+    expect(await count()).toBe(before);
+    const exact = await post({ date: '2026-02-06', lines: [{ accountId: acc['5200'], debit: '100.01', taxCodeId: vat }, { accountId: acc['1100'], credit: '120.01' }] }).expect(201);
+    expect(exact.body.lines.map((l: any) => [l.accountCode, l.debit, l.credit])).toEqual([['5200', '100.01', '0.00'], ['1300', '20.00', '0.00'], ['1100', '0.00', '120.01']]);
+  });
+
+  it('counts a taxed line as the two it posts: past 499 lines once split is a 422 naming lines, before anything is written', async () => {
+    const vat = (await t.http.post(ledgerUrl(orgId, 'tax-codes')).set(users.accountant.auth)
+      .send({ code: 'VATL', name: 'VAT 20 %', rate: '20', salesAccountId: acc['2200'], purchaseAccountId: acc['1300'] }).expect(201)).body.id;
+    const taxedSales = (n: number) => [{ accountId: acc['1100'], debit: (n * 1.2).toFixed(2) }, ...Array.from({ length: n }, () => ({ accountId: acc['4100'], credit: '1.00', taxCodeId: vat }))];
+    const before = (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const res = await post({ date: '2026-02-07', lines: taxedSales(250) }).expect(422);
+    expect(res.body.error).toMatchObject({ code: 'ledger.invalid_entry', message: 'lines: an entry has at most 499 lines once each taxed line is split into its net and tax lines; this one has 501' });
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n).toBe(before);
+    const fits = await post({ date: '2026-02-07', lines: taxedSales(249) }).expect(201);
+    expect(fits.body.lines).toHaveLength(499);
   });
 
   it('sends a rounding difference of a multi-currency entry to the rounding account', async () => {
@@ -96,6 +124,30 @@ describe('ledger: posting rules the database enforces', () => {
     expect(other.body.error).toMatchObject({ code: 'ledger.idempotency_conflict', message: expect.stringMatching(/rent-feb/) });
     const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND idempotency_key = 'rent-feb'`, [orgId]);
     expect(rows[0].n).toBe(1);
+  });
+
+  it('refuses client idempotency keys of the entries the API posts itself: a manual entry cannot take an entry\'s reversal key', async () => {
+    const original = await post({ date: '2026-02-05', memo: 'to reverse', lines: cashRent('12') }).expect(201);
+    const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const before = await count();
+    const taken = await post({ date: '2026-02-05', idempotencyKey: `reversal:${original.body.id}`, lines: cashRent('12') }).expect(400);
+    expect(taken.body.error).toMatchObject({ code: 'ledger.idempotency_key_reserved', message: expect.stringMatching(/^idempotency keys starting with "reversal:"/) });
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.accountant.auth).set('Idempotency-Key', `year-end:${crypto.randomUUID()}`)
+      .send({ date: '2026-02-05', lines: cashRent('12') }).expect(400);
+    for (const key of ['invoice:x', 'bill:x', 'expense_claim:x', 'revenue-recognition:2026-02-05:0']) {
+      expect((await post({ date: '2026-02-05', idempotencyKey: key, lines: cashRent('12') }).expect(400)).body.error.code).toBe('ledger.idempotency_key_reserved');
+    }
+    const batch = (mode: string) => t.http.post(ledgerUrl(orgId, `journal-entries/batch?mode=${mode}`)).set(users.accountant.auth)
+      .send({ entries: [{ date: '2026-02-05', lines: cashRent('13') }, { date: '2026-02-05', idempotencyKey: `reversal:${original.body.id}`, lines: cashRent('12') }] });
+    expect((await batch('all_or_nothing').expect(400)).body.error).toMatchObject({ code: 'ledger.idempotency_key_reserved', details: { index: 1 } });
+    expect(await count()).toBe(before);
+    const independent = await batch('independent').expect(201);
+    expect(independent.body.results.map((r: any) => [r.status, r.error?.code])).toEqual([['posted', undefined], ['rejected', 'ledger.idempotency_key_reserved']]);
+    expect(await count()).toBe(before + 1);
+    // the reversal itself still posts with its key; a key that only contains a prefix is the client's
+    const reversal = await t.http.post(ledgerUrl(orgId, `journal-entries/${original.body.id}/reverse`)).set(users.accountant.auth).send({}).expect(201);
+    expect(reversal.body).toMatchObject({ reversesEntryId: original.body.id, idempotencyKey: `reversal:${original.body.id}` });
+    await post({ date: '2026-02-05', idempotencyKey: `my-reversal:${original.body.id}`, lines: cashRent('12') }).expect(201);
   });
 
   it('lets owner, admin, accountant post; member and viewer are refused by the guard and by the database', async () => {
@@ -145,6 +197,44 @@ describe('ledger: posting rules the database enforces', () => {
     expect(await count()).toBe(before + 3);
   });
 
+  it('a date that is no calendar day is a 400 naming the field; in an independent batch (SQL) only its entry is rejected, as are amounts the journal cannot hold', async () => {
+    const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const before = await count();
+    const single = await post({ date: '2026-02-30', lines: cashRent('5') }).expect(400);
+    expect(single.body.error).toMatchObject({ code: 'validation_failed', message: 'date must be a calendar date YYYY-MM-DD: 2026-02-30 is no day of the calendar',
+      details: [{ field: 'date', problems: [expect.any(String)] }] });
+    const batch = await t.http.post(ledgerUrl(orgId, 'journal-entries/batch?mode=independent')).set(users.accountant.auth)
+      .send({ entries: [{ date: '2026-02-09', lines: cashRent('5') }, { date: '2027-02-29', lines: cashRent('5') }] }).expect(400);
+    expect(batch.body.error.details).toEqual([{ field: 'entries.1.date', problems: [expect.stringMatching(/^date must be a calendar date/)] }]);
+    await post({ date: '0000-01-01', lines: cashRent('5') }).expect(400);
+    expect((await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'USD', date: '2026-04-31', rate: '0.9' }).expect(400)).body.error.message)
+      .toMatch(/^date must be a calendar date/);
+    expect((await t.http.get(ledgerUrl(orgId, 'reports/profit-and-loss?from=2026-02-29&to=2026-03-31')).set(users.viewer.auth).expect(400)).body.error.message)
+      .toMatch(/^from must be a calendar date/);
+    await t.http.post(ledgerUrl(orgId, `journal-entries/${crypto.randomUUID()}/reverse`)).set(users.accountant.auth).send({ date: '2026-06-31' }).expect(400);
+    expect(await count()).toBe(before);
+    // a service calling the batch function itself: the date's cast, and amounts or rates beyond the lines' columns,
+    // are the entry's own rejections, not the whole call's failure
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const usd = (amount: string, rate: string) => [{ accountId: acc['1100'], debit: amount, currency: 'USD', rate }, { accountId: acc['4100'], credit: amount, currency: 'USD', rate }];
+    const [{ results }] = await t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
+      { date: '2026-02-10', lines: cashRent('6') },
+      { date: '2026-02-30', lines: cashRent('6') },
+      { date: '2026-02-10', lines: usd('99999999999999', '999999999999') },
+      { date: '2026-02-10', lines: usd('1', '100000000000000') },
+      { date: 'the tenth', lines: cashRent('6') },
+      { date: '2026-02-10', lines: cashRent('7') },
+    ]), JSON.stringify({ action: 'ledger.entry_posted', requestId: 'dates-batch' })]);
+    expect(results.map((r: any) => [r.index, r.status, r.error?.code])).toEqual([
+      [0, 'posted', undefined], [1, 'rejected', 'ledger.invalid_entry'], [2, 'rejected', 'ledger.invalid_amount'], [3, 'rejected', 'ledger.invalid_rate'],
+      [4, 'rejected', 'ledger.invalid_entry'], [5, 'posted', undefined]]);
+    expect(results[1].error.message).toBe('date 2026-02-30 is not a calendar date');
+    expect(await count()).toBe(before + 2);
+    const { rows } = await t.db.admin.query(`SELECT total_base::text FROM finance.journal_entries WHERE org_id = $1 AND id = ANY ($2::uuid[]) ORDER BY total_base`,
+      [orgId, [results[0].id, results[5].id]]);
+    expect(rows.map((r) => r.total_base)).toEqual(['6.0000', '7.0000']);
+  });
+
   it('keeps the chart a tree: parent in the same organization, a group of the same type, no cycles; archive instead of delete', async () => {
     let r = await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth).send({ code: '1190', name: 'x', type: 'asset', parentId: acc['1100'] }).expect(422);
     expect(r.body.error.message).toMatch(/parent account 1100 is not a group account/);
@@ -165,6 +255,27 @@ describe('ledger: posting rules the database enforces', () => {
     await expect(t.db.admin.query('DELETE FROM finance.accounts WHERE org_id = $1 AND id = $2', [orgId, leaf.body.id])).rejects.toThrow(/append-only|not allowed/);
   });
 
+  it('refuses to archive a revenue or expense account with a balance in a fiscal year not closed, even when its total is zero', async () => {
+    // an organization of its own: its first year is closed here
+    const other = await orgWithRoles(t, 'Archive Years Ltd');
+    const a = await startBooks(t, other.orgId, other.users.owner);
+    const url = (path: string) => ledgerUrl(other.orgId, path);
+    await t.http.post(url('fiscal-years')).set(other.users.owner.auth).send({ startDate: '2027-01-01' }).expect(201);
+    const revenue = (await t.http.post(url('accounts')).set(other.users.owner.auth).send({ code: '4150', name: 'Other sales', type: 'revenue' }).expect(201)).body.id;
+    const entry = (date: string, dr: string, cr: string) => t.http.post(url('journal-entries')).set(other.users.owner.auth)
+      .send({ date, lines: [{ accountId: dr, debit: '100' }, { accountId: cr, credit: '100' }] }).expect(201);
+    await entry('2026-03-01', a['1100'], revenue);
+    await entry('2027-01-15', revenue, a['1100']); // the account's total is zero; 2026 holds +100 of sales, 2027 -100
+    const refused = await t.http.post(url(`accounts/${revenue}/archive`)).set(other.users.owner.auth).expect(422);
+    expect(refused.body.error).toMatchObject({ code: 'ledger.account_has_balance', message: expect.stringMatching(/^account 4150 has a balance in fiscal year FY2026, which is not closed/) });
+    const archived = await t.db.admin.query(`SELECT archived_at FROM finance.accounts WHERE org_id = $1 AND id = $2`, [other.orgId, revenue]);
+    expect(archived.rows[0].archived_at).toBeNull();
+    // so the year still closes (its closing entry posts to the account)
+    const years = (await t.http.get(url('fiscal-years')).set(other.users.owner.auth).expect(200)).body;
+    const closed = await t.http.post(url(`fiscal-years/${years[0].id}/close`)).set(other.users.owner.auth).expect(200);
+    expect(closed.body.closingEntry.lines.find((l: any) => l.accountId === revenue)).toMatchObject({ debit: '100.00' });
+  });
+
   it('closes and reopens periods (owner, admin only, audited); nothing posts into a closed period', async () => {
     const periods = await t.http.get(ledgerUrl(orgId, 'periods')).set(users.viewer.auth).expect(200);
     const feb = periods.body.find((p: any) => p.startDate === '2026-02-01');
@@ -180,6 +291,13 @@ describe('ledger: posting rules the database enforces', () => {
     await post({ date: '2026-02-10', lines: cashRent('1') }).expect(201);
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, feb.id]);
     expect(audit.rows.map((a) => a.action)).toEqual(['ledger.period_closed', 'ledger.period_reopened']);
+    // each change is a domain event too (webhooks, notifications)
+    const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event'
+      AND payload->>'type' IN ('period.closed', 'period.reopened') AND payload->'payload'->>'periodId' = $2 ORDER BY id`, [orgId, feb.id]);
+    const payload = { periodId: feb.id, fiscalYearId: feb.fiscalYearId, startDate: '2026-02-01', endDate: '2026-02-28' };
+    expect(events.rows.map((r) => r.payload)).toEqual([
+      { type: 'period.closed', version: 1, occurredAt: expect.any(String), payload },
+      { type: 'period.reopened', version: 1, occurredAt: expect.any(String), payload }]);
   });
 
   it('imports FX rates in bulk and uses the rate effective on the entry date', async () => {

@@ -199,6 +199,12 @@ describe('ledger: a worked month', () => {
     expect((await fullYear()).body.netIncome).toBe('2250.00');
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, year.id]);
     expect(audit.rows.map((r) => r.action)).toEqual(['ledger.fiscal_year_closed', 'ledger.fiscal_year_reopened', 'ledger.fiscal_year_closed']);
+    const events = await t.db.admin.query(`SELECT payload->>'type' AS type, payload->'payload' AS payload FROM core.outbox WHERE org_id = $1
+      AND topic = 'domain_event' AND payload->>'type' LIKE 'fiscal_year.%' AND payload->'payload'->>'fiscalYearId' = $2 ORDER BY id`, [orgId, year.id]);
+    expect(events.rows).toEqual([
+      { type: 'fiscal_year.closed', payload: { fiscalYearId: year.id, startDate: '2026-01-01', endDate: '2026-12-31', closingEntryId: firstClosing.id } },
+      { type: 'fiscal_year.reopened', payload: { fiscalYearId: year.id, startDate: '2026-01-01', endDate: '2026-12-31', reversalEntryId: res.body.reversalEntry.id } },
+      { type: 'fiscal_year.closed', payload: { fiscalYearId: year.id, startDate: '2026-01-01', endDate: '2026-12-31', closingEntryId: closed.body.closingEntry.id } }]);
   });
 
   it('reopens only the latest closed year', async () => {

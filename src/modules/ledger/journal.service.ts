@@ -13,7 +13,7 @@ import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
-import { computeTax, D, fixed, formatEntry, rateText } from './money.js';
+import { computeTax, D, fitsMinorUnits, fixed, formatEntry, rateText } from './money.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
   ReverseEntryDto, RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
@@ -52,6 +52,18 @@ class PayloadContext {
   fullAccounting?: boolean;
   readonly taxCodes = new Map<string, TaxCodeDto>();
 }
+
+/**
+ * Idempotency keys of the entries the API posts itself: a reversal (`reversal:<entry>`, also an invoice's void), a
+ * year-end close (`year-end:<year>`), and those receivables and payables post with through `post` (`invoice:<id>`,
+ * `bill:<id>`, `expense_claim:<id>`, `revenue-recognition:<date>:<n>`). A client's entry taking one of them first would
+ * make that posting a 409 for good (a reversal, a void, a reopen blocked): refused. A module posting with a new
+ * kind of key adds its prefix here.
+ */
+export const RESERVED_KEY_PREFIXES = ['reversal:', 'year-end:', 'invoice:', 'bill:', 'expense_claim:', 'revenue-recognition:'] as const;
+
+/** The most lines finance.check_entry takes (a rounding line may come on top). */
+const MAX_POSTED_LINES = 499;
 
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
 function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
@@ -156,6 +168,11 @@ export class JournalService {
 
   /** What the posting function takes for an entry of the API: sides checked, taxed lines split into net and tax. */
   private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, headerKey?: string): Promise<PostingPayload> {
+    const key = dto.idempotencyKey ?? headerKey;
+    const reserved = key && RESERVED_KEY_PREFIXES.find((prefix) => key.startsWith(prefix));
+    if (reserved) {
+      throw LedgerErrors.error('ledger.idempotency_key_reserved', `idempotency keys starting with "${reserved}" are the ledger's own (reversals, year-end closes, documents); choose another key`);
+    }
     const lines: PostingLine[] = [];
     for (const [i, l] of dto.lines.entries()) {
       if ((l.debit === undefined) === (l.credit === undefined)) {
@@ -168,12 +185,16 @@ export class JournalService {
       }
       context.settings ??= await this.ledger.settings(tx);
       if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
-      lines.push(...(await this.withTax(tx, line, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency)));
+      lines.push(...(await this.withTax(tx, line, i, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency)));
+    }
+    // the posting function takes at most MAX_POSTED_LINES; a taxed line with tax counts twice, so 400 lines can be too many
+    if (lines.length > MAX_POSTED_LINES) {
+      throw LedgerErrors.error('ledger.invalid_entry', `lines: an entry has at most ${MAX_POSTED_LINES} lines once each taxed line is split into its net and tax lines; this one has ${lines.length}`);
     }
     await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
     return {
       date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
-      idempotencyKey: dto.idempotencyKey ?? headerKey, lines,
+      idempotencyKey: key, lines,
     };
   }
 
@@ -196,10 +217,13 @@ export class JournalService {
    * A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on
    * debits); both carry the tax code and their role, which the VAT report sums.
    */
-  private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId'>, t: TaxCodeDto, base: string): Promise<PostingLine[]> {
+  private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId'>, index: number, t: TaxCodeDto, base: string): Promise<PostingLine[]> {
     if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${t.code} is archived`);
-    const mu = await this.ledger.currencyUnits(tx, line.currency ?? base);
+    const currency = line.currency ?? base;
+    const mu = await this.ledger.currencyUnits(tx, currency);
     const side = line.debit !== undefined ? 'debit' : 'credit';
+    // computeTax rounds to the currency's minor units: an amount beyond them is refused as an untaxed line's is, not rounded
+    if (!fitsMinorUnits(line[side]!, mu)) throw LedgerErrors.error('ledger.invalid_amount', `lines[${index}]: ${currency} amounts have at most ${mu} decimals`);
     const flow = side === 'credit' ? 'output' : 'input';
     const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
     const out: PostingLine[] = [{ ...line, [side]: r.net, taxCodeId: t.id, taxRole: `${flow}_base` }];
@@ -305,10 +329,22 @@ export class JournalService {
       );
     }
     if (!lines.length) return { adjustments, entry: null, reversal: null };
+    // the next period's balances are carried at the original rates again; its own revaluation starts from them. Its
+    // period is checked before anything posts: the reversal failing would roll the revaluation back with a less clear code
+    let next: string | undefined;
+    if (autoReverse) {
+      const periods = await this.ledger.listPeriods(tx);
+      const current = periods.find((p) => p.startDate <= date && p.endDate >= date);
+      next = dayAfter(current?.endDate ?? date);
+      const following = periods.find((p) => p.startDate === next);
+      if (current && following?.status !== 'open') {
+        throw LedgerErrors.error('ledger.no_next_period', following
+          ? `the period ${following.startDate} to ${following.endDate} the reversal would be dated in is closed; reopen it or revalue without autoReverse`
+          : `no fiscal period starts on ${next} for the reversal; create the next fiscal year or revalue without autoReverse`);
+      }
+    }
     const { entry } = await this.post(tx, { date, memo: `FX revaluation as of ${date}`, source: 'system', lines }, 'ledger.fx_revaluation_posted');
-    if (!autoReverse) return { adjustments, entry, reversal: null };
-    // the next period's balances are carried at the original rates again; its own revaluation starts from them
-    const next = dayAfter((await this.ledger.listPeriods(tx)).find((p) => p.startDate <= date && p.endDate >= date)?.endDate ?? date);
+    if (!next) return { adjustments, entry, reversal: null };
     const { entry: reversal } = await this.reverse(tx, entry.id, { date: next, memo: `Reversal of FX revaluation as of ${date}` });
     return { adjustments, entry, reversal };
   }
@@ -394,6 +430,9 @@ export class JournalService {
       : null;
     const fiscalYear = await this.ledger.getYear(tx, yearId);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_reopened', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
+    await emitEvent(tx, 'fiscal_year.reopened', {
+      fiscalYearId: yearId, startDate: fiscalYear.startDate, endDate: fiscalYear.endDate, ...(reversalEntry ? { reversalEntryId: reversalEntry.id } : {}),
+    });
     return { fiscalYear, reversalEntry };
   }
 }

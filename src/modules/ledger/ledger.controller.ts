@@ -352,7 +352,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
     res.status(replayed ? 200 : 201);
@@ -371,7 +371,7 @@ export class JournalController {
   })
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
   createBatch(@Tx() tx: TenantTx, @Body() dto: BatchJournalEntriesDto, @Query() q: BatchQuery): Promise<BatchResultDto> {
     return this.journal.createBatch(tx, dto.entries, q.mode ?? 'all_or_nothing');
   }
@@ -404,7 +404,7 @@ export class JournalController {
   @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.already_reversed', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.already_reversed', ...POSTING_ERRORS)
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
     return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);
   }

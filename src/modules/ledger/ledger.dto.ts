@@ -1,7 +1,8 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateBy, ValidateNested,
 } from 'class-validator';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
@@ -11,6 +12,22 @@ const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 const RATE = /^\d{1,12}(\.\d{1,10})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
+/** Whether a YYYY-MM-DD string is a day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. */
+export function isCalendarDate(v: string): boolean {
+  const d = new Date(`${v}T00:00:00Z`);
+  return v >= '0001' && !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
+}
+/**
+ * A date field: YYYY-MM-DD and a real calendar day, each refused with a message naming `field` (bad input is a 400,
+ * never a database cast error). The calendar check leaves a malformed value to the pattern's message.
+ */
+const CalendarDate = (field: string) => applyDecorators(Matches(DATE, dateMsg(field)), ValidateBy({
+  name: 'isCalendarDate',
+  validator: {
+    validate: (v: unknown) => typeof v !== 'string' || !DATE.test(v) || isCalendarDate(v),
+    defaultMessage: (a) => `${field} must be a calendar date YYYY-MM-DD: ${String(a?.value)} is no day of the calendar`,
+  },
+}));
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
@@ -26,7 +43,7 @@ const RATE_DOC = 'Base units per unit of currency, 10 decimals';
 export class StartBooksDto {
   @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Matches(CURRENCY, { message: 'baseCurrency must be an ISO 4217 code like EUR' }) baseCurrency: string;
   @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
-  @Matches(DATE, dateMsg('fiscalYearStart')) fiscalYearStart: string;
+  @CalendarDate('fiscalYearStart') fiscalYearStart: string;
   @ApiPropertyOptional({ enum: ['standard', 'none'], default: 'standard', description: 'Chart of accounts template to install' })
   @IsOptional() @IsIn(['standard', 'none']) template?: 'standard' | 'none';
 }
@@ -116,13 +133,13 @@ export class AccountBalanceDto {
 
 export class AsOfQuery {
   @ApiPropertyOptional({ example: '2026-01-31', description: 'Balance at the end of this day (default: everything posted)' })
-  @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+  @IsOptional() @CalendarDate('asOf') asOf?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
 export class DateRangeQuery {
-  @ApiProperty({ example: '2026-01-01' }) @Matches(DATE, dateMsg('from')) from: string;
-  @ApiProperty({ example: '2026-01-31' }) @Matches(DATE, dateMsg('to')) to: string;
+  @ApiProperty({ example: '2026-01-01' }) @CalendarDate('from') from: string;
+  @ApiProperty({ example: '2026-01-31' }) @CalendarDate('to') to: string;
 }
 
 export class RangeQuery extends DateRangeQuery {
@@ -144,8 +161,8 @@ export class BalanceSheetQuery extends AsOfQuery {
 }
 
 export class GeneralLedgerQuery extends PageQuery {
-  @ApiPropertyOptional({ example: '2026-01-01' }) @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
-  @ApiPropertyOptional({ example: '2026-01-31' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional({ example: '2026-01-01' }) @IsOptional() @CalendarDate('from') from?: string;
+  @ApiPropertyOptional({ example: '2026-01-31' }) @IsOptional() @CalendarDate('to') to?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 
@@ -184,7 +201,7 @@ export class FxRateDto {
 @ApiSchema({ description: 'An exchange rate to set for a currency and date' })
 export class SetFxRateDto {
   @ApiProperty({ description: 'The currency the rate is for (ISO 4217)', example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
-  @ApiProperty({ description: 'The day the rate is effective from, YYYY-MM-DD', example: '2026-01-31' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'The day the rate is effective from, YYYY-MM-DD', example: '2026-01-31' }) @CalendarDate('date') date: string;
   @ApiProperty({ description: 'Units of the base currency for one unit of currency; at most 10 decimals', example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
 }
 
@@ -197,8 +214,8 @@ export class ImportFxRatesDto {
 
 export class FxRateQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
-  @ApiPropertyOptional({ description: 'rates dated on or after this day' }) @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
-  @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional({ description: 'rates dated on or after this day' }) @IsOptional() @CalendarDate('from') from?: string;
+  @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @CalendarDate('to') to?: string;
 }
 
 @ApiSchema({ description: 'A page of exchange rates' })
@@ -284,7 +301,7 @@ export class FiscalYearDto {
 
 @ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
-  @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @Matches(DATE, dateMsg('startDate')) startDate: string;
+  @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @CalendarDate('startDate') startDate: string;
   @ApiPropertyOptional({ description: 'Name of the year; default FY2027 for a calendar year, FY2027/28 otherwise', example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
@@ -308,20 +325,22 @@ export class JournalLineInputDto {
 
 @ApiSchema({ description: 'A journal entry to post: its lines must balance in the base currency' })
 export class CreateJournalEntryDto {
-  @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD; must fall in an open period', example: '2026-01-15' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD; must fall in an open period', example: '2026-01-15' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ description: 'Memo of the entry; empty when absent', example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiPropertyOptional({ description: 'Where the entry comes from', enum: ENTRY_SOURCES, default: 'manual' }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
   @ApiPropertyOptional({ description: 'Id of the source document (invoice, bill, payment)' }) @IsOptional() @IsString() @Length(1, 200) sourceRef?: string;
-  @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too.' })
+  @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too. '
+    + 'Keys starting with reversal:, year-end:, invoice:, bill:, expense_claim: or revenue-recognition: are the API\'s own (400 ledger.idempotency_key_reserved).' })
   @IsOptional() @IsString() @Length(1, 200) idempotencyKey?: string;
-  @ApiProperty({ description: '2 to 400 lines; base debits must equal base credits', type: [JournalLineInputDto] })
+  @ApiProperty({ description: '2 to 400 lines; base debits must equal base credits. A line with a tax code posts as two (net and tax) when the tax is not zero: '
+    + 'at most 499 lines once split (422 ledger.invalid_entry)', type: [JournalLineInputDto] })
   @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @ValidateNested({ each: true }) @Type(() => JournalLineInputDto)
   lines: JournalLineInputDto[];
 }
 
 @ApiSchema({ description: 'When and why to reverse an entry' })
 export class ReverseEntryDto {
-  @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiPropertyOptional({ description: 'Memo of the reversal; default: Reversal of <original memo>' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
@@ -368,8 +387,8 @@ export class JournalEntryPage extends PageInfo {
 }
 
 export class JournalEntryQuery extends PageQuery {
-  @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('from')) from?: string;
-  @ApiPropertyOptional() @IsOptional() @Matches(DATE, dateMsg('to')) to?: string;
+  @ApiPropertyOptional() @IsOptional() @CalendarDate('from') from?: string;
+  @ApiPropertyOptional() @IsOptional() @CalendarDate('to') to?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Entries with a line on this account' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: ALL_ENTRY_SOURCES }) @IsOptional() @IsIn(ALL_ENTRY_SOURCES) source?: string;
   @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty' })
@@ -418,7 +437,7 @@ export class BatchResultDto {
 @ApiSchema({ description: 'The date to revalue foreign-currency balances at' })
 export class RevaluationDto {
   @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
-  @Matches(DATE, dateMsg('date')) date: string;
+  @CalendarDate('date') date: string;
   @ApiPropertyOptional({ default: false, description: 'Also post the reversal, dated the first day of the next period' }) @IsOptional() @IsBoolean() autoReverse?: boolean;
 }
 

@@ -5,7 +5,7 @@ import { LedgerErrors } from './ledger.errors.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { ledgerRepository as repo } from './ledger.repository.js';
+import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { computeTax, D, type MinorUnits } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
@@ -132,6 +132,9 @@ export class LedgerService {
   }
 
   async updateAccount(tx: TenantTx, id: string, dto: UpdateAccountDto): Promise<AccountDto> {
+    // becoming a group is refused for an account with postings (finance.check_account): a posting in flight to it
+    // commits first and is seen, and none starts before this change commits
+    if (dto.isGroup) await repo.drainPostings(tx.db, tx.orgId);
     const before = await this.getAccount(tx, id);
     if (dto.parentId) await this.getAccount(tx, dto.parentId);
     const after = (await repo.updateAccount(tx.db, tx.orgId, id, dto))!;
@@ -139,12 +142,26 @@ export class LedgerService {
     return after;
   }
 
-  /** Accounts are archived, never deleted; only with a zero balance and no active children. */
+  /**
+   * Accounts are archived, never deleted; only with a zero balance and no active children. A revenue or expense
+   * account also needs a zero balance within every fiscal year not closed: the year-end close posts that balance
+   * to the account, and a posting to an archived account is refused, so the year could never close.
+   */
   async archiveAccount(tx: TenantTx, id: string): Promise<AccountDto> {
+    // the balance is read once no posting is in flight, and none starts (and reads the account as postable) before
+    // the archive commits: otherwise a posting could land on the account after its zero balance was checked
+    await repo.drainPostings(tx.db, tx.orgId);
     const before = await this.getAccount(tx, id);
-    const totals = await repo.runningTotals(tx.db, tx.orgId, id);
-    if (totals.some((t) => !D(t.debit).eq(t.credit) || !D(t.base_debit).eq(t.base_credit))) {
+    const hasBalance = (totals: Totals[]) => totals.some((t) => !D(t.debit).eq(t.credit) || !D(t.base_debit).eq(t.base_credit));
+    if (hasBalance(await repo.runningTotals(tx.db, tx.orgId, id))) {
       throw LedgerErrors.error('ledger.account_has_balance', `account ${before.code} has a balance; move it before archiving`);
+    }
+    if (before.type === 'revenue' || before.type === 'expense') {
+      for (const y of (await repo.listYears(tx.db, tx.orgId)).filter((x) => x.status !== 'closed')) {
+        if (hasBalance(await repo.totals(tx.db, y.startDate, y.endDate, id))) {
+          throw LedgerErrors.error('ledger.account_has_balance', `account ${before.code} has a balance in fiscal year ${y.name}, which is not closed: its year-end close posts to the account; archive it after closing the year`);
+        }
+      }
     }
     if (await repo.hasChildren(tx.db, tx.orgId, id)) {
       throw LedgerErrors.error('ledger.account_has_children', `account ${before.code} has active child accounts`);
@@ -262,9 +279,7 @@ export class LedgerService {
     }
     const after = await repo.setPeriodStatus(tx.db, tx.orgId, id, status);
     await this.audit.record(tx, { action: status === 'closed' ? 'ledger.period_closed' : 'ledger.period_reopened', entityType: 'fiscal_period', entityId: id, before, after });
-    if (status === 'closed') {
-      await emitEvent(tx, 'period.closed', { periodId: id, fiscalYearId: after.fiscalYearId, startDate: after.startDate, endDate: after.endDate });
-    }
+    await emitEvent(tx, status === 'closed' ? 'period.closed' : 'period.reopened', { periodId: id, fiscalYearId: after.fiscalYearId, startDate: after.startDate, endDate: after.endDate });
     return after;
   }
 }

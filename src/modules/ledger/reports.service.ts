@@ -24,6 +24,11 @@ const isMonthStart = (date: string) => date.endsWith('-01');
 const isMonthEnd = (date: string) => shiftDate(date, 0, 1).endsWith('-01');
 const monthsBetween = (from: string, to: string) => (Number(to.slice(0, 4)) - Number(from.slice(0, 4))) * 12 + Number(to.slice(5, 7)) - Number(from.slice(5, 7)) + 1;
 const daysBetween = (from: string, to: string) => Math.round((Date.parse(to) - Date.parse(from)) / 86_400_000) + 1;
+/**
+ * The same date a year earlier; a month end stays a month end. The day after is shifted, then one day taken off:
+ * 2025-02-28 → 2024-02-29 (shifting the day itself would land on 2024-02-28), 2024-02-29 → 2023-02-28.
+ */
+const yearBefore = (date: string) => (isMonthEnd(date) ? shiftDate(shiftDate(shiftDate(date, 0, 1), -12), 0, -1) : shiftDate(date, -12));
 
 /**
  * The comparative range of [from, to]: previous_year is the same dates a year earlier (a month end stays a
@@ -31,7 +36,7 @@ const daysBetween = (from: string, to: string) => Math.round((Date.parse(to) - D
  * whole months (Q2 → Q1), else by days.
  */
 export function comparativeRange(from: string, to: string, compare: Compare): { from: string; to: string } {
-  if (compare === 'previous_year') return { from: shiftDate(from, -12), to: isMonthEnd(to) ? shiftDate(shiftDate(to, -12, 1), 0, -1) : shiftDate(to, -12) };
+  if (compare === 'previous_year') return { from: shiftDate(from, -12), to: yearBefore(to) };
   if (isMonthStart(from) && isMonthEnd(to)) {
     const n = monthsBetween(from, to);
     return { from: shiftDate(from, -n), to: shiftDate(from, 0, -1) };
@@ -42,7 +47,7 @@ export function comparativeRange(from: string, to: string, compare: Compare): { 
 
 /** The comparative date of a balance sheet: the end of the previous month, or the same date a year earlier. */
 export function comparativeDate(asOf: string, compare: Compare): string {
-  if (compare === 'previous_year') return isMonthEnd(asOf) ? shiftDate(shiftDate(asOf, -12, 1), 0, -1) : shiftDate(asOf, -12);
+  if (compare === 'previous_year') return yearBefore(asOf);
   return shiftDate(`${asOf.slice(0, 8)}01`, 0, -1);
 }
 
