@@ -183,6 +183,20 @@ describe('ledger as accountants use it', () => {
     const csv = await t.http.get(url('reports/vat?from=2026-05-01&to=2026-05-31&format=csv')).set(users.viewer.auth).expect(200);
     expect(csv.text.split('\r\n')).toEqual(expect.arrayContaining(['code,name,rate,taxable_sales,output_tax,taxable_purchases,input_tax,net',
       'VAT20,VAT 20 %,20.0000,1000.00,200.00,500.00,100.00,100.00', ',Total,,1800.00,200.00,500.00,100.00,100.00']));
+    // a sales credit note and a purchase return by hand (taxFlow): each reduces its own boxes and tax account
+    const june = (q = '') => t.http.get(url(`reports/vat?from=2026-06-01&to=2026-06-30${q}`)).set(users.viewer.auth).expect(200);
+    const balance = async (code: string) => (await t.http.get(url(`accounts/${acc[code]}/balance?asOf=2026-06-30`)).set(users.viewer.auth).expect(200)).body.baseBalance;
+    const [vat2200, vat1300] = [await balance('2200'), await balance('1300')];
+    await post({ date: '2026-06-02', lines: [line(acc['4100'], 'debit', '100', { taxCodeId: vat, taxFlow: 'output' }), line(acc['1200'], 'credit', '120')] }).expect(201);
+    await post({ date: '2026-06-03', lines: [line(acc['2100'], 'debit', '60'), line(acc['5100'], 'credit', '50', { taxCodeId: vat, taxFlow: 'input' })] }).expect(201);
+    expect((await june()).body.rows.find((r: any) => r.code === 'VAT20')).toMatchObject({
+      taxableSales: '-100.00', outputTax: '-20.00', taxablePurchases: '-50.00', inputTax: '-10.00', net: '-10.00' });
+    // the output tax account (2200, a liability) debited 20, the input tax account (1300, an asset) credited 10
+    // (balances are debit − credit)
+    expect(Number(await balance('2200')) - Number(vat2200)).toBe(20);
+    expect(Number(await balance('1300')) - Number(vat1300)).toBe(-10);
+    const untaxed = await post({ date: '2026-06-04', lines: [line(acc['4100'], 'debit', '1', { taxFlow: 'output' }), line(acc['1200'], 'credit', '1')] }).expect(400);
+    expect(untaxed.body.error.message).toContain('lines[0].taxFlow');
     const march = await t.http.get(url('reports/vat?from=2026-03-01&to=2026-03-31')).set(users.viewer.auth).expect(200);
     expect(march.body.rows.find((r: any) => r.code === 'VAT20')).toMatchObject({ taxableSales: '200.00', outputTax: '40.00' }); // the batch's taxed line, posted twice
     await t.http.get(url('reports/vat?from=2026-05-31&to=2026-05-01')).set(users.viewer.auth).expect(400);

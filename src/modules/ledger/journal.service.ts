@@ -178,14 +178,15 @@ export class JournalService {
       if ((l.debit === undefined) === (l.credit === undefined)) {
         throw LedgerErrors.error('ledger.line_side', `lines[${i}] needs exactly one of debit or credit`);
       }
-      const { taxCodeId, ...line } = l;
+      const { taxCodeId, taxFlow, ...line } = l;
       if (!taxCodeId) {
+        if (taxFlow) throw PlatformErrors.error('validation_failed', `lines[${i}].taxFlow: only a line with a taxCodeId has a tax flow`);
         lines.push(line);
         continue;
       }
       context.settings ??= await this.ledger.settings(tx);
       if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
-      lines.push(...(await this.withTax(tx, line, i, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency)));
+      lines.push(...(await this.withTax(tx, line, i, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency, taxFlow)));
     }
     // the posting function takes at most MAX_POSTED_LINES; a taxed line with tax counts twice, so 400 lines can be too many
     if (lines.length > MAX_POSTED_LINES) {
@@ -217,19 +218,22 @@ export class JournalService {
    * A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on
    * debits); both carry the tax code and their role, which the VAT report sums.
    */
-  private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId'>, index: number, t: TaxCodeDto, base: string): Promise<PostingLine[]> {
+  private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId' | 'taxFlow'>, index: number, t: TaxCodeDto, base: string,
+    taxFlow?: 'output' | 'input'): Promise<PostingLine[]> {
     if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${t.code} is archived`);
     const currency = line.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
     const side = line.debit !== undefined ? 'debit' : 'credit';
     // computeTax rounds to the currency's minor units: an amount beyond them is refused as an untaxed line's is, not rounded
     if (!fitsMinorUnits(line[side]!, mu)) throw LedgerErrors.error('ledger.invalid_amount', `lines[${index}]: ${currency} amounts have at most ${mu} decimals`);
-    const flow = side === 'credit' ? 'output' : 'input';
+    // a sale's credit note debits revenue and still belongs to sales (output); a purchase return credits an expense
+    // and still belongs to purchases (input): the flow decides the box and the tax account, the side only the sign
+    const flow = taxFlow ?? (side === 'credit' ? 'output' : 'input');
     const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
     const out: PostingLine[] = [{ ...line, [side]: r.net, taxCodeId: t.id, taxRole: `${flow}_base` }];
     if (!D(r.tax).isZero()) {
       out.push({
-        accountId: side === 'credit' ? t.salesAccountId : t.purchaseAccountId, [side]: r.tax, currency: line.currency, rate: line.rate,
+        accountId: flow === 'output' ? t.salesAccountId : t.purchaseAccountId, [side]: r.tax, currency: line.currency, rate: line.rate,
         description: `${t.code} ${t.rate}% on ${r.net}`, workspaceId: line.workspaceId, counterpartyType: line.counterpartyType, counterpartyId: line.counterpartyId,
         taxCodeId: t.id, taxRole: `${flow}_tax`,
       });

@@ -315,8 +315,14 @@ export class JournalLineInputDto {
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
   @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
   @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate?: string;
-  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line' })
+  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line (unless taxFlow says otherwise)' })
   @IsOptional() @IsUUID() taxCodeId?: string;
+  @ApiPropertyOptional({
+    enum: ['output', 'input'],
+    description: 'With taxCodeId: whether the line is a sale (output: the tax goes to the code\'s sales account and the VAT report\'s sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default: output for a credit line, input for a debit line. A sales credit note (a debit of revenue) is output; a purchase return (a credit of an expense) is input: they reduce their own boxes',
+    example: 'output',
+  })
+  @IsOptional() @IsIn(['output', 'input']) taxFlow?: 'output' | 'input';
   @ApiPropertyOptional({ description: 'Description of the line' }) @IsOptional() @IsString() @Length(0, 500) description?: string;
   @ApiPropertyOptional({ description: 'Workspace the line belongs to', format: 'uuid' }) @IsOptional() @IsUUID() workspaceId?: string;
   @ApiPropertyOptional({ description: 'Kind of counterparty of the line', enum: ['customer', 'vendor', 'employee', 'other'] }) @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
