@@ -317,6 +317,20 @@ describe('ledger: posting rules the database enforces', () => {
     expect(list.body.items.map((x: any) => [x.date, x.rate, x.source])).toEqual([['2026-02-15', '1.2000000000', 'import'], ['2026-02-01', '1.1500000000', 'import']]);
   });
 
+  it('audits what an FX rate change replaced: the rate before and after, and an import\'s replaced rates', async () => {
+    const audit = async (action: string) => (await t.db.admin.query(`SELECT entity_id, before, after FROM core.audit_logs
+      WHERE org_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1`, [orgId, action])).rows[0];
+    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'CHF', date: '2026-03-01', rate: '1.05' }).expect(201);
+    expect(await audit('ledger.fx_rate_set')).toMatchObject({ entity_id: 'CHF:2026-03-01', before: null, after: { rate: '1.05' } });
+    await t.http.post(ledgerUrl(orgId, 'fx-rates')).set(users.accountant.auth).send({ currency: 'CHF', date: '2026-03-01', rate: '1.07' }).expect(201);
+    expect(await audit('ledger.fx_rate_set')).toMatchObject({
+      entity_id: 'CHF:2026-03-01', before: { currency: 'CHF', date: '2026-03-01', rate: '1.0500000000', source: 'manual' }, after: { rate: '1.07' } });
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.accountant.auth).send({ rates: [
+      { currency: 'CHF', date: '2026-03-01', rate: '1.08' }, { currency: 'CHF', date: '2026-03-02', rate: '1.09' }] }).expect(201);
+    expect((await audit('ledger.fx_rates_imported')).after).toEqual({
+      count: 2, replacedCount: 1, replaced: [{ currency: 'CHF', date: '2026-03-01', from: '1.0700000000', to: '1.08' }] });
+  });
+
   it('exports a general ledger as CSV whole, not one page, with user text that would run as a formula neutralized', async () => {
     const account = acc['5400'];
     for (let i = 0; i < 60; i++) {

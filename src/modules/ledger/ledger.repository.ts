@@ -232,13 +232,25 @@ export const ledgerRepository = {
   },
 
   // ---------------------------------------------------------------- FX rates
-  async setRates(db: Db, orgId: string, rates: { currency: string; date: string; rate: string }[], source: 'manual' | 'import'): Promise<number> {
-    return db.$executeRaw`
-      INSERT INTO finance.fx_rates (org_id, currency, rate_date, rate, source)
-      SELECT ${orgId}::uuid, x.currency, x.rate_date, x.rate, ${source}
-      FROM jsonb_to_recordset(${JSON.stringify(rates.map((r) => ({ currency: r.currency, rate_date: r.date, rate: r.rate })))}::jsonb)
-        AS x(currency text, rate_date date, rate numeric)
-      ON CONFLICT (org_id, currency, rate_date) DO UPDATE SET rate = excluded.rate, source = excluded.source, updated_at = now()`;
+  /** Upserts the rates; answers how many were written and the rates they replaced as they were (for the audit). */
+  async setRates(db: Db, orgId: string, rates: { currency: string; date: string; rate: string }[], source: 'manual' | 'import'):
+    Promise<{ written: number; replaced: { currency: string; date: string; rate: string; source: string }[] }> {
+    // every part of the statement reads the snapshot taken before the upsert: `old` sees the rates it replaces
+    const [row] = await db.$queryRaw<{ written: number; replaced: { currency: string; date: string; rate: string; source: string }[] }[]>`
+      WITH x AS (
+        SELECT * FROM jsonb_to_recordset(${JSON.stringify(rates.map((r) => ({ currency: r.currency, rate_date: r.date, rate: r.rate })))}::jsonb)
+          AS x(currency text, rate_date date, rate numeric)),
+      old AS (
+        SELECT f.currency, f.rate_date::text AS date, f.rate::text AS rate, f.source FROM finance.fx_rates f
+        JOIN x ON f.org_id = ${orgId}::uuid AND f.currency = x.currency AND f.rate_date = x.rate_date),
+      up AS (
+        INSERT INTO finance.fx_rates (org_id, currency, rate_date, rate, source)
+        SELECT ${orgId}::uuid, x.currency, x.rate_date, x.rate, ${source} FROM x
+        ON CONFLICT (org_id, currency, rate_date) DO UPDATE SET rate = excluded.rate, source = excluded.source, updated_at = now()
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM up)::int AS written,
+             coalesce((SELECT jsonb_agg(old ORDER BY old.currency, old.date) FROM old), '[]'::jsonb) AS replaced`;
+    return row;
   },
 
   /** By currency, newest first; `after` is the last (currency, date) of the previous page. */

@@ -19,6 +19,9 @@ export function fiscalYearName(start: string): string {
   return start.slice(5) === '01-01' ? `FY${year}` : `FY${year}/${String(year + 1).slice(2)}`;
 }
 
+/** The replaced rates an import's audit row lists one by one (its count says how many there were in all). */
+const FX_AUDIT_REPLACED_MAX = 100;
+
 /** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
 @Injectable()
 export class LedgerService {
@@ -183,12 +186,25 @@ export class LedgerService {
       if (seen.has(k)) throw LedgerErrors.error('ledger.rate_duplicate', `rate for ${r.currency} on ${r.date} appears twice`);
       seen.add(k);
     }
-    const n = await repo.setRates(tx.db, tx.orgId, rates, source);
-    await this.audit.record(tx, {
-      action: source === 'import' ? 'ledger.fx_rates_imported' : 'ledger.fx_rate_set', entityType: 'fx_rate',
-      entityId: source === 'manual' ? `${rates[0].currency}:${rates[0].date}` : null, after: source === 'import' ? { count: n } : rates[0],
-    });
-    return n;
+    const { written, replaced } = await repo.setRates(tx.db, tx.orgId, rates, source);
+    // the rates drive default posting rates and revaluations: what a change replaced is kept with it
+    if (source === 'manual') {
+      await this.audit.record(tx, {
+        action: 'ledger.fx_rate_set', entityType: 'fx_rate', entityId: `${rates[0].currency}:${rates[0].date}`,
+        before: replaced[0] ?? null, after: rates[0],
+      });
+    } else {
+      const newRate = new Map(rates.map((r) => [`${r.currency}:${r.date}`, r.rate]));
+      await this.audit.record(tx, {
+        action: 'ledger.fx_rates_imported', entityType: 'fx_rate', entityId: null,
+        after: {
+          count: written, replacedCount: replaced.length,
+          // the first ones in full (an import holds up to 5,000): currency, date, the rate before and after
+          replaced: replaced.slice(0, FX_AUDIT_REPLACED_MAX).map((r) => ({ currency: r.currency, date: r.date, from: r.rate, to: newRate.get(`${r.currency}:${r.date}`) })),
+        },
+      });
+    }
+    return written;
   }
 
   async listRates(tx: TenantTx, q: FxRateQuery): Promise<FxRatePage> {
