@@ -57,11 +57,41 @@ describe('knowledge: embeddings through the AI provider, with the organization\'
     await t.db.admin.query(`UPDATE ai.knowledge_chunks SET embedding_model = 'an-older-model' WHERE document_id = $1`, [doc.id]);
     const before = (await t.http.post(`/v1/orgs/${withKey}/knowledge/search`).set(owner.auth).send({ query: 'laptop replacement' }).expect(200)).body.items;
     expect(before.filter((h: any) => h.documentId === doc.id && h.vectorRank !== null)).toEqual([]);
-    expect((await t.http.post(`/v1/orgs/${withKey}/knowledge/reindex`).set(owner.auth).expect(200)).body).toEqual({ queued: 1 });
+    expect((await t.http.post(`/v1/orgs/${withKey}/knowledge/reindex`).set(owner.auth).expect(200)).body).toEqual({ queued: 1, more: false });
     await t.ingest();
     const models = await t.db.admin.query('SELECT DISTINCT embedding_model AS m, embedding_dimensions AS d FROM ai.knowledge_chunks WHERE document_id = $1', [doc.id]);
     expect(models.rows).toEqual([{ m: 'double-hash-256', d: 256 }]);
     const after = (await t.http.post(`/v1/orgs/${withKey}/knowledge/search`).set(owner.auth).send({ query: 'laptop replacement' }).expect(200)).body.items;
     expect(after[0]).toMatchObject({ documentId: doc.id, vectorRank: 1 });
+  });
+
+  it('POST /knowledge/reindex queues at most `limit` documents per call and says whether more remain; the next call takes the rest', async () => {
+    const collectionId = await collection(withKey, 'Batches');
+    const ids: string[] = [];
+    for (const text of ['Invoices are approved by finance.', 'Receipts are kept ten years.', 'Budgets are set in November.']) ids.push((await note(withKey, collectionId, text)).body.id);
+    await t.ingest();
+    await t.db.admin.query(`UPDATE ai.knowledge_chunks SET embedding_model = 'an-older-model' WHERE document_id = ANY ($1::uuid[])`, [ids]);
+    const reindex = (query = '') => t.http.post(`/v1/orgs/${withKey}/knowledge/reindex${query}`).set(owner.auth);
+    const state = async () => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM ai.knowledge_documents WHERE id = ANY ($1::uuid[]) AND status = 'pending')::int AS pending,
+             (SELECT count(*) FROM core.audit_logs WHERE action = 'knowledge.document_reindexed' AND entity_id = ANY ($1::text[]))::int AS audited,
+             (SELECT count(*) FROM core.outbox WHERE topic = 'knowledge.index_version' AND processed_at IS NULL AND payload->>'documentId' = ANY ($1::text[]))::int AS jobs`,
+    [ids])).rows[0];
+
+    expect((await reindex('?limit=2').expect(200)).body).toEqual({ queued: 2, more: true });
+    expect(await state()).toEqual({ pending: 2, audited: 2, jobs: 2 });
+    // the documents already queued are not queued again
+    expect((await reindex('?limit=2').expect(200)).body).toEqual({ queued: 1, more: false });
+    expect(await state()).toEqual({ pending: 3, audited: 3, jobs: 3 });
+    expect((await reindex().expect(200)).body).toEqual({ queued: 0, more: false });
+    await t.ingest();
+    const models = await t.db.admin.query('SELECT DISTINCT embedding_model AS m FROM ai.knowledge_chunks WHERE document_id = ANY ($1::uuid[])', [ids]);
+    expect(models.rows).toEqual([{ m: 'double-hash-256' }]);
+
+    for (const limit of ['0', '201', 'many']) {
+      const bad = await reindex(`?limit=${limit}`).expect(400);
+      expect(bad.body.error.details.map((d: any) => d.field)).toEqual(['limit']);
+    }
+    expect(await state()).toMatchObject({ pending: 0, audited: 3, jobs: 0 });
   });
 });

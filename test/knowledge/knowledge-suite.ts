@@ -190,6 +190,13 @@ export function describeKnowledge(path: StoragePath): void {
       const big = await upload(policies, 'big.txt', 'text/plain', 'a'.repeat(2_000_001)).expect(413);
       expect(big.body.error).toMatchObject({ code: 'knowledge.file_too_large', details: { limitBytes: 2_000_000 } });
       expect(big.body.error.message).toContain('limit of 1.9 MB (2000000 bytes)');
+      // under the file's limit, but its text is longer than a document may hold (as a note's)
+      const long = await upload(policies, 'long.md', 'text/markdown', `# Minutes\n\n${'word '.repeat(200_000)}`).expect(413);
+      expect(long.body.error).toEqual({ code: 'knowledge.text_too_large', details: { limitChars: 1_000_000 },
+        message: 'the text extracted from the file is 1000010 characters long, above the limit of 1000000 characters (as for a note): split it into several documents' });
+      const longVersion = await t.http.post(url(`documents/${docs.md}/versions`)).set(owner.auth)
+        .attach('file', Buffer.from('x'.repeat(1_000_001)), { filename: 'long.txt', contentType: 'text/plain' }).expect(413);
+      expect(longVersion.body.error.code).toBe('knowledge.text_too_large');
       // under the limit but above the JSON body limit (1 MB): the upload's own limit is the one that applies
       expect((await upload(policies, 'big.docx', 'application/msword', Buffer.alloc(1_500_000, 1)).expect(415)).body.error.code).toBe('knowledge.unsupported_type');
       const noFile = await t.http.post(url(`collections/${policies}/documents`)).set(owner.auth).send({ title: 'x' }).expect(400);

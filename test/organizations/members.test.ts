@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 
@@ -72,6 +73,73 @@ describe('members', () => {
     await t.http.patch(`/v1/orgs/${orgId}/members/${users.admin.id}`).set(users.owner.auth).send({ role: 'owner' }).expect(200);
     await t.http.delete(`/v1/orgs/${orgId}/members/me`).set(users.owner.auth).expect(204);
     await t.http.get(`/v1/orgs/${orgId}`).set(users.owner.auth).expect(404);
+  });
+
+  describe('two owners acting at once (migration 20270202000800): the second waits for the first and is refused', () => {
+    const clients: pg.Client[] = [];
+    afterAll(() => Promise.all(clients.map((c) => c.end().catch(() => undefined))));
+
+    /** An organization with exactly two owners: its creator and the promoted admin. */
+    const twoOwners = async (name: string) => {
+      const { orgId, users } = await orgWithRoles(t, name);
+      await t.http.patch(`/v1/orgs/${orgId}/members/${users.admin.id}`).set(users.owner.auth).send({ role: 'owner' }).expect(200);
+      return { orgId, a: users.owner, b: users.admin };
+    };
+    /** A connection as the API login with an open tenant transaction of `userId` (what begin_request sets up). */
+    const tenantTx = async (orgId: string, userId: string) => {
+      const c = new pg.Client({ connectionString: t.db.apiUrl });
+      await c.connect();
+      clients.push(c);
+      await c.query('BEGIN');
+      await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+        [JSON.stringify({ sub: userId, role: 'authenticated', org_id: orgId })]);
+      const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
+      return { c, pid: pid as number };
+    };
+    /**
+     * Resolves once a backend of this database other than `holder` waits for a lock (polls pg_stat_activity; no
+     * timer), or once `work` has settled without waiting (then the test fails on its outcome).
+     */
+    const waitsForLock = async (holder: number, work: Promise<unknown>) => {
+      let settled = false;
+      void work.finally(() => { settled = true; });
+      while (!settled) {
+        const { rows } = await t.db.admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1 AND wait_event_type = 'Lock'`, [holder]);
+        if (rows.length) return;
+      }
+    };
+    const owners = async (orgId: string) => (await t.db.admin.query(
+      `SELECT user_id FROM core.memberships WHERE org_id = $1 AND role = 'owner' ORDER BY user_id`, [orgId])).rows.map((r) => r.user_id);
+
+    it('A demotes B while B demotes A: B\'s change is refused once A\'s commits, and A stays owner', async () => {
+      const { orgId, a, b } = await twoOwners('Demote Race Co');
+      const first = await tenantTx(orgId, a.id);
+      await first.c.query(`UPDATE core.memberships SET role = 'admin' WHERE org_id = $1 AND user_id = $2`, [orgId, b.id]);
+      const second = await tenantTx(orgId, b.id);
+      const demoting = second.c.query(`UPDATE core.memberships SET role = 'admin' WHERE org_id = $1 AND user_id = $2`, [orgId, a.id])
+        .then(() => undefined, (err) => err);
+      await waitsForLock(first.pid, demoting);
+      await first.c.query('COMMIT');
+      expect(await demoting).toMatchObject({ code: '23514', constraint: 'memberships_owner_required', message: 'an organization must keep at least one owner' });
+      await second.c.query('ROLLBACK');
+      expect(await owners(orgId)).toEqual([a.id]);
+    });
+
+    it('both leave at once: the API answers the second 409 membership.last_owner and nothing of its leaving is written', async () => {
+      const { orgId, a, b } = await twoOwners('Leave Race Co');
+      const first = await tenantTx(orgId, a.id);
+      await first.c.query(`DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2`, [orgId, a.id]);
+      const leaving = t.http.delete(`/v1/orgs/${orgId}/members/me`).set(b.auth).then((r) => r);
+      await waitsForLock(first.pid, leaving);
+      await first.c.query('COMMIT');
+      const res = await leaving;
+      expect(res.status).toBe(409);
+      expect(res.body.error).toMatchObject({ code: 'membership.last_owner', message: expect.stringMatching(/at least one owner/) });
+      expect(await owners(orgId)).toEqual([b.id]);
+      const left = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'membership.left' AND entity_id = $2`, [orgId, b.id]);
+      expect(left.rows[0].n).toBe(0);
+    });
   });
 
   it('lets admins remove members but not owners, and anyone leave; all audited', async () => {

@@ -35,6 +35,44 @@ describe('workspaces', () => {
     expect(rows.map((r) => r.action)).toEqual(['workspace.created', 'workspace.updated', 'workspace.deleted']);
   });
 
+  it('refuses to delete a workspace that holds knowledge collections (409 workspace.not_empty, naming how many) or that records refer to (409)', async () => {
+    const id = (await t.http.post(ws(a.orgId)).set(a.users.admin.auth).send({ name: 'Knowledge' }).expect(201)).body.id;
+    const collections: string[] = [];
+    for (const name of ['Handbook', 'Policies']) {
+      collections.push((await t.http.post(`/v1/orgs/${a.orgId}/knowledge/collections`).set(a.users.admin.auth)
+        .send({ name, workspaceId: id, readRoles: name === 'Policies' ? ['accountant'] : [] }).expect(201)).body.id);
+    }
+    await t.http.post(`/v1/orgs/${a.orgId}/knowledge/documents`).set(a.users.admin.auth).send({ collectionId: collections[0], title: 'Leave', text: 'Twenty-five days.' }).expect(201);
+    const state = async () => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM core.workspaces WHERE id = $1)::int AS workspaces,
+             (SELECT count(*) FROM ai.knowledge_collections WHERE workspace_id = $1)::int AS collections,
+             (SELECT count(*) FROM ai.knowledge_documents WHERE collection_id = ANY ($2::uuid[]))::int AS documents,
+             (SELECT count(*) FROM core.audit_logs WHERE org_id = $3 AND action = 'workspace.deleted' AND entity_id = $1::text)::int AS deleted`,
+    [id, collections, a.orgId])).rows[0];
+
+    const refused = await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).expect(409);
+    expect(refused.body.error).toEqual({ code: 'workspace.not_empty',
+      message: `workspace ${id} still holds 2 knowledge collections, which would be deleted with it: delete them first` });
+    expect(await state()).toEqual({ workspaces: 1, collections: 2, documents: 1, deleted: 0 });
+
+    await t.http.delete(`/v1/orgs/${a.orgId}/knowledge/collections/${collections[1]}`).set(a.users.admin.auth).expect(204);
+    const one = await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.owner.auth).expect(409);
+    expect(one.body.error.message).toBe(`workspace ${id} still holds 1 knowledge collection, which would be deleted with it: delete it first`);
+    await t.http.delete(`/v1/orgs/${a.orgId}/knowledge/collections/${collections[0]}`).set(a.users.admin.auth).expect(204);
+
+    // an agent of the workspace: its foreign key refuses the deletion
+    const { rows: [agent] } = await t.db.admin.query(
+      `INSERT INTO ai.agents (org_id, name, type, model_id, workspace_id) VALUES ($1, 'Bookkeeper', 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [a.orgId, id]);
+    const referred = await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).expect(409);
+    expect(referred.body.error).toEqual({ code: 'conflict.reference',
+      message: `workspace ${id} is still referred to by other records (journal lines or AI agents), so it cannot be deleted` });
+    expect(await state()).toEqual({ workspaces: 1, collections: 0, documents: 0, deleted: 0 });
+
+    await t.db.admin.query('DELETE FROM ai.agents WHERE id = $1', [agent.id]);
+    await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).expect(204);
+    expect(await state()).toEqual({ workspaces: 0, collections: 0, documents: 0, deleted: 1 });
+  });
+
   it('forbids non-admins to write (403) and rejects bad input (400)', async () => {
     const { body } = await t.http.post(ws(a.orgId)).set(a.users.owner.auth).send({ name: 'Fixed' }).expect(201);
     for (const who of [a.users.accountant, a.users.member, a.users.viewer]) {

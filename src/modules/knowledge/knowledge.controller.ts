@@ -10,17 +10,17 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
-import { KnowledgeService } from './knowledge.service.js';
+import { KnowledgeService, type OpenTenant } from './knowledge.service.js';
 import { readUpload, UPLOAD_BODY } from './upload.js';
 import {
-  CollectionDto, CreateCollectionDto, CreateNoteDocumentDto, DocumentDto, DocumentPage, DocumentQuery, ReindexResultDto, SearchKnowledgeDto,
+  CollectionDto, CreateCollectionDto, CreateNoteDocumentDto, DocumentDto, DocumentPage, DocumentQuery, ReindexResultDto, ReindexStaleQuery, SearchKnowledgeDto,
   SearchResultDto, UpdateCollectionDto, VersionDto, VersionWithTextDto,
 } from './knowledge.dto.js';
 
 /** Who may add, change and delete documents (in collections they can read): everyone but viewers. */
 const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
 const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
-  'knowledge.unreadable_file', 'knowledge.no_text', 'knowledge.invalid_field'];
+  'knowledge.unreadable_file', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
 const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1 } };
 
 @ApiTags('knowledge')
@@ -84,18 +84,6 @@ export class KnowledgeCollectionsController {
 export class KnowledgeDocumentsController {
   constructor(private readonly knowledge: KnowledgeService) {}
 
-  @Post('search')
-  @HttpCode(200)
-  @DoesNotWrite()
-  @ApiOperation({ operationId: 'searchKnowledge',
-    summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
-  @ApiOkResponse({ type: SearchResultDto })
-  @ApiErrors(400)
-  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
-  search(@Tx() tx: TenantTx, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
-    return this.knowledge.search(tx, dto);
-  }
-
   @Get('documents')
   @ApiOperation({ operationId: 'listKnowledgeDocuments', summary: 'Documents of the collections the caller may read, newest first (cursor pagination)' })
   @ApiOkResponse({ type: DocumentPage })
@@ -118,11 +106,13 @@ export class KnowledgeDocumentsController {
   @Post('reindex')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'reindexStaleKnowledge', summary: 'Re-embed every document embedded by another model or dimension than the configured one (owner, admin)' })
+  @ApiOperation({ operationId: 'reindexStaleKnowledge', summary: 'Re-embed documents embedded by another model or dimension than the configured one (owner, admin)',
+    description: 'Queues at most `limit` documents (default 100) per call, those not already queued; `more` says whether others remain: call again until it is false.' })
   @ApiOkResponse({ type: ReindexResultDto })
+  @ApiErrors(400)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive')
-  async reindexStale(@Tx() tx: TenantTx): Promise<ReindexResultDto> {
-    return { queued: await this.knowledge.reindexStale(tx) };
+  reindexStale(@Tx() tx: TenantTx, @Query() q: ReindexStaleQuery): Promise<ReindexResultDto> {
+    return this.knowledge.reindexStale(tx, q.limit ?? 100);
   }
 
   @Get('documents/:documentId')
@@ -182,6 +172,44 @@ export class KnowledgeDocumentsController {
 }
 
 /**
+ * A tenant transaction of the caller in the organization of the path, for handlers of @OrgPreflightRoute controllers
+ * (the preflight validated the org id and X-Workspace-Id): each call opens a new one.
+ */
+function tenantOf(db: DatabaseService, req: FastifyRequest, principal: Principal): OpenTenant {
+  const { orgId } = req.params as { orgId: string };
+  const header = req.headers['x-workspace-id'];
+  return (work) => db.tenant(principal, orgId, { requestId: String(req.id), ip: req.ip }, work, { workspaceId: typeof header === 'string' && header ? header : undefined });
+}
+
+/**
+ * Search, not @OrgRoute: the query's embedding is a provider call (up to AI_TIMEOUT_MS per try, retried), and no
+ * transaction (nor pool connection) may wait on it. The preflight checks membership; the service reads what the call
+ * needs in one short transaction and searches in another (KnowledgeService.searchWith).
+ */
+@ApiTags('knowledge')
+@OrgPreflightRoute()
+@WritesRequireSubscription('omnizen')
+@Controller('v1/orgs/:orgId/knowledge')
+export class KnowledgeSearchController {
+  constructor(
+    private readonly knowledge: KnowledgeService,
+    private readonly db: DatabaseService,
+  ) {}
+
+  @Post('search')
+  @HttpCode(200)
+  @DoesNotWrite()
+  @ApiOperation({ operationId: 'searchKnowledge',
+    summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
+  @ApiOkResponse({ type: SearchResultDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
+  search(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
+    return this.knowledge.searchWith(tenantOf(this.db, req, principal), dto);
+  }
+}
+
+/**
  * The uploads, not @OrgRoute: reading a multipart body of up to KNOWLEDGE_MAX_UPLOAD_BYTES takes as long as the client
  * takes to send it, and no transaction (nor pool connection) may wait on a client. The preflight checks membership, the
  * role and the subscription; the collection (or document) is checked in a short transaction of its own before the body
@@ -199,11 +227,9 @@ export class KnowledgeUploadsController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** The organization's transaction for this request (the preflight validated the org id and X-Workspace-Id). */
+  /** The organization's transaction for this request. */
   private tenant<T>(req: FastifyRequest, principal: Principal, work: (tx: TenantTx) => Promise<T>): Promise<T> {
-    const { orgId } = req.params as { orgId: string };
-    const header = req.headers['x-workspace-id'];
-    return this.db.tenant(principal, orgId, { requestId: String(req.id), ip: req.ip }, work, { workspaceId: typeof header === 'string' && header ? header : undefined });
+    return tenantOf(this.db, req, principal)(work);
   }
 
   @Post('collections/:collectionId/documents')

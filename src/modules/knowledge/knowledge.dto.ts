@@ -1,11 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, IsArray, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, MaxLength, Min,
+  ArrayMaxSize, IsArray, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, Max, MaxLength, Min,
 } from 'class-validator';
 import { ORG_ROLES } from '../../platform/auth/principal.js';
 import { PageQuery } from '../../platform/http/pagination.js';
-import { CONTENT_TYPES } from './text-extraction.js';
+import { CONTENT_TYPES, MAX_DOCUMENT_TEXT_CHARS } from './text-extraction.js';
 
 /** Results per search at most. */
 export const SEARCH_MAX_K = 50;
@@ -52,7 +52,7 @@ export class CreateNoteDocumentDto {
   @ApiProperty({ format: 'uuid', example: '7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f', description: 'Collection to add it to' }) @IsUUID() collectionId: string;
   @ApiProperty({ example: 'Travel expenses', description: 'Title' }) @IsString() @Length(1, 300) title: string;
   @ApiProperty({ example: 'Travel is reimbursed within 30 days of the expense report.', description: 'The text (Markdown allowed), up to 1 MB' })
-  @IsString() @Length(1, 1_000_000) text: string;
+  @IsString() @Length(1, MAX_DOCUMENT_TEXT_CHARS) text: string;
   @ApiPropertyOptional({ enum: ['note', 'url'], default: 'note', description: 'note: written here; url: the text of the page at sourceUrl' })
   @IsOptional() @IsIn(['note', 'url']) source?: 'note' | 'url';
   @ApiPropertyOptional({ example: 'https://intranet.example.com/policies/travel', description: 'The page the text comes from (source url)' })
@@ -151,7 +151,17 @@ export class SearchResultDto {
   @ApiProperty({ type: [SearchHitDto], description: 'Best first' }) items: SearchHitDto[];
 }
 
+/** Stale documents one call of POST /knowledge/reindex queues at most: each is a few writes in the request's transaction. */
+export const REINDEX_MAX_LIMIT = 200;
+
+export class ReindexStaleQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: REINDEX_MAX_LIMIT, default: 100, description: 'Documents to queue at most in this call' })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(REINDEX_MAX_LIMIT)
+  limit?: number;
+}
+
 @ApiSchema({ description: 'Documents queued for re-indexing' })
 export class ReindexResultDto {
   @ApiProperty({ example: 3, description: 'How many documents were queued' }) queued: number;
+  @ApiProperty({ example: false, description: 'Whether stale documents remain that this call did not queue: call again' }) more: boolean;
 }

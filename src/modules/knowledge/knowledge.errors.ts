@@ -10,6 +10,7 @@ export const KnowledgeErrors = defineErrorCodes({
   'knowledge.unsupported_type': { status: 415, description: 'the file is not plain text, Markdown, HTML or PDF' },
   'knowledge.unreadable_file': { status: 422, description: 'the file could not be read as its type (a corrupt PDF, text that is not UTF-8)' },
   'knowledge.no_text': { status: 422, description: 'no text could be extracted from the file' },
+  'knowledge.text_too_large': { status: 413, description: 'the text extracted from the file is longer than a document may hold (1,000,000 characters, as for a note)' },
   'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid' },
   'knowledge.collection_name_taken': { status: 409, description: 'a collection of this organization already has that name' },
   'knowledge.query_empty': { status: 400, description: 'the search query is empty' },

@@ -197,6 +197,12 @@ export const knowledgeRepository = {
     return db.runCount(qb.deleteFrom('ai.knowledge_collections').where('org_id', '=', orgId).where('id', '=', id));
   },
 
+  async countCollectionsInWorkspace(db: Db, orgId: string, workspaceId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('ai.knowledge_collections').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('org_id', '=', orgId).where('workspace_id', '=', workspaceId));
+    return Number(row.n);
+  },
+
   async countDocuments(db: Db, orgId: string, collectionId: string): Promise<number> {
     const [row] = await db.run(qb.selectFrom('ai.knowledge_documents').select((eb) => eb.fn.countAll<string>().as('n'))
       .where('org_id', '=', orgId).where('collection_id', '=', collectionId));
@@ -297,11 +303,18 @@ export const knowledgeRepository = {
       .where('org_id', '=', orgId).where('id', '=', doc.id));
   },
 
-  /** Documents whose chunks were embedded by another model or dimension than the configured one (to re-embed). */
-  async staleDocuments(db: Db, orgId: string, model: string, dimensions: number): Promise<string[]> {
-    const rows = await db.run(qb.selectFrom('ai.knowledge_chunks').select('document_id').distinct()
-      .where('org_id', '=', orgId).where((eb) => eb.or([eb('embedding_model', '<>', model), eb('embedding_dimensions', '<>', dimensions)])));
-    return rows.map((r) => r.document_id);
+  /**
+   * Up to `limit` documents (by id) with chunks embedded by another model or dimension than the configured one, and no
+   * ingestion already queued (pending: it embeds with the configured model), so repeated calls work through them all.
+   */
+  async staleDocuments(db: Db, orgId: string, model: string, dimensions: number, limit: number): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom('ai.knowledge_documents as d').select('d.id')
+      .where('d.org_id', '=', orgId).where('d.status', '<>', 'pending')
+      .where((eb) => eb.exists(eb.selectFrom('ai.knowledge_chunks as c').select(sql`1`.as('one'))
+        .whereRef('c.org_id', '=', 'd.org_id').whereRef('c.document_id', '=', 'd.id')
+        .where((c) => c.or([c('c.embedding_model', '<>', model), c('c.embedding_dimensions', '<>', dimensions)]))))
+      .orderBy('d.id').limit(limit));
+    return rows.map((r) => r.id);
   },
 
   // ---------------------------------------------------------------- search

@@ -33,9 +33,12 @@ export interface KnowledgeSearch extends SearchFilter {
   k?: number;
 }
 
+/** Runs `work` in a new tenant transaction of the caller (or, for an in-transaction caller, in its own). */
+export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
+
 const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
 
-/** Collections, documents and their versions, and search — always inside the caller's tenant transaction. */
+/** Collections, documents and their versions, and search — always inside the caller's tenant transaction(s). */
 @Injectable()
 export class KnowledgeService {
   private storage?: Promise<StorageInfo>;
@@ -73,6 +76,11 @@ export class KnowledgeService {
     });
     await this.audit.record(tx, { action: 'knowledge.collection_updated', entityType: 'knowledge_collection', entityId: id, before, after });
     return after!;
+  }
+
+  /** How many collections are in the workspace (deleting it would delete them: the organizations module refuses then). */
+  countCollectionsInWorkspace(tx: TenantTx, workspaceId: string): Promise<number> {
+    return repo.countCollectionsInWorkspace(tx.db, tx.orgId, workspaceId);
   }
 
   /** Deletes the collection with its documents, versions and chunks. */
@@ -178,11 +186,15 @@ export class KnowledgeService {
     return after;
   }
 
-  /** Re-indexes every readable document embedded by another model or dimension than the configured one. */
-  async reindexStale(tx: TenantTx): Promise<number> {
-    const ids = await repo.staleDocuments(tx.db, tx.orgId, this.embeddings.model, this.embeddings.dimensions);
-    for (const id of ids) await this.reindex(tx, id);
-    return ids.length;
+  /**
+   * Re-indexes up to `limit` readable documents embedded by another model or dimension than the configured one (each
+   * is a few writes in this transaction, so one call stays bounded); `more`: others remain, for the next call.
+   */
+  async reindexStale(tx: TenantTx, limit: number): Promise<{ queued: number; more: boolean }> {
+    const ids = await repo.staleDocuments(tx.db, tx.orgId, this.embeddings.model, this.embeddings.dimensions, limit + 1);
+    const batch = ids.slice(0, limit);
+    for (const id of batch) await this.reindex(tx, id);
+    return { queued: batch.length, more: ids.length > limit };
   }
 
   /** Deletes the document with its versions, chunks and embeddings. */
@@ -196,30 +208,50 @@ export class KnowledgeService {
 
   // ---------------------------------------------------------------- search
   /**
-   * Hybrid search as the caller: only chunks of collections the caller's role may read exist for this query (the
-   * policies), so results, scores and ranks are computed among those alone. The agents' search_knowledge tool calls
-   * this with the transaction of the person it runs as.
+   * Hybrid search as the caller, in the caller's transaction `tx` (the agents' search_knowledge tool). The provider
+   * call for the query's embedding is made while `tx` stays open; the HTTP route calls searchWith, which holds none then.
    */
-  async search(tx: TenantTx, s: KnowledgeSearch): Promise<SearchResultDto> {
+  search(tx: TenantTx, s: KnowledgeSearch): Promise<SearchResultDto> {
+    return this.searchWith((work) => work(tx), s);
+  }
+
+  /**
+   * Hybrid search as the caller: only chunks of collections the caller's role may read exist for this query (the
+   * policies), so results, scores and ranks are computed among those alone. `open` runs work in a tenant transaction
+   * of the caller: one short one reads what the provider call needs, the query is embedded with none open (a slow
+   * provider, up to AI_TIMEOUT_MS per try, would otherwise hold a pooled connection and starve every organization),
+   * and a second short one runs the search.
+   */
+  async searchWith(open: OpenTenant, s: KnowledgeSearch): Promise<SearchResultDto> {
     const query = (s.query ?? '').trim();
     if (!query) throw KnowledgeErrors.error('knowledge.query_empty', 'query is empty');
     const k = s.k ?? 10;
     if (k > SEARCH_MAX_K) throw KnowledgeErrors.error('knowledge.k_too_large', `k is ${k}; at most ${SEARCH_MAX_K} results per search`);
     if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw PlatformErrors.error('validation_failed', 'from must be before to');
-    // a filter naming a collection or document the caller cannot read answers as one that does not exist
-    for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
-    for (const id of s.documentIds ?? []) await this.getDocument(tx, id);
-    const info = await this.storageInfo(tx);
+    const unavailable = (err: unknown) =>
+      AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
+    const { info, connection } = await open(async (tx) => {
+      // a filter naming a collection or document the caller cannot read answers as one that does not exist
+      for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
+      for (const id of s.documentIds ?? []) await this.getDocument(tx, id);
+      const storage = await this.storageInfo(tx);
+      try {
+        return { info: storage, connection: await this.embeddings.connection(tx.db, tx.orgId) };
+      } catch (err) {
+        throw unavailable(err);
+      }
+    });
     let embedding: number[];
     try {
-      [embedding] = await this.embeddings.embed(await this.embeddings.connection(tx.db, tx.orgId), [query]);
+      [embedding] = await this.embeddings.embed(connection, [query]);
     } catch (err) {
-      throw AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
+      throw unavailable(err);
     }
-    const items = await repo.search(tx.db, info, tx.orgId, {
+    // the policies decide again in this transaction: a collection made unreadable meanwhile gives no results
+    const items = await open((tx) => repo.search(tx.db, info, tx.orgId, {
       ...s, query, k, embedding, model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: searchCandidates(k),
       exactSearchMaxChunks: this.config.knowledge.exactSearchMaxChunks,
-    });
+    }));
     return { items };
   }
 

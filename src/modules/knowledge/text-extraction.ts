@@ -2,6 +2,12 @@ import { convert as htmlToText } from 'html-to-text';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { KnowledgeErrors } from './knowledge.errors.js';
 
+/**
+ * The longest text a document version stores, in characters: a note's limit, and the limit of the text extracted from
+ * an upload (a 10 MB upload, a compressed PDF above all, can hold far more text than that).
+ */
+export const MAX_DOCUMENT_TEXT_CHARS = 1_000_000;
+
 export const CONTENT_TYPES = ['text/plain', 'text/markdown', 'text/html', 'application/pdf'] as const;
 export type KnowledgeContentType = (typeof CONTENT_TYPES)[number];
 
@@ -48,5 +54,10 @@ export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentT
   // NUL cannot be stored in a text column
   text = text.replace(/\u0000/g, '').trim();
   if (!text) throw KnowledgeErrors.error('knowledge.no_text', 'no text could be extracted from the file');
+  if (text.length > MAX_DOCUMENT_TEXT_CHARS) {
+    throw KnowledgeErrors.error('knowledge.text_too_large',
+      `the text extracted from the file is ${text.length} characters long, above the limit of ${MAX_DOCUMENT_TEXT_CHARS} characters (as for a note): split it into several documents`,
+      { limitChars: MAX_DOCUMENT_TEXT_CHARS });
+  }
   return text;
 }

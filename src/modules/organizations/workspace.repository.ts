@@ -18,8 +18,10 @@ export const workspaceRepository = {
     return db.run(workspaces().where('org_id', '=', orgId).orderBy('name').orderBy('id'));
   },
 
-  async get(db: Db, orgId: string, id: string): Promise<WorkspaceDto | undefined> {
-    const [row] = await db.run(workspaces().where('org_id', '=', orgId).where('id', '=', id));
+  async get(db: Db, orgId: string, id: string, forUpdate = false): Promise<WorkspaceDto | undefined> {
+    let query = workspaces().where('org_id', '=', orgId).where('id', '=', id);
+    if (forUpdate) query = query.forUpdate();
+    const [row] = await db.run(query);
     return row;
   },
 

@@ -70,8 +70,9 @@ export class WorkspacesController {
   @Delete(':workspaceId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'workspace.not_found')
-  @ApiOperation({ operationId: 'deleteWorkspace', summary: 'Delete a workspace (admin)' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'workspace.not_found', 'workspace.not_empty', 'conflict.reference')
+  @ApiOperation({ operationId: 'deleteWorkspace', summary: 'Delete a workspace (admin)',
+    description: 'Refused (409) while the workspace holds knowledge collections (workspace.not_empty: delete them first) or journal lines or AI agents refer to it (conflict.reference).' })
   @ApiParam({ name: 'workspaceId', format: 'uuid' })
   @ApiNoContentResponse()
   @ApiErrors(400)

@@ -12,16 +12,34 @@ function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
   return translateDatabaseError(work, { '23505': () => OrganizationsErrors.error('workspace.name_taken', `a workspace named "${name}" already exists`) });
 }
 
+/**
+ * Records another module keeps in a workspace, which deleting the workspace would delete with it (its foreign key
+ * cascades): the knowledge base's collections. That module registers a count of them; a workspace that holds any is
+ * not deleted, so nothing goes without its own audit rows and events.
+ */
+export interface WorkspaceContents {
+  /** what one of them is called in the refusal: 'knowledge collection' */
+  noun: string;
+  /** how many the workspace holds, in the deleting transaction (read by an owner or admin, who see them all) */
+  count(tx: TenantTx, workspaceId: string): Promise<number>;
+}
+
 @Injectable()
 export class WorkspacesService {
+  private readonly contents: WorkspaceContents[] = [];
+
   constructor(private readonly audit: AuditService) {}
+
+  registerContents(contents: WorkspaceContents): void {
+    this.contents.push(contents);
+  }
 
   list(tx: TenantTx): Promise<WorkspaceDto[]> {
     return workspaces.list(tx.db, tx.orgId);
   }
 
-  async get(tx: TenantTx, id: string): Promise<WorkspaceDto> {
-    const ws = await workspaces.get(tx.db, tx.orgId, id);
+  async get(tx: TenantTx, id: string, forUpdate = false): Promise<WorkspaceDto> {
+    const ws = await workspaces.get(tx.db, tx.orgId, id, forUpdate);
     if (!ws) throw PlatformErrors.notFound('workspace', id);
     return ws;
   }
@@ -46,9 +64,23 @@ export class WorkspacesService {
     return after;
   }
 
+  /** Refused while the workspace holds other modules' records (409 workspace.not_empty) or is referred to (409 conflict.reference). */
   async delete(tx: TenantTx, id: string): Promise<void> {
-    const before = await this.get(tx, id);
-    if (!(await workspaces.delete(tx.db, tx.orgId, id))) throw PlatformErrors.notFound('workspace', id);
+    // locked before counting: a record added to the workspace meanwhile waits for this (its foreign key check shares the
+    // row's lock) and then finds the workspace gone; one added before is committed by then and counted
+    const before = await this.get(tx, id, true);
+    for (const contents of this.contents) {
+      const n = await contents.count(tx, id);
+      const noun = contents.noun;
+      if (n > 0) {
+        throw OrganizationsErrors.error('workspace.not_empty',
+          `workspace ${id} still holds ${n} ${noun}${n === 1 ? '' : 's'}, which would be deleted with it: delete ${n === 1 ? 'it' : 'them'} first`);
+      }
+    }
+    const deleted = await translateDatabaseError(workspaces.delete(tx.db, tx.orgId, id), {
+      '23503': () => PlatformErrors.error('conflict.reference', `workspace ${id} is still referred to by other records (journal lines or AI agents), so it cannot be deleted`),
+    });
+    if (!deleted) throw PlatformErrors.notFound('workspace', id);
     await this.audit.record(tx, { action: 'workspace.deleted', entityType: 'workspace', entityId: id, before });
   }
 }
