@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { isNonPublicAddressLiteral } from '../../platform/http/outbound.js';
+import { checkOutboundUrl } from '../../platform/http/outbound.js';
 import { AuditService } from '../audit/audit.service.js';
 import { integrationRepository as integrations } from './integration.repository.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
@@ -94,20 +94,11 @@ export class IntegrationsService {
       }
       if (type === 'caldav') {
         if (!creds.serverUrl) throw IntegrationsErrors.error('integration.secret_invalid', 'credentials.serverUrl is required for caldav');
-        let url: URL | undefined;
-        try {
-          url = new URL(creds.serverUrl);
-        } catch {
-          url = undefined;
-        }
-        const protocols = this.config.nodeEnv === 'production' ? ['https:'] : ['https:', 'http:'];
-        if (!url || !protocols.includes(url.protocol) || url.username || url.password) {
-          throw IntegrationsErrors.error('integration.secret_invalid', `credentials.serverUrl must be an ${protocols.join(' or ')} URL without user info`);
-        }
-        // a host name is checked when connecting (src/platform/http/outbound.ts); an address can be refused now
-        if (!this.config.outbound.allowPrivateNetworks && isNonPublicAddressLiteral(url.hostname)) {
-          throw IntegrationsErrors.error('integration.secret_invalid', `credentials.serverUrl must be a public server; ${url.hostname} is not a public address`);
-        }
+        // the same check as a webhook's or an AI provider's URL; a host name is checked again when connecting
+        checkOutboundUrl(creds.serverUrl, {
+          field: 'credentials.serverUrl', example: 'https://caldav.example.com/', httpsOnly: this.config.nodeEnv === 'production',
+          allowPrivateNetworks: this.config.outbound.allowPrivateNetworks, credentialsHint: 'username and password go in credentials',
+        }, (_kind, message) => IntegrationsErrors.error('integration.secret_invalid', message));
       }
     }
     return creds;
