@@ -1,24 +1,24 @@
 import { jest } from '@jest/globals';
-import { Tiktoken } from 'js-tiktoken/lite';
+import { BoundedTokenizer } from '../../src/platform/ai/bounded-tokenizer.js';
 
 export interface EncoderSpy {
-  /** the length of every text handed to js-tiktoken's encoder, in order */
+  /** the length of every piece handed to the byte-pair merge, in order */
   sizes: number[];
   restore(): void;
 }
 
 /**
- * Watches js-tiktoken's encoder (every encoding shares its prototype) and refuses a text longer than `bound`
- * characters: its byte-pair merge is quadratic in a piece's length, so a long run handed over whole would take
- * minutes before any assertion; refused, it fails the test at once.
+ * Watches the tokenizer's byte-pair merge (BoundedTokenizer.encodePiece, shared by every encoding) and refuses a
+ * piece longer than `bound` characters: the merge is quadratic in a piece's length, so a long run handed over whole
+ * would take long before any assertion; refused, it fails the test at once.
  */
 export function spyOnEncoder(bound: number): EncoderSpy {
   const sizes: number[] = [];
-  const encode = Tiktoken.prototype.encode;
-  const spy = jest.spyOn(Tiktoken.prototype, 'encode').mockImplementation(function (this: Tiktoken, text: string, ...rest) {
-    sizes.push(text.length);
-    if (text.length > bound) throw new Error(`the encoder was handed ${text.length} characters at once (bound ${bound})`);
-    return encode.call(this, text, ...rest);
+  const encodePiece = BoundedTokenizer.prototype.encodePiece;
+  const spy = jest.spyOn(BoundedTokenizer.prototype, 'encodePiece').mockImplementation(function (this: BoundedTokenizer, piece: string, out: number[]) {
+    sizes.push(piece.length);
+    if (piece.length > bound) throw new Error(`the merge was handed ${piece.length} characters at once (bound ${bound})`);
+    return encodePiece.call(this, piece, out);
   });
   return { sizes, restore: () => spy.mockRestore() };
 }

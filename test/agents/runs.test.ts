@@ -1,15 +1,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Decimal } from 'decimal.js';
 import { Sleeper } from '../../src/platform/ai/llm-provider.js';
 import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
 import { MAX_ENCODE_CHARS } from '../../src/platform/ai/bounded-tokenizer.js';
-import { countTextTokens } from '../../src/platform/ai/token-count.js';
+import { countChatInputTokens, countTextTokens } from '../../src/platform/ai/token-count.js';
 import { agentsUrl, booksWithEntry } from './agents-support.js';
 import { spyOnEncoder, sum } from './encoder-spy.js';
+import { startPartialStreamDouble } from './partial-stream-double.js';
+import { RunsService } from '../../src/modules/agents/runs.service.js';
+import { apiKeyPrincipal } from '../../src/modules/api-keys/api-key-secret.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -30,7 +34,11 @@ describe('agent runs', () => {
 
   beforeAll(async () => {
     llm = await startOpenAiDouble();
-    t = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '30000', AI_MAX_RETRIES: '2', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
+    t = await createTestApp({
+      AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '30000', AI_MAX_RETRIES: '2', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env,
+      // the double's embeddings (search_knowledge): 8 dimensions
+      AI_EMBEDDING_MODEL: 'double-embedding', AI_EMBEDDING_DIMENSIONS: '8',
+    });
     (t.app.get(Sleeper) as Sleeper).sleep = async (ms: number) => {
       slept.push(ms);
     };
@@ -193,6 +201,220 @@ describe('agent runs', () => {
       SELECT org_id, id, 99, 'tool_call', 'x', 'succeeded', now(), now(), 0 FROM ai.runs WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
   });
 
+  /** Runs `work` with the platform's provider endpoint at `url` (each run reads it when it opens its connection). */
+  const atEndpoint = async <T>(url: string, work: () => Promise<T>): Promise<T> => {
+    const ai = t.app.get<AppConfig>(APP_CONFIG).ai;
+    const before = ai.baseUrl;
+    ai.baseUrl = url;
+    try {
+      return await work();
+    } finally {
+      ai.baseUrl = before;
+    }
+  };
+  /** A streamed run of `agent` whose `streamed` resolves once the client has received `text` as token events. */
+  const streamedRun = (orgId: string, agent: string, text: string) => {
+    let seen!: () => void;
+    const streamed = new Promise<void>((resolve) => (seen = resolve));
+    const response = t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(ownerA.auth).set('Accept', 'text/event-stream')
+      .send({ messages: [{ role: 'user', content: 'What is our cash?' }] }).buffer(true)
+      .parse((res, cb) => {
+        let data = '';
+        res.on('data', (c: Buffer) => {
+          data += c.toString();
+          if (events(data.slice(0, data.lastIndexOf('\n\n') + 2)).filter((e) => e.event === 'token').map((e) => e.data.delta).join('').includes(text)) seen();
+        });
+        res.on('end', () => cb(null, data));
+      })
+      .then((r) => events(r.body as unknown as string));
+    return { streamed, response };
+  };
+  // gpt-4o: 2.50 input, 10.00 output per million; what the counter gives the cut call: its input and what had arrived
+  const gpt4oCost = (input: number, output: number) => new Decimal(input).times('2.5').plus(new Decimal(output).times(10)).div(1_000_000).toFixed(8);
+  // an organization of their own: their agents and spend stay out of A's usage report
+  let orgD: string | undefined;
+  const cutAgent = async () => {
+    if (!orgD) {
+      orgD = await createOrg(t, ownerA, 'Runs D cut calls');
+      await onPlan(t, orgD, 'professional');
+    }
+    const agent = (await t.http.post(agentsUrl(orgD)).set(ownerA.auth).send({ name: `Cut ${Math.random()}`, type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id as string;
+    const budget = (await t.http.post(`/v1/orgs/${orgD}/ai/budgets`).set(ownerA.auth).send({ agentId: agent, costLimit: '10.00' }).expect(201)).body.id as string;
+    const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+    return { orgId: orgD, agent, budget, input };
+  };
+  const budgetUsage = async (budgetId: string) => (await t.db.admin.query(
+    'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budgetId])).rows[0];
+
+  it('bills a streamed call cancelled mid-answer: its input and the tokens streamed count against the budget', async () => {
+    const partial = await startPartialStreamDouble();
+    const { orgId, agent, budget, input } = await cutAgent();
+    try {
+      const chunks = ['Cash at bank ', 'is EUR ', '100.00 as of ', 'the last posting'];
+      partial.enqueue({ kind: 'hold', chunks });
+      const list = await atEndpoint(partial.url, async () => {
+        const { streamed, response } = streamedRun(orgId, agent, chunks.join(''));
+        // every chunk reached the client; the provider is still answering when the run is cancelled
+        await streamed;
+        const { rows: [{ id }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+        await t.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(ownerA.auth).expect(200);
+        return response;
+      });
+      expect(list.at(-1)).toMatchObject({ event: 'result', data: { status: 'cancelled', errorClass: 'cancelled' } });
+      const output = countTextTokens(chunks.join(''));
+      expect(output).toBeGreaterThan(5);
+      const cost = gpt4oCost(input, output);
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: input + output });
+      const answered = await t.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget}`).set(ownerA.auth).expect(200);
+      expect(answered.body).toMatchObject({ spentCost: cost, spentTokens: input + output });
+      const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budget]);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await partial.close();
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
+  it('bills a call cancelled while the provider works on it, before any answer: its input counts against the budget', async () => {
+    const { orgId, agent, budget, input } = await cutAgent();
+    try {
+      llm.enqueue({ kind: 'hang' });
+      const held = llm.nextHang();
+      const started = t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'What is our cash?' }] }).then((r) => r);
+      await held;
+      const { rows: [{ id }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+      await t.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(ownerA.auth).expect(200);
+      expect((await started).body).toMatchObject({ id, status: 'cancelled' });
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: gpt4oCost(input, 0), reserved_cost: '0.00000000', spent_tokens: input });
+    } finally {
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
+  it('fails a stream the timeout cuts mid-answer (a cut answer is no answer), billed for its input and what had arrived', async () => {
+    const partial = await startPartialStreamDouble();
+    const { orgId, agent, budget, input } = await cutAgent();
+    const ai = t.app.get<AppConfig>(APP_CONFIG).ai;
+    const fileTimeout = ai.timeoutMs;
+    try {
+      const chunks = ['Cash at bank ', 'is EUR ', '100.00 as of ', 'the last posting'];
+      partial.enqueue({ kind: 'hold', chunks });
+      ai.timeoutMs = 1000;
+      const list = await atEndpoint(partial.url, () => streamedRun(orgId, agent, chunks.join('')).response);
+      ai.timeoutMs = fileTimeout;
+      const result = list.at(-1)!;
+      expect(result).toMatchObject({ event: 'result', data: { status: 'failed', errorClass: 'timeout', stopReason: 'error', output: null } });
+      const step = result.data.trace[0];
+      expect(step).toMatchObject({ status: 'failed', errorClass: 'timeout', usage: { inputTokens: input } });
+      // what had arrived when the timer cut it: all the chunks on any but a badly loaded machine
+      expect(step.usage.outputTokens).toBeLessThanOrEqual(countTextTokens(chunks.join('')));
+      expect(step.cost).toBe(gpt4oCost(input, step.usage.outputTokens));
+      expect(result.data.cost).toBe(step.cost);
+      const { rows: [stored] } = await t.db.admin.query('SELECT cost::text, input_tokens::int AS input FROM ai.runs WHERE id = $1', [result.data.id]);
+      expect(stored).toEqual({ cost: step.cost, input });
+      expect(await budgetUsage(budget)).toMatchObject({ spent_cost: step.cost, reserved_cost: '0.00000000' });
+    } finally {
+      ai.timeoutMs = fileTimeout;
+      await partial.close();
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
+  it('bills an attempt whose stream broke off after part of the answer, with the retry that answered, on the step, the run and the budget', async () => {
+    const partial = await startPartialStreamDouble();
+    const { orgId, agent, budget, input } = await cutAgent();
+    try {
+      const chunks = ['Cash at bank ', 'is EUR 100'];
+      partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: { prompt: 50, completion: 7 } });
+      const list = await atEndpoint(partial.url, () => streamedRun(orgId, agent, chunks.join('')).response);
+      const result = list.at(-1)!;
+      expect(result).toMatchObject({ event: 'result', data: { status: 'succeeded', output: 'Cash is EUR 100.00.' } });
+      expect(partial.requests).toHaveLength(2);
+      const brokenOff = { input, output: countTextTokens(chunks.join('')) };
+      const usage = { inputTokens: 50 + brokenOff.input, outputTokens: 7 + brokenOff.output, cachedInputTokens: 0, cacheWriteTokens: 0 };
+      const cost = gpt4oCost(usage.inputTokens, usage.outputTokens);
+      expect(result.data).toMatchObject({ usage, cost });
+      expect(result.data.trace[0]).toMatchObject({ attempts: 2, status: 'succeeded', cost, detail: { failedAttemptsUsage: expect.objectContaining(brokenOff) } });
+      const { rows: [stored] } = await t.db.admin.query(`SELECT r.cost::text AS run, s.cost::text AS step, s.input_tokens::int AS input, s.output_tokens::int AS output
+        FROM ai.runs r JOIN ai.run_steps s ON s.org_id = r.org_id AND s.run_id = r.id WHERE r.id = $1`, [result.data.id]);
+      expect(stored).toEqual({ run: cost, step: cost, input: usage.inputTokens, output: usage.outputTokens });
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: usage.inputTokens + usage.outputTokens });
+    } finally {
+      await partial.close();
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
+  it('runs an API key\'s tools only as far as its scopes reach: no ledger without ledger:read, no knowledge a viewer may not read', async () => {
+    const orgC = await createOrg(t, ownerA, 'Runs C keyed');
+    await onEnterprisePlan(t, orgC);
+    await booksWithEntry(t, orgC, ownerA, '321.57', 'C keyed capital');
+    const collection = async (name: string, readRoles: string[]) =>
+      (await t.http.post(`/v1/orgs/${orgC}/knowledge/collections`).set(ownerA.auth).send({ name, readRoles }).expect(201)).body.id as string;
+    const board = await collection('Board', []);
+    const handbook = await collection('Handbook', ['accountant', 'member', 'viewer']);
+    await t.http.post(`/v1/orgs/${orgC}/knowledge/documents`).set(ownerA.auth)
+      .send({ collectionId: board, title: 'Board minutes', text: 'The merger with Globex Holdings was approved in secret.' }).expect(201);
+    await t.http.post(`/v1/orgs/${orgC}/knowledge/documents`).set(ownerA.auth)
+      .send({ collectionId: handbook, title: 'Merger policy', text: 'A merger is announced to staff by the office manager.' }).expect(201);
+    await t.app.get(OutboxRelay).drain(); // ingestion
+    const agent = (await t.http.post(`/v1/orgs/${orgC}/agents`).set(ownerA.auth).send({
+      name: 'Keyed', type: 'accountant', modelId: 'gpt-4o', maxSteps: 2, tools: ['query_semantic', 'get_trial_balance', 'search_knowledge', 'draft_journal_entry'],
+    }).expect(201)).body.id;
+    const key = async (scopes: string[]) => (await t.http.post(`/v1/orgs/${orgC}/api-keys`).set(ownerA.auth).send({ name: scopes.join(' '), scopes }).expect(201)).body.secret as string;
+    const keyedRun = async (secret: string) => {
+      llm.requests.length = 0;
+      llm.enqueue(
+        {
+          kind: 'tool_calls', usage: { prompt: 10, completion: 10 }, calls: [
+            { name: 'query_semantic', arguments: JSON.stringify({ sql: 'SELECT memo, sum(debit) AS d FROM semantic.v_gl_fact GROUP BY memo' }) },
+            { name: 'get_trial_balance', arguments: '{}' },
+            { name: 'search_knowledge', arguments: JSON.stringify({ query: 'merger', k: 5 }) },
+          ],
+        },
+        { kind: 'text', content: 'done', usage: { prompt: 10, completion: 1 } },
+      );
+      // as POST /runs does for a key (the auth guard refuses keys on this route today: see the report)
+      const runs = t.app.get(RunsService);
+      const started = await runs.start(apiKeyPrincipal(`Bearer ${secret}`)!, orgC, { requestId: `keyed-${secret.slice(-6)}` }, agent,
+        { messages: [{ role: 'user', content: 'What do the books and the minutes say?' }] }, 'interactive', { subscriptionChecked: true });
+      const res = { body: JSON.parse(JSON.stringify(await runs.execute(started))) };
+      expect(res.body).toMatchObject({ status: 'succeeded', output: 'done', startedBy: null });
+      const offered = llm.requests.find((r) => r.path.endsWith('/chat/completions'))!.body.tools.map((x: any) => x.function.name).sort();
+      const steps = await t.db.admin.query(`SELECT name, status, error_class, error_message, detail->'result' AS result FROM ai.run_steps
+        WHERE run_id = $1 AND kind <> 'llm_call' ORDER BY step_no`, [res.body.id]);
+      return { res, offered, steps: steps.rows, toModel: JSON.stringify(llm.requests.map((r) => r.body)) };
+    };
+
+    // agents:run only: the ledger is neither offered nor served, and only what a viewer reads is searched
+    const runOnly = await keyedRun(await key(['agents:run']));
+    expect(runOnly.offered).toEqual(['draft_journal_entry', 'search_knowledge']);
+    expect(runOnly.steps.map((s) => [s.name, s.status, s.error_class, s.result === null])).toEqual([
+      ['query_semantic', 'failed', 'tool_error', true], ['get_trial_balance', 'failed', 'tool_error', true], ['search_knowledge', 'succeeded', null, false],
+    ]);
+    expect(runOnly.steps[0].error_message).toMatch(/ledger:read/);
+    expect(runOnly.steps[1].error_message).toMatch(/ledger:read/);
+    expect(runOnly.steps[2].result.items.map((i: any) => i.documentTitle)).toEqual(['Merger policy']);
+    for (const seen of [JSON.stringify(runOnly.res.body), runOnly.toModel]) {
+      expect(seen).not.toContain('C keyed capital');
+      expect(seen).not.toContain('321.57');
+      expect(seen).not.toContain('Globex');
+    }
+
+    // with the read scopes of the ledger, receivables and payables routes: the ledger is read; knowledge is still a viewer's
+    const reader = await keyedRun(await key(['agents:run', 'ledger:read', 'receivables:read', 'payables:read']));
+    expect(reader.offered).toEqual(['draft_journal_entry', 'get_trial_balance', 'query_semantic', 'search_knowledge']);
+    expect(reader.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(reader.steps[0].result.rows).toEqual([['C keyed capital', '321.57']]);
+    expect(JSON.stringify(reader.steps[1].result)).toContain('321.57');
+    expect(reader.steps[2].result.items.map((i: any) => i.documentTitle)).toEqual(['Merger policy']);
+    expect(reader.toModel).not.toContain('Globex');
+    // a person (the owner) reads the board's minutes through the same tool
+    llm.enqueue({ kind: 'tool_calls', usage: { prompt: 10, completion: 10 }, calls: [{ name: 'search_knowledge', arguments: JSON.stringify({ query: 'merger', k: 5 }) }] }, { kind: 'text', content: 'done' });
+    const owner = await t.http.post(`/v1/orgs/${orgC}/agents/${agent}/runs`).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'minutes?' }] }).expect(200);
+    expect(owner.body.trace[1].detail.result.items.map((i: any) => i.documentTitle).sort()).toEqual(['Board minutes', 'Merger policy']);
+  });
+
   it('runs ?async=true as a job: 202 first, the outcome on the run', async () => {
     llm.enqueue({ kind: 'text', content: 'later', usage: { prompt: 10, completion: 1 } });
     const accepted = await t.http.post(agentsUrl(orgA, `/${agentId}/runs?async=true`)).set(viewerA.auth).send({ messages: [{ role: 'user', content: 'hi' }] }).expect(202);
@@ -268,6 +490,18 @@ describe('agent runs', () => {
     } finally {
       spy.restore();
     }
+  });
+
+  it('refuses more than 100,000 characters of messages in all with a 400 naming messages, before any run exists', async () => {
+    const before = (await t.db.admin.query('SELECT count(*)::int AS n FROM ai.runs WHERE org_id = $1', [orgA])).rows[0].n;
+    // each message within its own 100,000, together over: 4 × 30,000 CJK characters (counting them took seconds of CPU)
+    const content = '会计账簿记录了公司的所有交易。'.repeat(2_000);
+    const res = await run(viewerA, { messages: Array.from({ length: 4 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content })) }).expect(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    expect(res.body.error.details).toEqual([{ field: 'messages', problems: ['messages must hold at most 100000 characters in all'] }]);
+    const after = (await t.db.admin.query('SELECT count(*)::int AS n FROM ai.runs WHERE org_id = $1', [orgA])).rows[0].n;
+    expect(after).toBe(before);
+    expect(llm.requests).toHaveLength(0);
   });
 
   it('tokenizes a long message once per run, not once per call', async () => {

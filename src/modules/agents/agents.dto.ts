@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateBy, ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
@@ -111,10 +111,30 @@ export class RunMessageDto {
   @ApiProperty({ description: 'The text', example: 'What is our cash balance?', minLength: 1, maxLength: 100000 }) @IsString() @Length(1, 100_000) content: string;
 }
 
+/**
+ * Characters of a run's messages together at most. Every message is tokenized on the request's thread (the budget
+ * reserves the call's worst case before it is made), so the input is bounded as a whole, not only per message: as
+ * much as the longest single message, about 25,000 tokens of English and 100,000 of CJK text, within the context
+ * window of the models offered, and counted in well under a second.
+ */
+export const RUN_INPUT_MAX_CHARS = 100_000;
+
+const TotalContentAtMost = (max: number) => ValidateBy({
+  name: 'totalContentAtMost',
+  constraints: [max],
+  validator: {
+    validate: (v: unknown) => !Array.isArray(v) || v.reduce((n: number, m: any) => n + (typeof m?.content === 'string' ? m.content.length : 0), 0) <= max,
+    defaultMessage: () => `messages must hold at most ${max} characters in all`,
+  },
+});
+
 @ApiSchema({ description: 'The messages a run starts from' })
 export class CreateRunDto {
-  @ApiProperty({ type: [RunMessageDto], description: 'Conversation so far, the last one the user\'s', example: [{ role: 'user', content: 'What is our cash balance?' }] })
-  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(100) @ValidateNested({ each: true }) @Type(() => RunMessageDto) messages: RunMessageDto[];
+  @ApiProperty({
+    type: [RunMessageDto], example: [{ role: 'user', content: 'What is our cash balance?' }],
+    description: `Conversation so far, the last one the user's; at most ${RUN_INPUT_MAX_CHARS} characters of content in all`,
+  })
+  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(100) @ValidateNested({ each: true }) @TotalContentAtMost(RUN_INPUT_MAX_CHARS) @Type(() => RunMessageDto) messages: RunMessageDto[];
 }
 
 export class RunQuery {

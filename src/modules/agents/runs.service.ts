@@ -45,6 +45,8 @@ export interface StartedRun {
   agent: AgentDto;
   connection: ProviderConnection;
   principal: Principal;
+  /** an API key's scopes, as the database verified them when the run started; null for every other principal */
+  keyScopes: readonly string[] | null;
   orgId: string;
   meta: RequestMeta;
 }
@@ -84,6 +86,19 @@ const PROVIDER_CACHE_MAX = 64;
 
 /** The run is no longer running (cancelled meanwhile): the transaction that reserved for its next call rolls back. */
 class NotRunning extends Error {}
+
+/** Tokens of a model's output, counted (the provider reported none, or the call failed before it could). */
+const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
+  countTextTokens(content) + toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0);
+
+/** Adds `b` into `a` (and answers `a`). */
+function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  a.input += b.input;
+  a.output += b.output;
+  a.cachedInput += b.cachedInput;
+  a.cacheWrite += b.cacheWrite;
+  return a;
+}
 
 /**
  * Runs agents: a loop of LLM calls and tool calls, each recorded as a step with its tokens, cost (at the prices
@@ -147,7 +162,7 @@ export class RunsService implements OnModuleInit {
       await this.audit.record(tx, { action: 'ai.run_started', entityType: 'ai_run', entityId: run.id, after: { agentId, trigger, modelId: agent.modelId } });
       await opts.onCreated?.(tx, run);
       if (asJob) await enqueue(tx, RUN_JOB_TOPIC, { runId: run.id, agentId, principal: principal as unknown as Record<string, unknown> });
-      return { run, input: dto.messages.map((m) => ({ role: m.role, content: m.content })), agent, connection, principal, orgId, meta };
+      return { run, input: dto.messages.map((m) => ({ role: m.role, content: m.content })), agent, connection, principal, keyScopes: tx.scopes, orgId, meta };
     });
   }
 
@@ -159,7 +174,7 @@ export class RunsService implements OnModuleInit {
       const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
       const agent = await repo.getAgent(tx.db, job.orgId, agentId);
       if (!run || run.status !== 'running' || !agent || this.active.has(runId)) return undefined;
-      return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId) };
+      return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes };
     });
     if (!loaded) return;
     await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch((err) => {
@@ -175,7 +190,7 @@ export class RunsService implements OnModuleInit {
     const controller = new AbortController();
     this.active.set(s.run.id, controller);
     const ctx: ToolContext = {
-      principal: s.principal, orgId: s.orgId, meta: s.meta,
+      principal: s.principal, keyScopes: s.keyScopes, orgId: s.orgId, meta: s.meta,
       tenant: (work) => this.db.tenant(s.principal, s.orgId, s.meta, work),
     };
     try {
@@ -188,7 +203,8 @@ export class RunsService implements OnModuleInit {
   private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink?: RunSink): Promise<RunDto> {
     const { agent, run } = s;
     const provider = this.provider(s.connection);
-    const definitions = this.tools.definitions(agent.tools);
+    // an API key is offered only the tools its scopes reach (the others are refused if asked for: runTool)
+    const definitions = this.tools.definitions(agent.tools.filter((name) => !this.tools.keyRefusal(name, s.keyScopes)));
     const messages: ChatMessage[] = [
       { role: 'system', content: agent.instructions || 'You are a helpful assistant for the organization\'s books.' },
       ...s.input,
@@ -243,6 +259,12 @@ export class RunsService implements OnModuleInit {
       let result: ChatResult;
       let attempts = 1;
       const failures: string[] = [];
+      // what the provider bills for failed attempts it had (cut, cancelled, broken off): never nothing once it had the call
+      const billedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+      const onFailed = (e: LlmError, attempt: number) => {
+        failures.push(`attempt ${attempt}: ${e.message}`);
+        if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(e.received.content, e.received.toolCalls) });
+      };
       try {
         const r = await withRetries(
           () => provider.chat({
@@ -250,40 +272,47 @@ export class RunsService implements OnModuleInit {
             stream: !!sink, onToken: sink ? (delta) => sink.event('token', { delta }) : undefined,
           }, { signal }),
           { maxRetries: this.config.ai.maxRetries, baseMs: this.config.ai.retryBaseMs, maxMs: this.config.ai.retryMaxMs },
-          this.sleeper, signal, (e, attempt) => failures.push(`attempt ${attempt}: ${e.message}`),
+          this.sleeper, signal, onFailed,
         );
         result = r.result;
         attempts = r.attempts;
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
         const endedAt = this.now();
+        // settled at what the provider bills (zero only if it never had the call), in the transaction that finishes the run
+        const cost = costOf(billedFailures, prices);
+        if (totalTokens(billedFailures) > 0) this.metrics.countLlmCall(s.orgId, agent.id, agent.modelId, billedFailures, cost.toNumber());
         const step = {
           stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: err.errorClass, errorMessage: err.message, startedAt, endedAt,
-          streamed: !!sink, attempts: (err as LlmError & { attempts?: number }).attempts ?? failures.length, prices: pricesJson(prices), detail: { failures },
+          streamed: !!sink, attempts: (err as LlmError & { attempts?: number }).attempts ?? failures.length, usage: billedFailures, tokensCounted: true, cost,
+          prices: pricesJson(prices), detail: { failures },
         };
         const isCancel = err.errorClass === 'cancelled';
-        // nothing was billed: the reservation is released (settled at zero), in the transaction that finishes the run
         return this.finish(s, ctx, {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
         }, sink, {
           before: async (tx) => {
-            await this.settle(tx, agent.id, callId, new Decimal(0), 0, endedAt);
+            await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
             if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
           },
         });
       }
       // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
       const endedAt = this.now();
-      const usage: TokenUsage = result.usage ?? {
-        input: counted, cachedInput: 0, cacheWrite: 0,
-        output: countTextTokens(result.content ?? '') + result.toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0),
-      };
+      // the answered attempt's tokens, plus those of failed attempts the provider billed
+      const usage: TokenUsage = addUsage(
+        result.usage ? { ...result.usage } : { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(result.content ?? '', result.toolCalls) },
+        billedFailures,
+      );
       const cost = costOf(usage, prices);
       this.metrics.countLlmCall(s.orgId, agent.id, agent.modelId, usage, cost.toNumber());
       const llmStep = {
         stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'succeeded' as const, startedAt, endedAt, streamed: !!sink, attempts,
         timeToFirstTokenMs: result.timeToFirstTokenMs, usage, tokensCounted: !result.usage, cost, prices: pricesJson(prices),
-        detail: { finishReason: result.finishReason, content: result.content, toolCalls: result.toolCalls, ...(failures.length ? { failures } : {}) },
+        detail: {
+          finishReason: result.finishReason, content: result.content, toolCalls: result.toolCalls, ...(failures.length ? { failures } : {}),
+          ...(totalTokens(billedFailures) ? { failedAttemptsUsage: billedFailures } : {}),
+        },
       };
       const answered = result.toolCalls.length === 0;
       if (answered) {
@@ -335,6 +364,8 @@ export class RunsService implements OnModuleInit {
   private async runTool(ctx: ToolContext, agent: AgentDto, name: string, rawArgs: string): Promise<{ answer?: unknown; error?: string }> {
     const tool = agent.tools.includes(name) ? this.tools.get(name) : undefined;
     if (!tool) return { error: `tool ${name} is not available to this agent` };
+    const refused = this.tools.keyRefusal(name, ctx.keyScopes);
+    if (refused) return { error: refused };
     let args: Record<string, unknown>;
     try {
       const parsed = JSON.parse(rawArgs || '{}');

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
+import type { ApiKeyScope } from '../../platform/auth/api-key-scopes.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { RequestMeta, TenantTx } from '../../platform/database/database.service.js';
 import type { ToolDefinition } from '../../platform/ai/llm-provider.js';
@@ -14,6 +15,11 @@ import { KnowledgeService } from '../knowledge/knowledge.service.js';
  */
 export interface ToolContext {
   principal: Principal;
+  /**
+   * An API key's scopes (null: a person or a service). A key's transactions run as the role 'service', which the
+   * policies let read all of the organization: what a key may read through a tool is decided here (TOOL_KEY_SCOPES).
+   */
+  keyScopes: readonly string[] | null;
   orgId: string;
   meta: RequestMeta;
   tenant<T>(work: (tx: TenantTx) => Promise<T>): Promise<T>;
@@ -40,6 +46,28 @@ export const AGENT_QUERY_ROW_CAP = 200;
 /** Bytes of rows (their text form) a query_semantic call reads at most: about what a tool result may hand the model. */
 export const AGENT_QUERY_BYTE_CAP = 64 * 1024;
 
+/**
+ * The API key scopes a key needs to use each tool: those of the routes that serve the same data. A tool not named
+ * here is closed to keys (as a route that declares no scope is).
+ */
+export const TOOL_KEY_SCOPES: Readonly<Record<string, readonly ApiKeyScope[]>> = {
+  draft_journal_entry: [], // reads nothing
+  // the knowledge routes are closed to keys: a key searches only what a viewer may (KEY_KNOWLEDGE_ROLE)
+  search_knowledge: [],
+  get_trial_balance: ['ledger:read'],
+  get_profit_and_loss: ['ledger:read'],
+  list_open_invoices: ['receivables:read'],
+  list_open_bills: ['payables:read'],
+  // any semantic view: the general ledger, open receivables and payables, revenue by customer, cash flow
+  query_semantic: ['ledger:read', 'receivables:read', 'payables:read'],
+};
+
+/**
+ * The role an API key searches knowledge as: no scope lets a key read knowledge, and as the role 'service' it would
+ * read every collection, admin-only ones too; it reads the collections whose read_roles name this one.
+ */
+export const KEY_KNOWLEDGE_ROLE = 'viewer';
+
 /** The tools agents may be given. No tool posts, pays or deletes: draft_journal_entry only proposes. */
 @Injectable()
 export class ToolRegistry {
@@ -57,9 +85,17 @@ export class ToolRegistry {
         if (typeof args.query !== 'string' || !args.query.trim()) throw new ToolArgumentError('query must be a non-empty string');
         const k = args.k === undefined ? 5 : Number(args.k);
         if (!Number.isInteger(k) || k < 1 || k > 20) throw new ToolArgumentError('k must be an integer from 1 to 20');
-        const collectionIds = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
+        const agentCollections = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
         // as the run's user: the policies show only collections their role may read
-        return ctx.tenant((tx) => knowledge.search(tx, { query: args.query as string, k, collectionIds }));
+        return ctx.tenant(async (tx) => {
+          let collectionIds = agentCollections;
+          if (ctx.keyScopes) {
+            const readable = (await knowledge.listCollections(tx)).filter((c) => c.readRoles.includes(KEY_KNOWLEDGE_ROLE)).map((c) => c.id);
+            collectionIds = agentCollections ? agentCollections.filter((id) => readable.includes(id)) : readable;
+            if (!collectionIds.length) return { items: [] };
+          }
+          return knowledge.search(tx, { query: args.query as string, k, collectionIds });
+        });
       },
     });
     this.register({
@@ -126,6 +162,15 @@ export class ToolRegistry {
 
   list(): AgentTool[] {
     return [...this.tools.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Why an API key with `keyScopes` may not use tool `name`; null: it may (every other principal, null scopes, may). */
+  keyRefusal(name: string, keyScopes: readonly string[] | null): string | null {
+    if (!keyScopes) return null;
+    const needs = TOOL_KEY_SCOPES[name];
+    if (!needs) return `tool ${name} is not open to API keys`;
+    const missing = needs.filter((scope) => !keyScopes.includes(scope));
+    return missing.length ? `tool ${name} needs the API key scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; this key lacks ${missing.length > 1 ? 'them' : 'it'}` : null;
   }
 
   definitions(names: string[]): ToolDefinition[] {

@@ -77,8 +77,23 @@ export interface EmbeddingResult {
 /** What went wrong with a provider call, as a run's error class names it. */
 export type LlmErrorClass = 'provider_rate_limited' | 'provider_error' | 'timeout' | 'cancelled';
 
+/** What had arrived of a failed call's answer. */
+export interface ReceivedOutput {
+  content: string;
+  toolCalls: ToolCall[];
+  /** the usage the provider reported before the failure (a stream's last chunk), if it did */
+  usage: TokenUsage | null;
+}
+
 /** A failed provider call. Its message never carries the key or the provider's error body (which may echo it). */
 export class LlmError extends Error {
+  /**
+   * Set when the provider may bill the failed call: it had the request (its answer had begun, or the call was cut
+   * while waiting for it: cancelled, timed out), so it bills the input and what it generated; this is what had
+   * arrived of the answer. Unset when it answered an error status or was never reached (nothing billed).
+   */
+  received?: ReceivedOutput;
+
   constructor(
     readonly errorClass: LlmErrorClass,
     message: string,

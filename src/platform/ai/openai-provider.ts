@@ -76,7 +76,16 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     const timer = setTimeout(() => timeout.abort(), this.connection.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
     const started = performance.now();
+    // what a failed call leaves billed: whether the request went out, the provider answered (200), what of the answer arrived
+    let sent = false;
+    let answered = false;
+    let content = '';
+    let usage: TokenUsage | null = null;
+    const calls = new Map<number, ToolCall>();
     try {
+      // a call cancelled before it is made reaches nobody (nothing billed)
+      if (options.signal?.aborted) throw new LlmError('cancelled', 'the call was cancelled');
+      sent = true;
       if (!request.stream) {
         const r = await this.client.chat.completions.create({ ...body, stream: false }, { signal });
         const choice = r.choices[0];
@@ -86,12 +95,10 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         return { content: choice?.message.content ?? null, toolCalls, usage: toUsage(r.usage), finishReason: choice?.finish_reason ?? null, timeToFirstTokenMs: null };
       }
       const stream = await this.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal });
-      let content = '';
+      answered = true;
       let sawContent = false;
       let firstAt: number | null = null;
-      let usage: TokenUsage | null = null;
       let finishReason: string | null = null;
-      const calls = new Map<number, ToolCall>();
       for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
         if (chunk.usage) usage = toUsage(chunk.usage);
         const choice = chunk.choices?.[0];
@@ -113,12 +120,19 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         }
         if (choice.finish_reason) finishReason = choice.finish_reason;
       }
+      // the SDK ends a stream quietly when its signal aborts: an answer cut by a cancel or the timeout is not an answer
+      if (signal.aborted) throw toLlmError(signal.reason, options.signal, timeout.signal, this.connection.timeoutMs);
       return {
         content: sawContent ? content : null, toolCalls: [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c), usage, finishReason,
         timeToFirstTokenMs: firstAt === null ? null : Math.round(firstAt - started),
       };
     } catch (err) {
-      throw toLlmError(err, options.signal, timeout.signal, this.connection.timeoutMs);
+      const e = toLlmError(err, options.signal, timeout.signal, this.connection.timeoutMs);
+      // the provider bills a call it had: once its answer began, or cut while it was being answered (cancel, timeout)
+      if (answered || (sent && (e.errorClass === 'cancelled' || e.errorClass === 'timeout'))) {
+        e.received = { content, toolCalls: [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c), usage };
+      }
+      throw e;
     } finally {
       clearTimeout(timer);
     }

@@ -4,7 +4,7 @@ import type { ChatMessage, ToolDefinition } from './llm-provider.js';
 
 // o200k_base: the encoding of the current OpenAI chat models; for other vendors' models it is an estimate,
 // used only when the provider reports no usage and for the budget's worst case (with a margin). Bounded: a
-// run's input is up to 100 messages of 100,000 characters each.
+// run's input is up to 100,000 characters in all (CreateRunDto), counted on the request's thread.
 let encoder: BoundedTokenizer | undefined;
 const encoding = () => (encoder ??= new BoundedTokenizer(o200kBase));
 
