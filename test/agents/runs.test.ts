@@ -12,8 +12,6 @@ import { countChatInputTokens, countTextTokens } from '../../src/platform/ai/tok
 import { agentsUrl, booksWithEntry } from './agents-support.js';
 import { spyOnEncoder, sum } from './encoder-spy.js';
 import { startPartialStreamDouble } from './partial-stream-double.js';
-import { RunsService } from '../../src/modules/agents/runs.service.js';
-import { apiKeyPrincipal } from '../../src/modules/api-keys/api-key-secret.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -374,11 +372,8 @@ describe('agent runs', () => {
         },
         { kind: 'text', content: 'done', usage: { prompt: 10, completion: 1 } },
       );
-      // as POST /runs does for a key (the auth guard refuses keys on this route today: see the report)
-      const runs = t.app.get(RunsService);
-      const started = await runs.start(apiKeyPrincipal(`Bearer ${secret}`)!, orgC, { requestId: `keyed-${secret.slice(-6)}` }, agent,
-        { messages: [{ role: 'user', content: 'What do the books and the minutes say?' }] }, 'interactive', { subscriptionChecked: true });
-      const res = { body: JSON.parse(JSON.stringify(await runs.execute(started))) };
+      const res = await t.http.post(`/v1/orgs/${orgC}/agents/${agent}/runs`).set({ Authorization: `Bearer ${secret}` })
+        .send({ messages: [{ role: 'user', content: 'What do the books and the minutes say?' }] }).expect(200);
       expect(res.body).toMatchObject({ status: 'succeeded', output: 'done', startedBy: null });
       const offered = llm.requests.find((r) => r.path.endsWith('/chat/completions'))!.body.tools.map((x: any) => x.function.name).sort();
       const steps = await t.db.admin.query(`SELECT name, status, error_class, error_message, detail->'result' AS result FROM ai.run_steps
@@ -386,6 +381,10 @@ describe('agent runs', () => {
       return { res, offered, steps: steps.rows, toModel: JSON.stringify(llm.requests.map((r) => r.body)) };
     };
 
+    // a key without agents:run is refused before anything runs
+    const noRun = await t.http.post(`/v1/orgs/${orgC}/agents/${agent}/runs`).set({ Authorization: `Bearer ${await key(['ledger:read'])}` })
+      .send({ messages: [{ role: 'user', content: 'hi' }] }).expect(403);
+    expect(noRun.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'agents:run' } });
     // agents:run only: the ledger is neither offered nor served, and only what a viewer reads is searched
     const runOnly = await keyedRun(await key(['agents:run']));
     expect(runOnly.offered).toEqual(['draft_journal_entry', 'search_knowledge']);

@@ -23,12 +23,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scope = 'org' | 'user';
 
-/** Whether a handler runs in an organization's tenant transaction (@OrgRoute): the only routes API keys may call. */
-export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boolean {
-  return reflector.getAllAndOverride<Scope>(SCOPE, [context.getHandler(), context.getClass()]) === 'org';
-}
-
 const PREFLIGHT = 'omnizen:org-preflight';
+
+/**
+ * Whether a handler acts in an organization named by the path: its tenant transaction (@OrgRoute) or its preflight
+ * (@OrgPreflightRoute: agent runs, semantic queries, knowledge search), which checks an API key and its scope the same
+ * way. The only routes API keys may call.
+ */
+export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boolean {
+  const targets = [context.getHandler(), context.getClass()];
+  return reflector.getAllAndOverride<Scope>(SCOPE, targets) === 'org' || reflector.getAllAndOverride<boolean>(PREFLIGHT, targets) === true;
+}
 
 /**
  * Whether the route's work runs in a tenant transaction (@OrgRoute, @UserRoute, @OrgPreflightRoute), whose
