@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { openTenantTransaction } from '../support/database.js';
 import { orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
@@ -21,16 +22,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
   const clients: pg.Client[] = [];
 
   /** A connection as the API login with an open tenant transaction of `userId` (what begin_request sets up). */
-  const tenantTx = async (userId: string) => {
-    const c = new pg.Client({ connectionString: t.db.apiUrl });
-    await c.connect();
-    clients.push(c);
-    await c.query('BEGIN');
-    await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-      [JSON.stringify({ sub: userId, role: 'authenticated', org_id: orgId })]);
-    const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
-    return { c, pid: pid as number };
-  };
+  const tenantTx = (userId: string) => openTenantTransaction(t.db.apiUrl, { sub: userId, org_id: orgId }, clients);
   const post = (c: pg.Client, date: string, amount: string) => c.query(`SELECT entry_id FROM finance.post_journal_entry($1::jsonb)`,
     [JSON.stringify({ date, memo: 'in flight', lines: [{ accountId: acc['5200'], debit: amount }, { accountId: acc['1100'], credit: amount }] })]);
   const close = (c: pg.Client, id: string) => c.query(`UPDATE finance.fiscal_periods SET status = 'closed', closed_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);
@@ -186,12 +178,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     // an organization of its own: this close ends its whole year
     const other = await orgWithRoles(t, 'Year Close Race Ltd');
     const accounts = await startBooks(t, other.orgId, other.users.owner);
-    const c = new pg.Client({ connectionString: t.db.apiUrl });
-    await c.connect();
-    clients.push(c);
-    await c.query('BEGIN');
-    await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-      [JSON.stringify({ sub: other.users.accountant.id, role: 'authenticated', org_id: other.orgId })]);
+    const { c } = await openTenantTransaction(t.db.apiUrl, { sub: other.users.accountant.id, org_id: other.orgId }, clients);
     await c.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-12-10', memo: 'in flight',
       lines: [{ accountId: accounts['5200'], debit: '10' }, { accountId: accounts['1100'], credit: '10' }] })]);
     const [year] = (await t.http.get(ledgerUrl(other.orgId, 'fiscal-years')).set(other.users.owner.auth).expect(200)).body;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { openTenantTransaction } from '../support/database.js';
 import { addMember, createOrg, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 
 describe('members', () => {
@@ -86,16 +87,7 @@ describe('members', () => {
       return { orgId, a: users.owner, b: users.admin };
     };
     /** A connection as the API login with an open tenant transaction of `userId` (what begin_request sets up). */
-    const tenantTx = async (orgId: string, userId: string) => {
-      const c = new pg.Client({ connectionString: t.db.apiUrl });
-      await c.connect();
-      clients.push(c);
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-        [JSON.stringify({ sub: userId, role: 'authenticated', org_id: orgId })]);
-      const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
-      return { c, pid: pid as number };
-    };
+    const tenantTx = (orgId: string, userId: string) => openTenantTransaction(t.db.apiUrl, { sub: userId, org_id: orgId }, clients);
     /**
      * Resolves once a backend of this database other than `holder` waits for a lock (polls pg_stat_activity; no
      * timer), or once `work` has settled without waiting (then the test fails on its outcome).

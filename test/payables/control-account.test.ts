@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { openTenantTransaction } from '../support/database.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
@@ -93,10 +94,7 @@ describe('payables and receivables: a control account is replaced only while it 
     const ar2 = (await t.http.post(ledgerUrl(own.orgId, 'accounts')).set(own.users.owner.auth).send({ code: '1210', name: 'AR 2', type: 'asset', parentId: a['1000'] }).expect(201)).body.id as string;
 
     // a posting to the AR account in flight (as an invoice's issue holds it: the posting lock shared until commit)
-    const poster = await connect(t.db.apiUrl);
-    await poster.query('BEGIN');
-    await poster.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-      [JSON.stringify({ sub: own.users.accountant.id, role: 'authenticated', org_id: own.orgId })]);
+    const { c: poster } = await openTenantTransaction(t.db.apiUrl, { sub: own.users.accountant.id, org_id: own.orgId }, clients);
     await poster.query(`SELECT finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-03-02', memo: 'in flight',
       lines: [{ accountId: a['1200'], debit: '70' }, { accountId: a['4100'], credit: '70' }] })]);
     const change = t.http.put(rUrl(own.orgId, 'settings')).set(own.users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: a['2400'] }).then((r) => r);

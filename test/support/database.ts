@@ -68,3 +68,20 @@ export async function createTestDatabase(options: { template?: string | null; se
     },
   };
 }
+
+/**
+ * A connection of the API login (`apiUrl`) with an open transaction as `authenticated` carrying `claims` (what
+ * begin_request sets up before a route runs), for tests that hold a transaction in flight while another runs; `pid`
+ * is its backend (to watch it wait in pg_stat_activity). The caller commits or rolls back, and ends the client
+ * (it is pushed to `clients`).
+ */
+export async function openTenantTransaction(apiUrl: string, claims: { sub: string; org_id: string }, clients: pg.Client[]): Promise<{ c: pg.Client; pid: number }> {
+  const c = new pg.Client({ connectionString: apiUrl });
+  await c.connect();
+  clients.push(c);
+  await c.query('BEGIN');
+  await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+    [JSON.stringify({ ...claims, role: 'authenticated' })]);
+  const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
+  return { c, pid: pid as number };
+}
