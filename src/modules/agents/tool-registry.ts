@@ -86,16 +86,17 @@ export class ToolRegistry {
         const k = args.k === undefined ? 5 : Number(args.k);
         if (!Number.isInteger(k) || k < 1 || k > 20) throw new ToolArgumentError('k must be an integer from 1 to 20');
         const agentCollections = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
-        // as the run's user: the policies show only collections their role may read
-        return ctx.tenant(async (tx) => {
+        // as the run's user: the policies show only collections their role may read; the query is embedded with no
+        // transaction open (searchWith), so a slow provider holds no pooled connection
+        return (async () => {
           let collectionIds = agentCollections;
           if (ctx.keyScopes) {
-            const readable = (await knowledge.listCollections(tx)).filter((c) => c.readRoles.includes(KEY_KNOWLEDGE_ROLE)).map((c) => c.id);
+            const readable = await ctx.tenant(async (tx) => (await knowledge.listCollections(tx)).filter((c) => c.readRoles.includes(KEY_KNOWLEDGE_ROLE)).map((c) => c.id));
             collectionIds = agentCollections ? agentCollections.filter((id) => readable.includes(id)) : readable;
             if (!collectionIds.length) return { items: [] };
           }
-          return knowledge.search(tx, { query: args.query as string, k, collectionIds });
-        });
+          return knowledge.searchWith((work) => ctx.tenant(work), { query: args.query as string, k, collectionIds });
+        })();
       },
     });
     this.register({

@@ -208,15 +208,7 @@ export class KnowledgeService {
 
   // ---------------------------------------------------------------- search
   /**
-   * Hybrid search as the caller, in the caller's transaction `tx` (the agents' search_knowledge tool). The provider
-   * call for the query's embedding is made while `tx` stays open; the HTTP route calls searchWith, which holds none then.
-   */
-  search(tx: TenantTx, s: KnowledgeSearch): Promise<SearchResultDto> {
-    return this.searchWith((work) => work(tx), s);
-  }
-
-  /**
-   * Hybrid search as the caller: only chunks of collections the caller's role may read exist for this query (the
+   * Hybrid search as the caller (the route, and the agents' search_knowledge tool): only chunks of collections the caller's role may read exist for this query (the
    * policies), so results, scores and ranks are computed among those alone. `open` runs work in a tenant transaction
    * of the caller: one short one reads what the provider call needs, the query is embedded with none open (a slow
    * provider, up to AI_TIMEOUT_MS per try, would otherwise hold a pooled connection and starve every organization),
