@@ -381,6 +381,35 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     }
   });
 
+  it('shares the sends between endpoints: one that does not answer holds at most its slots, and the others\' messages go on meanwhile', async () => {
+    const org = await orgWithBooks('Tarpit Ltd');
+    const tarpit = await receiver(() => 'hang');
+    const plain = await receiver(() => ({ status: 200, body: 'thanks' }));
+    const [slow, fast] = [await endpoint(org, tarpit), await endpoint(org, plain)];
+    // the slow endpoint's six messages are due first, then the other's three
+    for (const [ep, n] of [[slow, 6], [fast, 3]] as const) {
+      for (let i = 0; i < n; i++) {
+        await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202);
+        clock.advance(1);
+      }
+    }
+    const worker = await startApp({ ...t.config, webhooks: { ...t.config.webhooks, concurrency: 4, concurrencyPerEndpoint: 2, timeoutMs: 60_000 } }, clock);
+    try {
+      const pass = worker.app.get(WebhookDelivery).deliverDue();
+      // two sends wait at the slow receiver; all three of the other's messages arrive while they wait
+      await tarpit.waitFor(2);
+      await plain.waitFor(3);
+      expect(tarpit.received).toHaveLength(2);
+      await tarpit.close(); // its sends fail now (and the rest of its messages at once): the pass ends
+      await pass;
+      const statuses = (await t.db.admin.query(`SELECT status, count(*)::int AS n FROM core.webhook_messages WHERE endpoint_id = $1 GROUP BY status`, [fast.id])).rows;
+      expect(statuses).toEqual([{ status: 'succeeded', n: 3 }]);
+      expect((await attemptsOf(fast.id)).map((x) => [x.succeeded, x.status_code])).toEqual([[true, 200], [true, 200], [true, 200]]);
+    } finally {
+      await worker.app.close();
+    }
+  });
+
   it(`fails a message claimed ${MAX_ATTEMPTS} times whose last outcome was never recorded, instead of sending it forever`, async () => {
     const org = await orgWithBooks('Exhausted Ltd');
     const r = await receiver();

@@ -181,30 +181,65 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   }
 
   /**
-   * Claims and sends batches until none is due. A batch's attempts are recorded while the next batch is claimed and
-   * sent (recordings run one after the other, at most one waiting): the worker is not idle while the database writes.
+   * Sends until nothing is due, as a pool of WEBHOOKS_CONCURRENCY sends: a slot is claimed again as soon as its send
+   * ends (once a quarter of the slots is free, or none is sending), so one slow receiver holds up no other send, and
+   * one endpoint holds at most WEBHOOKS_CONCURRENCY_PER_ENDPOINT slots (claimDue). What has been sent is recorded in
+   * batches, one recording at a time, while the sends go on: the worker is not idle while the database writes.
    */
   private async pass(): Promise<number> {
-    const { concurrency, timeoutMs } = this.config.webhooks;
+    const { concurrency, concurrencyPerEndpoint, timeoutMs } = this.config.webhooks;
     await this.clearExpiredSecrets().catch((err: Error) => this.logger.warn(`clearing expired webhook secrets failed: ${err.message}`));
+    const quarter = Math.max(1, Math.ceil(concurrency / 4));
+    const sends = new Set<Promise<void>>();
+    const sending = new Map<string, number>(); // endpoint id → sends in flight
+    let sent: Attempt[] = []; // not yet recorded
+    let recording: Promise<void> | null = null;
+    const record = () => {
+      if (recording || !sent.length) return;
+      const batch = sent;
+      sent = [];
+      // each batch is recorded on its own and never rejects: one batch's failure does not stop the next ones
+      recording = this.recordBatch(batch).finally(() => (recording = null));
+    };
     let total = 0;
-    let recording: Promise<void> = Promise.resolve();
+    let nothingDue = false;
     try {
       while (!this.shutdown.signal.aborted) {
-        const now = new Date(this.clock.now());
-        const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
-        const { claimed, exhausted } = await this.privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, concurrency, MAX_ATTEMPTS));
-        for (const m of exhausted) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id} failed: claimed ${MAX_ATTEMPTS} times, its outcome never recorded`);
-        if (claimed.length === 0 && exhausted.length === 0) break;
-        const attempts = (await Promise.all(claimed.map((m) => this.attempt(m)))).filter((a): a is Attempt => a !== null);
-        const previous = recording;
-        // each batch is recorded on its own and never rejects: one batch's failure does not stop the next ones
-        recording = previous.then(() => this.recordBatch(attempts));
-        await previous;
-        total += claimed.length;
+        const free = concurrency - sends.size;
+        if (!nothingDue && free > 0 && (free >= quarter || sends.size === 0)) {
+          const now = new Date(this.clock.now());
+          const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
+          const { claimed, exhausted } = await this.privileged.run('webhooks.delivery',
+            (db) => repo.claimDue(db, now, lease, free, MAX_ATTEMPTS, { perEndpoint: concurrencyPerEndpoint, sending }));
+          for (const m of exhausted) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id} failed: claimed ${MAX_ATTEMPTS} times, its outcome never recorded`);
+          if (claimed.length === 0 && exhausted.length === 0) nothingDue = true;
+          for (const m of claimed) {
+            sending.set(m.endpoint_id, (sending.get(m.endpoint_id) ?? 0) + 1);
+            const send: Promise<void> = this.attempt(m).then((a) => {
+              if (a) sent.push(a);
+            }).finally(() => {
+              sends.delete(send);
+              const left = (sending.get(m.endpoint_id) ?? 1) - 1;
+              if (left > 0) sending.set(m.endpoint_id, left);
+              else sending.delete(m.endpoint_id);
+            });
+            sends.add(send);
+          }
+          total += claimed.length;
+          continue;
+        }
+        if (sends.size === 0) break; // nothing due, nothing sending
+        await Promise.race(sends);
+        nothingDue = false; // a slot is free again, and its endpoint may be below its limit again
+        record();
       }
     } finally {
-      await recording;
+      await Promise.all(sends); // at shutdown they end at once, unrecorded (their claims run out)
+      for (;;) {
+        await recording;
+        if (!sent.length) break;
+        record();
+      }
     }
     return total;
   }

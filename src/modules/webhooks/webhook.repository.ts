@@ -211,14 +211,29 @@ export const webhookRepository = {
    * `leaseUntil` (past the send timeout), so one whose outcome is never recorded is sent again. A due message already
    * claimed `maxAttempts` times is not claimed but failed (`exhausted`): its last claim ran out unrecorded (the
    * process died, or the outcome could not be written), and it must not be sent forever. Committed at once.
+   * Fair between endpoints: at most `perEndpoint` messages of one endpoint, less what the worker still sends to it
+   * (`sending`: endpoint id → sends in flight), and the first due message of each endpoint before the second of any.
+   * Looked for among the oldest due messages of the endpoints not yet at their limit (8 × `limit` of them), so one
+   * endpoint's backlog costs no more to skip than a batch.
    */
-  async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number): Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
+  async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number,
+    fair: { perEndpoint: number; sending: Map<string, number> } = { perEndpoint: limit, sending: new Map() }):
+    Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
+    const full = [...fair.sending].filter(([, n]) => n >= fair.perEndpoint).map(([id]) => id);
+    const allowed = Object.fromEntries([...fair.sending].map(([id, n]) => [id, Math.max(0, fair.perEndpoint - n)]));
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
-      WITH due AS (
-        SELECT m.org_id, m.id, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
+      WITH candidates AS (
+        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
         JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
-        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-        ORDER BY m.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
+        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz AND NOT (m.endpoint_id = ANY(${full}::uuid[]))
+        ORDER BY m.next_attempt_at LIMIT ${limit * 8}),
+      ranked AS (
+        SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
+      due AS (
+        SELECT m.org_id, m.id, r.exhausted FROM core.webhook_messages m
+        JOIN ranked r ON r.org_id = m.org_id AND r.id = m.id
+        WHERE r.exhausted OR r.n <= coalesce((${JSON.stringify(allowed)}::jsonb ->> r.endpoint_id::text)::int, ${fair.perEndpoint}::int)
+        ORDER BY r.n, r.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
       failed AS (
         UPDATE core.webhook_messages m SET status = 'failed', next_attempt_at = NULL
         FROM due WHERE due.exhausted AND m.org_id = due.org_id AND m.id = due.id

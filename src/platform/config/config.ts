@@ -207,8 +207,13 @@ export interface AppConfig {
     timeoutMs: number;
     /** how often the delivery worker looks for due messages (ms; 0: only when called, as tests do) */
     pollIntervalMs: number;
-    /** deliveries in flight at once per worker pass */
+    /** deliveries in flight at once per worker (a slot is claimed again as soon as its send ends) */
     concurrency: number;
+    /**
+     * deliveries in flight at once to one endpoint (WEBHOOKS_CONCURRENCY_PER_ENDPOINT, default a quarter of
+     * WEBHOOKS_CONCURRENCY): an endpoint that answers slowly, or not at all, holds at most these slots
+     */
+    concurrencyPerEndpoint: number;
     /** default overlap of a secret rotation: the previous secret still signs for this long (seconds) */
     secretOverlapSeconds: number;
     /** endpoint URLs must be https (default in production) */
@@ -531,6 +536,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
       concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500),
+      concurrencyPerEndpoint: int(env, 'WEBHOOKS_CONCURRENCY_PER_ENDPOINT', Math.ceil(int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500) / 4), 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
       maxEndpoints: int(env, 'WEBHOOKS_MAX_ENDPOINTS', 16, 1, 1000),
