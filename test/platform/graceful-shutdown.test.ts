@@ -66,8 +66,8 @@ describe('graceful shutdown on SIGTERM', () => {
     db = await createTestDatabase();
     ({ api, port, exit, output } = await startApi(db, {
       SHUTDOWN_GRACE_MS: '30000', DATABASE_LOCK_TIMEOUT_MS: '40000', DATABASE_STATEMENT_TIMEOUT_MS: '45000',
-      // long enough to be seen by a probe on a loaded machine; the test does not wait for it to pass on its own
-      SHUTDOWN_DRAIN_DELAY_MS: '8000',
+      // longer than the test: it ends the delay with a second SIGTERM once it has seen readiness draining
+      SHUTDOWN_DRAIN_DELAY_MS: '120000',
     }));
   });
   afterAll(async () => {
@@ -116,6 +116,7 @@ describe('graceful shutdown on SIGTERM', () => {
       const ready = await call(port, 'GET', '/health/ready');
       return ready.status === 503 && ready.body.status === 'draining';
     });
+    api.kill('SIGTERM'); // a second signal ends the drain delay
     await until('the API refuses new connections', () => call(port, 'GET', '/health').then(() => false, (err) => err.code === 'ECONNREFUSED'));
     expect(api.exitCode).toBeNull(); // still answering what it accepted
 

@@ -58,15 +58,22 @@ export class InFlightRequests {
 /**
  * On SIGTERM (or SIGINT): report not ready at once, and keep accepting connections for `drainDelayMs` (so a load
  * balancer that polls readiness, or an orchestrator that removes the endpoint asynchronously, stops routing here
- * before connections are refused); then stop accepting connections, let the requests in flight finish within
+ * before connections are refused; a second signal ends the delay at once); then stop accepting connections, let the requests in flight finish within
  * `graceMs` (those still running then are cut), then close the application: the outbox relay finishes its pass,
  * Bull's worker its jobs, and the database pools close last. Exits 0 when nothing was cut, 1 otherwise.
  */
 export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number, drainDelayMs = 0): void {
   const logger = new Logger('Shutdown');
   let started = false;
+  let endDrainDelay: (() => void) | undefined;
   const shutDown = async (signal: NodeJS.Signals) => {
-    if (started) return;
+    if (started) {
+      // a second signal (an operator in a hurry): during the drain delay it ends the delay (the grace period still
+      // applies); after it, the process ends at once, as a signal nobody handles would end it
+      if (endDrainDelay) return endDrainDelay();
+      logger.warn(`${signal} again: exiting without waiting for the requests in flight`);
+      process.exit(1);
+    }
     started = true;
     const requests = app.get(InFlightRequests);
     const server = app.getHttpAdapter().getInstance().server;
@@ -78,7 +85,11 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     requests.draining = true;
     if (drainDelayMs > 0) {
       logger.log(`${signal}: not ready; still accepting connections for ${drainDelayMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+      await new Promise<void>((resolve) => {
+        endDrainDelay = resolve;
+        setTimeout(resolve, drainDelayMs);
+      });
+      endDrainDelay = undefined;
     }
     logger.log(`${signal}: draining ${requests.size} request(s) in flight (grace ${graceMs} ms)`);
     server.close(); // no new connections; idle keep-alive connections are closed (Node >= 19)
@@ -92,7 +103,7 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     logger.log('shut down');
     process.exit(finished ? 0 : 1);
   };
-  for (const signal of signals) process.once(signal, (s) => void shutDown(s).catch((err) => {
+  for (const signal of signals) process.on(signal, (s) => void shutDown(s).catch((err) => {
     logger.error(err);
     process.exit(1);
   }));
