@@ -27,9 +27,9 @@ export const accountTokenRepository = {
     return Number(row.n);
   },
 
-  /** One pending change at a time: a new request ends the earlier one's link (whatever address it names). */
-  async endPendingEmailChanges(db: Db, userId: string): Promise<void> {
-    await db.run(qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
+  /** One pending change at a time: a new request ends the earlier one's link (whatever address it names). Answers how many ended. */
+  async endPendingEmailChanges(db: Db, userId: string): Promise<number> {
+    return db.runCount(qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
       .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
   },
 

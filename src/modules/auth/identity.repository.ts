@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
 import type { UserRow } from './user.repository.js';
+import { accountTokenRepository } from './account-token.repository.js';
 
 export type IdentityProvider = 'password' | 'nextauth' | 'supabase';
 
@@ -73,8 +74,7 @@ export const identityRepository = {
   async removeUnverifiedAccess(db: Db, userId: string, opts: { password: boolean }): Promise<{ password: boolean; identities: string[]; emailChanges: number }> {
     const password = opts.password && (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
     const gone = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).returning('provider'));
-    const emailChanges = await db.runCount(qb.updateTable('core.email_change_requests').set({ expires_at: sql<Date>`now()` })
-      .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+    const emailChanges = await accountTokenRepository.endPendingEmailChanges(db, userId);
     return { password, identities: gone.map((r) => r.provider).sort(), emailChanges };
   },
 

@@ -20,6 +20,8 @@ interface Watched {
 export class SessionLiveness implements OnModuleDestroy {
   private readonly watched = new Map<string, Watched>();
   private timer?: NodeJS.Timeout;
+  /** the check under way, if any */
+  private checking?: Promise<void>;
 
   constructor(
     private readonly privileged: PrivilegedDatabase,
@@ -44,7 +46,11 @@ export class SessionLiveness implements OnModuleDestroy {
       if (!w) this.watched.set(sessionId, (w = { userId, ended: new Subject<void>(), watchers: 0 }));
       w.watchers++;
       const subscription = w.ended.subscribe(subscriber);
-      this.timer ??= setInterval(() => void this.checkWatched(), this.config.auth.streamSessionCheckMs).unref();
+      // a tick while the last check still runs (a slow database) is skipped: checks never pile up on the pool
+      this.timer ??= setInterval(() => {
+        if (this.checking) return;
+        this.checking = this.checkWatched().finally(() => (this.checking = undefined));
+      }, this.config.auth.streamSessionCheckMs).unref();
       return () => {
         subscription.unsubscribe();
         if (--w.watchers === 0 && this.watched.get(sessionId) === w) this.watched.delete(sessionId);

@@ -4,7 +4,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { enqueue, enqueueIn, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { renderEmail, type EmailTemplate } from './email-templates.js';
 import { Mailer } from './mailer.service.js';
@@ -143,7 +143,7 @@ export class EmailDeliveryService implements OnModuleInit {
           return repo.setDelivery(db, prepared.orgId, prepared.id, { status: 'not_sent', smtpResponse: 'SMTP_URL is not set: logged, not sent' });
         case 'failed':
           return repo.setDelivery(db, prepared.orgId, prepared.id, { status: retry ? 'queued' : 'failed', smtpResponse: outcome.response })
-            .then(() => retry ? enqueueIn({ db, orgId: prepared.orgId }, EMAIL_JOB, { deliveryId: prepared.id, after: prepared.attempts },
+            .then(() => retry ? enqueue({ db, orgId: prepared.orgId }, EMAIL_JOB, { deliveryId: prepared.id, after: prepared.attempts },
               EMAIL_RETRY_DELAYS_SECONDS[prepared.attempts - 1]) : undefined);
       }
     });

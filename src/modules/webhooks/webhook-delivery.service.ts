@@ -6,7 +6,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
-import { OutboundAddressRefused, outboundFetch } from '../../platform/http/outbound.js';
+import { outboundFetch, outboundRefusal } from '../../platform/http/outbound.js';
 import { sqlState } from '../../platform/errors/database-errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { Coalescer } from '../../platform/queue/coalesce.js';
@@ -71,18 +71,11 @@ export function deliveryOutcome(statusCode: number | null, timedOut: boolean): '
   return statusCode === 410 ? 'gone' : 'failed';
 }
 
-function refusal(err: unknown): OutboundAddressRefused | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof OutboundAddressRefused) return e;
-  }
-  return undefined;
-}
-
 /** A failed send's error as the attempt log shows it to the tenant. */
 const describe = (err: unknown): string => {
-  const refused = refusal(err);
+  const refused = outboundRefusal(err);
   // the name, never the address it resolved to: the log is the tenant's, the addresses are our network's
-  if (refused) return refused.host === refused.address ? `${refused.host} is not a public address: the connection was refused` : `${refused.host} resolves to a non-public address: the connection was refused`;
+  if (refused) return refused.forTenant;
   const e = err as Error & { cause?: Error & { code?: string } };
   const cause = e.cause ? `: ${e.cause.code ?? ''} ${e.cause.message}`.replace(/\s+/g, ' ') : '';
   return storable(`${e.message}${cause}`).slice(0, 500);
@@ -299,7 +292,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     } catch (err) {
       if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
       timedOut = timeout.aborted;
-      const refused = refusal(err);
+      const refused = outboundRefusal(err);
       if (refused) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id}: ${refused.message}`);
       outcome = { statusCode: null, responseBody: null, error: timedOut ? `timed out after ${timeoutMs} ms` : describe(err) };
     }

@@ -217,7 +217,7 @@ export const webhookRepository = {
    * endpoint's backlog costs no more to skip than a batch.
    */
   async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number,
-    fair: { perEndpoint: number; sending: Map<string, number> } = { perEndpoint: limit, sending: new Map() }):
+    fair: { perEndpoint: number; sending: Map<string, number> }):
     Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
     const full = [...fair.sending].filter(([, n]) => n >= fair.perEndpoint).map(([id]) => id);
     const allowed = Object.fromEntries([...fair.sending].map(([id, n]) => [id, Math.max(0, fair.perEndpoint - n)]));
@@ -253,19 +253,19 @@ export const webhookRepository = {
   },
 
   /**
-   * The attempts of one worker batch, in one statement; answers how many were written. An attempt whose message is
+   * The attempts of one worker batch, in one statement. An attempt whose message is
    * gone (its endpoint was deleted while it was being sent) is skipped: the messages are read under KEY SHARE, so a
    * deletion committing meanwhile cannot fail the foreign key either.
    */
-  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<number> {
-    if (!attempts.length) return 0;
-    return Number(await db.$executeRaw`
+  async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<void> {
+    if (!attempts.length) return;
+    await db.$executeRaw`
       INSERT INTO core.webhook_attempts (org_id, message_id, endpoint_id, attempted_at, succeeded, status_code, latency_ms, response_body, error)
       SELECT m.org_id, m.id, m.endpoint_id, v.at, v.succeeded, v."statusCode", v."latencyMs", v."responseBody", v.error
       FROM jsonb_to_recordset(${JSON.stringify(attempts)}::jsonb)
         AS v("orgId" uuid, "messageId" uuid, at timestamptz, succeeded boolean, "statusCode" int, "latencyMs" int, "responseBody" text, error text)
       JOIN core.webhook_messages m ON m.org_id = v."orgId" AND m.id = v."messageId"
-      FOR KEY SHARE OF m`);
+      FOR KEY SHARE OF m`;
   },
 
   /** Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement. */

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { AppConfig } from '../config/config.js';
-import { OutboundAddressRefused, outboundFetch } from '../http/outbound.js';
+import { outboundFetch, outboundRefusal } from '../http/outbound.js';
 import {
   LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
 } from './llm-provider.js';
@@ -182,22 +182,12 @@ class EndpointRefused extends LlmError {
   }
 }
 
-function refusal(err: unknown): OutboundAddressRefused | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof OutboundAddressRefused) return e;
-  }
-  return undefined;
-}
-
 function toLlmError(err: unknown, callerSignal: AbortSignal | undefined, timeoutSignal: AbortSignal | undefined, timeoutMs: number): LlmError {
   if (err instanceof LlmError) return err;
   if (callerSignal?.aborted) return new LlmError('cancelled', 'the call was cancelled');
-  const refused = refusal(err);
+  const refused = outboundRefusal(err);
   // the name, not the address it resolved to: a run's error is shown to its viewers
-  if (refused) {
-    const what = refused.host === refused.address ? 'is not a public address' : 'resolves to a non-public address';
-    return new EndpointRefused('provider_error', `the provider endpoint ${refused.host} ${what}: the connection was refused`);
-  }
+  if (refused) return new EndpointRefused('provider_error', `the provider endpoint ${refused.forTenant}`);
   if (err instanceof OpenAI.APIConnectionTimeoutError || timeoutSignal?.aborted) {
     return new LlmError('timeout', `the provider did not answer within ${timeoutMs} ms`);
   }

@@ -413,6 +413,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     chunkOverlapTokens: int(env, 'KNOWLEDGE_CHUNK_OVERLAP_TOKENS', 60, 0, chunkTokens - 1),
     exactSearchMaxChunks: int(env, 'KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS', 20_000, 0, 1_000_000),
   };
+  const webhookConcurrency = int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500);
   return {
     knowledge,
     nodeEnv,
@@ -535,8 +536,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
-      concurrency: int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500),
-      concurrencyPerEndpoint: int(env, 'WEBHOOKS_CONCURRENCY_PER_ENDPOINT', Math.ceil(int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500) / 4), 1, 500),
+      concurrency: webhookConcurrency,
+      concurrencyPerEndpoint: int(env, 'WEBHOOKS_CONCURRENCY_PER_ENDPOINT', Math.ceil(webhookConcurrency / 4), 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
       maxEndpoints: int(env, 'WEBHOOKS_MAX_ENDPOINTS', 16, 1, 1000),

@@ -69,6 +69,23 @@ export class OutboundAddressRefused extends Error {
   constructor(readonly host: string, readonly address: string) {
     super(`refused to connect to ${host}: ${address} is not a public address`);
   }
+
+  /**
+   * What a tenant may be told: the host's name, never the address it resolved to (that is our network's). Used where
+   * the error is shown to an organization (a webhook's attempt log, an agent run's error).
+   */
+  get forTenant(): string {
+    return this.host === this.address ? `${this.host} is not a public address: the connection was refused`
+      : `${this.host} resolves to a non-public address: the connection was refused`;
+  }
+}
+
+/** The OutboundAddressRefused an error was caused by (a fetch or SDK error wraps it), if any. */
+export function outboundRefusal(err: unknown): OutboundAddressRefused | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof OutboundAddressRefused) return e;
+  }
+  return undefined;
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

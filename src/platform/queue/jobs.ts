@@ -32,13 +32,11 @@ export class JobRegistry {
   }
 }
 
-/** Writes a job in the business transaction: it is relayed only if that transaction commits. */
-export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}): Promise<void> {
-  await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
-}
-
-/** The same, due `delaySeconds` from now (a handler's own retry schedule: a job it writes for a later attempt). */
-export async function enqueueIn(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown>, delaySeconds: number): Promise<void> {
+/**
+ * Writes a job in the business transaction: it is relayed only if that transaction commits; due `delaySeconds` after
+ * now (a handler's own retry schedule: a job it writes for a later attempt).
+ */
+export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}, delaySeconds = 0): Promise<void> {
   await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload, available_at)
     VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb, now() + make_interval(secs => ${delaySeconds}::double precision))`;
 }
