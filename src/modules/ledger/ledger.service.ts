@@ -151,10 +151,14 @@ export class LedgerService {
    * to the account, and a posting to an archived account is refused, so the year could never close.
    */
   async archiveAccount(tx: TenantTx, id: string): Promise<AccountDto> {
+    // what needs no lock is refused before the organization's postings are held off
+    const before = await this.getAccount(tx, id);
+    if (await repo.hasChildren(tx.db, tx.orgId, id)) {
+      throw LedgerErrors.error('ledger.account_has_children', `account ${before.code} has active child accounts`);
+    }
     // the balance is read once no posting is in flight, and none starts (and reads the account as postable) before
     // the archive commits: otherwise a posting could land on the account after its zero balance was checked
     await repo.drainPostings(tx.db, tx.orgId);
-    const before = await this.getAccount(tx, id);
     const hasBalance = (totals: Totals[]) => totals.some((t) => !D(t.debit).eq(t.credit) || !D(t.base_debit).eq(t.base_credit));
     if (hasBalance(await repo.runningTotals(tx.db, tx.orgId, id))) {
       throw LedgerErrors.error('ledger.account_has_balance', `account ${before.code} has a balance; move it before archiving`);
@@ -165,9 +169,6 @@ export class LedgerService {
           throw LedgerErrors.error('ledger.account_has_balance', `account ${before.code} has a balance in fiscal year ${y.name}, which is not closed: its year-end close posts to the account; archive it after closing the year`);
         }
       }
-    }
-    if (await repo.hasChildren(tx.db, tx.orgId, id)) {
-      throw LedgerErrors.error('ledger.account_has_children', `account ${before.code} has active child accounts`);
     }
     const after = (await repo.archiveAccount(tx.db, tx.orgId, id))!;
     await this.audit.record(tx, { action: 'ledger.account_archived', entityType: 'account', entityId: id, before, after });

@@ -364,7 +364,7 @@ export class BillPaymentsService {
     if (!edges) throw PlatformErrors.error('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
     const day = asOf ?? new Date().toISOString().slice(0, 10);
     const { base, baseMu } = await this.baseMu(tx);
-    const { apAccountId } = await this.payables.settings(tx);
+    const { apAccountId } = await this.payables.settings(tx, { posting: false });
     const items = await repo.agingItems(tx.db, day, edges);
     const report = agingReport(items.map((r) => ({ partyType: r.party_type, partyId: r.party_id, partyName: r.party_name, bucket: r.bucket, amount: r.amount })), edges, baseMu);
     return {

@@ -43,7 +43,7 @@ export class PayablesController {
   @ApiOkResponse({ type: PayablesSettingsDto })
   @ApiErrorCodes('ledger.books_not_started', 'payables.account_not_allowed')
   settings(@Tx() tx: TenantTx): Promise<PayablesSettingsDto> {
-    return this.payables.settings(tx);
+    return this.payables.settings(tx, { posting: false });
   }
 
   @Put('settings')

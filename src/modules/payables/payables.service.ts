@@ -93,9 +93,12 @@ export class PayablesService {
   }
 
   // ---------------------------------------------------------------- settings
-  /** Read under the posting lock held shared: what a flow then posts to AP is what a settings change saw (ReportsService.assertControlAccountClear). */
-  async settings(tx: TenantTx): Promise<PayablesSettingsDto> {
-    await this.ledger.holdPostings(tx);
+  /**
+   * For a flow that posts (the default), read under the posting lock held shared: what it then posts to AP is what a
+   * settings change saw (ReportsService.assertControlAccountClear). A read that posts nothing passes `{ posting: false }`.
+   */
+  async settings(tx: TenantTx, o: { posting: boolean } = { posting: true }): Promise<PayablesSettingsDto> {
+    if (o.posting) await this.ledger.holdPostings(tx);
     const s = await repo.settings(tx.db, tx.orgId);
     if (s) return { apAccountId: s.ap_account_id, approvalRules: s.approval_rules as unknown as ApprovalRuleDto[], isDefault: false };
     await this.ledger.settings(tx); // books not started: say so

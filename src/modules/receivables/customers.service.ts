@@ -28,9 +28,13 @@ export class CustomersService {
     private readonly reports: ReportsService,
   ) {}
 
-  /** The settings, read under the posting lock held shared: what a flow then posts to AR is what a settings change saw. */
-  async settings(tx: TenantTx): Promise<ReceivablesSettingsDto> {
-    await this.ledger.holdPostings(tx);
+  /**
+   * The settings; for a flow that posts (the default), read under the posting lock held shared, so what it then posts to
+   * AR is what a settings change saw. A read that posts nothing (GET settings) passes `{ posting: false }` and never
+   * waits for a drain (a year-end close, a settings change).
+   */
+  async settings(tx: TenantTx, o: { posting: boolean } = { posting: true }): Promise<ReceivablesSettingsDto> {
+    if (o.posting) await this.ledger.holdPostings(tx);
     const s = await repo.settings(tx.db, tx.orgId);
     if (!s) throw ReceivablesErrors.error('receivables.settings_missing', 'the receivables settings are not set: PUT /receivables/settings with the AR control account first');
     return s;

@@ -42,7 +42,7 @@ export class ReceivablesSettingsController {
   @ApiOkResponse({ type: ReceivablesSettingsDto })
   @ApiErrorCodes('receivables.settings_missing')
   settings(@Tx() tx: TenantTx): Promise<ReceivablesSettingsDto> {
-    return this.customers.settings(tx);
+    return this.customers.settings(tx, { posting: false });
   }
 
   @Put('settings')
