@@ -42,6 +42,7 @@ describe('knowledge ingestion of untrusted input', () => {
     } finally {
       spy.restore();
     }
+    expect(spy.sizes.reduce((n, x) => n + x, 0)).toBeGreaterThanOrEqual(100_000); // the note went through the encoder
     expect(Math.max(...spy.sizes)).toBeLessThanOrEqual(MAX_ENCODE_CHARS);
     expect((await t.http.get(docUrl(platformOrg, id)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'ready', indexedVersion: 1 });
     const stored = await chunks(id);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until } from '../support/throwaway-servers.js';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { KnowledgeService } from '../../src/modules/knowledge/knowledge.service.js';
 import { onEnterprisePlan, orgWithRoles, type OrgWithRoles } from '../support/factories.js';
@@ -109,7 +110,7 @@ describe('knowledge: a slow upload or embedding provider holds no database conne
       await collectionChecked;
       // the body is half sent: the checks' transactions have committed and no connection of the pool is taken
       const pool = t.app.get(DatabaseService);
-      while (pool.poolStats().inUse > 0) await new Promise((r) => setImmediate(r));
+      await until('no connection of the pool is taken', () => pool.poolStats().inUse === 0);
       const { rows: idleInTx } = await t.db.admin.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND usename <> current_user AND state LIKE 'idle in transaction%'`);
       expect(idleInTx[0].n).toBe(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { openTenantTransaction } from '../support/database.js';
+import { advisoryLockWaiters, openTenantTransaction } from '../support/database.js';
 import { orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
 
@@ -185,10 +185,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     // the organization id in capitals: the same organization, so the same posting lock
     const closing = t.http.post(ledgerUrl(other.orgId.toUpperCase(), `fiscal-years/${year.id}/close`)).set(other.users.owner.auth).then((r) => r);
     // the close's backend waits for the posting lock (advisory; the posting holds it shared until it commits)
-    for (;;) {
-      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
-      if (rows.length) break;
-    }
+    await advisoryLockWaiters(t.db.admin);
     await c.query('COMMIT');
     const res = await closing;
     expect(res.status).toBe(200);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { openTenantTransaction } from '../support/database.js';
+import { advisoryLockWaiters, openTenantTransaction } from '../support/database.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
@@ -33,13 +33,7 @@ describe('payables and receivables: a control account is replaced only while it 
     await t.close();
   });
 
-  /** Resolves once a backend of this test's database waits for an advisory lock (polls pg_stat_activity; no timer). */
-  const advisoryWait = async () => {
-    for (;;) {
-      const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
-      if (rows.length) return;
-    }
-  };
+  const advisoryWait = () => advisoryLockWaiters(t.db.admin);
   const connect = async (url: string) => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();

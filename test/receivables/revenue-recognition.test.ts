@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { advisoryLockWaiters } from '../support/database.js';
 import { ManualClock } from '../support/clock.js';
 import { createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
@@ -86,10 +87,7 @@ describe('receivables: revenue recognition', () => {
       await side.query('BEGIN');
       await side.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1))`, [otherOrg]);
       const runs = ['2026-12-31', '2026-12-30'].map((date) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).then((res) => res));
-      for (;;) {
-        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
-        if (rows[0].n === 2) break;
-      }
+      await advisoryLockWaiters(t.db.admin, 2);
       await side.query('COMMIT');
       const [full, earlier] = await Promise.all(runs);
       expect([full.status, earlier.status]).toEqual([200, 200]);

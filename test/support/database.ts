@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { withDatabase } from '../../src/platform/database/database-url.js';
 import { migrate } from '../../src/platform/database/migrator.js';
+import { until } from './throwaway-servers.js';
 
 const API_LOGIN = { user: 'omnizen_api', password: 'omnizen_api_test' };
 
@@ -84,4 +85,10 @@ export async function openTenantTransaction(apiUrl: string, claims: { sub: strin
     [JSON.stringify({ ...claims, role: 'authenticated' })]);
   const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
   return { c, pid: pid as number };
+}
+
+/** Resolves once `count` backends of the database of `admin` wait for an advisory lock; fails (does not hang) when they never do. */
+export async function advisoryLockWaiters(admin: pg.Pool, count = 1): Promise<void> {
+  await until(`${count} backend(s) wait for an advisory lock`, async () => (await admin.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)).rows[0].n >= count);
 }
