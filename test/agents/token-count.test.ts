@@ -34,15 +34,15 @@ describe('token counting', () => {
     expect(Math.max(...spy.sizes)).toBeLessThanOrEqual(MAX_ENCODE_CHARS);
   });
 
-  it('counts 100,000 characters of CJK text, a run\'s most, in well under a second of CPU', () => {
+  it('counts 100,000 characters of CJK text, a run\'s most, handing the merge each character once in pieces of the bound', () => {
+    // the merge is quadratic in a piece, so bounded pieces keep the work linear in the text (the CPU time it takes is
+    // measured, not asserted: timings belong in bench/, see the note of 2026-12-05)
     const text = '会计账簿记录了公司的所有交易和余额，每月结账时需要核对。'.repeat(4_000).slice(0, 100_000);
-    countTextTokens('warm up'); // the ranks are read once per process
-    // CPU time, not the wall clock: other work on a shared machine does not count (js-tiktoken's merge took 1 s on an idle one)
-    const before = process.cpuUsage();
+    spy = spyOnEncoder(MAX_ENCODE_CHARS);
     const n = countTextTokens(text);
-    const { user, system } = process.cpuUsage(before);
     expect(n).toBeGreaterThan(50_000); // about a token and a half per two characters
-    expect((user + system) / 1000).toBeLessThan(400);
+    expect(sum(spy.sizes)).toBe(100_000);
+    expect(Math.max(...spy.sizes)).toBeLessThanOrEqual(MAX_ENCODE_CHARS);
   });
 
   it('bounds a long run of any script: the encoder gets pieces of the bound, surrogate pairs kept whole', () => {
