@@ -10,7 +10,7 @@ describe('SqlPool', () => {
 
   beforeAll(async () => {
     tdb = await createTestDatabase({ template: null });
-    pool = new SqlPool(tdb.url, { max: 2, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 }, 'test');
+    pool = new SqlPool(tdb.url, { max: 2, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000 }, 'test');
     await tdb.admin.query('CREATE TABLE t (id int PRIMARY KEY, note text)');
   });
   afterAll(async () => {
@@ -142,7 +142,7 @@ describe('SqlPool', () => {
   it('runs tagged templates as named prepared statements, and plain ones when told not to', async () => {
     const named = await pool.transaction(async (db) => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'oz\_%'`);
     expect(named[0].n).toBeGreaterThan(0);
-    const plain = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000, preparedStatements: false }, 'test');
+    const plain = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000, preparedStatements: false }, 'test');
     try {
       const none = await plain.transaction(async (db) => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_prepared_statements`);
       expect(none[0].n).toBe(0);
@@ -153,7 +153,7 @@ describe('SqlPool', () => {
 
   it('discards a connection whose prepared statement went stale under a migration (a table read with * gained a column)', async () => {
     await tdb.admin.query('CREATE TABLE stale (id int)');
-    const one = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 }, 'test');
+    const one = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000 }, 'test');
     try {
       const read = () => one.transaction((db) => db.$queryRaw<Record<string, unknown>[]>`SELECT * FROM stale WHERE id IS NOT NULL OR ${true}`);
       await read();
@@ -174,7 +174,7 @@ describe('SqlPool', () => {
 
   it('times each statement under the function that sent it, errors included, when given a recorder', async () => {
     const timed: [string, number][] = [];
-    const timing = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000, recordQuery: (op, s) => timed.push([op, s]) }, 'test');
+    const timing = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000, recordQuery: (op, s) => timed.push([op, s]) }, 'test');
     async function readNotes(db: Db) {
       await db.$queryRaw`SELECT note FROM t WHERE id = ${1}`;
       await db.$queryRawUnsafe('SELECT note FROM t WHERE id = $1 -- timed', 2);
@@ -194,7 +194,7 @@ describe('SqlPool', () => {
   });
 
   it('cancels a statement that runs past the statement timeout', async () => {
-    const slow = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 5_000, statementTimeoutMs: 100 }, 'test');
+    const slow = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 100 }, 'test');
     try {
       await expect(slow.transaction((db) => db.$queryRaw`SELECT pg_sleep(2)`)).rejects.toMatchObject({ code: '57014' });
     } finally {
