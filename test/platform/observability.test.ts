@@ -14,6 +14,9 @@ import { testKeys } from '../integrations/keys.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { operationOf } from '../../src/platform/database/sql.js';
+import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
+
+const HUNG_RECEIVER_TIMEOUT_MS = 300;
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -51,7 +54,7 @@ describe('observability', () => {
   });
   afterAll(() => t.close());
 
-  it('serves /metrics only to requests bearing METRICS_TOKEN, and not at all without one configured', async () => {
+  it('serves /metrics only to requests bearing METRICS_TOKEN', async () => {
     const none = await t.http.get('/metrics').expect(401);
     expect(none.body.error).toMatchObject({ code: 'auth.metrics_token' });
     const wrong = await t.http.get('/metrics').set('Authorization', 'Bearer not-the-token').expect(401);
@@ -59,14 +62,7 @@ describe('observability', () => {
     const ok = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(ok.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(ok.text).toContain('# TYPE omnizen_http_requests_total counter');
-
-    const plain = await createTestApp({ REDIS_URL: undefined });
-    try {
-      const res = await plain.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(404);
-      expect(res.body.error.message).toMatch(/METRICS_TOKEN is not configured/);
-    } finally {
-      await plain.close();
-    }
+    // without METRICS_TOKEN: 404 (the app of the readiness tests below, which has none)
   });
 
   it('moves the expected counters by the expected amounts after a scripted set of requests', async () => {
@@ -115,18 +111,6 @@ describe('observability', () => {
     // the pool and the outbox are read at scrape time
     expect(samples(after).has('omnizen_db_pool_connections{state="in_use"}')).toBe(true);
     expect(samples(after).has('omnizen_outbox_depth')).toBe(true);
-  });
-
-  it('does not time statements without METRICS_TOKEN', async () => {
-    const plain = await createTestApp({ REDIS_URL: undefined });
-    try {
-      expect(plain.app.get(Metrics).queryRecorder).toBeUndefined();
-      const user = await registerUser(plain, 'untimed');
-      await createOrg(plain, user, 'Untimed Ltd');
-      expect(await plain.app.get(Metrics).dbQueryDuration.get()).toMatchObject({ values: [] });
-    } finally {
-      await plain.close();
-    }
   });
 
   it('has alert rules that parse and a dashboard whose every metric a real scrape exports', async () => {
@@ -197,19 +181,19 @@ describe('observability', () => {
   });
 });
 
-describe('observability: webhook delivery outcomes', () => {
-  const HUNG_RECEIVER_TIMEOUT_MS = 2_000;
+describe('observability: webhook delivery outcomes, AI usage, budget refusals, active users and feature usage', () => {
   let t: TestApp;
+  let llm: OpenAiDouble;
   const receivers: WebhookReceiverDouble[] = [];
   beforeAll(async () => {
-    // in-process jobs (no Bull): draining the outbox runs the fan-out. The hung receiver is given up on after
-    // WEBHOOKS_TIMEOUT_MS: short here, 15 s in production. The receivers on 127.0.0.1 that do answer take a few ms,
-    // but a loaded CI machine once stalled the process past 300 ms and a 410 was counted as a timeout: 2 s of margin
-    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, WEBHOOKS_TIMEOUT_MS: String(HUNG_RECEIVER_TIMEOUT_MS), REDIS_URL: '' });
+    // in-process jobs (no Bull): draining the outbox runs the fan-out
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-metrics-0000', REDIS_URL: '' });
   });
   afterAll(async () => {
     for (const r of receivers) await r.close();
     await t.close();
+    await llm.close();
   });
 
   it('counts one delivery per outcome: success, failed, gone (410) and timeout', async () => {
@@ -217,18 +201,34 @@ describe('observability: webhook delivery outcomes', () => {
     const owner = org.users.owner;
     await onPlan(t, org.orgId, 'professional');
     const acc = await startBooks(t, org.orgId, owner);
-    const answers: ReceiverAnswer[] = [{ status: 204 }, { status: 500, body: 'boom' }, { status: 410, body: 'gone' }, 'hang'];
-    for (const a of answers) {
-      const r = await startWebhookReceiverDouble(() => a);
+    const endpoint = async (answer: ReceiverAnswer) => {
+      const r = await startWebhookReceiverDouble(() => answer);
       receivers.push(r);
-      await t.http.post(`/v1/orgs/${org.orgId}/webhooks/endpoints`).set(owner.auth).send({ url: r.url, eventTypes: ['journal_entry.posted'] }).expect(201);
-    }
+      return (await t.http.post(`/v1/orgs/${org.orgId}/webhooks/endpoints`).set(owner.auth).send({ url: r.url, eventTypes: ['journal_entry.posted'] }).expect(201)).body.id as string;
+    };
+    const post = async () => {
+      await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(owner.auth)
+        .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(201);
+      await t.app.get(OutboxRelay).drain();
+    };
     const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text;
     const before = await scrape();
-    await t.http.post(ledgerUrl(org.orgId, 'journal-entries')).set(owner.auth)
-      .send({ date: '2026-02-01', lines: [{ accountId: acc['5200'], debit: '10.00' }, { accountId: acc['1100'], credit: '10.00' }] }).expect(201);
-    await t.app.get(OutboxRelay).drain();
-    expect(await t.app.get(WebhookDelivery).deliverDue()).toBe(4);
+    // the receivers that answer, with the default timeout (15 s): a loaded machine cannot make an answer a timeout
+    const answering = [await endpoint({ status: 204 }), await endpoint({ status: 500, body: 'boom' }), await endpoint({ status: 410, body: 'gone' })];
+    await post();
+    expect(await t.app.get(WebhookDelivery).deliverDue()).toBe(3);
+    // then a receiver that never answers, alone, given up on after a short timeout (config is read per delivery)
+    for (const id of answering) await t.http.patch(`/v1/orgs/${org.orgId}/webhooks/endpoints/${id}`).set(owner.auth).send({ enabled: false }).expect(200);
+    await endpoint('hang');
+    await post();
+    const webhooks = t.app.get<AppConfig>(APP_CONFIG).webhooks;
+    const timeoutMs = webhooks.timeoutMs;
+    webhooks.timeoutMs = HUNG_RECEIVER_TIMEOUT_MS;
+    try {
+      expect(await t.app.get(WebhookDelivery).deliverDue()).toBe(1);
+    } finally {
+      webhooks.timeoutMs = timeoutMs;
+    }
     const attempts = await t.db.admin.query(`SELECT succeeded, status_code, error FROM core.webhook_attempts WHERE org_id = $1 ORDER BY status_code NULLS LAST`, [org.orgId]);
     const after = await scrape();
     const delta = (series: string) => (samples(after).get(series) ?? 0) - (samples(before).get(series) ?? 0);
@@ -239,62 +239,9 @@ describe('observability: webhook delivery outcomes', () => {
       { succeeded: false, status_code: 500, error: null },
       { succeeded: false, status_code: null, error: `timed out after ${HUNG_RECEIVER_TIMEOUT_MS} ms` },
     ]);
-    for (const r of receivers) expect(r.received).toHaveLength(1);
+    expect(receivers.map((r) => r.received.length)).toEqual([1, 1, 1, 1]);
     expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
       .toEqual([['success', 1], ['failed', 1], ['gone', 1], ['timeout', 1]]);
-  });
-});
-
-describe('observability: readiness reports Stripe and the LLM provider when configured', () => {
-  let t: TestApp;
-  let stripe: StripeDouble;
-  let llm: OpenAiDouble;
-  beforeAll(async () => {
-    stripe = await startStripeDouble();
-    llm = await startOpenAiDouble();
-    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '' });
-  });
-  afterAll(async () => {
-    await t.close();
-    await stripe.close();
-    await llm.close();
-  });
-
-  it('probes the LLM provider with one listing of its models (no tokens spent)', async () => {
-    const res = await t.http.get('/health/ready').expect(200);
-    expect(res.body).toMatchObject({ status: 'ok', checks: { llm: 'up' } });
-    expect(res.body.latencyMs.llm).toBeGreaterThanOrEqual(0);
-    expect(llm.requests.map((r) => [r.path, r.authorization])).toEqual([['/v1/models', 'Bearer sk-llm-double-key']]);
-    expect(JSON.stringify(res.body)).not.toContain('sk-llm-double-key');
-  });
-
-  it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
-    stripe.requests.splice(0);
-    const up = await t.http.get('/health/ready').expect(200);
-    expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
-    expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
-    expect(stripe.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/balance']);
-    expect(stripe.requests[0].authorization).toBe('Bearer sk_test_double');
-    expect(JSON.stringify(up.body)).not.toContain('sk_test_double');
-
-    stripe.failNext(500, 'Stripe is having a bad day');
-    const down = await t.http.get('/health/ready').expect(200);
-    expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
-    // one attempt, no retry
-    expect(stripe.requests).toHaveLength(2);
-  });
-});
-
-describe('observability: AI usage, budget refusals, active users and feature usage', () => {
-  let t: TestApp;
-  let llm: OpenAiDouble;
-  beforeAll(async () => {
-    llm = await startOpenAiDouble();
-    t = await createTestApp({ METRICS_TOKEN: TOKEN, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-metrics-0000', REDIS_URL: '' });
-  });
-  afterAll(async () => {
-    await t.close();
-    await llm.close();
   });
 
   it('counts an agent run\'s tokens and cost by organization, agent and model, a budget refusal, and the roll-up\'s usage gauges', async () => {
@@ -338,6 +285,57 @@ describe('observability: AI usage, budget refusals, active users and feature usa
     expect(after.get('omnizen_feature_usage{plan="professional",feature="invoice.viewed"}')).toBe(1);
   });
 });
+
+describe('observability without METRICS_TOKEN; readiness reports Stripe and the LLM provider when configured', () => {
+  let t: TestApp;
+  let stripe: StripeDouble;
+  let llm: OpenAiDouble;
+  beforeAll(async () => {
+    stripe = await startStripeDouble();
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '' });
+  });
+  afterAll(async () => {
+    await t.close();
+    await stripe.close();
+    await llm.close();
+  });
+
+  it('serves no /metrics and times no statements without METRICS_TOKEN', async () => {
+    const res = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(404);
+    expect(res.body.error.message).toMatch(/METRICS_TOKEN is not configured/);
+    expect(t.app.get(Metrics).queryRecorder).toBeUndefined();
+    const user = await registerUser(t, 'untimed');
+    await createOrg(t, user, 'Untimed Ltd');
+    expect(await t.app.get(Metrics).dbQueryDuration.get()).toMatchObject({ values: [] });
+  });
+
+  it('probes the LLM provider with one listing of its models (no tokens spent)', async () => {
+    llm.requests.splice(0);
+    const res = await t.http.get('/health/ready').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', checks: { llm: 'up' } });
+    expect(res.body.latencyMs.llm).toBeGreaterThanOrEqual(0);
+    expect(llm.requests.map((r) => [r.path, r.authorization])).toEqual([['/v1/models', 'Bearer sk-llm-double-key']]);
+    expect(JSON.stringify(res.body)).not.toContain('sk-llm-double-key');
+  });
+
+  it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
+    stripe.requests.splice(0);
+    const up = await t.http.get('/health/ready').expect(200);
+    expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
+    expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
+    expect(stripe.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/balance']);
+    expect(stripe.requests[0].authorization).toBe('Bearer sk_test_double');
+    expect(JSON.stringify(up.body)).not.toContain('sk_test_double');
+
+    stripe.failNext(500, 'Stripe is having a bad day');
+    const down = await t.http.get('/health/ready').expect(200);
+    expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
+    // one attempt, no retry
+    expect(stripe.requests).toHaveLength(2);
+  });
+});
+
 
 describe('observability: the repository operation a statement is timed under', () => {
   const sqlFrames = (dir: string, ext: string) => [

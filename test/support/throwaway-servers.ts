@@ -67,6 +67,19 @@ export async function until(what: string, probe: () => Promise<boolean> | boolea
   throw new Error(`timed out waiting until ${what}`);
 }
 
+/** How long a double's waitFor waits by default: well inside Jest's test timeout, so the failure names what was awaited. */
+export const WAIT_BOUND_MS = 30_000;
+
+/** `promise`, or a rejection with `what()` once `ms` pass first (the timer does not hold the process open). */
+export function bounded<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
+import { bounded, WAIT_BOUND_MS } from '../throwaway-servers.js';
 
 /**
  * A TEST DOUBLE of a mail server: a real SMTP server (the smtp-server package) on 127.0.0.1 that keeps
@@ -22,8 +23,8 @@ export interface SmtpDouble {
   env: Record<string, string>;
   /** the next `count` messages are refused with this SMTP answer (e.g. 451 temporary, 550 permanent) */
   refuseNext(code: number, message: string, count?: number): void;
-  /** resolves when `count` messages in all have arrived */
-  waitFor(count: number): Promise<ReceivedMail[]>;
+  /** resolves when `count` messages in all have arrived; rejects, saying how many came, after `withinMs` */
+  waitFor(count: number, withinMs?: number): Promise<ReceivedMail[]>;
   close(): Promise<void>;
 }
 
@@ -33,6 +34,8 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
   let refusals: { code: number; message: string; left: number } | undefined;
   const server = new SMTPServer({
     authOptional: true,
+    // no reverse DNS per connection (smtp-server waits up to 1.5 s for it; every mail is a new connection)
+    disableReverseLookup: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
     onData(stream, session, callback) {
@@ -72,9 +75,9 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
     refuseNext(code, message, count = 1) {
       refusals = { code, message, left: count };
     },
-    waitFor(count) {
+    waitFor(count, withinMs = WAIT_BOUND_MS) {
       if (messages.length >= count) return Promise.resolve([...messages]);
-      return new Promise((resolve) => waiters.push({ count, resolve }));
+      return bounded(new Promise((resolve) => waiters.push({ count, resolve })), withinMs, () => `expected ${count} mails, ${messages.length} arrived`);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { bounded, WAIT_BOUND_MS } from '../throwaway-servers.js';
 
 /**
  * TEST DOUBLE of a customer's webhook receiver: a local HTTP server on 127.0.0.1 that records every request and
@@ -25,8 +26,8 @@ export interface WebhookReceiverDouble {
   /** secrets to verify with (name -> whsec_...) */
   secrets: Record<string, string>;
   answer: (n: number, request: ReceivedWebhook) => ReceiverAnswer;
-  /** resolves when `count` requests have arrived */
-  waitFor(count: number): Promise<void>;
+  /** resolves when `count` requests have arrived; rejects, saying how many came, after `withinMs` */
+  waitFor(count: number, withinMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,7 +66,8 @@ export async function startWebhookReceiverDouble(answer: WebhookReceiverDouble['
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   double.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-  double.waitFor = (count) => (double.received.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })));
+  double.waitFor = (count, withinMs = WAIT_BOUND_MS) => (double.received.length >= count ? Promise.resolve()
+    : bounded(new Promise<void>((resolve) => waiters.push({ count, resolve })), withinMs, () => `expected ${count} webhook requests, ${double.received.length} arrived`));
   double.close = async () => {
     for (const res of hanging) res.destroy();
     server.closeAllConnections();
