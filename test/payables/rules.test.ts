@@ -242,6 +242,38 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     expect((await t.http.get(url(`bills/${draft.body.id}`)).set(users.viewer.auth).expect(200)).body.status).toBe('draft');
   });
 
+  it('a date that is no day of the calendar (2026-02-30) is a 400 naming the field, in every body and query; nothing written', async () => {
+    const bill = await postedBill('100.00');
+    const payment = (await t.http.post(url('payments')).set(users.accountant.auth)
+      .send({ vendorId: vendor, paymentDate: '2026-02-08', amount: '150.00', bankAccountId: acc['1100'], allocations: [{ billId: bill, amount: '100.00' }] }).expect(201)).body;
+    const billBody = { vendorId: vendor, billDate: '2026-02-02', lines: [{ accountId: acc['5200'], unitPrice: '10.00' }] };
+    const draft = (await t.http.post(url('bills')).set(users.accountant.auth).send(billBody).expect(201)).body;
+    const before = await counts();
+    const bad = '2026-02-30';
+    const claimBody = { claimDate: '2026-02-02', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '10.00', currency: 'EUR', date: '2026-02-01' }] };
+    const post = (path: string, body: object) => t.http.post(url(path)).set(users.accountant.auth).send(body);
+    const cases: [string, () => Promise<any>][] = [
+      ['billDate', () => post('bills', { ...billBody, billDate: bad })],
+      ['dueDate', () => post('bills', { ...billBody, dueDate: bad })],
+      ['billDate', () => t.http.patch(url(`bills/${draft.id}`)).set(users.accountant.auth).send({ billDate: bad, lines: billBody.lines })],
+      ['claimDate', () => post('expense-claims', { ...claimBody, claimDate: bad })],
+      ['date', () => post('expense-claims', { ...claimBody, lines: [{ ...claimBody.lines[0], date: bad }] })],
+      ['paymentDate', () => post('payments', { vendorId: vendor, paymentDate: bad, amount: '5.00', bankAccountId: acc['1100'] })],
+      ['date', () => post(`payments/${payment.id}/allocations`, { billId: bill, amount: '1.00', date: bad })],
+      ['date', () => post(`payments/${payment.id}/refunds`, { amount: '1.00', date: bad })],
+      ['date', () => post(`allocations/${payment.allocations[0].id}/reverse`, { date: bad })],
+      ['asOf', () => t.http.get(url('aging')).set(users.accountant.auth).query({ asOf: bad })],
+    ];
+    const got: unknown[] = [];
+    for (const [field, call] of cases) {
+      const res = await call();
+      got.push([field, res.status, res.body.error?.code, res.body.error?.message]);
+    }
+    expect(got).toEqual(cases.map(([field]) => [field, 400, 'validation_failed', `${field} must be a calendar date YYYY-MM-DD: ${bad} is no day of the calendar`]));
+    expect(await counts()).toBe(before);
+    expect((await t.http.get(url(`bills/${draft.id}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'draft', billDate: '2026-02-02' });
+  });
+
   it('vendors: search by name or e-mail, cursor pages, archive instead of delete', async () => {
     for (const n of ['Zeta Parts', 'Alpha Tools', 'Beta Paper']) await createVendor(t, orgId, users.accountant, { name: n, email: `${n.split(' ')[0].toLowerCase()}@v.example` });
     const search = await t.http.get(url('vendors?search=TOOLS')).set(users.viewer.auth).expect(200);

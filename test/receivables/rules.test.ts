@@ -221,6 +221,44 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     await t.http.delete(rUrl(orgId, `invoices/${febDraft.body.id}`)).set(owner.auth).expect(204);
   });
 
+  it('a date that is no day of the calendar (2026-02-30) is a 400 naming the field, in every body and query; nothing written', async () => {
+    const invoice = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-20', lines: [line()] });
+    const payment = (await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-03-21', amount: '150.00', depositAccountId: acc['1100'], method: 'cash', allocations: [{ invoiceId: invoice.id, amount: '100.00' }] }).expect(201)).body;
+    const draft = { customerId: customer, invoiceDate: '2026-03-20', lines: [line()] };
+    const draftId = (await t.http.post(rUrl(orgId, 'invoices')).set(owner.auth).send(draft).expect(201)).body.id;
+    const tables = ['invoices', 'invoice_lines', 'customer_payments', 'receivable_allocations', 'customer_refunds', 'revenue_recognitions', 'journal_entries'];
+    const before = await Promise.all(tables.map(count));
+    const bad = '2026-02-30';
+    const post = (path: string, body: object) => t.http.post(rUrl(orgId, path)).set(owner.auth).send(body);
+    const get = (path: string, query: object) => t.http.get(rUrl(orgId, path)).set(owner.auth).query(query);
+    const cases: [string, () => Promise<any>][] = [
+      ['invoiceDate', () => post('invoices', { ...draft, invoiceDate: bad })],
+      ['dueDate', () => post('invoices', { ...draft, dueDate: bad })],
+      ['invoiceDate', () => t.http.put(rUrl(orgId, `invoices/${draftId}`)).set(owner.auth).send({ ...draft, invoiceDate: bad })],
+      ['serviceStart', () => post('invoices', { ...draft, lines: [line({ serviceStart: bad, serviceEnd: '2026-03-31' })] })],
+      ['serviceEnd', () => post('invoices', { ...draft, lines: [line({ serviceStart: '2026-03-01', serviceEnd: bad })] })],
+      ['date', () => post(`invoices/${invoice.id}/void`, { date: bad })],
+      ['date', () => post(`invoices/${invoice.id}/credit-notes`, { date: bad })],
+      ['date', () => post('payments', { customerId: customer, date: bad, amount: '5.00', depositAccountId: acc['1100'], method: 'cash' })],
+      ['date', () => post(`payments/${payment.id}/allocations`, { date: bad, allocations: [{ invoiceId: invoice.id, amount: '1.00' }] })],
+      ['date', () => post(`payments/${payment.id}/refunds`, { date: bad, amount: '1.00' })],
+      ['date', () => post(`allocations/${payment.allocations[0].id}/reverse`, { date: bad })],
+      ['date', () => post('revenue-recognition/runs', { date: bad })],
+      ['asOf', () => get('aging', { asOf: bad })],
+      ['asOf', () => get(`invoices/${invoice.id}/revenue-schedule`, { asOf: bad })],
+    ];
+    const got: unknown[] = [];
+    for (const [field, call] of cases) {
+      const res = await call();
+      got.push([field, res.status, res.body.error?.code, res.body.error?.message]);
+    }
+    expect(got).toEqual(cases.map(([field]) => [field, 400, 'validation_failed', `${field} must be a calendar date YYYY-MM-DD: ${bad} is no day of the calendar`]));
+    expect(await Promise.all(tables.map(count))).toEqual(before);
+    expect((await t.http.get(rUrl(orgId, `invoices/${draftId}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'draft', invoiceDate: '2026-03-20' });
+    await t.http.delete(rUrl(orgId, `invoices/${draftId}`)).set(owner.auth).expect(204);
+  });
+
   it('a credit note credits a line at most once in all, even when it names the line twice', async () => {
     const buyer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Credit Buyer' }).expect(201)).body.id;
     const inv = await issueInvoice(t, orgId, owner, { customerId: buyer, invoiceDate: '2026-03-20',

@@ -1,33 +1,15 @@
-import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateBy, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
 } from 'class-validator';
+import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 const RATE = /^\d{1,12}(\.\d{1,10})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
-const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
-/** Whether a YYYY-MM-DD string is a day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. */
-export function isCalendarDate(v: string): boolean {
-  const d = new Date(`${v}T00:00:00Z`);
-  return v >= '0001' && !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
-}
-/**
- * A date field: YYYY-MM-DD and a real calendar day, each refused with a message naming `field` (bad input is a 400,
- * never a database cast error). The calendar check leaves a malformed value to the pattern's message.
- */
-const CalendarDate = (field: string) => applyDecorators(Matches(DATE, dateMsg(field)), ValidateBy({
-  name: 'isCalendarDate',
-  validator: {
-    validate: (v: unknown) => typeof v !== 'string' || !DATE.test(v) || isCalendarDate(v),
-    defaultMessage: (a) => `${field} must be a calendar date YYYY-MM-DD: ${String(a?.value)} is no day of the calendar`,
-  },
-}));
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;

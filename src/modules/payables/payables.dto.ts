@@ -3,13 +3,12 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
 } from 'class-validator';
+import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
-const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const BILL_STATUSES = ['draft', 'submitted', 'rejected', 'posted', 'partially_paid', 'paid', 'voided'] as const;
 export const PAYMENT_METHODS = ['bank_transfer', 'card', 'cash', 'check', 'other'] as const;
@@ -107,8 +106,8 @@ export class BillLineInputDto {
 export class CreateBillDto {
   @ApiProperty({ description: 'The vendor', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' }) @IsUUID() vendorId: string;
   @ApiPropertyOptional({ description: 'The vendor\'s bill number', example: 'INV-4711' }) @IsOptional() @IsString() @Length(1, 100) billNumber?: string;
-  @ApiProperty({ description: 'Date of the bill (the posting date)', example: '2026-01-10' }) @Matches(DATE, dateMsg('billDate')) billDate: string;
-  @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @Matches(DATE, dateMsg('dueDate')) dueDate?: string;
+  @ApiProperty({ description: 'Date of the bill (the posting date)', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
+  @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency; absent: the vendor\'s default, else the base currency', example: 'EUR' })
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
@@ -120,8 +119,8 @@ export class CreateBillDto {
 @ApiSchema({ description: 'A new draft of a bill\'s content (all fields replace the draft\'s)' })
 export class UpdateBillDto {
   @ApiPropertyOptional({ description: 'The vendor\'s bill number', example: 'INV-4711' }) @IsOptional() @IsString() @Length(1, 100) billNumber?: string;
-  @ApiProperty({ description: 'Date of the bill', example: '2026-01-10' }) @Matches(DATE, dateMsg('billDate')) billDate: string;
-  @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @Matches(DATE, dateMsg('dueDate')) dueDate?: string;
+  @ApiProperty({ description: 'Date of the bill', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
+  @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
@@ -134,14 +133,14 @@ export class ClaimLineInputDto {
   @ApiProperty({ description: 'Category: the expense account', format: 'uuid', example: '3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f' }) @IsUUID() accountId: string;
   @ApiProperty({ description: 'Amount spent (gross) in the claim currency', example: '42.50' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiProperty({ description: 'Currency of the amount: the claim\'s currency', example: 'EUR' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency: string;
-  @ApiProperty({ description: 'Day of the expense', example: '2026-01-08' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'Day of the expense', example: '2026-01-08' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ description: 'Reference of the receipt', example: 'RCPT-001' }) @IsOptional() @IsString() @Length(1, 200) receiptRef?: string;
   @ApiPropertyOptional({ description: 'What was paid for', example: 'Taxi to client' }) @IsOptional() @IsString() @Length(1, 500) description?: string;
 }
 
 @ApiSchema({ description: 'A new employee expense claim (a draft, by the claimant)' })
 export class CreateExpenseClaimDto {
-  @ApiProperty({ description: 'Date of the claim (the posting date on approval)', example: '2026-01-10' }) @Matches(DATE, dateMsg('claimDate')) claimDate: string;
+  @ApiProperty({ description: 'Date of the claim (the posting date on approval)', example: '2026-01-10' }) @CalendarDate('claimDate') claimDate: string;
   @ApiProperty({ description: 'Currency of the claim and of every line', example: 'EUR' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Client visit Hamburg' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [ClaimLineInputDto] })
@@ -249,7 +248,7 @@ export class AllocationInputDto {
 export class CreateBillPaymentDto {
   @ApiPropertyOptional({ description: 'The vendor paid (or claimantId)', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' }) @IsOptional() @IsUUID() vendorId?: string;
   @ApiPropertyOptional({ description: 'The claimant reimbursed (user id; or vendorId)', example: 'c0ffee00-0000-4000-8000-000000000002' }) @IsOptional() @IsString() @Length(1, 200) claimantId?: string;
-  @ApiProperty({ description: 'Date of the payment', example: '2026-01-20' }) @Matches(DATE, dateMsg('paymentDate')) paymentDate: string;
+  @ApiProperty({ description: 'Date of the payment', example: '2026-01-20' }) @CalendarDate('paymentDate') paymentDate: string;
   @ApiProperty({ description: 'Amount paid', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiPropertyOptional({ description: 'Currency; absent: the base currency. Allocated bills must be in it', example: 'EUR' })
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
@@ -264,13 +263,13 @@ export class CreateBillPaymentDto {
 export class CreateAllocationDto {
   @ApiProperty({ description: 'The bill or claim', format: 'uuid', example: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d' }) @IsUUID() billId: string;
   @ApiProperty({ description: 'Amount in the payment currency', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
-  @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date', example: '2026-01-25' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date', example: '2026-01-25' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A vendor pays back credit: what of a payment is neither allocated nor refunded' })
 export class RefundVendorCreditDto {
   @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
-  @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
   @ApiPropertyOptional({ description: 'Reference', example: 'REFUND-77' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
 }
@@ -289,7 +288,7 @@ export class BillPaymentRefundDto {
 
 @ApiSchema({ description: 'Reversing an allocation (e.g. a bounced payment): a new allocation of the opposite amount' })
 export class ReverseAllocationDto {
-  @ApiPropertyOptional({ description: 'Date of the reversal; absent: the original allocation\'s date', example: '2026-01-28' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the reversal; absent: the original allocation\'s date', example: '2026-01-28' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'An allocation of a payment to a bill (negative: a reversal)' })
@@ -339,7 +338,7 @@ export class PaymentQuery extends PageQuery {
 
 // ---------------------------------------------------------------- aging
 export class AgingQuery {
-  @ApiPropertyOptional({ description: 'Aging at the end of this day (default: today)', example: '2026-01-31' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+  @ApiPropertyOptional({ description: 'Aging at the end of this day (default: today)', example: '2026-01-31' }) @IsOptional() @CalendarDate('asOf') asOf?: string;
   @ApiPropertyOptional({ description: 'Bucket edges in days past due, ascending (default 30,60,90)', example: '15,30,60' })
   @IsOptional() @Matches(/^\d{1,4}(,\d{1,4}){0,9}$/, { message: 'buckets must be 1-10 ascending whole numbers of days separated by commas, e.g. 15,30,60' }) buckets?: string;
   @ApiPropertyOptional({ description: 'json (default) or csv', enum: ['json', 'csv'], example: 'json' }) @IsOptional() @IsIn(['json', 'csv']) format?: string;

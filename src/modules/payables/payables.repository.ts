@@ -215,20 +215,6 @@ export const payablesRepository = {
     return row.id;
   },
 
-  async approversOf(db: Db, orgId: string, billId: string, submissionNo: number): Promise<string[]> {
-    const rows = await db.run(qb.selectFrom('finance.bill_decisions').select('actor_id').where('org_id', '=', orgId).where('bill_id', '=', billId)
-      .where('submission_no', '=', submissionNo).where('decision', '=', 'approve').orderBy('created_at'));
-    return rows.map((r) => r.actor_id);
-  },
-
-  /** Who submitted the submission `submissionNo`, and who last replaced the content (null: nobody since its creation). */
-  async authorsOf(db: Db, orgId: string, billId: string, submissionNo: number): Promise<{ submitter: string | null; lastEditor: string | null }> {
-    const rows = await db.run(qb.selectFrom('finance.bill_decisions').select(['decision', 'actor_id', 'submission_no']).where('org_id', '=', orgId).where('bill_id', '=', billId)
-      .where('decision', 'in', ['submit', 'edit']).orderBy('created_at').orderBy('id'));
-    const last = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).at(-1)?.actor_id ?? null;
-    return { submitter: last((r) => r.decision === 'submit' && r.submission_no === submissionNo), lastEditor: last((r) => r.decision === 'edit') };
-  },
-
   // ---------------------------------------------------------------- payments and allocations
   async insertPayment(db: Db, orgId: string, p: {
     vendorId: string | null; claimantId: string | null; paymentDate: string; currency: string; amount: Decimal; rate: Decimal; baseAmount: Decimal;

@@ -5,6 +5,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
@@ -30,10 +31,15 @@ const DEFAULT_AP_ACCOUNT_CODE = '2100';
 const BOOKKEEPERS: RequestRole[] = ['owner', 'admin', 'accountant', 'service'];
 
 export const iso = (d: Date | string): string => (typeof d === 'string' ? d : d.toISOString().slice(0, 10));
-export function addDays(date: string, days: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
+
+type DecisionRow = Awaited<ReturnType<typeof repo.decisionsOf>>[number];
+/** Who approved the submission `submissionNo`, in order. */
+const approversOf = (decisions: DecisionRow[], submissionNo: number): string[] =>
+  decisions.filter((d) => d.decision === 'approve' && d.submission_no === submissionNo).map((d) => d.actor_id);
+/** Who submitted the submission `submissionNo`, and who last replaced the content (null: nobody since its creation). */
+function authorsOf(decisions: DecisionRow[], submissionNo: number): { submitter: string | null; lastEditor: string | null } {
+  const last = (f: (d: DecisionRow) => boolean) => decisions.filter(f).at(-1)?.actor_id ?? null;
+  return { submitter: last((d) => d.decision === 'submit' && d.submission_no === submissionNo), lastEditor: last((d) => d.decision === 'edit') };
 }
 const toVendor = (r: VendorRow): VendorDto => ({
   id: r.id, name: r.name, contactPerson: r.contact_person, email: r.email, phone: r.phone, taxId: r.tax_id, billingAddress: r.billing_address,
@@ -264,8 +270,9 @@ export class PayablesService {
   }
 
   // ---------------------------------------------------------------- reading
-  async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
-    const [b] = await this.bills(tx, [id]);
+  /** `decisions`: the document's decisions when the caller has read them already. */
+  async getBill(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', decisions?: DecisionRow[]): Promise<BillDto> {
+    const [b] = await this.bills(tx, [id], decisions);
     if (!b || b.kind !== kind || !this.mayRead(tx, b)) throw PayablesErrors.notFound(kind, id);
     return b;
   }
@@ -275,9 +282,10 @@ export class PayablesService {
     return tx.role !== 'member' || b.kind !== 'expense_claim' || b.claimantId === this.actor(tx);
   }
 
-  async bills(tx: TenantTx, ids: string[]): Promise<BillDto[]> {
+  /** `known`: the documents' decisions when the caller has read them already (read here otherwise). */
+  async bills(tx: TenantTx, ids: string[], known?: DecisionRow[]): Promise<BillDto[]> {
     const [rows, lines, decisions, settled, units] = await Promise.all([
-      repo.getBills(tx.db, tx.orgId, ids), repo.linesOf(tx.db, tx.orgId, ids), repo.decisionsOf(tx.db, tx.orgId, ids),
+      repo.getBills(tx.db, tx.orgId, ids), repo.linesOf(tx.db, tx.orgId, ids), known ?? repo.decisionsOf(tx.db, tx.orgId, ids),
       repo.settledOf(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx),
     ]);
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -292,7 +300,7 @@ export class PayablesService {
         id, kind: b.kind, vendorId: b.vendor_id, claimantId: b.claimant_id, billNumber: b.bill_number, billDate: iso(b.bill_date), dueDate: iso(b.due_date),
         currency: b.currency, memo: b.memo, subtotal: fixed(b.subtotal, mu), taxTotal: fixed(b.tax_total, mu), total: fixed(b.total, mu),
         openAmount: fixed(open, mu), status, approvalsRequired: b.approvals_required, approverRoles: b.approvals_required === null ? null : b.approver_roles,
-        approvalsGiven: new Set(ds.filter((d) => d.decision === 'approve' && d.submission_no === b.submission_no).map((d) => d.actor_id)).size,
+        approvalsGiven: new Set(approversOf(ds, b.submission_no)).size,
         rejectionReason: b.rejection_reason, rate: b.rate === null ? null : rateText(b.rate),
         baseTotal: b.base_total === null ? null : fixed(b.base_total, units(b.base_currency!)), journalEntryId: b.journal_entry_id,
         createdBy: b.created_by, createdAt: b.created_at,
@@ -364,16 +372,18 @@ export class PayablesService {
     const b = await this.lockDocument(tx, id, kind);
     if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be approved`);
     const me = this.actor(tx);
+    // read once (after the lock, so complete): the four-eyes check, the approvals so far and the state before
+    const decisions = await repo.decisionsOf(tx.db, tx.orgId, [id]);
     // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it
-    const { submitter, lastEditor } = await repo.authorsOf(tx.db, tx.orgId, id, b.submission_no);
+    const { submitter, lastEditor } = authorsOf(decisions, b.submission_no);
     const part = b.created_by === me ? 'created' : b.claimant_id === me ? 'claimed' : lastEditor === me ? 'last edited' : submitter === me ? 'submitted' : null;
     if (part) throw PayablesErrors.error('payables.own_bill', `you ${part} ${kind} ${id}: another approver must approve it`);
     if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
       throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
     }
-    const approvers = await repo.approversOf(tx.db, tx.orgId, id, b.submission_no);
+    const approvers = approversOf(decisions, b.submission_no);
     if (approvers.includes(me)) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
-    const before = await this.getBill(tx, id, kind);
+    const before = await this.getBill(tx, id, kind, decisions);
     await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'approve', actorId: me, actorRole: tx.role ?? 'unknown', comment: comment ?? null });
     if (approvers.length + 1 >= (b.approvals_required ?? 0)) await this.post(tx, id, [...approvers, me]);
     const after = await this.getBill(tx, id, kind);

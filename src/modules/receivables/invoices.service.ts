@@ -4,6 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { domainEventRow, emitEvent } from '../../platform/events/events.js';
+import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock } from '../../platform/clock/clock.js';
@@ -20,12 +21,6 @@ import { effectiveRate, receivablesRepository as repo, type InvoiceLineRow, type
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
 } from './receivables.dto.js';
-
-export function addDays(date: string, days: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
-}
 
 /** Who wrote a document: the user id, or service:<name>. */
 export const actor = (tx: TenantTx): string | null => (tx.principal.kind === 'user' ? tx.principal.userId : tx.principal.kind === 'service' ? `service:${tx.principal.name}` : null);

@@ -25,6 +25,13 @@ interface Planned {
   sourceBase: Decimal;
 }
 
+/** A payment, allocation or refund amount: positive and in the currency's minor units (`at` names the field). */
+function amountOf(value: string, mu: number, at: string): Decimal {
+  const amount = D(value);
+  if (amount.isZero() || !fitsMinorUnits(amount, mu)) throw ReceivablesErrors.error('receivables.invalid_amount', `${at} must be positive with at most ${mu} decimals`);
+  return amount;
+}
+
 /**
  * Payments received and their allocations. Every allocation takes off the invoice exactly the difference of
  * its rounded base values before and after (and likewise off the payment's credit), so the AR control account
@@ -97,8 +104,7 @@ export class PaymentsService {
     let left = p.unallocated;
     const out: Planned[] = [];
     for (const [i, a] of allocations.entries()) {
-      const amount = D(a.amount);
-      if (amount.isZero() || !fitsMinorUnits(amount, mu)) throw ReceivablesErrors.error('receivables.invalid_amount', `allocations[${i}].amount must be positive with at most ${mu} decimals`);
+      const amount = amountOf(a.amount, mu, `allocations[${i}].amount`);
       let o = open.get(a.invoiceId);
       if (!o) {
         const invoice = await repo.getInvoice(tx.db, tx.orgId, a.invoiceId);
@@ -140,8 +146,7 @@ export class PaymentsService {
     const currency = dto.currency ?? (await this.ledger.settings(tx)).baseCurrency;
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
-    const amount = D(dto.amount);
-    if (amount.isZero() || !fitsMinorUnits(amount, currencyMu)) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    const amount = amountOf(dto.amount, currencyMu, 'amount');
     await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
@@ -245,8 +250,7 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${payment.date}`);
-    const amount = D(dto.amount);
-    if (amount.isZero() || !fitsMinorUnits(amount, currencyMu)) throw ReceivablesErrors.error('receivables.invalid_amount', `amount must be positive with at most ${currencyMu} decimals`);
+    const amount = amountOf(dto.amount, currencyMu, 'amount');
     const left = D(payment.amount).minus(payment.allocated);
     if (amount.gt(left)) {
       throw ReceivablesErrors.error('receivables.exceeds_credit', `amount: ${dto.amount} is more than the customer credit left on the payment (${fixed(left, currencyMu)})`, { credit: fixed(left, currencyMu) });

@@ -3,15 +3,14 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
 } from 'class-validator';
+import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 const PERCENT = /^\d{1,3}(\.\d{1,4})?$/;
 const RATE = /^\d{1,12}(\.\d{1,10})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
-const dateMsg = (f: string) => ({ message: `${f} must be a date YYYY-MM-DD` });
 const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const INVOICE_STATUSES = ['draft', 'issued', 'partially_paid', 'paid', 'void'] as const;
 export const PAYMENT_METHODS = ['bank_transfer', 'card', 'cash', 'check', 'other'] as const;
@@ -96,15 +95,15 @@ export class InvoiceLineInputDto {
   @ApiPropertyOptional({ description: 'Discount in percent of quantity × unit price', example: '0', default: '0' }) @IsOptional() @Matches(PERCENT, { message: 'discountPercent must be a percent between 0 and 100' }) discountPercent?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Tax code of the line (the ledger\'s tax codes); none: untaxed', example: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a' }) @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiProperty({ format: 'uuid', description: 'Revenue account the line is credited to', example: '7c6b5a49-3827-4160-9f8e-7d6c5b4a3928' }) @IsUUID() revenueAccountId: string;
-  @ApiPropertyOptional({ description: 'First day of the service period (revenue is deferred and recognized over it)', example: '2026-01-01' }) @IsOptional() @Matches(DATE, dateMsg('serviceStart')) serviceStart?: string;
-  @ApiPropertyOptional({ description: 'Last day of the service period', example: '2026-12-31' }) @IsOptional() @Matches(DATE, dateMsg('serviceEnd')) serviceEnd?: string;
+  @ApiPropertyOptional({ description: 'First day of the service period (revenue is deferred and recognized over it)', example: '2026-01-01' }) @IsOptional() @CalendarDate('serviceStart') serviceStart?: string;
+  @ApiPropertyOptional({ description: 'Last day of the service period', example: '2026-12-31' }) @IsOptional() @CalendarDate('serviceEnd') serviceEnd?: string;
 }
 
 @ApiSchema({ description: 'A draft invoice' })
 export class CreateInvoiceDto {
   @ApiProperty({ format: 'uuid', description: 'Customer invoiced', example: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01' }) @IsUUID() customerId: string;
-  @ApiProperty({ description: 'Invoice date (the posting date when issued)', example: '2026-01-10' }) @Matches(DATE, dateMsg('invoiceDate')) invoiceDate: string;
-  @ApiPropertyOptional({ description: 'Due date; default: invoice date plus the customer\'s payment terms', example: '2026-02-09' }) @IsOptional() @Matches(DATE, dateMsg('dueDate')) dueDate?: string;
+  @ApiProperty({ description: 'Invoice date (the posting date when issued)', example: '2026-01-10' }) @CalendarDate('invoiceDate') invoiceDate: string;
+  @ApiPropertyOptional({ description: 'Due date; default: invoice date plus the customer\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Invoice currency; default: the customer\'s, else the base currency. Another than the base currency needs full_accounting', example: 'EUR' })
   @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
   @ApiPropertyOptional({ description: 'Number series (the number is <series>-<year>-<6 digits>)', example: 'INV', default: 'INV' }) @IsOptional() @Matches(/^[A-Z][A-Z0-9]{0,9}$/, { message: 'series must be 1 to 10 capital letters or digits' }) series?: string;
@@ -189,7 +188,7 @@ export class IssueInvoiceDto {
 
 @ApiSchema({ description: 'Void an issued invoice: its posting is reversed' })
 export class VoidInvoiceDto {
-  @ApiPropertyOptional({ description: 'Date of the reversal (default: the invoice date)', example: '2026-01-12' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the reversal (default: the invoice date)', example: '2026-01-12' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A line to credit: the invoice line and how much of it' })
@@ -200,7 +199,7 @@ export class CreditLineInputDto {
 
 @ApiSchema({ description: 'A credit note of an issued invoice, for the whole invoice or some lines; issued at once' })
 export class CreateCreditNoteDto {
-  @ApiProperty({ description: 'Date of the credit note', example: '2026-01-20' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'Date of the credit note', example: '2026-01-20' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line, whole)', example: [{ lineNo: 1, quantity: '2' }] })
   @IsOptional() @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => CreditLineInputDto) lines?: CreditLineInputDto[];
   @ApiPropertyOptional({ description: 'Memo (reason)', example: 'Returned goods' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
@@ -216,7 +215,7 @@ export class ReceivableAllocationInputDto {
 @ApiSchema({ description: 'A payment received from a customer, allocated to open invoices; the rest is customer credit' })
 export class CreatePaymentDto {
   @ApiProperty({ format: 'uuid', description: 'Paying customer', example: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01' }) @IsUUID() customerId: string;
-  @ApiProperty({ description: 'Date received', example: '2026-02-01' }) @Matches(DATE, dateMsg('date')) date: string;
+  @ApiProperty({ description: 'Date received', example: '2026-02-01' }) @CalendarDate('date') date: string;
   @ApiProperty({ description: 'Amount received', example: '500.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiPropertyOptional({ description: 'Currency (default: the base currency)', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
   @ApiPropertyOptional({ description: 'Rate received at (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string' }) rate?: string;
@@ -229,14 +228,14 @@ export class CreatePaymentDto {
 
 @ApiSchema({ description: 'Allocates a payment\'s unallocated remainder (customer credit) to open invoices' })
 export class AllocatePaymentDto {
-  @ApiPropertyOptional({ description: 'Date of the allocation (default: today)', example: '2026-02-15' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the allocation (default: today)', example: '2026-02-15' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiProperty({ type: [ReceivableAllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
   @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Pays customer credit (a payment\'s unallocated remainder) back to the customer' })
 export class RefundCustomerCreditDto {
-  @ApiPropertyOptional({ description: 'Date of the refund (default: today)', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the refund (default: today)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiProperty({ description: 'Amount refunded, in the payment\'s currency (at most its unallocated remainder)', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Cash or bank account credited (default: the payment\'s deposit account)', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: PAYMENT_METHODS, description: 'How it was paid back (default: bank_transfer)', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
@@ -258,7 +257,7 @@ export class CustomerRefundDto {
 
 @ApiSchema({ description: 'Undoes an allocation (a bounced payment): a new reversing row' })
 export class ReverseReceivableAllocationDto {
-  @ApiPropertyOptional({ description: 'Date of the reversal (default: today)', example: '2026-02-20' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'Date of the reversal (default: today)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'An allocation of a payment or credit note to an invoice (negative: a reversal)' })
@@ -305,7 +304,7 @@ export class ArAgingQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 100, description: 'Customers per page (the totals always cover every customer; the CSV has every customer)' })
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000) limit?: number;
   @ApiPropertyOptional({ description: 'Opaque cursor from the previous page (nextCursor)' }) @IsOptional() @IsString() cursor?: string;
-  @ApiPropertyOptional({ example: '2026-01-31', description: 'Aging as of the end of this day (default: today)' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+  @ApiPropertyOptional({ example: '2026-01-31', description: 'Aging as of the end of this day (default: today)' }) @IsOptional() @CalendarDate('asOf') asOf?: string;
   @ApiPropertyOptional({ example: '30,60,90', description: 'Bucket edges in days past due (default 30,60,90)' }) @IsOptional() @IsString() @Length(1, 60) buckets?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'], description: 'Response format' }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
@@ -339,7 +338,7 @@ export class ArAgingReportDto {
 // ---------------------------------------------------------------- revenue recognition
 @ApiSchema({ description: 'Runs revenue recognition for a day (idempotent per organization and day)' })
 export class RunRevenueRecognitionDto {
-  @ApiPropertyOptional({ description: 'The day to recognize up to and including (default: today)', example: '2026-01-31' }) @IsOptional() @Matches(DATE, dateMsg('date')) date?: string;
+  @ApiPropertyOptional({ description: 'The day to recognize up to and including (default: today)', example: '2026-01-31' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'What a run recognized on one invoice line' })
@@ -361,7 +360,7 @@ export class RevenueRecognitionRunDto {
 }
 
 export class RevenueScheduleQuery {
-  @ApiPropertyOptional({ example: '2026-06-30', description: 'The date (default: today)' }) @IsOptional() @Matches(DATE, dateMsg('asOf')) asOf?: string;
+  @ApiPropertyOptional({ example: '2026-06-30', description: 'The date (default: today)' }) @IsOptional() @CalendarDate('asOf') asOf?: string;
 }
 
 @ApiSchema({ description: 'An invoice line\'s revenue at a date: scheduled straight-line, recognized (posted) and still deferred' })

@@ -8,6 +8,16 @@ import type { AuditRow } from '../audit/audit.repository.js';
 const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
 const txtOrNull = (col: string) => sql<string | null>`${sql.ref(col)}::text`;
 
+/**
+ * What the issued (not draft) credit notes have credited of the invoice line aliased `l`, as one row (numeric, 0 when
+ * nothing): the one definition of a line's credits, for a lateral join (`innerJoinLateral(lineCredits.as('c'), ...)`).
+ */
+export const lineCredits = sql<{ quantity: string; net: string; tax: string }>`(SELECT coalesce(sum(cl.quantity), 0) AS quantity,
+    coalesce(sum(cl.net_amount), 0) AS net, coalesce(sum(cl.tax_amount), 0) AS tax
+  FROM finance.invoice_lines cl JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
+  WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
+    AND cl.credited_line_no = l.line_no)`;
+
 export interface CustomerRow {
   id: string; name: string; contactPerson: string | null; email: string | null; phone: string | null; taxId: string | null;
   billingAddress: string | null; defaultCurrency: string | null; paymentTermsDays: number; creditLimit: string | null;
@@ -300,10 +310,9 @@ export const receivablesRepository = {
 
   /** Per line of the invoice: the quantity, net and tax its credit notes have credited so far. */
   async creditedLines(db: Db, orgId: string, invoiceId: string): Promise<Map<number, { quantity: string; net: string; tax: string }>> {
-    const rows = await db.run(qb.selectFrom('finance.invoice_lines as l').innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
-      .select(['l.credited_line_no as lineNo', sql<string>`sum(l.quantity)::text`.as('quantity'), sql<string>`sum(l.net_amount)::text`.as('net'), sql<string>`sum(l.tax_amount)::text`.as('tax')])
-      .where('i.org_id', '=', orgId).where('i.credited_invoice_id', '=', invoiceId).where('i.status', '<>', 'draft')
-      .groupBy('l.credited_line_no'));
+    const rows = await db.run(qb.selectFrom('finance.invoice_lines as l').innerJoinLateral(lineCredits.as('c'), (j) => j.onTrue())
+      .select(['l.line_no as lineNo', sql<string>`c.quantity::text`.as('quantity'), sql<string>`c.net::text`.as('net'), sql<string>`c.tax::text`.as('tax')])
+      .where('l.org_id', '=', orgId).where('l.invoice_id', '=', invoiceId));
     return new Map(rows.map((r) => [Number(r.lineNo), { quantity: r.quantity, net: r.net, tax: r.tax }]));
   },
 

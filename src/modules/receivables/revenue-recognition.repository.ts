@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
+import { lineCredits } from './receivables.repository.js';
 
 // Revenue recognition's SQL (deferred lines, runs, recognitions). Dates and amounts as text.
 
@@ -13,11 +14,15 @@ export interface RecognitionRow { invoiceId: string; lineNo: number; runDate: st
 
 const recognized = sql<string>`coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
   WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)::text`;
-/** What is left of a line's net after its credit notes: the amount recognition spreads over the service period. */
-const netAfterCredits = sql<string>`(l.net_amount - coalesce((SELECT sum(cl.net_amount) FROM finance.invoice_lines cl
-  JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
-  WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
-    AND cl.credited_line_no = l.line_no), 0))`;
+/** What is left of a line's net after its credit notes (`c`: lineCredits joined): the amount recognition spreads over the service period. */
+const netAfterCredits = sql<string>`(l.net_amount - c.net)`;
+
+/** Lines with a service period of issued (not void) invoices, each with its credits as `c`. */
+const serviceLines = () => qb.selectFrom('finance.invoice_lines as l')
+  .innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
+  .innerJoinLateral(lineCredits.as('c'), (j) => j.onTrue())
+  .where('i.kind', '=', 'invoice').where('i.status', 'not in', ['draft', 'void'])
+  .where(sql<boolean>`l.service_start IS NOT NULL`);
 
 export const revenueRecognitionRepository = {
   /**
@@ -25,15 +30,13 @@ export const revenueRecognitionRepository = {
    * what their credit notes left of it.
    */
   async deferredLines(db: Db, orgId: string, date: string, invoiceId?: string): Promise<DeferredLine[]> {
-    let query = qb.selectFrom('finance.invoice_lines as l')
-      .innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
+    let query = serviceLines()
       .select([
         'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', 'i.customer_id as customerId', sql<string>`i.number`.as('number'), 'i.currency',
         sql<string>`i.rate::text`.as('rate'), 'l.revenue_account_id as revenueAccountId', sql<string>`l.service_start::text`.as('serviceStart'),
         sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`${netAfterCredits}::text`.as('netAmount'), recognized.as('recognized'),
       ])
-      .where('l.org_id', '=', orgId).where('i.kind', '=', 'invoice').where('i.status', 'not in', ['draft', 'void'])
-      .where(sql<boolean>`l.service_start IS NOT NULL`);
+      .where('l.org_id', '=', orgId);
     query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`${recognized}::numeric < ${netAfterCredits}`);
     return (await db.run(query.orderBy('l.invoice_id').orderBy('l.line_no'))) as DeferredLine[];
   },
@@ -80,16 +83,10 @@ export const revenueRecognitionRepository = {
 
   /** Organizations with deferred lines begun by `date` (the daily job's list; read on its privileged path). */
   async organizationsWithDeferredLines(db: Db, date: string): Promise<string[]> {
-    const rows = await db.$queryRaw<{ org_id: string }[]>`
-      SELECT DISTINCT l.org_id FROM finance.invoice_lines l JOIN finance.invoices i ON i.org_id = l.org_id AND i.id = l.invoice_id
-      WHERE l.service_start IS NOT NULL AND l.service_start <= ${date}::date AND i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')
-        AND (l.net_amount - coalesce((SELECT sum(cl.net_amount) FROM finance.invoice_lines cl
-               JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
-               WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
-                 AND cl.credited_line_no = l.line_no), 0) > coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
-               WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no), 0)
-             -- a run already made today is listed again: the tenant run answers it as a replay
-             OR EXISTS (SELECT 1 FROM finance.revenue_recognition_runs x WHERE x.org_id = l.org_id AND x.run_date = ${date}::date))`;
+    // a run already made today is listed again: the tenant run answers it as a replay
+    const rows = await db.run(serviceLines().select('l.org_id').distinct().where(sql<boolean>`l.service_start <= ${date}::date`)
+      .where(sql<boolean>`(${recognized}::numeric < ${netAfterCredits}
+        OR EXISTS (SELECT 1 FROM finance.revenue_recognition_runs x WHERE x.org_id = l.org_id AND x.run_date = ${date}::date))`));
     return rows.map((r) => r.org_id);
   },
 };
