@@ -76,6 +76,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.user_credentials': { service_role: RW },
   'table core.user_identities': { service_role: RW },
   'table core.workspaces': { authenticated: RW, service_role: RW },
+  // the posting checks a line's workspace (20270203000100)
+  'column core.workspaces(org_id)': { finance_posting: 'SELECT' },
+  'column core.workspaces(id)': { finance_posting: 'SELECT' },
   'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
   'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
   'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },

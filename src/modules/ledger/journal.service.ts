@@ -13,6 +13,7 @@ import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
+import { shiftDate } from './reports.service.js';
 import { computeTax, D, fitsMinorUnits, fixed, formatEntry, rateText } from './money.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
@@ -68,12 +69,6 @@ const MAX_POSTED_LINES = 499;
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
 function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
   return { gain: s.fxUnrealizedGainAccountId ?? s.fxGainAccountId, loss: s.fxUnrealizedLossAccountId ?? s.fxLossAccountId };
-}
-
-function dayAfter(date: string): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
 }
 
 /** The `journal_entry.posted` payload (ledger.events.ts): what the posting said, without its lines. */
@@ -339,7 +334,7 @@ export class JournalService {
     if (autoReverse) {
       const periods = await this.ledger.listPeriods(tx);
       const current = periods.find((p) => p.startDate <= date && p.endDate >= date);
-      next = dayAfter(current?.endDate ?? date);
+      next = shiftDate(current?.endDate ?? date, 0, 1);
       const following = periods.find((p) => p.startDate === next);
       if (current && following?.status !== 'open') {
         throw LedgerErrors.error('ledger.no_next_period', following
@@ -353,17 +348,26 @@ export class JournalService {
     return { adjustments, entry, reversal };
   }
 
+  /**
+   * The fiscal year, locked (FOR UPDATE, which RLS grants owners and admins only): a year the caller sees but cannot
+   * lock is a 403, one it does not see a 404.
+   */
+  private async lockYear(tx: TenantTx, yearId: string, doing: 'closing' | 'reopening') {
+    const year = await repo.lockYear(tx.db, tx.orgId, yearId);
+    if (!year) {
+      await this.ledger.getYear(tx, yearId);
+      throw PlatformErrors.error('forbidden.role', `${doing} a fiscal year needs the role owner or admin`);
+    }
+    return year;
+  }
+
   /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
   async closeYear(tx: TenantTx, yearId: string): Promise<YearEndResultDto> {
     const s = await this.ledger.settings(tx);
     // the year's totals are read once no posting is in flight, and none starts before the close commits: a posting
     // committing between the read and the close would stay in the closed year, outside the closing entry
     await repo.drainPostings(tx.db, tx.orgId);
-    const year = await repo.lockYear(tx.db, tx.orgId, yearId);
-    if (!year) {
-      await this.ledger.getYear(tx, yearId);
-      throw PlatformErrors.error('forbidden.role', 'closing a fiscal year needs the role owner or admin');
-    }
+    const year = await this.lockYear(tx, yearId, 'closing');
     if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
     if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
     const before = await this.ledger.getYear(tx, yearId);
@@ -419,11 +423,7 @@ export class JournalService {
    * Only the latest closed year can reopen: a later closed year was closed on top of it.
    */
   async reopenYear(tx: TenantTx, yearId: string): Promise<YearReopenResultDto> {
-    const year = await repo.lockYear(tx.db, tx.orgId, yearId);
-    if (!year) {
-      await this.ledger.getYear(tx, yearId);
-      throw PlatformErrors.error('forbidden.role', 'reopening a fiscal year needs the role owner or admin');
-    }
+    const year = await this.lockYear(tx, yearId, 'reopening');
     if (year.status !== 'closed') throw LedgerErrors.error('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
     const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);
     if (later) throw LedgerErrors.error('ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);

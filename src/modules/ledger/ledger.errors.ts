@@ -14,7 +14,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.unbalanced': { status: 422, description: 'the entry does not balance (in its currency, or in the base currency beyond rounding)' },
   'ledger.period_closed': { status: 422, description: 'the fiscal period of the date is closed' },
   'ledger.no_fiscal_year': { status: 422, description: 'no fiscal period covers the date' },
-  'ledger.account_not_postable': { status: 422, description: 'the account is a group account or archived' },
+  'ledger.account_not_postable': { status: 422, description: 'the account is a group account or archived (only the year-end close and a reopening\'s reversal post to an archived account)' },
   'ledger.unknown_account': { status: 422, description: 'the account does not exist in this organization' },
   'ledger.currency_not_allowed': { status: 422, description: 'the account only takes another currency' },
   'ledger.unknown_currency': { status: 422, description: 'the currency is not known' },
@@ -23,6 +23,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.invalid_amount': { status: 422, description: 'an amount has more decimals than its currency, both or no sides, is zero, or is too large to store' },
   'ledger.invalid_entry': { status: 422, description: 'the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)' },
   'ledger.unknown_tax_code': { status: 422, description: 'the tax code does not exist in this organization' },
+  'ledger.unknown_workspace': { status: 422, description: 'a line\'s workspaceId names no workspace of this organization' },
   'ledger.unknown_entry': { status: 422, description: 'the entry to reverse does not exist' },
   'ledger.rounding_account_missing': { status: 422, description: 'a rounding difference needs a rounding account in the settings' },
   'ledger.books_not_started': { status: 422, description: 'the books are not started (POST /ledger/books)' },
@@ -59,6 +60,6 @@ export const LedgerErrors = defineErrorCodes({
 export const POSTING_ERRORS = [
   'ledger.unbalanced', 'ledger.period_closed', 'ledger.no_fiscal_year', 'ledger.account_not_postable', 'ledger.unknown_account',
   'ledger.currency_not_allowed', 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
-  'ledger.invalid_entry', 'ledger.unknown_tax_code', 'ledger.rounding_account_missing', 'ledger.books_not_started',
+  'ledger.invalid_entry', 'ledger.unknown_tax_code', 'ledger.unknown_workspace', 'ledger.rounding_account_missing', 'ledger.books_not_started',
   'ledger.idempotency_conflict',
 ] as const;

@@ -13,7 +13,8 @@ import type {
 
 type Compare = 'previous_period' | 'previous_year';
 
-function shiftDate(date: string, months: number, days = 0): string {
+/** The date `months` later (the day kept, or the month's last day when it has fewer), then `days` later. */
+export function shiftDate(date: string, months: number, days = 0): string {
   const [y, m, d] = date.split('-').map(Number);
   const first = new Date(Date.UTC(y, m - 1 + months, 1));
   const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
