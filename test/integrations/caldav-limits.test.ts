@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
+import { CalDavBusyTimeSource, MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
+import { BodyTooLarge } from '../../src/platform/http/body-reader.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from './keys.js';
@@ -128,10 +129,16 @@ describe('CalDAV answers larger than the API reads', () => {
     await useCalendar('declared');
     calendars.served.length = 0;
     const res = await availability().expect(503);
-    expect(res.body.error.code).toBe('availability.calendar_unavailable');
+    expect(res.body.error).toEqual({ code: 'availability.calendar_unavailable', message: 'the provider\'s calendar could not be read; try again later' });
     const [answer] = calendars.served;
     await answer.closed;
     expect(answer.finished).toBe(false);
     expect(answer.written).toBeLessThan(TOTAL);
+    // the refusal is the declared length's, before any of the body was read (a body cut off while streaming has none)
+    const source = new CalDavBusyTimeSource({ username: 'coach@example.com', password: 'pw', serverUrl: calendars.url }, ['/calendars/declared/'], 'UTC');
+    const refusal = await source.busyTimes({ start: new Date('2030-03-11T00:00:00Z'), end: new Date('2030-03-12T00:00:00Z') }).catch((err: unknown) => err);
+    expect(refusal).toBeInstanceOf(BodyTooLarge);
+    expect(refusal).toMatchObject({ max: MAX_REPORT_BYTES, declared: HEAD.length + TOTAL + TAIL.length });
+    expect((refusal as Error).message).toBe(`CalDAV REPORT on /calendars/declared/ answered ${HEAD.length + TOTAL + TAIL.length} bytes, more than the ${MAX_REPORT_BYTES} read`);
   });
 });

@@ -1,4 +1,5 @@
 import { DateTime, Duration } from 'luxon';
+import { readBodyAtMost } from '../../platform/http/body-reader.js';
 
 /** A busy interval, in UTC. */
 export interface BusyInterval {
@@ -76,38 +77,10 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
         void res.body?.cancel().catch(() => undefined);
         throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
       }
-      const multistatus = await readAtMost(res, MAX_REPORT_BYTES, `CalDAV REPORT on ${url.pathname}`);
+      const multistatus = await readBodyAtMost(res, MAX_REPORT_BYTES, { over: 'fail', what: `CalDAV REPORT on ${url.pathname}` });
       for (const ics of calendarDataOf(multistatus)) out.push(...busyFromIcs(ics, this.zone));
     }
     return out.filter((b) => b.end > range.start && b.start < range.end);
-  }
-}
-
-/** The body as text, read as it streams; more than `max` bytes (declared or sent) fail, and the rest is never read. */
-async function readAtMost(res: Response, max: number, what: string): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? 0);
-  if (declared > max) {
-    void res.body?.cancel().catch(() => undefined);
-    throw new Error(`${what} answered ${declared} bytes, more than the ${max} read`);
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  const parts: string[] = [];
-  let bytes = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      if (bytes > max) throw new Error(`${what} answered more than the ${max} bytes read`);
-      parts.push(decoder.decode(value, { stream: true }));
-    }
-    parts.push(decoder.decode());
-    return parts.join('');
-  } finally {
-    // stops the download where it is (the connection is closed)
-    void reader.cancel().catch(() => undefined);
   }
 }
 

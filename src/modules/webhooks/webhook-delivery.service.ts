@@ -6,6 +6,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
+import { readBodyAtMost } from '../../platform/http/body-reader.js';
 import { outboundFetch, outboundRefusal } from '../../platform/http/outbound.js';
 import { sqlState } from '../../platform/errors/database-errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
@@ -45,23 +46,10 @@ interface Attempt extends Outcome {
 /** PostgreSQL's text cannot hold NUL (a receiver may answer anything): it is dropped from what is kept, or the batch's record would fail. */
 const storable = (text: string): string => text.replaceAll('\u0000', '');
 
-/** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than that. */
+/** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than they can take (4 bytes a character). */
 async function bodyPrefix(res: Response): Promise<string | null> {
-  if (!res.body) return null;
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  try {
-    while (text.length < RESPONSE_BODY_MAX) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    void reader.cancel().catch(() => undefined);
-  }
-  const kept = storable(text).slice(0, RESPONSE_BODY_MAX);
-  return kept || null;
+  const text = await readBodyAtMost(res, 4 * RESPONSE_BODY_MAX, { over: 'truncate' });
+  return storable(text).slice(0, RESPONSE_BODY_MAX) || null;
 }
 
 /** The metric's outcome label of one attempt: 2xx success, 410 gone (the endpoint is disabled), no answer in time, any other failure. */
