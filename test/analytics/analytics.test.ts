@@ -189,6 +189,27 @@ describe('usage analytics', () => {
     expect(await daily(isoDay(monthAgo))).toEqual([{ day: isoDay(monthAgo), event: 'late.sent', events: 1, users: 1 }]);
   });
 
+  it('rolls up several back-dated days at once, and only the days that received events between them', async () => {
+    const org = await createOrg(t, owner, 'Several Late Days');
+    const job = t.app.get(AnalyticsMaintenanceJob);
+    const today = clock.now() - (clock.now() % DAY);
+    const ago = (days: number) => today - days * DAY + 3_600_000;
+    // a day between them that received no event of this process: an earlier roll-up's count stays as it was
+    await t.db.admin.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, user_id, source) VALUES ($1, $2, 'late.many', 'u9', 'client')`, [org, new Date(ago(5))]);
+    const sent = [3, 9, 9, 20, 27].map((d, i) => ({ name: 'late.many', userId: `u${i % 2}`, timestamp: new Date(ago(d)).toISOString() }));
+    expect((await t.http.post(`/v1/orgs/${org}/analytics/events`).set(owner.auth).send({ events: sent }).expect(200)).body.accepted).toBe(5);
+    await job.rollUp();
+    const daily = await t.http.get(`/v1/orgs/${org}/analytics/events/daily?from=${isoDay(ago(28))}&to=${isoDay(today)}`).set(owner.auth).expect(200);
+    expect(daily.body).toEqual([
+      { day: isoDay(ago(27)), event: 'late.many', events: 1, users: 1 },
+      { day: isoDay(ago(20)), event: 'late.many', events: 1, users: 1 },
+      { day: isoDay(ago(9)), event: 'late.many', events: 2, users: 2 },
+      { day: isoDay(ago(3)), event: 'late.many', events: 1, users: 1 },
+    ]);
+    const { rows } = await t.db.admin.query('SELECT day::text, events::int, users::int FROM core.analytics_daily WHERE org_id = $1 ORDER BY day', [org]);
+    expect(rows).toEqual(daily.body.map((r: { day: string; events: number; users: number }) => ({ day: r.day, events: r.events, users: r.users })));
+  });
+
   it('deletes the roll-ups of the months whose events are past the retention', async () => {
     const org = await createOrg(t, owner, 'Old Roll-ups');
     const now = new Date(clock.now());

@@ -79,20 +79,20 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
   }
 
   /**
-   * Recomputes the daily roll-ups of the UTC days [from, to) (default: yesterday and today) and of the days before
-   * that received events since the last roll-up, then the usage gauges of /metrics (active users per organization,
-   * today's feature usage by plan tier). Returns rows written.
+   * Recomputes the daily roll-ups of the UTC days that [from, to) touches (default: yesterday and today) and of the
+   * days that received events since the last roll-up, in one statement, then the usage gauges of /metrics (active
+   * users per organization, today's feature usage by plan tier). Returns rows written.
    */
   async rollUp(from?: Date, to?: Date): Promise<number> {
     const today = this.today();
-    const start = from ?? new Date(today - DAY_MS);
-    const end = to ?? new Date(today + DAY_MS);
+    const start = from ? from.getTime() - (from.getTime() % DAY_MS) : today - DAY_MS;
+    const end = to?.getTime() ?? today + DAY_MS;
     const received = this.analytics.takeReceivedDays();
-    const earlier = received.filter((d) => d < start.getTime() || d >= end.getTime());
+    const days = new Set(received);
+    for (let d = start; d < end; d += DAY_MS) days.add(d);
     try {
       return await this.privileged.run('analytics.maintenance', async (db) => {
-        let written = await repo.rollUp(db, start, end);
-        for (const d of earlier) written += await repo.rollUp(db, new Date(d), new Date(d + DAY_MS));
+        const written = await repo.rollUp(db, [...days].map((d) => new Date(d)));
         const day = new Date(today).toISOString().slice(0, 10);
         const users = await repo.activeUsersByOrg(db, new Date(today));
         const features = await repo.featureUsageByPlan(db, day, day);

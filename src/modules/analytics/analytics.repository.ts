@@ -85,13 +85,21 @@ export const analyticsRepository = {
     };
   },
 
-  /** Recomputes the roll-ups of every organization for the UTC days in [from, to) (privileged: service_role). */
-  async rollUp(db: Db, from: Date, to: Date): Promise<number> {
+  /**
+   * Recomputes the roll-ups of every organization for the given UTC days (privileged: service_role), in one statement:
+   * one scan of the span from the first day to the last (the partitions outside it are pruned), only the listed days kept.
+   */
+  async rollUp(db: Db, days: Date[]): Promise<number> {
+    if (!days.length) return 0;
+    const ms = days.map((d) => d.getTime());
+    const first = new Date(Math.min(...ms));
+    const end = new Date(Math.max(...ms) + 86_400_000);
     return db.$executeRaw`
       INSERT INTO core.analytics_daily AS d (org_id, day, event, events, users, updated_at)
       SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::date, name, count(*), count(DISTINCT user_id), now()
       FROM core.analytics_events
-      WHERE occurred_at >= ${from} AND occurred_at < ${to}
+      WHERE occurred_at >= ${first} AND occurred_at < ${end}
+        AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(${days.map(isoDay)}::date[])
       GROUP BY 1, 2, 3
       ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
   },
