@@ -21,6 +21,15 @@ export class CreateApiKeyDto {
   expiresAt?: string | null;
 }
 
+export const API_KEY_LIST_STATUSES = ['active', 'revoked', 'all'] as const;
+export type ApiKeyListStatus = (typeof API_KEY_LIST_STATUSES)[number];
+
+export class ApiKeyListQuery {
+  @ApiPropertyOptional({ enum: API_KEY_LIST_STATUSES, default: 'active', description: 'Which keys: `active` the keys not revoked (expired ones included), `revoked` the revoked ones, `all` both' })
+  @IsOptional() @IsIn(API_KEY_LIST_STATUSES)
+  status?: ApiKeyListStatus;
+}
+
 @ApiSchema({ description: 'An API key as listed: never its secret' })
 export class ApiKeyDto {
   @ApiProperty({ description: 'The key id', format: 'uuid', example: '0d9b7c8e-2f6a-4b1c-9e3d-5a7f1c2b3d4e' }) id: string;

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
-import type { ApiKeyDto } from './api-key.dto.js';
+import type { ApiKeyDto, ApiKeyListStatus } from './api-key.dto.js';
 
 const COLUMNS = [
   'id', 'org_id as orgId', 'name', 'prefix', 'scopes', 'created_by as createdBy', 'created_at as createdAt',
@@ -25,8 +25,11 @@ export const apiKeyRepository = {
     return Number(row.n);
   },
 
-  async list(db: Db, orgId: string): Promise<ApiKeyDto[]> {
-    return db.run(qb.selectFrom('core.api_keys').select(COLUMNS).where('org_id', '=', orgId).orderBy('created_at', 'desc').orderBy('id'));
+  /** Newest first; `active`: not revoked (expired ones included). */
+  async list(db: Db, orgId: string, status: ApiKeyListStatus): Promise<ApiKeyDto[]> {
+    let q = qb.selectFrom('core.api_keys').select(COLUMNS).where('org_id', '=', orgId);
+    if (status !== 'all') q = q.where('revoked_at', status === 'active' ? 'is' : 'is not', null);
+    return db.run(q.orderBy('created_at', 'desc').orderBy('id'));
   },
 
   async get(db: Db, orgId: string, id: string): Promise<ApiKeyDto | undefined> {

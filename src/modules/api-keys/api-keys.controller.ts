@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { OrgRoute, RequireRole, RequiresFeature, Tx } from '../../platform/http/tenant.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
@@ -6,7 +6,7 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiKeysService } from './api-keys.service.js';
-import { ApiKeyDto, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
+import { ApiKeyDto, ApiKeyListQuery, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
 
 /**
  * Scoped API keys (owners and admins; plans with `api_access`). No route here declares a key scope: a key cannot
@@ -31,11 +31,12 @@ export class ApiKeysController {
 
   @Get()
   @RequireRole('owner', 'admin')
-  @ApiOperation({ operationId: 'listApiKeys', summary: 'The organization\'s API keys, newest first, revoked ones included; never their secrets (owner or admin)' })
+  @ApiOperation({ operationId: 'listApiKeys', summary: 'The organization\'s API keys, newest first: those not revoked unless `status` asks for revoked ones; never their secrets (owner or admin)' })
   @ApiOkResponse({ type: [ApiKeyDto] })
+  @ApiErrors(400)
   @ApiErrorCodes('api_keys.user_required', 'api_keys.route_closed')
-  list(@Tx() tx: TenantTx): Promise<ApiKeyDto[]> {
-    return this.keys.list(tx);
+  list(@Tx() tx: TenantTx, @Query() q: ApiKeyListQuery): Promise<ApiKeyDto[]> {
+    return this.keys.list(tx, q.status ?? 'active');
   }
 
   @Post(':keyId/revoke')

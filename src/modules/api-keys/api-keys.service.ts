@@ -5,7 +5,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { apiKeyRepository } from './api-key.repository.js';
-import type { ApiKeyDto, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
+import type { ApiKeyDto, ApiKeyListStatus, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
 import { ApiKeyErrors } from './api-keys.errors.js';
 import { newApiKeySecret } from './api-key-secret.js';
 
@@ -38,9 +38,9 @@ export class ApiKeysService {
     return { ...key, secret };
   }
 
-  list(tx: TenantTx): Promise<ApiKeyDto[]> {
+  list(tx: TenantTx, status: ApiKeyListStatus): Promise<ApiKeyDto[]> {
     this.personOf(tx);
-    return apiKeyRepository.list(tx.db, tx.orgId);
+    return apiKeyRepository.list(tx.db, tx.orgId, status);
   }
 
   async revoke(tx: TenantTx, id: string): Promise<ApiKeyDto> {
