@@ -153,11 +153,14 @@ describe('service-role key, secrets, and the session purge job', () => {
            ($1, $2, 'old-expired@example.test', now() - interval '2 days', NULL),
            ($1, $2, 'old-confirmed@example.test', now() + interval '1 day', now() - interval '2 days'),
            ($1, $2, 'pending@example.test', now() + interval '1 day', NULL)`, [u.id, u.email]);
+      // a confirmed change whose old address was verified then stays: the proof that address was theirs (erasure, export)
+      await t.db.admin.query(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, confirmed_at, old_email_verified)
+        VALUES ($1, $2, 'proof-kept@example.test', now() - interval '2 days', now() - interval '3 days', true)`, [u.id, u.email]);
       await t.app.get(SessionPurgeJob).run();
       const { rows: resets } = await t.db.admin.query('SELECT token_hash FROM core.password_reset_tokens WHERE user_id = $1 ORDER BY token_hash', [u.id]);
       expect(resets.map((r) => r.token_hash)).toEqual([`reset-live-${u.id}`, `reset-used-now-${u.id}`]);
-      const { rows: changes } = await t.db.admin.query('SELECT new_email FROM core.email_change_requests WHERE user_id = $1', [u.id]);
-      expect(changes).toEqual([{ new_email: 'pending@example.test' }]);
+      const { rows: changes } = await t.db.admin.query('SELECT new_email FROM core.email_change_requests WHERE user_id = $1 ORDER BY new_email', [u.id]);
+      expect(changes).toEqual([{ new_email: 'pending@example.test' }, { new_email: 'proof-kept@example.test' }]);
     });
   });
 });

@@ -9,6 +9,7 @@ import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.c
 import { findEverywhere } from './columns.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
+import { hashToken } from '../../src/modules/auth/token.service.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -157,6 +158,48 @@ describe('DELETE /v1/me: erasure', () => {
     await t.http.delete('/v1/me').set(real.auth).send({ password: PASSWORD }).expect(200);
     expect(await state()).toEqual({ invitations: 0, mails: 0, notices: 0, jobs: 0, keys: 0 });
     expect(await auditReads()).toBe('[erased]');
+  });
+
+  it('the old address of a confirmed e-mail change stays theirs when it was verified then: erasure takes the rows naming it; an unverified old address is not counted', async () => {
+    const other = await registerUser(t, 'bystander-ec');
+    const orgId = await createOrg(t, other, 'Changed Addresses Ltd');
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    /** A mail to the address and a notice naming it, in another person's organization. */
+    const rowsNaming = async (address: string) => [
+      (await q(`INSERT INTO core.email_deliveries (org_id, to_address, template, category, data, status)
+        VALUES ($1, $2, 'invitation', 'organization', $3, 'queued') RETURNING id`, [orgId, address, JSON.stringify({ email: address })])).rows[0].id,
+      (await q(`INSERT INTO core.notifications (org_id, user_id, event_id, event_type, category, title, body)
+        VALUES ($1, $2, (random() * 1e12)::bigint, 'member.invited', 'organization', 'Invited', $3) RETURNING id`, [orgId, other.id, `${address} was invited.`])).rows[0].id,
+    ] as string[];
+    const left = async (ids: string[]) => (await q(`SELECT id::text FROM core.email_deliveries WHERE id::text = ANY($1)
+      UNION ALL SELECT id::text FROM core.notifications WHERE id::text = ANY($1)`, [ids])).rows.map((r) => r.id).sort();
+    /** Moves the account to a new address through the API, the link's token set here (no mail job runs in this file). */
+    const changeEmail = async (p: TestUser) => {
+      const newEmail = uniqueEmail('moved');
+      await t.http.post('/v1/auth/email-change').set(p.auth).send({ newEmail, password: PASSWORD }).expect(202);
+      const token = randomBytes(32).toString('base64url');
+      await q('UPDATE core.email_change_requests SET token_hash = $2 WHERE user_id = $1 AND confirmed_at IS NULL', [p.id, hashToken(token)]);
+      expect((await t.http.post('/v1/auth/email-change/confirm').send({ token }).expect(200)).body).toEqual({ email: newEmail });
+      return newEmail;
+    };
+
+    const verified = await verifyEmailOf(t, await person(t, 'ec-verified'));
+    const unverified = await person(t, 'ec-unverified');
+    const verifiedRows = await rowsNaming(verified.email);
+    const unverifiedRows = await rowsNaming(unverified.email);
+    await changeEmail(verified);
+    await changeEmail(unverified);
+    const recorded = await q(`SELECT user_id, lower(old_email) AS old_email, old_email_verified FROM core.email_change_requests
+      WHERE user_id = ANY($1) AND confirmed_at IS NOT NULL ORDER BY old_email_verified`, [[verified.id, unverified.id]]);
+    expect(recorded.rows).toEqual([
+      { user_id: unverified.id, old_email: unverified.email.toLowerCase(), old_email_verified: false },
+      { user_id: verified.id, old_email: verified.email.toLowerCase(), old_email_verified: true },
+    ]);
+
+    await t.http.delete('/v1/me').set(verified.auth).send({ password: PASSWORD }).expect(200);
+    expect(await left(verifiedRows)).toEqual([]);
+    await t.http.delete('/v1/me').set(unverified.auth).send({ password: PASSWORD }).expect(200);
+    expect(await left(unverifiedRows)).toEqual([...unverifiedRows].sort());
   });
 
   it('a service key cannot erase anybody', async () => {

@@ -47,8 +47,16 @@ export const accountTokenRepository = {
     return n > 0;
   },
 
+  /**
+   * Confirms a pending change (before the account's identities take the new address) and records whether an identity
+   * of the user had verified the old address then: erasure and export count that address as the person's only so.
+   */
   async consumeEmailChange(db: Db, tokenHash: string) {
-    const [row] = await db.run(qb.updateTable('core.email_change_requests').set({ confirmed_at: sql`now()` })
+    const [row] = await db.run(qb.updateTable('core.email_change_requests as r').set({
+      confirmed_at: sql`now()`,
+      old_email_verified: sql<boolean>`EXISTS (SELECT 1 FROM core.user_identities i
+        WHERE i.user_id = r.user_id AND lower(i.email) = lower(r.old_email) AND i.email_verified_at IS NOT NULL)`,
+    })
       .where('token_hash', '=', tokenHash).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
       .returning(['id', 'user_id', 'old_email', 'new_email']));
     return row;
@@ -56,14 +64,15 @@ export const accountTokenRepository = {
 
   /**
    * Drops password-reset links and e-mail change requests a day after they were used or expired (the purge job): the
-   * audit log keeps what happened. The per-hour limits on sending them count only the last hour.
+   * audit log keeps what happened. The per-hour limits on sending them count only the last hour. A confirmed change
+   * whose old address was verified is kept: it is the proof that address was the person's (erasure and export).
    */
   async purgeExpired(db: Db): Promise<number> {
     const dayAgo = sql<Date>`now() - interval '1 day'`;
     const resets = await db.runCount(qb.deleteFrom('core.password_reset_tokens')
       .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('used_at', '<', dayAgo)])));
     const changes = await db.runCount(qb.deleteFrom('core.email_change_requests')
-      .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('confirmed_at', '<', dayAgo)])));
+      .where((eb) => eb.or([eb('expires_at', '<', dayAgo).and('confirmed_at', 'is', null), eb('confirmed_at', '<', dayAgo).and('old_email_verified', '=', false)])));
     return resets + changes;
   },
 

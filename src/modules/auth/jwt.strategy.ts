@@ -49,7 +49,6 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       email: payload.email,
       personalOrgId: payload.personal_org_id,
       sessionId: payload.session_id,
-      issuedAt: typeof payload.iat === 'number' ? payload.iat : undefined,
       expiresAt: payload.exp,
     };
   }

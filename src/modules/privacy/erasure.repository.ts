@@ -63,13 +63,15 @@ export const erasureRepository = {
    * locate their rows by (invitations, e-mails, jobs naming the address). An address merely typed in (an unverified
    * registration, an e-mail change never confirmed) is not one: it may be another person's, whose rows and audit keys
    * must not go. Proven: a verified identity's e-mail (the account's current one when verified), the new address of a
-   * confirmed change. A confirmed change's old address counts only when proven so (the change moved the password
-   * identity's proof to the new address; an unverified account may confirm a change too). Lower case.
+   * confirmed change, and its old address when an identity had verified it at the confirmation (old_email_verified: the
+   * change moved the password identity's proof to the new address; an unverified account may confirm a change too).
+   * Lower case.
    */
   async provenEmails(db: Db, userId: string): Promise<string[]> {
     const rows = await db.$queryRaw<{ email: string }[]>`
       SELECT lower(email) AS email FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
       UNION SELECT lower(new_email) FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
+      UNION SELECT lower(old_email) FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified
       ORDER BY 1`;
     return rows.map((r) => r.email);
   },

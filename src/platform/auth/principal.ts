@@ -9,8 +9,6 @@ export type Principal =
       /** the user's personal organization, used as the context of user-level (non-org) routes */
       personalOrgId: string;
       sessionId?: string;
-      /** when the access token was issued (its `iat`, seconds since the epoch): recent sign-in checks */
-      issuedAt?: number;
       /** when the access token expires (its `exp`, seconds since the epoch): a stream opened with it ends then */
       expiresAt?: number;
     }
