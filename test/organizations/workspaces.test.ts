@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { openTenantTransaction } from '../support/database.js';
 import { orgWithRoles, type OrgWithRoles, onEnterprisePlan } from '../support/factories.js';
+import { until } from '../support/throwaway-servers.js';
 
 describe('workspaces', () => {
   let t: TestApp;
@@ -35,7 +38,7 @@ describe('workspaces', () => {
     expect(rows.map((r) => r.action)).toEqual(['workspace.created', 'workspace.updated', 'workspace.deleted']);
   });
 
-  it('refuses to delete a workspace that holds knowledge collections (409 workspace.not_empty, naming how many) or that records refer to (409)', async () => {
+  it('refuses to delete a workspace that holds knowledge collections (409 workspace.not_empty) or that records refer to (409)', async () => {
     const id = (await t.http.post(ws(a.orgId)).set(a.users.admin.auth).send({ name: 'Knowledge' }).expect(201)).body.id;
     const collections: string[] = [];
     for (const name of ['Handbook', 'Policies']) {
@@ -49,15 +52,19 @@ describe('workspaces', () => {
              (SELECT count(*) FROM ai.knowledge_documents WHERE collection_id = ANY ($2::uuid[]))::int AS documents,
              (SELECT count(*) FROM core.audit_logs WHERE org_id = $3 AND action = 'workspace.deleted' AND entity_id = $1::text)::int AS deleted`,
     [id, collections, a.orgId])).rows[0];
+    const notEmpty = { code: 'workspace.not_empty', message: `workspace ${id} still holds knowledge collections: delete them first` };
 
     const refused = await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).expect(409);
-    expect(refused.body.error).toEqual({ code: 'workspace.not_empty',
-      message: `workspace ${id} still holds 2 knowledge collections, which would be deleted with it: delete them first` });
+    expect(refused.body.error).toEqual(notEmpty);
+    expect(await state()).toEqual({ workspaces: 1, collections: 2, documents: 1, deleted: 0 });
+    // the database refuses it, whoever deletes (the collections' foreign key)
+    await expect(t.db.admin.query('DELETE FROM core.workspaces WHERE id = $1', [id]))
+      .rejects.toMatchObject({ code: '23503', constraint: 'knowledge_collections_org_id_workspace_id_fkey' });
     expect(await state()).toEqual({ workspaces: 1, collections: 2, documents: 1, deleted: 0 });
 
     await t.http.delete(`/v1/orgs/${a.orgId}/knowledge/collections/${collections[1]}`).set(a.users.admin.auth).expect(204);
     const one = await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.owner.auth).expect(409);
-    expect(one.body.error.message).toBe(`workspace ${id} still holds 1 knowledge collection, which would be deleted with it: delete it first`);
+    expect(one.body.error).toEqual(notEmpty);
     await t.http.delete(`/v1/orgs/${a.orgId}/knowledge/collections/${collections[0]}`).set(a.users.admin.auth).expect(204);
 
     // an agent of the workspace: its foreign key refuses the deletion
@@ -71,6 +78,54 @@ describe('workspaces', () => {
     await t.db.admin.query('DELETE FROM ai.agents WHERE id = $1', [agent.id]);
     await t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).expect(204);
     expect(await state()).toEqual({ workspaces: 0, collections: 0, documents: 0, deleted: 1 });
+  });
+
+  describe('a collection created while its workspace is deleted: never an orphan, never a 500', () => {
+    const clients: pg.Client[] = [];
+    afterAll(async () => { for (const c of clients) await c.end(); });
+    /** The admin's tenant transaction on a connection of the API login, held open by the test. */
+    const tenantTx = () => openTenantTransaction(t.db.apiUrl, { sub: a.users.admin.id, org_id: a.orgId }, clients);
+    /** Resolves once a backend of the API login other than `holder` waits for a lock. */
+    const requestWaits = (holder: number) => until('the request waits for the open transaction', async () => (await t.db.admin.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND usename = 'omnizen_api' AND pid <> $1 AND wait_event_type = 'Lock'`,
+      [holder])).rows.length > 0);
+    const state = async (id: string) => (await t.db.admin.query(`
+      SELECT (SELECT count(*) FROM core.workspaces WHERE id = $1)::int AS workspaces,
+             (SELECT count(*) FROM ai.knowledge_collections WHERE org_id = $2 AND name = 'Raced')::int AS collections,
+             (SELECT count(*) FROM ai.knowledge_collections c WHERE c.workspace_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM core.workspaces w WHERE w.org_id = c.org_id AND w.id = c.workspace_id))::int AS orphans,
+             (SELECT count(*) FROM core.audit_logs WHERE org_id = $2 AND action = 'workspace.deleted' AND entity_id = $1::text)::int AS deleted`,
+    [id, a.orgId])).rows[0];
+
+    it('created first: the deletion waits for it, then answers 409 workspace.not_empty and deletes nothing', async () => {
+      const id = (await t.http.post(ws(a.orgId)).set(a.users.admin.auth).send({ name: 'Race first' }).expect(201)).body.id;
+      const creating = await tenantTx();
+      const { rows: [c] } = await creating.c.query(
+        `INSERT INTO ai.knowledge_collections (org_id, name, workspace_id) VALUES ($1, 'Raced', $2) RETURNING id`, [a.orgId, id]);
+      const deleting = t.http.delete(`${ws(a.orgId)}/${id}`).set(a.users.admin.auth).then((r) => r);
+      await requestWaits(creating.pid);
+      await creating.c.query('COMMIT');
+      const res = await deleting;
+      expect(res.status).toBe(409);
+      expect(res.body.error).toEqual({ code: 'workspace.not_empty', message: `workspace ${id} still holds knowledge collections: delete them first` });
+      expect(await state(id)).toEqual({ workspaces: 1, collections: 1, orphans: 0, deleted: 0 });
+      await t.db.admin.query('DELETE FROM ai.knowledge_collections WHERE id = $1', [c.id]);
+    });
+
+    it('deleted first: the creation waits for the deletion, then answers 404 workspace.not_found and writes nothing', async () => {
+      const id = (await t.http.post(ws(a.orgId)).set(a.users.admin.auth).send({ name: 'Race second' }).expect(201)).body.id;
+      const deleting = await tenantTx();
+      expect((await deleting.c.query('DELETE FROM core.workspaces WHERE org_id = $1 AND id = $2', [a.orgId, id])).rowCount).toBe(1);
+      const creating = t.http.post(`/v1/orgs/${a.orgId}/knowledge/collections`).set(a.users.admin.auth).send({ name: 'Raced', workspaceId: id }).then((r) => r);
+      await requestWaits(deleting.pid);
+      await deleting.c.query('COMMIT');
+      const res = await creating;
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('workspace.not_found');
+      expect(await state(id)).toEqual({ workspaces: 0, collections: 0, orphans: 0, deleted: 0 });
+      expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'knowledge.collection_created'
+        AND after->>'name' = 'Raced'`, [a.orgId])).rows[0].n).toBe(0);
+    });
   });
 
   it('forbids non-admins to write (403) and rejects bad input (400)', async () => {

@@ -13,7 +13,7 @@ export const OrganizationsErrors = defineErrorCodes({
   'invitation.not_pending': { status: 409, description: 'the invitation is already accepted, revoked or expired' },
   'invitation.email_mismatch': { status: 403, description: 'the invitation was sent to another e-mail address' },
   'workspace.name_taken': { status: 409, description: 'a workspace of that name already exists' },
-  'workspace.not_empty': { status: 409, description: 'the workspace still holds records that would be deleted with it (knowledge collections); the message says how many' },
+  'workspace.not_empty': { status: 409, description: 'the workspace still holds knowledge collections (their foreign key refuses the deletion): delete them first' },
   'setting.not_found': { status: 404, description: 'the setting is not set' },
   'settings.invalid_scope': { status: 400, description: 'the scope is neither org nor an app code' },
   'settings.invalid_key': { status: 400, description: 'a key is not lowercase letters, digits, _ and .' },

@@ -18,10 +18,8 @@ export const workspaceRepository = {
     return db.run(workspaces().where('org_id', '=', orgId).orderBy('name').orderBy('id'));
   },
 
-  async get(db: Db, orgId: string, id: string, forUpdate = false): Promise<WorkspaceDto | undefined> {
-    let query = workspaces().where('org_id', '=', orgId).where('id', '=', id);
-    if (forUpdate) query = query.forUpdate();
-    const [row] = await db.run(query);
+  async get(db: Db, orgId: string, id: string): Promise<WorkspaceDto | undefined> {
+    const [row] = await db.run(workspaces().where('org_id', '=', orgId).where('id', '=', id));
     return row;
   },
 
@@ -42,7 +40,9 @@ export const workspaceRepository = {
     return row;
   },
 
-  async delete(db: Db, orgId: string, id: string): Promise<boolean> {
-    return (await db.runCount(qb.deleteFrom('core.workspaces').where('org_id', '=', orgId).where('id', '=', id))) > 0;
+  /** The deleted workspace as it was, or undefined when there is none. */
+  async delete(db: Db, orgId: string, id: string): Promise<WorkspaceDto | undefined> {
+    const [row] = await db.run(qb.deleteFrom('core.workspaces').where('org_id', '=', orgId).where('id', '=', id).returning(COLUMNS));
+    return row;
   },
 };

@@ -13,33 +13,21 @@ function uniqueName<T>(name: string, work: Promise<T>): Promise<T> {
 }
 
 /**
- * Records another module keeps in a workspace, which deleting the workspace would delete with it (its foreign key
- * cascades): the knowledge base's collections. That module registers a count of them; a workspace that holds any is
- * not deleted, so nothing goes without its own audit rows and events.
+ * The foreign key of knowledge collections to their workspace (20270203000300_knowledge_collections_keep_workspace):
+ * it refuses to delete a workspace that still holds any, so nothing goes without its own audit rows and events.
  */
-export interface WorkspaceContents {
-  /** what one of them is called in the refusal: 'knowledge collection' */
-  noun: string;
-  /** how many the workspace holds, in the deleting transaction (read by an owner or admin, who see them all) */
-  count(tx: TenantTx, workspaceId: string): Promise<number>;
-}
+const COLLECTIONS_FOREIGN_KEY = 'knowledge_collections_org_id_workspace_id_fkey';
 
 @Injectable()
 export class WorkspacesService {
-  private readonly contents: WorkspaceContents[] = [];
-
   constructor(private readonly audit: AuditService) {}
-
-  registerContents(contents: WorkspaceContents): void {
-    this.contents.push(contents);
-  }
 
   list(tx: TenantTx): Promise<WorkspaceDto[]> {
     return workspaces.list(tx.db, tx.orgId);
   }
 
-  async get(tx: TenantTx, id: string, forUpdate = false): Promise<WorkspaceDto> {
-    const ws = await workspaces.get(tx.db, tx.orgId, id, forUpdate);
+  async get(tx: TenantTx, id: string): Promise<WorkspaceDto> {
+    const ws = await workspaces.get(tx.db, tx.orgId, id);
     if (!ws) throw PlatformErrors.notFound('workspace', id);
     return ws;
   }
@@ -64,23 +52,18 @@ export class WorkspacesService {
     return after;
   }
 
-  /** Refused while the workspace holds other modules' records (409 workspace.not_empty) or is referred to (409 conflict.reference). */
+  /**
+   * Refused by the database's foreign keys while the workspace holds knowledge collections (409 workspace.not_empty) or
+   * journal lines or AI agents refer to it (409 conflict.reference); a collection created meanwhile waits for the
+   * deletion and then finds the workspace gone.
+   */
   async delete(tx: TenantTx, id: string): Promise<void> {
-    // locked before counting: a record added to the workspace meanwhile waits for this (its foreign key check shares the
-    // row's lock) and then finds the workspace gone; one added before is committed by then and counted
-    const before = await this.get(tx, id, true);
-    for (const contents of this.contents) {
-      const n = await contents.count(tx, id);
-      const noun = contents.noun;
-      if (n > 0) {
-        throw OrganizationsErrors.error('workspace.not_empty',
-          `workspace ${id} still holds ${n} ${noun}${n === 1 ? '' : 's'}, which would be deleted with it: delete ${n === 1 ? 'it' : 'them'} first`);
-      }
-    }
-    const deleted = await translateDatabaseError(workspaces.delete(tx.db, tx.orgId, id), {
-      '23503': () => PlatformErrors.error('conflict.reference', `workspace ${id} is still referred to by other records (journal lines or AI agents), so it cannot be deleted`),
+    const before = await translateDatabaseError(workspaces.delete(tx.db, tx.orgId, id), {
+      '23503': (e) => e.constraint === COLLECTIONS_FOREIGN_KEY
+        ? OrganizationsErrors.error('workspace.not_empty', `workspace ${id} still holds knowledge collections: delete them first`)
+        : PlatformErrors.error('conflict.reference', `workspace ${id} is still referred to by other records (journal lines or AI agents), so it cannot be deleted`),
     });
-    if (!deleted) throw PlatformErrors.notFound('workspace', id);
+    if (!before) throw PlatformErrors.notFound('workspace', id);
     await this.audit.record(tx, { action: 'workspace.deleted', entityType: 'workspace', entityId: id, before });
   }
 }
