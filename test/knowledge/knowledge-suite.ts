@@ -118,6 +118,41 @@ export function describeKnowledge(path: StoragePath): void {
         'DELETE FROM ai.knowledge_chunks')).rejects.toThrow(/permission denied/);
     });
 
+    it('an API key with knowledge:read lists, reads and searches what a viewer may; without the scope 403; it writes nothing', async () => {
+      const key = async (scopes: string[]) => ({ Authorization: `Bearer ${(await t.http.post(`/v1/orgs/${org.orgId}/api-keys`).set(owner.auth)
+        .send({ name: scopes.join(' '), scopes }).expect(201)).body.secret}` });
+      const reader = await key(['knowledge:read']);
+      const q = { query: 'receipts reimbursed vacation days', k: 10 };
+      // the finance collection names no viewer: the key neither lists, reads nor finds it (the owner does)
+      expect((await t.http.get(url('collections')).set(reader).expect(200)).body.map((c: any) => c.id)).toEqual([policies]);
+      expect((await t.http.get(url(`collections/${policies}`)).set(reader).expect(200)).body.name).toBe('Company handbook');
+      expect((await t.http.get(url(`collections/${finance}`)).set(reader).expect(404)).body.error.code).toBe('knowledge_collection.not_found');
+      const listed = (await t.http.get(url('documents')).set(reader).expect(200)).body.items.map((d: any) => d.id);
+      expect(listed).toEqual(expect.arrayContaining([docs.text, docs.md, docs.html]));
+      expect(listed).not.toContain(docs.pdf);
+      expect((await t.http.get(url(`documents/${docs.md}`)).set(reader).expect(200)).body.id).toBe(docs.md);
+      expect((await t.http.get(url(`documents/${docs.pdf}`)).set(reader).expect(404)).body.error.code).toBe('knowledge_document.not_found');
+      expect((await t.http.get(url(`documents/${docs.pdf}/versions/1`)).set(reader).expect(404)).body.error.code).toBe('knowledge_document.not_found');
+      const found = (await t.http.post(url('search')).set(reader).send(q).expect(200)).body.items;
+      expect(found[0]).toMatchObject({ documentId: docs.md, collectionId: policies });
+      expect(found.every((h: any) => h.collectionId === policies)).toBe(true);
+      expect((await search(owner, q).expect(200)).body.items.map((h: any) => h.documentId)).toContain(docs.pdf);
+      const hidden = (await t.http.post(url('search')).set(reader).send({ ...q, collectionIds: [finance] }).expect(404)).body.error;
+      expect(hidden.code).toBe('knowledge_collection.not_found');
+      // no scope: refused before anything is read
+      const other = await key(['ledger:read']);
+      for (const res of [await t.http.get(url('collections')).set(other).expect(403), await t.http.get(url(`documents/${docs.md}`)).set(other).expect(403),
+        await t.http.post(url('search')).set(other).send(q).expect(403)]) {
+        expect(res.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'knowledge:read' } });
+      }
+      // no key writes the knowledge base
+      const before = (await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_collections WHERE org_id = $1', [org.orgId])).rows[0].n;
+      expect((await t.http.post(url('collections')).set(reader).send({ name: 'By key' }).expect(403)).body.error.code).toBe('api_keys.route_closed');
+      expect((await t.http.delete(url(`documents/${docs.md}`)).set(reader).expect(403)).body.error.code).toBe('api_keys.route_closed');
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_collections WHERE org_id = $1', [org.orgId])).rows[0].n).toBe(before);
+      expect((await t.http.get(url(`documents/${docs.md}`)).set(owner.auth).expect(200)).body.id).toBe(docs.md);
+    });
+
     it('a user of another organization never sees anything: 404 on the organization, nothing in SQL', async () => {
       const stranger = await registerUser(t, 'stranger');
       const otherOrg = await createOrg(t, stranger, 'Other');

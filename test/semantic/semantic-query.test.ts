@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
 
 /**
@@ -195,5 +195,28 @@ describe('semantic query', () => {
     const gl = res.body.find((v: any) => v.name === 'semantic.v_gl_fact');
     expect(gl.description).toMatch(/General ledger lines/);
     expect(gl.columns.find((c: any) => c.name === 'base_amount')).toEqual({ name: 'base_amount', type: 'numeric', description: 'debit minus credit in the base currency' });
+  });
+  it('answers an API key with semantic:query (queries and the views, its organization\'s rows only); a key without it gets 403 and changes nothing', async () => {
+    const orgC = await createOrg(t, ownerA, 'Semantic C keyed');
+    await onEnterprisePlan(t, orgC);
+    await booksWithEntry(t, orgC, ownerA, '42.00', 'C keyed capital');
+    const key = async (scopes: string[]) => ({ Authorization: `Bearer ${(await t.http.post(`/v1/orgs/${orgC}/api-keys`).set(ownerA.auth)
+      .send({ name: scopes.join(' '), scopes }).expect(201)).body.secret}` });
+    const querier = await key(['semantic:query']);
+    const sql = 'SELECT memo, count(*) AS lines FROM semantic.v_gl_fact GROUP BY memo ORDER BY memo';
+    const res = await t.http.post(semanticUrl(orgC)).set(querier).send({ sql }).expect(200);
+    expect(res.body).toMatchObject({ rows: [['C keyed capital', 2]], truncated: false });
+    const views = await t.http.get(`/v1/orgs/${orgC}/semantic/views`).set(querier).expect(200);
+    expect(views.body.map((v: any) => v.name)).toContain('semantic.v_gl_fact');
+    // the key is of C: A's organization is not reachable with it
+    await t.http.post(semanticUrl(orgA)).set(querier).send({ sql }).expect(404);
+
+    const other = await key(['ledger:read']);
+    const before = await fingerprint();
+    for (const refused of [await t.http.post(semanticUrl(orgC)).set(other).send({ sql }).expect(403),
+      await t.http.get(`/v1/orgs/${orgC}/semantic/views`).set(other).expect(403)]) {
+      expect(refused.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'semantic:query' } });
+    }
+    expect(await fingerprint()).toBe(before);
   });
 });

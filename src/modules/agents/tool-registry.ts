@@ -52,7 +52,7 @@ export const AGENT_QUERY_BYTE_CAP = 64 * 1024;
  */
 export const TOOL_KEY_SCOPES: Readonly<Record<string, readonly ApiKeyScope[]>> = {
   draft_journal_entry: [], // reads nothing
-  // the knowledge routes are closed to keys: a key searches only what a viewer may (KEY_KNOWLEDGE_ROLE)
+  // a key searches only what a viewer may (KnowledgeService's KEY_KNOWLEDGE_ROLE, as on the knowledge routes)
   search_knowledge: [],
   get_trial_balance: ['ledger:read'],
   get_profit_and_loss: ['ledger:read'],
@@ -61,12 +61,6 @@ export const TOOL_KEY_SCOPES: Readonly<Record<string, readonly ApiKeyScope[]>> =
   // any semantic view: the general ledger, open receivables and payables, revenue by customer, cash flow
   query_semantic: ['ledger:read', 'receivables:read', 'payables:read'],
 };
-
-/**
- * The role an API key searches knowledge as: no scope lets a key read knowledge, and as the role 'service' it would
- * read every collection, admin-only ones too; it reads the collections whose read_roles name this one.
- */
-export const KEY_KNOWLEDGE_ROLE = 'viewer';
 
 /** The tools agents may be given. No tool posts, pays or deletes: draft_journal_entry only proposes. */
 @Injectable()
@@ -85,18 +79,10 @@ export class ToolRegistry {
         if (typeof args.query !== 'string' || !args.query.trim()) throw new ToolArgumentError('query must be a non-empty string');
         const k = args.k === undefined ? 5 : Number(args.k);
         if (!Number.isInteger(k) || k < 1 || k > 20) throw new ToolArgumentError('k must be an integer from 1 to 20');
-        const agentCollections = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
-        // as the run's user: the policies show only collections their role may read; the query is embedded with no
-        // transaction open (searchWith), so a slow provider holds no pooled connection
-        return (async () => {
-          let collectionIds = agentCollections;
-          if (ctx.keyScopes) {
-            const readable = await ctx.tenant(async (tx) => (await knowledge.listCollections(tx)).filter((c) => c.readRoles.includes(KEY_KNOWLEDGE_ROLE)).map((c) => c.id));
-            collectionIds = agentCollections ? agentCollections.filter((id) => readable.includes(id)) : readable;
-            if (!collectionIds.length) return { items: [] };
-          }
-          return knowledge.searchWith((work) => ctx.tenant(work), { query: args.query as string, k, collectionIds });
-        })();
+        const collectionIds = ctx.knowledgeCollectionIds?.length ? ctx.knowledgeCollectionIds : undefined;
+        // as the run's user (or key): searchWith reads only collections they may read, as the search route does; the
+        // query is embedded with no transaction open, so a slow provider holds no pooled connection
+        return knowledge.searchWith((work) => ctx.tenant(work), { query: args.query as string, k, collectionIds });
       },
     });
     this.register({

@@ -3,13 +3,14 @@ import {
   ApiBody, ApiConsumes, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ADMIN_ROLES, type Principal, type RequestRole } from '../../platform/auth/principal.js';
+import { ApiKeyScopes, RequiresScope } from '../../platform/auth/api-key-scopes.js';
+import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { DoesNotWrite, OrgPreflightRoute, OrgRoute, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { KnowledgeService, type OpenTenant } from './knowledge.service.js';
 import { readUpload, UPLOAD_BODY } from './upload.js';
 import {
@@ -23,9 +24,11 @@ const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowle
   'knowledge.unreadable_file', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
 const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1 } };
 
+// API keys: reads with knowledge:read (what a viewer reads: KnowledgeService); no key writes the knowledge base
 @ApiTags('knowledge')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'knowledge:read' })
 @Controller('v1/orgs/:orgId/knowledge/collections')
 export class KnowledgeCollectionsController {
   constructor(private readonly knowledge: KnowledgeService) {}
@@ -80,6 +83,7 @@ export class KnowledgeCollectionsController {
 @ApiTags('knowledge')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
+@ApiKeyScopes({ read: 'knowledge:read' })
 @Controller('v1/orgs/:orgId/knowledge')
 export class KnowledgeDocumentsController {
   constructor(private readonly knowledge: KnowledgeService) {}
@@ -171,14 +175,9 @@ export class KnowledgeDocumentsController {
   }
 }
 
-/**
- * A tenant transaction of the caller in the organization of the path, for handlers of @OrgPreflightRoute controllers
- * (the preflight validated the org id and X-Workspace-Id): each call opens a new one.
- */
-function tenantOf(db: DatabaseService, req: FastifyRequest, principal: Principal): OpenTenant {
-  const { orgId } = req.params as { orgId: string };
-  const header = req.headers['x-workspace-id'];
-  return (work) => db.tenant(principal, orgId, { requestId: String(req.id), ip: req.ip }, work, { workspaceId: typeof header === 'string' && header ? header : undefined });
+/** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
+function tenantOf(db: DatabaseService, p: PreflightTenant): OpenTenant {
+  return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
 }
 
 /**
@@ -199,13 +198,14 @@ export class KnowledgeSearchController {
   @Post('search')
   @HttpCode(200)
   @DoesNotWrite()
+  @RequiresScope('knowledge:read')
   @ApiOperation({ operationId: 'searchKnowledge',
     summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
   @ApiOkResponse({ type: SearchResultDto })
   @ApiErrors(400)
   @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
-  search(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
-    return this.knowledge.searchWith(tenantOf(this.db, req, principal), dto);
+  search(@Preflight() preflight: PreflightTenant, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
+    return this.knowledge.searchWith(tenantOf(this.db, preflight), dto);
   }
 }
 
@@ -227,11 +227,6 @@ export class KnowledgeUploadsController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** The organization's transaction for this request. */
-  private tenant<T>(req: FastifyRequest, principal: Principal, work: (tx: TenantTx) => Promise<T>): Promise<T> {
-    return tenantOf(this.db, req, principal)(work);
-  }
-
   @Post('collections/:collectionId/documents')
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'uploadKnowledgeDocument',
@@ -242,13 +237,12 @@ export class KnowledgeUploadsController {
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
   @ApiErrorCodes(...UPLOAD_ERRORS)
-  async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    await this.tenant(req, principal, (tx) => this.knowledge.getCollection(tx, id));
+  async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    const tenant = tenantOf(this.db, preflight);
+    await tenant((tx) => this.knowledge.getCollection(tx, id));
     const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
-    return this.tenant(req, principal, async (tx) => {
-      await this.knowledge.getCollection(tx, id);
-      return this.knowledge.createFromUpload(tx, id, fields, file);
-    });
+    // createFromUpload checks the collection again: it may have gone while the body was read
+    return tenant((tx) => this.knowledge.createFromUpload(tx, id, fields, file));
   }
 
   @Post('documents/:documentId/versions')
@@ -260,12 +254,11 @@ export class KnowledgeUploadsController {
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
   @ApiErrorCodes(...UPLOAD_ERRORS)
-  async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    await this.tenant(req, principal, (tx) => this.knowledge.assertDocument(tx, id));
+  async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
+    const tenant = tenantOf(this.db, preflight);
+    await tenant((tx) => this.knowledge.getDocument(tx, id));
     const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
-    return this.tenant(req, principal, async (tx) => {
-      await this.knowledge.assertDocument(tx, id);
-      return this.knowledge.addVersion(tx, id, file);
-    });
+    // addVersion locks the document and checks it again: it may have gone while the body was read
+    return tenant((tx) => this.knowledge.addVersion(tx, id, file));
   }
 }

@@ -58,6 +58,8 @@ export interface SearchFilter {
 
 export interface SearchParams extends SearchFilter {
   query: string;
+  /** only collections whose read_roles name this role (an API key's: KnowledgeService), besides what the policies allow */
+  readRole?: string;
   embedding: number[];
   model: string;
   dimensions: number;
@@ -160,6 +162,22 @@ async function vectorRanking(db: Db, info: StorageInfo, d: number, orgId: string
   return { sql: vectorOrderSql(info, d, method), method };
 }
 
+/** A collection's read_roles name `role` (a restriction on top of the policies: an API key's, KnowledgeService). */
+const namesRole = (role: string) => sql<boolean>`${role} = ANY (read_roles)`;
+/** The ids of the organization's collections whose read_roles name `role`, as a subquery. */
+const namingRole = (orgId: string, role: string) => qb.selectFrom('ai.knowledge_collections').select('id').where('org_id', '=', orgId).where(namesRole(role));
+
+/**
+ * The search's filters restricted to the collections that name `readRole` (when set), in the search's transaction:
+ * undefined when none is left.
+ */
+async function restrictToRole<F extends SearchFilter & { readRole?: string }>(db: Db, orgId: string, f: F): Promise<F | undefined> {
+  if (!f.readRole) return f;
+  const named = new Set((await db.run(namingRole(orgId, f.readRole))).map((r) => r.id));
+  const collectionIds = (f.collectionIds ?? [...named]).filter((id) => named.has(id));
+  return collectionIds.length ? { ...f, collectionIds } : undefined;
+}
+
 export const knowledgeRepository = {
   async storageInfo(db: Db): Promise<StorageInfo> {
     const [row] = await db.$queryRaw<{ storage: EmbeddingStorage; version: string | null }[]>`
@@ -169,13 +187,18 @@ export const knowledgeRepository = {
   },
 
   // ---------------------------------------------------------------- collections
-  async listCollections(db: Db, orgId: string): Promise<CollectionDto[]> {
-    const rows = await db.run(qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId).orderBy('name'));
+  /** `readRole`: only those whose read_roles name it (besides what the policies allow) */
+  async listCollections(db: Db, orgId: string, readRole?: string): Promise<CollectionDto[]> {
+    let q = qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId);
+    if (readRole) q = q.where(namesRole(readRole));
+    const rows = await db.run(q.orderBy('name'));
     return rows.map(toCollection);
   },
 
-  async getCollection(db: Db, orgId: string, id: string): Promise<CollectionDto | undefined> {
-    const [row] = await db.run(qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId).where('id', '=', id));
+  async getCollection(db: Db, orgId: string, id: string, readRole?: string): Promise<CollectionDto | undefined> {
+    let q = qb.selectFrom('ai.knowledge_collections').select(COLLECTION_COLS).where('org_id', '=', orgId).where('id', '=', id);
+    if (readRole) q = q.where(namesRole(readRole));
+    const [row] = await db.run(q);
     return row && toCollection(row);
   },
 
@@ -197,12 +220,6 @@ export const knowledgeRepository = {
     return db.runCount(qb.deleteFrom('ai.knowledge_collections').where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  async countCollectionsInWorkspace(db: Db, orgId: string, workspaceId: string): Promise<number> {
-    const [row] = await db.run(qb.selectFrom('ai.knowledge_collections').select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('org_id', '=', orgId).where('workspace_id', '=', workspaceId));
-    return Number(row.n);
-  },
-
   async countDocuments(db: Db, orgId: string, collectionId: string): Promise<number> {
     const [row] = await db.run(qb.selectFrom('ai.knowledge_documents').select((eb) => eb.fn.countAll<string>().as('n'))
       .where('org_id', '=', orgId).where('collection_id', '=', collectionId));
@@ -211,16 +228,18 @@ export const knowledgeRepository = {
 
   // ---------------------------------------------------------------- documents and versions
   /** Newest first; `key` is each document's keyset position (created_at to the microsecond, id). */
-  async listDocuments(db: Db, orgId: string, f: { collectionId?: string; limit: number; before?: { createdAt: string; id: string } }): Promise<{ document: DocumentDto; key: { c: string; i: string } }[]> {
+  async listDocuments(db: Db, orgId: string, f: { collectionId?: string; limit: number; before?: { createdAt: string; id: string }; readRole?: string }): Promise<{ document: DocumentDto; key: { c: string; i: string } }[]> {
     let q = qb.selectFrom('ai.knowledge_documents').select([...DOCUMENT_COLS, exactInstant('created_at').as('position')]).where('org_id', '=', orgId);
     if (f.collectionId) q = q.where('collection_id', '=', f.collectionId);
+    if (f.readRole) q = q.where('collection_id', 'in', namingRole(orgId, f.readRole));
     if (f.before) q = q.where(sql<boolean>`(created_at, id) < (${f.before.createdAt}::timestamptz, ${f.before.id}::uuid)`);
     const rows = await db.run(q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit));
     return rows.map(({ position, ...r }) => ({ document: toDocument(r), key: { c: position, i: r.id } }));
   },
 
-  async getDocument(db: Db, orgId: string, id: string, forUpdate = false): Promise<DocumentDto | undefined> {
+  async getDocument(db: Db, orgId: string, id: string, forUpdate = false, readRole?: string): Promise<DocumentDto | undefined> {
     let q = qb.selectFrom('ai.knowledge_documents').select(DOCUMENT_COLS).where('org_id', '=', orgId).where('id', '=', id);
+    if (readRole) q = q.where('collection_id', 'in', namingRole(orgId, readRole));
     if (forUpdate) q = q.forUpdate();
     const [row] = await db.run(q);
     return row && toDocument(row);
@@ -328,8 +347,11 @@ export const knowledgeRepository = {
    * them: a query of common words matches tens of thousands, and ranking them all (reading each tsvector) took
    * seconds at 100,000 chunks. Beyond the cap the full-text ranking is among the first matches the GIN scan returns,
    * and the vector ranking carries the fusion. The ids are joined back to the chunks under the policies.
+   * `readRole` restricts the search further to the collections that name it (decided in this transaction too).
    */
-  async search(db: Db, info: StorageInfo, orgId: string, p: SearchParams): Promise<SearchHitDto[]> {
+  async search(db: Db, info: StorageInfo, orgId: string, params: SearchParams): Promise<SearchHitDto[]> {
+    const p = await restrictToRole(db, orgId, params);
+    if (!p) return [];
     const d = Math.trunc(p.dimensions);
     const { sql: vectorRankingSql } = await vectorRanking(db, info, d, orgId, p, p.candidates, p.exactSearchMaxChunks);
     const rows = await db.$queryRawUnsafe<{

@@ -38,6 +38,15 @@ export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
 
 const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
 
+/**
+ * The role an API key reads knowledge as (the routes with the scope knowledge:read, the agents' search_knowledge tool):
+ * its transactions run as the role 'service', which the policies let read every collection, admin-only ones too; a
+ * key reads the collections whose read_roles name this one.
+ */
+export const KEY_KNOWLEDGE_ROLE = 'viewer';
+/** What restricts the caller's reads besides the policies: for an API key (its scopes are set), KEY_KNOWLEDGE_ROLE. */
+const readRoleOf = (tx: TenantTx) => (tx.scopes ? KEY_KNOWLEDGE_ROLE : undefined);
+
 /** Collections, documents and their versions, and search — always inside the caller's tenant transaction(s). */
 @Injectable()
 export class KnowledgeService {
@@ -51,11 +60,11 @@ export class KnowledgeService {
 
   // ---------------------------------------------------------------- collections
   listCollections(tx: TenantTx): Promise<CollectionDto[]> {
-    return repo.listCollections(tx.db, tx.orgId);
+    return repo.listCollections(tx.db, tx.orgId, readRoleOf(tx));
   }
 
   async getCollection(tx: TenantTx, id: string): Promise<CollectionDto> {
-    const c = await repo.getCollection(tx.db, tx.orgId, id);
+    const c = await repo.getCollection(tx.db, tx.orgId, id, readRoleOf(tx));
     if (!c) throw KnowledgeErrors.notFound('knowledge_collection', id);
     return c;
   }
@@ -78,11 +87,6 @@ export class KnowledgeService {
     return after!;
   }
 
-  /** How many collections are in the workspace (deleting it would delete them: the organizations module refuses then). */
-  countCollectionsInWorkspace(tx: TenantTx, workspaceId: string): Promise<number> {
-    return repo.countCollectionsInWorkspace(tx.db, tx.orgId, workspaceId);
-  }
-
   /** Deletes the collection with its documents, versions and chunks. */
   async deleteCollection(tx: TenantTx, id: string): Promise<void> {
     const before = await this.getCollection(tx, id);
@@ -95,13 +99,15 @@ export class KnowledgeService {
   async listDocuments(tx: TenantTx, q: DocumentQuery): Promise<DocumentPage> {
     const limit = q.limit ?? 50;
     const before = decodeKeyset(q.cursor, { c: 'timestamp', i: 'uuid' });
-    const rows = await repo.listDocuments(tx.db, tx.orgId, { collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i } });
+    const rows = await repo.listDocuments(tx.db, tx.orgId, {
+      collectionId: q.collectionId, limit: limit + 1, before: before && { createdAt: before.c, id: before.i }, readRole: readRoleOf(tx),
+    });
     const p = page(rows, limit, (r) => r.key);
     return { items: p.items.map((r) => r.document), nextCursor: p.nextCursor };
   }
 
   async getDocument(tx: TenantTx, id: string): Promise<DocumentDto> {
-    const d = await repo.getDocument(tx.db, tx.orgId, id);
+    const d = await repo.getDocument(tx.db, tx.orgId, id, false, readRoleOf(tx));
     if (!d) throw KnowledgeErrors.notFound('knowledge_document', id);
     return d;
   }
@@ -142,11 +148,6 @@ export class KnowledgeService {
       before, after: { ...after, version },
     });
     return after;
-  }
-
-  /** The document must exist (and be readable) before the upload is read: see the controller. */
-  async assertDocument(tx: TenantTx, documentId: string): Promise<void> {
-    await this.getDocument(tx, documentId);
   }
 
   private async addVersionRow(tx: TenantTx, doc: DocumentDto, versionNo: number, file: UploadedText, restoredFrom: number | null): Promise<VersionDto> {
@@ -209,7 +210,7 @@ export class KnowledgeService {
   // ---------------------------------------------------------------- search
   /**
    * Hybrid search as the caller (the route, and the agents' search_knowledge tool): only chunks of collections the caller's role may read exist for this query (the
-   * policies), so results, scores and ranks are computed among those alone. `open` runs work in a tenant transaction
+   * policies; for an API key, only those of collections that name KEY_KNOWLEDGE_ROLE), so results, scores and ranks are computed among those alone. `open` runs work in a tenant transaction
    * of the caller: one short one reads what the provider call needs, the query is embedded with none open (a slow
    * provider, up to AI_TIMEOUT_MS per try, would otherwise hold a pooled connection and starve every organization),
    * and a second short one runs the search.
@@ -241,7 +242,7 @@ export class KnowledgeService {
     }
     // the policies decide again in this transaction: a collection made unreadable meanwhile gives no results
     const items = await open((tx) => repo.search(tx.db, info, tx.orgId, {
-      ...s, query, k, embedding, model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: searchCandidates(k),
+      ...s, query, k, embedding, readRole: readRoleOf(tx), model: this.embeddings.model, dimensions: this.embeddings.dimensions, candidates: searchCandidates(k),
       exactSearchMaxChunks: this.config.knowledge.exactSearchMaxChunks,
     }));
     return { items };

@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { CurrentPrincipal, DoesNotWrite, OrgPreflightRoute, OrgRoute, Tx } from '../../platform/http/tenant.js';
+import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -18,6 +19,7 @@ export class SemanticViewsController {
   constructor(private readonly semantic: SemanticService) {}
 
   @Get('views')
+  @RequiresScope('semantic:query')
   @ApiOperation({ operationId: 'listSemanticViews', summary: 'The semantic views you may query, with their documented columns' })
   @ApiOkResponse({ type: [SemanticViewDto] })
   @ApiErrorCodes('organization.not_found')
@@ -39,6 +41,7 @@ export class SemanticQueryController {
   @Post('query')
   @HttpCode(200)
   @DoesNotWrite()
+  @RequiresScope('semantic:query')
   @ApiOperation({
     operationId: 'querySemanticLayer',
     summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',

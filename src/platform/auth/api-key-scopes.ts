@@ -15,6 +15,8 @@ export const API_KEY_SCOPES = {
   'payables:read': 'read vendors, bills and payments',
   'payables:write': 'record bills and payments',
   'agents:run': 'run AI agents',
+  'knowledge:read': 'search and read the knowledge base',
+  'semantic:query': 'run semantic SQL queries over the organization\'s views',
   'analytics:read': 'read usage analytics',
   'analytics:write': 'send usage events',
 } as const;

@@ -193,10 +193,23 @@ export class OrgPreflightInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const request = this.tenant.prepare(context);
+    const checked: PreflightTenant = { principal: request.principal, orgId: request.orgId, workspaceId: request.workspaceId, meta: request.meta };
+    context.switchToHttp().getRequest().preflightTenant = checked;
     return from(request.open(() => this.db.tenant(request.principal, request.orgId, request.meta, (tx) => request.verify(tx), { workspaceId: request.workspaceId })))
       .pipe(switchMap(() => next.handle()));
   }
 }
+
+/** What the preflight checked, for the handler's own transactions: the caller, the organization and workspace, the request's metadata. */
+export interface PreflightTenant {
+  principal: Principal;
+  orgId: string;
+  workspaceId?: string;
+  meta: { requestId: string; ip: string };
+}
+
+/** In an @OrgPreflightRoute handler: the tenant its preflight checked (db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId })). */
+export const Preflight = createParamDecorator((_: unknown, ctx: ExecutionContext): PreflightTenant => ctx.switchToHttp().getRequest().preflightTenant);
 
 /** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
 export function OrgPreflightRoute(): ClassDecorator {

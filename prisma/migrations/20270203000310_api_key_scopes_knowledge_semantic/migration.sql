@@ -1,0 +1,8 @@
+-- Two API key scopes (src/platform/auth/api-key-scopes.ts, the list this check repeats): knowledge:read (search and read
+-- the knowledge base) and semantic:query (semantic SQL queries over the organization's views). Their routes were open
+-- to keys at the guard but declared no scope, so every key was refused them.
+ALTER TABLE core.api_keys
+  DROP CONSTRAINT api_keys_scopes_check,
+  ADD CONSTRAINT api_keys_scopes_check CHECK (cardinality(scopes) BETWEEN 1 AND 20 AND scopes <@ ARRAY[
+    'org:read', 'ledger:read', 'ledger:write', 'receivables:read', 'receivables:write', 'payables:read', 'payables:write',
+    'agents:run', 'knowledge:read', 'semantic:query', 'analytics:read', 'analytics:write']::text[]);
