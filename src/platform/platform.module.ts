@@ -6,7 +6,7 @@ import { RedisService } from './redis/redis.service.js';
 import { HealthController } from './health/health.controller.js';
 import { OrgPreflightInterceptor, TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
-import { Sleeper } from './ai/llm-provider.js';
+import { CallTimer, Sleeper } from './ai/llm-provider.js';
 import { InFlightRequests } from './http/graceful-shutdown.js';
 import { OrgRateLimits, PrincipalRateLimitInterceptor, PublicRouteRateLimitGuard, RateLimiter } from './http/rate-limit.js';
 import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
@@ -23,10 +23,10 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Sleeper, Metrics, RlsCanary,
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, RlsCanary,
         ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard },
         { provide: APP_INTERCEPTOR, useClass: PrincipalRateLimitInterceptor }],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Sleeper, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
     };
   }
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
-import { Sleeper } from '../../src/platform/ai/llm-provider.js';
+import { CallTimer, Sleeper } from '../../src/platform/ai/llm-provider.js';
 import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -195,6 +195,8 @@ describe('agent runs', () => {
     await t.http.post(agentsUrl(orgA, `/${agentId}/runs/${id}/cancel`)).set(viewerA.auth).expect(409);
     // a finished run cannot change, even for the table's owner
     await expect(t.db.admin.query(`UPDATE ai.runs SET output = 'x' WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
+    // a cancelled run takes only its cut calls' steps, which add to its counters: they never go down
+    await expect(t.db.admin.query(`UPDATE ai.runs SET cost = 0, steps = 0 WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
     await expect(t.db.admin.query(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, started_at, ended_at, latency_ms)
       SELECT org_id, id, 99, 'tool_call', 'x', 'succeeded', now(), now(), 0 FROM ai.runs WHERE id = $1`, [id])).rejects.toThrow(/is finished/);
   });
@@ -243,6 +245,11 @@ describe('agent runs', () => {
   };
   const budgetUsage = async (budgetId: string) => (await t.db.admin.query(
     'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budgetId])).rows[0];
+  /** The run as stored, and what its steps add up to. */
+  const storedRun = async (runId: string) => (await t.db.admin.query(`SELECT r.status, r.cost::text AS cost, r.steps,
+      (r.input_tokens + r.output_tokens)::int AS tokens, (SELECT sum(s.cost)::text FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS steps_cost,
+      (SELECT count(*)::int FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS step_rows
+    FROM ai.runs r WHERE r.id = $1`, [runId])).rows[0];
 
   it('bills a streamed call cancelled mid-answer: its input and the tokens streamed count against the budget', async () => {
     const partial = await startPartialStreamDouble();
@@ -263,6 +270,10 @@ describe('agent runs', () => {
       expect(output).toBeGreaterThan(5);
       const cost = gpt4oCost(input, output);
       expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: input + output });
+      // the cut call is a step of the cancelled run: its steps add up to what was billed
+      const runId = list.at(-1)!.data.id;
+      expect(list.at(-1)!.data).toMatchObject({ cost, trace: [{ kind: 'llm_call', status: 'failed', errorClass: 'cancelled', cost }] });
+      expect(await storedRun(runId)).toEqual({ status: 'cancelled', cost, steps: 1, tokens: input + output, steps_cost: cost, step_rows: 1 });
       const answered = await t.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget}`).set(ownerA.auth).expect(200);
       expect(answered.body).toMatchObject({ spentCost: cost, spentTokens: input + output });
       const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budget]);
@@ -282,8 +293,14 @@ describe('agent runs', () => {
       await held;
       const { rows: [{ id }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
       await t.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(ownerA.auth).expect(200);
-      expect((await started).body).toMatchObject({ id, status: 'cancelled' });
-      expect(await budgetUsage(budget)).toEqual({ spent_cost: gpt4oCost(input, 0), reserved_cost: '0.00000000', spent_tokens: input });
+      const cost = gpt4oCost(input, 0);
+      const finished = (await started).body;
+      expect(finished).toMatchObject({ id, status: 'cancelled', cost, usage: { inputTokens: input, outputTokens: 0 } });
+      expect(finished.trace).toEqual([expect.objectContaining({ kind: 'llm_call', status: 'failed', errorClass: 'cancelled', cost, usage: expect.objectContaining({ inputTokens: input }) })]);
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: input });
+      // the run's steps add up to what was billed, also as GET answers it
+      expect(await storedRun(id)).toEqual({ status: 'cancelled', cost, steps: 1, tokens: input, steps_cost: cost, step_rows: 1 });
+      expect((await t.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(ownerA.auth).expect(200)).body).toMatchObject({ cost, steps: 1 });
     } finally {
       await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
     }
@@ -292,21 +309,31 @@ describe('agent runs', () => {
   it('fails a stream the timeout cuts mid-answer (a cut answer is no answer), billed for its input and what had arrived', async () => {
     const partial = await startPartialStreamDouble();
     const { orgId, agent, budget, input } = await cutAgent();
-    const ai = t.app.get<AppConfig>(APP_CONFIG).ai;
-    const fileTimeout = ai.timeoutMs;
+    // the call's timer is the test's: it cuts the call once the client has every chunk (no wait on the wall clock)
+    const timer = t.app.get(CallTimer);
+    const start = timer.start;
+    const timers: { ms: number; expire: () => void }[] = [];
+    timer.start = (ms, expire) => {
+      timers.push({ ms, expire });
+      return () => undefined;
+    };
     try {
       const chunks = ['Cash at bank ', 'is EUR ', '100.00 as of ', 'the last posting'];
       partial.enqueue({ kind: 'hold', chunks });
-      ai.timeoutMs = 1000;
-      const list = await atEndpoint(partial.url, () => streamedRun(orgId, agent, chunks.join('')).response);
-      ai.timeoutMs = fileTimeout;
+      const list = await atEndpoint(partial.url, async () => {
+        const { streamed, response } = streamedRun(orgId, agent, chunks.join(''));
+        await streamed;
+        expect(timers.map((x) => x.ms)).toEqual([t.app.get<AppConfig>(APP_CONFIG).ai.timeoutMs]);
+        timers[0].expire();
+        return response;
+      });
       const result = list.at(-1)!;
       expect(result).toMatchObject({ event: 'result', data: { status: 'failed', errorClass: 'timeout', stopReason: 'error', output: null } });
       const step = result.data.trace[0];
       expect(step).toMatchObject({ status: 'failed', errorClass: 'timeout', usage: { inputTokens: input } });
       // what had arrived when the timer cut it: exactly what the client was streamed
       const streamed = list.filter((e) => e.event === 'token').map((e) => e.data.delta).join('');
-      expect(streamed.length).toBeGreaterThan(0);
+      expect(streamed).toBe(chunks.join(''));
       expect(step.usage.outputTokens).toBe(countTextTokens(streamed));
       expect(step.cost).toBe(gpt4oCost(input, step.usage.outputTokens));
       expect(result.data.cost).toBe(step.cost);
@@ -314,7 +341,7 @@ describe('agent runs', () => {
       expect(stored).toEqual({ cost: step.cost, input });
       expect(await budgetUsage(budget)).toMatchObject({ spent_cost: step.cost, reserved_cost: '0.00000000' });
     } finally {
-      ai.timeoutMs = fileTimeout;
+      timer.start = start;
       await partial.close();
       await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
     }

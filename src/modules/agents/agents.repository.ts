@@ -168,8 +168,13 @@ export const agentsRepository = {
 
   /** Locks a running run (a concurrent cancel waits, or has won): false when it is no longer running. */
   async lockRunning(db: Db, orgId: string, id: string): Promise<boolean> {
+    return (await this.lockRun(db, orgId, id)) === 'running';
+  },
+
+  /** Locks the run and answers its status (undefined: no such run). */
+  async lockRun(db: Db, orgId: string, id: string): Promise<string | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
-    return r?.status === 'running';
+    return r?.status;
   },
 
   async runStatus(db: Db, orgId: string, id: string): Promise<string | undefined> {

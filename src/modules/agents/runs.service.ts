@@ -9,7 +9,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
-import { LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
+import { CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
 import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
 import type { LlmProvider } from '../../platform/ai/llm-provider.js';
 import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
@@ -17,7 +17,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
 import { AgentErrors } from './agents.errors.js';
 import type { AgentDto, CreateRunDto, ErrorClass, RunDto } from './agents.dto.js';
-import { agentsRepository as repo, type Prices, type RunFinish } from './agents.repository.js';
+import { agentsRepository as repo, type Prices, type RunFinish, type StepRow } from './agents.repository.js';
 import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
@@ -91,6 +91,17 @@ class NotRunning extends Error {}
 const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
   countTextTokens(content) + toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0);
 
+/**
+ * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
+ * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
+ * process) was billed, and the database takes its step on the cancelled run. Answers whether the run is still running.
+ */
+async function addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<boolean> {
+  const status = await repo.lockRun(tx.db, tx.orgId, runId);
+  if (status === 'running' || status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step);
+  return status === 'running';
+}
+
 /** Adds `b` into `a` (and answers `a`). */
 function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
   a.input += b.input;
@@ -120,6 +131,7 @@ export class RunsService implements OnModuleInit {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly sleeper: Sleeper,
+    private readonly timer: CallTimer,
     private readonly tools: ToolRegistry,
     private readonly audit: AuditService,
     private readonly entitlements: EntitlementsService,
@@ -293,7 +305,7 @@ export class RunsService implements OnModuleInit {
         }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
-            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+            await addCallStep(tx, run.id, step);
           },
         });
       }
@@ -320,16 +332,14 @@ export class RunsService implements OnModuleInit {
         return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, llmStep);
+            await addCallStep(tx, run.id, llmStep);
           },
           afterBefore: () => sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost)),
         });
       }
       const recorded = await ctx.tenant(async (tx) => {
         await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-        if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
-        await repo.addStep(tx.db, s.orgId, run.id, llmStep);
-        return true;
+        return addCallStep(tx, run.id, llmStep);
       });
       if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
@@ -401,7 +411,7 @@ export class RunsService implements OnModuleInit {
     let provider = this.providers.get(key);
     if (!provider) {
       if (this.providers.size >= PROVIDER_CACHE_MAX) this.providers.delete(this.providers.keys().next().value!);
-      provider = createLlmProvider(connection);
+      provider = createLlmProvider(connection, this.timer);
       this.providers.set(key, provider);
     }
     return provider;

@@ -3,7 +3,7 @@ import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/res
 import type { AppConfig } from '../config/config.js';
 import { outboundFetch, outboundRefusal } from '../http/outbound.js';
 import {
-  LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
+  CallTimer, LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
 } from './llm-provider.js';
 
 export interface ProviderConnection {
@@ -33,9 +33,9 @@ export function platformConnection(config: AppConfig): ProviderConnection | unde
   return config.ai.apiKey ? { baseUrl: config.ai.baseUrl, apiKey: config.ai.apiKey, timeoutMs: config.ai.timeoutMs } : undefined;
 }
 
-/** A client for one connection (the platform's, or an organization's own key and endpoint). */
-export function createLlmProvider(connection: ProviderConnection): LlmProvider {
-  return new OpenAiCompatibleProvider(connection);
+/** A client for one connection (the platform's, or an organization's own key and endpoint); `timer` cuts a hung call. */
+export function createLlmProvider(connection: ProviderConnection, timer?: CallTimer): LlmProvider {
+  return new OpenAiCompatibleProvider(connection, timer);
 }
 
 const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | null => {
@@ -55,7 +55,7 @@ const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | nul
 export class OpenAiCompatibleProvider implements LlmProvider {
   private readonly client: OpenAI;
 
-  constructor(private readonly connection: ProviderConnection) {
+  constructor(private readonly connection: ProviderConnection, private readonly timer: CallTimer = new CallTimer()) {
     this.client = new OpenAI({
       apiKey: connection.apiKey, baseURL: connection.baseUrl, timeout: connection.timeoutMs, maxRetries: 0, ...(connection.fetch ? { fetch: connection.fetch } : {}),
     });
@@ -73,7 +73,7 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     };
     // a hung stream is cut by our own timer too: the SDK's timeout covers the wait for the response headers
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.connection.timeoutMs);
+    const stopTimer = this.timer.start(this.connection.timeoutMs, () => timeout.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
     const started = performance.now();
     // what a failed call leaves billed: whether the request went out, the provider answered (200), what of the answer arrived
@@ -134,7 +134,7 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       }
       throw e;
     } finally {
-      clearTimeout(timer);
+      stopTimer();
     }
   }
 
