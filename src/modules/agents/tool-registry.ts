@@ -52,14 +52,14 @@ export const AGENT_QUERY_BYTE_CAP = 64 * 1024;
  */
 export const TOOL_KEY_SCOPES: Readonly<Record<string, readonly ApiKeyScope[]>> = {
   draft_journal_entry: [], // reads nothing
-  // a key searches only what a viewer may (KnowledgeService's KEY_KNOWLEDGE_ROLE, as on the knowledge routes)
-  search_knowledge: [],
+  // as searchKnowledge; a key searches only what a viewer may (KnowledgeService's KEY_KNOWLEDGE_ROLE)
+  search_knowledge: ['knowledge:read'],
   get_trial_balance: ['ledger:read'],
   get_profit_and_loss: ['ledger:read'],
   list_open_invoices: ['receivables:read'],
   list_open_bills: ['payables:read'],
-  // any semantic view: the general ledger, open receivables and payables, revenue by customer, cash flow
-  query_semantic: ['ledger:read', 'receivables:read', 'payables:read'],
+  // as querySemanticLayer: any semantic view (the general ledger, open receivables and payables, revenue by customer, cash flow)
+  query_semantic: ['semantic:query'],
 };
 
 /** The tools agents may be given. No tool posts, pays or deletes: draft_journal_entry only proposes. */
