@@ -123,7 +123,7 @@ BEGIN
     -- an archived account takes no posting, except a year-end entry the API posts itself (source year_end: a close,
     -- or the reversal that reopens a year): a revenue or expense account archived once its year closed carries that
     -- year's result again when the year reopens, and the close moves it out again. Clients cannot send source
-    -- year_end through the API, and only the API's verified transactions pass auth_claims_verified() (NULL elsewhere)
+    -- year_end through the API, and only the API's verified transactions pass auth_claims_verified() (false elsewhere)
     IF (acc ->> 'archived')::boolean AND NOT (r.source = 'year_end' AND public.auth_claims_verified() IS TRUE) THEN
       RAISE EXCEPTION 'line %: account % is archived', n, acc ->> 'code' USING ERRCODE = 'P0001', HINT = 'ledger.account_not_postable';
     END IF;
@@ -264,5 +264,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270203000100_ledger_workspace_and_year_end_checks', '70da3b6f78201a13932df1b7522507ced5fd16998965bf4ad07b3f09a77b51b1', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270203000100_ledger_workspace_and_year_end_checks', '3f250d8d92ba2cb69549b16439f4e2452b4b3d5f7d0d6585a41d14361dc3374c', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -121,7 +121,7 @@ BEGIN
     -- an archived account takes no posting, except a year-end entry the API posts itself (source year_end: a close,
     -- or the reversal that reopens a year): a revenue or expense account archived once its year closed carries that
     -- year's result again when the year reopens, and the close moves it out again. Clients cannot send source
-    -- year_end through the API, and only the API's verified transactions pass auth_claims_verified() (NULL elsewhere)
+    -- year_end through the API, and only the API's verified transactions pass auth_claims_verified() (false elsewhere)
     IF (acc ->> 'archived')::boolean AND NOT (r.source = 'year_end' AND public.auth_claims_verified() IS TRUE) THEN
       RAISE EXCEPTION 'line %: account % is archived', n, acc ->> 'code' USING ERRCODE = 'P0001', HINT = 'ledger.account_not_postable';
     END IF;
