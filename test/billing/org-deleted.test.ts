@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { DeletedOrgSubscriptions } from '../../src/modules/billing/deleted-org-subscriptions.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -9,6 +11,8 @@ import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-
  * A deleted organization stops paying: its subscriptions end, in Stripe first (after deletion nobody can reach its
  * billing portal). Also for the personal plans of a person erased with their personal organization.
  */
+const WEBHOOK_SECRET = 'whsec_test_org_deleted';
+
 describe('billing: the subscriptions of a deleted organization are canceled', () => {
   let t: TestApp;
   let stripe: StripeDouble;
@@ -36,12 +40,21 @@ describe('billing: the subscriptions of a deleted organization are canceled', ()
     `SELECT payload->'payload' AS payload, attempts, last_error, processed_at IS NOT NULL AS done FROM core.outbox
      WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' = $2 ORDER BY id`, [orgId, type])).rows;
 
+  /** a Stripe event, signed as Stripe signs it, delivered to the webhook */
+  const deliver = (type: string, object: Record<string, unknown>) => {
+    const payload = JSON.stringify({ id: `evt_${randomBytes(8).toString('hex')}`, object: 'event', created: Math.floor(Date.now() / 1000), type, data: { object } });
+    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    return t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).expect(200);
+  };
+
   const eventId = async (orgId: string) =>
     (await t.db.admin.query(`SELECT id FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'organization.deleted'`, [orgId])).rows[0].id;
 
   beforeAll(async () => {
     stripe = await startStripeDouble();
-    t = await createTestApp({ ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double' });
+    t = await createTestApp({
+      ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, STRIPE_PRICES: 'price_omz_pro=omnizen:professional',
+    });
     ada = await registerUser(t, 'ada');
   });
   afterAll(async () => {
@@ -140,6 +153,47 @@ describe('billing: the subscriptions of a deleted organization are canceled', ()
     expect(await audits(org)).toEqual([]);
     expect(await events(org, 'subscription.canceled')).toEqual([]);
     expect((await events(org, 'organization.deleted'))[0]).toMatchObject({ done: true, last_error: null });
+  });
+
+  it('a checkout paid after the deletion leaves no live subscription: it is canceled in Stripe and stored canceled, audited', async () => {
+    const org = await createOrg(t, ada, 'Paid Too Late');
+    // the admin starts a checkout (its URL stays valid for a day), then the owner deletes the organization
+    const checkout = await t.http.post(`/v1/orgs/${org}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' }).expect(201);
+    const form = stripe.requests.find((r) => r.path === '/v1/checkout/sessions' && r.form.client_reference_id === org)!.form;
+    await t.http.delete(`/v1/orgs/${org}`).set(ada.auth).expect(204);
+    await drain(); // organization.deleted: nothing to cancel yet
+    expect((await t.db.admin.query(`SELECT id FROM hub."Subscription" WHERE "organizationId" = $1`, [org])).rows).toEqual([]);
+
+    // the admin pays: Stripe now bills the subscription and sends both events
+    stripe.subscriptions.set('sub_paid_too_late', { status: 'active', customer: 'cus_test_late' });
+    const metadata = { org_id: form['metadata[org_id]'], app: form['metadata[app]'], plan: form['metadata[plan]'] };
+    await deliver('checkout.session.completed', {
+      id: checkout.body.id, object: 'checkout.session', mode: 'subscription', client_reference_id: org, customer: 'cus_test_late', subscription: 'sub_paid_too_late', metadata,
+    });
+    await deliver('customer.subscription.created', {
+      id: 'sub_paid_too_late', object: 'subscription', customer: 'cus_test_late', status: 'active', metadata, cancel_at_period_end: false, trial_end: null,
+      items: { object: 'list', data: [{ id: 'si_late', price: { id: 'price_omz_pro', object: 'price' }, current_period_end: Math.floor(Date.now() / 1000) + 30 * 86_400 }] },
+    });
+    await drain();
+
+    expect((await t.db.admin.query(`SELECT "appId", plan, status, "stripeSubscriptionId" FROM hub."Subscription" WHERE "organizationId" = $1`, [org])).rows).toEqual([
+      { appId: 'omnizen', plan: 'professional', status: 'canceled', stripeSubscriptionId: 'sub_paid_too_late' },
+    ]);
+    expect(stripe.subscriptions.get('sub_paid_too_late')!.status).toBe('canceled');
+    // canceled in Stripe by the first event; the second asks again with the same key (Stripe: already ended, accepted)
+    expect(cancels('sub_paid_too_late').map((r) => r.idempotencyKey)).toEqual(['omnizen-org-deleted-sub_paid_too_late', 'omnizen-org-deleted-sub_paid_too_late']);
+    expect((await t.db.admin.query(`SELECT type, status FROM hub."BillingEvent" WHERE "orgId" = $1 ORDER BY type`, [org])).rows).toEqual([
+      { type: 'checkout.session.completed', status: 'processed' }, { type: 'customer.subscription.created', status: 'processed' },
+    ]);
+    expect((await t.db.admin.query(
+      `SELECT action, after->>'status' AS status, after->>'reason' AS reason, after->>'stripeCanceled' AS "stripeCanceled" FROM core.audit_logs
+       WHERE org_id = $1 AND action LIKE 'billing.subscription_%' ORDER BY id`, [org])).rows).toEqual([
+      { action: 'billing.subscription_created', status: 'canceled', reason: 'organization_deleted', stripeCanceled: 'true' },
+      { action: 'billing.subscription_updated', status: 'canceled', reason: 'organization_deleted', stripeCanceled: 'true' },
+    ]);
+    expect((await events(org, 'subscription.created')).map((e) => e.payload.status)).toEqual(['canceled']);
+    // nothing is left for the entitlements of anyone: the organization is gone (404)
+    await t.http.get(`/v1/orgs/${org}/entitlements?app=omnizen`).set(ada.auth).expect(404);
   });
 
   it("erasing a person (DELETE /v1/me) cancels their personal plans with their personal organization", async () => {

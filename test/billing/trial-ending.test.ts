@@ -21,6 +21,8 @@ describe('billing: trial ending without Stripe', () => {
   let localOrg: string;
   let stripeOrg: string;
   let paidOrg: string;
+  let deletedOrg: string;
+  let deletedLocalOrg: string;
   let job: BillingExpiryJob;
 
   const settle = async () => {
@@ -46,11 +48,18 @@ describe('billing: trial ending without Stripe', () => {
     stripeOrg = await createOrg(t, owner, 'Stripe Trial Co');
     paidOrg = await createOrg(t, owner, 'Paid Co');
     await onPlan(t, paidOrg, 'professional');
+    // deleted during their trials (the default one; a local trial subscription): no "choose a plan" notice for either
+    deletedOrg = await createOrg(t, owner, 'Deleted In Trial Co');
+    deletedLocalOrg = await createOrg(t, owner, 'Deleted Local Trial Co');
     const now = clock.now();
     await trialSubscription(localOrg, 'sub-local-trial', new Date(now + 2 * DAY_MS), null);
     await trialSubscription(stripeOrg, 'sub-stripe-trial', new Date(now + 2 * DAY_MS), 'sub_stripe_announces_its_own');
+    await t.http.delete(`/v1/orgs/${deletedOrg}`).set(owner.auth).expect(204);
+    await t.http.delete(`/v1/orgs/${deletedLocalOrg}`).set(owner.auth).expect(204);
     job = t.app.get(BillingExpiryJob);
     await settle();
+    // still trialing: as before the deletion's job (which cancels it) has run
+    await trialSubscription(deletedLocalOrg, 'sub-deleted-trial', new Date(now + 2 * DAY_MS), null);
   });
   afterAll(() => t.close());
 
@@ -62,6 +71,7 @@ describe('billing: trial ending without Stripe', () => {
       payload: expect.objectContaining({ subscriptionId: 'sub-local-trial', app: 'omnizen', plan: 'professional', status: 'trialing', trialEndsAt: announced[0].trialEndsAt.toISOString() }),
     })]);
     expect(await events(stripeOrg)).toEqual([]);
+    expect(await events(deletedLocalOrg)).toEqual([]);
     // the default trial of a new organization (14 days) is not near its end yet
     expect(await events(defaultTrialOrg)).toEqual([]);
     // the next check (or another instance's) emits nothing more
@@ -72,7 +82,7 @@ describe('billing: trial ending without Stripe', () => {
   it('announces the default trial of an organization without a subscription 3 days before its end (on the injected clock), once, and routes it to the owners', async () => {
     clock.advance(11.5 * DAY_MS);
     const announced = await job.noticeEndingTrials();
-    expect(announced.map((a) => a.orgId).sort()).toEqual([defaultTrialOrg].sort());
+    expect(announced.map((a) => a.orgId)).toEqual([defaultTrialOrg]); // not the organization deleted during its trial
     const [created] = (await t.db.admin.query('SELECT created_at FROM core.organizations WHERE id = $1', [defaultTrialOrg])).rows;
     const trialEndsAt = new Date(created.created_at.getTime() + 14 * DAY_MS).toISOString();
     expect(await events(defaultTrialOrg)).toEqual([{
@@ -80,6 +90,7 @@ describe('billing: trial ending without Stripe', () => {
       payload: { subscriptionId: null, app: 'omnizen', plan: 'starter', status: 'trialing', previousStatus: 'trialing', trialEndsAt, currentPeriodEnd: null, cancelAtPeriodEnd: false },
     }]);
     expect(await events(paidOrg)).toEqual([]);
+    expect(await events(deletedOrg)).toEqual([]);
     expect(await job.noticeEndingTrials()).toEqual([]);
     expect(await t.db.admin.query('SELECT org_id, app_id, subscription_id FROM hub.trial_notices ORDER BY emitted_at').then((r) => r.rows)).toEqual([
       { org_id: localOrg, app_id: 'omnizen', subscription_id: 'sub-local-trial' },

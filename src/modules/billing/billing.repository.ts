@@ -204,11 +204,15 @@ export const billingRepository = {
     };
   },
 
-  /** deletedAt: set once the organization is deleted (soft delete) */
-  async org(db: Db, orgId: string): Promise<(OrgRow & { deletedAt: Date | null }) | undefined> {
-    const [row] = await db.run(qb.selectFrom('core.organizations')
+  /**
+   * deletedAt: set once the organization is deleted (soft delete). `forShare`: the row stays locked until the
+   * transaction ends, so a deletion (an UPDATE of it) waits for a subscription written meanwhile, and is then seen.
+   */
+  async org(db: Db, orgId: string, forShare = false): Promise<(OrgRow & { deletedAt: Date | null }) | undefined> {
+    const query = qb.selectFrom('core.organizations')
       .select(['id', 'account_type as accountType', 'owner_user_id as ownerUserId', 'created_at as createdAt', 'deleted_at as deletedAt'])
-      .where('id', '=', orgId).$narrowType<{ accountType: OrgRow['accountType'] }>());
+      .where('id', '=', orgId).$narrowType<{ accountType: OrgRow['accountType'] }>();
+    const [row] = await db.run(forShare ? query.forShare() : query);
     return row;
   },
 
@@ -393,6 +397,8 @@ export const billingRepository = {
           AND NOT EXISTS (SELECT 1 FROM hub."Subscription" s WHERE s."organizationId" = o.id::text AND s."appId" = a.id))
       SELECT e.* FROM ending e
       WHERE e."orgId" IS NOT NULL
+        -- an organization deleted during its trial has no plan left to choose
+        AND NOT EXISTS (SELECT 1 FROM core.organizations d WHERE d.id = e."orgId" AND d.deleted_at IS NOT NULL)
         AND NOT EXISTS (SELECT 1 FROM hub.trial_notices n WHERE n.org_id = e."orgId" AND n.app_id = e."appId" AND n.trial_ends_at = e."trialEndsAt")
       ORDER BY e."trialEndsAt", e."orgId"`;
     return rows;

@@ -3,12 +3,10 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject } from './billing.repository.js';
-import { StripeClient } from './stripe.client.js';
+import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 
 const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;
-/** Statuses after which Stripe charges nothing more. */
-const ENDED = new Set(['canceled', 'incomplete_expired']);
 
 /**
  * A deleted organization stops paying: on `organization.deleted` (an owner's DELETE, or the erasure of its only
@@ -49,15 +47,15 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
         return [];
       }
       const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: org.id };
-      return (await repo.subscriptionsOf(db, subject)).filter((s) => !ENDED.has(s.status ?? ''));
+      return (await repo.subscriptionsOf(db, subject)).filter((s) => !STRIPE_ENDED.has(s.status ?? ''));
     });
     const ended: string[] = [];
     for (const s of live) {
       // outside any transaction: no connection is held while Stripe answers
-      if (s.stripeSubscriptionId) await this.cancelInStripe(s.stripeSubscriptionId, `${event.id}:${s.id}`);
+      if (s.stripeSubscriptionId) await this.stripe.cancelSubscription(s.stripeSubscriptionId, `omnizen-org-deleted-${event.id}:${s.id}`);
       const done = await this.privileged.run('billing.org_deleted', async (db) => {
         const before = await repo.lockSubscription(db, s.id);
-        if (!before || ENDED.has(before.status ?? '')) return false;
+        if (!before || STRIPE_ENDED.has(before.status ?? '')) return false;
         await repo.cancel(db, s.id);
         const after = await repo.lockSubscription(db, s.id);
         await this.audit.recordPrivileged(db, event.orgId, BILLING_ACTOR, {
@@ -71,25 +69,5 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
     }
     if (ended.length) this.logger.log(`organization ${event.orgId} deleted: ${ended.length} subscription(s) canceled`);
     return ended;
-  }
-
-  /**
-   * Cancels at once (no proration, no final invoice: Stripe's defaults). Stripe answers 404 "No such subscription" for
-   * one that has ended already (canceled elsewhere, or by an earlier try of this event): accepted when a read of it
-   * says it has ended, or that Stripe has none. Any other failure is thrown, and the event is tried again later.
-   */
-  private async cancelInStripe(stripeSubscriptionId: string, key: string): Promise<void> {
-    await this.stripe.call('cancel the subscription', async (api) => {
-      try {
-        await api.subscriptions.cancel(stripeSubscriptionId, {}, { idempotencyKey: `omnizen-org-deleted-${key}` });
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-        const status = await api.subscriptions.retrieve(stripeSubscriptionId).then(
-          (sub) => sub.status as string,
-          (e: { statusCode?: number }) => { if (e.statusCode === 404) return 'missing'; throw e; },
-        );
-        if (status !== 'missing' && !ENDED.has(status)) throw err;
-      }
-    });
   }
 }

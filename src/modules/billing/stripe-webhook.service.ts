@@ -8,7 +8,7 @@ import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
-import { StripeClient } from './stripe.client.js';
+import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
@@ -116,13 +116,29 @@ export class StripeWebhookService implements OnModuleInit {
     return (sub.userId && (await repo.personalOrgId(db, sub.userId))) || undefined;
   }
 
-  /** The job: applies one stored event exactly once (status 'received' → processed / ignored). */
+  /**
+   * The job: applies one stored event exactly once (status 'received' → processed / ignored). When the event would
+   * leave a live Stripe subscription on a deleted organization (a checkout paid after the deletion), `apply` asks for
+   * it to be canceled in Stripe first: that call runs with no transaction open, then the event is applied again.
+   */
   async process(billingEventId: string): Promise<void> {
-    await this.privileged.run('billing.webhook', async (db) => {
+    const canceledInStripe = new Set<string>();
+    for (;;) {
+      const cancel = await this.processOnce(billingEventId, canceledInStripe);
+      if (!cancel) return;
+      await this.stripe.cancelSubscription(cancel, `omnizen-org-deleted-${cancel}`);
+      canceledInStripe.add(cancel);
+    }
+  }
+
+  /** One try of `process`: the Stripe subscription to cancel before the event can be applied, or undefined when done. */
+  private async processOnce(billingEventId: string, canceledInStripe: ReadonlySet<string>): Promise<string | undefined> {
+    return this.privileged.run('billing.webhook', async (db) => {
       const ev = await repo.lockEvent(db, billingEventId);
-      if (!ev || ev.status !== 'received' || !ev.orgId) return;
+      if (!ev || ev.status !== 'received' || !ev.orgId) return undefined;
       const payload = ev.payload as Stripe.Event;
-      const outcome = await this.apply(db, ev.orgId, payload);
+      const outcome = await this.apply(db, ev.orgId, payload, canceledInStripe);
+      if ('cancelInStripe' in outcome) return outcome.cancelInStripe; // nothing written yet
       if (outcome.status === 'ignored') {
         this.logger.warn(`stripe event ${payload.id} (${payload.type}) ignored: ${outcome.reason}`);
         await this.audit.recordPrivileged(db, ev.orgId, STRIPE_ACTOR, {
@@ -130,13 +146,21 @@ export class StripeWebhookService implements OnModuleInit {
         });
       }
       await repo.finishEvent(db, ev.id, outcome);
+      return undefined;
     });
   }
 
-  private async apply(db: Db, orgId: string, event: Stripe.Event): Promise<Outcome> {
+  /**
+   * `canceledInStripe`: the Stripe subscriptions this job has canceled in Stripe already (each at most once, so the job
+   * ends). A deleted organization keeps nothing live: its subscription is canceled in Stripe (`cancelInStripe`: the
+   * caller does it and applies again) and stored as canceled.
+   */
+  private async apply(db: Db, orgId: string, event: Stripe.Event, canceledInStripe: ReadonlySet<string>): Promise<Outcome | { cancelInStripe: string }> {
     const change = await this.changeFrom(db, event);
     if ('ignored' in change) return { status: 'ignored', reason: change.ignored };
-    const org = await repo.org(db, orgId);
+    // locked until commit: a deletion of the organization waits for what this writes, so its own cancellation
+    // (DeletedOrgSubscriptions) finds it; a deletion committed first is seen here
+    const org = await repo.org(db, orgId, true);
     if (!org) return { status: 'ignored', reason: `organization ${orgId} no longer exists` };
     const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
     const found = (change.stripeSubscriptionId && (await repo.subscriptionByStripeId(db, change.stripeSubscriptionId)))
@@ -150,6 +174,13 @@ export class StripeWebhookService implements OnModuleInit {
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status;
     }
+    let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
+    if (org.deletedAt && !STRIPE_ENDED.has(change.status)) {
+      const stripeId = change.stripeSubscriptionId ?? existing?.stripeSubscriptionId ?? undefined;
+      if (stripeId && !canceledInStripe.has(stripeId)) return { cancelInStripe: stripeId };
+      change.status = 'canceled';
+      endedForDeletedOrg = { stripeCanceled: Boolean(stripeId) };
+    }
     const id = existing?.id ?? (await repo.insertSubscription(db, subject, { app: change.app!, plan: change.plan!, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId }));
     if (existing) {
       await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId });
@@ -158,9 +189,12 @@ export class StripeWebhookService implements OnModuleInit {
     const after = await repo.lockSubscription(db, id);
     await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
-      before: existing ?? undefined, after: { ...after, stripeEvent: event.id, stripeEventType: event.type },
+      before: existing ?? undefined,
+      after: { ...after, stripeEvent: event.id, stripeEventType: event.type, ...(endedForDeletedOrg ? { reason: 'organization_deleted', ...endedForDeletedOrg } : {}) },
     }, { requestId: event.id });
-    await emitEvent({ db, orgId }, this.domainEventType(event.type, existing, after), subscriptionPayload(after!, existing?.status ?? null), 1, at);
+    // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
+    const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
+    await emitEvent({ db, orgId }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
     return { status: 'processed', subscriptionId: id };
   }
 

@@ -4,6 +4,9 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 import { BillingErrors } from './billing.errors.js';
 
+/** Subscription statuses after which Stripe charges nothing more. */
+export const STRIPE_ENDED: ReadonlySet<string> = new Set(['canceled', 'incomplete_expired']);
+
 /**
  * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at
  * another server (the tests' double, test/support/doubles/stripe-double.ts) through the SDK's own
@@ -47,6 +50,26 @@ export class StripeClient implements OnModuleInit {
       const e = err as { type?: string; message?: string; statusCode?: number };
       throw BillingErrors.error('billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null });
     }
+  }
+
+  /**
+   * Cancels a subscription at once (no proration, no final invoice: Stripe's defaults), with an idempotency key. Stripe
+   * answers 404 "No such subscription" for one that has ended already (canceled elsewhere, or by an earlier try):
+   * accepted when a read of it says it has ended, or that Stripe has none. Any other failure is thrown (502).
+   */
+  async cancelSubscription(stripeSubscriptionId: string, idempotencyKey: string): Promise<void> {
+    await this.call('cancel the subscription', async (api) => {
+      try {
+        await api.subscriptions.cancel(stripeSubscriptionId, {}, { idempotencyKey });
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+        const status = await api.subscriptions.retrieve(stripeSubscriptionId).then(
+          (sub) => sub.status as string,
+          (e: { statusCode?: number }) => { if (e.statusCode === 404) return 'missing'; throw e; },
+        );
+        if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw err;
+      }
+    });
   }
 
   /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
