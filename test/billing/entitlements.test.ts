@@ -166,9 +166,9 @@ describe('billing: catalog, the Hub contract and entitlements', () => {
   });
 
   it('answers 401 to anonymous callers', async () => {
-    await t.http.get(`/v1/orgs/${ada.personalOrgId}/entitlements?app=omnizen`).expect(401);
-    await t.http.get('/v1/me/entitlements?app=omnizen').expect(401);
-    await t.http.get(`/v1/billing/users/${ada.id}/entitlements?app=omnizen`).expect(401);
-    await t.http.get('/v1/billing/apps').expect(401);
+    for (const path of [`/v1/orgs/${ada.personalOrgId}/entitlements?app=omnizen`, '/v1/me/entitlements?app=omnizen', `/v1/billing/users/${ada.id}/entitlements?app=omnizen`, '/v1/billing/apps']) {
+      const res = await t.http.get(path).expect(401);
+      expect(res.body).toEqual({ error: { code: 'auth.unauthorized', message: 'a valid access token is required' }, requestId: expect.any(String) });
+    }
   });
 });

@@ -56,11 +56,22 @@ describe('billing: counted plan limits under concurrency', () => {
 
   it('lifts the limit as soon as the plan changes (no cache), and unlimited plans never block', async () => {
     const orgId = await createOrg(t, owner, 'Upgrades');
-    await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'One' }).expect(201);
-    await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'Two' }).expect(402);
+    const workspaces = async () => (await t.db.admin.query(`SELECT name FROM core.workspaces WHERE org_id = $1 ORDER BY created_at, name`, [orgId])).rows.map((r) => r.name);
+    const one = await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'One' }).expect(201);
+    expect(one.body).toMatchObject({ name: 'One' });
+    const refused = await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'Two' }).expect(402);
+    expect(refused.body.error).toMatchObject({
+      code: 'billing.limit_reached', message: 'the starter plan allows 1 workspace; upgrade to enterprise',
+      details: { app: 'omnizen', feature: 'workspaces', plan: 'starter', limit: 1, usage: 1, upgradeTo: 'enterprise' },
+    });
+    expect(await workspaces()).toEqual(['One']);
     await t.db.admin.query(`INSERT INTO hub."Subscription" (id, "appId", plan, status, "organizationId") VALUES (gen_random_uuid(), 'omnizen', 'enterprise', 'active', $1)`, [orgId]);
     await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'Two' }).expect(201);
     await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(owner.auth).send({ name: 'Three' }).expect(201);
+    expect(await workspaces()).toEqual(['One', 'Two', 'Three']);
+    const ent = await t.http.get(`/v1/orgs/${orgId}/entitlements?app=omnizen`).set(owner.auth).expect(200);
+    expect(ent.body).toMatchObject({ plan: 'enterprise', status: 'active' });
+    expect(ent.body.features.find((f: any) => f.feature === 'workspaces')).toMatchObject({ limit: null, usage: 3 });
   });
 
   it('status rules: past_due within grace writes, after grace and when canceled is read-only (402), reads still work', async () => {
@@ -89,6 +100,7 @@ describe('billing: counted plan limits under concurrency', () => {
   it('checks the role before the plan: a viewer gets 403, not a billing answer', async () => {
     const { orgId, users } = await orgWithRoles(t, 'Roles');
     const res = await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(users.viewer.auth).send({ name: 'Viewer space' }).expect(403);
-    expect(res.body.error.code).toBe('forbidden.role');
+    expect(res.body.error).toMatchObject({ code: 'forbidden.role', message: expect.stringContaining('you are viewer') });
+    expect((await t.db.admin.query(`SELECT name FROM core.workspaces WHERE org_id = $1`, [orgId])).rows).toEqual([]);
   });
 });

@@ -1,18 +1,18 @@
 import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiExtension, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
-import { CurrentPrincipal, OrgRoute, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, OrgPreflightRoute, OrgRoute, Preflight, type PreflightTenant, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
 import {
   AppCatalogDto, AppQueryDto, BillingEventPage, BillingEventQuery, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
 } from './billing.dto.js';
 import { billingRepository as repo } from './billing.repository.js';
-import { CheckoutService } from './checkout.service.js';
+import { CheckoutService, type OpenTenant } from './checkout.service.js';
 import { EntitlementsService } from './entitlements.service.js';
 import { StripeWebhookService } from './stripe-webhook.service.js';
 import { BillingErrors } from './billing.errors.js';
@@ -23,10 +23,7 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 @OrgRoute()
 @Controller('v1/orgs/:orgId')
 export class OrgBillingController {
-  constructor(
-    private readonly entitlements: EntitlementsService,
-    private readonly checkouts: CheckoutService,
-  ) {}
+  constructor(private readonly entitlements: EntitlementsService) {}
 
   @Get('entitlements')
   @ApiErrorCodes('organization.not_found', 'app.not_found')
@@ -37,6 +34,37 @@ export class OrgBillingController {
   get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
     return this.entitlements.entitlements(tx, q.app);
   }
+}
+
+@ApiTags('billing')
+@UserRoute()
+@Controller('v1/me')
+export class MyBillingController {
+  constructor(private readonly entitlements: EntitlementsService) {}
+
+  @Get('entitlements')
+  @ApiErrorCodes('auth.user_required', 'app.not_found')
+  @ApiOperation({ operationId: 'getMyEntitlements', summary: 'Your personal plan, status and features in one app' })
+  @ApiOkResponse({ type: EntitlementsDto })
+  @ApiErrors(400, 404)
+  get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
+    return this.entitlements.entitlements(tx, q.app);
+  }
+}
+
+/**
+ * Checkout and portal of an organization, not @OrgRoute: Stripe answers in up to 20 s per try, and no transaction (nor
+ * pool connection) may wait on it. The preflight checks membership and the role; CheckoutService reads in one short
+ * transaction, calls Stripe with none open, and audits in another.
+ */
+@ApiTags('billing')
+@OrgPreflightRoute()
+@Controller('v1/orgs/:orgId')
+export class OrgCheckoutController {
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly checkouts: CheckoutService,
+  ) {}
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
@@ -44,8 +72,8 @@ export class OrgBillingController {
   @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
-  checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    return this.checkouts.checkout(tx, dto);
+  checkout(@Preflight() preflight: PreflightTenant, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    return this.checkouts.checkout(tenantOf(this.db, preflight), dto);
   }
 
   @Post('billing/portal')
@@ -54,10 +82,16 @@ export class OrgBillingController {
   @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
-  portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
-    return this.checkouts.portal(tx, dto);
+  portal(@Preflight() preflight: PreflightTenant, @Body() dto: PortalDto): Promise<PortalSessionDto> {
+    return this.checkouts.portal(tenantOf(this.db, preflight), dto);
   }
+}
 
+/** The organization's Stripe events (in the request's tenant transaction; after checkout and portal in the document). */
+@ApiTags('billing')
+@OrgRoute()
+@Controller('v1/orgs/:orgId')
+export class OrgBillingEventsController {
   @Get('billing/events')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role')
@@ -73,31 +107,29 @@ export class OrgBillingController {
   }
 }
 
+/**
+ * Checkout and portal of the signed-in person, not @UserRoute for the same reason: each step opens its own transaction
+ * in the person's personal organization (the database decides membership, as in every tenant transaction). Declared in
+ * the OpenAPI document as the user routes are.
+ */
 @ApiTags('billing')
-@UserRoute()
+@ApiBearerAuth()
+@ApiExtension('x-omnizen-scope', 'user')
+@ApiErrors(400, 401, 403)
 @Controller('v1/me')
-export class MyBillingController {
+export class MyCheckoutController {
   constructor(
-    private readonly entitlements: EntitlementsService,
+    private readonly db: DatabaseService,
     private readonly checkouts: CheckoutService,
   ) {}
-
-  @Get('entitlements')
-  @ApiErrorCodes('auth.user_required', 'app.not_found')
-  @ApiOperation({ operationId: 'getMyEntitlements', summary: 'Your personal plan, status and features in one app' })
-  @ApiOkResponse({ type: EntitlementsDto })
-  @ApiErrors(400, 404)
-  get(@Tx() tx: TenantTx, @Query() q: AppQueryDto): Promise<EntitlementsDto> {
-    return this.entitlements.entitlements(tx, q.app);
-  }
 
   @Post('billing/checkout')
   @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
-  checkout(@Tx() tx: TenantTx, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    return this.checkouts.checkout(tx, dto);
+  checkout(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    return this.checkouts.checkout(this.personal(principal, req), dto);
   }
 
   @Post('billing/portal')
@@ -105,9 +137,21 @@ export class MyBillingController {
   @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
-  portal(@Tx() tx: TenantTx, @Body() dto: PortalDto): Promise<PortalSessionDto> {
-    return this.checkouts.portal(tx, dto);
+  portal(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: PortalDto): Promise<PortalSessionDto> {
+    return this.checkouts.portal(this.personal(principal, req), dto);
   }
+
+  /** Transactions of the signed-in person in their personal organization (as @UserRoute opens its one). */
+  private personal(principal: Principal, req: FastifyRequest): OpenTenant {
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key or API key cannot call it');
+    const meta = { requestId: String(req.id), ip: req.ip };
+    return (work) => this.db.tenant(principal, principal.personalOrgId, meta, work);
+  }
+}
+
+/** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
+function tenantOf(db: DatabaseService, p: PreflightTenant): OpenTenant {
+  return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
 }
 
 @ApiTags('billing')

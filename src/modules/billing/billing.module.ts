@@ -2,7 +2,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { ENTITLEMENT_GATE } from '../../platform/http/tenant.js';
 import { BillingExpiryJob } from './billing-expiry.job.js';
 import {
-  CatalogController, MyBillingController, OrgBillingController, ServiceEntitlementsController, StripeWebhookController,
+  CatalogController, MyBillingController, MyCheckoutController, OrgBillingController, OrgBillingEventsController, OrgCheckoutController, ServiceEntitlementsController, StripeWebhookController,
 } from './billing.controller.js';
 import { CheckoutService } from './checkout.service.js';
 import { DeletedOrgSubscriptions } from './deleted-org-subscriptions.service.js';
@@ -18,7 +18,7 @@ import { seatUsage, UsageCounters } from './usage-counters.js';
  * workspaces by the organizations module, which owns them).
  */
 @Module({
-  controllers: [OrgBillingController, MyBillingController, CatalogController, ServiceEntitlementsController, StripeWebhookController],
+  controllers: [OrgBillingController, OrgCheckoutController, OrgBillingEventsController, MyBillingController, MyCheckoutController, CatalogController, ServiceEntitlementsController, StripeWebhookController],
   providers: [
     UsageCounters, EntitlementsService, CheckoutService, StripeClient, StripeWebhookService, BillingExpiryJob, DeletedOrgSubscriptions,
     { provide: ENTITLEMENT_GATE, useExisting: EntitlementsService },

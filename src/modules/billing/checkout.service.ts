@@ -8,7 +8,14 @@ import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
-/** Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. */
+/** Opens one tenant transaction of the caller in the organization the route acts in (a new one per call). */
+export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
+
+/**
+ * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
+ * in up to 20 s per try (one retry): no transaction, nor pool connection, may wait on it. So each call reads what it
+ * needs in one short transaction, calls Stripe with none open, and audits in a second one.
+ */
 @Injectable()
 export class CheckoutService {
   constructor(
@@ -23,45 +30,50 @@ export class CheckoutService {
     return org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: tx.orgId };
   }
 
-  async checkout(tx: TenantTx, dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
-    const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
-    if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
-    const subject = await this.subject(tx);
-    const audience = subject.kind === 'user' ? 'personal' : 'business';
-    if (plan.audience !== 'any' && plan.audience !== audience) {
-      throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
-    }
-    const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
-    if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
-    const customer = await repo.stripeCustomer(tx.db, subject);
-    // the webhook finds the organization (or person) and the plan again from this metadata
-    const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
+  async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    const { orgId, price, customer, email, metadata } = await open(async (tx) => {
+      if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
+      const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
+      if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
+      const subject = await this.subject(tx);
+      const audience = subject.kind === 'user' ? 'personal' : 'business';
+      if (plan.audience !== 'any' && plan.audience !== audience) {
+        throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
+      }
+      const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
+      if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
+      return {
+        orgId: tx.orgId, price, customer: await repo.stripeCustomer(tx.db, subject),
+        email: tx.principal.kind === 'user' ? tx.principal.email : undefined,
+        // the webhook finds the organization (or person) and the plan again from this metadata
+        metadata: { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) },
+      };
+    });
     const base = this.config.billing.appUrl.replace(/\/$/, '');
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create({
       mode: 'subscription',
       line_items: [{ price, quantity: 1 }],
-      client_reference_id: tx.orgId,
-      ...(customer ? { customer } : tx.principal.kind === 'user' ? { customer_email: tx.principal.email } : {}),
+      client_reference_id: orgId,
+      ...(customer ? { customer } : email ? { customer_email: email } : {}),
       metadata,
       subscription_data: { metadata },
       success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${base}/billing/canceled`,
     }));
     if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
-    await this.audit.record(tx, {
+    await open((tx) => this.audit.record(tx, {
       action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
       after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
-    });
+    }));
     return { id: session.id, url: session.url };
   }
 
-  async portal(tx: TenantTx, dto: PortalDto): Promise<PortalSessionDto> {
-    const customer = await repo.stripeCustomer(tx.db, await this.subject(tx));
+  async portal(open: OpenTenant, dto: PortalDto): Promise<PortalSessionDto> {
+    const customer = await open(async (tx) => repo.stripeCustomer(tx.db, await this.subject(tx)));
     if (!customer) throw BillingErrors.error('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
     const base = this.config.billing.appUrl.replace(/\/$/, '');
     const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
-    await this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } });
+    await open((tx) => this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } }));
     return { id: session.id, url: session.url };
   }
 }

@@ -30,6 +30,8 @@ export interface StripeDouble {
   env: Record<string, string>;
   /** the next request is answered with this Stripe error instead */
   failNext(status: number, message: string): void;
+  /** the next request is held unanswered: `arrived` resolves once it is in, and it is answered only after `release()` */
+  holdNext(): { arrived: Promise<StripeDoubleRequest>; release(): void };
   close(): Promise<void>;
 }
 
@@ -45,11 +47,19 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   const requests: StripeDoubleRequest[] = [];
   const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
+  let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
   const server: Server = createServer(async (req, res) => {
     const form = await readForm(req);
     const path = (req.url ?? '').split('?')[0];
     const idempotencyKey = req.headers['idempotency-key'];
-    requests.push({ method: req.method ?? '', path, authorization: req.headers.authorization, idempotencyKey: typeof idempotencyKey === 'string' ? idempotencyKey : undefined, form });
+    const request = { method: req.method ?? '', path, authorization: req.headers.authorization, idempotencyKey: typeof idempotencyKey === 'string' ? idempotencyKey : undefined, form };
+    requests.push(request);
+    if (hold) {
+      const held = hold;
+      hold = undefined;
+      held.arrive(request);
+      await held.released;
+    }
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
       res.end(JSON.stringify(body));
@@ -101,6 +111,13 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     requests,
     subscriptions,
     failNext: (status, message) => (failure = { status, message }),
+    holdNext: () => {
+      let arrive!: (r: StripeDoubleRequest) => void;
+      let release!: () => void;
+      const arrived = new Promise<StripeDoubleRequest>((resolve) => (arrive = resolve));
+      hold = { arrive, released: new Promise<void>((resolve) => (release = resolve)) };
+      return { arrived, release };
+    },
     env: { STRIPE_API_HOST: '127.0.0.1', STRIPE_API_PORT: String(port), STRIPE_API_PROTOCOL: 'http' },
     close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),
   };
