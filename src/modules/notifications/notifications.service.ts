@@ -4,7 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { DomainEvents, type DomainEvent } from '../../platform/events/events.js';
-import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
+import { decodeCursor, isKeysetPosition, page, UUID } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { renderRouteText } from './email-templates.js';
 import { queueEmail } from './email-delivery.service.js';
@@ -18,8 +18,6 @@ import { NotificationErrors } from './notifications.errors.js';
 
 /** How long the set of routed event types is kept (see NotificationsService.routedTypes). */
 const ROUTED_TYPES_TTL_MS = 60_000;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Without a stored preference every channel is on, without digest; security is on whatever is stored. */
 export function effectivePreference(stored: PreferenceRow[] | undefined, category: NotificationCategory, channel: NotificationChannel): PreferenceRow {

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
-import { decodeCursor, isKeysetPosition, page } from '../../platform/http/pagination.js';
+import { decodeCursor, isKeysetPosition, page, UUID } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -56,7 +56,7 @@ export class InvitationsService {
   }
 
   async list(tx: TenantTx, limit: number, status?: InvitationStatus, cursor?: string): Promise<InvitationPage> {
-    const after = decodeCursor<[string, string]>(cursor, isKeysetPosition(/^[0-9a-f-]{36}$/i));
+    const after = decodeCursor<[string, string]>(cursor, isKeysetPosition(UUID));
     const rows = await invitations.list(tx.db, tx.orgId, limit + 1, status, after);
     const { items, nextCursor } = page(rows, limit, (r) => r.key);
     return { items: items.map((r) => r.invitation), nextCursor };

@@ -26,7 +26,7 @@ export class MembershipsService {
   constructor(private readonly audit: AuditService) {}
 
   async list(tx: TenantTx, limit: number, cursor?: string): Promise<MemberPage> {
-    const after = decodeCursor<[string, string]>(cursor, isKeysetPosition(/^.{1,200}$/s));
+    const after = decodeCursor<[string, string]>(cursor, isKeysetPosition(/^[^\0]{1,200}$/));
     const rows = await members.list(tx.db, tx.orgId, limit + 1, after);
     const { items, nextCursor } = page(rows, limit, (r) => r.key);
     return { items: items.map((r) => r.member), nextCursor };

@@ -60,8 +60,8 @@ export async function translateDatabaseError<T>(work: Promise<T>, handlers: Reco
 }
 
 /**
- * Maps database errors to API errors: unique → 409, foreign key → 409/404, check → 422,
- * RLS or privilege denial → 403, raised application errors keep their message; a database that is
+ * Maps database errors to API errors: unique → 409, foreign key → 409/404, check or any data exception (22xxx) → 422,
+ * RLS or privilege denial → 403, raised application errors (P0001, P0002) → 422 rejected with their message; a database that is
  * down or timed out → 503 with Retry-After; an error whose HINT is a declared code
  * (src/platform/errors/catalog.ts) leaves with that code and its status.
  */
@@ -84,11 +84,6 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
       return PlatformErrors.error('conflict.reference', 'the record refers to, or is referred to by, another record');
     case '23514':
     case '23502':
-    case '22P02':
-    case '22003':
-    case '22007':
-    case '22008':
-    case '22023':
       return PlatformErrors.error('invalid', message ?? 'invalid value');
     case '22021': // a NUL character in text (validation refuses them first; a backstop)
     case '22P05': // \u0000 in jsonb
@@ -99,14 +94,15 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
       return PlatformErrors.error('forbidden', message?.startsWith('new row violates row-level security')
         ? 'you are not allowed to make this change in this organization'
         : message ?? 'permission denied');
-    case 'P0002':
-      return AppError.notFound(message ?? 'record');
+    case 'P0001':
+    case 'P0002': // no_data_found without a declared code in its HINT: the entity is unknown here, the message names it
+      return PlatformErrors.error('rejected', message ?? 'rejected by the database');
     case '40001':
     case '40P01':
       return PlatformErrors.error('conflict.retry', 'the change conflicted with a concurrent one; retry');
-    case 'P0001':
-      return PlatformErrors.error('rejected', message ?? 'rejected by the database');
     default:
-      return undefined;
+      // any other data exception (class 22: a value out of range, a bad time zone offset...): a value the database
+      // refused; input checks should catch these first, this keeps a missed one from becoming a 500
+      return code.startsWith('22') ? PlatformErrors.error('invalid', message ?? 'invalid value') : undefined;
   }
 }

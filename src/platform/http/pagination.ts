@@ -36,21 +36,39 @@ export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unk
   return value as T;
 }
 
+/** A UUID in its canonical text form (any version). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** `iso` (UTC, to the second) names an instant that exists as written: no rollover such as 2020-02-30 or 24:00. */
+const existsAsWritten = (iso: string): boolean => {
+  const d = new Date(iso);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 19) === iso.slice(0, 19);
+};
+/** YYYY-MM-DD, a day that exists, from year 1 (PostgreSQL has no year 0). */
+const isCalendarDate = (v: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}$/.test(v) && !v.startsWith('0000') && existsAsWritten(`${v}T00:00:00Z`);
+/**
+ * A UTC instant as the API writes one (exactInstant: microseconds; Date.toISOString: milliseconds). Date.parse alone
+ * is too lenient: it takes "1", "2020-02-30" and offsets PostgreSQL refuses ("+23:00").
+ */
+const isInstant = (v: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/.test(v) && !v.startsWith('0000') && existsAsWritten(`${v.slice(0, 19)}Z`);
+
 /** What a field of a keyset cursor may hold (every field is a string). */
 const CURSOR_FIELDS = {
   /** a calendar date, YYYY-MM-DD */
-  date: (v: string) => /^\d{4}-\d{2}-\d{2}$/.test(v) && !Number.isNaN(Date.parse(v)),
-  /** an instant, as Date.toISOString() writes it */
-  timestamp: (v: string) => v.length <= 40 && !Number.isNaN(Date.parse(v)),
-  uuid: (v: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+  date: isCalendarDate,
+  /** a UTC instant, as exactInstant or Date.toISOString() writes it */
+  timestamp: isInstant,
+  uuid: (v: string) => UUID.test(v),
   /** a bigint (sequence numbers, ids), as text */
-  integer: (v: string) => /^[0-9]{1,19}$/.test(v),
+  integer: (v: string) => /^[0-9]{1,19}$/.test(v) && BigInt(v) <= 9223372036854775807n,
   /** a decimal amount, as text */
   decimal: (v: string) => /^-?[0-9]{1,30}(\.[0-9]{1,30})?$/.test(v),
   /** an ISO 4217 currency code */
   currency: (v: string) => /^[A-Z]{3}$/.test(v),
   /** free text (a sort key such as a lower-cased name) */
-  text: (v: string) => v.length <= 1000,
+  text: (v: string) => v.length <= 1000 && !v.includes('\0'),
 } as const;
 export type CursorField = keyof typeof CURSOR_FIELDS;
 
@@ -74,7 +92,7 @@ export const isSequenceNumber = (v: unknown): boolean => typeof v === 'string' &
 
 /** A keyset position [timestamp, id] (`id` must match `idPattern`). */
 export const isKeysetPosition = (idPattern: RegExp) => (v: unknown): boolean =>
-  Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && idPattern.test(v[1]);
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && CURSOR_FIELDS.timestamp(v[0]) && typeof v[1] === 'string' && idPattern.test(v[1]);
 
 /** Take `limit + 1` rows, return `limit` and the cursor of the last one if there are more. */
 export function page<T>(rows: T[], limit: number, cursorOf: (row: T) => unknown): { items: T[]; nextCursor?: string } {
