@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
@@ -199,6 +200,14 @@ describe('notifications: routing, inbox, preferences, digest, live stream', () =
     const final = await t.http.get('/v1/me/notifications/unread-count').set(reader.auth).expect(200);
     expect(final.body).toEqual({ unread: 0, byCategory: [] });
     expect(await unreadRows(reader)).toBe(0);
+  });
+
+  it('a service-role key is 403 auth.user_required, a code the route declares (the contract check fails an undeclared one)', async () => {
+    const key = jwt.sign({ role: 'service_role', iss: 'supabase' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
+    const res = await t.http.get('/v1/me/notifications/stream').set({ Authorization: `Bearer ${key}` }).expect(403);
+    expect(res.body.error).toEqual({ code: 'auth.user_required', message: 'this route acts for a signed-in user; a service key cannot call it' });
+    const doc = await t.http.get('/docs-json').expect(200);
+    expect(doc.body.paths['/v1/me/notifications/stream'].get['x-error-codes']).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'auth.user_required', status: 403 })]));
   });
 
   it('pushes a new notice to an open server-sent event stream', async () => {

@@ -1,7 +1,8 @@
-import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { CanActivate, Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { Observable, Subject, filter, map } from 'rxjs';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { retryableError } from '../../platform/errors/database-errors.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import type { NotificationDto } from './notification.dto.js';
 
@@ -50,7 +51,8 @@ export class NotificationStream implements OnModuleDestroy {
     return this.local.pipe(filter((m) => m.userId === userId), map((m) => m.notification));
   }
 
-  private listen(): Promise<unknown> {
+  /** Resolves once this instance listens (Redis subscribed); rejects with 503 queue_unavailable when Redis is down. */
+  listen(): Promise<unknown> {
     if (!this.config.redisUrl) return Promise.resolve();
     this.subscribing ??= (async () => {
       const subscriber = new Redis(this.config.redisUrl!, { maxRetriesPerRequest: 1, lazyConnect: true });
@@ -63,11 +65,19 @@ export class NotificationStream implements OnModuleDestroy {
         }
       });
       this.subscriber = subscriber;
-      await subscriber.connect();
-      await subscriber.subscribe(this.channel);
+      try {
+        await subscriber.connect();
+        await subscriber.subscribe(this.channel);
+      } catch (err) {
+        // a client that failed would keep reconnecting on its own, and the next stream request makes another
+        subscriber.disconnect();
+        if (this.subscriber === subscriber) this.subscriber = undefined;
+        throw err;
+      }
     })().catch((err: Error) => {
       this.subscribing = undefined;
-      throw err;
+      this.logger.warn(`notification stream: Redis is unavailable: ${err.message}`);
+      throw retryableError('queue_unavailable');
     });
     return this.subscribing;
   }
@@ -77,5 +87,20 @@ export class NotificationStream implements OnModuleDestroy {
     this.closing.complete();
     this.local.complete();
     this.subscriber?.disconnect();
+  }
+}
+
+/**
+ * Opens the subscription before the stream route runs. A guard, because only what fails before the handler is answered
+ * with a status: the handler runs inside the interceptors' Observable, and by the time a Redis connection is refused
+ * Nest has sent the stream's 200 headers, and could only send an `event: error`.
+ */
+@Injectable()
+export class NotificationStreamReady implements CanActivate {
+  constructor(private readonly stream: NotificationStream) {}
+
+  async canActivate(): Promise<boolean> {
+    await this.stream.listen();
+    return true;
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
@@ -13,6 +13,7 @@ import {
   MarkAllReadDto, MarkedReadDto, NotificationDto, NotificationPage, NotificationQuery, PreferencesDto, UnreadCountDto, UpdatePreferencesDto,
 } from './notification.dto.js';
 import { NotificationsService } from './notifications.service.js';
+import { NotificationStreamReady } from './notification-stream.js';
 import { SessionLiveness } from '../auth/session-liveness.js';
 
 @ApiTags('notifications')
@@ -100,6 +101,7 @@ export class NotificationStreamController {
   ) {}
 
   @Sse('notifications/stream')
+  @UseGuards(NotificationStreamReady)
   @ApiOperation({
     operationId: 'getNotificationStream',
     summary: 'New notices of the signed-in user as server-sent events (event "notification", data: a Notification as JSON), with keep-alives',
@@ -118,6 +120,8 @@ export class NotificationStreamController {
     },
   })
   @ApiErrors(401, 403)
+  // not a @UserRoute: that would hold a transaction open for the life of the stream
+  @ApiErrorCodes('auth.user_required')
   async stream(@Req() req: FastifyRequest): Promise<Observable<MessageEvent>> {
     const principal = (req as FastifyRequest & { user?: Principal }).user;
     if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
