@@ -74,6 +74,18 @@ describe('settings and feature flags', () => {
     await t.http.delete(setting(a.orgId, 'app_securevault', 'ui.table')).set(a.users.owner.auth).expect(404);
   });
 
+  it('refuses a null value in a batch (400 settings.invalid naming the key), writing none of the batch and auditing nothing', async () => {
+    const res = await t.http.patch(setting(a.orgId, 'myapp')).set(a.users.admin.auth).send({ values: { fine: 1, k: null } }).expect(400);
+    expect(res.body.error).toEqual({
+      code: 'settings.invalid', message: 'k: must not be null: delete the setting to remove it',
+      details: [{ field: 'k', problems: ['must not be null: delete the setting to remove it'] }],
+    });
+    const org = await t.http.patch(setting(a.orgId, 'org')).set(a.users.admin.auth).send({ values: { locale: null } }).expect(400);
+    expect(org.body.error).toMatchObject({ code: 'settings.invalid', details: [{ field: 'locale', problems: [expect.any(String)] }] });
+    expect((await t.db.admin.query(`SELECT key FROM core.settings WHERE org_id = $1 AND scope = 'myapp'`, [a.orgId])).rows).toEqual([]);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND entity_id LIKE 'myapp/%'`, [a.orgId])).rows[0].n).toBe(0);
+  });
+
   it('sets, lists and deletes feature flags (admins), audited', async () => {
     const flags = `/v1/orgs/${a.orgId}/feature-flags`;
     expect((await t.http.put(`${flags}/ledger.multi_currency`).set(a.users.admin.auth).send({ enabled: true }).expect(200)).body)

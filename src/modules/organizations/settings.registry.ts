@@ -87,6 +87,7 @@ export function checkSetting(scope: string, key: string, value: unknown): Checke
     const check = ORG_SETTINGS[key];
     return check ? check(value) : bad(`unknown organization setting ${key} (known: ${Object.keys(ORG_SETTINGS).join(', ')})`);
   }
+  if (value === null) return bad('must not be null: delete the setting to remove it');
   const bytes = Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
   return bytes <= APP_VALUE_MAX_BYTES ? ok(value) : bad(`value is ${bytes} bytes of JSON; at most ${APP_VALUE_MAX_BYTES} are allowed`);
 }
