@@ -18390,7 +18390,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /**
+             * @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it)
+             *
+             *     The caller may not do this in this organization
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
