@@ -55,7 +55,7 @@ export class NotificationStream implements OnModuleDestroy {
   listen(): Promise<unknown> {
     if (!this.config.redisUrl) return Promise.resolve();
     this.subscribing ??= (async () => {
-      const subscriber = new Redis(this.config.redisUrl!, { maxRetriesPerRequest: 1, lazyConnect: true });
+      const subscriber = new Redis(this.config.redisUrl!, { maxRetriesPerRequest: 1, lazyConnect: true, commandTimeout: this.config.redisCommandTimeoutMs });
       subscriber.on('error', (err: Error) => this.logger.warn(`notification stream subscriber: ${err.message}`));
       subscriber.on('message', (_channel: string, raw: string) => {
         try {

@@ -30,6 +30,11 @@ export interface AppConfig {
     preparedStatements: boolean;
   };
   redisUrl?: string;
+  /**
+   * REDIS_COMMAND_TIMEOUT_MS: longest wait for the answer of one command of the shared Redis client (rate limiter, login
+   * throttle, notification pushes); a Redis that hangs then fails like one that is down, and its callers fall back
+   */
+  redisCommandTimeoutMs: number;
   /** key prefix of Bull queues and other Redis keys (tests give each database its own) */
   redisPrefix: string;
   migrateOnStart: boolean;
@@ -430,6 +435,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       preparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
     },
     redisUrl: env.REDIS_URL ? url(env, 'REDIS_URL', ['redis:', 'rediss:']) : undefined,
+    redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 500, 1, 60_000),
     redisPrefix: env.REDIS_PREFIX || 'omnizen',
     migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info')!,

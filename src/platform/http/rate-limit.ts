@@ -14,6 +14,11 @@ import type { Principal } from '../auth/principal.js';
 import type { Observable } from 'rxjs';
 
 const WINDOW_SECONDS = 60;
+/**
+ * After Redis did not answer a claim within REDIS_COMMAND_TIMEOUT_MS, the limiter counts in memory this long before it
+ * asks Redis again: a hung Redis costs one command timeout per second, not one per request.
+ */
+const REDIS_RETRY_MS = 1000;
 
 /** What one consumed request left in its bucket; sent as RateLimit-* headers on every limited response. */
 export interface RateLimitState {
@@ -40,8 +45,9 @@ export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION
  * the counters live in Redis, shared by every API instance: an instance claims a bucket's tokens with one atomic Lua
  * call that never hands out more than the limit (RedisTokenLeases: a block of them while the bucket is far from its
  * limit, one per request near it, so 1,000 parallel requests against a limit of 5 let exactly 5 through), and a
- * request far from the limit usually costs no round trip at all. Without Redis, or while Redis does not answer, an
- * in-process counter (rate-limiter-flexible's RateLimiterMemory) decides. Fixed one-minute windows, starting at a
+ * request far from the limit usually costs no round trip at all. Without Redis, or while Redis does not answer (down,
+ * or silent past REDIS_COMMAND_TIMEOUT_MS; then asked again at most once a second), an in-process counter
+ * (rate-limiter-flexible's RateLimiterMemory) decides. Fixed one-minute windows, starting at a
  * bucket's first request.
  */
 @Injectable()
@@ -51,6 +57,8 @@ export class RateLimiter {
   private readonly leases: RedisTokenLeases | null;
   /** Redis failed the last claim: warn once per outage, not once per request */
   private redisDown = false;
+  /** after Redis did not answer in time, when (clock ms) the next request may ask it again; until then memory decides */
+  private redisRetryAt = 0;
   /** buckets of refused callers over their limit, until their window ends (ms): refused here without Redis or SQL */
   private readonly refusedUntil = new Map<string, { until: number; limit: number }>();
   /** RATE_LIMITS_ENABLED; switched at run time only by the benchmark (on vs off in one process: bench/api.bench.ts) */
@@ -82,7 +90,8 @@ export class RateLimiter {
   async consume(bucket: string, limit: number, reply: FastifyReply | undefined, what: string): Promise<RateLimitState> {
     let state: RateLimitState;
     let allowed: boolean;
-    let leased = this.leases ? this.fromRedis(bucket, limit) : null;
+    const askRedis = this.leases && this.clock.now() >= this.redisRetryAt;
+    let leased = askRedis ? this.fromRedis(bucket, limit) : null;
     if (leased instanceof Promise) leased = await leased;
     if (leased) {
       allowed = leased.number > 0;
@@ -166,6 +175,8 @@ export class RateLimiter {
       }
       return token;
     }, (err: unknown) => {
+      // a Redis that is down refuses at once; one that hangs costs a whole command timeout, so it is left alone a while
+      if (err instanceof Error && err.message === 'Command timed out') this.redisRetryAt = this.clock.now() + REDIS_RETRY_MS;
       if (!this.redisDown) {
         this.redisDown = true;
         this.logger.warn({ bucket, err: err instanceof Error ? err.message : String(err) }, 'rate limiter: Redis unavailable, counting in memory until it answers');
