@@ -20,6 +20,12 @@ export const EMAIL_JOB = 'notifications.email';
 export const EMAIL_RETRY_DELAYS_SECONDS = [60, 5 * 60, 30 * 60, 2 * 3600] as const;
 /** Sending attempts of one e-mail before it stays `failed` (the outbox would retry for ever). */
 export const MAX_EMAIL_ATTEMPTS = EMAIL_RETRY_DELAYS_SECONDS.length + 1;
+/**
+ * How long an attempt owns its 'sending' row: a run of the same job meanwhile (relayed again because its outbox claim
+ * ran out) leaves it alone and is retried later. Far longer than one SMTP conversation may last (the mailer gives up
+ * after 10 s without a connection or greeting, 30 s of silence), so only an attempt cut off by a crash is resumed.
+ */
+export const EMAIL_SENDING_LEASE_MS = 5 * 60_000;
 
 export interface QueuedEmail {
   userId: string | null;
@@ -74,9 +80,10 @@ export class EmailLinks {
 
 /**
  * Sends queued e-mails (one job each, bounded retries: MAX_EMAIL_ATTEMPTS) and the hourly digests. The
- * SMTP conversation happens between two short transactions: the first marks the attempt and mints the
- * link, the second records the server's answer. A process killed in between leaves the row 'sending';
- * the outbox runs the job again and it is sent again (at least once).
+ * SMTP conversation happens between two short transactions: the first marks the attempt (and when it began) and mints
+ * the link, the second records the server's answer. A process killed in between leaves the row 'sending'; the outbox
+ * runs the job again and, once the attempt's lease (EMAIL_SENDING_LEASE_MS) has passed, it is sent again (at least
+ * once). A run of the job while the attempt is still live fails and is retried: the e-mail is not sent twice.
  */
 @Injectable()
 export class EmailDeliveryService implements OnModuleInit {
@@ -114,6 +121,11 @@ export class EmailDeliveryService implements OnModuleInit {
       if (!d || !['queued', 'sending'].includes(d.status)) return undefined;
       // this job's attempt: not made yet, or begun and cut off (the process ended while sending; relayed again)
       if (d.attempts !== after && !(d.status === 'sending' && d.attempts === after + 1)) return undefined;
+      const now = this.clock.now();
+      if (d.status === 'sending' && d.sending_since && now - d.sending_since.getTime() < EMAIL_SENDING_LEASE_MS) {
+        // begun by another run that may still be talking to the SMTP server: its outcome decides; this run is retried
+        throw new Error(`e-mail ${d.id} is being sent by another run since ${d.sending_since.toISOString()}; it is resumed only after ${EMAIL_SENDING_LEASE_MS / 1000} s`);
+      }
       const data: Record<string, unknown> = { ...(d.data as Record<string, unknown>), preferencesLink: this.appUrl('/settings/notifications') };
       const base = { orgId: d.org_id, id: d.id, to: d.to_address, template: d.template as EmailTemplate };
       if (!this.mailer.configured) return { ...base, data, attempts: d.attempts };
@@ -128,7 +140,7 @@ export class EmailDeliveryService implements OnModuleInit {
       } else {
         data.link ??= this.appUrl('/notifications');
       }
-      await repo.setDelivery(db, d.org_id, d.id, { status: 'sending', attempt: true });
+      await repo.setDelivery(db, d.org_id, d.id, { status: 'sending', attempt: { at: new Date(now) } });
       return { ...base, data, attempts: d.attempts + 1 };
     });
     if (!prepared) return;

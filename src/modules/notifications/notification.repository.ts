@@ -140,14 +140,15 @@ export const notificationRepository = {
     return row;
   },
 
-  async setDelivery(db: Db, orgId: string, id: string, change: { status: string; smtpResponse?: string | null; messageId?: string | null; sent?: boolean; attempt?: boolean }): Promise<void> {
+  /** `attempt`: an attempt begins now (counted, its start `sendingSince` kept as the lease of the 'sending' row). */
+  async setDelivery(db: Db, orgId: string, id: string, change: { status: string; smtpResponse?: string | null; messageId?: string | null; sent?: boolean; attempt?: { at: Date } }): Promise<void> {
     await db.run(qb.updateTable('core.email_deliveries')
       .set((eb) => ({
         status: change.status,
         ...(change.smtpResponse !== undefined ? { smtp_response: change.smtpResponse } : {}),
         ...(change.messageId !== undefined ? { message_id: change.messageId } : {}),
         ...(change.sent ? { sent_at: sql<Date>`now()` } : {}),
-        ...(change.attempt ? { attempts: eb('attempts', '+', 1) } : {}),
+        ...(change.attempt ? { attempts: eb('attempts', '+', 1), sending_since: change.attempt.at } : {}),
       }))
       .where('org_id', '=', orgId).where('id', '=', id));
   },

@@ -9,6 +9,7 @@ import { JobRegistry, type Job } from './jobs.js';
 import { backlog, claimDue, markDone, recordFailure, releaseClaims, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
+import { Clock } from '../clock/clock.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
@@ -68,7 +69,9 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
  * Moves committed outbox rows to Bull (REDIS_URL set) or runs them in-process, at least once each:
  * 1. claim up to JOBS_RELAY_BATCH_SIZE due rows (FOR UPDATE SKIP LOCKED: relays of several instances take
  *    different rows) and commit (each becomes due again after JOBS_CLAIM_TIMEOUT_MS);
- * 2. outside any transaction, hand them to Bull (one addBulk for the rows relayed the first time) or run them;
+ * 2. outside any transaction, hand them to Bull (one addBulk for the rows relayed the first time) or run them, one
+ *    after another, each started only while at least half of the batch's claim is left: the rest is given back (due
+ *    again at once), so a slow batch (SMTP answering slowly) never runs a row whose claim another instance may have taken;
  * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
  *    JobsProcessor), or a failure with a backoff.
  * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
@@ -87,6 +90,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly registry: JobRegistry,
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
+    private readonly clock: Clock,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
     metrics.onScrape(async () => {
@@ -137,8 +141,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private async relayBatch(limit: number): Promise<number> {
-    const claimSeconds = this.config.jobs.claimTimeoutMs / 1000;
-    const jobs = await this.privileged.run('jobs.relay', (db) => claimDue(db, limit, claimSeconds));
+    const claimMs = this.config.jobs.claimTimeoutMs;
+    // measured from before the claim: this instance's deadline is never later than the rows' available_at
+    const claimedAt = this.clock.now();
+    const jobs = await this.privileged.run('jobs.relay', (db) => claimDue(db, limit, claimMs / 1000));
     if (this.queue) {
       // relayed for the first time: Bull cannot hold them yet, one addBulk (one round trip) queues them all;
       // relayed again (a claim ran out, a hand-off failed): Bull may hold them in any state, each is looked at
@@ -156,10 +162,14 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       return jobs.length;
     }
     for (const [i, job] of jobs.entries()) {
-      if (this.stopping) {
+      // a job started with less than half the claim left could outlive it, and another instance would run it too
+      // (the first one always runs: a claim shorter than one job still makes progress)
+      const claimShort = i > 0 && this.clock.now() - claimedAt >= claimMs / 2;
+      if (this.stopping || claimShort) {
         const left = jobs.slice(i);
+        const why = this.stopping ? 'at shutdown' : 'as their claim runs short';
         await this.privileged.run('jobs.relay', (db) => releaseClaims(db, left))
-          .catch((e: Error) => this.logger.warn(`${left.length} claimed job(s) not given back at shutdown (due again when the claim runs out): ${e.message}`));
+          .catch((e: Error) => this.logger.warn(`${left.length} claimed job(s) not given back ${why} (due again when the claim runs out): ${e.message}`));
         break;
       }
       try {

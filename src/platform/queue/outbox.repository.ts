@@ -32,13 +32,16 @@ export async function markDone(db: Db, jobs: Job[]): Promise<void> {
     WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
 }
 
-/** Claimed jobs this instance will not run (it is shutting down): due again at once, their claim not counted as an attempt. */
-export async function releaseClaims(db: Db, jobs: Job[]): Promise<void> {
+/**
+ * Claimed jobs this instance will not run (it is shutting down, or their claim runs short): due again at once, their
+ * claim not counted as an attempt. A row claimed again meanwhile (its attempts moved on) belongs to that claim: left alone.
+ */
+export async function releaseClaims(db: Db, jobs: ClaimedJob[]): Promise<void> {
   if (!jobs.length) return;
-  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
+  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id, attempts: j.attempts }));
   await db.$executeRaw`UPDATE core.outbox o SET available_at = now(), attempts = greatest(o.attempts - 1, 0)
-    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
-    WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint, attempts int)
+    WHERE o.org_id = k.org AND o.id = k.id AND o.attempts = k.attempts AND o.processed_at IS NULL`;
 }
 
 /** Handing the job on (or running it) failed: it is due again after `delaySeconds`. */

@@ -23,6 +23,11 @@ export interface SmtpDouble {
   env: Record<string, string>;
   /** the next `count` messages are refused with this SMTP answer (e.g. 451 temporary, 550 permanent) */
   refuseNext(code: number, message: string, count?: number): void;
+  /** a slow server: from now on each message is answered (and kept) only at release(); `held` counts those waiting */
+  hold(): void;
+  readonly held: number;
+  /** answers every held message and holds no more */
+  release(): void;
   /** resolves when `count` messages in all have arrived; rejects, saying how many came, after `withinMs` */
   waitFor(count: number, withinMs?: number): Promise<ReceivedMail[]>;
   close(): Promise<void>;
@@ -32,6 +37,8 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
   const messages: ReceivedMail[] = [];
   const waiters: { count: number; resolve: (m: ReceivedMail[]) => void }[] = [];
   let refusals: { code: number; message: string; left: number } | undefined;
+  let holding = false;
+  const held: (() => void)[] = [];
   const server = new SMTPServer({
     authOptional: true,
     // no reverse DNS per connection (smtp-server waits up to 1.5 s for it; every mail is a new connection)
@@ -42,6 +49,10 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
+        if (holding) return void held.push(() => answer());
+        answer();
+      });
+      const answer = () => {
         if (refusals && refusals.left > 0) {
           refusals.left -= 1;
           const err = Object.assign(new Error(refusals.message), { responseCode: refusals.code });
@@ -63,7 +74,7 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
           }
           callback();
         }, callback);
-      });
+      };
     },
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -72,6 +83,16 @@ export async function startSmtpDouble(): Promise<SmtpDouble> {
     port,
     messages,
     env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: 'OmniZen Test <no-reply@omnizen.test>' },
+    hold() {
+      holding = true;
+    },
+    get held() {
+      return held.length;
+    },
+    release() {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+    },
     refuseNext(code, message, count = 1) {
       refusals = { code, message, left: count };
     },
