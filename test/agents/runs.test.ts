@@ -563,8 +563,14 @@ describe('agent runs', () => {
   });
 
   it('answers a non-member 404 and another organization\'s agent 404', async () => {
-    await run(ownerB).expect(404);
-    await t.http.post(agentsUrl(orgB, `/${agentId}/runs`)).set(ownerB.auth).send({ messages: [{ role: 'user', content: 'x' }] }).expect(404);
+    const runs = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM ai.runs')).rows[0].n;
+    const before = await runs();
+    expect((await run(ownerB).expect(404)).body.error.code).toBe('organization.not_found');
+    const other = await t.http.post(agentsUrl(orgB, `/${agentId}/runs`)).set(ownerB.auth).send({ messages: [{ role: 'user', content: 'x' }] }).expect(404);
+    expect(other.body.error.code).toBe('agent.not_found');
+    // no run was made and no model was called
+    expect(await runs()).toBe(before);
+    expect(llm.requests).toHaveLength(0);
   });
 
   it('reports usage per day, agent and model, and the agent metrics view', async () => {

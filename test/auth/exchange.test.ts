@@ -297,13 +297,20 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const u = await registerUser(t, 'claims');
       const claims = { sub: u.id, role: 'authenticated', email: u.email, personal_org_id: u.personalOrgId, session_id: undefined };
       const get = (token: string) => t.http.get('/v1/orgs').set('Authorization', `Bearer ${token}`);
-      await get(sign(claims, { audience: 'authenticated', issuer: 'omnizen', expiresIn: 600 })).expect(200);
-      await get(sign(claims, { audience: 'authenticated', issuer: 'omnizen' })).expect(401);
-      await get(sign(claims, { audience: 'authenticated', issuer: 'https://other.supabase.co/auth/v1', expiresIn: 600 })).expect(401);
-      await get(sign(claims, { audience: 'authenticated', expiresIn: 600 })).expect(401);
-      await get(sign(claims, { audience: 'app:app_securevault', issuer: 'omnizen', expiresIn: 600 })).expect(401);
-      // a service key needs an expiry too
-      await get(sign({ role: 'service_role' }, {})).expect(401);
+      const ok = await get(sign(claims, { audience: 'authenticated', issuer: 'omnizen', expiresIn: 600 })).expect(200);
+      expect(ok.body.map((o: { id: string }) => o.id)).toEqual([u.personalOrgId]);
+      const refused = { code: 'auth.unauthorized', message: 'a valid access token is required' };
+      for (const [name, token] of [
+        ['no exp', sign(claims, { audience: 'authenticated', issuer: 'omnizen' })],
+        ['foreign issuer', sign(claims, { audience: 'authenticated', issuer: 'https://other.supabase.co/auth/v1', expiresIn: 600 })],
+        ['no issuer', sign(claims, { audience: 'authenticated', expiresIn: 600 })],
+        ['app audience', sign(claims, { audience: 'app:app_securevault', issuer: 'omnizen', expiresIn: 600 })],
+        // a service key needs an expiry too
+        ['service key without exp', sign({ role: 'service_role' }, {})],
+      ] as const) {
+        const res = await get(token);
+        expect([name, res.status, res.body.error]).toEqual([name, 401, refused]);
+      }
     });
   });
 

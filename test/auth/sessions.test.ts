@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { SessionLiveness } from '../../src/modules/auth/session-liveness.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { registerUser, uniqueEmail } from '../support/factories.js';
+import { addMember, createOrg, registerUser, uniqueEmail } from '../support/factories.js';
+import { settle } from '../notifications/notifications-support.js';
 
 const refresh = (t: TestApp, refreshToken: string) => t.http.post('/v1/auth/refresh').send({ refreshToken });
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -151,6 +152,10 @@ describe('refresh tokens and sessions', () => {
 
   it('ends an open notification stream when its session ends; the stream of another live session stays open', async () => {
     const u = await registerUser(t, 'streamer');
+    // an organization in which the user's role changes: a notice pushed to the user's open streams
+    const owner = await registerUser(t, 'streamowner');
+    const orgId = await createOrg(t, owner, 'Stream Co');
+    await addMember(t, orgId, u, 'member');
     const second = await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200);
     const secondAuth = bearer(second.body.accessToken);
     const secondSession = (await t.http.get('/v1/auth/sessions').set(secondAuth).expect(200)).body.find((x: { current: boolean }) => x.current).id;
@@ -179,13 +184,26 @@ describe('refresh tokens and sessions', () => {
     try {
       expect([first.statusCode, other.statusCode]).toEqual([200, 200]);
       let otherEnded = false;
-      void ended(other).then(() => { otherEnded = true; });
+      let received = '';
+      const notice = new Promise<string>((resolve) => {
+        other.on('data', (chunk: Buffer) => {
+          received += chunk.toString('utf8');
+          const match = /event: notification\nid: [0-9a-f-]{36}\ndata: (.*)\n/.exec(received);
+          if (match) resolve(match[1]);
+        });
+      });
+      const otherClosed = ended(other).then(() => { otherEnded = true; });
       const firstEnded = ended(first);
       await t.http.post('/v1/auth/logout').set(u.auth).expect(204);
       loggedOut = true;
       await firstEnded;
       await secondChecked;
       expect(otherEnded).toBe(false);
+      // the other stream is still open: a notice made after the check arrives on it (or the stream ends first, and this fails)
+      await t.http.patch(`/v1/orgs/${orgId}/members/${u.id}`).set(owner.auth).send({ role: 'viewer' }).expect(200);
+      await settle(t);
+      const outcome = await Promise.race([notice.then((data) => ({ data: JSON.parse(data) })), otherClosed.then(() => ({ ended: true }))]);
+      expect(outcome).toEqual({ data: expect.objectContaining({ orgId, eventType: 'member.role_changed', title: 'Your role in Stream Co changed' }) });
       expect((await t.db.admin.query('SELECT revoked_at FROM core.sessions WHERE id = $1', [secondSession])).rows).toEqual([{ revoked_at: null }]);
     } finally {
       spy.mockRestore();
@@ -317,10 +335,13 @@ describe.each([
 
     it('leaves bearer-token requests alone: they carry their credential explicitly', async () => {
       const res = await signIn();
-      await t.http.post('/v1/orgs').set('Authorization', `Bearer ${res.body.accessToken}`).set('Origin', 'https://evil.example').send({ name: 'Api' }).expect(201);
+      const api = await t.http.post('/v1/orgs').set('Authorization', `Bearer ${res.body.accessToken}`).set('Origin', 'https://evil.example').send({ name: 'Api' }).expect(201);
       // another scheme is no bearer token: the cookie would authenticate, so the cookie rules apply
       const access = pair(find(cookiesOf(res), 'omnizen_access')!);
-      await t.http.post('/v1/orgs').set('Authorization', 'Basic Zm9vOmJhcg==').set('Cookie', access).set('Origin', 'https://evil.example').send({ name: 'Pwned' }).expect(403);
+      const basic = await t.http.post('/v1/orgs').set('Authorization', 'Basic Zm9vOmJhcg==').set('Cookie', access).set('Origin', 'https://evil.example').send({ name: 'Pwned' }).expect(403);
+      expect(basic.body.error.code).toBe('auth.csrf_rejected');
+      const owned = await t.db.admin.query('SELECT id, name FROM core.organizations WHERE owner_user_id = $1 AND name IN ($2, $3)', [res.body.user.id, 'Api', 'Pwned']);
+      expect(owned.rows).toEqual([{ id: api.body.id, name: 'Api' }]);
     });
   });
 });

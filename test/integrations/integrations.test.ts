@@ -107,10 +107,18 @@ describe('integrations API', () => {
   });
 
   it('answers 404 to a malformed id and 401 to anonymous callers', async () => {
-    await t.http.get('/v1/me/integrations/not-a-uuid').set(ada.auth).expect(404);
-    await t.http.get('/v1/me/integrations').expect(401);
-    await t.http.post('/v1/me/integrations').send({ integrationType: 'icloud' }).expect(401);
-    await t.http.get('/v1/me/provider').expect(401);
+    const malformed = await t.http.get('/v1/me/integrations/not-a-uuid').set(ada.auth).expect(404);
+    expect(malformed.body.error.code).toBe('integration.not_found');
+    const count = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM public.integrations')).rows[0].n;
+    const before = await count();
+    for (const res of [
+      await t.http.get('/v1/me/integrations'),
+      await t.http.post('/v1/me/integrations').send({ integrationType: 'icloud' }),
+      await t.http.get('/v1/me/provider'),
+    ]) {
+      expect([res.status, res.body.error]).toEqual([401, { code: 'auth.unauthorized', message: 'a valid access token is required' }]);
+    }
+    expect(await count()).toBe(before);
   });
 });
 

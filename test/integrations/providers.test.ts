@@ -120,8 +120,18 @@ describe('public provider pages and availability', () => {
   it('serves anonymous requests on pooled connections that have served signed-in ones', async () => {
     // begin_request() runs for every request; on a connection whose cached plan reads core.sessions
     // (signed-in callers with a session), an anon caller must still get through
-    for (let i = 0; i < 10; i++) await t.http.get('/v1/me/provider').set(ny.auth).expect(200);
-    for (let i = 0; i < 10; i++) await t.http.get('/v1/public/providers/dubai-trainer').expect(200);
+    for (let i = 0; i < 10; i++) {
+      const mine = await t.http.get('/v1/me/provider').set(ny.auth).expect(200);
+      expect(mine.body).toMatchObject({ id: expect.any(String), publicSlug: 'new-york-coach', isPublic: true, timezone: 'America/New_York' });
+    }
+    for (let i = 0; i < 10; i++) {
+      const res = await t.http.get('/v1/public/providers/dubai-trainer').expect(200);
+      expect(res.body).toEqual({
+        slug: 'dubai-trainer', timezone: 'Asia/Dubai', // the default zone: not set
+        workingHours: { timezone: 'Asia/Dubai', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' },
+        whatsapp: null,
+      });
+    }
   });
 
   it('shows only the public profile of a public provider, without authentication', async () => {

@@ -42,7 +42,10 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
     });
 
     it('routes a path with a trailing slash like the path without it', async () => {
-      await t.http.get('/health/').expect(200);
+      const slash = await t.http.get('/health/').expect(200);
+      const plain = await t.http.get('/health').expect(200);
+      expect(slash.body).toEqual(plain.body);
+      expect(slash.body).toEqual({ status: 'ok' });
     });
 
     it('takes the client address from X-Forwarded-For only from a proxy on this machine', async () => {

@@ -36,29 +36,6 @@ describe('DELETE /v1/me: erasure', () => {
   });
   afterAll(() => t.close());
 
-  it('a refresh is no sign-in: a token refreshed after the window, without the password, is refused and nothing changes', async () => {
-    // the app's clock must still be the wall clock (this test runs first): else a check on the token's iat would refuse too
-    expect(Math.abs(clock.now() - Date.now())).toBeLessThan(1000);
-    const p = await person(t, 'refreshed');
-    // 301 s pass for the whole process (the app's clock, and Date, which a token's iat is read from), timers run as ever;
-    // first in the file, while the app's clock is still the wall clock
-    jest.useFakeTimers({ now: Date.now() + 301_000, advanceTimers: true, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask',
-      'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
-    try {
-      const refreshed = await t.http.post('/v1/auth/refresh').send({ refreshToken: p.refreshToken }).expect(200);
-      const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${refreshed.body.accessToken}` }).send({}).expect(403);
-      expect(res.body.error.code).toBe('privacy.recent_sign_in_required');
-      const { rows } = await t.db.admin.query('SELECT email, name FROM core."User" WHERE id = $1', [p.id]);
-      expect(rows).toEqual([{ email: p.email, name: p.name }]);
-      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.sessions WHERE user_id = $1 AND revoked_at IS NULL', [p.id])).rows).toEqual([{ n: 1 }]);
-      // signing in again re-authenticates
-      const again = await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(200);
-      await t.http.delete('/v1/me').set({ Authorization: `Bearer ${again.body.accessToken}` }).send({}).expect(200);
-    } finally {
-      jest.useRealTimers();
-    }
-  });
-
   it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
     // a sign-in is recent on the app's clock (this file's, which moves on)
     const fresh = await person(t, 'fresh');
@@ -294,3 +271,36 @@ describe('DELETE /v1/me: erasure', () => {
 function serviceKey(t: TestApp): string {
   return jwt.sign({ role: 'service_role', iss: 'supabase' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
 }
+
+describe('DELETE /v1/me: a refresh is no sign-in', () => {
+  // its own app and clock, which only this test moves (with Date): it holds whichever test of the file ran before
+  let t: TestApp;
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '' }, { clock });
+  });
+  afterAll(() => t.close());
+
+  it('a refresh is no sign-in: a token refreshed after the window, without the password, is refused and nothing changes', async () => {
+    // the app's clock must be the wall clock (this app's, which no other test moves): else a check on the token's iat would refuse too
+    expect(Math.abs(clock.now() - Date.now())).toBeLessThan(1000);
+    const p = await person(t, 'refreshed');
+    // 301 s pass for the whole process (the app's clock, and Date, which a token's iat is read from), timers run as ever
+    jest.useFakeTimers({ now: Date.now() + 301_000, advanceTimers: true, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask',
+      'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    try {
+      const refreshed = await t.http.post('/v1/auth/refresh').send({ refreshToken: p.refreshToken }).expect(200);
+      const res = await t.http.delete('/v1/me').set({ Authorization: `Bearer ${refreshed.body.accessToken}` }).send({}).expect(403);
+      expect(res.body.error.code).toBe('privacy.recent_sign_in_required');
+      const { rows } = await t.db.admin.query('SELECT email, name FROM core."User" WHERE id = $1', [p.id]);
+      expect(rows).toEqual([{ email: p.email, name: p.name }]);
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.sessions WHERE user_id = $1 AND revoked_at IS NULL', [p.id])).rows).toEqual([{ n: 1 }]);
+      // signing in again re-authenticates
+      const again = await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(200);
+      await t.http.delete('/v1/me').set({ Authorization: `Bearer ${again.body.accessToken}` }).send({}).expect(200);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
