@@ -76,4 +76,15 @@ describe('ledger: reopening a year whose expense account was archived after the 
     expect(await rentBalance()).toBe('0.00');
     expect(await balanceDrift(t, orgId)).toEqual([]);
   });
+
+  it('does not close a year into an archived retained-earnings account: only revenue and expense accounts are let through', async () => {
+    // reopened, retained earnings (3200) holds nothing in an open year and can be archived
+    await t.http.post(ledgerUrl(orgId, `fiscal-years/${yearId}/reopen`)).set(owner.auth).expect(200);
+    await t.http.post(ledgerUrl(orgId, `accounts/${acc['3200']}/archive`)).set(owner.auth).expect(200);
+    const refused = await t.http.post(ledgerUrl(orgId, `fiscal-years/${yearId}/close`)).set(owner.auth).expect(422);
+    expect(refused.body.error).toMatchObject({ code: 'ledger.account_not_postable', message: expect.stringMatching(/account 3200 is archived/) });
+    const { rows: [year] } = await t.db.admin.query(`SELECT status, closing_entry_id FROM finance.fiscal_years WHERE org_id = $1 AND id = $2`, [orgId, yearId]);
+    expect(year).toEqual({ status: 'open', closing_entry_id: null });
+    expect(await rentBalance()).toBe('400.00');
+  });
 });

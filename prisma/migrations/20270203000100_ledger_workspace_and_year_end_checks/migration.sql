@@ -8,9 +8,9 @@
 -- 2. An account archived after its fiscal year closed (a revenue or expense account, zero once closed) blocked the
 --    year's reopening: the reversal of the closing entry posts to it, and a posting to an archived account is refused.
 --    The API has no way to unarchive an account, so year-end entries (source year_end, which only the API posts: the
---    close and the reopening's reversal; clients cannot send that source) may post to archived accounts, in the
---    API's verified transactions only (public.auth_claims_verified()). Every other posting to an archived account is
---    refused as before.
+--    close and the reopening's reversal; clients cannot send that source) may post to archived revenue and expense
+--    accounts, in the API's verified transactions only (public.auth_claims_verified()). Every other posting to an
+--    archived account (an archived retained-earnings account in a close too) is refused as before.
 -- finance.check_entry is otherwise that of migration 20270202000300; its owner and grants are kept (CREATE OR REPLACE).
 
 GRANT SELECT (org_id, id) ON core.workspaces TO finance_posting;
@@ -118,11 +118,13 @@ BEGIN
     IF (acc ->> 'isGroup')::boolean THEN
       RAISE EXCEPTION 'line %: account % is a group account; post to one of its children', n, acc ->> 'code' USING ERRCODE = 'P0001', HINT = 'ledger.account_not_postable';
     END IF;
-    -- an archived account takes no posting, except a year-end entry the API posts itself (source year_end: a close,
-    -- or the reversal that reopens a year): a revenue or expense account archived once its year closed carries that
-    -- year's result again when the year reopens, and the close moves it out again. Clients cannot send source
-    -- year_end through the API, and only the API's verified transactions pass auth_claims_verified() (false elsewhere)
-    IF (acc ->> 'archived')::boolean AND NOT (r.source = 'year_end' AND public.auth_claims_verified() IS TRUE) THEN
+    -- an archived account takes no posting, except a revenue or expense account in a year-end entry the API posts
+    -- itself (source year_end: a close, or the reversal that reopens a year): archived once its year closed, it carries
+    -- that year's result again when the year reopens, and the close moves it out again. An archived retained-earnings
+    -- (equity) account stays refused. Clients cannot send source year_end through the API, and only the API's
+    -- verified transactions pass auth_claims_verified() (false elsewhere). The account's type is read only here.
+    IF (acc ->> 'archived')::boolean AND NOT (r.source = 'year_end' AND public.auth_claims_verified() IS TRUE
+        AND EXISTS (SELECT 1 FROM finance.accounts a WHERE a.org_id = org AND a.id = v_acc AND a.type IN ('revenue', 'expense'))) THEN
       RAISE EXCEPTION 'line %: account % is archived', n, acc ->> 'code' USING ERRCODE = 'P0001', HINT = 'ledger.account_not_postable';
     END IF;
     v_cur := coalesce(nullif(l ->> 'currency', ''), s.base_currency);
