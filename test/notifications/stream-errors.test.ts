@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
+import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 
@@ -42,5 +43,18 @@ describe('notifications: the live stream with Redis down', () => {
       return internals.reconnectTimeout || (['connecting', 'connect', 'ready'].includes(c.status) && !internals.manuallyClosing);
     });
     expect(trying.map((c) => c.status)).toEqual([]);
+  });
+
+  it('Redis down: a service-role key still gets its 403 auth.user_required, and no subscriber is made for it', async () => {
+    const made = jest.spyOn(Redis.prototype, 'connect'); // the first test's spy when it ran before: count from here
+    const before = made.mock.contexts.length;
+    try {
+      const key = jwt.sign({ role: 'service_role', iss: 'supabase' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
+      const res = await t.http.get('/v1/me/notifications/stream').set({ Authorization: `Bearer ${key}` }).expect(403);
+      expect(res.body.error).toEqual({ code: 'auth.user_required', message: 'this route acts for a signed-in user; a service key cannot call it' });
+      expect((made.mock.contexts.slice(before) as Redis[]).filter((c) => c.options.lazyConnect)).toEqual([]);
+    } finally {
+      if (made !== connects) made.mockRestore();
+    }
   });
 });

@@ -1,8 +1,10 @@
-import { CanActivate, Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { Observable, Subject, filter, map } from 'rxjs';
+import type { Principal } from '../../platform/auth/principal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { retryableError } from '../../platform/errors/database-errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import type { NotificationDto } from './notification.dto.js';
 
@@ -91,15 +93,19 @@ export class NotificationStream implements OnModuleDestroy {
 }
 
 /**
- * Opens the subscription before the stream route runs. A guard, because only what fails before the handler is answered
- * with a status: the handler runs inside the interceptors' Observable, and by the time a Redis connection is refused
- * Nest has sent the stream's 200 headers, and could only send an `event: error`.
+ * Refuses a caller that is not a signed-in user, then opens the subscription, before the stream route runs. A guard,
+ * because only what fails before the handler is answered with a status: the handler runs inside the interceptors'
+ * Observable, and by the time a Redis connection is refused Nest has sent the stream's 200 headers, and could only send
+ * an `event: error`. The caller is checked first, so a service key gets its 403 whether Redis is up or not, and opens
+ * no subscription.
  */
 @Injectable()
 export class NotificationStreamReady implements CanActivate {
   constructor(private readonly stream: NotificationStream) {}
 
-  async canActivate(): Promise<boolean> {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const principal = context.switchToHttp().getRequest<{ user?: Principal }>().user;
+    if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     await this.stream.listen();
     return true;
   }

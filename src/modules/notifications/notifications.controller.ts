@@ -4,7 +4,6 @@ import type { FastifyRequest } from 'fastify';
 import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
@@ -123,8 +122,8 @@ export class NotificationStreamController {
   // not a @UserRoute: that would hold a transaction open for the life of the stream
   @ApiErrorCodes('auth.user_required')
   async stream(@Req() req: FastifyRequest): Promise<Observable<MessageEvent>> {
-    const principal = (req as FastifyRequest & { user?: Principal }).user;
-    if (principal?.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    // a signed-in user: NotificationStreamReady refused every other caller
+    const principal = (req as FastifyRequest & { user: Principal & { kind: 'user' } }).user;
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
     // session ends (seen by the next check of this process's open streams)
