@@ -159,14 +159,16 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(endpointRow.failing_since).toBeNull();
   });
 
-  it('keeps the first 1024 characters of a long answer, multi-byte ones whole', async () => {
+  it('keeps the first 1024 characters of a long answer, multi-byte ones whole (no half of a surrogate pair)', async () => {
     const org = await orgWithBooks('Chatty Ltd');
-    const r = await receiver(() => ({ status: 200, body: 'é€😀'.repeat(2000) }));
+    // 'a' then emoji of two UTF-16 units each: unit 1024 is the first half of the 512th emoji, which is dropped
+    const r = await receiver(() => ({ status: 200, body: `é${'😀'.repeat(2000)}` }));
     const ep = await endpoint(org, r);
     await postEntry(org);
     await flush();
     const rows = await attemptsOf(ep.id);
-    expect(rows).toEqual([{ succeeded: true, status_code: 200, response_body: 'é€😀'.repeat(2000).slice(0, 1024), error: null, message_id: expect.any(String), status: 'succeeded' }]);
+    expect(rows).toEqual([{ succeeded: true, status_code: 200, response_body: `é${'😀'.repeat(511)}`, error: null, message_id: expect.any(String), status: 'succeeded' }]);
+    expect(rows[0].response_body).not.toContain('\uFFFD');
   });
 
   it('counts a receiver that does not answer within the timeout as a failed attempt, retried later', async () => {

@@ -46,10 +46,14 @@ interface Attempt extends Outcome {
 /** PostgreSQL's text cannot hold NUL (a receiver may answer anything): it is dropped from what is kept, or the batch's record would fail. */
 const storable = (text: string): string => text.replaceAll('\u0000', '');
 
-/** The first RESPONSE_BODY_MAX characters of an answer, reading no more of it than they can take (4 bytes a character). */
+/**
+ * The first RESPONSE_BODY_MAX characters (UTF-16 units) of an answer, reading no more of it than they can take (4 bytes
+ * a character). A cut between the two halves of a surrogate pair drops the lone half (it would be stored as U+FFFD).
+ */
 async function bodyPrefix(res: Response): Promise<string | null> {
   const text = await readBodyAtMost(res, 4 * RESPONSE_BODY_MAX, { over: 'truncate' });
-  return storable(text).slice(0, RESPONSE_BODY_MAX) || null;
+  const kept = storable(text).slice(0, RESPONSE_BODY_MAX);
+  return (/[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept) || null;
 }
 
 /** The metric's outcome label of one attempt: 2xx success, 410 gone (the endpoint is disabled), no answer in time, any other failure. */
