@@ -22,8 +22,8 @@ import {
 import { AgentsService } from './agents.service.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { RunsService, type RunSink } from './runs.service.js';
+import { UUID } from '../../platform/http/uuid.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @ApiTags('agents')
 @OrgRoute()

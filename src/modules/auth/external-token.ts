@@ -1,6 +1,7 @@
 import jwt from 'jsonwebtoken';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { AppConfig } from '../../platform/config/config.js';
+import { UUID } from '../../platform/http/uuid.js';
 
 export const EXCHANGE_PROVIDERS = ['nextauth', 'supabase'] as const;
 export type ExchangeProvider = (typeof EXCHANGE_PROVIDERS)[number];
@@ -23,7 +24,6 @@ export interface ExternalIdentity {
 }
 
 export const OUR_ISSUER = 'omnizen';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LABEL: Record<ExchangeProvider, string> = { nextauth: 'NextAuth', supabase: 'Supabase' };
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() ? v.trim().slice(0, 2000) : undefined);

@@ -7,12 +7,12 @@ import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
-import { CurrentPrincipal, OrgPreflightRoute, OrgRoute, Preflight, type PreflightTenant, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, OrgPreflightRoute, OrgRoute, openTenant, type OpenTenant, Preflight, type PreflightTenant, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
 import {
   AppCatalogDto, AppQueryDto, BillingEventPage, BillingEventQuery, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
 } from './billing.dto.js';
 import { billingRepository as repo } from './billing.repository.js';
-import { CheckoutService, type OpenTenant } from './checkout.service.js';
+import { CheckoutService } from './checkout.service.js';
 import { EntitlementsService } from './entitlements.service.js';
 import { StripeWebhookService } from './stripe-webhook.service.js';
 import { BillingErrors } from './billing.errors.js';
@@ -73,7 +73,7 @@ export class OrgCheckoutController {
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
   checkout(@Preflight() preflight: PreflightTenant, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    return this.checkouts.checkout(tenantOf(this.db, preflight), dto);
+    return this.checkouts.checkout(openTenant(this.db, preflight), dto);
   }
 
   @Post('billing/portal')
@@ -83,7 +83,7 @@ export class OrgCheckoutController {
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
   portal(@Preflight() preflight: PreflightTenant, @Body() dto: PortalDto): Promise<PortalSessionDto> {
-    return this.checkouts.portal(tenantOf(this.db, preflight), dto);
+    return this.checkouts.portal(openTenant(this.db, preflight), dto);
   }
 }
 
@@ -150,9 +150,6 @@ export class MyCheckoutController {
 }
 
 /** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
-function tenantOf(db: DatabaseService, p: PreflightTenant): OpenTenant {
-  return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
-}
 
 @ApiTags('billing')
 @UserRoute()

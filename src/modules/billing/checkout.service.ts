@@ -7,10 +7,9 @@ import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } fro
 import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import type { OpenTenant } from '../../platform/http/tenant.js';
 
 /** Opens one tenant transaction of the caller in the organization the route acts in (a new one per call). */
-export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
-
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
  * in up to 20 s per try (one retry): no transaction, nor pool connection, may wait on it. So each call reads what it

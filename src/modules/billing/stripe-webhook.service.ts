@@ -10,10 +10,10 @@ import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
 import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
+import { UUID } from '../../platform/http/uuid.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string };
 

@@ -10,8 +10,8 @@ import { DatabaseService, type TenantTx } from '../../platform/database/database
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { DoesNotWrite, OrgPreflightRoute, OrgRoute, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
-import { KnowledgeService, type OpenTenant } from './knowledge.service.js';
+import { DoesNotWrite, OrgPreflightRoute, OrgRoute, openTenant, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { KnowledgeService } from './knowledge.service.js';
 import { readUpload, UPLOAD_BODY } from './upload.js';
 import {
   CollectionDto, CreateCollectionDto, CreateNoteDocumentDto, DocumentDto, DocumentPage, DocumentQuery, ReindexResultDto, ReindexStaleQuery, SearchKnowledgeDto,
@@ -176,9 +176,6 @@ export class KnowledgeDocumentsController {
 }
 
 /** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
-function tenantOf(db: DatabaseService, p: PreflightTenant): OpenTenant {
-  return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
-}
 
 /**
  * Search, not @OrgRoute: the query's embedding is a provider call (up to AI_TIMEOUT_MS per try, retried), and no
@@ -205,7 +202,7 @@ export class KnowledgeSearchController {
   @ApiErrors(400)
   @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
   search(@Preflight() preflight: PreflightTenant, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
-    return this.knowledge.searchWith(tenantOf(this.db, preflight), dto);
+    return this.knowledge.searchWith(openTenant(this.db, preflight), dto);
   }
 }
 
@@ -238,7 +235,7 @@ export class KnowledgeUploadsController {
   @ApiErrors(400)
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    const tenant = tenantOf(this.db, preflight);
+    const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getCollection(tx, id));
     const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
     // createFromUpload checks the collection again: it may have gone while the body was read
@@ -255,7 +252,7 @@ export class KnowledgeUploadsController {
   @ApiErrors(400)
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
-    const tenant = tenantOf(this.db, preflight);
+    const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getDocument(tx, id));
     const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
     // addVersion locks the document and checks it again: it may have gone while the body was read

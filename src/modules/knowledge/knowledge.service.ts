@@ -15,6 +15,7 @@ import {
   SEARCH_MAX_K, type CollectionDto, type CreateCollectionDto, type CreateNoteDocumentDto, type DocumentDto, type DocumentPage,
   type DocumentQuery, type SearchResultDto, type UpdateCollectionDto, type VersionDto, type VersionWithTextDto,
 } from './knowledge.dto.js';
+import type { OpenTenant } from '../../platform/http/tenant.js';
 
 /** The outbox topic of ingestion: payload { documentId, version }. */
 export const INDEX_VERSION_JOB = 'knowledge.index_version';
@@ -34,8 +35,6 @@ export interface KnowledgeSearch extends SearchFilter {
 }
 
 /** Runs `work` in a new tenant transaction of the caller (or, for an in-transaction caller, in its own). */
-export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
-
 const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
 
 /**

@@ -1,8 +1,8 @@
 import type { AgentTool } from '../agents/tool-registry.js';
 import { ToolArgumentError } from '../agents/tool-registry.js';
 import { openInvoices } from './receivables.repository.js';
+import { UUID } from '../../platform/http/uuid.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Rows a list_open_* call hands the model at most (a prompt is not a data export). */
 export const OPEN_ITEMS_TOOL_MAX = 200;

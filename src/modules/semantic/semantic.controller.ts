@@ -9,8 +9,8 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { SemanticQueryDto, SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
 import { SemanticService } from './semantic.service.js';
+import { UUID } from '../../platform/http/uuid.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @ApiTags('semantic')
 @OrgRoute()

@@ -2,6 +2,7 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import { PlatformErrors } from '../errors/platform.errors.js';
+import { UUID } from './uuid.js';
 
 export class PageQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
@@ -35,9 +36,6 @@ export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unk
   if (!isValid(value)) throw invalidCursor();
   return value as T;
 }
-
-/** A UUID in its canonical text form (any version). */
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** `iso` (UTC, to the second) names an instant that exists as written: no rollover such as 2020-02-30 or 24:00. */
 const existsAsWritten = (iso: string): boolean => {

@@ -15,11 +15,11 @@ import { LimitedPerOrganization, NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } 
 import { AppError } from '../errors/app-error.js';
 import { sqlState } from '../errors/database-errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { UUID } from './uuid.js';
 
 const SCOPE = 'omnizen:tenant-scope';
 const ROLES = 'omnizen:required-roles';
 const ENTITLEMENTS = 'omnizen:entitlements';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scope = 'org' | 'user';
 
@@ -208,7 +208,15 @@ export interface PreflightTenant {
   meta: { requestId: string; ip: string };
 }
 
-/** In an @OrgPreflightRoute handler: the tenant its preflight checked (db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId })). */
+/** Opens one of a handler's own transactions: as `db.tenant(...)` for the caller its preflight checked. */
+export type OpenTenant = <T>(work: (tx: TenantTx) => Promise<T>) => Promise<T>;
+
+/** The transactions of the tenant a preflight checked. */
+export function openTenant(db: DatabaseService, p: PreflightTenant): OpenTenant {
+  return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
+}
+
+/** In an @OrgPreflightRoute handler: the tenant its preflight checked (open its transactions with openTenant). */
 export const Preflight = createParamDecorator((_: unknown, ctx: ExecutionContext): PreflightTenant => ctx.switchToHttp().getRequest().preflightTenant);
 
 /** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
