@@ -6,6 +6,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, registerUser, uniqueEmail } from '../support/factories.js';
 import { settle } from '../notifications/notifications-support.js';
+import { bounded, WAIT_BOUND_MS } from '../support/throwaway-servers.js';
 
 const refresh = (t: TestApp, refreshToken: string) => t.http.post('/v1/auth/refresh').send({ refreshToken });
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -202,7 +203,8 @@ describe('refresh tokens and sessions', () => {
       // the other stream is still open: a notice made after the check arrives on it (or the stream ends first, and this fails)
       await t.http.patch(`/v1/orgs/${orgId}/members/${u.id}`).set(owner.auth).send({ role: 'viewer' }).expect(200);
       await settle(t);
-      const outcome = await Promise.race([notice.then((data) => ({ data: JSON.parse(data) })), otherClosed.then(() => ({ ended: true }))]);
+      const outcome = await bounded(Promise.race([notice.then((data) => ({ data: JSON.parse(data) })), otherClosed.then(() => ({ ended: true }))]),
+        WAIT_BOUND_MS, () => 'neither the notice arrived on the other stream nor did it end');
       expect(outcome).toEqual({ data: expect.objectContaining({ orgId, eventType: 'member.role_changed', title: 'Your role in Stream Co changed' }) });
       expect((await t.db.admin.query('SELECT revoked_at FROM core.sessions WHERE id = $1', [secondSession])).rows).toEqual([{ revoked_at: null }]);
     } finally {

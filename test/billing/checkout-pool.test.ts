@@ -31,11 +31,16 @@ describe('billing: checkout and portal wait on Stripe with no transaction open',
   const whileStripeWaits = async (send: () => PromiseLike<{ status: number; body: any }>, path: string) => {
     const hold = stripe.holdNext();
     const response = Promise.resolve(send());
-    const request = await hold.arrived;
-    expect(request.path).toBe(path);
-    const during = await held();
-    hold.release();
-    return { during, response: await response };
+    try {
+      // an answer before Stripe was called fails here, not at the test's timeout
+      const request = await Promise.race([hold.arrived, response.then((r) => { throw new Error(`answered ${r.status} without calling Stripe: ${JSON.stringify(r.body)}`); })]);
+      expect(request.path).toBe(path);
+      const during = await held();
+      hold.release();
+      return { during, response: await response };
+    } finally {
+      hold.release();
+    }
   };
 
   beforeAll(async () => {

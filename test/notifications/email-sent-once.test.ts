@@ -54,15 +54,19 @@ describe('notifications: an e-mail is sent once when a slow batch outlives its o
 
     // A claims all three and starts the first; the SMTP server holds it
     smtp.hold();
+    let drainB: Promise<unknown> = Promise.resolve();
     const drainA = a.app.get(OutboxRelay).drain();
-    await until('A is sending the first e-mail', () => smtp.held === 1);
-    // A's claim runs out: on its clock, and in the database (where B claims)
-    clockA.advance(CLAIM_MS + 1);
-    await a.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = $1 AND processed_at IS NULL`, [EMAIL_JOB]);
-    // B claims the three: the first is still being sent by A (left alone, retried later), the second B sends (held)
-    const drainB = b.get(OutboxRelay).drain();
-    await until('B is sending an e-mail', () => smtp.held === 2);
-    smtp.release();
+    try {
+      await until('A is sending the first e-mail', () => smtp.held === 1);
+      // A's claim runs out: on its clock, and in the database (where B claims)
+      clockA.advance(CLAIM_MS + 1);
+      await a.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = $1 AND processed_at IS NULL`, [EMAIL_JOB]);
+      // B claims the three: the first is still being sent by A (left alone, retried later), the second B sends (held)
+      drainB = b.get(OutboxRelay).drain();
+      await until('B is sending an e-mail', () => smtp.held === 2);
+    } finally {
+      smtp.release();
+    }
     await Promise.all([drainA, drainB]);
     const ranByA = sentByA.mock.calls.map(([job]) => job.payload.deliveryId);
     const ranByB = sentByB.mock.calls.map(([job]) => job.payload.deliveryId);

@@ -239,7 +239,8 @@ describe('observability: webhook delivery outcomes, AI usage, budget refusals, a
       { succeeded: false, status_code: 500, error: null },
       { succeeded: false, status_code: null, error: `timed out after ${HUNG_RECEIVER_TIMEOUT_MS} ms` },
     ]);
-    expect(receivers.map((r) => r.received.length)).toEqual([1, 1, 1, 1]);
+    // the answering receivers got one request each (the hung one may be given up on before its body is in)
+    expect(receivers.slice(0, 3).map((r) => r.received.length)).toEqual([1, 1, 1]);
     expect(['success', 'failed', 'gone', 'timeout'].map((o) => [o, delta(`omnizen_webhook_deliveries_total{outcome="${o}"}`)]))
       .toEqual([['success', 1], ['failed', 1], ['gone', 1], ['timeout', 1]]);
   });

