@@ -17,6 +17,7 @@ import { iso, PayablesService } from './payables.service.js';
 import type {
   AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
 } from './payables.dto.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 
 type BillRow = NonNullable<Awaited<ReturnType<typeof repo.lockBill>>>;
 type PaymentRow = NonNullable<Awaited<ReturnType<typeof repo.lockPayment>>>;
@@ -45,6 +46,7 @@ export class BillPaymentsService {
     private readonly ledger: LedgerService,
     private readonly journal: JournalService,
     private readonly payables: PayablesService,
+    private readonly clock: Clock,
   ) {}
 
   private async baseMu(tx: TenantTx): Promise<{ base: string; baseMu: number }> {
@@ -236,7 +238,7 @@ export class BillPaymentsService {
     const { base, baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
-    const date = dto.date ?? new Date().toISOString().slice(0, 10);
+    const date = dto.date ?? today(this.clock);
     if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
@@ -362,7 +364,7 @@ export class BillPaymentsService {
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
     const edges = parseBucketEdges(buckets);
     if (!edges) throw PlatformErrors.error('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
-    const day = asOf ?? new Date().toISOString().slice(0, 10);
+    const day = asOf ?? today(this.clock);
     const { base, baseMu } = await this.baseMu(tx);
     const { apAccountId } = await this.payables.settings(tx, { posting: false });
     const items = await repo.agingItems(tx.db, day, edges);

@@ -1,11 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { parseBucketEdges } from '../ledger/aging.js';
 import { bucketLabels, placeBuckets } from './aging.js';
-import { today } from './invoices.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { receivablesRepository as repo } from './receivables.repository.js';
 import type { ArAgingQuery, ArAgingReportDto } from './receivables.dto.js';

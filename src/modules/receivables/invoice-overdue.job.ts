@@ -1,13 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Cron } from '@nestjs/schedule';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { fixed } from '../ledger/money.js';
-import { today } from './invoices.service.js';
 import { invoiceOverdueRepository as repo } from './invoice-overdue.repository.js';
 
 /** Invoices noted per statement; an organization's run goes on until none is left. */

@@ -7,7 +7,7 @@ import { domainEventRow, emitEvent } from '../../platform/events/events.js';
 import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
@@ -25,7 +25,6 @@ import type {
 /** Who wrote a document: the user id, or service:<name>. */
 export const actor = (tx: TenantTx): string | null => (tx.principal.kind === 'user' ? tx.principal.userId : tx.principal.kind === 'service' ? `service:${tx.principal.name}` : null);
 
-export const today = (clock: Clock) => new Date(clock.now()).toISOString().slice(0, 10);
 
 /** The base value of an open amount at a document's rate: what the control account carries for it. */
 export const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number) => D(fixed(D(amount).times(rate), baseMu));

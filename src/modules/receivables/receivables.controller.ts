@@ -18,8 +18,7 @@ import { InvoicesService } from './invoices.service.js';
 import { PaymentsService } from './payments.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { RevenueRecognitionService } from './revenue-recognition.service.js';
-import { today } from './invoices.service.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import {
   ArAgingQuery, ArAgingReportDto, AllocatePaymentDto, CreateCreditNoteDto, CreateCustomerDto, CreateInvoiceDto, CreatePaymentDto, CustomerDto,
   CustomerPage, CustomerQuery, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, PaymentDto, PaymentPage, CustomerPaymentQuery,

@@ -4,7 +4,7 @@ import { DatabaseService, type TenantTx } from '../../platform/database/database
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -12,7 +12,7 @@ import { LedgerService } from '../ledger/ledger.service.js';
 import { D, fixed } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { actor, baseOf, InvoicesService, today } from './invoices.service.js';
+import { actor, baseOf, InvoicesService } from './invoices.service.js';
 import { revenueRecognitionRepository as repo, type DeferredLine, type RecognitionRow } from './revenue-recognition.repository.js';
 import type { RevenueRecognitionRunDto, RevenueScheduleDto } from './receivables.dto.js';
 

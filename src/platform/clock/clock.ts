@@ -11,3 +11,6 @@ export class Clock {
     return Date.now();
   }
 }
+
+/** The clock's UTC day, YYYY-MM-DD (what a date defaults to). */
+export const today = (clock: Clock): string => new Date(clock.now()).toISOString().slice(0, 10);
