@@ -51,13 +51,13 @@ export const identityRepository = {
       .where('provider', '=', i.provider).where('subject', '=', i.subject));
   },
 
-  /** Whether any identity of the user has proven this e-mail. */
   /** Marks the password identity of `email` verified (the demo seed: its addresses are no real mailboxes). */
   async markEmailVerified(db: Db, email: string): Promise<void> {
     await db.run(qb.updateTable('core.user_identities').set({ email_verified_at: sql`coalesce(email_verified_at, now())` })
       .where('provider', '=', 'password').where(sql`lower(email)`, '=', email.toLowerCase()));
   },
 
+  /** Whether any identity of the user has proven this e-mail. */
   async hasVerifiedEmail(db: Db, userId: string, email: string): Promise<boolean> {
     const rows = await db.run(qb.selectFrom('core.user_identities').select('provider')
       .where('user_id', '=', userId).where(sql`lower(email)`, '=', email.toLowerCase()).where('email_verified_at', 'is not', null)

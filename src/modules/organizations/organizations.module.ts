@@ -22,7 +22,7 @@ import { SettingsService } from './settings.service.js';
     WorkspacesController, SettingsController, FeatureFlagsController,
   ],
   providers: [OrganizationsService, MembershipsService, InvitationsService, InvitationPurge, InvitationMail, WorkspacesService, SettingsService],
-  exports: [OrganizationsService, SettingsService, InvitationPurge, WorkspacesService],
+  exports: [OrganizationsService, SettingsService, InvitationPurge],
 })
 export class OrganizationsModule implements OnModuleInit {
   constructor(private readonly usage: UsageCounters) {}
