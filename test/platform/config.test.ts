@@ -64,6 +64,11 @@ describe('config validation', () => {
   it('names a short NEXTAUTH_SECRET in production', () =>
     fails({ ...base, NODE_ENV: 'production', SUPABASE_JWT_SECRET: 'p'.repeat(40), NEXTAUTH_SECRET: 'short' }, /NEXTAUTH_SECRET must be at least 32 characters/));
 
+  it('keeps APP_URL without a trailing slash (links are APP_URL + a path starting with /)', () => {
+    expect(loadConfig({ ...base, APP_URL: 'https://app.example.com/' }).billing.appUrl).toBe('https://app.example.com');
+    expect(loadConfig({ ...base, APP_URL: 'https://example.com/app//' }).billing.appUrl).toBe('https://example.com/app');
+    expect(loadConfig(base).billing.appUrl).toBe('http://localhost:3000');
+  });
   it('names an unknown NODE_ENV', () => fails({ ...base, NODE_ENV: 'staging' }, /NODE_ENV must be development, test or production/));
   it('names a malformed boolean', () => fails({ ...base, AUTH_COOKIES: 'maybe' }, /AUTH_COOKIES must be true or false/));
   it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>

@@ -49,7 +49,7 @@ export class AccountMailService implements OnModuleInit {
   ) {}
 
   private link(path: string, token: string): string {
-    return `${this.config.billing.appUrl.replace(/\/$/, '')}${path}?token=${encodeURIComponent(token)}`;
+    return `${this.config.billing.appUrl}${path}?token=${encodeURIComponent(token)}`;
   }
 
   onModuleInit(): void {

@@ -48,7 +48,7 @@ export class CheckoutService {
         metadata: { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) },
       };
     });
-    const base = this.config.billing.appUrl.replace(/\/$/, '');
+    const base = this.config.billing.appUrl;
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create({
       mode: 'subscription',
       line_items: [{ price, quantity: 1 }],
@@ -70,7 +70,7 @@ export class CheckoutService {
   async portal(open: OpenTenant, dto: PortalDto): Promise<PortalSessionDto> {
     const customer = await open(async (tx) => repo.stripeCustomer(tx.db, await this.subject(tx)));
     if (!customer) throw BillingErrors.error('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
-    const base = this.config.billing.appUrl.replace(/\/$/, '');
+    const base = this.config.billing.appUrl;
     const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
     await open((tx) => this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } }));
     return { id: session.id, url: session.url };

@@ -105,7 +105,7 @@ export class EmailDeliveryService implements OnModuleInit {
   }
 
   private appUrl(path: string): string {
-    return `${this.config.billing.appUrl.replace(/\/$/, '')}${path}`;
+    return `${this.config.billing.appUrl}${path}`;
   }
 
   /**

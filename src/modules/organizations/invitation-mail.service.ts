@@ -46,7 +46,7 @@ export class InvitationMail implements OnModuleInit {
         .where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
         .returning('id'));
       if (rows.length === 0) return undefined;
-      const base = this.config.billing.appUrl.replace(/\/$/, '');
+      const base = this.config.billing.appUrl;
       return `${base}/invitations/accept?org=${delivery.orgId}&token=${encodeURIComponent(token)}`;
     });
   }

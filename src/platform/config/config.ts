@@ -131,6 +131,7 @@ export interface AppConfig {
     /** "price_x=app:plan,price_y=app:plan" mapped to { price_x: { app, plan } } */
     stripePrices: Record<string, { app: string; plan: string }>;
     pastDueGraceDays: number;
+    /** APP_URL, the frontend the links in e-mails and Stripe redirects point to, without a trailing slash */
     appUrl: string;
   };
   secrets: {
@@ -503,7 +504,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       stripeApiProtocol: oneOf(env, 'STRIPE_API_PROTOCOL', ['http', 'https'] as const),
       stripePrices: parsePrices(env),
       pastDueGraceDays: grace,
-      appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000'),
+      appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000').replace(/\/+$/, ''),
     },
     secrets: parseSecretKeys(env),
     ai: {
