@@ -4,6 +4,8 @@ import type { Queue } from 'bull';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
 import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { claimDue, recordFailure } from '../../src/platform/queue/outbox.repository.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 
 const service = { kind: 'service', name: 'outbox-test' } as const;
@@ -85,6 +87,21 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     [row] = await outboxRows(t, 'test.flaky');
     expect(row).toMatchObject({ attempts: 2, last_error: null });
     expect(row.processed_at).not.toBeNull();
+  });
+
+  it('a failure recorded late by an earlier claim leaves the row\'s later claim alone', async () => {
+    await enqueueCommitted(t, orgId, 'test.reclaimed', {});
+    const privileged = t.app.get(PrivilegedDatabase);
+    const claim = async () => (await privileged.run('jobs.relay', (db) => claimDue(db, 100, 300))).filter((j) => j.topic === 'test.reclaimed');
+    const [first] = await claim();
+    // the first claim ran out (moved here instead of waiting): another relay claims the row
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'test.reclaimed'`);
+    const [second] = await claim();
+    expect([first.attempts, second.attempts]).toEqual([1, 2]);
+    await privileged.run('jobs.relay', (db) => recordFailure(db, first, 'the first claim failed late', 1));
+    expect((await outboxRows(t, 'test.reclaimed'))[0]).toMatchObject({ attempts: 2, last_error: null, later: true, processed_at: null });
+    await privileged.run('jobs.relay', (db) => recordFailure(db, second, 'the second claim failed', 1));
+    expect((await outboxRows(t, 'test.reclaimed'))[0]).toMatchObject({ attempts: 2, last_error: 'the second claim failed', processed_at: null });
   });
 });
 

@@ -44,10 +44,13 @@ export async function releaseClaims(db: Db, jobs: ClaimedJob[]): Promise<void> {
     WHERE o.org_id = k.org AND o.id = k.id AND o.attempts = k.attempts AND o.processed_at IS NULL`;
 }
 
-/** Handing the job on (or running it) failed: it is due again after `delaySeconds`. */
-export async function recordFailure(db: Db, job: Job, error: string, delaySeconds: number): Promise<void> {
+/**
+ * Handing the job on (or running it) failed: it is due again after `delaySeconds`. Only under this claim: a failure
+ * recorded after the row was claimed again (this claim ran out) would move the later claim's time.
+ */
+export async function recordFailure(db: Db, job: ClaimedJob, error: string, delaySeconds: number): Promise<void> {
   await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
-    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
 }
 
 /** Rows not yet processed, and the age in seconds of the oldest one already due (0 when none is due). */
