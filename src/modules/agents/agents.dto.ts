@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateBy, ValidateNested,
 } from 'class-validator';
+import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 
@@ -18,6 +19,8 @@ const AGENT_ID = '5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c';
 const RUN_ID = '0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10';
 const USER_ID = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
 const DECIMAL = /^\d{1,10}(\.\d{1,4})?$/;
+/** A token limit is a bigint; a JSON number is exact up to 2^53 - 1 (a larger one would be neither stored nor read back as sent). */
+const MAX_TOKEN_LIMIT = Number.MAX_SAFE_INTEGER;
 
 // ---------------------------------------------------------------- models
 @ApiSchema({ description: 'Prices of a model in USD per million tokens, by usage type, from a date on' })
@@ -218,7 +221,8 @@ export class CreateBudgetDto {
   @ApiPropertyOptional({ type: String, nullable: true, format: 'uuid', description: 'The agent; absent or null: the organization\'s budget', example: null })
   @IsOptional() @IsUUID() agentId?: string | null;
   @ApiPropertyOptional({ description: 'Monthly cost limit in USD (decimal string)', example: '100.00' }) @IsOptional() @Matches(DECIMAL, { message: 'costLimit must be a decimal string like "100.00"' }) costLimit?: string;
-  @ApiPropertyOptional({ description: 'Monthly token limit (all usage types)', example: 5000000, minimum: 1 }) @IsOptional() @IsInt() @Min(1) tokenLimit?: number;
+  @ApiPropertyOptional({ description: 'Monthly token limit (all usage types)', example: 5000000, minimum: 1, maximum: MAX_TOKEN_LIMIT })
+  @IsOptional() @IsInt() @Min(1) @Max(MAX_TOKEN_LIMIT) tokenLimit?: number;
   @ApiPropertyOptional({ type: [Number], description: 'Percent thresholds that emit ai.budget.threshold_reached', example: [50, 80, 100] })
   @IsOptional() @IsArray() @ArrayMaxSize(10) @IsIn([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100], { each: true }) thresholds?: number[];
 }
@@ -227,7 +231,8 @@ export class CreateBudgetDto {
 export class UpdateBudgetDto {
   @ApiPropertyOptional({ type: String, nullable: true, description: 'Monthly cost limit in USD; null removes it', example: '150.00' })
   @IsOptional() @Matches(DECIMAL, { message: 'costLimit must be a decimal string like "100.00"' }) costLimit?: string | null;
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Monthly token limit; null removes it', example: 8000000 }) @IsOptional() @IsInt() @Min(1) tokenLimit?: number | null;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Monthly token limit; null removes it', example: 8000000, minimum: 1, maximum: MAX_TOKEN_LIMIT })
+  @IsOptional() @IsInt() @Min(1) @Max(MAX_TOKEN_LIMIT) tokenLimit?: number | null;
   @ApiPropertyOptional({ type: [Number], description: 'Percent thresholds', example: [80, 100] })
   @IsOptional() @IsArray() @ArrayMaxSize(10) @IsIn([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100], { each: true }) thresholds?: number[];
 }
@@ -251,9 +256,9 @@ export class BudgetDto {
 
 export class UsageQuery {
   @ApiPropertyOptional({ description: 'First day (YYYY-MM-DD, UTC); default: 30 days ago', example: '2026-12-01' })
-  @IsOptional() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'from must be a date YYYY-MM-DD' }) from?: string;
+  @IsOptional() @CalendarDate('from') from?: string;
   @ApiPropertyOptional({ description: 'Last day (YYYY-MM-DD, UTC); default: today', example: '2026-12-31' })
-  @IsOptional() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'to must be a date YYYY-MM-DD' }) to?: string;
+  @IsOptional() @CalendarDate('to') to?: string;
 }
 
 @ApiSchema({ description: 'Usage of one agent and model on one day' })

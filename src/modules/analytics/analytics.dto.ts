@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsDateString, IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { CalendarDate, Timestamp } from '../../platform/http/calendar-date.js';
 
 export const EVENT_NAME = /^[a-z][a-z0-9_.:-]{0,99}$/;
 export const MAX_BATCH = 500;
@@ -17,7 +18,7 @@ export class AnalyticsEventInputDto {
   properties?: Record<string, unknown>;
 
   @ApiPropertyOptional({ description: 'When it happened (default: now); at most 28 days ago and 1 day ahead', format: 'date-time', example: '2026-12-02T08:30:00.000Z' })
-  @IsOptional() @IsDateString()
+  @IsOptional() @Timestamp('timestamp')
   timestamp?: string;
 
   @ApiPropertyOptional({ description: 'The acting user (default: the signed-in caller); up to 200 characters', example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d' })
@@ -51,8 +52,8 @@ export class AnalyticsBatchResultDto {
 
 @ApiSchema({ description: 'A date range (UTC days, both ends included)' })
 export class AnalyticsRangeQuery {
-  @ApiProperty({ description: 'First day (UTC), YYYY-MM-DD', example: '2026-11-01' }) @IsDateString() from: string;
-  @ApiProperty({ description: 'Last day (UTC), YYYY-MM-DD, included', example: '2026-11-30' }) @IsDateString() to: string;
+  @ApiProperty({ description: 'First day (UTC), YYYY-MM-DD', example: '2026-11-01' }) @CalendarDate('from') from: string;
+  @ApiProperty({ description: 'Last day (UTC), YYYY-MM-DD, included', example: '2026-11-30' }) @CalendarDate('to') to: string;
 }
 
 export class AnalyticsCountsQuery extends AnalyticsRangeQuery {

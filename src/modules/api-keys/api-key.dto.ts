@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsDateString, IsIn, IsOptional, IsString, Length } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsIn, IsOptional, IsString, Length } from 'class-validator';
+import { Timestamp } from '../../platform/http/calendar-date.js';
 import { API_KEY_SCOPE_NAMES, API_KEY_SCOPES, type ApiKeyScope } from '../../platform/auth/api-key-scopes.js';
 
 const SCOPE_LIST = API_KEY_SCOPE_NAMES.map((s) => `\`${s}\` (${API_KEY_SCOPES[s]})`).join(', ');
@@ -17,7 +18,7 @@ export class CreateApiKeyDto {
   scopes: ApiKeyScope[];
 
   @ApiPropertyOptional({ description: 'When the key stops working (absent or null: never)', format: 'date-time', type: String, nullable: true, example: '2027-12-31T00:00:00.000Z' })
-  @IsOptional() @IsDateString()
+  @IsOptional() @Timestamp('expiresAt')
   expiresAt?: string | null;
 }
 

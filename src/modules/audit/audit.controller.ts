@@ -1,6 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags, ApiSchema } from '@nestjs/swagger';
-import { IsDateString, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { Timestamp } from '../../platform/http/calendar-date.js';
 import { OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
@@ -15,8 +16,8 @@ class AuditQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'organization' }) @IsOptional() @IsString() @MaxLength(200) entityType?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) entityId?: string;
   @ApiPropertyOptional({ description: 'user id, or service:<name>' }) @IsOptional() @IsString() @MaxLength(200) actorId?: string;
-  @ApiPropertyOptional({ format: 'date-time', description: 'occurred at or after' }) @IsOptional() @IsDateString() from?: string;
-  @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() @IsDateString() to?: string;
+  @ApiPropertyOptional({ format: 'date-time', description: 'occurred at or after' }) @IsOptional() @Timestamp('from') from?: string;
+  @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() @Timestamp('to') to?: string;
 }
 
 @ApiSchema({ description: 'One audited change: who did what to which entity, with the entity before and after' })

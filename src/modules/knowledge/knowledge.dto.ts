@@ -1,9 +1,10 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, IsArray, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, Max, MaxLength, Min,
+  ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, Max, MaxLength, Min,
 } from 'class-validator';
 import { ORG_ROLES } from '../../platform/auth/principal.js';
+import { Timestamp } from '../../platform/http/calendar-date.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { CONTENT_TYPES, MAX_DOCUMENT_TEXT_CHARS } from './text-extraction.js';
 
@@ -125,9 +126,9 @@ export class SearchKnowledgeDto {
   @ApiPropertyOptional({ type: [String], example: ['travel'], description: 'Only documents carrying all these tags' })
   @IsOptional() @IsArray() @ArrayMaxSize(20) @Matches(TAG, TAG_MSG) tags?: string[];
   @ApiPropertyOptional({ format: 'date-time', example: '2026-01-01T00:00:00Z', description: 'Only versions added at or after this time' })
-  @IsOptional() @IsISO8601() from?: string;
+  @IsOptional() @Timestamp('from') from?: string;
   @ApiPropertyOptional({ format: 'date-time', example: '2027-01-01T00:00:00Z', description: 'Only versions added before this time' })
-  @IsOptional() @IsISO8601() to?: string;
+  @IsOptional() @Timestamp('to') to?: string;
 }
 
 @ApiSchema({ description: 'A chunk that matched, with its document and scores' })

@@ -323,6 +323,7 @@ export class BillPaymentsService {
   }
 
   private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
+    if (ids.length === 0) return []; // nothing to value: an organization whose books are not started lists no payments (not a 422)
     const [rows, allocations, refunds, units, { baseMu }] = await Promise.all([
       repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), repo.refundsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx), this.baseMu(tx),
     ]);

@@ -57,6 +57,7 @@ export class PaymentsService {
   }
 
   private async dtos(tx: TenantTx, rows: PaymentRow[]): Promise<PaymentDto[]> {
+    if (rows.length === 0) return []; // nothing to value: an organization whose books are not started lists no payments (not a 422)
     const { baseCurrency } = await this.ledger.settings(tx);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const [allocations, refunds] = rows.length

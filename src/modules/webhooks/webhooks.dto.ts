@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import {
-  ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsBoolean, IsDateString, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateIf,
+  ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateIf,
 } from 'class-validator';
+import { Timestamp } from '../../platform/http/calendar-date.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -128,7 +129,7 @@ export class WebhookAttemptQuery extends PageQuery {
 
 @ApiSchema({ description: 'Replay every failed message created since a time' })
 export class ReplayFailedDto {
-  @ApiProperty({ description: 'Messages created at or after this time', format: 'date-time', example: AT }) @IsDateString() since: string;
+  @ApiProperty({ description: 'Messages created at or after this time', format: 'date-time', example: AT }) @Timestamp('since') since: string;
 }
 
 @ApiSchema({ description: 'How many messages were queued again' })

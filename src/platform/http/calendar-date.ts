@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { Matches, ValidateBy } from 'class-validator';
+import { IsDateString, isISO8601, Matches, ValidateBy } from 'class-validator';
 
 const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
@@ -30,3 +30,24 @@ export function addDays(date: string, days: number): string {
   d.setUTCDate(d.getUTCDate() + days);
   return d.toISOString().slice(0, 10);
 }
+
+/**
+ * Whether an ISO 8601 date-time is an instant PostgreSQL's timestamptz reads as written: it starts with a day of the
+ * calendar (IsDateString lets 2026-02-30, year 0000 and week dates through) and any offset is within ±15:59.
+ */
+export function isTimestamp(v: string): boolean {
+  const offset = /[+-](\d{2}):?\d{2}$/.exec(v.slice(10));
+  return isCalendarDate(v.slice(0, 10)) && (!offset || Number(offset[1]) <= 15);
+}
+
+/** A date-time field (ISO 8601, an instant that exists), each refusal a message naming `field`: never a database cast error. */
+export const Timestamp = (field: string): PropertyDecorator => applyDecorators(
+  IsDateString({}, { message: `${field} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z` }),
+  ValidateBy({
+    name: 'isTimestamp',
+    validator: {
+      validate: (v: unknown) => typeof v !== 'string' || !isISO8601(v) || isTimestamp(v),
+      defaultMessage: (a) => `${field} must be an existing instant: ${String(a?.value)} is no day of the calendar or has an offset beyond ±15:59`,
+    },
+  }),
+);

@@ -81,7 +81,8 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       if (!op.security) op.security = [];
       const generic: number[] = [414];
       if (op.security.length > 0) generic.push(401);
-      if (op.requestBody || op.parameters?.some((p) => 'in' in p && p.in === 'query')) generic.push(400);
+      // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400
+      if (op.requestBody || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
       if (op.requestBody) generic.push(413, 415);
       for (const status of generic) {
         op.responses[status] ??= { description: DESCRIPTIONS[status], content: JSON_ERROR };
