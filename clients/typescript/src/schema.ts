@@ -16724,6 +16724,15 @@ export interface operations {
                     "application/json": components["schemas"]["DataExportDto"];
                 };
             };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No valid access token */
             401: {
                 headers: {
@@ -42987,6 +42996,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PublicProviderDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /**
