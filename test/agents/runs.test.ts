@@ -420,7 +420,7 @@ describe('agent runs', () => {
     expect(runOnly.steps.map((s) => [s.name, s.status, s.error_class, s.result === null])).toEqual([
       ['query_semantic', 'failed', 'tool_error', true], ['get_trial_balance', 'failed', 'tool_error', true], ['search_knowledge', 'failed', 'tool_error', true],
     ]);
-    expect(runOnly.steps[0].error_message).toMatch(/semantic:query/);
+    expect(runOnly.steps[0].error_message).toMatch(/semantic:read/);
     expect(runOnly.steps[1].error_message).toMatch(/ledger:read/);
     expect(runOnly.steps[2].error_message).toMatch(/knowledge:read/);
     for (const seen of [JSON.stringify(runOnly.res.body), runOnly.toModel]) {
@@ -431,7 +431,7 @@ describe('agent runs', () => {
     }
 
     // with the scopes of the trial balance, semantic query and knowledge search routes: the ledger is read; knowledge is still a viewer's
-    const reader = await keyedRun(await key(['agents:run', 'ledger:read', 'semantic:query', 'knowledge:read']));
+    const reader = await keyedRun(await key(['agents:run', 'ledger:read', 'semantic:read', 'knowledge:read']));
     expect(reader.offered).toEqual(['draft_journal_entry', 'get_trial_balance', 'query_semantic', 'search_knowledge']);
     expect(reader.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     expect(reader.steps[0].result.rows).toEqual([['C keyed capital', '321.57']]);

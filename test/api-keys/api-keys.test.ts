@@ -182,7 +182,8 @@ describe('API keys', () => {
   });
 
   it('is verified by the database: claims naming a key count only with its hash, and a read-only key cannot write', async () => {
-    const key = await createKey(orgA, ['ledger:read']);
+    // every scope ends in :read (the knowledge and semantic ones too): the key's transactions are read-only
+    const key = await createKey(orgA, ['ledger:read', 'knowledge:read', 'semantic:read']);
     const hash = createHash('sha256').update(key.secret).digest('hex');
     const forged = await t.db.as({ role: 'authenticated', org_id: orgA, api_key_id: key.id, api_key_hash: '0'.repeat(64) }, 'authenticated',
       'SELECT public.auth_org_id() AS org, public.auth_role() AS role');
@@ -195,7 +196,7 @@ describe('API keys', () => {
     try {
       await api.query('BEGIN');
       const { rows: [ctx] } = await api.query('SELECT * FROM public.begin_key_request($1, $2, $3, NULL)', [key.id, hash, orgA]);
-      expect(ctx).toMatchObject({ org_id: orgA, role: 'service', scopes: ['ledger:read'] });
+      expect(ctx).toMatchObject({ org_id: orgA, role: 'service', scopes: ['ledger:read', 'knowledge:read', 'semantic:read'] });
       await expect(api.query(`INSERT INTO core.analytics_events (org_id, occurred_at, name, source) VALUES ($1, now(), 'x', 'server')`, [orgA]))
         .rejects.toMatchObject({ code: '25006' });
       await api.query('ROLLBACK');

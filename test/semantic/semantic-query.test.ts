@@ -196,13 +196,13 @@ describe('semantic query', () => {
     expect(gl.description).toMatch(/General ledger lines/);
     expect(gl.columns.find((c: any) => c.name === 'base_amount')).toEqual({ name: 'base_amount', type: 'numeric', description: 'debit minus credit in the base currency' });
   });
-  it('answers an API key with semantic:query (queries and the views, its organization\'s rows only); a key without it gets 403 and changes nothing', async () => {
+  it('answers an API key with semantic:read (queries and the views, its organization\'s rows only); a key without it gets 403 and changes nothing', async () => {
     const orgC = await createOrg(t, ownerA, 'Semantic C keyed');
     await onEnterprisePlan(t, orgC);
     await booksWithEntry(t, orgC, ownerA, '42.00', 'C keyed capital');
     const key = async (scopes: string[]) => ({ Authorization: `Bearer ${(await t.http.post(`/v1/orgs/${orgC}/api-keys`).set(ownerA.auth)
       .send({ name: scopes.join(' '), scopes }).expect(201)).body.secret}` });
-    const querier = await key(['semantic:query']);
+    const querier = await key(['semantic:read']);
     const sql = 'SELECT memo, count(*) AS lines FROM semantic.v_gl_fact GROUP BY memo ORDER BY memo';
     const res = await t.http.post(semanticUrl(orgC)).set(querier).send({ sql }).expect(200);
     expect(res.body).toMatchObject({ rows: [['C keyed capital', 2]], truncated: false });
@@ -215,7 +215,7 @@ describe('semantic query', () => {
     const before = await fingerprint();
     for (const refused of [await t.http.post(semanticUrl(orgC)).set(other).send({ sql }).expect(403),
       await t.http.get(`/v1/orgs/${orgC}/semantic/views`).set(other).expect(403)]) {
-      expect(refused.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'semantic:query' } });
+      expect(refused.body.error).toMatchObject({ code: 'api_keys.scope_missing', details: { scope: 'semantic:read' } });
     }
     expect(await fingerprint()).toBe(before);
   });

@@ -3695,7 +3695,7 @@ export interface components {
              *       "ledger:read"
              *     ]
              */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:query" | "analytics:read" | "analytics:write")[];
+            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:read" | "analytics:read" | "analytics:write")[];
         };
         /** @description An app and the plans it offers */
         AppCatalogDto: {
@@ -4884,12 +4884,12 @@ export interface components {
              */
             name: string;
             /**
-             * @description What the key may do, from the fixed list: `org:read` (read the organization (name, settings) and its entitlements), `ledger:read` (read the ledger: accounts, journal entries, balances, reports), `ledger:write` (post journal entries and change the ledger), `receivables:read` (read customers, invoices and payments), `receivables:write` (issue invoices and record payments), `payables:read` (read vendors, bills and payments), `payables:write` (record bills and payments), `agents:run` (run AI agents), `knowledge:read` (search and read the knowledge base), `semantic:query` (run semantic SQL queries over the organization's views (they show the general ledger, receivables and payables)), `analytics:read` (read usage analytics), `analytics:write` (send usage events)
+             * @description What the key may do, from the fixed list: `org:read` (read the organization (name, settings) and its entitlements), `ledger:read` (read the ledger: accounts, journal entries, balances, reports), `ledger:write` (post journal entries and change the ledger), `receivables:read` (read customers, invoices and payments), `receivables:write` (issue invoices and record payments), `payables:read` (read vendors, bills and payments), `payables:write` (record bills and payments), `agents:run` (run AI agents), `knowledge:read` (search and read the knowledge base), `semantic:read` (run semantic SQL queries over the organization's views (they show the general ledger, receivables and payables)), `analytics:read` (read usage analytics), `analytics:write` (send usage events)
              * @example [
              *       "ledger:read"
              *     ]
              */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:query" | "analytics:read" | "analytics:write")[];
+            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:read" | "analytics:read" | "analytics:write")[];
         };
         /** @description A new vendor bill (a draft) */
         CreateBillDto: {
@@ -5168,7 +5168,7 @@ export interface components {
              *       "ledger:read"
              *     ]
              */
-            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:query" | "analytics:read" | "analytics:write")[];
+            scopes: ("org:read" | "ledger:read" | "ledger:write" | "receivables:read" | "receivables:write" | "payables:read" | "payables:write" | "agents:run" | "knowledge:read" | "semantic:read" | "analytics:read" | "analytics:write")[];
             /**
              * @description The secret, to send as `Authorization: Bearer <secret>`. Shown once; only its SHA-256 is stored
              * @example ozk_live_0d9b7c8e2f6a4b1c9e3d5a7f1c2b3d4e_Q2hhbmdlIG1lIGJlZm9yZSB1c2luZyBpbiBwcm9kdWN0aW9u

@@ -59,7 +59,7 @@ export const TOOL_KEY_SCOPES: Readonly<Record<string, readonly ApiKeyScope[]>> =
   list_open_invoices: ['receivables:read'],
   list_open_bills: ['payables:read'],
   // as querySemanticLayer: any semantic view (the general ledger, open receivables and payables, revenue by customer, cash flow)
-  query_semantic: ['semantic:query'],
+  query_semantic: ['semantic:read'],
 };
 
 /** The tools agents may be given. No tool posts, pays or deletes: draft_journal_entry only proposes. */

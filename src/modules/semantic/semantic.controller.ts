@@ -19,7 +19,7 @@ export class SemanticViewsController {
   constructor(private readonly semantic: SemanticService) {}
 
   @Get('views')
-  @RequiresScope('semantic:query')
+  @RequiresScope('semantic:read')
   @ApiOperation({ operationId: 'listSemanticViews', summary: 'The semantic views you may query, with their documented columns' })
   @ApiOkResponse({ type: [SemanticViewDto] })
   @ApiErrorCodes('organization.not_found')
@@ -41,7 +41,7 @@ export class SemanticQueryController {
   @Post('query')
   @HttpCode(200)
   @DoesNotWrite()
-  @RequiresScope('semantic:query')
+  @RequiresScope('semantic:read')
   @ApiOperation({
     operationId: 'querySemanticLayer',
     summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',

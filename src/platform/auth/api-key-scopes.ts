@@ -16,7 +16,7 @@ export const API_KEY_SCOPES = {
   'payables:write': 'record bills and payments',
   'agents:run': 'run AI agents',
   'knowledge:read': 'search and read the knowledge base',
-  'semantic:query': 'run semantic SQL queries over the organization\'s views (they show the general ledger, receivables and payables)',
+  'semantic:read': 'run semantic SQL queries over the organization\'s views (they show the general ledger, receivables and payables)',
   'analytics:read': 'read usage analytics',
   'analytics:write': 'send usage events',
 } as const;
