@@ -48,6 +48,11 @@ export async function createTestApp(
     // a loaded CI machine can keep a healthy Redis's answer past the production default (500 ms): the limiter would
     // count in memory and exact-count tests let more through. The Redis-hang test sets its own.
     REDIS_COMMAND_TIMEOUT_MS: '10000',
+    // likewise the database's waits: twenty parallel requests queued on one row lock once waited past the 5 s lock
+    // timeout (503) on a loaded CI machine. Tests of these timeouts set their own.
+    DATABASE_LOCK_TIMEOUT_MS: '30000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '60000',
+    DATABASE_CONNECT_TIMEOUT_MS: '60000',
     ...env,
   });
   const { app, http, contract } = await startApp(config, options.clock, options.logDestination);
