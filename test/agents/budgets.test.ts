@@ -74,12 +74,14 @@ describe('AI budgets', () => {
     expect(rows).toEqual([{ status: 'failed', error_class: 'budget_exceeded', n: refused.length }, { status: 'succeeded', error_class: null, n: ok.length }]);
     const left = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations');
     expect(left.rows[0].n).toBe(0);
-    // each threshold once: 50 % and 80 % are passed (≥ 8 runs of 0.035 of 0.40)
+    // each threshold once: 50 % is passed (≥ 8 runs of 0.035 of 0.40), 80 % when 10 or more runs fitted (how many do
+    // depends on how the concurrent reservations interleave: 9 once under load)
     const events = await t.db.admin.query(`SELECT (payload->'payload'->>'threshold')::int AS threshold, count(*)::int AS n FROM core.outbox
       WHERE topic = 'domain_event' AND payload->>'type' = 'ai.budget.threshold_reached' GROUP BY 1 ORDER BY 1`);
     expect(events.rows.every((e) => e.n === 1)).toBe(true);
     expect(events.rows.map((e) => e.threshold)).toEqual(u.thresholds_reached);
-    expect(u.thresholds_reached).toEqual(expect.arrayContaining([50, 80]));
+    expect(u.thresholds_reached).toEqual(expect.arrayContaining(Number(u.spent_cost) >= 0.32 ? [50, 80] : [50]));
+    expect(u.thresholds_reached.includes(80)).toBe(Number(u.spent_cost) >= 0.32);
     const listed = await t.http.get(`/v1/orgs/${orgId}/ai/budgets`).set(member.auth).expect(200);
     expect(listed.body[0]).toMatchObject({ id: budget.body.id, spentCost: u.spent_cost, reservedCost: '0.00000000' });
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
