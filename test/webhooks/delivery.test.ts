@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -6,7 +6,7 @@ import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { MAX_ATTEMPTS, RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
 import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
-import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
+import { CallTimer } from '../../src/platform/clock/clock.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
@@ -19,8 +19,6 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (ajv: Ajv2020) => Ajv2020;
 /** The file's delivery timeout: a receiver that answers always beats it, even on a loaded machine. */
 const TIMEOUT_MS = 60_000;
-/** The timeout of the one delivery that waits for a receiver that never answers (set around that delivery only). */
-const HANG_TIMEOUT_MS = 500;
 /** Past the longest jittered delay after attempt n (delays get up to 10 % added). */
 const afterRetry = (n: number) => RETRY_DELAYS_SECONDS[n - 1] * 1100 + 1;
 
@@ -177,17 +175,22 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     const ep = await endpoint(org, r);
     await postEntry(org);
     await relay.drain();
-    // only this receiver's message is in flight: a short timeout for this one delivery (config is read per delivery)
-    const webhooks = t.app.get<AppConfig>(APP_CONFIG).webhooks;
-    const timeoutMs = webhooks.timeoutMs;
-    webhooks.timeoutMs = HANG_TIMEOUT_MS;
+    // the request is cut once the receiver has it (the injected timer fires), not after a wait on the wall clock
+    const expiries: (() => void)[] = [];
+    const timer = jest.spyOn(t.app.get(CallTimer), 'start').mockImplementation((_ms, expire) => {
+      expiries.push(expire);
+      return () => undefined;
+    });
     try {
-      expect(await delivery.deliverDue()).toBe(1);
+      const delivering = delivery.deliverDue();
+      await r.waitFor(1);
+      for (const expire of expiries) expire();
+      expect(await delivering).toBe(1);
     } finally {
-      webhooks.timeoutMs = timeoutMs;
+      timer.mockRestore();
     }
     const rows = await attemptsOf(ep.id);
-    expect(rows).toEqual([{ succeeded: false, status_code: null, response_body: null, error: `timed out after ${HANG_TIMEOUT_MS} ms`, message_id: expect.any(String), status: 'pending' }]);
+    expect(rows).toEqual([{ succeeded: false, status_code: null, response_body: null, error: `timed out after ${TIMEOUT_MS} ms`, message_id: expect.any(String), status: 'pending' }]);
     // the next attempt is the schedule's first delay (5 s, up to 10 % of jitter added) after the failed one
     const [m] = (await t.db.admin.query(
       `SELECT m.attempts, (extract(epoch FROM m.next_attempt_at - a.attempted_at) * 1000)::int AS wait_ms FROM core.webhook_messages m

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, On
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { performance } from 'node:perf_hooks';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { CallTimer, Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
@@ -102,6 +102,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     private readonly clock: Clock,
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
+    private readonly timer: CallTimer,
   ) {
     // connections to receivers stay open between deliveries (keep-alive), at most as many per receiver as sends in flight
     this.send = outboundFetch(config.outbound.allowPrivateNetworks, { keepAliveTimeoutMs: 30_000, connectionsPerOrigin: config.webhooks.concurrency });
@@ -274,19 +275,22 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     const started = performance.now();
     let outcome: Outcome;
     let timedOut = false;
-    const timeout = AbortSignal.timeout(timeoutMs);
+    const timeout = new AbortController();
+    const stopTimer = this.timer.start(timeoutMs, () => timeout.abort());
     try {
       const body = JSON.stringify(m.body);
       // the signed timestamp is the wall clock's: receivers compare it with theirs
       const headers = { 'content-type': 'application/json', 'user-agent': 'OmniZen-Webhooks/1.0', ...signedHeaders(m.id, body, this.secrets(m, now), new Date()) };
-      const res = await this.send(m.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([timeout, this.shutdown.signal]) });
+      const res = await this.send(m.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([timeout.signal, this.shutdown.signal]) });
       outcome = { statusCode: res.status, responseBody: await bodyPrefix(res), error: null };
     } catch (err) {
       if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
-      timedOut = timeout.aborted;
+      timedOut = timeout.signal.aborted;
       const refused = outboundRefusal(err);
       if (refused) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id}: ${refused.message}`);
       outcome = { statusCode: null, responseBody: null, error: timedOut ? `timed out after ${timeoutMs} ms` : describe(err) };
+    } finally {
+      stopTimer();
     }
     this.metrics.webhookDeliveries.inc({ outcome: deliveryOutcome(outcome.statusCode, timedOut) });
     return { message: m, at: now, latencyMs: Math.max(0, Math.round(performance.now() - started)), ...outcome };

@@ -130,17 +130,8 @@ export class Sleeper {
   }
 }
 
-/**
- * Starts the timer that cuts a provider call after `ms` (AI_TIMEOUT_MS) and answers a function that stops it. Injected,
- * so tests cut a call when they choose instead of waiting out a timeout on the wall clock.
- */
-@Injectable()
-export class CallTimer {
-  start(ms: number, expire: () => void): () => void {
-    const timer = setTimeout(expire, ms);
-    return () => clearTimeout(timer);
-  }
-}
+// the timer that cuts a provider call after AI_TIMEOUT_MS (shared with the webhook worker's requests)
+export { CallTimer } from '../clock/clock.js';
 
 export interface RetryPolicy {
   maxRetries: number;

@@ -14,3 +14,16 @@ export class Clock {
 
 /** The clock's UTC day, YYYY-MM-DD (what a date defaults to). */
 export const today = (clock: Clock): string => new Date(clock.now()).toISOString().slice(0, 10);
+
+/**
+ * Starts the timer that cuts an outbound call after `ms` (a provider call after AI_TIMEOUT_MS, a webhook request after
+ * WEBHOOKS_TIMEOUT_MS) and answers a function that stops it. Injected, so tests cut a call when they choose instead of
+ * waiting out a timeout on the wall clock.
+ */
+@Injectable()
+export class CallTimer {
+  start(ms: number, expire: () => void): () => void {
+    const timer = setTimeout(expire, ms);
+    return () => clearTimeout(timer);
+  }
+}
