@@ -149,8 +149,6 @@ export class MyCheckoutController {
   }
 }
 
-/** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
-
 @ApiTags('billing')
 @UserRoute()
 @Controller('v1/billing/apps')

@@ -175,8 +175,6 @@ export class KnowledgeDocumentsController {
   }
 }
 
-/** A tenant transaction of the caller in the organization the preflight checked (and its workspace): each call opens a new one. */
-
 /**
  * Search, not @OrgRoute: the query's embedding is a provider call (up to AI_TIMEOUT_MS per try, retried), and no
  * transaction (nor pool connection) may wait on it. The preflight checks membership; the service reads what the call
