@@ -4,6 +4,7 @@ import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
+import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 /**
  * What a caller of Supabase's REST API (PostgREST: its own login, switching into anon or authenticated with the
@@ -15,8 +16,11 @@ import { testKeys } from '../integrations/keys.js';
  *    attacker-known `{"unwrapped": ...}` one, or junk that failed every later audit entry about them) and read keys.
  * The API's flows that write those rows outside the request's organization (creating an organization, accepting an
  * invitation) keep working.
+ * And every other table of the API's schemas (migration 20270205000900): a member's token passed the tables' write
+ * policies as well as the API's transaction did, so an admin could change roles or the organization unaudited and an
+ * accountant reopen a closed period or post past the plan's gates (rpc/post_journal_entry).
  */
-describe('the Supabase REST path cannot write outbox jobs, audit rows or personal data keys', () => {
+describe('the Supabase REST path cannot write outbox jobs, audit rows, personal data keys or any table the API writes', () => {
   let t: TestApp;
   let gateway: pg.Pool;
   const gatewayLogin = `omnizen_t_rest_${randomBytes(4).toString('hex')}`;
@@ -145,5 +149,83 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows or persona
     } finally {
       await api.end();
     }
+  });
+
+  it('closes every table of the API\'s schemas: a restrictive policy that needs begin_request\'s verified claims on each write `authenticated` is granted', async () => {
+    // schema public holds the seed's user-owned tables (integrations, providers), written over REST by their owner
+    const { rows } = await t.db.admin.query(`
+      WITH writes AS (
+        SELECT c.oid, c.oid::regclass::text AS rel, w.cmd
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL (VALUES
+          ('INSERT', has_any_column_privilege('authenticated', c.oid, 'INSERT')),
+          ('UPDATE', has_any_column_privilege('authenticated', c.oid, 'UPDATE')),
+          ('DELETE', has_table_privilege('authenticated', c.oid, 'DELETE'))) AS w(cmd, granted)
+        WHERE c.relkind IN ('r', 'p') AND w.granted
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'auth', 'storage', 'extensions'))
+      SELECT rel || ' ' || cmd AS open FROM writes w
+      WHERE NOT EXISTS (
+        SELECT 1 FROM pg_policy p
+        WHERE p.polrelid = w.oid AND NOT p.polpermissive AND 'authenticated'::regrole = ANY (p.polroles)
+          AND p.polcmd = CASE w.cmd WHEN 'INSERT' THEN 'a' WHEN 'UPDATE' THEN 'w' ELSE 'd' END::"char"
+          AND (w.cmd = 'INSERT' OR pg_get_expr(p.polqual, p.polrelid) LIKE '%auth_claims_verified()%')
+          AND (w.cmd = 'DELETE' OR pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%auth_claims_verified()%'))
+      ORDER BY 1`);
+    expect(rows).toEqual([]);
+    const { rows: [covered] } = await t.db.admin.query(`SELECT count(DISTINCT polrelid)::int AS n FROM pg_policy WHERE polname LIKE 'rest_path_closed_%'`);
+    expect(covered.n).toBeGreaterThan(40);
+
+    // SECURITY DEFINER functions a REST caller may execute: read-only (not VOLATILE, or named here), checking the
+    // caller themselves, or the postings (finance.journal_entries takes their row only from a verified caller)
+    const readsWhileVolatile = ['finance.entry_json'];
+    const postings = ['finance.post_journal_entries', 'finance.post_journal_entry'];
+    const { rows: unchecked } = await t.db.admin.query(`
+      SELECT DISTINCT n.nspname || '.' || p.proname AS fn
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE p.prosecdef AND p.provolatile = 'v' AND p.prosrc NOT LIKE '%auth_claims_verified()%'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'auth', 'storage', 'extensions')
+        AND (has_function_privilege('anon', p.oid, 'EXECUTE') OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))
+      ORDER BY 1`);
+    expect(unchecked.map((r) => r.fn)).toEqual([...readsWhileVolatile, ...postings].sort());
+  });
+
+  it('lets an admin\'s or accountant\'s token change no role, organization, period or workspace and post no entry; reads stay open', async () => {
+    const boss = await verifyEmailOf(t, await registerUser(t, 'boss'));
+    const books = await createOrg(t, boss, 'Books Co');
+    await onEnterprisePlan(t, books);
+    const acc = await startBooks(t, books, boss);
+    await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')`, [books, viewer.id]);
+    const token = { sub: boss.id, email: boss.email, aud: 'authenticated', org_id: books };
+    const before = async () => (await t.db.admin.query(`
+      SELECT (SELECT role FROM core.memberships WHERE org_id = $1 AND user_id = $2) AS role,
+             (SELECT name FROM core.organizations WHERE id = $1) AS name,
+             (SELECT array_agg(status ORDER BY period_no) FROM finance.fiscal_periods WHERE org_id = $1) AS periods,
+             (SELECT count(*)::int FROM core.workspaces WHERE org_id = $1) AS workspaces,
+             (SELECT count(*)::int FROM finance.journal_entries WHERE org_id = $1) AS entries,
+             (SELECT count(*)::int FROM finance.accounts WHERE org_id = $1) AS accounts,
+             (SELECT count(*)::int FROM core.audit_logs WHERE org_id = $1) AS audits`, [books, viewer.id])).rows[0];
+    const state = await before();
+
+    expect(await rest('authenticated', token, `UPDATE core.memberships SET role = 'admin' WHERE org_id = $1 AND user_id = $2 RETURNING role`, [books, viewer.id])).toEqual([]);
+    expect(await rest('authenticated', token, `UPDATE core.organizations SET name = 'Renamed over REST' WHERE id = $1 RETURNING id`, [books])).toEqual([]);
+    expect(await rest('authenticated', token, `UPDATE finance.fiscal_periods SET status = 'closed' WHERE org_id = $1 RETURNING id`, [books])).toEqual([]);
+    expect(await rest('authenticated', token, `DELETE FROM core.workspaces WHERE org_id = $1 RETURNING id`, [books])).toEqual([]);
+    await expect(rest('authenticated', token, `INSERT INTO core.workspaces (org_id, name) VALUES ($1, 'REST workspace')`, [books]))
+      .rejects.toMatchObject({ code: '42501' });
+    await expect(rest('authenticated', token, `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, '1999', 'REST account', 'asset')`, [books]))
+      .rejects.toMatchObject({ code: '42501' });
+    const entry = { date: '2026-01-02', memo: 'over REST', lines: [{ accountId: acc['1100'], debit: '1.00' }, { accountId: acc['3100'], credit: '1.00' }] };
+    await expect(rest('authenticated', token, `SELECT entry_id FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify(entry)]))
+      .rejects.toMatchObject({ code: '42501' });
+    await expect(rest('authenticated', token, `SELECT finance.post_journal_entries($1::jsonb)`, [JSON.stringify([entry])]))
+      .rejects.toMatchObject({ code: '42501' });
+    expect(await before()).toEqual(state);
+
+    // reads over REST are what the API's would be; the API itself still writes, audited
+    expect(await rest('authenticated', token, `SELECT code FROM finance.accounts WHERE org_id = $1 AND code = '1100'`, [books])).toEqual([{ code: '1100' }]);
+    const posted = await t.http.post(ledgerUrl(books, 'journal-entries')).set(boss.auth).send(entry).expect(201);
+    await t.http.patch(`/v1/orgs/${books}/members/${viewer.id}`).set(boss.auth).send({ role: 'member' }).expect(200);
+    expect(await before()).toEqual({ ...state, role: 'member', entries: 1, audits: state.audits + 2 });
+    expect(posted.body.memo).toBe('over REST');
   });
 });
