@@ -16,9 +16,9 @@ INSERT INTO core.settings (org_id, scope, key, value) VALUES
   ('10000000-0000-4000-8000-00000000000a', 'org', 'locale', '"en"'),
   ('10000000-0000-4000-8000-00000000000b', 'org', 'locale', '"de"');
 
--- a service acting for Acme (as DatabaseService.tenant runs it)
-SET LOCAL ROLE authenticated;
-SELECT set_config('request.jwt.claims', '{"role":"service_role","org_id":"10000000-0000-4000-8000-00000000000a"}', true);
+-- a service acting for Acme (as DatabaseService.tenant runs it: the runtime login, claims verified by begin_request)
+SET LOCAL SESSION AUTHORIZATION omnizen_api;
+SELECT org_id FROM public.begin_request('{"role":"service_role","org_id":"10000000-0000-4000-8000-00000000000a"}', 'authenticated');
 SELECT pg_temp.check_text('service for Acme: auth_org_id()', public.auth_org_id()::text, '10000000-0000-4000-8000-00000000000a');
 SELECT pg_temp.check_text('service for Acme: auth_role()', public.auth_role(), 'service');
 SELECT pg_temp.check_text('service for Acme: auth_user_id()', public.auth_user_id(), NULL);
@@ -32,6 +32,20 @@ DO $$
 BEGIN
   INSERT INTO core.settings (org_id, scope, key, value) VALUES ('10000000-0000-4000-8000-00000000000b', 'org', 'evil', 'true');
   RAISE EXCEPTION 'a service acting for Acme wrote into Bolt';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+
+-- the same claims set without begin_request on another login (Supabase's REST path) read the same and write nothing
+-- (20270205000900)
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"role":"service_role","org_id":"10000000-0000-4000-8000-00000000000a"}', true);
+SELECT pg_temp.check('REST service for Acme sees Acme''s settings', (SELECT count(*) FROM core.settings), 2);
+DO $$
+BEGIN
+  INSERT INTO core.settings (org_id, scope, key, value) VALUES ('10000000-0000-4000-8000-00000000000a', 'org', 'rest', 'true');
+  RAISE EXCEPTION 'a service''s claims wrote over the REST path';
 EXCEPTION WHEN insufficient_privilege THEN NULL;
 END $$;
 
