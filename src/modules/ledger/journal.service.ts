@@ -5,6 +5,7 @@ import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
+import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
@@ -13,7 +14,6 @@ import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
-import { shiftDate } from './reports.service.js';
 import { computeTax, D, fitsMinorUnits, fixed, formatEntry, rateText } from './money.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
@@ -334,7 +334,7 @@ export class JournalService {
     if (autoReverse) {
       const periods = await this.ledger.listPeriods(tx);
       const current = periods.find((p) => p.startDate <= date && p.endDate >= date);
-      next = shiftDate(current?.endDate ?? date, 0, 1);
+      next = addDays(current?.endDate ?? date, 1);
       const following = periods.find((p) => p.startDate === next);
       if (current && following?.status !== 'open') {
         throw LedgerErrors.error('ledger.no_next_period', following

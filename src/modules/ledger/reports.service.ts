@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { LedgerErrors } from './ledger.errors.js';
+import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
@@ -13,23 +14,25 @@ import type {
 
 type Compare = 'previous_period' | 'previous_year';
 
-/** The date `months` later (the day kept, or the month's last day when it has fewer), then `days` later. */
-export function shiftDate(date: string, months: number, days = 0): string {
+/**
+ * The date `months` later (or earlier, when negative): the day kept, or the month's last day when that month has fewer
+ * (2026-03-31 minus one month is 2026-02-28). Day shifts are addDays'.
+ */
+function addMonths(date: string, months: number): string {
   const [y, m, d] = date.split('-').map(Number);
   const first = new Date(Date.UTC(y, m - 1 + months, 1));
   const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
-  const out = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last) + days));
-  return out.toISOString().slice(0, 10);
+  return new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last))).toISOString().slice(0, 10);
 }
 const isMonthStart = (date: string) => date.endsWith('-01');
-const isMonthEnd = (date: string) => shiftDate(date, 0, 1).endsWith('-01');
+const isMonthEnd = (date: string) => addDays(date, 1).endsWith('-01');
 const monthsBetween = (from: string, to: string) => (Number(to.slice(0, 4)) - Number(from.slice(0, 4))) * 12 + Number(to.slice(5, 7)) - Number(from.slice(5, 7)) + 1;
 const daysBetween = (from: string, to: string) => Math.round((Date.parse(to) - Date.parse(from)) / 86_400_000) + 1;
 /**
  * The same date a year earlier; a month end stays a month end. The day after is shifted, then one day taken off:
  * 2025-02-28 → 2024-02-29 (shifting the day itself would land on 2024-02-28), 2024-02-29 → 2023-02-28.
  */
-const yearBefore = (date: string) => (isMonthEnd(date) ? shiftDate(shiftDate(shiftDate(date, 0, 1), -12), 0, -1) : shiftDate(date, -12));
+const yearBefore = (date: string) => (isMonthEnd(date) ? addDays(addMonths(addDays(date, 1), -12), -1) : addMonths(date, -12));
 
 /**
  * The comparative range of [from, to]: previous_year is the same dates a year earlier (a month end stays a
@@ -37,19 +40,19 @@ const yearBefore = (date: string) => (isMonthEnd(date) ? shiftDate(shiftDate(shi
  * whole months (Q2 → Q1), else by days.
  */
 export function comparativeRange(from: string, to: string, compare: Compare): { from: string; to: string } {
-  if (compare === 'previous_year') return { from: shiftDate(from, -12), to: yearBefore(to) };
+  if (compare === 'previous_year') return { from: addMonths(from, -12), to: yearBefore(to) };
   if (isMonthStart(from) && isMonthEnd(to)) {
     const n = monthsBetween(from, to);
-    return { from: shiftDate(from, -n), to: shiftDate(from, 0, -1) };
+    return { from: addMonths(from, -n), to: addDays(from, -1) };
   }
   const n = daysBetween(from, to);
-  return { from: shiftDate(from, 0, -n), to: shiftDate(from, 0, -1) };
+  return { from: addDays(from, -n), to: addDays(from, -1) };
 }
 
 /** The comparative date of a balance sheet: the end of the previous month, or the same date a year earlier. */
 export function comparativeDate(asOf: string, compare: Compare): string {
   if (compare === 'previous_year') return yearBefore(asOf);
-  return shiftDate(`${asOf.slice(0, 8)}01`, 0, -1);
+  return addDays(`${asOf.slice(0, 8)}01`, -1);
 }
 
 /** a − b per key */
@@ -57,12 +60,6 @@ function minus(a: Map<string, Decimal>, b: Map<string, Decimal>): Map<string, De
   const out = new Map(a);
   for (const [k, v] of b) out.set(k, (out.get(k) ?? D(0)).minus(v));
   return out;
-}
-
-function dayBefore(date: string): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() - 1);
-  return d.toISOString().slice(0, 10);
 }
 
 /** Base-currency net (debit minus credit) per account. */
@@ -250,7 +247,7 @@ export class ReportsService {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     const { base, mu, accounts } = await this.context(tx);
     const movement = await this.rangeNet(tx, from, to, false);
-    const before = baseNetByAccount(await repo.totals(tx.db, null, dayBefore(from)));
+    const before = baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1)));
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
@@ -296,7 +293,7 @@ export class ReportsService {
     const cursor = decodeKeyset(q.cursor, { d: 'date', s: 'integer', r: 'decimal' });
     let running: Decimal;
     if (cursor) running = D(cursor.r);
-    else if (q.from) running = (await repo.totals(tx.db, null, dayBefore(q.from), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));
+    else if (q.from) running = (await repo.totals(tx.db, null, addDays(q.from, -1), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));
     else running = D(0);
     const openingBalance = fixed(running, mu);
     const rows = await repo.generalLedger(tx.db, tx.orgId, accountId, q.from ?? null, q.to ?? null, cursor, limit);
