@@ -78,7 +78,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.workspaces': { authenticated: RW, service_role: RW },
   // the posting checks a line's workspace (20270203000100)
   'column core.workspaces(org_id)': { finance_posting: 'SELECT' },
-  'column core.workspaces(id)': { finance_posting: 'SELECT' },
+  'column core.workspaces(id)': { finance_posting: 'SELECT,UPDATE' }, // UPDATE: a posting key-share locks a line's workspace (20270205000100)
   'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
   'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
   'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
@@ -95,7 +95,11 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.password_reset_tokens': { service_role: RW },
   'table core.email_change_requests': { service_role: RW },
   // privacy (issue 20): exports (owners start and read their organization's), per-person audit keys (functions only)
-  'table core.data_exports': { authenticated: 'INSERT,SELECT', service_role: RW },
+  // an owner's request inserts only what it asks for; status, file and expiry are the job's (20270205000500)
+  'table core.data_exports': { authenticated: 'SELECT', service_role: RW },
+  'column core.data_exports(kind)': { authenticated: 'INSERT' },
+  'column core.data_exports(org_id)': { authenticated: 'INSERT' },
+  'column core.data_exports(user_id)': { authenticated: 'INSERT' },
   'table core.personal_data_keys': { service_role: 'DELETE,INSERT,SELECT' },
   'column core.personal_data_keys(wrapped)': { service_role: 'UPDATE' },
 
