@@ -4,13 +4,10 @@ import {
   ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { Amount, Currency, Percent, Rate } from '../../platform/http/money.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
-const RATE = /^\d{1,12}(\.\d{1,10})?$/;
-const CURRENCY = /^[A-Z]{3}$/;
-const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
 export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
 /** Sources of entries the ledger posts itself: 'system' (FX revaluation), 'year_end' (closing entries and their reversals). */
@@ -23,7 +20,7 @@ const RATE_DOC = 'Base units per unit of currency, 10 decimals';
 // ---------------------------------------------------------------- books and settings
 @ApiSchema({ description: 'The base currency, the first fiscal year and the chart of accounts to start the ledger with' })
 export class StartBooksDto {
-  @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Matches(CURRENCY, { message: 'baseCurrency must be an ISO 4217 code like EUR' }) baseCurrency: string;
+  @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Currency('baseCurrency') baseCurrency: string;
   @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
   @CalendarDate('fiscalYearStart') fiscalYearStart: string;
   @ApiPropertyOptional({ enum: ['standard', 'none'], default: 'standard', description: 'Chart of accounts template to install' })
@@ -81,7 +78,7 @@ export class CreateAccountDto {
   @ApiProperty({ description: 'asset, liability, equity, revenue or expense', enum: ACCOUNT_TYPES }) @IsIn(ACCOUNT_TYPES) type: string;
   @ApiPropertyOptional({ description: 'A group account to put it under; absent: top level', format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional({ description: 'true for a group account: sums its children, cannot be posted to', default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
-  @ApiPropertyOptional({ description: 'Only lines in this currency may post to the account; absent: any currency', example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ description: 'Only lines in this currency may post to the account; absent: any currency', example: 'USD' }) @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Cash-flow statement section; absent: by type', enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
@@ -182,9 +179,9 @@ export class FxRateDto {
 
 @ApiSchema({ description: 'An exchange rate to set for a currency and date' })
 export class SetFxRateDto {
-  @ApiProperty({ description: 'The currency the rate is for (ISO 4217)', example: 'USD' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency: string;
+  @ApiProperty({ description: 'The currency the rate is for (ISO 4217)', example: 'USD' }) @Currency('currency') currency: string;
   @ApiProperty({ description: 'The day the rate is effective from, YYYY-MM-DD', example: '2026-01-31' }) @CalendarDate('date') date: string;
-  @ApiProperty({ description: 'Units of the base currency for one unit of currency; at most 10 decimals', example: '0.92' }) @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate: string;
+  @ApiProperty({ description: 'Units of the base currency for one unit of currency; at most 10 decimals', example: '0.92' }) @Rate('rate') rate: string;
 }
 
 @ApiSchema({ description: 'Exchange rates to set, all or none' })
@@ -195,7 +192,7 @@ export class ImportFxRatesDto {
 }
 
 export class FxRateQuery extends PageQuery {
-  @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiPropertyOptional({ example: 'USD' }) @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'rates dated on or after this day' }) @IsOptional() @CalendarDate('from') from?: string;
   @ApiPropertyOptional({ description: 'rates dated on or before this day' }) @IsOptional() @CalendarDate('to') to?: string;
 }
@@ -227,7 +224,7 @@ export class TaxCodeDto {
 export class CreateTaxCodeDto {
   @ApiProperty({ description: 'Short code, unique in the organization: 1-32 letters, digits, dots, dashes or underscores', example: 'VAT20' }) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { message: 'code must be 1-32 letters, digits, dots, dashes or underscores' }) code: string;
   @ApiProperty({ description: 'Name of the tax code', example: 'VAT 20 %' }) @IsString() @Length(1, 200) name: string;
-  @ApiProperty({ example: '20', description: 'Percent, 0 to 100' }) @Matches(/^\d{1,3}(\.\d{1,4})?$/, { message: 'rate must be a percent like "20" or "7.5"' }) rate: string;
+  @ApiProperty({ example: '20', description: 'Percent, 0 to 100' }) @Percent('rate') rate: string;
   @ApiPropertyOptional({ default: false, description: 'Amounts already include the tax' }) @IsOptional() @IsBoolean() inclusive?: boolean;
   @ApiProperty({ description: 'Account output tax on sales (credit lines) posts to', format: 'uuid' }) @IsUUID() salesAccountId: string;
   @ApiProperty({ description: 'Account input tax on purchases (debit lines) posts to', format: 'uuid' }) @IsUUID() purchaseAccountId: string;
@@ -245,8 +242,8 @@ export class UpdateTaxCodeDto {
 
 @ApiSchema({ description: 'An amount to calculate the tax of' })
 export class CalculateTaxDto {
-  @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
-  @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Amount('amount') amount: string;
+  @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Currency('currency') currency?: string;
 }
 
 @ApiSchema({ description: 'The net, tax and gross of an amount under a tax code' })
@@ -291,12 +288,12 @@ export class CreateFiscalYearDto {
 @ApiSchema({ description: 'One line of a journal entry to post: a debit or a credit on an account' })
 export class JournalLineInputDto {
   @ApiProperty({ description: 'The account to post to (not a group account)', format: 'uuid' }) @IsUUID() accountId: string;
-  @ApiPropertyOptional({ description: 'Debit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('debit')) debit?: string;
-  @ApiPropertyOptional({ description: 'Credit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('credit')) credit?: string;
+  @ApiPropertyOptional({ description: 'Debit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Amount('debit') debit?: string;
+  @ApiPropertyOptional({ description: 'Credit in the line\'s currency; give exactly one of debit or credit', example: '100.00' }) @IsOptional() @Amount('credit') credit?: string;
   @ApiPropertyOptional({ example: 'USD', description: 'Transaction currency; defaults to the base currency' })
-  @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
-  @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string with at most 10 decimals' }) rate?: string;
+  @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line (unless taxFlow says otherwise)' })
   @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiPropertyOptional({
@@ -382,8 +379,8 @@ export class JournalEntryQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty' })
   @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
   @ApiPropertyOptional({ description: 'Entries with a line for this counterparty' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
-  @ApiPropertyOptional({ example: '100.00', description: 'totalBase at least this' }) @IsOptional() @Matches(AMOUNT, amountMsg('minAmount')) minAmount?: string;
-  @ApiPropertyOptional({ example: '5000.00', description: 'totalBase at most this' }) @IsOptional() @Matches(AMOUNT, amountMsg('maxAmount')) maxAmount?: string;
+  @ApiPropertyOptional({ example: '100.00', description: 'totalBase at least this' }) @IsOptional() @Amount('minAmount') minAmount?: string;
+  @ApiPropertyOptional({ example: '5000.00', description: 'totalBase at most this' }) @IsOptional() @Amount('maxAmount') maxAmount?: string;
   @ApiPropertyOptional({ description: 'Memo contains this text (case-insensitive)' }) @IsOptional() @IsString() @Length(1, 200) memo?: string;
 }
 

@@ -364,7 +364,7 @@ export class BillPaymentsService {
   /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
     const edges = parseBucketEdges(buckets);
-    if (!edges) throw PlatformErrors.error('validation_failed', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
+    if (!edges) throw PayablesErrors.error('payables.buckets', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);
     const day = asOf ?? today(this.clock);
     const { base, baseMu } = await this.baseMu(tx);
     const { apAccountId } = await this.payables.settings(tx, { posting: false });

@@ -365,7 +365,7 @@ export class PayablesController {
   @ApiOkResponse({ type: AgingReportDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.books_not_started', 'payables.account_not_allowed')
+  @ApiErrorCodes('payables.buckets', 'ledger.books_not_started', 'payables.account_not_allowed')
   async aging(@Tx() tx: TenantTx, @Query() q: AgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<AgingReportDto | string> {
     const r = await this.payments.aging(tx, q.asOf, q.buckets);
     if (!wantsCsv(req, q.format)) return r;

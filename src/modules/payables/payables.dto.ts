@@ -1,17 +1,14 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { PAYMENT_METHODS, Amount, Currency, Quantity } from '../../platform/http/money.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
-const CURRENCY = /^[A-Z]{3}$/;
-const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const BILL_STATUSES = ['draft', 'submitted', 'rejected', 'posted', 'partially_paid', 'paid', 'voided'] as const;
-export const PAYMENT_METHODS = ['bank_transfer', 'card', 'cash', 'check', 'other'] as const;
 export const APPROVER_ROLES = ['owner', 'admin', 'accountant'] as const;
 
 // ---------------------------------------------------------------- vendors
@@ -40,7 +37,7 @@ export class CreateVendorDto {
   @ApiPropertyOptional({ description: 'Tax (VAT) id', example: 'DE123456789' }) @IsOptional() @IsString() @Length(1, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Hauptstr. 1, 10115 Berlin' }) @IsOptional() @IsString() @Length(1, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Currency its bills default to (ISO 4217); absent: the base currency', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code like EUR' }) defaultCurrency?: string;
+  @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Days from the bill date to the due date (0-365)', default: 30, example: 30 })
   @IsOptional() @IsInt() @Min(0) @Max(365) paymentTermsDays?: number;
 }
@@ -54,7 +51,7 @@ export class UpdateVendorDto {
   @ApiPropertyOptional({ description: 'Tax (VAT) id', example: 'DE987654321' }) @IsOptional() @IsString() @Length(1, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Nebenstr. 2, 10115 Berlin' }) @IsOptional() @IsString() @Length(1, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Currency its bills default to (ISO 4217)', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code like EUR' }) defaultCurrency?: string;
+  @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Days from the bill date to the due date (0-365)', example: 14 }) @IsOptional() @IsInt() @Min(0) @Max(365) paymentTermsDays?: number;
 }
 
@@ -72,7 +69,7 @@ export class VendorPage extends PageInfo {
 @ApiSchema({ description: 'An approval rule: a document whose total in the base currency is above `above` needs `approvals` distinct approvers with one of `roles`' })
 export class ApprovalRuleDto {
   @ApiProperty({ description: 'Threshold in the base currency (exclusive); the highest threshold below the total applies', example: '1000.00' })
-  @Matches(AMOUNT, amountMsg('above')) above: string;
+  @Amount('above') above: string;
   @ApiProperty({ description: 'Number of distinct approvers needed (0-10); never the document\'s creator, last editor or submitter', example: 1 }) @IsInt() @Min(0) @Max(10) approvals: number;
   @ApiProperty({ description: 'Roles that may approve', enum: APPROVER_ROLES, isArray: true, example: ['owner', 'admin'] })
   @ArrayMinSize(1) @ArrayMaxSize(3) @IsIn(APPROVER_ROLES, { each: true }) roles: string[];
@@ -97,8 +94,8 @@ export class UpdatePayablesSettingsDto {
 export class BillLineInputDto {
   @ApiProperty({ description: 'Expense or asset account the line posts to', format: 'uuid', example: '3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f' }) @IsUUID() accountId: string;
   @ApiPropertyOptional({ description: 'What was bought', example: 'Printer paper' }) @IsOptional() @IsString() @Length(1, 500) description?: string;
-  @ApiPropertyOptional({ description: 'Quantity (positive), default 1', example: '10' }) @IsOptional() @Matches(/^-?\d{1,14}(\.\d{1,4})?$/, { message: 'quantity must be a decimal string with at most 4 decimals, e.g. "2.5"' }) quantity?: string;
-  @ApiProperty({ description: 'Unit price in the bill currency, before tax for an exclusive tax code', example: '25.00' }) @Matches(AMOUNT, amountMsg('unitPrice')) unitPrice: string;
+  @ApiPropertyOptional({ description: 'Quantity (positive), default 1', example: '10' }) @IsOptional() @Quantity('quantity') quantity?: string;
+  @ApiProperty({ description: 'Unit price in the bill currency, before tax for an exclusive tax code', example: '25.00' }) @Amount('unitPrice') unitPrice: string;
   @ApiPropertyOptional({ description: 'Tax code (input tax); absent: no tax', format: 'uuid', example: '4d3e2f1a-0b9c-4d8e-9f7a-6b5c4d3e2f1a' }) @IsOptional() @IsUUID() taxCodeId?: string;
 }
 
@@ -109,11 +106,11 @@ export class CreateBillDto {
   @ApiProperty({ description: 'Date of the bill (the posting date)', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency; absent: the vendor\'s default, else the base currency', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
+  @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
-  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
+  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
 @ApiSchema({ description: 'A new draft of a bill\'s content (all fields replace the draft\'s)' })
@@ -121,18 +118,18 @@ export class UpdateBillDto {
   @ApiPropertyOptional({ description: 'The vendor\'s bill number', example: 'INV-4711' }) @IsOptional() @IsString() @Length(1, 100) billNumber?: string;
   @ApiProperty({ description: 'Date of the bill', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
-  @ApiPropertyOptional({ description: 'Bill currency', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
+  @ApiPropertyOptional({ description: 'Bill currency', example: 'EUR' }) @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
-  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
+  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
 @ApiSchema({ description: 'A line of an expense claim' })
 export class ClaimLineInputDto {
   @ApiProperty({ description: 'Category: the expense account', format: 'uuid', example: '3c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f' }) @IsUUID() accountId: string;
-  @ApiProperty({ description: 'Amount spent (gross) in the claim currency', example: '42.50' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
-  @ApiProperty({ description: 'Currency of the amount: the claim\'s currency', example: 'EUR' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency: string;
+  @ApiProperty({ description: 'Amount spent (gross) in the claim currency', example: '42.50' }) @Amount('amount') amount: string;
+  @ApiProperty({ description: 'Currency of the amount: the claim\'s currency', example: 'EUR' }) @Currency('currency') currency: string;
   @ApiProperty({ description: 'Day of the expense', example: '2026-01-08' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ description: 'Reference of the receipt', example: 'RCPT-001' }) @IsOptional() @IsString() @Length(1, 200) receiptRef?: string;
   @ApiPropertyOptional({ description: 'What was paid for', example: 'Taxi to client' }) @IsOptional() @IsString() @Length(1, 500) description?: string;
@@ -141,11 +138,11 @@ export class ClaimLineInputDto {
 @ApiSchema({ description: 'A new employee expense claim (a draft, by the claimant)' })
 export class CreateExpenseClaimDto {
   @ApiProperty({ description: 'Date of the claim (the posting date on approval)', example: '2026-01-10' }) @CalendarDate('claimDate') claimDate: string;
-  @ApiProperty({ description: 'Currency of the claim and of every line', example: 'EUR' }) @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency: string;
+  @ApiProperty({ description: 'Currency of the claim and of every line', example: 'EUR' }) @Currency('currency') currency: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Client visit Hamburg' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [ClaimLineInputDto] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ClaimLineInputDto) lines: ClaimLineInputDto[];
-  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '42.50' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
+  @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '42.50' }) @IsOptional() @Amount('total') total?: string;
 }
 
 @ApiSchema({ description: 'A new draft of an expense claim\'s content (all fields replace the draft\'s)' })
@@ -241,7 +238,7 @@ export class CommentDto {
 @ApiSchema({ description: 'An allocation of (part of) a payment to an open bill' })
 export class AllocationInputDto {
   @ApiProperty({ description: 'The bill or claim (of the payment\'s vendor or claimant)', format: 'uuid', example: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d' }) @IsUUID() billId: string;
-  @ApiProperty({ description: 'Amount in the payment currency (positive, at most the open amount)', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount in the payment currency (positive, at most the open amount)', example: '100.00' }) @Amount('amount') amount: string;
 }
 
 @ApiSchema({ description: 'A payment to a vendor (or a reimbursement to a claimant), with its allocations' })
@@ -249,9 +246,9 @@ export class CreateBillPaymentDto {
   @ApiPropertyOptional({ description: 'The vendor paid (or claimantId)', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' }) @IsOptional() @IsUUID() vendorId?: string;
   @ApiPropertyOptional({ description: 'The claimant reimbursed (user id; or vendorId)', example: 'c0ffee00-0000-4000-8000-000000000002' }) @IsOptional() @IsString() @Length(1, 200) claimantId?: string;
   @ApiProperty({ description: 'Date of the payment', example: '2026-01-20' }) @CalendarDate('paymentDate') paymentDate: string;
-  @ApiProperty({ description: 'Amount paid', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount paid', example: '100.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Currency; absent: the base currency. Allocated bills must be in it', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code like EUR' }) currency?: string;
+  @IsOptional() @Currency('currency') currency?: string;
   @ApiProperty({ description: 'The bank or cash account credited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() bankAccountId: string;
   @ApiPropertyOptional({ description: 'How it was paid', enum: PAYMENT_METHODS, default: 'bank_transfer', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'TRX-2026-0001' }) @IsOptional() @IsString() @Length(1, 200) reference?: string;
@@ -262,13 +259,13 @@ export class CreateBillPaymentDto {
 @ApiSchema({ description: 'Allocating what is left of a payment to an open bill' })
 export class CreateAllocationDto {
   @ApiProperty({ description: 'The bill or claim', format: 'uuid', example: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d' }) @IsUUID() billId: string;
-  @ApiProperty({ description: 'Amount in the payment currency', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount in the payment currency', example: '100.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date', example: '2026-01-25' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A vendor pays back credit: what of a payment is neither allocated nor refunded' })
 export class RefundVendorCreditDto {
-  @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
   @ApiPropertyOptional({ description: 'Reference', example: 'REFUND-77' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
@@ -340,7 +337,7 @@ export class PaymentQuery extends PageQuery {
 export class AgingQuery {
   @ApiPropertyOptional({ description: 'Aging at the end of this day (default: today)', example: '2026-01-31' }) @IsOptional() @CalendarDate('asOf') asOf?: string;
   @ApiPropertyOptional({ description: 'Bucket edges in days past due, ascending (default 30,60,90)', example: '15,30,60' })
-  @IsOptional() @Matches(/^\d{1,4}(,\d{1,4}){0,9}$/, { message: 'buckets must be 1-10 ascending whole numbers of days separated by commas, e.g. 15,30,60' }) buckets?: string;
+  @IsOptional() @IsString() @Length(1, 60) buckets?: string;
   @ApiPropertyOptional({ description: 'json (default) or csv', enum: ['json', 'csv'], example: 'json' }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
 

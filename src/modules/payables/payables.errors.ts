@@ -29,5 +29,6 @@ export const PayablesErrors = defineErrorCodes({
   'payables.invalid_rules': { status: 400, description: 'approval rules: thresholds must be distinct, approvals 0-10, roles among owner, admin, accountant' },
   'payables.empty': { status: 400, description: 'a bill or claim needs at least one line' },
   'payables.due_before_bill': { status: 400, description: 'the due date is before the bill date' },
+  'payables.buckets': { status: 400, description: 'buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60' },
   'payables.claim_not_own': { status: 403, description: 'a member may only change and submit their own expense claims' },
 });

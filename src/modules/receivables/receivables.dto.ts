@@ -4,16 +4,11 @@ import {
   ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { PAYMENT_METHODS, Amount, Currency, Percent, Quantity, Rate } from '../../platform/http/money.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
-const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
-const PERCENT = /^\d{1,3}(\.\d{1,4})?$/;
-const RATE = /^\d{1,12}(\.\d{1,10})?$/;
-const CURRENCY = /^[A-Z]{3}$/;
-const amountMsg = (f: string) => ({ message: `${f} must be a non-negative decimal string with at most 4 decimals, e.g. "120.50"` });
 export const INVOICE_STATUSES = ['draft', 'issued', 'partially_paid', 'paid', 'void'] as const;
-export const PAYMENT_METHODS = ['bank_transfer', 'card', 'cash', 'check', 'other'] as const;
 
 // ---------------------------------------------------------------- settings
 @ApiSchema({ description: 'The accounts receivables post to' })
@@ -39,10 +34,10 @@ export class CreateCustomerDto {
   @ApiPropertyOptional({ description: 'Tax id (VAT number)', example: 'DE123456789' }) @IsOptional() @IsString() @Length(0, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address, lines separated by newlines', example: 'Friedrichstr. 1\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Default currency of the customer\'s invoices (default: the base currency)', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code' }) defaultCurrency?: string;
+  @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days: the due date is the invoice date plus this', example: 30, default: 30 })
   @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '10000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '10000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
 }
 
 @ApiSchema({ description: 'Changes to a customer; fields left out keep their value' })
@@ -53,9 +48,9 @@ export class UpdateCustomerDto {
   @ApiPropertyOptional({ description: 'Phone (personal data)', example: '+49 30 7654321' }) @IsOptional() @IsString() @Length(0, 50) phone?: string;
   @ApiPropertyOptional({ description: 'Tax id (VAT number)', example: 'DE123456789' }) @IsOptional() @IsString() @Length(0, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Unter den Linden 5\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
-  @ApiPropertyOptional({ description: 'Default currency', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'defaultCurrency must be an ISO 4217 code' }) defaultCurrency?: string;
+  @ApiPropertyOptional({ description: 'Default currency', example: 'EUR' }) @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days', example: 14 }) @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '5000.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('creditLimit')) creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '5000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
 }
 
 @ApiSchema({ description: 'A customer' })
@@ -89,10 +84,10 @@ export class CustomerQuery extends PageQuery {
 @ApiSchema({ description: 'A line of an invoice to create: quantity × unit price less the discount, taxed with its tax code' })
 export class InvoiceLineInputDto {
   @ApiProperty({ description: 'What was sold', example: 'Consulting, January' }) @IsString() @Length(1, 500) description: string;
-  @ApiProperty({ description: 'Quantity (positive, up to 4 decimals)', example: '10' }) @Matches(/^-?\d{1,14}(\.\d{1,4})?$/, { message: 'quantity must be a decimal string' }) quantity: string;
+  @ApiProperty({ description: 'Quantity (positive, up to 4 decimals)', example: '10' }) @Quantity('quantity') quantity: string;
   @ApiProperty({ description: 'Unit price in the invoice currency (net for an exclusive tax code, gross for an inclusive one)', example: '100.00' })
-  @Matches(AMOUNT, amountMsg('unitPrice')) unitPrice: string;
-  @ApiPropertyOptional({ description: 'Discount in percent of quantity × unit price', example: '0', default: '0' }) @IsOptional() @Matches(PERCENT, { message: 'discountPercent must be a percent between 0 and 100' }) discountPercent?: string;
+  @Amount('unitPrice') unitPrice: string;
+  @ApiPropertyOptional({ description: 'Discount in percent of quantity × unit price', example: '0', default: '0' }) @IsOptional() @Percent('discountPercent') discountPercent?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Tax code of the line (the ledger\'s tax codes); none: untaxed', example: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a' }) @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiProperty({ format: 'uuid', description: 'Revenue account the line is credited to', example: '7c6b5a49-3827-4160-9f8e-7d6c5b4a3928' }) @IsUUID() revenueAccountId: string;
   @ApiPropertyOptional({ description: 'First day of the service period (revenue is deferred and recognized over it)', example: '2026-01-01' }) @IsOptional() @CalendarDate('serviceStart') serviceStart?: string;
@@ -105,12 +100,12 @@ export class CreateInvoiceDto {
   @ApiProperty({ description: 'Invoice date (the posting date when issued)', example: '2026-01-10' }) @CalendarDate('invoiceDate') invoiceDate: string;
   @ApiPropertyOptional({ description: 'Due date; default: invoice date plus the customer\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Invoice currency; default: the customer\'s, else the base currency. Another than the base currency needs full_accounting', example: 'EUR' })
-  @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
+  @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Number series (the number is <series>-<year>-<6 digits>)', example: 'INV', default: 'INV' }) @IsOptional() @Matches(/^[A-Z][A-Z0-9]{0,9}$/, { message: 'series must be 1 to 10 capital letters or digits' }) series?: string;
   @ApiPropertyOptional({ description: 'Memo shown on the invoice', example: 'Thank you for your business' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ type: [InvoiceLineInputDto], description: '1 to 200 lines', example: [{ description: 'Consulting, January', quantity: '10', unitPrice: '100.00', taxCodeId: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a', revenueAccountId: '7c6b5a49-3827-4160-9f8e-7d6c5b4a3928' }] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => InvoiceLineInputDto) lines: InvoiceLineInputDto[];
-  @ApiPropertyOptional({ description: 'The total the client computed; a 400 when it differs from the server\'s', example: '1200.00' }) @IsOptional() @Matches(AMOUNT, amountMsg('total')) total?: string;
+  @ApiPropertyOptional({ description: 'The total the client computed; a 400 when it differs from the server\'s', example: '1200.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
 @ApiSchema({ description: 'Replaces a draft invoice\'s content (same fields as creating it)' })
@@ -183,7 +178,7 @@ export class InvoiceQuery extends PageQuery {
 @ApiSchema({ description: 'Issue a draft: number it and post it' })
 export class IssueInvoiceDto {
   @ApiPropertyOptional({ description: 'Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)', example: '1.0850000000' })
-  @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string' }) rate?: string;
+  @IsOptional() @Rate('rate') rate?: string;
 }
 
 @ApiSchema({ description: 'Void an issued invoice: its posting is reversed' })
@@ -194,7 +189,7 @@ export class VoidInvoiceDto {
 @ApiSchema({ description: 'A line to credit: the invoice line and how much of it' })
 export class CreditLineInputDto {
   @ApiProperty({ description: 'Line number of the invoice', example: 1 }) @IsInt() @Min(1) lineNo: number;
-  @ApiPropertyOptional({ description: 'Quantity to credit (default: the whole line)', example: '2' }) @IsOptional() @Matches(AMOUNT, amountMsg('quantity')) quantity?: string;
+  @ApiPropertyOptional({ description: 'Quantity to credit (default: the whole line)', example: '2' }) @IsOptional() @Amount('quantity') quantity?: string;
 }
 
 @ApiSchema({ description: 'A credit note of an issued invoice, for the whole invoice or some lines; issued at once' })
@@ -209,16 +204,16 @@ export class CreateCreditNoteDto {
 @ApiSchema({ description: 'Part of a payment applied to an open invoice of the same customer' })
 export class ReceivableAllocationInputDto {
   @ApiProperty({ format: 'uuid', description: 'Invoice settled', example: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10' }) @IsUUID() invoiceId: string;
-  @ApiProperty({ description: 'Amount applied, in the invoice (= payment) currency', example: '500.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount applied, in the invoice (= payment) currency', example: '500.00' }) @Amount('amount') amount: string;
 }
 
 @ApiSchema({ description: 'A payment received from a customer, allocated to open invoices; the rest is customer credit' })
 export class CreatePaymentDto {
   @ApiProperty({ format: 'uuid', description: 'Paying customer', example: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01' }) @IsUUID() customerId: string;
   @ApiProperty({ description: 'Date received', example: '2026-02-01' }) @CalendarDate('date') date: string;
-  @ApiProperty({ description: 'Amount received', example: '500.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
-  @ApiPropertyOptional({ description: 'Currency (default: the base currency)', example: 'EUR' }) @IsOptional() @Matches(CURRENCY, { message: 'currency must be an ISO 4217 code' }) currency?: string;
-  @ApiPropertyOptional({ description: 'Rate received at (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string' }) rate?: string;
+  @ApiProperty({ description: 'Amount received', example: '500.00' }) @Amount('amount') amount: string;
+  @ApiPropertyOptional({ description: 'Currency (default: the base currency)', example: 'EUR' }) @IsOptional() @Currency('currency') currency?: string;
+  @ApiPropertyOptional({ description: 'Rate received at (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Rate('rate') rate?: string;
   @ApiProperty({ format: 'uuid', description: 'Cash or bank account debited', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsUUID() depositAccountId: string;
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'How it was paid', example: 'bank_transfer' }) @IsIn(PAYMENT_METHODS) method: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA 2026-02-01 4711' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
@@ -236,10 +231,10 @@ export class AllocatePaymentDto {
 @ApiSchema({ description: 'Pays customer credit (a payment\'s unallocated remainder) back to the customer' })
 export class RefundCustomerCreditDto {
   @ApiPropertyOptional({ description: 'Date of the refund (default: today)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
-  @ApiProperty({ description: 'Amount refunded, in the payment\'s currency (at most its unallocated remainder)', example: '100.00' }) @Matches(AMOUNT, amountMsg('amount')) amount: string;
+  @ApiProperty({ description: 'Amount refunded, in the payment\'s currency (at most its unallocated remainder)', example: '100.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Cash or bank account credited (default: the payment\'s deposit account)', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: PAYMENT_METHODS, description: 'How it was paid back (default: bank_transfer)', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
-  @ApiPropertyOptional({ description: 'Rate of the refund date (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Matches(RATE, { message: 'rate must be a positive decimal string' }) rate?: string;
+  @ApiPropertyOptional({ description: 'Rate of the refund date (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA refund 4712' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
 }
 
