@@ -101,7 +101,7 @@ describe('refresh tokens and sessions', () => {
     expect(exports.rows[0].n).toBe(0);
   });
 
-  it('through the database as the user (the Supabase REST path): a session can be ended, never revived; the e-mail is not writable', async () => {
+  it('through the database as the user (the Supabase REST path): no session revived or ended, no e-mail or name written (only the API writes, audited: 20270205000900)', async () => {
     const u = await registerUser(t, 'rest');
     const [session] = (await t.http.get('/v1/auth/sessions').set(u.auth).expect(200)).body;
     await t.http.post('/v1/auth/logout').set(u.auth).expect(204);
@@ -111,16 +111,18 @@ describe('refresh tokens and sessions', () => {
     const { rows: [row] } = await t.db.admin.query('SELECT revoked_at IS NOT NULL AS revoked, expires_at < now() + interval \'1 year\' AS expiring FROM core.sessions WHERE id = $1', [session.id]);
     expect(row).toEqual({ revoked: true, expiring: true });
     await refresh(t, u.refreshToken).expect(401);
-    // a live session: ending it is allowed, changing it otherwise is not
+    // a live session is ended through the API (audited), not over REST
     const login = await t.http.post('/v1/auth/login').send({ email: u.email, password: 'correct horse battery' }).expect(200);
     const [live] = (await t.http.get('/v1/auth/sessions').set(bearer(login.body.accessToken)).expect(200)).body;
-    await expect(asUser(`UPDATE core.sessions SET revoked_reason = 'noted' WHERE id = $1`, [live.id])).rejects.toThrow(/row-level security/);
-    expect(await asUser(`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1 RETURNING id`, [live.id])).toEqual([{ id: live.id }]);
-    // the account's e-mail changes only through the confirmed e-mail change; name and image are the user's
+    expect(await asUser(`UPDATE core.sessions SET revoked_reason = 'noted' WHERE id = $1 RETURNING id`, [live.id])).toEqual([]);
+    expect(await asUser(`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1 RETURNING id`, [live.id])).toEqual([]);
+    await t.http.get('/v1/auth/sessions').set(bearer(login.body.accessToken)).expect(200);
+    // the account's e-mail changes only through the confirmed e-mail change, the name through the API
     await expect(asUser(`UPDATE core."User" SET email = 'ceo@corp.example' WHERE id = $1`, [u.id])).rejects.toThrow(/permission denied/);
     await expect(asUser(`DELETE FROM core."User" WHERE id = $1`, [u.id])).rejects.toThrow(/permission denied/);
-    expect(await asUser(`UPDATE core."User" SET name = 'Renamed' WHERE id = $1 RETURNING name`, [u.id])).toEqual([{ name: 'Renamed' }]);
-    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [u.id])).rows).toEqual([{ email: u.email }]);
+    expect(await asUser(`UPDATE core."User" SET name = 'Renamed' WHERE id = $1 RETURNING name`, [u.id])).toEqual([]);
+    expect((await t.db.admin.query('SELECT email, name, (SELECT revoked_at FROM core.sessions WHERE id = $2) AS revoked_at FROM core."User" WHERE id = $1', [u.id, live.id])).rows)
+      .toEqual([{ email: u.email, name: 'rest', revoked_at: null }]);
   });
 
   it('through the database as the user (the Supabase REST path): no organization made, no invitation accepted (they run only through the API, which audits them)', async () => {
