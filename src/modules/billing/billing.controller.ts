@@ -1,13 +1,13 @@
 import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiExtension, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Public } from '../../platform/auth/public.decorator.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
-import { CurrentPrincipal, OrgPreflightRoute, OrgRoute, openTenant, type OpenTenant, Preflight, type PreflightTenant, RequireRole, Tx, UserRoute } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, OrgPreflightRoute, OrgRoute, openTenant, Preflight, type PreflightTenant, RequireRole, Tx, UserPreflightRoute, UserRoute } from '../../platform/http/tenant.js';
 import {
   AppCatalogDto, AppQueryDto, BillingEventPage, BillingEventQuery, CheckoutDto, CheckoutSessionDto, EntitlementsDto, PortalDto, PortalSessionDto, WebhookAckDto,
 } from './billing.dto.js';
@@ -108,14 +108,11 @@ export class OrgBillingEventsController {
 }
 
 /**
- * Checkout and portal of the signed-in person, not @UserRoute for the same reason: each step opens its own transaction
- * in the person's personal organization (the database decides membership, as in every tenant transaction). Declared in
- * the OpenAPI document as the user routes are.
+ * Checkout and portal of the signed-in person, not @UserRoute for the same reason: the preflight checks the caller as
+ * @UserRoute does, then each step opens its own transaction in the person's personal organization.
  */
 @ApiTags('billing')
-@ApiBearerAuth()
-@ApiExtension('x-omnizen-scope', 'user')
-@ApiErrors(400, 401, 403)
+@UserPreflightRoute()
 @Controller('v1/me')
 export class MyCheckoutController {
   constructor(
@@ -128,8 +125,8 @@ export class MyCheckoutController {
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
-  checkout(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    return this.checkouts.checkout(this.personal(principal, req), dto);
+  checkout(@Preflight() preflight: PreflightTenant, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    return this.checkouts.checkout(openTenant(this.db, preflight), dto);
   }
 
   @Post('billing/portal')
@@ -137,15 +134,8 @@ export class MyCheckoutController {
   @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
-  portal(@CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: PortalDto): Promise<PortalSessionDto> {
-    return this.checkouts.portal(this.personal(principal, req), dto);
-  }
-
-  /** Transactions of the signed-in person in their personal organization (as @UserRoute opens its one). */
-  private personal(principal: Principal, req: FastifyRequest): OpenTenant {
-    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key or API key cannot call it');
-    const meta = { requestId: String(req.id), ip: req.ip };
-    return (work) => this.db.tenant(principal, principal.personalOrgId, meta, work);
+  portal(@Preflight() preflight: PreflightTenant, @Body() dto: PortalDto): Promise<PortalSessionDto> {
+    return this.checkouts.portal(openTenant(this.db, preflight), dto);
   }
 }
 

@@ -57,6 +57,17 @@ export interface OrgRow {
 /** Who holds a subscription: an organization, or a person (personal plan, "organizationId" NULL). */
 export type Subject = { kind: 'organization'; orgId: string } | { kind: 'user'; userId: string };
 
+/**
+ * Who an organization's subscriptions, Stripe customer and checkouts are for: a personal organization is billed
+ * through its owner's personal subscription ("organizationId" NULL), a business organization through its own.
+ */
+export function subjectOf(org: Pick<OrgRow, 'id' | 'accountType' | 'ownerUserId'>): Subject {
+  return org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: org.id };
+}
+
+/** The plan audience a subject buys from (besides plans for 'any'). */
+export const audienceOf = (subject: Subject): 'personal' | 'business' => (subject.kind === 'user' ? 'personal' : 'business');
+
 /** hub."Subscription" with its Stripe bookkeeping, as SubscriptionRow. */
 const subscriptions = () => qb.selectFrom('hub.Subscription as s')
   .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')

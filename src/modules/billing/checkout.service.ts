@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, type Subject } from './billing.repository.js';
+import { audienceOf, billingRepository as repo, type Subject, subjectOf } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
@@ -26,7 +26,7 @@ export class CheckoutService {
   private async subject(tx: TenantTx): Promise<Subject> {
     const org = await repo.org(tx.db, tx.orgId);
     if (!org) throw PlatformErrors.notFound('organization', tx.orgId);
-    return org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: tx.orgId };
+    return subjectOf(org);
   }
 
   async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
@@ -35,7 +35,7 @@ export class CheckoutService {
       const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
       if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
       const subject = await this.subject(tx);
-      const audience = subject.kind === 'user' ? 'personal' : 'business';
+      const audience = audienceOf(subject);
       if (plan.audience !== 'any' && plan.audience !== audience) {
         throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
       }

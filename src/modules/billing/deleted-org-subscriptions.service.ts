@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, type Subject } from './billing.repository.js';
+import { billingRepository as repo, subjectOf } from './billing.repository.js';
 import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 
@@ -46,8 +46,7 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
         if (org) this.logger.warn(`organization.deleted ${event.id} for organization ${event.orgId}, which is not deleted: nothing canceled`);
         return [];
       }
-      const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId: org.id };
-      return (await repo.subscriptionsOf(db, subject)).filter((s) => !STRIPE_ENDED.has(s.status ?? ''));
+      return (await repo.subscriptionsOf(db, subjectOf(org))).filter((s) => !STRIPE_ENDED.has(s.status ?? ''));
     });
     const ended: string[] = [];
     for (const s of live) {

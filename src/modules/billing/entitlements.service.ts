@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import type { EntitlementGate, EntitlementRequirement } from '../../platform/http/tenant.js';
-import { billingRepository as repo, type PlanRow, type Subject, type SubscriptionRow } from './billing.repository.js';
+import { audienceOf, billingRepository as repo, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { EntitlementsDto, FeatureEntitlementDto } from './billing.dto.js';
 import { UsageCounters } from './usage-counters.js';
 import { BillingErrors } from './billing.errors.js';
@@ -68,8 +68,7 @@ export class EntitlementsService implements EntitlementGate {
     const found = await repo.billingContext(db, orgId, appId);
     if (!found) throw (await repo.app(db, appId)) ? PlatformErrors.notFound('organization', orgId) : BillingErrors.notFound('app', appId);
     const { app, org, subscription } = found;
-    // a personal organization is billed through its owner's personal subscription ("organizationId" NULL)
-    const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
+    const subject = subjectOf(org);
     if (subscription) {
       const status = subscription.status ?? 'active';
       const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt;
@@ -167,7 +166,7 @@ export class EntitlementsService implements EntitlementGate {
   private async upgradeFor(db: Db, r: Resolved, feature: string, needed: number): Promise<PlanRow | undefined> {
     const plans = await repo.featureAcrossPlans(db, r.appId, feature);
     const current = plans.find((p) => p.code === r.plan);
-    const audiences = r.subject.kind === 'user' ? ['personal', 'any'] : ['business', 'any'];
+    const audiences = [audienceOf(r.subject), 'any'];
     return plans.find((p) => p.rank > (current?.rank ?? -Infinity) && audiences.includes(p.audience)
       && (needed === 0 ? p.enabled : p.limit === null || p.limit >= needed));
   }

@@ -7,7 +7,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, type Subject, type SubscriptionRow } from './billing.repository.js';
+import { billingRepository as repo, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
@@ -162,7 +162,7 @@ export class StripeWebhookService implements OnModuleInit {
     // (DeletedOrgSubscriptions) finds it; a deletion committed first is seen here
     const org = await repo.org(db, orgId, true);
     if (!org) return { status: 'ignored', reason: `organization ${orgId} no longer exists` };
-    const subject: Subject = org.accountType === 'personal' ? { kind: 'user', userId: org.ownerUserId } : { kind: 'organization', orgId };
+    const subject = subjectOf(org);
     const found = (change.stripeSubscriptionId && (await repo.subscriptionByStripeId(db, change.stripeSubscriptionId)))
       || (change.app ? await repo.subscription(db, subject, change.app) : undefined);
     const existing = found ? await repo.lockSubscription(db, found.id) : undefined;

@@ -23,7 +23,8 @@ const ENTITLEMENTS = 'omnizen:entitlements';
 
 type Scope = 'org' | 'user';
 
-const PREFLIGHT = 'omnizen:org-preflight';
+/** The scope of a preflight route: 'org' (@OrgPreflightRoute) or 'user' (@UserPreflightRoute). */
+const PREFLIGHT = 'omnizen:preflight';
 
 /**
  * Whether a handler acts in an organization named by the path: its tenant transaction (@OrgRoute) or its preflight
@@ -32,16 +33,16 @@ const PREFLIGHT = 'omnizen:org-preflight';
  */
 export function isOrgRoute(reflector: Reflector, context: ExecutionContext): boolean {
   const targets = [context.getHandler(), context.getClass()];
-  return reflector.getAllAndOverride<Scope>(SCOPE, targets) === 'org' || reflector.getAllAndOverride<boolean>(PREFLIGHT, targets) === true;
+  return reflector.getAllAndOverride<Scope>(SCOPE, targets) === 'org' || reflector.getAllAndOverride<Scope>(PREFLIGHT, targets) === 'org';
 }
 
 /**
- * Whether the route's work runs in a tenant transaction (@OrgRoute, @UserRoute, @OrgPreflightRoute), whose
- * begin_request refuses the access token of an ended session. The other routes check the session in the auth guard.
+ * Whether the route's work runs in a tenant transaction (@OrgRoute, @UserRoute, @OrgPreflightRoute, @UserPreflightRoute),
+ * whose begin_request refuses the access token of an ended session. The other routes check the session in the auth guard.
  */
 export function runsTenantTransaction(reflector: Reflector, context: ExecutionContext): boolean {
   const targets = [context.getHandler(), context.getClass()];
-  return reflector.getAllAndOverride<Scope>(SCOPE, targets) !== undefined || reflector.getAllAndOverride<boolean>(PREFLIGHT, targets) === true;
+  return reflector.getAllAndOverride<Scope>(SCOPE, targets) !== undefined || reflector.getAllAndOverride<Scope>(PREFLIGHT, targets) !== undefined;
 }
 
 /**
@@ -115,7 +116,7 @@ export class TenantTransactionInterceptor implements NestInterceptor {
   } {
     const req = context.switchToHttp().getRequest();
     const targets = [context.getHandler(), context.getClass()];
-    const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets) ?? 'org';
+    const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets) ?? this.reflector.getAllAndOverride<Scope>(PREFLIGHT, targets) ?? 'org';
     const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
     const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const principal = req.user as Principal;
@@ -178,11 +179,12 @@ const refusedOnEntry = (err: unknown): boolean =>
   (err instanceof AppError && (err.status === 404 || err.status === 401)) || sqlState(err).code === '28000';
 
 /**
- * For org routes whose handler opens its own transactions instead of running in the request's one: a run of an
- * AI agent (provider calls take seconds; no transaction may stay open across them) and a semantic query (its
- * own READ ONLY transaction, always rolled back). The same checks as TenantTransactionInterceptor (membership
- * decided by the database → 404, @RequireRole → 403, the plan's requirements → 402) run first, in a short
- * transaction of their own, before the body is validated; the handler then receives no @Tx().
+ * For routes whose handler opens its own transactions instead of running in the request's one: a run of an
+ * AI agent (provider calls take seconds; no transaction may stay open across them), a semantic query (its
+ * own READ ONLY transaction, always rolled back), a Stripe checkout. The same checks as TenantTransactionInterceptor
+ * (membership decided by the database → 404, @RequireRole → 403, the plan's requirements → 402; on a user route, a
+ * caller who is not a signed-in user → 403 `auth.user_required`) run first, in a short transaction of their own,
+ * before the body is validated; the handler then receives no @Tx(). Serves @OrgPreflightRoute and @UserPreflightRoute.
  */
 @Injectable()
 export class OrgPreflightInterceptor implements NestInterceptor {
@@ -216,13 +218,13 @@ export function openTenant(db: DatabaseService, p: PreflightTenant): OpenTenant 
   return (work) => db.tenant(p.principal, p.orgId, p.meta, work, { workspaceId: p.workspaceId });
 }
 
-/** In an @OrgPreflightRoute handler: the tenant its preflight checked (open its transactions with openTenant). */
+/** In an @OrgPreflightRoute or @UserPreflightRoute handler: the tenant its preflight checked (open its transactions with openTenant). */
 export const Preflight = createParamDecorator((_: unknown, ctx: ExecutionContext): PreflightTenant => ctx.switchToHttp().getRequest().preflightTenant);
 
 /** A controller under /v1/orgs/:orgId whose handlers open their own transactions (see OrgPreflightInterceptor). */
 export function OrgPreflightRoute(): ClassDecorator {
   return applyDecorators(
-    SetMetadata(PREFLIGHT, true),
+    SetMetadata(PREFLIGHT, 'org'),
     LimitedPerOrganization(),
     UseInterceptors(OrgPreflightInterceptor),
     ApiBearerAuth(),
@@ -247,9 +249,22 @@ export function OrgRoute(): ClassDecorator {
   );
 }
 
-/** A controller acting for the signed-in user (their own sessions, integrations, provider profile). */
+/**
+ * A controller acting for the signed-in user (their own sessions, integrations, provider profile), in their personal
+ * organization. A service key is refused before the handler (403 `auth.user_required`), an API key before that by the
+ * auth guard (403 `api_keys.route_closed`): its handlers need not check the principal's kind.
+ */
 export function UserRoute(): ClassDecorator {
   return applyDecorators(SetMetadata(SCOPE, 'user'), LimitedPerOrganization(), UseInterceptors(TenantTransactionInterceptor), ApiBearerAuth(),
+    ApiExtension('x-omnizen-scope', 'user'), ApiErrors(400, 401, 403));
+}
+
+/**
+ * A controller acting for the signed-in user whose handlers open their own transactions in the user's personal
+ * organization (see OrgPreflightInterceptor): checked as @UserRoute checks, then @Preflight() and openTenant.
+ */
+export function UserPreflightRoute(): ClassDecorator {
+  return applyDecorators(SetMetadata(PREFLIGHT, 'user'), LimitedPerOrganization(), UseInterceptors(OrgPreflightInterceptor), ApiBearerAuth(),
     ApiExtension('x-omnizen-scope', 'user'), ApiErrors(400, 401, 403));
 }
 
