@@ -1,7 +1,7 @@
 -- Writes over Supabase's REST API (PostgREST: `authenticated` with the token's claims, never through begin_request)
 -- are closed on every table of OmniZen's own schemas, not table by table.
 --
--- 20270202000200 closed core.outbox and core.audit_logs, 20270205000500/600 data exports and webhooks. A review
+-- 20270202000200 closed core.outbox and core.audit_logs, 20270205000500 data exports. A review
 -- found the same hole on every other table the API writes as `authenticated`: the write policies check membership
 -- and role, which a REST caller's token passes as well as the API's transaction does. Over /rest/v1 an admin could
 -- change a member's role or an organization unaudited, an accountant reopen a closed fiscal period

@@ -214,7 +214,8 @@ export const webhookRepository = {
    * Fair between endpoints: at most `perEndpoint` messages of one endpoint, less what the worker still sends to it
    * (`sending`: endpoint id → sends in flight), and the first due message of each endpoint before the second of any.
    * Looked for among the oldest due messages of the endpoints not yet at their limit (8 × `limit` of them), so one
-   * endpoint's backlog costs no more to skip than a batch.
+   * endpoint's backlog costs no more to skip than a batch. A message claimed or settled by another worker after this
+   * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
    */
   async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number,
     fair: { perEndpoint: number; sending: Map<string, number> }):
@@ -223,7 +224,7 @@ export const webhookRepository = {
     const allowed = Object.fromEntries([...fair.sending].map(([id, n]) => [id, Math.max(0, fair.perEndpoint - n)]));
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH candidates AS (
-        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
+        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
         JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
         WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz AND NOT (m.endpoint_id = ANY(${full}::uuid[]))
         ORDER BY m.next_attempt_at LIMIT ${limit * 8}),
@@ -232,7 +233,10 @@ export const webhookRepository = {
       due AS (
         SELECT m.org_id, m.id, r.exhausted FROM core.webhook_messages m
         JOIN ranked r ON r.org_id = m.org_id AND r.id = m.id
-        WHERE r.exhausted OR r.n <= coalesce((${JSON.stringify(allowed)}::jsonb ->> r.endpoint_id::text)::int, ${fair.perEndpoint}::int)
+        WHERE (r.exhausted OR r.n <= coalesce((${JSON.stringify(allowed)}::jsonb ->> r.endpoint_id::text)::int, ${fair.perEndpoint}::int))
+          -- the row as the candidates saw it: when another worker's claim (or an outcome) committed after this
+          -- statement's snapshot, the lock re-checks these on the new version (READ COMMITTED) and skips the row
+          AND m.status = 'pending' AND m.next_attempt_at = r.next_attempt_at AND m.attempts = r.attempts
         ORDER BY r.n, r.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
       failed AS (
         UPDATE core.webhook_messages m SET status = 'failed', next_attempt_at = NULL
