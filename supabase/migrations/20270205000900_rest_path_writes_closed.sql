@@ -3,7 +3,7 @@
 -- Writes over Supabase's REST API (PostgREST: `authenticated` with the token's claims, never through begin_request)
 -- are closed on every table of OmniZen's own schemas, not table by table.
 --
--- 20270202000200 closed core.outbox and core.audit_logs, 20270205000500/600 data exports and webhooks. A review
+-- 20270202000200 closed core.outbox and core.audit_logs, 20270205000500 data exports. A review
 -- found the same hole on every other table the API writes as `authenticated`: the write policies check membership
 -- and role, which a REST caller's token passes as well as the API's transaction does. Over /rest/v1 an admin could
 -- change a member's role or an organization unaudited, an accountant reopen a closed fiscal period
@@ -58,5 +58,5 @@ CREATE POLICY journal_entries_posting_caller ON finance.journal_entries AS RESTR
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270205000900_rest_path_writes_closed', 'adaf375ae90115a2bb5e1cdb0c4e4f87f16d679f333694f9232d887fb334aebc', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270205000900_rest_path_writes_closed', '4afe9f99ea38051fb997b1beed29c984f6b187b2b03ab413b10dd362e407ffcd', 0)
   ON CONFLICT (name) DO NOTHING;
