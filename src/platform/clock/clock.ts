@@ -27,3 +27,14 @@ export class CallTimer {
     return () => clearTimeout(timer);
   }
 }
+
+/**
+ * `promise`, or a rejection with `onTimeout()` if it has not settled within `ms` (it may still settle later; the timer
+ * is cleared either way). For waits on a dependency that may never answer (a probe, a queue call); an outbound call
+ * that tests cut on purpose runs on CallTimer instead.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}

@@ -1,6 +1,7 @@
 import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { withTimeout } from '../clock/clock.js';
 import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
@@ -12,16 +13,13 @@ import { ReadinessProbes } from './readiness-probes.js';
 
 /** A dependency's probe: up or down (a probe taking over 2 s is down), and how long it took in ms. */
 async function check(probe: () => Promise<unknown>): Promise<{ status: 'up' | 'down'; ms: number }> {
-  let timer: NodeJS.Timeout | undefined;
   const started = performance.now();
   const took = () => Math.round((performance.now() - started) * 10) / 10;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
+    await withTimeout(probe(), 2000, () => new Error('timeout'));
     return { status: 'up', ms: took() };
   } catch {
     return { status: 'down', ms: took() };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
