@@ -1,10 +1,11 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Observable, Subject, filter, map } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { retryableError } from '../../platform/errors/database-errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { createRedisClient } from '../../platform/redis/redis-client.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import type { NotificationDto } from './notification.dto.js';
 
@@ -57,7 +58,7 @@ export class NotificationStream implements OnModuleDestroy {
   listen(): Promise<unknown> {
     if (!this.config.redisUrl) return Promise.resolve();
     this.subscribing ??= (async () => {
-      const subscriber = new Redis(this.config.redisUrl!, { maxRetriesPerRequest: 1, lazyConnect: true, commandTimeout: this.config.redisCommandTimeoutMs });
+      const subscriber = createRedisClient(this.config, { lazyConnect: true });
       subscriber.on('error', (err: Error) => this.logger.warn(`notification stream subscriber: ${err.message}`));
       subscriber.on('message', (_channel: string, raw: string) => {
         try {
