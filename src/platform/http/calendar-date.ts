@@ -3,10 +3,29 @@ import { IsDateString, isISO8601, Matches, ValidateBy } from 'class-validator';
 
 const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
-/** Whether a YYYY-MM-DD string is a day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. */
+/**
+ * Whether `written` (UTC, `length` characters of Date.toISOString's form: 10 a day, 19 to the second) is the start of
+ * an instant that exists as written, from year 1 (PostgreSQL has no year 0): no rollover such as 2020-02-30 or 24:00.
+ */
+function existsAsWritten(written: string, length: 10 | 19): boolean {
+  const d = new Date(`${written.slice(0, length)}${length === 10 ? 'T00:00:00' : ''}Z`);
+  return written >= '0001' && !Number.isNaN(d.getTime()) && d.toISOString().slice(0, length) === written.slice(0, length);
+}
+
+/** Whether a string is a YYYY-MM-DD day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. */
 export function isCalendarDate(v: string): boolean {
-  const d = new Date(`${v}T00:00:00Z`);
-  return v >= '0001' && !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
+  return v.length === 10 && existsAsWritten(v, 10);
+}
+
+const UTC_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+/**
+ * Whether a string is a UTC instant as the API writes one (exactInstant: microseconds; Date.toISOString: milliseconds)
+ * that exists as written. Date.parse alone is too lenient: it takes "1", "2020-02-30" and offsets PostgreSQL refuses
+ * ("+23:00").
+ */
+export function isUtcInstant(v: string): boolean {
+  return UTC_INSTANT.test(v) && existsAsWritten(v, 19);
 }
 
 /**

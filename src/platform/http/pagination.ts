@@ -2,6 +2,7 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import { PlatformErrors } from '../errors/platform.errors.js';
+import { isCalendarDate, isUtcInstant } from './calendar-date.js';
 import { UUID } from './uuid.js';
 
 export class PageQuery {
@@ -37,27 +38,12 @@ export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unk
   return value as T;
 }
 
-/** `iso` (UTC, to the second) names an instant that exists as written: no rollover such as 2020-02-30 or 24:00. */
-const existsAsWritten = (iso: string): boolean => {
-  const d = new Date(iso);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 19) === iso.slice(0, 19);
-};
-/** YYYY-MM-DD, a day that exists, from year 1 (PostgreSQL has no year 0). */
-const isCalendarDate = (v: string): boolean =>
-  /^\d{4}-\d{2}-\d{2}$/.test(v) && !v.startsWith('0000') && existsAsWritten(`${v}T00:00:00Z`);
-/**
- * A UTC instant as the API writes one (exactInstant: microseconds; Date.toISOString: milliseconds). Date.parse alone
- * is too lenient: it takes "1", "2020-02-30" and offsets PostgreSQL refuses ("+23:00").
- */
-const isInstant = (v: string): boolean =>
-  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/.test(v) && !v.startsWith('0000') && existsAsWritten(`${v.slice(0, 19)}Z`);
-
 /** What a field of a keyset cursor may hold (every field is a string). */
 const CURSOR_FIELDS = {
   /** a calendar date, YYYY-MM-DD */
   date: isCalendarDate,
   /** a UTC instant, as exactInstant or Date.toISOString() writes it */
-  timestamp: isInstant,
+  timestamp: isUtcInstant,
   uuid: (v: string) => UUID.test(v),
   /** a bigint (sequence numbers, ids), as text */
   integer: (v: string) => /^[0-9]{1,19}$/.test(v) && BigInt(v) <= 9223372036854775807n,
