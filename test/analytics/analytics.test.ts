@@ -82,8 +82,8 @@ describe('usage analytics', () => {
       `INSERT INTO core.analytics_events (org_id, occurred_at, name, source) VALUES ($1, now(), 'lock.probe', 'server')`, [org]);
     try {
       await writer.query('BEGIN');
-      await writer.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-        [JSON.stringify({ sub: owner.id, role: 'authenticated', org_id: orgId })]);
+      // as the API begins a request (its claims verified: writes as `authenticated` are closed to any other path)
+      await writer.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: owner.id, role: 'authenticated', org_id: orgId })]);
       await insert(orgId);
       // a foreign key to core.organizations key-share locked the row until COMMIT (migration 20270118000100): every
       // posting of the organization took that lock, a MultiXact when they ran together

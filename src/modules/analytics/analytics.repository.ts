@@ -24,6 +24,24 @@ const oneEvent = prepare((p: { id: string; orgId: string; name: string; properti
 
 const oneEventParams = (r: AnalyticsEventRow) => ({ ...r, properties: JSON.stringify(r.properties), occurredAt: r.occurredAt.toISOString() });
 
+/**
+ * The roll-up's statement for `days` (at least one), handed to `tag` (the database's $executeRaw; a test's EXPLAIN of
+ * the very statement the job runs).
+ */
+export function rollUpStatement<T>(tag: (sql: TemplateStringsArray, ...values: unknown[]) => T, days: Date[]): T {
+  const ms = days.map((d) => d.getTime());
+  const first = new Date(Math.min(...ms));
+  const end = new Date(Math.max(...ms) + 86_400_000);
+  return tag`
+    INSERT INTO core.analytics_daily AS d (org_id, day, event, events, users, updated_at)
+    SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::date, name, count(*), count(DISTINCT user_id), now()
+    FROM core.analytics_events
+    WHERE occurred_at >= ${first} AND occurred_at < ${end}
+      AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(${days.map(isoDay)}::date[])
+    GROUP BY 1, 2, 3
+    ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
+}
+
 /** core.analytics_events (partitioned by month) and core.analytics_daily (roll-ups). */
 export const analyticsRepository = {
   /** One server event, sent with the transaction's COMMIT (not awaited): nothing in a request reads its own event back. */
@@ -87,21 +105,12 @@ export const analyticsRepository = {
 
   /**
    * Recomputes the roll-ups of every organization for the given UTC days (privileged: service_role), in one statement:
-   * one scan of the span from the first day to the last (the partitions outside it are pruned), only the listed days kept.
+   * one range scan of the span from the first day to the last (analytics_events_occurred_at_idx; the partitions outside
+   * it are pruned), only the listed days kept.
    */
   async rollUp(db: Db, days: Date[]): Promise<number> {
     if (!days.length) return 0;
-    const ms = days.map((d) => d.getTime());
-    const first = new Date(Math.min(...ms));
-    const end = new Date(Math.max(...ms) + 86_400_000);
-    return db.$executeRaw`
-      INSERT INTO core.analytics_daily AS d (org_id, day, event, events, users, updated_at)
-      SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::date, name, count(*), count(DISTINCT user_id), now()
-      FROM core.analytics_events
-      WHERE occurred_at >= ${first} AND occurred_at < ${end}
-        AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(${days.map(isoDay)}::date[])
-      GROUP BY 1, 2, 3
-      ON CONFLICT (org_id, day, event) DO UPDATE SET events = excluded.events, users = excluded.users, updated_at = now()`;
+    return rollUpStatement(db.$executeRaw.bind(db), days);
   },
 
   /** Deletes the roll-ups of the days before `before` (their events' partitions are dropped: privileged, service_role). */
