@@ -6,23 +6,17 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
-import { backlog, claimDue, markDone, recordFailure, releaseClaims, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, markDone, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
+import { ClaimTimer } from './claim-timer.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
-import { Clock } from '../clock/clock.js';
+import { Clock, withTimeout as within } from '../clock/clock.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
 
 /** Options of every job relayed to Bull: the Bull job id is the outbox id, so a row relayed twice is queued once. */
 const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
-
-/** Rejects with `error` if `promise` has not settled within `ms` (it may still settle later). */
-function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error()), ms)));
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Keeps an unreachable Redis from ending the process through the queue: every promise Bull or @nestjs/bull starts
@@ -72,6 +66,8 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
  * 2. outside any transaction, hand them to Bull (one addBulk for the rows relayed the first time) or run them, one
  *    after another, each started only while at least half of the batch's claim is left: the rest is given back (due
  *    again at once), so a slow batch (SMTP answering slowly) never runs a row whose claim another instance may have taken;
+ *    the job running renews its own claim every third of the claim, so a single job longer than the claim is not run
+ *    again by another instance meanwhile;
  * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
  *    JobsProcessor), or a failure with a backoff.
  * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
@@ -91,6 +87,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
     private readonly clock: Clock,
+    private readonly claimTimer: ClaimTimer,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
     metrics.onScrape(async () => {
@@ -173,13 +170,49 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         break;
       }
       try {
-        await this.registry.run(job);
+        await this.runClaimed(job, claimMs);
         await this.markDone(job);
       } catch (err) {
         await this.recordFailure(job, err as Error);
       }
     }
     return jobs.length;
+  }
+
+  /**
+   * Runs a claimed job in-process, renewing its claim every third of the claim while it runs (started with at least half
+   * of it left, the first renewal comes before it runs out): a job longer than its claim (a slow provider, a big export)
+   * is not claimed and run again by another instance meanwhile. Only under its own claim: a renewal that finds the row
+   * claimed again (this instance stalled past its claim) stops renewing, and the job's outcome is recorded as before.
+   */
+  private async runClaimed(job: ClaimedJob, claimMs: number): Promise<void> {
+    let running = true;
+    let renewal: Promise<void> = Promise.resolve();
+    const renew = async () => {
+      const kept = await this.privileged.run('jobs.relay', (db) => renewClaim(db, job, claimMs / 1000))
+        // the database did not answer: the next renewal tries again (a claim lasts three renewal periods)
+        .catch((e: Error) => {
+          this.logger.warn(`job ${job.id} (${job.topic}): its claim was not renewed: ${e.message}`);
+          return true;
+        });
+      if (!kept && running) {
+        running = false;
+        stop();
+        this.logger.warn(`job ${job.id} (${job.topic}) outlived its claim, which another relay has taken: it may run twice`);
+      }
+    };
+    const stop = this.claimTimer.every(claimMs / 3, () => {
+      if (running) renewal = renew();
+      return renewal;
+    });
+    try {
+      await this.registry.run(job);
+    } finally {
+      running = false;
+      stop();
+      // a renewal under way lands before the outcome is recorded (it would move a failure's backoff)
+      await renewal;
+    }
   }
 
   /** Queues jobs Bull has never seen with one addBulk; a job id Bull holds already is left as it is (Bull ignores the duplicate). */

@@ -45,6 +45,16 @@ export async function releaseClaims(db: Db, jobs: ClaimedJob[]): Promise<void> {
 }
 
 /**
+ * The job is still running here: its row is due again `claimSeconds` from now instead of when its claim runs out. Only
+ * under this claim (its attempts unchanged, not done): false when the claim is no longer this relay's.
+ */
+export async function renewClaim(db: Db, job: ClaimedJob, claimSeconds: number): Promise<boolean> {
+  const n = await db.$executeRaw`UPDATE core.outbox SET available_at = greatest(available_at, now() + make_interval(secs => ${claimSeconds}::double precision))
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
+  return n > 0;
+}
+
+/**
  * Handing the job on (or running it) failed: it is due again after `delaySeconds`. Only under this claim: a failure
  * recorded after the row was claimed again (this claim ran out) would move the later claim's time.
  */
