@@ -306,6 +306,32 @@ describe('agent runs', () => {
     }
   });
 
+  it('emits a run cancelled mid-call once, its event carrying the cost of every stored step: what the budget was charged', async () => {
+    const { orgId, agent, budget, input } = await cutAgent();
+    try {
+      llm.enqueue({ kind: 'hang' });
+      const held = llm.nextHang();
+      const started = t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'What is our cash?' }] }).then((r) => r);
+      await held;
+      const { rows: [{ id }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+      await t.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(ownerA.auth).expect(200);
+      expect((await started).body).toMatchObject({ id, status: 'cancelled', steps: 1 });
+      // the cut call's input was billed: the run's steps, the budget and the event all say so
+      const cost = gpt4oCost(input, 0);
+      expect(cost).not.toBe('0.00000000');
+      expect(await storedRun(id)).toEqual({ status: 'cancelled', cost, steps: 1, tokens: input, steps_cost: cost, step_rows: 1 });
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: input });
+      const { rows } = await t.db.admin.query(`SELECT payload->>'type' AS type, payload->'payload' AS payload FROM core.outbox
+        WHERE org_id = $1 AND topic = 'domain_event' AND payload->'payload'->>'runId' = $2`, [orgId, id]);
+      expect(rows).toEqual([{
+        type: 'agent.run.failed',
+        payload: { runId: id, agentId: agent, startedBy: ownerA.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost },
+      }]);
+    } finally {
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
   it('fails a stream the timeout cuts mid-answer (a cut answer is no answer), billed for its input and what had arrived', async () => {
     const partial = await startPartialStreamDouble();
     const { orgId, agent, budget, input } = await cutAgent();

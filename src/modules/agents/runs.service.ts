@@ -122,6 +122,11 @@ export class RunsService implements OnModuleInit {
   private readonly logger = new Logger(RunsService.name);
   /** runs executing in this process, for cancellation */
   private readonly active = new Map<string, AbortController>();
+  /**
+   * runs executing here that a person cancelled: their agent.run.failed event is emitted by the execution once the cut
+   * call's step is stored (what the budget was charged), not by the cancel, which saw the cost before it
+   */
+  private readonly cancelledHere = new Set<string>();
   /** model → its price list (latest first) and when it was read (performance.now()) */
   private readonly priceLists = new Map<string, { prices: Prices[]; readAt: number }>();
   private readonly providers = new Map<string, LlmProvider>();
@@ -209,6 +214,13 @@ export class RunsService implements OnModuleInit {
       return await this.loop(s, ctx, controller.signal, sink);
     } finally {
       this.active.delete(s.run.id);
+      // cancelled here, and the execution ended before a finishing transaction committed (an error): the event is still owed
+      if (this.cancelledHere.delete(s.run.id)) {
+        await ctx.tenant(async (tx) => {
+          const run = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
+          if (run?.status === 'cancelled') await this.emitFinished(tx, run);
+        }).catch((err: Error) => this.logger.warn(`run ${s.run.id}: its agent.run.failed event (cancelled) was not emitted: ${err.message}`));
+      }
     }
   }
 
@@ -461,23 +473,37 @@ export class RunsService implements OnModuleInit {
       // the trace is read while the event is written (pipelined); a run finished meanwhile (cancelled) is read as it is
       const trace = repo.steps(tx.db, s.orgId, s.run.id);
       if (run) {
-        const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
-        const event = run.status === 'succeeded'
-          ? emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 })
-          : emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
-        const [, steps] = await Promise.all([event, trace]);
+        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace]);
         return { ...run, trace: steps };
       }
       const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
+      // cancelled here while it executed: its event is this transaction's, with the counters of every step stored (the
+      // cut call's, added by `before`, included): the cancel has committed (the run reads as cancelled), and this
+      // execution, the only one adding steps, adds none after this.
+      if (current?.status === 'cancelled' && this.cancelledHere.has(s.run.id)) await this.emitFinished(tx, current);
       return { ...current!, trace: steps };
     });
+    // committed: the run's event was emitted (by this transaction, or by the cancel's if it ran in another process)
+    this.cancelledHere.delete(s.run.id);
     opts.afterBefore?.();
     if (refusal) sink?.event('error', { code: refusal.code, message: refusal.message, details: refusal.details });
     sink?.event('result', done);
     return done;
   }
 
-  /** Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next step. */
+  /** The event of a finished run: agent.run.completed, or agent.run.failed (failed, cancelled), with its counters as stored. */
+  private emitFinished(tx: TenantTx, run: RunDto): Promise<void> {
+    const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
+    return run.status === 'succeeded'
+      ? emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 })
+      : emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
+  }
+
+  /**
+   * Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next
+   * step. Executing here, it is cut now, and the execution emits the run's event once the cut call's step (billed) is
+   * stored; otherwise the event is emitted here, with the steps stored so far.
+   */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
     if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
     const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
@@ -487,14 +513,21 @@ export class RunsService implements OnModuleInit {
       throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
     }
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
-    const run = (await repo.finishRun(tx.db, tx.orgId, runId, {
+    const run = await repo.finishRun(tx.db, tx.orgId, runId, {
       status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: this.now(),
-    }))!;
-    await emitEvent(tx, 'agent.run.failed', {
-      runId, agentId, startedBy: run.startedBy, trigger: run.trigger, errorClass: 'cancelled', message: 'cancelled by a person', steps: run.steps, cost: run.cost,
     });
+    // it finished meanwhile (its execution's last transaction held the run)
+    if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
+    const execution = this.active.get(runId);
+    if (!execution) await this.emitFinished(tx, run);
     await this.audit.record(tx, { action: 'ai.run_cancelled', entityType: 'ai_run', entityId: runId, before: { status: before.status }, after: { status: run.status } });
-    this.active.get(runId)?.abort();
+    if (execution) {
+      // executing here: cut now, its event left to the execution (its finishing transaction waits for this one's lock on
+      // the run, so it reads the run as cancelled; should this transaction not commit, the execution finishes the run as
+      // cancelled itself, with its event)
+      this.cancelledHere.add(runId);
+      execution.abort();
+    }
     return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
   }
 }
