@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { orgWithRoles, type RoleUsers, onPlan } from '../support/factories.js';
 import { balanceDrift, ledgerUrl, startBooks } from './ledger-support.js';
+import { openTenantTransaction } from '../support/database.js';
 
 describe('ledger: the posting function answers with the entry and writes its audit row', () => {
   let t: TestApp;
@@ -137,9 +139,9 @@ describe('ledger: the posting function answers with the entry and writes its aud
     expect(posted.body.memo).toBe('event refused');
   });
 
-  it('audits a posting made without the API: a service calling the function with the service role key', async () => {
+  it('audits a posting a service makes by calling the function in its own transaction (no HTTP request)', async () => {
     const service = { role: 'service_role', service: 'receivables', org_id: orgId };
-    const [row] = await t.db.as(service, 'authenticated', `SELECT entry_id, entry FROM finance.post_journal_entry($1::jsonb)`,
+    const [row] = await t.db.asApi(service, 'authenticated', `SELECT entry_id, entry FROM finance.post_journal_entry($1::jsonb)`,
       [JSON.stringify({ date: '2026-03-04', source: 'invoice', sourceRef: 'INV-9', lines: [{ accountId: acc['1200'], debit: '5' }, { accountId: acc['4100'], credit: '5' }] })]);
     expect(row.entry).toMatchObject({ id: row.entry_id, createdBy: 'service:receivables', source: 'invoice' });
     const rows = await auditRows(row.entry_id);
@@ -149,7 +151,7 @@ describe('ledger: the posting function answers with the entry and writes its aud
   it('takes only posting actions as the audit action, and the posting role can write no other audit row', async () => {
     const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
     const entry = JSON.stringify({ date: '2026-03-05', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] });
-    await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [entry, JSON.stringify({ action: 'organization.deleted' })]))
+    await expect(t.db.asApi(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb, $2::jsonb)`, [entry, JSON.stringify({ action: 'organization.deleted' })]))
       .rejects.toThrow(/audit action organization.deleted is not a posting action/);
     // as the function's owner role itself (only a superuser can become it): other actions, or another actor, are refused
     const asPostingRole = async (sql: string, params: unknown[], postingOrg?: string) => {
@@ -180,11 +182,9 @@ describe('ledger: the posting function answers with the entry and writes its aud
     const other = '00000000-0000-4000-8000-0000000000aa';
     const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
     const entry = JSON.stringify({ date: '2026-03-06', memo: 'set org first', lines: [{ accountId: acc['5200'], debit: '1' }, { accountId: acc['1100'], credit: '1' }] });
-    const c = await t.db.admin.connect();
+    const clients: pg.Client[] = [];
+    const { c } = await openTenantTransaction(t.db.apiUrl, claims, clients);
     try {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify(claims)]);
-      await c.query('SET LOCAL ROLE authenticated');
       await c.query(`SELECT set_config('finance.posting_org', $1, true)`, [other]);
       const { rows: [posted] } = await c.query(`SELECT entry_id FROM finance.post_journal_entry($1::jsonb)`, [entry]);
       const { rows: [batch] } = await c.query(`SELECT finance.post_journal_entries($1::jsonb) AS r`, [JSON.stringify([JSON.parse(entry)])]);
@@ -193,9 +193,9 @@ describe('ledger: the posting function answers with the entry and writes its aud
       expect(rows).toEqual([{ org_id: orgId }, { org_id: orgId }]);
     } finally {
       await c.query('ROLLBACK').catch(() => undefined);
-      c.release();
+      await c.end();
     }
     // and an API role cannot read through the posting role's record: its own policies are unchanged
-    await expect(t.db.as(claims, 'authenticated', `SELECT finance.posting_org()`)).rejects.toThrow(/permission denied/);
+    await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.posting_org()`)).rejects.toThrow(/permission denied/);
   });
 });

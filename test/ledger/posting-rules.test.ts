@@ -65,7 +65,7 @@ describe('ledger: posting rules the database enforces', () => {
     rejected(r, 'ledger.currency_not_allowed', /line 1: account 1110 only takes USD, not EUR/);
     // the database names the rule's code in the HINT, whoever calls the posting function
     const claims = { sub: users.owner.id, role: 'authenticated', org_id: orgId };
-    await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-01', lines: cashRent('10').map((l, i) => (i ? { ...l, credit: '9' } : l)) })]))
+    await expect(t.db.asApi(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-01', lines: cashRent('10').map((l, i) => (i ? { ...l, credit: '9' } : l)) })]))
       .rejects.toMatchObject({ hint: 'ledger.unbalanced' });
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId]);
     expect(rows[0].n).toBe(0);
@@ -156,20 +156,20 @@ describe('ledger: posting rules the database enforces', () => {
       const r = await post({ date: '2026-02-04', lines: cashRent('1') }, users[role]).expect(403);
       expect(r.body.error.code).toBe('forbidden.role');
       const claims = { sub: users[role].id, role: 'authenticated', org_id: orgId };
-      await expect(t.db.as(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
+      await expect(t.db.asApi(claims, 'authenticated', `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
         .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
-      await expect(t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb)`, [JSON.stringify([{ date: '2026-02-04', lines: cashRent('1') }])]))
+      await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb)`, [JSON.stringify([{ date: '2026-02-04', lines: cashRent('1') }])]))
         .rejects.toThrow(/posting journal entries needs the role owner, admin or accountant/);
       // the posting's helpers (the writer skips every check) are not callable by an API role
-      await expect(t.db.as(claims, 'authenticated', `SELECT finance.write_entries($1::uuid, NULL, 2, '{}', NULL, 'ledger.entry_posted', NULL, NULL)`, [orgId]))
+      await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.write_entries($1::uuid, NULL, 2, '{}', NULL, 'ledger.entry_posted', NULL, NULL)`, [orgId]))
         .rejects.toThrow(/permission denied/);
-      await expect(t.db.as(claims, 'authenticated', `SELECT finance.check_entry($1::uuid, $2::jsonb, NULL, 2, '{}', '{}')`, [orgId, JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
+      await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.check_entry($1::uuid, $2::jsonb, NULL, 2, '{}', '{}')`, [orgId, JSON.stringify({ date: '2026-02-04', lines: cashRent('1') })]))
         .rejects.toThrow(/permission denied/);
-      await expect(t.db.as(claims, 'authenticated', `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, 'X1', 'x', 'asset')`, [orgId]))
+      await expect(t.db.asApi(claims, 'authenticated', `INSERT INTO finance.accounts (org_id, code, name, type) VALUES ($1, 'X1', 'x', 'asset')`, [orgId]))
         .rejects.toThrow(/row-level security/);
     }
     const service = { role: 'service_role', service: 'receivables', org_id: orgId };
-    const [row] = await t.db.as(service, 'authenticated', `SELECT replayed FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', source: 'invoice', lines: cashRent('2') })]);
+    const [row] = await t.db.asApi(service, 'authenticated', `SELECT replayed FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-04', source: 'invoice', lines: cashRent('2') })]);
     expect(row.replayed).toBe(false);
   });
 
@@ -181,12 +181,12 @@ describe('ledger: posting rules the database enforces', () => {
     // the batch's accounts are read at once, the ids cast together (migration 20270119000100); one malformed id
     // must still be that entry's error, found by finance.check_entry, not the whole call's without an index
     const malformed = [{ date: '2026-02-09', lines: cashRent('3') }, { date: '2026-02-09', lines: [{ accountId: 'not-a-uuid', debit: '3' }, { accountId: acc['1100'], credit: '3' }] }];
-    await expect(t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true)`, [JSON.stringify(malformed), audit]))
+    await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true)`, [JSON.stringify(malformed), audit]))
       .rejects.toThrow(/^entries\[1\]: invalid input syntax for type uuid: "not-a-uuid"/);
     expect(await count()).toBe(before);
     // upper case, braces, no hyphens: PostgreSQL reads each as the same UUID, and the account's own rules apply to it
     const spellings = [acc['5200'].toUpperCase(), `{${acc['5200']}}`, acc['5200'].replace(/-/g, '')];
-    const [{ results }] = await t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
+    const [{ results }] = await t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
       ...spellings.map((id) => ({ date: '2026-02-09', lines: [{ accountId: id, debit: '4' }, { accountId: acc['1100'], credit: '4' }] })),
       { date: '2026-02-09', lines: [{ accountId: acc['5000'].toUpperCase(), debit: '4' }, { accountId: acc['1100'], credit: '4' }] },
     ]), audit]);
@@ -217,7 +217,7 @@ describe('ledger: posting rules the database enforces', () => {
     // are the entry's own rejections, not the whole call's failure
     const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
     const usd = (amount: string, rate: string) => [{ accountId: acc['1100'], debit: amount, currency: 'USD', rate }, { accountId: acc['4100'], credit: amount, currency: 'USD', rate }];
-    const [{ results }] = await t.db.as(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
+    const [{ results }] = await t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify([
       { date: '2026-02-10', lines: cashRent('6') },
       { date: '2026-02-30', lines: cashRent('6') },
       { date: '2026-02-10', lines: usd('99999999999999', '999999999999') },
@@ -281,7 +281,7 @@ describe('ledger: posting rules the database enforces', () => {
     const feb = periods.body.find((p: any) => p.startDate === '2026-02-01');
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.accountant.auth).expect(403);
     const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
-    const upd = await t.db.as(claims, 'authenticated', `UPDATE finance.fiscal_periods SET status = 'closed' WHERE org_id = $1 AND id = $2 RETURNING id`, [orgId, feb.id]);
+    const upd = await t.db.asApi(claims, 'authenticated', `UPDATE finance.fiscal_periods SET status = 'closed' WHERE org_id = $1 AND id = $2 RETURNING id`, [orgId, feb.id]);
     expect(upd).toHaveLength(0); // the policy, not only the guard
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(200);
     await t.http.post(ledgerUrl(orgId, `periods/${feb.id}/close`)).set(users.admin.auth).expect(409);
@@ -398,7 +398,7 @@ describe('ledger: posting rules the database enforces', () => {
     expect(rerate.body.error).toMatchObject({ code: 'validation_failed', details: [expect.objectContaining({ field: 'rate' })] });
     // nor in SQL, by any role of the organization
     for (const sql of ['UPDATE finance.tax_codes SET rate = 16 WHERE id = $1', 'UPDATE finance.tax_codes SET inclusive = true WHERE id = $1', `UPDATE finance.tax_codes SET code = 'STD16' WHERE id = $1`]) {
-      await expect(t.db.as({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', sql, [id]))
+      await expect(t.db.asApi({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', sql, [id]))
         .rejects.toThrow('tax code STD19: its code, rate and inclusive flag never change (create a new tax code)');
     }
     const group = await t.http.patch(ledgerUrl(orgId, `tax-codes/${id}`)).set(users.accountant.auth).send({ purchaseAccountId: acc['5000'] }).expect(422);

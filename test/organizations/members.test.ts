@@ -49,9 +49,9 @@ describe('members', () => {
   it('enforces the owner rule in the database too (trigger), not only in the service', async () => {
     const { orgId, users } = await orgWithRoles(t, 'Trigger Co');
     const claims = { sub: users.admin.id, role: 'authenticated', org_id: orgId };
-    await expect(t.db.as(claims, 'authenticated', `UPDATE core.memberships SET role = 'viewer' WHERE org_id = $1 AND user_id = $2`, [orgId, users.owner.id]))
+    await expect(t.db.asApi(claims, 'authenticated', `UPDATE core.memberships SET role = 'viewer' WHERE org_id = $1 AND user_id = $2`, [orgId, users.owner.id]))
       .rejects.toThrow(/only an owner can grant or take away the owner role/);
-    await expect(t.db.as(claims, 'authenticated', `DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2`, [orgId, users.owner.id]))
+    await expect(t.db.asApi(claims, 'authenticated', `DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2`, [orgId, users.owner.id]))
       .rejects.toThrow(/only an owner can remove an owner/);
     expect(await roleOf(orgId, users.owner.id)).toBe('owner');
   });

@@ -177,7 +177,7 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
       const claims = { sub: users[role].id, role: 'authenticated', org_id: orgId };
       const attempt = async (sql: string) => {
         try {
-          return { rows: await t.db.as(claims, 'authenticated', sql, [bill]) };
+          return { rows: await t.db.asApi(claims, 'authenticated', sql, [bill]) };
         } catch (err) {
           return { error: (err as Error).message };
         }
@@ -396,7 +396,7 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     await t.http.patch(url(`bills/${draft.id}`)).set(users.accountant.auth).send({ billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: '1.00' }] }).expect(409);
     await t.http.post(url(`bills/${draft.id}/submit`)).set(users.accountant.auth).expect(409);
     await t.http.post(url(`bills/${draft.id}/void`)).set(users.accountant.auth).send({}).expect(409);
-    await expect(t.db.as({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', `UPDATE finance.bills SET status = 'draft' WHERE id = $1`, [draft.id]))
+    await expect(t.db.asApi({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated', `UPDATE finance.bills SET status = 'draft' WHERE id = $1`, [draft.id]))
       .rejects.toThrow(/is voided: it cannot be changed/);
     // out of the open work, in its own filter
     expect((await t.http.get(url(`bills?vendorId=${v}&status=rejected`)).set(users.viewer.auth).expect(200)).body.items).toEqual([]);

@@ -15,8 +15,13 @@ export interface TestDatabase {
   apiUrl: string;
   /** owner pool: test setup and assertions that look past RLS */
   admin: pg.Pool;
-  /** runs `sql` in a transaction as `role` with `claims`, like the API does */
+  /**
+   * runs `sql` in a transaction as `role` with `claims` set the way Supabase's REST API sets a token's: not verified by
+   * begin_request, so reads are a member's and no table of the API's schemas takes a write (20270205000900)
+   */
   as<T extends pg.QueryResultRow = any>(claims: Record<string, unknown> | null, role: string, sql: string, params?: unknown[]): Promise<T[]>;
+  /** runs `sql` in a transaction opened as the API opens a request's: begin_request verifies `claims` on the runtime login */
+  asApi<T extends pg.QueryResultRow = any>(claims: Record<string, unknown>, role: 'authenticated' | 'anon', sql: string, params?: unknown[]): Promise<T[]>;
   drop(): Promise<void>;
 }
 
@@ -39,25 +44,31 @@ export async function createTestDatabase(options: { template?: string | null; se
   const runtime = new pg.Pool({ connectionString: withDatabase(server, name, API_LOGIN), max: 4 });
   // an idle connection cut by the server is replaced by the pool; without a listener it would crash the file
   for (const pool of [admin, runtime]) pool.on('error', () => undefined);
+  async function inTransaction(open: (c: pg.PoolClient) => Promise<unknown>, sql: string, params: unknown[]) {
+    const c = await runtime.connect();
+    try {
+      await c.query('BEGIN');
+      await open(c);
+      const r = await c.query(sql, params);
+      await c.query('COMMIT');
+      return r.rows;
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
   return {
     name,
     url,
     apiUrl: withDatabase(server, name, API_LOGIN),
     admin,
-    async as(claims, role, sql, params = []) {
-      const c = await runtime.connect();
-      try {
-        await c.query('BEGIN');
-        await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', $2, true)`, [claims ? JSON.stringify(claims) : '', role]);
-        const r = await c.query(sql, params as unknown[]);
-        await c.query('COMMIT');
-        return r.rows;
-      } catch (err) {
-        await c.query('ROLLBACK');
-        throw err;
-      } finally {
-        c.release();
-      }
+    as(claims, role, sql, params = []) {
+      return inTransaction((c) => c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', $2, true)`, [claims ? JSON.stringify(claims) : '', role]), sql, params);
+    },
+    asApi(claims, role, sql, params = []) {
+      return inTransaction((c) => c.query('SELECT org_id FROM public.begin_request($1, $2)', [JSON.stringify({ ...claims, role: claims.role ?? role }), role]), sql, params);
     },
     async drop() {
       await admin.end();
@@ -71,8 +82,8 @@ export async function createTestDatabase(options: { template?: string | null; se
 }
 
 /**
- * A connection of the API login (`apiUrl`) with an open transaction as `authenticated` carrying `claims` (what
- * begin_request sets up before a route runs), for tests that hold a transaction in flight while another runs; `pid`
+ * A connection of the API login (`apiUrl`) with an open transaction as `authenticated` carrying `claims`, verified by
+ * begin_request as before a route runs, for tests that hold a transaction in flight while another runs; `pid`
  * is its backend (to watch it wait in pg_stat_activity). The caller commits or rolls back, and ends the client
  * (it is pushed to `clients`).
  */
@@ -81,8 +92,7 @@ export async function openTenantTransaction(apiUrl: string, claims: { sub: strin
   await c.connect();
   clients.push(c);
   await c.query('BEGIN');
-  await c.query(`SELECT set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
-    [JSON.stringify({ ...claims, role: 'authenticated' })]);
+  await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [JSON.stringify({ ...claims, role: 'authenticated' })]);
   const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
   return { c, pid: pid as number };
 }
