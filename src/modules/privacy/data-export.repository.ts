@@ -38,6 +38,13 @@ export interface ExportTable {
   columns: string[];
 }
 
+/** The archive of an export in DATA_EXPORT_DIR: named by the export's id, nothing else. */
+export const archiveName = (exportId: string) => `${exportId}.zip`;
+
+/** The files of these rows to delete: only an archive named by its own export's id (a row naming another is not its owner). */
+const ownFiles = (rows: { id: string; file_name: string | null }[]): string[] =>
+  rows.filter((r) => r.file_name === archiveName(r.id)).map((r) => r.file_name!);
+
 /** core.data_exports, and the reads of an export (server-side cursors: a large history streams in batches). */
 export const dataExportRepository = {
   async insert(db: Db, e: { kind: DataExportKind; orgId: string; userId: string }): Promise<DataExportRow> {
@@ -82,8 +89,8 @@ export const dataExportRepository = {
   /** A person's own exports, queued, running or ready, expire at once (their erasure); answers the files to delete. */
   async expireOfPerson(db: Db, userId: string): Promise<{ count: number; files: string[] }> {
     const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
-      .where('user_id', '=', userId).where('kind', '=', 'person').where('status', '<>', 'expired').returning('file_name'));
-    return { count: rows.length, files: rows.map((r) => r.file_name).filter((f): f is string => !!f) };
+      .where('user_id', '=', userId).where('kind', '=', 'person').where('status', '<>', 'expired').returning(['id', 'file_name']));
+    return { count: rows.length, files: ownFiles(rows) };
   },
 
   async fail(db: Db, id: string, error: string): Promise<void> {
@@ -93,8 +100,8 @@ export const dataExportRepository = {
   /** Ready exports whose link has expired: the retention job deletes their files and marks them expired. */
   async expire(db: Db, now: Date): Promise<string[]> {
     const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
-      .where('status', '=', 'ready').where('expires_at', '<=', now).returning('file_name'));
-    return rows.map((r) => r.file_name).filter((f): f is string => !!f);
+      .where('status', '=', 'ready').where('expires_at', '<=', now).returning(['id', 'file_name']));
+    return ownFiles(rows);
   },
 
   /** The exported columns of these tables (from pg_catalog, in column order), secrets left out. */

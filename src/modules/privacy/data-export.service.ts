@@ -14,7 +14,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject } from './audit-sealing.js';
-import { dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
+import { archiveName, dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
 import { erasureRepository, locate } from './erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
 import type { DataExportDto } from './privacy.dto.js';
@@ -114,7 +114,8 @@ export class DataExportService implements OnModuleInit {
     if (!row || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
       throw PrivacyErrors.error('privacy.export_link_expired', 'this download link has expired: ask for a new export');
     }
-    if (row.status !== 'ready' || !row.fileName) throw PrivacyErrors.error('privacy.export_link_invalid', 'this download link is not valid');
+    // the job names the archive by the export's id: a row naming another file (forged over REST) serves nothing
+    if (row.status !== 'ready' || row.fileName !== archiveName(row.id)) throw PrivacyErrors.error('privacy.export_link_invalid', 'this download link is not valid');
     const path = join(this.config.dataExportDir, row.fileName);
     const size = (await stat(path)).size;
     const kind = row.kind === 'person' ? 'personal-data' : 'organization-data';
@@ -146,7 +147,7 @@ export class DataExportService implements OnModuleInit {
     const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
     if (!row || row.status === 'ready' || row.status === 'expired') return;
     await mkdir(this.config.dataExportDir, { recursive: true });
-    const fileName = `${id}.zip`;
+    const fileName = archiveName(id);
     const final = join(this.config.dataExportDir, fileName);
     const part = `${final}.part`;
     try {
@@ -261,7 +262,8 @@ export class DataExportService implements OnModuleInit {
   }
 
   private toDto(row: DataExportRow): DataExportDto {
-    const ready = row.status === 'ready' && !!row.expiresAt && row.expiresAt.getTime() > this.clock.now();
+    // a row naming another archive than its own (forged) never gets a link
+    const ready = row.status === 'ready' && row.fileName === archiveName(row.id) && !!row.expiresAt && row.expiresAt.getTime() > this.clock.now();
     return {
       id: row.id,
       kind: row.kind,
