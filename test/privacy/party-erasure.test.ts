@@ -5,6 +5,7 @@ import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } f
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { payablesUrl } from '../payables/payables-support.js';
 import { findEverywhere } from './columns.js';
+import { partySubject } from '../../src/modules/privacy/audit-sealing.js';
 
 describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-person vendor', () => {
   let t: TestApp;
@@ -63,7 +64,7 @@ describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-pe
   it('a service key erases too, and its erasure deletes the party\'s key: the sealed snapshots read as erased', async () => {
     const vendor = (await t.http.post(payablesUrl(orgId, 'vendors')).set(owner.auth)
       .send({ name: 'Sven Servicemann', email: 'sven.servicemann@example.test' }).expect(201)).body;
-    const keys = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1', [`vendor:${vendor.id}`])).rows[0].n;
+    const keys = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1', [partySubject('vendor', orgId, vendor.id)])).rows[0].n;
     expect(await keys()).toBe(1);
     const service = jwt.sign({ role: 'service_role', iss: 'supabase', service: 'crm-sync' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 });
     const res = await t.http.post(`/v1/orgs/${orgId}/privacy/vendors/${vendor.id}/erasure`).set('Authorization', `Bearer ${service}`).expect(200);

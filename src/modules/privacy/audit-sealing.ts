@@ -19,8 +19,16 @@ export type Subject = `${'user' | 'vendor' | 'customer' | 'email'}:${string}`;
 export const userSubject = (userId: string): Subject => `user:${userId}`;
 /** An e-mail address that may belong to no user yet (an invitee): named by its hash, never in the clear. */
 export const emailSubject = (email: string): Subject => `email:${createHash('sha256').update(email.trim().toLowerCase()).digest('hex')}`;
+/**
+ * A natural-person party of an organization (a vendor, a customer): its id is unique only within the organization, so
+ * the subject names both (core.shred_party_key deletes the key of the caller's organization only).
+ */
+export const partySubject = (party: 'vendor' | 'customer', orgId: string, partyId: string): Subject =>
+  `${party}:${orgId.toLowerCase()}:${partyId.toLowerCase()}`;
 
 interface EntryFacts {
+  /** the organization whose audit log the entry is in */
+  orgId: string;
   entityType: string;
   entityId: string | null;
   /** the acting user, when a person acted */
@@ -46,8 +54,8 @@ export const AUDITED_PERSONAL_DATA: Record<string, PersonalSnapshot> = {
   membership: { subject: byEntityUser, fields: ['email', 'name', 'image'] },
   invitation: { subject: (_e, s) => (typeof s.email === 'string' ? emailSubject(s.email) : undefined), fields: ['email'] },
   integration: { subject: (e) => (e.actorUserId ? userSubject(e.actorUserId) : undefined), fields: ['externalEmail', 'externalUsername'] },
-  vendor: { subject: (e) => (e.entityId ? `vendor:${e.entityId}` : undefined), fields: PARTY_FIELDS },
-  customer: { subject: (e) => (e.entityId ? `customer:${e.entityId}` : undefined), fields: PARTY_FIELDS },
+  vendor: { subject: (e) => (e.entityId ? partySubject('vendor', e.orgId, e.entityId) : undefined), fields: PARTY_FIELDS },
+  customer: { subject: (e) => (e.entityId ? partySubject('customer', e.orgId, e.entityId) : undefined), fields: PARTY_FIELDS },
 };
 
 /** What a sealed field reads as once its person's key is gone. */
@@ -91,13 +99,13 @@ export class AuditSealer {
   }
 
   /** Seals the personal fields of `before`/`after`; answers them unchanged when the entry carries none. */
-  async seal<T>(db: Db, orgId: string, e: EntryFacts, snapshot: T): Promise<T> {
+  async seal<T>(db: Db, orgId: string, e: Omit<EntryFacts, 'orgId'>, snapshot: T): Promise<T> {
     const decl = AUDITED_PERSONAL_DATA[e.entityType];
     if (!decl || !snapshot || typeof snapshot !== 'object' || Array.isArray(snapshot)) return snapshot;
     const record = snapshot as Record<string, unknown>;
     const fields = decl.fields.filter((f) => record[f] !== undefined && record[f] !== null);
     if (!fields.length) return snapshot;
-    const subject = decl.subject(e, record);
+    const subject = decl.subject({ ...e, orgId }, record);
     if (!subject) return snapshot;
     const key = await this.keyFor(db, subject);
     const iv = randomBytes(12);
