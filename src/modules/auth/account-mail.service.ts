@@ -105,9 +105,12 @@ export class AccountMailService implements OnModuleInit {
     const done = await this.privileged.run('auth.credentials', async (db) => {
       const userId = await tokens.consumeResetToken(db, hashToken(token));
       if (!userId) return false;
+      const { email } = (await userRepository.findById(db, userId))!;
+      // an erased account (privacy/erasure.service.ts: its e-mail is the pseudonym erased+<id>@invalid) takes no
+      // password: its erasure deletes its reset links, and a link of before the erasure must not bring it back
+      if (email === `erased+${userId}@invalid`) return false;
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
       // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
-      const { email } = (await userRepository.findById(db, userId))!;
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
         ? undefined : await identityRepository.removeUnverifiedAccess(db, userId, { password: false });
       if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });

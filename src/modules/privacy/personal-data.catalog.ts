@@ -80,6 +80,11 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { email: DELETE },
   },
   {
+    // a reset link still unused would set a password on the erased account (and a verified identity for its pseudonym)
+    table: 'core.password_reset_tokens', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (password reset link hashes)', exported: false,
+    columns: { token_hash: DELETE },
+  },
+  {
     table: 'core.invitations', person: { kind: 'email', column: 'email' }, describes: 'invitations sent to your e-mail',
     columns: { email: DELETE },
   },
@@ -223,7 +228,6 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'core.invitations.invited_by': 'an invitation you sent for an organization',
   'core.invitations.accepted_by': 'the invitation is exported by the e-mail it was sent to',
   'core.app_token_redemptions.user_id': 'single-use token bookkeeping, never exported',
-  'core.password_reset_tokens.user_id': 'token hashes, never exported',
   'core.refresh_tokens.user_id': 'token hashes, never exported',
   'finance.bill_allocations.created_by': 'an organization\'s bookkeeping record you made',
   'finance.bill_decisions.actor_id': 'an approval decision in an organization\'s books',
