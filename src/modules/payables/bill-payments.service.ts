@@ -318,8 +318,18 @@ export class BillPaymentsService {
   // ---------------------------------------------------------------- reading
   async get(tx: TenantTx, id: string): Promise<BillPaymentDto> {
     const [p] = await this.payments(tx, [id]);
-    if (!p) throw PayablesErrors.notFound('bill_payment', id);
+    if (!p || !this.mayRead(tx, p)) throw PayablesErrors.notFound('bill_payment', id);
     return p;
+  }
+
+  /** A member sees vendor payments and their own reimbursements, not another claimant's (as with the claims themselves). */
+  private mayRead(tx: TenantTx, p: { claimantId: string | null }): boolean {
+    return p.claimantId === null || this.ownClaimant(tx) === undefined || p.claimantId === this.ownClaimant(tx);
+  }
+
+  /** For a member: the claimant whose reimbursements they may see (themselves); undefined for every other role. */
+  private ownClaimant(tx: TenantTx): string | undefined {
+    return tx.role === 'member' ? this.payables.actor(tx) : undefined;
   }
 
   private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
@@ -355,13 +365,16 @@ export class BillPaymentsService {
   async list(tx: TenantTx, q: PaymentQuery): Promise<BillPaymentPage> {
     const limit = q.limit ?? 50;
     const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
-    const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, after, limit });
+    const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, ownClaimantId: this.ownClaimant(tx), after, limit });
     const p = page(rows, limit, (r) => ({ d: r.payment_date, i: r.id }));
     return { items: await this.payments(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
   }
 
   // ---------------------------------------------------------------- aging
-  /** AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. */
+  /**
+   * AP aging at the end of `asOf` in the base currency; its total is the AP control account's balance that day. A
+   * member's leaves out other employees' claims and reimbursements (finance.ap_aging does), so theirs can differ.
+   */
   async aging(tx: TenantTx, asOf: string | undefined, buckets: string | undefined): Promise<AgingReportDto> {
     const edges = parseBucketEdges(buckets);
     if (!edges) throw PayablesErrors.error('payables.buckets', `buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60 (got "${buckets}")`);

@@ -296,7 +296,7 @@ export class PayablesController {
 
   // ---------------------------------------------------------------- payments
   @Get('payments')
-  @ApiOperation({ operationId: 'listBillPayments', summary: 'Payments to vendors and claimants, newest first (cursor pagination)' })
+  @ApiOperation({ operationId: 'listBillPayments', summary: 'Payments to vendors and claimants, newest first (a member sees vendor payments and their own reimbursements; cursor pagination)' })
   @ApiOkResponse({ type: BillPaymentPage })
   @ApiErrors(400)
   @ApiErrorCodes('organization.not_found', 'pagination.cursor')
@@ -317,7 +317,7 @@ export class PayablesController {
   }
 
   @Get('payments/:paymentId')
-  @ApiOperation({ operationId: 'getBillPayment', summary: 'One payment with its allocations' })
+  @ApiOperation({ operationId: 'getBillPayment', summary: 'One payment with its allocations (a member: a vendor payment or their own reimbursement; another claimant\'s answers 404)' })
   @ApiOkResponse({ type: BillPaymentDto })
   @ApiErrorCodes('organization.not_found', 'bill_payment.not_found')
   getPayment(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string): Promise<BillPaymentDto> {
@@ -361,7 +361,7 @@ export class PayablesController {
 
   // ---------------------------------------------------------------- aging
   @Get('aging')
-  @ApiOperation({ operationId: 'getApAging', summary: 'AP aging as of a date per party and in total, in the base currency (?buckets=15,30,60; CSV with ?format=csv)' })
+  @ApiOperation({ operationId: 'getApAging', summary: 'AP aging as of a date per party and in total, in the base currency (a member: vendors and their own expense claims only; ?buckets=15,30,60; CSV with ?format=csv)' })
   @ApiOkResponse({ type: AgingReportDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)

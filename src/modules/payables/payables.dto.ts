@@ -356,8 +356,8 @@ export class AgingReportDto {
   @ApiProperty({ description: 'The day the aging is at the end of', example: '2026-01-31' }) asOf: string;
   @ApiProperty({ description: 'Base currency', example: 'EUR' }) baseCurrency: string;
   @ApiProperty({ description: 'Bucket names in order', type: [String], example: ['current', '1-30', '31-60', '61-90', '>90'] }) buckets: string[];
-  @ApiProperty({ description: 'Per party', type: [AgingRowDto] }) rows: AgingRowDto[];
+  @ApiProperty({ description: 'Per party (for a member: the vendors and themselves; other employees\' claims and reimbursements are left out)', type: [AgingRowDto] }) rows: AgingRowDto[];
   @ApiProperty({ description: 'Totals per bucket', type: 'object', additionalProperties: { type: 'string' }, example: { current: '300.00', '1-30': '0.00', '31-60': '0.00', '61-90': '0.00', '>90': '0.00' } }) totals: Record<string, string>;
   @ApiProperty({ description: 'Total open (sum of the buckets)', example: '300.00' }) total: string;
-  @ApiProperty({ description: 'Balance of the AP control account at asOf (credit positive)', example: '300.00' }) controlAccountBalance: string;
+  @ApiProperty({ description: 'Balance of the AP control account at asOf (credit positive); equals total, except for a member when other employees have open claims or reimbursements', example: '300.00' }) controlAccountBalance: string;
 }

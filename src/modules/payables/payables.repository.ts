@@ -239,9 +239,12 @@ export const payablesRepository = {
     return db.run(qb.selectFrom('finance.bill_payments').selectAll().where('org_id', '=', orgId).where('id', '=', sql<string>`any(${ids}::uuid[])`));
   },
 
-  async listPaymentIds(db: Db, orgId: string, q: { vendorId?: string; after?: { d: string; i: string }; limit: number }) {
+  /** `ownClaimantId`: a member's list: vendor payments and this claimant's own reimbursements, none of another claimant. */
+  async listPaymentIds(db: Db, orgId: string, q: { vendorId?: string; ownClaimantId?: string; after?: { d: string; i: string }; limit: number }) {
     let query = qb.selectFrom('finance.bill_payments').select(['id', sql<string>`payment_date::text`.as('payment_date')]).where('org_id', '=', orgId);
     if (q.vendorId) query = query.where('vendor_id', '=', q.vendorId);
+    const own = q.ownClaimantId;
+    if (own !== undefined) query = query.where((eb) => eb.or([eb('claimant_id', 'is', null), eb('claimant_id', '=', own)]));
     if (q.after) query = query.where(sql<boolean>`(payment_date, id) < (${q.after.d}::date, ${q.after.i}::uuid)`);
     return db.run(query.orderBy('payment_date', 'desc').orderBy('id', 'desc').limit(q.limit + 1));
   },
