@@ -68,7 +68,7 @@ export class OrgCheckoutController {
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
@@ -121,7 +121,7 @@ export class MyCheckoutController {
   ) {}
 
   @Post('billing/checkout')
-  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)

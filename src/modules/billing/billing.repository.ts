@@ -320,6 +320,19 @@ export const billingRepository = {
     return row;
   },
 
+  /**
+   * The payload of the newest subscription event (customer.subscription.*) of `stripeSubscriptionId` that was ignored for
+   * this organization with a reason starting `reasonPrefix` (set aside while another Stripe subscription held the row).
+   */
+  async setAsideSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, reasonPrefix: string): Promise<unknown> {
+    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select('payload')
+      .where('orgId', '=', orgId).where('status', '=', 'ignored').where('type', 'like', 'customer.subscription.%')
+      .where('reason', 'like', `${reasonPrefix.replace(/[\\%_]/g, '\\$&')}%`)
+      .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`)
+      .orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
+    return row?.payload;
+  },
+
   async finishEvent(db: Db, id: string, outcome: { status: string; reason?: string; subscriptionId?: string }): Promise<void> {
     await db.run(qb.updateTable('hub.BillingEvent').set({
       status: outcome.status, reason: outcome.reason ?? null, subscriptionId: outcome.subscriptionId ?? null, processedAt: sql`now()`,
@@ -362,7 +375,11 @@ export const billingRepository = {
     }))));
   },
 
-  /** Subscriptions whose time is over at `now`, locked (others running the job skip them). */
+  /**
+   * Subscriptions whose time is over at `now`, locked (others running the job skip them). A trial ends here only without
+   * Stripe: Stripe converts its own trials to paid (or ends them) and says so in an event, however late; until then
+   * the entitlements are read-only already (accessFor), and canceling here would tell the customer it ended.
+   */
   async dueToExpire(db: Db, now: Date): Promise<DueSubscription[]> {
     return db.run(qb.selectFrom('hub.Subscription as s')
       .innerJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
@@ -370,11 +387,11 @@ export const billingRepository = {
       .select((eb) => [
         's.id', 's.status', 's.plan',
         sql<string | null>`coalesce(${eb.ref('o.id')}, core.personal_org_id(${eb.ref('s.userId')}))::text`.as('orgId'),
-        eb.case().when(eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now)])).then(sql.lit('trial_ended'))
+        eb.case().when(eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now), eb('s.stripeSubscriptionId', 'is', null)])).then(sql.lit('trial_ended'))
           .else(sql.lit('canceled_at_period_end')).end().$castTo<DueSubscription['reason']>().as('reason'),
       ])
       .where((eb) => eb.or([
-        eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now)]),
+        eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now), eb('s.stripeSubscriptionId', 'is', null)]),
         eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb('s.status', 'in', ['active', 'trialing', 'past_due'])]),
       ]))
       .forUpdate('s').skipLocked());

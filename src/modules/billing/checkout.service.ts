@@ -9,6 +9,9 @@ import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
 
+/** The statuses in which a Stripe subscription bills the customer: a second checkout for the app would bill them twice. */
+const BILLING_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
+
 /** Opens one tenant transaction of the caller in the organization the route acts in (a new one per call). */
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
@@ -38,6 +41,15 @@ export class CheckoutService {
       const audience = audienceOf(subject);
       if (plan.audience !== 'any' && plan.audience !== audience) {
         throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
+      }
+      // one live Stripe subscription per app: a plan change goes through the portal, which updates that subscription
+      const current = await repo.subscription(tx.db, subject, dto.app);
+      if (current?.stripeSubscriptionId && current.status && BILLING_STATUSES.has(current.status)) {
+        const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${tx.orgId}/billing/portal`;
+        throw BillingErrors.error('billing.subscription_exists',
+          `this ${audience === 'personal' ? 'account' : 'organization'} already has a live ${dto.app} subscription (${current.plan}, ${current.status}); `
+          + `to change plans, open the billing portal (POST ${portal}) instead of starting another checkout`,
+          { app: dto.app, plan: current.plan, status: current.status });
       }
       const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
       if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);

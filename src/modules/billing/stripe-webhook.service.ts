@@ -13,6 +13,8 @@ import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
+/** The start of the reason of an event set aside because another Stripe subscription of the app is live (found again on a take-over). */
+const SUPERSEDED = 'another Stripe subscription is live:';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
 
 type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string };
@@ -167,12 +169,34 @@ export class StripeWebhookService implements OnModuleInit {
       || (change.app ? await repo.subscription(db, subject, change.app) : undefined);
     const existing = found ? await repo.lockSubscription(db, found.id) : undefined;
     const at = new Date(event.created * 1000);
-    if (existing?.lastEventAt && at < existing.lastEventAt) {
+    // the row (one per app) holds another Stripe subscription than this event's: found through the app, not the id
+    const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
+      ? existing.stripeSubscriptionId : undefined;
+    if (other && existing!.status && !STRIPE_ENDED.has(existing!.status)) {
+      // that one is still live: a second subscription's events must not overwrite it (nor its deletion end it). Only the
+      // completion of a checkout this organization started moves the row to the new subscription (the customer paid for it).
+      if (!this.checkoutOf(event, orgId)) {
+        return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
+      }
+    } else if (!other && existing?.lastEventAt && at < existing.lastEventAt) {
+      // (event times order the events of one Stripe subscription; another subscription's are no measure of this one's)
       return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status;
+    }
+    if (other && change.keepKnownStatus) {
+      // the row moves to a new Stripe subscription: what its own events said while the row held the other one (set aside
+      // above) is its real state (e.g. trialing), newer knowledge than the checkout's metadata
+      const aside = await repo.setAsideSubscriptionEvent(db, orgId, change.stripeSubscriptionId!, SUPERSEDED);
+      const known = aside ? await this.changeFrom(db, aside as Stripe.Event) : undefined;
+      if (known && !('ignored' in known) && known.app === change.app) {
+        if (STRIPE_ENDED.has(known.status) && !STRIPE_ENDED.has(existing!.status ?? 'active')) {
+          return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
+        }
+        Object.assign(change, { ...known, customer: known.customer ?? change.customer });
+      }
     }
     let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
     if (org.deletedAt && !STRIPE_ENDED.has(change.status)) {
@@ -196,6 +220,13 @@ export class StripeWebhookService implements OnModuleInit {
     const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
     await emitEvent({ db, orgId }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
     return { status: 'processed', subscriptionId: id };
+  }
+
+  /** A completed Checkout session (for a subscription) that this organization started: our checkout named it in the metadata. */
+  private checkoutOf(event: Stripe.Event, orgId: string): boolean {
+    if (event.type !== 'checkout.session.completed') return false;
+    const obj = (event.data?.object ?? {}) as any;
+    return obj.mode === 'subscription' && (obj.metadata?.org_id === orgId || obj.client_reference_id === orgId);
   }
 
   /** The domain event a processed Stripe event means for the organization (billing.events.ts). */
