@@ -16,10 +16,11 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
 /**
  * Announces trials that end soon when Stripe will not: `subscription.trial_ending` for local trials (see
  * billingRepository.endingTrials), once per organization, app and trial end (hub.trial_notices). And
- * ends what is over: trials whose end has passed, and subscriptions canceled at period end whose
- * period has ended, become 'canceled' (read-only, docs/plans.md). Stripe normally says so too
- * (customer.subscription.deleted); this job makes the Hub right even when that event is late or
- * the subscription was provisioned without Stripe.
+ * ends what is over: local trials (no Stripe subscription) whose end has passed, and subscriptions canceled
+ * at period end whose period has ended, become 'canceled' (read-only, docs/plans.md). Stripe normally
+ * says so too (customer.subscription.deleted); this job makes the Hub right even when that event is late
+ * or the subscription was provisioned without Stripe. A Stripe trial is left to Stripe, which may convert
+ * it to paid: its end makes it read-only meanwhile (accessFor), not canceled.
  */
 @Injectable()
 export class BillingExpiryJob {
@@ -60,8 +61,8 @@ export class BillingExpiryJob {
     });
   }
 
-  /** Returns the ids of the subscriptions it ended. */
-  async expire(now = new Date()): Promise<string[]> {
+  /** Ends what is over at `now` (the injected clock's); returns the ids of the subscriptions it ended. */
+  async expire(now = new Date(this.clock.now())): Promise<string[]> {
     return this.privileged.run('billing.expiry', async (db) => {
       const due = await repo.dueToExpire(db, now);
       for (const s of due) {
