@@ -14,7 +14,7 @@ describe('ledger: the posting function refuses what the journal\'s CHECK constra
   let users: RoleUsers;
   let acc: Record<string, string>;
   const cashRent = () => [{ accountId: acc['5200'], debit: '10' }, { accountId: acc['1100'], credit: '10' }];
-  const direct = (entry: Record<string, unknown>) => t.db.as({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated',
+  const direct = (entry: Record<string, unknown>) => t.db.asApi({ sub: users.owner.id, role: 'authenticated', org_id: orgId }, 'authenticated',
     `SELECT * FROM finance.post_journal_entry($1::jsonb)`, [JSON.stringify({ date: '2026-02-01', lines: cashRent(), ...entry })]);
   const firstLine = (extra: Record<string, unknown>) => ({ lines: cashRent().map((l, i) => (i ? l : { ...l, ...extra })) });
   const entries = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId])).rows[0].n;

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import pg from 'pg';
 import { PDFParse } from 'pdf-parse';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
+import { openTenantTransaction } from '../support/database.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
@@ -165,15 +167,21 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
         `DELETE FROM finance.receivable_allocations WHERE id = '${alloc.id}'`,
         `DELETE FROM finance.customer_payments WHERE org_id = '${orgId}'`,
       ]) {
-        const client = await t.db.admin.connect();
+        // the API's transaction (claims verified by begin_request), or the privileged paths' role
+        const client = role === 'authenticated'
+          ? (await openTenantTransaction(t.db.apiUrl, { sub: owner.id, org_id: orgId }, [])).c
+          : await t.db.admin.connect();
         try {
-          await client.query('BEGIN');
-          await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [claims]);
-          await client.query(`SET LOCAL ROLE ${role}`);
+          if (role === 'service_role') {
+            await client.query('BEGIN');
+            await client.query(`SELECT set_config('request.jwt.claims', $1, true)`, [claims]);
+            await client.query('SET LOCAL ROLE service_role');
+          }
           await expect(client.query(stmt)).rejects.toThrow(/issued|append-only|permission denied/);
         } finally {
           await client.query('ROLLBACK');
-          client.release();
+          if (role === 'authenticated') await (client as pg.Client).end();
+          else (client as pg.PoolClient).release();
         }
       }
     }
