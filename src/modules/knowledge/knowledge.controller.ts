@@ -12,6 +12,7 @@ import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { DoesNotWrite, OrgPreflightRoute, OrgRoute, openTenant, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { KnowledgeService } from './knowledge.service.js';
+import { PdfTextExtractor } from './pdf-text-extraction.js';
 import { readUpload, UPLOAD_BODY } from './upload.js';
 import {
   CollectionDto, CreateCollectionDto, CreateNoteDocumentDto, DocumentDto, DocumentPage, DocumentQuery, ReindexResultDto, ReindexStaleQuery, SearchKnowledgeDto,
@@ -21,7 +22,7 @@ import {
 /** Who may add, change and delete documents (in collections they can read): everyone but viewers. */
 const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
 const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
-  'knowledge.unreadable_file', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
+  'knowledge.unreadable_file', 'knowledge.extraction_limit', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
 const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1 } };
 
 // API keys: reads with knowledge:read (what a viewer reads: KnowledgeService); no key writes the knowledge base
@@ -219,6 +220,7 @@ export class KnowledgeUploadsController {
   constructor(
     private readonly knowledge: KnowledgeService,
     private readonly db: DatabaseService,
+    private readonly pdf: PdfTextExtractor,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -235,7 +237,7 @@ export class KnowledgeUploadsController {
   async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getCollection(tx, id));
-    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf);
     // createFromUpload checks the collection again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.createFromUpload(tx, id, fields, file));
   }
@@ -252,7 +254,7 @@ export class KnowledgeUploadsController {
   async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getDocument(tx, id));
-    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes);
+    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf);
     // addVersion locks the document and checks it again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.addVersion(tx, id, file));
   }

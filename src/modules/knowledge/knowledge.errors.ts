@@ -9,6 +9,7 @@ export const KnowledgeErrors = defineErrorCodes({
   'knowledge.file_too_large': { status: 413, description: 'the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)' },
   'knowledge.unsupported_type': { status: 415, description: 'the file is not plain text, Markdown, HTML or PDF' },
   'knowledge.unreadable_file': { status: 422, description: 'the file could not be read as its type (a corrupt PDF, text that is not UTF-8)' },
+  'knowledge.extraction_limit': { status: 422, description: 'the PDF\'s text could not be extracted within the limits: more than 2,000 pages, more than 256 MB of memory, or more than 30 s; the message names the limit' },
   'knowledge.no_text': { status: 422, description: 'no text could be extracted from the file' },
   'knowledge.text_too_large': { status: 413, description: 'the text extracted from the file is longer than a document may hold (1,000,000 characters, as for a note)' },
   'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid' },

@@ -4,6 +4,7 @@ import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeCollectionsController, KnowledgeDocumentsController, KnowledgeSearchController, KnowledgeUploadsController } from './knowledge.controller.js';
 import { KnowledgeIngestion } from './knowledge-ingestion.service.js';
 import { KnowledgeService } from './knowledge.service.js';
+import { PdfTextExtractor } from './pdf-text-extraction.js';
 
 /** Knowledge base (issue 17): collections, versioned documents, ingestion, hybrid search under the policies. */
 @Module({
@@ -13,6 +14,7 @@ import { KnowledgeService } from './knowledge.service.js';
     KnowledgeEmbeddings,
     KnowledgeService,
     KnowledgeIngestion,
+    PdfTextExtractor,
   ],
   exports: [KnowledgeService, KnowledgeEmbeddings],
 })

@@ -1,6 +1,6 @@
 import { convert as htmlToText } from 'html-to-text';
-import { extractText, getDocumentProxy } from 'unpdf';
 import { KnowledgeErrors } from './knowledge.errors.js';
+import type { PdfTextExtractor } from './pdf-text-extraction.js';
 
 /**
  * The longest text a document version stores, in characters: a note's limit, and the limit of the text extracted from
@@ -29,19 +29,17 @@ export function contentTypeOf(mimetype: string | undefined, filename: string | u
   return undefined;
 }
 
-/** The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. */
-export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType): Promise<string> {
+/**
+ * The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. A PDF's is extracted in a
+ * worker thread, within limits of pages, memory and time (PdfTextExtractor).
+ */
+export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor): Promise<string> {
   let text: string;
   if (type === 'application/pdf') {
     if (bytes.subarray(0, 5).toString('latin1') !== '%PDF-') {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not a PDF (it does not start with %PDF-)');
     }
-    try {
-      const pdf = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0 });
-      text = (await extractText(pdf, { mergePages: true })).text;
-    } catch (err) {
-      throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${(err as Error).message}`);
-    }
+    text = await pdf.extract(bytes, MAX_DOCUMENT_TEXT_CHARS);
   } else {
     let raw: string;
     try {

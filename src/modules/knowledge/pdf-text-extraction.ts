@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { CallTimer } from '../../platform/clock/clock.js';
+import { KnowledgeErrors } from './knowledge.errors.js';
+import type { PdfTextWorkerInput, PdfTextWorkerResult } from './pdf-text-worker.js';
+
+/** The limits of a PDF's extraction; past any of them the upload is a 422 knowledge.extraction_limit naming it. */
+export const PDF_LIMITS = {
+  /** a PDF with more pages is refused before any page is read */
+  maxPages: 2_000,
+  /** the worker's heap (resourceLimits), and the most its heap and buffers (inflated streams) may hold together */
+  memoryMb: 256,
+  /** the time one extraction may take, from the worker's start (on the injected CallTimer) */
+  timeoutMs: 30_000,
+  /** extractions at once; the others wait for a slot, so parallel uploads do not multiply the memory */
+  concurrency: 2,
+  /** how often the worker's memory is measured */
+  memoryCheckMs: 100,
+};
+
+/** What ended an extraction early, and why the upload is refused. */
+export class PdfExtractionLimit extends Error {}
+
+/**
+ * Extracts a PDF's text in a worker thread (pdf-text-worker.ts), never on the event loop: pdf.js takes the CPU and the
+ * memory the file asks for (a 650 KB PDF whose one stream inflates to 206 MB took 85 s and 770 MB in the process). The
+ * worker's heap is capped (resourceLimits), its heap and buffers are measured while it runs, its time is cut by the
+ * CallTimer, and it stops by itself once the text is longer than a document may hold; a worker past a limit is
+ * terminated and the upload refused, naming the limit.
+ */
+@Injectable()
+export class PdfTextExtractor {
+  /** the limits in force: PDF_LIMITS (a test may lower them on its app's instance) */
+  readonly limits = { ...PDF_LIMITS };
+  /** workers alive (started and not yet exited) */
+  running = 0;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly timer: CallTimer) {}
+
+  /** The PDF's text (unpdf's extractText with mergePages); a 4xx naming the problem when it is refused. */
+  async extract(bytes: Buffer, maxChars: number): Promise<string> {
+    await this.slot();
+    try {
+      return await this.run(bytes, maxChars);
+    } finally {
+      this.release();
+    }
+  }
+
+  private async run(bytes: Buffer, maxChars: number): Promise<string> {
+    const limits = { ...this.limits };
+    const input: PdfTextWorkerInput = { pdfText: true, bytes: new Uint8Array(bytes), maxChars, maxPages: limits.maxPages };
+    // the worker's source next to this file: .ts when run from source (tests), .js once built
+    const worker = new Worker(new URL(`./pdf-text-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url), {
+      workerData: input,
+      resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb, maxYoungGenerationSizeMb: 32 },
+      stdout: true, stderr: true, // pdf.js's warnings are not the app's log
+    });
+    this.running++;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => {
+      this.running--;
+      resolve();
+    }));
+    worker.stdout.resume();
+    worker.stderr.resume();
+    let stopTimer = () => {};
+    let memoryCheck: NodeJS.Timeout | undefined;
+    try {
+      const result = await new Promise<PdfTextWorkerResult>((resolve, reject) => {
+        const limit = (what: string) => reject(new PdfExtractionLimit(what));
+        worker.once('message', resolve);
+        worker.once('error', (err: Error & { code?: string }) => {
+          if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') limit(`it needs more than ${limits.memoryMb} MB of memory`);
+          else reject(err);
+        });
+        worker.once('exit', (code) => reject(new Error(`the PDF text worker exited (code ${code}) without an answer`)));
+        stopTimer = this.timer.start(limits.timeoutMs, () => limit(`it takes longer than ${limits.timeoutMs / 1000} s`));
+        // inflated streams are buffers outside the heap that resourceLimits caps: they are measured here
+        memoryCheck = setInterval(() => {
+          worker.getHeapStatistics().then((heap) => {
+            if (heap.used_heap_size + heap.external_memory > limits.memoryMb * 1024 * 1024) limit(`it needs more than ${limits.memoryMb} MB of memory`);
+          }, () => undefined); // the worker has just exited: its answer or its exit settles the promise
+        }, limits.memoryCheckMs);
+      });
+      if ('text' in result) return result.text;
+      if ('unreadable' in result) throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${result.unreadable}`);
+      if ('tooManyPages' in result) throw new PdfExtractionLimit(`it has ${result.tooManyPages} pages, more than ${limits.maxPages}`);
+      throw KnowledgeErrors.error('knowledge.text_too_large',
+        `the text extracted from the file is longer than the limit of ${maxChars} characters (as for a note; the extraction stopped at page ${result.tooLong.page} of ${result.tooLong.pages}): split it into several documents`,
+        { limitChars: maxChars });
+    } catch (err) {
+      if (!(err instanceof PdfExtractionLimit)) throw err;
+      throw KnowledgeErrors.error('knowledge.extraction_limit', `the PDF's text could not be extracted within the limits: ${err.message}`,
+        { maxPages: limits.maxPages, memoryMb: limits.memoryMb, timeoutMs: limits.timeoutMs });
+    } finally {
+      stopTimer();
+      clearInterval(memoryCheck);
+      // a worker past a limit is still reading: it ends here, and the answer waits until it has
+      await worker.terminate();
+      await exited;
+    }
+  }
+
+  private async slot(): Promise<void> {
+    if (this.active < this.limits.concurrency) {
+      this.active++;
+      return;
+    }
+    // release hands its slot over (active unchanged)
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
