@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { orgWithRoles, type OrgWithRoles } from '../support/factories.js';
+import { checkSetting } from '../../src/modules/organizations/settings.registry.js';
 
 describe('settings and feature flags', () => {
   let t: TestApp;
@@ -56,6 +57,44 @@ describe('settings and feature flags', () => {
     expect(ok.body.map((s: any) => s.key).sort()).toEqual(['base_currency', 'timezone']);
     await t.http.put(setting(a.orgId, 'org', 'locale')).set(a.users.admin.auth).send({}).expect(400);
     await t.http.put(setting(a.orgId, 'org', 'locale')).set(a.users.admin.auth).send({ value: null }).expect(400);
+  });
+
+  it('knows only its own keys: constructor, __proto__, toString, hasOwnProperty are refused, nothing stored', async () => {
+    const org = b.orgId;
+    const count = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.settings WHERE org_id = $1 AND scope = $2', [org, 'org'])).rows[0].n;
+    const before = await count();
+    const put = (key: string, value: unknown) => t.http.put(setting(org, 'org', key)).set(b.users.admin.auth).send({ value });
+    // Object.prototype's `constructor` was found as a setting: any value up to the body limit was stored unchecked
+    for (const value of [{ ok: true, value: { anything: 'x'.repeat(50_000) } }, { ok: true }, 'plain']) {
+      const res = await put('constructor', value).expect(400);
+      expect(res.body.error).toMatchObject({ code: 'settings.invalid', details: [{ field: 'constructor', problems: [expect.stringMatching(/^unknown organization setting constructor \(known: locale, timezone/)] }] });
+    }
+    // in a batch the request's validation pipe drops a `constructor` key before the service sees it: still nothing stored
+    await t.http.patch(setting(org, 'org')).set(b.users.admin.auth).send({ values: { constructor: { ok: true, value: 1 } } }).expect(400);
+    // the other Object.prototype names are not valid keys at all
+    for (const key of ['__proto__', 'toString', 'hasOwnProperty']) {
+      const res = await put(key, { ok: true, value: 'x' }).expect(400);
+      expect(res.body.error.code).toBe('settings.invalid_key');
+      expect(res.body.error.message).toContain(key);
+    }
+    const proto = await t.http.put(setting(org, 'org', 'branding')).set(b.users.admin.auth).set('content-type', 'application/json')
+      .send('{"value":{"displayName":"Acme","__proto__":{"x":1}}}');
+    expect(proto.status).toBe(400);
+    expect(proto.body.error.code).toBe('bad_request.json'); // the body parser refuses a __proto__ key
+    expect(await count()).toBe(before);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.settings WHERE org_id = $1 AND key IN ('constructor', 'branding')`, [org])).rows[0].n).toBe(0);
+  });
+
+  it('checks setting keys and branding fields against the registries\' own entries only (not Object.prototype\'s)', () => {
+    // over HTTP the validation pipe drops body keys named like Object.prototype's functions; the registry must not rely on it
+    for (const key of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      expect(checkSetting('org', key, { ok: true, value: { anything: 'x'.repeat(50_000) } })).toEqual({ ok: false, problem: `unknown organization setting ${key} (known: locale, timezone, base_currency, fiscal_year_start_month, branding)` });
+    }
+    for (const field of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const value = JSON.parse(`{"displayName": "Acme", ${JSON.stringify(field)}: "x"}`);
+      expect(checkSetting('org', 'branding', value)).toEqual({ ok: false, problem: `unknown field ${field} (known: displayName, primaryColor, logoUrl)` });
+    }
+    expect(checkSetting('org', 'branding', { displayName: 'Acme' })).toEqual({ ok: true, value: { displayName: 'Acme' } });
   });
 
   it('keeps app-level settings per app code: any JSON up to 16 KB, lowercase keys and scopes', async () => {

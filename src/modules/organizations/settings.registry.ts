@@ -9,6 +9,9 @@ export const SCOPE_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
 export const KEY_PATTERN = /^[a-z][a-z0-9_.]{0,127}$/;
 export const APP_VALUE_MAX_BYTES = 16 * 1024;
 
+/** `registry[key]` for a key from a request: only the registry's own entries (`constructor` would find Object). */
+const own = <T>(registry: Record<string, T>, key: string): T | undefined => (Object.hasOwn(registry, key) ? registry[key] : undefined);
+
 const ok = (value: unknown): Checked => ({ ok: true, value });
 const bad = (problem: string): Checked => ({ ok: false, problem });
 
@@ -61,7 +64,7 @@ const branding: Check = (v) => {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [field, value] of Object.entries(v)) {
-    const check = BRANDING_FIELDS[field];
+    const check = own(BRANDING_FIELDS, field);
     if (!check) {
       problems.push(`unknown field ${field} (known: ${Object.keys(BRANDING_FIELDS).join(', ')})`);
       continue;
@@ -84,7 +87,7 @@ export const ORG_SETTINGS: Record<string, Check> = {
 /** Validates (and normalizes) one value for `scope`/`key`. Scope and key patterns are checked by the caller. */
 export function checkSetting(scope: string, key: string, value: unknown): Checked {
   if (scope === ORG_SCOPE) {
-    const check = ORG_SETTINGS[key];
+    const check = own(ORG_SETTINGS, key);
     return check ? check(value) : bad(`unknown organization setting ${key} (known: ${Object.keys(ORG_SETTINGS).join(', ')})`);
   }
   if (value === null) return bad('must not be null: delete the setting to remove it');
