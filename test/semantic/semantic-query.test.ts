@@ -52,13 +52,16 @@ describe('semantic query', () => {
       SELECT account_code, round(sum(base_amount), 1) AS s, date_trunc('month', DATE '2026-01-15')::date AS m FROM x
       WHERE account_code IN (SELECT account_code FROM semantic.v_gl_fact) GROUP BY account_code ORDER BY account_code -- trailing comment`).expect(200);
     expect(res.body.rows).toEqual([['1100', '100', '2026-01-01'], ['3100', '-100', '2026-01-01']]);
-    // CTE names where PostgreSQL sees them: nested queries, later siblings, both arms of a set operation, WITH RECURSIVE
+    // CTE names where PostgreSQL sees them: nested queries, later siblings, both arms of a set operation
     const scoped = await query(`WITH a AS (SELECT account_code FROM semantic.v_gl_fact), b AS (SELECT * FROM a)
       SELECT count(*) AS n FROM (SELECT * FROM b WHERE account_code IN (SELECT account_code FROM a)) s
       UNION ALL SELECT count(*) FROM a`).expect(200);
     expect(scoped.body.rows).toEqual([[2], [2]]);
-    const recursive = await query(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT sum(i) AS s FROM n`).expect(200);
-    expect(recursive.body.rows).toEqual([[6]]);
+    // run fenced (CTEs AS MATERIALIZED, derived tables OFFSET 0): the same answers, NOT MATERIALIZED and LATERAL included
+    const fenced = await query(`WITH a AS NOT MATERIALIZED (SELECT account_code, base_amount FROM semantic.v_gl_fact)
+      SELECT x.account_code, l.doubled FROM (SELECT * FROM a ORDER BY account_code) x,
+        LATERAL (SELECT x.base_amount * 2 AS doubled) l, (VALUES (1)) v ORDER BY 1`).expect(200);
+    expect(fenced.body.rows).toEqual([['1100', '200'], ['3100', '-200']]);
     // text beyond ASCII before a trailing semicolon: the statement is cut where the parser says, in bytes
     const umlaut = await query(`SELECT count(*) AS n FROM semantic.v_gl_fact WHERE memo = 'Müller GmbH' OR memo = 'A capital';`).expect(200);
     expect(umlaut.body.rows).toEqual([[2]]);
@@ -101,6 +104,16 @@ describe('semantic query', () => {
     // a CTE's name read outside its scope resolves through the search path: to the catalogs
     ['a CTE name read outside its subquery', `SELECT r.rolname FROM (WITH pg_roles AS (SELECT 1 AS x) SELECT x FROM pg_roles) s, pg_roles r`, /table pg_roles is outside schema semantic/],
     ['a CTE name read by an earlier sibling', `WITH a AS (SELECT * FROM pg_proc), pg_proc AS (SELECT 1 AS x) SELECT * FROM a`, /table pg_proc is outside schema semantic/],
+    // values that grow by concat / replace per level, recursion, nesting (the harmful ones are in semantic-sql-guard.test.ts)
+    ['WITH RECURSIVE', `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT sum(i) AS s FROM n`, /WITH RECURSIVE is not allowed/],
+    ['a value repeated past the growth bound', `SELECT concat(${Array(65).fill('memo').join(',')}) FROM semantic.v_gl_fact`, /concat\(\.\.\.\) can build a value up to 65 times .* at most 64/],
+    ['replace by a column', `SELECT replace(memo, 'a', memo) FROM semantic.v_gl_fact`, /replace's replacement \(third argument\) must be a string literal/],
+    ['nine nested SELECTs', `SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT 1))))))))`, /nests 9 SELECTs.*at most 8/],
+    // SQL/JSON syntax is not a FuncCall or a TypeCast: it would pass both allow-lists
+    ['json_array', `SELECT json_array(1, 2)`, /SQL\/JSON JSON_ARRAY is not allowed/],
+    ['json_object', `SELECT json_object('a': 1)`, /SQL\/JSON JSON_OBJECT is not allowed/],
+    ['json_value RETURNING regclass', `SELECT json_value('"finance.journal_lines"', '$' RETURNING regclass)`, /SQL\/JSON JSON_VALUE\/JSON_QUERY\/JSON_EXISTS is not allowed/],
+    ['merge_action()', `SELECT merge_action()`, /MERGE_ACTION\(\) is not allowed/],
     ['a CTE name of one set-operation arm read in the other', `(WITH pg_settings AS (SELECT 'x' AS name) SELECT name FROM pg_settings) UNION ALL (SELECT name FROM pg_settings)`, /table pg_settings is outside schema semantic/],
   ];
 
@@ -112,6 +125,16 @@ describe('semantic query', () => {
     expect(res.body.error.details.reason).toMatch(reason);
     expect(JSON.stringify(res.body)).not.toContain('B secret');
     expect(await fingerprint()).toBe(before);
+  });
+
+  it('answers chained CTEs that each repeat the value before them 10x quickly: planned level by level, not as one exploding expression', async () => {
+    // 4 levels took 6.3 s against a 1 s timeout (PostgreSQL inlined the CTEs into one expression 10^4 concats long,
+    // building it before reading a row); fenced, each level is a materialized CTE: 10 bytes, 100, ... 100 KB
+    let sql = `WITH a0 AS (SELECT 'xxxxxxxxxx'::text AS s)`;
+    for (let i = 1; i <= 4; i++) sql += `, a${i} AS (SELECT concat(s,s,s,s,s,s,s,s,s,s) AS s FROM a${i - 1})`;
+    const res = await query(`${sql} SELECT octet_length(s) AS n FROM a4`);
+    expect(res.body).toEqual({ columns: [{ name: 'n', type: 'integer' }], rows: [[100000]], rowCount: 1, truncated: false, truncatedBy: null });
+    expect(res.status).toBe(200);
   });
 
   it('answers a syntax error as 400 semantic.syntax_error, and a failing query as 400 semantic.query_failed', async () => {

@@ -1,4 +1,4 @@
-import { parse } from 'libpg-query';
+import { parse, scan } from 'libpg-query';
 import { SemanticErrors } from './semantic.errors.js';
 
 /**
@@ -6,7 +6,34 @@ import { SemanticErrors } from './semantic.errors.js';
  * compiled to WebAssembly), never on the text: exactly one SELECT (CTEs allowed, each a SELECT too) that
  * reads only views of schema `semantic` (or its own CTEs) and calls only allow-listed functions. Beneath
  * this, the query runs READ ONLY under the caller's claims and is rolled back: RLS still decides the rows.
+ *
+ * Memory: a statement's size says little about the values it builds. PostgreSQL inlines a CTE or subquery read once
+ * into the query above it, so a chain of CTEs each doing concat(s,s,s,s,s,s,s,s,s,s) on the one before becomes ONE
+ * expression that grows 10x per level while it is planned, before any row is read and out of the statement timeout's
+ * reach (4 levels: 6 s; 7 levels: 21 GB and an OOM-killed backend). Three rules keep every value far from the 1 GB
+ * a PostgreSQL value may have:
+ * - growth bound (boundGrowth): every expression is weighed by how many values of its inputs it can hold (concat,
+ *   ||, json/array/row building add up their arguments' weights, replace/regexp_replace multiply by their literal
+ *   replacement's length, a CTE's or subquery's columns carry their weight into the query that reads them); any
+ *   expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger of the
+ *   largest value or row of a semantic view and QUERY_MAX_BYTES (300 KB: every literal of the query together weighs
+ *   at most 1): about 19 MB, up to the constant factor of a function's own formatting (JSON escaping: at most 6x).
+ *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
+ *   the statement timeout only: rows are read with interrupt checks (about 50-100 MB per second of timeout).
+ * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
+ *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
+ * - fences (fenceStatement): the statement run is the caller's with every CTE made AS MATERIALIZED and every derived
+ *   table (subquery in FROM) given OFFSET 0, so PostgreSQL plans each level on its own and never merges their
+ *   expressions into one. The rewrite is checked on the parse tree: the fenced text must parse to the caller's tree
+ *   with exactly those fences added.
  */
+
+/** A query's size at most (the API takes 100,000 characters: at most 3 bytes each; the agents' tool takes this). */
+export const QUERY_MAX_BYTES = 300_000;
+/** The heaviest expression a query may have: how many of its inputs' largest values one value may hold (see above). */
+export const MAX_GROWTH = 64;
+/** SELECTs nested inside each other or reading each other (CTE chains) at most. */
+export const MAX_DEPTH = 8;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -57,6 +84,12 @@ const REFUSED_NODES: Record<string, string> = {
   IntoClause: 'SELECT ... INTO', LockingClause: 'FOR UPDATE/SHARE', ParamRef: 'parameters ($1)',
   RangeTableFunc: 'XMLTABLE', RangeTableSample: 'TABLESAMPLE', XmlExpr: 'XML functions', XmlSerialize: 'XML functions',
   JsonTable: 'JSON_TABLE', CallStmt: 'CALL', DoStmt: 'DO', VariableSetStmt: 'SET', TransactionStmt: 'transaction control',
+  // SQL/JSON syntax parses to nodes of its own, not FuncCall/TypeCast: it would pass the function and type allow-lists
+  // unchecked (json_value(... RETURNING regclass) looks the catalogs up). The allow-listed json_build_* functions remain.
+  JsonFuncExpr: 'SQL/JSON JSON_VALUE/JSON_QUERY/JSON_EXISTS', JsonArrayConstructor: 'SQL/JSON JSON_ARRAY',
+  JsonArrayQueryConstructor: 'SQL/JSON JSON_ARRAY', JsonObjectConstructor: 'SQL/JSON JSON_OBJECT', JsonArrayAgg: 'SQL/JSON JSON_ARRAYAGG',
+  JsonObjectAgg: 'SQL/JSON JSON_OBJECTAGG', JsonIsPredicate: 'SQL/JSON IS JSON', JsonParseExpr: 'SQL/JSON JSON()',
+  JsonScalarExpr: 'SQL/JSON JSON_SCALAR', JsonSerializeExpr: 'SQL/JSON JSON_SERIALIZE', MergeSupportFunc: 'MERGE_ACTION()',
 };
 
 export interface AcceptedQuery {
@@ -72,6 +105,8 @@ const nameOf = (list: any[] | undefined): string[] => (list ?? []).map((n) => n?
 
 /** Parses `sql` and checks it against the rules above; throws semantic.query_refused / semantic.syntax_error naming the reason. */
 export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
+  const size = Buffer.byteLength(sql, 'utf8');
+  if (size > QUERY_MAX_BYTES) throw refuse(`the query is ${size} bytes; at most ${QUERY_MAX_BYTES} are allowed`);
   let tree: { stmts?: { stmt: Record<string, unknown>; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = (await parse(sql)) as typeof tree;
@@ -89,11 +124,12 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   checkUnqualifiedNames(stmt, new Set());
   const views = new Set<string>();
   walk(stmt, (node, type) => {
-    const reason = REFUSED_NODES[type];
+    const reason = REFUSED_NODES[type] ?? (type.startsWith('Json') ? `SQL/JSON syntax (${type})` : undefined);
     if (reason) throw refuse(`${reason} is not allowed`);
     switch (type) {
       case 'SelectStmt':
         if (node.intoClause) throw refuse('SELECT ... INTO is not allowed');
+        if (node.withClause?.recursive) throw refuse('WITH RECURSIVE is not allowed (a read of the semantic views needs no recursion)');
         break;
       case 'CommonTableExpr': {
         const q = node.ctequery ?? {};
@@ -140,10 +176,11 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
         if (type.endsWith('Stmt')) throw refuse(`${type.replace(/Stmt$/, '').toUpperCase()} is not allowed`);
     }
   });
+  boundGrowth(stmt.SelectStmt as Sel);
   // the parser's offsets count UTF-8 bytes, not UTF-16 code units: 'Müller' shifts every later offset by one
   const bytes = Buffer.from(sql, 'utf8');
   const statement = (len > 0 ? bytes.subarray(at, at + len) : bytes.subarray(at)).toString('utf8');
-  return { statement, views: [...views].sort() };
+  return { statement: await fenceStatement(statement), views: [...views].sort() };
 }
 
 /**
@@ -198,4 +235,334 @@ function walk(value: unknown, visit: (node: any, type: string) => void): void {
     if (/^[A-Z]/.test(key) && child && typeof child === 'object' && !Array.isArray(child)) visit(child, key);
     walk(child, visit);
   }
+}
+
+// ---- growth and depth bound -------------------------------------------------------------------------------------
+
+type Sel = Record<string, any>;
+/** What a SELECT gives the query that reads it: its heaviest column, its whole row (for `t` / `t.*` / `*`), its depth. */
+interface Shape { value: number; row: number; depth: number }
+interface Env {
+  ctes: ReadonlyMap<string, Shape>;
+  /** the heaviest value / row readable from enclosing queries (correlated and LATERAL references) */
+  outerValue: number;
+  outerRow: number;
+  outerNames: ReadonlySet<string>;
+}
+/** What an expression of one SELECT can read. */
+interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number }
+
+const VIEW: Shape = { value: 1, row: 1, depth: 0 };
+
+/** Functions whose result is a number, a boolean, a date or a fixed-size text, whatever their arguments' size. */
+const BOUNDED_RESULT = new Set([
+  'count', 'sum', 'avg', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp', 'percentile_cont',
+  'bool_and', 'bool_or', 'every', 'corr', 'covar_pop', 'covar_samp', 'regr_slope', 'regr_intercept',
+  'row_number', 'rank', 'dense_rank', 'percent_rank', 'cume_dist', 'ntile',
+  'abs', 'round', 'ceil', 'ceiling', 'floor', 'trunc', 'sign', 'mod', 'power', 'sqrt', 'cbrt', 'exp', 'ln', 'log', 'log10', 'div', 'width_bucket',
+  'length', 'char_length', 'character_length', 'octet_length', 'strpos', 'position', 'starts_with', 'to_number', 'md5', 'regexp_like',
+  'date_trunc', 'date_part', 'extract', 'date_bin', 'age', 'make_date', 'make_timestamp', 'make_interval', 'to_date', 'to_timestamp',
+  'now', 'timezone', 'justify_days', 'justify_hours', 'justify_interval', 'isfinite',
+  'jsonb_array_length', 'jsonb_typeof', 'generate_series', 'array_length', 'cardinality', 'array_position', 'num_nulls', 'num_nonnulls',
+]);
+/** Functions returning one of their arguments (or a part of one). */
+const ONE_OF_ARGS = new Set(['min', 'max', 'mode', 'percentile_disc', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'jsonb_extract_path_text', 'json_extract_path_text', 'substring', 'substr', 'left', 'right', 'split_part', 'regexp_match', 'unnest']);
+/** Operators whose result is a part of their left argument. */
+const PART_OPERATORS = new Set(['->', '->>', '#>', '#>>', '#-']);
+const AT_MOST_ONE = (...w: number[]) => Math.max(0, ...w);
+
+const refuseGrowth = (what: string, weight: number) =>
+  refuse(`${what} can build a value up to ${weight > 1e9 ? "over 10^9" : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text); at most ${MAX_GROWTH} is allowed (each concat / || / replace of a value multiplies its size, and CTEs and subqueries reading each other multiply again)`);
+
+/** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
+function boundGrowth(select: Sel): void {
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set() });
+}
+
+function shapeOf(s: Sel, env: Env): Shape {
+  let ctes = env.ctes;
+  if (s.withClause) {
+    const inScope = new Map(ctes);
+    for (const c of s.withClause.ctes ?? []) {
+      const cte = c.CommonTableExpr;
+      if (!cte) continue;
+      inScope.set(cte.ctename, shapeOf(cte.ctequery.SelectStmt, { ...env, ctes: inScope }));
+    }
+    ctes = inScope;
+  }
+  const own: Env = { ...env, ctes };
+  let shape: Shape;
+  if (s.op && s.op !== 'SETOP_NONE') {
+    const l = shapeOf(s.larg, own);
+    const r = shapeOf(s.rarg, own);
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth) };
+    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0 };
+    weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
+    shape.depth = Math.max(shape.depth, ctx.depth);
+  } else if (s.valuesLists) {
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0 };
+    let value = 0;
+    let row = 0;
+    for (const list of s.valuesLists) {
+      const items: unknown[] = list.List?.items ?? [];
+      const w = items.map((i) => weigh(i, ctx));
+      value = Math.max(value, ...w);
+      row = Math.max(row, w.reduce((a, b) => a + b, 0));
+    }
+    weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
+    shape = { value, row, depth: 1 + ctx.depth };
+  } else {
+    const sources: Shape[] = [];
+    const names = new Set(env.outerNames);
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0 };
+    const add = (shape: Shape, name?: string) => {
+      sources.push(shape);
+      if (name) names.add(name);
+      ctx.value = Math.max(ctx.value, shape.value);
+      ctx.row = Math.max(ctx.row, shape.row);
+      ctx.depth = Math.max(ctx.depth, shape.depth);
+    };
+    const from = (item: any): void => {
+      if (item.RangeVar) {
+        const rv = item.RangeVar;
+        add(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.aliasname ?? rv.relname);
+      } else if (item.RangeSubselect) {
+        const rs = item.RangeSubselect;
+        // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
+        add(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names }), rs.alias?.aliasname);
+      } else if (item.RangeFunction) {
+        const w = weigh(item.RangeFunction.functions, ctx);
+        add({ value: w, row: w, depth: 0 }, item.RangeFunction.alias?.aliasname);
+      } else if (item.JoinExpr) {
+        from(item.JoinExpr.larg);
+        from(item.JoinExpr.rarg);
+        if (item.JoinExpr.alias?.aliasname) names.add(item.JoinExpr.alias.aliasname);
+        weigh(item.JoinExpr.quals, ctx);
+      } else {
+        weigh(item, ctx);
+      }
+    };
+    for (const item of s.fromClause ?? []) from(item);
+    let value = 0;
+    let row = 0;
+    for (const t of s.targetList ?? []) {
+      const val = t.ResTarget?.val;
+      const fields: any[] | undefined = val?.ColumnRef?.fields;
+      if (fields && fields[fields.length - 1]?.A_Star) {
+        // `*` / `t.*` as output columns: each column is one input column
+        value = Math.max(value, ctx.value);
+        row += fields.length === 1 ? sources.reduce((a, x) => a + x.row, 0) : ctx.row;
+      } else {
+        const w = weigh(val, ctx);
+        value = Math.max(value, w);
+        row += w;
+      }
+    }
+    weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
+    shape = { value, row, depth: 1 + ctx.depth };
+  }
+  if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
+  return shape;
+}
+
+/** An upper bound of the size of the value `node` builds, in units of the largest value it reads; refuses past MAX_GROWTH. */
+function weigh(node: unknown, ctx: Ctx): number {
+  if (Array.isArray(node)) return node.reduce((a: number, n) => a + weigh(n, ctx), 0);
+  if (!node || typeof node !== 'object') return 0;
+  const keys = Object.keys(node);
+  if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) {
+    // a plain object (a node's body): the sum of its parts
+    return Object.values(node).reduce((a: number, v) => a + weigh(v, ctx), 0);
+  }
+  const type = keys[0];
+  const n = (node as Record<string, any>)[type];
+  const w = weighNode(type, n, ctx);
+  // a List is not a value (IN (...) lists, FROM functions): its items are checked one by one
+  if (w > MAX_GROWTH && type !== 'List') throw refuseGrowth(describe(type, n), w);
+  return w;
+}
+
+function weighNode(type: string, n: any, ctx: Ctx): number {
+  switch (type) {
+    case 'String': case 'Integer': case 'Float': case 'Boolean': case 'BitString': case 'A_Star':
+      return 0;
+    case 'A_Const':
+      return literalWeight(n);
+    case 'SQLValueFunction': case 'GroupingFunc': case 'ParamRef':
+      return 1;
+    case 'ColumnRef': {
+      const fields: any[] = n.fields ?? [];
+      const last = fields[fields.length - 1];
+      if (last?.A_Star) return ctx.row;
+      // a lone name that is also a FROM item's name may be that item's whole row
+      if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return Math.max(ctx.row, ctx.value);
+      return ctx.value;
+    }
+    case 'TypeCast': case 'CollateClause':
+      return weigh(n.arg, ctx);
+    case 'A_Indirection':
+      weigh(n.indirection, ctx);
+      return weigh(n.arg, ctx);
+    case 'SubLink': {
+      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names });
+      ctx.depth = Math.max(ctx.depth, inner.depth);
+      weigh(n.testexpr, ctx);
+      return n.subLinkType === 'EXPR_SUBLINK' || n.subLinkType === 'ARRAY_SUBLINK' ? inner.value : 1;
+    }
+    case 'A_Expr': {
+      const l = weigh(n.lexpr, ctx);
+      const r = weigh(n.rexpr, ctx);
+      const op = nameOf(n.name).pop();
+      if (n.kind === 'AEXPR_OP' && op === '||') return l + r;
+      if (n.kind === 'AEXPR_OP' && op && PART_OPERATORS.has(op)) return l;
+      if (n.kind === 'AEXPR_NULLIF') return l;
+      return 1;
+    }
+    case 'BoolExpr': case 'NullTest': case 'BooleanTest':
+      weigh(n.args ?? n.arg, ctx);
+      return 1;
+    case 'CaseExpr': {
+      weigh(n.arg, ctx);
+      let w = weigh(n.defresult, ctx);
+      for (const when of n.args ?? []) {
+        weigh(when.CaseWhen?.expr, ctx);
+        w = Math.max(w, weigh(when.CaseWhen?.result, ctx));
+      }
+      return w;
+    }
+    case 'CoalesceExpr': case 'MinMaxExpr':
+      return AT_MOST_ONE(...(n.args ?? []).map((a: unknown) => weigh(a, ctx)));
+    case 'FuncCall': {
+      const parts = nameOf(n.funcname);
+      const name = parts[parts.length - 1]?.toLowerCase();
+      const args: unknown[] = n.args ?? [];
+      const w = args.map((a) => weigh(a, ctx));
+      weigh([n.agg_order, n.agg_filter, n.over], ctx);
+      if (name === 'replace' || name === 'regexp_replace') {
+        // output <= input x replacement length (replace); each match may also repeat itself (\1, \&) in regexp_replace
+        const length = literalLength(args[2]);
+        if (length === undefined) throw refuse(`${name}'s replacement (third argument) must be a string literal`);
+        const factor = name === 'replace' ? Math.max(1, length) : 2 * length + 1;
+        return (w[0] ?? 0) * factor;
+      }
+      // the separator comes between every two arguments
+      if (name === 'concat_ws') return (w[0] ?? 0) * Math.max(1, w.length - 2) + w.slice(1).reduce((a, b) => a + b, 0);
+      if (BOUNDED_RESULT.has(name)) return 1;
+      if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
+      return w.reduce((a, b) => a + b, 0);
+    }
+    case 'WindowDef': case 'SortBy':
+      weigh(Object.values(n), ctx);
+      return 0;
+    default:
+      // anything else (ARRAY[...], ROW(...), a function's named argument...): the sum of its parts
+      return Object.values(n).reduce((a: number, v) => a + weigh(v, ctx), 0);
+  }
+}
+
+/**
+ * A literal's weight: its share of QUERY_MAX_BYTES. U (the unit of every weight) is at least that, so all the
+ * literals of a query together weigh at most 1: ARRAY[1, 2, ... 500] is light, 'x' repeated 10^k times by CTEs is not.
+ */
+function literalWeight(c: any): number {
+  if (c.isnull) return 0;
+  const text = c.sval?.sval ?? c.fval?.fval ?? c.bsval?.bsval ?? String(c.ival?.ival ?? c.boolval?.boolval ?? 0);
+  return Math.max(1, Buffer.byteLength(text, 'utf8')) / QUERY_MAX_BYTES;
+}
+
+/** The byte length of a string (or NULL) literal, possibly cast; undefined for anything else. */
+function literalLength(node: any): number | undefined {
+  const c = node?.TypeCast ? node.TypeCast.arg?.A_Const : node?.A_Const;
+  if (!c) return undefined;
+  if (c.isnull) return 0;
+  return c.sval ? Buffer.byteLength(c.sval.sval ?? '', 'utf8') : undefined;
+}
+
+function describe(type: string, n: any): string {
+  if (type === 'FuncCall') return `${nameOf(n.funcname).join('.')}(...)`;
+  if (type === 'A_Expr') return `operator ${nameOf(n.name).join('.')}`;
+  if (type === 'ColumnRef') return `column ${nameOf(n.fields).join('.') || '*'}`;
+  return type;
+}
+
+// ---- optimization fences ----------------------------------------------------------------------------------------
+
+const OFFSET_0 = { A_Const: { ival: {} } };
+
+/**
+ * The statement with every CTE AS MATERIALIZED and every derived table given OFFSET 0 (unless it has an OFFSET), so
+ * PostgreSQL plans each on its own instead of merging them into one expression. The places come from the parse tree
+ * (a CTE's name, a subquery's nodes) and the scanner's tokens (never a text search: strings and comments are tokens);
+ * the result must parse to the caller's tree with exactly those fences added, or the query is refused.
+ */
+export async function fenceStatement(statement: string): Promise<string> {
+  const tree = (await parse(statement)) as { stmts: { stmt: Record<string, any> }[] };
+  const stmt = tree.stmts[0].stmt;
+  const tokens = (await scan(statement)).tokens.filter((t) => t.tokenName !== 'C_COMMENT' && t.tokenName !== 'SQL_COMMENT');
+  const match = new Map<number, number>();
+  const stack: number[] = [];
+  tokens.forEach((t, i) => {
+    if (t.text === '(') stack.push(i);
+    else if (t.text === ')' && stack.length) match.set(stack.pop()!, i);
+  });
+  const cannot = (why: string) => refuse(`the query could not be fenced (${why})`);
+  const edits: { at: number; end: number; text: string }[] = [];
+  const expected = JSON.parse(JSON.stringify(stmt)) as Record<string, any>;
+  walk(expected, (node, type) => {
+    if (type === 'CommonTableExpr') {
+      let i = tokens.findIndex((t) => t.start === node.location);
+      if (i < 0) throw cannot(`CTE ${node.ctename} not found`);
+      i++;
+      if (tokens[i]?.text === '(') i = (match.get(i) ?? -2) + 1;
+      if (tokens[i]?.text.toUpperCase() !== 'AS') throw cannot(`CTE ${node.ctename} has no AS`);
+      let j = i + 1;
+      while (tokens[j] && /^(NOT|MATERIALIZED)$/i.test(tokens[j].text)) j++;
+      if (tokens[j]?.text !== '(') throw cannot(`CTE ${node.ctename} has no query`);
+      edits.push({ at: tokens[i].end, end: tokens[j].start, text: ' MATERIALIZED ' });
+      node.ctematerialized = 'CTEMaterializeAlways';
+    } else if (type === 'RangeSubselect') {
+      const sub = node.subquery.SelectStmt;
+      if (sub.limitOffset) return;
+      let lo = Infinity;
+      let hi = -1;
+      walkLocations(sub, (at) => { lo = Math.min(lo, at); hi = Math.max(hi, at); });
+      // the innermost parentheses around all of the subquery that open a query (SELECT, VALUES, WITH, TABLE or another '(')
+      let open = -1;
+      for (const [o, c] of match) {
+        if (tokens[o].start < lo && tokens[c].start > hi && o > open && /^(SELECT|VALUES|WITH|TABLE|\()$/i.test(tokens[o + 1]?.text ?? '')) open = o;
+      }
+      if (open < 0) throw cannot('a derived table was not found');
+      const close = tokens[match.get(open)!];
+      edits.push({ at: close.start, end: close.start, text: ' OFFSET 0' });
+      sub.limitOffset = OFFSET_0;
+      if (sub.limitOption === 'LIMIT_OPTION_DEFAULT') sub.limitOption = 'LIMIT_OPTION_COUNT';
+    }
+  });
+  let bytes = Buffer.from(statement, 'utf8');
+  for (const e of edits.sort((a, b) => b.at - a.at)) {
+    bytes = Buffer.concat([bytes.subarray(0, e.at), Buffer.from(e.text), bytes.subarray(e.end)]);
+  }
+  const fenced = bytes.toString('utf8');
+  const again = (await parse(fenced)) as { stmts: { stmt: Record<string, any> }[] };
+  if (again.stmts.length !== 1 || canonical(again.stmts[0].stmt) !== canonical(expected)) {
+    throw cannot('the fenced statement is not the query');
+  }
+  return fenced;
+}
+
+function walkLocations(value: unknown, visit: (at: number) => void): void {
+  if (Array.isArray(value)) return value.forEach((v) => walkLocations(v, visit));
+  if (!value || typeof value !== 'object') return;
+  for (const [key, child] of Object.entries(value)) {
+    if (key === 'location' && typeof child === 'number' && child >= 0) visit(child);
+    else walkLocations(child, visit);
+  }
+}
+
+/** The tree as text without its locations, keys sorted: equal for the same query however it is spelled. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (!value || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const entries = Object.entries(value).filter(([k]) => k !== 'location').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
 }

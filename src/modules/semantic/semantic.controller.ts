@@ -45,7 +45,11 @@ export class SemanticQueryController {
   @ApiOperation({
     operationId: 'querySemanticLayer',
     summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',
-    description: 'Parsed with PostgreSQL\'s parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
+    description: 'Parsed with PostgreSQL\'s parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. '
+      + 'Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); '
+      + 'no expression may build a value more than 64 times the largest value the query starts from (a semantic view\'s value or row, or the query\'s own text of at most 300,000 bytes): concat, ||, json and array building add up their arguments, '
+      + 'replace and regexp_replace multiply by the length of their replacement (which must be a string literal), and a CTE\'s or subquery\'s columns carry their weight into the queries reading them. SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...) is refused. '
+      + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
   })
   @ApiOkResponse({ type: SemanticResultDto })
   @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout')

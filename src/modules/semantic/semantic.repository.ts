@@ -35,6 +35,9 @@ export const semanticRepository = {
     // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
     // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
     await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
+    // A join that can only be a nested loop (LATERAL, a cross join) then costs 10^10, and that cost starts JIT: half a
+    // second of compiling for two rows. The guard's fences (OFFSET 0 on every derived table) keep such joins as joins.
+    await db.$executeRawUnsafe('SET LOCAL jit = off');
     // `answer`: the statement's rows within the row limit, each with the running sum of the rows' text sizes. The
     // rows within the byte cap follow in order; then one last row, every column NULL but the count of `answer`'s
     // rows (to tell "cut by the byte cap" from "no rows"). That row comes from a join that never matches, on an
