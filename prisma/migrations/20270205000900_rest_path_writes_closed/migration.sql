@@ -13,7 +13,7 @@
 --
 -- 1. For each table in core, finance, hub and ai on which `authenticated` holds INSERT, UPDATE or DELETE, a
 --    RESTRICTIVE policy per command (rest_path_closed_insert / _update / _delete) ANDed with the table's own
---    policies. `(SELECT ...)` is evaluated once per statement. Schema public keeps the seed's user-owned tables
+--    policies (no subquery in a policy: Citus, test/platform/citus.test.ts; the function is one inlined expression). Schema public keeps the seed's user-owned tables
 --    (integrations, integration_secrets, providers) writable over REST by their owner, as the seed specifies.
 --    A new table needs the same three policies: test/security/rest-path-writes.test.ts lists every table that
 --    lacks them.
@@ -36,19 +36,19 @@ BEGIN
   LOOP
     IF t.ins THEN
       EXECUTE format('CREATE POLICY rest_path_closed_insert ON %s AS RESTRICTIVE FOR INSERT TO authenticated
-        WITH CHECK ((SELECT public.auth_claims_verified()))', t.rel);
+        WITH CHECK (public.auth_claims_verified())', t.rel);
     END IF;
     IF t.upd THEN
       EXECUTE format('CREATE POLICY rest_path_closed_update ON %s AS RESTRICTIVE FOR UPDATE TO authenticated
-        USING ((SELECT public.auth_claims_verified())) WITH CHECK ((SELECT public.auth_claims_verified()))', t.rel);
+        USING (public.auth_claims_verified()) WITH CHECK (public.auth_claims_verified())', t.rel);
     END IF;
     IF t.del THEN
       EXECUTE format('CREATE POLICY rest_path_closed_delete ON %s AS RESTRICTIVE FOR DELETE TO authenticated
-        USING ((SELECT public.auth_claims_verified()))', t.rel);
+        USING (public.auth_claims_verified())', t.rel);
     END IF;
   END LOOP;
 END
 $$;
 
 CREATE POLICY journal_entries_posting_caller ON finance.journal_entries AS RESTRICTIVE FOR INSERT TO finance_posting
-  WITH CHECK ((SELECT public.auth_claims_verified() OR current_setting('role', true) = 'service_role'));
+  WITH CHECK (public.auth_claims_verified() OR current_setting('role', true) = 'service_role');
