@@ -4,6 +4,7 @@ import type { ApiKeyScope } from '../../platform/auth/api-key-scopes.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { RequestMeta, TenantTx } from '../../platform/database/database.service.js';
 import type { ToolDefinition } from '../../platform/ai/llm-provider.js';
+import { AMOUNT } from '../../platform/http/money.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { SemanticService } from '../semantic/semantic.service.js';
 import { KnowledgeService } from '../knowledge/knowledge.service.js';
@@ -154,7 +155,7 @@ export class ToolRegistry {
   /** Why an API key with `keyScopes` may not use tool `name`; null: it may (every other principal, null scopes, may). */
   keyRefusal(name: string, keyScopes: readonly string[] | null): string | null {
     if (!keyScopes) return null;
-    const needs = TOOL_KEY_SCOPES[name];
+    const needs = Object.hasOwn(TOOL_KEY_SCOPES, name) ? TOOL_KEY_SCOPES[name] : undefined;
     if (!needs) return `tool ${name} is not open to API keys`;
     const missing = needs.filter((scope) => !keyScopes.includes(scope));
     return missing.length ? `tool ${name} needs the API key scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; this key lacks ${missing.length > 1 ? 'them' : 'it'}` : null;
@@ -164,8 +165,6 @@ export class ToolRegistry {
     return names.map((n) => this.tools.get(n)).filter((t): t is AgentTool => !!t).map(({ name, description, parameters }) => ({ name, description, parameters }));
   }
 }
-
-const AMOUNT = /^\d{1,14}(\.\d{1,4})?$/;
 
 /** Checks a proposed entry and answers it as a proposal; nothing is written. */
 export function draftJournalEntry(args: Record<string, unknown>): Record<string, unknown> {

@@ -23,7 +23,7 @@ export function contentTypeOf(mimetype: string | undefined, filename: string | u
   // browsers and curl send application/octet-stream (or text/plain) for .md files: the extension decides then
   if (!declared || declared === 'application/octet-stream' || declared === 'text/plain') {
     const ext = filename?.toLowerCase().match(/\.([a-z]+)$/)?.[1];
-    if (ext && BY_EXTENSION[ext]) return BY_EXTENSION[ext];
+    if (ext && Object.hasOwn(BY_EXTENSION, ext)) return BY_EXTENSION[ext];
     if (declared === 'text/plain') return 'text/plain';
   }
   return undefined;

@@ -1,5 +1,6 @@
 // The known organization-level settings and their shapes. App-level settings (scope = an app code)
 // are free-form JSON owned by each app, limited in size.
+import { CURRENCY } from '../../platform/http/money.js';
 
 export type Checked = { ok: true; value: unknown } | { ok: false; problem: string };
 type Check = (value: unknown) => Checked;

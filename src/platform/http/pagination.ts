@@ -4,6 +4,7 @@ import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import { PlatformErrors } from '../errors/platform.errors.js';
 import { isCalendarDate, isUtcInstant } from './calendar-date.js';
 import { UUID } from './uuid.js';
+import { CURRENCY } from './money.js';
 
 export class PageQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
@@ -50,7 +51,7 @@ const CURSOR_FIELDS = {
   /** a decimal amount, as text */
   decimal: (v: string) => /^-?[0-9]{1,30}(\.[0-9]{1,30})?$/.test(v),
   /** an ISO 4217 currency code */
-  currency: (v: string) => /^[A-Z]{3}$/.test(v),
+  currency: (v: string) => CURRENCY.test(v),
   /** free text (a sort key such as a lower-cased name) */
   text: (v: string) => v.length <= 1000 && !v.includes('\0'),
 } as const;
