@@ -52,7 +52,7 @@ export class AiCatalogController {
   }
 
   @Get('usage')
-  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost' })
+  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost (owners, admins, API keys: every run; other members: the runs they started)' })
   @ApiOkResponse({ type: UsageReportDto })
   @ApiErrorCodes('ai.range')
   usage(@Tx() tx: TenantTx, @Query() q: UsageQuery): Promise<UsageReportDto> {
@@ -217,7 +217,7 @@ export class AgentsController {
   }
 
   @Get(':agentId/runs')
-  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s runs, newest first; filter by status and trigger (cursor pagination; any member, viewers included)' })
+  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s runs, newest first; filter by status and trigger (cursor pagination; owners, admins and API keys see every run; other members, viewers included, the runs they started)' })
   @ApiOkResponse({ type: RunPage })
   @ApiErrors(400)
   @ApiErrorCodes('organization.not_found', 'agent.not_found')
@@ -226,7 +226,11 @@ export class AgentsController {
   }
 
   @Get(':agentId/runs/:runId')
-  @ApiOperation({ operationId: 'getAgentRun', summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors' })
+  @ApiOperation({
+    operationId: 'getAgentRun',
+    summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person who started it, owner, admin, API key)',
+    description: 'A run holds what its tools read with the claims of the person who started it: any other member gets 404 run.not_found.',
+  })
   @ApiOkResponse({ type: RunDto })
   @ApiErrorCodes('organization.not_found', 'run.not_found')
   getRun(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
@@ -235,10 +239,11 @@ export class AgentsController {
 
   @Post(':agentId/runs/:runId/cancel')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin); it stops at its next step' })
+  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin: another member gets 403); it stops at its next step' })
   @ApiOkResponse({ type: RunDto })
-  @ApiErrorCodes('ai.run_finished', 'forbidden.role')
-  cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
+  @ApiErrorCodes('ai.run_finished', 'forbidden.role', 'run.not_found')
+  async cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {
+    await this.agents.assertMayCancel(tx, agentId, runId);
     return this.runs.cancel(tx, agentId, runId);
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { Clock } from '../../platform/clock/clock.js';
@@ -90,6 +91,8 @@ export class AgentsService {
   }
 
   // ---------------------------------------------------------------- runs (reads)
+  // A run holds what its tools read with its starter's claims: the database shows a run and its steps only to the person
+  // who started it, owners, admins and API keys (runs_read, run_steps_read); to anyone else it does not exist (404).
   async listRuns(tx: TenantTx, agentId: string, q: RunListQuery): Promise<RunPage> {
     await this.get(tx, agentId);
     const limit = q.limit ?? 50;
@@ -103,6 +106,17 @@ export class AgentsService {
     const run = await repo.getRun(tx.db, tx.orgId, agentId, runId);
     if (!run) throw AgentErrors.notFound('run', runId);
     return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
+  }
+
+  /**
+   * Before RunsService.cancel: to a member who is not owner or admin, a run someone else started reads as missing; the
+   * cancel is refused as a role matter (403), for any id they do not see, which says nothing of other members' runs.
+   */
+  async assertMayCancel(tx: TenantTx, agentId: string, runId: string): Promise<void> {
+    if (ADMIN_ROLES.includes(tx.role as RequestRole)) return;
+    if (!(await repo.getRun(tx.db, tx.orgId, agentId, runId))) {
+      throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
+    }
   }
 
   // ---------------------------------------------------------------- budgets
