@@ -5,7 +5,7 @@ import { CronTime } from 'cron';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import type { TenantTx } from '../../platform/database/database.service.js';
+import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -27,6 +27,9 @@ interface TriggerLookup {
 /** This event or slot already fired: the run is not created (at most once). */
 class AlreadyFired extends Error {}
 
+/** A firing refused with these statuses stops its trigger: the member left or lost the role, or the plan lost the feature. */
+const STOPPING_STATUSES = [402, 403, 404];
+
 /** The latest slot of `cron` (UTC) after `from` and at or before `now`, or undefined. */
 export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
   const time = new CronTime(cron, 'UTC');
@@ -44,8 +47,10 @@ export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
 /**
  * Automation (plan feature ai_automation): triggers run an agent on a schedule or on a domain event, with the
  * claims of the member who set the trigger, re-checked at every firing (membership, role owner/admin, the
- * plan's feature): a member who left or lost the role stops the trigger with an error. A firing is recorded
- * in the run's own transaction under a unique key (event id, or scheduled slot): at most one run per event.
+ * plan's feature): a member who left or lost the role, or a plan without the feature, stops the trigger with an
+ * error. A paused agent or a missing provider key (states an owner or admin undoes) skips the firing and leaves the
+ * trigger active. A firing, run or skipped, is recorded under a unique key (event id, or scheduled slot): at most
+ * one run per event or slot.
  */
 @Injectable()
 export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
@@ -54,6 +59,7 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
   constructor(
     private readonly events: DomainEvents,
     private readonly privileged: PrivilegedDatabase,
+    private readonly db: DatabaseService,
     private readonly runs: RunsService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
@@ -145,7 +151,7 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
   /**
    * Starts one run of `t` as its member, executed by a job of its own (agents.run, as ?async=true): the domain event's
    * job or the tick that fired it does not wait for the model (up to 50 calls, each up to a minute), so other events
-   * and e-mails behind it do not either. False when it already fired or the trigger stopped.
+   * and e-mails behind it do not either. False when it already fired, was skipped or the trigger stopped.
    */
   private async fire(t: TriggerRow, key: string, content: string, kind: 'event' | 'schedule', at = new Date(this.clock.now())): Promise<boolean> {
     const email = await this.privileged.run('agents.triggers', (db) => repo.userEmail(db, t.created_by));
@@ -163,14 +169,33 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
       });
     } catch (err) {
       if (err instanceof AlreadyFired) return false;
-      // the member left (404), lost the role (403), or the plan lost the feature (402): the trigger stops, with the reason
-      if (err instanceof AppError && [402, 403, 404, 409, 422].includes(err.status)) {
+      if (!(err instanceof AppError) || err.status >= 500) throw err;
+      // the member left (404), lost the role (403), or the plan lost the feature (402): the trigger can no longer run as
+      // it was set, it stops, with the reason
+      if (STOPPING_STATUSES.includes(err.status)) {
         await this.stop(t, `${err.code}: ${err.message}`);
         return false;
       }
-      throw err;
+      // the agent is paused (409 ai.agent_paused), no provider key (422 ai.no_provider_key), ...: this firing is skipped,
+      // the trigger stays active and runs again once an owner or admin resumes the agent or stores a key
+      await this.skip(principal, t, key, at, err);
+      return false;
     }
     return true;
+  }
+
+  /**
+   * Records a skipped firing as the member (as a run's firing is recorded: its key is used, without a run), so the slot or
+   * event is not tried again at every tick, and audits why.
+   */
+  private async skip(principal: Principal, t: TriggerRow, key: string, at: Date, err: AppError): Promise<void> {
+    const reason = `${err.code}: ${err.message}`;
+    this.logger.warn(`agent trigger ${t.id} of organization ${t.org_id} skipped ${key}: ${reason}`);
+    await this.db.tenant(principal, t.org_id, { requestId: `trigger:${t.id}:${key}` }, async (tx) => {
+      // no run: a skipped firing's run_id is null (the column allows it; the repository's parameter is typed string)
+      if (!(await repo.recordFiring(tx.db, t.org_id, t.id, key, null, at))) return;
+      await this.audit.record(tx, { action: 'ai.trigger_skipped', entityType: 'ai_trigger', entityId: t.id, after: { fireKey: key, reason } });
+    });
   }
 
   private async stop(t: TriggerRow, reason: string): Promise<void> {

@@ -78,7 +78,7 @@ export const triggersRepository = {
   },
 
   /** As the member: records a firing; false when this event or slot already fired (at most once). */
-  async recordFiring(db: Db, orgId: string, triggerId: string, fireKey: string, runId: string, at: Date): Promise<boolean> {
+  async recordFiring(db: Db, orgId: string, triggerId: string, fireKey: string, runId: string | null, at: Date): Promise<boolean> {
     const n = await db.runCount(qb.insertInto('ai.trigger_firings').values({ org_id: orgId, trigger_id: triggerId, fire_key: fireKey, run_id: runId })
       .onConflict((oc) => oc.columns(['org_id', 'trigger_id', 'fire_key']).doNothing()));
     if (n === 0) return false;
