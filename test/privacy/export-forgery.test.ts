@@ -1,9 +1,9 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
+import { restGateway, type RestGateway } from '../support/rest-gateway.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
@@ -24,8 +24,7 @@ describe('an organization\'s export cannot be forged into another organization t
   let t: TestApp;
   const clock = new ManualClock();
   const dir = mkdtempSync(join(tmpdir(), 'omnizen-export-forgery-'));
-  let gateway: pg.Pool;
-  const gatewayLogin = `omnizen_t_exf_${randomBytes(4).toString('hex')}`;
+  let gateway: RestGateway;
   let owner: TestUser;
   let admin: TestUser;
   let acme: string;
@@ -36,13 +35,7 @@ describe('an organization\'s export cannot be forged into another organization t
 
   beforeAll(async () => {
     t = await createTestApp({ DATA_EXPORT_DIR: dir, REDIS_URL: '', AUTH_COOKIES: 'false' }, { clock });
-    // a login like PostgREST's authenticator: it switches into anon or authenticated per request
-    await t.db.admin.query(`CREATE ROLE ${gatewayLogin} LOGIN PASSWORD 'rest-test' NOINHERIT IN ROLE anon, authenticated`);
-    const url = new URL(t.db.url);
-    url.username = gatewayLogin;
-    url.password = 'rest-test';
-    gateway = new pg.Pool({ connectionString: url.toString(), max: 2 });
-    gateway.on('error', () => undefined);
+    gateway = await restGateway(t.db);
 
     owner = await registerUser(t, 'exportowner');
     admin = await registerUser(t, 'exportadmin');
@@ -59,30 +52,10 @@ describe('an organization\'s export cannot be forged into another organization t
   afterAll(async () => {
     await gateway?.end();
     await t?.close();
-    const root = new pg.Client({ connectionString: process.env.OMNIZEN_TEST_SERVER_URL });
-    await root.connect();
-    await root.query(`DROP ROLE IF EXISTS ${gatewayLogin}`);
-    await root.end();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** One REST request: the token's claims and role set for the transaction, as PostgREST does; committed if it succeeds. */
-  async function rest(claims: Record<string, unknown>, sql: string, params: unknown[] = []) {
-    const c = await gateway.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ ...claims, role: 'authenticated' })]);
-      await c.query('SET LOCAL ROLE authenticated');
-      const result = await c.query(sql, params);
-      await c.query('COMMIT');
-      return result.rows;
-    } catch (err) {
-      await c.query('ROLLBACK');
-      throw err;
-    } finally {
-      c.release();
-    }
-  }
+  const rest = (claims: Record<string, unknown>, sql: string, params: unknown[] = []) => gateway.rest('authenticated', claims, sql, params);
 
   /** A download link for an export id, signed as the API signs them (what a link to a forged row would be). */
   function signedLink(id: string, expiresAtMs: number): string {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
+import { restGateway, type RestGateway } from '../support/rest-gateway.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { payablesUrl } from '../payables/payables-support.js';
@@ -18,8 +18,7 @@ const MIGRATION = new URL('../../prisma/migrations/20270205000510_party_keys_per
  */
 describe('a party\'s audit key belongs to its organization: another organization cannot shred it', () => {
   let t: TestApp;
-  let gateway: pg.Pool;
-  const gatewayLogin = `omnizen_t_pkt_${randomBytes(4).toString('hex')}`;
+  let gateway: RestGateway;
   let attacker: TestUser;
   let victim: TestUser;
   let orgA: string;
@@ -27,13 +26,7 @@ describe('a party\'s audit key belongs to its organization: another organization
 
   beforeAll(async () => {
     t = await createTestApp({ REDIS_URL: '', AUTH_COOKIES: 'false' });
-    // a login like PostgREST's authenticator: it switches into anon or authenticated per request
-    await t.db.admin.query(`CREATE ROLE ${gatewayLogin} LOGIN PASSWORD 'rest-test' NOINHERIT IN ROLE anon, authenticated`);
-    const url = new URL(t.db.url);
-    url.username = gatewayLogin;
-    url.password = 'rest-test';
-    gateway = new pg.Pool({ connectionString: url.toString(), max: 2 });
-    gateway.on('error', () => undefined);
+    gateway = await restGateway(t.db);
 
     attacker = await registerUser(t, 'attacker');
     victim = await registerUser(t, 'victim');
@@ -46,28 +39,9 @@ describe('a party\'s audit key belongs to its organization: another organization
   afterAll(async () => {
     await gateway?.end();
     await t?.close();
-    const root = new pg.Client({ connectionString: process.env.OMNIZEN_TEST_SERVER_URL });
-    await root.connect();
-    await root.query(`DROP ROLE IF EXISTS ${gatewayLogin}`);
-    await root.end();
   });
 
-  async function rest(claims: Record<string, unknown>, sql: string, params: unknown[] = []) {
-    const c = await gateway.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ ...claims, role: 'authenticated' })]);
-      await c.query('SET LOCAL ROLE authenticated');
-      const result = await c.query(sql, params);
-      await c.query('COMMIT');
-      return result.rows;
-    } catch (err) {
-      await c.query('ROLLBACK');
-      throw err;
-    } finally {
-      c.release();
-    }
-  }
+  const rest = (claims: Record<string, unknown>, sql: string, params: unknown[] = []) => gateway.rest('authenticated', claims, sql, params);
 
   const keyCount = async (subject: string) =>
     (await t.db.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM core.personal_data_keys WHERE subject = $1', [subject])).rows[0].n;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+import { restGateway, type RestGateway } from '../support/rest-gateway.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
@@ -22,21 +23,14 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
  */
 describe('the Supabase REST path cannot write outbox jobs, audit rows, personal data keys or any table the API writes', () => {
   let t: TestApp;
-  let gateway: pg.Pool;
-  const gatewayLogin = `omnizen_t_rest_${randomBytes(4).toString('hex')}`;
+  let gateway: RestGateway;
   let owner: TestUser;
   let viewer: TestUser;
   let orgId: string;
 
   beforeAll(async () => {
     t = await createTestApp({ REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
-    // a login like PostgREST's authenticator: no rights of its own, it switches into anon or authenticated per request
-    await t.db.admin.query(`CREATE ROLE ${gatewayLogin} LOGIN PASSWORD 'rest-test' NOINHERIT IN ROLE anon, authenticated`);
-    const url = new URL(t.db.url);
-    url.username = gatewayLogin;
-    url.password = 'rest-test';
-    gateway = new pg.Pool({ connectionString: url.toString(), max: 2 });
-    gateway.on('error', () => undefined);
+    gateway = await restGateway(t.db);
     owner = await verifyEmailOf(t, await registerUser(t, 'owner'));
     viewer = await registerUser(t, 'viewer');
     orgId = await createOrg(t, owner, 'Targeted Co');
@@ -45,29 +39,9 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows, personal 
   afterAll(async () => {
     await gateway?.end();
     await t?.close();
-    const root = new pg.Client({ connectionString: process.env.OMNIZEN_TEST_SERVER_URL });
-    await root.connect();
-    await root.query(`DROP ROLE IF EXISTS ${gatewayLogin}`);
-    await root.end();
   });
 
-  /** One REST request: the token's claims and role set for the transaction, as PostgREST does; committed if it succeeds. */
-  async function rest(role: 'anon' | 'authenticated', claims: Record<string, unknown>, sql: string, params: unknown[] = []) {
-    const c = await gateway.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ ...claims, role })]);
-      await c.query(`SET LOCAL ROLE ${role}`);
-      const result = await c.query(sql, params);
-      await c.query('COMMIT');
-      return result.rows;
-    } catch (err) {
-      await c.query('ROLLBACK');
-      throw err;
-    } finally {
-      c.release();
-    }
-  }
+  const rest = (role: 'anon' | 'authenticated', claims: Record<string, unknown>, sql: string, params: unknown[] = []) => gateway.rest(role, claims, sql, params);
   // a Supabase access token names the user, not an organization; a custom claim could name one
   const viewerToken = () => ({ sub: viewer.id, email: viewer.email, aud: 'authenticated' });
   const emailSubject = (email: string) => `email:${createHash('sha256').update(email.toLowerCase()).digest('hex')}`;
