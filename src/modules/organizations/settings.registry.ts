@@ -43,7 +43,7 @@ const timezone: Check = (v) => {
 };
 
 const currency: Check = (v) =>
-  typeof v === 'string' && /^[A-Z]{3}$/.test(v) && CURRENCIES.has(v) ? ok(v) : bad('must be an ISO 4217 currency code such as "EUR"');
+  typeof v === 'string' && CURRENCY.test(v) && CURRENCIES.has(v) ? ok(v) : bad('must be an ISO 4217 currency code such as "EUR"');
 
 const month: Check = (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 12 ? ok(v) : bad('must be an integer month from 1 to 12'));
 
