@@ -28,20 +28,52 @@ function invalid(details: FieldProblem[]): BadRequestException {
 const join = (prefix: string, key: string | number) => (typeof key === 'number' ? `${prefix}[${key}]` : prefix ? `${prefix}.${key}` : key);
 
 /**
+ * How deeply objects and arrays may nest in a body or query, the body itself counting as the first level. Turning
+ * JSON into DTOs (class-transformer) recurses once per level without a bound: a 10 KB body of 5,000 nested arrays
+ * overflowed the stack, a 500 on any route, public ones included. No field needs a tenth of this (analytics
+ * properties, setting values and integration credentials are small JSON objects).
+ */
+export const MAX_INPUT_DEPTH = 64;
+
+class TooDeep extends Error {
+  constructor(readonly field: string) {
+    super(field);
+  }
+}
+
+/**
  * PostgreSQL stores no NUL character, neither in text nor in jsonb: one anywhere in the input, in a value or
- * in a JSON key, is refused here, naming the field, rather than failing in the database.
+ * in a JSON key, is refused here, naming the field, rather than failing in the database. The walk also measures
+ * the nesting: an object or array deeper than MAX_INPUT_DEPTH throws TooDeep naming it, before anything recurses
+ * over the input without a bound. `depth` is the number of objects and arrays `value` is inside.
  */
 function nulCharacters(value: unknown, field: string, out: FieldProblem[], depth = 0): void {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) out.push({ field: field || 'body', problems: [`${field || 'body'} must not contain a NUL character (\\u0000)`] });
-  } else if (Array.isArray(value)) {
-    if (depth < 32) value.forEach((v, i) => nulCharacters(v, join(field, i), out, depth + 1));
-  } else if (value !== null && typeof value === 'object' && depth < 32) {
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (depth >= MAX_INPUT_DEPTH) throw new TooDeep(field || 'body');
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => nulCharacters(v, join(field, i), out, depth + 1));
+  } else {
     for (const [key, v] of Object.entries(value)) {
       if (key.includes('\u0000')) out.push({ field: join(field, key.replaceAll('\u0000', '\\u0000')), problems: ['a key must not contain a NUL character (\\u0000)'] });
       else nulCharacters(v, join(field, key), out, depth + 1);
     }
   }
+}
+
+/** The NUL characters of an input, or the first place it nests too deeply (then only that: the rest is not walked). */
+function inputProblems(value: unknown, field: string): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  try {
+    nulCharacters(value, field, out);
+  } catch (err) {
+    if (!(err instanceof TooDeep)) throw err;
+    return [{ field: err.field, problems: [`${err.field} is nested too deeply: objects and arrays may nest at most ${MAX_INPUT_DEPTH} levels deep (the body is the first)`] }];
+  }
+  return out;
 }
 
 /** Whether @ApiProperty documents `key` of the class with prototype `proto` as nullable (read once per class and key). */
@@ -258,9 +290,9 @@ class RequestValidationPipe extends ValidationPipe {
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
-      const nul: FieldProblem[] = [];
-      nulCharacters(value, metadata.type === 'param' ? (metadata.data ?? '') : '', nul);
-      if (nul.length > 0) throw invalid(nul);
+      // before super.transform, whose class-transformer recursion a deeply nested input would overflow
+      const problems = inputProblems(value, metadata.type === 'param' ? (metadata.data ?? '') : '');
+      if (problems.length > 0) throw invalid(problems);
     }
     const nulls: FieldProblem[] = [];
     // the body's own fields first (a missing required field would otherwise hide them), nested DTOs once transformed
