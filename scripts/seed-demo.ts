@@ -9,6 +9,7 @@ import { identityRepository } from '../src/modules/auth/identity.repository.js';
 import { createApp } from '../src/bootstrap.js';
 import { loadConfig } from '../src/platform/config/config.js';
 import { loadLocalEnv } from '../src/platform/config/local-env.js';
+import { loginPassword } from '../src/platform/database/database-url.js';
 import { migrate, projectRoot } from '../src/platform/database/migrator.js';
 import { ensureDatabaseUrl } from '../src/platform/database/local-postgres.js';
 
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
   const webhookSecret = process.env.STRIPE_WEBHOOK_SECRET || `whsec_seed_${randomBytes(16).toString('hex')}`;
   // jobs in this process (drain() applies the plan before the ledger is started)
   const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', REDIS_URL: '', STRIPE_WEBHOOK_SECRET: webhookSecret });
-  await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
+  await migrate(config.databaseUrl, { apiPassword: loginPassword(config.apiDatabaseUrl) });
   const app = await createApp(AppModule.forRoot(config));
   await app.init();
   const fastify = app.getHttpAdapter().getInstance();

@@ -3,6 +3,7 @@ import { AppModule } from './app.module.js';
 import { createApp } from './bootstrap.js';
 import { ConfigError, loadConfig } from './platform/config/config.js';
 import { loadLocalEnv } from './platform/config/local-env.js';
+import { loginPassword } from './platform/database/database-url.js';
 import { migrate, projectRoot } from './platform/database/migrator.js';
 import { ensureDatabaseUrl } from './platform/database/local-postgres.js';
 import { shutDownGracefullyOn } from './platform/http/graceful-shutdown.js';
@@ -33,7 +34,7 @@ export async function serve(): Promise<void> {
   process.env.DATABASE_URL = await ensureDatabaseUrl(root);
   const config = loadConfig();
   if (config.migrateOnStart) {
-    await migrate(config.databaseUrl, { apiPassword: new URL(config.apiDatabaseUrl).password });
+    await migrate(config.databaseUrl, { apiPassword: loginPassword(config.apiDatabaseUrl) });
   }
   const app = await createApp(AppModule.forRoot(config));
   await app.listen(config.port, config.host).catch((err: NodeJS.ErrnoException) => {
