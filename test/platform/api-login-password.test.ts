@@ -68,8 +68,8 @@ describe('the runtime login\'s password, set by db:migrate', () => {
   }
 
   it('sets API_DATABASE_PASSWORD so that the derived runtime URL logs in', async () => {
-    // (a % in API_DATABASE_PASSWORD is not encoded by the derivation, deriveApiDatabaseUrl: not covered here)
-    const env = { API_DATABASE_URL: '', API_DATABASE_PASSWORD: 'Zx3/k9+Qw= @:#?' };
+    // a '%' too: the derivation encodes it, or a%41 would be read back as aA
+    const env = { API_DATABASE_URL: '', API_DATABASE_PASSWORD: 'Zx3/k9+Qw= @:#?a%41' };
     expect(await dbMigrate(env)).toContain('database is up to date');
     const { apiDatabaseUrl } = loadConfig({ NODE_ENV: 'test', DATABASE_URL: server.url('omnizen'), ...env });
     expect(await loginAs(apiDatabaseUrl)).toEqual({ who: 'omnizen_api', ok: 1 });

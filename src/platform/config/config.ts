@@ -204,6 +204,8 @@ export interface AppConfig {
     retentionMonths: number;
     /** monthly partitions created ahead of the current month */
     partitionsAhead: number;
+    /** distinct event names an organization may send (ANALYTICS_MAX_EVENT_NAMES): a new name past it is refused */
+    maxEventNames: number;
     /** POSTHOG_API_KEY set: events are also forwarded to PostHog */
     posthogApiKey?: string;
     posthogHost: string;
@@ -353,11 +355,24 @@ function cron(env: Env, name: string, fallback: string): string {
   return value;
 }
 
+/**
+ * At least 2: an app may send events dated up to 28 days back (analytics.service.ts MAX_AGE_MS), so into the previous
+ * month; keeping only the current month's partition would refuse every batch holding such an event.
+ */
+function analyticsRetentionMonths(env: Env): number {
+  const months = int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120);
+  if (months < 2) {
+    throw new ConfigError(`ANALYTICS_RETENTION_MONTHS must be at least 2, got "${env.ANALYTICS_RETENTION_MONTHS}": `
+      + 'events may be dated up to 28 days back, into the previous month, whose partition 1 would drop');
+  }
+  return months;
+}
+
 /** The API's runtime URL: API_DATABASE_URL, or DATABASE_URL with the omnizen_api login. */
 export function deriveApiDatabaseUrl(databaseUrl: string, password: string): string {
   const u = new URL(databaseUrl);
   u.username = 'omnizen_api';
-  u.password = password;
+  u.password = encodeURIComponent(password); // a '%' would otherwise be read back as an escape
   return u.toString();
 }
 
@@ -535,8 +550,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       leaseMax: int(env, 'RATE_LIMIT_LEASE_MAX', 100, 0, 10_000),
     },
     analytics: {
-      retentionMonths: int(env, 'ANALYTICS_RETENTION_MONTHS', 13, 1, 120),
+      retentionMonths: analyticsRetentionMonths(env),
       partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
+      maxEventNames: int(env, 'ANALYTICS_MAX_EVENT_NAMES', 500, 1, 100_000),
       posthogApiKey: env.POSTHOG_API_KEY || undefined,
       posthogHost: url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com'),
     },
