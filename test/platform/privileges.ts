@@ -266,6 +266,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
   'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
   'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },
+  // the distinct event names of an organization's apps (20270205001100): added by the senders, pruned by the job
+  'table core.analytics_event_names': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT' },
   // knowledge base (20261224000100_knowledge)
   'table ai.knowledge_collections': { authenticated: RW, service_role: RW },
   'table ai.knowledge_documents': { authenticated: RW, service_role: RW },

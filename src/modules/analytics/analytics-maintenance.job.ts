@@ -5,7 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
-import { AnalyticsService, MAX_AGE_MS } from './analytics.service.js';
+import { AnalyticsService, FEATURES_PER_PLAN, MAX_AGE_MS } from './analytics.service.js';
 
 const DAY_MS = 86_400_000;
 
@@ -60,8 +60,10 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
       const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
       const dropped = await repo.dropPartitions(db, keepFrom);
       const rollUpsDeleted = await repo.deleteRollUpsBefore(db, keepFrom);
-      if (created.length || dropped.length || rollUpsDeleted) {
-        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted`);
+      // a name whose events are all past the retention no longer counts against ANALYTICS_MAX_EVENT_NAMES
+      const namesForgotten = await repo.deleteEventNamesUnusedSince(db, keepFrom);
+      if (created.length || dropped.length || rollUpsDeleted || namesForgotten) {
+        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${namesForgotten} event names forgotten`);
       }
       return { created, dropped, rollUpsDeleted };
     });
@@ -81,7 +83,8 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
   /**
    * Recomputes the daily roll-ups of the UTC days that [from, to) touches (default: yesterday and today) and of the
    * days that received events since the last roll-up, in one statement, then the usage gauges of /metrics (active
-   * users per organization, today's feature usage by plan tier). Returns rows written.
+   * users per organization, today's feature usage by plan tier: FEATURES_PER_PLAN events per plan read, the rest
+   * summed by the database). Returns rows written.
    */
   async rollUp(from?: Date, to?: Date): Promise<number> {
     const today = this.today();
@@ -95,8 +98,9 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
         const written = await repo.rollUp(db, [...days].map((d) => new Date(d)));
         const day = new Date(today).toISOString().slice(0, 10);
         const users = await repo.activeUsersByOrg(db, new Date(today));
-        const features = await repo.featureUsageByPlan(db, day, day);
-        this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event, events: f.events })));
+        // per plan its most used events, then the rest summed: after as many rows as the gauge labels, so it is "other"
+        const features = await repo.featureUsageByPlan(db, day, day, FEATURES_PER_PLAN);
+        this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event ?? 'other', events: f.events })));
         return written;
       });
     } catch (err) {

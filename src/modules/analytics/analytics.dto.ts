@@ -58,6 +58,14 @@ export class AnalyticsRangeQuery {
 
 export class AnalyticsCountsQuery extends AnalyticsRangeQuery {
   @ApiPropertyOptional({ description: 'Only this event', example: 'invoice.viewed' }) @IsOptional() @IsString() @Matches(EVENT_NAME) event?: string;
+
+  @ApiPropertyOptional({ description: 'Rows per page (1 to 1000, default 1000); the X-Next-Cursor header continues the list', minimum: 1, maximum: 1000, default: 1000, example: 1000 })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
+  limit?: number;
+
+  @ApiPropertyOptional({ description: 'Opaque cursor: the X-Next-Cursor header of the previous page' })
+  @IsOptional() @IsString()
+  cursor?: string;
 }
 
 export class AnalyticsTopQuery extends AnalyticsRangeQuery {

@@ -67,12 +67,58 @@ export const analyticsRepository = {
         ${rows.map((r) => r.userId)}::text[], ${rows.map((r) => r.anonymousId)}::text[], ${rows.map((r) => r.source)}::text[])`));
   },
 
-  async dailyCounts(db: Db, orgId: string, from: string, to: string, event?: string): Promise<{ day: string; event: string; events: number; users: number }[]> {
-    let q = qb.selectFrom('core.analytics_daily').select(['day', 'event', 'events', 'users'])
-      .where('org_id', '=', orgId).where('day', '>=', new Date(from)).where('day', '<=', new Date(to));
-    if (event) q = q.where('event', '=', event);
-    const rows = await db.run(q.orderBy('day').orderBy('event'));
+  /**
+   * The roll-ups of [from, to] by day and event, one page: `limit + 1` rows after the keyset position `after`
+   * (day, event), for `page()` to cut.
+   */
+  async dailyCounts(db: Db, orgId: string, q: { from: string; to: string; event?: string; after?: { d: string; e: string }; limit: number }): Promise<{ day: string; event: string; events: number; users: number }[]> {
+    let query = qb.selectFrom('core.analytics_daily').select(['day', 'event', 'events', 'users'])
+      .where('org_id', '=', orgId).where('day', '>=', new Date(q.from)).where('day', '<=', new Date(q.to));
+    if (q.event) query = query.where('event', '=', q.event);
+    if (q.after) {
+      const { d, e } = q.after;
+      query = query.where((eb) => eb.or([eb('day', '>', new Date(d)), eb.and([eb('day', '=', new Date(d)), eb('event', '>', e)])]));
+    }
+    const rows = await db.run(query.orderBy('day').orderBy('event').limit(q.limit + 1));
     return rows.map((r) => ({ day: isoDay(r.day), event: r.event, events: num(r.events), users: num(r.users) }));
+  },
+
+  /** Which of `names` the organization's apps have sent before (by primary key; no lock). */
+  async knownEventNames(db: Db, orgId: string, names: string[]): Promise<Set<string>> {
+    if (!names.length) return new Set();
+    const rows = await db.run(qb.selectFrom('core.analytics_event_names').select('name')
+      .where('org_id', '=', orgId).where('name', '=', sql<string>`ANY(${names}::text[])`));
+    return new Set(rows.map((r) => r.name));
+  },
+
+  /**
+   * Under a lock that every registration of the organization takes until its transaction ends (so two batches cannot
+   * both pass the cap): how many names the organization holds and which of `names` are among them now.
+   */
+  async eventNamesLocked(db: Db, orgId: string, names: string[]): Promise<{ held: number; present: Set<string> }> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.analytics_event_names:' || ${orgId}::uuid::text))`;
+    const [row] = await db.$queryRaw<{ held: bigint; present: string[] | null }[]>`
+      SELECT count(*) AS held, array_agg(name) FILTER (WHERE name = ANY(${names}::text[])) AS present
+      FROM core.analytics_event_names WHERE org_id = ${orgId}::uuid`;
+    return { held: num(row.held), present: new Set(row.present ?? []) };
+  },
+
+  /** Registers new names (taken under eventNamesLocked). */
+  async insertEventNames(db: Db, orgId: string, names: string[]): Promise<void> {
+    if (!names.length) return;
+    await db.run(qb.insertInto('core.analytics_event_names').columns(['org_id', 'name'])
+      .expression(sql`SELECT ${orgId}::uuid, unnest(${names}::text[])`)
+      .onConflict((oc) => oc.columns(['org_id', 'name']).doNothing()));
+  },
+
+  /**
+   * Forgets the names registered before `before` that no roll-up from `before` on holds (their events are past the
+   * retention): the organization may use that many new ones (privileged: service_role).
+   */
+  async deleteEventNamesUnusedSince(db: Db, before: Date): Promise<number> {
+    return db.runCount(qb.deleteFrom('core.analytics_event_names as n').where('n.first_seen_at', '<', before)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.analytics_daily as d').select(sql`1`.as('one'))
+        .whereRef('d.org_id', '=', 'n.org_id').whereRef('d.event', '=', 'n.name').where('d.day', '>=', before)))));
   },
 
   async topEvents(db: Db, orgId: string, from: string, to: string, limit: number): Promise<{ event: string; events: number }[]> {
@@ -141,9 +187,13 @@ export const analyticsRepository = {
     return rows.map((r) => r.name);
   },
 
-  /** Feature (event) usage by OmniZen plan across every organization, from the roll-ups (privileged: service_role). */
-  async featureUsageByPlan(db: Db, from: string, to: string): Promise<{ plan: string; event: string; organizations: number; events: number }[]> {
-    const rows = await db.$queryRaw<{ plan: string; event: string; organizations: bigint; events: bigint }[]>`
+  /**
+   * Feature (event) usage by OmniZen plan across every organization, from the roll-ups (privileged: service_role): per
+   * plan its `perPlan` most used events, most used first, then (event null) the events of the plan's other events
+   * summed (organizations: 0), so that the rows are bounded by plans, not by the names every organization sent.
+   */
+  async featureUsageByPlan(db: Db, from: string, to: string, perPlan: number): Promise<{ plan: string; event: string | null; organizations: number; events: number }[]> {
+    const rows = await db.$queryRaw<{ plan: string; event: string | null; organizations: bigint; events: bigint }[]>`
       WITH plan_of AS (
         SELECT o.id AS org_id, coalesce(s.plan, a."defaultPlan") AS plan
         FROM core.organizations o
@@ -151,11 +201,18 @@ export const analyticsRepository = {
         LEFT JOIN hub."Subscription" s ON s."appId" = a.id AND (
           (o.account_type = 'personal' AND s."userId" = o.owner_user_id AND s."organizationId" IS NULL)
           OR (o.account_type <> 'personal' AND s."organizationId" = o.id::text))
-        WHERE o.deleted_at IS NULL)
-      SELECT p.plan, d.event, count(DISTINCT d.org_id) AS organizations, sum(d.events) AS events
-      FROM core.analytics_daily d JOIN plan_of p ON p.org_id = d.org_id
-      WHERE d.day >= ${from}::date AND d.day <= ${to}::date
-      GROUP BY 1, 2 ORDER BY 1, 4 DESC, 2`;
+        WHERE o.deleted_at IS NULL),
+      usage AS (
+        SELECT p.plan, d.event, count(DISTINCT d.org_id) AS organizations, sum(d.events) AS events
+        FROM core.analytics_daily d JOIN plan_of p ON p.org_id = d.org_id
+        WHERE d.day >= ${from}::date AND d.day <= ${to}::date
+        GROUP BY 1, 2),
+      ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY plan ORDER BY events DESC, event) AS rank FROM usage)
+      SELECT plan, event, organizations, events, rank FROM ranked WHERE rank <= ${perPlan}::int
+      UNION ALL
+      SELECT plan, NULL, 0, sum(events), ${perPlan}::int + 1 FROM ranked WHERE rank > ${perPlan}::int GROUP BY plan
+      ORDER BY 1, 5`;
     return rows.map((r) => ({ plan: r.plan, event: r.event, organizations: num(r.organizations), events: num(r.events) }));
   },
 };

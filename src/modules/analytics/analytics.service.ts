@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
+import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
 import { AnalyticsErrors } from './analytics.errors.js';
@@ -14,6 +16,11 @@ export const MAX_AGE_MS = 28 * DAY_MS;
 const MAX_AHEAD_MS = DAY_MS;
 const MAX_PROPERTIES_BYTES = 8 * 1024;
 const MAX_RANGE_DAYS = 400;
+/** distinct event names an organization's apps may send, unless ANALYTICS_MAX_EVENT_NAMES says otherwise */
+/** rows of GET .../analytics/events/daily per page, unless ?limit= asks fewer */
+export const DAILY_COUNTS_PAGE = 1000;
+/** events per plan in the feature usage (the gauge labels as many per plan: FEATURE_LABEL_LIMIT of metrics.ts) */
+export const FEATURES_PER_PLAN = 50;
 const EVENT_FIELDS = new Set(['name', 'properties', 'timestamp', 'userId', 'anonymousId']);
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
@@ -37,11 +44,17 @@ export class AnalyticsService {
    */
   private readonly receivedDays = new Set<number>();
 
+  /** the cap on distinct event names per organization (ANALYTICS_MAX_EVENT_NAMES) */
+  readonly maxEventNames: number;
+
   constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
     private readonly clock: Clock,
     private readonly posthog: PostHogForwarder,
     private readonly privileged: PrivilegedDatabase,
-  ) {}
+  ) {
+    this.maxEventNames = config.analytics.maxEventNames;
+  }
 
   /**
    * Records a server-side event in the caller's transaction: it commits with the business change, its row sent with
@@ -68,10 +81,14 @@ export class AnalyticsService {
     db.afterCommit(() => this.posthog.forward([row]));
   }
 
-  /** A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. */
+  /**
+   * A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. An event
+   * whose name the organization's apps never sent is refused once the organization holds maxEventNames names (the
+   * batch's new names are taken in order until then).
+   */
   async ingest(tx: TenantTx, events: unknown[]): Promise<AnalyticsBatchResultDto> {
     const now = this.clock.now();
-    const rows: AnalyticsEventRow[] = [];
+    const valid: { index: number; row: AnalyticsEventRow }[] = [];
     const rejected: RejectedEventDto[] = [];
     const caller = tx.principal.kind === 'user' ? tx.principal.userId : null;
     events.forEach((raw, index) => {
@@ -86,11 +103,18 @@ export class AnalyticsService {
         rejected.push({ index, problems: ['userId or anonymousId is required when the caller is not a signed-in user'] });
         return;
       }
-      rows.push({
+      valid.push({ index, row: {
         id: randomUUID(), orgId: tx.orgId, name: e.name, properties: e.properties ?? {}, occurredAt: e.timestamp ? new Date(e.timestamp) : new Date(now),
         userId, anonymousId: e.anonymousId ?? null, source: 'client',
-      });
+      } });
     });
+    const refused = await this.registerNames(tx, [...new Set(valid.map((v) => v.row.name))]);
+    const rows: AnalyticsEventRow[] = [];
+    for (const { index, row } of valid) {
+      if (!refused.has(row.name)) rows.push(row);
+      else rejected.push({ index, problems: [`name ${row.name} is new and the organization already has ${this.maxEventNames} distinct event names, the most it may; ${refused.size} new name(s) of this batch refused`] });
+    }
+    if (refused.size) rejected.sort((a, b) => a.index - b.index);
     await repo.insertEvents(tx.db, rows);
     tx.db.afterCommit(() => {
       // once committed: a roll-up that took the day before would not see the events
@@ -98,6 +122,22 @@ export class AnalyticsService {
       this.posthog.forward(rows);
     });
     return { accepted: rows.length, rejected };
+  }
+
+  /**
+   * Registers the names of a batch the organization's apps never sent, in the batch's order while the organization
+   * holds fewer than maxEventNames, and answers those refused. Names already held cost one primary-key read; new ones
+   * are counted and added under the organization's lock (concurrent batches cannot pass the cap together).
+   */
+  private async registerNames(tx: TenantTx, names: string[]): Promise<Set<string>> {
+    const known = await repo.knownEventNames(tx.db, tx.orgId, names);
+    const unknown = names.filter((n) => !known.has(n));
+    if (!unknown.length) return new Set();
+    const { held, present } = await repo.eventNamesLocked(tx.db, tx.orgId, unknown);
+    const fresh = unknown.filter((n) => !present.has(n));
+    const room = Math.max(0, this.maxEventNames - held);
+    await repo.insertEventNames(tx.db, tx.orgId, fresh.slice(0, room));
+    return new Set(fresh.slice(room));
   }
 
   /** The days that received events since the last call (AnalyticsMaintenanceJob.rollUp), ascending; forgotten here. */
@@ -144,9 +184,13 @@ export class AnalyticsService {
     if (days > MAX_RANGE_DAYS) throw AnalyticsErrors.error('analytics.range', `the range is longer than ${MAX_RANGE_DAYS} days`);
   }
 
-  dailyCounts(tx: TenantTx, from: string, to: string, event?: string): Promise<EventDayCountDto[]> {
-    this.range(from, to);
-    return repo.dailyCounts(tx.db, tx.orgId, from, to, event);
+  /** One page of the roll-ups over the range, by day and event (keyset cursor: the last row's day and event). */
+  async dailyCounts(tx: TenantTx, q: { from: string; to: string; event?: string; limit?: number; cursor?: string }): Promise<{ items: EventDayCountDto[]; nextCursor?: string }> {
+    this.range(q.from, q.to);
+    const after = decodeKeyset(q.cursor, { d: 'date', e: 'text' });
+    const limit = q.limit ?? DAILY_COUNTS_PAGE;
+    const rows = await repo.dailyCounts(tx.db, tx.orgId, { from: q.from, to: q.to, event: q.event, after, limit });
+    return page(rows, limit, (r) => ({ d: r.day, e: r.event }));
   }
 
   topEvents(tx: TenantTx, from: string, to: string, limit = 10): Promise<TopEventDto[]> {
@@ -159,8 +203,10 @@ export class AnalyticsService {
     return repo.activeUsers(tx.db, tx.orgId, from, to);
   }
 
-  featureUsageByPlan(from: string, to: string): Promise<FeatureUsageByPlanDto[]> {
+  /** The FEATURES_PER_PLAN most used events of each plan over the range (the rest of a plan's events are left out). */
+  async featureUsageByPlan(from: string, to: string): Promise<FeatureUsageByPlanDto[]> {
     this.range(from, to);
-    return this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to));
+    const rows = await this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to, FEATURES_PER_PLAN));
+    return rows.flatMap((r) => (r.event === null ? [] : [{ ...r, event: r.event }]));
   }
 }
