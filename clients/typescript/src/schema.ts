@@ -62,7 +62,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Feature (event) usage by OmniZen plan across organizations, from the daily roll-ups (service-role key only) */
+        /** Feature (event) usage by OmniZen plan across organizations, from the daily roll-ups: the 50 most used events of each plan, most used first (service-role key only) */
         get: operations["listFeatureUsageByPlan"];
         put?: never;
         post?: never;
@@ -848,7 +848,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The agent's runs, newest first; filter by status and trigger (cursor pagination; any member, viewers included) */
+        /** The agent's runs, newest first; filter by status and trigger (cursor pagination; owners, admins and API keys see every run; other members, viewers included, the runs they started) */
         get: operations["listAgentRuns"];
         put?: never;
         /**
@@ -869,7 +869,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One run with its trace: every LLM and tool step with tokens, cost, latency and errors */
+        /**
+         * One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person who started it, owner, admin, API key)
+         * @description A run holds what its tools read with the claims of the person who started it: any other member gets 404 run.not_found.
+         */
         get: operations["getAgentRun"];
         put?: never;
         post?: never;
@@ -888,7 +891,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a running run (the person who started it, owner, admin); it stops at its next step */
+        /** Cancel a running run (the person who started it, owner, admin: another member gets 403); it stops at its next step */
         post: operations["cancelAgentRun"];
         delete?: never;
         options?: never;
@@ -1028,7 +1031,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage per day, agent and model: runs, tokens by type, cost */
+        /** Usage per day, agent and model: runs, tokens by type, cost (owners, admins, API keys: every run; other members: the runs they started) */
         get: operations["getAiUsage"];
         put?: never;
         post?: never;
@@ -1064,7 +1067,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record a batch of up to 500 usage events; bad events are reported by index, the others stored (any member; keys with analytics:write) */
+        /**
+         * Record a batch of up to 500 usage events; bad events are reported by index, the others stored (any member; keys with analytics:write)
+         * @description An organization's apps may use a bounded number of distinct event names (ANALYTICS_MAX_EVENT_NAMES, 500 by default; names unused for the retention are forgotten): once it is reached, each event with a new name is rejected by index, naming the limit.
+         */
         post: operations["sendAnalyticsEvents"];
         delete?: never;
         options?: never;
@@ -1079,7 +1085,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** How often each event happened per day over a range, from the daily roll-ups (lag up to 10 minutes; owner or admin) */
+        /**
+         * How often each event happened per day over a range, from the daily roll-ups, by day and event (lag up to 10 minutes; owner or admin)
+         * @description Up to 1,000 rows (or ?limit=) per answer; when more follow, the X-Next-Cursor header holds the cursor of the next page (?cursor=).
+         */
         get: operations["listAnalyticsDailyCounts"];
         put?: never;
         post?: never;
@@ -2126,7 +2135,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** AP aging as of a date per party and in total, in the base currency (?buckets=15,30,60; CSV with ?format=csv) */
+        /** AP aging as of a date per party and in total, in the base currency (a member: vendors and their own expense claims only; ?buckets=15,30,60; CSV with ?format=csv) */
         get: operations["getApAging"];
         put?: never;
         post?: never;
@@ -2385,7 +2394,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Payments to vendors and claimants, newest first (cursor pagination) */
+        /** Payments to vendors and claimants, newest first (a member sees vendor payments and their own reimbursements; cursor pagination) */
         get: operations["listBillPayments"];
         put?: never;
         /** Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result */
@@ -2403,7 +2412,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One payment with its allocations */
+        /** One payment with its allocations (a member: a vendor payment or their own reimbursement; another claimant's answers 404) */
         get: operations["getBillPayment"];
         put?: never;
         post?: never;
@@ -2876,7 +2885,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Runs in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); no expression may build a value more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat, ||, json and array building add up their arguments, replace and regexp_replace multiply by the length of their replacement (which must be a string literal), and a CTE's or subquery's columns carry their weight into the queries reading them. SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...) is refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
          */
         post: operations["querySemanticLayer"];
         delete?: never;
@@ -3413,11 +3422,11 @@ export interface components {
              */
             buckets: string[];
             /**
-             * @description Balance of the AP control account at asOf (credit positive)
+             * @description Balance of the AP control account at asOf (credit positive); equals total, except for a member when other employees have open claims or reimbursements
              * @example 300.00
              */
             controlAccountBalance: string;
-            /** @description Per party */
+            /** @description Per party (for a member: the vendors and themselves; other employees' claims and reimbursements are left out) */
             rows: components["schemas"]["AgingRowDto"][];
             /**
              * @description Total open (sum of the buckets)
@@ -16330,7 +16339,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account already has a live Stripe subscription for the app: its plan changes in the billing portal, not with a second checkout)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -20451,7 +20464,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `run.not_found` (no run of this agent has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -20647,7 +20660,7 @@ export interface operations {
                     "application/json": components["schemas"]["TriggerDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems (objects and arrays nest at most 64 levels deep, the body being the first)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21375,7 +21388,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems (objects and arrays nest at most 64 levels deep, the body being the first)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22399,10 +22412,14 @@ export interface operations {
     listAnalyticsDailyCounts: {
         parameters: {
             query: {
+                /** @description Opaque cursor: the X-Next-Cursor header of the previous page */
+                cursor?: string;
                 /** @description Only this event */
                 event?: string;
                 /** @description First day (UTC), YYYY-MM-DD */
                 from: string;
+                /** @description Rows per page (1 to 1000, default 1000); the X-Next-Cursor header continues the list */
+                limit?: number;
                 /** @description Last day (UTC), YYYY-MM-DD, included */
                 to: string;
             };
@@ -22426,6 +22443,8 @@ export interface operations {
                     "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets */
                     "RateLimit-Reset"?: number;
+                    /** @description Present when more rows follow: pass it as ?cursor= for the next page */
+                    "X-Next-Cursor"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -22433,7 +22452,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `analytics.range` (from is after to, or the range is longer than 400 days); `pagination.cursor` (the cursor is not one this API issued for this list)
              *
              *     The input is invalid: the message names each field
              */
@@ -23185,7 +23204,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account already has a live Stripe subscription for the app: its plan changes in the billing portal, not with a second checkout)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -25386,7 +25409,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.no_text` (no text could be extracted from the file) */
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.extraction_limit` (the PDF's text could not be extracted within the limits: more than 2,000 pages, more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -26255,7 +26278,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.no_text` (no text could be extracted from the file) */
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.extraction_limit` (the PDF's text could not be extracted within the limits: more than 2,000 pages, more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32217,7 +32240,11 @@ export interface operations {
                     "text/csv": components["schemas"]["AgingReportDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -39972,7 +39999,7 @@ export interface operations {
                     "application/json": components["schemas"]["SemanticResultDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
             400: {
                 headers: {
                     [name: string]: unknown;
