@@ -210,6 +210,7 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'ai.knowledge_collections', person: { kind: 'value-scan' }, describes: 'knowledge collections', columns: { name: notPersonal('a collection of an organization\'s knowledge base') } },
   { table: 'ai.run_steps', person: { kind: 'value-scan' }, describes: 'agent run steps', columns: { name: notPersonal('a tool or step name') } },
   { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
+  { table: 'core.analytics_event_names', person: { kind: 'value-scan' }, describes: 'event names', columns: { name: notPersonal('an event name an organization\'s apps send') } },
 ];
 
 /**
