@@ -27,6 +27,10 @@ export default {
   // at ~3.9 GB (a full run, ~50 files a worker; measured). Past Jest's default 500 ms it force-killed them and printed
   // "A worker process has failed to exit gracefully" at the end of every full run. No leak: the process's own teardown.
   workerGracefulExitTimeout: 20000,
+  // A worker keeps what every test file it ran loaded (native ESM modules in vm contexts are not collected), ~75 MB a
+  // file: at ~75 files a worker (a full run of 150 files) one ran past V8's heap limit and crashed ("Jest worker ran out
+  // of memory", 2026-12-05). Jest starts a fresh worker after a file that leaves it above this.
+  workerIdleMemoryLimit: '1.5GB',
   // TEST_ORDER=random: files shuffled with a printed seed (test/support/random-sequencer.mjs)
   testSequencer: '<rootDir>/test/support/random-sequencer.mjs',
 };
