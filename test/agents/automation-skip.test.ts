@@ -109,4 +109,27 @@ describe('agent automation: skipped firings', () => {
     expect(new Date(all[1].fire_key).getTime()).toBeGreaterThan(new Date(skippedSlot.fire_key).getTime());
     expect(await triggerOf(trigger.id)).toMatchObject({ status: 'active', lastError: null });
   });
+
+  it('skips a slot while the subscription is read-only, and stops the schedule once the plan lacks the feature', async () => {
+    const automation = t.app.get(AutomationService);
+    const trigger = (await t.http.post(agentsUrl(orgId, `/${agentId}/triggers`)).set(owner.auth)
+      .send({ kind: 'schedule', cron: '*/5 * * * *', prompt: 'Billing check.' }).expect(201)).body;
+    const stateOf = async () => (await t.db.admin.query('SELECT status, last_error FROM ai.agent_triggers WHERE id = $1', [trigger.id])).rows[0];
+    try {
+      await onPlan(t, orgId, 'professional', 'canceled');
+      clock.advance(5 * 60_000);
+      expect(await automation.tick()).toBe(0);
+      expect(await stateOf()).toEqual({ status: 'active', last_error: null });
+      expect(await skips(trigger.id)).toEqual([{ actor_id: owner.id, after: { fireKey: expect.any(String), reason: expect.stringMatching(/^billing\.subscription_inactive: /) } }]);
+
+      await onPlan(t, orgId, 'starter');
+      clock.advance(5 * 60_000);
+      expect(await automation.tick()).toBe(0);
+      expect(await stateOf()).toEqual({ status: 'stopped', last_error: expect.stringMatching(/^billing\.feature_not_in_plan: /) });
+      expect(await skips(trigger.id)).toHaveLength(1);
+      expect(await runsOf('schedule')).toHaveLength(1); // the previous test's run only
+    } finally {
+      await onPlan(t, orgId, 'professional');
+    }
+  });
 });

@@ -27,8 +27,12 @@ interface TriggerLookup {
 /** This event or slot already fired: the run is not created (at most once). */
 class AlreadyFired extends Error {}
 
-/** A firing refused with these statuses stops its trigger: the member left or lost the role, or the plan lost the feature. */
-const STOPPING_STATUSES = [402, 403, 404];
+/**
+ * Whether a firing's refusal stops its trigger: the member left (404) or lost the role (403), or the plan lost the
+ * feature (402 billing.feature_not_in_plan). A read-only subscription or a reached limit (the other 402s) passes with a
+ * payment or a new month, as a paused agent with a resume: those firings are skipped.
+ */
+const stopsTrigger = (err: AppError) => err.status === 403 || err.status === 404 || err.code === 'billing.feature_not_in_plan';
 
 /** The latest slot of `cron` (UTC) after `from` and at or before `now`, or undefined. */
 export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
@@ -48,7 +52,7 @@ export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
  * Automation (plan feature ai_automation): triggers run an agent on a schedule or on a domain event, with the
  * claims of the member who set the trigger, re-checked at every firing (membership, role owner/admin, the
  * plan's feature): a member who left or lost the role, or a plan without the feature, stops the trigger with an
- * error. A paused agent or a missing provider key (states an owner or admin undoes) skips the firing and leaves the
+ * error. A paused agent, a missing provider key or a read-only subscription (states an owner or admin undoes) skips the firing and leaves the
  * trigger active. A firing, run or skipped, is recorded under a unique key (event id, or scheduled slot): at most
  * one run per event or slot.
  */
@@ -170,13 +174,14 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
     } catch (err) {
       if (err instanceof AlreadyFired) return false;
       if (!(err instanceof AppError) || err.status >= 500) throw err;
-      // the member left (404), lost the role (403), or the plan lost the feature (402): the trigger can no longer run as
-      // it was set, it stops, with the reason
-      if (STOPPING_STATUSES.includes(err.status)) {
+      // the member left, lost the role, or the plan lost the feature: the trigger can no longer run as it was set, it
+      // stops, with the reason
+      if (stopsTrigger(err)) {
         await this.stop(t, `${err.code}: ${err.message}`);
         return false;
       }
-      // the agent is paused (409 ai.agent_paused), no provider key (422 ai.no_provider_key), ...: this firing is skipped,
+      // the agent is paused (409 ai.agent_paused), no provider key (422 ai.no_provider_key), the subscription is
+      // read-only or a limit reached (402), ...: this firing is skipped,
       // the trigger stays active and runs again once an owner or admin resumes the agent or stores a key
       await this.skip(principal, t, key, at, err);
       return false;
@@ -192,7 +197,7 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
     const reason = `${err.code}: ${err.message}`;
     this.logger.warn(`agent trigger ${t.id} of organization ${t.org_id} skipped ${key}: ${reason}`);
     await this.db.tenant(principal, t.org_id, { requestId: `trigger:${t.id}:${key}` }, async (tx) => {
-      // no run: a skipped firing's run_id is null (the column allows it; the repository's parameter is typed string)
+      // no run: a skipped firing's run_id is null
       if (!(await repo.recordFiring(tx.db, t.org_id, t.id, key, null, at))) return;
       await this.audit.record(tx, { action: 'ai.trigger_skipped', entityType: 'ai_trigger', entityId: t.id, after: { fireKey: key, reason } });
     });
