@@ -30,13 +30,14 @@ await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
 const service = new RedisService({ redisUrl: 'redis://127.0.0.1:' + proxy.address().port, redisCommandTimeoutMs: 10000 });
 await new Promise((resolve) => service.client.once('ready', resolve));
 const closed = new Promise((resolve) => service.client.stream.once('close', resolve));
+const ended = new Promise((resolve) => service.client.once('end', resolve));
 // Redis goes down as the shutdown starts: the client is still "ready", its QUIT meets a closing connection
 const proxyClosed = new Promise((resolve) => proxy.close(resolve));
 for (const s of sockets) s.destroy();
 await service.onModuleDestroy();
 await closed;
 await proxyClosed;
-for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+await ended;
 console.log(JSON.stringify({ status: service.client.status, active: process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && r !== 'PipeWrap') }));
 `;
 
