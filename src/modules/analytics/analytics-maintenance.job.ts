@@ -3,9 +3,9 @@ import { Cron, CronExpression } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { Metrics } from '../../platform/observability/metrics.js';
+import { FEATURE_LABEL_LIMIT, Metrics } from '../../platform/observability/metrics.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
-import { AnalyticsService, FEATURES_PER_PLAN, MAX_AGE_MS } from './analytics.service.js';
+import { AnalyticsService, MAX_AGE_MS } from './analytics.service.js';
 
 const DAY_MS = 86_400_000;
 
@@ -83,7 +83,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
   /**
    * Recomputes the daily roll-ups of the UTC days that [from, to) touches (default: yesterday and today) and of the
    * days that received events since the last roll-up, in one statement, then the usage gauges of /metrics (active
-   * users per organization, today's feature usage by plan tier: FEATURES_PER_PLAN events per plan read, the rest
+   * users per organization, today's feature usage by plan tier: FEATURE_LABEL_LIMIT events per plan read, the rest
    * summed by the database). Returns rows written.
    */
   async rollUp(from?: Date, to?: Date): Promise<number> {
@@ -99,7 +99,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
         const day = new Date(today).toISOString().slice(0, 10);
         const users = await repo.activeUsersByOrg(db, new Date(today));
         // per plan its most used events, then the rest summed: after as many rows as the gauge labels, so it is "other"
-        const features = await repo.featureUsageByPlan(db, day, day, FEATURES_PER_PLAN);
+        const features = await repo.featureUsageByPlan(db, day, day, FEATURE_LABEL_LIMIT);
         this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event ?? 'other', events: f.events })));
         return written;
       });

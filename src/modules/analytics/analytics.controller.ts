@@ -9,8 +9,9 @@ import { CurrentPrincipal } from '../../platform/http/tenant.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
-import { AnalyticsService, DAILY_COUNTS_PAGE, FEATURES_PER_PLAN } from './analytics.service.js';
+import { AnalyticsService, DAILY_COUNTS_PAGE } from './analytics.service.js';
 import { AnalyticsErrors } from './analytics.errors.js';
+import { FEATURE_LABEL_LIMIT } from '../../platform/observability/metrics.js';
 import {
   ActiveUsersDto, AnalyticsBatchDto, AnalyticsBatchResultDto, AnalyticsCountsQuery, AnalyticsRangeQuery, AnalyticsTopQuery,
   EventDayCountDto, FeatureUsageByPlanDto, TopEventDto,
@@ -82,7 +83,7 @@ export class AnalyticsReportsController {
   constructor(private readonly analytics: AnalyticsService) {}
 
   @Get('feature-usage')
-  @ApiOperation({ operationId: 'listFeatureUsageByPlan', summary: `Feature (event) usage by OmniZen plan across organizations, from the daily roll-ups: the ${FEATURES_PER_PLAN} most used events of each plan, most used first (service-role key only)` })
+  @ApiOperation({ operationId: 'listFeatureUsageByPlan', summary: `Feature (event) usage by OmniZen plan across organizations, from the daily roll-ups: the ${FEATURE_LABEL_LIMIT} most used events of each plan, most used first (service-role key only)` })
   @ApiOkResponse({ type: [FeatureUsageByPlanDto] })
   @ApiErrors(400, 403)
   @ApiErrorCodes('analytics.range', 'analytics.service_required')

@@ -4,6 +4,7 @@ import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
+import { FEATURE_LABEL_LIMIT } from '../../platform/observability/metrics.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
 import { AnalyticsErrors } from './analytics.errors.js';
@@ -16,11 +17,8 @@ export const MAX_AGE_MS = 28 * DAY_MS;
 const MAX_AHEAD_MS = DAY_MS;
 const MAX_PROPERTIES_BYTES = 8 * 1024;
 const MAX_RANGE_DAYS = 400;
-/** distinct event names an organization's apps may send, unless ANALYTICS_MAX_EVENT_NAMES says otherwise */
 /** rows of GET .../analytics/events/daily per page, unless ?limit= asks fewer */
 export const DAILY_COUNTS_PAGE = 1000;
-/** events per plan in the feature usage (the gauge labels as many per plan: FEATURE_LABEL_LIMIT of metrics.ts) */
-export const FEATURES_PER_PLAN = 50;
 const EVENT_FIELDS = new Set(['name', 'properties', 'timestamp', 'userId', 'anonymousId']);
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
@@ -203,10 +201,10 @@ export class AnalyticsService {
     return repo.activeUsers(tx.db, tx.orgId, from, to);
   }
 
-  /** The FEATURES_PER_PLAN most used events of each plan over the range (the rest of a plan's events are left out). */
+  /** The FEATURE_LABEL_LIMIT most used events of each plan over the range (the rest of a plan's events are left out). */
   async featureUsageByPlan(from: string, to: string): Promise<FeatureUsageByPlanDto[]> {
     this.range(from, to);
-    const rows = await this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to, FEATURES_PER_PLAN));
+    const rows = await this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to, FEATURE_LABEL_LIMIT));
     return rows.flatMap((r) => (r.event === null ? [] : [{ ...r, event: r.event }]));
   }
 }

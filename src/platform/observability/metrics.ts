@@ -29,7 +29,7 @@ function registerDefaultMetrics(register: Registry, prefix: string): void {
  * and labels is in docs/observability.md; deploy/prometheus/alerts.yml and deploy/grafana/omnizen.json use them.
  */
 /** Features (event names, which apps choose) labelled per plan tier; the less used ones are summed as "other". */
-const FEATURE_LABEL_LIMIT = 50;
+export const FEATURE_LABEL_LIMIT = 50;
 
 @Injectable()
 export class Metrics {
