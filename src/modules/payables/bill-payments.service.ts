@@ -324,12 +324,8 @@ export class BillPaymentsService {
 
   /** A member sees vendor payments and their own reimbursements, not another claimant's (as with the claims themselves). */
   private mayRead(tx: TenantTx, p: { claimantId: string | null }): boolean {
-    return p.claimantId === null || this.ownClaimant(tx) === undefined || p.claimantId === this.ownClaimant(tx);
-  }
-
-  /** For a member: the claimant whose reimbursements they may see (themselves); undefined for every other role. */
-  private ownClaimant(tx: TenantTx): string | undefined {
-    return tx.role === 'member' ? this.payables.actor(tx) : undefined;
+    const own = this.payables.ownClaimant(tx);
+    return p.claimantId === null || own === undefined || p.claimantId === own;
   }
 
   private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
@@ -365,7 +361,7 @@ export class BillPaymentsService {
   async list(tx: TenantTx, q: PaymentQuery): Promise<BillPaymentPage> {
     const limit = q.limit ?? 50;
     const after = decodeKeyset(q.cursor, { d: 'date', i: 'uuid' });
-    const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, ownClaimantId: this.ownClaimant(tx), after, limit });
+    const rows = await repo.listPaymentIds(tx.db, tx.orgId, { vendorId: q.vendorId, ownClaimantId: this.payables.ownClaimant(tx), after, limit });
     const p = page(rows, limit, (r) => ({ d: r.payment_date, i: r.id }));
     return { items: await this.payments(tx, p.items.map((r) => r.id)), nextCursor: p.nextCursor };
   }

@@ -279,7 +279,13 @@ export class PayablesService {
 
   /** A member sees their own expense claims only (another member's expenses are theirs); other roles see all. */
   private mayRead(tx: TenantTx, b: { kind: string; claimantId: string | null }): boolean {
-    return tx.role !== 'member' || b.kind !== 'expense_claim' || b.claimantId === this.actor(tx);
+    const own = this.ownClaimant(tx);
+    return own === undefined || b.kind !== 'expense_claim' || b.claimantId === own;
+  }
+
+  /** For a member: the claimant whose expense claims and reimbursements they may see (themselves); undefined for every other role. */
+  ownClaimant(tx: TenantTx): string | undefined {
+    return tx.role === 'member' ? this.actor(tx) : undefined;
   }
 
   /** `known`: the documents' decisions when the caller has read them already (read here otherwise). */
