@@ -12,7 +12,6 @@ import type { OpenTenant } from '../../platform/http/tenant.js';
 /** The statuses in which a Stripe subscription bills the customer: a second checkout for the app would bill them twice. */
 const BILLING_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
 
-/** Opens one tenant transaction of the caller in the organization the route acts in (a new one per call). */
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
  * in up to 20 s per try (one retry): no transaction, nor pool connection, may wait on it. So each call reads what it
