@@ -168,18 +168,27 @@ export const agentsRepository = {
 
   /** Locks a running run (a concurrent cancel waits, or has won): false when it is no longer running. */
   async lockRunning(db: Db, orgId: string, id: string): Promise<boolean> {
-    return (await this.lockRun(db, orgId, id)) === 'running';
+    return (await this.lockRun(db, orgId, id))?.status === 'running';
   },
 
-  /** Locks the run and answers its status (undefined: no such run). */
-  async lockRun(db: Db, orgId: string, id: string): Promise<string | undefined> {
-    const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
-    return r?.status;
+  /**
+   * Locks the run and answers its status (undefined: no such run), and whether it was cancelled while an LLM call of its
+   * execution was in flight (the cancel then left the run's event to the execution).
+   */
+  async lockRun(db: Db, orgId: string, id: string): Promise<{ status: string; cancelledMidCall: boolean } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs')
+      .select(['status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
+      .where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    return r && { status: r.status, cancelledMidCall: r.cancelled_mid_call };
   },
 
-  async runStatus(db: Db, orgId: string, id: string): Promise<string | undefined> {
-    const [r] = await db.run(qb.selectFrom('ai.runs').select('status').where('org_id', '=', orgId).where('id', '=', id));
-    return r?.status;
+  /**
+   * Marks a running run's LLM call as in flight until `until` at the latest (cleared by addStep); false when the run is
+   * no longer running (a cancel has committed). The row stays locked to the end of the transaction.
+   */
+  async startCall(db: Db, orgId: string, id: string, until: Date): Promise<boolean> {
+    return (await db.runCount(qb.updateTable('ai.runs').set({ call_in_flight_until: until })
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running'))) > 0;
   },
 
   /** Newest first, `limit` rows; `key` is each run's keyset position (started_at to the microsecond, id). */
@@ -196,7 +205,7 @@ export const agentsRepository = {
     return (await db.run(qb.selectFrom('ai.run_steps').selectAll().where('org_id', '=', orgId).where('run_id', '=', runId).orderBy('step_no'))).map(toStep);
   },
 
-  /** Adds a step and its tokens and cost to the run (refused by the database once the run is finished). */
+  /** Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but a cancelled run's LLM call). */
   async addStep(db: Db, orgId: string, runId: string, s: StepRow): Promise<void> {
     const u = s.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
     const cost = s.cost ?? new Decimal(0);
@@ -212,6 +221,8 @@ export const agentsRepository = {
       input_tokens: eb('input_tokens', '+', BigInt(u.input)), output_tokens: eb('output_tokens', '+', BigInt(u.output)),
       cached_input_tokens: eb('cached_input_tokens', '+', BigInt(u.cachedInput)), cache_write_tokens: eb('cache_write_tokens', '+', BigInt(u.cacheWrite)),
       cost: eb('cost', '+', cost), steps: eb('steps', '+', 1),
+      // the step of the call in flight is stored: no call is (a cancelled run keeps its mark: it never changes once finished)
+      call_in_flight_until: sql<Date | null>`CASE WHEN status = 'running' THEN NULL ELSE call_in_flight_until END`,
     })).where('org_id', '=', orgId).where('id', '=', runId));
   },
 

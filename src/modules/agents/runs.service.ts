@@ -91,17 +91,6 @@ class NotRunning extends Error {}
 const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
   countTextTokens(content) + toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0);
 
-/**
- * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
- * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
- * process) was billed, and the database takes its step on the cancelled run. Answers whether the run is still running.
- */
-async function addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<boolean> {
-  const status = await repo.lockRun(tx.db, tx.orgId, runId);
-  if (status === 'running' || status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step);
-  return status === 'running';
-}
-
 /** Adds `b` into `a` (and answers `a`). */
 function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
   a.input += b.input;
@@ -123,10 +112,11 @@ export class RunsService implements OnModuleInit {
   /** runs executing in this process, for cancellation */
   private readonly active = new Map<string, AbortController>();
   /**
-   * runs executing here that a person cancelled: their agent.run.failed event is emitted by the execution once the cut
-   * call's step is stored (what the budget was charged), not by the cancel, which saw the cost before it
+   * runs executing here that a person cancelled (here, or in another process while a call was in flight): their
+   * agent.run.failed event is emitted by the execution once the cut call's step is stored (what the budget was charged),
+   * not by the cancel, which saw the cost before it
    */
-  private readonly cancelledHere = new Set<string>();
+  private readonly cancelEventOwed = new Set<string>();
   /** model → its price list (latest first) and when it was read (performance.now()) */
   private readonly priceLists = new Map<string, { prices: Prices[]; readAt: number }>();
   private readonly providers = new Map<string, LlmProvider>();
@@ -214,8 +204,8 @@ export class RunsService implements OnModuleInit {
       return await this.loop(s, ctx, controller.signal, sink);
     } finally {
       this.active.delete(s.run.id);
-      // cancelled here, and the execution ended before a finishing transaction committed (an error): the event is still owed
-      if (this.cancelledHere.delete(s.run.id)) {
+      // cancelled, its event left to this execution, which ended before a finishing transaction committed (an error): still owed
+      if (this.cancelEventOwed.delete(s.run.id)) {
         await ctx.tenant(async (tx) => {
           const run = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
           if (run?.status === 'cancelled') await this.emitFinished(tx, run);
@@ -246,17 +236,19 @@ export class RunsService implements OnModuleInit {
       const counted = countChatInputTokens(messages, definitions, tokenMemo);
       const worstTokens = inputWorstCase(counted) + agent.maxOutputTokens;
       const callId = randomUUID();
+      const expires = this.callExpiry(startedAt);
       let prices: Prices | undefined;
       try {
         prices = await ctx.tenant(async (tx) => {
           const p = await this.pricesAt(tx, agent.modelId, startedAt);
-          // the status and the reservation travel together; a run no longer running rolls the reservation back
-          const [status, reserved] = await Promise.allSettled([
-            repo.runStatus(tx.db, s.orgId, run.id),
-            this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt),
+          // the run marked as calling (a cancel meanwhile leaves its event to this execution) and the reservation travel
+          // together; a run no longer running rolls the reservation back
+          const [running, reserved] = await Promise.allSettled([
+            repo.startCall(tx.db, s.orgId, run.id, expires),
+            this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt, expires),
           ]);
-          if (status.status === 'rejected') throw status.reason;
-          if (status.value !== 'running') throw new NotRunning();
+          if (running.status === 'rejected') throw running.reason;
+          if (!running.value) throw new NotRunning();
           if (reserved.status === 'rejected') throw reserved.reason;
           return p;
         }).catch((err) => {
@@ -317,7 +309,7 @@ export class RunsService implements OnModuleInit {
         }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
-            await addCallStep(tx, run.id, step);
+            await this.addCallStep(tx, run.id, step);
           },
         });
       }
@@ -344,14 +336,14 @@ export class RunsService implements OnModuleInit {
         return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-            await addCallStep(tx, run.id, llmStep);
+            await this.addCallStep(tx, run.id, llmStep);
           },
           afterBefore: () => sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost)),
         });
       }
       const recorded = await ctx.tenant(async (tx) => {
         await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-        return addCallStep(tx, run.id, llmStep);
+        return this.addCallStep(tx, run.id, llmStep);
       });
       if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
@@ -429,11 +421,28 @@ export class RunsService implements OnModuleInit {
     return provider;
   }
 
-  /** Reserves a call's worst case in `tx`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
-  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
-    // a reservation outlives the call's longest possible duration (all attempts, all waits), then it expires
+  /** When a call started at `now` has surely ended: its longest possible duration (all attempts, all waits) and a minute. */
+  private callExpiry(now: Date): Date {
     const ai = this.config.ai;
-    const expires = new Date(now.getTime() + (ai.timeoutMs + ai.retryMaxMs) * (ai.maxRetries + 1) + 60_000);
+    return new Date(now.getTime() + (ai.timeoutMs + ai.retryMaxMs) * (ai.maxRetries + 1) + 60_000);
+  }
+
+  /**
+   * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
+   * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
+   * process) was billed, and the database takes its step on the cancelled run. Cancelled while the call was in flight,
+   * the run's event is this execution's (the cancel left it: RunsService.cancel). Answers whether the run is still running.
+   */
+  private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<boolean> {
+    const run = await repo.lockRun(tx.db, tx.orgId, runId);
+    if (run?.status === 'running' || run?.status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step);
+    if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
+    return run?.status === 'running';
+  }
+
+  /** Reserves a call's worst case in `tx` until `expires`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
+  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date): Promise<void> {
+    // a reservation outlives the call's longest possible duration (callExpiry), then it expires
     const rows = await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
     const no = rows.find((r) => !r.ok);
     if (!no) return;
@@ -477,14 +486,14 @@ export class RunsService implements OnModuleInit {
         return { ...run, trace: steps };
       }
       const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
-      // cancelled here while it executed: its event is this transaction's, with the counters of every step stored (the
-      // cut call's, added by `before`, included): the cancel has committed (the run reads as cancelled), and this
-      // execution, the only one adding steps, adds none after this.
-      if (current?.status === 'cancelled' && this.cancelledHere.has(s.run.id)) await this.emitFinished(tx, current);
+      // cancelled while it executed (here, or elsewhere while a call was in flight): its event is this transaction's, with
+      // the counters of every step stored (the cut call's, added by `before`, included): the cancel has committed (the
+      // run reads as cancelled), and this execution, the only one adding steps, adds none after this.
+      if (current?.status === 'cancelled' && this.cancelEventOwed.has(s.run.id)) await this.emitFinished(tx, current);
       return { ...current!, trace: steps };
     });
-    // committed: the run's event was emitted (by this transaction, or by the cancel's if it ran in another process)
-    this.cancelledHere.delete(s.run.id);
+    // committed: the run's event was emitted (by this transaction, or by the cancel's if it left none to this execution)
+    this.cancelEventOwed.delete(s.run.id);
     opts.afterBefore?.();
     if (refusal) sink?.event('error', { code: refusal.code, message: refusal.message, details: refusal.details });
     sink?.event('result', done);
@@ -501,8 +510,9 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next
-   * step. Executing here, it is cut now, and the execution emits the run's event once the cut call's step (billed) is
-   * stored; otherwise the event is emitted here, with the steps stored so far.
+   * step. Executing here, it is cut now; executing in another process with an LLM call in flight, that call ends first
+   * (it is billed). Either way the execution emits the run's event once the call's step is stored; otherwise (no call in
+   * flight elsewhere, no execution at all) the event is emitted here, with the steps stored so far.
    */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
     if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
@@ -519,13 +529,15 @@ export class RunsService implements OnModuleInit {
     // it finished meanwhile (its execution's last transaction held the run)
     if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
     const execution = this.active.get(runId);
-    if (!execution) await this.emitFinished(tx, run);
+    // a call in flight in another process (the run was marked when it began): its step adds to the cost after this commits
+    const midCall = !execution && (await repo.lockRun(tx.db, tx.orgId, runId))?.cancelledMidCall;
+    if (!execution && !midCall) await this.emitFinished(tx, run);
     await this.audit.record(tx, { action: 'ai.run_cancelled', entityType: 'ai_run', entityId: runId, before: { status: before.status }, after: { status: run.status } });
     if (execution) {
       // executing here: cut now, its event left to the execution (its finishing transaction waits for this one's lock on
       // the run, so it reads the run as cancelled; should this transaction not commit, the execution finishes the run as
       // cancelled itself, with its event)
-      this.cancelledHere.add(runId);
+      this.cancelEventOwed.add(runId);
       execution.abort();
     }
     return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
