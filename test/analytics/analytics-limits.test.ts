@@ -39,6 +39,9 @@ describe('analytics limits', () => {
     t.http.post(`/v1/orgs/${org}/analytics/events`).set(who.auth).send({ events }).expect(200);
   const names = async (org: string) => (await t.db.admin.query<{ name: string }>(
     'SELECT name FROM core.analytics_event_names WHERE org_id = $1 ORDER BY name', [org])).rows.map((r) => r.name);
+  /** The audit rows of the names registered in `org`: entity id (the name), actor, principal type; by name. */
+  const nameAudits = async (org: string) => (await t.db.admin.query(`SELECT entity_id AS name, actor_id, principal_type, after FROM core.audit_logs
+    WHERE org_id = $1 AND action = 'analytics.event_name_registered' AND entity_type = 'analytics_event_name' ORDER BY entity_id COLLATE "C", id`, [org])).rows;
   const storedNames = async (org: string) => (await t.db.admin.query<{ n: number }>(
     `SELECT count(DISTINCT name)::int AS n FROM core.analytics_events WHERE org_id = $1 AND source = 'client'`, [org])).rows[0].n;
 
@@ -57,6 +60,11 @@ describe('analytics limits', () => {
     expect(rows).toEqual([{ name: 'n.1', n: 2 }, { name: 'n.499', n: 2 }]);
     expect((await names(org)).length).toBe(MAX);
     expect(await storedNames(org)).toBe(MAX);
+    // one audit row per name registered, none for the names refused
+    const audited = await nameAudits(org);
+    expect(audited.length).toBe(MAX);
+    expect(new Set(audited.map((r) => r.name)).size).toBe(MAX);
+    expect(audited.map((r) => r.name)).not.toContain('fresh.a');
 
     // the last free name goes to the first new name of a batch (a member's: whoever may send events registers names)
     const other = await newOrg('Almost Full');
@@ -73,6 +81,33 @@ describe('analytics limits', () => {
     expect(registered).not.toContain('p.y');
     const { rows: px } = await t.db.admin.query(`SELECT name, user_id FROM core.analytics_events WHERE org_id = $1 AND name LIKE 'p.%'`, [other]);
     expect(px).toEqual([{ name: 'p.x', user_id: member.id }, { name: 'p.x', user_id: member.id }]);
+  });
+
+  it('audits the first registration of each new name, once per name (not per event), by whoever sent it', async () => {
+    const org = await newOrg('Audited Names');
+    const first = await send(org, [{ name: 'signup.started' }, { name: 'signup.started' }, { name: 'Bad Name' }, { name: 'report.opened' }, { name: 'signup.started' }]);
+    expect(first.body).toEqual({ accepted: 4, rejected: [{ index: 2, problems: ['name must be lower case letters, digits and _ . : - (up to 100), starting with a letter'] }] });
+    const byOwner = { actor_id: owner.id, principal_type: 'user' };
+    expect(await nameAudits(org)).toEqual([
+      { name: 'report.opened', ...byOwner, after: { name: 'report.opened' } },
+      { name: 'signup.started', ...byOwner, after: { name: 'signup.started' } },
+    ]);
+    // names held already: no new row, whatever the events; a key's new name: audited as the key
+    const secret = (await t.http.post(`/v1/orgs/${org}/api-keys`).set(owner.auth).send({ name: 'app', scopes: ['analytics:write'] }).expect(201)).body;
+    const keyed = await t.http.post(`/v1/orgs/${org}/analytics/events`).set({ Authorization: `Bearer ${secret.secret}` })
+      .send({ events: [{ name: 'signup.started', userId: 'u1' }, { name: 'report.opened', userId: 'u1' }, { name: 'export.done', userId: 'u1' }, { name: 'export.done', userId: 'u2' }] }).expect(200);
+    expect(keyed.body).toEqual({ accepted: 4, rejected: [] });
+    expect(await nameAudits(org)).toEqual([
+      { name: 'export.done', actor_id: `api_key:${secret.id}`, principal_type: 'service', after: { name: 'export.done' } },
+      { name: 'report.opened', ...byOwner, after: { name: 'report.opened' } },
+      { name: 'signup.started', ...byOwner, after: { name: 'signup.started' } },
+    ]);
+    expect(await names(org)).toEqual(['export.done', 'report.opened', 'signup.started']);
+    const { rows: [{ n }] } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.analytics_events WHERE org_id = $1`, [org]);
+    expect(n).toBe(8);
+    // the owner reads them in the organization's audit log
+    const log = await t.http.get(`/v1/orgs/${org}/audit-logs`).query({ action: 'analytics.event_name_registered' }).set(owner.auth).expect(200);
+    expect(log.body.items.map((r: { entityId: string }) => r.entityId).sort()).toEqual(['export.done', 'report.opened', 'signup.started']);
   });
 
   it('lets two concurrent batches register no more names than the cap together', async () => {

@@ -103,12 +103,14 @@ export const analyticsRepository = {
     return { held: num(row.held), present: new Set(row.present ?? []) };
   },
 
-  /** Registers new names (taken under eventNamesLocked). */
-  async insertEventNames(db: Db, orgId: string, names: string[]): Promise<void> {
-    if (!names.length) return;
-    await db.run(qb.insertInto('core.analytics_event_names').columns(['org_id', 'name'])
+  /** Registers new names (taken under eventNamesLocked) and answers those it added. */
+  async insertEventNames(db: Db, orgId: string, names: string[]): Promise<string[]> {
+    if (!names.length) return [];
+    const rows = await db.run(qb.insertInto('core.analytics_event_names').columns(['org_id', 'name'])
       .expression(sql`SELECT ${orgId}::uuid, unnest(${names}::text[])`)
-      .onConflict((oc) => oc.columns(['org_id', 'name']).doNothing()));
+      .onConflict((oc) => oc.columns(['org_id', 'name']).doNothing())
+      .returning('name'));
+    return rows.map((r) => r.name);
   },
 
   /**

@@ -6,6 +6,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { FEATURE_LABEL_LIMIT } from '../../platform/observability/metrics.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { AuditService } from '../audit/audit.service.js';
 import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
 import { AnalyticsErrors } from './analytics.errors.js';
 import { type AnalyticsEventInputDto, EVENT_NAME, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
@@ -50,6 +51,7 @@ export class AnalyticsService {
     private readonly clock: Clock,
     private readonly posthog: PostHogForwarder,
     private readonly privileged: PrivilegedDatabase,
+    private readonly audit: AuditService,
   ) {
     this.maxEventNames = config.analytics.maxEventNames;
   }
@@ -125,7 +127,8 @@ export class AnalyticsService {
   /**
    * Registers the names of a batch the organization's apps never sent, in the batch's order while the organization
    * holds fewer than maxEventNames, and answers those refused. Names already held cost one primary-key read; new ones
-   * are counted and added under the organization's lock (concurrent batches cannot pass the cap together).
+   * are counted and added under the organization's lock (concurrent batches cannot pass the cap together). A name added
+   * is the organization's data (it takes one of its maxEventNames) that the caller caused: audited once, when added.
    */
   private async registerNames(tx: TenantTx, names: string[]): Promise<Set<string>> {
     const known = await repo.knownEventNames(tx.db, tx.orgId, names);
@@ -134,7 +137,10 @@ export class AnalyticsService {
     const { held, present } = await repo.eventNamesLocked(tx.db, tx.orgId, unknown);
     const fresh = unknown.filter((n) => !present.has(n));
     const room = Math.max(0, this.maxEventNames - held);
-    await repo.insertEventNames(tx.db, tx.orgId, fresh.slice(0, room));
+    const added = await repo.insertEventNames(tx.db, tx.orgId, fresh.slice(0, room));
+    for (const name of added) {
+      await this.audit.record(tx, { action: 'analytics.event_name_registered', entityType: 'analytics_event_name', entityId: name, after: { name } });
+    }
     return new Set(fresh.slice(room));
   }
 
