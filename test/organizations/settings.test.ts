@@ -69,7 +69,7 @@ describe('settings and feature flags', () => {
       const res = await put('constructor', value).expect(400);
       expect(res.body.error).toMatchObject({ code: 'settings.invalid', details: [{ field: 'constructor', problems: [expect.stringMatching(/^unknown organization setting constructor \(known: locale, timezone/)] }] });
     }
-    // in a batch the request's validation pipe drops a `constructor` key before the service sees it: still nothing stored
+    // in a batch the key reaches the service (the validation pipe keeps free-form JSON as sent) and is refused there: nothing stored
     await t.http.patch(setting(org, 'org')).set(b.users.admin.auth).send({ values: { constructor: { ok: true, value: 1 } } }).expect(400);
     // the other Object.prototype names are not valid keys at all
     for (const key of ['__proto__', 'toString', 'hasOwnProperty']) {
@@ -86,7 +86,7 @@ describe('settings and feature flags', () => {
   });
 
   it('checks setting keys and branding fields against the registries\' own entries only (not Object.prototype\'s)', () => {
-    // over HTTP the validation pipe drops body keys named like Object.prototype's functions; the registry must not rely on it
+    // the validation pipe keeps free-form keys named like Object.prototype's members (only __proto__ is refused): the registry decides
     for (const key of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
       expect(checkSetting('org', key, { ok: true, value: { anything: 'x'.repeat(50_000) } })).toEqual({ ok: false, problem: `unknown organization setting ${key} (known: locale, timezone, base_currency, fiscal_year_start_month, branding)` });
     }

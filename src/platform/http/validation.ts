@@ -41,39 +41,53 @@ class TooDeep extends Error {
   }
 }
 
+/** What walking an input found: its problems, and whether it holds a key Nest's ValidationPipe deletes in place. */
+interface InputWalk {
+  problems: FieldProblem[];
+  /** a `constructor` or `prototype` key somewhere (see RequestValidationPipe.transform) */
+  strippedKeys: boolean;
+}
+
 /**
  * PostgreSQL stores no NUL character, neither in text nor in jsonb: one anywhere in the input, in a value or
- * in a JSON key, is refused here, naming the field, rather than failing in the database. The walk also measures
- * the nesting: an object or array deeper than MAX_INPUT_DEPTH throws TooDeep naming it, before anything recurses
- * over the input without a bound. `depth` is the number of objects and arrays `value` is inside.
+ * in a JSON key, is refused here, naming the field, rather than failing in the database. A key `__proto__` is refused
+ * too, naming it: JSON.parse makes it an own property, but copied with `=` or Object.assign it would replace the
+ * prototype of the object copied into (the JSON body parser refuses it already; this holds for every input the pipe
+ * sees, so that keepFreeFormJson can keep the input's objects as they are). The walk also measures the nesting: an
+ * object or array deeper than MAX_INPUT_DEPTH throws TooDeep naming it, before anything recurses over the input
+ * without a bound. `depth` is the number of objects and arrays `value` is inside.
  */
-function nulCharacters(value: unknown, field: string, out: FieldProblem[], depth = 0): void {
+function walkInput(value: unknown, field: string, walk: InputWalk, depth = 0): void {
   if (typeof value === 'string') {
-    if (value.includes('\u0000')) out.push({ field: field || 'body', problems: [`${field || 'body'} must not contain a NUL character (\\u0000)`] });
+    if (value.includes('\u0000')) walk.problems.push({ field: field || 'body', problems: [`${field || 'body'} must not contain a NUL character (\\u0000)`] });
     return;
   }
   if (value === null || typeof value !== 'object') return;
   if (depth >= MAX_INPUT_DEPTH) throw new TooDeep(field || 'body');
   if (Array.isArray(value)) {
-    value.forEach((v, i) => nulCharacters(v, join(field, i), out, depth + 1));
+    value.forEach((v, i) => walkInput(v, join(field, i), walk, depth + 1));
   } else {
     for (const [key, v] of Object.entries(value)) {
-      if (key.includes('\u0000')) out.push({ field: join(field, key.replaceAll('\u0000', '\\u0000')), problems: ['a key must not contain a NUL character (\\u0000)'] });
-      else nulCharacters(v, join(field, key), out, depth + 1);
+      if (key.includes('\u0000')) walk.problems.push({ field: join(field, key.replaceAll('\u0000', '\\u0000')), problems: ['a key must not contain a NUL character (\\u0000)'] });
+      else if (key === '__proto__') walk.problems.push({ field: join(field, key), problems: [`${join(field, key)} is not accepted: no key may be named __proto__`] });
+      else {
+        if (key === 'constructor' || key === 'prototype') walk.strippedKeys = true;
+        walkInput(v, join(field, key), walk, depth + 1);
+      }
     }
   }
 }
 
-/** The NUL characters of an input, or the first place it nests too deeply (then only that: the rest is not walked). */
-function inputProblems(value: unknown, field: string): FieldProblem[] {
-  const out: FieldProblem[] = [];
+/** The problems of an input (NUL characters, `__proto__` keys), or the first place it nests too deeply (then only that: the rest is not walked). */
+function walkedInput(value: unknown, field: string): InputWalk {
+  const walk: InputWalk = { problems: [], strippedKeys: false };
   try {
-    nulCharacters(value, field, out);
+    walkInput(value, field, walk);
   } catch (err) {
     if (!(err instanceof TooDeep)) throw err;
-    return [{ field: err.field, problems: [`${err.field} is nested too deeply: objects and arrays may nest at most ${MAX_INPUT_DEPTH} levels deep (the body is the first)`] }];
+    return { problems: [{ field: err.field, problems: [`${err.field} is nested too deeply: objects and arrays may nest at most ${MAX_INPUT_DEPTH} levels deep (the body is the first)`] }], strippedKeys: false };
   }
-  return out;
+  return walk;
 }
 
 /** Whether @ApiProperty documents `key` of the class with prototype `proto` as nullable (read once per class and key). */
@@ -280,6 +294,31 @@ function unexpectedNulls(dto: unknown, field: string, out: FieldProblem[], neste
   }
 }
 
+/**
+ * class-transformer builds the DTO's free-form JSON (a property typed object, Record or unknown, without @Type) anew,
+ * and skips every key named like a member of Object.prototype on the way (constructor, toString, valueOf,
+ * hasOwnProperty...): `{"properties":{"constructor":"x","toString":"y"}}` was stored as `{}` with a 2xx. So each
+ * free-form value (a plain object class-transformer made) is replaced by the input's own, exactly as parsed: its keys
+ * are own data properties, its prototype Object.prototype (a `__proto__` key was refused by walkInput). On a DTO itself
+ * such a key is refused like any unknown property (class-transformer dropped it before whitelisting saw it).
+ * `dto` is what class-transformer made of `raw`; answers the value to keep.
+ */
+function keepFreeFormJson(dto: unknown, raw: unknown, field: string, out: FieldProblem[]): unknown {
+  if (dto === null || typeof dto !== 'object' || raw === null || typeof raw !== 'object') return dto;
+  if (Array.isArray(dto)) {
+    if (Array.isArray(raw)) for (let i = 0; i < dto.length; i++) dto[i] = keepFreeFormJson(dto[i], raw[i], join(field, i), out);
+    return dto;
+  }
+  if (Object.getPrototypeOf(dto) === Object.prototype) return Array.isArray(raw) ? dto : raw;
+  const d = dto as Record<string, unknown>;
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (Object.hasOwn(d, key)) d[key] = keepFreeFormJson(d[key], r[key], join(field, key), out);
+    else if (key in d) out.push({ field: join(field, key), problems: [`property ${key} should not exist`] });
+  }
+  return dto;
+}
+
 /** Unknown fields are rejected; each invalid field is named in the message and in details. */
 class RequestValidationPipe extends ValidationPipe {
   /** A valid body skips class-validator (FastValidityCheck); an invalid one gets class-validator's errors. */
@@ -289,10 +328,15 @@ class RequestValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    let input = value;
     if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
       // before super.transform, whose class-transformer recursion a deeply nested input would overflow
-      const problems = inputProblems(value, metadata.type === 'param' ? (metadata.data ?? '') : '');
-      if (problems.length > 0) throw invalid(problems);
+      const walk = walkedInput(value, metadata.type === 'param' ? (metadata.data ?? '') : '');
+      if (walk.problems.length > 0) throw invalid(walk.problems);
+      // super.transform deletes every `constructor` and `prototype` key of the input in place (class-transformer would
+      // take a `constructor` value for the class to build): keepFreeFormJson then takes free-form JSON from a copy (the
+      // input is JSON, or strings from a query or path, and JSON.parse builds it as the body parser did)
+      if (walk.strippedKeys) input = JSON.parse(JSON.stringify(value));
     }
     const nulls: FieldProblem[] = [];
     // the body's own fields first (a missing required field would otherwise hide them), nested DTOs once transformed
@@ -300,7 +344,12 @@ class RequestValidationPipe extends ValidationPipe {
       unexpectedNulls(Object.assign(Object.create(metadata.metatype.prototype), value), '', nulls, false);
       if (nulls.length > 0) throw invalid(nulls);
     }
-    const dto = await super.transform(value, metadata);
+    let dto = await super.transform(value, metadata);
+    if (metadata.type === 'body' || metadata.type === 'query') {
+      const dropped: FieldProblem[] = [];
+      dto = keepFreeFormJson(dto, input, '', dropped);
+      if (dropped.length > 0) throw invalid(dropped);
+    }
     if (metadata.type === 'body') {
       unexpectedNulls(dto, '', nulls);
       if (nulls.length > 0) throw invalid(nulls);
