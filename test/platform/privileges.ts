@@ -231,6 +231,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // whether the caller may read a run (the runs' policy decides): run_steps' policies (20270205001000)
   'function ai.run_readable(uuid, uuid)': { authenticated: 'EXECUTE' },
+  // whether the caller may read a bill / bill payment (their own policies decide): a member's restrictive read policies (20270206000100)
+  'function finance.bill_readable(uuid, uuid)': { authenticated: 'EXECUTE' },
+  'function finance.bill_payment_readable(uuid, uuid)': { authenticated: 'EXECUTE' },
   // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.aging_bucket_label(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
