@@ -105,10 +105,10 @@ export class AccountMailService implements OnModuleInit {
     const done = await this.privileged.run('auth.credentials', async (db) => {
       const userId = await tokens.consumeResetToken(db, hashToken(token));
       if (!userId) return false;
+      // an erased account takes no password: its erasure deletes its reset links, and a link of before the erasure
+      // must not bring it back
+      if (!(await userRepository.lockIfNotErased(db, userId))) return false;
       const { email } = (await userRepository.findById(db, userId))!;
-      // an erased account (privacy/erasure.service.ts: its e-mail is the pseudonym erased+<id>@invalid) takes no
-      // password: its erasure deletes its reset links, and a link of before the erasure must not bring it back
-      if (email === `erased+${userId}@invalid`) return false;
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
       // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
@@ -168,6 +168,9 @@ export class AccountMailService implements OnModuleInit {
     const changed = await this.privileged.run('auth.credentials', async (db) => {
       const request = await tokens.consumeEmailChange(db, hashToken(token));
       if (!request) return undefined;
+      // an erased account takes no address (its erasure deletes its requests): a link of before the erasure must not
+      // give it a deliverable one again; thrown, so that nothing is written
+      if (!(await userRepository.lockIfNotErased(db, request.user_id))) throw emailChangeInvalid();
       await translateDatabaseError(tokens.changeEmail(db, request.user_id, request.new_email), {
         '23505': () => AccountErrors.error('auth.email_taken', 'another account uses this e-mail address now'),
       });
@@ -181,7 +184,10 @@ export class AccountMailService implements OnModuleInit {
       });
       return { email: request.new_email };
     });
-    if (!changed) throw AccountErrors.error('auth.email_change_invalid', 'this confirmation link is unknown, already used or expired; ask for the change again');
+    if (!changed) throw emailChangeInvalid();
     return changed;
   }
 }
+
+const emailChangeInvalid = () =>
+  AccountErrors.error('auth.email_change_invalid', 'this confirmation link is unknown, already used or expired; ask for the change again');

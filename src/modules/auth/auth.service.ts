@@ -163,6 +163,7 @@ export class AuthService {
     const oldHash = found.passwordHash;
     const user: UserRow = { id: found.id, email: found.email, name: found.name, image: found.image, accountType: found.accountType };
     return this.privileged.run('auth.credentials', async (db) => {
+      await refuseErased(db, user.id);
       const passwordUpgraded = upgraded ? await userRepository.replacePasswordHash(db, user.id, oldHash, upgraded) : false;
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.login', entityType: 'user', entityId: user.id, ...(passwordUpgraded ? { after: { passwordHashUpgraded: true } } : {}),
@@ -185,6 +186,7 @@ export class AuthService {
     return this.privileged.run('auth.credentials', async (db) => {
       const known = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (known) {
+        await refuseErased(db, known.id);
         await identityRepository.touch(db, input);
         const user = await userRepository.updateProfile(db, known.id, { name: identity.name, image: identity.image });
         const personalOrgId = known.personalOrgId ?? (await userRepository.personalOrgId(db, known.id))!;
@@ -210,6 +212,7 @@ export class AuthService {
       }
 
       if (!identity.emailVerified) throw linkRequired(identity.provider);
+      await refuseErased(db, existing.id);
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
       const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
       if (!accountVerified) {
@@ -237,6 +240,7 @@ export class AuthService {
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
     return this.privileged.run('auth.credentials', async (db) => {
+      await refuseErased(db, principal.userId);
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (owner && owner.id !== principal.userId) {
         throw AuthErrors.error('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
@@ -285,7 +289,8 @@ export class AuthService {
   async redeemAppToken(token: string, appCode: string, client: ClientInfo): Promise<AppSessionDto> {
     const claims = this.tokens.verifyAppToken(token, appCode);
     return this.privileged.run('auth.credentials', async (db) => {
-      if (!(await userRepository.exists(db, claims.userId))) throw AppError.unauthorized('the app token\'s user no longer exists');
+      // minted before the person erased their account: the app must not learn who they were
+      if (!(await userRepository.lockIfNotErased(db, claims.userId))) throw AppError.unauthorized('the app token\'s account has been erased or no longer exists');
       const first = await identityRepository.redeemAppToken(db, { jti: claims.jti, userId: claims.userId, appCode, expiresAt: claims.expiresAt });
       if (!first) throw AppError.unauthorized('this app token was already used; open the app from the Hub again');
       await this.audit.recordPrivileged(db, claims.personalOrgId, 'system', {
@@ -386,6 +391,15 @@ export class AuthService {
 
 function identityInput(identity: ExternalIdentity): IdentityInput {
   return { provider: identity.provider, subject: identity.subject, email: identity.email, emailVerified: identity.emailVerified };
+}
+
+/**
+ * An erased account signs in nowhere again. First in its transaction, where a sign-in turns into a session or a link:
+ * the lock it takes waits for an erasure under way and sees it (a sign-in checked against the account before — its
+ * password, its identity — starts nothing), and is taken in the erasure's order (the account's row first).
+ */
+async function refuseErased(db: Db, userId: string): Promise<void> {
+  if (!(await userRepository.lockIfNotErased(db, userId))) throw AppError.unauthorized('this account has been erased');
 }
 
 function linkRequired(provider: ExchangeProvider): AppError {

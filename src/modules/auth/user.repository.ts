@@ -11,6 +11,12 @@ export interface UserRow {
   accountType: string | null;
 }
 
+/**
+ * The e-mail an erased account keeps (set by the privacy module's erasure; personal-data.catalog.ts writes the same in
+ * SQL): unique and undeliverable. The account row stays (other apps reference its id); nobody signs in to it again.
+ */
+export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
+
 /** Users, credentials and personal organizations. Only privileged paths call this (no tenant exists yet). */
 const USER_COLUMNS = ['u.id', 'u.email', 'u.name', 'u.image', 'u.accountType'] as const;
 
@@ -38,6 +44,16 @@ export const userRepository = {
   async exists(db: Db, id: string): Promise<boolean> {
     const [row] = await db.run(qb.selectFrom('core.User').select('id').where('id', '=', id));
     return row !== undefined;
+  },
+
+  /**
+   * Whether the user exists and has not been erased, the check wherever a credential turns into a sign-in (a session, a
+   * redeemed app token). Locks the row (FOR SHARE) until the caller's transaction ends: an erasure under way (which
+   * locks it FOR UPDATE) is waited for and seen; one that starts later waits, then revokes what the caller made.
+   */
+  async lockIfNotErased(db: Db, id: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${id} FOR SHARE`;
+    return row !== undefined && row.email !== erasedEmail(id);
   },
 
   /**

@@ -7,6 +7,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { LoginThrottle } from '../auth/login-throttle.service.js';
 import type { ClientInfo } from '../auth/auth.service.js';
+import { erasedEmail } from '../auth/user.repository.js';
 import type { ErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
@@ -17,8 +18,6 @@ import { emitEvent } from '../../platform/events/events.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
-
-export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
 
 /**
  * A person's erasure (right to erasure), in one transaction on the privileged path privacy.erasure: it crosses
