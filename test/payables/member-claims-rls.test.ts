@@ -169,6 +169,18 @@ describe('payables: a member reads other members\' expense claims nowhere below 
       .toEqual({ lines: ['A taxi'], decisions: ['submit', 'approve'], openAmount: '50.00' });
     await t.http.get(url(`expense-claims/${claimB}`)).set(memberA.auth).expect(404);
     await t.http.post(url(`bills/${claimB}/comments`)).set(memberA.auth).send({ comment: 'peek' }).expect(404);
+    const refused = await t.http.post(url(`expense-claims/${claimB}/comments`)).set(memberA.auth).send({ comment: 'peek' }).expect(404);
+    expect(refused.body.error.code).toBe('expense_claim.not_found');
+    const onOwn = (await t.http.post(url(`expense-claims/${claimA}/comments`)).set(memberA.auth).send({ comment: 'receipt attached' }).expect(200)).body;
+    expect(onOwn.decisions.at(-1)).toMatchObject({ decision: 'comment', actorId: memberA.id, actorRole: 'member', comment: 'receipt attached' });
+    const onB = (await t.http.post(url(`expense-claims/${claimB}/comments`)).set(users.accountant.auth).send({ comment: 'which trip?' }).expect(200)).body;
+    expect(onB.decisions.at(-1)).toMatchObject({ decision: 'comment', actorId: users.accountant.id, comment: 'which trip?' });
+    await t.http.post(url(`expense-claims/${vendorBill}/comments`)).set(users.accountant.auth).send({ comment: 'wrong kind' }).expect(404);
+    const { rows: comments } = await t.db.admin.query(
+      `SELECT bill_id, actor_id, comment FROM finance.bill_decisions WHERE org_id = $1 AND decision = 'comment' AND bill_id = ANY($2::uuid[]) ORDER BY created_at, id`, [orgId, [claimA, claimB]]);
+    expect(comments).toEqual([{ bill_id: claimA, actor_id: memberA.id, comment: 'receipt attached' }, { bill_id: claimB, actor_id: users.accountant.id, comment: 'which trip?' }]);
+    const { rows: audited } = await t.db.admin.query(`SELECT entity_id FROM core.audit_logs WHERE org_id = $1 AND action = 'payables.expense_claim_commented' ORDER BY id`, [orgId]);
+    expect(audited.map((r: any) => r.entity_id)).toEqual([claimA, claimB]);
 
     const draft = (await t.http.post(url('expense-claims')).set(memberA.auth).send({
       claimDate: '2026-02-09', currency: 'EUR', lines: [{ accountId: acc['5200'], amount: '12.00', currency: 'EUR', date: '2026-02-09', description: 'A lunch' }],

@@ -259,6 +259,18 @@ export class PayablesController {
     return this.payables.void(tx, id, 'expense_claim', dto.reason);
   }
 
+  @Post('expense-claims/:claimId/comments')
+  @HttpCode(200)
+  @RequiresFeature('omnizen', 'full_accounting')
+  @RequireRole(...COMMENTER_ROLES)
+  @ApiOperation({ operationId: 'commentOnExpenseClaim', summary: 'Comment on an expense claim: a member on their own, bookkeepers on any (listed with its decisions; audited)' })
+  @ApiOkResponse({ type: BillDto })
+  @ApiErrors(400)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'expense_claim.not_found', 'auth.user_required')
+  commentOnClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: CommentDto): Promise<BillDto> {
+    return this.payables.comment(tx, id, 'expense_claim', dto.comment);
+  }
+
   @Post('expense-claims/:claimId/submit')
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')

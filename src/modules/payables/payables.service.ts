@@ -433,7 +433,7 @@ export class PayablesService {
   async comment(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment: string): Promise<BillDto> {
     // not locked: a comment changes nothing of the document, and a member may comment on a bill they cannot change
     const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
-    if (!b || b.kind !== kind) throw PayablesErrors.notFound(kind, id);
+    if (!b || b.kind !== kind || !this.mayRead(tx, { kind: b.kind, claimantId: b.claimant_id })) throw PayablesErrors.notFound(kind, id);
     const decisionId = await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'comment', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment });
     await this.audit.record(tx, { action: `payables.${kind}_commented`, entityType: kind, entityId: id, after: { decisionId, comment } });
     return this.getBill(tx, id, kind);
