@@ -100,12 +100,14 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
   });
 
   it('answers 502 naming what Stripe said when Stripe refuses, and writes nothing', async () => {
+    // another organization: the first test's checkout, asked again, is answered with its open session (checkout-concurrency.test.ts)
+    const refusedOrg = await createOrg(t, ada, 'Refused Co');
     stripe.failNext(400, 'No such price: price_omz_pro');
-    const res = await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' }).expect(502);
+    const res = await t.http.post(`/v1/orgs/${refusedOrg}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' }).expect(502);
     expect(res.body.error).toMatchObject({ code: 'billing.stripe_failed', message: 'Stripe could not create a checkout session: No such price: price_omz_pro' });
     expect(JSON.stringify(res.body)).not.toContain('sk_test_double');
-    const audit = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.checkout_started'`, [orgId]);
-    expect(audit.rows[0].n).toBe(1); // only the successful checkout of the first test
+    const audit = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.checkout_started'`, [refusedOrg]);
+    expect(audit.rows[0].n).toBe(0);
   });
 
   it('rejects a bad signature with 400 and changes nothing', async () => {

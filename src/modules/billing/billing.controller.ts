@@ -19,6 +19,14 @@ import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 
+/** What both checkout routes say about a repeated request and the 409 (OpenAPI description). */
+const CHECKOUT_DESCRIPTION = 'A double-click or a retry does not start a second checkout: while the session the first request created is open '
+  + '(up to 23 hours, until a Stripe event about the app\'s subscription arrives), the same request answers 201 with that same session '
+  + '(same id and url), and concurrent requests are served one at a time. Another plan starts another session. '
+  + '409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the '
+  + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
+  + 'it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.';
+
 @ApiTags('billing')
 @OrgRoute()
 @Controller('v1/orgs/:orgId')
@@ -69,7 +77,7 @@ export class OrgCheckoutController {
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
-  @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)' })
+  @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
   checkout(@Preflight() preflight: PreflightTenant, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {
@@ -122,7 +130,7 @@ export class MyCheckoutController {
 
   @Post('billing/checkout')
   @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
-  @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan' })
+  @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
   checkout(@Preflight() preflight: PreflightTenant, @Body() dto: CheckoutDto): Promise<CheckoutSessionDto> {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
+import { LIVE_STATUSES } from './subscription-status.js';
 
 export interface AppRow {
   id: string;
@@ -274,6 +275,30 @@ export const billingRepository = {
     await db.run(qb.selectFrom('hub.limit_locks').select('org_id').where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
   },
 
+  /**
+   * Locks the organization's row of the app for a checkout (the counted limits' row: created on first use, locked until
+   * the transaction ends), so concurrent checkouts read the subscription and the open checkout's key one at a time.
+   * Returns that key and when it was drawn (null: none yet).
+   */
+  async lockCheckout(db: Db, orgId: string, appId: string): Promise<{ key: string | null; drawnAt: Date | null }> {
+    await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
+    const [row] = await db.run(qb.selectFrom('hub.limit_locks').select(['checkout_key as key', 'checkout_key_at as drawnAt'])
+      .where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
+    return row;
+  },
+
+  /** Records the key of a new checkout window (on the row lockCheckout locked). */
+  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, drawnAt: Date): Promise<void> {
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt })
+      .where('org_id', '=', orgId).where('app_id', '=', appId));
+  },
+
+  /** Forgets the checkout key `key` (a failed checkout's), unless another has replaced it meanwhile. */
+  async dropCheckoutKey(db: Db, orgId: string, appId: string, key: string): Promise<void> {
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null })
+      .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
+  },
+
   /** Newest received first, `limit` rows; `key` is each event's keyset position (receivedAt to the microsecond, id). */
   async billingEvents(db: Db, orgId: string, f: { status?: string; type?: string; after?: { r: string; i: string }; limit: number }) {
     let q = qb.selectFrom('hub.BillingEvent')
@@ -392,7 +417,7 @@ export const billingRepository = {
       ])
       .where((eb) => eb.or([
         eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now), eb('s.stripeSubscriptionId', 'is', null)]),
-        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb('s.status', 'in', ['active', 'trialing', 'past_due'])]),
+        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb('s.status', 'in', [...LIVE_STATUSES])]),
       ]))
       .forUpdate('s').skipLocked());
   },

@@ -1,28 +1,44 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash, randomUUID } from 'node:crypto';
+import type Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceOf, billingRepository as repo, type Subject, subjectOf } from './billing.repository.js';
+import { audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
+import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
 
-/** The statuses in which a Stripe subscription bills the customer: a second checkout for the app would bill them twice. */
-const BILLING_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
+/**
+ * How long the checkouts of an organization's app share one key: less than Stripe's 24 hours, both the default life of a
+ * Checkout session and the least time Stripe keeps the answer to an Idempotency-Key.
+ */
+const CHECKOUT_KEY_MS = 23 * 3_600_000;
 
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
  * in up to 20 s per try (one retry): no transaction, nor pool connection, may wait on it. So each call reads what it
  * needs in one short transaction, calls Stripe with none open, and audits in a second one.
+ *
+ * One checkout of an app at a time: the first transaction locks the organization's row of the app (hub.limit_locks)
+ * while it reads the subscription and the checkout key of the current window, and the Stripe session is created with an
+ * Idempotency-Key made of that key and the request. A second checkout with the same request (a double-click, a retry)
+ * sends the same Idempotency-Key, and Stripe answers with the session it created first: one session, not two.
  */
 @Injectable()
 export class CheckoutService {
+  private readonly logger = new Logger(CheckoutService.name);
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly stripe: StripeClient,
     private readonly audit: AuditService,
+    private readonly clock: Clock,
   ) {}
 
   private async subject(tx: TenantTx): Promise<Subject> {
@@ -32,7 +48,8 @@ export class CheckoutService {
   }
 
   async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
-    const { orgId, price, customer, email, metadata } = await open(async (tx) => {
+    const now = new Date(this.clock.now());
+    const { params, key, price, customer } = await open(async (tx) => {
       if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
       const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
       if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
@@ -41,41 +58,74 @@ export class CheckoutService {
       if (plan.audience !== 'any' && plan.audience !== audience) {
         throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
       }
-      // one live Stripe subscription per app: a plan change goes through the portal, which updates that subscription
+      // locked until this transaction ends: a concurrent checkout of the app reads the subscription and the key after it
+      const pending = await repo.lockCheckout(tx.db, tx.orgId, dto.app);
+      // one Stripe subscription per app until it has ended: a plan change goes through the portal, which updates that subscription
       const current = await repo.subscription(tx.db, subject, dto.app);
-      if (current?.stripeSubscriptionId && current.status && BILLING_STATUSES.has(current.status)) {
-        const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${tx.orgId}/billing/portal`;
-        throw BillingErrors.error('billing.subscription_exists',
-          `this ${audience === 'personal' ? 'account' : 'organization'} already has a live ${dto.app} subscription (${current.plan}, ${current.status}); `
-          + `to change plans, open the billing portal (POST ${portal}) instead of starting another checkout`,
-          { app: dto.app, plan: current.plan, status: current.status });
-      }
+      if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
       const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
       if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
-      return {
-        orgId: tx.orgId, price, customer: await repo.stripeCustomer(tx.db, subject),
-        email: tx.principal.kind === 'user' ? tx.principal.email : undefined,
-        // the webhook finds the organization (or person) and the plan again from this metadata
-        metadata: { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) },
+      const customer = await repo.stripeCustomer(tx.db, subject);
+      const email = tx.principal.kind === 'user' ? tx.principal.email : undefined;
+      // the webhook finds the organization (or person) and the plan again from this metadata
+      const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
+      const base = this.config.billing.appUrl;
+      const params: Stripe.Checkout.SessionCreateParams = {
+        mode: 'subscription',
+        line_items: [{ price, quantity: 1 }],
+        client_reference_id: tx.orgId,
+        ...(customer ? { customer } : email ? { customer_email: email } : {}),
+        metadata,
+        subscription_data: { metadata },
+        success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
+        cancel_url: `${base}/billing/canceled`,
       };
+      // a new key once the window has passed, or once Stripe has said something about the subscription since it began
+      // (a checkout of the window may have completed: its session is spent)
+      const reuse = pending.key && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
+        && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
+      const key = reuse ? pending.key! : randomUUID();
+      if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, now);
+      return { params, key, price, customer };
     });
-    const base = this.config.billing.appUrl;
-    const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create({
-      mode: 'subscription',
-      line_items: [{ price, quantity: 1 }],
-      client_reference_id: orgId,
-      ...(customer ? { customer } : email ? { customer_email: email } : {}),
-      metadata,
-      subscription_data: { metadata },
-      success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
-      cancel_url: `${base}/billing/canceled`,
-    }));
+    // the same request under the same key: Stripe answers with the session it created first (another request changes the hash)
+    const idempotencyKey = `omnizen-checkout-${key}-${createHash('sha256').update(JSON.stringify(params)).digest('hex')}`;
+    const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey }))
+      .catch(async (err: unknown) => {
+        // Stripe keeps a failed answer under its key too: the next checkout draws a new key instead of getting it again
+        // (409: the same request is still running in Stripe; its session stays the window's)
+        if (!(err instanceof AppError && (err.details as { stripeStatus?: number } | undefined)?.stripeStatus === 409)) {
+          await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, dto.app, key))
+            .catch((e: Error) => this.logger.warn(`could not drop the checkout key of ${dto.app} after a failed checkout: ${e.message}`));
+        }
+        throw err;
+      });
     if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
-    await open((tx) => this.audit.record(tx, {
-      action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
-      after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
-    }));
+    // a replayed answer is the session an earlier checkout created, and audited
+    if (session.lastResponse?.headers?.['idempotent-replayed'] !== 'true') {
+      await open((tx) => this.audit.record(tx, {
+        action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
+        after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
+      }));
+    }
     return { id: session.id, url: session.url };
+  }
+
+  /**
+   * The 409 for a checkout while a Stripe subscription of the app has not ended: live (plans change in the portal),
+   * incomplete (its first payment is pending: a second subscription could be paid too), unpaid or paused (settled or
+   * canceled in the portal). After incomplete_expired or canceled, a new checkout is allowed.
+   */
+  private subscriptionExists(orgId: string, subject: Subject, app: string, current: SubscriptionRow): AppError {
+    const status = statusOf(current);
+    const holder = subject.kind === 'user' ? 'account' : 'organization';
+    const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${orgId}/billing/portal`;
+    const message = LIVE_STATUSES.has(status)
+      ? `this ${holder} already has a live ${app} subscription (${current.plan}, ${status}); to change plans, open the billing portal (POST ${portal}) instead of starting another checkout`
+      : status === 'incomplete'
+        ? `a payment for this ${holder}'s ${app} subscription (${current.plan}) is pending (incomplete): complete it, or wait until Stripe expires the subscription (23 hours after it began), before starting another checkout`
+        : `this ${holder}'s ${app} subscription (${current.plan}) is ${status}, not ended: ${status === 'paused' ? 'resume it with a payment method' : 'pay its open invoice'} or cancel it in the billing portal (POST ${portal}) instead of starting another checkout`;
+    return BillingErrors.error('billing.subscription_exists', message, { app, plan: current.plan, status });
   }
 
   async portal(open: OpenTenant, dto: PortalDto): Promise<PortalSessionDto> {

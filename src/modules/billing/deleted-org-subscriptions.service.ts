@@ -3,7 +3,8 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, subjectOf } from './billing.repository.js';
-import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
+import { StripeClient } from './stripe.client.js';
+import { STRIPE_ENDED } from './subscription-status.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 
 const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;

@@ -7,38 +7,10 @@ import type { EntitlementsDto, FeatureEntitlementDto } from './billing.dto.js';
 import { UsageCounters } from './usage-counters.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { Clock } from '../../platform/clock/clock.js';
+import { type Access, accessFor, statusOf } from './subscription-status.js';
 
 const DAY_MS = 86_400_000;
-
-export interface Access {
-  access: 'full' | 'read_only';
-  /** why the subscription is read-only */
-  reason?: string;
-  graceEndsAt?: Date;
-}
-
-/**
- * The status rules (docs/plans.md): active and trialing (before the trial's end) give full access;
- * past_due gives full access for the grace period, then read-only; anything else is read-only.
- */
-export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now = new Date()): Access {
-  switch (status) {
-    case 'active':
-      return { access: 'full' };
-    case 'trialing':
-      return trialEndsAt && trialEndsAt <= now
-        ? { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` }
-        : { access: 'full' };
-    case 'past_due': {
-      const graceEndsAt = new Date((pastDueSince ?? now).getTime() + graceDays * DAY_MS);
-      return graceEndsAt > now
-        ? { access: 'full', graceEndsAt }
-        : { access: 'read_only', reason: `the payment is past due since ${(pastDueSince ?? now).toISOString().slice(0, 10)}`, graceEndsAt };
-    }
-    default:
-      return { access: 'read_only', reason: `the subscription is ${status}` };
-  }
-}
 
 interface Resolved {
   subject: Subject;
@@ -62,6 +34,7 @@ export class EntitlementsService implements EntitlementGate {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly usage: UsageCounters,
+    private readonly clock: Clock,
   ) {}
 
   private async resolve(db: Db, orgId: string, appId: string): Promise<Resolved> {
@@ -69,19 +42,21 @@ export class EntitlementsService implements EntitlementGate {
     if (!found) throw (await repo.app(db, appId)) ? PlatformErrors.notFound('organization', orgId) : BillingErrors.notFound('app', appId);
     const { app, org, subscription } = found;
     const subject = subjectOf(org);
+    // trials and grace periods end on the injected clock (tests move it instead of waiting)
+    const now = new Date(this.clock.now());
     if (subscription) {
-      const status = subscription.status ?? 'active';
+      const status = statusOf(subscription);
       const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt;
       return {
         subject, appId, plan: subscription.plan, status, source: 'subscription', subscription, trialEndsAt: subscription.trialEndsAt,
-        access: accessFor(status, subscription.trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays),
+        access: accessFor(status, subscription.trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays, now),
       };
     }
     // no subscription yet: the app's default plan as a trial counted from the organization's creation
     const trialEndsAt = new Date(org.createdAt.getTime() + app.trialDays * DAY_MS);
     return {
       subject, appId, plan: app.defaultPlan, status: 'trialing', source: 'default', trialEndsAt,
-      access: accessFor('trialing', trialEndsAt, null, this.config.billing.pastDueGraceDays),
+      access: accessFor('trialing', trialEndsAt, null, this.config.billing.pastDueGraceDays, now),
     };
   }
 

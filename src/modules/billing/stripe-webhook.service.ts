@@ -8,7 +8,8 @@ import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, subjectOf, type SubscriptionRow } from './billing.repository.js';
-import { STRIPE_ENDED, StripeClient } from './stripe.client.js';
+import { StripeClient } from './stripe.client.js';
+import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
 
@@ -173,8 +174,9 @@ export class StripeWebhookService implements OnModuleInit {
     const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
       ? existing.stripeSubscriptionId : undefined;
     if (other && existing!.status && !STRIPE_ENDED.has(existing!.status)) {
-      // that one is still live: a second subscription's events must not overwrite it (nor its deletion end it). Only the
-      // completion of a checkout this organization started moves the row to the new subscription (the customer paid for it).
+      // that one has not ended (it can still bill, even unpaid, paused or incomplete): a second subscription's events must
+      // not overwrite it (nor its deletion end it). Only the completion of a checkout this organization started moves the
+      // row to the new subscription (the customer paid for it).
       if (!this.checkoutOf(event, orgId)) {
         return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
       }
@@ -246,7 +248,10 @@ export class StripeWebhookService implements OnModuleInit {
         if (obj.mode !== 'subscription') return { ignored: `checkout mode ${obj.mode} is not a subscription` };
         const { app, plan } = obj.metadata ?? {};
         if (!(await this.planExists(db, app, plan))) return { ignored: `checkout metadata names no known plan (${app}:${plan})` };
-        return { app, plan, status: 'active', keepKnownStatus: true, stripeSubscriptionId: idOf(obj.subscription), customer: idOf(obj.customer) };
+        // payment_status 'unpaid': the first payment is still pending (a delayed method such as a bank debit), and Stripe's
+        // subscription is incomplete until invoice.paid: not active, which would give full access meanwhile
+        const status = obj.payment_status === 'unpaid' ? 'incomplete' : 'active';
+        return { app, plan, status, keepKnownStatus: true, stripeSubscriptionId: idOf(obj.subscription), customer: idOf(obj.customer) };
       }
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
@@ -273,8 +278,12 @@ export class StripeWebhookService implements OnModuleInit {
         if (!known) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
         // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
         // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it
-        if (known.status === 'canceled' || known.status === 'incomplete_expired') return { ignored: `the subscription is ${known.status}: an invoice does not change that` };
-        if (event.type === 'invoice.paid' && known.status === 'trialing') return { ignored: 'an invoice paid during the trial does not end it (the subscription events do)' };
+        const status = statusOf(known);
+        if (STRIPE_ENDED.has(status)) return { ignored: `the subscription is ${status}: an invoice does not change that` };
+        if (event.type === 'invoice.paid' && status === 'trialing') return { ignored: 'an invoice paid during the trial does not end it (the subscription events do)' };
+        // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
+        // incomplete (first payment), unpaid or paused one as it is, read-only: Stripe's subscription events say when that changes
+        if (event.type === 'invoice.payment_failed' && !LIVE_STATUSES.has(status)) return { ignored: `the subscription is ${status}: a failed payment leaves it so` };
         return { status: event.type === 'invoice.paid' ? 'active' : 'past_due', stripeSubscriptionId, customer: idOf(obj.customer) };
       }
       default:

@@ -3,9 +3,7 @@ import Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 import { BillingErrors } from './billing.errors.js';
-
-/** Subscription statuses after which Stripe charges nothing more. */
-export const STRIPE_ENDED: ReadonlySet<string> = new Set(['canceled', 'incomplete_expired']);
+import { STRIPE_ENDED } from './subscription-status.js';
 
 /**
  * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at

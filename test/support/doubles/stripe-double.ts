@@ -7,6 +7,11 @@ import { randomBytes } from 'node:crypto';
  * billing module calls (Checkout sessions, billing-portal sessions, reading and canceling subscriptions). The real SDK talks to it
  * through its host/port/protocol options (STRIPE_API_HOST/PORT/PROTOCOL), so the production code
  * path — stripe-node building and sending the request — is what the tests exercise.
+ *
+ * Idempotency as Stripe does it, for POSTs: the answer to the first request with an Idempotency-Key is kept, and a
+ * later request with that key gets it again (header Idempotent-Replayed: true) without being executed; one with other
+ * parameters gets 400 idempotency_error; one that arrives while the first is still running gets 409 (stripe-node
+ * retries it once).
  */
 export interface StripeDoubleRequest {
   method: string;
@@ -21,6 +26,8 @@ export interface StripeDoubleRequest {
 export interface StripeDouble {
   port: number;
   requests: StripeDoubleRequest[];
+  /** the ids of the Checkout sessions created (a replayed answer creates none) */
+  checkoutSessions: string[];
   /**
    * The subscriptions Stripe holds, by id (a test adds the ones its events name). As Stripe does: canceling one that
    * has ended, or one it does not have, answers 404 "No such subscription"; an ended one can still be read.
@@ -45,6 +52,9 @@ async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
 
 export async function startStripeDouble(): Promise<StripeDouble> {
   const requests: StripeDoubleRequest[] = [];
+  const checkoutSessions: string[] = [];
+  /** by Idempotency-Key: the first request's path and parameters, and its answer once sent */
+  const idempotent = new Map<string, { path: string; form: string; answer?: { status: number; body: unknown } }>();
   const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
   let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
@@ -54,16 +64,32 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     const idempotencyKey = req.headers['idempotency-key'];
     const request = { method: req.method ?? '', path, authorization: req.headers.authorization, idempotencyKey: typeof idempotencyKey === 'string' ? idempotencyKey : undefined, form };
     requests.push(request);
+    /** the request's entry in `idempotent` when it is the first with its key: its answer is kept there */
+    let kept: { path: string; form: string; answer?: { status: number; body: unknown } } | undefined;
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      if (kept) kept.answer = { status, body };
+      res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req'), ...headers });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'POST' && request.idempotencyKey) {
+      const key = request.idempotencyKey;
+      const first = idempotent.get(key);
+      if (first && (first.path !== path || first.form !== JSON.stringify(form))) {
+        return send(400, { error: { type: 'idempotency_error', message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.` } });
+      }
+      if (first && !first.answer) {
+        return send(409, { error: { type: 'idempotency_error', message: `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.` } });
+      }
+      if (first) return send(first.answer!.status, first.answer!.body, { 'idempotent-replayed': 'true' });
+      kept = { path, form: JSON.stringify(form) };
+      idempotent.set(key, kept);
+    }
     if (hold) {
       const held = hold;
       hold = undefined;
       held.arrive(request);
       await held.released;
     }
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
-      res.end(JSON.stringify(body));
-    };
     if (failure) {
       const { status, message } = failure;
       failure = undefined;
@@ -81,6 +107,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
         return send(400, { error: { type: 'invalid_request_error', message: 'Missing required param: line_items or success_url' } });
       }
       const sid = id('cs');
+      checkoutSessions.push(sid);
       return send(200, {
         id: sid, object: 'checkout.session', mode: form.mode, status: 'open', url: `https://checkout.stripe.test/c/pay/${sid}`,
         client_reference_id: form.client_reference_id ?? null, customer: form.customer ?? null,
@@ -109,6 +136,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   return {
     port,
     requests,
+    checkoutSessions,
     subscriptions,
     failNext: (status, message) => (failure = { status, message }),
     holdNext: () => {

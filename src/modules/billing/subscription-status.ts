@@ -1,0 +1,47 @@
+/**
+ * What a subscription's status means, in one place (docs/plans.md, "Status rules"). The words are Stripe's: incomplete,
+ * incomplete_expired, trialing, active, past_due, canceled, unpaid, paused. A row the Hub provisions without Stripe uses
+ * the same words (seed 000 writes 'active'; a NULL status reads as 'active').
+ */
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The statuses that give full access: active; trialing until the trial's end; past_due for the grace period
+ * (accessFor). Every other status is read-only: incomplete (the first payment is pending or failed), incomplete_expired,
+ * unpaid, paused, canceled, and any word Stripe may add.
+ */
+export const LIVE_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
+
+/**
+ * The statuses after which Stripe charges nothing more. Any other Stripe subscription can still bill the customer
+ * (unpaid, paused and incomplete included): it holds the organization's row of its app, blocks a second checkout, and
+ * is canceled in Stripe when the organization is deleted.
+ */
+export const STRIPE_ENDED: ReadonlySet<string> = new Set(['canceled', 'incomplete_expired']);
+
+/** A subscription row's status (NULL: seed 000's default, 'active'). */
+export const statusOf = (row: { status: string | null }): string => row.status ?? 'active';
+
+export interface Access {
+  access: 'full' | 'read_only';
+  /** why the subscription is read-only */
+  reason?: string;
+  graceEndsAt?: Date;
+}
+
+/** The access a subscription gives at `now` (the injected clock's). */
+export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now: Date): Access {
+  if (!LIVE_STATUSES.has(status)) return { access: 'read_only', reason: `the subscription is ${status}` };
+  if (status === 'trialing' && trialEndsAt && trialEndsAt <= now) {
+    return { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` };
+  }
+  if (status === 'past_due') {
+    const since = pastDueSince ?? now;
+    const graceEndsAt = new Date(since.getTime() + graceDays * DAY_MS);
+    return graceEndsAt > now
+      ? { access: 'full', graceEndsAt }
+      : { access: 'read_only', reason: `the payment is past due since ${since.toISOString().slice(0, 10)}`, graceEndsAt };
+  }
+  return { access: 'full' };
+}
