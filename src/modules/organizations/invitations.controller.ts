@@ -61,11 +61,15 @@ export class InvitationAcceptanceController {
 
   @Post('accept')
   @HttpCode(200)
-  @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member', 'invitation.email_unverified')
+  @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member', 'invitation.email_unverified',
+    'billing.limit_reached')
   @ApiOperation({
     operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member',
     description: 'An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and '
-      + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.',
+      + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified. '
+      + 'When the organization\'s members already reach the users limit of its omnizen plan (invitations made before a downgrade), '
+      + 'the answer is 402 billing.limit_reached (details: app, feature, plan, limit, usage = the members, upgradeTo) and the '
+      + 'invitation stays pending, to be accepted once the organization upgrades or a member leaves.',
   })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)

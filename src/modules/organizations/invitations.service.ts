@@ -15,6 +15,7 @@ import type {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationStatus,
 } from './invitation.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
+import { BillingErrors } from '../billing/billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 export const INVITATION_CREATED = 'invitation.created';
@@ -71,10 +72,16 @@ export class InvitationsService {
     await this.audit.record(tx, { action: 'invitation.revoked', entityType: 'invitation', entityId: id, before, after });
   }
 
-  /** The signed-in invitee accepts: single use, unexpired, and only for the email it was sent to. */
+  /**
+   * The signed-in invitee accepts: single use, unexpired, only for the email it was sent to, and only while the
+   * organization's members are below its plan's users limit (checked under the counted limits' lock: an invitation
+   * made before a downgrade stays pending until an upgrade).
+   */
   async accept(tx: TenantTx, dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
     const membership = await translateDatabaseError(invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token)), {
       P0002: () => OrganizationsErrors.error('invitation.not_found', 'the invitation is unknown, already used, revoked or expired'),
+      // the database names the limit in its message and its details (app, feature, plan, limit, usage, upgradeTo) in DETAIL
+      P0001: (e) => (e.hint === 'billing.limit_reached' ? BillingErrors.error('billing.limit_reached', e.message!, JSON.parse(e.detail!)) : undefined),
       '42501': () => OrganizationsErrors.error('invitation.email_mismatch', 'this invitation was sent to another email address'),
       '23505': () => OrganizationsErrors.error('invitation.already_member', 'you are already a member of this organization'),
     });

@@ -334,8 +334,12 @@ function tenantTxOf(_: unknown, ctx: ExecutionContext): TenantTx {
 export const Tx = createParamDecorator(tenantTxOf);
 
 /**
- * Refuses to start when a handler takes @Tx() but its controller is neither @OrgRoute nor @UserRoute
- * (it would have no transaction to receive): a mistake found at start-up, not as a 500 per request.
+ * Refuses to start on a route mistake found at start-up rather than per request:
+ * - a handler takes @Tx() but its controller is neither @OrgRoute nor @UserRoute (it would have no transaction to
+ *   receive: a 500 per request);
+ * - a handler of an @OrgPreflightRoute / @UserPreflightRoute controller has @ConsumesLimit: its plan checks run in the
+ *   preflight's own short transaction, which commits (releasing the limit's lock) before the handler writes, so
+ *   concurrent requests would all count the same usage and pass the limit together.
  */
 @Injectable()
 export class TenantRouteCheck implements OnApplicationBootstrap {
@@ -343,17 +347,28 @@ export class TenantRouteCheck implements OnApplicationBootstrap {
 
   onApplicationBootstrap(): void {
     const wrong: string[] = [];
+    const limitedPreflight: string[] = [];
+    const consumes = (holder: object) => ((Reflect.getMetadata(ENTITLEMENTS, holder) ?? []) as EntitlementRequirement[]).some((r) => r.consumes);
     for (const module of this.modules.values()) {
       for (const { metatype } of module.controllers.values()) {
-        if (!metatype || Reflect.getMetadata(SCOPE, metatype)) continue;
+        if (!metatype) continue;
+        const preflight = Reflect.getMetadata(PREFLIGHT, metatype) !== undefined;
         for (const key of Object.getOwnPropertyNames(metatype.prototype)) {
-          const args: Record<string, { factory?: unknown }> = Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, key) ?? {};
           const handler = metatype.prototype[key];
+          if (key === 'constructor' || typeof handler !== 'function') continue;
+          if (preflight && Reflect.getMetadata(PATH_METADATA, handler) !== undefined && (consumes(handler) || consumes(metatype))) limitedPreflight.push(`${metatype.name}.${key}`);
+          if (Reflect.getMetadata(SCOPE, metatype)) continue;
+          const args: Record<string, { factory?: unknown }> = Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, key) ?? {};
           if (Object.values(args).some((a) => a.factory === tenantTxOf) && !Reflect.getMetadata(SCOPE, handler)) wrong.push(`${metatype.name}.${key}`);
         }
       }
     }
     if (wrong.length) throw new Error(`@Tx() is used outside an @OrgRoute/@UserRoute controller, where no tenant transaction exists: ${wrong.join(', ')}`);
+    if (limitedPreflight.length) {
+      throw new Error('@ConsumesLimit is used on a preflight route (@OrgPreflightRoute/@UserPreflightRoute), whose plan checks commit before the '
+        + 'handler writes, so the limit\'s lock would not cover the write: '
+        + `${limitedPreflight.join(', ')}; move the handler to an @OrgRoute controller (one transaction) or count it in the handler's own transaction`);
+    }
   }
 }
 
