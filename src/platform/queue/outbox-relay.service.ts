@@ -10,7 +10,7 @@ import { backlog, claimDue, markDone, recordFailure, releaseClaims, renewClaim, 
 import { ClaimTimer } from './claim-timer.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
-import { Clock, withTimeout as within } from '../clock/clock.js';
+import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
 
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
@@ -23,8 +23,8 @@ const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1
  * and drops gets a handler that logs (an unhandled rejection ends a Node process), and closing does not wait for a
  * Redis that is gone. Bull reconnects on its own; /health/ready says Redis is down.
  */
-export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownGraceMs: number): void {
-  const bull = queue as Queue & { onModuleDestroy?: () => Promise<void>; setWorkerName?: () => Promise<void> };
+export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownGraceMs: number, timer = new CallTimer()): void {
+  const bull = queue as Queue & { onApplicationShutdown?: () => Promise<void>; setWorkerName?: () => Promise<void> };
   // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
   bull.on('error', (err) => logger.warn(`jobs queue: ${err.message}`));
   // @nestjs/bull starts the worker with queue.process() and drops its promise, which rejects when Redis cannot be
@@ -45,17 +45,28 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
       return named;
     };
   }
-  // @nestjs/bull closes the queue in its onModuleDestroy; with Redis down that close rejects and aborts the whole
-  // shutdown. Closing waits for the jobs running here (within the shutdown grace), but not for a Redis that is gone:
-  // an unfinished job's outbox row stays claimed and is relayed again. Then the clients still trying to connect end.
-  if (bull.onModuleDestroy) {
-    const closeQueue = bull.onModuleDestroy.bind(bull);
-    bull.onModuleDestroy = () =>
-      within(closeQueue(), bull.client.status === 'ready' ? shutdownGraceMs : 1000, () => new Error('timed out'))
+  // @nestjs/bull closes the queue in its onApplicationShutdown (queue.close()). Bull's close waits for the jobs running
+  // here, then for Redis: with Redis hung (accepting, never answering) it reconnects its blocking connection and waits
+  // for ever for it to be ready, and the application's close with it. So closing waits for the jobs (within the shutdown
+  // grace; 1 s when Redis is not connected), not for Redis: an unfinished job's outbox row stays claimed and is relayed
+  // again. Then every client not yet ended is ended.
+  if (bull.onApplicationShutdown) {
+    const closeQueue = bull.onApplicationShutdown.bind(bull);
+    bull.onApplicationShutdown = () => {
+      const ms = bull.client.status === 'ready' ? shutdownGraceMs : 1000;
+      let stop = (): void => undefined;
+      const expired = new Promise<never>((_, reject) => (stop = timer.start(ms, () => reject(new Error(`not closed within ${ms} ms`)))));
+      return Promise.race([closeQueue(), expired])
         .catch((err: Error) => logger.warn(`jobs queue did not close cleanly: ${err.message}`))
         .finally(() => {
-          for (const client of bull.clients) if (client.status !== 'end') client.disconnect();
+          stop();
+          for (const client of bull.clients) {
+            // Bull's close, still under way, would connect its blocking connection again once that one has ended
+            client.connect = () => Promise.reject(new Error('the jobs queue is closed'));
+            if (client.status !== 'end') client.disconnect();
+          }
         });
+    };
   }
 }
 
@@ -88,6 +99,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly metrics: Metrics,
     private readonly clock: Clock,
     private readonly claimTimer: ClaimTimer,
+    callTimer: CallTimer,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
     metrics.onScrape(async () => {
@@ -99,7 +111,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) metrics.queueDepth.set({ state }, counts[state] ?? 0);
       }
     });
-    if (this.queue) guardQueue(this.queue, this.logger, config.shutdownGraceMs);
+    if (this.queue) guardQueue(this.queue, this.logger, config.shutdownGraceMs, callTimer);
   }
 
   onApplicationBootstrap(): void {
