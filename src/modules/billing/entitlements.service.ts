@@ -108,7 +108,7 @@ export class EntitlementsService implements EntitlementGate {
     const [r, featureOf] = await Promise.all([
       this.resolve(tx.db, tx.orgId, req.app), req.feature ? repo.featureOfPlan(tx.db, req.app, req.feature) : undefined,
     ]);
-    if (r.access.access === 'read_only') {
+    if (r.access.access === 'read_only' && !req.readOnlyPasses) {
       throw BillingErrors.error('billing.subscription_inactive',
         `the ${req.app} subscription of this ${r.subject.kind === 'user' ? 'account' : 'organization'} is read-only: ${r.access.reason}; renew or upgrade it to make changes`,
         { app: req.app, plan: r.plan, status: r.status });

@@ -361,7 +361,7 @@ export class JournalEntryDto {
   @ApiProperty({ description: 'The idempotency key it was posted with; null when none', type: String, nullable: true }) idempotencyKey: string | null;
   @ApiProperty({ description: 'Base currency of the books when posted' }) baseCurrency: string;
   @ApiProperty({ description: `Sum of base debits (= base credits). ${BASE_DOC}` }) totalBase: string;
-  @ApiProperty({ description: 'Who posted it: a user id or service:<name>; null when the token named neither', type: String, nullable: true }) createdBy: string | null;
+  @ApiProperty({ description: 'Who posted it: a user id, service:<name>, or api_key:<key id> for an API key; null when the token named none of them', type: String, nullable: true }) createdBy: string | null;
   @ApiProperty({ description: 'When the entry was posted' }) createdAt: Date;
   @ApiProperty({ description: 'The lines of the entry, by lineNo', type: [JournalLineDto] }) lines: JournalLineDto[];
 }

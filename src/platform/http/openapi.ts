@@ -90,7 +90,26 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     }
   }
   documentErrorCodes(doc, (status) => ({ description: DESCRIPTIONS[status] ?? 'Error', content: JSON_ERROR }));
-  return documentRetryableErrors(documentRateLimits(doc));
+  return documentRetryableErrors(documentRateLimits(documentKeyedPlanCheck(doc)));
+}
+
+const KEYED_402 = 'with an API key: billing.feature_not_in_plan when the organization\'s plan does not include API access (api_access), '
+  + 'checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade';
+
+/**
+ * Every operation open to API keys (x-omnizen-api-key-scope) answers a key 402 when the organization's plan has no API
+ * access (TenantTransactionInterceptor): its 402 says so (the code itself is derived into x-error-codes by the api-keys module).
+ */
+function documentKeyedPlanCheck(document: OpenAPIObject): OpenAPIObject {
+  for (const item of Object.values(document.paths)) {
+    for (const method of METHODS) {
+      const op = item[method] as (OpenAPIObject['paths'][string]['get'] & Record<string, unknown>) | undefined;
+      if (!op?.['x-omnizen-api-key-scope']) continue;
+      const own = op.responses['402'] as ResponseObject | undefined;
+      op.responses['402'] = { ...own, description: [own?.description ?? DESCRIPTIONS[402], KEYED_402].join('; '), content: own?.content ?? JSON_ERROR } as never;
+    }
+  }
+  return document;
 }
 
 type Example = { summary?: string; value?: unknown };

@@ -53,6 +53,8 @@ export interface EntitlementRequirement {
   app: string;
   feature?: string;
   consumes?: boolean;
+  /** only the plan's feature is checked: a read-only subscription passes (the API key check; the routes refuse its writes) */
+  readOnlyPasses?: boolean;
 }
 
 /**
@@ -64,6 +66,21 @@ export interface EntitlementGate {
   enforce(tx: TenantTx, requirement: EntitlementRequirement): Promise<void>;
 }
 export const ENTITLEMENT_GATE = 'omnizen:entitlement-gate';
+
+/**
+ * What a request made with an API key needs from the organization's plan, on every request and not only when the key
+ * was created: API access (docs/plans.md). A key made on enterprise stops at a downgrade and works again after an
+ * upgrade. A read-only subscription passes this check (its reads stay open to keys as to people).
+ */
+const API_ACCESS: EntitlementRequirement = { app: 'omnizen', feature: 'api_access', readOnlyPasses: true };
+
+/** The plan gate's 402 for a keyed request says that API keys are what the plan lacks. */
+function apiAccessRefused(err: unknown): never {
+  if (err instanceof AppError && err.status === 402) {
+    throw new AppError(err.status, err.code, `API keys need a plan with API access: ${err.message}`, err.details);
+  }
+  throw err;
+}
 
 /**
  * Opens the request's one tenant transaction around the handler.
@@ -103,11 +120,12 @@ export class TenantTransactionInterceptor implements NestInterceptor {
   /**
    * Everything checked before a handler of an org or user route runs, for this interceptor and for
    * OrgPreflightInterceptor alike: which organization, then, inside the tenant transaction (`verify`), the rate
-   * limit, the API key's scope, the role and the plan's requirements. `open` wraps the transaction: a caller the
-   * database refuses on entry (an API key that does not verify: 401; an organization the user is no member of: 404)
-   * is counted apart, per client IP or per user (RATE_LIMIT_REFUSED_PER_MINUTE), and past that limit refused with
-   * 429 before any transaction: the organization's own limit counts only callers let in, so without this a
-   * made-up key could hold a pooled connection per request for ever.
+   * limit, the API key's scope, the role, and the plan's requirements (for an API key, API access as well). `open`
+   * wraps the transaction: a caller the database refuses on entry (an API key that does not verify: 401; an
+   * organization the user is no member of: 404) is counted apart, per client IP or per user
+   * (RATE_LIMIT_REFUSED_PER_MINUTE), and past that limit refused with 429 before any transaction: the organization's
+   * own limit counts only callers let in, so without this a made-up key could hold a pooled connection per request
+   * for ever.
    */
   prepare(context: ExecutionContext): {
     principal: Principal; orgId: string; workspaceId?: string; meta: { requestId: string; ip: string };
@@ -155,8 +173,18 @@ export class TenantTransactionInterceptor implements NestInterceptor {
       if (roles && !roles.includes(tx.role as RequestRole)) {
         throw PlatformErrors.error('forbidden.role', `this action needs the role ${roles.filter((r) => r !== 'service').join(' or ')}; you are ${tx.role ?? 'not a member'}`);
       }
-      // in the request transaction, before the write: a counted limit locks and counts here
-      for (const requirement of entitlements) await this.entitlementGate().enforce(tx, requirement);
+      // in the request transaction, before the write: a counted limit locks and counts here. An API key's plan check
+      // goes out with the route's own (the connection pipelines their reads); both settle before an error leaves, the
+      // key's first.
+      if (!tx.scopes && !entitlements.length) return;
+      const gate = this.entitlementGate();
+      const checks = await Promise.allSettled([
+        tx.scopes ? gate.enforce(tx, API_ACCESS).catch(apiAccessRefused) : undefined,
+        (async () => {
+          for (const requirement of entitlements) await gate.enforce(tx, requirement);
+        })(),
+      ]);
+      for (const check of checks) if (check.status === 'rejected') throw check.reason;
     };
     const refused = !limited ? undefined
       : principal.kind === 'apiKey' ? { bucket: `refused:ip:${req.ip ?? 'unknown'}`, what: 'this client address' }
