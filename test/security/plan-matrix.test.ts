@@ -99,6 +99,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
       'POST /v1/orgs/{orgId}/payables/bills/{billId}/void full_accounting',
       'POST /v1/orgs/{orgId}/payables/expense-claims full_accounting',
       'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/approve full_accounting',
+      'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/comments full_accounting',
       'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/reject full_accounting',
       'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit full_accounting',
       'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/void full_accounting',
