@@ -20,7 +20,8 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
  * at period end whose period has ended, become 'canceled' (read-only, docs/plans.md). Stripe normally
  * says so too (customer.subscription.deleted); this job makes the Hub right even when that event is late
  * or the subscription was provisioned without Stripe. A Stripe trial is left to Stripe, which may convert
- * it to paid: its end makes it read-only meanwhile (accessFor), not canceled.
+ * it to paid: its end makes it read-only meanwhile (accessFor), not canceled. And records when the grace period of a
+ * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs.
  */
 @Injectable()
 export class BillingExpiryJob {
@@ -34,8 +35,23 @@ export class BillingExpiryJob {
 
   @Cron(CronExpression.EVERY_10_MINUTES, { name: 'billing-expiry' })
   async onSchedule(): Promise<void> {
+    await this.recordPastDueStarts().catch((err) => this.logger.error(`recording past-due starts failed: ${(err as Error).message}`));
     await this.noticeEndingTrials().catch((err) => this.logger.error(`trial-ending notices failed: ${(err as Error).message}`));
     await this.expire().catch((err) => this.logger.error(`billing expiry failed: ${(err as Error).message}`));
+  }
+
+  /**
+   * Records hub.subscription_billing.past_due_since for past_due subscriptions without it (provisioned by SQL, seed 000):
+   * the start their grace period is counted from until then (the row's "updatedAt", else its "createdAt", else its
+   * organization's creation; never now), kept from then on, so a later update of the row does not restart it. Forgets it
+   * once the subscription is no longer past_due. Returns the ids recorded.
+   */
+  async recordPastDueStarts(): Promise<string[]> {
+    return this.privileged.run('billing.expiry', async (db) => {
+      const recorded = await repo.recordPastDueStarts(db);
+      if (recorded.length) this.logger.log(`recorded the past-due start of ${recorded.length} subscription(s)`);
+      return recorded;
+    });
   }
 
   /**

@@ -129,6 +129,18 @@ export interface BillingChange {
   cancelAtPeriodEnd?: boolean;
 }
 
+/**
+ * A local trial (no Stripe subscription) over at `now`. Its end: the recorded one, else "trialDays" after the row's
+ * creation, else after its organization's (a row the Hub provisioned by SQL; EntitlementsService reads it so too, and
+ * endingTrials). Needs the aliases s (hub."Subscription"), and left-joined a (its hub."App"), b (its
+ * hub.subscription_billing), o (the organization of s."organizationId"); a personal subscription's organization is
+ * looked up only when needed.
+ */
+const localTrialEnded = (now: Date) => sql<boolean>`(s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL
+  AND coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
+    (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays"))
+  <= ${now}::timestamptz)`;
+
 /** A subscription whose time is over (trial ended, canceled at period end), with the organization to audit under. */
 export interface DueSubscription {
   id: string;
@@ -403,23 +415,53 @@ export const billingRepository = {
   /**
    * Subscriptions whose time is over at `now`, locked (others running the job skip them). A trial ends here only without
    * Stripe: Stripe converts its own trials to paid (or ends them) and says so in an event, however late; until then
-   * the entitlements are read-only already (accessFor), and canceling here would tell the customer it ended.
+   * the entitlements are read-only already (accessFor), and canceling here would tell the customer it ended. A trial the
+   * Hub provisioned by SQL (no subscription_billing row) ends as the entitlements say (localTrialEnded).
    */
   async dueToExpire(db: Db, now: Date): Promise<DueSubscription[]> {
     return db.run(qb.selectFrom('hub.Subscription as s')
-      .innerJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
+      .leftJoin('hub.App as a', 'a.id', 's.appId')
+      .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
       .leftJoin('core.organizations as o', (j) => j.on(sql`o.id::text`, '=', sql.ref('s.organizationId')))
       .select((eb) => [
         's.id', 's.status', 's.plan',
         sql<string | null>`coalesce(${eb.ref('o.id')}, core.personal_org_id(${eb.ref('s.userId')}))::text`.as('orgId'),
-        eb.case().when(eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now), eb('s.stripeSubscriptionId', 'is', null)])).then(sql.lit('trial_ended'))
+        eb.case().when(localTrialEnded(now)).then(sql.lit('trial_ended'))
           .else(sql.lit('canceled_at_period_end')).end().$castTo<DueSubscription['reason']>().as('reason'),
       ])
       .where((eb) => eb.or([
-        eb.and([eb('s.status', '=', 'trialing'), eb('b.trial_ends_at', '<=', now), eb('s.stripeSubscriptionId', 'is', null)]),
-        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb('s.status', 'in', [...LIVE_STATUSES])]),
+        localTrialEnded(now),
+        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb(eb.fn.coalesce('s.status', sql.lit('active')), 'in', [...LIVE_STATUSES])]), // NULL: 'active' (statusOf)
       ]))
       .forUpdate('s').skipLocked());
+  },
+
+  /**
+   * Records when the grace period of each past_due subscription without one started (hub.subscription_billing.past_due_since,
+   * which Stripe's events set for theirs): the start the entitlements count from until then (the row's last change, else
+   * its creation, else its organization's), kept from then on, so a later update of the row does not restart the grace.
+   * And forgets it for subscriptions no longer past_due (a next failed payment starts a new grace). Returns the ids recorded.
+   */
+  async recordPastDueStarts(db: Db): Promise<string[]> {
+    await db.$executeRaw`
+      UPDATE hub.subscription_billing b SET past_due_since = NULL, updated_at = now()
+      FROM hub."Subscription" s
+      WHERE s.id = b.subscription_id AND b.past_due_since IS NOT NULL AND s.status IS DISTINCT FROM 'past_due'`;
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      INSERT INTO hub.subscription_billing (subscription_id, user_id, organization_id, past_due_since)
+      SELECT * FROM (
+        SELECT s.id, CASE WHEN s."organizationId" IS NULL THEN s."userId" END, s."organizationId",
+          coalesce(s."updatedAt" AT TIME ZONE 'utc', s."createdAt" AT TIME ZONE 'utc', o.created_at,
+            (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) AS since
+        FROM hub."Subscription" s
+        LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
+        LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+        WHERE s.status = 'past_due' AND b.past_due_since IS NULL) t
+      WHERE t.since IS NOT NULL
+      ON CONFLICT (subscription_id) DO UPDATE SET
+        past_due_since = coalesce(hub.subscription_billing.past_due_since, excluded.past_due_since), updated_at = now()
+      RETURNING subscription_id AS id`;
+    return rows.map((r) => r.id);
   },
 
   async cancel(db: Db, id: string): Promise<void> {
@@ -434,12 +476,17 @@ export const billingRepository = {
   async endingTrials(db: Db, now: Date, until: Date, defaultTrialApps: string[]): Promise<EndingTrial[]> {
     const rows = await db.$queryRaw<EndingTrial[]>`
       WITH ending AS (
-        SELECT coalesce(o.id, core.personal_org_id(s."userId")) AS "orgId", s."appId", b.trial_ends_at AS "trialEndsAt", s.id AS "subscriptionId", s.plan
-        FROM hub."Subscription" s
-        JOIN hub.subscription_billing b ON b.subscription_id = s.id
-        LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
-        WHERE s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL
-          AND b.trial_ends_at > ${now}::timestamptz AND b.trial_ends_at <= ${until}::timestamptz
+        SELECT local."orgId", local."appId", local."trialEndsAt", local."subscriptionId", local.plan FROM (
+          -- the trial's end as dueToExpire reads it (localTrialEnded)
+          SELECT coalesce(o.id, core.personal_org_id(s."userId")) AS "orgId", s."appId", s.id AS "subscriptionId", s.plan,
+            coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
+              (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays")) AS "trialEndsAt"
+          FROM hub."Subscription" s
+          LEFT JOIN hub."App" a ON a.id = s."appId"
+          LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
+          LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+          WHERE s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL) local
+        WHERE local."trialEndsAt" > ${now}::timestamptz AND local."trialEndsAt" <= ${until}::timestamptz
         UNION ALL
         SELECT o.id, a.id, o.created_at + make_interval(days => a."trialDays"), NULL, a."defaultPlan"
         FROM hub."App" a

@@ -46,10 +46,16 @@ export class EntitlementsService implements EntitlementGate {
     const now = new Date(this.clock.now());
     if (subscription) {
       const status = statusOf(subscription);
-      const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt;
+      // a row the Hub provisioned by SQL (seed 000) has no bookkeeping: its trial ends "trialDays" after the row's
+      // creation (the organization's when NULL), as BillingExpiryJob ends it
+      const trialEndsAt = subscription.trialEndsAt ?? (status === 'trialing'
+        ? new Date((subscription.createdAt ?? org.createdAt).getTime() + app.trialDays * DAY_MS) : null);
+      // the grace counts from past_due_since (Stripe's first failed payment, or recorded by BillingExpiryJob); until it
+      // is recorded, from the row's last change, else its creation, else the organization's: never from now
+      const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt ?? org.createdAt;
       return {
-        subject, appId, plan: subscription.plan, status, source: 'subscription', subscription, trialEndsAt: subscription.trialEndsAt,
-        access: accessFor(status, subscription.trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays, now),
+        subject, appId, plan: subscription.plan, status, source: 'subscription', subscription, trialEndsAt,
+        access: accessFor(status, trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays, now),
       };
     }
     // no subscription yet: the app's default plan as a trial counted from the organization's creation

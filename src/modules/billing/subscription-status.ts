@@ -30,18 +30,21 @@ export interface Access {
   graceEndsAt?: Date;
 }
 
-/** The access a subscription gives at `now` (the injected clock's). */
+/**
+ * The access a subscription gives at `now` (the injected clock's). `pastDueSince`: when the grace period started; never
+ * `now` (a grace counted from each call's now would never end), so a past_due without it has no grace left.
+ */
 export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now: Date): Access {
   if (!LIVE_STATUSES.has(status)) return { access: 'read_only', reason: `the subscription is ${status}` };
   if (status === 'trialing' && trialEndsAt && trialEndsAt <= now) {
     return { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` };
   }
   if (status === 'past_due') {
-    const since = pastDueSince ?? now;
-    const graceEndsAt = new Date(since.getTime() + graceDays * DAY_MS);
+    if (!pastDueSince) return { access: 'read_only', reason: 'the payment is past due' };
+    const graceEndsAt = new Date(pastDueSince.getTime() + graceDays * DAY_MS);
     return graceEndsAt > now
       ? { access: 'full', graceEndsAt }
-      : { access: 'read_only', reason: `the payment is past due since ${since.toISOString().slice(0, 10)}`, graceEndsAt };
+      : { access: 'read_only', reason: `the payment is past due since ${pastDueSince.toISOString().slice(0, 10)}`, graceEndsAt };
   }
   return { access: 'full' };
 }
