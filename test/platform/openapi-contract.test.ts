@@ -89,6 +89,34 @@ describe('the OpenAPI document as a contract', () => {
     }
   });
 
+  // a generic "the plan does not include this, or a plan limit is reached" left a frontend unable to tell a read-only
+  // subscription from a missing feature: each 402 names exactly the 402 codes of the operation's x-error-codes
+  it('names in each 402 response exactly the 402 codes of its x-error-codes, and when each is answered', () => {
+    type Coded = { code: string; status: number };
+    const codesOf = (op: object): Coded[] => ((op as { 'x-error-codes'?: Coded[] })['x-error-codes'] ?? []);
+    const known = new Set([...operations().flatMap(({ op }) => codesOf(op)), ...codesOf({ 'x-error-codes': (doc as { 'x-generic-error-codes'?: Coded[] })['x-generic-error-codes'] })].map((c) => c.code));
+    const names = (text: string, code: string) => new RegExp(`(^|[^\\w.])${code.replace(/\./g, '\\.')}($|[^\\w.])`).test(text);
+    const wrong: unknown[] = [];
+    for (const { path, method, op } of operations()) {
+      const codes = codesOf(op).filter((c) => c.status === 402).map((c) => c.code).sort();
+      const description = (op.responses['402'] as { description?: string } | undefined)?.description;
+      if (!codes.length && description === undefined) continue;
+      const named = [...known].filter((code) => names(description ?? '', code)).sort();
+      if (!codes.length || named.join() !== codes.join()) wrong.push({ operation: `${method.toUpperCase()} ${path}`, codes, named });
+    }
+    expect(wrong).toEqual([]);
+    const describe402 = (id: string) => (operations().find((o) => o.op.operationId === id)!.op.responses['402'] as { description: string }).description;
+    // a write that only needs a subscription that allows writing: read-only, nothing about features
+    expect(describe402('createAiBudget')).toMatch(/^402 billing\.subscription_inactive: the organization's omnizen subscription .* is read-only: the trial ended, .*\.$/);
+    expect(describe402('createAgentTrigger')).toContain("402 billing.feature_not_in_plan: the organization's omnizen plan does not include ai_automation");
+    expect(describe402('createAgent')).toContain("402 billing.limit_reached: the omnizen plan's ai_agents limit is reached");
+    // open to API keys: the key's plan check (api_access), checked on every keyed request
+    expect(describe402('setFxRate')).toContain('full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan\'s features); or with an API key, when the organization\'s plan does not include API access (api_access)');
+    // declared by the handler beyond its route's requirement (a line in a foreign currency needs full_accounting)
+    expect(describe402('postJournalEntry')).toContain('; or checked by the operation itself: the plan does not include the feature');
+    expect(describe402('getOrganization')).toMatch(/^402 billing\.feature_not_in_plan: with an API key, .*"API keys need a plan with API access"\)\.$/);
+  });
+
   it("passes Redocly's recommended rules with no errors", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omnizen-openapi-'));
     try {

@@ -1,7 +1,8 @@
 import { applyDecorators, type INestApplication } from '@nestjs/common';
 import { ApiPropertyOptional, ApiResponse, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { RETRYABLE_ERRORS } from '../errors/database-errors.js';
-import { documentErrorCodes } from '../errors/catalog.js';
+import { documentErrorCodes, type DocumentedErrorCode } from '../errors/catalog.js';
+import type { EntitlementRequirement } from './tenant.js';
 import { ErrorResponse } from './error-response.js';
 
 type SchemaObject = NonNullable<OpenAPIObject['components']>['schemas'] extends Record<string, infer S> | undefined ? Exclude<S, { $ref: string }> : never;
@@ -73,10 +74,13 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .build();
   const doc = SwaggerModule.createDocument(app, config);
   for (const schemas of extraSchemas) Object.assign((doc.components ??= {}).schemas ??= {}, schemas());
+  // the codes each handler declares itself (@ApiErrorCodes), before the derived ones join them
+  const declared = new Map<object, Set<string>>();
   for (const item of Object.values(doc.paths)) {
     for (const method of METHODS) {
       const op = item[method];
       if (!op) continue;
+      declared.set(op, new Set(((op as Operation)['x-error-codes'] as DocumentedErrorCode[] | undefined ?? []).map((c) => c.code)));
       // no guard metadata reaches the explorer: a route without a bearer requirement is a @Public() one
       if (!op.security) op.security = [];
       const generic: number[] = [414];
@@ -90,23 +94,51 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     }
   }
   documentErrorCodes(doc, (status) => ({ description: DESCRIPTIONS[status] ?? 'Error', content: JSON_ERROR }));
-  return documentRetryableErrors(documentRateLimits(documentKeyedPlanCheck(doc)));
+  return documentRetryableErrors(documentRateLimits(documentPlanErrors(doc, declared)));
 }
 
-const KEYED_402 = 'with an API key: billing.feature_not_in_plan when the organization\'s plan does not include API access (api_access), '
-  + 'checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade';
+type Operation = NonNullable<OpenAPIObject['paths'][string]['get']> & Record<string, unknown>;
+
+const KEYED_402 = 'with an API key, when the organization\'s plan does not include API access (api_access): checked on every request made '
+  + 'with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access")';
+
+/** Why a route's plan requirement (x-omnizen-billing) answers `code`, as the plan gate (EntitlementsService.enforce) decides it. */
+function requirementReason(code: string, r: EntitlementRequirement): string | undefined {
+  switch (code) {
+    case 'billing.subscription_inactive':
+      return `the organization's ${r.app} subscription (a personal organization's: its person's) is read-only: the trial ended, `
+        + 'a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status)';
+    case 'billing.feature_not_in_plan':
+      return r.feature && !r.consumes ? `the organization's ${r.app} plan does not include ${r.feature} `
+        + '(details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan\'s features)' : undefined;
+    case 'billing.limit_reached':
+      return r.consumes ? `the ${r.app} plan's ${r.feature} limit is reached (details: app, feature, plan, limit, usage, upgradeTo = a plan with more)` : undefined;
+    default:
+      return undefined;
+  }
+}
 
 /**
- * Every operation open to API keys (x-omnizen-api-key-scope) answers a key 402 when the organization's plan has no API
- * access (TenantTransactionInterceptor): its 402 says so (the code itself is derived into x-error-codes by the api-keys module).
+ * Each 402 response says which codes the operation can answer and when: one sentence per 402 code of its x-error-codes,
+ * from the metadata those codes are derived from (the route's plan requirement, x-omnizen-billing; an API key's plan check
+ * on every operation open to keys, x-omnizen-api-key-scope, TenantTransactionInterceptor) and, for a code the handler
+ * declares beyond its requirement (a journal entry in a foreign currency needs full_accounting), the code's own description.
  */
-function documentKeyedPlanCheck(document: OpenAPIObject): OpenAPIObject {
+function documentPlanErrors(document: OpenAPIObject, declared: Map<object, Set<string>>): OpenAPIObject {
   for (const item of Object.values(document.paths)) {
     for (const method of METHODS) {
-      const op = item[method] as (OpenAPIObject['paths'][string]['get'] & Record<string, unknown>) | undefined;
-      if (!op?.['x-omnizen-api-key-scope']) continue;
-      const own = op.responses['402'] as ResponseObject | undefined;
-      op.responses['402'] = { ...own, description: [own?.description ?? DESCRIPTIONS[402], KEYED_402].join('; '), content: own?.content ?? JSON_ERROR } as never;
+      const op = item[method] as Operation | undefined;
+      const own = op?.responses['402'] as ResponseObject | undefined;
+      if (!op || !own) continue;
+      const requirement = op['x-omnizen-billing'] as EntitlementRequirement | undefined;
+      const codes = ((op['x-error-codes'] ?? []) as DocumentedErrorCode[]).filter((c) => c.status === 402);
+      const sentences = codes.map(({ code, description }) => {
+        const routeReason = requirement && requirementReason(code, requirement);
+        const reasons = [routeReason, op['x-omnizen-api-key-scope'] && code === 'billing.feature_not_in_plan' ? KEYED_402 : undefined].filter((r): r is string => !!r);
+        if (!routeReason && declared.get(op)?.has(code)) reasons.push(reasons.length ? `checked by the operation itself: ${description}` : description);
+        return `402 ${code}: ${(reasons.length ? reasons : [description]).join('; or ')}.`;
+      });
+      op.responses['402'] = { ...own, description: sentences.join(' '), content: own.content ?? JSON_ERROR } as never;
     }
   }
   return document;
