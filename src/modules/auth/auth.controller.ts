@@ -188,7 +188,9 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({
     operationId: 'redeemAppToken', summary: 'The app\'s side of the Hub -> app handshake: check an app token made for this app and use it up',
-    description: 'Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token.',
+    description: 'Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token. '
+      + 'The session the token was made in must still be live: after a sign-out, a revocation of that session or a password reset, '
+      + '401 "the session that made this app token has ended", and nothing is recorded.',
   })
   @ApiOkResponse({ type: AppSessionDto })
   @ApiErrors(400, 401)
@@ -288,7 +290,8 @@ export class SessionsController {
   @ApiErrorCodes('auth.user_required')
   @ApiOperation({
     operationId: 'createAppToken', summary: 'A 120 s single-use token for opening an app (Hub -> app handshake)',
-    description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.',
+    description: 'Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem. '
+      + 'It names the session of the calling access token and is void once the session it was made in ends (sign-out, revocation, password reset).',
   })
   @ApiCreatedResponse({ type: AppTokenDto })
   @ApiErrors(400)

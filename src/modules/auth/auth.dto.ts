@@ -73,7 +73,7 @@ export class AppTokenRequestDto {
 
 @ApiSchema({ description: "A short-lived token for opening an app, and the query string to append to the app's login URL" })
 export class AppTokenDto {
-  @ApiProperty({ description: 'Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem' }) accessToken: string;
+  @ApiProperty({ description: 'Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem while the session that made it is live' }) accessToken: string;
   @ApiProperty({ description: 'Always Bearer', example: 'Bearer' }) tokenType: 'Bearer';
   @ApiProperty({ description: 'Seconds until the token expires', example: 120 }) expiresIn: number;
   @ApiProperty({ description: 'Code of the app the token is for', example: 'app_securevault' }) appCode: string;

@@ -285,12 +285,19 @@ export class AuthService {
     return { accessToken: token, tokenType: 'Bearer', expiresIn, appCode, redirectQuery: `token=${encodeURIComponent(token)}` };
   }
 
-  /** The app's side of the handshake: checks an app token for that app and uses it up. */
+  /**
+   * The app's side of the handshake: checks an app token for that app and uses it up. The session it was minted in must
+   * still be live (the check begin_request makes): a sign-out, a revocation or a password reset cancels it. A token
+   * minted without a session (an access token that names none) has nothing to end.
+   */
   async redeemAppToken(token: string, appCode: string, client: ClientInfo): Promise<AppSessionDto> {
     const claims = this.tokens.verifyAppToken(token, appCode);
     return this.privileged.run('auth.credentials', async (db) => {
       // minted before the person erased their account: the app must not learn who they were
       if (!(await userRepository.lockIfNotErased(db, claims.userId))) throw AppError.unauthorized('the app token\'s account has been erased or no longer exists');
+      if (claims.sessionId && !(await sessionRepository.isLive(db, claims.sessionId, claims.userId))) {
+        throw AppError.unauthorized('the session that made this app token has ended');
+      }
       const first = await identityRepository.redeemAppToken(db, { jti: claims.jti, userId: claims.userId, appCode, expiresAt: claims.expiresAt });
       if (!first) throw AppError.unauthorized('this app token was already used; open the app from the Hub again');
       await this.audit.recordPrivileged(db, claims.personalOrgId, 'system', {

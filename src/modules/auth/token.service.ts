@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { UUID } from '../../platform/http/uuid.js';
 import { OUR_ISSUER } from './external-token.js';
 
 /** The audience of our API's access tokens (Supabase's, so PostgREST accepts them too). */
@@ -27,6 +28,8 @@ export interface AppTokenClaims {
   personalOrgId: string;
   appCode: string;
   expiresAt: Date;
+  /** the session the token was minted in (absent when the minting access token had none): redeeming needs it live */
+  sessionId?: string;
 }
 
 /**
@@ -52,13 +55,14 @@ export class TokenService {
     return { token, expiresIn: ttlSeconds };
   }
 
+  /** Names the minting session (session_id, as our access tokens do): the handshake refuses the token once it has ended. */
   issueAppToken(s: AccessTokenSubject, appCode: string, ttlSeconds: number): { token: string; expiresIn: number } {
-    const token = jwt.sign({ ...userClaims(s), appCode }, this.signingKey,
+    const token = jwt.sign({ ...userClaims(s), appCode, session_id: s.sessionId }, this.signingKey,
       { algorithm: 'HS256', audience: appAudience(appCode), issuer: OUR_ISSUER, expiresIn: ttlSeconds, jwtid: randomUUID() });
     return { token, expiresIn: ttlSeconds };
   }
 
-  /** Checks an app token for `appCode`: our issuer, that app's audience, an expiry and a jti. */
+  /** Checks an app token for `appCode`: our issuer, that app's audience, an expiry, a jti and, if any, a session id (both UUIDs). */
   verifyAppToken(token: string, appCode: string): AppTokenClaims {
     let claims: jwt.JwtPayload;
     try {
@@ -67,12 +71,15 @@ export class TokenService {
       if (err instanceof jwt.TokenExpiredError) throw AppError.unauthorized('the app token has expired');
       throw AppError.unauthorized(`this is not a valid app token for ${appCode}`);
     }
-    if (typeof claims.exp !== 'number' || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') {
+    // both end up in uuid columns: a malformed one is an invalid token, not a database error
+    const sessionId = typeof claims.session_id === 'string' && UUID.test(claims.session_id) ? claims.session_id : undefined;
+    if (typeof claims.exp !== 'number' || typeof claims.jti !== 'string' || !UUID.test(claims.jti) || typeof claims.sub !== 'string'
+      || (claims.session_id !== undefined && sessionId === undefined)) {
       throw AppError.unauthorized(`this is not a valid app token for ${appCode}`);
     }
     return {
       jti: claims.jti, userId: claims.sub, email: claims.email, orgId: claims.orgId, personalOrgId: claims.personal_org_id,
-      appCode, expiresAt: new Date(claims.exp * 1000),
+      appCode, expiresAt: new Date(claims.exp * 1000), sessionId,
     };
   }
 
