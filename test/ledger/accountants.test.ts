@@ -100,7 +100,7 @@ describe('ledger as accountants use it', () => {
       expect(res.body).toMatchObject({ mode: 'independent', posted: 2, replayed: 0, rejected: 5 });
       expect(res.body.results.map((r: any) => [r.index, r.status, r.error?.code])).toEqual([
         [0, 'posted', undefined], [1, 'rejected', 'ledger.unbalanced'], [2, 'rejected', 'ledger.account_not_postable'],
-        [3, 'rejected', 'ledger.no_fiscal_year'], [4, 'rejected', 'ledger.idempotency_conflict'], [5, 'rejected', 'tax_code.not_found'],
+        [3, 'rejected', 'ledger.no_fiscal_year'], [4, 'rejected', 'ledger.idempotency_conflict'], [5, 'rejected', 'ledger.unknown_tax_code'],
         [6, 'posted', undefined]]);
       expect(await count('finance.journal_entries WHERE org_id = $1')).toBe(before + 2);
     });

@@ -78,12 +78,17 @@ describe('ledger: the workspace of a line', () => {
     expect(await entries()).toBe(before);
   });
 
-  it('refuses a workspaceId or accountId that is not a UUID before the database: 400 for the whole batch, naming the field', async () => {
+  it('refuses a workspaceId or accountId that is not a UUID before the database, naming the field: 400 for an all-or-nothing batch, its entry\'s rejection in an independent one', async () => {
     const before = await entries();
     for (const line of [{ accountId: acc['5200'], debit: '16', workspaceId: 'not-a-uuid' }, { accountId: 'not-a-uuid', debit: '16' }]) {
-      const res = await batch('independent', [{ date: '2026-02-04', lines: rent('16') }, { date: '2026-02-04', lines: [line, { accountId: acc['1100'], credit: '16' }] }]).expect(400);
-      expect(res.body.error).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(line.accountId === 'not-a-uuid' ? /accountId must be a UUID/ : /workspaceId must be a UUID/) });
+      const body = [{ date: '2026-02-04', lines: rent('16') }, { date: '2026-02-04', lines: [line, { accountId: acc['1100'], credit: '16' }] }];
+      const field = line.accountId === 'not-a-uuid' ? 'accountId' : 'workspaceId';
+      const res = await batch('all_or_nothing', body).expect(400);
+      expect(res.body.error).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(new RegExp(`${field} must be a UUID`)) });
+      const independent = await batch('independent', body).expect(201);
+      expect(independent.body.results[1]).toEqual({ index: 1, status: 'rejected', error: {
+        code: 'validation_failed', message: expect.stringMatching(new RegExp(`${field} must be a UUID`)), details: [{ field: `entries[1].lines[0].${field}`, problems: [expect.any(String)] }] } });
     }
-    expect(await entries()).toBe(before);
+    expect(await entries()).toBe(before + 2);
   });
 });

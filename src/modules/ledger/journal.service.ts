@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
@@ -42,17 +43,49 @@ export interface PostingPayload {
   source?: string;
   sourceRef?: string;
   idempotencyKey?: string;
+  /** what a replay of the key compares (requestHashOf); absent: the posting function hashes the payload */
+  requestHash?: string;
   reversesEntryId?: string;
   lines: PostingLine[];
 }
 
-/** Tax codes and settings read once while the payloads of a request (or a batch) are built. */
+/** Tax codes, account types and settings read once while the payloads of a request (or a batch) are built. */
 class PayloadContext {
   settings?: LedgerSettingsDto;
   /** the organization's plan allows foreign-currency entries (checked once) */
   fullAccounting?: boolean;
-  readonly taxCodes = new Map<string, TaxCodeDto>();
+  /** undefined: no tax code of the organization has the id */
+  readonly taxCodes = new Map<string, TaxCodeDto | undefined>();
+  /** account id (lower case) -> type, read when a taxed line leaves its flow to the account */
+  accountTypes?: Map<string, string>;
 }
+
+/** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
+interface Refusal {
+  error: AppError;
+  key?: string;
+  requestHash?: string;
+}
+
+/** JSON with every object's keys in order (undefined values left out, as JSON.stringify does). */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+/**
+ * What a replay of an idempotency key compares: the client's request as sent, without the key (a header or body key
+ * alike), not the payload the service builds from it, which a tax code's changed account, an archived tax code or a plan
+ * change would alter: the retry of an entry posted before them is its replay. Another request with the key is a 409.
+ */
+export function requestHashOf(dto: CreateJournalEntryDto): string {
+  const { idempotencyKey: _key, ...request } = dto;
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+const idempotencyConflict = (key: string) => LedgerErrors.error('ledger.idempotency_conflict', `idempotency key "${key}" was already used for a different entry`);
 
 /**
  * Idempotency keys of the entries the API posts itself: a reversal (`reversal:<entry>`, also an invoice's void), a
@@ -117,43 +150,56 @@ export class JournalService {
     if (dto.idempotencyKey && headerKey && dto.idempotencyKey !== headerKey) {
       throw LedgerErrors.error('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
     }
-    return this.post(tx, await this.payloadOf(tx, dto, new PayloadContext(), headerKey));
+    const built = await this.build(tx, dto, new PayloadContext(), dto.idempotencyKey ?? headerKey);
+    if (!('error' in built)) return this.post(tx, built);
+    const [answer] = await this.replays(tx, [built]);
+    if ('error' in answer) throw answer.error;
+    return { entry: await this.get(tx, answer.id), replayed: true };
   }
 
   /**
    * Posts up to 1,000 entries through one call of finance.post_journal_entries (the single-entry function per
-   * entry: same rules, locks and audit rows). All or nothing: the first rejected entry fails the request with
-   * its own code, `details.index` naming it. Independent: rejected entries are reported by index with their codes.
+   * entry: same rules, locks and audit rows). All or nothing: the rejected entry with the lowest index fails the
+   * request with its own code, `details.index` naming it. Independent: rejected entries are reported by index with
+   * their codes; `rejected` holds those the controller's validation refused (their places in `entries` are empty).
    */
-  async createBatch(tx: TenantTx, entries: CreateJournalEntryDto[], mode: 'all_or_nothing' | 'independent'): Promise<BatchResultDto> {
+  async createBatch(tx: TenantTx, entries: (CreateJournalEntryDto | undefined)[], mode: 'all_or_nothing' | 'independent', rejected: BatchItemDto[] = []): Promise<BatchResultDto> {
     const independent = mode === 'independent';
     const context = new PayloadContext();
-    const results: BatchItemDto[] = [];
+    const results: BatchItemDto[] = [...rejected];
     const payloads: PostingPayload[] = [];
     const indexOf: number[] = [];
+    const refused: (Refusal & { index: number })[] = [];
     for (const [index, dto] of entries.entries()) {
-      try {
-        payloads.push(await this.payloadOf(tx, dto, context));
+      if (!dto) continue;
+      const built = await this.build(tx, dto, context, dto.idempotencyKey);
+      if ('error' in built) {
+        refused.push({ ...built, index });
+      } else {
+        payloads.push(built);
         indexOf.push(index);
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        if (!independent) throw new AppError(err.status, err.code, `entries[${index}]: ${err.message}`, { index });
-        results.push({ index, status: 'rejected', error: { code: err.code, message: err.message } });
       }
     }
-    if (payloads.length) {
-      try {
-        // the posted entries' journal_entry.posted events are written by the same statement
-        const rows = await repo.postBatch(tx.db, tx.orgId, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
-        for (const r of rows) results.push({ ...r, index: indexOf[r.index] });
-      } catch (err) {
-        const mapped = mapDatabaseError(err);
-        const at = /^\{"index": (\d+)\}$/.exec(sqlState(err).detail ?? '');
-        if (!mapped || !at) throw err;
-        const index = indexOf[Number(at[1])];
-        throw new AppError(mapped.status, mapped.code, mapped.message.replace(/^entries\[\d+\]/, `entries[${index}]`), { index });
+    // a refused entry whose key was posted with the same request is its replay (one read for all of them)
+    let failure: { index: number; error: AppError } | undefined;
+    for (const [i, answer] of (await this.replays(tx, refused)).entries()) {
+      const index = refused[i].index;
+      if (!('error' in answer)) {
+        results.push({ index, status: 'replayed', id: answer.id });
+      } else if (independent) {
+        results.push({ index, status: 'rejected', error: { code: answer.error.code, message: answer.error.message } });
+      } else {
+        failure ??= { index, error: answer.error };
       }
     }
+    if (failure) {
+      // the database's rules come before the service's refusal for the entries before it: the lowest index is reported
+      const before = indexOf.filter((index) => index < failure.index).length;
+      if (before) await this.postBatch(tx, payloads.slice(0, before), indexOf, false);
+      throw new AppError(failure.error.status, failure.error.code, `entries[${failure.index}]: ${failure.error.message}`, { index: failure.index });
+    }
+    // the posted entries' journal_entry.posted events are written by the same statement
+    if (payloads.length) results.push(...await this.postBatch(tx, payloads, indexOf, independent));
     // rejected entries of an independent batch do not fail the request: counted here
     for (const r of results) if (r.status === 'rejected' && r.error) this.metrics.postingsRejected.inc({ reason: r.error.code });
     results.sort((a, b) => a.index - b.index);
@@ -161,13 +207,55 @@ export class JournalService {
     return { mode, posted: count('posted'), replayed: count('replayed'), rejected: count('rejected'), results };
   }
 
-  /** What the posting function takes for an entry of the API: sides checked, taxed lines split into net and tax. */
-  private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, headerKey?: string): Promise<PostingPayload> {
-    const key = dto.idempotencyKey ?? headerKey;
+  /** One call of finance.post_journal_entries; `indexOf` maps a payload's position to its entry's index in the request. */
+  private async postBatch(tx: TenantTx, payloads: PostingPayload[], indexOf: number[], independent: boolean): Promise<BatchItemDto[]> {
+    try {
+      const rows = await repo.postBatch(tx.db, tx.orgId, payloads, { action: 'ledger.entry_posted', requestId: tx.meta.requestId, ip: tx.meta.ip }, independent);
+      return rows.map((r) => ({ ...r, index: indexOf[r.index] }));
+    } catch (err) {
+      const mapped = mapDatabaseError(err);
+      const at = /^\{"index": (\d+)\}$/.exec(sqlState(err).detail ?? '');
+      if (!mapped || !at) throw err;
+      const index = indexOf[Number(at[1])];
+      throw new AppError(mapped.status, mapped.code, mapped.message.replace(/^entries\[\d+\]/, `entries[${index}]`), { index });
+    }
+  }
+
+  /**
+   * An entry's payload, or the service's refusal of it. A reserved key is refused outright; any other refusal (an
+   * unknown or archived tax code, the plan, an amount) carries the key, so that the key's replay answers first
+   * (`replays`), as the posting function's replay comes before its own rules.
+   */
+  private async build(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, key?: string): Promise<PostingPayload | Refusal> {
     const reserved = key && RESERVED_KEY_PREFIXES.find((prefix) => key.startsWith(prefix));
     if (reserved) {
-      throw LedgerErrors.error('ledger.idempotency_key_reserved', `idempotency keys starting with "${reserved}" are the ledger's own (reversals, year-end closes, documents); choose another key`);
+      return { error: LedgerErrors.error('ledger.idempotency_key_reserved', `idempotency keys starting with "${reserved}" are the ledger's own (reversals, year-end closes, documents); choose another key`) };
     }
+    const requestHash = key ? requestHashOf(dto) : undefined;
+    try {
+      return { ...await this.payloadOf(tx, dto, context), idempotencyKey: key, requestHash };
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return { error: err, key, requestHash };
+    }
+  }
+
+  /**
+   * The answers to refused entries: the entry first posted with the same key and request (a replay), a 409 for a key
+   * posted with another request, else the refusal itself. Reads the journal once, only for refusals with a key.
+   */
+  private async replays(tx: TenantTx, refused: Refusal[]): Promise<({ id: string } | { error: AppError })[]> {
+    const keys = [...new Set(refused.flatMap((r) => (r.key ? [r.key] : [])))];
+    const posted = new Map(keys.length ? (await repo.entriesByKey(tx.db, tx.orgId, keys)).map((e) => [e.idempotencyKey, e]) : []);
+    return refused.map((r) => {
+      const prior = r.key ? posted.get(r.key) : undefined;
+      if (!prior) return { error: r.error };
+      return prior.requestHash === r.requestHash ? { id: prior.id } : { error: idempotencyConflict(r.key!) };
+    });
+  }
+
+  /** What the posting function takes for an entry of the API (without its key): sides checked, taxed lines split into net and tax. */
+  private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext): Promise<PostingPayload> {
     const lines: PostingLine[] = [];
     for (const [i, l] of dto.lines.entries()) {
       if ((l.debit === undefined) === (l.credit === undefined)) {
@@ -180,18 +268,31 @@ export class JournalService {
         continue;
       }
       context.settings ??= await this.ledger.settings(tx);
-      if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await this.ledger.getTaxCode(tx, taxCodeId));
-      lines.push(...(await this.withTax(tx, line, i, context.taxCodes.get(taxCodeId)!, context.settings.baseCurrency, taxFlow)));
+      if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await repo.getTaxCode(tx.db, tx.orgId, taxCodeId));
+      const taxCode = context.taxCodes.get(taxCodeId);
+      if (!taxCode) throw LedgerErrors.error('ledger.unknown_tax_code', `lines[${i}].taxCodeId: tax code ${taxCodeId} does not exist in this organization`);
+      lines.push(...(await this.withTax(tx, line, i, taxCode, context.settings.baseCurrency, taxFlow ?? await this.defaultTaxFlow(tx, line, context))));
     }
     // the posting function takes at most MAX_POSTED_LINES; a taxed line with tax counts twice, so 400 lines can be too many
     if (lines.length > MAX_POSTED_LINES) {
       throw LedgerErrors.error('ledger.invalid_entry', `lines: an entry has at most ${MAX_POSTED_LINES} lines once each taxed line is split into its net and tax lines; this one has ${lines.length}`);
     }
     await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
-    return {
-      date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef,
-      idempotencyKey: key, lines,
-    };
+    return { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
+  }
+
+  /**
+   * A taxed line's flow when the client gives none, from its account: revenue is a sale (output: a sales credit note
+   * debits revenue and still reduces sales), an expense or an asset a purchase (input: a purchase return credits it and
+   * still reduces purchases); on any other account (or one the posting function will refuse) a credit is output, a
+   * debit input. The chart's types are read once per request, when a line needs them.
+   */
+  private async defaultTaxFlow(tx: TenantTx, line: Pick<JournalLineInputDto, 'accountId' | 'debit'>, context: PayloadContext): Promise<'output' | 'input'> {
+    context.accountTypes ??= new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id.toLowerCase(), a.type]));
+    const type = context.accountTypes.get(line.accountId.toLowerCase());
+    if (type === 'revenue') return 'output';
+    if (type === 'expense' || type === 'asset') return 'input';
+    return line.debit !== undefined ? 'input' : 'output';
   }
 
   /**
@@ -210,20 +311,18 @@ export class JournalService {
   }
 
   /**
-   * A taxed line becomes its net line plus the tax line on the same side (output tax on credits, input tax on
-   * debits); both carry the tax code and their role, which the VAT report sums.
+   * A taxed line becomes its net line plus the tax line on the same side (on the tax code's sales account for an
+   * output flow, its purchase account for an input flow); both carry the tax code and their role, which the VAT report sums.
    */
   private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId' | 'taxFlow'>, index: number, t: TaxCodeDto, base: string,
-    taxFlow?: 'output' | 'input'): Promise<PostingLine[]> {
+    flow: 'output' | 'input'): Promise<PostingLine[]> {
     if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${t.code} is archived`);
     const currency = line.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
     const side = line.debit !== undefined ? 'debit' : 'credit';
     // computeTax rounds to the currency's minor units: an amount beyond them is refused as an untaxed line's is, not rounded
     if (!fitsMinorUnits(line[side]!, mu)) throw LedgerErrors.error('ledger.invalid_amount', `lines[${index}]: ${currency} amounts have at most ${mu} decimals`);
-    // a sale's credit note debits revenue and still belongs to sales (output); a purchase return credits an expense
-    // and still belongs to purchases (input): the flow decides the box and the tax account, the side only the sign
-    const flow = taxFlow ?? (side === 'credit' ? 'output' : 'input');
+    // the flow decides the box and the tax account, the side only the sign
     const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
     const out: PostingLine[] = [{ ...line, [side]: r.net, taxCodeId: t.id, taxRole: `${flow}_base` }];
     if (!D(r.tax).isZero()) {
@@ -317,11 +416,13 @@ export class JournalService {
       const diff = baseAfter.minus(baseBefore);
       if (diff.isZero()) continue;
       const amount = fixed(diff.abs(), baseMu);
-      adjustments.push({
+      const adjustment = {
         accountId: a.id, currency: t.currency, balance: fixed(balance, await this.ledger.currencyUnits(tx, t.currency)), rate: rateText(rate),
         baseBefore: fixed(baseBefore, baseMu), baseAfter: fixed(baseAfter, baseMu), difference: fixed(diff, baseMu),
-      });
-      const description = `FX revaluation of ${t.currency} ${balance.toFixed()} at ${D(rate).toFixed()}`;
+      };
+      adjustments.push(adjustment);
+      // the amount in the currency's minor units and the rate as stored, as in the answer's adjustments
+      const description = `FX revaluation of ${t.currency} ${adjustment.balance} at ${adjustment.rate}`;
       lines.push(
         { accountId: a.id, currency: t.currency, rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
         diff.gt(0) ? { accountId: gain, credit: amount, description } : { accountId: loss, debit: amount, description },

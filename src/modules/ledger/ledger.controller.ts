@@ -1,5 +1,5 @@
 import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
-import { Body, Controller, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
+import { BadRequestException, Body, Controller, createParamDecorator, type ExecutionContext, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -8,6 +8,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
+import { validationPipe } from '../../platform/http/validation.js';
 import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { POSTING_ERRORS } from './ledger.errors.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
@@ -15,7 +16,7 @@ import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
 import { ReportsService } from './reports.service.js';
 import {
-  AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, BalanceSheetQuery, BatchJournalEntriesDto, BatchQuery, BatchResultDto,
+  AccountBalanceDto, AccountDto, AccountQuery, AsOfQuery, BalanceSheetDto, BalanceSheetQuery, type BatchItemDto, BatchJournalEntriesDto, BatchQuery, BatchResultDto,
   CalculateTaxDto, CashFlowDto, CreateAccountDto, CreateFiscalYearDto, DateRangeQuery, ProfitAndLossQuery, VatReportDto,
   CreateJournalEntryDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRatePage, FxRateQuery, GeneralLedgerDto,
   GeneralLedgerQuery, ImportFxRatesDto, ImportResultDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, LedgerSettingsDto,
@@ -26,6 +27,51 @@ import {
 /** A statement's CSV row: section, code, name, depth, amount, and the comparative column's amount when there is one. */
 const statementRow = (comparative: boolean) => (section: string, code: string, name: string, depth: number | string, amount: string, compared?: string) =>
   [section, code, name, depth, amount, ...(comparative ? [compared] : [])];
+
+/** The request body as parsed, without the global validation pipe (which does not run for a custom parameter decorator). */
+const RawBody = createParamDecorator((_: unknown, ctx: ExecutionContext): unknown => ctx.switchToHttp().getRequest<FastifyRequest>().body);
+
+const batchValidation = validationPipe();
+
+/** The { field, problems } list of the validation pipe's 400, or undefined for any other error. */
+function validationProblems(err: unknown): { field: string; problems: string[] }[] | undefined {
+  if (!(err instanceof BadRequestException)) return undefined;
+  const body = err.getResponse() as { code?: string; details?: { field: string; problems: string[] }[] };
+  return body.code === 'validation_failed' && Array.isArray(body.details) ? body.details : undefined;
+}
+
+/** A problem of one entry of the batch (entries.3.date, entries[3].memo), not of the request's own shape. */
+const ENTRY_FIELD = /^entries(\.\d+|\[\d+\])([.[]|$)/;
+
+/**
+ * A batch's entries, validated as the global pipe validates a body, in one pass over the whole request. When that fails
+ * in an independent batch only because of some entries (not the request's shape: entries missing, not an array, more than
+ * 1,000, another field), each entry is validated on its own: an invalid one is rejected at its index with validation_failed
+ * and its fields named entries[index]..., and its place in `entries` is left empty. All or nothing: the 400 stands.
+ */
+async function batchEntries(body: unknown, independent: boolean): Promise<{ entries: (CreateJournalEntryDto | undefined)[]; rejected: BatchItemDto[] }> {
+  try {
+    const dto = (await batchValidation.transform(body, { type: 'body', metatype: BatchJournalEntriesDto })) as BatchJournalEntriesDto;
+    return { entries: dto.entries, rejected: [] };
+  } catch (err) {
+    const problems = validationProblems(err);
+    if (!independent || !problems?.length || !problems.every((p) => ENTRY_FIELD.test(p.field))) throw err;
+  }
+  const entries: (CreateJournalEntryDto | undefined)[] = [];
+  const rejected: BatchItemDto[] = [];
+  for (const [index, value] of (body as { entries: unknown[] }).entries.entries()) {
+    try {
+      entries.push((await batchValidation.transform(value, { type: 'body', metatype: CreateJournalEntryDto })) as CreateJournalEntryDto);
+    } catch (err) {
+      const problems = validationProblems(err);
+      if (!problems) throw err;
+      entries.push(undefined);
+      const details = problems.map((p) => ({ field: `entries[${index}].${p.field.replace(/\.(\d+)(?=\.|$)/g, '[$1]')}`, problems: p.problems }));
+      rejected.push({ index, status: 'rejected', error: { code: 'validation_failed', message: problems.map((p) => p.problems.join(', ')).join('; '), details } });
+    }
+  }
+  return { entries, rejected };
+}
 
 /** Lines of a general ledger CSV without ?limit= (the file is built in memory: ~30 MB at this bound). */
 const GL_CSV_MAX_LINES = 100_000;
@@ -97,7 +143,8 @@ export class AccountsController {
   @ApiOperation({ operationId: 'createAccount', summary: 'Create an account (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: AccountDto })
   @ApiErrors(400, 409, 422)
-  @ApiErrorCodes('ledger.books_not_started', 'ledger.unknown_currency')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.unknown_currency', 'account.not_found', 'ledger.parent_not_group', 'ledger.parent_type_mismatch',
+    'ledger.hierarchy_too_deep', 'ledger.account_code_taken')
   create(@Tx() tx: TenantTx, @Body() dto: CreateAccountDto): Promise<AccountDto> {
     return this.ledger.createAccount(tx, dto);
   }
@@ -114,6 +161,8 @@ export class AccountsController {
   @ApiOperation({ operationId: 'updateAccount', summary: 'Rename an account, move it in the hierarchy, or make it a group (owner, admin, accountant)' })
   @ApiOkResponse({ type: AccountDto })
   @ApiErrors(400, 422)
+  @ApiErrorCodes('ledger.parent_not_group', 'ledger.parent_type_mismatch', 'ledger.parent_cycle', 'ledger.hierarchy_too_deep', 'ledger.account_has_postings',
+    'ledger.account_has_children')
   update(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Body() dto: UpdateAccountDto): Promise<AccountDto> {
     return this.ledger.updateAccount(tx, id, dto);
   }
@@ -209,7 +258,7 @@ export class RatesAndTaxController {
   @ApiOperation({ operationId: 'createTaxCode', summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
   @ApiCreatedResponse({ type: TaxCodeDto })
   @ApiErrors(400, 409)
-  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable', 'account.not_found')
+  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable', 'account.not_found', 'ledger.tax_code_taken')
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.createTaxCode(tx, dto);
   }
@@ -245,7 +294,7 @@ export class RatesAndTaxController {
   @ApiOperation({ operationId: 'calculateTax', summary: 'Net, tax and gross of an amount, rounded to the currency\'s minor unit (the calculation every caller uses)' })
   @ApiOkResponse({ type: TaxCalculationDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.unknown_currency')
+  @ApiErrorCodes('ledger.unknown_currency', 'ledger.invalid_amount')
   calculate(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: CalculateTaxDto): Promise<TaxCalculationDto> {
     return this.ledger.calculateTax(tx, id, dto);
   }
@@ -274,7 +323,7 @@ export class FiscalCalendarController {
   @ApiOperation({ operationId: 'createFiscalYear', summary: 'Create a fiscal year of 12 monthly periods' })
   @ApiCreatedResponse({ type: FiscalYearDto })
   @ApiErrors(400, 422)
-  @ApiErrorCodes('ledger.books_not_started')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.fiscal_year_overlap')
   createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
     return this.ledger.createYear(tx, dto);
   }
@@ -284,7 +333,7 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
   @ApiOkResponse({ type: YearEndResultDto })
-  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', 'ledger.period_closed', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', ...POSTING_ERRORS)
   closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
   }
@@ -365,15 +414,22 @@ export class JournalController {
     operationId: 'postJournalEntriesBatch',
     summary: 'Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)',
     description: 'Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). '
-      + 'mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry\'s own code, with details.index naming it and the message starting with entries[index]. '
-      + 'mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). '
+      + 'mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is the own code of the rejected entry with the lowest index, '
+      + 'with details.index naming it and the message starting with entries[index]; entries failing input validation (a date that is no calendar day, an amount '
+      + 'with too many decimals, a malformed id, fewer than 2 lines) fail the request with 400 validation_failed naming entries.<index>.<field>. '
+      + 'mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way), an entry failing input validation '
+      + 'with code validation_failed and details naming its fields entries[index].<field>. The request\'s own shape (entries missing, not an array, empty, more than 1,000) '
+      + 'is a 400 validation_failed in either mode. '
       + 'The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.',
   })
+  @ApiBody({ type: BatchJournalEntriesDto })
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
-  createBatch(@Tx() tx: TenantTx, @Body() dto: BatchJournalEntriesDto, @Query() q: BatchQuery): Promise<BatchResultDto> {
-    return this.journal.createBatch(tx, dto.entries, q.mode ?? 'all_or_nothing');
+  async createBatch(@Tx() tx: TenantTx, @RawBody() body: unknown, @Query() q: BatchQuery): Promise<BatchResultDto> {
+    const mode = q.mode ?? 'all_or_nothing';
+    const { entries, rejected } = await batchEntries(body, mode === 'independent');
+    return this.journal.createBatch(tx, entries, mode, rejected);
   }
 
   @Get('journal-entries/:entryId')

@@ -65,7 +65,7 @@ export class AccountDto {
   @ApiProperty({ description: 'The parent group account; null for a top-level account', type: String, nullable: true, format: 'uuid' }) parentId: string | null;
   @ApiProperty({ description: 'Group accounts sum their children and cannot be posted to' }) isGroup: boolean;
   @ApiProperty({ type: String, nullable: true, description: 'Only lines in this currency may post to the account' }) currency: string | null;
-  @ApiProperty({ type: String, enum: [...CASH_FLOW_CLASSES, null], nullable: true, description: 'Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)' }) cashFlowClass: string | null;
+  @ApiProperty({ type: String, enum: [...CASH_FLOW_CLASSES, null], nullable: true, description: 'Cash-flow statement section; null: the class of the nearest ancestor group that has one, else by type (asset, liability → operating; equity → financing)' }) cashFlowClass: string | null;
   @ApiProperty({ description: 'When the account was archived; null while active', type: Date, nullable: true }) archivedAt: Date | null;
   @ApiProperty({ description: 'When the account was created' }) createdAt: Date;
   @ApiProperty({ description: 'When the account was last changed' }) updatedAt: Date;
@@ -79,7 +79,7 @@ export class CreateAccountDto {
   @ApiPropertyOptional({ description: 'A group account to put it under; absent: top level', format: 'uuid' }) @IsOptional() @IsUUID() parentId?: string;
   @ApiPropertyOptional({ description: 'true for a group account: sums its children, cannot be posted to', default: false }) @IsOptional() @IsBoolean() isGroup?: boolean;
   @ApiPropertyOptional({ description: 'Only lines in this currency may post to the account; absent: any currency', example: 'USD' }) @IsOptional() @Currency('currency') currency?: string;
-  @ApiPropertyOptional({ description: 'Cash-flow statement section; absent: by type', enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
+  @ApiPropertyOptional({ description: 'Cash-flow statement section; absent: the class of the nearest ancestor group that has one (a bank account under a group classed cash is cash), else by type', enum: CASH_FLOW_CLASSES }) @IsOptional() @IsIn(CASH_FLOW_CLASSES) cashFlowClass?: string;
 }
 
 @ApiSchema({ description: 'Changes to an account; fields left out keep their value' })
@@ -242,7 +242,7 @@ export class UpdateTaxCodeDto {
 
 @ApiSchema({ description: 'An amount to calculate the tax of' })
 export class CalculateTaxDto {
-  @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one' }) @Amount('amount') amount: string;
+  @ApiProperty({ example: '100.00', description: 'Net for an exclusive code, gross for an inclusive one; at most the currency\'s minor units (422 ledger.invalid_amount), as in a posting' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ example: 'EUR', description: 'Defaults to the base currency' }) @IsOptional() @Currency('currency') currency?: string;
 }
 
@@ -294,11 +294,14 @@ export class JournalLineInputDto {
   @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
   @IsOptional() @Rate('rate') rate?: string;
-  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line: output tax for a credit line, input tax for a debit line (unless taxFlow says otherwise)' })
+  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code' })
   @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiPropertyOptional({
     enum: ['output', 'input'],
-    description: 'With taxCodeId: whether the line is a sale (output: the tax goes to the code\'s sales account and the VAT report\'s sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default: output for a credit line, input for a debit line. A sales credit note (a debit of revenue) is output; a purchase return (a credit of an expense) is input: they reduce their own boxes',
+    description: 'With taxCodeId: whether the line is a sale (output: the tax goes to the code\'s sales account and the VAT report\'s sales and output tax) or a purchase (input: the purchase account, purchases and input tax). '
+      + 'Default, from the line\'s account: a revenue account is output, an expense or asset account input, whichever the side, so a sales credit note (a debit of revenue) '
+      + 'reduces sales and output tax and a purchase return (a credit of an expense) reduces purchases and input tax; on any other account a credit is output, a debit input. '
+      + 'Give it to override the default (e.g. output for the sale of equipment, an asset)',
     example: 'output',
   })
   @IsOptional() @IsIn(['output', 'input']) taxFlow?: 'output' | 'input';
@@ -392,14 +395,21 @@ export class BatchJournalEntriesDto {
 }
 
 export class BatchQuery {
-  @ApiPropertyOptional({ enum: ['all_or_nothing', 'independent'], default: 'all_or_nothing', description: 'independent: post the valid entries and report the rejected ones' })
+  @ApiPropertyOptional({ enum: ['all_or_nothing', 'independent'], default: 'all_or_nothing', description: 'independent: post the valid entries and report the rejected ones (those failing input validation too)' })
   @IsOptional() @IsIn(['all_or_nothing', 'independent']) mode?: 'all_or_nothing' | 'independent';
+}
+
+@ApiSchema({ description: 'A field of a batch entry that failed validation, and its problems' })
+export class BatchFieldProblemDto {
+  @ApiProperty({ description: 'The field, named from the request\'s body', example: 'entries[1].date' }) field: string;
+  @ApiProperty({ description: 'What is wrong with it', type: [String] }) problems: string[];
 }
 
 @ApiSchema({ description: 'Why one entry of a batch was rejected: its error code and message' })
 export class BatchItemErrorDto {
-  @ApiProperty({ description: 'Stable error code, as in ErrorDetail.code', example: 'ledger.unbalanced' }) code: string;
+  @ApiProperty({ description: 'Stable error code, as in ErrorDetail.code; validation_failed for an entry that failed input validation', example: 'ledger.unbalanced' }) code: string;
   @ApiProperty({ description: 'Human-readable explanation' }) message: string;
+  @ApiPropertyOptional({ description: 'validation_failed: one { field, problems } per invalid field of the entry', type: [BatchFieldProblemDto] }) details?: BatchFieldProblemDto[];
 }
 
 @ApiSchema({ description: 'The outcome of one entry of a batch, by its index in the request' })
@@ -569,7 +579,10 @@ export class CashFlowRowDto {
   @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
   @ApiProperty({ description: 'Account code' }) code: string;
   @ApiProperty({ description: 'Account name' }) name: string;
-  @ApiProperty({ description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive' }) amount: string;
+  @ApiProperty({
+    description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. In operating, a cash account\'s row '
+      + 'is the non-cash adjustment of its unrealized exchange difference (net income includes it; it is reported as effectOfExchangeRatesOnCash)',
+  }) amount: string;
 }
 
 @ApiSchema({ description: 'A section of the cash-flow statement (operating, investing, financing) with its total' })
@@ -584,11 +597,17 @@ export class CashFlowDto {
   @ApiProperty({ description: 'Last day of the range, YYYY-MM-DD' }) to: string;
   @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
   @ApiProperty({ description: 'Net income of the range (closing entries excluded)' }) netIncome: string;
-  @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes; total includes net income' }) operating: CashFlowSectionDto;
+  @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes and the non-cash exchange differences on cash; total includes net income' }) operating: CashFlowSectionDto;
   @ApiProperty({ description: 'Changes of accounts classed investing', type: CashFlowSectionDto }) investing: CashFlowSectionDto;
   @ApiProperty({ description: 'Changes of accounts classed financing (equity by default)', type: CashFlowSectionDto }) financing: CashFlowSectionDto;
-  @ApiProperty({ description: 'operating + investing + financing' }) netChange: string;
-  @ApiProperty({ description: 'Cash accounts (cashFlowClass cash) the day before from' }) openingCash: string;
-  @ApiProperty({ description: 'Cash accounts at the end of to' }) closingCash: string;
-  @ApiProperty({ description: 'openingCash + netChange = closingCash' }) balanced: boolean;
+  @ApiProperty({
+    example: '50.00',
+    description: 'Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts\' base value '
+      + 'that moved no currency (FX revaluations and their reversals in the range: +50.00 when USD 1,000 carried at 1.10 is revalued at 1.15). '
+      + 'Not a cash flow: it is taken out of operating, where net income holds it as an unrealized exchange gain or loss',
+  }) effectOfExchangeRatesOnCash: string;
+  @ApiProperty({ description: 'operating + investing + financing + effectOfExchangeRatesOnCash' }) netChange: string;
+  @ApiProperty({ description: 'Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from' }) openingCash: string;
+  @ApiProperty({ description: 'Cash accounts at the end of to (their balances as of that day)' }) closingCash: string;
+  @ApiProperty({ description: 'openingCash + netChange = closingCash: the sections and the exchange-rate effect account for the whole change of the cash accounts' }) balanced: boolean;
 }

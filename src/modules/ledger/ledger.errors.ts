@@ -22,7 +22,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.invalid_rate': { status: 422, description: 'the rate is not positive, or not 1 for the base currency' },
   'ledger.invalid_amount': { status: 422, description: 'an amount has more decimals than its currency, both or no sides, is zero, or is too large to store' },
   'ledger.invalid_entry': { status: 422, description: 'the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)' },
-  'ledger.unknown_tax_code': { status: 422, description: 'the tax code does not exist in this organization' },
+  'ledger.unknown_tax_code': { status: 422, description: 'a line\'s taxCodeId names no tax code of this organization' },
   'ledger.unknown_workspace': { status: 422, description: 'a line\'s workspaceId names no workspace of this organization' },
   'ledger.unknown_entry': { status: 422, description: 'the entry to reverse does not exist' },
   'ledger.rounding_account_missing': { status: 422, description: 'a rounding difference needs a rounding account in the settings' },
@@ -38,7 +38,6 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.rate_not_positive': { status: 400, description: 'a rate must be positive' },
   'ledger.rate_duplicate': { status: 400, description: 'the same currency and date appear twice' },
   'ledger.tax_rate': { status: 400, description: 'a tax rate is a percent between 0 and 100' },
-  'ledger.batch_key_repeated': { status: 400, description: 'two entries of a batch have the same idempotency key' },
   // business rules of the services
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
@@ -48,12 +47,22 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.later_year_closed': { status: 422, description: 'a later fiscal year is closed: reopen it first' },
   'ledger.period_in_closed_year': { status: 422, description: 'the period belongs to a closed fiscal year' },
   'ledger.account_has_balance': { status: 422, description: 'the account has a balance (a revenue or expense account: also within a fiscal year not closed)' },
-  'ledger.account_has_children': { status: 422, description: 'the account has active child accounts' },
+  'ledger.account_has_children': { status: 422, description: 'the account has child accounts: it cannot be archived (active children) nor stop being a group' },
   'ledger.no_next_period': { status: 422, description: 'no open fiscal period starts the day after the revaluation date\'s period (autoReverse): nothing is posted' },
   'ledger.books_started': { status: 409, description: 'the books are already started' },
   'ledger.year_closed': { status: 409, description: 'the fiscal year is already closed' },
   'ledger.year_open': { status: 409, description: 'the fiscal year is not closed' },
   'ledger.period_status': { status: 409, description: 'the period already has that status' },
+  // chart and fiscal calendar (the database's rules: finance.check_account and finance.check_no_overlap name them in
+  // the HINT, migration 20270206001200; the unique codes are mapped from their constraints in ledgerRepository)
+  'ledger.parent_not_group': { status: 422, description: 'the parent account is not a group account' },
+  'ledger.parent_type_mismatch': { status: 422, description: 'the parent account is of another type (asset, liability, equity, revenue, expense) than the account' },
+  'ledger.parent_cycle': { status: 422, description: 'the parent is the account itself or one of its descendants' },
+  'ledger.hierarchy_too_deep': { status: 422, description: 'the account would be more than 32 levels deep in the hierarchy' },
+  'ledger.account_has_postings': { status: 422, description: 'the account has postings: it cannot become a group account (nor change its type)' },
+  'ledger.fiscal_year_overlap': { status: 422, description: 'the fiscal year (or one of its periods) overlaps an existing fiscal year' },
+  'ledger.account_code_taken': { status: 409, description: 'another account of this organization has this code' },
+  'ledger.tax_code_taken': { status: 409, description: 'another tax code of this organization has this code' },
 });
 
 /** The codes a posting can be rejected with (single entry, batch entry, reversal, revaluation, close). */

@@ -1,11 +1,13 @@
 import type { Decimal } from 'decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { DOMAIN_EVENT_TOPIC } from '../../platform/events/events.js';
 import { prepare, qb, type DB } from '../../platform/database/query-builder.js';
 import type {
   AccountDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, JournalEntryDto, JournalLineDto, LedgerSettingsDto, TaxCodeDto,
 } from './ledger.dto.js';
+import { LedgerErrors } from './ledger.errors.js';
 
 // The only place with ledger SQL: typed Kysely queries; raw SQL (with typed rows) for the calls of the posting and
 // totals functions and the set-based reports. Numerics and dates are read as text: money never passes through a float.
@@ -133,10 +135,12 @@ export const ledgerRepository = {
   },
 
   async createAccount(db: Db, orgId: string, a: { code: string; name: string; type: string; parentId?: string | null; isGroup?: boolean; currency?: string | null; cashFlowClass?: string | null }): Promise<AccountDto> {
-    const [row] = await db.run(qb.insertInto('finance.accounts').values({
+    const [row] = await translateDatabaseError(db.run(qb.insertInto('finance.accounts').values({
       org_id: orgId, code: a.code, name: a.name, type: a.type, parent_id: a.parentId ?? null, is_group: a.isGroup ?? false,
       currency: a.currency ?? null, cash_flow_class: a.cashFlowClass ?? null,
-    }).returningAll());
+    }).returningAll()), {
+      '23505': (e) => (e.constraint === 'accounts_org_id_code_key' ? LedgerErrors.error('ledger.account_code_taken', `account code ${a.code} is already used in this chart of accounts`) : undefined),
+    });
     return toAccount(row);
   },
 
@@ -204,6 +208,21 @@ export const ledgerRepository = {
       WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end'
         AND (${from}::date IS NULL OR e.entry_date >= ${from}::date) AND (${to}::date IS NULL OR e.entry_date <= ${to}::date)
       GROUP BY l.account_id, l.currency`;
+  },
+
+  /**
+   * Base net (debit − credit) per account of the lines in [from, to] that carry no amount in their own (foreign)
+   * currency, for the given accounts: what changed their base value without moving any currency (FX revaluations and
+   * their reversals). Read from journal_lines_base_only_idx, which holds only such lines.
+   */
+  async baseOnlyTotals(db: Db, orgId: string, from: string, to: string, baseCurrency: string, accountIds: string[]): Promise<{ account_id: string; base_net: string }[]> {
+    if (!accountIds.length) return [];
+    return db.$queryRaw`
+      SELECT l.account_id, (sum(l.base_debit) - sum(l.base_credit))::text AS base_net
+      FROM finance.journal_lines l
+      WHERE l.org_id = ${orgId}::uuid AND l.account_id = ANY(${accountIds}::uuid[]) AND l.debit = 0 AND l.credit = 0
+        AND l.entry_date BETWEEN ${from}::date AND ${to}::date AND l.currency <> ${baseCurrency}
+      GROUP BY l.account_id`;
   },
 
   /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */
@@ -283,10 +302,12 @@ export const ledgerRepository = {
   },
 
   async createTaxCode(db: Db, orgId: string, t: { code: string; name: string; rate: string; inclusive?: boolean; salesAccountId: string; purchaseAccountId: string }): Promise<TaxCodeDto> {
-    const [row] = await db.run(qb.insertInto('finance.tax_codes').values({
+    const [row] = await translateDatabaseError(db.run(qb.insertInto('finance.tax_codes').values({
       org_id: orgId, code: t.code, name: t.name, rate: sql<Decimal>`${t.rate}::numeric`, inclusive: t.inclusive ?? false,
       sales_account_id: t.salesAccountId, purchase_account_id: t.purchaseAccountId,
-    }).returning(TAX_CODE_COLS));
+    }).returning(TAX_CODE_COLS)), {
+      '23505': (e) => (e.constraint === 'tax_codes_org_id_code_key' ? LedgerErrors.error('ledger.tax_code_taken', `tax code ${t.code} is already used in this organization`) : undefined),
+    });
     return toTaxCode(row);
   },
 
@@ -429,6 +450,13 @@ export const ledgerRepository = {
     const [row] = await db.$queryRaw<{ replayed: boolean; entry: JournalEntryDto }[]>`
       SELECT replayed, entry FROM finance.post_journal_entry(${JSON.stringify(payload)}::jsonb, ${JSON.stringify(audit)}::jsonb)`;
     return { entry: row.entry, replayed: row.replayed };
+  },
+
+  /** The entries posted with these idempotency keys: their ids and the hash of the request each was posted with. */
+  async entriesByKey(db: Db, orgId: string, keys: string[]): Promise<{ id: string; idempotencyKey: string; requestHash: string }[]> {
+    const rows = await db.run(qb.selectFrom('finance.journal_entries').select(['id', 'idempotency_key', 'request_hash'])
+      .where('org_id', '=', orgId).where('idempotency_key', 'in', keys));
+    return rows.map((r) => ({ id: r.id, idempotencyKey: r.idempotency_key!, requestHash: r.request_hash }));
   },
 
   async getEntries(db: Db, orgId: string, ids: string[]): Promise<JournalEntryDto[]> {

@@ -6,7 +6,7 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
-import { computeTax, D, type MinorUnits } from './money.js';
+import { computeTax, D, fitsMinorUnits, type MinorUnits } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
   AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
@@ -256,7 +256,10 @@ export class LedgerService {
   async calculateTax(tx: TenantTx, id: string, dto: CalculateTaxDto): Promise<TaxCalculationDto> {
     const t = await this.getTaxCode(tx, id);
     const currency = dto.currency ?? (await this.settings(tx)).baseCurrency;
-    return { currency, ...computeTax(dto.amount, t.rate, t.inclusive, await this.currencyUnits(tx, currency)) };
+    const mu = await this.currencyUnits(tx, currency);
+    // computeTax rounds to the minor units: an amount beyond them is refused, as a posting refuses it
+    if (!fitsMinorUnits(dto.amount, mu)) throw LedgerErrors.error('ledger.invalid_amount', `amount: ${currency} amounts have at most ${mu} decimals`);
+    return { currency, ...computeTax(dto.amount, t.rate, t.inclusive, mu) };
   }
 
   // ---------------------------------------------------------------- fiscal calendar

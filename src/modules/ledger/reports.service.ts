@@ -108,6 +108,27 @@ function rollUp(accounts: AccountDto[], net: Map<string, Decimal>, types: string
   return { rows: shown, total, comparativeTotal };
 }
 
+/**
+ * The cash-flow class of every account: its own, else the class of its nearest ancestor that has one (a bank account
+ * added under a group classed cash is cash without a class of its own); null when none has one (the report then goes
+ * by type). Resolved when the report runs rather than copied at creation, so moving an account or classing a group
+ * takes effect at once, and accounts created before a group was classed follow it.
+ */
+export function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
+  const byId = new Map(accounts.map((a) => [a.id, a]));
+  const out = new Map<string, string | null>();
+  const resolve = (a: AccountDto, depth: number): string | null => {
+    if (out.has(a.id)) return out.get(a.id)!;
+    const parent = a.parentId ? byId.get(a.parentId) : undefined;
+    // the chart is a tree of at most 32 levels (finance.check_account); the bound only guards the recursion
+    const c = a.cashFlowClass ?? (parent && depth < 64 ? resolve(parent, depth + 1) : null);
+    out.set(a.id, c);
+    return c;
+  };
+  for (const a of accounts) resolve(a, 0);
+  return out;
+}
+
 /** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
 @Injectable()
 export class ReportsService {
@@ -239,47 +260,65 @@ export class ReportsService {
 
   /**
    * Cash-flow statement, indirect method: net income of the range, then the change of every balance-sheet
-   * account outside cash as its effect on cash, in the section of its classification (asset and liability
-   * accounts default to operating, equity to financing). Closing entries are left out (they move no cash).
-   * The sections add up to the change of the cash accounts, which is checked (`balanced`).
+   * account outside cash as its effect on cash, in the section of its classification (its own, else its nearest
+   * classified ancestor's; unclassified asset and liability accounts are operating, equity financing). Closing
+   * entries are left out (they move no cash). The exchange differences on foreign-currency cash (revaluations) moved
+   * no cash: they are taken out of operating and reported as the effect of exchange rates on cash (IAS 7). The
+   * sections and that effect add up to the change of the cash accounts, which is checked against their balances
+   * (`balanced`).
    */
   async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     const { base, mu, accounts } = await this.context(tx);
+    const classOf = cashFlowClasses(accounts);
+    const isCash = (a: AccountDto) => a.type !== 'revenue' && a.type !== 'expense' && classOf.get(a.id) === 'cash';
+    const cash = accounts.filter(isCash).map((a) => a.id);
     const movement = await this.rangeNet(tx, from, to, false);
     const before = baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1)));
+    const after = baseNetByAccount(await repo.totals(tx.db, null, to));
+    const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, cash)).map((r) => [r.account_id, D(r.base_net)]));
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
+    const row = (a: AccountDto, amount: Decimal): CashFlowRowDto => ({ accountId: a.id, code: a.code, name: a.name, amount: fixed(amount, mu) });
     let netIncome = D(0);
+    let fxEffect = D(0);
     let openingCash = D(0);
-    let cashChange = D(0);
+    let closingCash = D(0);
     for (const a of [...accounts].sort((x, y) => x.code.localeCompare(y.code))) {
       const m = movement.get(a.id) ?? D(0);
       if (a.type === 'revenue' || a.type === 'expense') {
         netIncome = netIncome.minus(m);
         continue;
       }
-      if (a.cashFlowClass === 'cash') {
+      if (isCash(a)) {
         openingCash = openingCash.plus(before.get(a.id) ?? 0);
-        cashChange = cashChange.plus(m);
+        closingCash = closingCash.plus(after.get(a.id) ?? 0);
+        // a revaluation raised (or lowered) the account's base value and net income alike, without cash
+        const diff = fx.get(a.id) ?? D(0);
+        if (!diff.isZero()) {
+          fxEffect = fxEffect.plus(diff);
+          sections.operating.rows.push(row(a, diff.neg()));
+          sections.operating.total = sections.operating.total.minus(diff);
+        }
         continue;
       }
       if (m.isZero()) continue;
-      const section = (a.cashFlowClass ?? (a.type === 'equity' ? 'financing' : 'operating')) as keyof typeof sections;
+      const section = (classOf.get(a.id) ?? (a.type === 'equity' ? 'financing' : 'operating')) as keyof typeof sections;
       // an asset growing (debit) took cash; a liability or equity growing (credit) brought cash
-      sections[section].rows.push({ accountId: a.id, code: a.code, name: a.name, amount: fixed(m.neg(), mu) });
+      sections[section].rows.push(row(a, m.neg()));
       sections[section].total = sections[section].total.minus(m);
     }
     const operatingTotal = sections.operating.total.plus(netIncome);
-    const netChange = operatingTotal.plus(sections.investing.total).plus(sections.financing.total);
+    const netChange = operatingTotal.plus(sections.investing.total).plus(sections.financing.total).plus(fxEffect);
     return {
       from, to, baseCurrency: base, netIncome: fixed(netIncome, mu),
       operating: { rows: sections.operating.rows, total: fixed(operatingTotal, mu) },
       investing: { rows: sections.investing.rows, total: fixed(sections.investing.total, mu) },
       financing: { rows: sections.financing.rows, total: fixed(sections.financing.total, mu) },
-      netChange: fixed(netChange, mu), openingCash: fixed(openingCash, mu), closingCash: fixed(openingCash.plus(cashChange), mu),
-      balanced: netChange.eq(cashChange),
+      effectOfExchangeRatesOnCash: fixed(fxEffect, mu),
+      netChange: fixed(netChange, mu), openingCash: fixed(openingCash, mu), closingCash: fixed(closingCash, mu),
+      balanced: openingCash.plus(netChange).eq(closingCash),
     };
   }
 

@@ -5,13 +5,15 @@ export interface TemplateAccount {
   type: 'asset' | 'liability' | 'equity' | 'revenue' | 'expense';
   parent?: string;
   group?: boolean;
-  /** cash-flow statement section (finance.accounts.cash_flow_class); unset: by type */
+  /** cash-flow statement section (finance.accounts.cash_flow_class); unset: the nearest classified group's, else by type */
   cashFlow?: 'cash' | 'operating' | 'investing' | 'financing';
 }
 
 export const STANDARD_CHART: TemplateAccount[] = [
   { code: '1000', name: 'Assets', type: 'asset', group: true },
-  { code: '1100', name: 'Cash at bank', type: 'asset', parent: '1000', cashFlow: 'cash' },
+  // bank and cash accounts go under 1050: a new one added there without a class of its own is cash in the cash-flow statement
+  { code: '1050', name: 'Cash and cash equivalents', type: 'asset', parent: '1000', group: true, cashFlow: 'cash' },
+  { code: '1100', name: 'Cash at bank', type: 'asset', parent: '1050', cashFlow: 'cash' },
   { code: '1200', name: 'Accounts receivable', type: 'asset', parent: '1000' },
   { code: '1300', name: 'Input tax receivable', type: 'asset', parent: '1000' },
   { code: '1400', name: 'Inventory', type: 'asset', parent: '1000' },
