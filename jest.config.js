@@ -20,7 +20,9 @@ export default {
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60000,
-  reporters: ['default', '<rootDir>/test/support/summary-reporter.mjs'],
+  // api-coverage: which operations the tests answered, printed after a full run (README, "How the tests work");
+  // summary last: its line closes the output
+  reporters: ['default', '<rootDir>/test/support/api-coverage-reporter.mjs', '<rootDir>/test/support/summary-reporter.mjs'],
   maxWorkers: 2,
   // A worker leaves its event loop within a millisecond of Jest's "end" (its 'exit' event fires, no handle open), then
   // takes a while more to be gone, growing with its heap: 0.85-1.2 s at ~0.8 GB resident (7 files a worker), 5.0-5.2 s

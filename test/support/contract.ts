@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
@@ -83,7 +86,9 @@ export class ResponseContract {
 
   /** Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it. */
   attach(fastify: FastifyInstance): void {
+    const recorder = process.env.OMNIZEN_API_CALLS_DIR ? new CallRecorder(process.env.OMNIZEN_API_CALLS_DIR, this.doc) : undefined;
     fastify.addHook('onSend', async (req, reply, payload) => {
+      recorder?.record(req.method, req.routeOptions?.url, reply.statusCode, payload);
       if (typeof payload !== 'string' && payload !== null && payload !== undefined && !Buffer.isBuffer(payload)) return payload; // streams (CSV exports)
       const body = payload === null || payload === undefined ? '' : String(payload);
       const violation = this.check(req.method, req.routeOptions?.url, reply.statusCode, reply.getHeader('content-type') as string | undefined, body);
@@ -111,8 +116,7 @@ export class ResponseContract {
   }
 
   private operation(method: string, route: string): Operation | undefined {
-    const path = route.replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}') || '/';
-    return (this.doc.paths[path] as Record<string, Operation> | undefined)?.[method.toLowerCase()];
+    return (this.doc.paths[documentPath(route)] as Record<string, Operation> | undefined)?.[method.toLowerCase()];
   }
 
   private validator(key: string, schema: object | undefined): ValidateFunction | null {
@@ -130,5 +134,54 @@ export class ResponseContract {
     } catch {
       return false;
     }
+  }
+}
+
+/** A Fastify route (`/v1/orgs/:orgId`) as the document writes its path (`/v1/orgs/{orgId}`). */
+function documentPath(route: string): string {
+  return route.replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}') || '/';
+}
+
+/**
+ * Which operations the tests called, with which status and error code, for the coverage report at the end of a full
+ * run (test/support/api-coverage-reporter.mjs, which names the directory in OMNIZEN_API_CALLS_DIR). Each application
+ * appends to a file of its own, and each worker process writes the document's operations once to a file of its own:
+ * Jest's parallel workers never write to the same file. A line is written the first time its triple is seen.
+ */
+class CallRecorder {
+  private readonly seen = new Set<string>();
+  private readonly file: string;
+  private readonly operations: Set<string>;
+
+  constructor(dir: string, doc: OpenAPIObject) {
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, `calls-${process.pid}-${randomUUID()}.jsonl`);
+    const catalog = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item as Record<string, Operation & { operationId?: string }>)
+        .filter(([, op]) => typeof op === 'object' && op?.responses)
+        .map(([method, op]) => ({ operation: `${method.toUpperCase()} ${path}`, operationId: op.operationId, statuses: Object.keys(op.responses), errorCodes: op['x-error-codes'] ?? [] })));
+    this.operations = new Set(catalog.map((o) => o.operation));
+    const catalogFile = join(dir, `operations-${process.pid}.json`);
+    if (!existsSync(catalogFile)) {
+      writeFileSync(`${catalogFile}.tmp`, JSON.stringify(catalog));
+      renameSync(`${catalogFile}.tmp`, catalogFile);
+    }
+  }
+
+  record(method: string, route: string | undefined, status: number, payload: unknown): void {
+    const operation = route ? `${method} ${documentPath(route)}` : undefined;
+    if (!operation || !this.operations.has(operation)) return; // /docs, unknown routes, HEAD
+    let code: string | undefined;
+    if (status >= 400 && (typeof payload === 'string' || Buffer.isBuffer(payload))) {
+      try {
+        code = JSON.parse(String(payload))?.error?.code;
+      } catch {
+        // not JSON: the contract check reports it
+      }
+    }
+    const line = JSON.stringify({ operation, status, code: typeof code === 'string' ? code : undefined });
+    if (this.seen.has(line)) return;
+    this.seen.add(line);
+    appendFileSync(this.file, `${line}\n`);
   }
 }
