@@ -9,8 +9,19 @@
 -- payload as before, and a key posted before this migration (its hash taken over the payload) is still replayed by the
 -- same payload. Same key, different request: still 409.
 --
--- finance.post_journal_entry and finance.post_journal_entries as in 20270206000800_keyed_postings; only the hash
--- lines differ. Owner, grants and SECURITY DEFINER are kept.
+-- A posting made with an API key (ledger:write; and receivables:write / payables:write, whose documents post through the
+-- same functions) was refused with 42501 on core.audit_logs: the posting functions named the poster
+-- coalesce(user, 'service:' || the service claim), and a key's claims carry neither, so the entry and its audit row
+-- had no actor (NULL), which audit_insert_posting refuses (a key's row must name 'api_key:<the verified key>', as
+-- AuditService writes for every other keyed change). The verified key now names the posting: created_by and the audit
+-- actor are 'api_key:<key id>' (public.auth_api_key_id(): the key begin_key_request verified, NULL for everyone else).
+-- No policy changes: a REST caller (claims not verified) is still refused by journal_entries_posting_caller
+-- (20270205000900), and the key's scopes are checked by the API before the handler and its read-only transaction
+-- (begin_key_request) keeps a key without a write scope from posting at all.
+--
+-- finance.post_journal_entry as in 20270115000100_ledger_posting_statements and finance.post_journal_entries as in
+-- 20270202000300_ledger_entry_checks; only the hash lines and the v_created_by line differ. Owner, grants and SECURITY
+-- DEFINER are kept.
 
 CREATE OR REPLACE FUNCTION finance.post_journal_entry(p jsonb, p_audit jsonb DEFAULT NULL,
   OUT entry_id uuid, OUT replayed boolean, OUT entry jsonb)
@@ -246,5 +257,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270206001100_posting_request_hash', '382d72b7db6e6cec2f8172e5647d5694f8ad5c879be56db8139cc59630583e91', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270206001100_posting_request_hash', '277504e90a6bdaab45945ab0844f51a53bb37f4c2c15122d9b1d467b61b63177', 0)
   ON CONFLICT (name) DO NOTHING;

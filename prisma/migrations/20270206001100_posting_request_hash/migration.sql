@@ -7,8 +7,19 @@
 -- payload as before, and a key posted before this migration (its hash taken over the payload) is still replayed by the
 -- same payload. Same key, different request: still 409.
 --
--- finance.post_journal_entry and finance.post_journal_entries as in 20270206000800_keyed_postings; only the hash
--- lines differ. Owner, grants and SECURITY DEFINER are kept.
+-- A posting made with an API key (ledger:write; and receivables:write / payables:write, whose documents post through the
+-- same functions) was refused with 42501 on core.audit_logs: the posting functions named the poster
+-- coalesce(user, 'service:' || the service claim), and a key's claims carry neither, so the entry and its audit row
+-- had no actor (NULL), which audit_insert_posting refuses (a key's row must name 'api_key:<the verified key>', as
+-- AuditService writes for every other keyed change). The verified key now names the posting: created_by and the audit
+-- actor are 'api_key:<key id>' (public.auth_api_key_id(): the key begin_key_request verified, NULL for everyone else).
+-- No policy changes: a REST caller (claims not verified) is still refused by journal_entries_posting_caller
+-- (20270205000900), and the key's scopes are checked by the API before the handler and its read-only transaction
+-- (begin_key_request) keeps a key without a write scope from posting at all.
+--
+-- finance.post_journal_entry as in 20270115000100_ledger_posting_statements and finance.post_journal_entries as in
+-- 20270202000300_ledger_entry_checks; only the hash lines and the v_created_by line differ. Owner, grants and SECURITY
+-- DEFINER are kept.
 
 CREATE OR REPLACE FUNCTION finance.post_journal_entry(p jsonb, p_audit jsonb DEFAULT NULL,
   OUT entry_id uuid, OUT replayed boolean, OUT entry jsonb)
