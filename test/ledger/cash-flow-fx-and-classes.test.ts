@@ -64,7 +64,7 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
 
     const res = await t.http.get(url('reports/cash-flow?from=2026-02-01&to=2027-01-31')).set(users.viewer.auth).expect(200);
     expect(res.body).toEqual({
-      from: '2026-02-01', to: '2027-01-31', baseCurrency: 'EUR', netIncome: '1450.00',
+      from: '2026-02-01', to: '2027-01-31', baseCurrency: 'EUR', netIncome: '1450.00', unrealizedExchangeDifferences: '0.00',
       operating: {
         total: '1200.00',
         rows: [

@@ -597,9 +597,21 @@ export class CashFlowDto {
   @ApiProperty({ description: 'Last day of the range, YYYY-MM-DD' }) to: string;
   @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
   @ApiProperty({ description: 'Net income of the range (closing entries excluded)' }) netIncome: string;
-  @ApiProperty({ type: CashFlowSectionDto, description: 'Working-capital changes and the non-cash exchange differences on cash; total includes net income' }) operating: CashFlowSectionDto;
-  @ApiProperty({ description: 'Changes of accounts classed investing', type: CashFlowSectionDto }) investing: CashFlowSectionDto;
-  @ApiProperty({ description: 'Changes of accounts classed financing (equity by default)', type: CashFlowSectionDto }) financing: CashFlowSectionDto;
+  @ApiProperty({
+    example: '400.00',
+    description: 'Non-cash adjustment in operating: the unrealized exchange gains and losses that FX revaluations (and their reversals) in the range '
+      + 'booked on foreign-currency accounts other than cash (loans, receivables, payables), added back (a loss positive, a gain negative). '
+      + 'Those accounts\' rows leave their revaluations out (a loan\'s row in financing is its cash movements only): a USD 10,000 loan drawn at 1.10 and '
+      + 'revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. '
+      + 'Revaluations of cash accounts are not included (see effectOfExchangeRatesOnCash). Included in operating.total',
+  }) unrealizedExchangeDifferences: string;
+  @ApiProperty({
+    type: CashFlowSectionDto,
+    description: 'Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; '
+      + 'total = netIncome + unrealizedExchangeDifferences + the rows',
+  }) operating: CashFlowSectionDto;
+  @ApiProperty({ description: 'Changes of accounts classed investing (without their revaluations)', type: CashFlowSectionDto }) investing: CashFlowSectionDto;
+  @ApiProperty({ description: 'Changes of accounts classed financing (equity by default), without their revaluations', type: CashFlowSectionDto }) financing: CashFlowSectionDto;
   @ApiProperty({
     example: '50.00',
     description: 'Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts\' base value '

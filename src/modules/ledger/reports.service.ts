@@ -262,8 +262,11 @@ export class ReportsService {
    * Cash-flow statement, indirect method: net income of the range, then the change of every balance-sheet
    * account outside cash as its effect on cash, in the section of its classification (its own, else its nearest
    * classified ancestor's; unclassified asset and liability accounts are operating, equity financing). Closing
-   * entries are left out (they move no cash). The exchange differences on foreign-currency cash (revaluations) moved
-   * no cash: they are taken out of operating and reported as the effect of exchange rates on cash (IAS 7). The
+   * entries are left out (they move no cash). Revaluations (and their reversals) moved no cash either: net income holds
+   * their unrealized gain or loss, the revalued accounts their change of base value. On foreign-currency cash that change
+   * is taken out of operating and reported as the effect of exchange rates on cash (IAS 7); on any other account (a
+   * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
+   * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`). The
    * sections and that effect add up to the change of the cash accounts, which is checked against their balances
    * (`balanced`).
    */
@@ -272,17 +275,19 @@ export class ReportsService {
     const { base, mu, accounts } = await this.context(tx);
     const classOf = cashFlowClasses(accounts);
     const isCash = (a: AccountDto) => a.type !== 'revenue' && a.type !== 'expense' && classOf.get(a.id) === 'cash';
-    const cash = accounts.filter(isCash).map((a) => a.id);
+    // revaluation revalues asset and liability accounts only
+    const revaluable = accounts.filter((a) => a.type === 'asset' || a.type === 'liability').map((a) => a.id);
     const movement = await this.rangeNet(tx, from, to, false);
     const before = baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1)));
     const after = baseNetByAccount(await repo.totals(tx.db, null, to));
-    const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, cash)).map((r) => [r.account_id, D(r.base_net)]));
+    const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
     const row = (a: AccountDto, amount: Decimal): CashFlowRowDto => ({ accountId: a.id, code: a.code, name: a.name, amount: fixed(amount, mu) });
     let netIncome = D(0);
     let fxEffect = D(0);
+    let unrealized = D(0);
     let openingCash = D(0);
     let closingCash = D(0);
     for (const a of [...accounts].sort((x, y) => x.code.localeCompare(y.code))) {
@@ -303,16 +308,20 @@ export class ReportsService {
         }
         continue;
       }
-      if (m.isZero()) continue;
+      // the revaluation of a loan or receivable is no cash flow of its section: the gain or loss it booked is added back
+      const diff = fx.get(a.id) ?? D(0);
+      unrealized = unrealized.minus(diff);
+      const cashMovement = m.minus(diff);
+      if (cashMovement.isZero()) continue;
       const section = (classOf.get(a.id) ?? (a.type === 'equity' ? 'financing' : 'operating')) as keyof typeof sections;
       // an asset growing (debit) took cash; a liability or equity growing (credit) brought cash
-      sections[section].rows.push(row(a, m.neg()));
-      sections[section].total = sections[section].total.minus(m);
+      sections[section].rows.push(row(a, cashMovement.neg()));
+      sections[section].total = sections[section].total.minus(cashMovement);
     }
-    const operatingTotal = sections.operating.total.plus(netIncome);
+    const operatingTotal = sections.operating.total.plus(netIncome).plus(unrealized);
     const netChange = operatingTotal.plus(sections.investing.total).plus(sections.financing.total).plus(fxEffect);
     return {
-      from, to, baseCurrency: base, netIncome: fixed(netIncome, mu),
+      from, to, baseCurrency: base, netIncome: fixed(netIncome, mu), unrealizedExchangeDifferences: fixed(unrealized, mu),
       operating: { rows: sections.operating.rows, total: fixed(operatingTotal, mu) },
       investing: { rows: sections.investing.rows, total: fixed(sections.investing.total, mu) },
       financing: { rows: sections.financing.rows, total: fixed(sections.financing.total, mu) },
