@@ -83,7 +83,7 @@ export interface paths {
         put?: never;
         /**
          * A 120 s single-use token for opening an app (Hub -> app handshake)
-         * @description Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem.
+         * @description Its audience is app:<appCode>: the API refuses it (it cannot mint another or call any route); the app redeems it once at POST /v1/auth/app-token/redeem. It names the session of the calling access token and is void once the session it was made in ends (sign-out, revocation, password reset).
          */
         post: operations["createAppToken"];
         delete?: never;
@@ -103,7 +103,7 @@ export interface paths {
         put?: never;
         /**
          * The app's side of the Hub -> app handshake: check an app token made for this app and use it up
-         * @description Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token.
+         * @description Each app token is accepted once, here only, and only for the app named in it. The answer names the user; it is no API token. The session the token was made in must still be live: after a sign-out, a revocation of that session or a password reset, 401 "the session that made this app token has ended", and nothing is recorded.
          */
         post: operations["redeemAppToken"];
         delete?: never;
@@ -451,7 +451,7 @@ export interface paths {
         put?: never;
         /**
          * Accept an invitation sent to your email address; you become a member
-         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified.
+         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified. When the organization's members already reach the users limit of its omnizen plan (invitations made before a downgrade), the answer is 402 billing.limit_reached (details: app, feature, plan, limit, usage = the members, upgradeTo) and the invitation stays pending, to be accepted once the organization upgrades or a member leaves.
          */
         post: operations["acceptInvitation"];
         delete?: never;
@@ -489,7 +489,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a Stripe Checkout for a personal plan */
+        /**
+         * Start a Stripe Checkout for a personal plan
+         * @description A double-click or a retry does not start a second checkout: while the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another plan starts another session. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.
+         */
         post: operations["createMyCheckout"];
         delete?: never;
         options?: never;
@@ -1176,7 +1179,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a Stripe Checkout for a plan of an app (admin or owner) */
+        /**
+         * Start a Stripe Checkout for a plan of an app (admin or owner)
+         * @description A double-click or a retry does not start a second checkout: while the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another plan starts another session. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.
+         */
         post: operations["createOrganizationCheckout"];
         delete?: never;
         options?: never;
@@ -1838,7 +1844,7 @@ export interface paths {
         put?: never;
         /**
          * Post up to 1,000 journal entries in one request and one database call (owner, admin, accountant)
-         * @description Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is that entry's own code, with details.index naming it and the message starting with entries[index]. mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way). The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.
+         * @description Each entry is posted by the same database function as a single posting (same rules, audit row per entry) and may carry its own idempotencyKey (a repeat with the same entry is `replayed`). mode=all_or_nothing (default): nothing is posted when one entry is rejected; the error is the own code of the rejected entry with the lowest index, with details.index naming it and the message starting with entries[index]; entries failing input validation (a date that is no calendar day, an amount with too many decimals, a malformed id, fewer than 2 lines) fail the request with 400 validation_failed naming entries.<index>.<field>. mode=independent: the valid entries post; rejected ones are listed by index with their code (status 201 either way), an entry failing input validation with code validation_failed and details naming its fields entries[index].<field>. The request's own shape (entries missing, not an array, empty, more than 1,000) is a 400 validation_failed in either mode. The body is limited to 1 MB like every request (413 payload_too_large): 1,000 entries of a few lines each fit.
          */
         post: operations["postJournalEntriesBatch"];
         delete?: never;
@@ -2330,6 +2336,23 @@ export interface paths {
         put?: never;
         /** Approve a submitted expense claim; the final approval posts a payable to the claimant */
         post: operations["approveExpenseClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payables/expense-claims/{claimId}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Comment on an expense claim: a member on their own, bookkeepers on any (listed with its decisions; audited) */
+        post: operations["commentOnExpenseClaim"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3268,7 +3291,7 @@ export interface components {
              */
             archivedAt: string | null;
             /**
-             * @description Cash-flow statement section; null: by type (asset, liability → operating; equity → financing)
+             * @description Cash-flow statement section; null: the class of the nearest ancestor group that has one, else by type (asset, liability → operating; equity → financing)
              * @enum {string|null}
              */
             cashFlowClass: "cash" | "operating" | "investing" | "financing" | null;
@@ -3764,7 +3787,7 @@ export interface components {
         };
         /** @description A short-lived token for opening an app, and the query string to append to the app's login URL */
         AppTokenDto: {
-            /** @description Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem */
+            /** @description Short-lived, single-use token for the app (audience app:<appCode>); the API refuses it, the app redeems it at POST /v1/auth/app-token/redeem while the session that made it is live */
             accessToken: string;
             /**
              * @description Code of the app the token is for
@@ -3974,6 +3997,16 @@ export interface components {
             /** @description Total liabilities at that date */
             totalLiabilities: string;
         };
+        /** @description A field of a batch entry that failed validation, and its problems */
+        BatchFieldProblemDto: {
+            /**
+             * @description The field, named from the request's body
+             * @example entries[1].date
+             */
+            field: string;
+            /** @description What is wrong with it */
+            problems: string[];
+        };
         /** @description The outcome of one entry of a batch, by its index in the request */
         BatchItemDto: {
             /** @description Why the entry was rejected; absent unless rejected */
@@ -3994,10 +4027,12 @@ export interface components {
         /** @description Why one entry of a batch was rejected: its error code and message */
         BatchItemErrorDto: {
             /**
-             * @description Stable error code, as in ErrorDetail.code
+             * @description Stable error code, as in ErrorDetail.code; validation_failed for an entry that failed input validation
              * @example ledger.unbalanced
              */
             code: string;
+            /** @description validation_failed: one { field, problems } per invalid field of the entry */
+            details?: components["schemas"]["BatchFieldProblemDto"][];
             /** @description Human-readable explanation */
             message: string;
         };
@@ -4544,7 +4579,7 @@ export interface components {
         /** @description An amount to calculate the tax of */
         CalculateTaxDto: {
             /**
-             * @description Net for an exclusive code, gross for an inclusive one
+             * @description Net for an exclusive code, gross for an inclusive one; at most the currency's minor units (422 ledger.invalid_amount), as in a posting
              * @example 100.00
              */
             amount: string;
@@ -4566,28 +4601,38 @@ export interface components {
         };
         /** @description The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash */
         CashFlowDto: {
-            /** @description openingCash + netChange = closingCash */
+            /** @description openingCash + netChange = closingCash: the sections and the exchange-rate effect account for the whole change of the cash accounts */
             balanced: boolean;
             /** @description Base currency of the amounts */
             baseCurrency: string;
-            /** @description Cash accounts at the end of to */
+            /** @description Cash accounts at the end of to (their balances as of that day) */
             closingCash: string;
-            /** @description Changes of accounts classed financing (equity by default) */
+            /**
+             * @description Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts' base value that moved no currency (FX revaluations and their reversals in the range: +50.00 when USD 1,000 carried at 1.10 is revalued at 1.15). Not a cash flow: it is taken out of operating, where net income holds it as an unrealized exchange gain or loss
+             * @example 50.00
+             */
+            effectOfExchangeRatesOnCash: string;
+            /** @description Changes of accounts classed financing (equity by default), without their revaluations */
             financing: components["schemas"]["CashFlowSectionDto"];
             /** @description First day of the range, YYYY-MM-DD */
             from: string;
-            /** @description Changes of accounts classed investing */
+            /** @description Changes of accounts classed investing (without their revaluations) */
             investing: components["schemas"]["CashFlowSectionDto"];
-            /** @description operating + investing + financing */
+            /** @description operating + investing + financing + effectOfExchangeRatesOnCash */
             netChange: string;
             /** @description Net income of the range (closing entries excluded) */
             netIncome: string;
-            /** @description Cash accounts (cashFlowClass cash) the day before from */
+            /** @description Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from */
             openingCash: string;
-            /** @description Working-capital changes; total includes net income */
+            /** @description Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; total = netIncome + unrealizedExchangeDifferences + the rows */
             operating: components["schemas"]["CashFlowSectionDto"];
             /** @description Last day of the range, YYYY-MM-DD */
             to: string;
+            /**
+             * @description Non-cash adjustment in operating: the unrealized exchange gains and losses that FX revaluations (and their reversals) in the range booked on foreign-currency accounts other than cash (loans, receivables, payables), added back (a loss positive, a gain negative). Those accounts' rows leave their revaluations out (a loan's row in financing is its cash movements only): a USD 10,000 loan drawn at 1.10 and revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. Revaluations of cash accounts are not included (see effectOfExchangeRatesOnCash). Included in operating.total
+             * @example 400.00
+             */
+            unrealizedExchangeDifferences: string;
         };
         /** @description The contribution of one account to a section of the cash-flow statement */
         CashFlowRowDto: {
@@ -4596,7 +4641,7 @@ export interface components {
              * @description The account
              */
             accountId: string;
-            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive */
+            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. In operating, a cash account's row is the non-cash adjustment of its unrealized exchange difference (net income includes it; it is reported as effectOfExchangeRatesOnCash) */
             amount: string;
             /** @description Account code */
             code: string;
@@ -4761,7 +4806,7 @@ export interface components {
         /** @description A new account of the chart of accounts */
         CreateAccountDto: {
             /**
-             * @description Cash-flow statement section; absent: by type
+             * @description Cash-flow statement section; absent: the class of the nearest ancestor group that has one (a bank account under a group classed cash is cash), else by type
              * @enum {string}
              */
             cashFlowClass?: "cash" | "operating" | "investing" | "financing";
@@ -6833,7 +6878,7 @@ export interface components {
              * @description When the entry was posted
              */
             createdAt: string;
-            /** @description Who posted it: a user id or service:<name>; null when the token named neither */
+            /** @description Who posted it: a user id, service:<name>, or api_key:<key id> for an API key; null when the token named none of them */
             createdBy: string | null;
             /** @description Date of the entry, YYYY-MM-DD */
             date: string;
@@ -6972,11 +7017,11 @@ export interface components {
             rate?: string;
             /**
              * Format: uuid
-             * @description Adds the tax line: output tax for a credit line, input tax for a debit line (unless taxFlow says otherwise)
+             * @description Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code
              */
             taxCodeId?: string;
             /**
-             * @description With taxCodeId: whether the line is a sale (output: the tax goes to the code's sales account and the VAT report's sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default: output for a credit line, input for a debit line. A sales credit note (a debit of revenue) is output; a purchase return (a credit of an expense) is input: they reduce their own boxes
+             * @description With taxCodeId: whether the line is a sale (output: the tax goes to the code's sales account and the VAT report's sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default, from the line's account: a revenue account is output, an expense or asset account input, whichever the side, so a sales credit note (a debit of revenue) reduces sales and output tax and a purchase return (a credit of an expense) reduces purchases and input tax; on any other account a credit is output, a debit input. Give it to override the default (e.g. output for the sale of equipment, an asset)
              * @example output
              * @enum {string}
              */
@@ -16051,6 +16096,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `invitation.email_mismatch` (the invitation was sent to another e-mail address); `invitation.email_unverified` (the account's e-mail is not verified: verify it first (POST /v1/auth/verify-email), or accept with the link mailed to the invitee, which proves the address) */
             403: {
                 headers: {
@@ -16342,7 +16396,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account already has a live Stripe subscription for the app: its plan changes in the billing portal, not with a second checkout)
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout)
              */
             409: {
                 headers: {
@@ -19074,6 +19128,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -19514,7 +19577,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.limit_reached: the omnizen plan's ai_agents limit is reached (details: app, feature, plan, limit, usage, upgradeTo = a plan with more). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19768,11 +19831,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -19890,7 +19949,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20181,11 +20240,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `ai.budget_exceeded` (the call does not fit in a budget (details name the budget and what is left))
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 ai.budget_exceeded: the call does not fit in a budget (details name the budget and what is left). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20446,7 +20501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20678,11 +20733,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include ai_automation (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -20814,11 +20865,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21039,7 +21086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21284,11 +21331,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21406,11 +21449,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21753,11 +21792,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21887,11 +21922,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -22226,6 +22257,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
@@ -22327,6 +22367,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22473,6 +22522,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this. error.code is one of: `api_keys.scope_missing` (the API key lacks the scope the route needs (details.scope names it)) */
             403: {
                 headers: {
@@ -22581,6 +22639,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22807,7 +22874,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include api_access (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -23207,7 +23274,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account already has a live Stripe subscription for the app: its plan changes in the billing portal, not with a second checkout)
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout)
              */
             409: {
                 headers: {
@@ -23874,6 +23941,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -24437,11 +24513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.limit_reached: the omnizen plan's users limit is reached (details: app, feature, plan, limit, usage, upgradeTo = a plan with more). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -24714,6 +24786,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -24822,7 +24903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -24963,6 +25044,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -25067,11 +25157,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25189,7 +25275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25355,7 +25441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25505,6 +25591,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -25613,7 +25708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25754,6 +25849,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -25858,11 +25962,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25976,11 +26076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26087,6 +26183,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26224,7 +26329,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26367,6 +26472,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -26474,7 +26588,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26590,11 +26704,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26708,6 +26818,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26840,6 +26959,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -26948,7 +27076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26966,7 +27094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `account.not_found` (no account of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -26975,7 +27103,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data. error.code is one of: `ledger.account_code_taken` (another account of this organization has this code)
+             *
+             *     Conflicts with existing data
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -27012,7 +27144,7 @@ export interface operations {
                 };
             };
             /**
-             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known)
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known); `ledger.parent_not_group` (the parent account is not a group account); `ledger.parent_type_mismatch` (the parent account is of another type (asset, liability, equity, revenue, expense) than the account); `ledger.hierarchy_too_deep` (the account would be more than 32 levels deep in the hierarchy)
              *
              *     Rejected by a business rule
              */
@@ -27095,6 +27227,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27211,7 +27352,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -27265,7 +27406,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /**
+             * @description Rejected by a business rule. error.code is one of: `ledger.parent_not_group` (the parent account is not a group account); `ledger.parent_type_mismatch` (the parent account is of another type (asset, liability, equity, revenue, expense) than the account); `ledger.parent_cycle` (the parent is the account itself or one of its descendants); `ledger.hierarchy_too_deep` (the account would be more than 32 levels deep in the hierarchy); `ledger.account_has_postings` (the account has postings: it cannot become a group account (nor change its type)); `ledger.account_has_children` (the account has child accounts: it cannot be archived (active children) nor stop being a group)
+             *
+             *     Rejected by a business rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -27352,7 +27497,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -27388,7 +27533,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.account_has_balance` (the account has a balance (a revenue or expense account: also within a fiscal year not closed)); `ledger.account_has_children` (the account has active child accounts) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.account_has_balance` (the account has a balance (a revenue or expense account: also within a fiscal year not closed)); `ledger.account_has_children` (the account has child accounts: it cannot be archived (active children) nor stop being a group) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -27472,6 +27617,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27597,6 +27751,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -27715,7 +27878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -27864,6 +28027,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -27961,6 +28133,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28076,7 +28257,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28131,7 +28312,7 @@ export interface operations {
                 };
             };
             /**
-             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books))
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.fiscal_year_overlap` (the fiscal year (or one of its periods) overlaps an existing fiscal year)
              *
              *     Rejected by a business rule
              */
@@ -28221,7 +28402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28266,7 +28447,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -28353,7 +28534,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28398,7 +28579,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -28486,6 +28667,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28605,7 +28795,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28753,7 +28943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28897,7 +29087,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -28960,7 +29150,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29062,6 +29252,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29251,11 +29450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"); or checked by the operation itself: the plan does not include the feature; details name the cheapest plan that does. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -29318,7 +29513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29398,6 +29593,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29514,7 +29718,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -29577,7 +29781,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29619,7 +29823,7 @@ export interface operations {
     postJournalEntriesBatch: {
         parameters: {
             query?: {
-                /** @description independent: post the valid entries and report the rejected ones */
+                /** @description independent: post the valid entries and report the rejected ones (those failing input validation too) */
                 mode?: "all_or_nothing" | "independent";
             };
             header?: {
@@ -29674,11 +29878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"); or checked by the operation itself: the plan does not include the feature; details name the cheapest plan that does. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -29741,7 +29941,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29820,6 +30020,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29932,7 +30141,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -30055,7 +30264,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -30194,6 +30403,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -30308,6 +30526,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30435,6 +30662,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30616,6 +30852,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -30740,6 +30985,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -30847,6 +31101,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30971,7 +31234,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31111,6 +31374,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -31223,7 +31495,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31250,7 +31522,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /**
+             * @description Conflicts with existing data. error.code is one of: `ledger.tax_code_taken` (another tax code of this organization has this code)
+             *
+             *     Conflicts with existing data
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -31377,7 +31653,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31518,7 +31794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -31636,6 +31912,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -31681,7 +31966,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unknown_currency` (the currency is not known); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32263,6 +32548,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -32382,7 +32676,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -32445,7 +32739,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32536,6 +32830,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -32655,7 +32958,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -32796,6 +33099,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -32909,7 +33221,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33063,7 +33375,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33126,7 +33438,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33217,11 +33529,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33357,7 +33665,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33498,7 +33806,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33543,7 +33851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33634,7 +33942,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -33786,6 +34094,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -33898,7 +34215,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34039,6 +34356,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -34152,7 +34478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34306,7 +34632,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34369,8 +34695,144 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    commentOnExpenseClaim: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Act inside one workspace of the organization */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                claimId: string;
+                /** @description Organization id (UUID) */
+                orgId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillDto"];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `expense_claim.not_found` (no expense claim of this organization (that the caller may see) has this id) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -34460,7 +34922,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34601,7 +35063,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34737,7 +35199,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34887,6 +35349,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -34999,7 +35470,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35062,7 +35533,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35142,6 +35613,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -35262,7 +35742,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35325,7 +35805,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35420,7 +35900,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35483,7 +35963,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35562,6 +36042,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -35690,7 +36179,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35851,6 +36340,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -35959,7 +36457,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -36100,6 +36598,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -36209,7 +36716,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -36350,11 +36857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -36690,6 +37193,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -36809,7 +37321,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -36872,7 +37384,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -36959,6 +37471,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -37074,7 +37595,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -37215,6 +37736,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -37324,7 +37854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -37465,11 +37995,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -37592,6 +38118,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -37700,11 +38235,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -37845,6 +38376,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -37954,7 +38494,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38103,7 +38643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38230,7 +38770,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38293,7 +38833,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38384,11 +38924,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38451,7 +38987,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38532,6 +39068,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -38656,6 +39201,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -38765,7 +39319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -38828,7 +39382,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38913,6 +39467,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39028,11 +39591,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description The plan does not include this, or a plan limit is reached
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39095,7 +39654,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39175,6 +39734,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39291,7 +39859,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39354,7 +39922,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39445,7 +40013,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39508,7 +40076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39598,7 +40166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -39661,7 +40229,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (the tax code does not exist in this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39740,6 +40308,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39864,7 +40441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include basic_invoicing (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -40017,6 +40594,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -40141,6 +40727,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -40959,7 +41554,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -41204,11 +41799,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -41330,7 +41921,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -41805,7 +42396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -41928,7 +42519,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The plan does not include this, or a plan limit is reached */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -42055,11 +42646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -42195,11 +42782,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.feature_not_in_plan` (the plan does not include the feature; details name the cheapest plan that does); `billing.subscription_inactive` (the subscription is read-only (canceled, expired, past due too long): reads only)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -42438,11 +43021,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /**
-             * @description Error. error.code is one of: `billing.limit_reached` (the plan's limit is reached; details name the limit and a plan with more)
-             *
-             *     The plan does not include this, or a plan limit is reached
-             */
+            /** @description 402 billing.limit_reached: the omnizen plan's workspaces limit is reached (details: app, feature, plan, limit, usage, upgradeTo = a plan with more). 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
