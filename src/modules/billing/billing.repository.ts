@@ -393,14 +393,18 @@ export const billingRepository = {
     })).where('id', '=', id));
   },
 
-  /** Writes what a Stripe event says into the subscription's bookkeeping row (created on first event). */
-  async upsertBilling(db: Db, subscriptionId: string, subject: Subject, change: BillingChange, event: { id: string; at: Date }): Promise<void> {
+  /**
+   * Writes what a Stripe event says into the subscription's bookkeeping row (created on first event). `at`: the event's
+   * time (a past_due's grace starts then). `ordered`: the subscription event that becomes the ordering mark
+   * (last_event_at, last_event_id) the next events are compared with; null clears it, undefined leaves it as it is.
+   */
+  async upsertBilling(db: Db, subscriptionId: string, subject: Subject, change: BillingChange, at: Date, ordered: { id: string; at: Date } | null | undefined): Promise<void> {
     await db.run(qb.insertInto('hub.subscription_billing').values({
       subscription_id: subscriptionId, user_id: subject.kind === 'user' ? subject.userId : null,
       organization_id: subject.kind === 'organization' ? subject.orgId : null,
       stripe_customer_id: change.customer ?? null, stripe_price_id: change.price ?? null, trial_ends_at: change.trialEndsAt ?? null,
       current_period_end: change.currentPeriodEnd ?? null, cancel_at_period_end: change.cancelAtPeriodEnd ?? false,
-      past_due_since: change.status === 'past_due' ? event.at : null, last_event_at: event.at, last_event_id: event.id, updated_at: sql`now()`,
+      past_due_since: change.status === 'past_due' ? at : null, last_event_at: ordered?.at ?? null, last_event_id: ordered?.id ?? null, updated_at: sql`now()`,
     }).onConflict((c) => c.column('subscription_id').doUpdateSet((eb) => ({
       stripe_customer_id: eb.fn.coalesce('excluded.stripe_customer_id', 'hub.subscription_billing.stripe_customer_id'),
       stripe_price_id: eb.fn.coalesce('excluded.stripe_price_id', 'hub.subscription_billing.stripe_price_id'),
@@ -408,7 +412,8 @@ export const billingRepository = {
       current_period_end: change.currentPeriodEnd === undefined ? eb.ref('hub.subscription_billing.current_period_end') : eb.ref('excluded.current_period_end'),
       cancel_at_period_end: change.cancelAtPeriodEnd === undefined ? eb.ref('hub.subscription_billing.cancel_at_period_end') : eb.ref('excluded.cancel_at_period_end'),
       past_due_since: change.status === 'past_due' ? eb.fn.coalesce('hub.subscription_billing.past_due_since', 'excluded.past_due_since') : null,
-      last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id'), updated_at: sql`now()`,
+      ...(ordered === undefined ? {} : { last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id') }),
+      updated_at: sql`now()`,
     }))));
   },
 

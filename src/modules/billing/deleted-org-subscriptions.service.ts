@@ -4,7 +4,7 @@ import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events
 import { AuditService } from '../audit/audit.service.js';
 import { billingRepository as repo, subjectOf } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
-import { STRIPE_ENDED } from './subscription-status.js';
+import { STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 
 const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;
@@ -47,7 +47,7 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
         if (org) this.logger.warn(`organization.deleted ${event.id} for organization ${event.orgId}, which is not deleted: nothing canceled`);
         return [];
       }
-      return (await repo.subscriptionsOf(db, subjectOf(org))).filter((s) => !STRIPE_ENDED.has(s.status ?? ''));
+      return (await repo.subscriptionsOf(db, subjectOf(org))).filter((s) => !STRIPE_ENDED.has(statusOf(s))); // NULL: 'active'
     });
     const ended: string[] = [];
     for (const s of live) {
@@ -55,7 +55,7 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
       if (s.stripeSubscriptionId) await this.stripe.cancelSubscription(s.stripeSubscriptionId, `omnizen-org-deleted-${event.id}:${s.id}`);
       const done = await this.privileged.run('billing.org_deleted', async (db) => {
         const before = await repo.lockSubscription(db, s.id);
-        if (!before || STRIPE_ENDED.has(before.status ?? '')) return false;
+        if (!before || STRIPE_ENDED.has(statusOf(before))) return false;
         await repo.cancel(db, s.id);
         const after = await repo.lockSubscription(db, s.id);
         await this.audit.recordPrivileged(db, event.orgId, BILLING_ACTOR, {

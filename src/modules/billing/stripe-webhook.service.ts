@@ -31,7 +31,7 @@ interface Change {
   trialEndsAt?: Date | null;
   currentPeriodEnd?: Date | null;
   cancelAtPeriodEnd?: boolean;
-  /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs */
+  /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs, and their ordering mark */
   keepKnownStatus?: boolean;
 }
 
@@ -40,8 +40,8 @@ const time = (s: number | null | undefined): Date | null => (s ? new Date(s * 10
 
 /**
  * Stripe webhooks: verify, store once (unique event id), enqueue in the same transaction; the job
- * applies the event to hub."Subscription". Out of order: an event older than the last one applied
- * to that subscription is recorded and ignored (the newest state wins).
+ * applies the event to hub."Subscription". Out of order: an event older than the last subscription event applied
+ * to that subscription is recorded and ignored (the newest state wins; a checkout completion is not one).
  */
 @Injectable()
 export class StripeWebhookService implements OnModuleInit {
@@ -185,6 +185,11 @@ export class StripeWebhookService implements OnModuleInit {
       return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
+    // the ordering mark (newest wins) is the last subscription event applied (customer.subscription.*, invoice.*). A
+    // checkout completion leaves it: it links the Stripe subscription with a provisional status, and that subscription's
+    // own events, dated earlier (Stripe does not keep the order), must still apply. A completion that moves the row to
+    // another Stripe subscription clears the old one's mark (another subscription's clock), or takes its set-aside event's.
+    let ordered: { id: string; at: Date } | null | undefined = !change.keepKnownStatus ? { id: event.id, at } : other ? null : undefined;
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status;
     }
@@ -198,6 +203,7 @@ export class StripeWebhookService implements OnModuleInit {
           return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
         }
         Object.assign(change, { ...known, customer: known.customer ?? change.customer });
+        ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };
       }
     }
     let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
@@ -211,7 +217,7 @@ export class StripeWebhookService implements OnModuleInit {
     if (existing) {
       await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId });
     }
-    await repo.upsertBilling(db, id, subject, change, { id: event.id, at });
+    await repo.upsertBilling(db, id, subject, change, ordered?.at ?? at, ordered);
     const after = await repo.lockSubscription(db, id);
     await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
