@@ -35,6 +35,15 @@ describe('billing: trials and grace periods of subscriptions provisioned by SQL 
   const billingRow = async (id: string) => (await t.db.admin.query(
     `SELECT past_due_since, user_id, organization_id FROM hub.subscription_billing WHERE subscription_id = $1`, [id])).rows[0];
   const subscriptionRow = async (id: string) => (await t.db.admin.query(`SELECT plan, status FROM hub."Subscription" WHERE id = $1`, [id])).rows[0];
+  /** the audit rows of the past-due starts recorded and cleared in `org` (by the job, as the system), oldest first */
+  const pastDueAudits = async (org: string) => (await t.db.admin.query(
+    `SELECT action, entity_id, principal_type, before, after FROM core.audit_logs
+     WHERE org_id = $1 AND action IN ('billing.past_due_recorded', 'billing.past_due_cleared') ORDER BY id`, [org])).rows;
+  const recordedAudit = (id: string, since: Date) =>
+    ({ action: 'billing.past_due_recorded', entity_id: id, principal_type: 'system',
+      before: { subscriptionId: id, pastDueSince: null }, after: { subscriptionId: id, pastDueSince: since.toISOString() } });
+  const clearedAudit = (id: string, since: Date) => ({ action: 'billing.past_due_cleared', entity_id: id, principal_type: 'system',
+    before: { subscriptionId: id, pastDueSince: since.toISOString() }, after: { subscriptionId: id, pastDueSince: null } });
   const entitlements = async (user: TestUser, org: string) => (await t.http.get(`/v1/orgs/${org}/entitlements?app=omnizen`).set(user.auth).expect(200)).body;
   const addWorkspace = (user: TestUser, org: string, name: string) => t.http.post(`/v1/orgs/${org}/workspaces`).set(user.auth).send({ name });
   const workspaces = async (org: string) => (await t.db.admin.query(`SELECT name FROM core.workspaces WHERE org_id = $1 ORDER BY name`, [org])).rows.map((r) => r.name);
@@ -65,11 +74,13 @@ describe('billing: trials and grace periods of subscriptions provisioned by SQL 
     // the job records that start once (the row had no subscription_billing: one is created for its owner)
     expect(await job.recordPastDueStarts()).toContain(id);
     expect(await billingRow(id)).toEqual({ past_due_since: created, user_id: null, organization_id: org });
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, created)]);
     // the Hub changes the plan and sets "updatedAt": the grace is not restarted
     await hubUpdate(id, { plan: 'enterprise', updatedAt: new Date(clock.now()) });
     expect(await entitlements(ada, org)).toMatchObject({ plan: 'enterprise', status: 'past_due', access: 'full', graceEndsAt });
     expect(await job.recordPastDueStarts()).not.toContain(id);
     expect(await billingRow(id)).toMatchObject({ past_due_since: created });
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, created)]); // nothing changed: no second row
 
     clock.advance(7 * DAY_MS); // past the end of the grace period
     expect(await entitlements(ada, org)).toMatchObject({
@@ -90,6 +101,7 @@ describe('billing: trials and grace periods of subscriptions provisioned by SQL 
     expect(await entitlements(bob, org)).toMatchObject(ended);
     expect(await job.recordPastDueStarts()).toContain(id);
     expect(await billingRow(id)).toEqual({ past_due_since: since, user_id: null, organization_id: org });
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, since)]);
     await hubUpdate(id, { updatedAt: new Date(clock.now()) }); // an unrelated update of the row
     expect(await entitlements(bob, org)).toMatchObject(ended);
     await refused(bob, org, 'Touched', `the payment is past due since ${day(since)}`);
@@ -99,11 +111,16 @@ describe('billing: trials and grace periods of subscriptions provisioned by SQL 
     await hubUpdate(id, { status: 'active', updatedAt: new Date(clock.now()) });
     expect(await job.recordPastDueStarts()).not.toContain(id);
     expect(await billingRow(id)).toMatchObject({ past_due_since: null });
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, since), clearedAudit(id, since)]);
+    expect(await job.recordPastDueStarts()).not.toContain(id); // already cleared: nothing to audit
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, since), clearedAudit(id, since)]);
     expect(await entitlements(bob, org)).toMatchObject({ status: 'active', access: 'full', graceEndsAt: null });
     const again = new Date(clock.now() - DAY_MS);
     await hubUpdate(id, { status: 'past_due', updatedAt: again });
     expect(await job.recordPastDueStarts()).toContain(id);
     expect(await billingRow(id)).toMatchObject({ past_due_since: again });
+    expect(await job.recordPastDueStarts()).not.toContain(id);
+    expect(await pastDueAudits(org)).toEqual([recordedAudit(id, since), clearedAudit(id, since), recordedAudit(id, again)]);
     expect(await entitlements(bob, org)).toMatchObject({ status: 'past_due', access: 'full', graceEndsAt: new Date(again.getTime() + 7 * DAY_MS).toISOString() });
     await addWorkspace(bob, org, 'Second grace').expect(201);
     expect(await workspaces(org)).toEqual(['Second grace']);

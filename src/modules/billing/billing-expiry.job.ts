@@ -44,13 +44,27 @@ export class BillingExpiryJob {
    * Records hub.subscription_billing.past_due_since for past_due subscriptions without it (provisioned by SQL, seed 000):
    * the start their grace period is counted from until then (the row's "updatedAt", else its "createdAt", else its
    * organization's creation; never now), kept from then on, so a later update of the row does not restart it. Forgets it
-   * once the subscription is no longer past_due. Returns the ids recorded.
+   * once the subscription is no longer past_due. Each start recorded or cleared is audited with it (it decides when the grace
+   * ends). Returns the ids recorded.
    */
   async recordPastDueStarts(): Promise<string[]> {
     return this.privileged.run('billing.expiry', async (db) => {
-      const recorded = await repo.recordPastDueStarts(db);
+      const { recorded, cleared } = await repo.recordPastDueStarts(db);
+      for (const s of recorded) {
+        if (s.orgId) await this.audit.recordPrivileged(db, s.orgId, 'system', {
+          action: 'billing.past_due_recorded', entityType: 'subscription', entityId: s.id,
+          before: { subscriptionId: s.id, pastDueSince: null }, after: { subscriptionId: s.id, pastDueSince: s.pastDueSince.toISOString() },
+        });
+      }
+      for (const s of cleared) {
+        if (s.orgId) await this.audit.recordPrivileged(db, s.orgId, 'system', {
+          action: 'billing.past_due_cleared', entityType: 'subscription', entityId: s.id,
+          before: { subscriptionId: s.id, pastDueSince: s.pastDueSince.toISOString() }, after: { subscriptionId: s.id, pastDueSince: null },
+        });
+      }
       if (recorded.length) this.logger.log(`recorded the past-due start of ${recorded.length} subscription(s)`);
-      return recorded;
+      if (cleared.length) this.logger.log(`cleared the past-due start of ${cleared.length} subscription(s)`);
+      return recorded.map((s) => s.id);
     });
   }
 

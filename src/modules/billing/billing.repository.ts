@@ -142,6 +142,13 @@ const localTrialEnded = (now: Date) => sql<boolean>`(s.status = 'trialing' AND s
   <= ${now}::timestamptz)`;
 
 /** A subscription whose time is over (trial ended, canceled at period end), with the organization to audit under. */
+/** A past-due start recordPastDueStarts recorded or cleared (`pastDueSince`: the start recorded, or the one cleared). */
+export interface PastDueChange {
+  id: string;
+  orgId: string | null;
+  pastDueSince: Date;
+}
+
 export interface DueSubscription {
   id: string;
   status: string | null;
@@ -445,28 +452,36 @@ export const billingRepository = {
    * Records when the grace period of each past_due subscription without one started (hub.subscription_billing.past_due_since,
    * which Stripe's events set for theirs): the start the entitlements count from until then (the row's last change, else
    * its creation, else its organization's), kept from then on, so a later update of the row does not restart the grace.
-   * And forgets it for subscriptions no longer past_due (a next failed payment starts a new grace). Returns the ids recorded.
+   * And forgets it for subscriptions no longer past_due (a next failed payment starts a new grace). Returns the rows it
+   * actually changed (a concurrent run that got there first changes, and returns, none), with the organization to audit them in.
    */
-  async recordPastDueStarts(db: Db): Promise<string[]> {
-    await db.$executeRaw`
+  async recordPastDueStarts(db: Db): Promise<{ recorded: PastDueChange[]; cleared: PastDueChange[] }> {
+    const cleared = await db.$queryRaw<PastDueChange[]>`
       UPDATE hub.subscription_billing b SET past_due_since = NULL, updated_at = now()
-      FROM hub."Subscription" s
-      WHERE s.id = b.subscription_id AND b.past_due_since IS NOT NULL AND s.status IS DISTINCT FROM 'past_due'`;
-    const rows = await db.$queryRaw<{ id: string }[]>`
-      INSERT INTO hub.subscription_billing (subscription_id, user_id, organization_id, past_due_since)
-      SELECT * FROM (
-        SELECT s.id, CASE WHEN s."organizationId" IS NULL THEN s."userId" END, s."organizationId",
-          coalesce(s."updatedAt" AT TIME ZONE 'utc', s."createdAt" AT TIME ZONE 'utc', o.created_at,
-            (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) AS since
-        FROM hub."Subscription" s
-        LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
-        LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
-        WHERE s.status = 'past_due' AND b.past_due_since IS NULL) t
-      WHERE t.since IS NOT NULL
-      ON CONFLICT (subscription_id) DO UPDATE SET
-        past_due_since = coalesce(hub.subscription_billing.past_due_since, excluded.past_due_since), updated_at = now()
-      RETURNING subscription_id AS id`;
-    return rows.map((r) => r.id);
+      FROM hub.subscription_billing old, hub."Subscription" s
+      LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+      WHERE old.subscription_id = b.subscription_id AND s.id = b.subscription_id
+        AND b.past_due_since IS NOT NULL AND s.status IS DISTINCT FROM 'past_due'
+      RETURNING b.subscription_id AS id, coalesce(o.id, core.personal_org_id(s."userId"))::text AS "orgId", old.past_due_since AS "pastDueSince"`;
+    const recorded = await db.$queryRaw<PastDueChange[]>`
+      WITH recorded AS (
+        INSERT INTO hub.subscription_billing (subscription_id, user_id, organization_id, past_due_since)
+        SELECT * FROM (
+          SELECT s.id, CASE WHEN s."organizationId" IS NULL THEN s."userId" END, s."organizationId",
+            coalesce(s."updatedAt" AT TIME ZONE 'utc', s."createdAt" AT TIME ZONE 'utc', o.created_at,
+              (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) AS since
+          FROM hub."Subscription" s
+          LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
+          LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+          WHERE s.status = 'past_due' AND b.past_due_since IS NULL) t
+        WHERE t.since IS NOT NULL
+        ON CONFLICT (subscription_id) DO UPDATE SET past_due_since = excluded.past_due_since, updated_at = now()
+          WHERE hub.subscription_billing.past_due_since IS NULL -- set meanwhile by another run: kept, not returned
+        RETURNING subscription_id, past_due_since)
+      SELECT r.subscription_id AS id, coalesce(o.id, core.personal_org_id(s."userId"))::text AS "orgId", r.past_due_since AS "pastDueSince"
+      FROM recorded r JOIN hub."Subscription" s ON s.id = r.subscription_id
+      LEFT JOIN core.organizations o ON o.id::text = s."organizationId"`;
+    return { recorded, cleared };
   },
 
   async cancel(db: Db, id: string): Promise<void> {
