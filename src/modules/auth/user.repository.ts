@@ -48,11 +48,13 @@ export const userRepository = {
 
   /**
    * Whether the user exists and has not been erased, the check wherever a credential turns into a sign-in (a session, a
-   * redeemed app token). Locks the row (FOR SHARE) until the caller's transaction ends: an erasure under way (which
-   * locks it FOR UPDATE) is waited for and seen; one that starts later waits, then revokes what the caller made.
+   * redeemed app token). Locks the row until the caller's transaction ends: an erasure under way (which locks it FOR
+   * UPDATE) is waited for and seen; one that starts later waits, then revokes what the caller made. FOR NO KEY UPDATE,
+   * not FOR SHARE: most callers go on to update the row (an exchange's profile, an e-mail change), and two share locks
+   * each waiting to become an update deadlock (two parallel exchanges of one person); sign-ins of one person queue instead.
    */
   async lockIfNotErased(db: Db, id: string): Promise<boolean> {
-    const [row] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${id} FOR SHARE`;
+    const [row] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${id} FOR NO KEY UPDATE`;
     return row !== undefined && row.email !== erasedEmail(id);
   },
 
