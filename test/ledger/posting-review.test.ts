@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { balanceDrift, ledgerUrl, startBooks } from './ledger-support.js';
 
 /**
@@ -100,7 +101,7 @@ describe('ledger: posting review', () => {
     expect(await entries()).toBe(before + 1);
   });
 
-  it('a credit note without taxFlow takes its flow from the account: revenue is output, expense and asset input; an explicit taxFlow wins', async () => {
+  it('a taxed line without taxFlow takes its flow from the account: revenue is output, expense input, any other account (an asset too) by its side; an explicit taxFlow wins', async () => {
     const vat = await taxCode('VATCN');
     const taxed = (lines: object[]) => post({ date: '2026-05-10', lines }).expect(201);
     await taxed([line(acc['1200'], 'debit', '120.00'), line(acc['4100'], 'credit', '100.00', { taxCodeId: vat })]); // sale
@@ -108,24 +109,54 @@ describe('ledger: posting review', () => {
     await taxed([line(acc['5200'], 'debit', '50.00', { taxCodeId: vat }), line(acc['1100'], 'credit', '60.00')]); // purchase
     const purchaseReturn = await taxed([line(acc['1100'], 'debit', '6.00'), line(acc['5200'], 'credit', '5.00', { taxCodeId: vat })]);
     const stock = await taxed([line(acc['1400'], 'debit', '30.00', { taxCodeId: vat }), line(acc['2100'], 'credit', '36.00')]); // asset bought
-    const returned = await taxed([line(acc['2100'], 'debit', '12.00'), line(acc['1400'], 'credit', '10.00', { taxCodeId: vat })]); // asset returned
-    const disposal = await taxed([line(acc['1100'], 'debit', '120.00'), line(acc['1500'], 'credit', '100.00', { taxCodeId: vat, taxFlow: 'output' })]);
+    // goods returned to the supplier: a credit of an asset is output unless the client says input
+    const returned = await taxed([line(acc['2100'], 'debit', '12.00'), line(acc['1400'], 'credit', '10.00', { taxCodeId: vat, taxFlow: 'input' })]);
+    const equipmentSale = await taxed([line(acc['1100'], 'debit', '1200.00'), line(acc['1500'], 'credit', '1000.00', { taxCodeId: vat })]);
     const lines = (e: { body: any }) => e.body.lines.map((l: any) => [l.accountCode, l.debit, l.credit, l.taxRole]);
     expect(lines(creditNote)).toEqual([['4100', '10.00', '0.00', 'output_base'], ['2200', '2.00', '0.00', 'output_tax'], ['1200', '0.00', '12.00', null]]);
     expect(lines(purchaseReturn)).toEqual([['1100', '6.00', '0.00', null], ['5200', '0.00', '5.00', 'input_base'], ['1300', '0.00', '1.00', 'input_tax']]);
     expect(lines(stock)).toEqual([['1400', '30.00', '0.00', 'input_base'], ['1300', '6.00', '0.00', 'input_tax'], ['2100', '0.00', '36.00', null]]);
     expect(lines(returned)).toEqual([['2100', '12.00', '0.00', null], ['1400', '0.00', '10.00', 'input_base'], ['1300', '0.00', '2.00', 'input_tax']]);
-    expect(lines(disposal)).toEqual([['1100', '120.00', '0.00', null], ['1500', '0.00', '100.00', 'output_base'], ['2200', '0.00', '20.00', 'output_tax']]);
-    const { rows } = await t.db.admin.query(`SELECT a.code, l.tax_role, l.base_debit::text, l.base_credit::text FROM finance.journal_lines l
-      JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`, [orgId, creditNote.body.id]);
-    expect(rows).toEqual([{ code: '4100', tax_role: 'output_base', base_debit: '10.0000', base_credit: '0.0000' },
+    expect(lines(equipmentSale)).toEqual([['1100', '1200.00', '0.00', null], ['1500', '0.00', '1000.00', 'output_base'], ['2200', '0.00', '200.00', 'output_tax']]);
+    const stored = async (id: string) => (await t.db.admin.query(`SELECT a.code, l.tax_role, l.base_debit::text, l.base_credit::text FROM finance.journal_lines l
+      JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`, [orgId, id])).rows;
+    expect(await stored(creditNote.body.id)).toEqual([{ code: '4100', tax_role: 'output_base', base_debit: '10.0000', base_credit: '0.0000' },
       { code: '2200', tax_role: 'output_tax', base_debit: '2.0000', base_credit: '0.0000' }, { code: '1200', tax_role: null, base_debit: '0.0000', base_credit: '12.0000' }]);
+    expect(await stored(equipmentSale.body.id)).toEqual([{ code: '1100', tax_role: null, base_debit: '1200.0000', base_credit: '0.0000' },
+      { code: '1500', tax_role: 'output_base', base_debit: '0.0000', base_credit: '1000.0000' }, { code: '2200', tax_role: 'output_tax', base_debit: '0.0000', base_credit: '200.0000' }]);
+    // the tax accounts' lines of the code: output 20 - 2 + 200 on 2200, input 10 - 1 + 6 - 2 on 1300
+    const { rows: taxLines } = await t.db.admin.query(`SELECT a.code, sum(l.base_credit - l.base_debit)::text AS credit FROM finance.journal_lines l
+      JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.tax_code_id = $2 AND l.tax_role LIKE '%_tax' GROUP BY a.code ORDER BY a.code`, [orgId, vat]);
+    expect(taxLines).toEqual([{ code: '1300', credit: '-13.0000' }, { code: '2200', credit: '218.0000' }]);
     const report = await t.http.get(url('reports/vat?from=2026-05-01&to=2026-05-31')).set(users.viewer.auth).expect(200);
-    // sales 100 - 10 + 100 (disposal), output 20 - 2 + 20; purchases 50 - 5 + 30 - 10, input 10 - 1 + 6 - 2
+    // sales 100 - 10 + 1000 (equipment), output 20 - 2 + 200; purchases 50 - 5 + 30 - 10, input 10 - 1 + 6 - 2
     expect(report.body.rows.find((r: any) => r.taxCodeId === vat)).toEqual({
       taxCodeId: vat, code: 'VATCN', name: 'VATCN 20 %', rate: '20.0000',
-      taxableSales: '190.00', outputTax: '38.00', taxablePurchases: '65.00', inputTax: '13.00', net: '25.00',
+      taxableSales: '1090.00', outputTax: '218.00', taxablePurchases: '65.00', inputTax: '13.00', net: '205.00',
     });
+  });
+
+  it('reads only the types of the accounts of taxed lines without taxFlow (one query per request or batch), never the chart', async () => {
+    const vat = await taxCode('VATRD');
+    const chartReads = jest.spyOn(ledgerRepository, 'listAccounts');
+    const typeReads = jest.spyOn(ledgerRepository, 'accountTypes');
+    try {
+      const sale = [line(acc['1200'], 'debit', '12.00'), line(acc['4100'], 'credit', '10.00', { taxCodeId: vat })];
+      const purchase = [line(acc['5200'], 'debit', '10.00', { taxCodeId: vat }), line(acc['1100'], 'credit', '12.00')];
+      await post({ date: '2026-06-02', lines: sale }).expect(201);
+      await post({ date: '2026-06-02', lines: [line(acc['1200'], 'debit', '12.00'), line(acc['4100'], 'credit', '10.00', { taxCodeId: vat, taxFlow: 'output' })] }).expect(201);
+      await post(entry('2026-06-02', acc['5200'], acc['1100'], '3.00')).expect(201);
+      const both = await batch([{ date: '2026-06-02', lines: sale }, { date: '2026-06-02', lines: purchase }, entry('2026-06-02', acc['5200'], acc['1100'], '1.00')]).expect(201);
+      expect(both.body).toMatchObject({ posted: 3, rejected: 0 });
+      expect(chartReads).not.toHaveBeenCalled();
+      expect(typeReads.mock.calls.map((c) => c[2])).toEqual([[acc['4100']], [acc['4100'], acc['5200']]]);
+    } finally {
+      chartReads.mockRestore();
+      typeReads.mockRestore();
+    }
+    const { rows } = await t.db.admin.query(`SELECT l.tax_role, count(*)::int AS n FROM finance.journal_lines l JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+      WHERE l.org_id = $1 AND e.entry_date = '2026-06-02' AND l.tax_code_id = $2 GROUP BY 1 ORDER BY 1`, [orgId, vat]);
+    expect(rows).toEqual([{ tax_role: 'input_base', n: 1 }, { tax_role: 'input_tax', n: 1 }, { tax_role: 'output_base', n: 3 }, { tax_role: 'output_tax', n: 3 }]);
   });
 
   it('tax-codes/:id/calculate refuses an amount with more decimals than its currency (422 ledger.invalid_amount), as posting does', async () => {
@@ -187,6 +218,36 @@ describe('ledger: posting review', () => {
     const fresh = await post({ date: '2026-03-05', idempotencyKey: 'hashed-1', lines }).expect(201);
     const { rows: [hashed] } = await t.db.admin.query(`SELECT request_hash FROM finance.journal_entries WHERE org_id = $1 AND id = $2`, [orgId, fresh.body.id]);
     expect(hashed.request_hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('replays a key posted before requests were hashed after its tax code was archived, as the posting function would before', async () => {
+    const vat = await taxCode('VATLG');
+    const request = { date: '2026-03-06', idempotencyKey: 'legacy-tax', lines: [line(acc['1200'], 'debit', '120.00'), line(acc['4100'], 'credit', '100.00', { taxCodeId: vat })] };
+    // the payload the API builds for this request, as it sent it to the posting function before requestHash
+    const payload = {
+      date: '2026-03-06', source: 'manual', idempotencyKey: 'legacy-tax', lines: [
+        line(acc['1200'], 'debit', '120.00'),
+        line(acc['4100'], 'credit', '100.00', { taxCodeId: vat, taxRole: 'output_base' }),
+        line(acc['2200'], 'credit', '20.00', { description: 'VATLG 20.0000% on 100.00', taxCodeId: vat, taxRole: 'output_tax' }),
+      ],
+    };
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const [legacy] = await t.db.asApi(claims, 'authenticated', 'SELECT entry_id FROM finance.post_journal_entry($1::jsonb)', [JSON.stringify(payload)]);
+    const { rows: [stored] } = await t.db.admin.query(`SELECT request_hash FROM finance.journal_entries WHERE org_id = $1 AND id = $2`, [orgId, legacy.entry_id]);
+    expect(stored.request_hash).toMatch(/^[0-9a-f]{32}$/);
+    // the posting function's own match of the payload's hash (the code still active)
+    expect((await post(request).expect(200)).body.id).toBe(legacy.entry_id);
+    await t.http.post(url(`tax-codes/${vat}/archive`)).set(users.accountant.auth).expect(200);
+    expect((await post(request).expect(200)).body.id).toBe(legacy.entry_id);
+    for (const mode of ['all_or_nothing', 'independent']) {
+      expect((await batch([request], mode).expect(201)).body).toMatchObject({ posted: 0, replayed: 1, rejected: 0, results: [{ index: 0, status: 'replayed', id: legacy.entry_id }] });
+    }
+    expect((await post({ ...request, memo: 'another entry' }).expect(409)).body.error.code).toBe('ledger.idempotency_conflict');
+    const ind = await batch([{ ...request, memo: 'another entry' }], 'independent').expect(201);
+    expect(ind.body.results).toEqual([{ index: 0, status: 'rejected', error: { code: 'ledger.idempotency_conflict', message: expect.stringMatching(/"legacy-tax" was already used/) } }]);
+    const { rows } = await t.db.admin.query(`SELECT e.id, e.request_hash, (SELECT count(*)::int FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id) AS lines
+      FROM finance.journal_entries e WHERE e.org_id = $1 AND e.idempotency_key = 'legacy-tax'`, [orgId]);
+    expect(rows).toEqual([{ id: legacy.entry_id, request_hash: stored.request_hash, lines: 3 }]);
   });
 
   it('leaves the balances equal to the lines', async () => {

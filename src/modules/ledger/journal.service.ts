@@ -56,8 +56,8 @@ class PayloadContext {
   fullAccounting?: boolean;
   /** undefined: no tax code of the organization has the id */
   readonly taxCodes = new Map<string, TaxCodeDto | undefined>();
-  /** account id (lower case) -> type, read when a taxed line leaves its flow to the account */
-  accountTypes?: Map<string, string>;
+  /** account id (lower case) -> type (undefined: no account of the organization), read for the taxed lines that leave their flow to the account */
+  readonly accountTypes = new Map<string, string | undefined>();
 }
 
 /** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
@@ -65,6 +65,8 @@ interface Refusal {
   error: AppError;
   key?: string;
   requestHash?: string;
+  /** the request refused, for the legacy hash of its payload (`replays`) */
+  dto?: CreateJournalEntryDto;
 }
 
 /** JSON with every object's keys in order (undefined values left out, as JSON.stringify does). */
@@ -84,6 +86,21 @@ export function requestHashOf(dto: CreateJournalEntryDto): string {
   const { idempotencyKey: _key, ...request } = dto;
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
+
+/**
+ * A value as PostgreSQL prints it as jsonb: object keys shortest first, then bytewise, ", " and ": " between; undefined
+ * values left out, as JSON.stringify does. A payload holds strings only (amounts included), printed alike by both.
+ */
+function jsonbText(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : jsonbText(x))).join(', ')}]`;
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).map((k) => Buffer.from(k)).sort((a, b) => a.length - b.length || Buffer.compare(a, b));
+  return `{${keys.map((k) => `${JSON.stringify(k.toString())}: ${jsonbText(o[k.toString()])}`).join(', ')}}`;
+}
+
+/** What an entry posted before requestHash (migration 20270206001100) stored: md5 of its payload as jsonb text, without the key. */
+const LEGACY_HASH = /^[0-9a-f]{32}$/;
 
 const idempotencyConflict = (key: string) => LedgerErrors.error('ledger.idempotency_conflict', `idempotency key "${key}" was already used for a different entry`);
 
@@ -150,9 +167,10 @@ export class JournalService {
     if (dto.idempotencyKey && headerKey && dto.idempotencyKey !== headerKey) {
       throw LedgerErrors.error('ledger.idempotency_key', 'the Idempotency-Key header and idempotencyKey differ');
     }
-    const built = await this.build(tx, dto, new PayloadContext(), dto.idempotencyKey ?? headerKey);
+    const context = new PayloadContext();
+    const built = await this.build(tx, dto, context, dto.idempotencyKey ?? headerKey);
     if (!('error' in built)) return this.post(tx, built);
-    const [answer] = await this.replays(tx, [built]);
+    const [answer] = await this.replays(tx, [built], context);
     if ('error' in answer) throw answer.error;
     return { entry: await this.get(tx, answer.id), replayed: true };
   }
@@ -170,6 +188,7 @@ export class JournalService {
     const payloads: PostingPayload[] = [];
     const indexOf: number[] = [];
     const refused: (Refusal & { index: number })[] = [];
+    await this.readAccountTypes(tx, entries, context);
     for (const [index, dto] of entries.entries()) {
       if (!dto) continue;
       const built = await this.build(tx, dto, context, dto.idempotencyKey);
@@ -182,7 +201,7 @@ export class JournalService {
     }
     // a refused entry whose key was posted with the same request is its replay (one read for all of them)
     let failure: { index: number; error: AppError } | undefined;
-    for (const [i, answer] of (await this.replays(tx, refused)).entries()) {
+    for (const [i, answer] of (await this.replays(tx, refused, context)).entries()) {
       const index = refused[i].index;
       if (!('error' in answer)) {
         results.push({ index, status: 'replayed', id: answer.id });
@@ -236,26 +255,52 @@ export class JournalService {
       return { ...await this.payloadOf(tx, dto, context), idempotencyKey: key, requestHash };
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
-      return { error: err, key, requestHash };
+      return { error: err, key, requestHash, dto };
     }
   }
 
   /**
    * The answers to refused entries: the entry first posted with the same key and request (a replay), a 409 for a key
-   * posted with another request, else the refusal itself. Reads the journal once, only for refusals with a key.
+   * posted with another request, else the refusal itself. Reads the journal once, only for refusals with a key. An entry
+   * posted before requestHash matches as the posting function matches it: by the hash of the payload the request makes.
    */
-  private async replays(tx: TenantTx, refused: Refusal[]): Promise<({ id: string } | { error: AppError })[]> {
+  private async replays(tx: TenantTx, refused: Refusal[], context: PayloadContext): Promise<({ id: string } | { error: AppError })[]> {
     const keys = [...new Set(refused.flatMap((r) => (r.key ? [r.key] : [])))];
     const posted = new Map(keys.length ? (await repo.entriesByKey(tx.db, tx.orgId, keys)).map((e) => [e.idempotencyKey, e]) : []);
-    return refused.map((r) => {
+    const answers: ({ id: string } | { error: AppError })[] = [];
+    for (const r of refused) {
       const prior = r.key ? posted.get(r.key) : undefined;
-      if (!prior) return { error: r.error };
-      return prior.requestHash === r.requestHash ? { id: prior.id } : { error: idempotencyConflict(r.key!) };
-    });
+      if (!prior) {
+        answers.push({ error: r.error });
+        continue;
+      }
+      const same = prior.requestHash === r.requestHash
+        || (LEGACY_HASH.test(prior.requestHash) && !!r.dto && prior.requestHash === await this.legacyHashOf(tx, r.dto, context));
+      answers.push(same ? { id: prior.id } : { error: idempotencyConflict(r.key!) });
+    }
+    return answers;
   }
 
-  /** What the posting function takes for an entry of the API (without its key): sides checked, taxed lines split into net and tax. */
-  private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext): Promise<PostingPayload> {
+  /**
+   * The hash finance.post_journal_entry compares with an entry posted before requestHash: md5 over the payload as jsonb
+   * text without the key. The payload is built as for posting but past the refusals that leave it unchanged (an archived
+   * tax code, the plan); undefined when it cannot be built.
+   */
+  private async legacyHashOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext): Promise<string | undefined> {
+    try {
+      return createHash('md5').update(jsonbText(await this.payloadOf(tx, dto, context, true))).digest('hex');
+    } catch (err) {
+      if (err instanceof AppError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * What the posting function takes for an entry of the API (without its key): sides checked, taxed lines split into net
+   * and tax. `forReplay`: only to compare with a posted entry, so an archived tax code and the plan do not refuse it.
+   */
+  private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, forReplay = false): Promise<PostingPayload> {
+    await this.readAccountTypes(tx, [dto], context);
     const lines: PostingLine[] = [];
     for (const [i, l] of dto.lines.entries()) {
       if ((l.debit === undefined) === (l.credit === undefined)) {
@@ -271,28 +316,40 @@ export class JournalService {
       if (!context.taxCodes.has(taxCodeId)) context.taxCodes.set(taxCodeId, await repo.getTaxCode(tx.db, tx.orgId, taxCodeId));
       const taxCode = context.taxCodes.get(taxCodeId);
       if (!taxCode) throw LedgerErrors.error('ledger.unknown_tax_code', `lines[${i}].taxCodeId: tax code ${taxCodeId} does not exist in this organization`);
-      lines.push(...(await this.withTax(tx, line, i, taxCode, context.settings.baseCurrency, taxFlow ?? await this.defaultTaxFlow(tx, line, context))));
+      if (taxCode.archivedAt && !forReplay) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${taxCode.code} is archived`);
+      lines.push(...(await this.withTax(tx, line, i, taxCode, context.settings.baseCurrency, taxFlow ?? this.defaultTaxFlow(line, context))));
     }
     // the posting function takes at most MAX_POSTED_LINES; a taxed line with tax counts twice, so 400 lines can be too many
     if (lines.length > MAX_POSTED_LINES) {
       throw LedgerErrors.error('ledger.invalid_entry', `lines: an entry has at most ${MAX_POSTED_LINES} lines once each taxed line is split into its net and tax lines; this one has ${lines.length}`);
     }
-    await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
+    if (!forReplay) await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
     return { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
   }
 
   /**
    * A taxed line's flow when the client gives none, from its account: revenue is a sale (output: a sales credit note
-   * debits revenue and still reduces sales), an expense or an asset a purchase (input: a purchase return credits it and
-   * still reduces purchases); on any other account (or one the posting function will refuse) a credit is output, a
-   * debit input. The chart's types are read once per request, when a line needs them.
+   * debits revenue and still reduces sales), an expense a purchase (input: a purchase return credits it and still reduces
+   * purchases); on any other account (an asset too: equipment sold is credited, bought debited; or one the posting
+   * function will refuse) a credit is output, a debit input.
    */
-  private async defaultTaxFlow(tx: TenantTx, line: Pick<JournalLineInputDto, 'accountId' | 'debit'>, context: PayloadContext): Promise<'output' | 'input'> {
-    context.accountTypes ??= new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id.toLowerCase(), a.type]));
+  private defaultTaxFlow(line: Pick<JournalLineInputDto, 'accountId' | 'debit'>, context: PayloadContext): 'output' | 'input' {
     const type = context.accountTypes.get(line.accountId.toLowerCase());
     if (type === 'revenue') return 'output';
-    if (type === 'expense' || type === 'asset') return 'input';
+    if (type === 'expense') return 'input';
     return line.debit !== undefined ? 'input' : 'output';
+  }
+
+  /**
+   * The types defaultTaxFlow needs: of the accounts of taxed lines without a taxFlow not read yet, in one query for all
+   * these entries (none when no such line).
+   */
+  private async readAccountTypes(tx: TenantTx, entries: (CreateJournalEntryDto | undefined)[], context: PayloadContext): Promise<void> {
+    const ids = [...new Set(entries.flatMap((e) => e?.lines ?? []).filter((l) => l.taxCodeId && !l.taxFlow).map((l) => l.accountId.toLowerCase()))]
+      .filter((id) => !context.accountTypes.has(id));
+    if (!ids.length) return;
+    const types = await repo.accountTypes(tx.db, tx.orgId, ids);
+    for (const id of ids) context.accountTypes.set(id, types.get(id));
   }
 
   /**
@@ -316,7 +373,6 @@ export class JournalService {
    */
   private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId' | 'taxFlow'>, index: number, t: TaxCodeDto, base: string,
     flow: 'output' | 'input'): Promise<PostingLine[]> {
-    if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${t.code} is archived`);
     const currency = line.currency ?? base;
     const mu = await this.ledger.currencyUnits(tx, currency);
     const side = line.debit !== undefined ? 'debit' : 'credit';

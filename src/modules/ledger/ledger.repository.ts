@@ -129,6 +129,12 @@ export const ledgerRepository = {
     return (await db.run(query.orderBy('code'))).map(toAccount);
   },
 
+  /** The types of these accounts of the organization, by id (lower case); an id that names none is left out. */
+  async accountTypes(db: Db, orgId: string, ids: string[]): Promise<Map<string, string>> {
+    const rows = await db.run(qb.selectFrom('finance.accounts').select(['id', 'type']).where('org_id', '=', orgId).where(sql<boolean>`id = any(${ids}::uuid[])`));
+    return new Map(rows.map((r) => [r.id, r.type]));
+  },
+
   async getAccount(db: Db, orgId: string, id: string): Promise<AccountDto | undefined> {
     const [row] = await db.run(accountOf({ orgId, id }));
     return row && toAccount(row);
