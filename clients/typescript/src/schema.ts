@@ -7021,7 +7021,7 @@ export interface components {
              */
             taxCodeId?: string;
             /**
-             * @description With taxCodeId: whether the line is a sale (output: the tax goes to the code's sales account and the VAT report's sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default, from the line's account: a revenue account is output, an expense or asset account input, whichever the side, so a sales credit note (a debit of revenue) reduces sales and output tax and a purchase return (a credit of an expense) reduces purchases and input tax; on any other account a credit is output, a debit input. Give it to override the default (e.g. output for the sale of equipment, an asset)
+             * @description With taxCodeId: whether the line is a sale (output: the tax goes to the code's sales account and the VAT report's sales and output tax) or a purchase (input: the purchase account, purchases and input tax). Default, from the line's account: a revenue account is output and an expense account input, whichever the side, so a sales credit note (a debit of revenue) reduces sales and output tax and a purchase return (a credit of an expense) reduces purchases and input tax; on any other account (an asset, e.g. equipment sold or bought, a liability or equity) a credit is output, a debit input. Give it to override the default (e.g. input for goods returned to the supplier, a credit of inventory)
              * @example output
              * @enum {string}
              */
