@@ -226,13 +226,45 @@ export const agentsRepository = {
     })).where('org_id', '=', orgId).where('id', '=', runId));
   },
 
-  /** Finishes a running run (no row: it was already finished, e.g. cancelled meanwhile). */
-  async finishRun(db: Db, orgId: string, runId: string, f: RunFinish): Promise<RunDto | undefined> {
+  /**
+   * Finishes a running run (no row: it was already finished, e.g. cancelled meanwhile). `eventOwedUntil`: a cancel leaving
+   * the run's event to its execution in this process marks it owed (call_in_flight_until later than finished_at), at the
+   * latest until then (or the call in flight's own mark): past it, emitOwedCancelEvents emits it.
+   */
+  async finishRun(db: Db, orgId: string, runId: string, f: RunFinish, eventOwedUntil?: Date): Promise<RunDto | undefined> {
     const [r] = await db.run(qb.updateTable('ai.runs').set((eb) => ({
       status: f.status, output: f.output, stop_reason: f.stopReason, error_class: f.errorClass, error_message: f.errorMessage,
       finished_at: f.finishedAt, latency_ms: sql<number>`greatest(0, round(extract(epoch FROM (${f.finishedAt}::timestamptz - ${eb.ref('started_at')})) * 1000))::int`,
+      ...(eventOwedUntil ? {
+        call_in_flight_until: sql<Date>`CASE WHEN call_in_flight_until > ${f.finishedAt}::timestamptz THEN call_in_flight_until ELSE ${eventOwedUntil}::timestamptz END`,
+      } : {}),
     })).where('org_id', '=', orgId).where('id', '=', runId).where('status', '=', 'running').returningAll());
     return r && toRun(r);
+  },
+
+  /**
+   * Takes the agent.run.failed event a cancel left to the run's execution (call_in_flight_until later than finished_at):
+   * clears the mark and answers the run as stored, or undefined when none is owed (emitted already, e.g. by the sweep).
+   */
+  async takeCancelEvent(db: Db, orgId: string, runId: string): Promise<RunDto | undefined> {
+    const [r] = await db.run(qb.updateTable('ai.runs').set({ call_in_flight_until: null })
+      .where('org_id', '=', orgId).where('id', '=', runId).where('status', '=', 'cancelled')
+      .where(sql<boolean>`call_in_flight_until > finished_at`).returningAll());
+    return r && toRun(r);
+  },
+
+  /**
+   * Privileged (agents.cancel_events): takes the owed events of cancelled runs whose mark has passed at `now` (their
+   * execution would have emitted them by then: it died), clearing each mark; rows another sweep holds are skipped.
+   */
+  async takeDueCancelEvents(db: Db, now: Date, limit = 500): Promise<(RunDto & { orgId: string })[]> {
+    const due = qb.selectFrom('ai.runs').select(['org_id', 'id'])
+      .where('status', '=', 'cancelled').where('call_in_flight_until', '<', now).where(sql<boolean>`call_in_flight_until > finished_at`)
+      .limit(limit).forUpdate().skipLocked();
+    const rows = await db.run(qb.updateTable('ai.runs').set({ call_in_flight_until: null })
+      .where((eb) => eb(eb.refTuple('org_id', 'id'), 'in', due.$asTuple('org_id', 'id')))
+      .where('status', '=', 'cancelled').where(sql<boolean>`call_in_flight_until > finished_at`).returningAll());
+    return rows.map((r) => ({ ...toRun(r), orgId: r.org_id }));
   },
 
   // ---------------------------------------------------------------- budgets

@@ -1,10 +1,13 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Cron, CronExpression } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
 import { Decimal } from 'decimal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Principal, RequestRole } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Db } from '../../platform/database/sql.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
@@ -133,6 +136,7 @@ export class RunsService implements OnModuleInit {
     private readonly jobs: JobRegistry,
     private readonly keys: ProviderKeysService,
     private readonly metrics: Metrics,
+    private readonly privileged: PrivilegedDatabase,
   ) {}
 
   onModuleInit(): void {
@@ -207,8 +211,8 @@ export class RunsService implements OnModuleInit {
       // cancelled, its event left to this execution, which ended before a finishing transaction committed (an error): still owed
       if (this.cancelEventOwed.delete(s.run.id)) {
         await ctx.tenant(async (tx) => {
-          const run = await repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id);
-          if (run?.status === 'cancelled') await this.emitFinished(tx, run);
+          const run = await repo.takeCancelEvent(tx.db, s.orgId, s.run.id);
+          if (run) await this.emitFinished(tx, run);
         }).catch((err: Error) => this.logger.warn(`run ${s.run.id}: its agent.run.failed event (cancelled) was not emitted: ${err.message}`));
       }
     }
@@ -489,7 +493,11 @@ export class RunsService implements OnModuleInit {
       // cancelled while it executed (here, or elsewhere while a call was in flight): its event is this transaction's, with
       // the counters of every step stored (the cut call's, added by `before`, included): the cancel has committed (the
       // run reads as cancelled), and this execution, the only one adding steps, adds none after this.
-      if (current?.status === 'cancelled' && this.cancelEventOwed.has(s.run.id)) await this.emitFinished(tx, current);
+      // Taken with the run's mark (once: the sweep may have emitted it, had this execution outlived the mark).
+      if (current?.status === 'cancelled' && this.cancelEventOwed.has(s.run.id)) {
+        const owed = await repo.takeCancelEvent(tx.db, s.orgId, s.run.id);
+        if (owed) await this.emitFinished(tx, owed);
+      }
       return { ...current!, trace: steps };
     });
     // committed: the run's event was emitted (by this transaction, or by the cancel's if it left none to this execution)
@@ -501,11 +509,31 @@ export class RunsService implements OnModuleInit {
   }
 
   /** The event of a finished run: agent.run.completed, or agent.run.failed (failed, cancelled), with its counters as stored. */
-  private emitFinished(tx: TenantTx, run: RunDto): Promise<void> {
+  private emitFinished(tx: TenantTx | { db: Db; orgId: string }, run: RunDto): Promise<void> {
     const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
     return run.status === 'succeeded'
       ? emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 })
       : emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
+  }
+
+  /**
+   * The agent.run.failed events a cancel left to an execution that died before emitting them (its process stopped during
+   * the LLM call): once the run's mark has passed (the call's longest possible duration), anyone emits them, each once
+   * (the mark is cleared in the event's transaction; two instances sweeping skip each other's rows). Answers the runs.
+   */
+  async emitOwedCancelEvents(now: Date = this.now()): Promise<string[]> {
+    const runs = await this.privileged.run('agents.cancel_events', async (db) => {
+      const due = await repo.takeDueCancelEvents(db, now);
+      for (const run of due) await this.emitFinished({ db, orgId: run.orgId }, run);
+      return due;
+    });
+    if (runs.length) this.logger.warn(`emitted the agent.run.failed event of ${runs.length} cancelled run(s) whose execution did not`);
+    return runs.map((r) => r.id);
+  }
+
+  @Cron(CronExpression.EVERY_MINUTE, { name: 'agents-cancel-events' })
+  async onCancelEventsSchedule(): Promise<void> {
+    await this.emitOwedCancelEvents().catch((err: Error) => this.logger.error(`owed cancel events were not emitted: ${err.message}`));
   }
 
   /**
@@ -523,12 +551,14 @@ export class RunsService implements OnModuleInit {
       throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
     }
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
+    const execution = this.active.get(runId);
+    const now = this.now();
+    // executing here: the event is the execution's, marked owed (should this process die, the sweep emits it past the mark)
     const run = await repo.finishRun(tx.db, tx.orgId, runId, {
-      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: this.now(),
-    });
+      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: now,
+    }, execution ? this.callExpiry(now) : undefined);
     // it finished meanwhile (its execution's last transaction held the run)
     if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
-    const execution = this.active.get(runId);
     // a call in flight in another process (the run was marked when it began): its step adds to the cost after this commits
     const midCall = !execution && (await repo.lockRun(tx.db, tx.orgId, runId))?.cancelledMidCall;
     if (!execution && !midCall) await this.emitFinished(tx, run);

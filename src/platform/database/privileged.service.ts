@@ -35,6 +35,8 @@ export const PRIVILEGED_PATHS = {
   'secrets.rotate': 'secrets:rotate command',
   /** AI agent automation: the triggers a domain event or a clock tick fires, across organizations, and their stop */
   'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
+  /** AI agents: the agent.run.failed events of cancelled runs whose executing instance died before emitting them */
+  'agents.cancel_events': 'emit the owed events of cancelled agent runs once their LLM call\'s longest duration has passed',
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
