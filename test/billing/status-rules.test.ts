@@ -1,17 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import Stripe from 'stripe';
-import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
+import { sendStripeEvent, stripeEvent } from './stripe-events.js';
 
 const WEBHOOK_SECRET = 'whsec_test_status_rules';
 const T0 = Math.floor(Date.now() / 1000) - 3_600; // Stripe event times (seconds), an hour ago
 
-function stripeEvent(type: string, object: Record<string, unknown>, created: number) {
-  return { id: `evt_${randomBytes(8).toString('hex')}`, object: 'event', api_version: '2026-10-28.endive', created, livemode: false, pending_webhooks: 1, type, data: { object } };
-}
 const subscriptionObject = (id: string, status: string, orgId: string) => ({
   id, object: 'subscription', customer: `cus_${id}`, status, metadata: { org_id: orgId }, cancel_at_period_end: false, trial_end: null,
   items: { object: 'list', data: [{ id: `si_${id}`, price: { id: 'price_omz_pro', object: 'price' }, current_period_end: T0 + 30 * 86_400 }] },
@@ -32,12 +28,7 @@ describe('billing: subscription statuses through the Stripe webhook', () => {
   let stripe: StripeDouble;
   let ada: TestUser;
 
-  const send = async (event: object) => {
-    const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
-    await t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).expect(200);
-    await t.app.get(OutboxRelay).drain();
-  };
+  const send = (event: object) => sendStripeEvent(t, WEBHOOK_SECRET, event);
   const entitlements = async (org: string) => (await t.http.get(`/v1/orgs/${org}/entitlements?app=omnizen`).set(ada.auth).expect(200)).body;
   const hubRow = async (org: string) => (await t.db.admin.query(
     `SELECT s.status, b.past_due_since AS "pastDueSince" FROM hub."Subscription" s LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;

@@ -1,17 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
-import Stripe from 'stripe';
-import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
+import { sendStripeEvent, stripeEvent } from './stripe-events.js';
 
 const WEBHOOK_SECRET = 'whsec_test_omnizen_billing';
 const T0 = Math.floor(Date.now() / 1000) - 86_400; // Stripe event times (seconds), a day ago
 
-function stripeEvent(type: string, object: Record<string, unknown>, created: number, id = `evt_${randomBytes(8).toString('hex')}`) {
-  return { id, object: 'event', api_version: '2026-10-28.endive', created, livemode: false, pending_webhooks: 1, type, data: { object } };
-}
 
 function subscriptionObject(id: string, price: string, status: string, metadata: Record<string, string>, extra: Record<string, unknown> = {}) {
   return {
@@ -38,12 +33,7 @@ describe('billing: two Stripe subscriptions for one app', () => {
   let stripe: StripeDouble;
   let ada: TestUser;
 
-  const send = async (event: object) => {
-    const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
-    await t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).expect(200);
-    await t.app.get(OutboxRelay).drain();
-  };
+  const send = (event: object) => sendStripeEvent(t, WEBHOOK_SECRET, event);
   const entitlements = async (org: string) => (await t.http.get(`/v1/orgs/${org}/entitlements?app=omnizen`).set(ada.auth).expect(200)).body;
   const hubRows = async (org: string) => (await t.db.admin.query(
     `SELECT "stripeSubscriptionId", plan, status FROM hub."Subscription" WHERE "organizationId" = $1`, [org])).rows;

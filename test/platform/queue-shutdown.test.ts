@@ -1,59 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { connect, createServer, type Socket } from 'node:net';
 import type { Queue } from 'bull';
 import type { Redis } from 'ioredis';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { bounded, until } from '../support/throwaway-servers.js';
+import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
 import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
-
-/**
- * A TCP proxy to the shared Redis that can freeze: from then on it reads what the app sends and never answers, on the
- * connections already open and on new ones (a paused redis-server, packets dropped on the way). The app's clients
- * stay "ready": nothing tells them Redis is gone.
- */
-class FreezingRedisProxy {
-  frozen = false;
-  private readonly sockets = new Set<Socket>();
-  private readonly server = createServer((client) => this.accept(client));
-  port = 0;
-
-  constructor(private readonly upstream: URL) {}
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  private track(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  private accept(client: Socket): void {
-    this.track(client);
-    if (this.frozen) {
-      client.resume(); // reads, never writes
-      return;
-    }
-    const upstream = connect(Number(this.upstream.port || 6379), this.upstream.hostname);
-    this.track(upstream);
-    client.on('data', (d) => void (this.frozen || upstream.write(d)));
-    upstream.on('data', (d) => void (this.frozen || client.write(d)));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  }
-
-  async close(): Promise<void> {
-    const closed = new Promise((resolve) => this.server.close(resolve));
-    for (const s of this.sockets) s.destroy();
-    await closed;
-  }
-}
 
 const bullClients = (queue: Queue) => (queue as unknown as { clients: Redis[] }).clients;
 

@@ -1,57 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { bounded } from '../support/throwaway-servers.js';
+import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { DOMAIN_EVENT_TOPIC } from '../../src/platform/events/events.js';
 
-/**
- * A TCP proxy to the shared Redis that can freeze: from then on it reads what the app sends and never answers, on the
- * connections already open and on new ones (a paused redis-server, packets dropped on the way). The app's clients
- * stay "ready": nothing tells them Redis is gone.
- */
-class FreezingRedisProxy {
-  frozen = false;
-  private readonly sockets = new Set<Socket>();
-  private readonly server: Server;
-  port = 0;
-
-  constructor(private readonly upstream: URL) {
-    this.server = createServer((client) => this.accept(client));
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  private track(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  private accept(client: Socket): void {
-    this.track(client);
-    if (this.frozen) {
-      client.resume(); // reads, never writes
-      return;
-    }
-    const upstream = connect(Number(this.upstream.port || 6379), this.upstream.hostname);
-    this.track(upstream);
-    client.on('data', (d) => void (this.frozen || upstream.write(d)));
-    upstream.on('data', (d) => void (this.frozen || client.write(d)));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  }
-
-  /** Every connection dropped and no new one accepted: a Redis that is down, which the app's shutdown does not wait for. */
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-}
 
 (hasRedis ? describe : describe.skip)('a Redis that hangs (accepts, never answers)', () => {
   let proxy: FreezingRedisProxy;
