@@ -29,6 +29,10 @@ describe('agents', () => {
     expect(listed.body.map((a: any) => a.name)).toEqual(['Analyst']);
     const patched = await t.http.patch(agentsUrl(org.orgId, `/${created.body.id}`)).set(org.users.owner.auth).send({ status: 'paused', maxSteps: 3 }).expect(200);
     expect(patched.body).toMatchObject({ status: 'paused', maxSteps: 3 });
+    // one agent, as a member reads it: what the change left, and the same as the list says
+    const read = (await t.http.get(agentsUrl(org.orgId, `/${created.body.id}`)).set(org.users.member.auth).expect(200)).body;
+    expect(read).toEqual({ ...created.body, status: 'paused', maxSteps: 3, updatedAt: patched.body.updatedAt });
+    expect((await t.http.get(agentsUrl(org.orgId)).set(org.users.member.auth).expect(200)).body).toEqual([read]);
     await t.http.patch(agentsUrl(org.orgId, `/${created.body.id}`)).set(org.users.member.auth).send({ status: 'active' }).expect(403);
     const paused = await t.http.post(agentsUrl(org.orgId, `/${created.body.id}/runs`)).set(org.users.member.auth).send({ messages: [{ role: 'user', content: 'x' }] }).expect(409);
     expect(paused.body.error.code).toBe('ai.agent_paused');
