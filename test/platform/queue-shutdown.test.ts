@@ -121,16 +121,17 @@ const proxy = createServer((client) => {
 await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
 const { app } = await startApp(loadConfig({ ...process.env, REDIS_URL: 'redis://127.0.0.1:' + proxy.address().port }));
 const queue = app.get(JOBS_QUEUE_TOKEN);
-const until = async (probe) => { for (let i = 0; i < 400 && !probe(); i++) await new Promise((r) => setTimeout(r, 25)); };
-// the shared client, and Bull's three (commands, events, the worker's blocking one)
-const clients = () => [app.get(RedisService).client, ...queue.clients];
-await until(() => clients().length === 4 && clients().every((c) => c.status === 'ready'));
+// the shared client, and Bull's three (commands, events, the worker's blocking one: Bull's getters make each on first use)
+const clients = () => [app.get(RedisService).client, queue.client, queue.eclient, queue.bclient];
+// every client in \`status\`: the event each emits on getting there, awaited (no polling)
+const reach = (status) => Promise.all(clients().map((c) => c.status === status ? undefined : new Promise((r) => c.once(status, r))));
+await reach('ready');
 const ready = clients().map((c) => c.status);
 // Redis goes down: every connection dropped, none accepted
 const proxyClosed = new Promise((resolve) => proxy.close(resolve));
 for (const s of sockets) s.destroy();
 await proxyClosed;
-await until(() => clients().every((c) => c.status === 'reconnecting'));
+await reach('reconnecting');
 // every timer started from here on, with the module that started it
 const timers = [];
 createHook({ init(id, type, trigger, resource) {
