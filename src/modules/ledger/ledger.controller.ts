@@ -50,6 +50,9 @@ const ENTRY_FIELD = /^entries(\.\d+|\[\d+\])([.[]|$)/;
  * and its fields named entries[index]..., and its place in `entries` is left empty. All or nothing: the 400 stands.
  */
 async function batchEntries(body: unknown, independent: boolean): Promise<{ entries: (CreateJournalEntryDto | undefined)[]; rejected: BatchItemDto[] }> {
+  // the pipe deletes `constructor`/`prototype` keys of what it validates in place: the entries are validated one by one
+  // from the body as it came, so an entry refused for such a key stays refused
+  const sent = independent ? structuredClone(body) : undefined;
   try {
     const dto = (await batchValidation.transform(body, { type: 'body', metatype: BatchJournalEntriesDto })) as BatchJournalEntriesDto;
     return { entries: dto.entries, rejected: [] };
@@ -59,7 +62,7 @@ async function batchEntries(body: unknown, independent: boolean): Promise<{ entr
   }
   const entries: (CreateJournalEntryDto | undefined)[] = [];
   const rejected: BatchItemDto[] = [];
-  for (const [index, value] of (body as { entries: unknown[] }).entries.entries()) {
+  for (const [index, value] of (sent as { entries: unknown[] }).entries.entries()) {
     try {
       entries.push((await batchValidation.transform(value, { type: 'body', metatype: CreateJournalEntryDto })) as CreateJournalEntryDto);
     } catch (err) {
