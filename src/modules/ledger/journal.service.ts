@@ -82,22 +82,11 @@ function canonicalJson(v: unknown): string {
  * alike), not the payload the service builds from it, which a tax code's changed account, an archived tax code or a plan
  * change would alter: the retry of an entry posted before them is its replay. Another request with the key is a 409.
  */
-export function requestHashOf(dto: CreateJournalEntryDto): string {
+function requestHashOf(dto: CreateJournalEntryDto): string {
   const { idempotencyKey: _key, ...request } = dto;
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 
-/**
- * A value as PostgreSQL prints it as jsonb: object keys shortest first, then bytewise, ", " and ": " between; undefined
- * values left out, as JSON.stringify does. A payload holds strings only (amounts included), printed alike by both.
- */
-function jsonbText(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : jsonbText(x))).join(', ')}]`;
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).map((k) => Buffer.from(k)).sort((a, b) => a.length - b.length || Buffer.compare(a, b));
-  return `{${keys.map((k) => `${JSON.stringify(k.toString())}: ${jsonbText(o[k.toString()])}`).join(', ')}}`;
-}
 
 /** What an entry posted before requestHash (migration 20270206001100) stored: md5 of its payload as jsonb text, without the key. */
 const LEGACY_HASH = /^[0-9a-f]{32}$/;
@@ -288,7 +277,7 @@ export class JournalService {
    */
   private async legacyHashOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext): Promise<string | undefined> {
     try {
-      return createHash('md5').update(jsonbText(await this.payloadOf(tx, dto, context, true))).digest('hex');
+      return await repo.legacyPayloadHash(tx.db, await this.payloadOf(tx, dto, context, true));
     } catch (err) {
       if (err instanceof AppError) return undefined;
       throw err;

@@ -458,6 +458,15 @@ export const ledgerRepository = {
     return { entry: row.entry, replayed: row.replayed };
   },
 
+  /**
+   * The hash finance.post_journal_entry stored for an entry posted before request hashes (20270206001100): md5 of the
+   * payload (without its key) as jsonb text, computed by PostgreSQL as the function computes it.
+   */
+  async legacyPayloadHash(db: Db, payload: object): Promise<string> {
+    const [row] = await db.$queryRaw<{ h: string }[]>`SELECT md5(${JSON.stringify(payload)}::jsonb::text) AS h`;
+    return row.h;
+  },
+
   /** The entries posted with these idempotency keys: their ids and the hash of the request each was posted with. */
   async entriesByKey(db: Db, orgId: string, keys: string[]): Promise<{ id: string; idempotencyKey: string; requestHash: string }[]> {
     const rows = await db.run(qb.selectFrom('finance.journal_entries').select(['id', 'idempotency_key', 'request_hash'])

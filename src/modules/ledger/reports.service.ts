@@ -114,7 +114,7 @@ function rollUp(accounts: AccountDto[], net: Map<string, Decimal>, types: string
  * by type). Resolved when the report runs rather than copied at creation, so moving an account or classing a group
  * takes effect at once, and accounts created before a group was classed follow it.
  */
-export function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
+function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
   const byId = new Map(accounts.map((a) => [a.id, a]));
   const out = new Map<string, string | null>();
   const resolve = (a: AccountDto, depth: number): string | null => {
