@@ -6,8 +6,8 @@ import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
+import { DAY_MS } from './subscription-status.js';
 
-const DAY_MS = 86_400_000;
 /** How long before a trial's end its `subscription.trial_ending` goes out (as Stripe's trial_will_end: three days). */
 export const TRIAL_ENDING_NOTICE_MS = 3 * DAY_MS;
 /** Apps whose default trial (no subscription row) is announced: this API's own app. */

@@ -286,27 +286,18 @@ export const billingRepository = {
   },
 
   /**
-   * The per-(organization, app) lock of counted limits: created on first use, then locked until
-   * the request transaction ends, so concurrent writers of one organization count one at a time.
+   * The per-(organization, app) lock of counted limits and checkouts: created on first use, then locked until the
+   * request transaction ends, so concurrent writers of one organization count (and checkouts read the subscription)
+   * one at a time. Answers the open checkout's key and when it was drawn (null: none yet).
    */
-  async lockLimits(db: Db, orgId: string, appId: string): Promise<void> {
-    await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
-    await db.run(qb.selectFrom('hub.limit_locks').select('org_id').where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
-  },
-
-  /**
-   * Locks the organization's row of the app for a checkout (the counted limits' row: created on first use, locked until
-   * the transaction ends), so concurrent checkouts read the subscription and the open checkout's key one at a time.
-   * Returns that key and when it was drawn (null: none yet).
-   */
-  async lockCheckout(db: Db, orgId: string, appId: string): Promise<{ key: string | null; drawnAt: Date | null }> {
+  async lockLimits(db: Db, orgId: string, appId: string): Promise<{ key: string | null; drawnAt: Date | null }> {
     await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
     const [row] = await db.run(qb.selectFrom('hub.limit_locks').select(['checkout_key as key', 'checkout_key_at as drawnAt'])
       .where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
     return row;
   },
 
-  /** Records the key of a new checkout window (on the row lockCheckout locked). */
+  /** Records the key of a new checkout window (on the row lockLimits locked). */
   async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, drawnAt: Date): Promise<void> {
     await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt })
       .where('org_id', '=', orgId).where('app_id', '=', appId));

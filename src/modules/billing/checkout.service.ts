@@ -59,7 +59,7 @@ export class CheckoutService {
         throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
       }
       // locked until this transaction ends: a concurrent checkout of the app reads the subscription and the key after it
-      const pending = await repo.lockCheckout(tx.db, tx.orgId, dto.app);
+      const pending = await repo.lockLimits(tx.db, tx.orgId, dto.app);
       // one Stripe subscription per app until it has ended: a plan change goes through the portal, which updates that subscription
       const current = await repo.subscription(tx.db, subject, dto.app);
       if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);

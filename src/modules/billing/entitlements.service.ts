@@ -8,9 +8,7 @@ import { UsageCounters } from './usage-counters.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { Clock } from '../../platform/clock/clock.js';
-import { type Access, accessFor, statusOf } from './subscription-status.js';
-
-const DAY_MS = 86_400_000;
+import { type Access, accessFor, DAY_MS, statusOf } from './subscription-status.js';
 
 interface Resolved {
   subject: Subject;

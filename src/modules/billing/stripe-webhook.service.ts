@@ -199,7 +199,7 @@ export class StripeWebhookService implements OnModuleInit {
       const aside = await repo.setAsideSubscriptionEvent(db, orgId, change.stripeSubscriptionId!, SUPERSEDED);
       const known = aside ? await this.changeFrom(db, aside as Stripe.Event) : undefined;
       if (known && !('ignored' in known) && known.app === change.app) {
-        if (STRIPE_ENDED.has(known.status) && !STRIPE_ENDED.has(existing!.status ?? 'active')) {
+        if (STRIPE_ENDED.has(known.status) && !STRIPE_ENDED.has(statusOf(existing!))) {
           return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
         }
         Object.assign(change, { ...known, customer: known.customer ?? change.customer });

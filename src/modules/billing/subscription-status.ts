@@ -4,7 +4,7 @@
  * the same words (seed 000 writes 'active'; a NULL status reads as 'active').
  */
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /**
  * The statuses that give full access: active; trialing until the trial's end; past_due for the grace period

@@ -28,13 +28,15 @@ export class CallTimer {
   }
 }
 
+const wallTimer = new CallTimer();
+
 /**
  * `promise`, or a rejection with `onTimeout()` if it has not settled within `ms` (it may still settle later; the timer
  * is cleared either way). For waits on a dependency that may never answer (a probe, a queue call); an outbound call
- * that tests cut on purpose runs on CallTimer instead.
+ * that tests cut on purpose passes its CallTimer (a test fires it instead of waiting).
  */
-export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)));
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error, timer: Pick<CallTimer, 'start'> = wallTimer): Promise<T> {
+  let stop = (): void => undefined;
+  const expired = new Promise<never>((_, reject) => (stop = timer.start(ms, () => reject(onTimeout()))));
+  return Promise.race([promise, expired]).finally(() => stop());
 }

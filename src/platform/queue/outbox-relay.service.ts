@@ -54,12 +54,9 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
     const closeQueue = bull.onApplicationShutdown.bind(bull);
     bull.onApplicationShutdown = () => {
       const ms = bull.client.status === 'ready' ? shutdownGraceMs : 1000;
-      let stop = (): void => undefined;
-      const expired = new Promise<never>((_, reject) => (stop = timer.start(ms, () => reject(new Error(`not closed within ${ms} ms`)))));
-      return Promise.race([closeQueue(), expired])
+      return within(closeQueue(), ms, () => new Error(`not closed within ${ms} ms`), timer)
         .catch((err: Error) => logger.warn(`jobs queue did not close cleanly: ${err.message}`))
         .finally(() => {
-          stop();
           for (const client of bull.clients) {
             // Bull's close, still under way, would connect its blocking connection again once that one has ended
             client.connect = () => Promise.reject(new Error('the jobs queue is closed'));
