@@ -167,6 +167,10 @@ const EDGE_BODY_VALUES: Record<FieldKind, unknown[]> = {
 const IN_RANGE: unknown[] = [2147483648, -1, 0.5, '-0.00'];
 
 /** Runs `work` over `items`, `size` at a time. */
+// thousands of requests each: Jest's 60 s default is a hang guard that a busy 2-core machine can reach (it did under
+// load in CI on 2026-12-05), so these two sweeps get a wider one. Not a timing assertion.
+const SWEEP_TIMEOUT_MS = 300_000;
+
 async function inChunks<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
@@ -232,7 +236,7 @@ describe('edge values in every query parameter, path parameter and body number o
       }
     });
     expect(failures).toEqual([]);
-  });
+  }, SWEEP_TIMEOUT_MS);
 
   it('answers every edge value of every number, date and decimal field of a write body with a 4xx in the error shape, never a 5xx', async () => {
     const cases = ops.filter((o) => o.body).flatMap((op) =>
@@ -250,5 +254,5 @@ describe('edge values in every query parameter, path parameter and body number o
       }
     });
     expect(failures).toEqual([]);
-  });
+  }, SWEEP_TIMEOUT_MS);
 });
