@@ -84,11 +84,34 @@ export class ResponseContract {
     return validate(value) ? undefined : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
   }
 
-  /** Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it. */
+  /** The operations this application answered, with status and error code (what the coverage report is told). */
+  private recorder?: CallRecorder;
+
+  /** Each (operation, status, code) this application answered so far, in the order first seen. */
+  calls(): { operation: string; status: number; code?: string }[] {
+    return this.recorder?.calls() ?? [];
+  }
+
+  /**
+   * Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it.
+   * Every answer's operation and status is recorded too, also of a route that writes its answer to the raw response
+   * (a server-sent event stream passes no onSend hook): its status is recorded as its head is written.
+   */
   attach(fastify: FastifyInstance): void {
-    const recorder = process.env.OMNIZEN_API_CALLS_DIR ? new CallRecorder(process.env.OMNIZEN_API_CALLS_DIR, this.doc) : undefined;
+    const recorder = (this.recorder = new CallRecorder(this.doc, process.env.OMNIZEN_API_CALLS_DIR));
+    const sentByFastify = new WeakSet<object>();
+    fastify.addHook('onRequest', async (req, reply) => {
+      const raw = reply.raw;
+      const writeHead = raw.writeHead;
+      // Fastify writes the head after the onSend hooks: an answer they saw is recorded already (with its error code)
+      raw.writeHead = function (this: typeof raw, ...args: Parameters<typeof raw.writeHead>) {
+        if (!sentByFastify.has(req)) recorder.record(req.method, req.routeOptions?.url, args[0], undefined);
+        return writeHead.apply(this, args);
+      } as typeof raw.writeHead;
+    });
     fastify.addHook('onSend', async (req, reply, payload) => {
-      recorder?.record(req.method, req.routeOptions?.url, reply.statusCode, payload);
+      sentByFastify.add(req);
+      recorder.record(req.method, req.routeOptions?.url, reply.statusCode, payload);
       if (typeof payload !== 'string' && payload !== null && payload !== undefined && !Buffer.isBuffer(payload)) return payload; // streams (CSV exports)
       const body = payload === null || payload === undefined ? '' : String(payload);
       const violation = this.check(req.method, req.routeOptions?.url, reply.statusCode, reply.getHeader('content-type') as string | undefined, body);
@@ -146,21 +169,23 @@ function documentPath(route: string): string {
  * Which operations the tests called, with which status and error code, for the coverage report at the end of a full
  * run (test/support/api-coverage-reporter.mjs, which names the directory in OMNIZEN_API_CALLS_DIR). Each application
  * appends to a file of its own, and each worker process writes the document's operations once to a file of its own:
- * Jest's parallel workers never write to the same file. A line is written the first time its triple is seen.
+ * Jest's parallel workers never write to the same file. A line is written the first time its triple is seen. Without
+ * OMNIZEN_API_CALLS_DIR the calls are only kept in memory (`calls()`, for a test of the recording itself).
  */
 class CallRecorder {
   private readonly seen = new Set<string>();
-  private readonly file: string;
+  private readonly file?: string;
   private readonly operations: Set<string>;
 
-  constructor(dir: string, doc: OpenAPIObject) {
-    mkdirSync(dir, { recursive: true });
-    this.file = join(dir, `calls-${process.pid}-${randomUUID()}.jsonl`);
+  constructor(doc: OpenAPIObject, dir?: string) {
     const catalog = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.entries(item as Record<string, Operation & { operationId?: string }>)
         .filter(([, op]) => typeof op === 'object' && op?.responses)
         .map(([method, op]) => ({ operation: `${method.toUpperCase()} ${path}`, operationId: op.operationId, statuses: Object.keys(op.responses), errorCodes: op['x-error-codes'] ?? [] })));
     this.operations = new Set(catalog.map((o) => o.operation));
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, `calls-${process.pid}-${randomUUID()}.jsonl`);
     const catalogFile = join(dir, `operations-${process.pid}.json`);
     if (!existsSync(catalogFile)) {
       writeFileSync(`${catalogFile}.tmp`, JSON.stringify(catalog));
@@ -182,6 +207,10 @@ class CallRecorder {
     const line = JSON.stringify({ operation, status, code: typeof code === 'string' ? code : undefined });
     if (this.seen.has(line)) return;
     this.seen.add(line);
-    appendFileSync(this.file, `${line}\n`);
+    if (this.file) appendFileSync(this.file, `${line}\n`);
+  }
+
+  calls(): { operation: string; status: number; code?: string }[] {
+    return [...this.seen].map((line) => JSON.parse(line));
   }
 }

@@ -98,7 +98,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
         const written = await repo.rollUp(db, [...days].map((d) => new Date(d)));
         const day = new Date(today).toISOString().slice(0, 10);
         const users = await repo.activeUsersByOrg(db, new Date(today));
-        // per plan its most used events, then the rest summed: after as many rows as the gauge labels, so it is "other"
+        // per plan its FEATURE_LABEL_LIMIT most used events, then one row (event null) of the rest summed: the gauge's "other"
         const features = await repo.featureUsageByPlan(db, day, day, FEATURE_LABEL_LIMIT);
         this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event ?? 'other', events: f.events })));
         return written;

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { prepare, qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
+import { OMNIZEN_APP, plansOfOrganizations } from '../billing/plan-of-org.repository.js';
 
 export interface AnalyticsEventRow {
   id: string;
@@ -190,31 +191,26 @@ export const analyticsRepository = {
   },
 
   /**
-   * Feature (event) usage by OmniZen plan across every organization, from the roll-ups (privileged: service_role): per
-   * plan its `perPlan` most used events, most used first, then (event null) the events of the plan's other events
-   * summed (organizations: 0), so that the rows are bounded by plans, not by the names every organization sent.
+   * Feature (event) usage by OmniZen plan across every organization, from the roll-ups (privileged: service_role), each
+   * organization under its current plan as billing defines it (plansOfOrganizations): per plan its `perPlan` most used
+   * events, most used first, then one row (event null) of the plan's other events summed (organizations: 0), so that
+   * the rows are bounded by plans, not by the names every organization sent. The one place where the less used events
+   * are folded: the rows of a plan add up to all of its events.
    */
   async featureUsageByPlan(db: Db, from: string, to: string, perPlan: number): Promise<{ plan: string; event: string | null; organizations: number; events: number }[]> {
-    const rows = await db.$queryRaw<{ plan: string; event: string | null; organizations: bigint; events: bigint }[]>`
-      WITH plan_of AS (
-        SELECT o.id AS org_id, coalesce(s.plan, a."defaultPlan") AS plan
-        FROM core.organizations o
-        JOIN hub."App" a ON a.id = 'omnizen'
-        LEFT JOIN hub."Subscription" s ON s."appId" = a.id AND (
-          (o.account_type = 'personal' AND s."userId" = o.owner_user_id AND s."organizationId" IS NULL)
-          OR (o.account_type <> 'personal' AND s."organizationId" = o.id::text))
-        WHERE o.deleted_at IS NULL),
-      usage AS (
-        SELECT p.plan, d.event, count(DISTINCT d.org_id) AS organizations, sum(d.events) AS events
-        FROM core.analytics_daily d JOIN plan_of p ON p.org_id = d.org_id
-        WHERE d.day >= ${from}::date AND d.day <= ${to}::date
-        GROUP BY 1, 2),
-      ranked AS (
-        SELECT *, row_number() OVER (PARTITION BY plan ORDER BY events DESC, event) AS rank FROM usage)
-      SELECT plan, event, organizations, events, rank FROM ranked WHERE rank <= ${perPlan}::int
-      UNION ALL
-      SELECT plan, NULL, 0, sum(events), ${perPlan}::int + 1 FROM ranked WHERE rank > ${perPlan}::int GROUP BY plan
-      ORDER BY 1, 5`;
+    const rows = await db.run(qb
+      .with('plan_of', () => plansOfOrganizations(OMNIZEN_APP))
+      .with('usage', (w) => w.selectFrom('core.analytics_daily as d').innerJoin('plan_of as p', 'p.org_id', 'd.org_id')
+        .select((eb) => ['p.plan', 'd.event', eb.fn.count<string>('d.org_id').distinct().as('organizations'), eb.fn.sum<string>('d.events').as('events')])
+        .where('d.day', '>=', sql<Date>`${from}::date`).where('d.day', '<=', sql<Date>`${to}::date`)
+        .groupBy(['p.plan', 'd.event']))
+      .with('ranked', (w) => w.selectFrom('usage').selectAll()
+        .select(sql<string>`row_number() OVER (PARTITION BY plan ORDER BY events DESC, event)`.as('rank')))
+      .selectFrom('ranked').select((eb) => ['plan', eb.ref('event').$castTo<string | null>().as('event'), 'organizations', 'events', 'rank']).where('rank', '<=', sql<string>`${perPlan}::int`)
+      .unionAll((w) => w.selectFrom('ranked')
+        .select((eb) => ['plan', sql<string | null>`NULL`.as('event'), sql<string>`0`.as('organizations'), eb.fn.sum<string>('events').as('events'), sql<string>`${perPlan}::int + 1`.as('rank')])
+        .where('rank', '>', sql<string>`${perPlan}::int`).groupBy('plan'))
+      .orderBy('plan').orderBy('rank'));
     return rows.map((r) => ({ plan: r.plan, event: r.event, organizations: num(r.organizations), events: num(r.events) }));
   },
 };

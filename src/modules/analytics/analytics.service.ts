@@ -207,7 +207,10 @@ export class AnalyticsService {
     return repo.activeUsers(tx.db, tx.orgId, from, to);
   }
 
-  /** The FEATURE_LABEL_LIMIT most used events of each plan over the range (the rest of a plan's events are left out). */
+  /**
+   * The FEATURE_LABEL_LIMIT most used events of each plan over the range, as the operation documents: the read's row of
+   * the rest of a plan's events (event null; the usage gauge's "other") is not part of this answer.
+   */
   async featureUsageByPlan(from: string, to: string): Promise<FeatureUsageByPlanDto[]> {
     this.range(from, to);
     const rows = await this.privileged.run('analytics.reports', (db) => repo.featureUsageByPlan(db, from, to, FEATURE_LABEL_LIMIT));

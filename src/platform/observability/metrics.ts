@@ -175,7 +175,11 @@ export class Metrics {
     this.aiCost.inc({ org, agent, model }, costUsd);
   }
 
-  /** The analytics roll-up's figures: active users per organization (bounded labels) and today's feature usage by plan. */
+  /**
+   * The analytics roll-up's figures: active users per organization (bounded labels) and today's feature usage by plan,
+   * as given: the roll-up's read already bounds it to FEATURE_LABEL_LIMIT features per plan and one "other" of the rest
+   * (folded there only). Rows of one label add up (an event an app named "other" joins the rest's).
+   */
   setUsage(activeUsers: { orgId: string; day: number; month: number }[], featureUsage: { plan: string; feature: string; events: number }[]): void {
     const users = new Map<string, { day: number; month: number }>();
     for (const r of activeUsers) {
@@ -189,13 +193,7 @@ export class Metrics {
       this.activeUsers.set({ org, window: 'month' }, month);
     }
     this.featureUsage.reset();
-    const shown = new Map<string, number>();
-    for (const r of featureUsage) {
-      const n = shown.get(r.plan) ?? 0;
-      shown.set(r.plan, n + 1);
-      const feature = n < FEATURE_LABEL_LIMIT ? r.feature : 'other';
-      this.featureUsage.inc({ plan: r.plan, feature }, r.events);
-    }
+    for (const r of featureUsage) this.featureUsage.inc({ plan: r.plan, feature: r.feature }, r.events);
   }
 
   /** What an error answer says about the system: its code, a refused authentication, an RLS denial, a rejected posting. */
