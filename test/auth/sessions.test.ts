@@ -129,7 +129,7 @@ describe('refresh tokens and sessions', () => {
     const u = await registerUser(t, 'rpc');
     const asUser = (sql: string, params: unknown[] = []) => t.db.as({ sub: u.id, role: 'authenticated' }, 'authenticated', sql, params);
     await expect(asUser(`SELECT * FROM core.create_organization('Unaudited Ltd', 'business')`)).rejects.toThrow(/only through the API/);
-    await expect(asUser(`SELECT * FROM core.accept_invitation($1, 'x')`, [u.personalOrgId])).rejects.toThrow(/only through the API/);
+    await expect(asUser(`SELECT * FROM core.accept_invitation($1, 'x', 'omnizen')`, [u.personalOrgId])).rejects.toThrow(/only through the API/);
     expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.organizations WHERE name = 'Unaudited Ltd'`)).rows[0].n).toBe(0);
     // the API's own call still works, audited
     const org = await t.http.post('/v1/orgs').set(u.auth).send({ name: 'Audited Ltd' }).expect(201);

@@ -1,5 +1,6 @@
 import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import { claimsFor, type Principal } from '../../platform/auth/principal.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { InvitationDto, InvitationStatus } from './invitation.dto.js';
 
@@ -66,11 +67,29 @@ export const invitationRepository = {
     return row;
   },
 
-  /** The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER). */
-  async accept(db: Db, orgId: string, tokenHash: string): Promise<{ orgId: string; userId: string; role: string }> {
+  /**
+   * The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER), and the members against
+   * the users limit of `app`'s plan, under the organization's counted-limit lock of `app` (held until the transaction ends).
+   */
+  async accept(db: Db, orgId: string, tokenHash: string, app: string): Promise<{ orgId: string; userId: string; role: string }> {
     const [row] = await db.$queryRaw<{ org_id: string; user_id: string; role: string }[]>`
-      SELECT org_id, user_id, role FROM core.accept_invitation(${orgId}::uuid, ${tokenHash})`;
+      SELECT org_id, user_id, role FROM core.accept_invitation(${orgId}::uuid, ${tokenHash}, ${app})`;
     return { orgId: row.org_id, userId: row.user_id, role: row.role };
+  },
+
+  /**
+   * Runs `read` inside the organization the caller has just joined in this transaction (accept), whose rows (its
+   * subscription among them) the request's own organization does not show: the claims name it, and the database
+   * decides the membership again (auth_org_id()'s full check, as DatabaseService.tenantResolving does). Reads only:
+   * such claims are not the ones begin_request verified, which the API's writes need; the request's claims are put
+   * back after. When `read` throws, they are not: the transaction is rolled back.
+   */
+  async readAsNewMember<T>(db: Db, principal: Principal, orgId: string, read: () => Promise<T>): Promise<T> {
+    const [{ claims }] = await db.$queryRaw<{ claims: string }[]>`SELECT current_setting('request.jwt.claims') AS claims`;
+    await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
+    const result = await read();
+    await db.$executeRaw`SELECT set_config('request.jwt.claims', ${claims}, true)`;
+    return result;
   },
 
   /**

@@ -5,7 +5,7 @@ import { ApiErrors } from '../../platform/http/openapi.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { InvitationsService } from './invitations.service.js';
+import { InvitationsService, SEATS_APP } from './invitations.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './invitation.errors.js';
 import {
@@ -23,7 +23,7 @@ export class InvitationsController {
   constructor(private readonly invitations: InvitationsService) {}
 
   @Post()
-  @ConsumesLimit('omnizen', 'users')
+  @ConsumesLimit(SEATS_APP, 'users')
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.personal_organization', 'invitation.already_member', 'invitation.pending_exists', 'billing.limit_reached')
   @ApiOperation({ operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
@@ -62,14 +62,17 @@ export class InvitationAcceptanceController {
   @Post('accept')
   @HttpCode(200)
   @ApiErrorCodes('auth.user_required', 'invitation.not_found', 'invitation.email_mismatch', 'invitation.already_member', 'invitation.email_unverified',
-    'billing.limit_reached')
+    'billing.limit_reached', 'billing.subscription_inactive')
   @ApiOperation({
     operationId: 'acceptInvitation', summary: 'Accept an invitation sent to your email address; you become a member',
     description: 'An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and '
       + 'verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified. '
       + 'When the organization\'s members already reach the users limit of its omnizen plan (invitations made before a downgrade), '
       + 'the answer is 402 billing.limit_reached (details: app, feature, plan, limit, usage = the members, upgradeTo) and the '
-      + 'invitation stays pending, to be accepted once the organization upgrades or a member leaves.',
+      + 'invitation stays pending, to be accepted once the organization upgrades or a member leaves. A new member is a write: '
+      + 'while the organization\'s omnizen subscription is read-only (its trial ended, canceled, unpaid, past due beyond the grace '
+      + 'period) the answer is 402 billing.subscription_inactive (details: app, plan, status) and the invitation stays pending '
+      + 'until the subscription is renewed. Both are answered only for a valid invitation of the caller.',
   })
   @ApiOkResponse({ type: AcceptedInvitationDto })
   @ApiErrors(400, 404, 409)

@@ -15,10 +15,18 @@ import type {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationStatus,
 } from './invitation.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
-import { BillingErrors } from '../billing/billing.errors.js';
+import { EntitlementsService } from '../billing/entitlements.service.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import type { RequestRole } from '../../platform/auth/principal.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 
 export const INVITATION_CREATED = 'invitation.created';
+
+/**
+ * The app whose users limit counts an organization's members and pending invitations: creating an invitation consumes
+ * it (@ConsumesLimit), accepting one checks the members against it, and its subscription must allow writes for either.
+ */
+export const SEATS_APP = 'omnizen';
 
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -29,6 +37,7 @@ export class InvitationsService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly audit: AuditService,
+    private readonly entitlements: EntitlementsService,
   ) {}
 
   async create(tx: TenantTx, dto: CreateInvitationDto): Promise<CreatedInvitationDto> {
@@ -73,18 +82,27 @@ export class InvitationsService {
   }
 
   /**
-   * The signed-in invitee accepts: single use, unexpired, only for the email it was sent to, and only while the
+   * The signed-in invitee accepts: single use, unexpired, only for the email it was sent to, only while the
    * organization's members are below its plan's users limit (checked under the counted limits' lock: an invitation
-   * made before a downgrade stays pending until an upgrade).
+   * made before a downgrade stays pending until an upgrade), and only while its subscription allows writes (a new
+   * member is a write). Either refusal rolls the acceptance back: the invitation stays pending.
    */
   async accept(tx: TenantTx, dto: AcceptInvitationDto): Promise<AcceptedInvitationDto> {
-    const membership = await translateDatabaseError(invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token)), {
+    const membership = await translateDatabaseError(invitations.accept(tx.db, dto.orgId, hashInvitationToken(dto.token), SEATS_APP), {
       P0002: () => OrganizationsErrors.error('invitation.not_found', 'the invitation is unknown, already used, revoked or expired'),
-      // the database names the limit in its message and its details (app, feature, plan, limit, usage, upgradeTo) in DETAIL
-      P0001: (e) => (e.hint === 'billing.limit_reached' ? BillingErrors.error('billing.limit_reached', e.message!, JSON.parse(e.detail!)) : undefined),
       '42501': () => OrganizationsErrors.error('invitation.email_mismatch', 'this invitation was sent to another email address'),
       '23505': () => OrganizationsErrors.error('invitation.already_member', 'you are already a member of this organization'),
     });
+    // Checked once the invitation has proved valid (no one learns an organization's billing state without one), as a
+    // member (the organization's subscription is its members' to read), in this transaction: still under the lock
+    // core.accept_invitation took, and a refusal takes the new membership back with it.
+    const asMember: TenantTx = { ...tx, orgId: dto.orgId, role: membership.role as RequestRole, workspaceId: null, scopes: null };
+    await invitations.readAsNewMember(tx.db, tx.principal, dto.orgId, () => this.entitlements.enforce(asMember, { app: SEATS_APP }).catch((err) => {
+      if (err instanceof AppError && err.code === 'billing.subscription_inactive') {
+        throw new AppError(err.status, err.code, `${err.message}; the invitation stays pending until then`, err.details);
+      }
+      throw err;
+    }));
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
     await emitEvent({ db: tx.db, orgId: dto.orgId }, 'member.joined', {
       userId: membership.userId, email: tx.principal.kind === 'user' ? tx.principal.email : '', role: membership.role,

@@ -63,17 +63,19 @@ export async function translateDatabaseError<T>(work: Promise<T>, handlers: Reco
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check or any data exception (22xxx) → 422,
  * RLS or privilege denial → 403, raised application errors (P0001, P0002) → 422 rejected with their message; a database that is
  * down or timed out → 503 with Retry-After; an error whose HINT is a declared code
- * (src/platform/errors/catalog.ts) leaves with that code and its status.
+ * (src/platform/errors/catalog.ts) leaves with that code and its status, and with the JSON object of its DETAIL, if it
+ * has one, as its details.
  */
 export function mapDatabaseError(err: unknown): AppError | undefined {
   if (err instanceof DatabaseUnavailableError) return retryableError('database_unavailable');
-  const { code, message, constraint, hint } = sqlState(err);
+  const { code, message, constraint, detail, hint } = sqlState(err);
   if (!code) return undefined;
   // connection exceptions, the server shutting down or starting up, too many connections
   if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '25P03'].includes(code)) return retryableError('database_unavailable');
-  // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced')
+  // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced'), and
+  // its details, when it has any, in the DETAIL as a JSON object (HINT = 'billing.limit_reached', DETAIL = json_build_object(...))
   const declared = hint ? errorCodeSpec(hint) : undefined;
-  if (declared) return new AppError(declared.status, hint!, message ?? hint!);
+  if (declared) return new AppError(declared.status, hint!, message ?? hint!, detailsOf(detail));
   switch (code) {
     case '57014': // statement_timeout
     case '55P03': // lock_timeout
@@ -104,5 +106,16 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
       // any other data exception (class 22: a value out of range, a bad time zone offset...): a value the database
       // refused; input checks should catch these first, this keeps a missed one from becoming a 500
       return code.startsWith('22') ? PlatformErrors.error('invalid', message ?? 'invalid value') : undefined;
+  }
+}
+
+/** The details a declared database error carries in its DETAIL: a JSON object; anything else (PostgreSQL's own words) is none. */
+function detailsOf(detail: string | undefined): Record<string, unknown> | undefined {
+  if (!detail?.startsWith('{')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(detail);
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
   }
 }
