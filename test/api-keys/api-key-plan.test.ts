@@ -7,8 +7,8 @@ import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
 /**
  * The plan's `api_access` is checked on every request made with an API key, not only when the key is created: a key
  * made on enterprise is refused (402 billing.feature_not_in_plan) once the organization is on starter, on reads, writes
- * and preflight routes alike, writes nothing, and works again after an upgrade. A read-only (canceled) enterprise
- * subscription keeps the key's reads, as it keeps a person's.
+ * and preflight routes alike, writes nothing, and works again after an upgrade. A read-only (canceled, unpaid,
+ * paused) enterprise subscription keeps the key's reads, as it keeps a person's, and refuses its writes as a person's.
  */
 describe('API keys: the plan is checked on use', () => {
   let t: TestApp;
@@ -76,17 +76,41 @@ describe('API keys: the plan is checked on use', () => {
     expect(await keyedAudit()).toBe(auditBefore + 1);
   });
 
-  it('keeps a key\'s reads on a read-only enterprise subscription and refuses its writes as a person\'s (402 billing.subscription_inactive)', async () => {
+  // What the check on use must not do: treat the key's api_access like a route's @RequiresFeature, which also refuses a
+  // read-only subscription. The plan of a lapsed subscription still has API access, so the key reads on (a read-only
+  // subscription keeps every reader's reads) and its writes are refused by the route's own subscription check, with
+  // its words, not as a key the plan refuses. Fails without `readOnlyPasses` (the key's reads 402 subscription_inactive,
+  // its write's message "API keys need a plan with API access"), and fails without the check on use (the last step:
+  // on starter the key still reads).
+  it('keeps a key\'s reads on a read-only enterprise subscription (canceled, unpaid, paused); its writes are refused by the subscription as a person\'s; on a read-only starter subscription the plan refuses it', async () => {
     const org = await createOrg(t, owner, 'Lapsed Ltd');
     await onEnterprisePlan(t, org);
     await booksWithEntry(t, org, owner, '5.00', 'lapsed capital');
-    const key = (await t.http.post(`/v1/orgs/${org}/api-keys`).set(owner.auth).send({ name: 'lapsed', scopes: ['ledger:read', 'ledger:write'] }).expect(201)).body;
-    await onPlan(t, org, 'enterprise', 'canceled');
-    const read = await t.http.get(ledgerUrl(org, 'accounts')).set({ Authorization: `Bearer ${key.secret}` }).expect(200);
-    expect(read.body.length).toBeGreaterThan(10);
-    const write = await t.http.post(ledgerUrl(org, 'accounts')).set({ Authorization: `Bearer ${key.secret}` }).send({ code: '1193', name: 'x', type: 'asset' }).expect(402);
-    expect(write.body.error).toMatchObject({ code: 'billing.subscription_inactive', details: { app: 'omnizen', plan: 'enterprise', status: 'canceled' } });
-    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.accounts WHERE org_id = $1 AND code = '1193'`, [org]);
-    expect(rows[0].n).toBe(0);
+    const key = (await t.http.post(`/v1/orgs/${org}/api-keys`).set(owner.auth)
+      .send({ name: 'lapsed', scopes: ['ledger:read', 'ledger:write', 'semantic:read'] }).expect(201)).body;
+    const auth = { Authorization: `Bearer ${key.secret}` };
+    const accounts1193 = async () =>
+      (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.accounts WHERE org_id = $1 AND code = '1193'`, [org])).rows[0].n;
+    for (const status of ['canceled', 'unpaid', 'paused']) {
+      await onPlan(t, org, 'enterprise', status);
+      // a read in the request's transaction, and one on a preflight route
+      const read = await t.http.get(ledgerUrl(org, 'accounts')).set(auth);
+      expect({ status, code: read.status }).toEqual({ status, code: 200 });
+      expect(read.body.map((a: any) => a.code)).toEqual(expect.arrayContaining(['1100', '3100']));
+      const query = await t.http.post(semanticUrl(org)).set(auth).send({ sql: 'SELECT memo, base_amount FROM semantic.v_gl_fact ORDER BY base_amount' });
+      expect({ status, code: query.status }).toEqual({ status, code: 200 });
+      expect(query.body.rows).toEqual([['lapsed capital', '-5'], ['lapsed capital', '5']]);
+      const write = await t.http.post(ledgerUrl(org, 'accounts')).set(auth).send({ code: '1193', name: 'x', type: 'asset' }).expect(402);
+      expect(write.body.error).toEqual({
+        code: 'billing.subscription_inactive',
+        message: `the omnizen subscription of this organization is read-only: the subscription is ${status}; renew or upgrade it to make changes`,
+        details: { app: 'omnizen', plan: 'enterprise', status },
+      });
+      expect(await accounts1193()).toBe(0);
+    }
+    // read-only on a plan without API access: the plan refuses the key, on reads too; its people still read
+    await onPlan(t, org, 'starter', 'canceled');
+    expectNoApiAccess(await t.http.get(ledgerUrl(org, 'accounts')).set(auth).expect(402));
+    await t.http.get(ledgerUrl(org, 'accounts')).set(owner.auth).expect(200);
   });
 });

@@ -21,14 +21,29 @@ interface Resolved {
   access: Access;
 }
 
+/** A tenant transaction's billing contexts by app (see EntitlementsService.resolvedIn). */
+type Memo = Map<string, Promise<Resolved>>;
+
 const quantity = (n: number, unit: string | null) => `${n} ${unit ? (n === 1 ? unit.replace(/s$/, '') : unit) : ''}`.trim();
 
 /**
  * What an organization (or, in a personal organization, its owner) may use in an app. Reads the
- * hub tables on every call: the Hub's provisioning SQL is visible to the very next request.
+ * hub tables in every request (once per tenant transaction): the Hub's provisioning SQL is visible to the very next one.
  */
 @Injectable()
 export class EntitlementsService implements EntitlementGate {
+  /**
+   * The billing context each tenant transaction resolved, by app: the plan gate's checks of one request (an API key's
+   * api_access and the route's own requirement, which run together) and a handler's enforce() later in the same
+   * transaction read hub."Subscription" once, not once each. Keyed by the transaction's TenantTx (DatabaseService makes
+   * a new one per transaction), weakly: nothing carries over to another transaction or request, and the entry goes with
+   * its transaction. A concurrent check shares the pending read. No tenant transaction writes a subscription
+   * (authenticated may only read hub."Subscription"; the Stripe webhook, the expiry job and the deleted-organization
+   * cleanup write it in transactions of their own), so none can be served a context its own write changed; one that
+   * ever does must drop its entry (`this.resolvedBy.delete(tx)`). entitlements() (the GET) reads afresh.
+   */
+  private readonly resolvedBy = new WeakMap<TenantTx, Memo>();
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly usage: UsageCounters,
@@ -62,6 +77,15 @@ export class EntitlementsService implements EntitlementGate {
       subject, appId, plan: app.defaultPlan, status: 'trialing', source: 'default', trialEndsAt,
       access: accessFor('trialing', trialEndsAt, null, this.config.billing.pastDueGraceDays, now),
     };
+  }
+
+  /** `resolve` once per tenant transaction and app (see resolvedBy). */
+  private resolvedIn(tx: TenantTx, appId: string): Promise<Resolved> {
+    let memo = this.resolvedBy.get(tx);
+    if (!memo) this.resolvedBy.set(tx, memo = new Map());
+    let resolved = memo.get(appId);
+    if (!resolved) memo.set(appId, resolved = this.resolve(tx.db, tx.orgId, appId));
+    return resolved;
   }
 
   /** Plan, status, access, and every feature with its limit and current usage. */
@@ -106,11 +130,13 @@ export class EntitlementsService implements EntitlementGate {
 
   /** The gate behind @ConsumesLimit / @RequiresFeature / @RequiresActiveSubscription (run in the request transaction). */
   async enforce(tx: TenantTx, req: EntitlementRequirement): Promise<void> {
-    // lock first: the subscription, the plan and the count are then read by one writer at a time
+    // lock first: the count is then read by one writer at a time. The billing context may have been read before the
+    // lock, by the API key's check of the same request: no writer of a subscription takes this lock, so a read after it
+    // would be no more serialized
     if (req.consumes) await repo.lockLimits(tx.db, tx.orgId, req.app);
     // the feature's row in every plan is read together with the billing context (one round trip, not two)
     const [r, featureOf] = await Promise.all([
-      this.resolve(tx.db, tx.orgId, req.app), req.feature ? repo.featureOfPlan(tx.db, req.app, req.feature) : undefined,
+      this.resolvedIn(tx, req.app), req.feature ? repo.featureOfPlan(tx.db, req.app, req.feature) : undefined,
     ]);
     if (r.access.access === 'read_only' && !req.readOnlyPasses) {
       throw BillingErrors.error('billing.subscription_inactive',
