@@ -4,7 +4,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
-import { ClaimTimer } from '../../src/platform/queue/claim-timer.js';
+import { CallTimer } from '../../src/platform/clock/clock.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 
@@ -31,7 +31,7 @@ describe('job outbox, in-process: a job longer than its claim keeps it', () => {
     a = await createTestApp({ REDIS_URL: undefined, JOBS_CLAIM_TIMEOUT_MS: String(CLAIM_MS), JOBS_RELAY_INTERVAL_MS: '0' }, { clock: clockA });
     // the second instance: the same databases and settings, the real clock and timer
     b = (await startApp(a.config)).app;
-    a.app.get(ClaimTimer).every = (ms, tick) => {
+    a.app.get(CallTimer).every = (ms, tick) => {
       periods.push(ms);
       ticks.push(tick);
       return () => void stopped++;

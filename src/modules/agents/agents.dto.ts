@@ -11,9 +11,12 @@ export const AGENT_TYPES = ['assistant', 'accountant', 'analyst', 'custom'] as c
 export const AGENT_STATUSES = ['active', 'paused'] as const;
 export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
 export const RUN_TRIGGERS = ['interactive', 'async', 'schedule', 'event'] as const;
+/** A failed step's error classes. */
 export const ERROR_CLASSES = ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] as const;
+/** A failed or cancelled run's: a step's, or worker_lost (the instance executing it stopped: RunsService.failLostRuns). */
+export const RUN_ERROR_CLASSES = [...ERROR_CLASSES, 'worker_lost'] as const;
 export const STOP_REASONS = ['answer', 'max_steps', 'error', 'cancelled'] as const;
-export type ErrorClass = (typeof ERROR_CLASSES)[number];
+export type ErrorClass = (typeof RUN_ERROR_CLASSES)[number];
 
 const AGENT_ID = '5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c';
 const RUN_ID = '0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10';
@@ -188,7 +191,7 @@ export class RunDto {
   @ApiProperty({ enum: RUN_STATUSES, description: 'running, succeeded, failed or cancelled', example: 'succeeded' }) status: string;
   @ApiProperty({ type: String, nullable: true, description: 'The final answer', example: 'Cash at bank is EUR 1,500.00.' }) output: string | null;
   @ApiProperty({ enum: [...STOP_REASONS, null], type: String, nullable: true, description: 'Why it stopped', example: 'answer' }) stopReason: string | null;
-  @ApiProperty({ enum: [...ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run', example: null }) errorClass: string | null;
+  @ApiProperty({ enum: [...RUN_ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it)', example: null }) errorClass: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'What went wrong', example: null }) errorMessage: string | null;
   @ApiProperty({ type: TokenUsageDto, description: 'Tokens of all its LLM calls', example: USAGE_EXAMPLE }) usage: TokenUsageDto;
   @ApiProperty({ description: 'Cost in USD (decimal string)', example: '0.00028800' }) cost: string;

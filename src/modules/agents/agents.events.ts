@@ -1,4 +1,5 @@
 import type { DomainEventType } from '../../platform/events/events.js';
+import { RUN_ERROR_CLASSES } from './agents.dto.js';
 
 const uuid = { type: 'string', format: 'uuid' };
 const USAGE = {
@@ -27,13 +28,13 @@ export const AGENTS_EVENT_TYPES: DomainEventType[] = [
   },
   {
     type: 'agent.run.failed', version: 1, category: 'ai',
-    description: 'An agent run failed (provider, timeout, tool, budget) or was cancelled',
+    description: 'An agent run failed (provider, timeout, tool, budget, the instance executing it lost) or was cancelled',
     payloadSchema: {
       $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', additionalProperties: false,
       required: ['runId', 'agentId', 'startedBy', 'trigger', 'errorClass', 'message', 'steps', 'cost'],
       properties: {
         runId: uuid, agentId: uuid, startedBy: { type: 'string', format: 'uuid', nullable: true }, trigger: { type: 'string', enum: ['interactive', 'async', 'schedule', 'event'] },
-        errorClass: { type: 'string', enum: ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] },
+        errorClass: { type: 'string', enum: [...RUN_ERROR_CLASSES] },
         message: { type: 'string' }, steps: { type: 'integer' }, cost: { type: 'string' },
       },
     },

@@ -147,11 +147,24 @@ export const agentsRepository = {
   },
 
   // ---------------------------------------------------------------- runs
-  async createRun(db: Db, orgId: string, r: { agentId: string; modelId: string; startedBy: string | null; trigger: string; input: unknown; startedAt: Date }): Promise<RunDto> {
+  /** `leaseUntil`: the run's lease, held by the instance that executes it at once (null: a job will take it, takeRun). */
+  async createRun(db: Db, orgId: string, r: {
+    agentId: string; modelId: string; startedBy: string | null; trigger: string; input: unknown; startedAt: Date; leaseUntil: Date | null;
+  }): Promise<RunDto> {
     const [row] = await db.run(qb.insertInto('ai.runs').values({
       org_id: orgId, agent_id: r.agentId, model_id: r.modelId, started_by: r.startedBy, trigger: r.trigger, input: JSON.stringify(r.input), started_at: r.startedAt,
+      lease_until: r.leaseUntil,
     }).returningAll());
     return toRun(row);
+  },
+
+  /**
+   * A job takes its run: the lease, until `until`, of a running run no instance has taken yet; false otherwise (finished,
+   * or taken by an earlier delivery of the job: executing elsewhere, or lost, which the sweep finishes).
+   */
+  async takeRun(db: Db, orgId: string, id: string, until: Date): Promise<boolean> {
+    return (await db.runCount(qb.updateTable('ai.runs').set({ lease_until: until })
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').where('lease_until', 'is', null))) > 0;
   },
 
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {
@@ -183,12 +196,22 @@ export const agentsRepository = {
   },
 
   /**
-   * Marks a running run's LLM call as in flight until `until` at the latest (cleared by addStep); false when the run is
-   * no longer running (a cancel has committed). The row stays locked to the end of the transaction.
+   * Marks a running run's LLM call (`callId`: its budget reservation's) as in flight until `until` at the latest, the run's
+   * lease with it (cleared, renewed, by addStep); false when the run is no longer running (a cancel has committed, or the
+   * sweep). The row stays locked to the end of the transaction.
    */
-  async startCall(db: Db, orgId: string, id: string, until: Date): Promise<boolean> {
-    return (await db.runCount(qb.updateTable('ai.runs').set({ call_in_flight_until: until })
+  async startCall(db: Db, orgId: string, id: string, callId: string, until: Date): Promise<boolean> {
+    return (await db.runCount(qb.updateTable('ai.runs').set({ call_in_flight_until: until, call_in_flight_id: callId, lease_until: until })
       .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running'))) > 0;
+  },
+
+  /**
+   * Locks the run, for its cancel, and answers it with the end of the LLM call it has in flight (null: none), or undefined
+   * when the caller does not see it.
+   */
+  async lockRunForCancel(db: Db, orgId: string, agentId: string, id: string): Promise<{ run: RunDto; callInFlightUntil: Date | null } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId).where('id', '=', id).forUpdate());
+    return r && { run: toRun(r), callInFlightUntil: r.call_in_flight_until === null ? null : new Date(r.call_in_flight_until) };
   },
 
   /** Newest first, `limit` rows; `key` is each run's keyset position (started_at to the microsecond, id). */
@@ -205,8 +228,11 @@ export const agentsRepository = {
     return (await db.run(qb.selectFrom('ai.run_steps').selectAll().where('org_id', '=', orgId).where('run_id', '=', runId).orderBy('step_no'))).map(toStep);
   },
 
-  /** Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but a cancelled run's LLM call). */
-  async addStep(db: Db, orgId: string, runId: string, s: StepRow): Promise<void> {
+  /**
+   * Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but a cancelled run's
+   * LLM call); a running run's lease is renewed until `leaseUntil`.
+   */
+  async addStep(db: Db, orgId: string, runId: string, s: StepRow, leaseUntil: Date): Promise<void> {
     const u = s.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
     const cost = s.cost ?? new Decimal(0);
     await db.run(qb.insertInto('ai.run_steps').values({
@@ -223,6 +249,8 @@ export const agentsRepository = {
       cost: eb('cost', '+', cost), steps: eb('steps', '+', 1),
       // the step of the call in flight is stored: no call is (a cancelled run keeps its mark: it never changes once finished)
       call_in_flight_until: sql<Date | null>`CASE WHEN status = 'running' THEN NULL ELSE call_in_flight_until END`,
+      call_in_flight_id: sql<string | null>`CASE WHEN status = 'running' THEN NULL ELSE call_in_flight_id END`,
+      lease_until: sql<Date | null>`CASE WHEN status = 'running' THEN ${leaseUntil}::timestamptz ELSE lease_until END`,
     })).where('org_id', '=', orgId).where('id', '=', runId));
   },
 
@@ -235,6 +263,9 @@ export const agentsRepository = {
     const [r] = await db.run(qb.updateTable('ai.runs').set((eb) => ({
       status: f.status, output: f.output, stop_reason: f.stopReason, error_class: f.errorClass, error_message: f.errorMessage,
       finished_at: f.finishedAt, latency_ms: sql<number>`greatest(0, round(extract(epoch FROM (${f.finishedAt}::timestamptz - ${eb.ref('started_at')})) * 1000))::int`,
+      lease_until: null,
+      // failed or succeeded: no call is in flight any more (a lost instance's call included); a cancelled run keeps its mark
+      ...(f.status !== 'cancelled' ? { call_in_flight_until: null, call_in_flight_id: null } : {}),
       ...(eventOwedUntil ? {
         call_in_flight_until: sql<Date>`CASE WHEN call_in_flight_until > ${f.finishedAt}::timestamptz THEN call_in_flight_until ELSE ${eventOwedUntil}::timestamptz END`,
       } : {}),
@@ -265,6 +296,30 @@ export const agentsRepository = {
       .where((eb) => eb(eb.refTuple('org_id', 'id'), 'in', due.$asTuple('org_id', 'id')))
       .where('status', '=', 'cancelled').where(sql<boolean>`call_in_flight_until > finished_at`).returningAll());
     return rows.map((r) => ({ ...toRun(r), orgId: r.org_id }));
+  },
+
+  /**
+   * Privileged (agents.lost_runs): running runs whose lease passed before `now` (the instance executing them stopped
+   * writing: it is gone). Each is then failed in a transaction of its organization (failLostRun), which checks again.
+   */
+  async lostRuns(db: Db, now: Date, limit = 500): Promise<{ orgId: string; id: string }[]> {
+    // a deleted organization's runs are left (no transaction of its own is opened any more)
+    const rows = await db.run(qb.selectFrom('ai.runs as r').innerJoin('core.organizations as o', 'o.id', 'r.org_id').select(['r.org_id', 'r.id'])
+      .where('r.status', '=', 'running').where('r.lease_until', '<', now).where('o.deleted_at', 'is', null).orderBy('r.lease_until').limit(limit));
+    return rows.map((r) => ({ orgId: r.org_id, id: r.id }));
+  },
+
+  /**
+   * Locks a running run whose lease passed before `f.finishedAt` and fails it (no instance executes it any more): answers
+   * the run as stored and the call id of the LLM call it had in flight (its budget reservation), or undefined when the
+   * run is finished or leased again (another sweep, its execution after all).
+   */
+  async failLostRun(db: Db, orgId: string, id: string, f: RunFinish): Promise<{ run: RunDto; lostCallId: string | null } | undefined> {
+    const [lost] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').where('lease_until', '<', f.finishedAt).forUpdate());
+    if (!lost) return undefined;
+    const run = await this.finishRun(db, orgId, id, f);
+    return run && { run, lostCallId: lost.call_in_flight_id };
   },
 
   // ---------------------------------------------------------------- budgets

@@ -3,7 +3,7 @@ import { Cron, CronExpression } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
 import { Decimal } from 'decimal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import type { Principal, RequestRole } from '../../platform/auth/principal.js';
+import { ADMIN_ROLES, type Principal, type RequestRole } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
@@ -32,6 +32,9 @@ import { Metrics } from '../../platform/observability/metrics.js';
  * through every tool" (test/agents/runs.test.ts): tools only read, as the runner's own claims allow.
  */
 export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'viewer', 'service'];
+
+/** Who finishes the runs of lost instances (RunsService.failLostRuns): the audit's actor. */
+const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' };
 
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
@@ -167,8 +170,11 @@ export class RunsService implements OnModuleInit {
       if (agent.status !== 'active') throw AgentErrors.error('ai.agent_paused', `agent ${agent.name} is paused`);
       if (key.status === 'rejected') throw key.reason;
       const connection = key.value;
+      const startedAt = this.now();
+      // executed now by this instance, which holds its lease from the start; a job's run is leased by the job (runJob)
       const run = await repo.createRun(tx.db, orgId, {
-        agentId, modelId: agent.modelId, startedBy: principal.kind === 'user' ? principal.userId : null, trigger, input: { messages: dto.messages }, startedAt: this.now(),
+        agentId, modelId: agent.modelId, startedBy: principal.kind === 'user' ? principal.userId : null, trigger, input: { messages: dto.messages }, startedAt,
+        leaseUntil: asJob ? null : this.callExpiry(startedAt),
       });
       await this.audit.record(tx, { action: 'ai.run_started', entityType: 'ai_run', entityId: run.id, after: { agentId, trigger, modelId: agent.modelId } });
       await opts.onCreated?.(tx, run);
@@ -177,14 +183,19 @@ export class RunsService implements OnModuleInit {
     });
   }
 
-  /** The job of an ?async=true run (at least once: a run no longer running is left alone). */
+  /**
+   * The job of an ?async=true run (at least once): it takes the run's lease. A run no longer running, or leased by an
+   * earlier delivery of the job (executing, here or elsewhere, or lost with its instance: failLostRuns finishes it), is
+   * left alone.
+   */
   private async runJob(job: Job): Promise<void> {
     const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
     const meta = { requestId: `job:${job.id}` };
     const loaded = await this.db.tenant(principal, job.orgId, meta, async (tx) => {
+      if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
       const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
       const agent = await repo.getAgent(tx.db, job.orgId, agentId);
-      if (!run || run.status !== 'running' || !agent || this.active.has(runId)) return undefined;
+      if (!run || !agent) return undefined;
       return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes };
     });
     if (!loaded) return;
@@ -248,7 +259,7 @@ export class RunsService implements OnModuleInit {
           // the run marked as calling (a cancel meanwhile leaves its event to this execution) and the reservation travel
           // together; a run no longer running rolls the reservation back
           const [running, reserved] = await Promise.allSettled([
-            repo.startCall(tx.db, s.orgId, run.id, expires),
+            repo.startCall(tx.db, s.orgId, run.id, callId, expires),
             this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt, expires),
           ]);
           if (running.status === 'rejected') throw running.reason;
@@ -269,7 +280,7 @@ export class RunsService implements OnModuleInit {
         const finished = await this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'budget_exceeded', errorMessage: err.message, output: lastContent }, sink, {
           refusal: err.error,
           before: async (tx) => {
-            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step);
+            if (await repo.lockRunning(tx.db, s.orgId, run.id)) await repo.addStep(tx.db, s.orgId, run.id, step, this.lease());
           },
         });
         throw Object.assign(err.error, { run: finished });
@@ -366,7 +377,7 @@ export class RunsService implements OnModuleInit {
         };
         const ok = await ctx.tenant(async (tx) => {
           if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
-          await repo.addStep(tx.db, s.orgId, run.id, toolStep);
+          await repo.addStep(tx.db, s.orgId, run.id, toolStep, this.lease());
           return true;
         });
         if (!ok) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
@@ -432,6 +443,15 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
+   * The run's lease from now, renewed by each write of its execution: the next write comes within a step's longest
+   * duration, an LLM call's (a tool's is shorter: its provider calls and its SQL time out sooner). Past it, the instance
+   * executing the run is gone: failLostRuns finishes the run.
+   */
+  private lease(): Date {
+    return this.callExpiry(this.now());
+  }
+
+  /**
    * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
    * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
    * process) was billed, and the database takes its step on the cancelled run. Cancelled while the call was in flight,
@@ -439,7 +459,7 @@ export class RunsService implements OnModuleInit {
    */
   private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<boolean> {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
-    if (run?.status === 'running' || run?.status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step);
+    if (run?.status === 'running' || run?.status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
     return run?.status === 'running';
   }
@@ -537,17 +557,59 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
+   * Finishes the runs whose executing instance is gone (their lease passed at `now`: it stopped writing) as failed,
+   * worker_lost, each in a transaction of its organization as this sweep: the reservation of the LLM call it had in
+   * flight released as a failed run's call is settled (at nothing: what the provider billed, if it had the call, is not
+   * known), agent.run.failed emitted, the change audited. Once per run: the run is locked and checked again (another
+   * sweep, or its execution renewing the lease after all, wins). A run whose lease is still valid, however slow, is left
+   * alone. Answers the runs failed.
+   */
+  async failLostRuns(now: Date = this.now()): Promise<string[]> {
+    const lost = await this.privileged.run('agents.lost_runs', (db) => repo.lostRuns(db, now));
+    const failed: string[] = [];
+    for (const { orgId, id } of lost) {
+      await this.db.tenant(LOST_RUN_SWEEPER, orgId, { requestId: `agents-lost-runs:${id}` }, async (tx) => {
+        const gone = await repo.failLostRun(tx.db, orgId, id, {
+          status: 'failed', stopReason: 'error', errorClass: 'worker_lost', output: null, finishedAt: now,
+          errorMessage: 'the instance executing the run stopped before finishing it (its lease on the run passed)',
+        });
+        if (!gone) return;
+        const { run, lostCallId } = gone;
+        if (lostCallId) await this.settle(tx, run.agentId, lostCallId, new Decimal(0), 0, now);
+        await this.emitFinished(tx, run);
+        await this.audit.record(tx, {
+          action: 'ai.run_worker_lost', entityType: 'ai_run', entityId: id, before: { status: 'running' }, after: { status: run.status, errorClass: run.errorClass },
+        });
+        failed.push(id);
+      }).catch((err: Error) => this.logger.error(`run ${id}: its lost execution was not finished: ${err.message}`));
+    }
+    if (failed.length) this.logger.warn(`failed ${failed.length} run(s) whose executing instance was lost`);
+    return failed;
+  }
+
+  @Cron(CronExpression.EVERY_MINUTE, { name: 'agents-lost-runs' })
+  async onLostRunsSchedule(): Promise<void> {
+    await this.failLostRuns().catch((err: Error) => this.logger.error(`runs of lost instances were not finished: ${err.message}`));
+  }
+
+  /**
    * Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next
    * step. Executing here, it is cut now; executing in another process with an LLM call in flight, that call ends first
    * (it is billed). Either way the execution emits the run's event once the call's step is stored; otherwise (no call in
    * flight elsewhere, no execution at all) the event is emitted here, with the steps stored so far.
    */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
-    if (!RUNNER_ROLES.includes(tx.role as RequestRole)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
-    const before = await repo.getRun(tx.db, tx.orgId, agentId, runId);
-    if (!before) throw AgentErrors.notFound('run', runId);
+    const role = tx.role as RequestRole;
+    // locked and read once: the run the checks below see is the one the cancel finishes (its execution's transactions wait)
+    const found = await repo.lockRunForCancel(tx.db, tx.orgId, agentId, runId);
+    // to a member who is not owner or admin, a run someone else started reads as missing: refused as a role matter (403)
+    // for any id they do not see, which says nothing of other members' runs
+    if (!found && !ADMIN_ROLES.includes(role)) throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
+    if (!RUNNER_ROLES.includes(role)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
+    if (!found) throw AgentErrors.notFound('run', runId);
+    const { run: before, callInFlightUntil } = found;
     const own = tx.principal.kind === 'user' && before.startedBy === tx.principal.userId;
-    if (!own && !['owner', 'admin', 'service'].includes(tx.role as string)) {
+    if (!own && !ADMIN_ROLES.includes(role)) {
       throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
     }
     if (before.status !== 'running') throw AgentErrors.error('ai.run_finished', `run ${runId} is already ${before.status}`);
@@ -557,10 +619,10 @@ export class RunsService implements OnModuleInit {
     const run = await repo.finishRun(tx.db, tx.orgId, runId, {
       status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: now,
     }, execution ? this.callExpiry(now) : undefined);
-    // it finished meanwhile (its execution's last transaction held the run)
+    // running and locked: the update finds it
     if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
     // a call in flight in another process (the run was marked when it began): its step adds to the cost after this commits
-    const midCall = !execution && (await repo.lockRun(tx.db, tx.orgId, runId))?.cancelledMidCall;
+    const midCall = !execution && callInFlightUntil !== null && callInFlightUntil > now;
     if (!execution && !midCall) await this.emitFinished(tx, run);
     await this.audit.record(tx, { action: 'ai.run_cancelled', entityType: 'ai_run', entityId: runId, before: { status: before.status }, after: { status: run.status } });
     if (execution) {

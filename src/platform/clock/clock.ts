@@ -16,15 +16,23 @@ export class Clock {
 export const today = (clock: Clock): string => new Date(clock.now()).toISOString().slice(0, 10);
 
 /**
- * Starts the timer that cuts an outbound call after `ms` (a provider call after AI_TIMEOUT_MS, a webhook request after
- * WEBHOOKS_TIMEOUT_MS) and answers a function that stops it. Injected, so tests cut a call when they choose instead of
- * waiting out a timeout on the wall clock.
+ * The timers of work in flight, each answering a function that stops it. Injected, so tests fire them when they choose
+ * instead of waiting on the wall clock.
  */
 @Injectable()
 export class CallTimer {
+  /** Cuts an outbound call after `ms` (a provider call after AI_TIMEOUT_MS, a webhook request after WEBHOOKS_TIMEOUT_MS). */
   start(ms: number, expire: () => void): () => void {
     const timer = setTimeout(expire, ms);
     return () => clearTimeout(timer);
+  }
+
+  /** Runs `tick` every `ms` while work lasts (the outbox relay renews the claim of the job it runs). */
+  every(ms: number, tick: () => Promise<void>): () => void {
+    const timer = setInterval(() => void tick(), ms);
+    // a renewal alone never keeps the process up
+    timer.unref();
+    return () => clearInterval(timer);
   }
 }
 

@@ -7,7 +7,6 @@ import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
 import { backlog, claimDue, markDone, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
-import { ClaimTimer } from './claim-timer.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -95,8 +94,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
     private readonly clock: Clock,
-    private readonly claimTimer: ClaimTimer,
-    callTimer: CallTimer,
+    private readonly timer: CallTimer,
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
     metrics.onScrape(async () => {
@@ -108,7 +106,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) metrics.queueDepth.set({ state }, counts[state] ?? 0);
       }
     });
-    if (this.queue) guardQueue(this.queue, this.logger, config.shutdownGraceMs, callTimer);
+    if (this.queue) guardQueue(this.queue, this.logger, config.shutdownGraceMs, timer);
   }
 
   onApplicationBootstrap(): void {
@@ -210,7 +208,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         this.logger.warn(`job ${job.id} (${job.topic}) outlived its claim, which another relay has taken: it may run twice`);
       }
     };
-    const stop = this.claimTimer.every(claimMs / 3, () => {
+    const stop = this.timer.every(claimMs / 3, () => {
       if (running) renewal = renew();
       return renewal;
     });

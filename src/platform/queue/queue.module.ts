@@ -5,7 +5,6 @@ import { JobRegistry } from './jobs.js';
 import { JOBS_QUEUE, OutboxRelay } from './outbox-relay.service.js';
 import { JobsProcessor } from './jobs.processor.js';
 import { DomainEvents } from '../events/events.js';
-import { ClaimTimer } from './claim-timer.js';
 
 /**
  * How long Bull's connections wait before their next attempt to reach Redis: ioredis's own default, which the app's
@@ -33,8 +32,8 @@ export class QueueModule {
     return {
       module: QueueModule,
       imports: bull,
-      providers: [JobRegistry, DomainEvents, OutboxRelay, ClaimTimer, ...(config.redisUrl ? [JobsProcessor] : [])],
-      exports: [JobRegistry, DomainEvents, OutboxRelay, ClaimTimer, ...(config.redisUrl ? [BullModule] : [])],
+      providers: [JobRegistry, DomainEvents, OutboxRelay, ...(config.redisUrl ? [JobsProcessor] : [])],
+      exports: [JobRegistry, DomainEvents, OutboxRelay, ...(config.redisUrl ? [BullModule] : [])],
     };
   }
 }

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { CallTimer } from '../../src/platform/clock/clock.js';
+import { RunsService } from '../../src/modules/agents/runs.service.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { testKeys } from '../integrations/keys.js';
+import { agentsUrl } from './agents-support.js';
+
+/**
+ * A run whose executing instance stopped (crash, kill, deploy) stayed running for ever. The executing instance now holds
+ * a lease on the run, renewed by each of its writes; once it has passed, the agents module's sweep fails the run
+ * (worker_lost), releases its in-flight call's budget reservation, emits agent.run.failed and audits it, once. A run whose
+ * lease holds, however slow, is left alone. Time moves on the injected clock; the provider call hangs until the test
+ * cuts it (its timer is the test's).
+ */
+describe('a run whose executing instance is lost', () => {
+  let a: TestApp;
+  let llm: OpenAiDouble;
+  let owner: TestUser;
+  let orgId: string;
+  let agent: string;
+  let budget: string;
+  const clock = new ManualClock();
+  /** the timers of the app's provider calls: the test cuts a call (no wait on the wall clock) */
+  const timers: (() => void)[] = [];
+  const messages = [{ role: 'user', content: 'What is our cash?' }];
+
+  beforeAll(async () => {
+    llm = await startOpenAiDouble();
+    a = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
+    // the test sweeps itself, on the injected clock
+    a.app.get(SchedulerRegistry).getCronJobs().get('agents-lost-runs')?.stop();
+    a.app.get(CallTimer).start = (_ms, expire) => {
+      timers.push(expire);
+      return () => undefined;
+    };
+    owner = await registerUser(a, 'lost-instance');
+    orgId = await createOrg(a, owner, 'Executor lost');
+    await onPlan(a, orgId, 'professional');
+    agent = (await a.http.post(agentsUrl(orgId)).set(owner.auth).send({ name: 'Brief', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id;
+    budget = (await a.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId: agent, costLimit: '10.00' }).expect(201)).body.id;
+  });
+  afterAll(async () => {
+    await a?.close();
+    await llm?.close();
+  });
+
+  const sweep = () => a.app.get(RunsService).failLostRuns(new Date(clock.now()));
+  const storedRun = async (runId: string) => (await a.db.admin.query(`SELECT status, error_class, stop_reason, steps, cost::text AS cost,
+      lease_until, call_in_flight_until, call_in_flight_id, finished_at FROM ai.runs WHERE id = $1`, [runId])).rows[0];
+  const runEvents = async (runId: string) => (await a.db.admin.query(`SELECT payload->>'type' AS type, payload->'payload' AS payload FROM core.outbox
+    WHERE org_id = $1 AND topic = 'domain_event' AND payload->'payload'->>'runId' = $2`, [orgId, runId])).rows;
+  const audits = async (runId: string) => (await a.db.admin.query(`SELECT action, actor_id, before, after FROM core.audit_logs
+    WHERE org_id = $1 AND entity_id = $2 AND action <> 'ai.run_started' ORDER BY id`, [orgId, runId])).rows;
+  const usage = async () => (await a.db.admin.query(
+    'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budget])).rows[0];
+
+  it('leaves the run alone while its lease holds; once it has passed, fails it (worker_lost) once, releasing its reservation', async () => {
+    timers.length = 0;
+    llm.enqueue({ kind: 'hang' });
+    const held = llm.nextHang();
+    const started = a.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages }).then((r) => r);
+    await held;
+    const { rows: [{ id }] } = await a.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+
+    // the call in flight holds the run's lease, as long as the call may last, and its reservation
+    const calling = await storedRun(id);
+    expect(calling).toMatchObject({ status: 'running', steps: 0 });
+    expect(calling.call_in_flight_id).not.toBeNull();
+    expect(calling.lease_until).toEqual(calling.call_in_flight_until);
+    const leaseUntil = (calling.lease_until as Date).getTime();
+    expect(leaseUntil).toBeGreaterThan(clock.now() + 60_000);
+    const reserved = await usage();
+    expect(Number(reserved.reserved_cost)).toBeGreaterThan(0);
+    const { rows: [reservation] } = await a.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE call_id = $1', [calling.call_in_flight_id]);
+    expect(reservation.n).toBe(1);
+
+    // slow, not lost: a minute before the lease passes, the sweep leaves it, its reservation and its event alone
+    expect(await sweep()).toEqual([]);
+    clock.advance(leaseUntil - clock.now() - 60_000);
+    expect(await sweep()).toEqual([]);
+    expect(await storedRun(id)).toEqual(calling);
+    expect(await usage()).toEqual(reserved);
+    expect(await runEvents(id)).toEqual([]);
+
+    // the lease has passed: two instances sweep at once, one fails it
+    clock.advance(2 * 60_000);
+    const failedAt = new Date(clock.now());
+    const swept = await Promise.all([sweep(), sweep()]);
+    expect(swept.flat()).toEqual([id]);
+    expect(await storedRun(id)).toEqual({
+      status: 'failed', error_class: 'worker_lost', stop_reason: 'error', steps: 0, cost: '0.00000000',
+      lease_until: null, call_in_flight_until: null, call_in_flight_id: null, finished_at: failedAt,
+    });
+    // its reservation released, nothing spent (what the provider billed for the lost call is not known)
+    expect(await usage()).toEqual({ spent_cost: reserved.spent_cost, reserved_cost: '0.00000000', spent_tokens: reserved.spent_tokens, reserved_tokens: 0 });
+    const budgetRead = await a.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget}`).set(owner.auth).expect(200);
+    expect(budgetRead.body).toMatchObject({ reservedCost: '0.00000000', reservedTokens: 0, costLeft: '10.00000000' });
+    const message = 'the instance executing the run stopped before finishing it (its lease on the run passed)';
+    expect(await runEvents(id)).toEqual([{
+      type: 'agent.run.failed',
+      payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'worker_lost', message, steps: 0, cost: '0.00000000' },
+    }]);
+    expect(await audits(id)).toEqual([{
+      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' }, after: { status: 'failed', errorClass: 'worker_lost' },
+    }]);
+    const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
+    expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });
+
+    // the next sweep finds nothing
+    expect(await sweep()).toEqual([]);
+
+    // the execution thought lost answers after all: the run stays as the sweep finished it, with no second event
+    expect(timers).toHaveLength(1);
+    timers[0]();
+    const answered = await started;
+    expect(answered.status).toBe(200);
+    expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 0, cost: '0.00000000' });
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 0, finished_at: failedAt });
+    expect(await runEvents(id)).toHaveLength(1);
+    expect((await usage()).reserved_cost).toBe('0.00000000');
+  });
+
+  it('leaves a job\'s run no instance has taken; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {
+    // not taken yet (its job waits): no lease, never lost, however long it waits
+    const waiting = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+    expect(await storedRun(waiting)).toMatchObject({ status: 'running', lease_until: null });
+    clock.advance(24 * 60 * 60_000);
+    expect(await sweep()).toEqual([]);
+
+    // an earlier delivery of its job took the run on an instance that then died: the job runs again and leaves it alone
+    await a.db.admin.query(`UPDATE ai.runs SET lease_until = $2 WHERE id = $1`, [waiting, new Date(clock.now() + 60_000)]);
+    const calls = llm.requests.length;
+    await a.app.get(OutboxRelay).drain();
+    expect(llm.requests.length).toBe(calls);
+    expect(await storedRun(waiting)).toMatchObject({ status: 'running', steps: 0 });
+    // past its lease, the sweep fails it
+    clock.advance(2 * 60_000);
+    expect(await sweep()).toEqual([waiting]);
+    expect(await storedRun(waiting)).toMatchObject({ status: 'failed', error_class: 'worker_lost', lease_until: null });
+    expect(await runEvents(waiting)).toEqual([expect.objectContaining({ type: 'agent.run.failed', payload: expect.objectContaining({ trigger: 'async', errorClass: 'worker_lost' }) })]);
+
+    // a job whose run nobody took executes it, holding its lease, and the run ends with none
+    const taken = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+    await a.app.get(OutboxRelay).drain();
+    expect(await storedRun(taken)).toMatchObject({ status: 'succeeded', steps: 1, lease_until: null, call_in_flight_id: null });
+    expect(await sweep()).toEqual([]);
+  });
+});
