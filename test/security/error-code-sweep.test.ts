@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import type { OpenAPIObject } from '@nestjs/swagger';
+import { API_KEY_SCOPE_NAMES } from '../../src/platform/auth/api-key-scopes.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
+
+/**
+ * The cross-cutting error codes, proven on every operation that declares them. Each of these codes is answered by one
+ * mechanism on many routes, before the handler runs; the OpenAPI document (`x-error-codes`, most of them derived from
+ * how the route is declared) says where. For every operation of `GET /docs-json` that declares one, the sweep sends
+ * the request that mechanism must refuse and asserts the status, `error.code` and details:
+ *  - `workspace.invalid`        X-Workspace-Id that is not a UUID (tenant.ts, before the transaction);
+ *  - `workspace.not_found`      X-Workspace-Id of another organization's workspace, or of none (begin_request);
+ *  - `auth.csrf_rejected`       a write authenticated by the access cookie (AUTH_COOKIES=true) from a foreign origin,
+ *                               or with no Origin/Referer (CookieCsrfGuard);
+ *  - `api_keys.route_closed`    an API key of the organization on a route that declares no key scope (the auth guard
+ *                               outside /v1/orgs/{orgId}, the tenant check inside);
+ *  - `api_keys.scope_missing`   an API key that holds every scope but the route's (details.scope names it);
+ *  - `billing.feature_not_in_plan`  on a starter organization: a key made on enterprise (api_access, on every operation
+ *                               open to keys), and the owner on a route whose plan feature starter lacks.
+ * A route the mechanism stopped applying to answers something else and fails the sweep; nothing a refused request
+ * would write is written (after each sweep, every table of the database, count and content, is as the setup left it).
+ * The test app's contract check fails the file on a code an operation does not declare.
+ */
+
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+type Method = (typeof METHODS)[number];
+const SWEPT = ['workspace.invalid', 'workspace.not_found', 'auth.csrf_rejected', 'api_keys.route_closed', 'api_keys.scope_missing', 'billing.feature_not_in_plan'] as const;
+type Code = (typeof SWEPT)[number];
+
+interface Operation {
+  method: Method;
+  path: string;
+  label: string;
+  codes: Set<string>;
+  keyScope?: string;
+  billing?: { app: string; feature?: string; consumes?: boolean };
+  body: boolean;
+}
+
+/**
+ * Operations open to keys by their scope (payables:write, from the controller's @ApiKeyScopes) whose @RequireRole leaves
+ * out the key's role (`service`): a person's own expense claim. A key is refused there by the role (403 forbidden.role,
+ * checked before the plan), so the keyed 402 their document lists cannot happen; their 402 feature_not_in_plan is the
+ * route's own (full_accounting), swept below with a person. The document's x-omnizen-roles leaves `service` out on
+ * every operation, so it cannot tell these apart: listed here, and the sweep fails when the list is no longer true.
+ */
+const KEYS_REFUSED_BY_ROLE = new Set([
+  'POST /v1/orgs/{orgId}/payables/expense-claims',
+  'PATCH /v1/orgs/{orgId}/payables/expense-claims/{claimId}',
+  'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit',
+  'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/void',
+]);
+
+const APP_ORIGIN = 'https://app.example.test';
+/** Runs `work` over `items`, `size` at a time. */
+async function inChunks<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
+}
+
+describe('the cross-cutting error codes on every operation that declares them (OpenAPI-driven)', () => {
+  let t: TestApp;
+  let ops: Operation[];
+  let owner: TestUser;
+  let orgId: string;
+  /** a starter organization whose API key was made while it was on enterprise */
+  let starterOrg: string;
+  let starterKey: string;
+  /** API keys of orgId: each holds every scope but one (`lacking[scope]`) */
+  const lacking: Record<string, string> = {};
+  let accessCookie: string;
+  let foreignWorkspace: string;
+  let starterHas: Map<string, boolean>;
+  /** the database after the setup: every sweep leaves it so (no refused request writes, and nothing else runs) */
+  let baseline: Record<string, string>;
+
+  /** Every base table of the database: row count and content (the refused requests must leave all of them as they were). */
+  async function snapshot(): Promise<Record<string, string>> {
+    const { rows: tables } = await t.db.admin.query(`
+      SELECT table_schema, table_name FROM information_schema.tables
+      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
+    const out: Record<string, string> = {};
+    for (const { table_schema: s, table_name: n } of tables) {
+      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM "${s}"."${n}" x`);
+      out[`${s}.${n}`] = rows[0].v;
+    }
+    return out;
+  }
+
+  function url(op: Operation, org: string): string {
+    const VALID: Record<string, string> = { orgId: org, scope: 'org', key: 'timezone', flag: 'beta.reports', versionNo: '1', slug: 'acme' };
+    return op.path.replace(/\{(\w+)\}/g, (_, name: string) => VALID[name] ?? randomUUID());
+  }
+
+  function send(op: Operation, org: string, headers: Record<string, string>) {
+    const req = t.http[op.method](url(op, org)).set(headers);
+    return op.body ? req.send({}) : req;
+  }
+
+  /** One request per (operation, code): its outcome against the expected status, code and details. */
+  interface Case { op: Operation; org: string; headers: Record<string, string>; status: number; code: string; details?: Record<string, unknown>; message?: RegExp }
+
+  async function sweep(cases: Case[]): Promise<string[]> {
+    const failures: string[] = [];
+    await inChunks(cases, 8, async (c) => {
+      const res = await send(c.op, c.org, c.headers);
+      const error = res.body?.error;
+      const ok = res.status === c.status && error?.code === c.code
+        && (!c.details || expect.objectContaining(c.details).asymmetricMatch(error.details))
+        && (!c.message || c.message.test(error.message));
+      if (!ok) failures.push(`${c.op.label} (${c.code}): ${res.status} ${JSON.stringify(error ?? res.body).slice(0, 240)}`);
+    });
+    const after = await snapshot();
+    const changed = Object.keys(after).filter((k) => after[k] !== baseline[k]);
+    if (changed.length) failures.push(`tables written by refused requests: ${changed.join(', ')}`);
+    return failures.sort();
+  }
+
+  const declaring = (code: Code) => ops.filter((o) => o.codes.has(code));
+
+  beforeAll(async () => {
+    // some 900 requests from one user and thirteen keys: the request limiter is not what this file tests
+    t = await createTestApp({ RATE_LIMITS_ENABLED: 'false', AUTH_COOKIES: 'true', CORS_ORIGINS: APP_ORIGIN });
+    // the wall-clock cron jobs would write rows in the middle of a sweep
+    for (const job of t.app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
+    const doc: OpenAPIObject = (await t.http.get('/docs-json').expect(200)).body;
+    ops = [];
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const method of METHODS) {
+        const op = item[method];
+        if (!op) continue;
+        ops.push({
+          method, path, label: `${method.toUpperCase()} ${path}`,
+          codes: new Set((op['x-error-codes'] ?? []).map((c: { code: string }) => c.code)),
+          keyScope: op['x-omnizen-api-key-scope'], billing: op['x-omnizen-billing'], body: Boolean(op.requestBody),
+        });
+      }
+    }
+
+    owner = await registerUser(t, 'sweep-owner');
+    orgId = await createOrg(t, owner, 'Sweep Ltd');
+    await onEnterprisePlan(t, orgId);
+    for (const scope of API_KEY_SCOPE_NAMES) {
+      const key = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth)
+        .send({ name: `all but ${scope}`, scopes: API_KEY_SCOPE_NAMES.filter((s) => s !== scope) }).expect(201);
+      lacking[scope] = key.body.secret;
+    }
+    starterOrg = await createOrg(t, owner, 'Sweep Starter Ltd');
+    await onEnterprisePlan(t, starterOrg);
+    starterKey = (await t.http.post(`/v1/orgs/${starterOrg}/api-keys`).set(owner.auth).send({ name: 'made on enterprise', scopes: API_KEY_SCOPE_NAMES }).expect(201)).body.secret;
+    await onPlan(t, starterOrg, 'starter');
+    const { rows } = await t.db.admin.query(`SELECT feature, enabled FROM hub.plan_features WHERE app_id = 'omnizen' AND plan_code = 'starter'`);
+    starterHas = new Map(rows.map((r) => [r.feature, r.enabled !== false]));
+
+    const other = await createOrg(t, owner, 'Other Ltd');
+    await onEnterprisePlan(t, other);
+    foreignWorkspace = (await t.http.post(`/v1/orgs/${other}/workspaces`).set(owner.auth).send({ name: 'Not yours' }).expect(201)).body.id;
+
+    // the access cookie as the browser gets it: a JSON login from the app's origin
+    const login = await t.http.post('/v1/auth/login').set('Origin', APP_ORIGIN).send({ email: owner.email, password: 'correct horse battery' }).expect(200);
+    const cookie = ((login.headers['set-cookie'] as unknown as string[] | undefined) ?? []).find((c) => c.startsWith('omnizen_access='));
+    accessCookie = cookie!.split(';')[0];
+    baseline = await snapshot();
+  });
+  afterAll(() => t?.close());
+
+  it('reads the operations and the codes they declare from the document', () => {
+    expect(ops.length).toBeGreaterThan(200);
+    const counts = Object.fromEntries(SWEPT.map((code) => [code, declaring(code).length]));
+    console.info(`error-code sweep: ${ops.length} operations; declaring ${JSON.stringify(counts)}`);
+    expect(counts['workspace.invalid']).toBeGreaterThan(200);
+    expect(counts['workspace.not_found']).toBeGreaterThan(200);
+    expect(counts['auth.csrf_rejected']).toBeGreaterThan(100);
+    expect(counts['api_keys.route_closed']).toBeGreaterThan(100);
+    expect(counts['api_keys.scope_missing']).toBeGreaterThan(100);
+    expect(counts['billing.feature_not_in_plan']).toBeGreaterThan(100);
+    // the access cookie alone authenticates (so a write it carried would act if the CSRF guard let it through)
+    expect(accessCookie).toMatch(/^omnizen_access=./);
+  });
+
+  it('workspace.invalid: an X-Workspace-Id that is not a UUID is a 400 on every tenant operation', async () => {
+    const cases = declaring('workspace.invalid').map((op): Case => ({
+      op, org: orgId, headers: { ...owner.auth, 'X-Workspace-Id': 'not-a-uuid' }, status: 400, code: 'workspace.invalid',
+    }));
+    expect(await sweep(cases)).toEqual([]);
+  });
+
+  it('workspace.not_found: another organization\'s workspace, or none, is a 404 on every tenant operation', async () => {
+    const cases = declaring('workspace.not_found').map((op, i): Case => ({
+      op, org: orgId, headers: { ...owner.auth, 'X-Workspace-Id': i % 2 ? foreignWorkspace : randomUUID() }, status: 404, code: 'workspace.not_found',
+    }));
+    expect(await sweep(cases)).toEqual([]);
+  });
+
+  it('auth.csrf_rejected: a write authenticated by the cookie, from a foreign origin or none, is a 403 on every write', async () => {
+    const origins: Record<string, string>[] = [{ Origin: 'https://evil.example' }, { Referer: 'https://evil.example/page' }, {}];
+    const cases = declaring('auth.csrf_rejected').map((op, i): Case => ({
+      op, org: orgId, headers: { Cookie: accessCookie, ...origins[i % origins.length] }, status: 403, code: 'auth.csrf_rejected',
+    }));
+    expect(await sweep(cases)).toEqual([]);
+  });
+
+  it('api_keys.route_closed: an API key of the organization is a 403 on every operation closed to keys', async () => {
+    const cases = declaring('api_keys.route_closed').map((op): Case => ({
+      op, org: orgId, headers: { Authorization: `Bearer ${lacking['org:read']}` }, status: 403, code: 'api_keys.route_closed',
+    }));
+    expect(await sweep(cases)).toEqual([]);
+  });
+
+  it('api_keys.scope_missing: a key with every scope but the route\'s is a 403 naming it on every operation open to keys', async () => {
+    const cases = declaring('api_keys.scope_missing').map((op): Case => ({
+      op, org: orgId, headers: { Authorization: `Bearer ${lacking[op.keyScope!]}` }, status: 403, code: 'api_keys.scope_missing',
+      details: { scope: op.keyScope },
+    }));
+    expect(await sweep(cases)).toEqual([]);
+  });
+
+  it('billing.feature_not_in_plan: a key without api_access in the plan, and a person on a route whose feature the plan lacks, are a 402', async () => {
+    const keyed = declaring('billing.feature_not_in_plan').filter((op) => op.keyScope).map((op): Case => (KEYS_REFUSED_BY_ROLE.has(op.label)
+      ? { op, org: starterOrg, headers: { Authorization: `Bearer ${starterKey}` }, status: 403, code: 'forbidden.role', message: /you are service$/ }
+      : {
+        op, org: starterOrg, headers: { Authorization: `Bearer ${starterKey}` }, status: 402, code: 'billing.feature_not_in_plan',
+        details: { feature: 'api_access', plan: 'starter', upgradeTo: 'enterprise' }, message: /^API keys need a plan with API access/,
+      }));
+    const gated = declaring('billing.feature_not_in_plan').filter((op) => op.billing?.feature && !op.billing.consumes && !starterHas.get(op.billing.feature))
+      .map((op): Case => ({
+        op, org: starterOrg, headers: owner.auth, status: 402, code: 'billing.feature_not_in_plan',
+        details: { feature: op.billing!.feature, plan: 'starter' },
+      }));
+    // every declaring operation is swept one way or the other; the key-refused ones by their feature
+    const produced = new Set([...keyed, ...gated].filter((c) => c.code === 'billing.feature_not_in_plan').map((c) => c.op.label));
+    expect(declaring('billing.feature_not_in_plan').filter((op) => !produced.has(op.label)).map((op) => op.label)).toEqual([]);
+    expect(gated.map((c) => c.op.label)).toEqual(expect.arrayContaining([...KEYS_REFUSED_BY_ROLE]));
+    expect(await sweep([...keyed, ...gated])).toEqual([]);
+  });
+});
