@@ -47,7 +47,7 @@ describe('billing: checkout and portal wait on Stripe with no transaction open',
     stripe = await startStripeDouble();
     t = await createTestApp({
       ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double',
-      STRIPE_PRICES: 'price_omz_pro=omnizen:professional,price_sv_pro=app_securevault:pro',
+      STRIPE_PRICES: 'price_omz_pro=omnizen:professional,price_omz_ent=omnizen:enterprise,price_sv_pro=app_securevault:pro',
     });
     ada = await registerUser(t, 'ada');
     orgId = await createOrg(t, ada, 'Slow Stripe Co');
@@ -66,6 +66,17 @@ describe('billing: checkout and portal wait on Stripe with no transaction open',
     expect(await audits(orgId, 'billing.checkout_started')).toEqual([{
       entity_id: response.body.id, actor_id: ada.id, after: { app: 'omnizen', plan: 'professional', price: 'price_omz_pro', customer: null },
     }]);
+  });
+
+  it("a checkout that replaces an open one: nothing held while Stripe expires the open session", async () => {
+    const switching = await createOrg(t, ada, 'Slow Switch Co');
+    const first = await t.http.post(`/v1/orgs/${switching}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' }).expect(201);
+    const { during, response } = await whileStripeWaits(
+      () => t.http.post(`/v1/orgs/${switching}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'enterprise' }), `/v1/checkout/sessions/${first.body.id}/expire`);
+    expect(during).toEqual({ poolInUse: 0, openTransactions: 0 });
+    expect(response.status).toBe(201);
+    expect(stripe.sessions.get(first.body.id)!.status).toBe('expired');
+    expect((await audits(switching, 'billing.checkout_expired')).map((a) => a.entity_id)).toEqual([first.body.id]);
   });
 
   it("an organization's portal: the same", async () => {

@@ -57,12 +57,33 @@ describe('billing: subscription statuses through the Stripe webhook', () => {
 
     const failed = invoice('invoice.payment_failed', sub, T0 + 10);
     await send(failed);
-    expect(await eventRow(failed.id)).toMatchObject({ status: 'ignored', reason: expect.stringContaining(`the subscription is ${status}`) });
+    // incomplete_expired has ended (Stripe bills nothing more: no invoice changes it); the others have not, but a failed
+    // payment leaves them as they are
+    expect(await eventRow(failed.id)).toEqual({
+      status: 'ignored',
+      reason: status === 'incomplete_expired' ? 'the subscription is incomplete_expired: an invoice does not change that' : `the subscription is ${status}: a failed payment leaves it so`,
+    });
     expect(await hubRow(org)).toEqual([{ status, pastDueSince: null }]);
     expect(await entitlements(org)).toMatchObject({ status, access: 'read_only', graceEndsAt: null });
     const write = await t.http.post(`/v1/orgs/${org}/workspaces`).set(ada.auth).send({ name: 'Blocked' }).expect(402);
     expect(write.body.error).toMatchObject({ code: 'billing.subscription_inactive', details: { app: 'omnizen', plan: 'professional', status } });
     expect(await workspaces(org)).toBe(0);
+  });
+
+  it('incomplete_expired has ended: an invoice paid afterwards does not make it active (read-only, writes refused), and a checkout is allowed', async () => {
+    const org = await createOrg(t, ada, 'Expired Invoice Co');
+    const sub = `sub_expired_${randomBytes(4).toString('hex')}`;
+    await send(stripeEvent('customer.subscription.created', subscriptionObject(sub, 'incomplete_expired', org), T0));
+    const paid = invoice('invoice.paid', sub, T0 + 10);
+    await send(paid);
+    expect(await eventRow(paid.id)).toEqual({ status: 'ignored', reason: 'the subscription is incomplete_expired: an invoice does not change that' });
+    expect(await hubRow(org)).toEqual([{ status: 'incomplete_expired', pastDueSince: null }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'incomplete_expired', access: 'read_only', readOnlyReason: 'the subscription is incomplete_expired' });
+    const write = await t.http.post(`/v1/orgs/${org}/workspaces`).set(ada.auth).send({ name: 'Blocked' }).expect(402);
+    expect(write.body.error).toMatchObject({ code: 'billing.subscription_inactive', details: { status: 'incomplete_expired' } });
+    expect(await workspaces(org)).toBe(0);
+    const res = await checkout(org).expect(201);
+    expect(stripe.checkoutSessions.at(-1)).toBe(res.body.id);
   });
 
   it('a failed renewal of an active subscription is past_due: full access for the grace period', async () => {

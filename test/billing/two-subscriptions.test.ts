@@ -117,6 +117,27 @@ describe('billing: two Stripe subscriptions for one app', () => {
     expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'active', cancelAtPeriodEnd: true });
   });
 
+  it('a Stripe subscription the Hub recorded with a NULL status reads as active (statusOf): another subscription\'s events do not overwrite it', async () => {
+    const orgId = await createOrg(t, ada, 'Hub Null Status Co');
+    // the Hub links a Stripe subscription by SQL and leaves the status to its default (NULL), as seed 000 may
+    const [{ id }] = (await t.db.admin.query(
+      `INSERT INTO hub."Subscription" (id, "appId", plan, status, "organizationId", "stripeSubscriptionId") VALUES (gen_random_uuid(), 'omnizen', 'professional', NULL, $1, 'sub_hub_null') RETURNING id`, [orgId])).rows;
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'professional', status: 'active', access: 'full' });
+    // the checkout reads it as live too
+    expect((await t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'enterprise' }).expect(409)).body.error)
+      .toMatchObject({ code: 'billing.subscription_exists', details: { status: 'active' } });
+    const other = stripeEvent('customer.subscription.created', subscriptionObject('sub_other', 'price_omz_ent', 'canceled', { org_id: orgId }), T0);
+    await send(other);
+    expect(await eventRow(other.id)).toEqual({
+      status: 'ignored',
+      reason: 'another Stripe subscription is live: sub_hub_null (active) holds this organization\'s omnizen subscription; sub_other does not change it',
+    });
+    expect(await hubRows(orgId)).toEqual([{ stripeSubscriptionId: 'sub_hub_null', plan: 'professional', status: null }]);
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'professional', status: 'active', access: 'full' });
+    expect(await domainEvents(orgId, 'subscription.canceled')).toEqual([]);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM hub.subscription_billing WHERE subscription_id = $1`, [id])).rows[0].n).toBe(0);
+  });
+
   it("the new subscription's own event before its checkout completion: set aside, then applied when the checkout takes the row over", async () => {
     const orgId = await createOrg(t, ada, 'Trial Upgrade Co');
     const md = { org_id: orgId };

@@ -20,12 +20,15 @@ import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 
 /** What both checkout routes say about a repeated request and the 409 (OpenAPI description). */
-const CHECKOUT_DESCRIPTION = 'A double-click or a retry does not start a second checkout: while the session the first request created is open '
-  + '(up to 23 hours, until a Stripe event about the app\'s subscription arrives), the same request answers 201 with that same session '
-  + '(same id and url), and concurrent requests are served one at a time. Another plan starts another session. '
+const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a retry does not start a second one. While the session the first request '
+  + 'created is open (up to 23 hours, until a Stripe event about the app\'s subscription arrives), the same request answers 201 with that same '
+  + 'session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires '
+  + 'that session in Stripe first, so it can no longer be paid, and answers with a new one; 409 billing.checkout_superseded when another '
+  + 'checkout started while Stripe was creating this one\'s session (that one stays open). '
   + '409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the '
   + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
-  + 'it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.';
+  + 'it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not '
+  + 'ended. Once it is canceled or incomplete_expired, a new checkout is allowed.';
 
 @ApiTags('billing')
 @OrgRoute()
@@ -76,7 +79,7 @@ export class OrgCheckoutController {
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
@@ -129,7 +132,7 @@ export class MyCheckoutController {
   ) {}
 
   @Post('billing/checkout')
-  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)

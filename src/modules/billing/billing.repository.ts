@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
-import { exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
+import { type Compilable, exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
 import { LIVE_STATUSES } from './subscription-status.js';
 
 export interface AppRow {
@@ -53,6 +53,15 @@ export interface OrgRow {
   accountType: 'personal' | 'business';
   ownerUserId: string;
   createdAt: Date;
+}
+
+/** An organization's checkout of an app, as hub.limit_locks holds it (BillingRepository.lockLimits). */
+export interface OpenCheckout {
+  key: string | null;
+  drawnAt: Date | null;
+  /** the sha256 of the Stripe parameters the key was drawn for */
+  request: string | null;
+  sessionId: string | null;
 }
 
 /** Who holds a subscription: an organization, or a person (personal plan, "organizationId" NULL). */
@@ -130,18 +139,27 @@ export interface BillingChange {
 }
 
 /**
- * A local trial (no Stripe subscription) over at `now`. Its end: the recorded one, else "trialDays" after the row's
- * creation, else after its organization's (a row the Hub provisioned by SQL; EntitlementsService reads it so too, and
- * endingTrials). Needs the aliases s (hub."Subscription"), and left-joined a (its hub."App"), b (its
- * hub.subscription_billing), o (the organization of s."organizationId"); a personal subscription's organization is
- * looked up only when needed.
+ * When a local trial (no Stripe subscription) ends: the recorded end, else "trialDays" after the row's creation, else
+ * after its organization's (a row the Hub provisioned by SQL; EntitlementsService reads it so too). Needs the aliases s
+ * (hub."Subscription"), and left-joined a (its hub."App"), b (its hub.subscription_billing), o (the organization of
+ * s."organizationId"); a personal subscription's organization is looked up only when needed. The one definition the
+ * expiry (dueToExpire) and the notices (endingTrials) share.
  */
-const localTrialEnded = (now: Date) => sql<boolean>`(s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL
-  AND coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
-    (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays"))
-  <= ${now}::timestamptz)`;
+const localTrialEnd = sql<Date>`coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
+    (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays"))`;
 
-/** A subscription whose time is over (trial ended, canceled at period end), with the organization to audit under. */
+/** A trial without Stripe: the rows localTrialEnd applies to (alias s). */
+const isLocalTrial = sql<boolean>`(s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL)`;
+
+/** A local trial over at `now`. */
+const localTrialEnded = (now: Date) => sql<boolean>`(${isLocalTrial} AND ${localTrialEnd} <= ${now}::timestamptz)`;
+
+/** A business organization's default trial of an app (no subscription row): "trialDays" after its creation (aliases a, o). */
+const defaultTrialEnd = sql<Date>`(o.created_at + make_interval(days => a."trialDays"))`;
+
+/** A statement written with Kysely's `sql` (to embed the fragments above), run as a typed query. */
+const statement = <O>(raw: RawBuilder<O>): Compilable<O> => ({ compile: () => raw.compile(qb) });
+
 /** A past-due start recordPastDueStarts recorded or cleared (`pastDueSince`: the start recorded, or the one cleared). */
 export interface PastDueChange {
   id: string;
@@ -149,6 +167,7 @@ export interface PastDueChange {
   pastDueSince: Date;
 }
 
+/** A subscription whose time is over (trial ended, canceled at period end), with the organization to audit under. */
 export interface DueSubscription {
   id: string;
   status: string | null;
@@ -288,24 +307,40 @@ export const billingRepository = {
   /**
    * The per-(organization, app) lock of counted limits and checkouts: created on first use, then locked until the
    * request transaction ends, so concurrent writers of one organization count (and checkouts read the subscription)
-   * one at a time. Answers the open checkout's key and when it was drawn (null: none yet).
+   * one at a time. Answers the open checkout: its key, when it was drawn and for which request (null: none yet), and the
+   * Stripe session created under it (or, until that is known, the one before it, still to be expired).
    */
-  async lockLimits(db: Db, orgId: string, appId: string): Promise<{ key: string | null; drawnAt: Date | null }> {
+  async lockLimits(db: Db, orgId: string, appId: string): Promise<OpenCheckout> {
     await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
-    const [row] = await db.run(qb.selectFrom('hub.limit_locks').select(['checkout_key as key', 'checkout_key_at as drawnAt'])
+    const [row] = await db.run(qb.selectFrom('hub.limit_locks')
+      .select(['checkout_key as key', 'checkout_key_at as drawnAt', 'checkout_request as request', 'checkout_session_id as sessionId'])
       .where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
     return row;
   },
 
-  /** Records the key of a new checkout window (on the row lockLimits locked). */
-  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, drawnAt: Date): Promise<void> {
-    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt })
+  /**
+   * Records the key of a new checkout (on the row lockLimits locked) and the request it is for. The session of the
+   * previous key stays recorded until this checkout's own replaces it, so a checkout that fails before expiring it
+   * leaves it for the next one.
+   */
+  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, request: string, drawnAt: Date): Promise<void> {
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt, checkout_request: request })
       .where('org_id', '=', orgId).where('app_id', '=', appId));
+  },
+
+  /**
+   * Records the Stripe session created under `key`; false when another checkout has drawn a new key meanwhile (or the
+   * key was dropped): the caller's session is no longer the open one.
+   */
+  async recordCheckoutSession(db: Db, orgId: string, appId: string, key: string, sessionId: string): Promise<boolean> {
+    const rows = await db.run(qb.updateTable('hub.limit_locks').set({ checkout_session_id: sessionId })
+      .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key).returning('org_id'));
+    return rows.length === 1;
   },
 
   /** Forgets the checkout key `key` (a failed checkout's), unless another has replaced it meanwhile. */
   async dropCheckoutKey(db: Db, orgId: string, appId: string, key: string): Promise<void> {
-    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null })
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null, checkout_request: null })
       .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
   },
 
@@ -485,34 +520,28 @@ export const billingRepository = {
    * creation) of business organizations without a subscription of `defaultTrialApps`.
    */
   async endingTrials(db: Db, now: Date, until: Date, defaultTrialApps: string[]): Promise<EndingTrial[]> {
-    const rows = await db.$queryRaw<EndingTrial[]>`
+    return db.run(statement(sql<EndingTrial>`
       WITH ending AS (
-        SELECT local."orgId", local."appId", local."trialEndsAt", local."subscriptionId", local.plan FROM (
-          -- the trial's end as dueToExpire reads it (localTrialEnded)
-          SELECT coalesce(o.id, core.personal_org_id(s."userId")) AS "orgId", s."appId", s.id AS "subscriptionId", s.plan,
-            coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
-              (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays")) AS "trialEndsAt"
-          FROM hub."Subscription" s
-          LEFT JOIN hub."App" a ON a.id = s."appId"
-          LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
-          LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
-          WHERE s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL) local
-        WHERE local."trialEndsAt" > ${now}::timestamptz AND local."trialEndsAt" <= ${until}::timestamptz
+        SELECT coalesce(o.id, core.personal_org_id(s."userId")) AS "orgId", s."appId", ${localTrialEnd} AS "trialEndsAt",
+          s.id AS "subscriptionId", s.plan
+        FROM hub."Subscription" s
+        LEFT JOIN hub."App" a ON a.id = s."appId"
+        LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id
+        LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
+        WHERE ${isLocalTrial}
         UNION ALL
-        SELECT o.id, a.id, o.created_at + make_interval(days => a."trialDays"), NULL, a."defaultPlan"
+        SELECT o.id, a.id, ${defaultTrialEnd}, NULL, a."defaultPlan"
         FROM hub."App" a
         JOIN core.organizations o ON o.account_type = 'business'
-          AND o.created_at + make_interval(days => a."trialDays") > ${now}::timestamptz
-          AND o.created_at + make_interval(days => a."trialDays") <= ${until}::timestamptz
         WHERE a.id = ANY(${defaultTrialApps}::text[])
           AND NOT EXISTS (SELECT 1 FROM hub."Subscription" s WHERE s."organizationId" = o.id::text AND s."appId" = a.id))
       SELECT e.* FROM ending e
-      WHERE e."orgId" IS NOT NULL
+      WHERE e."trialEndsAt" > ${now}::timestamptz AND e."trialEndsAt" <= ${until}::timestamptz
+        AND e."orgId" IS NOT NULL
         -- an organization deleted during its trial has no plan left to choose
         AND NOT EXISTS (SELECT 1 FROM core.organizations d WHERE d.id = e."orgId" AND d.deleted_at IS NOT NULL)
         AND NOT EXISTS (SELECT 1 FROM hub.trial_notices n WHERE n.org_id = e."orgId" AND n.app_id = e."appId" AND n.trial_ends_at = e."trialEndsAt")
-      ORDER BY e."trialEndsAt", e."orgId"`;
-    return rows;
+      ORDER BY e."trialEndsAt", e."orgId"`));
   },
 
   /** Records the notice of one trial; false when it was recorded already (another check got there first: emit nothing). */

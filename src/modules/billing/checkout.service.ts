@@ -15,20 +15,22 @@ import type { OpenTenant } from '../../platform/http/tenant.js';
 import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
 
 /**
- * How long the checkouts of an organization's app share one key: less than Stripe's 24 hours, both the default life of a
- * Checkout session and the least time Stripe keeps the answer to an Idempotency-Key.
+ * How long one checkout key is kept: less than Stripe's 24 hours, both the default life of a Checkout session and the
+ * least time Stripe keeps the answer to an Idempotency-Key.
  */
 const CHECKOUT_KEY_MS = 23 * 3_600_000;
 
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
  * in up to 20 s per try (one retry): no transaction, nor pool connection, may wait on it. So each call reads what it
- * needs in one short transaction, calls Stripe with none open, and audits in a second one.
+ * needs in one short transaction, calls Stripe with none open, and records the answer in a second one.
  *
- * One checkout of an app at a time: the first transaction locks the organization's row of the app (hub.limit_locks)
- * while it reads the subscription and the checkout key of the current window, and the Stripe session is created with an
- * Idempotency-Key made of that key and the request. A second checkout with the same request (a double-click, a retry)
- * sends the same Idempotency-Key, and Stripe answers with the session it created first: one session, not two.
+ * One open checkout of an app at a time: the first transaction locks the organization's row of the app (hub.limit_locks)
+ * while it reads the subscription and the open checkout: its key, the request the key was drawn for, and the Stripe
+ * session created under it. The same request again (a double-click, a retry, the back button) keeps the key, and the
+ * session is created with an Idempotency-Key made of it: Stripe answers with the session it created first. Any other
+ * checkout (another plan, another admin's e-mail) draws a new key and expires the recorded session in Stripe before
+ * creating its own, so only one can be paid; the second transaction records the new session under its key.
  */
 @Injectable()
 export class CheckoutService {
@@ -49,7 +51,7 @@ export class CheckoutService {
 
   async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
     const now = new Date(this.clock.now());
-    const { params, key, price, customer } = await open(async (tx) => {
+    const { params, key, request, price, customer, previous, orgId, subject } = await open(async (tx) => {
       if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
       const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
       if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
@@ -80,35 +82,80 @@ export class CheckoutService {
         success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
         cancel_url: `${base}/billing/canceled`,
       };
-      // a new key once the window has passed, or once Stripe has said something about the subscription since it began
-      // (a checkout of the window may have completed: its session is spent)
-      const reuse = pending.key && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
+      const request = createHash('sha256').update(JSON.stringify(params)).digest('hex');
+      // the open checkout's key for the same request within its window, unless Stripe has said something about the
+      // subscription since it was drawn (a checkout of the window may have completed: its session is spent)
+      const reuse = pending.key && pending.request === request && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
         && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
       const key = reuse ? pending.key! : randomUUID();
-      if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, now);
-      return { params, key, price, customer };
+      if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, now);
+      // the session of the checkout before this one, perhaps still open: expired before this one's is created
+      const previous = reuse ? undefined : pending.sessionId ?? undefined;
+      return { params, key, request, price, customer, previous, orgId: tx.orgId, subject };
     });
-    // the same request under the same key: Stripe answers with the session it created first (another request changes the hash)
-    const idempotencyKey = `omnizen-checkout-${key}-${createHash('sha256').update(JSON.stringify(params)).digest('hex')}`;
+    if (previous) await this.expirePrevious(open, { orgId, subject, app: dto.app, key, sessionId: previous });
+    // the same request under the same key: Stripe answers with the session it created first
+    const idempotencyKey = `omnizen-checkout-${key}-${request}`;
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey }))
       .catch(async (err: unknown) => {
         // Stripe keeps a failed answer under its key too: the next checkout draws a new key instead of getting it again
         // (409: the same request is still running in Stripe; its session stays the window's)
-        if (!(err instanceof AppError && (err.details as { stripeStatus?: number } | undefined)?.stripeStatus === 409)) {
-          await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, dto.app, key))
-            .catch((e: Error) => this.logger.warn(`could not drop the checkout key of ${dto.app} after a failed checkout: ${e.message}`));
-        }
+        if (!(err instanceof AppError && (err.details as { stripeStatus?: number } | undefined)?.stripeStatus === 409)) await this.dropKey(open, dto.app, key);
         throw err;
       });
-    if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     // a replayed answer is the session an earlier checkout created, and audited
-    if (session.lastResponse?.headers?.['idempotent-replayed'] !== 'true') {
-      await open((tx) => this.audit.record(tx, {
-        action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
-        after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
-      }));
+    const replayed = session.lastResponse?.headers?.['idempotent-replayed'] === 'true';
+    const recorded = await open(async (tx) => {
+      const mine = await repo.recordCheckoutSession(tx.db, tx.orgId, dto.app, key, session.id);
+      if (!replayed) {
+        await this.audit.record(tx, {
+          action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
+          after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
+        });
+      }
+      return mine;
+    });
+    if (!recorded) {
+      // another checkout drew a new key while Stripe created this session: that one is the open checkout now
+      await this.expire(open, dto.app, session.id, 'superseded');
+      throw BillingErrors.error('billing.checkout_superseded', `another checkout of ${dto.app} started while this one's session was being created (another plan, or another admin); that one is the open checkout, and this session (${session.id}) was expired`, { app: dto.app, plan: dto.plan });
     }
+    if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     return { id: session.id, url: session.url };
+  }
+
+  /**
+   * Expires the session of the app's previous checkout before a different one is created, so only one can be paid. One
+   * expired already (or unknown to Stripe) is passed over. One completed meanwhile was paid: its subscription may not be
+   * recorded here yet, so unless Stripe says it has ended, this is the 409 of a subscription that has not ended. On any
+   * failure the new key is dropped: the next checkout draws another and tries the previous session again.
+   */
+  private async expirePrevious(open: OpenTenant, c: { orgId: string; subject: Subject; app: string; key: string; sessionId: string }): Promise<void> {
+    try {
+      const previous = await this.expire(open, c.app, c.sessionId, 'replaced');
+      if (previous.status === 'complete' && previous.subscription) {
+        const status = await this.stripe.subscriptionStatus(previous.subscription);
+        if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw this.subscriptionExists(c.orgId, c.subject, c.app, { plan: previous.plan ?? 'unknown', status });
+      }
+    } catch (err) {
+      await this.dropKey(open, c.app, c.key);
+      throw err;
+    }
+  }
+
+  /** Expires a checkout session in Stripe, and audits it when this call is what expired it. */
+  private async expire(open: OpenTenant, app: string, sessionId: string, reason: 'replaced' | 'superseded') {
+    const result = await this.stripe.expireCheckoutSession(sessionId);
+    if (result.expiredNow) {
+      await open((tx) => this.audit.record(tx, { action: 'billing.checkout_expired', entityType: 'checkout_session', entityId: sessionId, after: { app, reason } }));
+    }
+    return result;
+  }
+
+  /** Forgets a failed checkout's key (best effort: the failure itself is what the caller answers). */
+  private async dropKey(open: OpenTenant, app: string, key: string): Promise<void> {
+    await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, app, key))
+      .catch((e: Error) => this.logger.warn(`could not drop the checkout key of ${app} after a failed checkout: ${e.message}`));
   }
 
   /**
@@ -116,7 +163,7 @@ export class CheckoutService {
    * incomplete (its first payment is pending: a second subscription could be paid too), unpaid or paused (settled or
    * canceled in the portal). After incomplete_expired or canceled, a new checkout is allowed.
    */
-  private subscriptionExists(orgId: string, subject: Subject, app: string, current: SubscriptionRow): AppError {
+  private subscriptionExists(orgId: string, subject: Subject, app: string, current: Pick<SubscriptionRow, 'plan' | 'status'>): AppError {
     const status = statusOf(current);
     const holder = subject.kind === 'user' ? 'account' : 'organization';
     const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${orgId}/billing/portal`;

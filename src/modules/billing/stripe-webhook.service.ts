@@ -173,12 +173,12 @@ export class StripeWebhookService implements OnModuleInit {
     // the row (one per app) holds another Stripe subscription than this event's: found through the app, not the id
     const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
       ? existing.stripeSubscriptionId : undefined;
-    if (other && existing!.status && !STRIPE_ENDED.has(existing!.status)) {
-      // that one has not ended (it can still bill, even unpaid, paused or incomplete): a second subscription's events must
-      // not overwrite it (nor its deletion end it). Only the completion of a checkout this organization started moves the
-      // row to the new subscription (the customer paid for it).
+    if (other && !STRIPE_ENDED.has(statusOf(existing!))) {
+      // that one has not ended (it can still bill, even unpaid, paused or incomplete; a NULL status reads as active): a
+      // second subscription's events must not overwrite it (nor its deletion end it). Only the completion of a checkout
+      // this organization started moves the row to the new subscription (the customer paid for it).
       if (!this.checkoutOf(event, orgId)) {
-        return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
+        return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
       }
     } else if (!other && existing?.lastEventAt && at < existing.lastEventAt) {
       // (event times order the events of one Stripe subscription; another subscription's are no measure of this one's)
@@ -200,7 +200,7 @@ export class StripeWebhookService implements OnModuleInit {
       const known = aside ? await this.changeFrom(db, aside as Stripe.Event) : undefined;
       if (known && !('ignored' in known) && known.app === change.app) {
         if (STRIPE_ENDED.has(known.status) && !STRIPE_ENDED.has(statusOf(existing!))) {
-          return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${existing!.status}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
+          return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
         }
         Object.assign(change, { ...known, customer: known.customer ?? change.customer });
         ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };

@@ -61,11 +61,40 @@ export class StripeClient implements OnModuleInit {
         await api.subscriptions.cancel(stripeSubscriptionId, {}, { idempotencyKey });
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-        const status = await api.subscriptions.retrieve(stripeSubscriptionId).then(
-          (sub) => sub.status as string,
-          (e: { statusCode?: number }) => { if (e.statusCode === 404) return 'missing'; throw e; },
-        );
+        const status = await subscriptionStatus(api, stripeSubscriptionId);
         if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw err;
+      }
+    });
+  }
+
+  /** A subscription's status in Stripe ('missing': Stripe has none of that id). */
+  async subscriptionStatus(stripeSubscriptionId: string): Promise<string> {
+    return this.call('read the subscription', (api) => subscriptionStatus(api, stripeSubscriptionId));
+  }
+
+  /**
+   * Expires a Checkout session that may still be open, so it can no longer be paid. Stripe answers 400 for one that is
+   * not open (expired already, or completed: paid) and 404 for one it does not have: a read then says which. Answers
+   * what the session is after the call (`expiredNow`: by this call; a completed one with the subscription it started
+   * and the plan of its metadata). Any other failure is thrown (502).
+   */
+  async expireCheckoutSession(sessionId: string): Promise<{ status: 'expired' | 'complete' | 'missing'; expiredNow: boolean; subscription?: string; plan?: string }> {
+    return this.call('expire the previous checkout session', async (api) => {
+      try {
+        await api.checkout.sessions.expire(sessionId);
+        return { status: 'expired', expiredNow: true };
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status !== 400 && status !== 404) throw err;
+        const session = await api.checkout.sessions.retrieve(sessionId).catch((e: { statusCode?: number }) => {
+          if (e.statusCode === 404) return undefined;
+          throw e;
+        });
+        if (!session) return { status: 'missing', expiredNow: false };
+        if (session.status === 'expired') return { status: 'expired', expiredNow: false };
+        if (session.status !== 'complete') throw err;
+        const subscription = typeof session.subscription === 'string' ? session.subscription : session.subscription?.id;
+        return { status: 'complete', expiredNow: false, subscription: subscription ?? undefined, plan: session.metadata?.plan };
       }
     });
   }
@@ -76,4 +105,12 @@ export class StripeClient implements OnModuleInit {
     if (!secret) throw BillingErrors.error('billing.stripe_not_configured', 'Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is missing)');
     return Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret);
   }
+}
+
+/** A subscription's status in Stripe, or 'missing' when Stripe answers 404. */
+async function subscriptionStatus(api: Stripe, id: string): Promise<string> {
+  return api.subscriptions.retrieve(id).then(
+    (sub) => sub.status as string,
+    (e: { statusCode?: number }) => { if (e.statusCode === 404) return 'missing'; throw e; },
+  );
 }

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * A TEST DOUBLE of the Stripe API: a local HTTP server implementing only the endpoints the
- * billing module calls (Checkout sessions, billing-portal sessions, reading and canceling subscriptions). The real SDK talks to it
+ * billing module calls (creating, reading and expiring Checkout sessions, billing-portal sessions, reading and canceling
+ * subscriptions). The real SDK talks to it
  * through its host/port/protocol options (STRIPE_API_HOST/PORT/PROTOCOL), so the production code
  * path — stripe-node building and sending the request — is what the tests exercise.
  *
@@ -28,6 +29,11 @@ export interface StripeDouble {
   requests: StripeDoubleRequest[];
   /** the ids of the Checkout sessions created (a replayed answer creates none) */
   checkoutSessions: string[];
+  /**
+   * Each Checkout session created, by id: its status ('open' until expired; a test sets 'complete', with the subscription
+   * it started, for one the customer paid). As Stripe does: expiring one that is not open answers 400, an unknown one 404.
+   */
+  sessions: Map<string, { status: 'open' | 'complete' | 'expired'; subscription: string | null; metadata: Record<string, string> }>;
   /**
    * The subscriptions Stripe holds, by id (a test adds the ones its events name). As Stripe does: canceling one that
    * has ended, or one it does not have, answers 404 "No such subscription"; an ended one can still be read.
@@ -53,11 +59,19 @@ async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
 export async function startStripeDouble(): Promise<StripeDouble> {
   const requests: StripeDoubleRequest[] = [];
   const checkoutSessions: string[] = [];
+  const sessions: StripeDouble['sessions'] = new Map();
   /** by Idempotency-Key: the first request's path and parameters, and its answer once sent */
   const idempotent = new Map<string, { path: string; form: string; answer?: { status: number; body: unknown } }>();
   const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
   let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
+  const sessionBody = (sid: string, mode: string | undefined, clientReferenceId: string | null, customer: string | null) => {
+    const session = sessions.get(sid)!;
+    return {
+      id: sid, object: 'checkout.session', mode, status: session.status, url: session.status === 'open' ? `https://checkout.stripe.test/c/pay/${sid}` : null,
+      client_reference_id: clientReferenceId, customer, subscription: session.subscription, metadata: session.metadata,
+    };
+  };
   const server: Server = createServer(async (req, res) => {
     const form = await readForm(req);
     const path = (req.url ?? '').split('?')[0];
@@ -108,11 +122,22 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       }
       const sid = id('cs');
       checkoutSessions.push(sid);
-      return send(200, {
-        id: sid, object: 'checkout.session', mode: form.mode, status: 'open', url: `https://checkout.stripe.test/c/pay/${sid}`,
-        client_reference_id: form.client_reference_id ?? null, customer: form.customer ?? null,
-        metadata: Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v])),
-      });
+      const metadata = Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v]));
+      sessions.set(sid, { status: 'open', subscription: null, metadata });
+      return send(200, sessionBody(sid, form.mode, form.client_reference_id ?? null, form.customer ?? null));
+    }
+    const checkoutSession = /^\/v1\/checkout\/sessions\/([A-Za-z0-9_]+)(\/expire)?$/.exec(path);
+    if (checkoutSession && ((req.method === 'GET' && !checkoutSession[2]) || (req.method === 'POST' && checkoutSession[2]))) {
+      const [, sid, expire] = checkoutSession;
+      const session = sessions.get(sid);
+      if (!session) return send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'session', message: `No such checkout.session: '${sid}'` } });
+      if (expire) {
+        if (session.status !== 'open') {
+          return send(400, { error: { type: 'invalid_request_error', message: `Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has a status of \`${session.status}\`.` } });
+        }
+        session.status = 'expired';
+      }
+      return send(200, sessionBody(sid, 'subscription', session.metadata.org_id ?? null, null));
     }
     if (req.method === 'POST' && path === '/v1/billing_portal/sessions') {
       if (!form.customer) return send(400, { error: { type: 'invalid_request_error', message: 'Missing required param: customer' } });
@@ -137,6 +162,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     port,
     requests,
     checkoutSessions,
+    sessions,
     subscriptions,
     failNext: (status, message) => (failure = { status, message }),
     holdNext: () => {
