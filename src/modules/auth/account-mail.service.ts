@@ -3,6 +3,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Principal } from '../../platform/auth/principal.js';
+import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
@@ -102,13 +103,19 @@ export class AccountMailService implements OnModuleInit {
   /** Sets a new password with a reset link's token (once); every session of the account ends. */
   async resetPassword(token: string, password: string, client: ClientInfo): Promise<void> {
     const hash = await this.hasher.hash(password); // before the lookup: the same work for a bad token
+    const tokenHash = hashToken(token);
     const done = await this.privileged.run('auth.credentials', async (db) => {
-      const userId = await tokens.consumeResetToken(db, hashToken(token));
+      const userId = await tokens.resetTokenUser(db, tokenHash);
       if (!userId) return false;
+      // the account's row before the link's, as the erasure locks them (it deletes the links): in the other order the
+      // two deadlocked, and one of them failed
+      const user = await userRepository.lockIfNotErased(db, userId);
+      // used up either way (a concurrent reset with the same link, or the erasure, got there first: refused)
+      if (!(await tokens.consumeResetToken(db, tokenHash, userId))) return false;
       // an erased account takes no password: its erasure deletes its reset links, and a link of before the erasure
       // must not bring it back
-      if (!(await userRepository.lockIfNotErased(db, userId))) return false;
-      const { email } = (await userRepository.findById(db, userId))!;
+      if (!user) return false;
+      const { email } = user;
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
       // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
@@ -134,17 +141,17 @@ export class AccountMailService implements OnModuleInit {
    */
   async requestEmailChange(principal: Principal, newEmail: string, password: string, client: ClientInfo): Promise<CheckEmailDto> {
     if (principal.kind !== 'user') throw AccountErrors.error('auth.password_incorrect', 'only a signed-in user can change their e-mail address');
-    const found = await this.privileged.run('auth.credentials', async (db) => {
-      const user = await userRepository.findById(db, principal.userId);
-      return user && userRepository.findByEmail(db, user.email);
-    });
+    const found = await this.privileged.run('auth.credentials', (db) => userRepository.findWithCredentials(db, principal.userId));
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
     await this.throttle.reserveLogin(principal.email, client.ip);
     const check = found?.passwordHash ? await this.hasher.verify(found.passwordHash, password) : { ok: await this.hasher.verifyDummy(password) };
-    if (!found || found.id !== principal.userId || !check.ok) throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
+    if (!found || !check.ok) throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
     await this.throttle.loginSucceeded(principal.email, client.ip);
     if (newEmail === found.email.toLowerCase()) throw AccountErrors.error('auth.email_unchanged', 'the new e-mail address is the current one');
     await this.privileged.run('auth.credentials', async (db) => {
+      // the account's row first, as the erasure locks it before the requests it deletes: ending the earlier request and
+      // then waiting (the new row's key) for an erasure under way deadlocked with it
+      if (!(await userRepository.lockIfNotErased(db, found.id))) throw AppError.unauthorized('this account has been erased');
       const personalOrgId = found.personalOrgId ?? (await userRepository.personalOrgId(db, found.id));
       if (!personalOrgId) return;
       // alike for a taken address (the earlier link ends, the request is audited): what the caller can see tells nothing
@@ -165,12 +172,17 @@ export class AccountMailService implements OnModuleInit {
 
   /** The link from the new address: the account takes it (verified), and the old address is told. */
   async confirmEmailChange(token: string, client: ClientInfo): Promise<{ email: string }> {
+    const tokenHash = hashToken(token);
     const changed = await this.privileged.run('auth.credentials', async (db) => {
-      const request = await tokens.consumeEmailChange(db, hashToken(token));
+      const userId = await tokens.emailChangeUser(db, tokenHash);
+      if (!userId) return undefined;
+      // the account's row before the request's, as the erasure locks them (it deletes the requests): in the other order
+      // the two deadlocked, and one of them failed. An erased account takes no address: a link of before the erasure
+      // must not give it a deliverable one again; thrown, so that nothing is written
+      if (!(await userRepository.lockIfNotErased(db, userId))) throw emailChangeInvalid();
+      // the erasure (or a concurrent confirmation) got there first: no longer pending
+      const request = await tokens.consumeEmailChange(db, tokenHash, userId);
       if (!request) return undefined;
-      // an erased account takes no address (its erasure deletes its requests): a link of before the erasure must not
-      // give it a deliverable one again; thrown, so that nothing is written
-      if (!(await userRepository.lockIfNotErased(db, request.user_id))) throw emailChangeInvalid();
       await translateDatabaseError(tokens.changeEmail(db, request.user_id, request.new_email), {
         '23505': () => AccountErrors.error('auth.email_taken', 'another account uses this e-mail address now'),
       });

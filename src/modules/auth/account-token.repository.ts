@@ -12,12 +12,21 @@ export const accountTokenRepository = {
     }));
   },
 
-  /** Uses a reset token once; the user it belongs to, or undefined (unknown, used, expired). */
-  async consumeResetToken(db: Db, tokenHash: string): Promise<string | undefined> {
-    const [row] = await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` })
-      .where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
-      .returning('user_id'));
+  /**
+   * The user a usable reset token belongs to (unknown, used, expired: undefined), read without locking the token: the
+   * caller locks the user's row first and then consumes it, in the order an erasure takes (the account's row, then its
+   * links). Consumed first, the token's lock and the erasure's were taken in opposite orders and deadlocked.
+   */
+  async resetTokenUser(db: Db, tokenHash: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.password_reset_tokens').select('user_id')
+      .where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
     return row?.user_id;
+  },
+
+  /** Uses a reset token of `userId` once (after resetTokenUser and the user's lock); false when it is no longer usable. */
+  async consumeResetToken(db: Db, tokenHash: string, userId: string): Promise<boolean> {
+    return (await db.runCount(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` })
+      .where('token_hash', '=', tokenHash).where('user_id', '=', userId).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`))) > 0;
   },
 
   /** Reset e-mails queued for the user within the last hour (a limit against mail bombing). */
@@ -47,17 +56,25 @@ export const accountTokenRepository = {
     return n > 0;
   },
 
+  /** The user of a pending change's token, read without locking the request (see resetTokenUser: the user's row first). */
+  async emailChangeUser(db: Db, tokenHash: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.email_change_requests').select('user_id')
+      .where('token_hash', '=', tokenHash).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+    return row?.user_id;
+  },
+
   /**
-   * Confirms a pending change (before the account's identities take the new address) and records whether an identity
-   * of the user had verified the old address then: erasure and export count that address as the person's only so.
+   * Confirms a pending change of `userId` (after emailChangeUser and the user's lock; before the account's identities
+   * take the new address) and records whether an identity of the user had verified the old address then: erasure and
+   * export count that address as the person's only so.
    */
-  async consumeEmailChange(db: Db, tokenHash: string) {
+  async consumeEmailChange(db: Db, tokenHash: string, userId: string) {
     const [row] = await db.run(qb.updateTable('core.email_change_requests as r').set({
       confirmed_at: sql`now()`,
       old_email_verified: sql<boolean>`EXISTS (SELECT 1 FROM core.user_identities i
         WHERE i.user_id = r.user_id AND lower(i.email) = lower(r.old_email) AND i.email_verified_at IS NOT NULL)`,
     })
-      .where('token_hash', '=', tokenHash).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .where('token_hash', '=', tokenHash).where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
       .returning(['id', 'user_id', 'old_email', 'new_email']));
     return row;
   },

@@ -295,7 +295,8 @@ export class AuthService {
     return this.privileged.run('auth.credentials', async (db) => {
       // minted before the person erased their account: the app must not learn who they were
       if (!(await userRepository.lockIfNotErased(db, claims.userId))) throw AppError.unauthorized('the app token\'s account has been erased or no longer exists');
-      if (claims.sessionId && !(await sessionRepository.isLive(db, claims.sessionId, claims.userId))) {
+      // locked until the redemption commits: a sign-out or revocation under way is waited for, not read past
+      if (claims.sessionId && !(await sessionRepository.lockIfLive(db, claims.sessionId, claims.userId))) {
         throw AppError.unauthorized('the session that made this app token has ended');
       }
       const first = await identityRepository.redeemAppToken(db, { jti: claims.jti, userId: claims.userId, appCode, expiresAt: claims.expiresAt });

@@ -62,6 +62,18 @@ export const sessionRepository = {
     return row.live;
   },
 
+  /**
+   * isLive for a decision that holds until the caller commits (an app token's redemption): locks the session's row FOR
+   * SHARE, which a revocation's UPDATE (FOR NO KEY UPDATE) and a purge's DELETE conflict with, so a revocation under way
+   * is waited for and seen, and one that starts later waits for the caller's commit. Unlocked, a redemption racing a
+   * sign-out passed. Take the user's row first (userRepository.lockIfNotErased), as erasure and password reset do.
+   */
+  async lockIfLive(db: Db, sessionId: string, userId: string): Promise<boolean> {
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      SELECT id FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId} AND revoked_at IS NULL AND expires_at > now() FOR SHARE`;
+    return rows.length > 0;
+  },
+
   /** Of these sessions (id and the user the token names), the ones no longer live: revoked, expired or gone. */
   async endedOf(db: Db, sessions: { id: string; userId: string }[]): Promise<string[]> {
     const rows = await db.$queryRaw<{ id: string }[]>`

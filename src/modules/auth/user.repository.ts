@@ -20,14 +20,23 @@ export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
 /** Users, credentials and personal organizations. Only privileged paths call this (no tenant exists yet). */
 const USER_COLUMNS = ['u.id', 'u.email', 'u.name', 'u.image', 'u.accountType'] as const;
 
+export type UserWithCredentials = UserRow & { passwordHash: string | null; personalOrgId: string | null };
+
+const withCredentials = () => qb.selectFrom('core.User as u')
+  .leftJoin('core.user_credentials as c', 'c.user_id', 'u.id')
+  .select([...USER_COLUMNS, 'c.password_hash as passwordHash', sql<string | null>`core.personal_org_id(u.id)::text`.as('personalOrgId')]);
+
 /** Users and their credentials. Only privileged paths call this (no tenant exists yet). */
 export const userRepository = {
   /** The user of an e-mail, with the password hash and the personal organization (core.personal_org_id: the organizations module's table). */
-  async findByEmail(db: Db, email: string): Promise<(UserRow & { passwordHash: string | null; personalOrgId: string | null }) | undefined> {
-    const [row] = await db.run(qb.selectFrom('core.User as u')
-      .leftJoin('core.user_credentials as c', 'c.user_id', 'u.id')
-      .select([...USER_COLUMNS, 'c.password_hash as passwordHash', sql<string | null>`core.personal_org_id(u.id)::text`.as('personalOrgId')])
-      .where('u.email', '=', email));
+  async findByEmail(db: Db, email: string): Promise<UserWithCredentials | undefined> {
+    const [row] = await db.run(withCredentials().where('u.email', '=', email));
+    return row;
+  },
+
+  /** findByEmail, by the user's id. */
+  async findWithCredentials(db: Db, id: string): Promise<UserWithCredentials | undefined> {
+    const [row] = await db.run(withCredentials().where('u.id', '=', id));
     return row;
   },
 
@@ -47,15 +56,17 @@ export const userRepository = {
   },
 
   /**
-   * Whether the user exists and has not been erased, the check wherever a credential turns into a sign-in (a session, a
-   * redeemed app token). Locks the row until the caller's transaction ends: an erasure under way (which locks it FOR
-   * UPDATE) is waited for and seen; one that starts later waits, then revokes what the caller made. FOR NO KEY UPDATE,
-   * not FOR SHARE: most callers go on to update the row (an exchange's profile, an e-mail change), and two share locks
-   * each waiting to become an update deadlock (two parallel exchanges of one person); sign-ins of one person queue instead.
+   * The user's e-mail if the user exists and has not been erased (else undefined), the check wherever a credential turns
+   * into a sign-in (a session, a redeemed app token). Locks the row until the caller's transaction ends: an erasure under
+   * way (which locks it FOR UPDATE) is waited for and seen; one that starts later waits, then revokes what the caller
+   * made. FOR NO KEY UPDATE, not FOR SHARE: most callers go on to update the row (an exchange's profile, an e-mail
+   * change), and two share locks each waiting to become an update deadlock (two parallel exchanges of one person);
+   * sign-ins of one person queue instead. Taken before any row the erasure changes after it (the person's tokens, links,
+   * sessions): in the erasure's order, or the two deadlock.
    */
-  async lockIfNotErased(db: Db, id: string): Promise<boolean> {
+  async lockIfNotErased(db: Db, id: string): Promise<{ email: string } | undefined> {
     const [row] = await db.$queryRaw<{ email: string }[]>`SELECT email FROM core."User" WHERE id = ${id} FOR NO KEY UPDATE`;
-    return row !== undefined && row.email !== erasedEmail(id);
+    return row !== undefined && row.email !== erasedEmail(id) ? { email: row.email } : undefined;
   },
 
   /**
