@@ -75,6 +75,7 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
       },
       investing: { total: '-3000.00', rows: [{ accountId: a['1500'], code: '1500', name: 'Equipment', amount: '-3000.00' }] },
       financing: { total: '4900.00', rows: [{ accountId: a['2300'], code: '2300', name: 'Loans', amount: '4900.00' }] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '50.00',
       netChange: '3150.00', openingCash: '10000.00', closingCash: '13150.00', balanced: true,
     });
@@ -90,6 +91,7 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
     const feb = await t.http.get(url('reports/cash-flow?from=2027-02-01&to=2027-02-28')).set(users.viewer.auth).expect(200);
     expect(feb.body).toMatchObject({
       netIncome: '-50.00', operating: { total: '0.00', rows: [{ accountId: usd, code: '1110', name: 'USD bank', amount: '50.00' }] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '-50.00', netChange: '-50.00', openingCash: '13200.00', closingCash: '13150.00', balanced: true,
     });
     const pl = await t.http.get(url('reports/profit-and-loss?from=2026-02-01&to=2027-01-31')).set(users.viewer.auth).expect(200);
@@ -117,6 +119,7 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
     const feb = await t.http.get(url('reports/cash-flow?from=2026-02-01&to=2026-02-28')).set(users.viewer.auth).expect(200);
     expect(feb.body).toMatchObject({
       netIncome: '0.00', operating: { total: '0.00', rows: [] }, investing: { total: '0.00', rows: [] }, financing: { total: '0.00', rows: [] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '0.00', netChange: '0.00', openingCash: '13350.00', closingCash: '13350.00', balanced: true,
     });
 

@@ -88,6 +88,7 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
       },
       investing: { total: '0.00', rows: [] },
       financing: { total: '11000.00', rows: [{ accountId: usdLoan, code: '2351', name: 'USD loan', amount: '11000.00' }] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '50.00',
       netChange: '11050.00', openingCash: '10000.00', closingCash: '21050.00', balanced: true,
     });
@@ -103,6 +104,7 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
       },
       investing: { total: '0.00', rows: [] },
       financing: { total: '-1200.00', rows: [{ accountId: usdLoan, code: '2351', name: 'USD loan', amount: '-1200.00' }] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '100.00',
       netChange: '1300.00', openingCash: '21050.00', closingCash: '22350.00', balanced: true,
     });
@@ -112,6 +114,7 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
       netIncome: '1100.00', unrealizedExchangeDifferences: '1450.00',
       operating: { total: '2400.00', rows: [{ accountId: usdBank, code: '1110', name: 'USD bank', amount: '-150.00' }] },
       financing: { total: '9800.00', rows: [{ accountId: usdLoan, code: '2351', name: 'USD loan', amount: '9800.00' }] },
+      nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '150.00', netChange: '12350.00', openingCash: '10000.00', closingCash: '22350.00', balanced: true,
     });
 

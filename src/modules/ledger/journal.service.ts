@@ -15,7 +15,7 @@ import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
-import { computeTax, D, fitsMinorUnits, fixed, formatEntry, rateText } from './money.js';
+import { D, fixed, formatEntry, rateText } from './money.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
   ReverseEntryDto, RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
@@ -362,13 +362,9 @@ export class JournalService {
    */
   private async withTax(tx: TenantTx, line: Omit<JournalLineInputDto, 'taxCodeId' | 'taxFlow'>, index: number, t: TaxCodeDto, base: string,
     flow: 'output' | 'input'): Promise<PostingLine[]> {
-    const currency = line.currency ?? base;
-    const mu = await this.ledger.currencyUnits(tx, currency);
     const side = line.debit !== undefined ? 'debit' : 'credit';
-    // computeTax rounds to the currency's minor units: an amount beyond them is refused as an untaxed line's is, not rounded
-    if (!fitsMinorUnits(line[side]!, mu)) throw LedgerErrors.error('ledger.invalid_amount', `lines[${index}]: ${currency} amounts have at most ${mu} decimals`);
     // the flow decides the box and the tax account, the side only the sign
-    const r = computeTax(line[side]!, t.rate, t.inclusive, mu);
+    const r = await this.ledger.taxOf(tx, t, line[side]!, line.currency ?? base, `lines[${index}]`);
     const out: PostingLine[] = [{ ...line, [side]: r.net, taxCodeId: t.id, taxRole: `${flow}_base` }];
     if (!D(r.tax).isZero()) {
       out.push({

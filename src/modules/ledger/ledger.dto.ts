@@ -591,6 +591,41 @@ export class CashFlowSectionDto {
   @ApiProperty({ description: 'Sum of the section (base currency)' }) total: string;
 }
 
+@ApiSchema({ description: 'The part of one investing or financing account in the entries of the range that moved no cash (IAS 7.43)' })
+export class CashFlowNonCashRowDto {
+  @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'Account code', example: '1500' }) code: string;
+  @ApiProperty({ description: 'Account name', example: 'Equipment' }) name: string;
+  @ApiProperty({ enum: ['investing', 'financing'], description: 'The section the account is classed in (its own class, else its nearest classified ancestor\'s; equity by default financing)' })
+  section: 'investing' | 'financing';
+  @ApiProperty({
+    example: '-5000.00',
+    description: 'What these lines would have shown in the section, with its sign (an asset acquired negative, a loan taken on positive); '
+      + 'left out of the section because no cash moved',
+  }) amount: string;
+}
+
+@ApiSchema({ description: 'Investing and financing transactions that moved no cash (IAS 7.43), disclosed outside the sections' })
+export class CashFlowNonCashDto {
+  @ApiProperty({
+    type: [CashFlowNonCashRowDto],
+    example: [
+      { accountId: '9b0c8a4e-1f1e-4c36-9a55-2b6f4f2f7a10', code: '1500', name: 'Equipment', section: 'investing', amount: '-5000.00' },
+      { accountId: '3d4b2c1a-7e8f-4a9b-8c0d-1e2f3a4b5c6d', code: '2300', name: 'Loans', section: 'financing', amount: '4000.00' },
+    ],
+    description: 'Per investing or financing account, the sum of its lines in the entries of the range without a cash line (an amount on a '
+      + 'cash account): equipment bought on credit or with a loan, depreciation booked against an account classed investing, a share issue '
+      + 'for a contribution in kind. Closing entries and revaluations are not included (they have their own handling). The example: '
+      + 'equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)',
+  }) rows: CashFlowNonCashRowDto[];
+  @ApiProperty({
+    example: '-1000.00',
+    description: 'Sum of the rows. Counted in operating.total as a non-cash adjustment: it offsets the rest of those entries, on operating '
+      + 'accounts and in net income (in the example the payable\'s increase, +1,000.00 in operating; for depreciation of 300.00 against '
+      + 'accumulated depreciation classed investing, +300.00 here adds the expense back), so the entries move no cash in any section',
+  }) total: string;
+}
+
 @ApiSchema({ description: 'The cash-flow statement over a date range (indirect method): opening cash plus the change is closing cash' })
 export class CashFlowDto {
   @ApiProperty({ description: 'First day of the range, YYYY-MM-DD' }) from: string;
@@ -608,10 +643,24 @@ export class CashFlowDto {
   @ApiProperty({
     type: CashFlowSectionDto,
     description: 'Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; '
-      + 'total = netIncome + unrealizedExchangeDifferences + the rows',
+      + 'total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows',
   }) operating: CashFlowSectionDto;
-  @ApiProperty({ description: 'Changes of accounts classed investing (without their revaluations)', type: CashFlowSectionDto }) investing: CashFlowSectionDto;
-  @ApiProperty({ description: 'Changes of accounts classed financing (equity by default), without their revaluations', type: CashFlowSectionDto }) financing: CashFlowSectionDto;
+  @ApiProperty({
+    description: 'Changes of accounts classed investing, without their revaluations and without their lines in entries that moved no cash '
+      + '(see nonCashInvestingAndFinancing)',
+    type: CashFlowSectionDto,
+  }) investing: CashFlowSectionDto;
+  @ApiProperty({
+    description: 'Changes of accounts classed financing (equity by default), without their revaluations and without their lines in entries '
+      + 'that moved no cash (see nonCashInvestingAndFinancing)',
+    type: CashFlowSectionDto,
+  }) financing: CashFlowSectionDto;
+  @ApiProperty({
+    type: CashFlowNonCashDto,
+    description: 'Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed '
+      + 'here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an '
+      + 'operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow',
+  }) nonCashInvestingAndFinancing: CashFlowNonCashDto;
   @ApiProperty({
     example: '50.00',
     description: 'Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts\' base value '

@@ -231,6 +231,28 @@ export const ledgerRepository = {
       GROUP BY l.account_id`;
   },
 
+  /**
+   * Base net (debit − credit) per account of the lines in [from, to] on the given accounts (the cash-flow report's
+   * investing and financing accounts) in the entries that moved no cash: none of their lines is on a cash account
+   * (`cashIds`) with an amount in its currency (IAS 7.43's non-cash transactions: equipment bought on credit or with a
+   * loan, depreciation). Closing entries (source year_end) are left out, as the report leaves them out, and so are lines
+   * without an amount in their currency (revaluations: baseOnlyTotals). Read from journal_lines_account_idx for these
+   * accounts; each entry's cash lines from the primary key.
+   */
+  async nonCashTotals(db: Db, orgId: string, from: string, to: string, cashIds: string[], accountIds: string[]): Promise<{ account_id: string; base_net: string }[]> {
+    if (!accountIds.length) return [];
+    return db.$queryRaw`
+      SELECT l.account_id, (sum(l.base_debit) - sum(l.base_credit))::text AS base_net
+      FROM finance.journal_lines l
+      JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+      WHERE l.org_id = ${orgId}::uuid AND l.account_id = ANY(${accountIds}::uuid[]) AND (l.debit <> 0 OR l.credit <> 0)
+        AND l.entry_date BETWEEN ${from}::date AND ${to}::date AND e.source <> 'year_end'
+        AND NOT EXISTS (
+          SELECT 1 FROM finance.journal_lines c
+          WHERE c.org_id = l.org_id AND c.entry_id = l.entry_id AND c.account_id = ANY(${cashIds}::uuid[]) AND (c.debit <> 0 OR c.credit <> 0))
+      GROUP BY l.account_id`;
+  },
+
   /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */
   async vatTotals(db: Db, orgId: string, from: string, to: string): Promise<{ tax_code_id: string; tax_role: string; base_debit: string; base_credit: string }[]> {
     return db.$queryRaw`

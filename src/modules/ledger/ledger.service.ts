@@ -6,7 +6,7 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
-import { computeTax, D, fitsMinorUnits, type MinorUnits } from './money.js';
+import { computeTax, D, fitsMinorUnits, type MinorUnits, type TaxResult } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
   AccountDto, CalculateTaxDto, CreateAccountDto, CreateFiscalYearDto, CreateTaxCodeDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto,
@@ -256,10 +256,18 @@ export class LedgerService {
   async calculateTax(tx: TenantTx, id: string, dto: CalculateTaxDto): Promise<TaxCalculationDto> {
     const t = await this.getTaxCode(tx, id);
     const currency = dto.currency ?? (await this.settings(tx)).baseCurrency;
+    return { currency, ...(await this.taxOf(tx, t, dto.amount, currency, 'amount')) };
+  }
+
+  /**
+   * The tax of an amount in a currency, for the calculate endpoint and every taxed journal line alike. computeTax rounds
+   * to the currency's minor units: an amount beyond them is refused (ledger.invalid_amount, as an untaxed line's is), not
+   * rounded; `field` names the amount in the message (amount, lines[0]).
+   */
+  async taxOf(tx: TenantTx, t: TaxCodeDto, amount: string, currency: string, field: string): Promise<TaxResult> {
     const mu = await this.currencyUnits(tx, currency);
-    // computeTax rounds to the minor units: an amount beyond them is refused, as a posting refuses it
-    if (!fitsMinorUnits(dto.amount, mu)) throw LedgerErrors.error('ledger.invalid_amount', `amount: ${currency} amounts have at most ${mu} decimals`);
-    return { currency, ...computeTax(dto.amount, t.rate, t.inclusive, mu) };
+    if (!fitsMinorUnits(amount, mu)) throw LedgerErrors.error('ledger.invalid_amount', `${field}: ${currency} amounts have at most ${mu} decimals`);
+    return computeTax(amount, t.rate, t.inclusive, mu);
   }
 
   // ---------------------------------------------------------------- fiscal calendar

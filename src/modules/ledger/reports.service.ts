@@ -8,7 +8,7 @@ import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed } from './money.js';
 import type {
-  AccountBalanceDto, AccountDto, BalanceSheetDto, CashFlowDto, CashFlowRowDto, GeneralLedgerDto, GeneralLedgerQuery, ProfitAndLossDto, StatementRowDto,
+  AccountBalanceDto, AccountDto, BalanceSheetDto, CashFlowDto, CashFlowNonCashRowDto, CashFlowRowDto, GeneralLedgerDto, GeneralLedgerQuery, ProfitAndLossDto, StatementRowDto,
   TrialBalanceDto, VatReportDto, VatRowDto,
 } from './ledger.dto.js';
 
@@ -266,39 +266,51 @@ export class ReportsService {
    * their unrealized gain or loss, the revalued accounts their change of base value. On foreign-currency cash that change
    * is taken out of operating and reported as the effect of exchange rates on cash (IAS 7); on any other account (a
    * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
-   * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`). The
-   * sections and that effect add up to the change of the cash accounts, which is checked against their balances
-   * (`balanced`).
+   * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`).
+   * Entries without a cash line (equipment bought on credit or with a loan, depreciation) are no investing or financing
+   * cash flows (IAS 7.43): their lines on investing and financing accounts are left out of those sections and disclosed
+   * in `nonCashInvestingAndFinancing`, whose total is counted in operating as a non-cash adjustment, where it offsets the
+   * rest of those entries (their operating accounts and net income: a payable's increase, a depreciation expense).
+   * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
+   * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
   async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     const { base, mu, accounts } = await this.context(tx);
     const classOf = cashFlowClasses(accounts);
-    const isCash = (a: AccountDto) => a.type !== 'revenue' && a.type !== 'expense' && classOf.get(a.id) === 'cash';
+    const isIncome = (a: AccountDto) => a.type === 'revenue' || a.type === 'expense';
+    const isCash = (a: AccountDto) => !isIncome(a) && classOf.get(a.id) === 'cash';
+    const sectionOf = (a: AccountDto) => (classOf.get(a.id) ?? (a.type === 'equity' ? 'financing' : 'operating')) as 'operating' | 'investing' | 'financing';
     // revaluation revalues asset and liability accounts only
     const revaluable = accounts.filter((a) => a.type === 'asset' || a.type === 'liability').map((a) => a.id);
-    const movement = await this.rangeNet(tx, from, to, false);
     const before = baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1)));
-    const after = baseNetByAccount(await repo.totals(tx.db, null, to));
+    const range = baseNetByAccount(await repo.totals(tx.db, from, to));
+    const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
+    const cashIds = accounts.filter(isCash).map((a) => a.id);
+    const investingOrFinancing = accounts.filter((a) => !isIncome(a) && !isCash(a) && sectionOf(a) !== 'operating').map((a) => a.id);
+    const nonCash = new Map((await repo.nonCashTotals(tx.db, tx.orgId, from, to, cashIds, investingOrFinancing)).map((r) => [r.account_id, D(r.base_net)]));
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
     const row = (a: AccountDto, amount: Decimal): CashFlowRowDto => ({ accountId: a.id, code: a.code, name: a.name, amount: fixed(amount, mu) });
+    const disclosed: CashFlowNonCashRowDto[] = [];
     let netIncome = D(0);
     let fxEffect = D(0);
     let unrealized = D(0);
+    let nonCashTotal = D(0);
     let openingCash = D(0);
-    let closingCash = D(0);
+    let cashMoved = D(0);
     for (const a of [...accounts].sort((x, y) => x.code.localeCompare(y.code))) {
       const m = movement.get(a.id) ?? D(0);
-      if (a.type === 'revenue' || a.type === 'expense') {
+      if (isIncome(a)) {
         netIncome = netIncome.minus(m);
         continue;
       }
       if (isCash(a)) {
         openingCash = openingCash.plus(before.get(a.id) ?? 0);
-        closingCash = closingCash.plus(after.get(a.id) ?? 0);
+        // closing entries touch no cash account: the range's own movement is the whole change
+        cashMoved = cashMoved.plus(range.get(a.id) ?? 0);
         // a revaluation raised (or lowered) the account's base value and net income alike, without cash
         const diff = fx.get(a.id) ?? D(0);
         if (!diff.isZero()) {
@@ -308,23 +320,31 @@ export class ReportsService {
         }
         continue;
       }
+      const section = sectionOf(a);
       // the revaluation of a loan or receivable is no cash flow of its section: the gain or loss it booked is added back
       const diff = fx.get(a.id) ?? D(0);
       unrealized = unrealized.minus(diff);
-      const cashMovement = m.minus(diff);
+      // nor is an investing or financing account's part in entries without cash: disclosed, and adjusted in operating
+      const other = nonCash.get(a.id) ?? D(0);
+      if (!other.isZero()) {
+        disclosed.push({ ...row(a, other.neg()), section: section as 'investing' | 'financing' });
+        nonCashTotal = nonCashTotal.minus(other);
+      }
+      const cashMovement = m.minus(diff).minus(other);
       if (cashMovement.isZero()) continue;
-      const section = (classOf.get(a.id) ?? (a.type === 'equity' ? 'financing' : 'operating')) as keyof typeof sections;
       // an asset growing (debit) took cash; a liability or equity growing (credit) brought cash
       sections[section].rows.push(row(a, cashMovement.neg()));
       sections[section].total = sections[section].total.minus(cashMovement);
     }
-    const operatingTotal = sections.operating.total.plus(netIncome).plus(unrealized);
+    const operatingTotal = sections.operating.total.plus(netIncome).plus(unrealized).plus(nonCashTotal);
     const netChange = operatingTotal.plus(sections.investing.total).plus(sections.financing.total).plus(fxEffect);
+    const closingCash = openingCash.plus(cashMoved);
     return {
       from, to, baseCurrency: base, netIncome: fixed(netIncome, mu), unrealizedExchangeDifferences: fixed(unrealized, mu),
       operating: { rows: sections.operating.rows, total: fixed(operatingTotal, mu) },
       investing: { rows: sections.investing.rows, total: fixed(sections.investing.total, mu) },
       financing: { rows: sections.financing.rows, total: fixed(sections.financing.total, mu) },
+      nonCashInvestingAndFinancing: { rows: disclosed, total: fixed(nonCashTotal, mu) },
       effectOfExchangeRatesOnCash: fixed(fxEffect, mu),
       netChange: fixed(netChange, mu), openingCash: fixed(openingCash, mu), closingCash: fixed(closingCash, mu),
       balanced: openingCash.plus(netChange).eq(closingCash),

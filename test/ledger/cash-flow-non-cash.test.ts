@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { orgWithRoles } from '../support/factories.js';
+import { semanticUrl } from '../agents/agents-support.js';
+import { ledgerUrl, startBooks } from './ledger-support.js';
+
+/**
+ * The cash-flow statement where an entry without any cash line showed a pair of flows: equipment bought on credit as an
+ * investing outflow and an operating inflow, equipment bought with a loan as an investing outflow and a financing
+ * inflow, depreciation booked against accumulated depreciation classed investing as an investing inflow. IAS 7.43
+ * leaves such non-cash transactions out of the statement and has them disclosed apart: nonCashInvestingAndFinancing.
+ */
+describe('cash-flow statement: non-cash investing and financing transactions (IAS 7.43); semantic.v_cash_flow agrees', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  const entry = (date: string, dr: string, cr: string, amount: string) => ({ date, lines: [{ accountId: dr, debit: amount }, { accountId: cr, credit: amount }] });
+  const none = { rows: [], total: '0.00' };
+
+  /**
+   * Base EUR, the standard chart plus 1510 Accumulated depreciation (asset, classed investing) and 5700 Depreciation.
+   *  Jan  2 capital (before the ranges)      Dr 1100 20,000.00   Cr 3100 20,000.00
+   *  Feb  2 equipment bought on credit       Dr 1500 5,000.00    Cr 2100 5,000.00    no cash
+   *  Feb 20 supplier paid in part            Dr 2100 1,500.00    Cr 1100 1,500.00
+   *  Mar  3 equipment bought with a loan     Dr 1500 8,000.00    Cr 2300 8,000.00    no cash
+   *  Mar 31 loan repaid in part              Dr 2300 500.00      Cr 1100 500.00
+   *  Apr 10 cash sale                        Dr 1100 1,000.00    Cr 4100 1,000.00
+   *  Apr 30 depreciation                     Dr 5700 300.00      Cr 1510 300.00      no cash
+   *  May  4 equipment bought for cash        Dr 1500 2,000.00    Cr 1100 2,000.00
+   * Feb: operating +3,500 (payables up) − 5,000 (the non-cash purchase, adjusted) = −1,500, the supplier paid; investing 0
+   *   (not −5,000); disclosed 1500 −5,000.
+   * Mar: financing −500, the repayment (not +7,500); investing 0 (not −8,000); disclosed 1500 −8,000 and 2300 +8,000.
+   * Apr: net income 1,000 − 300 = 700, + 300 (depreciation added back) = 1,000 operating; investing 0 (not +300).
+   * May: investing −2,000, the cash purchase; nothing disclosed.
+   * Feb–May: net income 700; disclosed 1500 −13,000, 1510 +300, 2300 +8,000 (total −4,700); operating 700 − 4,700 + 3,500
+   *   = −500; investing −2,000; financing −500; net change −3,000 = 17,000 − 20,000.
+   */
+  it('leaves entries without cash out of investing and financing, discloses them, and adjusts operating (worked example); the view sums to the report', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'Non-Cash Ltd');
+    const owner = users.owner;
+    const url = (path: string) => ledgerUrl(orgId, path);
+    const a = await startBooks(t, orgId, owner);
+    const post = async (body: object) => (await t.http.post(url('journal-entries')).set(owner.auth).send(body).expect(201)).body.id as string;
+    const create = async (body: object) => (await t.http.post(url('accounts')).set(owner.auth).send(body).expect(201)).body.id as string;
+    const accumulated = await create({ code: '1510', name: 'Accumulated depreciation', type: 'asset', parentId: a['1000'], cashFlowClass: 'investing' });
+    const depreciation = await create({ code: '5700', name: 'Depreciation', type: 'expense', parentId: a['5000'] });
+
+    await post(entry('2026-01-02', a['1100'], a['3100'], '20000.00'));
+    const onCredit = await post(entry('2026-02-02', a['1500'], a['2100'], '5000.00'));
+    await post(entry('2026-02-20', a['2100'], a['1100'], '1500.00'));
+    const withLoan = await post(entry('2026-03-03', a['1500'], a['2300'], '8000.00'));
+    await post(entry('2026-03-31', a['2300'], a['1100'], '500.00'));
+    await post(entry('2026-04-10', a['1100'], a['4100'], '1000.00'));
+    const depreciated = await post(entry('2026-04-30', depreciation, accumulated, '300.00'));
+    await post(entry('2026-05-04', a['1500'], a['1100'], '2000.00'));
+
+    // the three non-cash entries as stored: no line on a cash account
+    const { rows: cashLines } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
+      WHERE l.org_id = $1 AND l.entry_id = ANY($2::uuid[]) AND x.code IN ('1050', '1100')`, [orgId, [onCredit, withLoan, depreciated]]);
+    expect(cashLines).toEqual([{ n: 0 }]);
+
+    const names: Record<string, string> = { '1500': 'Equipment', '1510': 'Accumulated depreciation', '2100': 'Accounts payable', '2300': 'Loans' };
+    const row = (code: string, amount: string) => ({ accountId: code === '1510' ? accumulated : a[code], code, name: names[code], amount });
+    const report = async (from: string, to: string) => (await t.http.get(url(`reports/cash-flow?from=${from}&to=${to}`)).set(users.viewer.auth).expect(200)).body;
+    const statement = (from: string, to: string, body: object) => ({
+      from, to, baseCurrency: 'EUR', unrealizedExchangeDifferences: '0.00', effectOfExchangeRatesOnCash: '0.00', balanced: true, ...body,
+    });
+
+    const [feb, mar, apr, may, all] = await Promise.all([['2026-02-01', '2026-02-28'], ['2026-03-01', '2026-03-31'], ['2026-04-01', '2026-04-30'],
+      ['2026-05-01', '2026-05-31'], ['2026-02-01', '2026-05-31']].map(([from, to]) => report(from, to)));
+    // one assertion for all five, so that a difference in any of them shows at once
+    expect({ feb, mar, apr, may, all }).toEqual({
+      // equipment on credit: no investing outflow, no operating inflow from the payable; the supplier's payment is the cash
+      feb: statement('2026-02-01', '2026-02-28', {
+        netIncome: '0.00',
+        operating: { total: '-1500.00', rows: [row('2100', '3500.00')] },
+        investing: { total: '0.00', rows: [] },
+        financing: { total: '0.00', rows: [] },
+        nonCashInvestingAndFinancing: { total: '-5000.00', rows: [{ ...row('1500', '-5000.00'), section: 'investing' }] },
+        netChange: '-1500.00', openingCash: '20000.00', closingCash: '18500.00',
+      }),
+      // equipment with a loan: neither the investing outflow nor the financing inflow; the repayment is the cash
+      mar: statement('2026-03-01', '2026-03-31', {
+        netIncome: '0.00',
+        operating: { total: '0.00', rows: [] },
+        investing: { total: '0.00', rows: [] },
+        financing: { total: '-500.00', rows: [row('2300', '-500.00')] },
+        nonCashInvestingAndFinancing: { total: '0.00', rows: [{ ...row('1500', '-8000.00'), section: 'investing' }, { ...row('2300', '8000.00'), section: 'financing' }] },
+        netChange: '-500.00', openingCash: '18500.00', closingCash: '18000.00',
+      }),
+      // depreciation against an account classed investing: added back in operating, no investing inflow
+      apr: statement('2026-04-01', '2026-04-30', {
+        netIncome: '700.00',
+        operating: { total: '1000.00', rows: [] },
+        investing: { total: '0.00', rows: [] },
+        financing: { total: '0.00', rows: [] },
+        nonCashInvestingAndFinancing: { total: '300.00', rows: [{ ...row('1510', '300.00'), section: 'investing' }] },
+        netChange: '1000.00', openingCash: '18000.00', closingCash: '19000.00',
+      }),
+      // equipment bought for cash is still investing, and nothing is disclosed
+      may: statement('2026-05-01', '2026-05-31', {
+        netIncome: '0.00',
+        operating: { total: '0.00', rows: [] },
+        investing: { total: '-2000.00', rows: [row('1500', '-2000.00')] },
+        financing: { total: '0.00', rows: [] },
+        nonCashInvestingAndFinancing: none,
+        netChange: '-2000.00', openingCash: '19000.00', closingCash: '17000.00',
+      }),
+      // all four months: an account with cash and non-cash lines (1500) shows its cash part in its section, the rest disclosed
+      all: statement('2026-02-01', '2026-05-31', {
+        netIncome: '700.00',
+        operating: { total: '-500.00', rows: [row('2100', '3500.00')] },
+        investing: { total: '-2000.00', rows: [row('1500', '-2000.00')] },
+        financing: { total: '-500.00', rows: [row('2300', '-500.00')] },
+        nonCashInvestingAndFinancing: {
+          total: '-4700.00',
+          rows: [{ ...row('1500', '-13000.00'), section: 'investing' }, { ...row('1510', '300.00'), section: 'investing' }, { ...row('2300', '8000.00'), section: 'financing' }],
+        },
+        netChange: '-3000.00', openingCash: '20000.00', closingCash: '17000.00',
+      }),
+    });
+    // each account's row in its section plus its disclosed part is the change of its balance over the range (read from the lines)
+    const { rows: changes } = await t.db.admin.query(`SELECT x.code, (sum(l.base_credit) - sum(l.base_debit))::numeric(20, 2)::text AS change
+      FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
+      WHERE l.org_id = $1 AND l.entry_date BETWEEN '2026-02-01' AND '2026-05-31' AND x.code IN ('1500', '1510', '2300') GROUP BY x.code ORDER BY x.code`, [orgId]);
+    expect(changes).toEqual([{ code: '1500', change: '-15000.00' }, { code: '1510', change: '300.00' }, { code: '2300', change: '7500.00' }]);
+
+    // the semantic view, summed over the same months, gives the report's figures (it reads only the entries that moved cash)
+    const viewSums = async (from: string, to: string) => {
+      const res = await t.http.post(semanticUrl(orgId)).set(users.viewer.auth).send({ sql: `SELECT activity, sum(net_cash)::numeric(20, 2)::text AS net
+        FROM semantic.v_cash_flow WHERE month BETWEEN '${from}' AND '${to}' GROUP BY activity ORDER BY activity` }).expect(200);
+      return Object.fromEntries(res.body.rows as [string, string][]);
+    };
+    const fromReport = (r: any) => Object.fromEntries(Object.entries({
+      exchange_rate_effect: r.effectOfExchangeRatesOnCash, financing: r.financing.total, investing: r.investing.total, operating: r.operating.total,
+    }).filter(([, v]) => v !== '0.00'));
+    expect(await viewSums('2026-02-01', '2026-02-01')).toEqual({ operating: '-1500.00' });
+    expect(await viewSums('2026-02-01', '2026-02-01')).toEqual(fromReport(feb));
+    expect(await viewSums('2026-03-01', '2026-03-01')).toEqual(fromReport(mar));
+    expect(await viewSums('2026-04-01', '2026-04-01')).toEqual(fromReport(apr));
+    expect(await viewSums('2026-05-01', '2026-05-01')).toEqual(fromReport(may));
+    expect(await viewSums('2026-02-01', '2026-05-01')).toEqual({ financing: '-500.00', investing: '-2000.00', operating: '-500.00' });
+    expect(await viewSums('2026-02-01', '2026-05-01')).toEqual(fromReport(all));
+    // and its description no longer says the report differs for such entries
+    const { rows: [comment] } = await t.db.admin.query(`SELECT obj_description('semantic.v_cash_flow'::regclass, 'pg_class') AS text`);
+    expect(comment.text).toContain('nonCashInvestingAndFinancing');
+    expect(comment.text).not.toContain('differs');
+  });
+
+  it('a closing entry (retained earnings, financing by default) and a share issue for a contribution in kind', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'In Kind Ltd');
+    const owner = users.owner;
+    const url = (path: string) => ledgerUrl(orgId, path);
+    const a = await startBooks(t, orgId, owner);
+    const post = (body: object) => t.http.post(url('journal-entries')).set(owner.auth).send(body).expect(201);
+    await t.http.post(url('fiscal-years')).set(owner.auth).send({ startDate: '2027-01-01' }).expect(201);
+    // equipment contributed for shares: investing and financing, no cash
+    await post(entry('2026-06-01', a['1500'], a['3100'], '4000.00'));
+    await post(entry('2026-07-01', a['1100'], a['4100'], '900.00'));
+    const fy2026 = (await t.http.get(url('fiscal-years')).set(owner.auth).expect(200)).body.find((y: any) => y.startDate === '2026-01-01');
+    await t.http.post(url(`fiscal-years/${fy2026.id}/close`)).set(owner.auth).expect(200);
+    const { rows: closing } = await t.db.admin.query(`SELECT x.code, l.base_credit::numeric(20, 2)::text AS credit FROM finance.journal_lines l
+      JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
+      WHERE l.org_id = $1 AND e.source = 'year_end' AND x.code = '3200'`, [orgId]);
+    expect(closing).toEqual([{ code: '3200', credit: '900.00' }]);
+
+    const res = await t.http.get(url('reports/cash-flow?from=2026-06-01&to=2027-01-31')).set(users.viewer.auth).expect(200);
+    expect(res.body).toEqual({
+      from: '2026-06-01', to: '2027-01-31', baseCurrency: 'EUR', netIncome: '900.00', unrealizedExchangeDifferences: '0.00',
+      operating: { total: '900.00', rows: [] },
+      investing: { total: '0.00', rows: [] },
+      financing: { total: '0.00', rows: [] },
+      // the closing entry is left out (not disclosed as a financing transaction); the contribution nets to 0
+      nonCashInvestingAndFinancing: {
+        total: '0.00',
+        rows: [
+          { accountId: a['1500'], code: '1500', name: 'Equipment', section: 'investing', amount: '-4000.00' },
+          { accountId: a['3100'], code: '3100', name: 'Share capital', section: 'financing', amount: '4000.00' },
+        ],
+      },
+      effectOfExchangeRatesOnCash: '0.00', netChange: '900.00', openingCash: '0.00', closingCash: '900.00', balanced: true,
+    });
+  });
+});
