@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CallTimer } from '../../src/platform/clock/clock.js';
-import { RunsService } from '../../src/modules/agents/runs.service.js';
+import { QUEUED_RUN_LEASE_MS, RunsService } from '../../src/modules/agents/runs.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
@@ -14,8 +14,10 @@ import { agentsUrl } from './agents-support.js';
  * A run whose executing instance stopped (crash, kill, deploy) stayed running for ever. The executing instance now holds
  * a lease on the run, renewed by each of its writes; once it has passed, the agents module's sweep fails the run
  * (worker_lost), releases its in-flight call's budget reservation, emits agent.run.failed and audits it, once. A run whose
- * lease holds, however slow, is left alone. Time moves on the injected clock; the provider call hangs until the test
- * cuts it (its timer is the test's).
+ * lease holds, however slow, is left alone. A job's run (?async=true, a trigger) is leased by its job when it takes it;
+ * one no job takes (the job fails on every attempt of the queue, or is lost) is failed by the same sweep a day after it
+ * started (QUEUED_RUN_LEASE_MS). semantic.v_agent_metrics counts these runs in failed_worker_lost. Time moves on the
+ * injected clock; the provider call hangs until the test cuts it (its timer is the test's).
  */
 describe('a run whose executing instance is lost', () => {
   let a: TestApp;
@@ -56,6 +58,14 @@ describe('a run whose executing instance is lost', () => {
     WHERE org_id = $1 AND topic = 'domain_event' AND payload->'payload'->>'runId' = $2`, [orgId, runId])).rows;
   const audits = async (runId: string) => (await a.db.admin.query(`SELECT action, actor_id, before, after FROM core.audit_logs
     WHERE org_id = $1 AND entity_id = $2 AND action <> 'ai.run_started' ORDER BY id`, [orgId, runId])).rows;
+  /** what semantic.v_agent_metrics says of the agent's runs (as its owner), and what ai.runs holds */
+  const metrics = async () => {
+    const res = await a.http.post(`/v1/orgs/${orgId}/semantic/query`).set(owner.auth)
+      .send({ sql: 'SELECT sum(failed)::int AS failed, sum(failed_worker_lost)::int AS lost FROM semantic.v_agent_metrics' }).expect(200);
+    const { rows: [stored] } = await a.db.admin.query(`SELECT count(*) FILTER (WHERE status = 'failed')::int AS failed,
+      count(*) FILTER (WHERE error_class = 'worker_lost')::int AS lost FROM ai.runs WHERE agent_id = $1`, [agent]);
+    return { view: res.body.rows[0], stored: [stored.failed, stored.lost] };
+  };
   const usage = async () => (await a.db.admin.query(
     'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budget])).rows[0];
 
@@ -111,6 +121,9 @@ describe('a run whose executing instance is lost', () => {
     const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
     expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });
 
+    // the agent metrics view counts it among the failures, in failed_worker_lost
+    expect(await metrics()).toEqual({ view: [1, 1], stored: [1, 1] });
+
     // the next sweep finds nothing
     expect(await sweep()).toEqual([]);
 
@@ -125,11 +138,11 @@ describe('a run whose executing instance is lost', () => {
     expect((await usage()).reserved_cost).toBe('0.00000000');
   });
 
-  it('leaves a job\'s run no instance has taken; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {
-    // not taken yet (its job waits): no lease, never lost, however long it waits
+  it('leaves a job\'s run no instance has taken for a day; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {
+    // not taken yet (its job waits): no lease, not lost for a day
     const waiting = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
     expect(await storedRun(waiting)).toMatchObject({ status: 'running', lease_until: null });
-    clock.advance(24 * 60 * 60_000);
+    clock.advance(QUEUED_RUN_LEASE_MS - 60_000);
     expect(await sweep()).toEqual([]);
 
     // an earlier delivery of its job took the run on an instance that then died: the job runs again and leaves it alone
@@ -149,5 +162,81 @@ describe('a run whose executing instance is lost', () => {
     await a.app.get(OutboxRelay).drain();
     expect(await storedRun(taken)).toMatchObject({ status: 'succeeded', steps: 1, lease_until: null, call_in_flight_id: null });
     expect(await sweep()).toEqual([]);
+  });
+
+  it('fails a job\'s run no job took within a day (its job failing on every attempt: the provider key cannot be opened), once; the job then leaves it', async () => {
+    await a.http.put(`/v1/orgs/${orgId}/ai/provider-key`).set(owner.auth).send({ apiKey: 'sk-org-own-key-5678' }).expect(200);
+    const id = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+    const { rows: [{ started_at: startedAt }] } = await a.db.admin.query('SELECT started_at FROM ai.runs WHERE id = $1', [id]);
+    // the key's encryption key is retired after the run was queued: the job's loading step fails, on every attempt
+    await a.db.admin.query(`UPDATE ai.provider_keys SET secret = jsonb_set(secret, '{kid}', '"retired"') WHERE org_id = $1`, [orgId]);
+    const job = async () => (await a.db.admin.query(`SELECT attempts, last_error, processed_at FROM core.outbox
+      WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, id])).rows[0];
+    // each attempt due at once (the relay's backoff is on the database's clock, not the test's)
+    const attempt = async () => {
+      await a.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, id]);
+      await a.app.get(OutboxRelay).drain();
+    };
+    const calls = llm.requests.length;
+    for (let i = 0; i < 3; i++) await attempt();
+    expect(await job()).toMatchObject({ attempts: 3, last_error: expect.stringContaining('cannot be opened'), processed_at: null });
+    // nothing took the run: no lease, still running, no call made
+    expect(await storedRun(id)).toMatchObject({ status: 'running', lease_until: null, steps: 0 });
+    expect(llm.requests.length).toBe(calls);
+
+    // the queue retries it for a day: left alone until then
+    clock.advance(startedAt.getTime() + QUEUED_RUN_LEASE_MS - clock.now());
+    expect(await sweep()).toEqual([]);
+    expect(await storedRun(id)).toMatchObject({ status: 'running', lease_until: null });
+    expect(await runEvents(id)).toEqual([]);
+
+    // a day has passed: two instances sweep at once, one fails it
+    clock.advance(60_000);
+    const failedAt = new Date(clock.now());
+    const swept = await Promise.all([sweep(), sweep()]);
+    expect(swept.flat()).toEqual([id]);
+    expect(await storedRun(id)).toEqual({
+      status: 'failed', error_class: 'worker_lost', stop_reason: 'error', steps: 0, cost: '0.00000000',
+      lease_until: null, call_in_flight_until: null, call_in_flight_id: null, finished_at: failedAt,
+    });
+    const message = 'no instance took the run: its job did not start it within 24 hours (every attempt of the queue failed, or the job was lost)';
+    expect(await runEvents(id)).toEqual([{
+      type: 'agent.run.failed',
+      payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'async', errorClass: 'worker_lost', message, steps: 0, cost: '0.00000000' },
+    }]);
+    expect(await audits(id)).toEqual([{
+      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' }, after: { status: 'failed', errorClass: 'worker_lost', taken: false },
+    }]);
+    const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
+    expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });
+    const { view, stored } = await metrics();
+    expect(view).toEqual(stored);
+    expect(await sweep()).toEqual([]);
+
+    // the key opens again: the job's next attempt finds the run finished and leaves it, done, with no call and no second event
+    await a.db.admin.query(`UPDATE ai.provider_keys SET secret = jsonb_set(secret, '{kid}', '"k1"') WHERE org_id = $1`, [orgId]);
+    await attempt();
+    expect(await job()).toMatchObject({ attempts: 4, processed_at: expect.any(Date) });
+    expect(llm.requests.length).toBe(calls);
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 0, finished_at: failedAt });
+    expect(await runEvents(id)).toHaveLength(1);
+    await a.http.delete(`/v1/orgs/${orgId}/ai/provider-key`).set(owner.auth).expect(204);
+  });
+
+  it('a job taking its run as the sweep finds it lost: one of them wins, and the run ends once', async () => {
+    const id = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+    clock.advance(QUEUED_RUN_LEASE_MS + 60_000);
+    const [, swept] = await Promise.all([a.app.get(OutboxRelay).drain(), sweep()]);
+    const run = await storedRun(id);
+    if (swept.includes(id)) {
+      // the sweep first: the job found the run finished and left it
+      expect(run).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 0 });
+    } else {
+      // the job first: it leased the run, which the sweep then left to it
+      expect(swept).toEqual([]);
+      expect(run).toMatchObject({ status: 'succeeded', steps: 1 });
+    }
+    expect(run.lease_until).toBeNull();
+    expect(await runEvents(id)).toHaveLength(1);
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
+import { RUN_ERROR_CLASSES } from '../../src/modules/agents/agents.dto.js';
 
 /**
  * POST /semantic/query: the parser's allow-list refuses everything but one SELECT over semantic.* views and
@@ -218,6 +219,14 @@ describe('semantic query', () => {
     const gl = res.body.find((v: any) => v.name === 'semantic.v_gl_fact');
     expect(gl.description).toMatch(/General ledger lines/);
     expect(gl.columns.find((c: any) => c.name === 'base_amount')).toEqual({ name: 'base_amount', type: 'numeric', description: 'debit minus credit in the base currency' });
+    // each error class of a failed run has its failure column (a cancelled run counts in cancelled): worker_lost, the
+    // lost-runs sweep's, among them, documented
+    const agents = res.body.find((v: any) => v.name === 'semantic.v_agent_metrics');
+    const failures = agents.columns.map((c: any) => c.name).filter((n: string) => n.startsWith('failed_'));
+    expect(failures).toEqual(RUN_ERROR_CLASSES.filter((c) => c !== 'cancelled').map((c) => `failed_${c}`));
+    expect(agents.columns.find((c: any) => c.name === 'failed_worker_lost')).toEqual({
+      name: 'failed_worker_lost', type: 'bigint', description: expect.stringContaining('the instance executing them stopped before finishing them'),
+    });
   });
   it('answers an API key with semantic:read (queries and the views, its organization\'s rows only); a key without it gets 403 and changes nothing', async () => {
     const orgC = await createOrg(t, ownerA, 'Semantic C keyed');

@@ -147,7 +147,10 @@ export const agentsRepository = {
   },
 
   // ---------------------------------------------------------------- runs
-  /** `leaseUntil`: the run's lease, held by the instance that executes it at once (null: a job will take it, takeRun). */
+  /**
+   * `leaseUntil`: the run's lease, held by the instance that executes it at once (null: a job will take it, takeRun; not
+   * taken by long after it started, the sweep fails it: lostRuns).
+   */
   async createRun(db: Db, orgId: string, r: {
     agentId: string; modelId: string; startedBy: string | null; trigger: string; input: unknown; startedAt: Date; leaseUntil: Date | null;
   }): Promise<RunDto> {
@@ -300,26 +303,30 @@ export const agentsRepository = {
 
   /**
    * Privileged (agents.lost_runs): running runs whose lease passed before `now` (the instance executing them stopped
-   * writing: it is gone). Each is then failed in a transaction of its organization (failLostRun), which checks again.
+   * writing: it is gone), and those no instance has taken (NULL lease: their job never started them) started before
+   * `queuedBefore` (their job has failed, or been lost, for longer than the queue retries it). Each is then failed in a
+   * transaction of its organization (lockLostRun), which checks again.
    */
-  async lostRuns(db: Db, now: Date, limit = 500): Promise<{ orgId: string; id: string }[]> {
+  async lostRuns(db: Db, now: Date, queuedBefore: Date, limit = 500): Promise<{ orgId: string; id: string }[]> {
     // a deleted organization's runs are left (no transaction of its own is opened any more)
     const rows = await db.run(qb.selectFrom('ai.runs as r').innerJoin('core.organizations as o', 'o.id', 'r.org_id').select(['r.org_id', 'r.id'])
-      .where('r.status', '=', 'running').where('r.lease_until', '<', now).where('o.deleted_at', 'is', null).orderBy('r.lease_until').limit(limit));
+      .where('r.status', '=', 'running').where('o.deleted_at', 'is', null)
+      .where((eb) => eb.or([eb('r.lease_until', '<', now), eb.and([eb('r.lease_until', 'is', null), eb('r.started_at', '<', queuedBefore)])]))
+      .orderBy('r.lease_until').orderBy('r.started_at').limit(limit));
     return rows.map((r) => ({ orgId: r.org_id, id: r.id }));
   },
 
   /**
-   * Locks a running run whose lease passed before `f.finishedAt` and fails it (no instance executes it any more): answers
-   * the run as stored and the call id of the LLM call it had in flight (its budget reservation), or undefined when the
-   * run is finished or leased again (another sweep, its execution after all).
+   * Locks a running run that is lost at `now` (as lostRuns) for the sweep to fail it: answers the call id of the LLM call
+   * it had in flight (its budget reservation) and whether an instance had taken it, or undefined when the run is finished
+   * or leased (again, or taken by its job) meanwhile: another sweep, its execution after all.
    */
-  async failLostRun(db: Db, orgId: string, id: string, f: RunFinish): Promise<{ run: RunDto; lostCallId: string | null } | undefined> {
-    const [lost] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
-      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').where('lease_until', '<', f.finishedAt).forUpdate());
-    if (!lost) return undefined;
-    const run = await this.finishRun(db, orgId, id, f);
-    return run && { run, lostCallId: lost.call_in_flight_id };
+  async lockLostRun(db: Db, orgId: string, id: string, now: Date, queuedBefore: Date): Promise<{ lostCallId: string | null; taken: boolean } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select(['call_in_flight_id', 'lease_until'])
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running')
+      .where((eb) => eb.or([eb('lease_until', '<', now), eb.and([eb('lease_until', 'is', null), eb('started_at', '<', queuedBefore)])]))
+      .forUpdate());
+    return r && { lostCallId: r.call_in_flight_id, taken: r.lease_until !== null };
   },
 
   // ---------------------------------------------------------------- budgets

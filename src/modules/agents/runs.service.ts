@@ -39,6 +39,16 @@ const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' 
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
 
+/**
+ * How long a job's run may wait for its job to take it (its lease from creation: started_at plus this): past it, the
+ * sweep fails it (worker_lost). The queue retries a job that fails (its loading step: a provider key that cannot be
+ * opened, a database error) or that it lost without end, in-process at a backoff capped at an hour and through Bull
+ * every claim (JOBS_CLAIM_TIMEOUT_MS); a job that has not started its run within a day (some 30 attempts at the
+ * least, an outage of the queue included) will not, and its run would otherwise stay running for ever. A job that
+ * comes later finds the run finished and leaves it (takeRun).
+ */
+export const QUEUED_RUN_LEASE_MS = 24 * 60 * 60_000;
+
 /** Where a streamed run's events go (server-sent events). */
 export interface RunSink {
   event(name: 'run' | 'token' | 'tool_call' | 'tool_result' | 'step' | 'result' | 'error', data: unknown): void;
@@ -184,9 +194,10 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
-   * The job of an ?async=true run (at least once): it takes the run's lease. A run no longer running, or leased by an
-   * earlier delivery of the job (executing, here or elsewhere, or lost with its instance: failLostRuns finishes it), is
-   * left alone.
+   * The job of an ?async=true run (at least once): it takes the run's lease. A run no longer running (the sweep fails one
+   * no job took within QUEUED_RUN_LEASE_MS), or leased by an earlier delivery of the job (executing, here or elsewhere, or
+   * lost with its instance: failLostRuns finishes it), is left alone. Loading failed, nothing is taken (one transaction):
+   * the queue retries the job.
    */
   private async runJob(job: Job): Promise<void> {
     const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
@@ -557,33 +568,40 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
-   * Finishes the runs whose executing instance is gone (their lease passed at `now`: it stopped writing) as failed,
+   * Finishes the runs whose executing instance is gone (their lease passed at `now`: it stopped writing), and the job's
+   * runs no instance took within QUEUED_RUN_LEASE_MS of their start (their job never started them), as failed,
    * worker_lost, each in a transaction of its organization as this sweep: the reservation of the LLM call it had in
    * flight released as a failed run's call is settled (at nothing: what the provider billed, if it had the call, is not
    * known), agent.run.failed emitted, the change audited. Once per run: the run is locked and checked again (another
-   * sweep, or its execution renewing the lease after all, wins). A run whose lease is still valid, however slow, is left
-   * alone. Answers the runs failed.
+   * sweep, its execution renewing the lease after all, or its job taking it, wins). A run whose lease is still valid,
+   * however slow, is left alone. Answers the runs failed.
    */
   async failLostRuns(now: Date = this.now()): Promise<string[]> {
-    const lost = await this.privileged.run('agents.lost_runs', (db) => repo.lostRuns(db, now));
+    const queuedBefore = new Date(now.getTime() - QUEUED_RUN_LEASE_MS);
+    const lost = await this.privileged.run('agents.lost_runs', (db) => repo.lostRuns(db, now, queuedBefore));
     const failed: string[] = [];
     for (const { orgId, id } of lost) {
       await this.db.tenant(LOST_RUN_SWEEPER, orgId, { requestId: `agents-lost-runs:${id}` }, async (tx) => {
-        const gone = await repo.failLostRun(tx.db, orgId, id, {
+        const locked = await repo.lockLostRun(tx.db, orgId, id, now, queuedBefore);
+        if (!locked) return;
+        const run = await repo.finishRun(tx.db, orgId, id, {
           status: 'failed', stopReason: 'error', errorClass: 'worker_lost', output: null, finishedAt: now,
-          errorMessage: 'the instance executing the run stopped before finishing it (its lease on the run passed)',
+          errorMessage: locked.taken
+            ? 'the instance executing the run stopped before finishing it (its lease on the run passed)'
+            : `no instance took the run: its job did not start it within ${QUEUED_RUN_LEASE_MS / 3_600_000} hours (every attempt of the queue failed, or the job was lost)`,
         });
-        if (!gone) return;
-        const { run, lostCallId } = gone;
-        if (lostCallId) await this.settle(tx, run.agentId, lostCallId, new Decimal(0), 0, now);
+        // locked while running: the update finds it
+        if (!run) return;
+        if (locked.lostCallId) await this.settle(tx, run.agentId, locked.lostCallId, new Decimal(0), 0, now);
         await this.emitFinished(tx, run);
         await this.audit.record(tx, {
-          action: 'ai.run_worker_lost', entityType: 'ai_run', entityId: id, before: { status: 'running' }, after: { status: run.status, errorClass: run.errorClass },
+          action: 'ai.run_worker_lost', entityType: 'ai_run', entityId: id, before: { status: 'running' },
+          after: { status: run.status, errorClass: run.errorClass, ...(locked.taken ? {} : { taken: false }) },
         });
         failed.push(id);
       }).catch((err: Error) => this.logger.error(`run ${id}: its lost execution was not finished: ${err.message}`));
     }
-    if (failed.length) this.logger.warn(`failed ${failed.length} run(s) whose executing instance was lost`);
+    if (failed.length) this.logger.warn(`failed ${failed.length} run(s) whose executing instance was lost or whose job never started them`);
     return failed;
   }
 
