@@ -38,7 +38,7 @@ export const PRIVILEGED_PATHS = {
   /** AI agents: the agent.run.failed events of cancelled runs whose executing instance died before emitting them */
   'agents.cancel_events': 'emit the owed events of cancelled agent runs once their LLM call\'s longest duration has passed',
   /** AI agents: running runs whose executing instance stopped renewing its lease (each is then failed in its own tenant transaction) */
-  'agents.lost_runs': 'find the running agent runs whose lease has passed (their executing instance is gone)',
+  'agents.lost_runs': 'find the running agent runs whose lease has passed (their executing instance is gone), or that no job took within a day',
   /** /metrics: how many outbox rows wait and for how long, over every organization */
   'metrics.scrape': 'outbox depth and lag for /metrics',
   /** a public provider page: the owner's calendar credentials, to subtract busy times from availability */
