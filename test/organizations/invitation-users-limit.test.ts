@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { billingRepository } from '../../src/modules/billing/billing.repository.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onPlan, registerUser as registerUnverified, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { until } from '../support/throwaway-servers.js';
@@ -110,5 +111,34 @@ describe('invitations: accepting respects the users limit', () => {
     expect(await members(orgId)).toBe(5);
     expect(await pending(orgId)).toEqual([loser.id]);
     expect(await pending(orgId)).not.toContain(winner.id);
+  });
+
+  it("the limit is EntitlementsService's: one read of the billing context serves it and the writes rule, decided in that order", async () => {
+    const orgId = await createOrg(t, owner, 'Read Once Co');
+    await onPlan(t, orgId, 'professional');
+    for (let i = 0; i < 4; i++) await addMember(t, orgId, await registerUser(t, `seat${i}`), 'member'); // 5 members
+    const dan = await registerUser(t, 'dan');
+    const forDan = await invite(orgId, dan.email);
+    // counted against the starter plan's 5 users; the subscription canceled too: the limit is answered (as before)
+    await onPlan(t, orgId, 'starter', 'canceled');
+
+    // a spy on billing's own repository (the real query still runs) counts the reads of this organization's context
+    const spy = jest.spyOn(billingRepository, 'billingContext');
+    const reads = () => spy.mock.calls.filter(([, org]) => org === orgId).map(([, org, app]) => [org, app]);
+    try {
+      expect((await accept(orgId, dan, forDan.token).expect(402)).body.error).toEqual(LIMIT_REACHED);
+      expect(reads()).toEqual([[orgId, 'omnizen']]);
+      expect(await members(orgId)).toBe(5);
+      expect(await pending(orgId)).toEqual([forDan.id]);
+
+      spy.mockClear();
+      await onPlan(t, orgId, 'professional', 'active');
+      expect((await accept(orgId, dan, forDan.token).expect(200)).body).toEqual({ orgId, userId: dan.id, role: 'member' });
+      expect(reads()).toEqual([[orgId, 'omnizen']]);
+      expect(await members(orgId)).toBe(6);
+      expect(await pending(orgId)).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

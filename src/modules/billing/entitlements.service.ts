@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import type { EntitlementGate, EntitlementRequirement } from '../../platform/http/tenant.js';
-import { audienceOf, billingRepository as repo, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceOf, billingRepository as repo, type PlanFeatureRow, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { EntitlementsDto, FeatureEntitlementDto } from './billing.dto.js';
 import { UsageCounters } from './usage-counters.js';
 import { BillingErrors } from './billing.errors.js';
@@ -25,6 +25,21 @@ interface Resolved {
 type Memo = Map<string, Promise<Resolved>>;
 
 const quantity = (n: number, unit: string | null) => `${n} ${unit ? (n === 1 ? unit.replace(/s$/, '') : unit) : ''}`.trim();
+
+/** A limit a change exceeds, for the wording of its 402 billing.limit_reached (enforceWithin's `explain`). */
+export interface LimitExceeded {
+  plan: string;
+  /** the plan's limit with its unit, e.g. "5 users" */
+  allows: string;
+  /** the usage before the change (details.usage) */
+  usage: number;
+  /** the next plan up that allows the usage with the change, if any (details.upgradeTo) */
+  upgradeTo: string | null;
+}
+
+/** enforce()'s wording of a limit reached. */
+const limitWording = (l: LimitExceeded) =>
+  `the ${l.plan} plan allows ${l.allows}; ${l.upgradeTo ? `upgrade to ${l.upgradeTo}` : 'no plan allows more; contact sales'}`;
 
 /**
  * What an organization (or, in a personal organization, its owner) may use in an app. Reads the
@@ -159,12 +174,33 @@ export class EntitlementsService implements EntitlementGate {
     const counter = this.usage.get(req.app, req.feature);
     if (!counter) throw new Error(`no usage counter is registered for ${req.app}/${req.feature}`);
     const used = await counter(tx);
-    if (used + 1 > feature.limit) {
-      const upgrade = await this.upgradeFor(tx.db, r, req.feature, used + 1);
-      throw BillingErrors.error('billing.limit_reached',
-        `the ${r.plan} plan allows ${quantity(feature.limit, feature.unit ?? req.feature)}; ${upgrade ? `upgrade to ${upgrade.code}` : 'no plan allows more; contact sales'}`,
-        { app: req.app, feature: req.feature, plan: r.plan, limit: feature.limit, usage: used, upgradeTo: upgrade?.code ?? null });
-    }
+    if (used + 1 > feature.limit) throw await this.limitReached(tx.db, r, feature, feature.limit, used, used + 1, limitWording);
+  }
+
+  /**
+   * The limit check of a change its caller has already made in this transaction, counted after it and under the
+   * counted limits' lock (hub.limit_locks) taken before it: refuses, 402 billing.limit_reached, unless `used` (the usage
+   * of `feature` with the change) is within the plan's limit; a refusal's details are enforce()'s, usage being the usage
+   * before the change (`used - added`). The caller counts, since what it must count can differ from the feature's usage
+   * counter (accepting an invitation counts the members, not members plus pending invitations, which creating one
+   * consumes). The plan is the billing context of this transaction (resolvedIn, shared with enforce()). `explain` words
+   * the refusal for the caller's operation (default: enforce()'s wording).
+   */
+  async enforceWithin(tx: TenantTx, app: string, feature: string, used: number,
+    { added = 1, explain = limitWording }: { added?: number; explain?: (exceeded: LimitExceeded) => string } = {}): Promise<void> {
+    const [r, featureOf] = await Promise.all([this.resolvedIn(tx, app), repo.featureOfPlan(tx.db, app, feature)]);
+    const row = featureOf?.(r.plan);
+    if (row?.kind !== 'limit') throw new Error(`feature ${app}/${feature} is not a limit in the catalog (hub.features)`);
+    if (row.limit !== null && used > row.limit) throw await this.limitReached(tx.db, r, row, row.limit, used - added, used, explain);
+  }
+
+  /** The 402 billing.limit_reached of `feature` at `limit`: `usage` before the change, `needed` with it. */
+  private async limitReached(db: Db, r: Resolved, feature: PlanFeatureRow, limit: number, usage: number, needed: number,
+    explain: (exceeded: LimitExceeded) => string) {
+    const upgradeTo = (await this.upgradeFor(db, r, feature.feature, needed))?.code ?? null;
+    return BillingErrors.error('billing.limit_reached',
+      explain({ plan: r.plan, allows: quantity(limit, feature.unit ?? feature.feature), usage, upgradeTo }),
+      { app: r.appId, feature: feature.feature, plan: r.plan, limit, usage, upgradeTo });
   }
 
   /** The next plan up (same audience) that allows `needed` units (or has the feature on). */

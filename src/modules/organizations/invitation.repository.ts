@@ -68,13 +68,23 @@ export const invitationRepository = {
   },
 
   /**
-   * The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER), and the members against
-   * the users limit of `app`'s plan, under the organization's counted-limit lock of `app` (held until the transaction ends).
+   * The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER) and adds the membership,
+   * under the organization's counted-limit lock of `app` (held until the transaction ends: the caller checks the members
+   * against the users limit of `app`'s plan after this, under it).
    */
   async accept(db: Db, orgId: string, tokenHash: string, app: string): Promise<{ orgId: string; userId: string; role: string }> {
     const [row] = await db.$queryRaw<{ org_id: string; user_id: string; role: string }[]>`
       SELECT org_id, user_id, role FROM core.accept_invitation(${orgId}::uuid, ${tokenHash}, ${app})`;
     return { orgId: row.org_id, userId: row.user_id, role: row.role };
+  },
+
+  /**
+   * The members of `orgId`, the new one among them: read inside readAsNewMember (a member sees its organization's
+   * memberships), after accept, under the lock it took, so no other acceptance adds one until the transaction ends.
+   */
+  async memberCount(db: Db, orgId: string): Promise<number> {
+    const [row] = await db.run(qb.selectFrom('core.memberships').select((eb) => eb.fn.countAll<string>().as('n')).where('org_id', '=', orgId));
+    return Number(row.n);
   },
 
   /**

@@ -15,7 +15,7 @@ import type {
   AcceptedInvitationDto, AcceptInvitationDto, CreatedInvitationDto, CreateInvitationDto, InvitationPage, InvitationStatus,
 } from './invitation.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
-import { EntitlementsService } from '../billing/entitlements.service.js';
+import { EntitlementsService, type LimitExceeded } from '../billing/entitlements.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { RequestRole } from '../../platform/auth/principal.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -27,6 +27,11 @@ export const INVITATION_CREATED = 'invitation.created';
  * it (@ConsumesLimit), accepting one checks the members against it, and its subscription must allow writes for either.
  */
 export const SEATS_APP = 'omnizen';
+
+/** An acceptance refused by the users limit: the invitee cannot lift it, an admin can. */
+const seatsReached = (l: LimitExceeded) => `the ${l.plan} plan allows ${l.allows} and this organization already has ${l.usage} members; `
+  + `${l.upgradeTo ? `an admin must upgrade to ${l.upgradeTo}` : 'no plan allows more, so an admin must remove a member'} `
+  + 'before this invitation can be accepted (it stays pending until then)';
 
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -94,15 +99,20 @@ export class InvitationsService {
       '23505': () => OrganizationsErrors.error('invitation.already_member', 'you are already a member of this organization'),
     });
     // Checked once the invitation has proved valid (no one learns an organization's billing state without one), as a
-    // member (the organization's subscription is its members' to read), in this transaction: still under the lock
-    // core.accept_invitation took, and a refusal takes the new membership back with it.
+    // member (the organization's subscription and memberships are its members' to read), in this transaction: still
+    // under the counted limits' lock core.accept_invitation took (no other acceptance adds a member meanwhile), and a
+    // refusal takes the new membership back with it. The users limit first, then the writes rule (one billing context).
     const asMember: TenantTx = { ...tx, orgId: dto.orgId, role: membership.role as RequestRole, workspaceId: null, scopes: null };
-    await invitations.readAsNewMember(tx.db, tx.principal, dto.orgId, () => this.entitlements.enforce(asMember, { app: SEATS_APP }).catch((err) => {
-      if (err instanceof AppError && err.code === 'billing.subscription_inactive') {
-        throw new AppError(err.status, err.code, `${err.message}; the invitation stays pending until then`, err.details);
-      }
-      throw err;
-    }));
+    await invitations.readAsNewMember(tx.db, tx.principal, dto.orgId, async () => {
+      const members = await invitations.memberCount(tx.db, dto.orgId);
+      await this.entitlements.enforceWithin(asMember, SEATS_APP, 'users', members, { explain: seatsReached });
+      await this.entitlements.enforce(asMember, { app: SEATS_APP }).catch((err) => {
+        if (err instanceof AppError && err.code === 'billing.subscription_inactive') {
+          throw new AppError(err.status, err.code, `${err.message}; the invitation stays pending until then`, err.details);
+        }
+        throw err;
+      });
+    });
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
     await emitEvent({ db: tx.db, orgId: dto.orgId }, 'member.joined', {
       userId: membership.userId, email: tx.principal.kind === 'user' ? tx.principal.email : '', role: membership.role,
