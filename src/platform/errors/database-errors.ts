@@ -73,7 +73,7 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
   // connection exceptions, the server shutting down or starting up, too many connections
   if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '25P03'].includes(code)) return retryableError('database_unavailable');
   // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced'), and
-  // its details, when it has any, in the DETAIL as a JSON object (HINT = 'billing.limit_reached', DETAIL = json_build_object(...))
+  // its details, when it has any, in the DETAIL as a JSON object (a batch's entry: DETAIL = jsonb_build_object('index', i))
   const declared = hint ? errorCodeSpec(hint) : undefined;
   if (declared) return new AppError(declared.status, hint!, message ?? hint!, detailsOf(detail));
   switch (code) {
