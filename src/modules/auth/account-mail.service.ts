@@ -54,18 +54,21 @@ export class AccountMailService implements OnModuleInit {
   }
 
   onModuleInit(): void {
+    // the token rows reference the account's row, which the erasure locks before it deletes them and the deliveries:
+    // the mail job locks it first too (before the delivery's row), and mails an erased account nothing
+    const lockUser = async (db: Db, userId: string) => (await userRepository.lockIfNotErased(db, userId)) !== undefined;
     this.links.register('email_verification', async (db, d) => {
       if (!d.userId) return undefined;
       const token = this.tokenService.newRefreshToken(); // 32 random bytes
       await identityRepository.addVerificationToken(db, { tokenHash: token.hash, userId: d.userId, email: d.to, ttlHours: this.config.auth.emailVerificationTtlHours });
       return this.link('/verify-email', token.token);
-    });
+    }, { lockUser });
     this.links.register('password_reset', async (db, d) => {
       if (!d.userId) return undefined;
       const token = this.tokenService.newRefreshToken();
       await tokens.addResetToken(db, d.userId, token.hash, PASSWORD_RESET_TTL_MINUTES);
       return this.link('/reset-password', token.token);
-    });
+    }, { lockUser });
     this.links.register('email_change_confirm', async (db, d) => {
       const token = this.tokenService.newRefreshToken();
       if (!(await tokens.setEmailChangeToken(db, String(d.data.requestId), token.hash))) return undefined;

@@ -4,7 +4,11 @@ import { qb } from '../../platform/database/query-builder.js';
 
 /** Password-reset tokens and e-mail change requests (privileged auth path only); tokens only as SHA-256. */
 export const accountTokenRepository = {
-  /** A new reset token replaces the user's unused ones: only the latest mailed link works. */
+  /**
+   * A new reset token replaces the user's unused ones: only the latest mailed link works. The caller has locked the
+   * user's row (userRepository.lockIfNotErased; the mail job, before the delivery's), as the erasure does before it
+   * deletes the tokens: the update and the insert (which key-share locks the user's row) waited for it the other way.
+   */
   async addResetToken(db: Db, userId: string, tokenHash: string, ttlMinutes: number): Promise<void> {
     await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null));
     await db.run(qb.insertInto('core.password_reset_tokens').values({

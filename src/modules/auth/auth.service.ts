@@ -109,6 +109,9 @@ export class AuthService {
   async verifyEmail(principal: Principal, token: string, client: ClientInfo): Promise<{ email: string; verified: true }> {
     if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const done = await this.privileged.run('auth.credentials', async (db) => {
+      // the account's row before the link's and the identity's, as the erasure locks them (it deletes identities, then
+      // links): in the other order the two deadlocked, and one of them failed. An erased account proves nothing
+      if (!(await userRepository.lockIfNotErased(db, principal.userId))) throw AppError.unauthorized('this account has been erased');
       const used = await identityRepository.consumeVerificationToken(db, hashToken(token), principal.userId);
       if (!used) return undefined;
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
@@ -352,7 +355,10 @@ export class AuthService {
   async logout(tx: TenantTx): Promise<void> {
     const p = tx.principal;
     if (p.kind !== 'user' || !p.sessionId) return;
-    await this.revokeSession(tx, p.sessionId);
+    // ended since the request began (an erasure, a password reset, another sign-out: the update waited for it on the
+    // session's row, then found it revoked): the answer of a token whose session has ended, not revokeSession's 404
+    if (!(await sessionRepository.revoke(tx.db, p.sessionId, 'revoked_by_user'))) throw AppError.unauthorized('the session of this access token has ended; log in again');
+    await this.audit.record(tx, { action: 'auth.session_revoked', entityType: 'session', entityId: p.sessionId });
   }
 
   async listSessions(tx: TenantTx) {

@@ -88,6 +88,7 @@ export const identityRepository = {
     }));
   },
 
+  /** A verification link's token; the mail job has locked the user's row first (see accountTokenRepository.addResetToken). */
   async addVerificationToken(db: Db, v: { tokenHash: string; userId: string; email: string; ttlHours: number }): Promise<void> {
     await db.run(qb.insertInto('core.email_verification_tokens').values({
       token_hash: v.tokenHash, user_id: v.userId, email: v.email, expires_at: sql`now() + make_interval(hours => ${v.ttlHours})`,
@@ -97,7 +98,8 @@ export const identityRepository = {
   /**
    * Uses a verification token of `userId` once: marks it used and the user's password identity for
    * that e-mail verified. Undefined (nothing changed) when the token is unknown, used, expired or
-   * another user's.
+   * another user's. Take the user's row first (userRepository.lockIfNotErased), as the erasure does before it deletes
+   * the identities and then the tokens.
    */
   async consumeVerificationToken(db: Db, tokenHash: string, userId: string): Promise<{ userId: string; email: string } | undefined> {
     const [row] = await db.run(qb.updateTable('core.email_verification_tokens')

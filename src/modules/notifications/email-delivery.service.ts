@@ -63,18 +63,31 @@ export interface DeliveryForLink {
  */
 export type LinkMinter = (db: Db, delivery: DeliveryForLink) => Promise<string | undefined>;
 
+/**
+ * Locks the row of the delivery's user, for a minter whose link's row references it (a reset token: its insert
+ * key-share locks the user's row). The job takes it before the delivery's row, in the order of a person's erasure
+ * (their row, then the rows it deletes: their tokens, then their deliveries); delivery first, the two deadlocked.
+ * False: the user can receive no link any more (erased); the delivery is not sent.
+ */
+export type LinkUserLock = (db: Db, userId: string) => Promise<boolean>;
+
 /** Minters by template, registered by the modules that own the tokens (auth, organizations). */
 @Injectable()
 export class EmailLinks {
-  private readonly minters = new Map<string, LinkMinter>();
+  private readonly minters = new Map<string, { mint: LinkMinter; lockUser?: LinkUserLock }>();
 
-  register(template: EmailTemplate, minter: LinkMinter): void {
+  register(template: EmailTemplate, minter: LinkMinter, options: { lockUser?: LinkUserLock } = {}): void {
     if (this.minters.has(template)) throw new Error(`a link minter for ${template} is already registered`);
-    this.minters.set(template, minter);
+    this.minters.set(template, { mint: minter, lockUser: options.lockUser });
   }
 
   get(template: string): LinkMinter | undefined {
-    return this.minters.get(template);
+    return this.minters.get(template)?.mint;
+  }
+
+  /** The lock a delivery of `template` takes on its user's row before its own (see LinkUserLock), if any. */
+  userLock(template: string): LinkUserLock | undefined {
+    return this.minters.get(template)?.lockUser;
   }
 }
 
@@ -117,6 +130,8 @@ export class EmailDeliveryService implements OnModuleInit {
     const deliveryId = String(job.payload.deliveryId);
     const after = typeof job.payload.after === 'number' ? job.payload.after : 0;
     const prepared = await this.privileged.run('notifications.deliver', async (db) => {
+      // a link that references the user: the user's row first, then the delivery's (LinkUserLock)
+      const userGone = this.mailer.configured && !(await this.lockUserOf(db, job.orgId, deliveryId));
       const d = await repo.lockDelivery(db, job.orgId, deliveryId);
       if (!d || !['queued', 'sending'].includes(d.status)) return undefined;
       // this job's attempt: not made yet, or begun and cut off (the process ended while sending; relayed again)
@@ -131,9 +146,9 @@ export class EmailDeliveryService implements OnModuleInit {
       if (!this.mailer.configured) return { ...base, data, attempts: d.attempts };
       const minter = this.links.get(d.template);
       if (minter) {
-        const link = await minter(db, { orgId: d.org_id, id: d.id, userId: d.user_id, to: d.to_address, data });
+        const link = userGone ? undefined : await minter(db, { orgId: d.org_id, id: d.id, userId: d.user_id, to: d.to_address, data });
         if (!link) {
-          await repo.setDelivery(db, d.org_id, d.id, { status: 'failed', smtpResponse: 'not sent: the link can no longer be made (revoked, used or expired)' });
+          await repo.setDelivery(db, d.org_id, d.id, { status: 'failed', smtpResponse: 'not sent: the link can no longer be made (revoked, used, expired or its person erased)' });
           return undefined;
         }
         data.link = link;
@@ -165,6 +180,17 @@ export class EmailDeliveryService implements OnModuleInit {
       return;
     }
     if (outcome.kind === 'failed') this.logger.warn(`e-mail ${prepared.id} failed for good after ${prepared.attempts} attempt(s): ${outcome.response}`);
+  }
+
+  /**
+   * Takes the lock on the delivery's user that its link's minter asks for (LinkUserLock), before the delivery's own;
+   * false when that user can receive no link any more. True when there is nothing to lock (no such minter, no user, no
+   * delivery: the locked read that follows decides).
+   */
+  private async lockUserOf(db: Db, orgId: string, deliveryId: string): Promise<boolean> {
+    const recipient = await repo.deliveryRecipient(db, orgId, deliveryId);
+    const lockUser = recipient?.user_id ? this.links.userLock(recipient.template) : undefined;
+    return lockUser ? lockUser(db, recipient!.user_id!) : true;
   }
 
   /**

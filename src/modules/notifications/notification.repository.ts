@@ -134,6 +134,15 @@ export const notificationRepository = {
     return row.id;
   },
 
+  /**
+   * A delivery's template and user, read without a lock (both are set when it is queued and never change): what its
+   * job must lock before the delivery's row (EmailLinks, lockUser).
+   */
+  async deliveryRecipient(db: Db, orgId: string, id: string): Promise<{ template: string; user_id: string | null } | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.email_deliveries').select(['template', 'user_id']).where('org_id', '=', orgId).where('id', '=', id));
+    return row;
+  },
+
   /** Locks one delivery for its sending job. */
   async lockDelivery(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('core.email_deliveries').selectAll().where('org_id', '=', orgId).where('id', '=', id).forUpdate());
