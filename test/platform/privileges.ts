@@ -282,6 +282,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function ai.dot_product(real[], real[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.embedding_storage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.readable_collections()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the organizations a user belongs to, for core.notifications' policy (20270207900100)
+  'function core.member_org_ids()': { authenticated: 'EXECUTE' },
   'function ai.knowledge_text_matches(text, uuid[], uuid[], text[], timestamp with time zone, timestamp with time zone, integer)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

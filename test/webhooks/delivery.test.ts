@@ -210,7 +210,7 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(read.body).toMatchObject({ enabled: false, disabledReason: 'gone', disabledAt: expect.any(String) });
     expect((await attemptsOf(ep.id)).map((a) => [a.status_code, a.status])).toEqual([[410, 'failed']]);
     const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'webhook_endpoint.disabled'`, [org.orgId]);
-    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, url: r.url, reason: 'gone' }]);
+    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, urlOrigin: new URL(r.url).origin, reason: 'gone' }]);
     const audit = await t.db.admin.query(`SELECT action, principal_type FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_disabled'`, [ep.id]);
     expect(audit.rows).toHaveLength(1);
     // a disabled endpoint gets nothing more
@@ -233,7 +233,7 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     await delivery.deliverDue();
     expect((await t.http.get(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).expect(200)).body).toMatchObject({ enabled: false, disabledReason: 'failing' });
     const events = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'webhook_endpoint.disabled'`, [org.orgId]);
-    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, url: r.url, reason: 'failing', failingSince: expect.any(String) }]);
+    expect(events.rows.map((e) => e.payload.payload)).toEqual([{ endpointId: ep.id, urlOrigin: new URL(r.url).origin, reason: 'failing', failingSince: expect.any(String) }]);
     // enabling it by hand starts over
     const enabled = await t.http.patch(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).send({ enabled: true }).expect(200);
     expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, failingSince: null });

@@ -35,6 +35,8 @@ export interface QueuedEmail {
   /** what the template shows; never a token (see EmailLinks) */
   data: Record<string, unknown>;
   eventId?: string;
+  /** a notice addressed to the recipient in person (a person route): see notificationRepository.insertNotification */
+  toPerson?: boolean;
 }
 
 /**
@@ -201,6 +203,8 @@ export class EmailDeliveryService implements OnModuleInit {
     return this.privileged.run('notifications.deliver', async (db) => {
       const due = await repo.dueDigests(db, now, 200);
       for (const digest of due) {
+        // an organization's notices reach only its current members (as their inbox: core.notifications' policy)
+        await repo.dropDigestItemsOfFormerOrgs(db, digest.user_id, digest.category);
         const items = await repo.takeDigestItems(db, digest.user_id, digest.category, digest.id);
         await repo.closeDigest(db, digest.id);
         if (items.length === 0) continue;

@@ -89,7 +89,7 @@ export class PreferenceDto {
   @IsBoolean()
   enabled: boolean;
 
-  @ApiProperty({ description: 'E-mail only: one summary per hour instead of one e-mail per notice', example: true })
+  @ApiProperty({ description: 'E-mail only: one summary per hour instead of one e-mail per notice (not for security: its e-mails are sent at once)', example: true })
   @IsBoolean()
   digest: boolean;
 }

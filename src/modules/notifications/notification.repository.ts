@@ -112,10 +112,13 @@ export const notificationRepository = {
     return byUser;
   },
 
-  /** One inbox row per (event, recipient); undefined when it exists already. */
-  async insertNotification(db: Db, n: { orgId: string; userId: string; eventId: string; eventType: string; category: string; title: string; body: string }): Promise<NotificationRow | undefined> {
+  /**
+   * One inbox row per (event, recipient); undefined when it exists already. `toPerson`: addressed to them in person (a
+   * person route), kept when they leave the organization; other notices show only while they belong to it (policy).
+   */
+  async insertNotification(db: Db, n: { orgId: string; userId: string; eventId: string; eventType: string; category: string; title: string; body: string; toPerson: boolean }): Promise<NotificationRow | undefined> {
     const [row] = await db.run(qb.insertInto('core.notifications')
-      .values({ org_id: n.orgId, user_id: n.userId, event_id: BigInt(n.eventId), event_type: n.eventType, category: n.category, title: n.title, body: n.body })
+      .values({ org_id: n.orgId, user_id: n.userId, event_id: BigInt(n.eventId), event_type: n.eventType, category: n.category, title: n.title, body: n.body, to_person: n.toPerson })
       .onConflict((oc) => oc.columns(['org_id', 'event_id', 'user_id']).doNothing())
       .returning(['id', 'org_id', 'event_type', 'category', 'title', 'body', 'created_at', 'read_at', 'archived_at']));
     return row && toNotification(row);
@@ -125,11 +128,12 @@ export const notificationRepository = {
 
   async insertDelivery(db: Db, d: {
     orgId: string; userId: string | null; to: string; template: string; category: string; data: Record<string, unknown>; eventId?: string; status: 'queued' | 'digest_pending';
+    toPerson?: boolean;
   }): Promise<string> {
     const [row] = await db.run(qb.insertInto('core.email_deliveries')
       .values({
         org_id: d.orgId, user_id: d.userId, to_address: d.to, template: d.template, category: d.category, data: JSON.stringify(d.data),
-        event_id: d.eventId === undefined ? null : BigInt(d.eventId), status: d.status,
+        event_id: d.eventId === undefined ? null : BigInt(d.eventId), status: d.status, to_person: d.toPerson ?? false,
       }).returning('id'));
     return row.id;
   },
@@ -185,6 +189,18 @@ export const notificationRepository = {
   async dueDigests(db: Db, now: Date, limit: number) {
     return db.run(qb.selectFrom('core.email_digests').select(['id', 'user_id', 'category', 'window_start'])
       .where('sent_at', 'is', null).where('due_at', '<=', now).orderBy('due_at').limit(limit).forUpdate().skipLocked());
+  },
+
+  /**
+   * The pending notices of (user, category) from organizations the user no longer belongs to, not addressed to them in
+   * person: marked not_sent, so no digest mails them (their inbox no longer shows them either). Returns how many.
+   */
+  async dropDigestItemsOfFormerOrgs(db: Db, userId: string, category: string): Promise<number> {
+    return db.runCount(qb.updateTable('core.email_deliveries as d')
+      .set({ status: 'not_sent', smtp_response: 'not sent: the recipient no longer belongs to the organization' })
+      .where('d.user_id', '=', userId).where('d.category', '=', category).where('d.status', '=', 'digest_pending').where('d.to_person', '=', false)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.memberships as m').select('m.user_id')
+        .whereRef('m.org_id', '=', 'd.org_id').where('m.user_id', '=', userId)))));
   },
 
   /** The pending deliveries a digest summarizes, marked digested. */

@@ -14,6 +14,7 @@ import {
 import { NotificationsService } from './notifications.service.js';
 import { NotificationStreamReady } from './notification-stream.js';
 import { SessionLiveness } from '../auth/session-liveness.js';
+import { Clock } from '../../platform/clock/clock.js';
 
 @ApiTags('notifications')
 @UserRoute()
@@ -22,7 +23,10 @@ export class NotificationsController {
   constructor(private readonly notifications: NotificationsService) {}
 
   @Get('notifications')
-  @ApiOperation({ operationId: 'listNotifications', summary: "The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive)" })
+  @ApiOperation({ operationId: 'listNotifications', summary: "The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive)",
+    description: 'Only the notices of organizations the user belongs to now, and those addressed to them in person (their role changed, their '
+      + 'removal, a sign-in): a notice of an organization they left is no longer listed, counted or marked (404 notification.not_found). '
+      + 'The same holds for the unread count, the read marks and the e-mail digest.' })
   @ApiOkResponse({ type: NotificationPage })
   @ApiErrorCodes('auth.user_required', 'pagination.cursor')
   list(@Tx() tx: TenantTx, @Query() q: NotificationQuery): Promise<NotificationPage> {
@@ -75,9 +79,9 @@ export class NotificationsController {
   }
 
   @Patch('notification-preferences')
-  @ApiOperation({ operationId: 'updateNotificationPreferences', summary: 'Switch categories on or off per channel, and the e-mail digest (security stays on)' })
+  @ApiOperation({ operationId: 'updateNotificationPreferences', summary: 'Switch categories on or off per channel, and the e-mail digest (security stays on, its e-mails immediate)' })
   @ApiOkResponse({ type: PreferencesDto })
-  @ApiErrorCodes('notification.security_always_on', 'notification.digest_email_only', 'notification.preference_repeated')
+  @ApiErrorCodes('notification.security_always_on', 'notification.digest_email_only', 'notification.security_immediate', 'notification.preference_repeated')
   updatePreferences(@Tx() tx: TenantTx, @Body() dto: UpdatePreferencesDto): Promise<PreferencesDto> {
     return this.notifications.updatePreferences(tx, dto);
   }
@@ -97,6 +101,7 @@ export class NotificationStreamController {
   constructor(
     private readonly notifications: NotificationsService,
     private readonly sessions: SessionLiveness,
+    private readonly clock: Clock,
   ) {}
 
   @Sse('notifications/stream')
@@ -127,7 +132,7 @@ export class NotificationStreamController {
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
     // session ends (seen by the next check of this process's open streams)
-    const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - Date.now())) : NEVER;
+    const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - this.clock.now())) : NEVER;
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
       .pipe(takeUntil(merge(this.notifications.closing, expired, this.sessions.watch(principal))));
   }

@@ -20,11 +20,14 @@ import { NotificationErrors } from './notifications.errors.js';
 /** How long the set of routed event types is kept (see NotificationsService.routedTypes). */
 const ROUTED_TYPES_TTL_MS = 60_000;
 
-/** Without a stored preference every channel is on, without digest; security is on whatever is stored. */
+/**
+ * Without a stored preference every channel is on, without digest; security is on, and its mail immediate (a sign-in
+ * alert an hour late is too late), whatever is stored (a digest stored before 20270207900100 is ignored).
+ */
 export function effectivePreference(stored: PreferenceRow[] | undefined, category: NotificationCategory, channel: NotificationChannel): PreferenceRow {
   const found = stored?.find((p) => p.category === category && p.channel === channel);
   const enabled = category === 'security' ? true : found?.enabled ?? true;
-  return { category, channel, enabled, digest: channel === 'email' && enabled && (found?.digest ?? false) };
+  return { category, channel, enabled, digest: channel === 'email' && category !== 'security' && enabled && (found?.digest ?? false) };
 }
 
 const toDto = (n: NotificationRow): NotificationDto => ({ ...n });
@@ -86,19 +89,21 @@ export class NotificationsService implements OnModuleInit {
         const recipients = (await this.recipientsOf(db, event, route)).filter((r) => !seen.has(r.userId));
         recipients.forEach((r) => seen.add(r.userId));
         if (recipients.length === 0) continue;
+        // about the person it names (their role, their removal, their sign-in): theirs after they leave the organization
+        const toPerson = route.recipients === 'person';
         const title = renderRouteText(route.title, data).slice(0, 300);
         const body = renderRouteText(route.body, data).slice(0, 2000);
         const prefs = await repo.preferencesOf(db, recipients.map((r) => r.userId), route.category);
         for (const r of recipients) {
           if (effectivePreference(prefs.get(r.userId), route.category, 'in_app').enabled) {
             const n = await repo.insertNotification(db, {
-              orgId: event.orgId, userId: r.userId, eventId: event.id, eventType: event.type, category: route.category, title, body,
+              orgId: event.orgId, userId: r.userId, eventId: event.id, eventType: event.type, category: route.category, title, body, toPerson,
             });
             if (n) pushed.push({ userId: r.userId, notification: n });
           }
           const email = effectivePreference(prefs.get(r.userId), route.category, 'email');
           if (!email.enabled) continue;
-          const mail = { userId: r.userId, to: r.email, template: 'notice' as const, category: route.category, data: { title, body, eventType: event.type }, eventId: event.id };
+          const mail = { userId: r.userId, to: r.email, template: 'notice' as const, category: route.category, data: { title, body, eventType: event.type }, eventId: event.id, toPerson };
           if (email.digest) {
             await repo.openDigest(db, r.userId, route.category, new Date(this.clock.now()));
             await repo.insertDelivery(db, { orgId: event.orgId, ...mail, status: 'digest_pending' });
@@ -186,6 +191,9 @@ export class NotificationsService implements OnModuleInit {
         throw NotificationErrors.error('notification.security_always_on', 'security notices cannot be switched off');
       }
       if (p.channel !== 'email' && p.digest) throw NotificationErrors.error('notification.digest_email_only', 'only the e-mail channel has a digest');
+      if (p.category === 'security' && p.digest) {
+        throw NotificationErrors.error('notification.security_immediate', 'security e-mails are sent at once: the security category has no digest');
+      }
     }
     const before = await this.preferences(tx);
     for (const p of dto.items) await repo.setPreference(tx.db, userId, p);

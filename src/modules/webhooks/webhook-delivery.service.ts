@@ -328,9 +328,10 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       const endpoint = await repo.disableEndpoint(db, a.message.org_id, a.message.endpoint_id, reason, a.at);
       if (!endpoint) continue; // another worker disabled it already
       this.logger.warn(`webhook endpoint ${endpoint.id} of organization ${a.message.org_id} disabled: ${reason}`);
+      // the URL's origin only: its path and query can hold a credential, and the event reaches other endpoints (webhooks.events.ts)
       await emitEvent({ db, orgId: a.message.org_id }, 'webhook_endpoint.disabled', {
-        endpointId: endpoint.id, url: endpoint.url, reason, ...(since ? { failingSince: since.toISOString() } : {}),
-      }, 1, a.at);
+        endpointId: endpoint.id, urlOrigin: new URL(endpoint.url).origin, reason, ...(since ? { failingSince: since.toISOString() } : {}),
+      }, 2, a.at);
       await this.audit.recordPrivileged(db, a.message.org_id, 'system', {
         action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: endpoint.id,
         before: { enabled: true }, after: { enabled: false, reason, statusCode: a.statusCode },

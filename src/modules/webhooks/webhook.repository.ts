@@ -113,9 +113,10 @@ export const webhookRepository = {
     return (await db.run(qb.selectFrom(ENDPOINTS).selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id'))) as EndpointRow[];
   },
 
-  async getEndpoint(db: Db, orgId: string, id: string, lock = false): Promise<EndpointRow | undefined> {
+  /** `lock`: true (or 'update') to change the row; 'share' to keep it as read (enabled) until the transaction ends. */
+  async getEndpoint(db: Db, orgId: string, id: string, lock: boolean | 'update' | 'share' = false): Promise<EndpointRow | undefined> {
     const q = qb.selectFrom(ENDPOINTS).selectAll().where('org_id', '=', orgId).where('id', '=', id);
-    const [r] = await db.run(lock ? q.forUpdate() : q);
+    const [r] = await db.run(lock === 'share' ? q.forShare() : lock ? q.forUpdate() : q);
     return r as EndpointRow | undefined;
   },
 

@@ -133,9 +133,12 @@ export class WebhookEndpointsController {
   @Post(':endpointId/messages/:messageId/replay')
   @HttpCode(202)
   @RequiresFeature('omnizen', 'webhooks')
-  @ApiOperation({ operationId: 'replayWebhookMessage', summary: 'Deliver a message again (same webhook-id, a new round of the retry schedule)' })
+  @ApiOperation({
+    operationId: 'replayWebhookMessage', summary: 'Deliver a message again (same webhook-id, a new round of the retry schedule)',
+    description: 'Refused (409 webhooks.endpoint_disabled, nothing changed) while the endpoint is disabled: enable it first.',
+  })
   @ApiAcceptedResponse({ type: WebhookMessageDto })
-  @ApiErrorCodes('webhooks.message_pending')
+  @ApiErrorCodes('webhooks.endpoint_disabled', 'webhooks.message_pending')
   replay(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @IdParam('messageId', 'webhook_message') messageId: string): Promise<WebhookMessageDto> {
     return this.webhooks.replay(tx, id, messageId);
   }
@@ -143,10 +146,13 @@ export class WebhookEndpointsController {
   @Post(':endpointId/replay-failed')
   @HttpCode(202)
   @RequiresFeature('omnizen', 'webhooks')
-  @ApiOperation({ operationId: 'replayFailedWebhookMessages', summary: 'Deliver again every failed message created since a time' })
+  @ApiOperation({
+    operationId: 'replayFailedWebhookMessages', summary: 'Deliver again every failed message created since a time',
+    description: 'Refused (409 webhooks.endpoint_disabled, nothing changed) while the endpoint is disabled: enable it first.',
+  })
   @ApiAcceptedResponse({ type: ReplayResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
+  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found', 'webhooks.endpoint_disabled')
   replayFailed(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: ReplayFailedDto): Promise<ReplayResultDto> {
     return this.webhooks.replayFailed(tx, id, dto.since);
   }

@@ -104,7 +104,7 @@ export class WebhooksService {
     return (await repo.listEndpoints(tx.db, tx.orgId)).map((r) => toEndpoint(r, this.clock.now()));
   }
 
-  private async endpointRow(tx: TenantTx, id: string, lock = false): Promise<EndpointRow> {
+  private async endpointRow(tx: TenantTx, id: string, lock: boolean | 'share' = false): Promise<EndpointRow> {
     const row = await repo.getEndpoint(tx.db, tx.orgId, id, lock);
     if (!row) throw WebhookErrors.notFound('webhook_endpoint', id);
     return row;
@@ -186,10 +186,23 @@ export class WebhooksService {
     return { items: p.items.map(toAttempt), nextCursor: p.nextCursor };
   }
 
+  /**
+   * A replay is refused while the endpoint is disabled (like a ping): the worker sends nothing to a disabled endpoint,
+   * so the replayed message would sit pending, answered 202 but never sent. FOR SHARE: the worker (or a PATCH) does
+   * not disable it between this check and the commit.
+   */
+  private async enabledEndpoint(tx: TenantTx, id: string): Promise<void> {
+    const endpoint = await this.endpointRow(tx, id, 'share');
+    if (!endpoint.enabled) throw WebhookErrors.error('webhooks.endpoint_disabled', 'the endpoint is disabled: enable it to replay its messages');
+  }
+
   /** Sends a delivered (or failed) message again: same webhook-id, a new round of the schedule. */
   async replay(tx: TenantTx, endpointId: string, id: string): Promise<WebhookMessageDto> {
     const row = await repo.getMessage(tx.db, tx.orgId, endpointId, id, true);
     if (!row) throw WebhookErrors.notFound('webhook_message', id);
+    // the message's lock first, then the endpoint's: the worker's record() holds its messages (its attempts' keys) before
+    // it updates their endpoints
+    await this.enabledEndpoint(tx, endpointId);
     if (row.status === 'pending') throw WebhookErrors.error('webhooks.message_pending', 'the message is still being delivered');
     const message = toMessage(await repo.replayMessage(tx.db, tx.orgId, id, new Date(this.clock.now())));
     await this.audit.record(tx, { action: 'webhooks.message_replayed', entityType: 'webhook_message', entityId: id, before: { status: row.status }, after: { status: message.status } });
@@ -197,7 +210,7 @@ export class WebhooksService {
   }
 
   async replayFailed(tx: TenantTx, endpointId: string, since: string): Promise<ReplayResultDto> {
-    await this.endpointRow(tx, endpointId);
+    await this.enabledEndpoint(tx, endpointId);
     const replayed = await repo.replayFailedSince(tx.db, tx.orgId, endpointId, new Date(since), new Date(this.clock.now()));
     await this.audit.record(tx, { action: 'webhooks.failed_replayed', entityType: 'webhook_endpoint', entityId: endpointId, after: { since, replayed } });
     return { replayed };
