@@ -8,6 +8,7 @@ import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js'
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { DoesNotWrite, OrgPreflightRoute, OrgRoute, openTenant, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
@@ -23,7 +24,18 @@ import {
 const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
 const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
   'knowledge.unreadable_file', 'knowledge.extraction_limit', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
-const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1 } };
+const MAX_VERSION_NO = 2 ** 31 - 1;
+const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1, maximum: MAX_VERSION_NO } };
+
+/** The path's version number: a 400 validation_failed naming versionNo unless it is an integer from 1 to MAX_VERSION_NO. */
+function versionNoOf(raw: string): number {
+  const n = /^[1-9]\d{0,9}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n <= MAX_VERSION_NO)) {
+    const problem = `versionNo must be an integer from 1 to ${MAX_VERSION_NO}`;
+    throw PlatformErrors.error('validation_failed', problem, [{ field: 'versionNo', problems: [problem] }]);
+  }
+  return n;
+}
 
 // API keys: reads with knowledge:read (what a viewer reads: KnowledgeService); no key writes the knowledge base
 @ApiTags('knowledge')
@@ -141,7 +153,8 @@ export class KnowledgeDocumentsController {
   @Post('documents/:documentId/reindex')
   @HttpCode(200)
   @RequireRole(...WRITER_ROLES)
-  @ApiOperation({ operationId: 'reindexKnowledgeDocument', summary: 'Queue ingestion of the latest version again (after a failure, or a model change)' })
+  @ApiOperation({ operationId: 'reindexKnowledgeDocument', summary: 'Queue ingestion of the latest version again (after a failure, or a model change)',
+    description: 'A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it.' })
   @ApiOkResponse({ type: DocumentDto })
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'knowledge_document.not_found')
   reindex(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
@@ -160,9 +173,10 @@ export class KnowledgeDocumentsController {
   @ApiOperation({ operationId: 'getKnowledgeDocumentVersion', summary: 'One version of a document with its extracted text' })
   @ApiParam(VERSION_PARAM)
   @ApiOkResponse({ type: VersionWithTextDto })
+  @ApiErrors(400)
   @ApiErrorCodes('knowledge.version_not_found')
   version(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<VersionWithTextDto> {
-    return this.knowledge.getVersion(tx, id, /^\d{1,9}$/.test(versionNo) ? Number(versionNo) : NaN);
+    return this.knowledge.getVersion(tx, id, versionNoOf(versionNo));
   }
 
   @Post('documents/:documentId/versions/:versionNo/restore')
@@ -170,9 +184,10 @@ export class KnowledgeDocumentsController {
   @ApiOperation({ operationId: 'restoreKnowledgeDocumentVersion', summary: 'Restore an earlier version: its text becomes a new latest version' })
   @ApiParam(VERSION_PARAM)
   @ApiCreatedResponse({ type: DocumentDto })
+  @ApiErrors(400)
   @ApiErrorCodes('knowledge.version_not_found')
   restore(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<DocumentDto> {
-    return this.knowledge.restoreVersion(tx, id, /^\d{1,9}$/.test(versionNo) ? Number(versionNo) : NaN);
+    return this.knowledge.restoreVersion(tx, id, versionNoOf(versionNo));
   }
 }
 
@@ -199,7 +214,7 @@ export class KnowledgeSearchController {
     summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
   @ApiOkResponse({ type: SearchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found')
+  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found', 'knowledge_document.not_found')
   search(@Preflight() preflight: PreflightTenant, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
     return this.knowledge.searchWith(openTenant(this.db, preflight), dto);
   }

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, Max, MaxLength, Min,
+  ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateBy, ValidateIf,
 } from 'class-validator';
 import { ORG_ROLES } from '../../platform/auth/principal.js';
 import { Timestamp } from '../../platform/http/calendar-date.js';
@@ -54,10 +54,15 @@ export class CreateNoteDocumentDto {
   @ApiProperty({ example: 'Travel expenses', description: 'Title' }) @IsString() @Length(1, 300) title: string;
   @ApiProperty({ example: 'Travel is reimbursed within 30 days of the expense report.', description: 'The text (Markdown allowed), up to 1 MB' })
   @IsString() @Length(1, MAX_DOCUMENT_TEXT_CHARS) text: string;
-  @ApiPropertyOptional({ enum: ['note', 'url'], default: 'note', description: 'note: written here; url: the text of the page at sourceUrl' })
+  @ApiPropertyOptional({ enum: ['note', 'url'], default: 'note', example: 'url', description: 'note: written here; url: the text of the page at sourceUrl (required then)' })
   @IsOptional() @IsIn(['note', 'url']) source?: 'note' | 'url';
-  @ApiPropertyOptional({ example: 'https://intranet.example.com/policies/travel', description: 'The page the text comes from (source url)' })
-  @IsOptional() @IsUrl({ require_protocol: true, protocols: ['http', 'https'] }) @MaxLength(2000) sourceUrl?: string;
+  @ApiPropertyOptional({ example: 'https://intranet.example.com/policies/travel', description: 'The page the text comes from: required with source url, refused with a note' })
+  @ValidateIf((o: CreateNoteDocumentDto) => o.source === 'url' || o.sourceUrl !== undefined)
+  @ValidateBy({ name: 'onlyWithUrlSource', validator: {
+    validate: (_v, args) => (args?.object as CreateNoteDocumentDto).source === 'url',
+    defaultMessage: () => 'sourceUrl is only for source url (a note has none)',
+  } })
+  @IsUrl({ require_protocol: true, protocols: ['http', 'https'] }, { message: 'sourceUrl must be an http(s) URL (required with source url)' }) @MaxLength(2000) sourceUrl?: string;
   @ApiPropertyOptional({ isArray: true, type: String, example: ['travel', 'policy'], description: 'Tags to filter searches by (up to 20)' })
   @IsOptional() @IsArray() @ArrayMaxSize(20) @Matches(TAG, TAG_MSG) tags?: string[];
 }

@@ -220,10 +220,16 @@ export const knowledgeRepository = {
     return db.runCount(qb.deleteFrom('ai.knowledge_collections').where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  async countDocuments(db: Db, orgId: string, collectionId: string): Promise<number> {
-    const [row] = await db.run(qb.selectFrom('ai.knowledge_documents').select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('org_id', '=', orgId).where('collection_id', '=', collectionId));
-    return Number(row.n);
+  /** Locks the collection's row (FOR UPDATE) until the transaction ends: a document inserted into it waits meanwhile. */
+  async lockCollection(db: Db, orgId: string, id: string): Promise<void> {
+    await db.run(qb.selectFrom('ai.knowledge_collections').select('id').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+  },
+
+  /** Deletes the collection's documents (their versions and chunks cascade): the ids and latest versions deleted. */
+  async deleteDocumentsOf(db: Db, orgId: string, collectionId: string): Promise<{ id: string; latestVersion: number }[]> {
+    const rows = await db.run(qb.deleteFrom('ai.knowledge_documents').where('org_id', '=', orgId).where('collection_id', '=', collectionId)
+      .returning(['id', 'latest_version_no']));
+    return rows.map((r) => ({ id: r.id, latestVersion: r.latest_version_no })).sort((a, b) => (a.id < b.id ? -1 : 1));
   },
 
   // ---------------------------------------------------------------- documents and versions

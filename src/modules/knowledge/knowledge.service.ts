@@ -86,12 +86,18 @@ export class KnowledgeService {
     return after!;
   }
 
-  /** Deletes the collection with its documents, versions and chunks. */
+  /**
+   * Deletes the collection with its documents, versions and chunks, and emits knowledge_document.deleted for each
+   * document, as deleting one does. The collection's row is locked first: a document added meanwhile waits, then fails
+   * on the collection gone, so none is deleted without its event.
+   */
   async deleteCollection(tx: TenantTx, id: string): Promise<void> {
     const before = await this.getCollection(tx, id);
-    const documents = await repo.countDocuments(tx.db, tx.orgId, id);
+    await repo.lockCollection(tx.db, tx.orgId, id);
+    const documents = await repo.deleteDocumentsOf(tx.db, tx.orgId, id);
     await repo.deleteCollection(tx.db, tx.orgId, id);
-    await this.audit.record(tx, { action: 'knowledge.collection_deleted', entityType: 'knowledge_collection', entityId: id, before: { ...before, documents } });
+    await this.audit.record(tx, { action: 'knowledge.collection_deleted', entityType: 'knowledge_collection', entityId: id, before: { ...before, documents: documents.length } });
+    for (const d of documents) await emitEvent(tx, 'knowledge_document.deleted', { documentId: d.id, collectionId: id, version: d.latestVersion });
   }
 
   // ---------------------------------------------------------------- documents
@@ -175,10 +181,16 @@ export class KnowledgeService {
     return v;
   }
 
-  /** Queues ingestion of the latest version again (after a failure, or to re-embed with another model). */
+  /**
+   * Queues ingestion of the latest version again (after a failure, or to re-embed with another model). A document
+   * whose ingestion is queued already (pending) is answered as it is, nothing queued: its job embeds the latest
+   * version with the configured model anyway, and each call would otherwise embed the whole document once more (as
+   * POST /knowledge/reindex skips it). The row lock makes concurrent calls queue one job.
+   */
   async reindex(tx: TenantTx, documentId: string): Promise<DocumentDto> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
+    if (before.status === 'pending') return before;
     await repo.setVersionStatus(tx.db, tx.orgId, documentId, before.latestVersion, 'pending', null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, before.latestVersion);
     await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion });

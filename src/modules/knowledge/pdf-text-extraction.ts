@@ -4,9 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CallTimer } from '../../platform/clock/clock.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
+import type { HtmlTextWorkerInput, HtmlTextWorkerResult } from './html-text-worker.js';
 import type { PdfTextWorkerInput, PdfTextWorkerResult } from './pdf-text-worker.js';
 
-/** The limits of a PDF's extraction; past any of them the upload is a 422 knowledge.extraction_limit naming it. */
+/**
+ * The limits of a PDF's extraction (memory, time and slots: an HTML file's too); past any of them the upload is a 422
+ * knowledge.extraction_limit naming it.
+ */
 export const PDF_LIMITS = {
   /** a PDF with more pages is refused before any page is read */
   maxPages: 2_000,
@@ -20,12 +24,18 @@ export const PDF_LIMITS = {
   memoryCheckMs: 100,
 };
 
+/**
+ * How deeply an HTML file's elements may nest: html-to-text recurses once per level, and 2,000 levels overflowed the
+ * main thread's stack (a 25 KB file). Real pages nest a few dozen levels.
+ */
+export const HTML_MAX_DEPTH = 1_000;
+
 /** What ended an extraction early, and why the upload is refused. */
 export class PdfExtractionLimit extends Error {}
 
 /**
- * Extracts a PDF's text in a worker thread (pdf-text-worker.ts), never on the event loop: pdf.js takes the CPU and the
- * memory the file asks for (a 650 KB PDF whose one stream inflates to 206 MB took 85 s and 770 MB in the process). The
+ * Extracts a PDF's text in a worker thread (pdf-text-worker.ts), never on the event loop, and an HTML file's likewise
+ * (html-text-worker.ts, extractHtml): pdf.js takes the CPU and the memory the file asks for (a 650 KB PDF whose one stream inflates to 206 MB took 85 s and 770 MB in the process). The
  * worker's heap is capped (resourceLimits), its heap and buffers are measured while it runs, its time is cut by the
  * CallTimer, and it stops by itself once the text is longer than a document may hold; a worker past a limit is
  * terminated and the upload refused, naming the limit.
@@ -45,17 +55,74 @@ export class PdfTextExtractor {
   async extract(bytes: Buffer, maxChars: number): Promise<string> {
     await this.slot();
     try {
-      return await this.run(bytes, maxChars);
+      return await this.runPdf(bytes, maxChars);
     } finally {
       this.release();
     }
   }
 
-  private async run(bytes: Buffer, maxChars: number): Promise<string> {
+  /**
+   * An HTML file's text (html-to-text), converted in a worker thread within the same limits of memory and time, in the
+   * same slots: a 10 MB page took 9 s, which on the event loop froze every request. Elements nested deeper than
+   * HTML_MAX_DEPTH are a 422 knowledge.unreadable_file (html-to-text recurses once per level).
+   */
+  async extractHtml(html: string, maxChars: number): Promise<string> {
+    await this.slot();
+    try {
+      return await this.runHtml(html, maxChars);
+    } finally {
+      this.release();
+    }
+  }
+
+  private async runPdf(bytes: Buffer, maxChars: number): Promise<string> {
     const limits = { ...this.limits };
     const input: PdfTextWorkerInput = { pdfText: true, bytes: new Uint8Array(bytes), maxChars, maxPages: limits.maxPages };
+    let result: PdfTextWorkerResult;
+    try {
+      result = await this.runWorker<PdfTextWorkerResult>('pdf-text-worker', input, limits);
+      if ('tooManyPages' in result) throw new PdfExtractionLimit(`it has ${result.tooManyPages} pages, more than ${limits.maxPages}`);
+    } catch (err) {
+      if (!(err instanceof PdfExtractionLimit)) throw err;
+      throw KnowledgeErrors.error('knowledge.extraction_limit', `the PDF's text could not be extracted within the limits: ${err.message}`,
+        { maxPages: limits.maxPages, memoryMb: limits.memoryMb, timeoutMs: limits.timeoutMs });
+    }
+    if ('text' in result) return result.text;
+    if ('unreadable' in result) throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${result.unreadable}`);
+    throw KnowledgeErrors.error('knowledge.text_too_large',
+      `the text extracted from the file is longer than the limit of ${maxChars} characters (as for a note; the extraction stopped at page ${result.tooLong.page} of ${result.tooLong.pages}): split it into several documents`,
+      { limitChars: maxChars });
+  }
+
+  private async runHtml(html: string, maxChars: number): Promise<string> {
+    const limits = { ...this.limits };
+    const input: HtmlTextWorkerInput = { htmlText: true, html, maxChars, maxDepth: HTML_MAX_DEPTH };
+    let result: HtmlTextWorkerResult;
+    try {
+      result = await this.runWorker<HtmlTextWorkerResult>('html-text-worker', input, limits);
+    } catch (err) {
+      if (!(err instanceof PdfExtractionLimit)) throw err;
+      throw KnowledgeErrors.error('knowledge.extraction_limit', `the HTML's text could not be extracted within the limits: ${err.message}`,
+        { memoryMb: limits.memoryMb, timeoutMs: limits.timeoutMs });
+    }
+    if ('text' in result) return result.text;
+    if ('tooDeep' in result) {
+      throw KnowledgeErrors.error('knowledge.unreadable_file', `the HTML could not be read: its elements are nested more than ${HTML_MAX_DEPTH} levels deep`,
+        { maxDepth: HTML_MAX_DEPTH });
+    }
+    if ('unreadable' in result) throw KnowledgeErrors.error('knowledge.unreadable_file', `the HTML could not be read: ${result.unreadable}`);
+    throw KnowledgeErrors.error('knowledge.text_too_large',
+      `the text extracted from the file is ${result.tooLong} characters long, above the limit of ${maxChars} characters (as for a note): split it into several documents`,
+      { limitChars: maxChars });
+  }
+
+  /**
+   * Runs the worker `name` (its source next to this file) on `input` within `limits` of memory and time: its one
+   * message, or a PdfExtractionLimit naming the limit it went past (the worker is then terminated).
+   */
+  private async runWorker<R>(name: 'pdf-text-worker' | 'html-text-worker', input: PdfTextWorkerInput | HtmlTextWorkerInput, limits: typeof PDF_LIMITS): Promise<R> {
     // the worker's source next to this file: .ts when run from source (tests), .js once built
-    const worker = new Worker(new URL(`./pdf-text-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url), {
+    const worker = new Worker(new URL(`./${name}${extname(fileURLToPath(import.meta.url))}`, import.meta.url), {
       workerData: input,
       resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb, maxYoungGenerationSizeMb: 32 },
       stdout: true, stderr: true, // pdf.js's warnings are not the app's log
@@ -70,14 +137,14 @@ export class PdfTextExtractor {
     let stopTimer = () => {};
     let memoryCheck: NodeJS.Timeout | undefined;
     try {
-      const result = await new Promise<PdfTextWorkerResult>((resolve, reject) => {
+      return await new Promise<R>((resolve, reject) => {
         const limit = (what: string) => reject(new PdfExtractionLimit(what));
         worker.once('message', resolve);
         worker.once('error', (err: Error & { code?: string }) => {
           if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') limit(`it needs more than ${limits.memoryMb} MB of memory`);
           else reject(err);
         });
-        worker.once('exit', (code) => reject(new Error(`the PDF text worker exited (code ${code}) without an answer`)));
+        worker.once('exit', (code) => reject(new Error(`the ${name} exited (code ${code}) without an answer`)));
         stopTimer = this.timer.start(limits.timeoutMs, () => limit(`it takes longer than ${limits.timeoutMs / 1000} s`));
         // inflated streams are buffers outside the heap that resourceLimits caps: they are measured here
         memoryCheck = setInterval(() => {
@@ -86,16 +153,6 @@ export class PdfTextExtractor {
           }, () => undefined); // the worker has just exited: its answer or its exit settles the promise
         }, limits.memoryCheckMs);
       });
-      if ('text' in result) return result.text;
-      if ('unreadable' in result) throw KnowledgeErrors.error('knowledge.unreadable_file', `the PDF could not be read: ${result.unreadable}`);
-      if ('tooManyPages' in result) throw new PdfExtractionLimit(`it has ${result.tooManyPages} pages, more than ${limits.maxPages}`);
-      throw KnowledgeErrors.error('knowledge.text_too_large',
-        `the text extracted from the file is longer than the limit of ${maxChars} characters (as for a note; the extraction stopped at page ${result.tooLong.page} of ${result.tooLong.pages}): split it into several documents`,
-        { limitChars: maxChars });
-    } catch (err) {
-      if (!(err instanceof PdfExtractionLimit)) throw err;
-      throw KnowledgeErrors.error('knowledge.extraction_limit', `the PDF's text could not be extracted within the limits: ${err.message}`,
-        { maxPages: limits.maxPages, memoryMb: limits.memoryMb, timeoutMs: limits.timeoutMs });
     } finally {
       stopTimer();
       clearInterval(memoryCheck);

@@ -1,4 +1,3 @@
-import { convert as htmlToText } from 'html-to-text';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import type { PdfTextExtractor } from './pdf-text-extraction.js';
 
@@ -30,8 +29,8 @@ export function contentTypeOf(mimetype: string | undefined, filename: string | u
 }
 
 /**
- * The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. A PDF's is extracted in a
- * worker thread, within limits of pages, memory and time (PdfTextExtractor).
+ * The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. A PDF's and an HTML file's
+ * are extracted in a worker thread, within limits of memory and time (PdfTextExtractor): never on the event loop.
  */
 export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor): Promise<string> {
   let text: string;
@@ -47,7 +46,7 @@ export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentT
     } catch {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not UTF-8 text');
     }
-    text = type === 'text/html' ? htmlToText(raw, { wordwrap: false, selectors: [{ selector: 'a', options: { ignoreHref: true } }, { selector: 'img', format: 'skip' }] }) : raw;
+    text = type === 'text/html' ? await pdf.extractHtml(raw, MAX_DOCUMENT_TEXT_CHARS) : raw;
   }
   // NUL cannot be stored in a text column
   text = text.replace(/\u0000/g, '').trim();

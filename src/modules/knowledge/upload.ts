@@ -1,15 +1,19 @@
 import type { FastifyRequest } from 'fastify';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import type { UploadedText } from './knowledge.service.js';
 import type { PdfTextExtractor } from './pdf-text-extraction.js';
 import { contentTypeOf, extractDocumentText } from './text-extraction.js';
 
 const TAG = /^[a-z0-9][a-z0-9_.-]{0,49}$/;
+/** The form fields an upload may have besides its part `file` (UPLOAD_BODY). */
+const UPLOAD_FIELDS = ['title', 'tags'];
 const mb = (bytes: number) => (bytes >= 1024 * 1024 ? `${+(bytes / 1024 / 1024).toFixed(1)} MB` : `${bytes} bytes`);
 
 /**
- * Reads a multipart upload: one `file` part, and the fields `title` and `tags` (comma-separated). The file is
+ * Reads a multipart upload: one `file` part, and the fields `title` and `tags` (comma-separated; any other field is a
+ * 400 validation_failed naming it). The file is
  * read up to the limit (a larger one is a 413 naming the limit), typed by its media type or extension, and its
  * text extracted (a PDF's by `pdf`, in a worker thread), so a bad file is a 4xx here rather than a failed job later.
  */
@@ -23,6 +27,12 @@ export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: Pdf
         if (part.fieldname !== 'file') throw KnowledgeErrors.error('knowledge.invalid_field', `unexpected file part "${part.fieldname}": the file goes in the part named "file"`);
         file = { part, bytes: await part.toBuffer() };
       } else {
+        // a misspelt field (titel) would otherwise be dropped silently: refused as a JSON body's unknown property is
+        if (!UPLOAD_FIELDS.includes(part.fieldname)) {
+          const problem = `property ${part.fieldname} should not exist`;
+          throw PlatformErrors.error('validation_failed', `${problem}: send the part file and the fields ${UPLOAD_FIELDS.join(' and ')}`,
+            [{ field: part.fieldname, problems: [problem] }]);
+        }
         fields[part.fieldname] = String(part.value ?? '');
       }
     }
