@@ -383,7 +383,7 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     const sent = await t.http.post(url(`bills/${draft.id}/submit`)).set(users.owner.auth).expect(200);
     expect(sent.body.status).toBe('submitted');
     const submitted = await t.http.post(url(`bills/${draft.id}/void`)).set(users.accountant.auth).send({}).expect(409);
-    expect(submitted.body.error).toMatchObject({ code: 'payables.not_editable', message: `bill ${draft.id} is submitted: only a draft or rejected one can be voided (reject it first)` });
+    expect(submitted.body.error).toMatchObject({ code: 'payables.not_editable', message: `bill ${draft.id} is submitted: only a draft, rejected or posted one can be voided (reject it first)` });
     // rejected by whoever the approval rules in force name
     const approver = users[sent.body.approverRoles[0] as keyof RoleUsers];
     await t.http.post(url(`bills/${draft.id}/reject`)).set(approver.auth).send({ reason: 'entered twice' }).expect(200);

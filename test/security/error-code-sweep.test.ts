@@ -41,18 +41,14 @@ interface Operation {
 }
 
 /**
- * Operations open to keys by their scope (payables:write, from the controller's @ApiKeyScopes) whose @RequireRole leaves
- * out the key's role (`service`): a person's own expense claim. A key is refused there by the role (403 forbidden.role,
- * checked before the plan), so the keyed 402 their document lists cannot happen; their 402 feature_not_in_plan is the
- * route's own (full_accounting), swept below with a person. The document's x-omnizen-roles leaves `service` out on
- * every operation, so it cannot tell these apart: listed here, and the sweep fails when the list is no longer true.
+ * Operations open to keys by their scope whose @RequireRole leaves out the key's role (`service`): a key is refused
+ * there by the role (403 forbidden.role, checked before the plan), so the keyed 402 their document lists cannot happen.
+ * None: a route only a person uses is closed to keys instead (@ClosedToApiKeys: 403 api_keys.route_closed, swept
+ * like every closed route; the expense claims' create, update, submit and void). The document's x-omnizen-roles leaves
+ * `service` out on every operation, so it cannot tell such a route apart: one would answer forbidden.role where the
+ * sweep expects the keyed 402 and fail it, until closed to keys or listed here.
  */
-const KEYS_REFUSED_BY_ROLE = new Set([
-  'POST /v1/orgs/{orgId}/payables/expense-claims',
-  'PATCH /v1/orgs/{orgId}/payables/expense-claims/{claimId}',
-  'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/submit',
-  'POST /v1/orgs/{orgId}/payables/expense-claims/{claimId}/void',
-]);
+const KEYS_REFUSED_BY_ROLE = new Set<string>([]);
 
 const APP_ORIGIN = 'https://app.example.test';
 /** Runs `work` over `items`, `size` at a time. */

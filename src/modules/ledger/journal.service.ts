@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
@@ -7,12 +6,14 @@ import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
 import { addDays } from '../../platform/http/calendar-date.js';
+import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
+import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed, formatEntry, rateText } from './money.js';
@@ -58,6 +59,8 @@ class PayloadContext {
   readonly taxCodes = new Map<string, TaxCodeDto | undefined>();
   /** account id (lower case) -> type (undefined: no account of the organization), read for the taxed lines that leave their flow to the account */
   readonly accountTypes = new Map<string, string | undefined>();
+  /** the modules' control accounts by id (lower case), read under the posting lock held shared (refuseControlAccounts) */
+  controlAccounts?: Map<string, ControlAccount & { module: string }>;
 }
 
 /** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
@@ -69,14 +72,6 @@ interface Refusal {
   dto?: CreateJournalEntryDto;
 }
 
-/** JSON with every object's keys in order (undefined values left out, as JSON.stringify does). */
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
-}
-
 /**
  * What a replay of an idempotency key compares: the client's request as sent, without the key (a header or body key
  * alike), not the payload the service builds from it, which a tax code's changed account, an archived tax code or a plan
@@ -84,7 +79,7 @@ function canonicalJson(v: unknown): string {
  */
 function requestHashOf(dto: CreateJournalEntryDto): string {
   const { idempotencyKey: _key, ...request } = dto;
-  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+  return requestHash(request);
 }
 
 
@@ -131,6 +126,7 @@ export class JournalService {
     @Inject(ENTITLEMENT_GATE) private readonly entitlements: EntitlementGate,
     private readonly metrics: Metrics,
     private readonly owners: JournalEntryOwners,
+    private readonly controls: ControlAccounts,
   ) {
     // a rejected posting answers with one of these codes; the metrics count it by reason
     metrics.countAsRejectedPostings(POSTING_ERRORS);
@@ -291,6 +287,8 @@ export class JournalService {
   private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, forReplay = false): Promise<PostingPayload> {
     await this.readAccountTypes(tx, [dto], context);
     const lines: PostingLine[] = [];
+    /** the index of the client's line each posted line comes from (a taxed line makes two) */
+    const from: number[] = [];
     for (const [i, l] of dto.lines.entries()) {
       if ((l.debit === undefined) === (l.credit === undefined)) {
         throw LedgerErrors.error('ledger.line_side', `lines[${i}] needs exactly one of debit or credit`);
@@ -299,6 +297,7 @@ export class JournalService {
       if (!taxCodeId) {
         if (taxFlow) throw PlatformErrors.error('validation_failed', `lines[${i}].taxFlow: only a line with a taxCodeId has a tax flow`);
         lines.push(line);
+        from.push(i);
         continue;
       }
       context.settings ??= await this.ledger.settings(tx);
@@ -306,14 +305,40 @@ export class JournalService {
       const taxCode = context.taxCodes.get(taxCodeId);
       if (!taxCode) throw LedgerErrors.error('ledger.unknown_tax_code', `lines[${i}].taxCodeId: tax code ${taxCodeId} does not exist in this organization`);
       if (taxCode.archivedAt && !forReplay) throw LedgerErrors.error('ledger.tax_code_archived', `tax code ${taxCode.code} is archived`);
-      lines.push(...(await this.withTax(tx, line, i, taxCode, context.settings.baseCurrency, taxFlow ?? this.defaultTaxFlow(line, context))));
+      const split = await this.withTax(tx, line, i, taxCode, context.settings.baseCurrency, taxFlow ?? this.defaultTaxFlow(line, context));
+      lines.push(...split);
+      from.push(...split.map(() => i));
     }
     // the posting function takes at most MAX_POSTED_LINES; a taxed line with tax counts twice, so 400 lines can be too many
     if (lines.length > MAX_POSTED_LINES) {
       throw LedgerErrors.error('ledger.invalid_entry', `lines: an entry has at most ${MAX_POSTED_LINES} lines once each taxed line is split into its net and tax lines; this one has ${lines.length}`);
     }
     if (!forReplay) await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
+    if (!forReplay) await this.refuseControlAccounts(tx, lines, from, context);
     return { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
+  }
+
+  /**
+   * A manual entry posts to no control account of receivables or payables (ControlAccounts): those are posted only
+   * through their module's documents, so that the AR and AP aging (and the revenue schedule) equal the accounts. The
+   * documents post through `post`, the revaluation and the year-end close too, and are not checked here. The settings
+   * are read once per request under the posting lock held shared, as a module's posting flow reads them: a settings
+   * change in flight (which drains the postings first) commits before they are read, and one starting later waits for
+   * this entry. `from`: the client's line each of `lines` comes from (a taxed line's tax line too).
+   */
+  private async refuseControlAccounts(tx: TenantTx, lines: PostingLine[], from: number[], context: PayloadContext): Promise<void> {
+    if (!context.controlAccounts) {
+      await this.ledger.holdPostings(tx);
+      context.controlAccounts = await this.controls.byAccount(tx);
+    }
+    for (const [n, line] of lines.entries()) {
+      const control = context.controlAccounts.get(line.accountId.toLowerCase());
+      if (!control) continue;
+      const { code } = await this.ledger.getAccount(tx, control.accountId);
+      const where = line.taxRole?.endsWith('_tax') ? `lines[${from[n]}]: its tax posts to account ${code}, which` : `lines[${from[n]}]: account ${code}`;
+      throw LedgerErrors.error('ledger.control_account', `${where} is the ${control.role} control account of ${control.module}: it is posted only through `
+        + `${control.module}' ${control.postedThrough}, so that ${control.module} and the ledger agree`);
+    }
   }
 
   /**

@@ -1,16 +1,17 @@
 import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
-import { BadRequestException, Body, Controller, createParamDecorator, type ExecutionContext, Get, Headers, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { BadRequestException, Body, Controller, createParamDecorator, type ExecutionContext, Get, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { validationPipe } from '../../platform/http/validation.js';
 import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
-import { POSTING_ERRORS } from './ledger.errors.js';
+import { POSTING_ERRORS, REVERSAL_POSTING_ERRORS } from './ledger.errors.js';
 import { sendCsv, toCsv, wantsCsv } from './csv.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -336,7 +337,11 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
   @ApiOkResponse({ type: YearEndResultDto })
-  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', ...POSTING_ERRORS)
+  // the settings are read first (books_not_started); the closing entry is dated the year's last day, whose period must be open
+  // (period_closed); it credits or debits retained earnings in the base currency (archived: account_not_postable; an
+  // account of another currency: currency_not_allowed) and moves each balance whole (beyond what a line stores: invalid_amount)
+  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', 'ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed',
+    'ledger.invalid_amount', 'ledger.books_not_started')
   closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
   }
@@ -346,7 +351,8 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'reopenFiscalYear', summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
   @ApiOkResponse({ type: YearReopenResultDto })
-  @ApiErrorCodes('ledger.year_open', 'ledger.later_year_closed', 'ledger.already_reversed', ...POSTING_ERRORS)
+  // the closing entry's reversal, dated in the year just opened again: only an archived retained earnings account refuses it
+  @ApiErrorCodes('ledger.year_open', 'ledger.later_year_closed', 'ledger.already_reversed', 'ledger.account_not_postable')
   reopenYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearReopenResultDto> {
     return this.journal.reopenYear(tx, id);
   }
@@ -399,14 +405,14 @@ export class JournalController {
   @Post('journal-entries')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postJournalEntry', summary: 'Post a journal entry (owner, admin, accountant). 201 when posted; 200 with the first entry when the idempotency key repeats with the same payload' })
-  @ApiHeader({ name: 'Idempotency-Key', required: false })
   @ApiBody({ type: CreateJournalEntryDto, examples: { capital: { summary: 'Share capital paid in', value: POST_JOURNAL_ENTRY_EXAMPLE } } })
   @ApiCreatedResponse({ type: JournalEntryDto, example: JOURNAL_ENTRY_EXAMPLE })
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
-  async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
-    const { entry, replayed } = await this.journal.create(tx, dto, key || undefined);
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
+    'ledger.control_account')
+  async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @IdempotencyKey('The same key and request answer the entry posted first (200); another request with it is a 409 ledger.idempotency_conflict. Same as the body\'s idempotencyKey') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
+    const { entry, replayed } = await this.journal.create(tx, dto, key);
     res.status(replayed ? 200 : 201);
     return entry;
   }
@@ -428,7 +434,8 @@ export class JournalController {
   @ApiBody({ type: BatchJournalEntriesDto })
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS)
+  @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
+    'ledger.control_account')
   async createBatch(@Tx() tx: TenantTx, @RawBody() body: unknown, @Query() q: BatchQuery): Promise<BatchResultDto> {
     const mode = q.mode ?? 'all_or_nothing';
     const { entries, rejected } = await batchEntries(body, mode === 'independent');
@@ -450,7 +457,8 @@ export class JournalController {
       + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here.',
   })
   @ApiCreatedResponse({ type: JournalEntryDto })
-  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...POSTING_ERRORS)
+  // ledger.idempotency_conflict: another reversal of the entry (another date or memo) committed while this one was posted
+  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...REVERSAL_POSTING_ERRORS, 'ledger.idempotency_conflict')
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.reverseStandalone(tx, id, dto);
     res.status(replayed ? 200 : 201);
@@ -463,7 +471,11 @@ export class JournalController {
   @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.already_reversed', ...POSTING_ERRORS)
+  // the client's date (its period, an FX rate on or before it); an account revalued as of a past date and archived since,
+  // or an FX account of the settings archived or of another currency; a difference beyond what a line stores
+  // (invalid_amount); the settings are read first (books_not_started)
+  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.already_reversed', 'ledger.period_closed', 'ledger.no_fiscal_year',
+    'ledger.account_not_postable', 'ledger.currency_not_allowed', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started')
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
     return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);
   }

@@ -42,6 +42,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
   'ledger.entry_of_document': { status: 422, description: 'the entry belongs to a document (invoice, payment, allocation, bill, a year\'s closing entry): correct it through the document' },
+  'ledger.control_account': { status: 422, description: 'a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module' },
   'ledger.fx_accounts_missing': { status: 422, description: 'FX gain and loss accounts are not configured' },
   'ledger.retained_earnings_missing': { status: 422, description: 'the retained earnings account is not configured' },
   'ledger.later_year_closed': { status: 422, description: 'a later fiscal year is closed: reopen it first' },
@@ -72,3 +73,24 @@ export const POSTING_ERRORS = [
   'ledger.invalid_entry', 'ledger.unknown_tax_code', 'ledger.unknown_workspace', 'ledger.rounding_account_missing', 'ledger.books_not_started',
   'ledger.idempotency_conflict',
 ] as const;
+
+// The postings the API builds itself (documents, reversals, the year-end close, revaluation) can be refused with only
+// some of POSTING_ERRORS: the service computes both sides (never unbalanced), takes accounts, tax codes and currencies
+// from rows that exist and are never deleted (never unknown_account, unknown_tax_code, unknown_currency), names no
+// workspace (a reversal copies the lines' own, which their foreign key keeps), keys a document's entry by the
+// document (never idempotency_conflict); an entry it built malformed (invalid_entry) or unbalanced is its own bug, not an
+// answer to the client. What is left, per operation, is declared with these subsets plus the codes of that operation's
+// own input and state (a rate the client sends, an FX rate missing, books not started, ...).
+
+/**
+ * A posting the service builds from a document and the settings: dated by the client (the period is closed, or no
+ * fiscal period covers the date), to accounts archived or made a group since they were chosen, or that only take
+ * another currency than the document's (the accounts' currency is not checked when they are chosen).
+ */
+export const DOCUMENT_POSTING_ERRORS = ['ledger.period_closed', 'ledger.no_fiscal_year', 'ledger.account_not_postable', 'ledger.currency_not_allowed'] as const;
+
+/**
+ * A reversal (an invoice's void, a reversed journal entry): every line's account and currency as in the entry
+ * reversed, so only its date and an account archived since can refuse it.
+ */
+export const REVERSAL_POSTING_ERRORS = ['ledger.period_closed', 'ledger.no_fiscal_year', 'ledger.account_not_postable'] as const;

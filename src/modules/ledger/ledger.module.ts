@@ -3,6 +3,7 @@ import { BillingModule } from '../billing/billing.module.js';
 import {
   AccountsController, FiscalCalendarController, JournalController, LedgerBooksController, RatesAndTaxController, ReportsController,
 } from './ledger.controller.js';
+import { ControlAccounts } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -13,8 +14,8 @@ import { ledgerRepository } from './ledger.repository.js';
 @Module({
   imports: [BillingModule],
   controllers: [LedgerBooksController, AccountsController, RatesAndTaxController, FiscalCalendarController, JournalController, ReportsController],
-  providers: [LedgerService, JournalService, ReportsService, JournalEntryOwners],
-  exports: [LedgerService, JournalService, ReportsService, JournalEntryOwners],
+  providers: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts],
+  exports: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts],
 })
 export class LedgerModule implements OnModuleInit {
   constructor(private readonly owners: JournalEntryOwners) {}

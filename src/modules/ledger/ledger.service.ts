@@ -34,14 +34,18 @@ export class LedgerService {
     return s;
   }
 
-  /** Before reading the accounts a posting will use from another module's settings (ledgerRepo.holdPostings). */
+  /**
+   * Before reading the accounts a posting will use from another module's settings (ledgerRepo.holdPostings), or, for a
+   * manual journal entry, the control accounts it must not post to (ControlAccounts).
+   */
   async holdPostings(tx: TenantTx): Promise<void> {
     await repo.holdPostings(tx.db, tx.orgId);
   }
 
   /**
    * First in a change of the control accounts of another module's settings: waits for the postings in flight (each
-   * holds the lock shared from its settings read: holdPostings) and holds new ones off until the change commits. Taken
+   * holds the lock shared from its settings read: holdPostings; a manual journal entry from its read of the control
+   * accounts, so it posts to none the change makes one) and holds new ones off until the change commits. Taken
    * before anything holds the lock shared in this transaction (no upgrade, so two changes cannot deadlock).
    */
   async drainPostings(tx: TenantTx): Promise<void> {

@@ -389,7 +389,7 @@ export class ReportsService {
     const b = await this.accountBalance(tx, accountId);
     const open = b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero());
     if (open.length) {
-      throw error(`the ${what} control account still carries ${open.map((c) => `${c.balance} ${c.currency}`).join(', ')}: settle its open items (or move the balance with a journal entry) before replacing it`);
+      throw error(`the ${what} control account still carries ${open.map((c) => `${c.balance} ${c.currency}`).join(', ')}: settle its open items (a manual journal entry on it: reverse it) before replacing it`);
     }
   }
 }

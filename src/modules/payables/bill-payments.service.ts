@@ -3,6 +3,7 @@ import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
@@ -12,7 +13,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
-import { payablesRepository as repo } from './payables.repository.js';
+import { payablesRepository as repo, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import type {
   AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
@@ -20,6 +21,16 @@ import type {
 import { Clock, today } from '../../platform/clock/clock.js';
 
 type BillRow = NonNullable<Awaited<ReturnType<typeof repo.lockBill>>>;
+
+/** An amount's base value at `rate`, rounded to the base currency's units. */
+const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number): Decimal => D(fixed(D(amount).times(rate), baseMu));
+/**
+ * The base value `amount` takes off an open item of `open` carried at `rate`: the difference of its rounded base values
+ * before and after (receivables' PaymentsService values its allocations so). Partial settlements then add up to the
+ * item's rounded base exactly: GBP 0.05 at 0.5 (base 0.03) settled 0.01 at a time takes 0.01, 0.00, 0.01, 0.00, 0.01,
+ * never 0.01 five times (0.05, more than it carried).
+ */
+const baseShare = (open: Decimal, amount: Decimal, rate: Decimal.Value, baseMu: number): Decimal => baseOf(open, rate, baseMu).minus(baseOf(open.minus(amount), rate, baseMu));
 type PaymentRow = NonNullable<Awaited<ReturnType<typeof repo.lockPayment>>>;
 
 /** One allocation worked out before anything is written. */
@@ -87,7 +98,8 @@ export class BillPaymentsService {
       throw PayablesErrors.error('payables.over_allocation', `${at}: ${fixed(amount, mu)} is more than the open amount ${fixed(open, mu)} of ${b.bill.kind} ${b.bill.id}`, { open: fixed(open, mu) });
     }
     const paidInFull = amount.eq(open);
-    const billBase = paidInFull ? D(b.bill.base_total!).minus(b.settledBase) : D(fixed(amount.times(b.bill.rate!), baseMu));
+    // paid in full: what the bill still carries, so its base reaches exactly 0 (also after allocations valued otherwise before)
+    const billBase = paidInFull ? D(b.bill.base_total!).minus(b.settledBase) : baseShare(open, amount, b.bill.rate!, baseMu);
     return { bill: b.bill, amount, billBase, paidInFull };
   }
 
@@ -105,7 +117,17 @@ export class BillPaymentsService {
       : [{ accountId: apAccountId, currency, baseDebit: amount, description, ...party }, { accountId: fxAccount, credit: amount, description }];
   }
 
-  async create(tx: TenantTx, dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
+  /**
+   * Records a payment. `key` (the Idempotency-Key header): the same key with the same request answers the payment
+   * recorded first and writes nothing (no entry, event or audit row); with another request it is a 409. Requests with
+   * one key run one after the other (repo.lockIdempotencyKey), so concurrent retries record one payment.
+   */
+  async create(tx: TenantTx, dto: CreateBillPaymentDto, key?: string): Promise<BillPaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash(dto) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, idempotency);
+      if (prior) return this.get(tx, prior);
+    }
     if (dto.vendorId) {
       const v = await repo.getVendor(tx.db, tx.orgId, dto.vendorId);
       if (!v) throw PayablesErrors.notFound('vendor', dto.vendorId);
@@ -144,8 +166,8 @@ export class BillPaymentsService {
       const at = `allocations[${i}]`;
       const open = await this.openBill(tx, a.billId, party, currency, dto.paymentDate, at);
       const p = this.plan(open, D(a.amount), baseMu, at, mu);
+      const paymentBase = used.plus(p.amount).eq(amount) ? baseAmount.minus(usedBase) : baseShare(amount.minus(used), p.amount, rate, baseMu);
       used = used.plus(p.amount);
-      const paymentBase = used.eq(amount) ? baseAmount.minus(usedBase) : D(fixed(p.amount.times(rate), baseMu));
       usedBase = usedBase.plus(paymentBase);
       planned.push({ ...p, paymentBase, index: i });
     }
@@ -171,7 +193,7 @@ export class BillPaymentsService {
     const actor = this.payables.actor(tx);
     const paymentId = await repo.insertPayment(tx.db, tx.orgId, {
       ...party, paymentDate: dto.paymentDate, currency, amount, rate, baseAmount, bankAccountId: dto.bankAccountId,
-      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: actor,
+      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: actor, idempotency,
     });
     for (const p of planned) {
       await repo.insertAllocation(tx.db, tx.orgId, {
@@ -183,6 +205,21 @@ export class BillPaymentsService {
     const payment = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: payment });
     return payment;
+  }
+
+  /**
+   * The payment recorded before with this Idempotency-Key and the same request; undefined for a key not used yet. Waits
+   * first for a request with the key in flight, so it reads what that one committed. The key used with another request
+   * is a 409 payables.idempotency_conflict.
+   */
+  private async priorByKey(tx: TenantTx, idempotency: Idempotency): Promise<string | undefined> {
+    await repo.lockIdempotencyKey(tx.db, tx.orgId, idempotency.key);
+    const prior = await repo.paymentByKey(tx.db, tx.orgId, idempotency.key);
+    if (!prior) return undefined;
+    if (prior.requestHash !== idempotency.requestHash) {
+      throw PayablesErrors.error('payables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different payment`);
+    }
+    return prior.id;
   }
 
   /** The FX lines of a payment's own entry: the AP lines already carry the bills' bases, so only the result line is needed. */
@@ -209,13 +246,14 @@ export class BillPaymentsService {
     const date = dto.date ?? iso(payment.payment_date);
     // before the payment there is no credit to allocate: the aging would settle the bill while AP still carries it
     if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    await this.assertPeriodOpen(tx, date);
     const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
     const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, date, 'billId');
     const p = this.plan(open, amount, baseMu, 'amount', mu);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
-    const paymentBase = p.amount.eq(left) ? D(payment.base_amount).minus(usage.base) : D(fixed(p.amount.times(payment.rate), baseMu));
+    const paymentBase = p.amount.eq(left) ? D(payment.base_amount).minus(usage.base) : baseShare(left, p.amount, payment.rate, baseMu);
     const entryId = await this.postFx(tx, payment, paymentBase.minus(p.billBase), date, `Allocation of payment ${paymentId} to ${p.bill.kind} ${p.bill.id}`, baseMu);
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
@@ -251,7 +289,7 @@ export class BillPaymentsService {
     }
     const rate = await this.payables.rateOn(tx, payment.currency, date);
     const bankBase = D(fixed(amount.times(rate), baseMu));
-    const paymentBase = amount.eq(left) ? D(payment.base_amount).minus(usage.base) : D(fixed(amount.times(payment.rate), baseMu));
+    const paymentBase = amount.eq(left) ? D(payment.base_amount).minus(usage.base) : baseShare(left, amount, payment.rate, baseMu);
     const { apAccountId } = await this.payables.settings(tx);
     const cp = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
     const foreign = payment.currency !== base;
@@ -291,6 +329,7 @@ export class BillPaymentsService {
     const date = dto.date ?? iso(original.allocation_date);
     // dated before the original, it would reopen the bill before it was settled: the aging would leave the AP balance
     if (date < iso(original.allocation_date)) throw PlatformErrors.error('validation_failed', `date must not be before the allocation date ${iso(original.allocation_date)}`);
+    await this.assertPeriodOpen(tx, date);
     const { baseMu } = await this.baseMu(tx);
     const diff = D(original.payment_base_amount).minus(original.bill_base_amount);
     const s = await this.ledger.settings(tx);
@@ -303,6 +342,20 @@ export class BillPaymentsService {
     const after = await this.get(tx, original.payment_id);
     await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
     return after;
+  }
+
+  /**
+   * An allocation or its reversal changes what is open as of its date, whether or not it posts an FX result: dated in a
+   * closed period (or one no fiscal period covers) it would change the AP aging of a closed month. Refused as the
+   * ledger refuses a posting there, with its codes; the period's status is the ledger's (LedgerService.listPeriods),
+   * read under the posting lock held shared: a period's close takes it exclusively (fiscal_periods_postings_drained), so
+   * one in flight is waited for and read closed, and one started later waits for this transaction.
+   */
+  private async assertPeriodOpen(tx: TenantTx, date: string): Promise<void> {
+    await this.ledger.holdPostings(tx);
+    const period = (await this.ledger.listPeriods(tx)).find((p) => p.startDate <= date && p.endDate >= date);
+    if (!period) throw LedgerErrors.error('ledger.no_fiscal_year', `no fiscal period covers ${date}`);
+    if (period.status !== 'open') throw LedgerErrors.error('ledger.period_closed', `the fiscal period ${period.startDate} to ${period.endDate} is closed`);
   }
 
   /** An entry for an allocation's FX result (payment base minus bill base) when there is one. */
@@ -330,9 +383,13 @@ export class BillPaymentsService {
 
   private async payments(tx: TenantTx, ids: string[]): Promise<BillPaymentDto[]> {
     if (ids.length === 0) return []; // nothing to value: an organization whose books are not started lists no payments (not a 422)
-    const [rows, allocations, refunds, units, { baseMu }] = await Promise.all([
-      repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), repo.refundsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx), this.baseMu(tx),
+    const [rows, allocations, refunds, units, booksMu] = await Promise.all([
+      repo.getPayments(tx.db, tx.orgId, ids), repo.allocationsOfPayments(tx.db, tx.orgId, ids), repo.refundsOfPayments(tx.db, tx.orgId, ids), this.ledger.minorUnits(tx),
+      this.ledger.baseCurrencyUnits(tx),
     ]);
+    // no such payment (an id read by GET payments/{id}) needs no base currency: 404 on books not started, not a 422
+    if (rows.length === 0) return [];
+    const baseMu = booksMu ?? (await this.baseMu(tx)).baseMu; // a payment posted to the ledger: its books are started
     const byId = new Map(rows.map((r) => [r.id, r]));
     return ids.filter((id) => byId.has(id)).map((id) => {
       const p = byId.get(id)!;

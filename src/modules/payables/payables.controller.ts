@@ -1,4 +1,4 @@
-import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
+import { ApiKeyScopes, ClosedToApiKeys } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, HttpCode, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -6,9 +6,10 @@ import { ADMIN_ROLES, BOOKKEEPER_ROLES, type RequestRole } from '../../platform/
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
-import { POSTING_ERRORS } from '../ledger/ledger.errors.js';
+import { DOCUMENT_POSTING_ERRORS, REVERSAL_POSTING_ERRORS } from '../ledger/ledger.errors.js';
 import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
 import { BillPaymentsService } from './bill-payments.service.js';
 import { PayablesService } from './payables.service.js';
@@ -18,13 +19,23 @@ import {
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery,
 } from './payables.dto.js';
 
-/** Members draft and submit their own expense claims and comment; viewers only read. */
+/** Members draft and submit their own expense claims and comment; viewers only read. A claim is the caller's own: no API key drafts, edits, submits or voids one (@ClosedToApiKeys). */
 const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member'];
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
 const DOCUMENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
   'payables.currency_mismatch', 'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency', 'ledger.books_not_started'];
 // submitting and the final approval read the AP account (payables.account_not_allowed: none set and no standard one)
-const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', 'payables.account_not_allowed', ...POSTING_ERRORS];
+const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', 'payables.account_not_allowed'];
+// the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
+/**
+ * The final approval posts at the document's date and the FX rate of that date, which its submission found (rates are
+ * never deleted, so never rate_missing here): its total's base too large to store (an FX rate the client set) is
+ * invalid_amount; per-line rounding of a foreign document needs the rounding account.
+ */
+const APPROVAL_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount', 'ledger.rounding_account_missing'];
+/** What a retry of a bill payment with an Idempotency-Key answers (the key is unique per organization among its bill payments). */
+const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
+  + 'with another request, 409 payables.idempotency_conflict. 1 to 200 characters';
 
 @ApiTags('payables')
 @OrgRoute()
@@ -124,7 +135,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBill', summary: 'Create a draft bill; totals and tax are computed by the server (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...DOCUMENT_ERRORS, 'vendor.not_found')
+  @ApiErrorCodes(...DOCUMENT_ERRORS, 'vendor.not_found', 'payables.duplicate_bill_number')
   createBill(@Tx() tx: TenantTx, @Body() dto: CreateBillDto): Promise<BillDto> {
     return this.payables.createBill(tx, dto);
   }
@@ -143,7 +154,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updateBill', summary: 'Replace the content of a draft (or rejected) bill' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS, 'vendor.not_found')
+  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS, 'vendor.not_found', 'payables.duplicate_bill_number')
   updateBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: UpdateBillDto): Promise<BillDto> {
     return this.payables.updateBill(tx, id, dto);
   }
@@ -154,7 +165,8 @@ export class PayablesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'submitBill', summary: 'Submit a bill for approval; a bill needing no approval under the rules is posted at once' })
   @ApiOkResponse({ type: BillDto })
-  @ApiErrorCodes('payables.not_editable', ...WORKFLOW_ERRORS)
+  // a bill needing no approval posts here, at the FX rate its submission looks up (none: ledger.rate_missing)
+  @ApiErrorCodes('payables.not_editable', ...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS, 'ledger.rate_missing')
   submitBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string): Promise<BillDto> {
     return this.payables.submit(tx, id, 'bill');
   }
@@ -166,7 +178,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never by whoever created, last edited or submitted it; roles per the rule); the final approval posts it to the ledger' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...WORKFLOW_ERRORS)
+  @ApiErrorCodes(...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS)
   approveBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
     return this.payables.approve(tx, id, 'bill', dto.comment);
   }
@@ -187,12 +199,17 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'voidBill', summary: 'Void a draft or rejected bill that will never be posted; it stays, immutable, with its history (owner, admin, accountant)' })
+  @ApiOperation({
+    operationId: 'voidBill',
+    summary: 'Void a draft or rejected bill that will never be posted, or cancel a posted bill nothing is allocated to (posts the reversal of its entry, dated `date`); '
+      + 'it stays, immutable, with its history (owner, admin, accountant)',
+  })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable')
+  // a posted bill: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
+  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', ...REVERSAL_POSTING_ERRORS)
   voidBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
-    return this.payables.void(tx, id, 'bill', dto.reason);
+    return this.payables.void(tx, id, 'bill', { reason: dto.reason, date: dto.date });
   }
 
   @Post('bills/:billId/comments')
@@ -220,10 +237,12 @@ export class PayablesController {
   @Post('expense-claims')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...CLAIMANT_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'createExpenseClaim', summary: 'Draft an expense claim for yourself (members and up)' })
   @ApiCreatedResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  // a line amount with more decimals than the currency has: payables.invalid_amount (never rounded)
+  @ApiErrorCodes(...DOCUMENT_ERRORS, 'payables.invalid_amount')
   createClaim(@Tx() tx: TenantTx, @Body() dto: CreateExpenseClaimDto): Promise<BillDto> {
     return this.payables.createClaim(tx, dto);
   }
@@ -239,10 +258,11 @@ export class PayablesController {
   @Patch('expense-claims/:claimId')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...CLAIMANT_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'updateExpenseClaim', summary: 'Replace the content of your draft (or rejected) expense claim; then submit it again' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...DOCUMENT_ERRORS, 'expense_claim.not_found')
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...DOCUMENT_ERRORS, 'expense_claim.not_found', 'payables.invalid_amount')
   updateClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: UpdateExpenseClaimDto): Promise<BillDto> {
     return this.payables.updateClaim(tx, id, dto);
   }
@@ -251,12 +271,13 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...CLAIMANT_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'voidExpenseClaim', summary: 'Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
   @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own')
   voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
-    return this.payables.void(tx, id, 'expense_claim', dto.reason);
+    return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason });
   }
 
   @Post('expense-claims/:claimId/comments')
@@ -275,6 +296,7 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...CLAIMANT_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'submitExpenseClaim', summary: 'Submit your expense claim for approval (at least one bookkeeper approves)' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', 'ledger.rate_missing', 'payables.account_not_allowed')
@@ -289,7 +311,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'approveExpenseClaim', summary: 'Approve a submitted expense claim; the final approval posts a payable to the claimant' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...WORKFLOW_ERRORS)
+  @ApiErrorCodes(...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS)
   approveClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
     return this.payables.approve(tx, id, 'expense_claim', dto.comment);
   }
@@ -319,13 +341,16 @@ export class PayablesController {
   @Post('payments')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result' })
+  @ApiOperation({ operationId: 'createBillPayment', summary: 'Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result',
+    description: 'Retry with the same Idempotency-Key: one payment is recorded.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
-    'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
-  createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto): Promise<BillPaymentDto> {
-    return this.payments.create(tx, dto);
+    'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
+    // the client's currency at the FX rate of the payment date; a vendor exists before the books are started
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict')
+  createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<BillPaymentDto> {
+    return this.payments.create(tx, dto, key);
   }
 
   @Get('payments/:paymentId')
@@ -343,7 +368,8 @@ export class PayablesController {
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.account_not_allowed',
-    'bill.not_found', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+    // posts only an FX result in base amounts, at a date that has an FX rate (the payment's or a later one)
+    'bill.not_found', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
@@ -355,7 +381,8 @@ export class PayablesController {
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'payables.account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
-    ...POSTING_ERRORS)
+    // at the FX rate of the refund date (one exists: the payment's date had one); its base too large to store is invalid_amount
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount')
   refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     return this.payments.refund(tx, id, dto);
   }
@@ -366,7 +393,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.allocation_reversed', 'payables.account_not_allowed', 'ledger.fx_accounts_missing', ...POSTING_ERRORS)
+  @ApiErrorCodes('payables.allocation_reversed', 'payables.account_not_allowed', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
   reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }

@@ -197,6 +197,8 @@ export class BillDto {
   @ApiProperty({ description: 'Rate of the bill date (base units per unit); null until posted', type: String, nullable: true, example: '1.0000000000' }) rate: string | null;
   @ApiProperty({ description: 'Total in the base currency credited to accounts payable; null until posted', type: String, nullable: true, example: '300.00' }) baseTotal: string | null;
   @ApiProperty({ description: 'The posting; null until posted', type: String, nullable: true, format: 'uuid', example: null }) journalEntryId: string | null;
+  @ApiProperty({ description: 'A posted bill voided: the date of the reversal of its posting; null otherwise', type: String, nullable: true, format: 'date', example: null }) voidedOn: string | null;
+  @ApiProperty({ description: 'A posted bill voided: the entry reversing its posting; null otherwise', type: String, nullable: true, format: 'uuid', example: null }) voidEntryId: string | null;
   @ApiProperty({ description: 'Who created it', example: 'c0ffee00-0000-4000-8000-000000000001' }) createdBy: string;
   @ApiProperty({ description: 'When it was created', example: '2026-01-10T09:00:00.000Z' }) createdAt: Date;
   @ApiProperty({ description: 'Lines', type: [BillLineDto] }) lines: BillLineDto[];
@@ -214,9 +216,11 @@ export class BillQuery extends PageQuery {
   @IsOptional() @IsIn(['draft', 'submitted', 'rejected', 'posted', 'voided']) status?: string;
 }
 
-@ApiSchema({ description: 'Why a document is voided' })
+@ApiSchema({ description: 'Why a document is voided (and, for a posted bill, when)' })
 export class VoidBillDto {
-  @ApiPropertyOptional({ description: 'Why it will never be posted (kept in the audit trail and the event)', example: 'entered twice' }) @IsOptional() @IsString() @Length(1, 2000) reason?: string;
+  @ApiPropertyOptional({ description: 'Why it will never be posted, or is cancelled (kept in the audit trail and the event)', example: 'entered twice' }) @IsOptional() @IsString() @Length(1, 2000) reason?: string;
+  @ApiPropertyOptional({ description: 'A posted bill: the date of the reversal of its posting, in an open period and not before the bill date (default: today). Not used for a draft or rejected document', example: '2026-02-20' })
+  @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A comment or reason on a decision' })

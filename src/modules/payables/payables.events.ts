@@ -41,9 +41,12 @@ export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
   },
   {
     type: 'bill.voided', version: 1, category: 'finance',
-    description: 'A draft or rejected bill or expense claim was voided: it will never be posted (kind says which)',
-    payloadSchema: billPayload({ reason: { type: ['string', 'null'] }, voidedBy: { type: 'string' } }, ['reason', 'voidedBy']),
-    example: { ...example, reason: 'entered twice', voidedBy: 'user_123' },
+    description: 'A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill nothing was '
+      + 'allocated to was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)',
+    payloadSchema: billPayload({
+      reason: { type: ['string', 'null'] }, voidedBy: { type: 'string' }, voidedOn: { type: ['string', 'null'], format: 'date' }, reversalEntryId: { ...uuid, type: ['string', 'null'] },
+    }, ['reason', 'voidedBy']),
+    example: { ...example, reason: 'entered twice', voidedBy: 'user_123', voidedOn: null, reversalEntryId: null },
   },
   {
     type: 'bill.paid', version: 1, category: 'finance',

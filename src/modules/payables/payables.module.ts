@@ -3,6 +3,7 @@ import { AgentsModule } from '../agents/agents.module.js';
 import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
+import { ControlAccounts } from '../ledger/control-accounts.js';
 import { JournalEntryOwners } from '../ledger/entry-owners.js';
 import { payablesRepository } from './payables.repository.js';
 import { BillPaymentsService } from './bill-payments.service.js';
@@ -18,11 +19,18 @@ import { listOpenBillsTool } from './payables.tools.js';
   exports: [PayablesService, BillPaymentsService],
 })
 export class PayablesModule implements OnModuleInit {
-  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners) {}
+  constructor(
+    private readonly tools: ToolRegistry,
+    private readonly owners: JournalEntryOwners,
+    private readonly controls: ControlAccounts,
+    private readonly payables: PayablesService,
+  ) {}
 
   onModuleInit(): void {
     // its documents' postings are corrected through the documents, not reversed alone
     this.owners.register('payables', (tx, entryId) => payablesRepository.entryOwner(tx.db, tx.orgId, entryId));
+    // the AP account takes no manual journal entry: the AP aging would no longer equal it
+    this.controls.register('payables', (tx) => this.payables.controlAccounts(tx));
     // the agents' list_open_bills tool (reads semantic.v_ap_open as the run's user)
     this.tools.register(listOpenBillsTool);
   }

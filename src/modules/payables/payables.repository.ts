@@ -39,6 +39,11 @@ export interface BillHeader {
   taxTotal: Decimal;
   total: Decimal;
 }
+/** A payment's Idempotency-Key and the hash of its request (src/platform/http/idempotency-key.ts). */
+export interface Idempotency {
+  key: string;
+  requestHash: string;
+}
 export interface BillLineRow {
   accountId: string;
   description: string | null;
@@ -57,7 +62,8 @@ export const payablesRepository = {
   async entryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
     const [row] = await db.$queryRaw<{ owner: string }[]>`
       SELECT owner FROM (
-        SELECT 1 AS o, (CASE kind WHEN 'expense_claim' THEN 'expense claim ' || id ELSE 'bill ' || coalesce(bill_number, id::text) END) AS owner
+        SELECT 1 AS o, (CASE kind WHEN 'expense_claim' THEN 'expense claim ' || id
+          ELSE 'bill ' || coalesce(bill_number, id::text) || ' (void the bill: POST payables/bills/' || id || '/void, once its allocations are reversed)' END) AS owner
           FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
         UNION ALL SELECT 2, 'vendor payment ' || coalesce(reference, id::text) || ' (reverse its allocations, record a vendor refund)'
           FROM finance.bill_payments WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
@@ -128,6 +134,14 @@ export const payablesRepository = {
     return row;
   },
 
+  /** Whether payables has posted anything yet: a bill or claim posted, or a payment (each posts to the AP account). */
+  async hasPostings(db: Db, orgId: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ posted: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id IS NOT NULL)
+          OR EXISTS (SELECT 1 FROM finance.bill_payments WHERE org_id = ${orgId}::uuid) AS posted`;
+    return row.posted;
+  },
+
   // ---------------------------------------------------------------- bills and claims
   async insertBill(db: Db, orgId: string, h: BillHeader, createdBy: string): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.bills').values({
@@ -141,7 +155,23 @@ export const payablesRepository = {
     await db.run(qb.updateTable('finance.bills').set({
       bill_number: h.billNumber, bill_date: h.billDate, due_date: h.dueDate, currency: h.currency, memo: h.memo,
       subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total,
+      // its number was checked now (PayablesService.assertNumberFree): a duplicate entered before the check is one no more
+      legacy_duplicate_number: false,
     }).where('org_id', '=', orgId).where('id', '=', id));
+  },
+
+  /** Serializes the entering of one vendor bill number (case and surrounding blanks ignored) until the transaction ends. */
+  async lockBillNumber(db: Db, orgId: string, vendorId: string, billNumber: string) {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_number:' || ${orgId}::uuid::text || ':' || ${vendorId}::uuid::text || ':' || lower(btrim(${billNumber}::text))))`;
+  },
+
+  /** A bill of the vendor with this number (as bills_vendor_number_key compares it) that is not voided, other than `exceptId`. */
+  async liveBillWithNumber(db: Db, orgId: string, vendorId: string, billNumber: string, exceptId?: string) {
+    let q = qb.selectFrom('finance.bills').select(['id', 'status']).where('org_id', '=', orgId).where('vendor_id', '=', vendorId).where('kind', '=', 'bill')
+      .where('status', '<>', 'voided').where(sql<boolean>`lower(btrim(bill_number)) = lower(btrim(${billNumber}::text))`);
+    if (exceptId) q = q.where('id', '<>', exceptId);
+    const [row] = await db.run(q.orderBy('created_at').orderBy('id').limit(1));
+    return row;
   },
 
   async replaceLines(db: Db, orgId: string, billId: string, lines: BillLineRow[]) {
@@ -208,6 +238,12 @@ export const payablesRepository = {
     }).where('org_id', '=', orgId).where('id', '=', id));
   },
 
+  /** A posted bill voided: its status, and the reversal of its entry (finance.guard_bill checks the two agree). */
+  async markVoided(db: Db, orgId: string, id: string, v: { voidedOn: string; voidEntryId: string }) {
+    await db.run(qb.updateTable('finance.bills').set({ status: 'voided', voided_on: v.voidedOn, void_entry_id: v.voidEntryId })
+      .where('org_id', '=', orgId).where('id', '=', id));
+  },
+
   async addDecision(db: Db, orgId: string, d: { billId: string; submissionNo: number; decision: string; actorId: string; actorRole: string; comment: string | null }) {
     const [row] = await db.run(qb.insertInto('finance.bill_decisions').values({
       org_id: orgId, bill_id: d.billId, submission_no: d.submissionNo, decision: d.decision, actor_id: d.actorId, actor_role: d.actorRole, comment: d.comment,
@@ -218,13 +254,28 @@ export const payablesRepository = {
   // ---------------------------------------------------------------- payments and allocations
   async insertPayment(db: Db, orgId: string, p: {
     vendorId: string | null; claimantId: string | null; paymentDate: string; currency: string; amount: Decimal; rate: Decimal; baseAmount: Decimal;
-    bankAccountId: string; method: string; reference: string | null; journalEntryId: string; createdBy: string;
+    bankAccountId: string; method: string; reference: string | null; journalEntryId: string; createdBy: string; idempotency?: Idempotency;
   }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.bill_payments').values({
       org_id: orgId, vendor_id: p.vendorId, claimant_id: p.claimantId, payment_date: p.paymentDate, currency: p.currency, amount: p.amount, rate: p.rate,
       base_amount: p.baseAmount, bank_account_id: p.bankAccountId, method: p.method, reference: p.reference, journal_entry_id: p.journalEntryId, created_by: p.createdBy,
+      idempotency_key: p.idempotency?.key ?? null, request_hash: p.idempotency?.requestHash ?? null,
     }).returning('id'));
     return row.id;
+  },
+
+  /**
+   * Waits for any other payment request of the organization with this Idempotency-Key to commit or roll back, then holds
+   * the key until this one does: the read of the key that follows sees what the other recorded.
+   */
+  async lockIdempotencyKey(db: Db, orgId: string, key: string): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment_key:' || ${orgId}::uuid::text || ':' || ${key}::text))`;
+  },
+
+  /** The payment recorded with this Idempotency-Key, and the hash of its request. */
+  async paymentByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.bill_payments').select(['id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.id, requestHash: row.request_hash! };
   },
 
   async lockPayment(db: Db, orgId: string, id: string) {

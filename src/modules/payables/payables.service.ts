@@ -1,18 +1,21 @@
 import { Injectable } from '@nestjs/common';
 import { Decimal } from 'decimal.js';
 import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
+import type { ControlAccount } from '../ledger/control-accounts.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { computeTax, D, fixed, rateText } from '../ledger/money.js';
+import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
 import type {
@@ -54,6 +57,7 @@ export class PayablesService {
     private readonly ledger: LedgerService,
     private readonly journal: JournalService,
     private readonly reports: ReportsService,
+    private readonly clock: Clock,
   ) {}
 
   actor(tx: TenantTx): string {
@@ -111,6 +115,20 @@ export class PayablesService {
     const ap = await repo.accountByCode(tx.db, tx.orgId, DEFAULT_AP_ACCOUNT_CODE);
     if (!ap) throw PayablesErrors.error('payables.account_not_allowed', `no accounts payable account: set apAccountId in the payables settings (no account ${DEFAULT_AP_ACCOUNT_CODE})`);
     return { apAccountId: ap.id, approvalRules: DEFAULT_APPROVAL_RULES, isDefault: true };
+  }
+
+  /**
+   * The AP control account (ControlAccounts: no manual journal entry on it, so that the AP aging equals it): the one the
+   * settings name; without settings, the default account once payables has posted to it. Before that the default is
+   * an ordinary liability account (an organization not using payables, or whose plan has none, keeps posting to it).
+   * Bills, expense claims (employee payables) and payments all post to this one account.
+   */
+  async controlAccounts(tx: TenantTx): Promise<ControlAccount[]> {
+    const s = await repo.settings(tx.db, tx.orgId);
+    const postedThrough = 'bills, expense claims, bill payments, allocations and vendor refunds';
+    if (s) return [{ accountId: s.ap_account_id, role: 'AP', postedThrough }];
+    const ap = await repo.accountByCode(tx.db, tx.orgId, DEFAULT_AP_ACCOUNT_CODE);
+    return ap && await repo.hasPostings(tx.db, tx.orgId) ? [{ accountId: ap.id, role: 'AP', postedThrough }] : [];
   }
 
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
@@ -201,9 +219,34 @@ export class PayablesService {
     return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) }, lines };
   }
 
+  /**
+   * One vendor's bill is entered once: another bill of the vendor with this number (case and surrounding blanks
+   * ignored) that is not voided is a 409 naming it, so the same bill cannot be posted and paid twice. The number is
+   * locked first, so two requests entering it at once are checked one after the other (the unique index
+   * bills_vendor_number_key is the backstop).
+   */
+  private async assertNumberFree(tx: TenantTx, vendorId: string, billNumber: string | null, selfId?: string): Promise<void> {
+    if (billNumber === null) return;
+    await repo.lockBillNumber(tx.db, tx.orgId, vendorId, billNumber);
+    const existing = await repo.liveBillWithNumber(tx.db, tx.orgId, vendorId, billNumber, selfId);
+    if (existing) throw this.duplicateNumber(billNumber, existing.id, existing.status);
+  }
+
+  private duplicateNumber(billNumber: string, existingId?: string, status?: string): AppError {
+    return existingId
+      ? PayablesErrors.error('payables.duplicate_bill_number', `billNumber: the vendor's bill ${billNumber} is entered already, as bill ${existingId} (${status}); void that one first to enter it again`, { billId: existingId })
+      : PayablesErrors.error('payables.duplicate_bill_number', `billNumber: the vendor's bill ${billNumber} is entered already`);
+  }
+
+  /** Writes a bill's header, mapping the bill-number index (a request that passed assertNumberFree never meets it). */
+  private uniqueNumber<T>(work: Promise<T>, billNumber: string | null): Promise<T> {
+    return translateDatabaseError(work, { '23505': (e) => (e.constraint === 'bills_vendor_number_key' ? this.duplicateNumber(billNumber ?? '') : undefined) });
+  }
+
   async createBill(tx: TenantTx, dto: CreateBillDto): Promise<BillDto> {
     const { header, lines } = await this.billContent(tx, dto, dto.vendorId);
-    const id = await repo.insertBill(tx.db, tx.orgId, { kind: 'bill', vendorId: dto.vendorId, claimantId: null, ...header }, this.actor(tx));
+    await this.assertNumberFree(tx, dto.vendorId, header.billNumber);
+    const id = await this.uniqueNumber(repo.insertBill(tx.db, tx.orgId, { kind: 'bill', vendorId: dto.vendorId, claimantId: null, ...header }, this.actor(tx)), header.billNumber);
     await repo.replaceLines(tx.db, tx.orgId, id, lines);
     const bill = await this.getBill(tx, id, 'bill');
     await this.audit.record(tx, { action: 'payables.bill_created', entityType: 'bill', entityId: id, after: bill });
@@ -215,7 +258,8 @@ export class PayablesService {
     if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `bill ${id} is ${b.status}: only a draft or rejected bill can be edited`);
     const before = await this.getBill(tx, id, 'bill');
     const { header, lines } = await this.billContent(tx, dto, b.vendor_id!);
-    await repo.updateBillContent(tx.db, tx.orgId, id, header);
+    await this.assertNumberFree(tx, b.vendor_id!, header.billNumber, id);
+    await this.uniqueNumber(repo.updateBillContent(tx.db, tx.orgId, id, header), header.billNumber);
     await repo.replaceLines(tx.db, tx.orgId, id, lines);
     // the editor wrote all of the content now: they may not approve it (approve)
     await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'edit', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: null });
@@ -255,7 +299,9 @@ export class PayablesService {
     for (const [i, l] of dto.lines.entries()) {
       await this.lineAccount(tx, l.accountId, `lines[${i}]`);
       if (l.currency !== dto.currency) throw PayablesErrors.error('payables.currency_mismatch', `lines[${i}].currency is ${l.currency}, the claim is in ${dto.currency}`);
-      const amount = D(fixed(l.amount, mu));
+      // what was spent, as the receipt says: never rounded to the currency's units (10.005 is no EUR amount)
+      if (!fitsMinorUnits(l.amount, mu)) throw PayablesErrors.error('payables.invalid_amount', `lines[${i}].amount must have at most ${mu} decimals for ${dto.currency} (got ${l.amount})`);
+      const amount = D(l.amount);
       lines.push(this.claimLine(l, amount));
     }
     const header = { billNumber: null, billDate: dto.claimDate, dueDate: dto.claimDate, currency: dto.currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) };
@@ -299,7 +345,8 @@ export class PayablesService {
       const b = byId.get(id)!;
       const mu = units(b.currency);
       const paid = D(settled.find((s) => s.bill_id === id)?.amount ?? 0);
-      const open = D(b.total).minus(paid);
+      // a voided document is owed no more (nor ever was, unless posted and then reversed)
+      const open = b.status === 'voided' ? D(0) : D(b.total).minus(paid);
       const status = b.status !== 'posted' ? b.status : open.isZero() ? 'paid' : paid.gt(0) ? 'partially_paid' : 'posted';
       const ds = decisions.filter((d) => d.bill_id === id);
       return {
@@ -309,6 +356,7 @@ export class PayablesService {
         approvalsGiven: new Set(approversOf(ds, b.submission_no)).size,
         rejectionReason: b.rejection_reason, rate: b.rate === null ? null : rateText(b.rate),
         baseTotal: b.base_total === null ? null : fixed(b.base_total, units(b.base_currency!)), journalEntryId: b.journal_entry_id,
+        voidedOn: b.voided_on ? iso(b.voided_on) : null, voidEntryId: b.void_entry_id,
         createdBy: b.created_by, createdAt: b.created_at,
         lines: lines.filter((l) => l.bill_id === id).map((l) => ({
           lineNo: l.line_no, accountId: l.account_id, description: l.description, quantity: D(l.quantity).toFixed(4), unitPrice: D(l.unit_price).toFixed(4),
@@ -414,19 +462,42 @@ export class PayablesService {
 
   /**
    * Voids a draft or rejected document that will never be posted (entered twice, withdrawn): it stays with its lines and
-   * decisions, immutable. A claimant voids their own claim; bookkeepers any document.
+   * decisions, immutable. A claimant voids their own claim; bookkeepers any document. A posted bill nothing is
+   * allocated to (no payment, or every allocation reversed) is voided too: the reversal of its entry is posted, dated
+   * `date` (default: today, and never before the bill date) in an open period.
    */
-  async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', reason: string | undefined): Promise<BillDto> {
+  async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', o: { reason?: string; date?: string }): Promise<BillDto> {
     const b = await this.lockDocument(tx, id, kind);
     this.ownClaimOrBookkeeper(tx, b);
-    if (b.status !== 'draft' && b.status !== 'rejected') {
-      throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be voided${b.status === 'submitted' ? ' (reject it first)' : ''}`);
+    const posted = kind === 'bill' && b.status === 'posted';
+    if (b.status !== 'draft' && b.status !== 'rejected' && !posted) {
+      const which = kind === 'bill' ? 'a draft, rejected or posted one' : 'a draft or rejected one';
+      throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only ${which} can be voided${b.status === 'submitted' ? ' (reject it first)' : ''}`);
     }
     const before = await this.getBill(tx, id, kind);
-    await repo.setStatus(tx.db, tx.orgId, id, { status: 'voided' });
-    await emitEvent(tx, 'bill.voided', { ...this.eventBase(before), reason: reason ?? null, voidedBy: this.actor(tx) });
+    const reason = o.reason ?? null;
+    let reversal: { voidedOn: string; reversalEntryId: string } | null = null;
+    if (posted) {
+      // the bill row is locked: no allocation to it can start before this commits (BillPaymentsService locks it too)
+      const [settled] = await repo.settledOf(tx.db, tx.orgId, [id]);
+      if (settled && !D(settled.amount).isZero()) {
+        throw PayablesErrors.error('payables.has_allocations', `bill ${b.bill_number ?? id} has ${before.currency} ${fixed(settled.amount, await this.ledger.currencyUnits(tx, b.currency))} paid: reverse its allocations first, then void it`);
+      }
+      const billDate = iso(b.bill_date);
+      const clockDay = today(this.clock);
+      const date = o.date ?? (clockDay < billDate ? billDate : clockDay);
+      // before the bill, AP would carry its reversal before the bill itself
+      if (date < billDate) throw PlatformErrors.error('validation_failed', `date must not be before the bill date ${billDate}`);
+      // the ledger's one reversal path: every line's sides swapped, base amounts kept; a closed period is refused there
+      const { entry } = await this.journal.reverse(tx, b.journal_entry_id!, { date, memo: `Void of bill ${b.bill_number ?? id}` });
+      await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
+      reversal = { voidedOn: date, reversalEntryId: entry.id };
+    } else {
+      await repo.setStatus(tx.db, tx.orgId, id, { status: 'voided' });
+    }
+    await emitEvent(tx, 'bill.voided', { ...this.eventBase(before), reason, voidedBy: this.actor(tx), voidedOn: reversal?.voidedOn ?? null, reversalEntryId: reversal?.reversalEntryId ?? null });
     const after = await this.getBill(tx, id, kind);
-    await this.audit.record(tx, { action: `payables.${kind}_voided`, entityType: kind, entityId: id, before, after: { ...after, reason: reason ?? null } });
+    await this.audit.record(tx, { action: `payables.${kind}_voided`, entityType: kind, entityId: id, before, after: { ...after, reason } });
     return after;
   }
 

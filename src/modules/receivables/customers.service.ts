@@ -108,6 +108,16 @@ export class CustomersService {
     return c;
   }
 
+  /**
+   * The customer of a payment received: 422 when not this organization's. An archived one is taken: archiving stops new
+   * invoices (forDocument), not the settlement of those still open, nor a payment in advance later refunded.
+   */
+  async forPayment(tx: TenantTx, id: string): Promise<CustomerRow> {
+    const c = await repo.getCustomer(tx.db, tx.orgId, id);
+    if (!c) throw ReceivablesErrors.error('receivables.unknown_customer', `customerId: customer ${id} does not exist in this organization`);
+    return c;
+  }
+
   async update(tx: TenantTx, id: string, dto: UpdateCustomerDto): Promise<CustomerDto> {
     const before = await this.get(tx, id);
     if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
@@ -117,7 +127,7 @@ export class CustomersService {
     return after;
   }
 
-  /** Customers are archived, never deleted (their documents keep pointing at them). */
+  /** Customers are archived, never deleted (their documents keep pointing at them); their open invoices can still be paid (forPayment). */
   async archive(tx: TenantTx, id: string): Promise<CustomerDto> {
     const before = await this.get(tx, id);
     const after = toDto((await repo.archiveCustomer(tx.db, tx.orgId, id))!, await this.limitUnits(tx));

@@ -14,6 +14,7 @@ import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fixed, rateText } from '../ledger/money.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
+import { assertOpenPeriod } from './open-period.js';
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -138,6 +139,10 @@ export class InvoicesService {
   }
 
   private async buildDraft(tx: TenantTx, dto: CreateInvoiceDto): Promise<{ header: NewInvoice; lines: InvoiceLineRow[] }> {
+    // the default (the customer's terms, 0 to 3,650 days) is never before the invoice date
+    if (dto.dueDate !== undefined && dto.dueDate < dto.invoiceDate) {
+      throw ReceivablesErrors.error('receivables.due_before_invoice', `dueDate ${dto.dueDate} is before invoiceDate ${dto.invoiceDate}`);
+    }
     const customer = await this.customers.forDocument(tx, dto.customerId);
     const currency = dto.currency ?? customer.defaultCurrency ?? (await this.ledger.settings(tx)).baseCurrency;
     const { baseCurrency, currencyMu } = await this.requireCurrency(tx, currency);
@@ -232,6 +237,7 @@ export class InvoicesService {
       throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a line has a service period: set deferredRevenueAccountId in the receivables settings first');
     }
     const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
+    if (D(row.total).isZero()) return this.issueWithoutPosting(tx, row, rate, baseMu, currencyMu);
     const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
     const { entry } = await this.journal.post(tx, {
       date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
@@ -239,7 +245,7 @@ export class InvoicesService {
     // the number last: the series' counter row stays locked until commit (gapless), so the one statement that takes it
     // also writes the rows that carry it (the event, the audit row), and COMMIT leaves with it in one write. The lock is
     // held for the server's work only, never for a round trip to the app.
-    const status = D(row.total).isZero() ? 'paid' : 'issued';
+    const status = 'issued'; // an invoice of 0.00 is issued paid, without a posting: issueWithoutPosting
     const event = domainEventRow('invoice.issued', {
       invoiceId: id, kind: 'invoice', customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
       total: fixed(row.total, currencyMu), entryId: entry.id,
@@ -251,6 +257,28 @@ export class InvoicesService {
     tx.db.commitNow();
     const number = await numbered;
     return { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
+  }
+
+  /**
+   * An invoice of 0.00 (every line discounted 100 %, or priced 0.00): a journal entry needs amounts, so none is posted
+   * (entryId null). It is numbered as any issue, paid at once (nothing is open) and audited, only into an open period
+   * (assertOpenPeriod: no posting refuses the date here), and its events are an issued and a paid invoice's:
+   * invoice.issued (entryId null), then invoice.paid on the invoice date.
+   */
+  private async issueWithoutPosting(tx: TenantTx, row: InvoiceRow, rate: string, baseMu: number, currencyMu: number): Promise<InvoiceDto> {
+    await assertOpenPeriod(this.ledger, tx, row.invoiceDate);
+    const year = row.invoiceDate.slice(0, 4);
+    const number = `${row.series}-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `${row.series}-${year}`)).padStart(6, '0')}`;
+    await repo.markIssued(tx.db, tx.orgId, row.id, {
+      number, rate, status: 'paid', entryId: null, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
+    });
+    const total = fixed(row.total, currencyMu);
+    await emitEvent(tx, 'invoice.issued', {
+      invoiceId: row.id, kind: 'invoice', number, customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency, total, entryId: null,
+    });
+    await emitEvent(tx, 'invoice.paid', { invoiceId: row.id, number, customerId: row.customerId, total, paidOn: row.invoiceDate });
+    await this.audit.record(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: row.id, before: { status: 'draft' }, after: { status: 'paid', entryId: null, rate, number } });
+    return this.get(tx, row.id);
   }
 
   /**
@@ -314,10 +342,13 @@ export class InvoicesService {
     }
     const date = dto.date ?? row.invoiceDate;
     if (date < row.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
-    const { entry } = await this.journal.reverse(tx, row.entryId!, { date, memo: `Void of invoice ${row.number}` });
-    await repo.markVoid(tx.db, tx.orgId, id, date, entry.id);
-    await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: entry.id });
-    await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status }, after: { status: 'void', voidedOn: date, voidEntryId: entry.id } });
+    // an invoice of 0.00 posted nothing (issueWithoutPosting): nothing to reverse, the date still in an open period
+    let reversalId: string | null = null;
+    if (row.entryId) reversalId = (await this.journal.reverse(tx, row.entryId, { date, memo: `Void of invoice ${row.number}` })).entry.id;
+    else await assertOpenPeriod(this.ledger, tx, date);
+    await repo.markVoid(tx.db, tx.orgId, id, date, reversalId);
+    await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: reversalId });
+    await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status }, after: { status: 'void', voidedOn: date, voidEntryId: reversalId } });
     return this.get(tx, id);
   }
 
@@ -394,6 +425,9 @@ export class InvoicesService {
       lines.push({ ...src, lineNo: i + 1, quantity, netAmount: r.net, taxAmount: r.tax, grossAmount: r.gross, serviceStart: null, serviceEnd: null, creditedLineNo: src.lineNo });
     }
     const total = subtotal.plus(taxTotal);
+    // lines that come to 0.00 (discounted 100 %, or a quantity too small to round to a cent): a credit note of nothing
+    // would post nothing and settle nothing
+    if (total.isZero()) throw ReceivablesErrors.error('receivables.nothing_to_credit', `the lines credited come to ${fixed(total, currencyMu)}: there is nothing to credit`);
     const open = D(inv.total).minus(inv.allocated);
     if (total.gt(open)) throw ReceivablesErrors.error('receivables.credit_lines', `the credit note's total ${fixed(total, currencyMu)} exceeds what is open on invoice ${inv.number}, ${fixed(open, currencyMu)}`);
     const cnId = await repo.insertInvoice(tx.db, tx.orgId, {

@@ -4,6 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -13,8 +14,9 @@ import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService } from './invoices.service.js';
+import { assertOpenPeriod } from './open-period.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { effectiveRate, receivablesRepository as repo, type AllocationRow, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import { effectiveRate, receivablesRepository as repo, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
@@ -141,8 +143,18 @@ export class PaymentsService {
     return { accountId: account, ...(diff.gt(0) ? { credit: amount } : { debit: amount }), description: `realized FX ${diff.gt(0) ? 'gain' : 'loss'}` };
   }
 
-  async create(tx: TenantTx, dto: CreatePaymentDto): Promise<PaymentDto> {
-    const customer = await this.customers.forDocument(tx, dto.customerId);
+  /**
+   * Records a payment received. `key` (the Idempotency-Key header): the same key with the same request answers the
+   * payment recorded first and writes nothing (no entry, event or audit row); with another request it is a 409.
+   * Requests with one key run one after the other (repo.lockIdempotencyKey), so concurrent retries record one payment.
+   */
+  async create(tx: TenantTx, dto: CreatePaymentDto, key?: string): Promise<PaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash(dto) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, 'payment', idempotency);
+      if (prior) return this.get(tx, prior);
+    }
+    const customer = await this.customers.forPayment(tx, dto.customerId);
     const settings = await this.customers.settings(tx);
     const currency = dto.currency ?? (await this.ledger.settings(tx)).baseCurrency;
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
@@ -167,7 +179,7 @@ export class PaymentsService {
     const { entry } = await this.journal.post(tx, { date: dto.date, memo: `Payment received${dto.reference ? ` ${dto.reference}` : ''}`, source: 'payment', lines });
     const id = await repo.insertPayment(tx.db, tx.orgId, {
       customerId: customer.id, date: dto.date, amount: amount.toFixed(), currency, rate, depositAccountId: dto.depositAccountId, method: dto.method,
-      reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx),
+      reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
     await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id });
     await emitEvent(tx, 'payment.received', {
@@ -176,6 +188,23 @@ export class PaymentsService {
     const payment = await this.get(tx, id);
     await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: payment });
     return payment;
+  }
+
+  /**
+   * The payment (or the refund's payment) recorded before with this Idempotency-Key and the same request; undefined for a
+   * key not used yet. Waits first for a request with the key in flight, so it reads what that one committed. The key
+   * used with another request is a 409 receivables.idempotency_conflict.
+   */
+  private async priorByKey(tx: TenantTx, kind: 'payment' | 'refund', idempotency: Idempotency): Promise<string | undefined> {
+    await repo.lockIdempotencyKey(tx.db, tx.orgId, kind, idempotency.key);
+    const prior = kind === 'payment'
+      ? await repo.paymentByKey(tx.db, tx.orgId, idempotency.key)
+      : await repo.refundByKey(tx.db, tx.orgId, idempotency.key).then((r) => r && { id: r.paymentId, requestHash: r.requestHash });
+    if (!prior) return undefined;
+    if (prior.requestHash !== idempotency.requestHash) {
+      throw ReceivablesErrors.error('receivables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different ${kind === 'payment' ? 'payment' : 'refund'}`);
+    }
+    return prior.id;
   }
 
   private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null }): Promise<void> {
@@ -205,6 +234,8 @@ export class PaymentsService {
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
     const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date }, baseMu);
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
+    // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
+    if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
     await this.record(tx, planned, { paymentId, date, entryId });
     const after = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date } });
@@ -243,7 +274,13 @@ export class PaymentsService {
    * rate of the refund date; the difference is realized FX, in the same entry. Serialized with the payment's
    * allocations (its lock), so the credit never goes below zero.
    */
-  async refund(tx: TenantTx, paymentId: string, dto: RefundCustomerCreditDto): Promise<PaymentDto> {
+  async refund(tx: TenantTx, paymentId: string, dto: RefundCustomerCreditDto, key?: string): Promise<PaymentDto> {
+    // `key`: as a payment's (create); the request is the payment's id and the body
+    const idempotency = key ? { key, requestHash: requestHash({ paymentId, ...dto }) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, 'refund', idempotency);
+      if (prior) return this.get(tx, prior);
+    }
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
     if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
     const settings = await this.customers.settings(tx);
@@ -273,7 +310,7 @@ export class PaymentsService {
     const { entry } = await this.journal.post(tx, { date, memo: `Refund of customer credit${dto.reference ? ` ${dto.reference}` : ''}`, source: 'payment', sourceRef: paymentId, lines });
     const id = await repo.insertRefund(tx.db, tx.orgId, {
       paymentId, customerId: payment.customerId, date, amount: amount.toFixed(), currency: payment.currency, rate, sourceBase: sourceBase.toFixed(), accountId,
-      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx),
+      method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
     await emitEvent(tx, 'payment.refunded', {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
@@ -310,6 +347,7 @@ export class PaymentsService {
     const original = D(a.sourceBase).minus(a.invoiceBase);
     const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, gainOrLoss: original.gt(0) ? 'gain' : 'loss' }],
       settings.arAccountId, baseMu, date, `Reversal of allocation ${allocationId}`);
+    if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
     await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
       invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),

@@ -6,11 +6,12 @@ import { BOOKKEEPER_ROLES, ADMIN_ROLES } from '../../platform/auth/principal.js'
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
 import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
-import { POSTING_ERRORS } from '../ledger/ledger.errors.js';
+import { DOCUMENT_POSTING_ERRORS, REVERSAL_POSTING_ERRORS } from '../ledger/ledger.errors.js';
 import { AgingService } from './aging.service.js';
 import { CustomersService } from './customers.service.js';
 import { renderInvoicePdf } from './invoice-pdf.js';
@@ -26,7 +27,19 @@ import {
 } from './receivables.dto.js';
 
 const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
-  'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.books_not_started', 'ledger.unknown_currency'] as const;
+  'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.books_not_started', 'ledger.unknown_currency', 'receivables.due_before_invoice'] as const;
+// the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
+/** Issue: the client's rate ("0": invalid_rate; too large for the total's base: invalid_amount) or the FX rate of the invoice
+ * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account; the books are read first. */
+const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.rounding_account_missing',
+  'ledger.books_not_started'] as const;
+/** What a retry with an Idempotency-Key answers (the key is unique per organization among payments, and among refunds). */
+const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
+  + 'with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
+const REFUND_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment as it is after the refund made first, and refunds '
+  + 'nothing again; with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
+/** An allocation's FX entry carries base amounts but no rate: the posting function still looks the currency's rate up at its date. */
+const ALLOCATION_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing'] as const;
 
 @ApiTags('receivables')
 @OrgRoute()
@@ -175,10 +188,12 @@ export class InvoicesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'postInvoice', summary: 'Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)' })
+  @ApiOperation({ operationId: 'postInvoice', summary: 'Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)',
+    description: 'An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), '
+      + 'its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year).' })
   @ApiOkResponse({ type: InvoiceDto })
   @ApiErrors(402)
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing')
   issue(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: IssueInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.issue(tx, id, dto);
   }
@@ -187,9 +202,10 @@ export class InvoicesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)' })
+  @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)',
+    description: 'An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.' })
   @ApiOkResponse({ type: InvoiceDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations')
+  @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations')
   void(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: VoidInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.void(tx, id, dto);
   }
@@ -197,9 +213,11 @@ export class InvoicesController {
   @Post(':invoiceId/credit-notes')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open' })
+  @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open',
+    description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit).' })
   @ApiCreatedResponse({ type: InvoiceDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.settings_missing',
+    'receivables.deferred_account_missing', 'receivables.nothing_to_credit')
   creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
     return this.invoices.createCreditNote(tx, id, dto);
   }
@@ -244,14 +262,17 @@ export class PaymentsController {
   @Post('payments')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'createPayment', summary: 'Record a payment received and allocate it to open invoices of the customer (the rest is customer credit)' })
+  @ApiOperation({ operationId: 'createPayment', summary: 'Record a payment received and allocate it to open invoices of the customer (the rest is customer credit)',
+    description: 'An archived customer\'s payment is recorded too: archiving stops new invoices, not the settlement of open ones. Retry with the same Idempotency-Key: one payment is recorded.' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrors(402)
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.unknown_customer', 'receivables.customer_archived', 'receivables.account_not_postable', 'receivables.invalid_amount',
+  // the client's currency and rate, as an invoice's issue (no rounding: every base amount is given, the deposit's at the payment's rate)
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
+    'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
-    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found')
-  create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto): Promise<PaymentDto> {
-    return this.payments.create(tx, dto);
+    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict')
+  create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<PaymentDto> {
+    return this.payments.create(tx, dto, key);
   }
 
   @Get('payments/:customerPaymentId')
@@ -265,9 +286,10 @@ export class PaymentsController {
   @Post('payments/:customerPaymentId/allocations')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices' })
+  @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices',
+    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it.' })
   @ApiCreatedResponse({ type: PaymentDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
+  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
     'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
@@ -278,18 +300,22 @@ export class PaymentsController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'refundCustomerCredit', summary: 'Pay customer credit (a payment\'s unallocated remainder) back: AR debit, bank credit, realized FX at the refund date\'s rate' })
   @ApiCreatedResponse({ type: PaymentDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.exceeds_credit', 'receivables.account_not_postable', 'receivables.settings_missing',
-    'receivables.fx_accounts_missing')
-  refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto): Promise<PaymentDto> {
-    return this.payments.refund(tx, id, dto);
+  // the client's rate of the refund date, as a payment's (its currency is the payment's)
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
+    'receivables.account_not_postable', 'receivables.settings_missing',
+    'receivables.fx_accounts_missing', 'receivables.idempotency_conflict')
+  refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto,
+    @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<PaymentDto> {
+    return this.payments.refund(tx, id, dto, key);
   }
 
   @Post('allocations/:receivableAllocationId/reverse')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again' })
+  @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again',
+    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted.' })
   @ApiCreatedResponse({ type: PaymentDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
+  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
   reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }
@@ -327,7 +353,8 @@ export class RevenueRecognitionController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postRevenueRecognition', summary: 'Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period' })
   @ApiOkResponse({ type: RevenueRecognitionRunDto })
-  @ApiErrorCodes(...POSTING_ERRORS, 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  // dated by the run; a closed period moves the posting to the next open one (none: ledger.period_closed, never no_fiscal_year)
+  @ApiErrorCodes('ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed', 'receivables.settings_missing', 'receivables.deferred_account_missing')
   run(@Tx() tx: TenantTx, @Body() dto: RunRevenueRecognitionDto): Promise<RevenueRecognitionRunDto> {
     return this.recognition.run(tx, dto.date ?? today(this.clock));
   }

@@ -98,7 +98,7 @@ export class InvoiceLineInputDto {
 export class CreateInvoiceDto {
   @ApiProperty({ format: 'uuid', description: 'Customer invoiced', example: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01' }) @IsUUID() customerId: string;
   @ApiProperty({ description: 'Invoice date (the posting date when issued)', example: '2026-01-10' }) @CalendarDate('invoiceDate') invoiceDate: string;
-  @ApiPropertyOptional({ description: 'Due date; default: invoice date plus the customer\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
+  @ApiPropertyOptional({ description: 'Due date, not before the invoice date (422 receivables.due_before_invoice); default: invoice date plus the customer\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Invoice currency; default: the customer\'s, else the base currency. Another than the base currency needs full_accounting', example: 'EUR' })
   @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Number series (the number is <series>-<year>-<6 digits>)', example: 'INV', default: 'INV' }) @IsOptional() @Matches(/^[A-Z][A-Z0-9]{0,9}$/, { message: 'series must be 1 to 10 capital letters or digits' }) series?: string;
@@ -156,9 +156,9 @@ export class InvoiceDto {
   @ApiProperty({ description: 'What is still open (0 for drafts, credit notes and void invoices)', example: '1200.00' }) openAmount: string;
   @ApiProperty({ description: 'Whether the due date has passed with an amount open (derived, today)', example: false }) overdue: boolean;
   @ApiProperty({ description: 'Memo', example: '' }) memo: string;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The journal entry of the issue', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The journal entry of the issue; null for a draft, or an invoice of 0.00 (nothing posted)', example: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' }) entryId: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'Void date', example: null }) voidedOn: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The reversal entry of the void', example: null }) voidEntryId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The reversal entry of the void; null when not void, or for an invoice of 0.00', example: null }) voidEntryId: string | null;
   @ApiProperty({ type: [InvoiceLineDto], description: 'Lines' }) lines: InvoiceLineDto[];
   @ApiProperty({ type: [TaxSummaryDto], description: 'Tax per tax code' }) taxes: TaxSummaryDto[];
   @ApiProperty({ format: 'date-time', description: 'Created at', example: '2026-01-10T09:00:00.000Z' }) createdAt: string;

@@ -27,4 +27,7 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.control_account_in_use': { status: 409, description: 'the AR (or deferred revenue) account in the settings still carries a balance (open invoices or payments, revenue not yet recognized): it cannot be replaced yet' },
   'receivables.fx_accounts_missing': { status: 422, description: 'a realized FX difference needs the FX gain and loss accounts in the ledger settings' },
   'receivables.buckets': { status: 400, description: 'buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60' },
+  'receivables.nothing_to_credit': { status: 422, description: 'the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit' },
+  'receivables.due_before_invoice': { status: 422, description: 'the due date is before the invoice date' },
+  'receivables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment, or another refund)' },
 });

@@ -8,17 +8,18 @@ const date = { type: 'string', format: 'date' };
 export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
   {
     type: 'invoice.issued', version: 1, category: 'finance',
-    description: 'A draft invoice or credit note was issued: numbered and posted to the ledger',
+    description: 'A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows)',
     payloadSchema: {
       type: 'object', additionalProperties: false,
       required: ['invoiceId', 'kind', 'number', 'customerId', 'invoiceDate', 'dueDate', 'currency', 'total', 'entryId'],
-      properties: { invoiceId: uuid, kind: { enum: ['invoice', 'credit_note'] }, number: { type: 'string' }, customerId: uuid, invoiceDate: date, dueDate: date, currency: { type: 'string' }, total: money, entryId: uuid },
+      properties: { invoiceId: uuid, kind: { enum: ['invoice', 'credit_note'] }, number: { type: 'string' }, customerId: uuid, invoiceDate: date, dueDate: date, currency: { type: 'string' }, total: money,
+        entryId: { type: ['string', 'null'], format: 'uuid', description: 'the journal entry of the issue; null for an invoice of 0.00 (nothing posted)' } },
     },
     example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', kind: 'invoice', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', invoiceDate: '2026-01-10', dueDate: '2026-02-09', currency: 'EUR', total: '1200.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
   },
   {
     type: 'invoice.paid', version: 1, category: 'finance',
-    description: 'An invoice\'s open amount reached zero (by payments or credit notes)',
+    description: 'An invoice\'s open amount reached zero (by payments or credit notes; an invoice of 0.00 at its issue)',
     payloadSchema: {
       type: 'object', additionalProperties: false, required: ['invoiceId', 'number', 'customerId', 'total', 'paidOn'],
       properties: { invoiceId: uuid, number: { type: 'string' }, customerId: uuid, total: money, paidOn: date },
@@ -37,10 +38,13 @@ export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
   },
   {
     type: 'invoice.voided', version: 1, category: 'finance',
-    description: 'An issued invoice was voided: its posting was reversed',
+    description: 'An issued invoice was voided: its posting was reversed (an invoice of 0.00 posted nothing: reversalEntryId null)',
     payloadSchema: {
       type: 'object', additionalProperties: false, required: ['invoiceId', 'number', 'customerId', 'voidedOn', 'reversalEntryId'],
-      properties: { invoiceId: uuid, number: { type: 'string' }, customerId: uuid, voidedOn: date, reversalEntryId: uuid },
+      properties: {
+        invoiceId: uuid, number: { type: 'string' }, customerId: uuid, voidedOn: date,
+        reversalEntryId: { type: ['string', 'null'], format: 'uuid', description: 'the reversal entry; null for an invoice of 0.00 (nothing to reverse)' },
+      },
     },
     example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', voidedOn: '2026-01-12', reversalEntryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
   },

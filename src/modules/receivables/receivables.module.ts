@@ -3,6 +3,7 @@ import { AgentsModule } from '../agents/agents.module.js';
 import { ToolRegistry } from '../agents/tool-registry.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
+import { ControlAccounts } from '../ledger/control-accounts.js';
 import { JournalEntryOwners } from '../ledger/entry-owners.js';
 import { receivablesRepository } from './receivables.repository.js';
 import { OrganizationsModule } from '../organizations/organizations.module.js';
@@ -23,11 +24,21 @@ import { listOpenInvoicesTool } from './receivables.tools.js';
   exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
 export class ReceivablesModule implements OnModuleInit {
-  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners) {}
+  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners, private readonly controls: ControlAccounts) {}
 
   onModuleInit(): void {
     // its documents' postings are corrected through the documents, not reversed alone
     this.owners.register('receivables', (tx, entryId) => receivablesRepository.entryOwner(tx.db, tx.orgId, entryId));
+    // the AR and deferred revenue accounts of its settings take no manual journal entry: the aging and the revenue
+    // schedule would no longer agree with them
+    this.controls.register('receivables', async (tx) => {
+      const s = await receivablesRepository.settings(tx.db, tx.orgId);
+      if (!s) return [];
+      return [
+        { accountId: s.arAccountId, role: 'AR', postedThrough: 'invoices, credit notes, customer payments, allocations and refunds' },
+        ...(s.deferredRevenueAccountId ? [{ accountId: s.deferredRevenueAccountId, role: 'deferred revenue', postedThrough: 'invoices, credit notes and revenue recognition' }] : []),
+      ];
+    });
     // the agents' list_open_invoices tool (reads semantic.v_ar_open as the run's user)
     this.tools.register(listOpenInvoicesTool);
   }

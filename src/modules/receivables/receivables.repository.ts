@@ -50,6 +50,11 @@ export interface PaymentRow {
   id: string; customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string;
   method: string; reference: string | null; entryId: string; allocated: string;
 }
+/** A create's Idempotency-Key and the hash of its request (src/platform/http/idempotency-key.ts). */
+export interface Idempotency {
+  key: string;
+  requestHash: string;
+}
 export interface AllocationRow {
   id: string; invoiceId: string; paymentId: string | null; creditNoteId: string | null; date: string; amount: string;
   invoiceBase: string; sourceBase: string; reversesAllocationId: string | null; entryId: string | null; reversed: boolean;
@@ -275,7 +280,8 @@ export const receivablesRepository = {
     return Number(row.n);
   },
 
-  async markIssued(db: Db, orgId: string, id: string, p: { number: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string; status: string }): Promise<void> {
+  /** `entryId` null: a document of 0.00, which posts nothing (migration 20270207600100). */
+  async markIssued(db: Db, orgId: string, id: string, p: { number: string; rate: string; baseSubtotal: string; baseTotal: string; entryId: string | null; status: string }): Promise<void> {
     await db.run(qb.updateTable('finance.invoices').set({
       status: p.status, number: p.number, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal, entry_id: p.entryId,
       issued_at: sql`now()`, updated_at: sql`now()`,
@@ -303,7 +309,8 @@ export const receivablesRepository = {
     await db.run(qb.updateTable('finance.invoices').set({ status, updated_at: sql`now()` } as never).where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  async markVoid(db: Db, orgId: string, id: string, voidedOn: string, entryId: string): Promise<void> {
+  /** `entryId` null: an invoice of 0.00 has no entry to reverse. */
+  async markVoid(db: Db, orgId: string, id: string, voidedOn: string, entryId: string | null): Promise<void> {
     await db.run(qb.updateTable('finance.invoices').set({ status: 'void', voided_on: voidedOn, void_entry_id: entryId, updated_at: sql`now()` } as never)
       .where('org_id', '=', orgId).where('id', '=', id));
   },
@@ -317,21 +324,44 @@ export const receivablesRepository = {
   },
 
   // ---------------------------------------------------------------- payments and allocations
-  async insertPayment(db: Db, orgId: string, p: { customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null }): Promise<string> {
+  async insertPayment(db: Db, orgId: string, p: { customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null;
+    idempotency?: Idempotency }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.customer_payments').values({
       org_id: orgId, customer_id: p.customerId, payment_date: p.date, amount: p.amount, currency: p.currency, rate: p.rate,
       deposit_account_id: p.depositAccountId, method: p.method, reference: p.reference, entry_id: p.entryId, created_by: p.createdBy,
+      idempotency_key: p.idempotency?.key ?? null, request_hash: p.idempotency?.requestHash ?? null,
     } as never).returning('id'));
     return row.id;
   },
 
   async insertRefund(db: Db, orgId: string, r: { paymentId: string; customerId: string; date: string; amount: string; currency: string; rate: string; sourceBase: string;
-    accountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null }): Promise<string> {
+    accountId: string; method: string; reference: string | null; entryId: string; createdBy: string | null; idempotency?: Idempotency }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.customer_refunds').values({
       org_id: orgId, payment_id: r.paymentId, customer_id: r.customerId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate,
       source_base: r.sourceBase, account_id: r.accountId, method: r.method, reference: r.reference, entry_id: r.entryId, created_by: r.createdBy,
+      idempotency_key: r.idempotency?.key ?? null, request_hash: r.idempotency?.requestHash ?? null,
     } as never).returning('id'));
     return row.id;
+  },
+
+  /**
+   * Waits for any other request of the organization with this Idempotency-Key (of a payment or of a refund) to commit or
+   * roll back, then holds the key until this one does: the read of the key that follows sees what the other wrote.
+   */
+  async lockIdempotencyKey(db: Db, orgId: string, kind: 'payment' | 'refund', key: string): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`finance.customer_${kind}_key:`}::text || ${orgId}::uuid::text || ':' || ${key}::text))`;
+  },
+
+  /** The payment recorded with this Idempotency-Key, and the hash of its request. */
+  async paymentByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.customer_payments').select(['id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.id, requestHash: row.request_hash! };
+  },
+
+  /** The refund made with this Idempotency-Key: its payment, and the hash of its request. */
+  async refundByKey(db: Db, orgId: string, key: string): Promise<{ id: string; paymentId: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.customer_refunds').select(['id', 'payment_id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.id, paymentId: row.payment_id, requestHash: row.request_hash! };
   },
 
   async refundsOf(db: Db, orgId: string, paymentIds: string[]) {

@@ -29,11 +29,17 @@ export const API_KEY_SCOPE = 'omnizen:api-key-scope';
 export const RequiresScope = (scope: ApiKeyScope) =>
   applyDecorators(SetMetadata(API_KEY_SCOPE, scope), ApiExtension('x-omnizen-api-key-scope', scope));
 
+/**
+ * A handler of an @ApiKeyScopes controller that stays closed to API keys (403 `api_keys.route_closed`, and no
+ * `x-omnizen-api-key-scope` in the document): what only a person does for themselves, e.g. drafting their own expense claim.
+ */
+export const ClosedToApiKeys = (): MethodDecorator => SetMetadata(API_KEY_SCOPE, null);
+
 const READ_METHODS = new Set([RequestMethod.GET, RequestMethod.HEAD, RequestMethod.OPTIONS]);
 
 /**
  * On a controller: reads (GET) need `read`, every other handler needs `write`, unless the handler declares its
- * own @RequiresScope. Applied per handler when the class is defined, so the OpenAPI document names each scope.
+ * own @RequiresScope or is @ClosedToApiKeys. Applied per handler when the class is defined, so the OpenAPI document names each scope.
  */
 export function ApiKeyScopes(scopes: { read: ApiKeyScope; write?: ApiKeyScope }): ClassDecorator {
   return (target) => {
@@ -42,7 +48,7 @@ export function ApiKeyScopes(scopes: { read: ApiKeyScope; write?: ApiKeyScope })
       const descriptor = Object.getOwnPropertyDescriptor(proto, key);
       const handler = descriptor?.value;
       if (key === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
-      if (Reflect.getMetadata(API_KEY_SCOPE, handler)) continue;
+      if (Reflect.getMetadata(API_KEY_SCOPE, handler) !== undefined) continue; // its own scope, or @ClosedToApiKeys (null)
       // a POST that only computes (@DoesNotWrite, e.g. the tax calculation) is a read
       const reads = READ_METHODS.has(Reflect.getMetadata(METHOD_METADATA, handler)) || Reflect.getMetadata('omnizen:does-not-write', handler) === true;
       const scope = reads ? scopes.read : scopes.write;
