@@ -659,7 +659,10 @@ export class CashFlowDto {
     type: CashFlowNonCashDto,
     description: 'Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed '
       + 'here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an '
-      + 'operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow',
+      + 'operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. An entry is judged whole: one '
+      + 'with a cash line counts in full in its sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry '
+      + 'is -5,000.00 investing and +4,000.00 financing), so post such a purchase as a cash entry and a non-cash one to have its loan part '
+      + 'disclosed here',
   }) nonCashInvestingAndFinancing: CashFlowNonCashDto;
   @ApiProperty({
     example: '50.00',
