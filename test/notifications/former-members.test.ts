@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import jwt from 'jsonwebtoken';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
@@ -129,6 +130,62 @@ describe('notifications: former members, security mail, the stream\'s clock', ()
     ]);
   });
 
+  it('the membership policy reads the memberships once per transaction, not once per notice, and only for the claims it read them for', async () => {
+    // many notices of the organization for a member (the policy's function was called for each one)
+    const many = 2_000;
+    await t.db.admin.query(
+      `INSERT INTO core.notifications (org_id, user_id, event_id, event_type, category, title, body)
+       SELECT $1, $2, 900000000 + g, 'member.invited', 'organization', 'bulk ' || g, 'bulk' FROM generate_series(1, $3::int) g`,
+      [orgId, stayer.id, many]);
+    // function call counts for the runtime login's sessions (SET track_functions is for superusers)
+    await t.db.admin.query(`ALTER DATABASE "${t.db.name}" SET track_functions = 'all'`);
+    const expected = async (user: TestUser) => (await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM core.notifications n
+       WHERE n.user_id = $1 AND (n.to_person OR n.org_id IN (SELECT m.org_id FROM core.memberships m WHERE m.user_id = $1))`, [user.id])).rows[0].n as number;
+    const api = new pg.Client({ connectionString: t.db.apiUrl });
+    await api.connect();
+    try {
+      const calls = async () => (await api.query(
+        `SELECT coalesce(sum(pg_stat_get_xact_function_calls(p.oid)), 0)::int AS n FROM pg_proc p
+         WHERE p.pronamespace = 'core'::regnamespace AND p.proname IN ('member_org_ids', 'member_org_ids_checked')`)).rows[0].n as number;
+      const count = async () => (await api.query('SELECT count(*)::int AS n FROM core.notifications')).rows[0].n as number;
+      const as = (user: TestUser) => api.query(`SELECT public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: user.id, role: 'authenticated' })]);
+      await api.query('BEGIN');
+      await as(stayer);
+      expect(await calls()).toBe(0);
+      expect(await count()).toBe(await expected(stayer));
+      expect(await count()).toBeGreaterThan(many);
+      expect(await calls()).toBe(1); // one lookup for both statements, not one per row
+      // other claims in the same transaction: their own lookup, not the first user's organizations
+      await api.query('RESET ROLE');
+      await as(leaver);
+      expect(await count()).toBe(await expected(leaver));
+      expect(await calls()).toBe(2);
+      await api.query('COMMIT');
+    } finally {
+      await api.end();
+      await t.db.admin.query(`ALTER DATABASE "${t.db.name}" RESET track_functions`);
+      await t.db.admin.query(`DELETE FROM core.notifications WHERE event_id > 900000000`);
+    }
+  });
+
+  it('webhook_endpoint.disabled: a version 1 event (no urlOrigin) still makes a readable notice, without its URL', async () => {
+    const endpointId = '3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d';
+    const emit = async (version: number, data: Record<string, unknown>) => {
+      const payload = JSON.stringify({ type: 'webhook_endpoint.disabled', version, occurredAt: new Date().toISOString(), payload: data });
+      await t.db.admin.query('INSERT INTO core.outbox (org_id, topic, payload) SELECT $1, $2, $3::jsonb', [orgId, DOMAIN_EVENT_TOPIC, payload]);
+      await settle(t);
+    };
+    const bodies = async () => (await t.db.admin.query(
+      `SELECT body FROM core.notifications WHERE org_id = $1 AND user_id = $2 AND event_type = 'webhook_endpoint.disabled' ORDER BY event_id`, [orgId, stayer.id])).rows.map((r) => r.body as string);
+    await emit(1, { endpointId, url: 'https://hooks.example.com/services/T000/B000/secret-token', reason: 'failing' });
+    expect(await bodies()).toEqual([`The endpoint ${endpointId} was disabled: failing.`]);
+    await emit(2, { endpointId, urlOrigin: 'https://hooks.example.com', reason: 'gone' });
+    expect(await bodies()).toEqual([`The endpoint ${endpointId} was disabled: failing.`, `The endpoint https://hooks.example.com (${endpointId}) was disabled: gone.`]);
+    const listed = (await inbox(stayer, `?orgId=${orgId}`)).filter((n) => n.eventType === 'webhook_endpoint.disabled');
+    expect(listed).toHaveLength(2);
+  });
+
   it('an open stream of a former member does not get the organization\'s new notices; a member\'s does', async () => {
     const leaverStream = await openStream(leaver);
     const stayerStream = await openStream(stayer);
@@ -173,12 +230,14 @@ describe('notifications: former members, security mail, the stream\'s clock', ()
   // last: it moves the file's clock past every token's expiry
   it('ends the stream when its token has expired by the injected clock', async () => {
     const { exp } = jwt.decode(stayer.token) as { exp: number };
-    clock.advance(exp * 1000 - Date.now() + 60_000);
+    clock.advance(exp * 1000 - clock.now() + 60_000);
     const stream = await openStream(stayer);
     try {
-      // pushed once the stream is open: a stream that did not end at once would carry it
+      // pushed once the stream is open: a stream that did not end at once (the token expired before it opened, by
+      // the injected clock) would carry it; one that did has no subscriber left to take it
       await t.app.get(NotificationStream).publish(stayer.id, { id: '00000000-0000-4000-8000-000000000002', title: 'late marker' } as never);
       expect(await Promise.race([stream.ended, stream.notice('late marker').then(() => 'delivered')])).toBe('ended');
+      expect(stream.received).not.toContain('event: notification');
     } finally {
       stream.response.destroy();
     }

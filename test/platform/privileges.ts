@@ -284,6 +284,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function ai.readable_collections()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organizations a user belongs to, for core.notifications' policy (20270207900100)
   'function core.member_org_ids()': { authenticated: 'EXECUTE' },
+  'function core.member_org_ids_checked()': { authenticated: 'EXECUTE' },
   'function ai.knowledge_text_matches(text, uuid[], uuid[], text[], timestamp with time zone, timestamp with time zone, integer)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
 };
 

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, MessageEvent, Patch, Post, Query, Req, Sse, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { NEVER, Observable, interval, map, merge, takeUntil, timer } from 'rxjs';
+import { NEVER, Observable, interval, map, merge, of, takeUntil, timer } from 'rxjs';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
@@ -132,7 +132,9 @@ export class NotificationStreamController {
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
     // session ends (seen by the next check of this process's open streams)
-    const expired = principal.expiresAt ? timer(Math.max(0, principal.expiresAt * 1000 - this.clock.now())) : NEVER;
+    // (a token already expired by the clock ends it at once, before anything is pushed: no zero-delay timer to race)
+    const remaining = principal.expiresAt ? principal.expiresAt * 1000 - this.clock.now() : Infinity;
+    const expired = remaining === Infinity ? NEVER : remaining <= 0 ? of(0) : timer(remaining);
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
       .pipe(takeUntil(merge(this.notifications.closing, expired, this.sessions.watch(principal))));
   }
