@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CallTimer } from '../../src/platform/clock/clock.js';
+import { agentsRepository } from '../../src/modules/agents/agents.repository.js';
 import { QUEUED_RUN_LEASE_MS, RunsService } from '../../src/modules/agents/runs.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -238,5 +239,62 @@ describe('a run whose executing instance is lost', () => {
     }
     expect(run.lease_until).toBeNull();
     expect(await runEvents(id)).toHaveLength(1);
+  });
+
+  it('a job whose execution fails with an unexpected error releases its run: the queue\'s retry takes it and runs it to its end, with one event', async () => {
+    const job = async (id: string) => (await a.db.admin.query(`SELECT attempts, last_error, processed_at FROM core.outbox
+      WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, id])).rows[0];
+    const calls = llm.requests.length;
+    const before = await usage();
+    // the model asks for a tool (step 1, its tool's answer step 2), then answers: the transaction storing the answer fails
+    // once, on a database error (no AppError), after the call was made and reserved for
+    llm.enqueue({ kind: 'tool_calls', calls: [{ name: 'ledger_balances', arguments: '{}' }] }, { kind: 'text', content: 'first try' }, { kind: 'text', content: 'Cash is 10.' });
+    const real = agentsRepository.settle.bind(agentsRepository);
+    let settles = 0;
+    let failedCallId: string | undefined;
+    const spy = jest.spyOn(agentsRepository, 'settle').mockImplementation(async (db, callId, ...rest) => {
+      if (++settles === 2) {
+        failedCallId = callId;
+        throw new Error('connection terminated unexpectedly');
+      }
+      return real(db, callId, ...rest);
+    });
+    let id: string;
+    try {
+      id = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+      await a.app.get(OutboxRelay).drain();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(failedCallId).toBeDefined();
+    expect(llm.requests.length).toBe(calls + 2);
+    // the delivery failed; its run is still running with the steps it stored, its lease released, as is the reservation of
+    // the call in flight (at nothing: the sweep's way), and no event
+    expect(await job(id)).toMatchObject({ attempts: 1, last_error: expect.stringContaining('connection terminated unexpectedly'), processed_at: null });
+    expect(await storedRun(id)).toMatchObject({ status: 'running', steps: 2, lease_until: null, call_in_flight_until: null, call_in_flight_id: null });
+    const { rows: [left] } = await a.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE call_id = $1', [failedCallId]);
+    expect(left.n).toBe(0);
+    expect((await usage()).reserved_cost).toBe('0.00000000');
+    expect(await runEvents(id)).toEqual([]);
+
+    // the queue's retry (due at once: the relay's backoff is on the database's clock) takes the run again and executes it to
+    // its answer, numbering its steps after those stored
+    await a.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, id]);
+    await a.app.get(OutboxRelay).drain();
+    expect(await job(id)).toMatchObject({ attempts: 2, processed_at: expect.any(Date) });
+    expect(llm.requests.length).toBe(calls + 3);
+    expect(await storedRun(id)).toMatchObject({ status: 'succeeded', error_class: null, stop_reason: 'answer', steps: 3, lease_until: null, call_in_flight_id: null });
+    const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
+    expect(read.body).toMatchObject({ id, status: 'succeeded', output: 'Cash is 10.' });
+    expect(read.body.trace.map((t: { stepNo: number; kind: string; status: string }) => [t.stepNo, t.kind, t.status]))
+      .toEqual([[1, 'llm_call', 'succeeded'], [2, 'tool_call', 'failed'], [3, 'llm_call', 'succeeded']]);
+    expect(await runEvents(id)).toEqual([{ type: 'agent.run.completed', payload: expect.objectContaining({ runId: id, trigger: 'async', steps: 3 }) }]);
+    // what stays spent: the two calls stored, nothing reserved
+    const after = await usage();
+    expect(after.reserved_cost).toBe('0.00000000');
+    expect(Number(after.spent_cost)).toBeCloseTo(Number(before.spent_cost) + Number(read.body.cost), 8);
+    // the sweep, once the lease would have passed, has nothing to do
+    clock.advance(24 * 60 * 60_000);
+    expect(await sweep()).toEqual([]);
   });
 });

@@ -162,12 +162,29 @@ export const agentsRepository = {
   },
 
   /**
-   * A job takes its run: the lease, until `until`, of a running run no instance has taken yet; false otherwise (finished,
-   * or taken by an earlier delivery of the job: executing elsewhere, or lost, which the sweep finishes).
+   * A job takes its run: the lease, until `until`, of a running run no instance holds (not taken yet, or released by a
+   * delivery whose execution failed: releaseRun); false otherwise (finished, or taken by an earlier delivery of the job:
+   * executing elsewhere, or lost, which the sweep finishes).
    */
   async takeRun(db: Db, orgId: string, id: string, until: Date): Promise<boolean> {
     return (await db.runCount(qb.updateTable('ai.runs').set({ lease_until: until })
       .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').where('lease_until', 'is', null))) > 0;
+  },
+
+  /**
+   * Releases the lease of a running run whose execution here failed with an unexpected error (a database error): its job's
+   * retry takes it again (takeRun), which a lease held to its end would refuse. Answers the call id of the LLM call it had in
+   * flight (its budget reservation, for the caller to release; null: none), or undefined when the run is not running and
+   * leased any more (finished meanwhile: a cancel, the sweep). Only the execution holding the lease calls it: a run is
+   * taken only while unleased, so no other execution holds it.
+   */
+  async releaseRun(db: Db, orgId: string, id: string): Promise<{ callId: string | null } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').where('lease_until', 'is not', null).forUpdate());
+    if (!r) return undefined;
+    await db.run(qb.updateTable('ai.runs').set({ lease_until: null, call_in_flight_until: null, call_in_flight_id: null })
+      .where('org_id', '=', orgId).where('id', '=', id));
+    return { callId: r.call_in_flight_id };
   },
 
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {

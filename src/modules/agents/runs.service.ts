@@ -103,6 +103,9 @@ const PROVIDER_CACHE_MAX = 64;
 /** The run is no longer running (cancelled meanwhile): the transaction that reserved for its next call rolls back. */
 class NotRunning extends Error {}
 
+/** A job's run or agent cannot be read once the run is taken: the take rolls back (runJob). */
+class NothingToRun extends Error {}
+
 /** Tokens of a model's output, counted (the provider reported none, or the call failed before it could). */
 const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
   countTextTokens(content) + toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0);
@@ -197,7 +200,9 @@ export class RunsService implements OnModuleInit {
    * The job of an ?async=true run (at least once): it takes the run's lease. A run no longer running (the sweep fails one
    * no job took within QUEUED_RUN_LEASE_MS), or leased by an earlier delivery of the job (executing, here or elsewhere, or
    * lost with its instance: failLostRuns finishes it), is left alone. Loading failed, nothing is taken (one transaction):
-   * the queue retries the job.
+   * the queue retries the job. The execution failed with an unexpected error (a database error; a budget refusal finishes
+   * the run), the lease is released, with the reservation of the call it had in flight, and the job fails: the queue's
+   * retry takes the run again and executes it (its steps so far kept), as it did before runs had a lease.
    */
   private async runJob(job: Job): Promise<void> {
     const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
@@ -206,12 +211,33 @@ export class RunsService implements OnModuleInit {
       if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
       const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
       const agent = await repo.getAgent(tx.db, job.orgId, agentId);
-      if (!run || !agent) return undefined;
+      // nothing to execute (the job names another agent than its run's): the take rolls back, no lease is left on a run
+      // nobody executes
+      if (!run || !agent) throw new NothingToRun();
       return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes };
+    }).catch((err) => {
+      if (!(err instanceof NothingToRun)) throw err;
+      this.logger.warn(`job ${job.id}: run ${runId} of agent ${agentId} cannot be read; left untaken`);
+      return undefined;
     });
     if (!loaded) return;
-    await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch((err) => {
-      if (!(err instanceof AppError)) throw err; // a budget refusal is recorded on the run
+    await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch(async (err) => {
+      if (err instanceof AppError) return; // a budget refusal is recorded on the run
+      await this.releaseRun(principal, job.orgId, meta, runId, agentId)
+        .catch((e: Error) => this.logger.error(`run ${runId}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
+      throw err;
+    });
+  }
+
+  /**
+   * Releases the lease on a run whose execution here failed (an unexpected error), so that its job's retry takes it again,
+   * and the budget reservation of the LLM call it had in flight, settled at nothing (as failLostRuns does: what the
+   * provider billed, if it had the call, is not known). A run finished meanwhile (cancelled, swept) is left as it is.
+   */
+  private async releaseRun(principal: Principal, orgId: string, meta: RequestMeta, runId: string, agentId: string): Promise<void> {
+    await this.db.tenant(principal, orgId, meta, async (tx) => {
+      const released = await repo.releaseRun(tx.db, orgId, runId);
+      if (released?.callId) await this.settle(tx, agentId, released.callId, new Decimal(0), 0, this.now());
     });
   }
 
@@ -249,7 +275,8 @@ export class RunsService implements OnModuleInit {
       { role: 'system', content: agent.instructions || 'You are a helpful assistant for the organization\'s books.' },
       ...s.input,
     ];
-    let stepNo = 0;
+    // after the steps stored so far: a job's run taken again after its execution failed keeps them (they were billed)
+    let stepNo = run.steps;
     let lastContent: string | null = null;
     sink?.event('run', { id: run.id, agentId: agent.id, status: 'running' });
     const cancelled = { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled' } as const;
