@@ -61,6 +61,12 @@ export interface OpenCheckout {
   drawnAt: Date | null;
   /** the sha256 of the Stripe parameters the key was drawn for */
   request: string | null;
+  /**
+   * those parameters (JSON, as sent) while no session is recorded under the key: its create may have succeeded in Stripe
+   * unanswered (or its recording failed), and a replay with them and the key's Idempotency-Key tells which session it was
+   */
+  params: string | null;
+  /** the session created under the key once recorded; until then (params set) the one before it, still to be expired */
   sessionId: string | null;
 }
 
@@ -313,34 +319,40 @@ export const billingRepository = {
   async lockLimits(db: Db, orgId: string, appId: string): Promise<OpenCheckout> {
     await db.run(qb.insertInto('hub.limit_locks').values({ org_id: orgId, app_id: appId }).onConflict((c) => c.doNothing()));
     const [row] = await db.run(qb.selectFrom('hub.limit_locks')
-      .select(['checkout_key as key', 'checkout_key_at as drawnAt', 'checkout_request as request', 'checkout_session_id as sessionId'])
+      .select(['checkout_key as key', 'checkout_key_at as drawnAt', 'checkout_request as request', 'checkout_params as params', 'checkout_session_id as sessionId'])
       .where('org_id', '=', orgId).where('app_id', '=', appId).forUpdate());
     return row;
   },
 
   /**
-   * Records the key of a new checkout (on the row lockLimits locked) and the request it is for. The session of the
-   * previous key stays recorded until this checkout's own replaces it, so a checkout that fails before expiring it
-   * leaves it for the next one.
+   * Records the key of a new checkout (on the row lockLimits locked), the request it is for (its hash and parameters).
+   * The session of the previous key stays recorded until this checkout's own replaces it, so a checkout that fails
+   * before expiring it leaves it for the next one.
    */
-  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, request: string, drawnAt: Date): Promise<void> {
-    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt, checkout_request: request })
+  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, request: string, params: string, drawnAt: Date): Promise<void> {
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt, checkout_request: request, checkout_params: params })
       .where('org_id', '=', orgId).where('app_id', '=', appId));
   },
 
   /**
-   * Records the Stripe session created under `key`; false when another checkout has drawn a new key meanwhile (or the
-   * key was dropped): the caller's session is no longer the open one.
+   * Records the Stripe session created under `key` (its parameters are then forgotten): 'recorded' the first time,
+   * 'again' when it was recorded before (a repeated request, answered by Stripe with the same session), 'superseded'
+   * when another checkout has drawn a new key meanwhile (or the key was dropped): the caller's session is no longer the
+   * open one.
    */
-  async recordCheckoutSession(db: Db, orgId: string, appId: string, key: string, sessionId: string): Promise<boolean> {
-    const rows = await db.run(qb.updateTable('hub.limit_locks').set({ checkout_session_id: sessionId })
-      .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key).returning('org_id'));
-    return rows.length === 1;
+  async recordCheckoutSession(db: Db, orgId: string, appId: string, key: string, sessionId: string): Promise<'recorded' | 'again' | 'superseded'> {
+    const [row] = await db.run(qb.selectFrom('hub.limit_locks').select(['checkout_params as params', 'checkout_session_id as sessionId'])
+      .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key).forUpdate());
+    if (!row) return 'superseded';
+    if (row.params === null && row.sessionId === sessionId) return 'again';
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_session_id: sessionId, checkout_params: null })
+      .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
+    return 'recorded';
   },
 
   /** Forgets the checkout key `key` (a failed checkout's), unless another has replaced it meanwhile. */
   async dropCheckoutKey(db: Db, orgId: string, appId: string, key: string): Promise<void> {
-    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null, checkout_request: null })
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null, checkout_request: null, checkout_params: null })
       .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
   },
 

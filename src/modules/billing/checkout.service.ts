@@ -31,6 +31,10 @@ const CHECKOUT_KEY_MS = 23 * 3_600_000;
  * session is created with an Idempotency-Key made of it: Stripe answers with the session it created first. Any other
  * checkout (another plan, another admin's e-mail) draws a new key and expires the recorded session in Stripe before
  * creating its own, so only one can be paid; the second transaction records the new session under its key.
+ *
+ * A session Stripe created but the Hub did not record (Stripe's answer lost, or the recording failed) must be expired
+ * too: a key whose create had no answer is kept, with the request's parameters, and the next different checkout first
+ * replays that create under the key's Idempotency-Key, so Stripe tells it the session (settle).
  */
 @Injectable()
 export class CheckoutService {
@@ -51,69 +55,123 @@ export class CheckoutService {
 
   async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
     const now = new Date(this.clock.now());
-    const { params, key, request, price, customer, previous, orgId, subject } = await open(async (tx) => {
-      if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
-      const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
-      if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
-      const subject = await this.subject(tx);
-      const audience = audienceOf(subject);
-      if (plan.audience !== 'any' && plan.audience !== audience) {
-        throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
+    /** a checkout key in doubt whose create is still running in Stripe: its own request records or expires its session */
+    let running: string | undefined;
+    for (let pass = 0; ; pass++) {
+      const found = await open(async (tx) => {
+        if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
+        const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
+        if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
+        const subject = await this.subject(tx);
+        const audience = audienceOf(subject);
+        if (plan.audience !== 'any' && plan.audience !== audience) {
+          throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
+        }
+        // locked until this transaction ends: a concurrent checkout of the app reads the subscription and the key after it
+        const pending = await repo.lockLimits(tx.db, tx.orgId, dto.app);
+        // one Stripe subscription per app until it has ended: a plan change goes through the portal, which updates that subscription
+        const current = await repo.subscription(tx.db, subject, dto.app);
+        if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
+        const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
+        if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
+        const customer = await repo.stripeCustomer(tx.db, subject);
+        const email = tx.principal.kind === 'user' ? tx.principal.email : undefined;
+        // the webhook finds the organization (or person) and the plan again from this metadata
+        const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
+        const base = this.config.billing.appUrl;
+        const params: Stripe.Checkout.SessionCreateParams = {
+          mode: 'subscription',
+          line_items: [{ price, quantity: 1 }],
+          client_reference_id: tx.orgId,
+          ...(customer ? { customer } : email ? { customer_email: email } : {}),
+          metadata,
+          subscription_data: { metadata },
+          success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
+          cancel_url: `${base}/billing/canceled`,
+        };
+        const json = JSON.stringify(params);
+        const request = createHash('sha256').update(json).digest('hex');
+        // the open checkout's key for the same request within its window, unless Stripe has said something about the
+        // subscription since it was drawn (a checkout of the window may have completed: its session is spent)
+        const reuse = pending.key && pending.request === request && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
+          && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
+        if (!reuse && pending.key && pending.request && pending.params && pending.key !== running) {
+          // the key's session is not recorded: Stripe may have created it (its answer lost, or its recording failed).
+          // Learned first (below), so that it is expired like a recorded one.
+          return { kind: 'doubt' as const, doubt: { key: pending.key, request: pending.request, params: pending.params } };
+        }
+        const key = reuse ? pending.key! : randomUUID();
+        if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, json, now);
+        // the session of the checkout before this one, perhaps still open: expired before this one's is created
+        const previous = reuse ? undefined : pending.sessionId ?? undefined;
+        return { kind: 'create' as const, params, key, request, previous, orgId: tx.orgId, subject };
+      });
+      if (found.kind === 'doubt') {
+        if (pass >= 3) throw BillingErrors.error('billing.stripe_failed', `Stripe could not settle the previous checkouts of ${dto.app}: other checkouts keep starting; try again`, { stripeType: null, stripeStatus: null });
+        if ((await this.settle(open, dto.app, found.doubt)) === 'running') running = found.doubt.key;
+        continue;
       }
-      // locked until this transaction ends: a concurrent checkout of the app reads the subscription and the key after it
-      const pending = await repo.lockLimits(tx.db, tx.orgId, dto.app);
-      // one Stripe subscription per app until it has ended: a plan change goes through the portal, which updates that subscription
-      const current = await repo.subscription(tx.db, subject, dto.app);
-      if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
-      const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
-      if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
-      const customer = await repo.stripeCustomer(tx.db, subject);
-      const email = tx.principal.kind === 'user' ? tx.principal.email : undefined;
-      // the webhook finds the organization (or person) and the plan again from this metadata
-      const metadata = { org_id: tx.orgId, app: dto.app, plan: dto.plan, ...(subject.kind === 'user' ? { user_id: subject.userId } : {}) };
-      const base = this.config.billing.appUrl;
-      const params: Stripe.Checkout.SessionCreateParams = {
-        mode: 'subscription',
-        line_items: [{ price, quantity: 1 }],
-        client_reference_id: tx.orgId,
-        ...(customer ? { customer } : email ? { customer_email: email } : {}),
-        metadata,
-        subscription_data: { metadata },
-        success_url: `${base}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
-        cancel_url: `${base}/billing/canceled`,
-      };
-      const request = createHash('sha256').update(JSON.stringify(params)).digest('hex');
-      // the open checkout's key for the same request within its window, unless Stripe has said something about the
-      // subscription since it was drawn (a checkout of the window may have completed: its session is spent)
-      const reuse = pending.key && pending.request === request && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
-        && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
-      const key = reuse ? pending.key! : randomUUID();
-      if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, now);
-      // the session of the checkout before this one, perhaps still open: expired before this one's is created
-      const previous = reuse ? undefined : pending.sessionId ?? undefined;
-      return { params, key, request, price, customer, previous, orgId: tx.orgId, subject };
+      return this.create(open, dto, found);
+    }
+  }
+
+  /**
+   * Learns the session a checkout key's create left unrecorded: the create again, with the key's Idempotency-Key and
+   * parameters. Stripe answers the session it created (or, if the first request never reached it, creates it now): it is
+   * recorded under the key (and audited then, if the first request could not), so the checkout goes on by expiring it.
+   * Stripe's answer kept under the key is a refusal (or nothing Stripe kept: 4xx): no session, the key is dropped.
+   * 'running': Stripe is still executing the first request (409), whose own request records or expires its session.
+   * No answer (network, timeout): thrown (502), the key stays in doubt for the next checkout.
+   */
+  private async settle(open: OpenTenant, app: string, doubt: { key: string; request: string; params: string }): Promise<'settled' | 'running'> {
+    const params = JSON.parse(doubt.params) as Stripe.Checkout.SessionCreateParams;
+    const idempotencyKey = `omnizen-checkout-${doubt.key}-${doubt.request}`;
+    let session: Stripe.Checkout.Session;
+    try {
+      // no retry: a 409 (the first request still running) is an answer here
+      session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey, maxNetworkRetries: 0 }));
+    } catch (err) {
+      const status = stripeStatus(err);
+      if (status === 409) return 'running';
+      if (status === null) throw err; // no answer (or no Stripe): still in doubt
+      this.logger.warn(`the unanswered checkout ${doubt.key} of ${app}: Stripe answers ${status} (${(err as Error).message}); no session, the key is dropped`);
+      await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, app, doubt.key));
+      return 'settled';
+    }
+    await open(async (tx) => {
+      if ((await repo.recordCheckoutSession(tx.db, tx.orgId, app, doubt.key, session.id)) === 'recorded') await this.auditStarted(tx, app, session.id, params);
     });
-    if (previous) await this.expirePrevious(open, { orgId, subject, app: dto.app, key, sessionId: previous });
+    return 'settled';
+  }
+
+  /** Creates (or, for the same request under the same key, gets again) the checkout's Stripe session and records it. */
+  private async create(
+    open: OpenTenant, dto: CheckoutDto,
+    c: { params: Stripe.Checkout.SessionCreateParams; key: string; request: string; previous?: string; orgId: string; subject: Subject },
+  ): Promise<CheckoutSessionDto> {
+    const { params, key, request } = c;
+    if (c.previous) await this.expirePrevious(open, { orgId: c.orgId, subject: c.subject, app: dto.app, key, sessionId: c.previous });
     // the same request under the same key: Stripe answers with the session it created first
     const idempotencyKey = `omnizen-checkout-${key}-${request}`;
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey }))
       .catch(async (err: unknown) => {
-        // Stripe keeps a failed answer under its key too: the next checkout draws a new key instead of getting it again
-        // (409: the same request is still running in Stripe; its session stays the window's)
-        if (!(err instanceof AppError && (err.details as { stripeStatus?: number } | undefined)?.stripeStatus === 409)) await this.dropKey(open, dto.app, key);
+        // Stripe's answer (kept under the key, a 5xx too): no session; the next checkout draws a new key instead of getting
+        // it again. No answer (timeout, network): Stripe may have created the session, so the key stays, with its
+        // parameters, for the next checkout to learn it (settle). 409: the same request is still running in Stripe; its
+        // session stays the key's.
+        const status = stripeStatus(err);
+        const unanswered = err instanceof AppError && err.code === 'billing.stripe_failed' && (status === null || status === 409);
+        if (!unanswered) await this.dropKey(open, dto.app, key);
         throw err;
       });
-    // a replayed answer is the session an earlier checkout created, and audited
+    // audited when first recorded (a repeated request is answered with the same session; a first request whose recording
+    // failed is audited by the next one that records it); superseded meanwhile, it is audited (then expired) unless Stripe
+    // answered it before (replayed)
     const replayed = session.lastResponse?.headers?.['idempotent-replayed'] === 'true';
     const recorded = await open(async (tx) => {
-      const mine = await repo.recordCheckoutSession(tx.db, tx.orgId, dto.app, key, session.id);
-      if (!replayed) {
-        await this.audit.record(tx, {
-          action: 'billing.checkout_started', entityType: 'checkout_session', entityId: session.id,
-          after: { app: dto.app, plan: dto.plan, price, customer: customer ?? null },
-        });
-      }
-      return mine;
+      const outcome = await repo.recordCheckoutSession(tx.db, tx.orgId, dto.app, key, session.id);
+      if (outcome === 'recorded' || (outcome === 'superseded' && !replayed)) await this.auditStarted(tx, dto.app, session.id, params);
+      return outcome !== 'superseded';
     });
     if (!recorded) {
       // another checkout drew a new key while Stripe created this session: that one is the open checkout now
@@ -122,6 +180,14 @@ export class CheckoutService {
     }
     if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     return { id: session.id, url: session.url };
+  }
+
+  /** The audit of a checkout's session, from the Stripe parameters it was created with. */
+  private async auditStarted(tx: TenantTx, app: string, sessionId: string, params: Stripe.Checkout.SessionCreateParams): Promise<void> {
+    await this.audit.record(tx, {
+      action: 'billing.checkout_started', entityType: 'checkout_session', entityId: sessionId,
+      after: { app, plan: params.metadata?.plan ?? null, price: params.line_items?.[0]?.price ?? null, customer: params.customer ?? null },
+    });
   }
 
   /**
@@ -183,4 +249,9 @@ export class CheckoutService {
     await open((tx) => this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } }));
     return { id: session.id, url: session.url };
   }
+}
+
+/** The HTTP status of Stripe's answer to a failed call, null when there was none (timeout, network error). */
+function stripeStatus(err: unknown): number | null {
+  return err instanceof AppError ? (err.details as { stripeStatus?: number | null } | undefined)?.stripeStatus ?? null : null;
 }

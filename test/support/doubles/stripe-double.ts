@@ -43,6 +43,11 @@ export interface StripeDouble {
   env: Record<string, string>;
   /** the next request is answered with this Stripe error instead */
   failNext(status: number, message: string): void;
+  /**
+   * the next `count` requests are executed (and their answers kept under their Idempotency-Key, as Stripe does) but the
+   * connection is then closed unanswered: Stripe did it, and the caller never learned (a timeout, a network error)
+   */
+  loseNext(count?: number): void;
   /** the next request is held unanswered: `arrived` resolves once it is in, and it is answered only after `release()` */
   holdNext(): { arrived: Promise<StripeDoubleRequest>; release(): void };
   close(): Promise<void>;
@@ -64,6 +69,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   const idempotent = new Map<string, { path: string; form: string; answer?: { status: number; body: unknown } }>();
   const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
+  let lose = 0;
   let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
   const sessionBody = (sid: string, mode: string | undefined, clientReferenceId: string | null, customer: string | null) => {
     const session = sessions.get(sid)!;
@@ -82,6 +88,11 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     let kept: { path: string; form: string; answer?: { status: number; body: unknown } } | undefined;
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       if (kept) kept.answer = { status, body };
+      if (lose > 0) {
+        lose -= 1;
+        res.destroy();
+        return;
+      }
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req'), ...headers });
       res.end(JSON.stringify(body));
     };
@@ -165,6 +176,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     sessions,
     subscriptions,
     failNext: (status, message) => (failure = { status, message }),
+    loseNext: (count = 1) => (lose = count),
     holdNext: () => {
       let arrive!: (r: StripeDoubleRequest) => void;
       let release!: () => void;
