@@ -141,4 +141,31 @@ describe('invitations: accepting respects the users limit', () => {
       spy.mockRestore();
     }
   });
+
+  it('an app whose catalog has no users limit limits nothing: the acceptance is checked against none (200), not a 500', async () => {
+    const orgId = await createOrg(t, owner, 'No Seats Feature Co');
+    await onPlan(t, orgId, 'professional');
+    for (let i = 0; i < 4; i++) await addMember(t, orgId, await registerUser(t, `free${i}`), 'member'); // 5 members
+    const eve = await registerUser(t, 'eve');
+    const forEve = await invite(orgId, eve.email);
+    await onPlan(t, orgId, 'starter'); // 5 users: full, were the limit in the catalog
+
+    // the Hub's catalog without the users feature (its plans' values go with it), put back after
+    const q = async (sql: string) => (await t.db.admin.query(sql)).rows;
+    const [feature] = await q(`SELECT to_jsonb(f) AS row FROM hub.features f WHERE app_id = 'omnizen' AND code = 'users'`);
+    const planValues = await q(`SELECT to_jsonb(pf) AS row FROM hub.plan_features pf WHERE app_id = 'omnizen' AND feature = 'users'`);
+    expect(feature).toBeDefined();
+    await q(`DELETE FROM hub.features WHERE app_id = 'omnizen' AND code = 'users'`);
+    try {
+      const res = await accept(orgId, eve, forEve.token);
+      expect([res.status, res.body]).toEqual([200, { orgId, userId: eve.id, role: 'member' }]);
+      expect(await members(orgId)).toBe(6);
+      expect(await pending(orgId)).toEqual([]);
+    } finally {
+      await t.db.admin.query('INSERT INTO hub.features SELECT * FROM jsonb_populate_record(NULL::hub.features, $1)', [feature.row]);
+      for (const { row } of planValues) {
+        await t.db.admin.query('INSERT INTO hub.plan_features SELECT * FROM jsonb_populate_record(NULL::hub.plan_features, $1)', [row]);
+      }
+    }
+  });
 });

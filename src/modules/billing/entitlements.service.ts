@@ -184,13 +184,15 @@ export class EntitlementsService implements EntitlementGate {
    * before the change (`used - added`). The caller counts, since what it must count can differ from the feature's usage
    * counter (accepting an invitation counts the members, not members plus pending invitations, which creating one
    * consumes). The plan is the billing context of this transaction (resolvedIn, shared with enforce()). `explain` words
-   * the refusal for the caller's operation (default: enforce()'s wording).
+   * the refusal for the caller's operation (default: enforce()'s wording). A feature the app's catalog does not have as a
+   * limit (hub.features) limits nothing: no check.
    */
   async enforceWithin(tx: TenantTx, app: string, feature: string, used: number,
     { added = 1, explain = limitWording }: { added?: number; explain?: (exceeded: LimitExceeded) => string } = {}): Promise<void> {
     const [r, featureOf] = await Promise.all([this.resolvedIn(tx, app), repo.featureOfPlan(tx.db, app, feature)]);
     const row = featureOf?.(r.plan);
-    if (row?.kind !== 'limit') throw new Error(`feature ${app}/${feature} is not a limit in the catalog (hub.features)`);
+    // not a limit of the app in the Hub's catalog (hub.features): nothing limits it, as for a limit without a value
+    if (row?.kind !== 'limit') return;
     if (row.limit !== null && used > row.limit) throw await this.limitReached(tx.db, r, row, row.limit, used - added, used, explain);
   }
 

@@ -1,6 +1,6 @@
 import { sql, type ExpressionBuilder } from 'kysely';
-import type { Db } from '../../platform/database/database.service.js';
-import { claimsFor, type Principal } from '../../platform/auth/principal.js';
+import { claimOrganization, type Db } from '../../platform/database/database.service.js';
+import type { Principal } from '../../platform/auth/principal.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { InvitationDto, InvitationStatus } from './invitation.dto.js';
 
@@ -90,15 +90,24 @@ export const invitationRepository = {
   /**
    * Runs `read` inside the organization the caller has just joined in this transaction (accept), whose rows (its
    * subscription among them) the request's own organization does not show: the claims name it, and the database
-   * decides the membership again (auth_org_id()'s full check, as DatabaseService.tenantResolving does). Reads only:
-   * such claims are not the ones begin_request verified, which the API's writes need; the request's claims are put
-   * back after. When `read` throws, they are not: the transaction is rolled back.
+   * decides the membership again (claimOrganization, as DatabaseService.tenantResolving does). Reads only: such claims
+   * are not the ones begin_request verified, which the API's writes need; the request's claims are put back after,
+   * whether `read` answers or throws.
    */
   async readAsNewMember<T>(db: Db, principal: Principal, orgId: string, read: () => Promise<T>): Promise<T> {
     const [{ claims }] = await db.$queryRaw<{ claims: string }[]>`SELECT current_setting('request.jwt.claims') AS claims`;
-    await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
-    const result = await read();
-    await db.$executeRaw`SELECT set_config('request.jwt.claims', ${claims}, true)`;
+    const restore = () => db.$executeRaw`SELECT set_config('request.jwt.claims', ${claims}, true)`;
+    let result: T;
+    try {
+      await claimOrganization(db, principal, orgId);
+      result = await read();
+    } catch (err) {
+      // put back even on a refusal (a caller may catch it and go on); a failed statement leaves the transaction
+      // aborted, where the restore fails too: the original error is the one to report
+      await restore().catch(() => undefined);
+      throw err;
+    }
+    await restore();
     return result;
   },
 

@@ -35,6 +35,19 @@ export interface PublicTx {
   readonly meta: RequestMeta;
 }
 
+/**
+ * Points the transaction's claims (request.jwt.claims, for the rest of the transaction) at `orgId` for `principal`, and
+ * lets the database decide the membership again (auth_org_id()'s full check): the organization and the principal's role
+ * in it, or a null organization when the principal is not a member. Such claims are not the ones begin_request
+ * verified (auth_claims_verified() is false under them). DatabaseService.tenantResolving and
+ * invitationRepository.readAsNewMember use it.
+ */
+export async function claimOrganization(db: Db, principal: Principal, orgId: string): Promise<{ orgId: string | null; role: RequestRole | null }> {
+  await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
+  const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null }[]>`SELECT public.auth_org_id() AS org_id, public.auth_role() AS role`;
+  return { orgId: ctx.org_id, role: ctx.role };
+}
+
 /** Ends the canary's transaction by rollback, carrying what it saw. */
 class CanaryDone extends Error {
   constructor(readonly seen: { table: string; rows: number }[]) {
@@ -122,9 +135,8 @@ export class DatabaseService implements OnApplicationShutdown {
         SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`;
       const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta, scopes: null });
       if (!orgId) return undefined;
-      await db.$executeRaw`SELECT set_config('request.jwt.claims', ${JSON.stringify(claimsFor(principal, orgId))}, true)`;
-      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null }[]>`SELECT public.auth_org_id() AS org_id, public.auth_role() AS role`;
-      if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
+      const ctx = await claimOrganization(db, principal, orgId);
+      if (!ctx.orgId) throw PlatformErrors.notFound('organization', orgId);
       return work({ db, principal, orgId, role: ctx.role, workspaceId: null, meta, scopes: null });
     });
   }
