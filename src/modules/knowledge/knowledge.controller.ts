@@ -23,7 +23,7 @@ import {
 /** Who may add, change and delete documents (in collections they can read): everyone but viewers. */
 const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
 const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
-  'knowledge.unreadable_file', 'knowledge.extraction_limit', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
+  'knowledge.unreadable_file', 'knowledge.extraction_limit', 'knowledge.extraction_busy', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
 const MAX_VERSION_NO = 2 ** 31 - 1;
 const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1, maximum: MAX_VERSION_NO } };
 
@@ -252,7 +252,7 @@ export class KnowledgeUploadsController {
   async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getCollection(tx, id));
-    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf);
+    const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf, preflight.orgId);
     // createFromUpload checks the collection again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.createFromUpload(tx, id, fields, file));
   }
@@ -269,7 +269,7 @@ export class KnowledgeUploadsController {
   async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
     await tenant((tx) => this.knowledge.getDocument(tx, id));
-    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf);
+    const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf, preflight.orgId);
     // addVersion locks the document and checks it again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.addVersion(tx, id, file));
   }

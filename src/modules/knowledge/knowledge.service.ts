@@ -133,8 +133,21 @@ export class KnowledgeService {
       { filename: null, contentType: 'text/markdown', byteSize: Buffer.byteLength(text), text });
   }
 
+  /**
+   * The document's row and its version 1. The collection was read just before, but a deletion of it may commit between
+   * that read and this insert: before the insert starts, the row's policy finds the collection no longer readable
+   * (42501); while it runs, its key check waits on deleteCollection's row lock, then finds the row gone (23503). Either
+   * is the 404 the read would have answered a moment later (as for a collection no longer readable by the caller's
+   * role), not a 403 forbidden or a 409 conflict.reference.
+   */
   private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
-    const doc = await repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) });
+    const gone = () => KnowledgeErrors.notFound('knowledge_collection', d.collectionId);
+    const doc = await translateDatabaseError(repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) }), {
+      // the collection is the only row a document refers to
+      '23503': gone,
+      // the policy's check (the collection readable by the caller); a missing grant is not this, and stays an error
+      '42501': (e) => (e.message?.startsWith('new row violates row-level security') ? gone() : undefined),
+    });
     const version = await this.addVersionRow(tx, doc, 1, file, null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, doc.id, 1);
     await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...after, version } });

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CallTimer } from '../../platform/clock/clock.js';
+import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import type { HtmlTextWorkerInput, HtmlTextWorkerResult } from './html-text-worker.js';
 import type { PdfTextWorkerInput, PdfTextWorkerResult } from './pdf-text-worker.js';
@@ -30,6 +31,9 @@ export const PDF_LIMITS = {
  */
 export const HTML_MAX_DEPTH = 1_000;
 
+/** The Retry-After of a 503 knowledge.extraction_busy: an ordinary extraction takes well under a second. */
+export const EXTRACTION_BUSY_RETRY_SECONDS = 5;
+
 /** What ended an extraction early, and why the upload is refused. */
 export class PdfExtractionLimit extends Error {}
 
@@ -42,18 +46,32 @@ export class PdfExtractionLimit extends Error {}
  */
 @Injectable()
 export class PdfTextExtractor {
-  /** the limits in force: PDF_LIMITS (a test may lower them on its app's instance) */
-  readonly limits = { ...PDF_LIMITS };
+  /**
+   * The limits in force: PDF_LIMITS, and how many extractions may wait for a slot (KNOWLEDGE_EXTRACTION_MAX_WAITING),
+   * one organization's of them (KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG). A test may change them on its app's instance.
+   */
+  readonly limits: typeof PDF_LIMITS & { maxWaiting: number; maxWaitingPerOrg: number };
   /** workers alive (started and not yet exited) */
   running = 0;
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** the extractions waiting for a slot, first come first served; each holds its file in memory */
+  private readonly waiting: { orgId: string; start: () => void }[] = [];
 
-  constructor(private readonly timer: CallTimer) {}
+  constructor(private readonly timer: CallTimer, @Inject(APP_CONFIG) config: AppConfig) {
+    this.limits = { ...PDF_LIMITS, maxWaiting: config.knowledge.extractionMaxWaiting, maxWaitingPerOrg: config.knowledge.extractionMaxWaitingPerOrg };
+  }
 
-  /** The PDF's text (unpdf's extractText with mergePages); a 4xx naming the problem when it is refused. */
-  async extract(bytes: Buffer, maxChars: number): Promise<string> {
-    await this.slot();
+  /** Extractions waiting for a slot now (of `orgId` only, when given). */
+  queued(orgId?: string): number {
+    return orgId === undefined ? this.waiting.length : this.waiting.filter((w) => w.orgId === orgId).length;
+  }
+
+  /**
+   * The PDF's text (unpdf's extractText with mergePages), extracted for the organization `orgId`; a 4xx naming the
+   * problem when it is refused, a 503 knowledge.extraction_busy when too many extractions wait already (slot).
+   */
+  async extract(bytes: Buffer, maxChars: number, orgId: string): Promise<string> {
+    await this.slot(orgId);
     try {
       return await this.runPdf(bytes, maxChars);
     } finally {
@@ -66,8 +84,8 @@ export class PdfTextExtractor {
    * same slots: a 10 MB page took 9 s, which on the event loop froze every request. Elements nested deeper than
    * HTML_MAX_DEPTH are a 422 knowledge.unreadable_file (html-to-text recurses once per level).
    */
-  async extractHtml(html: string, maxChars: number): Promise<string> {
-    await this.slot();
+  async extractHtml(html: string, maxChars: number, orgId: string): Promise<string> {
+    await this.slot(orgId);
     try {
       return await this.runHtml(html, maxChars);
     } finally {
@@ -162,18 +180,37 @@ export class PdfTextExtractor {
     }
   }
 
-  private async slot(): Promise<void> {
+  /**
+   * A slot for an extraction of `orgId`: at once while one is free, else after the extractions waiting before it. The
+   * waiting ones hold their files (up to KNOWLEDGE_MAX_UPLOAD_BYTES each) and their clients: past limits.maxWaiting
+   * waiting, or limits.maxWaitingPerOrg of this organization (so one member's uploads cannot fill the queue ahead of
+   * every other organization's), the upload is a 503 knowledge.extraction_busy with Retry-After, nothing stored.
+   */
+  private async slot(orgId: string): Promise<void> {
     if (this.active < this.limits.concurrency) {
       this.active++;
       return;
     }
+    const busy = (message: string, details: Record<string, number>) => {
+      const err = KnowledgeErrors.error('knowledge.extraction_busy', `${message}; retry in ${EXTRACTION_BUSY_RETRY_SECONDS} s`, details);
+      err.retryAfterSeconds = EXTRACTION_BUSY_RETRY_SECONDS;
+      return err;
+    };
+    if (this.waiting.length >= this.limits.maxWaiting) {
+      throw busy(`the server is extracting the text of other files: ${this.waiting.length} uploads wait already, the most it queues`,
+        { maxWaiting: this.limits.maxWaiting });
+    }
+    if (this.queued(orgId) >= this.limits.maxWaitingPerOrg) {
+      throw busy(`${this.queued(orgId)} uploads of this organization wait already for their text to be extracted, the most one organization may queue`,
+        { maxWaitingPerOrg: this.limits.maxWaitingPerOrg });
+    }
     // release hands its slot over (active unchanged)
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((start) => this.waiting.push({ orgId, start }));
   }
 
   private release(): void {
     const next = this.waiting.shift();
-    if (next) next();
+    if (next) next.start();
     else this.active--;
   }
 }

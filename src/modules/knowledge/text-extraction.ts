@@ -29,16 +29,17 @@ export function contentTypeOf(mimetype: string | undefined, filename: string | u
 }
 
 /**
- * The text of an upload; a 4xx naming the problem when it cannot be read or holds no text. A PDF's and an HTML file's
- * are extracted in a worker thread, within limits of memory and time (PdfTextExtractor): never on the event loop.
+ * The text of an upload to the organization `orgId`; a 4xx naming the problem when it cannot be read or holds no text.
+ * A PDF's and an HTML file's are extracted in a worker thread, within limits of memory and time (PdfTextExtractor):
+ * never on the event loop; a 503 knowledge.extraction_busy when too many wait for a slot (the organization's, or all).
  */
-export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor): Promise<string> {
+export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor, orgId: string): Promise<string> {
   let text: string;
   if (type === 'application/pdf') {
     if (bytes.subarray(0, 5).toString('latin1') !== '%PDF-') {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not a PDF (it does not start with %PDF-)');
     }
-    text = await pdf.extract(bytes, MAX_DOCUMENT_TEXT_CHARS);
+    text = await pdf.extract(bytes, MAX_DOCUMENT_TEXT_CHARS, orgId);
   } else {
     let raw: string;
     try {
@@ -46,7 +47,7 @@ export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentT
     } catch {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not UTF-8 text');
     }
-    text = type === 'text/html' ? await pdf.extractHtml(raw, MAX_DOCUMENT_TEXT_CHARS) : raw;
+    text = type === 'text/html' ? await pdf.extractHtml(raw, MAX_DOCUMENT_TEXT_CHARS, orgId) : raw;
   }
   // NUL cannot be stored in a text column
   text = text.replace(/\u0000/g, '').trim();

@@ -15,9 +15,10 @@ const mb = (bytes: number) => (bytes >= 1024 * 1024 ? `${+(bytes / 1024 / 1024).
  * Reads a multipart upload: one `file` part, and the fields `title` and `tags` (comma-separated; any other field is a
  * 400 validation_failed naming it). The file is
  * read up to the limit (a larger one is a 413 naming the limit), typed by its media type or extension, and its
- * text extracted (a PDF's by `pdf`, in a worker thread), so a bad file is a 4xx here rather than a failed job later.
+ * text extracted (a PDF's by `pdf`, in a worker thread, in the slots of the organization `orgId`), so a bad file is a
+ * 4xx here rather than a failed job later.
  */
-export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: PdfTextExtractor): Promise<{ fields: { title?: string; tags: string[] }; file: UploadedText }> {
+export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: PdfTextExtractor, orgId: string): Promise<{ fields: { title?: string; tags: string[] }; file: UploadedText }> {
   if (!req.isMultipart()) throw KnowledgeErrors.error('knowledge.file_missing', 'send the file as multipart/form-data with a part named "file"');
   const fields: Record<string, string> = {};
   let file: { part: MultipartFile; bytes: Buffer } | undefined;
@@ -58,7 +59,7 @@ export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: Pdf
   if (tags.length > 20 || tags.some((t) => !TAG.test(t))) {
     throw KnowledgeErrors.error('knowledge.invalid_field', 'tags: up to 20, comma-separated, each 1-50 characters of a-z, 0-9, _ . -');
   }
-  const text = await extractDocumentText(file.bytes, type, pdf);
+  const text = await extractDocumentText(file.bytes, type, pdf, orgId);
   return {
     fields: { title: title || undefined, tags: [...new Set(tags)] },
     file: { filename: file.part.filename ? file.part.filename.slice(0, 300) : null, contentType: type, byteSize: file.bytes.length, text },

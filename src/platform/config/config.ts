@@ -248,6 +248,14 @@ export interface AppConfig {
      * many ranks them exactly by vector (pgvector); more, by the HNSW index. 0: always the index.
      */
     exactSearchMaxChunks: number;
+    /**
+     * KNOWLEDGE_EXTRACTION_MAX_WAITING (default 8): uploads (PDF, HTML) that may wait in this process for one of the
+     * two extraction slots, each holding its file in memory; past it an upload is a 503 knowledge.extraction_busy
+     * with Retry-After. 0: none waits.
+     */
+    extractionMaxWaiting: number;
+    /** KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG (default 2): of those, one organization's (so one cannot fill the queue) */
+    extractionMaxWaitingPerOrg: number;
   };
 }
 
@@ -433,6 +441,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     chunkTokens,
     chunkOverlapTokens: int(env, 'KNOWLEDGE_CHUNK_OVERLAP_TOKENS', 60, 0, chunkTokens - 1),
     exactSearchMaxChunks: int(env, 'KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS', 20_000, 0, 1_000_000),
+    extractionMaxWaiting: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAITING', 8, 0, 1000),
+    extractionMaxWaitingPerOrg: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG', 2, 0, 1000),
   };
   const webhookConcurrency = int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500);
   return {
