@@ -7,6 +7,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
 import { DAY_MS } from './subscription-status.js';
+import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
 
 /** How long before a trial's end its `subscription.trial_ending` goes out (as Stripe's trial_will_end: three days). */
 export const TRIAL_ENDING_NOTICE_MS = 3 * DAY_MS;
@@ -21,7 +22,8 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
  * says so too (customer.subscription.deleted); this job makes the Hub right even when that event is late
  * or the subscription was provisioned without Stripe. A Stripe trial is left to Stripe, which may convert
  * it to paid: its end makes it read-only meanwhile (accessFor), not canceled. And records when the grace period of a
- * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs.
+ * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs. And
+ * drops the checkout keys left in doubt past Stripe's idempotency window, with their parameters (dropStaleCheckoutKeys).
  */
 @Injectable()
 export class BillingExpiryJob {
@@ -38,6 +40,22 @@ export class BillingExpiryJob {
     await this.recordPastDueStarts().catch((err) => this.logger.error(`recording past-due starts failed: ${(err as Error).message}`));
     await this.noticeEndingTrials().catch((err) => this.logger.error(`trial-ending notices failed: ${(err as Error).message}`));
     await this.expire().catch((err) => this.logger.error(`billing expiry failed: ${(err as Error).message}`));
+    await this.dropStaleCheckoutKeys().catch((err) => this.logger.error(`dropping stale checkout keys failed: ${(err as Error).message}`));
+  }
+
+  /**
+   * Drops the checkout keys still in doubt (hub.limit_locks.checkout_params: a create Stripe never answered) drawn
+   * Stripe's idempotency window (CHECKOUT_DOUBT_MS) or more before `now` (the injected clock's): a replay would create a
+   * new session, so nothing is left to learn, and the parameters, which may hold the requesting admin's e-mail address,
+   * are kept no longer (the personal-data catalog's retention of the column). Not audited: the module audits checkout
+   * sessions, not its keys (nor does a checkout that draws or drops one). Returns the keys dropped.
+   */
+  async dropStaleCheckoutKeys(now = new Date(this.clock.now())): Promise<{ orgId: string; appId: string; key: string }[]> {
+    return this.privileged.run('billing.expiry', async (db) => {
+      const dropped = await repo.dropStaleCheckoutKeys(db, new Date(now.getTime() - CHECKOUT_DOUBT_MS));
+      if (dropped.length) this.logger.log(`dropped ${dropped.length} checkout key(s) in doubt past Stripe's idempotency window`);
+      return dropped.map(({ orgId, appId, key }) => ({ orgId, appId, key }));
+    });
   }
 
   /**

@@ -28,7 +28,12 @@ const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a ret
   + '409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the '
   + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
   + 'it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not '
-  + 'ended. Once it is canceled or incomplete_expired, a new checkout is allowed.';
+  + 'ended. Once it is canceled or incomplete_expired, a new checkout is allowed. '
+  + 'When Stripe\'s answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created '
+  + 'the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the '
+  + 'create) and expires it, so only one can be paid. Until then the request\'s Stripe parameters (they may hold the admin\'s e-mail '
+  + 'address) are kept, for at most Stripe\'s 24-hour idempotency window: after it a checkout no longer looks for that session, and the '
+  + 'billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.';
 
 @ApiTags('billing')
 @OrgRoute()

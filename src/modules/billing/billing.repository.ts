@@ -356,6 +356,23 @@ export const billingRepository = {
       .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
   },
 
+  /**
+   * Drops every checkout key still in doubt (parameters kept, no session recorded) drawn at or before `cutoff`: past
+   * Stripe's idempotency window a replay of its create would create a new session, so there is nothing left to learn,
+   * and its parameters (perhaps the e-mail address of the admin who asked) go with it. The session recorded before it
+   * (still to be expired by the next checkout) stays. Rows a checkout holds locked are skipped (the next run gets them).
+   * Returns the keys dropped.
+   */
+  async dropStaleCheckoutKeys(db: Db, cutoff: Date): Promise<{ orgId: string; appId: string; key: string; drawnAt: Date }[]> {
+    return db.$queryRaw<{ orgId: string; appId: string; key: string; drawnAt: Date }[]>`
+      UPDATE hub.limit_locks l SET checkout_key = NULL, checkout_key_at = NULL, checkout_request = NULL, checkout_params = NULL
+      FROM (SELECT org_id, app_id, checkout_key, checkout_key_at FROM hub.limit_locks
+            WHERE checkout_params IS NOT NULL AND (checkout_key_at IS NULL OR checkout_key_at <= ${cutoff}::timestamptz)
+            FOR UPDATE SKIP LOCKED) old
+      WHERE l.org_id = old.org_id AND l.app_id = old.app_id
+      RETURNING l.org_id::text AS "orgId", l.app_id AS "appId", old.checkout_key::text AS key, old.checkout_key_at AS "drawnAt"`;
+  },
+
   /** Newest received first, `limit` rows; `key` is each event's keyset position (receivedAt to the microsecond, id). */
   async billingEvents(db: Db, orgId: string, f: { status?: string; type?: string; after?: { r: string; i: string }; limit: number }) {
     let q = qb.selectFrom('hub.BillingEvent')

@@ -12,13 +12,21 @@ import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
-import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
+import { DAY_MS, LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
 
 /**
  * How long one checkout key is kept: less than Stripe's 24 hours, both the default life of a Checkout session and the
  * least time Stripe keeps the answer to an Idempotency-Key.
  */
 const CHECKOUT_KEY_MS = 23 * 3_600_000;
+
+/**
+ * How long a checkout key whose create had no answer stays in doubt: Stripe's idempotency window (24 hours from the
+ * key). A replay of the create after it would create a new session rather than tell the one created then, so the key
+ * is no longer in doubt: a checkout draws a new one, and BillingExpiryJob drops it with its parameters (which may hold
+ * the requesting admin's e-mail address) even if no checkout comes.
+ */
+export const CHECKOUT_DOUBT_MS = DAY_MS;
 
 /**
  * Stripe Checkout and the customer portal, for an organization or (in a personal organization) a person. Stripe answers
@@ -34,7 +42,9 @@ const CHECKOUT_KEY_MS = 23 * 3_600_000;
  *
  * A session Stripe created but the Hub did not record (Stripe's answer lost, or the recording failed) must be expired
  * too: a key whose create had no answer is kept, with the request's parameters, and the next different checkout first
- * replays that create under the key's Idempotency-Key, so Stripe tells it the session (settle).
+ * replays that create under the key's Idempotency-Key, so Stripe tells it the session (settle). Only within Stripe's
+ * idempotency window (CHECKOUT_DOUBT_MS): after it the key is not in doubt, and BillingExpiryJob drops it with its
+ * parameters if no checkout has.
  */
 @Injectable()
 export class CheckoutService {
@@ -95,7 +105,9 @@ export class CheckoutService {
         // subscription since it was drawn (a checkout of the window may have completed: its session is spent)
         const reuse = pending.key && pending.request === request && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
           && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
-        if (!reuse && pending.key && pending.request && pending.params && pending.key !== running) {
+        // within Stripe's idempotency window: past it a replay would create a new session, so there is nothing to learn
+        const withinWindow = !!pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_DOUBT_MS;
+        if (!reuse && pending.key && pending.request && pending.params && withinWindow && pending.key !== running) {
           // the key's session is not recorded: Stripe may have created it (its answer lost, or its recording failed).
           // Learned first (below), so that it is expired like a recorded one.
           return { kind: 'doubt' as const, doubt: { key: pending.key, request: pending.request, params: pending.params } };

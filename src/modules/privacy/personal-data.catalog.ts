@@ -187,6 +187,18 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     table: 'hub."BillingEvent"', person: { kind: 'value-scan' }, describes: 'Stripe events of your subscriptions',
     columns: { payload: { kind: 'retain', basis: 'billing records under bookkeeping law', duration: '10 years' } },
   },
+  {
+    // the Stripe parameters of a checkout whose create Stripe never answered (customer_email: the requesting admin's
+    // address): kept so the next checkout can learn that session from Stripe and expire it before creating its own (only
+    // one payable), and only within Stripe's idempotency window; BillingExpiryJob.dropStaleCheckoutKeys clears them after
+    table: 'hub.limit_locks', person: { kind: 'value-scan' }, describes: 'never exported (a pending Stripe checkout request)', exported: false,
+    columns: {
+      checkout_params: {
+        kind: 'retain', basis: 'completing a checkout the person asked for: only one Stripe session of it may stay payable (GDPR Art. 6(1)(b))',
+        duration: '24 hours after the checkout key was drawn (Stripe\'s idempotency window; cleared by the billing-expiry job, every 10 minutes)',
+      },
+    },
+  },
   // rows about a person with no personal-looking column: exported (the person's own records), nothing to erase in them
   { table: 'core.memberships', person: { kind: 'user', column: 'user_id' }, describes: 'the organizations you belong to and your role', columns: {} },
   { table: 'core.notification_preferences', person: { kind: 'user', column: 'user_id' }, describes: 'your notification settings', columns: {} },
